@@ -1,0 +1,193 @@
+"""Commercial Amazon Bedrock Runtime, reached from GovCloud with commercial credentials.
+
+Translates Bedrock's answers and errors into the workflow's vocabulary: throttling and transient
+faults become retryable errors, rejected credentials trigger one fresh read of the secret.
+"""
+
+import json
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
+from botocore.tokens import FrozenAuthToken
+from pydantic import BaseModel, ConfigDict
+
+from xpi.adapters.credentials import ApiKey, CommercialCredentials, CredentialSource
+from xpi.domain.errors import BedrockRejected, BedrockThrottled, BedrockUnavailable, CredentialsRejected
+from xpi.models.request import InferenceRequest
+from xpi.models.workflow import Route, Usage
+
+if TYPE_CHECKING:
+    from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
+
+THROTTLING = {"ThrottlingException", "TooManyRequestsException", "ServiceQuotaExceededException"}
+TRANSIENT = {"ModelTimeoutException", "ServiceUnavailableException", "InternalServerException",
+             "ModelNotReadyException", "ModelErrorException"}
+CREDENTIALS = {"UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException",
+               "IncompleteSignatureException", "AccessDeniedException"}
+
+T = TypeVar("T")
+
+
+class ModelAnswer(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    text: str | None = None
+    body: dict[str, Any] | None = None
+    stop_reason: str | None = None
+    usage: Usage
+    latency_ms: int
+    credential_version: str
+
+
+class BedrockGateway(Protocol):
+    def answer(self, route: Route, request: InferenceRequest) -> ModelAnswer: ...
+
+
+class _StaticToken:
+    """A botocore token provider holding one Bedrock API key (sent as `Authorization: Bearer`)."""
+
+    def __init__(self, token: str) -> None:
+        self._token = FrozenAuthToken(token)
+
+    def load_token(self, **_: Any) -> FrozenAuthToken:
+        return self._token
+
+
+class BotoBedrockGateway:
+    def __init__(self, credentials: CredentialSource, timeout_s: int) -> None:
+        self._credentials = credentials
+        self._config = Config(
+            retries={"mode": "standard", "total_max_attempts": 1},  # the workflow owns retries
+            connect_timeout=5,
+            read_timeout=timeout_s,
+        )
+        self._clients: dict[tuple[str, str, str], BedrockRuntimeClient] = {}
+
+    def answer(self, route: Route, request: InferenceRequest) -> ModelAnswer:
+        call = self._converse if route.api == "converse" else self._invoke_model
+        return self._with_credentials(route, lambda client, version: call(client, version, route, request))
+
+    def _with_credentials(self, route: Route, call: "Callable[[BedrockRuntimeClient, str], T]") -> T:
+        credentials = self._credentials.get()
+        try:
+            return self._translate(lambda: call(self._client(route, credentials), credentials.version_id))
+        except CredentialsRejected:
+            fresh = self._credentials.get(refresh=True)  # rotated since we cached it?
+            return self._translate(lambda: call(self._client(route, fresh), fresh.version_id), final=True)
+
+    def _client(self, route: Route, credentials: CommercialCredentials) -> "BedrockRuntimeClient":
+        key = (credentials.version_id, route.region, route.endpoint)
+        client = self._clients.get(key)
+        if client is None:
+            session = botocore.session.Session()
+            secret = credentials.secret
+            options: dict[str, Any] = {}
+            config = self._config
+            if isinstance(secret, ApiKey):
+                session.register_component("token_provider", _StaticToken(secret.api_key.get_secret_value()))
+                config = config.merge(Config(signature_version="bearer"))
+            else:
+                options = {
+                    "aws_access_key_id": secret.aws_access_key_id,
+                    "aws_secret_access_key": secret.aws_secret_access_key.get_secret_value(),
+                    "aws_session_token": secret.aws_session_token.get_secret_value()
+                    if secret.aws_session_token
+                    else None,
+                }
+            client = boto3.Session(botocore_session=session).client(
+                "bedrock-runtime", region_name=route.region, endpoint_url=route.endpoint or None,
+                config=config, **options,
+            )
+            self._clients = {key: client}  # one credential version at a time
+        return client
+
+    @staticmethod
+    def _translate(call: Callable[[], T], final: bool = False) -> T:
+        try:
+            return call()
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "Unknown")
+            message = f"{code}: {exc.response.get('Error', {}).get('Message', '')}"
+            if code in THROTTLING:
+                raise BedrockThrottled(message) from None
+            if code in TRANSIENT:
+                raise BedrockUnavailable(message) from None
+            if code in CREDENTIALS:
+                if final and code == "AccessDeniedException":
+                    raise BedrockRejected(message) from None
+                raise CredentialsRejected(message) from None
+            raise BedrockRejected(message) from None
+        except (ReadTimeoutError, ConnectionError) as exc:
+            raise BedrockUnavailable(f"{type(exc).__name__} reaching commercial Bedrock") from None
+
+    @staticmethod
+    def _converse(
+        client: "BedrockRuntimeClient", version: str, route: Route, request: InferenceRequest
+    ) -> ModelAnswer:
+        settings = request.inference
+        inference: dict[str, Any] = {"maxTokens": settings.max_tokens}
+        if settings.temperature is not None:
+            inference["temperature"] = settings.temperature
+        if settings.top_p is not None:
+            inference["topP"] = settings.top_p
+        if settings.stop_sequences:
+            inference["stopSequences"] = settings.stop_sequences
+        arguments: dict[str, Any] = {
+            "modelId": route.model_id,
+            "messages": request.converse_messages(),
+            "inferenceConfig": inference,
+        }
+        if request.system:
+            arguments["system"] = [{"text": text} for text in request.system]
+        started = time.perf_counter()
+        response = client.converse(**arguments)
+        content = response["output"].get("message", {}).get("content", [])
+        return ModelAnswer(
+            text="".join(block.get("text", "") for block in content),
+            stop_reason=response.get("stopReason"),
+            usage=Usage(
+                input_tokens=response["usage"]["inputTokens"], output_tokens=response["usage"]["outputTokens"]
+            ),
+            latency_ms=int(response.get("metrics", {}).get("latencyMs", (time.perf_counter() - started) * 1000)),
+            credential_version=version,
+        )
+
+    @staticmethod
+    def _invoke_model(
+        client: "BedrockRuntimeClient", version: str, route: Route, request: InferenceRequest
+    ) -> ModelAnswer:
+        started = time.perf_counter()
+        response = client.invoke_model(
+            modelId=route.model_id,
+            body=json.dumps(request.body).encode("utf-8"),
+            contentType="application/json",
+            accept="application/json",
+        )
+        body = json.loads(response["body"].read())
+        headers = response["ResponseMetadata"].get("HTTPHeaders", {})
+        return ModelAnswer(
+            body=body,
+            stop_reason=_native_stop_reason(body),
+            usage=Usage(
+                input_tokens=int(headers.get("x-amzn-bedrock-input-token-count", 0)),
+                output_tokens=int(headers.get("x-amzn-bedrock-output-token-count", 0)),
+            ),
+            latency_ms=int((time.perf_counter() - started) * 1000),
+            credential_version=version,
+        )
+
+
+def _native_stop_reason(body: dict[str, Any]) -> str | None:
+    """Stop reason across the main InvokeModel families (Anthropic, Nova, Titan, Llama)."""
+    for key in ("stop_reason", "stopReason"):
+        if isinstance(body.get(key), str):
+            return str(body[key])
+    results = body.get("results")
+    if isinstance(results, list) and results and isinstance(results[0], dict):
+        reason = results[0].get("completionReason")
+        return str(reason) if reason else None
+    return None

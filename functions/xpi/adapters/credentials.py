@@ -1,0 +1,77 @@
+"""Commercial-partition credentials, read from a GovCloud Secrets Manager secret.
+
+The secret holds either IAM access keys of a commercial-account user or a Bedrock API key:
+    {"type": "iam", "aws_access_key_id": "...", "aws_secret_access_key": "...", "aws_session_token": null}
+    {"type": "api_key", "api_key": "..."}
+Values are cached for a short TTL by Powertools Parameters and re-read on demand when Bedrock rejects
+them (rotation). Only the secret's version id ever leaves this module in logs, lineage or events.
+"""
+
+import json
+from typing import Annotated, Any, Literal, Protocol
+
+from aws_lambda_powertools.utilities.parameters import BaseProvider
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
+
+from xpi.adapters import aws
+from xpi.domain.errors import CredentialsUnavailable
+
+
+class IamKeys(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    type: Literal["iam"] = "iam"
+    aws_access_key_id: str
+    aws_secret_access_key: SecretStr
+    aws_session_token: SecretStr | None = None
+
+
+class ApiKey(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    type: Literal["api_key"]
+    api_key: SecretStr
+
+
+CommercialSecret = Annotated[IamKeys | ApiKey, Field(discriminator="type")]
+_SECRET = TypeAdapter(CommercialSecret)
+
+
+class CommercialCredentials(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    version_id: str
+    secret: CommercialSecret
+
+
+class CredentialSource(Protocol):
+    def get(self, *, refresh: bool = False) -> CommercialCredentials: ...
+
+
+class _VersionedSecretsProvider(BaseProvider):
+    """Powertools' caching around GetSecretValue, keeping the version id that SecretsProvider drops."""
+
+    def _get(self, name: str, **sdk_options: Any) -> str:
+        response = aws.secretsmanager().get_secret_value(SecretId=name, **sdk_options)
+        return json.dumps({"version_id": response["VersionId"], "secret": response.get("SecretString", "")})
+
+    def _get_multiple(self, path: str, **sdk_options: Any) -> dict[str, str]:
+        raise NotImplementedError("commercial credentials are one secret")
+
+
+class SecretsManagerCredentials:
+    def __init__(self, secret_id: str, max_age_s: int) -> None:
+        self._secret_id = secret_id
+        self._max_age_s = max_age_s
+        self._provider = _VersionedSecretsProvider()
+
+    def get(self, *, refresh: bool = False) -> CommercialCredentials:
+        try:
+            raw = self._provider.get(self._secret_id, max_age=self._max_age_s, force_fetch=refresh)
+        except Exception as exc:  # Powertools wraps SDK errors in GetParameterError
+            raise CredentialsUnavailable(f"cannot read the commercial credentials secret: {type(exc).__name__}") from None
+        envelope = json.loads(str(raw))
+        try:
+            secret = _SECRET.validate_json(envelope["secret"])
+        except ValidationError:
+            raise CredentialsUnavailable(
+                f"the commercial credentials secret (version {envelope['version_id']}) is not in a known shape"
+            ) from None
+        return CommercialCredentials(version_id=envelope["version_id"], secret=secret)

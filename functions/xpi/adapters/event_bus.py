@@ -1,0 +1,34 @@
+"""Events on the xpi EventBridge bus."""
+
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from xpi.adapters import aws
+
+
+class EventPublishError(RuntimeError):
+    pass
+
+
+class EventPublisher(Protocol):
+    def publish(self, detail_type: str, detail: BaseModel) -> None: ...
+
+
+class EventBridgePublisher:
+    def __init__(self, bus_name: str, source: str) -> None:
+        self._bus_name = bus_name
+        self._source = source
+
+    def publish(self, detail_type: str, detail: BaseModel) -> None:
+        response = aws.events().put_events(
+            Entries=[{
+                "EventBusName": self._bus_name,
+                "Source": self._source,
+                "DetailType": detail_type,
+                "Detail": detail.model_dump_json(exclude_none=True),
+            }]
+        )
+        if response.get("FailedEntryCount"):
+            entry = response["Entries"][0]
+            raise EventPublishError(f"EventBridge refused the event: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}")

@@ -1,0 +1,75 @@
+"""Turning what a producer sent into an accepted request, or a clear rejection."""
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from xpi.domain.errors import RequestInvalid
+from xpi.domain.hashing import canonical_sha256
+from xpi.models.request import MAX_REQUEST_BYTES, REQUEST_ID_PATTERN, InferenceRequest
+from xpi.models.workflow import Claim, Source, WorkflowState
+
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
+
+
+def parse_json_object(raw: str | bytes) -> dict[str, Any]:
+    """The body of a message or line as a JSON object, or RequestInvalid saying why not."""
+    size = len(raw.encode("utf-8") if isinstance(raw, str) else raw)
+    if size > MAX_REQUEST_BYTES:
+        raise RequestInvalid(f"request is {size} bytes; the limit is {MAX_REQUEST_BYTES}")
+    try:
+        value = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RequestInvalid(f"request is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise RequestInvalid(f"request must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def usable_request_id(raw: Mapping[str, Any] | None) -> str | None:
+    """The client's request id when it is well-formed, so even a rejected request can be answered."""
+    candidate = raw.get("request_id") if raw else None
+    return candidate if isinstance(candidate, str) and _REQUEST_ID.fullmatch(candidate) else None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem, naming the field; input values are left out (they may be sensitive)."""
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        location = ".".join(str(part) for part in error["loc"]) or "request"
+        problems.append(f"{location}: {error['msg']}")
+    return "; ".join(problems[:10])
+
+
+def parse_request(raw: Mapping[str, Any], fallback_id: str | None = None) -> InferenceRequest:
+    data = dict(raw)
+    if fallback_id and "request_id" not in data:
+        data["request_id"] = fallback_id
+    try:
+        return InferenceRequest.model_validate(data)
+    except ValidationError as exc:
+        raise RequestInvalid(f"request does not match schema v1: {describe_validation_error(exc)}") from None
+
+
+def accept(request: InferenceRequest, source: Source, now: datetime, retention_days: int) -> WorkflowState:
+    """The workflow state of a valid request, with the lineage claim the workflow writes next."""
+    claim = Claim(
+        request_id=request.request_id,
+        created_at=now.isoformat(timespec="milliseconds"),
+        day=now.strftime("%Y-%m-%d"),
+        caller_principal=source.principal,
+        source=source.kind,
+        request_sha256=canonical_sha256(request.model_dump(mode="json")),
+        model_requested=request.model,
+        expires_at=str(int((now + timedelta(days=retention_days)).timestamp())),
+    )
+    return WorkflowState(
+        request=request,
+        source=source,
+        claim=claim,
+        timings={"received_at": source.received_at, "validated_at": now},
+    )

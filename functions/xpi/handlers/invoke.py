@@ -1,0 +1,58 @@
+"""Workflow step: call commercial Bedrock with the commercial credentials.
+
+Idempotent on the request id, so a retried task (or a duplicate start) never calls Bedrock twice for
+one request; the idempotency table is built on first use, not at import.
+"""
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from xpi import dependencies
+from xpi.models.workflow import ModelResponse, WorkflowState
+from xpi.observability import logger, metrics, tracer
+from xpi.services.invocation import invoke_model
+from xpi.settings import get_settings
+
+IDEMPOTENCY = IdempotencyConfig(event_key_jmespath="request.request_id", expires_after_seconds=24 * 3600,
+                                raise_on_no_idempotency_key=True)
+
+
+@cache
+def _invoke_once() -> Callable[..., dict[str, Any]]:
+    persistence = DynamoDBPersistenceLayer(table_name=get_settings().require("idempotency_table"))
+
+    @idempotent_function(data_keyword_argument="state", config=IDEMPOTENCY, persistence_store=persistence)
+    def invoke_once(*, state: dict[str, Any]) -> dict[str, Any]:
+        settings = get_settings()
+        response = invoke_model(
+            WorkflowState.model_validate(state), dependencies.bedrock_gateway(), dependencies.object_store(),
+            dependencies.routing_config(), inline_max_bytes=settings.inline_output_max_bytes,
+        )
+        metrics.add_metric(name="InputTokens", unit=MetricUnit.Count, value=response.usage.input_tokens)
+        metrics.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=response.usage.output_tokens)
+        return response.model_dump(mode="json", exclude_none=True)
+
+    return invoke_once
+
+
+@logger.inject_lambda_context(correlation_id_path="request.request_id")
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+@event_parser(model=WorkflowState)
+def handler(event: WorkflowState, context: LambdaContext) -> dict[str, Any]:
+    IDEMPOTENCY.register_lambda_context(context)
+    response = _invoke_once()(state=event.model_dump(mode="json", exclude_none=True))
+    event.response = ModelResponse.model_validate(response)
+    event.timings["invoked_at"] = datetime.now(UTC)
+    return event.model_dump(mode="json", exclude_none=True)

@@ -1,0 +1,88 @@
+"""Result events on the xpi bus (schema: docs/events.md). Detail-types are stable API."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+INFERENCE_COMPLETED = "Inference Completed"
+INFERENCE_FAILED = "Inference Failed"
+INFERENCE_BLOCKED = "Inference Blocked"
+SECURITY_ALERT = "Security Alert"
+
+DETAIL_TYPE_BY_STATUS = {
+    "COMPLETED": INFERENCE_COMPLETED,
+    "FAILED": INFERENCE_FAILED,
+    "BLOCKED": INFERENCE_BLOCKED,
+}
+
+
+class _Detail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EventCaller(_Detail):
+    principal: str
+    project: str | None = None
+    cost_centre: str | None = None
+    tags: dict[str, str] = {}
+
+
+class EventModel(_Detail):
+    requested: str
+    resolved: str | None = None
+    region: str | None = None
+
+
+class EventOutput(_Detail):
+    text: str | None = None
+    body: dict[str, Any] | None = None
+    s3_uri: str | None = None
+    bytes: int
+    sha256: str
+    stop_reason: str | None = None
+
+
+class EventUsage(_Detail):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    estimated_cost_usd: float = 0.0
+
+
+class EventClassification(_Detail):
+    decision: str
+    categories: dict[str, int] = {}
+
+
+class EventError(_Detail):
+    code: str
+    message: str
+
+
+class ResultDetail(_Detail):
+    """detail of `Inference Completed`, `Inference Failed` and `Inference Blocked`."""
+
+    version: Literal["1"] = "1"
+    request_id: str
+    status: Literal["COMPLETED", "FAILED", "BLOCKED"]
+    source: str
+    source_reference: str | None = None
+    batch_id: str | None = None
+    caller: EventCaller
+    model: EventModel
+    classification: EventClassification | None = None
+    output: EventOutput | None = None
+    usage: EventUsage | None = None
+    error: EventError | None = None
+    reply: dict[str, str] = {}
+    timings: dict[str, datetime] = {}
+    lineage_key: str
+
+
+class SecurityAlertDetail(_Detail):
+    version: Literal["1"] = "1"
+    request_id: str
+    caller_principal: str
+    source: str
+    categories: dict[str, int]
+    decision: str

@@ -1,0 +1,108 @@
+"""The state that flows through the inference workflow, one optional section per step.
+
+Each Lambda task receives the whole state and returns it with its own section filled in, so the ASL
+stays a readable list of steps and every handler parses exactly one model.
+"""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from xpi.models.request import InferenceRequest
+
+SourceKind = Literal["sqs", "s3_batch", "api"]
+Decision = Literal["allow", "redact", "block"]
+FinalStatus = Literal["COMPLETED", "FAILED", "BLOCKED"]
+
+
+class _State(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Source(_State):
+    kind: SourceKind
+    principal: str = Field(description="the caller's IAM principal (SQS SenderId, API caller ARN, S3 uploader)")
+    reference: str | None = Field(None, description="SQS message id, S3 object URI with line, or API request id")
+    received_at: datetime
+    batch_id: str | None = None
+
+
+class WorkflowInput(_State):
+    """What a producer-facing function hands to StartExecution; validated again by the first step."""
+
+    request: dict[str, Any]
+    source: Source
+    execution: str | None = Field(None, description="the execution name, injected by the ASL")
+
+
+class Claim(_State):
+    """The lineage item's first version, written by the workflow's conditional PutItem (strings only)."""
+
+    request_id: str
+    created_at: str
+    day: str
+    caller_principal: str
+    source: SourceKind
+    request_sha256: str
+    model_requested: str
+    expires_at: str
+
+
+class Classification(_State):
+    decision: Decision
+    categories: dict[str, int] = {}
+    findings: int = 0
+    security_alert: bool = False
+    reasons: list[str] = []
+    classifier: str = Field(description="what inspected the request, e.g. 'xpi-rules/1 + comprehend'")
+
+
+class Route(_State):
+    model_id: str = Field(description="the model id or inference profile id sent to Bedrock")
+    region: str
+    endpoint: str
+    api: Literal["converse", "invoke_model"]
+
+
+class Usage(_State):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class ModelResponse(_State):
+    output_text: str | None = None
+    output_body: dict[str, Any] | None = Field(None, description="native InvokeModel response, when small")
+    output_s3_uri: str | None = None
+    output_bytes: int
+    output_sha256: str
+    stop_reason: str | None = None
+    usage: Usage = Usage()
+    latency_ms: int = 0
+    credential_version: str
+    estimated_cost_usd: float = 0.0
+
+
+class StepError(_State):
+    """What a Catch puts at $.error: the Step Functions error name and its cause."""
+
+    Error: str
+    Cause: str | None = None
+
+
+class Outcome(_State):
+    emit: bool = Field(description="false when another execution already finalised this request")
+    detail_type: str
+    detail: dict[str, Any]
+
+
+class WorkflowState(_State):
+    request: InferenceRequest
+    source: Source
+    claim: Claim
+    timings: dict[str, datetime] = {}
+    classification: Classification | None = None
+    route: Route | None = None
+    response: ModelResponse | None = None
+    error: StepError | None = None
+    outcome: Outcome | None = None

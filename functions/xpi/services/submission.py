@@ -1,0 +1,79 @@
+"""Accepting work from producers (queue messages, API submits): validate, then start the workflow.
+
+A request that cannot be accepted is answered once: a failure lineage item and an `Inference Failed`
+event when it carries a usable request id, guarded so a redelivered message does not answer twice.
+"""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from xpi.adapters.event_bus import EventPublisher
+from xpi.adapters.lineage_store import LineageStore
+from xpi.adapters.workflow import WorkflowStarter
+from xpi.domain.errors import RequestInvalid
+from xpi.domain.intake import parse_json_object, parse_request, usable_request_id
+from xpi.models.events import INFERENCE_FAILED, EventCaller, EventError, EventModel, ResultDetail
+from xpi.models.request import InferenceRequest
+from xpi.models.workflow import Source, WorkflowInput
+
+
+class Submitted(StrEnum):
+    STARTED = "started"
+    DUPLICATE = "duplicate"
+
+
+def submit(
+    body: str, source: Source, fallback_id: str, starter: WorkflowStarter, lineage: LineageStore,
+    events: EventPublisher, now: datetime, retention_days: int,
+) -> tuple[Submitted, InferenceRequest]:
+    raw: dict[str, Any] | None = None
+    try:
+        raw = parse_json_object(body)
+        request = parse_request(raw, fallback_id=fallback_id)
+    except RequestInvalid as exc:
+        reject(usable_request_id(raw), raw or {}, source, exc, lineage, events, now, retention_days)
+        raise
+    started = starter.start(request.request_id, WorkflowInput(request=request.model_dump(mode="json"),
+                                                               source=source))
+    return (Submitted.STARTED if started else Submitted.DUPLICATE), request
+
+
+def reject(
+    request_id: str | None, raw: dict[str, Any], source: Source, error: RequestInvalid,
+    lineage: LineageStore, events: EventPublisher, now: datetime, retention_days: int,
+) -> bool:
+    """Answer an unacceptable request once; False when it has no usable id or was answered before."""
+    if request_id is None:
+        return False
+    model = raw.get("model") if isinstance(raw.get("model"), str) else None
+    reply = raw.get("reply") if isinstance(raw.get("reply"), dict) else {}
+    detail = ResultDetail(
+        request_id=request_id,
+        status="FAILED",
+        source=source.kind,
+        source_reference=source.reference,
+        batch_id=source.batch_id,
+        caller=EventCaller(principal=source.principal),
+        model=EventModel(requested=str(model or "")),
+        error=EventError(code=error.code, message=error.message[:500]),
+        reply={str(k): str(v) for k, v in list(reply.items())[:10] if isinstance(v, str)},
+        timings={"received_at": source.received_at, "completed_at": now},
+        lineage_key=request_id,
+    )
+    attributes = {
+        "status": "FAILED",
+        "caller_principal": source.principal,
+        "source": source.kind,
+        "source_reference": source.reference,
+        "model_requested": detail.model.requested,
+        "error": detail.error.model_dump() if detail.error else None,
+        "completed_at": now.isoformat(timespec="milliseconds"),
+    }
+    first_seen = {"created_at": now.isoformat(timespec="milliseconds"), "day": now.strftime("%Y-%m-%d"),
+                  "expires_at": int(now.timestamp()) + retention_days * 86_400}
+    answered = lineage.finalize(request_id, {k: v for k, v in attributes.items() if v is not None},
+                                first_seen, only_if_new=True)
+    if answered:
+        events.publish(INFERENCE_FAILED, detail)
+    return answered

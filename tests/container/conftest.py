@@ -1,0 +1,246 @@
+"""Fixtures for tests that run functions under `sam local invoke`, in a Lambda container.
+
+- Docker: `tools/lambda-image/ensure-docker.sh` starts a daemon when none answers (installing
+  docker.io if needed). Where Docker cannot run at all, every test here is skipped with its message.
+- Image: by default the local base image built by `tools/lambda-image/build.sh` (cached; about a
+  second when current), passed with `--invoke-image ... --skip-pull-image`, so nothing is pulled.
+  On a machine that can pull AWS's images, XPI_SAM_AWS_IMAGE=1 runs plain `sam local invoke`.
+- Network: a function in the container reaches a server on the host as `host.docker.internal`
+  (`--add-host host.docker.internal:host-gateway`); on Linux that server must listen on the Docker
+  bridge address (`docker_bridge_address`), not only on 127.0.0.1. SAM's `--docker-network host`
+  does not put the container in the host's network (SAM 1.170 leaves it on the default bridge).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+LAMBDA_IMAGE_TOOLS = REPO / "tools" / "lambda-image"
+HOST_ALIAS = "host.docker.internal"
+INVOKE_TIMEOUT_S = 300
+USE_AWS_IMAGE = os.environ.get("XPI_SAM_AWS_IMAGE") == "1"
+
+
+@pytest.fixture(scope="session")
+def lambda_architecture() -> str:
+    """This machine's Lambda architecture: local builds and runs use it (template parameter Architecture)."""
+    return "arm64" if platform.machine().lower() in {"aarch64", "arm64"} else "x86_64"
+
+
+@pytest.fixture(scope="session")
+def host_alias() -> str:
+    """The name by which a function in the container reaches a server on the host."""
+    return HOST_ALIAS
+
+
+def _sam_executable() -> str:
+    beside_python = Path(sys.executable).with_name("sam")
+    found = str(beside_python) if beside_python.exists() else shutil.which("sam")
+    if not found:
+        pytest.fail("the sam command is not installed (aws-sam-cli is in the dev requirements)")
+    return found
+
+
+def _sam_env() -> dict[str, str]:
+    return {**os.environ, "SAM_CLI_TELEMETRY": "0"}
+
+
+def _overrides_args(overrides: Mapping[str, str]) -> list[str]:
+    if not overrides:
+        return []
+    return ["--parameter-overrides", " ".join(f"{key}={value}" for key, value in overrides.items())]
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    """What `sam local invoke` printed: the function's response (stdout), SAM's and its logs (stderr)."""
+
+    payload: Any
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def is_error(self) -> bool:
+        # Lambda reports a raised exception as a JSON object with errorType / errorMessage.
+        return isinstance(self.payload, dict) and "errorType" in self.payload
+
+
+SamBuild = Callable[..., Path]
+SamInvoke = Callable[..., InvokeResult]
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    """A Docker daemon that answers, started if needed; skip the test where Docker cannot run."""
+    proc = subprocess.run(
+        [str(LAMBDA_IMAGE_TOOLS / "ensure-docker.sh")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if proc.returncode != 0:
+        lines = [line for line in proc.stderr.splitlines() if line.startswith("docker unavailable:")]
+        pytest.skip(lines[-1] if lines else f"docker unavailable: ensure-docker.sh exited {proc.returncode}")
+
+
+@pytest.fixture(scope="session")
+def lambda_invoke_image(docker_engine: None) -> str | None:
+    """The image for --invoke-image (built or confirmed current), or None to let SAM pull AWS's image."""
+    if USE_AWS_IMAGE:
+        return None
+    build = subprocess.run(
+        [str(LAMBDA_IMAGE_TOOLS / "build.sh")], capture_output=True, text=True, timeout=1800, check=False
+    )
+    if build.returncode != 0:
+        pytest.fail(f"tools/lambda-image/build.sh failed:\n{build.stderr[-4000:]}")
+    return subprocess.run(
+        [str(LAMBDA_IMAGE_TOOLS / "build.sh"), "--print-image"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def docker_bridge_address(docker_engine: None) -> str:
+    """The host's address on Docker's default bridge, where a host server listens for containers."""
+    inspect = subprocess.run(
+        ["docker", "network", "inspect", "bridge", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if inspect.returncode == 0 and inspect.stdout.strip():
+        return inspect.stdout.strip()
+    addr = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show", "docker0"], capture_output=True, text=True, check=False
+    )
+    for field in addr.stdout.split():
+        if "/" in field and field[0].isdigit():
+            return field.split("/", 1)[0]
+    pytest.fail("cannot find the Docker bridge address (docker network inspect bridge; ip addr show docker0)")
+
+
+@pytest.fixture(scope="session")
+def _build_overrides() -> dict[Path, dict[str, str]]:
+    """Parameter overrides each built template was built with; invoke passes the same ones again."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def sam_build(
+    tmp_path_factory: pytest.TempPathFactory,
+    lambda_architecture: str,
+    _build_overrides: dict[Path, dict[str, str]],
+) -> SamBuild:
+    """`sam build` a template once per session; returns the built template.
+
+    template.yaml is built with Architecture=<this machine's>: its default is arm64 (deployment),
+    which this machine cannot run (`exec format error` from SAM's arm64 emulator, then a timeout).
+    """
+    built: dict[Path, Path] = {}
+
+    def build(
+        template: Path = REPO / "template.yaml", parameter_overrides: Mapping[str, str] | None = None
+    ) -> Path:
+        template = template.resolve()
+        if template in built:
+            return built[template]
+        overrides = {"Architecture": lambda_architecture} if template == REPO / "template.yaml" else {}
+        overrides.update(parameter_overrides or {})
+        build_dir = tmp_path_factory.mktemp("sam-build")
+        cmd = [_sam_executable(), "build", "--template-file", str(template), "--build-dir", str(build_dir)]
+        cmd += _overrides_args(overrides)
+        proc = subprocess.run(
+            cmd,
+            cwd=template.parent,
+            env=_sam_env(),
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            check=False,
+        )
+        if proc.returncode != 0:
+            pytest.fail(f"sam build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        built[template] = build_dir / "template.yaml"
+        _build_overrides[built[template]] = overrides
+        return built[template]
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def sam_local_invoke(
+    lambda_invoke_image: str | None,
+    tmp_path_factory: pytest.TempPathFactory,
+    _build_overrides: dict[Path, dict[str, str]],
+) -> SamInvoke:
+    """Run one function once with `sam local invoke` and return its parsed response.
+
+    invoke(built_template, "LogicalId", event, env={"VAR": "value"}, parameter_overrides={...})
+    `event` is a path (for example events/<name>.json) or a JSON-able value; `env` overrides the
+    function's environment variables (SAM's --env-vars). The build's parameter overrides are passed
+    again (SAM resolves Architecture at invoke time too); `parameter_overrides` adds to them.
+    """
+    scratch = tmp_path_factory.mktemp("sam-invoke")
+
+    def invoke(
+        built_template: Path,
+        function_id: str,
+        event: Path | Any,
+        env: Mapping[str, str] | None = None,
+        parameter_overrides: Mapping[str, str] | None = None,
+    ) -> InvokeResult:
+        if isinstance(event, Path):
+            event_path = event
+        else:
+            event_path = scratch / f"{function_id}-{time.monotonic_ns()}.json"
+            event_path.write_text(json.dumps(event))
+        cmd = [
+            _sam_executable(),
+            "local",
+            "invoke",
+            function_id,
+            "--template",
+            str(built_template),
+            "--event",
+            str(event_path),
+            "--add-host",
+            f"{HOST_ALIAS}:host-gateway",
+        ]
+        if lambda_invoke_image:
+            cmd += ["--invoke-image", lambda_invoke_image, "--skip-pull-image"]
+        if env:
+            env_path = scratch / f"{function_id}-env-{time.monotonic_ns()}.json"
+            env_path.write_text(json.dumps({function_id: dict(env)}))
+            cmd += ["--env-vars", str(env_path)]
+        cmd += _overrides_args({**_build_overrides.get(built_template, {}), **(parameter_overrides or {})})
+        started = time.monotonic()
+        proc = subprocess.run(
+            cmd, env=_sam_env(), capture_output=True, text=True, timeout=INVOKE_TIMEOUT_S, check=False
+        )
+        seconds = time.monotonic() - started
+        if proc.returncode != 0 or not proc.stdout.strip():
+            pytest.fail(f"sam local invoke {function_id} exited {proc.returncode}:\n{proc.stderr[-4000:]}")
+        payload: Any = proc.stdout
+        for candidate in (proc.stdout.strip(), proc.stdout.strip().splitlines()[-1]):
+            try:
+                payload = json.loads(candidate)
+                break
+            except json.JSONDecodeError:
+                continue
+        return InvokeResult(payload=payload, stdout=proc.stdout, stderr=proc.stderr, seconds=seconds)
+
+    return invoke

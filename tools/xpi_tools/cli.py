@@ -1,0 +1,140 @@
+"""The `xpi` command: operator and developer entry points.
+
+    xpi local up [--state-file F] [--no-build]   run the local stack until Ctrl-C
+    xpi local down [--state-file F]              stop a local stack started elsewhere
+    xpi demo                                     local stack + sample requests + results table
+    xpi emulator ...                             the commercial Bedrock emulator on its own
+    xpi classify ...                             classify text with the policy (see --help)
+"""
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+DEFAULT_STATE_FILE = Path(".xpi/local/stack.json")
+
+
+def project_root() -> Path:
+    """The checkout that holds template.yaml (the current folder or one of its parents)."""
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "template.yaml").exists() and (folder / "functions" / "xpi").is_dir():
+            return folder
+    raise SystemExit("xpi: run this inside the xpi checkout (no template.yaml with functions/xpi found)")
+
+
+def sam_build(root: Path, architecture: str) -> None:
+    """`sam build` for the host's architecture; --cached makes an unchanged rebuild take seconds."""
+    env = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
+    bin_dir = str(Path(sys.executable).parent)  # the venv's python3.13 is what `sam build` must find
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    command = [str(Path(bin_dir) / "sam"), "build", "--cached", "--parameter-overrides", f"Architecture={architecture}"]
+    result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"xpi: sam build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+
+
+def _wait_for_parent_exit(parent: int, stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+
+
+def local_up(args: argparse.Namespace) -> int:
+    from xpi_tools.local.stack import LOCAL_PARAMETERS, LocalStack
+
+    root = project_root()
+    if not args.no_build:
+        started = time.perf_counter()
+        sam_build(root, LOCAL_PARAMETERS["Architecture"])
+        print(f"sam build: {time.perf_counter() - started:.1f} s", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stack = LocalStack(root)
+    try:
+        endpoints = stack.start()
+        state_file = Path(args.state_file)
+        stack.write_state(state_file)
+        print(f"xpi local stack up in {stack.timings['up_s']:.1f} s (deploy {stack.timings['deploy_s']:.1f} s)")
+        print(f"  AWS API (moto, {endpoints.region}):   {endpoints.aws}")
+        print(f"  commercial Bedrock (emulator, {endpoints.bedrock_region}): {endpoints.bedrock}")
+        print(f"  requests queue:  {endpoints.outputs['RequestsQueueUrl']}")
+        print(f"  state file:      {state_file}")
+        print("  point the AWS CLI or boto3 at it:")
+        for key, value in endpoints.client_env().items():
+            print(f"    export {key}={value}")
+        print("Ctrl-C stops it.", flush=True)
+        if args.exit_with_parent:
+            threading.Thread(target=_wait_for_parent_exit, args=(os.getppid(), stop), daemon=True).start()
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+        Path(args.state_file).unlink(missing_ok=True)
+        print("xpi local stack stopped.", flush=True)
+    return 0
+
+
+def local_down(args: argparse.Namespace) -> int:
+    state_file = Path(args.state_file)
+    if not state_file.exists():
+        print(f"xpi: no local stack state at {state_file}")
+        return 0
+    pid = json.loads(state_file.read_text())["pid"]
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        state_file.unlink(missing_ok=True)
+        return 0
+    for _ in range(100):
+        if not state_file.exists():
+            return 0
+        time.sleep(0.1)
+    print(f"xpi: the local stack (pid {pid}) did not stop in 10 s")
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    # Subcommands with their own parsers get the rest of the line unchanged.
+    if arguments[:1] == ["emulator"]:
+        from xpi_tools.emulator.__main__ import main as emulator_main
+
+        return emulator_main(arguments[1:])
+    if arguments[:1] == ["classify"]:
+        from xpi_tools.classify_cli import main as classify_main
+
+        return classify_main(arguments[1:])
+    if arguments[:1] == ["demo"]:
+        from xpi_tools.demo import main as demo_main
+
+        return demo_main(arguments[1:])
+
+    parser = argparse.ArgumentParser(prog="xpi", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    local = commands.add_parser("local", help="the offline local stack").add_subparsers(dest="action", required=True)
+    up = local.add_parser("up", help="start the local stack and keep it running until Ctrl-C")
+    up.add_argument("--state-file", default=str(DEFAULT_STATE_FILE))
+    up.add_argument("--no-build", action="store_true", help="deploy the existing .aws-sam/build")
+    up.add_argument("--exit-with-parent", action="store_true", help="stop when the parent process ends")
+    up.set_defaults(run=local_up)
+    down = local.add_parser("down", help="stop a local stack started by `xpi local up`")
+    down.add_argument("--state-file", default=str(DEFAULT_STATE_FILE))
+    down.set_defaults(run=local_down)
+    commands.add_parser("emulator", help="the commercial Bedrock emulator (xpi emulator --help)")
+    commands.add_parser("classify", help="classify text with the policy (xpi classify --help)")
+    commands.add_parser("demo", help="start the local stack, send sample requests, print results, stop")
+    args = parser.parse_args(arguments)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

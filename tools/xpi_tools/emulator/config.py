@@ -1,0 +1,82 @@
+"""Configuration of the emulator: where it listens, which region it plays, which keys it accepts."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from xpi_tools.emulator.catalogue import SUPPORTED_REGIONS
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    """An IAM access key the emulator accepts for SigV4. Secrets never appear in repr or logs."""
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    # Epoch seconds after which the key answers ExpiredTokenException (temporary credentials).
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A Bedrock API key (``Authorization: Bearer <key>``). ``name`` labels it in counters and logs."""
+
+    key: str = field(repr=False)
+    name: str = ""
+    expires_at: float | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or api_key_fingerprint(self.key)
+
+
+def api_key_fingerprint(key: str) -> str:
+    """A stable, non-reversible label for an unnamed API key."""
+    return "apikey-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+@dataclass
+class Latency:
+    """Simulated model latency: time to first token, then a cost per output token."""
+
+    time_to_first_token_ms: float = 0.0
+    per_output_token_ms: float = 0.0
+
+    def total_ms(self, output_tokens: int) -> float:
+        return self.time_to_first_token_ms + self.per_output_token_ms * output_tokens
+
+
+@dataclass
+class Quota:
+    """Per-model quotas; None means unlimited. Buckets hold one minute's worth and refill continuously."""
+
+    requests_per_minute: float | None = None
+    tokens_per_minute: float | None = None
+
+
+@dataclass
+class EmulatorConfig:
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: the OS picks a free port; read it back from BedrockEmulator.url
+    region: str = "us-east-1"
+    access_keys: list[AccessKey] = field(default_factory=list)
+    api_keys: list[ApiKey | str] = field(default_factory=list)
+    seed: int = 0
+    default_latency: Latency = field(default_factory=Latency)
+    default_quota: Quota = field(default_factory=Quota)
+    # The account that owns the inference-profile ARNs the emulator lists.
+    account_id: str = "123456789012"
+    max_clock_skew_seconds: int = 300
+    # One INFO line per request (method, path, status, key id, duration). Never secrets or bodies.
+    access_log: bool = False
+
+    def __post_init__(self) -> None:
+        if self.region not in SUPPORTED_REGIONS:
+            raise ValueError(f"unsupported region {self.region!r}; choose one of {', '.join(SUPPORTED_REGIONS)}")
+        if not (len(self.account_id) == 12 and self.account_id.isdigit()):
+            raise ValueError("account_id must be 12 digits")
+
+    def resolved_api_keys(self) -> list[ApiKey]:
+        return [k if isinstance(k, ApiKey) else ApiKey(key=k) for k in self.api_keys]

@@ -1,0 +1,277 @@
+"""Deploy the SAM-built template into moto: translate with samtranslator, create with CloudFormation.
+
+The template stays the single source of resources. moto's gaps are filled here, each one named
+(see docs/local-stack.md); before the stack is created (`prepare_for_moto`):
+  1. code folders are zipped into moto's S3 before translation (CloudFormation reads code from S3);
+  2. moto resolves AWS::Partition to "aws" in every region: the region's partition is written in;
+  3. moto's CloudFormation has no AWS::SecretsManager::Secret: secrets are created through the
+     Secrets Manager API and their Refs replaced by the new ARNs;
+and after it (`fill_moto_gaps`):
+  4. state machines created by CloudFormation land in a backend that cannot execute them, and
+     DefinitionSubstitutions are ignored: they are re-created through the Step Functions API (which
+     moto serves from its executing interpreter) with the substitutions resolved;
+  5. moto's own SQS event source mapping invokes inline in SendMessage and ignores partial batch
+     failures: the mappings are switched off in moto and served by `SqsPoller` instead.
+"""
+
+import copy
+import hashlib
+import io
+import json
+import os
+import secrets
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import yaml
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
+
+from xpi_tools.local.sqs_poller import MappingSpec
+
+CODE_BUCKET = "xpi-local-deployment"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation short-form tags (!Ref, !GetAtt, !Sub ...) read as their long forms."""
+
+
+def _construct_intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt":
+            value = str(value).split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _construct_intrinsic)
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        template: dict[str, Any] = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    return template
+
+
+@dataclass(frozen=True)
+class Deployment:
+    stack_name: str
+    outputs: dict[str, str]
+    resources: dict[str, str]  # logical id -> physical id
+    mappings: list[MappingSpec]
+
+
+def _zip_dir(folder: Path) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                archive.write(path, path.relative_to(folder).as_posix())
+    return buffer.getvalue()
+
+
+def _folder_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(folder).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _zipped(folder: Path, cache_dir: Path) -> tuple[str, bytes]:
+    """The folder as a zip, made once per content (sam build copies one CodeUri into every function)."""
+    digest = _folder_digest(folder)
+    cached = cache_dir / f"{digest}.zip"
+    if not cached.exists():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(f".{os.getpid()}.partial")
+        partial.write_bytes(_zip_dir(folder))
+        partial.replace(cached)
+    return digest, cached.read_bytes()
+
+
+def _upload_code(template: dict[str, Any], build_dir: Path, s3: Any, cache_dir: Path) -> None:
+    """Replace every function's local CodeUri with an S3 location in moto (identical code once)."""
+    s3.create_bucket(Bucket=CODE_BUCKET, CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name})
+    uploaded: dict[str, str] = {}
+    for resource in template["Resources"].values():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        code_uri = resource["Properties"].get("CodeUri") or template.get("Globals", {}).get(
+            "Function", {}
+        ).get("CodeUri")
+        digest, body = _zipped((build_dir / str(code_uri)).resolve(), cache_dir)
+        if digest not in uploaded:
+            uploaded[digest] = f"code/{digest}.zip"
+            s3.put_object(Bucket=CODE_BUCKET, Key=uploaded[digest], Body=body)
+        resource["Properties"]["CodeUri"] = {"Bucket": CODE_BUCKET, "Key": uploaded[digest]}
+
+
+def _inline_state_machines(template: dict[str, Any], build_dir: Path) -> None:
+    for resource in template["Resources"].values():
+        properties = resource.get("Properties", {})
+        if resource.get("Type") == "AWS::Serverless::StateMachine" and "DefinitionUri" in properties:
+            definition_path = (build_dir / properties.pop("DefinitionUri")).resolve()
+            properties["Definition"] = json.loads(definition_path.read_text(encoding="utf-8"))
+
+
+def translate(template: dict[str, Any], parameters: Mapping[str, str], region: str) -> dict[str, Any]:
+    translator = Translator(None, Parser(), boto_session=boto3.Session(region_name=region))
+    cfn: dict[str, Any] = translator.translate(copy.deepcopy(template), parameter_values=dict(parameters))
+    return cfn
+
+
+def _replace(value: Any, old: Any, new: Any) -> Any:
+    if value == old:
+        return new
+    if isinstance(value, dict):
+        return {k: _replace(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace(v, old, new) for v in value]
+    return value
+
+
+def _write_partition(value: Any, partition: str) -> Any:
+    value = _replace(value, {"Ref": "AWS::Partition"}, partition)
+    text = json.dumps(value).replace("${AWS::Partition}", partition)
+    return json.loads(text)
+
+
+def prepare_for_moto(cfn: dict[str, Any], stack_name: str, session: boto3.Session, endpoint_url: str) -> dict[str, Any]:
+    from moto.utilities.utils import get_partition
+
+    cfn = _write_partition(cfn, get_partition(session.region_name))  # gap 2
+    secretsmanager = session.client("secretsmanager", endpoint_url=endpoint_url)
+    for logical_id, resource in list(cfn["Resources"].items()):  # gap 3
+        if resource["Type"] != "AWS::SecretsManager::Secret":
+            continue
+        properties = resource.get("Properties", {})
+        generate = properties.get("GenerateSecretString", {})
+        value = json.loads(generate.get("SecretStringTemplate", "{}"))
+        if "GenerateStringKey" in generate:
+            value[generate["GenerateStringKey"]] = secrets.token_urlsafe(30)
+        arn = secretsmanager.create_secret(
+            Name=f"{stack_name}-{logical_id}", Description=str(properties.get("Description", "")),
+            SecretString=json.dumps(value),
+        )["ARN"]
+        del cfn["Resources"][logical_id]
+        cfn = _replace(cfn, {"Ref": logical_id}, arn)
+    return cfn
+
+
+def deploy(
+    build_dir: Path, stack_name: str, parameters: Mapping[str, str], region: str, endpoint_url: str,
+    cache_dir: Path,
+) -> tuple[Deployment, dict[str, Any]]:
+    """Create the stack in moto and return what was created plus the translated template."""
+    session = boto3.Session(region_name=region)
+    s3 = session.client("s3", endpoint_url=endpoint_url)
+    cloudformation = session.client("cloudformation", endpoint_url=endpoint_url)
+
+    template = load_template(build_dir / "template.yaml")
+    _upload_code(template, build_dir, s3, cache_dir)
+    _inline_state_machines(template, build_dir)
+    cfn = prepare_for_moto(translate(template, parameters, region), stack_name, session, endpoint_url)
+
+    cloudformation.create_stack(
+        StackName=stack_name,
+        TemplateBody=json.dumps(cfn),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+    )
+    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    if stack["StackStatus"] != "CREATE_COMPLETE":
+        raise RuntimeError(
+            f"stack {stack_name} ended as {stack['StackStatus']}: {stack.get('StackStatusReason')}"
+        )
+    resources = {
+        r["LogicalResourceId"]: r["PhysicalResourceId"]
+        for r in cloudformation.list_stack_resources(StackName=stack_name)["StackResourceSummaries"]
+    }
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    mappings = fill_moto_gaps(cfn, stack_name, resources, session, endpoint_url)
+    return Deployment(stack_name, outputs, resources, mappings), cfn
+
+
+def fill_moto_gaps(
+    cfn: dict[str, Any],
+    stack_name: str,
+    resources: Mapping[str, str],
+    session: boto3.Session,
+    endpoint_url: str,
+) -> list[MappingSpec]:
+    from moto.cloudformation.models import cloudformation_backends
+    from moto.cloudformation.parsing import clean_json
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    region = session.region_name
+    backend = cloudformation_backends[DEFAULT_ACCOUNT_ID][region]
+    stack = next(s for s in backend.stacks.values() if s.name == stack_name)
+    stepfunctions = session.client("stepfunctions", endpoint_url=endpoint_url)
+    lambda_ = session.client("lambda", endpoint_url=endpoint_url)
+    sqs = session.client("sqs", endpoint_url=endpoint_url)
+
+    # Gap 4: executable state machines, same name and ARN, substitutions resolved by moto's resolver.
+    for logical_id, resource in cfn["Resources"].items():
+        if resource["Type"] != "AWS::StepFunctions::StateMachine":
+            continue
+        properties = resource["Properties"]
+        if "Definition" in properties:
+            definition = json.dumps(properties["Definition"])
+        else:  # samtranslator emits the definition as a Fn::Join of its lines
+            definition = str(clean_json(properties["DefinitionString"], stack.resource_map))
+        substitutions = clean_json(properties.get("DefinitionSubstitutions", {}), stack.resource_map)
+        for name, value in substitutions.items():
+            definition = definition.replace("${" + name + "}", str(value))
+        arn = resources[logical_id]
+        role_arn = clean_json(properties["RoleArn"], stack.resource_map)
+        stepfunctions.create_state_machine(
+            name=arn.rsplit(":", 1)[1],
+            definition=definition,
+            roleArn=role_arn,
+            type=properties.get("StateMachineType", "STANDARD"),
+        )
+
+    # Gap 5: take SQS mappings over from moto's inline delivery.
+    mappings = []
+    for mapping in lambda_.list_event_source_mappings()["EventSourceMappings"]:
+        queue_arn = mapping["EventSourceArn"]
+        if ":sqs:" not in queue_arn:
+            continue
+        lambda_.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+        queue_url = sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[1])["QueueUrl"]
+        mappings.append(
+            MappingSpec(
+                queue_url=queue_url,
+                queue_arn=queue_arn,
+                function_name=mapping["FunctionArn"].rsplit(":", 1)[1],
+                batch_size=mapping.get("BatchSize", 10),
+                max_batching_window_s=float(mapping.get("MaximumBatchingWindowInSeconds", 0)),
+                report_batch_item_failures="ReportBatchItemFailures"
+                in mapping.get("FunctionResponseTypes", []),
+                region=region,
+            )
+        )
+    return mappings
+
+
+def code_dir_for(code_bytes: bytes, code_sha: str, cache_root: Path) -> Path:
+    """The deployed zip, unpacked once per content hash: what runs is exactly what was deployed."""
+    target = cache_root / code_sha.replace("/", "_").replace("+", "-")
+    if not (target / ".complete").exists():
+        partial = target.with_name(target.name + f".{os.getpid()}.partial")
+        with zipfile.ZipFile(io.BytesIO(code_bytes)) as archive:
+            archive.extractall(partial)
+        partial.rename(target) if not target.exists() else None
+        (target / ".complete").touch()
+    return target

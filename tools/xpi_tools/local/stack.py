@@ -1,0 +1,232 @@
+"""The local stack: the real template, offline, on loopback.
+
+    moto server (GovCloud-side AWS API, executing Step Functions)
+      <- CloudFormation stack deployed from `sam build` output (deploy.py)
+      -> every Lambda invoke handed to a pool of real Lambda runtime processes (RIE + awslambdaric)
+    SqsPoller (the SQS event source mapping)      Bedrock emulator (the commercial partition)
+
+Everything starts in one process and stops with it: `LocalStack.stop()`, Ctrl-C and SIGTERM all end
+the moto server, the pollers, the emulator and every runtime process group.
+"""
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import threading
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from xpi_tools.emulator import BedrockEmulator, EmulatorConfig
+from xpi_tools.local.deploy import Deployment, code_dir_for, deploy
+from xpi_tools.local.lambda_runtime import FunctionSpec, LambdaRuntimePool
+from xpi_tools.local.sqs_poller import SqsPoller
+
+ACCOUNT_ID = "123456789012"  # moto's default account
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# What the local profile changes from the template's defaults, and why:
+LOCAL_PARAMETERS = {
+    "Architecture": "x86_64" if os.uname().machine == "x86_64" else "arm64",  # the host's, for the RIE
+    "RequestsVisibilityTimeout": "4",  # redrive to the DLQ in seconds, not minutes
+    "LogRetentionDays": "30",
+}
+
+
+@dataclass
+class Endpoints:
+    """What a client needs to talk to the local stack (written to the state file as JSON)."""
+
+    region: str
+    aws: str
+    bedrock: str
+    bedrock_region: str
+    emulator_control: str
+    stack_name: str
+    outputs: dict[str, str]
+    resources: dict[str, str]
+    pid: int = field(default_factory=os.getpid)
+
+    def client_env(self) -> dict[str, str]:
+        return {"AWS_ENDPOINT_URL": self.aws, "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
+                **LOCAL_CREDENTIALS}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class LocalStack:
+    def __init__(self, project_root: Path, region: str = "us-gov-west-1", stack_name: str = "xpi-local",
+                 commercial_region: str = "us-east-1", runtimes_per_function: int = 2) -> None:
+        self.root = project_root
+        self.region = region
+        self.stack_name = stack_name
+        self.commercial_region = commercial_region
+        self.work_dir = project_root / ".xpi" / "local"
+        self._runtimes_per_function = runtimes_per_function
+        self._server: Any = None
+        self._emulator: BedrockEmulator | None = None
+        self._pool: LambdaRuntimePool | None = None
+        self._poller: SqsPoller | None = None
+        self._patch: Any = None
+        self.endpoints: Endpoints | None = None
+        self.deployment: Deployment | None = None
+        self.timings: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, build_dir: Path | None = None) -> Endpoints:
+        started = time.perf_counter()
+        try:
+            return self._start(build_dir or self.root / ".aws-sam" / "build", started)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, build_dir: Path, started: float) -> Endpoints:
+        from moto.server import ThreadedMotoServer
+
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        aws_url = f"http://127.0.0.1:{port}"
+        # moto's Step Functions interpreter calls the other services at localhost:$MOTO_PORT.
+        os.environ["MOTO_PORT"] = str(port)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._server.start()
+        _post_json(f"{aws_url}/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
+        self.timings["moto_s"] = time.perf_counter() - started
+
+        access_key = "AKIA" + secrets.token_hex(8).upper()
+        secret_key = secrets.token_urlsafe(30)
+        self._emulator = BedrockEmulator(EmulatorConfig(
+            host="127.0.0.1", port=0, region=self.commercial_region,
+            access_keys=[{"access_key_id": access_key, "secret_access_key": secret_key}],
+        ))
+        self._emulator.start()
+
+        self._pool = LambdaRuntimePool(
+            python=Path(shutil.which("python3.13") or "python3.13"),
+            rie_dir=_rie_dir(),
+            aws_env={**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": aws_url, "AWS_REGION": self.region,
+                     "AWS_DEFAULT_REGION": self.region,
+                     # No X-Ray daemon here: traces would only produce "segment not found" noise.
+                     "POWERTOOLS_TRACE_DISABLED": "true"},
+            max_per_function=self._runtimes_per_function,
+            log_dir=self.work_dir / "logs",
+        )
+        self._patch_lambda_invoke()
+
+        parameters = {**LOCAL_PARAMETERS, "CommercialRegion": self.commercial_region,
+                      "CommercialBedrockEndpoint": self._emulator.url}
+        os.environ.update({"AWS_DEFAULT_REGION": self.region, **LOCAL_CREDENTIALS})
+        deploy_started = time.perf_counter()
+        self.deployment, _ = deploy(build_dir, self.stack_name, parameters, self.region, aws_url)
+        self.timings["deploy_s"] = time.perf_counter() - deploy_started
+
+        session = boto3.Session(region_name=self.region, aws_access_key_id="testing",
+                                aws_secret_access_key="testing")  # noqa: S106 - moto's fixed test keys
+        # The operator's one manual step after a real deploy: put the commercial keys in the secret.
+        session.client("secretsmanager", endpoint_url=aws_url).put_secret_value(
+            SecretId=self.deployment.outputs["CommercialCredentialsSecretArn"],
+            SecretString=json.dumps({"type": "iam", "aws_access_key_id": access_key,
+                                     "aws_secret_access_key": secret_key}),
+        )
+        self._poller = SqsPoller(session.client("sqs", endpoint_url=aws_url), self._pool.invoke,
+                                 self.deployment.mappings)
+        self._poller.start()
+
+        self.endpoints = Endpoints(
+            region=self.region, aws=aws_url, bedrock=self._emulator.url, bedrock_region=self.commercial_region,
+            emulator_control=self._emulator.url, stack_name=self.stack_name,
+            outputs=self.deployment.outputs, resources=self.deployment.resources,
+        )
+        self.timings["up_s"] = time.perf_counter() - started
+        return self.endpoints
+
+    def stop(self) -> None:
+        for stopper in (self._poller, self._pool, self._emulator):
+            if stopper is not None:
+                try:
+                    stopper.close() if hasattr(stopper, "close") else stopper.stop()
+                except Exception:  # noqa: S110 - stopping must go on to the next component
+                    pass
+        self._poller = self._pool = self._emulator = None  # type: ignore[assignment]
+        if self._patch is not None:
+            self._patch()
+            self._patch = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> "LocalStack":
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def write_state(self, path: Path) -> None:
+        assert self.endpoints is not None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(asdict(self.endpoints), indent=2), encoding="utf-8")
+        temporary.rename(path)  # readers never see a half-written file
+
+    # ------------------------------------------------------------------ the one seam into moto
+    def _patch_lambda_invoke(self) -> None:
+        """Every path by which moto runs a function (Invoke API, Step Functions tasks) ends in
+        LambdaFunction.invoke: hand the call to a real runtime process of that function."""
+        from moto.awslambda.models import LambdaFunction
+
+        original = LambdaFunction.invoke
+        pool = self._pool
+        code_cache = self.work_dir / "code"
+        registered: dict[str, FunctionSpec] = {}
+        lock = threading.Lock()
+        assert pool is not None
+
+        def invoke(function: Any, body: str, request_headers: Any, response_headers: Any) -> bytes:
+            spec = FunctionSpec(
+                name=function.function_name,
+                handler=function.handler,
+                code_dir=code_dir_for(function.code_bytes, function.code_sha_256, code_cache),
+                environment={str(k): str(v) for k, v in (function.environment_vars or {}).items()},
+                memory_mb=int(function.memory_size),
+                timeout_s=int(function.timeout),
+                architecture=function.architectures[0] if function.architectures else "x86_64",
+            )
+            with lock:
+                if registered.get(spec.name) != spec:
+                    pool.register(spec)
+                    registered[spec.name] = spec
+            result = pool.invoke(spec.name, (body or "{}").encode("utf-8"))
+            if result.function_error:
+                response_headers["x-amz-function-error"] = result.function_error
+            return result.payload
+
+        LambdaFunction.invoke = invoke  # type: ignore[method-assign,assignment]
+
+        def restore() -> None:
+            LambdaFunction.invoke = original  # type: ignore[method-assign]
+
+        self._patch = restore
+
+
+def _rie_dir() -> Path:
+    import samcli
+
+    return Path(samcli.__file__).parent / "local" / "rapid"
+
+
+def _post_json(url: str, payload: dict[str, Any]) -> None:
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",  # noqa: S310
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback only
+        response.read()
