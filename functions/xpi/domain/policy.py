@@ -104,9 +104,17 @@ class ComprehendSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     enabled: bool = False
-    min_score: float = Field(default=0.9, ge=0.0, le=1.0, description="Entities scoring below this are ignored.")
+    min_score: float = Field(
+        default=0.9, ge=0.0, le=1.0, description="Entities scoring below this are ignored."
+    )
     entity_types: tuple[str, ...] = Field(
-        default=("NAME", "ADDRESS", "BANK_ACCOUNT_NUMBER", "DRIVER_ID", "US_INDIVIDUAL_TAX_IDENTIFICATION_NUMBER"),
+        default=(
+            "NAME",
+            "ADDRESS",
+            "BANK_ACCOUNT_NUMBER",
+            "DRIVER_ID",
+            "US_INDIVIDUAL_TAX_IDENTIFICATION_NUMBER",
+        ),
         description="Comprehend PII entity types to report; each becomes category pii.<mapped name>.",
     )
     language_code: Literal["en", "es"] = "en"

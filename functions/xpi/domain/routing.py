@@ -73,6 +73,8 @@ def estimate_cost(config: RoutingConfig, model_id: str, usage: Usage) -> float:
     price = config.models.get(model_id)
     if price is None:
         return 0.0
-    cost = (usage.input_tokens * price.usd_per_1k_input_tokens
-            + usage.output_tokens * price.usd_per_1k_output_tokens) / 1000
+    cost = (
+        usage.input_tokens * price.usd_per_1k_input_tokens
+        + usage.output_tokens * price.usd_per_1k_output_tokens
+    ) / 1000
     return round(cost, 8)

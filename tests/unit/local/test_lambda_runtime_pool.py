@@ -17,6 +17,7 @@ from xpi_tools.local.lambda_runtime import (
     InvokeResult,
     LambdaRuntimeError,
     LambdaRuntimePool,
+    RequestEntityTooLargeError,
     UnknownFunctionError,
 )
 
@@ -294,6 +295,15 @@ def test_unknown_function(make_pool: MakePool) -> None:
         make_pool().invoke("nobody", b"{}")
 
 
+def test_a_payload_over_lambdas_limit_is_refused(make_pool: MakePool, spec_for: SpecFor) -> None:
+    pool = make_pool()
+    pool.register(spec_for("echo-fn", "echo"))
+
+    with pytest.raises(RequestEntityTooLargeError):
+        invoke_json(pool, "echo-fn", {"x": "a" * (6 * 1024 * 1024)})
+    assert rie_processes() == []  # refused before any process was started
+
+
 def test_a_missing_handler_module_is_an_init_error(make_pool: MakePool, spec_for: SpecFor) -> None:
     pool = make_pool(max_per_function=1)
     pool.register(spec_for("missing-fn", "no_such_module"))
@@ -317,3 +327,17 @@ def test_an_rie_that_never_listens_fails_clearly(
 
     with pytest.raises(LambdaRuntimeError, match=r"broken-fn.*exited with code 1.*broken-fn-\d\.log"):
         pool.invoke("broken-fn", b"{}")
+
+
+def test_relative_paths_are_taken_from_the_callers_directory(
+    make_pool: MakePool, spec_for: SpecFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = spec_for("echo-fn", "echo")
+    monkeypatch.chdir(spec.code_dir.parent)
+    pool = make_pool()
+    pool.register(spec_for("echo-fn", "echo", code_dir=Path(spec.code_dir.name)))
+
+    result = invoke_json(pool, "echo-fn", {})
+
+    assert result.function_error is None
+    assert answer(result)["environment"]["PYTHONPATH"] == str(spec.code_dir)

@@ -23,6 +23,7 @@ import os
 import platform
 import queue
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,7 +31,6 @@ import sys
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -42,6 +42,7 @@ __all__ = [
     "InvokeResult",
     "LambdaRuntimeError",
     "LambdaRuntimePool",
+    "RequestEntityTooLargeError",
     "UnknownFunctionError",
     "default_rie_dir",
     "host_architecture",
@@ -63,6 +64,8 @@ _SAMPLE_INTERVAL_S = 0.05
 _IDLE_SAMPLE_EVERY = 20  # idle processes are sampled once a second, busy ones every tick
 _KILL_WAIT_S = 5.0
 _TIMEOUT_PREFIX = b"Task timed out after"
+# Lambda's synchronous request payload limit; the RIE would silently cut a longer body.
+MAX_REQUEST_BYTES = 6 * 1024 * 1024
 
 
 class LambdaRuntimeError(RuntimeError):
@@ -71,6 +74,10 @@ class LambdaRuntimeError(RuntimeError):
 
 class UnknownFunctionError(LookupError):
     """No function of that name is registered with the pool."""
+
+
+class RequestEntityTooLargeError(ValueError):
+    """The payload is over Lambda's 6 MB synchronous limit (Lambda's RequestEntityTooLargeException)."""
 
 
 @dataclass(frozen=True)
@@ -197,6 +204,14 @@ def _running(pid: int) -> bool:
 def _kill(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, signal.SIGKILL)
+
+
+def _absolute_command(command: Path) -> Path:
+    if command.is_absolute():
+        return command
+    if len(command.parts) == 1 and (found := shutil.which(str(command))):
+        return Path(found)
+    return command.absolute()
 
 
 def _free_port() -> int:
@@ -358,13 +373,17 @@ class _Process:
         self.connection.close()
 
 
-# Pools alive in this interpreter, closed at exit (also after Ctrl-C or a failed test session).
-_LIVE_POOLS: weakref.WeakSet[LambdaRuntimePool] = weakref.WeakSet()
+# Pools not yet closed, closed at exit (also after Ctrl-C or a failed test session). Strong
+# references: a pool dropped without close() must still not leave processes behind.
+_LIVE_POOLS: set[LambdaRuntimePool] = set()
+_LIVE_POOLS_LOCK = threading.Lock()
 
 
 @atexit.register
 def _close_live_pools() -> None:
-    for pool in list(_LIVE_POOLS):
+    with _LIVE_POOLS_LOCK:
+        pools = list(_LIVE_POOLS)
+    for pool in pools:
         with contextlib.suppress(Exception):
             pool.close()
 
@@ -382,8 +401,10 @@ class LambdaRuntimePool:
     ) -> None:
         if max_per_function < 1:
             raise ValueError("max_per_function must be at least 1")
-        self._python = Path(python)
-        self._rie_dir = Path(rie_dir)
+        # Absolute, not resolved: a venv's python is a symlink that must stay one. Every process
+        # runs in its own code folder, so a relative path would point elsewhere there.
+        self._python = _absolute_command(Path(python))
+        self._rie_dir = Path(rie_dir).absolute()
         self._aws_env = dict(aws_env)
         self._max_per_function = max_per_function
         self._log_dir = log_dir
@@ -398,7 +419,8 @@ class LambdaRuntimePool:
         self._spawner: _Spawner | None = None
         self._watchdog: threading.Thread | None = None
         self._preexec = _parent_death_hook()
-        _LIVE_POOLS.add(self)
+        with _LIVE_POOLS_LOCK:
+            _LIVE_POOLS.add(self)
 
     def __enter__(self) -> LambdaRuntimePool:
         return self
@@ -429,6 +451,10 @@ class LambdaRuntimePool:
 
     def invoke(self, function_name: str, payload: bytes) -> InvokeResult:
         """Invoke synchronously (RequestResponse); blocks until a process of the function is free."""
+        if len(payload) > MAX_REQUEST_BYTES:
+            raise RequestEntityTooLargeError(
+                f"{function_name}: request payload of {len(payload)} bytes is over {MAX_REQUEST_BYTES}"
+            )
         process = self._acquire(function_name)
         try:
             return self._invoke_on(process, payload)
@@ -453,7 +479,8 @@ class LambdaRuntimePool:
             self._watchdog.join(timeout=2.0)
         if self._spawner is not None:
             self._spawner.stop()
-        _LIVE_POOLS.discard(self)
+        with _LIVE_POOLS_LOCK:
+            _LIVE_POOLS.discard(self)
 
     # ---------------------------------------------------------------------------------------------
     # Checking processes out and in
@@ -537,7 +564,7 @@ class LambdaRuntimePool:
 
     def _environment(self, spec: FunctionSpec) -> dict[str, str]:
         """A clean environment, as Lambda builds it: never the parent's."""
-        code_dir = str(spec.code_dir)
+        code_dir = str(spec.code_dir.absolute())
         env = {
             "PATH": os.environ.get("PATH", os.defpath),
             "LANG": os.environ.get("LANG", "C.UTF-8"),
@@ -600,13 +627,13 @@ class LambdaRuntimePool:
                 try:
                     return subprocess.Popen(
                         command,
-                        cwd=spec.code_dir,
+                        cwd=spec.code_dir.absolute(),
                         env=env,
                         stdin=subprocess.DEVNULL,
                         stdout=output,
                         stderr=subprocess.STDOUT,
                         start_new_session=True,
-                        preexec_fn=self._preexec,  # noqa: PLW1509 - async-signal-safe prctl only
+                        preexec_fn=self._preexec,  # noqa: PLW1509 - one prctl call, see _Spawner
                     )
                 finally:
                     if not isinstance(output, int):
@@ -677,6 +704,9 @@ class LambdaRuntimePool:
                 duration_ms=duration_ms,
                 max_memory_mb=_megabytes(process.peak_rss_kb),
             )
+        except BaseException:
+            process.broken = True  # e.g. Ctrl-C mid-request: the RIE may still be busy with it
+            raise
         duration_ms = (time.perf_counter() - started) * 1000
         peak_kb = max(process.peak_rss_kb, process.runtime_hwm_kb())
         body, function_error = _classify(status, body, process.killed_for_memory)

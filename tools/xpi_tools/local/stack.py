@@ -12,7 +12,6 @@ the moto server, the pollers, the emulator and every runtime process group.
 import json
 import os
 import secrets
-import shutil
 import socket
 import threading
 import time
@@ -22,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from xpi_tools.emulator import BedrockEmulator, EmulatorConfig
+from xpi_tools.emulator.config import AccessKey
 from xpi_tools.local.deploy import Deployment, code_dir_for, deploy
-from xpi_tools.local.lambda_runtime import FunctionSpec, LambdaRuntimePool
+from xpi_tools.local.lambda_runtime import FunctionSpec, InvokeResult, LambdaRuntimePool
 from xpi_tools.local.sqs_poller import SqsPoller
 
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -107,12 +108,12 @@ class LocalStack:
         secret_key = secrets.token_urlsafe(30)
         self._emulator = BedrockEmulator(EmulatorConfig(
             host="127.0.0.1", port=0, region=self.commercial_region,
-            access_keys=[{"access_key_id": access_key, "secret_access_key": secret_key}],
+            access_keys=[AccessKey(access_key_id=access_key, secret_access_key=secret_key)],
         ))
         self._emulator.start()
 
         self._pool = LambdaRuntimePool(
-            python=Path(shutil.which("python3.13") or "python3.13"),
+            python=self._runtime_python(),
             rie_dir=_rie_dir(),
             aws_env={**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": aws_url, "AWS_REGION": self.region,
                      "AWS_DEFAULT_REGION": self.region,
@@ -127,7 +128,8 @@ class LocalStack:
                       "CommercialBedrockEndpoint": self._emulator.url}
         os.environ.update({"AWS_DEFAULT_REGION": self.region, **LOCAL_CREDENTIALS})
         deploy_started = time.perf_counter()
-        self.deployment, _ = deploy(build_dir, self.stack_name, parameters, self.region, aws_url)
+        self.deployment, _ = deploy(build_dir, self.stack_name, parameters, self.region, aws_url,
+                                    cache_dir=self.work_dir / "zips")
         self.timings["deploy_s"] = time.perf_counter() - deploy_started
 
         session = boto3.Session(region_name=self.region, aws_access_key_id="testing",
@@ -138,7 +140,17 @@ class LocalStack:
             SecretString=json.dumps({"type": "iam", "aws_access_key_id": access_key,
                                      "aws_secret_access_key": secret_key}),
         )
-        self._poller = SqsPoller(session.client("sqs", endpoint_url=aws_url), self._pool.invoke,
+        # Like Lambda's pollers, the mappings invoke through the Lambda API (and so through the seam).
+        lambda_api = session.client("lambda", endpoint_url=aws_url,
+                                    config=Config(read_timeout=960, retries={"total_max_attempts": 1}))
+
+        def invoke_through_lambda_api(function_name: str, payload: bytes) -> InvokeResult:
+            started = time.perf_counter()
+            response = lambda_api.invoke(FunctionName=function_name, Payload=payload)
+            return InvokeResult(payload=response["Payload"].read(), function_error=response.get("FunctionError"),
+                                duration_ms=(time.perf_counter() - started) * 1000, max_memory_mb=None)
+
+        self._poller = SqsPoller(session.client("sqs", endpoint_url=aws_url), invoke_through_lambda_api,
                                  self.deployment.mappings)
         self._poller.start()
 
@@ -149,6 +161,12 @@ class LocalStack:
         )
         self.timings["up_s"] = time.perf_counter() - started
         return self.endpoints
+
+    def _runtime_python(self) -> Path:
+        python = self.root / ".xpi" / "lambda-runtime" / "bin" / "python"
+        if not python.exists():
+            raise RuntimeError(f"no Lambda runtime Python at {python}: run `make runtime` first")
+        return python
 
     def stop(self) -> None:
         for stopper in (self._poller, self._pool, self._emulator):

@@ -76,15 +76,21 @@ CATEGORIES: dict[str, CategoryInfo] = {
         "area, group and serial.",
         "SSN",
     ),
-    "pii.credit_card": CategoryInfo("A payment card number in an issued IIN range that passes Luhn.", "CREDIT_CARD"),
+    "pii.credit_card": CategoryInfo(
+        "A payment card number in an issued IIN range that passes Luhn.", "CREDIT_CARD"
+    ),
     "pii.passport": CategoryInfo("A passport number next to a 'passport' label.", "PASSPORT"),
-    "pii.dob": CategoryInfo("A valid date next to a date-of-birth label (DOB, date of birth, born on).", "DOB"),
+    "pii.dob": CategoryInfo(
+        "A valid date next to a date-of-birth label (DOB, date of birth, born on).", "DOB"
+    ),
     "pii.aba_routing": CategoryInfo(
         "A labelled ABA routing number with a valid prefix and checksum.", "ABA_ROUTING"
     ),
     "pii.edipi": CategoryInfo("A ten-digit DoD ID (EDIPI) next to its label.", "EDIPI"),
     "pii.email": CategoryInfo("An e-mail address.", "EMAIL"),
-    "pii.phone": CategoryInfo("A U.S. (NANP) phone number with separators and valid area/exchange codes.", "PHONE"),
+    "pii.phone": CategoryInfo(
+        "A U.S. (NANP) phone number with separators and valid area/exchange codes.", "PHONE"
+    ),
     # Content the classifier cannot read.
     "content.uninspectable": CategoryInfo(
         "A segment without inspectable text (image, document or binary content).", "UNINSPECTABLE"

@@ -2,7 +2,7 @@
 
 How it stays fast (the classifier runs on every request):
 
-* Markings are upper-case by convention, so they are found with ``str.find`` on the original text (a C
+* Markings are upper case by convention, so they are found with ``str.find`` on the original text (a C
   scan at GB/s); only the rare hits get Python-level checks (word boundaries, "alone on its line",
   "opens a paragraph").
 * Case-insensitive phrases (notices, PII labels) are found with ``str.find`` on one lower-cased copy of
@@ -11,11 +11,12 @@ How it stays fast (the classifier runs on every request):
   over those short runs.
 * Long texts are processed in windows of ``WINDOW`` characters with ``OVERLAP`` characters of context on
   each side, so the lower-cased copy (the only per-text allocation) is bounded and memory stays flat in
-  the input size. A detection belongs to the window its start falls in, so none is reported twice.
+  the input size.
 
 How it stays accurate: a marking only counts where markings are placed (a banner alone on its line or with
-``//`` controls; a portion mark opening a paragraph), prose mentions of a marking do not, and PII numbers
-must pass their checksum or numbering rules.
+``//`` controls; a portion mark opening a paragraph); prose that mentions a marking does not; an export
+regime counts only in a notice about the content itself; PII numbers must pass their checksum or
+numbering rules.
 """
 
 from __future__ import annotations
@@ -36,7 +37,47 @@ WINDOW = 65_536
 OVERLAP = 1_024
 _MAX_LINE = 240  # a banner or marking line is never longer than this
 
-_Emit = Callable[[str, int, int], None]
+
+class _Window:
+    """One slice of the text being scanned, and where its detections go.
+
+    Detectors anchor their searches in ``[lo, hi)`` (the window's own range) and may read context up to
+    ``OVERLAP`` characters either side. ``low`` is the lower-cased text of ``[base, end)``.
+    """
+
+    __slots__ = ("base", "end", "found", "hi", "lo", "low", "text")
+
+    def __init__(self, text: str, lo: int, hi: int, found: set[Detection]) -> None:
+        self.text = text
+        self.lo, self.hi = lo, hi
+        self.base, self.end = max(0, lo - OVERLAP), min(len(text), hi + OVERLAP)
+        window = text if self.base == 0 and self.end == len(text) else text[self.base : self.end]
+        low = window.lower()
+        if len(low) != len(window):  # only U+0130 lower-cases to two characters
+            low = window.replace("\u0130", "i").lower()
+        self.low = low
+        self.found = found
+
+    def emit(self, category: str, start: int, end: int) -> None:
+        self.found.add(Detection(category, start, end))
+
+    def find(self, needle: str) -> Iterator[int]:
+        """Positions of ``needle`` (case-sensitive) starting in the window's own range."""
+        return _find_all(self.text, needle, self.lo, self.hi)
+
+    def find_low(self, needle: str) -> Iterator[int]:
+        """Positions (in ``text``) of lower-case ``needle`` in the lower-cased text, in the own range."""
+        base = self.base
+        for rel in _find_all(self.low, needle, self.lo - base, self.hi - base):
+            yield rel + base
+
+    def low_iter(self, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
+        """Matches of ``pattern`` over ``low`` that start in the own range (positions relative to ``base``)."""
+        hi = self.hi - self.base
+        for match in pattern.finditer(self.low, self.lo - self.base, self.end - self.base):
+            if match.start() >= hi:
+                return
+            yield match
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -76,11 +117,47 @@ def _line_bounds(text: str, start: int, end: int) -> tuple[int, int] | None:
     return line_start, line_end
 
 
+_JSON_STRING_START_RE = re.compile(r'(?:"\s*:|[\[,{])\s*"\Z')
+
+
+def _line_context(text: str, start: int, end: int, *, json_start: bool = False) -> tuple[str, str] | None:
+    """What stands before and after text[start:end] on its logical line; None for an over-long line.
+
+    Text inside JSON (tool inputs, pasted payloads) carries its line breaks as the two characters
+    backslash-n; those count as line breaks. The start of a JSON string value (``"key": "``) counts as a
+    line start when the value goes on to an escaped line break (or always, with ``json_start``).
+    """
+    bounds = _line_bounds(text, start, end)
+    if bounds is None:
+        return None
+    prefix, suffix = text[bounds[0] : start], text[end : bounds[1]]
+    if "\\" not in prefix and "\\" not in suffix and '"' not in prefix:
+        return prefix, suffix
+    escaped_before = max(prefix.rfind("\\n"), prefix.rfind("\\r"))
+    escaped_after = min((i for i in (suffix.find("\\n"), suffix.find("\\r")) if i != -1), default=-1)
+    if escaped_before != -1:
+        prefix = prefix[escaped_before + 2 :]
+    elif _JSON_STRING_START_RE.search(prefix) and (json_start or escaped_after != -1):
+        prefix = ""
+    if escaped_after != -1:
+        suffix = suffix[:escaped_after]
+    elif escaped_before != -1 and suffix.lstrip(" \t").startswith('"'):
+        suffix = ""
+    return prefix, suffix
+
+
 def _alone_on_line(text: str, start: int, end: int) -> bool:
+    context = _line_context(text, start, end)
+    return context is not None and not context[0].strip() and not context[1].strip()
+
+
+def _upper_line_with(text: str, start: int, end: int, words: tuple[str, ...]) -> bool:
+    """True when the line around text[start:end] is short, all upper case and holds one of ``words``."""
     bounds = _line_bounds(text, start, end)
     if bounds is None:
         return False
-    return not text[bounds[0] : start].strip() and not text[end : bounds[1]].strip()
+    line = text[bounds[0] : bounds[1]]
+    return line.isupper() and len(line.strip()) <= 160 and any(word in line for word in words)
 
 
 # Dissemination controls after a level: "//NOFORN", " // REL TO USA, FVEY", "//SP-PRVCY/SP-CTI//FEDCON".
@@ -113,67 +190,80 @@ _CLASSIFICATION_LABEL_RE = re.compile(r"(?i:classification|classified)[ \t]*:[ \
 
 
 def _neighbour_lines(text: str, line_start: int, line_end: int) -> tuple[str, str]:
-    prev_end = line_start - 1
-    prev_start = text.rfind("\n", max(0, prev_end - _MAX_LINE), max(prev_end, 0)) + 1 if prev_end > 0 else 0
-    previous = text[prev_start:prev_end].strip() if prev_end > 0 else ""
+    previous = ""
+    if line_start > 0:
+        prev_end = line_start - 1
+        prev_start = text.rfind("\n", max(0, prev_end - _MAX_LINE), prev_end) + 1
+        previous = text[prev_start:prev_end].strip()
     next_start = line_end + 1
     next_end = text.find("\n", next_start, next_start + _MAX_LINE)
     following = text[next_start : next_end if next_end != -1 else next_start + _MAX_LINE].strip()
     return previous, following
 
 
-def _classified(text: str, own_start: int, own_end: int, emit: _Emit) -> None:
+def _level_start(text: str, pos: int, needle: str) -> int:
+    """Start of the level word at ``pos``, extended over a preceding "TOP" for "TOP SECRET"."""
+    if needle != "SECRET":
+        return pos
+    head = text[max(0, pos - 8) : pos]
+    stripped = head.rstrip(" \t")
+    top = pos - len(head) + len(stripped) - 3
+    if stripped.endswith("TOP") and stripped != head and _bounded(text, top, top + 3):
+        return top
+    return pos
+
+
+def _classified(w: _Window) -> None:
+    text = w.text
     for needle in ("SECRET", "CONFIDENTIAL"):
-        for pos in _find_all(text, needle, own_start, own_end):
+        for pos in w.find(needle):
             end = pos + len(needle)
             if not _bounded(text, pos, end):
                 continue
-            start = pos
-            if needle == "SECRET":
-                head = text[max(0, pos - 8) : pos]
-                stripped = head.rstrip(" \t")
-                top = pos - len(head) + len(stripped) - 3
-                if stripped.endswith("TOP") and stripped != head and _bounded(text, top, top + 3):
-                    start = top
+            start = _level_start(text, pos, needle)
             controls_end = _controls_after(text, end)
             if controls_end != -1:
-                emit("classified.banner", start, controls_end)
+                w.emit("classified.banner", start, controls_end)
+                continue
+            context = _line_context(text, start, end)
+            if context is None or context[1].strip():
+                continue
+            prefix = context[0]
+            if prefix.strip():
+                # "CLASSIFICATION: SECRET"; an upper-case label is needed for the ambiguous CONFIDENTIAL.
+                if _CLASSIFICATION_LABEL_RE.search(prefix) and (needle == "SECRET" or "CLASSIF" in prefix):
+                    w.emit("classified.banner", start, end)
                 continue
             bounds = _line_bounds(text, start, end)
-            if bounds is None or text[end : bounds[1]].strip():
+            if bounds is not None and not _COMMERCIAL_LABELS.isdisjoint(_neighbour_lines(text, *bounds)):
                 continue
-            prefix = text[bounds[0] : start]
-            if not prefix.strip():
-                previous, following = _neighbour_lines(text, bounds[0], bounds[1])
-                if previous in _COMMERCIAL_LABELS or following in _COMMERCIAL_LABELS:
-                    continue
-                emit("classified.banner", start, end)
-            elif _CLASSIFICATION_LABEL_RE.search(prefix) and (needle == "SECRET" or "CLASSIFICATION" in prefix):
-                emit("classified.banner", start, end)
+            w.emit("classified.banner", start, end)
 
 
 _AUTHORITY_LABEL_RE = re.compile(r"[ \t]*(?:derived from|declassify on|reason|declassification date)[ \t]*:")
 
 
-def _authority_block(text: str, low: str, base: int, own_start: int, own_end: int, emit: _Emit) -> None:
+def _authority_block(w: _Window) -> None:
+    low = w.low
     if "classified by" not in low or ("declassify on" not in low and "derived from" not in low):
         return
-    for rel in _find_all(low, "classified by", own_start - base, own_end - base):
-        pos = rel + base
-        bounds = _line_bounds(text, pos, pos)
-        if bounds is None or text[bounds[0] : pos].strip():
+    for pos in w.find_low("classified by"):
+        bounds = _line_bounds(w.text, pos, pos)
+        rel = pos - w.base
+        if (
+            bounds is None
+            or w.text[bounds[0] : pos].strip()
+            or not low[rel + 13 : rel + 16].lstrip().startswith(":")
+        ):
             continue
-        after = low[rel + 13 : rel + 15].lstrip(" \t")
-        if not after.startswith(":"):
-            continue
-        # Another authority line within the next few lines.
-        window_end = rel + 400
-        line = low.find("\n", rel, window_end)
+        # Another authority line ("Derived From:", "Declassify On:") within the next few lines.
+        limit = rel + 400
+        line = low.find("\n", rel, limit)
         while line != -1:
-            if _AUTHORITY_LABEL_RE.match(low, line + 1, window_end):
-                emit("classified.authority_block", pos, bounds[1])
+            if _AUTHORITY_LABEL_RE.match(low, line + 1, limit):
+                w.emit("classified.authority_block", pos, bounds[1])
                 break
-            line = low.find("\n", line + 1, window_end)
+            line = low.find("\n", line + 1, limit)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -187,13 +277,27 @@ _PORTION_PREFIX_RE = re.compile(
     r"(?:(?i:subject|subj|title|re)[ \t]*:[ \t]*)?\Z"
 )
 _SENTENCE_END_RE = re.compile(r"[.!?:][\"')\]]?[ \t]+\Z")
-_COPYRIGHT_TAIL_RE = re.compile(r"[^\n]{0,40}\b(?:19|20)\d\d\b|[^\n]{0,120}(?i:all rights reserved|copyright)")
+_COPYRIGHT_TAIL_RE = re.compile(
+    r"[^\n]{0,40}\b(?:19|20)\d\d\b|[^\n]{0,120}(?i:all rights reserved|copyright)"
+)
 _LEGACY_CONTROLS = ("FOUO", "LES", "SBU", "FOR OFFICIAL USE ONLY", "LAW ENFORCEMENT SENSITIVE")
-# A letter enumerator opening a line: "(B) the term ..." - then "(C)" is the next item, not a mark.
-_ENUMERATOR_RE = {
-    "C": re.compile(r"(?:^|\n)[ \t]*\(B\)[ \t]"),
-    "S": re.compile(r"(?:^|\n)[ \t]*\(R\)[ \t]"),
-}
+# A parenthesised capital that is no classification level - "(B) the term", "(M) Medium" - near a bare
+# "(C)" or "(S)" makes that an item of a list or legend, not a portion mark.
+_LEGEND_LETTER_RE = re.compile(r"\([ABD-RTV-Z]\)")
+_LEGEND_SEPARATOR_RE = re.compile(r"(?:[,;]|\s{2}|\t)\s*\Z")
+
+
+def _in_letter_list(text: str, start: int, end: int) -> bool:
+    for match in _LEGEND_LETTER_RE.finditer(text, max(0, start - 2000), min(len(text), end + 2000)):
+        context = _line_context(text, match.start(), match.end(), json_start=True)
+        if context is None:
+            continue
+        if not context[0].strip():
+            return True
+        same_line = text.find("\n", min(start, match.start()), max(end, match.end())) == -1
+        if same_line and _LEGEND_SEPARATOR_RE.search(context[0]):
+            return True
+    return False
 
 
 def _opens_paragraph(text: str, start: int, end: int) -> bool:
@@ -204,44 +308,43 @@ def _opens_paragraph(text: str, start: int, end: int) -> bool:
     first = follow.strip()[0]
     if not (first.isupper() or first.isdigit() or first in "\"'(\u201c"):
         return False
-    bounds = _line_bounds(text, start, end)
-    if bounds is None:
-        prefix = text[max(0, start - 8) : start]
-        return bool(_SENTENCE_END_RE.search(prefix))
-    prefix = text[bounds[0] : start]
-    return bool(_PORTION_PREFIX_RE.match(prefix)) or (bool(prefix.strip()) and bool(_SENTENCE_END_RE.search(prefix)))
+    context = _line_context(text, start, end, json_start=True)
+    if context is None:
+        return bool(_SENTENCE_END_RE.search(text[max(0, start - 8) : start]))
+    prefix = context[0]
+    if _PORTION_PREFIX_RE.match(prefix):
+        return True
+    return bool(prefix.strip()) and bool(_SENTENCE_END_RE.search(prefix))
 
 
-def _portion_marks(text: str, own_start: int, own_end: int, win_end: int, emit: _Emit) -> None:
-    for match in _PORTION_RE.finditer(text, own_start, win_end):
+def _portion_category(level: str, controls: str) -> str | None:
+    if level in ("TS", "S", "C"):
+        return "classified.portion"
+    if level == "CUI":
+        return "cui.specified" if "SP-" in controls else "cui.portion"
+    if level == "U":
+        return "cui.legacy" if any(word in controls for word in _LEGACY_CONTROLS) else None
+    return "cui.legacy"  # FOUO, SBU, LES
+
+
+def _portion_marks(w: _Window) -> None:
+    text = w.text
+    for match in _PORTION_RE.finditer(text, w.lo, w.end):
         start, end = match.span()
-        if start >= own_end:
-            break
+        if start >= w.hi:
+            return
         level, controls = match.group(1), match.group(2)
-        if controls:
-            if level in ("TS", "S", "C"):
-                emit("classified.portion", start, end)
-            elif level == "CUI":
-                emit("cui.specified" if "SP-" in controls else "cui.portion", start, end)
-            elif level == "U":
-                if any(word in controls for word in _LEGACY_CONTROLS):
-                    emit("cui.legacy", start, end)
-            else:
-                emit("cui.legacy", start, end)
+        category = _portion_category(level, controls)
+        if category is None:
             continue
-        if level == "U" or not _opens_paragraph(text, start, end):
+        # With '//' controls the mark is unmistakable; a bare one must stand where portion marks stand.
+        if not controls and (
+            not _opens_paragraph(text, start, end)
+            or (level == "C" and _COPYRIGHT_TAIL_RE.match(text, end, end + 160))
+            or (len(level) == 1 and _in_letter_list(text, start, end))
+        ):
             continue
-        if level == "C" and _COPYRIGHT_TAIL_RE.match(text, end, end + 160):
-            continue
-        enumerator = _ENUMERATOR_RE.get(level)
-        if enumerator is not None and enumerator.search(text, max(0, start - 5000), start):
-            continue
-        if level in ("TS", "S", "C"):
-            emit("classified.portion", start, end)
-        elif level == "CUI":
-            emit("cui.portion", start, end)
-        else:
-            emit("cui.legacy", start, end)
+        w.emit(category, start, end)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -249,18 +352,19 @@ def _portion_marks(text: str, own_start: int, own_end: int, win_end: int, emit: 
 # --------------------------------------------------------------------------------------------------------
 
 
-def _cui_banners(text: str, own_start: int, own_end: int, emit: _Emit) -> None:
+def _cui_banners(w: _Window) -> None:
+    text = w.text
     for needle in ("CUI", "CONTROLLED"):
-        for pos in _find_all(text, needle, own_start, own_end):
+        for pos in w.find(needle):
             end = pos + len(needle)
             if not _bounded(text, pos, end) or text[pos - 1 : pos] == "(" or text[pos - 7 : pos] == "EXPORT ":
                 continue
             controls_end = _controls_after(text, end)
             if controls_end != -1:
                 category = "cui.specified" if "SP-" in text[end:controls_end] else "cui.banner"
-                emit(category, pos, controls_end)
+                w.emit(category, pos, controls_end)
             elif _alone_on_line(text, pos, end):
-                emit("cui.banner", pos, end)
+                w.emit("cui.banner", pos, end)
 
 
 _LEGACY_ALONE = {
@@ -270,38 +374,37 @@ _LEGACY_ALONE = {
 }
 
 
-def _legacy_words(text: str, own_start: int, own_end: int, emit: _Emit) -> None:
+def _legacy_words(w: _Window) -> None:
+    text = w.text
     for needle, alone_forms in _LEGACY_ALONE.items():
-        for pos in _find_all(text, needle, own_start, own_end):
+        for pos in w.find(needle):
             end = pos + len(needle)
             if not _bounded(text, pos, end) or text[pos - 1 : pos] == "(":
                 continue
             if _controls_before(text, pos):
                 controls_end = _controls_after(text, end)
-                emit("cui.legacy", pos, controls_end if controls_end != -1 else end)
-                continue
-            if _controls_after(text, end) != -1:
-                emit("cui.legacy", pos, end)
-                continue
-            bounds = _line_bounds(text, pos, end)
-            if bounds is not None and text[bounds[0] : bounds[1]].strip() in alone_forms:
-                emit("cui.legacy", pos, bounds[0] + len(text[bounds[0] : bounds[1]].rstrip()))
+                w.emit("cui.legacy", pos, max(end, controls_end))
+            elif _controls_after(text, end) != -1:
+                w.emit("cui.legacy", pos, end)
+            else:
+                bounds = _line_bounds(text, pos, end)
+                line = text[bounds[0] : bounds[1]].strip() if bounds is not None else ""
+                if line in alone_forms:
+                    w.emit("cui.legacy", pos, pos + len(line))
 
 
 _LEGACY_PHRASES = ("for official use only", "sensitive but unclassified", "law enforcement sensitive")
 
 
-def _legacy_phrases(text: str, low: str, base: int, own_start: int, own_end: int, emit: _Emit) -> None:
+def _legacy_phrases(w: _Window) -> None:
     for phrase in _LEGACY_PHRASES:
-        if phrase not in low:
+        if phrase not in w.low:
             continue
-        for rel in _find_all(low, phrase, own_start - base, own_end - base):
-            pos = rel + base
+        for pos in w.find_low(phrase):
             end = pos + len(phrase)
-            original = text[pos:end]
             # Upper case is how markings are written; "for official use only" in a sentence is prose.
-            if original.isupper() or _alone_on_line(text, pos, end):
-                emit("cui.legacy", pos, end)
+            if w.text[pos:end].isupper() or _alone_on_line(w.text, pos, end):
+                w.emit("cui.legacy", pos, end)
 
 
 _DESIGNATION_LINE_RE = re.compile(
@@ -310,27 +413,24 @@ _DESIGNATION_LINE_RE = re.compile(
 )
 
 
-def _designation_indicator(text: str, low: str, base: int, own_start: int, own_end: int, emit: _Emit) -> None:
+def _designation_indicator(w: _Window) -> None:
+    low = w.low
     if "controlled by" not in low and "cui categor" not in low:
         return
     for label in ("controlled by", "cui categor"):
-        for rel in _find_all(low, label, own_start - base, own_end - base):
-            pos = rel + base
-            bounds = _line_bounds(text, pos, pos)
-            if bounds is None or text[bounds[0] : pos].strip():
+        for pos in w.find_low(label):
+            rel = pos - w.base
+            bounds = _line_bounds(w.text, pos, pos)
+            if bounds is None or w.text[bounds[0] : pos].strip() or not _DESIGNATION_LINE_RE.match(low, rel):
                 continue
-            if not _DESIGNATION_LINE_RE.match(low, rel):
-                continue
-            if label == "cui categor":
-                emit("cui.designation_indicator", pos, bounds[1])
-                continue
-            window_end = rel + 400
-            line = low.find("\n", rel, window_end)
-            while line != -1:
-                if _DESIGNATION_LINE_RE.match(low, line + 1, window_end):
-                    emit("cui.designation_indicator", pos, bounds[1])
-                    break
-                line = low.find("\n", line + 1, window_end)
+            # Extend over the indicator lines that follow ("Controlled by:", "CUI Category:", "POC:").
+            lines, end_rel = 1, bounds[1] - w.base
+            while end_rel < len(low) and _DESIGNATION_LINE_RE.match(low, end_rel + 1, end_rel + 200):
+                next_end = low.find("\n", end_rel + 1, end_rel + _MAX_LINE)
+                end_rel = next_end if next_end != -1 else min(len(low), end_rel + _MAX_LINE)
+                lines += 1
+            if label == "cui categor" or lines >= 2:
+                w.emit("cui.designation_indicator", pos, end_rel + w.base)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -349,87 +449,100 @@ _NOTICE_SUBJECT = (
     r"(?:[a-z][a-z/-]*\s+){0,3}?" + _NOUNS + r"\s+(?:(?:may|might|could|also|hereby|herein)\s+)?"
     r"(?:is|are|contains?|includes?|has\s+been|have\s+been|was|were|falls?)\b"
 )
+_GAP = r"(?:[^\n]|\n(?!\n)){0,160}"
 _NOTICE_BEFORE_RE = re.compile(
-    r"(?:" + _NOTICE_SUBJECT + r"|\b(?:contained|included|provided|disclosed|described)\s+herein\b"
-    r"|\bwhose\s+export\s+is\s+(?:restricted|controlled))(?:[^\n]|\n(?!\n)){0,160}\Z"
+    r"(?:" + _NOTICE_SUBJECT + r"|\b(?:contained|included|provided|disclosed|described)\s+herein\b)"
+    r"(?P<gap>" + _GAP + r")\Z|\bwhose\s+export\s+is\s+(?:restricted|controlled)" + _GAP + r"\Z"
 )
+# Words that make a sentence about the content a control notice rather than a description of it.
+_CONTROL_RE = re.compile(
+    r"subject\s+to|controlled|restricted|governed\s+by|regulated|technical\s+data|jurisdiction|"
+    r"licen[cs]e|defen[cs]e\s+articles?|whose\s+export"
+)
+_CONTROL_AFTER_RE = re.compile(r"[\s\-]*(?:controlled|restricted|regulated|technical\s+data)")
 _ITAR_TERM_RE = re.compile(
     r"itar\b|international\s+traffic\s+in\s+arms|arms\s+export\s+control\s+act"
     r"|22\s*c\.?\s*f\.?\s*r\.?\s*(?:parts?\s*|\u00a7+\s*)?1[23]\d"
 )
 _EAR_TERM_RE = re.compile(
-    r"export\s+administration\s+(?:regulations|act)|15\s*c\.?\s*f\.?\s*r\.?\s*(?:parts?\s*|\u00a7+\s*)?7[3-7]\d"
+    r"export\s+administration\s+(?:regulations|act)"
+    r"|15\s*c\.?\s*f\.?\s*r\.?\s*(?:parts?\s*|\u00a7+\s*)?7[3-7]\d"
 )
+_NOTICE_WORDS = ("CONTROLLED", "RESTRICTED", "WARNING", "NOTICE", "TECHNICAL DATA")
 
 
-def _notice_before(low: str, base: int, rel_start: int) -> int:
-    """Start (absolute) of a notice subject ending at the term at ``rel_start``, or -1."""
+def _notice_before(w: _Window, rel_start: int, rel_end: int) -> int:
+    """Start (in ``text``) of a control notice on the content that ends with the regime term at
+    low[rel_start:rel_end], or -1. "This document contains technical data subject to the ITAR" is one;
+    "This document summarises the ITAR" is not."""
+    low = w.low
     lo = max(0, rel_start - 300)
     para = low.rfind("\n\n", lo, rel_start)
     if para != -1:
         lo = para + 2
     match = _NOTICE_BEFORE_RE.search(low, lo, rel_start)
-    return -1 if match is None else match.start() + base
+    if match is None:
+        return -1
+    gap = match.group("gap")
+    if gap is None or _CONTROL_RE.search(gap) or _CONTROL_AFTER_RE.match(low, rel_end, rel_end + 40):
+        return match.start() + w.base
+    return -1
 
 
-def _upper_line_with(text: str, pos: int, end: int, words: tuple[str, ...]) -> bool:
-    bounds = _line_bounds(text, pos, end)
-    if bounds is None:
-        return False
-    line = text[bounds[0] : bounds[1]]
-    return line.isupper() and any(word in line for word in words)
-
-
-def _export_notices(text: str, low: str, base: int, own_start: int, own_end: int, win_end: int,
-                    emit: _Emit) -> None:  # fmt: skip
-    lo, hi, hi_win = own_start - base, own_end - base, win_end - base
-    has_cfr = "c.f.r" in low or "cfr" in low
-    if "itar" in low or "traffic in arms" in low or "arms export" in low or has_cfr:
-        for match in _ITAR_TERM_RE.finditer(low, lo, hi_win):
-            rel = match.start()
-            if rel >= hi:
-                break
-            if rel > 0 and low[rel - 1].isalnum():
-                continue  # "guitar"
-            pos, end = rel + base, match.end() + base
-            notice = _notice_before(low, base, rel)
-            if notice != -1:
-                emit("export.itar", notice, end)
-            elif text[pos:end] == "ITAR" and _upper_line_with(
-                text, pos, end, ("CONTROLLED", "RESTRICTED", "WARNING", "NOTICE", "TECHNICAL DATA")
-            ):
-                emit("export.itar", pos, end)
-    if "export administration" in low or has_cfr:
-        for match in _EAR_TERM_RE.finditer(low, lo, hi_win):
-            rel = match.start()
-            if rel >= hi:
-                break
-            notice = _notice_before(low, base, rel)
-            if notice != -1:
-                emit("export.ear", notice, match.end() + base)
-    # The abbreviation "EAR" is only an abbreviation in upper case ("the inner ear" is not).
-    for pos in _find_all(text, "EAR", own_start, own_end):
-        end = pos + 3
-        if not _bounded(text, pos, end):
-            continue  # also skips EAR99, which is the designation for items that need no licence
-        notice = _notice_before(low, base, pos - base)
+def _itar(w: _Window) -> None:
+    low = w.low
+    if not (
+        "itar" in low or "traffic in arms" in low or "arms export" in low or "cfr" in low or "c.f.r" in low
+    ):
+        return
+    for match in w.low_iter(_ITAR_TERM_RE):
+        rel = match.start()
+        if rel > 0 and low[rel - 1].isalnum():
+            continue  # "guitar"
+        pos, end = rel + w.base, match.end() + w.base
+        notice = _notice_before(w, rel, match.end())
         if notice != -1:
-            emit("export.ear", notice, end)
-        elif _upper_line_with(text, pos, end, ("CONTROLLED", "RESTRICTED", "WARNING", "NOTICE")):
-            emit("export.ear", pos, end)
-    for pos in _find_all(text, "EXPORT CONTROLLED", own_start, own_end):
+            w.emit("export.itar", notice, end)
+        elif w.text[pos:end] == "ITAR" and _upper_line_with(w.text, pos, end, _NOTICE_WORDS):
+            w.emit("export.itar", pos, end)
+
+
+def _ear(w: _Window) -> None:
+    low = w.low
+    if "export administration" in low or "cfr" in low or "c.f.r" in low:
+        for match in w.low_iter(_EAR_TERM_RE):
+            notice = _notice_before(w, match.start(), match.end())
+            if notice != -1:
+                w.emit("export.ear", notice, match.end() + w.base)
+    # The abbreviation is only the regulation in upper case ("the inner ear" is not).
+    for pos in w.find("EAR"):
+        end = pos + 3
+        if not _bounded(w.text, pos, end):
+            continue  # also skips EAR99, the designation of items that need no licence
+        notice = _notice_before(w, pos - w.base, end - w.base)
+        if notice != -1:
+            w.emit("export.ear", notice, end)
+        elif _upper_line_with(w.text, pos, end, _NOTICE_WORDS):
+            w.emit("export.ear", pos, end)
+
+
+_ITAR_WORD_RE = re.compile(r"\bITAR\b")
+_EAR_WORD_RE = re.compile(r"\bEAR\b")
+
+
+def _export_banner(w: _Window) -> None:
+    for pos in w.find("EXPORT CONTROLLED"):
         end = pos + 17
-        bounds = _line_bounds(text, pos, end)
-        if bounds is None:
+        bounds = _line_bounds(w.text, pos, end)
+        if bounds is None or not _upper_line_with(w.text, pos, end, ("EXPORT CONTROLLED",)):
             continue
-        line = text[bounds[0] : bounds[1]]
-        if line.isupper() and len(line.strip()) <= 160:
-            if re.search(r"\bITAR\b", line):
-                emit("export.itar", pos, end)
-            elif re.search(r"\bEAR\b", line):
-                emit("export.ear", pos, end)
-            else:
-                emit("export.banner", pos, end)
+        line = w.text[bounds[0] : bounds[1]]
+        if _ITAR_WORD_RE.search(line):
+            w.emit("export.itar", pos, end)
+        elif _EAR_WORD_RE.search(line):
+            w.emit("export.ear", pos, end)
+        else:
+            w.emit("export.banner", pos, end)
 
 
 _ECCN_RE = re.compile(
@@ -438,16 +551,14 @@ _ECCN_RE = re.compile(
 )
 
 
-def _eccn(low: str, base: int, own_start: int, own_end: int, win_end: int, emit: _Emit) -> None:
-    if "eccn" not in low and "export control classification" not in low:
+def _eccn(w: _Window) -> None:
+    if "eccn" not in w.low and "export control classification" not in w.low:
         return
-    for match in _ECCN_RE.finditer(low, own_start - base, win_end - base):
+    for match in w.low_iter(_ECCN_RE):
         rel = match.start()
-        if rel >= own_end - base:
-            break
-        if rel > 0 and low[rel - 1].isalnum():
+        if rel > 0 and w.low[rel - 1].isalnum():
             continue
-        emit("export.eccn", rel + base, match.end() + base)
+        w.emit("export.eccn", rel + w.base, match.end() + w.base)
 
 
 _DIST_STATEMENT_RE = re.compile(r"distribution\s+statement\s*([a-f])(?![a-z0-9])")
@@ -457,22 +568,20 @@ _DIST_AUTHORIZED_RE = re.compile(
 )
 
 
-def _distribution_statements(text: str, low: str, base: int, own_start: int, own_end: int, win_end: int,
-                             emit: _Emit) -> None:  # fmt: skip
-    lo, hi, hi_win = own_start - base, own_end - base, win_end - base
+def _distribution_statements(w: _Window) -> None:
+    low, base = w.low, w.base
     if "distribution statement" in low:
-        for match in _DIST_STATEMENT_RE.finditer(low, lo, hi_win):
-            rel = match.start()
-            if rel >= hi or match.group(1) == "a":
-                continue
-            pos, end = rel + base, match.end() + base
-            if text[pos : pos + 22].isupper() or _DIST_AUTHORIZED_RE.search(low, match.end(), match.end() + 200):
-                emit("export.distribution_statement", pos, end)
+        for match in w.low_iter(_DIST_STATEMENT_RE):
+            if match.group(1) == "a":
+                continue  # Statement A is approval for public release
+            pos, end = match.start() + base, match.end() + base
+            if w.text[pos : pos + 22].isupper() or _DIST_AUTHORIZED_RE.search(
+                low, match.end(), match.end() + 200
+            ):
+                w.emit("export.distribution_statement", pos, end)
     if "authori" in low:
-        for match in _DIST_AUTHORIZED_RE.finditer(low, lo, hi_win):
-            if match.start() >= hi:
-                break
-            emit("export.distribution_statement", match.start() + base, match.end() + base)
+        for match in w.low_iter(_DIST_AUTHORIZED_RE):
+            w.emit("export.distribution_statement", match.start() + base, match.end() + base)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -486,40 +595,43 @@ _CARD_RE = re.compile(
     r"|[0-9]{4}([ \-])[0-9]{6}\2[0-9]{4,5}|[0-9]{15,16})(?![\w\-]|\.[0-9])"
 )
 _PHONE_RE = re.compile(
-    r"(?<![\w.+\-])(?:\+?1[ .\-]?)?(?:\(([0-9]{3})\)[ ]?|([0-9]{3})([ .\-]))([0-9]{3})(?(3)\3|[ .\-])([0-9]{4})"
-    r"(?![\w\-]|\.[0-9])"
+    r"(?<![\w.+\-])(?:\+?1[ .\-]?)?(?:\(([0-9]{3})\)[ ]?|([0-9]{3})([ .\-]))"
+    r"([0-9]{3})(?(3)\3|[ .\-])([0-9]{4})(?![\w\-]|\.[0-9])"
 )
 
 
-def _digit_shapes(text: str, own_start: int, own_end: int, win_end: int, emit: _Emit) -> None:
+def _digit_shapes(w: _Window) -> None:
+    text = w.text
     n = len(text)
-    for run in _DIGIT_RUN_RE.finditer(text, max(0, own_start - 32), win_end):
+    for run in _DIGIT_RUN_RE.finditer(text, max(0, w.lo - 32), w.end):
         run_start, run_end = run.span()
-        if run_start >= own_end:
-            break
-        if run_end < own_start:
+        if run_start >= w.hi:
+            return
+        if run_end < w.lo:
             continue
         lo, hi = max(0, run_start - 4), min(n, run_end + 2)
         for m in _SSN_RE.finditer(text, lo, hi):
             if ssn_is_valid(m.group(1) + m.group(3) + m.group(4)):
-                emit("pii.ssn", m.start(), m.end())
+                w.emit("pii.ssn", m.start(), m.end())
         for m in _CARD_RE.finditer(text, lo, hi):
-            digits = m.group().replace(" ", "").replace("-", "")
-            if card_number_is_valid(digits):
-                emit("pii.credit_card", m.start(), m.end())
+            if card_number_is_valid(m.group().replace(" ", "").replace("-", "")):
+                w.emit("pii.credit_card", m.start(), m.end())
         for m in _PHONE_RE.finditer(text, lo, hi):
-            area = m.group(1) or m.group(2)
-            if nanp_is_valid(area, m.group(4)):
-                emit("pii.phone", m.start(), m.end())
+            if nanp_is_valid(m.group(1) or m.group(2), m.group(4)):
+                w.emit("pii.phone", m.start(), m.end())
 
 
-_EMAIL_DOMAIN_RE = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z]{2,24})(?![A-Za-z0-9\-])")
+_EMAIL_DOMAIN_RE = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z]{2,24})(?![A-Za-z0-9\-])"
+)
 _EMAIL_LOCAL_RE = re.compile(r"[A-Za-z0-9._%+\-]{1,64}\Z")
-_NOT_TLDS = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "bmp", "ico", "tif", "tiff", "heic", "avif"})
+# "logo@2x.png" is an image name, not an address.
+_NOT_TLDS = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "bmp", "ico", "tif", "tiff", "heic"})
 
 
-def _emails(text: str, own_start: int, own_end: int, emit: _Emit) -> None:
-    for at in _find_all(text, "@", own_start, own_end):
+def _emails(w: _Window) -> None:
+    text = w.text
+    for at in w.find("@"):
         domain = _EMAIL_DOMAIN_RE.match(text, at + 1, at + 256)
         if domain is None or domain.group(1).lower() in _NOT_TLDS:
             continue
@@ -529,20 +641,22 @@ def _emails(text: str, own_start: int, own_end: int, emit: _Emit) -> None:
         start = local.start()
         while start < at and text[start] in ".-":
             start += 1
-        if start == at:
-            continue
         after = text[domain.end() : domain.end() + 2]
-        if after[:1] == ":" and after[1:2] not in ("", " ", "\n") and not after[1:2].isdigit():
+        if start == at or (after[:1] == ":" and after[1:2].strip() and not after[1:2].isdigit()):
             continue  # scp-style "git@github.com:org/repo.git" is a host address, not a mailbox
-        emit("pii.email", start, domain.end())
+        w.emit("pii.email", start, domain.end())
 
 
 _MONTHS = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
     r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
 )
-_MONTH_NUMBER = {name: index + 1 for index, name in enumerate(
-    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))}  # fmt: skip
+_MONTH_NUMBER = {
+    name: index + 1
+    for index, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+    )
+}
 _DOB_TAIL_RE = re.compile(
     r"[^0-9a-z\n]{0,6}(?:(?:is|was|on|of)[^0-9a-z\n]{1,4}){0,2}(?<![0-9])(?:"
     r"(?P<a>[0-9]{1,2})[/.\-](?P<b>[0-9]{1,2})[/.\-](?P<y1>[0-9]{4}|[0-9]{2})"
@@ -556,7 +670,7 @@ _DOB_TAIL_RE = re.compile(
 def _dob_is_valid(match: re.Match[str]) -> bool:
     if match.group("a"):
         a, b, y = int(match.group("a")), int(match.group("b")), int(match.group("y1"))
-        return date_is_plausible(a, b, y) or date_is_plausible(b, a, y)
+        return date_is_plausible(a, b, y) or date_is_plausible(b, a, y)  # US or day-first order
     if match.group("y2"):
         return date_is_plausible(int(match.group("m2")), int(match.group("d2")), int(match.group("y2")))
     if match.group("mn3"):
@@ -566,101 +680,100 @@ def _dob_is_valid(match: re.Match[str]) -> bool:
     return date_is_plausible(month, int(match.group("d4")), int(match.group("y4")))
 
 
-def _value_tail(value: str) -> re.Pattern[str]:
-    return re.compile(r"[^0-9\n]{0,24}?(?<![0-9a-z])(" + value + r")(?![0-9a-z])")
-
-
-_Validator = Callable[[re.Match[str]], bool]
-
-
-def _digits_of(match: re.Match[str]) -> str:
-    return "".join(ch for ch in match.group(1) if ch.isdigit())
-
-
-# category, labels (lower case), the value expression after the label, the value check
-_LABELLED: tuple[tuple[str, tuple[str, ...], re.Pattern[str], _Validator], ...] = (
-    ("pii.ssn", ("ssn", "social security", "ss#", "soc sec", "soc. sec"),
-     _value_tail(r"[0-9]{3}[\- ]?[0-9]{2}[\- ]?[0-9]{4}"), lambda m: ssn_is_valid(_digits_of(m))),
-    ("pii.passport", ("passport",), _value_tail(r"[a-z]{0,2}[0-9]{6,9}"), lambda m: True),
-    ("pii.aba_routing", ("routing", "aba", "rtn"), _value_tail(r"[0-9]{9}"),
-     lambda m: aba_routing_is_valid(m.group(1))),
-    ("pii.edipi", ("edipi", "edi-pi", "dod id", "dodid", "dod identification"), _value_tail(r"[0-9]{10}"),
-     lambda m: True),
-    ("pii.dob", ("date of birth", "birth date", "birthdate", "dob", "d.o.b", "born"), _DOB_TAIL_RE, _dob_is_valid),
-)  # fmt: skip
-
-
-def _labelled(low: str, base: int, own_start: int, own_end: int, emit: _Emit) -> None:
-    lo, hi = own_start - base, own_end - base
-    for category, labels, tail, valid in _LABELLED:
-        for label in labels:
-            if label not in low:
-                continue
-            for rel in _find_all(low, label, lo, hi):
-                end = rel + len(label)
-                if (rel > 0 and low[rel - 1].isalnum()) or low[end : end + 1].isalpha():
-                    continue
-                match = tail.match(low, end, end + 120)
-                if match is None or not valid(match):
-                    continue
-                span = _dob_span(match) if category == "pii.dob" else match.span(1)
-                emit(category, span[0] + base, span[1] + base)
-
-
 def _dob_span(match: re.Match[str]) -> tuple[int, int]:
     for name in ("a", "y2", "mn3", "d4"):
         if match.group(name):
             return match.start(name), match.end()
-    return match.span()
+    return match.span()  # pragma: no cover - one of the alternatives always matched
+
+
+def _value_tail(value: str) -> re.Pattern[str]:
+    """A value of shape ``value`` at most 24 non-digit characters after its label (": ", " number is ")."""
+    return re.compile(r"[^0-9\n]{0,24}?(?<![0-9a-z])(" + value + r")(?![0-9a-z])")
+
+
+def _ssn_value(match: re.Match[str]) -> tuple[int, int] | None:
+    digits = match.group(1).replace("-", "").replace(" ", "")
+    return match.span(1) if ssn_is_valid(digits) else None
+
+
+def _aba_value(match: re.Match[str]) -> tuple[int, int] | None:
+    return match.span(1) if aba_routing_is_valid(match.group(1)) else None
+
+
+def _any_value(match: re.Match[str]) -> tuple[int, int] | None:
+    return match.span(1)
+
+
+def _dob_value(match: re.Match[str]) -> tuple[int, int] | None:
+    return _dob_span(match) if _dob_is_valid(match) else None
+
+
+# category, labels (lower case), the value pattern that follows a label, the span of a valid value
+_LABELLED: tuple[tuple[str, tuple[str, ...], re.Pattern[str], Callable[[re.Match[str]], tuple[int, int] | None]], ...] = (
+    ("pii.ssn", ("ssn", "social security", "ss#", "soc sec", "soc. sec"),
+     _value_tail(r"[0-9]{3}[\- ]?[0-9]{2}[\- ]?[0-9]{4}"), _ssn_value),
+    ("pii.passport", ("passport",), _value_tail(r"[a-z]{0,2}[0-9]{6,9}"), _any_value),
+    ("pii.aba_routing", ("routing", "aba", "rtn"), _value_tail(r"[0-9]{9}"), _aba_value),
+    ("pii.edipi", ("edipi", "edi-pi", "dod id", "dodid", "dod identification"), _value_tail(r"[0-9]{10}"),
+     _any_value),
+    ("pii.dob", ("date of birth", "birth date", "birthdate", "dob", "d.o.b", "born"), _DOB_TAIL_RE, _dob_value),
+)  # fmt: skip
+
+
+def _labelled(w: _Window) -> None:
+    low, base = w.low, w.base
+    for category, labels, tail, value_span in _LABELLED:
+        for label in labels:
+            if label not in low:
+                continue
+            for pos in w.find_low(label):
+                rel = pos - base
+                end = rel + len(label)
+                if (rel > 0 and low[rel - 1].isalnum()) or low[end : end + 1].isalpha():
+                    continue
+                match = tail.match(low, end, end + 120)
+                span = value_span(match) if match is not None else None
+                if span is not None:
+                    w.emit(category, span[0] + base, span[1] + base)
 
 
 # --------------------------------------------------------------------------------------------------------
 # The scan
 # --------------------------------------------------------------------------------------------------------
 
-
-def _lower(window: str) -> str:
-    low = window.lower()
-    if len(low) != len(window):  # only U+0130 lower-cases to two characters
-        low = window.replace("\u0130", "i").lower()
-    return low
+_DETECTORS: tuple[Callable[[_Window], None], ...] = (
+    _classified,
+    _authority_block,
+    _portion_marks,
+    _cui_banners,
+    _legacy_words,
+    _legacy_phrases,
+    _designation_indicator,
+    _itar,
+    _ear,
+    _export_banner,
+    _eccn,
+    _distribution_statements,
+    _digit_shapes,
+    _emails,
+    _labelled,
+)
 
 
 def scan(text: str) -> set[Detection]:
     """All built-in detections in ``text``, each reported once.
 
-    Each detector anchors its search in the window's own range and reads context from the overlap, so
-    every detection is found by at least one window; the set drops the few found by two.
+    Each detector anchors its search in a window's own range and reads context from the overlap, so every
+    detection is found by at least one window; the set drops the few that two windows both report.
     """
     found: set[Detection] = set()
-    n = len(text)
-    own_start = 0
+    lo = 0
     while True:
-        own_end = min(n, own_start + WINDOW)
-        win_start, win_end = max(0, own_start - OVERLAP), min(n, own_end + OVERLAP)
-        _scan_window(text, win_start, own_start, own_end, win_end, found)
-        if own_end >= n:
+        hi = min(len(text), lo + WINDOW)
+        window = _Window(text, lo, hi, found)
+        for detector in _DETECTORS:
+            detector(window)
+        if hi >= len(text):
             return found
-        own_start = own_end
-
-
-def _scan_window(text: str, win_start: int, own_start: int, own_end: int, win_end: int,
-                 found: set[Detection]) -> None:  # fmt: skip
-    def emit(category: str, start: int, end: int) -> None:
-        found.add(Detection(category, start, end))
-
-    low = _lower(text[win_start:win_end] if win_start or win_end != len(text) else text)
-    base = win_start
-    _classified(text, own_start, own_end, emit)
-    _cui_banners(text, own_start, own_end, emit)
-    _legacy_words(text, own_start, own_end, emit)
-    _portion_marks(text, own_start, own_end, win_end, emit)
-    _authority_block(text, low, base, own_start, own_end, emit)
-    _legacy_phrases(text, low, base, own_start, own_end, emit)
-    _designation_indicator(text, low, base, own_start, own_end, emit)
-    _export_notices(text, low, base, own_start, own_end, win_end, emit)
-    _eccn(low, base, own_start, own_end, win_end, emit)
-    _distribution_statements(text, low, base, own_start, own_end, win_end, emit)
-    _digit_shapes(text, own_start, own_end, win_end, emit)
-    _emails(text, own_start, own_end, emit)
-    _labelled(low, base, own_start, own_end, emit)
+        lo = hi

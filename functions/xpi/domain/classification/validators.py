@@ -13,7 +13,10 @@ _KNOWN_INVALID_SSNS = frozenset({"078051120", "219099999", "457555462"})
 # First two digits of an ABA routing number: 00-12 (Federal Reserve), 21-32 (thrift), 61-72
 # (electronic), 80 (traveller's cheques). Anything else is not a routing number.
 _ABA_PREFIXES = frozenset(
-    [f"{n:02d}" for n in range(13)] + [str(n) for n in range(21, 33)] + [str(n) for n in range(61, 73)] + ["80"]
+    [f"{n:02d}" for n in range(13)]
+    + [str(n) for n in range(21, 33)]
+    + [str(n) for n in range(61, 73)]
+    + ["80"]
 )
 
 _ABA_WEIGHTS = (3, 7, 1, 3, 7, 1, 3, 7, 1)

@@ -1,0 +1,90 @@
+# xpi - everything a new machine needs comes from here. `make demo` and `make test` do all set-up.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Python 3.13 (the Lambda runtime): pyenv's if present, else whatever python3.13 is on PATH.
+PYTHON313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13 2>/dev/null))
+VENV      := .venv
+BIN       := $(VENV)/bin
+RUNTIME   := .xpi/lambda-runtime
+CHECKOV   := .xpi/tools/checkov
+HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
+export SAM_CLI_TELEMETRY := 0
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help venv runtime build demo up test lint typecheck template-check unit contract integration bench lock clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: requirements/dev.txt pyproject.toml
+	@test -n "$(PYTHON313)" || { echo "Python 3.13 not found (pyenv install 3.13 or put python3.13 on PATH)"; exit 1; }
+	$(PYTHON313) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements/dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+venv: $(BIN)/.installed ## create the virtual environment with pinned tools
+
+# Like Lambda's /var/runtime: Python 3.13 and the runtime interface client, nothing of the dev tools.
+$(RUNTIME)/.installed: requirements/lambda-runtime.txt
+	rm -rf $(RUNTIME) && $(PYTHON313) -m venv $(RUNTIME)
+	$(RUNTIME)/bin/pip install --quiet -r requirements/lambda-runtime.txt
+	touch $@
+
+runtime: $(RUNTIME)/.installed ## the Python the local stack runs functions with (3.13 + awslambdaric)
+
+# checkov pins urllib3 1.x, which the Lambda package's pins exclude: it gets a venv of its own.
+$(CHECKOV)/.installed: requirements/checkov.txt
+	rm -rf $(CHECKOV) && $(PYTHON313) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/pip install --quiet -r requirements/checkov.txt
+	touch $@
+
+build: venv ## sam build for this machine's architecture (cached)
+	$(BIN)/sam build --cached --parameter-overrides Architecture=$(HOST_ARCH)
+
+demo: venv runtime build ## offline demo: local stack up, sample requests, results and lineage, stop
+	$(BIN)/xpi demo
+
+up: venv runtime build ## run the local stack until Ctrl-C
+	$(BIN)/xpi local up --no-build
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy functions/xpi tools/xpi_tools
+
+template-check: venv $(CHECKOV)/.installed ## sam validate --lint, cfn-lint, checkov
+	$(BIN)/sam validate --lint
+	$(BIN)/cfn-lint template.yaml
+	$(CHECKOV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
+
+unit: venv
+	$(BIN)/pytest tests/unit -q
+
+contract: venv
+	$(BIN)/pytest tests/contract -q
+
+integration: venv runtime build
+	$(BIN)/pytest tests/integration -q
+
+test: venv runtime build ## lint, type check, template checks, unit, contract and integration tests
+	$(MAKE) --no-print-directory lint typecheck template-check
+	$(BIN)/pytest tests -q
+
+bench: venv runtime build ## benchmarks (each prints its figures beside a baseline)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+lock: ## re-pin requirements/dev.txt from requirements/dev.in (needs the network to PyPI)
+	rm -rf .xpi/lock-venv && $(PYTHON313) -m venv .xpi/lock-venv
+	.xpi/lock-venv/bin/pip install --quiet -r requirements/dev.in
+	.xpi/lock-venv/bin/pip freeze --exclude-editable | grep -v '^xpi' > requirements/dev.txt
+	rm -rf .xpi/lock-venv && $(PYTHON313) -m venv .xpi/lock-venv
+	.xpi/lock-venv/bin/pip install --quiet -r requirements/checkov.in
+	.xpi/lock-venv/bin/pip freeze > requirements/checkov.txt
+
+clean: ## remove build output and local state (not the venv)
+	rm -rf .aws-sam .xpi/local

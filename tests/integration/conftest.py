@@ -1,0 +1,136 @@
+"""One local stack per test session, driven only through AWS APIs (boto3 against its endpoints).
+
+The stack runs as its own process (`xpi local up`), exactly as a developer starts it; it stops when the
+session ends, and by itself if pytest dies (--exit-with-parent).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT_S = 90
+
+
+class ResultCollector:
+    """Drains the example subscriber queue in the background, keeping events by request id, so tests
+    running one after another never take each other's events."""
+
+    def __init__(self, sqs: Any, queue_url: str) -> None:
+        self._sqs, self._queue_url = sqs, queue_url
+        self._events: dict[str, list[dict[str, Any]]] = {}
+        self._lock = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while not self._stop.is_set():
+            try:
+                response = self._sqs.receive_message(QueueUrl=self._queue_url, MaxNumberOfMessages=10,
+                                                     WaitTimeSeconds=1)
+            except Exception:  # the stack is going away at the end of the session
+                time.sleep(0.2)
+                continue
+            for message in response.get("Messages", []):
+                event = json.loads(message["Body"])
+                key = event.get("detail", {}).get("request_id", "?")
+                with self._lock:
+                    self._events.setdefault(key, []).append(event)
+                    self._lock.notify_all()
+                self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def wait_for(self, request_id: str, timeout_s: float = 60, detail_type: str | None = None) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while True:
+                matching = [e for e in self._events.get(request_id, [])
+                            if detail_type is None or e["detail-type"] == detail_type]
+                if matching:
+                    return matching[0]
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"no result event for {request_id} within {timeout_s} s")
+                self._lock.wait(remaining)
+
+    def events_for(self, request_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._events.get(request_id, []))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class LocalStackClient:
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.state = state
+        self.outputs: dict[str, str] = state["outputs"]
+        self.session = boto3.Session(region_name=state["region"], aws_access_key_id="testing",
+                                     aws_secret_access_key="testing")  # noqa: S106
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service, endpoint_url=self.state["aws"])
+
+    def lineage(self, request_id: str) -> dict[str, Any] | None:
+        table = self.session.resource("dynamodb", endpoint_url=self.state["aws"]).Table(
+            self.outputs["LineageTableName"])
+        item = table.get_item(Key={"request_id": request_id}, ConsistentRead=True).get("Item")
+        return dict(item) if item else None
+
+    def send(self, body: dict[str, Any] | str, **attributes: Any) -> str:
+        """Put a request on the requests queue as a producer would; returns its request id."""
+        if isinstance(body, dict):
+            body = {"request_id": f"it-{uuid.uuid4().hex[:12]}", **body}
+            request_id = body["request_id"]
+            text = json.dumps(body)
+        else:
+            request_id, text = "", body
+        self.client("sqs").send_message(QueueUrl=self.outputs["RequestsQueueUrl"], MessageBody=text, **attributes)
+        return request_id
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackClient]:
+    state_file = tmp_path_factory.mktemp("stack") / "stack.json"
+    log_path = ROOT / ".xpi" / "local" / "integration-stack.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "xpi_tools.cli", "local", "up", "--no-build", "--exit-with-parent",
+             "--state-file", str(state_file)],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not state_file.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the local stack did not start; see {log_path}:\n{log_path.read_text()[-4000:]}")
+            time.sleep(0.2)
+        yield LocalStackClient(json.loads(state_file.read_text()))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def results(local_stack: LocalStackClient) -> Iterator[ResultCollector]:
+    collector = ResultCollector(local_stack.client("sqs"), local_stack.outputs["SubscriberQueueUrl"])
+    yield collector
+    collector.stop()

@@ -1,0 +1,234 @@
+"""The SQS-fed inference workflow on the local stack, through AWS APIs only.
+
+Each test plays a producer (SendMessage on the requests queue), a subscriber (result events arriving
+on the example subscriber queue through the EventBridge rule) and an auditor (the lineage item).
+The commercial side is the Bedrock emulator; its control endpoint injects faults and counts calls.
+"""
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.conftest import LocalStackClient, ResultCollector
+from xpi_tools.emulator import EmulatorControl
+
+pytestmark = pytest.mark.integration
+
+DEFAULT_MODEL = "us.amazon.nova-lite-v1:0"
+
+
+@pytest.fixture
+def emulator(local_stack: LocalStackClient) -> Iterator[EmulatorControl]:
+    control = EmulatorControl(local_stack.state["emulator_control"])
+    yield control
+    control.clear_faults()
+
+
+def _prompt(text: str, model: str = "default", **extra: object) -> dict[str, object]:
+    return {"model": model, "prompt": text, "caller": {"project": "integration", "cost_centre": "cc-1"}, **extra}
+
+
+def test_happy_path_one_completed_event_with_lineage(local_stack: LocalStackClient, results: ResultCollector) -> None:
+    # GIVEN a valid request with a reply hint
+    request_id = local_stack.send(_prompt("Summarise the history of the Hoover Dam.", reply={"ticket": "T-1"}))
+
+    # WHEN it goes through the pipeline
+    event = results.wait_for(request_id)
+
+    # THEN the subscriber gets exactly one Inference Completed event with the model's answer
+    assert event["detail-type"] == "Inference Completed"
+    assert event["source"] == "xpi.inference"
+    detail = event["detail"]
+    assert detail["status"] == "COMPLETED"
+    assert detail["model"] == {"requested": "default", "resolved": DEFAULT_MODEL, "region": "us-east-1"}
+    assert detail["output"]["text"]
+    assert detail["output"]["sha256"] == hashlib.sha256(detail["output"]["text"].encode()).hexdigest()
+    assert detail["usage"]["input_tokens"] > 0 and detail["usage"]["output_tokens"] > 0
+    assert detail["reply"] == {"ticket": "T-1"}
+    assert detail["caller"]["project"] == "integration"
+    # AND the auditor finds a final lineage item without the payloads
+    item = local_stack.lineage(request_id)
+    assert item is not None
+    assert item["status"] == "COMPLETED"
+    assert item["source"] == "sqs"
+    assert item["model_id"] == DEFAULT_MODEL
+    assert item["commercial_region"] == "us-east-1"
+    assert item["response_sha256"] == detail["output"]["sha256"]
+    assert len(item["request_sha256"]) == 64
+    assert item["credential_version"]
+    assert item["classification"]["decision"] == "allow"
+    assert {"received_at", "validated_at", "classified_at", "routed_at", "invoked_at", "completed_at"} <= set(
+        item["steps"])
+    assert "Hoover" not in json.dumps(item, default=str)
+    time.sleep(1)
+    assert len(results.events_for(request_id)) == 1
+
+
+def test_pii_is_redacted_before_it_crosses(local_stack: LocalStackClient, results: ResultCollector) -> None:
+    request_id = local_stack.send(_prompt("Draft a letter to John, SSN 123-45-6789, email john.doe@example.com."))
+
+    event = results.wait_for(request_id)
+
+    assert event["detail-type"] == "Inference Completed"
+    assert event["detail"]["classification"]["decision"] == "redact"
+    assert {"pii.ssn", "pii.email"} <= set(event["detail"]["classification"]["categories"])
+    item = local_stack.lineage(request_id)
+    assert item is not None and item["classification"]["decision"] == "redact"
+    assert "123-45-6789" not in json.dumps(item, default=str)
+
+
+def test_blocked_request_never_reaches_bedrock(
+    local_stack: LocalStackClient, results: ResultCollector, emulator: EmulatorControl
+) -> None:
+    # GIVEN a request carrying a CUI banner, to a model no other test uses
+    model = "us.amazon.nova-micro-v1:0"
+    calls_before = emulator.counters().totals.calls
+    request_id = local_stack.send(_prompt("CUI//SP-PRVCY\nPersonnel roster for the program office.", model=model))
+
+    # WHEN it is classified
+    event = results.wait_for(request_id)
+
+    # THEN it is blocked, Bedrock was never called, and lineage says why (categories only)
+    assert event["detail-type"] == "Inference Blocked"
+    assert event["detail"]["status"] == "BLOCKED"
+    assert any(c.startswith("cui.") for c in event["detail"]["classification"]["categories"])
+    assert emulator.counters().totals.calls == calls_before
+    item = local_stack.lineage(request_id)
+    assert item is not None and item["status"] == "BLOCKED"
+    assert "Personnel roster" not in json.dumps(item, default=str)
+
+
+def test_throttled_then_succeeding(
+    local_stack: LocalStackClient, results: ResultCollector, emulator: EmulatorControl
+) -> None:
+    # GIVEN Bedrock throttles the next two calls
+    emulator.inject_fault("ThrottlingException", count=2)
+    throttles_before = emulator.counters().totals.throttles
+
+    # WHEN a request arrives
+    request_id = local_stack.send(_prompt("Name three rivers in Oregon."))
+
+    # THEN the workflow retries with backoff and the request completes
+    event = results.wait_for(request_id, timeout_s=90)
+    assert event["detail-type"] == "Inference Completed"
+    assert emulator.counters().totals.throttles - throttles_before == 2
+
+
+def test_permanent_model_error_fails_once(
+    local_stack: LocalStackClient, results: ResultCollector, emulator: EmulatorControl
+) -> None:
+    emulator.inject_fault("ValidationException", count=1, message="Malformed input request, please reformat.")
+
+    request_id = local_stack.send(_prompt("Hello"))
+
+    event = results.wait_for(request_id)
+    assert event["detail-type"] == "Inference Failed"
+    assert event["detail"]["error"]["code"] == "BedrockRejected"
+    assert "ValidationException" in event["detail"]["error"]["message"]
+    item = local_stack.lineage(request_id)
+    assert item is not None and item["status"] == "FAILED"
+    assert item["error"]["code"] == "BedrockRejected"
+
+
+def test_model_not_on_approved_list(local_stack: LocalStackClient, results: ResultCollector) -> None:
+    request_id = local_stack.send(_prompt("Hello", model="cohere.command-r-v1:0"))
+
+    event = results.wait_for(request_id)
+
+    assert event["detail-type"] == "Inference Failed"
+    assert event["detail"]["error"]["code"] == "ModelNotApproved"
+
+
+def test_malformed_message_fails_clearly_and_ends_in_dlq(
+    local_stack: LocalStackClient, results: ResultCollector
+) -> None:
+    # GIVEN a message with a usable id but no model, and one that is not JSON at all, in one batch
+    request_id = f"it-bad-{uuid.uuid4().hex[:8]}"
+    good_id = local_stack.send(_prompt("A fine request in the same batch"))
+    local_stack.send(json.dumps({"request_id": request_id, "prompt": "no model here"}))
+    local_stack.send("this is { not json")
+
+    # THEN the good one is not held up
+    assert results.wait_for(good_id)["detail-type"] == "Inference Completed"
+    # AND the malformed one is answered once, with a clear reason and a failure lineage record
+    event = results.wait_for(request_id)
+    assert event["detail-type"] == "Inference Failed"
+    assert event["detail"]["error"]["code"] == "RequestInvalid"
+    assert "model" in event["detail"]["error"]["message"]
+    item = local_stack.lineage(request_id)
+    assert item is not None and item["status"] == "FAILED"
+    # AND both end in the DLQ after the configured receives (visibility 4 s, maxReceiveCount 3)
+    sqs = local_stack.client("sqs")
+    bodies: list[str] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(bodies) < 2:
+        response = sqs.receive_message(QueueUrl=local_stack.outputs["RequestsDLQUrl"], MaxNumberOfMessages=10,
+                                       WaitTimeSeconds=1)
+        for message in response.get("Messages", []):
+            bodies.append(message["Body"])
+            sqs.delete_message(QueueUrl=local_stack.outputs["RequestsDLQUrl"], ReceiptHandle=message["ReceiptHandle"])
+    assert any(request_id in body for body in bodies)
+    assert "this is { not json" in bodies
+    assert len(results.events_for(request_id)) == 1
+
+
+def test_duplicate_delivery_yields_one_event_and_one_bedrock_call(
+    local_stack: LocalStackClient, results: ResultCollector, emulator: EmulatorControl
+) -> None:
+    # GIVEN the same request delivered twice, to a model no other test uses
+    model = "us.amazon.nova-pro-v1:0"
+    body = {"request_id": f"it-dup-{uuid.uuid4().hex[:8]}", **_prompt("Twice delivered", model=model)}
+    calls_before = emulator.counters().model(model).calls
+    local_stack.send(body)
+    local_stack.send(body)
+
+    # WHEN both deliveries are processed
+    event = results.wait_for(str(body["request_id"]))
+    time.sleep(4)
+
+    # THEN one result event and one Bedrock call
+    assert event["detail-type"] == "Inference Completed"
+    assert len(results.events_for(str(body["request_id"]))) == 1
+    assert emulator.counters().model(model).calls - calls_before == 1
+
+
+def test_large_output_travels_through_s3(local_stack: LocalStackClient, results: ResultCollector) -> None:
+    request_id = local_stack.send(_prompt("Write at length. [[emulator:output_chars=300000]]",
+                                          inference={"max_tokens": 64000}))
+
+    event = results.wait_for(request_id)
+
+    assert event["detail-type"] == "Inference Completed"
+    output = event["detail"]["output"]
+    assert output["text"] is None or "text" not in output
+    assert output["s3_uri"].startswith(f"s3://{local_stack.outputs['ArtifactsBucketName']}/outputs/")
+    bucket, key = output["s3_uri"].removeprefix("s3://").split("/", 1)
+    body = local_stack.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert len(body) == output["bytes"] > 200_000
+    assert hashlib.sha256(body).hexdigest() == output["sha256"]
+
+
+def test_wrong_credentials_fail_with_a_clear_error(
+    local_stack: LocalStackClient, results: ResultCollector, emulator: EmulatorControl
+) -> None:
+    # GIVEN the commercial key in the secret has been revoked on the commercial side
+    key_id = next(iter(emulator.keys()["access_keys"]))
+    secret = json.loads(local_stack.client("secretsmanager").get_secret_value(
+        SecretId=local_stack.outputs["CommercialCredentialsSecretArn"])["SecretString"])
+    assert secret["aws_access_key_id"] == key_id
+    emulator.revoke_access_key(key_id)
+    try:
+        # WHEN a request arrives
+        request_id = local_stack.send(_prompt("Hello"))
+        event = results.wait_for(request_id)
+    finally:
+        emulator.add_access_key(key_id, secret["aws_secret_access_key"])
+
+    # THEN it fails with the credentials error, after one fresh read of the secret
+    assert event["detail-type"] == "Inference Failed"
+    assert event["detail"]["error"]["code"] == "CredentialsRejected"
+    assert "UnrecognizedClientException" in event["detail"]["error"]["message"]

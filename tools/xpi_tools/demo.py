@@ -1,0 +1,123 @@
+"""`xpi demo`: the whole pipeline offline, as a producer and an auditor see it.
+
+Starts the local stack, drops the sample requests of events/requests/ on the requests queue, waits
+for one result event per request on the example subscriber queue, prints each result beside its
+lineage record from DynamoDB, and stops everything.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from xpi_tools.cli import project_root
+from xpi_tools.local.stack import LOCAL_CREDENTIALS, LocalStack
+
+RESULT_TIMEOUT_S = 120
+
+
+def _clients(stack: LocalStack) -> tuple[Any, Any]:
+    assert stack.endpoints is not None
+    session = boto3.Session(region_name=stack.region, aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+    return (session.client("sqs", endpoint_url=stack.endpoints.aws),
+            session.resource("dynamodb", endpoint_url=stack.endpoints.aws))
+
+
+def send_samples(sqs: Any, queue_url: str, samples: list[Path], run_id: str) -> dict[str, str]:
+    """Send each sample with a fresh request id; returns request id -> sample name."""
+    sent = {}
+    for number, path in enumerate(samples, start=1):
+        body = json.loads(path.read_text(encoding="utf-8"))
+        body["request_id"] = f"demo-{run_id}-{number}"
+        sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(body))
+        sent[body["request_id"]] = path.stem
+    return sent
+
+
+def collect_results(sqs: Any, queue_url: str, expected: set[str], timeout_s: float) -> dict[str, dict[str, Any]]:
+    results: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + timeout_s
+    while expected - results.keys() and time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        for message in messages.get("Messages", []):
+            event = json.loads(message["Body"])
+            request_id = event.get("detail", {}).get("request_id")
+            if request_id in expected:
+                results[request_id] = event
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return results
+
+
+def _row(cells: list[str], widths: list[int]) -> str:
+    return "  ".join(cell[:width].ljust(width) for cell, width in zip(cells, widths, strict=True))
+
+
+def print_table(sent: dict[str, str], results: dict[str, dict[str, Any]], lineage: dict[str, dict[str, Any]]) -> None:
+    headers = ["sample", "result event", "decision", "model", "tokens in/out", "cost USD", "lineage status",
+               "lineage steps"]
+    widths = [22, 20, 9, 30, 13, 10, 14, 44]
+    print(_row(headers, widths))
+    print(_row(["-" * w for w in widths], widths))
+    for request_id, sample in sent.items():
+        event = results.get(request_id, {})
+        detail = event.get("detail", {})
+        item = lineage.get(request_id, {})
+        usage = detail.get("usage") or {}
+        steps = ", ".join(sorted(item.get("steps", {}), key=lambda s: item["steps"][s]))
+        print(_row([
+            sample,
+            event.get("detail-type", "(none yet)"),
+            (detail.get("classification") or {}).get("decision", "-"),
+            (detail.get("model") or {}).get("resolved") or (detail.get("model") or {}).get("requested", "-"),
+            f"{usage.get('input_tokens', 0)}/{usage.get('output_tokens', 0)}",
+            str(item.get("estimated_cost_usd", "-")),
+            str(item.get("status", "(missing)")),
+            steps,
+        ], widths))
+    print()
+    for request_id, sample in sent.items():
+        detail = results.get(request_id, {}).get("detail", {})
+        item = lineage.get(request_id, {})
+        text = (detail.get("output") or {}).get("text") or ""
+        error = detail.get("error") or {}
+        categories = (item.get("classification") or {}).get("categories") or {}
+        print(f"{sample} [{request_id}]")
+        print(f"  lineage: request sha256 {str(item.get('request_sha256', ''))[:16]}..  response sha256 "
+              f"{str(item.get('response_sha256', '-'))[:16]}..  credential version "
+              f"{str(item.get('credential_version', '-'))[:12]}  categories {dict(categories) or '-'}")
+        if text:
+            print(f"  output:  {text[:110]!r}")
+        if error:
+            print(f"  error:   {error.get('code')}: {error.get('message', '')[:100]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="xpi demo", description=__doc__)
+    parser.add_argument("--samples", default="events/requests", help="folder of request JSON files")
+    args = parser.parse_args(argv)
+
+    root = project_root()
+    samples = sorted((root / args.samples).glob("*.json"))
+    if not samples:
+        raise SystemExit(f"xpi demo: no sample requests in {root / args.samples}")
+    print("Starting the local stack (moto + Lambda runtimes + commercial Bedrock emulator)...", flush=True)
+    with LocalStack(root) as stack:
+        assert stack.endpoints is not None
+        print(f"  up in {stack.timings['up_s']:.1f} s; AWS API at {stack.endpoints.aws}, "
+              f"Bedrock emulator at {stack.endpoints.bedrock}", flush=True)
+        sqs, dynamodb = _clients(stack)
+        outputs = stack.endpoints.outputs
+        sent = send_samples(sqs, outputs["RequestsQueueUrl"], samples, run_id=str(int(time.time())))
+        print(f"Sent {len(sent)} requests to the requests queue; waiting for their result events...", flush=True)
+        started = time.perf_counter()
+        results = collect_results(sqs, outputs["SubscriberQueueUrl"], set(sent), RESULT_TIMEOUT_S)
+        print(f"  {len(results)} of {len(sent)} result events in {time.perf_counter() - started:.1f} s\n")
+        table = dynamodb.Table(outputs["LineageTableName"])
+        lineage = {rid: table.get_item(Key={"request_id": rid}).get("Item", {}) for rid in sent}
+        print_table(sent, results, lineage)
+    print("\nLocal stack stopped.")
+    return 0 if len(results) == len(sent) else 1

@@ -1,0 +1,28 @@
+"""An emulator of commercial Amazon Bedrock, driven by stock boto3 clients through ``endpoint_url``.
+
+    from xpi_tools.emulator import AccessKey, BedrockEmulator, EmulatorConfig
+
+    with BedrockEmulator(EmulatorConfig(access_keys=[AccessKey("AKIAEXAMPLE", "secret")])) as emu:
+        runtime = boto3.client("bedrock-runtime", endpoint_url=emu.url, region_name="us-east-1", ...)
+        emu.control.inject_fault("ThrottlingException", count=1)
+
+See docs/emulator.md.
+"""
+
+from xpi_tools.emulator.client import Counters, EmulatorControl, EmulatorControlError, Fault, UsageCounters
+from xpi_tools.emulator.config import AccessKey, ApiKey, EmulatorConfig, Latency, Quota
+from xpi_tools.emulator.server import BedrockEmulator
+
+__all__ = [
+    "AccessKey",
+    "ApiKey",
+    "BedrockEmulator",
+    "Counters",
+    "EmulatorConfig",
+    "EmulatorControl",
+    "EmulatorControlError",
+    "Fault",
+    "Latency",
+    "Quota",
+    "UsageCounters",
+]

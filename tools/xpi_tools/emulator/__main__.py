@@ -1,0 +1,3 @@
+from xpi_tools.emulator.cli import main
+
+raise SystemExit(main())

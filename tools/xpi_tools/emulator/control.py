@@ -1,0 +1,227 @@
+"""The control endpoint, under the reserved prefix ``/_emulator/``: JSON in, JSON out, no
+authentication, and answered only to loopback peers.
+
+    GET    /_emulator/health                 status, region, partition, account
+    GET    /_emulator/counters               calls, throttles, errors, tokens: totals, per model, per key
+    POST   /_emulator/reset                  {"counters","faults","quotas","latency","clock": bool} (all by default)
+    GET    /_emulator/faults                 active fault rules
+    POST   /_emulator/faults                 {"error", "model"?, "count"?, "rate"?, "message"?, "operations"?, "stage"?}
+    DELETE /_emulator/faults                 remove every rule
+    DELETE /_emulator/faults/{id}            remove one rule
+    GET    /_emulator/quotas                 default and per-model quotas
+    PUT    /_emulator/quotas                 {"model"?, "requests_per_minute"?, "tokens_per_minute"?}
+    DELETE /_emulator/quotas                 back to the configured default, no per-model quotas
+    GET    /_emulator/latency                default and per-model latency
+    PUT    /_emulator/latency                {"model"?, "time_to_first_token_ms"?, "per_output_token_ms"?}
+    GET    /_emulator/keys                   key ids and API-key labels (never secrets)
+    POST   /_emulator/keys                   {"access_key_id", "secret_access_key", "session_token"?, "expires_at"?}
+    DELETE /_emulator/keys/{access_key_id}   revoke an access key
+    POST   /_emulator/api-keys               {"key", "name"?, "expires_at"?} -> {"name": label}
+    DELETE /_emulator/api-keys/{name}        revoke an API key by its label
+    PUT    /_emulator/clock                  {"offset_seconds": float}: skew the emulator's clock
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from xpi_tools.emulator.catalogue import MODELS_BY_ID, PROFILES
+from xpi_tools.emulator.config import AccessKey, ApiKey, Latency, Quota
+from xpi_tools.emulator.httpserver import Request, Response
+from xpi_tools.emulator.state import ANY_MODEL
+
+if TYPE_CHECKING:
+    from xpi_tools.emulator.service import BedrockService
+
+PREFIX = "/_emulator"
+
+
+class ControlError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _reply(status: int, payload: Any) -> Response:
+    return Response(status, json.dumps(payload).encode(), [("Content-Type", "application/json")])
+
+
+def _is_loopback(peer: str) -> bool:
+    try:
+        return ipaddress.ip_address(peer).is_loopback
+    except ValueError:
+        return peer == ""  # Unix sockets and test transports carry no address.
+
+
+def _model_key(value: Any) -> str:
+    """Normalise a model id, inference-profile id or ARN to the foundation-model id quotas use."""
+    if value is None or value == ANY_MODEL:
+        return ANY_MODEL
+    if not isinstance(value, str):
+        raise ControlError(400, "model must be a string")
+    identifier = value
+    if identifier.startswith("arn:"):
+        identifier = identifier.rsplit("/", 1)[-1]
+    if identifier in PROFILES:
+        return PROFILES[identifier].model.model_id
+    if identifier in MODELS_BY_ID:
+        return identifier
+    raise ControlError(400, f"unknown model {value!r}")
+
+
+def _optional_number(body: dict[str, Any], name: str) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ControlError(400, f"{name} must be a non-negative number or null")
+    return float(value)
+
+
+class ControlApi:
+    def __init__(self, service: BedrockService) -> None:
+        self._service = service
+
+    def handle(self, request: Request) -> Response:
+        if not _is_loopback(request.peer):
+            return _reply(403, {"error": "the control endpoint answers loopback clients only"})
+        try:
+            body: dict[str, Any] = {}
+            if request.body:
+                parsed = json.loads(request.body)
+                if not isinstance(parsed, dict):
+                    raise ControlError(400, "the body must be a JSON object")
+                body = parsed
+            return self._dispatch(request.method, request.path.removeprefix(PREFIX).rstrip("/"), body)
+        except ControlError as error:
+            return _reply(error.status, {"error": str(error)})
+        except ValueError as error:
+            return _reply(400, {"error": str(error)})
+
+    def _dispatch(self, method: str, path: str, body: dict[str, Any]) -> Response:
+        service = self._service
+        route = (method, path)
+        if route == ("GET", "/health"):
+            catalogue = service.catalogue
+            return _reply(
+                200,
+                {
+                    "status": "ok",
+                    "region": catalogue.region,
+                    "partition": catalogue.partition,
+                    "account_id": catalogue.account_id,
+                    "models": len(catalogue.models),
+                    "inference_profiles": len(catalogue.profiles),
+                },
+            )
+        if route == ("GET", "/counters"):
+            return _reply(200, service.counters.snapshot())
+        if route == ("POST", "/reset"):
+            if body.get("counters", True):
+                service.counters.reset()
+            if body.get("faults", True):
+                service.faults.reset()
+            if body.get("quotas", True):
+                service.quotas.reset()
+            if body.get("latency", True):
+                service.latencies.reset()
+            if body.get("clock", True):
+                service.clock_offset = 0.0
+            return _reply(200, {"reset": True})
+        if route == ("GET", "/faults"):
+            return _reply(200, {"faults": [r.describe() for r in service.faults.rules]})
+        if route == ("POST", "/faults"):
+            return self._add_fault(body)
+        if route == ("DELETE", "/faults"):
+            service.faults.rules.clear()
+            return _reply(200, {"faults": []})
+        if method == "DELETE" and path.startswith("/faults/"):
+            if not service.faults.remove(unquote(path.removeprefix("/faults/"))):
+                raise ControlError(404, "no such fault")
+            return _reply(200, {"removed": True})
+        if route == ("GET", "/quotas"):
+            return _reply(200, service.quotas.describe())
+        if route == ("PUT", "/quotas"):
+            quota = Quota(
+                requests_per_minute=_optional_number(body, "requests_per_minute"),
+                tokens_per_minute=_optional_number(body, "tokens_per_minute"),
+            )
+            service.quotas.set(_model_key(body.get("model")), quota)
+            return _reply(200, service.quotas.describe())
+        if route == ("DELETE", "/quotas"):
+            service.quotas.reset()
+            return _reply(200, service.quotas.describe())
+        if route == ("GET", "/latency"):
+            return _reply(200, service.latencies.describe())
+        if route == ("PUT", "/latency"):
+            latency = Latency(
+                time_to_first_token_ms=_optional_number(body, "time_to_first_token_ms") or 0.0,
+                per_output_token_ms=_optional_number(body, "per_output_token_ms") or 0.0,
+            )
+            service.latencies.set(_model_key(body.get("model")), latency)
+            return _reply(200, service.latencies.describe())
+        if route == ("GET", "/keys"):
+            return _reply(200, service.keys.describe())
+        if route == ("POST", "/keys"):
+            key_id, secret = body.get("access_key_id"), body.get("secret_access_key")
+            token = body.get("session_token")
+            if not isinstance(key_id, str) or not key_id or not isinstance(secret, str) or not secret:
+                raise ControlError(400, "access_key_id and secret_access_key are required strings")
+            if token is not None and not isinstance(token, str):
+                raise ControlError(400, "session_token must be a string")
+            service.keys.add_access_key(AccessKey(key_id, secret, token, _optional_number(body, "expires_at")))
+            return _reply(200, {"access_key_id": key_id})
+        if method == "DELETE" and path.startswith("/keys/"):
+            if not service.keys.revoke_access_key(unquote(path.removeprefix("/keys/"))):
+                raise ControlError(404, "no such access key")
+            return _reply(200, {"revoked": True})
+        if route == ("POST", "/api-keys"):
+            key, name = body.get("key"), body.get("name", "")
+            if not isinstance(key, str) or not key or not isinstance(name, str):
+                raise ControlError(400, "key is a required string; name an optional string")
+            label = service.keys.add_api_key(ApiKey(key, name, _optional_number(body, "expires_at")))
+            return _reply(200, {"name": label})
+        if method == "DELETE" and path.startswith("/api-keys/"):
+            if not service.keys.revoke_api_key(unquote(path.removeprefix("/api-keys/"))):
+                raise ControlError(404, "no such API key")
+            return _reply(200, {"revoked": True})
+        if route == ("PUT", "/clock"):
+            offset = body.get("offset_seconds")
+            if isinstance(offset, bool) or not isinstance(offset, int | float):
+                raise ControlError(400, "offset_seconds must be a number")
+            service.clock_offset = float(offset)
+            return _reply(200, {"offset_seconds": service.clock_offset})
+        raise ControlError(404, f"no control route {method} {PREFIX}{path}")
+
+    def _add_fault(self, body: dict[str, Any]) -> Response:
+        error = body.get("error")
+        count = body.get("count")
+        rate = body.get("rate")
+        message = body.get("message")
+        operations = body.get("operations")
+        if not isinstance(error, str):
+            raise ControlError(400, "error is required")
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
+            raise ControlError(400, "count must be an integer")
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float)):
+            raise ControlError(400, "rate must be a number")
+        if message is not None and not isinstance(message, str):
+            raise ControlError(400, "message must be a string")
+        if operations is not None and not (isinstance(operations, list) and all(isinstance(o, str) for o in operations)):
+            raise ControlError(400, "operations must be a list of operation names")
+        stage = body.get("stage", "request")
+        if stage not in ("request", "stream"):
+            raise ControlError(400, "stage must be 'request' or 'stream'")
+        rule = self._service.faults.add(
+            model=_model_key(body.get("model")),
+            error=error,
+            count=count,
+            rate=float(rate) if rate is not None else None,
+            message=message,
+            operations=operations,
+            stage=stage,
+        )
+        return _reply(200, rule.describe())

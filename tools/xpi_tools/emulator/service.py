@@ -1,0 +1,461 @@
+"""The emulated service: routing by path, authentication, the runtime and control-plane
+operations, faults, quotas, latency and counters. Runs on the emulator's event-loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Iterable
+from typing import Any, Final
+from urllib.parse import parse_qsl, unquote
+
+from xpi_tools.emulator import eventstream
+from xpi_tools.emulator.catalogue import (
+    Catalogue,
+    Family,
+    ModelSpec,
+    Offer,
+    Resolved,
+    decode_page_token,
+    encode_page_token,
+)
+from xpi_tools.emulator.config import EmulatorConfig, Latency, api_key_fingerprint
+from xpi_tools.emulator.control import ControlApi
+from xpi_tools.emulator.errors import (
+    MSG_BAD_API_KEY,
+    MSG_INVALID_MODEL,
+    MSG_THROTTLED,
+    BedrockError,
+    coral_constraint,
+    validation,
+)
+from xpi_tools.emulator.families import (
+    MSG_STREAMING_UNSUPPORTED,
+    Plan,
+    converse_response,
+    converse_stream_events,
+    count_tokens_plan,
+    invoke_response,
+    invoke_stream_chunks,
+    parse_converse,
+    parse_invoke,
+    titan_embed_response,
+)
+from xpi_tools.emulator.httpserver import Request, Response, Result, StreamResponse
+from xpi_tools.emulator.sigv4 import SigV4Verifier
+from xpi_tools.emulator.state import Counters, Faults, KeyStore, Latencies, Quotas
+from xpi_tools.emulator.textgen import Generation, generate
+
+logger = logging.getLogger("xpi_tools.emulator")
+
+JSON = "application/json"
+ERROR_NAMESPACE = "http://internal.amazon.com/coral/com.amazon.bedrock/"
+RUNTIME_PATHS: Final = {
+    "converse": "Converse",
+    "converse-stream": "ConverseStream",
+    "invoke": "InvokeModel",
+    "invoke-with-response-stream": "InvokeModelWithResponseStream",
+    "count-tokens": "CountTokens",
+}
+STREAM_EXCEPTIONS: Final = {
+    "ConverseStream": frozenset(
+        {
+            "internalServerException",
+            "modelStreamErrorException",
+            "validationException",
+            "throttlingException",
+            "serviceUnavailableException",
+        }
+    ),
+    "InvokeModelWithResponseStream": frozenset(
+        {
+            "internalServerException",
+            "modelStreamErrorException",
+            "validationException",
+            "throttlingException",
+            "modelTimeoutException",
+            "serviceUnavailableException",
+        }
+    ),
+}
+OUTPUT_MODALITIES: Final = ("TEXT", "IMAGE", "EMBEDDING")
+INFERENCE_TYPES: Final = ("ON_DEMAND", "PROVISIONED")
+CUSTOMIZATIONS: Final = ("FINE_TUNING", "CONTINUED_PRE_TRAINING", "DISTILLATION")
+# Frames are batched into one HTTP chunk until a pause is due or the batch reaches this size.
+STREAM_BATCH_BYTES: Final = 64 * 1024
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _request_id() -> str:
+    return str(uuid.uuid4())
+
+
+def error_response(error: BedrockError) -> Response:
+    return Response(
+        error.status,
+        _dumps({error.message_key: error.message}),
+        [
+            ("Content-Type", JSON),
+            ("x-amzn-RequestId", _request_id()),
+            ("x-amzn-ErrorType", f"{error.code}:{ERROR_NAMESPACE}"),
+        ],
+    )
+
+
+def json_response(payload: Any, extra_headers: Iterable[tuple[str, str]] = ()) -> Response:
+    return Response(200, _dumps(payload), [("Content-Type", JSON), ("x-amzn-RequestId", _request_id()), *extra_headers])
+
+
+def _split_text(text: str) -> list[str]:
+    """Delta pieces of about four tokens; larger pieces for very long outputs (at most ~2,000)."""
+    if not text:
+        return []
+    size = max(16, -(-len(text) // 2000))
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+async def _delayed(response: Response, seconds: float) -> Response:
+    await asyncio.sleep(seconds)
+    return response
+
+
+class BedrockService:
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.catalogue = Catalogue(config.region, config.account_id)
+        self.keys = KeyStore(list(config.access_keys), config.resolved_api_keys())
+        self.quotas = Quotas(config.default_quota)
+        self.latencies = Latencies(config.default_latency)
+        self.faults = Faults(config.seed)
+        self.counters = Counters()
+        self.clock_offset = 0.0
+        self.verifier = SigV4Verifier(config.region, "bedrock", config.max_clock_skew_seconds)
+        self.control = ControlApi(self)
+
+    def now(self) -> float:
+        return time.time() + self.clock_offset
+
+    # -- entry point ---------------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Result | Awaitable[Result]:
+        if request.path.startswith("/_emulator"):
+            return self.control.handle(request)
+        if not self.config.access_log:
+            return self._handle(request)[0]
+        started = time.perf_counter()
+        result, principal = self._handle(request)
+        if isinstance(result, Response | StreamResponse):
+            self._log(request, result.status, principal, started)
+            return result
+        return self._logged(request, result, principal, started)
+
+    async def _logged(
+        self, request: Request, pending: Awaitable[Result], principal: str | None, started: float
+    ) -> Result:
+        result = await pending
+        self._log(request, result.status, principal, started)
+        return result
+
+    def _log(self, request: Request, status: int, principal: str | None, started: float) -> None:
+        # Method, path, status, key id or API-key label, duration: never a secret, token or body.
+        logger.info(
+            "%s %s %d key=%s %.1fms",
+            request.method,
+            request.path,
+            status,
+            principal or "-",
+            (time.perf_counter() - started) * 1000,
+        )
+
+    def _handle(self, request: Request) -> tuple[Result | Awaitable[Result], str | None]:
+        route = self._route(request)
+        if route is None:
+            return (
+                Response(
+                    404,
+                    b"<UnknownOperationException/>",
+                    [("x-amzn-RequestId", _request_id()), ("x-amzn-ErrorType", "UnknownOperationException")],
+                ),
+                None,
+            )
+        operation, identifier = route
+        try:
+            principal = self._authenticate(request)
+        except BedrockError as error:
+            return error_response(error), None
+        self.counters.call(operation)
+        if operation in RUNTIME_PATHS.values():
+            return self._runtime(operation, identifier or "", request, principal), principal
+        try:
+            return json_response(self._control_plane(operation, identifier, request)), principal
+        except BedrockError as error:
+            return error_response(error), principal
+
+    def _route(self, request: Request) -> tuple[str, str | None] | None:
+        segments = request.path.split("/")
+        if len(segments) == 4 and segments[0] == "" and segments[1] == "model" and request.method == "POST":
+            operation = RUNTIME_PATHS.get(segments[3])
+            return (operation, unquote(segments[2])) if operation and segments[2] else None
+        if request.method != "GET":
+            return None
+        if request.path == "/foundation-models":
+            return "ListFoundationModels", None
+        if request.path == "/inference-profiles":
+            return "ListInferenceProfiles", None
+        if len(segments) == 3 and segments[0] == "" and segments[2]:
+            if segments[1] == "foundation-models":
+                return "GetFoundationModel", unquote(segments[2])
+            if segments[1] == "inference-profiles":
+                return "GetInferenceProfile", unquote(segments[2])
+        return None
+
+    # -- authentication --------------------------------------------------------------------------
+
+    def _authenticate(self, request: Request) -> str:
+        """The principal's label (access key id or API-key label), or the real service's 403."""
+        authorization = request.header("authorization")
+        if authorization is not None and authorization[:7].lower() == "bearer ":
+            token = authorization[7:].strip()
+            key = self.keys.api_keys.get(token)
+            if key is None or (key.expires_at is not None and self.now() >= key.expires_at):
+                self.counters.auth_failure(api_key_fingerprint(token), "AccessDeniedException")
+                raise BedrockError("AccessDeniedException", MSG_BAD_API_KEY, message_key="Message")
+            return key.label
+        key_id: list[str] = []
+        try:
+            access_key = self.verifier.verify(
+                request, authorization, self.keys.access_keys, self.now(), on_key_id=key_id.append
+            )
+        except BedrockError as error:
+            self.counters.auth_failure(key_id[0] if key_id else None, error.code)
+            raise
+        return access_key.access_key_id
+
+    # -- runtime -----------------------------------------------------------------------------------
+
+    def _resolve_for_count(self, identifier: str) -> Resolved:
+        """CountTokens invokes nothing: profile-only models may be named by their bare id."""
+        try:
+            return self.catalogue.resolve_for_invocation(identifier)
+        except BedrockError:
+            model = self.catalogue.model(identifier)
+            if model is None or self.catalogue.offer(model) is not Offer.INFERENCE_PROFILE:
+                raise
+            return Resolved(model, identifier, None)
+
+    def _runtime(
+        self, operation: str, identifier: str, request: Request, principal: str
+    ) -> Result | Awaitable[Result]:
+        model_key = identifier
+        try:
+            if operation == "CountTokens":
+                resolved = self._resolve_for_count(identifier)
+            else:
+                resolved = self.catalogue.resolve_for_invocation(identifier)
+            model = resolved.model
+            model_key = model.model_id
+            plan = self._plan(operation, model, request.body)
+            fault = self.faults.take((model_key, resolved.invoked_id), operation, "request")
+            if fault is not None:
+                raise BedrockError(fault.error, fault.message)
+            if operation == "CountTokens":
+                self.counters.success(model_key, principal, 0, 0)
+                return json_response({"inputTokens": plan.prompt.input_tokens})
+            now = time.monotonic()
+            if not self.quotas.admit(model_key, plan.prompt.input_tokens, now):
+                raise BedrockError("ThrottlingException", MSG_THROTTLED)
+            generation = self._generate(model, plan)
+            self.quotas.charge_output(model_key, generation.output_tokens, now)
+        except BedrockError as error:
+            self.counters.failure(model_key, principal, error.code)
+            return error_response(error)
+
+        latency = self.latencies.for_model(model_key)
+        latency_ms = round(latency.total_ms(generation.output_tokens))
+        if operation in STREAM_EXCEPTIONS:
+            stream_fault = self.faults.take((model_key, resolved.invoked_id), operation, "stream")
+            if stream_fault is not None:
+                self.counters.failure(model_key, principal, stream_fault.error)
+            else:
+                self.counters.success(model_key, principal, generation.input_tokens, generation.output_tokens)
+            return self._stream(operation, model, plan, generation, latency, latency_ms, stream_fault)
+
+        self.counters.success(model_key, principal, generation.input_tokens, generation.output_tokens)
+        if operation == "Converse":
+            response = json_response(converse_response(model, plan, generation, latency_ms))
+        elif model.family is Family.TITAN_EMBED:
+            response = json_response(
+                titan_embed_response(model, plan, self.config.seed),
+                [
+                    ("X-Amzn-Bedrock-Invocation-Latency", str(latency_ms)),
+                    ("X-Amzn-Bedrock-Input-Token-Count", str(plan.prompt.input_tokens)),
+                ],
+            )
+        else:
+            response = json_response(
+                invoke_response(model, plan, generation),
+                [
+                    ("X-Amzn-Bedrock-Invocation-Latency", str(latency_ms)),
+                    ("X-Amzn-Bedrock-Output-Token-Count", str(generation.output_tokens)),
+                    ("X-Amzn-Bedrock-Input-Token-Count", str(generation.input_tokens)),
+                ],
+            )
+        if latency_ms <= 0:
+            return response
+        return _delayed(response, latency.total_ms(generation.output_tokens) / 1000)
+
+    def _plan(self, operation: str, model: ModelSpec, body: bytes) -> Plan:
+        if operation == "CountTokens":
+            if not model.count_tokens_supported:
+                # Emulator wording: CountTokens answers for Anthropic Claude models only, as on Bedrock.
+                raise validation("The provided model doesn't support counting tokens.")
+            return count_tokens_plan(model, body)
+        if operation in ("Converse", "ConverseStream"):
+            return parse_converse(model, body)
+        if operation == "InvokeModelWithResponseStream" and not model.streaming:
+            raise validation(MSG_STREAMING_UNSUPPORTED)
+        return parse_invoke(model, body)
+
+    def _generate(self, model: ModelSpec, plan: Plan) -> Generation:
+        if model.family is Family.TITAN_EMBED:
+            return Generation("", plan.prompt.input_tokens, 0, "end_turn")
+        return generate(
+            plan.prompt,
+            seed=self.config.seed,
+            model_id=model.model_id,
+            max_tokens=plan.max_tokens,
+            stop_sequences=plan.stop_sequences,
+        )
+
+    def _stream(
+        self,
+        operation: str,
+        model: ModelSpec,
+        plan: Plan,
+        generation: Generation,
+        latency: Latency,
+        latency_ms: int,
+        fault: Any,
+    ) -> StreamResponse:
+        pieces = _split_text(generation.text)
+        frames: list[tuple[bytes, int]] = []  # (frame, output tokens it carries)
+        if operation == "ConverseStream":
+            for event_type, payload in converse_stream_events(model, plan, generation, pieces, latency_ms):
+                tokens = (len(payload["delta"]["text"]) + 3) // 4 if event_type == "contentBlockDelta" else 0
+                frames.append((eventstream.event(event_type, payload), tokens))
+            headers = [("Content-Type", eventstream.CONTENT_TYPE), ("x-amzn-RequestId", _request_id())]
+        else:
+            metrics = {
+                "inputTokenCount": generation.input_tokens,
+                "outputTokenCount": generation.output_tokens,
+                "invocationLatency": latency_ms,
+                "firstByteLatency": round(latency.time_to_first_token_ms),
+            }
+            for chunk in invoke_stream_chunks(model, plan, generation, pieces, metrics):
+                text = chunk.get("delta", {}).get("text") or chunk.get("outputText") or chunk.get("generation") or ""
+                encoded = base64.b64encode(_dumps(chunk)).decode()
+                frames.append((eventstream.event("chunk", {"bytes": encoded}), (len(text) + 3) // 4))
+            headers = [
+                ("Content-Type", eventstream.CONTENT_TYPE),
+                ("X-Amzn-Bedrock-Content-Type", JSON),
+                ("x-amzn-RequestId", _request_id()),
+            ]
+        failure: bytes | None = None
+        if fault is not None:
+            name = fault.error[0].lower() + fault.error[1:]
+            if name not in STREAM_EXCEPTIONS[operation]:
+                name = "modelStreamErrorException"
+            failure = eventstream.exception(name, fault.message)
+            frames = frames[: max(1, (len(frames) + 1) // 2)]
+        return StreamResponse(200, self._paced(frames, latency, failure), headers)
+
+    async def _paced(self, frames: list[tuple[bytes, int]], latency: Latency, failure: bytes | None) -> AsyncIterator[bytes]:
+        if latency.time_to_first_token_ms > 0:
+            await asyncio.sleep(latency.time_to_first_token_ms / 1000)
+        per_token = latency.per_output_token_ms / 1000
+        batch: list[bytes] = []
+        size = 0
+        owed = 0.0
+        for frame, tokens in frames:
+            owed += tokens * per_token
+            if owed >= 0.001 and batch:
+                yield b"".join(batch)
+                batch, size = [], 0
+            if owed >= 0.001:
+                await asyncio.sleep(owed)
+                owed = 0.0
+            batch.append(frame)
+            size += len(frame)
+            if size >= STREAM_BATCH_BYTES:
+                yield b"".join(batch)
+                batch, size = [], 0
+        if failure is not None:
+            batch.append(failure)
+        if batch:
+            yield b"".join(batch)
+
+    # -- control plane (the `bedrock` client) -------------------------------------------------------
+
+    def _control_plane(self, operation: str, identifier: str | None, request: Request) -> dict[str, Any]:
+        query = dict(parse_qsl(request.query, keep_blank_values=True))
+        catalogue = self.catalogue
+        if operation == "ListFoundationModels":
+            models = list(catalogue.models)
+            provider = query.get("byProvider")
+            if provider is not None:
+                models = [m for m in models if m.provider.lower() == provider.lower()]
+            modality = query.get("byOutputModality")
+            if modality is not None:
+                if modality not in OUTPUT_MODALITIES:
+                    raise coral_constraint(modality, "byOutputModality", "Member must satisfy enum value set: [TEXT, IMAGE, EMBEDDING]")
+                models = [m for m in models if modality in m.output_modalities]
+            inference = query.get("byInferenceType")
+            if inference is not None:
+                if inference not in INFERENCE_TYPES:
+                    raise coral_constraint(inference, "byInferenceType", "Member must satisfy enum value set: [ON_DEMAND, PROVISIONED]")
+                models = [m for m in models if catalogue.offer(m).value == inference]
+            customization = query.get("byCustomizationType")
+            if customization is not None:
+                if customization not in CUSTOMIZATIONS:
+                    raise coral_constraint(
+                        customization,
+                        "byCustomizationType",
+                        "Member must satisfy enum value set: [FINE_TUNING, CONTINUED_PRE_TRAINING, DISTILLATION]",
+                    )
+                models = [m for m in models if customization in m.customizations]
+            return {"modelSummaries": [catalogue.model_summary(m) for m in models]}
+        if operation == "GetFoundationModel":
+            return {"modelDetails": catalogue.model_summary(catalogue.foundation_model(identifier or ""))}
+        if operation == "GetInferenceProfile":
+            profile = catalogue.profile(identifier or "")
+            if profile is None:
+                if not identifier or identifier.startswith("arn:") and ":inference-profile/" not in identifier:
+                    raise validation(MSG_INVALID_MODEL)
+                # Emulator wording for an unknown profile.
+                raise BedrockError("ResourceNotFoundException", f"Inference profile {identifier} not found.")
+            return catalogue.profile_summary(profile)
+        # ListInferenceProfiles
+        profile_type = query.get("type")
+        if profile_type is not None and profile_type not in ("SYSTEM_DEFINED", "APPLICATION"):
+            raise coral_constraint(profile_type, "typeEquals", "Member must satisfy enum value set: [SYSTEM_DEFINED, APPLICATION]")
+        profiles = list(catalogue.profiles) if profile_type in (None, "SYSTEM_DEFINED") else []
+        try:
+            max_results = int(query.get("maxResults", "1000"))
+        except ValueError:
+            raise coral_constraint(query.get("maxResults"), "maxResults", "Member must be an integer") from None
+        if not 1 <= max_results <= 1000:
+            raise coral_constraint(max_results, "maxResults", "Member must have value less than or equal to 1000")
+        start = decode_page_token(query["nextToken"]) if "nextToken" in query else 0
+        page = profiles[start : start + max_results]
+        result: dict[str, Any] = {"inferenceProfileSummaries": [catalogue.profile_summary(p) for p in page]}
+        if start + max_results < len(profiles):
+            result["nextToken"] = encode_page_token(start + max_results)
+        return result
