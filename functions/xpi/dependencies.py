@@ -6,7 +6,8 @@ Protocol (or point the real adapter at moto).
 
 from functools import cache
 
-from aws_lambda_powertools.utilities.parameters import get_parameter
+from aws_lambda_powertools.utilities.parameters import GetParameterError, get_parameter
+from botocore.exceptions import ClientError
 
 from xpi.adapters.bedrock import BedrockGateway, BotoBedrockGateway
 from xpi.adapters.credentials import SecretsManagerCredentials
@@ -42,7 +43,9 @@ def workflow_starter() -> WorkflowStarter:
 @cache
 def bedrock_gateway() -> BedrockGateway:
     settings = get_settings()
-    credentials = SecretsManagerCredentials(settings.require("credentials_secret_id"), settings.credentials_max_age_s)
+    credentials = SecretsManagerCredentials(
+        settings.require("credentials_secret_id"), settings.credentials_max_age_s
+    )
     return BotoBedrockGateway(credentials, timeout_s=settings.bedrock_timeout_s)
 
 
@@ -52,7 +55,13 @@ def routing_config() -> RoutingConfig:
     settings = get_settings()
     if not settings.routing_parameter_name:
         return load_default_routing()
-    raw = get_parameter(settings.routing_parameter_name, max_age=settings.config_max_age_s)
+    try:
+        raw = get_parameter(settings.routing_parameter_name, max_age=settings.config_max_age_s)
+    except GetParameterError as exc:  # the template always names the parameter; absent means the default
+        cause = exc.__context__
+        if isinstance(cause, ClientError) and cause.response["Error"]["Code"] == "ParameterNotFound":
+            return load_default_routing()
+        raise
     return _parse_routing(str(raw))
 
 

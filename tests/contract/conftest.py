@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 from botocore.config import Config
-
 from xpi_tools.emulator import AccessKey, ApiKey, BedrockEmulator, EmulatorConfig, EmulatorControl
 
 from .support import (
@@ -74,7 +73,10 @@ def make_client() -> ClientFactory:
         config: Config = NO_RETRIES,
     ) -> Any:
         session = boto3.session.Session(
-            aws_access_key_id=key_id, aws_secret_access_key=secret, aws_session_token=token, region_name=region
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+            aws_session_token=token,
+            region_name=region,
         )
         return session.client(service, endpoint_url=url, config=config)  # type: ignore[call-overload]
 

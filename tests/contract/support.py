@@ -7,21 +7,16 @@ SigV4 signer) returns, never on the emulator's internals.
 from __future__ import annotations
 
 import http.client
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
-
-from xpi_tools.emulator import AccessKey, ApiKey, BedrockEmulator, EmulatorConfig, EmulatorControl
 
 REGION = "us-east-1"
 KEY_ID = "AKIAEMULATORTEST0001"
@@ -44,7 +39,8 @@ LLAMA3_8B = "meta.llama3-8b-instruct-v1:0"
 NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=30)
 
 
-def user(text: str) -> list[dict[str, Any]]:
+def user(text: str) -> Any:
+    """One user message, as the Converse ``messages`` parameter."""
     return [{"role": "user", "content": [{"text": text}]}]
 
 
@@ -79,16 +75,23 @@ def send_signed(
     region: str = REGION,
     service: str = "bedrock",
     headers: dict[str, str] | None = None,
+    send_body: bytes | None = None,
 ) -> RawResponse:
     """A request signed by botocore's own SigV4 signer, for what boto3 clients cannot send
-    (unknown members, malformed JSON, another service in the credential scope)."""
-    request = AWSRequest(method=method, url=url + path, data=body, headers=headers or {"Content-Type": "application/json"})
+    (unknown members, malformed JSON, another service in the credential scope). ``send_body``
+    replaces the signed body on the wire, to tamper with it."""
+    request = AWSRequest(
+        method=method, url=url + path, data=body, headers=headers or {"Content-Type": "application/json"}
+    )
     SigV4Auth(Credentials(key_id, secret), service, region).add_auth(request)
     prepared = request.prepare()
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
     try:
-        connection.request(method, path, body=body, headers=dict(prepared.headers.items()))
+        sent = body if send_body is None else send_body
+        headers_sent = dict(prepared.headers.items())
+        headers_sent["Content-Length"] = str(len(sent))
+        connection.request(method, path, body=sent, headers=headers_sent)
         response = connection.getresponse()
         return RawResponse(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
     finally:

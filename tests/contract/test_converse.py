@@ -8,16 +8,25 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from botocore.exceptions import ClientError, EventStreamError
-
 from xpi_tools.emulator import BedrockEmulator, EmulatorControl
 
-from .support import HAIKU, NOVA_PRO, SONNET_37, SONNET_37_PROFILE, TITAN_EMBED_V2, error_of, send_signed, user
+from .support import (
+    HAIKU,
+    NOVA_PRO,
+    SONNET_37,
+    SONNET_37_PROFILE,
+    TITAN_EMBED_V2,
+    error_of,
+    send_signed,
+    user,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
 
 ON_DEMAND_MESSAGE = (
-    f"Invocation of model ID {SONNET_37} with on-demand throughput isn\u2019t supported. Retry your request with "
+    f"Invocation of model ID {SONNET_37} with on-demand throughput isn\u2019t supported. Retry your request "
+    "with "
     "the ID or ARN of an inference profile that contains this model."
 )
 
@@ -54,7 +63,9 @@ def test_converse_answers_an_assistant_message_with_usage_counted_from_the_text(
     assert response["ResponseMetadata"]["RequestId"]
 
 
-def test_converse_is_deterministic_for_the_same_input_and_varies_with_it(runtime: BedrockRuntimeClient) -> None:
+def test_converse_is_deterministic_for_the_same_input_and_varies_with_it(
+    runtime: BedrockRuntimeClient,
+) -> None:
     first = text_of(runtime.converse(modelId=HAIKU, messages=user("same question")))
     again = text_of(runtime.converse(modelId=HAIKU, messages=user("same question")))
     other = text_of(runtime.converse(modelId=HAIKU, messages=user("another question")))
@@ -97,8 +108,24 @@ def test_a_stop_sequence_ends_the_output_before_it(runtime: BedrockRuntimeClient
     assert text_of(response) == "first part "
 
 
+def test_the_echo_directive_answers_the_last_user_message(runtime: BedrockRuntimeClient) -> None:
+    response = runtime.converse(modelId=HAIKU, messages=user("[[emulator:echo]] repeat after me"))
+
+    assert text_of(response) == "repeat after me"
+
+
+def test_an_input_over_the_context_window_is_too_long(runtime: BedrockRuntimeClient) -> None:
+    # Titan Text Lite's context is 4,096 tokens, i.e. 16,384 characters for the emulator's tokenizer.
+    with pytest.raises(ClientError) as excinfo:
+        runtime.converse(modelId="amazon.titan-text-lite-v1", messages=user("x" * 16_388))
+
+    assert error_of(excinfo) == ("ValidationException", "Input is too long for requested model.", 400)
+
+
 def test_the_output_chars_directive_produces_a_large_output(runtime: BedrockRuntimeClient) -> None:
-    response = runtime.converse(modelId=SONNET_37_PROFILE, messages=user("[[emulator:output_chars=300000]] go"))
+    response = runtime.converse(
+        modelId=SONNET_37_PROFILE, messages=user("[[emulator:output_chars=300000]] go")
+    )
 
     assert len(text_of(response)) == 300_000
     assert response["usage"]["outputTokens"] == 75_000
@@ -118,7 +145,9 @@ def test_an_inference_profile_id_and_its_arn_both_invoke_the_model(
 
 
 def test_a_foundation_model_arn_invokes_an_on_demand_model(runtime: BedrockRuntimeClient) -> None:
-    response = runtime.converse(modelId=f"arn:aws:bedrock:us-east-1::foundation-model/{HAIKU}", messages=user("hi"))
+    response = runtime.converse(
+        modelId=f"arn:aws:bedrock:us-east-1::foundation-model/{HAIKU}", messages=user("hi")
+    )
 
     assert response["stopReason"] == "end_turn"
 
@@ -140,7 +169,9 @@ def test_a_profile_only_model_called_by_its_bare_id_answers_bedrocks_validation_
         "arn:aws:bedrock:us-west-2::foundation-model/anthropic.claude-3-haiku-20240307-v1:0",
     ],
 )
-def test_an_unknown_model_answers_the_invalid_identifier_error(runtime: BedrockRuntimeClient, model_id: str) -> None:
+def test_an_unknown_model_answers_the_invalid_identifier_error(
+    runtime: BedrockRuntimeClient, model_id: str
+) -> None:
     with pytest.raises(ClientError) as excinfo:
         runtime.converse(modelId=model_id, messages=user("hello"))
 
@@ -162,7 +193,8 @@ def test_an_unknown_model_answers_the_invalid_identifier_error(runtime: BedrockR
         ),
         (
             [{"role": "user", "content": [{"text": "   "}]}],
-            "The text field in the ContentBlock object at messages.0.content.0 is blank. Add text to the text "
+            "The text field in the ContentBlock object at messages.0.content.0 is blank. Add text to the "
+            "text "
             "field, and try again.",
         ),
     ],
@@ -197,20 +229,25 @@ def test_an_embedding_model_is_refused_by_converse(runtime: BedrockRuntimeClient
     assert message.startswith("This action doesn't support the model that you provided.")
 
 
-def test_unknown_additional_model_request_fields_are_refused_by_the_model(runtime: BedrockRuntimeClient) -> None:
+def test_unknown_additional_model_request_fields_are_refused_by_the_model(
+    runtime: BedrockRuntimeClient,
+) -> None:
     with pytest.raises(ClientError) as excinfo:
         runtime.converse(modelId=HAIKU, messages=user("hi"), additionalModelRequestFields={"not_a_field": 1})
 
     assert error_of(excinfo) == (
         "ValidationException",
-        "The model returned the following errors: Malformed input request: #: extraneous key [not_a_field] is "
+        "The model returned the following errors: Malformed input request: "
+        "#: extraneous key [not_a_field] is "
         "not permitted, please reformat your input and try again.",
         400,
     )
 
 
 def test_additional_fields_the_model_knows_are_accepted(runtime: BedrockRuntimeClient) -> None:
-    response = runtime.converse(modelId=HAIKU, messages=user("hi"), additionalModelRequestFields={"top_k": 20})
+    response = runtime.converse(
+        modelId=HAIKU, messages=user("hi"), additionalModelRequestFields={"top_k": 20}
+    )
 
     assert response["stopReason"] == "end_turn"
 
@@ -284,12 +321,11 @@ def test_a_stream_stage_fault_ends_the_stream_with_an_exception_event(
     # GIVEN
     control.inject_fault("ThrottlingException", model=HAIKU, count=1, stage="stream")
     response = runtime.converse_stream(modelId=HAIKU, messages=user("[[emulator:output_chars=400]]"))
-    received: list[dict[str, Any]] = []
+    received: list[Any] = []
 
     # WHEN
     with pytest.raises(EventStreamError) as excinfo:
-        for event in response["stream"]:
-            received.append(event)
+        received.extend(response["stream"])
 
     # THEN the stream started, then failed the way Bedrock's streams fail
     assert "messageStart" in received[0]

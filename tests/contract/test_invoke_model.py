@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
 
 
-def invoke(runtime: BedrockRuntimeClient, model_id: str, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+def invoke(
+    runtime: BedrockRuntimeClient, model_id: str, body: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
     response = runtime.invoke_model(modelId=model_id, body=json.dumps(body), contentType="application/json")
     return json.loads(response["body"].read()), response["ResponseMetadata"]["HTTPHeaders"]
 
@@ -90,7 +92,8 @@ def test_anthropic_body_through_an_inference_profile(runtime: BedrockRuntimeClie
         ),
         (
             {**anthropic_body("hi"), "stream": True, "model": "claude"},
-            "Malformed input request: #: extraneous key [stream] is not permitted#: extraneous key [model] is not "
+            "Malformed input request: #: extraneous key [stream] is not permitted"
+            "#: extraneous key [model] is not "
             "permitted, please reformat your input and try again.",
         ),
         (
@@ -126,7 +129,9 @@ def test_a_profile_only_model_refuses_invoke_model_on_demand(runtime: BedrockRun
 
     code, message, status = error_of(excinfo)
     assert (code, status) == ("ValidationException", 400)
-    assert message.startswith(f"Invocation of model ID {SONNET_37} with on-demand throughput isn\u2019t supported.")
+    assert message.startswith(
+        f"Invocation of model ID {SONNET_37} with on-demand throughput isn\u2019t supported."
+    )
 
 
 def test_nova_messages_body(runtime: BedrockRuntimeClient) -> None:
@@ -173,7 +178,9 @@ def test_titan_text_body(runtime: BedrockRuntimeClient) -> None:
 def test_titan_embeddings_v1_and_v2(runtime: BedrockRuntimeClient) -> None:
     v1, _ = invoke(runtime, TITAN_EMBED_V1, {"inputText": "embed me"})
     v2, _ = invoke(runtime, TITAN_EMBED_V2, {"inputText": "embed me", "dimensions": 256, "normalize": True})
-    again, _ = invoke(runtime, TITAN_EMBED_V2, {"inputText": "embed me", "dimensions": 256, "normalize": True})
+    again, _ = invoke(
+        runtime, TITAN_EMBED_V2, {"inputText": "embed me", "dimensions": 256, "normalize": True}
+    )
 
     assert len(v1["embedding"]) == 1536
     assert v1["inputTextTokenCount"] == 2
@@ -188,7 +195,8 @@ def test_titan_embeddings_refuse_an_unsupported_dimension(runtime: BedrockRuntim
         invoke(runtime, TITAN_EMBED_V2, {"inputText": "x", "dimensions": 100})
 
     assert error_of(excinfo)[1] == (
-        "Malformed input request: #/dimensions: 100 is not a valid enum value, please reformat your input and "
+        "Malformed input request: #/dimensions: 100 is not a valid enum value, please reformat your input "
+        "and "
         "try again."
     )
 
@@ -237,9 +245,10 @@ def test_nova_and_llama_response_streams(runtime: BedrockRuntimeClient) -> None:
 
     assert "messageStart" in nova[0]
     assert nova[-2]["messageStop"]["stopReason"] == "end_turn"
-    assert nova[-1]["metadata"]["usage"]["outputTokens"] == nova[-1]["amazon-bedrock-invocationMetrics"][
-        "outputTokenCount"
-    ]
+    assert (
+        nova[-1]["metadata"]["usage"]["outputTokens"]
+        == nova[-1]["amazon-bedrock-invocationMetrics"]["outputTokenCount"]
+    )
     assert llama[0]["prompt_token_count"] == 1
     assert llama[-1]["stop_reason"] == "stop"
     assert llama[-1]["generation_token_count"] == math.ceil(len("".join(c["generation"] for c in llama)) / 4)
@@ -260,7 +269,9 @@ def test_count_tokens_agrees_with_converse_usage(runtime: BedrockRuntimeClient) 
     ]
     system: Any = [{"text": "You count tokens."}]
 
-    counted = runtime.count_tokens(modelId=HAIKU, input={"converse": {"messages": messages, "system": system}})
+    counted = runtime.count_tokens(
+        modelId=HAIKU, input={"converse": {"messages": messages, "system": system}}
+    )
     used = runtime.converse(modelId=HAIKU, messages=messages, system=system)
 
     assert counted["inputTokens"] == used["usage"]["inputTokens"]
@@ -286,6 +297,8 @@ def test_count_tokens_counts_characters_not_bytes(runtime: BedrockRuntimeClient)
     # GIVEN a body whose text is multi-byte in UTF-8 (CountTokens carries it as a base64 blob)
     text = "é ü ✓ ∑"
 
-    counted = runtime.count_tokens(modelId=HAIKU, input={"invokeModel": {"body": json.dumps(anthropic_body(text)).encode()}})
+    counted = runtime.count_tokens(
+        modelId=HAIKU, input={"invokeModel": {"body": json.dumps(anthropic_body(text)).encode()}}
+    )
 
     assert counted["inputTokens"] == math.ceil(len(text) / 4)

@@ -38,8 +38,9 @@ class ResultCollector:
     def _drain(self) -> None:
         while not self._stop.is_set():
             try:
-                response = self._sqs.receive_message(QueueUrl=self._queue_url, MaxNumberOfMessages=10,
-                                                     WaitTimeSeconds=1)
+                response = self._sqs.receive_message(
+                    QueueUrl=self._queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+                )
             except Exception:  # the stack is going away at the end of the session
                 time.sleep(0.2)
                 continue
@@ -51,12 +52,17 @@ class ResultCollector:
                     self._lock.notify_all()
                 self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
 
-    def wait_for(self, request_id: str, timeout_s: float = 60, detail_type: str | None = None) -> dict[str, Any]:
+    def wait_for(
+        self, request_id: str, timeout_s: float = 60, detail_type: str | None = None
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
         with self._lock:
             while True:
-                matching = [e for e in self._events.get(request_id, [])
-                            if detail_type is None or e["detail-type"] == detail_type]
+                matching = [
+                    e
+                    for e in self._events.get(request_id, [])
+                    if detail_type is None or e["detail-type"] == detail_type
+                ]
                 if matching:
                     return matching[0]
                 remaining = deadline - time.monotonic()
@@ -77,15 +83,17 @@ class LocalStackClient:
     def __init__(self, state: dict[str, Any]) -> None:
         self.state = state
         self.outputs: dict[str, str] = state["outputs"]
-        self.session = boto3.Session(region_name=state["region"], aws_access_key_id="testing",
-                                     aws_secret_access_key="testing")  # noqa: S106
+        self.session = boto3.Session(
+            region_name=state["region"], aws_access_key_id="testing", aws_secret_access_key="testing"
+        )
 
     def client(self, service: str) -> Any:
         return self.session.client(service, endpoint_url=self.state["aws"])
 
     def lineage(self, request_id: str) -> dict[str, Any] | None:
         table = self.session.resource("dynamodb", endpoint_url=self.state["aws"]).Table(
-            self.outputs["LineageTableName"])
+            self.outputs["LineageTableName"]
+        )
         item = table.get_item(Key={"request_id": request_id}, ConsistentRead=True).get("Item")
         return dict(item) if item else None
 
@@ -97,7 +105,9 @@ class LocalStackClient:
             text = json.dumps(body)
         else:
             request_id, text = "", body
-        self.client("sqs").send_message(QueueUrl=self.outputs["RequestsQueueUrl"], MessageBody=text, **attributes)
+        self.client("sqs").send_message(
+            QueueUrl=self.outputs["RequestsQueueUrl"], MessageBody=text, **attributes
+        )
         return request_id
 
 
@@ -108,16 +118,30 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "xpi_tools.cli", "local", "up", "--no-build", "--exit-with-parent",
-             "--state-file", str(state_file)],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "xpi_tools.cli",
+                "local",
+                "up",
+                "--no-build",
+                "--exit-with-parent",
+                "--state-file",
+                str(state_file),
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not state_file.exists():
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the local stack did not start; see {log_path}:\n{log_path.read_text()[-4000:]}")
+                raise RuntimeError(
+                    f"the local stack did not start; see {log_path}:\n{log_path.read_text()[-4000:]}"
+                )
             time.sleep(0.2)
         yield LocalStackClient(json.loads(state_file.read_text()))
     finally:

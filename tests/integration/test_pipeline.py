@@ -12,9 +12,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from xpi_tools.emulator import EmulatorControl
 
 from tests.integration.conftest import LocalStackClient, ResultCollector
-from xpi_tools.emulator import EmulatorControl
 
 pytestmark = pytest.mark.integration
 
@@ -29,12 +29,21 @@ def emulator(local_stack: LocalStackClient) -> Iterator[EmulatorControl]:
 
 
 def _prompt(text: str, model: str = "default", **extra: object) -> dict[str, object]:
-    return {"model": model, "prompt": text, "caller": {"project": "integration", "cost_centre": "cc-1"}, **extra}
+    return {
+        "model": model,
+        "prompt": text,
+        "caller": {"project": "integration", "cost_centre": "cc-1"},
+        **extra,
+    }
 
 
-def test_happy_path_one_completed_event_with_lineage(local_stack: LocalStackClient, results: ResultCollector) -> None:
+def test_happy_path_one_completed_event_with_lineage(
+    local_stack: LocalStackClient, results: ResultCollector
+) -> None:
     # GIVEN a valid request with a reply hint
-    request_id = local_stack.send(_prompt("Summarise the history of the Hoover Dam.", reply={"ticket": "T-1"}))
+    request_id = local_stack.send(
+        _prompt("Summarise the history of the Hoover Dam.", reply={"ticket": "T-1"})
+    )
 
     # WHEN it goes through the pipeline
     event = results.wait_for(request_id)
@@ -62,14 +71,17 @@ def test_happy_path_one_completed_event_with_lineage(local_stack: LocalStackClie
     assert item["credential_version"]
     assert item["classification"]["decision"] == "allow"
     assert {"received_at", "validated_at", "classified_at", "routed_at", "invoked_at", "completed_at"} <= set(
-        item["steps"])
+        item["steps"]
+    )
     assert "Hoover" not in json.dumps(item, default=str)
     time.sleep(1)
     assert len(results.events_for(request_id)) == 1
 
 
 def test_pii_is_redacted_before_it_crosses(local_stack: LocalStackClient, results: ResultCollector) -> None:
-    request_id = local_stack.send(_prompt("Draft a letter to John, SSN 123-45-6789, email john.doe@example.com."))
+    request_id = local_stack.send(
+        _prompt("Draft a letter to John, SSN 123-45-6789, email john.doe@example.com.")
+    )
 
     event = results.wait_for(request_id)
 
@@ -87,7 +99,9 @@ def test_blocked_request_never_reaches_bedrock(
     # GIVEN a request carrying a CUI banner, to a model no other test uses
     model = "us.amazon.nova-micro-v1:0"
     calls_before = emulator.counters().totals.calls
-    request_id = local_stack.send(_prompt("CUI//SP-PRVCY\nPersonnel roster for the program office.", model=model))
+    request_id = local_stack.send(
+        _prompt("CUI//SP-PRVCY\nPersonnel roster for the program office.", model=model)
+    )
 
     # WHEN it is classified
     event = results.wait_for(request_id)
@@ -166,11 +180,14 @@ def test_malformed_message_fails_clearly_and_ends_in_dlq(
     bodies: list[str] = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(bodies) < 2:
-        response = sqs.receive_message(QueueUrl=local_stack.outputs["RequestsDLQUrl"], MaxNumberOfMessages=10,
-                                       WaitTimeSeconds=1)
+        response = sqs.receive_message(
+            QueueUrl=local_stack.outputs["RequestsDLQUrl"], MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
         for message in response.get("Messages", []):
             bodies.append(message["Body"])
-            sqs.delete_message(QueueUrl=local_stack.outputs["RequestsDLQUrl"], ReceiptHandle=message["ReceiptHandle"])
+            sqs.delete_message(
+                QueueUrl=local_stack.outputs["RequestsDLQUrl"], ReceiptHandle=message["ReceiptHandle"]
+            )
     assert any(request_id in body for body in bodies)
     assert "this is { not json" in bodies
     assert len(results.events_for(request_id)) == 1
@@ -197,8 +214,9 @@ def test_duplicate_delivery_yields_one_event_and_one_bedrock_call(
 
 
 def test_large_output_travels_through_s3(local_stack: LocalStackClient, results: ResultCollector) -> None:
-    request_id = local_stack.send(_prompt("Write at length. [[emulator:output_chars=300000]]",
-                                          inference={"max_tokens": 64000}))
+    request_id = local_stack.send(
+        _prompt("Write at length. [[emulator:output_chars=300000]]", inference={"max_tokens": 64000})
+    )
 
     event = results.wait_for(request_id)
 
@@ -217,8 +235,11 @@ def test_wrong_credentials_fail_with_a_clear_error(
 ) -> None:
     # GIVEN the commercial key in the secret has been revoked on the commercial side
     key_id = next(iter(emulator.keys()["access_keys"]))
-    secret = json.loads(local_stack.client("secretsmanager").get_secret_value(
-        SecretId=local_stack.outputs["CommercialCredentialsSecretArn"])["SecretString"])
+    secret = json.loads(
+        local_stack.client("secretsmanager").get_secret_value(
+            SecretId=local_stack.outputs["CommercialCredentialsSecretArn"]
+        )["SecretString"]
+    )
     assert secret["aws_access_key_id"] == key_id
     emulator.revoke_access_key(key_id)
     try:

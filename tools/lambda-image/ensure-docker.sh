@@ -95,7 +95,8 @@ start() {
         say "starting dockerd (log $LOGFILE, pidfile $PIDFILE)"
         # setsid: the daemon must outlive this script and the job or process group that ran it.
         # dockerd keeps its own pidfile (/var/run/docker.pid); ours records that this script started it.
-        setsid dockerd </dev/null >>"$LOGFILE" 2>&1 &
+        # 8>&-: the daemon must not inherit (and so hold forever) the lock taken above.
+        setsid dockerd </dev/null >>"$LOGFILE" 2>&1 8>&- &
         pid=$!
         echo "$pid" >"$PIDFILE"
     fi
@@ -109,7 +110,7 @@ start() {
             rm -f "$PIDFILE"
             say "dockerd exited; last lines of $LOGFILE:"
             tail -n 15 "$LOGFILE" >&2 || true
-            unavailable "dockerd exited at start (see $LOGFILE)"
+            unavailable "dockerd exited at start: $(tail -n 1 "$LOGFILE" 2>/dev/null | cut -c1-200) (log $LOGFILE)"
         fi
         sleep 1
     done

@@ -1,10 +1,10 @@
 """The `xpi` command: operator and developer entry points.
 
-    xpi local up [--state-file F] [--no-build]   run the local stack until Ctrl-C
-    xpi local down [--state-file F]              stop a local stack started elsewhere
-    xpi demo                                     local stack + sample requests + results table
-    xpi emulator ...                             the commercial Bedrock emulator on its own
-    xpi classify ...                             classify text with the policy (see --help)
+xpi local up [--state-file F] [--no-build]   run the local stack until Ctrl-C
+xpi local down [--state-file F]              stop a local stack started elsewhere
+xpi demo                                     local stack + sample requests + results table
+xpi emulator ...                             the commercial Bedrock emulator on its own
+xpi classify ...                             classify text with the policy (see --help)
 """
 
 import argparse
@@ -33,7 +33,13 @@ def sam_build(root: Path, architecture: str) -> None:
     env = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
     bin_dir = str(Path(sys.executable).parent)  # the venv's python3.13 is what `sam build` must find
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
-    command = [str(Path(bin_dir) / "sam"), "build", "--cached", "--parameter-overrides", f"Architecture={architecture}"]
+    command = [
+        str(Path(bin_dir) / "sam"),
+        "build",
+        "--cached",
+        "--parameter-overrides",
+        f"Architecture={architecture}",
+    ]
     result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"xpi: sam build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -61,7 +67,9 @@ def local_up(args: argparse.Namespace) -> int:
         endpoints = stack.start()
         state_file = Path(args.state_file)
         stack.write_state(state_file)
-        print(f"xpi local stack up in {stack.timings['up_s']:.1f} s (deploy {stack.timings['deploy_s']:.1f} s)")
+        print(
+            f"xpi local stack up in {stack.timings['up_s']:.1f} s (deploy {stack.timings['deploy_s']:.1f} s)"
+        )
         print(f"  AWS API (moto, {endpoints.region}):   {endpoints.aws}")
         print(f"  commercial Bedrock (emulator, {endpoints.bedrock_region}): {endpoints.bedrock}")
         print(f"  requests queue:  {endpoints.outputs['RequestsQueueUrl']}")
@@ -118,9 +126,13 @@ def main(argv: list[str] | None = None) -> int:
 
         return demo_main(arguments[1:])
 
-    parser = argparse.ArgumentParser(prog="xpi", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="xpi", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    local = commands.add_parser("local", help="the offline local stack").add_subparsers(dest="action", required=True)
+    local = commands.add_parser("local", help="the offline local stack").add_subparsers(
+        dest="action", required=True
+    )
     up = local.add_parser("up", help="start the local stack and keep it running until Ctrl-C")
     up.add_argument("--state-file", default=str(DEFAULT_STATE_FILE))
     up.add_argument("--no-build", action="store_true", help="deploy the existing .aws-sam/build")

@@ -21,10 +21,15 @@ RESULT_TIMEOUT_S = 120
 
 def _clients(stack: LocalStack) -> tuple[Any, Any]:
     assert stack.endpoints is not None
-    session = boto3.Session(region_name=stack.region, aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
-    return (session.client("sqs", endpoint_url=stack.endpoints.aws),
-            session.resource("dynamodb", endpoint_url=stack.endpoints.aws))
+    session = boto3.Session(
+        region_name=stack.region,
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+    return (
+        session.client("sqs", endpoint_url=stack.endpoints.aws),
+        session.resource("dynamodb", endpoint_url=stack.endpoints.aws),
+    )
 
 
 def send_samples(sqs: Any, queue_url: str, samples: list[Path], run_id: str) -> dict[str, str]:
@@ -38,7 +43,9 @@ def send_samples(sqs: Any, queue_url: str, samples: list[Path], run_id: str) -> 
     return sent
 
 
-def collect_results(sqs: Any, queue_url: str, expected: set[str], timeout_s: float) -> dict[str, dict[str, Any]]:
+def collect_results(
+    sqs: Any, queue_url: str, expected: set[str], timeout_s: float
+) -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + timeout_s
     while expected - results.keys() and time.monotonic() < deadline:
@@ -56,9 +63,19 @@ def _row(cells: list[str], widths: list[int]) -> str:
     return "  ".join(cell[:width].ljust(width) for cell, width in zip(cells, widths, strict=True))
 
 
-def print_table(sent: dict[str, str], results: dict[str, dict[str, Any]], lineage: dict[str, dict[str, Any]]) -> None:
-    headers = ["sample", "result event", "decision", "model", "tokens in/out", "cost USD", "lineage status",
-               "lineage steps"]
+def print_table(
+    sent: dict[str, str], results: dict[str, dict[str, Any]], lineage: dict[str, dict[str, Any]]
+) -> None:
+    headers = [
+        "sample",
+        "result event",
+        "decision",
+        "model",
+        "tokens in/out",
+        "cost USD",
+        "lineage status",
+        "lineage steps",
+    ]
     widths = [22, 20, 9, 30, 13, 10, 14, 44]
     print(_row(headers, widths))
     print(_row(["-" * w for w in widths], widths))
@@ -68,16 +85,22 @@ def print_table(sent: dict[str, str], results: dict[str, dict[str, Any]], lineag
         item = lineage.get(request_id, {})
         usage = detail.get("usage") or {}
         steps = ", ".join(sorted(item.get("steps", {}), key=lambda s: item["steps"][s]))
-        print(_row([
-            sample,
-            event.get("detail-type", "(none yet)"),
-            (detail.get("classification") or {}).get("decision", "-"),
-            (detail.get("model") or {}).get("resolved") or (detail.get("model") or {}).get("requested", "-"),
-            f"{usage.get('input_tokens', 0)}/{usage.get('output_tokens', 0)}",
-            str(item.get("estimated_cost_usd", "-")),
-            str(item.get("status", "(missing)")),
-            steps,
-        ], widths))
+        print(
+            _row(
+                [
+                    sample,
+                    event.get("detail-type", "(none yet)"),
+                    (detail.get("classification") or {}).get("decision", "-"),
+                    (detail.get("model") or {}).get("resolved")
+                    or (detail.get("model") or {}).get("requested", "-"),
+                    f"{usage.get('input_tokens', 0)}/{usage.get('output_tokens', 0)}",
+                    str(item.get("estimated_cost_usd", "-")),
+                    str(item.get("status", "(missing)")),
+                    steps,
+                ],
+                widths,
+            )
+        )
     print()
     for request_id, sample in sent.items():
         detail = results.get(request_id, {}).get("detail", {})
@@ -86,9 +109,11 @@ def print_table(sent: dict[str, str], results: dict[str, dict[str, Any]], lineag
         error = detail.get("error") or {}
         categories = (item.get("classification") or {}).get("categories") or {}
         print(f"{sample} [{request_id}]")
-        print(f"  lineage: request sha256 {str(item.get('request_sha256', ''))[:16]}..  response sha256 "
-              f"{str(item.get('response_sha256', '-'))[:16]}..  credential version "
-              f"{str(item.get('credential_version', '-'))[:12]}  categories {dict(categories) or '-'}")
+        print(
+            f"  lineage: request sha256 {str(item.get('request_sha256', ''))[:16]}..  response sha256 "
+            f"{str(item.get('response_sha256', '-'))[:16]}..  credential version "
+            f"{str(item.get('credential_version', '-'))[:12]}  categories {dict(categories) or '-'}"
+        )
         if text:
             print(f"  output:  {text[:110]!r}")
         if error:
@@ -107,12 +132,17 @@ def main(argv: list[str] | None = None) -> int:
     print("Starting the local stack (moto + Lambda runtimes + commercial Bedrock emulator)...", flush=True)
     with LocalStack(root) as stack:
         assert stack.endpoints is not None
-        print(f"  up in {stack.timings['up_s']:.1f} s; AWS API at {stack.endpoints.aws}, "
-              f"Bedrock emulator at {stack.endpoints.bedrock}", flush=True)
+        print(
+            f"  up in {stack.timings['up_s']:.1f} s; AWS API at {stack.endpoints.aws}, "
+            f"Bedrock emulator at {stack.endpoints.bedrock}",
+            flush=True,
+        )
         sqs, dynamodb = _clients(stack)
         outputs = stack.endpoints.outputs
         sent = send_samples(sqs, outputs["RequestsQueueUrl"], samples, run_id=str(int(time.time())))
-        print(f"Sent {len(sent)} requests to the requests queue; waiting for their result events...", flush=True)
+        print(
+            f"Sent {len(sent)} requests to the requests queue; waiting for their result events...", flush=True
+        )
         started = time.perf_counter()
         results = collect_results(sqs, outputs["SubscriberQueueUrl"], set(sent), RESULT_TIMEOUT_S)
         print(f"  {len(results)} of {len(sent)} result events in {time.perf_counter() - started:.1f} s\n")

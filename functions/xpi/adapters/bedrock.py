@@ -25,10 +25,20 @@ if TYPE_CHECKING:
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
 
 THROTTLING = {"ThrottlingException", "TooManyRequestsException", "ServiceQuotaExceededException"}
-TRANSIENT = {"ModelTimeoutException", "ServiceUnavailableException", "InternalServerException",
-             "ModelNotReadyException", "ModelErrorException"}
-CREDENTIALS = {"UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException",
-               "IncompleteSignatureException", "AccessDeniedException"}
+TRANSIENT = {
+    "ModelTimeoutException",
+    "ServiceUnavailableException",
+    "InternalServerException",
+    "ModelNotReadyException",
+    "ModelErrorException",
+}
+CREDENTIALS = {
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "ExpiredTokenException",
+    "IncompleteSignatureException",
+    "AccessDeniedException",
+}
 
 T = TypeVar("T")
 
@@ -99,8 +109,11 @@ class BotoBedrockGateway:
                     else None,
                 }
             client = boto3.Session(botocore_session=session).client(
-                "bedrock-runtime", region_name=route.region, endpoint_url=route.endpoint or None,
-                config=config, **options,
+                "bedrock-runtime",
+                region_name=route.region,
+                endpoint_url=route.endpoint or None,
+                config=config,
+                **options,
             )
             self._clients = {key: client}  # one credential version at a time
         return client
@@ -152,7 +165,9 @@ class BotoBedrockGateway:
             usage=Usage(
                 input_tokens=response["usage"]["inputTokens"], output_tokens=response["usage"]["outputTokens"]
             ),
-            latency_ms=int(response.get("metrics", {}).get("latencyMs", (time.perf_counter() - started) * 1000)),
+            latency_ms=int(
+                response.get("metrics", {}).get("latencyMs", (time.perf_counter() - started) * 1000)
+            ),
             credential_version=version,
         )
 

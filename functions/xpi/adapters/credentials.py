@@ -32,7 +32,7 @@ class ApiKey(BaseModel):
 
 
 CommercialSecret = Annotated[IamKeys | ApiKey, Field(discriminator="type")]
-_SECRET = TypeAdapter(CommercialSecret)
+_SECRET: TypeAdapter[IamKeys | ApiKey] = TypeAdapter(CommercialSecret)
 
 
 class CommercialCredentials(BaseModel):
@@ -60,18 +60,20 @@ class SecretsManagerCredentials:
     def __init__(self, secret_id: str, max_age_s: int) -> None:
         self._secret_id = secret_id
         self._max_age_s = max_age_s
-        self._provider = _VersionedSecretsProvider()
+        self._provider = _VersionedSecretsProvider()  # type: ignore[no-untyped-call]
 
     def get(self, *, refresh: bool = False) -> CommercialCredentials:
         try:
             raw = self._provider.get(self._secret_id, max_age=self._max_age_s, force_fetch=refresh)
         except Exception as exc:  # Powertools wraps SDK errors in GetParameterError
-            raise CredentialsUnavailable(f"cannot read the commercial credentials secret: {type(exc).__name__}") from None
+            raise CredentialsUnavailable(
+                f"cannot read the commercial credentials secret: {type(exc).__name__}"
+            ) from None
         envelope = json.loads(str(raw))
         try:
             secret = _SECRET.validate_json(envelope["secret"])
         except ValidationError:
             raise CredentialsUnavailable(
-                f"the commercial credentials secret (version {envelope['version_id']}) is not in a known shape"
+                f"the commercial credentials secret (version {envelope['version_id']}) has an unknown shape"
             ) from None
         return CommercialCredentials(version_id=envelope["version_id"], secret=secret)

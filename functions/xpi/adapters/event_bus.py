@@ -22,13 +22,17 @@ class EventBridgePublisher:
 
     def publish(self, detail_type: str, detail: BaseModel) -> None:
         response = aws.events().put_events(
-            Entries=[{
-                "EventBusName": self._bus_name,
-                "Source": self._source,
-                "DetailType": detail_type,
-                "Detail": detail.model_dump_json(exclude_none=True),
-            }]
+            Entries=[
+                {
+                    "EventBusName": self._bus_name,
+                    "Source": self._source,
+                    "DetailType": detail_type,
+                    "Detail": detail.model_dump_json(exclude_none=True),
+                }
+            ]
         )
         if response.get("FailedEntryCount"):
             entry = response["Entries"][0]
-            raise EventPublishError(f"EventBridge refused the event: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}")
+            raise EventPublishError(
+                f"EventBridge refused the event: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}"
+            )

@@ -10,8 +10,14 @@ ACCEPTED = "ACCEPTED"
 
 
 class LineageStore(Protocol):
-    def finalize(self, request_id: str, attributes: dict[str, Any], first_seen: dict[str, Any],
-                 *, only_if_new: bool = False) -> bool:
+    def finalize(
+        self,
+        request_id: str,
+        attributes: dict[str, Any],
+        first_seen: dict[str, Any],
+        *,
+        only_if_new: bool = False,
+    ) -> bool:
         """Write the final state; False when the item is already final (a late duplicate)."""
         ...
 
@@ -22,10 +28,16 @@ class DynamoLineageStore:
     def __init__(self, table_name: str) -> None:
         self._table_name = table_name
 
-    def finalize(self, request_id: str, attributes: dict[str, Any], first_seen: dict[str, Any],
-                 *, only_if_new: bool = False) -> bool:
-        names: dict[str, str] = {"#request_id": "request_id", "#status": "status"}
-        values: dict[str, Any] = {":accepted": ACCEPTED}
+    def finalize(
+        self,
+        request_id: str,
+        attributes: dict[str, Any],
+        first_seen: dict[str, Any],
+        *,
+        only_if_new: bool = False,
+    ) -> bool:
+        names: dict[str, str] = {"#request_id": "request_id"}
+        values: dict[str, Any] = {}
         assignments = []
         for index, (name, value) in enumerate(attributes.items()):
             names[f"#a{index}"] = name
@@ -37,8 +49,9 @@ class DynamoLineageStore:
             values[f":f{index}"] = value
             assignments.append(f"#f{index} = if_not_exists(#f{index}, :f{index})")
         condition = "attribute_not_exists(#request_id)"
-        if not only_if_new:
+        if not only_if_new:  # DynamoDB rejects placeholders the expressions leave unused
             condition += " OR #status = :accepted"
+            names["#status"], values[":accepted"] = "status", ACCEPTED
         try:
             aws.dynamodb().Table(self._table_name).update_item(
                 Key={"request_id": request_id},

@@ -16,6 +16,7 @@ class S3ObjectStore:
         self._bucket = bucket
 
     def put(self, key: str, body: bytes, content_type: str) -> str:
-        aws.s3().put_object(Bucket=self._bucket, Key=key, Body=body, ContentType=content_type,
-                            ServerSideEncryption="aws:kms")
+        aws.s3().put_object(
+            Bucket=self._bucket, Key=key, Body=body, ContentType=content_type, ServerSideEncryption="aws:kms"
+        )
         return f"s3://{self._bucket}/{key}"

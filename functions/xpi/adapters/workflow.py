@@ -20,8 +20,11 @@ class StepFunctionsStarter:
     def start(self, request_id: str, workflow_input: WorkflowInput) -> bool:
         client = aws.stepfunctions()
         try:
-            client.start_execution(stateMachineArn=self._arn, name=request_id,
-                                   input=workflow_input.model_dump_json(exclude_none=True))
+            client.start_execution(
+                stateMachineArn=self._arn,
+                name=request_id,
+                input=workflow_input.model_dump_json(exclude_none=True),
+            )
         except client.exceptions.ExecutionAlreadyExists:
             return False
         return True

@@ -5,6 +5,7 @@ A segment's location is a JSON path into the request ("system[0]", "messages[1].
 where it found something and the redactor can put placeholders back in exactly that place.
 """
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ from xpi.models.request import InferenceRequest
 Path = tuple[str | int, ...]
 _INSPECTED_FIELDS = ("system", "prompt", "messages", "body")
 _ENUMERATIONS = {"role", "format", "status", "toolUseId", "type", "anthropic_version"}
+_ENUMERATION_VALUE = re.compile(r"[a-z][a-z0-9_-]{0,39}")  # "user", "text", "bedrock-2023-05-31"
 _BINARY_BLOCKS = {"image": "image", "document": "document"}
 
 
@@ -29,7 +31,8 @@ def _leaves(value: Any, path: Path) -> Iterator[tuple[Path, Any]]:
         for key, item in value.items():
             if key in _BINARY_BLOCKS and isinstance(item, dict) and "source" in item:
                 yield (*path, key), item
-            elif key not in _ENUMERATIONS:
+            # Only enumeration tokens are skipped: tool inputs and native bodies are free-form.
+            elif not (key in _ENUMERATIONS and isinstance(item, str) and _ENUMERATION_VALUE.fullmatch(item)):
                 yield from _leaves(item, (*path, key))
     elif isinstance(value, list):
         for index, item in enumerate(value):

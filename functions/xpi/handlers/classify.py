@@ -44,8 +44,14 @@ def handler(event: WorkflowState, context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name=f"Decision{assessment.decision.capitalize()}", unit=MetricUnit.Count, value=1)
     logger.info("classified", extra={"decision": assessment.decision, "categories": assessment.categories})
     if assessment.security_alert:
-        dependencies.event_publisher().publish(SECURITY_ALERT, SecurityAlertDetail(
-            request_id=event.request.request_id, caller_principal=event.source.principal,
-            source=event.source.kind, categories=assessment.categories, decision=assessment.decision,
-        ))
+        dependencies.event_publisher().publish(
+            SECURITY_ALERT,
+            SecurityAlertDetail(
+                request_id=event.request.request_id,
+                caller_principal=event.source.principal,
+                source=event.source.kind,
+                categories=assessment.categories,
+                decision=assessment.decision,
+            ),
+        )
     return event.model_dump(mode="json", exclude_none=True)

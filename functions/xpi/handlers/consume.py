@@ -9,6 +9,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -29,9 +30,13 @@ def record_handler(record: SQSRecord) -> str:
         received_at=datetime.fromtimestamp(int(record.attributes.sent_timestamp) / 1000, tz=UTC),
     )
     outcome, request = submit(
-        record.body, source, fallback_id=record.message_id,
-        starter=dependencies.workflow_starter(), lineage=dependencies.lineage_store(),
-        events=dependencies.event_publisher(), now=datetime.now(UTC),
+        record.body,
+        source=source,
+        fallback_id=record.message_id,
+        starter=dependencies.workflow_starter(),
+        lineage=dependencies.lineage_store(),
+        events=dependencies.event_publisher(),
+        now=datetime.now(UTC),
         retention_days=get_settings().lineage_retention_days,
     )
     logger.info("request accepted", extra={"request_id": request.request_id, "outcome": outcome})
@@ -42,6 +47,7 @@ def record_handler(record: SQSRecord) -> str:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor,
-                                    context=context)
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

@@ -24,26 +24,32 @@ from xpi.observability import logger, metrics, tracer
 from xpi.services.invocation import invoke_model
 from xpi.settings import get_settings
 
-IDEMPOTENCY = IdempotencyConfig(event_key_jmespath="request.request_id", expires_after_seconds=24 * 3600,
-                                raise_on_no_idempotency_key=True)
+IDEMPOTENCY = IdempotencyConfig(
+    event_key_jmespath="request.request_id", expires_after_seconds=24 * 3600, raise_on_no_idempotency_key=True
+)
 
 
 @cache
 def _invoke_once() -> Callable[..., dict[str, Any]]:
     persistence = DynamoDBPersistenceLayer(table_name=get_settings().require("idempotency_table"))
 
-    @idempotent_function(data_keyword_argument="state", config=IDEMPOTENCY, persistence_store=persistence)
+    @idempotent_function(  # type: ignore[untyped-decorator]
+        data_keyword_argument="state", config=IDEMPOTENCY, persistence_store=persistence
+    )
     def invoke_once(*, state: dict[str, Any]) -> dict[str, Any]:
         settings = get_settings()
         response = invoke_model(
-            WorkflowState.model_validate(state), dependencies.bedrock_gateway(), dependencies.object_store(),
-            dependencies.routing_config(), inline_max_bytes=settings.inline_output_max_bytes,
+            WorkflowState.model_validate(state),
+            dependencies.bedrock_gateway(),
+            dependencies.object_store(),
+            dependencies.routing_config(),
+            inline_max_bytes=settings.inline_output_max_bytes,
         )
         metrics.add_metric(name="InputTokens", unit=MetricUnit.Count, value=response.usage.input_tokens)
         metrics.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=response.usage.output_tokens)
         return response.model_dump(mode="json", exclude_none=True)
 
-    return invoke_once
+    return invoke_once  # type: ignore[no-any-return]
 
 
 @logger.inject_lambda_context(correlation_id_path="request.request_id")

@@ -38,8 +38,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     outcome = record_outcome(state, dependencies.lineage_store(), now)
     metrics.add_metric(name=outcome.detail_type.replace(" ", ""), unit=MetricUnit.Count, value=1)
     if not outcome.emit:
-        logger.warning("lineage already final; not emitting a second result",
-                       extra={"request_id": state.request.request_id})
+        logger.warning(
+            "lineage already final; not emitting a second result",
+            extra={"request_id": state.request.request_id},
+        )
     state.outcome = outcome
     return state.model_dump(mode="json", exclude_none=True)
 
@@ -48,8 +50,16 @@ def _record_rejection(event: RejectedInput, now: datetime) -> dict[str, Any]:
     request_id = usable_request_id(event.request) or event.execution
     code, message = describe_error(event.error)
     # The rejection's event is published by `reject` itself, guarded by the lineage condition.
-    reject(request_id, event.request, event.source, RequestInvalid(f"{code}: {message}"),
-           dependencies.lineage_store(), dependencies.event_publisher(), now, get_settings().lineage_retention_days)
+    reject(
+        request_id,
+        raw=event.request,
+        source=event.source,
+        error=RequestInvalid(f"{code}: {message}"),
+        lineage=dependencies.lineage_store(),
+        events=dependencies.event_publisher(),
+        now=now,
+        retention_days=get_settings().lineage_retention_days,
+    )
     metrics.add_metric(name="InferenceFailed", unit=MetricUnit.Count, value=1)
     outcome = Outcome(emit=False, detail_type=INFERENCE_FAILED, detail={"request_id": request_id})
     return {**event.model_dump(mode="json", exclude_none=True), "outcome": outcome.model_dump(mode="json")}

@@ -19,8 +19,12 @@ from xpi.settings import get_settings
 @event_parser(model=WorkflowState)
 def handler(event: WorkflowState, context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
-    event.route = resolve_route(event.request, event.source.principal, dependencies.routing_config(),
-                                region=settings.commercial_region,
-                                endpoint=settings.commercial_bedrock_endpoint)
+    event.route = resolve_route(
+        event.request,
+        event.source.principal,
+        dependencies.routing_config(),
+        region=settings.commercial_region,
+        endpoint=settings.commercial_bedrock_endpoint,
+    )
     event.timings["routed_at"] = datetime.now(UTC)
     return event.model_dump(mode="json", exclude_none=True)

@@ -17,6 +17,7 @@ from xpi.settings import get_settings
 @event_parser(model=WorkflowInput)
 def handler(event: WorkflowInput, context: LambdaContext) -> dict[str, Any]:
     request = parse_request(event.request, fallback_id=event.execution)
-    state = accept(request, event.source, now=datetime.now(UTC),
-                   retention_days=get_settings().lineage_retention_days)
+    state = accept(
+        request, event.source, now=datetime.now(UTC), retention_days=get_settings().lineage_retention_days
+    )
     return state.model_dump(mode="json", exclude_none=True)

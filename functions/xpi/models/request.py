@@ -67,8 +67,10 @@ class ContentBlock(_Strict):
     def _exactly_one(self) -> Self:
         set_fields = [name for name in type(self).model_fields if getattr(self, name) is not None]
         if len(set_fields) != 1:
-            raise ValueError(f"a content block must have exactly one of text, image, document, toolUse, "
-                             f"toolResult; this one has {set_fields or 'none'}")
+            raise ValueError(
+                f"a content block must have exactly one of text, image, document, toolUse, "
+                f"toolResult; this one has {set_fields or 'none'}"
+            )
         return self
 
 
@@ -98,7 +100,9 @@ class InferenceRequest(_Strict):
     request_id: RequestId = Field(default_factory=lambda: str(uuid.uuid4()))
     model: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     api: Literal["converse", "invoke_model"] = "converse"
-    system: Annotated[list[Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]], Field(max_length=4)] = []
+    system: Annotated[
+        list[Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]], Field(max_length=4)
+    ] = []
     messages: Annotated[list[Message], Field(max_length=MAX_MESSAGES)] = []
     prompt: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)] | None = None
     body: dict[str, Any] | None = Field(None, description="native InvokeModel body (api=invoke_model)")

@@ -22,8 +22,12 @@ class _State(BaseModel):
 
 class Source(_State):
     kind: SourceKind
-    principal: str = Field(description="the caller's IAM principal (SQS SenderId, API caller ARN, S3 uploader)")
-    reference: str | None = Field(None, description="SQS message id, S3 object URI with line, or API request id")
+    principal: str = Field(
+        description="the caller's IAM principal (SQS SenderId, API caller ARN, S3 uploader)"
+    )
+    reference: str | None = Field(
+        None, description="SQS message id, S3 object URI with line, or API request id"
+    )
     received_at: datetime
     batch_id: str | None = None
 

@@ -10,7 +10,10 @@ from xpi.models.workflow import ModelResponse, WorkflowState
 
 
 def invoke_model(
-    state: WorkflowState, gateway: BedrockGateway, objects: ObjectStore, routing: RoutingConfig,
+    state: WorkflowState,
+    gateway: BedrockGateway,
+    objects: ObjectStore,
+    routing: RoutingConfig,
     inline_max_bytes: int,
 ) -> ModelResponse:
     if state.route is None:

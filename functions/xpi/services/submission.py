@@ -24,30 +24,55 @@ class Submitted(StrEnum):
 
 
 def submit(
-    body: str, source: Source, fallback_id: str, starter: WorkflowStarter, lineage: LineageStore,
-    events: EventPublisher, now: datetime, retention_days: int,
+    body: str,
+    *,
+    source: Source,
+    fallback_id: str,
+    starter: WorkflowStarter,
+    lineage: LineageStore,
+    events: EventPublisher,
+    now: datetime,
+    retention_days: int,
 ) -> tuple[Submitted, InferenceRequest]:
     raw: dict[str, Any] | None = None
     try:
         raw = parse_json_object(body)
         request = parse_request(raw, fallback_id=fallback_id)
     except RequestInvalid as exc:
-        reject(usable_request_id(raw), raw or {}, source, exc, lineage, events, now, retention_days)
+        reject(
+            usable_request_id(raw),
+            raw=raw or {},
+            source=source,
+            error=exc,
+            lineage=lineage,
+            events=events,
+            now=now,
+            retention_days=retention_days,
+        )
         raise
-    started = starter.start(request.request_id, WorkflowInput(request=request.model_dump(mode="json"),
-                                                               source=source))
+    started = starter.start(
+        request.request_id, WorkflowInput(request=request.model_dump(mode="json"), source=source)
+    )
     return (Submitted.STARTED if started else Submitted.DUPLICATE), request
 
 
 def reject(
-    request_id: str | None, raw: dict[str, Any], source: Source, error: RequestInvalid,
-    lineage: LineageStore, events: EventPublisher, now: datetime, retention_days: int,
+    request_id: str | None,
+    *,
+    raw: dict[str, Any],
+    source: Source,
+    error: RequestInvalid,
+    lineage: LineageStore,
+    events: EventPublisher,
+    now: datetime,
+    retention_days: int,
 ) -> bool:
     """Answer an unacceptable request once; False when it has no usable id or was answered before."""
     if request_id is None:
         return False
-    model = raw.get("model") if isinstance(raw.get("model"), str) else None
-    reply = raw.get("reply") if isinstance(raw.get("reply"), dict) else {}
+    model = raw.get("model")
+    reply = raw.get("reply")
+    reply_fields = reply.items() if isinstance(reply, dict) else []
     detail = ResultDetail(
         request_id=request_id,
         status="FAILED",
@@ -55,9 +80,9 @@ def reject(
         source_reference=source.reference,
         batch_id=source.batch_id,
         caller=EventCaller(principal=source.principal),
-        model=EventModel(requested=str(model or "")),
+        model=EventModel(requested=model if isinstance(model, str) else ""),
         error=EventError(code=error.code, message=error.message[:500]),
-        reply={str(k): str(v) for k, v in list(reply.items())[:10] if isinstance(v, str)},
+        reply={str(k): v for k, v in list(reply_fields)[:10] if isinstance(v, str)},
         timings={"received_at": source.received_at, "completed_at": now},
         lineage_key=request_id,
     )
@@ -70,10 +95,14 @@ def reject(
         "error": detail.error.model_dump() if detail.error else None,
         "completed_at": now.isoformat(timespec="milliseconds"),
     }
-    first_seen = {"created_at": now.isoformat(timespec="milliseconds"), "day": now.strftime("%Y-%m-%d"),
-                  "expires_at": int(now.timestamp()) + retention_days * 86_400}
-    answered = lineage.finalize(request_id, {k: v for k, v in attributes.items() if v is not None},
-                                first_seen, only_if_new=True)
+    first_seen = {
+        "created_at": now.isoformat(timespec="milliseconds"),
+        "day": now.strftime("%Y-%m-%d"),
+        "expires_at": int(now.timestamp()) + retention_days * 86_400,
+    }
+    answered = lineage.finalize(
+        request_id, {k: v for k, v in attributes.items() if v is not None}, first_seen, only_if_new=True
+    )
     if answered:
         events.publish(INFERENCE_FAILED, detail)
     return answered

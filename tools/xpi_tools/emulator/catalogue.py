@@ -119,7 +119,9 @@ def _anthropic(
     )
 
 
-def _nova(model_id: str, name: str, context: int, offers: dict[str, Offer], *, images: bool = True) -> ModelSpec:
+def _nova(
+    model_id: str, name: str, context: int, offers: dict[str, Offer], *, images: bool = True
+) -> ModelSpec:
     return ModelSpec(
         model_id=model_id,
         name=name,
@@ -198,10 +200,21 @@ MODELS: Final[tuple[ModelSpec, ...]] = (
         32_000,
         {"us-east-1": IP, "us-east-2": IP, "us-west-2": IP},
     ),
-    _nova("amazon.nova-micro-v1:0", "Nova Micro", 128_000, {"us-east-1": OD, "us-east-2": IP, "us-west-2": IP}, images=False),
+    _nova(
+        "amazon.nova-micro-v1:0",
+        "Nova Micro",
+        128_000,
+        {"us-east-1": OD, "us-east-2": IP, "us-west-2": IP},
+        images=False,
+    ),
     _nova("amazon.nova-lite-v1:0", "Nova Lite", 300_000, {"us-east-1": OD, "us-east-2": IP, "us-west-2": IP}),
     _nova("amazon.nova-pro-v1:0", "Nova Pro", 300_000, {"us-east-1": OD, "us-east-2": IP, "us-west-2": IP}),
-    _nova("amazon.nova-premier-v1:0", "Nova Premier", 1_000_000, {"us-east-1": IP, "us-east-2": IP, "us-west-2": IP}),
+    _nova(
+        "amazon.nova-premier-v1:0",
+        "Nova Premier",
+        1_000_000,
+        {"us-east-1": IP, "us-east-2": IP, "us-west-2": IP},
+    ),
     ModelSpec(
         model_id="amazon.titan-text-express-v1",
         name="Titan Text G1 - Express",
@@ -328,7 +341,9 @@ class Catalogue:
         self.partition = partition_of(region)
         self.models: tuple[ModelSpec, ...] = tuple(m for m in MODELS if region in m.offers)
         self._models_by_id = {m.model_id: m for m in self.models}
-        self.profiles: tuple[InferenceProfile, ...] = tuple(p for p in PROFILES.values() if region in p.regions)
+        self.profiles: tuple[InferenceProfile, ...] = tuple(
+            p for p in PROFILES.values() if region in p.regions
+        )
         self._profiles_by_id = {p.profile_id: p for p in self.profiles}
 
     def offer(self, model: ModelSpec) -> Offer:
@@ -341,7 +356,12 @@ class Catalogue:
         """A profile by id or by ARN in this region."""
         if identifier.startswith("arn:"):
             parts = identifier.split(":", 5)
-            if len(parts) != 6 or parts[1] != self.partition or parts[2] != "bedrock" or parts[3] != self.region:
+            if (
+                len(parts) != 6
+                or parts[1] != self.partition
+                or parts[2] != "bedrock"
+                or parts[3] != self.region
+            ):
                 return None
             resource = parts[5]
             if not resource.startswith("inference-profile/"):
@@ -354,7 +374,12 @@ class Catalogue:
         model_id = identifier
         if identifier.startswith("arn:"):
             parts = identifier.split(":", 5)
-            if len(parts) != 6 or parts[1] != self.partition or parts[2] != "bedrock" or parts[3] != self.region:
+            if (
+                len(parts) != 6
+                or parts[1] != self.partition
+                or parts[2] != "bedrock"
+                or parts[3] != self.region
+            ):
                 raise validation(MSG_INVALID_MODEL)
             account, resource = parts[4], parts[5]
             if resource.startswith("foundation-model/") and account == "":

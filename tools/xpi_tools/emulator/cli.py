@@ -56,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID:SECRET[:TOKEN]",
         help="accept this access key for SigV4 (repeatable; prefer --keys-file, argv is visible to ps)",
     )
-    parser.add_argument("--api-key", action="append", default=[], metavar="KEY", help="accept this Bedrock API key")
+    parser.add_argument(
+        "--api-key", action="append", default=[], metavar="KEY", help="accept this Bedrock API key"
+    )
     parser.add_argument(
         "--keys-file",
         default=os.environ.get(KEYS_ENV),
@@ -75,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     access_keys: list[AccessKey] = list(args.access_key)
     api_keys: list[ApiKey | str] = list(args.api_key)
     if args.keys_file:

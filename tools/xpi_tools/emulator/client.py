@@ -21,7 +21,22 @@ ErrorCode = Literal[
     "ValidationException",
     "ServiceQuotaExceededException",
 ]
-Operation = Literal["Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream", "CountTokens"]
+Operation = Literal[
+    "Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream", "CountTokens"
+]
+
+
+_PROFILE_PREFIXES = ("us.", "us-gov.", "eu.", "apac.", "global.")
+
+
+def foundation_model_id(identifier: str) -> str:
+    """The foundation-model id in a model id, inference-profile id or ARN (counters are per model)."""
+    if identifier.startswith("arn:"):
+        identifier = identifier.rsplit("/", 1)[-1]
+    for prefix in _PROFILE_PREFIXES:
+        if identifier.startswith(prefix):
+            return identifier.removeprefix(prefix)
+    return identifier
 
 
 class EmulatorControlError(RuntimeError):
@@ -63,7 +78,8 @@ class Counters:
     operations: dict[str, int]
 
     def model(self, model_id: str) -> UsageCounters:
-        return self.models.get(model_id, UsageCounters())
+        """Counters of a foundation model; an inference-profile id or ARN names its model."""
+        return self.models.get(foundation_model_id(model_id), UsageCounters())
 
     def key(self, key_id: str) -> UsageCounters:
         return self.keys.get(key_id, UsageCounters())
@@ -184,11 +200,17 @@ class EmulatorControl:
         requests_per_minute: float | None = None,
         tokens_per_minute: float | None = None,
     ) -> None:
-        """Token-bucket quotas for a model (id, profile id or ARN) or ``*`` (every model); None is unlimited."""
+        """Token-bucket quotas for a model (id, profile id or ARN) or ``*`` (every model).
+
+        None is unlimited."""
         self._call(
             "PUT",
             "/quotas",
-            {"model": model, "requests_per_minute": requests_per_minute, "tokens_per_minute": tokens_per_minute},
+            {
+                "model": model,
+                "requests_per_minute": requests_per_minute,
+                "tokens_per_minute": tokens_per_minute,
+            },
         )
 
     def clear_quotas(self) -> None:
@@ -210,8 +232,12 @@ class EmulatorControl:
     # -- keys and clock --------------------------------------------------------------------------
 
     def keys(self) -> dict[str, Any]:
+        """``{"access_keys": {key_id: {"has_session_token", "expires_at"}}, "api_keys": {name: {...}}}``."""
         result: dict[str, Any] = self._call("GET", "/keys")
         return result
+
+    def access_key_ids(self) -> list[str]:
+        return list(self.keys()["access_keys"])
 
     def add_access_key(
         self,
@@ -236,7 +262,9 @@ class EmulatorControl:
 
     def add_api_key(self, key: str, name: str = "", expires_at: float | None = None) -> str:
         """Accept ``key`` as a Bedrock API key; returns the label it is counted under."""
-        return str(self._call("POST", "/api-keys", {"key": key, "name": name, "expires_at": expires_at})["name"])
+        return str(
+            self._call("POST", "/api-keys", {"key": key, "name": name, "expires_at": expires_at})["name"]
+        )
 
     def revoke_api_key(self, name: str) -> None:
         self._call("DELETE", f"/api-keys/{quote(name, safe='')}")

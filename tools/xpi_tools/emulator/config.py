@@ -74,7 +74,9 @@ class EmulatorConfig:
 
     def __post_init__(self) -> None:
         if self.region not in SUPPORTED_REGIONS:
-            raise ValueError(f"unsupported region {self.region!r}; choose one of {', '.join(SUPPORTED_REGIONS)}")
+            raise ValueError(
+                f"unsupported region {self.region!r}; choose one of {', '.join(SUPPORTED_REGIONS)}"
+            )
         if not (len(self.account_id) == 12 and self.account_id.isdigit()):
             raise ValueError("account_id must be 12 digits")
 

@@ -2,10 +2,11 @@
 authentication, and answered only to loopback peers.
 
     GET    /_emulator/health                 status, region, partition, account
-    GET    /_emulator/counters               calls, throttles, errors, tokens: totals, per model, per key
-    POST   /_emulator/reset                  {"counters","faults","quotas","latency","clock": bool} (all by default)
+    GET    /_emulator/counters               calls, throttles, errors, tokens: totals, per model and key
+    POST   /_emulator/reset                  {"counters","faults","quotas","latency","clock": bool}
     GET    /_emulator/faults                 active fault rules
-    POST   /_emulator/faults                 {"error", "model"?, "count"?, "rate"?, "message"?, "operations"?, "stage"?}
+    POST   /_emulator/faults                 {"error", "model"?, "count"?, "rate"?, "message"?,
+                                              "operations"?, "stage"?}
     DELETE /_emulator/faults                 remove every rule
     DELETE /_emulator/faults/{id}            remove one rule
     GET    /_emulator/quotas                 default and per-model quotas
@@ -14,7 +15,8 @@ authentication, and answered only to loopback peers.
     GET    /_emulator/latency                default and per-model latency
     PUT    /_emulator/latency                {"model"?, "time_to_first_token_ms"?, "per_output_token_ms"?}
     GET    /_emulator/keys                   key ids and API-key labels (never secrets)
-    POST   /_emulator/keys                   {"access_key_id", "secret_access_key", "session_token"?, "expires_at"?}
+    POST   /_emulator/keys                   {"access_key_id", "secret_access_key", "session_token"?,
+                                              "expires_at"?}
     DELETE /_emulator/keys/{access_key_id}   revoke an access key
     POST   /_emulator/api-keys               {"key", "name"?, "expires_at"?} -> {"name": label}
     DELETE /_emulator/api-keys/{name}        revoke an API key by its label
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -102,101 +105,125 @@ class ControlApi:
             return _reply(400, {"error": str(error)})
 
     def _dispatch(self, method: str, path: str, body: dict[str, Any]) -> Response:
-        service = self._service
-        route = (method, path)
-        if route == ("GET", "/health"):
-            catalogue = service.catalogue
-            return _reply(
-                200,
-                {
-                    "status": "ok",
-                    "region": catalogue.region,
-                    "partition": catalogue.partition,
-                    "account_id": catalogue.account_id,
-                    "models": len(catalogue.models),
-                    "inference_profiles": len(catalogue.profiles),
-                },
-            )
-        if route == ("GET", "/counters"):
-            return _reply(200, service.counters.snapshot())
-        if route == ("POST", "/reset"):
-            if body.get("counters", True):
-                service.counters.reset()
-            if body.get("faults", True):
-                service.faults.reset()
-            if body.get("quotas", True):
-                service.quotas.reset()
-            if body.get("latency", True):
-                service.latencies.reset()
-            if body.get("clock", True):
-                service.clock_offset = 0.0
-            return _reply(200, {"reset": True})
-        if route == ("GET", "/faults"):
-            return _reply(200, {"faults": [r.describe() for r in service.faults.rules]})
-        if route == ("POST", "/faults"):
-            return self._add_fault(body)
-        if route == ("DELETE", "/faults"):
-            service.faults.rules.clear()
-            return _reply(200, {"faults": []})
-        if method == "DELETE" and path.startswith("/faults/"):
-            if not service.faults.remove(unquote(path.removeprefix("/faults/"))):
-                raise ControlError(404, "no such fault")
-            return _reply(200, {"removed": True})
-        if route == ("GET", "/quotas"):
-            return _reply(200, service.quotas.describe())
-        if route == ("PUT", "/quotas"):
-            quota = Quota(
-                requests_per_minute=_optional_number(body, "requests_per_minute"),
-                tokens_per_minute=_optional_number(body, "tokens_per_minute"),
-            )
-            service.quotas.set(_model_key(body.get("model")), quota)
-            return _reply(200, service.quotas.describe())
-        if route == ("DELETE", "/quotas"):
-            service.quotas.reset()
-            return _reply(200, service.quotas.describe())
-        if route == ("GET", "/latency"):
-            return _reply(200, service.latencies.describe())
-        if route == ("PUT", "/latency"):
-            latency = Latency(
-                time_to_first_token_ms=_optional_number(body, "time_to_first_token_ms") or 0.0,
-                per_output_token_ms=_optional_number(body, "per_output_token_ms") or 0.0,
-            )
-            service.latencies.set(_model_key(body.get("model")), latency)
-            return _reply(200, service.latencies.describe())
-        if route == ("GET", "/keys"):
-            return _reply(200, service.keys.describe())
-        if route == ("POST", "/keys"):
-            key_id, secret = body.get("access_key_id"), body.get("secret_access_key")
-            token = body.get("session_token")
-            if not isinstance(key_id, str) or not key_id or not isinstance(secret, str) or not secret:
-                raise ControlError(400, "access_key_id and secret_access_key are required strings")
-            if token is not None and not isinstance(token, str):
-                raise ControlError(400, "session_token must be a string")
-            service.keys.add_access_key(AccessKey(key_id, secret, token, _optional_number(body, "expires_at")))
-            return _reply(200, {"access_key_id": key_id})
-        if method == "DELETE" and path.startswith("/keys/"):
-            if not service.keys.revoke_access_key(unquote(path.removeprefix("/keys/"))):
-                raise ControlError(404, "no such access key")
-            return _reply(200, {"revoked": True})
-        if route == ("POST", "/api-keys"):
-            key, name = body.get("key"), body.get("name", "")
-            if not isinstance(key, str) or not key or not isinstance(name, str):
-                raise ControlError(400, "key is a required string; name an optional string")
-            label = service.keys.add_api_key(ApiKey(key, name, _optional_number(body, "expires_at")))
-            return _reply(200, {"name": label})
-        if method == "DELETE" and path.startswith("/api-keys/"):
-            if not service.keys.revoke_api_key(unquote(path.removeprefix("/api-keys/"))):
-                raise ControlError(404, "no such API key")
-            return _reply(200, {"revoked": True})
-        if route == ("PUT", "/clock"):
-            offset = body.get("offset_seconds")
-            if isinstance(offset, bool) or not isinstance(offset, int | float):
-                raise ControlError(400, "offset_seconds must be a number")
-            service.clock_offset = float(offset)
-            return _reply(200, {"offset_seconds": service.clock_offset})
+        handler = self._routes.get((method, path))
+        if handler is not None:
+            return _reply(200, handler(body))
+        for (route_method, prefix), remover in self._removals.items():
+            if method == route_method and path.startswith(prefix) and len(path) > len(prefix):
+                if not remover(unquote(path.removeprefix(prefix))):
+                    raise ControlError(404, f"nothing to remove at {PREFIX}{path}")
+                return _reply(200, {"removed": True})
         raise ControlError(404, f"no control route {method} {PREFIX}{path}")
 
-    def _add_fault(self, body: dict[str, Any]) -> Response:
+    @property
+    def _routes(self) -> dict[tuple[str, str], Callable[[dict[str, Any]], Any]]:
+        service = self._service
+        return {
+            ("GET", "/health"): self._health,
+            ("GET", "/counters"): lambda _: service.counters.snapshot(),
+            ("POST", "/reset"): self._reset,
+            ("GET", "/faults"): lambda _: {"faults": [r.describe() for r in service.faults.rules]},
+            ("POST", "/faults"): self._add_fault,
+            ("DELETE", "/faults"): self._clear_faults,
+            ("GET", "/quotas"): lambda _: service.quotas.describe(),
+            ("PUT", "/quotas"): self._set_quota,
+            ("DELETE", "/quotas"): self._clear_quotas,
+            ("GET", "/latency"): lambda _: service.latencies.describe(),
+            ("PUT", "/latency"): self._set_latency,
+            ("GET", "/keys"): lambda _: service.keys.describe(),
+            ("POST", "/keys"): self._add_access_key,
+            ("POST", "/api-keys"): self._add_api_key,
+            ("PUT", "/clock"): self._set_clock,
+        }
+
+    @property
+    def _removals(self) -> dict[tuple[str, str], Callable[[str], bool]]:
+        service = self._service
+        return {
+            ("DELETE", "/faults/"): service.faults.remove,
+            ("DELETE", "/keys/"): service.keys.revoke_access_key,
+            ("DELETE", "/api-keys/"): service.keys.revoke_api_key,
+        }
+
+    def _health(self, _: dict[str, Any]) -> dict[str, Any]:
+        catalogue = self._service.catalogue
+        return {
+            "status": "ok",
+            "region": catalogue.region,
+            "partition": catalogue.partition,
+            "account_id": catalogue.account_id,
+            "models": len(catalogue.models),
+            "inference_profiles": len(catalogue.profiles),
+        }
+
+    def _reset(self, body: dict[str, Any]) -> dict[str, Any]:
+        service = self._service
+        if body.get("counters", True):
+            service.counters.reset()
+        if body.get("faults", True):
+            service.faults.reset()
+        if body.get("quotas", True):
+            service.quotas.reset()
+        if body.get("latency", True):
+            service.latencies.reset()
+        if body.get("clock", True):
+            service.clock_offset = 0.0
+        return {"reset": True}
+
+    def _clear_faults(self, _: dict[str, Any]) -> dict[str, Any]:
+        self._service.faults.rules.clear()
+        return {"faults": []}
+
+    def _set_quota(self, body: dict[str, Any]) -> dict[str, Any]:
+        quota = Quota(
+            requests_per_minute=_optional_number(body, "requests_per_minute"),
+            tokens_per_minute=_optional_number(body, "tokens_per_minute"),
+        )
+        self._service.quotas.set(_model_key(body.get("model")), quota)
+        return self._service.quotas.describe()
+
+    def _clear_quotas(self, _: dict[str, Any]) -> dict[str, Any]:
+        self._service.quotas.reset()
+        return self._service.quotas.describe()
+
+    def _set_latency(self, body: dict[str, Any]) -> dict[str, Any]:
+        latency = Latency(
+            time_to_first_token_ms=_optional_number(body, "time_to_first_token_ms") or 0.0,
+            per_output_token_ms=_optional_number(body, "per_output_token_ms") or 0.0,
+        )
+        self._service.latencies.set(_model_key(body.get("model")), latency)
+        return self._service.latencies.describe()
+
+    def _add_access_key(self, body: dict[str, Any]) -> dict[str, Any]:
+        key_id, secret, token = (
+            body.get("access_key_id"),
+            body.get("secret_access_key"),
+            body.get("session_token"),
+        )
+        if not isinstance(key_id, str) or not key_id or not isinstance(secret, str) or not secret:
+            raise ControlError(400, "access_key_id and secret_access_key are required strings")
+        if token is not None and not isinstance(token, str):
+            raise ControlError(400, "session_token must be a string")
+        self._service.keys.add_access_key(
+            AccessKey(key_id, secret, token, _optional_number(body, "expires_at"))
+        )
+        return {"access_key_id": key_id}
+
+    def _add_api_key(self, body: dict[str, Any]) -> dict[str, Any]:
+        key, name = body.get("key"), body.get("name", "")
+        if not isinstance(key, str) or not key or not isinstance(name, str):
+            raise ControlError(400, "key is a required string; name an optional string")
+        label = self._service.keys.add_api_key(ApiKey(key, name, _optional_number(body, "expires_at")))
+        return {"name": label}
+
+    def _set_clock(self, body: dict[str, Any]) -> dict[str, Any]:
+        offset = body.get("offset_seconds")
+        if isinstance(offset, bool) or not isinstance(offset, int | float):
+            raise ControlError(400, "offset_seconds must be a number")
+        self._service.clock_offset = float(offset)
+        return {"offset_seconds": self._service.clock_offset}
+
+    def _add_fault(self, body: dict[str, Any]) -> dict[str, Any]:
         error = body.get("error")
         count = body.get("count")
         rate = body.get("rate")
@@ -210,7 +237,9 @@ class ControlApi:
             raise ControlError(400, "rate must be a number")
         if message is not None and not isinstance(message, str):
             raise ControlError(400, "message must be a string")
-        if operations is not None and not (isinstance(operations, list) and all(isinstance(o, str) for o in operations)):
+        if operations is not None and not (
+            isinstance(operations, list) and all(isinstance(o, str) for o in operations)
+        ):
             raise ControlError(400, "operations must be a list of operation names")
         stage = body.get("stage", "request")
         if stage not in ("request", "stream"):
@@ -224,4 +253,4 @@ class ControlApi:
             operations=operations,
             stage=stage,
         )
-        return _reply(200, rule.describe())
+        return rule.describe()

@@ -41,7 +41,9 @@ INJECTABLE_MESSAGES: Final[dict[str, str]] = {
         "operation. If you continue to see this error, try again later."
     ),
     "InternalServerException": "The server encountered an internal error while processing the request.",
-    "ModelErrorException": "The system encountered an unexpected error during processing. Try your request again.",
+    "ModelErrorException": (
+        "The system encountered an unexpected error during processing. Try your request again."
+    ),
     "ModelStreamErrorException": "The model stream encountered an error while processing the request.",
     "AccessDeniedException": "You don't have access to the model with the specified model ID.",
     "ValidationException": "The provided request is not valid.",
@@ -62,14 +64,16 @@ MSG_MAX_TOKENS: Final = (
     "Try again with a maximum tokens value that is lower than {limit}."
 )
 MSG_FIRST_USER: Final = (
-    "A conversation must start with a user message. Try again with a conversation that starts with a user message."
+    "A conversation must start with a user message. Try again with a conversation that starts with a user "
+    "message."
 )
 MSG_ALTERNATE: Final = (
     "A conversation must alternate between user and assistant roles. Make sure the conversation "
     "alternates between user and assistant roles and try again."
 )
 MSG_BLANK_TEXT: Final = (
-    "The text field in the ContentBlock object at {where} is blank. Add text to the text field, and try again."
+    "The text field in the ContentBlock object at {where} is blank. "
+    "Add text to the text field, and try again."
 )
 MSG_MALFORMED: Final = "Malformed input request: {errors}, please reformat your input and try again."
 MSG_MALFORMED_BODY: Final = "Malformed input request, please reformat your input and try again."
@@ -77,7 +81,7 @@ MSG_MODEL_RETURNED: Final = "The model returned the following errors: {detail}"
 
 # Authentication (shared by every SigV4 service behind the AWS front end).
 MSG_BAD_KEY_ID: Final = "The security token included in the request is invalid."
-MSG_EXPIRED_TOKEN: Final = "The security token included in the request is expired"
+MSG_EXPIRED_TOKEN: Final = "The security token included in the request is expired"  # noqa: S105 - a message
 MSG_BAD_SIGNATURE: Final = (
     "The request signature we calculated does not match the signature you provided. Check your AWS "
     "Secret Access Key and signing method. Consult the service documentation for details."
@@ -110,5 +114,6 @@ def malformed(errors: list[str]) -> BedrockError:
 def coral_constraint(value: object, where: str, constraint: str) -> BedrockError:
     """The AWS front end's shape-validation message (``1 validation error detected: ...``)."""
     return validation(
-        f"1 validation error detected: Value '{value}' at '{where}' failed to satisfy constraint: {constraint}"
+        f"1 validation error detected: Value '{value}' at '{where}' failed to satisfy constraint: "
+        f"{constraint}"
     )

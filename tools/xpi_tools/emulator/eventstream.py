@@ -18,7 +18,9 @@ CONTENT_TYPE = "application/vnd.amazon.eventstream"
 
 def _header(name: str, value: str) -> bytes:
     name_bytes, value_bytes = name.encode(), value.encode()
-    return bytes((len(name_bytes),)) + name_bytes + b"\x07" + struct.pack(">H", len(value_bytes)) + value_bytes
+    return (
+        bytes((len(name_bytes),)) + name_bytes + b"\x07" + struct.pack(">H", len(value_bytes)) + value_bytes
+    )
 
 
 @lru_cache(maxsize=64)

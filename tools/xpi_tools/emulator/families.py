@@ -157,70 +157,94 @@ def _converse_block(prompt: Prompt, block: Any, where: str) -> str:
         prompt.add(_document_text(value))
     elif kind in ("toolUse", "toolResult", "searchResult", "citationsContent"):
         prompt.add(_dumps(value))
-    elif kind == "reasoningContent" and isinstance(value, dict):
-        reasoning = value.get("reasoningText")
-        if isinstance(reasoning, dict):
-            prompt.add(str(reasoning.get("text", "")))
-    elif kind == "guardContent" and isinstance(value, dict):
-        text = value.get("text")
-        if isinstance(text, dict):
-            prompt.add(str(text.get("text", "")))
+    elif kind == "reasoningContent":
+        prompt.add(_nested_text(value, "reasoningText"))
+    elif kind == "guardContent":
+        prompt.add(_nested_text(value, "text"))
     return ""
 
 
-def _converse_prompt(body: dict[str, Any]) -> Prompt:
-    prompt = Prompt()
-    system = body.get("system", [])
+def _nested_text(value: Any, member: str) -> str:
+    """``value[member]["text"]`` when the shapes are right, else nothing."""
+    inner = value.get(member) if isinstance(value, dict) else None
+    return str(inner.get("text", "")) if isinstance(inner, dict) else ""
+
+
+def _converse_system(prompt: Prompt, system: Any) -> None:
     if not isinstance(system, list):
         raise coral_constraint(system, "system", "Member must be a list")
     for index, block in enumerate(system):
         if not isinstance(block, dict) or len(block) != 1:
-            raise validation(f"The SystemContentBlock object at system.{index} must set exactly one of its members.")
+            raise validation(
+                f"The SystemContentBlock object at system.{index} must set exactly one of its members."
+            )
         ((kind, value),) = block.items()
         if kind == "text":
             if not isinstance(value, str) or not value:
-                raise coral_constraint(value, f"system.{index + 1}.member.text", "Member must have length greater than or equal to 1")
+                raise coral_constraint(
+                    value,
+                    f"system.{index + 1}.member.text",
+                    "Member must have length greater than or equal to 1",
+                )
             prompt.add(value)
         elif kind == "guardContent" and isinstance(value, dict) and isinstance(value.get("text"), dict):
             prompt.add(str(value["text"].get("text", "")))
         elif kind not in ("cachePoint", "guardContent"):
             raise _unknown_member(f"system.{index}.{kind}")
 
-    messages = body.get("messages")
+
+def _converse_role(message: Any, index: int, previous_role: str) -> str:
+    if not isinstance(message, dict):
+        raise validation(MSG_FIRST_USER if index == 0 else MSG_ALTERNATE)
+    role = message.get("role")
+    if role not in ("user", "assistant"):
+        raise coral_constraint(
+            role, f"messages.{index + 1}.member.role", "Member must satisfy enum value set: [user, assistant]"
+        )
+    if index == 0 and role != "user":
+        raise validation(MSG_FIRST_USER)
+    if role == previous_role:
+        raise validation(MSG_ALTERNATE)
+    return str(role)
+
+
+def _converse_messages(prompt: Prompt, messages: Any) -> None:
     if not isinstance(messages, list) or not messages:
         raise validation(MSG_FIRST_USER)
-    previous_role = ""
+    role = ""
     last_text = ""
     for index, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise validation(MSG_FIRST_USER if index == 0 else MSG_ALTERNATE)
-        role = message.get("role")
-        if role not in ("user", "assistant"):
-            raise coral_constraint(
-                role, f"messages.{index + 1}.member.role", "Member must satisfy enum value set: [user, assistant]"
-            )
-        if index == 0 and role != "user":
-            raise validation(MSG_FIRST_USER)
-        if role == previous_role:
-            raise validation(MSG_ALTERNATE)
-        previous_role = role
+        role = _converse_role(message, index, role)
         content = message.get("content")
         if not isinstance(content, list) or not content:
             raise validation(
                 f"The content field in the Message object at messages.{index} is empty. "
                 "Add a ContentBlock object to the content field and try again."
             )
-        texts = [_converse_block(prompt, block, f"messages.{index}.content.{j}") for j, block in enumerate(content)]
+        texts = [
+            _converse_block(prompt, block, f"messages.{index}.content.{j}") for j, block in enumerate(content)
+        ]
         last_text = "\n".join(t for t in texts if t) if role == "user" else ""
     prompt.last_user_text = last_text
 
-    tool_config = body.get("toolConfig")
-    if tool_config is not None:
-        tools = tool_config.get("tools") if isinstance(tool_config, dict) else None
-        if not isinstance(tools, list) or not tools:
-            raise coral_constraint(tools, "toolConfig.tools", "Member must have length greater than or equal to 1")
-        for tool in tools:
-            prompt.add(_dumps(tool))
+
+def _converse_tools(prompt: Prompt, tool_config: Any) -> None:
+    if tool_config is None:
+        return
+    tools = tool_config.get("tools") if isinstance(tool_config, dict) else None
+    if not isinstance(tools, list) or not tools:
+        raise coral_constraint(
+            tools, "toolConfig.tools", "Member must have length greater than or equal to 1"
+        )
+    for tool in tools:
+        prompt.add(_dumps(tool))
+
+
+def _converse_prompt(body: dict[str, Any]) -> Prompt:
+    prompt = Prompt()
+    _converse_system(prompt, body.get("system", []))
+    _converse_messages(prompt, body.get("messages"))
+    _converse_tools(prompt, body.get("toolConfig"))
     return prompt
 
 
@@ -236,18 +260,7 @@ def _check_additional_fields(model: ModelSpec, fields: Any) -> dict[str, Any]:
     return fields
 
 
-def parse_converse(model: ModelSpec, raw: bytes, *, count_tokens_only: bool = False) -> Plan:
-    body = _json_object(raw)
-    allowed = COUNT_TOKENS_CONVERSE_KEYS if count_tokens_only else CONVERSE_KEYS
-    for key in body:
-        if key not in allowed:
-            raise _unknown_member(key)
-    if model.is_embedding:
-        raise validation(MSG_CONVERSE_UNSUPPORTED_MODEL)
-    prompt = _converse_prompt(body)
-    additional = _check_additional_fields(model, body.get("additionalModelRequestFields"))
-
-    config = body.get("inferenceConfig") or {}
+def _inference_config(model: ModelSpec, config: Any) -> tuple[int | None, list[str]]:
     if not isinstance(config, dict):
         raise coral_constraint(config, "inferenceConfig", "Member must be a structure")
     for key in config:
@@ -264,20 +277,41 @@ def parse_converse(model: ModelSpec, raw: bytes, *, count_tokens_only: bool = Fa
     for name in ("temperature", "topP"):
         value = config.get(name)
         if value is not None and (not _is_number(value) or not 0 <= value <= 1):
-            raise coral_constraint(value, f"inferenceConfig.{name}", "Member must have value less than or equal to 1")
+            raise coral_constraint(
+                value, f"inferenceConfig.{name}", "Member must have value less than or equal to 1"
+            )
     stop_sequences = config.get("stopSequences") or []
     if not isinstance(stop_sequences, list) or not all(isinstance(s, str) and s for s in stop_sequences):
-        raise coral_constraint(stop_sequences, "inferenceConfig.stopSequences", "Member must be a list of non-empty strings")
+        raise coral_constraint(
+            stop_sequences, "inferenceConfig.stopSequences", "Member must be a list of non-empty strings"
+        )
+    return max_tokens, list(stop_sequences)
+
+
+def parse_converse(model: ModelSpec, raw: bytes, *, count_tokens_only: bool = False) -> Plan:
+    body = _json_object(raw)
+    allowed = COUNT_TOKENS_CONVERSE_KEYS if count_tokens_only else CONVERSE_KEYS
+    for key in body:
+        if key not in allowed:
+            raise _unknown_member(key)
+    if model.is_embedding:
+        raise validation(MSG_CONVERSE_UNSUPPORTED_MODEL)
+    prompt = _converse_prompt(body)
+    additional = _check_additional_fields(model, body.get("additionalModelRequestFields"))
+
+    max_tokens, stop_sequences = _inference_config(model, body.get("inferenceConfig") or {})
     anthropic_stops = additional.get("stop_sequences")
     if isinstance(anthropic_stops, list):
-        stop_sequences = [*stop_sequences, *(s for s in anthropic_stops if isinstance(s, str))]
+        stop_sequences += [s for s in anthropic_stops if isinstance(s, str)]
 
     paths = body.get("additionalModelResponseFieldPaths") or []
     _check_input_length(model, prompt)
-    return Plan(prompt, max_tokens, list(stop_sequences), {"response_field_paths": paths})
+    return Plan(prompt, max_tokens, stop_sequences, {"response_field_paths": paths})
 
 
-def converse_response(model: ModelSpec, plan: Plan, generation: Generation, latency_ms: int) -> dict[str, Any]:
+def converse_response(
+    model: ModelSpec, plan: Plan, generation: Generation, latency_ms: int
+) -> dict[str, Any]:
     response: dict[str, Any] = {
         "output": {"message": {"role": "assistant", "content": [{"text": generation.text}]}},
         "stopReason": generation.stop_reason,
@@ -390,7 +424,10 @@ def _anthropic_text_blocks(prompt: Prompt, content: Any, where: str) -> str:
         elif kind in ("tool_use", "tool_result", "document", "thinking", "redacted_thinking"):
             prompt.add(_dumps(block))
         else:
-            raise validation(f"{where}.{index}.type: Input tag '{kind}' found using 'type' does not match any of the expected tags")
+            raise validation(
+                f"{where}.{index}.type: Input tag '{kind}' found using 'type' does not match any of the "
+                "expected tags"
+            )
     return "\n".join(texts)
 
 
@@ -482,20 +519,7 @@ def _anthropic_chunks(
     yield {"type": "message_stop", "amazon-bedrock-invocationMetrics": metrics}
 
 
-def _parse_nova(model: ModelSpec, body: dict[str, Any]) -> Plan:
-    errors = _schema_errors(body, NOVA_KEYS, {"messages": "#: required key [messages] not found"})
-    config = body.get("inferenceConfig") or {}
-    if isinstance(config, dict):
-        errors += _schema_errors(config, NOVA_INFERENCE_KEYS, {}, "#/inferenceConfig")
-    else:
-        errors.append("#/inferenceConfig: expected type: JSONObject")
-    if errors:
-        raise malformed(errors)
-    prompt = Prompt()
-    for block in body.get("system") or []:
-        if isinstance(block, dict) and isinstance(block.get("text"), str):
-            prompt.add(block["text"])
-    messages = body["messages"]
+def _nova_messages(prompt: Prompt, messages: Any) -> None:
     if not isinstance(messages, list) or not messages:
         raise validation(MSG_FIRST_USER)
     last_text = ""
@@ -518,6 +542,22 @@ def _parse_nova(model: ModelSpec, body: dict[str, Any]) -> Plan:
                 prompt.add(_dumps(block))
         last_text = "\n".join(texts) if message["role"] == "user" else ""
     prompt.last_user_text = last_text
+
+
+def _parse_nova(model: ModelSpec, body: dict[str, Any]) -> Plan:
+    errors = _schema_errors(body, NOVA_KEYS, {"messages": "#: required key [messages] not found"})
+    config = body.get("inferenceConfig") or {}
+    if isinstance(config, dict):
+        errors += _schema_errors(config, NOVA_INFERENCE_KEYS, {}, "#/inferenceConfig")
+    else:
+        errors.append("#/inferenceConfig: expected type: JSONObject")
+    if errors:
+        raise malformed(errors)
+    prompt = Prompt()
+    for block in body.get("system") or []:
+        if isinstance(block, dict) and isinstance(block.get("text"), str):
+            prompt.add(block["text"])
+    _nova_messages(prompt, body["messages"])
     if isinstance(body.get("toolConfig"), dict):
         prompt.add(_dumps(body["toolConfig"]))
     max_tokens = config.get("max_new_tokens", config.get("maxTokens"))
@@ -548,7 +588,9 @@ def _nova_response(generation: Generation) -> dict[str, Any]:
     }
 
 
-def _nova_chunks(generation: Generation, pieces: list[str], metrics: dict[str, int]) -> Iterator[dict[str, Any]]:
+def _nova_chunks(
+    generation: Generation, pieces: list[str], metrics: dict[str, int]
+) -> Iterator[dict[str, Any]]:
     yield {"messageStart": {"role": "assistant"}}
     for piece in pieces:
         yield {"contentBlockDelta": {"delta": {"text": piece}, "contentBlockIndex": 0}}
@@ -639,12 +681,16 @@ def _parse_titan_embed(model: ModelSpec, body: dict[str, Any]) -> Plan:
         raise malformed(["#/embeddingTypes: is not a valid enum value"])
     prompt = Prompt()
     prompt.add(text)
-    return Plan(prompt, None, [], {"dimensions": dimensions, "normalize": normalize, "types": types, "v2": v2})
+    return Plan(
+        prompt, None, [], {"dimensions": dimensions, "normalize": normalize, "types": types, "v2": v2}
+    )
 
 
 def titan_embed_response(model: ModelSpec, plan: Plan, seed: int) -> dict[str, Any]:
     vector = embedding(
-        plan.prompt.fingerprint(seed, model.model_id), plan.options["dimensions"], normalize=plan.options["normalize"]
+        plan.prompt.fingerprint(seed, model.model_id),
+        plan.options["dimensions"],
+        normalize=plan.options["normalize"],
     )
     response: dict[str, Any] = {"embedding": vector, "inputTextTokenCount": plan.prompt.input_tokens}
     if plan.options["v2"]:

@@ -155,12 +155,11 @@ class HttpConnection(asyncio.Protocol):
 
     async def _finish(self, result: StreamResponse | Awaitable[Result], keep_alive: bool) -> None:
         try:
-            if not isinstance(result, StreamResponse):
-                result = await result
-            if isinstance(result, Response):
-                self._write_response(result, keep_alive)
+            outcome = result if isinstance(result, StreamResponse) else await result
+            if isinstance(outcome, Response):
+                self._write_response(outcome, keep_alive)
             else:
-                await self._write_stream(result, keep_alive)
+                await self._write_stream(outcome, keep_alive)
         except asyncio.CancelledError:
             return
         except Exception:
@@ -191,22 +190,7 @@ class HttpConnection(asyncio.Protocol):
             if not sep:
                 raise _BadRequest(400, "Bad Request")
             headers.append((name.strip().lower(), value.strip()))
-        length = 0
-        chunked = False
-        connection = ""
-        expect = ""
-        for name, value in headers:
-            if name == "content-length":
-                try:
-                    length = int(value)
-                except ValueError:
-                    raise _BadRequest(400, "Bad Request") from None
-            elif name == "transfer-encoding":
-                chunked = "chunked" in value.lower()
-            elif name == "connection":
-                connection = value.lower()
-            elif name == "expect":
-                expect = value.lower()
+        length, chunked, connection, expect = _framing(headers)
         start = end + 4
         if chunked:
             decoded = _decode_chunked(buffer, start)
@@ -243,7 +227,9 @@ class HttpConnection(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        head = self._head(response.status, response.headers, keep_alive, f"Content-Length: {len(response.body)}\r\n")
+        head = self._head(
+            response.status, response.headers, keep_alive, f"Content-Length: {len(response.body)}\r\n"
+        )
         if len(response.body) < 65536:
             transport.write(head + response.body)
         else:
@@ -256,7 +242,9 @@ class HttpConnection(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        transport.write(self._head(response.status, response.headers, keep_alive, "Transfer-Encoding: chunked\r\n"))
+        transport.write(
+            self._head(response.status, response.headers, keep_alive, "Transfer-Encoding: chunked\r\n")
+        )
         async for chunk in response.chunks:
             if self._closing:
                 return
@@ -268,6 +256,27 @@ class HttpConnection(asyncio.Protocol):
             transport.write(b"0\r\n\r\n")
             if not keep_alive:
                 self.close()
+
+
+def _framing(headers: list[tuple[str, str]]) -> tuple[int, bool, str, str]:
+    """Content-Length, chunked or not, Connection and Expect of a request head."""
+    length = 0
+    chunked = False
+    connection = ""
+    expect = ""
+    for name, value in headers:
+        if name == "content-length":
+            try:
+                length = int(value)
+            except ValueError:
+                raise _BadRequest(400, "Bad Request") from None
+        elif name == "transfer-encoding":
+            chunked = "chunked" in value.lower()
+        elif name == "connection":
+            connection = value.lower()
+        elif name == "expect":
+            expect = value.lower()
+    return length, chunked, connection, expect
 
 
 def _decode_chunked(buffer: bytearray, start: int) -> tuple[bytes, int] | None:

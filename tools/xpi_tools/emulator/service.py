@@ -62,6 +62,14 @@ RUNTIME_PATHS: Final = {
     "invoke-with-response-stream": "InvokeModelWithResponseStream",
     "count-tokens": "CountTokens",
 }
+CONTROL_PLANE_LISTS: Final = {
+    "/foundation-models": "ListFoundationModels",
+    "/inference-profiles": "ListInferenceProfiles",
+}
+CONTROL_PLANE_GETS: Final = {
+    "foundation-models": "GetFoundationModel",
+    "inference-profiles": "GetInferenceProfile",
+}
 STREAM_EXCEPTIONS: Final = {
     "ConverseStream": frozenset(
         {
@@ -111,7 +119,9 @@ def error_response(error: BedrockError) -> Response:
 
 
 def json_response(payload: Any, extra_headers: Iterable[tuple[str, str]] = ()) -> Response:
-    return Response(200, _dumps(payload), [("Content-Type", JSON), ("x-amzn-RequestId", _request_id()), *extra_headers])
+    return Response(
+        200, _dumps(payload), [("Content-Type", JSON), ("x-amzn-RequestId", _request_id()), *extra_headers]
+    )
 
 
 def _split_text(text: str) -> list[str]:
@@ -120,6 +130,12 @@ def _split_text(text: str) -> list[str]:
         return []
     size = max(16, -(-len(text) // 2000))
     return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def _chunk_text(chunk: dict[str, Any]) -> str:
+    """The output text an InvokeModel stream chunk carries, whatever its family (for pacing)."""
+    delta = chunk.get("delta") or chunk.get("contentBlockDelta", {}).get("delta") or {}
+    return str(delta.get("text") or chunk.get("outputText") or chunk.get("generation") or "")
 
 
 async def _delayed(response: Response, seconds: float) -> Response:
@@ -201,20 +217,14 @@ class BedrockService:
 
     def _route(self, request: Request) -> tuple[str, str | None] | None:
         segments = request.path.split("/")
-        if len(segments) == 4 and segments[0] == "" and segments[1] == "model" and request.method == "POST":
+        if request.method == "POST" and len(segments) == 4 and segments[:2] == ["", "model"] and segments[2]:
             operation = RUNTIME_PATHS.get(segments[3])
-            return (operation, unquote(segments[2])) if operation and segments[2] else None
-        if request.method != "GET":
-            return None
-        if request.path == "/foundation-models":
-            return "ListFoundationModels", None
-        if request.path == "/inference-profiles":
-            return "ListInferenceProfiles", None
-        if len(segments) == 3 and segments[0] == "" and segments[2]:
-            if segments[1] == "foundation-models":
-                return "GetFoundationModel", unquote(segments[2])
-            if segments[1] == "inference-profiles":
-                return "GetInferenceProfile", unquote(segments[2])
+            return (operation, unquote(segments[2])) if operation else None
+        if request.method == "GET":
+            if request.path in CONTROL_PLANE_LISTS:
+                return CONTROL_PLANE_LISTS[request.path], None
+            if len(segments) == 3 and segments[0] == "" and segments[2] and segments[1] in CONTROL_PLANE_GETS:
+                return CONTROL_PLANE_GETS[segments[1]], unquote(segments[2])
         return None
 
     # -- authentication --------------------------------------------------------------------------
@@ -260,9 +270,8 @@ class BedrockService:
                 resolved = self._resolve_for_count(identifier)
             else:
                 resolved = self.catalogue.resolve_for_invocation(identifier)
-            model = resolved.model
-            model_key = model.model_id
-            plan = self._plan(operation, model, request.body)
+            model_key = resolved.model.model_id
+            plan = self._plan(operation, resolved.model, request.body)
             fault = self.faults.take((model_key, resolved.invoked_id), operation, "request")
             if fault is not None:
                 raise BedrockError(fault.error, fault.message)
@@ -272,42 +281,45 @@ class BedrockService:
             now = time.monotonic()
             if not self.quotas.admit(model_key, plan.prompt.input_tokens, now):
                 raise BedrockError("ThrottlingException", MSG_THROTTLED)
-            generation = self._generate(model, plan)
+            generation = self._generate(resolved.model, plan)
             self.quotas.charge_output(model_key, generation.output_tokens, now)
         except BedrockError as error:
             self.counters.failure(model_key, principal, error.code)
             return error_response(error)
+        return self._respond(operation, resolved, plan, generation, principal)
 
-        latency = self.latencies.for_model(model_key)
+    def _respond(
+        self, operation: str, resolved: Resolved, plan: Plan, generation: Generation, principal: str
+    ) -> Result | Awaitable[Result]:
+        model = resolved.model
+        latency = self.latencies.for_model(model.model_id)
         latency_ms = round(latency.total_ms(generation.output_tokens))
         if operation in STREAM_EXCEPTIONS:
-            stream_fault = self.faults.take((model_key, resolved.invoked_id), operation, "stream")
+            stream_fault = self.faults.take((model.model_id, resolved.invoked_id), operation, "stream")
             if stream_fault is not None:
-                self.counters.failure(model_key, principal, stream_fault.error)
+                self.counters.failure(model.model_id, principal, stream_fault.error)
             else:
-                self.counters.success(model_key, principal, generation.input_tokens, generation.output_tokens)
-            return self._stream(operation, model, plan, generation, latency, latency_ms, stream_fault)
+                self.counters.success(
+                    model.model_id, principal, generation.input_tokens, generation.output_tokens
+                )
+            failure = (stream_fault.error, stream_fault.message) if stream_fault is not None else None
+            return self._stream(
+                operation, model, plan, generation, latency=latency, latency_ms=latency_ms, failure=failure
+            )
 
-        self.counters.success(model_key, principal, generation.input_tokens, generation.output_tokens)
+        self.counters.success(model.model_id, principal, generation.input_tokens, generation.output_tokens)
         if operation == "Converse":
             response = json_response(converse_response(model, plan, generation, latency_ms))
-        elif model.family is Family.TITAN_EMBED:
-            response = json_response(
-                titan_embed_response(model, plan, self.config.seed),
-                [
-                    ("X-Amzn-Bedrock-Invocation-Latency", str(latency_ms)),
-                    ("X-Amzn-Bedrock-Input-Token-Count", str(plan.prompt.input_tokens)),
-                ],
-            )
         else:
-            response = json_response(
-                invoke_response(model, plan, generation),
-                [
-                    ("X-Amzn-Bedrock-Invocation-Latency", str(latency_ms)),
-                    ("X-Amzn-Bedrock-Output-Token-Count", str(generation.output_tokens)),
-                    ("X-Amzn-Bedrock-Input-Token-Count", str(generation.input_tokens)),
-                ],
-            )
+            headers = [
+                ("X-Amzn-Bedrock-Invocation-Latency", str(latency_ms)),
+                ("X-Amzn-Bedrock-Input-Token-Count", str(generation.input_tokens)),
+            ]
+            if model.family is Family.TITAN_EMBED:
+                response = json_response(titan_embed_response(model, plan, self.config.seed), headers)
+            else:
+                headers.append(("X-Amzn-Bedrock-Output-Token-Count", str(generation.output_tokens)))
+                response = json_response(invoke_response(model, plan, generation), headers)
         if latency_ms <= 0:
             return response
         return _delayed(response, latency.total_ms(generation.output_tokens) / 1000)
@@ -341,10 +353,13 @@ class BedrockService:
         model: ModelSpec,
         plan: Plan,
         generation: Generation,
+        *,
         latency: Latency,
         latency_ms: int,
-        fault: Any,
+        failure: tuple[str, str] | None,
     ) -> StreamResponse:
+        """The stream's frames, paced by the latency model; ``failure`` (code, message) cuts it
+        half-way with an exception event."""
         pieces = _split_text(generation.text)
         frames: list[tuple[bytes, int]] = []  # (frame, output tokens it carries)
         if operation == "ConverseStream":
@@ -360,7 +375,7 @@ class BedrockService:
                 "firstByteLatency": round(latency.time_to_first_token_ms),
             }
             for chunk in invoke_stream_chunks(model, plan, generation, pieces, metrics):
-                text = chunk.get("delta", {}).get("text") or chunk.get("outputText") or chunk.get("generation") or ""
+                text = _chunk_text(chunk)
                 encoded = base64.b64encode(_dumps(chunk)).decode()
                 frames.append((eventstream.event("chunk", {"bytes": encoded}), (len(text) + 3) // 4))
             headers = [
@@ -368,16 +383,19 @@ class BedrockService:
                 ("X-Amzn-Bedrock-Content-Type", JSON),
                 ("x-amzn-RequestId", _request_id()),
             ]
-        failure: bytes | None = None
-        if fault is not None:
-            name = fault.error[0].lower() + fault.error[1:]
+        exception: bytes | None = None
+        if failure is not None:
+            code, message = failure
+            name = code[0].lower() + code[1:]
             if name not in STREAM_EXCEPTIONS[operation]:
                 name = "modelStreamErrorException"
-            failure = eventstream.exception(name, fault.message)
+            exception = eventstream.exception(name, message)
             frames = frames[: max(1, (len(frames) + 1) // 2)]
-        return StreamResponse(200, self._paced(frames, latency, failure), headers)
+        return StreamResponse(200, self._paced(frames, latency, exception), headers)
 
-    async def _paced(self, frames: list[tuple[bytes, int]], latency: Latency, failure: bytes | None) -> AsyncIterator[bytes]:
+    async def _paced(
+        self, frames: list[tuple[bytes, int]], latency: Latency, failure: bytes | None
+    ) -> AsyncIterator[bytes]:
         if latency.time_to_first_token_ms > 0:
             await asyncio.sleep(latency.time_to_first_token_ms / 1000)
         per_token = latency.per_output_token_ms / 1000
@@ -406,56 +424,66 @@ class BedrockService:
 
     def _control_plane(self, operation: str, identifier: str | None, request: Request) -> dict[str, Any]:
         query = dict(parse_qsl(request.query, keep_blank_values=True))
-        catalogue = self.catalogue
         if operation == "ListFoundationModels":
-            models = list(catalogue.models)
-            provider = query.get("byProvider")
-            if provider is not None:
-                models = [m for m in models if m.provider.lower() == provider.lower()]
-            modality = query.get("byOutputModality")
-            if modality is not None:
-                if modality not in OUTPUT_MODALITIES:
-                    raise coral_constraint(modality, "byOutputModality", "Member must satisfy enum value set: [TEXT, IMAGE, EMBEDDING]")
-                models = [m for m in models if modality in m.output_modalities]
-            inference = query.get("byInferenceType")
-            if inference is not None:
-                if inference not in INFERENCE_TYPES:
-                    raise coral_constraint(inference, "byInferenceType", "Member must satisfy enum value set: [ON_DEMAND, PROVISIONED]")
-                models = [m for m in models if catalogue.offer(m).value == inference]
-            customization = query.get("byCustomizationType")
-            if customization is not None:
-                if customization not in CUSTOMIZATIONS:
-                    raise coral_constraint(
-                        customization,
-                        "byCustomizationType",
-                        "Member must satisfy enum value set: [FINE_TUNING, CONTINUED_PRE_TRAINING, DISTILLATION]",
-                    )
-                models = [m for m in models if customization in m.customizations]
-            return {"modelSummaries": [catalogue.model_summary(m) for m in models]}
+            return self._list_foundation_models(query)
         if operation == "GetFoundationModel":
-            return {"modelDetails": catalogue.model_summary(catalogue.foundation_model(identifier or ""))}
+            model = self.catalogue.foundation_model(identifier or "")
+            return {"modelDetails": self.catalogue.model_summary(model)}
         if operation == "GetInferenceProfile":
-            profile = catalogue.profile(identifier or "")
-            if profile is None:
-                if not identifier or identifier.startswith("arn:") and ":inference-profile/" not in identifier:
-                    raise validation(MSG_INVALID_MODEL)
-                # Emulator wording for an unknown profile.
-                raise BedrockError("ResourceNotFoundException", f"Inference profile {identifier} not found.")
-            return catalogue.profile_summary(profile)
-        # ListInferenceProfiles
-        profile_type = query.get("type")
-        if profile_type is not None and profile_type not in ("SYSTEM_DEFINED", "APPLICATION"):
-            raise coral_constraint(profile_type, "typeEquals", "Member must satisfy enum value set: [SYSTEM_DEFINED, APPLICATION]")
-        profiles = list(catalogue.profiles) if profile_type in (None, "SYSTEM_DEFINED") else []
+            return self._get_inference_profile(identifier or "")
+        return self._list_inference_profiles(query)
+
+    def _list_foundation_models(self, query: dict[str, str]) -> dict[str, Any]:
+        catalogue = self.catalogue
+        models = list(catalogue.models)
+        provider = query.get("byProvider")
+        if provider is not None:
+            models = [m for m in models if m.provider.lower() == provider.lower()]
+        modality = _enum_filter(query, "byOutputModality", OUTPUT_MODALITIES)
+        if modality is not None:
+            models = [m for m in models if modality in m.output_modalities]
+        inference = _enum_filter(query, "byInferenceType", INFERENCE_TYPES)
+        if inference is not None:
+            models = [m for m in models if catalogue.offer(m).value == inference]
+        customization = _enum_filter(query, "byCustomizationType", CUSTOMIZATIONS)
+        if customization is not None:
+            models = [m for m in models if customization in m.customizations]
+        return {"modelSummaries": [catalogue.model_summary(m) for m in models]}
+
+    def _get_inference_profile(self, identifier: str) -> dict[str, Any]:
+        profile = self.catalogue.profile(identifier)
+        if profile is None:
+            if identifier.startswith("arn:") and ":inference-profile/" not in identifier:
+                raise validation(MSG_INVALID_MODEL)
+            # Emulator wording for an unknown profile.
+            raise BedrockError("ResourceNotFoundException", f"Inference profile {identifier} not found.")
+        return self.catalogue.profile_summary(profile)
+
+    def _list_inference_profiles(self, query: dict[str, str]) -> dict[str, Any]:
+        profile_type = _enum_filter(query, "type", ("SYSTEM_DEFINED", "APPLICATION"))
+        profiles = list(self.catalogue.profiles) if profile_type in (None, "SYSTEM_DEFINED") else []
         try:
             max_results = int(query.get("maxResults", "1000"))
         except ValueError:
-            raise coral_constraint(query.get("maxResults"), "maxResults", "Member must be an integer") from None
+            raise coral_constraint(
+                query.get("maxResults"), "maxResults", "Member must be an integer"
+            ) from None
         if not 1 <= max_results <= 1000:
-            raise coral_constraint(max_results, "maxResults", "Member must have value less than or equal to 1000")
+            raise coral_constraint(
+                max_results, "maxResults", "Member must have value less than or equal to 1000"
+            )
         start = decode_page_token(query["nextToken"]) if "nextToken" in query else 0
         page = profiles[start : start + max_results]
-        result: dict[str, Any] = {"inferenceProfileSummaries": [catalogue.profile_summary(p) for p in page]}
+        result: dict[str, Any] = {
+            "inferenceProfileSummaries": [self.catalogue.profile_summary(p) for p in page]
+        }
         if start + max_results < len(profiles):
             result["nextToken"] = encode_page_token(start + max_results)
         return result
+
+
+def _enum_filter(query: dict[str, str], name: str, allowed: tuple[str, ...]) -> str | None:
+    value = query.get(name)
+    if value is not None and value not in allowed:
+        raise coral_constraint(value, name, f"Member must satisfy enum value set: [{', '.join(allowed)}]")
+    return value

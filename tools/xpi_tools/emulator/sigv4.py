@@ -142,6 +142,53 @@ class SigV4Verifier:
         self.max_skew_seconds = max_skew_seconds
         self._signing_keys: dict[tuple[str, str, str, str], bytes] = {}
 
+    def _check_scope(self, cred: Credential, amz_date: str) -> None:
+        if cred.terminator != "aws4_request":
+            raise _invalid(
+                "Credential should be scoped with a valid terminator: 'aws4_request', "
+                f"not '{cred.terminator}'. "
+            )
+        if cred.service != self.service:
+            raise _invalid(f"Credential should be scoped to correct service: '{self.service}'. ")
+        if cred.region != self.region:
+            raise _invalid("Credential should be scoped to a valid region. ")
+        if cred.date != amz_date[:8]:
+            raise _invalid(
+                "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
+                f"'{cred.date}' != '{amz_date[:8]}', from '{amz_date}'."
+            )
+
+    def _check_clock(self, amz_date: str, now: float) -> None:
+        try:
+            signed_at = timegm(time.strptime(amz_date, AMZ_DATE_FORMAT))
+        except ValueError:
+            raise _incomplete(f"Date must be in ISO-8601 'basic format'. Got '{amz_date}'.") from None
+        skew = self.max_skew_seconds
+        minutes = f"{skew // 60} min."
+        if signed_at < now - skew:
+            raise _invalid(
+                f"Signature expired: {amz_date} is now earlier than {_fmt(now - skew)} "
+                f"({_fmt(now)} - {minutes})"
+            )
+        if signed_at > now + skew:
+            raise _invalid(
+                f"Signature not yet current: {amz_date} is still later than {_fmt(now + skew)} "
+                f"({_fmt(now)} + {minutes})"
+            )
+
+    @staticmethod
+    def _check_key(key: AccessKey | None, token: str | None, now: float) -> AccessKey:
+        if key is None:
+            raise BedrockError("UnrecognizedClientException", MSG_BAD_KEY_ID)
+        if key.session_token is None:
+            if token is not None:
+                raise BedrockError("UnrecognizedClientException", MSG_BAD_KEY_ID)
+        elif token is None or not hmac.compare_digest(token, key.session_token):
+            raise BedrockError("UnrecognizedClientException", MSG_BAD_KEY_ID)
+        if key.expires_at is not None and now >= key.expires_at:
+            raise BedrockError("ExpiredTokenException", MSG_EXPIRED_TOKEN)
+        return key
+
     def _signing_key(self, secret: str, date: str, region: str, service: str) -> bytes:
         cache_key = (secret, date, region, service)
         key = self._signing_keys.get(cache_key)
@@ -172,46 +219,14 @@ class SigV4Verifier:
             on_key_id(cred.access_key_id)
         amz_date = request.header("x-amz-date")
         if amz_date is None:
-            raise _incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
-        try:
-            signed_at = timegm(time.strptime(amz_date, AMZ_DATE_FORMAT))
-        except ValueError:
-            raise _incomplete(f"Date must be in ISO-8601 'basic format'. Got '{amz_date}'.") from None
+            raise _incomplete(
+                "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
+            )
         if "host" not in auth.signed_headers:
             raise _incomplete("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
-        if cred.terminator != "aws4_request":
-            raise _invalid(f"Credential should be scoped with a valid terminator: 'aws4_request', not '{cred.terminator}'. ")
-        if cred.service != self.service:
-            raise _invalid(f"Credential should be scoped to correct service: '{self.service}'. ")
-        if cred.region != self.region:
-            raise _invalid("Credential should be scoped to a valid region. ")
-        if cred.date != amz_date[:8]:
-            raise _invalid(
-                "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
-                f"'{cred.date}' != '{amz_date[:8]}', from '{amz_date}'."
-            )
-        skew = self.max_skew_seconds
-        minutes = f"{skew // 60} min."
-        if signed_at < now - skew:
-            raise _invalid(
-                f"Signature expired: {amz_date} is now earlier than {_fmt(now - skew)} ({_fmt(now)} - {minutes})"
-            )
-        if signed_at > now + skew:
-            raise _invalid(
-                f"Signature not yet current: {amz_date} is still later than {_fmt(now + skew)} "
-                f"({_fmt(now)} + {minutes})"
-            )
-        key = keys.get(cred.access_key_id)
-        if key is None:
-            raise BedrockError("UnrecognizedClientException", MSG_BAD_KEY_ID)
-        token = request.header("x-amz-security-token")
-        if key.session_token is None:
-            if token is not None:
-                raise BedrockError("UnrecognizedClientException", MSG_BAD_KEY_ID)
-        elif token is None or not hmac.compare_digest(token, key.session_token):
-            raise BedrockError("UnrecognizedClientException", MSG_BAD_KEY_ID)
-        if key.expires_at is not None and now >= key.expires_at:
-            raise BedrockError("ExpiredTokenException", MSG_EXPIRED_TOKEN)
+        self._check_scope(cred, amz_date)
+        self._check_clock(amz_date, now)
+        key = self._check_key(keys.get(cred.access_key_id), request.header("x-amz-security-token"), now)
         string_to_sign = "\n".join(
             (
                 ALGORITHM,

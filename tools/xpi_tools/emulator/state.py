@@ -15,7 +15,9 @@ from xpi_tools.emulator.config import AccessKey, ApiKey, Latency, Quota
 from xpi_tools.emulator.errors import INJECTABLE_MESSAGES
 
 ANY_MODEL = "*"
-RUNTIME_OPERATIONS = frozenset({"Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream", "CountTokens"})
+RUNTIME_OPERATIONS = frozenset(
+    {"Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream", "CountTokens"}
+)
 Stage = Literal["request", "stream"]
 
 
@@ -45,17 +47,16 @@ class KeyStore:
         return False
 
     def describe(self) -> dict[str, Any]:
-        """Key ids and labels only: never a secret or a token."""
+        """Key ids and API-key labels, in the order they were added: never a secret or a token."""
         return {
-            "access_keys": [
-                {
-                    "access_key_id": k.access_key_id,
+            "access_keys": {
+                k.access_key_id: {
                     "has_session_token": k.session_token is not None,
                     "expires_at": k.expires_at,
                 }
                 for k in self.access_keys.values()
-            ],
-            "api_keys": [{"name": k.label, "expires_at": k.expires_at} for k in self.api_keys.values()],
+            },
+            "api_keys": {k.label: {"expires_at": k.expires_at} for k in self.api_keys.values()},
         }
 
 
@@ -110,7 +111,9 @@ class Quotas:
         if buckets is None:
             quota = self.quota_for(model)
             buckets = (
-                TokenBucket(quota.requests_per_minute, now) if quota.requests_per_minute is not None else None,
+                TokenBucket(quota.requests_per_minute, now)
+                if quota.requests_per_minute is not None
+                else None,
                 TokenBucket(quota.tokens_per_minute, now) if quota.tokens_per_minute is not None else None,
             )
             self._buckets[model] = buckets
@@ -196,7 +199,8 @@ class FaultRule:
 class Faults:
     def __init__(self, seed: int) -> None:
         self._seed = seed
-        self._rng = random.Random(seed)
+        # Seeded so that a fraction-of-calls fault fails the same calls on every run (not for secrets).
+        self._rng = random.Random(seed)  # noqa: S311
         self._ids = itertools.count(1)
         self.rules: list[FaultRule] = []
 
@@ -243,7 +247,7 @@ class Faults:
 
     def reset(self) -> None:
         self.rules.clear()
-        self._rng = random.Random(self._seed)
+        self._rng = random.Random(self._seed)  # noqa: S311
 
     def take(self, models: tuple[str, ...], operation: str, stage: Stage) -> FaultRule | None:
         """The first rule that fires for this call, consuming one of its remaining uses."""

@@ -35,23 +35,24 @@ StopReason = Literal["end_turn", "max_tokens", "stop_sequence"]
 
 _DIRECTIVE = re.compile(r"\[\[emulator:([a-z_]+)(?:=(.*?))?\]\]", re.DOTALL)
 
-_WORDS: Final = (
-    "the model answers every request with careful deterministic text so tests can rely on it "
-    "boundary partition region quota token stream signal latency payload secret rotation lineage "
-    "policy routing classification budget metric trace event record batch window retry backoff "
-    "throughput capacity profile inference foundation endpoint runtime control counter bucket "
-    "minute second hour value result summary context prompt system assistant user message content "
-    "block delta stop reason usage input output total cache read write vector embedding dimension "
-    "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar "
-    "papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu north south east west "
-    "green blue amber red silver golden quiet rapid steady bright clear simple robust modest exact "
-    "data flow path node edge graph queue table index shard replica leader follower commit apply "
-    "plan build test ship run check verify measure compare report review approve deploy observe "
-    "river mountain valley forest meadow harbor island canyon desert glacier prairie lagoon summit "
-    "copper iron nickel cobalt carbon silicon helium neon argon xenon radon oxygen hydrogen nitrogen "
-    "first second third fourth fifth sixth seventh eighth ninth tenth many few several each every "
-    "always often sometimes rarely never early late soon later now today tomorrow yesterday"
-).split()
+_VOCABULARY = """
+the model answers every request with careful deterministic text so tests can rely on it boundary
+partition region quota token stream signal latency payload secret rotation lineage policy
+routing classification budget metric trace event record batch window retry backoff throughput
+capacity profile inference foundation endpoint runtime control counter bucket minute second hour
+value result summary context prompt system assistant user message content block delta stop
+reason usage input output total cache read write vector embedding dimension alpha bravo charlie
+delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa quebec romeo
+sierra tango uniform victor whiskey xray yankee zulu north south east west green blue amber red
+silver golden quiet rapid steady bright clear simple robust modest exact data flow path node
+edge graph queue table index shard replica leader follower commit apply plan build test ship run
+check verify measure compare report review approve deploy observe river mountain valley forest
+meadow harbor island canyon desert glacier prairie lagoon summit copper iron nickel cobalt
+carbon silicon helium neon argon xenon radon oxygen hydrogen nitrogen first second third fourth
+fifth sixth seventh eighth ninth tenth many few several each every always often sometimes rarely
+never early late soon later now today tomorrow yesterday
+"""
+_WORDS: Final = tuple(_VOCABULARY.split())
 
 
 def count_tokens(text: str) -> int:
@@ -111,7 +112,9 @@ def parse_directives(text: str) -> Directives:
                 raise validation(f"Emulator directive {name} needs an integer, got {value!r}.") from None
             chars = amount * CHARS_PER_TOKEN if name == "output_tokens" else amount
             if not 0 <= chars <= MAX_OUTPUT_CHARS:
-                raise validation(f"Emulator directive {name} must be between 0 and {MAX_OUTPUT_CHARS} characters.")
+                raise validation(
+                    f"Emulator directive {name} must be between 0 and {MAX_OUTPUT_CHARS} characters."
+                )
             output_chars = chars
         elif name == "reply":
             reply = value or ""
@@ -129,11 +132,9 @@ def strip_directives(text: str) -> str:
 def _words(digest: bytes) -> str:
     """One word per byte of the digest, in sentences of ten words."""
     parts: list[str] = []
-    count = 0
-    for byte in digest:
+    for count, byte in enumerate(digest, start=1):
         word = _WORDS[byte % len(_WORDS)]
-        parts.append(word.capitalize() if count % 10 == 0 else word)
-        count += 1
+        parts.append(word.capitalize() if count % 10 == 1 else word)
         if count % 10 == 0:
             parts[-1] += "."
     return " ".join(parts)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import yaml
+from samcli.yamlhelper import yaml_parse  # type: ignore[import-untyped]
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
@@ -36,29 +36,9 @@ from xpi_tools.local.sqs_poller import MappingSpec
 CODE_BUCKET = "xpi-local-deployment"
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """YAML with CloudFormation short-form tags (!Ref, !GetAtt, !Sub ...) read as their long forms."""
-
-
-def _construct_intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if tag_suffix == "GetAtt":
-            value = str(value).split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {name: value}
-
-
-_CfnLoader.add_multi_constructor("!", _construct_intrinsic)
-
-
 def load_template(path: Path) -> dict[str, Any]:
-    with path.open(encoding="utf-8") as handle:
-        template: dict[str, Any] = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    """The template as SAM CLI reads it (short-form intrinsics such as !GetAtt become long form)."""
+    template: dict[str, Any] = yaml_parse(path.read_text(encoding="utf-8"))
     return template
 
 
@@ -102,7 +82,9 @@ def _zipped(folder: Path, cache_dir: Path) -> tuple[str, bytes]:
 
 def _upload_code(template: dict[str, Any], build_dir: Path, s3: Any, cache_dir: Path) -> None:
     """Replace every function's local CodeUri with an S3 location in moto (identical code once)."""
-    s3.create_bucket(Bucket=CODE_BUCKET, CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name})
+    s3.create_bucket(
+        Bucket=CODE_BUCKET, CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name}
+    )
     uploaded: dict[str, str] = {}
     for resource in template["Resources"].values():
         if resource.get("Type") != "AWS::Serverless::Function":
@@ -147,7 +129,9 @@ def _write_partition(value: Any, partition: str) -> Any:
     return json.loads(text)
 
 
-def prepare_for_moto(cfn: dict[str, Any], stack_name: str, session: boto3.Session, endpoint_url: str) -> dict[str, Any]:
+def prepare_for_moto(
+    cfn: dict[str, Any], stack_name: str, session: boto3.Session, endpoint_url: str
+) -> dict[str, Any]:
     from moto.utilities.utils import get_partition
 
     cfn = _write_partition(cfn, get_partition(session.region_name))  # gap 2
@@ -161,7 +145,8 @@ def prepare_for_moto(cfn: dict[str, Any], stack_name: str, session: boto3.Sessio
         if "GenerateStringKey" in generate:
             value[generate["GenerateStringKey"]] = secrets.token_urlsafe(30)
         arn = secretsmanager.create_secret(
-            Name=f"{stack_name}-{logical_id}", Description=str(properties.get("Description", "")),
+            Name=f"{stack_name}-{logical_id}",
+            Description=str(properties.get("Description", "")),
             SecretString=json.dumps(value),
         )["ARN"]
         del cfn["Resources"][logical_id]
@@ -170,7 +155,12 @@ def prepare_for_moto(cfn: dict[str, Any], stack_name: str, session: boto3.Sessio
 
 
 def deploy(
-    build_dir: Path, stack_name: str, parameters: Mapping[str, str], region: str, endpoint_url: str,
+    build_dir: Path,
+    *,
+    stack_name: str,
+    parameters: Mapping[str, str],
+    region: str,
+    endpoint_url: str,
     cache_dir: Path,
 ) -> tuple[Deployment, dict[str, Any]]:
     """Create the stack in moto and return what was created plus the translated template."""
@@ -212,7 +202,7 @@ def fill_moto_gaps(
 ) -> list[MappingSpec]:
     from moto.cloudformation.models import cloudformation_backends
     from moto.cloudformation.parsing import clean_json
-    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.core import DEFAULT_ACCOUNT_ID  # type: ignore[attr-defined]
 
     region = session.region_name
     backend = cloudformation_backends[DEFAULT_ACCOUNT_ID][region]

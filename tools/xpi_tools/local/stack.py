@@ -9,6 +9,7 @@ Everything starts in one process and stops with it: `LocalStack.stop()`, Ctrl-C 
 the moto server, the pollers, the emulator and every runtime process group.
 """
 
+import contextlib
 import json
 import os
 import secrets
@@ -26,7 +27,7 @@ from botocore.config import Config
 from xpi_tools.emulator import BedrockEmulator, EmulatorConfig
 from xpi_tools.emulator.config import AccessKey
 from xpi_tools.local.deploy import Deployment, code_dir_for, deploy
-from xpi_tools.local.lambda_runtime import FunctionSpec, InvokeResult, LambdaRuntimePool
+from xpi_tools.local.lambda_runtime import FunctionSpec, InvokeResult, LambdaRuntimePool, default_rie_dir
 from xpi_tools.local.sqs_poller import SqsPoller
 
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -37,6 +38,13 @@ LOCAL_PARAMETERS = {
     "RequestsVisibilityTimeout": "4",  # redrive to the DLQ in seconds, not minutes
     "LogRetentionDays": "30",
 }
+
+
+def _boto_credentials() -> dict[str, str]:
+    return {
+        "aws_access_key_id": LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    }
 
 
 @dataclass
@@ -54,8 +62,12 @@ class Endpoints:
     pid: int = field(default_factory=os.getpid)
 
     def client_env(self) -> dict[str, str]:
-        return {"AWS_ENDPOINT_URL": self.aws, "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
-                **LOCAL_CREDENTIALS}
+        return {
+            "AWS_ENDPOINT_URL": self.aws,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            **LOCAL_CREDENTIALS,
+        }
 
 
 def free_port() -> int:
@@ -65,8 +77,14 @@ def free_port() -> int:
 
 
 class LocalStack:
-    def __init__(self, project_root: Path, region: str = "us-gov-west-1", stack_name: str = "xpi-local",
-                 commercial_region: str = "us-east-1", runtimes_per_function: int = 2) -> None:
+    def __init__(
+        self,
+        project_root: Path,
+        region: str = "us-gov-west-1",
+        stack_name: str = "xpi-local",
+        commercial_region: str = "us-east-1",
+        runtimes_per_function: int = 2,
+    ) -> None:
         self.root = project_root
         self.region = region
         self.stack_name = stack_name
@@ -106,58 +124,86 @@ class LocalStack:
 
         access_key = "AKIA" + secrets.token_hex(8).upper()
         secret_key = secrets.token_urlsafe(30)
-        self._emulator = BedrockEmulator(EmulatorConfig(
-            host="127.0.0.1", port=0, region=self.commercial_region,
-            access_keys=[AccessKey(access_key_id=access_key, secret_access_key=secret_key)],
-        ))
+        self._emulator = BedrockEmulator(
+            EmulatorConfig(
+                host="127.0.0.1",
+                port=0,
+                region=self.commercial_region,
+                access_keys=[AccessKey(access_key_id=access_key, secret_access_key=secret_key)],
+            )
+        )
         self._emulator.start()
 
         self._pool = LambdaRuntimePool(
             python=self._runtime_python(),
-            rie_dir=_rie_dir(),
-            aws_env={**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": aws_url, "AWS_REGION": self.region,
-                     "AWS_DEFAULT_REGION": self.region,
-                     # No X-Ray daemon here: traces would only produce "segment not found" noise.
-                     "POWERTOOLS_TRACE_DISABLED": "true"},
+            rie_dir=default_rie_dir(),
+            aws_env={
+                **LOCAL_CREDENTIALS,
+                "AWS_ENDPOINT_URL": aws_url,
+                "AWS_REGION": self.region,
+                "AWS_DEFAULT_REGION": self.region,
+                # No X-Ray daemon here: traces would only produce "segment not found" noise.
+                "POWERTOOLS_TRACE_DISABLED": "true",
+            },
             max_per_function=self._runtimes_per_function,
             log_dir=self.work_dir / "logs",
         )
         self._patch_lambda_invoke()
 
-        parameters = {**LOCAL_PARAMETERS, "CommercialRegion": self.commercial_region,
-                      "CommercialBedrockEndpoint": self._emulator.url}
+        parameters = {
+            **LOCAL_PARAMETERS,
+            "CommercialRegion": self.commercial_region,
+            "CommercialBedrockEndpoint": self._emulator.url,
+        }
         os.environ.update({"AWS_DEFAULT_REGION": self.region, **LOCAL_CREDENTIALS})
         deploy_started = time.perf_counter()
-        self.deployment, _ = deploy(build_dir, self.stack_name, parameters, self.region, aws_url,
-                                    cache_dir=self.work_dir / "zips")
+        self.deployment, _ = deploy(
+            build_dir,
+            stack_name=self.stack_name,
+            parameters=parameters,
+            region=self.region,
+            endpoint_url=aws_url,
+            cache_dir=self.work_dir / "zips",
+        )
         self.timings["deploy_s"] = time.perf_counter() - deploy_started
 
-        session = boto3.Session(region_name=self.region, aws_access_key_id="testing",
-                                aws_secret_access_key="testing")  # noqa: S106 - moto's fixed test keys
+        session = boto3.Session(region_name=self.region, **_boto_credentials())
         # The operator's one manual step after a real deploy: put the commercial keys in the secret.
         session.client("secretsmanager", endpoint_url=aws_url).put_secret_value(
             SecretId=self.deployment.outputs["CommercialCredentialsSecretArn"],
-            SecretString=json.dumps({"type": "iam", "aws_access_key_id": access_key,
-                                     "aws_secret_access_key": secret_key}),
+            SecretString=json.dumps(
+                {"type": "iam", "aws_access_key_id": access_key, "aws_secret_access_key": secret_key}
+            ),
         )
         # Like Lambda's pollers, the mappings invoke through the Lambda API (and so through the seam).
-        lambda_api = session.client("lambda", endpoint_url=aws_url,
-                                    config=Config(read_timeout=960, retries={"total_max_attempts": 1}))
+        lambda_api = session.client(
+            "lambda", endpoint_url=aws_url, config=Config(read_timeout=960, retries={"total_max_attempts": 1})
+        )
 
         def invoke_through_lambda_api(function_name: str, payload: bytes) -> InvokeResult:
             started = time.perf_counter()
             response = lambda_api.invoke(FunctionName=function_name, Payload=payload)
-            return InvokeResult(payload=response["Payload"].read(), function_error=response.get("FunctionError"),
-                                duration_ms=(time.perf_counter() - started) * 1000, max_memory_mb=None)
+            return InvokeResult(
+                payload=response["Payload"].read(),
+                function_error=response.get("FunctionError"),
+                duration_ms=(time.perf_counter() - started) * 1000,
+                max_memory_mb=None,
+            )
 
-        self._poller = SqsPoller(session.client("sqs", endpoint_url=aws_url), invoke_through_lambda_api,
-                                 self.deployment.mappings)
+        self._poller = SqsPoller(
+            session.client("sqs", endpoint_url=aws_url), invoke_through_lambda_api, self.deployment.mappings
+        )
         self._poller.start()
 
         self.endpoints = Endpoints(
-            region=self.region, aws=aws_url, bedrock=self._emulator.url, bedrock_region=self.commercial_region,
-            emulator_control=self._emulator.url, stack_name=self.stack_name,
-            outputs=self.deployment.outputs, resources=self.deployment.resources,
+            region=self.region,
+            aws=aws_url,
+            bedrock=self._emulator.url,
+            bedrock_region=self.commercial_region,
+            emulator_control=self._emulator.url,
+            stack_name=self.stack_name,
+            outputs=self.deployment.outputs,
+            resources=self.deployment.resources,
         )
         self.timings["up_s"] = time.perf_counter() - started
         return self.endpoints
@@ -169,13 +215,16 @@ class LocalStack:
         return python
 
     def stop(self) -> None:
-        for stopper in (self._poller, self._pool, self._emulator):
-            if stopper is not None:
-                try:
-                    stopper.close() if hasattr(stopper, "close") else stopper.stop()
-                except Exception:  # noqa: S110 - stopping must go on to the next component
-                    pass
-        self._poller = self._pool = self._emulator = None  # type: ignore[assignment]
+        """Stop everything that was started, in reverse order; safe to call twice or after a failed start."""
+        stoppers = [
+            self._poller.stop if self._poller else None,
+            self._pool.close if self._pool else None,
+            self._emulator.stop if self._emulator else None,
+        ]
+        for stop_component in filter(None, stoppers):
+            with contextlib.suppress(Exception):  # one failing stop must not leave the others running
+                stop_component()
+        self._poller, self._pool, self._emulator = None, None, None
         if self._patch is not None:
             self._patch()
             self._patch = None
@@ -237,14 +286,14 @@ class LocalStack:
         self._patch = restore
 
 
-def _rie_dir() -> Path:
-    import samcli
-
-    return Path(samcli.__file__).parent / "local" / "rapid"
-
-
 def _post_json(url: str, payload: dict[str, Any]) -> None:
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",  # noqa: S310
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback only
+    if not url.startswith("http://127.0.0.1:"):
+        raise ValueError(f"refusing a non-loopback URL: {url}")
+    request = urllib.request.Request(  # noqa: S310 - checked above: loopback http only
+        url,
+        data=json.dumps(payload).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
         response.read()

@@ -33,7 +33,8 @@ CATEGORIES: dict[str, CategoryInfo] = {
         "CUI",
     ),
     "cui.specified": CategoryInfo(
-        "A CUI Specified banner or portion mark (a category prefixed SP-), e.g. CUI//SP-PRVCY, (CUI//SP-CTI).",
+        "A CUI Specified banner or portion mark (a category prefixed SP-), e.g. CUI//SP-PRVCY, "
+        "(CUI//SP-CTI).",
         "CUI",
     ),
     "cui.portion": CategoryInfo("A CUI Basic portion mark: (CUI) opening a paragraph, or (CUI//...).", "CUI"),
@@ -97,7 +98,8 @@ CATEGORIES: dict[str, CategoryInfo] = {
     ),
 }
 
-# Comprehend entity types that duplicate a built-in category map onto it; the rest become pii.comprehend.<type>.
+# Comprehend entity types that duplicate a built-in category map onto it; the rest become
+# pii.comprehend.<type>.
 COMPREHEND_CATEGORY: dict[str, str] = {
     "SSN": "pii.ssn",
     "CREDIT_DEBIT_NUMBER": "pii.credit_card",

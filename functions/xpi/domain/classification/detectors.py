@@ -72,7 +72,7 @@ class _Window:
             yield rel + base
 
     def low_iter(self, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
-        """Matches of ``pattern`` over ``low`` that start in the own range (positions relative to ``base``)."""
+        """Matches of ``pattern`` over ``low`` starting in the own range (positions relative to ``base``)."""
         hi = self.hi - self.base
         for match in pattern.finditer(self.low, self.lo - self.base, self.end - self.base):
             if match.start() >= hi:
@@ -161,11 +161,18 @@ def _upper_line_with(text: str, start: int, end: int, words: tuple[str, ...]) ->
 
 
 # Dissemination controls after a level: "//NOFORN", " // REL TO USA, FVEY", "//SP-PRVCY/SP-CTI//FEDCON".
-_CONTROLS_RE = re.compile(r"[ \t]*//[ \t]*[A-Z0-9][A-Z0-9 ,/\-]*")
+# The older single-slash style ("S/NF", "UNCLASSIFIED/FOUO") counts only with a known control, so that
+# "(S/MIME)" or "(C/C++)" do not.
+_KNOWN_CONTROLS = (
+    r"(?:NF|NOFORN|REL(?:IDO)?|ORCON|OC|IMCON|PROPIN|PR|FISA|SI|TK|HCS|G|FVEY|FOUO|LES|SBU|LIMDIS|EXDIS|"
+    r"NODIS|DSEN|SAR|RD|FRD|CNWDI|SCI|FGI|NATO|NNPI|FEDCON|NOCON|DL ONLY)(?![A-Za-z0-9])"
+)
+_CONTROLS_RE = re.compile(r"[ \t]*(?://[ \t]*[A-Z0-9]|/" + _KNOWN_CONTROLS + r")[A-Z0-9 ,/\-]*")
+_LEVEL_BEFORE_SLASH_RE = re.compile(r"(?:^|[^A-Za-z0-9])(?:UNCLASSIFIED|U|SECRET|CONFIDENTIAL|CUI|C|S|TS)/\Z")
 
 
 def _controls_after(text: str, end: int) -> int:
-    """End of the ``//`` controls that follow a marking level at ``end``, or -1 when there are none."""
+    """End of the controls that follow a marking level at ``end``, or -1 when there are none."""
     match = _CONTROLS_RE.match(text, end, end + _MAX_LINE)
     if match is None:
         return -1
@@ -173,8 +180,9 @@ def _controls_after(text: str, end: int) -> int:
 
 
 def _controls_before(text: str, start: int) -> bool:
-    """True when ``//`` (optionally spaced) immediately precedes ``start``: the word is a control."""
-    return text[max(0, start - 6) : start].rstrip(" \t").endswith("//")
+    """True when the word at ``start`` is a control: after "//", or after "LEVEL/" ("UNCLASSIFIED/FOUO")."""
+    head = text[max(0, start - 16) : start]
+    return head.rstrip(" \t").endswith("//") or bool(_LEVEL_BEFORE_SLASH_RE.search(head))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -183,9 +191,21 @@ def _controls_before(text: str, start: int) -> bool:
 
 # Commercial data-handling labels: a level word alone on a line beside these is a list item, not a banner.
 _COMMERCIAL_LABELS = frozenset(
-    {"PUBLIC", "INTERNAL", "INTERNAL USE ONLY", "RESTRICTED", "PRIVATE", "PROPRIETARY", "HIGHLY CONFIDENTIAL",
-     "SENSITIVE", "GENERAL", "OPEN", "HIGHLY RESTRICTED", "COMPANY CONFIDENTIAL"}
-)  # fmt: skip
+    {
+        "PUBLIC",
+        "INTERNAL",
+        "INTERNAL USE ONLY",
+        "RESTRICTED",
+        "PRIVATE",
+        "PROPRIETARY",
+        "HIGHLY CONFIDENTIAL",
+        "SENSITIVE",
+        "GENERAL",
+        "OPEN",
+        "HIGHLY RESTRICTED",
+        "COMPANY CONFIDENTIAL",
+    }
+)
 _CLASSIFICATION_LABEL_RE = re.compile(r"(?i:classification|classified)[ \t]*:[ \t]*\Z")
 
 
@@ -270,11 +290,15 @@ def _authority_block(w: _Window) -> None:
 # Portion marks: (S), (TS//SCI), (CUI), (CUI//SP-CTI), (U//FOUO)
 # --------------------------------------------------------------------------------------------------------
 
-_PORTION_RE = re.compile(r"\((TS|S|C|U|CUI|FOUO|SBU|LES)((?:[ \t]*//[ \t]*[A-Z0-9][A-Z0-9 ,/\-]{0,80}?)?)\)")
+_PORTION_RE = re.compile(
+    r"\((TS|S|C|U|CUI|FOUO|SBU|LES)((?:[ \t]*//[ \t]*[A-Z0-9]|/"
+    + _KNOWN_CONTROLS
+    + r")[A-Z0-9 ,/\-]{0,80}?|)\)"
+)
 # What may stand before a portion mark on its line: indentation, bullets, paragraph numbers, a subject label.
 _PORTION_PREFIX_RE = re.compile(
     r"[ \t]*(?:(?:[-*\u2022>]|\d{1,3}(?:\.\d{1,3})*[.)]?|[A-Za-z][.)]|\(\d{1,3}\)|\([a-z]{1,4}\))[ \t]+)*"
-    r"(?:(?i:subject|subj|title|re)[ \t]*:[ \t]*)?\Z"
+    r"(?:(?i:subject|subj|title|re)[ \t]*:[ \t]*)?[\"'\u201c]?\Z"
 )
 _SENTENCE_END_RE = re.compile(r"[.!?:][\"')\]]?[ \t]+\Z")
 _COPYRIGHT_TAIL_RE = re.compile(
@@ -365,6 +389,17 @@ def _cui_banners(w: _Window) -> None:
                 w.emit(category, pos, controls_end)
             elif _alone_on_line(text, pos, end):
                 w.emit("cui.banner", pos, end)
+
+
+_CUI_WORDS = "CONTROLLED UNCLASSIFIED INFORMATION"
+
+
+def _cui_spelled_out(w: _Window) -> None:
+    """The banner written out in full on a cover sheet: CONTROLLED UNCLASSIFIED INFORMATION alone."""
+    for pos in w.find(_CUI_WORDS):
+        end = pos + len(_CUI_WORDS)
+        if _alone_on_line(w.text, pos, end):
+            w.emit("cui.banner", pos, end)
 
 
 _LEGACY_ALONE = {
@@ -460,13 +495,19 @@ _CONTROL_RE = re.compile(
     r"licen[cs]e|defen[cs]e\s+articles?|whose\s+export"
 )
 _CONTROL_AFTER_RE = re.compile(r"[\s\-]*(?:controlled|restricted|regulated|technical\s+data)")
-_ITAR_TERM_RE = re.compile(
-    r"itar\b|international\s+traffic\s+in\s+arms|arms\s+export\s+control\s+act"
-    r"|22\s*c\.?\s*f\.?\s*r\.?\s*(?:parts?\s*|\u00a7+\s*)?1[23]\d"
+# Regime terms, found from literal anchors in the lower-cased text; each anchor's pattern is matched at the
+# anchor (CFR citations from a few characters before it, where the title number stands).
+_ITAR_ANCHORS = (
+    ("itar", re.compile(r"itar\b")),
+    ("international traffic in arms", re.compile(r"international traffic in arms")),
+    ("arms export control act", re.compile(r"arms export control act")),
 )
-_EAR_TERM_RE = re.compile(
-    r"export\s+administration\s+(?:regulations|act)"
-    r"|15\s*c\.?\s*f\.?\s*r\.?\s*(?:parts?\s*|\u00a7+\s*)?7[3-7]\d"
+_EAR_ANCHORS = (
+    ("export administration regulations", re.compile(r"export administration regulations")),
+    ("export administration act", re.compile(r"export administration act")),
+)
+_CFR_RE = re.compile(
+    r"(?<![0-9])(22|15)\s*c\.?\s*f\.?\s*r\.?\s*(?:parts?\s*|\u00a7+\s*)?(1[23][0-9]|7[3-7][0-9])"
 )
 _NOTICE_WORDS = ("CONTROLLED", "RESTRICTED", "WARNING", "NOTICE", "TECHNICAL DATA")
 
@@ -489,32 +530,41 @@ def _notice_before(w: _Window, rel_start: int, rel_end: int) -> int:
     return -1
 
 
-def _itar(w: _Window) -> None:
+def _regime_terms(w: _Window) -> Iterator[tuple[str, int, int]]:
+    """(category, start, end) of each ITAR or EAR term in the own range; positions relative to ``low``."""
     low = w.low
-    if not (
-        "itar" in low or "traffic in arms" in low or "arms export" in low or "cfr" in low or "c.f.r" in low
-    ):
-        return
-    for match in w.low_iter(_ITAR_TERM_RE):
-        rel = match.start()
-        if rel > 0 and low[rel - 1].isalnum():
-            continue  # "guitar"
-        pos, end = rel + w.base, match.end() + w.base
-        notice = _notice_before(w, rel, match.end())
+    for category, anchors in (("export.itar", _ITAR_ANCHORS), ("export.ear", _EAR_ANCHORS)):
+        for anchor, pattern in anchors:
+            if anchor not in low:
+                continue
+            for pos in w.find_low(anchor):
+                rel = pos - w.base
+                match = pattern.match(low, rel)
+                if match is not None and not (rel > 0 and low[rel - 1].isalnum()):  # not "guitar"
+                    yield category, rel, match.end()
+    for anchor in ("cfr", "c.f.r"):
+        if anchor not in low:
+            continue
+        for pos in w.find_low(anchor):
+            rel = pos - w.base
+            cfr = _CFR_RE.search(low, max(0, rel - 6), rel + 40)
+            if cfr is None or cfr.start() > rel:
+                continue
+            if cfr.group(1) == "22" and cfr.group(2)[0] == "1":
+                yield "export.itar", cfr.start(), cfr.end()
+            elif cfr.group(1) == "15" and cfr.group(2)[0] == "7":
+                yield "export.ear", cfr.start(), cfr.end()
+
+
+def _export_notices(w: _Window) -> None:
+    for category, rel, rel_end in _regime_terms(w):
+        pos, end = rel + w.base, rel_end + w.base
+        notice = _notice_before(w, rel, rel_end)
         if notice != -1:
-            w.emit("export.itar", notice, end)
+            w.emit(category, notice, end)
         elif w.text[pos:end] == "ITAR" and _upper_line_with(w.text, pos, end, _NOTICE_WORDS):
-            w.emit("export.itar", pos, end)
-
-
-def _ear(w: _Window) -> None:
-    low = w.low
-    if "export administration" in low or "cfr" in low or "c.f.r" in low:
-        for match in w.low_iter(_EAR_TERM_RE):
-            notice = _notice_before(w, match.start(), match.end())
-            if notice != -1:
-                w.emit("export.ear", notice, match.end() + w.base)
-    # The abbreviation is only the regulation in upper case ("the inner ear" is not).
+            w.emit(category, pos, end)
+    # The abbreviation EAR is only the regulation in upper case ("the inner ear" is not).
     for pos in w.find("EAR"):
         end = pos + 3
         if not _bounded(w.text, pos, end):
@@ -588,6 +638,8 @@ def _distribution_statements(w: _Window) -> None:
 # PII: unlabelled shapes found in digit runs (SSN, card, phone), e-mail, labelled identifiers
 # --------------------------------------------------------------------------------------------------------
 
+# A run of digits and separators; only runs with at least nine digits (the fewest any SSN, card or phone
+# number has) go on to the detailed patterns. Dates, times and prices in logs and JSON never get that far.
 _DIGIT_RUN_RE = re.compile(r"[0-9][0-9 ().\-]{7,}[0-9]")
 _SSN_RE = re.compile(r"(?<![\w\-])([0-9]{3})([\- ])([0-9]{2})\2([0-9]{4})(?![\w\-]|\.[0-9])")
 _CARD_RE = re.compile(
@@ -607,7 +659,8 @@ def _digit_shapes(w: _Window) -> None:
         run_start, run_end = run.span()
         if run_start >= w.hi:
             return
-        if run_end < w.lo:
+        digits = run.group()
+        if run_end < w.lo or len(digits) - sum(map(digits.count, " ().-")) < 9:
             continue
         lo, hi = max(0, run_start - 4), min(n, run_end + 2)
         for m in _SSN_RE.finditer(text, lo, hi):
@@ -709,21 +762,49 @@ def _dob_value(match: re.Match[str]) -> tuple[int, int] | None:
     return _dob_span(match) if _dob_is_valid(match) else None
 
 
-# category, labels (lower case), the value pattern that follows a label, the span of a valid value
-_LABELLED: tuple[tuple[str, tuple[str, ...], re.Pattern[str], Callable[[re.Match[str]], tuple[int, int] | None]], ...] = (
-    ("pii.ssn", ("ssn", "social security", "ss#", "soc sec", "soc. sec"),
-     _value_tail(r"[0-9]{3}[\- ]?[0-9]{2}[\- ]?[0-9]{4}"), _ssn_value),
-    ("pii.passport", ("passport",), _value_tail(r"[a-z]{0,2}[0-9]{6,9}"), _any_value),
-    ("pii.aba_routing", ("routing", "aba", "rtn"), _value_tail(r"[0-9]{9}"), _aba_value),
-    ("pii.edipi", ("edipi", "edi-pi", "dod id", "dodid", "dod identification"), _value_tail(r"[0-9]{10}"),
-     _any_value),
-    ("pii.dob", ("date of birth", "birth date", "birthdate", "dob", "d.o.b", "born"), _DOB_TAIL_RE, _dob_value),
-)  # fmt: skip
+_Label = tuple[
+    str, tuple[str, ...], tuple[str, ...], re.Pattern[str], Callable[[re.Match[str]], tuple[int, int] | None]
+]
+# category, gates (cheap substrings: skip the labels when none occurs), labels (lower case), the value
+# pattern that follows a label, the span of a valid value
+_LABELLED: tuple[_Label, ...] = (
+    (
+        "pii.ssn",
+        ("ssn", "social sec", "ss#"),
+        ("ssn", "social security", "ss#"),
+        _value_tail(r"[0-9]{3}[\- ]?[0-9]{2}[\- ]?[0-9]{4}"),
+        _ssn_value,
+    ),
+    ("pii.passport", ("passport",), ("passport",), _value_tail(r"[a-z]{0,2}[0-9]{6,9}"), _any_value),
+    (
+        "pii.aba_routing",
+        ("routing", "aba", "rtn"),
+        ("routing", "aba", "rtn"),
+        _value_tail(r"[0-9]{9}"),
+        _aba_value,
+    ),
+    (
+        "pii.edipi",
+        ("dod", "dipi", "di-pi"),
+        ("edipi", "edi-pi", "dod id", "dodid", "dod identification"),
+        _value_tail(r"[0-9]{10}"),
+        _any_value,
+    ),
+    (
+        "pii.dob",
+        ("birth", "dob", "d.o.b", "born"),
+        ("date of birth", "birth date", "birthdate", "dob", "d.o.b", "born"),
+        _DOB_TAIL_RE,
+        _dob_value,
+    ),
+)
 
 
 def _labelled(w: _Window) -> None:
     low, base = w.low, w.base
-    for category, labels, tail, value_span in _LABELLED:
+    for category, gates, labels, tail, value_span in _LABELLED:
+        if not any(gate in low for gate in gates):
+            continue
         for label in labels:
             if label not in low:
                 continue
@@ -747,11 +828,11 @@ _DETECTORS: tuple[Callable[[_Window], None], ...] = (
     _authority_block,
     _portion_marks,
     _cui_banners,
+    _cui_spelled_out,
     _legacy_words,
     _legacy_phrases,
     _designation_indicator,
-    _itar,
-    _ear,
+    _export_notices,
     _export_banner,
     _eccn,
     _distribution_statements,

@@ -34,7 +34,7 @@ def detect(text: str, extra_detectors: Sequence[Detector] = ()) -> list[Detectio
 
 
 def redact(text: str, spans: Sequence[Detection]) -> str:
-    """``text`` with each span replaced by its typed placeholder; overlapping spans collapse into the first."""
+    """``text`` with each span replaced by its typed placeholder; overlapping spans collapse into one."""
     pieces: list[str] = []
     cursor = 0
     for det in sorted(spans, key=lambda d: (d.start, -d.end)):
@@ -85,7 +85,7 @@ def classify_segments(
                     start=det.start,
                     end=det.end,
                     action=action.value,
-                )  # fmt: skip
+                )
             )
             if ACTION_RANK[action] > ACTION_RANK[decision]:
                 decision = action
@@ -118,8 +118,10 @@ def _reasons(
     by_category: dict[str, list[Finding]] = {}
     for finding in findings:
         by_category.setdefault(finding.category, []).append(finding)
-    lines = [f"{decision}: most restrictive action over {len(findings)} finding(s) in {len(by_category)} "
-             f"categor{'y' if len(by_category) == 1 else 'ies'}"]  # fmt: skip
+    lines = [
+        f"{decision}: most restrictive action over {len(findings)} finding(s) in {len(by_category)} "
+        f"categor{'y' if len(by_category) == 1 else 'ies'}"
+    ]
     ordered = sorted(by_category.items(), key=lambda item: (-ACTION_RANK[item[1][0].action], item[0]))
     for category, items in ordered:
         locations = sorted({f.location for f in items})

@@ -49,33 +49,37 @@ def luhn_is_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+_LONG = frozenset(range(16, 20))
+# (network, prefix width, lowest prefix, highest prefix, valid lengths): issued IIN ranges.
+_CARD_RANGES: tuple[tuple[str, int, int, int, frozenset[int]], ...] = (
+    ("visa", 1, 4, 4, frozenset({13, 16, 19})),
+    ("mastercard", 2, 51, 55, frozenset({16})),
+    ("mastercard", 4, 2221, 2720, frozenset({16})),
+    ("amex", 2, 34, 34, frozenset({15})),
+    ("amex", 2, 37, 37, frozenset({15})),
+    ("discover", 4, 6011, 6011, frozenset({16, 19})),
+    ("discover", 2, 65, 65, frozenset({16, 19})),
+    ("discover", 3, 644, 649, frozenset({16, 19})),
+    ("discover", 6, 622126, 622925, frozenset({16, 19})),
+    ("jcb", 4, 3528, 3589, _LONG),
+    ("diners", 2, 36, 36, frozenset(range(14, 20))),
+    ("diners", 2, 38, 39, frozenset(range(14, 20))),
+    ("diners", 3, 300, 305, frozenset(range(14, 20))),
+    ("diners", 4, 3095, 3095, frozenset(range(14, 20))),
+    ("unionpay", 2, 62, 62, _LONG),
+)
+
+
 def card_brand(digits: str) -> str | None:
     """The card network whose IIN range and length fit ``digits``, or None.
 
     Restricting to issued ranges removes most Luhn-valid accidents (one random number in ten passes Luhn).
     """
-    length = len(digits)
-    first2 = int(digits[:2]) if length >= 2 else -1
-    first3 = int(digits[:3]) if length >= 3 else -1
-    first4 = int(digits[:4]) if length >= 4 else -1
-    first6 = int(digits[:6]) if length >= 6 else -1
-    if digits[0] == "4" and length in (13, 16, 19):
-        return "visa"
-    if (51 <= first2 <= 55 or 2221 <= first4 <= 2720) and length == 16:
-        return "mastercard"
-    if first2 in (34, 37) and length == 15:
-        return "amex"
-    if (first4 == 6011 or first2 == 65 or 644 <= first3 <= 649 or 622126 <= first6 <= 622925) and length in (
-        16,
-        19,
-    ):
-        return "discover"
-    if 3528 <= first4 <= 3589 and 16 <= length <= 19:
-        return "jcb"
-    if (first2 in (36, 38, 39) or 300 <= first3 <= 305 or first4 == 3095) and 14 <= length <= 19:
-        return "diners"
-    if first2 == 62 and 16 <= length <= 19:
-        return "unionpay"
+    if not digits.isdigit():
+        return None
+    for brand, width, low, high, lengths in _CARD_RANGES:
+        if len(digits) in lengths and low <= int(digits[:width]) <= high:
+            return brand
     return None
 
 
@@ -106,6 +110,18 @@ def date_is_plausible(month: int, day: int, year: int) -> bool:
         year += 1900
     if not 1900 <= year <= 2099 or not 1 <= month <= 12 or day < 1:
         return False
-    days_in_month = (31, 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28, 31, 30, 31, 30,
-                     31, 31, 30, 31, 30, 31)  # fmt: skip
+    days_in_month = (
+        31,
+        29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28,
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    )
     return day <= days_in_month[month - 1]

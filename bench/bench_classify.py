@@ -1,0 +1,277 @@
+"""Throughput, per-request latency and peak memory of the boundary classifier, beside a baseline.
+
+    python bench/bench_classify.py [--mb 20] [--seed 7]
+
+The workload is a realistic mixed corpus built deterministically: requests of about 20 KB made of prose,
+source code, JSON tool payloads, log lines, e-mails with signatures and tables, with the labelled corpus
+documents (near-misses, PII, markings) spliced in at roughly the rate they would occur. The baseline is a
+single compiled regular-expression pass over the same texts (the cheapest conceivable "classifier"), so the
+reader sees what the real engine costs on top of one scan. Everything runs in this one process on one core.
+
+Goals (issue 5): at least 20 MB/s, under 2 ms per 20 KB request, memory flat in the input size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import random
+import re
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+from xpi.domain.classification import Segment, classify_segments
+from xpi.domain.policy import load_default_policy
+
+REQUEST_CHARS = 20_000
+CORPUS_DIR = Path(__file__).resolve().parent.parent / "tests" / "corpus"
+
+# Baselines: one pass of one compiled pattern over the same text. The literal is the cheapest scan there
+# is; the alternation is a naive one-regex classifier for roughly the shapes the engine looks for.
+BASELINE_LITERAL_RE = re.compile(r"SECRET")
+BASELINE_SHAPES_RE = re.compile(
+    r"SECRET|CONFIDENTIAL|CUI|FOUO|ITAR|\([STCU]{1,2}\)|[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{4}[ -][0-9]{4}|@"
+)
+
+_WORDS = (  # noqa: SIM905
+    "the of and to in a is that for it as was with be by on not this are or from at which have an they "
+    "you were her she there one all we their can has more when will would if no out so what up its about "
+    "into than them only other time new some could these two may then do first any like now over such our "
+    "even most made after also did many before must through back years where much your way well down "
+    "should because each just those people how too little state good very make world still own see men "
+    "work long get here between both life being under never day same another know while last might great "
+    "old year off come since against go came right used take three system data service team report "
+    "customer project release budget schedule review design network server deploy training policy "
+    "contract vendor meeting"
+).split()
+
+_CODE = """def handler(event, context):
+    records = event.get("Records", [])
+    for index, record in enumerate(records):
+        body = json.loads(record["body"])
+        if body.get("status") not in ("ok", "retry"):
+            logger.warning("skipping record %d: %s", index, body.get("status"))
+            continue
+        total += body["amount"] * 1.075
+    return {"statusCode": 200, "body": json.dumps({"processed": len(records)})}
+
+SELECT o.id, o.created_at, SUM(l.qty * l.price) AS total
+FROM orders o JOIN lines l ON l.order_id = o.id
+WHERE o.created_at >= '2024-01-01' AND o.region IN ('us-east', 'eu-west')
+GROUP BY o.id, o.created_at HAVING SUM(l.qty) > 10 ORDER BY total DESC LIMIT 50;
+"""
+
+_LOG = (
+    "2024-05-{d:02d}T10:{m:02d}:31.118Z INFO request_id={r:08x} latency_ms={l} status={s} "
+    "path=/api/v1/orders/{o} bytes={b}\n"
+)
+
+
+def _sentence(rng: random.Random) -> str:
+    words = [rng.choice(_WORDS) for _ in range(rng.randint(6, 22))]
+    if rng.random() < 0.3:
+        words.insert(rng.randint(1, len(words) - 1), str(rng.randint(1, 5000)))
+    if rng.random() < 0.15:
+        words.insert(
+            rng.randint(1, len(words) - 1), f"(see section {rng.randint(1, 12)}.{rng.randint(1, 9)})"
+        )
+    if rng.random() < 0.1:
+        words.insert(rng.randint(1, len(words) - 1), f"{rng.randint(1, 12)}/{rng.randint(1, 28)}/2024")
+    words[0] = words[0].capitalize()
+    return " ".join(words) + rng.choice(".....?!")
+
+
+def _prose(rng: random.Random) -> str:
+    return " ".join(_sentence(rng) for _ in range(rng.randint(3, 9))) + "\n\n"
+
+
+def _logs(rng: random.Random) -> str:
+    return "".join(
+        _LOG.format(
+            d=rng.randint(1, 28),
+            m=rng.randint(0, 59),
+            r=rng.getrandbits(32),
+            l=rng.randint(5, 3000),
+            s=rng.choice((200, 200, 200, 404, 500)),
+            o=rng.randint(1000, 99999),
+            b=rng.randint(100, 90000),
+        )
+        for _ in range(rng.randint(5, 20))
+    )
+
+
+def _json_payload(rng: random.Random) -> str:
+    items = ", ".join(
+        f'{{"sku": "SKU-{rng.randint(10000, 99999)}", "qty": {rng.randint(1, 9)}, '
+        f'"price": {rng.random() * 500:.2f}}}'
+        for _ in range(rng.randint(3, 12))
+    )
+    customer = f"C{rng.randint(1, 10**8):08d}"
+    return f'{{"tool": "create_order", "input": {{"customer_id": "{customer}", "items": [{items}]}}}}\n'
+
+
+def _table(rng: random.Random) -> str:
+    rows = "".join(
+        f"| {rng.choice(_WORDS)} | {rng.randint(1, 999)} | {rng.random() * 100:.1f}% "
+        f"| 2024-0{rng.randint(1, 9)}-1{rng.randint(0, 9)} |\n"
+        for _ in range(rng.randint(4, 15))
+    )
+    return "| item | count | share | date |\n|---|---|---|---|\n" + rows + "\n"
+
+
+def _load_corpus_texts() -> dict[str, list[str]]:
+    texts: dict[str, list[str]] = {"allow": [], "redact": [], "block": []}
+    for path in sorted(CORPUS_DIR.glob("*.txt")):
+        decision, lines = "", list[str]()
+        for line in [*path.read_text(encoding="utf-8").splitlines(), "=== decision=end"]:
+            if line.startswith("=== "):
+                if decision in texts:
+                    texts[decision].append("\n".join(lines).strip() + "\n\n")
+                decision = next((t.split("=", 1)[1] for t in line.split() if t.startswith("decision=")), "")
+                lines = []
+            else:
+                lines.append(line)
+    return texts
+
+
+def build_requests(
+    total_bytes: int, seed: int, *, pii_rate: float = 0.08, marking_rate: float = 0.03
+) -> list[str]:
+    """Requests of about REQUEST_CHARS characters.
+
+    Every request mixes prose, code, logs, JSON and tables with allow-case corpus documents (near-misses
+    included); ``pii_rate`` of the requests also carry one PII document and ``marking_rate`` one marked
+    (classified, CUI or export-controlled) document.
+    """
+    rng = random.Random(seed)
+    corpus = _load_corpus_texts()
+    parts: tuple[Callable[[random.Random], str], ...] = (_prose,) * 6 + (_logs, _json_payload, _table)
+    requests: list[str] = []
+    size = 0
+    while size < total_bytes:
+        pieces: list[str] = []
+        if rng.random() < marking_rate:
+            pieces.append(rng.choice(corpus["block"]))
+        if rng.random() < pii_rate:
+            pieces.append(rng.choice(corpus["redact"]))
+        length = sum(len(p) for p in pieces)
+        while length < REQUEST_CHARS:
+            roll = rng.random()
+            if roll < 0.12:
+                piece = rng.choice(corpus["allow"])
+            elif roll < 0.20:
+                piece = _CODE
+            else:
+                piece = rng.choice(parts)(rng)
+            pieces.append(piece)
+            length += len(piece)
+        rng.shuffle(pieces)
+        request = "".join(pieces)
+        if len(request) > REQUEST_CHARS:  # cut at a line end so no marked or PII piece is cut in half
+            cut = request.rfind("\n", 0, REQUEST_CHARS)
+            request = request[: cut + 1 if cut > REQUEST_CHARS // 2 else REQUEST_CHARS]
+        requests.append(request)
+        size += len(request.encode("utf-8"))
+    return requests
+
+
+def _time_each(fn: Callable[[str], object], texts: list[str]) -> list[float]:
+    timings = []
+    clock = time.perf_counter
+    for text in texts:
+        start = clock()
+        fn(text)
+        timings.append(clock() - start)
+    return timings
+
+
+def _peak_memory(fn: Callable[[str], object], text: str) -> int:
+    gc.collect()
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    fn(text)
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    return peak
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--mb", type=float, default=20.0, help="size of the mixed corpus in MB (default 20)")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+
+    policy = load_default_policy()
+    model_id = "us.anthropic.claude-sonnet-4-20250514-v1:0"
+
+    def engine(text: str) -> object:
+        return classify_segments(
+            [Segment(location="messages[0].content[0].text", text=text)], policy, model_id
+        )
+
+    def baseline_literal(text: str) -> object:
+        return sum(1 for _ in BASELINE_LITERAL_RE.finditer(text))
+
+    def baseline_shapes(text: str) -> object:
+        return sum(1 for _ in BASELINE_SHAPES_RE.finditer(text))
+
+    requests = build_requests(int(args.mb * 1_000_000), args.seed)
+    dense = build_requests(int(args.mb * 1_000_000) // 4, args.seed + 1, pii_rate=1.0, marking_rate=1.0)
+    benign = build_requests(16_000_000, args.seed + 2, pii_rate=0.0, marking_rate=0.0)
+    total = sum(len(r.encode("utf-8")) for r in requests)
+    decisions: dict[str, int] = {}
+    for text in requests:
+        decision = classify_segments([Segment(location="x", text=text)], policy, model_id).decision
+        decisions[decision] = decisions.get(decision, 0) + 1
+
+    print(f"python {platform.python_version()} on {platform.machine()}, one process, one core")
+    print(
+        f"workload: {len(requests)} requests, mean {statistics.mean(map(len, requests)):,.0f} chars, "
+        f"{total / 1e6:.1f} MB; decisions: {dict(sorted(decisions.items()))}"
+    )
+    print()
+    print(f"{'per request':40s} {'MB/s':>7s} {'p50 ms':>7s} {'p95 ms':>7s} {'p99 ms':>7s} {'max ms':>7s}")
+    rows = (
+        ("baseline: one literal regex pass", baseline_literal, requests),
+        ("baseline: one regex of marking/PII shapes", baseline_shapes, requests),
+        ("xpi classify_segments", engine, requests),
+        ("xpi classify_segments, dense workload*", engine, dense),
+    )
+    seconds: dict[str, float] = {}
+    for name, fn, texts in rows:
+        timings = _time_each(fn, texts)
+        seconds[name] = sum(timings)
+        size = sum(len(t.encode("utf-8")) for t in texts)
+        q = statistics.quantiles(timings, n=100)
+        print(
+            f"{name:40s} {size / sum(timings) / 1e6:7.1f} {statistics.median(timings) * 1e3:7.3f} "
+            f"{q[94] * 1e3:7.3f} {q[98] * 1e3:7.3f} {max(timings) * 1e3:7.3f}"
+        )
+    print("* dense: every request carries one marked and one PII corpus document")
+    engine_s = seconds["xpi classify_segments"]
+    print(
+        f"engine time / baseline time: {engine_s / seconds[rows[0][0]]:.1f}x the literal pass, "
+        f"{engine_s / seconds[rows[1][0]]:.1f}x the shapes regex"
+    )
+    print()
+    print("peak memory allocated while classifying one document (tracemalloc; the input itself excluded)")
+    for label, pool in (("benign", "".join(benign)), ("mixed", "".join(requests))):
+        for size in (1_000_000, 16_000_000):
+            document = (pool * (size // len(pool) + 1))[:size]
+            findings = len(engine(document).findings)  # type: ignore[attr-defined]
+            print(
+                f"  {label:6s} {size / 1e6:4.0f} MB document ({findings:5d} findings): "
+                f"engine {_peak_memory(engine, document) / 1e6:6.2f} MB, "
+                f"baseline {_peak_memory(baseline_shapes, document) / 1e6:6.2f} MB"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Shared test support: sample events, builders, in-memory fakes of xpi's Protocols, moto resources."""

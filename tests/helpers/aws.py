@@ -1,0 +1,160 @@
+"""xpi's GovCloud resources created in moto (call inside `mock_aws()`), named as a deployment names them.
+
+The lineage table, idempotency table, bus with the example subscriber rule and queue, state machine
+(the real ASL, with its substitutions), artifacts bucket and commercial credentials secret.
+"""
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from tests.helpers.events import REPO
+from xpi.models.workflow import WorkflowState
+
+REGION = "us-gov-west-1"
+STACK = "xpi-prod"
+ROLE_ARN = "arn:aws-us-gov:iam::123456789012:role/xpi-prod-InferenceStateMachineRole"
+API_KEY = "bedrock-api-key-EXAMPLE-0123456789abcdef"
+
+
+@dataclass
+class XpiResources:
+    lineage_table: str
+    idempotency_table: str
+    bus_name: str
+    subscriber_queue_url: str
+    state_machine_arn: str
+    bucket: str
+    secret_id: str
+
+    def environment(self) -> dict[str, str]:
+        """The functions' environment as template.yaml sets it (Globals and per-function)."""
+        return {
+            "LINEAGE_TABLE": self.lineage_table,
+            "IDEMPOTENCY_TABLE": self.idempotency_table,
+            "EVENT_BUS_NAME": self.bus_name,
+            "EVENT_SOURCE": "xpi.inference",
+            "STATE_MACHINE_ARN": self.state_machine_arn,
+            "ARTIFACTS_BUCKET": self.bucket,
+            "COMMERCIAL_CREDENTIALS_SECRET_ID": self.secret_id,
+            "COMMERCIAL_REGION": "us-east-1",
+            "LINEAGE_RETENTION_DAYS": "400",
+            "POLICY_PARAMETER_NAME": f"/xpi/{STACK}/policy",
+            "ROUTING_PARAMETER_NAME": f"/xpi/{STACK}/routing",
+        }
+
+    # ------------------------------------------------------------------ reading what the code did
+    def lineage_item(self, request_id: str) -> dict[str, Any] | None:
+        table = boto3.resource("dynamodb", region_name=REGION).Table(self.lineage_table)
+        item = table.get_item(Key={"request_id": request_id}).get("Item")
+        return dict(item) if item else None
+
+    def put_claim(self, state: WorkflowState) -> None:
+        """What the workflow's Claim step (a conditional PutItem) leaves before Record runs."""
+        table = boto3.resource("dynamodb", region_name=REGION).Table(self.lineage_table)
+        table.put_item(Item={"status": "ACCEPTED", **state.claim.model_dump()})
+
+    def subscriber_events(self) -> list[dict[str, Any]]:
+        """Every event delivered to the example subscriber queue so far (drained)."""
+        sqs = boto3.client("sqs", region_name=REGION)
+        events: list[dict[str, Any]] = []
+        while True:
+            messages = sqs.receive_message(
+                QueueUrl=self.subscriber_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not messages:
+                return events
+            for message in messages:
+                events.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.subscriber_queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def executions(self) -> dict[str, dict[str, Any]]:
+        """Execution name -> its input, for every execution started on the state machine."""
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        found = {}
+        for execution in sfn.list_executions(stateMachineArn=self.state_machine_arn)["executions"]:
+            described = sfn.describe_execution(executionArn=execution["executionArn"])
+            found[execution["name"]] = json.loads(described.get("input", "{}"))
+        return found
+
+
+def _definition(substitutions: Mapping[str, str]) -> str:
+    text = (REPO / "statemachines" / "inference.asl.json").read_text(encoding="utf-8")
+    for name, value in substitutions.items():
+        text = text.replace("${" + name + "}", value)
+    return text
+
+
+def create_xpi_resources() -> XpiResources:
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    lineage_table, idempotency_table = f"{STACK}-LineageTable", f"{STACK}-IdempotencyTable"
+    dynamodb.create_table(
+        TableName=lineage_table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "request_id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "request_id", "KeyType": "HASH"}],
+    )
+    dynamodb.create_table(
+        TableName=idempotency_table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    )
+
+    events = boto3.client("events", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    bus_name = f"{STACK}-xpi"
+    events.create_event_bus(Name=bus_name)
+    queue_url = sqs.create_queue(QueueName=f"{STACK}-SubscriberQueue")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(
+        Name="ResultsToSubscriberRule",
+        EventBusName=bus_name,
+        EventPattern=json.dumps({"source": ["xpi.inference"]}),
+        State="ENABLED",
+    )
+    events.put_targets(
+        Rule="ResultsToSubscriberRule", EventBusName=bus_name, Targets=[{"Id": "subscriber-queue", "Arn": queue_arn}]
+    )
+
+    function_arn = f"arn:aws-us-gov:lambda:{REGION}:123456789012:function:{STACK}-" + "{}"
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    definition = _definition(
+        {
+            "Partition": "aws-us-gov",
+            "ValidateFunctionArn": function_arn.format("ValidateFunction"),
+            "ClassifyFunctionArn": function_arn.format("ClassifyFunction"),
+            "RouteFunctionArn": function_arn.format("RouteFunction"),
+            "InvokeModelFunctionArn": function_arn.format("InvokeModelFunction"),
+            "RecordOutcomeFunctionArn": function_arn.format("RecordOutcomeFunction"),
+            "LineageTableName": lineage_table,
+            "EventBusName": bus_name,
+            "EventSource": "xpi.inference",
+        }
+    )
+    state_machine_arn = sfn.create_state_machine(
+        name=f"{STACK}-inference", definition=definition, roleArn=ROLE_ARN
+    )["stateMachineArn"]
+
+    bucket = f"{STACK}-artifactsbucket-1x2y3z4w5v6u"
+    boto3.client("s3", region_name=REGION).create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    secret_id = boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name=f"{STACK}-CommercialCredentialsSecret",
+        SecretString=json.dumps({"type": "api_key", "api_key": API_KEY}),
+    )["ARN"]
+    return XpiResources(
+        lineage_table=lineage_table,
+        idempotency_table=idempotency_table,
+        bus_name=bus_name,
+        subscriber_queue_url=queue_url,
+        state_machine_arn=state_machine_arn,
+        bucket=bucket,
+        secret_id=secret_id,
+    )

@@ -1,0 +1,236 @@
+"""The built-in detectors, category by category: what they catch, what they must not, and the spans."""
+
+from __future__ import annotations
+
+import pytest
+
+from xpi.domain.classification import detect
+from xpi.domain.classification.detectors import OVERLAP, WINDOW, scan
+
+
+def categories(text: str) -> set[str]:
+    return {d.category for d in detect(text)}
+
+
+def spans(text: str, category: str) -> list[str]:
+    return [text[d.start : d.end] for d in detect(text) if d.category == category]
+
+
+# --- positives: (text, category that must be reported) ------------------------------------------------
+POSITIVES = [
+    ("SECRET//NOFORN\nbody", "classified.banner"),
+    ("TOP SECRET//SI//NOFORN", "classified.banner"),
+    ("CONFIDENTIAL\n\nThe panel recommends award.", "classified.banner"),
+    ("  SECRET  \nAnnex C", "classified.banner"),
+    ("CLASSIFICATION: SECRET", "classified.banner"),
+    ("the header reads SECRET // REL TO USA, FVEY here", "classified.banner"),
+    ("SECRET/NOFORN", "classified.banner"),
+    ('{"doc": "TOP SECRET\\nDeployment order attached."}', "classified.banner"),
+    ("(S) The unit moves north.", "classified.portion"),
+    ("1. (C) The liaison officer will attend.", "classified.portion"),
+    ("a. (TS) Revised range estimate.", "classified.portion"),
+    ("text (S//NF) mid-line with controls", "classified.portion"),
+    ("(S/NF) Older single-slash style.", "classified.portion"),
+    ("SUBJECT: (S) Revised posture", "classified.portion"),
+    ("Translate: (C) The delegation arrives.", "classified.portion"),
+    ('"(S) The battalion crosses at 0600." Is this grammatical?', "classified.portion"),
+    ('{"text": "(S) The asset moves tonight."}', "classified.portion"),
+    ("Classified By: J. Smith\nDerived From: SCG 12\nDeclassify On: 20491231", "classified.authority_block"),
+    ("CUI\nbody", "cui.banner"),
+    ("CUI//NOFORN", "cui.banner"),
+    ("CUI//FEDCON", "cui.banner"),
+    ("CONTROLLED\nbudget material", "cui.banner"),
+    ("CONTROLLED UNCLASSIFIED INFORMATION\ncover sheet", "cui.banner"),
+    ("CUI//SP-PRVCY", "cui.specified"),
+    ("header CUI // SP-CTI", "cui.specified"),
+    ("(CUI//SP-CTI) Interface change.", "cui.specified"),
+    ("(CUI) The cost proposal exceeds the estimate.", "cui.portion"),
+    ("(CUI//REL TO USA, AUS) participant list", "cui.portion"),
+    ("CUI Category: OPSEC\nschedule", "cui.designation_indicator"),
+    ("Controlled by: DLA\nPOC: procurement office", "cui.designation_indicator"),
+    ("UNCLASSIFIED//FOR OFFICIAL USE ONLY", "cui.legacy"),
+    ("UNCLASSIFIED//FOUO", "cui.legacy"),
+    ("UNCLASSIFIED/FOUO", "cui.legacy"),
+    ("(U//FOUO) Gate schedule changes.", "cui.legacy"),
+    ("(U/FOUO) Gate schedule changes.", "cui.legacy"),
+    ("(U//LES) Surveillance continues.", "cui.legacy"),
+    ("FOUO\nphone tree", "cui.legacy"),
+    ("For Official Use Only\ndraft plan", "cui.legacy"),
+    ("SENSITIVE BUT UNCLASSIFIED", "cui.legacy"),
+    ("SBU NOFORN\nstatistics", "cui.legacy"),
+    ("LAW ENFORCEMENT SENSITIVE", "cui.legacy"),
+    ("This document contains technical data whose export is restricted by the Arms Export Control Act.",
+     "export.itar"),
+    ("This drawing contains ITAR-controlled technical data.", "export.itar"),
+    ("These specifications are controlled under the International Traffic in Arms Regulations.", "export.itar"),
+    ("The attached data is subject to 22 CFR 120-130.", "export.itar"),
+    ("ITAR CONTROLLED\nassembly instructions", "export.itar"),
+    ("This technology is subject to the EAR.", "export.ear"),
+    ("The information in this presentation is subject to the Export Administration Regulations.", "export.ear"),
+    ("The enclosed software is controlled under 15 CFR 774.", "export.ear"),
+    ("EXPORT CONTROLLED - EAR", "export.ear"),
+    ("ECCN: 3A001.b.4", "export.eccn"),
+    ("Export Control Classification Number (ECCN) 9E003.a.1", "export.eccn"),
+    ("DISTRIBUTION STATEMENT D. Distribution authorized to the Department of Defense only.",
+     "export.distribution_statement"),
+    ("DISTRIBUTION STATEMENT F. Further dissemination only as directed.", "export.distribution_statement"),
+    ("Distribution authorized to U.S. Government agencies only; test and evaluation.",
+     "export.distribution_statement"),
+    ("EXPORT CONTROLLED\nprocess spec", "export.banner"),
+    ("SSN: 219-45-8832", "pii.ssn"),
+    ("number 531 22 8471 on file", "pii.ssn"),
+    ("The applicant's SSN is 482019375.", "pii.ssn"),
+    ("card 4111 1111 1111 1111 charged", "pii.credit_card"),
+    ("Amex 3782 822463 10005", "pii.credit_card"),
+    ('"card": "5555555555554444"', "pii.credit_card"),
+    ("passport number 561234987", "pii.passport"),
+    ("Passport No.: A12345678", "pii.passport"),
+    ("DOB: 03/15/1985", "pii.dob"),
+    ("Date of birth: July 4, 1976", "pii.dob"),
+    ("born on 12 March 1990", "pii.dob"),
+    ('"dob": "1988-11-02"', "pii.dob"),
+    ("routing number 021000021", "pii.aba_routing"),
+    ("RTN: 071000013", "pii.aba_routing"),
+    ("DoD ID: 1502847731", "pii.edipi"),
+    ("EDIPI 1234567890", "pii.edipi"),
+    ("mail jane.doe@contoso.com today", "pii.email"),
+    ("<pat.kim@fabrikam.net>", "pii.email"),
+    ("call (202) 555-0173", "pii.phone"),
+    ("+1 312 555 0148", "pii.phone"),
+    ("1-800-555-0199", "pii.phone"),
+    ("571.555.0199", "pii.phone"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "category"), POSITIVES)
+def test_detects(text: str, category: str) -> None:
+    assert category in categories(text)
+
+
+# --- near-misses: nothing may be reported ---------------------------------------------------------------
+NEAR_MISSES = [
+    "the secret ingredient is cocoa",
+    "Confidential: this e-mail is intended only for the addressee.",
+    "CONFIDENTIALITY NOTICE: contents are privileged.",
+    "Upload the file(s) to the shared drive.",
+    "(c) 2024 Acme Corporation. All rights reserved.",
+    "(C) 2023 Acme Widgets, Inc.",
+    "Controlled Unclassified Information (CUI) is a government-wide program.",
+    "See Section (S) of the contract.",
+    "(A) mitochondria\n(B) nucleus\n(C) ribosome",
+    "Sizes:\n(S) Small\n(M) Medium\n(L) Large",
+    "(S)-ibuprofen is the active enantiomer.",
+    "Secure/Multipurpose Internet Mail Extensions (S/MIME) signs mail.",
+    "SECRET_KEY = settings.get('SECRET_KEY')",
+    "UNCLASSIFIED\n(U) The commissary extends its hours.\nUNCLASSIFIED",
+    "Levels:\n- PUBLIC\n- INTERNAL\n- CONFIDENTIAL",
+    "PUBLIC\nINTERNAL\nCONFIDENTIAL\nRESTRICTED",
+    "PRIVATE & CONFIDENTIAL",
+    "The candidate must obtain a SECRET clearance.",
+    "Active TS/SCI clearance required.",
+    "TypeScript (TS) compiles to JavaScript.",
+    "What is the difference between ITAR and EAR?",
+    "This document is a summary of the ITAR training.",
+    "I tabbed out the guitar file; this file contains the chords.",
+    "This report covers the inner ear.",
+    "ECCN: EAR99",
+    "This product is classified EAR99.",
+    "DISTRIBUTION STATEMENT A. Approved for public release; distribution is unlimited.",
+    "Distribution Statement C applies when release is limited.",
+    "Check your LES at the end of the month.",
+    "Each SBU reports quarterly results.",
+    "The legacy FOUO marking is no longer used.",
+    "This parking area is for official use only.",
+    "The valve is controlled by: the PLC.",
+    "Classified by: size and color.",
+    "Invalid on purpose: 000-12-3456, 666-45-1234, 912-34-5678, 123-00-4567, 123-45-0000.",
+    "Order 4111 1111 1111 1112 failed its checksum.",
+    "123-456-7890 is not a real number; neither is 555-0100.",
+    "lodash@4.17.21 and @types/node",
+    "logo@2x.png",
+    "git clone git@github.com:acme/infra.git",
+    "Server 192.168.100.200 and 10.20.30.40",
+    "ISBN 978-0-306-40615-7",
+    "UUID 550e8400-e29b-41d4-a716-446655440000",
+    "birthday party on 06/15/2024; she was born in 2016",
+    "Passport photos are 2 x 2 inches; renewal costs $130.",
+    "routing number 123456789 fails the checksum",
+    "ABA therapy offers 20 hours per week.",
+    "DoD ID card holders can use the gym.",
+    '{"classification_levels": ["UNCLASSIFIED", "CONFIDENTIAL", "SECRET", "TOP SECRET"]}',
+]
+
+
+@pytest.mark.parametrize("text", NEAR_MISSES)
+def test_near_miss_is_not_detected(text: str) -> None:
+    assert categories(text) == set()
+
+
+# --- spans -----------------------------------------------------------------------------------------------
+
+
+def test_banner_span_covers_level_and_controls() -> None:
+    text = "header\nTOP SECRET//SI//NOFORN\nbody"
+    assert spans(text, "classified.banner") == ["TOP SECRET//SI//NOFORN"]
+
+
+def test_portion_span_is_the_mark() -> None:
+    assert spans("2. (S//NF) The source reports.", "classified.portion") == ["(S//NF)"]
+
+
+def test_pii_spans_are_the_values_not_the_labels() -> None:
+    text = "SSN: 219-45-8832, DOB: 03/15/1985, routing number 021000021, mail a.b@example.com"
+    assert spans(text, "pii.ssn") == ["219-45-8832"]
+    assert spans(text, "pii.dob") == ["03/15/1985"]
+    assert spans(text, "pii.aba_routing") == ["021000021"]
+    assert spans(text, "pii.email") == ["a.b@example.com"]
+
+
+def test_phone_span_includes_country_code_and_parentheses() -> None:
+    assert spans("call +1 (202) 555-0173 now", "pii.phone") == ["+1 (202) 555-0173"]
+
+
+def test_overlapping_detections_of_one_category_merge() -> None:
+    # GIVEN an SSN found both by its shape and after its label
+    text = "social security number 531 22 8471"
+    # THEN one finding remains
+    assert spans(text, "pii.ssn") == ["531 22 8471"]
+
+
+def test_designation_indicator_block_is_one_finding() -> None:
+    text = "Controlled by: Army\nControlled by: G-1\nCUI Category: PRVCY\nPOC: Maj. Whitfield\n\nbody"
+    assert len([d for d in detect(text) if d.category == "cui.designation_indicator"]) == 1
+
+
+# --- windows: long texts ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("offset", [WINDOW - 8, WINDOW - 3, WINDOW, WINDOW + 5, 2 * WINDOW - 11])
+def test_detection_straddling_a_window_boundary_is_found_once(offset: int) -> None:
+    # GIVEN a long text with a marking and an SSN placed across a window boundary
+    filler = "lorem ipsum dolor sit amet " * (3 * WINDOW // 27)
+    text = filler[:offset] + "\nSECRET//NOFORN\n" + filler[offset:]
+    text = text[: offset + 40] + " SSN 219-45-8832 " + text[offset + 40 :]
+    # WHEN scanned
+    found = scan(text)
+    # THEN each is reported exactly once, at its real position
+    banners = [d for d in found if d.category == "classified.banner"]
+    ssns = [d for d in found if d.category == "pii.ssn"]
+    assert [text[d.start : d.end] for d in banners] == ["SECRET//NOFORN"]
+    assert [text[d.start : d.end] for d in ssns] == ["219-45-8832"]
+
+
+def test_label_context_reaches_across_a_window_boundary() -> None:
+    # GIVEN a labelled routing number whose label ends a window and whose value starts the next
+    text = "x" * (WINDOW - 20) + " routing number: " + "021000021" + " y" * 100
+    assert [text[d.start : d.end] for d in scan(text) if d.category == "pii.aba_routing"] == ["021000021"]
+
+
+def test_overlap_is_larger_than_any_context_a_detector_reads() -> None:
+    assert OVERLAP >= 1000  # notices look back 300 characters, designation blocks forward 400
+
+
+def test_non_ascii_text_keeps_offsets() -> None:
+    # GIVEN characters whose lower case changes length (U+0130) before a finding
+    text = "\u0130stanbul ofisi \u0130\u0130 - SSN: 219-45-8832"
+    assert spans(text, "pii.ssn") == ["219-45-8832"]

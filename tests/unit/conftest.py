@@ -1,0 +1,136 @@
+"""Unit-test isolation: Powertools' environment before any handler is imported, fake AWS credentials,
+fresh caches and metrics for every test, and no network beyond loopback.
+
+An accidental call to a real AWS endpoint fails with NetworkBlockedError instead of leaving the
+machine; moto's mocks answer inside the process and never open a socket.
+"""
+
+import ipaddress
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+# Read when observability.py creates Logger, Tracer and Metrics, i.e. at import: set before any test
+# module imports a handler. These are the template's Globals (plus tracing off, as outside Lambda).
+os.environ["POWERTOOLS_SERVICE_NAME"] = "xpi"
+os.environ["POWERTOOLS_METRICS_NAMESPACE"] = "XPI"
+os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
+
+# boto3 reads these when a client is created, which xpi does lazily; they are set per test (and
+# restored after it) so that nothing leaks into other suites collected in the same session.
+FAKE_AWS_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-gov-west-1",
+    "AWS_REGION": "us-gov-west-1",
+}
+# Anything that could point boto3 at a real account or endpoint.
+UNSET_AWS_ENVIRONMENT = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
+
+
+class NetworkBlockedError(RuntimeError):
+    """A unit test tried to reach a non-loopback address. Not an OSError, so no client retries it."""
+
+
+def _is_loopback_host(host: Any) -> bool:
+    if host in (None, "", "localhost", b"localhost"):
+        return True
+    text = host.decode() if isinstance(host, bytes) else str(host)
+    try:
+        return ipaddress.ip_address(text.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return text == "localhost" or text.endswith(".localhost")
+
+
+@pytest.fixture(autouse=True)
+def _block_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    real_getaddrinfo = socket.getaddrinfo
+
+    def allowed(sock: socket.socket, address: Any) -> bool:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return True  # Unix sockets and friends stay on this machine
+        return isinstance(address, tuple) and _is_loopback_host(address[0])
+
+    def connect(self: socket.socket, address: Any) -> None:
+        if not allowed(self, address):
+            raise NetworkBlockedError(f"unit tests may not connect to {address!r}")
+        real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        if not allowed(self, address):
+            raise NetworkBlockedError(f"unit tests may not connect to {address!r}")
+        return real_connect_ex(self, address)
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if not _is_loopback_host(host):
+            raise NetworkBlockedError(f"unit tests may not resolve {host!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.fixture(autouse=True)
+def _fake_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    for name, value in FAKE_AWS_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    for name in UNSET_AWS_ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    for name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:
+        monkeypatch.delenv(name)
+    empty = tmp_path_factory.getbasetemp() / "no-aws-config"
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+
+
+def _clear_caches() -> None:
+    """Every functools.cache that holds settings, adapters, boto3 clients or parsed configuration."""
+    from aws_lambda_powertools.utilities import parameters
+
+    import xpi.adapters.aws
+    import xpi.dependencies
+    import xpi.settings
+
+    xpi.settings.get_settings.cache_clear()
+    for module in (xpi.dependencies, xpi.adapters.aws):
+        for value in vars(module).values():
+            if callable(getattr(value, "cache_clear", None)) and getattr(value, "__module__", "") == module.__name__:
+                value.cache_clear()
+    invoke = sys.modules.get("xpi.handlers.invoke")
+    if invoke is not None:
+        invoke._invoke_once.cache_clear()
+    parameters.clear_caches()
+
+
+def _reset_metrics() -> None:
+    from aws_lambda_powertools.metrics.provider import cold_start
+
+    from xpi.observability import metrics
+
+    metrics.clear_metrics()
+    cold_start.reset_cold_start_flag()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts as a cold Lambda: no cached settings or adapters, no pending metrics, and none of
+    xpi's own environment variables unless the test sets them."""
+    from xpi.settings import Settings
+
+    for field in Settings.model_fields.values():
+        if field.alias:
+            monkeypatch.delenv(field.alias, raising=False)
+    monkeypatch.delenv("POWERTOOLS_IDEMPOTENCY_DISABLED", raising=False)
+    _clear_caches()
+    _reset_metrics()
+    yield
+    _clear_caches()
+    _reset_metrics()

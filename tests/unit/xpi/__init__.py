@@ -1,0 +1,1 @@
+"""Unit tests of the xpi Lambda package (classification has its own folder)."""

@@ -1,0 +1,151 @@
+"""From what a producer sent to an accepted request with its lineage claim, or a clear rejection."""
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.helpers.events import make_request, make_source, sample_request
+from xpi.domain.errors import RequestInvalid
+from xpi.domain.hashing import canonical_sha256
+from xpi.domain.intake import accept, parse_json_object, parse_request, usable_request_id
+from xpi.models.request import MAX_REQUEST_BYTES, InferenceRequest
+
+
+class TestParseJsonObject:
+    def test_a_json_object_as_text_or_bytes(self) -> None:
+        body = json.dumps(sample_request("plain-prompt"))
+
+        assert parse_json_object(body) == sample_request("plain-prompt")
+        assert parse_json_object(body.encode("utf-8")) == sample_request("plain-prompt")
+
+    def test_size_is_measured_in_utf8_bytes_not_characters(self) -> None:
+        # GIVEN fewer characters than the limit, but more bytes (é is two bytes)
+        body = json.dumps({"prompt": "é" * (MAX_REQUEST_BYTES // 2)}, ensure_ascii=False)
+        assert len(body) < MAX_REQUEST_BYTES < len(body.encode("utf-8"))
+
+        # WHEN / THEN
+        with pytest.raises(RequestInvalid, match=f"the limit is {MAX_REQUEST_BYTES}"):
+            parse_json_object(body)
+
+    def test_exactly_the_limit_is_accepted(self) -> None:
+        body = '{"p": "' + "a" * (MAX_REQUEST_BYTES - 9) + '"}'
+        assert len(body.encode()) == MAX_REQUEST_BYTES
+
+        assert parse_json_object(body)["p"].startswith("aaa")
+        with pytest.raises(RequestInvalid, match=f"request is {MAX_REQUEST_BYTES + 1} bytes"):
+            parse_json_object(body.replace('"p"', '"pp"'))
+
+    @pytest.mark.parametrize(
+        ("body", "expected"),
+        [
+            ('{"model": "default", "prompt": ', "request is not valid JSON"),
+            ("Hello from SQS!", "request is not valid JSON"),
+            (b"\xff\xfe\xfa{}", "request is not valid JSON"),
+            ("[1, 2]", "request must be a JSON object, not list"),
+            ('"text"', "request must be a JSON object, not str"),
+            ("null", "request must be a JSON object, not NoneType"),
+        ],
+    )
+    def test_what_is_not_a_json_object_is_invalid(self, body: str | bytes, expected: str) -> None:
+        with pytest.raises(RequestInvalid, match=expected) as caught:
+            parse_json_object(body)
+        assert caught.value.code == "RequestInvalid"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"request_id": "req-batch-0103"}, "req-batch-0103"),
+        ({"request_id": "has space"}, None),
+        ({"request_id": "x" * 81}, None),
+        ({"request_id": 42}, None),
+        ({"request_id": None}, None),
+        ({"model": "default"}, None),
+        ({}, None),
+        (None, None),
+    ],
+)
+def test_usable_request_id(raw: dict[str, Any] | None, expected: str | None) -> None:
+    assert usable_request_id(raw) == expected
+
+
+class TestParseRequest:
+    def test_fallback_id_is_used_when_the_request_has_none(self) -> None:
+        request = parse_request({"model": "default", "prompt": "a"}, fallback_id="5a7c2f8e-3d41-4b6a")
+
+        assert request.request_id == "5a7c2f8e-3d41-4b6a"
+
+    def test_the_clients_id_wins_over_the_fallback(self) -> None:
+        request = parse_request(sample_request("plain-prompt"), fallback_id="message-id")
+
+        assert request.request_id == "req-plain-0001"
+
+    def test_an_invalid_client_id_is_not_replaced_by_the_fallback(self) -> None:
+        with pytest.raises(RequestInvalid, match="request_id: String should match pattern"):
+            parse_request({"request_id": "bad id", "model": "default", "prompt": "a"}, fallback_id="ok-id")
+
+    def test_without_a_fallback_a_fresh_id_is_generated(self) -> None:
+        assert len(parse_request({"model": "default", "prompt": "a"}).request_id) == 36
+
+    def test_the_callers_mapping_is_not_modified(self) -> None:
+        raw = {"model": "default", "prompt": "a"}
+
+        parse_request(raw, fallback_id="fallback-1")
+
+        assert raw == {"model": "default", "prompt": "a"}
+
+    def test_problems_are_listed_one_per_field(self) -> None:
+        with pytest.raises(RequestInvalid) as caught:
+            parse_request({"prompt": "a", "temperature": 0.2})
+
+        assert caught.value.message == (
+            "request does not match schema v1: model: Field required; temperature: Extra inputs are not permitted"
+        )
+
+
+class TestAccept:
+    NOW = datetime(2025, 3, 12, 14, 5, 12, 7429, tzinfo=UTC)
+
+    def test_claim_fields(self) -> None:
+        # GIVEN
+        request = InferenceRequest.model_validate(sample_request("pii-redact"))
+        source = make_source()
+
+        # WHEN
+        state = accept(request, source, now=self.NOW, retention_days=400)
+
+        # THEN
+        claim = state.claim
+        assert claim.request_id == "req-pii-0003"
+        assert claim.created_at == "2025-03-12T14:05:12.007+00:00"
+        assert claim.day == "2025-03-12"
+        assert claim.caller_principal == source.principal
+        assert claim.source == "sqs"
+        assert claim.model_requested == "fast"  # as requested, before alias resolution
+        assert claim.request_sha256 == canonical_sha256(request.model_dump(mode="json"))
+        assert claim.expires_at == str(int((self.NOW + timedelta(days=400)).timestamp()))
+
+    def test_claim_fields_are_strings_for_the_asl_put_item(self) -> None:
+        state = accept(make_request(), make_source(), now=self.NOW, retention_days=1)
+
+        assert all(isinstance(value, str) for value in state.claim.model_dump().values())
+
+    def test_the_state_carries_request_source_and_first_timings(self) -> None:
+        request, source = make_request(), make_source()
+
+        state = accept(request, source, now=self.NOW, retention_days=30)
+
+        assert state.request == request
+        assert state.source == source
+        assert state.timings == {"received_at": source.received_at, "validated_at": self.NOW}
+        assert state.classification is None and state.route is None and state.response is None
+
+    def test_equal_requests_hash_equally_and_different_ones_do_not(self) -> None:
+        source = make_source()
+        one = accept(make_request(prompt="a"), source, now=self.NOW, retention_days=1).claim.request_sha256
+        same = accept(make_request(prompt="a"), source, now=self.NOW, retention_days=1).claim.request_sha256
+        other = accept(make_request(prompt="b"), source, now=self.NOW, retention_days=1).claim.request_sha256
+
+        assert one == same != other
