@@ -6,15 +6,17 @@ Protocol (or point the real adapter at moto).
 
 from functools import cache
 
-from aws_lambda_powertools.utilities.parameters import GetParameterError, get_parameter
-from botocore.exceptions import ClientError
-
 from xpi.adapters.bedrock import BedrockGateway, BotoBedrockGateway
+from xpi.adapters.comprehend import ComprehendPiiDetector
+from xpi.adapters.config_store import OptionalParameter
 from xpi.adapters.credentials import SecretsManagerCredentials
 from xpi.adapters.event_bus import EventBridgePublisher, EventPublisher
 from xpi.adapters.lineage_store import DynamoLineageStore, LineageStore
 from xpi.adapters.object_store import ObjectStore, S3ObjectStore
+from xpi.adapters.policy_store import PolicyStore
 from xpi.adapters.workflow import StepFunctionsStarter, WorkflowStarter
+from xpi.domain.classification import Detector
+from xpi.domain.policy import ComprehendSettings, Policy, load_default_policy
 from xpi.domain.routing import RoutingConfig, load_default_routing
 from xpi.settings import get_settings
 
@@ -49,22 +51,45 @@ def bedrock_gateway() -> BedrockGateway:
     return BotoBedrockGateway(credentials, timeout_s=settings.bedrock_timeout_s)
 
 
-def routing_config() -> RoutingConfig:
-    """The routing configuration: from SSM when a parameter is configured (cached by Powertools for
-    CONFIG_MAX_AGE_S, so a change takes effect without a deploy), else the shipped default."""
+@cache
+def _routing_parameter() -> OptionalParameter:
     settings = get_settings()
-    if not settings.routing_parameter_name:
-        return load_default_routing()
-    try:
-        raw = get_parameter(settings.routing_parameter_name, max_age=settings.config_max_age_s)
-    except GetParameterError as exc:  # the template always names the parameter; absent means the default
-        cause = exc.__context__
-        if isinstance(cause, ClientError) and cause.response["Error"]["Code"] == "ParameterNotFound":
-            return load_default_routing()
-        raise
-    return _parse_routing(str(raw))
+    return OptionalParameter(settings.routing_parameter_name, settings.config_max_age_s)
+
+
+def routing_config() -> RoutingConfig:
+    """The routing configuration: the SSM parameter when it exists, else the shipped default."""
+    raw = _routing_parameter().get()
+    return load_default_routing() if raw is None else _parse_routing(raw)
 
 
 @cache
 def _parse_routing(raw: str) -> RoutingConfig:
     return RoutingConfig.model_validate_json(raw)
+
+
+@cache
+def _policy_store() -> PolicyStore:
+    settings = get_settings()
+    parameter = OptionalParameter(settings.policy_parameter_name, settings.config_max_age_s)
+    default_text = load_default_policy().model_dump_json()
+    return PolicyStore(
+        parameter.name or None,
+        max_age_seconds=settings.config_max_age_s,
+        fetch=lambda _name, _max_age: parameter.get() or default_text,
+    )
+
+
+def classification_policy() -> Policy:
+    """The classification policy in force (SSM parameter when it exists, else the shipped default)."""
+    return _policy_store().get()
+
+
+def extra_detectors(policy: Policy) -> tuple[Detector, ...]:
+    """Amazon Comprehend DetectPiiEntities as an additional detector, when the policy asks for it."""
+    return (_comprehend_detector(policy.comprehend),) if policy.comprehend.enabled else ()
+
+
+@cache
+def _comprehend_detector(settings: ComprehendSettings) -> Detector:
+    return ComprehendPiiDetector(settings)

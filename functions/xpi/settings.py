@@ -37,6 +37,12 @@ class Settings(BaseModel):
     policy_parameter_name: str = Field("", alias="POLICY_PARAMETER_NAME")
     routing_parameter_name: str = Field("", alias="ROUTING_PARAMETER_NAME")
 
+    @property
+    def bedrock_endpoint(self) -> str:
+        """The Bedrock Runtime endpoint actually called (recorded in lineage): the override, else the
+        public endpoint of the commercial region."""
+        return self.commercial_bedrock_endpoint or f"https://bedrock-runtime.{self.commercial_region}.amazonaws.com"
+
     def require(self, field: str) -> str:
         value = getattr(self, field)
         if not value:

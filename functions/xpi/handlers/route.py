@@ -24,7 +24,7 @@ def handler(event: WorkflowState, context: LambdaContext) -> dict[str, Any]:
         event.source.principal,
         dependencies.routing_config(),
         region=settings.commercial_region,
-        endpoint=settings.commercial_bedrock_endpoint,
+        endpoint=settings.bedrock_endpoint,
     )
     event.timings["routed_at"] = datetime.now(UTC)
     return event.model_dump(mode="json", exclude_none=True)

@@ -63,12 +63,12 @@ class _Window:
 
     def find(self, needle: str) -> Iterator[int]:
         """Positions of ``needle`` (case-sensitive) starting in the window's own range."""
-        return _find_all(self.text, needle, self.lo, self.hi)
+        return _find_all(self.text, needle, self.lo, self.hi + len(needle) - 1)
 
     def find_low(self, needle: str) -> Iterator[int]:
         """Positions (in ``text``) of lower-case ``needle`` in the lower-cased text, in the own range."""
         base = self.base
-        for rel in _find_all(self.low, needle, self.lo - base, self.hi - base):
+        for rel in _find_all(self.low, needle, self.lo - base, self.hi - base + len(needle) - 1):
             yield rel + base
 
     def low_iter(self, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:

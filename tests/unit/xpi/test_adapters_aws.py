@@ -1,0 +1,328 @@
+"""The GovCloud adapters against moto: lineage conditions, events on the bus, workflow starts, outputs,
+and the commercial credentials secret."""
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+from pydantic import BaseModel
+
+from tests.helpers.aws import REGION, XpiResources, create_xpi_resources
+from tests.helpers.events import make_source, sample_request
+from xpi.adapters import aws as aws_clients
+from xpi.adapters.credentials import ApiKey, IamKeys, SecretsManagerCredentials
+from xpi.adapters.event_bus import EventBridgePublisher, EventPublishError
+from xpi.adapters.lineage_store import DynamoLineageStore
+from xpi.adapters.object_store import S3ObjectStore
+from xpi.adapters.workflow import StepFunctionsStarter
+from xpi.domain.errors import CredentialsUnavailable
+from xpi.models.events import EventCaller, EventModel, ResultDetail
+from xpi.models.workflow import WorkflowInput
+
+FIRST_SEEN = {"created_at": "2025-03-12T14:05:12.007+00:00", "day": "2025-03-12", "expires_at": 1776348312}
+
+
+@pytest.fixture
+def stack() -> Iterator[XpiResources]:
+    with mock_aws():
+        yield create_xpi_resources()
+
+
+class TestDynamoLineageStore:
+    def claim(self, stack: XpiResources, request_id: str, status: str = "ACCEPTED") -> None:
+        table = boto3.resource("dynamodb", region_name=REGION).Table(stack.lineage_table)
+        table.put_item(
+            Item={"request_id": request_id, "status": status, "created_at": "2025-03-12T14:00:00.000+00:00"}
+        )
+
+    def test_a_new_item_is_written_with_its_first_seen_fields(self, stack: XpiResources) -> None:
+        store = DynamoLineageStore(stack.lineage_table)
+
+        written = store.finalize("req-1", {"status": "FAILED", "error": {"code": "RequestInvalid"}}, FIRST_SEEN)
+
+        assert written is True
+        assert stack.lineage_item("req-1") == {
+            "request_id": "req-1",
+            "status": "FAILED",
+            "error": {"code": "RequestInvalid"},
+            "created_at": FIRST_SEEN["created_at"],
+            "day": "2025-03-12",
+            "expires_at": FIRST_SEEN["expires_at"],
+        }
+
+    def test_an_accepted_claim_becomes_final_and_keeps_its_created_at(self, stack: XpiResources) -> None:
+        # GIVEN the claim the workflow wrote
+        self.claim(stack, "req-2")
+        store = DynamoLineageStore(stack.lineage_table)
+
+        # WHEN
+        written = store.finalize("req-2", {"status": "COMPLETED", "response_bytes": 244}, FIRST_SEEN)
+
+        # THEN
+        assert written is True
+        item = stack.lineage_item("req-2")
+        assert item is not None
+        assert item["status"] == "COMPLETED"
+        assert item["response_bytes"] == 244
+        assert item["created_at"] == "2025-03-12T14:00:00.000+00:00"  # the claim's, not first_seen's
+        assert item["expires_at"] == FIRST_SEEN["expires_at"]  # absent from the claim: filled in
+
+    @pytest.mark.parametrize("final", ["COMPLETED", "FAILED", "BLOCKED"])
+    def test_a_final_item_is_never_rewritten(self, stack: XpiResources, final: str) -> None:
+        self.claim(stack, "req-3", status=final)
+        store = DynamoLineageStore(stack.lineage_table)
+
+        written = store.finalize("req-3", {"status": "FAILED", "note": "late"}, FIRST_SEEN)
+
+        assert written is False
+        item = stack.lineage_item("req-3")
+        assert item is not None and item["status"] == final and "note" not in item
+
+    def test_only_if_new_writes_a_missing_item(self, stack: XpiResources) -> None:
+        store = DynamoLineageStore(stack.lineage_table)
+
+        assert store.finalize("req-4", {"status": "FAILED"}, FIRST_SEEN, only_if_new=True) is True
+        assert store.get("req-4") is not None
+
+    def test_only_if_new_leaves_an_accepted_claim_alone(self, stack: XpiResources) -> None:
+        self.claim(stack, "req-5")
+        store = DynamoLineageStore(stack.lineage_table)
+
+        assert store.finalize("req-5", {"status": "FAILED"}, FIRST_SEEN, only_if_new=True) is False
+        item = store.get("req-5")
+        assert item is not None and item["status"] == "ACCEPTED"
+
+    def test_get_of_a_missing_item_is_none(self, stack: XpiResources) -> None:
+        assert DynamoLineageStore(stack.lineage_table).get("nope") is None
+
+    def test_other_errors_are_raised(self, stack: XpiResources) -> None:
+        store = DynamoLineageStore("no-such-table")
+
+        with pytest.raises(Exception, match="ResourceNotFoundException"):
+            store.finalize("req-6", {"status": "FAILED"}, FIRST_SEEN)
+
+
+def result_detail(request_id: str = "req-ev-1") -> ResultDetail:
+    now = datetime(2025, 3, 12, 14, 7, 5, tzinfo=UTC)
+    return ResultDetail(
+        request_id=request_id,
+        status="FAILED",
+        source="sqs",
+        caller=EventCaller(principal="AROAQXZEXAMPLEROLEID1:claims-intake"),
+        model=EventModel(requested="default"),
+        timings={"completed_at": now},
+        lineage_key=request_id,
+    )
+
+
+class TestEventBridgePublisher:
+    def test_the_event_reaches_a_subscriber_rule(self, stack: XpiResources) -> None:
+        # GIVEN the example subscriber: a rule on source xpi.inference -> SQS
+        publisher = EventBridgePublisher(stack.bus_name, "xpi.inference")
+
+        # WHEN
+        publisher.publish("Inference Failed", result_detail())
+
+        # THEN
+        [event] = stack.subscriber_events()
+        assert event["source"] == "xpi.inference"
+        assert event["detail-type"] == "Inference Failed"
+        assert event["region"] == REGION
+        assert event["detail"]["request_id"] == "req-ev-1"
+        assert event["detail"]["timings"] == {"completed_at": "2025-03-12T14:07:05Z"}
+        assert "output" not in event["detail"]  # None fields are left out, not sent as null
+
+    def test_another_source_does_not_match_the_rule(self, stack: XpiResources) -> None:
+        EventBridgePublisher(stack.bus_name, "someone.else").publish("Inference Failed", result_detail())
+
+        assert stack.subscriber_events() == []
+
+    def test_a_refused_entry_raises(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        # GIVEN EventBridge answers 200 with the entry refused (it does not raise by itself)
+        client = boto3.client("events", region_name=REGION)
+        stubber = Stubber(client)
+        stubber.add_response(
+            "put_events",
+            {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}]},
+        )
+        monkeypatch.setattr(aws_clients, "events", lambda: client)
+
+        # WHEN / THEN
+        with stubber, pytest.raises(EventPublishError, match="InternalFailure try again"):
+            EventBridgePublisher("xpi-prod-xpi", "xpi.inference").publish("Inference Failed", result_detail())
+
+
+class TestStepFunctionsStarter:
+    def workflow_input(self, reference: str) -> WorkflowInput:
+        return WorkflowInput(request=sample_request("plain-prompt"), source=make_source(reference=reference))
+
+    def test_start_names_the_execution_by_request_id(self, stack: XpiResources) -> None:
+        starter = StepFunctionsStarter(stack.state_machine_arn)
+
+        assert starter.start("req-plain-0001", self.workflow_input("m-1")) is True
+
+        executions = stack.executions()
+        assert list(executions) == ["req-plain-0001"]
+        assert executions["req-plain-0001"]["source"]["reference"] == "m-1"
+        assert "execution" not in executions["req-plain-0001"]  # None is left out; the ASL injects it
+
+    def test_a_duplicate_name_is_reported_not_raised(self, stack: XpiResources) -> None:
+        # GIVEN an execution for the request id, started from another message
+        starter = StepFunctionsStarter(stack.state_machine_arn)
+        starter.start("req-plain-0001", self.workflow_input("m-1"))
+
+        # WHEN the same request id arrives again
+        started = starter.start("req-plain-0001", self.workflow_input("m-2"))
+
+        # THEN
+        assert started is False
+        assert stack.executions()["req-plain-0001"]["source"]["reference"] == "m-1"
+
+    def test_other_errors_are_raised(self, stack: XpiResources) -> None:
+        missing = stack.state_machine_arn.replace("xpi-prod-inference", "missing")
+
+        with pytest.raises(Exception, match="StateMachineDoesNotExist"):
+            StepFunctionsStarter(missing).start("req-x", self.workflow_input("m-1"))
+
+
+class TestS3ObjectStore:
+    def test_put_returns_the_s3_uri_and_stores_encrypted(self, stack: XpiResources) -> None:
+        uri = S3ObjectStore(stack.bucket).put("outputs/req-1.txt", "é".encode(), "text/plain; charset=utf-8")
+
+        assert uri == f"s3://{stack.bucket}/outputs/req-1.txt"
+        stored = boto3.client("s3", region_name=REGION).get_object(Bucket=stack.bucket, Key="outputs/req-1.txt")
+        assert stored["Body"].read() == "é".encode()
+        assert stored["ContentType"] == "text/plain; charset=utf-8"
+        assert stored["ServerSideEncryption"] == "aws:kms"
+
+
+IAM_SECRET = {
+    "type": "iam",
+    "aws_access_key_id": "AKIAIOSFODNN7EXAMPLE",
+    "aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+}
+
+
+class TestSecretsManagerCredentials:
+    @pytest.fixture
+    def secrets(self) -> Iterator[Any]:
+        with mock_aws():
+            yield boto3.client("secretsmanager", region_name=REGION)
+
+    def create(self, secrets: Any, value: dict[str, Any] | str, name: str = "xpi-prod-commercial") -> tuple[str, str]:
+        secret_string = value if isinstance(value, str) else json.dumps(value)
+        created = secrets.create_secret(Name=name, SecretString=secret_string)
+        return created["ARN"], created["VersionId"]
+
+    def test_iam_keys_and_their_version_id(self, secrets: Any) -> None:
+        arn, version = self.create(secrets, IAM_SECRET)
+
+        credentials = SecretsManagerCredentials(arn, max_age_s=300).get()
+
+        assert credentials.version_id == version
+        assert isinstance(credentials.secret, IamKeys)
+        assert credentials.secret.aws_access_key_id == "AKIAIOSFODNN7EXAMPLE"
+        assert credentials.secret.aws_secret_access_key.get_secret_value() == IAM_SECRET["aws_secret_access_key"]
+        assert credentials.secret.aws_session_token is None
+
+    def test_an_api_key(self, secrets: Any) -> None:
+        arn, _ = self.create(secrets, {"type": "api_key", "api_key": "bedrock-api-key-EXAMPLE"})
+
+        credentials = SecretsManagerCredentials(arn, max_age_s=300).get()
+
+        assert isinstance(credentials.secret, ApiKey)
+        assert credentials.secret.api_key.get_secret_value() == "bedrock-api-key-EXAMPLE"
+
+    def test_the_cache_is_honoured_and_refresh_rereads(self, secrets: Any) -> None:
+        # GIVEN credentials read once
+        arn, first_version = self.create(secrets, IAM_SECRET)
+        source = SecretsManagerCredentials(arn, max_age_s=300)
+        assert source.get().version_id == first_version
+
+        # WHEN an operator puts rotated keys
+        rotated = {**IAM_SECRET, "aws_secret_access_key": "rotatedSecretKeyEXAMPLE0000000000000000"}
+        second_version = secrets.put_secret_value(SecretId=arn, SecretString=json.dumps(rotated))["VersionId"]
+        assert second_version != first_version
+
+        # THEN the cached value is served until a refresh is asked for
+        assert source.get().version_id == first_version
+        refreshed = source.get(refresh=True)
+        assert refreshed.version_id == second_version
+        assert isinstance(refreshed.secret, IamKeys)
+        assert refreshed.secret.aws_secret_access_key.get_secret_value() == rotated["aws_secret_access_key"]
+        # AND the refreshed value is what the cache serves from then on
+        assert source.get().version_id == second_version
+
+    def test_a_zero_max_age_reads_every_time(self, secrets: Any) -> None:
+        arn, first_version = self.create(secrets, IAM_SECRET)
+        source = SecretsManagerCredentials(arn, max_age_s=0)
+        source.get()
+
+        second_version = secrets.put_secret_value(SecretId=arn, SecretString=json.dumps(IAM_SECRET))["VersionId"]
+
+        assert source.get().version_id == second_version != first_version
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            {"type": "api_key"},
+            {"type": "oauth", "token": "x"},
+            {"aws_access_key_id": "AKIAIOSFODNN7EXAMPLE"},
+            "not json at all",
+            "",
+        ],
+    )
+    def test_an_unknown_shape_is_unavailable_and_names_only_the_version(
+        self, secrets: Any, value: dict[str, Any] | str
+    ) -> None:
+        arn, version = self.create(secrets, value or " ")
+
+        with pytest.raises(CredentialsUnavailable) as caught:
+            SecretsManagerCredentials(arn, max_age_s=300).get()
+
+        assert version in caught.value.message
+        assert "AKIAIOSFODNN7EXAMPLE" not in caught.value.message
+        assert caught.value.code == "CredentialsUnavailable"
+
+    def test_a_missing_secret_is_unavailable(self, secrets: Any) -> None:
+        with pytest.raises(CredentialsUnavailable, match="cannot read the commercial credentials secret"):
+            SecretsManagerCredentials("xpi-prod-missing", max_age_s=300).get()
+
+    @pytest.mark.parametrize(
+        ("value", "secret_text"),
+        [
+            ({**IAM_SECRET, "aws_session_token": "FwoGZXIvYXdzEXAMPLETOKEN"}, "wJalrXUtnFEMI"),
+            ({**IAM_SECRET, "aws_session_token": "FwoGZXIvYXdzEXAMPLETOKEN"}, "FwoGZXIvYXdzEXAMPLETOKEN"),
+            ({"type": "api_key", "api_key": "bedrock-api-key-EXAMPLE"}, "bedrock-api-key-EXAMPLE"),
+        ],
+    )
+    def test_the_secret_never_appears_in_repr_str_or_dumps(
+        self, secrets: Any, value: dict[str, Any], secret_text: str
+    ) -> None:
+        arn, _ = self.create(secrets, value)
+
+        credentials = SecretsManagerCredentials(arn, max_age_s=300).get()
+
+        for rendered in (
+            repr(credentials),
+            str(credentials),
+            repr(credentials.secret),
+            str(credentials.secret),
+            credentials.model_dump_json(),
+            json.dumps(credentials.model_dump(mode="json")),
+            f"{credentials}",
+        ):
+            assert secret_text not in rendered
+
+
+def test_a_pydantic_model_of_a_secret_is_what_the_adapter_exposes() -> None:
+    # A guard on the premise of the test above: SecretStr, not str, holds the secret parts.
+    for model in (IamKeys, ApiKey):
+        assert issubclass(model, BaseModel)
+    assert IamKeys.model_fields["aws_secret_access_key"].annotation.__name__ == "SecretStr"  # type: ignore[union-attr]
+    assert ApiKey.model_fields["api_key"].annotation.__name__ == "SecretStr"  # type: ignore[union-attr]

@@ -1,0 +1,320 @@
+"""BotoBedrockGateway: requests in Bedrock's shape, answers and errors in the workflow's vocabulary.
+
+Real bedrock-runtime clients are built by the gateway as in production; botocore's Stubber answers
+them before anything is signed or sent.
+"""
+
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ReadTimeoutError
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
+
+from tests.helpers.events import sample_request
+from tests.helpers.fakes import FakeCredentials
+from xpi.adapters import bedrock as bedrock_module
+from xpi.adapters.bedrock import BotoBedrockGateway
+from xpi.domain.errors import (
+    BedrockRejected,
+    BedrockThrottled,
+    BedrockUnavailable,
+    CredentialsRejected,
+    CredentialsUnavailable,
+)
+from xpi.models.request import InferenceRequest
+from xpi.models.workflow import Route
+
+ROUTE = Route(model_id="us.anthropic.claude-3-5-haiku-20241022-v1:0", region="us-east-1", endpoint="", api="converse")
+NATIVE_ROUTE = Route(
+    model_id="us.anthropic.claude-3-7-sonnet-20250219-v1:0", region="us-east-1", endpoint="", api="invoke_model"
+)
+
+Script = Callable[[Stubber], None]
+
+
+@dataclass
+class StubbedClients:
+    """Each bedrock-runtime client the gateway creates gets the next script of stubbed answers."""
+
+    scripts: list[Script] = field(default_factory=list)
+    created: list[dict[str, Any]] = field(default_factory=list)
+    stubbers: list[Stubber] = field(default_factory=list)
+
+    def session(self, botocore_session: Any) -> Any:
+        real = boto3.Session(botocore_session=botocore_session)
+
+        def client(service: str, **kwargs: Any) -> Any:
+            made = real.client(service, **kwargs)  # type: ignore[call-overload]
+            self.created.append(kwargs)
+            stubber = Stubber(made)
+            self.scripts.pop(0)(stubber)
+            stubber.activate()
+            self.stubbers.append(stubber)
+            return made
+
+        return SimpleNamespace(client=client)
+
+
+@pytest.fixture
+def clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[StubbedClients]:
+    stubbed = StubbedClients()
+    monkeypatch.setattr(bedrock_module, "boto3", SimpleNamespace(Session=stubbed.session))
+    yield stubbed
+    for stubber in stubbed.stubbers:
+        stubber.assert_no_pending_responses()
+
+
+def converse_response(text: str = "Agency staff approve each stage.") -> dict[str, Any]:
+    return {
+        "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": 118, "outputTokens": 52, "totalTokens": 170},
+        "metrics": {"latencyMs": 1184},
+    }
+
+
+def error(code: str, status: int = 400, method: str = "converse") -> Script:
+    return lambda stubber: stubber.add_client_error(
+        method, service_error_code=code, service_message=f"{code} from commercial Bedrock", http_status_code=status
+    )
+
+
+def answers(*steps: Script) -> Script:
+    def script(stubber: Stubber) -> None:
+        for step in steps:
+            step(stubber)
+
+    return script
+
+
+def ok(text: str = "Agency staff approve each stage.") -> Script:
+    return lambda stubber: stubber.add_response("converse", converse_response(text))
+
+
+def converse_request() -> InferenceRequest:
+    return InferenceRequest.model_validate(sample_request("converse-system"))
+
+
+class TestConverse:
+    def test_the_request_is_sent_in_converse_shape(self, clients: StubbedClients) -> None:
+        # GIVEN Bedrock expecting exactly these parameters
+        request = converse_request()
+        expected = {
+            "modelId": ROUTE.model_id,
+            "messages": request.converse_messages(),
+            "inferenceConfig": {"maxTokens": 300, "temperature": 0.3, "topP": 0.9, "stopSequences": ["</answer>"]},
+            "system": [{"text": request.system[0]}],
+        }
+        clients.scripts.append(lambda s: s.add_response("converse", converse_response(), expected_params=expected))
+
+        # WHEN
+        answer = BotoBedrockGateway(FakeCredentials(), timeout_s=60).answer(ROUTE, request)
+
+        # THEN
+        assert answer.text == "Agency staff approve each stage."
+        assert answer.stop_reason == "end_turn"
+        assert (answer.usage.input_tokens, answer.usage.output_tokens) == (118, 52)
+        assert answer.latency_ms == 1184
+        assert answer.credential_version == "v-1111"
+        assert answer.body is None
+
+    def test_optional_settings_are_left_out_when_unset(self, clients: StubbedClients) -> None:
+        request = InferenceRequest(request_id="r-1", model="default", prompt="Hello")
+        expected = {
+            "modelId": ROUTE.model_id,
+            "messages": [{"role": "user", "content": [{"text": "Hello"}]}],
+            "inferenceConfig": {"maxTokens": 1024},
+        }
+        clients.scripts.append(lambda s: s.add_response("converse", converse_response(), expected_params=expected))
+
+        BotoBedrockGateway(FakeCredentials(), timeout_s=60).answer(ROUTE, request)
+
+    def test_the_client_uses_the_route_and_the_commercial_keys(self, clients: StubbedClients) -> None:
+        clients.scripts.append(ok())
+        route = ROUTE.model_copy(update={"region": "us-west-2", "endpoint": "https://bedrock-runtime.vpce.example"})
+
+        BotoBedrockGateway(FakeCredentials(), timeout_s=45).answer(route, converse_request())
+
+        [created] = clients.created
+        assert created["region_name"] == "us-west-2"
+        assert created["endpoint_url"] == "https://bedrock-runtime.vpce.example"
+        assert created["aws_access_key_id"] == "AKIAEXAMPLE000000000"
+        assert created["config"].read_timeout == 45
+        assert created["config"].retries == {"mode": "standard", "total_max_attempts": 1}
+
+    def test_an_api_key_is_sent_as_a_bearer_token(self, clients: StubbedClients) -> None:
+        clients.scripts.append(ok())
+
+        answer = BotoBedrockGateway(FakeCredentials(kind="api_key"), timeout_s=60).answer(ROUTE, converse_request())
+
+        [created] = clients.created
+        assert created["config"].signature_version == "bearer"
+        assert "aws_access_key_id" not in created
+        assert answer.credential_version == "v-1111"
+
+    def test_one_client_is_reused_across_calls(self, clients: StubbedClients) -> None:
+        clients.scripts.append(answers(ok("one"), ok("two")))
+        gateway = BotoBedrockGateway(FakeCredentials(), timeout_s=60)
+
+        first = gateway.answer(ROUTE, converse_request())
+        second = gateway.answer(ROUTE, converse_request())
+
+        assert (first.text, second.text) == ("one", "two")
+        assert len(clients.created) == 1
+
+
+class TestInvokeModel:
+    def test_the_native_body_goes_as_is_and_tokens_come_from_headers(self, clients: StubbedClients) -> None:
+        # GIVEN
+        request = InferenceRequest.model_validate(sample_request("invoke-model-anthropic"))
+        answer_body = {
+            "id": "msg_bdrk_01",
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": "text", "text": "The system shall process 1,000 requests per second at peak."}],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 61, "output_tokens": 17},
+        }
+        raw = json.dumps(answer_body).encode()
+        expected = {
+            "modelId": NATIVE_ROUTE.model_id,
+            "body": json.dumps(request.body).encode("utf-8"),
+            "contentType": "application/json",
+            "accept": "application/json",
+        }
+        clients.scripts.append(
+            lambda s: s.add_response(
+                "invoke_model",
+                {
+                    "body": StreamingBody(io.BytesIO(raw), len(raw)),
+                    "contentType": "application/json",
+                    "ResponseMetadata": {
+                        "HTTPStatusCode": 200,
+                        "HTTPHeaders": {
+                            "x-amzn-bedrock-input-token-count": "61",
+                            "x-amzn-bedrock-output-token-count": "17",
+                        },
+                    },
+                },
+                expected_params=expected,
+            )
+        )
+
+        # WHEN
+        answer = BotoBedrockGateway(FakeCredentials(), timeout_s=60).answer(NATIVE_ROUTE, request)
+
+        # THEN
+        assert answer.body == answer_body
+        assert answer.text is None
+        assert answer.stop_reason == "end_turn"
+        assert (answer.usage.input_tokens, answer.usage.output_tokens) == (61, 17)
+
+    def test_errors_are_translated_for_invoke_model_too(self, clients: StubbedClients) -> None:
+        clients.scripts.append(error("ThrottlingException", 429, method="invoke_model"))
+        request = InferenceRequest.model_validate(sample_request("invoke-model-anthropic"))
+
+        with pytest.raises(BedrockThrottled):
+            BotoBedrockGateway(FakeCredentials(), timeout_s=60).answer(NATIVE_ROUTE, request)
+
+
+class TestErrorTranslation:
+    @pytest.mark.parametrize(
+        ("code", "status", "expected"),
+        [
+            ("ThrottlingException", 429, BedrockThrottled),
+            ("ServiceQuotaExceededException", 400, BedrockThrottled),
+            ("ModelTimeoutException", 408, BedrockUnavailable),
+            ("ServiceUnavailableException", 503, BedrockUnavailable),
+            ("InternalServerException", 500, BedrockUnavailable),
+            ("ModelNotReadyException", 429, BedrockUnavailable),
+            ("ValidationException", 400, BedrockRejected),
+            ("ResourceNotFoundException", 404, BedrockRejected),
+        ],
+    )
+    def test_bedrock_errors_become_workflow_errors(
+        self, clients: StubbedClients, code: str, status: int, expected: type[Exception]
+    ) -> None:
+        clients.scripts.append(error(code, status))
+        credentials = FakeCredentials()
+
+        with pytest.raises(expected) as caught:
+            BotoBedrockGateway(credentials, timeout_s=60).answer(ROUTE, converse_request())
+
+        # The class name is the workflow's error name (the ASL retries and catches on it)
+        assert type(caught.value).__name__ == expected.__name__
+        assert str(caught.value) == f"{code}: {code} from commercial Bedrock"
+        assert credentials.reads == [False]  # no credential refresh for these
+
+    def test_rejected_credentials_are_refreshed_once_then_reported(self, clients: StubbedClients) -> None:
+        # GIVEN Bedrock refuses the cached keys and the freshly read ones alike
+        clients.scripts += [error("UnrecognizedClientException", 403), error("UnrecognizedClientException", 403)]
+        credentials = FakeCredentials()
+
+        # WHEN / THEN
+        with pytest.raises(CredentialsRejected, match="UnrecognizedClientException"):
+            BotoBedrockGateway(credentials, timeout_s=60).answer(ROUTE, converse_request())
+        assert credentials.reads == [False, True]
+        assert [c["aws_access_key_id"] for c in clients.created] == ["AKIAEXAMPLE000000000", "AKIAEXAMPLE000000001"]
+
+    def test_rotated_credentials_succeed_after_one_refresh(self, clients: StubbedClients) -> None:
+        clients.scripts += [error("ExpiredTokenException", 403), ok()]
+        credentials = FakeCredentials()
+
+        answer = BotoBedrockGateway(credentials, timeout_s=60).answer(ROUTE, converse_request())
+
+        assert answer.credential_version == "v-2222"
+        assert credentials.reads == [False, True]
+
+    def test_a_refresh_that_finds_the_same_version_reuses_its_client(self, clients: StubbedClients) -> None:
+        clients.scripts.append(answers(error("InvalidSignatureException", 403), error("InvalidSignatureException", 403)))
+        credentials = FakeCredentials(versions=["only-version"])
+
+        with pytest.raises(CredentialsRejected):
+            BotoBedrockGateway(credentials, timeout_s=60).answer(ROUTE, converse_request())
+        assert len(clients.created) == 1
+
+    def test_access_denied_after_a_refresh_is_a_rejection_not_a_credentials_problem(
+        self, clients: StubbedClients
+    ) -> None:
+        # GIVEN valid keys without access to this model
+        clients.scripts += [error("AccessDeniedException", 403), error("AccessDeniedException", 403)]
+
+        with pytest.raises(BedrockRejected, match="AccessDeniedException"):
+            BotoBedrockGateway(FakeCredentials(), timeout_s=60).answer(ROUTE, converse_request())
+
+    def test_an_unreadable_secret_is_unavailable_and_bedrock_is_not_called(self, clients: StubbedClients) -> None:
+        class Unreadable:
+            def get(self, *, refresh: bool = False) -> Any:
+                raise CredentialsUnavailable("cannot read the commercial credentials secret: GetParameterError")
+
+        with pytest.raises(CredentialsUnavailable):
+            BotoBedrockGateway(Unreadable(), timeout_s=60).answer(ROUTE, converse_request())
+        assert clients.created == []
+
+    def test_no_error_message_carries_the_secret(self, clients: StubbedClients) -> None:
+        clients.scripts += [error("UnrecognizedClientException", 403), error("UnrecognizedClientException", 403)]
+
+        with pytest.raises(CredentialsRejected) as caught:
+            BotoBedrockGateway(FakeCredentials(), timeout_s=60).answer(ROUTE, converse_request())
+
+        assert "wJalrXUtnFEMI" not in str(caught.value)
+
+
+class TestTransportErrors:
+    class TimingOutClient:
+        def converse(self, **_: Any) -> Any:
+            raise ReadTimeoutError(endpoint_url="https://bedrock-runtime.us-east-1.amazonaws.com/model/x/converse")
+
+    def test_a_read_timeout_is_transient(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        gateway = BotoBedrockGateway(FakeCredentials(), timeout_s=60)
+        monkeypatch.setattr(gateway, "_client", lambda route, credentials: self.TimingOutClient())
+
+        with pytest.raises(BedrockUnavailable, match="ReadTimeoutError reaching commercial Bedrock"):
+            gateway.answer(ROUTE, converse_request())

@@ -1,0 +1,324 @@
+"""Services against in-memory fakes of the adapter Protocols: submission, recording, invocation."""
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.helpers.events import make_source, make_state, sample_request, state_from_event
+from tests.helpers.fakes import FakeBedrockGateway, FakeEventPublisher, FakeLineageStore, FakeObjectStore, FakeWorkflowStarter
+from xpi.domain.errors import BedrockThrottled, RequestInvalid
+from xpi.domain.hashing import sha256_text
+from xpi.domain.routing import estimate_cost, load_default_routing
+from xpi.models.events import INFERENCE_FAILED
+from xpi.models.workflow import Route, Usage, WorkflowInput, WorkflowState
+from xpi.services.invocation import invoke_model
+from xpi.services.recording import record_outcome
+from xpi.services.submission import Submitted, submit
+
+NOW = datetime(2025, 3, 12, 14, 5, 12, 7000, tzinfo=UTC)
+MESSAGE_ID = "5a7c2f8e-3d41-4b6a-9e0f-1c2d3e4f5a03"
+
+
+class Submission:
+    """One consumer's view: the same fakes across several deliveries."""
+
+    def __init__(self) -> None:
+        self.starter = FakeWorkflowStarter()
+        self.lineage = FakeLineageStore()
+        self.events = FakeEventPublisher()
+
+    def submit(self, body: str | dict[str, Any], message_id: str = MESSAGE_ID) -> Submitted:
+        text = body if isinstance(body, str) else json.dumps(body)
+        outcome, _ = submit(
+            text,
+            source=make_source(reference=message_id),
+            fallback_id=message_id,
+            starter=self.starter,
+            lineage=self.lineage,
+            events=self.events,
+            now=NOW,
+            retention_days=400,
+        )
+        return outcome
+
+
+MALFORMED = {"version": "1", "request_id": "req-batch-0103", "prompt": "Translate 'good morning'.", "max_token": 64}
+
+
+class TestSubmit:
+    def test_a_valid_request_starts_its_workflow_named_by_its_id(self) -> None:
+        # GIVEN
+        consumer = Submission()
+
+        # WHEN
+        outcome = consumer.submit(sample_request("converse-system"))
+
+        # THEN
+        assert outcome is Submitted.STARTED
+        assert list(consumer.starter.started) == ["req-converse-0002"]
+        started = consumer.starter.started["req-converse-0002"]
+        assert started.source == make_source(reference=MESSAGE_ID)
+        assert started.request["model"] == "us.anthropic.claude-3-5-haiku-20241022-v1:0"
+        assert consumer.lineage.calls == [] and consumer.events.published == []
+
+    def test_the_workflow_input_round_trips_through_json(self) -> None:
+        consumer = Submission()
+        consumer.submit(sample_request("pii-redact"))
+
+        started = consumer.starter.started["req-pii-0003"]
+
+        assert WorkflowInput.model_validate_json(started.model_dump_json(exclude_none=True)) == started
+
+    def test_a_request_without_an_id_is_named_by_its_message_id(self) -> None:
+        consumer = Submission()
+        body = sample_request("plain-prompt")
+        del body["request_id"]
+
+        consumer.submit(body, message_id="5a7c2f8e-3d41-4b6a-9e0f-1c2d3e4f5a09")
+
+        assert list(consumer.starter.started) == ["5a7c2f8e-3d41-4b6a-9e0f-1c2d3e4f5a09"]
+
+    def test_a_second_request_with_the_same_id_is_a_duplicate(self) -> None:
+        consumer = Submission()
+        consumer.submit(sample_request("plain-prompt"), message_id="m-1")
+
+        outcome = consumer.submit(sample_request("plain-prompt"), message_id="m-2")
+
+        assert outcome is Submitted.DUPLICATE
+        assert consumer.starter.started["req-plain-0001"].source.reference == "m-1"
+
+    def test_malformed_with_a_usable_id_is_answered_exactly_once(self) -> None:
+        # GIVEN
+        consumer = Submission()
+
+        # WHEN
+        with pytest.raises(RequestInvalid) as caught:
+            consumer.submit(MALFORMED)
+
+        # THEN the producer gets one Inference Failed event naming the problems
+        assert "model: Field required" in caught.value.message
+        assert [detail_type for detail_type, _ in consumer.events.published] == [INFERENCE_FAILED]
+        _, detail = consumer.events.published[0]
+        assert detail["request_id"] == "req-batch-0103"
+        assert detail["status"] == "FAILED"
+        assert detail["error"]["code"] == "RequestInvalid"
+        assert "max_token: Extra inputs are not permitted" in detail["error"]["message"]
+        assert detail["source_reference"] == MESSAGE_ID
+        assert detail["model"] == {"requested": ""}
+        # AND lineage is written only if nothing was there before
+        assert len(consumer.lineage.calls) == 1
+        call = consumer.lineage.calls[0]
+        assert call.request_id == "req-batch-0103"
+        assert call.only_if_new is True
+        assert call.attributes["status"] == "FAILED"
+        assert call.first_seen == {
+            "created_at": "2025-03-12T14:05:12.007+00:00",
+            "day": "2025-03-12",
+            "expires_at": int((NOW + timedelta(days=400)).timestamp()),
+        }
+        # AND no workflow starts
+        assert consumer.starter.started == {}
+
+    def test_redelivery_of_a_malformed_request_does_not_answer_twice(self) -> None:
+        consumer = Submission()
+        for _ in range(3):  # maxReceiveCount deliveries before the DLQ
+            with pytest.raises(RequestInvalid):
+                consumer.submit(MALFORMED)
+
+        assert len(consumer.events.published) == 1
+        assert consumer.lineage.items["req-batch-0103"]["status"] == "FAILED"
+
+    def test_a_malformed_request_never_overwrites_an_existing_lineage_item(self) -> None:
+        # GIVEN the id already belongs to an accepted request
+        consumer = Submission()
+        consumer.lineage.claim("req-batch-0103")
+
+        # WHEN a malformed message reuses it
+        with pytest.raises(RequestInvalid):
+            consumer.submit(MALFORMED)
+
+        # THEN the accepted request's lineage and result are left alone
+        assert consumer.lineage.items["req-batch-0103"]["status"] == "ACCEPTED"
+        assert consumer.events.published == []
+
+    @pytest.mark.parametrize(
+        "body",
+        ["Hello from SQS!", '{"request_id": "req-1", "model": ', "[]", json.dumps({"request_id": "bad id!"})],
+    )
+    def test_malformed_without_a_usable_id_is_not_answered(self, body: str) -> None:
+        consumer = Submission()
+
+        with pytest.raises(RequestInvalid):
+            consumer.submit(body)
+
+        assert consumer.lineage.calls == [] and consumer.events.published == []
+
+    def test_the_failure_event_echoes_model_and_string_reply_fields_only(self) -> None:
+        consumer = Submission()
+        body = {**MALFORMED, "model": "default", "reply": {"ticket": "INC-1", "count": 3, "nested": {"a": "b"}}}
+
+        with pytest.raises(RequestInvalid):
+            consumer.submit(body)
+
+        _, detail = consumer.events.published[0]
+        assert detail["model"] == {"requested": "default"}
+        assert detail["reply"] == {"ticket": "INC-1"}
+
+    def test_the_failure_event_never_carries_the_request_text(self) -> None:
+        consumer = Submission()
+        body = {**MALFORMED, "prompt": "Applicant SSN 123-45-6789"}
+
+        with pytest.raises(RequestInvalid):
+            consumer.submit(body)
+
+        assert "123-45-6789" not in json.dumps(consumer.events.published)
+        assert "123-45-6789" not in json.dumps([c.attributes for c in consumer.lineage.calls])
+
+
+class TestRecordOutcome:
+    RECORDED_AT = datetime(2025, 3, 12, 14, 7, 5, 402000, tzinfo=UTC)
+
+    def claimed(self, event: str) -> tuple[WorkflowState, FakeLineageStore]:
+        state = state_from_event(event)
+        lineage = FakeLineageStore()
+        lineage.claim(state.request.request_id, created_at=state.claim.created_at, day=state.claim.day)
+        return state, lineage
+
+    @pytest.mark.parametrize(
+        ("event", "detail_type", "status"),
+        [
+            ("record/state-completed.json", "Inference Completed", "COMPLETED"),
+            ("record/state-failed.json", "Inference Failed", "FAILED"),
+            ("record/state-blocked.json", "Inference Blocked", "BLOCKED"),
+        ],
+    )
+    def test_first_record_emits(self, event: str, detail_type: str, status: str) -> None:
+        state, lineage = self.claimed(event)
+
+        outcome = record_outcome(state, lineage, self.RECORDED_AT)
+
+        assert outcome.emit is True
+        assert outcome.detail_type == detail_type
+        assert outcome.detail["status"] == status
+        assert outcome.detail["request_id"] == state.request.request_id
+        assert lineage.items[state.request.request_id]["status"] == status
+
+    def test_emit_is_false_when_lineage_is_already_final(self) -> None:
+        # GIVEN a request already recorded once
+        state, lineage = self.claimed("record/state-completed.json")
+        record_outcome(state, lineage, self.RECORDED_AT)
+
+        # WHEN a late duplicate (a retried task, a second execution) records it again
+        again = record_outcome(state, lineage, self.RECORDED_AT + timedelta(seconds=3))
+
+        # THEN it does not emit a second result
+        assert again.emit is False
+        assert again.detail_type == "Inference Completed"
+
+    def test_the_claims_first_seen_fields_are_offered_for_a_missing_item(self) -> None:
+        state = state_from_event("record/state-failed.json")
+        lineage = FakeLineageStore()
+
+        record_outcome(state, lineage, self.RECORDED_AT)
+
+        call = lineage.calls[0]
+        assert call.only_if_new is False
+        assert call.first_seen == {
+            "created_at": state.claim.created_at,
+            "day": state.claim.day,
+            "expires_at": int(state.claim.expires_at),
+        }
+
+    def test_the_detail_is_json_ready_for_the_asl_put_events(self) -> None:
+        state, lineage = self.claimed("record/state-completed.json")
+
+        outcome = record_outcome(state, lineage, self.RECORDED_AT)
+
+        assert json.loads(json.dumps(outcome.detail)) == outcome.detail
+        assert outcome.detail["timings"]["completed_at"] == "2025-03-12T14:07:05.402000Z"
+        assert None not in outcome.detail.values()
+
+
+class TestInvokeModel:
+    def routed(self, request: dict[str, Any] | None = None) -> WorkflowState:
+        state = make_state(request or sample_request("converse-system"))
+        state.route = Route(model_id="us.anthropic.claude-3-5-haiku-20241022-v1:0", region="us-east-1", endpoint="", api="converse")
+        return state
+
+    def test_a_small_text_output_stays_inline(self) -> None:
+        # GIVEN
+        gateway, objects = FakeBedrockGateway(answer_text="Agency staff approve each stage."), FakeObjectStore()
+        state = self.routed()
+
+        # WHEN
+        response = invoke_model(state, gateway, objects, load_default_routing(), inline_max_bytes=32_768)
+
+        # THEN
+        assert response.output_text == "Agency staff approve each stage."
+        assert response.output_s3_uri is None
+        assert response.output_bytes == len(b"Agency staff approve each stage.")
+        assert response.output_sha256 == sha256_text("Agency staff approve each stage.")
+        assert response.stop_reason == "end_turn"
+        assert response.credential_version == gateway.credential_version
+        assert objects.objects == {}
+        assert gateway.calls == [(state.route, state.request)]
+
+    def test_a_large_output_goes_to_the_object_store_with_a_pointer_and_hash(self) -> None:
+        # GIVEN an answer one byte over the inline limit (multi-byte characters count as bytes)
+        text = "é" * 600 + "x"
+        gateway, objects = FakeBedrockGateway(answer_text=text), FakeObjectStore()
+
+        # WHEN
+        response = invoke_model(self.routed(), gateway, objects, load_default_routing(), inline_max_bytes=1200)
+
+        # THEN
+        assert response.output_text is None
+        assert response.output_s3_uri == "s3://xpi-prod-artifacts/outputs/req-converse-0002.txt"
+        assert objects.objects["outputs/req-converse-0002.txt"] == (text.encode(), "text/plain; charset=utf-8")
+        assert response.output_bytes == 1201
+        assert response.output_sha256 == sha256_text(text.encode())
+
+    def test_exactly_the_inline_limit_stays_inline(self) -> None:
+        gateway, objects = FakeBedrockGateway(answer_text="x" * 1024), FakeObjectStore()
+
+        response = invoke_model(self.routed(), gateway, objects, load_default_routing(), inline_max_bytes=1024)
+
+        assert response.output_text == "x" * 1024 and objects.objects == {}
+
+    def test_a_native_body_is_hashed_as_json_and_stored_as_json_when_large(self) -> None:
+        body = {"content": [{"type": "text", "text": "y" * 2000}], "stop_reason": "end_turn"}
+        gateway, objects = FakeBedrockGateway(answer_body=body), FakeObjectStore()
+
+        small = invoke_model(self.routed(), gateway, objects, load_default_routing(), inline_max_bytes=100_000)
+        large = invoke_model(self.routed(), gateway, objects, load_default_routing(), inline_max_bytes=1024)
+
+        assert small.output_body == body and small.output_text is None
+        assert small.output_sha256 == large.output_sha256 == sha256_text(json.dumps(body))
+        assert large.output_body is None
+        assert objects.objects["outputs/req-converse-0002.json"][1] == "application/json"
+
+    def test_cost_is_estimated_from_usage_and_the_routed_model(self) -> None:
+        usage = Usage(input_tokens=2400, output_tokens=310)
+        gateway = FakeBedrockGateway(usage=usage)
+        state = self.routed()
+
+        response = invoke_model(state, gateway, FakeObjectStore(), load_default_routing(), inline_max_bytes=32_768)
+
+        assert response.usage == usage
+        assert response.estimated_cost_usd == pytest.approx((2400 * 0.0008 + 310 * 0.004) / 1000)
+        assert response.estimated_cost_usd == estimate_cost(load_default_routing(), state.route.model_id, usage)  # type: ignore[union-attr]
+
+    def test_bedrock_errors_propagate_unchanged_for_the_workflow_to_retry(self) -> None:
+        gateway = FakeBedrockGateway(error=BedrockThrottled("ThrottlingException: slow down"))
+
+        with pytest.raises(BedrockThrottled):
+            invoke_model(self.routed(), gateway, FakeObjectStore(), load_default_routing(), inline_max_bytes=32_768)
+
+    def test_an_unrouted_state_is_refused_before_calling_bedrock(self) -> None:
+        gateway = FakeBedrockGateway()
+
+        with pytest.raises(ValueError, match="the Route step must run first"):
+            invoke_model(make_state(), gateway, FakeObjectStore(), load_default_routing(), inline_max_bytes=32_768)
+        assert gateway.calls == []
