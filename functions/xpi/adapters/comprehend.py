@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
-from typing import Any, Protocol, cast
+from typing import Any, Literal, Protocol, cast
 
 from xpi.domain.classification import Detection, comprehend_category
 from xpi.domain.policy import ComprehendSettings
@@ -28,7 +28,7 @@ _BOUNDARY_SEARCH = 200
 class ComprehendClient(Protocol):
     """The one Comprehend operation the detector needs (a boto3 ``comprehend`` client has it)."""
 
-    def detect_pii_entities(self, *, Text: str, LanguageCode: str) -> Mapping[str, Any]: ...
+    def detect_pii_entities(self, *, Text: str, LanguageCode: Literal["en", "es"]) -> Mapping[str, Any]: ...
 
 
 @cache
@@ -78,16 +78,22 @@ class ComprehendPiiDetector:
             response = self._comprehend().detect_pii_entities(
                 Text=chunk, LanguageCode=self._settings.language_code
             )
-            found.extend(self._detections(response.get("Entities", ()), offset, len(chunk)))
+            found.extend(self._detections(response.get("Entities"), offset, len(chunk)))
         return found
 
-    def _detections(
-        self, entities: Sequence[Mapping[str, Any]], offset: int, length: int
-    ) -> Iterator[Detection]:
+    def _detections(self, entities: object, offset: int, length: int) -> Iterator[Detection]:
+        if not isinstance(entities, Sequence):
+            return
         for entity in entities:
-            kind, score = entity.get("Type"), entity.get("Score", 0.0)
+            if not isinstance(entity, Mapping):
+                continue
+            kind, score = entity.get("Type"), entity.get("Score")
             begin, end = entity.get("BeginOffset"), entity.get("EndOffset")
-            if kind not in self._types or score < self._settings.min_score:
+            if (
+                kind not in self._types
+                or not isinstance(score, int | float)
+                or score < self._settings.min_score
+            ):
                 continue
             if not isinstance(begin, int) or not isinstance(end, int) or not 0 <= begin < end <= length:
                 continue  # an offset outside the chunk cannot be placed; never guess a span

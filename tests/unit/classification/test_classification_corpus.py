@@ -10,6 +10,7 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -31,7 +32,7 @@ def report() -> ModuleType:
 
 
 @pytest.fixture(scope="module")
-def evaluation(report: ModuleType) -> object:
+def evaluation(report: ModuleType) -> Any:
     return report.evaluate(report.load_corpus())
 
 
@@ -46,23 +47,29 @@ def test_corpus_is_large_enough_and_mostly_hard(report: ModuleType) -> None:
     assert all(d.categories for d in documents if d.decision != "allow")
 
 
-def test_every_block_case_blocks(evaluation: object) -> None:
-    missed = [d.id for d in evaluation.documents if d.decision == "block" and evaluation.decisions[d.id] != "block"]  # type: ignore[attr-defined]
+def test_every_block_case_blocks(evaluation: Any) -> None:
+    missed = [
+        d.id for d in evaluation.documents if d.decision == "block" and evaluation.decisions[d.id] != "block"
+    ]
     assert missed == []
 
 
-def test_allow_case_false_positives_at_most_two_percent(evaluation: object) -> None:
-    allow = [d for d in evaluation.documents if d.decision == "allow"]  # type: ignore[attr-defined]
-    false_positives = [d.id for d in allow if evaluation.decisions[d.id] != "allow"]  # type: ignore[attr-defined]
+def test_allow_case_false_positives_at_most_two_percent(evaluation: Any) -> None:
+    allow = [d for d in evaluation.documents if d.decision == "allow"]
+    false_positives = [d.id for d in allow if evaluation.decisions[d.id] != "allow"]
     assert len(false_positives) <= 0.02 * len(allow), false_positives
 
 
-def test_every_redact_case_redacts(evaluation: object) -> None:
-    wrong = [d.id for d in evaluation.documents if d.decision == "redact" and evaluation.decisions[d.id] != "redact"]  # type: ignore[attr-defined]
+def test_every_redact_case_redacts(evaluation: Any) -> None:
+    wrong = [
+        d.id
+        for d in evaluation.documents
+        if d.decision == "redact" and evaluation.decisions[d.id] != "redact"
+    ]
     assert wrong == []
 
 
-def test_print_precision_recall(report: ModuleType, evaluation: object) -> None:
+def test_print_precision_recall(report: ModuleType, evaluation: Any) -> None:
     table = report.format_report(evaluation)
     print("\n" + table)
     assert "precision" in table
@@ -72,6 +79,8 @@ def test_corpus_parser_rejects_malformed_files(report: ModuleType, tmp_path: Pat
     (tmp_path / "bad.txt").write_text("=== id=x decision=maybe categories=\ntext\n", encoding="utf-8")
     with pytest.raises(ValueError, match="bad decision"):
         report.load_corpus(tmp_path)
-    (tmp_path / "bad.txt").write_text("=== id=x decision=allow categories=\na\n=== id=x decision=allow categories=\nb\n")
+    (tmp_path / "bad.txt").write_text(
+        "=== id=x decision=allow categories=\na\n=== id=x decision=allow categories=\nb\n"
+    )
     with pytest.raises(ValueError, match="duplicate"):
         report.load_corpus(tmp_path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from xpi.domain.classification import detect
 from xpi.domain.classification.detectors import OVERLAP, WINDOW, scan
 
@@ -59,23 +58,35 @@ POSITIVES = [
     ("SENSITIVE BUT UNCLASSIFIED", "cui.legacy"),
     ("SBU NOFORN\nstatistics", "cui.legacy"),
     ("LAW ENFORCEMENT SENSITIVE", "cui.legacy"),
-    ("This document contains technical data whose export is restricted by the Arms Export Control Act.",
-     "export.itar"),
+    (
+        "This document contains technical data whose export is restricted by the Arms Export Control Act.",
+        "export.itar",
+    ),
     ("This drawing contains ITAR-controlled technical data.", "export.itar"),
-    ("These specifications are controlled under the International Traffic in Arms Regulations.", "export.itar"),
+    (
+        "These specifications are controlled under the International Traffic in Arms Regulations.",
+        "export.itar",
+    ),
     ("The attached data is subject to 22 CFR 120-130.", "export.itar"),
     ("ITAR CONTROLLED\nassembly instructions", "export.itar"),
     ("This technology is subject to the EAR.", "export.ear"),
-    ("The information in this presentation is subject to the Export Administration Regulations.", "export.ear"),
+    (
+        "The information in this presentation is subject to the Export Administration Regulations.",
+        "export.ear",
+    ),
     ("The enclosed software is controlled under 15 CFR 774.", "export.ear"),
     ("EXPORT CONTROLLED - EAR", "export.ear"),
     ("ECCN: 3A001.b.4", "export.eccn"),
     ("Export Control Classification Number (ECCN) 9E003.a.1", "export.eccn"),
-    ("DISTRIBUTION STATEMENT D. Distribution authorized to the Department of Defense only.",
-     "export.distribution_statement"),
+    (
+        "DISTRIBUTION STATEMENT D. Distribution authorized to the Department of Defense only.",
+        "export.distribution_statement",
+    ),
     ("DISTRIBUTION STATEMENT F. Further dissemination only as directed.", "export.distribution_statement"),
-    ("Distribution authorized to U.S. Government agencies only; test and evaluation.",
-     "export.distribution_statement"),
+    (
+        "Distribution authorized to U.S. Government agencies only; test and evaluation.",
+        "export.distribution_statement",
+    ),
     ("EXPORT CONTROLLED\nprocess spec", "export.banner"),
     ("SSN: 219-45-8832", "pii.ssn"),
     ("number 531 22 8471 on file", "pii.ssn"),
@@ -99,7 +110,7 @@ POSITIVES = [
     ("+1 312 555 0148", "pii.phone"),
     ("1-800-555-0199", "pii.phone"),
     ("571.555.0199", "pii.phone"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("text", "category"), POSITIVES)

@@ -8,7 +8,6 @@ from collections.abc import Iterable
 
 import pytest
 from pydantic import ValidationError
-
 from xpi.domain.classification import (
     Assessment,
     Detection,
@@ -45,7 +44,9 @@ def test_pii_is_redacted_with_typed_placeholders(policy: Policy) -> None:
     # GIVEN a system prompt without PII and a message with an SSN, a phone and an e-mail
     segments = [
         Segment(location="system[0]", text="You are a helpful assistant."),
-        Segment(location="messages[0].content[0].text", text="SSN 219-45-8832, call (202) 555-0173 or a@b.com"),
+        Segment(
+            location="messages[0].content[0].text", text="SSN 219-45-8832, call (202) 555-0173 or a@b.com"
+        ),
     ]
     # WHEN classified
     assessment = classify_segments(segments, policy, MODEL)
@@ -98,14 +99,16 @@ def test_reasons_name_categories_and_locations_but_no_values(policy: Policy) -> 
 
 @pytest.mark.parametrize("kind", ["image", "binary"])
 def test_uninspectable_content_blocks_by_default(policy: Policy, kind: str) -> None:
-    segment = Segment(location="messages[0].content[1].image", text=None, kind=kind)  # type: ignore[arg-type]
+    segment = Segment(location="messages[0].content[1].image", text=None, kind=kind)
     assessment = classify_segments([segment], policy, MODEL)
     assert assessment.decision == "block"
     assert assessment.categories == {"content.uninspectable": 1}
 
 
 def test_document_with_extracted_text_is_inspected(policy: Policy) -> None:
-    segment = Segment(location="messages[0].content[1].document", text="Quarterly plan, nothing marked.", kind="document")
+    segment = Segment(
+        location="messages[0].content[1].document", text="Quarterly plan, nothing marked.", kind="document"
+    )
     assert classify_segments([segment], policy, MODEL).decision == "allow"
 
 
@@ -150,7 +153,9 @@ def test_model_rule_allows_cui_basic_to_us_profiles_only() -> None:
     # ... while other profiles and CUI Specified stay blocked
     assert classify(policy, basic, model="eu.anthropic.claude-3-5-sonnet-20240620-v1:0").decision == "block"
     assert classify(policy, basic, model="anthropic.claude-3-5-sonnet-20240620-v1:0").decision == "block"
-    assert classify(policy, specified, model="us.anthropic.claude-3-5-sonnet-20240620-v1:0").decision == "block"
+    assert (
+        classify(policy, specified, model="us.anthropic.claude-3-5-sonnet-20240620-v1:0").decision == "block"
+    )
 
 
 def test_model_rule_matches_the_profile_id_inside_an_arn() -> None:
@@ -196,14 +201,19 @@ def test_extra_detectors_run_on_every_text_segment(policy: Policy) -> None:
 def test_extra_detector_redaction_uses_its_span() -> None:
     policy = load_default_policy()
     assessment = classify_segments(
-        [Segment(location="m", text="Alice asked.")], policy, MODEL, extra_detectors=[FakeDetector("Alice", "pii.comprehend.name")]
+        [Segment(location="m", text="Alice asked.")],
+        policy,
+        MODEL,
+        extra_detectors=[FakeDetector("Alice", "pii.comprehend.name")],
     )
     assert assessment.redacted == {"m": "[REDACTED:NAME] asked."}
 
 
 def test_unknown_category_from_an_extra_detector_fails_closed(policy: Policy) -> None:
     detector = FakeDetector("widget", "vendor.new_thing")
-    assessment = classify_segments([Segment(location="m", text="a widget")], policy, MODEL, extra_detectors=[detector])
+    assessment = classify_segments(
+        [Segment(location="m", text="a widget")], policy, MODEL, extra_detectors=[detector]
+    )
     assert assessment.decision == "block"
 
 
@@ -223,7 +233,7 @@ def test_segment_is_frozen_and_validated() -> None:
     with pytest.raises(ValidationError):
         segment.text = "y"  # type: ignore[misc]
     with pytest.raises(ValidationError):
-        Segment(location="system[0]", text="x", kind="audio")  # type: ignore[arg-type]
+        Segment(location="system[0]", text="x", kind="audio")
     with pytest.raises(ValidationError):
         Segment(location="", text="x")
 
@@ -232,7 +242,10 @@ def test_overlapping_redactions_collapse(policy: Policy) -> None:
     # GIVEN an extra detector whose span starts before and ends inside a built-in e-mail finding
     detector = FakeDetector("write bob", "pii.comprehend.name")
     assessment = classify_segments(
-        [Segment(location="m", text="write bob.smith@example.com today")], policy, MODEL, extra_detectors=[detector]
+        [Segment(location="m", text="write bob.smith@example.com today")],
+        policy,
+        MODEL,
+        extra_detectors=[detector],
     )
     # THEN the union of the spans is replaced by one placeholder, never leaving a fragment of the value
     assert assessment.categories == {"pii.comprehend.name": 1, "pii.email": 1}

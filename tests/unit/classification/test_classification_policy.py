@@ -6,15 +6,21 @@ import json
 from importlib import resources
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 from pydantic import ValidationError
-
 from xpi.domain.classification import CATEGORIES
-from xpi.domain.policy import Action, ComprehendSettings, ModelRule, Policy, load_default_policy, policy_json_schema
+from xpi.domain.policy import (
+    Action,
+    ComprehendSettings,
+    ModelRule,
+    Policy,
+    load_default_policy,
+    policy_json_schema,
+)
 
 REGENERATE = (
-    ".venv/bin/python -c \"from xpi.domain.policy import policy_json_schema; "
+    '.venv/bin/python -c "from xpi.domain.policy import policy_json_schema; '
     "open('functions/xpi/schemas/policy.schema.json', 'w').write(policy_json_schema())\""
 )
 
@@ -40,7 +46,9 @@ def test_default_policy_configures_every_builtin_category_explicitly() -> None:
 
 
 def test_schema_file_is_generated_from_the_model() -> None:
-    assert _shipped("schemas/policy.schema.json") == json.loads(policy_json_schema()), f"regenerate: {REGENERATE}"
+    assert _shipped("schemas/policy.schema.json") == json.loads(policy_json_schema()), (
+        f"regenerate: {REGENERATE}"
+    )
 
 
 def test_default_policy_validates_against_the_published_schema() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from xpi.domain.classification.validators import (
     aba_routing_is_valid,
     card_brand,
@@ -92,7 +91,13 @@ def test_aba_routing_number(digits: str, valid: bool) -> None:
 
 @pytest.mark.parametrize(
     ("area", "exchange", "valid"),
-    [("202", "555", True), ("123", "456", False), ("202", "055", False), ("911", "555", False), ("202", "411", False)],
+    [
+        ("202", "555", True),
+        ("123", "456", False),
+        ("202", "055", False),
+        ("911", "555", False),
+        ("202", "411", False),
+    ],
 )
 def test_nanp_area_and_exchange(area: str, exchange: str, valid: bool) -> None:
     assert nanp_is_valid(area, exchange) is valid
@@ -100,8 +105,15 @@ def test_nanp_area_and_exchange(area: str, exchange: str, valid: bool) -> None:
 
 @pytest.mark.parametrize(
     ("month", "day", "year", "valid"),
-    [(2, 29, 2000, True), (2, 29, 1900, False), (2, 29, 2024, True), (4, 31, 1990, False), (13, 1, 1990, False),
-     (12, 31, 62, True), (1, 1, 1850, False)],
-)  # fmt: skip
+    [
+        (2, 29, 2000, True),
+        (2, 29, 1900, False),
+        (2, 29, 2024, True),
+        (4, 31, 1990, False),
+        (13, 1, 1990, False),
+        (12, 31, 62, True),
+        (1, 1, 1850, False),
+    ],
+)
 def test_date_is_plausible(month: int, day: int, year: int, valid: bool) -> None:
     assert date_is_plausible(month, day, year) is valid

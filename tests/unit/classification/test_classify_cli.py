@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from xpi_tools.classify_cli import main
 
 
@@ -25,8 +24,9 @@ def jsonl(out: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.splitlines()]
 
 
-def test_document_from_file_is_one_result(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_document_from_file_is_one_result(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "memo.txt"
     path.write_text("SECRET//NOFORN\n\n(S) The convoy departs at 0400.\n", encoding="utf-8")
     code, out, _ = run([str(path)], capsys, monkeypatch)
@@ -36,12 +36,18 @@ def test_document_from_file_is_one_result(tmp_path: Path, capsys: pytest.Capture
     assert result["security_alert"] is True
     assert result["categories"] == {"classified.banner": 1, "classified.portion": 1}
     assert result["findings"][0] == {
-        "category": "classified.banner", "location": "input", "start": 0, "end": 14, "action": "block"
-    }  # fmt: skip
+        "category": "classified.banner",
+        "location": "input",
+        "start": 0,
+        "end": 14,
+        "action": "block",
+    }
     assert "redacted_text" not in result
 
 
-def test_document_from_stdin_is_redacted(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_document_from_stdin_is_redacted(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     code, out, _ = run(["-"], capsys, monkeypatch, stdin=b"Call (202) 555-0173 about SSN 219-45-8832.")
     result = json.loads(out)
     assert (code, result["decision"]) == (0, "redact")
@@ -53,15 +59,18 @@ def test_no_argument_reads_stdin(capsys: pytest.CaptureFixture[str], monkeypatch
     assert (code, json.loads(out)["decision"]) == (0, "allow")
 
 
-def test_binary_input_is_uninspectable(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_binary_input_is_uninspectable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "scan.pdf"
     path.write_bytes(b"%PDF-1.7\n\xff\xfe\x00binary")
     code, out, _ = run([str(path)], capsys, monkeypatch)
     assert (code, json.loads(out)["categories"]) == (0, {"content.uninspectable": 1})
 
 
-def test_jsonl_one_result_per_line_in_order(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_jsonl_one_result_per_line_in_order(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     lines = [
         {"id": "a", "text": "hello"},
         {"id": "b", "text": "SSN 219-45-8832"},
@@ -79,8 +88,9 @@ def test_jsonl_one_result_per_line_in_order(capsys: pytest.CaptureFixture[str], 
     assert "redacted_text" not in results[0] and "redacted_text" not in results[2]
 
 
-def test_jsonl_bad_lines_give_error_lines_and_exit_1(capsys: pytest.CaptureFixture[str],
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_jsonl_bad_lines_give_error_lines_and_exit_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     stdin = b'{"text": "fine"}\nnot json\n[1, 2]\n{"txt": "typo"}\n\n\xff\xfe\n{"text": "SECRET//NOFORN"}\n'
     code, out, _ = run(["--jsonl"], capsys, monkeypatch, stdin=stdin)
     results = jsonl(out)
@@ -96,30 +106,45 @@ def test_jsonl_bad_lines_give_error_lines_and_exit_1(capsys: pytest.CaptureFixtu
     assert results[6]["decision"] == "block"  # the run went on after the bad lines
 
 
-def test_jsonl_from_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_jsonl_from_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "in.jsonl"
     path.write_text('{"text": "DOB: 03/15/1985"}\r\n', encoding="utf-8")
     code, out, _ = run(["--jsonl", str(path)], capsys, monkeypatch)
     assert (code, jsonl(out)[0]["redacted_text"]) == (0, "DOB: [REDACTED:DOB]")
 
 
-def test_policy_and_model_flags_apply_model_rules(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_policy_and_model_flags_apply_model_rules(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # GIVEN a policy that lets CUI Basic go to us.* profiles
-    policy = json.loads((Path(__file__).resolve().parents[3] / "functions/xpi/policy/default.json").read_text())
-    policy["model_rules"] = [{"name": "cui-us", "models": ["us.*"], "categories": ["cui.banner"], "action": "allow"}]
+    policy = json.loads(
+        (Path(__file__).resolve().parents[3] / "functions/xpi/policy/default.json").read_text()
+    )
+    policy["model_rules"] = [
+        {"name": "cui-us", "models": ["us.*"], "categories": ["cui.banner"], "action": "allow"}
+    ]
     path = tmp_path / "policy.json"
     path.write_text(json.dumps(policy), encoding="utf-8")
     # WHEN classifying a CUI banner for a US profile and for another model
-    us = run(["--policy", str(path), "--model", "us.amazon.nova-pro-v1:0"], capsys, monkeypatch, stdin=b"CUI\nroster")
-    other = run(["--policy", str(path), "--model", "amazon.nova-pro-v1:0"], capsys, monkeypatch, stdin=b"CUI\nroster")
+    us = run(
+        ["--policy", str(path), "--model", "us.amazon.nova-pro-v1:0"],
+        capsys,
+        monkeypatch,
+        stdin=b"CUI\nroster",
+    )
+    other = run(
+        ["--policy", str(path), "--model", "amazon.nova-pro-v1:0"], capsys, monkeypatch, stdin=b"CUI\nroster"
+    )
     # THEN only the US profile is allowed
     assert json.loads(us[1])["decision"] == "allow"
     assert json.loads(other[1])["decision"] == "block"
 
 
-def test_invalid_policy_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_invalid_policy_file_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "policy.json"
     path.write_text('{"default_action": "maybe"}', encoding="utf-8")
     code, out, err = run(["--policy", str(path)], capsys, monkeypatch, stdin=b"x")
@@ -127,14 +152,17 @@ def test_invalid_policy_file_is_a_usage_error(tmp_path: Path, capsys: pytest.Cap
     assert "invalid policy" in err
 
 
-def test_missing_input_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_missing_input_file_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     code, _, err = run([str(tmp_path / "nope.txt")], capsys, monkeypatch)
     assert code == 2
     assert "cannot read" in err
 
 
-def test_unknown_option_returns_2(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_option_returns_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     code, _, err = run(["--frobnicate"], capsys, monkeypatch)
     assert code == 2
     assert "usage: xpi classify" in err

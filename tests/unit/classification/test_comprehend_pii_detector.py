@@ -8,7 +8,6 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-
 from xpi.adapters.comprehend import MAX_CHUNK_CHARS, ComprehendPiiDetector, chunks
 from xpi.domain.classification import Detection, Segment, classify_segments
 from xpi.domain.policy import ComprehendSettings, load_default_policy
@@ -30,10 +29,12 @@ SETTINGS = ComprehendSettings(enabled=True, min_score=0.8, entity_types=("NAME",
 
 
 def test_entities_become_detections_with_mapped_categories() -> None:
-    client = FakeComprehend([
-        {"Type": "NAME", "Score": 0.99, "BeginOffset": 0, "EndOffset": 5},
-        {"Type": "SSN", "Score": 0.95, "BeginOffset": 10, "EndOffset": 21},
-    ])  # fmt: skip
+    client = FakeComprehend(
+        [
+            {"Type": "NAME", "Score": 0.99, "BeginOffset": 0, "EndOffset": 5},
+            {"Type": "SSN", "Score": 0.95, "BeginOffset": 10, "EndOffset": 21},
+        ]
+    )
     detector = ComprehendPiiDetector(SETTINGS, client)
     assert detector.detect("Alice SSN 219-45-8832") == [
         Detection("pii.comprehend.name", 0, 5),
@@ -43,12 +44,14 @@ def test_entities_become_detections_with_mapped_categories() -> None:
 
 
 def test_low_scores_unlisted_types_and_bad_offsets_are_dropped() -> None:
-    client = FakeComprehend([
-        {"Type": "NAME", "Score": 0.5, "BeginOffset": 0, "EndOffset": 5},
-        {"Type": "EMAIL", "Score": 0.99, "BeginOffset": 0, "EndOffset": 5},
-        {"Type": "ADDRESS", "Score": 0.99, "BeginOffset": 3, "EndOffset": 500},
-        {"Type": "ADDRESS", "Score": 0.99, "BeginOffset": 6, "EndOffset": 6},
-    ])  # fmt: skip
+    client = FakeComprehend(
+        [
+            {"Type": "NAME", "Score": 0.5, "BeginOffset": 0, "EndOffset": 5},
+            {"Type": "EMAIL", "Score": 0.99, "BeginOffset": 0, "EndOffset": 5},
+            {"Type": "ADDRESS", "Score": 0.99, "BeginOffset": 3, "EndOffset": 500},
+            {"Type": "ADDRESS", "Score": 0.99, "BeginOffset": 6, "EndOffset": 6},
+        ]
+    )
     assert ComprehendPiiDetector(SETTINGS, client).detect("Alice lives here") == []
 
 
@@ -70,7 +73,9 @@ def test_chunks_cover_the_text_exactly_and_cut_at_whitespace() -> None:
     pieces = list(chunks(text, size=1000))
     assert "".join(piece for _, piece in pieces) == text
     assert all(piece.endswith(" ") for _, piece in pieces[:-1])
-    assert [offset for offset, _ in pieces] == [sum(len(p) for _, p in pieces[:i]) for i in range(len(pieces))]
+    assert [offset for offset, _ in pieces] == [
+        sum(len(p) for _, p in pieces[:i]) for i in range(len(pieces))
+    ]
 
 
 def test_blank_chunks_are_not_sent() -> None:
@@ -110,7 +115,10 @@ def test_real_boto3_client_request_shape(monkeypatch: pytest.MonkeyPatch) -> Non
     # WHEN the detector calls it
     found = ComprehendPiiDetector(settings, client).detect(text)
     # THEN the real request validates and the configured types come back as detections
-    assert found == [Detection("pii.comprehend.name", 50, 58), Detection("pii.comprehend.bank_account_number", 334, 349)]
+    assert found == [
+        Detection("pii.comprehend.name", 50, 58),
+        Detection("pii.comprehend.bank_account_number", 334, 349),
+    ]
 
 
 def test_client_is_not_created_at_construction(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,6 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
-
 from xpi.adapters.policy_store import PolicyLoadError, PolicyStore
 from xpi.domain.policy import Action, load_default_policy
 
@@ -22,10 +21,10 @@ def ssm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-gov-west-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    parameters.clear_caches()  # Powertools keeps providers (and their cached values) per process
+    parameters.clear_caches()  # type: ignore[no-untyped-call]  # Powertools keeps providers (and their cached values) per process
     with mock_aws():
         yield boto3.client("ssm", region_name="us-gov-west-1")
-    parameters.clear_caches()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 
 def policy_json(**overrides: Any) -> str:

@@ -1,0 +1,405 @@
+"""Every function's handler, called as Lambda calls it, with its events/ sample: AWS in moto, commercial
+Bedrock faked behind the BedrockGateway Protocol. Assertions are on what the handler returns and on
+what it left in (moto's) AWS.
+
+The classify handler has its own module (it depends on the classifier being written).
+"""
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.helpers.aws import REGION, XpiResources
+from tests.helpers.context import FakeLambdaContext
+from tests.helpers.events import load_event, sample_request
+from tests.helpers.fakes import FakeBedrockGateway
+from xpi.domain.errors import BedrockThrottled, ModelNotAllowedForCaller, ModelNotApproved, RequestInvalid
+from xpi.domain.hashing import sha256_text
+from xpi.handlers import consume, invoke, record, route, validate
+from xpi.models.request import InferenceRequest
+from xpi.models.workflow import WorkflowState
+
+BATCH = "consume/sqs-batch.json"
+MALFORMED_MESSAGE_ID = "5a7c2f8e-3d41-4b6a-9e0f-1c2d3e4f5a03"
+
+
+def state_event(relative: str, **request_changes: Any) -> dict[str, Any]:
+    event = load_event(relative)
+    event["request"].update(request_changes)
+    return event
+
+
+class TestConsume:
+    def test_partial_batch_failure_names_exactly_the_malformed_record(
+        self, aws: XpiResources, lambda_context: FakeLambdaContext
+    ) -> None:
+        # WHEN
+        result = consume.handler(load_event(BATCH), lambda_context)
+
+        # THEN
+        assert result == {"batchItemFailures": [{"itemIdentifier": MALFORMED_MESSAGE_ID}]}
+
+    def test_valid_records_start_one_execution_each_with_their_source(
+        self, aws: XpiResources, lambda_context: FakeLambdaContext
+    ) -> None:
+        event = load_event(BATCH)
+
+        consume.handler(event, lambda_context)
+
+        executions = aws.executions()
+        assert sorted(executions) == ["req-batch-0101", "req-batch-0102"]
+        started = executions["req-batch-0102"]
+        record_ = event["Records"][1]
+        assert InferenceRequest.model_validate(started["request"]) == InferenceRequest.model_validate_json(
+            record_["body"]
+        )
+        assert started["source"] == {
+            "kind": "sqs",
+            "principal": "AROAQXZEXAMPLEROLEID1:claims-intake",
+            "reference": record_["messageId"],
+            "received_at": "2025-03-12T14:05:11.619000Z",
+        }
+
+    def test_the_malformed_record_is_answered_once_in_lineage_and_on_the_bus(
+        self, aws: XpiResources, lambda_context: FakeLambdaContext
+    ) -> None:
+        consume.handler(load_event(BATCH), lambda_context)
+
+        item = aws.lineage_item("req-batch-0103")
+        assert item is not None
+        assert item["status"] == "FAILED"
+        assert item["error"]["code"] == "RequestInvalid"
+        assert item["source_reference"] == MALFORMED_MESSAGE_ID
+        [event] = aws.subscriber_events()
+        assert event["detail-type"] == "Inference Failed"
+        assert event["detail"]["request_id"] == "req-batch-0103"
+        assert "model: Field required" in event["detail"]["error"]["message"]
+
+    def test_redelivery_does_not_answer_or_start_twice(
+        self, aws: XpiResources, lambda_context: FakeLambdaContext
+    ) -> None:
+        # GIVEN the batch was handled once
+        consume.handler(load_event(BATCH), lambda_context)
+        first_events = aws.subscriber_events()
+
+        # WHEN SQS delivers it again (the malformed record returns until it reaches the DLQ)
+        again = load_event(BATCH)
+        for message in again["Records"]:
+            message["attributes"]["ApproximateReceiveCount"] = "2"
+        result = consume.handler(again, lambda_context)
+
+        # THEN
+        assert result == {"batchItemFailures": [{"itemIdentifier": MALFORMED_MESSAGE_ID}]}
+        assert len(first_events) == 1
+        assert aws.subscriber_events() == []
+        assert sorted(aws.executions()) == ["req-batch-0101", "req-batch-0102"]
+
+    def test_a_second_message_with_an_accepted_id_does_not_fail_the_batch(
+        self, aws: XpiResources, lambda_context: FakeLambdaContext
+    ) -> None:
+        # GIVEN a request already started from another message
+        consume.handler(load_event(BATCH), lambda_context)
+        duplicate = load_event(BATCH)
+        duplicate["Records"] = duplicate["Records"][:1]
+        duplicate["Records"][0]["messageId"] = "5a7c2f8e-3d41-4b6a-9e0f-1c2d3e4f5a99"
+
+        # WHEN / THEN
+        assert consume.handler(duplicate, lambda_context) == {"batchItemFailures": []}
+        assert sorted(aws.executions()) == ["req-batch-0101", "req-batch-0102"]
+
+
+class TestValidate:
+    def test_a_valid_request_becomes_the_workflow_state_with_its_claim(
+        self, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext
+    ) -> None:
+        # GIVEN
+        monkeypatch.setenv("LINEAGE_RETENTION_DAYS", "400")
+        event = load_event("validate/workflow-input.json")
+        before = datetime.now(UTC)
+
+        # WHEN
+        result = validate.handler(event, lambda_context)
+
+        # THEN
+        state = WorkflowState.model_validate(result)
+        assert state.request.request_id == event["execution"] == "req-converse-0002"
+        assert state.request.model_dump(mode="json") == event["request"]
+        assert state.source.model_dump(mode="json", exclude_none=True) == event["source"]
+        assert state.claim.request_id == "req-converse-0002"
+        assert state.claim.caller_principal == "AROAQXZEXAMPLEROLEID1:claims-intake"
+        expires = datetime.fromtimestamp(int(state.claim.expires_at), tz=UTC)
+        assert before + timedelta(days=400) - timedelta(seconds=1) <= expires <= datetime.now(UTC) + timedelta(days=400)
+        assert set(state.timings) == {"received_at", "validated_at"}
+        assert json.loads(json.dumps(result)) == result  # what Step Functions can carry
+
+    def test_the_execution_name_is_the_fallback_request_id(self, lambda_context: FakeLambdaContext) -> None:
+        event = load_event("validate/workflow-input.json")
+        del event["request"]["request_id"]
+        event["execution"] = "5a7c2f8e-3d41-4b6a-9e0f-1c2d3e4f5a07"
+
+        state = WorkflowState.model_validate(validate.handler(event, lambda_context))
+
+        assert state.request.request_id == state.claim.request_id == "5a7c2f8e-3d41-4b6a-9e0f-1c2d3e4f5a07"
+
+    def test_an_invalid_request_raises_request_invalid(self, lambda_context: FakeLambdaContext) -> None:
+        event = load_event("validate/workflow-input.json")
+        event["request"]["prompt"] = "both prompt and messages"
+
+        with pytest.raises(RequestInvalid, match="give exactly one of `messages` or `prompt`"):
+            validate.handler(event, lambda_context)
+
+
+class TestRoute:
+    def test_the_sample_state_is_routed_with_the_default_routing(
+        self, aws: XpiResources, lambda_context: FakeLambdaContext
+    ) -> None:
+        # GIVEN the template's ROUTING_PARAMETER_NAME, with no such parameter in SSM
+        assert "ROUTING_PARAMETER_NAME" in aws.environment()
+
+        # WHEN
+        result = route.handler(load_event("route/state.json"), lambda_context)
+
+        # THEN
+        state = WorkflowState.model_validate(result)
+        assert state.route is not None
+        assert state.route.model_dump() == {
+            "model_id": "us.anthropic.claude-3-5-haiku-20241022-v1:0",
+            "region": "us-east-1",
+            "endpoint": "https://bedrock-runtime.us-east-1.amazonaws.com",  # recorded in lineage as called
+            "api": "converse",
+        }
+        assert "routed_at" in state.timings
+        assert state.classification is not None  # earlier sections are carried along
+
+    def test_region_and_endpoint_come_from_the_environment(
+        self, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext
+    ) -> None:
+        monkeypatch.setenv("COMMERCIAL_REGION", "us-west-2")
+        monkeypatch.setenv("COMMERCIAL_BEDROCK_ENDPOINT", "https://bedrock-runtime.vpce-0a1b.example")
+
+        state = WorkflowState.model_validate(route.handler(state_event("route/state.json", model="fast"), lambda_context))
+
+        assert state.route is not None
+        assert (state.route.model_id, state.route.region, state.route.endpoint) == (
+            "us.amazon.nova-micro-v1:0",
+            "us-west-2",
+            "https://bedrock-runtime.vpce-0a1b.example",
+        )
+
+    def test_an_unknown_model_is_not_approved(self, aws: XpiResources, lambda_context: FakeLambdaContext) -> None:
+        event = state_event("route/state.json", model=sample_request("unknown-model")["model"])
+
+        with pytest.raises(ModelNotApproved):
+            route.handler(event, lambda_context)
+
+    def test_an_ssm_routing_parameter_overrides_the_default(
+        self, aws: XpiResources, lambda_context: FakeLambdaContext
+    ) -> None:
+        # GIVEN an agency routing that lets this caller use Nova only
+        routing = {
+            "version": "1",
+            "aliases": {},
+            "models": {"us.amazon.nova-lite-v1:0": {}, "us.anthropic.claude-3-5-haiku-20241022-v1:0": {}},
+            "callers": [{"principal": "AROAQXZEXAMPLEROLEID1:*", "allow": ["us.amazon.*"]}],
+        }
+        boto3.client("ssm", region_name=REGION).put_parameter(
+            Name=aws.environment()["ROUTING_PARAMETER_NAME"], Value=json.dumps(routing), Type="String"
+        )
+
+        # WHEN / THEN
+        with pytest.raises(ModelNotAllowedForCaller, match="may not use model 'us.anthropic"):
+            route.handler(load_event("route/state.json"), lambda_context)
+
+
+class TestInvoke:
+    def test_the_response_joins_the_state(
+        self, aws: XpiResources, bedrock: FakeBedrockGateway, lambda_context: FakeLambdaContext
+    ) -> None:
+        # GIVEN
+        event = load_event("invoke/state.json")
+
+        # WHEN
+        result = invoke.handler(event, lambda_context)
+
+        # THEN
+        state = WorkflowState.model_validate(result)
+        assert state.response is not None
+        assert state.response.output_text == "A short answer."
+        assert state.response.output_sha256 == sha256_text("A short answer.")
+        assert state.response.credential_version == bedrock.credential_version
+        assert state.response.estimated_cost_usd == pytest.approx((120 * 0.0008 + 40 * 0.004) / 1000)
+        assert "invoked_at" in state.timings
+        [(called_route, called_request)] = bedrock.calls
+        assert called_route.model_dump() == event["route"]
+        assert called_request.request_id == "req-converse-0002"
+
+    def test_a_retried_task_does_not_call_bedrock_twice(
+        self, aws: XpiResources, bedrock: FakeBedrockGateway, lambda_context: FakeLambdaContext
+    ) -> None:
+        first = invoke.handler(load_event("invoke/state.json"), lambda_context)
+        second = invoke.handler(load_event("invoke/state.json"), FakeLambdaContext())
+
+        assert len(bedrock.calls) == 1
+        assert second["response"] == first["response"]
+
+    def test_without_idempotency_every_call_reaches_bedrock(
+        self,
+        aws: XpiResources,
+        bedrock: FakeBedrockGateway,
+        lambda_context: FakeLambdaContext,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        # GIVEN the control the test above relies on is switched off
+        monkeypatch.setenv("POWERTOOLS_IDEMPOTENCY_DISABLED", "true")
+
+        invoke.handler(load_event("invoke/state.json"), lambda_context)
+        invoke.handler(load_event("invoke/state.json"), lambda_context)
+
+        assert len(bedrock.calls) == 2
+
+    def test_throttling_raises_the_retryable_error_and_the_retry_calls_again(
+        self, aws: XpiResources, bedrock: FakeBedrockGateway, lambda_context: FakeLambdaContext
+    ) -> None:
+        # GIVEN Bedrock throttles the first attempt
+        bedrock.error = BedrockThrottled("ThrottlingException: Too many requests")
+
+        # WHEN / THEN the error name is what the ASL retries on
+        with pytest.raises(BedrockThrottled):
+            invoke.handler(load_event("invoke/state.json"), lambda_context)
+
+        # AND the workflow's retry is not answered from the idempotency store
+        bedrock.error = None
+        result = invoke.handler(load_event("invoke/state.json"), lambda_context)
+        assert len(bedrock.calls) == 2
+        assert result["response"]["output_text"] == "A short answer."
+
+    def test_a_large_output_is_stored_in_the_artifacts_bucket(
+        self,
+        aws: XpiResources,
+        bedrock: FakeBedrockGateway,
+        lambda_context: FakeLambdaContext,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        monkeypatch.setenv("INLINE_OUTPUT_MAX_BYTES", "1024")
+        bedrock.answer_text = "The agency reviews each stage. " * 100
+
+        result = invoke.handler(load_event("invoke/state.json"), lambda_context)
+
+        response = result["response"]
+        assert "output_text" not in response
+        assert response["output_s3_uri"] == f"s3://{aws.bucket}/outputs/req-converse-0002.txt"
+        stored = boto3.client("s3", region_name=REGION).get_object(Bucket=aws.bucket, Key="outputs/req-converse-0002.txt")
+        body = stored["Body"].read()
+        assert body == bedrock.answer_text.encode()
+        assert response["output_sha256"] == sha256_text(body)
+        assert response["output_bytes"] == len(body)
+
+
+class TestRecord:
+    @pytest.mark.parametrize(
+        ("event_file", "detail_type", "status"),
+        [
+            ("record/state-completed.json", "Inference Completed", "COMPLETED"),
+            ("record/state-failed.json", "Inference Failed", "FAILED"),
+            ("record/state-blocked.json", "Inference Blocked", "BLOCKED"),
+        ],
+    )
+    def test_lineage_becomes_final_and_the_outcome_is_shaped_for_the_asl(
+        self,
+        aws: XpiResources,
+        lambda_context: FakeLambdaContext,
+        event_file: str,
+        detail_type: str,
+        status: str,
+    ) -> None:
+        # GIVEN the Claim step's item
+        event = load_event(event_file)
+        aws.put_claim(WorkflowState.model_validate(event))
+
+        # WHEN
+        result = record.handler(event, lambda_context)
+
+        # THEN
+        outcome = result["outcome"]
+        assert outcome["emit"] is True
+        assert outcome["detail_type"] == detail_type
+        assert outcome["detail"]["status"] == status
+        item = aws.lineage_item(event["request"]["request_id"])
+        assert item is not None and item["status"] == status
+        assert item["created_at"] == event["claim"]["created_at"]
+        # AND the event itself is left to the ASL's EmitResult state
+        assert aws.subscriber_events() == []
+
+    def test_failed_outcome_carries_the_lambda_error_message(
+        self, aws: XpiResources, lambda_context: FakeLambdaContext
+    ) -> None:
+        result = record.handler(load_event("record/state-failed.json"), lambda_context)
+
+        assert result["outcome"]["detail"]["error"] == {
+            "code": "BedrockRejected",
+            "message": "ValidationException: The model returned the following errors: "
+            "Input is too long for requested model.",
+        }
+
+    def test_a_second_record_does_not_emit(self, aws: XpiResources, lambda_context: FakeLambdaContext) -> None:
+        event = load_event("record/state-completed.json")
+        aws.put_claim(WorkflowState.model_validate(event))
+        record.handler(event, lambda_context)
+
+        again = record.handler(load_event("record/state-completed.json"), lambda_context)
+
+        assert again["outcome"]["emit"] is False
+
+    def test_lineage_holds_hashes_not_payloads(self, aws: XpiResources, lambda_context: FakeLambdaContext) -> None:
+        event = load_event("record/state-completed.json")
+        aws.put_claim(WorkflowState.model_validate(event))
+
+        record.handler(event, lambda_context)
+
+        item = aws.lineage_item("req-converse-0002")
+        assert item is not None
+        assert item["response_sha256"] == event["response"]["output_sha256"]
+        assert item["credential_version"] == event["response"]["credential_version"]
+        stored = json.dumps(item, default=str)
+        assert event["response"]["output_text"][:40] not in stored
+        assert "cooperative agreement" not in stored
+
+    def test_a_rejected_input_is_answered_once(self, aws: XpiResources, lambda_context: FakeLambdaContext) -> None:
+        # WHEN the RecordRejection state runs (twice: its Retry after a timeout, say)
+        first = record.handler(load_event("record/rejected-input.json"), lambda_context)
+        second = record.handler(load_event("record/rejected-input.json"), lambda_context)
+
+        # THEN the producer gets exactly one Inference Failed event, published by the function itself
+        [event] = aws.subscriber_events()
+        assert event["detail-type"] == "Inference Failed"
+        assert event["detail"]["request_id"] == "req-invalid-0007"
+        assert event["detail"]["reply"] == {"ticket": "INC-66012"}
+        assert event["detail"]["error"] == {
+            "code": "RequestInvalid",
+            "message": "RequestInvalid: request does not match schema v1: request: Value error, "
+            "give exactly one of `messages` or `prompt`",
+        }
+        # AND the ASL does not emit again
+        assert first["outcome"] == second["outcome"] == {
+            "emit": False,
+            "detail_type": "Inference Failed",
+            "detail": {"request_id": "req-invalid-0007"},
+        }
+        item = aws.lineage_item("req-invalid-0007")
+        assert item is not None and item["status"] == "FAILED"
+
+    def test_a_rejected_input_without_a_usable_id_is_answered_by_execution_name(
+        self, aws: XpiResources, lambda_context: FakeLambdaContext
+    ) -> None:
+        event = load_event("record/rejected-input.json")
+        event["request"] = {"prompt": "no id, no model"}
+        event["execution"] = "0b6e4d1c-8f2a-4c3b-9d5e-6a7b8c9d0e08"
+
+        result = record.handler(event, lambda_context)
+
+        assert result["outcome"]["detail"] == {"request_id": "0b6e4d1c-8f2a-4c3b-9d5e-6a7b8c9d0e08"}
+        [published] = aws.subscriber_events()
+        assert published["detail"]["request_id"] == "0b6e4d1c-8f2a-4c3b-9d5e-6a7b8c9d0e08"
