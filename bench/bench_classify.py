@@ -261,12 +261,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print("peak memory allocated while classifying one document (tracemalloc; the input itself excluded)")
-    for label, pool in (("benign", "".join(benign)), ("mixed", "".join(requests))):
+    for label, pool in (("allow", "".join(benign)), ("mixed", "".join(requests))):
         for size in (1_000_000, 16_000_000):
             document = (pool * (size // len(pool) + 1))[:size]
             findings = len(engine(document).findings)  # type: ignore[attr-defined]
             print(
-                f"  {label:6s} {size / 1e6:4.0f} MB document ({findings:5d} findings): "
+                f"  {label:5s} {size / 1e6:4.0f} MB document ({findings:5d} findings): "
                 f"engine {_peak_memory(engine, document) / 1e6:6.2f} MB, "
                 f"baseline {_peak_memory(baseline_shapes, document) / 1e6:6.2f} MB"
             )

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from xpi.models.workflow import WorkflowState
 
 from tests.helpers.events import REPO
-from xpi.models.workflow import WorkflowState
 
 REGION = "us-gov-west-1"
 STACK = "xpi-prod"
@@ -119,7 +119,9 @@ def create_xpi_resources() -> XpiResources:
         State="ENABLED",
     )
     events.put_targets(
-        Rule="ResultsToSubscriberRule", EventBusName=bus_name, Targets=[{"Id": "subscriber-queue", "Arn": queue_arn}]
+        Rule="ResultsToSubscriberRule",
+        EventBusName=bus_name,
+        Targets=[{"Id": "subscriber-queue", "Arn": queue_arn}],
     )
 
     function_arn = f"arn:aws-us-gov:lambda:{REGION}:123456789012:function:{STACK}-" + "{}"

@@ -4,7 +4,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
-
 from xpi.adapters.bedrock import ModelAnswer
 from xpi.adapters.credentials import ApiKey, CommercialCredentials, IamKeys
 from xpi.adapters.lineage_store import ACCEPTED

@@ -5,14 +5,13 @@ An accidental call to a real AWS endpoint fails with NetworkBlockedError instead
 machine; moto's mocks answer inside the process and never open a socket.
 """
 
-import ipaddress
 import os
-import socket
 import sys
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
+
+from tests.helpers.network import block_network
 
 # Read when observability.py creates Logger, Tracer and Metrics, i.e. at import: set before any test
 # module imports a handler. These are the template's Globals (plus tracing off, as outside Lambda).
@@ -34,48 +33,9 @@ FAKE_AWS_ENVIRONMENT = {
 UNSET_AWS_ENVIRONMENT = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
 
 
-class NetworkBlockedError(RuntimeError):
-    """A unit test tried to reach a non-loopback address. Not an OSError, so no client retries it."""
-
-
-def _is_loopback_host(host: Any) -> bool:
-    if host in (None, "", "localhost", b"localhost"):
-        return True
-    text = host.decode() if isinstance(host, bytes) else str(host)
-    try:
-        return ipaddress.ip_address(text.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return text == "localhost" or text.endswith(".localhost")
-
-
 @pytest.fixture(autouse=True)
 def _block_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
-    real_getaddrinfo = socket.getaddrinfo
-
-    def allowed(sock: socket.socket, address: Any) -> bool:
-        if sock.family not in (socket.AF_INET, socket.AF_INET6):
-            return True  # Unix sockets and friends stay on this machine
-        return isinstance(address, tuple) and _is_loopback_host(address[0])
-
-    def connect(self: socket.socket, address: Any) -> None:
-        if not allowed(self, address):
-            raise NetworkBlockedError(f"unit tests may not connect to {address!r}")
-        real_connect(self, address)
-
-    def connect_ex(self: socket.socket, address: Any) -> int:
-        if not allowed(self, address):
-            raise NetworkBlockedError(f"unit tests may not connect to {address!r}")
-        return real_connect_ex(self, address)
-
-    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if not _is_loopback_host(host):
-            raise NetworkBlockedError(f"unit tests may not resolve {host!r}")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    block_network(monkeypatch)
 
 
 @pytest.fixture(autouse=True)
@@ -93,16 +53,18 @@ def _fake_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyt
 
 def _clear_caches() -> None:
     """Every functools.cache that holds settings, adapters, boto3 clients or parsed configuration."""
-    from aws_lambda_powertools.utilities import parameters
-
     import xpi.adapters.aws
     import xpi.dependencies
     import xpi.settings
+    from aws_lambda_powertools.utilities import parameters
 
     xpi.settings.get_settings.cache_clear()
     for module in (xpi.dependencies, xpi.adapters.aws):
         for value in vars(module).values():
-            if callable(getattr(value, "cache_clear", None)) and getattr(value, "__module__", "") == module.__name__:
+            if (
+                callable(getattr(value, "cache_clear", None))
+                and getattr(value, "__module__", "") == module.__name__
+            ):
                 value.cache_clear()
     invoke = sys.modules.get("xpi.handlers.invoke")
     if invoke is not None:
@@ -112,7 +74,6 @@ def _clear_caches() -> None:
 
 def _reset_metrics() -> None:
     from aws_lambda_powertools.metrics.provider import cold_start
-
     from xpi.observability import metrics
 
     metrics.clear_metrics()

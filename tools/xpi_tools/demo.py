@@ -8,6 +8,7 @@ lineage record from DynamoDB, and stops everything.
 import argparse
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,15 @@ def _row(cells: list[str], widths: list[int]) -> str:
     return "  ".join(cell[:width].ljust(width) for cell, width in zip(cells, widths, strict=True))
 
 
+def _elapsed_ms(steps: dict[str, str]) -> str:
+    if "received_at" not in steps or "completed_at" not in steps:
+        return "-"
+    started, ended = (
+        datetime.fromisoformat(steps[k].replace("Z", "+00:00")) for k in ("received_at", "completed_at")
+    )
+    return f"{(ended - started).total_seconds() * 1000:.0f}"
+
+
 def print_table(
     sent: dict[str, str], results: dict[str, dict[str, Any]], lineage: dict[str, dict[str, Any]]
 ) -> None:
@@ -70,13 +80,14 @@ def print_table(
         "sample",
         "result event",
         "decision",
+        "categories",
         "model",
         "tokens in/out",
         "cost USD",
-        "lineage status",
-        "lineage steps",
+        "lineage",
+        "end-to-end ms",
     ]
-    widths = [22, 20, 9, 30, 13, 10, 14, 44]
+    widths = [22, 19, 8, 22, 44, 13, 10, 9, 13]
     print(_row(headers, widths))
     print(_row(["-" * w for w in widths], widths))
     for request_id, sample in sent.items():
@@ -84,19 +95,20 @@ def print_table(
         detail = event.get("detail", {})
         item = lineage.get(request_id, {})
         usage = detail.get("usage") or {}
-        steps = ", ".join(sorted(item.get("steps", {}), key=lambda s: item["steps"][s]))
+        model = detail.get("model") or {}
+        categories = (item.get("classification") or {}).get("categories") or {}
         print(
             _row(
                 [
                     sample,
-                    event.get("detail-type", "(none yet)"),
+                    event.get("detail-type", "(none)"),
                     (detail.get("classification") or {}).get("decision", "-"),
-                    (detail.get("model") or {}).get("resolved")
-                    or (detail.get("model") or {}).get("requested", "-"),
+                    ", ".join(f"{name}:{int(count)}" for name, count in categories.items()) or "-",
+                    model.get("resolved") or model.get("requested", "-"),
                     f"{usage.get('input_tokens', 0)}/{usage.get('output_tokens', 0)}",
-                    str(item.get("estimated_cost_usd", "-")),
-                    str(item.get("status", "(missing)")),
-                    steps,
+                    f"{float(item['estimated_cost_usd']):.6f}" if "estimated_cost_usd" in item else "-",
+                    str(item.get("status", "(none)")),
+                    _elapsed_ms(item.get("steps", {})),
                 ],
                 widths,
             )
@@ -107,15 +119,15 @@ def print_table(
         item = lineage.get(request_id, {})
         text = (detail.get("output") or {}).get("text") or ""
         error = detail.get("error") or {}
-        categories = (item.get("classification") or {}).get("categories") or {}
-        print(f"{sample} [{request_id}]")
+        print(f"{sample}  request_id={request_id}")
         print(
-            f"  lineage: request sha256 {str(item.get('request_sha256', ''))[:16]}..  response sha256 "
-            f"{str(item.get('response_sha256', '-'))[:16]}..  credential version "
-            f"{str(item.get('credential_version', '-'))[:12]}  categories {dict(categories) or '-'}"
+            f"  lineage: caller {item.get('caller_principal', '-')}, source {item.get('source', '-')}, "
+            f"request sha256 {str(item.get('request_sha256', '-'))[:12]}.., response sha256 "
+            f"{str(item.get('response_sha256', '-'))[:12]}.., credential version "
+            f"{str(item.get('credential_version', '-'))[:8]}.., steps {', '.join(item.get('steps', {}))}"
         )
         if text:
-            print(f"  output:  {text[:110]!r}")
+            print(f"  output:  {text[:100]!r}")
         if error:
             print(f"  error:   {error.get('code')}: {error.get('message', '')[:100]}")
 

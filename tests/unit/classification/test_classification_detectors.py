@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from xpi.domain.classification import detect
 from xpi.domain.classification.detectors import OVERLAP, WINDOW, scan
@@ -69,6 +71,7 @@ POSITIVES = [
     ),
     ("The attached data is subject to 22 CFR 120-130.", "export.itar"),
     ("ITAR CONTROLLED\nassembly instructions", "export.itar"),
+    ("This document contains ITAR data.", "export.itar"),
     ("This technology is subject to the EAR.", "export.ear"),
     (
         "The information in this presentation is subject to the Export Administration Regulations.",
@@ -245,3 +248,31 @@ def test_non_ascii_text_keeps_offsets() -> None:
     # GIVEN characters whose lower case changes length (U+0130) before a finding
     text = "\u0130stanbul ofisi \u0130\u0130 - SSN: 219-45-8832"
     assert spans(text, "pii.ssn") == ["219-45-8832"]
+
+
+def test_a_sentences_own_subject_makes_the_notice() -> None:
+    # GIVEN a description sentence followed closely by a notice sentence about the same regime
+    text = "This guide is about ITAR basics. This drawing contains ITAR-controlled data."
+    # THEN the notice found is the second sentence, not a span starting at the first
+    assert spans(text, "export.itar") == ["This drawing contains ITAR"]
+
+
+ADVERSARIAL = {
+    "regime words": "EAR ITAR " * 5000,
+    "notices": "This document contains ITAR data. " * 1200,
+    "portion marks": "(S) A\n" * 7000,
+    "designation lines": "Controlled by: x\n" * 2500,
+    "banner lines": "SECRET\n" * 6000,
+    "labels": "DOB: 01/01/1990 SSN 219-45-8832 " * 1300,
+    "digits and separators": "1 - " * 10000,
+    "at signs": "@" * 40000,
+}
+
+
+@pytest.mark.parametrize("name", sorted(ADVERSARIAL))
+def test_adversarial_40kb_inputs_stay_fast(name: str) -> None:
+    # Context checks use per-window indexes, so repeated triggers cost linear time, not quadratic.
+    text = ADVERSARIAL[name][:40_000]
+    started = time.perf_counter()
+    detect(text)
+    assert time.perf_counter() - started < 0.25, name

@@ -4,11 +4,11 @@ from collections.abc import Iterator
 
 import pytest
 from moto import mock_aws
+from xpi import dependencies
 
 from tests.helpers.aws import XpiResources, create_xpi_resources
 from tests.helpers.context import FakeLambdaContext
 from tests.helpers.fakes import FakeBedrockGateway
-from xpi import dependencies
 
 
 @pytest.fixture

@@ -11,9 +11,6 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 from pydantic import BaseModel
-
-from tests.helpers.aws import REGION, XpiResources, create_xpi_resources
-from tests.helpers.events import make_source, sample_request
 from xpi.adapters import aws as aws_clients
 from xpi.adapters.credentials import ApiKey, IamKeys, SecretsManagerCredentials
 from xpi.adapters.event_bus import EventBridgePublisher, EventPublishError
@@ -23,6 +20,9 @@ from xpi.adapters.workflow import StepFunctionsStarter
 from xpi.domain.errors import CredentialsUnavailable
 from xpi.models.events import EventCaller, EventModel, ResultDetail
 from xpi.models.workflow import WorkflowInput
+
+from tests.helpers.aws import REGION, XpiResources, create_xpi_resources
+from tests.helpers.events import make_source, sample_request
 
 FIRST_SEEN = {"created_at": "2025-03-12T14:05:12.007+00:00", "day": "2025-03-12", "expires_at": 1776348312}
 
@@ -43,7 +43,9 @@ class TestDynamoLineageStore:
     def test_a_new_item_is_written_with_its_first_seen_fields(self, stack: XpiResources) -> None:
         store = DynamoLineageStore(stack.lineage_table)
 
-        written = store.finalize("req-1", {"status": "FAILED", "error": {"code": "RequestInvalid"}}, FIRST_SEEN)
+        written = store.finalize(
+            "req-1", {"status": "FAILED", "error": {"code": "RequestInvalid"}}, FIRST_SEEN
+        )
 
         assert written is True
         assert stack.lineage_item("req-1") == {
@@ -148,7 +150,10 @@ class TestEventBridgePublisher:
         stubber = Stubber(client)
         stubber.add_response(
             "put_events",
-            {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}]},
+            {
+                "FailedEntryCount": 1,
+                "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}],
+            },
         )
         monkeypatch.setattr(aws_clients, "events", lambda: client)
 
@@ -195,7 +200,9 @@ class TestS3ObjectStore:
         uri = S3ObjectStore(stack.bucket).put("outputs/req-1.txt", "é".encode(), "text/plain; charset=utf-8")
 
         assert uri == f"s3://{stack.bucket}/outputs/req-1.txt"
-        stored = boto3.client("s3", region_name=REGION).get_object(Bucket=stack.bucket, Key="outputs/req-1.txt")
+        stored = boto3.client("s3", region_name=REGION).get_object(
+            Bucket=stack.bucket, Key="outputs/req-1.txt"
+        )
         assert stored["Body"].read() == "é".encode()
         assert stored["ContentType"] == "text/plain; charset=utf-8"
         assert stored["ServerSideEncryption"] == "aws:kms"
@@ -214,7 +221,9 @@ class TestSecretsManagerCredentials:
         with mock_aws():
             yield boto3.client("secretsmanager", region_name=REGION)
 
-    def create(self, secrets: Any, value: dict[str, Any] | str, name: str = "xpi-prod-commercial") -> tuple[str, str]:
+    def create(
+        self, secrets: Any, value: dict[str, Any] | str, name: str = "xpi-prod-commercial"
+    ) -> tuple[str, str]:
         secret_string = value if isinstance(value, str) else json.dumps(value)
         created = secrets.create_secret(Name=name, SecretString=secret_string)
         return created["ARN"], created["VersionId"]
@@ -227,7 +236,9 @@ class TestSecretsManagerCredentials:
         assert credentials.version_id == version
         assert isinstance(credentials.secret, IamKeys)
         assert credentials.secret.aws_access_key_id == "AKIAIOSFODNN7EXAMPLE"
-        assert credentials.secret.aws_secret_access_key.get_secret_value() == IAM_SECRET["aws_secret_access_key"]
+        assert (
+            credentials.secret.aws_secret_access_key.get_secret_value() == IAM_SECRET["aws_secret_access_key"]
+        )
         assert credentials.secret.aws_session_token is None
 
     def test_an_api_key(self, secrets: Any) -> None:
@@ -263,7 +274,9 @@ class TestSecretsManagerCredentials:
         source = SecretsManagerCredentials(arn, max_age_s=0)
         source.get()
 
-        second_version = secrets.put_secret_value(SecretId=arn, SecretString=json.dumps(IAM_SECRET))["VersionId"]
+        second_version = secrets.put_secret_value(SecretId=arn, SecretString=json.dumps(IAM_SECRET))[
+            "VersionId"
+        ]
 
         assert source.get().version_id == second_version != first_version
 

@@ -16,9 +16,6 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
-
-from tests.helpers.events import sample_request
-from tests.helpers.fakes import FakeCredentials
 from xpi.adapters import bedrock as bedrock_module
 from xpi.adapters.bedrock import BotoBedrockGateway
 from xpi.domain.errors import (
@@ -31,9 +28,17 @@ from xpi.domain.errors import (
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Route
 
-ROUTE = Route(model_id="us.anthropic.claude-3-5-haiku-20241022-v1:0", region="us-east-1", endpoint="", api="converse")
+from tests.helpers.events import sample_request
+from tests.helpers.fakes import FakeCredentials
+
+ROUTE = Route(
+    model_id="us.anthropic.claude-3-5-haiku-20241022-v1:0", region="us-east-1", endpoint="", api="converse"
+)
 NATIVE_ROUTE = Route(
-    model_id="us.anthropic.claude-3-7-sonnet-20250219-v1:0", region="us-east-1", endpoint="", api="invoke_model"
+    model_id="us.anthropic.claude-3-7-sonnet-20250219-v1:0",
+    region="us-east-1",
+    endpoint="",
+    api="invoke_model",
 )
 
 Script = Callable[[Stubber], None]
@@ -82,7 +87,10 @@ def converse_response(text: str = "Agency staff approve each stage.") -> dict[st
 
 def error(code: str, status: int = 400, method: str = "converse") -> Script:
     return lambda stubber: stubber.add_client_error(
-        method, service_error_code=code, service_message=f"{code} from commercial Bedrock", http_status_code=status
+        method,
+        service_error_code=code,
+        service_message=f"{code} from commercial Bedrock",
+        http_status_code=status,
     )
 
 
@@ -109,10 +117,17 @@ class TestConverse:
         expected = {
             "modelId": ROUTE.model_id,
             "messages": request.converse_messages(),
-            "inferenceConfig": {"maxTokens": 300, "temperature": 0.3, "topP": 0.9, "stopSequences": ["</answer>"]},
+            "inferenceConfig": {
+                "maxTokens": 300,
+                "temperature": 0.3,
+                "topP": 0.9,
+                "stopSequences": ["</answer>"],
+            },
             "system": [{"text": request.system[0]}],
         }
-        clients.scripts.append(lambda s: s.add_response("converse", converse_response(), expected_params=expected))
+        clients.scripts.append(
+            lambda s: s.add_response("converse", converse_response(), expected_params=expected)
+        )
 
         # WHEN
         answer = BotoBedrockGateway(FakeCredentials(), timeout_s=60).answer(ROUTE, request)
@@ -132,13 +147,17 @@ class TestConverse:
             "messages": [{"role": "user", "content": [{"text": "Hello"}]}],
             "inferenceConfig": {"maxTokens": 1024},
         }
-        clients.scripts.append(lambda s: s.add_response("converse", converse_response(), expected_params=expected))
+        clients.scripts.append(
+            lambda s: s.add_response("converse", converse_response(), expected_params=expected)
+        )
 
         BotoBedrockGateway(FakeCredentials(), timeout_s=60).answer(ROUTE, request)
 
     def test_the_client_uses_the_route_and_the_commercial_keys(self, clients: StubbedClients) -> None:
         clients.scripts.append(ok())
-        route = ROUTE.model_copy(update={"region": "us-west-2", "endpoint": "https://bedrock-runtime.vpce.example"})
+        route = ROUTE.model_copy(
+            update={"region": "us-west-2", "endpoint": "https://bedrock-runtime.vpce.example"}
+        )
 
         BotoBedrockGateway(FakeCredentials(), timeout_s=45).answer(route, converse_request())
 
@@ -152,7 +171,9 @@ class TestConverse:
     def test_an_api_key_is_sent_as_a_bearer_token(self, clients: StubbedClients) -> None:
         clients.scripts.append(ok())
 
-        answer = BotoBedrockGateway(FakeCredentials(kind="api_key"), timeout_s=60).answer(ROUTE, converse_request())
+        answer = BotoBedrockGateway(FakeCredentials(kind="api_key"), timeout_s=60).answer(
+            ROUTE, converse_request()
+        )
 
         [created] = clients.created
         assert created["config"].signature_version == "bearer"
@@ -178,7 +199,9 @@ class TestInvokeModel:
             "id": "msg_bdrk_01",
             "type": "message",
             "role": "assistant",
-            "content": [{"type": "text", "text": "The system shall process 1,000 requests per second at peak."}],
+            "content": [
+                {"type": "text", "text": "The system shall process 1,000 requests per second at peak."}
+            ],
             "stop_reason": "end_turn",
             "usage": {"input_tokens": 61, "output_tokens": 17},
         }
@@ -254,14 +277,20 @@ class TestErrorTranslation:
 
     def test_rejected_credentials_are_refreshed_once_then_reported(self, clients: StubbedClients) -> None:
         # GIVEN Bedrock refuses the cached keys and the freshly read ones alike
-        clients.scripts += [error("UnrecognizedClientException", 403), error("UnrecognizedClientException", 403)]
+        clients.scripts += [
+            error("UnrecognizedClientException", 403),
+            error("UnrecognizedClientException", 403),
+        ]
         credentials = FakeCredentials()
 
         # WHEN / THEN
         with pytest.raises(CredentialsRejected, match="UnrecognizedClientException"):
             BotoBedrockGateway(credentials, timeout_s=60).answer(ROUTE, converse_request())
         assert credentials.reads == [False, True]
-        assert [c["aws_access_key_id"] for c in clients.created] == ["AKIAEXAMPLE000000000", "AKIAEXAMPLE000000001"]
+        assert [c["aws_access_key_id"] for c in clients.created] == [
+            "AKIAEXAMPLE000000000",
+            "AKIAEXAMPLE000000001",
+        ]
 
     def test_rotated_credentials_succeed_after_one_refresh(self, clients: StubbedClients) -> None:
         clients.scripts += [error("ExpiredTokenException", 403), ok()]
@@ -273,7 +302,9 @@ class TestErrorTranslation:
         assert credentials.reads == [False, True]
 
     def test_a_refresh_that_finds_the_same_version_reuses_its_client(self, clients: StubbedClients) -> None:
-        clients.scripts.append(answers(error("InvalidSignatureException", 403), error("InvalidSignatureException", 403)))
+        clients.scripts.append(
+            answers(error("InvalidSignatureException", 403), error("InvalidSignatureException", 403))
+        )
         credentials = FakeCredentials(versions=["only-version"])
 
         with pytest.raises(CredentialsRejected):
@@ -289,17 +320,24 @@ class TestErrorTranslation:
         with pytest.raises(BedrockRejected, match="AccessDeniedException"):
             BotoBedrockGateway(FakeCredentials(), timeout_s=60).answer(ROUTE, converse_request())
 
-    def test_an_unreadable_secret_is_unavailable_and_bedrock_is_not_called(self, clients: StubbedClients) -> None:
+    def test_an_unreadable_secret_is_unavailable_and_bedrock_is_not_called(
+        self, clients: StubbedClients
+    ) -> None:
         class Unreadable:
             def get(self, *, refresh: bool = False) -> Any:
-                raise CredentialsUnavailable("cannot read the commercial credentials secret: GetParameterError")
+                raise CredentialsUnavailable(
+                    "cannot read the commercial credentials secret: GetParameterError"
+                )
 
         with pytest.raises(CredentialsUnavailable):
             BotoBedrockGateway(Unreadable(), timeout_s=60).answer(ROUTE, converse_request())
         assert clients.created == []
 
     def test_no_error_message_carries_the_secret(self, clients: StubbedClients) -> None:
-        clients.scripts += [error("UnrecognizedClientException", 403), error("UnrecognizedClientException", 403)]
+        clients.scripts += [
+            error("UnrecognizedClientException", 403),
+            error("UnrecognizedClientException", 403),
+        ]
 
         with pytest.raises(CredentialsRejected) as caught:
             BotoBedrockGateway(FakeCredentials(), timeout_s=60).answer(ROUTE, converse_request())
@@ -310,7 +348,9 @@ class TestErrorTranslation:
 class TestTransportErrors:
     class TimingOutClient:
         def converse(self, **_: Any) -> Any:
-            raise ReadTimeoutError(endpoint_url="https://bedrock-runtime.us-east-1.amazonaws.com/model/x/converse")
+            raise ReadTimeoutError(
+                endpoint_url="https://bedrock-runtime.us-east-1.amazonaws.com/model/x/converse"
+            )
 
     def test_a_read_timeout_is_transient(self, monkeypatch: pytest.MonkeyPatch) -> None:
         gateway = BotoBedrockGateway(FakeCredentials(), timeout_s=60)

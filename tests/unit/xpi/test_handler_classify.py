@@ -3,13 +3,13 @@
 import json
 
 import boto3
+from xpi.domain.policy import load_default_policy
+from xpi.handlers import classify
+from xpi.models.workflow import WorkflowState
 
 from tests.helpers.aws import REGION, XpiResources
 from tests.helpers.context import FakeLambdaContext
 from tests.helpers.events import load_event
-from xpi.domain.policy import load_default_policy
-from xpi.handlers import classify
-from xpi.models.workflow import WorkflowState
 
 
 def classified(event_file: str, context: FakeLambdaContext) -> tuple[WorkflowState, str]:
@@ -86,7 +86,9 @@ def test_a_classified_marking_raises_a_security_alert_without_its_text(
     assert "Operational summary" not in json.dumps(alert)
 
 
-def test_a_policy_in_ssm_applies_per_resolved_model(aws: XpiResources, lambda_context: FakeLambdaContext) -> None:
+def test_a_policy_in_ssm_applies_per_resolved_model(
+    aws: XpiResources, lambda_context: FakeLambdaContext
+) -> None:
     # GIVEN an agency policy that lets CUI banners go to US inference profiles ("us.*")
     policy = load_default_policy().model_dump(mode="json")
     policy["model_rules"] = [

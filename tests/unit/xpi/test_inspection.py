@@ -3,10 +3,10 @@
 from typing import Any
 
 import pytest
-
-from tests.helpers.events import sample_request
 from xpi.domain.inspection import location, redact, segments_with_paths
 from xpi.models.request import InferenceRequest
+
+from tests.helpers.events import sample_request
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 
@@ -23,7 +23,13 @@ def tool_conversation() -> InferenceRequest:
                     "content": [
                         {"text": "Find the open cases for this applicant."},
                         {"image": {"format": "png", "source": {"bytes": PNG}}},
-                        {"document": {"format": "pdf", "name": "intake form", "source": {"bytes": "JVBERi0xLjQ="}}},
+                        {
+                            "document": {
+                                "format": "pdf",
+                                "name": "intake form",
+                                "source": {"bytes": "JVBERi0xLjQ="},
+                            }
+                        },
                     ],
                 },
                 {
@@ -44,7 +50,10 @@ def tool_conversation() -> InferenceRequest:
                         {
                             "toolResult": {
                                 "toolUseId": "tooluse_8yXkP2",
-                                "content": [{"text": "2 cases: BEN-77120, BEN-77121"}, {"json": {"owner": "j.alvarez"}}],
+                                "content": [
+                                    {"text": "2 cases: BEN-77120, BEN-77121"},
+                                    {"json": {"owner": "j.alvarez"}},
+                                ],
                                 "status": "success",
                             }
                         }
@@ -64,7 +73,10 @@ def by_location(request: InferenceRequest) -> dict[str, tuple[str | None, str]]:
     [
         (("prompt",), "prompt"),
         (("system", 0), "system[0]"),
-        (("messages", 1, "content", 0, "toolUse", "input", "query"), "messages[1].content[0].toolUse.input.query"),
+        (
+            ("messages", 1, "content", 0, "toolUse", "input", "query"),
+            "messages[1].content[0].toolUse.input.query",
+        ),
         (("body", "messages", 0, "content"), "body.messages[0].content"),
         ((), ""),
     ],
@@ -105,7 +117,10 @@ class TestSegmentsWithPaths:
             # "status" under a tool input is data, not Converse's enumeration: a list is inspected
             "messages[1].content[0].toolUse.input.filters.status[0]": ("open", "tool_input"),
             "messages[2].content[0].toolResult.toolUseId": ("tooluse_8yXkP2", "tool_input"),
-            "messages[2].content[0].toolResult.content[0].text": ("2 cases: BEN-77120, BEN-77121", "tool_input"),
+            "messages[2].content[0].toolResult.content[0].text": (
+                "2 cases: BEN-77120, BEN-77121",
+                "tool_input",
+            ),
             "messages[2].content[0].toolResult.content[1].json.owner": ("j.alvarez", "tool_input"),
         }
 
@@ -206,9 +221,14 @@ class TestRedact:
         )
 
         found = by_location(redacted)
-        assert found["messages[1].content[0].toolUse.input.query"] == ("applicant [REDACTED:SSN]", "tool_input")
+        assert found["messages[1].content[0].toolUse.input.query"] == (
+            "applicant [REDACTED:SSN]",
+            "tool_input",
+        )
         assert found["system[1]"] == ("[REDACTED]", "text")
-        unchanged = {k: v for k, v in by_location(request).items() if k not in {"system[1]"} and "query" not in k}
+        unchanged = {
+            k: v for k, v in by_location(request).items() if k not in {"system[1]"} and "query" not in k
+        }
         assert unchanged.items() <= found.items()
 
     def test_native_body_and_prompt(self) -> None:
@@ -219,7 +239,10 @@ class TestRedact:
         redacted_plain = redact(plain, {"prompt": "[REDACTED:SSN]"})
 
         assert redacted_native.body is not None
-        assert redacted_native.body["messages"][0]["content"][0] == {"type": "text", "text": "[REDACTED:EMAIL]"}
+        assert redacted_native.body["messages"][0]["content"][0] == {
+            "type": "text",
+            "text": "[REDACTED:EMAIL]",
+        }
         assert redacted_native.body["anthropic_version"] == "bedrock-2023-05-31"
         assert redacted_plain.prompt == "[REDACTED:SSN]"
 

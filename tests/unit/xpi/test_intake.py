@@ -5,12 +5,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
-from tests.helpers.events import make_request, make_source, sample_request
 from xpi.domain.errors import RequestInvalid
 from xpi.domain.hashing import canonical_sha256
 from xpi.domain.intake import accept, parse_json_object, parse_request, usable_request_id
 from xpi.models.request import MAX_REQUEST_BYTES, InferenceRequest
+
+from tests.helpers.events import make_request, make_source, sample_request
 
 
 class TestParseJsonObject:
@@ -101,7 +101,8 @@ class TestParseRequest:
             parse_request({"prompt": "a", "temperature": 0.2})
 
         assert caught.value.message == (
-            "request does not match schema v1: model: Field required; temperature: Extra inputs are not permitted"
+            "request does not match schema v1: "
+            "model: Field required; temperature: Extra inputs are not permitted"
         )
 
 

@@ -4,8 +4,6 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-
-from tests.helpers.events import make_state, sample_request, state_from_event
 from xpi.domain.inspection import segments_with_paths
 from xpi.domain.outcome import (
     MAX_ERROR_MESSAGE,
@@ -17,6 +15,8 @@ from xpi.domain.outcome import (
 )
 from xpi.models.events import ResultDetail
 from xpi.models.workflow import Classification, ModelResponse, StepError, WorkflowState
+
+from tests.helpers.events import make_state, sample_request, state_from_event
 
 COMPLETED_AT = datetime(2025, 3, 12, 14, 7, 5, 402000, tzinfo=UTC)
 
@@ -75,7 +75,10 @@ class TestDescribeError:
             ),
         )
 
-        assert describe_error(error) == ("BedrockRejected", "ValidationException: Input is too long for requested model.")
+        assert describe_error(error) == (
+            "BedrockRejected",
+            "ValidationException: Input is too long for requested model.",
+        )
 
     def test_a_plain_text_cause_is_the_message(self) -> None:
         error = StepError(Error="States.Timeout", Cause="Task timed out after 180.00 seconds")
@@ -83,9 +86,14 @@ class TestDescribeError:
         assert describe_error(error) == ("States.Timeout", "Task timed out after 180.00 seconds")
 
     def test_no_cause_gives_the_error_name(self) -> None:
-        assert describe_error(StepError(Error="States.TaskFailed")) == ("States.TaskFailed", "States.TaskFailed")
+        assert describe_error(StepError(Error="States.TaskFailed")) == (
+            "States.TaskFailed",
+            "States.TaskFailed",
+        )
 
-    @pytest.mark.parametrize("cause", ['{"message": "no errorMessage key"}', '["a list"]', '{"errorMessage": 5}'])
+    @pytest.mark.parametrize(
+        "cause", ['{"message": "no errorMessage key"}', '["a list"]', '{"errorMessage": 5}']
+    )
     def test_json_without_a_string_error_message_is_kept_whole(self, cause: str) -> None:
         assert describe_error(StepError(Error="X", Cause=cause)) == ("X", cause)
 
@@ -140,10 +148,13 @@ class TestResultDetail:
         assert detail.error is not None
         assert detail.error.code == "BedrockRejected"
         assert detail.error.message == (
-            "ValidationException: The model returned the following errors: Input is too long for requested model."
+            "ValidationException: The model returned the following errors: "
+            "Input is too long for requested model."
         )
         assert detail.output is None and detail.usage is None
-        assert detail.model.resolved == "us.anthropic.claude-3-5-haiku-20241022-v1:0"  # it got as far as routing
+        assert (
+            detail.model.resolved == "us.anthropic.claude-3-5-haiku-20241022-v1:0"
+        )  # it got as far as routing
         assert detail.reply == {"thread": "conv-5531", "callback_queue": "grants-portal-results"}
 
     def test_failed_after_a_response_keeps_usage_but_not_output(self) -> None:
@@ -172,7 +183,10 @@ class TestResultDetail:
 
         assert detail.status == "FAILED"
         assert detail.error is not None
-        assert (detail.error.code, detail.error.message) == ("Incomplete", "the workflow ended without a model response")
+        assert (detail.error.code, detail.error.message) == (
+            "Incomplete",
+            "the workflow ended without a model response",
+        )
 
     def test_the_detail_is_valid_against_its_own_schema_after_a_json_round_trip(self) -> None:
         detail = result_detail(state_from_event("record/state-completed.json"), completed_at=COMPLETED_AT)
@@ -224,7 +238,9 @@ class TestLineageAttributes:
         assert attributes["model_id"] == "us.anthropic.claude-3-5-haiku-20241022-v1:0"
         assert attributes["commercial_region"] == "us-east-1"
         assert attributes["usage"] == {"input_tokens": 118, "output_tokens": 52}
-        assert attributes["estimated_cost_usd"] == str(state.response.estimated_cost_usd)  # DynamoDB: no floats
+        assert attributes["estimated_cost_usd"] == str(
+            state.response.estimated_cost_usd
+        )  # DynamoDB: no floats
         assert attributes["classification"]["decision"] == "allow"
         assert attributes["completed_at"] == "2025-03-12T14:07:05.402+00:00"
         assert list(attributes["steps"]) == [

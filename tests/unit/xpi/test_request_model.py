@@ -4,8 +4,6 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-
-from tests.helpers.events import sample_request
 from xpi.domain.errors import RequestInvalid
 from xpi.domain.intake import parse_request
 from xpi.models.request import (
@@ -17,6 +15,8 @@ from xpi.models.request import (
     InferenceRequest,
 )
 
+from tests.helpers.events import sample_request
+
 USER_TEXT = {"role": "user", "content": [{"text": "hello"}]}
 
 
@@ -27,7 +27,15 @@ def rejection(data: dict[str, Any]) -> str:
 
 
 @pytest.mark.parametrize(
-    "name", ["plain-prompt", "converse-system", "pii-redact", "cui-banner", "unknown-model", "invoke-model-anthropic"]
+    "name",
+    [
+        "plain-prompt",
+        "converse-system",
+        "pii-redact",
+        "cui-banner",
+        "unknown-model",
+        "invoke-model-anthropic",
+    ],
 )
 def test_every_sample_request_is_valid_v1(name: str) -> None:
     request = InferenceRequest.model_validate(sample_request(name))
@@ -112,14 +120,18 @@ def test_validation_messages_never_echo_input_values() -> None:
     ],
 )
 def test_inference_settings_limits(inference: dict[str, Any], field: str) -> None:
-    assert rejection({"prompt": "a", "inference": inference}).startswith(f"request does not match schema v1: {field}:")
+    assert rejection({"prompt": "a", "inference": inference}).startswith(
+        f"request does not match schema v1: {field}:"
+    )
 
 
 def test_caller_tags_and_reply_limits() -> None:
     tags = {f"k{i}": "v" for i in range(MAX_TAGS + 1)}
     reply = {f"r{i}": "v" for i in range(MAX_REPLY_FIELDS + 1)}
 
-    assert "caller.tags: Dictionary should have at most 10 items" in rejection({"prompt": "a", "caller": {"tags": tags}})
+    assert "caller.tags: Dictionary should have at most 10 items" in rejection(
+        {"prompt": "a", "caller": {"tags": tags}}
+    )
     assert "reply: Dictionary should have at most 10 items" in rejection({"prompt": "a", "reply": reply})
 
 
@@ -142,14 +154,24 @@ def test_unknown_fields_are_refused() -> None:
         ),
         ({"prompt": "a", "body": {"inputText": "a"}}, "`body` is only for api=invoke_model"),
         ({"api": "invoke_model", "prompt": "a"}, "api=invoke_model takes a native `body`"),
-        ({"api": "invoke_model", "body": {"inputText": "a"}, "system": ["s"]}, "api=invoke_model takes a native"),
         (
-            {"messages": [{"role": "user", "content": [{"text": "a", "image": {"format": "png", "source": {}}}]}]},
+            {"api": "invoke_model", "body": {"inputText": "a"}, "system": ["s"]},
+            "api=invoke_model takes a native",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": [{"text": "a", "image": {"format": "png", "source": {}}}]}
+                ]
+            },
             "a content block must have exactly one of text, image, document, toolUse, toolResult; "
             "this one has ['text', 'image']",
         ),
         ({"messages": [{"role": "user", "content": [{}]}]}, "this one has none"),
-        ({"messages": [{"role": "user", "content": []}]}, "messages.0.content: List should have at least 1 item"),
+        (
+            {"messages": [{"role": "user", "content": []}]},
+            "messages.0.content: List should have at least 1 item",
+        ),
         ({"version": "2", "prompt": "a"}, "version: Input should be '1'"),
     ],
 )

@@ -4,12 +4,12 @@ import json
 from typing import Any
 
 import pytest
-
-from tests.helpers.events import REPO, make_request, sample_request
 from xpi.domain.errors import ModelNotAllowedForCaller, ModelNotApproved
 from xpi.domain.routing import RoutingConfig, estimate_cost, load_default_routing, resolve_route
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Usage
+
+from tests.helpers.events import REPO, make_request, sample_request
 
 PRINCIPAL = "AROAQXZEXAMPLEROLEID1:claims-intake"
 
@@ -24,9 +24,15 @@ def route(request: InferenceRequest, principal: str = PRINCIPAL, config: Routing
 def restricted_config() -> RoutingConfig:
     return RoutingConfig.model_validate(
         {
-            "aliases": {"default": "us.amazon.nova-lite-v1:0", "claude": "us.anthropic.claude-3-7-sonnet-20250219-v1:0"},
+            "aliases": {
+                "default": "us.amazon.nova-lite-v1:0",
+                "claude": "us.anthropic.claude-3-7-sonnet-20250219-v1:0",
+            },
             "models": {
-                "us.amazon.nova-lite-v1:0": {"usd_per_1k_input_tokens": 0.00006, "usd_per_1k_output_tokens": 0.00024},
+                "us.amazon.nova-lite-v1:0": {
+                    "usd_per_1k_input_tokens": 0.00006,
+                    "usd_per_1k_output_tokens": 0.00024,
+                },
                 "us.amazon.nova-micro-v1:0": {},
                 "us.anthropic.claude-3-7-sonnet-20250219-v1:0": {"api": "converse"},
             },
@@ -131,7 +137,10 @@ class TestCallerAllowList:
         principal = "AROAQXZEXAMPLEROLEID1:analytics-adhoc"
 
         # THEN the first rule's narrower allow-list is the one in force
-        assert restricted_config().models_for(principal) == ["us.amazon.nova-lite-v1:0", "us.amazon.nova-micro-v1:0"]
+        assert restricted_config().models_for(principal) == [
+            "us.amazon.nova-lite-v1:0",
+            "us.amazon.nova-micro-v1:0",
+        ]
         with pytest.raises(ModelNotAllowedForCaller):
             route(make_request(model="claude"), principal, restricted_config())
 
@@ -140,7 +149,10 @@ class TestCallerAllowList:
 
     def test_allow_lists_only_ever_name_approved_models(self) -> None:
         config = RoutingConfig.model_validate(
-            {"models": {"a.model-v1": {}}, "callers": [{"principal": "*", "allow": ["a.*", "b.not-approved"]}]}
+            {
+                "models": {"a.model-v1": {}},
+                "callers": [{"principal": "*", "allow": ["a.*", "b.not-approved"]}],
+            }
         )
 
         assert config.models_for("anyone") == ["a.model-v1"]

@@ -5,9 +5,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
-from tests.helpers.events import make_source, make_state, sample_request, state_from_event
-from tests.helpers.fakes import FakeBedrockGateway, FakeEventPublisher, FakeLineageStore, FakeObjectStore, FakeWorkflowStarter
 from xpi.domain.errors import BedrockThrottled, RequestInvalid
 from xpi.domain.hashing import sha256_text
 from xpi.domain.routing import estimate_cost, load_default_routing
@@ -16,6 +13,15 @@ from xpi.models.workflow import Route, Usage, WorkflowInput, WorkflowState
 from xpi.services.invocation import invoke_model
 from xpi.services.recording import record_outcome
 from xpi.services.submission import Submitted, submit
+
+from tests.helpers.events import make_source, make_state, sample_request, state_from_event
+from tests.helpers.fakes import (
+    FakeBedrockGateway,
+    FakeEventPublisher,
+    FakeLineageStore,
+    FakeObjectStore,
+    FakeWorkflowStarter,
+)
 
 NOW = datetime(2025, 3, 12, 14, 5, 12, 7000, tzinfo=UTC)
 MESSAGE_ID = "5a7c2f8e-3d41-4b6a-9e0f-1c2d3e4f5a03"
@@ -44,7 +50,12 @@ class Submission:
         return outcome
 
 
-MALFORMED = {"version": "1", "request_id": "req-batch-0103", "prompt": "Translate 'good morning'.", "max_token": 64}
+MALFORMED = {
+    "version": "1",
+    "request_id": "req-batch-0103",
+    "prompt": "Translate 'good morning'.",
+    "max_token": 64,
+}
 
 
 class TestSubmit:
@@ -157,7 +168,11 @@ class TestSubmit:
 
     def test_the_failure_event_echoes_model_and_string_reply_fields_only(self) -> None:
         consumer = Submission()
-        body = {**MALFORMED, "model": "default", "reply": {"ticket": "INC-1", "count": 3, "nested": {"a": "b"}}}
+        body = {
+            **MALFORMED,
+            "model": "default",
+            "reply": {"ticket": "INC-1", "count": 3, "nested": {"a": "b"}},
+        }
 
         with pytest.raises(RequestInvalid):
             consumer.submit(body)
@@ -244,12 +259,20 @@ class TestRecordOutcome:
 class TestInvokeModel:
     def routed(self, request: dict[str, Any] | None = None) -> WorkflowState:
         state = make_state(request or sample_request("converse-system"))
-        state.route = Route(model_id="us.anthropic.claude-3-5-haiku-20241022-v1:0", region="us-east-1", endpoint="", api="converse")
+        state.route = Route(
+            model_id="us.anthropic.claude-3-5-haiku-20241022-v1:0",
+            region="us-east-1",
+            endpoint="",
+            api="converse",
+        )
         return state
 
     def test_a_small_text_output_stays_inline(self) -> None:
         # GIVEN
-        gateway, objects = FakeBedrockGateway(answer_text="Agency staff approve each stage."), FakeObjectStore()
+        gateway, objects = (
+            FakeBedrockGateway(answer_text="Agency staff approve each stage."),
+            FakeObjectStore(),
+        )
         state = self.routed()
 
         # WHEN
@@ -271,19 +294,26 @@ class TestInvokeModel:
         gateway, objects = FakeBedrockGateway(answer_text=text), FakeObjectStore()
 
         # WHEN
-        response = invoke_model(self.routed(), gateway, objects, load_default_routing(), inline_max_bytes=1200)
+        response = invoke_model(
+            self.routed(), gateway, objects, load_default_routing(), inline_max_bytes=1200
+        )
 
         # THEN
         assert response.output_text is None
         assert response.output_s3_uri == "s3://xpi-prod-artifacts/outputs/req-converse-0002.txt"
-        assert objects.objects["outputs/req-converse-0002.txt"] == (text.encode(), "text/plain; charset=utf-8")
+        assert objects.objects["outputs/req-converse-0002.txt"] == (
+            text.encode(),
+            "text/plain; charset=utf-8",
+        )
         assert response.output_bytes == 1201
         assert response.output_sha256 == sha256_text(text.encode())
 
     def test_exactly_the_inline_limit_stays_inline(self) -> None:
         gateway, objects = FakeBedrockGateway(answer_text="x" * 1024), FakeObjectStore()
 
-        response = invoke_model(self.routed(), gateway, objects, load_default_routing(), inline_max_bytes=1024)
+        response = invoke_model(
+            self.routed(), gateway, objects, load_default_routing(), inline_max_bytes=1024
+        )
 
         assert response.output_text == "x" * 1024 and objects.objects == {}
 
@@ -291,7 +321,9 @@ class TestInvokeModel:
         body = {"content": [{"type": "text", "text": "y" * 2000}], "stop_reason": "end_turn"}
         gateway, objects = FakeBedrockGateway(answer_body=body), FakeObjectStore()
 
-        small = invoke_model(self.routed(), gateway, objects, load_default_routing(), inline_max_bytes=100_000)
+        small = invoke_model(
+            self.routed(), gateway, objects, load_default_routing(), inline_max_bytes=100_000
+        )
         large = invoke_model(self.routed(), gateway, objects, load_default_routing(), inline_max_bytes=1024)
 
         assert small.output_body == body and small.output_text is None
@@ -304,21 +336,29 @@ class TestInvokeModel:
         gateway = FakeBedrockGateway(usage=usage)
         state = self.routed()
 
-        response = invoke_model(state, gateway, FakeObjectStore(), load_default_routing(), inline_max_bytes=32_768)
+        response = invoke_model(
+            state, gateway, FakeObjectStore(), load_default_routing(), inline_max_bytes=32_768
+        )
 
         assert response.usage == usage
         assert response.estimated_cost_usd == pytest.approx((2400 * 0.0008 + 310 * 0.004) / 1000)
-        assert response.estimated_cost_usd == estimate_cost(load_default_routing(), state.route.model_id, usage)  # type: ignore[union-attr]
+        assert response.estimated_cost_usd == estimate_cost(
+            load_default_routing(), state.route.model_id, usage
+        )  # type: ignore[union-attr]
 
     def test_bedrock_errors_propagate_unchanged_for_the_workflow_to_retry(self) -> None:
         gateway = FakeBedrockGateway(error=BedrockThrottled("ThrottlingException: slow down"))
 
         with pytest.raises(BedrockThrottled):
-            invoke_model(self.routed(), gateway, FakeObjectStore(), load_default_routing(), inline_max_bytes=32_768)
+            invoke_model(
+                self.routed(), gateway, FakeObjectStore(), load_default_routing(), inline_max_bytes=32_768
+            )
 
     def test_an_unrouted_state_is_refused_before_calling_bedrock(self) -> None:
         gateway = FakeBedrockGateway()
 
         with pytest.raises(ValueError, match="the Route step must run first"):
-            invoke_model(make_state(), gateway, FakeObjectStore(), load_default_routing(), inline_max_bytes=32_768)
+            invoke_model(
+                make_state(), gateway, FakeObjectStore(), load_default_routing(), inline_max_bytes=32_768
+            )
         assert gateway.calls == []

@@ -92,6 +92,7 @@ class LocalStack:
         self.work_dir = project_root / ".xpi" / "local"
         self._runtimes_per_function = runtimes_per_function
         self._server: Any = None
+        self._aws_url = ""
         self._emulator: BedrockEmulator | None = None
         self._pool: LambdaRuntimePool | None = None
         self._poller: SqsPoller | None = None
@@ -114,7 +115,7 @@ class LocalStack:
 
         self.work_dir.mkdir(parents=True, exist_ok=True)
         port = free_port()
-        aws_url = f"http://127.0.0.1:{port}"
+        aws_url = self._aws_url = f"http://127.0.0.1:{port}"
         # moto's Step Functions interpreter calls the other services at localhost:$MOTO_PORT.
         os.environ["MOTO_PORT"] = str(port)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -229,6 +230,9 @@ class LocalStack:
             self._patch()
             self._patch = None
         if self._server is not None:
+            # moto keeps its state in this process: forget it, so the next stack starts empty.
+            with contextlib.suppress(Exception):
+                _post_json(f"{self._aws_url}/moto-api/reset", {})
             self._server.stop()
             self._server = None
 

@@ -22,6 +22,7 @@ numbering rules.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 
 from .models import Detection
@@ -45,7 +46,7 @@ class _Window:
     ``OVERLAP`` characters either side. ``low`` is the lower-cased text of ``[base, end)``.
     """
 
-    __slots__ = ("base", "end", "found", "hi", "lo", "low", "text")
+    __slots__ = ("_index", "base", "end", "found", "hi", "lo", "low", "text")
 
     def __init__(self, text: str, lo: int, hi: int, found: set[Detection]) -> None:
         self.text = text
@@ -57,6 +58,7 @@ class _Window:
             low = window.replace("\u0130", "i").lower()
         self.low = low
         self.found = found
+        self._index: dict[str, list[int]] = {}
 
     def emit(self, category: str, start: int, end: int) -> None:
         self.found.add(Detection(category, start, end))
@@ -70,6 +72,34 @@ class _Window:
         base = self.base
         for rel in _find_all(self.low, needle, self.lo - base, self.hi - base + len(needle) - 1):
             yield rel + base
+
+    def word_positions(self, words: tuple[str, ...]) -> list[int]:
+        """Sorted positions (relative to ``low``) of whole ``words`` in the whole window; built once, lazily.
+
+        Detectors that check context around many hits look up the nearest word here instead of scanning
+        the context again for every hit, which keeps adversarial texts ("EAR EAR EAR ...") linear.
+        """
+        key = "|".join(words)
+        positions = self._index.get(key)
+        if positions is None:
+            low = self.low
+            positions = sorted(
+                pos
+                for word in words
+                for pos in _find_all(low, word, 0, len(low))
+                if not (pos > 0 and low[pos - 1].isalnum())
+                and not low[pos + len(word) : pos + len(word) + 1].isalnum()
+            )
+            self._index[key] = positions
+        return positions
+
+    def pattern_positions(self, pattern: re.Pattern[str]) -> list[int]:
+        """Sorted start positions (in ``text``) of ``pattern`` over the whole window; built once, lazily."""
+        positions = self._index.get(pattern.pattern)
+        if positions is None:
+            positions = [m.start() for m in pattern.finditer(self.text, self.base, self.end)]
+            self._index[pattern.pattern] = positions
+        return positions
 
     def low_iter(self, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
         """Matches of ``pattern`` over ``low`` starting in the own range (positions relative to ``base``)."""
@@ -311,14 +341,17 @@ _LEGEND_LETTER_RE = re.compile(r"\([ABD-RTV-Z]\)")
 _LEGEND_SEPARATOR_RE = re.compile(r"(?:[,;]|\s{2}|\t)\s*\Z")
 
 
-def _in_letter_list(text: str, start: int, end: int) -> bool:
-    for match in _LEGEND_LETTER_RE.finditer(text, max(0, start - 2000), min(len(text), end + 2000)):
-        context = _line_context(text, match.start(), match.end(), json_start=True)
+def _in_letter_list(w: _Window, start: int, end: int) -> bool:
+    text = w.text
+    positions = w.pattern_positions(_LEGEND_LETTER_RE)
+    for index in range(bisect_left(positions, start - 2000), bisect_left(positions, end + 2000)):
+        pos = positions[index]
+        context = _line_context(text, pos, pos + 3, json_start=True)
         if context is None:
             continue
         if not context[0].strip():
             return True
-        same_line = text.find("\n", min(start, match.start()), max(end, match.end())) == -1
+        same_line = text.find("\n", min(start, pos), max(end, pos + 3)) == -1
         if same_line and _LEGEND_SEPARATOR_RE.search(context[0]):
             return True
     return False
@@ -365,7 +398,7 @@ def _portion_marks(w: _Window) -> None:
         if not controls and (
             not _opens_paragraph(text, start, end)
             or (level == "C" and _COPYRIGHT_TAIL_RE.match(text, end, end + 160))
-            or (len(level) == 1 and _in_letter_list(text, start, end))
+            or (len(level) == 1 and _in_letter_list(w, start, end))
         ):
             continue
         w.emit(category, start, end)
@@ -452,20 +485,28 @@ def _designation_indicator(w: _Window) -> None:
     low = w.low
     if "controlled by" not in low and "cui categor" not in low:
         return
+    covered = -1  # hits inside a block already reported are part of it
     for label in ("controlled by", "cui categor"):
         for pos in w.find_low(label):
             rel = pos - w.base
             bounds = _line_bounds(w.text, pos, pos)
-            if bounds is None or w.text[bounds[0] : pos].strip() or not _DESIGNATION_LINE_RE.match(low, rel):
+            if pos < covered or bounds is None or w.text[bounds[0] : pos].strip():
+                continue
+            if not _DESIGNATION_LINE_RE.match(low, rel):
                 continue
             # Extend over the indicator lines that follow ("Controlled by:", "CUI Category:", "POC:").
             lines, end_rel = 1, bounds[1] - w.base
-            while end_rel < len(low) and _DESIGNATION_LINE_RE.match(low, end_rel + 1, end_rel + 200):
+            while (
+                lines < 12
+                and end_rel < len(low)
+                and _DESIGNATION_LINE_RE.match(low, end_rel + 1, end_rel + 200)
+            ):
                 next_end = low.find("\n", end_rel + 1, end_rel + _MAX_LINE)
                 end_rel = next_end if next_end != -1 else min(len(low), end_rel + _MAX_LINE)
                 lines += 1
             if label == "cui categor" or lines >= 2:
                 w.emit("cui.designation_indicator", pos, end_rel + w.base)
+                covered = max(covered, end_rel + w.base)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -480,9 +521,9 @@ _NOUNS = (
     r"contents?|diagrams?|schematics?|manuals?|models?|designs?|products?|commodit(?:y|ies)|records?)"
 )
 _NOTICE_SUBJECT = (
-    r"\b(?:this|these|the\s+attached|the\s+enclosed|the\s+following|attached|enclosed)\s+"
+    r"\b(?:this|these|(?:the\s+)?(?:attached|enclosed|following))\s+"
     r"(?:[a-z][a-z/-]*\s+){0,3}?" + _NOUNS + r"\s+(?:(?:may|might|could|also|hereby|herein)\s+)?"
-    r"(?:is|are|contains?|includes?|has\s+been|have\s+been|was|were|falls?)\b"
+    r"(?P<verb>is|are|contains?|includes?|has\s+been|have\s+been|was|were|falls?)\b"
 )
 _GAP = r"(?:[^\n]|\n(?!\n)){0,160}"
 _NOTICE_BEFORE_RE = re.compile(
@@ -495,6 +536,13 @@ _CONTROL_RE = re.compile(
     r"licen[cs]e|defen[cs]e\s+articles?|whose\s+export"
 )
 _CONTROL_AFTER_RE = re.compile(r"[\s\-]*(?:controlled|restricted|regulated|technical\s+data)")
+# After "contains" / "includes" the regime named as a kind of content is a notice: "contains ITAR data".
+_CONTENT_AFTER_RE = re.compile(r"[\s\-]*(?:technical|data|information|materials?|drawings?|content|items?)\b")
+# Words a notice starts with: the search for one begins at the first of them in range.
+_NOTICE_STARTS = (
+    "this", "these", "attached", "enclosed", "following", "contained", "included", "provided", "disclosed",
+    "described", "whose",
+)  # fmt: skip
 # Regime terms, found from literal anchors in the lower-cased text; each anchor's pattern is matched at the
 # anchor (CFR citations from a few characters before it, where the title number stands).
 _ITAR_ANCHORS = (
@@ -521,13 +569,22 @@ def _notice_before(w: _Window, rel_start: int, rel_end: int) -> int:
     para = low.rfind("\n\n", lo, rel_start)
     if para != -1:
         lo = para + 2
-    match = _NOTICE_BEFORE_RE.search(low, lo, rel_start)
-    if match is None:
-        return -1
-    gap = match.group("gap")
-    if gap is None or _CONTROL_RE.search(gap) or _CONTROL_AFTER_RE.match(low, rel_end, rel_end + 40):
-        return match.start() + w.base
+    starts = w.word_positions(_NOTICE_STARTS)
+    # Try the notice openers nearest the term first; a sentence's own subject is the one that counts.
+    last, first = bisect_left(starts, rel_start) - 1, bisect_left(starts, lo)
+    for index in range(last, max(first, last - 6) - 1, -1):
+        match = _NOTICE_BEFORE_RE.match(low, starts[index], rel_start)
+        if match is not None and _is_notice(low, match, rel_end):
+            return match.start() + w.base
     return -1
+
+
+def _is_notice(low: str, match: re.Match[str], rel_end: int) -> bool:
+    gap, verb = match.group("gap"), match.group("verb")
+    if gap is None or _CONTROL_RE.search(gap) or _CONTROL_AFTER_RE.match(low, rel_end, rel_end + 40):
+        return True
+    contains = verb is not None and verb.startswith(("contain", "include")) and not gap.strip()
+    return contains and _CONTENT_AFTER_RE.match(low, rel_end, rel_end + 40) is not None
 
 
 def _regime_terms(w: _Window) -> Iterator[tuple[str, int, int]]:

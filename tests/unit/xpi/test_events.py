@@ -1,0 +1,156 @@
+"""The sample events of events/: one or more for every function, each valid for what its function parses,
+every file documented with the command that uses it, and the requests on the approved list."""
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+from aws_lambda_powertools.utilities.parser.models import SqsModel
+from xpi.domain.intake import parse_request
+from xpi.domain.routing import load_default_routing
+from xpi.handlers.record import RejectedInput
+from xpi.models.request import InferenceRequest
+from xpi.models.workflow import WorkflowInput, WorkflowState
+
+from tests.helpers.events import EVENTS, REPO
+
+# events/<folder>/ per handler module (xpi.handlers.<name>.handler)
+FOLDER_OF_HANDLER = {
+    "consume": "consume",
+    "validate": "validate",
+    "classify": "classify",
+    "route": "route",
+    "invoke": "invoke",
+    "record": "record",
+}
+
+
+def template_functions() -> dict[str, str]:
+    """Logical id -> handler module name, for every AWS::Serverless::Function in template.yaml."""
+    functions: dict[str, str] = {}
+    resource = None
+    is_function = False
+    for line in (REPO / "template.yaml").read_text(encoding="utf-8").splitlines():
+        if match := re.fullmatch(r"  (\w+):", line):
+            resource, is_function = match.group(1), False
+        elif line.strip() == "Type: AWS::Serverless::Function":
+            is_function = True
+        elif (
+            is_function
+            and resource
+            and (match := re.fullmatch(r"\s+Handler: xpi\.handlers\.(\w+)\.handler", line))
+        ):
+            functions[resource] = match.group(1)
+    return functions
+
+
+def event_files() -> list[Path]:
+    return sorted(path for path in EVENTS.rglob("*.json"))
+
+
+def test_the_template_is_read() -> None:
+    assert template_functions() == {
+        "ConsumeRequestsFunction": "consume",
+        "ValidateFunction": "validate",
+        "ClassifyFunction": "classify",
+        "RouteFunction": "route",
+        "InvokeModelFunction": "invoke",
+        "RecordOutcomeFunction": "record",
+    }
+
+
+@pytest.mark.parametrize(("function", "handler"), sorted(template_functions().items()))
+def test_every_function_has_a_sample_event(function: str, handler: str) -> None:
+    assert list((EVENTS / FOLDER_OF_HANDLER[handler]).glob("*.json")), f"no sample event for {function}"
+
+
+@pytest.mark.parametrize("path", event_files(), ids=lambda p: str(p.relative_to(EVENTS)))
+def test_every_event_is_valid_for_its_function(path: Path) -> None:
+    event = json.loads(path.read_text(encoding="utf-8"))
+    folder = path.parent.name
+    if folder == "consume":
+        SqsModel.model_validate(event)
+    elif folder == "validate":
+        parse_request(WorkflowInput.model_validate(event).request)
+    elif folder == "requests":
+        InferenceRequest.model_validate(event)
+    elif path.name == "rejected-input.json":
+        RejectedInput.model_validate(event)
+    else:
+        WorkflowState.model_validate(event)
+
+
+def test_the_readme_lists_every_file_with_the_command_that_uses_it() -> None:
+    readme = (EVENTS / "README.md").read_text(encoding="utf-8")
+    function_of_folder = {FOLDER_OF_HANDLER[h]: f for f, h in template_functions().items()}
+
+    for path in event_files():
+        relative = str(path.relative_to(EVENTS))
+        assert f"`{relative}`" in readme, f"{relative} is not listed in events/README.md"
+        if path.parent.name != "requests":
+            command = f"sam local invoke {function_of_folder[path.parent.name]}"
+            assert re.search(rf"{command} +-e events/{re.escape(relative)}\n", readme), (
+                f"no `{command} -e events/{relative}` in events/README.md"
+            )
+
+
+class TestSqsBatch:
+    def test_three_records_from_the_govcloud_requests_queue(self) -> None:
+        batch = SqsModel.model_validate_json((EVENTS / "consume/sqs-batch.json").read_text())
+
+        assert len(batch.Records) == 3
+        for record in batch.Records:
+            assert record.eventSourceARN.startswith("arn:aws-us-gov:sqs:us-gov-west-1:111122223333:")
+            assert "RequestsQueue" in record.eventSourceARN
+            assert record.awsRegion == "us-gov-west-1"
+            assert record.md5OfBody == hashlib.md5(record.body.encode()).hexdigest()
+
+    def test_one_valid_one_with_pii_one_malformed(self) -> None:
+        bodies = [
+            record.body
+            for record in SqsModel.model_validate_json(
+                (EVENTS / "consume/sqs-batch.json").read_text()
+            ).Records
+        ]
+
+        valid, pii, malformed = bodies
+        assert InferenceRequest.model_validate_json(valid).prompt
+        assert "123-45-6789" in pii and "@example.com" in pii
+        InferenceRequest.model_validate_json(pii)
+        with pytest.raises(ValueError, match="model"):
+            InferenceRequest.model_validate_json(malformed)
+
+
+class TestRequests:
+    @pytest.mark.parametrize("path", sorted((EVENTS / "requests").glob("*.json")), ids=lambda p: p.name)
+    def test_models_are_approved_or_aliases_except_the_unknown_one(self, path: Path) -> None:
+        routing = load_default_routing()
+        request = InferenceRequest.model_validate_json(path.read_text())
+
+        approved = routing.resolve_alias(request.model) in routing.models
+
+        assert approved is (path.name != "unknown-model.json")
+
+    def test_the_failed_state_carries_a_lambda_error_as_a_catch_leaves_it(self) -> None:
+        state = WorkflowState.model_validate_json((EVENTS / "record/state-failed.json").read_text())
+
+        assert state.error is not None
+        assert state.error.Error == "BedrockRejected"
+        cause = json.loads(state.error.Cause or "")
+        assert cause["errorType"] == "BedrockRejected"
+        assert cause["errorMessage"].startswith("ValidationException: ")
+
+    def test_the_samples_cover_each_request_form(self) -> None:
+        samples = {
+            p.stem: InferenceRequest.model_validate_json(p.read_text())
+            for p in (EVENTS / "requests").glob("*.json")
+        }
+
+        assert samples["plain-prompt"].prompt and not samples["plain-prompt"].messages
+        assert samples["converse-system"].system and len(samples["converse-system"].messages) == 3
+        assert samples["invoke-model-anthropic"].api == "invoke_model"
+        assert samples["invoke-model-anthropic"].body is not None
+        assert samples["invoke-model-anthropic"].body["anthropic_version"] == "bedrock-2023-05-31"
+        assert "CUI" in (samples["cui-banner"].prompt or "").splitlines()
