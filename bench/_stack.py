@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-
 from xpi_tools.local.stack import LOCAL_CREDENTIALS, LocalStack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,8 +20,10 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def summary(values: list[float]) -> str:
-    return (f"p50 {statistics.median(values):8.1f} ms   p95 {percentile(values, 0.95):8.1f} ms   "
-            f"max {max(values):8.1f} ms")
+    return (
+        f"p50 {statistics.median(values):8.1f} ms   p95 {percentile(values, 0.95):8.1f} ms   "
+        f"max {max(values):8.1f} ms"
+    )
 
 
 class StackDriver:
@@ -31,9 +32,11 @@ class StackDriver:
     def __init__(self, stack: LocalStack) -> None:
         assert stack.endpoints is not None
         self.endpoints = stack.endpoints
-        session = boto3.Session(region_name=stack.region,
-                                aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                                aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+        session = boto3.Session(
+            region_name=stack.region,
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
         self.sqs = session.client("sqs", endpoint_url=stack.endpoints.aws)
         self.sent_at: dict[str, float] = {}
         self.done_at: dict[str, float] = {}
@@ -59,7 +62,9 @@ class StackDriver:
             if entries:
                 self.sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
 
-    def send(self, count: int, prompt: str = "Summarise the benefits of lineage in one paragraph.") -> list[str]:
+    def send(
+        self, count: int, prompt: str = "Summarise the benefits of lineage in one paragraph."
+    ) -> list[str]:
         ids = [f"bench-{uuid.uuid4().hex[:16]}" for _ in range(count)]
         queue_url = self.endpoints.outputs["RequestsQueueUrl"]
         for start in range(0, count, 10):
@@ -67,10 +72,16 @@ class StackDriver:
             now = time.perf_counter()
             for request_id in batch:
                 self.sent_at[request_id] = now
-            self.sqs.send_message_batch(QueueUrl=queue_url, Entries=[
-                {"Id": str(i), "MessageBody": json.dumps({"request_id": rid, "model": "default", "prompt": prompt})}
-                for i, rid in enumerate(batch)
-            ])
+            self.sqs.send_message_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {
+                        "Id": str(i),
+                        "MessageBody": json.dumps({"request_id": rid, "model": "default", "prompt": prompt}),
+                    }
+                    for i, rid in enumerate(batch)
+                ],
+            )
         return ids
 
     def wait(self, ids: list[str], timeout_s: float) -> list[float]:
@@ -83,7 +94,9 @@ class StackDriver:
         with self._lock:
             missing = [i for i in ids if i not in self.done_at]
             if missing:
-                raise RuntimeError(f"{len(missing)} of {len(ids)} requests got no result within {timeout_s} s")
+                raise RuntimeError(
+                    f"{len(missing)} of {len(ids)} requests got no result within {timeout_s} s"
+                )
             return [(self.done_at[i] - self.sent_at[i]) * 1000 for i in ids]
 
     def close(self) -> None:
@@ -94,23 +107,33 @@ class StackDriver:
 def converse_directly(stack: LocalStack, calls: int, threads: int) -> tuple[list[float], float]:
     """The same kind of call, straight to the emulator with boto3 (the floor under the pipeline)."""
     assert stack.endpoints is not None
-    secret = json.loads(boto3.Session(region_name=stack.region, aws_access_key_id="testing",
-                                      aws_secret_access_key="testing")  # noqa: S106
-                        .client("secretsmanager", endpoint_url=stack.endpoints.aws)
-                        .get_secret_value(SecretId=stack.endpoints.outputs["CommercialCredentialsSecretArn"])
-                        ["SecretString"])
+    secret = json.loads(
+        boto3.Session(region_name=stack.region, aws_access_key_id="testing", aws_secret_access_key="testing")
+        .client("secretsmanager", endpoint_url=stack.endpoints.aws)
+        .get_secret_value(SecretId=stack.endpoints.outputs["CommercialCredentialsSecretArn"])["SecretString"]
+    )
     latencies: list[float] = []
     lock = threading.Lock()
 
     def worker(count: int) -> None:
-        client = boto3.client("bedrock-runtime", endpoint_url=stack.endpoints.bedrock,  # type: ignore[union-attr]
-                              region_name=stack.endpoints.bedrock_region,  # type: ignore[union-attr]
-                              aws_access_key_id=secret["aws_access_key_id"],
-                              aws_secret_access_key=secret["aws_secret_access_key"])
+        client = boto3.client(
+            "bedrock-runtime",
+            endpoint_url=stack.endpoints.bedrock,  # type: ignore[union-attr]
+            region_name=stack.endpoints.bedrock_region,  # type: ignore[union-attr]
+            aws_access_key_id=secret["aws_access_key_id"],
+            aws_secret_access_key=secret["aws_secret_access_key"],
+        )
         for _ in range(count):
             started = time.perf_counter()
-            client.converse(modelId="us.amazon.nova-lite-v1:0", messages=[
-                {"role": "user", "content": [{"text": "Summarise the benefits of lineage in one paragraph."}]}])
+            client.converse(
+                modelId="us.amazon.nova-lite-v1:0",
+                messages=[
+                    {
+                        "role": "user",
+                        "content": [{"text": "Summarise the benefits of lineage in one paragraph."}],
+                    }
+                ],
+            )
             with lock:
                 latencies.append((time.perf_counter() - started) * 1000)
 

@@ -8,9 +8,8 @@ request's end-to-end time).
 import statistics
 import time
 
-from moto.server import ThreadedMotoServer
-
 from _stack import StackDriver, converse_directly, start_stack, summary
+from moto.server import ThreadedMotoServer
 from xpi_tools.local.stack import free_port
 
 RUNS = 3
@@ -47,8 +46,10 @@ def main() -> None:
         driver.close()
         stack.stop()
 
-    print(f"local stack up and deployed ({RUNS} runs)   median {statistics.median(ups):5.2f} s   "
-          f"runs {', '.join(f'{u:.2f}' for u in ups)} s   (goal < 10 s)")
+    print(
+        f"local stack up and deployed ({RUNS} runs)   median {statistics.median(ups):5.2f} s   "
+        f"runs {', '.join(f'{u:.2f}' for u in ups)} s   (goal < 10 s)"
+    )
     print(f"  of which deploy (translate + CloudFormation)   median {statistics.median(deploys):5.2f} s")
     print(f"  baseline: bare moto server start                median {statistics.median(bare):5.2f} s")
     print(f"first request end to end (cold runtimes)          {first:8.1f} ms")

@@ -7,17 +7,76 @@ The lineage table, idempotency table, bus with the example subscriber rule and q
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any, Final
 
 import boto3
+import moto  # noqa: F401  registers moto's request hook before the session below makes any client
 from xpi.models.workflow import WorkflowState
 
 from tests.helpers.events import REPO
 
-REGION = "us-gov-west-1"
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_ssm import SSMClient
+    from mypy_boto3_stepfunctions import SFNClient
+
+REGION: Final = "us-gov-west-1"
 STACK = "xpi-prod"
 ROLE_ARN = "arn:aws-us-gov:iam::123456789012:role/xpi-prod-InferenceStateMachineRole"
 API_KEY = "bedrock-api-key-EXAMPLE-0123456789abcdef"
+
+
+# The tests' own clients, made once: creating botocore clients is most of what a moto test costs. moto
+# answers them inside the process under any `mock_aws()`; outside one, the socket guard refuses them.
+@cache
+def _session() -> boto3.Session:
+    return boto3.Session(region_name=REGION)
+
+
+@cache
+def dynamodb() -> "DynamoDBClient":
+    return _session().client("dynamodb")
+
+
+@cache
+def dynamodb_resource() -> "DynamoDBServiceResource":
+    return _session().resource("dynamodb")
+
+
+@cache
+def events() -> "EventBridgeClient":
+    return _session().client("events")
+
+
+@cache
+def s3() -> "S3Client":
+    return _session().client("s3")
+
+
+@cache
+def secretsmanager() -> "SecretsManagerClient":
+    return _session().client("secretsmanager")
+
+
+@cache
+def sqs() -> "SQSClient":
+    return _session().client("sqs")
+
+
+@cache
+def ssm() -> "SSMClient":
+    return _session().client("ssm")
+
+
+@cache
+def stepfunctions() -> "SFNClient":
+    return _session().client("stepfunctions")
 
 
 @dataclass
@@ -48,35 +107,41 @@ class XpiResources:
 
     # ------------------------------------------------------------------ reading what the code did
     def lineage_item(self, request_id: str) -> dict[str, Any] | None:
-        table = boto3.resource("dynamodb", region_name=REGION).Table(self.lineage_table)
+        table = dynamodb_resource().Table(self.lineage_table)
         item = table.get_item(Key={"request_id": request_id}).get("Item")
         return dict(item) if item else None
 
     def put_claim(self, state: WorkflowState) -> None:
         """What the workflow's Claim step (a conditional PutItem) leaves before Record runs."""
-        table = boto3.resource("dynamodb", region_name=REGION).Table(self.lineage_table)
+        table = dynamodb_resource().Table(self.lineage_table)
         table.put_item(Item={"status": "ACCEPTED", **state.claim.model_dump()})
 
     def subscriber_events(self) -> list[dict[str, Any]]:
         """Every event delivered to the example subscriber queue so far (drained)."""
-        sqs = boto3.client("sqs", region_name=REGION)
         events: list[dict[str, Any]] = []
         while True:
-            messages = sqs.receive_message(
-                QueueUrl=self.subscriber_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
-            ).get("Messages", [])
+            messages = (
+                sqs()
+                .receive_message(
+                    QueueUrl=self.subscriber_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+                )
+                .get("Messages", [])
+            )
             if not messages:
                 return events
             for message in messages:
                 events.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=self.subscriber_queue_url, ReceiptHandle=message["ReceiptHandle"])
+                sqs().delete_message(
+                    QueueUrl=self.subscriber_queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
 
     def executions(self) -> dict[str, dict[str, Any]]:
         """Execution name -> its input, for every execution started on the state machine."""
-        sfn = boto3.client("stepfunctions", region_name=REGION)
         found = {}
-        for execution in sfn.list_executions(stateMachineArn=self.state_machine_arn)["executions"]:
-            described = sfn.describe_execution(executionArn=execution["executionArn"])
+        for execution in stepfunctions().list_executions(stateMachineArn=self.state_machine_arn)[
+            "executions"
+        ]:
+            described = stepfunctions().describe_execution(executionArn=execution["executionArn"])
             found[execution["name"]] = json.loads(described.get("input", "{}"))
         return found
 
@@ -89,43 +154,39 @@ def _definition(substitutions: Mapping[str, str]) -> str:
 
 
 def create_xpi_resources() -> XpiResources:
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
     lineage_table, idempotency_table = f"{STACK}-LineageTable", f"{STACK}-IdempotencyTable"
-    dynamodb.create_table(
+    dynamodb().create_table(
         TableName=lineage_table,
         BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": "request_id", "AttributeType": "S"}],
         KeySchema=[{"AttributeName": "request_id", "KeyType": "HASH"}],
     )
-    dynamodb.create_table(
+    dynamodb().create_table(
         TableName=idempotency_table,
         BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
     )
 
-    events = boto3.client("events", region_name=REGION)
-    sqs = boto3.client("sqs", region_name=REGION)
     bus_name = f"{STACK}-xpi"
-    events.create_event_bus(Name=bus_name)
-    queue_url = sqs.create_queue(QueueName=f"{STACK}-SubscriberQueue")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+    events().create_event_bus(Name=bus_name)
+    queue_url = sqs().create_queue(QueueName=f"{STACK}-SubscriberQueue")["QueueUrl"]
+    queue_arn = sqs().get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
-    events.put_rule(
+    events().put_rule(
         Name="ResultsToSubscriberRule",
         EventBusName=bus_name,
         EventPattern=json.dumps({"source": ["xpi.inference"]}),
         State="ENABLED",
     )
-    events.put_targets(
+    events().put_targets(
         Rule="ResultsToSubscriberRule",
         EventBusName=bus_name,
         Targets=[{"Id": "subscriber-queue", "Arn": queue_arn}],
     )
 
     function_arn = f"arn:aws-us-gov:lambda:{REGION}:123456789012:function:{STACK}-" + "{}"
-    sfn = boto3.client("stepfunctions", region_name=REGION)
     definition = _definition(
         {
             "Partition": "aws-us-gov",
@@ -139,15 +200,13 @@ def create_xpi_resources() -> XpiResources:
             "EventSource": "xpi.inference",
         }
     )
-    state_machine_arn = sfn.create_state_machine(
+    state_machine_arn = stepfunctions().create_state_machine(
         name=f"{STACK}-inference", definition=definition, roleArn=ROLE_ARN
     )["stateMachineArn"]
 
     bucket = f"{STACK}-artifactsbucket-1x2y3z4w5v6u"
-    boto3.client("s3", region_name=REGION).create_bucket(
-        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
-    )
-    secret_id = boto3.client("secretsmanager", region_name=REGION).create_secret(
+    s3().create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    secret_id = secretsmanager().create_secret(
         Name=f"{STACK}-CommercialCredentialsSecret",
         SecretString=json.dumps({"type": "api_key", "api_key": API_KEY}),
     )["ARN"]

@@ -215,7 +215,11 @@ def test_duplicate_delivery_yields_one_event_and_one_bedrock_call(
 
 def test_large_output_travels_through_s3(local_stack: LocalStackClient, results: ResultCollector) -> None:
     request_id = local_stack.send(
-        _prompt("Write at length. [[emulator:output_chars=120000]]", model="claude", inference={"max_tokens": 60000})
+        _prompt(
+            "Write at length. [[emulator:output_chars=120000]]",
+            model="claude",
+            inference={"max_tokens": 60000},
+        )
     )
 
     event = results.wait_for(request_id)

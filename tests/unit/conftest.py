@@ -69,7 +69,7 @@ def _clear_caches() -> None:
     invoke = sys.modules.get("xpi.handlers.invoke")
     if invoke is not None:
         invoke._invoke_once.cache_clear()
-    parameters.clear_caches()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 
 def _reset_metrics() -> None:
@@ -77,7 +77,7 @@ def _reset_metrics() -> None:
     from xpi.observability import metrics
 
     metrics.clear_metrics()
-    cold_start.reset_cold_start_flag()
+    cold_start.reset_cold_start_flag()  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,9 @@ What it does, and undoes when the invoke ends:
    endpoint http://127.0.0.1:18600 (COMMERCIAL_BEDROCK_ENDPOINT and AWS_ENDPOINT_URL_BEDROCK_RUNTIME),
    and XPI_LOOPBACK_FORWARDS, which makes the image's bootstrap relay those two ports to the sockets
    (/var/task is the function's folder of the copy).
-5. Runs `sam local invoke` with the offline image (`--invoke-image ... --skip-pull-image`).
+5. Runs `sam local invoke` with the offline image (`--invoke-image ... --skip-pull-image`), with a copy
+   of the event in which a workflow state's `route.endpoint` is the forwarded emulator (what the local
+   stack's Route step would have chosen), and with SAM's own AWS call (sts) sent to the local stack.
 
 Nothing in the container talks to an address other than its own 127.0.0.1 and the socket files.
 """
@@ -42,7 +44,7 @@ from types import ModuleType
 from typing import Any
 
 import boto3
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -64,7 +66,8 @@ STACK_START_TIMEOUT_S = 120
 
 def _load_forwarder() -> ModuleType:
     spec = importlib.util.spec_from_file_location("loopback_forward", HERE / "loopback_forward.py")
-    assert spec and spec.loader
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -168,15 +171,25 @@ def function_environment(state: Mapping[str, Any], functions: Sequence[str]) -> 
 
 
 def sam_process_env(state: Mapping[str, Any]) -> dict[str, str]:
-    """SAM passes the credentials and region of its own environment to the function."""
+    """SAM passes the credentials and region of its own environment to the function. Its own AWS call
+    (sts:GetCallerIdentity, for AWS::AccountId) goes to the local stack too, not to the internet."""
     env = {k: v for k, v in os.environ.items() if k not in {"AWS_PROFILE", "AWS_SESSION_TOKEN"}}
     env.update(
         LOCAL_CREDENTIALS,
         AWS_REGION=state["region"],
         AWS_DEFAULT_REGION=state["region"],
+        AWS_ENDPOINT_URL=state["aws"],
         SAM_CLI_TELEMETRY="0",
     )
     return env
+
+
+def local_event(event: Any) -> Any:
+    """A workflow state names the Bedrock endpoint its Route step chose; the local stack's Route step
+    chooses the emulator, so a sample state is pointed at the emulator (forwarded) too."""
+    if isinstance(event, dict) and isinstance(event.get("route"), dict) and "endpoint" in event["route"]:
+        return {**event, "route": {**event["route"], "endpoint": CONTAINER_BEDROCK_URL}}
+    return event
 
 
 def sam_executable() -> str:
@@ -188,7 +201,7 @@ def sam_executable() -> str:
 
 
 def invoke_command(
-    template: Path, function_id: str, event: Path, env_file: Path, image: str | None, region: str
+    template: Path, function_id: str, event: Path, *, env_file: Path, image: str | None, region: str
 ) -> list[str]:
     command = [sam_executable(), "local", "invoke", function_id, "--template", str(template)]
     command += ["--event", str(event), "--env-vars", str(env_file), "--region", region]
@@ -203,14 +216,30 @@ class Session:
 
     def __init__(self, state: Mapping[str, Any], build_dir: Path, work_dir: Path) -> None:
         self.state = state
+        self.work_dir = work_dir
         self.template = copy_build(build_dir, work_dir / "build")
         self.functions = function_ids(yaml.safe_load(self.template.read_text(encoding="utf-8")))
         self.env_file = work_dir / "env.json"
         self.env_file.write_text(json.dumps(function_environment(state, self.functions), indent=2))
         self.forwards = serve_sockets(self.template.parent, self.functions, state)
 
-    def command(self, function_id: str, event: Path, image: str | None) -> list[str]:
-        return invoke_command(self.template, function_id, event, self.env_file, image, self.state["region"])
+    def event_file(self, event: Path | Any, name: str = "event") -> Path:
+        """The event as this session passes it (see local_event), written to the work folder."""
+        value = json.loads(event.read_text()) if isinstance(event, Path) else event
+        path = self.work_dir / f"{name}-{time.monotonic_ns()}.json"
+        path.write_text(json.dumps(local_event(value)))
+        return path
+
+    def command(self, function_id: str, event: Path | Any, image: str | None) -> list[str]:
+        event_path = self.event_file(event, function_id)
+        return invoke_command(
+            self.template,
+            function_id,
+            event_path,
+            env_file=self.env_file,
+            image=image,
+            region=self.state["region"],
+        )
 
     def close(self) -> None:
         self.forwards.close()
@@ -227,8 +256,10 @@ def local_stack(state_file: Path | None, log_path: Path) -> Iterator[dict[str, A
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("w") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "xpi_tools.cli", "local", "up", "--no-build", "--exit-with-parent"]
-                + ["--state-file", str(state_path)],
+                [
+                    *(sys.executable, "-m", "xpi_tools.cli", "local", "up", "--no-build"),
+                    *("--exit-with-parent", "--state-file", str(state_path)),
+                ],
                 cwd=REPO,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -251,6 +282,17 @@ def local_stack(state_file: Path | None, log_path: Path) -> Iterator[dict[str, A
                 process.wait()
 
 
+def work_root() -> Path:
+    """Where build copies go: in the repository (hard links need its file system), unless a socket path
+    there would pass the 107 bytes that AF_UNIX allows; then the system's temporary folder."""
+    root = REPO / ".xpi" / "local-invoke"
+    longest = root / "run-xxxxxxxx" / "build" / ("x" * 40) / ".xpi-bedrock.sock"
+    if len(str(longest).encode()) > 107:
+        root = Path(tempfile.gettempdir()) / "xpi-local-invoke"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
 def default_image() -> str:
     return subprocess.run(
         [str(HERE / "build.sh"), "--print-image"], capture_output=True, text=True, check=True
@@ -258,10 +300,14 @@ def default_image() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("function", help="logical id in template.yaml, e.g. ValidateFunction")
     parser.add_argument("event", type=Path, help="event file, e.g. events/validate/workflow-input.json")
-    parser.add_argument("--state-file", type=Path, help="a running `xpi local up --state-file F` (else start one)")
+    parser.add_argument(
+        "--state-file", type=Path, help="the state file of a running `xpi local up` (else one is started)"
+    )
     parser.add_argument("--build-dir", type=Path, default=REPO / ".aws-sam" / "build")
     parser.add_argument("--image", help="base image for --invoke-image (default: the local image)")
     parser.add_argument("--aws-image", action="store_true", help="let SAM pull AWS's image instead")
@@ -270,15 +316,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     image = None if args.aws_image else (args.image or default_image())
     extra = [a for a in args.sam_args if a != "--"]
 
-    work_root = REPO / ".xpi" / "local-invoke"  # the repository's file system: hard links work
-    work_root.mkdir(parents=True, exist_ok=True)
     with (
         local_stack(args.state_file, REPO / ".xpi" / "local" / "local-invoke-stack.log") as state,
-        tempfile.TemporaryDirectory(prefix="run-", dir=work_root) as work,
+        tempfile.TemporaryDirectory(prefix="run-", dir=work_root()) as work,
     ):
         session = Session(state, args.build_dir, Path(work))
         try:
-            command = session.command(args.function, args.event.resolve(), image) + extra
+            command = session.command(args.function, args.event, image) + extra
             print("+ " + " ".join(command), file=sys.stderr, flush=True)
             return subprocess.run(command, env=sam_process_env(state), check=False).returncode
         finally:

@@ -8,8 +8,8 @@ The function's code folder is bind-mounted at /var/task (read-only still allows 
              -> /var/task/.xpi-aws.sock               the same file on the host, in the build folder
              -> 127.0.0.1:<port> (on the host)        unix-to-tcp, started by the test or local_invoke.py
 
-    python3 loopback_forward.py tcp-to-unix 18080=/var/task/.xpi-aws.sock,18600=/var/task/.xpi-bedrock.sock --background
-    python3 loopback_forward.py unix-to-tcp /path/.xpi-aws.sock=127.0.0.1:4566
+    loopback_forward.py tcp-to-unix 18080=/var/task/.xpi-aws.sock,18600=/var/task/.xpi-br.sock --background
+    loopback_forward.py unix-to-tcp /path/to/.xpi-aws.sock=127.0.0.1:4566
 
 --background returns once every listener is bound (so the caller can use the ports at once) and
 keeps relaying in a forked child. Each connection is relayed by two threads, one per direction.
@@ -24,6 +24,7 @@ import sys
 import threading
 from collections.abc import Callable
 from contextlib import suppress
+from functools import partial
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
@@ -117,8 +118,13 @@ class Forwards:
             thread.start()
 
     def close(self) -> None:
+        # shutdown() waits up to one poll interval (0.5 s): stop them all at once, not one by one.
+        stoppers = [threading.Thread(target=server.shutdown) for server in self.servers]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
         for server in self.servers:
-            server.shutdown()
             server.server_close()
         for thread in self._threads:
             thread.join(timeout=5)
@@ -138,10 +144,10 @@ def parse(mode: str, spec: str) -> list[Callable[[], Server]]:
         if not sep:
             raise ValueError(f"expected A=B, got {item!r}")
         if mode == "tcp-to-unix":
-            factories.append(lambda p=int(left), s=right: tcp_to_unix(p, s))
+            factories.append(partial(tcp_to_unix, int(left), right))
         elif mode == "unix-to-tcp":
             host, _, port = right.rpartition(":")
-            factories.append(lambda s=left, h=host, p=int(port): unix_to_tcp(s, h, p))
+            factories.append(partial(unix_to_tcp, left, host, int(port)))
         else:
             raise ValueError(f"unknown mode {mode!r}")
     return factories

@@ -1,7 +1,7 @@
 """Write the published JSON Schemas of xpi's contracts from their pydantic models.
 
-    python -m xpi_tools.schemas          # rewrite functions/xpi/schemas/*.json
-    python -m xpi_tools.schemas --check  # exit 1 when a published schema is out of date
+python -m xpi_tools.schemas          # rewrite functions/xpi/schemas/*.json
+python -m xpi_tools.schemas --check  # exit 1 when a published schema is out of date
 """
 
 import argparse
@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 from pydantic import BaseModel
-
 from xpi.models.events import ResultDetail, SecurityAlertDetail
 from xpi.models.request import InferenceRequest
 

@@ -228,6 +228,17 @@ def test_extra_detector_errors_propagate(policy: Policy) -> None:
         classify_segments([Segment(location="m", text="hello")], policy, MODEL, extra_detectors=[Broken()])
 
 
+def test_extra_detector_span_outside_the_text_is_an_error(policy: Policy) -> None:
+    class OffByOne:
+        name = "off-by-one"
+
+        def detect(self, text: str) -> Iterable[Detection]:
+            return [Detection("pii.comprehend.name", 0, len(text) + 1)]
+
+    with pytest.raises(ValueError, match="outside the text"):
+        classify_segments([Segment(location="m", text="Alice")], policy, MODEL, extra_detectors=[OffByOne()])
+
+
 def test_segment_is_frozen_and_validated() -> None:
     segment = Segment(location="system[0]", text="x")
     with pytest.raises(ValidationError):

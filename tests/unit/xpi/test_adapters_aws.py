@@ -21,6 +21,7 @@ from xpi.domain.errors import CredentialsUnavailable
 from xpi.models.events import EventCaller, EventModel, ResultDetail
 from xpi.models.workflow import WorkflowInput
 
+from tests.helpers import aws as aws_helpers
 from tests.helpers.aws import REGION, XpiResources, create_xpi_resources
 from tests.helpers.events import make_source, sample_request
 
@@ -35,7 +36,7 @@ def stack() -> Iterator[XpiResources]:
 
 class TestDynamoLineageStore:
     def claim(self, stack: XpiResources, request_id: str, status: str = "ACCEPTED") -> None:
-        table = boto3.resource("dynamodb", region_name=REGION).Table(stack.lineage_table)
+        table = aws_helpers.dynamodb_resource().Table(stack.lineage_table)
         table.put_item(
             Item={"request_id": request_id, "status": status, "created_at": "2025-03-12T14:00:00.000+00:00"}
         )
@@ -200,9 +201,7 @@ class TestS3ObjectStore:
         uri = S3ObjectStore(stack.bucket).put("outputs/req-1.txt", "é".encode(), "text/plain; charset=utf-8")
 
         assert uri == f"s3://{stack.bucket}/outputs/req-1.txt"
-        stored = boto3.client("s3", region_name=REGION).get_object(
-            Bucket=stack.bucket, Key="outputs/req-1.txt"
-        )
+        stored = aws_helpers.s3().get_object(Bucket=stack.bucket, Key="outputs/req-1.txt")
         assert stored["Body"].read() == "é".encode()
         assert stored["ContentType"] == "text/plain; charset=utf-8"
         assert stored["ServerSideEncryption"] == "aws:kms"
@@ -219,7 +218,7 @@ class TestSecretsManagerCredentials:
     @pytest.fixture
     def secrets(self) -> Iterator[Any]:
         with mock_aws():
-            yield boto3.client("secretsmanager", region_name=REGION)
+            yield aws_helpers.secretsmanager()
 
     def create(
         self, secrets: Any, value: dict[str, Any] | str, name: str = "xpi-prod-commercial"

@@ -105,15 +105,12 @@ class TestSqsBatch:
             assert record.eventSourceARN.startswith("arn:aws-us-gov:sqs:us-gov-west-1:111122223333:")
             assert "RequestsQueue" in record.eventSourceARN
             assert record.awsRegion == "us-gov-west-1"
-            assert record.md5OfBody == hashlib.md5(record.body.encode()).hexdigest()
+        for raw in json.loads((EVENTS / "consume/sqs-batch.json").read_text())["Records"]:
+            assert raw["md5OfBody"] == hashlib.md5(raw["body"].encode()).hexdigest()
 
     def test_one_valid_one_with_pii_one_malformed(self) -> None:
-        bodies = [
-            record.body
-            for record in SqsModel.model_validate_json(
-                (EVENTS / "consume/sqs-batch.json").read_text()
-            ).Records
-        ]
+        records = json.loads((EVENTS / "consume/sqs-batch.json").read_text())["Records"]
+        bodies: list[str] = [record["body"] for record in records]
 
         valid, pii, malformed = bodies
         assert InferenceRequest.model_validate_json(valid).prompt

@@ -2,12 +2,12 @@
 
 import json
 
-import boto3
 from xpi.domain.policy import load_default_policy
 from xpi.handlers import classify
 from xpi.models.workflow import WorkflowState
 
-from tests.helpers.aws import REGION, XpiResources
+from tests.helpers import aws as aws_helpers
+from tests.helpers.aws import XpiResources
 from tests.helpers.context import FakeLambdaContext
 from tests.helpers.events import load_event
 
@@ -94,7 +94,7 @@ def test_a_policy_in_ssm_applies_per_resolved_model(
     policy["model_rules"] = [
         {"name": "cui-to-us-profiles", "models": ["us.*"], "categories": ["cui.banner"], "action": "allow"}
     ]
-    boto3.client("ssm", region_name=REGION).put_parameter(
+    aws_helpers.ssm().put_parameter(
         Name=aws.environment()["POLICY_PARAMETER_NAME"], Value=json.dumps(policy), Type="String"
     )
 

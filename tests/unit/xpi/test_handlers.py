@@ -9,7 +9,6 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 from xpi.domain.errors import BedrockThrottled, ModelNotAllowedForCaller, ModelNotApproved, RequestInvalid
 from xpi.domain.hashing import sha256_text
@@ -17,7 +16,8 @@ from xpi.handlers import consume, invoke, record, route, validate
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import WorkflowState
 
-from tests.helpers.aws import REGION, XpiResources
+from tests.helpers import aws as aws_helpers
+from tests.helpers.aws import XpiResources
 from tests.helpers.context import FakeLambdaContext
 from tests.helpers.events import load_event, sample_request
 from tests.helpers.fakes import FakeBedrockGateway
@@ -213,7 +213,7 @@ class TestRoute:
             "models": {"us.amazon.nova-lite-v1:0": {}, "us.anthropic.claude-3-5-haiku-20241022-v1:0": {}},
             "callers": [{"principal": "AROAQXZEXAMPLEROLEID1:*", "allow": ["us.amazon.*"]}],
         }
-        boto3.client("ssm", region_name=REGION).put_parameter(
+        aws_helpers.ssm().put_parameter(
             Name=aws.environment()["ROUTING_PARAMETER_NAME"], Value=json.dumps(routing), Type="String"
         )
 
@@ -303,9 +303,7 @@ class TestInvoke:
         response = result["response"]
         assert "output_text" not in response
         assert response["output_s3_uri"] == f"s3://{aws.bucket}/outputs/req-converse-0002.txt"
-        stored = boto3.client("s3", region_name=REGION).get_object(
-            Bucket=aws.bucket, Key="outputs/req-converse-0002.txt"
-        )
+        stored = aws_helpers.s3().get_object(Bucket=aws.bucket, Key="outputs/req-converse-0002.txt")
         body = stored["Body"].read()
         assert body == bedrock.answer_text.encode()
         assert response["output_sha256"] == sha256_text(body)

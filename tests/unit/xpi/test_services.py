@@ -342,9 +342,10 @@ class TestInvokeModel:
 
         assert response.usage == usage
         assert response.estimated_cost_usd == pytest.approx((2400 * 0.0008 + 310 * 0.004) / 1000)
+        assert state.route is not None
         assert response.estimated_cost_usd == estimate_cost(
             load_default_routing(), state.route.model_id, usage
-        )  # type: ignore[union-attr]
+        )
 
     def test_bedrock_errors_propagate_unchanged_for_the_workflow_to_retry(self) -> None:
         gateway = FakeBedrockGateway(error=BedrockThrottled("ThrottlingException: slow down"))

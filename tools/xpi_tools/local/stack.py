@@ -10,6 +10,7 @@ the moto server, the pollers, the emulator and every runtime process group.
 """
 
 import contextlib
+import importlib
 import json
 import os
 import secrets
@@ -38,13 +39,6 @@ LOCAL_PARAMETERS = {
     "RequestsVisibilityTimeout": "4",  # redrive to the DLQ in seconds, not minutes
     "LogRetentionDays": "30",
 }
-
-
-def _boto_credentials() -> dict[str, str]:
-    return {
-        "aws_access_key_id": LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    }
 
 
 @dataclass
@@ -168,7 +162,11 @@ class LocalStack:
         )
         self.timings["deploy_s"] = time.perf_counter() - deploy_started
 
-        session = boto3.Session(region_name=self.region, **_boto_credentials())
+        session = boto3.Session(
+            region_name=self.region,
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
         # The operator's one manual step after a real deploy: put the commercial keys in the secret.
         session.client("secretsmanager", endpoint_url=aws_url).put_secret_value(
             SecretId=self.deployment.outputs["CommercialCredentialsSecretArn"],
@@ -284,10 +282,33 @@ class LocalStack:
 
         LambdaFunction.invoke = invoke  # type: ignore[method-assign,assignment]
 
+        # moto's Step Functions interpreter builds a new boto3 client for every task it runs (about
+        # 17 ms of CPU each, the largest cost of an execution here); clients are thread-safe, reuse them.
+        boto_client: Any = importlib.import_module("moto.stepfunctions.parser.asl.utils.boto_client")
+        original_boto3 = boto_client.boto3
+        boto_client.boto3 = _CachingBoto3()
+
         def restore() -> None:
             LambdaFunction.invoke = original  # type: ignore[method-assign]
+            boto_client.boto3 = original_boto3
 
         self._patch = restore
+
+
+class _CachingBoto3:
+    """Stands in for the `boto3` module inside moto's interpreter: one client per service and region."""
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[str, str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, *, service_name: str, region_name: str, **kwargs: Any) -> Any:
+        key = (service_name, region_name, str(kwargs.get("endpoint_url")))
+        with self._lock:
+            if key not in self._clients:
+                make_client: Any = boto3.client  # the interpreter passes its own Config and endpoint
+                self._clients[key] = make_client(service_name=service_name, region_name=region_name, **kwargs)
+            return self._clients[key]
 
 
 def _post_json(url: str, payload: dict[str, Any]) -> None:

@@ -45,7 +45,8 @@ CATEGORIES: dict[str, CategoryInfo] = {
     ),
     "cui.legacy": CategoryInfo(
         "A legacy marking: FOR OFFICIAL USE ONLY / FOUO, SENSITIVE BUT UNCLASSIFIED / SBU, "
-        "LAW ENFORCEMENT SENSITIVE / LES, as a banner, a '//' control or a portion mark such as (U//FOUO).",
+        "LAW ENFORCEMENT SENSITIVE / LES, as a banner, a control (//FOUO, UNCLASSIFIED/FOUO) or a "
+        "portion mark such as (U//FOUO).",
         "CUI",
     ),
     # Export control (ITAR 22 CFR 120-130, EAR 15 CFR 730-774, DoDI 5230.24 distribution statements).

@@ -19,7 +19,13 @@ def detect(text: str, extra_detectors: Sequence[Detector] = ()) -> list[Detectio
     """
     found = scan(text)
     for detector in extra_detectors:
-        found.update(detector.detect(text))
+        for det in detector.detect(text):
+            if not 0 <= det.start <= det.end <= len(text):
+                # A span that cannot be placed cannot be redacted either: fail closed, loudly.
+                raise ValueError(
+                    f"detector {detector.name} returned span {det.start}-{det.end} outside the text"
+                )
+            found.add(det)
     ordered = sorted(found, key=lambda d: (d.category, d.start, -d.end))
     merged: list[Detection] = []
     for det in ordered:
