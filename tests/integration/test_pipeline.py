@@ -257,3 +257,56 @@ def test_wrong_credentials_fail_with_a_clear_error(
     assert event["detail-type"] == "Inference Failed"
     assert event["detail"]["error"]["code"] == "CredentialsRejected"
     assert "UnrecognizedClientException" in event["detail"]["error"]["message"]
+
+
+def test_classified_marking_blocks_and_raises_a_security_alert(
+    local_stack: LocalStackClient, results: ResultCollector
+) -> None:
+    # GIVEN a request carrying a classified banner
+    request_id = local_stack.send(_prompt("SECRET//NOFORN\nOperational summary for the task force."))
+
+    # WHEN it is classified
+    blocked = results.wait_for(request_id, detail_type="Inference Blocked")
+    alert = results.wait_for(request_id, detail_type="Security Alert")
+
+    # THEN it is blocked, and a security alert names the categories (never the text)
+    assert any(c.startswith("classified.") for c in blocked["detail"]["classification"]["categories"])
+    assert alert["detail"]["decision"] == "block"
+    assert any(c.startswith("classified.") for c in alert["detail"]["categories"])
+    assert "task force" not in json.dumps(alert)
+
+
+def test_lineage_is_queryable_by_caller_status_and_day(
+    local_stack: LocalStackClient, results: ResultCollector
+) -> None:
+    # GIVEN a completed request
+    request_id = local_stack.send(_prompt("Index me"))
+    results.wait_for(request_id)
+    item = local_stack.lineage(request_id)
+    assert item is not None
+    table = local_stack.session.resource("dynamodb", endpoint_url=local_stack.state["aws"]).Table(
+        local_stack.outputs["LineageTableName"]
+    )
+
+    # WHEN an auditor queries each index
+    by_caller = table.query(
+        IndexName="by-caller",
+        KeyConditionExpression="caller_principal = :p",
+        ExpressionAttributeValues={":p": item["caller_principal"]},
+    )["Items"]
+    by_status = table.query(
+        IndexName="by-status",
+        KeyConditionExpression="#s = :s",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":s": "COMPLETED"},
+    )["Items"]
+    by_day = table.query(
+        IndexName="by-day",
+        KeyConditionExpression="#d = :d AND created_at >= :t",
+        ExpressionAttributeNames={"#d": "day"},
+        ExpressionAttributeValues={":d": item["day"], ":t": item["created_at"]},
+    )["Items"]
+
+    # THEN the request is found through each of them
+    for found in (by_caller, by_status, by_day):
+        assert request_id in {i["request_id"] for i in found}

@@ -17,6 +17,8 @@ _INSPECTED_FIELDS = ("system", "prompt", "messages", "body")
 _ENUMERATIONS = {"role", "format", "status", "toolUseId", "type", "anthropic_version"}
 _ENUMERATION_VALUE = re.compile(r"[a-z][a-z0-9_-]{0,39}")  # "user", "text", "bedrock-2023-05-31"
 _BINARY_BLOCKS = {"image": "image", "document": "document"}
+# Native bodies carry media as {"source": {"data": <base64>}} (Anthropic) or {"source": {"bytes": ...}}.
+_MEDIA_PAYLOAD_KEYS = {"data", "bytes"}
 
 
 def location(path: Path) -> str:
@@ -30,6 +32,8 @@ def _leaves(value: Any, path: Path) -> Iterator[tuple[Path, Any]]:
     if isinstance(value, dict):
         for key, item in value.items():
             if key in _BINARY_BLOCKS and isinstance(item, dict) and "source" in item:
+                yield (*path, key), item
+            elif key == "source" and isinstance(item, dict) and _MEDIA_PAYLOAD_KEYS & item.keys():
                 yield (*path, key), item
             # Only enumeration tokens are skipped: tool inputs and native bodies are free-form.
             elif not (key in _ENUMERATIONS and isinstance(item, str) and _ENUMERATION_VALUE.fullmatch(item)):
@@ -47,7 +51,8 @@ def segments_with_paths(request: InferenceRequest) -> list[tuple[Path, Segment]]
     for path, value in _leaves(data, ()):
         where = location(path)
         if isinstance(value, dict):  # an image or document block: its bytes cannot be read as text
-            found.append((path, Segment(location=where, text=None, kind=_BINARY_BLOCKS[str(path[-1])])))
+            kind = _BINARY_BLOCKS.get(str(path[-1]), "binary")
+            found.append((path, Segment(location=where, text=None, kind=kind)))
         else:
             kind = "tool_input" if "toolUse" in path or "toolResult" in path else "text"
             found.append((path, Segment(location=where, text=value, kind=kind)))

@@ -255,3 +255,45 @@ class TestRedact:
         request = tool_conversation()
 
         assert redact(request, {}) is request
+
+
+def test_media_inside_a_native_body_is_uninspectable_not_text() -> None:
+    # GIVEN an InvokeModel request whose Anthropic body carries a base64 image
+    from xpi.domain.inspection import segments_with_paths
+    from xpi.models.request import InferenceRequest
+
+    request = InferenceRequest.model_validate(
+        {
+            "model": "claude",
+            "api": "invoke_model",
+            "body": {
+                "anthropic_version": "bedrock-2023-05-31",
+                "max_tokens": 10,
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "image",
+                                "source": {
+                                    "type": "base64",
+                                    "media_type": "image/png",
+                                    "data": "iVBORw0KGgo=",
+                                },
+                            },
+                            {"type": "text", "text": "What is in the picture?"},
+                        ],
+                    }
+                ],
+            },
+        }
+    )
+
+    # WHEN its segments are listed
+    segments = {segment.location: segment for _, segment in segments_with_paths(request)}
+
+    # THEN the image is one binary segment (which the default policy blocks) and its base64 is not text
+    assert segments["body.messages[0].content[0].source"].kind == "binary"
+    assert segments["body.messages[0].content[0].source"].text is None
+    assert not any(s.text == "iVBORw0KGgo=" for s in segments.values())
+    assert segments["body.messages[0].content[1].text"].text == "What is in the picture?"

@@ -1,0 +1,142 @@
+"""The local stack stops cleanly: no process and no listening port left, after Ctrl-C and after the
+process that started it dies (as when a test run crashes)."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _start(state_file: Path, *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "xpi_tools.cli",
+            "local",
+            "up",
+            "--no-build",
+            "--state-file",
+            str(state_file),
+            *extra,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _wait_for(path: Path, timeout_s: float = 60) -> dict[str, object]:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        assert time.monotonic() < deadline, f"no state file {path} within {timeout_s} s"
+        time.sleep(0.1)
+    state: dict[str, object] = json.loads(path.read_text())
+    return state
+
+
+def _ports(state: dict[str, object]) -> list[int]:
+    return [int(str(state[key]).rsplit(":", 1)[1]) for key in ("aws", "bedrock")]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _all_rie_processes() -> set[int]:
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"aws-lambda-rie" in (entry / "cmdline").read_bytes():
+                    pids.add(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def _exercise(state: dict[str, object]) -> None:
+    """Invoke a function once so runtime processes exist."""
+    import boto3
+
+    session = boto3.Session(
+        region_name=str(state["region"]), aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    client = session.client("lambda", endpoint_url=str(state["aws"]))
+    resources = state["resources"]
+    assert isinstance(resources, dict)
+    response = client.invoke(FunctionName=resources["ValidateFunction"], Payload=b"{}")
+    assert response.get("FunctionError") == "Unhandled"  # an empty event is not a workflow input
+
+
+def _gone(pids: set[int], ports: list[int], timeout_s: float = 20) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        alive = {pid for pid in pids if Path(f"/proc/{pid}").exists()}
+        if not alive and not any(_listening(port) for port in ports):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_ctrl_c_leaves_no_process_or_port(tmp_path: Path) -> None:
+    # GIVEN a running stack whose functions have started runtime processes
+    before = _all_rie_processes()
+    process = _start(tmp_path / "stack.json")
+    state = _wait_for(tmp_path / "stack.json")
+    _exercise(state)
+    started = _all_rie_processes() - before
+    assert started, "the invoke should have started at least one runtime process"
+
+    # WHEN it gets Ctrl-C
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 0
+
+    # THEN every runtime process and both ports are gone, and the state file removed
+    assert _gone(started, _ports(state))
+    assert not (tmp_path / "stack.json").exists()
+
+
+def test_a_dead_parent_takes_the_stack_with_it(tmp_path: Path) -> None:
+    # GIVEN a stack started with --exit-with-parent by a parent process that then dies abruptly
+    state_file = tmp_path / "stack.json"
+    before = _all_rie_processes()
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time;"
+            "subprocess.Popen([sys.executable, '-m', 'xpi_tools.cli', 'local', 'up', '--no-build',"
+            f" '--exit-with-parent', '--state-file', {str(state_file)!r}],"
+            " stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL);"
+            "time.sleep(600)",
+        ],
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    state = _wait_for(state_file)
+    _exercise(state)
+    started = _all_rie_processes() - before
+
+    # WHEN the parent is killed (as a crashed test run would be)
+    os.kill(parent.pid, signal.SIGKILL)  # the parent only: the stack must notice by itself
+    parent.wait()
+
+    # THEN the stack notices, stops (removing its state file), and leaves nothing behind
+    assert _gone(started, _ports(state), timeout_s=30)
+    deadline = time.monotonic() + 30
+    while state_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not state_file.exists()
