@@ -88,3 +88,13 @@ lock: ## re-pin requirements/dev.txt from requirements/dev.in (needs the network
 
 clean: ## remove build output and local state (not the venv)
 	rm -rf .aws-sam .xpi/local
+
+.PHONY: lambda-image lambda-image-force docker-stop
+lambda-image: ## local Lambda base image for offline `sam local invoke` (starts Docker if needed; cached)
+	tools/lambda-image/build.sh
+
+lambda-image-force: ## rebuild that image from scratch, Debian base included
+	tools/lambda-image/build.sh --force
+
+docker-stop: ## stop the dockerd that tools/lambda-image/ensure-docker.sh started
+	tools/lambda-image/ensure-docker.sh --stop

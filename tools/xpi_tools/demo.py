@@ -127,7 +127,7 @@ def print_table(
             f"{str(item.get('credential_version', '-'))[:8]}.., steps {', '.join(item.get('steps', {}))}"
         )
         if text:
-            print(f"  output:  {text[:100]!r}")
+            print(f"  output:  {text[:160]!r}")
         if error:
             print(f"  error:   {error.get('code')}: {error.get('message', '')[:100]}")
 

@@ -28,12 +28,19 @@ def location(path: Path) -> str:
     return text
 
 
+def _is_media(key: str, item: Any) -> bool:
+    """A Converse image/document block, or a native body's media source: bytes, not text."""
+    if not isinstance(item, dict):
+        return False
+    return (key in _BINARY_BLOCKS and "source" in item) or (
+        key == "source" and bool(_MEDIA_PAYLOAD_KEYS & item.keys())
+    )
+
+
 def _leaves(value: Any, path: Path) -> Iterator[tuple[Path, Any]]:
     if isinstance(value, dict):
         for key, item in value.items():
-            if key in _BINARY_BLOCKS and isinstance(item, dict) and "source" in item:
-                yield (*path, key), item
-            elif key == "source" and isinstance(item, dict) and _MEDIA_PAYLOAD_KEYS & item.keys():
+            if _is_media(key, item):
                 yield (*path, key), item
             # Only enumeration tokens are skipped: tool inputs and native bodies are free-form.
             elif not (key in _ENUMERATIONS and isinstance(item, str) and _ENUMERATION_VALUE.fullmatch(item)):

@@ -51,7 +51,8 @@ def submit(
         )
         raise
     started = starter.start(
-        request.request_id, WorkflowInput(request=request.model_dump(mode="json", exclude_none=True), source=source)
+        request.request_id,
+        WorkflowInput(request=request.model_dump(mode="json", exclude_none=True), source=source),
     )
     return (Submitted.STARTED if started else Submitted.DUPLICATE), request
 
