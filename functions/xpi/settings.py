@@ -41,7 +41,10 @@ class Settings(BaseModel):
     def bedrock_endpoint(self) -> str:
         """The Bedrock Runtime endpoint actually called (recorded in lineage): the override, else the
         public endpoint of the commercial region."""
-        return self.commercial_bedrock_endpoint or f"https://bedrock-runtime.{self.commercial_region}.amazonaws.com"
+        return (
+            self.commercial_bedrock_endpoint
+            or f"https://bedrock-runtime.{self.commercial_region}.amazonaws.com"
+        )
 
     def require(self, field: str) -> str:
         value = getattr(self, field)

@@ -111,30 +111,37 @@ class LocalStackClient:
         return request_id
 
 
+def start_local_stack(
+    state_file: Path, *options: str, output: Any = subprocess.DEVNULL
+) -> subprocess.Popen[bytes]:
+    """`xpi local up` as a developer starts it, in its own session, deploying the existing sam build."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "xpi_tools.cli",
+            "local",
+            "up",
+            "--no-build",
+            "--state-file",
+            str(state_file),
+            *options,
+        ],
+        cwd=ROOT,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackClient]:
     state_file = tmp_path_factory.mktemp("stack") / "stack.json"
     log_path = ROOT / ".xpi" / "local" / "integration-stack.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "xpi_tools.cli",
-                "local",
-                "up",
-                "--no-build",
-                "--exit-with-parent",
-                "--state-file",
-                str(state_file),
-            ],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        process = start_local_stack(state_file, "--exit-with-parent", output=log)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not state_file.exists():

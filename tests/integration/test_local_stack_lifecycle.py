@@ -12,29 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import start_local_stack
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _start(state_file: Path, *extra: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "xpi_tools.cli",
-            "local",
-            "up",
-            "--no-build",
-            "--state-file",
-            str(state_file),
-            *extra,
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
 
 
 def _wait_for(path: Path, timeout_s: float = 60) -> dict[str, object]:
@@ -55,15 +37,20 @@ def _listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _all_rie_processes() -> set[int]:
+def _runtimes_of(stack_pid: int) -> set[int]:
+    """The RIE processes this stack started (their parent is the stack's process)."""
     pids = set()
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if b"aws-lambda-rie" in (entry / "cmdline").read_bytes():
-                    pids.add(int(entry.name))
-            except OSError:
+        if not entry.name.isdigit():
+            continue
+        try:
+            if b"aws-lambda-rie" not in (entry / "cmdline").read_bytes():
                 continue
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == stack_pid:
+            pids.add(int(entry.name))
     return pids
 
 
@@ -93,11 +80,10 @@ def _gone(pids: set[int], ports: list[int], timeout_s: float = 20) -> bool:
 
 def test_ctrl_c_leaves_no_process_or_port(tmp_path: Path) -> None:
     # GIVEN a running stack whose functions have started runtime processes
-    before = _all_rie_processes()
-    process = _start(tmp_path / "stack.json")
+    process = start_local_stack(tmp_path / "stack.json")
     state = _wait_for(tmp_path / "stack.json")
     _exercise(state)
-    started = _all_rie_processes() - before
+    started = _runtimes_of(int(str(state["pid"])))
     assert started, "the invoke should have started at least one runtime process"
 
     # WHEN it gets Ctrl-C
@@ -112,7 +98,6 @@ def test_ctrl_c_leaves_no_process_or_port(tmp_path: Path) -> None:
 def test_a_dead_parent_takes_the_stack_with_it(tmp_path: Path) -> None:
     # GIVEN a stack started with --exit-with-parent by a parent process that then dies abruptly
     state_file = tmp_path / "stack.json"
-    before = _all_rie_processes()
     parent = subprocess.Popen(
         [
             sys.executable,
@@ -128,7 +113,8 @@ def test_a_dead_parent_takes_the_stack_with_it(tmp_path: Path) -> None:
     )
     state = _wait_for(state_file)
     _exercise(state)
-    started = _all_rie_processes() - before
+    started = _runtimes_of(int(str(state["pid"])))
+    assert started
 
     # WHEN the parent is killed (as a crashed test run would be)
     os.kill(parent.pid, signal.SIGKILL)  # the parent only: the stack must notice by itself
