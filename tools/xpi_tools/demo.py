@@ -87,7 +87,7 @@ def print_table(
         "lineage",
         "end-to-end ms",
     ]
-    widths = [22, 19, 8, 22, 44, 13, 10, 9, 13]
+    widths = [22, 19, 8, 40, 44, 13, 10, 9, 13]
     print(_row(headers, widths))
     print(_row(["-" * w for w in widths], widths))
     for request_id, sample in sent.items():
