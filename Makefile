@@ -98,3 +98,12 @@ lambda-image-force: ## rebuild that image from scratch, Debian base included
 
 docker-stop: ## stop the dockerd that tools/lambda-image/ensure-docker.sh started
 	tools/lambda-image/ensure-docker.sh --stop
+
+.PHONY: local-invoke container
+STATE ?= .xpi/local/stack.json
+local-invoke: venv runtime build lambda-image ## sam local invoke FN=<logical id> EVENT=<file> against the local stack (make up's, else its own)
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make local-invoke FN=ValidateFunction EVENT=events/validate/workflow-input.json [STATE=.xpi/local/stack.json]"; exit 2; }
+	$(BIN)/python tools/lambda-image/local_invoke.py $(FN) $(EVENT) --state-file $(STATE)
+
+container: venv runtime build ## sam local invoke tests of every function (Docker; builds the image, cached)
+	$(BIN)/pytest tests/container -q

@@ -5,31 +5,37 @@
 - Image: by default the local base image built by `tools/lambda-image/build.sh` (cached; about a
   second when current), passed with `--invoke-image ... --skip-pull-image`, so nothing is pulled.
   On a machine that can pull AWS's images, XPI_SAM_AWS_IMAGE=1 runs plain `sam local invoke`.
-- Network: a function in the container reaches a server on the host as `host.docker.internal`
-  (`--add-host host.docker.internal:host-gateway`); on Linux that server must listen on the Docker
-  bridge address (`docker_bridge_address`), not only on 127.0.0.1. SAM's `--docker-network host`
-  does not put the container in the host's network (SAM 1.170 leaves it on the default bridge).
+- Network: containers talk to the host over loopback and unix sockets only. SAM 1.170 keeps the
+  container on Docker's bridge (even with `--docker-network host`), where 127.0.0.1 is the container.
+  The host serves a unix socket in the function's code folder (mounted read-only at /var/task;
+  connect() still works) that relays to a port on the host's 127.0.0.1, and the image's bootstrap
+  relays 127.0.0.1:PORT in the container to that socket when XPI_LOOPBACK_FORWARDS asks for it
+  (tools/lambda-image/loopback_forward.py on both sides).
+- `stack_invoke` runs the xpi functions of template.yaml that way against a local stack
+  (tools/lambda-image/local_invoke.py: build copy, sockets, --env-vars).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 LAMBDA_IMAGE_TOOLS = REPO / "tools" / "lambda-image"
-HOST_ALIAS = "host.docker.internal"
 INVOKE_TIMEOUT_S = 300
 USE_AWS_IMAGE = os.environ.get("XPI_SAM_AWS_IMAGE") == "1"
 
@@ -38,12 +44,6 @@ USE_AWS_IMAGE = os.environ.get("XPI_SAM_AWS_IMAGE") == "1"
 def lambda_architecture() -> str:
     """This machine's Lambda architecture: local builds and runs use it (template parameter Architecture)."""
     return "arm64" if platform.machine().lower() in {"aarch64", "arm64"} else "x86_64"
-
-
-@pytest.fixture(scope="session")
-def host_alias() -> str:
-    """The name by which a function in the container reaches a server on the host."""
-    return HOST_ALIAS
 
 
 def _sam_executable() -> str:
@@ -55,7 +55,14 @@ def _sam_executable() -> str:
 
 
 def _sam_env() -> dict[str, str]:
-    return {**os.environ, "SAM_CLI_TELEMETRY": "0"}
+    # `sam local invoke` asks STS for the account id; keep that on loopback (nothing answers on port 9,
+    # so it fails at once and SAM uses its default account id) instead of reaching out to AWS.
+    return {
+        **os.environ,
+        "SAM_CLI_TELEMETRY": "0",
+        "AWS_ENDPOINT_URL_STS": "http://127.0.0.1:9",
+        "AWS_MAX_ATTEMPTS": "1",
+    }
 
 
 def _overrides_args(overrides: Mapping[str, str]) -> list[str]:
@@ -81,6 +88,20 @@ class InvokeResult:
 
 SamBuild = Callable[..., Path]
 SamInvoke = Callable[..., InvokeResult]
+
+
+def _result(proc: subprocess.CompletedProcess[str], function_id: str, seconds: float) -> InvokeResult:
+    """The function's response: SAM prints it as the last line of stdout (logs go to stderr)."""
+    if proc.returncode != 0 or not proc.stdout.strip():
+        pytest.fail(f"sam local invoke {function_id} exited {proc.returncode}:\n{proc.stderr[-4000:]}")
+    payload: Any = proc.stdout
+    for candidate in (proc.stdout.strip(), proc.stdout.strip().splitlines()[-1]):
+        try:
+            payload = json.loads(candidate)
+            break
+        except json.JSONDecodeError:
+            continue
+    return InvokeResult(payload=payload, stdout=proc.stdout, stderr=proc.stderr, seconds=seconds)
 
 
 @pytest.fixture(scope="session")
@@ -111,26 +132,6 @@ def lambda_invoke_image(docker_engine: None) -> str | None:
     return subprocess.run(
         [str(LAMBDA_IMAGE_TOOLS / "build.sh"), "--print-image"], capture_output=True, text=True, check=True
     ).stdout.strip()
-
-
-@pytest.fixture(scope="session")
-def docker_bridge_address(docker_engine: None) -> str:
-    """The host's address on Docker's default bridge, where a host server listens for containers."""
-    inspect = subprocess.run(
-        ["docker", "network", "inspect", "bridge", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if inspect.returncode == 0 and inspect.stdout.strip():
-        return inspect.stdout.strip()
-    addr = subprocess.run(
-        ["ip", "-4", "-o", "addr", "show", "docker0"], capture_output=True, text=True, check=False
-    )
-    for field in addr.stdout.split():
-        if "/" in field and field[0].isdigit():
-            return field.split("/", 1)[0]
-    pytest.fail("cannot find the Docker bridge address (docker network inspect bridge; ip addr show docker0)")
 
 
 @pytest.fixture(scope="session")
@@ -217,8 +218,6 @@ def sam_local_invoke(
             str(built_template),
             "--event",
             str(event_path),
-            "--add-host",
-            f"{HOST_ALIAS}:host-gateway",
         ]
         if lambda_invoke_image:
             cmd += ["--invoke-image", lambda_invoke_image, "--skip-pull-image"]
@@ -231,16 +230,110 @@ def sam_local_invoke(
         proc = subprocess.run(
             cmd, env=_sam_env(), capture_output=True, text=True, timeout=INVOKE_TIMEOUT_S, check=False
         )
-        seconds = time.monotonic() - started
-        if proc.returncode != 0 or not proc.stdout.strip():
-            pytest.fail(f"sam local invoke {function_id} exited {proc.returncode}:\n{proc.stderr[-4000:]}")
-        payload: Any = proc.stdout
-        for candidate in (proc.stdout.strip(), proc.stdout.strip().splitlines()[-1]):
-            try:
-                payload = json.loads(candidate)
-                break
-            except json.JSONDecodeError:
-                continue
-        return InvokeResult(payload=payload, stdout=proc.stdout, stderr=proc.stderr, seconds=seconds)
+        return _result(proc, function_id, time.monotonic() - started)
 
     return invoke
+
+
+# ---------------------------------------------------------------------- xpi functions, local stack
+def _load_local_invoke() -> ModuleType:
+    """tools/lambda-image/local_invoke.py (a script folder, not a package): loaded by its path."""
+    spec = importlib.util.spec_from_file_location("xpi_local_invoke", LAMBDA_IMAGE_TOOLS / "local_invoke.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+local_invoke = _load_local_invoke()
+
+
+@pytest.fixture(scope="session")
+def xpi_build(lambda_architecture: str) -> Path:
+    """`.aws-sam/build` of template.yaml (what `make build` makes), built here only when missing."""
+    build = REPO / ".aws-sam" / "build"
+    if not (build / "template.yaml").is_file():
+        proc = subprocess.run(
+            [
+                _sam_executable(),
+                "build",
+                "--cached",
+                "--parameter-overrides",
+                f"Architecture={lambda_architecture}",
+            ],
+            cwd=REPO,
+            env=_sam_env(),
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            check=False,
+        )
+        if proc.returncode != 0:
+            pytest.fail(f"sam build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return build
+
+
+@pytest.fixture(scope="module")
+def local_stack_state(docker_engine: None) -> Iterator[dict[str, Any]]:
+    """One local stack (`xpi local up --no-build`, as tests/integration starts it) for the module; its
+    state file's content. It stops when the module ends, or by itself if pytest dies."""
+    with local_invoke.local_stack(None, REPO / ".xpi" / "local" / "container-stack.log") as state:
+        yield state
+
+
+@dataclass
+class StackInvoke:
+    """Runs an xpi function of template.yaml under `sam local invoke`, wired to the local stack."""
+
+    session: Any  # local_invoke.Session
+    image: str
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return dict(self.session.state)
+
+    @property
+    def functions(self) -> list[str]:
+        return list(self.session.functions)
+
+    def aws(self, service: str) -> Any:
+        """A boto3 client for the local stack's AWS API (from the test process, on loopback)."""
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.state["aws"],
+            region_name=self.state["region"],
+            **{k.lower(): v for k, v in local_invoke.LOCAL_CREDENTIALS.items()},
+        )
+
+    def __call__(self, function_id: str, event: Path | Any) -> InvokeResult:
+        command = self.session.command(function_id, event, self.image)
+        started = time.monotonic()
+        proc = subprocess.run(
+            command,
+            env=local_invoke.sam_process_env(self.session.state),
+            capture_output=True,
+            text=True,
+            timeout=INVOKE_TIMEOUT_S,
+            check=False,
+        )
+        return _result(proc, function_id, time.monotonic() - started)
+
+
+@pytest.fixture(scope="module")
+def stack_invoke(
+    lambda_invoke_image: str | None, xpi_build: Path, local_stack_state: dict[str, Any]
+) -> Iterator[StackInvoke]:
+    """A private copy of the build with the socket relays in place, and the --env-vars of the stack."""
+    if lambda_invoke_image is None:
+        pytest.skip(
+            "XPI_SAM_AWS_IMAGE=1: AWS's image has no loopback forwarder; these tests need the local image"
+        )
+    with tempfile.TemporaryDirectory(prefix="run-", dir=local_invoke.work_root(xpi_build)) as work:
+        session = local_invoke.Session(local_stack_state, xpi_build, Path(work))
+        try:
+            yield StackInvoke(session, lambda_invoke_image)
+        finally:
+            session.close()

@@ -12,6 +12,9 @@
 # pyenv CPython 3.13 copied to /var/lang (as in AWS's images: /var/lang/bin/python3.13), the packages of
 # runtime-requirements.txt (awslambdaric, boto3) in /var/runtime, and /var/runtime/bootstrap, which the
 # Runtime Interface Emulator that SAM adds on top (/var/rapid/aws-lambda-rie) starts with _HANDLER set.
+# When the function's environment sets XPI_LOOPBACK_FORWARDS="PORT=/var/task/X.sock,...", bootstrap
+# first starts loopback_forward.py (copied to /var/runtime/xpi-loopback-forward.py), which relays
+# 127.0.0.1:PORT in the container to unix sockets served from the host (see local_invoke.py).
 #
 # Caching, all under .xpi/lambda-image/ (git-ignored):
 #   base/        the Debian root file system, rebuilt only when the suite, mirror, architecture or
@@ -31,6 +34,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 SCRIPT="$HERE/$(basename "${BASH_SOURCE[0]}")"
 REQUIREMENTS="$HERE/runtime-requirements.txt"
+FORWARDER="$HERE/loopback_forward.py"
 
 PY_MINOR=3.13
 SUITE=bookworm
@@ -94,7 +98,7 @@ PY_FULL="$("$PY" -c 'import platform; print(platform.python_version())')"
 [[ "$PY_HOME" != /usr && -f "$PY_HOME/lib/python$PY_MINOR/os.py" && -x "$PY_HOME/bin/python$PY_MINOR" ]] \
     || die "$PY (prefix $PY_HOME) is not a self-contained installation (a pyenv build is); set XPI_LAMBDA_PYTHON"
 
-INPUTS_HASH="$( { sha256sum "$SCRIPT" "$REQUIREMENTS" | cut -d' ' -f1; echo "$PY_IDENTITY"; echo "$LAMBDA_ARCH"; } \
+INPUTS_HASH="$( { sha256sum "$SCRIPT" "$REQUIREMENTS" "$FORWARDER" | cut -d' ' -f1; echo "$PY_IDENTITY"; echo "$LAMBDA_ARCH"; } \
     | sha256sum | cut -c1-32)"
 
 current_hash() { docker image inspect -f "{{ index .Config.Labels \"$LABEL_KEY\" }}" "$IMAGE" 2>/dev/null || true; }
@@ -210,12 +214,21 @@ export AWS_EXECUTION_ENV="\${AWS_EXECUTION_ENV:-AWS_Lambda_python$PY_MINOR}"
 # As on Lambda: the function's code first, then layers, then the runtime's boto3 and awslambdaric.
 export PYTHONPATH="\${LAMBDA_TASK_ROOT:-/var/task}:/opt/python/lib/python$PY_MINOR/site-packages:/opt/python:\${LAMBDA_RUNTIME_DIR:-/var/runtime}\${PYTHONPATH:+:\$PYTHONPATH}"
 handler="\${_HANDLER:-\${AWS_LAMBDA_FUNCTION_HANDLER:-}}"
+# Opt-in, for a function that calls servers on the host's loopback (docs/local-testing.md): relay
+# 127.0.0.1:PORT in here to unix sockets that the host serves in /var/task. Returns once listening.
+# Unset or empty (the default): nothing starts.
+if [ -n "\${XPI_LOOPBACK_FORWARDS:-}" ]; then
+    /var/lang/bin/python$PY_MINOR -I /var/runtime/xpi-loopback-forward.py tcp-to-unix "\$XPI_LOOPBACK_FORWARDS" --background \
+        || { echo "bootstrap: XPI_LOOPBACK_FORWARDS=\$XPI_LOOPBACK_FORWARDS could not start" >&2; exit 1; }
+fi
 if [ -n "\${AWS_LAMBDA_EXEC_WRAPPER:-}" ]; then
     exec "\$AWS_LAMBDA_EXEC_WRAPPER" /var/lang/bin/python$PY_MINOR -m awslambdaric "\$handler"
 fi
 exec /var/lang/bin/python$PY_MINOR -m awslambdaric "\$handler"
 EOF
 chmod 0755 "$ROOTFS/var/runtime/bootstrap"
+# Not importable (the hyphens): it must never shadow a module of the function.
+install -m 0644 "$FORWARDER" "$ROOTFS/var/runtime/xpi-loopback-forward.py"
 
 # --- check: every shared library resolves, the runtime imports ------------------------------------
 log "checking shared libraries and imports inside the root file system"
@@ -227,6 +240,7 @@ chroot "$ROOTFS" /usr/bin/env -i PATH=/var/lang/bin:/usr/bin:/bin PYTHONPATH=/va
     "/var/lang/bin/python$PY_MINOR" -c '
 import sys, ssl, sqlite3, ctypes, lzma, bz2, zlib, pyexpat, decimal, uuid, zoneinfo, json, hashlib
 import boto3, awslambdaric.bootstrap
+compile(open("/var/runtime/xpi-loopback-forward.py").read(), "xpi-loopback-forward.py", "exec")
 assert sys.prefix == "/var/lang", sys.prefix
 zoneinfo.ZoneInfo("Europe/Paris")
 ssl.create_default_context()
