@@ -71,7 +71,7 @@ contract: venv
 integration: venv runtime build
 	$(BIN)/pytest tests/integration -q
 
-test: venv runtime build ## lint, type check, template checks, unit, contract and integration tests
+test: venv runtime build ## lint, type check, template checks; unit, contract, integration and container tests
 	$(MAKE) --no-print-directory lint typecheck template-check
 	$(BIN)/pytest tests -q
 
