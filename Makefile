@@ -12,7 +12,7 @@ HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv runtime build demo up test lint typecheck template-check unit contract integration bench lock clean
+.PHONY: help venv runtime build browser-deps demo up test lint typecheck template-check unit contract integration bench lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ demo: venv runtime build ## offline demo: local stack up, sample requests, resul
 up: venv runtime build ## run the local stack until Ctrl-C
 	$(BIN)/xpi local up --no-build
 
+browser-deps: ## Debian's chromium for tests/browser (as root; Playwright downloads no browser)
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -71,7 +74,7 @@ contract: venv
 integration: venv runtime build
 	$(BIN)/pytest tests/integration -q
 
-test: venv runtime build ## lint, type check, template checks; unit, contract, integration and container tests
+test: venv runtime build browser-deps ## lint, type check, template checks; unit, contract, integration and container tests
 	$(MAKE) --no-print-directory lint typecheck template-check
 	$(BIN)/pytest tests -q
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import start_local_stack
+from tests.helpers.stack import start_local_stack
 
 pytestmark = pytest.mark.integration
 

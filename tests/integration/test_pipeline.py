@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from xpi_tools.emulator import EmulatorControl
 
-from tests.integration.conftest import LocalStackClient, ResultCollector
+from tests.helpers.stack import LocalStackClient, ResultCollector
 
 pytestmark = pytest.mark.integration
 

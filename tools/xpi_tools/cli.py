@@ -73,6 +73,8 @@ def local_up(args: argparse.Namespace) -> int:
         print(f"  AWS API (moto, {endpoints.region}):   {endpoints.aws}")
         print(f"  commercial Bedrock (emulator, {endpoints.bedrock_region}): {endpoints.bedrock}")
         print(f"  requests queue:  {endpoints.outputs['RequestsQueueUrl']}")
+        if endpoints.dashboard:  # issue 7
+            print(f"  API (SigV4):     {endpoints.api}\n  dashboard:       {endpoints.dashboard}")
         print(f"  state file:      {state_file}")
         print("  point the AWS CLI or boto3 at it:")
         for key, value in endpoints.client_env().items():
@@ -121,6 +123,14 @@ def main(argv: list[str] | None = None) -> int:
         from xpi_tools.classify_cli import main as classify_main
 
         return classify_main(arguments[1:])
+    if arguments[:1] == ["dashboard"]:  # issue 7: the dashboard's local signing proxy
+        from xpi_tools.dashboard.server import main as dashboard_main
+
+        return dashboard_main(arguments[1:])
+    if arguments[:1] == ["batch"]:
+        from xpi_tools.batch_cli import main as batch_main
+
+        return batch_main(arguments[1:])
     if arguments[:1] == ["demo"]:
         from xpi_tools.demo import main as demo_main
 
@@ -143,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     down.set_defaults(run=local_down)
     commands.add_parser("emulator", help="the commercial Bedrock emulator (xpi emulator --help)")
     commands.add_parser("classify", help="classify text with the policy (xpi classify --help)")
+    commands.add_parser("dashboard", help="the dashboard's local signing proxy (xpi dashboard --help)")
+    commands.add_parser("batch", help="batch progress: xpi batch status ID (xpi batch --help)")
     commands.add_parser("demo", help="start the local stack, send sample requests, print results, stop")
     args = parser.parse_args(arguments)
     return int(args.run(args))

@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             f"Bedrock emulator at {stack.endpoints.bedrock}",
             flush=True,
         )
+        if stack.endpoints.dashboard:  # issue 7: the dashboard (local signing proxy) and the SigV4 API
+            print(f"  dashboard: {stack.endpoints.dashboard}  API: {stack.endpoints.api}", flush=True)
         sqs, dynamodb = _clients(stack)
         outputs = stack.endpoints.outputs
         sent = send_samples(sqs, outputs["RequestsQueueUrl"], samples, run_id=str(int(time.time())))

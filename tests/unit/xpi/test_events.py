@@ -7,10 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
-from aws_lambda_powertools.utilities.parser.models import SqsModel
+from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel, SqsModel
 from xpi.domain.intake import parse_request
 from xpi.domain.routing import load_default_routing
 from xpi.handlers.record import RejectedInput
+from xpi.models.batch import BatchObject
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import WorkflowInput, WorkflowState
 
@@ -24,6 +25,12 @@ FOLDER_OF_HANDLER = {
     "route": "route",
     "invoke": "invoke",
     "record": "record",
+    "api": "api",
+    "batch_start": "batch/start",
+    "batch_split": "batch/split",
+    "batch_release": "batch/release",
+    "batch_progress": "batch/progress",
+    "batch_assemble": "batch/assemble",
 }
 
 
@@ -47,7 +54,8 @@ def template_functions() -> dict[str, str]:
 
 
 def event_files() -> list[Path]:
-    return sorted(path for path in EVENTS.rglob("*.json"))
+    # events/batch/files/ holds sample uploads (a batch file and its manifest), not function events.
+    return sorted(path for path in EVENTS.rglob("*.json") if "files" not in path.relative_to(EVENTS).parts)
 
 
 def test_the_template_is_read() -> None:
@@ -58,6 +66,12 @@ def test_the_template_is_read() -> None:
         "RouteFunction": "route",
         "InvokeModelFunction": "invoke",
         "RecordOutcomeFunction": "record",
+        "ApiFunction": "api",
+        "BatchStartFunction": "batch_start",
+        "BatchSplitFunction": "batch_split",
+        "BatchReleaseFunction": "batch_release",
+        "BatchProgressFunction": "batch_progress",
+        "BatchAssembleFunction": "batch_assemble",
     }
 
 
@@ -70,12 +84,18 @@ def test_every_function_has_a_sample_event(function: str, handler: str) -> None:
 def test_every_event_is_valid_for_its_function(path: Path) -> None:
     event = json.loads(path.read_text(encoding="utf-8"))
     folder = path.parent.name
-    if folder == "consume":
+    if folder in ("consume", "start", "progress"):
         SqsModel.model_validate(event)
     elif folder == "validate":
         parse_request(WorkflowInput.model_validate(event).request)
     elif folder == "requests":
         InferenceRequest.model_validate(event)
+    elif folder == "api":
+        APIGatewayProxyEventModel.model_validate(event)
+    elif folder in ("split", "assemble"):
+        BatchObject.model_validate(event["batch"])
+    elif folder == "release":
+        assert set(event) == {"batch_id", "task_token"}
     elif path.name == "rejected-input.json":
         RejectedInput.model_validate(event)
     else:
@@ -85,13 +105,18 @@ def test_every_event_is_valid_for_its_function(path: Path) -> None:
 def test_the_readme_lists_every_file_with_the_command_that_uses_it() -> None:
     readme = (EVENTS / "README.md").read_text(encoding="utf-8")
     function_of_folder = {FOLDER_OF_HANDLER[h]: f for f, h in template_functions().items()}
+    batch_readme = (EVENTS / "batch" / "README.md").read_text(encoding="utf-8")
 
     for path in event_files():
         relative = str(path.relative_to(EVENTS))
-        assert f"`{relative}`" in readme, f"{relative} is not listed in events/README.md"
-        if path.parent.name != "requests":
-            command = f"sam local invoke {function_of_folder[path.parent.name]}"
-            assert re.search(rf"{command} +-e events/{re.escape(relative)}\n", readme), (
+        folder = str(path.parent.relative_to(EVENTS))
+        # events/batch/ documents its own files in events/batch/README.md
+        listing = batch_readme if folder.startswith("batch/") else readme
+        listed = relative.removeprefix("batch/") if folder.startswith("batch/") else relative
+        assert f"`{listed}`" in listing, f"{relative} is not listed in its README"
+        if folder != "requests":
+            command = f"sam local invoke {function_of_folder[folder]}"
+            assert re.search(rf"{command} +-e events/{re.escape(relative)}\n", listing), (
                 f"no `{command} -e events/{relative}` in events/README.md"
             )
 

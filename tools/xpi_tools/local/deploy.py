@@ -11,7 +11,14 @@ and after it (`fill_moto_gaps`):
      DefinitionSubstitutions are ignored: they are re-created through the Step Functions API (which
      moto serves from its executing interpreter) with the substitutions resolved;
   5. moto's own SQS event source mapping invokes inline in SendMessage and ignores partial batch
-     failures: the mappings are switched off in moto and served by `SqsPoller` instead.
+     failures: the mappings are switched off in moto and served by `SqsPoller` instead;
+  9. moto's CloudFormation ignores an S3 bucket's NotificationConfiguration (queue configurations):
+     it is set through the S3 API after the stack is created (batch uploads, issue 6).
+ 10. (issue 7) moto's CloudFormation does not run the AWS::Include transform: an included local
+     document (the API's api/openapi.yaml) is inlined before translation, as CloudFormation would;
+     moto's API Gateway neither imports a RestApi's Body nor invokes Lambda integrations, so the
+     RestApi is created without its Body (for its id) and without Deployment/Stage; the local API
+     Gateway (local/apigateway.py) serves the document instead.
 """
 
 import copy
@@ -107,6 +114,39 @@ def _inline_state_machines(template: dict[str, Any], build_dir: Path) -> None:
             properties["Definition"] = json.loads(definition_path.read_text(encoding="utf-8"))
 
 
+def _inline_includes(value: Any, build_dir: Path) -> Any:
+    """Gap 10 (issue 7): replace each AWS::Include of a local file with the file's content."""
+    if isinstance(value, dict):
+        transform = value.get("Fn::Transform")
+        if len(value) == 1 and isinstance(transform, dict) and transform.get("Name") == "AWS::Include":
+            location = str(transform["Parameters"]["Location"])
+            return _inline_includes(load_template(build_dir / location), build_dir)
+        return {k: _inline_includes(v, build_dir) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_inline_includes(v, build_dir) for v in value]
+    return value
+
+
+def _without_api_deployments(cfn: dict[str, Any]) -> dict[str, Any]:
+    """Gap 10 (issue 7): moto cannot deploy a RestApi defined by its Body; keep the RestApi only."""
+    dropped = {
+        logical_id
+        for logical_id, resource in cfn["Resources"].items()
+        if resource["Type"] in ("AWS::ApiGateway::Deployment", "AWS::ApiGateway::Stage")
+    }
+    for logical_id in dropped:
+        del cfn["Resources"][logical_id]
+    for resource in cfn["Resources"].values():
+        if resource["Type"] == "AWS::ApiGateway::RestApi":
+            resource.get("Properties", {}).pop("Body", None)
+        depends = resource.get("DependsOn")
+        if isinstance(depends, list):
+            resource["DependsOn"] = [d for d in depends if d not in dropped]
+        elif depends in dropped:
+            del resource["DependsOn"]
+    return cfn
+
+
 def translate(template: dict[str, Any], parameters: Mapping[str, str], region: str) -> dict[str, Any]:
     translator = Translator(None, Parser(), boto_session=boto3.Session(region_name=region))
     cfn: dict[str, Any] = translator.translate(copy.deepcopy(template), parameter_values=dict(parameters))
@@ -171,7 +211,9 @@ def deploy(
     template = load_template(build_dir / "template.yaml")
     _upload_code(template, build_dir, s3, cache_dir)
     _inline_state_machines(template, build_dir)
+    template = _inline_includes(template, build_dir)  # gap 10 (issue 7)
     cfn = prepare_for_moto(translate(template, parameters, region), stack_name, session, endpoint_url)
+    cfn = _without_api_deployments(cfn)  # gap 10 (issue 7)
 
     cloudformation.create_stack(
         StackName=stack_name,
@@ -230,6 +272,33 @@ def fill_moto_gaps(
             definition=definition,
             roleArn=role_arn,
             type=properties.get("StateMachineType", "STANDARD"),
+        )
+
+    # Gap 9: moto's CloudFormation ignores an S3 bucket's NotificationConfiguration: set it through
+    # the S3 API (refs resolved by moto's resolver), so uploads notify their queues as on AWS.
+    s3 = session.client("s3", endpoint_url=endpoint_url)
+    for logical_id, resource in cfn["Resources"].items():
+        notification = resource.get("Properties", {}).get("NotificationConfiguration")
+        if resource["Type"] != "AWS::S3::Bucket" or not notification:
+            continue
+        resolved = clean_json(notification, stack.resource_map)
+        configure: Any = s3.put_bucket_notification_configuration
+        configure(
+            Bucket=resources[logical_id],
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {
+                        "QueueArn": queue["Queue"],
+                        "Events": [queue["Event"]],
+                        **(
+                            {"Filter": {"Key": {"FilterRules": queue["Filter"]["S3Key"]["Rules"]}}}
+                            if "Filter" in queue
+                            else {}
+                        ),
+                    }
+                    for queue in resolved.get("QueueConfigurations", [])
+                ]
+            },
         )
 
     # Gap 5: take SQS mappings over from moto's inline delivery.

@@ -54,6 +54,10 @@ class Endpoints:
     outputs: dict[str, str]
     resources: dict[str, str]
     pid: int = field(default_factory=os.getpid)
+    # issue 7: the local API Gateway, the dashboard's signing proxy, the local API principals' keys.
+    api: str = ""
+    dashboard: str = ""
+    api_credentials: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def client_env(self) -> dict[str, str]:
         return {
@@ -91,6 +95,8 @@ class LocalStack:
         self._pool: LambdaRuntimePool | None = None
         self._poller: SqsPoller | None = None
         self._patch: Any = None
+        self._api: Any = None  # issue 7: local API Gateway
+        self._dashboard: Any = None  # issue 7: dashboard signing proxy
         self.endpoints: Endpoints | None = None
         self.deployment: Deployment | None = None
         self.timings: dict[str, float] = {}
@@ -193,6 +199,7 @@ class LocalStack:
             session.client("sqs", endpoint_url=aws_url), invoke_through_lambda_api, self.deployment.mappings
         )
         self._poller.start()
+        api_url, dashboard_url, api_credentials = self._start_api(session, aws_url, build_dir, lambda_api)
 
         self.endpoints = Endpoints(
             region=self.region,
@@ -203,9 +210,47 @@ class LocalStack:
             stack_name=self.stack_name,
             outputs=self.deployment.outputs,
             resources=self.deployment.resources,
+            api=api_url,
+            dashboard=dashboard_url,
+            api_credentials=api_credentials,
         )
         self.timings["up_s"] = time.perf_counter() - started
         return self.endpoints
+
+    def _start_api(
+        self, session: boto3.Session, aws_url: str, build_dir: Path, lambda_api: Any
+    ) -> tuple[str, str, dict[str, dict[str, str]]]:
+        """issue 7: moto's API Gateway does not invoke Lambda: a local API Gateway (SigV4 checked
+        against moto's IAM) fronts the API function, and the dashboard's signing proxy fronts it."""
+        from botocore.credentials import Credentials
+
+        from xpi_tools.dashboard.server import DashboardServer
+        from xpi_tools.local.apigateway import start_local_api
+
+        assert self.deployment is not None
+        if "ApiId" not in self.deployment.outputs:
+            return "", "", {}
+
+        def invoke(function_name: str, payload: bytes) -> tuple[bytes, str | None]:
+            response = lambda_api.invoke(FunctionName=function_name, Payload=payload)
+            return response["Payload"].read(), response.get("FunctionError")
+
+        self._api, credentials = start_local_api(
+            session,
+            aws_url=aws_url,
+            outputs=self.deployment.outputs,
+            build_dir=build_dir,
+            region=self.region,
+            account_id=ACCOUNT_ID,
+            invoke=invoke,
+        )
+        operator = credentials["operator"]
+        self._dashboard = DashboardServer(
+            self._api.url,
+            self.region,
+            Credentials(operator["aws_access_key_id"], operator["aws_secret_access_key"]),
+        )
+        return self._api.url, self._dashboard.start(), credentials
 
     def _runtime_python(self) -> Path:
         python = self.root / ".xpi" / "lambda-runtime" / "bin" / "python"
@@ -216,6 +261,8 @@ class LocalStack:
     def stop(self) -> None:
         """Stop everything that was started, in reverse order; safe to call twice or after a failed start."""
         stoppers = [
+            self._dashboard.stop if self._dashboard else None,  # issue 7
+            self._api.stop if self._api else None,  # issue 7
             self._poller.stop if self._poller else None,
             self._pool.close if self._pool else None,
             self._emulator.stop if self._emulator else None,
@@ -224,6 +271,7 @@ class LocalStack:
             with contextlib.suppress(Exception):  # one failing stop must not leave the others running
                 stop_component()
         self._poller, self._pool, self._emulator = None, None, None
+        self._api, self._dashboard = None, None  # issue 7
         if self._patch is not None:
             self._patch()
             self._patch = None
@@ -288,11 +336,57 @@ class LocalStack:
         original_boto3 = boto_client.boto3
         boto_client.boto3 = _CachingBoto3()
 
+        # Gap 12 (issue 6): moto's TransactWriteItems deep-copies every table it touches, for its
+        # rollback: O(table size) per call, so a 10,000-line batch (one transaction per line) slows
+        # to a crawl. Snapshot those tables two levels deep instead (same rollback, item attrs copied).
+        dynamodb_models: Any = importlib.import_module("moto.dynamodb.models")
+        original_copy = dynamodb_models.copy
+        dynamodb_models.copy = _TableSnapshotCopy(original_copy)
+
         def restore() -> None:
             LambdaFunction.invoke = original  # type: ignore[method-assign]
             boto_client.boto3 = original_boto3
+            dynamodb_models.copy = original_copy
 
         self._patch = restore
+
+
+class _TableSnapshotCopy:
+    """Stands in for the `copy` module inside moto.dynamodb.models (gap 12): a moto Table is copied with
+    its item maps and each item's attribute map, not deep-copied; everything else as `copy` does."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def deepcopy(self, value: Any, memo: Any = None) -> Any:
+        from moto.dynamodb.models.table import Table
+
+        if not isinstance(value, Table):
+            return self._real.deepcopy(value, memo)
+        snapshot = self._untracked_copy(value)
+        snapshot.items = type(value.items)(dict)
+        for hash_key, entry in value.items.items():
+            if isinstance(entry, dict):  # a table with a range key: {hash: {range: Item}}
+                snapshot.items[hash_key] = {k: self._item(item) for k, item in entry.items()}
+            else:
+                snapshot.items[hash_key] = self._item(entry)
+        return snapshot
+
+    def _item(self, item: Any) -> Any:
+        copied = self._untracked_copy(item)
+        copied.attrs = dict(item.attrs)
+        return copied
+
+    @staticmethod
+    def _untracked_copy(value: Any) -> Any:
+        # Not copy.copy: moto's BaseModel.__new__ appends every instance to a class-level list that is
+        # never emptied, so each snapshot would be kept for the life of the process.
+        copied = object.__new__(type(value))
+        copied.__dict__.update(value.__dict__)
+        return copied
 
 
 class _CachingBoto3:

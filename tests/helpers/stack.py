@@ -1,4 +1,4 @@
-"""One local stack per test session, driven only through AWS APIs (boto3 against its endpoints).
+"""Driving a local stack from tests, only through AWS APIs (boto3 against its endpoints).
 
 The stack runs as its own process (`xpi local up`), exactly as a developer starts it; it stops when the
 session ends, and by itself if pytest dies (--exit-with-parent).
@@ -6,18 +6,15 @@ session ends, and by itself if pytest dies (--exit-with-parent).
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 90
@@ -133,35 +130,3 @@ def start_local_stack(
         start_new_session=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-
-
-@pytest.fixture(scope="session")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackClient]:
-    state_file = tmp_path_factory.mktemp("stack") / "stack.json"
-    log_path = ROOT / ".xpi" / "local" / "integration-stack.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w") as log:
-        process = start_local_stack(state_file, "--exit-with-parent", output=log)
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not state_file.exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"the local stack did not start; see {log_path}:\n{log_path.read_text()[-4000:]}"
-                )
-            time.sleep(0.2)
-        yield LocalStackClient(json.loads(state_file.read_text()))
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-@pytest.fixture(scope="session")
-def results(local_stack: LocalStackClient) -> Iterator[ResultCollector]:
-    collector = ResultCollector(local_stack.client("sqs"), local_stack.outputs["SubscriberQueueUrl"])
-    yield collector
-    collector.stop()

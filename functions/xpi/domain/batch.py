@@ -1,0 +1,160 @@
+"""Batch files, pure: batch ids, streaming a JSONL (or gzip JSONL) body line by line, turning a line
+into an inference request with the file's defaults, the fan-out window and the results-file line.
+
+Nothing here reads a whole file: lines come one at a time from a binary stream.
+"""
+
+import gzip
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import IO, Any
+
+from xpi.domain.errors import RequestInvalid, XpiError
+from xpi.domain.intake import parse_json_object, parse_request
+from xpi.models.batch import LineResult
+from xpi.models.request import MAX_REQUEST_BYTES, InferenceRequest
+
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz")
+MANIFEST_SUFFIX = ".manifest.json"
+# Fields a file's defaults may give every line; a line's own value wins.
+DEFAULTABLE_FIELDS = frozenset({"model", "api", "system", "inference", "caller", "reply"})
+
+
+class BatchInvalid(XpiError):
+    """The file as a whole cannot be a batch (not JSONL, empty, over a limit): the batch fails."""
+
+    code = "BatchInvalid"
+
+
+class LineNotJson(RequestInvalid):
+    """A line that is not a JSON object at all (a file of only such lines is not JSONL)."""
+
+
+def batch_id_for(bucket: str, key: str, etag: str) -> str:
+    """The same bytes under the same key are one batch; new content under that key is a new batch."""
+    digest = hashlib.sha256(f"{bucket}\0{key}\0{etag.strip(chr(34))}".encode()).hexdigest()
+    return f"b-{digest[:24]}"
+
+
+def line_request_id(batch_id: str, line: int) -> str:
+    """Deterministic, so a line's workflow is started at most once (the execution name)."""
+    return f"{batch_id}-{line}"
+
+
+def is_jsonl_key(key: str) -> bool:
+    return key.endswith(JSONL_SUFFIXES)
+
+
+def is_manifest_key(key: str) -> bool:
+    return key.endswith(MANIFEST_SUFFIX)
+
+
+def manifest_key_for(key: str) -> str:
+    """The optional sidecar holding a file's defaults: `name.jsonl(.gz)` -> `name.manifest.json`."""
+    for suffix in sorted(JSONL_SUFFIXES, key=len, reverse=True):
+        if key.endswith(suffix):
+            return key[: -len(suffix)] + MANIFEST_SUFFIX
+    return key + MANIFEST_SUFFIX
+
+
+@dataclass(frozen=True)
+class RawLine:
+    number: int  # 1-based, as editors count
+    data: bytes | None  # None when the line is over the size limit (its bytes are skipped, not kept)
+    size: int
+
+
+def iter_lines(
+    body: IO[bytes], *, gzipped: bool, max_line_bytes: int = MAX_REQUEST_BYTES
+) -> Iterator[RawLine]:
+    """Lines of a (possibly gzip) stream, one at a time; an over-long line is measured and skipped."""
+    stream: IO[bytes] = gzip.GzipFile(fileobj=body, mode="rb") if gzipped else body  # type: ignore[assignment]
+    number = 0
+    try:
+        while True:
+            chunk = stream.readline(max_line_bytes + 2)
+            if not chunk:
+                return
+            number += 1
+            if chunk.endswith(b"\n") or len(chunk) <= max_line_bytes:
+                yield RawLine(number, chunk.rstrip(b"\r\n"), len(chunk.rstrip(b"\r\n")))
+                continue
+            size = len(chunk)
+            while not chunk.endswith(b"\n"):  # drain the rest of the over-long line
+                chunk = stream.readline(1 << 16)
+                if not chunk:
+                    break
+                size += len(chunk)
+            yield RawLine(number, None, size)
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+        raise BatchInvalid(f"not a readable gzip file: {exc}") from None
+
+
+def parse_defaults(raw: str | bytes | None, origin: str) -> dict[str, Any]:
+    """A file's defaults (object metadata `xpi-defaults` or the sidecar manifest), checked."""
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BatchInvalid(f"{origin} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise BatchInvalid(f"{origin} must be a JSON object")
+    defaults = value.get("defaults", value)
+    if not isinstance(defaults, dict):
+        raise BatchInvalid(f"{origin}: defaults must be a JSON object")
+    unknown = set(defaults) - DEFAULTABLE_FIELDS
+    if unknown:
+        raise BatchInvalid(f"{origin}: fields {sorted(unknown)} cannot be defaults")
+    return defaults
+
+
+def prepare_line(raw: RawLine, defaults: Mapping[str, Any], request_id: str) -> InferenceRequest:
+    """The line as a request with the file's defaults; RequestInvalid says why a line is bad."""
+    if raw.data is None:
+        raise RequestInvalid(f"line is {raw.size} bytes; the limit is {MAX_REQUEST_BYTES}")
+    if not raw.data.strip():
+        raise RequestInvalid("line is empty")
+    try:
+        line = parse_json_object(raw.data)
+    except RequestInvalid as exc:
+        raise LineNotJson(exc.message) from None
+    # The id is the batch's, so the line's workflow is started once and its result lands on its line.
+    data = {**defaults, **line, "request_id": request_id}
+    return parse_request(data)
+
+
+def window_for(models: set[str], concurrency: Mapping[str, int], fallback: int) -> int:
+    """How many of a batch's line workflows may run at once: the smallest concurrency configured for
+    any model the batch uses, so no model sees more concurrent calls than its quota allows."""
+    limits = [concurrency.get(model, concurrency.get("*", fallback)) for model in models] or [fallback]
+    return max(1, min(limits))
+
+
+def line_result_from_event(detail: Mapping[str, Any], line: int) -> LineResult:
+    """A line's outcome from its `Inference *` result event detail (docs/events.md)."""
+    classification = detail.get("classification")
+    return LineResult(
+        line=line,
+        request_id=detail.get("request_id"),
+        status=detail["status"],
+        output=detail.get("output"),
+        usage=detail.get("usage"),
+        classification=classification,
+        error=detail.get("error"),
+        reply=detail.get("reply") or {},
+    )
+
+
+def line_number_of(request_id: str, batch_id: str) -> int | None:
+    prefix = f"{batch_id}-"
+    if not request_id.startswith(prefix) or not request_id[len(prefix) :].isdigit():
+        return None
+    return int(request_id[len(prefix) :])
+
+
+def results_line(result: LineResult) -> bytes:
+    """One line of results/<batch>.jsonl."""
+    return (result.model_dump_json(exclude_none=True) + "\n").encode("utf-8")

@@ -1,0 +1,30 @@
+"""Line results of batches (`Inference *` events with a batch_id, EventBridge -> SQS): record each
+line once, start the next waiting line, resume the batch workflow after the last."""
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from xpi.handlers.batch_wiring import line_starter, table, workflow
+from xpi.observability import logger, metrics, tracer
+from xpi.services.batch import record_progress
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord) -> str:
+    event = json.loads(record.body)
+    return record_progress(event.get("detail", {}), table(), line_starter(), workflow())
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

@@ -1,0 +1,21 @@
+"""Batch workflow, first step: validate the file and split it (streamed), status item with counts."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from xpi.handlers.batch_wiring import objects, settings, table
+from xpi.models.batch import BatchObject
+from xpi.observability import logger, metrics, tracer
+from xpi.services.batch import split
+
+
+@logger.inject_lambda_context(correlation_id_path="batch.batch_id")
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    batch = BatchObject.model_validate(event["batch"])
+    result = split(batch, table(), objects(), settings().limits(), datetime.now(UTC))
+    logger.info("batch split", extra=result.model_dump())
+    return result.model_dump(mode="json")

@@ -1,0 +1,326 @@
+"""Batch files through the per-request path (issue 6).
+
+split    stream the file once: bad lines recorded per line, valid lines into chunk files, counts
+arm      the workflow waits on a task token; the first window of line workflows starts
+progress each line's result event (via EventBridge -> SQS) records the line and its counters once,
+         starts the next line (a sliding window: never more than `window` line workflows at once),
+         and the last one resumes the batch workflow
+assemble results/<batch>.jsonl from the line items in input order, streamed
+"""
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from xpi.adapters.workflow import WorkflowStarter
+from xpi.domain.batch import (
+    BatchInvalid,
+    LineNotJson,
+    RawLine,
+    is_jsonl_key,
+    iter_lines,
+    line_number_of,
+    line_request_id,
+    line_result_from_event,
+    manifest_key_for,
+    parse_defaults,
+    prepare_line,
+    results_line,
+    window_for,
+)
+from xpi.domain.errors import RequestInvalid
+from xpi.models.batch import BatchObject, BatchSummary, LineResult, SplitResult
+from xpi.models.workflow import Source, WorkflowInput
+
+METADATA_DEFAULTS = "xpi-defaults"
+METADATA_MODEL = "xpi-model"
+INVALID_FLUSH = 100
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    max_bytes: int
+    max_lines: int
+    chunk_lines: int
+    concurrency: Mapping[str, int] = field(default_factory=dict)
+    default_concurrency: int = 4
+    retention_days: int = 30
+
+
+class Table(Protocol):
+    def create_status(self, batch_id: str, attributes: dict[str, Any]) -> bool: ...
+    def update_status(self, batch_id: str, attributes: dict[str, Any]) -> dict[str, Any]: ...
+    def status(self, batch_id: str) -> dict[str, Any] | None: ...
+    def claim_transition(self, batch_id: str, from_state: str, to_state: str) -> bool: ...
+    def put_invalid_lines(self, batch_id: str, results: list[LineResult]) -> None: ...
+    def record_line(self, batch_id: str, result: LineResult, counters: dict[str, int | float]) -> bool: ...
+    def claim_release(self, batch_id: str, line: int) -> bool: ...
+    def next_release(self, batch_id: str) -> dict[str, Any]: ...
+    def lines(self, batch_id: str) -> Iterator[LineResult]: ...
+
+
+class Objects(Protocol):
+    def open(self, bucket: str, key: str, version_id: str | None) -> tuple[Any, dict[str, str], int]: ...
+    def read_text_if_exists(self, bucket: str, key: str) -> str | None: ...
+    def put_json(self, bucket: str, key: str, value: Any) -> None: ...
+    def get_json(self, bucket: str, key: str) -> Any: ...
+    def write_stream(self, bucket: str, key: str, lines: Iterator[bytes]) -> int: ...
+
+
+class Workflow(Protocol):
+    def lines_finished(self, task_token: str, output: dict[str, Any]) -> None: ...
+
+
+def chunk_key(batch_id: str, index: int) -> str:
+    return f"work/{batch_id}/chunks/{index:06d}.json"
+
+
+def results_key(batch_id: str) -> str:
+    return f"results/{batch_id}.jsonl"
+
+
+def source_uri(batch: BatchObject) -> str:
+    return f"s3://{batch.bucket}/{batch.key}"
+
+
+# ---------------------------------------------------------------------------------------------- split
+def _defaults(batch: BatchObject, metadata: Mapping[str, str], objects: Objects) -> dict[str, Any]:
+    defaults = parse_defaults(metadata.get(METADATA_DEFAULTS), f"object metadata {METADATA_DEFAULTS}")
+    if metadata.get(METADATA_MODEL):
+        defaults.setdefault("model", metadata[METADATA_MODEL])
+    manifest = manifest_key_for(batch.key)
+    sidecar = parse_defaults(objects.read_text_if_exists(batch.bucket, manifest), f"manifest {manifest}")
+    return {**defaults, **sidecar}
+
+
+def _check_object(batch: BatchObject, limits: BatchLimits) -> None:
+    if not is_jsonl_key(batch.key):
+        raise BatchInvalid(f"not a JSONL file: {batch.key} does not end with .jsonl or .jsonl.gz")
+    if batch.size == 0:
+        raise BatchInvalid("the file is empty")
+    if batch.size > limits.max_bytes:
+        raise BatchInvalid(f"the file is {batch.size} bytes; the limit is {limits.max_bytes}")
+
+
+def split(
+    batch: BatchObject, table: Table, objects: Objects, limits: BatchLimits, now: datetime
+) -> SplitResult:
+    """Validate and split the file in one streaming pass. Nothing is started here: a file that turns
+    out to be over a limit halfway fails the batch before any line crossed the partition."""
+    _check_object(batch, limits)
+    body, metadata, _ = objects.open(batch.bucket, batch.key, batch.version_id)
+    defaults = _defaults(batch, metadata, objects)
+
+    total = valid = invalid = not_json = chunks = 0
+    models: set[str] = set()
+    chunk: list[dict[str, Any]] = []
+    bad: list[LineResult] = []
+    raw: RawLine
+    for raw in iter_lines(body, gzipped=batch.key.endswith(".gz")):
+        total += 1
+        if total > limits.max_lines:
+            raise BatchInvalid(f"the file has more than {limits.max_lines} lines (the limit)")
+        request_id = line_request_id(batch.batch_id, raw.number)
+        try:
+            request = prepare_line(raw, defaults, request_id)
+        except RequestInvalid as exc:
+            invalid += 1
+            not_json += isinstance(exc, LineNotJson)
+            bad.append(
+                LineResult(
+                    line=raw.number,
+                    request_id=request_id,
+                    status="FAILED",
+                    error={"code": exc.code, "message": exc.message[:500]},
+                )
+            )
+            if len(bad) >= INVALID_FLUSH:
+                table.put_invalid_lines(batch.batch_id, bad)
+                bad = []
+            continue
+        valid += 1
+        models.add(request.model)
+        chunk.append({"line": raw.number, "request": request.model_dump(mode="json", exclude_none=True)})
+        if len(chunk) >= limits.chunk_lines:
+            objects.put_json(batch.bucket, chunk_key(batch.batch_id, chunks), chunk)
+            chunks, chunk = chunks + 1, []
+    if total == 0:
+        raise BatchInvalid("the file is empty (no lines)")
+    if not_json == total:
+        raise BatchInvalid("not JSONL: no line is a JSON object")
+    if chunk:
+        objects.put_json(batch.bucket, chunk_key(batch.batch_id, chunks), chunk)
+        chunks += 1
+    if bad:
+        table.put_invalid_lines(batch.batch_id, bad)
+
+    result = SplitResult(
+        total=total,
+        valid=valid,
+        invalid=invalid,
+        chunks=chunks,
+        window=window_for(models, limits.concurrency, limits.default_concurrency),
+    )
+    status = {
+        "state": "RUNNING",
+        **result.model_dump(),
+        "chunk_lines": limits.chunk_lines,
+        "done": invalid,
+        "completed": 0,
+        "blocked": 0,
+        "failed": invalid,
+        "released": 0,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "estimated_cost_usd": 0,
+        "source_uri": source_uri(batch),
+        "bucket": batch.bucket,
+        "key": batch.key,
+        "version_id": batch.version_id or "",
+        "etag": batch.etag,
+        "principal": batch.principal,
+        "uploaded_at": batch.uploaded_at.isoformat(),
+        "started_at": now.isoformat(),
+        "expires_at": int((now + timedelta(days=limits.retention_days)).timestamp()),
+    }
+    if not table.create_status(batch.batch_id, status):  # a retried split: same file, same answer
+        table.update_status(batch.batch_id, status)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- fan-out
+class LineStarter:
+    """Starts line workflows from the chunk files; keeps the last chunk read (warm invocations)."""
+
+    def __init__(self, table: Table, objects: Objects, starter: WorkflowStarter) -> None:
+        self._table, self._objects, self._starter = table, objects, starter
+        self._chunk: tuple[str, list[dict[str, Any]]] | None = None
+
+    def release_one(self, batch_id: str) -> bool:
+        """Take one slot of the window; start the next waiting line, if any. False when none is left."""
+        status = self._table.next_release(batch_id)
+        index = int(status["released"]) - 1
+        if index >= int(status["valid"]):
+            return False
+        size = int(status["chunk_lines"])
+        key = chunk_key(batch_id, index // size)
+        if self._chunk is None or self._chunk[0] != key:
+            self._chunk = (key, self._objects.get_json(str(status["bucket"]), key))
+        entry = self._chunk[1][index % size]
+        line = int(entry["line"])
+        source = Source(
+            kind="s3_batch",
+            principal=str(status["principal"]),
+            reference=f"{status['source_uri']}#{line}",
+            received_at=datetime.fromisoformat(str(status["uploaded_at"])),
+            batch_id=batch_id,
+        )
+        request_id = line_request_id(batch_id, line)
+        self._starter.start(request_id, WorkflowInput(request=entry["request"], source=source))
+        return True
+
+
+def _finish_if_done(batch_id: str, status: Mapping[str, Any], table: Table, workflow: Workflow) -> bool:
+    """The one caller that sees every line done resumes the batch workflow (conditional transition)."""
+    if int(status.get("done", 0)) < int(status.get("total", 1)) or not status.get("task_token"):
+        return False
+    if not table.claim_transition(batch_id, "RUNNING", "ASSEMBLING"):
+        return False
+    workflow.lines_finished(str(status["task_token"]), {"batch_id": batch_id})
+    return True
+
+
+def arm(batch_id: str, task_token: str, table: Table, lines: LineStarter, workflow: Workflow) -> int:
+    """Store the token the workflow waits on, then start the first window of lines."""
+    status = table.update_status(batch_id, {"task_token": task_token})
+    if _finish_if_done(batch_id, status, table, workflow):
+        return 0
+    started = 0
+    for _ in range(int(status["window"])):
+        if not lines.release_one(batch_id):
+            break
+        started += 1
+    return started
+
+
+def record_progress(detail: Mapping[str, Any], table: Table, lines: LineStarter, workflow: Workflow) -> str:
+    """One line's result event: count it once, start the next line, finish the batch if it was last."""
+    batch_id = str(detail.get("batch_id") or "")
+    line = line_number_of(str(detail.get("request_id", "")), batch_id)
+    if not batch_id or line is None:
+        return "ignored"
+    result = line_result_from_event(detail, line)
+    usage = detail.get("usage") or {}
+    counters: dict[str, int | float] = {
+        "done": 1,
+        result.status.lower(): 1,
+        "input_tokens": int(usage.get("input_tokens", 0)),
+        "output_tokens": int(usage.get("output_tokens", 0)),
+        "estimated_cost_usd": float(usage.get("estimated_cost_usd", 0.0)),
+    }
+    recorded = table.record_line(batch_id, result, counters)
+    if table.claim_release(batch_id, line):
+        lines.release_one(batch_id)
+    status = table.status(batch_id)
+    if status is not None:
+        _finish_if_done(batch_id, status, table, workflow)
+    return "recorded" if recorded else "duplicate"
+
+
+# ---------------------------------------------------------------------------------------------- end
+def _summary(batch: BatchObject, record: Mapping[str, Any], now: datetime, **extra: Any) -> BatchSummary:
+    started = record.get("started_at")
+    started_at = datetime.fromisoformat(str(started)) if started else None
+    return BatchSummary(
+        batch_id=batch.batch_id,
+        source_uri=source_uri(batch),
+        total=int(record.get("total", 0)),
+        completed=int(record.get("completed", 0)),
+        blocked=int(record.get("blocked", 0)),
+        failed=int(record.get("failed", 0)),
+        invalid=int(record.get("invalid", 0)),
+        input_tokens=int(record.get("input_tokens", 0)),
+        output_tokens=int(record.get("output_tokens", 0)),
+        estimated_cost_usd=round(float(record.get("estimated_cost_usd", 0.0)), 6),
+        started_at=started_at,
+        finished_at=now,
+        duration_s=round((now - started_at).total_seconds(), 3) if started_at else None,
+        **extra,
+    )
+
+
+def assemble(batch: BatchObject, table: Table, objects: Objects, now: datetime) -> BatchSummary:
+    """results/<batch>.jsonl: one line per input line, in input order, streamed from the line items."""
+    status = table.status(batch.batch_id) or {}
+    written = 0
+
+    def rows() -> Iterator[bytes]:
+        nonlocal written
+        for result in table.lines(batch.batch_id):
+            written += 1
+            yield results_line(result)
+
+    key = results_key(batch.batch_id)
+    objects.write_stream(batch.bucket, key, rows())
+    if written != int(status.get("total", 0)):
+        raise BatchInvalid(f"results file has {written} lines for {status.get('total')} input lines")
+    uri = f"s3://{batch.bucket}/{key}"
+    summary = _summary(batch, status, now, status="COMPLETED", results_uri=uri)
+    table.update_status(
+        batch.batch_id, {"state": "COMPLETED", "results_uri": uri, "finished_at": now.isoformat()}
+    )
+    return summary
+
+
+def fail(batch: BatchObject, reason: str, table: Table, now: datetime) -> BatchSummary:
+    status = table.update_status(
+        batch.batch_id,
+        {
+            "state": "FAILED",
+            "reason": reason[:1000],
+            "finished_at": now.isoformat(),
+            "source_uri": source_uri(batch),
+        },
+    )
+    return _summary(batch, status, now, status="FAILED", reason=reason[:1000])

@@ -1,0 +1,319 @@
+"""The xpi API on the local stack, as its callers see it: every request signed with SigV4 (botocore's
+SigV4Auth) by IAM users that exist in the stack's IAM, through the local API Gateway, which checks the
+signature and the callers' IAM policies and invokes the API function in the runtime pool.
+
+Principals (created by the local stack, keys in its state file): `operator` (caller, operator and
+admin policies; admin routes only through its MFA session `operator_mfa`), `caller2` (caller policy),
+`auditor` (caller policy, under the auditors' IAM path) and `nobody` (no policy).
+"""
+
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from openapi_schema_validator import OAS30Validator
+
+from tests.helpers.stack import LocalStackClient, ResultCollector
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCUMENT = yaml.safe_load((ROOT / "api" / "openapi.yaml").read_text(encoding="utf-8"))
+MISSING_TOKEN = {"message": "Missing Authentication Token"}
+
+
+def _deref(node: Any) -> Any:
+    if isinstance(node, dict):
+        if "$ref" in node:
+            target: Any = DOCUMENT
+            for part in node["$ref"].lstrip("#/").split("/"):
+                target = target[part]
+            return _deref(target)
+        return {k: _deref(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_deref(v) for v in node]
+    return node
+
+
+def assert_matches_document(route: str, method: str, status: int, body: Any) -> None:
+    """The response is one the OpenAPI document declares for this route and status, in its schema."""
+    responses = DOCUMENT["paths"][route][method.lower()]["responses"]
+    declared = str(status) if str(status) in responses else "default"
+    assert declared != "default" or status >= 500, f"{method} {route} may not answer {status}: {body}"
+    schema = _deref(responses[declared])["content"]["application/json"]["schema"]
+    OAS30Validator(schema).validate(body)
+
+
+class ApiClient:
+    def __init__(self, stack: LocalStackClient) -> None:
+        self.url, self.region = stack.state["api"], stack.state["region"]
+        self.credentials = stack.state["api_credentials"]
+
+    def call(
+        self,
+        who: str | None,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        secret_override: str | None = None,
+    ) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = AWSRequest(
+            method=method,
+            url=self.url + path,
+            data=data,
+            headers={"Content-Type": "application/json"} if data else {},
+        )
+        if who is not None:
+            keys = self.credentials[who]
+            SigV4Auth(
+                Credentials(
+                    keys["aws_access_key_id"],
+                    secret_override or keys["aws_secret_access_key"],
+                    keys.get("aws_session_token"),
+                ),
+                "execute-api",
+                self.region,
+            ).add_auth(request)
+        prepared = request.prepare()
+        outgoing = urllib.request.Request(
+            prepared.url, data=prepared.body, method=method, headers=dict(prepared.headers.items())
+        )
+        try:
+            with urllib.request.urlopen(outgoing, timeout=40) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def arn(self, who: str) -> str:
+        return self.credentials[who]["arn"]
+
+
+@pytest.fixture(scope="module")
+def api(local_stack: LocalStackClient) -> ApiClient:
+    return ApiClient(local_stack)
+
+
+def _request(text: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "request_id": f"api-{uuid.uuid4().hex[:12]}",
+        "model": "default",
+        "prompt": text,
+        "caller": {"project": "api-tests"},
+        **extra,
+    }
+
+
+def _wait_final(api: ApiClient, who: str, request_id: str, timeout_s: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status, body = api.call(who, "GET", f"/v1/requests/{request_id}")
+        if status == 200 and body["status"] != "ACCEPTED":
+            return body
+        assert time.monotonic() < deadline, f"{request_id} not final: {status} {body}"
+        time.sleep(0.3)
+
+
+# ------------------------------------------------------------------ authentication (API Gateway's own)
+def test_unsigned_request_is_refused_like_api_gateway(api: ApiClient) -> None:
+    assert api.call(None, "GET", "/v1/models") == (403, MISSING_TOKEN)
+
+
+def test_undeclared_route_is_refused_even_when_signed(api: ApiClient) -> None:
+    assert api.call("operator", "GET", "/v1/secrets") == (403, MISSING_TOKEN)
+    assert api.call("operator", "DELETE", "/v1/models") == (403, MISSING_TOKEN)
+
+
+def test_bad_signature_is_refused(api: ApiClient) -> None:
+    status, body = api.call("operator", "GET", "/v1/models", secret_override="not-the-secret")
+    assert status == 403
+    assert body["message"].startswith("The request signature we calculated does not match")
+
+
+def test_body_changed_after_signing_is_refused(api: ApiClient) -> None:
+    keys = api.credentials["operator"]
+    request = AWSRequest(
+        method="POST",
+        url=api.url + "/v1/requests",
+        data=json.dumps(_request("signed text")).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    SigV4Auth(
+        Credentials(keys["aws_access_key_id"], keys["aws_secret_access_key"]), "execute-api", api.region
+    ).add_auth(request)
+    prepared = request.prepare()
+    tampered = json.dumps(_request("other text")).encode()
+    headers = {k: v for k, v in prepared.headers.items() if k.lower() != "content-length"}
+    outgoing = urllib.request.Request(prepared.url, data=tampered, method="POST", headers=headers)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(outgoing, timeout=10)
+    assert refused.value.code == 403
+    assert json.loads(refused.value.read())["message"].startswith("The request signature we calculated")
+
+
+def test_mfa_session_token_must_match(api: ApiClient) -> None:
+    forged = {**api.credentials["operator_mfa"], "aws_session_token": "mfa-forged"}
+    api.credentials["forged_mfa"] = forged
+    status, body = api.call("forged_mfa", "POST", "/v1/admin/dlq/redrive")
+    assert (status, body) == (403, {"message": "The security token included in the request is invalid."})
+
+
+def test_unknown_access_key_is_refused(api: ApiClient) -> None:
+    api.credentials["ghost"] = {"aws_access_key_id": "AKIAGHOST0000000000", "aws_secret_access_key": "x" * 40}
+    assert api.call("ghost", "GET", "/v1/models") == (
+        403,
+        {"message": "The security token included in the request is invalid."},
+    )
+
+
+def test_principal_without_policy_is_denied(api: ApiClient) -> None:
+    status, body = api.call("nobody", "GET", "/v1/models")
+    assert status == 403
+    assert body["Message"].startswith(
+        f"User: {api.arn('nobody')} is not authorized to perform: execute-api:Invoke"
+    )
+
+
+# ------------------------------------------------------------------ routes
+def test_models_lists_what_the_caller_may_use(api: ApiClient) -> None:
+    status, body = api.call("caller2", "GET", "/v1/models")
+    assert status == 200
+    assert_matches_document("/v1/models", "GET", status, body)
+    assert body["principal"] == api.arn("caller2")
+    assert "us.amazon.nova-lite-v1:0" in body["models"]
+    assert body["aliases"]["default"] == "us.amazon.nova-lite-v1:0"
+
+
+def test_submit_then_status_for_its_caller_and_auditor_only(
+    api: ApiClient, local_stack: LocalStackClient, results: ResultCollector
+) -> None:
+    # GIVEN a request submitted by the operator
+    request = _request("Summarise the water cycle.", reply={"ticket": "A-1"})
+    status, accepted = api.call("operator", "POST", "/v1/requests", request)
+    assert status == 202, accepted
+    assert_matches_document("/v1/requests", "POST", status, accepted)
+    request_id = accepted["request_id"]
+    assert request_id == request["request_id"]
+
+    # WHEN it completes
+    event = results.wait_for(request_id)
+    final = _wait_final(api, "operator", request_id)
+
+    # THEN its caller sees status, timings, decision, usage and the result, per the document
+    assert_matches_document("/v1/requests/{id}", "GET", 200, final)
+    assert event["detail-type"] == "Inference Completed"
+    assert final["status"] == "COMPLETED"
+    assert final["caller_principal"] == api.arn("operator")
+    assert final["source"] == "api"
+    assert final["classification"]["decision"] == "allow"
+    assert final["usage"]["output_tokens"] > 0
+    assert final["result"]["text"] == event["detail"]["output"]["text"]
+    assert {s["step"] for s in final["timeline"]} >= {"received_at", "invoked_at", "completed_at"}
+    # AND lineage records the caller's IAM principal
+    item = local_stack.lineage(request_id)
+    assert item is not None and item["caller_principal"] == api.arn("operator") and item["source"] == "api"
+    # AND another caller cannot see it (answered exactly like a missing request)
+    status, body = api.call("caller2", "GET", f"/v1/requests/{request_id}")
+    assert status == 404 and body["error"]["code"] == "RequestNotFound"
+    assert_matches_document("/v1/requests/{id}", "GET", status, body)
+    # AND an auditor can
+    status, body = api.call("auditor", "GET", f"/v1/requests/{request_id}")
+    assert status == 200 and body["request_id"] == request_id
+
+
+def test_invoke_answers_synchronously_and_emits_one_event(api: ApiClient, results: ResultCollector) -> None:
+    request = _request("Name three rivers in Oregon.")
+    started = time.perf_counter()
+    status, body = api.call("caller2", "POST", "/v1/invoke", request)
+    elapsed = time.perf_counter() - started
+    assert status == 200, body
+    assert_matches_document("/v1/invoke", "POST", status, body)
+    assert body["status"] == "COMPLETED" and body["output"]["text"]
+    assert body["caller"]["principal"] == api.arn("caller2")
+    assert body["source"] == "api"
+    assert elapsed < 25
+    assert results.wait_for(request["request_id"])["detail"]["output"] == body["output"]
+    time.sleep(1)
+    assert len(results.events_for(request["request_id"])) == 1
+
+
+def test_invoke_of_a_blocked_request_says_blocked(api: ApiClient) -> None:
+    status, body = api.call("caller2", "POST", "/v1/invoke", _request("CUI//SP-PRVCY\nRoster of the office."))
+    assert status == 200
+    assert body["status"] == "BLOCKED" and body.get("output") is None
+
+
+def test_invalid_request_gets_the_error_shape(api: ApiClient) -> None:
+    status, body = api.call("operator", "POST", "/v1/requests", {"model": "default", "messages": "nope"})
+    assert status == 400
+    assert_matches_document("/v1/requests", "POST", status, body)
+    assert body["error"]["code"] == "RequestInvalid"
+
+
+def test_duplicate_request_id_is_a_conflict(api: ApiClient) -> None:
+    request = _request("Once only.")
+    assert api.call("operator", "POST", "/v1/requests", request)[0] == 202
+    status, body = api.call("operator", "POST", "/v1/requests", request)
+    assert status == 409
+    assert_matches_document("/v1/requests", "POST", status, body)
+    assert body["error"] == {
+        "code": "RequestExists",
+        "message": "a request with this request_id exists already",
+        "request_id": request["request_id"],
+    }
+
+
+def test_unknown_batch_is_not_found(api: ApiClient) -> None:
+    status, body = api.call("operator", "GET", "/v1/batches/no-such-batch")
+    assert status == 404
+    assert_matches_document("/v1/batches/{id}", "GET", status, body)
+    assert body["error"]["code"] == "BatchNotFound"
+
+
+def test_unknown_request_is_not_found(api: ApiClient) -> None:
+    status, body = api.call("operator", "GET", "/v1/requests/never-sent")
+    assert (status, body["error"]["code"]) == (404, "RequestNotFound")
+
+
+# ------------------------------------------------------------------ dashboard feed and admin
+def test_dashboard_feed_for_operators_only(api: ApiClient) -> None:
+    request = _request("For the dashboard.")
+    assert api.call("caller2", "POST", "/v1/invoke", request)[0] == 200
+
+    status, body = api.call("operator", "GET", "/v1/dashboard/requests?status=COMPLETED&limit=50")
+    assert status == 200
+    assert_matches_document("/v1/dashboard/requests", "GET", status, body)
+    row = next(r for r in body["requests"] if r["request_id"] == request["request_id"])
+    assert row["result"] is None  # lineage metadata only, never content
+    assert all(r["status"] == "COMPLETED" for r in body["requests"])
+
+    status, stats = api.call("operator", "GET", "/v1/dashboard/stats?minutes=30")
+    assert status == 200
+    assert_matches_document("/v1/dashboard/stats", "GET", status, stats)
+    assert stats["totals"]["requests"] >= 1
+    assert stats["models"]["us.amazon.nova-lite-v1:0"]["output_tokens"] > 0
+
+    status, detail = api.call("operator", "GET", f"/v1/dashboard/requests/{request['request_id']}")
+    assert status == 200 and detail["timeline"]
+
+    assert api.call("caller2", "GET", "/v1/dashboard/stats")[0] == 403
+
+
+def test_admin_routes_need_mfa(api: ApiClient) -> None:
+    status, body = api.call("operator", "POST", "/v1/admin/dlq/redrive")
+    assert status == 403 and "not authorized" in body["Message"]
+
+    status, body = api.call("operator_mfa", "POST", "/v1/admin/dlq/redrive")
+    assert status == 200, body
+    assert_matches_document("/v1/admin/dlq/redrive", "POST", status, body)
+    assert body["detail"]["by"] == api.arn("operator")

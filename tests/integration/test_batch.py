@@ -1,0 +1,191 @@
+"""Batch files (issue 6) on the local stack, through AWS APIs only: a producer uploads JSONL files to
+the batch input bucket with boto3; the test reads results/<batch>.jsonl, the batch status item and the
+`Batch *` events on the example subscriber queue."""
+
+import gzip
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+from xpi.domain.batch import batch_id_for
+from xpi_tools import batch_cli
+
+from tests.helpers.stack import LocalStackClient, ResultCollector
+
+pytestmark = pytest.mark.integration
+
+BATCH_TIMEOUT_S = 120
+
+
+def _jsonl(lines: list[Any]) -> bytes:
+    return "".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines).encode()
+
+
+class Batches:
+    def __init__(self, stack: LocalStackClient, results: ResultCollector) -> None:
+        self.stack, self.results = stack, results
+        self.s3 = stack.client("s3")
+        self.bucket = stack.outputs["BatchInputBucketName"]
+
+    def upload(self, name: str, body: bytes, metadata: dict[str, str] | None = None) -> str:
+        key = f"incoming/{name}"
+        response = self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, Metadata=metadata or {})
+        return batch_id_for(self.bucket, key, response["ETag"])
+
+    def batch_events(self, batch_id: str) -> list[dict[str, Any]]:
+        # Batch events have no request_id: the shared collector files them under "?".
+        return [e for e in self.results.events_for("?") if e["detail"].get("batch_id") == batch_id]
+
+    def wait(self, batch_id: str, timeout_s: float = BATCH_TIMEOUT_S) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = self.batch_events(batch_id)
+            if found:
+                return found[0]
+            time.sleep(0.3)
+        status = self.status(batch_id)
+        raise AssertionError(f"no Batch event for {batch_id} within {timeout_s} s; status: {status}")
+
+    def results_file(self, batch_id: str) -> list[dict[str, Any]]:
+        body = self.s3.get_object(Bucket=self.bucket, Key=f"results/{batch_id}.jsonl")["Body"]
+        return [json.loads(line) for line in body.iter_lines()]
+
+    def status(self, batch_id: str) -> dict[str, Any] | None:
+        table = self.stack.session.resource("dynamodb", endpoint_url=self.stack.state["aws"]).Table(
+            self.stack.outputs["BatchTableName"]
+        )
+        item = table.get_item(Key={"batch_id": batch_id, "line": 0}, ConsistentRead=True).get("Item")
+        return dict(item) if item else None
+
+
+@pytest.fixture
+def batches(local_stack: LocalStackClient, results: ResultCollector) -> Batches:
+    return Batches(local_stack, results)
+
+
+def test_mixed_file_allow_redact_block_and_bad_lines(batches: Batches, local_stack: LocalStackClient) -> None:
+    # GIVEN a file whose bare lines take their model and caller from the object metadata
+    lines: list[Any] = [
+        {"prompt": "Name three rivers in Oregon.", "reply": {"row": "1"}},
+        {"prompt": "Draft a letter to John, SSN 123-45-6789, email john.doe@example.com."},
+        {"prompt": "CUI//SP-PRVCY\nPersonnel roster for the program office."},
+        "{this is not json",
+        {"prompt": "Hello", "inference": {"max_tokens": 0}},
+        {"model": "default", "messages": [{"role": "user", "content": [{"text": "Two colours?"}]}]},
+    ]
+    defaults = json.dumps({"model": "default", "caller": {"project": "batch-it"}})
+
+    # WHEN it is uploaded
+    batch_id = batches.upload(
+        f"mixed-{uuid.uuid4().hex[:8]}.jsonl", _jsonl(lines), {"xpi-defaults": defaults}
+    )
+    event = batches.wait(batch_id)
+
+    # THEN one Batch Completed event with the counts
+    assert event["detail-type"] == "Batch Completed", event
+    detail = event["detail"]
+    assert (detail["total"], detail["completed"], detail["blocked"], detail["failed"]) == (6, 3, 1, 2)
+    assert detail["invalid"] == 2
+    assert detail["input_tokens"] > 0 and detail["output_tokens"] > 0
+    assert detail["estimated_cost_usd"] > 0
+    assert detail["duration_s"] >= 0
+    # AND the results file has one line per input line, in input order
+    rows = batches.results_file(batch_id)
+    assert [r["line"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [r["status"] for r in rows] == [
+        "COMPLETED",
+        "COMPLETED",
+        "BLOCKED",
+        "FAILED",
+        "FAILED",
+        "COMPLETED",
+    ]
+    assert rows[0]["output"]["text"] and rows[0]["reply"] == {"row": "1"}
+    assert rows[1]["classification"]["decision"] == "redact"
+    assert rows[2]["classification"]["decision"] == "block" and "output" not in rows[2]
+    assert "not valid JSON" in rows[3]["error"]["message"]
+    assert "max_tokens" in rows[4]["error"]["message"]
+    # AND each valid line went through the per-request path: lineage with the batch as its source
+    item = local_stack.lineage(f"{batch_id}-1")
+    assert item is not None and item["status"] == "COMPLETED" and item["source"] == "s3_batch"
+    assert item["caller_principal"]
+    # AND the status item shows the finished batch
+    status = batches.status(batch_id)
+    assert status is not None and status["state"] == "COMPLETED" and status["done"] == 6
+
+
+def test_gzip_file(
+    batches: Batches,
+    local_stack: LocalStackClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    lines = [{"model": "default", "prompt": f"Say the number {n}."} for n in range(1, 13)]
+    batch_id = batches.upload(f"gz-{uuid.uuid4().hex[:8]}.jsonl.gz", gzip.compress(_jsonl(lines)))
+
+    event = batches.wait(batch_id)
+
+    assert event["detail-type"] == "Batch Completed", event
+    assert (event["detail"]["total"], event["detail"]["completed"]) == (12, 12)
+    rows = batches.results_file(batch_id)
+    assert [r["line"] for r in rows] == list(range(1, 13))
+    assert all(r["status"] == "COMPLETED" for r in rows)
+    # AND the operator command reads the status through the AWS API (AWS_ENDPOINT_URL, as on AWS)
+    for name, value in {
+        "AWS_ENDPOINT_URL": local_stack.state["aws"],
+        "AWS_DEFAULT_REGION": local_stack.state["region"],
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert batch_cli.main(["status", batch_id, "--table", local_stack.outputs["BatchTableName"]]) == 0
+    shown = capsys.readouterr().out
+    assert f"batch    {batch_id}  COMPLETED" in shown
+    assert "total 12  done 12  completed 12" in shown
+
+
+def test_same_object_uploaded_twice_is_one_batch(batches: Batches, local_stack: LocalStackClient) -> None:
+    # GIVEN the same bytes uploaded twice under the same key
+    name = f"dup-{uuid.uuid4().hex[:8]}.jsonl"
+    body = _jsonl([{"model": "default", "prompt": "Once only."}])
+    first = batches.upload(name, body)
+    second = batches.upload(name, body)
+    assert first == second
+
+    # THEN one batch ran, with one completion event
+    batches.wait(first)
+    time.sleep(3)
+    assert len(batches.batch_events(first)) == 1
+    executions = local_stack.client("stepfunctions").list_executions(
+        stateMachineArn=local_stack.outputs["BatchStateMachineArn"]
+    )["executions"]
+    assert [e["name"] for e in executions].count(first) == 1
+
+    # AND new content under that key is a new batch
+    third = batches.upload(name, _jsonl([{"model": "default", "prompt": "A new version."}]))
+    assert third != first
+    assert batches.wait(third)["detail-type"] == "Batch Completed"
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "reason"),
+    [
+        ("empty.jsonl", b"", "empty"),
+        ("table.csv", b"a,b\n1,2\n", "not a JSONL file"),
+        ("prose.jsonl", b"hello\nworld\n", "not JSONL"),
+        ("broken.jsonl.gz", b"not gzip at all", "gzip"),
+    ],
+)
+def test_bad_files_fail_the_batch_with_a_reason(
+    batches: Batches, name: str, body: bytes, reason: str
+) -> None:
+    batch_id = batches.upload(f"{uuid.uuid4().hex[:8]}-{name}", body)
+
+    event = batches.wait(batch_id)
+
+    assert event["detail-type"] == "Batch Failed"
+    assert reason in event["detail"]["reason"]
+    status = batches.status(batch_id)
+    assert status is not None and status["state"] == "FAILED"

@@ -1,0 +1,164 @@
+"""`xpi dashboard`: the operator's access path to the dashboard (docs/dashboard.md).
+
+Browsers cannot sign SigV4, and GovCloud has no CloudFront to put in front of the page. This small
+server runs on the operator's machine, on loopback only: it serves the static dashboard and forwards
+the page's calls to /v1/... to the xpi API, signed with the operator's own AWS credentials (profile,
+SSO or an MFA session from `aws sts get-session-token`; admin routes need the MFA one). The API's IAM
+authorisation decides what the operator may see and do; the proxy adds no privilege of its own.
+"""
+
+import argparse
+import json
+import mimetypes
+import threading
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+STATIC_FILES = ("index.html", "dashboard.js", "dashboard.css")
+FORWARDED_PREFIX = "/v1/"
+TIMEOUT_S = 35
+
+
+class DashboardServer:
+    def __init__(
+        self, api_url: str, region: str, credentials: Credentials, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        if host not in {"127.0.0.1", "localhost", "::1"}:
+            raise ValueError("the dashboard proxy signs with the operator's credentials: loopback only")
+        self.api_url, self.region, self.credentials = api_url.rstrip("/"), region, credentials
+        self._host = host
+        self._server = ThreadingHTTPServer((host, port), self._handler())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._host}:{self._server.server_address[1]}/"
+
+    def start(self) -> str:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="xpi-dashboard", daemon=True)
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def forward(self, method: str, path: str, body: bytes) -> tuple[int, str, bytes]:
+        url = self.api_url + path
+        request = AWSRequest(
+            method=method,
+            url=url,
+            data=body or None,
+            headers={"Content-Type": "application/json"} if body else {},
+        )
+        SigV4Auth(self.credentials, "execute-api", self.region).add_auth(request)
+        prepared = request.prepare()
+        outgoing = urllib.request.Request(  # noqa: S310 - the configured API URL
+            prepared.url, data=body or None, method=method, headers=dict(prepared.headers.items())
+        )
+        try:
+            with urllib.request.urlopen(outgoing, timeout=TIMEOUT_S) as response:  # noqa: S310
+                return (
+                    response.status,
+                    response.headers.get("Content-Type", "application/json"),
+                    response.read(),
+                )
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers.get("Content-Type", "application/json"), error.read()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, content_type: str, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.send_header("X-Content-Type-Options", "nosniff")
+                self.send_header(
+                    "Content-Security-Policy",
+                    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'",
+                )
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _serve(self) -> None:
+                path = urlsplit(self.path).path
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if path.startswith(FORWARDED_PREFIX):
+                    # Same-origin only: a page elsewhere must not drive the operator's credentials.
+                    if self.command != "GET" and self.headers.get("X-Xpi-Dashboard") != "1":
+                        self._send(403, "application/json", b'{"message": "dashboard header missing"}')
+                        return
+                    self._send(*server.forward(self.command, self.path, body))
+                    return
+                name = "index.html" if path in {"/", ""} else path.lstrip("/")
+                if self.command != "GET" or name not in STATIC_FILES:
+                    self._send(404, "text/plain", b"not found")
+                    return
+                content = resources.files("xpi_tools.dashboard").joinpath("static", name).read_bytes()
+                self._send(200, mimetypes.guess_type(name)[0] or "application/octet-stream", content)
+
+            do_GET = do_POST = do_PUT = _serve
+
+        return Handler
+
+
+def main(argv: list[str] | None = None) -> int:
+    import boto3
+
+    parser = argparse.ArgumentParser(prog="xpi dashboard", description=__doc__.splitlines()[0])
+    parser.add_argument("--api-url", help="the stack's ApiUrl output (default: the local stack's)")
+    parser.add_argument("--region", default=None)
+    parser.add_argument("--profile", default=None, help="AWS profile with the operator's credentials")
+    parser.add_argument("--port", type=int, default=8740)
+    parser.add_argument("--state-file", default=".xpi/local/stack.json")
+    parser.add_argument(
+        "--local-principal",
+        default="operator",
+        help="the local stack's principal to sign as (operator_mfa: the operator's MFA session, for admin)",
+    )
+    args = parser.parse_args(argv)
+    api_url, region = args.api_url, args.region
+    credentials = None
+    if api_url is None:  # the local stack: its operator principal
+        state = json.loads(Path(args.state_file).read_text(encoding="utf-8"))
+        api_url, region = state["api"], state["region"]
+        keys = state["api_credentials"][args.local_principal]
+        credentials = Credentials(
+            keys["aws_access_key_id"], keys["aws_secret_access_key"], keys.get("aws_session_token")
+        )
+    session = boto3.Session(profile_name=args.profile, region_name=region)
+    credentials = credentials or session.get_credentials()
+    if credentials is None:
+        parser.error("no AWS credentials for the operator")
+    server = DashboardServer(api_url, region or session.region_name, credentials, port=args.port)
+    print(f"xpi dashboard: {server.start()}  (API {api_url}; Ctrl-C stops it)", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,493 @@
+"""A local API Gateway (REST, AWS_IAM) in front of the API function, because moto's API Gateway does
+not invoke Lambda integrations.
+
+It serves exactly the routes api/openapi.yaml declares, under /<stage>/ as execute-api does, and does
+what API Gateway does for an AWS_IAM route, for real:
+  - verifies the SigV4 signature (service execute-api) against the IAM access keys held by moto (read
+    from moto's IAM backend in this process), or against the MFA session credentials minted here;
+  - evaluates the caller's IAM policies (attached managed and inline user policies, through moto's IAM
+    API) for execute-api:Invoke on the method ARN; the one condition understood is
+    aws:MultiFactorAuthPresent (true only for MFA session credentials, see `mint_mfa_session`), any
+    other condition does not match (fails closed);
+  - builds the REST proxy event (requestContext.identity.userArn / caller / accessKey / accountId, path
+    parameters, stage, request id), invokes the function through the Lambda API (so it runs in the
+    local runtime pool) and returns its proxy response; 502 on a function error, 504 after 29 s.
+Unsigned, unknown-route, badly signed and denied requests get API Gateway's own 403 bodies.
+"""
+
+import base64
+import fnmatch
+import hmac
+import json
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+MISSING_TOKEN = "Missing Authentication Token"  # noqa: S105 - API Gateway's message, not a secret
+BAD_SIGNATURE = (
+    "The request signature we calculated does not match the signature you provided. Check your AWS "
+    "Secret Access Key and signing method. Consult the service documentation for details."
+)
+UNKNOWN_KEY = "The security token included in the request is invalid."
+INTEGRATION_TIMEOUT_S = 29
+MAX_CLOCK_SKEW_S = 300
+_AUTHORIZATION = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)"
+    r"/aws4_request, ?SignedHeaders=(?P<headers>[^,]+), ?Signature=(?P<signature>[0-9a-f]{64})"
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_name: str
+    user_id: str
+    arn: str
+    access_key_id: str
+    secret_access_key: str
+    mfa: bool = False
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    resource: str  # "/v1/requests/{id}"
+    pattern: re.Pattern[str]
+    parameters: tuple[str, ...]
+
+
+def routes_of(document: dict[str, Any]) -> list[Route]:
+    routes = []
+    for path, operations in document.get("paths", {}).items():
+        parameters = tuple(re.findall(r"{([^}/]+)}", path))
+        regex = "^" + re.sub(r"\\{[^}/]+\\}", "([^/]+)", re.escape(path)) + "$"
+        for method in operations:
+            if method.upper() in {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"}:
+                routes.append(Route(method.upper(), path, re.compile(regex), parameters))
+    return routes
+
+
+class IamDirectory:
+    """Who holds an access key, and what IAM lets them invoke: moto's IAM, read in this process."""
+
+    def __init__(self, iam: Any, account_id: str, partition: str) -> None:
+        self._iam, self._account, self._partition = iam, account_id, partition
+        self._sessions: dict[str, tuple[Principal, str]] = {}  # access key -> (principal, token)
+        self._policy_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+        self._lock = threading.Lock()
+
+    def user_arn(self, user_name: str, path: str = "/") -> str:
+        # Built with the region's partition (the same form moto gives its users).
+        return f"arn:{self._partition}:iam::{self._account}:user{path}{user_name}"
+
+    def find(self, access_key_id: str, session_token: str | None) -> Principal | None:
+        with self._lock:
+            session = self._sessions.get(access_key_id)
+        if session is not None:
+            principal, token = session
+            return principal if session_token and hmac.compare_digest(session_token, token) else None
+        from moto.iam.models import iam_backends
+
+        backend = iam_backends[self._account][self._partition]  # keyed by partition in moto 5
+        for user in list(backend.users.values()):
+            for key in user.access_keys:
+                if key.access_key_id == access_key_id and key.status == "Active":
+                    return Principal(
+                        user.name, user.id, self.user_arn(user.name, user.path), key.access_key_id,
+                        key.secret_access_key,
+                    )  # fmt: skip
+        return None
+
+    def mint_mfa_session(self, user_name: str, access_key_id: str) -> dict[str, str]:
+        """Temporary credentials of the user marked MFA-authenticated, as GetSessionToken with
+        SerialNumber/TokenCode returns them on AWS (aws:MultiFactorAuthPresent = true)."""
+        base = self.find(access_key_id, None)
+        if base is None or base.user_name != user_name:
+            raise ValueError(f"no active key {access_key_id} for {user_name}")
+        session_key = "ASIA" + secrets.token_hex(8).upper()
+        secret, token = secrets.token_urlsafe(30), "mfa-" + secrets.token_urlsafe(48)
+        principal = Principal(base.user_name, base.user_id, base.arn, session_key, secret, mfa=True)
+        with self._lock:
+            self._sessions[session_key] = (principal, token)
+        return {"aws_access_key_id": session_key, "aws_secret_access_key": secret, "aws_session_token": token}
+
+    def statements(self, user_name: str) -> list[dict[str, Any]]:
+        with self._lock:
+            cached = self._policy_cache.get(user_name)
+        if cached and time.monotonic() - cached[0] < 5:
+            return cached[1]
+        documents: list[Any] = []
+        for attached in self._iam.list_attached_user_policies(UserName=user_name)["AttachedPolicies"]:
+            version = self._iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]["DefaultVersionId"]
+            documents.append(
+                self._iam.get_policy_version(PolicyArn=attached["PolicyArn"], VersionId=version)[
+                    "PolicyVersion"
+                ]["Document"]
+            )
+        for name in self._iam.list_user_policies(UserName=user_name)["PolicyNames"]:
+            documents.append(self._iam.get_user_policy(UserName=user_name, PolicyName=name)["PolicyDocument"])
+        statements: list[dict[str, Any]] = []
+        for document in documents:
+            parsed = json.loads(unquote(document)) if isinstance(document, str) else document
+            found = parsed.get("Statement", [])
+            statements.extend(found if isinstance(found, list) else [found])
+        with self._lock:
+            self._policy_cache[user_name] = (time.monotonic(), statements)
+        return statements
+
+
+def _listed(value: Any) -> list[str]:
+    return [str(v) for v in (value if isinstance(value, list) else [value])]
+
+
+def _conditions_hold(condition: dict[str, Any] | None, principal: Principal) -> bool:
+    for operator, tests in (condition or {}).items():
+        for key, expected in tests.items():
+            if operator == "Bool" and key == "aws:MultiFactorAuthPresent":
+                if str(principal.mfa).lower() not in [e.lower() for e in _listed(expected)]:
+                    return False
+            else:
+                return False  # not understood here: fail closed
+    return True
+
+
+def allowed(statements: list[dict[str, Any]], action: str, resource: str, principal: Principal) -> bool:
+    """IAM's evaluation for one action and resource: an explicit Deny wins, else any Allow."""
+    verdict = False
+    for statement in statements:
+        if not any(fnmatch.fnmatchcase(action, a) for a in _listed(statement.get("Action", []))):
+            continue
+        if not any(fnmatch.fnmatchcase(resource, r) for r in _listed(statement.get("Resource", []))):
+            continue
+        if not _conditions_hold(statement.get("Condition"), principal):
+            continue
+        if statement.get("Effect") == "Deny":
+            return False
+        verdict = verdict or statement.get("Effect") == "Allow"
+    return verdict
+
+
+@dataclass
+class LocalApiGateway:
+    document: dict[str, Any]
+    api_id: str
+    stage: str
+    region: str
+    account_id: str
+    partition: str
+    directory: IamDirectory
+    invoke: Callable[[bytes], tuple[bytes, str | None]]  # payload -> (response payload, function error)
+    host: str = "127.0.0.1"
+    port: int = 0
+    _server: ThreadingHTTPServer | None = field(default=None, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://{self.host}:{self._server.server_address[1]}/{self.stage}"
+
+    def start(self) -> str:
+        gateway, routes = self, routes_of(self.document)
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                status, headers, payload = gateway.handle(
+                    self.command, self.path, dict(self.headers), body, routes
+                )
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="local-apigateway", daemon=True
+        )
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    # ------------------------------------------------------------------ one request
+    def handle(
+        self, method: str, raw_path: str, headers: dict[str, str], body: bytes, routes: list[Route]
+    ) -> tuple[int, dict[str, str], bytes]:
+        request_id = str(uuid.uuid4())
+        parts = urlsplit(raw_path)
+        prefix = f"/{self.stage}"
+        path = parts.path[len(prefix) :] if parts.path.startswith(prefix + "/") else None
+        route: Route | None = None
+        values: tuple[str, ...] = ()
+        for candidate in routes if path is not None else []:
+            match = candidate.pattern.match(path or "")
+            if match and candidate.method == method:
+                route, values = candidate, match.groups()
+                break
+        lower = {k.lower(): v for k, v in headers.items()}
+        if route is None or "authorization" not in lower:
+            # API Gateway answers an undeclared route exactly like an unsigned request.
+            return self._error(403, "MissingAuthenticationTokenException", MISSING_TOKEN, request_id)
+        principal = self._authenticate(method, raw_path, lower, body)
+        if isinstance(principal, tuple):
+            return self._error(403, principal[0], principal[1], request_id)
+        method_arn = (
+            f"arn:{self.partition}:execute-api:{self.region}:{self.account_id}:{self.api_id}/"
+            f"{self.stage}/{method}{path}"
+        )
+        if not allowed(
+            self.directory.statements(principal.user_name), "execute-api:Invoke", method_arn, principal
+        ):
+            message = (
+                f"User: {principal.arn} is not authorized to perform: execute-api:Invoke "
+                f"on resource: {method_arn}"
+            )
+            return self._error(403, "AccessDeniedException", message, request_id, key="Message")
+        event = self._event(
+            method, path or "", route, values, parts.query, headers, body, principal, request_id
+        )
+        return self._integrate(event, request_id)
+
+    def _authenticate(  # noqa: PLR0911 - one return per API Gateway error
+        self, method: str, raw_path: str, headers: dict[str, str], body: bytes
+    ) -> Principal | tuple[str, str]:
+        match = _AUTHORIZATION.fullmatch(headers["authorization"].strip())
+        if match is None or match["service"] != "execute-api" or match["region"] != self.region:
+            return (
+                "IncompleteSignatureException",
+                "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders'.",
+            )
+        amz_date = headers.get("x-amz-date", "")
+        try:
+            signed_at = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        except ValueError:
+            return (
+                "IncompleteSignatureException",
+                "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
+            )
+        if abs((datetime.now(UTC) - signed_at).total_seconds()) > MAX_CLOCK_SKEW_S:
+            return (
+                "InvalidSignatureException",
+                "Signature expired: " + amz_date + " is now earlier than allowed.",
+            )
+        principal = self.directory.find(match["key"], headers.get("x-amz-security-token"))
+        if principal is None:
+            return "UnrecognizedClientException", UNKNOWN_KEY
+        signed = match["headers"].split(";")
+        if "host" not in signed:
+            return "IncompleteSignatureException", "'Host' must be a 'SignedHeader' in the AWS Authorization."
+        request = AWSRequest(
+            method=method,
+            url=f"http://{headers.get('host', '')}{raw_path}",
+            headers={name: headers.get(name, "") for name in signed},
+            data=body,
+        )
+        request.context["timestamp"] = amz_date
+        signer = SigV4Auth(
+            Credentials(principal.access_key_id, principal.secret_access_key), "execute-api", self.region
+        )
+        expected = signer.signature(
+            signer.string_to_sign(request, signer.canonical_request(request)), request
+        )
+        if not hmac.compare_digest(expected, match["signature"]):
+            return "InvalidSignatureException", BAD_SIGNATURE
+        return principal
+
+    def _event(  # noqa: PLR0917 - the parts of one request, built into one event
+        self,
+        method: str,
+        path: str,
+        route: Route,
+        values: tuple[str, ...],
+        query: str,
+        headers: dict[str, str],
+        body: bytes,
+        principal: Principal,
+        request_id: str,
+    ) -> dict[str, Any]:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        multi_query: dict[str, list[str]] = {}
+        for key, value in pairs:
+            multi_query.setdefault(key, []).append(value)
+        now = datetime.now(UTC)
+        text: str | None
+        try:
+            text, encoded = (body.decode("utf-8") if body else None), False
+        except UnicodeDecodeError:
+            text, encoded = base64.b64encode(body).decode(), True
+        return {
+            "resource": route.resource,
+            "path": path,
+            "httpMethod": method,
+            "headers": headers,
+            "multiValueHeaders": {k: [v] for k, v in headers.items()},
+            "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
+            "multiValueQueryStringParameters": multi_query or None,
+            "pathParameters": {n: unquote(v) for n, v in zip(route.parameters, values, strict=True)} or None,
+            "stageVariables": None,
+            "requestContext": {
+                "resourceId": "local",
+                "resourcePath": route.resource,
+                "httpMethod": method,
+                "extendedRequestId": request_id,
+                "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+                "path": f"/{self.stage}{path}",
+                "accountId": self.account_id,
+                "protocol": "HTTP/1.1",
+                "stage": self.stage,
+                "domainPrefix": self.api_id,
+                "requestTimeEpoch": int(now.timestamp() * 1000),
+                "requestId": request_id,
+                "identity": {
+                    "cognitoIdentityPoolId": None,
+                    "accountId": self.account_id,
+                    "cognitoIdentityId": None,
+                    "caller": principal.user_id,
+                    "sourceIp": "127.0.0.1",
+                    "principalOrgId": None,
+                    "accessKey": principal.access_key_id,
+                    "cognitoAuthenticationType": None,
+                    "cognitoAuthenticationProvider": None,
+                    "userArn": principal.arn,
+                    "userAgent": headers.get("User-Agent") or headers.get("user-agent"),
+                    "user": principal.user_id,
+                },
+                "domainName": f"{self.api_id}.execute-api.{self.region}.amazonaws.com",
+                "apiId": self.api_id,
+            },
+            "body": text,
+            "isBase64Encoded": encoded,
+        }
+
+    def _integrate(self, event: dict[str, Any], request_id: str) -> tuple[int, dict[str, str], bytes]:
+        answer: list[tuple[bytes, str | None]] = []
+        worker = threading.Thread(
+            target=lambda: answer.append(self.invoke(json.dumps(event).encode())), daemon=True
+        )
+        worker.start()
+        worker.join(INTEGRATION_TIMEOUT_S)
+        if not answer:
+            return self._error(504, "", "Endpoint request timed out", request_id)
+        payload, function_error = answer[0]
+        try:
+            response = json.loads(payload)
+            status = int(response["statusCode"])
+        except (ValueError, KeyError, TypeError):
+            response, status = None, 0
+        if function_error or response is None or not 100 <= status <= 599:
+            return self._error(502, "", "Internal server error", request_id)
+        headers = {str(k): str(v) for k, v in (response.get("headers") or {}).items()}
+        for name, values in (response.get("multiValueHeaders") or {}).items():
+            headers.setdefault(str(name), ",".join(str(v) for v in values))
+        headers["x-amzn-RequestId"] = request_id
+        body = response.get("body") or ""
+        data = base64.b64decode(body) if response.get("isBase64Encoded") else str(body).encode()
+        return status, headers, data
+
+    @staticmethod
+    def _error(
+        status: int, error_type: str, message: str, request_id: str, key: str = "message"
+    ) -> tuple[int, dict[str, str], bytes]:
+        headers = {"Content-Type": "application/json", "x-amzn-RequestId": request_id}
+        if error_type:
+            headers["x-amzn-ErrorType"] = error_type
+        return status, headers, json.dumps({key: message}).encode()
+
+
+# ---------------------------------------------------------------------- the local stack's principals
+LOCAL_PRINCIPALS = {
+    # name: (IAM path, output names of the managed policies attached)
+    "operator": ("/", ("ApiCallerPolicyArn", "ApiOperatorPolicyArn", "ApiAdminPolicyArn")),
+    "caller2": ("/", ("ApiCallerPolicyArn",)),
+    "auditor": ("/xpi-auditors/", ("ApiCallerPolicyArn",)),
+    "nobody": ("/", ()),
+}
+
+
+def provision_principals(
+    iam: Any, directory: IamDirectory, outputs: dict[str, str]
+) -> dict[str, dict[str, str]]:
+    """IAM users and access keys for the local API: an operator (caller + operator + admin policies;
+    admin routes need its MFA session), a second caller, an auditor and a principal with no policy."""
+    credentials: dict[str, dict[str, str]] = {}
+    for name, (path, policies) in LOCAL_PRINCIPALS.items():
+        user_name = f"xpi-{name}"
+        iam.create_user(UserName=user_name, Path=path)
+        for output in policies:
+            iam.attach_user_policy(UserName=user_name, PolicyArn=outputs[output])
+        key = iam.create_access_key(UserName=user_name)["AccessKey"]
+        credentials[name] = {
+            "aws_access_key_id": key["AccessKeyId"],
+            "aws_secret_access_key": key["SecretAccessKey"],
+            "arn": directory.user_arn(user_name, path),
+        }
+    operator = credentials["operator"]
+    credentials["operator_mfa"] = {
+        **directory.mint_mfa_session("xpi-operator", operator["aws_access_key_id"]),
+        "arn": operator["arn"],
+    }
+    return credentials
+
+
+def start_local_api(
+    session: Any,
+    *,
+    aws_url: str,
+    outputs: dict[str, str],
+    build_dir: Any,
+    region: str,
+    account_id: str,
+    invoke: Callable[[str, bytes], tuple[bytes, str | None]],
+) -> tuple[LocalApiGateway, dict[str, dict[str, str]]]:
+    """The local API Gateway for the deployed API (document from the build, as deployed) and the local
+    principals' credentials."""
+    from moto.utilities.utils import get_partition
+
+    from xpi_tools.local.deploy import load_template
+
+    template = load_template(build_dir / "template.yaml")
+    location = template["Resources"]["XpiApi"]["Properties"]["DefinitionBody"]["Fn::Transform"]["Parameters"]
+    document = load_template(build_dir / str(location["Location"]))
+    partition = get_partition(region)
+    iam = session.client("iam", endpoint_url=aws_url)
+    directory = IamDirectory(iam, account_id, partition)
+    function_name = outputs["ApiFunctionName"]
+    gateway = LocalApiGateway(
+        document=document,
+        api_id=outputs["ApiId"],
+        stage=str(template["Resources"]["XpiApi"]["Properties"].get("StageName", "api")),
+        region=region,
+        account_id=account_id,
+        partition=partition,
+        directory=directory,
+        invoke=lambda payload: invoke(function_name, payload),
+    )
+    gateway.start()
+    return gateway, provision_principals(iam, directory, outputs)
