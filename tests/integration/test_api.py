@@ -12,36 +12,20 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from openapi_schema_validator import OAS30Validator
 
+from tests.helpers.openapi import DOCUMENT, deref
 from tests.helpers.stack import LocalStackClient, ResultCollector
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-DOCUMENT = yaml.safe_load((ROOT / "api" / "openapi.yaml").read_text(encoding="utf-8"))
 MISSING_TOKEN = {"message": "Missing Authentication Token"}
-
-
-def _deref(node: Any) -> Any:
-    if isinstance(node, dict):
-        if "$ref" in node:
-            target: Any = DOCUMENT
-            for part in node["$ref"].lstrip("#/").split("/"):
-                target = target[part]
-            return _deref(target)
-        return {k: _deref(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_deref(v) for v in node]
-    return node
 
 
 def assert_matches_document(route: str, method: str, status: int, body: Any) -> None:
@@ -49,7 +33,7 @@ def assert_matches_document(route: str, method: str, status: int, body: Any) -> 
     responses = DOCUMENT["paths"][route][method.lower()]["responses"]
     declared = str(status) if str(status) in responses else "default"
     assert declared != "default" or status >= 500, f"{method} {route} may not answer {status}: {body}"
-    schema = _deref(responses[declared])["content"]["application/json"]["schema"]
+    schema = deref(responses[declared])["content"]["application/json"]["schema"]
     OAS30Validator(schema).validate(body)
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from openapi_schema_validator import OAS30Validator
 from xpi import dependencies
 from xpi.handlers import api as api_handler
@@ -19,25 +18,12 @@ from xpi.services import api as api_service
 
 from tests.helpers.context import FakeLambdaContext
 from tests.helpers.fakes import FakeEventPublisher, FakeLineageStore, FakeWorkflowStarter
+from tests.helpers.openapi import DOCUMENT, deref
 
 ROOT = Path(__file__).resolve().parents[3]
-DOCUMENT = yaml.safe_load((ROOT / "api" / "openapi.yaml").read_text(encoding="utf-8"))
 ALICE = "arn:aws-us-gov:iam::123456789012:user/alice"
 BOB = "arn:aws-us-gov:iam::123456789012:user/bob"
 AUDITOR = "arn:aws-us-gov:sts::123456789012:assumed-role/xpi-prod-auditor/jane"
-
-
-def _deref(node: Any) -> Any:
-    if isinstance(node, dict):
-        if "$ref" in node:
-            target: Any = DOCUMENT
-            for part in node["$ref"].lstrip("#/").split("/"):
-                target = target[part]
-            return _deref(target)
-        return {k: _deref(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_deref(v) for v in node]
-    return node
 
 
 def _resource(path: str) -> str:
@@ -87,13 +73,13 @@ def call(
     status, answer = response["statusCode"], json.loads(response["body"])
     operation = DOCUMENT["paths"].get(resource, {}).get(method.lower())
     if operation is None:  # not a route of the API: still the one error shape
-        OAS30Validator(_deref(DOCUMENT["components"]["schemas"]["Error"])).validate(answer)
+        OAS30Validator(deref(DOCUMENT["components"]["schemas"]["Error"])).validate(answer)
     else:
         declared = str(status) if str(status) in operation["responses"] else "default"
         assert declared != "default" or status >= 500, (
             f"{method} {resource} may not answer {status}: {answer}"
         )
-        schema = _deref(operation["responses"][declared])["content"]["application/json"]["schema"]
+        schema = deref(operation["responses"][declared])["content"]["application/json"]["schema"]
         OAS30Validator(schema).validate(answer)
     return status, answer
 
