@@ -3,12 +3,14 @@
 1. A 10,000-line JSONL file uploaded to the batch input bucket, through the whole pipeline (S3 event ->
    batch workflow -> one inference workflow per line -> results file): lines per second, and the peak
    memory of every function involved (each runtime process's peak RSS, recorded per invoke).
+   Beside it, the baseline: the same stack answering single requests sent to the requests queue.
 2. The split and assemble steps driven directly (Lambda Invoke on the deployed functions) at 1,000 and
    100,000 lines, to show that they stream: their peak memory does not grow with the file.
-   (100,000 lines through the whole pipeline would take far longer than ten minutes here, because
-   each line is a full inference workflow on two runtime processes per function.)
+   (100,000 lines through the whole pipeline would take hours here, because each line is a full
+   inference workflow on two runtime processes per function.)
 
-    .venv/bin/python bench/bench_batch.py [--lines 10000] [--flat 1000,100000] [--no-pipeline]
+    .venv/bin/python bench/bench_batch.py [--lines 10000] [--baseline 500] [--flat 1000,20000,100000]
+                                          [--no-pipeline]
 """
 
 import argparse
@@ -22,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-from _stack import start_stack
+from _stack import StackDriver, start_stack
 from xpi.domain.batch import batch_id_for
 from xpi_tools.local.lambda_runtime import InvokeResult
 from xpi_tools.local.stack import LOCAL_CREDENTIALS, LocalStack
@@ -70,7 +72,20 @@ def jsonl(lines: int) -> bytes:
     )
 
 
-def run_pipeline(stack: LocalStack, probe: MemoryProbe, lines: int, timeout_s: float) -> None:
+def run_baseline(stack: LocalStack, requests: int) -> float:
+    """Single requests on the requests queue, all sent at once: requests per second."""
+    driver = StackDriver(stack)
+    try:
+        started = time.perf_counter()
+        driver.wait(driver.send(requests), timeout_s=1800)
+        return requests / (time.perf_counter() - started)
+    finally:
+        driver.close()
+
+
+def run_pipeline(
+    stack: LocalStack, probe: MemoryProbe, lines: int, timeout_s: float, baseline: float
+) -> None:
     assert stack.endpoints is not None
     outputs = stack.endpoints.outputs
     session = boto3.Session(
@@ -88,9 +103,12 @@ def run_pipeline(stack: LocalStack, probe: MemoryProbe, lines: int, timeout_s: f
     batch_id = batch_id_for(bucket, key, etag)
     status: dict[str, Any] = {}
     last_print = 0.0
+    most_in_flight = 0
     while time.perf_counter() - started < timeout_s:
         # The benchmark polls the status item to time the run; the product itself never polls.
         status = table.get_item(Key={"batch_id": batch_id, "line": 0}, ConsistentRead=True).get("Item") or {}
+        slots = table.get_item(Key={"batch_id": "slots#default", "line": 0}, ConsistentRead=True).get("Item")
+        most_in_flight = max(most_in_flight, int((slots or {}).get("in_flight", 0)))
         if status.get("state") in ("COMPLETED", "FAILED"):
             break
         if time.perf_counter() - last_print > 30:
@@ -104,9 +122,16 @@ def run_pipeline(stack: LocalStack, probe: MemoryProbe, lines: int, timeout_s: f
     print(f"\n== pipeline: {lines:,} lines ({len(body):,} bytes), window {status.get('window')} ==")
     print(
         f"state {status.get('state')}  done {status.get('done')}  completed {status.get('completed')}  "
-        f"blocked {status.get('blocked')}  failed {status.get('failed')}  in {elapsed:.1f} s  "
-        f"=> {int(status.get('done', 0)) / elapsed:.1f} lines/s"
+        f"blocked {status.get('blocked')}  failed {status.get('failed')}  in {elapsed:.1f} s"
     )
+    print(
+        f"most lines in flight on the model, sampled each second: {most_in_flight} "
+        f"of {status.get('window')} slots"
+    )
+    print(f"{'':<34}{'per second':>12}")
+    print(f"{'batch lines, through the pipeline':<34}{int(status.get('done', 0)) / elapsed:>12.1f}")
+    if baseline:
+        print(f"{'baseline: single queued requests':<34}{baseline:>12.1f}")
     # moto keeps every finished execution (history, parsed program) in this process: watch it grow.
     stack_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"local stack process (moto, pollers, emulator) peak RSS: {stack_mb:,.0f} MB")
@@ -197,17 +222,19 @@ def run_flat(stack: LocalStack, probe: MemoryProbe, sizes: list[int]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lines", type=int, default=10_000)
-    parser.add_argument("--flat", default="1000,100000")
+    parser.add_argument("--flat", default="1000,20000,100000")
     parser.add_argument("--no-pipeline", action="store_true")
+    parser.add_argument("--baseline", type=int, default=500, help="single queued requests (0: none)")
     parser.add_argument("--timeout", type=float, default=3600)
     args = parser.parse_args()
     stack = start_stack()
     try:
         probe = MemoryProbe(stack)
+        if not args.no_pipeline:
+            baseline = run_baseline(stack, args.baseline) if args.baseline else 0.0
+            run_pipeline(stack, probe, args.lines, args.timeout, baseline)
         if args.flat:
             run_flat(stack, probe, [int(n) for n in args.flat.split(",")])
-        if not args.no_pipeline:
-            run_pipeline(stack, probe, args.lines, args.timeout)
     finally:
         stack.stop()
 

@@ -169,6 +169,38 @@ def test_same_object_uploaded_twice_is_one_batch(batches: Batches, local_stack: 
     assert batches.wait(third)["detail-type"] == "Batch Completed"
 
 
+def test_two_batches_share_the_models_slots(batches: Batches) -> None:
+    # GIVEN two files on the same model, uploaded together, with more lines than its 4 slots
+    table = batches.stack.session.resource("dynamodb", endpoint_url=batches.stack.state["aws"]).Table(
+        batches.stack.outputs["BatchTableName"]
+    )
+    slots_key = {"batch_id": "slots#fast", "line": 0}
+    lines = [{"model": "fast", "prompt": f"Count to {n}."} for n in range(1, 9)]
+    first = batches.upload(f"share-a-{uuid.uuid4().hex[:8]}.jsonl", _jsonl(lines))
+    second = batches.upload(f"share-b-{uuid.uuid4().hex[:8]}.jsonl", _jsonl(lines))
+
+    # WHEN they run, watched through the model's slots item
+    most_in_flight, seen_waiting = 0, set()
+    deadline = time.monotonic() + BATCH_TIMEOUT_S
+    while time.monotonic() < deadline and not (batches.batch_events(first) and batches.batch_events(second)):
+        slots = table.get_item(Key=slots_key, ConsistentRead=True).get("Item") or {}
+        most_in_flight = max(most_in_flight, int(slots.get("in_flight", 0)))
+        seen_waiting |= set(slots.get("waiting", set()))
+        time.sleep(0.05)
+
+    # THEN both finished every line, never with more than 4 lines in flight on the model in all
+    for batch_id in (first, second):
+        event = batches.wait(batch_id, timeout_s=1)
+        assert event["detail-type"] == "Batch Completed", event
+        assert (event["detail"]["total"], event["detail"]["completed"]) == (8, 8)
+    assert 1 <= most_in_flight <= 4
+    assert seen_waiting & {first, second}  # one of them did wait for a slot
+    # AND every slot was given back, and no batch is left waiting
+    slots = table.get_item(Key=slots_key, ConsistentRead=True)["Item"]
+    assert int(slots["in_flight"]) == 0
+    assert not set(slots.get("waiting", set())) & {first, second}
+
+
 @pytest.mark.parametrize(
     ("name", "body", "reason"),
     [

@@ -7,11 +7,11 @@ stack's state file. boto3 honours AWS_ENDPOINT_URL, so the same command reads th
 import argparse
 import json
 import sys
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import boto3
+from xpi.adapters import aws
 
 DEFAULT_STATE_FILE = Path(".xpi/local/stack.json")
 COUNTS = ("total", "done", "completed", "blocked", "failed", "invalid", "released")
@@ -40,12 +40,6 @@ def _session_and_table(args: argparse.Namespace) -> tuple[Any, str, str | None]:
     return session, state["outputs"]["BatchTableName"], state["aws"]
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    return value
-
-
 def status(args: argparse.Namespace) -> int:
     session, table_name, endpoint = _session_and_table(args)
     table = session.resource("dynamodb", endpoint_url=endpoint).Table(table_name)
@@ -53,7 +47,7 @@ def status(args: argparse.Namespace) -> int:
     if not item:
         print(f"xpi batch: no batch {args.batch_id} in {table_name}", file=sys.stderr)
         return 1
-    shown = {k: _plain(v) for k, v in item.items() if k not in ("task_token", "line")}
+    shown = {k: aws.plain(v) for k, v in item.items() if k not in ("task_token", "line")}
     if args.json:
         print(json.dumps(shown, indent=2, sort_keys=True, default=str))
         return 0

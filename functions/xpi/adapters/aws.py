@@ -1,10 +1,13 @@
 """boto3 clients for the GovCloud side, created on first use (never at import) and reused."""
 
+from collections.abc import Callable
+from decimal import Decimal
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource
@@ -39,3 +42,27 @@ def secretsmanager() -> "SecretsManagerClient":
 @cache
 def stepfunctions() -> "SFNClient":
     return boto3.client("stepfunctions", config=_CONFIG)
+
+
+def write_if(conditional_write: Callable[[], Any]) -> bool:
+    """Run a conditional DynamoDB write: True when it was made, False when its condition failed."""
+    try:
+        conditional_write()
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def plain(value: Any) -> Any:
+    """A DynamoDB value as JSON would hold it: Decimals back to ints and floats, sets to sorted lists."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, set):
+        return sorted(plain(v) for v in value)
+    return value

@@ -2,12 +2,14 @@
 
 The batch table holds, per batch, one status item (line = 0: counts, state, the waiting task token)
 and one item per finished input line (line = its 1-based number), so the results file is a Query in
-key order: input order, page by page, never the whole batch in memory.
+key order: input order, page by page, never the whole batch in memory. Beside them, one slots item
+per model (batch_id = "slots#<model>", line = 0): the batch lines in flight on that model, across
+all batches, and the batches waiting for a slot.
 """
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any
 
@@ -20,18 +22,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
 STATUS_LINE = 0
+SLOTS_PREFIX = "slots#"  # not a batch id: those are b-<hex>
 MULTIPART_PART_BYTES = 8 * 1024 * 1024  # S3 parts must be >= 5 MiB (except the last)
-
-
-def _plain(value: Any) -> Any:
-    """DynamoDB's Decimals back to ints and floats."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _dynamo(value: Any) -> Any:
@@ -49,16 +41,12 @@ class BatchTable:
     # ------------------------------------------------------------------ status item
     def create_status(self, batch_id: str, attributes: dict[str, Any]) -> bool:
         """The status item, once per batch; False when it exists (the split is being re-run)."""
-        try:
-            self._table().put_item(
+        return aws.write_if(
+            lambda: self._table().put_item(
                 Item={"batch_id": batch_id, "line": STATUS_LINE, **_dynamo(attributes)},
                 ConditionExpression="attribute_not_exists(batch_id)",
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        )
 
     def update_status(self, batch_id: str, attributes: dict[str, Any]) -> dict[str, Any]:
         names = {f"#a{i}": name for i, name in enumerate(attributes)}
@@ -70,7 +58,7 @@ class BatchTable:
             ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
         )
-        return dict(_plain(response["Attributes"]))
+        return dict(aws.plain(response["Attributes"]))
 
     def status(self, batch_id: str) -> dict[str, Any] | None:
         item = (
@@ -78,30 +66,28 @@ class BatchTable:
             .get_item(Key={"batch_id": batch_id, "line": STATUS_LINE}, ConsistentRead=True)
             .get("Item")
         )
-        return dict(_plain(item)) if item else None
+        return dict(aws.plain(item)) if item else None
 
     def claim_transition(self, batch_id: str, from_state: str, to_state: str) -> bool:
         """Move the batch from one state to the next; only one caller wins."""
-        try:
-            self._table().update_item(
+        return aws.write_if(
+            lambda: self._table().update_item(
                 Key={"batch_id": batch_id, "line": STATUS_LINE},
                 UpdateExpression="SET #state = :to",
                 ConditionExpression="#state = :from",
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues={":to": to_state, ":from": from_state},
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        )
 
     # ------------------------------------------------------------------ lines
     def put_invalid_lines(self, batch_id: str, results: list[LineResult]) -> None:
         """Bad lines found by the split (their own items; counted in the status item by the split)."""
         with self._table().batch_writer() as writer:
             for result in results:
-                writer.put_item(Item={"batch_id": batch_id, **_dynamo(result.model_dump(exclude_none=True))})
+                item = {"batch_id": batch_id, **_dynamo(result.model_dump(exclude_none=True))}
+                # A bad line never ran, so never held a slot: nothing to give back for it, ever.
+                writer.put_item(Item={**item, "released_next": True})
 
     def record_line(self, batch_id: str, result: LineResult, counters: dict[str, int | float]) -> bool:
         """The line's item and the batch's counters in one transaction; False when the line was
@@ -140,28 +126,95 @@ class BatchTable:
 
     def claim_release(self, batch_id: str, line: int) -> bool:
         """The right to start the next line after this one finished: once per finished line."""
-        try:
-            self._table().update_item(
-                Key={"batch_id": batch_id, "line": line},
-                UpdateExpression="SET released_next = :yes",
-                ConditionExpression="attribute_exists(batch_id) AND attribute_not_exists(released_next)",
-                ExpressionAttributeValues={":yes": True},
+        return self._conditional_update(
+            {"batch_id": batch_id, "line": line},
+            "SET released_next = :yes",
+            "attribute_exists(batch_id) AND attribute_not_exists(released_next)",
+            {":yes": True},
+        )
+
+    def claim_line(self, batch_id: str, index: int) -> bool:
+        """The right to start the valid line at this index (0-based, input order): one caller wins."""
+        return self._conditional_update(
+            {"batch_id": batch_id, "line": STATUS_LINE},
+            "SET released = :next",
+            "released = :index",
+            {":next": index + 1, ":index": index},
+        )
+
+    # ------------------------------------------------------------------ per-model slots
+    @staticmethod
+    def _slots_key(model: str) -> dict[str, Any]:
+        return {"batch_id": SLOTS_PREFIX + model, "line": STATUS_LINE}
+
+    def acquire_slots(self, slots: Mapping[str, int]) -> bool:
+        """One slot of every model given ({model: its concurrency}), all or none."""
+        take = "ADD in_flight :one"
+        free = "attribute_not_exists(in_flight) OR in_flight < :limit"
+        if len(slots) <= 1:  # the usual batch: one model, one conditional update
+            return all(
+                self._conditional_update(self._slots_key(model), take, free, {":one": 1, ":limit": limit})
+                for model, limit in slots.items()
             )
+        updates: list[Any] = [
+            {
+                "TableName": self._name,
+                "Key": self._slots_key(model),
+                "UpdateExpression": take,
+                "ConditionExpression": free,
+                "ExpressionAttributeValues": {":one": 1, ":limit": limit},
+            }
+            for model, limit in sorted(slots.items())
+        ]
+        try:
+            aws.dynamodb().meta.client.transact_write_items(TransactItems=[{"Update": u} for u in updates])
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if exc.response["Error"]["Code"] == "TransactionCanceledException":
                 return False
             raise
         return True
 
-    def next_release(self, batch_id: str) -> dict[str, Any]:
-        """Take the next slot of the window (atomically) and return the status after it."""
-        response = self._table().update_item(
-            Key={"batch_id": batch_id, "line": STATUS_LINE},
-            UpdateExpression="ADD released :one",
-            ExpressionAttributeValues={":one": 1},
-            ReturnValues="ALL_NEW",
+    def release_slots(self, models: Sequence[str]) -> None:
+        for model in models:
+            # Never below zero, whatever a redelivery does.
+            key, values = self._slots_key(model), {":minus": -1, ":zero": 0}
+            self._conditional_update(key, "ADD in_flight :minus", "in_flight > :zero", values)
+
+    def add_waiting(self, models: Sequence[str], batch_id: str) -> None:
+        self._change_waiting("ADD", models, batch_id)
+
+    def remove_waiting(self, models: Sequence[str], batch_id: str) -> None:
+        self._change_waiting("DELETE", models, batch_id)
+
+    def _change_waiting(self, action: str, models: Sequence[str], batch_id: str) -> None:
+        for model in models:
+            self._table().update_item(
+                Key=self._slots_key(model),
+                UpdateExpression=f"{action} waiting :batch",
+                ExpressionAttributeValues={":batch": {batch_id}},
+            )
+
+    def waiting(self, models: Sequence[str]) -> list[str]:
+        """The batches waiting for a slot of any of these models (sorted, so every caller agrees)."""
+        return sorted({str(batch) for model in models for batch in self.slots(model)["waiting"]})
+
+    def slots(self, model: str) -> dict[str, Any]:
+        """A model's slots as they stand: {"in_flight": n, "waiting": [batch ids]}."""
+        item = self._table().get_item(Key=self._slots_key(model), ConsistentRead=True).get("Item") or {}
+        slots = aws.plain({name: item[name] for name in ("in_flight", "waiting") if name in item})
+        return {"in_flight": 0, "waiting": [], **slots}
+
+    def _conditional_update(
+        self, key: dict[str, Any], update: str, condition: str, values: dict[str, Any]
+    ) -> bool:
+        return aws.write_if(
+            lambda: self._table().update_item(
+                Key=key,
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
         )
-        return dict(_plain(response["Attributes"]))
 
     def lines(self, batch_id: str) -> Iterator[LineResult]:
         """Every line's item in input order, one DynamoDB page at a time."""
@@ -174,7 +227,7 @@ class BatchTable:
         while True:
             page = self._table().query(**kwargs)
             for item in page.get("Items", []):
-                data = _plain(item)
+                data = aws.plain(item)
                 yield LineResult.model_validate(
                     {k: v for k, v in data.items() if k in LineResult.model_fields}
                 )

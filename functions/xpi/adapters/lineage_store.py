@@ -2,8 +2,6 @@
 
 from typing import Any, Protocol
 
-from botocore.exceptions import ClientError
-
 from xpi.adapters import aws
 
 ACCEPTED = "ACCEPTED"
@@ -52,19 +50,19 @@ class DynamoLineageStore:
         if not only_if_new:  # DynamoDB rejects placeholders the expressions leave unused
             condition += " OR #status = :accepted"
             names["#status"], values[":accepted"] = "status", ACCEPTED
-        try:
-            aws.dynamodb().Table(self._table_name).update_item(
-                Key={"request_id": request_id},
-                UpdateExpression="SET " + ", ".join(assignments),
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
+        return aws.write_if(
+            lambda: (
+                aws.dynamodb()
+                .Table(self._table_name)
+                .update_item(
+                    Key={"request_id": request_id},
+                    UpdateExpression="SET " + ", ".join(assignments),
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                )
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        )
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         item = aws.dynamodb().Table(self._table_name).get_item(Key={"request_id": request_id}).get("Item")

@@ -126,11 +126,15 @@ def prepare_line(raw: RawLine, defaults: Mapping[str, Any], request_id: str) -> 
     return parse_request(data)
 
 
+def concurrency_for(model: str, concurrency: Mapping[str, int], fallback: int) -> int:
+    """How many batch lines may call this model at once, across every batch (its quota's share)."""
+    return max(1, concurrency.get(model, concurrency.get("*", fallback)))
+
+
 def window_for(models: set[str], concurrency: Mapping[str, int], fallback: int) -> int:
-    """How many of a batch's line workflows may run at once: the smallest concurrency configured for
-    any model the batch uses, so no model sees more concurrent calls than its quota allows."""
-    limits = [concurrency.get(model, concurrency.get("*", fallback)) for model in models] or [fallback]
-    return max(1, min(limits))
+    """The most lines of one batch in flight at once: the smallest concurrency of the models it uses
+    (each line holds a slot of every model of its batch; other batches share the same slots)."""
+    return min((concurrency_for(model, concurrency, fallback) for model in models), default=max(1, fallback))
 
 
 def line_result_from_event(detail: Mapping[str, Any], line: int) -> LineResult:

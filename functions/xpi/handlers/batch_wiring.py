@@ -20,7 +20,7 @@ class BatchSettings(BaseModel):
     max_bytes: Annotated[int, Field(ge=1)] = Field(1_073_741_824, alias="BATCH_MAX_BYTES")
     max_lines: Annotated[int, Field(ge=1)] = Field(100_000, alias="BATCH_MAX_LINES")
     chunk_lines: Annotated[int, Field(ge=1, le=1000)] = Field(100, alias="BATCH_CHUNK_LINES")
-    # {"model or alias": concurrent calls, "*": fallback}; the smallest of a batch's models is its window.
+    # {"model or alias": concurrent batch lines on it, across all batches, "*": fallback}.
     model_concurrency: str = Field('{"*": 4}', alias="BATCH_MODEL_CONCURRENCY")
     retention_days: Annotated[int, Field(ge=1)] = Field(30, alias="BATCH_RETENTION_DAYS")
 
@@ -60,4 +60,4 @@ def workflow() -> BatchWorkflow:
 
 @cache
 def line_starter() -> LineStarter:
-    return LineStarter(table(), objects(), dependencies.workflow_starter())
+    return LineStarter(table(), objects(), dependencies.workflow_starter(), settings().limits())

@@ -41,7 +41,10 @@ class SplitResult(_Model):
     valid: int
     invalid: int
     chunks: int
-    window: int = Field(description="how many line workflows may run at once (per-model concurrency)")
+    window: int = Field(
+        description="the most lines of this batch in flight at once: the smallest concurrency of its "
+        "models (whose slots other batches share)"
+    )
 
 
 class BatchWorkflowState(_Model):

@@ -216,7 +216,7 @@ def models_for(principal: str, routing: RoutingConfig) -> dict[str, Any]:
 
 def get_batch(batch_id: str, batches: BatchReader | None) -> dict[str, Any]:
     item = batches.status(batch_id) if batches is not None else None
-    if item is None:
+    if item is None or "state" not in item:  # every batch's status item has a state (other items do not)
         raise ApiError(404, "BatchNotFound", f"no batch '{batch_id}'")
     answer = {"batch_id": batch_id, "status": str(item.get("state") or item.get("status") or "UNKNOWN")}
     for name in ("total", "completed", "blocked", "failed", "invalid"):

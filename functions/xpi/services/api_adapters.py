@@ -3,23 +3,11 @@ the API's change stays in its own files; they can move to adapters/ unchanged)."
 
 import json
 from datetime import date
-from decimal import Decimal
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
 from xpi.adapters import aws
-
-
-def plain(value: Any) -> Any:
-    """DynamoDB's Decimals back to ints and floats."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
 
 
 class ExecutionReader(Protocol):
@@ -72,7 +60,7 @@ class DynamoLineageReader:
     def get(self, request_id: str) -> dict[str, Any] | None:
         table = aws.dynamodb().Table(self._table_name)
         item = table.get_item(Key={"request_id": request_id}, ConsistentRead=True).get("Item")
-        return plain(dict(item)) if item else None
+        return aws.plain(dict(item)) if item else None
 
     def by_day(self, day: date, since_iso: str, limit: int) -> list[dict[str, Any]]:
         from boto3.dynamodb.conditions import Key
@@ -86,7 +74,7 @@ class DynamoLineageReader:
         }
         while len(items) < limit:
             page = table.query(**arguments, Limit=min(limit - len(items), 500))
-            items.extend(plain(dict(i)) for i in page.get("Items", []))
+            items.extend(aws.plain(dict(i)) for i in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 break
             arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -100,7 +88,7 @@ class DynamoBatchReader:
     def status(self, batch_id: str) -> dict[str, Any] | None:
         table = aws.dynamodb().Table(self._table_name)
         item = table.get_item(Key={"batch_id": batch_id, "line": 0}, ConsistentRead=True).get("Item")
-        return plain(dict(item)) if item else None
+        return aws.plain(dict(item)) if item else None
 
 
 class AwsAdminActions:

@@ -1,14 +1,20 @@
 """Batch files through the per-request path (issue 6).
 
 split    stream the file once: bad lines recorded per line, valid lines into chunk files, counts
-arm      the workflow waits on a task token; the first window of line workflows starts
+arm      the workflow waits on a task token; the batch's first lines start, as slots allow
 progress each line's result event (via EventBridge -> SQS) records the line and its counters once,
-         starts the next line (a sliding window: never more than `window` line workflows at once),
-         and the last one resumes the batch workflow
+         gives its slots back, starts the next lines, and the last one resumes the batch workflow
 assemble results/<batch>.jsonl from the line items in input order, streamed
+
+Slots: every model has `concurrency` slots shared by all batches (a counter item per model). A line
+holds one slot of each model its batch uses from its start to its result event, so no model ever has
+more batch calls in flight than configured, however many batches run. A batch that finds no free slot
+lists itself as waiting on those models; a line that gives its slots back offers them to the waiting
+batches in turn (round robin by batch id), then to its own batch, so a small batch is not stuck
+behind a large one.
 """
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -18,6 +24,7 @@ from xpi.domain.batch import (
     BatchInvalid,
     LineNotJson,
     RawLine,
+    concurrency_for,
     is_jsonl_key,
     iter_lines,
     line_number_of,
@@ -47,6 +54,10 @@ class BatchLimits:
     default_concurrency: int = 4
     retention_days: int = 30
 
+    def slots_for(self, models: Sequence[str]) -> dict[str, int]:
+        """{model: its concurrency}, the slots a line of a batch using these models takes."""
+        return {model: concurrency_for(model, self.concurrency, self.default_concurrency) for model in models}
+
 
 class Table(Protocol):
     def create_status(self, batch_id: str, attributes: dict[str, Any]) -> bool: ...
@@ -56,7 +67,12 @@ class Table(Protocol):
     def put_invalid_lines(self, batch_id: str, results: list[LineResult]) -> None: ...
     def record_line(self, batch_id: str, result: LineResult, counters: dict[str, int | float]) -> bool: ...
     def claim_release(self, batch_id: str, line: int) -> bool: ...
-    def next_release(self, batch_id: str) -> dict[str, Any]: ...
+    def claim_line(self, batch_id: str, index: int) -> bool: ...
+    def acquire_slots(self, slots: Mapping[str, int]) -> bool: ...
+    def release_slots(self, models: Sequence[str]) -> None: ...
+    def add_waiting(self, models: Sequence[str], batch_id: str) -> None: ...
+    def remove_waiting(self, models: Sequence[str], batch_id: str) -> None: ...
+    def waiting(self, models: Sequence[str]) -> list[str]: ...
     def lines(self, batch_id: str) -> Iterator[LineResult]: ...
 
 
@@ -166,11 +182,12 @@ def split(
         "state": "RUNNING",
         **result.model_dump(),
         "chunk_lines": limits.chunk_lines,
+        "models": sorted(models),  # a line of this batch holds a slot of each while it runs
         "done": invalid,
         "completed": 0,
         "blocked": 0,
         "failed": invalid,
-        "released": 0,
+        "released": 0,  # lines started, in input order: the next to start is at this index
         "input_tokens": 0,
         "output_tokens": 0,
         "estimated_cost_usd": 0,
@@ -191,18 +208,62 @@ def split(
 
 # ---------------------------------------------------------------------------------------------- fan-out
 class LineStarter:
-    """Starts line workflows from the chunk files; keeps the last chunk read (warm invocations)."""
+    """Starts a batch's lines in input order while its models have free slots; keeps the last chunk
+    read (warm invocations)."""
 
-    def __init__(self, table: Table, objects: Objects, starter: WorkflowStarter) -> None:
-        self._table, self._objects, self._starter = table, objects, starter
+    def __init__(self, table: Table, objects: Objects, starter: WorkflowStarter, limits: BatchLimits) -> None:
+        self._table, self._objects, self._starter, self._limits = table, objects, starter, limits
         self._chunk: tuple[str, list[dict[str, Any]]] | None = None
 
-    def release_one(self, batch_id: str) -> bool:
-        """Take one slot of the window; start the next waiting line, if any. False when none is left."""
-        status = self._table.next_release(batch_id)
-        index = int(status["released"]) - 1
-        if index >= int(status["valid"]):
-            return False
+    def pump(self, batch_id: str) -> int:
+        """Start the batch's next lines while slots allow; how many started."""
+        started = 0
+        while True:
+            status = self._table.status(batch_id)
+            if status is None:
+                return started
+            models = [str(model) for model in status.get("models", [])]
+            index = int(status.get("released", 0))
+            if status.get("state") != "RUNNING" or index >= int(status.get("valid", 0)):
+                if models:
+                    self._table.remove_waiting(models, batch_id)
+                return started
+            if not self._take_slots(batch_id, models):
+                return started
+            # Started before it is claimed: a start that fails leaves the line to the next pump, and
+            # two pumps racing for it start one execution (its name is the request id).
+            try:
+                self._start(batch_id, status, index)
+            except Exception:
+                self._give_back(models, batch_id)
+                raise
+            if not self._table.claim_line(batch_id, index):
+                # Another invocation claimed this line first (with its own slots): ours go back.
+                self._give_back(models, batch_id)
+                continue
+            started += 1
+
+    def line_finished(self, batch_id: str, models: Sequence[str]) -> None:
+        """A line's slots come back: waiting batches take their turn, then its own batch's next line."""
+        self._give_back(models, batch_id)
+        self.pump(batch_id)
+
+    def _take_slots(self, batch_id: str, models: Sequence[str]) -> bool:
+        slots = self._limits.slots_for(models)
+        if self._table.acquire_slots(slots):
+            return True
+        # Listed before trying again, so a slot given back after this try sees the batch waiting.
+        self._table.add_waiting(models, batch_id)
+        return self._table.acquire_slots(slots)
+
+    def _give_back(self, models: Sequence[str], batch_id: str) -> None:
+        self._table.release_slots(models)
+        waiting = self._table.waiting(models)
+        # Round robin by batch id: the batches after this one first, so each waiting batch gets turns.
+        for other in [b for b in waiting if b > batch_id] + [b for b in waiting if b < batch_id]:
+            self.pump(other)
+
+    def _start(self, batch_id: str, status: Mapping[str, Any], index: int) -> None:
         size = int(status["chunk_lines"])
         key = chunk_key(batch_id, index // size)
         if self._chunk is None or self._chunk[0] != key:
@@ -218,7 +279,6 @@ class LineStarter:
         )
         request_id = line_request_id(batch_id, line)
         self._starter.start(request_id, WorkflowInput(request=entry["request"], source=source))
-        return True
 
 
 def _finish_if_done(batch_id: str, status: Mapping[str, Any], table: Table, workflow: Workflow) -> bool:
@@ -232,16 +292,11 @@ def _finish_if_done(batch_id: str, status: Mapping[str, Any], table: Table, work
 
 
 def arm(batch_id: str, task_token: str, table: Table, lines: LineStarter, workflow: Workflow) -> int:
-    """Store the token the workflow waits on, then start the first window of lines."""
+    """Store the token the workflow waits on, then start the first lines (as many as slots allow)."""
     status = table.update_status(batch_id, {"task_token": task_token})
     if _finish_if_done(batch_id, status, table, workflow):
         return 0
-    started = 0
-    for _ in range(int(status["window"])):
-        if not lines.release_one(batch_id):
-            break
-        started += 1
-    return started
+    return lines.pump(batch_id)
 
 
 def record_progress(detail: Mapping[str, Any], table: Table, lines: LineStarter, workflow: Workflow) -> str:
@@ -260,11 +315,15 @@ def record_progress(detail: Mapping[str, Any], table: Table, lines: LineStarter,
         "estimated_cost_usd": float(usage.get("estimated_cost_usd", 0.0)),
     }
     recorded = table.record_line(batch_id, result, counters)
-    if table.claim_release(batch_id, line):
-        lines.release_one(batch_id)
     status = table.status(batch_id)
-    if status is not None:
-        _finish_if_done(batch_id, status, table, workflow)
+    if status is None:
+        return "ignored"
+    if table.claim_release(batch_id, line):  # once per line, even when its event comes twice
+        lines.line_finished(batch_id, [str(model) for model in status.get("models", [])])
+    else:  # a redelivery (its first delivery may have failed to start the next line): try again
+        lines.pump(batch_id)
+    status = table.status(batch_id) or status
+    _finish_if_done(batch_id, status, table, workflow)
     return "recorded" if recorded else "duplicate"
 
 

@@ -309,6 +309,9 @@ def test_batches(world: dict[str, Any]) -> None:
     }
     status, body = call("GET", "/v1/batches/b-1")
     assert status == 200 and body == {"batch_id": "b-1", "status": "RUNNING", "total": 5, "completed": 2}
+    # The table's per-model slots items are not batches.
+    world["batches"].items["slots:fast"] = {"batch_id": "slots:fast", "line": 0, "in_flight": 2}
+    assert call("GET", "/v1/batches/slots:fast")[1]["error"]["code"] == "BatchNotFound"
 
 
 # ------------------------------------------------------------------ dashboard and admin

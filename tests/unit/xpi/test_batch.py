@@ -1,9 +1,10 @@
 """Batch files (issue 6): the pure parts, the service with in-memory fakes, the table against moto."""
 
 import gzip
+import hashlib
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -105,55 +106,90 @@ def test_line_numbers_come_back_from_request_ids() -> None:
 
 # ---------------------------------------------------------------------------------------------- service
 class FakeTable:
+    """The batch table in memory, with the same conditional behaviour as BatchTable."""
+
     def __init__(self) -> None:
-        self.items: dict[int, dict[str, Any]] = {}
+        self.items: dict[tuple[str, int], dict[str, Any]] = {}
+        self.in_flight: dict[str, int] = {}
+        self.most_in_flight: dict[str, int] = {}
+        self.waiting_on: dict[str, set[str]] = {}
 
     def create_status(self, batch_id: str, attributes: dict[str, Any]) -> bool:
-        if 0 in self.items:
+        if (batch_id, 0) in self.items:
             return False
-        self.items[0] = {"batch_id": batch_id, **attributes}
+        self.items[batch_id, 0] = {"batch_id": batch_id, **attributes}
         return True
 
     def update_status(self, batch_id: str, attributes: dict[str, Any]) -> dict[str, Any]:
-        self.items.setdefault(0, {"batch_id": batch_id}).update(attributes)
-        return dict(self.items[0])
+        self.items.setdefault((batch_id, 0), {"batch_id": batch_id}).update(attributes)
+        return dict(self.items[batch_id, 0])
 
     def status(self, batch_id: str) -> dict[str, Any] | None:
-        return dict(self.items[0]) if 0 in self.items else None
+        item = self.items.get((batch_id, 0))
+        return dict(item) if item else None
 
     def claim_transition(self, batch_id: str, from_state: str, to_state: str) -> bool:
-        if self.items[0].get("state") != from_state:
+        if self.items[batch_id, 0].get("state") != from_state:
             return False
-        self.items[0]["state"] = to_state
+        self.items[batch_id, 0]["state"] = to_state
         return True
 
     def put_invalid_lines(self, batch_id: str, results: list[LineResult]) -> None:
         for result in results:
-            self.items[result.line] = result.model_dump(exclude_none=True)
+            self.items[batch_id, result.line] = {
+                **result.model_dump(exclude_none=True),
+                "released_next": True,
+            }
 
     def record_line(self, batch_id: str, result: LineResult, counters: dict[str, int | float]) -> bool:
-        if result.line in self.items:
+        if (batch_id, result.line) in self.items:
             return False
-        self.items[result.line] = result.model_dump(exclude_none=True)
+        self.items[batch_id, result.line] = result.model_dump(exclude_none=True)
         for name, value in counters.items():
-            self.items[0][name] = self.items[0].get(name, 0) + value
+            self.items[batch_id, 0][name] = self.items[batch_id, 0].get(name, 0) + value
         return True
 
     def claim_release(self, batch_id: str, line: int) -> bool:
-        item = self.items.get(line)
+        item = self.items.get((batch_id, line))
         if item is None or item.get("released_next"):
             return False
         item["released_next"] = True
         return True
 
-    def next_release(self, batch_id: str) -> dict[str, Any]:
-        self.items[0]["released"] = self.items[0].get("released", 0) + 1
-        return dict(self.items[0])
+    def claim_line(self, batch_id: str, index: int) -> bool:
+        status = self.items[batch_id, 0]
+        if status.get("released") != index:
+            return False
+        status["released"] = index + 1
+        return True
+
+    def acquire_slots(self, slots: Mapping[str, int]) -> bool:
+        if any(self.in_flight.get(model, 0) >= limit for model, limit in slots.items()):
+            return False
+        for model in slots:
+            self.in_flight[model] = self.in_flight.get(model, 0) + 1
+            self.most_in_flight[model] = max(self.most_in_flight.get(model, 0), self.in_flight[model])
+        return True
+
+    def release_slots(self, models: Sequence[str]) -> None:
+        for model in models:
+            self.in_flight[model] = max(0, self.in_flight.get(model, 0) - 1)
+
+    def add_waiting(self, models: Sequence[str], batch_id: str) -> None:
+        for model in models:
+            self.waiting_on.setdefault(model, set()).add(batch_id)
+
+    def remove_waiting(self, models: Sequence[str], batch_id: str) -> None:
+        for model in models:
+            self.waiting_on.get(model, set()).discard(batch_id)
+
+    def waiting(self, models: Sequence[str]) -> list[str]:
+        return sorted(set().union(*(self.waiting_on.get(model, set()) for model in models)))
 
     def lines(self, batch_id: str) -> Iterator[LineResult]:
-        for line in sorted(k for k in self.items if k > 0):
+        for _, line in sorted(key for key in self.items if key[0] == batch_id and key[1] > 0):
             yield LineResult.model_validate(
-                {k: v for k, v in self.items[line].items() if k in LineResult.model_fields}
+                {k: v for k, v in self.items[batch_id, line].items() if k in LineResult.model_fields}
             )
 
 
@@ -201,9 +237,9 @@ class FakeWorkflow:
 LIMITS = BatchLimits(max_bytes=10_000, max_lines=50, chunk_lines=2, concurrency={"*": 2})
 
 
-def _batch(key: str, size: int) -> BatchObject:
+def _batch(key: str, size: int, batch_id: str = "b-test") -> BatchObject:
     return BatchObject(
-        batch_id="b-test",
+        batch_id=batch_id,
         bucket="bucket",
         key=key,
         etag="e",
@@ -220,7 +256,7 @@ def _file(lines: list[str]) -> bytes:
 def _event(request_id: str, status: str = "COMPLETED") -> dict[str, Any]:
     return {
         "request_id": request_id,
-        "batch_id": "b-test",
+        "batch_id": request_id.rsplit("-", 1)[0],
         "status": status,
         "usage": {"input_tokens": 3, "output_tokens": 5, "estimated_cost_usd": 0.001},
         "output": {"text": "ok", "bytes": 2, "sha256": "0" * 64},
@@ -239,7 +275,7 @@ def test_a_batch_runs_in_a_window_and_finishes_once() -> None:
     assert (result.total, result.valid, result.invalid, result.chunks, result.window) == (6, 5, 1, 3, 2)
     assert starter.started == []  # nothing starts before the workflow waits on its token
     # WHEN the workflow arms the batch
-    lines = LineStarter(table, objects, starter)
+    lines = LineStarter(table, objects, starter, LIMITS)
     assert arm("b-test", "token-1", table, lines, workflow) == 2
     assert [rid for rid, _ in starter.started] == ["b-test-1", "b-test-2"]
     source = starter.started[0][1].source
@@ -289,10 +325,107 @@ def test_a_file_with_no_valid_line_finishes_at_arm() -> None:
     table, workflow, objects = FakeTable(), FakeWorkflow(), FakeObjects({"in/a.jsonl": data})
     split(_batch("in/a.jsonl", len(data)), table, objects, LIMITS, NOW)
 
-    started = arm("b-test", "t", table, LineStarter(table, objects, FakeStarter()), workflow)
+    started = arm("b-test", "t", table, LineStarter(table, objects, FakeStarter(), LIMITS), workflow)
 
     assert started == 0
     assert workflow.finished == ["t"]
+
+
+def _split_file(
+    table: FakeTable, objects: FakeObjects, batch_id: str, models: list[str], limits: BatchLimits
+) -> None:
+    key = f"in/{batch_id}.jsonl"
+    data = _file([json.dumps({"prompt": f"p{n}", "model": model}) for n, model in enumerate(models)])
+    objects.files[key] = data
+    split(_batch(key, len(data), batch_id), table, objects, limits, NOW)
+
+
+def test_batches_share_each_models_slots_and_take_turns() -> None:
+    # GIVEN two batches on the same model, whose concurrency is 2 (across all batches)
+    limits = BatchLimits(max_bytes=10_000, max_lines=50, chunk_lines=2, concurrency={"fast": 2})
+    table, objects, starter, workflow = FakeTable(), FakeObjects({}), FakeStarter(), FakeWorkflow()
+    lines = LineStarter(table, objects, starter, limits)
+    _split_file(table, objects, "b-one", ["fast"] * 3, limits)
+    _split_file(table, objects, "b-two", ["fast"] * 2, limits)
+
+    # WHEN both are armed: the first takes both slots, and both wait for more
+    assert arm("b-one", "t1", table, lines, workflow) == 2
+    assert arm("b-two", "t2", table, lines, workflow) == 0
+    assert table.waiting(["fast"]) == ["b-one", "b-two"]
+    # AND results come back: each slot given back goes to the other batch's next line first
+    for finished, started_next in [
+        ("b-one-1", "b-two-1"),
+        ("b-one-2", "b-two-2"),
+        ("b-two-1", "b-one-3"),
+        ("b-two-2", None),
+        ("b-one-3", None),
+    ]:
+        count = len(starter.started)
+        record_progress(_event(finished), table, lines, workflow)
+        assert [rid for rid, _ in starter.started[count:]] == ([started_next] if started_next else [])
+
+    # THEN every line ran once, never more than two at a time, and both batches finished
+    assert len(starter.started) == 5
+    assert table.most_in_flight == {"fast": 2}
+    assert table.in_flight == {"fast": 0}
+    assert table.waiting(["fast"]) == []
+    assert workflow.finished == ["t2", "t1"]
+
+
+def test_a_line_holds_a_slot_of_every_model_of_its_batch() -> None:
+    # GIVEN "slow" allows one call at a time and "fast" three
+    limits = BatchLimits(max_bytes=10_000, max_lines=50, chunk_lines=5, concurrency={"slow": 1, "fast": 3})
+    table, objects, starter, workflow = FakeTable(), FakeObjects({}), FakeStarter(), FakeWorkflow()
+    lines = LineStarter(table, objects, starter, limits)
+    _split_file(table, objects, "b-mixed", ["slow", "fast", "fast"], limits)
+    _split_file(table, objects, "b-fast", ["fast"] * 4, limits)
+
+    # WHEN the mixed batch is armed first, then the fast one
+    started_mixed = arm("b-mixed", "t1", table, lines, workflow)
+    started_fast = arm("b-fast", "t2", table, lines, workflow)
+
+    # THEN the mixed batch runs one line (slow's limit), holding one of fast's slots too
+    assert (started_mixed, started_fast) == (1, 2)
+    assert table.in_flight == {"slow": 1, "fast": 3}
+    # AND a redelivered result gives nothing back twice
+    record_progress(_event("b-fast-1"), table, lines, workflow)
+    record_progress(_event("b-fast-1"), table, lines, workflow)
+    assert table.in_flight == {"slow": 1, "fast": 3}  # b-fast-3 took the slot b-fast-1 gave back
+    assert [rid for rid, _ in starter.started][-1] == "b-fast-3"
+
+
+class FlakyStarter(FakeStarter):
+    """Step Functions refusing the first start (a throttle), then answering."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused = False
+
+    def start(self, request_id: str, workflow_input: WorkflowInput) -> bool:
+        if not self.refused:
+            self.refused = True
+            raise RuntimeError("ThrottlingException: rate exceeded")
+        return super().start(request_id, workflow_input)
+
+
+def test_a_line_that_fails_to_start_is_not_lost() -> None:
+    # GIVEN a one-line batch whose first workflow start is refused
+    limits = BatchLimits(max_bytes=10_000, max_lines=50, chunk_lines=2, concurrency={"fast": 1})
+    table, objects, starter, workflow = FakeTable(), FakeObjects({}), FlakyStarter(), FakeWorkflow()
+    lines = LineStarter(table, objects, starter, limits)
+    _split_file(table, objects, "b-one", ["fast"], limits)
+
+    # WHEN the batch is armed: the error reaches the caller (the workflow's task retries it)
+    with pytest.raises(RuntimeError, match="Throttling"):
+        arm("b-one", "t1", table, lines, workflow)
+
+    # THEN the slot was given back and the line is still the next to start
+    assert table.in_flight == {"fast": 0}
+    assert table.status("b-one")["released"] == 0  # type: ignore[index]
+    # AND the retry starts it, once
+    assert arm("b-one", "t1", table, lines, workflow) == 1
+    assert [rid for rid, _ in starter.started] == ["b-one-1"]
+    assert table.in_flight == {"fast": 1}
 
 
 # ---------------------------------------------------------------------------------------------- moto
@@ -331,6 +464,40 @@ def test_table_counts_a_line_once_and_reads_lines_in_order(batch_table: BatchTab
     assert [r.line for r in batch_table.lines("b")] == [1, 2, 3]
     assert batch_table.claim_transition("b", "RUNNING", "ASSEMBLING")
     assert not batch_table.claim_transition("b", "RUNNING", "ASSEMBLING")
+
+
+def test_slots_are_taken_all_or_none_and_never_go_below_zero(batch_table: BatchTable) -> None:
+    # GIVEN one slot of "slow" and two of "fast"
+    slots = {"slow": 1, "fast": 2}
+
+    # WHEN lines take them
+    assert batch_table.acquire_slots(slots)
+    assert not batch_table.acquire_slots(slots)  # slow is full: fast is not taken either
+    assert batch_table.acquire_slots({"fast": 2})
+    assert not batch_table.acquire_slots({"fast": 2})
+
+    # THEN the counters are what was taken, and giving back stops at zero
+    assert batch_table.slots("slow") == {"in_flight": 1, "waiting": []}
+    assert batch_table.slots("fast")["in_flight"] == 2
+    batch_table.release_slots(["slow", "fast"])
+    batch_table.release_slots(["slow", "fast"])
+    batch_table.release_slots(["slow"])
+    assert (batch_table.slots("slow")["in_flight"], batch_table.slots("fast")["in_flight"]) == (0, 0)
+
+
+def test_waiting_batches_and_line_claims(batch_table: BatchTable) -> None:
+    batch_table.add_waiting(["slow", "fast"], "b-2")
+    batch_table.add_waiting(["fast"], "b-1")
+    assert batch_table.waiting(["slow", "fast"]) == ["b-1", "b-2"]
+    batch_table.remove_waiting(["slow", "fast"], "b-2")
+    assert batch_table.waiting(["slow", "fast"]) == ["b-1"]
+    # A line is started by one caller only; bad lines never held a slot to give back.
+    batch_table.create_status("b-1", {"state": "RUNNING", "released": 0})
+    assert batch_table.claim_line("b-1", 0)
+    assert not batch_table.claim_line("b-1", 0)
+    assert batch_table.claim_line("b-1", 1)
+    batch_table.put_invalid_lines("b-1", [LineResult(line=7, status="FAILED")])
+    assert not batch_table.claim_release("b-1", 7)
 
 
 def test_results_are_written_through_a_multipart_upload() -> None:
@@ -407,4 +574,10 @@ def test_a_failure_reason_comes_from_the_lambda_error() -> None:
 def test_workflow_samples_parse(name: str) -> None:
     event = json.loads((EVENTS / name).read_text())
 
-    BatchObject.model_validate(event["batch"])
+    batch = BatchObject.model_validate(event["batch"])
+
+    # The samples describe real objects: the batch id is the one the start step derives.
+    assert batch.batch_id == batch_id_for(batch.bucket, batch.key, batch.etag)
+    if batch.key.endswith("claims-2026-11-27.jsonl"):
+        data = (EVENTS / "files" / "claims-2026-11-27.jsonl").read_bytes()
+        assert (batch.size, batch.etag) == (len(data), hashlib.md5(data).hexdigest())

@@ -12,6 +12,7 @@ the moto server, the pollers, the emulator and every runtime process group.
 import contextlib
 import importlib
 import json
+import logging
 import os
 import secrets
 import socket
@@ -118,6 +119,8 @@ class LocalStack:
         aws_url = self._aws_url = f"http://127.0.0.1:{port}"
         # moto's Step Functions interpreter calls the other services at localhost:$MOTO_PORT.
         os.environ["MOTO_PORT"] = str(port)
+        # werkzeug logs every request moto serves (thousands a minute under load): warnings only.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._server.start()
         _post_json(f"{aws_url}/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
@@ -338,22 +341,55 @@ class LocalStack:
 
         # Gap 12 (issue 6): moto's TransactWriteItems deep-copies every table it touches, for its
         # rollback: O(table size) per call, so a 10,000-line batch (one transaction per line) slows
-        # to a crawl. Snapshot those tables two levels deep instead (same rollback, item attrs copied).
+        # to a crawl. Roll back the items the transaction names instead (O(items), same outcome).
         dynamodb_models: Any = importlib.import_module("moto.dynamodb.models")
-        original_copy = dynamodb_models.copy
-        dynamodb_models.copy = _TableSnapshotCopy(original_copy)
+        backend = dynamodb_models.DynamoDBBackend
+        original_copy, original_transact = dynamodb_models.copy, backend.transact_write_items
+        dynamodb_models.copy = _NoTableCopies(original_copy)
+        backend.transact_write_items = _with_item_rollback(original_transact)
+
+        # Gap 13 (issue 6): moto's interpreter appends every thread it starts (one per task with a
+        # timeout, per callback wait, per branch) to a module list, TMP_THREADS, and never removes them.
+        # On Python 3.13 a finished thread's 8 MiB stack stays mapped while its Thread object lives, so
+        # a long run used up the process's memory maps (~4,000 batch lines): keep only live threads.
+        original_threads = _share_live_thread_list()
 
         def restore() -> None:
             LambdaFunction.invoke = original  # type: ignore[method-assign]
             boto_client.boto3 = original_boto3
             dynamodb_models.copy = original_copy
+            backend.transact_write_items = original_transact
+            _share_live_thread_list(original_threads)
 
         self._patch = restore
 
 
-class _TableSnapshotCopy:
-    """Stands in for the `copy` module inside moto.dynamodb.models (gap 12): a moto Table is copied with
-    its item maps and each item's attribute map, not deep-copied; everything else as `copy` does."""
+class _LiveThreads(list[threading.Thread]):
+    """moto's TMP_THREADS (gap 13): dropping finished threads on every append keeps it short."""
+
+    def append(self, thread: threading.Thread) -> None:
+        self[:] = [alive for alive in self if alive.is_alive()]
+        super().append(thread)
+
+
+def _share_live_thread_list(replacement: list[Any] | None = None) -> list[Any]:
+    """Put `replacement` (default: a _LiveThreads) in place of moto's TMP_THREADS, in its own module
+    and in every module that already imported it by name; returns the list it replaced."""
+    import sys
+
+    threads_module: Any = importlib.import_module("moto.stepfunctions.parser.utils")
+    current: list[Any] = threads_module.TMP_THREADS
+    new = _LiveThreads(current) if replacement is None else replacement
+    for name, module in list(sys.modules.items()):
+        if name.startswith("moto.stepfunctions") and getattr(module, "TMP_THREADS", None) is current:
+            setattr(module, "TMP_THREADS", new)  # noqa: B010 - moto's modules are not typed for it
+    return current
+
+
+class _NoTableCopies:
+    """Stands in for the `copy` module inside moto.dynamodb.models (gap 12): a Table "deep copy" is the
+    table itself, so moto's whole-table rollback does nothing; _with_item_rollback does it instead.
+    Everything else is copied as `copy` does."""
 
     def __init__(self, real: Any) -> None:
         self._real = real
@@ -364,29 +400,40 @@ class _TableSnapshotCopy:
     def deepcopy(self, value: Any, memo: Any = None) -> Any:
         from moto.dynamodb.models.table import Table
 
-        if not isinstance(value, Table):
-            return self._real.deepcopy(value, memo)
-        snapshot = self._untracked_copy(value)
-        snapshot.items = type(value.items)(dict)
-        for hash_key, entry in value.items.items():
-            if isinstance(entry, dict):  # a table with a range key: {hash: {range: Item}}
-                snapshot.items[hash_key] = {k: self._item(item) for k, item in entry.items()}
-            else:
-                snapshot.items[hash_key] = self._item(entry)
-        return snapshot
+        return value if isinstance(value, Table) else self._real.deepcopy(value, memo)
 
-    def _item(self, item: Any) -> Any:
-        copied = self._untracked_copy(item)
-        copied.attrs = dict(item.attrs)
-        return copied
 
-    @staticmethod
-    def _untracked_copy(value: Any) -> Any:
-        # Not copy.copy: moto's BaseModel.__new__ appends every instance to a class-level list that is
-        # never emptied, so each snapshot would be kept for the life of the process.
-        copied = object.__new__(type(value))
-        copied.__dict__.update(value.__dict__)
-        return copied
+def _with_item_rollback(transact_write_items: Any) -> Any:
+    """moto's TransactWriteItems, rolled back item by item (gap 12): the items it names are saved
+    first, and put back (or deleted, if they did not exist) when the transaction fails."""
+    import copy
+
+    def transact(backend: Any, transact_items: list[dict[str, Any]]) -> Any:
+        saved: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+        for entry in transact_items:
+            _, op = next(iter(entry.items()))
+            table = backend.tables.get(op.get("TableName"))
+            if table is None:
+                continue  # moto answers it
+            names = [name for name in (table.hash_key_attr, table.range_key_attr) if name]
+            key = op.get("Key") or {name: op.get("Item", {}).get(name) for name in names}
+            try:
+                current = backend.get_item(op["TableName"], key)
+            except Exception:  # noqa: S112 - a malformed key: moto's own answer follows
+                continue
+            attributes = copy.deepcopy(current.to_json()["Attributes"]) if current else None
+            saved.append((op["TableName"], key, attributes))
+        try:
+            return transact_write_items(backend, transact_items)
+        except Exception:
+            for table_name, key, attributes in reversed(saved):
+                if attributes is None:
+                    backend.delete_item(table_name, key)
+                else:
+                    backend.put_item(table_name, attributes)
+            raise
+
+    return transact
 
 
 class _CachingBoto3:
