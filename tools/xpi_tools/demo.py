@@ -2,7 +2,9 @@
 
 Starts the local stack, drops the sample requests of events/requests/ on the requests queue, waits
 for one result event per request on the example subscriber queue, prints each result beside its
-lineage record from DynamoDB, and stops everything.
+lineage record from DynamoDB; then uploads the sample batch file of events/batch/files/ (with its
+manifest) to the batch input bucket, waits for its `Batch Completed` event and prints its results
+file; and stops everything.
 """
 
 import argparse
@@ -13,14 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from xpi.domain.batch import batch_id_for, manifest_key_for
 
 from xpi_tools.cli import project_root
 from xpi_tools.local.stack import LOCAL_CREDENTIALS, LocalStack
 
 RESULT_TIMEOUT_S = 120
+BATCH_SAMPLE = Path("events/batch/files/claims-2026-11-27.jsonl")
 
 
-def _clients(stack: LocalStack) -> tuple[Any, Any]:
+def _clients(stack: LocalStack) -> tuple[Any, Any, Any]:
     assert stack.endpoints is not None
     session = boto3.Session(
         region_name=stack.region,
@@ -30,6 +34,7 @@ def _clients(stack: LocalStack) -> tuple[Any, Any]:
     return (
         session.client("sqs", endpoint_url=stack.endpoints.aws),
         session.resource("dynamodb", endpoint_url=stack.endpoints.aws),
+        session.client("s3", endpoint_url=stack.endpoints.aws),
     )
 
 
@@ -45,19 +50,54 @@ def send_samples(sqs: Any, queue_url: str, samples: list[Path], run_id: str) -> 
 
 
 def collect_results(
-    sqs: Any, queue_url: str, expected: set[str], timeout_s: float
+    sqs: Any, queue_url: str, expected: set[str], timeout_s: float, key: str = "request_id"
 ) -> dict[str, dict[str, Any]]:
+    """The result events whose detail[key] is expected (request ids, or batch ids for `Batch *`)."""
     results: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + timeout_s
     while expected - results.keys() and time.monotonic() < deadline:
         messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
         for message in messages.get("Messages", []):
             event = json.loads(message["Body"])
-            request_id = event.get("detail", {}).get("request_id")
-            if request_id in expected:
-                results[request_id] = event
+            found = event.get("detail", {}).get(key)
+            if found in expected and (key != "batch_id" or event["detail-type"].startswith("Batch ")):
+                results[found] = event
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
     return results
+
+
+def run_batch(sqs: Any, s3: Any, outputs: dict[str, str], root: Path, run_id: str) -> bool:
+    """Upload the sample batch file and its manifest; print its completion event and results file."""
+    bucket, key = outputs["BatchInputBucketName"], f"incoming/demo-{run_id}/{BATCH_SAMPLE.name}"
+    manifest = root / BATCH_SAMPLE.parent / Path(manifest_key_for(BATCH_SAMPLE.name)).name
+    s3.put_object(Bucket=bucket, Key=manifest_key_for(key), Body=manifest.read_bytes())
+    etag = s3.put_object(Bucket=bucket, Key=key, Body=(root / BATCH_SAMPLE).read_bytes())["ETag"]
+    batch_id = batch_id_for(bucket, key, etag)
+    print(f"Uploaded {BATCH_SAMPLE} to s3://{bucket}/{key} (batch {batch_id}); waiting for its event...")
+    started = time.perf_counter()
+    events = collect_results(sqs, outputs["SubscriberQueueUrl"], {batch_id}, RESULT_TIMEOUT_S, "batch_id")
+    event = events.get(batch_id)
+    if event is None:
+        print(f"  no Batch event within {RESULT_TIMEOUT_S} s (`xpi batch status {batch_id}` shows why)")
+        return False
+    detail = event["detail"]
+    print(
+        f"  {event['detail-type']} in {time.perf_counter() - started:.1f} s: total {detail.get('total')}, "
+        f"completed {detail.get('completed')}, blocked {detail.get('blocked')}, "
+        f"failed {detail.get('failed')}, "
+        f"tokens {detail.get('input_tokens')}/{detail.get('output_tokens')}, "
+        f"estimated cost USD {detail.get('estimated_cost_usd')}"
+    )
+    if "results_uri" not in detail:
+        print(f"  reason: {detail.get('reason')}")
+        return False
+    print(f"  {detail['results_uri']}:")
+    body = s3.get_object(Bucket=bucket, Key=f"results/{batch_id}.jsonl")["Body"]
+    for row in map(json.loads, body.iter_lines()):
+        decision = (row.get("classification") or {}).get("decision", "-")
+        said = (row.get("output") or {}).get("text") or (row.get("error") or {}).get("message", "")
+        print(f"    line {row['line']}  {row['status']:<9}  {decision:<6}  {said[:90]!r}")
+    return bool(event["detail-type"] == "Batch Completed")
 
 
 def _row(cells: list[str], widths: list[int]) -> str:
@@ -151,9 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         if stack.endpoints.dashboard:  # issue 7: the dashboard (local signing proxy) and the SigV4 API
             print(f"  dashboard: {stack.endpoints.dashboard}  API: {stack.endpoints.api}", flush=True)
-        sqs, dynamodb = _clients(stack)
+        sqs, dynamodb, s3 = _clients(stack)
         outputs = stack.endpoints.outputs
-        sent = send_samples(sqs, outputs["RequestsQueueUrl"], samples, run_id=str(int(time.time())))
+        run_id = str(int(time.time()))
+        sent = send_samples(sqs, outputs["RequestsQueueUrl"], samples, run_id)
         print(
             f"Sent {len(sent)} requests to the requests queue; waiting for their result events...", flush=True
         )
@@ -163,5 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         table = dynamodb.Table(outputs["LineageTableName"])
         lineage = {rid: table.get_item(Key={"request_id": rid}).get("Item", {}) for rid in sent}
         print_table(sent, results, lineage)
+        print()
+        batch_done = run_batch(sqs, s3, outputs, root, run_id)
     print("\nLocal stack stopped.")
-    return 0 if len(results) == len(sent) else 1
+    return 0 if len(results) == len(sent) and batch_done else 1
