@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import boto3
 import moto  # noqa: F401  registers moto's request hook before the session below makes any client
@@ -153,20 +153,23 @@ def _definition(substitutions: Mapping[str, str]) -> str:
     return text
 
 
+def create_table(name: str, hash_key: str, range_key: str | None = None) -> None:
+    """An on-demand table keyed by a string hash key and, if given, a number range key."""
+    keys: list[tuple[str, Literal["S", "N"], Literal["HASH", "RANGE"]]] = [(hash_key, "S", "HASH")]
+    if range_key:
+        keys.append((range_key, "N", "RANGE"))
+    dynamodb().create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": kind} for key, kind, _ in keys],
+        KeySchema=[{"AttributeName": key, "KeyType": role} for key, _, role in keys],
+    )
+
+
 def create_xpi_resources() -> XpiResources:
     lineage_table, idempotency_table = f"{STACK}-LineageTable", f"{STACK}-IdempotencyTable"
-    dynamodb().create_table(
-        TableName=lineage_table,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "request_id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "request_id", "KeyType": "HASH"}],
-    )
-    dynamodb().create_table(
-        TableName=idempotency_table,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-    )
+    create_table(lineage_table, "request_id")
+    create_table(idempotency_table, "id")
 
     bus_name = f"{STACK}-xpi"
     events().create_event_bus(Name=bus_name)

@@ -9,6 +9,8 @@ import pytest
 from moto import mock_aws
 from xpi_tools.local.stack import _NoTableCopies, _share_live_thread_list, _with_item_rollback
 
+from tests.helpers.aws import create_table
+
 
 def test_the_interpreters_thread_list_keeps_only_live_threads() -> None:
     # GIVEN moto's interpreter modules, imported (each holds TMP_THREADS by name)
@@ -55,18 +57,7 @@ def test_a_failed_transaction_is_rolled_back_item_by_item(monkeypatch: pytest.Mo
     monkeypatch.setattr(backend, "transact_write_items", _with_item_rollback(backend.transact_write_items))
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-gov-west-1")
-        client.create_table(
-            TableName="t",
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "N"},
-            ],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-        )
+        create_table("t", "pk", "sk")
         client.put_item(TableName="t", Item={"pk": {"S": "a"}, "sk": {"N": "0"}, "n": {"N": "5"}})
         new_item = {"pk": {"S": "a"}, "sk": {"N": "1"}}
         update = {

@@ -28,6 +28,8 @@ from xpi.models.batch import BatchObject, LineResult
 from xpi.models.workflow import WorkflowInput
 from xpi.services.batch import BatchLimits, LineStarter, arm, assemble, record_progress, split
 
+from tests.helpers.aws import create_table
+
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
 
@@ -432,18 +434,7 @@ def test_a_line_that_fails_to_start_is_not_lost() -> None:
 @pytest.fixture
 def batch_table() -> Iterator[BatchTable]:
     with mock_aws():
-        boto3.client("dynamodb").create_table(
-            TableName="batches",
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "batch_id", "AttributeType": "S"},
-                {"AttributeName": "line", "AttributeType": "N"},
-            ],
-            KeySchema=[
-                {"AttributeName": "batch_id", "KeyType": "HASH"},
-                {"AttributeName": "line", "KeyType": "RANGE"},
-            ],
-        )
+        create_table("batches", "batch_id", "line")
         yield BatchTable("batches")
 
 
