@@ -167,6 +167,16 @@ def run_flat(stack: LocalStack, probe: MemoryProbe, sizes: list[int]) -> None:
     bucket = outputs["BatchInputBucketName"]
     output_text = "Lineage lets an auditor see who asked what, where it went and what came back. " * 6
     rows: list[tuple[int, float, float, float, float]] = []
+
+    def measure(function: str, event: dict[str, Any]) -> tuple[Any, float, float]:
+        """One invoke in a new runtime process: its answer, seconds and peak MB."""
+        probe.reset()
+        probe.fresh_process(function)
+        started = time.perf_counter()
+        answer = lambda_.invoke(FunctionName=resources[function], Payload=json.dumps(event))
+        seconds = time.perf_counter() - started
+        return json.loads(answer["Payload"].read()), seconds, probe.peaks[function]
+
     for size in sizes:
         # Outside incoming/, so no notification starts a real batch: the functions are driven directly.
         key = f"bench-direct/split-{size}-{uuid.uuid4().hex[:6]}.jsonl"
@@ -181,16 +191,8 @@ def run_flat(stack: LocalStack, probe: MemoryProbe, sizes: list[int]) -> None:
             "principal": "bench",
             "uploaded_at": datetime.now(UTC).isoformat(),
         }
-        probe.reset()
-        probe.fresh_process("BatchSplitFunction")
-        started = time.perf_counter()
-        answer = lambda_.invoke(
-            FunctionName=resources["BatchSplitFunction"], Payload=json.dumps({"batch": batch})
-        )
-        split_s = time.perf_counter() - started
-        split_out = json.loads(answer["Payload"].read())
+        split_out, split_s, split_mb = measure("BatchSplitFunction", {"batch": batch})
         assert split_out.get("valid") == size, split_out
-        split_mb = probe.peaks["BatchSplitFunction"]
 
         # The line items a finished batch holds (written straight into the table, as progress would).
         with table.batch_writer() as writer:
@@ -210,17 +212,10 @@ def run_flat(stack: LocalStack, probe: MemoryProbe, sizes: list[int]) -> None:
             UpdateExpression="SET done = :n",
             ExpressionAttributeValues={":n": size},
         )
-        probe.reset()
-        probe.fresh_process("BatchAssembleFunction")
-        started = time.perf_counter()
-        answer = lambda_.invoke(
-            FunctionName=resources["BatchAssembleFunction"], Payload=json.dumps({"batch": batch})
-        )
-        assemble_s = time.perf_counter() - started
-        summary = json.loads(answer["Payload"].read())
+        summary, assemble_s, assemble_mb = measure("BatchAssembleFunction", {"batch": batch})
         assert summary.get("status") == "COMPLETED", summary
         results = s3.head_object(Bucket=bucket, Key=f"results/{batch['batch_id']}.jsonl")["ContentLength"]
-        rows.append((size, split_mb, split_s, probe.peaks["BatchAssembleFunction"], assemble_s))
+        rows.append((size, split_mb, split_s, assemble_mb, assemble_s))
         print(
             f"  {size:,} lines: split {split_s:.1f} s, assemble {assemble_s:.1f} s, results {results:,} bytes"
         )
