@@ -8,11 +8,13 @@ VENV      := .venv
 BIN       := $(VENV)/bin
 RUNTIME   := .xpi/lambda-runtime
 CHECKOV   := .xpi/tools/checkov
+PARLIAMENT := .xpi/tools/parliament
+AWSCLI    := .xpi/tools/awscli
 HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv runtime build browser-deps demo up test lint typecheck template-check unit contract integration bench lock clean
+.PHONY: help venv runtime build browser-deps demo up test lint typecheck template-check unit contract integration bench lock clean awscli security-table
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -41,6 +43,22 @@ $(CHECKOV)/.installed: requirements/checkov.txt
 	$(CHECKOV)/bin/pip install --quiet -r requirements/checkov.txt
 	touch $@
 
+# parliament (the IAM policy linter behind `xpi iam lint`) imports pkg_resources, which the dev venv's
+# setuptools no longer ships: it gets a venv of its own too, run by tools/xpi_tools/iam/lint.py.
+$(PARLIAMENT)/.installed: requirements/parliament.txt
+	rm -rf $(PARLIAMENT) && $(PYTHON313) -m venv $(PARLIAMENT)
+	$(PARLIAMENT)/bin/pip install --quiet -r requirements/parliament.txt
+	touch $@
+
+# The AWS CLI a user installs from PyPI, for the README's recipe (tests/integration runs it as written);
+# its own venv, so its pins never meet the dev tools'.
+$(AWSCLI)/.installed: requirements/awscli.txt
+	rm -rf $(AWSCLI) && $(PYTHON313) -m venv $(AWSCLI)
+	$(AWSCLI)/bin/pip install --quiet -r requirements/awscli.txt
+	touch $@
+
+awscli: $(AWSCLI)/.installed ## the AWS CLI from PyPI in its own venv (.xpi/tools/awscli/bin/aws)
+
 build: venv ## sam build for this machine's architecture (cached)
 	$(BIN)/sam build --cached --parameter-overrides Architecture=$(HOST_ARCH)
 
@@ -60,34 +78,44 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy functions/xpi tools/xpi_tools
 
-template-check: venv $(CHECKOV)/.installed ## sam validate --lint, cfn-lint, checkov
+template-check: venv $(CHECKOV)/.installed $(PARLIAMENT)/.installed ## sam validate --lint, cfn-lint, checkov, IAM policy lint
 	$(BIN)/sam validate --lint
 	$(BIN)/cfn-lint template.yaml
 	$(CHECKOV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
+	$(BIN)/xpi iam lint
 
-unit: venv
+unit: venv $(PARLIAMENT)/.installed
 	$(BIN)/pytest tests/unit -q
 
 contract: venv
 	$(BIN)/pytest tests/contract -q
 
-integration: venv runtime build
+integration: venv runtime build $(AWSCLI)/.installed
 	$(BIN)/pytest tests/integration -q
 
-test: venv runtime build browser-deps ## lint, type check, template checks; unit, contract, integration and container tests
+test: venv runtime build browser-deps $(AWSCLI)/.installed ## lint, type check, template checks; unit, contract, integration and container tests
 	$(MAKE) --no-print-directory lint typecheck template-check
 	$(BIN)/pytest tests -q
+
+security-table: venv ## docs/security.md's role x action table, from the latest test session's IAM call logs
+	$(BIN)/xpi iam usage --calls "$$(ls -td .xpi/iam-calls/sessions/*/ | head -1)" --write-doc docs/security.md
 
 bench: venv runtime build ## benchmarks (each prints its figures beside a baseline)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-lock: ## re-pin requirements/dev.txt from requirements/dev.in (needs the network to PyPI)
+lock: ## re-pin requirements/dev.txt, checkov.txt, awscli.txt and parliament.txt from their .in files (needs PyPI)
 	rm -rf .xpi/lock-venv && $(PYTHON313) -m venv .xpi/lock-venv
 	.xpi/lock-venv/bin/pip install --quiet -r requirements/dev.in
 	.xpi/lock-venv/bin/pip freeze --exclude-editable | grep -v '^xpi' > requirements/dev.txt
 	rm -rf .xpi/lock-venv && $(PYTHON313) -m venv .xpi/lock-venv
 	.xpi/lock-venv/bin/pip install --quiet -r requirements/checkov.in
 	.xpi/lock-venv/bin/pip freeze > requirements/checkov.txt
+	rm -rf .xpi/lock-venv && $(PYTHON313) -m venv .xpi/lock-venv
+	.xpi/lock-venv/bin/pip install --quiet -r requirements/parliament.in
+	.xpi/lock-venv/bin/pip freeze > requirements/parliament.txt
+	rm -rf .xpi/lock-venv && $(PYTHON313) -m venv .xpi/lock-venv
+	.xpi/lock-venv/bin/pip install --quiet -r requirements/awscli.in
+	.xpi/lock-venv/bin/pip freeze > requirements/awscli.txt
 
 clean: ## remove build output and local state (not the venv)
 	rm -rf .aws-sam .xpi/local

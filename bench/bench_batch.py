@@ -1,4 +1,4 @@
-"""Batch files through the local stack (issue 6).
+"""Batch files through the local stack.
 
 1. A 10,000-line JSONL file uploaded to the batch input bucket, through the whole pipeline (S3 event ->
    batch workflow -> one inference workflow per line -> results file): lines per second, and the peak

@@ -8,7 +8,7 @@ documents (near-misses, PII, markings) spliced in at roughly the rate they would
 single compiled regular-expression pass over the same texts (the cheapest conceivable "classifier"), so the
 reader sees what the real engine costs on top of one scan. Everything runs in this one process on one core.
 
-Goals (issue 5): at least 20 MB/s, under 2 ms per 20 KB request, memory flat in the input size.
+Goals: at least 20 MB/s, under 2 ms per 20 KB request, memory flat in the input size.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 2: how long the local stack takes to be up and deployed, and a warm request's end-to-end time.
+"""How long the local stack takes to be up and deployed, and a warm request's end-to-end time.
 
 Run after `make build` (the stack deploys .aws-sam/build). Baselines in the same run: a bare moto
 server start (the floor under "up"), and one Converse call straight to the emulator (the floor under a

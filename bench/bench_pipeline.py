@@ -1,4 +1,4 @@
-"""Issue 4: 500 requests through the local stack (SQS -> workflow -> emulator -> event), beside the same
+"""500 requests through the local stack (SQS -> workflow -> emulator -> event), beside the same
 number of Converse calls straight to the emulator, in one run.
 
 End-to-end time is from SendMessageBatch to the result event arriving on the subscriber queue.

@@ -3,37 +3,44 @@ stack per test session, started on first use."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from tests.helpers.stack import (
-    ROOT,
+    SESSION_CALL_LOGS,
+    SESSION_STACK_LOG,
     STARTUP_TIMEOUT_S,
     LocalStackClient,
     ResultCollector,
     start_local_stack,
 )
+from tests.helpers.waiting import poll_until
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Every local stack this session starts (they inherit the environment) logs its IAM decisions to one
+    fresh folder, which tests/test_least_privilege.py reads at the end."""
+    shutil.rmtree(SESSION_CALL_LOGS, ignore_errors=True)
+    os.environ["XPI_IAM_CALL_LOG_DIR"] = str(SESSION_CALL_LOGS)
 
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackClient]:
     state_file = tmp_path_factory.mktemp("stack") / "stack.json"
-    log_path = ROOT / ".xpi" / "local" / "integration-stack.log"
+    log_path = SESSION_STACK_LOG
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log:
         process = start_local_stack(state_file, "--exit-with-parent", output=log)
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not state_file.exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"the local stack did not start; see {log_path}:\n{log_path.read_text()[-4000:]}"
-                )
-            time.sleep(0.2)
+        poll_until(lambda: state_file.exists() or process.poll() is not None, STARTUP_TIMEOUT_S, 0.2)
+        if not state_file.exists():
+            raise RuntimeError(
+                f"the local stack did not start; see {log_path}:\n{log_path.read_text()[-4000:]}"
+            )
         yield LocalStackClient(json.loads(state_file.read_text()))
     finally:
         process.send_signal(signal.SIGTERM)

@@ -1,26 +1,51 @@
-"""Production adapters, built from settings on first use and reused across warm invocations.
+"""The composition root: the production adapters, built from settings on first use and reused across
+warm invocations. Nothing else in xpi builds an adapter.
 
-Handlers ask for what they need here; unit tests replace a factory's result with a fake of the same
-Protocol (or point the real adapter at moto).
+Handlers ask for what they need here and pass it to their service; unit tests replace a factory's
+result with a fake of the same port (or point the real adapter at moto).
 """
 
 from functools import cache
 
-from xpi.adapters.bedrock import BedrockGateway, BotoBedrockGateway
+from xpi.adapters.admin import AwsAdminActions
+from xpi.adapters.batch_store import DynamoBatchTable, S3BatchObjects
+from xpi.adapters.bedrock import BotoBedrockGateway
 from xpi.adapters.comprehend import ComprehendPiiDetector
-from xpi.adapters.config_store import OptionalParameter
+from xpi.adapters.config_store import ConfigOverride, OptionalParameter, PolicyLoadError
 from xpi.adapters.credentials import SecretsManagerCredentials
-from xpi.adapters.event_bus import EventBridgePublisher, EventPublisher
-from xpi.adapters.lineage_store import DynamoLineageStore, LineageStore
-from xpi.adapters.object_store import ObjectStore, S3ObjectStore
-from xpi.adapters.policy_store import PolicyStore
-from xpi.adapters.workflow import StepFunctionsStarter, WorkflowStarter
+from xpi.adapters.event_bus import EventBridgePublisher
+from xpi.adapters.lineage_store import DynamoLineageStore
+from xpi.adapters.object_store import S3ObjectStore
+from xpi.adapters.ports import (
+    AdminActions,
+    BatchObjects,
+    BatchStarter,
+    BatchStatusReader,
+    BatchTable,
+    BatchWorkflow,
+    BedrockGateway,
+    EventPublisher,
+    ExecutionReader,
+    LineageStore,
+    ObjectStore,
+    WorkflowStarter,
+)
+from xpi.adapters.workflow import (
+    StepFunctionsBatchStarter,
+    StepFunctionsBatchWorkflow,
+    StepFunctionsExecutions,
+    StepFunctionsStarter,
+)
+from xpi.domain.batch import BatchLimits
 from xpi.domain.classification import Detector
 from xpi.domain.policy import ComprehendSettings, Policy, load_default_policy
 from xpi.domain.routing import RoutingConfig, load_default_routing
-from xpi.settings import get_settings
+from xpi.services.batch import LineStarter
+from xpi.services.submission import Submitter
+from xpi.settings import BATCH_FALLBACK_CONCURRENCY, get_settings
 
 
+# ---------------------------------------------------------------------------------------------- requests
 @cache
 def lineage_store() -> LineageStore:
     return DynamoLineageStore(get_settings().require("lineage_table"))
@@ -43,6 +68,11 @@ def workflow_starter() -> WorkflowStarter:
 
 
 @cache
+def executions() -> ExecutionReader:
+    return StepFunctionsExecutions(get_settings().require("state_machine_arn"))
+
+
+@cache
 def bedrock_gateway() -> BedrockGateway:
     settings = get_settings()
     credentials = SecretsManagerCredentials(
@@ -51,38 +81,45 @@ def bedrock_gateway() -> BedrockGateway:
     return BotoBedrockGateway(credentials, timeout_s=settings.bedrock_timeout_s)
 
 
+def submitter() -> Submitter:
+    """Where a submit goes: the inference workflow, and the lineage and bus that answer a rejection."""
+    return Submitter(
+        starter=workflow_starter(),
+        lineage=lineage_store(),
+        events=event_publisher(),
+        retention_days=get_settings().lineage_retention_days,
+    )
+
+
 @cache
-def _routing_parameter() -> OptionalParameter:
+def admin_actions() -> AdminActions:
     settings = get_settings()
-    return OptionalParameter(settings.routing_parameter_name, settings.config_max_age_s)
+    return AwsAdminActions(settings.policy_parameter_name, settings.requests_dlq_url)
+
+
+# ---------------------------------------------------------------------------------------------- configuration
+@cache
+def _routing() -> ConfigOverride[RoutingConfig]:
+    settings = get_settings()
+    parameter = OptionalParameter(settings.routing_parameter_name, settings.config_max_age_s)
+    return ConfigOverride(parameter, RoutingConfig, load_default_routing)
 
 
 def routing_config() -> RoutingConfig:
     """The routing configuration: the SSM parameter when it exists, else the shipped default."""
-    raw = _routing_parameter().get()
-    return load_default_routing() if raw is None else _parse_routing(raw)
+    return _routing().get()
 
 
 @cache
-def _parse_routing(raw: str) -> RoutingConfig:
-    return RoutingConfig.model_validate_json(raw)
-
-
-@cache
-def _policy_store() -> PolicyStore:
+def _policy() -> ConfigOverride[Policy]:
     settings = get_settings()
     parameter = OptionalParameter(settings.policy_parameter_name, settings.config_max_age_s)
-    default_text = load_default_policy().model_dump_json()
-    return PolicyStore(
-        parameter.name or None,
-        max_age_seconds=settings.config_max_age_s,
-        fetch=lambda _name, _max_age: parameter.get() or default_text,
-    )
+    return ConfigOverride(parameter, Policy, load_default_policy, failure=(PolicyLoadError, "policy"))
 
 
 def classification_policy() -> Policy:
     """The classification policy in force (SSM parameter when it exists, else the shipped default)."""
-    return _policy_store().get()
+    return _policy().get()
 
 
 def extra_detectors(policy: Policy) -> tuple[Detector, ...]:
@@ -93,3 +130,48 @@ def extra_detectors(policy: Policy) -> tuple[Detector, ...]:
 @cache
 def _comprehend_detector(settings: ComprehendSettings) -> Detector:
     return ComprehendPiiDetector(settings)
+
+
+# ---------------------------------------------------------------------------------------------- batches
+@cache
+def batch_table() -> BatchTable:
+    return DynamoBatchTable(get_settings().require("batch_table"))
+
+
+def batch_status_reader() -> BatchStatusReader | None:
+    """The batch table for the API's reads; None where the deployment has no batches."""
+    return batch_table() if get_settings().batch_table else None
+
+
+@cache
+def batch_objects() -> BatchObjects:
+    return S3BatchObjects()
+
+
+@cache
+def batch_starter() -> BatchStarter:
+    return StepFunctionsBatchStarter(get_settings().require("batch_state_machine_arn"))
+
+
+@cache
+def batch_workflow() -> BatchWorkflow:
+    return StepFunctionsBatchWorkflow()
+
+
+@cache
+def batch_limits() -> BatchLimits:
+    settings = get_settings()
+    concurrency = settings.batch_concurrency
+    return BatchLimits(
+        max_bytes=settings.batch_max_bytes,
+        max_lines=settings.batch_max_lines,
+        chunk_lines=settings.batch_chunk_lines,
+        concurrency=concurrency,
+        default_concurrency=concurrency.get("*", BATCH_FALLBACK_CONCURRENCY),
+        retention_days=settings.batch_retention_days,
+    )
+
+
+@cache
+def line_starter() -> LineStarter:
+    return LineStarter(batch_table(), batch_objects(), workflow_starter(), batch_limits())

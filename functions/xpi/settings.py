@@ -1,13 +1,19 @@
-"""Environment read once, into a validated model.
+"""The functions' environment, read once into one validated model: the only reader of os.environ.
 
-Every function receives the same environment from the template's Globals; a function that needs a
-setting asks for it with `require`, so a missing variable fails with a clear message naming it.
+It has a field for every variable template.yaml sets for any function (Globals and each function's
+own); those only some functions get are optional, and a function that needs one asks for it with
+`require`, so a missing variable fails with a clear message naming it. Every default is here, once.
 """
 
+import json
+import os
 from functools import cache
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
+
+# Batch lines in flight on a model that BATCH_MODEL_CONCURRENCY does not name (and has no "*" for).
+BATCH_FALLBACK_CONCURRENCY = 4
 
 
 class SettingMissingError(RuntimeError):
@@ -17,25 +23,55 @@ class SettingMissingError(RuntimeError):
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
 
+    # Read by Powertools itself when observability.py creates Logger, Tracer and Metrics (at import);
+    # here so this model lists the whole environment the template sets.
+    powertools_service_name: str = Field("", alias="POWERTOOLS_SERVICE_NAME")
+    powertools_metrics_namespace: str = Field("", alias="POWERTOOLS_METRICS_NAMESPACE")
+    powertools_log_level: str = Field("", alias="POWERTOOLS_LOG_LEVEL")
+
+    # ---------------------------------------------------------------- every function (Globals)
     lineage_table: str = Field("", alias="LINEAGE_TABLE")
-    idempotency_table: str = Field("", alias="IDEMPOTENCY_TABLE")
     event_bus_name: str = Field("", alias="EVENT_BUS_NAME")
     event_source: str = Field("xpi.inference", alias="EVENT_SOURCE")
-    artifacts_bucket: str = Field("", alias="ARTIFACTS_BUCKET")
-    state_machine_arn: str = Field("", alias="STATE_MACHINE_ARN")
-    credentials_secret_id: str = Field("", alias="COMMERCIAL_CREDENTIALS_SECRET_ID")
+    lineage_retention_days: Annotated[int, Field(ge=1)] = Field(365, alias="LINEAGE_RETENTION_DAYS")
     commercial_region: str = Field("us-east-1", alias="COMMERCIAL_REGION")
     # Empty means the public commercial endpoint for commercial_region (what a deployment uses).
     commercial_bedrock_endpoint: str = Field("", alias="COMMERCIAL_BEDROCK_ENDPOINT")
-    credentials_max_age_s: Annotated[int, Field(ge=0, le=3600)] = Field(300, alias="CREDENTIALS_MAX_AGE_S")
+    # Optional SSM overrides of the shipped policy and routing; an absent parameter means the default.
+    policy_parameter_name: str = Field("", alias="POLICY_PARAMETER_NAME")
+    routing_parameter_name: str = Field("", alias="ROUTING_PARAMETER_NAME")
     config_max_age_s: Annotated[int, Field(ge=0, le=3600)] = Field(60, alias="CONFIG_MAX_AGE_S")
-    lineage_retention_days: Annotated[int, Field(ge=1)] = Field(365, alias="LINEAGE_RETENTION_DAYS")
+
+    # ---------------------------------------------------------------- inference workflow and its producers
+    state_machine_arn: str = Field("", alias="STATE_MACHINE_ARN")
+    idempotency_table: str = Field("", alias="IDEMPOTENCY_TABLE")
+    artifacts_bucket: str = Field("", alias="ARTIFACTS_BUCKET")
+    credentials_secret_id: str = Field("", alias="COMMERCIAL_CREDENTIALS_SECRET_ID")
+    credentials_max_age_s: Annotated[int, Field(ge=0, le=3600)] = Field(300, alias="CREDENTIALS_MAX_AGE_S")
+    bedrock_timeout_s: Annotated[int, Field(ge=1, le=900)] = Field(120, alias="BEDROCK_TIMEOUT_S")
     inline_output_max_bytes: Annotated[int, Field(ge=1024, le=200_000)] = Field(
         32_768, alias="INLINE_OUTPUT_MAX_BYTES"
     )
-    bedrock_timeout_s: Annotated[int, Field(ge=1, le=900)] = Field(60, alias="BEDROCK_TIMEOUT_S")
-    policy_parameter_name: str = Field("", alias="POLICY_PARAMETER_NAME")
-    routing_parameter_name: str = Field("", alias="ROUTING_PARAMETER_NAME")
+
+    # ---------------------------------------------------------------- API
+    requests_dlq_url: str = Field("", alias="REQUESTS_DLQ_URL")
+    # Comma-separated globs over caller principals that may read any request (auditors).
+    api_auditor_principals: str = Field("", alias="API_AUDITOR_PRINCIPALS")
+    # API Gateway ends an integration at 29 s: answer before it, with the request id to poll.
+    api_invoke_wait_s: Annotated[float, Field(ge=0.5, le=28)] = Field(25.0, alias="API_INVOKE_WAIT_S")
+
+    # ---------------------------------------------------------------- batches
+    batch_table: str = Field("", alias="BATCH_TABLE")
+    batch_state_machine_arn: str = Field("", alias="BATCH_STATE_MACHINE_ARN")
+    batch_input_prefix: str = Field("incoming/", alias="BATCH_INPUT_PREFIX")
+    batch_max_bytes: Annotated[int, Field(ge=1)] = Field(1_073_741_824, alias="BATCH_MAX_BYTES")
+    batch_max_lines: Annotated[int, Field(ge=1)] = Field(100_000, alias="BATCH_MAX_LINES")
+    batch_chunk_lines: Annotated[int, Field(ge=1, le=1000)] = Field(100, alias="BATCH_CHUNK_LINES")
+    # {"model or alias": concurrent batch lines on it, across all batches, "*": any other model}
+    batch_model_concurrency: str = Field(
+        json.dumps({"*": BATCH_FALLBACK_CONCURRENCY}), alias="BATCH_MODEL_CONCURRENCY"
+    )
+    batch_retention_days: Annotated[int, Field(ge=1)] = Field(30, alias="BATCH_RETENTION_DAYS")
 
     @property
     def bedrock_endpoint(self) -> str:
@@ -45,6 +81,15 @@ class Settings(BaseModel):
             self.commercial_bedrock_endpoint
             or f"https://bedrock-runtime.{self.commercial_region}.amazonaws.com"
         )
+
+    @property
+    def auditor_patterns(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.api_auditor_principals.split(",") if p.strip())
+
+    @property
+    def batch_concurrency(self) -> dict[str, int]:
+        """BATCH_MODEL_CONCURRENCY parsed: {model or alias or "*": lines in flight on it}."""
+        return {str(k): int(v) for k, v in json.loads(self.batch_model_concurrency).items()}
 
     def require(self, field: str) -> str:
         value = getattr(self, field)
@@ -56,6 +101,4 @@ class Settings(BaseModel):
 
 @cache
 def get_settings() -> Settings:
-    import os
-
     return Settings.model_validate(dict(os.environ))

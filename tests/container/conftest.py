@@ -313,7 +313,7 @@ class StackInvoke:
         started = time.monotonic()
         proc = subprocess.run(
             command,
-            env=local_invoke.sam_process_env(self.session.state),
+            env=local_invoke.sam_process_env(self.session.state, function_id),
             capture_output=True,
             text=True,
             timeout=INVOKE_TIMEOUT_S,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import boto3
 import moto  # noqa: F401  registers moto's request hook before the session below makes any client
+from xpi.models.lineage import LineageItem
 from xpi.models.workflow import WorkflowState
 
 from tests.helpers.events import REPO
@@ -114,7 +115,7 @@ class XpiResources:
     def put_claim(self, state: WorkflowState) -> None:
         """What the workflow's Claim step (a conditional PutItem) leaves before Record runs."""
         table = dynamodb_resource().Table(self.lineage_table)
-        table.put_item(Item={"status": "ACCEPTED", **state.claim.model_dump()})
+        table.put_item(Item=LineageItem.claimed(state.claim).model_dump(exclude_none=True))
 
     def subscriber_events(self) -> list[dict[str, Any]]:
         """Every event delivered to the example subscriber queue so far (drained)."""
@@ -198,6 +199,7 @@ def create_xpi_resources() -> XpiResources:
             "RouteFunctionArn": function_arn.format("RouteFunction"),
             "InvokeModelFunctionArn": function_arn.format("InvokeModelFunction"),
             "RecordOutcomeFunctionArn": function_arn.format("RecordOutcomeFunction"),
+            "RecordRejectionFunctionArn": function_arn.format("RecordRejectionFunction"),
             "LineageTableName": lineage_table,
             "EventBusName": bus_name,
             "EventSource": "xpi.inference",

@@ -1,56 +1,55 @@
-"""In-memory fakes of xpi's adapter Protocols, with the semantics the real adapters guarantee."""
+"""In-memory fakes of xpi's ports (xpi.adapters.ports), with the semantics the real adapters guarantee."""
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from pydantic import BaseModel
-from xpi.adapters.bedrock import ModelAnswer
-from xpi.adapters.credentials import ApiKey, CommercialCredentials, IamKeys
-from xpi.adapters.lineage_store import ACCEPTED
+from xpi.models.api import RedriveStarted
+from xpi.models.batch import BatchObject
+from xpi.models.bedrock import ModelAnswer
+from xpi.models.credentials import ApiKey, CommercialCredentials, IamKeys
+from xpi.models.lineage import ACCEPTED, FIRST_SEEN_FIELDS, LineageItem
 from xpi.models.request import InferenceRequest
-from xpi.models.workflow import Route, Usage, WorkflowInput
+from xpi.models.workflow import Claim, Route, Usage, WorkflowInput
 
 
 @dataclass
 class FinalizeCall:
-    request_id: str
-    attributes: dict[str, Any]
-    first_seen: dict[str, Any]
+    item: LineageItem
     only_if_new: bool
 
 
 class FakeLineageStore:
-    """DynamoLineageStore's conditions: a new item or an ACCEPTED claim may become final, once."""
+    """DynamoLineageStore's conditions: a new item or an ACCEPTED claim may become final, once, keeping
+    the claim's first-seen fields; reads by id and by day (newest first)."""
 
     def __init__(self) -> None:
-        self.items: dict[str, dict[str, Any]] = {}
+        self.items: dict[str, LineageItem] = {}
         self.calls: list[FinalizeCall] = []
 
-    def claim(self, request_id: str, **attributes: Any) -> None:
+    def claim(self, claim: Claim) -> None:
         """What the workflow's Claim step writes."""
-        self.items[request_id] = {"request_id": request_id, "status": ACCEPTED, **attributes}
+        self.items[claim.request_id] = LineageItem.claimed(claim)
 
-    def finalize(
-        self,
-        request_id: str,
-        attributes: dict[str, Any],
-        first_seen: dict[str, Any],
-        *,
-        only_if_new: bool = False,
-    ) -> bool:
-        self.calls.append(FinalizeCall(request_id, dict(attributes), dict(first_seen), only_if_new))
-        current = self.items.get(request_id)
-        if current is not None and (only_if_new or current.get("status") != ACCEPTED):
+    def finalize(self, item: LineageItem, *, only_if_new: bool = False) -> bool:
+        self.calls.append(FinalizeCall(item, only_if_new))
+        current = self.items.get(item.request_id)
+        if current is not None and (only_if_new or current.status != ACCEPTED):
             return False
-        item = {"request_id": request_id, **(current or {}), **attributes}
-        for name, value in first_seen.items():
-            item.setdefault(name, value)
-        self.items[request_id] = item
+        merged = item.model_dump(exclude_none=True)
+        if current is not None:
+            kept = {name: getattr(current, name) for name in FIRST_SEEN_FIELDS}
+            merged = {**current.model_dump(exclude_none=True), **merged, **kept}
+        self.items[item.request_id] = LineageItem.model_validate(merged)
         return True
 
-    def get(self, request_id: str) -> dict[str, Any] | None:
-        item = self.items.get(request_id)
-        return dict(item) if item else None
+    def get(self, request_id: str) -> LineageItem | None:
+        return self.items.get(request_id)
+
+    def by_day(self, day: date, since_iso: str, limit: int) -> list[LineageItem]:
+        found = [i for i in self.items.values() if i.day == day.isoformat() and i.created_at >= since_iso]
+        return sorted(found, key=lambda i: i.created_at, reverse=True)[:limit]
 
 
 class FakeEventPublisher:
@@ -72,6 +71,57 @@ class FakeWorkflowStarter:
             return False
         self.started[request_id] = workflow_input
         return True
+
+
+class FakeExecutions:
+    """Step Functions executions by request id: (status, output)."""
+
+    def __init__(self) -> None:
+        self.executions: dict[str, tuple[str, dict[str, Any] | None]] = {}
+
+    def describe(self, request_id: str) -> tuple[str, dict[str, Any] | None] | None:
+        return self.executions.get(request_id)
+
+
+class FakeBatchStarter:
+    """Step Functions' rule for the batch workflow: one execution per batch id."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, BatchObject] = {}
+
+    def start(self, batch: BatchObject) -> bool:
+        if batch.batch_id in self.started:
+            return False
+        self.started[batch.batch_id] = batch
+        return True
+
+
+class FakeBatchStatus:
+    """The batch table's status items, as the API reads them."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+
+    def status(self, batch_id: str) -> dict[str, Any] | None:
+        return self.items.get(batch_id)
+
+
+class FakeAdminActions:
+    def __init__(self, dead_letters: int = 3) -> None:
+        self.policies: list[str] = []
+        self.dead_letters = dead_letters
+        self.redrives: list[RedriveStarted] = []
+
+    def put_policy(self, text: str) -> int:
+        self.policies.append(text)
+        return len(self.policies)
+
+    def redrive(self) -> RedriveStarted:
+        handle = f"task-{len(self.redrives) + 1}"
+        started = RedriveStarted(task_handle=handle, messages_to_move=self.dead_letters)
+        self.redrives.append(started)
+        self.dead_letters = 0  # SQS moves them after the answer; here at once
+        return started
 
 
 class FakeObjectStore:

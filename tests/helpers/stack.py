@@ -11,13 +11,34 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import boto3
 
+from tests.helpers.waiting import wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 90
+# What the session's `xpi local up` prints (its endpoints and the export lines users paste).
+SESSION_STACK_LOG = ROOT / ".xpi" / "local" / "integration-stack.log"
+# Where every local stack of this test session writes its IAM call log (tests/test_least_privilege.py);
+# one folder per session, so sessions running side by side never mix or remove each other's logs.
+SESSION_CALL_LOGS = ROOT / ".xpi" / "iam-calls" / "sessions" / str(os.getpid())
+
+
+def queue_is_drained(sqs: Any, queue_url: str) -> bool:
+    """Nothing waiting, delayed or in flight: every message sent to the queue has been handled."""
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+    return all(int(count) == 0 for count in attributes.values())
 
 
 class ResultCollector:
@@ -67,6 +88,11 @@ class ResultCollector:
                     raise AssertionError(f"no result event for {request_id} within {timeout_s} s")
                 self._lock.wait(remaining)
 
+    def caught_up(self) -> bool:
+        """Every event delivered to the subscriber queue so far is filed here (a message is deleted only
+        after it is filed)."""
+        return queue_is_drained(self._sqs, self._queue_url)
+
     def events_for(self, request_id: str) -> list[dict[str, Any]]:
         with self._lock:
             return list(self._events.get(request_id, []))
@@ -93,6 +119,43 @@ class LocalStackClient:
         )
         item = table.get_item(Key={"request_id": request_id}, ConsistentRead=True).get("Item")
         return dict(item) if item else None
+
+    def executions(self, state_machine_arn: str) -> dict[str, str]:
+        """Every execution of the state machine: ARN -> status."""
+        pages = (
+            self.client("stepfunctions")
+            .get_paginator("list_executions")
+            .paginate(stateMachineArn=state_machine_arn)
+        )
+        return {e["executionArn"]: e["status"] for page in pages for e in page["executions"]}
+
+    def workflows_started_by(
+        self, deliver: Callable[[], object], queue_url: str, state_machine_arn: str, timeout_s: float = 60
+    ) -> dict[str, str]:
+        """For a test proving that a duplicate started nothing: runs deliver (sends or uploads that feed
+        queue_url), waits until the queue has handled all of it, so a second workflow would have started
+        by then, and returns the executions started since (ARN -> status)."""
+        before = self.executions(state_machine_arn)
+        deliver()
+        sqs = self.client("sqs")
+        wait_until(lambda: queue_is_drained(sqs, queue_url), timeout_s, what=f"{queue_url} handled")
+        after = self.executions(state_machine_arn)
+        return {arn: status for arn, status in after.items() if arn not in before}
+
+    def wait_until_nothing_more_can_come(
+        self, results: ResultCollector, state_machine_arn: str, name: str, timeout_s: float = 60
+    ) -> None:
+        """For a test proving that no further event came: waits until the workflow run `name` has ended
+        and the collector has filed every event on the subscriber queue, so whatever that run emitted
+        is in `results` by now."""
+        execution_arn = f"{state_machine_arn.replace(':stateMachine:', ':execution:')}:{name}"
+        stepfunctions = self.client("stepfunctions")
+
+        def over() -> bool:
+            status = stepfunctions.describe_execution(executionArn=execution_arn)["status"]
+            return status != "RUNNING" and results.caught_up()
+
+        wait_until(over, timeout_s, what=f"{name}'s workflow over and its events collected")
 
     def send(self, body: dict[str, Any] | str, **attributes: Any) -> str:
         """Put a request on the requests queue as a producer would; returns its request id."""

@@ -4,10 +4,13 @@ signature and the callers' IAM policies and invokes the API function in the runt
 
 Principals (created by the local stack, keys in its state file): `operator` (caller, operator and
 admin policies; admin routes only through its MFA session `operator_mfa`), `caller2` (caller policy),
-`auditor` (caller policy, under the auditors' IAM path) and `nobody` (no policy).
+`auditor` (caller policy, under the auditors' IAM path), `nobody` (no policy) and `unrestricted`
+(execute-api:* on everything; the API's resource policy still wants its MFA session
+`unrestricted_mfa` on the admin routes).
 """
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -21,11 +24,23 @@ from botocore.credentials import Credentials
 from openapi_schema_validator import OAS30Validator
 
 from tests.helpers.openapi import DOCUMENT, deref
-from tests.helpers.stack import LocalStackClient, ResultCollector
+from tests.helpers.stack import ROOT, LocalStackClient, ResultCollector
 
 pytestmark = pytest.mark.integration
 
 MISSING_TOKEN = {"message": "Missing Authentication Token"}
+HTTP_METHODS = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"}
+
+
+def declared_routes(prefix: str = "/") -> list[tuple[str, str]]:
+    """(METHOD, path with its parameters filled) of every operation the document declares."""
+    return [
+        (method.upper(), re.sub(r"{[^}/]+}", "probe-1", path))
+        for path, operations in DOCUMENT["paths"].items()
+        if path.startswith(prefix)
+        for method in operations
+        if method.upper() in HTTP_METHODS
+    ]
 
 
 def assert_matches_document(route: str, method: str, status: int, body: Any) -> None:
@@ -111,6 +126,16 @@ def _wait_final(api: ApiClient, who: str, request_id: str, timeout_s: float = 60
 # ------------------------------------------------------------------ authentication (API Gateway's own)
 def test_unsigned_request_is_refused_like_api_gateway(api: ApiClient) -> None:
     assert api.call(None, "GET", "/v1/models") == (403, MISSING_TOKEN)
+
+
+def test_every_declared_route_refuses_an_unsigned_call(api: ApiClient) -> None:
+    # GIVEN every route of the document (each method is AWS_IAM only if its operation says so)
+    routes = declared_routes()
+    assert len(routes) >= 10
+    # WHEN each is called without a signature
+    answers = {f"{method} {path}": api.call(None, method, path) for method, path in routes}
+    # THEN API Gateway refuses each one before any function runs
+    assert answers == dict.fromkeys(answers, (403, MISSING_TOKEN))
 
 
 def test_undeclared_route_is_refused_even_when_signed(api: ApiClient) -> None:
@@ -215,7 +240,9 @@ def test_submit_then_status_for_its_caller_and_auditor_only(
     assert status == 200 and body["request_id"] == request_id
 
 
-def test_invoke_answers_synchronously_and_emits_one_event(api: ApiClient, results: ResultCollector) -> None:
+def test_invoke_answers_synchronously_and_emits_one_event(
+    api: ApiClient, local_stack: LocalStackClient, results: ResultCollector
+) -> None:
     request = _request("Name three rivers in Oregon.")
     started = time.perf_counter()
     status, body = api.call("caller2", "POST", "/v1/invoke", request)
@@ -227,7 +254,9 @@ def test_invoke_answers_synchronously_and_emits_one_event(api: ApiClient, result
     assert body["source"] == "api"
     assert elapsed < 25
     assert results.wait_for(request["request_id"])["detail"]["output"] == body["output"]
-    time.sleep(1)
+    local_stack.wait_until_nothing_more_can_come(
+        results, local_stack.outputs["StateMachineArn"], request["request_id"]
+    )
     assert len(results.events_for(request["request_id"])) == 1
 
 
@@ -242,6 +271,22 @@ def test_invalid_request_gets_the_error_shape(api: ApiClient) -> None:
     assert status == 400
     assert_matches_document("/v1/requests", "POST", status, body)
     assert body["error"]["code"] == "RequestInvalid"
+
+
+def test_an_invalid_request_with_an_id_is_answered_under_it(
+    api: ApiClient, local_stack: LocalStackClient, results: ResultCollector
+) -> None:
+    # GIVEN a request that names its id but does not validate
+    request_id = f"api-invalid-{uuid.uuid4().hex[:8]}"
+    status, body = api.call(
+        "operator", "POST", "/v1/requests", {"request_id": request_id, "messages": "nope"}
+    )
+    # THEN the caller gets 400, and the id gets its one failure event and final lineage, like a queued one
+    assert (status, body["error"]["code"]) == (400, "RequestInvalid")
+    event = results.wait_for(request_id, detail_type="Inference Failed")
+    assert event["detail"]["error"]["code"] == "RequestInvalid"
+    item = local_stack.lineage(request_id)
+    assert item is not None and item["status"] == "FAILED" and item["source"] == "api"
 
 
 def test_duplicate_request_id_is_a_conflict(api: ApiClient) -> None:
@@ -301,3 +346,42 @@ def test_admin_routes_need_mfa(api: ApiClient) -> None:
     assert status == 200, body
     assert_matches_document("/v1/admin/dlq/redrive", "POST", status, body)
     assert body["detail"]["by"] == api.arn("operator")
+
+
+def test_resource_policy_wants_mfa_on_admin_routes_even_for_execute_api_everywhere(api: ApiClient) -> None:
+    # GIVEN `unrestricted`, whose identity policy allows execute-api:* on every resource
+    admin_routes = declared_routes("/v1/admin/")
+    assert ("POST", "/v1/admin/dlq/redrive") in admin_routes and ("PUT", "/v1/admin/policy") in admin_routes
+    assert api.call("unrestricted", "GET", "/v1/models")[0] == 200
+
+    # WHEN it calls each admin route with its long-term keys
+    refusals = {f"{method} {path}": api.call("unrestricted", method, path) for method, path in admin_routes}
+
+    # THEN the API's resource policy denies each one explicitly
+    for route, (status, body) in refusals.items():
+        assert status == 403, (route, body)
+        assert body["Message"].startswith(f"User: {api.arn('unrestricted')} is not authorized"), route
+        assert body["Message"].endswith("with an explicit deny"), route
+    # AND its MFA session is let through to the function
+    status, body = api.call("unrestricted_mfa", "POST", "/v1/admin/dlq/redrive")
+    assert status == 200, body
+    assert_matches_document("/v1/admin/dlq/redrive", "POST", status, body)
+    assert body["detail"]["by"] == api.arn("unrestricted")
+
+
+def test_an_admin_with_mfa_replaces_the_policy(api: ApiClient, local_stack: LocalStackClient) -> None:
+    # GIVEN the shipped policy, unchanged, so that the other tests see the same decisions
+    shipped = json.loads((ROOT / "functions" / "xpi" / "policy" / "default.json").read_text(encoding="utf-8"))
+    ssm = local_stack.client("ssm")
+    parameter = f"/xpi/{local_stack.state['stack_name']}/policy"
+    try:
+        # WHEN an admin with an MFA session puts it through the API
+        status, body = api.call("operator_mfa", "PUT", "/v1/admin/policy", shipped)
+
+        # THEN it is stored in the stack's policy parameter (written with the API function's own role)
+        assert status == 200, body
+        assert_matches_document("/v1/admin/policy", "PUT", status, body)
+        stored = json.loads(ssm.get_parameter(Name=parameter)["Parameter"]["Value"])
+        assert stored["categories"] == shipped["categories"]
+    finally:
+        ssm.delete_parameter(Name=parameter)  # absent means the shipped default again

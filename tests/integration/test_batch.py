@@ -1,10 +1,9 @@
-"""Batch files (issue 6) on the local stack, through AWS APIs only: a producer uploads JSONL files to
+"""Batch files on the local stack, through AWS APIs only: a producer uploads JSONL files to
 the batch input bucket with boto3; the test reads results/<batch>.jsonl, the batch status item and the
 `Batch *` events on the example subscriber queue."""
 
 import gzip
 import json
-import time
 import uuid
 from typing import Any
 
@@ -13,6 +12,7 @@ from xpi.domain.batch import batch_id_for
 from xpi_tools import batch_cli
 
 from tests.helpers.stack import LocalStackClient, ResultCollector
+from tests.helpers.waiting import poll_until, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -39,14 +39,10 @@ class Batches:
         return [e for e in self.results.events_for("?") if e["detail"].get("batch_id") == batch_id]
 
     def wait(self, batch_id: str, timeout_s: float = BATCH_TIMEOUT_S) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            found = self.batch_events(batch_id)
-            if found:
-                return found[0]
-            time.sleep(0.3)
-        status = self.status(batch_id)
-        raise AssertionError(f"no Batch event for {batch_id} within {timeout_s} s; status: {status}")
+        if not poll_until(lambda: self.batch_events(batch_id), timeout_s, interval_s=0.3):
+            status = self.status(batch_id)
+            raise AssertionError(f"no Batch event for {batch_id} within {timeout_s} s; status: {status}")
+        return self.batch_events(batch_id)[0]
 
     def results_file(self, batch_id: str) -> list[dict[str, Any]]:
         body = self.s3.get_object(Bucket=self.bucket, Key=f"results/{batch_id}.jsonl")["Body"]
@@ -150,13 +146,23 @@ def test_same_object_uploaded_twice_is_one_batch(batches: Batches, local_stack: 
     # GIVEN the same bytes uploaded twice under the same key
     name = f"dup-{uuid.uuid4().hex[:8]}.jsonl"
     body = _jsonl([{"model": "default", "prompt": "Once only."}])
-    first = batches.upload(name, body)
-    second = batches.upload(name, body)
+    batch_ids: list[str] = []
+    state_machine = local_stack.outputs["BatchStateMachineArn"]
+
+    # WHEN both uploads' notifications are handled
+    started = local_stack.workflows_started_by(
+        lambda: batch_ids.extend(batches.upload(name, body) for _ in range(2)),
+        local_stack.state["resources"]["BatchUploadsQueue"],
+        state_machine,
+    )
+    first, second = batch_ids
     assert first == second
 
-    # THEN one batch ran, with one completion event
+    # THEN one batch ran: the second upload started none, so no second event can come from it
+    assert [arn.rsplit(":", 1)[1] for arn in started] == [first]
+    # AND, that run over and its events collected, one completion event
     batches.wait(first)
-    time.sleep(3)
+    local_stack.wait_until_nothing_more_can_come(batches.results, state_machine, first)
     assert len(batches.batch_events(first)) == 1
     executions = local_stack.client("stepfunctions").list_executions(
         stateMachineArn=local_stack.outputs["BatchStateMachineArn"]
@@ -181,12 +187,15 @@ def test_two_batches_share_the_models_slots(batches: Batches) -> None:
 
     # WHEN they run, watched through the model's slots item
     most_in_flight, seen_waiting = 0, set()
-    deadline = time.monotonic() + BATCH_TIMEOUT_S
-    while time.monotonic() < deadline and not (batches.batch_events(first) and batches.batch_events(second)):
+
+    def both_finished_watching_the_slots() -> bool:
+        nonlocal most_in_flight, seen_waiting
         slots = table.get_item(Key=slots_key, ConsistentRead=True).get("Item") or {}
         most_in_flight = max(most_in_flight, int(slots.get("in_flight", 0)))
         seen_waiting |= set(slots.get("waiting", set()))
-        time.sleep(0.05)
+        return bool(batches.batch_events(first) and batches.batch_events(second))
+
+    wait_until(both_finished_watching_the_slots, BATCH_TIMEOUT_S, what="both batches' events")
 
     # THEN both finished every line, never with more than 4 lines in flight on the model in all
     for batch_id in (first, second):

@@ -7,12 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.stack import start_local_stack
+from tests.helpers.waiting import poll_until, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -20,10 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _wait_for(path: Path, timeout_s: float = 60) -> dict[str, object]:
-    deadline = time.monotonic() + timeout_s
-    while not path.exists():
-        assert time.monotonic() < deadline, f"no state file {path} within {timeout_s} s"
-        time.sleep(0.1)
+    wait_until(path.exists, timeout_s, interval_s=0.1, what=f"the state file {path}")
     state: dict[str, object] = json.loads(path.read_text())
     return state
 
@@ -69,13 +66,11 @@ def _exercise(state: dict[str, object]) -> None:
 
 
 def _gone(pids: set[int], ports: list[int], timeout_s: float = 20) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def nothing_left() -> bool:
         alive = {pid for pid in pids if Path(f"/proc/{pid}").exists()}
-        if not alive and not any(_listening(port) for port in ports):
-            return True
-        time.sleep(0.2)
-    return False
+        return not alive and not any(_listening(port) for port in ports)
+
+    return poll_until(nothing_left, timeout_s, interval_s=0.2)
 
 
 def test_ctrl_c_leaves_no_process_or_port(tmp_path: Path) -> None:
@@ -122,7 +117,4 @@ def test_a_dead_parent_takes_the_stack_with_it(tmp_path: Path) -> None:
 
     # THEN the stack notices, stops (removing its state file), and leaves nothing behind
     assert _gone(started, _ports(state), timeout_s=30)
-    deadline = time.monotonic() + 30
-    while state_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not state_file.exists()
+    wait_until(lambda: not state_file.exists(), timeout_s=30, what="the state file to be removed")

@@ -74,7 +74,8 @@ def test_happy_path_one_completed_event_with_lineage(
         item["steps"]
     )
     assert "Hoover" not in json.dumps(item, default=str)
-    time.sleep(1)
+    # AND no second event: with its workflow over and every event collected, one would be here by now
+    local_stack.wait_until_nothing_more_can_come(results, local_stack.outputs["StateMachineArn"], request_id)
     assert len(results.events_for(request_id)) == 1
 
 
@@ -193,6 +194,43 @@ def test_malformed_message_fails_clearly_and_ends_in_dlq(
     assert len(results.events_for(request_id)) == 1
 
 
+def test_input_the_workflow_finds_invalid_fails_as_request_invalid(
+    local_stack: LocalStackClient, results: ResultCollector
+) -> None:
+    # GIVEN a workflow input whose request has both a prompt and messages, started on the workflow itself
+    # (the consumer and the API check first; the workflow's Validate is the last word)
+    request_id = f"it-invalid-{uuid.uuid4().hex[:8]}"
+    request = {
+        **_prompt("Both forms"),
+        "request_id": request_id,
+        "messages": [{"role": "user", "content": [{"text": "x"}]}],
+    }
+    source = {
+        "kind": "sqs",
+        "principal": "integration",
+        "reference": request_id,
+        "received_at": "2026-01-01T00:00:00Z",
+    }
+    state_machine = local_stack.outputs["StateMachineArn"]
+    stepfunctions = local_stack.client("stepfunctions")
+    execution = stepfunctions.start_execution(
+        stateMachineArn=state_machine,
+        name=request_id,
+        input=json.dumps({"request": request, "source": source}),
+    )["executionArn"]
+
+    # THEN it is answered once, as RequestInvalid, by RecordRejection
+    event = results.wait_for(request_id)
+    assert event["detail-type"] == "Inference Failed"
+    assert event["detail"]["error"]["code"] == "RequestInvalid"
+    assert "exactly one of `messages` or `prompt`" in event["detail"]["error"]["message"]
+    # AND the execution fails with Validate's verdict, not as a platform failure
+    local_stack.wait_until_nothing_more_can_come(results, state_machine, request_id)
+    described = stepfunctions.describe_execution(executionArn=execution)
+    assert (described["status"], described.get("error")) == ("FAILED", "RequestInvalid")
+    assert len(results.events_for(request_id)) == 1
+
+
 def test_duplicate_delivery_yields_one_event_and_one_bedrock_call(
     local_stack: LocalStackClient, results: ResultCollector, emulator: EmulatorControl
 ) -> None:
@@ -200,16 +238,22 @@ def test_duplicate_delivery_yields_one_event_and_one_bedrock_call(
     model = "us.amazon.nova-pro-v1:0"
     body = {"request_id": f"it-dup-{uuid.uuid4().hex[:8]}", **_prompt("Twice delivered", model=model)}
     calls_before = emulator.counters().model(model).calls
-    local_stack.send(body)
-    local_stack.send(body)
+    request_id = str(body["request_id"])
+    state_machine = local_stack.outputs["StateMachineArn"]
 
-    # WHEN both deliveries are processed
-    event = results.wait_for(str(body["request_id"]))
-    time.sleep(4)
+    # WHEN both deliveries are handled
+    started = local_stack.workflows_started_by(
+        lambda: (local_stack.send(body), local_stack.send(body)),
+        local_stack.outputs["RequestsQueueUrl"],
+        state_machine,
+    )
 
-    # THEN one result event and one Bedrock call
-    assert event["detail-type"] == "Inference Completed"
-    assert len(results.events_for(str(body["request_id"]))) == 1
+    # THEN one workflow ran: the second delivery started none, so no second event can come from it
+    assert [arn.rsplit(":", 1)[1] for arn in started] == [request_id]
+    # AND, that run over and its events collected, one result event and one Bedrock call
+    assert results.wait_for(request_id)["detail-type"] == "Inference Completed"
+    local_stack.wait_until_nothing_more_can_come(results, state_machine, request_id)
+    assert len(results.events_for(request_id)) == 1
     assert emulator.counters().model(model).calls - calls_before == 1
 
 

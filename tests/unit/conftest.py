@@ -87,7 +87,8 @@ def _fresh_process_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     from xpi.settings import Settings
 
     for field in Settings.model_fields.values():
-        if field.alias:
+        # Powertools' own variables stay: they are set once, above, before observability.py is imported.
+        if field.alias and not field.alias.startswith("POWERTOOLS_"):
             monkeypatch.delenv(field.alias, raising=False)
     monkeypatch.delenv("POWERTOOLS_IDEMPOTENCY_DISABLED", raising=False)
     _clear_caches()

@@ -171,12 +171,13 @@ def function_environment(state: Mapping[str, Any], functions: Sequence[str]) -> 
     return env
 
 
-def sam_process_env(state: Mapping[str, Any]) -> dict[str, str]:
-    """SAM passes the credentials and region of its own environment to the function. Its own AWS call
-    (sts:GetCallerIdentity, for AWS::AccountId) goes to the local stack too, not to the internet."""
+def sam_process_env(state: Mapping[str, Any], function_id: str) -> dict[str, str]:
+    """SAM passes the credentials and region of its own environment to the function: those of the
+    function's own execution role, which the local stack minted as Lambda would (IAM is enforced there).
+    SAM's own AWS call (sts:GetCallerIdentity, for AWS::AccountId) goes to the local stack too."""
     env = {k: v for k, v in os.environ.items() if k not in {"AWS_PROFILE", "AWS_SESSION_TOKEN"}}
     env.update(
-        LOCAL_CREDENTIALS,
+        state["function_credentials"][function_id],
         AWS_REGION=state["region"],
         AWS_DEFAULT_REGION=state["region"],
         AWS_ENDPOINT_URL=state["aws"],
@@ -341,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             command = session.command(args.function, args.event, image) + extra
             print("+ " + " ".join(command), file=sys.stderr, flush=True)
-            return subprocess.run(command, env=sam_process_env(state), check=False).returncode
+            return subprocess.run(command, env=sam_process_env(state, args.function), check=False).returncode
         finally:
             session.close()
 

@@ -65,7 +65,7 @@ def status(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="xpi batch", description="Batch files (issue 6).")
+    parser = argparse.ArgumentParser(prog="xpi batch", description="Batch files.")
     commands = parser.add_subparsers(dest="command", required=True)
     show = commands.add_parser("status", help="a batch's counts, state and results file")
     show.add_argument("batch_id")

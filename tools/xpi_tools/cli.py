@@ -5,27 +5,28 @@ xpi local down [--state-file F]              stop a local stack started elsewher
 xpi demo                                     local stack + sample requests + results table
 xpi emulator ...                             the commercial Bedrock emulator on its own
 xpi classify ...                             classify text with the policy (see --help)
+xpi iam lint [--template T]                  lint every IAM policy of the template (parliament)
+xpi iam usage [--check] [--write-doc F]      actions each role used in the tests vs granted
 """
 
 import argparse
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from xpi_tools.checkout import project_root
+
+if TYPE_CHECKING:
+    from xpi_tools.local.stack import Endpoints
 
 DEFAULT_STATE_FILE = Path(".xpi/local/stack.json")
-
-
-def project_root() -> Path:
-    """The checkout that holds template.yaml (the current folder or one of its parents)."""
-    for folder in (Path.cwd(), *Path.cwd().parents):
-        if (folder / "template.yaml").exists() and (folder / "functions" / "xpi").is_dir():
-            return folder
-    raise SystemExit("xpi: run this inside the xpi checkout (no template.yaml with functions/xpi found)")
 
 
 def sam_build(root: Path, architecture: str) -> None:
@@ -43,6 +44,18 @@ def sam_build(root: Path, architecture: str) -> None:
     result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"xpi: sam build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+
+
+def shell_exports(endpoints: "Endpoints") -> list[str]:
+    """The lines a user pastes into a shell to reach the stack; the README's AWS CLI recipe starts
+    with them. XPI_AWS is for `aws --endpoint-url`: the AWS CLI's SQS commands ignore AWS_ENDPOINT_URL."""
+    queue_url = endpoints.outputs["RequestsQueueUrl"]
+    client_env = {name: shlex.quote(value) for name, value in endpoints.client_env().items()}
+    client_env["AWS_ENDPOINT_URL"] = '"$XPI_AWS"'  # after the line that sets it: one source for the URL
+    return [
+        f"export XPI_AWS={shlex.quote(endpoints.aws)} XPI_REQUESTS_QUEUE_URL={shlex.quote(queue_url)}",
+        "export " + " ".join(f"{name}={value}" for name, value in client_env.items()),
+    ]
 
 
 def _wait_for_parent_exit(parent: int, stop: threading.Event) -> None:
@@ -66,20 +79,20 @@ def local_up(args: argparse.Namespace) -> int:
     try:
         endpoints = stack.start()
         state_file = Path(args.state_file)
-        stack.write_state(state_file)
         print(
             f"xpi local stack up in {stack.timings['up_s']:.1f} s (deploy {stack.timings['deploy_s']:.1f} s)"
         )
         print(f"  AWS API (moto, {endpoints.region}):   {endpoints.aws}")
         print(f"  commercial Bedrock (emulator, {endpoints.bedrock_region}): {endpoints.bedrock}")
         print(f"  requests queue:  {endpoints.outputs['RequestsQueueUrl']}")
-        if endpoints.dashboard:  # issue 7
+        if endpoints.dashboard:
             print(f"  API (SigV4):     {endpoints.api}\n  dashboard:       {endpoints.dashboard}")
         print(f"  state file:      {state_file}")
-        print("  point the AWS CLI or boto3 at it:")
-        for key, value in endpoints.client_env().items():
-            print(f"    export {key}={value}")
+        print('  for the AWS CLI (aws --endpoint-url "$XPI_AWS" ...) and boto3, paste into your shell:')
+        for line in shell_exports(endpoints):
+            print(f"    {line}")
         print("Ctrl-C stops it.", flush=True)
+        stack.write_state(state_file)  # last: whoever waits for the state file also has the lines above
         if args.exit_with_parent:
             threading.Thread(target=_wait_for_parent_exit, args=(os.getppid(), stop), daemon=True).start()
         while not stop.wait(0.5):
@@ -112,7 +125,7 @@ def local_down(args: argparse.Namespace) -> int:
     return 1
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return per delegated subcommand
     arguments = list(sys.argv[1:] if argv is None else argv)
     # Subcommands with their own parsers get the rest of the line unchanged.
     if arguments[:1] == ["emulator"]:
@@ -123,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         from xpi_tools.classify_cli import main as classify_main
 
         return classify_main(arguments[1:])
-    if arguments[:1] == ["dashboard"]:  # issue 7: the dashboard's local signing proxy
+    if arguments[:1] == ["dashboard"]:  # the dashboard's local signing proxy
         from xpi_tools.dashboard.server import main as dashboard_main
 
         return dashboard_main(arguments[1:])
@@ -131,6 +144,14 @@ def main(argv: list[str] | None = None) -> int:
         from xpi_tools.batch_cli import main as batch_main
 
         return batch_main(arguments[1:])
+    if arguments[:2] == ["iam", "usage"]:
+        from xpi_tools.iam.usage import main as usage_main
+
+        return usage_main(arguments[2:])
+    if arguments[:1] == ["iam"]:
+        from xpi_tools.iam.lint import main as iam_main
+
+        return iam_main(arguments[1:])
     if arguments[:1] == ["demo"]:
         from xpi_tools.demo import main as demo_main
 
@@ -155,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("classify", help="classify text with the policy (xpi classify --help)")
     commands.add_parser("dashboard", help="the dashboard's local signing proxy (xpi dashboard --help)")
     commands.add_parser("batch", help="batch progress: xpi batch status ID (xpi batch --help)")
+    commands.add_parser("iam", help="lint the template's IAM policies: xpi iam lint (xpi iam --help)")
     commands.add_parser("demo", help="start the local stack, send sample requests, print results, stop")
     args = parser.parse_args(arguments)
     return int(args.run(args))

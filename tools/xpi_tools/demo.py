@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 from xpi.domain.batch import batch_id_for, manifest_key_for
 
-from xpi_tools.cli import project_root
+from xpi_tools.checkout import project_root
 from xpi_tools.local.stack import LOCAL_CREDENTIALS, LocalStack
 
 RESULT_TIMEOUT_S = 120
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             f"Bedrock emulator at {stack.endpoints.bedrock}",
             flush=True,
         )
-        if stack.endpoints.dashboard:  # issue 7: the dashboard (local signing proxy) and the SigV4 API
+        if stack.endpoints.dashboard:  # the dashboard (local signing proxy) and the SigV4 API
             print(f"  dashboard: {stack.endpoints.dashboard}  API: {stack.endpoints.api}", flush=True)
         sqs, dynamodb, s3 = _clients(stack)
         outputs = stack.endpoints.outputs

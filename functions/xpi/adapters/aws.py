@@ -10,13 +10,21 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
+    from mypy_boto3_comprehend import ComprehendClient
     from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_ssm import SSMClient
     from mypy_boto3_stepfunctions import SFNClient
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=20)
+
+
+@cache
+def comprehend() -> "ComprehendClient":
+    return boto3.client("comprehend", config=_CONFIG)
 
 
 @cache
@@ -37,6 +45,16 @@ def s3() -> "S3Client":
 @cache
 def secretsmanager() -> "SecretsManagerClient":
     return boto3.client("secretsmanager", config=_CONFIG)
+
+
+@cache
+def sqs() -> "SQSClient":
+    return boto3.client("sqs", config=_CONFIG)
+
+
+@cache
+def ssm() -> "SSMClient":
+    return boto3.client("ssm", config=_CONFIG)
 
 
 @cache

@@ -7,7 +7,6 @@ per model (batch_id = "slots#<model>", line = 0): the batch lines in flight on t
 all batches, and the batches waiting for a slot.
 """
 
-import contextlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
@@ -31,7 +30,7 @@ def _dynamo(value: Any) -> Any:
     return json.loads(json.dumps(value), parse_float=Decimal)
 
 
-class BatchTable:
+class DynamoBatchTable:
     def __init__(self, table_name: str) -> None:
         self._name = table_name
 
@@ -236,7 +235,7 @@ class BatchTable:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-class BatchObjects:
+class S3BatchObjects:
     """The input object (streamed), the split's chunk files and the results file."""
 
     def open(self, bucket: str, key: str, version_id: str | None) -> tuple[IO[bytes], dict[str, str], int]:
@@ -302,13 +301,3 @@ class BatchObjects:
             "ETag"
         ]
         return {"ETag": etag, "PartNumber": number}
-
-
-class BatchWorkflow:
-    """Tells the batch workflow that every line has finished (it waits on a task token, no polling)."""
-
-    def lines_finished(self, task_token: str, output: dict[str, Any]) -> None:
-        client = aws.stepfunctions()
-        # The workflow may have stopped waiting already (timed out or was stopped): nothing to resume.
-        with contextlib.suppress(client.exceptions.TaskTimedOut, client.exceptions.InvalidToken):
-            client.send_task_success(taskToken=task_token, output=json.dumps(output))

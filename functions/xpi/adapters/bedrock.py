@@ -7,17 +7,18 @@ faults become retryable errors, rejected credentials trigger one fresh read of t
 import json
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
 from botocore.tokens import FrozenAuthToken
-from pydantic import BaseModel, ConfigDict
 
-from xpi.adapters.credentials import ApiKey, CommercialCredentials, CredentialSource
+from xpi.adapters.ports import CredentialSource
 from xpi.domain.errors import BedrockRejected, BedrockThrottled, BedrockUnavailable, CredentialsRejected
+from xpi.models.bedrock import ModelAnswer
+from xpi.models.credentials import ApiKey, CommercialCredentials
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Route, Usage
 
@@ -41,20 +42,6 @@ CREDENTIALS = {
 }
 
 T = TypeVar("T")
-
-
-class ModelAnswer(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    text: str | None = None
-    body: dict[str, Any] | None = None
-    stop_reason: str | None = None
-    usage: Usage
-    latency_ms: int
-    credential_version: str
-
-
-class BedrockGateway(Protocol):
-    def answer(self, route: Route, request: InferenceRequest) -> ModelAnswer: ...
 
 
 class _StaticToken:

@@ -13,9 +13,9 @@ closed rather than forwarding text that was not inspected as the policy requires
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from functools import cache
-from typing import Any, Literal, Protocol, cast
 
+from xpi.adapters import aws
+from xpi.adapters.ports import ComprehendClient
 from xpi.domain.classification import Detection, comprehend_category
 from xpi.domain.policy import ComprehendSettings
 
@@ -23,19 +23,6 @@ from xpi.domain.policy import ComprehendSettings
 MAX_CHUNK_CHARS = 24_000
 # A chunk boundary is moved back to whitespace within this distance, so an entity is rarely cut in two.
 _BOUNDARY_SEARCH = 200
-
-
-class ComprehendClient(Protocol):
-    """The one Comprehend operation the detector needs (a boto3 ``comprehend`` client has it)."""
-
-    def detect_pii_entities(self, *, Text: str, LanguageCode: Literal["en", "es"]) -> Mapping[str, Any]: ...
-
-
-@cache
-def _default_client() -> ComprehendClient:
-    import boto3  # imported here: the client is created on first use, never at import
-
-    return cast(ComprehendClient, boto3.client("comprehend"))
 
 
 def chunks(text: str, size: int = MAX_CHUNK_CHARS) -> Iterator[tuple[int, str]]:
@@ -66,8 +53,8 @@ class ComprehendPiiDetector:
         return "comprehend"
 
     def _comprehend(self) -> ComprehendClient:
-        if self._client is None:
-            self._client = _default_client()
+        if self._client is None:  # the shared client, created on first use (never at construction)
+            self._client = aws.comprehend()
         return self._client
 
     def detect(self, text: str) -> list[Detection]:

@@ -1,48 +1,19 @@
-"""Commercial-partition credentials, read from a GovCloud Secrets Manager secret.
+"""Commercial-partition credentials, read from a GovCloud Secrets Manager secret (its shapes are in
+xpi.models.credentials).
 
-The secret holds either IAM access keys of a commercial-account user or a Bedrock API key:
-    {"type": "iam", "aws_access_key_id": "...", "aws_secret_access_key": "...", "aws_session_token": null}
-    {"type": "api_key", "api_key": "..."}
 Values are cached for a short TTL by Powertools Parameters and re-read on demand when Bedrock rejects
 them (rotation). Only the secret's version id ever leaves this module in logs, lineage or events.
 """
 
 import json
-from typing import Annotated, Any, Literal, Protocol
+from typing import Any
 
 from aws_lambda_powertools.utilities.parameters import BaseProvider
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from xpi.adapters import aws
 from xpi.domain.errors import CredentialsUnavailable
-
-
-class IamKeys(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-    type: Literal["iam"] = "iam"
-    aws_access_key_id: str
-    aws_secret_access_key: SecretStr
-    aws_session_token: SecretStr | None = None
-
-
-class ApiKey(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-    type: Literal["api_key"]
-    api_key: SecretStr
-
-
-CommercialSecret = Annotated[IamKeys | ApiKey, Field(discriminator="type")]
-_SECRET: TypeAdapter[IamKeys | ApiKey] = TypeAdapter(CommercialSecret)
-
-
-class CommercialCredentials(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    version_id: str
-    secret: CommercialSecret
-
-
-class CredentialSource(Protocol):
-    def get(self, *, refresh: bool = False) -> CommercialCredentials: ...
+from xpi.models.credentials import COMMERCIAL_SECRET, CommercialCredentials
 
 
 class _VersionedSecretsProvider(BaseProvider):
@@ -71,7 +42,7 @@ class SecretsManagerCredentials:
             ) from None
         envelope = json.loads(str(raw))
         try:
-            secret = _SECRET.validate_json(envelope["secret"])
+            secret = COMMERCIAL_SECRET.validate_json(envelope["secret"])
         except ValidationError:
             raise CredentialsUnavailable(
                 f"the commercial credentials secret (version {envelope['version_id']}) has an unknown shape"

@@ -1,7 +1,5 @@
 """Events on the xpi EventBridge bus."""
 
-from typing import Protocol
-
 from pydantic import BaseModel
 
 from xpi.adapters import aws
@@ -9,10 +7,6 @@ from xpi.adapters import aws
 
 class EventPublishError(RuntimeError):
     pass
-
-
-class EventPublisher(Protocol):
-    def publish(self, detail_type: str, detail: BaseModel) -> None: ...
 
 
 class EventBridgePublisher:

@@ -1,51 +1,41 @@
-"""Lineage items in DynamoDB: one per request, final states guarded by conditions."""
+"""Lineage items in DynamoDB (xpi.models.lineage): one per request, final states guarded by conditions."""
 
-from typing import Any, Protocol
+from datetime import date
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
 
 from xpi.adapters import aws
+from xpi.models.lineage import ACCEPTED, FIRST_SEEN_FIELDS, LineageItem
 
-ACCEPTED = "ACCEPTED"
+BY_DAY_INDEX = "by-day"
+QUERY_PAGE_LIMIT = 500
 
 
-class LineageStore(Protocol):
-    def finalize(
-        self,
-        request_id: str,
-        attributes: dict[str, Any],
-        first_seen: dict[str, Any],
-        *,
-        only_if_new: bool = False,
-    ) -> bool:
-        """Write the final state; False when the item is already final (a late duplicate)."""
-        ...
-
-    def get(self, request_id: str) -> dict[str, Any] | None: ...
+def _item(stored: dict[str, Any]) -> LineageItem:
+    # An attribute this version does not know (written by another version) is left out, not refused.
+    data = aws.plain(stored)
+    return LineageItem.model_validate({k: v for k, v in data.items() if k in LineageItem.model_fields})
 
 
 class DynamoLineageStore:
     def __init__(self, table_name: str) -> None:
         self._table_name = table_name
 
-    def finalize(
-        self,
-        request_id: str,
-        attributes: dict[str, Any],
-        first_seen: dict[str, Any],
-        *,
-        only_if_new: bool = False,
-    ) -> bool:
+    def finalize(self, item: LineageItem, *, only_if_new: bool = False) -> bool:
         names: dict[str, str] = {"#request_id": "request_id"}
         values: dict[str, Any] = {}
         assignments = []
-        for index, (name, value) in enumerate(attributes.items()):
+        for index, (name, value) in enumerate(item.model_dump(exclude_none=True).items()):
+            if name == "request_id":  # the key
+                continue
             names[f"#a{index}"] = name
             values[f":a{index}"] = value
-            assignments.append(f"#a{index} = :a{index}")
-        # created_at, day and expires_at are kept from the claim when there was one.
-        for index, (name, value) in enumerate(first_seen.items()):
-            names[f"#f{index}"] = name
-            values[f":f{index}"] = value
-            assignments.append(f"#f{index} = if_not_exists(#f{index}, :f{index})")
+            # created_at, day and expires_at are kept from the claim when there was one.
+            if name in FIRST_SEEN_FIELDS:
+                assignments.append(f"#a{index} = if_not_exists(#a{index}, :a{index})")
+            else:
+                assignments.append(f"#a{index} = :a{index}")
         condition = "attribute_not_exists(#request_id)"
         if not only_if_new:  # DynamoDB rejects placeholders the expressions leave unused
             condition += " OR #status = :accepted"
@@ -55,7 +45,7 @@ class DynamoLineageStore:
                 aws.dynamodb()
                 .Table(self._table_name)
                 .update_item(
-                    Key={"request_id": request_id},
+                    Key={"request_id": item.request_id},
                     UpdateExpression="SET " + ", ".join(assignments),
                     ConditionExpression=condition,
                     ExpressionAttributeNames=names,
@@ -64,6 +54,23 @@ class DynamoLineageStore:
             )
         )
 
-    def get(self, request_id: str) -> dict[str, Any] | None:
-        item = aws.dynamodb().Table(self._table_name).get_item(Key={"request_id": request_id}).get("Item")
-        return dict(item) if item else None
+    def get(self, request_id: str) -> LineageItem | None:
+        table = aws.dynamodb().Table(self._table_name)
+        stored = table.get_item(Key={"request_id": request_id}, ConsistentRead=True).get("Item")
+        return _item(dict(stored)) if stored else None
+
+    def by_day(self, day: date, since_iso: str, limit: int) -> list[LineageItem]:
+        table = aws.dynamodb().Table(self._table_name)
+        items: list[LineageItem] = []
+        arguments: dict[str, Any] = {
+            "IndexName": BY_DAY_INDEX,
+            "KeyConditionExpression": Key("day").eq(day.isoformat()) & Key("created_at").gte(since_iso),
+            "ScanIndexForward": False,
+        }
+        while len(items) < limit:
+            page = table.query(**arguments, Limit=min(limit - len(items), QUERY_PAGE_LIMIT))
+            items.extend(_item(dict(stored)) for stored in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return items

@@ -1,14 +1,6 @@
 """Large outputs and result files in the artifacts bucket (encrypted by the bucket's KMS default)."""
 
-from typing import Protocol
-
 from xpi.adapters import aws
-
-
-class ObjectStore(Protocol):
-    def put(self, key: str, body: bytes, content_type: str) -> str:
-        """Store the object and return its s3:// URI."""
-        ...
 
 
 class S3ObjectStore:

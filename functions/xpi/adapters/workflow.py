@@ -1,16 +1,26 @@
-"""Starting the inference workflow; the execution name is the request id, so a second start of the
-same request is refused by Step Functions itself (Standard workflows keep names for 90 days)."""
+"""Step Functions: starting the inference and batch workflows, reading a request's execution, resuming a
+waiting batch.
 
-from typing import Protocol
+Executions are named by request id (inference) or batch id (batch), so a second start of the same
+request or batch is refused by Step Functions itself (Standard workflows keep names for 90 days).
+"""
+
+import contextlib
+import json
+from typing import Any
 
 from xpi.adapters import aws
+from xpi.models.batch import BatchObject
 from xpi.models.workflow import WorkflowInput
 
 
-class WorkflowStarter(Protocol):
-    def start(self, request_id: str, workflow_input: WorkflowInput) -> bool:
-        """Start it; False when an execution of this request id exists already."""
-        ...
+def _start_once(state_machine_arn: str, name: str, execution_input: str) -> bool:
+    client = aws.stepfunctions()
+    try:
+        client.start_execution(stateMachineArn=state_machine_arn, name=name, input=execution_input)
+    except client.exceptions.ExecutionAlreadyExists:
+        return False
+    return True
 
 
 class StepFunctionsStarter:
@@ -18,13 +28,37 @@ class StepFunctionsStarter:
         self._arn = state_machine_arn
 
     def start(self, request_id: str, workflow_input: WorkflowInput) -> bool:
+        return _start_once(self._arn, request_id, workflow_input.model_dump_json(exclude_none=True))
+
+
+class StepFunctionsBatchStarter:
+    def __init__(self, state_machine_arn: str) -> None:
+        self._arn = state_machine_arn
+
+    def start(self, batch: BatchObject) -> bool:
+        return _start_once(self._arn, batch.batch_id, json.dumps({"batch": batch.model_dump(mode="json")}))
+
+
+class StepFunctionsExecutions:
+    def __init__(self, state_machine_arn: str) -> None:
+        # arn:<partition>:states:<region>:<account>:stateMachine:<name> -> ...:execution:<name>:<id>
+        self._prefix = state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":"
+
+    def describe(self, request_id: str) -> tuple[str, dict[str, Any] | None] | None:
         client = aws.stepfunctions()
         try:
-            client.start_execution(
-                stateMachineArn=self._arn,
-                name=request_id,
-                input=workflow_input.model_dump_json(exclude_none=True),
-            )
-        except client.exceptions.ExecutionAlreadyExists:
-            return False
-        return True
+            execution = client.describe_execution(executionArn=self._prefix + request_id)
+        except client.exceptions.ExecutionDoesNotExist:
+            return None
+        output = execution.get("output")
+        return execution["status"], (json.loads(output) if output else None)
+
+
+class StepFunctionsBatchWorkflow:
+    """Tells the batch workflow that every line has finished (it waits on a task token, no polling)."""
+
+    def lines_finished(self, task_token: str, output: dict[str, Any]) -> None:
+        client = aws.stepfunctions()
+        # The workflow may have stopped waiting already (timed out or was stopped): nothing to resume.
+        with contextlib.suppress(client.exceptions.TaskTimedOut, client.exceptions.InvalidToken):
+            client.send_task_success(taskToken=task_token, output=json.dumps(output))

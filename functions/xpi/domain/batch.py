@@ -1,5 +1,6 @@
-"""Batch files, pure: batch ids, streaming a JSONL (or gzip JSONL) body line by line, turning a line
-into an inference request with the file's defaults, the fan-out window and the results-file line.
+"""Batch files, pure: the uploads an S3 notification names, batch ids, streaming a JSONL (or gzip JSONL)
+body line by line, turning a line into an inference request with the file's defaults, the limits and
+fan-out window, the results-file line and why a batch failed.
 
 Nothing here reads a whole file: lines come one at a time from a binary stream.
 """
@@ -7,14 +8,17 @@ Nothing here reads a whole file: lines come one at a time from a binary stream.
 import gzip
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import IO, Any
+from urllib.parse import unquote_plus
 
 from xpi.domain.errors import RequestInvalid, XpiError
 from xpi.domain.intake import parse_json_object, parse_request
-from xpi.models.batch import LineResult
+from xpi.models.batch import BatchObject, LineResult, S3Notification
 from xpi.models.request import MAX_REQUEST_BYTES, InferenceRequest
+from xpi.models.workflow import StepError
 
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz")
 MANIFEST_SUFFIX = ".manifest.json"
@@ -30,6 +34,63 @@ class BatchInvalid(XpiError):
 
 class LineNotJson(RequestInvalid):
     """A line that is not a JSON object at all (a file of only such lines is not JSONL)."""
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """The configured limits of a batch file and the per-model concurrency of its fan-out."""
+
+    max_bytes: int
+    max_lines: int
+    chunk_lines: int
+    concurrency: Mapping[str, int]
+    default_concurrency: int
+    retention_days: int
+
+    def slots_for(self, models: Sequence[str]) -> dict[str, int]:
+        """{model: its concurrency}, the slots a line of a batch using these models takes."""
+        return {model: concurrency_for(model, self.concurrency, self.default_concurrency) for model in models}
+
+
+def batch_objects(notification: S3Notification, prefix: str) -> list[BatchObject]:
+    """The uploaded objects an S3 notification names under `prefix` (s3:TestEvent and manifests name
+    none). One batch per object version: its id comes from bucket, key and ETag."""
+    found = []
+    for record in notification.records:
+        if not record.event_name.startswith("ObjectCreated"):
+            continue
+        if record.s3 is None:
+            raise ValueError(f"an {record.event_name} record without its s3 entity")
+        bucket, s3_object = record.s3.bucket.name, record.s3.object
+        key = unquote_plus(s3_object.key)
+        if not key.startswith(prefix) or is_manifest_key(key):
+            continue
+        etag = s3_object.etag or s3_object.sequencer or ""
+        found.append(
+            BatchObject(
+                batch_id=batch_id_for(bucket, key, etag),
+                bucket=bucket,
+                key=key,
+                version_id=s3_object.version_id,
+                etag=etag,
+                size=s3_object.size,
+                principal=record.user_identity.principal_id,
+                uploaded_at=datetime.fromisoformat(record.event_time.replace("Z", "+00:00")),
+            )
+        )
+    return found
+
+
+def failure_reason(error: StepError) -> str:
+    """Why a batch failed, from the error a Catch put at $.error (a Lambda error's Cause is JSON that
+    carries its errorMessage)."""
+    cause = error.Cause or ""
+    try:
+        parsed = json.loads(cause)
+    except json.JSONDecodeError:
+        parsed = None
+    message = parsed.get("errorMessage") if isinstance(parsed, dict) else None
+    return f"{error.Error}: {message or cause or 'no cause given'}"
 
 
 def batch_id_for(bucket: str, key: str, etag: str) -> str:

@@ -1,19 +1,28 @@
 """Errors whose class names are the workflow's error names (Lambda reports `errorType` = class name,
-and the ASL's Retry and Catch match on it). Messages never carry request content or secrets."""
+and the ASL's Retry and Catch match on it), and the errors the API's use cases raise (the API handler
+alone maps them to HTTP). Messages never carry request content or secrets."""
 
 
 class XpiError(Exception):
-    """Base of every error the workflow distinguishes; `code` is what events and lineage show."""
+    """Base of every error xpi distinguishes; `code` is what events, lineage and the API show."""
 
     code = "InternalError"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, request_id: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.request_id = request_id  # the request the error is about, when an answer should name it
 
 
 class RequestInvalid(XpiError):
     code = "RequestInvalid"
+
+
+class ValidationUnavailable(XpiError):
+    """The workflow's first step failed for a platform reason (Lambda service error, timeout, crash):
+    the request was never judged, so it must not be reported as invalid. Sending it again may succeed."""
+
+    code = "ValidationUnavailable"
 
 
 class ModelNotApproved(XpiError):
@@ -50,3 +59,38 @@ class CredentialsRejected(XpiError):
 
 class CredentialsUnavailable(XpiError):
     code = "CredentialsUnavailable"
+
+
+# ---------------------------------------------------------------------------------------------- API
+class RequestExists(XpiError):
+    """A request with this request_id was started before."""
+
+    code = "RequestExists"
+
+
+class RequestNotFound(XpiError):
+    """No such request, or not one this caller may read (the two answer alike)."""
+
+    code = "RequestNotFound"
+
+
+class BatchNotFound(XpiError):
+    code = "BatchNotFound"
+
+
+class InvocationTimeout(XpiError):
+    """No result within the synchronous wait; the request goes on."""
+
+    code = "InvocationTimeout"
+
+
+class WorkflowWithoutResult(XpiError):
+    """The request's execution ended without a result event detail (an internal error)."""
+
+
+class PolicyInvalid(XpiError):
+    code = "PolicyInvalid"
+
+
+class CallerUnidentified(XpiError):
+    """The API request carries no IAM identity: API Gateway with AWS_IAM always sets one."""

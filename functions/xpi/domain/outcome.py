@@ -1,9 +1,9 @@
-"""The end of every request: its final status, lineage attributes and result event, from the state."""
+"""The end of every request: its final status, lineage item and result event, from the state."""
 
 import json
 from datetime import datetime
-from typing import Any
 
+from xpi.domain.errors import RequestInvalid, ValidationUnavailable, XpiError
 from xpi.models.events import (
     DETAIL_TYPE_BY_STATUS,
     EventCaller,
@@ -14,6 +14,7 @@ from xpi.models.events import (
     EventUsage,
     ResultDetail,
 )
+from xpi.models.lineage import LineageClassification, LineageError, LineageItem, LineageUsage
 from xpi.models.workflow import FinalStatus, StepError, WorkflowState
 
 MAX_ERROR_MESSAGE = 500
@@ -39,6 +40,17 @@ def describe_error(error: StepError) -> tuple[str, str]:
     except json.JSONDecodeError:
         pass
     return error.Error, message[:MAX_ERROR_MESSAGE]
+
+
+def rejection_error(error: StepError) -> XpiError:
+    """Why the workflow's first step did not accept its input. Only its own verdict (RequestInvalid) says
+    the request is invalid; anything else (Lambda.ServiceException, States.Timeout, a runtime crash) is
+    the platform failing before the request was judged, reported under its own code with the cause."""
+    code, message = describe_error(error)
+    if code == RequestInvalid.code:
+        return RequestInvalid(message)
+    # A cause often starts with the error's name already (States.Timeout has none but the name).
+    return ValidationUnavailable(message if message.startswith(code) else f"{code}: {message}")
 
 
 def error_of(state: WorkflowState) -> tuple[str, str] | None:
@@ -103,41 +115,49 @@ def detail_type(detail: ResultDetail) -> str:
     return DETAIL_TYPE_BY_STATUS[detail.status]
 
 
-def lineage_attributes(state: WorkflowState, detail: ResultDetail) -> dict[str, Any]:
-    """Everything an auditor needs, and nothing of the payloads: hashes, categories, counts."""
-    attributes: dict[str, Any] = {
-        "status": detail.status,
-        "caller_principal": state.source.principal,
-        "source": state.source.kind,
-        "source_reference": state.source.reference,
-        "batch_id": state.source.batch_id,
-        "project": state.request.caller.project,
-        "cost_centre": state.request.caller.cost_centre,
-        "model_requested": state.request.model,
-        "request_sha256": state.claim.request_sha256,
-        "steps": {name: moment.isoformat(timespec="milliseconds") for name, moment in detail.timings.items()},
-        "completed_at": detail.timings["completed_at"].isoformat(timespec="milliseconds"),
-    }
-    if state.classification:
-        attributes["classification"] = {
-            "decision": state.classification.decision,
-            "categories": state.classification.categories,
-            "findings": state.classification.findings,
-            "classifier": state.classification.classifier,
-        }
-    if state.route:
-        attributes["model_id"] = state.route.model_id
-        attributes["commercial_region"] = state.route.region
-        attributes["commercial_endpoint"] = state.route.endpoint
-    if state.response:
-        attributes["response_sha256"] = state.response.output_sha256
-        attributes["response_bytes"] = state.response.output_bytes
-        attributes["output_s3_uri"] = state.response.output_s3_uri
-        attributes["stop_reason"] = state.response.stop_reason
-        attributes["credential_version"] = state.response.credential_version
-        attributes["usage"] = state.response.usage.model_dump()
-        attributes["estimated_cost_usd"] = str(state.response.estimated_cost_usd)
-        attributes["latency_ms"] = state.response.latency_ms
-    if detail.error:
-        attributes["error"] = detail.error.model_dump()
-    return {key: value for key, value in attributes.items() if value is not None}
+def lineage_item(state: WorkflowState, detail: ResultDetail) -> LineageItem:
+    """The request's final lineage item: everything an auditor needs, and nothing of the payloads
+    (hashes, categories, counts). Its first-seen fields are the claim's."""
+    classification, route, response = state.classification, state.route, state.response
+    return LineageItem(
+        request_id=state.request.request_id,
+        status=detail.status,
+        created_at=state.claim.created_at,
+        day=state.claim.day,
+        expires_at=int(state.claim.expires_at),
+        caller_principal=state.source.principal,
+        source=state.source.kind,
+        source_reference=state.source.reference,
+        batch_id=state.source.batch_id,
+        project=state.request.caller.project,
+        cost_centre=state.request.caller.cost_centre,
+        model_requested=state.request.model,
+        request_sha256=state.claim.request_sha256,
+        steps={name: moment.isoformat(timespec="milliseconds") for name, moment in detail.timings.items()},
+        completed_at=detail.timings["completed_at"].isoformat(timespec="milliseconds"),
+        classification=LineageClassification(
+            decision=classification.decision,
+            categories=classification.categories,
+            findings=classification.findings,
+            classifier=classification.classifier,
+        )
+        if classification
+        else None,
+        model_id=route.model_id if route else None,
+        commercial_region=route.region if route else None,
+        commercial_endpoint=route.endpoint if route else None,
+        response_sha256=response.output_sha256 if response else None,
+        response_bytes=response.output_bytes if response else None,
+        output_s3_uri=response.output_s3_uri if response else None,
+        stop_reason=response.stop_reason if response else None,
+        credential_version=response.credential_version if response else None,
+        usage=LineageUsage(
+            input_tokens=response.usage.input_tokens, output_tokens=response.usage.output_tokens
+        )
+        if response
+        else None,
+        # DynamoDB takes no floats: the cost is kept as its decimal string.
+        estimated_cost_usd=str(response.estimated_cost_usd) if response else None,
+        latency_ms=response.latency_ms if response else None,
+        error=LineageError(code=detail.error.code, message=detail.error.message) if detail.error else None,
+    )

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from xpi.handlers.batch_wiring import line_starter, table, workflow
+from xpi import dependencies
 from xpi.observability import logger, metrics, tracer
 from xpi.services.batch import record_progress
 
@@ -18,7 +18,12 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 def record_handler(record: SQSRecord) -> str:
     event = json.loads(record.body)
-    return record_progress(event.get("detail", {}), table(), line_starter(), workflow())
+    return record_progress(
+        event.get("detail", {}),
+        dependencies.batch_table(),
+        dependencies.line_starter(),
+        dependencies.batch_workflow(),
+    )
 
 
 @logger.inject_lambda_context

@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from xpi.handlers.batch_wiring import line_starter, table, workflow
+from xpi import dependencies
 from xpi.observability import logger, metrics, tracer
 from xpi.services.batch import arm
 
@@ -15,6 +15,12 @@ from xpi.services.batch import arm
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    started = arm(str(event["batch_id"]), str(event["task_token"]), table(), line_starter(), workflow())
+    started = arm(
+        str(event["batch_id"]),
+        str(event["task_token"]),
+        dependencies.batch_table(),
+        dependencies.line_starter(),
+        dependencies.batch_workflow(),
+    )
     logger.info("first window started", extra={"batch_id": event["batch_id"], "started": started})
     return {"started": started}

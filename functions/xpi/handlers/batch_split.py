@@ -5,7 +5,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from xpi.handlers.batch_wiring import objects, settings, table
+from xpi import dependencies
 from xpi.models.batch import BatchObject
 from xpi.observability import logger, metrics, tracer
 from xpi.services.batch import split
@@ -16,6 +16,12 @@ from xpi.services.batch import split
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     batch = BatchObject.model_validate(event["batch"])
-    result = split(batch, table(), objects(), settings().limits(), datetime.now(UTC))
+    result = split(
+        batch,
+        dependencies.batch_table(),
+        dependencies.batch_objects(),
+        dependencies.batch_limits(),
+        datetime.now(UTC),
+    )
     logger.info("batch split", extra=result.model_dump())
     return result.model_dump(mode="json")

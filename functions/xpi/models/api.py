@@ -1,10 +1,8 @@
-"""What the API answers (api/openapi.yaml is the contract; the handler's tests validate against it)
-and the API function's own settings."""
+"""What the API answers (api/openapi.yaml is the contract; the handler's tests validate against it),
+and the query parameters it reads."""
 
-import os
-from datetime import datetime
-from functools import cache
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,22 +19,60 @@ ErrorCode = Literal[
 ]
 
 
-class ApiError(Exception):
-    """An error answered in the API's one error shape, with a stable code."""
-
-    def __init__(self, status: int, code: ErrorCode, message: str, request_id: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.request_id = status, code, message, request_id
-
-    def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.request_id:
-            error["request_id"] = self.request_id
-        return {"error": error}
-
-
 class _Answer(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(_Answer):
+    code: ErrorCode
+    message: str
+    request_id: str | None = None
+
+
+class ErrorAnswer(_Answer):
+    """Every error the API answers, in one shape (dumped without None: request_id only when known)."""
+
+    error: ErrorBody
+
+
+class Accepted(_Answer):
+    request_id: str
+    status: Literal["ACCEPTED"] = "ACCEPTED"
+    links: dict[str, str]
+
+
+class CallerModels(_Answer):
+    principal: str
+    models: list[str]
+    aliases: dict[str, str]
+
+
+class BatchStatus(_Answer):
+    """A batch as its status item stands (dumped without None: counts and URIs only when recorded)."""
+
+    batch_id: str
+    status: str
+    total: int | None = None
+    completed: int | None = None
+    blocked: int | None = None
+    failed: int | None = None
+    invalid: int | None = None
+    source_uri: str | None = None
+    results_uri: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+class AdminResult(_Answer):
+    action: Literal["policy", "redrive"]
+    detail: dict[str, Any]
+
+
+class RedriveStarted(_Answer):
+    """An SQS message move task started on the requests DLQ (it runs on after the answer)."""
+
+    task_handle: str = Field(description="SQS's handle of the move task (ListMessageMoveTasks shows it)")
+    messages_to_move: int = Field(description="the DLQ's approximate message count when it started")
 
 
 class Step(_Answer):
@@ -90,34 +126,58 @@ class RequestStatus(_Answer):
     result: ResultInfo | None = None
 
 
+class RequestList(_Answer):
+    generated_at: str
+    requests: list[RequestStatus]
+
+
+class StatsBucket(_Answer):
+    minute: str
+    requests: int = 0
+    errors: int = 0
+    throttles: int = 0
+    latency_p50_ms: int | None = None
+    latency_p95_ms: int | None = None
+
+
+class ModelStats(_Answer):
+    requests: int = 0
+    errors: int = 0
+    throttles: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_p50_ms: int | None = None
+    latency_p95_ms: int | None = None
+
+
+class Stats(_Answer):
+    generated_at: str
+    minutes: int
+    totals: dict[str, int]
+    buckets: list[StatsBucket]
+    models: dict[str, ModelStats]
+    blocked_by_category: dict[str, int]
+
+
+# ---------------------------------------------------------------------------------------------- queries
+class IntQuery(NamedTuple):
+    """An integer query parameter: its value when absent, and the range it must fall in."""
+
+    name: str
+    default: int
+    low: int
+    high: int
+
+
+DASHBOARD_LIMIT = IntQuery("limit", default=100, low=1, high=500)
+STATS_MINUTES = IntQuery("minutes", default=60, low=1, high=1440)
+DASHBOARD_SINCE = timedelta(hours=1)  # how far back the feed reaches when `since` is not given
+
+
 class DashboardFilters(_Answer):
     since: datetime
     status: str | None = None
     model: str | None = None
     caller: str | None = None
     decision: str | None = None
-    limit: int = 100
-
-
-class ApiSettings(BaseModel):
-    """The API function's environment (template.yaml, the `api and dashboard (issue 7)` block)."""
-
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
-
-    state_machine_arn: str = Field("", alias="STATE_MACHINE_ARN")
-    requests_queue_url: str = Field("", alias="REQUESTS_QUEUE_URL")
-    requests_dlq_url: str = Field("", alias="REQUESTS_DLQ_URL")
-    batch_table: str = Field("", alias="BATCH_TABLE")
-    # Comma-separated globs over caller principals that may read any request (auditors).
-    auditor_principals: str = Field("", alias="API_AUDITOR_PRINCIPALS")
-    # API Gateway ends an integration at 29 s: answer before it, with the request id to poll.
-    invoke_wait_s: float = Field(25.0, alias="API_INVOKE_WAIT_S", ge=0.5, le=28)
-
-    @property
-    def auditor_patterns(self) -> tuple[str, ...]:
-        return tuple(p.strip() for p in self.auditor_principals.split(",") if p.strip())
-
-
-@cache
-def get_api_settings() -> ApiSettings:
-    return ApiSettings.model_validate(dict(os.environ))
+    limit: int = DASHBOARD_LIMIT.default

@@ -1,4 +1,4 @@
-"""Batch files (issue 6): what flows through the batch workflow, and the status item's shape.
+"""Batch files: what flows through the batch workflow, and the status item's shape.
 
 A batch is one version of one uploaded JSONL object. Its id is derived from bucket, key and ETag, so
 the same object noticed twice (a redelivered notification, the same bytes uploaded again) is one
@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from xpi.models.workflow import StepError
 
 BATCH_COMPLETED = "Batch Completed"
 BATCH_FAILED = "Batch Failed"
@@ -54,6 +56,19 @@ class BatchWorkflowState(_Model):
     split: SplitResult | None = None
 
 
+class BatchStepInput(_Model):
+    """What the Assemble state passes the assemble function: the batch."""
+
+    batch: BatchObject
+
+
+class BatchFailure(_Model):
+    """What the RecordFailure state passes its function: the batch, and the error a Catch put at $.error."""
+
+    batch: BatchObject
+    error: StepError
+
+
 class LineResult(_Model):
     """One line's outcome as the results file carries it (and as its item in the batch table holds it)."""
 
@@ -87,3 +102,44 @@ class BatchSummary(_Model):
     finished_at: datetime | None = None
     duration_s: float | None = None
     reason: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------- uploads
+class _Notification(BaseModel):
+    """S3 event notifications carry more than a batch needs; the rest is ignored."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class S3Bucket(_Notification):
+    name: str
+
+
+class S3Object(_Notification):
+    key: str = Field(description="URL-encoded, as S3 notifications send keys")
+    size: int = 0
+    etag: str | None = Field(None, alias="eTag")
+    sequencer: str | None = None
+    version_id: str | None = Field(None, alias="versionId")
+
+
+class S3Entity(_Notification):
+    bucket: S3Bucket
+    object: S3Object
+
+
+class S3UserIdentity(_Notification):
+    principal_id: str = Field("unknown", alias="principalId")
+
+
+class S3NotificationRecord(_Notification):
+    event_name: str = Field("", alias="eventName")
+    event_time: str = Field("", alias="eventTime")
+    s3: S3Entity | None = None
+    user_identity: S3UserIdentity = Field(default_factory=S3UserIdentity, alias="userIdentity")
+
+
+class S3Notification(_Notification):
+    """An S3 event notification (the body of a BatchUploadsQueue message); s3:TestEvent has no Records."""
+
+    records: list[S3NotificationRecord] = Field([], alias="Records")

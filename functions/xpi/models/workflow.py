@@ -100,6 +100,14 @@ class Outcome(_State):
     detail: dict[str, Any]
 
 
+class RejectedInput(WorkflowInput):
+    """The workflow's input when its first step rejected it (there is no claim, no state yet); the
+    RecordRejection step answers it and hands it on with its outcome."""
+
+    error: StepError
+    outcome: Outcome | None = None
+
+
 class WorkflowState(_State):
     request: InferenceRequest
     source: Source

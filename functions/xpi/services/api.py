@@ -1,72 +1,108 @@
-"""The API's use cases: submit (async and sync), read one request, the caller's models, batches, and
-the dashboard's feed and aggregates. Written against Protocols; the handler only maps HTTP to these."""
+"""The API's use cases: submit (async and sync), read one request, the caller's models, batches, the
+dashboard's feed and aggregates, and the admin actions. Written against the ports; they raise the
+domain's errors, which the API handler alone maps to HTTP."""
 
 import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
-from xpi.adapters.event_bus import EventPublisher
-from xpi.adapters.lineage_store import LineageStore
-from xpi.adapters.workflow import WorkflowStarter
-from xpi.domain.errors import RequestInvalid
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import ValidationError
+
+from xpi.adapters.ports import AdminActions, BatchStatusReader, ExecutionReader, LineageStore
+from xpi.domain.errors import (
+    BatchNotFound,
+    InvocationTimeout,
+    PolicyInvalid,
+    RequestExists,
+    RequestNotFound,
+    WorkflowWithoutResult,
+)
+from xpi.domain.policy import Policy
 from xpi.domain.routing import RoutingConfig
 from xpi.models.api import (
-    ApiError,
+    Accepted,
+    AdminResult,
+    BatchStatus,
+    CallerModels,
     ClassificationInfo,
     DashboardFilters,
     ErrorInfo,
     ModelInfo,
+    ModelStats,
+    RequestList,
     RequestStatus,
     ResultInfo,
+    Stats,
+    StatsBucket,
     Step,
     UsageInfo,
 )
+from xpi.models.lineage import LineageItem
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Source
-from xpi.services.api_adapters import BatchReader, ExecutionReader, LineageReader
-from xpi.services.submission import Submitted, submit
+from xpi.observability import logger, metrics
+from xpi.services.submission import Submitted, Submitter, submit
 
 TERMINAL_LINEAGE = {"COMPLETED", "FAILED", "BLOCKED"}
 THROTTLE_CODES = {"BedrockThrottled", "Lambda.TooManyRequestsException"}
+FEED_READ_FACTOR, FEED_READ_MIN = 5, 200  # the feed filters after the index read, so it reads generously
+STATS_MAX_ITEMS = 10_000
+INDEX_MAX_DAYS = 8  # the by-day index is read a day at a time, at most this many days back
 
 
 def start(
+    body: str, *, principal: str, api_request_id: str, now: datetime, submitter: Submitter
+) -> InferenceRequest:
+    """Validate and start the inference workflow (execution name = request id), recording the caller's
+    IAM principal as the request's source. An invalid request is answered once (failure lineage and
+    event, as for the queue) and its RequestInvalid raised; a request id started before raises
+    RequestExists."""
+    source = Source(kind="api", principal=principal, reference=api_request_id, received_at=now)
+    outcome, request = submit(
+        body,
+        source=source,
+        fallback_id=api_request_id,
+        starter=submitter.starter,
+        lineage=submitter.lineage,
+        events=submitter.events,
+        now=now,
+        retention_days=submitter.retention_days,
+    )
+    if outcome is Submitted.DUPLICATE:
+        raise RequestExists("a request with this request_id exists already", request.request_id)
+    logger.append_keys(request_id=request.request_id)
+    return request
+
+
+def submit_request(
+    body: str, *, principal: str, api_request_id: str, now: datetime, submitter: Submitter
+) -> Accepted:
+    """POST /v1/requests: started; the result comes as its event and through GET /v1/requests/{id}."""
+    request = start(body, principal=principal, api_request_id=api_request_id, now=now, submitter=submitter)
+    metrics.add_metric(name="ApiSubmit", unit=MetricUnit.Count, value=1)
+    return Accepted(request_id=request.request_id, links={"status": f"/v1/requests/{request.request_id}"})
+
+
+def invoke(
     body: str,
     *,
     principal: str,
     api_request_id: str,
     now: datetime,
-    starter: WorkflowStarter,
-    lineage: LineageStore,
-    events: EventPublisher,
-    retention_days: int,
-) -> InferenceRequest:
-    """Validate and start the inference workflow (execution name = request id), recording the caller's
-    IAM principal as the request's source. An invalid request is answered once (failure lineage and
-    event, as for the queue) and raised as a 400."""
-    source = Source(kind="api", principal=principal, reference=api_request_id, received_at=now)
-    try:
-        outcome, request = submit(
-            body,
-            source=source,
-            fallback_id=api_request_id,
-            starter=starter,
-            lineage=lineage,
-            events=events,
-            now=now,
-            retention_days=retention_days,
-        )
-    except RequestInvalid as exc:
-        raise ApiError(400, "RequestInvalid", exc.message) from None
-    if outcome is Submitted.DUPLICATE:
-        raise ApiError(
-            409, "RequestExists", "a request with this request_id exists already", request.request_id
-        )
-    return request
+    submitter: Submitter,
+    executions: ExecutionReader,
+    wait_s: float,
+) -> dict[str, Any]:
+    """POST /v1/invoke: started, then the result event's detail once the execution ends."""
+    request = start(body, principal=principal, api_request_id=api_request_id, now=now, submitter=submitter)
+    metrics.add_metric(name="ApiInvoke", unit=MetricUnit.Count, value=1)
+    return wait_for_result(request.request_id, executions, wait_s)
 
 
 def wait_for_result(
@@ -78,8 +114,9 @@ def wait_for_result(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
-    """The result event's detail once the execution ends; a 504-style ApiError after wait_s (the
-    execution goes on and still emits its event; the caller polls GET /v1/requests/{id})."""
+    """The result event's detail, exactly as the workflow produced it, once the execution ends;
+    InvocationTimeout after wait_s (the execution goes on and still emits its event; the caller polls
+    GET /v1/requests/{id})."""
     deadline = clock() + wait_s
     while True:
         described = executions.describe(request_id)
@@ -88,16 +125,12 @@ def wait_for_result(
             detail = ((output or {}).get("outcome") or {}).get("detail")
             if status == "SUCCEEDED" and isinstance(detail, dict) and "status" in detail:
                 return detail
-            raise ApiError(
-                500,
-                "InternalError",
+            raise WorkflowWithoutResult(
                 f"the workflow ended as {status} without a result; see GET /v1/requests/{request_id}",
                 request_id,
             )
         if clock() + poll_s > deadline:
-            raise ApiError(
-                504,
-                "InvocationTimeout",
+            raise InvocationTimeout(
                 f"no result within {wait_s:g} s; the request goes on: poll GET /v1/requests/{request_id} "
                 "or wait for its result event",
                 request_id,
@@ -106,9 +139,9 @@ def wait_for_result(
         poll_s = min(poll_s * 1.5, 1.0)
 
 
-def may_read(item: dict[str, Any], principal: str, auditor_patterns: Iterable[str]) -> bool:
+def may_read(item: LineageItem, principal: str, auditor_patterns: Iterable[str]) -> bool:
     """The caller who sent a request may read it, and so may auditors (configured principal globs)."""
-    if item.get("caller_principal") == principal:
+    if item.caller_principal == principal:
         return True
     return any(fnmatchcase(principal, pattern) for pattern in auditor_patterns)
 
@@ -135,57 +168,52 @@ def _latency_ms(steps: dict[str, str]) -> int | None:
     return max(0, round(elapsed.total_seconds() * 1000))
 
 
-def describe(item: dict[str, Any], output: dict[str, Any] | None = None) -> RequestStatus:
+def _result(item: LineageItem, output: dict[str, Any] | None) -> ResultInfo | None:
+    """What the model answered, from the execution's output (never from lineage, which holds no content)."""
+    if output is None:
+        return None
+    detail_output = ((output.get("outcome") or {}).get("detail") or {}).get("output")
+    if isinstance(detail_output, dict):
+        return ResultInfo(
+            text=detail_output.get("text"),
+            body=detail_output.get("body"),
+            s3_uri=detail_output.get("s3_uri"),
+            sha256=detail_output.get("sha256"),
+            stop_reason=detail_output.get("stop_reason"),
+        )
+    if item.output_s3_uri:
+        return ResultInfo(s3_uri=item.output_s3_uri, sha256=item.response_sha256)
+    return None
+
+
+def describe(item: LineageItem, output: dict[str, Any] | None = None) -> RequestStatus:
     """A lineage item (and, for its caller, the execution's output) as the API shows it."""
-    steps = {str(k): str(v) for k, v in (item.get("steps") or {}).items()}
-    if "received_at" not in steps and item.get("created_at"):
-        steps.setdefault("received_at", str(item["created_at"]))
-    classification = item.get("classification")
-    usage = item.get("usage")
-    error = item.get("error")
-    cost = item.get("estimated_cost_usd")
-    result = None
-    if output is not None:
-        detail_output = ((output.get("outcome") or {}).get("detail") or {}).get("output")
-        if isinstance(detail_output, dict):
-            result = ResultInfo(
-                text=detail_output.get("text"),
-                body=detail_output.get("body"),
-                s3_uri=detail_output.get("s3_uri"),
-                sha256=detail_output.get("sha256"),
-                stop_reason=detail_output.get("stop_reason"),
-            )
-    if result is None and item.get("output_s3_uri") and output is not None:
-        result = ResultInfo(s3_uri=item["output_s3_uri"], sha256=item.get("response_sha256"))
+    steps = dict(item.steps or {})
+    if item.created_at:  # a claim has no steps yet: its timeline starts when it was received
+        steps.setdefault("received_at", item.created_at)
+    classification, usage, error = item.classification, item.usage, item.error
     return RequestStatus(
-        request_id=str(item["request_id"]),
-        status=item.get("status", "ACCEPTED"),
-        caller_principal=str(item.get("caller_principal", "")),
-        source=str(item.get("source", "")),
-        created_at=item.get("created_at"),
+        request_id=item.request_id,
+        status=item.status,
+        caller_principal=item.caller_principal,
+        source=item.source,
+        created_at=item.created_at,
         model=ModelInfo(
-            requested=item.get("model_requested"),
-            resolved=item.get("model_id"),
-            region=item.get("commercial_region"),
+            requested=item.model_requested, resolved=item.model_id, region=item.commercial_region
         ),
         classification=ClassificationInfo(
-            decision=classification["decision"],
-            categories={str(k): int(v) for k, v in (classification.get("categories") or {}).items()},
+            decision=classification.decision, categories=dict(classification.categories)
         )
-        if isinstance(classification, dict) and "decision" in classification
+        if classification
         else None,
-        usage=UsageInfo(
-            input_tokens=int(usage.get("input_tokens", 0)), output_tokens=int(usage.get("output_tokens", 0))
-        )
-        if isinstance(usage, dict)
+        usage=UsageInfo(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
+        if usage
         else None,
-        estimated_cost_usd=float(cost) if cost is not None else None,
+        estimated_cost_usd=float(item.estimated_cost_usd) if item.estimated_cost_usd is not None else None,
         latency_ms=_latency_ms(steps),
-        error=ErrorInfo(code=str(error.get("code", "")), message=str(error.get("message", "")))
-        if isinstance(error, dict)
-        else None,
+        error=ErrorInfo(code=error.code, message=error.message) if error else None,
         timeline=_timeline(steps),
-        result=result,
+        result=_result(item, output),
     )
 
 
@@ -194,54 +222,66 @@ def get_request(
     *,
     principal: str,
     auditor_patterns: Iterable[str],
-    lineage: LineageReader,
+    lineage: LineageStore,
     executions: ExecutionReader,
 ) -> RequestStatus:
     item = lineage.get(request_id)
     # A request of another caller answers exactly like a missing one, so ids cannot be probed.
     if item is None or not may_read(item, principal, auditor_patterns):
-        raise ApiError(404, "RequestNotFound", f"no request '{request_id}' for this caller", request_id)
+        raise RequestNotFound(f"no request '{request_id}' for this caller", request_id)
     output = None
-    if item.get("status") in TERMINAL_LINEAGE:
+    if item.status in TERMINAL_LINEAGE:
         described = executions.describe(request_id)
         output = described[1] if described else None
     return describe(item, output or {})
 
 
-def models_for(principal: str, routing: RoutingConfig) -> dict[str, Any]:
+def models_for(principal: str, routing: RoutingConfig) -> CallerModels:
     models = routing.models_for(principal)
     aliases = {alias: target for alias, target in routing.aliases.items() if target in models}
-    return {"principal": principal, "models": models, "aliases": aliases}
+    return CallerModels(principal=principal, models=models, aliases=aliases)
 
 
-def get_batch(batch_id: str, batches: BatchReader | None) -> dict[str, Any]:
+def get_batch(batch_id: str, batches: BatchStatusReader | None) -> BatchStatus:
     item = batches.status(batch_id) if batches is not None else None
     if item is None or "state" not in item:  # every batch's status item has a state (other items do not)
-        raise ApiError(404, "BatchNotFound", f"no batch '{batch_id}'")
-    answer = {"batch_id": batch_id, "status": str(item.get("state") or item.get("status") or "UNKNOWN")}
-    for name in ("total", "completed", "blocked", "failed", "invalid"):
-        if isinstance(item.get(name), int):
-            answer[name] = item[name]
-    for name in ("source_uri", "results_uri", "created_at", "updated_at"):
-        if isinstance(item.get(name), str):
-            answer[name] = item[name]
-    return answer
+        raise BatchNotFound(f"no batch '{batch_id}'")
+    counts = {
+        name: item[name]
+        for name in ("total", "completed", "blocked", "failed", "invalid")
+        if isinstance(item.get(name), int)
+    }
+    texts = {
+        name: item[name]
+        for name in ("source_uri", "results_uri", "created_at", "updated_at")
+        if isinstance(item.get(name), str)
+    }
+    status = str(item.get("state") or item.get("status") or "UNKNOWN")
+    return BatchStatus(batch_id=batch_id, status=status, **counts, **texts)
 
 
 # ---------------------------------------------------------------------------------------------- dashboard
+def dashboard_request(request_id: str, lineage: LineageStore) -> RequestStatus:
+    """One request as the dashboard shows it: lineage only, never the content."""
+    item = lineage.get(request_id)
+    if item is None:
+        raise RequestNotFound(f"no request '{request_id}'", request_id)
+    return describe(item)
+
+
 def _days(since: datetime, now: datetime) -> list[datetime]:
     days: list[datetime] = []
     day = now
-    while day.date() >= since.date() and len(days) < 8:
+    while day.date() >= since.date() and len(days) < INDEX_MAX_DAYS:
         days.append(day)
         day -= timedelta(days=1)
     return days
 
 
-def recent_items(lineage: LineageReader, since: datetime, now: datetime, limit: int) -> list[dict[str, Any]]:
+def recent_items(lineage: LineageStore, since: datetime, now: datetime, limit: int) -> list[LineageItem]:
     """Lineage items created since `since` (by-day index, newest first), at most `limit`."""
     since_iso = since.astimezone(UTC).isoformat(timespec="milliseconds")
-    items: list[dict[str, Any]] = []
+    items: list[LineageItem] = []
     for day in _days(since, now):
         items.extend(lineage.by_day(day.date(), since_iso, limit - len(items)))
         if len(items) >= limit:
@@ -249,29 +289,29 @@ def recent_items(lineage: LineageReader, since: datetime, now: datetime, limit: 
     return items
 
 
-def _model_of(item: dict[str, Any], aliases: dict[str, str]) -> str:
+def _model_of(item: LineageItem, aliases: dict[str, str]) -> str:
     """The model id a request was for: resolved by routing, else its alias resolved here."""
-    requested = str(item.get("model_requested") or "unknown")
-    return str(item.get("model_id") or aliases.get(requested, requested))
+    requested = item.model_requested or "unknown"
+    return item.model_id or aliases.get(requested, requested)
 
 
-def _matches(item: dict[str, Any], filters: DashboardFilters, aliases: dict[str, str]) -> bool:
-    decision = (item.get("classification") or {}).get("decision")
-    model = {item.get("model_requested"), _model_of(item, aliases)}
+def _matches(item: LineageItem, filters: DashboardFilters, aliases: dict[str, str]) -> bool:
+    decision = item.classification.decision if item.classification else None
+    model = {item.model_requested, _model_of(item, aliases)}
     return (
-        (filters.status is None or item.get("status") == filters.status)
+        (filters.status is None or item.status == filters.status)
         and (filters.model is None or filters.model in model)
-        and (filters.caller is None or filters.caller in str(item.get("caller_principal", "")))
+        and (filters.caller is None or filters.caller in item.caller_principal)
         and (filters.decision is None or decision == filters.decision)
     )
 
 
 def dashboard_requests(
-    lineage: LineageReader, filters: DashboardFilters, now: datetime, aliases: dict[str, str]
-) -> list[RequestStatus]:
-    # Filters apply after the index read, so read generously (the index is by day, newest first).
-    items = recent_items(lineage, filters.since, now, max(filters.limit * 5, 200))
-    return [describe(item) for item in items if _matches(item, filters, aliases)][: filters.limit]
+    lineage: LineageStore, filters: DashboardFilters, now: datetime, aliases: dict[str, str]
+) -> RequestList:
+    items = recent_items(lineage, filters.since, now, max(filters.limit * FEED_READ_FACTOR, FEED_READ_MIN))
+    rows = [describe(item) for item in items if _matches(item, filters, aliases)][: filters.limit]
+    return RequestList(generated_at=now.isoformat(timespec="milliseconds"), requests=rows)
 
 
 def _percentile(values: list[int], fraction: float) -> int | None:
@@ -281,65 +321,104 @@ def _percentile(values: list[int], fraction: float) -> int | None:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
 
 
-def stats(lineage: LineageReader, minutes: int, now: datetime, aliases: dict[str, str]) -> dict[str, Any]:
+@dataclass
+class _Tally:
+    """Counts of the requests that fall in one time bucket, or went to one model."""
+
+    requests: int = 0
+    errors: int = 0
+    throttles: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latencies: list[int] = field(default_factory=list)
+
+    def count(self, status: str, error_code: str, latency: int | None) -> None:
+        self.requests += 1
+        self.errors += status == "FAILED"
+        self.throttles += error_code in THROTTLE_CODES
+        if latency is not None and status != "ACCEPTED":
+            self.latencies.append(latency)
+
+    def p50(self) -> int | None:
+        return _percentile(self.latencies, 0.50)
+
+    def p95(self) -> int | None:
+        return _percentile(self.latencies, 0.95)
+
+
+def stats(lineage: LineageStore, minutes: int, now: datetime, aliases: dict[str, str]) -> Stats:
     """Throughput, errors, throttles and latency per time bucket; tokens and latency by model; blocked
     requests by category (categories and counts only, never content)."""
     since = now - timedelta(minutes=minutes)
-    items = recent_items(lineage, since, now, 10_000)
+    items = recent_items(lineage, since, now, STATS_MAX_ITEMS)
     bucket_minutes = max(1, math.ceil(minutes / 60))
     start = since.replace(second=0, microsecond=0)
-    buckets: dict[int, dict[str, Any]] = {}
-    for index in range(math.ceil(minutes / bucket_minutes) + 1):
-        moment = start + timedelta(minutes=index * bucket_minutes)
-        buckets[index] = {"minute": moment.isoformat(timespec="minutes"), "requests": 0, "errors": 0,
-                          "throttles": 0, "latencies": []}  # fmt: skip
-    per_model: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {
-            "requests": 0,
-            "errors": 0,
-            "throttles": 0,
-            "input_tokens": 0,
-            "output_tokens": 0,
-            "latencies": [],
-        }
-    )
+    buckets = {index: _Tally() for index in range(math.ceil(minutes / bucket_minutes) + 1)}
+    per_model: dict[str, _Tally] = defaultdict(_Tally)
     blocked: Counter[str] = Counter()
     totals: Counter[str] = Counter()
     for item in items:
-        created = _parse_time(str(item.get("created_at")))
-        index = int((created - start).total_seconds() // (60 * bucket_minutes))
-        bucket = buckets.get(index)
-        status = str(item.get("status", "ACCEPTED"))
-        code = str((item.get("error") or {}).get("code", ""))
-        latency = _latency_ms({str(k): str(v) for k, v in (item.get("steps") or {}).items()})
+        created = _parse_time(item.created_at)
+        bucket = buckets.get(int((created - start).total_seconds() // (60 * bucket_minutes)))
+        code = item.error.code if item.error else ""
+        latency = _latency_ms(item.steps or {})
         model = per_model[_model_of(item, aliases)]
-        totals[status] += 1
+        totals[item.status] += 1
         totals["requests"] += 1
-        model["requests"] += 1
-        usage = item.get("usage") or {}
-        model["input_tokens"] += int(usage.get("input_tokens", 0))
-        model["output_tokens"] += int(usage.get("output_tokens", 0))
-        for target in filter(None, (bucket, model)):
-            if bucket is target:
-                target["requests"] += 1
-            if status == "FAILED":
-                target["errors"] += 1
-            if code in THROTTLE_CODES:
-                target["throttles"] += 1
-            if latency is not None and status != "ACCEPTED":
-                target["latencies"].append(latency)
-        if status == "BLOCKED":
-            for category in (item.get("classification") or {}).get("categories") or {}:
-                blocked[str(category)] += 1
-    for target in [*buckets.values(), *per_model.values()]:
-        latencies = target.pop("latencies")
-        target["latency_p50_ms"] = _percentile(latencies, 0.50)
-        target["latency_p95_ms"] = _percentile(latencies, 0.95)
-    return {
-        "generated_at": now.isoformat(timespec="milliseconds"),
-        "minutes": minutes,
-        "totals": dict(totals),
-        "buckets": [buckets[i] for i in sorted(buckets)],
-        "models": dict(per_model),
-        "blocked_by_category": dict(blocked),
-    }
+        if item.usage:
+            model.input_tokens += item.usage.input_tokens
+            model.output_tokens += item.usage.output_tokens
+        for tally in filter(None, (bucket, model)):
+            tally.count(item.status, code, latency)
+        if item.status == "BLOCKED" and item.classification:
+            blocked.update(item.classification.categories.keys())
+    return Stats(
+        generated_at=now.isoformat(timespec="milliseconds"),
+        minutes=minutes,
+        totals=dict(totals),
+        buckets=[
+            StatsBucket(
+                minute=(start + timedelta(minutes=index * bucket_minutes)).isoformat(timespec="minutes"),
+                requests=tally.requests,
+                errors=tally.errors,
+                throttles=tally.throttles,
+                latency_p50_ms=tally.p50(),
+                latency_p95_ms=tally.p95(),
+            )
+            for index, tally in sorted(buckets.items())
+        ],
+        models={
+            name: ModelStats(
+                requests=tally.requests,
+                errors=tally.errors,
+                throttles=tally.throttles,
+                input_tokens=tally.input_tokens,
+                output_tokens=tally.output_tokens,
+                latency_p50_ms=tally.p50(),
+                latency_p95_ms=tally.p95(),
+            )
+            for name, tally in per_model.items()
+        },
+        blocked_by_category=dict(blocked),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- admin
+def replace_policy(body: str, principal: str, admin: AdminActions) -> AdminResult:
+    """PUT /v1/admin/policy: the policy is validated before it is stored (the classifier reads it
+    within its cache age, without a deploy)."""
+    try:
+        policy = Policy.model_validate_json(body)
+    except ValidationError as exc:
+        raise PolicyInvalid(f"policy does not validate: {exc.errors()[0]['msg']}") from None
+    version = admin.put_policy(policy.model_dump_json())
+    logger.warning("classification policy replaced", extra={"by": principal, "version": version})
+    return AdminResult(action="policy", detail={"version": version, "by": principal})
+
+
+def redrive(principal: str, admin: AdminActions) -> AdminResult:
+    """POST /v1/admin/dlq/redrive: start moving the requests DLQ back to the requests queue (SQS moves
+    the messages after the answer)."""
+    started = admin.redrive()
+    logger.warning("requests DLQ redrive started", extra={"by": principal, **started.model_dump()})
+    return AdminResult(action="redrive", detail={**started.model_dump(), "by": principal})

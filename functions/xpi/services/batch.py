@@ -1,10 +1,12 @@
-"""Batch files through the per-request path (issue 6).
+"""Batch files through the per-request path.
 
+start    an upload noticed (S3 notification): one batch workflow per object version
 split    stream the file once: bad lines recorded per line, valid lines into chunk files, counts
 arm      the workflow waits on a task token; the batch's first lines start, as slots allow
 progress each line's result event (via EventBridge -> SQS) records the line and its counters once,
          gives its slots back, starts the next lines, and the last one resumes the batch workflow
-assemble results/<batch>.jsonl from the line items in input order, streamed
+assemble results/<batch>.jsonl from the line items in input order, streamed (or, on the failure
+         path, why the batch failed)
 
 Slots: every model has `concurrency` slots shared by all batches (a counter item per model). A line
 holds one slot of each model its batch uses from its start to its result event, so no model ever has
@@ -15,16 +17,17 @@ behind a large one.
 """
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
-from xpi.adapters.workflow import WorkflowStarter
+from xpi.adapters.ports import BatchObjects, BatchStarter, BatchTable, BatchWorkflow, WorkflowStarter
 from xpi.domain.batch import (
     BatchInvalid,
+    BatchLimits,
     LineNotJson,
     RawLine,
-    concurrency_for,
+    batch_objects,
+    failure_reason,
     is_jsonl_key,
     iter_lines,
     line_number_of,
@@ -37,55 +40,21 @@ from xpi.domain.batch import (
     window_for,
 )
 from xpi.domain.errors import RequestInvalid
-from xpi.models.batch import BatchObject, BatchSummary, LineResult, SplitResult
+from xpi.domain.outcome import MAX_ERROR_MESSAGE
+from xpi.models.batch import (
+    BatchFailure,
+    BatchObject,
+    BatchSummary,
+    LineResult,
+    S3Notification,
+    SplitResult,
+)
 from xpi.models.workflow import Source, WorkflowInput
+from xpi.observability import logger
 
 METADATA_DEFAULTS = "xpi-defaults"
 METADATA_MODEL = "xpi-model"
 INVALID_FLUSH = 100
-
-
-@dataclass(frozen=True)
-class BatchLimits:
-    max_bytes: int
-    max_lines: int
-    chunk_lines: int
-    concurrency: Mapping[str, int] = field(default_factory=dict)
-    default_concurrency: int = 4
-    retention_days: int = 30
-
-    def slots_for(self, models: Sequence[str]) -> dict[str, int]:
-        """{model: its concurrency}, the slots a line of a batch using these models takes."""
-        return {model: concurrency_for(model, self.concurrency, self.default_concurrency) for model in models}
-
-
-class Table(Protocol):
-    def create_status(self, batch_id: str, attributes: dict[str, Any]) -> bool: ...
-    def update_status(self, batch_id: str, attributes: dict[str, Any]) -> dict[str, Any]: ...
-    def status(self, batch_id: str) -> dict[str, Any] | None: ...
-    def claim_transition(self, batch_id: str, from_state: str, to_state: str) -> bool: ...
-    def put_invalid_lines(self, batch_id: str, results: list[LineResult]) -> None: ...
-    def record_line(self, batch_id: str, result: LineResult, counters: dict[str, int | float]) -> bool: ...
-    def claim_release(self, batch_id: str, line: int) -> bool: ...
-    def claim_line(self, batch_id: str, index: int) -> bool: ...
-    def acquire_slots(self, slots: Mapping[str, int]) -> bool: ...
-    def release_slots(self, models: Sequence[str]) -> None: ...
-    def add_waiting(self, models: Sequence[str], batch_id: str) -> None: ...
-    def remove_waiting(self, models: Sequence[str], batch_id: str) -> None: ...
-    def waiting(self, models: Sequence[str]) -> list[str]: ...
-    def lines(self, batch_id: str) -> Iterator[LineResult]: ...
-
-
-class Objects(Protocol):
-    def open(self, bucket: str, key: str, version_id: str | None) -> tuple[Any, dict[str, str], int]: ...
-    def read_text_if_exists(self, bucket: str, key: str) -> str | None: ...
-    def put_json(self, bucket: str, key: str, value: Any) -> None: ...
-    def get_json(self, bucket: str, key: str) -> Any: ...
-    def write_stream(self, bucket: str, key: str, lines: Iterator[bytes]) -> int: ...
-
-
-class Workflow(Protocol):
-    def lines_finished(self, task_token: str, output: dict[str, Any]) -> None: ...
 
 
 def chunk_key(batch_id: str, index: int) -> str:
@@ -100,8 +69,22 @@ def source_uri(batch: BatchObject) -> str:
     return f"s3://{batch.bucket}/{batch.key}"
 
 
+# ---------------------------------------------------------------------------------------------- start
+def start_batches(notification: S3Notification, prefix: str, starter: BatchStarter) -> int:
+    """One batch workflow per uploaded object version the notification names; how many started (an
+    object noticed twice is one batch: the execution is named by its batch id)."""
+    started = 0
+    for batch in batch_objects(notification, prefix):
+        if starter.start(batch):
+            logger.info("batch started", extra={"batch_id": batch.batch_id, "key": batch.key})
+            started += 1
+        else:
+            logger.info("batch seen before; not started again", extra={"batch_id": batch.batch_id})
+    return started
+
+
 # ---------------------------------------------------------------------------------------------- split
-def _defaults(batch: BatchObject, metadata: Mapping[str, str], objects: Objects) -> dict[str, Any]:
+def _defaults(batch: BatchObject, metadata: Mapping[str, str], objects: BatchObjects) -> dict[str, Any]:
     defaults = parse_defaults(metadata.get(METADATA_DEFAULTS), f"object metadata {METADATA_DEFAULTS}")
     if metadata.get(METADATA_MODEL):
         defaults.setdefault("model", metadata[METADATA_MODEL])
@@ -120,7 +103,7 @@ def _check_object(batch: BatchObject, limits: BatchLimits) -> None:
 
 
 def split(
-    batch: BatchObject, table: Table, objects: Objects, limits: BatchLimits, now: datetime
+    batch: BatchObject, table: BatchTable, objects: BatchObjects, limits: BatchLimits, now: datetime
 ) -> SplitResult:
     """Validate and split the file in one streaming pass. Nothing is started here: a file that turns
     out to be over a limit halfway fails the batch before any line crossed the partition."""
@@ -148,7 +131,7 @@ def split(
                     line=raw.number,
                     request_id=request_id,
                     status="FAILED",
-                    error={"code": exc.code, "message": exc.message[:500]},
+                    error={"code": exc.code, "message": exc.message[:MAX_ERROR_MESSAGE]},
                 )
             )
             if len(bad) >= INVALID_FLUSH:
@@ -211,7 +194,9 @@ class LineStarter:
     """Starts a batch's lines in input order while its models have free slots; keeps the last chunk
     read (warm invocations)."""
 
-    def __init__(self, table: Table, objects: Objects, starter: WorkflowStarter, limits: BatchLimits) -> None:
+    def __init__(
+        self, table: BatchTable, objects: BatchObjects, starter: WorkflowStarter, limits: BatchLimits
+    ) -> None:
         self._table, self._objects, self._starter, self._limits = table, objects, starter, limits
         self._chunk: tuple[str, list[dict[str, Any]]] | None = None
 
@@ -281,7 +266,9 @@ class LineStarter:
         self._starter.start(request_id, WorkflowInput(request=entry["request"], source=source))
 
 
-def _finish_if_done(batch_id: str, status: Mapping[str, Any], table: Table, workflow: Workflow) -> bool:
+def _finish_if_done(
+    batch_id: str, status: Mapping[str, Any], table: BatchTable, workflow: BatchWorkflow
+) -> bool:
     """The one caller that sees every line done resumes the batch workflow (conditional transition)."""
     if int(status.get("done", 0)) < int(status.get("total", 1)) or not status.get("task_token"):
         return False
@@ -291,7 +278,9 @@ def _finish_if_done(batch_id: str, status: Mapping[str, Any], table: Table, work
     return True
 
 
-def arm(batch_id: str, task_token: str, table: Table, lines: LineStarter, workflow: Workflow) -> int:
+def arm(
+    batch_id: str, task_token: str, table: BatchTable, lines: LineStarter, workflow: BatchWorkflow
+) -> int:
     """Store the token the workflow waits on, then start the first lines (as many as slots allow)."""
     status = table.update_status(batch_id, {"task_token": task_token})
     if _finish_if_done(batch_id, status, table, workflow):
@@ -299,7 +288,9 @@ def arm(batch_id: str, task_token: str, table: Table, lines: LineStarter, workfl
     return lines.pump(batch_id)
 
 
-def record_progress(detail: Mapping[str, Any], table: Table, lines: LineStarter, workflow: Workflow) -> str:
+def record_progress(
+    detail: Mapping[str, Any], table: BatchTable, lines: LineStarter, workflow: BatchWorkflow
+) -> str:
     """One line's result event: count it once, start the next line, finish the batch if it was last."""
     batch_id = str(detail.get("batch_id") or "")
     line = line_number_of(str(detail.get("request_id", "")), batch_id)
@@ -349,7 +340,7 @@ def _summary(batch: BatchObject, record: Mapping[str, Any], now: datetime, **ext
     )
 
 
-def assemble(batch: BatchObject, table: Table, objects: Objects, now: datetime) -> BatchSummary:
+def assemble(batch: BatchObject, table: BatchTable, objects: BatchObjects, now: datetime) -> BatchSummary:
     """results/<batch>.jsonl: one line per input line, in input order, streamed from the line items."""
     status = table.status(batch.batch_id) or {}
     written = 0
@@ -369,10 +360,11 @@ def assemble(batch: BatchObject, table: Table, objects: Objects, now: datetime) 
     table.update_status(
         batch.batch_id, {"state": "COMPLETED", "results_uri": uri, "finished_at": now.isoformat()}
     )
+    logger.info("batch assembled", extra={"batch_id": batch.batch_id, "total": summary.total})
     return summary
 
 
-def fail(batch: BatchObject, reason: str, table: Table, now: datetime) -> BatchSummary:
+def fail(batch: BatchObject, reason: str, table: BatchTable, now: datetime) -> BatchSummary:
     status = table.update_status(
         batch.batch_id,
         {
@@ -383,3 +375,10 @@ def fail(batch: BatchObject, reason: str, table: Table, now: datetime) -> BatchS
         },
     )
     return _summary(batch, status, now, status="FAILED", reason=reason[:1000])
+
+
+def record_failure(failure: BatchFailure, table: BatchTable, now: datetime) -> BatchSummary:
+    """The batch workflow's failure path: record why the batch failed, from the error a Catch caught."""
+    summary = fail(failure.batch, failure_reason(failure.error), table, now)
+    logger.warning("batch failed", extra={"batch_id": failure.batch.batch_id, "reason": summary.reason})
+    return summary

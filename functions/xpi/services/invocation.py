@@ -2,8 +2,7 @@
 
 import json
 
-from xpi.adapters.bedrock import BedrockGateway
-from xpi.adapters.object_store import ObjectStore
+from xpi.adapters.ports import BedrockGateway, ObjectStore
 from xpi.domain.hashing import sha256_text
 from xpi.domain.routing import RoutingConfig, estimate_cost
 from xpi.models.workflow import ModelResponse, WorkflowState

@@ -4,16 +4,17 @@ A request that cannot be accepted is answered once: a failure lineage item and a
 event when it carries a usable request id, guarded so a redelivered message does not answer twice.
 """
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from xpi.adapters.event_bus import EventPublisher
-from xpi.adapters.lineage_store import LineageStore
-from xpi.adapters.workflow import WorkflowStarter
-from xpi.domain.errors import RequestInvalid
+from xpi.adapters.ports import EventPublisher, LineageStore, WorkflowStarter
+from xpi.domain.errors import RequestInvalid, XpiError
 from xpi.domain.intake import parse_json_object, parse_request, usable_request_id
+from xpi.domain.outcome import MAX_ERROR_MESSAGE
 from xpi.models.events import INFERENCE_FAILED, EventCaller, EventError, EventModel, ResultDetail
+from xpi.models.lineage import LineageError, LineageItem
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Source, WorkflowInput
 
@@ -21,6 +22,16 @@ from xpi.models.workflow import Source, WorkflowInput
 class Submitted(StrEnum):
     STARTED = "started"
     DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True)
+class Submitter:
+    """Where a submit goes: the inference workflow, and the lineage and bus that answer a rejection."""
+
+    starter: WorkflowStarter
+    lineage: LineageStore
+    events: EventPublisher
+    retention_days: int
 
 
 def submit(
@@ -62,13 +73,14 @@ def reject(
     *,
     raw: dict[str, Any],
     source: Source,
-    error: RequestInvalid,
+    error: XpiError,
     lineage: LineageStore,
     events: EventPublisher,
     now: datetime,
     retention_days: int,
 ) -> bool:
-    """Answer an unacceptable request once; False when it has no usable id or was answered before."""
+    """Answer a request that was not accepted (invalid, or not validated) once; False when it has no
+    usable id or was answered before."""
     if request_id is None:
         return False
     model = raw.get("model")
@@ -82,28 +94,25 @@ def reject(
         batch_id=source.batch_id,
         caller=EventCaller(principal=source.principal),
         model=EventModel(requested=model if isinstance(model, str) else ""),
-        error=EventError(code=error.code, message=error.message[:500]),
+        error=EventError(code=error.code, message=error.message[:MAX_ERROR_MESSAGE]),
         reply={str(k): v for k, v in list(reply_fields)[:10] if isinstance(v, str)},
         timings={"received_at": source.received_at, "completed_at": now},
         lineage_key=request_id,
     )
-    attributes = {
-        "status": "FAILED",
-        "caller_principal": source.principal,
-        "source": source.kind,
-        "source_reference": source.reference,
-        "model_requested": detail.model.requested,
-        "error": detail.error.model_dump() if detail.error else None,
-        "completed_at": now.isoformat(timespec="milliseconds"),
-    }
-    first_seen = {
-        "created_at": now.isoformat(timespec="milliseconds"),
-        "day": now.strftime("%Y-%m-%d"),
-        "expires_at": int(now.timestamp()) + retention_days * 86_400,
-    }
-    answered = lineage.finalize(
-        request_id, {k: v for k, v in attributes.items() if v is not None}, first_seen, only_if_new=True
+    failure = LineageItem(
+        request_id=request_id,
+        status="FAILED",
+        created_at=now.isoformat(timespec="milliseconds"),
+        day=now.strftime("%Y-%m-%d"),
+        expires_at=int(now.timestamp()) + retention_days * 86_400,
+        caller_principal=source.principal,
+        source=source.kind,
+        source_reference=source.reference,
+        model_requested=detail.model.requested,
+        error=LineageError(code=error.code, message=error.message[:MAX_ERROR_MESSAGE]),
+        completed_at=now.isoformat(timespec="milliseconds"),
     )
+    answered = lineage.finalize(failure, only_if_new=True)
     if answered:
         events.publish(INFERENCE_FAILED, detail)
     return answered

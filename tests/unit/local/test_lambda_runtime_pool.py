@@ -21,6 +21,8 @@ from xpi_tools.local.lambda_runtime import (
     UnknownFunctionError,
 )
 
+from tests.helpers.waiting import wait_until
+
 MakePool = Callable[..., LambdaRuntimePool]
 SpecFor = Callable[..., FunctionSpec]
 
@@ -64,6 +66,16 @@ def is_running(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rfind(")") + 2] != "Z"
+
+
+def exited_for_its_parent(pid: int) -> bool:
+    """Dead as its parent's waitpid sees it: gone, or a zombie whose threads have all exited (a killed
+    thread-group leader shows "Z" while its other threads still exit, and waitpid waits for them)."""
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return True
+    return not is_running(pid) and len(threads) <= 1
 
 
 def answer(result: InvokeResult) -> Any:
@@ -209,7 +221,7 @@ def test_an_rie_that_died_while_idle_is_replaced(make_pool: MakePool, spec_for: 
     invoke_json(pool, "echo-fn", {})
     (first_rie,) = rie_processes()
     os.kill(first_rie, 9)
-    time.sleep(0.1)
+    wait_until(lambda: exited_for_its_parent(first_rie), timeout_s=5, what="the killed RIE to exit")
 
     result = invoke_json(pool, "echo-fn", {})
 
@@ -254,7 +266,7 @@ def test_register_again_retires_the_old_processes(make_pool: MakePool, spec_for:
     assert answer(invoke_json(pool, "echo-fn", {}))["environment"]["XPI_STAGE"] == "two"
 
 
-def test_close_leaves_no_process_and_no_port(make_pool: MakePool, spec_for: SpecFor) -> None:
+def test_close_leaves_no_process_and_no_port(make_pool: MakePool, spec_for: SpecFor, tmp_path: Path) -> None:
     # GIVEN warm processes of two functions, one of them mid-invoke
     pool = make_pool()
     pool.register(spec_for("echo-fn", "echo"))
@@ -262,8 +274,9 @@ def test_close_leaves_no_process_and_no_port(make_pool: MakePool, spec_for: Spec
     invoke_json(pool, "echo-fn", {})
     invoke_json(pool, "sleeper-fn", {"seconds": 0})
     in_flight = ThreadPoolExecutor(max_workers=1)
-    pending = in_flight.submit(invoke_json, pool, "sleeper-fn", {"seconds": 5})
-    time.sleep(0.3)
+    started = tmp_path / "sleeper-started"
+    pending = in_flight.submit(invoke_json, pool, "sleeper-fn", {"seconds": 5, "started_file": str(started)})
+    wait_until(started.exists, timeout_s=5, what="the sleeper's invoke to be under way")
     rie_pids = rie_processes()
     assert len(rie_pids) == 2
     everything = [pid for rie in rie_pids for pid in process_tree(rie)]

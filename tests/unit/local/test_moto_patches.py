@@ -1,15 +1,191 @@
-"""The local stack's patches into moto (docs/local-stack.md, gaps 12 and 13), on moto's own objects."""
+"""The local stack's patches into moto (tools/xpi_tools/local/moto_patches.py, docs/local-stack.md),
+one test per patch, on moto's own objects."""
 
-import copy
 import importlib
+import io
+import json
 import threading
+import zipfile
+from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
-from xpi_tools.local.stack import _NoTableCopies, _share_live_thread_list, _with_item_rollback
+from xpi_tools.local import moto_patches
+from xpi_tools.local.principals import LAMBDA_SERVICE, STATES_SERVICE, RoleSessions
 
 from tests.helpers.aws import create_table
+
+REGION = "us-gov-west-1"
+ACCOUNT = "123456789012"
+
+
+def _role(name: str, service: str, statements: list[dict[str, Any]]) -> str:
+    """A role in moto's GovCloud partition, where the local stack's roles live."""
+    from moto.iam.models import iam_backends
+
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+    }
+    iam = iam_backends[ACCOUNT]["aws-us-gov"]
+    role = iam.create_role(name, json.dumps(trust), "/", None, "", [], None)
+    if statements:
+        iam.put_role_policy(name, "p", json.dumps({"Version": "2012-10-17", "Statement": statements}))
+    return str(role.arn)
+
+
+def _client_as(service: str, credentials: Any) -> Any:
+    return boto3.client(
+        service,
+        region_name=REGION,
+        aws_access_key_id=credentials.access_key_id,
+        aws_secret_access_key=credentials.secret_access_key,
+        aws_session_token=credentials.session_token,
+    )
+
+
+def test_the_patches_refuse_a_moto_they_were_not_written_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN the installed moto is the one the patches name THEN the check passes
+    moto_patches.check_moto_version()
+    # WHEN another version is named THEN the stack refuses to patch it
+    monkeypatch.setattr(moto_patches, "MOTO_VERSION", "0.0.1")
+    with pytest.raises(RuntimeError, match=r"written for moto 0\.0\.1"):
+        moto_patches.check_moto_version()
+
+
+def test_every_function_invoke_goes_to_the_given_runtime() -> None:
+    calls: list[tuple[str, str]] = []
+
+    def runtime(function: Any, payload: str) -> tuple[bytes, str | None]:
+        calls.append((function.function_name, payload))
+        return b'{"errorType": "Boom"}', "Unhandled"
+
+    restore = moto_patches.patch_lambda_invoke(runtime)
+    try:
+        with mock_aws():
+            role = _role("fn-role", LAMBDA_SERVICE, [])
+            code = io.BytesIO()
+            with zipfile.ZipFile(code, "w") as archive:
+                archive.writestr("handler.py", "def handler(event, context): return event")
+            lambda_api = boto3.client("lambda", region_name=REGION)
+            lambda_api.create_function(
+                FunctionName="fn", Runtime="python3.13", Role=role, Handler="handler.handler",
+                Code={"ZipFile": code.getvalue()},
+            )  # fmt: skip
+
+            # WHEN the function is invoked through the Lambda API
+            response = lambda_api.invoke(FunctionName="fn", Payload=b'{"a": 1}')
+
+        # THEN the runtime ran it, and its error is the function's error
+        assert calls == [("fn", '{"a": 1}')]
+        assert response["FunctionError"] == "Unhandled"
+        assert json.loads(response["Payload"].read()) == {"errorType": "Boom"}
+    finally:
+        restore()
+
+
+def test_the_interpreter_calls_aws_as_the_state_machines_role() -> None:
+    credentials_module: Any = importlib.import_module(
+        "moto.stepfunctions.parser.asl.component.state.exec.state_task.credentials"
+    )
+    lambda_utils: Any = importlib.import_module(
+        "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils"
+    )
+    original = lambda_utils.boto_client_for
+    with mock_aws():
+        role = _role("sm-role", STATES_SERVICE, [])
+        sessions = RoleSessions(ACCOUNT, REGION)
+        # GIVEN the patch, minting the state machine role's session
+        restore = moto_patches.patch_interpreter_clients(
+            lambda arn: sessions.credentials(arn, STATES_SERVICE, "execution")
+        )
+        try:
+            # WHEN a task of an execution run as that role asks for a client (as the interpreter does)
+            state = credentials_module.StateCredentials(role_arn=role)
+            client = lambda_utils.boto_client_for(region=REGION, service="lambda", state_credentials=state)
+
+            # THEN the client signs as the role's session, and is made once per service and role
+            signing = client._request_signer._credentials
+            expected = sessions.credentials(role, STATES_SERVICE, "execution")
+            assert signing.access_key == expected.access_key_id and signing.token == expected.session_token
+            assert lambda_utils.boto_client_for(REGION, "lambda", state) is client
+        finally:
+            restore()
+    # AND moto's own function is back everywhere
+    assert lambda_utils.boto_client_for is original
+
+
+def test_a_role_that_does_not_trust_the_service_gets_no_session() -> None:
+    from xpi_tools.local.principals import UntrustedRole
+
+    with mock_aws():
+        role = _role("states-only", STATES_SERVICE, [])
+        # WHEN Lambda would assume a role made for Step Functions THEN it is refused, as on AWS
+        with pytest.raises(UntrustedRole):
+            RoleSessions(ACCOUNT, REGION).credentials(role, LAMBDA_SERVICE, "fn")
+
+
+@pytest.fixture
+def enforced() -> Iterator[list[tuple[str, Any]]]:
+    """moto with IAM enforced and decided by iam_authorization.py; yields the recorded decisions."""
+    decisions: list[tuple[str, Any]] = []
+    restore_evaluation = moto_patches.patch_iam_evaluation(
+        lambda principal, d: decisions.append((principal, d))
+    )
+    with mock_aws():
+        restore_enforcement = moto_patches.enable_iam_enforcement()
+        try:
+            yield decisions
+        finally:
+            restore_enforcement()
+            restore_evaluation()
+
+
+def test_a_role_may_do_what_its_policy_grants_on_the_resource_it_names(enforced: list[Any]) -> None:
+    from moto import settings
+
+    # GIVEN (set up without enforcement) two tables and a role that may write only one of them
+    with moto_patches_disabled():
+        create_table("granted", "pk")
+        create_table("other", "pk")
+        table_arn = f"arn:aws-us-gov:dynamodb:{REGION}:{ACCOUNT}:table/granted"
+        role = _role(
+            "writer",
+            LAMBDA_SERVICE,
+            [{"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": table_arn}],
+        )
+        credentials = RoleSessions(ACCOUNT, REGION).credentials(role, LAMBDA_SERVICE, "fn")
+    assert settings.INITIAL_NO_AUTH_ACTION_COUNT == 0
+    dynamodb = _client_as("dynamodb", credentials)
+
+    # WHEN the role writes the table it was granted THEN it may
+    dynamodb.put_item(TableName="granted", Item={"pk": {"S": "a"}})
+    # WHEN it writes another table, or reads the granted one THEN AWS's AccessDenied
+    for call in (
+        lambda: dynamodb.put_item(TableName="other", Item={"pk": {"S": "a"}}),
+        lambda: dynamodb.get_item(TableName="granted", Key={"pk": {"S": "a"}}),
+    ):
+        with pytest.raises(ClientError) as denied:
+            call()
+        assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+        assert "assumed-role/writer/fn is not authorized" in denied.value.response["Error"]["Message"]
+    # AND every decision was recorded under the role's session
+    recorded = {(d.action, d.resource.rsplit("/", 1)[-1], d.allowed) for _, d in enforced}
+    assert recorded >= {
+        ("dynamodb:PutItem", "granted", True),
+        ("dynamodb:PutItem", "other", False),
+        ("dynamodb:GetItem", "granted", False),
+    }
+    assert all(":assumed-role/writer/fn" in principal for principal, _ in enforced)
+
+
+def moto_patches_disabled() -> Any:
+    from moto.core.authorization import disable_iam_authentication
+
+    return disable_iam_authentication()
 
 
 def test_the_interpreters_thread_list_keeps_only_live_threads() -> None:
@@ -22,10 +198,10 @@ def test_the_interpreters_thread_list_keeps_only_live_threads() -> None:
     original = utils.TMP_THREADS
 
     # WHEN the list is shared out, and threads come and go as the interpreter starts them
-    replaced = _share_live_thread_list()
+    restore = moto_patches.patch_thread_list()
     try:
-        assert replaced is original
         shared = utils.TMP_THREADS
+        assert shared is not original
         assert execute_state.TMP_THREADS is shared and program.TMP_THREADS is shared
         release = threading.Event()
         waiting = threading.Thread(target=release.wait)
@@ -42,19 +218,22 @@ def test_the_interpreters_thread_list_keeps_only_live_threads() -> None:
         release.set()
         waiting.join()
     finally:
-        _share_live_thread_list(original)
+        restore()
     # AND moto's own list is back in every module
     assert utils.TMP_THREADS is original and execute_state.TMP_THREADS is original
 
 
-def test_a_failed_transaction_is_rolled_back_item_by_item(monkeypatch: pytest.MonkeyPatch) -> None:
-    import boto3
+@pytest.fixture
+def transactions_patched() -> Iterator[None]:
+    restore = moto_patches.patch_transactions()
+    yield
+    restore()
 
-    dynamodb_models: Any = importlib.import_module("moto.dynamodb.models")
-    backend = dynamodb_models.DynamoDBBackend
+
+@pytest.mark.usefixtures("transactions_patched")
+def test_a_failed_transaction_is_rolled_back_item_by_item() -> None:
     # GIVEN moto with gap 12 filled: no table copies, the named items saved and restored instead
-    monkeypatch.setattr(dynamodb_models, "copy", _NoTableCopies(copy))
-    monkeypatch.setattr(backend, "transact_write_items", _with_item_rollback(backend.transact_write_items))
+    assert isinstance(importlib.import_module("moto.dynamodb.models").copy, moto_patches.NoTableCopies)
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-gov-west-1")
         create_table("t", "pk", "sk")
@@ -92,3 +271,76 @@ def test_a_failed_transaction_is_rolled_back_item_by_item(monkeypatch: pytest.Mo
         )
         assert "Item" in client.get_item(TableName="t", Key=new_item)
         assert client.get_item(TableName="t", Key=update["Key"])["Item"]["n"] == {"N": "6"}
+
+
+def test_a_signed_get_with_path_parameters_is_authenticated(enforced: list[Any]) -> None:
+    from xpi_tools.local.principals import OPERATOR_KEYS, create_operator
+
+    # GIVEN the operator (every permission) and enforcement on
+    with moto_patches_disabled():
+        create_operator(ACCOUNT, REGION)
+    lambda_api = boto3.client(
+        "lambda",
+        region_name=REGION,
+        aws_access_key_id=OPERATOR_KEYS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=OPERATOR_KEYS["AWS_SECRET_ACCESS_KEY"],
+    )
+    # WHEN it signs a REST GET whose path names a function
+    with pytest.raises(ClientError) as answered:
+        lambda_api.get_function_configuration(FunctionName="absent")
+    # THEN the signature holds and moto answers the call itself (moto alone: SignatureDoesNotMatch)
+    assert answered.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_a_message_move_task_returns_dead_letters_to_their_queue() -> None:
+    from moto.sqs.responses import SQSResponse
+
+    restore = moto_patches.patch_message_move_task()
+    try:
+        with mock_aws():
+            sqs = boto3.client("sqs", region_name=REGION)
+            dlq_url = sqs.create_queue(QueueName="requests-dlq")["QueueUrl"]
+            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "1"})
+            queue_url = sqs.create_queue(QueueName="requests", Attributes={"RedrivePolicy": redrive})[
+                "QueueUrl"
+            ]
+            # GIVEN a message with an attribute that failed once and was dead-lettered
+            sqs.send_message(
+                QueueUrl=queue_url,
+                MessageBody='{"n": 1}',
+                MessageAttributes={"origin": {"DataType": "String", "StringValue": "claims"}},
+            )
+            [first] = sqs.receive_message(QueueUrl=queue_url, AttributeNames=["All"])["Messages"]
+            sqs.change_message_visibility(
+                QueueUrl=queue_url, ReceiptHandle=first["ReceiptHandle"], VisibilityTimeout=0
+            )
+            assert "Messages" not in sqs.receive_message(QueueUrl=queue_url)
+            assert _visible(sqs, dlq_url) == "1"
+
+            # WHEN a move task starts on the DLQ, without a destination
+            handle = sqs.start_message_move_task(SourceArn=dlq_arn)["TaskHandle"]
+
+            # THEN the message is back in the queue it came from, as sent, as a fresh delivery
+            assert handle
+            assert _visible(sqs, dlq_url) == "0"
+            [moved] = sqs.receive_message(
+                QueueUrl=queue_url, AttributeNames=["All"], MessageAttributeNames=["All"]
+            )["Messages"]
+            assert (moved["MessageId"], moved["Body"]) == (first["MessageId"], '{"n": 1}')
+            assert moved["MessageAttributes"]["origin"]["StringValue"] == "claims"
+            assert moved["Attributes"]["SenderId"] == first["Attributes"]["SenderId"]
+            assert moved["Attributes"]["ApproximateReceiveCount"] == "1"
+            # AND a source that is no queue's DLQ needs a destination
+            with pytest.raises(ClientError, match="needs a DestinationArn"):
+                sqs.start_message_move_task(SourceArn=dlq_arn.replace("requests-dlq", "requests"))
+    finally:
+        restore()
+    assert not hasattr(SQSResponse, "start_message_move_task")
+
+
+def _visible(sqs: Any, queue_url: str) -> str:
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+    return str(attributes["Attributes"]["ApproximateNumberOfMessages"])

@@ -12,10 +12,13 @@ from moto import mock_aws
 from xpi_tools.local.lambda_runtime import FunctionSpec, InvokeResult, LambdaRuntimePool
 from xpi_tools.local.sqs_poller import MappingSpec, SqsPoller, build_sqs_event, failed_message_ids
 
+from tests.helpers.waiting import wait_until
+
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
 
 REGION = "us-gov-west-1"
+WAIT_S = 8.0  # for the poller to get through what a test sent
 VISIBILITY_TIMEOUT_S = 1
 MAX_RECEIVE_COUNT = 2
 
@@ -69,6 +72,13 @@ class Queues:
             attributes["ApproximateNumberOfMessagesNotVisible"]
         )
 
+    def in_flight(self, url: str) -> int:
+        """Messages received and not yet deleted (invisible until their visibility timeout)."""
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
     def dlq_bodies(self) -> list[str]:
         messages = self.sqs.receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=10).get("Messages", [])
         return sorted(message["Body"] for message in messages)
@@ -104,13 +114,6 @@ def ok(payload: object = None) -> InvokeResult:
 
 def unhandled(event: dict[str, Any]) -> InvokeResult:
     return InvokeResult(b'{"errorType": "ValueError", "errorMessage": "boom"}', "Unhandled", 1.0, None)
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 8.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def test_the_event_is_built_as_lambda_builds_it(sqs: "SQSClient", queues: Queues) -> None:
@@ -217,8 +220,8 @@ def test_partial_failure_deletes_the_rest_and_redrives_the_failed_one(
 
     # WHEN
     with SqsPoller(sqs, invoke, [queues.mapping("consumer")]):
-        wait_for(lambda: queues.dlq_bodies() == ["fail"])
-        wait_for(lambda: queues.count(queues.url) == 0)
+        wait_until(lambda: queues.dlq_bodies() == ["fail"], WAIT_S)
+        wait_until(lambda: queues.count(queues.url) == 0, WAIT_S)
 
     # THEN the good ones went once; the failed one was delivered maxReceiveCount times, then moved
     deliveries = [body for batch in invoke.bodies() for body in batch]
@@ -237,7 +240,7 @@ def test_a_function_error_fails_the_whole_batch(queues: Queues, sqs: "SQSClient"
     queues.send("a", "b")
 
     with SqsPoller(sqs, invoke, [queues.mapping("consumer")]):
-        wait_for(lambda: queues.dlq_bodies() == ["a", "b"])
+        wait_until(lambda: queues.dlq_bodies() == ["a", "b"], WAIT_S)
 
     deliveries = sorted(body for batch in invoke.bodies() for body in batch)
     assert deliveries == ["a", "a", "b", "b"]
@@ -249,7 +252,7 @@ def test_an_invalid_partial_response_fails_the_whole_batch(queues: Queues, sqs: 
     queues.send("a", "b")
 
     with SqsPoller(sqs, invoke, [queues.mapping("consumer")]):
-        wait_for(lambda: queues.dlq_bodies() == ["a", "b"])
+        wait_until(lambda: queues.dlq_bodies() == ["a", "b"], WAIT_S)
 
 
 def test_partial_responses_are_ignored_unless_reported(queues: Queues, sqs: "SQSClient") -> None:
@@ -260,7 +263,7 @@ def test_partial_responses_are_ignored_unless_reported(queues: Queues, sqs: "SQS
     queues.send("a", "b")
 
     with SqsPoller(sqs, invoke, [queues.mapping("consumer", report_batch_item_failures=False)]):
-        wait_for(lambda: queues.count(queues.url) == 0)
+        wait_until(lambda: queues.count(queues.url) == 0, WAIT_S)
 
     assert sorted(body for batch in invoke.bodies() for body in batch) == ["a", "b"]
 
@@ -271,7 +274,7 @@ def test_batch_size_is_respected(queues: Queues, sqs: "SQSClient") -> None:
     queues.send(*bodies)
 
     with SqsPoller(sqs, invoke, [queues.mapping("consumer", batch_size=3)]):
-        wait_for(lambda: queues.count(queues.url) == 0)
+        wait_until(lambda: queues.count(queues.url) == 0, WAIT_S)
 
     batches = invoke.bodies()
     assert all(1 <= len(batch) <= 3 for batch in batches)
@@ -284,9 +287,10 @@ def test_the_batching_window_gathers_messages(queues: Queues, sqs: "SQSClient") 
     queues.send("a", "b")
 
     with SqsPoller(sqs, invoke, [queues.mapping("consumer", max_batching_window_s=0.9)]):
-        time.sleep(0.4)
+        # the window opens when the poller receives a and b: c and d arrive inside it
+        wait_until(lambda: queues.in_flight(queues.url) == 2, WAIT_S)
         queues.send("c", "d")
-        wait_for(lambda: queues.count(queues.url) == 0)
+        wait_until(lambda: queues.count(queues.url) == 0, WAIT_S)
 
     assert [sorted(batch) for batch in invoke.bodies()] == [["a", "b", "c", "d"]]
 
@@ -299,7 +303,7 @@ def test_a_message_received_twice_within_the_window_is_in_the_batch_once(
     queues.send("a")
 
     with SqsPoller(sqs, invoke, [queues.mapping("consumer", max_batching_window_s=1.6)]):
-        wait_for(lambda: queues.count(queues.url) == 0)
+        wait_until(lambda: queues.count(queues.url) == 0, WAIT_S)
 
     # THEN it is delivered once, and deleted with its newest receipt handle
     assert invoke.bodies() == [["a"]]
@@ -318,17 +322,39 @@ def test_an_exception_does_not_kill_the_poller(queues: Queues, sqs: "SQSClient")
     queues.send("a")
 
     with SqsPoller(sqs, Recorder(flaky), [queues.mapping("consumer")]):
-        wait_for(lambda: queues.count(queues.url) == 0)
+        wait_until(lambda: queues.count(queues.url) == 0, WAIT_S)
 
     assert calls["n"] == 2
 
 
+class CountingReceives:
+    """The SQS client, counting the receive_message calls (long polls) under way or done."""
+
+    def __init__(self, sqs: "SQSClient") -> None:
+        self._sqs = sqs
+        self._lock = threading.Lock()
+        self.receives = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sqs, name)
+
+    def receive_message(self, **arguments: Any) -> Any:
+        with self._lock:
+            self.receives += 1
+        return self._sqs.receive_message(**arguments)
+
+
 def test_stop_is_quick(queues: Queues, sqs: "SQSClient") -> None:
+    client = CountingReceives(sqs)
     poller = SqsPoller(
-        sqs, Recorder(lambda event: ok()), [queues.mapping("consumer")], concurrency_per_mapping=3
+        client,
+        Recorder(lambda event: ok()),
+        [queues.mapping("consumer")],
+        concurrency_per_mapping=3,
     )
     poller.start()
-    time.sleep(0.3)
+    # every poller thread is in a long poll, the case stop() must not wait out
+    wait_until(lambda: client.receives >= 3, WAIT_S)
 
     started = time.monotonic()
     poller.stop()

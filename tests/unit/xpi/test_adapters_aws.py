@@ -12,20 +12,27 @@ from botocore.stub import Stubber
 from moto import mock_aws
 from pydantic import BaseModel
 from xpi.adapters import aws as aws_clients
-from xpi.adapters.credentials import ApiKey, IamKeys, SecretsManagerCredentials
+from xpi.adapters.admin import AwsAdminActions
+from xpi.adapters.credentials import SecretsManagerCredentials
 from xpi.adapters.event_bus import EventBridgePublisher, EventPublishError
 from xpi.adapters.lineage_store import DynamoLineageStore
 from xpi.adapters.object_store import S3ObjectStore
-from xpi.adapters.workflow import StepFunctionsStarter
+from xpi.adapters.workflow import StepFunctionsBatchStarter, StepFunctionsStarter
 from xpi.domain.errors import CredentialsUnavailable
+from xpi.models.batch import BatchObject
+from xpi.models.credentials import ApiKey, IamKeys
 from xpi.models.events import EventCaller, EventModel, ResultDetail
+from xpi.models.lineage import LineageError, LineageItem
 from xpi.models.workflow import WorkflowInput
+from xpi_tools.local.moto_patches import patch_message_move_task
 
 from tests.helpers import aws as aws_helpers
 from tests.helpers.aws import REGION, XpiResources, create_xpi_resources
 from tests.helpers.events import make_source, sample_request
 
 FIRST_SEEN = {"created_at": "2025-03-12T14:05:12.007+00:00", "day": "2025-03-12", "expires_at": 1776348312}
+PRINCIPAL = "AROAQXZEXAMPLEROLEID1:claims-intake"
+CLAIM_EXPIRES_AT = 1776348000
 
 
 @pytest.fixture
@@ -34,25 +41,51 @@ def stack() -> Iterator[XpiResources]:
         yield create_xpi_resources()
 
 
+def final_item(request_id: str, status: str = "FAILED", **attributes: Any) -> LineageItem:
+    """A final item as the record step or a rejection hands it to the store."""
+    return LineageItem.model_validate(
+        {
+            "request_id": request_id,
+            "status": status,
+            "caller_principal": PRINCIPAL,
+            "source": "sqs",
+            "model_requested": "default",
+            **FIRST_SEEN,
+            **attributes,
+        }
+    )
+
+
 class TestDynamoLineageStore:
     def claim(self, stack: XpiResources, request_id: str, status: str = "ACCEPTED") -> None:
         table = aws_helpers.dynamodb_resource().Table(stack.lineage_table)
         table.put_item(
-            Item={"request_id": request_id, "status": status, "created_at": "2025-03-12T14:00:00.000+00:00"}
+            Item={
+                "request_id": request_id,
+                "status": status,
+                "created_at": "2025-03-12T14:00:00.000+00:00",
+                "day": "2025-03-12",
+                "expires_at": CLAIM_EXPIRES_AT,
+                "caller_principal": PRINCIPAL,
+                "source": "sqs",
+                "model_requested": "default",
+            }
         )
 
     def test_a_new_item_is_written_with_its_first_seen_fields(self, stack: XpiResources) -> None:
         store = DynamoLineageStore(stack.lineage_table)
+        error = LineageError(code="RequestInvalid", message="request is not valid JSON")
 
-        written = store.finalize(
-            "req-1", {"status": "FAILED", "error": {"code": "RequestInvalid"}}, FIRST_SEEN
-        )
+        written = store.finalize(final_item("req-1", error=error))
 
         assert written is True
         assert stack.lineage_item("req-1") == {
             "request_id": "req-1",
             "status": "FAILED",
-            "error": {"code": "RequestInvalid"},
+            "caller_principal": PRINCIPAL,
+            "source": "sqs",
+            "model_requested": "default",
+            "error": {"code": "RequestInvalid", "message": "request is not valid JSON"},
             "created_at": FIRST_SEEN["created_at"],
             "day": "2025-03-12",
             "expires_at": FIRST_SEEN["expires_at"],
@@ -64,7 +97,7 @@ class TestDynamoLineageStore:
         store = DynamoLineageStore(stack.lineage_table)
 
         # WHEN
-        written = store.finalize("req-2", {"status": "COMPLETED", "response_bytes": 244}, FIRST_SEEN)
+        written = store.finalize(final_item("req-2", "COMPLETED", response_bytes=244))
 
         # THEN
         assert written is True
@@ -72,42 +105,85 @@ class TestDynamoLineageStore:
         assert item is not None
         assert item["status"] == "COMPLETED"
         assert item["response_bytes"] == 244
-        assert item["created_at"] == "2025-03-12T14:00:00.000+00:00"  # the claim's, not first_seen's
-        assert item["expires_at"] == FIRST_SEEN["expires_at"]  # absent from the claim: filled in
+        # the claim's first-seen fields, not the final item's
+        assert (item["created_at"], item["expires_at"]) == ("2025-03-12T14:00:00.000+00:00", CLAIM_EXPIRES_AT)
 
     @pytest.mark.parametrize("final", ["COMPLETED", "FAILED", "BLOCKED"])
     def test_a_final_item_is_never_rewritten(self, stack: XpiResources, final: str) -> None:
         self.claim(stack, "req-3", status=final)
         store = DynamoLineageStore(stack.lineage_table)
 
-        written = store.finalize("req-3", {"status": "FAILED", "note": "late"}, FIRST_SEEN)
+        written = store.finalize(final_item("req-3", stop_reason="late"))
 
         assert written is False
         item = stack.lineage_item("req-3")
-        assert item is not None and item["status"] == final and "note" not in item
+        assert item is not None and item["status"] == final and "stop_reason" not in item
 
     def test_only_if_new_writes_a_missing_item(self, stack: XpiResources) -> None:
         store = DynamoLineageStore(stack.lineage_table)
 
-        assert store.finalize("req-4", {"status": "FAILED"}, FIRST_SEEN, only_if_new=True) is True
-        assert store.get("req-4") is not None
+        assert store.finalize(final_item("req-4"), only_if_new=True) is True
+        assert store.get("req-4") == final_item("req-4")
 
     def test_only_if_new_leaves_an_accepted_claim_alone(self, stack: XpiResources) -> None:
         self.claim(stack, "req-5")
         store = DynamoLineageStore(stack.lineage_table)
 
-        assert store.finalize("req-5", {"status": "FAILED"}, FIRST_SEEN, only_if_new=True) is False
+        assert store.finalize(final_item("req-5"), only_if_new=True) is False
         item = store.get("req-5")
-        assert item is not None and item["status"] == "ACCEPTED"
+        assert item is not None and item.status == "ACCEPTED"
 
     def test_get_of_a_missing_item_is_none(self, stack: XpiResources) -> None:
         assert DynamoLineageStore(stack.lineage_table).get("nope") is None
+
+    def test_an_attribute_the_model_does_not_know_is_left_out_on_read(self, stack: XpiResources) -> None:
+        # GIVEN an item another version wrote with an attribute this one does not know
+        self.claim(stack, "req-7")
+        table = aws_helpers.dynamodb_resource().Table(stack.lineage_table)
+        table.update_item(
+            Key={"request_id": "req-7"},
+            UpdateExpression="SET legacy_note = :n",
+            ExpressionAttributeValues={":n": "kept by an older version"},
+        )
+
+        # WHEN / THEN it still reads
+        item = DynamoLineageStore(stack.lineage_table).get("req-7")
+        assert item is not None and item.status == "ACCEPTED" and item.expires_at == CLAIM_EXPIRES_AT
+
+    def test_by_day_reads_newest_first_since_a_moment(self, stack: XpiResources) -> None:
+        # moto answers the query only on the table's by-day index, so it is created as the template does
+        aws_helpers.dynamodb().update_table(
+            TableName=stack.lineage_table,
+            AttributeDefinitions=[
+                {"AttributeName": "day", "AttributeType": "S"},
+                {"AttributeName": "created_at", "AttributeType": "S"},
+            ],
+            GlobalSecondaryIndexUpdates=[
+                {
+                    "Create": {
+                        "IndexName": "by-day",
+                        "KeySchema": [
+                            {"AttributeName": "day", "KeyType": "HASH"},
+                            {"AttributeName": "created_at", "KeyType": "RANGE"},
+                        ],
+                        "Projection": {"ProjectionType": "ALL"},
+                    }
+                }
+            ],
+        )
+        store = DynamoLineageStore(stack.lineage_table)
+        for minute, request_id in enumerate(["early", "middle", "late"]):
+            store.finalize(final_item(request_id, created_at=f"2025-03-12T14:0{minute}:00.000+00:00"))
+
+        items = store.by_day(datetime(2025, 3, 12, tzinfo=UTC).date(), "2025-03-12T14:01:00.000+00:00", 10)
+
+        assert [item.request_id for item in items] == ["late", "middle"]
 
     def test_other_errors_are_raised(self, stack: XpiResources) -> None:
         store = DynamoLineageStore("no-such-table")
 
         with pytest.raises(Exception, match="ResourceNotFoundException"):
-            store.finalize("req-6", {"status": "FAILED"}, FIRST_SEEN)
+            store.finalize(final_item("req-6"))
 
 
 def result_detail(request_id: str = "req-ev-1") -> ResultDetail:
@@ -194,6 +270,84 @@ class TestStepFunctionsStarter:
 
         with pytest.raises(Exception, match="StateMachineDoesNotExist"):
             StepFunctionsStarter(missing).start("req-x", self.workflow_input("m-1"))
+
+
+class TestStepFunctionsBatchStarter:
+    BATCH = BatchObject(
+        batch_id="b-fc8aba39b4e26d4c53e349c9",
+        bucket="xpi-prod-batchinputbucket-1a2b3c4d5e6f",
+        key="incoming/claims.jsonl",
+        etag="d41d8cd98f00b204e9800998ecf8427e",
+        size=120,
+        principal="AWS:AROAQXZEXAMPLEROLEID1:claims-intake",
+        uploaded_at=datetime(2026, 11, 27, 9, 0, tzinfo=UTC),
+    )
+
+    def test_an_object_version_starts_one_execution_named_by_its_batch_id(self, stack: XpiResources) -> None:
+        starter = StepFunctionsBatchStarter(stack.state_machine_arn)
+        assert starter.start(self.BATCH) is True
+
+        # Step Functions answers a start with the same name and input as the first one (a redelivered
+        # notification) like the first, and refuses the name with any other input.
+        assert starter.start(self.BATCH) is True
+        assert starter.start(self.BATCH.model_copy(update={"principal": "someone-else"})) is False
+        executions = stack.executions()
+        assert list(executions) == [self.BATCH.batch_id]
+        assert executions[self.BATCH.batch_id] == {"batch": self.BATCH.model_dump(mode="json")}
+
+
+class TestAwsAdminActions:
+    @pytest.fixture
+    def queues(self) -> Iterator[tuple[str, str]]:
+        """The requests queue and its DLQ; moto with the local stack's StartMessageMoveTask (gap 15)."""
+        restore = patch_message_move_task()
+        try:
+            with mock_aws():
+                sqs = aws_helpers.sqs()
+                dlq_url = sqs.create_queue(QueueName="xpi-prod-RequestsDLQ")["QueueUrl"]
+                dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+                    "Attributes"
+                ]["QueueArn"]
+                redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})
+                queue_url = sqs.create_queue(
+                    QueueName="xpi-prod-RequestsQueue", Attributes={"RedrivePolicy": redrive}
+                )["QueueUrl"]
+                yield queue_url, dlq_url
+        finally:
+            restore()
+
+    def test_a_policy_is_stored_and_its_version_returned(self, queues: tuple[str, str]) -> None:
+        admin = AwsAdminActions("/xpi/xpi-prod/policy", queues[1])
+
+        assert admin.put_policy('{"version": 1}') == 1
+        assert admin.put_policy('{"version": 1, "description": "second"}') == 2
+        stored = aws_helpers.ssm().get_parameter(Name="/xpi/xpi-prod/policy")["Parameter"]
+        assert stored["Value"] == '{"version": 1, "description": "second"}'
+
+    def test_redrive_starts_an_sqs_move_task_back_to_the_requests_queue(
+        self, queues: tuple[str, str]
+    ) -> None:
+        # GIVEN 12 dead letters
+        queue_url, dlq_url = queues
+        for number in range(12):
+            aws_helpers.sqs().send_message(QueueUrl=dlq_url, MessageBody=f'{{"n": {number}}}')
+        admin = AwsAdminActions("/xpi/xpi-prod/policy", dlq_url)
+
+        # WHEN
+        started = admin.redrive()
+
+        # THEN SQS's task was started on the DLQ, for all of them, and moved them to the queue
+        assert started.task_handle
+        assert started.messages_to_move == 12
+        assert self.messages(queue_url) == "12"
+        assert self.messages(dlq_url) == "0"
+
+    @staticmethod
+    def messages(queue_url: str) -> str:
+        attributes = aws_helpers.sqs().get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return str(attributes["ApproximateNumberOfMessages"])
 
 
 class TestS3ObjectStore:

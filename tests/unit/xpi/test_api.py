@@ -3,7 +3,6 @@ against api/openapi.yaml (the route must declare the status, the body must match
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,13 +10,20 @@ from typing import Any
 import pytest
 from openapi_schema_validator import OAS30Validator
 from xpi import dependencies
+from xpi.domain.errors import ModelNotApproved, WorkflowWithoutResult
 from xpi.handlers import api as api_handler
-from xpi.models import api as api_models
-from xpi.models.api import ApiError
+from xpi.models.lineage import LineageItem
 from xpi.services import api as api_service
 
 from tests.helpers.context import FakeLambdaContext
-from tests.helpers.fakes import FakeEventPublisher, FakeLineageStore, FakeWorkflowStarter
+from tests.helpers.fakes import (
+    FakeAdminActions,
+    FakeBatchStatus,
+    FakeEventPublisher,
+    FakeExecutions,
+    FakeLineageStore,
+    FakeWorkflowStarter,
+)
 from tests.helpers.openapi import DOCUMENT, deref
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -37,7 +43,13 @@ def _resource(path: str) -> str:
 
 
 def call(
-    method: str, path: str, body: Any = None, *, principal: str = ALICE, query: dict[str, str] | None = None
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    principal: str = ALICE,
+    query: dict[str, str] | None = None,
+    identity: dict[str, Any] | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """Invoke the handler with API Gateway's REST proxy event; validate the answer against the document."""
     resource = _resource(path)
@@ -64,7 +76,9 @@ def call(
             "requestId": "0b1e7a4c-1111-2222-3333-444455556666",
             "stage": "api",
             "accountId": "123456789012",
-            "identity": {"userArn": principal, "caller": "AIDAEXAMPLE", "accessKey": "AKIAEXAMPLE"},
+            "identity": identity
+            if identity is not None
+            else {"userArn": principal, "caller": "AIDAEXAMPLE", "accessKey": "AKIAEXAMPLE"},
         },
         "body": body if isinstance(body, str) or body is None else json.dumps(body),
         "isBase64Encoded": False,
@@ -84,95 +98,56 @@ def call(
     return status, answer
 
 
-class FakeExecutions:
-    def __init__(self) -> None:
-        self.executions: dict[str, tuple[str, dict[str, Any] | None]] = {}
-
-    def describe(self, request_id: str) -> tuple[str, dict[str, Any] | None] | None:
-        return self.executions.get(request_id)
-
-
-class FakeLineageReader:
-    def __init__(self, store: FakeLineageStore) -> None:
-        self.store = store
-
-    def get(self, request_id: str) -> dict[str, Any] | None:
-        return self.store.get(request_id)
-
-    def by_day(self, day: Any, since_iso: str, limit: int) -> list[dict[str, Any]]:
-        items = [
-            i
-            for i in self.store.items.values()
-            if i.get("day") == day.isoformat() and str(i.get("created_at")) >= since_iso
-        ]
-        return sorted(items, key=lambda i: str(i["created_at"]), reverse=True)[:limit]
-
-
-class FakeBatches:
-    def __init__(self) -> None:
-        self.items: dict[str, dict[str, Any]] = {}
-
-    def status(self, batch_id: str) -> dict[str, Any] | None:
-        return self.items.get(batch_id)
-
-
-class FakeAdmin:
-    def __init__(self) -> None:
-        self.policies: list[str] = []
-
-    def put_policy(self, text: str) -> int:
-        self.policies.append(text)
-        return len(self.policies)
-
-    def redrive(self, max_messages: int) -> int:
-        return 3
-
-
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+def world(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setenv("LINEAGE_RETENTION_DAYS", "30")
     monkeypatch.setenv(
         "API_AUDITOR_PRINCIPALS", "arn:aws-us-gov:sts::123456789012:assumed-role/xpi-prod-auditor/*"
     )
     monkeypatch.setenv("API_INVOKE_WAIT_S", "0.5")
-    api_models.get_api_settings.cache_clear()
     lineage, starter, events = FakeLineageStore(), FakeWorkflowStarter(), FakeEventPublisher()
-    executions, batches, admin = FakeExecutions(), FakeBatches(), FakeAdmin()
+    executions, batches, admin = FakeExecutions(), FakeBatchStatus(), FakeAdminActions()
     monkeypatch.setattr(dependencies, "lineage_store", lambda: lineage)
     monkeypatch.setattr(dependencies, "workflow_starter", lambda: starter)
     monkeypatch.setattr(dependencies, "event_publisher", lambda: events)
-    monkeypatch.setattr(api_handler, "executions", lambda: executions)
-    monkeypatch.setattr(api_handler, "lineage_reader", lambda: FakeLineageReader(lineage))
-    monkeypatch.setattr(api_handler, "batch_reader", lambda: batches)
-    monkeypatch.setattr(api_handler, "admin_actions", lambda: admin)
-    yield {"lineage": lineage, "starter": starter, "events": events, "executions": executions,
-           "batches": batches, "admin": admin}  # fmt: skip
-    api_models.get_api_settings.cache_clear()
+    monkeypatch.setattr(dependencies, "executions", lambda: executions)
+    monkeypatch.setattr(dependencies, "batch_status_reader", lambda: batches)
+    monkeypatch.setattr(dependencies, "admin_actions", lambda: admin)
+    return {"lineage": lineage, "starter": starter, "events": events, "executions": executions,
+            "batches": batches, "admin": admin}  # fmt: skip
 
 
-def _final_item(request_id: str, principal: str = ALICE, **extra: Any) -> dict[str, Any]:
+def _final_item(request_id: str, principal: str = ALICE, **extra: Any) -> LineageItem:
     now = datetime.now(UTC)
     received = now - timedelta(seconds=2)
-    return {
-        "request_id": request_id,
-        "status": "COMPLETED",
-        "caller_principal": principal,
-        "source": "api",
-        "created_at": received.isoformat(timespec="milliseconds"),
-        "day": received.strftime("%Y-%m-%d"),
-        "model_requested": "default",
-        "model_id": "us.amazon.nova-lite-v1:0",
-        "commercial_region": "us-east-1",
-        "classification": {"decision": "allow", "categories": {}, "findings": 0, "classifier": "xpi-rules/1"},
-        "usage": {"input_tokens": 10, "output_tokens": 20},
-        "estimated_cost_usd": "0.0000054",
-        "steps": {
-            "received_at": received.isoformat(timespec="milliseconds"),
-            "invoked_at": (received + timedelta(milliseconds=1500)).isoformat(timespec="milliseconds"),
-            "completed_at": now.isoformat(timespec="milliseconds"),
-        },
-        **extra,
-    }
+    return LineageItem.model_validate(
+        {
+            "request_id": request_id,
+            "status": "COMPLETED",
+            "caller_principal": principal,
+            "source": "api",
+            "created_at": received.isoformat(timespec="milliseconds"),
+            "day": received.strftime("%Y-%m-%d"),
+            "expires_at": int((now + timedelta(days=30)).timestamp()),
+            "model_requested": "default",
+            "model_id": "us.amazon.nova-lite-v1:0",
+            "commercial_region": "us-east-1",
+            "classification": {
+                "decision": "allow",
+                "categories": {},
+                "findings": 0,
+                "classifier": "xpi-rules/1",
+            },
+            "usage": {"input_tokens": 10, "output_tokens": 20},
+            "estimated_cost_usd": "0.0000054",
+            "steps": {
+                "received_at": received.isoformat(timespec="milliseconds"),
+                "invoked_at": (received + timedelta(milliseconds=1500)).isoformat(timespec="milliseconds"),
+                "completed_at": now.isoformat(timespec="milliseconds"),
+            },
+            **extra,
+        }
+    )
 
 
 def _execution_output(request_id: str, text: str = "the answer") -> dict[str, Any]:
@@ -199,7 +174,7 @@ def test_invalid_request_is_400_and_answered_once(world: dict[str, Any]) -> None
     status, body = call("POST", "/v1/requests", {"request_id": "bad-1", "model": "default", "messages": 3})
 
     assert status == 400 and body["error"]["code"] == "RequestInvalid"
-    assert world["lineage"].items["bad-1"]["caller_principal"] == ALICE
+    assert world["lineage"].items["bad-1"].caller_principal == ALICE
     assert [t for t, _ in world["events"].published] == ["Inference Failed"]
 
 
@@ -250,9 +225,9 @@ def test_failed_execution_is_500_not_a_hang() -> None:
         def describe(self, request_id: str) -> tuple[str, dict[str, Any] | None] | None:
             return ("FAILED", None)
 
-    with pytest.raises(ApiError) as raised:
+    with pytest.raises(WorkflowWithoutResult) as raised:
         api_service.wait_for_result("r-6", Executions(), 10, sleep=lambda _: None)
-    assert raised.value.status == 500 and raised.value.request_id == "r-6"
+    assert raised.value.code == "InternalError" and raised.value.request_id == "r-6"
 
 
 # ------------------------------------------------------------------ reading requests
@@ -321,7 +296,12 @@ def test_dashboard_requests_filters(world: dict[str, Any]) -> None:
         "d-2",
         principal=BOB,
         status="BLOCKED",
-        classification={"decision": "block", "categories": {"cui.banner": 1}},
+        classification={
+            "decision": "block",
+            "categories": {"cui.banner": 1},
+            "findings": 1,
+            "classifier": "xpi-rules/1",
+        },
     )
     status, body = call("GET", "/v1/dashboard/requests", query={"status": "BLOCKED"})
     assert status == 200 and [r["request_id"] for r in body["requests"]] == ["d-2"]
@@ -347,7 +327,12 @@ def test_dashboard_stats(world: dict[str, Any]) -> None:
     world["lineage"].items["s-3"] = _final_item(
         "s-3",
         status="BLOCKED",
-        classification={"decision": "block", "categories": {"cui.banner": 2, "pii.ssn": 1}},
+        classification={
+            "decision": "block",
+            "categories": {"cui.banner": 2, "pii.ssn": 1},
+            "findings": 3,
+            "classifier": "xpi-rules/1",
+        },
     )
     status, body = call("GET", "/v1/dashboard/stats", query={"minutes": "10"})
     assert status == 200
@@ -365,8 +350,18 @@ def test_admin_policy_is_validated_then_stored(world: dict[str, Any]) -> None:
     assert status == 200 and body["detail"]["version"] == 1 and world["admin"].policies
 
 
-def test_admin_redrive(world: dict[str, Any]) -> None:
-    assert call("POST", "/v1/admin/dlq/redrive")[1]["detail"]["moved"] == 3
+def test_admin_redrive_starts_a_move_task_for_the_dead_letters(world: dict[str, Any]) -> None:
+    # WHEN an admin redrives the requests DLQ, which holds 3 messages
+    status, body = call("POST", "/v1/admin/dlq/redrive")
+
+    # THEN the answer names SQS's move task and what it is to move
+    assert status == 200
+    assert body["action"] == "redrive"
+    assert {name: body["detail"][name] for name in ("task_handle", "messages_to_move")} == {
+        "task_handle": "task-1",
+        "messages_to_move": 3,
+    }
+    assert world["admin"].redrives
 
 
 # ------------------------------------------------------------------ errors
@@ -381,9 +376,31 @@ def test_unexpected_failure_is_500_in_the_error_shape(
     def broken() -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(api_handler, "lineage_reader", broken)
+    monkeypatch.setattr(dependencies, "lineage_store", broken)
     status, body = call("GET", "/v1/dashboard/stats")
     assert status == 500 and body["error"]["code"] == "InternalError" and "boom" not in json.dumps(body)
+
+
+def test_a_domain_error_without_an_http_answer_is_500_without_its_message(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unmapped() -> Any:
+        raise ModelNotApproved("model 'x' is not on this deployment's approved list")
+
+    monkeypatch.setattr(dependencies, "routing_config", unmapped)
+    status, body = call("GET", "/v1/models")
+    assert status == 500
+    assert body["error"] == {
+        "code": "InternalError",
+        "message": "internal error (ModelNotApproved)",
+        "request_id": "0b1e7a4c-1111-2222-3333-444455556666",
+    }
+
+
+def test_a_request_without_an_iam_identity_is_an_internal_error(world: dict[str, Any]) -> None:
+    status, body = call("GET", "/v1/models", identity={"sourceIp": "10.0.0.1"})
+    assert status == 500
+    assert body == {"error": {"code": "InternalError", "message": "the request carries no IAM identity"}}
 
 
 def test_every_route_of_the_handler_is_in_the_document() -> None:

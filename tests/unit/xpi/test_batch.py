@@ -1,4 +1,4 @@
-"""Batch files (issue 6): the pure parts, the service with in-memory fakes, the table against moto."""
+"""Batch files: the pure parts, the service with in-memory fakes, the table against moto."""
 
 import gzip
 import hashlib
@@ -11,11 +11,15 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from xpi.adapters.batch_store import BatchObjects, BatchTable
+from pydantic import ValidationError
+from xpi.adapters.batch_store import DynamoBatchTable, S3BatchObjects
 from xpi.domain.batch import (
     BatchInvalid,
+    BatchLimits,
     RawLine,
     batch_id_for,
+    batch_objects,
+    failure_reason,
     iter_lines,
     line_number_of,
     manifest_key_for,
@@ -24,11 +28,20 @@ from xpi.domain.batch import (
     window_for,
 )
 from xpi.domain.errors import RequestInvalid
-from xpi.models.batch import BatchObject, LineResult
-from xpi.models.workflow import WorkflowInput
-from xpi.services.batch import BatchLimits, LineStarter, arm, assemble, record_progress, split
+from xpi.models.batch import BatchFailure, BatchObject, BatchStepInput, LineResult, S3Notification
+from xpi.models.workflow import StepError, WorkflowInput
+from xpi.services.batch import (
+    LineStarter,
+    arm,
+    assemble,
+    record_failure,
+    record_progress,
+    split,
+    start_batches,
+)
 
 from tests.helpers.aws import create_table
+from tests.helpers.fakes import FakeBatchStarter
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
@@ -236,7 +249,18 @@ class FakeWorkflow:
         self.finished.append(task_token)
 
 
-LIMITS = BatchLimits(max_bytes=10_000, max_lines=50, chunk_lines=2, concurrency={"*": 2})
+def batch_limits(chunk_lines: int = 2, **concurrency: int) -> BatchLimits:
+    return BatchLimits(
+        max_bytes=10_000,
+        max_lines=50,
+        chunk_lines=chunk_lines,
+        concurrency=concurrency,
+        default_concurrency=4,
+        retention_days=30,
+    )
+
+
+LIMITS = batch_limits(**{"*": 2})
 
 
 def _batch(key: str, size: int, batch_id: str = "b-test") -> BatchObject:
@@ -344,7 +368,7 @@ def _split_file(
 
 def test_batches_share_each_models_slots_and_take_turns() -> None:
     # GIVEN two batches on the same model, whose concurrency is 2 (across all batches)
-    limits = BatchLimits(max_bytes=10_000, max_lines=50, chunk_lines=2, concurrency={"fast": 2})
+    limits = batch_limits(fast=2)
     table, objects, starter, workflow = FakeTable(), FakeObjects({}), FakeStarter(), FakeWorkflow()
     lines = LineStarter(table, objects, starter, limits)
     _split_file(table, objects, "b-one", ["fast"] * 3, limits)
@@ -376,7 +400,7 @@ def test_batches_share_each_models_slots_and_take_turns() -> None:
 
 def test_a_line_holds_a_slot_of_every_model_of_its_batch() -> None:
     # GIVEN "slow" allows one call at a time and "fast" three
-    limits = BatchLimits(max_bytes=10_000, max_lines=50, chunk_lines=5, concurrency={"slow": 1, "fast": 3})
+    limits = batch_limits(chunk_lines=5, slow=1, fast=3)
     table, objects, starter, workflow = FakeTable(), FakeObjects({}), FakeStarter(), FakeWorkflow()
     lines = LineStarter(table, objects, starter, limits)
     _split_file(table, objects, "b-mixed", ["slow", "fast", "fast"], limits)
@@ -412,7 +436,7 @@ class FlakyStarter(FakeStarter):
 
 def test_a_line_that_fails_to_start_is_not_lost() -> None:
     # GIVEN a one-line batch whose first workflow start is refused
-    limits = BatchLimits(max_bytes=10_000, max_lines=50, chunk_lines=2, concurrency={"fast": 1})
+    limits = batch_limits(fast=1)
     table, objects, starter, workflow = FakeTable(), FakeObjects({}), FlakyStarter(), FakeWorkflow()
     lines = LineStarter(table, objects, starter, limits)
     _split_file(table, objects, "b-one", ["fast"], limits)
@@ -432,13 +456,13 @@ def test_a_line_that_fails_to_start_is_not_lost() -> None:
 
 # ---------------------------------------------------------------------------------------------- moto
 @pytest.fixture
-def batch_table() -> Iterator[BatchTable]:
+def batch_table() -> Iterator[DynamoBatchTable]:
     with mock_aws():
         create_table("batches", "batch_id", "line")
-        yield BatchTable("batches")
+        yield DynamoBatchTable("batches")
 
 
-def test_table_counts_a_line_once_and_reads_lines_in_order(batch_table: BatchTable) -> None:
+def test_table_counts_a_line_once_and_reads_lines_in_order(batch_table: DynamoBatchTable) -> None:
     assert batch_table.create_status("b", {"state": "RUNNING", "total": 3, "done": 0})
     assert not batch_table.create_status("b", {"state": "RUNNING"})
     for line in (3, 1, 2):
@@ -457,7 +481,7 @@ def test_table_counts_a_line_once_and_reads_lines_in_order(batch_table: BatchTab
     assert not batch_table.claim_transition("b", "RUNNING", "ASSEMBLING")
 
 
-def test_slots_are_taken_all_or_none_and_never_go_below_zero(batch_table: BatchTable) -> None:
+def test_slots_are_taken_all_or_none_and_never_go_below_zero(batch_table: DynamoBatchTable) -> None:
     # GIVEN one slot of "slow" and two of "fast"
     slots = {"slow": 1, "fast": 2}
 
@@ -476,7 +500,7 @@ def test_slots_are_taken_all_or_none_and_never_go_below_zero(batch_table: BatchT
     assert (batch_table.slots("slow")["in_flight"], batch_table.slots("fast")["in_flight"]) == (0, 0)
 
 
-def test_waiting_batches_and_line_claims(batch_table: BatchTable) -> None:
+def test_waiting_batches_and_line_claims(batch_table: DynamoBatchTable) -> None:
     batch_table.add_waiting(["slow", "fast"], "b-2")
     batch_table.add_waiting(["fast"], "b-1")
     assert batch_table.waiting(["slow", "fast"]) == ["b-1", "b-2"]
@@ -499,7 +523,7 @@ def test_results_are_written_through_a_multipart_upload() -> None:
         )
         lines = (f'{{"line": {n}}}\n'.encode() for n in range(1, 1001))
 
-        written = BatchObjects().write_stream("batch-results", "results/x.jsonl", lines)
+        written = S3BatchObjects().write_stream("batch-results", "results/x.jsonl", lines)
 
         body = s3.get_object(Bucket="batch-results", Key="results/x.jsonl")["Body"].read()
         assert written == len(body)
@@ -510,20 +534,54 @@ def test_results_are_written_through_a_multipart_upload() -> None:
 EVENTS = __import__("pathlib").Path(__file__).resolve().parents[3] / "events" / "batch"
 
 
-def test_start_finds_the_uploaded_object_in_the_s3_notification() -> None:
-    from xpi.handlers.batch_start import batch_objects
-
+def _sample_notification() -> S3Notification:
     sqs = json.loads((EVENTS / "start" / "sqs-s3-notification.json").read_text())
-    notification = json.loads(sqs["Records"][0]["body"])
+    return S3Notification.model_validate_json(sqs["Records"][0]["body"])
+
+
+def test_start_finds_the_uploaded_object_in_the_s3_notification() -> None:
+    notification = _sample_notification()
 
     (found,) = batch_objects(notification, "incoming/")
 
     assert found.key == "incoming/claims-2026-11-27.jsonl"
     assert found.version_id == "3HL4kqtJlcpXroDTDmjVBH40Nrjfkd"
     assert found.principal == "AWS:AROAQXZEXAMPLEROLEID1:claims-intake"
+    assert found.uploaded_at == datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
     assert found.batch_id == batch_id_for(found.bucket, found.key, found.etag)
-    assert batch_objects({"Event": "s3:TestEvent"}, "incoming/") == []
+    assert batch_objects(S3Notification.model_validate({"Event": "s3:TestEvent"}), "incoming/") == []
     assert batch_objects(notification, "elsewhere/") == []
+
+
+def test_start_skips_manifests_and_other_events_and_decodes_keys() -> None:
+    # GIVEN a notification naming a manifest, a deletion and an upload with an encoded key
+    record = _sample_notification().model_dump(by_alias=True)["Records"][0]
+    manifest = json.loads(json.dumps(record))
+    manifest["s3"]["object"]["key"] = "incoming/claims-2026-11-27.manifest.json"
+    removed = {**json.loads(json.dumps(record)), "eventName": "ObjectRemoved:Delete"}
+    spaced = json.loads(json.dumps(record))
+    spaced["s3"]["object"]["key"] = "incoming/claims+week+48.jsonl"
+    notification = S3Notification.model_validate({"Records": [manifest, removed, spaced]})
+
+    # WHEN
+    found = batch_objects(notification, "incoming/")
+
+    # THEN only the upload is a batch, under its decoded key
+    assert [batch.key for batch in found] == ["incoming/claims week 48.jsonl"]
+
+
+def test_start_batches_starts_each_object_version_once() -> None:
+    # GIVEN the same notification delivered twice
+    starter = FakeBatchStarter()
+
+    # WHEN
+    first = start_batches(_sample_notification(), "incoming/", starter)
+    again = start_batches(_sample_notification(), "incoming/", starter)
+
+    # THEN
+    assert (first, again) == (1, 0)
+    [batch] = starter.started.values()
+    assert batch.key == "incoming/claims-2026-11-27.jsonl"
 
 
 def test_the_sample_file_splits_with_its_sidecar_defaults() -> None:
@@ -551,16 +609,37 @@ def test_progress_reads_the_line_from_the_result_event() -> None:
 
 
 def test_a_failure_reason_comes_from_the_lambda_error() -> None:
-    from xpi.handlers.batch_assemble import _reason
-
     cause = json.dumps({"errorMessage": "the file is empty", "errorType": "BatchInvalid"})
 
-    assert _reason({"Error": "BatchInvalid", "Cause": cause}) == "BatchInvalid: the file is empty"
-    assert _reason({"Error": "States.Timeout"}) == "States.Timeout: no cause given"
+    assert failure_reason(StepError(Error="BatchInvalid", Cause=cause)) == "BatchInvalid: the file is empty"
+    assert failure_reason(StepError(Error="States.Timeout")) == "States.Timeout: no cause given"
+    assert failure_reason(StepError(Error="States.Runtime", Cause="not json")) == "States.Runtime: not json"
+
+
+def test_the_failure_path_records_why_a_batch_failed() -> None:
+    # GIVEN the failure path's input (events/batch/record-failure/failure-state.json)
+    failure = BatchFailure.model_validate_json((EVENTS / "record-failure" / "failure-state.json").read_text())
+    table = FakeTable()
+
+    # WHEN
+    summary = record_failure(failure, table, NOW)
+
+    # THEN
+    assert (summary.status, summary.reason) == ("FAILED", "BatchInvalid: the file is empty")
+    status = table.status(failure.batch.batch_id)
+    assert status is not None and status["state"] == "FAILED"
+
+
+def test_the_assemble_step_takes_no_error() -> None:
+    # The failure path has its own function: an error sent to Assemble is refused, not taken as a mode.
+    event = json.loads((EVENTS / "record-failure" / "failure-state.json").read_text())
+
+    with pytest.raises(ValidationError):
+        BatchStepInput.model_validate(event)
 
 
 @pytest.mark.parametrize(
-    "name", ["split/workflow-input.json", "assemble/workflow-state.json", "assemble/failure-state.json"]
+    "name", ["split/workflow-input.json", "assemble/workflow-state.json", "record-failure/failure-state.json"]
 )
 def test_workflow_samples_parse(name: str) -> None:
     event = json.loads((EVENTS / name).read_text())

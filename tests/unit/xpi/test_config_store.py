@@ -2,12 +2,22 @@
 (or a new parameter) applies within max_age without a deploy."""
 
 import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, tzinfo
+from types import SimpleNamespace
 
 import boto3
 import pytest
+from aws_lambda_powertools.utilities.parameters import base as powertools_parameters
 from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
 from moto import mock_aws
-from xpi.adapters.config_store import OptionalParameter
+from pydantic import ValidationError
+from xpi import dependencies
+from xpi.adapters import config_store
+from xpi.adapters.config_store import ConfigOverride, OptionalParameter
+from xpi.domain.routing import RoutingConfig, load_default_routing
+
+MoveClock = Callable[[float], None]
 
 NAME = "/xpi/test-stack/routing"
 
@@ -15,6 +25,28 @@ NAME = "/xpi/test-stack/routing"
 @pytest.fixture(autouse=True)
 def _fresh_powertools_cache() -> None:
     DEFAULT_PROVIDERS.clear()  # Powertools keeps one provider (and its cache) per process
+
+
+@pytest.fixture
+def move_clock(monkeypatch: pytest.MonkeyPatch) -> MoveClock:
+    """Moves both clocks the caches read, instead of waiting for max_age: the absence cache's
+    time.monotonic and Powertools' datetime.now (a value's expiry)."""
+    moved = timedelta()
+
+    class MovedDatetime(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> datetime:
+            return datetime.now(tz) + moved
+
+    def move(seconds: float) -> None:
+        nonlocal moved
+        moved += timedelta(seconds=seconds)
+
+    monkeypatch.setattr(
+        config_store, "time", SimpleNamespace(monotonic=lambda: time.monotonic() + moved.total_seconds())
+    )
+    monkeypatch.setattr(powertools_parameters, "datetime", MovedDatetime)
+    return move
 
 
 @mock_aws
@@ -33,7 +65,7 @@ def test_absent_parameter_means_default_and_is_remembered() -> None:
 
 
 @mock_aws
-def test_a_change_applies_after_max_age_without_a_deploy() -> None:
+def test_a_change_applies_after_max_age_without_a_deploy(move_clock: MoveClock) -> None:
     ssm = boto3.client("ssm")
     ssm.put_parameter(Name=NAME, Value='{"v": 1}', Type="String")
     parameter = OptionalParameter(NAME, max_age_s=1)
@@ -41,17 +73,18 @@ def test_a_change_applies_after_max_age_without_a_deploy() -> None:
 
     ssm.put_parameter(Name=NAME, Value='{"v": 2}', Type="String", Overwrite=True)
     assert parameter.get() == '{"v": 1}'  # still cached
-    time.sleep(1.1)
+    move_clock(1.1)
 
     assert parameter.get() == '{"v": 2}'
 
 
 @mock_aws
-def test_a_new_parameter_is_picked_up_after_max_age() -> None:
+def test_a_new_parameter_is_picked_up_after_max_age(move_clock: MoveClock) -> None:
     parameter = OptionalParameter(NAME, max_age_s=1)
     assert parameter.get() is None
     boto3.client("ssm").put_parameter(Name=NAME, Value='{"v": 3}', Type="String")
-    time.sleep(1.1)
+    assert parameter.get() is None  # the absence is still cached
+    move_clock(1.1)
 
     assert parameter.get() == '{"v": 3}'
 
@@ -76,3 +109,36 @@ def test_other_read_errors_fail_closed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_no_name_means_default_without_a_call() -> None:
     assert OptionalParameter("", max_age_s=60).get() is None
+
+
+# ---------------------------------------------------------------------------------------------- routing
+ROUTING = '{"models": {"us.amazon.nova-lite-v1:0": {}}, "callers": [{"principal": "*", "allow": ["*"]}]}'
+
+
+def routing_override(max_age_s: int = 60) -> ConfigOverride[RoutingConfig]:
+    return ConfigOverride(OptionalParameter(NAME, max_age_s), RoutingConfig, load_default_routing)
+
+
+@mock_aws
+def test_routing_is_the_parameter_when_it_exists_else_the_default() -> None:
+    assert routing_override().get() is load_default_routing()
+
+    boto3.client("ssm").put_parameter(Name=NAME, Value=ROUTING, Type="String")
+
+    assert routing_override().get().models_for("anyone") == ["us.amazon.nova-lite-v1:0"]
+
+
+@mock_aws
+def test_invalid_routing_fails_with_its_validation_error() -> None:
+    boto3.client("ssm").put_parameter(Name=NAME, Value='{"models": "none"}', Type="String")
+
+    with pytest.raises(ValidationError, match="RoutingConfig"):
+        routing_override().get()
+
+
+@mock_aws
+def test_the_routing_in_force_is_the_deployments_parameter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROUTING_PARAMETER_NAME", NAME)
+    boto3.client("ssm").put_parameter(Name=NAME, Value=ROUTING, Type="String")
+
+    assert list(dependencies.routing_config().models) == ["us.amazon.nova-lite-v1:0"]

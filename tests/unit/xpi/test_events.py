@@ -10,10 +10,9 @@ import pytest
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel, SqsModel
 from xpi.domain.intake import parse_request
 from xpi.domain.routing import load_default_routing
-from xpi.handlers.record import RejectedInput
-from xpi.models.batch import BatchObject
+from xpi.models.batch import BatchFailure, BatchObject, BatchStepInput, S3Notification
 from xpi.models.request import InferenceRequest
-from xpi.models.workflow import WorkflowInput, WorkflowState
+from xpi.models.workflow import RejectedInput, WorkflowInput, WorkflowState
 
 from tests.helpers.events import EVENTS, REPO
 
@@ -25,12 +24,14 @@ FOLDER_OF_HANDLER = {
     "route": "route",
     "invoke": "invoke",
     "record": "record",
+    "record_rejection": "record-rejection",
     "api": "api",
     "batch_start": "batch/start",
     "batch_split": "batch/split",
     "batch_release": "batch/release",
     "batch_progress": "batch/progress",
     "batch_assemble": "batch/assemble",
+    "batch_record_failure": "batch/record-failure",
 }
 
 
@@ -66,12 +67,14 @@ def test_the_template_is_read() -> None:
         "RouteFunction": "route",
         "InvokeModelFunction": "invoke",
         "RecordOutcomeFunction": "record",
+        "RecordRejectionFunction": "record_rejection",
         "ApiFunction": "api",
         "BatchStartFunction": "batch_start",
         "BatchSplitFunction": "batch_split",
         "BatchReleaseFunction": "batch_release",
         "BatchProgressFunction": "batch_progress",
         "BatchAssembleFunction": "batch_assemble",
+        "BatchRecordFailureFunction": "batch_record_failure",
     }
 
 
@@ -85,18 +88,25 @@ def test_every_event_is_valid_for_its_function(path: Path) -> None:
     event = json.loads(path.read_text(encoding="utf-8"))
     folder = path.parent.name
     if folder in ("consume", "start", "progress"):
-        SqsModel.model_validate(event)
+        batch = SqsModel.model_validate(event)
+        if folder == "start":  # each body an S3 notification, as the start function parses it
+            for record in batch.Records:
+                S3Notification.model_validate_json(record.body)
     elif folder == "validate":
         parse_request(WorkflowInput.model_validate(event).request)
     elif folder == "requests":
         InferenceRequest.model_validate(event)
     elif folder == "api":
         APIGatewayProxyEventModel.model_validate(event)
-    elif folder in ("split", "assemble"):
+    elif folder == "split":
         BatchObject.model_validate(event["batch"])
+    elif folder == "assemble":
+        BatchStepInput.model_validate(event)
+    elif folder == "record-failure":
+        BatchFailure.model_validate(event)
     elif folder == "release":
         assert set(event) == {"batch_id", "task_token"}
-    elif path.name == "rejected-input.json":
+    elif folder == "record-rejection":
         RejectedInput.model_validate(event)
     else:
         WorkflowState.model_validate(event)
@@ -176,3 +186,15 @@ class TestRequests:
         assert samples["invoke-model-anthropic"].body is not None
         assert samples["invoke-model-anthropic"].body["anthropic_version"] == "bedrock-2023-05-31"
         assert "CUI" in (samples["cui-banner"].prompt or "").splitlines()
+
+
+def test_the_rejection_samples_are_an_invalid_request_and_a_platform_failure() -> None:
+    errors = {
+        path.name: RejectedInput.model_validate_json(path.read_text()).error.Error
+        for path in (EVENTS / "record-rejection").glob("*.json")
+    }
+
+    assert errors == {
+        "rejected-input.json": "RequestInvalid",
+        "validate-failed.json": "Lambda.ServiceException",
+    }

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from xpi.domain.errors import BedrockThrottled, ModelNotAllowedForCaller, ModelNotApproved, RequestInvalid
 from xpi.domain.hashing import sha256_text
-from xpi.handlers import consume, invoke, record, route, validate
+from xpi.handlers import batch_start, consume, invoke, record, record_rejection, route, validate
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import WorkflowState
 
@@ -383,12 +383,14 @@ class TestRecord:
         assert event["response"]["output_text"][:40] not in stored
         assert "cooperative agreement" not in stored
 
+
+class TestRecordRejection:
     def test_a_rejected_input_is_answered_once(
         self, aws: XpiResources, lambda_context: FakeLambdaContext
     ) -> None:
         # WHEN the RecordRejection state runs (twice: its Retry after a timeout, say)
-        first = record.handler(load_event("record/rejected-input.json"), lambda_context)
-        second = record.handler(load_event("record/rejected-input.json"), lambda_context)
+        first = record_rejection.handler(load_event("record-rejection/rejected-input.json"), lambda_context)
+        second = record_rejection.handler(load_event("record-rejection/rejected-input.json"), lambda_context)
 
         # THEN the producer gets exactly one Inference Failed event, published by the function itself
         [event] = aws.subscriber_events()
@@ -397,7 +399,7 @@ class TestRecord:
         assert event["detail"]["reply"] == {"ticket": "INC-66012"}
         assert event["detail"]["error"] == {
             "code": "RequestInvalid",
-            "message": "RequestInvalid: request does not match schema v1: request: Value error, "
+            "message": "request does not match schema v1: request: Value error, "
             "give exactly one of `messages` or `prompt`",
         }
         # AND the ASL does not emit again
@@ -412,16 +414,71 @@ class TestRecord:
         )
         item = aws.lineage_item("req-invalid-0007")
         assert item is not None and item["status"] == "FAILED"
+        assert item["error"]["code"] == "RequestInvalid"
+
+    def test_a_platform_failure_of_validate_is_not_reported_as_an_invalid_request(
+        self, aws: XpiResources, lambda_context: FakeLambdaContext
+    ) -> None:
+        # GIVEN Validate failed with Lambda.ServiceException through every retry: the request was never judged
+        event = load_event("record-rejection/validate-failed.json")
+
+        # WHEN
+        result = record_rejection.handler(event, lambda_context)
+
+        # THEN it is answered once as ValidationUnavailable, with the platform's error in the message
+        [published] = aws.subscriber_events()
+        assert published["detail"]["error"]["code"] == "ValidationUnavailable"
+        assert published["detail"]["error"]["message"].startswith(
+            "Lambda.ServiceException: An internal error occurred"
+        )
+        assert result["outcome"]["emit"] is False
+        item = aws.lineage_item("req-unvalidated-0008")
+        assert item is not None and item["status"] == "FAILED"
+        assert item["error"]["code"] == "ValidationUnavailable"
 
     def test_a_rejected_input_without_a_usable_id_is_answered_by_execution_name(
         self, aws: XpiResources, lambda_context: FakeLambdaContext
     ) -> None:
-        event = load_event("record/rejected-input.json")
+        event = load_event("record-rejection/rejected-input.json")
         event["request"] = {"prompt": "no id, no model"}
         event["execution"] = "0b6e4d1c-8f2a-4c3b-9d5e-6a7b8c9d0e08"
 
-        result = record.handler(event, lambda_context)
+        result = record_rejection.handler(event, lambda_context)
 
         assert result["outcome"]["detail"] == {"request_id": "0b6e4d1c-8f2a-4c3b-9d5e-6a7b8c9d0e08"}
         [published] = aws.subscriber_events()
         assert published["detail"]["request_id"] == "0b6e4d1c-8f2a-4c3b-9d5e-6a7b8c9d0e08"
+
+
+class TestBatchStart:
+    def test_an_upload_starts_its_batch_workflow_named_by_its_batch_id(
+        self, aws: XpiResources, lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # GIVEN the batch workflow (the inference one stands in: moto runs neither)
+        monkeypatch.setenv("BATCH_STATE_MACHINE_ARN", aws.state_machine_arn)
+
+        # WHEN the sample notification arrives, and is redelivered
+        first = batch_start.handler(load_event("batch/start/sqs-s3-notification.json"), lambda_context)
+        again = batch_start.handler(load_event("batch/start/sqs-s3-notification.json"), lambda_context)
+
+        # THEN one execution, named by the batch id, with the batch as its input
+        assert first == again == {"batchItemFailures": []}
+        [(name, execution_input)] = aws.executions().items()
+        assert name == execution_input["batch"]["batch_id"]
+        assert execution_input["batch"]["key"] == "incoming/claims-2026-11-27.jsonl"
+
+    def test_a_body_that_is_not_a_notification_is_reported_as_a_failure(
+        self, aws: XpiResources, lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # GIVEN a batch of the sample notification and a body that is not one
+        monkeypatch.setenv("BATCH_STATE_MACHINE_ARN", aws.state_machine_arn)
+        event = load_event("batch/start/sqs-s3-notification.json")
+        broken = {**event["Records"][0], "messageId": "0b6e4d1c-0000-4c3b-9d5e-6a7b8c9d0e01", "body": "{"}
+        event["Records"].append(broken)
+
+        # WHEN
+        result = batch_start.handler(event, lambda_context)
+
+        # THEN only that record returns (and reaches the DLQ after its retries); the upload starts
+        assert result == {"batchItemFailures": [{"itemIdentifier": broken["messageId"]}]}
+        assert len(aws.executions()) == 1

@@ -1,7 +1,8 @@
-"""The end of every request: final status, error description, result event detail, lineage attributes."""
+"""The end of every request: final status, error description, result event detail, lineage item."""
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from xpi.domain.inspection import segments_with_paths
@@ -10,7 +11,8 @@ from xpi.domain.outcome import (
     describe_error,
     detail_type,
     final_status,
-    lineage_attributes,
+    lineage_item,
+    rejection_error,
     result_detail,
 )
 from xpi.models.events import ResultDetail
@@ -19,6 +21,11 @@ from xpi.models.workflow import Classification, ModelResponse, StepError, Workfl
 from tests.helpers.events import make_state, sample_request, state_from_event
 
 COMPLETED_AT = datetime(2025, 3, 12, 14, 7, 5, 402000, tzinfo=UTC)
+
+
+def stored_attributes(state: WorkflowState) -> dict[str, Any]:
+    """The final lineage item's attributes as DynamoLineageStore writes them (None left out)."""
+    return lineage_item(state, result_detail(state, completed_at=COMPLETED_AT)).model_dump(exclude_none=True)
 
 
 def response() -> ModelResponse:
@@ -194,7 +201,7 @@ class TestResultDetail:
         assert ResultDetail.model_validate_json(detail.model_dump_json(exclude_none=True)) == detail
 
 
-class TestLineageAttributes:
+class TestLineageItem:
     @pytest.mark.parametrize(
         "event", ["record/state-completed.json", "record/state-failed.json", "record/state-blocked.json"]
     )
@@ -207,7 +214,7 @@ class TestLineageAttributes:
         assert texts
 
         # WHEN
-        attributes = lineage_attributes(state, result_detail(state, completed_at=COMPLETED_AT))
+        attributes = stored_attributes(state)
 
         # THEN none of it, nor a recognisable piece of it, is in the lineage item
         stored = json.dumps(attributes)
@@ -219,7 +226,7 @@ class TestLineageAttributes:
     def test_pii_sample_leaves_no_pii_in_lineage(self) -> None:
         state = make_state(sample_request("pii-redact"), classification=classification("redact"))
 
-        stored = json.dumps(lineage_attributes(state, result_detail(state, completed_at=COMPLETED_AT)))
+        stored = json.dumps(stored_attributes(state))
 
         assert "123-45-6789" not in stored
         assert "jordan.alvarez@example.com" not in stored
@@ -228,7 +235,7 @@ class TestLineageAttributes:
         state = state_from_event("record/state-completed.json")
         assert state.response is not None
 
-        attributes = lineage_attributes(state, result_detail(state, completed_at=COMPLETED_AT))
+        attributes = stored_attributes(state)
 
         assert attributes["status"] == "COMPLETED"
         assert attributes["request_sha256"] == state.claim.request_sha256
@@ -256,7 +263,7 @@ class TestLineageAttributes:
     def test_failed_attributes_carry_the_error_and_no_none_values(self) -> None:
         state = state_from_event("record/state-failed.json")
 
-        attributes = lineage_attributes(state, result_detail(state, completed_at=COMPLETED_AT))
+        attributes = stored_attributes(state)
 
         assert attributes["status"] == "FAILED"
         assert attributes["error"]["code"] == "BedrockRejected"
@@ -267,7 +274,7 @@ class TestLineageAttributes:
     def test_no_float_reaches_dynamodb(self) -> None:
         state: WorkflowState = state_from_event("record/state-completed.json")
 
-        attributes = lineage_attributes(state, result_detail(state, completed_at=COMPLETED_AT))
+        attributes = stored_attributes(state)
 
         def floats(value: object) -> list[float]:
             if isinstance(value, float):
@@ -279,3 +286,36 @@ class TestLineageAttributes:
             return []
 
         assert floats(attributes) == []
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "message"),
+    [
+        # Validate's own verdict: the request is invalid
+        (
+            StepError(Error="RequestInvalid", Cause=json.dumps({"errorMessage": "request: prompt is empty"})),
+            "RequestInvalid",
+            "request: prompt is empty",
+        ),
+        # the platform failed before the request was judged: never RequestInvalid
+        (StepError(Error="States.Timeout"), "ValidationUnavailable", "States.Timeout"),
+        (
+            StepError(Error="Lambda.ServiceException", Cause="Lambda.ServiceException: internal error"),
+            "ValidationUnavailable",
+            "Lambda.ServiceException: internal error",
+        ),
+        (
+            StepError(
+                Error="Runtime.ExitError", Cause=json.dumps({"errorMessage": "exited with status 137"})
+            ),
+            "ValidationUnavailable",
+            "Runtime.ExitError: exited with status 137",
+        ),
+    ],
+)
+def test_a_rejection_is_invalid_only_when_validate_judged_it_so(
+    error: StepError, code: str, message: str
+) -> None:
+    rejection = rejection_error(error)
+
+    assert (rejection.code, rejection.message) == (code, message)

@@ -1,4 +1,4 @@
-"""Services against in-memory fakes of the adapter Protocols: submission, recording, invocation."""
+"""Services against in-memory fakes of the ports: submission, recording, invocation, classification."""
 
 import json
 from datetime import UTC, datetime, timedelta
@@ -7,14 +7,16 @@ from typing import Any
 import pytest
 from xpi.domain.errors import BedrockThrottled, RequestInvalid
 from xpi.domain.hashing import sha256_text
+from xpi.domain.policy import load_default_policy
 from xpi.domain.routing import estimate_cost, load_default_routing
 from xpi.models.events import INFERENCE_FAILED
 from xpi.models.workflow import Route, Usage, WorkflowInput, WorkflowState
+from xpi.services.classification import classify
 from xpi.services.invocation import invoke_model
 from xpi.services.recording import record_outcome
 from xpi.services.submission import Submitted, submit
 
-from tests.helpers.events import make_source, make_state, sample_request, state_from_event
+from tests.helpers.events import make_request, make_source, make_state, sample_request, state_from_event
 from tests.helpers.fakes import (
     FakeBedrockGateway,
     FakeEventPublisher,
@@ -121,14 +123,15 @@ class TestSubmit:
         # AND lineage is written only if nothing was there before
         assert len(consumer.lineage.calls) == 1
         call = consumer.lineage.calls[0]
-        assert call.request_id == "req-batch-0103"
+        assert call.item.request_id == "req-batch-0103"
         assert call.only_if_new is True
-        assert call.attributes["status"] == "FAILED"
-        assert call.first_seen == {
-            "created_at": "2025-03-12T14:05:12.007+00:00",
-            "day": "2025-03-12",
-            "expires_at": int((NOW + timedelta(days=400)).timestamp()),
-        }
+        assert call.item.status == "FAILED"
+        assert call.item.request_sha256 is None  # it never validated
+        assert (call.item.created_at, call.item.day, call.item.expires_at) == (
+            "2025-03-12T14:05:12.007+00:00",
+            "2025-03-12",
+            int((NOW + timedelta(days=400)).timestamp()),
+        )
         # AND no workflow starts
         assert consumer.starter.started == {}
 
@@ -139,19 +142,19 @@ class TestSubmit:
                 consumer.submit(MALFORMED)
 
         assert len(consumer.events.published) == 1
-        assert consumer.lineage.items["req-batch-0103"]["status"] == "FAILED"
+        assert consumer.lineage.items["req-batch-0103"].status == "FAILED"
 
     def test_a_malformed_request_never_overwrites_an_existing_lineage_item(self) -> None:
         # GIVEN the id already belongs to an accepted request
         consumer = Submission()
-        consumer.lineage.claim("req-batch-0103")
+        consumer.lineage.claim(make_state(make_request(request_id="req-batch-0103")).claim)
 
         # WHEN a malformed message reuses it
         with pytest.raises(RequestInvalid):
             consumer.submit(MALFORMED)
 
         # THEN the accepted request's lineage and result are left alone
-        assert consumer.lineage.items["req-batch-0103"]["status"] == "ACCEPTED"
+        assert consumer.lineage.items["req-batch-0103"].status == "ACCEPTED"
         assert consumer.events.published == []
 
     @pytest.mark.parametrize(
@@ -189,7 +192,7 @@ class TestSubmit:
             consumer.submit(body)
 
         assert "123-45-6789" not in json.dumps(consumer.events.published)
-        assert "123-45-6789" not in json.dumps([c.attributes for c in consumer.lineage.calls])
+        assert "123-45-6789" not in json.dumps([c.item.model_dump() for c in consumer.lineage.calls])
 
 
 class TestRecordOutcome:
@@ -198,7 +201,7 @@ class TestRecordOutcome:
     def claimed(self, event: str) -> tuple[WorkflowState, FakeLineageStore]:
         state = state_from_event(event)
         lineage = FakeLineageStore()
-        lineage.claim(state.request.request_id, created_at=state.claim.created_at, day=state.claim.day)
+        lineage.claim(state.claim)
         return state, lineage
 
     @pytest.mark.parametrize(
@@ -218,7 +221,7 @@ class TestRecordOutcome:
         assert outcome.detail_type == detail_type
         assert outcome.detail["status"] == status
         assert outcome.detail["request_id"] == state.request.request_id
-        assert lineage.items[state.request.request_id]["status"] == status
+        assert lineage.items[state.request.request_id].status == status
 
     def test_emit_is_false_when_lineage_is_already_final(self) -> None:
         # GIVEN a request already recorded once
@@ -240,11 +243,11 @@ class TestRecordOutcome:
 
         call = lineage.calls[0]
         assert call.only_if_new is False
-        assert call.first_seen == {
-            "created_at": state.claim.created_at,
-            "day": state.claim.day,
-            "expires_at": int(state.claim.expires_at),
-        }
+        assert (call.item.created_at, call.item.day, call.item.expires_at) == (
+            state.claim.created_at,
+            state.claim.day,
+            int(state.claim.expires_at),
+        )
 
     def test_the_detail_is_json_ready_for_the_asl_put_events(self) -> None:
         state, lineage = self.claimed("record/state-completed.json")
@@ -363,3 +366,52 @@ class TestInvokeModel:
                 make_state(), gateway, FakeObjectStore(), load_default_routing(), inline_max_bytes=32_768
             )
         assert gateway.calls == []
+
+
+class TestClassify:
+    CLASSIFIED_AT = datetime(2025, 3, 12, 14, 5, 12, 500000, tzinfo=UTC)
+
+    def classified(self, request: dict[str, Any]) -> tuple[WorkflowState, FakeEventPublisher]:
+        events = FakeEventPublisher()
+        state = classify(
+            make_state(request),
+            policy=load_default_policy(),
+            detectors=(),
+            routing=load_default_routing(),
+            events=events,
+            clock=lambda: self.CLASSIFIED_AT,
+        )
+        return state, events
+
+    def test_pii_is_redacted_in_the_state_and_counted(self) -> None:
+        state, events = self.classified(sample_request("pii-redact"))
+
+        assert state.classification is not None
+        assert state.classification.decision == "redact"
+        assert state.classification.categories == {"pii.ssn": 1, "pii.email": 1}
+        assert state.classification.classifier == "xpi-rules/1"
+        assert "123-45-6789" not in state.model_dump_json()
+        assert state.timings["classified_at"] == self.CLASSIFIED_AT
+        assert events.published == []
+
+    def test_a_classified_marking_blocks_and_alerts_security_without_the_text(self) -> None:
+        # GIVEN a request carrying a classified banner
+        request = sample_request("plain-prompt")
+        request["system"] = ["SECRET//NOFORN\n\nOperational summary follows.\n\nSECRET//NOFORN"]
+
+        # WHEN
+        state, events = self.classified(request)
+
+        # THEN
+        assert state.classification is not None and state.classification.decision == "block"
+        [(detail_type, detail)] = events.published
+        assert detail_type == "Security Alert"
+        assert detail == {
+            "version": "1",
+            "request_id": "req-plain-0001",
+            "caller_principal": state.source.principal,
+            "source": "sqs",
+            "categories": {"classified.banner": 2},
+            "decision": "block",
+        }
+        assert "Operational summary" not in json.dumps(detail)

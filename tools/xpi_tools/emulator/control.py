@@ -28,16 +28,13 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote
 
 from xpi_tools.emulator.catalogue import MODELS_BY_ID, PROFILES
 from xpi_tools.emulator.config import AccessKey, ApiKey, Latency, Quota
 from xpi_tools.emulator.httpserver import Request, Response
-from xpi_tools.emulator.state import ANY_MODEL
-
-if TYPE_CHECKING:
-    from xpi_tools.emulator.service import BedrockService
+from xpi_tools.emulator.state import ANY_MODEL, EmulatorState
 
 PREFIX = "/_emulator"
 
@@ -85,8 +82,8 @@ def _optional_number(body: dict[str, Any], name: str) -> float | None:
 
 
 class ControlApi:
-    def __init__(self, service: BedrockService) -> None:
-        self._service = service
+    def __init__(self, state: EmulatorState) -> None:
+        self._state = state
 
     def handle(self, request: Request) -> Response:
         if not _is_loopback(request.peer):
@@ -117,20 +114,20 @@ class ControlApi:
 
     @property
     def _routes(self) -> dict[tuple[str, str], Callable[[dict[str, Any]], Any]]:
-        service = self._service
+        state = self._state
         return {
             ("GET", "/health"): self._health,
-            ("GET", "/counters"): lambda _: service.counters.snapshot(),
+            ("GET", "/counters"): lambda _: state.counters.snapshot(),
             ("POST", "/reset"): self._reset,
-            ("GET", "/faults"): lambda _: {"faults": [r.describe() for r in service.faults.rules]},
+            ("GET", "/faults"): lambda _: {"faults": [r.describe() for r in state.faults.rules]},
             ("POST", "/faults"): self._add_fault,
             ("DELETE", "/faults"): self._clear_faults,
-            ("GET", "/quotas"): lambda _: service.quotas.describe(),
+            ("GET", "/quotas"): lambda _: state.quotas.describe(),
             ("PUT", "/quotas"): self._set_quota,
             ("DELETE", "/quotas"): self._clear_quotas,
-            ("GET", "/latency"): lambda _: service.latencies.describe(),
+            ("GET", "/latency"): lambda _: state.latencies.describe(),
             ("PUT", "/latency"): self._set_latency,
-            ("GET", "/keys"): lambda _: service.keys.describe(),
+            ("GET", "/keys"): lambda _: state.keys.describe(),
             ("POST", "/keys"): self._add_access_key,
             ("POST", "/api-keys"): self._add_api_key,
             ("PUT", "/clock"): self._set_clock,
@@ -138,15 +135,15 @@ class ControlApi:
 
     @property
     def _removals(self) -> dict[tuple[str, str], Callable[[str], bool]]:
-        service = self._service
+        state = self._state
         return {
-            ("DELETE", "/faults/"): service.faults.remove,
-            ("DELETE", "/keys/"): service.keys.revoke_access_key,
-            ("DELETE", "/api-keys/"): service.keys.revoke_api_key,
+            ("DELETE", "/faults/"): state.faults.remove,
+            ("DELETE", "/keys/"): state.keys.revoke_access_key,
+            ("DELETE", "/api-keys/"): state.keys.revoke_api_key,
         }
 
     def _health(self, _: dict[str, Any]) -> dict[str, Any]:
-        catalogue = self._service.catalogue
+        catalogue = self._state.catalogue
         return {
             "status": "ok",
             "region": catalogue.region,
@@ -157,21 +154,21 @@ class ControlApi:
         }
 
     def _reset(self, body: dict[str, Any]) -> dict[str, Any]:
-        service = self._service
+        state = self._state
         if body.get("counters", True):
-            service.counters.reset()
+            state.counters.reset()
         if body.get("faults", True):
-            service.faults.reset()
+            state.faults.reset()
         if body.get("quotas", True):
-            service.quotas.reset()
+            state.quotas.reset()
         if body.get("latency", True):
-            service.latencies.reset()
+            state.latencies.reset()
         if body.get("clock", True):
-            service.clock_offset = 0.0
+            state.clock_offset = 0.0
         return {"reset": True}
 
     def _clear_faults(self, _: dict[str, Any]) -> dict[str, Any]:
-        self._service.faults.rules.clear()
+        self._state.faults.rules.clear()
         return {"faults": []}
 
     def _set_quota(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -179,20 +176,20 @@ class ControlApi:
             requests_per_minute=_optional_number(body, "requests_per_minute"),
             tokens_per_minute=_optional_number(body, "tokens_per_minute"),
         )
-        self._service.quotas.set(_model_key(body.get("model")), quota)
-        return self._service.quotas.describe()
+        self._state.quotas.set(_model_key(body.get("model")), quota)
+        return self._state.quotas.describe()
 
     def _clear_quotas(self, _: dict[str, Any]) -> dict[str, Any]:
-        self._service.quotas.reset()
-        return self._service.quotas.describe()
+        self._state.quotas.reset()
+        return self._state.quotas.describe()
 
     def _set_latency(self, body: dict[str, Any]) -> dict[str, Any]:
         latency = Latency(
             time_to_first_token_ms=_optional_number(body, "time_to_first_token_ms") or 0.0,
             per_output_token_ms=_optional_number(body, "per_output_token_ms") or 0.0,
         )
-        self._service.latencies.set(_model_key(body.get("model")), latency)
-        return self._service.latencies.describe()
+        self._state.latencies.set(_model_key(body.get("model")), latency)
+        return self._state.latencies.describe()
 
     def _add_access_key(self, body: dict[str, Any]) -> dict[str, Any]:
         key_id, secret, token = (
@@ -204,7 +201,7 @@ class ControlApi:
             raise ControlError(400, "access_key_id and secret_access_key are required strings")
         if token is not None and not isinstance(token, str):
             raise ControlError(400, "session_token must be a string")
-        self._service.keys.add_access_key(
+        self._state.keys.add_access_key(
             AccessKey(key_id, secret, token, _optional_number(body, "expires_at"))
         )
         return {"access_key_id": key_id}
@@ -213,15 +210,15 @@ class ControlApi:
         key, name = body.get("key"), body.get("name", "")
         if not isinstance(key, str) or not key or not isinstance(name, str):
             raise ControlError(400, "key is a required string; name an optional string")
-        label = self._service.keys.add_api_key(ApiKey(key, name, _optional_number(body, "expires_at")))
+        label = self._state.keys.add_api_key(ApiKey(key, name, _optional_number(body, "expires_at")))
         return {"name": label}
 
     def _set_clock(self, body: dict[str, Any]) -> dict[str, Any]:
         offset = body.get("offset_seconds")
         if isinstance(offset, bool) or not isinstance(offset, int | float):
             raise ControlError(400, "offset_seconds must be a number")
-        self._service.clock_offset = float(offset)
-        return {"offset_seconds": self._service.clock_offset}
+        self._state.clock_offset = float(offset)
+        return {"offset_seconds": self._state.clock_offset}
 
     def _add_fault(self, body: dict[str, Any]) -> dict[str, Any]:
         error = body.get("error")
@@ -244,7 +241,7 @@ class ControlApi:
         stage = body.get("stage", "request")
         if stage not in ("request", "stream"):
             raise ControlError(400, "stage must be 'request' or 'stream'")
-        rule = self._service.faults.add(
+        rule = self._state.faults.add(
             model=_model_key(body.get("model")),
             error=error,
             count=count,

@@ -110,8 +110,8 @@ class BedrockEmulator:
             "Bedrock emulator listening on %s (region %s, %d access keys, %d API keys)",
             self.url,
             self.config.region,
-            len(self.service.keys.access_keys),
-            len(self.service.keys.api_keys),
+            len(self.service.state.keys.access_keys),
+            len(self.service.state.keys.api_keys),
         )
         return self
 

@@ -16,7 +16,6 @@ from urllib.parse import parse_qsl, unquote
 
 from xpi_tools.emulator import eventstream
 from xpi_tools.emulator.catalogue import (
-    Catalogue,
     Family,
     ModelSpec,
     Offer,
@@ -48,7 +47,7 @@ from xpi_tools.emulator.families import (
 )
 from xpi_tools.emulator.httpserver import Request, Response, Result, StreamResponse
 from xpi_tools.emulator.sigv4 import SigV4Verifier
-from xpi_tools.emulator.state import Counters, Faults, KeyStore, Latencies, Quotas
+from xpi_tools.emulator.state import EmulatorState
 from xpi_tools.emulator.textgen import Generation, generate
 
 logger = logging.getLogger("xpi_tools.emulator")
@@ -146,18 +145,9 @@ async def _delayed(response: Response, seconds: float) -> Response:
 class BedrockService:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
-        self.catalogue = Catalogue(config.region, config.account_id)
-        self.keys = KeyStore(list(config.access_keys), config.resolved_api_keys())
-        self.quotas = Quotas(config.default_quota)
-        self.latencies = Latencies(config.default_latency)
-        self.faults = Faults(config.seed)
-        self.counters = Counters()
-        self.clock_offset = 0.0
+        self.state = EmulatorState(config)
         self.verifier = SigV4Verifier(config.region, "bedrock", config.max_clock_skew_seconds)
-        self.control = ControlApi(self)
-
-    def now(self) -> float:
-        return time.time() + self.clock_offset
+        self.control = ControlApi(self.state)
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -207,7 +197,7 @@ class BedrockService:
             principal = self._authenticate(request)
         except BedrockError as error:
             return error_response(error), None
-        self.counters.call(operation)
+        self.state.counters.call(operation)
         if operation in RUNTIME_PATHS.values():
             return self._runtime(operation, identifier or "", request, principal), principal
         try:
@@ -234,18 +224,18 @@ class BedrockService:
         authorization = request.header("authorization")
         if authorization is not None and authorization[:7].lower() == "bearer ":
             token = authorization[7:].strip()
-            key = self.keys.api_keys.get(token)
-            if key is None or (key.expires_at is not None and self.now() >= key.expires_at):
-                self.counters.auth_failure(api_key_fingerprint(token), "AccessDeniedException")
+            key = self.state.keys.api_keys.get(token)
+            if key is None or (key.expires_at is not None and self.state.now() >= key.expires_at):
+                self.state.counters.auth_failure(api_key_fingerprint(token), "AccessDeniedException")
                 raise BedrockError("AccessDeniedException", MSG_BAD_API_KEY, message_key="Message")
             return key.label
         key_id: list[str] = []
         try:
             access_key = self.verifier.verify(
-                request, authorization, self.keys.access_keys, self.now(), on_key_id=key_id.append
+                request, authorization, self.state.keys.access_keys, self.state.now(), on_key_id=key_id.append
             )
         except BedrockError as error:
-            self.counters.auth_failure(key_id[0] if key_id else None, error.code)
+            self.state.counters.auth_failure(key_id[0] if key_id else None, error.code)
             raise
         return access_key.access_key_id
 
@@ -254,10 +244,10 @@ class BedrockService:
     def _resolve_for_count(self, identifier: str) -> Resolved:
         """CountTokens invokes nothing: profile-only models may be named by their bare id."""
         try:
-            return self.catalogue.resolve_for_invocation(identifier)
+            return self.state.catalogue.resolve_for_invocation(identifier)
         except BedrockError:
-            model = self.catalogue.model(identifier)
-            if model is None or self.catalogue.offer(model) is not Offer.INFERENCE_PROFILE:
+            model = self.state.catalogue.model(identifier)
+            if model is None or self.state.catalogue.offer(model) is not Offer.INFERENCE_PROFILE:
                 raise
             return Resolved(model, identifier, None)
 
@@ -269,22 +259,22 @@ class BedrockService:
             if operation == "CountTokens":
                 resolved = self._resolve_for_count(identifier)
             else:
-                resolved = self.catalogue.resolve_for_invocation(identifier)
+                resolved = self.state.catalogue.resolve_for_invocation(identifier)
             model_key = resolved.model.model_id
             plan = self._plan(operation, resolved.model, request.body)
-            fault = self.faults.take((model_key, resolved.invoked_id), operation, "request")
+            fault = self.state.faults.take((model_key, resolved.invoked_id), operation, "request")
             if fault is not None:
                 raise BedrockError(fault.error, fault.message)
             if operation == "CountTokens":
-                self.counters.success(model_key, principal, 0, 0)
+                self.state.counters.success(model_key, principal, 0, 0)
                 return json_response({"inputTokens": plan.prompt.input_tokens})
-            now = time.monotonic()
-            if not self.quotas.admit(model_key, plan.prompt.input_tokens, now):
+            now = self.state.monotonic()
+            if not self.state.quotas.admit(model_key, plan.prompt.input_tokens, now):
                 raise BedrockError("ThrottlingException", MSG_THROTTLED)
             generation = self._generate(resolved.model, plan)
-            self.quotas.charge_output(model_key, generation.output_tokens, now)
+            self.state.quotas.charge_output(model_key, generation.output_tokens, now)
         except BedrockError as error:
-            self.counters.failure(model_key, principal, error.code)
+            self.state.counters.failure(model_key, principal, error.code)
             return error_response(error)
         return self._respond(operation, resolved, plan, generation, principal)
 
@@ -292,14 +282,14 @@ class BedrockService:
         self, operation: str, resolved: Resolved, plan: Plan, generation: Generation, principal: str
     ) -> Result | Awaitable[Result]:
         model = resolved.model
-        latency = self.latencies.for_model(model.model_id)
+        latency = self.state.latencies.for_model(model.model_id)
         latency_ms = round(latency.total_ms(generation.output_tokens))
         if operation in STREAM_EXCEPTIONS:
-            stream_fault = self.faults.take((model.model_id, resolved.invoked_id), operation, "stream")
+            stream_fault = self.state.faults.take((model.model_id, resolved.invoked_id), operation, "stream")
             if stream_fault is not None:
-                self.counters.failure(model.model_id, principal, stream_fault.error)
+                self.state.counters.failure(model.model_id, principal, stream_fault.error)
             else:
-                self.counters.success(
+                self.state.counters.success(
                     model.model_id, principal, generation.input_tokens, generation.output_tokens
                 )
             failure = (stream_fault.error, stream_fault.message) if stream_fault is not None else None
@@ -307,7 +297,9 @@ class BedrockService:
                 operation, model, plan, generation, latency=latency, latency_ms=latency_ms, failure=failure
             )
 
-        self.counters.success(model.model_id, principal, generation.input_tokens, generation.output_tokens)
+        self.state.counters.success(
+            model.model_id, principal, generation.input_tokens, generation.output_tokens
+        )
         if operation == "Converse":
             response = json_response(converse_response(model, plan, generation, latency_ms))
         else:
@@ -427,14 +419,14 @@ class BedrockService:
         if operation == "ListFoundationModels":
             return self._list_foundation_models(query)
         if operation == "GetFoundationModel":
-            model = self.catalogue.foundation_model(identifier or "")
-            return {"modelDetails": self.catalogue.model_summary(model)}
+            model = self.state.catalogue.foundation_model(identifier or "")
+            return {"modelDetails": self.state.catalogue.model_summary(model)}
         if operation == "GetInferenceProfile":
             return self._get_inference_profile(identifier or "")
         return self._list_inference_profiles(query)
 
     def _list_foundation_models(self, query: dict[str, str]) -> dict[str, Any]:
-        catalogue = self.catalogue
+        catalogue = self.state.catalogue
         models = list(catalogue.models)
         provider = query.get("byProvider")
         if provider is not None:
@@ -451,17 +443,17 @@ class BedrockService:
         return {"modelSummaries": [catalogue.model_summary(m) for m in models]}
 
     def _get_inference_profile(self, identifier: str) -> dict[str, Any]:
-        profile = self.catalogue.profile(identifier)
+        profile = self.state.catalogue.profile(identifier)
         if profile is None:
             if identifier.startswith("arn:") and ":inference-profile/" not in identifier:
                 raise validation(MSG_INVALID_MODEL)
             # Emulator wording for an unknown profile.
             raise BedrockError("ResourceNotFoundException", f"Inference profile {identifier} not found.")
-        return self.catalogue.profile_summary(profile)
+        return self.state.catalogue.profile_summary(profile)
 
     def _list_inference_profiles(self, query: dict[str, str]) -> dict[str, Any]:
         profile_type = _enum_filter(query, "type", ("SYSTEM_DEFINED", "APPLICATION"))
-        profiles = list(self.catalogue.profiles) if profile_type in (None, "SYSTEM_DEFINED") else []
+        profiles = list(self.state.catalogue.profiles) if profile_type in (None, "SYSTEM_DEFINED") else []
         try:
             max_results = int(query.get("maxResults", "1000"))
         except ValueError:
@@ -475,7 +467,7 @@ class BedrockService:
         start = decode_page_token(query["nextToken"]) if "nextToken" in query else 0
         page = profiles[start : start + max_results]
         result: dict[str, Any] = {
-            "inferenceProfileSummaries": [self.catalogue.profile_summary(p) for p in page]
+            "inferenceProfileSummaries": [self.state.catalogue.profile_summary(p) for p in page]
         }
         if start + max_results < len(profiles):
             result["nextToken"] = encode_page_token(start + max_results)

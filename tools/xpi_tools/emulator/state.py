@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import itertools
 import random
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from xpi_tools.emulator.config import AccessKey, ApiKey, Latency, Quota
+from xpi_tools.emulator.catalogue import Catalogue
+from xpi_tools.emulator.config import AccessKey, ApiKey, EmulatorConfig, Latency, Quota
 from xpi_tools.emulator.errors import INJECTABLE_MESSAGES
 
 ANY_MODEL = "*"
@@ -339,3 +341,28 @@ class Counters:
             "keys": {k: asdict(v) for k, v in self.keys.items()},
             "operations": dict(self.operations),
         }
+
+
+# -- all of it --------------------------------------------------------------------------------------
+
+
+class EmulatorState:
+    """What the service reads and the control endpoint changes, held by both: the control endpoint
+    needs nothing else of the service."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.catalogue = Catalogue(config.region, config.account_id)
+        self.keys = KeyStore(list(config.access_keys), config.resolved_api_keys())
+        self.quotas = Quotas(config.default_quota)
+        self.latencies = Latencies(config.default_latency)
+        self.faults = Faults(config.seed)
+        self.counters = Counters()
+        self.clock_offset = 0.0  # seconds added to the wall clock: expired signatures and keys on demand
+
+    def now(self) -> float:
+        """Wall-clock time, for signatures and key expiry."""
+        return time.time() + self.clock_offset
+
+    def monotonic(self) -> float:
+        """The quota buckets' clock: moving the offset forward lets them refill without waiting."""
+        return time.monotonic() + self.clock_offset

@@ -1,17 +1,23 @@
-"""A local API Gateway (REST, AWS_IAM) in front of the API function, because moto's API Gateway does
-not invoke Lambda integrations.
+"""A local API Gateway (REST) in front of the API function, because moto's API Gateway does not invoke
+Lambda integrations.
 
-It serves exactly the routes api/openapi.yaml declares, under /<stage>/ as execute-api does, and does
-what API Gateway does for an AWS_IAM route, for real:
+It serves exactly the routes api/openapi.yaml declares, under /<stage>/ as execute-api does. Each
+method's authorization is the one API Gateway creates when it imports the document
+(`method_authorization`): AWS_IAM when the operation's own `security` names a SigV4 scheme, otherwise
+NONE. For an AWS_IAM method it does what API Gateway does, for real:
   - verifies the SigV4 signature (service execute-api) against the IAM access keys held by moto (read
     from moto's IAM backend in this process), or against the MFA session credentials minted here;
   - evaluates the caller's IAM policies (attached managed and inline user policies, through moto's IAM
-    API) for execute-api:Invoke on the method ARN; the one condition understood is
-    aws:MultiFactorAuthPresent (true only for MFA session credentials, see `mint_mfa_session`), any
-    other condition does not match (fails closed);
+    API) together with the API's resource policy (the RestApi's `Policy` as deployed, see
+    `deployed_resource_policy`) for execute-api:Invoke on the method ARN: an explicit Deny in either
+    wins, else an Allow in either (the caller is in the API's account), else an implicit deny;
   - builds the REST proxy event (requestContext.identity.userArn / caller / accessKey / accountId, path
     parameters, stage, request id), invokes the function through the Lambda API (so it runs in the
     local runtime pool) and returns its proxy response; 502 on a function error, 504 after 29 s.
+A NONE method is open, as on AWS: no signature is read, the event carries no IAM identity, and only a
+resource policy (which must then Allow the anonymous caller) can refuse it.
+The IAM conditions understood are listed at `_CONDITION_OPERATORS` and `_condition_keys`; a condition
+not understood keeps an Allow from applying and lets a Deny apply (fails closed both ways).
 Unsigned, unknown-route, badly signed and denied requests get API Gateway's own 403 bodies.
 """
 
@@ -28,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from botocore.auth import SigV4Auth
@@ -59,12 +65,42 @@ class Principal:
     mfa: bool = False
 
 
+Authorization = Literal["AWS_IAM", "NONE"]
+HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
+
+
 @dataclass(frozen=True)
 class Route:
     method: str
     resource: str  # "/v1/requests/{id}"
     pattern: re.Pattern[str]
     parameters: tuple[str, ...]
+    authorization: Authorization = "AWS_IAM"
+
+
+def _is_sigv4_scheme(scheme: Any) -> bool:
+    if not isinstance(scheme, dict):
+        return False
+    auth = scheme.get("x-amazon-apigateway-auth")
+    return str(scheme.get("x-amazon-apigateway-authtype", "")).lower() == "awssigv4" or (
+        isinstance(auth, dict) and str(auth.get("type", "")).upper() == "AWS_IAM"
+    )
+
+
+def method_authorization(document: dict[str, Any], path: str, method: str) -> Authorization:
+    """The authorization API Gateway gives this method when it imports the document: AWS_IAM only when
+    the operation's own `security` names a SigV4 scheme (`x-amazon-apigateway-authtype: awsSigv4`, or
+    `x-amazon-apigateway-auth` of type AWS_IAM); the document-level `security` is not applied on import,
+    so a method without its own requirement is NONE (open)."""
+    operation = document["paths"][path][method.lower()]
+    schemes = {
+        **document.get("securityDefinitions", {}),  # Swagger 2.0
+        **document.get("components", {}).get("securitySchemes", {}),  # OpenAPI 3
+    }
+    for requirement in operation.get("security") or []:
+        if any(_is_sigv4_scheme(schemes.get(name)) for name in requirement or {}):
+            return "AWS_IAM"
+    return "NONE"
 
 
 def routes_of(document: dict[str, Any]) -> list[Route]:
@@ -73,8 +109,16 @@ def routes_of(document: dict[str, Any]) -> list[Route]:
         parameters = tuple(re.findall(r"{([^}/]+)}", path))
         regex = "^" + re.sub(r"\\{[^}/]+\\}", "([^/]+)", re.escape(path)) + "$"
         for method in operations:
-            if method.upper() in {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"}:
-                routes.append(Route(method.upper(), path, re.compile(regex), parameters))
+            if method.upper() in HTTP_METHODS:
+                routes.append(
+                    Route(
+                        method.upper(),
+                        path,
+                        re.compile(regex),
+                        parameters,
+                        method_authorization(document, path, method),
+                    )
+                )
     return routes
 
 
@@ -151,31 +195,117 @@ def _listed(value: Any) -> list[str]:
     return [str(v) for v in (value if isinstance(value, list) else [value])]
 
 
-def _conditions_hold(condition: dict[str, Any] | None, principal: Principal) -> bool:
+Decision = Literal["ALLOW", "EXPLICIT_DENY", "IMPLICIT_DENY"]
+_ACCOUNT = re.compile(r"^(?:arn:[^:]+:iam::)?(?P<account>\d{12})(?::root)?$")
+# Operators understood, each also as ...IfExists; a negated operator holds when its key is absent.
+_CONDITION_OPERATORS = {
+    "Bool": lambda actual, expected: actual.lower() in [e.lower() for e in expected],
+    "StringEquals": lambda actual, expected: actual in expected,
+    "StringNotEquals": lambda actual, expected: actual not in expected,
+}
+_NEGATED_OPERATORS = {"StringNotEquals"}
+
+
+def _condition_keys(principal: Principal | None) -> dict[str, str | None]:
+    """The request's values of the condition keys understood here (lower-cased names; None: absent).
+    aws:MultiFactorAuthPresent is present (true) only for MFA sessions, absent for long-term keys, as
+    on AWS; no request arrives through a VPC endpoint locally, so aws:SourceVpce/aws:SourceVpc are
+    absent."""
+    return {
+        "aws:multifactorauthpresent": "true" if principal is not None and principal.mfa else None,
+        "aws:sourcevpce": None,
+        "aws:sourcevpc": None,
+    }
+
+
+def _condition_holds(condition: Any, keys: dict[str, str | None], *, unknown_holds: bool) -> bool:
+    """IAM's AND of every operator and key; one not understood here holds as `unknown_holds` says."""
+    verdict = True
     for operator, tests in (condition or {}).items():
-        for key, expected in tests.items():
-            if operator == "Bool" and key == "aws:MultiFactorAuthPresent":
-                if str(principal.mfa).lower() not in [e.lower() for e in _listed(expected)]:
-                    return False
+        base = operator.removesuffix("IfExists")
+        for key, expected in (tests or {}).items():
+            if base not in _CONDITION_OPERATORS or key.lower() not in keys:
+                verdict = verdict and unknown_holds
+                continue
+            actual = keys[key.lower()]
+            if actual is None:
+                verdict = verdict and (operator.endswith("IfExists") or base in _NEGATED_OPERATORS)
             else:
-                return False  # not understood here: fail closed
-    return True
+                verdict = verdict and _CONDITION_OPERATORS[base](actual, _listed(expected))
+    return verdict
 
 
-def allowed(statements: list[dict[str, Any]], action: str, resource: str, principal: Principal) -> bool:
-    """IAM's evaluation for one action and resource: an explicit Deny wins, else any Allow."""
-    verdict = False
+def _principal_named(statement: dict[str, Any], principal: Principal | None) -> bool:
+    """Whether a resource-policy statement names this caller (None: anonymous). An account principal
+    (`arn:...:iam::<account>:root`) covers every principal of that account in a Deny; in an Allow it
+    delegates to the account's identity policies and grants nothing by itself, as on AWS."""
+    if "NotPrincipal" in statement:
+        return statement.get("Effect") == "Deny"  # not modelled here: fail closed
+    named = statement.get("Principal")
+    values = _listed(named.get("AWS", [])) if isinstance(named, dict) else _listed(named)
+    for value in values:
+        if value == "*":
+            return True
+        if principal is None:
+            continue
+        account = _ACCOUNT.match(value)
+        if value == principal.arn or (
+            account is not None
+            and statement.get("Effect") == "Deny"
+            and principal.arn.split(":")[4] == account["account"]
+        ):
+            return True
+    return False
+
+
+def _matching_effects(
+    statements: list[dict[str, Any]],
+    action: str,
+    resource: str,
+    principal: Principal | None,
+    *,
+    resource_policy: bool,
+) -> set[str]:
+    keys = _condition_keys(principal)
+    effects = set()
     for statement in statements:
+        effect = statement.get("Effect")
         if not any(fnmatch.fnmatchcase(action, a) for a in _listed(statement.get("Action", []))):
             continue
         if not any(fnmatch.fnmatchcase(resource, r) for r in _listed(statement.get("Resource", []))):
             continue
-        if not _conditions_hold(statement.get("Condition"), principal):
+        if resource_policy and not _principal_named(statement, principal):
             continue
-        if statement.get("Effect") == "Deny":
-            return False
-        verdict = verdict or statement.get("Effect") == "Allow"
-    return verdict
+        if _condition_holds(statement.get("Condition"), keys, unknown_holds=effect == "Deny"):
+            effects.add(str(effect))
+    return effects
+
+
+def decide(
+    identity_statements: list[dict[str, Any]],
+    resource_statements: list[dict[str, Any]] | None,
+    action: str,
+    resource: str,
+    principal: Principal | None,
+) -> Decision:
+    """API Gateway's decision for a caller in the API's own account (None: anonymous, a NONE method):
+    an explicit Deny in the identity or the resource policy wins; else an Allow in either suffices; else
+    an implicit deny. Without a resource policy an anonymous caller of a NONE method is let through."""
+    effects = _matching_effects(identity_statements, action, resource, principal, resource_policy=False)
+    if resource_statements is not None:
+        effects |= _matching_effects(resource_statements, action, resource, principal, resource_policy=True)
+    elif principal is None:
+        effects.add("Allow")
+    if "Deny" in effects:
+        return "EXPLICIT_DENY"
+    return "ALLOW" if "Allow" in effects else "IMPLICIT_DENY"
+
+
+def resource_policy_statements(policy: dict[str, Any] | None) -> list[dict[str, Any]] | None:
+    if policy is None:
+        return None
+    found = policy.get("Statement", [])
+    return list(found) if isinstance(found, list) else [found]
 
 
 @dataclass
@@ -188,6 +318,7 @@ class LocalApiGateway:
     partition: str
     directory: IamDirectory
     invoke: Callable[[bytes], tuple[bytes, str | None]]  # payload -> (response payload, function error)
+    resource_policy: dict[str, Any] | None = None  # the RestApi's Policy, intrinsics resolved
     host: str = "127.0.0.1"
     port: int = 0
     _server: ThreadingHTTPServer | None = field(default=None, repr=False)
@@ -252,22 +383,31 @@ class LocalApiGateway:
                 route, values = candidate, match.groups()
                 break
         lower = {k.lower(): v for k, v in headers.items()}
-        if route is None or "authorization" not in lower:
+        if route is None or (route.authorization == "AWS_IAM" and "authorization" not in lower):
             # API Gateway answers an undeclared route exactly like an unsigned request.
             return self._error(403, "MissingAuthenticationTokenException", MISSING_TOKEN, request_id)
-        principal = self._authenticate(method, raw_path, lower, body)
-        if isinstance(principal, tuple):
-            return self._error(403, principal[0], principal[1], request_id)
+        principal: Principal | None = None  # a NONE method reads no signature: the caller is anonymous
+        if route.authorization == "AWS_IAM":
+            authenticated = self._authenticate(method, raw_path, lower, body)
+            if isinstance(authenticated, tuple):
+                return self._error(403, authenticated[0], authenticated[1], request_id)
+            principal = authenticated
         method_arn = (
             f"arn:{self.partition}:execute-api:{self.region}:{self.account_id}:{self.api_id}/"
             f"{self.stage}/{method}{path}"
         )
-        if not allowed(
-            self.directory.statements(principal.user_name), "execute-api:Invoke", method_arn, principal
-        ):
+        decision = decide(
+            self.directory.statements(principal.user_name) if principal else [],
+            resource_policy_statements(self.resource_policy),
+            "execute-api:Invoke",
+            method_arn,
+            principal,
+        )
+        if decision != "ALLOW":
             message = (
-                f"User: {principal.arn} is not authorized to perform: execute-api:Invoke "
-                f"on resource: {method_arn}"
+                f"User: {principal.arn if principal else 'anonymous'} is not authorized to perform: "
+                f"execute-api:Invoke on resource: {method_arn}"
+                + (" with an explicit deny" if decision == "EXPLICIT_DENY" else "")
             )
             return self._error(403, "AccessDeniedException", message, request_id, key="Message")
         event = self._event(
@@ -329,7 +469,7 @@ class LocalApiGateway:
         query: str,
         headers: dict[str, str],
         body: bytes,
-        principal: Principal,
+        principal: Principal | None,
         request_id: str,
     ) -> dict[str, Any]:
         pairs = parse_qsl(query, keep_blank_values=True)
@@ -365,19 +505,19 @@ class LocalApiGateway:
                 "domainPrefix": self.api_id,
                 "requestTimeEpoch": int(now.timestamp() * 1000),
                 "requestId": request_id,
-                "identity": {
+                "identity": {  # an open (NONE) method's caller has no IAM identity
                     "cognitoIdentityPoolId": None,
-                    "accountId": self.account_id,
+                    "accountId": self.account_id if principal else None,
                     "cognitoIdentityId": None,
-                    "caller": principal.user_id,
+                    "caller": principal.user_id if principal else None,
                     "sourceIp": "127.0.0.1",
                     "principalOrgId": None,
-                    "accessKey": principal.access_key_id,
+                    "accessKey": principal.access_key_id if principal else None,
                     "cognitoAuthenticationType": None,
                     "cognitoAuthenticationProvider": None,
-                    "userArn": principal.arn,
+                    "userArn": principal.arn if principal else None,
                     "userAgent": headers.get("User-Agent") or headers.get("user-agent"),
-                    "user": principal.user_id,
+                    "user": principal.user_id if principal else None,
                 },
                 "domainName": f"{self.api_id}.execute-api.{self.region}.amazonaws.com",
                 "apiId": self.api_id,
@@ -421,38 +561,165 @@ class LocalApiGateway:
         return status, headers, json.dumps({key: message}).encode()
 
 
+# ---------------------------------------------------------------------- the API's resource policy
+_NO_VALUE = object()  # AWS::NoValue: the property or list item is left out
+_SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
+
+
+def resolve_template_policy(
+    template: dict[str, Any],
+    logical_id: str,
+    parameter_values: dict[str, str],
+    *,
+    account_id: str,
+    region: str,
+    partition: str,
+) -> dict[str, Any] | None:
+    """The `Policy` of the RestApi `logical_id` in a translated template, with the intrinsics a
+    resource policy can hold resolved (Ref of parameters and pseudo parameters, AWS::NoValue, Fn::Sub,
+    Fn::If and the condition functions) for these parameter values (the template's defaults otherwise).
+    Anything else raises ValueError: a policy the gateway cannot read must not be served half-read."""
+    policy = template["Resources"][logical_id].get("Properties", {}).get("Policy")
+    if policy is None:
+        return None
+    names: dict[str, str] = {
+        **{name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()},
+        **parameter_values,
+        "AWS::AccountId": account_id,
+        "AWS::Region": region,
+        "AWS::Partition": partition,
+        "AWS::URLSuffix": "amazonaws.com",
+    }
+    conditions = template.get("Conditions", {})
+
+    def named(name: str, variables: dict[str, Any]) -> str:
+        if name in variables:
+            return str(variables[name])
+        if name not in names:
+            raise ValueError(f"{logical_id} Policy: {name} cannot be resolved locally")
+        return names[name]
+
+    def resolve(value: Any) -> Any:  # noqa: PLR0911 - one return per intrinsic function
+        if isinstance(value, list):
+            return [item for item in map(resolve, value) if item is not _NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((function, argument),) = value.items()
+            if function == "Ref":
+                return _NO_VALUE if argument == "AWS::NoValue" else named(argument, {})
+            if function == "Fn::Sub":
+                text, variables = (argument, {}) if isinstance(argument, str) else argument
+                variables = {k: resolve(v) for k, v in variables.items()}
+                substituted = _SUB_VARIABLE.sub(lambda match: named(match[1], variables), text)
+                return substituted.replace("${!", "${")  # ${!Literal} stands for ${Literal}
+            if function == "Fn::If":
+                condition, when_true, when_false = argument
+                return resolve(when_true if resolve(conditions[condition]) else when_false)
+            if function == "Condition" and isinstance(argument, str):
+                return bool(resolve(conditions[argument]))
+            if function == "Fn::Equals":
+                left, right = resolve(argument)
+                return str(left) == str(right)
+            if function == "Fn::Not":
+                return not resolve(argument)[0]
+            if function in ("Fn::And", "Fn::Or"):
+                return (all if function == "Fn::And" else any)(resolve(argument))
+            if function.startswith("Fn::"):
+                raise ValueError(f"{logical_id} Policy: {function} is not resolved locally")
+        return {
+            key: item for key, item in ((k, resolve(v)) for k, v in value.items()) if item is not _NO_VALUE
+        }
+
+    resolved: dict[str, Any] = resolve(policy)
+    return resolved
+
+
+def deployed_resource_policy(
+    cloudformation: Any, api_id: str, *, account_id: str, region: str, partition: str
+) -> dict[str, Any] | None:
+    """The resource policy of the RestApi `api_id` as deployed: its `Policy` in the translated template
+    its stack was created from (samtranslator passes a Serverless::Api's `Policy` through), resolved
+    with the stack's parameter values. None when the API has no resource policy."""
+    for stack in cloudformation.describe_stacks()["Stacks"]:
+        name = stack["StackName"]
+        summaries = cloudformation.list_stack_resources(StackName=name)["StackResourceSummaries"]
+        for summary in summaries:
+            if (
+                summary["ResourceType"] == "AWS::ApiGateway::RestApi"
+                and summary["PhysicalResourceId"] == api_id
+            ):
+                body = cloudformation.get_template(StackName=name)["TemplateBody"]
+                template = json.loads(body) if isinstance(body, str) else dict(body)
+                parameters = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
+                return resolve_template_policy(
+                    template,
+                    summary["LogicalResourceId"],
+                    parameters,
+                    account_id=account_id,
+                    region=region,
+                    partition=partition,
+                )
+    return None
+
+
 # ---------------------------------------------------------------------- the local stack's principals
+@dataclass(frozen=True)
+class LocalPrincipal:
+    path: str  # IAM path
+    managed_policies: tuple[str, ...] = ()  # output names of the template's managed policies attached
+    inline_statements: tuple[dict[str, Any], ...] = ()
+    mfa_session: bool = False  # also an MFA session, as "<name>_mfa"
+
+
 LOCAL_PRINCIPALS = {
-    # name: (IAM path, output names of the managed policies attached)
-    "operator": ("/", ("ApiCallerPolicyArn", "ApiOperatorPolicyArn", "ApiAdminPolicyArn")),
-    "caller2": ("/", ("ApiCallerPolicyArn",)),
-    "auditor": ("/xpi-auditors/", ("ApiCallerPolicyArn",)),
-    "nobody": ("/", ()),
+    "operator": LocalPrincipal(
+        "/", ("ApiCallerPolicyArn", "ApiOperatorPolicyArn", "ApiAdminPolicyArn"), mfa_session=True
+    ),
+    "caller2": LocalPrincipal("/", ("ApiCallerPolicyArn",)),
+    "auditor": LocalPrincipal("/xpi-auditors/", ("ApiCallerPolicyArn",)),
+    "nobody": LocalPrincipal("/"),
+    # execute-api:* on everything, no MFA condition: only the API's resource policy keeps its long-term
+    # keys off the admin routes.
+    "unrestricted": LocalPrincipal(
+        "/",
+        inline_statements=({"Effect": "Allow", "Action": "execute-api:*", "Resource": "*"},),
+        mfa_session=True,
+    ),
 }
 
 
 def provision_principals(
     iam: Any, directory: IamDirectory, outputs: dict[str, str]
 ) -> dict[str, dict[str, str]]:
-    """IAM users and access keys for the local API: an operator (caller + operator + admin policies;
-    admin routes need its MFA session), a second caller, an auditor and a principal with no policy."""
+    """IAM users and access keys for the local API (`LOCAL_PRINCIPALS`): an operator (caller + operator
+    + admin policies; admin routes need its MFA session), a second caller, an auditor, a principal with
+    no policy and one allowed execute-api:* everywhere, plus the MFA sessions."""
     credentials: dict[str, dict[str, str]] = {}
-    for name, (path, policies) in LOCAL_PRINCIPALS.items():
+    for name, spec in LOCAL_PRINCIPALS.items():
         user_name = f"xpi-{name}"
-        iam.create_user(UserName=user_name, Path=path)
-        for output in policies:
+        iam.create_user(UserName=user_name, Path=spec.path)
+        for output in spec.managed_policies:
             iam.attach_user_policy(UserName=user_name, PolicyArn=outputs[output])
+        if spec.inline_statements:
+            iam.put_user_policy(
+                UserName=user_name,
+                PolicyName="api-access",
+                PolicyDocument=json.dumps(
+                    {"Version": "2012-10-17", "Statement": list(spec.inline_statements)}
+                ),
+            )
         key = iam.create_access_key(UserName=user_name)["AccessKey"]
         credentials[name] = {
             "aws_access_key_id": key["AccessKeyId"],
             "aws_secret_access_key": key["SecretAccessKey"],
-            "arn": directory.user_arn(user_name, path),
+            "arn": directory.user_arn(user_name, spec.path),
         }
-    operator = credentials["operator"]
-    credentials["operator_mfa"] = {
-        **directory.mint_mfa_session("xpi-operator", operator["aws_access_key_id"]),
-        "arn": operator["arn"],
-    }
+        if spec.mfa_session:
+            credentials[f"{name}_mfa"] = {
+                **directory.mint_mfa_session(user_name, key["AccessKeyId"]),
+                "arn": credentials[name]["arn"],
+            }
     return credentials
 
 
@@ -466,8 +733,8 @@ def start_local_api(
     account_id: str,
     invoke: Callable[[str, bytes], tuple[bytes, str | None]],
 ) -> tuple[LocalApiGateway, dict[str, dict[str, str]]]:
-    """The local API Gateway for the deployed API (document from the build, as deployed) and the local
-    principals' credentials."""
+    """The local API Gateway for the deployed API (document from the build, resource policy from the
+    stack, both as deployed) and the local principals' credentials."""
     from moto.utilities.utils import get_partition
 
     from xpi_tools.local.deploy import load_template
@@ -478,6 +745,13 @@ def start_local_api(
     partition = get_partition(region)
     iam = session.client("iam", endpoint_url=aws_url)
     directory = IamDirectory(iam, account_id, partition)
+    resource_policy = deployed_resource_policy(
+        session.client("cloudformation", endpoint_url=aws_url),
+        outputs["ApiId"],
+        account_id=account_id,
+        region=region,
+        partition=partition,
+    )
     function_name = outputs["ApiFunctionName"]
     gateway = LocalApiGateway(
         document=document,
@@ -488,6 +762,7 @@ def start_local_api(
         partition=partition,
         directory=directory,
         invoke=lambda payload: invoke(function_name, payload),
+        resource_policy=resource_policy,
     )
     gateway.start()
     return gateway, provision_principals(iam, directory, outputs)

@@ -13,8 +13,8 @@ and after it (`fill_moto_gaps`):
   5. moto's own SQS event source mapping invokes inline in SendMessage and ignores partial batch
      failures: the mappings are switched off in moto and served by `SqsPoller` instead;
   9. moto's CloudFormation ignores an S3 bucket's NotificationConfiguration (queue configurations):
-     it is set through the S3 API after the stack is created (batch uploads, issue 6).
- 10. (issue 7) moto's CloudFormation does not run the AWS::Include transform: an included local
+     it is set through the S3 API after the stack is created (batch uploads).
+ 10. moto's CloudFormation does not run the AWS::Include transform: an included local
      document (the API's api/openapi.yaml) is inlined before translation, as CloudFormation would;
      moto's API Gateway neither imports a RestApi's Body nor invokes Lambda integrations, so the
      RestApi is created without its Body (for its id) and without Deployment/Stage; the local API
@@ -25,8 +25,10 @@ import copy
 import hashlib
 import io
 import json
+import logging
 import os
 import secrets
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -115,7 +117,7 @@ def _inline_state_machines(template: dict[str, Any], build_dir: Path) -> None:
 
 
 def _inline_includes(value: Any, build_dir: Path) -> Any:
-    """Gap 10 (issue 7): replace each AWS::Include of a local file with the file's content."""
+    """Gap 10: replace each AWS::Include of a local file with the file's content."""
     if isinstance(value, dict):
         transform = value.get("Fn::Transform")
         if len(value) == 1 and isinstance(transform, dict) and transform.get("Name") == "AWS::Include":
@@ -128,7 +130,7 @@ def _inline_includes(value: Any, build_dir: Path) -> Any:
 
 
 def _without_api_deployments(cfn: dict[str, Any]) -> dict[str, Any]:
-    """Gap 10 (issue 7): moto cannot deploy a RestApi defined by its Body; keep the RestApi only."""
+    """Gap 10: moto cannot deploy a RestApi defined by its Body; keep the RestApi only."""
     dropped = {
         logical_id
         for logical_id, resource in cfn["Resources"].items()
@@ -147,7 +149,29 @@ def _without_api_deployments(cfn: dict[str, Any]) -> dict[str, Any]:
     return cfn
 
 
+# Resource policies moto's CloudFormation does not create (gap 8): cfn-lint, checkov and the IAM policy
+# linter check them instead, so moto's warning for each one is noise to a new user.
+POLICIES_MOTO_SKIPS = ("AWS::SQS::QueuePolicy", "AWS::S3::BucketPolicy")
+
+
+class _KnownGaps(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(kind in record.getMessage() for kind in POLICIES_MOTO_SKIPS)
+
+
+def quiet_known_gaps() -> None:
+    """Silence moto's warnings for the policies it skips, wherever it parses the stack (create, list
+    resources, read the template); idempotent."""
+    moto_logger = logging.getLogger("moto")
+    if not any(isinstance(f, _KnownGaps) for f in moto_logger.filters):
+        moto_logger.addFilter(_KnownGaps())
+    for kind in POLICIES_MOTO_SKIPS:
+        warnings.filterwarnings("ignore", message=f"Tried to parse {kind}", category=UserWarning)
+
+
 def translate(template: dict[str, Any], parameters: Mapping[str, str], region: str) -> dict[str, Any]:
+    # samtranslator asks its feature toggles about features this template does not use: not a warning.
+    logging.getLogger("samtranslator.feature_toggle.feature_toggle").setLevel(logging.ERROR)
     translator = Translator(None, Parser(), boto_session=boto3.Session(region_name=region))
     cfn: dict[str, Any] = translator.translate(copy.deepcopy(template), parameter_values=dict(parameters))
     return cfn
@@ -211,10 +235,11 @@ def deploy(
     template = load_template(build_dir / "template.yaml")
     _upload_code(template, build_dir, s3, cache_dir)
     _inline_state_machines(template, build_dir)
-    template = _inline_includes(template, build_dir)  # gap 10 (issue 7)
+    template = _inline_includes(template, build_dir)  # gap 10
     cfn = prepare_for_moto(translate(template, parameters, region), stack_name, session, endpoint_url)
-    cfn = _without_api_deployments(cfn)  # gap 10 (issue 7)
+    cfn = _without_api_deployments(cfn)  # gap 10
 
+    quiet_known_gaps()
     cloudformation.create_stack(
         StackName=stack_name,
         TemplateBody=json.dumps(cfn),

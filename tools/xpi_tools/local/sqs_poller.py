@@ -130,7 +130,7 @@ class SqsPoller:
 
     def __init__(
         self,
-        sqs_client: SQSClient,
+        sqs_client: SQSClient | Callable[[MappingSpec], SQSClient],
         invoke: Callable[[str, bytes], InvokeResult],
         mappings: Sequence[MappingSpec],
         concurrency_per_mapping: int = 1,
@@ -140,7 +140,10 @@ class SqsPoller:
             raise ValueError("concurrency_per_mapping must be at least 1")
         if not 0 <= wait_time_s <= 20:
             raise ValueError("wait_time_s must be between 0 and 20 (the SQS long-poll limit)")
-        self._sqs = sqs_client
+        # One client for every mapping, or one per mapping: Lambda's pollers use the function's role.
+        self._clients = {
+            mapping: sqs_client(mapping) if callable(sqs_client) else sqs_client for mapping in mappings
+        }
         self._invoke = invoke
         self._mappings = tuple(mappings)
         self._concurrency = concurrency_per_mapping
@@ -204,7 +207,7 @@ class SqsPoller:
                 if remaining <= 0:
                     break
                 wait_s = max(0, min(wait_s, int(remaining)))
-            response = self._sqs.receive_message(
+            response = self._clients[mapping].receive_message(
                 QueueUrl=mapping.queue_url,
                 MaxNumberOfMessages=min(_MAX_MESSAGES_PER_RECEIVE, mapping.batch_size - len(batch)),
                 WaitTimeSeconds=wait_s,
@@ -251,7 +254,7 @@ class SqsPoller:
     def _delete(self, mapping: MappingSpec, messages: list[MessageTypeDef]) -> None:
         for start in range(0, len(messages), _MAX_MESSAGES_PER_RECEIVE):
             chunk = messages[start : start + _MAX_MESSAGES_PER_RECEIVE]
-            response = self._sqs.delete_message_batch(
+            response = self._clients[mapping].delete_message_batch(
                 QueueUrl=mapping.queue_url,
                 Entries=[
                     {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}

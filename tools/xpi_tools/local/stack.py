@@ -10,7 +10,6 @@ the moto server, the pollers, the emulator and every runtime process group.
 """
 
 import contextlib
-import importlib
 import json
 import logging
 import os
@@ -19,6 +18,7 @@ import socket
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,31 @@ from botocore.config import Config
 from xpi_tools.emulator import BedrockEmulator, EmulatorConfig
 from xpi_tools.emulator.config import AccessKey
 from xpi_tools.local.deploy import Deployment, code_dir_for, deploy
+from xpi_tools.local.iam_authorization import Authorization, CallLog, missing_poller_permissions
 from xpi_tools.local.lambda_runtime import FunctionSpec, InvokeResult, LambdaRuntimePool, default_rie_dir
-from xpi_tools.local.sqs_poller import SqsPoller
+from xpi_tools.local.moto_patches import (
+    check_moto_version,
+    enable_iam_enforcement,
+    patch_iam_evaluation,
+    patch_interpreter_clients,
+    patch_lambda_invoke,
+    patch_message_move_task,
+    patch_thread_list,
+    patch_transactions,
+)
+from xpi_tools.local.principals import (
+    LAMBDA_SERVICE,
+    OPERATOR_KEYS,
+    STATES_SERVICE,
+    RoleCredentials,
+    RoleSessions,
+    create_operator,
+    role_documents,
+)
+from xpi_tools.local.sqs_poller import MappingSpec, SqsPoller
 
 ACCOUNT_ID = "123456789012"  # moto's default account
-LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+LOCAL_CREDENTIALS = OPERATOR_KEYS  # the local operator's keys (principals.py)
 # What the local profile changes from the template's defaults, and why:
 LOCAL_PARAMETERS = {
     "Architecture": "x86_64" if os.uname().machine == "x86_64" else "arm64",  # the host's, for the RIE
@@ -55,10 +75,13 @@ class Endpoints:
     outputs: dict[str, str]
     resources: dict[str, str]
     pid: int = field(default_factory=os.getpid)
-    # issue 7: the local API Gateway, the dashboard's signing proxy, the local API principals' keys.
+    # the local API Gateway, the dashboard's signing proxy, the local API principals' keys.
     api: str = ""
     dashboard: str = ""
     api_credentials: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Each function's execution role credentials (logical id -> AWS_* variables), for `sam local invoke`.
+    function_credentials: dict[str, dict[str, str]] = field(default_factory=dict)
+    call_log: str = ""  # the IAM decisions of this stack, one JSON line each (`xpi iam usage`)
 
     def client_env(self) -> dict[str, str]:
         return {
@@ -83,21 +106,27 @@ class LocalStack:
         stack_name: str = "xpi-local",
         commercial_region: str = "us-east-1",
         runtimes_per_function: int = 2,
+        *,
+        call_log_dir: Path | None = None,
     ) -> None:
         self.root = project_root
         self.region = region
         self.stack_name = stack_name
         self.commercial_region = commercial_region
         self.work_dir = project_root / ".xpi" / "local"
+        self.call_log_dir = call_log_dir or Path(
+            os.environ.get("XPI_IAM_CALL_LOG_DIR", project_root / ".xpi" / "iam-calls")
+        )
         self._runtimes_per_function = runtimes_per_function
         self._server: Any = None
         self._aws_url = ""
         self._emulator: BedrockEmulator | None = None
         self._pool: LambdaRuntimePool | None = None
         self._poller: SqsPoller | None = None
-        self._patch: Any = None
-        self._api: Any = None  # issue 7: local API Gateway
-        self._dashboard: Any = None  # issue 7: dashboard signing proxy
+        self._restores: list[Callable[[], None]] = []
+        self._call_log: CallLog | None = None
+        self._api: Any = None  # local API Gateway
+        self._dashboard: Any = None  # dashboard signing proxy
         self.endpoints: Endpoints | None = None
         self.deployment: Deployment | None = None
         self.timings: dict[str, float] = {}
@@ -141,8 +170,7 @@ class LocalStack:
         self._pool = LambdaRuntimePool(
             python=self._runtime_python(),
             rie_dir=default_rie_dir(),
-            aws_env={
-                **LOCAL_CREDENTIALS,
+            aws_env={  # credentials: each function's own role's (see _patch_moto)
                 "AWS_ENDPOINT_URL": aws_url,
                 "AWS_REGION": self.region,
                 "AWS_DEFAULT_REGION": self.region,
@@ -152,7 +180,8 @@ class LocalStack:
             max_per_function=self._runtimes_per_function,
             log_dir=self.work_dir / "logs",
         )
-        self._patch_lambda_invoke()
+        sessions = RoleSessions(ACCOUNT_ID, self.region)
+        self._patch_moto(sessions)
 
         parameters = {
             **LOCAL_PARAMETERS,
@@ -183,6 +212,23 @@ class LocalStack:
                 {"type": "iam", "aws_access_key_id": access_key, "aws_secret_access_key": secret_key}
             ),
         )
+        # From here on every request is signed by a known principal and allowed by its IAM policies:
+        # the operator (these "testing" keys) can do anything, each role only what the template grants.
+        create_operator(ACCOUNT_ID, self.region)
+        function_roles = self._function_roles(session, aws_url)
+        self._call_log = CallLog(
+            self.call_log_dir / f"{self.stack_name}-{os.getpid()}-{time.time_ns()}.jsonl",
+            roles={
+                physical: logical
+                for logical, physical in self.deployment.resources.items()
+                if logical.endswith("Role")
+            },
+        )
+        self._restores.append(enable_iam_enforcement())
+        function_credentials = {
+            logical_id: sessions.credentials(role_arn, LAMBDA_SERVICE, function_name)
+            for logical_id, (function_name, role_arn) in function_roles.items()
+        }
         # Like Lambda's pollers, the mappings invoke through the Lambda API (and so through the seam).
         lambda_api = session.client(
             "lambda", endpoint_url=aws_url, config=Config(read_timeout=960, retries={"total_max_attempts": 1})
@@ -198,9 +244,33 @@ class LocalStack:
                 max_memory_mb=None,
             )
 
-        self._poller = SqsPoller(
-            session.client("sqs", endpoint_url=aws_url), invoke_through_lambda_api, self.deployment.mappings
-        )
+        physical_to_logical = {physical: logical for logical, physical in self.deployment.resources.items()}
+
+        def poller_client(mapping: MappingSpec) -> Any:
+            """Lambda's pollers receive and delete with the function's execution role."""
+            role = function_credentials[physical_to_logical[mapping.function_name]]
+            return session.client(
+                "sqs",
+                endpoint_url=aws_url,
+                aws_access_key_id=role.access_key_id,
+                aws_secret_access_key=role.secret_access_key,
+                aws_session_token=role.session_token,
+            )
+
+        for mapping in self.deployment.mappings:  # checked by Lambda when CloudFormation creates it
+            _, role_arn = function_roles[physical_to_logical[mapping.function_name]]
+            documents = role_documents(ACCOUNT_ID, self.region, role_arn)
+            missing = missing_poller_permissions(documents, mapping.queue_arn)
+            if missing:
+                raise RuntimeError(
+                    f"the event source mapping of {physical_to_logical[mapping.function_name]} cannot be "
+                    f"created: its role may not call {', '.join(missing)} on {mapping.queue_arn} "
+                    "(CloudFormation fails the same mapping on AWS)"
+                )
+            # Lambda reads the queue's attributes as the role when it takes the mapping on, too.
+            poller_client(mapping).get_queue_attributes(QueueUrl=mapping.queue_url, AttributeNames=["All"])
+
+        self._poller = SqsPoller(poller_client, invoke_through_lambda_api, self.deployment.mappings)
         self._poller.start()
         api_url, dashboard_url, api_credentials = self._start_api(session, aws_url, build_dir, lambda_api)
 
@@ -216,6 +286,8 @@ class LocalStack:
             api=api_url,
             dashboard=dashboard_url,
             api_credentials=api_credentials,
+            function_credentials={k: v.environment() for k, v in function_credentials.items()},
+            call_log=str(self._call_log.path),
         )
         self.timings["up_s"] = time.perf_counter() - started
         return self.endpoints
@@ -223,7 +295,7 @@ class LocalStack:
     def _start_api(
         self, session: boto3.Session, aws_url: str, build_dir: Path, lambda_api: Any
     ) -> tuple[str, str, dict[str, dict[str, str]]]:
-        """issue 7: moto's API Gateway does not invoke Lambda: a local API Gateway (SigV4 checked
+        """moto's API Gateway does not invoke Lambda: a local API Gateway (SigV4 checked
         against moto's IAM) fronts the API function, and the dashboard's signing proxy fronts it."""
         from botocore.credentials import Credentials
 
@@ -255,6 +327,21 @@ class LocalStack:
         )
         return self._api.url, self._dashboard.start(), credentials
 
+    def _record_iam_decision(self, principal: str, decision: Authorization) -> None:
+        if self._call_log is not None:
+            self._call_log.record(principal, decision)
+
+    def _function_roles(self, session: boto3.Session, aws_url: str) -> dict[str, tuple[str, str]]:
+        """Each function's logical id -> (function name, execution role ARN), as deployed."""
+        assert self.deployment is not None
+        lambda_api = session.client("lambda", endpoint_url=aws_url)
+        roles = {}
+        for logical_id, physical_id in self.deployment.resources.items():
+            if logical_id.endswith("Function"):
+                configuration = lambda_api.get_function_configuration(FunctionName=physical_id)
+                roles[logical_id] = (physical_id, configuration["Role"])
+        return roles
+
     def _runtime_python(self) -> Path:
         python = self.root / ".xpi" / "lambda-runtime" / "bin" / "python"
         if not python.exists():
@@ -264,8 +351,8 @@ class LocalStack:
     def stop(self) -> None:
         """Stop everything that was started, in reverse order; safe to call twice or after a failed start."""
         stoppers = [
-            self._dashboard.stop if self._dashboard else None,  # issue 7
-            self._api.stop if self._api else None,  # issue 7
+            self._dashboard.stop if self._dashboard else None,
+            self._api.stop if self._api else None,
             self._poller.stop if self._poller else None,
             self._pool.close if self._pool else None,
             self._emulator.stop if self._emulator else None,
@@ -274,10 +361,10 @@ class LocalStack:
             with contextlib.suppress(Exception):  # one failing stop must not leave the others running
                 stop_component()
         self._poller, self._pool, self._emulator = None, None, None
-        self._api, self._dashboard = None, None  # issue 7
-        if self._patch is not None:
-            self._patch()
-            self._patch = None
+        self._api, self._dashboard = None, None
+        for restore in reversed(self._restores):
+            restore()
+        self._restores = []
         if self._server is not None:
             # moto keeps its state in this process: forget it, so the next stack starts empty.
             with contextlib.suppress(Exception):
@@ -299,25 +386,28 @@ class LocalStack:
         temporary.write_text(json.dumps(asdict(self.endpoints), indent=2), encoding="utf-8")
         temporary.rename(path)  # readers never see a half-written file
 
-    # ------------------------------------------------------------------ the one seam into moto
-    def _patch_lambda_invoke(self) -> None:
-        """Every path by which moto runs a function (Invoke API, Step Functions tasks) ends in
-        LambdaFunction.invoke: hand the call to a real runtime process of that function."""
-        from moto.awslambda.models import LambdaFunction
-
-        original = LambdaFunction.invoke
+    # ------------------------------------------------------------------ moto, patched (moto_patches.py)
+    def _patch_moto(self, sessions: RoleSessions) -> None:
+        """Every function invoke goes to a real runtime process of that function, running with its own
+        role's credentials; the interpreter calls AWS as the state machine's role; IAM decisions are
+        made by iam_authorization.py and logged (enforcement itself is switched on after the deploy)."""
+        check_moto_version()
         pool = self._pool
         code_cache = self.work_dir / "code"
         registered: dict[str, FunctionSpec] = {}
         lock = threading.Lock()
         assert pool is not None
 
-        def invoke(function: Any, body: str, request_headers: Any, response_headers: Any) -> bytes:
+        def invoke(function: Any, body: str) -> tuple[bytes, str | None]:
+            role = sessions.credentials(function.role, LAMBDA_SERVICE, function.function_name)
             spec = FunctionSpec(
                 name=function.function_name,
                 handler=function.handler,
                 code_dir=code_dir_for(function.code_bytes, function.code_sha_256, code_cache),
-                environment={str(k): str(v) for k, v in (function.environment_vars or {}).items()},
+                environment={
+                    **{str(k): str(v) for k, v in (function.environment_vars or {}).items()},
+                    **role.environment(),  # the execution role's credentials, as Lambda sets them
+                },
                 memory_mb=int(function.memory_size),
                 timeout_s=int(function.timeout),
                 architecture=function.architectures[0] if function.architectures else "x86_64",
@@ -326,130 +416,20 @@ class LocalStack:
                 if registered.get(spec.name) != spec:
                     pool.register(spec)
                     registered[spec.name] = spec
-            result = pool.invoke(spec.name, (body or "{}").encode("utf-8"))
-            if result.function_error:
-                response_headers["x-amz-function-error"] = result.function_error
-            return result.payload
+            result = pool.invoke(spec.name, body.encode("utf-8"))
+            return result.payload, result.function_error
 
-        LambdaFunction.invoke = invoke  # type: ignore[method-assign,assignment]
+        def state_machine_role(role_arn: str) -> RoleCredentials:
+            return sessions.credentials(role_arn, STATES_SERVICE, "xpi-local-execution")
 
-        # moto's Step Functions interpreter builds a new boto3 client for every task it runs (about
-        # 17 ms of CPU each, the largest cost of an execution here); clients are thread-safe, reuse them.
-        boto_client: Any = importlib.import_module("moto.stepfunctions.parser.asl.utils.boto_client")
-        original_boto3 = boto_client.boto3
-        boto_client.boto3 = _CachingBoto3()
-
-        # Gap 12 (issue 6): moto's TransactWriteItems deep-copies every table it touches, for its
-        # rollback: O(table size) per call, so a 10,000-line batch (one transaction per line) slows
-        # to a crawl. Roll back the items the transaction names instead (O(items), same outcome).
-        dynamodb_models: Any = importlib.import_module("moto.dynamodb.models")
-        backend = dynamodb_models.DynamoDBBackend
-        original_copy, original_transact = dynamodb_models.copy, backend.transact_write_items
-        dynamodb_models.copy = _NoTableCopies(original_copy)
-        backend.transact_write_items = _with_item_rollback(original_transact)
-
-        # Gap 13 (issue 6): moto's interpreter appends every thread it starts (one per task with a
-        # timeout, per callback wait, per branch) to a module list, TMP_THREADS, and never removes them.
-        # On Python 3.13 a finished thread's 8 MiB stack stays mapped while its Thread object lives, so
-        # a long run used up the process's memory maps (~4,000 batch lines): keep only live threads.
-        original_threads = _share_live_thread_list()
-
-        def restore() -> None:
-            LambdaFunction.invoke = original  # type: ignore[method-assign]
-            boto_client.boto3 = original_boto3
-            dynamodb_models.copy = original_copy
-            backend.transact_write_items = original_transact
-            _share_live_thread_list(original_threads)
-
-        self._patch = restore
-
-
-class _LiveThreads(list[threading.Thread]):
-    """moto's TMP_THREADS (gap 13): dropping finished threads on every append keeps it short."""
-
-    def append(self, thread: threading.Thread) -> None:
-        self[:] = [alive for alive in self if alive.is_alive()]
-        super().append(thread)
-
-
-def _share_live_thread_list(replacement: list[Any] | None = None) -> list[Any]:
-    """Put `replacement` (default: a _LiveThreads) in place of moto's TMP_THREADS, in its own module
-    and in every module that already imported it by name; returns the list it replaced."""
-    import sys
-
-    threads_module: Any = importlib.import_module("moto.stepfunctions.parser.utils")
-    current: list[Any] = threads_module.TMP_THREADS
-    new = _LiveThreads(current) if replacement is None else replacement
-    for name, module in list(sys.modules.items()):
-        if name.startswith("moto.stepfunctions") and getattr(module, "TMP_THREADS", None) is current:
-            setattr(module, "TMP_THREADS", new)  # noqa: B010 - moto's modules are not typed for it
-    return current
-
-
-class _NoTableCopies:
-    """Stands in for the `copy` module inside moto.dynamodb.models (gap 12): a Table "deep copy" is the
-    table itself, so moto's whole-table rollback does nothing; _with_item_rollback does it instead.
-    Everything else is copied as `copy` does."""
-
-    def __init__(self, real: Any) -> None:
-        self._real = real
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
-
-    def deepcopy(self, value: Any, memo: Any = None) -> Any:
-        from moto.dynamodb.models.table import Table
-
-        return value if isinstance(value, Table) else self._real.deepcopy(value, memo)
-
-
-def _with_item_rollback(transact_write_items: Any) -> Any:
-    """moto's TransactWriteItems, rolled back item by item (gap 12): the items it names are saved
-    first, and put back (or deleted, if they did not exist) when the transaction fails."""
-    import copy
-
-    def transact(backend: Any, transact_items: list[dict[str, Any]]) -> Any:
-        saved: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
-        for entry in transact_items:
-            _, op = next(iter(entry.items()))
-            table = backend.tables.get(op.get("TableName"))
-            if table is None:
-                continue  # moto answers it
-            names = [name for name in (table.hash_key_attr, table.range_key_attr) if name]
-            key = op.get("Key") or {name: op.get("Item", {}).get(name) for name in names}
-            try:
-                current = backend.get_item(op["TableName"], key)
-            except Exception:  # noqa: S112 - a malformed key: moto's own answer follows
-                continue
-            attributes = copy.deepcopy(current.to_json()["Attributes"]) if current else None
-            saved.append((op["TableName"], key, attributes))
-        try:
-            return transact_write_items(backend, transact_items)
-        except Exception:
-            for table_name, key, attributes in reversed(saved):
-                if attributes is None:
-                    backend.delete_item(table_name, key)
-                else:
-                    backend.put_item(table_name, attributes)
-            raise
-
-    return transact
-
-
-class _CachingBoto3:
-    """Stands in for the `boto3` module inside moto's interpreter: one client per service and region."""
-
-    def __init__(self) -> None:
-        self._clients: dict[tuple[str, str, str], Any] = {}
-        self._lock = threading.Lock()
-
-    def client(self, *, service_name: str, region_name: str, **kwargs: Any) -> Any:
-        key = (service_name, region_name, str(kwargs.get("endpoint_url")))
-        with self._lock:
-            if key not in self._clients:
-                make_client: Any = boto3.client  # the interpreter passes its own Config and endpoint
-                self._clients[key] = make_client(service_name=service_name, region_name=region_name, **kwargs)
-            return self._clients[key]
+        self._restores += [
+            patch_lambda_invoke(invoke),
+            patch_interpreter_clients(state_machine_role),
+            patch_transactions(),
+            patch_thread_list(),
+            patch_iam_evaluation(self._record_iam_decision),
+            patch_message_move_task(),
+        ]
 
 
 def _post_json(url: str, payload: dict[str, Any]) -> None:

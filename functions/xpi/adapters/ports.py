@@ -1,0 +1,139 @@
+"""The ports: every Protocol the services (and the adapters themselves) are written against, in one
+place. The other modules of adapters/ hold the AWS implementations; dependencies.py picks them, and
+unit tests pass the in-memory fakes of tests/helpers/fakes.py instead.
+
+This module imports no boto3, so a service that depends on ports alone can be read, and tested,
+without AWS.
+"""
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import date
+from typing import IO, Any, Literal, Protocol
+
+from pydantic import BaseModel
+
+from xpi.models.api import RedriveStarted
+from xpi.models.batch import BatchObject, LineResult
+from xpi.models.bedrock import ModelAnswer
+from xpi.models.credentials import CommercialCredentials
+from xpi.models.lineage import LineageItem
+from xpi.models.request import InferenceRequest
+from xpi.models.workflow import Route, WorkflowInput
+
+
+# ---------------------------------------------------------------------------------------------- requests
+class LineageStore(Protocol):
+    """The lineage table: one item per request, final states guarded by conditions."""
+
+    def finalize(self, item: LineageItem, *, only_if_new: bool = False) -> bool:
+        """Write the item's final state, keeping a claim's first-seen fields; False when the item is
+        already final (a late duplicate), or exists at all when only_if_new."""
+        ...
+
+    def get(self, request_id: str) -> LineageItem | None: ...
+
+    def by_day(self, day: date, since_iso: str, limit: int) -> list[LineageItem]:
+        """Items of one day created at or after since_iso, newest first."""
+        ...
+
+
+class EventPublisher(Protocol):
+    def publish(self, detail_type: str, detail: BaseModel) -> None: ...
+
+
+class WorkflowStarter(Protocol):
+    """The inference workflow; an execution is named by its request id."""
+
+    def start(self, request_id: str, workflow_input: WorkflowInput) -> bool:
+        """Start it; False when an execution of this request id exists already."""
+        ...
+
+
+class ExecutionReader(Protocol):
+    def describe(self, request_id: str) -> tuple[str, dict[str, Any] | None] | None:
+        """(status, output) of the request's execution; None when there is none."""
+        ...
+
+
+class ObjectStore(Protocol):
+    """Large outputs in the artifacts bucket."""
+
+    def put(self, key: str, body: bytes, content_type: str) -> str:
+        """Store the object and return its s3:// URI."""
+        ...
+
+
+class BedrockGateway(Protocol):
+    def answer(self, route: Route, request: InferenceRequest) -> ModelAnswer: ...
+
+
+class CredentialSource(Protocol):
+    def get(self, *, refresh: bool = False) -> CommercialCredentials: ...
+
+
+class ComprehendClient(Protocol):
+    """The one Comprehend operation the PII detector needs (a boto3 `comprehend` client has it)."""
+
+    def detect_pii_entities(self, *, Text: str, LanguageCode: Literal["en", "es"]) -> Mapping[str, Any]: ...
+
+
+class AdminActions(Protocol):
+    def put_policy(self, text: str) -> int:
+        """Store the policy; returns the parameter's new version."""
+        ...
+
+    def redrive(self) -> RedriveStarted:
+        """Start moving every message of the requests DLQ back to the queue it was dead-lettered from
+        (asynchronously, by SQS); returns the move task's handle and how many messages it is to move."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------- batches
+class BatchStatusReader(Protocol):
+    def status(self, batch_id: str) -> dict[str, Any] | None:
+        """The batch's status item; None when there is none."""
+        ...
+
+
+class BatchTable(BatchStatusReader, Protocol):
+    """The batch table: a status item per batch, an item per finished line, a slots item per model."""
+
+    def create_status(self, batch_id: str, attributes: dict[str, Any]) -> bool: ...
+    def update_status(self, batch_id: str, attributes: dict[str, Any]) -> dict[str, Any]: ...
+    def claim_transition(self, batch_id: str, from_state: str, to_state: str) -> bool: ...
+    def put_invalid_lines(self, batch_id: str, results: list[LineResult]) -> None: ...
+    def record_line(self, batch_id: str, result: LineResult, counters: dict[str, int | float]) -> bool: ...
+    def claim_release(self, batch_id: str, line: int) -> bool: ...
+    def claim_line(self, batch_id: str, index: int) -> bool: ...
+    def acquire_slots(self, slots: Mapping[str, int]) -> bool: ...
+    def release_slots(self, models: Sequence[str]) -> None: ...
+    def add_waiting(self, models: Sequence[str], batch_id: str) -> None: ...
+    def remove_waiting(self, models: Sequence[str], batch_id: str) -> None: ...
+    def waiting(self, models: Sequence[str]) -> list[str]: ...
+    def lines(self, batch_id: str) -> Iterator[LineResult]: ...
+
+
+class BatchObjects(Protocol):
+    """The uploaded file (streamed), the split's chunk files and the results file."""
+
+    def open(
+        self, bucket: str, key: str, version_id: str | None
+    ) -> tuple[IO[bytes], dict[str, str], int]: ...
+    def read_text_if_exists(self, bucket: str, key: str) -> str | None: ...
+    def put_json(self, bucket: str, key: str, value: Any) -> None: ...
+    def get_json(self, bucket: str, key: str) -> Any: ...
+    def write_stream(self, bucket: str, key: str, lines: Iterator[bytes]) -> int: ...
+
+
+class BatchStarter(Protocol):
+    """The batch workflow; an execution is named by its batch id."""
+
+    def start(self, batch: BatchObject) -> bool:
+        """Start it; False when this batch was started before."""
+        ...
+
+
+class BatchWorkflow(Protocol):
+    def lines_finished(self, task_token: str, output: dict[str, Any]) -> None:
+        """Resume the batch workflow waiting on this task token."""
+        ...

@@ -1,0 +1,17 @@
+"""What commercial Bedrock answered, in the workflow's terms (the BedrockGateway port's result)."""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from xpi.models.workflow import Usage
+
+
+class ModelAnswer(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    text: str | None = None
+    body: dict[str, Any] | None = None
+    stop_reason: str | None = None
+    usage: Usage
+    latency_ms: int
+    credential_version: str

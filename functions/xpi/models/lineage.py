@@ -1,0 +1,91 @@
+"""The lineage item: one per request in the lineage table, the audit record of what crossed the
+partition (hashes, categories, counts; never a payload). It is written in three shapes, all this model:
+
+claim    the workflow's Claim state, a conditional PutItem in statemachines/inference.asl.json:
+         the request's identity, status ACCEPTED
+final    the RecordOutcome step: the claim's attributes and the outcome (classification, route,
+         response hashes, usage, error), status COMPLETED, FAILED or BLOCKED
+failure  a request rejected before it had a workflow of its own (queue, API, the Validate step):
+         status FAILED and the error, no request hash
+
+Attribute names and DynamoDB types are the table's contract, so items written before still read.
+DynamoDB takes no floats: every number is an int, and the estimated cost is kept as its decimal string.
+"""
+
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from xpi.models.workflow import Claim, Decision, SourceKind
+
+LineageStatus = Literal["ACCEPTED", "COMPLETED", "FAILED", "BLOCKED"]
+ACCEPTED: Final = "ACCEPTED"
+# Offered with if_not_exists when an item becomes final: the claim's own values are kept.
+FIRST_SEEN_FIELDS: Final = ("created_at", "day", "expires_at")
+
+
+class _Item(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LineageClassification(_Item):
+    decision: Decision
+    categories: dict[str, int] = {}
+    findings: int
+    classifier: str
+
+
+class LineageUsage(_Item):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class LineageError(_Item):
+    code: str
+    message: str
+
+
+class LineageItem(_Item):
+    request_id: str
+    status: LineageStatus
+    created_at: str  # ISO 8601 to the millisecond; the range key of the by-day index
+    day: str  # YYYY-MM-DD (UTC); the hash key of the by-day index
+    expires_at: int  # epoch seconds; the table's TTL attribute
+    caller_principal: str
+    source: SourceKind
+    model_requested: str
+    request_sha256: str | None = None  # absent from a failure: the request never validated
+    source_reference: str | None = None
+    batch_id: str | None = None
+    project: str | None = None
+    cost_centre: str | None = None
+    steps: dict[str, str] | None = None  # step name -> ISO 8601 moment
+    completed_at: str | None = None
+    classification: LineageClassification | None = None
+    model_id: str | None = None
+    commercial_region: str | None = None
+    commercial_endpoint: str | None = None
+    response_sha256: str | None = None
+    response_bytes: int | None = None
+    output_s3_uri: str | None = None
+    stop_reason: str | None = None
+    credential_version: str | None = None
+    usage: LineageUsage | None = None
+    estimated_cost_usd: str | None = None
+    latency_ms: int | None = None
+    error: LineageError | None = None
+
+    @classmethod
+    def claimed(cls, claim: Claim) -> "LineageItem":
+        """The item the workflow's Claim state writes for this claim."""
+        return cls(
+            request_id=claim.request_id,
+            status=ACCEPTED,
+            created_at=claim.created_at,
+            day=claim.day,
+            expires_at=int(claim.expires_at),
+            caller_principal=claim.caller_principal,
+            source=claim.source,
+            request_sha256=claim.request_sha256,
+            model_requested=claim.model_requested,
+        )

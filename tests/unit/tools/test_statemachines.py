@@ -1,0 +1,128 @@
+"""statemachines/*.asl.json: generated from statemachines/workflows.yaml and in step with it, and what
+each Lambda task of them promises about the function it calls in template.yaml."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from samcli.yamlhelper import yaml_parse  # type: ignore[import-untyped]
+from xpi.domain.errors import RequestInvalid, ValidationUnavailable
+from xpi_tools import statemachines
+
+from tests.helpers.events import REPO
+
+TEMPLATE: dict[str, Any] = yaml_parse((REPO / "template.yaml").read_text(encoding="utf-8"))
+LAMBDA_SERVICE_ERRORS = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+}
+# Lambda runs a function's init phase (up to 10 s) before, and outside, the invoke its Timeout limits.
+LAMBDA_INIT_MAX_S = 10
+LAMBDA_DEFAULT_TIMEOUT_S = 3
+
+
+def deployed_state_machines() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """{logical id: (definition as deployed, DefinitionSubstitutions)} of every state machine."""
+    machines = {}
+    for logical_id, resource in TEMPLATE["Resources"].items():
+        if resource["Type"] == "AWS::Serverless::StateMachine":
+            properties = resource["Properties"]
+            definition = json.loads((REPO / properties["DefinitionUri"]).read_text(encoding="utf-8"))
+            machines[logical_id] = (definition, properties.get("DefinitionSubstitutions", {}))
+    return machines
+
+
+def lambda_tasks() -> list[tuple[str, str, dict[str, Any], str]]:
+    """(state machine, state name, state, function logical id) of every task that invokes a function."""
+    tasks = []
+    for machine, (definition, substitutions) in deployed_state_machines().items():
+        for name, state in definition["States"].items():
+            if state["Type"] != "Task":
+                continue
+            resource = state["Resource"]
+            if resource.startswith("arn:${Partition}:states:::lambda:invoke"):
+                resource = state["Parameters"]["FunctionName"]
+            if not (resource.startswith("${") and resource.endswith("FunctionArn}")):
+                continue  # a service integration (DynamoDB, EventBridge)
+            function, attribute = substitutions[resource[2:-1]]["Fn::GetAtt"]
+            assert attribute == "Arn", (machine, name)
+            tasks.append((machine, name, state, function))
+    return tasks
+
+
+def function_timeout(function: str) -> int:
+    properties = TEMPLATE["Resources"][function]["Properties"]
+    default = TEMPLATE.get("Globals", {}).get("Function", {}).get("Timeout", LAMBDA_DEFAULT_TIMEOUT_S)
+    return int(properties.get("Timeout", default))
+
+
+def test_the_deployed_definitions_are_generated_from_their_source() -> None:
+    # A change to statemachines/*.asl.json is made in statemachines/workflows.yaml, then regenerated.
+    assert statemachines.main(["--check"]) == 0
+
+
+def test_every_source_definition_is_deployed() -> None:
+    deployed = {
+        Path(resource["Properties"]["DefinitionUri"]).name
+        for resource in TEMPLATE["Resources"].values()
+        if resource["Type"] == "AWS::Serverless::StateMachine"
+    }
+
+    assert deployed == {f"{name}.asl.json" for name in statemachines.definitions()}
+
+
+def test_the_tasks_are_found() -> None:
+    found = {(machine, name): function for machine, name, _, function in lambda_tasks()}
+
+    assert found[("InferenceStateMachine", "InvokeModel")] == "InvokeModelFunction"
+    assert found[("InferenceStateMachine", "RecordRejection")] == "RecordRejectionFunction"
+    assert found[("BatchStateMachine", "AwaitLines")] == "BatchReleaseFunction"
+    assert found[("BatchStateMachine", "RecordFailure")] == "BatchRecordFailureFunction"
+
+
+LAMBDA_TASKS = [pytest.param(*task, id=f"{task[0]}.{task[1]}") for task in lambda_tasks()]
+
+
+@pytest.mark.parametrize(("machine", "name", "state", "function"), LAMBDA_TASKS)
+def test_a_lambda_task_outlasts_its_function(
+    machine: str, name: str, state: dict[str, Any], function: str
+) -> None:
+    # The function's own Timeout must end an invocation before the task's TimeoutSeconds does. Step
+    # Functions does not stop a Lambda invocation when the task times out: the invocation runs on while
+    # the Retry starts another (for InvokeModel, a second paid Bedrock call racing the first) or the
+    # Catch records an outcome the first may still contradict. The function's Timeout is what stops the
+    # code, so it comes first (with room for the init phase, which it does not count); the task's timeout
+    # is the backstop for an invocation Lambda itself never answers (States.Timeout).
+    assert function_timeout(function) + LAMBDA_INIT_MAX_S <= state["TimeoutSeconds"], (
+        f"{machine}.{name}: {function} Timeout {function_timeout(function)} s, "
+        f"task TimeoutSeconds {state['TimeoutSeconds']} s"
+    )
+
+
+@pytest.mark.parametrize(("machine", "name", "state", "function"), LAMBDA_TASKS)
+def test_a_lambda_task_retries_lambdas_transient_faults(
+    machine: str, name: str, state: dict[str, Any], function: str
+) -> None:
+    retried = {error for retrier in state.get("Retry", []) for error in retrier["ErrorEquals"]}
+
+    assert "States.ALL" in retried or retried >= LAMBDA_SERVICE_ERRORS, f"{machine}.{name}"
+
+
+def test_validate_reports_a_platform_failure_apart_from_an_invalid_request() -> None:
+    # GIVEN the inference workflow's way from Validate's Catch
+    definition, _ = deployed_state_machines()["InferenceStateMachine"]
+    states = definition["States"]
+    [catch] = states["Validate"]["Catch"]
+    record = states[catch["Next"]]
+    choice = states[record["Next"]]
+
+    # THEN only Validate's own verdict ends as RequestInvalid; anything else as ValidationUnavailable
+    assert catch["ErrorEquals"] == ["States.ALL"] and catch["ResultPath"] == "$.error"
+    [judged] = choice["Choices"]
+    assert (judged["Variable"], judged["StringEquals"]) == ("$.error.Error", RequestInvalid.code)
+    invalid, not_validated = states[judged["Next"]], states[choice["Default"]]
+    assert (invalid["Type"], invalid["Error"]) == ("Fail", RequestInvalid.code)
+    assert (not_validated["Type"], not_validated["Error"]) == ("Fail", ValidationUnavailable.code)

@@ -1,0 +1,357 @@
+"""Every patch the local stack makes inside moto, in one place (docs/local-stack.md names each gap).
+
+They were written for, and tested against, one moto version (`MOTO_VERSION`, the pin in
+requirements/dev.in): `check_moto_version` refuses another, so a moto upgrade re-reads each patch first.
+Each `patch_*` function applies one patch and returns the function that undoes it; `tests/unit/local/
+test_moto_patches.py` has one test per patch, on moto's own objects.
+
+  gap 6   patch_lambda_invoke         every function invoke -> a real Lambda runtime process
+  gap 7   patch_interpreter_clients   the Step Functions interpreter calls AWS as the state machine's
+                                      role, with one cached client per service and role
+  gap 12  patch_transactions          TransactWriteItems rolled back item by item, not by table copies
+  gap 13  patch_thread_list           the interpreter's thread list keeps only live threads
+  gap 14  patch_iam_evaluation        IAM decisions by iam_authorization.py, written to the call log
+          enable_iam_enforcement      moto checks every request's signature and IAM permission
+  gap 15  patch_message_move_task     SQS StartMessageMoveTask (the admin DLQ redrive), which moto lacks
+"""
+
+import copy
+import importlib
+import sys
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from xpi_tools.local.iam_authorization import Authorization, RequestContext, is_allowed, required_permissions
+from xpi_tools.local.principals import RoleCredentials
+
+MOTO_VERSION = "5.2.5"
+Restore = Callable[[], None]
+
+
+def check_moto_version() -> None:
+    from importlib.metadata import version
+
+    installed = version("moto")
+    if installed != MOTO_VERSION:
+        raise RuntimeError(
+            f"the local stack's moto patches were written for moto {MOTO_VERSION}, not {installed}: "
+            "re-check each patch in tools/xpi_tools/local/moto_patches.py, then change MOTO_VERSION"
+        )
+
+
+# ---------------------------------------------------------------------------------------- gap 6
+def patch_lambda_invoke(invoke: Callable[[Any, str], tuple[bytes, str | None]]) -> Restore:
+    """Every path by which moto runs a function (Invoke API, Step Functions tasks) ends in
+    LambdaFunction.invoke: `invoke(function, payload)` runs it and returns (payload, function error)."""
+    from moto.awslambda.models import LambdaFunction
+
+    original = LambdaFunction.invoke
+
+    def patched(function: Any, body: str, request_headers: Any, response_headers: Any) -> bytes:
+        payload, function_error = invoke(function, body or "{}")
+        if function_error:
+            response_headers["x-amz-function-error"] = function_error
+        return payload
+
+    LambdaFunction.invoke = patched  # type: ignore[method-assign,assignment]
+
+    def restore() -> None:
+        LambdaFunction.invoke = original  # type: ignore[method-assign]
+
+    return restore
+
+
+# ---------------------------------------------------------------------------------------- gap 7
+def patch_interpreter_clients(role_credentials: Callable[[str], RoleCredentials]) -> Restore:
+    """moto's interpreter signs its task calls with fixed dummy keys and builds a new client for every
+    task (about 17 ms of CPU each). It now calls as the state machine's role (the execution's role ARN,
+    or a task's own Credentials), with one client per service, region and role."""
+    from moto.settings import moto_server_port
+
+    boto_client: Any = importlib.import_module("moto.stepfunctions.parser.asl.utils.boto_client")
+    original = boto_client.boto_client_for
+    clients: dict[tuple[str, str, str], Any] = {}
+    lock = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        role_arn = str(getattr(state_credentials, "role_arn", ""))
+        key = (region, service, role_arn)
+        with lock:
+            if key not in clients:
+                credentials = role_credentials(role_arn)
+                make_client: Any = boto3.client
+                clients[key] = make_client(
+                    service_name=service,
+                    region_name=region,
+                    endpoint_url=f"http://localhost:{moto_server_port()}",
+                    aws_access_key_id=credentials.access_key_id,
+                    aws_secret_access_key=credentials.secret_access_key,
+                    aws_session_token=credentials.session_token,
+                    config=Config(
+                        parameter_validation=False,
+                        retries={"max_attempts": 0, "total_max_attempts": 1},
+                        connect_timeout=99999,  # task timeouts are the interpreter's, as in moto
+                        read_timeout=99999,
+                    ),
+                )
+            return clients[key]
+
+    return _replace_in_modules("moto.stepfunctions", "boto_client_for", original, boto_client_for)
+
+
+# ---------------------------------------------------------------------------------------- gap 12
+def patch_transactions() -> Restore:
+    """moto's TransactWriteItems deep-copies every table it touches, for its rollback: O(table size) per
+    call, so a 10,000-line batch (one transaction per line) slows to a crawl. Roll back the items the
+    transaction names instead (O(items), same outcome)."""
+    dynamodb_models: Any = importlib.import_module("moto.dynamodb.models")
+    backend = dynamodb_models.DynamoDBBackend
+    original_copy, original_transact = dynamodb_models.copy, backend.transact_write_items
+    dynamodb_models.copy = NoTableCopies(original_copy)
+    backend.transact_write_items = with_item_rollback(original_transact)
+
+    def restore() -> None:
+        dynamodb_models.copy = original_copy
+        backend.transact_write_items = original_transact
+
+    return restore
+
+
+class NoTableCopies:
+    """Stands in for the `copy` module inside moto.dynamodb.models: a Table "deep copy" is the table
+    itself, so moto's whole-table rollback does nothing; with_item_rollback does it instead. Everything
+    else is copied as `copy` does."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def deepcopy(self, value: Any, memo: Any = None) -> Any:
+        from moto.dynamodb.models.table import Table
+
+        return value if isinstance(value, Table) else self._real.deepcopy(value, memo)
+
+
+def with_item_rollback(transact_write_items: Any) -> Any:
+    """moto's TransactWriteItems, rolled back item by item: the items it names are saved first, and put
+    back (or deleted, if they did not exist) when the transaction fails."""
+
+    def transact(backend: Any, transact_items: list[dict[str, Any]]) -> Any:
+        saved: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+        for entry in transact_items:
+            _, op = next(iter(entry.items()))
+            table = backend.tables.get(op.get("TableName"))
+            if table is None:
+                continue  # moto answers it
+            names = [name for name in (table.hash_key_attr, table.range_key_attr) if name]
+            key = op.get("Key") or {name: op.get("Item", {}).get(name) for name in names}
+            try:
+                current = backend.get_item(op["TableName"], key)
+            except Exception:  # noqa: S112 - a malformed key: moto's own answer follows
+                continue
+            attributes = copy.deepcopy(current.to_json()["Attributes"]) if current else None
+            saved.append((op["TableName"], key, attributes))
+        try:
+            return transact_write_items(backend, transact_items)
+        except Exception:
+            for table_name, key, attributes in reversed(saved):
+                if attributes is None:
+                    backend.delete_item(table_name, key)
+                else:
+                    backend.put_item(table_name, attributes)
+            raise
+
+    return transact
+
+
+# ---------------------------------------------------------------------------------------- gap 13
+def patch_thread_list() -> Restore:
+    """moto's interpreter appends every thread it starts (one per task with a timeout, per callback wait,
+    per branch) to a module list, TMP_THREADS, and never removes them. On Python 3.13 a finished thread's
+    8 MiB stack stays mapped while its Thread object lives, so a long run used up the process's memory
+    maps (~4,000 batch lines): keep only live threads."""
+    threads_module: Any = importlib.import_module("moto.stepfunctions.parser.utils")
+    current: list[Any] = threads_module.TMP_THREADS
+    return _replace_in_modules("moto.stepfunctions", "TMP_THREADS", current, LiveThreads(current))
+
+
+class LiveThreads(list[threading.Thread]):
+    """moto's TMP_THREADS: dropping finished threads on every append keeps it short."""
+
+    def append(self, thread: threading.Thread) -> None:
+        self[:] = [alive for alive in self if alive.is_alive()]
+        super().append(thread)
+
+
+# ---------------------------------------------------------------------------------------- gap 14
+def patch_iam_evaluation(record: Callable[[str, Authorization], None]) -> Restore:
+    """moto's own evaluation knows resources only for S3, SQS, IAM and STS and names some actions by their
+    API operation; iam_authorization.py decides instead, and `record(principal ARN, decision)` is told
+    of every decision (the stack writes them to its call log)."""
+    from moto.iam.access_control import IAMRequestBase
+    from moto.utilities.utils import get_partition
+
+    original = IAMRequestBase.check_action_permitted
+
+    def check_action_permitted(request: Any, resource: str) -> None:
+        if request._action == "sts:GetCallerIdentity":  # always allowed, as on AWS
+            return
+        context = RequestContext(
+            action=request._action,
+            region=request._region,
+            account_id=request.account_id,
+            partition=get_partition(request._region),
+            path=request._path,
+            body=request._body if isinstance(request._body, bytes) else b"",
+            moto_resource=resource,
+        )
+        documents = [_policy_document(policy) for policy in request._access_key.collect_policies()]
+        for action, target in required_permissions(context):
+            decision = Authorization(action, target, is_allowed(documents, action, target))
+            record(request._access_key.arn, decision)
+            if not decision.allowed:
+                _deny(request, decision)
+
+    original_request = IAMRequestBase._create_aws_request
+
+    def signed_request(request: Any) -> Any:
+        """The request as its client signed it: for a request without a payload (a REST GET) moto signs
+        `data`, the routing parameters it parsed, so a signed GET with path parameters never matched."""
+        aws_request = original_request(request)
+        if request._method in ("GET", "HEAD", "DELETE") and not request._body:
+            aws_request.data = b""
+        return aws_request
+
+    IAMRequestBase.check_action_permitted = check_action_permitted  # type: ignore[method-assign,assignment]
+    IAMRequestBase._create_aws_request = signed_request  # type: ignore[method-assign,assignment]
+
+    def restore() -> None:
+        IAMRequestBase.check_action_permitted = original  # type: ignore[method-assign]
+        IAMRequestBase._create_aws_request = original_request  # type: ignore[method-assign]
+
+    return restore
+
+
+def _deny(request: Any, decision: Authorization) -> None:
+    """AWS's AccessDenied for the denied IAM action, in the protocol of the service: JSON services answer
+    AccessDeniedException in JSON (moto would answer its XML body, which their clients cannot parse)."""
+    from moto.core.exceptions import JsonRESTError
+
+    headers = request._headers
+    content_type = str(headers.get("Content-Type") or headers.get("content-type") or "")
+    if "json" in content_type or request._service == "lambda":
+        on = f" on resource: {decision.resource}" if decision.resource not in (None, "*") else ""
+        message = f"User: {request._access_key.arn} is not authorized to perform: {decision.action}{on}"
+        error = JsonRESTError("AccessDeniedException", message)
+        error.code = 403
+        raise error
+    request._action = decision.action  # the denied IAM action, in the AccessDenied message
+    request._raise_access_denied()
+
+
+def _policy_document(policy: Any) -> dict[str, Any]:
+    """moto hands a role's inline policy over as its parsed document, a user's inline policy as a record
+    holding its JSON text, and a managed policy as a Policy object: the document of each."""
+    from moto.iam.access_control import IAMPolicy
+
+    if isinstance(policy, dict) and "Statement" in policy:
+        return policy
+    document: dict[str, Any] = IAMPolicy(policy)._policy_json
+    return document
+
+
+def enable_iam_enforcement() -> Restore:
+    """From now on moto authenticates every request (an unknown key or a bad signature is refused) and
+    authorizes it against the caller's IAM policies."""
+    from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    previous = settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+    ActionAuthenticatorMixin.request_count = 0
+
+    def restore() -> None:
+        settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count = previous
+
+    return restore
+
+
+# ---------------------------------------------------------------------------------------- gap 15
+def patch_message_move_task() -> Restore:
+    """moto has no SQS message move task, which the admin DLQ redrive starts. StartMessageMoveTask now
+    moves every message of the source queue at once, before it answers: to DestinationArn, or without
+    one back to the queue whose redrive policy names the source (SQS returns each message to the queue
+    it was dead-lettered from; moto does not record which, so a source several queues name needs a
+    DestinationArn). A moved message keeps its body, sender and attributes and starts afresh (receive
+    count 0, visible), as a redriven message does on AWS."""
+    from moto.sqs.exceptions import InvalidParameterValue, QueueDoesNotExist
+    from moto.sqs.responses import SQSResponse
+
+    def start_message_move_task(response: Any) -> Any:
+        from moto.core.responses import ActionResult
+
+        backend = response.sqs_backend
+        queues = list(backend.queues.values())
+        source = next((q for q in queues if q.queue_arn == response._get_param("SourceArn")), None)
+        if source is None:
+            raise QueueDoesNotExist()
+        destination_arn = response._get_param("DestinationArn")
+        if destination_arn:
+            destination = next((q for q in queues if q.queue_arn == destination_arn), None)
+            if destination is None:
+                raise QueueDoesNotExist()
+        else:
+            origins = [q for q in queues if q.dead_letter_queue is source]
+            if len(origins) != 1:
+                raise InvalidParameterValue(
+                    f"{len(origins)} queues name {source.queue_arn} as their dead-letter queue; "
+                    "the local stack needs a DestinationArn to move its messages"
+                )
+            [destination] = origins
+        move_messages(source, destination)
+        return ActionResult({"TaskHandle": str(uuid.uuid4())})
+
+    SQSResponse.start_message_move_task = start_message_move_task  # type: ignore[attr-defined]
+
+    def restore() -> None:
+        del SQSResponse.start_message_move_task  # type: ignore[attr-defined]
+
+    return restore
+
+
+def move_messages(source: Any, destination: Any) -> None:
+    """Every message of one moto queue (in flight or not) into another, each as a fresh delivery."""
+    with source._messages_lock:
+        messages, source._messages = list(source._messages), []
+        source.pending_messages.clear()
+    for message in messages:
+        message.approximate_receive_count = 0
+        message.approximate_first_receive_timestamp = None
+        message.receipt_handle, message._old_receipt_handles = None, []
+        message.visible_at = message.delayed_until = 0.0
+        destination.add_message(message)
+
+
+def _replace_in_modules(package: str, name: str, current: Any, replacement: Any) -> Restore:
+    """Put `replacement` in place of `current` as `name` in every module of `package` that holds it
+    (modules imported later take it from the defining module, which is among them)."""
+    holders = [
+        module
+        for module_name, module in list(sys.modules.items())
+        if module_name.startswith(package) and getattr(module, name, None) is current
+    ]
+    for module in holders:
+        setattr(module, name, replacement)
+
+    def restore() -> None:
+        for module in holders:
+            setattr(module, name, current)
+
+    return restore
