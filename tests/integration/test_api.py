@@ -25,6 +25,7 @@ from openapi_schema_validator import OAS30Validator
 
 from tests.helpers.openapi import DOCUMENT, deref
 from tests.helpers.stack import ROOT, LocalStackClient, ResultCollector
+from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -114,13 +115,16 @@ def _request(text: str, **extra: Any) -> dict[str, Any]:
 
 
 def _wait_final(api: ApiClient, who: str, request_id: str, timeout_s: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        status, body = api.call(who, "GET", f"/v1/requests/{request_id}")
-        if status == 200 and body["status"] != "ACCEPTED":
-            return body
-        assert time.monotonic() < deadline, f"{request_id} not final: {status} {body}"
-        time.sleep(0.3)
+    answers: list[tuple[int, Any]] = []
+
+    def final() -> bool:
+        answers.append(api.call(who, "GET", f"/v1/requests/{request_id}"))
+        status, body = answers[-1]
+        return status == 200 and body["status"] != "ACCEPTED"
+
+    wait_until(final, timeout_s, interval_s=0.3, what=f"{request_id} final")
+    body: dict[str, Any] = answers[-1][1]
+    return body
 
 
 # ------------------------------------------------------------------ authentication (API Gateway's own)

@@ -123,7 +123,10 @@ def copy_build(source: Path, destination: Path, only: Sequence[str] = ()) -> Pat
     )
     for name in DECLARED:
         variables.setdefault(name, "")
-    (destination / "template.yaml").write_text(yaml.safe_dump(template, sort_keys=False), encoding="utf-8")
+    # Plain dicts: another library in the same process may have made SafeLoader build OrderedDicts,
+    # which SafeDumper refuses.
+    plain = json.loads(json.dumps(template))
+    (destination / "template.yaml").write_text(yaml.safe_dump(plain, sort_keys=False), encoding="utf-8")
     return destination / "template.yaml"
 
 

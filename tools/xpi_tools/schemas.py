@@ -4,7 +4,6 @@ python -m xpi_tools.schemas          # rewrite functions/xpi/schemas/*.json
 python -m xpi_tools.schemas --check  # exit 1 when a published schema is out of date
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -12,6 +11,8 @@ from pathlib import Path
 from pydantic import BaseModel
 from xpi.models.events import ResultDetail, SecurityAlertDetail
 from xpi.models.request import InferenceRequest
+
+from xpi_tools.generated import write_or_check
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "functions" / "xpi" / "schemas"
 CONTRACTS: dict[str, type[BaseModel]] = {
@@ -28,21 +29,12 @@ def render(model: type[BaseModel]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m xpi_tools.schemas", description=__doc__)
-    parser.add_argument("--check", action="store_true")
-    args = parser.parse_args(argv)
-    stale = []
-    for name, model in CONTRACTS.items():
-        path, text = SCHEMA_DIR / name, render(model)
-        if args.check:
-            if not path.exists() or path.read_text(encoding="utf-8") != text:
-                stale.append(name)
-        else:
-            path.write_text(text, encoding="utf-8")
-    if stale:
-        print(f"out of date: {', '.join(stale)}; run `python -m xpi_tools.schemas`")
-        return 1
-    return 0
+    return write_or_check(
+        "xpi_tools.schemas",
+        __doc__,
+        {SCHEMA_DIR / name: render(model) for name, model in CONTRACTS.items()},
+        argv,
+    )
 
 
 if __name__ == "__main__":

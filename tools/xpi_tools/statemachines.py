@@ -7,13 +7,14 @@ The source writes each shared Retry and Catch block once (YAML anchors); the gen
 template.yaml deploys, so it is committed, and `--check` (a unit test) keeps it in step with the source.
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml  # type: ignore[import-untyped]
+
+from xpi_tools.generated import write_or_check
 
 STATEMACHINES = Path(__file__).resolve().parents[2] / "statemachines"
 SOURCE = STATEMACHINES / "workflows.yaml"
@@ -31,21 +32,15 @@ def render(definition: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m xpi_tools.statemachines", description=__doc__)
-    parser.add_argument("--check", action="store_true")
-    args = parser.parse_args(argv)
-    stale = []
-    for name, definition in definitions().items():
-        path, text = STATEMACHINES / f"{name}.asl.json", render(definition)
-        if args.check:
-            if not path.exists() or path.read_text(encoding="utf-8") != text:
-                stale.append(path.name)
-        else:
-            path.write_text(text, encoding="utf-8")
-    if stale:
-        print(f"out of date: {', '.join(stale)}; run `python -m xpi_tools.statemachines`")
-        return 1
-    return 0
+    return write_or_check(
+        "xpi_tools.statemachines",
+        __doc__,
+        {
+            STATEMACHINES / f"{name}.asl.json": render(definition)
+            for name, definition in definitions().items()
+        },
+        argv,
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from xpi_tools.local.deploy import load_template, translate
+from xpi_tools.local.deploy import inline_includes, load_template, translate
 
 PARTITION = "aws-us-gov"
 REGION = "us-gov-west-1"
@@ -361,22 +361,9 @@ def _placeholder_locations(template: dict[str, Any]) -> None:
                     properties["DefinitionUri"] = placeholder
 
 
-def _inline_includes(value: Any, base_dir: Path) -> Any:
-    """AWS::Include of a local file becomes the file's content, as CloudFormation includes it."""
-    if isinstance(value, dict):
-        transform = value.get("Fn::Transform")
-        if len(value) == 1 and isinstance(transform, dict) and transform.get("Name") == "AWS::Include":
-            location = str(transform["Parameters"]["Location"])
-            return _inline_includes(load_template(base_dir / location), base_dir)
-        return {key: _inline_includes(item, base_dir) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_inline_includes(item, base_dir) for item in value]
-    return value
-
-
 def translated_template(template_path: Path, parameters: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The template after the SAM transform, as the local stack translates it (no build, no network)."""
-    template = _inline_includes(load_template(template_path), template_path.parent)
+    template = inline_includes(load_template(template_path), template_path.parent)
     _placeholder_locations(template)
     return translate(template, dict(parameters or {}), REGION)
 

@@ -116,16 +116,16 @@ def _inline_state_machines(template: dict[str, Any], build_dir: Path) -> None:
             properties["Definition"] = json.loads(definition_path.read_text(encoding="utf-8"))
 
 
-def _inline_includes(value: Any, build_dir: Path) -> Any:
-    """Gap 10: replace each AWS::Include of a local file with the file's content."""
+def inline_includes(value: Any, build_dir: Path) -> Any:
+    """Gap 10: each AWS::Include of a local file becomes the file's content, as CloudFormation includes it."""
     if isinstance(value, dict):
         transform = value.get("Fn::Transform")
         if len(value) == 1 and isinstance(transform, dict) and transform.get("Name") == "AWS::Include":
             location = str(transform["Parameters"]["Location"])
-            return _inline_includes(load_template(build_dir / location), build_dir)
-        return {k: _inline_includes(v, build_dir) for k, v in value.items()}
+            return inline_includes(load_template(build_dir / location), build_dir)
+        return {k: inline_includes(v, build_dir) for k, v in value.items()}
     if isinstance(value, list):
-        return [_inline_includes(v, build_dir) for v in value]
+        return [inline_includes(v, build_dir) for v in value]
     return value
 
 
@@ -235,7 +235,7 @@ def deploy(
     template = load_template(build_dir / "template.yaml")
     _upload_code(template, build_dir, s3, cache_dir)
     _inline_state_machines(template, build_dir)
-    template = _inline_includes(template, build_dir)  # gap 10
+    template = inline_includes(template, build_dir)  # gap 10
     cfn = prepare_for_moto(translate(template, parameters, region), stack_name, session, endpoint_url)
     cfn = _without_api_deployments(cfn)  # gap 10
 
