@@ -9,7 +9,14 @@ Corpus files (``*.txt`` beside this script) hold records; each starts with a hea
 
 and the record's text is every line up to the next header. Categories are the set the classifier should
 report for the document (document level, not span level). ``near_miss=yes`` marks an allow case written to
-look like a positive ("the secret ingredient", an invalid SSN-shaped number).
+look like a positive ("the secret ingredient", an invalid SSN-shaped number). ``normalized=yes`` marks a
+document whose evasion is Unicode spelling (zero-width characters, Cyrillic or fullwidth letters, Unicode
+hyphens and spaces): the detectors see it right only once the engine normalizes text before detection, so
+until ``xpi.domain.classification.normalize`` exists such documents are reported in their own section and
+left out of the targets (``Document.expected_to_pass``).
+
+Each file is a section (``adversarial.txt``: markings and identifiers in tables, CSV cells, log lines, JSON
+strings, mixed case); the report gives block recall and false blocks per section.
 
 The evaluation runs the corpus through ``xpi classify --jsonl`` in-process, exactly as an operator would.
 """
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import io
 import json
 import sys
@@ -30,6 +38,11 @@ CORPUS_DIR = Path(__file__).resolve().parent
 _HEADER = "=== "
 
 
+def normalization_available() -> bool:
+    """True once the engine normalizes Unicode (NFKC, format characters, confusables) before detection."""
+    return importlib.util.find_spec("xpi.domain.classification.normalize") is not None
+
+
 @dataclass(frozen=True)
 class Document:
     id: str
@@ -38,6 +51,16 @@ class Document:
     near_miss: bool
     text: str
     source: str
+    normalized: bool = False
+
+    @property
+    def section(self) -> str:
+        stem = self.source.removesuffix(".txt")
+        return f"{stem} (unicode)" if self.normalized else stem
+
+    @property
+    def expected_to_pass(self) -> bool:
+        return not self.normalized or normalization_available()
 
 
 @dataclass
@@ -86,6 +109,7 @@ def load_corpus(directory: Path = CORPUS_DIR) -> list[Document]:
                     header.get("near_miss") == "yes",
                     "\n".join(lines).strip("\n"),
                     source,
+                    header.get("normalized") == "yes",
                 )
             )
 
@@ -156,6 +180,8 @@ def format_report(evaluation: Evaluation) -> str:
             f"{_ratio(tp, tp + fn):>7s}"
         )
     lines.append("")
+    lines.extend(_section_rows(evaluation))
+    lines.append("")
     lines.append("decisions (rows: expected, columns: got)")
     lines.append(f"{'':8s} {'allow':>6s} {'redact':>6s} {'block':>6s}")
     for expected in ("allow", "redact", "block"):
@@ -185,6 +211,29 @@ def format_report(evaluation: Evaluation) -> str:
         got_decision = evaluation.decisions[doc.id]
         lines.append(f"  mismatch {doc.id}: expected {doc.decision} [{want}], got {got_decision} [{got}]")
     return "\n".join(lines)
+
+
+def _section_rows(evaluation: Evaluation) -> list[str]:
+    """Block recall and false blocks per corpus file (section)."""
+    rows = [
+        f"{'section':28s} {'docs':>5s} {'block':>6s} {'blocked':>7s} {'recall':>7s} {'allow':>6s} "
+        f"{'false blocks':>12s}"
+    ]
+    sections: dict[str, list[Document]] = {}
+    for doc in evaluation.documents:
+        sections.setdefault(doc.section, []).append(doc)
+    for name in sorted(sections):
+        docs = sections[name]
+        blocks = [d for d in docs if d.decision == "block"]
+        blocked = sum(1 for d in blocks if evaluation.decisions[d.id] == "block")
+        allow = [d for d in docs if d.decision == "allow"]
+        false_blocks = sum(1 for d in allow if evaluation.decisions[d.id] == "block")
+        pending = "" if all(d.expected_to_pass for d in docs) else "  (pending normalization)"
+        rows.append(
+            f"{name:28s} {len(docs):5d} {len(blocks):6d} {blocked:7d} {_ratio(blocked, len(blocks)):>7s} "
+            f"{len(allow):6d} {false_blocks:5d} ({_ratio(false_blocks, len(allow))}){pending}"
+        )
+    return rows
 
 
 def _count_by_decision(docs: list[Document]) -> list[tuple[str, int]]:

@@ -12,6 +12,11 @@ each line, in order, one JSON line is printed with ``line``, ``decision``, ``fin
 end), ``categories``, ``security_alert`` and, for ``redact``, ``redacted_text``. A line that cannot be
 classified (not JSON, no ``text`` string, empty) yields ``{"line": N, "error": "..."}`` and the run goes on.
 
+Every input is classified exactly as the workflow's classify step classifies a request whose prompt is
+that text (``xpi.services.classification.assess``: the same inspection, policy resolution and model
+aliases). Binary input is a request carrying a document it cannot read. Locations are reported as
+``input``.
+
 Exit status: 0 when every input was classified (whatever the decisions), 1 when some JSONL line was bad,
 2 for a usage error, an unreadable input or an invalid policy file. Matched text is never printed except
 inside ``redacted_text``, where the redacted spans are already replaced.
@@ -28,11 +33,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from pydantic import ValidationError
-from xpi.domain.classification import Assessment, Segment, classify_segments
+from xpi.domain.classification import Assessment, Finding
 from xpi.domain.policy import Policy, load_default_policy
+from xpi.domain.routing import load_default_routing
+from xpi.models.request import InferenceRequest
+from xpi.services.classification import assess
 
 PROG = "xpi classify"
 _LOCATION = "input"
+_PROMPT = "prompt"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,27 +76,49 @@ def _load_policy(path: Path | None) -> Policy:
     return Policy.model_validate_json(path.read_bytes())
 
 
+def _text_request(text: str, model_id: str) -> InferenceRequest:
+    """The request the workflow would classify for this text: its prompt. Built without the request
+    contract's size limits (an operator may classify a document of any size)."""
+    return InferenceRequest.model_construct(model=model_id, prompt=text)
+
+
+def _binary_request(model_id: str) -> InferenceRequest:
+    """A request carrying content that is not text: one document block the classifier cannot read."""
+    block = {"document": {"format": "txt", "name": _LOCATION, "source": {"bytes": ""}}}
+    return InferenceRequest.model_validate(
+        {"model": model_id or "-", "messages": [{"role": "user", "content": [block]}]}
+    )
+
+
+def _assess(request: InferenceRequest, policy: Policy) -> Assessment:
+    return assess(request, policy=policy, detectors=(), routing=load_default_routing())
+
+
+def _finding(finding: Finding) -> dict[str, Any]:
+    return {**finding.model_dump(), "location": _LOCATION}
+
+
 def _document_result(assessment: Assessment, text: str | None) -> dict[str, Any]:
     result: dict[str, Any] = {
         "decision": assessment.decision,
-        "findings": [f.model_dump() for f in assessment.findings],
+        "findings": [_finding(f) for f in assessment.findings],
         "categories": assessment.categories,
         "security_alert": assessment.security_alert,
         "reasons": assessment.reasons,
     }
     if assessment.decision == "redact" and text is not None:
-        result["redacted_text"] = assessment.redacted.get(_LOCATION, text)
+        result["redacted_text"] = assessment.redacted.get(_PROMPT, text)
     return result
 
 
 def _classify_document(stream: IO[bytes], policy: Policy, model_id: str) -> dict[str, Any]:
     data = stream.read()
     try:
-        segment = Segment(location=_LOCATION, text=data.decode("utf-8"), kind="text")
+        text: str | None = data.decode("utf-8")
     except UnicodeDecodeError:
-        segment = Segment(location=_LOCATION, text=None, kind="binary")
-    assessment = classify_segments([segment], policy, model_id)
-    return _document_result(assessment, segment.text)
+        text = None
+    request = _binary_request(model_id) if text is None else _text_request(text, model_id)
+    return _document_result(_assess(request, policy), text)
 
 
 def _parse_line(raw: bytes) -> tuple[str, Any]:
@@ -117,7 +148,7 @@ def _classify_lines(stream: IO[bytes], policy: Policy, model_id: str) -> Iterato
         except ValueError as exc:
             yield {"line": number, "error": f"line {number}: {exc}"}
             continue
-        assessment = classify_segments([Segment(location=_LOCATION, text=text)], policy, model_id)
+        assessment = _assess(_text_request(text, model_id), policy)
         result: dict[str, Any] = {"line": number}
         if record_id is not None:
             result["id"] = record_id
@@ -128,7 +159,7 @@ def _classify_lines(stream: IO[bytes], policy: Policy, model_id: str) -> Iterato
         result["categories"] = assessment.categories
         result["security_alert"] = assessment.security_alert
         if assessment.decision == "redact":
-            result["redacted_text"] = assessment.redacted.get(_LOCATION, text)
+            result["redacted_text"] = assessment.redacted.get(_PROMPT, text)
         yield result
 
 

@@ -17,6 +17,7 @@ from botocore.tokens import FrozenAuthToken
 
 from xpi.adapters.ports import CredentialSource
 from xpi.domain.errors import BedrockRejected, BedrockThrottled, BedrockUnavailable, CredentialsRejected
+from xpi.domain.payload import converse_arguments, native_body
 from xpi.models.bedrock import ModelAnswer
 from xpi.models.credentials import ApiKey, CommercialCredentials
 from xpi.models.request import InferenceRequest
@@ -128,21 +129,7 @@ class BotoBedrockGateway:
     def _converse(
         client: "BedrockRuntimeClient", version: str, route: Route, request: InferenceRequest
     ) -> ModelAnswer:
-        settings = request.inference
-        inference: dict[str, Any] = {"maxTokens": settings.max_tokens}
-        if settings.temperature is not None:
-            inference["temperature"] = settings.temperature
-        if settings.top_p is not None:
-            inference["topP"] = settings.top_p
-        if settings.stop_sequences:
-            inference["stopSequences"] = settings.stop_sequences
-        arguments: dict[str, Any] = {
-            "modelId": route.model_id,
-            "messages": request.converse_messages(),
-            "inferenceConfig": inference,
-        }
-        if request.system:
-            arguments["system"] = [{"text": text} for text in request.system]
+        arguments = {"modelId": route.model_id, **converse_arguments(request)}
         started = time.perf_counter()
         response = client.converse(**arguments)
         content = response["output"].get("message", {}).get("content", [])
@@ -165,7 +152,7 @@ class BotoBedrockGateway:
         started = time.perf_counter()
         response = client.invoke_model(
             modelId=route.model_id,
-            body=json.dumps(request.body).encode("utf-8"),
+            body=native_body(request),
             contentType="application/json",
             accept="application/json",
         )

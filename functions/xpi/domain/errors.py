@@ -61,6 +61,19 @@ class CredentialsUnavailable(XpiError):
     code = "CredentialsUnavailable"
 
 
+class ClassificationMismatch(XpiError):
+    """The invoke step refused to send: what it would send is not what the classify step allowed (no
+    classification, a blocking decision, no recorded hash, or a different hash). Never retried."""
+
+    code = "ClassificationMismatch"
+
+
+class ConfigSnapshotInvalid(XpiError):
+    """The configuration snapshot the classify step carried is missing or does not match its hash."""
+
+    code = "ConfigSnapshotInvalid"
+
+
 # ---------------------------------------------------------------------------------------------- API
 class RequestExists(XpiError):
     """A request with this request_id was started before."""

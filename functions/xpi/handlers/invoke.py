@@ -1,4 +1,5 @@
-"""Workflow step: call commercial Bedrock with the commercial credentials.
+"""Workflow step: call commercial Bedrock with the commercial credentials, only with what the classify
+step allowed (its payload hash), priced with the routing snapshot the classify step recorded.
 
 Idempotent on the request id, so a retried task (or a duplicate start) never calls Bedrock twice for
 one request; the idempotency table is built on first use, not at import.
@@ -42,7 +43,6 @@ def _invoke_once() -> Callable[..., dict[str, Any]]:
             WorkflowState.model_validate(state),
             dependencies.bedrock_gateway(),
             dependencies.object_store(),
-            dependencies.routing_config(),
             inline_max_bytes=settings.inline_output_max_bytes,
         )
         metrics.add_metric(name="InputTokens", unit=MetricUnit.Count, value=response.usage.input_tokens)

@@ -1,5 +1,6 @@
 """Workflow step: resolve the requested model (alias, id or inference profile) against the approved
-list and the caller's allow-list, and pick the commercial region and endpoint."""
+list and the caller's allow-list of the routing snapshot the classify step recorded, and pick the
+commercial region and endpoint."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -7,10 +8,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from xpi import dependencies
-from xpi.domain.routing import resolve_route
 from xpi.models.workflow import WorkflowState
 from xpi.observability import logger, tracer
+from xpi.services.routing import route
 from xpi.settings import get_settings
 
 
@@ -19,12 +19,6 @@ from xpi.settings import get_settings
 @event_parser(model=WorkflowState)
 def handler(event: WorkflowState, context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
-    event.route = resolve_route(
-        event.request,
-        event.source.principal,
-        dependencies.routing_config(),
-        region=settings.commercial_region,
-        endpoint=settings.bedrock_endpoint,
-    )
+    event.route = route(event, region=settings.commercial_region, endpoint=settings.bedrock_endpoint)
     event.timings["routed_at"] = datetime.now(UTC)
     return event.model_dump(mode="json", exclude_none=True)

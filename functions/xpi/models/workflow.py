@@ -60,6 +60,20 @@ class Classification(_State):
     security_alert: bool = False
     reasons: list[str] = []
     classifier: str = Field(description="what inspected the request, e.g. 'xpi-rules/1 + comprehend'")
+    payload_sha256: str | None = Field(
+        None,
+        description="plain SHA-256 of what the invoke step will send (after redaction, the route "
+        "excepted: xpi.domain.payload); the invoke step sends only when its own payload hashes the same",
+    )
+
+
+class ConfigSnapshot(_State):
+    """The configuration the classify step read, once, for the whole execution: route and invoke use
+    this, never a newer parameter value, so every step of one request judges by the same documents."""
+
+    policy_sha256: str = Field(description="canonical SHA-256 of the policy the classify step applied")
+    routing_sha256: str = Field(description="canonical SHA-256 of `routing`")
+    routing: dict[str, Any] = Field(description="the routing document in force (about 1.5 KB)")
 
 
 class Route(_State):
@@ -114,6 +128,7 @@ class WorkflowState(_State):
     claim: Claim
     timings: dict[str, datetime] = {}
     classification: Classification | None = None
+    config: ConfigSnapshot | None = None
     route: Route | None = None
     response: ModelResponse | None = None
     error: StepError | None = None

@@ -2,7 +2,9 @@
 model it resolves to.
 
 Redacted text replaces the original in the workflow state, so only what policy allows crosses the
-partition. Lineage gets categories and counts; matched values are never kept or logged. A classified
+partition. The step records the SHA-256 of what the invoke step will send (xpi.domain.payload) and the
+configuration snapshot (policy hash, routing document) the later steps use.
+Lineage gets categories and counts; matched values are never kept or logged. A classified
 marking also raises a Security Alert naming who sent what kind of content (never the content).
 """
 
@@ -12,19 +14,32 @@ from datetime import UTC, datetime
 from aws_lambda_powertools.metrics import MetricUnit
 
 from xpi.adapters.ports import EventPublisher
-from xpi.domain.classification import Detector, classify_segments
-from xpi.domain.inspection import redact, segments_with_paths
+from xpi.domain.classification import Assessment, Detector, classify_segments
+from xpi.domain.inspection import redact, segments
+from xpi.domain.payload import outbound_sha256
 from xpi.domain.policy import Policy
 from xpi.domain.routing import RoutingConfig
 from xpi.models.events import SECURITY_ALERT, SecurityAlertDetail
+from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Classification, WorkflowState
 from xpi.observability import logger, metrics
+from xpi.services.routing import snapshot
 
 RULES_CLASSIFIER = "xpi-rules/1"
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def assess(
+    request: InferenceRequest, *, policy: Policy, detectors: Sequence[Detector], routing: RoutingConfig
+) -> Assessment:
+    """The policy's assessment of everything in the request that goes to Bedrock: the one code path of
+    the classify step and of `xpi classify`."""
+    # Policy rules name model ids, so an alias is judged as the model it resolves to.
+    model_id = routing.resolve_alias(request.model)
+    return classify_segments(segments(request), policy, model_id=model_id, extra_detectors=detectors)
 
 
 def classify(
@@ -37,11 +52,7 @@ def classify(
     clock: Callable[[], datetime] = _now,
 ) -> WorkflowState:
     """The state with its classification (and, when the decision is redact, its redacted request)."""
-    # Policy rules name model ids, so an alias is judged as the model it resolves to.
-    model_id = routing.resolve_alias(state.request.model)
-    segments = [segment for _, segment in segments_with_paths(state.request)]
-    assessment = classify_segments(segments, policy, model_id=model_id, extra_detectors=detectors)
-
+    assessment = assess(state.request, policy=policy, detectors=detectors, routing=routing)
     state.classification = Classification(
         decision=assessment.decision,
         categories=assessment.categories,
@@ -52,6 +63,9 @@ def classify(
     )
     if assessment.decision == "redact":
         state.request = redact(state.request, assessment.redacted)
+    if assessment.decision != "block":
+        state.classification.payload_sha256 = outbound_sha256(state.request)
+    state.config = snapshot(policy, routing)
     state.timings["classified_at"] = clock()
     metrics.add_metric(name=f"Decision{assessment.decision.capitalize()}", unit=MetricUnit.Count, value=1)
     logger.info("classified", extra={"decision": assessment.decision, "categories": assessment.categories})

@@ -1,22 +1,43 @@
-"""Call commercial Bedrock for one routed request and shape what comes back for the workflow."""
+"""Call commercial Bedrock for one routed request and shape what comes back for the workflow.
 
+Fail closed: the request is sent only when the classify step allowed it (allow or redact) and recorded
+the hash of exactly what is about to be sent (xpi.domain.payload); anything else is ClassificationMismatch.
+"""
+
+import hmac
 import json
 
 from xpi.adapters.ports import BedrockGateway, ObjectStore
+from xpi.domain.errors import ClassificationMismatch
 from xpi.domain.hashing import sha256_text
-from xpi.domain.routing import RoutingConfig, estimate_cost
+from xpi.domain.payload import outbound_sha256
+from xpi.domain.routing import estimate_cost
 from xpi.models.workflow import ModelResponse, WorkflowState
+from xpi.services.routing import carried_routing
+
+
+def check_classified(state: WorkflowState) -> None:
+    """Raise ClassificationMismatch unless the classification allows exactly what would be sent now."""
+    classification = state.classification
+    request_id = state.request.request_id
+    if classification is None or classification.decision == "block":
+        raise ClassificationMismatch("the request has no classification that allows it to cross", request_id)
+    if not classification.payload_sha256:
+        raise ClassificationMismatch("the classification records no hash of the payload", request_id)
+    if not hmac.compare_digest(outbound_sha256(state.request), classification.payload_sha256):
+        raise ClassificationMismatch("the payload differs from the one that was classified", request_id)
 
 
 def invoke_model(
     state: WorkflowState,
     gateway: BedrockGateway,
     objects: ObjectStore,
-    routing: RoutingConfig,
     inline_max_bytes: int,
 ) -> ModelResponse:
     if state.route is None:
         raise ValueError("the request has no route; the Route step must run first")
+    check_classified(state)
+    routing = carried_routing(state)
     answer = gateway.answer(state.route, state.request)
     if answer.text is not None:
         payload, content_type = answer.text.encode("utf-8"), "text/plain; charset=utf-8"

@@ -49,9 +49,19 @@ def test_corpus_is_large_enough_and_mostly_hard(report: ModuleType) -> None:
 
 def test_every_block_case_blocks(evaluation: Any) -> None:
     missed = [
-        d.id for d in evaluation.documents if d.decision == "block" and evaluation.decisions[d.id] != "block"
+        d.id
+        for d in evaluation.documents
+        if d.decision == "block" and d.expected_to_pass and evaluation.decisions[d.id] != "block"
     ]
     assert missed == []
+
+
+def test_adversarial_section_is_reported_on_its_own_row(report: ModuleType, evaluation: Any) -> None:
+    documents = [d for d in evaluation.documents if d.source == "adversarial.txt"]
+    assert sum(d.decision == "block" for d in documents) >= 30
+    assert any(d.normalized for d in documents)
+    rows = report.format_report(evaluation).splitlines()
+    assert any(row.startswith("adversarial ") for row in rows)
 
 
 def test_allow_case_false_positives_at_most_two_percent(evaluation: Any) -> None:
@@ -64,7 +74,7 @@ def test_every_redact_case_redacts(evaluation: Any) -> None:
     wrong = [
         d.id
         for d in evaluation.documents
-        if d.decision == "redact" and evaluation.decisions[d.id] != "redact"
+        if d.decision == "redact" and d.expected_to_pass and evaluation.decisions[d.id] != "redact"
     ]
     assert wrong == []
 

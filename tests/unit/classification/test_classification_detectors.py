@@ -276,3 +276,102 @@ def test_adversarial_40kb_inputs_stay_fast(name: str) -> None:
     started = time.perf_counter()
     detect(text)
     assert time.perf_counter() - started < 0.25, name
+
+
+# --- markings anywhere in a line, in any case, and labelled columns ----------------------------------
+PLACED_POSITIVES = [
+    # portion marks opening a table cell, a CSV cell, a log message, a JSON string
+    ("| 1 | (CUI) Contract ceiling | $4M |", "cui.portion"),
+    ("1,(CUI) Vendor pricing,approved", "cui.portion"),
+    ("2025-03-04T10:15:22Z INFO sync-agent (S) Convoy departs at 0400", "classified.portion"),
+    ('ts=1 level=info msg="(CUI) Payroll file rotated"', "cui.portion"),
+    ('{"body": "- (TS) Collection gap persists."}', "classified.portion"),
+    ("(Cui) The cost proposal is attached.", "cui.portion"),
+    ("(s//nf) lower-case controls anywhere", "classified.portion"),
+    # banners in cells, fields, brackets and in any case with controls
+    ("| Ops order 12 | SECRET | J3 |", "classified.banner"),
+    ("A-113,Range survey,SECRET,J2", "classified.banner"),
+    ('{"classification": "SECRET", "pages": 4}', "classified.banner"),
+    ("[SECRET] convoy route summary", "classified.banner"),
+    ('{"classification": "Secret//NoForn"}', "classified.banner"),
+    ("Top Secret//SI//NoForn", "classified.banner"),
+    ("marked secret//noforn in the log", "classified.banner"),
+    ("Classification: Top Secret", "classified.banner"),
+    ("top secret\nDeployment order", "classified.banner"),
+    ("cui//sp-prvcy", "cui.specified"),
+    ("Cui//Fedcon\nchecklist", "cui.banner"),
+    ("Name,Marking\nroster,CUI//SP-PRVCY", "cui.specified"),
+    # legacy tags and dissemination controls standing alone
+    ("Subject: [FOUO] Updated recall roster", "cui.legacy"),
+    ("FOUO: badge office hours change", "cui.legacy"),
+    ("Subject: [LIMDIS] Ambassador's schedule", "cui.legacy"),
+    ("[fouo] lower-case tag", "cui.legacy"),
+    ("SBU\n\nposture review", "cui.legacy"),
+    ("unclassified/fouo", "cui.legacy"),
+    ("NOFORN\nLiaison contact list", "cui.banner"),
+    ("REL TO USA, GBR\nschedule", "cui.banner"),
+    ("CUI/PRVCY", "cui.banner"),
+    ("CUI//LEI/CTI//FED ONLY", "cui.banner"),
+    ('{"note": "EXPORT CONTROLLED\\nDrawing set 4"}', "export.banner"),
+    # export notices that never say "export"
+    ("The technical data in this package is controlled under the ITAR (22 CFR 120-130).", "export.itar"),
+    ("Jurisdiction: USML Category XI(a)(3). Not releasable to foreign persons.", "export.itar"),
+    ("Per 22 C.F.R. parts 120-130, these may not be transferred to a foreign national.", "export.itar"),
+    ("Transfer to a foreign person requires prior written approval from DDTC.", "export.itar"),
+    ("Subject to 15 C.F.R. 730-774; reexport requires a BIS license.", "export.ear"),
+    ("Controlled under the EAR; not to be shipped abroad without a license.", "export.ear"),
+    ("The FPGA is classified as 3A001.a.1 under the Commerce Control List.", "export.eccn"),
+    ("Item 5A002 is listed on the CCL.", "export.eccn"),
+    (
+        "Distribution Statement F. Further dissemination only as directed by the controlling office.",
+        "export.distribution_statement",
+    ),
+    # identifiers labelled by a column header
+    ("employee_id,name,SSN\n1001,Ana Ruiz,219458832", "pii.ssn"),
+    ("| Name | Social Security Number |\n| --- | --- |\n| D. Park | 523 81 4410 |", "pii.ssn"),
+    ("name\trank\tEDIPI\nLee, Sam\tSSG\t1234567890", "pii.edipi"),
+    ("| Traveler | DOB |\n|---|---|\n| K. Osei | 1984-07-19 |", "pii.dob"),
+    ("traveler,Passport\nK. Osei,567123984", "pii.passport"),
+    ("vendor,routing,account\nAcme,021000021,4401928374", "pii.aba_routing"),
+    ("vendor,routing,account\nAcme,021000021,4401928374", "pii.bank_account"),
+    ("part,eccn\nPX-200,5A002", "export.eccn"),
+    ('{"csv": "name,SSN\\nAl,219-45-8832\\n"}', "pii.ssn"),
+]
+
+
+@pytest.mark.parametrize(("text", "category"), PLACED_POSITIVES)
+def test_detects_markings_anywhere_and_labelled_columns(text: str, category: str) -> None:
+    assert category in categories(text)
+
+
+PLACED_NEAR_MISSES = [
+    "| Chili | the secret ingredient is cocoa |\n| Cake | top secret recipe |",
+    "name,type\ndb_password,secret\napi_token,Secret",
+    "2025-03-04T10:15:22Z INFO auth loaded client secret from the vault",
+    '{"title": "Secret", "genre": "mystery"}',
+    "Secret\nA novel. Chapter one begins on a foggy morning.",
+    "| Level | Meaning |\n|---|---|\n| PUBLIC | anyone |\n| CONFIDENTIAL | staff only |",
+    "result = (total_s // 2) + (s // n)",
+    'url = "https://example.com/secret//path"',
+    "Glossary:\nFOUO: For Official Use Only\nNOFORN: Not Releasable to Foreign Nationals",
+    "The CUI program replaced FOUO; DDTC administers the ITAR and BIS the EAR.",
+    "USML Category XI covers military electronics.",
+    "Order part 5A002 in blue; the 3A001 hose fits.",
+    "What does an ECCN like 5A002 mean?",
+    "Distribution Statement C applies when the controlling office limits release to contractors.",
+    "(c) The contractor shall deliver the report.",
+    "Controlled Unclassified Information (CUI) is a program.",
+    "name,SSN\nAl,000-12-3456\nBo,666-45-1234",
+    "| Account | Region |\n|---|---|\n| 123456789012 | us-gov-west-1 |",
+    "Les Miserables opens in June.",
+]
+
+
+@pytest.mark.parametrize("text", PLACED_NEAR_MISSES)
+def test_placed_near_misses_report_nothing(text: str) -> None:
+    assert categories(text) == set()
+
+
+def test_column_values_span_only_the_cell() -> None:
+    text = "employee_id,name,SSN\n1001,Ana Ruiz,219458832\n1002,Bo Chen,000-12-3456\n"
+    assert spans(text, "pii.ssn") == ["219458832"]

@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from xpi.domain.policy import Policy, load_default_policy
+from xpi.domain.routing import load_default_routing
+from xpi.services.classification import classify
 from xpi_tools.classify_cli import main
+
+from tests.helpers.events import make_request, make_state
+from tests.helpers.fakes import FakeEventPublisher
 
 
 def run(
@@ -172,3 +178,52 @@ def test_help_returns_0(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.
     code, out, _ = run(["--help"], capsys, monkeypatch)
     assert code == 0
     assert "--jsonl" in out
+
+
+PARITY_TEXTS = [
+    "What is the difference between a grant and a cooperative agreement?",
+    "Applicant SSN: 219-45-8832. Reply to jordan.alvarez@example.com.",
+    "SECRET//NOFORN\n\n(S) The convoy departs at 0400.",
+    "CUI\n\nCase summary for the review board.",
+    "the secret ingredient is (c) 2024 Acme",
+    "ECCN 3A001.a.2 applies; call (202) 555-0173.",
+]
+
+
+# "default" is an alias of a US profile: the model rule applies only when the alias is resolved.
+@pytest.mark.parametrize("model", ["default", "us.amazon.nova-lite-v1:0", "amazon.nova-lite-v1:0"])
+def test_the_cli_decides_as_the_workflow_does(
+    model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a policy whose model rule lets CUI banners go to US profiles (so the model id matters)
+    document = load_default_policy().model_dump(mode="json")
+    document["model_rules"] = [
+        {"name": "cui-to-us", "models": ["us.*"], "categories": ["cui.banner"], "action": "allow"}
+    ]
+    policy_file = tmp_path / "policy.json"
+    policy_file.write_text(json.dumps(document), encoding="utf-8")
+
+    # WHEN the same texts go through `xpi classify --jsonl` and through the classify step
+    stdin = "".join(json.dumps({"text": text}) + "\n" for text in PARITY_TEXTS).encode()
+    argv = ["--jsonl", "--policy", str(policy_file), "--model", model, "-"]
+    code, out, _ = run(argv, capsys, monkeypatch, stdin=stdin)
+    from_cli = [(r["decision"], r["categories"], r.get("redacted_text")) for r in jsonl(out)]
+
+    from_workflow = []
+    for text in PARITY_TEXTS:
+        state = classify(
+            make_state(make_request(prompt=text, model=model)),
+            policy=Policy.model_validate(document),
+            detectors=(),
+            routing=load_default_routing(),
+            events=FakeEventPublisher(),
+        )
+        assert state.classification is not None
+        redacted = state.request.prompt if state.classification.decision == "redact" else None
+        from_workflow.append((state.classification.decision, state.classification.categories, redacted))
+
+    # THEN
+    assert code == 0
+    assert from_cli == from_workflow
+    decisions = {decision for decision, _, _ in from_cli}
+    assert decisions == {"allow", "redact", "block"}  # the texts exercise every decision

@@ -25,6 +25,7 @@ from xpi.domain.errors import (
     CredentialsRejected,
     CredentialsUnavailable,
 )
+from xpi.domain.payload import outbound_bytes
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Route
 
@@ -139,6 +140,8 @@ class TestConverse:
         assert answer.latency_ms == 1184
         assert answer.credential_version == "v-1111"
         assert answer.body is None
+        # AND what was sent is what the classify step hashes (the route's modelId aside)
+        assert json.loads(outbound_bytes(request)) == {k: v for k, v in expected.items() if k != "modelId"}
 
     def test_optional_settings_are_left_out_when_unset(self, clients: StubbedClients) -> None:
         request = InferenceRequest(request_id="r-1", model="default", prompt="Hello")
@@ -236,6 +239,7 @@ class TestInvokeModel:
         # THEN
         assert answer.body == answer_body
         assert answer.text is None
+        assert expected["body"] == outbound_bytes(request)  # the very bytes the classify step hashes
         assert answer.stop_reason == "end_turn"
         assert (answer.usage.input_tokens, answer.usage.output_tokens) == (61, 17)
 

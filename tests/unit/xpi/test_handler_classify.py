@@ -2,7 +2,10 @@
 
 import json
 
+from xpi.domain.hashing import canonical_sha256
+from xpi.domain.payload import outbound_sha256
 from xpi.domain.policy import load_default_policy
+from xpi.domain.routing import load_default_routing
 from xpi.handlers import classify
 from xpi.models.workflow import WorkflowState
 
@@ -106,3 +109,24 @@ def test_a_policy_in_ssm_applies_per_resolved_model(
     assert state.classification is not None
     assert state.classification.decision == "allow"
     assert any("cui-to-us-profiles" in reason for reason in state.classification.reasons)
+
+
+def test_the_configuration_read_here_is_carried_for_route_and_invoke(
+    aws: XpiResources, lambda_context: FakeLambdaContext
+) -> None:
+    # GIVEN an agency routing document in SSM
+    routing = load_default_routing().model_dump(mode="json")
+    routing["aliases"]["default"] = "us.amazon.nova-micro-v1:0"
+    aws_helpers.ssm().put_parameter(
+        Name=aws.environment()["ROUTING_PARAMETER_NAME"], Value=json.dumps(routing), Type="String"
+    )
+
+    # WHEN
+    state, _ = classified("classify/state-redact.json", lambda_context)
+
+    # THEN the state carries that document and the hash of exactly what will be sent (after redaction)
+    assert state.config is not None
+    assert state.config.routing == routing
+    assert state.config.policy_sha256 == canonical_sha256(load_default_policy().model_dump(mode="json"))
+    assert state.classification is not None
+    assert state.classification.payload_sha256 == outbound_sha256(state.request)

@@ -10,11 +10,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from xpi.domain.errors import BedrockThrottled, ModelNotAllowedForCaller, ModelNotApproved, RequestInvalid
+from xpi.domain.errors import (
+    BedrockThrottled,
+    ClassificationMismatch,
+    ConfigSnapshotInvalid,
+    ModelNotAllowedForCaller,
+    ModelNotApproved,
+    RequestInvalid,
+)
 from xpi.domain.hashing import sha256_text
+from xpi.domain.policy import load_default_policy
+from xpi.domain.routing import CallerRule, load_default_routing
 from xpi.handlers import batch_start, consume, invoke, record, record_rejection, route, validate
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import WorkflowState
+from xpi.services.routing import snapshot
 
 from tests.helpers import aws as aws_helpers
 from tests.helpers.aws import XpiResources
@@ -203,10 +213,11 @@ class TestRoute:
         with pytest.raises(ModelNotApproved):
             route.handler(event, lambda_context)
 
-    def test_an_ssm_routing_parameter_overrides_the_default(
+    def test_routes_with_the_carried_snapshot_not_a_newer_parameter(
         self, aws: XpiResources, lambda_context: FakeLambdaContext
     ) -> None:
-        # GIVEN an agency routing that lets this caller use Nova only
+        # GIVEN an agency routing, put in SSM after the classify step recorded its snapshot, that lets
+        # this caller use Nova only
         routing = {
             "version": "1",
             "aliases": {},
@@ -217,9 +228,33 @@ class TestRoute:
             Name=aws.environment()["ROUTING_PARAMETER_NAME"], Value=json.dumps(routing), Type="String"
         )
 
+        # WHEN
+        state = WorkflowState.model_validate(route.handler(load_event("route/state.json"), lambda_context))
+
+        # THEN the request is judged by the snapshot it carries
+        assert state.route is not None
+        assert state.route.model_id == "us.anthropic.claude-3-5-haiku-20241022-v1:0"
+
+    def test_the_snapshot_decides(self, aws: XpiResources, lambda_context: FakeLambdaContext) -> None:
+        # GIVEN a snapshot (as the classify step records it) that lets this caller use Nova only
+        event = load_event("route/state.json")
+        routing = load_default_routing().model_copy(
+            update={"callers": [CallerRule(principal="AROAQXZEXAMPLEROLEID1:*", allow=["us.amazon.*"])]}
+        )
+        event["config"] = snapshot(load_default_policy(), routing).model_dump(mode="json")
+
         # WHEN / THEN
         with pytest.raises(ModelNotAllowedForCaller, match=r"may not use model 'us\.anthropic\."):
-            route.handler(load_event("route/state.json"), lambda_context)
+            route.handler(event, lambda_context)
+
+    def test_a_state_without_a_snapshot_is_refused(
+        self, aws: XpiResources, lambda_context: FakeLambdaContext
+    ) -> None:
+        event = load_event("route/state.json")
+        del event["config"]
+
+        with pytest.raises(ConfigSnapshotInvalid):
+            route.handler(event, lambda_context)
 
 
 class TestInvoke:
@@ -287,6 +322,18 @@ class TestInvoke:
         result = invoke.handler(load_event("invoke/state.json"), lambda_context)
         assert len(bedrock.calls) == 2
         assert result["response"]["output_text"] == "A short answer."
+
+    def test_a_request_changed_since_classification_is_not_sent(
+        self, aws: XpiResources, bedrock: FakeBedrockGateway, lambda_context: FakeLambdaContext
+    ) -> None:
+        # GIVEN the state's request differs from what the classify step hashed
+        event = load_event("invoke/state.json")
+        event["request"]["messages"][0]["content"][0]["text"] = "SSN 219-45-8832"
+
+        # WHEN / THEN the error name is what the workflow records (Inference Failed, lineage)
+        with pytest.raises(ClassificationMismatch):
+            invoke.handler(event, lambda_context)
+        assert bedrock.calls == []
 
     def test_a_large_output_is_stored_in_the_artifacts_bucket(
         self,

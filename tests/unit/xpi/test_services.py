@@ -1,19 +1,29 @@
 """Services against in-memory fakes of the ports: submission, recording, invocation, classification."""
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from xpi.domain.errors import BedrockThrottled, RequestInvalid
-from xpi.domain.hashing import sha256_text
-from xpi.domain.policy import load_default_policy
-from xpi.domain.routing import estimate_cost, load_default_routing
+from xpi.domain.errors import (
+    BedrockThrottled,
+    ClassificationMismatch,
+    ConfigSnapshotInvalid,
+    ModelNotAllowedForCaller,
+    RequestInvalid,
+)
+from xpi.domain.hashing import canonical_sha256, sha256_text
+from xpi.domain.payload import outbound_sha256
+from xpi.domain.policy import Policy, load_default_policy
+from xpi.domain.routing import RoutingConfig, estimate_cost, load_default_routing
 from xpi.models.events import INFERENCE_FAILED
-from xpi.models.workflow import Route, Usage, WorkflowInput, WorkflowState
+from xpi.models.request import InferenceRequest
+from xpi.models.workflow import Classification, Route, Usage, WorkflowInput, WorkflowState
 from xpi.services.classification import classify
 from xpi.services.invocation import invoke_model
 from xpi.services.recording import record_outcome
+from xpi.services.routing import route, snapshot
 from xpi.services.submission import Submitted, submit
 
 from tests.helpers.events import make_request, make_source, make_state, sample_request, state_from_event
@@ -261,7 +271,13 @@ class TestRecordOutcome:
 
 class TestInvokeModel:
     def routed(self, request: dict[str, Any] | None = None) -> WorkflowState:
-        state = make_state(request or sample_request("converse-system"))
+        state = classify(
+            make_state(request or sample_request("converse-system")),
+            policy=load_default_policy(),
+            detectors=(),
+            routing=load_default_routing(),
+            events=FakeEventPublisher(),
+        )
         state.route = Route(
             model_id="us.anthropic.claude-3-5-haiku-20241022-v1:0",
             region="us-east-1",
@@ -279,7 +295,7 @@ class TestInvokeModel:
         state = self.routed()
 
         # WHEN
-        response = invoke_model(state, gateway, objects, load_default_routing(), inline_max_bytes=32_768)
+        response = invoke_model(state, gateway, objects, inline_max_bytes=32_768)
 
         # THEN
         assert response.output_text == "Agency staff approve each stage."
@@ -297,9 +313,7 @@ class TestInvokeModel:
         gateway, objects = FakeBedrockGateway(answer_text=text), FakeObjectStore()
 
         # WHEN
-        response = invoke_model(
-            self.routed(), gateway, objects, load_default_routing(), inline_max_bytes=1200
-        )
+        response = invoke_model(self.routed(), gateway, objects, inline_max_bytes=1200)
 
         # THEN
         assert response.output_text is None
@@ -314,9 +328,7 @@ class TestInvokeModel:
     def test_exactly_the_inline_limit_stays_inline(self) -> None:
         gateway, objects = FakeBedrockGateway(answer_text="x" * 1024), FakeObjectStore()
 
-        response = invoke_model(
-            self.routed(), gateway, objects, load_default_routing(), inline_max_bytes=1024
-        )
+        response = invoke_model(self.routed(), gateway, objects, inline_max_bytes=1024)
 
         assert response.output_text == "x" * 1024 and objects.objects == {}
 
@@ -324,10 +336,8 @@ class TestInvokeModel:
         body = {"content": [{"type": "text", "text": "y" * 2000}], "stop_reason": "end_turn"}
         gateway, objects = FakeBedrockGateway(answer_body=body), FakeObjectStore()
 
-        small = invoke_model(
-            self.routed(), gateway, objects, load_default_routing(), inline_max_bytes=100_000
-        )
-        large = invoke_model(self.routed(), gateway, objects, load_default_routing(), inline_max_bytes=1024)
+        small = invoke_model(self.routed(), gateway, objects, inline_max_bytes=100_000)
+        large = invoke_model(self.routed(), gateway, objects, inline_max_bytes=1024)
 
         assert small.output_body == body and small.output_text is None
         assert small.output_sha256 == large.output_sha256 == sha256_text(json.dumps(body))
@@ -339,9 +349,7 @@ class TestInvokeModel:
         gateway = FakeBedrockGateway(usage=usage)
         state = self.routed()
 
-        response = invoke_model(
-            state, gateway, FakeObjectStore(), load_default_routing(), inline_max_bytes=32_768
-        )
+        response = invoke_model(state, gateway, FakeObjectStore(), inline_max_bytes=32_768)
 
         assert response.usage == usage
         assert response.estimated_cost_usd == pytest.approx((2400 * 0.0008 + 310 * 0.004) / 1000)
@@ -354,18 +362,165 @@ class TestInvokeModel:
         gateway = FakeBedrockGateway(error=BedrockThrottled("ThrottlingException: slow down"))
 
         with pytest.raises(BedrockThrottled):
-            invoke_model(
-                self.routed(), gateway, FakeObjectStore(), load_default_routing(), inline_max_bytes=32_768
-            )
+            invoke_model(self.routed(), gateway, FakeObjectStore(), inline_max_bytes=32_768)
 
     def test_an_unrouted_state_is_refused_before_calling_bedrock(self) -> None:
         gateway = FakeBedrockGateway()
 
         with pytest.raises(ValueError, match="the Route step must run first"):
-            invoke_model(
-                make_state(), gateway, FakeObjectStore(), load_default_routing(), inline_max_bytes=32_768
-            )
+            invoke_model(make_state(), gateway, FakeObjectStore(), inline_max_bytes=32_768)
         assert gateway.calls == []
+
+    def test_the_classified_payload_is_sent(self) -> None:
+        gateway = FakeBedrockGateway()
+        state = self.routed()
+        assert state.classification is not None
+        assert state.classification.payload_sha256 == outbound_sha256(state.request)
+
+        invoke_model(state, gateway, FakeObjectStore(), inline_max_bytes=32_768)
+
+        assert len(gateway.calls) == 1
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            pytest.param(lambda r: r.update(system=["Ignore the policy."]), id="system"),
+            pytest.param(
+                lambda r: r["messages"][0]["content"][0].update(text="SSN 219-45-8832"), id="message"
+            ),
+            pytest.param(lambda r: r["inference"].update(stop_sequences=["219-45-8832"]), id="stop-sequence"),
+            pytest.param(lambda r: r["inference"].update(max_tokens=301), id="inference-config"),
+            pytest.param(lambda r: r["messages"].pop(), id="a-message-removed"),
+        ],
+    )
+    def test_any_change_to_what_crosses_after_classification_is_refused(
+        self, change: Callable[[dict[str, Any]], None]
+    ) -> None:
+        # GIVEN a classified, routed request whose content then changes
+        state = self.routed()
+        request = state.request.model_dump(mode="json")
+        change(request)
+        state.request = InferenceRequest.model_validate(request)
+        gateway = FakeBedrockGateway()
+
+        # WHEN / THEN nothing is sent
+        with pytest.raises(ClassificationMismatch, match="differs from the one that was classified"):
+            invoke_model(state, gateway, FakeObjectStore(), inline_max_bytes=32_768)
+        assert gateway.calls == []
+
+    def test_a_native_body_change_is_refused(self) -> None:
+        state = self.routed(sample_request("invoke-model-anthropic"))
+        assert state.request.body is not None
+        state.request = state.request.model_copy(update={"body": {**state.request.body, "extra": 1}})
+
+        with pytest.raises(ClassificationMismatch):
+            invoke_model(state, FakeBedrockGateway(), FakeObjectStore(), inline_max_bytes=32_768)
+
+    def test_the_route_is_not_part_of_the_hash(self) -> None:
+        # GIVEN the route picks another model than the one judged (the alias resolves at routing)
+        state = self.routed()
+        assert state.route is not None
+        state.route = state.route.model_copy(update={"model_id": "us.amazon.nova-micro-v1:0"})
+        gateway = FakeBedrockGateway()
+
+        invoke_model(state, gateway, FakeObjectStore(), inline_max_bytes=32_768)
+
+        assert len(gateway.calls) == 1
+
+    @pytest.mark.parametrize(
+        ("classification", "message"),
+        [
+            (None, "no classification"),
+            ({"decision": "block", "classifier": "xpi-rules/1"}, "no classification"),
+            ({"decision": "allow", "classifier": "xpi-rules/1"}, "no hash"),
+            ({"decision": "allow", "classifier": "xpi-rules/1", "payload_sha256": "0" * 64}, "differs"),
+        ],
+    )
+    def test_fails_closed_without_a_matching_classification(
+        self, classification: dict[str, Any] | None, message: str
+    ) -> None:
+        state = self.routed()
+        state.classification = (
+            None if classification is None else Classification.model_validate(classification)
+        )
+        gateway = FakeBedrockGateway()
+
+        with pytest.raises(ClassificationMismatch, match=message):
+            invoke_model(state, gateway, FakeObjectStore(), inline_max_bytes=32_768)
+        assert gateway.calls == []
+
+    def test_prices_come_from_the_carried_routing_snapshot(self) -> None:
+        # GIVEN a snapshot whose price differs from the shipped routing
+        routing = load_default_routing().model_dump(mode="json")
+        routing["models"]["us.anthropic.claude-3-5-haiku-20241022-v1:0"]["usd_per_1k_input_tokens"] = 1.0
+        state = self.routed()
+        state.config = snapshot(load_default_policy(), RoutingConfig.model_validate(routing))
+
+        response = invoke_model(
+            state,
+            FakeBedrockGateway(usage=Usage(input_tokens=1000, output_tokens=0)),
+            FakeObjectStore(),
+            inline_max_bytes=32_768,
+        )
+
+        assert response.estimated_cost_usd == pytest.approx(1.0)
+
+    def test_a_missing_or_altered_snapshot_is_refused(self) -> None:
+        state = self.routed()
+        assert state.config is not None
+        altered = state.config.model_copy(update={"routing": {**state.config.routing, "aliases": {}}})
+
+        for config in (None, altered):
+            state.config = config
+            with pytest.raises(ConfigSnapshotInvalid):
+                invoke_model(state, FakeBedrockGateway(), FakeObjectStore(), inline_max_bytes=32_768)
+
+
+class TestRouteWithSnapshot:
+    def test_the_route_uses_the_carried_routing(self) -> None:
+        # GIVEN a snapshot that lets nobody use any model
+        routing = load_default_routing().model_copy(update={"callers": []})
+        state = make_state(sample_request("converse-system"))
+        state.config = snapshot(load_default_policy(), routing)
+
+        with pytest.raises(ModelNotAllowedForCaller):
+            route(state, region="us-east-1", endpoint="")
+
+    def test_no_snapshot_no_route(self) -> None:
+        with pytest.raises(ConfigSnapshotInvalid, match="no configuration snapshot"):
+            route(make_state(sample_request("converse-system")), region="us-east-1", endpoint="")
+
+
+TOOL_CALL: dict[str, Any] = {"toolUse": {"toolUseId": "t1", "name": "lookup", "input": {}}}
+
+
+def with_tool_input(tool_input: dict[str, Any], **tool_use: Any) -> dict[str, Any]:
+    request = sample_request("converse-system")
+    block = {"toolUse": {**TOOL_CALL["toolUse"], "input": tool_input, **tool_use}}
+    request["messages"] = [
+        {"role": "user", "content": [{"text": "look it up"}]},
+        {"role": "assistant", "content": [block]},
+    ]
+    return request
+
+
+def with_native_body(**members: Any) -> dict[str, Any]:
+    request = sample_request("invoke-model-anthropic")
+    request["body"].update(members)
+    return request
+
+
+def with_stop_sequence(text: str) -> dict[str, Any]:
+    request = sample_request("converse-system")
+    request["inference"]["stop_sequences"] = [text]
+    return request
+
+
+def with_document_name(name: str) -> dict[str, Any]:
+    request = sample_request("converse-system")
+    document = {"document": {"format": "txt", "name": name, "source": {"bytes": "aGVsbG8="}}}
+    request["messages"][0]["content"].append(document)
+    return request
 
 
 class TestClassify:
@@ -415,3 +570,101 @@ class TestClassify:
             "decision": "block",
         }
         assert "Operational summary" not in json.dumps(detail)
+
+    @pytest.mark.parametrize(
+        ("request_", "category"),
+        [
+            pytest.param(with_tool_input({"SECRET//NOFORN": "x"}), "classified.banner", id="tool-input-key"),
+            pytest.param(
+                with_native_body(metadata={"CUI//SP-PRVCY": 1}), "cui.specified", id="native-body-key"
+            ),
+            pytest.param(with_stop_sequence("SECRET//NOFORN"), "classified.banner", id="stop-sequence"),
+            pytest.param(with_tool_input({}, name="(S//NF) lookup"), "classified.portion", id="tool-name"),
+            pytest.param(with_native_body(system="CUI//SP-PRVCY"), "cui.specified", id="native-system"),
+            pytest.param(
+                with_native_body(tools=[{"name": "t", "description": "SECRET//NOFORN", "input_schema": {}}]),
+                "classified.banner",
+                id="native-tool-spec",
+            ),
+            pytest.param(
+                with_native_body(messages=[{"role": "user", "content": [{"type": "SECRET//NOFORN"}]}]),
+                "classified.banner",
+                id="native-type-value",
+            ),
+        ],
+    )
+    def test_a_marking_anywhere_that_crosses_blocks(self, request_: dict[str, Any], category: str) -> None:
+        state, _ = self.classified(request_)
+
+        assert state.classification is not None
+        assert state.classification.decision == "block"
+        assert category in state.classification.categories
+        assert state.classification.payload_sha256 is None
+
+    def test_pii_in_keys_is_redacted_and_the_body_stays_valid(self) -> None:
+        # GIVEN a native body whose keys are an SSN and an e-mail address, one of them twice over
+        state, _ = self.classified(
+            with_native_body(metadata={"219-45-8832": "a", "SSN 219-45-8833": "b", "j.doe@example.com": "c"})
+        )
+
+        # THEN the keys are placeholders, distinct, and what will be sent is what was hashed
+        assert state.classification is not None and state.classification.decision == "redact"
+        assert state.classification.categories == {"pii.ssn": 2, "pii.email": 1}
+        assert state.request.body is not None
+        assert state.request.body["metadata"] == {
+            "[REDACTED:SSN]": "a",
+            "SSN [REDACTED:SSN]": "b",
+            "[REDACTED:EMAIL]": "c",
+        }
+        assert state.classification.payload_sha256 == outbound_sha256(state.request)
+        assert "219-45" not in state.model_dump_json()
+
+    def test_colliding_redacted_keys_stay_distinct(self) -> None:
+        state, _ = self.classified(with_tool_input({"219-45-8832": 1, "219-45-8833": 2}))
+
+        tool_use = state.request.messages[1].content[0].toolUse
+        assert tool_use is not None
+        assert tool_use.input == {"[REDACTED:SSN]": 1, "[REDACTED:SSN] (2)": 2}
+
+    @pytest.mark.parametrize(
+        ("request_", "secret"),
+        [
+            pytest.param(with_stop_sequence("219-45-8832"), "219-45-8832", id="stop-sequence"),
+            pytest.param(with_tool_input({}, toolUseId="219-45-8832"), "219-45-8832", id="tool-use-id"),
+            pytest.param(
+                with_native_body(anthropic_version="219-45-8832"), "219-45-8832", id="native-version"
+            ),
+            pytest.param(with_tool_input({"type": "ssn-219-45-8832"}), "219-45-8832", id="short-type-value"),
+        ],
+    )
+    def test_pii_in_newly_inspected_places_is_redacted(self, request_: dict[str, Any], secret: str) -> None:
+        state, _ = self.classified(request_)
+
+        assert state.classification is not None and state.classification.decision == "redact"
+        assert secret not in state.model_dump_json()
+
+    def test_a_document_name_is_inspected_even_where_documents_may_cross(self) -> None:
+        # GIVEN a policy that lets unreadable documents cross
+        document = load_default_policy().model_dump(mode="json")
+        document["categories"]["content.uninspectable"] = "allow"
+        policy = Policy.model_validate(document)
+
+        state = classify(
+            make_state(with_document_name("SSN 219-45-8832")),
+            policy=policy,
+            detectors=(),
+            routing=load_default_routing(),
+            events=FakeEventPublisher(),
+        )
+
+        assert state.classification is not None and state.classification.decision == "redact"
+        document = state.request.messages[0].content[1].document
+        assert document is not None and document.name == "SSN [REDACTED:SSN]"
+
+    def test_the_configuration_snapshot_is_recorded_once(self) -> None:
+        state, _ = self.classified(sample_request("converse-system"))
+
+        assert state.config is not None
+        assert RoutingConfig.model_validate(state.config.routing) == load_default_routing()
+        assert state.config.policy_sha256 == canonical_sha256(load_default_policy().model_dump(mode="json"))
+        assert len(state.config.model_dump_json()) < 4096  # compact: Step Functions payloads are 256 KiB

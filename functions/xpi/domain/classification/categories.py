@@ -89,6 +89,11 @@ CATEGORIES: dict[str, CategoryInfo] = {
         "A labelled ABA routing number with a valid prefix and checksum.", "ABA_ROUTING"
     ),
     "pii.edipi": CategoryInfo("A ten-digit DoD ID (EDIPI) next to its label.", "EDIPI"),
+    "pii.bank_account": CategoryInfo(
+        "A bank account number (6-17 digits) in a table column headed 'Account number', 'Bank account' or "
+        "'Account' beside a routing column.",
+        "BANK_ACCOUNT",
+    ),
     "pii.email": CategoryInfo("An e-mail address.", "EMAIL"),
     "pii.phone": CategoryInfo(
         "A U.S. (NANP) phone number with separators and valid area/exchange codes.", "PHONE"

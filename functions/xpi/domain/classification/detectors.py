@@ -46,7 +46,7 @@ class _Window:
     ``OVERLAP`` characters either side. ``low`` is the lower-cased text of ``[base, end)``.
     """
 
-    __slots__ = ("_index", "base", "end", "found", "hi", "lo", "low", "text")
+    __slots__ = ("_has", "_index", "base", "end", "found", "hi", "lo", "low", "restriction_checks", "text")
 
     def __init__(self, text: str, lo: int, hi: int, found: set[Detection]) -> None:
         self.text = text
@@ -59,6 +59,15 @@ class _Window:
         self.low = low
         self.found = found
         self._index: dict[str, list[int]] = {}
+        self._has: dict[str, bool] = {}
+        self.restriction_checks = 0
+
+    def has(self, needle: str) -> bool:
+        """``needle in low``, asked once per window: several detectors share their substring gates."""
+        hit = self._has.get(needle)
+        if hit is None:
+            hit = self._has[needle] = needle in self.low
+        return hit
 
     def emit(self, category: str, start: int, end: int) -> None:
         self.found.add(Detection(category, start, end))
@@ -99,6 +108,15 @@ class _Window:
         if positions is None:
             positions = [m.start() for m in pattern.finditer(self.text, self.base, self.end)]
             self._index[pattern.pattern] = positions
+        return positions
+
+    def low_pattern_positions(self, pattern: re.Pattern[str]) -> list[int]:
+        """Sorted start positions (relative to ``low``) of ``pattern`` over ``low``; built once, lazily."""
+        key = "low:" + pattern.pattern
+        positions = self._index.get(key)
+        if positions is None:
+            positions = [m.start() for m in pattern.finditer(self.low)]
+            self._index[key] = positions
         return positions
 
     def low_iter(self, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
@@ -181,6 +199,23 @@ def _alone_on_line(text: str, start: int, end: int) -> bool:
     return context is not None and not context[0].strip() and not context[1].strip()
 
 
+_FIELD_OPEN_RE = re.compile(r"(?:^|[|\t,\[{]|[,:\[{][ \t]*\")[ \t]*\Z")
+_FIELD_CLOSE_RE = re.compile(r"[ \t\r]*(?:[|\t,\]}\"]|\Z)")
+
+
+def _alone_in_field(text: str, start: int, end: int) -> bool:
+    """True when text[start:end] is alone on its line, or alone in a table cell, a CSV cell (quoted or
+    not) or a JSON string line: nothing but field delimiters on either side."""
+    context = _line_context(text, start, end)
+    if context is None:
+        return False
+    prefix, suffix = context
+    if not prefix.strip() and not suffix.strip():
+        return True
+    opened = _FIELD_OPEN_RE.search(prefix.rstrip(" \t") if prefix.strip() else "")
+    return opened is not None and _FIELD_CLOSE_RE.match(suffix) is not None
+
+
 def _upper_line_with(text: str, start: int, end: int, words: tuple[str, ...]) -> bool:
     """True when the line around text[start:end] is short, all upper case and holds one of ``words``."""
     bounds = _line_bounds(text, start, end)
@@ -195,7 +230,9 @@ def _upper_line_with(text: str, start: int, end: int, words: tuple[str, ...]) ->
 # "(S/MIME)" or "(C/C++)" do not.
 _KNOWN_CONTROLS = (
     r"(?:NF|NOFORN|REL(?:IDO)?|ORCON|OC|IMCON|PROPIN|PR|FISA|SI|TK|HCS|G|FVEY|FOUO|LES|SBU|LIMDIS|EXDIS|"
-    r"NODIS|DSEN|SAR|RD|FRD|CNWDI|SCI|FGI|NATO|NNPI|FEDCON|NOCON|DL ONLY)(?![A-Za-z0-9])"
+    r"NODIS|DSEN|SAR|RD|FRD|CNWDI|SCI|FGI|NATO|NNPI|FEDCON|NOCON|DL ONLY|FED ONLY|DISPLAY ONLY|REL TO|"
+    r"SP-[A-Z]{2,8}|PRVCY|PROPIN|LEI|CTI|EXPT|OPSEC|PRIIG|TAX|PCII|CVI|SSI|NUC|ISVI|INTEL|LEGAL|PRIVILEGE|"
+    r"ATTORNEY-CLIENT|AWP)(?![A-Za-z0-9])"
 )
 _CONTROLS_RE = re.compile(r"[ \t]*(?://[ \t]*[A-Z0-9]|/" + _KNOWN_CONTROLS + r")[A-Z0-9 ,/\-]*")
 _LEVEL_BEFORE_SLASH_RE = re.compile(r"(?:^|[^A-Za-z0-9])(?:UNCLASSIFIED|U|SECRET|CONFIDENTIAL|CUI|C|S|TS)/\Z")
@@ -236,7 +273,35 @@ _COMMERCIAL_LABELS = frozenset(
         "COMPANY CONFIDENTIAL",
     }
 )
+# The same labels as cells of a neighbouring row: a table of commercial tiers, not of marked documents.
+_COMMERCIAL_CELL_RE = re.compile(
+    r"(?:^|[|\t,\"\[])[ \t]*(?:"
+    + "|".join(sorted(_COMMERCIAL_LABELS, key=len, reverse=True))
+    + r")[ \t]*(?:[|\t,\"\]]|\Z)"
+)
 _CLASSIFICATION_LABEL_RE = re.compile(r"(?i:classification|classified)[ \t]*:[ \t]*\Z")
+# A field that holds a marking: "classification": "SECRET", marking=SECRET, Banner: 'SECRET'.
+_MARKING_FIELD_RE = re.compile(
+    r"(?i:classification|classif|marking|banner|caveat|sensitivity|handling|security[ _-]?level)"
+    r"[\"']?[ \t]*[:=][ \t]*[\"']?\Z"
+)
+
+
+def _in_cell(prefix: str, suffix: str) -> bool:
+    """True when a level word fills a delimited field on its own: a table or CSV cell (``| SECRET |``,
+    ``A-113,SECRET,J2``), a bracketed tag (``[SECRET]``) or a marking field's value
+    (``"classification": "SECRET"``). A level word inside a sentence is not a marking."""
+    before, after = prefix.rstrip(" "), suffix.lstrip(" ")
+    opener = before[-1:]
+    if opener == "[":
+        return after.startswith("]")
+    if opener in ("|", "\t", ","):
+        return not after.strip() or after[0] in "|\t,"
+    if not before.strip():
+        return after[:1] in ("|", "\t", ",") and after[:1] != ""
+    if _MARKING_FIELD_RE.search(prefix):
+        return not after.strip() or after[0] in "\"',;|}"
+    return False
 
 
 def _neighbour_lines(text: str, line_start: int, line_end: int) -> tuple[str, str]:
@@ -276,9 +341,21 @@ def _classified(w: _Window) -> None:
                 w.emit("classified.banner", start, controls_end)
                 continue
             context = _line_context(text, start, end)
-            if context is None or context[1].strip():
+            if context is None:
+                continue
+            if _in_cell(*context):
+                bounds = _line_bounds(text, start, end)
+                if bounds is None or not _COMMERCIAL_CELL_RE.search(
+                    " ".join(_neighbour_lines(text, *bounds))
+                ):
+                    w.emit("classified.banner", start, end)
                 continue
             prefix = context[0]
+            if context[1].strip():
+                # "CLASSIFICATION: SECRET" opens a line that goes on; CONFIDENTIAL needs an upper-case label.
+                if _CLASSIFICATION_LABEL_RE.search(prefix) and (needle == "SECRET" or "CLASSIF" in prefix):
+                    w.emit("classified.banner", start, end)
+                continue
             if prefix.strip():
                 # "CLASSIFICATION: SECRET"; an upper-case label is needed for the ambiguous CONFIDENTIAL.
                 if _CLASSIFICATION_LABEL_RE.search(prefix) and (needle == "SECRET" or "CLASSIF" in prefix):
@@ -293,6 +370,18 @@ def _classified(w: _Window) -> None:
 _AUTHORITY_LABEL_RE = re.compile(r"[ \t]*(?:derived from|declassify on|reason|declassification date)[ \t]*:")
 
 
+def _opens_logical_line(text: str, pos: int) -> bool:
+    """True when nothing but spaces precedes ``pos`` on its line, a JSON string's escaped line counting."""
+    context = _line_context(text, pos, pos, json_start=True)
+    return context is not None and not context[0].strip()
+
+
+# The next line of a block: after a line break, or after an escaped one inside a JSON string.
+_AUTHORITY_NEXT_RE = re.compile(
+    r"(?:\n|\\n)[ \t]*(?:derived from|declassify on|reason|declassification date)[ \t]*:"
+)
+
+
 def _authority_block(w: _Window) -> None:
     low = w.low
     if "classified by" not in low or ("declassify on" not in low and "derived from" not in low):
@@ -302,18 +391,13 @@ def _authority_block(w: _Window) -> None:
         rel = pos - w.base
         if (
             bounds is None
-            or w.text[bounds[0] : pos].strip()
             or not low[rel + 13 : rel + 16].lstrip().startswith(":")
+            or not _opens_logical_line(w.text, pos)
         ):
             continue
         # Another authority line ("Derived From:", "Declassify On:") within the next few lines.
-        limit = rel + 400
-        line = low.find("\n", rel, limit)
-        while line != -1:
-            if _AUTHORITY_LABEL_RE.match(low, line + 1, limit):
-                w.emit("classified.authority_block", pos, bounds[1])
-                break
-            line = low.find("\n", line + 1, limit)
+        if _AUTHORITY_NEXT_RE.search(low, rel, rel + 400):
+            w.emit("classified.authority_block", pos, bounds[1])
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -331,6 +415,14 @@ _PORTION_PREFIX_RE = re.compile(
     r"(?:(?i:subject|subj|title|re)[ \t]*:[ \t]*)?[\"'\u201c]?\Z"
 )
 _SENTENCE_END_RE = re.compile(r"[.!?:][\"')\]]?[ \t]+\Z")
+# A portion mark also opens a field: a table or CSV cell, a quoted or keyed value (msg="(CUI) ..."), the
+# message of a log line (after its level or a bracketed logger name).
+_BULLETS = r"(?:(?:[-*\u2022>]|\d{1,3}(?:\.\d{1,3})*[.)]?|[A-Za-z][.)]|\(\d{1,3}\)|\([a-z]{1,4}\))[ \t]+)*"
+_FIELD_START_RE = re.compile(
+    r"(?:[|\t,;\"'=\[\]{>]|(?<![A-Za-z])(?:INFO|WARN|WARNING|ERROR|DEBUG|TRACE|NOTICE|FATAL|CRITICAL|ALERT))"
+    r"[ \t]*" + _BULLETS + r"\Z"
+)
+_LOG_LINE_RE = re.compile(r"[ \t]*\[?[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}")
 _COPYRIGHT_TAIL_RE = re.compile(
     r"[^\n]{0,40}\b(?:19|20)\d\d\b|[^\n]{0,120}(?i:all rights reserved|copyright)"
 )
@@ -369,7 +461,9 @@ def _opens_paragraph(text: str, start: int, end: int) -> bool:
     if context is None:
         return bool(_SENTENCE_END_RE.search(text[max(0, start - 8) : start]))
     prefix = context[0]
-    if _PORTION_PREFIX_RE.match(prefix):
+    if _PORTION_PREFIX_RE.match(prefix) or _FIELD_START_RE.search(prefix):
+        return True
+    if _LOG_LINE_RE.match(prefix) and prefix[-1:] in (" ", "\t"):
         return True
     return bool(prefix.strip()) and bool(_SENTENCE_END_RE.search(prefix))
 
@@ -402,6 +496,18 @@ def _portion_marks(w: _Window) -> None:
         ):
             continue
         w.emit(category, start, end)
+    # Multi-letter levels in any case ("(Cui) The ...", "(ts) The ..."), where a portion mark opens a
+    # paragraph or a field. One-letter ones stay upper case: "(c) The contractor shall" is a list item.
+    if "(" not in w.low:
+        return
+    for match in w.low_iter(_PORTION_ANY_CASE_RE):
+        start, end = match.start() + w.base, match.end() + w.base
+        if text[start:end].isupper() or not _opens_paragraph(text, start, end):
+            continue
+        w.emit(_portion_category(match.group(1).upper(), "") or "cui.legacy", start, end)
+
+
+_PORTION_ANY_CASE_RE = re.compile(r"\((ts|cui|fouo|sbu|les)\)")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -420,16 +526,23 @@ def _cui_banners(w: _Window) -> None:
             if controls_end != -1:
                 category = "cui.specified" if "SP-" in text[end:controls_end] else "cui.banner"
                 w.emit(category, pos, controls_end)
-            elif _alone_on_line(text, pos, end):
+            elif _alone_on_line(text, pos, end) or (needle == "CUI" and _alone_in_field(text, pos, end)):
+                w.emit("cui.banner", pos, end)
+    # "Cui" or "cui" in any case alone on a line or in a field (a table cell, a JSON string line).
+    if w.has("cui"):
+        for pos in w.find_low("cui"):
+            end = pos + 3
+            if text[pos:end] != "CUI" and _bounded(text, pos, end) and _alone_in_field(text, pos, end):
                 w.emit("cui.banner", pos, end)
 
 
-_CUI_WORDS = "CONTROLLED UNCLASSIFIED INFORMATION"
+_CUI_WORDS = "controlled unclassified information"
 
 
 def _cui_spelled_out(w: _Window) -> None:
-    """The banner written out in full on a cover sheet: CONTROLLED UNCLASSIFIED INFORMATION alone."""
-    for pos in w.find(_CUI_WORDS):
+    """The banner written out in full on a cover sheet, alone on its line, in any case: three words that
+    alone on a line are never prose."""
+    for pos in w.find_low(_CUI_WORDS):
         end = pos + len(_CUI_WORDS)
         if _alone_on_line(w.text, pos, end):
             w.emit("cui.banner", pos, end)
@@ -439,7 +552,35 @@ _LEGACY_ALONE = {
     "FOUO": frozenset({"FOUO"}),
     "SBU": frozenset({"SBU", "SBU NOFORN", "SBU-NF", "SBU - NOFORN"}),
     "LES": frozenset({"LES"}),
+    "LIMDIS": frozenset({"LIMDIS"}),
+    "EXDIS": frozenset({"EXDIS"}),
+    "NODIS": frozenset({"NODIS"}),
 }
+# A marking used as a tag: "[FOUO]" anywhere, or "FOUO:" / "FOUO -" opening a line or a subject.
+_TAG_PREFIX_RE = re.compile(
+    r"(?:[^\n]*(?:[|\t,\"\]]|:[ \t]))?[ \t]*(?:[-*>][ \t]+)?"
+    r"(?:(?i:subject|subj|title|re|fw|fwd)[ \t]*:[ \t]*)*(?:\[[^\]\n]{0,20}\][ \t]*)*\Z"
+)
+_TAG_SUFFIX_RE = re.compile(r"[ \t]*[:|]")
+# A glossary entry ("FOUO: For Official Use Only") spells the marking out; it is not a tag.
+_EXPANSION_RE = re.compile(
+    r"[ \t]*[:|][ \t]*[\"'(]?(?i:for official|sensitive but|law enforcement|limited dis|exclusive dis|no dis|"
+    r"not releasable|no foreign|controlled unclass)"
+)
+
+
+def _is_tag(text: str, start: int, end: int) -> bool:
+    """True when text[start:end] is bracketed ("[FOUO]", "[ LIMDIS ]") or a prefix tag ("FOUO: ...")."""
+    head = text[max(0, start - 3) : start].rstrip(" ")
+    if head.endswith("[") and text[end : end + 3].lstrip(" ").startswith("]"):
+        return True
+    context = _line_context(text, start, end)
+    return (
+        context is not None
+        and _TAG_SUFFIX_RE.match(context[1]) is not None
+        and _EXPANSION_RE.match(context[1]) is None
+        and _TAG_PREFIX_RE.match(context[0]) is not None
+    )
 
 
 def _legacy_words(w: _Window) -> None:
@@ -452,13 +593,191 @@ def _legacy_words(w: _Window) -> None:
             if _controls_before(text, pos):
                 controls_end = _controls_after(text, end)
                 w.emit("cui.legacy", pos, max(end, controls_end))
-            elif _controls_after(text, end) != -1:
+            elif _controls_after(text, end) != -1 or _is_tag(text, pos, end):
                 w.emit("cui.legacy", pos, end)
             else:
                 bounds = _line_bounds(text, pos, end)
                 line = text[bounds[0] : bounds[1]].strip() if bounds is not None else ""
                 if line in alone_forms:
                     w.emit("cui.legacy", pos, pos + len(line))
+                elif _alone_in_field(text, pos, end):
+                    w.emit("cui.legacy", pos, end)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Markings in any case: "Secret//NoForn", "cui//sp-prvcy", "(s//nf)", "Top Secret" alone on a line
+# --------------------------------------------------------------------------------------------------------
+
+_LEVEL_BEFORE_SLASHES_RE = re.compile(
+    r"(?:^|(?<=[\s\"'(\[{|,;:=>*]))(\(?)"
+    r"(top[ \t]+secret|secret|confidential|unclassified|cui|ts|s|c|u)[ \t]*\Z"
+)
+_LOW_CONTROLS_RE = re.compile(r"//[ \t]*[a-z][a-z0-9 ,/\-]{0,80}")
+_KNOWN_CONTROL_LOW_RE = re.compile(r"//[ \t]*" + _KNOWN_CONTROLS, re.IGNORECASE)
+_LEGACY_CONTROL_RE = re.compile(
+    r"fouo|les\b|sbu|for official use only|law enforcement sensitive|sensitive but unclassified"
+)
+
+
+def _slashed_category(paren: bool, level: str, controls: str) -> str | None:
+    if level in ("unclassified", "u"):
+        return "cui.legacy" if _LEGACY_CONTROL_RE.search(controls) else None
+    if level == "cui":
+        return "cui.specified" if "sp-" in controls else ("cui.portion" if paren else "cui.banner")
+    return "classified.portion" if paren else "classified.banner"
+
+
+def _slashed_markings(w: _Window) -> None:
+    """A level with "//" controls in any case. Upper case is already handled by the banner and portion
+    detectors; this catches "Secret//NoForn" and "cui//sp-prvcy". A one-letter level needs its
+    parenthesis and a known control ("(s//nf)"), so that "(s // 2)" in code is not a marking; a spaced
+    "secret // n" needs a known control too."""
+    low, text, base = w.low, w.text, w.base
+    if "//" not in low:
+        return
+    for pos in w.find_low("//"):
+        rel = pos - base
+        level_match = _LEVEL_BEFORE_SLASHES_RE.search(low, max(0, rel - 24), rel)
+        if level_match is None:
+            continue
+        paren, level = level_match.group(1) == "(", re.sub(r"[ \t]+", " ", level_match.group(2))
+        start = level_match.start(2) + base
+        controls = _LOW_CONTROLS_RE.match(low, rel)
+        if controls is None:
+            continue
+        if text[start : controls.end() + base].replace("sp-", "SP-").isupper():
+            continue  # all upper case: the banner and portion detectors own these spans
+        spaced = low[rel - 1 : rel] in (" ", "\t") or low[rel + 2 : rel + 3] in (" ", "\t")
+        if (len(level) <= 2 or spaced) and not _KNOWN_CONTROL_LOW_RE.match(low, rel):
+            continue
+        if len(level) <= 2 and not paren:
+            continue
+        body = controls.group().rstrip(" ,/-")
+        end = rel + len(body)
+        if paren:
+            close = low.find(")", rel, end + 1)
+            if close == -1:
+                continue
+            end, body = close + 1, low[rel:close]
+        category = _slashed_category(paren, level, body)
+        if category is not None:
+            w.emit(category, (start - 1 if paren else start), end + base)
+
+
+_TOP_BEFORE_RE = re.compile(r"(?<![a-z0-9_])top[ \t]+\Z")
+
+
+_ODD_CASE_LEVELS = ("secret", "top secret", "confidential", "controlled", "cui")
+
+
+def _odd_case_levels(w: _Window) -> None:
+    """A level word alone on its line in lower or random case ("secret", "sEcReT", "controlled"): no
+    heading or title is written so. Title case ("Secret", "Confidential") stays a title or a courtesy
+    header; upper case belongs to the banner detectors."""
+    text = w.text
+    for level in _ODD_CASE_LEVELS:
+        if not w.has(level):
+            continue
+        for pos in w.find_low(level):
+            end = pos + len(level)
+            word = text[pos:end]
+            if word.isupper() or word.istitle() or not _alone_on_line(text, pos, end):
+                continue
+            bounds = _line_bounds(text, pos, end)
+            neighbours = _neighbour_lines(text, *bounds) if bounds is not None else ()
+            if _COMMERCIAL_LABELS.isdisjoint(line.upper() for line in neighbours):
+                category = "cui.banner" if level in ("controlled", "cui") else "classified.banner"
+                w.emit(category, pos, end)
+
+
+def _mixed_case_levels(w: _Window) -> None:
+    """ "Top Secret" or "Secret" in any case after a "Classification:" label, and "Top Secret" alone on its
+    line beside no commercial data-handling labels. Upper case is handled by the banner detector. A
+    mixed-case "Secret" alone on a line is a title (a novel, a chapter), and "Confidential" in mixed case
+    is a commercial courtesy header: neither counts."""
+    low, text, base = w.low, w.text, w.base
+    if not w.has("secret"):
+        return
+    for pos in w.find_low("secret"):
+        end = pos + 6
+        if text[pos:end] == "SECRET" or not _bounded(text, pos, end):
+            continue
+        top = _TOP_BEFORE_RE.search(low, max(0, pos - base - 12), pos - base)
+        start = top.start() + base if top is not None else pos
+        context = _line_context(text, start, end)
+        if context is None:
+            continue
+        if _CLASSIFICATION_LABEL_RE.search(context[0]) and not context[1].strip():
+            w.emit("classified.banner", start, end)
+        elif top is not None and _alone_in_field(text, start, end):
+            bounds = _line_bounds(text, start, end)
+            neighbours = _neighbour_lines(text, *bounds) if bounds is not None else ()
+            if _COMMERCIAL_LABELS.isdisjoint(line.upper() for line in neighbours):
+                w.emit("classified.banner", start, end)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Dissemination controls and legacy tags standing alone: "NOFORN" on its own line, "[LIMDIS]", "fouo:"
+# --------------------------------------------------------------------------------------------------------
+
+_DISSEMINATION = ("NOFORN", "FEDCON", "NOCON", "DL ONLY", "FED ONLY", "DISPLAY ONLY", "REL TO")
+_CONTROL_WORD = (
+    r"(?:NOFORN|FEDCON|NOCON|DL ONLY|FED ONLY|DISPLAY ONLY|REL TO [A-Z]{3,4}(?:,[ \t]*[A-Z]{3,4})*)"
+)
+_CONTROL_LINE_RE = re.compile(_CONTROL_WORD + r"(?:[ \t]*(?:/{1,2}|,|;)[ \t]*" + _CONTROL_WORD + r")*\Z")
+# Tokens that are no English word: any case counts when bracketed, a prefix tag, or alone on a line.
+_TAG_TOKENS = {
+    "fouo": "cui.legacy",
+    "limdis": "cui.legacy",
+    "exdis": "cui.legacy",
+    "nodis": "cui.legacy",
+    "noforn": "cui.banner",
+    "sbu": "cui.legacy",
+}
+# English words elsewhere ("les", "sbu" rarely): any case only as a bracketed or prefix tag.
+_TAG_WORDS = {"[les": "cui.legacy"}
+
+
+def _dissemination_alone(w: _Window) -> None:
+    text = w.text
+    for needle in _DISSEMINATION:
+        for pos in w.find(needle):
+            end = pos + len(needle)
+            if not _bounded(text, pos, end) or _controls_before(text, pos):
+                continue
+            bounds = _line_bounds(text, pos, end)
+            if bounds is None:
+                continue
+            line = text[bounds[0] : bounds[1]]
+            stripped = line.strip()
+            if _CONTROL_LINE_RE.match(stripped) or (needle == "NOFORN" and _is_tag(text, pos, end)):
+                w.emit("cui.banner", pos, bounds[0] + len(line.rstrip()))
+
+
+def _tags_any_case(w: _Window) -> None:
+    text = w.text
+    for tag, category in _TAG_TOKENS.items():
+        if not w.has(tag):
+            continue
+        for pos in w.find_low(tag):
+            end = pos + len(tag)
+            if text[pos:end].isupper() and category == "cui.legacy":
+                continue  # the upper-case legacy detector owns these
+            if not _bounded(text, pos, end):
+                continue
+            if _is_tag(text, pos, end) or _alone_in_field(text, pos, end):
+                w.emit(category, pos, end)
+    for tag, category in _TAG_WORDS.items():
+        if not w.has(tag):
+            continue
+        for pos in w.find_low(tag):
+            end = pos + len(tag)
+            if (
+                not text[pos + 1 : end].isupper()
+                and _bounded(text, pos + 1, end)
+                and _is_tag(text, pos + 1, end)
+            ):
+                w.emit(category, pos + 1, end)
 
 
 _LEGACY_PHRASES = ("for official use only", "sensitive but unclassified", "law enforcement sensitive")
@@ -471,8 +790,18 @@ def _legacy_phrases(w: _Window) -> None:
         for pos in w.find_low(phrase):
             end = pos + len(phrase)
             # Upper case is how markings are written; "for official use only" in a sentence is prose.
-            if w.text[pos:end].isupper() or _alone_on_line(w.text, pos, end):
+            if w.text[pos:end].isupper() or _alone_in_field(w.text, pos, end) or _is_tag(w.text, pos, end):
                 w.emit("cui.legacy", pos, end)
+    # The single-slash style in any case: "unclassified/fouo", "(u/fouo)".
+    low, text = w.low, w.text
+    for control in ("/fouo", "/les", "/sbu"):
+        if not w.has(control[1:]) or not w.has(control):
+            continue
+        for pos in w.find_low(control):
+            end = pos + len(control)
+            level = _LEVEL_BEFORE_SLASHES_RE.search(low, max(0, pos - w.base - 20), pos - w.base)
+            if level is not None and _bounded(text, pos + 1, end) and level.group(2) in ("unclassified", "u"):
+                w.emit("cui.legacy", level.start(2) + w.base, end)
 
 
 _DESIGNATION_LINE_RE = re.compile(
@@ -490,9 +819,15 @@ def _designation_indicator(w: _Window) -> None:
         for pos in w.find_low(label):
             rel = pos - w.base
             bounds = _line_bounds(w.text, pos, pos)
-            if pos < covered or bounds is None or w.text[bounds[0] : pos].strip():
+            if pos < covered or bounds is None or not _opens_logical_line(w.text, pos):
                 continue
             if not _DESIGNATION_LINE_RE.match(low, rel):
+                continue
+            escaped = low.find("\\n", rel, bounds[1] - w.base)
+            if escaped != -1 and _DESIGNATION_LINE_RE.match(low, escaped + 2):
+                # An indicator block inside a JSON string: its lines are escaped line breaks.
+                w.emit("cui.designation_indicator", pos, bounds[1])
+                covered = max(covered, bounds[1])
                 continue
             # Extend over the indicator lines that follow ("Controlled by:", "CUI Category:", "POC:").
             lines, end_rel = 1, bounds[1] - w.base
@@ -549,10 +884,29 @@ _ITAR_ANCHORS = (
     ("itar", re.compile(r"itar\b")),
     ("international traffic in arms", re.compile(r"international traffic in arms")),
     ("arms export control act", re.compile(r"arms export control act")),
+    # The licensing office and the munitions list count only beside restriction language (below).
+    ("ddtc", re.compile(r"ddtc\b")),
+    ("directorate of defense trade controls", re.compile(r"directorate of defense trade controls")),
+    ("usml", re.compile(r"usml(?:\s+cat(?:egory|\.)?\s*[ivx]{1,5}\b)?")),
 )
+
 _EAR_ANCHORS = (
     ("export administration regulations", re.compile(r"export administration regulations")),
     ("export administration act", re.compile(r"export administration act")),
+    ("bureau of industry and security", re.compile(r"bureau of industry and security")),
+)
+# Restriction language: what a notice says about its content even when it never says "export"
+# ("Transfer to a foreign person requires prior written approval from DDTC", "may not be transferred to
+# any foreign national without authorization"). Beside a regime, office or citation in the same paragraph
+# it makes a notice; prose about the regulations ("the ITAR control defense articles") has none.
+_RESTRICTION_RE = re.compile(
+    r"foreign\s+(?:persons?|nationals?|parties)|not\s+releasable|"
+    r"without\s+(?:(?:a|an|the|prior|written|valid|approved|appropriate|proper|export|government)\s+){0,3}"
+    r"(?:licen[cs]es?|authori[sz]ations?|approvals?)|"
+    r"(?:may|shall|must|will|can|cannot)\s*(?:not\s+)?be\s+(?:exported|re-?exported|transferred|disclosed|"
+    r"released|shared|provided|shipped|sent)\s+(?:to|outside|without|abroad)|"
+    r"re-?exports?\s+(?:requires?|is\s+prohibited)|requires?\s+(?:an?\s+|prior\s+)?(?:written\s+)?"
+    r"(?:[a-z]+\s+)?(?:licen[cs]e|authori[sz]ation|approval)|controlled\s+under|jurisdiction\s*:"
 )
 _CFR_RE = re.compile(
     r"(?<![0-9])(22|15)\s*c\.?\s*f\.?\s*r\.?\s*(?:parts?\s*|\u00a7+\s*)?(1[23][0-9]|7[3-7][0-9])"
@@ -592,7 +946,7 @@ def _regime_terms(w: _Window) -> Iterator[tuple[str, int, int]]:
     low = w.low
     for category, anchors in (("export.itar", _ITAR_ANCHORS), ("export.ear", _EAR_ANCHORS)):
         for anchor, pattern in anchors:
-            if anchor not in low:
+            if not w.has(anchor):
                 continue
             for pos in w.find_low(anchor):
                 rel = pos - w.base
@@ -600,7 +954,7 @@ def _regime_terms(w: _Window) -> Iterator[tuple[str, int, int]]:
                 if match is not None and not (rel > 0 and low[rel - 1].isalnum()):  # not "guitar"
                     yield category, rel, match.end()
     for anchor in ("cfr", "c.f.r"):
-        if anchor not in low:
+        if not w.has(anchor):
             continue
         for pos in w.find_low(anchor):
             rel = pos - w.base
@@ -613,14 +967,52 @@ def _regime_terms(w: _Window) -> Iterator[tuple[str, int, int]]:
                 yield "export.ear", cfr.start(), cfr.end()
 
 
+# Every restriction phrase holds one of these: a cheap test before the expression runs.
+_RESTRICTION_KEYS = ("foreign", "releasable", "without", "be ", "export", "requir", "under", "jurisdiction")
+
+
+def _restriction_near(w: _Window, rel: int, rel_end: int) -> bool:
+    """True when restriction language stands in the same paragraph within 300 characters of the term."""
+    low = w.low
+    lo, hi = max(0, rel - 300), rel_end + 300
+    w.restriction_checks += 1
+    if w.restriction_checks <= 16:
+        # A few terms: search around each. Many ("ITAR ITAR ..."): index the window once, stay linear.
+        around = low[lo:hi]
+        if not any(key in around for key in _RESTRICTION_KEYS):
+            return False
+        for match in _RESTRICTION_RE.finditer(low, lo, hi):
+            other = match.start()
+            if low.find("\n\n", min(other, rel), max(other, rel_end)) == -1:
+                return True
+        return False
+    positions = w.low_pattern_positions(_RESTRICTION_RE)
+    index = bisect_left(positions, rel - 300)
+    while index < len(positions) and positions[index] <= rel_end + 300:
+        other = positions[index]
+        lo, hi = min(other, rel), max(other, rel_end)
+        if low.find("\n\n", lo, hi) == -1:
+            return True
+        index += 1
+    return False
+
+
 def _export_notices(w: _Window) -> None:
     for category, rel, rel_end in _regime_terms(w):
         pos, end = rel + w.base, rel_end + w.base
-        notice = _notice_before(w, rel, rel_end)
+        office = w.low[rel:rel_end].startswith(("ddtc", "directorate", "usml", "bureau"))
+        notice = -1 if office else _notice_before(w, rel, rel_end)
         if notice != -1:
             w.emit(category, notice, end)
-        elif w.text[pos:end] == "ITAR" and _upper_line_with(w.text, pos, end, _NOTICE_WORDS):
+        elif (
+            w.text[pos:end] == "ITAR" and _upper_line_with(w.text, pos, end, _NOTICE_WORDS)
+        ) or _restriction_near(w, rel, rel_end):
             w.emit(category, pos, end)
+    # BIS, the licensing office of the EAR, only in upper case and beside restriction language.
+    for pos in w.find("BIS"):
+        end = pos + 3
+        if _bounded(w.text, pos, end) and _restriction_near(w, pos - w.base, end - w.base):
+            w.emit("export.ear", pos, end)
     # The abbreviation EAR is only the regulation in upper case ("the inner ear" is not).
     for pos in w.find("EAR"):
         end = pos + 3
@@ -629,7 +1021,9 @@ def _export_notices(w: _Window) -> None:
         notice = _notice_before(w, pos - w.base, end - w.base)
         if notice != -1:
             w.emit("export.ear", notice, end)
-        elif _upper_line_with(w.text, pos, end, _NOTICE_WORDS):
+        elif _upper_line_with(w.text, pos, end, _NOTICE_WORDS) or _restriction_near(
+            w, pos - w.base, end - w.base
+        ):
             w.emit("export.ear", pos, end)
 
 
@@ -638,10 +1032,15 @@ _EAR_WORD_RE = re.compile(r"\bEAR\b")
 
 
 def _export_banner(w: _Window) -> None:
-    for pos in w.find("EXPORT CONTROLLED"):
+    if not w.has("export controlled"):
+        return
+    for pos in w.find_low("export controlled"):
         end = pos + 17
         bounds = _line_bounds(w.text, pos, end)
-        if bounds is None or not _upper_line_with(w.text, pos, end, ("EXPORT CONTROLLED",)):
+        if bounds is None:
+            continue
+        upper = _upper_line_with(w.text, pos, end, ("EXPORT CONTROLLED",))
+        if not upper and not _alone_in_field(w.text, pos, end):
             continue
         line = w.text[bounds[0] : bounds[1]]
         if _ITAR_WORD_RE.search(line):
@@ -659,7 +1058,7 @@ _ECCN_RE = re.compile(
 
 
 def _eccn(w: _Window) -> None:
-    if "eccn" not in w.low and "export control classification" not in w.low:
+    if not w.has("eccn") and not w.has("export control classification"):
         return
     for match in w.low_iter(_ECCN_RE):
         rel = match.start()
@@ -668,10 +1067,67 @@ def _eccn(w: _Window) -> None:
         w.emit("export.eccn", rel + w.base, match.end() + w.base)
 
 
+# An ECCN-shaped code without the label counts beside the words that place it on the Commerce Control List
+# ("classified as 3A001.a.1", "5A002 under the EAR"), in the same line and sentence, unless the sentence is
+# a question about ECCNs or gives the code as an example ("an ECCN like 5A002").
+_ECCN_SHAPE_RE = re.compile(
+    r"[0-9](?<![A-Za-z0-9.\-][0-9])[A-E][0-9]{3}(?:\.[a-z0-9]{1,3}){0,4}(?![A-Za-z0-9\-])"
+)
+_ECCN_CONTEXT_RE = re.compile(
+    r"\beccns?\b|classified\s+(?:as|under)|commerce\s+control\s+list|\bccl\b|licen[cs]e\s+exception|"
+    r"export\s+classification|\bear\b"
+)
+_ECCN_ANCHORS = ("eccn", "classified as", "classified under", "commerce control", "ccl")
+_EXAMPLE_BEFORE_RE = re.compile(r"(?:like|such\s+as|e\.\s?g\.,?|for\s+example|example|say)[\s:,]*\Z")
+
+
+def _eccn_in_context(w: _Window) -> None:
+    low, text, base = w.low, w.text, w.base
+    anchors = sorted(
+        [pos - base for anchor in _ECCN_ANCHORS if w.has(anchor) for pos in w.find_low(anchor)]
+        + [pos - base for pos in w.find("EAR") if _bounded(text, pos, pos + 3)]
+    )
+    if not anchors:
+        return
+    # ECCN-shaped codes only near an anchor; the ranges are merged, so each character is scanned once.
+    candidates: list[re.Match[str]] = []
+    scanned = w.lo - base
+    for anchor in anchors:
+        lo, hi = max(scanned, anchor - 170), min(w.hi - base, anchor + 170)
+        if lo < hi:
+            candidates.extend(_ECCN_SHAPE_RE.finditer(text, lo + base, hi + base))
+            scanned = hi
+    for match in candidates:
+        rel, rel_end = match.start() - base, match.end() - base
+        line_start = max(low.rfind("\n", max(0, rel - 160), rel), low.rfind(". ", max(0, rel - 160), rel)) + 1
+        line_end = low.find("\n", rel_end, rel_end + 160)
+        line_end = rel_end + 160 if line_end == -1 else line_end
+        sentence_end = low.find(". ", rel_end, line_end)
+        line_end = line_end if sentence_end == -1 else sentence_end
+        in_context = (
+            not hit.group().startswith("ear") or text.startswith("EAR", hit.start() + base)
+            for hit in _ECCN_CONTEXT_RE.finditer(low, line_start, line_end)
+        )
+        if not any(in_context):
+            continue  # no context, or only "the inner ear", which is no regulation
+        if "?" in low[rel_end:line_end] or _EXAMPLE_BEFORE_RE.search(low, max(0, rel - 24), rel):
+            continue
+        w.emit("export.eccn", match.start(), match.end())
+
+
 _DIST_STATEMENT_RE = re.compile(r"distribution\s+statement\s*([a-f])(?![a-z0-9])")
 _DIST_AUTHORIZED_RE = re.compile(
     r"distribution\s+(?:is\s+)?authori[sz]ed\s+to\s+(?:u\.\s?s\.|us\b|the\s+u\.\s?s\.|dod\b|the\s+dod\b|"
     r"department\s+of\s+defense|the\s+department\s+of\s+defense|doe\b|nasa\b)"
+)
+
+
+# The wording of statements B-F besides "Distribution authorized to": "Further dissemination only as
+# directed by the controlling office" (F), "... and their contractors" (C, D); it counts right after the
+# statement's own heading ("Distribution Statement F."), not in prose that explains the letters.
+_DIST_TERMS_RE = re.compile(
+    r"further\s+dissemination|controlling\s+(?:dod\s+)?office|(?:dod|government)\s+contractors|"
+    r"contractors\s+only|agencies\s+only|dod\s+components\s+only"
 )
 
 
@@ -682,8 +1138,13 @@ def _distribution_statements(w: _Window) -> None:
             if match.group(1) == "a":
                 continue  # Statement A is approval for public release
             pos, end = match.start() + base, match.end() + base
-            if w.text[pos : pos + 22].isupper() or _DIST_AUTHORIZED_RE.search(
-                low, match.end(), match.end() + 200
+            if (
+                w.text[pos : pos + 22].isupper()
+                or _DIST_AUTHORIZED_RE.search(low, match.end(), match.end() + 200)
+                or (
+                    low[match.end() : match.end() + 1] in (".", ":", "-")
+                    and _DIST_TERMS_RE.search(low, match.end(), match.end() + 200)
+                )
             ):
                 w.emit("export.distribution_statement", pos, end)
     if "authori" in low:
@@ -860,10 +1321,10 @@ _LABELLED: tuple[_Label, ...] = (
 def _labelled(w: _Window) -> None:
     low, base = w.low, w.base
     for category, gates, labels, tail, value_span in _LABELLED:
-        if not any(gate in low for gate in gates):
+        if not any(w.has(gate) for gate in gates):
             continue
         for label in labels:
-            if label not in low:
+            if not w.has(label):
                 continue
             for pos in w.find_low(label):
                 rel = pos - base
@@ -874,6 +1335,211 @@ def _labelled(w: _Window) -> None:
                 span = value_span(match) if match is not None else None
                 if span is not None:
                     w.emit(category, span[0] + base, span[1] + base)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Identifiers labelled by a column header (CSV, TSV, markdown tables)
+# --------------------------------------------------------------------------------------------------------
+
+
+def _ssn_cell(cell: str) -> bool:
+    return ssn_is_valid(cell.replace("-", "").replace(" ", ""))
+
+
+def _dob_cell(cell: str) -> bool:
+    match = _DOB_TAIL_RE.match(cell.lower())
+    return match is not None and match.end() == len(cell) and _dob_is_valid(match)
+
+
+def _card_cell(cell: str) -> bool:
+    return card_number_is_valid(cell.replace("-", "").replace(" ", ""))
+
+
+_Column = tuple[str, re.Pattern[str], re.Pattern[str], Callable[[str], bool] | None]
+# category, header (a whole cell, lower case), value shape (a whole cell), validator
+_COLUMNS: tuple[_Column, ...] = (
+    (
+        "pii.ssn",
+        re.compile(r"(?:ssn|ss#|social\s+security(?:\s+(?:number|no\.?|#|num))?)"),
+        re.compile(r"[0-9]{3}[\- ]?[0-9]{2}[\- ]?[0-9]{4}"),
+        _ssn_cell,
+    ),
+    (
+        "pii.dob",
+        re.compile(r"(?:dob|d\.o\.b\.?|date\s+of\s+birth|birth\s*date|birthday)"),
+        re.compile(r"[0-9a-z][0-9a-z ,./\-]{4,20}", re.IGNORECASE),
+        _dob_cell,
+    ),
+    (
+        "pii.passport",
+        re.compile(r"passport(?:\s+(?:number|no\.?|#|num))?"),
+        re.compile(r"[A-Za-z]{0,2}[0-9]{6,9}"),
+        None,
+    ),
+    (
+        "pii.edipi",
+        re.compile(r"(?:edipi|edi-pi|dod\s*id(?:\s+(?:number|no\.?|#))?)"),
+        re.compile(r"[0-9]{10}"),
+        None,
+    ),
+    (
+        "pii.aba_routing",
+        re.compile(r"(?:aba|rtn|routing)(?:\s+(?:number|no\.?|#|num))?|aba\s+routing(?:\s+number)?"),
+        re.compile(r"[0-9]{9}"),
+        aba_routing_is_valid,
+    ),
+    (
+        "pii.bank_account",
+        re.compile(r"(?:bank\s+)?(?:account|acct\.?)(?:\s+(?:number|no\.?|#|num))?"),
+        re.compile(r"[0-9]{6,17}"),
+        None,
+    ),
+    (
+        "pii.credit_card",
+        re.compile(r"(?:credit\s+|debit\s+)?card(?:\s+(?:number|no\.?|#|num))?|pan"),
+        re.compile(r"[0-9][0-9 \-]{11,22}[0-9]"),
+        _card_cell,
+    ),
+    ("export.eccn", re.compile(r"eccn"), _ECCN_SHAPE_RE, None),
+)
+# Where a header word may start; each hit is then matched against the header words at that place.
+_HEADER_GATES = ("ssn", "ss#", "social sec", "dob", "d.o.b", "birth", "passport", "dipi", "di-pi", "dod",
+                 "aba", "rtn", "routing", "account", "acct", "card", "eccn")  # fmt: skip
+
+
+def _header_words(w: _Window) -> Iterator[int]:
+    """Positions (in ``text``) of header words in the own range, found with ``str.find``; each only
+    locates a line, whose cells are then matched whole against the column headers."""
+    low, base = w.low, w.base
+    for gate in _HEADER_GATES:
+        if not w.has(gate):
+            continue
+        for pos in w.find_low(gate):
+            shift = 1 if gate in ("dipi", "di-pi") else 0  # the header word is "edipi"
+            rel = pos - base - shift
+            glued = rel > 0 and low[rel - 1].isalnum() and low[rel - 2 : rel] not in ("\\t", "\\n")
+            if not glued:
+                yield pos - shift
+
+
+_MARKDOWN_RULE_RE = re.compile(r"[ \t|:\-]+\Z")
+_MAX_TABLE_ROWS = 100_000
+
+
+def _split_cells(line: str, delimiter: str) -> list[tuple[int, str]]:
+    """(offset in line, stripped text) of each cell; a markdown row's outer pipes open no cells."""
+    cells: list[tuple[int, str]] = []
+    offset = 0
+    for raw in line.split(delimiter):
+        stripped = raw.strip().strip('"')
+        cells.append((offset + raw.find(stripped) if stripped else offset, stripped))
+        offset += len(raw) + len(delimiter)
+    return cells
+
+
+def _delimiter(line: str) -> str | None:
+    if line.count("|") >= 2:
+        return "|"
+    if "\t" in line:
+        return "\t"
+    if "\\t" in line:
+        return "\\t"  # a TSV inside a JSON string
+    if "," in line:
+        return ","
+    return None
+
+
+_LINE_BREAK_RE = re.compile(r"\n|\\r\\n|\\n")
+
+
+def _logical_line(text: str, pos: int) -> tuple[int, int] | None:
+    """The line around ``pos``, a JSON string's escaped line breaks counting as line breaks."""
+    bounds = _line_bounds(text, pos, pos)
+    if bounds is None:
+        return None
+    start, end = bounds
+    escaped = text.rfind("\\n", start, pos)
+    if escaped != -1:
+        start = escaped + 2
+    elif "\\n" in text[pos:end]:
+        # The first line of a JSON string starts after the string's opening quote.
+        quote = text.rfind('"', start, pos)
+        while quote > start and text[quote - 1] == "\\":
+            quote = text.rfind('"', start, quote - 1)
+        start = quote + 1 if quote != -1 else start
+    escaped = text.find("\\n", pos, end)
+    if escaped != -1 and text[escaped - 2 : escaped] == "\\r":
+        escaped -= 2
+    return start, (end if escaped == -1 else escaped)
+
+
+def _column_headers(w: _Window) -> None:
+    """Values under a header that names an identifier ("SSN", "Social Security Number", "DOB", "Passport",
+    "EDIPI", "Routing", "Account" beside a routing column, "ECCN") are that identifier even without an
+    inline label; they must have the identifier's shape and pass its validator. Header lines are found
+    from the header words; only the rows of such a table are split into cells."""
+    text = w.text
+    done: set[int] = set()
+    for pos in _header_words(w):
+        bounds = _logical_line(text, pos)
+        if bounds is None or bounds[0] in done:
+            continue
+        done.add(bounds[0])
+        line = text[bounds[0] : bounds[1]]
+        delimiter = _delimiter(line)
+        if delimiter is None:
+            continue
+        header = _split_cells(line, delimiter)
+        if sum(1 for _, cell in header if cell) < 2:
+            continue
+        names = [cell.lower() for _, cell in header]
+        has_routing = any(_COLUMNS[4][1].fullmatch(name) for name in names)
+        columns: list[tuple[int, str, re.Pattern[str], Callable[[str], bool] | None]] = []
+        for index, name in enumerate(names):
+            for category, header_re, value_re, validator in _COLUMNS:
+                if header_re.fullmatch(name):
+                    if category == "pii.bank_account" and not (has_routing or name[:1] == "b" or " " in name):
+                        continue  # a bare "Account" column is an AWS account, a customer: not a bank account
+                    columns.append((index, category, value_re, validator))
+                    break
+        if columns:
+            _table_rows(w, bounds[1], delimiter, len(header), columns)
+
+
+def _table_rows(
+    w: _Window,
+    header_end: int,
+    delimiter: str,
+    width: int,
+    columns: list[tuple[int, str, re.Pattern[str], Callable[[str], bool] | None]],
+) -> None:
+    text = w.text
+    line_break = _LINE_BREAK_RE.match(text, header_end)
+    if line_break is None:
+        return
+    escaped = line_break.group() != "\n"
+    start = line_break.end()
+    for _ in range(_MAX_TABLE_ROWS):
+        if start >= len(text):
+            return
+        end = text.find("\\n" if escaped else "\n", start)
+        end = len(text) if end == -1 else end
+        line = text[start:end]
+        if not line.strip() or delimiter not in line:
+            return
+        if not (delimiter == "|" and _MARKDOWN_RULE_RE.match(line)):
+            cells = _split_cells(line, delimiter)
+            if abs(len(cells) - width) > 1:
+                return
+            for index, category, value_re, validator in columns:
+                if index >= len(cells):
+                    continue
+                offset, cell = cells[index]
+                if value_re.fullmatch(cell) and (validator is None or validator(cell)):
+                    if category == "export.eccn" and cell.upper() == "EAR99":
+                        continue
+                    w.emit(category, start + offset, start + offset + len(cell))
+        start = end + (2 if escaped else 1)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -889,13 +1555,20 @@ _DETECTORS: tuple[Callable[[_Window], None], ...] = (
     _legacy_words,
     _legacy_phrases,
     _designation_indicator,
+    _slashed_markings,
+    _mixed_case_levels,
+    _odd_case_levels,
+    _dissemination_alone,
+    _tags_any_case,
     _export_notices,
     _export_banner,
     _eccn,
+    _eccn_in_context,
     _distribution_statements,
     _digit_shapes,
     _emails,
     _labelled,
+    _column_headers,
 )
 
 

@@ -8,6 +8,7 @@ from ..policy import ACTION_RANK, Action, Policy
 from .categories import placeholder
 from .detectors import scan
 from .models import Assessment, Decision, Detection, Detector, Finding, Segment
+from .normalize import normalize
 
 _UNINSPECTABLE_KINDS = frozenset({"image", "binary"})
 
@@ -15,9 +16,19 @@ _UNINSPECTABLE_KINDS = frozenset({"image", "binary"})
 def detect(text: str, extra_detectors: Sequence[Detector] = ()) -> list[Detection]:
     """Every detection in ``text`` (built-in and extra detectors), sorted by position, duplicates removed.
 
+    The built-in detectors run on the normalized text (fullwidth forms, format characters, confusable
+    letters, Unicode dashes and spaces folded; see ``normalize``) and their spans are mapped back to
+    ``text``: from the first to the last original character the match came from, so a redaction replaces
+    exactly the characters that were sent. Extra detectors get ``text`` itself and answer in its offsets.
     Overlapping detections of the same category are merged into one span.
     """
-    found = scan(text)
+    folded = normalize(text)
+    if folded.identity:
+        found = scan(folded.text)
+    else:
+        found = {
+            Detection(det.category, *folded.original_span(det.start, det.end)) for det in scan(folded.text)
+        }
     for detector in extra_detectors:
         for det in detector.detect(text):
             if not 0 <= det.start <= det.end <= len(text):

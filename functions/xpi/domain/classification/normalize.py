@@ -1,0 +1,222 @@
+"""Fold a text to the spelling the detectors expect, with a map back to the characters that were sent.
+
+What is folded (each non-ASCII character on its own, so the work is O(n) and a character never merges with
+its neighbours):
+
+* format characters (Unicode category Cf: zero-width space, joiner and non-joiner, word joiner, soft
+  hyphen, byte-order mark, bidi controls, tags) and the other default-ignorable characters (combining
+  grapheme joiner, variation selectors, Hangul fillers) are removed;
+* Unicode dashes and hyphens become ``-``; Unicode spaces (no-break, en/em and the other typographic
+  spaces, ideographic) become `` ``; fraction and division slashes become ``/``;
+* NFKC: fullwidth and mathematical letters, digits and signs (the fullwidth commercial at, the fullwidth
+  solidus) and ligatures become their ASCII form;
+* letters of Cyrillic and Greek (and a few Latin ones) that look like Latin letters become that Latin
+  letter (a compact table in the spirit of the Unicode TR39 confusable skeletons, written for this module);
+* decimal digits of any script become ASCII digits.
+
+Pure-ASCII text is returned as is with an identity map (no per-character work). Otherwise the map is kept
+sparse: only characters whose folded form is not exactly one character (removed, or expanded by NFKC)
+break the one-to-one correspondence, so the map stores one entry per such character and a lookup is a
+binary search.
+"""
+
+from __future__ import annotations
+
+import codecs
+import threading
+import unicodedata
+from bisect import bisect_right
+from dataclasses import dataclass, field
+
+# Letters that render like a Latin letter. Cyrillic and Greek capitals that share a glyph with a Latin
+# capital, and the lower-case letters (including small-capital look-alikes) that read as a Latin letter.
+_CONFUSABLES = {
+    # Cyrillic capitals
+    "\u0410": "A", "\u0412": "B", "\u0415": "E", "\u041a": "K", "\u041c": "M", "\u041d": "H",
+    "\u041e": "O", "\u0420": "P", "\u0421": "C", "\u0422": "T", "\u0423": "Y", "\u0425": "X",
+    "\u0405": "S", "\u0406": "I", "\u0408": "J", "\u04ae": "Y", "\u04c0": "I", "\u0500": "D",
+    "\u051a": "Q", "\u051c": "W", "\u0417": "3", "\u0401": "E", "\u0407": "I",
+    # Cyrillic lower case
+    "\u0430": "a", "\u0432": "b", "\u0435": "e", "\u043a": "k", "\u043c": "m", "\u043d": "h",
+    "\u043e": "o", "\u0440": "p", "\u0441": "c", "\u0442": "t", "\u0443": "y", "\u0445": "x",
+    "\u0455": "s", "\u0456": "i", "\u0458": "j", "\u0451": "e", "\u0457": "i", "\u04bb": "h",
+    "\u04cf": "l", "\u0501": "d", "\u051b": "q", "\u051d": "w", "\u0475": "v", "\u04af": "y",
+    "\u0433": "r",
+    # Greek capitals
+    "\u0391": "A", "\u0392": "B", "\u0395": "E", "\u0396": "Z", "\u0397": "H", "\u0399": "I",
+    "\u039a": "K", "\u039c": "M", "\u039d": "N", "\u039f": "O", "\u03a1": "P", "\u03a4": "T",
+    "\u03a5": "Y", "\u03a7": "X", "\u03f9": "C", "\u037f": "J", "\u03d2": "Y",
+    # Greek lower case
+    "\u03b1": "a", "\u03b9": "i", "\u03ba": "k", "\u03bd": "v", "\u03bf": "o", "\u03c1": "p",
+    "\u03c4": "t", "\u03c5": "u", "\u03c7": "x", "\u03b3": "y", "\u03f2": "c", "\u03f3": "j",
+    # Latin letters outside ASCII that NFKC leaves alone
+    "\u0131": "i", "\u0261": "g", "\u0251": "a", "\u1d00": "A", "\u0299": "B", "\u1d04": "C",
+    "\u1d05": "D", "\u1d07": "E", "\u029c": "H", "\u026a": "I", "\u1d0a": "J", "\u1d0b": "K",
+    "\u029f": "L", "\u1d0d": "M", "\u0274": "N", "\u1d0f": "O", "\u1d18": "P", "\u0280": "R",
+    "\ua731": "S", "\u1d1b": "T", "\u1d1c": "U", "\u1d20": "V", "\u1d21": "W", "\u028f": "Y",
+    "\u1d22": "Z",
+}  # fmt: skip
+
+_DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d\u2043\u02d7\u058a\u05be\u2e3a\u2e3b"
+_SPACES = "\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000\u1680"
+_SLASHES = "\u2044\u2215\u29f8"
+# Default-ignorable characters that are not Cf (those are dropped by category).
+_IGNORABLE = "\u034f\u115f\u1160\u3164\uffa0\u180b\u180c\u180d\u180f" + "".join(
+    chr(c) for c in range(0xFE00, 0xFE10)
+)
+
+_EXPLICIT: dict[str, str] = {
+    **dict.fromkeys(_DASHES, "-"),
+    **dict.fromkeys(_SPACES, " "),
+    **dict.fromkeys(_SLASHES, "/"),
+    **dict.fromkeys(_IGNORABLE, ""),
+    **_CONFUSABLES,
+}
+
+_CACHE_LIMIT = 1 << 16
+
+
+def _fold_one(ch: str) -> str:
+    """One character after the table, the format-character rule and the digit rule (no NFKC)."""
+    if ch.isascii():
+        return ch
+    explicit = _EXPLICIT.get(ch)
+    if explicit is not None:
+        return explicit
+    if unicodedata.category(ch) == "Cf":
+        return ""
+    digit = unicodedata.decimal(ch, None)
+    if digit is not None:
+        return str(digit)
+    return ch
+
+
+def fold_char(ch: str) -> str:
+    """The folded form of one character: zero, one or more characters."""
+    if ch.isascii():
+        return ch
+    explicit = _EXPLICIT.get(ch)
+    if explicit is not None:
+        return explicit
+    if unicodedata.category(ch) == "Cf":
+        return ""
+    compatible = unicodedata.normalize("NFKC", ch)
+    return "".join(_fold_one(c) for c in compatible)
+
+
+class _FoldCache(dict[str, str]):
+    """Folded forms by character, computed on first sight (bounded: a text cannot grow it without limit)."""
+
+    def __missing__(self, ch: str) -> str:
+        folded = fold_char(ch)
+        if len(self) < _CACHE_LIMIT:
+            self[ch] = folded
+        return folded
+
+
+class _RunCache(dict[str, tuple[bytes, bool]]):
+    """A run of non-ASCII characters -> (its folded form in UTF-8, whether every character folded to one).
+
+    Runs repeat (a typographic quote, a no-break space, a word of a foreign script), so caching whole runs
+    keeps the common case to one dictionary lookup per run. Bounded like :class:`_FoldCache`.
+    """
+
+    def __missing__(self, run: str) -> tuple[bytes, bool]:
+        folded = list(map(_FOLDED.__getitem__, run))
+        entry = ("".join(folded).encode("utf-8", "surrogatepass"), all(len(piece) == 1 for piece in folded))
+        if len(self) < _CACHE_LIMIT:
+            self[run] = entry
+        return entry
+
+
+_FOLDED = _FoldCache()
+_RUNS = _RunCache()
+_IRREGULAR = threading.local()  # the runs of the text being normalized whose length changed, by thread
+
+# The ASCII encoder copies ASCII stretches at C speed and calls this handler once per run of non-ASCII
+# characters; the handler answers with the folded run, already UTF-8. Scanning the text with a regular
+# expression instead costs several times more.
+_ERRORS = "xpi.classification.normalize"
+
+
+def _fold_run(error: UnicodeError) -> tuple[bytes, int]:
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    run = error.object[error.start : error.end]
+    encoded, one_to_one = _RUNS[run]
+    if not one_to_one:
+        _IRREGULAR.runs.append((error.start, run))
+    return encoded, error.end
+
+
+codecs.register_error(_ERRORS, _fold_run)
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """A folded text and the map from its character positions back to the original's.
+
+    ``anchors`` is empty when the map is the identity (every position maps to itself). Otherwise it holds
+    pieces ``(normalized_start, original_start, expanded)`` in order: positions of a plain piece map
+    linearly from its start; every position of an expanded piece (one original character that folded to
+    several) maps to that one original character.
+    """
+
+    text: str
+    original_length: int
+    anchors: tuple[tuple[int, int, bool], ...] = ()
+    _starts: tuple[int, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def identity(self) -> bool:
+        return not self.anchors
+
+    def original_index(self, position: int) -> int:
+        """The index of the original character normalized ``position`` comes from (the length at the end)."""
+        if not 0 <= position <= len(self.text):
+            raise IndexError(f"position {position} outside 0-{len(self.text)}")
+        if position == len(self.text):
+            return self.original_length
+        if not self.anchors:
+            return position
+        norm_start, orig_start, expanded = self.anchors[bisect_right(self._starts, position) - 1]
+        return orig_start if expanded else orig_start + position - norm_start
+
+    def original_span(self, start: int, end: int) -> tuple[int, int]:
+        """The original span covering normalized ``[start, end)``: from the start of the first source
+        character to the end of the last one. Removed characters inside the span fall inside it."""
+        if not self.anchors:
+            return start, end
+        first = self.original_index(start)
+        if end <= start:
+            return first, first
+        return first, self.original_index(end - 1) + 1
+
+
+def normalize(text: str) -> Normalized:
+    """``text`` folded for detection (see the module docstring), with the map back to ``text``."""
+    if text.isascii():
+        return Normalized(text, len(text))
+    irregular: list[tuple[int, str]] = []
+    _IRREGULAR.runs = irregular
+    try:
+        normalized = text.encode("ascii", _ERRORS).decode("utf-8", "surrogatepass")
+    finally:
+        del _IRREGULAR.runs
+    if not irregular:
+        return Normalized(normalized, len(text))
+    anchors: list[tuple[int, int, bool]] = [(0, 0, False)]
+    delta = 0  # normalized position minus original position, after the characters seen so far
+    for run_start, run in irregular:
+        for offset, ch in enumerate(run):
+            width = len(_FOLDED[ch])
+            if width == 1:
+                continue
+            index = run_start + offset
+            position = index + delta
+            if width:
+                anchors.append((position, index, True))
+            anchors.append((position + width, index + 1, False))
+            delta += width - 1
+    frozen = tuple(anchors)
+    return Normalized(normalized, len(text), frozen, tuple(a[0] for a in frozen))

@@ -1,0 +1,14 @@
+"""Hypothesis profiles for the classifier's property tests.
+
+``classification`` (the default) keeps ``make test`` fast; ``HYPOTHESIS_PROFILE=thorough`` runs many more
+examples per property. No example database is kept (the work tree stays clean): a failure prints its
+falsifying example and a ``@reproduce_failure`` blob, and ``--hypothesis-seed=N`` replays a run.
+"""
+
+import os
+
+from hypothesis import settings
+
+settings.register_profile("classification", max_examples=50, deadline=None, database=None, print_blob=True)
+settings.register_profile("thorough", max_examples=2000, deadline=None, database=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "classification"))
