@@ -30,8 +30,9 @@ class Positive:
     value: str = ""  # for PII: the identifier itself, which a redaction must remove
     # A word of the core whose case carries meaning ("EAR" against "ear"). A marking that is one bare
     # word (or a bare portion mark) is only a marking in capitals: "Secret" or "Controlled" alone on a
-    # line is a title, "(s)" a list item, "les" French. Markings with marking syntax (controls after
-    # "//", a "CLASSIFICATION:" label, several words) are detected in any case.
+    # line is a title, "(s)" a list item, "les" French; a legacy phrase ("for official use only") in a
+    # sentence is prose. Markings with marking syntax (controls after "//", a "CLASSIFICATION:" label)
+    # and the spelled-out CUI banner are detected in any case.
     keep_case: str = ""
 
     @property
@@ -206,9 +207,10 @@ def legacy_markings(draw: st.DrawFn) -> Positive:
     if form == "portion":
         mark = f"(U//{draw(_pick(_LEGACY_SHORT))})"
         return Positive("cui.legacy", mark, draw(_pick(_PARAGRAPH_LEADS)), " " + draw(_pick(_SENTENCES)))
-    if form == "phrase":
+    if form == "phrase":  # in capitals: "for official use only" in a sentence is prose
         tail = draw(_pick(("", "\n" + _BODIES[1])))
-        return Positive("cui.legacy", draw(_pick(_LEGACY_LONG)), "", tail, inline=not tail)
+        phrase = draw(_pick(_LEGACY_LONG))
+        return Positive("cui.legacy", phrase, "", tail, inline=not tail, keep_case=phrase)
     word = draw(_pick(_LEGACY_SHORT))
     return Positive("cui.legacy", word, "", "\n" + draw(_pick(_BODIES)), inline=False, keep_case=word)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from xpi.domain.classification import detect
 from xpi.domain.classification.detectors import OVERLAP, WINDOW, scan
@@ -255,27 +253,6 @@ def test_a_sentences_own_subject_makes_the_notice() -> None:
     text = "This guide is about ITAR basics. This drawing contains ITAR-controlled data."
     # THEN the notice found is the second sentence, not a span starting at the first
     assert spans(text, "export.itar") == ["This drawing contains ITAR"]
-
-
-ADVERSARIAL = {
-    "regime words": "EAR ITAR " * 5000,
-    "notices": "This document contains ITAR data. " * 1200,
-    "portion marks": "(S) A\n" * 7000,
-    "designation lines": "Controlled by: x\n" * 2500,
-    "banner lines": "SECRET\n" * 6000,
-    "labels": "DOB: 01/01/1990 SSN 219-45-8832 " * 1300,
-    "digits and separators": "1 - " * 10000,
-    "at signs": "@" * 40000,
-}
-
-
-@pytest.mark.parametrize("name", sorted(ADVERSARIAL))
-def test_adversarial_40kb_inputs_stay_fast(name: str) -> None:
-    # Context checks use per-window indexes, so repeated triggers cost linear time, not quadratic.
-    text = ADVERSARIAL[name][:40_000]
-    started = time.perf_counter()
-    detect(text)
-    assert time.perf_counter() - started < 0.25, name
 
 
 # --- markings anywhere in a line, in any case, and labelled columns ----------------------------------

@@ -46,7 +46,20 @@ class _Window:
     ``OVERLAP`` characters either side. ``low`` is the lower-cased text of ``[base, end)``.
     """
 
-    __slots__ = ("_has", "_index", "base", "end", "found", "hi", "lo", "low", "restriction_checks", "text")
+    __slots__ = (
+        "_found",
+        "_has",
+        "_has_text",
+        "_index",
+        "base",
+        "end",
+        "found",
+        "hi",
+        "lo",
+        "low",
+        "restriction_checks",
+        "text",
+    )
 
     def __init__(self, text: str, lo: int, hi: int, found: set[Detection]) -> None:
         self.text = text
@@ -60,21 +73,40 @@ class _Window:
         self.found = found
         self._index: dict[str, list[int]] = {}
         self._has: dict[str, bool] = {}
+        self._has_text: dict[str, bool] = {}
+        self._found: dict[str, list[int]] = {}
         self.restriction_checks = 0
 
     def has(self, needle: str) -> bool:
         """``needle in low``, asked once per window: several detectors share their substring gates."""
         hit = self._has.get(needle)
         if hit is None:
-            hit = self._has[needle] = needle in self.low
+            gate = _HAS_GATES.get(needle)
+            hit = self._has[needle] = (gate is None or self.has(gate)) and needle in self.low
         return hit
 
     def emit(self, category: str, start: int, end: int) -> None:
         self.found.add(Detection(category, start, end))
 
+    def has_text(self, needle: str) -> bool:
+        """``needle in`` the window's text (case-sensitive), asked once per window."""
+        hit = self._has_text.get(needle)
+        if hit is None:
+            hit = self._has_text[needle] = self.text.find(needle, self.base, self.end) != -1
+        return hit
+
     def find(self, needle: str) -> Iterator[int]:
-        """Positions of ``needle`` (case-sensitive) starting in the window's own range."""
-        return _find_all(self.text, needle, self.lo, self.hi + len(needle) - 1)
+        """Positions of ``needle`` (case-sensitive) starting in the window's own range; searched once per
+        window, and not at all when a cheaper shared gate (see ``_FIND_GATES``) says it is absent."""
+        hits = self._found.get(needle)
+        if hits is None:
+            gate = _FIND_GATES.get(needle)
+            if gate is not None and not (self.has(gate[1:]) if gate[0] == "~" else self.has_text(gate)):
+                hits = []
+            else:
+                hits = list(_find_all(self.text, needle, self.lo, self.hi + len(needle) - 1))
+            self._found[needle] = hits
+        return iter(hits)
 
     def find_low(self, needle: str) -> Iterator[int]:
         """Positions (in ``text``) of lower-case ``needle`` in the lower-cased text, in the own range."""
@@ -127,6 +159,63 @@ class _Window:
                 return
             yield match
 
+
+# A case-sensitive needle is looked for only when its gate occurs in the window: "~word" asks the
+# lower-cased text (a gate other detectors ask too, so it is shared), anything else the text itself (one
+# pass for several needles that hold it). A needle always contains its gate, so a missing gate is a miss.
+_FIND_GATES = {
+    "CUI": "~cui",
+    "SBU": "~sbu",
+    "FOUO": "~fouo",
+    "LIMDIS": "~limdis",
+    "EXDIS": "~exdis",
+    "NODIS": "~nodis",
+    "NOFORN": "~noforn",
+    "SECRET": "~secret",
+    "CONFIDENTIAL": "~confidential",
+    "CONTROLLED": "~controlled",
+    "LES": "~les",
+    "NOCON": "CON",
+    "FEDCON": "CON",
+    "DL ONLY": "ONLY",
+    "FED ONLY": "ONLY",
+    "DISPLAY ONLY": "ONLY",
+}
+
+# A lower-case needle is looked for only when a shorter one it contains (its gate, asked once per window
+# and shared) occurs: most windows hold none of these words, and one pass then answers for several needles.
+_HAS_GATES = {
+    "top secret": "secret",
+    "controlled unclassified information": "controlled",
+    "controlled by": "controlled",
+    "cui categor": "cui",
+    "social security": "social sec",
+    "ss#": "#",
+    "edipi": "dipi",
+    "edi-pi": "di-pi",
+    "dod id": "dod",
+    "dodid": "dod",
+    "dod identification": "dod id",
+    "date of birth": "birth",
+    "birth date": "birth",
+    "birthdate": "birth",
+    "export control": "export",
+    "export administration": "export",
+    "export controlled": "export control",
+    "arms export control act": "export control",
+    "export control classification": "export control",
+    "export administration regulations": "export administration",
+    "export administration act": "export administration",
+    "classified as": "classified",
+    "classified under": "classified",
+    "classified by": "classified",
+    "[les": "les",
+    "/les": "les",
+    "/sbu": "sbu",
+    "/fouo": "fouo",
+    "sensitive but unclassified": "sensitive",
+    "law enforcement sensitive": "sensitive",
+}
 
 # --------------------------------------------------------------------------------------------------------
 # Small helpers over the original text
@@ -384,7 +473,7 @@ _AUTHORITY_NEXT_RE = re.compile(
 
 def _authority_block(w: _Window) -> None:
     low = w.low
-    if "classified by" not in low or ("declassify on" not in low and "derived from" not in low):
+    if not w.has("classified by") or ("declassify on" not in low and "derived from" not in low):
         return
     for pos in w.find_low("classified by"):
         bounds = _line_bounds(w.text, pos, pos)
@@ -498,7 +587,7 @@ def _portion_marks(w: _Window) -> None:
         w.emit(category, start, end)
     # Multi-letter levels in any case ("(Cui) The ...", "(ts) The ..."), where a portion mark opens a
     # paragraph or a field. One-letter ones stay upper case: "(c) The contractor shall" is a list item.
-    if "(" not in w.low:
+    if "(" not in w.low or not any(w.has(key) for key in _PORTION_ANY_CASE_KEYS):
         return
     for match in w.low_iter(_PORTION_ANY_CASE_RE):
         start, end = match.start() + w.base, match.end() + w.base
@@ -508,6 +597,7 @@ def _portion_marks(w: _Window) -> None:
 
 
 _PORTION_ANY_CASE_RE = re.compile(r"\((ts|cui|fouo|sbu|les)\)")
+_PORTION_ANY_CASE_KEYS = ("cui", "fouo", "sbu", "les", "(ts)")  # every match holds one (gates shared)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -542,6 +632,8 @@ _CUI_WORDS = "controlled unclassified information"
 def _cui_spelled_out(w: _Window) -> None:
     """The banner written out in full on a cover sheet, alone on its line, in any case: three words that
     alone on a line are never prose."""
+    if not w.has(_CUI_WORDS):
+        return
     for pos in w.find_low(_CUI_WORDS):
         end = pos + len(_CUI_WORDS)
         if _alone_on_line(w.text, pos, end):
@@ -645,7 +737,7 @@ def _slashed_markings(w: _Window) -> None:
         controls = _LOW_CONTROLS_RE.match(low, rel)
         if controls is None:
             continue
-        if text[start : controls.end() + base].replace("sp-", "SP-").isupper():
+        if text[start : controls.end() + base].isupper():
             continue  # all upper case: the banner and portion detectors own these spans
         spaced = low[rel - 1 : rel] in (" ", "\t") or low[rel + 2 : rel + 3] in (" ", "\t")
         if (len(level) <= 2 or spaced) and not _KNOWN_CONTROL_LOW_RE.match(low, rel):
@@ -785,7 +877,7 @@ _LEGACY_PHRASES = ("for official use only", "sensitive but unclassified", "law e
 
 def _legacy_phrases(w: _Window) -> None:
     for phrase in _LEGACY_PHRASES:
-        if phrase not in w.low:
+        if not w.has(phrase):
             continue
         for pos in w.find_low(phrase):
             end = pos + len(phrase)
@@ -812,10 +904,12 @@ _DESIGNATION_LINE_RE = re.compile(
 
 def _designation_indicator(w: _Window) -> None:
     low = w.low
-    if "controlled by" not in low and "cui categor" not in low:
+    if not w.has("controlled by") and not w.has("cui categor"):
         return
     covered = -1  # hits inside a block already reported are part of it
     for label in ("controlled by", "cui categor"):
+        if not w.has(label):
+            continue
         for pos in w.find_low(label):
             rel = pos - w.base
             bounds = _line_bounds(w.text, pos, pos)
