@@ -93,13 +93,9 @@ def _fold_one(ch: str) -> str:
 
 def fold_char(ch: str) -> str:
     """The folded form of one character: zero, one or more characters."""
-    if ch.isascii():
-        return ch
-    explicit = _EXPLICIT.get(ch)
-    if explicit is not None:
-        return explicit
-    if unicodedata.category(ch) == "Cf":
-        return ""
+    folded = _fold_one(ch)
+    if folded != ch or ch.isascii():  # ASCII, the table, a format character, a digit: done
+        return folded
     compatible = unicodedata.normalize("NFKC", ch)
     return "".join(_fold_one(c) for c in compatible)
 
