@@ -107,8 +107,15 @@ class StackDriver:
 def converse_directly(stack: LocalStack, calls: int, threads: int) -> tuple[list[float], float]:
     """The same kind of call, straight to the emulator with boto3 (the floor under the pipeline)."""
     assert stack.endpoints is not None
+    # Read as the invoke function's role: the secret's policy lets no other principal read it.
+    invoke_role = stack.endpoints.function_credentials["InvokeModelFunction"]
     secret = json.loads(
-        boto3.Session(region_name=stack.region, aws_access_key_id="testing", aws_secret_access_key="testing")
+        boto3.Session(
+            region_name=stack.region,
+            aws_access_key_id=invoke_role["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=invoke_role["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=invoke_role["AWS_SESSION_TOKEN"],
+        )
         .client("secretsmanager", endpoint_url=stack.endpoints.aws)
         .get_secret_value(SecretId=stack.endpoints.outputs["CommercialCredentialsSecretArn"])["SecretString"]
     )

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 
+import boto3
 import pytest
 from xpi_tools.emulator import EmulatorControl
 
@@ -283,10 +284,17 @@ def test_wrong_credentials_fail_with_a_clear_error(
 ) -> None:
     # GIVEN the commercial key in the secret has been revoked on the commercial side
     key_id = next(iter(emulator.keys()["access_keys"]))
+    # (read as the invoke function's role: the secret's policy lets no other principal read it)
+    invoke_role = local_stack.state["function_credentials"]["InvokeModelFunction"]
     secret = json.loads(
-        local_stack.client("secretsmanager").get_secret_value(
-            SecretId=local_stack.outputs["CommercialCredentialsSecretArn"]
-        )["SecretString"]
+        boto3.client(
+            "secretsmanager",
+            endpoint_url=local_stack.state["aws"],
+            region_name=local_stack.state["region"],
+            aws_access_key_id=invoke_role["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=invoke_role["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=invoke_role["AWS_SESSION_TOKEN"],
+        ).get_secret_value(SecretId=local_stack.outputs["CommercialCredentialsSecretArn"])["SecretString"]
     )
     assert secret["aws_access_key_id"] == key_id
     emulator.revoke_access_key(key_id)

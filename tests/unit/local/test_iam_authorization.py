@@ -4,7 +4,14 @@ identity policies decide them."""
 import json
 
 import pytest
-from xpi_tools.local.iam_authorization import RequestContext, is_allowed, required_permissions
+from xpi_tools.local.iam_authorization import (
+    RequestContext,
+    denied_by_resource_policy,
+    denied_by_secret_policy,
+    is_allowed,
+    principal_arn,
+    required_permissions,
+)
 
 ARN = "arn:aws-us-gov:{service}:us-gov-west-1:123456789012:{rest}"
 
@@ -58,6 +65,15 @@ def _request(action: str, body: object = None, path: str = "/", moto_resource: s
         ),
         (_request("sqs:SendMessageBatch", moto_resource="arn:q"), [("sqs:SendMessage", "arn:q")]),
         (_request("kms:Decrypt"), [("kms:Decrypt", None)]),
+        (
+            _request("kms:GenerateDataKey", {"KeyId": "1234abcd-12ab"}),
+            [("kms:GenerateDataKey", ARN.format(service="kms", rest="key/1234abcd-12ab"))],
+        ),
+        (
+            _request("kms:Decrypt", {"KeyId": ARN.format(service="kms", rest="key/k1")}),
+            [("kms:Decrypt", ARN.format(service="kms", rest="key/k1"))],
+        ),
+        (_request("kms:Encrypt", {"KeyId": "alias/xpi"}), [("kms:Encrypt", None)]),
     ],
 )
 def test_the_iam_action_and_resource_a_request_needs(
@@ -162,3 +178,117 @@ def test_a_mapping_needs_the_three_poller_permissions_on_its_queue() -> None:
         "sqs:DeleteMessage",
         "sqs:GetQueueAttributes",
     ]
+
+
+INVOKE_ROLE = "arn:aws-us-gov:iam::123456789012:role/xpi-InvokeModelFunctionRole-X1"
+SECRET = ARN.format(service="secretsmanager", rest="secret:xpi-CommercialCredentialsSecret-AbCdEf")
+SECRET_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": "*",
+            "Condition": {"StringNotEquals": {"aws:PrincipalArn": INVOKE_ROLE}},
+        }
+    ],
+}
+
+
+def _session(role: str) -> str:
+    return f"arn:aws-us-gov:sts::123456789012:assumed-role/{role}/a-session"
+
+
+def test_an_assumed_role_session_is_its_role_for_principal_arn() -> None:
+    assert principal_arn(_session("xpi-InvokeModelFunctionRole-X1")) == INVOKE_ROLE
+    user = "arn:aws-us-gov:iam::123456789012:user/xpi-local-operator"
+    assert principal_arn(user) == user
+
+
+@pytest.mark.parametrize(
+    ("caller", "action", "denied"),
+    [
+        (_session("xpi-InvokeModelFunctionRole-X1"), "secretsmanager:GetSecretValue", False),
+        (_session("xpi-ClassifyFunctionRole-Y2"), "secretsmanager:GetSecretValue", True),
+        ("arn:aws-us-gov:iam::123456789012:user/xpi-local-operator", "secretsmanager:GetSecretValue", True),
+        # an operator putting a new value is not what the policy denies
+        ("arn:aws-us-gov:iam::123456789012:user/xpi-local-operator", "secretsmanager:PutSecretValue", False),
+    ],
+)
+def test_a_secret_policy_deny_names_every_principal_but_the_invoke_role(
+    caller: str, action: str, denied: bool
+) -> None:
+    assert denied_by_resource_policy(SECRET_POLICY, caller, action, SECRET) is denied
+
+
+def test_a_resource_policy_deny_wins_over_an_identity_allow_only_where_it_applies() -> None:
+    # GIVEN a role whose identity policy allows reading the secret
+    caller = _session("xpi-ClassifyFunctionRole-Y2")
+    allow = {
+        "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": SECRET}]
+    }
+    assert is_allowed([allow], "secretsmanager:GetSecretValue", SECRET)
+    # THEN a Deny naming the caller (by role or session ARN, or "*") takes it away
+    for principal in ("*", {"AWS": "arn:aws-us-gov:iam::123456789012:role/xpi-ClassifyFunctionRole-Y2"}):
+        deny = {"Statement": [{"Effect": "Deny", "Principal": principal, "Action": "*", "Resource": "*"}]}
+        assert denied_by_resource_policy(deny, caller, "secretsmanager:GetSecretValue", SECRET)
+    # AND an Allow in a resource policy, a Deny of other principals, or a Deny whose condition cannot be
+    # evaluated here, denies nothing
+    others = {"AWS": "arn:aws-us-gov:iam::123456789012:role/someone-else"}
+    for statement in (
+        {"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"},
+        {"Effect": "Deny", "Principal": others, "Action": "*", "Resource": "*"},
+        {
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "*",
+            "Resource": "*",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        },
+    ):
+        policy = {"Statement": [statement]}
+        assert not denied_by_resource_policy(policy, caller, "secretsmanager:GetSecretValue", SECRET)
+
+
+def test_principal_arn_conditions_with_wildcards() -> None:
+    def deny_unless(operator: str, pattern: str) -> dict[str, object]:
+        condition = {operator: {"aws:PrincipalArn": [pattern]}}
+        return {
+            "Statement": {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "*",
+                "Resource": "*",
+                "Condition": condition,
+            }
+        }
+
+    caller = _session("xpi-InvokeModelFunctionRole-X1")
+    assert not denied_by_resource_policy(
+        deny_unless("ArnNotLike", "arn:*:iam::*:role/xpi-Invoke*"), caller, "a:b", None
+    )
+    assert denied_by_resource_policy(deny_unless("StringNotLike", "*:role/other-*"), caller, "a:b", None)
+    assert denied_by_resource_policy(deny_unless("StringEquals", INVOKE_ROLE), caller, "a:b", None)
+
+
+def test_the_secret_policy_is_read_from_the_secret_the_request_names() -> None:
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        secrets = boto3.client("secretsmanager", region_name="us-gov-west-1")
+        arn = secrets.create_secret(Name="xpi-credentials", SecretString="{}")["ARN"]
+        request = _request("secretsmanager:GetSecretValue", {"SecretId": arn})
+        by_name = _request("secretsmanager:GetSecretValue", {"SecretId": "xpi-credentials"})
+        caller = _session("xpi-ClassifyFunctionRole-Y2")
+        # GIVEN no policy on the secret THEN nothing is denied
+        assert not denied_by_secret_policy(request, caller, "secretsmanager:GetSecretValue", arn)
+        # WHEN the stack puts its policy THEN a request naming the secret by ARN or by name is denied
+        secrets.put_resource_policy(SecretId=arn, ResourcePolicy=json.dumps(SECRET_POLICY))
+        assert denied_by_secret_policy(request, caller, "secretsmanager:GetSecretValue", arn)
+        assert denied_by_secret_policy(by_name, caller, "secretsmanager:GetSecretValue", None)
+        # AND the invoke role is not, nor is a request to another service
+        invoke = _session("xpi-InvokeModelFunctionRole-X1")
+        assert not denied_by_secret_policy(request, invoke, "secretsmanager:GetSecretValue", arn)
+        assert not denied_by_secret_policy(request, caller, "dynamodb:GetItem", arn)

@@ -14,6 +14,8 @@ and after it (`fill_moto_gaps`):
      failures: the mappings are switched off in moto and served by `SqsPoller` instead;
   9. moto's CloudFormation ignores an S3 bucket's NotificationConfiguration (queue configurations):
      it is set through the S3 API after the stack is created (batch uploads).
+ 16. moto's CloudFormation has no AWS::SecretsManager::ResourcePolicy: the secret's policy is put
+     through the Secrets Manager API after the stack is created (iam_authorization.py applies its Deny).
  10. moto's CloudFormation does not run the AWS::Include transform: an included local
      document (the API's api/openapi.yaml) is inlined before translation, as CloudFormation would;
      moto's API Gateway neither imports a RestApi's Body nor invokes Lambda integrations, so the
@@ -151,7 +153,11 @@ def _without_api_deployments(cfn: dict[str, Any]) -> dict[str, Any]:
 
 # Resource policies moto's CloudFormation does not create (gap 8): cfn-lint, checkov and the IAM policy
 # linter check them instead, so moto's warning for each one is noise to a new user.
-POLICIES_MOTO_SKIPS = ("AWS::SQS::QueuePolicy", "AWS::S3::BucketPolicy")
+POLICIES_MOTO_SKIPS = (
+    "AWS::SQS::QueuePolicy",
+    "AWS::S3::BucketPolicy",
+    "AWS::SecretsManager::ResourcePolicy",  # put through the API instead (gap 16)
+)
 
 
 class _KnownGaps(logging.Filter):
@@ -324,6 +330,18 @@ def fill_moto_gaps(
                     for queue in resolved.get("QueueConfigurations", [])
                 ]
             },
+        )
+
+    # Gap 16: a secret's resource policy, through the Secrets Manager API (refs resolved by moto's resolver).
+    secretsmanager = session.client("secretsmanager", endpoint_url=endpoint_url)
+    for resource in cfn["Resources"].values():
+        if resource["Type"] != "AWS::SecretsManager::ResourcePolicy":
+            continue
+        properties = clean_json(resource["Properties"], stack.resource_map)
+        secretsmanager.put_resource_policy(
+            SecretId=str(properties["SecretId"]),
+            ResourcePolicy=json.dumps(properties["ResourcePolicy"]),
+            BlockPublicPolicy=str(properties.get("BlockPublicPolicy", "false")).lower() == "true",
         )
 
     # Gap 5: take SQS mappings over from moto's inline delivery.

@@ -11,16 +11,19 @@ wires it in):
     message move task the actions SQS performs as its starter);
   - the resource each applies to, read from the request where the service names it (DynamoDB tables and
     indexes, Lambda functions, Step Functions state machines and executions, Secrets Manager secret ARNs,
-    EventBridge buses, SSM parameters; moto's own for S3 and SQS); `*` for actions that take no
-    resource (for example `states:SendTaskSuccess`), so a grant scoped to an ARN fails as on AWS;
+    EventBridge buses, SSM parameters, KMS keys by id or ARN; moto's own for S3 and SQS); `*` for
+    actions that take no resource (for example `states:SendTaskSuccess`), so a grant scoped to an ARN
+    fails as on AWS;
   - identity policies evaluated as IAM does: an explicit Deny wins, else any Allow; Action/NotAction,
-    Resource/NotResource with `*` and `?` wildcards.
+    Resource/NotResource with `*` and `?` wildcards;
+  - an explicit Deny in a Secrets Manager secret's resource policy (`denied_by_secret_policy`), which
+    wins over any identity Allow, with its `aws:PrincipalArn` conditions evaluated.
 
 What it does not do (docs/local-stack.md; the policy linter and checkov cover these statically):
-conditions are not evaluated (a statement applies as if its condition held), resource policies (queue,
-bucket, key, secret policies) and permission boundaries are not applied, and a resource the request does
-not name is not checked (any resource matches). KMS calls made by a service on the caller's behalf
-(SSE-KMS) are not modelled.
+identity policy conditions are not evaluated (a statement applies as if its condition held), resource
+policies other than a secret's Deny (queue, bucket, key policies, a secret's Allow) and permission
+boundaries are not applied, and a resource the request does not name is not checked (any resource
+matches). KMS calls made by a service on the caller's behalf (SSE-KMS) are not modelled.
 
 Every decision is written to a call log (`CallLog`), keyed by the caller's principal ARN, from which
 `xpi iam usage` reports used-but-not-granted and granted-but-never-used actions per role.
@@ -189,7 +192,16 @@ def _ssm(request: RequestContext, body: dict[str, Any]) -> list[str]:
     return [_arn(request, "ssm", f"parameter/{str(name).lstrip('/')}") for name in names]
 
 
+def _kms(request: RequestContext, body: dict[str, Any]) -> list[str]:
+    """The key a KMS request names by id or key ARN (an alias, or Decrypt without KeyId: not named)."""
+    key = str(body.get("KeyId", ""))
+    if key.startswith("arn:"):
+        return [key] if ":key/" in key else []
+    return [_arn(request, "kms", f"key/{key}")] if key and not key.startswith("alias/") else []
+
+
 _NAMED_RESOURCES = {
+    "kms": _kms,
     "dynamodb": _dynamodb,
     "lambda": _lambda,
     "states": _states,
@@ -211,6 +223,87 @@ def is_allowed(documents: Iterable[Mapping[str, Any]], action: str, resource: st
                 return False
             allowed = allowed or statement.get("Effect") == "Allow"
     return allowed
+
+
+def principal_arn(caller_arn: str) -> str:
+    """`aws:PrincipalArn` of a caller: an assumed role's session counts as its role (path "/")."""
+    match = re.fullmatch(r"arn:([^:]+):sts::(\d+):assumed-role/([^/]+)/.+", caller_arn)
+    return f"arn:{match[1]}:iam::{match[2]}:role/{match[3]}" if match else caller_arn
+
+
+# The condition operators a resource policy's Deny may put on aws:PrincipalArn, evaluated here.
+_PRINCIPAL_ARN_OPERATORS = {
+    "stringequals": (False, False),  # (negated, wildcards)
+    "stringnotequals": (True, False),
+    "stringlike": (False, True),
+    "stringnotlike": (True, True),
+    "arnequals": (False, True),
+    "arnnotequals": (True, True),
+    "arnlike": (False, True),
+    "arnnotlike": (True, True),
+}
+
+
+def denied_by_resource_policy(
+    policy: Mapping[str, Any], caller_arn: str, action: str, resource: str | None
+) -> bool:
+    """Whether a resource policy explicitly denies the caller the action (a Deny beats any Allow).
+
+    A Deny statement applies to a caller its Principal names ("*", or the caller's ARN under "AWS"),
+    for a matching Action/Resource, when its conditions hold. Only `aws:PrincipalArn` conditions can be
+    evaluated here; a Deny with any other condition key is not applied (the linter reads it)."""
+    statements = policy.get("Statement", [])
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if statement.get("Effect") != "Deny" or not _applies(statement, action, resource):
+            continue
+        if not _names_caller(statement, caller_arn) or not _conditions_hold(statement, caller_arn):
+            continue
+        return True
+    return False
+
+
+def _names_caller(statement: Mapping[str, Any], caller_arn: str) -> bool:
+    principal = statement.get("Principal")
+    if principal == "*":
+        return True
+    named = _listed(principal.get("AWS", [])) if isinstance(principal, Mapping) else []
+    return "*" in named or caller_arn in named or principal_arn(caller_arn) in named
+
+
+def _conditions_hold(statement: Mapping[str, Any], caller_arn: str) -> bool:
+    value = principal_arn(caller_arn)
+    for operator, keys in (statement.get("Condition") or {}).items():
+        for key, expected in keys.items():
+            rule = _PRINCIPAL_ARN_OPERATORS.get(operator.lower())
+            if key.lower() != "aws:principalarn" or rule is None:
+                return False  # not evaluated here: the Deny is not applied
+            negated, wildcards = rule
+            matched = any(
+                _wildcard(pattern, value) if wildcards else pattern == value for pattern in _listed(expected)
+            )
+            if matched == negated:
+                return False
+    return True
+
+
+def denied_by_secret_policy(
+    request: RequestContext, caller_arn: str, action: str, resource: str | None
+) -> bool:
+    """Whether the resource policy of the secret a Secrets Manager request names denies the caller."""
+    if not action.lower().startswith("secretsmanager:"):
+        return False
+    secret_id = str(_json(request.body).get("SecretId", ""))
+    policy = _secret_policy(request.account_id, request.region, secret_id) if secret_id else None
+    return policy is not None and denied_by_resource_policy(policy, caller_arn, action, resource)
+
+
+def _secret_policy(account_id: str, region: str, secret_id: str) -> dict[str, Any] | None:
+    """The resource policy moto holds for the secret (by name or ARN), if it has one."""
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    secret = secretsmanager_backends[account_id][region].secrets.get(secret_id)
+    document = getattr(secret, "policy", None)
+    return _json(document.encode()) if isinstance(document, str) else None
 
 
 def _applies(statement: Mapping[str, Any], action: str, resource: str | None) -> bool:

@@ -26,7 +26,13 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from xpi_tools.local.iam_authorization import Authorization, RequestContext, is_allowed, required_permissions
+from xpi_tools.local.iam_authorization import (
+    Authorization,
+    RequestContext,
+    denied_by_secret_policy,
+    is_allowed,
+    required_permissions,
+)
 from xpi_tools.local.principals import RoleCredentials
 
 MOTO_VERSION = "5.2.5"
@@ -213,8 +219,11 @@ def patch_iam_evaluation(record: Callable[[str, Authorization], None]) -> Restor
             moto_resource=resource,
         )
         documents = [_policy_document(policy) for policy in request._access_key.collect_policies()]
+        caller = request._access_key.arn
         for action, target in required_permissions(context):
-            decision = Authorization(action, target, is_allowed(documents, action, target))
+            allowed = is_allowed(documents, action, target)
+            allowed = allowed and not denied_by_secret_policy(context, caller, action, target)
+            decision = Authorization(action, target, allowed)
             record(request._access_key.arn, decision)
             if not decision.allowed:
                 _deny(request, decision)

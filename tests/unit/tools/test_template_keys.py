@@ -1,0 +1,132 @@
+"""Keys and the commercial secret in template.yaml: three keys, each used only by whom it serves, the data
+key retained with the data it encrypts, and a secret policy naming only the invoke role (docs/security.md,
+"Keys"). The same properties are exercised on the local stack by tests/integration/test_keys.py."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from xpi_tools.iam.template_policies import TemplatePolicies
+
+ROOT = Path(__file__).resolve().parents[3]
+TEMPLATE = ROOT / "template.yaml"
+KEY_ARN = "arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/"
+CRYPTOGRAPHIC = ("Decrypt", "Encrypt", "GenerateDataKey", "ReEncrypt")
+
+
+@pytest.fixture(scope="module")
+def template() -> TemplatePolicies:
+    return TemplatePolicies(TEMPLATE)
+
+
+def _resources(template: TemplatePolicies) -> dict[str, Any]:
+    resources: dict[str, Any] = template.cfn["Resources"]
+    return resources
+
+
+def _key_of(resource: dict[str, Any]) -> Any:
+    properties = resource.get("Properties", {})
+    for name in ("KmsMasterKeyId", "KmsKeyId"):
+        if name in properties:
+            return properties[name]
+    if "SSESpecification" in properties:
+        return properties["SSESpecification"]["KMSMasterKeyId"]
+    if "BucketEncryption" in properties:
+        rule = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+        return rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"]
+    return None
+
+
+def _named_key(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return value.get("Ref") or (value.get("Fn::GetAtt") or [None])[0]
+    return None
+
+
+def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    statements = document["Statement"]
+    return statements if isinstance(statements, list) else [statements]
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_the_data_key_is_retained_with_the_lineage_table(template: TemplatePolicies) -> None:
+    resources = _resources(template)
+    assert resources["LineageTable"]["DeletionPolicy"] == "Retain"
+    assert resources["XpiKey"]["DeletionPolicy"] == "Retain"
+    assert resources["XpiKey"]["UpdateReplacePolicy"] == "Retain"
+
+
+def test_each_encrypted_resource_uses_the_key_of_what_it_holds(template: TemplatePolicies) -> None:
+    keys = {
+        logical_id: _named_key(_key_of(resource))
+        for logical_id, resource in _resources(template).items()
+        if _key_of(resource) is not None
+    }
+    # THEN what producers send is under the producer-facing key, the credentials under their own key,
+    # and everything else (tables, buckets, logs, internal queues) under the data key
+    assert keys.pop("RequestsQueue") == "RequestsQueueKey"
+    assert keys.pop("RequestsDLQ") == "RequestsQueueKey"  # the redrive reads it and resends with one key
+    assert keys.pop("CommercialCredentialsSecret") == "CommercialCredentialsKey"
+    assert {"LineageTable", "ArtifactsBucket", "FunctionsLogGroup", "BatchInputBucket"} <= set(keys)
+    assert set(keys.values()) == {"XpiKey"}, keys
+
+
+def test_producers_get_the_queue_and_its_key_and_nothing_of_the_data_key(template: TemplatePolicies) -> None:
+    resolver = template.resolver
+    properties = _resources(template)["RequestsProducerPolicy"]["Properties"]
+    statements = _statements(resolver.resolve(properties["PolicyDocument"]))
+    granted = {
+        (action, resource)
+        for statement in statements
+        if statement["Effect"] == "Allow"
+        for action in _listed(statement["Action"])
+        for resource in _listed(statement["Resource"])
+    }
+    queue_key = resolver.resolve({"Fn::GetAtt": ["RequestsQueueKey", "Arn"]})
+    queue = resolver.resolve({"Fn::GetAtt": ["RequestsQueue", "Arn"]})
+    assert granted == {
+        ("sqs:SendMessage", queue),
+        ("sqs:GetQueueUrl", queue),
+        ("kms:GenerateDataKey", queue_key),
+        ("kms:Decrypt", queue_key),
+    }
+    data_key = resolver.resolve({"Fn::GetAtt": ["XpiKey", "Arn"]})
+    assert data_key != queue_key and data_key.startswith(KEY_ARN)
+
+
+def test_only_the_invoke_role_holds_the_credentials_key(template: TemplatePolicies) -> None:
+    secret_key = template.resolver.resolve({"Fn::GetAtt": ["CommercialCredentialsKey", "Arn"]})
+    holders = {
+        role
+        for role, policies in template.role_policies().items()
+        for document in policies.documents
+        for statement in _statements(document)
+        if {secret_key, "*"} & set(_listed(statement.get("Resource", [])))
+        and any(str(a).startswith("kms:") for a in _listed(statement.get("Action", [])))
+    }
+    assert holders == {"InvokeModelFunctionRole"}
+
+
+def test_the_secret_policy_denies_reading_to_all_but_the_invoke_role(template: TemplatePolicies) -> None:
+    resources = _resources(template)
+    policies = [r for r in resources.values() if r["Type"] == "AWS::SecretsManager::ResourcePolicy"]
+    assert len(policies) == 1
+    properties = template.resolver.resolve(policies[0]["Properties"])
+    assert properties["SecretId"] == template.resolver.resolve({"Ref": "CommercialCredentialsSecret"})
+    assert properties["BlockPublicPolicy"] is True
+    (deny,) = _statements(properties["ResourcePolicy"])
+    assert deny["Effect"] == "Deny" and deny["Principal"] == "*"
+    assert _listed(deny["Action"]) == ["secretsmanager:GetSecretValue"]
+    invoke_role = template.resolver.resolve({"Fn::GetAtt": ["InvokeModelFunctionRole", "Arn"]})
+    assert deny["Condition"] == {"StringNotEquals": {"aws:PrincipalArn": invoke_role}}
+
+
+def test_the_credentials_key_is_used_only_through_secrets_manager(template: TemplatePolicies) -> None:
+    policy = template.resolver.resolve(_resources(template)["CommercialCredentialsKey"]["Properties"])
+    for statement in _statements(policy["KeyPolicy"]):
+        operations = [str(a).removeprefix("kms:") for a in _listed(statement["Action"])]
+        if any(op == "*" or op.startswith(CRYPTOGRAPHIC) for op in operations):
+            assert "kms:ViaService" in statement["Condition"]["StringEquals"], statement
