@@ -357,3 +357,23 @@ def test_signed_admin_call_is_refused_by_the_resource_policy_without_mfa(iam: An
     assert [e["requestContext"]["identity"]["userArn"] for e in function.events] == [
         f"arn:{PARTITION}:iam::{ACCOUNT}:user/everything"
     ]
+
+
+@pytest.mark.parametrize("method", ["TRACE", "OPTIONS", "QUERY", "DELETE"])
+def test_a_method_the_path_does_not_have_gets_api_gateways_403_over_http(method: str) -> None:
+    import http.client
+
+    # GIVEN the gateway serving the API's document over HTTP
+    gateway = gateway_for(DOCUMENT, RecordingFunction())
+    url = gateway.start()
+    try:
+        host, port = url.removeprefix("http://").split("/", 1)[0].split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=5)
+        # WHEN a method the document does not declare for a path is sent (some the HTTP server knows
+        # no handler for)
+        connection.request(method, f"/{STAGE}/v1/models")
+        response = connection.getresponse()
+        # THEN API Gateway's answer, not the HTTP server's 501
+        assert (response.status, json.loads(response.read())) == (403, {"message": MISSING_TOKEN})
+    finally:
+        gateway.stop()

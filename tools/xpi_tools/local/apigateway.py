@@ -349,9 +349,16 @@ class LocalApiGateway:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+            def __getattr__(self, name: str) -> Any:
+                # Every method (do_GET, do_TRACE, do_QUERY, ...) reaches the gateway, as on AWS: one
+                # the document does not declare for a path gets API Gateway's 403, not the HTTP
+                # server's 501.
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
 
         self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         self._server.daemon_threads = True
