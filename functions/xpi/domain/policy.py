@@ -31,9 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 __all__ = [
     "ACTION_RANK",
+    "COMPREHEND_ENTITY_TYPES",
     "FLOOR_BLOCKED",
     "FLOOR_RULE",
-    "COMPREHEND_ENTITY_TYPES",
     "Action",
     "ComprehendEntityType",
     "ComprehendSettings",
@@ -76,6 +76,7 @@ def _reaches_floor(pattern: str) -> bool:
     if pattern.split(".", 1)[0] in FLOOR_BLOCKED:
         return True
     return any(fnmatchcase(probe, pattern) for probe in _FLOOR_PROBES)
+
 
 # Entity types Amazon Comprehend DetectPiiEntities can return.
 ComprehendEntityType = Literal[
@@ -171,7 +172,10 @@ class Policy(BaseModel):
     version: Literal[1] = 1
     description: str = Field(default="", max_length=1024)
     default_action: Action = Field(
-        default=Action.BLOCK, description="Action for a category that neither a rule nor a key configures."
+        default=Action.BLOCK,
+        description="Action for a category that neither a rule nor a key configures: 'block' or 'redact' "
+        "('allow' does not validate: a category nobody configured never passes unchanged).",
+        json_schema_extra={"enum": [Action.REDACT.value, Action.BLOCK.value]},
     )
     categories: dict[CategoryPattern, Action] = Field(
         default_factory=dict,
@@ -185,7 +189,7 @@ class Policy(BaseModel):
     comprehend: ComprehendSettings = Field(default_factory=ComprehendSettings)
 
     @model_validator(mode="after")
-    def _respects_the_floor(self) -> "Policy":
+    def _respects_the_floor(self) -> Policy:
         if self.default_action is Action.ALLOW:
             raise ValueError("default_action 'allow' is not permitted: use 'block' or 'redact'")
         for pattern, action in self.categories.items():

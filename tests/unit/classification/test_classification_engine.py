@@ -152,7 +152,9 @@ def test_model_rule_allows_an_export_marking_to_us_profiles_only() -> None:
 def test_the_floor_blocks_cui_and_classified_even_in_a_policy_that_skipped_validation() -> None:
     # GIVEN a policy object built without validation whose rules allow everything to every model
     rule = ModelRule(name="all", models=("*",), categories=("pii.email",), action=Action.ALLOW)
-    everything = ModelRule.model_construct(name="everything", models=("*",), categories=("*",), action=Action.ALLOW)
+    everything = ModelRule.model_construct(
+        name="everything", models=("*",), categories=("*",), action=Action.ALLOW
+    )
     policy = load_default_policy().model_copy(
         update={
             "model_rules": (rule, everything),

@@ -82,7 +82,11 @@ def test_schema_rejects_what_the_model_rejects() -> None:
         {"categories": {"c*": "redact"}},
         {"categories": {"*.banner": "allow"}},
         {"model_rules": [{"models": ["us.*"], "categories": ["cui.*"], "action": "allow"}]},
-        {"model_rules": [{"models": ["us.*"], "categories": ["pii.*", "classified.banner"], "action": "redact"}]},
+        {
+            "model_rules": [
+                {"models": ["us.*"], "categories": ["pii.*", "classified.banner"], "action": "redact"}
+            ]
+        },
         {"model_rules": [{"models": ["*"], "categories": ["*"], "action": "allow"}]},
         {"comprehend": {"entity_types": ["NAME", "SHOE_SIZE"]}},
     ],

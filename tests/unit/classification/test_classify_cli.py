@@ -141,7 +141,10 @@ def test_policy_and_model_flags_apply_model_rules(
         stdin=b"ECCN 3A001.a.2 applies",
     )
     other = run(
-        ["--policy", str(path), "--model", "amazon.nova-pro-v1:0"], capsys, monkeypatch, stdin=b"ECCN 3A001.a.2 applies"
+        ["--policy", str(path), "--model", "amazon.nova-pro-v1:0"],
+        capsys,
+        monkeypatch,
+        stdin=b"ECCN 3A001.a.2 applies",
     )
     # THEN only the US profile is allowed
     assert json.loads(us[1])["decision"] == "allow"
