@@ -63,6 +63,8 @@ class Settings(BaseModel):
     # The API's stage, and comma-separated globs over the principals admin routes accept (empty: any
     # principal IAM and the API's resource policy let through); an admin event claiming otherwise is refused.
     api_stage: str = Field("api", alias="API_STAGE")
+    # The stack's account (the template sets it; empty: the account in the function's own ARN).
+    api_account_id: str = Field("", alias="API_ACCOUNT_ID")
     api_admin_principals: str = Field("", alias="API_ADMIN_PRINCIPALS")
     # API Gateway ends an integration at 29 s: answer before it, with the request id to poll.
     api_invoke_wait_s: Annotated[float, Field(ge=0.5, le=28)] = Field(25.0, alias="API_INVOKE_WAIT_S")

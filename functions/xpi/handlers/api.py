@@ -179,8 +179,8 @@ def dashboard_stats() -> Response[str]:
 
 
 def _admin_call() -> api.AdminCall:
-    """The admin caller as the event states it, with what the function knows on its own (its account,
-    from its own ARN in the Lambda context) to check it against."""
+    """The admin caller as the event states it, with what the function knows on its own (its stack's
+    account and stage, from its configuration) to check it against."""
     context = app.current_event.raw_event.get("requestContext") or {}
     settings = get_settings()
     return api.AdminCall(
@@ -189,7 +189,7 @@ def _admin_call() -> api.AdminCall:
         account_id=context.get("accountId"),
         api_id=context.get("apiId"),
         stage=context.get("stage"),
-        own_account_id=app.lambda_context.invoked_function_arn.split(":")[4],
+        own_account_id=settings.api_account_id or app.lambda_context.invoked_function_arn.split(":")[4],
         expected_stage=settings.api_stage,
         admin_patterns=tuple(p.strip() for p in settings.api_admin_principals.split(",") if p.strip()),
     )

@@ -509,6 +509,7 @@ def replace_config(
             "revision": stored.revision,
             "sha256": stored.sha256,
             "by": call.principal,
+            "request_id": call.request_id,  # the Security Alert's request_id
         },
     )
 

@@ -4,6 +4,7 @@ IAM policies as API Gateway does for a caller in the API's account."""
 
 import copy
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,10 +69,11 @@ def document_routes() -> Iterator[tuple[str, str]]:
                 yield method.upper(), path.replace("{id}", "probe-1")
 
 
-def user(name: str, *, mfa: bool = False) -> Principal:
+def user(name: str, *, mfa: bool = False, mfa_age_s: float = 60) -> Principal:
     return Principal(
-        name, f"AIDA{name.upper()}", f"arn:{PARTITION}:iam::{ACCOUNT}:user/{name}", "AKIA", "s", mfa
-    )
+        name, f"AIDA{name.upper()}", f"arn:{PARTITION}:iam::{ACCOUNT}:user/{name}", "AKIA", "s", mfa,
+        mfa_authenticated_at=time.time() - mfa_age_s if mfa else None,
+    )  # fmt: skip
 
 
 def template_resource_policy(**parameters: str) -> list[dict[str, Any]]:
@@ -226,6 +228,18 @@ def test_admin_routes_need_mfa_even_with_execute_api_everywhere() -> None:
         assert (
             decide(INVOKE_EVERYTHING, statements, "execute-api:Invoke", arn, user("u", mfa=True)) == "ALLOW"
         )
+
+
+def test_admin_routes_refuse_an_mfa_session_older_than_an_hour() -> None:
+    # GIVEN a principal allowed execute-api:* everywhere, signed in with MFA 61 minutes ago
+    statements = template_resource_policy()
+    stale, fresh = user("u", mfa=True, mfa_age_s=3660), user("u", mfa=True, mfa_age_s=600)
+    for method, path in document_routes():
+        arn = method_arn(method, path)
+        # WHEN / THEN the admin routes deny it explicitly; a fresh session and the other routes are let be
+        expected = "EXPLICIT_DENY" if path.startswith("/v1/admin/") else "ALLOW"
+        assert decide(INVOKE_EVERYTHING, statements, "execute-api:Invoke", arn, stale) == expected, path
+        assert decide(INVOKE_EVERYTHING, statements, "execute-api:Invoke", arn, fresh) == "ALLOW", path
 
 
 def test_resource_policy_leaves_the_other_routes_to_identity_policies() -> None:

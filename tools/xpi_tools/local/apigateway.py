@@ -63,6 +63,7 @@ class Principal:
     access_key_id: str
     secret_access_key: str
     mfa: bool = False
+    mfa_authenticated_at: float | None = None  # epoch seconds of the MFA sign-in (aws:MultiFactorAuthAge)
 
 
 Authorization = Literal["AWS_IAM", "NONE"]
@@ -153,7 +154,9 @@ class IamDirectory:
                     )  # fmt: skip
         return None
 
-    def mint_mfa_session(self, user_name: str, access_key_id: str) -> dict[str, str]:
+    def mint_mfa_session(
+        self, user_name: str, access_key_id: str, *, authenticated_at: float | None = None
+    ) -> dict[str, str]:
         """Temporary credentials of the user marked MFA-authenticated, as GetSessionToken with
         SerialNumber/TokenCode returns them on AWS (aws:MultiFactorAuthPresent = true)."""
         base = self.find(access_key_id, None)
@@ -161,7 +164,10 @@ class IamDirectory:
             raise ValueError(f"no active key {access_key_id} for {user_name}")
         session_key = "ASIA" + secrets.token_hex(8).upper()
         secret, token = secrets.token_urlsafe(30), "mfa-" + secrets.token_urlsafe(48)
-        principal = Principal(base.user_name, base.user_id, base.arn, session_key, secret, mfa=True)
+        principal = Principal(
+            base.user_name, base.user_id, base.arn, session_key, secret, mfa=True,
+            mfa_authenticated_at=time.time() if authenticated_at is None else authenticated_at,
+        )  # fmt: skip
         with self._lock:
             self._sessions[session_key] = (principal, token)
         return {"aws_access_key_id": session_key, "aws_secret_access_key": secret, "aws_session_token": token}
@@ -202,6 +208,8 @@ _CONDITION_OPERATORS = {
     "Bool": lambda actual, expected: actual.lower() in [e.lower() for e in expected],
     "StringEquals": lambda actual, expected: actual in expected,
     "StringNotEquals": lambda actual, expected: actual not in expected,
+    "NumericGreaterThan": lambda actual, expected: any(float(actual) > float(e) for e in expected),
+    "NumericLessThanEquals": lambda actual, expected: any(float(actual) <= float(e) for e in expected),
 }
 _NEGATED_OPERATORS = {"StringNotEquals"}
 
@@ -209,10 +217,12 @@ _NEGATED_OPERATORS = {"StringNotEquals"}
 def _condition_keys(principal: Principal | None) -> dict[str, str | None]:
     """The request's values of the condition keys understood here (lower-cased names; None: absent).
     aws:MultiFactorAuthPresent is present (true) only for MFA sessions, absent for long-term keys, as
-    on AWS; no request arrives through a VPC endpoint locally, so aws:SourceVpce/aws:SourceVpc are
-    absent."""
+    on AWS, and aws:MultiFactorAuthAge (seconds since the MFA sign-in) only with it; no request arrives
+    through a VPC endpoint locally, so aws:SourceVpce/aws:SourceVpc are absent."""
+    mfa_at = principal.mfa_authenticated_at if principal is not None and principal.mfa else None
     return {
         "aws:multifactorauthpresent": "true" if principal is not None and principal.mfa else None,
+        "aws:multifactorauthage": str(int(time.time() - mfa_at)) if mfa_at is not None else None,
         "aws:sourcevpce": None,
         "aws:sourcevpc": None,
     }
