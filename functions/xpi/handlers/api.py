@@ -178,58 +178,6 @@ def dashboard_stats() -> Response[str]:
     return _json(200, api.stats(dependencies.lineage_store(), minutes, datetime.now(UTC), aliases))
 
 
-def _admin_call() -> api.AdminCall:
-    """The admin caller as the event states it, with what the function knows on its own (its stack's
-    account and stage, from its configuration) to check it against."""
-    context = app.current_event.raw_event.get("requestContext") or {}
-    settings = get_settings()
-    return api.AdminCall(
-        principal=_principal(),
-        request_id=str(context.get("requestId") or ""),
-        account_id=context.get("accountId"),
-        api_id=context.get("apiId"),
-        stage=context.get("stage"),
-        own_account_id=settings.api_account_id or app.lambda_context.invoked_function_arn.split(":")[4],
-        expected_stage=settings.api_stage,
-        admin_patterns=tuple(p.strip() for p in settings.api_admin_principals.split(",") if p.strip()),
-    )
-
-
-@app.put("/v1/admin/policy")
-def put_policy() -> Response[str]:
-    body = app.current_event.body or ""
-    result = api.replace_config(
-        "policy",
-        body,
-        _admin_call(),
-        admin=dependencies.admin_actions(),
-        events=dependencies.event_publisher(),
-        now=datetime.now(UTC),
-    )
-    return _json(200, result)
-
-
-@app.put("/v1/admin/routing")
-def put_routing() -> Response[str]:
-    body = app.current_event.body or ""
-    result = api.replace_config(
-        "routing",
-        body,
-        _admin_call(),
-        admin=dependencies.admin_actions(),
-        events=dependencies.event_publisher(),
-        now=datetime.now(UTC),
-    )
-    return _json(200, result)
-
-
-@app.post("/v1/admin/dlq/redrive")
-def redrive() -> Response[str]:
-    return _json(
-        200, api.redrive(_admin_call(), dependencies.admin_actions(), dependencies.event_publisher())
-    )
-
-
 # ------------------------------------------------------------------ errors: one shape, stable codes
 @app.exception_handler(XpiError)  # type: ignore[untyped-decorator]
 def _domain_error(error: XpiError) -> Response[str]:

@@ -458,8 +458,11 @@ def verify_admin_call(call: AdminCall, events: EventPublisher) -> None:
         raise AdminCallRefused("the admin call did not come through this stack's API")
 
 
+ConfigDocument = Literal["policy", "routing"]
+
+
 def replace_config(
-    kind: Literal["policy", "routing"],
+    kind: ConfigDocument,
     body: str,
     call: AdminCall,
     *,

@@ -11,6 +11,7 @@ import pytest
 from openapi_schema_validator import OAS30Validator
 from xpi import dependencies
 from xpi.domain.errors import ModelNotApproved, WorkflowWithoutResult
+from xpi.handlers import admin as admin_handler
 from xpi.handlers import api as api_handler
 from xpi.models.lineage import LineageItem
 from xpi.services import api as api_service
@@ -91,7 +92,8 @@ def call(
             event["requestContext"].pop(name, None)  # type: ignore[attr-defined]
         else:
             event["requestContext"][name] = value  # type: ignore[index]
-    response = api_handler.handler(event, FakeLambdaContext())
+    handler = admin_handler.handler if path.startswith("/v1/admin/") else api_handler.handler
+    response = handler(event, FakeLambdaContext())
     status, answer = response["statusCode"], json.loads(response["body"])
     operation = DOCUMENT["paths"].get(resource, {}).get(method.lower())
     if operation is None:  # not a route of the API: still the one error shape
@@ -423,6 +425,25 @@ def test_a_forged_admin_event_is_refused_and_raises_a_security_alert(
     assert [(a["decision"], a["caller_principal"]) for a in alerts] == [("refused", ADMIN)]
 
 
+def test_a_direct_invoke_of_the_api_function_with_a_forged_admin_identity_changes_nothing(
+    world: dict[str, Any],
+) -> None:
+    # GIVEN an event for the policy route, as API Gateway would build it for an admin, sent straight to
+    # the API function (lambda:InvokeFunction on it)
+    event = json.loads((ROOT / "events" / "admin" / "redrive.json").read_text(encoding="utf-8"))
+    event.update(
+        resource="/v1/admin/policy", path="/v1/admin/policy", httpMethod="PUT", body='{"version": 1}'
+    )
+
+    # WHEN
+    response = api_handler.handler(event, FakeLambdaContext())
+
+    # THEN the API function has no admin route: nothing is stored
+    assert response["statusCode"] == 404
+    assert json.loads(response["body"])["error"]["code"] == "RouteNotFound"
+    assert not world["admin"].policies
+
+
 def test_admin_routes_accept_only_the_configured_admin_principals(
     world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -489,14 +510,19 @@ def test_a_request_without_an_iam_identity_is_an_internal_error(world: dict[str,
     assert body == {"error": {"code": "InternalError", "message": "the request carries no IAM identity"}}
 
 
-def test_every_route_of_the_handler_is_in_the_document() -> None:
+def test_every_route_of_the_handlers_is_in_the_document() -> None:
     declared = {(m.upper(), p) for p, ops in DOCUMENT["paths"].items() for m in ops}
-    source = (ROOT / "functions/xpi/handlers/api.py").read_text(encoding="utf-8")
-    served = {
-        (method.upper(), re.sub(r"<[^>]+>", "{id}", path))
-        for method, path in re.findall(r'@app\.(get|post|put|delete)\("([^"]+)"\)', source)
-    }
-    assert served == declared
+    served_by = {}
+    for module in ("api", "admin"):
+        source = (ROOT / f"functions/xpi/handlers/{module}.py").read_text(encoding="utf-8")
+        for method, path in re.findall(r'@app\.(get|post|put|delete)\("([^"]+)"\)', source):
+            served_by[(method.upper(), re.sub(r"<[^>]+>", "{id}", path))] = module
+    assert set(served_by) == declared
+    # the admin routes, and only they, are the admin function's (and its integration's)
+    for (method, path), module in served_by.items():
+        assert (module == "admin") == path.startswith("/v1/admin/"), (method, path)
+        uri = DOCUMENT["paths"][path][method.lower()]["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+        assert ("${AdminFunction.Arn}" in uri) == (module == "admin"), (method, path)
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "events" / "api").glob("*.json")), ids=lambda p: p.name)

@@ -1,5 +1,6 @@
-"""A local API Gateway (REST) in front of the API function, because moto's API Gateway does not invoke
-Lambda integrations.
+"""A local API Gateway (REST) in front of the API's functions (each method's aws_proxy integration names
+its function: the API function, or the admin function for /v1/admin/*), because moto's API Gateway does
+not invoke Lambda integrations.
 
 It serves exactly the routes api/openapi.yaml declares, under /<stage>/ as execute-api does. Each
 method's authorization is the one API Gateway creates when it imports the document
@@ -733,6 +734,27 @@ def provision_principals(
     return credentials
 
 
+_INTEGRATION_FUNCTION = re.compile(r"\$\{(?P<logical_id>[A-Za-z0-9]+)\.Arn\}/invocations")
+
+
+def integration_functions(document: dict[str, Any], outputs: dict[str, str]) -> dict[tuple[str, str], str]:
+    """(METHOD, resource) -> the name of the function its aws_proxy integration invokes: the function
+    named in the integration's URI (`${<LogicalId>.Arn}`), found through the stack output
+    `<LogicalId>Name`, as API Gateway invokes each method's own integration."""
+    functions: dict[tuple[str, str], str] = {}
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
+            if method.upper() not in HTTP_METHODS:
+                continue
+            uri = operation.get("x-amazon-apigateway-integration", {}).get("uri", "")
+            text = uri.get("Fn::Sub", "") if isinstance(uri, dict) else str(uri)
+            match = _INTEGRATION_FUNCTION.search(str(text))
+            if match is None:
+                raise ValueError(f"{method.upper()} {path}: no Lambda integration the local API can invoke")
+            functions[(method.upper(), path)] = outputs[f"{match['logical_id']}Name"]
+    return functions
+
+
 def start_local_api(
     session: Any,
     *,
@@ -762,7 +784,12 @@ def start_local_api(
         region=region,
         partition=partition,
     )
-    function_name = outputs["ApiFunctionName"]
+    functions = integration_functions(document, outputs)
+
+    def invoke_route(payload: bytes) -> tuple[bytes, str | None]:
+        event = json.loads(payload)
+        return invoke(functions[(event["httpMethod"], event["resource"])], payload)
+
     gateway = LocalApiGateway(
         document=document,
         api_id=outputs["ApiId"],
@@ -771,7 +798,7 @@ def start_local_api(
         account_id=account_id,
         partition=partition,
         directory=directory,
-        invoke=lambda payload: invoke(function_name, payload),
+        invoke=invoke_route,
         resource_policy=resource_policy,
     )
     gateway.start()
