@@ -403,6 +403,41 @@ def test_an_admin_with_mfa_replaces_the_policy(
     assert alert["detail"]["caller_principal"] == api.arn("operator")
 
 
+def test_a_direct_invoke_with_a_forged_admin_identity_changes_no_policy(
+    api: ApiClient, local_stack: LocalStackClient, results: ResultCollector
+) -> None:
+    # GIVEN the policy parameter as it is, and an event for PUT /v1/admin/policy claiming the operator
+    ssm = local_stack.client("ssm")
+    parameter = f"/xpi/{local_stack.state['stack_name']}/policy"
+    before = ssm.get_parameter(Name=parameter)["Parameter"]["Version"]
+    looser = json.loads(json.dumps(SHIPPED_POLICY))
+    looser["categories"]["pii.email"] = "allow"
+    event = json.loads((ROOT / "events" / "admin" / "redrive.json").read_text(encoding="utf-8"))
+    event.update(
+        resource="/v1/admin/policy", path="/v1/admin/policy", httpMethod="PUT", body=json.dumps(looser)
+    )
+    event["requestContext"]["identity"]["userArn"] = api.arn("operator")
+    event["requestContext"]["requestId"] = f"forged-{uuid.uuid4().hex[:12]}"
+    lambda_api = local_stack.client("lambda")
+
+    # WHEN it is sent straight to the API function, and to the admin function (another account's "API")
+    to_api = lambda_api.invoke(FunctionName=local_stack.outputs["ApiFunctionName"], Payload=json.dumps(event))
+    to_admin = lambda_api.invoke(
+        FunctionName=local_stack.outputs["AdminFunctionName"], Payload=json.dumps(event)
+    )
+
+    # THEN the API function has no admin route, the admin function refuses the event, the policy is
+    # unchanged, and a Security Alert names the claimed caller
+    assert json.loads(to_api["Payload"].read())["statusCode"] == 404
+    assert json.loads(to_admin["Payload"].read())["statusCode"] == 500
+    assert ssm.get_parameter(Name=parameter)["Parameter"]["Version"] == before
+    alert = results.wait_for(event["requestContext"]["requestId"], detail_type="Security Alert")
+    assert (alert["detail"]["decision"], alert["detail"]["caller_principal"]) == (
+        "refused",
+        api.arn("operator"),
+    )
+
+
 def test_a_policy_put_with_ssm_by_hand_is_refused_and_raises_a_security_alert(
     api: ApiClient, local_stack: LocalStackClient, results: ResultCollector
 ) -> None:
