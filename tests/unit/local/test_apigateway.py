@@ -22,6 +22,7 @@ from xpi_tools.local.apigateway import (
     LocalApiGateway,
     Principal,
     decide,
+    integration_functions,
     method_authorization,
     resolve_template_policy,
     resource_policy_statements,
@@ -371,3 +372,17 @@ def test_signed_admin_call_is_refused_by_the_resource_policy_without_mfa(iam: An
     assert [e["requestContext"]["identity"]["userArn"] for e in function.events] == [
         f"arn:{PARTITION}:iam::{ACCOUNT}:user/everything"
     ]
+
+
+def test_each_method_invokes_the_function_its_integration_names() -> None:
+    # GIVEN the API's document and the stack's function names
+    outputs = {"ApiFunctionName": "xpi-api", "AdminFunctionName": "xpi-admin"}
+
+    # WHEN / THEN the admin routes go to the admin function, every other route to the API function
+    functions = integration_functions(DOCUMENT, outputs)
+    assert functions
+    for (method, path), name in functions.items():
+        assert name == ("xpi-admin" if path.startswith("/v1/admin/") else "xpi-api"), (method, path)
+    # AND a method without a Lambda integration is refused rather than sent anywhere
+    with pytest.raises(ValueError, match="no Lambda integration"):
+        integration_functions(document_with({"get /v1/open": {}}), outputs)
