@@ -11,7 +11,7 @@ from xpi.adapters.admin import AwsAdminActions
 from xpi.adapters.batch_store import DynamoBatchTable, S3BatchObjects
 from xpi.adapters.bedrock import BotoBedrockGateway
 from xpi.adapters.comprehend import ComprehendPiiDetector
-from xpi.adapters.config_store import ConfigOverride, OptionalParameter, PolicyLoadError
+from xpi.adapters.config_store import ConfigOverride, OptionalParameter, PolicyLoadError, SigningSecret
 from xpi.adapters.credentials import SecretsManagerCredentials
 from xpi.adapters.event_bus import EventBridgePublisher
 from xpi.adapters.lineage_store import DynamoLineageStore
@@ -38,8 +38,11 @@ from xpi.adapters.workflow import (
 )
 from xpi.domain.batch import BatchLimits
 from xpi.domain.classification import Detector
+from xpi.domain.config_signing import ConfigVersion
 from xpi.domain.policy import ComprehendSettings, Policy, load_default_policy
 from xpi.domain.routing import RoutingConfig, load_default_routing
+from xpi.models.events import SECURITY_ALERT, ConfigAlert, SecurityAlertDetail
+from xpi.observability import logger
 from xpi.services.batch import LineStarter
 from xpi.services.submission import Submitter
 from xpi.settings import BATCH_FALLBACK_CONCURRENCY, get_settings
@@ -94,32 +97,86 @@ def submitter() -> Submitter:
 @cache
 def admin_actions() -> AdminActions:
     settings = get_settings()
-    return AwsAdminActions(settings.policy_parameter_name, settings.requests_dlq_url)
+    return AwsAdminActions(
+        {"policy": settings.policy_parameter_name, "routing": settings.routing_parameter_name},
+        settings.requests_dlq_url,
+        settings.require("config_signing_secret_id"),
+    )
 
 
 # ---------------------------------------------------------------------------------------------- configuration
 @cache
+def _signing_secret() -> SigningSecret | None:
+    settings = get_settings()
+    if not settings.config_signing_secret_id:
+        return None
+    return SigningSecret(settings.config_signing_secret_id, settings.config_max_age_s)
+
+
+def _config_alert(alert: ConfigAlert) -> None:
+    """A refused policy or routing value: a Security Alert on the bus (and a log line)."""
+    logger.error("configuration refused", extra=alert.model_dump())
+    event_publisher().publish(
+        SECURITY_ALERT,
+        SecurityAlertDetail(
+            request_id=f"config-{alert.document}",
+            caller_principal="unknown",
+            source="config",
+            categories={},
+            decision="fallback",
+            config=alert,
+        ),
+    )
+
+
+@cache
 def _routing() -> ConfigOverride[RoutingConfig]:
     settings = get_settings()
     parameter = OptionalParameter(settings.routing_parameter_name, settings.config_max_age_s)
-    return ConfigOverride(parameter, RoutingConfig, load_default_routing)
+    return ConfigOverride(
+        parameter,
+        RoutingConfig,
+        load_default_routing,
+        kind="routing",
+        signing=_signing_secret(),
+        on_alert=_config_alert,
+    )
 
 
 def routing_config() -> RoutingConfig:
-    """The routing configuration: the SSM parameter when it exists, else the shipped default."""
+    """The routing configuration: the SSM parameter when it exists (signed, when signing is configured),
+    else the shipped default."""
     return _routing().get()
+
+
+def routing_in_force() -> tuple[RoutingConfig, ConfigVersion]:
+    """The routing configuration and the version of it in force."""
+    return _routing().current()
 
 
 @cache
 def _policy() -> ConfigOverride[Policy]:
     settings = get_settings()
     parameter = OptionalParameter(settings.policy_parameter_name, settings.config_max_age_s)
-    return ConfigOverride(parameter, Policy, load_default_policy, failure=(PolicyLoadError, "policy"))
+    return ConfigOverride(
+        parameter,
+        Policy,
+        load_default_policy,
+        failure=(PolicyLoadError, "policy"),
+        kind="policy",
+        signing=_signing_secret(),
+        on_alert=_config_alert,
+    )
 
 
 def classification_policy() -> Policy:
     """The classification policy in force (SSM parameter when it exists, else the shipped default)."""
     return _policy().get()
+
+
+def policy_in_force() -> tuple[Policy, ConfigVersion]:
+    """The classification policy and the version of it in force."""
+    return _policy().current()
 
 
 def extra_detectors(policy: Policy) -> tuple[Detector, ...]:

@@ -41,6 +41,9 @@ class Settings(BaseModel):
     policy_parameter_name: str = Field("", alias="POLICY_PARAMETER_NAME")
     routing_parameter_name: str = Field("", alias="ROUTING_PARAMETER_NAME")
     config_max_age_s: Annotated[int, Field(ge=0, le=3600)] = Field(60, alias="CONFIG_MAX_AGE_S")
+    # The stack secret the admin path signs policy and routing versions with (and the loaders verify
+    # with); empty (unit tests, `sam local`) means stored values are applied unsigned.
+    config_signing_secret_id: str = Field("", alias="CONFIG_SIGNING_SECRET_ID")
 
     # ---------------------------------------------------------------- inference workflow and its producers
     state_machine_arn: str = Field("", alias="STATE_MACHINE_ARN")
@@ -57,6 +60,12 @@ class Settings(BaseModel):
     requests_dlq_url: str = Field("", alias="REQUESTS_DLQ_URL")
     # Comma-separated globs over caller principals that may read any request (auditors).
     api_auditor_principals: str = Field("", alias="API_AUDITOR_PRINCIPALS")
+    # The API's stage, and comma-separated globs over the principals admin routes accept (empty: any
+    # principal IAM and the API's resource policy let through); an admin event claiming otherwise is refused.
+    api_stage: str = Field("api", alias="API_STAGE")
+    # The stack's account (the template sets it; empty: the account in the function's own ARN).
+    api_account_id: str = Field("", alias="API_ACCOUNT_ID")
+    api_admin_principals: str = Field("", alias="API_ADMIN_PRINCIPALS")
     # API Gateway ends an integration at 29 s: answer before it, with the request id to poll.
     api_invoke_wait_s: Annotated[float, Field(ge=0.5, le=28)] = Field(25.0, alias="API_INVOKE_WAIT_S")
 

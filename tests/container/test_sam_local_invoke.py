@@ -53,6 +53,7 @@ SAMPLES = {
         "record-rejection/validate-failed.json",
     ],
     "ApiFunction": ["api/models.json", "api/submit.json"],
+    "AdminFunction": ["admin/redrive.json"],
     "BatchStartFunction": ["batch/start/sqs-s3-notification.json"],
     "BatchSplitFunction": ["batch/split/workflow-input.json"],
     "BatchReleaseFunction": ["batch/release/task.json"],

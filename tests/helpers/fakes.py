@@ -1,11 +1,13 @@
 """In-memory fakes of xpi's ports (xpi.adapters.ports), with the semantics the real adapters guarantee."""
 
+import json
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
-from xpi.models.api import RedriveStarted
+from xpi.domain.hashing import canonical_sha256
+from xpi.models.api import RedriveStarted, StoredConfig
 from xpi.models.batch import BatchObject
 from xpi.models.bedrock import ModelAnswer
 from xpi.models.credentials import ApiKey, CommercialCredentials, IamKeys
@@ -112,9 +114,22 @@ class FakeAdminActions:
         self.dead_letters = dead_letters
         self.redrives: list[RedriveStarted] = []
 
-    def put_policy(self, text: str) -> int:
-        self.policies.append(text)
-        return len(self.policies)
+    def store_config(
+        self,
+        kind: Literal["policy", "routing"],
+        document: dict[str, Any],
+        *,
+        changed_by: str,
+        changed_at: str,
+    ) -> StoredConfig:
+        self.policies.append(json.dumps(document))
+        return StoredConfig(
+            document=kind,
+            revision=len(self.policies),
+            sha256=canonical_sha256(document),
+            parameter=f"/xpi/test/{kind}",
+            parameter_version=len(self.policies),
+        )
 
     def redrive(self) -> RedriveStarted:
         handle = f"task-{len(self.redrives) + 1}"

@@ -373,19 +373,103 @@ def test_resource_policy_wants_mfa_on_admin_routes_even_for_execute_api_everywhe
     assert body["detail"]["by"] == api.arn("unrestricted")
 
 
-def test_an_admin_with_mfa_replaces_the_policy(api: ApiClient, local_stack: LocalStackClient) -> None:
+SHIPPED_POLICY = json.loads(
+    (ROOT / "functions" / "xpi" / "policy" / "default.json").read_text(encoding="utf-8")
+)
+
+
+def test_an_admin_with_mfa_replaces_the_policy(
+    api: ApiClient, local_stack: LocalStackClient, results: ResultCollector
+) -> None:
     # GIVEN the shipped policy, unchanged, so that the other tests see the same decisions
-    shipped = json.loads((ROOT / "functions" / "xpi" / "policy" / "default.json").read_text(encoding="utf-8"))
     ssm = local_stack.client("ssm")
     parameter = f"/xpi/{local_stack.state['stack_name']}/policy"
-    try:
-        # WHEN an admin with an MFA session puts it through the API
-        status, body = api.call("operator_mfa", "PUT", "/v1/admin/policy", shipped)
 
-        # THEN it is stored in the stack's policy parameter (written with the API function's own role)
-        assert status == 200, body
-        assert_matches_document("/v1/admin/policy", "PUT", status, body)
-        stored = json.loads(ssm.get_parameter(Name=parameter)["Parameter"]["Value"])
-        assert stored["categories"] == shipped["categories"]
+    # WHEN an admin with an MFA session puts it through the API
+    status, body = api.call("operator_mfa", "PUT", "/v1/admin/policy", SHIPPED_POLICY)
+
+    # THEN it is stored in the stack's policy parameter as the next signed revision (written with the
+    # API function's own role, signed with the stack's signing secret)
+    assert status == 200, body
+    assert_matches_document("/v1/admin/policy", "PUT", status, body)
+    stored = json.loads(ssm.get_parameter(Name=parameter)["Parameter"]["Value"])
+    assert (stored["kind"], stored["revision"]) == ("policy", body["detail"]["revision"])
+    assert stored["document"]["categories"] == SHIPPED_POLICY["categories"]
+    assert stored["sha256"] == body["detail"]["sha256"] and len(stored["mac"]) == 64
+    # AND a Security Alert names the change and who asked for it
+    alert = results.wait_for(body["detail"]["request_id"], detail_type="Security Alert")
+    assert alert["detail"]["config"]["change"] == "changed"
+    assert alert["detail"]["config"]["revision"] == stored["revision"]
+    assert alert["detail"]["caller_principal"] == api.arn("operator")
+
+
+def test_a_direct_invoke_with_a_forged_admin_identity_changes_no_policy(
+    api: ApiClient, local_stack: LocalStackClient, results: ResultCollector
+) -> None:
+    # GIVEN the policy parameter as it is, and an event for PUT /v1/admin/policy claiming the operator
+    ssm = local_stack.client("ssm")
+    parameter = f"/xpi/{local_stack.state['stack_name']}/policy"
+    before = ssm.get_parameter(Name=parameter)["Parameter"]["Version"]
+    looser = json.loads(json.dumps(SHIPPED_POLICY))
+    looser["categories"]["pii.email"] = "allow"
+    event = json.loads((ROOT / "events" / "admin" / "redrive.json").read_text(encoding="utf-8"))
+    event.update(
+        resource="/v1/admin/policy", path="/v1/admin/policy", httpMethod="PUT", body=json.dumps(looser)
+    )
+    event["requestContext"]["identity"]["userArn"] = api.arn("operator")
+    event["requestContext"]["requestId"] = f"forged-{uuid.uuid4().hex[:12]}"
+    lambda_api = local_stack.client("lambda")
+
+    # WHEN it is sent straight to the API function, and to the admin function (another account's "API")
+    to_api = lambda_api.invoke(FunctionName=local_stack.outputs["ApiFunctionName"], Payload=json.dumps(event))
+    to_admin = lambda_api.invoke(
+        FunctionName=local_stack.outputs["AdminFunctionName"], Payload=json.dumps(event)
+    )
+
+    # THEN the API function has no admin route, the admin function refuses the event, the policy is
+    # unchanged, and a Security Alert names the claimed caller
+    assert json.loads(to_api["Payload"].read())["statusCode"] == 404
+    assert json.loads(to_admin["Payload"].read())["statusCode"] == 500
+    assert ssm.get_parameter(Name=parameter)["Parameter"]["Version"] == before
+    alert = results.wait_for(event["requestContext"]["requestId"], detail_type="Security Alert")
+    assert (alert["detail"]["decision"], alert["detail"]["caller_principal"]) == (
+        "refused",
+        api.arn("operator"),
+    )
+
+
+def test_a_policy_put_with_ssm_by_hand_is_refused_and_raises_a_security_alert(
+    api: ApiClient, local_stack: LocalStackClient, results: ResultCollector
+) -> None:
+    # GIVEN a signed policy in force, then a looser one (e-mail addresses allowed) written straight into
+    # the parameter by someone holding ssm:PutParameter
+    assert api.call("operator_mfa", "PUT", "/v1/admin/policy", SHIPPED_POLICY)[0] == 200
+    ssm = local_stack.client("ssm")
+    parameter = f"/xpi/{local_stack.state['stack_name']}/policy"
+    looser = json.loads(json.dumps(SHIPPED_POLICY))
+    looser["categories"]["pii.email"] = "allow"
+    ssm.put_parameter(Name=parameter, Value=json.dumps(looser), Type="String", Overwrite=True)
+    table = local_stack.client("dynamodb")
+    answered: list[dict[str, Any]] = []
+    try:
+        # WHEN requests are classified (the functions' cached value expires within CONFIG_MAX_AGE_S)
+        def refused() -> bool:
+            status, body = api.call("caller2", "POST", "/v1/invoke", _request("Reply to jo.doe@example.com."))
+            assert status == 200, body
+            answered.append(body)
+            item = table.get_item(
+                TableName=local_stack.outputs["LineageTableName"],
+                Key={"request_id": {"S": body["request_id"]}},
+            )["Item"]
+            return bool(item.get("config_fallback", {}).get("BOOL"))
+
+        wait_until(refused, timeout_s=120, interval_s=2)
+
+        # THEN the hand-written value was never applied: e-mail addresses are still redacted, the
+        # lineage item says the shipped default was applied instead, and a Security Alert says why
+        assert all(body["classification"]["decision"] == "redact" for body in answered)
+        alert = results.wait_for("config-policy", detail_type="Security Alert")
+        assert (alert["detail"]["config"]["change"], alert["detail"]["decision"]) == ("unsigned", "fallback")
     finally:
-        ssm.delete_parameter(Name=parameter)  # absent means the shipped default again
+        # a signed shipped policy again, for the other tests
+        assert api.call("operator_mfa", "PUT", "/v1/admin/policy", SHIPPED_POLICY)[0] == 200

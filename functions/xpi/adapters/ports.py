@@ -12,7 +12,7 @@ from typing import IO, Any, Literal, Protocol
 
 from pydantic import BaseModel
 
-from xpi.models.api import RedriveStarted
+from xpi.models.api import RedriveStarted, StoredConfig
 from xpi.models.batch import BatchObject, LineResult
 from xpi.models.bedrock import ModelAnswer
 from xpi.models.credentials import CommercialCredentials
@@ -78,8 +78,15 @@ class ComprehendClient(Protocol):
 
 
 class AdminActions(Protocol):
-    def put_policy(self, text: str) -> int:
-        """Store the policy; returns the parameter's new version."""
+    def store_config(
+        self,
+        kind: Literal["policy", "routing"],
+        document: dict[str, Any],
+        *,
+        changed_by: str,
+        changed_at: str,
+    ) -> StoredConfig:
+        """Store `document` as the next signed revision of the policy or routing document."""
         ...
 
     def redrive(self) -> RedriveStarted:

@@ -107,3 +107,7 @@ class PolicyInvalid(XpiError):
 
 class CallerUnidentified(XpiError):
     """The API request carries no IAM identity: API Gateway with AWS_IAM always sets one."""
+
+
+class AdminCallRefused(CallerUnidentified):
+    """An admin event that cannot have come through this stack's API (a forged direct invoke)."""

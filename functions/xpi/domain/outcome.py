@@ -118,8 +118,13 @@ def detail_type(detail: ResultDetail) -> str:
 def lineage_item(state: WorkflowState, detail: ResultDetail) -> LineageItem:
     """The request's final lineage item: everything an auditor needs, and nothing of the payloads
     (hashes, categories, counts). Its first-seen fields are the claim's."""
-    classification, route, response = state.classification, state.route, state.response
+    classification, route, response, config = state.classification, state.route, state.response, state.config
     return LineageItem(
+        policy_revision=config.policy_revision if config else None,
+        policy_sha256=config.policy_sha256 if config else None,
+        routing_revision=config.routing_revision if config else None,
+        routing_sha256=config.routing_sha256 if config else None,
+        config_fallback=config.config_fallback if config else None,
         request_id=state.request.request_id,
         status=detail.status,
         created_at=state.claim.created_at,

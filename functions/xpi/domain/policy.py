@@ -11,6 +11,11 @@ Resolution of one finding's action, first match wins:
 2. the ``categories`` entry equal to the category;
 3. the longest ``categories`` glob key that matches the category (``pii.*``);
 4. ``default_action`` (``block``: a category nobody configured fails closed).
+
+The floor (:data:`FLOOR_BLOCKED`) comes after all of that and no configuration lowers it: a finding of a
+classification marking or of CUI is blocked whatever the policy says. A policy that tries (an ``allow`` or
+``redact`` whose category pattern can reach a floor category, or ``default_action: allow``) does not
+validate, so it is refused when an admin stores it and when a loader reads it.
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ from functools import cache
 from importlib import resources
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 __all__ = [
     "ACTION_RANK",
     "COMPREHEND_ENTITY_TYPES",
+    "FLOOR_BLOCKED",
+    "FLOOR_RULE",
     "Action",
     "ComprehendEntityType",
     "ComprehendSettings",
@@ -45,6 +52,31 @@ class Action(StrEnum):
 
 
 ACTION_RANK: dict[str, int] = {Action.ALLOW: 0, Action.REDACT: 1, Action.BLOCK: 2}
+
+# The policy floor: category families every policy blocks (classification markings and CUI). Checked after
+# the configured policy, so even a policy that got past validation cannot send them.
+FLOOR_BLOCKED: tuple[str, ...] = ("classified", "cui")
+FLOOR_RULE = "floor"  # the rule name an assessment's reasons show for a floor block
+# Names a category pattern is tried against to find whether it reaches the floor: every category the
+# classifier emits in the floor families today, plus a stand-in for one added later.
+_FLOOR_PROBES: tuple[str, ...] = tuple(
+    f"{family}.{name}"
+    for family in FLOOR_BLOCKED
+    for name in ("banner", "portion", "authority_block", "specified", "designation_indicator", "legacy", "x")
+)
+
+
+def in_floor(category: str) -> bool:
+    """Whether ``category`` belongs to a family the floor blocks."""
+    return category.split(".", 1)[0] in FLOOR_BLOCKED
+
+
+def _reaches_floor(pattern: str) -> bool:
+    """Whether a category glob can match a floor category (``*``, ``c*``, ``cui.*``, ``*.banner``...)."""
+    if pattern.split(".", 1)[0] in FLOOR_BLOCKED:
+        return True
+    return any(fnmatchcase(probe, pattern) for probe in _FLOOR_PROBES)
+
 
 # Entity types Amazon Comprehend DetectPiiEntities can return.
 ComprehendEntityType = Literal[
@@ -66,6 +98,11 @@ CategoryPattern = Annotated[
 ModelPattern = Annotated[str, StringConstraints(pattern=r"^\S+$", min_length=1, max_length=2048)]
 
 
+# What JSON Schema can say of the floor (the model's validator says all of it): a key or rule category
+# naming a floor family literally takes only "block".
+_FLOOR_KEY = r"^(classified|cui)(\.|$)"
+
+
 class ModelRule(BaseModel):
     """Gives ``action`` to findings of ``categories`` when the target model matches ``models``.
 
@@ -75,7 +112,14 @@ class ModelRule(BaseModel):
          "categories": ["cui.banner", "cui.portion", "cui.designation_indicator"], "action": "allow"}
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "if": {"properties": {"action": {"enum": ["allow", "redact"]}}, "required": ["action"]},
+            "then": {"properties": {"categories": {"items": {"not": {"pattern": _FLOOR_KEY}}}}},
+        },
+    )
 
     name: str = Field(default="", max_length=128, description="Shown in the assessment's reasons.")
     models: tuple[ModelPattern, ...] = Field(
@@ -128,19 +172,49 @@ class Policy(BaseModel):
     version: Literal[1] = 1
     description: str = Field(default="", max_length=1024)
     default_action: Action = Field(
-        default=Action.BLOCK, description="Action for a category that neither a rule nor a key configures."
+        default=Action.BLOCK,
+        description="Action for a category that neither a rule nor a key configures: 'block' or 'redact' "
+        "('allow' does not validate: a category nobody configured never passes unchanged).",
+        json_schema_extra={"enum": [Action.REDACT.value, Action.BLOCK.value]},
     )
     categories: dict[CategoryPattern, Action] = Field(
         default_factory=dict,
-        description="Action per finding category; keys are category names or glob patterns ('pii.*').",
+        description="Action per finding category; keys are category names or glob patterns ('pii.*'). "
+        "Classification and CUI categories (and any pattern reaching them) take only 'block'.",
+        json_schema_extra={"patternProperties": {_FLOOR_KEY: {"const": "block"}}},
     )
     model_rules: tuple[ModelRule, ...] = Field(
         default=(), description="Per-model exceptions, evaluated in order before 'categories'."
     )
     comprehend: ComprehendSettings = Field(default_factory=ComprehendSettings)
 
+    @model_validator(mode="after")
+    def _respects_the_floor(self) -> Policy:
+        if self.default_action is Action.ALLOW:
+            raise ValueError("default_action 'allow' is not permitted: use 'block' or 'redact'")
+        for pattern, action in self.categories.items():
+            if action is not Action.BLOCK and _reaches_floor(pattern):
+                raise ValueError(
+                    f"categories['{pattern}'] would {action.value} classification or CUI markings, "
+                    "which are always blocked"
+                )
+        for index, rule in enumerate(self.model_rules):
+            if rule.action is not Action.BLOCK and any(_reaches_floor(p) for p in rule.categories):
+                raise ValueError(
+                    f"model_rules[{index}] would {rule.action.value} classification or CUI markings, "
+                    "which are always blocked"
+                )
+        return self
+
     def action_for(self, category: str, model_id: str = "") -> tuple[Action, str | None]:
-        """The action for ``category`` when sending to ``model_id``, and the name of the rule that set it."""
+        """The action for ``category`` when sending to ``model_id``, and the name of the rule that set it;
+        the floor last, over whatever the configuration said."""
+        action, rule = self._configured_action(category, model_id)
+        if in_floor(category) and action is not Action.BLOCK:
+            return Action.BLOCK, FLOOR_RULE
+        return action, rule
+
+    def _configured_action(self, category: str, model_id: str) -> tuple[Action, str | None]:
         for index, rule in enumerate(self.model_rules):
             if rule.matches_category(category) and rule.matches_model(model_id):
                 return rule.action, rule.name or f"model_rules[{index}]"

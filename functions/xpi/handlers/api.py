@@ -178,17 +178,6 @@ def dashboard_stats() -> Response[str]:
     return _json(200, api.stats(dependencies.lineage_store(), minutes, datetime.now(UTC), aliases))
 
 
-@app.put("/v1/admin/policy")
-def put_policy() -> Response[str]:
-    body = app.current_event.body or ""
-    return _json(200, api.replace_policy(body, _principal(), dependencies.admin_actions()))
-
-
-@app.post("/v1/admin/dlq/redrive")
-def redrive() -> Response[str]:
-    return _json(200, api.redrive(_principal(), dependencies.admin_actions()))
-
-
 # ------------------------------------------------------------------ errors: one shape, stable codes
 @app.exception_handler(XpiError)  # type: ignore[untyped-decorator]
 def _domain_error(error: XpiError) -> Response[str]:

@@ -17,12 +17,14 @@ from xpi.services.classification import classify
 @metrics.log_metrics
 @event_parser(model=WorkflowState)
 def handler(event: WorkflowState, context: LambdaContext) -> dict[str, Any]:
-    policy = dependencies.classification_policy()
+    policy, policy_version = dependencies.policy_in_force()
+    routing, routing_version = dependencies.routing_in_force()
     state = classify(
         event,
         policy=policy,
         detectors=dependencies.extra_detectors(policy),
-        routing=dependencies.routing_config(),
+        routing=routing,
         events=dependencies.event_publisher(),
+        versions=(policy_version, routing_version),
     )
     return state.model_dump(mode="json", exclude_none=True)

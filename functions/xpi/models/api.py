@@ -64,8 +64,18 @@ class BatchStatus(_Answer):
 
 
 class AdminResult(_Answer):
-    action: Literal["policy", "redrive"]
+    action: Literal["policy", "routing", "redrive"]
     detail: dict[str, Any]
+
+
+class StoredConfig(_Answer):
+    """A policy or routing change the admin path stored: its revision (what lineage records) and hash."""
+
+    document: Literal["policy", "routing"]
+    revision: int = Field(description="one more than the revision it replaced")
+    sha256: str = Field(description="canonical SHA-256 of the document")
+    parameter: str
+    parameter_version: int = Field(description="the SSM parameter's version holding it")
 
 
 class RedriveStarted(_Answer):

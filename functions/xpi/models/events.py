@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 INFERENCE_COMPLETED = "Inference Completed"
 INFERENCE_FAILED = "Inference Failed"
@@ -79,10 +79,33 @@ class ResultDetail(_Detail):
     lineage_key: str
 
 
+class ConfigAlert(_Detail):
+    """What a configuration alert is about: a policy or routing change through the admin path, or a
+    stored value the loaders refused (never the document itself: its revision and hash)."""
+
+    document: Literal["policy", "routing"]
+    change: Literal["changed", "unsigned", "tampered", "missing", "rolled_back"]
+    parameter: str
+    revision: int | None = None
+    sha256: str | None = None
+    applied_revision: int | None = Field(
+        None, description="the revision now in force (0: the shipped default)"
+    )
+    claimed_identity: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="for a change: the request context the admin path was given (API id, stage, account, "
+        "caller), as received; a direct invoke can claim anything, so it is kept for the investigation",
+    )
+
+
 class SecurityAlertDetail(_Detail):
+    """A request carrying classified markings (``config`` absent), or a configuration event (``config``
+    set; ``source`` is ``admin`` or ``config``, ``categories`` empty, ``decision`` what was applied)."""
+
     version: Literal["1"] = "1"
     request_id: str
     caller_principal: str
     source: str
     categories: dict[str, int]
     decision: str
+    config: ConfigAlert | None = None

@@ -74,6 +74,13 @@ class LineageItem(_Item):
     estimated_cost_usd: str | None = None
     latency_ms: int | None = None
     error: LineageError | None = None
+    # The configuration the request was judged under: each document's signed revision (0: the shipped
+    # default) and canonical hash, and whether a refused stored value made the default apply.
+    policy_revision: int | None = None
+    policy_sha256: str | None = None
+    routing_revision: int | None = None
+    routing_sha256: str | None = None
+    config_fallback: bool | None = None
 
     @classmethod
     def claimed(cls, claim: Claim) -> "LineageItem":

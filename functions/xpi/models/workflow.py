@@ -74,6 +74,11 @@ class ConfigSnapshot(_State):
     policy_sha256: str = Field(description="canonical SHA-256 of the policy the classify step applied")
     routing_sha256: str = Field(description="canonical SHA-256 of `routing`")
     routing: dict[str, Any] = Field(description="the routing document in force (about 1.5 KB)")
+    policy_revision: int = Field(0, description="the policy's signed revision (0: the shipped default)")
+    routing_revision: int = Field(0, description="the routing's signed revision (0: the shipped default)")
+    config_fallback: bool = Field(
+        False, description="a stored value was refused and the shipped default applied instead"
+    )
 
 
 class Route(_State):

@@ -9,13 +9,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, Literal
 
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
-from xpi.adapters.ports import AdminActions, BatchStatusReader, ExecutionReader, LineageStore
+from xpi.adapters.ports import AdminActions, BatchStatusReader, EventPublisher, ExecutionReader, LineageStore
 from xpi.domain.errors import (
+    AdminCallRefused,
     BatchNotFound,
     InvocationTimeout,
     PolicyInvalid,
@@ -43,6 +44,7 @@ from xpi.models.api import (
     Step,
     UsageInfo,
 )
+from xpi.models.events import SECURITY_ALERT, ConfigAlert, SecurityAlertDetail
 from xpi.models.lineage import LineageItem
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Source
@@ -404,21 +406,122 @@ def stats(lineage: LineageStore, minutes: int, now: datetime, aliases: dict[str,
 
 
 # ---------------------------------------------------------------------------------------------- admin
-def replace_policy(body: str, principal: str, admin: AdminActions) -> AdminResult:
-    """PUT /v1/admin/policy: the policy is validated before it is stored (the classifier reads it
-    within its cache age, without a deploy)."""
+@dataclass(frozen=True)
+class AdminCall:
+    """Who the API event says called an admin route, and through which API. A direct
+    lambda:InvokeFunction can claim anything here: `verify_admin_call` checks what the function can know
+    on its own, and every change raises a Security Alert carrying all of it."""
+
+    principal: str
+    request_id: str
+    account_id: str | None
+    api_id: str | None
+    stage: str | None
+    own_account_id: str  # from the function's own ARN (the Lambda context), not from the event
+    expected_stage: str
+    admin_patterns: tuple[str, ...] = ()
+
+    def claimed(self) -> dict[str, str | None]:
+        return {
+            "principal": self.principal,
+            "request_id": self.request_id,
+            "account_id": self.account_id,
+            "api_id": self.api_id,
+            "stage": self.stage,
+        }
+
+
+def verify_admin_call(call: AdminCall, events: EventPublisher) -> None:
+    """Refuse (AdminCallRefused, and a Security Alert) an admin event that cannot have come from this
+    stack's API: another account, another stage, no API id, or a caller outside the admin principals."""
+    problems = []
+    if call.account_id != call.own_account_id:
+        problems.append("account")
+    if not call.api_id:
+        problems.append("api")
+    if call.stage != call.expected_stage:
+        problems.append("stage")
+    if call.admin_patterns and not any(fnmatchcase(call.principal, p) for p in call.admin_patterns):
+        problems.append("principal")
+    if problems:
+        logger.warning("admin call refused", extra={"claimed": call.claimed(), "problems": problems})
+        events.publish(
+            SECURITY_ALERT,
+            SecurityAlertDetail(
+                request_id=call.request_id,
+                caller_principal=call.principal,
+                source="admin",
+                categories={},
+                decision="refused",
+            ),
+        )
+        raise AdminCallRefused("the admin call did not come through this stack's API")
+
+
+ConfigDocument = Literal["policy", "routing"]
+
+
+def replace_config(
+    kind: ConfigDocument,
+    body: str,
+    call: AdminCall,
+    *,
+    admin: AdminActions,
+    events: EventPublisher,
+    now: datetime,
+) -> AdminResult:
+    """PUT /v1/admin/policy and /v1/admin/routing: the document is validated (the policy against its
+    floor too) before it is stored as the next signed revision, which the loaders apply within their
+    cache age. Every change raises a Security Alert naming the revision, its hash and the caller."""
+    verify_admin_call(call, events)
+    model: type[Policy] | type[RoutingConfig] = Policy if kind == "policy" else RoutingConfig
     try:
-        policy = Policy.model_validate_json(body)
+        document = model.model_validate_json(body)
     except ValidationError as exc:
-        raise PolicyInvalid(f"policy does not validate: {exc.errors()[0]['msg']}") from None
-    version = admin.put_policy(policy.model_dump_json())
-    logger.warning("classification policy replaced", extra={"by": principal, "version": version})
-    return AdminResult(action="policy", detail={"version": version, "by": principal})
+        raise PolicyInvalid(f"{kind} does not validate: {exc.errors()[0]['msg']}") from None
+    stored = admin.store_config(
+        kind,
+        document.model_dump(mode="json"),
+        changed_by=call.principal,
+        changed_at=now.isoformat(timespec="milliseconds"),
+    )
+    logger.warning(f"{kind} replaced", extra={"by": call.principal, **stored.model_dump()})
+    events.publish(
+        SECURITY_ALERT,
+        SecurityAlertDetail(
+            request_id=call.request_id,
+            caller_principal=call.principal,
+            source="admin",
+            categories={},
+            decision="changed",
+            config=ConfigAlert(
+                document=kind,
+                change="changed",
+                parameter=stored.parameter,
+                revision=stored.revision,
+                sha256=stored.sha256,
+                applied_revision=stored.revision,
+                claimed_identity=call.claimed(),
+            ),
+        ),
+    )
+    return AdminResult(
+        action=kind,
+        detail={
+            "version": stored.parameter_version,
+            "revision": stored.revision,
+            "sha256": stored.sha256,
+            "by": call.principal,
+            "request_id": call.request_id,  # the Security Alert's request_id
+        },
+    )
 
 
-def redrive(principal: str, admin: AdminActions) -> AdminResult:
+def redrive(call: AdminCall, admin: AdminActions, events: EventPublisher) -> AdminResult:
     """POST /v1/admin/dlq/redrive: start moving the requests DLQ back to the requests queue (SQS moves
     the messages after the answer)."""
+    verify_admin_call(call, events)
+    principal = call.principal
     started = admin.redrive()
     logger.warning("requests DLQ redrive started", extra={"by": principal, **started.model_dump()})
     return AdminResult(action="redrive", detail={**started.model_dump(), "by": principal})

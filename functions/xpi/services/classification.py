@@ -15,6 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from xpi.adapters.ports import EventPublisher
 from xpi.domain.classification import Assessment, Detector, classify_segments
+from xpi.domain.config_signing import ConfigVersion
 from xpi.domain.inspection import redact, segments
 from xpi.domain.payload import outbound_sha256
 from xpi.domain.policy import Policy
@@ -50,6 +51,7 @@ def classify(
     routing: RoutingConfig,
     events: EventPublisher,
     clock: Callable[[], datetime] = _now,
+    versions: tuple[ConfigVersion, ConfigVersion] | None = None,
 ) -> WorkflowState:
     """The state with its classification (and, when the decision is redact, its redacted request)."""
     assessment = assess(state.request, policy=policy, detectors=detectors, routing=routing)
@@ -65,7 +67,7 @@ def classify(
         state.request = redact(state.request, assessment.redacted)
     if assessment.decision != "block":
         state.classification.payload_sha256 = outbound_sha256(state.request)
-    state.config = snapshot(policy, routing)
+    state.config = snapshot(policy, routing, versions)
     state.timings["classified_at"] = clock()
     metrics.add_metric(name=f"Decision{assessment.decision.capitalize()}", unit=MetricUnit.Count, value=1)
     logger.info("classified", extra={"decision": assessment.decision, "categories": assessment.categories})

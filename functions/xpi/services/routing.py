@@ -6,6 +6,7 @@ applied). The route and invoke steps use the carried routing, never a newer para
 that is missing or does not match its hash fails the request (ConfigSnapshotInvalid).
 """
 
+from xpi.domain.config_signing import ConfigVersion
 from xpi.domain.errors import ConfigSnapshotInvalid
 from xpi.domain.hashing import canonical_sha256
 from xpi.domain.policy import Policy
@@ -13,12 +14,23 @@ from xpi.domain.routing import RoutingConfig, resolve_route
 from xpi.models.workflow import ConfigSnapshot, Route, WorkflowState
 
 
-def snapshot(policy: Policy, routing: RoutingConfig) -> ConfigSnapshot:
+def snapshot(
+    policy: Policy,
+    routing: RoutingConfig,
+    versions: tuple[ConfigVersion, ConfigVersion] | None = None,
+) -> ConfigSnapshot:
+    """The snapshot, naming the policy and routing versions in force (`versions`: policy, routing)."""
     document = routing.model_dump(mode="json")
+    policy_version, routing_version = versions or (None, None)
     return ConfigSnapshot(
         policy_sha256=canonical_sha256(policy.model_dump(mode="json")),
         routing_sha256=canonical_sha256(document),
         routing=document,
+        policy_revision=policy_version.revision if policy_version else 0,
+        routing_revision=routing_version.revision if routing_version else 0,
+        config_fallback=any(
+            v is not None and v.source == "fallback" for v in (policy_version, routing_version)
+        ),
     )
 
 

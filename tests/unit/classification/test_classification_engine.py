@@ -134,35 +134,46 @@ def test_policy_can_allow_uninspectable_content() -> None:
     assert classify_segments([segment], policy, MODEL).decision == "allow"
 
 
-def test_model_rule_allows_cui_basic_to_us_profiles_only() -> None:
-    # GIVEN the default policy plus a rule: CUI Basic may go to us.* inference profiles
-    rule = ModelRule(
-        name="cui-basic-us",
-        models=("us.*",),
-        categories=("cui.banner", "cui.portion", "cui.designation_indicator"),
-        action=Action.ALLOW,
-    )
+def test_model_rule_allows_an_export_marking_to_us_profiles_only() -> None:
+    # GIVEN the default policy plus a rule: ECCN notices may go to us.* inference profiles
+    rule = ModelRule(name="eccn-us", models=("us.*",), categories=("export.eccn",), action=Action.ALLOW)
     policy = load_default_policy().model_copy(update={"model_rules": (rule,)})
-    basic = "CUI\n(CUI) The board reviews the packets."
-    specified = "CUI//SP-PRVCY\nCase summary."
-    # WHEN sent to a US profile, CUI Basic is allowed but still reported ...
-    us = classify(policy, basic, model="us.anthropic.claude-3-5-sonnet-20240620-v1:0")
+    text = "ECCN 3A001.a.2 applies to the attached drawings."
+    # WHEN sent to a US profile, the notice is allowed but still reported ...
+    us = classify(policy, text, model="us.anthropic.claude-3-5-sonnet-20240620-v1:0")
     assert us.decision == "allow"
-    assert us.categories == {"cui.banner": 1, "cui.portion": 1}
-    assert any("cui-basic-us" in reason for reason in us.reasons)
-    # ... while other profiles and CUI Specified stay blocked
-    assert classify(policy, basic, model="eu.anthropic.claude-3-5-sonnet-20240620-v1:0").decision == "block"
-    assert classify(policy, basic, model="anthropic.claude-3-5-sonnet-20240620-v1:0").decision == "block"
-    assert (
-        classify(policy, specified, model="us.anthropic.claude-3-5-sonnet-20240620-v1:0").decision == "block"
+    assert us.categories == {"export.eccn": 1}
+    assert any("eccn-us" in reason for reason in us.reasons)
+    # ... while other profiles stay blocked
+    assert classify(policy, text, model="eu.anthropic.claude-3-5-sonnet-20240620-v1:0").decision == "block"
+    assert classify(policy, text, model="anthropic.claude-3-5-sonnet-20240620-v1:0").decision == "block"
+
+
+def test_the_floor_blocks_cui_and_classified_even_in_a_policy_that_skipped_validation() -> None:
+    # GIVEN a policy object built without validation whose rules allow everything to every model
+    rule = ModelRule(name="all", models=("*",), categories=("pii.email",), action=Action.ALLOW)
+    everything = ModelRule.model_construct(
+        name="everything", models=("*",), categories=("*",), action=Action.ALLOW
     )
+    policy = load_default_policy().model_copy(
+        update={
+            "model_rules": (rule, everything),
+            "categories": {"cui.banner": Action.ALLOW, "classified.banner": Action.REDACT},
+        }
+    )
+    # WHEN CUI and a classification banner are sent
+    cui = classify(policy, "CUI\n(CUI) The board reviews the packets.", model="us.amazon.nova-pro-v1:0")
+    secret = classify(policy, "SECRET//NOFORN\n\n(S) The convoy departs at 0400.", model="us.x")
+    # THEN the floor, applied after the configuration, blocks both and says so
+    assert (cui.decision, secret.decision) == ("block", "block")
+    assert any("floor" in reason for reason in cui.reasons)
 
 
 def test_model_rule_matches_the_profile_id_inside_an_arn() -> None:
-    rule = ModelRule(models=("us.*",), categories=("cui.banner",), action=Action.ALLOW)
+    rule = ModelRule(models=("us.*",), categories=("export.eccn",), action=Action.ALLOW)
     policy = load_default_policy().model_copy(update={"model_rules": (rule,)})
     arn = "arn:aws:bedrock:us-east-1:111122223333:inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0"
-    assert classify(policy, "CUI\nroster", model=arn).decision == "allow"
+    assert classify(policy, "ECCN 3A001.a.2 applies.", model=arn).decision == "allow"
 
 
 class FakeDetector:

@@ -74,6 +74,20 @@ def test_schema_rejects_what_the_model_rejects() -> None:
         {"model_rules": [{"models": [], "categories": ["cui.*"], "action": "allow"}]},
         {"model_rules": [{"models": ["us.*"], "categories": ["cui.*"]}]},
         {"comprehend": {"enabled": True, "min_score": 1.5}},
+        # the floor: nothing lets classification or CUI markings through, nor an unconfigured category
+        {"default_action": "allow"},
+        {"categories": {"cui.banner": "allow"}},
+        {"categories": {"classified.portion": "redact"}},
+        {"categories": {"*": "allow"}},
+        {"categories": {"c*": "redact"}},
+        {"categories": {"*.banner": "allow"}},
+        {"model_rules": [{"models": ["us.*"], "categories": ["cui.*"], "action": "allow"}]},
+        {
+            "model_rules": [
+                {"models": ["us.*"], "categories": ["pii.*", "classified.banner"], "action": "redact"}
+            ]
+        },
+        {"model_rules": [{"models": ["*"], "categories": ["*"], "action": "allow"}]},
         {"comprehend": {"entity_types": ["NAME", "SHOE_SIZE"]}},
     ],
 )
@@ -94,27 +108,27 @@ def test_exact_category_beats_glob_and_longest_glob_wins() -> None:
 
 def test_unconfigured_category_gets_default_action() -> None:
     assert Policy(default_action=Action.BLOCK).action_for("anything.new") == (Action.BLOCK, None)
-    assert Policy(default_action=Action.ALLOW).action_for("anything.new") == (Action.ALLOW, None)
+    assert Policy(default_action=Action.REDACT).action_for("anything.new") == (Action.REDACT, None)
 
 
 def test_first_matching_model_rule_wins_over_categories() -> None:
     policy = Policy(
-        categories={"cui.banner": Action.BLOCK},
+        categories={"export.eccn": Action.BLOCK},
         model_rules=(
-            ModelRule(name="gov-only", models=("us-gov.*",), categories=("cui.*",), action=Action.ALLOW),
-            ModelRule(name="us", models=("us.*",), categories=("cui.banner",), action=Action.REDACT),
-            ModelRule(name="shadowed", models=("us.*",), categories=("cui.*",), action=Action.ALLOW),
+            ModelRule(name="gov-only", models=("us-gov.*",), categories=("export.*",), action=Action.ALLOW),
+            ModelRule(name="us", models=("us.*",), categories=("export.eccn",), action=Action.REDACT),
+            ModelRule(name="shadowed", models=("us.*",), categories=("export.*",), action=Action.ALLOW),
         ),
     )
-    assert policy.action_for("cui.banner", "us.meta.llama3-70b") == (Action.REDACT, "us")
-    assert policy.action_for("cui.portion", "us.meta.llama3-70b") == (Action.ALLOW, "shadowed")
-    assert policy.action_for("cui.banner", "eu.meta.llama3-70b") == (Action.BLOCK, None)
+    assert policy.action_for("export.eccn", "us.meta.llama3-70b") == (Action.REDACT, "us")
+    assert policy.action_for("export.itar", "us.meta.llama3-70b") == (Action.ALLOW, "shadowed")
+    assert policy.action_for("export.eccn", "eu.meta.llama3-70b") == (Action.BLOCK, None)
 
 
 def test_model_rules_do_not_apply_without_a_model_id() -> None:
-    policy = Policy(model_rules=(ModelRule(models=("*",), categories=("*",), action=Action.ALLOW),))
-    assert policy.action_for("cui.banner", "") == (Action.BLOCK, None)
-    assert policy.action_for("cui.banner", "anything") == (Action.ALLOW, "model_rules[0]")
+    policy = Policy(model_rules=(ModelRule(models=("*",), categories=("export.*",), action=Action.ALLOW),))
+    assert policy.action_for("export.itar", "") == (Action.BLOCK, None)
+    assert policy.action_for("export.itar", "anything") == (Action.ALLOW, "model_rules[0]")
 
 
 def test_model_globs_are_case_sensitive() -> None:
@@ -132,3 +146,17 @@ def test_comprehend_settings_defaults() -> None:
 def test_policy_round_trips_through_json() -> None:
     policy = load_default_policy()
     assert Policy.model_validate_json(policy.model_dump_json()) == policy
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"default_action": "allow"},
+        {"categories": {"cui.banner": "allow"}},
+        {"model_rules": [{"models": ["us.*"], "categories": ["classified.banner"], "action": "redact"}]},
+    ],
+)
+def test_the_schema_file_refuses_what_lowers_the_floor(change: dict[str, Any]) -> None:
+    schema = _shipped("schemas/policy.schema.json")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**_shipped("policy/default.json"), **change}, schema)

@@ -124,24 +124,27 @@ def test_jsonl_from_file(
 def test_policy_and_model_flags_apply_model_rules(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN a policy that lets CUI Basic go to us.* profiles
+    # GIVEN a policy that lets ECCN notices go to us.* profiles
     policy = json.loads(
         (Path(__file__).resolve().parents[3] / "functions/xpi/policy/default.json").read_text()
     )
     policy["model_rules"] = [
-        {"name": "cui-us", "models": ["us.*"], "categories": ["cui.banner"], "action": "allow"}
+        {"name": "eccn-us", "models": ["us.*"], "categories": ["export.eccn"], "action": "allow"}
     ]
     path = tmp_path / "policy.json"
     path.write_text(json.dumps(policy), encoding="utf-8")
-    # WHEN classifying a CUI banner for a US profile and for another model
+    # WHEN classifying an ECCN notice for a US profile and for another model
     us = run(
         ["--policy", str(path), "--model", "us.amazon.nova-pro-v1:0"],
         capsys,
         monkeypatch,
-        stdin=b"CUI\nroster",
+        stdin=b"ECCN 3A001.a.2 applies",
     )
     other = run(
-        ["--policy", str(path), "--model", "amazon.nova-pro-v1:0"], capsys, monkeypatch, stdin=b"CUI\nroster"
+        ["--policy", str(path), "--model", "amazon.nova-pro-v1:0"],
+        capsys,
+        monkeypatch,
+        stdin=b"ECCN 3A001.a.2 applies",
     )
     # THEN only the US profile is allowed
     assert json.loads(us[1])["decision"] == "allow"
@@ -195,10 +198,10 @@ PARITY_TEXTS = [
 def test_the_cli_decides_as_the_workflow_does(
     model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN a policy whose model rule lets CUI banners go to US profiles (so the model id matters)
+    # GIVEN a policy whose model rule lets ECCN notices go to US profiles (so the model id matters)
     document = load_default_policy().model_dump(mode="json")
     document["model_rules"] = [
-        {"name": "cui-to-us", "models": ["us.*"], "categories": ["cui.banner"], "action": "allow"}
+        {"name": "eccn-to-us", "models": ["us.*"], "categories": ["export.eccn"], "action": "allow"}
     ]
     policy_file = tmp_path / "policy.json"
     policy_file.write_text(json.dumps(document), encoding="utf-8")

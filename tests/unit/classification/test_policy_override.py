@@ -66,12 +66,12 @@ def test_change_takes_effect_after_max_age_without_a_deploy(ssm: Any) -> None:
     policy = policy_override(max_age_s=0)  # expire at once: the next get() reads SSM again
     assert policy.get().description == "v1"
     ssm.put_parameter(
-        Name=NAME, Value=policy_json(description="v2", default_action="allow"), Type="String", Overwrite=True
+        Name=NAME, Value=policy_json(description="v2", default_action="redact"), Type="String", Overwrite=True
     )
 
     changed = policy.get()
 
-    assert (changed.description, changed.default_action) == ("v2", Action.ALLOW)
+    assert (changed.description, changed.default_action) == ("v2", Action.REDACT)
 
 
 def test_unchanged_value_is_not_validated_again(ssm: Any) -> None:

@@ -4,6 +4,7 @@ IAM policies as API Gateway does for a caller in the API's account."""
 
 import copy
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from xpi_tools.local.apigateway import (
     LocalApiGateway,
     Principal,
     decide,
+    integration_functions,
     method_authorization,
     resolve_template_policy,
     resource_policy_statements,
@@ -68,10 +70,11 @@ def document_routes() -> Iterator[tuple[str, str]]:
                 yield method.upper(), path.replace("{id}", "probe-1")
 
 
-def user(name: str, *, mfa: bool = False) -> Principal:
+def user(name: str, *, mfa: bool = False, mfa_age_s: float = 60) -> Principal:
     return Principal(
-        name, f"AIDA{name.upper()}", f"arn:{PARTITION}:iam::{ACCOUNT}:user/{name}", "AKIA", "s", mfa
-    )
+        name, f"AIDA{name.upper()}", f"arn:{PARTITION}:iam::{ACCOUNT}:user/{name}", "AKIA", "s", mfa,
+        mfa_authenticated_at=time.time() - mfa_age_s if mfa else None,
+    )  # fmt: skip
 
 
 def template_resource_policy(**parameters: str) -> list[dict[str, Any]]:
@@ -228,6 +231,18 @@ def test_admin_routes_need_mfa_even_with_execute_api_everywhere() -> None:
         )
 
 
+def test_admin_routes_refuse_an_mfa_session_older_than_an_hour() -> None:
+    # GIVEN a principal allowed execute-api:* everywhere, signed in with MFA 61 minutes ago
+    statements = template_resource_policy()
+    stale, fresh = user("u", mfa=True, mfa_age_s=3660), user("u", mfa=True, mfa_age_s=600)
+    for method, path in document_routes():
+        arn = method_arn(method, path)
+        # WHEN / THEN the admin routes deny it explicitly; a fresh session and the other routes are let be
+        expected = "EXPLICIT_DENY" if path.startswith("/v1/admin/") else "ALLOW"
+        assert decide(INVOKE_EVERYTHING, statements, "execute-api:Invoke", arn, stale) == expected, path
+        assert decide(INVOKE_EVERYTHING, statements, "execute-api:Invoke", arn, fresh) == "ALLOW", path
+
+
 def test_resource_policy_leaves_the_other_routes_to_identity_policies() -> None:
     statements = template_resource_policy()
     for method, path in document_routes():
@@ -377,3 +392,16 @@ def test_a_method_the_path_does_not_have_gets_api_gateways_403_over_http(method:
         assert (response.status, json.loads(response.read())) == (403, {"message": MISSING_TOKEN})
     finally:
         gateway.stop()
+
+def test_each_method_invokes_the_function_its_integration_names() -> None:
+    # GIVEN the API's document and the stack's function names
+    outputs = {"ApiFunctionName": "xpi-api", "AdminFunctionName": "xpi-admin"}
+
+    # WHEN / THEN the admin routes go to the admin function, every other route to the API function
+    functions = integration_functions(DOCUMENT, outputs)
+    assert functions
+    for (method, path), name in functions.items():
+        assert name == ("xpi-admin" if path.startswith("/v1/admin/") else "xpi-api"), (method, path)
+    # AND a method without a Lambda integration is refused rather than sent anywhere
+    with pytest.raises(ValueError, match="no Lambda integration"):
+        integration_functions(document_with({"get /v1/open": {}}), outputs)

@@ -13,11 +13,13 @@ from moto import mock_aws
 from pydantic import BaseModel
 from xpi.adapters import aws as aws_clients
 from xpi.adapters.admin import AwsAdminActions
+from xpi.adapters.config_store import SigningState, parse_signing_secret
 from xpi.adapters.credentials import SecretsManagerCredentials
 from xpi.adapters.event_bus import EventBridgePublisher, EventPublishError
 from xpi.adapters.lineage_store import DynamoLineageStore
 from xpi.adapters.object_store import S3ObjectStore
 from xpi.adapters.workflow import StepFunctionsBatchStarter, StepFunctionsStarter
+from xpi.domain.config_signing import verify
 from xpi.domain.errors import CredentialsUnavailable
 from xpi.models.batch import BatchObject
 from xpi.models.credentials import ApiKey, IamKeys
@@ -296,6 +298,23 @@ class TestStepFunctionsBatchStarter:
         assert executions[self.BATCH.batch_id] == {"batch": self.BATCH.model_dump(mode="json")}
 
 
+PARAMETERS: dict[Any, str] = {"policy": "/xpi/xpi-prod/policy", "routing": "/xpi/xpi-prod/routing"}
+
+
+def create_signing_secret() -> str:
+    """The stack's signing secret as the template creates it (a random key, no watermarks yet)."""
+    secret = aws_helpers.secretsmanager().create_secret(
+        Name="xpi-prod-config-signing", SecretString=json.dumps({"key": "k" * 40})
+    )
+    return str(secret["ARN"])
+
+
+def signing_state(secret_id: str) -> SigningState:
+    return parse_signing_secret(
+        aws_helpers.secretsmanager().get_secret_value(SecretId=secret_id)["SecretString"]
+    )
+
+
 class TestAwsAdminActions:
     @pytest.fixture
     def queues(self) -> Iterator[tuple[str, str]]:
@@ -316,13 +335,29 @@ class TestAwsAdminActions:
         finally:
             restore()
 
-    def test_a_policy_is_stored_and_its_version_returned(self, queues: tuple[str, str]) -> None:
-        admin = AwsAdminActions("/xpi/xpi-prod/policy", queues[1])
+    def test_each_policy_change_is_stored_as_the_next_signed_revision(self, queues: tuple[str, str]) -> None:
+        # GIVEN the stack's signing secret
+        secret_id = create_signing_secret()
+        admin = AwsAdminActions(PARAMETERS, queues[1], secret_id)
 
-        assert admin.put_policy('{"version": 1}') == 1
-        assert admin.put_policy('{"version": 1, "description": "second"}') == 2
-        stored = aws_helpers.ssm().get_parameter(Name="/xpi/xpi-prod/policy")["Parameter"]
-        assert stored["Value"] == '{"version": 1, "description": "second"}'
+        # WHEN two changes are stored
+        first = admin.store_config("policy", {"version": 1}, changed_by="arn:admin", changed_at="t1")
+        second = admin.store_config("policy", {"version": 1, "description": "2"}, changed_by="arn:admin",
+                                    changed_at="t2")  # fmt: skip
+
+        # THEN each is the next revision, signed, and the secret's watermark names the newest
+        assert (first.revision, second.revision) == (1, 2)
+        assert (first.parameter_version, second.parameter_version) == (1, 2)
+        stored = aws_helpers.ssm().get_parameter(Name=PARAMETERS["policy"])["Parameter"]["Value"]
+        state = signing_state(secret_id)
+        envelope, verdict = verify(stored, kind="policy", key=state.key)
+        assert verdict == "ok" and envelope is not None
+        assert (envelope.revision, envelope.document, envelope.changed_by) == (
+            2,
+            {"version": 1, "description": "2"},
+            "arn:admin",
+        )
+        assert state.watermark("policy") == 2 and state.watermark("routing") == 0
 
     def test_redrive_starts_an_sqs_move_task_back_to_the_requests_queue(
         self, queues: tuple[str, str]
@@ -331,7 +366,7 @@ class TestAwsAdminActions:
         queue_url, dlq_url = queues
         for number in range(12):
             aws_helpers.sqs().send_message(QueueUrl=dlq_url, MessageBody=f'{{"n": {number}}}')
-        admin = AwsAdminActions("/xpi/xpi-prod/policy", dlq_url)
+        admin = AwsAdminActions(PARAMETERS, dlq_url, "unused")
 
         # WHEN
         started = admin.redrive()

@@ -11,6 +11,7 @@ import pytest
 from openapi_schema_validator import OAS30Validator
 from xpi import dependencies
 from xpi.domain.errors import ModelNotApproved, WorkflowWithoutResult
+from xpi.handlers import admin as admin_handler
 from xpi.handlers import api as api_handler
 from xpi.models.lineage import LineageItem
 from xpi.services import api as api_service
@@ -28,6 +29,7 @@ from tests.helpers.openapi import DOCUMENT, deref
 
 ROOT = Path(__file__).resolve().parents[3]
 ALICE = "arn:aws-us-gov:iam::123456789012:user/alice"
+ADMIN = "arn:aws-us-gov:iam::111122223333:user/admin"
 BOB = "arn:aws-us-gov:iam::123456789012:user/bob"
 AUDITOR = "arn:aws-us-gov:sts::123456789012:assumed-role/xpi-prod-auditor/jane"
 
@@ -50,6 +52,7 @@ def call(
     principal: str = ALICE,
     query: dict[str, str] | None = None,
     identity: dict[str, Any] | None = None,
+    context: dict[str, Any] | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """Invoke the handler with API Gateway's REST proxy event; validate the answer against the document."""
     resource = _resource(path)
@@ -75,7 +78,8 @@ def call(
             "httpMethod": method,
             "requestId": "0b1e7a4c-1111-2222-3333-444455556666",
             "stage": "api",
-            "accountId": "123456789012",
+            "accountId": "111122223333",  # the account of FakeLambdaContext's function
+            "apiId": "a1b2c3d4e5",
             "identity": identity
             if identity is not None
             else {"userArn": principal, "caller": "AIDAEXAMPLE", "accessKey": "AKIAEXAMPLE"},
@@ -83,7 +87,13 @@ def call(
         "body": body if isinstance(body, str) or body is None else json.dumps(body),
         "isBase64Encoded": False,
     }
-    response = api_handler.handler(event, FakeLambdaContext())
+    for name, value in (context or {}).items():  # None removes the field
+        if value is None:
+            event["requestContext"].pop(name, None)  # type: ignore[attr-defined]
+        else:
+            event["requestContext"][name] = value  # type: ignore[index]
+    handler = admin_handler.handler if path.startswith("/v1/admin/") else api_handler.handler
+    response = handler(event, FakeLambdaContext())
     status, answer = response["statusCode"], json.loads(response["body"])
     operation = DOCUMENT["paths"].get(resource, {}).get(method.lower())
     if operation is None:  # not a route of the API: still the one error shape
@@ -350,6 +360,103 @@ def test_admin_policy_is_validated_then_stored(world: dict[str, Any]) -> None:
     assert status == 200 and body["detail"]["version"] == 1 and world["admin"].policies
 
 
+def test_a_policy_change_raises_a_security_alert_naming_revision_hash_and_claimed_caller(
+    world: dict[str, Any],
+) -> None:
+    # WHEN an admin stores a policy
+    status, body = call("PUT", "/v1/admin/policy", {"version": 1}, principal=ADMIN)
+
+    # THEN the answer names its revision and hash, and a Security Alert carries them with the caller
+    assert status == 200 and body["detail"]["revision"] == 1 and len(body["detail"]["sha256"]) == 64
+    alerts = [d for t, d in world["events"].published if t == "Security Alert"]
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert (alert["source"], alert["decision"], alert["caller_principal"]) == ("admin", "changed", ADMIN)
+    assert alert["config"]["document"] == "policy"
+    assert alert["config"]["revision"] == 1 and alert["config"]["sha256"] == body["detail"]["sha256"]
+    assert alert["config"]["claimed_identity"]["api_id"] == "a1b2c3d4e5"
+
+
+def test_a_routing_change_goes_through_the_same_admin_path(world: dict[str, Any]) -> None:
+    routing = {"models": {"us.amazon.nova-lite-v1:0": {}}, "callers": [{"principal": "*", "allow": ["*"]}]}
+    status, body = call("PUT", "/v1/admin/routing", routing, principal=ADMIN)
+    assert status == 200 and body["action"] == "routing"
+    assert [d["config"]["document"] for t, d in world["events"].published if t == "Security Alert"] == [
+        "routing"
+    ]
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"version": 1, "default_action": "allow"},
+        {"version": 1, "categories": {"cui.*": "allow"}},
+        {"version": 1, "model_rules": [{"models": ["us.*"], "categories": ["*"], "action": "redact"}]},
+    ],
+)
+def test_a_policy_lowering_the_floor_is_refused_by_the_admin_path(
+    world: dict[str, Any], document: dict[str, Any]
+) -> None:
+    status, body = call("PUT", "/v1/admin/policy", document, principal=ADMIN)
+    assert status == 400 and body["error"]["code"] == "PolicyInvalid"
+    assert not world["admin"].policies
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"accountId": "999999999999"},  # another account's "API"
+        {"apiId": None},  # not from API Gateway at all
+        {"stage": "test-invoke-stage"},  # another stage
+    ],
+    ids=["account", "api", "stage"],
+)
+def test_a_forged_admin_event_is_refused_and_raises_a_security_alert(
+    world: dict[str, Any], forged: dict[str, Any]
+) -> None:
+    # GIVEN a direct lambda:InvokeFunction whose event claims an admin identity
+    # WHEN it asks for a policy change
+    status, body = call("PUT", "/v1/admin/policy", {"version": 1}, principal=ADMIN, context=forged)
+
+    # THEN nothing is stored, and a Security Alert names the claimed caller
+    assert status == 500 and body["error"]["code"] == "InternalError"
+    assert not world["admin"].policies
+    alerts = [d for t, d in world["events"].published if t == "Security Alert"]
+    assert [(a["decision"], a["caller_principal"]) for a in alerts] == [("refused", ADMIN)]
+
+
+def test_a_direct_invoke_of_the_api_function_with_a_forged_admin_identity_changes_nothing(
+    world: dict[str, Any],
+) -> None:
+    # GIVEN an event for the policy route, as API Gateway would build it for an admin, sent straight to
+    # the API function (lambda:InvokeFunction on it)
+    event = json.loads((ROOT / "events" / "admin" / "redrive.json").read_text(encoding="utf-8"))
+    event.update(
+        resource="/v1/admin/policy", path="/v1/admin/policy", httpMethod="PUT", body='{"version": 1}'
+    )
+
+    # WHEN
+    response = api_handler.handler(event, FakeLambdaContext())
+
+    # THEN the API function has no admin route: nothing is stored
+    assert response["statusCode"] == 404
+    assert json.loads(response["body"])["error"]["code"] == "RouteNotFound"
+    assert not world["admin"].policies
+
+
+def test_admin_routes_accept_only_the_configured_admin_principals(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "API_ADMIN_PRINCIPALS", "arn:aws-us-gov:sts::111122223333:assumed-role/xpi-prod-admin/*"
+    )
+    status, _ = call("POST", "/v1/admin/dlq/redrive", principal=ADMIN)
+    assert status == 500 and not world["admin"].redrives
+    admin_role = "arn:aws-us-gov:sts::111122223333:assumed-role/xpi-prod-admin/jo"
+    status, _ = call("POST", "/v1/admin/dlq/redrive", principal=admin_role)
+    assert status == 200 and world["admin"].redrives
+
+
 def test_admin_redrive_starts_a_move_task_for_the_dead_letters(world: dict[str, Any]) -> None:
     # WHEN an admin redrives the requests DLQ, which holds 3 messages
     status, body = call("POST", "/v1/admin/dlq/redrive")
@@ -403,14 +510,19 @@ def test_a_request_without_an_iam_identity_is_an_internal_error(world: dict[str,
     assert body == {"error": {"code": "InternalError", "message": "the request carries no IAM identity"}}
 
 
-def test_every_route_of_the_handler_is_in_the_document() -> None:
+def test_every_route_of_the_handlers_is_in_the_document() -> None:
     declared = {(m.upper(), p) for p, ops in DOCUMENT["paths"].items() for m in ops}
-    source = (ROOT / "functions/xpi/handlers/api.py").read_text(encoding="utf-8")
-    served = {
-        (method.upper(), re.sub(r"<[^>]+>", "{id}", path))
-        for method, path in re.findall(r'@app\.(get|post|put|delete)\("([^"]+)"\)', source)
-    }
-    assert served == declared
+    served_by = {}
+    for module in ("api", "admin"):
+        source = (ROOT / f"functions/xpi/handlers/{module}.py").read_text(encoding="utf-8")
+        for method, path in re.findall(r'@app\.(get|post|put|delete)\("([^"]+)"\)', source):
+            served_by[(method.upper(), re.sub(r"<[^>]+>", "{id}", path))] = module
+    assert set(served_by) == declared
+    # the admin routes, and only they, are the admin function's (and its integration's)
+    for (method, path), module in served_by.items():
+        assert (module == "admin") == path.startswith("/v1/admin/"), (method, path)
+        uri = DOCUMENT["paths"][path][method.lower()]["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+        assert ("${AdminFunction.Arn}" in uri) == (module == "admin"), (method, path)
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "events" / "api").glob("*.json")), ids=lambda p: p.name)

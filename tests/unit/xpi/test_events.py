@@ -26,6 +26,7 @@ FOLDER_OF_HANDLER = {
     "record": "record",
     "record_rejection": "record-rejection",
     "api": "api",
+    "admin": "admin",
     "batch_start": "batch/start",
     "batch_split": "batch/split",
     "batch_release": "batch/release",
@@ -69,6 +70,7 @@ def test_the_template_is_read() -> None:
         "RecordOutcomeFunction": "record",
         "RecordRejectionFunction": "record_rejection",
         "ApiFunction": "api",
+        "AdminFunction": "admin",
         "BatchStartFunction": "batch_start",
         "BatchSplitFunction": "batch_split",
         "BatchReleaseFunction": "batch_release",
@@ -96,7 +98,7 @@ def test_every_event_is_valid_for_its_function(path: Path) -> None:
         parse_request(WorkflowInput.model_validate(event).request)
     elif folder == "requests":
         InferenceRequest.model_validate(event)
-    elif folder == "api":
+    elif folder in ("api", "admin"):
         APIGatewayProxyEventModel.model_validate(event)
     elif folder == "split":
         BatchObject.model_validate(event["batch"])

@@ -92,23 +92,25 @@ def test_a_classified_marking_raises_a_security_alert_without_its_text(
 def test_a_policy_in_ssm_applies_per_resolved_model(
     aws: XpiResources, lambda_context: FakeLambdaContext
 ) -> None:
-    # GIVEN an agency policy that lets CUI banners go to US inference profiles ("us.*")
+    # GIVEN an agency policy that lets ECCN notices go to US inference profiles ("us.*")
     policy = load_default_policy().model_dump(mode="json")
     policy["model_rules"] = [
-        {"name": "cui-to-us-profiles", "models": ["us.*"], "categories": ["cui.banner"], "action": "allow"}
+        {"name": "eccn-to-us-profiles", "models": ["us.*"], "categories": ["export.eccn"], "action": "allow"}
     ]
     aws_helpers.ssm().put_parameter(
         Name=aws.environment()["POLICY_PARAMETER_NAME"], Value=json.dumps(policy), Type="String"
     )
 
     # WHEN the request asks for the "default" alias (us.amazon.nova-lite-v1:0)
-    state, _ = classified("classify/state-block.json", lambda_context)
+    event = load_event("classify/state-block.json")
+    event["request"]["prompt"] = "ECCN 3A001.a.2 applies to the attached drawings."
+    state = WorkflowState.model_validate(classify.handler(event, lambda_context))
 
     # THEN the rule matched the resolved model id, not the alias
     assert state.request.model == "default"
     assert state.classification is not None
     assert state.classification.decision == "allow"
-    assert any("cui-to-us-profiles" in reason for reason in state.classification.reasons)
+    assert any("eccn-to-us-profiles" in reason for reason in state.classification.reasons)
 
 
 def test_the_configuration_read_here_is_carried_for_route_and_invoke(

@@ -5,6 +5,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from xpi.domain.config_signing import ConfigVersion
+from xpi.domain.hashing import canonical_sha256
 from xpi.domain.inspection import segments_with_paths
 from xpi.domain.outcome import (
     MAX_ERROR_MESSAGE,
@@ -15,8 +17,11 @@ from xpi.domain.outcome import (
     rejection_error,
     result_detail,
 )
+from xpi.domain.policy import load_default_policy
+from xpi.domain.routing import load_default_routing
 from xpi.models.events import ResultDetail
 from xpi.models.workflow import Classification, ModelResponse, StepError, WorkflowState
+from xpi.services.routing import snapshot
 
 from tests.helpers.events import make_state, sample_request, state_from_event
 
@@ -222,6 +227,23 @@ class TestLineageItem:
             for line in filter(None, (part.strip() for part in text.splitlines())):
                 if len(line) > 8:
                     assert line[:40] not in stored
+
+    def test_the_lineage_item_names_the_policy_and_routing_versions_it_was_judged_under(self) -> None:
+        # GIVEN a request classified under policy revision 3 and the shipped routing
+        policy = load_default_policy()
+        routing = load_default_routing()
+        versions = (
+            ConfigVersion(kind="policy", revision=3, sha256="p" * 64, source="signed"),
+            ConfigVersion(kind="routing", revision=0, sha256="r" * 64, source="default"),
+        )
+        state = make_state(classification=classification("allow"), config=snapshot(policy, routing, versions))
+
+        # WHEN / THEN its lineage item records both revisions and hashes
+        attributes = stored_attributes(state)
+        assert (attributes["policy_revision"], attributes["routing_revision"]) == (3, 0)
+        assert attributes["policy_sha256"] == canonical_sha256(policy.model_dump(mode="json"))
+        assert attributes["routing_sha256"] == canonical_sha256(routing.model_dump(mode="json"))
+        assert attributes["config_fallback"] is False
 
     def test_pii_sample_leaves_no_pii_in_lineage(self) -> None:
         state = make_state(sample_request("pii-redact"), classification=classification("redact"))

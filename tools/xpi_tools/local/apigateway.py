@@ -1,5 +1,6 @@
-"""A local API Gateway (REST) in front of the API function, because moto's API Gateway does not invoke
-Lambda integrations.
+"""A local API Gateway (REST) in front of the API's functions (each method's aws_proxy integration names
+its function: the API function, or the admin function for /v1/admin/*), because moto's API Gateway does
+not invoke Lambda integrations.
 
 It serves exactly the routes api/openapi.yaml declares, under /<stage>/ as execute-api does. Each
 method's authorization is the one API Gateway creates when it imports the document
@@ -63,6 +64,7 @@ class Principal:
     access_key_id: str
     secret_access_key: str
     mfa: bool = False
+    mfa_authenticated_at: float | None = None  # epoch seconds of the MFA sign-in (aws:MultiFactorAuthAge)
 
 
 Authorization = Literal["AWS_IAM", "NONE"]
@@ -153,7 +155,9 @@ class IamDirectory:
                     )  # fmt: skip
         return None
 
-    def mint_mfa_session(self, user_name: str, access_key_id: str) -> dict[str, str]:
+    def mint_mfa_session(
+        self, user_name: str, access_key_id: str, *, authenticated_at: float | None = None
+    ) -> dict[str, str]:
         """Temporary credentials of the user marked MFA-authenticated, as GetSessionToken with
         SerialNumber/TokenCode returns them on AWS (aws:MultiFactorAuthPresent = true)."""
         base = self.find(access_key_id, None)
@@ -161,7 +165,10 @@ class IamDirectory:
             raise ValueError(f"no active key {access_key_id} for {user_name}")
         session_key = "ASIA" + secrets.token_hex(8).upper()
         secret, token = secrets.token_urlsafe(30), "mfa-" + secrets.token_urlsafe(48)
-        principal = Principal(base.user_name, base.user_id, base.arn, session_key, secret, mfa=True)
+        principal = Principal(
+            base.user_name, base.user_id, base.arn, session_key, secret, mfa=True,
+            mfa_authenticated_at=time.time() if authenticated_at is None else authenticated_at,
+        )  # fmt: skip
         with self._lock:
             self._sessions[session_key] = (principal, token)
         return {"aws_access_key_id": session_key, "aws_secret_access_key": secret, "aws_session_token": token}
@@ -202,6 +209,8 @@ _CONDITION_OPERATORS = {
     "Bool": lambda actual, expected: actual.lower() in [e.lower() for e in expected],
     "StringEquals": lambda actual, expected: actual in expected,
     "StringNotEquals": lambda actual, expected: actual not in expected,
+    "NumericGreaterThan": lambda actual, expected: any(float(actual) > float(e) for e in expected),
+    "NumericLessThanEquals": lambda actual, expected: any(float(actual) <= float(e) for e in expected),
 }
 _NEGATED_OPERATORS = {"StringNotEquals"}
 
@@ -209,10 +218,12 @@ _NEGATED_OPERATORS = {"StringNotEquals"}
 def _condition_keys(principal: Principal | None) -> dict[str, str | None]:
     """The request's values of the condition keys understood here (lower-cased names; None: absent).
     aws:MultiFactorAuthPresent is present (true) only for MFA sessions, absent for long-term keys, as
-    on AWS; no request arrives through a VPC endpoint locally, so aws:SourceVpce/aws:SourceVpc are
-    absent."""
+    on AWS, and aws:MultiFactorAuthAge (seconds since the MFA sign-in) only with it; no request arrives
+    through a VPC endpoint locally, so aws:SourceVpce/aws:SourceVpc are absent."""
+    mfa_at = principal.mfa_authenticated_at if principal is not None and principal.mfa else None
     return {
         "aws:multifactorauthpresent": "true" if principal is not None and principal.mfa else None,
+        "aws:multifactorauthage": str(int(time.time() - mfa_at)) if mfa_at is not None else None,
         "aws:sourcevpce": None,
         "aws:sourcevpc": None,
     }
@@ -730,6 +741,27 @@ def provision_principals(
     return credentials
 
 
+_INTEGRATION_FUNCTION = re.compile(r"\$\{(?P<logical_id>[A-Za-z0-9]+)\.Arn\}/invocations")
+
+
+def integration_functions(document: dict[str, Any], outputs: dict[str, str]) -> dict[tuple[str, str], str]:
+    """(METHOD, resource) -> the name of the function its aws_proxy integration invokes: the function
+    named in the integration's URI (`${<LogicalId>.Arn}`), found through the stack output
+    `<LogicalId>Name`, as API Gateway invokes each method's own integration."""
+    functions: dict[tuple[str, str], str] = {}
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
+            if method.upper() not in HTTP_METHODS:
+                continue
+            uri = operation.get("x-amazon-apigateway-integration", {}).get("uri", "")
+            text = uri.get("Fn::Sub", "") if isinstance(uri, dict) else str(uri)
+            match = _INTEGRATION_FUNCTION.search(str(text))
+            if match is None:
+                raise ValueError(f"{method.upper()} {path}: no Lambda integration the local API can invoke")
+            functions[(method.upper(), path)] = outputs[f"{match['logical_id']}Name"]
+    return functions
+
+
 def start_local_api(
     session: Any,
     *,
@@ -759,7 +791,12 @@ def start_local_api(
         region=region,
         partition=partition,
     )
-    function_name = outputs["ApiFunctionName"]
+    functions = integration_functions(document, outputs)
+
+    def invoke_route(payload: bytes) -> tuple[bytes, str | None]:
+        event = json.loads(payload)
+        return invoke(functions[(event["httpMethod"], event["resource"])], payload)
+
     gateway = LocalApiGateway(
         document=document,
         api_id=outputs["ApiId"],
@@ -768,7 +805,7 @@ def start_local_api(
         account_id=account_id,
         partition=partition,
         directory=directory,
-        invoke=lambda payload: invoke(function_name, payload),
+        invoke=invoke_route,
         resource_policy=resource_policy,
     )
     gateway.start()
