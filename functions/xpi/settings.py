@@ -55,7 +55,7 @@ class Settings(BaseModel):
 
     # ---------------------------------------------------------------- API
     requests_dlq_url: str = Field("", alias="REQUESTS_DLQ_URL")
-    # Comma-separated globs over caller principals that may read any request (auditors).
+    # Comma-separated role or user ARNs, compared exactly (no globs), that may read any request (auditors).
     api_auditor_principals: str = Field("", alias="API_AUDITOR_PRINCIPALS")
     # API Gateway ends an integration at 29 s: answer before it, with the request id to poll.
     api_invoke_wait_s: Annotated[float, Field(ge=0.5, le=28)] = Field(25.0, alias="API_INVOKE_WAIT_S")
@@ -83,7 +83,7 @@ class Settings(BaseModel):
         )
 
     @property
-    def auditor_patterns(self) -> tuple[str, ...]:
+    def auditors(self) -> tuple[str, ...]:
         return tuple(p.strip() for p in self.api_auditor_principals.split(",") if p.strip())
 
     @property

@@ -37,10 +37,12 @@ from xpi.domain.batch import (
     parse_defaults,
     prepare_line,
     results_line,
+    uploader_of,
     window_for,
 )
 from xpi.domain.errors import RequestInvalid
 from xpi.domain.outcome import MAX_ERROR_MESSAGE
+from xpi.domain.ownership import owner_of
 from xpi.models.batch import (
     BatchFailure,
     BatchObject,
@@ -61,8 +63,14 @@ def chunk_key(batch_id: str, index: int) -> str:
     return f"work/{batch_id}/chunks/{index:06d}.json"
 
 
-def results_key(batch_id: str) -> str:
-    return f"results/{batch_id}.jsonl"
+def results_key(batch: BatchObject) -> str:
+    """Under the uploader's own prefix, which only it (and xpi's batch roles) may read."""
+    return f"results/{uploader_of(batch.key)}/{batch.batch_id}.jsonl"
+
+
+def _ownership(batch: BatchObject) -> dict[str, str]:
+    uploader = uploader_of(batch.key)
+    return {"owner": owner_of(uploader), "uploader": uploader} if uploader else {}
 
 
 def source_uri(batch: BatchObject) -> str:
@@ -96,6 +104,8 @@ def _defaults(batch: BatchObject, metadata: Mapping[str, str], objects: BatchObj
 def _check_object(batch: BatchObject, limits: BatchLimits) -> None:
     if not is_jsonl_key(batch.key):
         raise BatchInvalid(f"not a JSONL file: {batch.key} does not end with .jsonl or .jsonl.gz")
+    if uploader_of(batch.key) is None:
+        raise BatchInvalid("not under the uploader's prefix: upload to incoming/<your aws:userid>/")
     if batch.size == 0:
         raise BatchInvalid("the file is empty")
     if batch.size > limits.max_bytes:
@@ -180,6 +190,7 @@ def split(
         "version_id": batch.version_id or "",
         "etag": batch.etag,
         "principal": batch.principal,
+        **_ownership(batch),
         "uploaded_at": batch.uploaded_at.isoformat(),
         "started_at": now.isoformat(),
         "expires_at": int((now + timedelta(days=limits.retention_days)).timestamp()),
@@ -351,7 +362,7 @@ def assemble(batch: BatchObject, table: BatchTable, objects: BatchObjects, now: 
             written += 1
             yield results_line(result)
 
-    key = results_key(batch.batch_id)
+    key = results_key(batch)
     objects.write_stream(batch.bucket, key, rows())
     if written != int(status.get("total", 0)):
         raise BatchInvalid(f"results file has {written} lines for {status.get('total')} input lines")
@@ -372,6 +383,7 @@ def fail(batch: BatchObject, reason: str, table: BatchTable, now: datetime) -> B
             "reason": reason[:1000],
             "finished_at": now.isoformat(),
             "source_uri": source_uri(batch),
+            **_ownership(batch),
         },
     )
     return _summary(batch, status, now, status="FAILED", reason=reason[:1000])

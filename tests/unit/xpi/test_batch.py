@@ -292,9 +292,9 @@ def _event(request_id: str, status: str = "COMPLETED") -> dict[str, Any]:
 def test_a_batch_runs_in_a_window_and_finishes_once() -> None:
     # GIVEN a file of five valid lines and one bad one, split into chunks of two
     data = _file([json.dumps({"prompt": f"p{n}"}) for n in range(5)] + ["{bad"])
-    objects = FakeObjects({"in/a.jsonl": data}, {"xpi-model": "default"})
+    objects = FakeObjects({"in/AIDAEXAMPLE/a.jsonl": data}, {"xpi-model": "default"})
     table, starter, workflow = FakeTable(), FakeStarter(), FakeWorkflow()
-    batch = _batch("in/a.jsonl", len(data))
+    batch = _batch("in/AIDAEXAMPLE/a.jsonl", len(data))
 
     result = split(batch, table, objects, LIMITS, NOW)
 
@@ -308,7 +308,7 @@ def test_a_batch_runs_in_a_window_and_finishes_once() -> None:
     assert (source.kind, source.batch_id, source.reference) == (
         "s3_batch",
         "b-test",
-        "s3://bucket/in/a.jsonl#1",
+        "s3://bucket/in/AIDAEXAMPLE/a.jsonl#1",
     )
     # AND results come back, one twice
     assert record_progress(_event("b-test-1"), table, lines, workflow) == "recorded"
@@ -324,7 +324,7 @@ def test_a_batch_runs_in_a_window_and_finishes_once() -> None:
     assert (status["done"], status["completed"], status["blocked"], status["failed"]) == (6, 4, 1, 1)
     # AND the results file has every line in order
     summary = assemble(batch, table, objects, NOW)
-    rows = [json.loads(line) for line in objects.files["results/b-test.jsonl"].splitlines()]
+    rows = [json.loads(line) for line in objects.files["results/AIDAEXAMPLE/b-test.jsonl"].splitlines()]
     assert [r["line"] for r in rows] == [1, 2, 3, 4, 5, 6]
     assert rows[5]["status"] == "FAILED"
     assert (summary.total, summary.completed, summary.blocked, summary.failed) == (6, 4, 1, 1)
@@ -334,11 +334,11 @@ def test_a_batch_runs_in_a_window_and_finishes_once() -> None:
 @pytest.mark.parametrize(
     ("key", "data", "message"),
     [
-        ("in/a.csv", b"a,b\n", "not a JSONL file"),
-        ("in/a.jsonl", b"", "empty"),
-        ("in/a.jsonl", b"hello\n", "not JSONL"),
-        ("in/a.jsonl", b'{"prompt": "p"}\n' * 51, "more than 50 lines"),
-        ("in/a.jsonl", b"x" * 10_001, "limit is 10000"),
+        ("in/AIDAEXAMPLE/a.csv", b"a,b\n", "not a JSONL file"),
+        ("in/AIDAEXAMPLE/a.jsonl", b"", "empty"),
+        ("in/AIDAEXAMPLE/a.jsonl", b"hello\n", "not JSONL"),
+        ("in/AIDAEXAMPLE/a.jsonl", b'{"prompt": "p"}\n' * 51, "more than 50 lines"),
+        ("in/AIDAEXAMPLE/a.jsonl", b"x" * 10_001, "limit is 10000"),
     ],
 )
 def test_bad_files_fail_the_batch_before_anything_starts(key: str, data: bytes, message: str) -> None:
@@ -348,8 +348,8 @@ def test_bad_files_fail_the_batch_before_anything_starts(key: str, data: bytes, 
 
 def test_a_file_with_no_valid_line_finishes_at_arm() -> None:
     data = _file(['{"prompt": ""}'])
-    table, workflow, objects = FakeTable(), FakeWorkflow(), FakeObjects({"in/a.jsonl": data})
-    split(_batch("in/a.jsonl", len(data)), table, objects, LIMITS, NOW)
+    table, workflow, objects = FakeTable(), FakeWorkflow(), FakeObjects({"in/AIDAEXAMPLE/a.jsonl": data})
+    split(_batch("in/AIDAEXAMPLE/a.jsonl", len(data)), table, objects, LIMITS, NOW)
 
     started = arm("b-test", "t", table, LineStarter(table, objects, FakeStarter(), LIMITS), workflow)
 
@@ -360,7 +360,7 @@ def test_a_file_with_no_valid_line_finishes_at_arm() -> None:
 def _split_file(
     table: FakeTable, objects: FakeObjects, batch_id: str, models: list[str], limits: BatchLimits
 ) -> None:
-    key = f"in/{batch_id}.jsonl"
+    key = f"in/AIDAEXAMPLE/{batch_id}.jsonl"
     data = _file([json.dumps({"prompt": f"p{n}", "model": model}) for n, model in enumerate(models)])
     objects.files[key] = data
     split(_batch(key, len(data), batch_id), table, objects, limits, NOW)
@@ -544,7 +544,7 @@ def test_start_finds_the_uploaded_object_in_the_s3_notification() -> None:
 
     (found,) = batch_objects(notification, "incoming/")
 
-    assert found.key == "incoming/claims-2026-11-27.jsonl"
+    assert found.key == "incoming/AROAQXZEXAMPLEROLEID1:claims-intake/claims-2026-11-27.jsonl"
     assert found.version_id == "3HL4kqtJlcpXroDTDmjVBH40Nrjfkd"
     assert found.principal == "AWS:AROAQXZEXAMPLEROLEID1:claims-intake"
     assert found.uploaded_at == datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -557,17 +557,19 @@ def test_start_skips_manifests_and_other_events_and_decodes_keys() -> None:
     # GIVEN a notification naming a manifest, a deletion and an upload with an encoded key
     record = _sample_notification().model_dump(by_alias=True)["Records"][0]
     manifest = json.loads(json.dumps(record))
-    manifest["s3"]["object"]["key"] = "incoming/claims-2026-11-27.manifest.json"
+    manifest["s3"]["object"]["key"] = (
+        "incoming/AROAQXZEXAMPLEROLEID1:claims-intake/claims-2026-11-27.manifest.json"
+    )
     removed = {**json.loads(json.dumps(record)), "eventName": "ObjectRemoved:Delete"}
     spaced = json.loads(json.dumps(record))
-    spaced["s3"]["object"]["key"] = "incoming/claims+week+48.jsonl"
+    spaced["s3"]["object"]["key"] = "incoming/AIDAEXAMPLE/claims+week+48.jsonl"
     notification = S3Notification.model_validate({"Records": [manifest, removed, spaced]})
 
     # WHEN
     found = batch_objects(notification, "incoming/")
 
     # THEN only the upload is a batch, under its decoded key
-    assert [batch.key for batch in found] == ["incoming/claims week 48.jsonl"]
+    assert [batch.key for batch in found] == ["incoming/AIDAEXAMPLE/claims week 48.jsonl"]
 
 
 def test_start_batches_starts_each_object_version_once() -> None:
@@ -581,15 +583,17 @@ def test_start_batches_starts_each_object_version_once() -> None:
     # THEN
     assert (first, again) == (1, 0)
     [batch] = starter.started.values()
-    assert batch.key == "incoming/claims-2026-11-27.jsonl"
+    assert batch.key == "incoming/AROAQXZEXAMPLEROLEID1:claims-intake/claims-2026-11-27.jsonl"
 
 
 def test_the_sample_file_splits_with_its_sidecar_defaults() -> None:
     data = (EVENTS / "files" / "claims-2026-11-27.jsonl").read_bytes()
     manifest = (EVENTS / "files" / "claims-2026-11-27.manifest.json").read_bytes()
-    objects = FakeObjects({"in/claims.jsonl": data, "in/claims.manifest.json": manifest})
+    objects = FakeObjects(
+        {"in/AIDAEXAMPLE/claims.jsonl": data, "in/AIDAEXAMPLE/claims.manifest.json": manifest}
+    )
 
-    result = split(_batch("in/claims.jsonl", len(data)), FakeTable(), objects, LIMITS, NOW)
+    result = split(_batch("in/AIDAEXAMPLE/claims.jsonl", len(data)), FakeTable(), objects, LIMITS, NOW)
 
     assert (result.total, result.valid, result.invalid) == (5, 4, 1)
     first = objects.json["work/b-test/chunks/000000.json"][0]["request"]

@@ -512,7 +512,10 @@ class TestBatchStart:
         assert first == again == {"batchItemFailures": []}
         [(name, execution_input)] = aws.executions().items()
         assert name == execution_input["batch"]["batch_id"]
-        assert execution_input["batch"]["key"] == "incoming/claims-2026-11-27.jsonl"
+        assert (
+            execution_input["batch"]["key"]
+            == "incoming/AROAQXZEXAMPLEROLEID1:claims-intake/claims-2026-11-27.jsonl"
+        )
 
     def test_a_body_that_is_not_a_notification_is_reported_as_a_failure(
         self, aws: XpiResources, lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch

@@ -1,0 +1,43 @@
+"""What template.yaml promises about who reaches whose work: the auditor is a role the stack creates and
+names exactly, the example subscriber (every caller's output) is off unless asked for, only xpi's roles
+publish xpi's event sources, and batch uploads are scoped to their uploader."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from xpi_tools.local.deploy import load_template
+from xpi_tools.local.stack import LOCAL_PARAMETERS
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template(ROOT / "template.yaml")
+
+
+def test_the_example_subscriber_is_off_by_default_and_on_locally(template: dict[str, Any]) -> None:
+    assert template["Parameters"]["CreateExampleSubscriber"]["Default"] == "false"
+    for name in ("SubscriberQueue", "SubscriberDLQ", "SubscriberQueuesPolicy", "ResultsToSubscriberRule"):
+        assert template["Resources"][name]["Condition"] == "CreateSubscriber"
+    assert LOCAL_PARAMETERS["CreateExampleSubscriber"] == "true"
+
+
+def test_the_api_names_exactly_the_auditor_role_the_stack_creates(template: dict[str, Any]) -> None:
+    variables = template["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["API_AUDITOR_PRINCIPALS"] == {"Fn::GetAtt": ["AuditorRole", "Arn"]}
+    role = template["Resources"]["AuditorRole"]["Properties"]
+    assert "Path" not in role  # a session ARN carries no path: the role's ARN must not have one either
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Action"] == "sts:AssumeRole"
+    assert trust["Condition"] == {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+
+
+def test_the_auditor_role_may_call_the_read_routes_only(template: dict[str, Any]) -> None:
+    policy = template["Resources"]["AuditorReadPolicy"]["Properties"]
+    assert policy["Roles"] == [{"Ref": "AuditorRole"}]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "execute-api:Invoke"
+    routes = [resource["Fn::Sub"].split("/api/", 1)[1] for resource in statement["Resource"]]
+    assert routes == ["GET/v1/requests/*", "GET/v1/batches/*"]
