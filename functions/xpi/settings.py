@@ -45,6 +45,9 @@ class Settings(BaseModel):
     # ---------------------------------------------------------------- inference workflow and its producers
     state_machine_arn: str = Field("", alias="STATE_MACHINE_ARN")
     idempotency_table: str = Field("", alias="IDEMPOTENCY_TABLE")
+    # Comma-separated role unique ids (AROA...) that redrive the requests DLQ: a message they sent is a
+    # redrive, attributed to its original sender, never to them.
+    redriver_role_ids: str = Field("", alias="REDRIVER_ROLE_IDS")
     artifacts_bucket: str = Field("", alias="ARTIFACTS_BUCKET")
     credentials_secret_id: str = Field("", alias="COMMERCIAL_CREDENTIALS_SECRET_ID")
     credentials_max_age_s: Annotated[int, Field(ge=0, le=3600)] = Field(300, alias="CREDENTIALS_MAX_AGE_S")
@@ -85,6 +88,10 @@ class Settings(BaseModel):
     @property
     def auditors(self) -> tuple[str, ...]:
         return tuple(p.strip() for p in self.api_auditor_principals.split(",") if p.strip())
+
+    @property
+    def redrivers(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.redriver_role_ids.split(",") if p.strip())
 
     @property
     def batch_concurrency(self) -> dict[str, int]:

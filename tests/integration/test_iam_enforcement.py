@@ -173,3 +173,23 @@ def test_each_function_runs_with_its_own_role(local_stack: LocalStackClient) -> 
         # THEN it is a session of its own execution role, in the GovCloud partition
         role = local_stack.state["resources"][f"{logical_id}Role"]
         assert arn.startswith("arn:aws-us-gov:sts::") and f":assumed-role/{role}/" in arn
+
+
+def test_only_xpis_roles_put_xpi_events_on_the_bus(local_stack: LocalStackClient) -> None:
+    # GIVEN the operator, whose identity policy allows every action (as an account administrator's may)
+    events = local_stack.client("events")
+    bus = local_stack.outputs["EventBusName"]
+    assert "OnlyXpiRolesPublishXpiSources" in events.describe_event_bus(Name=bus)["Policy"]
+    forged = {
+        "EventBusName": bus,
+        "Source": "xpi.inference",
+        "DetailType": "Inference Completed",
+        "Detail": json.dumps({"request_id": f"b-{uuid.uuid4().hex[:24]}-1", "status": "COMPLETED"}),
+    }
+
+    # WHEN it puts an event of xpi's source on the bus, THEN the bus policy's Deny refuses it
+    with pytest.raises(ClientError, match="AccessDenied"):
+        events.put_events(Entries=[forged])
+    # AND an event of its own source is still its to put
+    response = events.put_events(Entries=[{**forged, "Source": "claims.app"}])
+    assert response["FailedEntryCount"] == 0

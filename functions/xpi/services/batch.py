@@ -20,7 +20,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from xpi.adapters.ports import BatchObjects, BatchStarter, BatchTable, BatchWorkflow, WorkflowStarter
+from aws_lambda_powertools.metrics import MetricUnit
+
+from xpi.adapters.ports import (
+    BatchObjects,
+    BatchStarter,
+    BatchTable,
+    BatchWorkflow,
+    LineageStore,
+    WorkflowStarter,
+)
 from xpi.domain.batch import (
     BatchInvalid,
     BatchLimits,
@@ -52,7 +61,7 @@ from xpi.models.batch import (
     SplitResult,
 )
 from xpi.models.workflow import Source, WorkflowInput
-from xpi.observability import logger
+from xpi.observability import logger, metrics
 
 METADATA_DEFAULTS = "xpi-defaults"
 METADATA_MODEL = "xpi-model"
@@ -299,14 +308,37 @@ def arm(
     return lines.pump(batch_id)
 
 
+def corroborated(batch_id: str, line: int, status: str, table: BatchTable, lineage: LineageStore) -> bool:
+    """Whether xpi's own records back a line result event: anyone allowed events:PutEvents on the bus
+    (an identity policy in the account can allow it, whatever the bus policy says) could send one.
+    The batch must exist with that line, and the line's lineage item (written by the workflow before
+    it emits) must belong to that batch, come from a batch file, and have ended with that status."""
+    batch = table.status(batch_id)
+    if batch is None or "state" not in batch or not 1 <= line <= int(batch.get("total", 0)):
+        return False
+    item = lineage.get(line_request_id(batch_id, line))
+    return (
+        item is not None and item.batch_id == batch_id and item.source == "s3_batch" and item.status == status
+    )
+
+
 def record_progress(
-    detail: Mapping[str, Any], table: BatchTable, lines: LineStarter, workflow: BatchWorkflow
+    detail: Mapping[str, Any],
+    table: BatchTable,
+    lines: LineStarter,
+    workflow: BatchWorkflow,
+    lineage: LineageStore,
 ) -> str:
-    """One line's result event: count it once, start the next line, finish the batch if it was last."""
+    """One line's result event: count it once, start the next line, finish the batch if it was last.
+    An event xpi's records do not corroborate is ignored (logged), never counted or written."""
     batch_id = str(detail.get("batch_id") or "")
     line = line_number_of(str(detail.get("request_id", "")), batch_id)
     if not batch_id or line is None:
         return "ignored"
+    if not corroborated(batch_id, line, str(detail.get("status", "")), table, lineage):
+        logger.warning("line result not corroborated by lineage; ignored", extra={"batch_id": batch_id})
+        metrics.add_metric(name="BatchLineResultsRejected", unit=MetricUnit.Count, value=1)
+        return "rejected"
     result = line_result_from_event(detail, line)
     usage = detail.get("usage") or {}
     counters: dict[str, int | float] = {

@@ -41,3 +41,37 @@ def test_the_auditor_role_may_call_the_read_routes_only(template: dict[str, Any]
     assert statement["Action"] == "execute-api:Invoke"
     routes = [resource["Fn::Sub"].split("/api/", 1)[1] for resource in statement["Resource"]]
     assert routes == ["GET/v1/requests/*", "GET/v1/batches/*"]
+
+
+def test_only_xpis_publishing_roles_may_put_xpi_events(template: dict[str, Any]) -> None:
+    policy = template["Resources"]["XpiBusPolicy"]["Properties"]
+    statement = policy["Statement"]
+    assert (statement["Effect"], statement["Principal"], statement["Action"]) == (
+        "Deny",
+        "*",
+        "events:PutEvents",
+    )
+    assert statement["Condition"]["StringLike"] == {"events:source": "xpi.*"}
+    allowed = {ref["Fn::GetAtt"][0] for ref in statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]}
+    # every role the template lets publish on the bus is named, and nothing else
+    publishers = set()
+    for logical_id, resource in template["Resources"].items():
+        text = str(resource.get("Properties", {}).get("Policies", ""))
+        if "events:PutEvents" in text or "EventBridgePutEventsPolicy" in text:
+            publishers.add(f"{logical_id}Role")
+    assert allowed == publishers
+
+
+def test_batch_uploads_and_reads_are_scoped_to_the_uploaders_prefix(template: dict[str, Any]) -> None:
+    statements = {
+        s.get("Sid"): s
+        for s in template["Resources"]["BatchInputBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    }
+    put = statements["UploadsOnlyUnderTheUploadersPrefix"]
+    assert (put["Effect"], put["Action"]) == ("Deny", "s3:PutObject")
+    assert put["NotResource"] == {"Fn::Sub": "${BatchInputBucket.Arn}/incoming/${!aws:userid}/*"}
+    get = statements["ReadsOnlyUnderTheUploadersPrefix"]
+    assert get["NotResource"] == [
+        {"Fn::Sub": "${BatchInputBucket.Arn}/incoming/${!aws:userid}/*"},
+        {"Fn::Sub": "${BatchInputBucket.Arn}/results/${!aws:userid}/*"},
+    ]

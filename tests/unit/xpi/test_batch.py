@@ -29,6 +29,7 @@ from xpi.domain.batch import (
 )
 from xpi.domain.errors import RequestInvalid
 from xpi.models.batch import BatchFailure, BatchObject, BatchStepInput, LineResult, S3Notification
+from xpi.models.lineage import LineageItem
 from xpi.models.workflow import StepError, WorkflowInput
 from xpi.services.batch import (
     LineStarter,
@@ -41,7 +42,7 @@ from xpi.services.batch import (
 )
 
 from tests.helpers.aws import create_table
-from tests.helpers.fakes import FakeBatchStarter
+from tests.helpers.fakes import FakeBatchStarter, FakeLineageStore
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
@@ -279,7 +280,22 @@ def _file(lines: list[str]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+# What the inference workflow records before it emits a line's result event: the events these tests
+# send are xpi's own, so their lineage agrees (a forged one's does not: test_forged_line_results...).
+EMITTED = FakeLineageStore()
+
+
+def _lineage_of(request_id: str, status: str, batch_id: str | None, source: str = "s3_batch") -> LineageItem:
+    return LineageItem(
+        request_id=request_id, status=status, created_at=NOW.isoformat(), day="2026-11-27",
+        expires_at=0, caller_principal="AIDAEXAMPLE", source=source, model_requested="default",
+        batch_id=batch_id,
+    )  # fmt: skip
+
+
 def _event(request_id: str, status: str = "COMPLETED") -> dict[str, Any]:
+    batch_id = request_id.rsplit("-", 1)[0]
+    EMITTED.items[request_id] = _lineage_of(request_id, status, batch_id)
     return {
         "request_id": request_id,
         "batch_id": request_id.rsplit("-", 1)[0],
@@ -311,11 +327,13 @@ def test_a_batch_runs_in_a_window_and_finishes_once() -> None:
         "s3://bucket/in/AIDAEXAMPLE/a.jsonl#1",
     )
     # AND results come back, one twice
-    assert record_progress(_event("b-test-1"), table, lines, workflow) == "recorded"
-    assert record_progress(_event("b-test-1"), table, lines, workflow) == "duplicate"
+    assert record_progress(_event("b-test-1"), table, lines, workflow, EMITTED) == "recorded"
+    assert record_progress(_event("b-test-1"), table, lines, workflow, EMITTED) == "duplicate"
     assert len(starter.started) == 3  # one finished, one more started: never more than two in flight
     for n in (2, 3, 4, 5):
-        record_progress(_event(f"b-test-{n}", "BLOCKED" if n == 3 else "COMPLETED"), table, lines, workflow)
+        record_progress(
+            _event(f"b-test-{n}", "BLOCKED" if n == 3 else "COMPLETED"), table, lines, workflow, EMITTED
+        )
     # THEN every line ran once, and the workflow was resumed exactly once
     assert sorted(rid for rid, _ in starter.started) == [f"b-test-{n}" for n in range(1, 6)]
     assert workflow.finished == ["token-1"]
@@ -329,6 +347,36 @@ def test_a_batch_runs_in_a_window_and_finishes_once() -> None:
     assert rows[5]["status"] == "FAILED"
     assert (summary.total, summary.completed, summary.blocked, summary.failed) == (6, 4, 1, 1)
     assert summary.input_tokens == 15
+
+
+@pytest.mark.parametrize(
+    ("lineage", "forged_status"),
+    [
+        (None, "COMPLETED"),  # no lineage item for the line: xpi never ran it
+        (_lineage_of("b-forge-1", "BLOCKED", "b-forge"), "COMPLETED"),  # lineage says otherwise
+        (_lineage_of("b-forge-1", "COMPLETED", "b-other"), "COMPLETED"),  # a request of another batch
+        (_lineage_of("b-forge-1", "COMPLETED", "b-forge", source="api"), "COMPLETED"),  # not a batch line
+        (_lineage_of("b-forge-1", "ACCEPTED", "b-forge"), "COMPLETED"),  # still running
+    ],
+)
+def test_forged_line_results_are_ignored(lineage: LineageItem | None, forged_status: str) -> None:
+    # GIVEN a running batch of two lines
+    data = _file([json.dumps({"prompt": f"p{n}"}) for n in range(2)])
+    objects = FakeObjects({"in/AIDAEXAMPLE/f.jsonl": data}, {"xpi-model": "default"})
+    table, starter, workflow = FakeTable(), FakeStarter(), FakeWorkflow()
+    split(_batch("in/AIDAEXAMPLE/f.jsonl", len(data), batch_id="b-forge"), table, objects, LIMITS, NOW)
+    records = FakeLineageStore()
+    if lineage is not None:
+        records.items[lineage.request_id] = lineage
+    lines = LineStarter(table, objects, starter, LIMITS)
+    # WHEN an event that xpi's records do not back arrives for its first line (and one for a line it has not)
+    detail = {**_event("b-forge-1", forged_status), "output": {"text": "forged", "bytes": 6}}
+    beyond = {**_event("b-forge-9"), "output": {"text": "forged", "bytes": 6}}
+    # THEN neither is counted nor written
+    assert record_progress(detail, table, lines, workflow, records) == "rejected"
+    assert record_progress(beyond, table, lines, workflow, EMITTED) == "rejected"
+    status = table.status("b-forge")
+    assert status is not None and status["done"] == 0 and list(table.lines("b-forge")) == []
 
 
 @pytest.mark.parametrize(
@@ -387,7 +435,7 @@ def test_batches_share_each_models_slots_and_take_turns() -> None:
         ("b-one-3", None),
     ]:
         count = len(starter.started)
-        record_progress(_event(finished), table, lines, workflow)
+        record_progress(_event(finished), table, lines, workflow, EMITTED)
         assert [rid for rid, _ in starter.started[count:]] == ([started_next] if started_next else [])
 
     # THEN every line ran once, never more than two at a time, and both batches finished
@@ -414,8 +462,8 @@ def test_a_line_holds_a_slot_of_every_model_of_its_batch() -> None:
     assert (started_mixed, started_fast) == (1, 2)
     assert table.in_flight == {"slow": 1, "fast": 3}
     # AND a redelivered result gives nothing back twice
-    record_progress(_event("b-fast-1"), table, lines, workflow)
-    record_progress(_event("b-fast-1"), table, lines, workflow)
+    record_progress(_event("b-fast-1"), table, lines, workflow, EMITTED)
+    record_progress(_event("b-fast-1"), table, lines, workflow, EMITTED)
     assert table.in_flight == {"slow": 1, "fast": 3}  # b-fast-3 took the slot b-fast-1 gave back
     assert [rid for rid, _ in starter.started][-1] == "b-fast-3"
 

@@ -14,6 +14,8 @@ and after it (`fill_moto_gaps`):
      failures: the mappings are switched off in moto and served by `SqsPoller` instead;
   9. moto's CloudFormation ignores an S3 bucket's NotificationConfiguration (queue configurations):
      it is set through the S3 API after the stack is created (batch uploads).
+ 16. moto's CloudFormation has no AWS::Events::EventBusPolicy: the statement is put on the bus with
+     PutPermission after the stack is created.
  10. moto's CloudFormation does not run the AWS::Include transform: an included local
      document (the API's api/openapi.yaml) is inlined before translation, as CloudFormation would;
      moto's API Gateway neither imports a RestApi's Body nor invokes Lambda integrations, so the
@@ -151,7 +153,7 @@ def _without_api_deployments(cfn: dict[str, Any]) -> dict[str, Any]:
 
 # Resource policies moto's CloudFormation does not create (gap 8): cfn-lint, checkov and the IAM policy
 # linter check them instead, so moto's warning for each one is noise to a new user.
-POLICIES_MOTO_SKIPS = ("AWS::SQS::QueuePolicy", "AWS::S3::BucketPolicy")
+POLICIES_MOTO_SKIPS = ("AWS::SQS::QueuePolicy", "AWS::S3::BucketPolicy", "AWS::Events::EventBusPolicy")
 
 
 class _KnownGaps(logging.Filter):
@@ -297,6 +299,21 @@ def fill_moto_gaps(
             definition=definition,
             roleArn=role_arn,
             type=properties.get("StateMachineType", "STANDARD"),
+        )
+
+    # Gap 16: moto's CloudFormation has no AWS::Events::EventBusPolicy: each statement is put on its bus
+    # through PutPermission (refs resolved by moto's resolver); the local IAM evaluation applies its
+    # Deny statements for events:PutEvents (iam_authorization.put_events_denied_by_bus_policy).
+    events = session.client("events", endpoint_url=endpoint_url)
+    for resource in cfn["Resources"].values():
+        if resource["Type"] != "AWS::Events::EventBusPolicy":
+            continue
+        properties = clean_json(resource["Properties"], stack.resource_map)
+        statement = {"Sid": properties["StatementId"], **properties["Statement"]}
+        bus = properties["EventBusName"]  # moto's resolver answers a Ref of the bus with the bus itself
+        events.put_permission(
+            EventBusName=str(getattr(bus, "name", bus)),
+            Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
         )
 
     # Gap 9: moto's CloudFormation ignores an S3 bucket's NotificationConfiguration: set it through
