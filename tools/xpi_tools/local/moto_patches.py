@@ -277,7 +277,7 @@ def _bus_policy_denies(context: RequestContext, bus_arn: str, access_key: Any) -
     if bus is None or not bus.policy:
         return False
     assumed = sts_backends[context.account_id][context.partition].get_assumed_role_from_access_key(
-        getattr(access_key, "access_key_id", "")
+        str(getattr(access_key, "_access_key_id", ""))  # moto's AssumedRoleAccessKey (users have none)
     )
     principal_arn = assumed.role_arn if assumed is not None else str(access_key.arn)
     entries = json.loads(context.body or b"{}").get("Entries", [])
