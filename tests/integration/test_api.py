@@ -4,7 +4,8 @@ signature and the callers' IAM policies and invokes the API function in the runt
 
 Principals (created by the local stack, keys in its state file): `operator` (caller, operator and
 admin policies; admin routes only through its MFA session `operator_mfa`), `caller2` (caller policy),
-`auditor` (caller policy, under the auditors' IAM path), `nobody` (no policy) and `unrestricted`
+`auditor` (caller policy, under the IAM path `/xpi-auditors/`, which no longer makes an auditor: the
+stack's `AuditorRole`, assumed through the local STS, does), `nobody` (no policy) and `unrestricted`
 (execute-api:* on everything; the API's resource policy still wants its MFA session
 `unrestricted_mfa` on the admin routes).
 """
