@@ -14,6 +14,7 @@ from xpi.adapters.comprehend import ComprehendPiiDetector
 from xpi.adapters.config_store import ConfigOverride, OptionalParameter, PolicyLoadError, SigningSecret
 from xpi.adapters.credentials import SecretsManagerCredentials
 from xpi.adapters.event_bus import EventBridgePublisher
+from xpi.adapters.intake_store import DynamoIntakeRecords
 from xpi.adapters.lineage_store import DynamoLineageStore
 from xpi.adapters.object_store import S3ObjectStore
 from xpi.adapters.ports import (
@@ -26,6 +27,7 @@ from xpi.adapters.ports import (
     BedrockGateway,
     EventPublisher,
     ExecutionReader,
+    IntakeRecords,
     LineageStore,
     ObjectStore,
     WorkflowStarter,
@@ -52,6 +54,11 @@ from xpi.settings import BATCH_FALLBACK_CONCURRENCY, get_settings
 @cache
 def lineage_store() -> LineageStore:
     return DynamoLineageStore(get_settings().require("lineage_table"))
+
+
+@cache
+def intake_records() -> IntakeRecords:
+    return DynamoIntakeRecords(get_settings().require("idempotency_table"))
 
 
 @cache

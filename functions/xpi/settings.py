@@ -48,6 +48,9 @@ class Settings(BaseModel):
     # ---------------------------------------------------------------- inference workflow and its producers
     state_machine_arn: str = Field("", alias="STATE_MACHINE_ARN")
     idempotency_table: str = Field("", alias="IDEMPOTENCY_TABLE")
+    # Comma-separated role unique ids (AROA...) that redrive the requests DLQ: a message they sent is a
+    # redrive, attributed to its original sender, never to them.
+    redriver_role_ids: str = Field("", alias="REDRIVER_ROLE_IDS")
     artifacts_bucket: str = Field("", alias="ARTIFACTS_BUCKET")
     credentials_secret_id: str = Field("", alias="COMMERCIAL_CREDENTIALS_SECRET_ID")
     credentials_max_age_s: Annotated[int, Field(ge=0, le=3600)] = Field(300, alias="CREDENTIALS_MAX_AGE_S")
@@ -58,7 +61,7 @@ class Settings(BaseModel):
 
     # ---------------------------------------------------------------- API
     requests_dlq_url: str = Field("", alias="REQUESTS_DLQ_URL")
-    # Comma-separated globs over caller principals that may read any request (auditors).
+    # Comma-separated role or user ARNs, compared exactly (no globs), that may read any request (auditors).
     api_auditor_principals: str = Field("", alias="API_AUDITOR_PRINCIPALS")
     # The API's stage, and comma-separated globs over the principals admin routes accept (empty: any
     # principal IAM and the API's resource policy let through); an admin event claiming otherwise is refused.
@@ -92,8 +95,12 @@ class Settings(BaseModel):
         )
 
     @property
-    def auditor_patterns(self) -> tuple[str, ...]:
+    def auditors(self) -> tuple[str, ...]:
         return tuple(p.strip() for p in self.api_auditor_principals.split(",") if p.strip())
+
+    @property
+    def redrivers(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.redriver_role_ids.split(",") if p.strip())
 
     @property
     def batch_concurrency(self) -> dict[str, int]:

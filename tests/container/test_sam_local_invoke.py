@@ -25,7 +25,7 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 from samcli.yamlhelper import yaml_parse  # type: ignore[import-untyped]
 from xpi.adapters import aws
-from xpi.domain.batch import batch_id_for
+from xpi.domain.batch import batch_id_for, uploader_of
 
 from tests.container.conftest import REPO, StackInvoke, local_invoke
 
@@ -605,7 +605,7 @@ def test_batch_assemble_writes_the_results_file_in_input_order(stack_invoke: Sta
     # THEN a COMPLETED summary with the batch's counts and where its results are
     assert not result.is_error, result.payload
     summary = result.payload
-    results_key = f"results/{batch_id}.jsonl"
+    results_key = f"results/{uploader_of(batch['key'])}/{batch_id}.jsonl"
     assert summary["status"] == "COMPLETED"
     assert summary["batch_id"] == batch_id
     assert summary["source_uri"] == f"s3://{bucket}/{batch['key']}"

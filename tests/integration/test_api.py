@@ -4,7 +4,8 @@ signature and the callers' IAM policies and invokes the API function in the runt
 
 Principals (created by the local stack, keys in its state file): `operator` (caller, operator and
 admin policies; admin routes only through its MFA session `operator_mfa`), `caller2` (caller policy),
-`auditor` (caller policy, under the auditors' IAM path), `nobody` (no policy) and `unrestricted`
+`auditor` (caller policy, under the IAM path `/xpi-auditors/`, which no longer makes an auditor: the
+stack's `AuditorRole`, assumed through the local STS, does), `nobody` (no policy) and `unrestricted`
 (execute-api:* on everything; the API's resource policy still wants its MFA session
 `unrestricted_mfa` on the admin routes).
 """
@@ -66,6 +67,7 @@ class ApiClient:
         body: Any = None,
         *,
         secret_override: str | None = None,
+        keys: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
         request = AWSRequest(
@@ -74,8 +76,8 @@ class ApiClient:
             data=data,
             headers={"Content-Type": "application/json"} if data else {},
         )
-        if who is not None:
-            keys = self.credentials[who]
+        if who is not None or keys is not None:
+            keys = keys or self.credentials[str(who)]
             SigV4Auth(
                 Credentials(
                     keys["aws_access_key_id"],
@@ -239,9 +241,38 @@ def test_submit_then_status_for_its_caller_and_auditor_only(
     status, body = api.call("caller2", "GET", f"/v1/requests/{request_id}")
     assert status == 404 and body["error"]["code"] == "RequestNotFound"
     assert_matches_document("/v1/requests/{id}", "GET", status, body)
-    # AND an auditor can
+    # AND neither can a user under the IAM path auditors once had (the stack names its auditor exactly)
     status, body = api.call("auditor", "GET", f"/v1/requests/{request_id}")
+    assert status == 404 and body["error"]["code"] == "RequestNotFound"
+    # AND a session of the stack's auditor role, assumed through STS with stock boto3, can
+    status, body = api.call(None, "GET", f"/v1/requests/{request_id}", keys=_assume_auditor(local_stack))
     assert status == 200 and body["request_id"] == request_id
+    assert body["caller_principal"] == api.arn("operator")
+
+
+def _assume_auditor(local_stack: LocalStackClient, session_name: str = "audit-jane") -> dict[str, str]:
+    sts = local_stack.client("sts")
+    assumed = sts.assume_role(
+        RoleArn=local_stack.outputs["AuditorRoleArn"],
+        RoleSessionName=session_name,
+        SerialNumber="arn:aws-us-gov:iam::123456789012:mfa/operator",
+        TokenCode="123456",
+    )["Credentials"]
+    return {
+        "aws_access_key_id": assumed["AccessKeyId"],
+        "aws_secret_access_key": assumed["SecretAccessKey"],
+        "aws_session_token": assumed["SessionToken"],
+    }
+
+
+def test_the_auditor_role_reads_only_the_read_routes(api: ApiClient, local_stack: LocalStackClient) -> None:
+    # GIVEN a session of the stack's auditor role
+    keys = _assume_auditor(local_stack, "audit-routes")
+    # WHEN it calls a read route and a write route
+    read_status, _ = api.call(None, "GET", "/v1/requests/no-such-request", keys=keys)
+    write_status, _ = api.call(None, "POST", "/v1/requests", _request("hello"), keys=keys)
+    # THEN the read route is its to call (a 404 for a missing id), the write route is refused by IAM
+    assert (read_status, write_status) == (404, 403)
 
 
 def test_invoke_answers_synchronously_and_emits_one_event(

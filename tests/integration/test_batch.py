@@ -28,9 +28,11 @@ class Batches:
         self.stack, self.results = stack, results
         self.s3 = stack.client("s3")
         self.bucket = stack.outputs["BatchInputBucketName"]
+        # The uploader's own prefix: its aws:userid (the bucket policy lets it write nowhere else).
+        self.uploader = stack.client("sts").get_caller_identity()["UserId"]
 
     def upload(self, name: str, body: bytes, metadata: dict[str, str] | None = None) -> str:
-        key = f"incoming/{name}"
+        key = f"incoming/{self.uploader}/{name}"
         response = self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, Metadata=metadata or {})
         return batch_id_for(self.bucket, key, response["ETag"])
 
@@ -45,7 +47,7 @@ class Batches:
         return self.batch_events(batch_id)[0]
 
     def results_file(self, batch_id: str) -> list[dict[str, Any]]:
-        body = self.s3.get_object(Bucket=self.bucket, Key=f"results/{batch_id}.jsonl")["Body"]
+        body = self.s3.get_object(Bucket=self.bucket, Key=f"results/{self.uploader}/{batch_id}.jsonl")["Body"]
         return [json.loads(line) for line in body.iter_lines()]
 
     def status(self, batch_id: str) -> dict[str, Any] | None:

@@ -173,3 +173,69 @@ def test_each_function_runs_with_its_own_role(local_stack: LocalStackClient) -> 
         # THEN it is a session of its own execution role, in the GovCloud partition
         role = local_stack.state["resources"][f"{logical_id}Role"]
         assert arn.startswith("arn:aws-us-gov:sts::") and f":assumed-role/{role}/" in arn
+
+
+def test_only_xpis_roles_put_xpi_events_on_the_bus(local_stack: LocalStackClient) -> None:
+    # GIVEN the operator, whose identity policy allows every action (as an account administrator's may)
+    events = local_stack.client("events")
+    bus = local_stack.outputs["EventBusName"]
+    assert "OnlyXpiRolesPublishXpiSources" in events.describe_event_bus(Name=bus)["Policy"]
+    forged = {
+        "EventBusName": bus,
+        "Source": "xpi.inference",
+        "DetailType": "Inference Completed",
+        "Detail": json.dumps({"request_id": f"b-{uuid.uuid4().hex[:24]}-1", "status": "COMPLETED"}),
+    }
+
+    # WHEN it puts an event of xpi's source on the bus, THEN the bus policy's Deny refuses it
+    with pytest.raises(ClientError, match="AccessDenied"):
+        events.put_events(Entries=[forged])
+    # AND an event of its own source is still its to put
+    response = events.put_events(Entries=[{**forged, "Source": "claims.app"}])
+    assert response["FailedEntryCount"] == 0
+
+
+def test_a_dlq_redrive_runs_as_the_original_sender_not_the_api_role(
+    local_stack: LocalStackClient, results: ResultCollector
+) -> None:
+    from tests.integration.test_api import ApiClient
+
+    sqs = local_stack.client("sqs")
+    dlq = local_stack.outputs["RequestsDLQUrl"]
+    role = local_stack.state["resources"]["ConsumeRequestsFunctionRole"]
+    # GIVEN a valid request without a request id whose workflow the consumer cannot start, until SQS
+    # moves it to the DLQ (visibility 4 s, maxReceiveCount 3)
+    marker = f"redrive-{uuid.uuid4().hex[:8]}"
+    with without_permission(local_stack.client("iam"), role, "states:StartExecution"):
+        sent = sqs.send_message(
+            QueueUrl=local_stack.outputs["RequestsQueueUrl"],
+            MessageBody=json.dumps({"model": "default", "prompt": f"Name a river ({marker})."}),
+        )
+        original_id = sent["MessageId"]
+        wait_until(
+            lambda: (
+                int(
+                    sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])[
+                        "Attributes"
+                    ]["ApproximateNumberOfMessages"]
+                )
+                > 0
+            ),
+            60,
+        )
+    assert local_stack.lineage(original_id) is None
+
+    # WHEN an admin redrives the DLQ through the API (SQS re-sends as the admin function's role, new ids)
+    status, body = ApiClient(local_stack).call("operator_mfa", "POST", "/v1/admin/dlq/redrive")
+    assert status == 200, body
+
+    # THEN the request runs once under the id it was first sent with, as its original sender
+    event = results.wait_for(original_id, timeout_s=90)
+    assert event["detail-type"] == "Inference Completed"
+    item = local_stack.lineage(original_id)
+    assert item is not None and item["source_reference"] == original_id
+    redriver_role_id = local_stack.client("iam").get_role(
+        RoleName=local_stack.state["resources"]["AdminFunctionRole"]
+    )["Role"]["RoleId"]
+    assert not item["caller_principal"].startswith(redriver_role_id)
+    assert event["detail"]["caller"]["principal"] == item["caller_principal"]

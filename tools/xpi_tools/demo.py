@@ -24,7 +24,7 @@ RESULT_TIMEOUT_S = 120
 BATCH_SAMPLE = Path("events/batch/files/claims-2026-11-27.jsonl")
 
 
-def _clients(stack: LocalStack) -> tuple[Any, Any, Any]:
+def _clients(stack: LocalStack) -> tuple[Any, Any, Any, str]:
     assert stack.endpoints is not None
     session = boto3.Session(
         region_name=stack.region,
@@ -35,6 +35,7 @@ def _clients(stack: LocalStack) -> tuple[Any, Any, Any]:
         session.client("sqs", endpoint_url=stack.endpoints.aws),
         session.resource("dynamodb", endpoint_url=stack.endpoints.aws),
         session.client("s3", endpoint_url=stack.endpoints.aws),
+        session.client("sts", endpoint_url=stack.endpoints.aws).get_caller_identity()["UserId"],
     )
 
 
@@ -66,9 +67,13 @@ def collect_results(
     return results
 
 
-def run_batch(sqs: Any, s3: Any, outputs: dict[str, str], root: Path, run_id: str) -> bool:
+def run_batch(  # noqa: PLR0917 - the demo's clients and this run's names
+    sqs: Any, s3: Any, outputs: dict[str, str], root: Path, run_id: str, uploader: str
+) -> bool:
     """Upload the sample batch file and its manifest; print its completion event and results file."""
-    bucket, key = outputs["BatchInputBucketName"], f"incoming/demo-{run_id}/{BATCH_SAMPLE.name}"
+    # Each uploader writes under its own aws:userid (the bucket policy's rule; results come back under it).
+    bucket = outputs["BatchInputBucketName"]
+    key = f"incoming/{uploader}/demo-{run_id}/{BATCH_SAMPLE.name}"
     manifest = root / BATCH_SAMPLE.parent / Path(manifest_key_for(BATCH_SAMPLE.name)).name
     s3.put_object(Bucket=bucket, Key=manifest_key_for(key), Body=manifest.read_bytes())
     etag = s3.put_object(Bucket=bucket, Key=key, Body=(root / BATCH_SAMPLE).read_bytes())["ETag"]
@@ -92,7 +97,7 @@ def run_batch(sqs: Any, s3: Any, outputs: dict[str, str], root: Path, run_id: st
         print(f"  reason: {detail.get('reason')}")
         return False
     print(f"  {detail['results_uri']}:")
-    body = s3.get_object(Bucket=bucket, Key=f"results/{batch_id}.jsonl")["Body"]
+    body = s3.get_object(Bucket=bucket, Key=f"results/{uploader}/{batch_id}.jsonl")["Body"]
     for row in map(json.loads, body.iter_lines()):
         decision = (row.get("classification") or {}).get("decision", "-")
         said = (row.get("output") or {}).get("text") or (row.get("error") or {}).get("message", "")
@@ -191,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if stack.endpoints.dashboard:  # the dashboard (local signing proxy) and the SigV4 API
             print(f"  dashboard: {stack.endpoints.dashboard}  API: {stack.endpoints.api}", flush=True)
-        sqs, dynamodb, s3 = _clients(stack)
+        sqs, dynamodb, s3, uploader = _clients(stack)
         outputs = stack.endpoints.outputs
         run_id = str(int(time.time()))
         sent = send_samples(sqs, outputs["RequestsQueueUrl"], samples, run_id)
@@ -205,6 +210,6 @@ def main(argv: list[str] | None = None) -> int:
         lineage = {rid: table.get_item(Key={"request_id": rid}).get("Item", {}) for rid in sent}
         print_table(sent, results, lineage)
         print()
-        batch_done = run_batch(sqs, s3, outputs, root, run_id)
+        batch_done = run_batch(sqs, s3, outputs, root, run_id, uploader)
     print("\nLocal stack stopped.")
     return 0 if len(results) == len(sent) and batch_done else 1

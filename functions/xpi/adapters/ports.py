@@ -16,6 +16,7 @@ from xpi.models.api import RedriveStarted, StoredConfig
 from xpi.models.batch import BatchObject, LineResult
 from xpi.models.bedrock import ModelAnswer
 from xpi.models.credentials import CommercialCredentials
+from xpi.models.intake import OriginalSender
 from xpi.models.lineage import LineageItem
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Route, WorkflowInput
@@ -35,6 +36,14 @@ class LineageStore(Protocol):
     def by_day(self, day: date, since_iso: str, limit: int) -> list[LineageItem]:
         """Items of one day created at or after since_iso, newest first."""
         ...
+
+
+class IntakeRecords(Protocol):
+    """The original sender of each queued message the consumer could not accept, by message body key."""
+
+    def remember(self, key: str, sender: OriginalSender, expires_at: int) -> None: ...
+
+    def recall(self, key: str) -> OriginalSender | None: ...
 
 
 class EventPublisher(Protocol):

@@ -104,6 +104,13 @@ def line_request_id(batch_id: str, line: int) -> str:
     return f"{batch_id}-{line}"
 
 
+def uploader_of(key: str) -> str | None:
+    """The uploader's id from a batch file's key, `incoming/<aws:userid>/...` (the bucket policy lets
+    each principal write only under its own aws:userid), or None for a key outside any such prefix."""
+    parts = key.split("/")
+    return parts[1] if len(parts) >= 3 and parts[1] and parts[-1] else None
+
+
 def is_jsonl_key(key: str) -> bool:
     return key.endswith(JSONL_SUFFIXES)
 

@@ -66,6 +66,15 @@ def _principal() -> str:
     return principal
 
 
+def _caller_id() -> str:
+    """The caller's aws:userid (`identity.caller`: a user's unique id, or `<role id>:<session>`), the
+    form the batch bucket's prefixes are named by."""
+    caller = app.current_event.request_context.identity.caller
+    if not caller:
+        raise CallerUnidentified("the request carries no IAM identity")
+    return caller
+
+
 def _query_int(query: IntQuery) -> int:
     raw = app.current_event.get_query_string_value(query.name, None)
     if raw is None:
@@ -140,7 +149,7 @@ def get_request(request_id: str) -> Response[str]:
     status = api.get_request(
         request_id,
         principal=_principal(),
-        auditor_patterns=get_settings().auditor_patterns,
+        auditors=get_settings().auditors,
         lineage=dependencies.lineage_store(),
         executions=dependencies.executions(),
     )
@@ -154,7 +163,13 @@ def list_models() -> Response[str]:
 
 @app.get("/v1/batches/<batch_id>")
 def get_batch(batch_id: str) -> Response[str]:
-    batch = api.get_batch(batch_id, dependencies.batch_status_reader())
+    batch = api.get_batch(
+        batch_id,
+        dependencies.batch_status_reader(),
+        caller_id=_caller_id(),
+        principal=_principal(),
+        auditors=get_settings().auditors,
+    )
     return _json(200, batch.model_dump(mode="json", exclude_none=True))
 
 

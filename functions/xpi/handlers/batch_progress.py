@@ -23,6 +23,7 @@ def record_handler(record: SQSRecord) -> str:
         dependencies.batch_table(),
         dependencies.line_starter(),
         dependencies.batch_workflow(),
+        dependencies.lineage_store(),
     )
 
 

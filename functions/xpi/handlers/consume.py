@@ -14,8 +14,10 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from xpi import dependencies
+from xpi.models.intake import OriginalSender
 from xpi.models.workflow import Source
 from xpi.observability import logger, metrics, tracer
+from xpi.services import redrive
 from xpi.services.submission import submit
 from xpi.settings import get_settings
 
@@ -23,22 +25,33 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def record_handler(record: SQSRecord) -> str:
+    # A redriven message is attributed to its original sender and message id, never to the redriver.
+    sender = redrive.original_sender(
+        record.body,
+        OriginalSender(sender_id=record.attributes.sender_id, message_id=record.message_id),
+        get_settings().redrivers,
+        dependencies.intake_records(),
+    )
     source = Source(
         kind="sqs",
-        principal=record.attributes.sender_id,
-        reference=record.message_id,
+        principal=sender.sender_id,
+        reference=sender.message_id,
         received_at=datetime.fromtimestamp(int(record.attributes.sent_timestamp) / 1000, tz=UTC),
     )
-    outcome, request = submit(
-        record.body,
-        source=source,
-        fallback_id=record.message_id,
-        starter=dependencies.workflow_starter(),
-        lineage=dependencies.lineage_store(),
-        events=dependencies.event_publisher(),
-        now=datetime.now(UTC),
-        retention_days=get_settings().lineage_retention_days,
-    )
+    try:
+        outcome, request = submit(
+            record.body,
+            source=source,
+            fallback_id=sender.message_id,
+            starter=dependencies.workflow_starter(),
+            lineage=dependencies.lineage_store(),
+            events=dependencies.event_publisher(),
+            now=datetime.now(UTC),
+            retention_days=get_settings().lineage_retention_days,
+        )
+    except Exception:  # it returns, and may reach the DLQ: keep who sent it for a redrive
+        redrive.remember(record.body, sender, datetime.now(UTC), dependencies.intake_records())
+        raise
     logger.info("request accepted", extra={"request_id": request.request_id, "outcome": outcome})
     metrics.add_metric(name=f"Requests{outcome.capitalize()}", unit=MetricUnit.Count, value=1)
     return outcome

@@ -24,6 +24,7 @@ from xpi.domain.errors import (
     RequestNotFound,
     WorkflowWithoutResult,
 )
+from xpi.domain.ownership import is_auditor, owner_of, same_owner
 from xpi.domain.policy import Policy
 from xpi.domain.routing import RoutingConfig
 from xpi.models.api import (
@@ -141,11 +142,10 @@ def wait_for_result(
         poll_s = min(poll_s * 1.5, 1.0)
 
 
-def may_read(item: LineageItem, principal: str, auditor_patterns: Iterable[str]) -> bool:
-    """The caller who sent a request may read it, and so may auditors (configured principal globs)."""
-    if item.caller_principal == principal:
-        return True
-    return any(fnmatchcase(principal, pattern) for pattern in auditor_patterns)
+def may_read(item: LineageItem, principal: str, auditors: Iterable[str]) -> bool:
+    """The owner who sent a request may read it (any session of the role that sent it; never another
+    role's session of the same name: xpi.domain.ownership), and so may the auditors (exact ARNs)."""
+    return same_owner(item.caller_principal, principal) or is_auditor(principal, tuple(auditors))
 
 
 def _parse_time(text: str) -> datetime:
@@ -223,13 +223,13 @@ def get_request(
     request_id: str,
     *,
     principal: str,
-    auditor_patterns: Iterable[str],
+    auditors: Iterable[str],
     lineage: LineageStore,
     executions: ExecutionReader,
 ) -> RequestStatus:
     item = lineage.get(request_id)
     # A request of another caller answers exactly like a missing one, so ids cannot be probed.
-    if item is None or not may_read(item, principal, auditor_patterns):
+    if item is None or not may_read(item, principal, auditors):
         raise RequestNotFound(f"no request '{request_id}' for this caller", request_id)
     output = None
     if item.status in TERMINAL_LINEAGE:
@@ -244,9 +244,26 @@ def models_for(principal: str, routing: RoutingConfig) -> CallerModels:
     return CallerModels(principal=principal, models=models, aliases=aliases)
 
 
-def get_batch(batch_id: str, batches: BatchStatusReader | None) -> BatchStatus:
+def may_read_batch(item: dict[str, Any], caller_id: str, principal: str, auditors: Iterable[str]) -> bool:
+    """A batch is its uploader's (the owner recorded from its upload prefix, `aws:userid` form: any
+    session of the uploading role) and the auditors'; a batch without a recorded owner is nobody's."""
+    owner = item.get("owner")
+    return (isinstance(owner, str) and bool(owner) and owner == owner_of(caller_id)) or is_auditor(
+        principal, tuple(auditors)
+    )
+
+
+def get_batch(
+    batch_id: str,
+    batches: BatchStatusReader | None,
+    *,
+    caller_id: str,
+    principal: str,
+    auditors: Iterable[str],
+) -> BatchStatus:
     item = batches.status(batch_id) if batches is not None else None
-    if item is None or "state" not in item:  # every batch's status item has a state (other items do not)
+    # every batch's status item has a state (other items do not); another caller's batch answers as missing
+    if item is None or "state" not in item or not may_read_batch(item, caller_id, principal, auditors):
         raise BatchNotFound(f"no batch '{batch_id}'")
     counts = {
         name: item[name]

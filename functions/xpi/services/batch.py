@@ -20,7 +20,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from xpi.adapters.ports import BatchObjects, BatchStarter, BatchTable, BatchWorkflow, WorkflowStarter
+from aws_lambda_powertools.metrics import MetricUnit
+
+from xpi.adapters.ports import (
+    BatchObjects,
+    BatchStarter,
+    BatchTable,
+    BatchWorkflow,
+    LineageStore,
+    WorkflowStarter,
+)
 from xpi.domain.batch import (
     BatchInvalid,
     BatchLimits,
@@ -37,10 +46,12 @@ from xpi.domain.batch import (
     parse_defaults,
     prepare_line,
     results_line,
+    uploader_of,
     window_for,
 )
 from xpi.domain.errors import RequestInvalid
 from xpi.domain.outcome import MAX_ERROR_MESSAGE
+from xpi.domain.ownership import owner_of
 from xpi.models.batch import (
     BatchFailure,
     BatchObject,
@@ -50,7 +61,7 @@ from xpi.models.batch import (
     SplitResult,
 )
 from xpi.models.workflow import Source, WorkflowInput
-from xpi.observability import logger
+from xpi.observability import logger, metrics
 
 METADATA_DEFAULTS = "xpi-defaults"
 METADATA_MODEL = "xpi-model"
@@ -61,8 +72,14 @@ def chunk_key(batch_id: str, index: int) -> str:
     return f"work/{batch_id}/chunks/{index:06d}.json"
 
 
-def results_key(batch_id: str) -> str:
-    return f"results/{batch_id}.jsonl"
+def results_key(batch: BatchObject) -> str:
+    """Under the uploader's own prefix, which only it (and xpi's batch roles) may read."""
+    return f"results/{uploader_of(batch.key)}/{batch.batch_id}.jsonl"
+
+
+def _ownership(batch: BatchObject) -> dict[str, str]:
+    uploader = uploader_of(batch.key)
+    return {"owner": owner_of(uploader), "uploader": uploader} if uploader else {}
 
 
 def source_uri(batch: BatchObject) -> str:
@@ -96,6 +113,8 @@ def _defaults(batch: BatchObject, metadata: Mapping[str, str], objects: BatchObj
 def _check_object(batch: BatchObject, limits: BatchLimits) -> None:
     if not is_jsonl_key(batch.key):
         raise BatchInvalid(f"not a JSONL file: {batch.key} does not end with .jsonl or .jsonl.gz")
+    if uploader_of(batch.key) is None:
+        raise BatchInvalid("not under the uploader's prefix: upload to incoming/<your aws:userid>/")
     if batch.size == 0:
         raise BatchInvalid("the file is empty")
     if batch.size > limits.max_bytes:
@@ -180,6 +199,7 @@ def split(
         "version_id": batch.version_id or "",
         "etag": batch.etag,
         "principal": batch.principal,
+        **_ownership(batch),
         "uploaded_at": batch.uploaded_at.isoformat(),
         "started_at": now.isoformat(),
         "expires_at": int((now + timedelta(days=limits.retention_days)).timestamp()),
@@ -288,14 +308,37 @@ def arm(
     return lines.pump(batch_id)
 
 
+def corroborated(batch_id: str, line: int, status: str, table: BatchTable, lineage: LineageStore) -> bool:
+    """Whether xpi's own records back a line result event: anyone allowed events:PutEvents on the bus
+    (an identity policy in the account can allow it, whatever the bus policy says) could send one.
+    The batch must exist with that line, and the line's lineage item (written by the workflow before
+    it emits) must belong to that batch, come from a batch file, and have ended with that status."""
+    batch = table.status(batch_id)
+    if batch is None or "state" not in batch or not 1 <= line <= int(batch.get("total", 0)):
+        return False
+    item = lineage.get(line_request_id(batch_id, line))
+    return (
+        item is not None and item.batch_id == batch_id and item.source == "s3_batch" and item.status == status
+    )
+
+
 def record_progress(
-    detail: Mapping[str, Any], table: BatchTable, lines: LineStarter, workflow: BatchWorkflow
+    detail: Mapping[str, Any],
+    table: BatchTable,
+    lines: LineStarter,
+    workflow: BatchWorkflow,
+    lineage: LineageStore,
 ) -> str:
-    """One line's result event: count it once, start the next line, finish the batch if it was last."""
+    """One line's result event: count it once, start the next line, finish the batch if it was last.
+    An event xpi's records do not corroborate is ignored (logged), never counted or written."""
     batch_id = str(detail.get("batch_id") or "")
     line = line_number_of(str(detail.get("request_id", "")), batch_id)
     if not batch_id or line is None:
         return "ignored"
+    if not corroborated(batch_id, line, str(detail.get("status", "")), table, lineage):
+        logger.warning("line result not corroborated by lineage; ignored", extra={"batch_id": batch_id})
+        metrics.add_metric(name="BatchLineResultsRejected", unit=MetricUnit.Count, value=1)
+        return "rejected"
     result = line_result_from_event(detail, line)
     usage = detail.get("usage") or {}
     counters: dict[str, int | float] = {
@@ -351,7 +394,7 @@ def assemble(batch: BatchObject, table: BatchTable, objects: BatchObjects, now: 
             written += 1
             yield results_line(result)
 
-    key = results_key(batch.batch_id)
+    key = results_key(batch)
     objects.write_stream(batch.bucket, key, rows())
     if written != int(status.get("total", 0)):
         raise BatchInvalid(f"results file has {written} lines for {status.get('total')} input lines")
@@ -372,6 +415,7 @@ def fail(batch: BatchObject, reason: str, table: BatchTable, now: datetime) -> B
             "reason": reason[:1000],
             "finished_at": now.isoformat(),
             "source_uri": source_uri(batch),
+            **_ownership(batch),
         },
     )
     return _summary(batch, status, now, status="FAILED", reason=reason[:1000])

@@ -393,6 +393,7 @@ def test_a_method_the_path_does_not_have_gets_api_gateways_403_over_http(method:
     finally:
         gateway.stop()
 
+
 def test_each_method_invokes_the_function_its_integration_names() -> None:
     # GIVEN the API's document and the stack's function names
     outputs = {"ApiFunctionName": "xpi-api", "AdminFunctionName": "xpi-admin"}

@@ -10,6 +10,7 @@ from xpi_tools.local.iam_authorization import (
     denied_by_secret_policy,
     is_allowed,
     principal_arn,
+    put_events_denied_by_bus_policy,
     required_permissions,
 )
 
@@ -292,3 +293,44 @@ def test_the_secret_policy_is_read_from_the_secret_the_request_names() -> None:
         invoke = _session("xpi-InvokeModelFunctionRole-X1")
         assert not denied_by_secret_policy(request, invoke, "secretsmanager:GetSecretValue", arn)
         assert not denied_by_secret_policy(request, caller, "dynamodb:GetItem", arn)
+
+
+# ------------------------------------------------------------------ an event bus's resource policy
+BUS = ARN.format(service="events", rest="event-bus/xpi-local-xpi")
+XPI_ROLE = "arn:aws-us-gov:iam::123456789012:role/xpi-local-ApiFunctionRole-1"
+BUS_POLICY = [
+    {
+        "Sid": "OnlyXpiRolesPublishXpiSources",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "events:PutEvents",
+        "Resource": BUS,
+        "Condition": {
+            "StringLike": {"events:source": "xpi.*"},
+            "ArnNotEquals": {"aws:PrincipalArn": [XPI_ROLE]},
+        },
+    }
+]
+
+
+@pytest.mark.parametrize(
+    ("principal", "sources", "denied"),
+    [
+        ("arn:aws-us-gov:iam::123456789012:user/mallory", ["xpi.inference"], True),  # forging xpi's source
+        ("arn:aws-us-gov:iam::123456789012:user/mallory", ["my.app", "xpi.batch"], True),  # one entry is
+        ("arn:aws-us-gov:iam::123456789012:user/mallory", ["my.app"], False),  # its own source
+        (XPI_ROLE, ["xpi.inference"], False),  # xpi's role
+    ],
+)
+def test_the_bus_policy_denies_xpi_sources_to_other_principals(
+    principal: str, sources: list[str], denied: bool
+) -> None:
+    assert (
+        put_events_denied_by_bus_policy(BUS_POLICY, bus_arn=BUS, principal_arn=principal, sources=sources)
+        is denied
+    )
+
+
+def test_a_bus_condition_not_understood_lets_the_deny_apply() -> None:
+    policy = [{**BUS_POLICY[0], "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}]
+    assert put_events_denied_by_bus_policy(policy, bus_arn=BUS, principal_arn=XPI_ROLE, sources=["a"])

@@ -323,15 +323,17 @@ def test_a_message_move_task_returns_dead_letters_to_their_queue() -> None:
             # WHEN a move task starts on the DLQ, without a destination
             handle = sqs.start_message_move_task(SourceArn=dlq_arn)["TaskHandle"]
 
-            # THEN the message is back in the queue it came from, as sent, as a fresh delivery
+            # THEN the message is back in the queue it came from, body and attributes as sent, as a new
+            # message (as on AWS: a new id, sent by the task's starter, not by the original producer)
             assert handle
             assert _visible(sqs, dlq_url) == "0"
             [moved] = sqs.receive_message(
                 QueueUrl=queue_url, AttributeNames=["All"], MessageAttributeNames=["All"]
             )["Messages"]
-            assert (moved["MessageId"], moved["Body"]) == (first["MessageId"], '{"n": 1}')
+            assert moved["Body"] == '{"n": 1}' and moved["MessageId"] != first["MessageId"]
             assert moved["MessageAttributes"]["origin"]["StringValue"] == "claims"
-            assert moved["Attributes"]["SenderId"] == first["Attributes"]["SenderId"]
+            starter = boto3.client("sts", region_name=REGION).get_caller_identity()["Account"]
+            assert moved["Attributes"]["SenderId"] == starter  # no IAM user holds the mock's keys: root
             assert moved["Attributes"]["ApproximateReceiveCount"] == "1"
             # AND a source that is no queue's DLQ needs a destination
             with pytest.raises(ClientError, match="needs a DestinationArn"):

@@ -32,6 +32,10 @@ ALICE = "arn:aws-us-gov:iam::123456789012:user/alice"
 ADMIN = "arn:aws-us-gov:iam::111122223333:user/admin"
 BOB = "arn:aws-us-gov:iam::123456789012:user/bob"
 AUDITOR = "arn:aws-us-gov:sts::123456789012:assumed-role/xpi-prod-auditor/jane"
+AUDITOR_ROLE = "arn:aws-us-gov:iam::123456789012:role/xpi-prod-auditor"
+PRODUCER_SESSION_A = "arn:aws-us-gov:sts::123456789012:assumed-role/claims-producer/alice"
+PRODUCER_SESSION_B = "arn:aws-us-gov:sts::123456789012:assumed-role/claims-producer/nightly-job"
+OTHER_ROLE_SAME_SESSION = "arn:aws-us-gov:sts::123456789012:assumed-role/hr-producer/alice"
 
 
 def _resource(path: str) -> str:
@@ -111,9 +115,7 @@ def call(
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setenv("LINEAGE_RETENTION_DAYS", "30")
-    monkeypatch.setenv(
-        "API_AUDITOR_PRINCIPALS", "arn:aws-us-gov:sts::123456789012:assumed-role/xpi-prod-auditor/*"
-    )
+    monkeypatch.setenv("API_AUDITOR_PRINCIPALS", AUDITOR_ROLE)
     monkeypatch.setenv("API_INVOKE_WAIT_S", "0.5")
     lineage, starter, events = FakeLineageStore(), FakeWorkflowStarter(), FakeEventPublisher()
     executions, batches, admin = FakeExecutions(), FakeBatchStatus(), FakeAdminActions()
@@ -278,6 +280,41 @@ def test_auditor_reads_any_request(world: dict[str, Any]) -> None:
     assert status == 200 and body["caller_principal"] == ALICE
 
 
+def test_two_sessions_of_one_role_are_one_owner(world: dict[str, Any]) -> None:
+    # GIVEN a request sent by one session of a role
+    world["lineage"].items["r-11"] = _final_item("r-11", principal=PRODUCER_SESSION_A)
+    # WHEN another session of the same role, under another name, reads it
+    status, body = call("GET", "/v1/requests/r-11", principal=PRODUCER_SESSION_B)
+    # THEN it is the same owner (the role), whatever the sessions are called
+    assert status == 200 and body["caller_principal"] == PRODUCER_SESSION_A
+
+
+def test_a_session_of_another_role_with_the_same_session_name_is_not_the_owner(
+    world: dict[str, Any],
+) -> None:
+    # GIVEN a request sent by the session "alice" of one role
+    world["lineage"].items["r-12"] = _final_item("r-12", principal=PRODUCER_SESSION_A)
+    # WHEN a session of another role, also named "alice", reads it
+    status, body = call("GET", "/v1/requests/r-12", principal=OTHER_ROLE_SAME_SESSION)
+    # THEN it is not found (the session name names nobody)
+    assert status == 404 and body["error"]["code"] == "RequestNotFound"
+
+
+@pytest.mark.parametrize(
+    "principal",
+    [
+        "arn:aws-us-gov:sts::123456789012:assumed-role/xpi-prod-auditor-not/jane",  # a longer role name
+        "arn:aws-us-gov:iam::123456789012:user/xpi-auditors/mallory",  # a user under a path
+        "arn:aws-us-gov:sts::123456789012:assumed-role/other/xpi-prod-auditor",  # the role's name as session
+        "arn:aws-us-gov:sts::999999999999:assumed-role/xpi-prod-auditor/jane",  # another account
+    ],
+)
+def test_only_the_named_auditor_role_is_an_auditor(world: dict[str, Any], principal: str) -> None:
+    world["lineage"].items["r-13"] = _final_item("r-13")
+    status, body = call("GET", "/v1/requests/r-13", principal=principal)
+    assert status == 404 and body["error"]["code"] == "RequestNotFound"
+
+
 def test_models_for_the_caller(world: dict[str, Any]) -> None:
     status, body = call("GET", "/v1/models")
     assert status == 200 and body["principal"] == ALICE and "us.amazon.nova-lite-v1:0" in body["models"]
@@ -291,12 +328,43 @@ def test_batches(world: dict[str, Any]) -> None:
         "state": "RUNNING",
         "total": 5,
         "completed": 2,
+        "owner": "AIDAEXAMPLE",
     }
     status, body = call("GET", "/v1/batches/b-1")
     assert status == 200 and body == {"batch_id": "b-1", "status": "RUNNING", "total": 5, "completed": 2}
     # The table's per-model slots items are not batches.
     world["batches"].items["slots:fast"] = {"batch_id": "slots:fast", "line": 0, "in_flight": 2}
     assert call("GET", "/v1/batches/slots:fast")[1]["error"]["code"] == "BatchNotFound"
+
+
+def _identity(arn: str, caller: str) -> dict[str, Any]:
+    return {"userArn": arn, "caller": caller, "accessKey": "ASIAEXAMPLE"}
+
+
+def test_a_batch_is_its_uploaders_only(world: dict[str, Any]) -> None:
+    # GIVEN a batch uploaded by a session of one role (owner: the role's unique id)
+    world["batches"].items["b-2"] = {
+        "batch_id": "b-2",
+        "line": 0,
+        "state": "RUNNING",
+        "owner": "AROAPRODUCER",
+    }
+    # WHEN another session of that role asks, and then a session of another role with the same name
+    same_role = call(
+        "GET", "/v1/batches/b-2", identity=_identity(PRODUCER_SESSION_B, "AROAPRODUCER:nightly-job")
+    )
+    other_role = call("GET", "/v1/batches/b-2", identity=_identity(OTHER_ROLE_SAME_SESSION, "AROAHR:alice"))
+    # THEN the role's session reads it; the other gets the same 404 as for a missing batch
+    assert same_role[0] == 200 and same_role[1]["status"] == "RUNNING"
+    assert other_role[0] == 404 and other_role[1]["error"]["code"] == "BatchNotFound"
+    # AND an IAM user who did not upload it does not read it either, while the auditor role does
+    assert call("GET", "/v1/batches/b-2", principal=BOB)[0] == 404
+    assert call("GET", "/v1/batches/b-2", identity=_identity(AUDITOR, "AROAAUDITOR:jane"))[0] == 200
+
+
+def test_a_batch_without_a_recorded_owner_is_nobodys(world: dict[str, Any]) -> None:
+    world["batches"].items["b-3"] = {"batch_id": "b-3", "line": 0, "state": "FAILED"}
+    assert call("GET", "/v1/batches/b-3")[1]["error"]["code"] == "BatchNotFound"
 
 
 # ------------------------------------------------------------------ dashboard and admin

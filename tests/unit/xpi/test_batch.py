@@ -29,6 +29,7 @@ from xpi.domain.batch import (
 )
 from xpi.domain.errors import RequestInvalid
 from xpi.models.batch import BatchFailure, BatchObject, BatchStepInput, LineResult, S3Notification
+from xpi.models.lineage import LineageItem
 from xpi.models.workflow import StepError, WorkflowInput
 from xpi.services.batch import (
     LineStarter,
@@ -41,7 +42,7 @@ from xpi.services.batch import (
 )
 
 from tests.helpers.aws import create_table
-from tests.helpers.fakes import FakeBatchStarter
+from tests.helpers.fakes import FakeBatchStarter, FakeLineageStore
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
@@ -279,7 +280,22 @@ def _file(lines: list[str]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+# What the inference workflow records before it emits a line's result event: the events these tests
+# send are xpi's own, so their lineage agrees (a forged one's does not: test_forged_line_results...).
+EMITTED = FakeLineageStore()
+
+
+def _lineage_of(request_id: str, status: str, batch_id: str | None, source: str = "s3_batch") -> LineageItem:
+    return LineageItem(
+        request_id=request_id, status=status, created_at=NOW.isoformat(), day="2026-11-27",
+        expires_at=0, caller_principal="AIDAEXAMPLE", source=source, model_requested="default",
+        batch_id=batch_id,
+    )  # fmt: skip
+
+
 def _event(request_id: str, status: str = "COMPLETED") -> dict[str, Any]:
+    batch_id = request_id.rsplit("-", 1)[0]
+    EMITTED.items[request_id] = _lineage_of(request_id, status, batch_id)
     return {
         "request_id": request_id,
         "batch_id": request_id.rsplit("-", 1)[0],
@@ -292,9 +308,9 @@ def _event(request_id: str, status: str = "COMPLETED") -> dict[str, Any]:
 def test_a_batch_runs_in_a_window_and_finishes_once() -> None:
     # GIVEN a file of five valid lines and one bad one, split into chunks of two
     data = _file([json.dumps({"prompt": f"p{n}"}) for n in range(5)] + ["{bad"])
-    objects = FakeObjects({"in/a.jsonl": data}, {"xpi-model": "default"})
+    objects = FakeObjects({"in/AIDAEXAMPLE/a.jsonl": data}, {"xpi-model": "default"})
     table, starter, workflow = FakeTable(), FakeStarter(), FakeWorkflow()
-    batch = _batch("in/a.jsonl", len(data))
+    batch = _batch("in/AIDAEXAMPLE/a.jsonl", len(data))
 
     result = split(batch, table, objects, LIMITS, NOW)
 
@@ -308,14 +324,16 @@ def test_a_batch_runs_in_a_window_and_finishes_once() -> None:
     assert (source.kind, source.batch_id, source.reference) == (
         "s3_batch",
         "b-test",
-        "s3://bucket/in/a.jsonl#1",
+        "s3://bucket/in/AIDAEXAMPLE/a.jsonl#1",
     )
     # AND results come back, one twice
-    assert record_progress(_event("b-test-1"), table, lines, workflow) == "recorded"
-    assert record_progress(_event("b-test-1"), table, lines, workflow) == "duplicate"
+    assert record_progress(_event("b-test-1"), table, lines, workflow, EMITTED) == "recorded"
+    assert record_progress(_event("b-test-1"), table, lines, workflow, EMITTED) == "duplicate"
     assert len(starter.started) == 3  # one finished, one more started: never more than two in flight
     for n in (2, 3, 4, 5):
-        record_progress(_event(f"b-test-{n}", "BLOCKED" if n == 3 else "COMPLETED"), table, lines, workflow)
+        record_progress(
+            _event(f"b-test-{n}", "BLOCKED" if n == 3 else "COMPLETED"), table, lines, workflow, EMITTED
+        )
     # THEN every line ran once, and the workflow was resumed exactly once
     assert sorted(rid for rid, _ in starter.started) == [f"b-test-{n}" for n in range(1, 6)]
     assert workflow.finished == ["token-1"]
@@ -324,7 +342,7 @@ def test_a_batch_runs_in_a_window_and_finishes_once() -> None:
     assert (status["done"], status["completed"], status["blocked"], status["failed"]) == (6, 4, 1, 1)
     # AND the results file has every line in order
     summary = assemble(batch, table, objects, NOW)
-    rows = [json.loads(line) for line in objects.files["results/b-test.jsonl"].splitlines()]
+    rows = [json.loads(line) for line in objects.files["results/AIDAEXAMPLE/b-test.jsonl"].splitlines()]
     assert [r["line"] for r in rows] == [1, 2, 3, 4, 5, 6]
     assert rows[5]["status"] == "FAILED"
     assert (summary.total, summary.completed, summary.blocked, summary.failed) == (6, 4, 1, 1)
@@ -332,13 +350,43 @@ def test_a_batch_runs_in_a_window_and_finishes_once() -> None:
 
 
 @pytest.mark.parametrize(
+    ("lineage", "forged_status"),
+    [
+        (None, "COMPLETED"),  # no lineage item for the line: xpi never ran it
+        (_lineage_of("b-forge-1", "BLOCKED", "b-forge"), "COMPLETED"),  # lineage says otherwise
+        (_lineage_of("b-forge-1", "COMPLETED", "b-other"), "COMPLETED"),  # a request of another batch
+        (_lineage_of("b-forge-1", "COMPLETED", "b-forge", source="api"), "COMPLETED"),  # not a batch line
+        (_lineage_of("b-forge-1", "ACCEPTED", "b-forge"), "COMPLETED"),  # still running
+    ],
+)
+def test_forged_line_results_are_ignored(lineage: LineageItem | None, forged_status: str) -> None:
+    # GIVEN a running batch of two lines
+    data = _file([json.dumps({"prompt": f"p{n}"}) for n in range(2)])
+    objects = FakeObjects({"in/AIDAEXAMPLE/f.jsonl": data}, {"xpi-model": "default"})
+    table, starter, workflow = FakeTable(), FakeStarter(), FakeWorkflow()
+    split(_batch("in/AIDAEXAMPLE/f.jsonl", len(data), batch_id="b-forge"), table, objects, LIMITS, NOW)
+    records = FakeLineageStore()
+    if lineage is not None:
+        records.items[lineage.request_id] = lineage
+    lines = LineStarter(table, objects, starter, LIMITS)
+    # WHEN an event that xpi's records do not back arrives for its first line (and one for a line it has not)
+    detail = {**_event("b-forge-1", forged_status), "output": {"text": "forged", "bytes": 6}}
+    beyond = {**_event("b-forge-9"), "output": {"text": "forged", "bytes": 6}}
+    # THEN neither is counted nor written
+    assert record_progress(detail, table, lines, workflow, records) == "rejected"
+    assert record_progress(beyond, table, lines, workflow, EMITTED) == "rejected"
+    status = table.status("b-forge")
+    assert status is not None and status["done"] == 0 and list(table.lines("b-forge")) == []
+
+
+@pytest.mark.parametrize(
     ("key", "data", "message"),
     [
-        ("in/a.csv", b"a,b\n", "not a JSONL file"),
-        ("in/a.jsonl", b"", "empty"),
-        ("in/a.jsonl", b"hello\n", "not JSONL"),
-        ("in/a.jsonl", b'{"prompt": "p"}\n' * 51, "more than 50 lines"),
-        ("in/a.jsonl", b"x" * 10_001, "limit is 10000"),
+        ("in/AIDAEXAMPLE/a.csv", b"a,b\n", "not a JSONL file"),
+        ("in/AIDAEXAMPLE/a.jsonl", b"", "empty"),
+        ("in/AIDAEXAMPLE/a.jsonl", b"hello\n", "not JSONL"),
+        ("in/AIDAEXAMPLE/a.jsonl", b'{"prompt": "p"}\n' * 51, "more than 50 lines"),
+        ("in/AIDAEXAMPLE/a.jsonl", b"x" * 10_001, "limit is 10000"),
     ],
 )
 def test_bad_files_fail_the_batch_before_anything_starts(key: str, data: bytes, message: str) -> None:
@@ -348,8 +396,8 @@ def test_bad_files_fail_the_batch_before_anything_starts(key: str, data: bytes, 
 
 def test_a_file_with_no_valid_line_finishes_at_arm() -> None:
     data = _file(['{"prompt": ""}'])
-    table, workflow, objects = FakeTable(), FakeWorkflow(), FakeObjects({"in/a.jsonl": data})
-    split(_batch("in/a.jsonl", len(data)), table, objects, LIMITS, NOW)
+    table, workflow, objects = FakeTable(), FakeWorkflow(), FakeObjects({"in/AIDAEXAMPLE/a.jsonl": data})
+    split(_batch("in/AIDAEXAMPLE/a.jsonl", len(data)), table, objects, LIMITS, NOW)
 
     started = arm("b-test", "t", table, LineStarter(table, objects, FakeStarter(), LIMITS), workflow)
 
@@ -360,7 +408,7 @@ def test_a_file_with_no_valid_line_finishes_at_arm() -> None:
 def _split_file(
     table: FakeTable, objects: FakeObjects, batch_id: str, models: list[str], limits: BatchLimits
 ) -> None:
-    key = f"in/{batch_id}.jsonl"
+    key = f"in/AIDAEXAMPLE/{batch_id}.jsonl"
     data = _file([json.dumps({"prompt": f"p{n}", "model": model}) for n, model in enumerate(models)])
     objects.files[key] = data
     split(_batch(key, len(data), batch_id), table, objects, limits, NOW)
@@ -387,7 +435,7 @@ def test_batches_share_each_models_slots_and_take_turns() -> None:
         ("b-one-3", None),
     ]:
         count = len(starter.started)
-        record_progress(_event(finished), table, lines, workflow)
+        record_progress(_event(finished), table, lines, workflow, EMITTED)
         assert [rid for rid, _ in starter.started[count:]] == ([started_next] if started_next else [])
 
     # THEN every line ran once, never more than two at a time, and both batches finished
@@ -414,8 +462,8 @@ def test_a_line_holds_a_slot_of_every_model_of_its_batch() -> None:
     assert (started_mixed, started_fast) == (1, 2)
     assert table.in_flight == {"slow": 1, "fast": 3}
     # AND a redelivered result gives nothing back twice
-    record_progress(_event("b-fast-1"), table, lines, workflow)
-    record_progress(_event("b-fast-1"), table, lines, workflow)
+    record_progress(_event("b-fast-1"), table, lines, workflow, EMITTED)
+    record_progress(_event("b-fast-1"), table, lines, workflow, EMITTED)
     assert table.in_flight == {"slow": 1, "fast": 3}  # b-fast-3 took the slot b-fast-1 gave back
     assert [rid for rid, _ in starter.started][-1] == "b-fast-3"
 
@@ -544,7 +592,7 @@ def test_start_finds_the_uploaded_object_in_the_s3_notification() -> None:
 
     (found,) = batch_objects(notification, "incoming/")
 
-    assert found.key == "incoming/claims-2026-11-27.jsonl"
+    assert found.key == "incoming/AROAQXZEXAMPLEROLEID1:claims-intake/claims-2026-11-27.jsonl"
     assert found.version_id == "3HL4kqtJlcpXroDTDmjVBH40Nrjfkd"
     assert found.principal == "AWS:AROAQXZEXAMPLEROLEID1:claims-intake"
     assert found.uploaded_at == datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -557,17 +605,19 @@ def test_start_skips_manifests_and_other_events_and_decodes_keys() -> None:
     # GIVEN a notification naming a manifest, a deletion and an upload with an encoded key
     record = _sample_notification().model_dump(by_alias=True)["Records"][0]
     manifest = json.loads(json.dumps(record))
-    manifest["s3"]["object"]["key"] = "incoming/claims-2026-11-27.manifest.json"
+    manifest["s3"]["object"]["key"] = (
+        "incoming/AROAQXZEXAMPLEROLEID1:claims-intake/claims-2026-11-27.manifest.json"
+    )
     removed = {**json.loads(json.dumps(record)), "eventName": "ObjectRemoved:Delete"}
     spaced = json.loads(json.dumps(record))
-    spaced["s3"]["object"]["key"] = "incoming/claims+week+48.jsonl"
+    spaced["s3"]["object"]["key"] = "incoming/AIDAEXAMPLE/claims+week+48.jsonl"
     notification = S3Notification.model_validate({"Records": [manifest, removed, spaced]})
 
     # WHEN
     found = batch_objects(notification, "incoming/")
 
     # THEN only the upload is a batch, under its decoded key
-    assert [batch.key for batch in found] == ["incoming/claims week 48.jsonl"]
+    assert [batch.key for batch in found] == ["incoming/AIDAEXAMPLE/claims week 48.jsonl"]
 
 
 def test_start_batches_starts_each_object_version_once() -> None:
@@ -581,15 +631,17 @@ def test_start_batches_starts_each_object_version_once() -> None:
     # THEN
     assert (first, again) == (1, 0)
     [batch] = starter.started.values()
-    assert batch.key == "incoming/claims-2026-11-27.jsonl"
+    assert batch.key == "incoming/AROAQXZEXAMPLEROLEID1:claims-intake/claims-2026-11-27.jsonl"
 
 
 def test_the_sample_file_splits_with_its_sidecar_defaults() -> None:
     data = (EVENTS / "files" / "claims-2026-11-27.jsonl").read_bytes()
     manifest = (EVENTS / "files" / "claims-2026-11-27.manifest.json").read_bytes()
-    objects = FakeObjects({"in/claims.jsonl": data, "in/claims.manifest.json": manifest})
+    objects = FakeObjects(
+        {"in/AIDAEXAMPLE/claims.jsonl": data, "in/AIDAEXAMPLE/claims.manifest.json": manifest}
+    )
 
-    result = split(_batch("in/claims.jsonl", len(data)), FakeTable(), objects, LIMITS, NOW)
+    result = split(_batch("in/AIDAEXAMPLE/claims.jsonl", len(data)), FakeTable(), objects, LIMITS, NOW)
 
     assert (result.total, result.valid, result.invalid) == (5, 4, 1)
     first = objects.json["work/b-test/chunks/000000.json"][0]["request"]

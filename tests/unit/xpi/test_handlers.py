@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from xpi import dependencies
 from xpi.domain.errors import (
     BedrockThrottled,
     ClassificationMismatch,
@@ -119,6 +121,80 @@ class TestConsume:
         # WHEN / THEN
         assert consume.handler(duplicate, lambda_context) == {"batchItemFailures": []}
         assert sorted(aws.executions()) == ["req-batch-0101", "req-batch-0102"]
+
+
+API_ROLE_ID = "AROAAPIFUNCTIONROLE1"  # the role that redrives the requests DLQ
+
+
+def _redriven(record: dict[str, Any], new_message_id: str) -> dict[str, Any]:
+    """The record as SQS delivers it after a DLQ redrive: same body, new id, sent by the redriver."""
+    return {
+        **record,
+        "messageId": new_message_id,
+        "attributes": {**record["attributes"], "SenderId": f"{API_ROLE_ID}:xpi-api"},
+    }
+
+
+class TestRedriveAttribution:
+    def test_a_redriven_message_runs_as_its_original_sender_not_the_redriver(
+        self, aws: XpiResources, lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("REDRIVER_ROLE_IDS", API_ROLE_ID)
+        # GIVEN a message without a request id whose workflow could not start (it goes to the DLQ)
+        event = load_event(BATCH)
+        record_ = event["Records"][1]
+        body = json.loads(record_["body"])
+        del body["request_id"]
+        record_["body"] = json.dumps(body)
+        first = {**event, "Records": [record_]}
+        starter = dependencies.workflow_starter()
+        monkeypatch.setattr(dependencies, "workflow_starter", _Unavailable)
+        with pytest.raises(BatchProcessingError):  # its only record failed: SQS gets it back
+            consume.handler(first, lambda_context)
+        assert aws.executions() == {}
+        monkeypatch.setattr(dependencies, "workflow_starter", lambda: starter)
+
+        # WHEN an admin redrives the DLQ (SQS re-sends it as the API function's role, with a new id)
+        result = consume.handler(
+            {**event, "Records": [_redriven(record_, "new-id-after-redrive")]}, lambda_context
+        )
+
+        # THEN it runs once, as its producer, under the id it was first sent with
+        assert result == {"batchItemFailures": []}
+        [(request_id, started)] = aws.executions().items()
+        assert request_id == record_["messageId"]
+        assert started["source"]["principal"] == "AROAQXZEXAMPLEROLEID1:claims-intake"
+        assert started["source"]["reference"] == record_["messageId"]
+
+    def test_a_redriven_message_with_no_known_sender_is_not_run(
+        self, aws: XpiResources, lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("REDRIVER_ROLE_IDS", API_ROLE_ID)
+        event = load_event(BATCH)
+        redriven = _redriven(event["Records"][0], "new-id-unknown")
+
+        with pytest.raises(BatchProcessingError, match="RedriveUnattributed"):
+            consume.handler({**event, "Records": [redriven]}, lambda_context)
+
+        assert aws.executions() == {}
+
+    def test_a_producer_naming_itself_like_a_redrive_is_still_itself(
+        self, aws: XpiResources, lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Another role's session called like the API's is not a redriver: only the role id counts.
+        monkeypatch.setenv("REDRIVER_ROLE_IDS", API_ROLE_ID)
+        event = load_event(BATCH)
+        record_ = event["Records"][0]
+        record_["attributes"]["SenderId"] = "AROAQXZEXAMPLEROLEID1:xpi-api"
+
+        consume.handler({**event, "Records": [record_]}, lambda_context)
+
+        assert aws.executions()["req-batch-0101"]["source"]["principal"] == "AROAQXZEXAMPLEROLEID1:xpi-api"
+
+
+class _Unavailable:
+    def start(self, *args: Any, **kwargs: Any) -> bool:
+        raise RuntimeError("Step Functions unavailable")
 
 
 class TestValidate:
@@ -512,7 +588,10 @@ class TestBatchStart:
         assert first == again == {"batchItemFailures": []}
         [(name, execution_input)] = aws.executions().items()
         assert name == execution_input["batch"]["batch_id"]
-        assert execution_input["batch"]["key"] == "incoming/claims-2026-11-27.jsonl"
+        assert (
+            execution_input["batch"]["key"]
+            == "incoming/AROAQXZEXAMPLEROLEID1:claims-intake/claims-2026-11-27.jsonl"
+        )
 
     def test_a_body_that_is_not_a_notification_is_reported_as_a_failure(
         self, aws: XpiResources, lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch

@@ -76,10 +76,10 @@ def test_batch_concurrency_is_parsed_from_its_json() -> None:
     assert Settings().batch_concurrency == {"*": BATCH_FALLBACK_CONCURRENCY}
 
 
-def test_auditor_principals_are_comma_separated_globs() -> None:
-    settings = Settings.model_validate({"API_AUDITOR_PRINCIPALS": " arn:a/* , ,arn:b/jane"})
+def test_auditor_principals_are_comma_separated_arns() -> None:
+    settings = Settings.model_validate({"API_AUDITOR_PRINCIPALS": " arn:a/role , ,arn:b/jane"})
 
-    assert settings.auditor_patterns == ("arn:a/*", "arn:b/jane")
+    assert settings.auditors == ("arn:a/role", "arn:b/jane")
 
 
 def test_a_required_setting_names_its_variable() -> None:

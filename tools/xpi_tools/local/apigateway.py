@@ -65,6 +65,7 @@ class Principal:
     secret_access_key: str
     mfa: bool = False
     mfa_authenticated_at: float | None = None  # epoch seconds of the MFA sign-in (aws:MultiFactorAuthAge)
+    role_name: str | None = None  # a role session (AssumeRole in the local STS): the role's policies apply
 
 
 Authorization = Literal["AWS_IAM", "NONE"]
@@ -153,7 +154,47 @@ class IamDirectory:
                         user.name, user.id, self.user_arn(user.name, user.path), key.access_key_id,
                         key.secret_access_key,
                     )  # fmt: skip
-        return None
+        return self._role_session(access_key_id, session_token)
+
+    def _role_session(self, access_key_id: str, session_token: str | None) -> Principal | None:
+        """A session of a role assumed through the local STS (stock boto3 AssumeRole): API Gateway sees
+        its assumed-role ARN as userArn and `<role id>:<session name>` as caller, as on AWS."""
+        from moto.sts.models import sts_backends
+
+        assumed = sts_backends[self._account][self._partition].get_assumed_role_from_access_key(access_key_id)
+        if (
+            assumed is None
+            or not session_token
+            or not hmac.compare_digest(session_token, assumed.session_token)
+        ):
+            return None
+        role_name = assumed.role_arn.rsplit("/", 1)[-1]
+        return Principal(
+            "", assumed.user_id, assumed.arn, assumed.access_key_id, assumed.secret_access_key,
+            role_name=role_name,
+        )  # fmt: skip
+
+    def principal_statements(self, principal: Principal) -> list[dict[str, Any]]:
+        """The identity policy statements of a user, or of the role of a role session."""
+        if principal.role_name is None:
+            return self.statements(principal.user_name)
+        role = self._iam.get_role(RoleName=principal.role_name)["Role"]["RoleName"]
+        documents: list[Any] = []
+        for attached in self._iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
+            version = self._iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]["DefaultVersionId"]
+            documents.append(
+                self._iam.get_policy_version(PolicyArn=attached["PolicyArn"], VersionId=version)[
+                    "PolicyVersion"
+                ]["Document"]
+            )
+        for name in self._iam.list_role_policies(RoleName=role)["PolicyNames"]:
+            documents.append(self._iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"])
+        statements: list[dict[str, Any]] = []
+        for document in documents:
+            parsed = json.loads(unquote(document)) if isinstance(document, str) else document
+            found = parsed.get("Statement", [])
+            statements.extend(found if isinstance(found, list) else [found])
+        return statements
 
     def mint_mfa_session(
         self, user_name: str, access_key_id: str, *, authenticated_at: float | None = None
@@ -415,7 +456,7 @@ class LocalApiGateway:
             f"{self.stage}/{method}{path}"
         )
         decision = decide(
-            self.directory.statements(principal.user_name) if principal else [],
+            self.directory.principal_statements(principal) if principal else [],
             resource_policy_statements(self.resource_policy),
             "execute-api:Invoke",
             method_arn,

@@ -16,6 +16,8 @@ and after it (`fill_moto_gaps`):
      it is set through the S3 API after the stack is created (batch uploads).
  16. moto's CloudFormation has no AWS::SecretsManager::ResourcePolicy: the secret's policy is put
      through the Secrets Manager API after the stack is created (iam_authorization.py applies its Deny).
+ 17. moto's CloudFormation has no AWS::Events::EventBusPolicy: the statement is put on the bus with
+     PutPermission after the stack is created.
  10. moto's CloudFormation does not run the AWS::Include transform: an included local
      document (the API's api/openapi.yaml) is inlined before translation, as CloudFormation would;
      moto's API Gateway neither imports a RestApi's Body nor invokes Lambda integrations, so the
@@ -157,6 +159,7 @@ POLICIES_MOTO_SKIPS = (
     "AWS::SQS::QueuePolicy",
     "AWS::S3::BucketPolicy",
     "AWS::SecretsManager::ResourcePolicy",  # put through the API instead (gap 16)
+    "AWS::Events::EventBusPolicy",  # put with PutPermission instead (gap 17)
 )
 
 
@@ -266,6 +269,40 @@ def deploy(
     return Deployment(stack_name, outputs, resources, mappings), cfn
 
 
+def _put_resource_policies(
+    cfn: dict[str, Any], stack: Any, session: boto3.Session, endpoint_url: str
+) -> None:
+    """The resource policies moto's CloudFormation does not create but the local IAM evaluation applies."""
+    from moto.cloudformation.parsing import clean_json
+
+    # Gap 16: a secret's resource policy, through the Secrets Manager API (refs resolved by moto's resolver).
+    secretsmanager = session.client("secretsmanager", endpoint_url=endpoint_url)
+    for resource in cfn["Resources"].values():
+        if resource["Type"] != "AWS::SecretsManager::ResourcePolicy":
+            continue
+        properties = clean_json(resource["Properties"], stack.resource_map)
+        secretsmanager.put_resource_policy(
+            SecretId=str(properties["SecretId"]),
+            ResourcePolicy=json.dumps(properties["ResourcePolicy"]),
+            BlockPublicPolicy=str(properties.get("BlockPublicPolicy", "false")).lower() == "true",
+        )
+
+    # Gap 17: moto's CloudFormation has no AWS::Events::EventBusPolicy: each statement is put on its bus
+    # through PutPermission (refs resolved by moto's resolver); the local IAM evaluation applies its
+    # Deny statements for events:PutEvents (iam_authorization.put_events_denied_by_bus_policy).
+    events = session.client("events", endpoint_url=endpoint_url)
+    for resource in cfn["Resources"].values():
+        if resource["Type"] != "AWS::Events::EventBusPolicy":
+            continue
+        properties = clean_json(resource["Properties"], stack.resource_map)
+        statement = {"Sid": properties["StatementId"], **properties["Statement"]}
+        bus = properties["EventBusName"]  # moto's resolver answers a Ref of the bus with the bus itself
+        events.put_permission(
+            EventBusName=str(getattr(bus, "name", bus)),
+            Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
+        )
+
+
 def fill_moto_gaps(
     cfn: dict[str, Any],
     stack_name: str,
@@ -305,6 +342,8 @@ def fill_moto_gaps(
             type=properties.get("StateMachineType", "STANDARD"),
         )
 
+    _put_resource_policies(cfn, stack, session, endpoint_url)
+
     # Gap 9: moto's CloudFormation ignores an S3 bucket's NotificationConfiguration: set it through
     # the S3 API (refs resolved by moto's resolver), so uploads notify their queues as on AWS.
     s3 = session.client("s3", endpoint_url=endpoint_url)
@@ -330,18 +369,6 @@ def fill_moto_gaps(
                     for queue in resolved.get("QueueConfigurations", [])
                 ]
             },
-        )
-
-    # Gap 16: a secret's resource policy, through the Secrets Manager API (refs resolved by moto's resolver).
-    secretsmanager = session.client("secretsmanager", endpoint_url=endpoint_url)
-    for resource in cfn["Resources"].values():
-        if resource["Type"] != "AWS::SecretsManager::ResourcePolicy":
-            continue
-        properties = clean_json(resource["Properties"], stack.resource_map)
-        secretsmanager.put_resource_policy(
-            SecretId=str(properties["SecretId"]),
-            ResourcePolicy=json.dumps(properties["ResourcePolicy"]),
-            BlockPublicPolicy=str(properties.get("BlockPublicPolicy", "false")).lower() == "true",
         )
 
     # Gap 5: take SQS mappings over from moto's inline delivery.

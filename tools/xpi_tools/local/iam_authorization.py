@@ -19,9 +19,12 @@ wires it in):
   - an explicit Deny in a Secrets Manager secret's resource policy (`denied_by_secret_policy`), which
     wins over any identity Allow, with its `aws:PrincipalArn` conditions evaluated.
 
+  - an event bus's resource policy: its Deny statements for events:PutEvents
+    (`put_events_denied_by_bus_policy`, with the conditions on `events:source` and `aws:PrincipalArn`).
+
 What it does not do (docs/local-stack.md; the policy linter and checkov cover these statically):
 identity policy conditions are not evaluated (a statement applies as if its condition held), resource
-policies other than a secret's Deny (queue, bucket, key policies, a secret's Allow) and permission
+policies other than a secret's and a bus's Deny (queue, bucket, key policies, a secret's Allow) and permission
 boundaries are not applied, and a resource the request does not name is not checked (any resource
 matches). KMS calls made by a service on the caller's behalf (SSE-KMS) are not modelled.
 
@@ -33,7 +36,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -317,6 +320,61 @@ def _applies(statement: Mapping[str, Any], action: str, resource: str | None) ->
     if "NotResource" in statement:
         return not any(_wildcard(p, resource) for p in _listed(statement["NotResource"]))
     return any(_wildcard(p, resource) for p in _listed(statement.get("Resource", [])))
+
+
+def put_events_denied_by_bus_policy(
+    statements: Iterable[Mapping[str, Any]], *, bus_arn: str, principal_arn: str, sources: Iterable[str]
+) -> bool:
+    """Whether an event bus's resource policy denies this PutEvents: a Deny statement for
+    events:PutEvents on the bus, naming every principal (`*`) or this one, whose conditions hold for
+    any of the entries (EventBridge authorizes each entry). Understood: String(Not)Equals/String(Not)Like
+    on `events:source` (per entry) and Arn(Not)Equals/Arn(Not)Like on `aws:PrincipalArn` (the role's
+    ARN for a role session); a condition not understood lets the Deny apply (fail closed)."""
+    for statement in statements:
+        if statement.get("Effect") != "Deny" or not _applies(statement, "events:PutEvents", bus_arn):
+            continue
+        principal = statement.get("Principal")
+        named = principal == "*" or (
+            isinstance(principal, Mapping)
+            and any(p in ("*", principal_arn) for p in _listed(principal.get("AWS", [])))
+        )
+        if named and any(
+            _bus_condition_holds(statement.get("Condition") or {}, principal_arn, source)
+            for source in sources
+        ):
+            return True
+    return False
+
+
+def _equals(pattern: str, value: str) -> bool:
+    return pattern == value
+
+
+def _like(pattern: str, value: str) -> bool:
+    return _wildcard(pattern, value)
+
+
+_STRING_TESTS: dict[str, Callable[[str, str], bool]] = {
+    "stringequals": _equals,
+    "stringlike": _like,
+    "arnequals": _equals,
+    "arnlike": _like,
+}
+
+
+def _bus_condition_holds(condition: Mapping[str, Any], principal_arn: str, source: str) -> bool:
+    keys = {"events:source": source, "aws:principalarn": principal_arn}
+    for operator, tests in condition.items():
+        base = operator.lower()
+        negated = "not" in base
+        test = _STRING_TESTS.get(base.replace("not", ""))
+        for key, expected in (tests or {}).items():
+            if test is None or key.lower() not in keys:
+                continue  # not understood: holds, so the Deny applies
+            matched = any(test(pattern, keys[key.lower()]) for pattern in _listed(expected))
+            if matched == negated:
+                return False
+    return True
 
 
 def _wildcard(pattern: str, value: str, *, case_sensitive: bool = True) -> bool:

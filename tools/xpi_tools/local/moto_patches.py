@@ -17,6 +17,8 @@ test_moto_patches.py` has one test per patch, on moto's own objects.
 
 import copy
 import importlib
+import json
+import re
 import sys
 import threading
 import uuid
@@ -31,6 +33,7 @@ from xpi_tools.local.iam_authorization import (
     RequestContext,
     denied_by_secret_policy,
     is_allowed,
+    put_events_denied_by_bus_policy,
     required_permissions,
 )
 from xpi_tools.local.principals import RoleCredentials
@@ -223,6 +226,8 @@ def patch_iam_evaluation(record: Callable[[str, Authorization], None]) -> Restor
         for action, target in required_permissions(context):
             allowed = is_allowed(documents, action, target)
             allowed = allowed and not denied_by_secret_policy(context, caller, action, target)
+            if allowed and action == "events:PutEvents" and target:
+                allowed = not _bus_policy_denies(context, target, request._access_key)
             decision = Authorization(action, target, allowed)
             record(request._access_key.arn, decision)
             if not decision.allowed:
@@ -265,6 +270,28 @@ def _deny(request: Any, decision: Authorization) -> None:
     request._raise_access_denied()
 
 
+def _bus_policy_denies(context: RequestContext, bus_arn: str, access_key: Any) -> bool:
+    """The bus's resource policy (as PutPermission stored it in moto) against each entry's source, for
+    the caller's principal ARN (a role session's role ARN, as aws:PrincipalArn is on AWS)."""
+    from moto.events.models import events_backends
+    from moto.sts.models import sts_backends
+
+    bus = events_backends[context.account_id][context.region].event_buses.get(bus_arn.rsplit("/", 1)[-1])
+    if bus is None or not bus.policy:
+        return False
+    assumed = sts_backends[context.account_id][context.partition].get_assumed_role_from_access_key(
+        str(getattr(access_key, "_access_key_id", ""))  # moto's AssumedRoleAccessKey (users have none)
+    )
+    principal_arn = assumed.role_arn if assumed is not None else str(access_key.arn)
+    entries = json.loads(context.body or b"{}").get("Entries", [])
+    return put_events_denied_by_bus_policy(
+        json.loads(bus.policy).get("Statement", []),
+        bus_arn=bus_arn,
+        principal_arn=principal_arn,
+        sources=[str(entry.get("Source", "")) for entry in entries],
+    )
+
+
 def _policy_document(policy: Any) -> dict[str, Any]:
     """moto hands a role's inline policy over as its parsed document, a user's inline policy as a record
     holding its JSON text, and a managed policy as a Policy object: the document of each."""
@@ -298,8 +325,10 @@ def patch_message_move_task() -> Restore:
     moves every message of the source queue at once, before it answers: to DestinationArn, or without
     one back to the queue whose redrive policy names the source (SQS returns each message to the queue
     it was dead-lettered from; moto does not record which, so a source several queues name needs a
-    DestinationArn). A moved message keeps its body, sender and attributes and starts afresh (receive
-    count 0, visible), as a redriven message does on AWS."""
+    DestinationArn). A moved message keeps its body and attributes and is a new message, as on AWS
+    ("all redriven messages are considered new messages with a new messageID and enqueueTime"): a new
+    id, receive count 0, visible, and sent by the task's starter (the move task sends with its
+    starter's permissions, so its SenderId is the starter's aws:userid, not the original producer's)."""
     from moto.sqs.exceptions import InvalidParameterValue, QueueDoesNotExist
     from moto.sqs.responses import SQSResponse
 
@@ -324,7 +353,7 @@ def patch_message_move_task() -> Restore:
                     "the local stack needs a DestinationArn to move its messages"
                 )
             [destination] = origins
-        move_messages(source, destination)
+        move_messages(source, destination, sender_id=_caller_user_id(response))
         return ActionResult({"TaskHandle": str(uuid.uuid4())})
 
     SQSResponse.start_message_move_task = start_message_move_task  # type: ignore[attr-defined]
@@ -335,12 +364,33 @@ def patch_message_move_task() -> Restore:
     return restore
 
 
-def move_messages(source: Any, destination: Any) -> None:
-    """Every message of one moto queue (in flight or not) into another, each as a fresh delivery."""
+def _caller_user_id(response: Any) -> str:
+    """The aws:userid of the request's signer: an IAM user's id, `<role id>:<session>` for a role
+    session (moto's STS), else the account id (the root user's SenderId)."""
+    from moto.iam.models import iam_backends
+    from moto.sts.models import sts_backends
+    from moto.utilities.utils import get_partition
+
+    match = re.search(r"Credential=([^/]+)/", response.headers.get("Authorization", ""))
+    account, partition = response.current_account, get_partition(response.region)
+    key = match.group(1) if match else ""
+    for user in list(iam_backends[account][partition].users.values()):
+        if any(k.access_key_id == key for k in user.access_keys):
+            return str(user.id)
+    assumed = sts_backends[account][partition].get_assumed_role_from_access_key(key)
+    return str(assumed.user_id) if assumed is not None else str(account)
+
+
+def move_messages(source: Any, destination: Any, *, sender_id: str | None = None) -> None:
+    """Every message of one moto queue (in flight or not) into another, each as a new message (new id)
+    sent by `sender_id` (kept when None)."""
     with source._messages_lock:
         messages, source._messages = list(source._messages), []
         source.pending_messages.clear()
     for message in messages:
+        message.id = str(uuid.uuid4())
+        if sender_id is not None:
+            message.sender_id = sender_id
         message.approximate_receive_count = 0
         message.approximate_first_receive_timestamp = None
         message.receipt_handle, message._old_receipt_handles = None, []

@@ -1,0 +1,77 @@
+"""What template.yaml promises about who reaches whose work: the auditor is a role the stack creates and
+names exactly, the example subscriber (every caller's output) is off unless asked for, only xpi's roles
+publish xpi's event sources, and batch uploads are scoped to their uploader."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from xpi_tools.local.deploy import load_template
+from xpi_tools.local.stack import LOCAL_PARAMETERS
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template(ROOT / "template.yaml")
+
+
+def test_the_example_subscriber_is_off_by_default_and_on_locally(template: dict[str, Any]) -> None:
+    assert template["Parameters"]["CreateExampleSubscriber"]["Default"] == "false"
+    for name in ("SubscriberQueue", "SubscriberDLQ", "SubscriberQueuesPolicy", "ResultsToSubscriberRule"):
+        assert template["Resources"][name]["Condition"] == "CreateSubscriber"
+    assert LOCAL_PARAMETERS["CreateExampleSubscriber"] == "true"
+
+
+def test_the_api_names_exactly_the_auditor_role_the_stack_creates(template: dict[str, Any]) -> None:
+    variables = template["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["API_AUDITOR_PRINCIPALS"] == {"Fn::GetAtt": ["AuditorRole", "Arn"]}
+    role = template["Resources"]["AuditorRole"]["Properties"]
+    assert "Path" not in role  # a session ARN carries no path: the role's ARN must not have one either
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Action"] == "sts:AssumeRole"
+    assert trust["Condition"] == {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+
+
+def test_the_auditor_role_may_call_the_read_routes_only(template: dict[str, Any]) -> None:
+    policy = template["Resources"]["AuditorReadPolicy"]["Properties"]
+    assert policy["Roles"] == [{"Ref": "AuditorRole"}]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "execute-api:Invoke"
+    routes = [resource["Fn::Sub"].split("/api/", 1)[1] for resource in statement["Resource"]]
+    assert routes == ["GET/v1/requests/*", "GET/v1/batches/*"]
+
+
+def test_only_xpis_publishing_roles_may_put_xpi_events(template: dict[str, Any]) -> None:
+    policy = template["Resources"]["XpiBusPolicy"]["Properties"]
+    statement = policy["Statement"]
+    assert (statement["Effect"], statement["Principal"], statement["Action"]) == (
+        "Deny",
+        "*",
+        "events:PutEvents",
+    )
+    assert statement["Condition"]["StringLike"] == {"events:source": "xpi.*"}
+    allowed = {ref["Fn::GetAtt"][0] for ref in statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]}
+    # every role the template lets publish on the bus is named, and nothing else
+    publishers = set()
+    for logical_id, resource in template["Resources"].items():
+        text = str(resource.get("Properties", {}).get("Policies", ""))
+        if "events:PutEvents" in text or "EventBridgePutEventsPolicy" in text:
+            publishers.add(f"{logical_id}Role")
+    assert allowed == publishers
+
+
+def test_batch_uploads_and_reads_are_scoped_to_the_uploaders_prefix(template: dict[str, Any]) -> None:
+    statements = {
+        s.get("Sid"): s
+        for s in template["Resources"]["BatchInputBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    }
+    put = statements["UploadsOnlyUnderTheUploadersPrefix"]
+    assert (put["Effect"], put["Action"]) == ("Deny", "s3:PutObject")
+    assert put["NotResource"] == {"Fn::Sub": "${BatchInputBucket.Arn}/incoming/${!aws:userid}/*"}
+    get = statements["ReadsOnlyUnderTheUploadersPrefix"]
+    assert get["NotResource"] == [
+        {"Fn::Sub": "${BatchInputBucket.Arn}/incoming/${!aws:userid}/*"},
+        {"Fn::Sub": "${BatchInputBucket.Arn}/results/${!aws:userid}/*"},
+    ]
