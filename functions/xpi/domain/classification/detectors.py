@@ -6,12 +6,15 @@ How it stays fast (the classifier runs on every request):
   scan at GB/s); only the rare hits get Python-level checks (word boundaries, "alone on its line",
   "opens a paragraph").
 * Case-insensitive phrases (notices, PII labels) are found with ``str.find`` on one lower-cased copy of
-  the text; each detector first asks a substring gate and does nothing when it is absent.
-* Digits: one character-class regex collects digit runs; the SSN, card and phone expressions then run only
-  over those short runs.
+  the text; each detector first asks a substring gate and does nothing when it is absent. The gates are
+  answered from the window's distinct runs of letters (a few KB where the window has tens): one pass
+  builds that list, and some sixty gate searches then run over it instead of the window (exactly: a
+  string of letters occurs in the text only inside one run of letters).
+* Digits: one character-class regex collects digit runs of at least eleven characters (the shortest SSN,
+  card or phone shape); the SSN, card and phone expressions then run only over those short runs.
 * Long texts are processed in windows of ``WINDOW`` characters with ``OVERLAP`` characters of context on
-  each side, so the lower-cased copy (the only per-text allocation) is bounded and memory stays flat in
-  the input size.
+  each side, so the lower-cased copy and the list of letter runs (the only per-window allocations) are
+  bounded and memory stays flat in the input size.
 
 How it stays accurate: a marking only counts where markings are placed (a banner alone on its line or with
 ``//`` controls; a portion mark opening a paragraph); prose that mentions a marking does not; an export
@@ -1307,6 +1310,27 @@ _DIGIT_RUN_RE = re.compile(r"[0-9][0-9 ().\-]{7,}[0-9]")
 # eleven from its first digit (123-45-6789, 555-123-4567, 4111111111111111), so shorter runs (dates, times,
 # prices) can hold none. Used from the start of a text, where each run is found from its first digit.
 _LONG_DIGIT_RUN_RE = re.compile(r"[0-9][0-9 ().\-]{9,}[0-9]")
+# Each character of an ASCII text as "0" (a digit or a separator of a run) or "x" (anything else): a run of
+# eleven characters or more lies in a stretch of eleven "0"s, which ``str.find`` locates at C speed.
+_RUN_CLASSES = "".join("0" if chr(c) in "0123456789 ().-" else "x" for c in range(128))
+_ELEVEN = "0" * 11
+
+
+def _long_digit_runs(text: str, end: int) -> Iterator[re.Match[str]]:
+    """The matches of ``_LONG_DIGIT_RUN_RE`` in ``text[:end]``: the regular expression runs only over the
+    stretches of digits and separators that are long enough to hold one (most texts have a handful)."""
+    head = text if end == len(text) else text[:end]
+    if not head.isascii():  # one "?" for each other character, so positions stay; then ASCII speed
+        head = head.encode("ascii", "replace").decode("ascii")
+    classes = head.translate(_RUN_CLASSES)
+    pos = classes.find(_ELEVEN)
+    while pos != -1:
+        stop = classes.find("x", pos)
+        stop = end if stop == -1 else stop
+        yield from _LONG_DIGIT_RUN_RE.finditer(text, pos, stop)
+        pos = classes.find(_ELEVEN, stop)
+
+
 # Matches a run (all digits and separators) exactly when it holds nine digits: one C call per run.
 _NINE_DIGITS_RE = re.compile(r"(?:[0-9][ ().\-]*){9}")
 _SSN_RE = re.compile(r"(?<![\w\-])([0-9]{3})([\- ])([0-9]{2})\2([0-9]{4})(?![\w\-]|\.[0-9])")
@@ -1326,7 +1350,7 @@ def _digit_shapes(w: _Window) -> None:
     nine_digits = _NINE_DIGITS_RE.match
     start = max(0, w.lo - 32)
     # A later window may start inside a run: there every run found counts, as it always has.
-    runs = (_LONG_DIGIT_RUN_RE if start == 0 else _DIGIT_RUN_RE).finditer(text, start, w.end)
+    runs = _long_digit_runs(text, w.end) if start == 0 else _DIGIT_RUN_RE.finditer(text, start, w.end)
     for run in runs:
         run_start, run_end = run.span()
         if run_start >= w.hi:

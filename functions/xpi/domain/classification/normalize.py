@@ -17,7 +17,11 @@ its neighbours):
 Pure-ASCII text is returned as is with an identity map (no per-character work). Otherwise the map is kept
 sparse: only characters whose folded form is not exactly one character (removed, or expanded by NFKC)
 break the one-to-one correspondence, so the map stores one entry per such character and a lookup is a
-binary search.
+binary search. Runs of non-ASCII characters are cached with their folded form and the offsets of their
+irregular characters, so building the map touches only those characters.
+
+The normalized text is one copy of the input (when it is not pure ASCII): the one allocation that grows
+with the input's length.
 """
 
 from __future__ import annotations
