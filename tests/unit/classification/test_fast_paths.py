@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
-from xpi.domain.classification.detectors import _FIND_GATES, _HAS_GATES, _Window
+from xpi.domain.classification.detectors import (
+    _DIGIT_RUN_RE,
+    _FIND_GATES,
+    _HAS_GATES,
+    _LONG_DIGIT_RUN_RE,
+    _long_digit_runs,
+    _Window,
+)
 from xpi.domain.classification.normalize import fold_char, normalize
 
 # Every needle the detectors ask about, and pieces of them glued to letters, digits and punctuation.
@@ -60,3 +67,24 @@ def test_offset_map_matches_the_character_by_character_fold(text: str) -> None:
             assert folded.original_index(position + offset) == index
         position += width
     assert folded.original_index(len(folded.text)) == len(text)
+
+
+_DIGITS_ALPHABET = "0123456789" * 2 + " ().-+x|\n\u00e9\u4e2d"
+
+
+@given(st.text(alphabet=st.sampled_from(_DIGITS_ALPHABET), max_size=80))
+def test_long_digit_runs_are_those_the_expression_finds(text: str) -> None:
+    # GIVEN any text of digits, separators and other characters
+    expected = [m.span() for m in _LONG_DIGIT_RUN_RE.finditer(text)]
+    # WHEN the runs are located from the character classes THEN they are the expression's own matches
+    assert [m.span() for m in _long_digit_runs(text, len(text))] == expected
+    # and they are the runs of the general expression that are long enough to hold an identifier.
+    assert expected == [m.span() for m in _DIGIT_RUN_RE.finditer(text) if m.end() - m.start() >= 11]
+
+
+def test_long_digit_runs_include_identifiers_between_other_text() -> None:
+    text = "SKU-12345 on 2024-05-12, call (555) 123-4567 or SSN 219-45-8832."
+    assert [text[m.start() : m.end()] for m in _long_digit_runs(text, len(text))] == [
+        "555) 123-4567",
+        "219-45-8832",
+    ]
