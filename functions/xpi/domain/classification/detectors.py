@@ -6,12 +6,15 @@ How it stays fast (the classifier runs on every request):
   scan at GB/s); only the rare hits get Python-level checks (word boundaries, "alone on its line",
   "opens a paragraph").
 * Case-insensitive phrases (notices, PII labels) are found with ``str.find`` on one lower-cased copy of
-  the text; each detector first asks a substring gate and does nothing when it is absent.
-* Digits: one character-class regex collects digit runs; the SSN, card and phone expressions then run only
-  over those short runs.
+  the text; each detector first asks a substring gate and does nothing when it is absent. The gates are
+  answered from the window's distinct runs of letters (a few KB where the window has tens): one pass
+  builds that list, and some sixty gate searches then run over it instead of the window (exactly: a
+  string of letters occurs in the text only inside one run of letters).
+* Digits: one character-class regex collects digit runs of at least eleven characters (the shortest SSN,
+  card or phone shape); the SSN, card and phone expressions then run only over those short runs.
 * Long texts are processed in windows of ``WINDOW`` characters with ``OVERLAP`` characters of context on
-  each side, so the lower-cased copy (the only per-text allocation) is bounded and memory stays flat in
-  the input size.
+  each side, so the lower-cased copy and the list of letter runs (the only per-window allocations) are
+  bounded and memory stays flat in the input size.
 
 How it stays accurate: a marking only counts where markings are placed (a banner alone on its line or with
 ``//`` controls; a portion mark opening a paragraph); prose that mentions a marking does not; an export
@@ -51,6 +54,7 @@ class _Window:
         "_has",
         "_has_text",
         "_index",
+        "_words",
         "base",
         "end",
         "found",
@@ -75,15 +79,45 @@ class _Window:
         self._has: dict[str, bool] = {}
         self._has_text: dict[str, bool] = {}
         self._found: dict[str, list[int]] = {}
+        self._words: str | None = None
         self.restriction_checks = 0
 
     def has(self, needle: str) -> bool:
-        """``needle in low``, asked once per window: several detectors share their substring gates."""
+        """``needle in low``, asked once per window: several detectors share their substring gates.
+
+        The answer is exact. A needle's longest run of letters is first looked up in the window's word
+        list (see ``words``), a few KB instead of the whole window: for a needle of letters only that is
+        the answer; otherwise only a needle whose letters occur is looked for in ``low``.
+        """
         hit = self._has.get(needle)
         if hit is None:
             gate = _HAS_GATES.get(needle)
-            hit = self._has[needle] = (gate is None or self.has(gate)) and needle in self.low
+            if gate is not None and not self.has(gate):
+                hit = False
+            else:
+                piece = _PIECES[needle] if needle in _PIECES else _letter_piece(needle)
+                if piece is None:
+                    hit = needle in self.low
+                else:
+                    letters, whole = piece
+                    hit = letters in (self._words or self.words()) and (whole or needle in self.low)
+            self._has[needle] = hit
         return hit
+
+    def words(self) -> str:
+        """The distinct runs of ASCII letters of ``low``, space-separated; built once, lazily.
+
+        A string of letters occurs in ``low`` exactly when it occurs in this list (it can only sit inside
+        one run of letters), and the list is a small fraction of the window: one pass builds it, and every
+        gate then searches the list instead of the window.
+        """
+        words = self._words
+        if words is None:
+            low = self.low
+            if not low.isascii():  # one "?" for each other character: translated at ASCII speed below
+                low = low.encode("ascii", "replace").decode("ascii")
+            words = self._words = " ".join(set(low.translate(_LETTERS_ONLY).split()))
+        return words
 
     def emit(self, category: str, start: int, end: int) -> None:
         self.found.add(Detection(category, start, end))
@@ -160,6 +194,22 @@ class _Window:
             yield match
 
 
+# For ASCII text: lower-case letters stay, every other character becomes a space (the separator of
+# ``_Window.words``).
+_LETTERS_ONLY = "".join(chr(c) if 0x61 <= c <= 0x7A else " " for c in range(128))
+_PIECES: dict[str, tuple[str, bool] | None] = {}
+
+
+def _letter_piece(needle: str) -> tuple[str, bool] | None:
+    """The longest run of ASCII lower-case letters in ``needle`` (None when shorter than three) and
+    whether it is the whole needle; cached in ``_PIECES`` (needles are the detectors' constants)."""
+    runs = re.findall(r"[a-z]+", needle)
+    longest = max(runs, key=len) if runs else ""
+    piece = (longest, longest == needle) if len(longest) >= 3 else None
+    _PIECES[needle] = piece
+    return piece
+
+
 # A case-sensitive needle is looked for only when its gate occurs in the window: "~word" asks the
 # lower-cased text (a gate other detectors ask too, so it is shared), anything else the text itself (one
 # pass for several needles that hold it). A needle always contains its gate, so a missing gate is a miss.
@@ -175,11 +225,14 @@ _FIND_GATES = {
     "CONFIDENTIAL": "~confidential",
     "CONTROLLED": "~controlled",
     "LES": "~les",
-    "NOCON": "CON",
-    "FEDCON": "CON",
+    "NOCON": "~nocon",
+    "FEDCON": "~fedcon",
     "DL ONLY": "ONLY",
     "FED ONLY": "ONLY",
     "DISPLAY ONLY": "ONLY",
+    "EAR": "~ear",
+    "BIS": "~bis",
+    "REL TO": "~rel to",
 }
 
 # A lower-case needle is looked for only when a shorter one it contains (its gate, asked once per window
@@ -473,7 +526,7 @@ _AUTHORITY_NEXT_RE = re.compile(
 
 def _authority_block(w: _Window) -> None:
     low = w.low
-    if not w.has("classified by") or ("declassify on" not in low and "derived from" not in low):
+    if not w.has("classified by") or (not w.has("declassify on") and not w.has("derived from")):
         return
     for pos in w.find_low("classified by"):
         bounds = _line_bounds(w.text, pos, pos)
@@ -725,7 +778,7 @@ def _slashed_markings(w: _Window) -> None:
     parenthesis and a known control ("(s//nf)"), so that "(s // 2)" in code is not a marking; a spaced
     "secret // n" needs a known control too."""
     low, text, base = w.low, w.text, w.base
-    if "//" not in low:
+    if not w.has("//"):
         return
     for pos in w.find_low("//"):
         rel = pos - base
@@ -1227,7 +1280,7 @@ _DIST_TERMS_RE = re.compile(
 
 def _distribution_statements(w: _Window) -> None:
     low, base = w.low, w.base
-    if "distribution statement" in low:
+    if w.has("distribution statement"):
         for match in w.low_iter(_DIST_STATEMENT_RE):
             if match.group(1) == "a":
                 continue  # Statement A is approval for public release
@@ -1241,7 +1294,7 @@ def _distribution_statements(w: _Window) -> None:
                 )
             ):
                 w.emit("export.distribution_statement", pos, end)
-    if "authori" in low:
+    if w.has("authori"):
         for match in w.low_iter(_DIST_AUTHORIZED_RE):
             w.emit("export.distribution_statement", match.start() + base, match.end() + base)
 
@@ -1253,6 +1306,33 @@ def _distribution_statements(w: _Window) -> None:
 # A run of digits and separators; only runs with at least nine digits (the fewest any SSN, card or phone
 # number has) go on to the detailed patterns. Dates, times and prices in logs and JSON never get that far.
 _DIGIT_RUN_RE = re.compile(r"[0-9][0-9 ().\-]{7,}[0-9]")
+# The same runs, only those of eleven characters or more: every SSN, card and phone shape spans at least
+# eleven from its first digit (123-45-6789, 555-123-4567, 4111111111111111), so shorter runs (dates, times,
+# prices) can hold none. Used from the start of a text, where each run is found from its first digit.
+_LONG_DIGIT_RUN_RE = re.compile(r"[0-9][0-9 ().\-]{9,}[0-9]")
+# Each character of an ASCII text as "0" (a digit or a separator of a run) or "x" (anything else): a run of
+# eleven characters or more lies in a stretch of eleven "0"s, which ``str.find`` locates at C speed.
+_RUN_CLASSES = "".join("0" if chr(c) in "0123456789 ().-" else "x" for c in range(128))
+_ELEVEN = "0" * 11
+
+
+def _long_digit_runs(text: str, end: int) -> Iterator[re.Match[str]]:
+    """The matches of ``_LONG_DIGIT_RUN_RE`` in ``text[:end]``: the regular expression runs only over the
+    stretches of digits and separators that are long enough to hold one (most texts have a handful)."""
+    head = text if end == len(text) else text[:end]
+    if not head.isascii():  # one "?" for each other character, so positions stay; then ASCII speed
+        head = head.encode("ascii", "replace").decode("ascii")
+    classes = head.translate(_RUN_CLASSES)
+    pos = classes.find(_ELEVEN)
+    while pos != -1:
+        stop = classes.find("x", pos)
+        stop = end if stop == -1 else stop
+        yield from _LONG_DIGIT_RUN_RE.finditer(text, pos, stop)
+        pos = classes.find(_ELEVEN, stop)
+
+
+# Matches a run (all digits and separators) exactly when it holds nine digits: one C call per run.
+_NINE_DIGITS_RE = re.compile(r"(?:[0-9][ ().\-]*){9}")
 _SSN_RE = re.compile(r"(?<![\w\-])([0-9]{3})([\- ])([0-9]{2})\2([0-9]{4})(?![\w\-]|\.[0-9])")
 _CARD_RE = re.compile(
     r"(?<![\w\-])(?:[0-9]{4}([ \-])[0-9]{4}\1[0-9]{4}\1[0-9]{1,4}(?:\1[0-9]{1,3})?"
@@ -1267,12 +1347,15 @@ _PHONE_RE = re.compile(
 def _digit_shapes(w: _Window) -> None:
     text = w.text
     n = len(text)
-    for run in _DIGIT_RUN_RE.finditer(text, max(0, w.lo - 32), w.end):
+    nine_digits = _NINE_DIGITS_RE.match
+    start = max(0, w.lo - 32)
+    # A later window may start inside a run: there every run found counts, as it always has.
+    runs = _long_digit_runs(text, w.end) if start == 0 else _DIGIT_RUN_RE.finditer(text, start, w.end)
+    for run in runs:
         run_start, run_end = run.span()
         if run_start >= w.hi:
             return
-        digits = run.group()
-        if run_end < w.lo or len(digits) - sum(map(digits.count, " ().-")) < 9:
+        if run_end < w.lo or nine_digits(run.group()) is None:
             continue
         lo, hi = max(0, run_start - 4), min(n, run_end + 2)
         for m in _SSN_RE.finditer(text, lo, hi):

@@ -17,7 +17,11 @@ its neighbours):
 Pure-ASCII text is returned as is with an identity map (no per-character work). Otherwise the map is kept
 sparse: only characters whose folded form is not exactly one character (removed, or expanded by NFKC)
 break the one-to-one correspondence, so the map stores one entry per such character and a lookup is a
-binary search.
+binary search. Runs of non-ASCII characters are cached with their folded form and the offsets of their
+irregular characters, so building the map touches only those characters.
+
+The normalized text is one copy of the input (when it is not pure ASCII): the one allocation that grows
+with the input's length.
 """
 
 from __future__ import annotations
@@ -110,16 +114,20 @@ class _FoldCache(dict[str, str]):
         return folded
 
 
-class _RunCache(dict[str, tuple[bytes, bool]]):
-    """A run of non-ASCII characters -> (its folded form in UTF-8, whether every character folded to one).
+class _RunCache(dict[str, tuple[bytes, tuple[tuple[int, int], ...]]]):
+    """A run of non-ASCII characters -> (its folded form in UTF-8, the characters that did not fold to
+    exactly one: ``(offset in the run, folded width)`` each, empty for most runs).
 
     Runs repeat (a typographic quote, a no-break space, a word of a foreign script), so caching whole runs
-    keeps the common case to one dictionary lookup per run. Bounded like :class:`_FoldCache`.
+    keeps the common case to one dictionary lookup per run, and the offset map is built from the few
+    irregular characters the entry names instead of every character of the run. Bounded like
+    :class:`_FoldCache`.
     """
 
-    def __missing__(self, run: str) -> tuple[bytes, bool]:
+    def __missing__(self, run: str) -> tuple[bytes, tuple[tuple[int, int], ...]]:
         folded = list(map(_FOLDED.__getitem__, run))
-        entry = ("".join(folded).encode("utf-8", "surrogatepass"), all(len(piece) == 1 for piece in folded))
+        irregular = tuple((offset, len(piece)) for offset, piece in enumerate(folded) if len(piece) != 1)
+        entry = ("".join(folded).encode("utf-8", "surrogatepass"), irregular)
         if len(self) < _CACHE_LIMIT:
             self[run] = entry
         return entry
@@ -127,7 +135,8 @@ class _RunCache(dict[str, tuple[bytes, bool]]):
 
 _FOLDED = _FoldCache()
 _RUNS = _RunCache()
-_IRREGULAR = threading.local()  # the runs of the text being normalized whose length changed, by thread
+# The runs of the text being normalized whose length changed, by thread: (run start, irregular characters).
+_IRREGULAR = threading.local()
 
 # The ASCII encoder copies ASCII stretches at C speed and calls this handler once per run of non-ASCII
 # characters; the handler answers with the folded run, already UTF-8. Scanning the text with a regular
@@ -138,11 +147,11 @@ _ERRORS = "xpi.classification.normalize"
 def _fold_run(error: UnicodeError) -> tuple[bytes, int]:
     if not isinstance(error, UnicodeEncodeError):
         raise error
-    run = error.object[error.start : error.end]
-    encoded, one_to_one = _RUNS[run]
-    if not one_to_one:
-        _IRREGULAR.runs.append((error.start, run))
-    return encoded, error.end
+    start, end = error.start, error.end
+    encoded, irregular = _RUNS[error.object[start:end]]
+    if irregular:
+        _IRREGULAR.runs.append((start, irregular))
+    return encoded, end
 
 
 codecs.register_error(_ERRORS, _fold_run)
@@ -193,7 +202,7 @@ def normalize(text: str) -> Normalized:
     """``text`` folded for detection (see the module docstring), with the map back to ``text``."""
     if text.isascii():
         return Normalized(text, len(text))
-    irregular: list[tuple[int, str]] = []
+    irregular: list[tuple[int, tuple[tuple[int, int], ...]]] = []
     _IRREGULAR.runs = irregular
     try:
         normalized = text.encode("ascii", _ERRORS).decode("utf-8", "surrogatepass")
@@ -202,17 +211,15 @@ def normalize(text: str) -> Normalized:
     if not irregular:
         return Normalized(normalized, len(text))
     anchors: list[tuple[int, int, bool]] = [(0, 0, False)]
+    append = anchors.append
     delta = 0  # normalized position minus original position, after the characters seen so far
-    for run_start, run in irregular:
-        for offset, ch in enumerate(run):
-            width = len(_FOLDED[ch])
-            if width == 1:
-                continue
+    for run_start, characters in irregular:
+        for offset, width in characters:
             index = run_start + offset
             position = index + delta
             if width:
-                anchors.append((position, index, True))
-            anchors.append((position + width, index + 1, False))
+                append((position, index, True))
+            append((position + width, index + 1, False))
             delta += width - 1
     frozen = tuple(anchors)
     return Normalized(normalized, len(text), frozen, tuple(a[0] for a in frozen))
