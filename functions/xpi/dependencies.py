@@ -15,7 +15,8 @@ from xpi.adapters.config_store import ConfigOverride, OptionalParameter, PolicyL
 from xpi.adapters.credentials import SecretsManagerCredentials
 from xpi.adapters.event_bus import EventBridgePublisher
 from xpi.adapters.lineage_store import DynamoLineageStore
-from xpi.adapters.object_store import S3ObjectStore
+from xpi.adapters.hash_key import SecretsManagerHashKey
+from xpi.adapters.object_store import S3ObjectStore, S3PayloadStore
 from xpi.adapters.ports import (
     AdminActions,
     BatchObjects,
@@ -26,8 +27,10 @@ from xpi.adapters.ports import (
     BedrockGateway,
     EventPublisher,
     ExecutionReader,
+    HashKey,
     LineageStore,
     ObjectStore,
+    PayloadStore,
     WorkflowStarter,
 )
 from xpi.adapters.workflow import (
@@ -59,12 +62,25 @@ def event_publisher() -> EventPublisher:
 
 @cache
 def object_store() -> ObjectStore:
-    return S3ObjectStore(get_settings().require("artifacts_bucket"))
+    settings = get_settings()
+    return S3ObjectStore(settings.require("artifacts_bucket"), settings.kms_key_arn)
+
+
+@cache
+def payload_store() -> PayloadStore:
+    settings = get_settings()
+    return S3PayloadStore(settings.require("artifacts_bucket"), settings.kms_key_arn)
+
+
+@cache
+def hash_key() -> HashKey:
+    settings = get_settings()
+    return SecretsManagerHashKey(settings.require("hash_key_secret_id"), settings.hash_key_max_age_s)
 
 
 @cache
 def workflow_starter() -> WorkflowStarter:
-    return StepFunctionsStarter(get_settings().require("state_machine_arn"))
+    return StepFunctionsStarter(get_settings().require("state_machine_arn"), payload_store())
 
 
 @cache

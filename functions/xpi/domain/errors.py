@@ -107,3 +107,23 @@ class PolicyInvalid(XpiError):
 
 class CallerUnidentified(XpiError):
     """The API request carries no IAM identity: API Gateway with AWS_IAM always sets one."""
+
+
+class HashKeyUnavailable(XpiError):
+    """The stack's hash key (a Secrets Manager secret) cannot be read: nothing is hashed without it."""
+
+    code = "HashKeyUnavailable"
+
+
+class PayloadMismatch(XpiError):
+    """The object a state's payload reference points at is not the one the reference describes (size or
+    keyed hash): the step refuses it. Never retried."""
+
+    code = "PayloadMismatch"
+
+
+class PayloadLimitExceeded(XpiError):
+    """A step's state would exceed Step Functions' payload limit (256 KiB, States.DataLimitExceeded):
+    the request ends as failed under this code, with its lineage and event."""
+
+    code = "PayloadLimitExceeded"

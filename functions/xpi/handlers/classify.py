@@ -24,5 +24,7 @@ def handler(event: WorkflowState, context: LambdaContext) -> dict[str, Any]:
         detectors=dependencies.extra_detectors(policy),
         routing=dependencies.routing_config(),
         events=dependencies.event_publisher(),
+        payloads=dependencies.payload_store(),
+        hash_key=dependencies.hash_key(),
     )
     return state.model_dump(mode="json", exclude_none=True)

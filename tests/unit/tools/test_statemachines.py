@@ -115,7 +115,7 @@ def test_validate_reports_a_platform_failure_apart_from_an_invalid_request() -> 
     # GIVEN the inference workflow's way from Validate's Catch
     definition, _ = deployed_state_machines()["InferenceStateMachine"]
     states = definition["States"]
-    [catch] = states["Validate"]["Catch"]
+    *_, catch = states["Validate"]["Catch"]
     record = states[catch["Next"]]
     choice = states[record["Next"]]
 
@@ -126,3 +126,30 @@ def test_validate_reports_a_platform_failure_apart_from_an_invalid_request() -> 
     invalid, not_validated = states[judged["Next"]], states[choice["Default"]]
     assert (invalid["Type"], invalid["Error"]) == ("Fail", RequestInvalid.code)
     assert (not_validated["Type"], not_validated["Error"]) == ("Fail", ValidationUnavailable.code)
+
+
+def all_tasks() -> list[tuple[str, str, dict[str, Any]]]:
+    """(state machine, state name, state) of every Task, Lambda or service integration."""
+    return [
+        (machine, name, state)
+        for machine, (definition, _) in deployed_state_machines().items()
+        for name, state in definition["States"].items()
+        if state["Type"] == "Task"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("machine", "name", "state"),
+    [pytest.param(*task, id=f"{task[0]}.{task[1]}") for task in all_tasks() if task[2].get("Catch")],
+)
+def test_a_state_over_the_payload_limit_is_caught_where_everything_else_is(
+    machine: str, name: str, state: dict[str, Any]
+) -> None:
+    # States.ALL does not catch States.DataLimitExceeded (a state over 256 KiB): a task that catches
+    # everything names it too, before States.ALL, and sends it the same way, so such a request still
+    # ends through its recording step (lineage and one event) instead of failing the execution silently.
+    catchers = state["Catch"]
+    [everything] = [c for c in catchers if c["ErrorEquals"] == ["States.ALL"]]
+    [data_limit] = [c for c in catchers if "States.DataLimitExceeded" in c["ErrorEquals"]]
+    assert catchers.index(data_limit) < catchers.index(everything), f"{machine}.{name}"
+    assert (data_limit["Next"], data_limit["ResultPath"]) == (everything["Next"], everything["ResultPath"])

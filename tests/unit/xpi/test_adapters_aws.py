@@ -16,7 +16,7 @@ from xpi.adapters.admin import AwsAdminActions
 from xpi.adapters.credentials import SecretsManagerCredentials
 from xpi.adapters.event_bus import EventBridgePublisher, EventPublishError
 from xpi.adapters.lineage_store import DynamoLineageStore
-from xpi.adapters.object_store import S3ObjectStore
+from xpi.adapters.object_store import S3ObjectStore, S3PayloadStore
 from xpi.adapters.workflow import StepFunctionsBatchStarter, StepFunctionsStarter
 from xpi.domain.errors import CredentialsUnavailable
 from xpi.models.batch import BatchObject
@@ -243,8 +243,11 @@ class TestStepFunctionsStarter:
     def workflow_input(self, reference: str) -> WorkflowInput:
         return WorkflowInput(request=sample_request("plain-prompt"), source=make_source(reference=reference))
 
+    def starter(self, stack: XpiResources, arn: str | None = None) -> StepFunctionsStarter:
+        return StepFunctionsStarter(arn or stack.state_machine_arn, S3PayloadStore(stack.bucket))
+
     def test_start_names_the_execution_by_request_id(self, stack: XpiResources) -> None:
-        starter = StepFunctionsStarter(stack.state_machine_arn)
+        starter = self.starter(stack)
 
         assert starter.start("req-plain-0001", self.workflow_input("m-1")) is True
 
@@ -253,9 +256,26 @@ class TestStepFunctionsStarter:
         assert executions["req-plain-0001"]["source"]["reference"] == "m-1"
         assert "execution" not in executions["req-plain-0001"]  # None is left out; the ASL injects it
 
+    def test_the_execution_input_refers_to_the_stored_request_and_holds_none_of_it(
+        self, stack: XpiResources
+    ) -> None:
+        # WHEN a request is started
+        self.starter(stack).start("req-plain-0001", self.workflow_input("m-1"))
+
+        # THEN its input is a reference to an SSE-KMS object under payloads/, not the request's text
+        execution_input = stack.executions()["req-plain-0001"]
+        assert sample_request("plain-prompt")["prompt"] not in json.dumps(execution_input)
+        payload = execution_input["payload"]
+        assert payload["bucket"] == stack.bucket and payload["key"].startswith("payloads/req-plain-0001/")
+        stored = aws_helpers.s3().get_object(Bucket=stack.bucket, Key=payload["key"])
+        assert stored["ServerSideEncryption"] == "aws:kms"
+        body = stored["Body"].read()
+        assert payload["bytes"] == len(body)
+        assert json.loads(body) == sample_request("plain-prompt")
+
     def test_a_duplicate_name_is_reported_not_raised(self, stack: XpiResources) -> None:
         # GIVEN an execution for the request id, started from another message
-        starter = StepFunctionsStarter(stack.state_machine_arn)
+        starter = self.starter(stack)
         starter.start("req-plain-0001", self.workflow_input("m-1"))
 
         # WHEN the same request id arrives again
@@ -269,7 +289,7 @@ class TestStepFunctionsStarter:
         missing = stack.state_machine_arn.replace("xpi-prod-inference", "missing")
 
         with pytest.raises(Exception, match="StateMachineDoesNotExist"):
-            StepFunctionsStarter(missing).start("req-x", self.workflow_input("m-1"))
+            self.starter(stack, missing).start("req-x", self.workflow_input("m-1"))
 
 
 class TestStepFunctionsBatchStarter:

@@ -205,13 +205,18 @@ def prepare_for_moto(
             continue
         properties = resource.get("Properties", {})
         generate = properties.get("GenerateSecretString", {})
-        value = json.loads(generate.get("SecretStringTemplate", "{}"))
-        if "GenerateStringKey" in generate:
-            value[generate["GenerateStringKey"]] = secrets.token_urlsafe(30)
+        if "SecretStringTemplate" in generate or "GenerateStringKey" in generate:
+            value = json.loads(generate.get("SecretStringTemplate", "{}"))
+            if "GenerateStringKey" in generate:
+                value[generate["GenerateStringKey"]] = secrets.token_urlsafe(30)
+            secret_string = json.dumps(value)
+        else:  # a generated plain string (the hash key): random, at least PasswordLength characters
+            length = int(generate.get("PasswordLength", 32))
+            secret_string = secrets.token_urlsafe(length)[:length]
         arn = secretsmanager.create_secret(
             Name=f"{stack_name}-{logical_id}",
             Description=str(properties.get("Description", "")),
-            SecretString=json.dumps(value),
+            SecretString=secret_string,
         )["ARN"]
         del cfn["Resources"][logical_id]
         cfn = _replace(cfn, {"Ref": logical_id}, arn)
