@@ -14,8 +14,8 @@ from xpi.adapters.comprehend import ComprehendPiiDetector
 from xpi.adapters.config_store import ConfigOverride, OptionalParameter, PolicyLoadError
 from xpi.adapters.credentials import SecretsManagerCredentials
 from xpi.adapters.event_bus import EventBridgePublisher
-from xpi.adapters.lineage_store import DynamoLineageStore
 from xpi.adapters.hash_key import SecretsManagerHashKey
+from xpi.adapters.lineage_store import DynamoLineageStore
 from xpi.adapters.object_store import S3ObjectStore, S3PayloadStore
 from xpi.adapters.ports import (
     AdminActions,

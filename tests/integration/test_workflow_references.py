@@ -103,3 +103,16 @@ def test_a_request_near_the_size_limit_with_an_inline_output_completes_once(
     assert len(results.events_for(request_id)) == 1
     item = local_stack.lineage(request_id)
     assert item is not None and item["status"] == "COMPLETED"
+
+
+def test_both_state_machines_are_encrypted_with_the_stack_key(local_stack: LocalStackClient) -> None:
+    # The execution history (every state's input and output) is kept under the stack's key, not AWS's.
+    stepfunctions = local_stack.client("stepfunctions")
+    key_arn = local_stack.outputs["KmsKeyArn"]
+    for output in ("StateMachineArn", "BatchStateMachineArn"):
+        described = stepfunctions.describe_state_machine(stateMachineArn=local_stack.outputs[output])
+        assert described["encryptionConfiguration"] == {
+            "type": "CUSTOMER_MANAGED_KMS_KEY",
+            "kmsKeyId": key_arn,
+            "kmsDataKeyReusePeriodSeconds": 300,
+        }, output

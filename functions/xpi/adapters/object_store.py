@@ -25,7 +25,11 @@ class S3ObjectStore:
             )
         else:
             aws.s3().put_object(
-                Bucket=self._bucket, Key=key, Body=body, ContentType=content_type, ServerSideEncryption="aws:kms"
+                Bucket=self._bucket,
+                Key=key,
+                Body=body,
+                ContentType=content_type,
+                ServerSideEncryption="aws:kms",
             )
         return f"s3://{self._bucket}/{key}"
 

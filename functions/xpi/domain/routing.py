@@ -56,7 +56,11 @@ def load_default_routing() -> RoutingConfig:
 
 
 def resolve_route(
-    request: InferenceRequest | RequestHeader, principal: str, config: RoutingConfig, region: str, endpoint: str
+    request: InferenceRequest | RequestHeader,
+    principal: str,
+    config: RoutingConfig,
+    region: str,
+    endpoint: str,
 ) -> Route:
     model_id = config.resolve_alias(request.model)
     approved = config.models.get(model_id)

@@ -52,7 +52,8 @@ class PayloadRef(_State):
     key: str
     bytes: int = Field(ge=0, description="the object's size; a reader refuses an object of another size")
     hmac: str | None = Field(
-        None, description="keyed hash (HMAC-SHA256, the stack's hash key) of the object, set by the steps "
+        None,
+        description="keyed hash (HMAC-SHA256, the stack's hash key) of the object, set by the steps "
         "that hold the key; a reader holding the key refuses an object that does not match",
     )
 

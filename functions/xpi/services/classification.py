@@ -16,8 +16,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from xpi.adapters.ports import EventPublisher, HashKey, PayloadStore
 from xpi.domain.classification import Assessment, Detector, classify_segments
-from xpi.domain.inspection import redact, segments
 from xpi.domain.hashing import keyed_hash
+from xpi.domain.inspection import redact, segments
 from xpi.domain.payload import outbound_hmac, request_bytes
 from xpi.domain.policy import Policy
 from xpi.domain.routing import RoutingConfig

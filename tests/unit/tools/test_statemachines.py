@@ -24,13 +24,24 @@ LAMBDA_INIT_MAX_S = 10
 LAMBDA_DEFAULT_TIMEOUT_S = 3
 
 
+STATE_MACHINE_TYPES = ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine")
+
+
+def definition_file(properties: dict[str, Any]) -> str:
+    """The local definition file of a state machine (SAM's DefinitionUri or CloudFormation's
+    DefinitionS3Location, both packaged by `sam build`)."""
+    location = properties.get("DefinitionUri", properties.get("DefinitionS3Location"))
+    assert isinstance(location, str), properties
+    return location
+
+
 def deployed_state_machines() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
     """{logical id: (definition as deployed, DefinitionSubstitutions)} of every state machine."""
     machines = {}
     for logical_id, resource in TEMPLATE["Resources"].items():
-        if resource["Type"] == "AWS::Serverless::StateMachine":
+        if resource["Type"] in STATE_MACHINE_TYPES:
             properties = resource["Properties"]
-            definition = json.loads((REPO / properties["DefinitionUri"]).read_text(encoding="utf-8"))
+            definition = json.loads((REPO / definition_file(properties)).read_text(encoding="utf-8"))
             machines[logical_id] = (definition, properties.get("DefinitionSubstitutions", {}))
     return machines
 
@@ -66,9 +77,9 @@ def test_the_deployed_definitions_are_generated_from_their_source() -> None:
 
 def test_every_source_definition_is_deployed() -> None:
     deployed = {
-        Path(resource["Properties"]["DefinitionUri"]).name
+        Path(definition_file(resource["Properties"])).name
         for resource in TEMPLATE["Resources"].values()
-        if resource["Type"] == "AWS::Serverless::StateMachine"
+        if resource["Type"] in STATE_MACHINE_TYPES
     }
 
     assert deployed == {f"{name}.asl.json" for name in statemachines.definitions()}
@@ -153,3 +164,14 @@ def test_a_state_over_the_payload_limit_is_caught_where_everything_else_is(
     [data_limit] = [c for c in catchers if "States.DataLimitExceeded" in c["ErrorEquals"]]
     assert catchers.index(data_limit) < catchers.index(everything), f"{machine}.{name}"
     assert (data_limit["Next"], data_limit["ResultPath"]) == (everything["Next"], everything["ResultPath"])
+
+
+@pytest.mark.parametrize("machine", sorted(deployed_state_machines()))
+def test_every_state_machine_is_encrypted_with_the_stack_key(machine: str) -> None:
+    # The execution history keeps every state's input and output for 90 days: under the stack's key,
+    # not AWS's, so access to it is governed (and logged) by the key policy and IAM.
+    assert TEMPLATE["Resources"][machine]["Properties"]["EncryptionConfiguration"] == {
+        "Type": "CUSTOMER_MANAGED_KMS_KEY",
+        "KmsKeyId": {"Fn::GetAtt": ["XpiKey", "Arn"]},
+        "KmsDataKeyReusePeriodSeconds": 300,
+    }

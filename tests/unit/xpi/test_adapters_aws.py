@@ -15,20 +15,22 @@ from xpi.adapters import aws as aws_clients
 from xpi.adapters.admin import AwsAdminActions
 from xpi.adapters.credentials import SecretsManagerCredentials
 from xpi.adapters.event_bus import EventBridgePublisher, EventPublishError
+from xpi.adapters.hash_key import SecretsManagerHashKey
 from xpi.adapters.lineage_store import DynamoLineageStore
 from xpi.adapters.object_store import S3ObjectStore, S3PayloadStore
 from xpi.adapters.workflow import StepFunctionsBatchStarter, StepFunctionsStarter
-from xpi.domain.errors import CredentialsUnavailable
+from xpi.domain.errors import CredentialsUnavailable, HashKeyUnavailable
 from xpi.models.batch import BatchObject
 from xpi.models.credentials import ApiKey, IamKeys
 from xpi.models.events import EventCaller, EventModel, ResultDetail
 from xpi.models.lineage import LineageError, LineageItem
-from xpi.models.workflow import WorkflowInput
+from xpi.models.workflow import PayloadRef, WorkflowInput
 from xpi_tools.local.moto_patches import patch_message_move_task
 
 from tests.helpers import aws as aws_helpers
 from tests.helpers.aws import REGION, XpiResources, create_xpi_resources
 from tests.helpers.events import make_source, sample_request
+from tests.helpers.fakes import TEST_HASH_KEY
 
 FIRST_SEEN = {"created_at": "2025-03-12T14:05:12.007+00:00", "day": "2025-03-12", "expires_at": 1776348312}
 PRINCIPAL = "AROAQXZEXAMPLEROLEID1:claims-intake"
@@ -379,6 +381,48 @@ class TestS3ObjectStore:
         assert stored["Body"].read() == "é".encode()
         assert stored["ContentType"] == "text/plain; charset=utf-8"
         assert stored["ServerSideEncryption"] == "aws:kms"
+
+
+class TestS3PayloadStore:
+    def test_a_body_is_stored_under_payloads_with_the_stack_key_and_read_back(
+        self, stack: XpiResources
+    ) -> None:
+        key_arn = "arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+        store = S3PayloadStore(stack.bucket, key_arn)
+
+        ref = store.put("req-1/a.json", b'{"prompt": "x"}', hmac="ab" * 32)
+
+        assert (ref.bucket, ref.key, ref.bytes, ref.hmac) == (
+            stack.bucket,
+            "payloads/req-1/a.json",
+            15,
+            "ab" * 32,
+        )
+        stored = aws_helpers.s3().get_object(Bucket=stack.bucket, Key="payloads/req-1/a.json")
+        assert (stored["ServerSideEncryption"], stored["SSEKMSKeyId"]) == ("aws:kms", key_arn)
+        assert store.get(ref) == b'{"prompt": "x"}'
+
+    def test_a_reference_outside_the_stacks_payloads_is_refused(self, stack: XpiResources) -> None:
+        store = S3PayloadStore(stack.bucket)
+        outside = [
+            PayloadRef(bucket="another-bucket", key="payloads/req-1/a.json", bytes=1),
+            PayloadRef(bucket=stack.bucket, key="outputs/req-1.txt", bytes=1),
+        ]
+
+        for ref in outside:
+            with pytest.raises(ValueError, match="outside this stack's payloads"):
+                store.get(ref)
+
+
+class TestSecretsManagerHashKey:
+    def test_the_generated_secret_is_the_key(self, stack: XpiResources) -> None:
+        key = SecretsManagerHashKey(stack.hash_key_secret_id, max_age_s=300).get()
+
+        assert key == TEST_HASH_KEY
+
+    def test_a_missing_secret_fails_closed(self, stack: XpiResources) -> None:
+        with pytest.raises(HashKeyUnavailable, match="cannot read the hash key secret"):
+            SecretsManagerHashKey(stack.hash_key_secret_id + "-missing", max_age_s=0).get()
 
 
 IAM_SECRET = {

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from xpi.domain.errors import RequestInvalid
 from xpi.domain import intake
+from xpi.domain.errors import RequestInvalid
 from xpi.domain.hashing import canonical_sha256, keyed_canonical_hash, sha256_text
 from xpi.domain.intake import parse_json_object, parse_request, usable_request_id
 from xpi.domain.payload import request_bytes

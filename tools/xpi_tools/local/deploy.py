@@ -109,10 +109,18 @@ def _upload_code(template: dict[str, Any], build_dir: Path, s3: Any, cache_dir: 
 
 
 def _inline_state_machines(template: dict[str, Any], build_dir: Path) -> None:
+    # A definition file (DefinitionUri of SAM's type; DefinitionS3Location of CloudFormation's, which the
+    # stack uses for EncryptionConfiguration) becomes the Definition itself, as `sam deploy` uploads it.
     for resource in template["Resources"].values():
         properties = resource.get("Properties", {})
-        if resource.get("Type") == "AWS::Serverless::StateMachine" and "DefinitionUri" in properties:
+        kind = resource.get("Type")
+        if kind == "AWS::Serverless::StateMachine" and "DefinitionUri" in properties:
             definition_path = (build_dir / properties.pop("DefinitionUri")).resolve()
+            properties["Definition"] = json.loads(definition_path.read_text(encoding="utf-8"))
+        elif kind == "AWS::StepFunctions::StateMachine" and isinstance(
+            properties.get("DefinitionS3Location"), str
+        ):
+            definition_path = (build_dir / properties.pop("DefinitionS3Location")).resolve()
             properties["Definition"] = json.loads(definition_path.read_text(encoding="utf-8"))
 
 
@@ -297,11 +305,15 @@ def fill_moto_gaps(
             definition = definition.replace("${" + name + "}", str(value))
         arn = resources[logical_id]
         role_arn = clean_json(properties["RoleArn"], stack.resource_map)
-        stepfunctions.create_state_machine(
+        encryption = clean_json(properties.get("EncryptionConfiguration", {}), stack.resource_map)
+        create: Any = stepfunctions.create_state_machine
+        create(
             name=arn.rsplit(":", 1)[1],
             definition=definition,
             roleArn=role_arn,
             type=properties.get("StateMachineType", "STANDARD"),
+            # Recorded by moto (DescribeStateMachine shows it); it does not encrypt with it.
+            **({"encryptionConfiguration": _api_encryption(encryption)} if encryption else {}),
         )
 
     # Gap 9: moto's CloudFormation ignores an S3 bucket's NotificationConfiguration: set it through
@@ -352,6 +364,16 @@ def fill_moto_gaps(
             )
         )
     return mappings
+
+
+def _api_encryption(encryption: Mapping[str, Any]) -> dict[str, Any]:
+    """A state machine's EncryptionConfiguration as the Step Functions API spells it (camelCase)."""
+    names = {
+        "Type": "type",
+        "KmsKeyId": "kmsKeyId",
+        "KmsDataKeyReusePeriodSeconds": "kmsDataKeyReusePeriodSeconds",
+    }
+    return {names[key]: value for key, value in encryption.items() if key in names}
 
 
 def code_dir_for(code_bytes: bytes, code_sha: str, cache_root: Path) -> Path:
