@@ -84,13 +84,14 @@ def test_lineage_holds_a_keyed_hash_of_the_request(
 def test_a_request_near_the_size_limit_with_an_inline_output_completes_once(
     local_stack: LocalStackClient, results: ResultCollector
 ) -> None:
-    # GIVEN a request just under the 200 KB request limit whose answer (32,000 characters) is small
-    # enough to travel inline: together over Step Functions' 256 KiB state limit had the state held both
+    # GIVEN a request just under the 200 KB request limit whose answer (32,700 characters) is just small
+    # enough to travel inline (32 KiB): over Step Functions' 256 KiB state limit had a state held the
+    # request with the answer in the response and again in the result event's detail
     sentence = "The tide in the estuary rises at dawn and falls by noon. "
-    prompt = "[[emulator:output_chars=32000]] " + sentence * (148_000 // len(sentence))
-    system = [sentence * (44_000 // len(sentence))]
+    prompt = "[[emulator:output_chars=32700]] " + sentence * (149_500 // len(sentence))
+    system = [sentence * (48_000 // len(sentence))]
     request = {"model": "default", "prompt": prompt, "system": system, "inference": {"max_tokens": 9000}}
-    assert 190_000 < len(json.dumps(request)) < 200_000
+    assert 197_000 < len(json.dumps(request)) < 199_900
     request_id = local_stack.send(request)
 
     # WHEN it goes through the workflow
@@ -98,7 +99,7 @@ def test_a_request_near_the_size_limit_with_an_inline_output_completes_once(
 
     # THEN it completes with its output inline, once, with final lineage
     assert event["detail-type"] == "Inference Completed"
-    assert len(event["detail"]["output"]["text"]) > 31_000
+    assert len(event["detail"]["output"]["text"]) > 32_000
     local_stack.wait_until_nothing_more_can_come(results, local_stack.outputs["StateMachineArn"], request_id)
     assert len(results.events_for(request_id)) == 1
     item = local_stack.lineage(request_id)
