@@ -34,16 +34,16 @@ class S3ObjectStore:
         return f"s3://{self._bucket}/{key}"
 
 
-class PayloadTooLarge(ValueError):
-    """The object a reference points at is not the size the reference says."""
-
-
-class S3PayloadStore(S3ObjectStore):
+class S3PayloadStore:
     """Request bodies under payloads/ (expired by the bucket's lifecycle rule)."""
 
-    def put(self, key: str, body: bytes, hmac: str | None = None) -> PayloadRef:  # type: ignore[override]
+    def __init__(self, bucket: str, kms_key_id: str = "") -> None:
+        self._bucket = bucket
+        self._objects = S3ObjectStore(bucket, kms_key_id)
+
+    def put(self, key: str, body: bytes, hmac: str | None = None) -> PayloadRef:
         full_key = PAYLOAD_PREFIX + key
-        super().put(full_key, body, "application/json")
+        self._objects.put(full_key, body, "application/json")
         return PayloadRef(bucket=self._bucket, key=full_key, bytes=len(body), hmac=hmac)
 
     def get(self, ref: PayloadRef) -> bytes:
