@@ -11,19 +11,28 @@ from xpi.domain.errors import (
     ClassificationMismatch,
     ConfigSnapshotInvalid,
     ModelNotAllowedForCaller,
+    PayloadMismatch,
     RequestInvalid,
 )
-from xpi.domain.hashing import canonical_sha256, sha256_text
+from xpi.domain.hashing import canonical_sha256, keyed_hash, sha256_text
 from xpi.domain.payload import outbound_hmac, request_bytes
 from xpi.domain.policy import Policy, load_default_policy
 from xpi.domain.routing import RoutingConfig, estimate_cost, load_default_routing
 from xpi.models.events import INFERENCE_FAILED
 from xpi.models.request import InferenceRequest
-from xpi.models.workflow import Classification, Route, Usage, WorkflowInput, WorkflowState
+from xpi.models.workflow import (
+    Classification,
+    ExecutionInput,
+    Route,
+    Usage,
+    WorkflowInput,
+    WorkflowState,
+)
 from xpi.services import classification, invocation
 from xpi.services.recording import record_outcome
 from xpi.services.routing import route, snapshot
 from xpi.services.submission import Submitted, submit
+from xpi.services.validation import load_raw, validate
 from xpi.settings import Settings
 
 from tests.helpers.events import (
@@ -743,3 +752,38 @@ class TestClassify:
         assert RoutingConfig.model_validate(state.config.routing) == load_default_routing()
         assert state.config.policy_sha256 == canonical_sha256(load_default_policy().model_dump(mode="json"))
         assert len(state.config.model_dump_json()) < 4096  # compact: Step Functions payloads are 256 KiB
+
+
+class TestValidate:
+    def execution(self, body: bytes, **ref_changes: Any) -> ExecutionInput:
+        payload = PAYLOADS.put("req-validate/x.json", body)
+        return ExecutionInput(payload=payload.model_copy(update=ref_changes), source=make_source())
+
+    def test_the_state_refers_to_the_body_with_its_keyed_hash_and_holds_none_of_it(self) -> None:
+        body = json.dumps(sample_request("plain-prompt")).encode()
+
+        state = validate(
+            self.execution(body), payloads=PAYLOADS, hash_key=FakeHashKey(), now=NOW, retention_days=400
+        )
+
+        assert state.payload.key == "payloads/req-validate/x.json"
+        assert state.payload.hmac == keyed_hash(TEST_HASH_KEY, body)
+        assert sample_request("plain-prompt")["prompt"] not in state.model_dump_json()
+
+    def test_an_object_of_another_size_than_its_reference_is_refused(self) -> None:
+        body = json.dumps(sample_request("plain-prompt")).encode()
+
+        with pytest.raises(PayloadMismatch):
+            validate(
+                self.execution(body, bytes=len(body) + 1),
+                payloads=PAYLOADS,
+                hash_key=FakeHashKey(),
+                now=NOW,
+                retention_days=400,
+            )
+
+    def test_an_unreadable_rejected_body_is_answered_without_its_fields(self) -> None:
+        ref = PAYLOADS.put("req-validate/broken.json", b"not json")
+
+        assert load_raw(ref, PAYLOADS) == {}
+        assert load_raw(ref.model_copy(update={"bytes": 1}), PAYLOADS) == {}
