@@ -14,9 +14,10 @@ from xpi.adapters.comprehend import ComprehendPiiDetector
 from xpi.adapters.config_store import ConfigOverride, OptionalParameter, PolicyLoadError, SigningSecret
 from xpi.adapters.credentials import SecretsManagerCredentials
 from xpi.adapters.event_bus import EventBridgePublisher
+from xpi.adapters.hash_key import SecretsManagerHashKey
 from xpi.adapters.intake_store import DynamoIntakeRecords
 from xpi.adapters.lineage_store import DynamoLineageStore
-from xpi.adapters.object_store import S3ObjectStore
+from xpi.adapters.object_store import S3ObjectStore, S3PayloadStore
 from xpi.adapters.ports import (
     AdminActions,
     BatchObjects,
@@ -27,9 +28,11 @@ from xpi.adapters.ports import (
     BedrockGateway,
     EventPublisher,
     ExecutionReader,
+    HashKey,
     IntakeRecords,
     LineageStore,
     ObjectStore,
+    PayloadStore,
     WorkflowStarter,
 )
 from xpi.adapters.workflow import (
@@ -69,12 +72,25 @@ def event_publisher() -> EventPublisher:
 
 @cache
 def object_store() -> ObjectStore:
-    return S3ObjectStore(get_settings().require("artifacts_bucket"))
+    settings = get_settings()
+    return S3ObjectStore(settings.require("artifacts_bucket"), settings.kms_key_arn)
+
+
+@cache
+def payload_store() -> PayloadStore:
+    settings = get_settings()
+    return S3PayloadStore(settings.require("artifacts_bucket"), settings.kms_key_arn)
+
+
+@cache
+def hash_key() -> HashKey:
+    settings = get_settings()
+    return SecretsManagerHashKey(settings.require("hash_key_secret_id"), settings.hash_key_max_age_s)
 
 
 @cache
 def workflow_starter() -> WorkflowStarter:
-    return StepFunctionsStarter(get_settings().require("state_machine_arn"))
+    return StepFunctionsStarter(get_settings().require("state_machine_arn"), payload_store())
 
 
 @cache

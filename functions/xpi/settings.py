@@ -55,9 +55,17 @@ class Settings(BaseModel):
     credentials_secret_id: str = Field("", alias="COMMERCIAL_CREDENTIALS_SECRET_ID")
     credentials_max_age_s: Annotated[int, Field(ge=0, le=3600)] = Field(300, alias="CREDENTIALS_MAX_AGE_S")
     bedrock_timeout_s: Annotated[int, Field(ge=1, le=900)] = Field(120, alias="BEDROCK_TIMEOUT_S")
-    inline_output_max_bytes: Annotated[int, Field(ge=1024, le=200_000)] = Field(
+    # The state holds an inline output twice (the response and the result event's detail): at most
+    # 2 x 64 KB, well inside Step Functions' 256 KiB state limit; larger outputs travel by reference.
+    inline_output_max_bytes: Annotated[int, Field(ge=1024, le=64_000)] = Field(
         32_768, alias="INLINE_OUTPUT_MAX_BYTES"
     )
+    # The stack key, named on every object the functions write (payloads/, outputs/).
+    kms_key_arn: str = Field("", alias="KMS_KEY_ARN")
+    # The stack's hash key (HMAC-SHA256 of content in lineage and the workflow): Validate, Classify and
+    # InvokeModel read it, cached for this long.
+    hash_key_secret_id: str = Field("", alias="HASH_KEY_SECRET_ID")
+    hash_key_max_age_s: Annotated[int, Field(ge=0, le=3600)] = Field(300, alias="HASH_KEY_MAX_AGE_S")
 
     # ---------------------------------------------------------------- API
     requests_dlq_url: str = Field("", alias="REQUESTS_DLQ_URL")

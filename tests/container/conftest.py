@@ -308,7 +308,39 @@ class StackInvoke:
             **{k.lower(): v for k, v in local_invoke.LOCAL_CREDENTIALS.items()},
         )
 
+    def staged(self, event: Any) -> Any:
+        """The event with its request body (a sample of events/payloads/) put in the local stack's
+        artifacts bucket, its reference pointed there (without the unit tests' keyed hash), and a
+        classification's payload hash made with the stack's own hash key."""
+        import copy
+        import hmac as hmac_
+        import json
+
+        from xpi.domain.payload import outbound_bytes
+        from xpi.models.request import InferenceRequest
+
+        if not isinstance(event, dict) or "payload" not in event:
+            return event
+        event = copy.deepcopy(event)
+        ref = event["payload"]
+        name = ref["key"].removeprefix("payloads/").removesuffix("/sample.json")
+        body = (REPO / "events" / "payloads" / f"{name}.json").read_bytes()
+        bucket = self.state["outputs"]["ArtifactsBucketName"]
+        self.aws("s3").put_object(Bucket=bucket, Key=ref["key"], Body=body)
+        event["payload"] = {"bucket": bucket, "key": ref["key"], "bytes": len(body)}
+        if (event.get("classification") or {}).get("payload_hmac"):
+            secrets = self.aws("secretsmanager")
+            listed = secrets.list_secrets()["SecretList"]
+            [arn] = [secret["ARN"] for secret in listed if "XpiHashKeySecret" in secret["Name"]]
+            key = secrets.get_secret_value(SecretId=arn)["SecretString"].encode()
+            request = InferenceRequest.model_validate(json.loads(body))
+            event["classification"]["payload_hmac"] = hmac_.new(
+                key, outbound_bytes(request), "sha256"
+            ).hexdigest()
+        return event
+
     def __call__(self, function_id: str, event: Path | Any) -> InvokeResult:
+        event = self.staged(event)
         command = self.session.command(function_id, event, self.image)
         started = time.monotonic()
         proc = subprocess.run(

@@ -6,16 +6,17 @@ The lineage table, idempotency table, bus with the example subscriber rule and q
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import boto3
 import moto  # noqa: F401  registers moto's request hook before the session below makes any client
 from xpi.models.lineage import LineageItem
-from xpi.models.workflow import WorkflowState
+from xpi.models.request import InferenceRequest
+from xpi.models.workflow import PayloadRef, WorkflowState
 
-from tests.helpers.events import REPO
+from tests.helpers.events import EVENTS, REPO, TEST_HASH_KEY
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -89,6 +90,8 @@ class XpiResources:
     state_machine_arn: str
     bucket: str
     secret_id: str
+    hash_key_secret_id: str
+    _changes: list[str] = field(default_factory=list)
 
     def environment(self) -> dict[str, str]:
         """The functions' environment as template.yaml sets it (Globals and per-function)."""
@@ -100,11 +103,36 @@ class XpiResources:
             "STATE_MACHINE_ARN": self.state_machine_arn,
             "ARTIFACTS_BUCKET": self.bucket,
             "COMMERCIAL_CREDENTIALS_SECRET_ID": self.secret_id,
+            "HASH_KEY_SECRET_ID": self.hash_key_secret_id,
             "COMMERCIAL_REGION": "us-east-1",
             "LINEAGE_RETENTION_DAYS": "400",
             "POLICY_PARAMETER_NAME": f"/xpi/{STACK}/policy",
             "ROUTING_PARAMETER_NAME": f"/xpi/{STACK}/routing",
         }
+
+    # ------------------------------------------------------------------ request bodies by reference
+    def stored_request(self, payload: PayloadRef | dict[str, Any]) -> InferenceRequest:
+        """The request body a state's payload reference points at."""
+        ref = PayloadRef.model_validate(payload)
+        body = s3().get_object(Bucket=ref.bucket, Key=ref.key)["Body"].read()
+        return InferenceRequest.model_validate_json(body)
+
+    def change_request(
+        self, event: dict[str, Any], remove: tuple[str, ...] = (), **changes: Any
+    ) -> dict[str, Any]:
+        """The event with its payload reference moved to a copy of its request body with `changes`
+        (the copy carries no keyed hash, as a producer's object does not)."""
+        ref = PayloadRef.model_validate(event["payload"])
+        request = json.loads(s3().get_object(Bucket=ref.bucket, Key=ref.key)["Body"].read())
+        request.update(changes)
+        for name in remove:
+            del request[name]
+        body = json.dumps(request).encode("utf-8")
+        key = ref.key.replace("/sample.json", f"/changed-{len(self._changes)}.json")
+        self._changes.append(key)
+        s3().put_object(Bucket=ref.bucket, Key=key, Body=body)
+        event["payload"] = {"bucket": ref.bucket, "key": key, "bytes": len(body)}
+        return event
 
     # ------------------------------------------------------------------ reading what the code did
     def lineage_item(self, request_id: str) -> dict[str, Any] | None:
@@ -215,6 +243,12 @@ def create_xpi_resources() -> XpiResources:
         Name=f"{STACK}-CommercialCredentialsSecret",
         SecretString=json.dumps({"type": "api_key", "api_key": API_KEY}),
     )["ARN"]
+    hash_key_secret_id = secretsmanager().create_secret(
+        Name=f"{STACK}-XpiHashKeySecret", SecretString=TEST_HASH_KEY.decode()
+    )["ARN"]
+    # The request bodies the sample states of events/ refer to (events/payloads/<name>.json).
+    for path in sorted((EVENTS / "payloads").glob("*.json")):
+        s3().put_object(Bucket=bucket, Key=f"payloads/{path.stem}/sample.json", Body=path.read_bytes())
     return XpiResources(
         lineage_table=lineage_table,
         idempotency_table=idempotency_table,
@@ -223,4 +257,5 @@ def create_xpi_resources() -> XpiResources:
         state_machine_arn=state_machine_arn,
         bucket=bucket,
         secret_id=secret_id,
+        hash_key_secret_id=hash_key_secret_id,
     )

@@ -13,7 +13,7 @@ from xpi.models.bedrock import ModelAnswer
 from xpi.models.credentials import ApiKey, CommercialCredentials, IamKeys
 from xpi.models.lineage import ACCEPTED, FIRST_SEEN_FIELDS, LineageItem
 from xpi.models.request import InferenceRequest
-from xpi.models.workflow import Claim, Route, Usage, WorkflowInput
+from xpi.models.workflow import Claim, PayloadRef, Route, Usage, WorkflowInput
 
 
 @dataclass
@@ -147,6 +147,34 @@ class FakeObjectStore:
     def put(self, key: str, body: bytes, content_type: str) -> str:
         self.objects[key] = (body, content_type)
         return f"s3://{self.bucket}/{key}"
+
+
+class FakePayloadStore:
+    """Request bodies by reference, in memory (what S3PayloadStore keeps under payloads/)."""
+
+    def __init__(self, bucket: str = "xpi-prod-artifacts") -> None:
+        self.bucket = bucket
+        self.objects: dict[str, bytes] = {}
+
+    def put(self, key: str, body: bytes, hmac: str | None = None) -> PayloadRef:
+        full_key = f"payloads/{key}"
+        self.objects[full_key] = body
+        return PayloadRef(bucket=self.bucket, key=full_key, bytes=len(body), hmac=hmac)
+
+    def get(self, ref: PayloadRef) -> bytes:
+        return self.objects[ref.key]
+
+
+# The hash key of every unit test (and of the sample states of events/, whose hashes it made).
+TEST_HASH_KEY = b"xpi-unit-test-hash-key-0123456789abcdef0123456789abcdef"
+
+
+class FakeHashKey:
+    def __init__(self, key: bytes = TEST_HASH_KEY) -> None:
+        self.key = key
+
+    def get(self) -> bytes:
+        return self.key
 
 
 @dataclass

@@ -67,8 +67,8 @@ def test_happy_path_one_completed_event_with_lineage(
     assert item["source"] == "sqs"
     assert item["model_id"] == DEFAULT_MODEL
     assert item["commercial_region"] == "us-east-1"
-    assert item["response_sha256"] == detail["output"]["sha256"]
-    assert len(item["request_sha256"]) == 64
+    assert len(item["response_hmac"]) == 64 and item["response_hmac"] != detail["output"]["sha256"]
+    assert len(item["request_hmac"]) == 64
     assert item["credential_version"]
     assert item["classification"]["decision"] == "allow"
     assert {"received_at", "validated_at", "classified_at", "routed_at", "invoked_at", "completed_at"} <= set(
@@ -212,12 +212,17 @@ def test_input_the_workflow_finds_invalid_fails_as_request_invalid(
         "reference": request_id,
         "received_at": "2026-01-01T00:00:00Z",
     }
+    # (the workflow's input refers to the body in the artifacts bucket, as a producer's start does)
+    bucket, key = local_stack.outputs["ArtifactsBucketName"], f"payloads/{request_id}/test.json"
+    body = json.dumps(request).encode()
+    local_stack.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+    payload = {"bucket": bucket, "key": key, "bytes": len(body)}
     state_machine = local_stack.outputs["StateMachineArn"]
     stepfunctions = local_stack.client("stepfunctions")
     execution = stepfunctions.start_execution(
         stateMachineArn=state_machine,
         name=request_id,
-        input=json.dumps({"request": request, "source": source}),
+        input=json.dumps({"payload": payload, "source": source}),
     )["executionArn"]
 
     # THEN it is answered once, as RequestInvalid, by RecordRejection

@@ -167,8 +167,8 @@ def print_table(
         print(f"{sample}  request_id={request_id}")
         print(
             f"  lineage: caller {item.get('caller_principal', '-')}, source {item.get('source', '-')}, "
-            f"request sha256 {str(item.get('request_sha256', '-'))[:12]}.., response sha256 "
-            f"{str(item.get('response_sha256', '-'))[:12]}.., credential version "
+            f"request hmac {str(item.get('request_hmac', '-'))[:12]}.., response hmac "
+            f"{str(item.get('response_hmac', '-'))[:12]}.., credential version "
             f"{str(item.get('credential_version', '-'))[:8]}.., steps {', '.join(item.get('steps', {}))}"
         )
         if text:

@@ -19,7 +19,7 @@ from xpi.models.credentials import CommercialCredentials
 from xpi.models.intake import OriginalSender
 from xpi.models.lineage import LineageItem
 from xpi.models.request import InferenceRequest
-from xpi.models.workflow import Route, WorkflowInput
+from xpi.models.workflow import PayloadRef, Route, WorkflowInput
 
 
 # ---------------------------------------------------------------------------------------------- requests
@@ -70,6 +70,25 @@ class ObjectStore(Protocol):
     def put(self, key: str, body: bytes, content_type: str) -> str:
         """Store the object and return its s3:// URI."""
         ...
+
+
+class PayloadStore(Protocol):
+    """Request bodies by reference (`payloads/` in the artifacts bucket, under the stack key): the
+    workflow's states carry a PayloadRef, never the body."""
+
+    def put(self, key: str, body: bytes, hmac: str | None = None) -> PayloadRef:
+        """Store the body under payloads/<key> and return its reference."""
+        ...
+
+    def get(self, ref: PayloadRef) -> bytes:
+        """The body the reference points at."""
+        ...
+
+
+class HashKey(Protocol):
+    """The stack's hash key (HMAC-SHA256): keyed hashes of content in lineage and in the workflow."""
+
+    def get(self) -> bytes: ...
 
 
 class BedrockGateway(Protocol):

@@ -7,11 +7,13 @@ request or batch is refused by Step Functions itself (Standard workflows keep na
 
 import contextlib
 import json
+import uuid
 from typing import Any
 
 from xpi.adapters import aws
+from xpi.adapters.ports import PayloadStore
 from xpi.models.batch import BatchObject
-from xpi.models.workflow import WorkflowInput
+from xpi.models.workflow import ExecutionInput, WorkflowInput
 
 
 def _start_once(state_machine_arn: str, name: str, execution_input: str) -> bool:
@@ -24,11 +26,19 @@ def _start_once(state_machine_arn: str, name: str, execution_input: str) -> bool
 
 
 class StepFunctionsStarter:
-    def __init__(self, state_machine_arn: str) -> None:
+    """Stores the request body (payloads/, SSE-KMS with the stack key) and starts the execution with a
+    reference to it: Step Functions' execution history never holds the request's text. Each start
+    writes its own object, so a duplicate start never replaces the body a running execution reads."""
+
+    def __init__(self, state_machine_arn: str, payloads: PayloadStore) -> None:
         self._arn = state_machine_arn
+        self._payloads = payloads
 
     def start(self, request_id: str, workflow_input: WorkflowInput) -> bool:
-        return _start_once(self._arn, request_id, workflow_input.model_dump_json(exclude_none=True))
+        body = json.dumps(workflow_input.request, ensure_ascii=False).encode("utf-8")
+        payload = self._payloads.put(f"{request_id}/{uuid.uuid4().hex}.json", body)
+        execution_input = ExecutionInput(payload=payload, source=workflow_input.source)
+        return _start_once(self._arn, request_id, execution_input.model_dump_json(exclude_none=True))
 
 
 class StepFunctionsBatchStarter:

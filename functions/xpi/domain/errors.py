@@ -111,3 +111,23 @@ class CallerUnidentified(XpiError):
 
 class AdminCallRefused(CallerUnidentified):
     """An admin event that cannot have come through this stack's API (a forged direct invoke)."""
+
+
+class HashKeyUnavailable(XpiError):
+    """The stack's hash key (a Secrets Manager secret) cannot be read: nothing is hashed without it."""
+
+    code = "HashKeyUnavailable"
+
+
+class PayloadMismatch(XpiError):
+    """The object a state's payload reference points at is not the one the reference describes (size or
+    keyed hash): the step refuses it. Never retried."""
+
+    code = "PayloadMismatch"
+
+
+class PayloadLimitExceeded(XpiError):
+    """A step's state would exceed Step Functions' payload limit (256 KiB, States.DataLimitExceeded):
+    the request ends as failed under this code, with its lineage and event."""
+
+    code = "PayloadLimitExceeded"

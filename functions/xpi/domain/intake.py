@@ -9,9 +9,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from xpi.domain.errors import RequestInvalid
-from xpi.domain.hashing import canonical_sha256
+from xpi.domain.hashing import keyed_canonical_hash
 from xpi.models.request import MAX_REQUEST_BYTES, REQUEST_ID_PATTERN, InferenceRequest
-from xpi.models.workflow import Claim, Source, WorkflowState
+from xpi.models.workflow import Claim, PayloadRef, RequestHeader, Source, WorkflowState
 
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 
@@ -55,20 +55,30 @@ def parse_request(raw: Mapping[str, Any], fallback_id: str | None = None) -> Inf
         raise RequestInvalid(f"request does not match schema v1: {describe_validation_error(exc)}") from None
 
 
-def accept(request: InferenceRequest, source: Source, now: datetime, retention_days: int) -> WorkflowState:
-    """The workflow state of a valid request, with the lineage claim the workflow writes next."""
+def accept(
+    request: InferenceRequest,
+    source: Source,
+    now: datetime,
+    retention_days: int,
+    *,
+    payload: PayloadRef,
+    hash_key: bytes,
+) -> WorkflowState:
+    """The workflow state of a valid request, with the lineage claim the workflow writes next: the
+    request's header and a reference to its body (never the body), and a keyed hash of it."""
     claim = Claim(
         request_id=request.request_id,
         created_at=now.isoformat(timespec="milliseconds"),
         day=now.strftime("%Y-%m-%d"),
         caller_principal=source.principal,
         source=source.kind,
-        request_sha256=canonical_sha256(request.model_dump(mode="json")),
+        request_hmac=keyed_canonical_hash(hash_key, request.model_dump(mode="json")),
         model_requested=request.model,
         expires_at=str(int((now + timedelta(days=retention_days)).timestamp())),
     )
     return WorkflowState(
-        request=request,
+        request=RequestHeader.of(request),
+        payload=payload,
         source=source,
         claim=claim,
         timings={"received_at": source.received_at, "validated_at": now},

@@ -3,7 +3,7 @@
 import json
 from datetime import datetime
 
-from xpi.domain.errors import RequestInvalid, ValidationUnavailable, XpiError
+from xpi.domain.errors import PayloadLimitExceeded, RequestInvalid, ValidationUnavailable, XpiError
 from xpi.models.events import (
     DETAIL_TYPE_BY_STATUS,
     EventCaller,
@@ -18,6 +18,9 @@ from xpi.models.lineage import LineageClassification, LineageError, LineageItem,
 from xpi.models.workflow import FinalStatus, StepError, WorkflowState
 
 MAX_ERROR_MESSAGE = 500
+# Step Functions' own name for a state over its payload limit (a terminal error States.ALL does not
+# catch: the ASL catches it by name and ends the request through RecordOutcome).
+STATES_DATA_LIMIT_EXCEEDED = "States.DataLimitExceeded"
 
 
 def final_status(state: WorkflowState) -> FinalStatus:
@@ -32,6 +35,8 @@ def final_status(state: WorkflowState) -> FinalStatus:
 
 def describe_error(error: StepError) -> tuple[str, str]:
     """(code, message) of a step error: the Lambda error message when the cause carries one."""
+    if error.Error == STATES_DATA_LIMIT_EXCEEDED:
+        return PayloadLimitExceeded.code, "a step's state exceeded the Step Functions payload limit (256 KiB)"
     message = error.Cause or error.Error
     try:
         cause = json.loads(error.Cause or "")
@@ -137,7 +142,7 @@ def lineage_item(state: WorkflowState, detail: ResultDetail) -> LineageItem:
         project=state.request.caller.project,
         cost_centre=state.request.caller.cost_centre,
         model_requested=state.request.model,
-        request_sha256=state.claim.request_sha256,
+        request_hmac=state.claim.request_hmac,
         steps={name: moment.isoformat(timespec="milliseconds") for name, moment in detail.timings.items()},
         completed_at=detail.timings["completed_at"].isoformat(timespec="milliseconds"),
         classification=LineageClassification(
@@ -151,7 +156,7 @@ def lineage_item(state: WorkflowState, detail: ResultDetail) -> LineageItem:
         model_id=route.model_id if route else None,
         commercial_region=route.region if route else None,
         commercial_endpoint=route.endpoint if route else None,
-        response_sha256=response.output_sha256 if response else None,
+        response_hmac=response.output_hmac if response else None,
         response_bytes=response.output_bytes if response else None,
         output_s3_uri=response.output_s3_uri if response else None,
         stop_reason=response.stop_reason if response else None,

@@ -1,17 +1,20 @@
 """What the invoke step sends to commercial Bedrock, built in one place, and its fingerprint.
 
-The classify step records the SHA-256 of these bytes after redaction; the invoke step builds them again
-from the request it holds and sends only when the two agree. The route (model id, region, endpoint) is
+The classify step records the keyed hash (HMAC-SHA256 with the stack's hash key, xpi.domain.hashing) of
+these bytes after redaction; the invoke step builds them again from the request it reads and sends only
+when the two agree. The route (model id, region, endpoint) is
 not part of them: the fingerprint covers everything of the request that crosses (messages, system,
 inference configuration with its stop sequences, or the native body), so any change to inspected
 content between the two steps is refused, while the route step stays free to pick the model.
 """
 
-import hashlib
 import json
 from typing import Any
 
+from xpi.domain.errors import PayloadMismatch
+from xpi.domain.hashing import keyed_hash, same_hash
 from xpi.models.request import InferenceRequest
+from xpi.models.workflow import PayloadRef
 
 
 def converse_arguments(request: InferenceRequest) -> dict[str, Any]:
@@ -46,6 +49,20 @@ def outbound_bytes(request: InferenceRequest) -> bytes:
     return canonical.encode("utf-8")
 
 
-def outbound_sha256(request: InferenceRequest) -> str:
-    """Plain SHA-256 of `outbound_bytes` (hex)."""
-    return hashlib.sha256(outbound_bytes(request)).hexdigest()
+def outbound_hmac(request: InferenceRequest, key: bytes) -> str:
+    """Keyed hash (HMAC-SHA256, hex) of `outbound_bytes`."""
+    return keyed_hash(key, outbound_bytes(request))
+
+
+def request_bytes(request: InferenceRequest) -> bytes:
+    """The stored form of a request (what a PayloadRef points at): its JSON, without unset fields."""
+    return request.model_dump_json(exclude_none=True).encode("utf-8")
+
+
+def check_payload(ref: PayloadRef, body: bytes, key: bytes | None = None) -> None:
+    """Raise PayloadMismatch unless body is the object ref describes: its size, and its keyed hash when
+    the reference carries one and the caller holds the key."""
+    if len(body) != ref.bytes:
+        raise PayloadMismatch("the payload object is not the size its reference records")
+    if key is not None and ref.hmac is not None and not same_hash(keyed_hash(key, body), ref.hmac):
+        raise PayloadMismatch("the payload object does not match its reference's keyed hash")

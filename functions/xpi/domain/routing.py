@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from xpi.domain.errors import ModelNotAllowedForCaller, ModelNotApproved
 from xpi.models.request import InferenceRequest
-from xpi.models.workflow import Route, Usage
+from xpi.models.workflow import RequestHeader, Route, Usage
 
 
 class _Config(BaseModel):
@@ -56,7 +56,11 @@ def load_default_routing() -> RoutingConfig:
 
 
 def resolve_route(
-    request: InferenceRequest, principal: str, config: RoutingConfig, region: str, endpoint: str
+    request: InferenceRequest | RequestHeader,
+    principal: str,
+    config: RoutingConfig,
+    region: str,
+    endpoint: str,
 ) -> Route:
     model_id = config.resolve_alias(request.model)
     approved = config.models.get(model_id)

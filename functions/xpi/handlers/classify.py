@@ -26,5 +26,7 @@ def handler(event: WorkflowState, context: LambdaContext) -> dict[str, Any]:
         routing=routing,
         events=dependencies.event_publisher(),
         versions=(policy_version, routing_version),
+        payloads=dependencies.payload_store(),
+        hash_key=dependencies.hash_key(),
     )
     return state.model_dump(mode="json", exclude_none=True)

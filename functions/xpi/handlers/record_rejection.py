@@ -16,7 +16,7 @@ from xpi.services.recording import record_rejection
 from xpi.settings import get_settings
 
 
-@logger.inject_lambda_context(correlation_id_path="request.request_id")
+@logger.inject_lambda_context(correlation_id_path="execution")
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 @event_parser(model=RejectedInput)
@@ -25,6 +25,7 @@ def handler(event: RejectedInput, context: LambdaContext) -> dict[str, Any]:
         event,
         lineage=dependencies.lineage_store(),
         events=dependencies.event_publisher(),
+        payloads=dependencies.payload_store(),
         now=datetime.now(UTC),
         retention_days=get_settings().lineage_retention_days,
     )

@@ -1,4 +1,4 @@
-"""Workflow step 1: validate the request and prepare its lineage claim."""
+"""Workflow step 1: read the request the input points at, validate it and prepare its lineage claim."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -6,18 +6,22 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from xpi.domain.intake import accept, parse_request
-from xpi.models.workflow import WorkflowInput
+from xpi import dependencies
+from xpi.models.workflow import ExecutionInput
 from xpi.observability import logger, tracer
+from xpi.services.validation import validate
 from xpi.settings import get_settings
 
 
-@logger.inject_lambda_context(correlation_id_path="request.request_id")
+@logger.inject_lambda_context(correlation_id_path="execution")
 @tracer.capture_lambda_handler(capture_response=False)
-@event_parser(model=WorkflowInput)
-def handler(event: WorkflowInput, context: LambdaContext) -> dict[str, Any]:
-    request = parse_request(event.request, fallback_id=event.execution)
-    state = accept(
-        request, event.source, now=datetime.now(UTC), retention_days=get_settings().lineage_retention_days
+@event_parser(model=ExecutionInput)
+def handler(event: ExecutionInput, context: LambdaContext) -> dict[str, Any]:
+    state = validate(
+        event,
+        payloads=dependencies.payload_store(),
+        hash_key=dependencies.hash_key(),
+        now=datetime.now(UTC),
+        retention_days=get_settings().lineage_retention_days,
     )
     return state.model_dump(mode="json", exclude_none=True)

@@ -54,7 +54,8 @@ class LineageItem(_Item):
     caller_principal: str
     source: SourceKind
     model_requested: str
-    request_sha256: str | None = None  # absent from a failure: the request never validated
+    # Keyed hashes (HMAC-SHA256 with the stack's hash key), never plain SHA-256 of content.
+    request_hmac: str | None = None  # absent from a failure: the request never validated
     source_reference: str | None = None
     batch_id: str | None = None
     project: str | None = None
@@ -65,7 +66,7 @@ class LineageItem(_Item):
     model_id: str | None = None
     commercial_region: str | None = None
     commercial_endpoint: str | None = None
-    response_sha256: str | None = None
+    response_hmac: str | None = None
     response_bytes: int | None = None
     output_s3_uri: str | None = None
     stop_reason: str | None = None
@@ -93,6 +94,6 @@ class LineageItem(_Item):
             expires_at=int(claim.expires_at),
             caller_principal=claim.caller_principal,
             source=claim.source,
-            request_sha256=claim.request_sha256,
+            request_hmac=claim.request_hmac,
             model_requested=claim.model_requested,
         )

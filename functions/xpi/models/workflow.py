@@ -2,6 +2,10 @@
 
 Each Lambda task receives the whole state and returns it with its own section filled in, so the ASL
 stays a readable list of steps and every handler parses exactly one model.
+
+The state carries references, not content: the request body lives in the artifacts bucket under the
+stack key (`payloads/`) and the state holds its `PayloadRef` plus the request's header (id, model, api,
+caller metadata, reply hints), because Step Functions keeps every state in the execution history.
 """
 
 from datetime import datetime
@@ -9,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from xpi.models.request import InferenceRequest
+from xpi.models.request import CallerMetadata, InferenceRequest
 
 SourceKind = Literal["sqs", "s3_batch", "api"]
 Decision = Literal["allow", "redact", "block"]
@@ -33,11 +37,53 @@ class Source(_State):
 
 
 class WorkflowInput(_State):
-    """What a producer-facing function hands to StartExecution; validated again by the first step."""
+    """What a producer-facing function asks to start: the request as received and who sent it. The
+    starter stores the request and starts the execution with an `ExecutionInput` pointing at it."""
 
     request: dict[str, Any]
     source: Source
+
+
+class PayloadRef(_State):
+    """Where a request body is: an object under `payloads/` in the artifacts bucket (SSE-KMS with the
+    stack key). States carry this reference, never the body."""
+
+    bucket: str
+    key: str
+    bytes: int = Field(ge=0, description="the object's size; a reader refuses an object of another size")
+    hmac: str | None = Field(
+        None,
+        description="keyed hash (HMAC-SHA256, the stack's hash key) of the object, set by the steps "
+        "that hold the key; a reader holding the key refuses an object that does not match",
+    )
+
+
+class ExecutionInput(_State):
+    """The inference workflow's input: a reference to the request body and who sent it."""
+
+    payload: PayloadRef
+    source: Source
     execution: str | None = Field(None, description="the execution name, injected by the ASL")
+
+
+class RequestHeader(_State):
+    """What later steps need of the request without its content: the body stays behind `payload`."""
+
+    request_id: str
+    model: str
+    api: Literal["converse", "invoke_model"] = "converse"
+    caller: CallerMetadata = CallerMetadata()
+    reply: dict[str, str] = {}
+
+    @classmethod
+    def of(cls, request: InferenceRequest) -> "RequestHeader":
+        return cls(
+            request_id=request.request_id,
+            model=request.model,
+            api=request.api,
+            caller=request.caller,
+            reply=request.reply,
+        )
 
 
 class Claim(_State):
@@ -48,7 +94,7 @@ class Claim(_State):
     day: str
     caller_principal: str
     source: SourceKind
-    request_sha256: str
+    request_hmac: str = Field(description="keyed hash (HMAC-SHA256, the stack's hash key) of the request")
     model_requested: str
     expires_at: str
 
@@ -60,10 +106,11 @@ class Classification(_State):
     security_alert: bool = False
     reasons: list[str] = []
     classifier: str = Field(description="what inspected the request, e.g. 'xpi-rules/1 + comprehend'")
-    payload_sha256: str | None = Field(
+    payload_hmac: str | None = Field(
         None,
-        description="plain SHA-256 of what the invoke step will send (after redaction, the route "
-        "excepted: xpi.domain.payload); the invoke step sends only when its own payload hashes the same",
+        description="keyed hash (HMAC-SHA256, the stack's hash key) of what the invoke step will send "
+        "(after redaction, the route excepted: xpi.domain.payload); the invoke step sends only when its "
+        "own payload hashes the same",
     )
 
 
@@ -98,7 +145,8 @@ class ModelResponse(_State):
     output_body: dict[str, Any] | None = Field(None, description="native InvokeModel response, when small")
     output_s3_uri: str | None = None
     output_bytes: int
-    output_sha256: str
+    output_sha256: str = Field(description="plain SHA-256 of the output, for the result event's reader")
+    output_hmac: str = Field(description="keyed hash of the output: what lineage keeps")
     stop_reason: str | None = None
     usage: Usage = Usage()
     latency_ms: int = 0
@@ -119,7 +167,7 @@ class Outcome(_State):
     detail: dict[str, Any]
 
 
-class RejectedInput(WorkflowInput):
+class RejectedInput(ExecutionInput):
     """The workflow's input when its first step rejected it (there is no claim, no state yet); the
     RecordRejection step answers it and hands it on with its outcome."""
 
@@ -128,7 +176,8 @@ class RejectedInput(WorkflowInput):
 
 
 class WorkflowState(_State):
-    request: InferenceRequest
+    request: RequestHeader
+    payload: PayloadRef = Field(description="the request body (redacted, once the classify step redacts)")
     source: Source
     claim: Claim
     timings: dict[str, datetime] = {}

@@ -184,7 +184,7 @@ def _result(item: LineageItem, output: dict[str, Any] | None) -> ResultInfo | No
             stop_reason=detail_output.get("stop_reason"),
         )
     if item.output_s3_uri:
-        return ResultInfo(s3_uri=item.output_s3_uri, sha256=item.response_sha256)
+        return ResultInfo(s3_uri=item.output_s3_uri)
     return None
 
 

@@ -1,9 +1,10 @@
 """The Classify step: inspect everything the request carries and apply the agency's policy for the
 model it resolves to.
 
-Redacted text replaces the original in the workflow state, so only what policy allows crosses the
-partition. The step records the SHA-256 of what the invoke step will send (xpi.domain.payload) and the
-configuration snapshot (policy hash, routing document) the later steps use.
+The step reads the request body the state refers to. A redacted copy is stored beside it and the state's
+reference moved to it, so only what policy allows crosses the partition. The step records the keyed
+hash of what the invoke step will send (xpi.domain.payload) and the configuration snapshot (policy hash,
+routing document) the later steps use.
 Lineage gets categories and counts; matched values are never kept or logged. A classified
 marking also raises a Security Alert naming who sent what kind of content (never the content).
 """
@@ -13,11 +14,12 @@ from datetime import UTC, datetime
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from xpi.adapters.ports import EventPublisher
+from xpi.adapters.ports import EventPublisher, HashKey, PayloadStore
 from xpi.domain.classification import Assessment, Detector, classify_segments
 from xpi.domain.config_signing import ConfigVersion
+from xpi.domain.hashing import keyed_hash
 from xpi.domain.inspection import redact, segments
-from xpi.domain.payload import outbound_sha256
+from xpi.domain.payload import outbound_hmac, request_bytes
 from xpi.domain.policy import Policy
 from xpi.domain.routing import RoutingConfig
 from xpi.models.events import SECURITY_ALERT, SecurityAlertDetail
@@ -25,6 +27,7 @@ from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Classification, WorkflowState
 from xpi.observability import logger, metrics
 from xpi.services.routing import snapshot
+from xpi.services.validation import load_request
 
 RULES_CLASSIFIER = "xpi-rules/1"
 
@@ -50,11 +53,17 @@ def classify(
     detectors: Sequence[Detector],
     routing: RoutingConfig,
     events: EventPublisher,
+    payloads: PayloadStore,
+    hash_key: HashKey,
     clock: Callable[[], datetime] = _now,
     versions: tuple[ConfigVersion, ConfigVersion] | None = None,
 ) -> WorkflowState:
-    """The state with its classification (and, when the decision is redact, its redacted request)."""
-    assessment = assess(state.request, policy=policy, detectors=detectors, routing=routing)
+    """The state with its classification (and, when the decision is redact, its reference moved to the
+    redacted request)."""
+    key = hash_key.get()
+    request_id = state.request.request_id
+    request = load_request(state.payload, payloads, request_id=request_id, key=key)
+    assessment = assess(request, policy=policy, detectors=detectors, routing=routing)
     state.classification = Classification(
         decision=assessment.decision,
         categories=assessment.categories,
@@ -64,9 +73,11 @@ def classify(
         classifier=RULES_CLASSIFIER + "".join(f" + {d.name}" for d in detectors),
     )
     if assessment.decision == "redact":
-        state.request = redact(state.request, assessment.redacted)
+        request = redact(request, assessment.redacted)
+        body = request_bytes(request)
+        state.payload = payloads.put(f"{request_id}/redacted.json", body, hmac=keyed_hash(key, body))
     if assessment.decision != "block":
-        state.classification.payload_sha256 = outbound_sha256(state.request)
+        state.classification.payload_hmac = outbound_hmac(request, key)
     state.config = snapshot(policy, routing, versions)
     state.timings["classified_at"] = clock()
     metrics.add_metric(name=f"Decision{assessment.decision.capitalize()}", unit=MetricUnit.Count, value=1)
@@ -75,7 +86,7 @@ def classify(
         events.publish(
             SECURITY_ALERT,
             SecurityAlertDetail(
-                request_id=state.request.request_id,
+                request_id=request_id,
                 caller_principal=state.source.principal,
                 source=state.source.kind,
                 categories=assessment.categories,

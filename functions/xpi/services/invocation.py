@@ -1,30 +1,32 @@
 """Call commercial Bedrock for one routed request and shape what comes back for the workflow.
 
 Fail closed: the request is sent only when the classify step allowed it (allow or redact) and recorded
-the hash of exactly what is about to be sent (xpi.domain.payload); anything else is ClassificationMismatch.
+the keyed hash of exactly what is about to be sent (xpi.domain.payload), read from the payload object
+the state refers to; anything else is ClassificationMismatch.
 """
 
-import hmac
 import json
 
-from xpi.adapters.ports import BedrockGateway, ObjectStore
+from xpi.adapters.ports import BedrockGateway, HashKey, ObjectStore, PayloadStore
 from xpi.domain.errors import ClassificationMismatch
-from xpi.domain.hashing import sha256_text
-from xpi.domain.payload import outbound_sha256
+from xpi.domain.hashing import keyed_hash, same_hash, sha256_text
+from xpi.domain.payload import outbound_hmac
 from xpi.domain.routing import estimate_cost
+from xpi.models.request import InferenceRequest
 from xpi.models.workflow import ModelResponse, WorkflowState
 from xpi.services.routing import carried_routing
+from xpi.services.validation import load_request
 
 
-def check_classified(state: WorkflowState) -> None:
+def check_classified(state: WorkflowState, request: InferenceRequest, key: bytes) -> None:
     """Raise ClassificationMismatch unless the classification allows exactly what would be sent now."""
     classification = state.classification
     request_id = state.request.request_id
     if classification is None or classification.decision == "block":
         raise ClassificationMismatch("the request has no classification that allows it to cross", request_id)
-    if not classification.payload_sha256:
+    if not classification.payload_hmac:
         raise ClassificationMismatch("the classification records no hash of the payload", request_id)
-    if not hmac.compare_digest(outbound_sha256(state.request), classification.payload_sha256):
+    if not same_hash(outbound_hmac(request, key), classification.payload_hmac):
         raise ClassificationMismatch("the payload differs from the one that was classified", request_id)
 
 
@@ -33,12 +35,17 @@ def invoke_model(
     gateway: BedrockGateway,
     objects: ObjectStore,
     inline_max_bytes: int,
+    *,
+    payloads: PayloadStore,
+    hash_key: HashKey,
 ) -> ModelResponse:
     if state.route is None:
         raise ValueError("the request has no route; the Route step must run first")
-    check_classified(state)
+    key = hash_key.get()
+    request = load_request(state.payload, payloads, request_id=state.request.request_id, key=key)
+    check_classified(state, request, key)
     routing = carried_routing(state)
-    answer = gateway.answer(state.route, state.request)
+    answer = gateway.answer(state.route, request)
     if answer.text is not None:
         payload, content_type = answer.text.encode("utf-8"), "text/plain; charset=utf-8"
     else:
@@ -54,6 +61,7 @@ def invoke_model(
         output_s3_uri=s3_uri,
         output_bytes=len(payload),
         output_sha256=sha256_text(payload),
+        output_hmac=keyed_hash(key, payload),
         stop_reason=answer.stop_reason,
         usage=answer.usage,
         latency_ms=answer.latency_ms,

@@ -5,13 +5,14 @@ from datetime import datetime
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from xpi.adapters.ports import EventPublisher, LineageStore
+from xpi.adapters.ports import EventPublisher, LineageStore, PayloadStore
 from xpi.domain.intake import usable_request_id
 from xpi.domain.outcome import detail_type, lineage_item, rejection_error, result_detail
 from xpi.models.events import INFERENCE_FAILED
 from xpi.models.workflow import Outcome, RejectedInput, WorkflowState
 from xpi.observability import logger, metrics
 from xpi.services.submission import reject
+from xpi.services.validation import load_raw
 
 
 def record_outcome(state: WorkflowState, lineage: LineageStore, now: datetime) -> Outcome:
@@ -38,16 +39,18 @@ def record_rejection(
     *,
     lineage: LineageStore,
     events: EventPublisher,
+    payloads: PayloadStore,
     now: datetime,
     retention_days: int,
 ) -> Outcome:
     """Answer input the Validate step did not accept (invalid, or not validated for a platform failure):
     its event is published here, guarded by the lineage condition, so the outcome never asks the ASL to
-    emit."""
-    request_id = usable_request_id(rejected.request) or rejected.execution
+    emit. The request's id, model and reply hints are read from the body the input refers to."""
+    raw = load_raw(rejected.payload, payloads)
+    request_id = usable_request_id(raw) or rejected.execution
     reject(
         request_id,
-        raw=rejected.request,
+        raw=raw,
         source=rejected.source,
         error=rejection_error(rejected.error),
         lineage=lineage,

@@ -13,8 +13,8 @@ from xpi.domain.routing import load_default_routing
 from xpi.services.classification import classify
 from xpi_tools.classify_cli import main
 
-from tests.helpers.events import make_request, make_state
-from tests.helpers.fakes import FakeEventPublisher
+from tests.helpers.events import PAYLOADS, make_request, make_state, request_of
+from tests.helpers.fakes import FakeEventPublisher, FakeHashKey
 
 
 def run(
@@ -220,9 +220,11 @@ def test_the_cli_decides_as_the_workflow_does(
             detectors=(),
             routing=load_default_routing(),
             events=FakeEventPublisher(),
+            payloads=PAYLOADS,
+            hash_key=FakeHashKey(),
         )
         assert state.classification is not None
-        redacted = state.request.prompt if state.classification.decision == "redact" else None
+        redacted = request_of(state).prompt if state.classification.decision == "redact" else None
         from_workflow.append((state.classification.decision, state.classification.categories, redacted))
 
     # THEN

@@ -24,13 +24,24 @@ LAMBDA_INIT_MAX_S = 10
 LAMBDA_DEFAULT_TIMEOUT_S = 3
 
 
+STATE_MACHINE_TYPES = ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine")
+
+
+def definition_file(properties: dict[str, Any]) -> str:
+    """The local definition file of a state machine (SAM's DefinitionUri or CloudFormation's
+    DefinitionS3Location, both packaged by `sam build`)."""
+    location = properties.get("DefinitionUri", properties.get("DefinitionS3Location"))
+    assert isinstance(location, str), properties
+    return location
+
+
 def deployed_state_machines() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
     """{logical id: (definition as deployed, DefinitionSubstitutions)} of every state machine."""
     machines = {}
     for logical_id, resource in TEMPLATE["Resources"].items():
-        if resource["Type"] == "AWS::Serverless::StateMachine":
+        if resource["Type"] in STATE_MACHINE_TYPES:
             properties = resource["Properties"]
-            definition = json.loads((REPO / properties["DefinitionUri"]).read_text(encoding="utf-8"))
+            definition = json.loads((REPO / definition_file(properties)).read_text(encoding="utf-8"))
             machines[logical_id] = (definition, properties.get("DefinitionSubstitutions", {}))
     return machines
 
@@ -66,9 +77,9 @@ def test_the_deployed_definitions_are_generated_from_their_source() -> None:
 
 def test_every_source_definition_is_deployed() -> None:
     deployed = {
-        Path(resource["Properties"]["DefinitionUri"]).name
+        Path(definition_file(resource["Properties"])).name
         for resource in TEMPLATE["Resources"].values()
-        if resource["Type"] == "AWS::Serverless::StateMachine"
+        if resource["Type"] in STATE_MACHINE_TYPES
     }
 
     assert deployed == {f"{name}.asl.json" for name in statemachines.definitions()}
@@ -115,7 +126,7 @@ def test_validate_reports_a_platform_failure_apart_from_an_invalid_request() -> 
     # GIVEN the inference workflow's way from Validate's Catch
     definition, _ = deployed_state_machines()["InferenceStateMachine"]
     states = definition["States"]
-    [catch] = states["Validate"]["Catch"]
+    *_, catch = states["Validate"]["Catch"]
     record = states[catch["Next"]]
     choice = states[record["Next"]]
 
@@ -126,3 +137,41 @@ def test_validate_reports_a_platform_failure_apart_from_an_invalid_request() -> 
     invalid, not_validated = states[judged["Next"]], states[choice["Default"]]
     assert (invalid["Type"], invalid["Error"]) == ("Fail", RequestInvalid.code)
     assert (not_validated["Type"], not_validated["Error"]) == ("Fail", ValidationUnavailable.code)
+
+
+def all_tasks() -> list[tuple[str, str, dict[str, Any]]]:
+    """(state machine, state name, state) of every Task, Lambda or service integration."""
+    return [
+        (machine, name, state)
+        for machine, (definition, _) in deployed_state_machines().items()
+        for name, state in definition["States"].items()
+        if state["Type"] == "Task"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("machine", "name", "state"),
+    [pytest.param(*task, id=f"{task[0]}.{task[1]}") for task in all_tasks() if task[2].get("Catch")],
+)
+def test_a_state_over_the_payload_limit_is_caught_where_everything_else_is(
+    machine: str, name: str, state: dict[str, Any]
+) -> None:
+    # States.ALL does not catch States.DataLimitExceeded (a state over 256 KiB): a task that catches
+    # everything names it too, before States.ALL, and sends it the same way, so such a request still
+    # ends through its recording step (lineage and one event) instead of failing the execution silently.
+    catchers = state["Catch"]
+    [everything] = [c for c in catchers if c["ErrorEquals"] == ["States.ALL"]]
+    [data_limit] = [c for c in catchers if "States.DataLimitExceeded" in c["ErrorEquals"]]
+    assert catchers.index(data_limit) < catchers.index(everything), f"{machine}.{name}"
+    assert (data_limit["Next"], data_limit["ResultPath"]) == (everything["Next"], everything["ResultPath"])
+
+
+@pytest.mark.parametrize("machine", sorted(deployed_state_machines()))
+def test_every_state_machine_is_encrypted_with_the_stack_key(machine: str) -> None:
+    # The execution history keeps every state's input and output for 90 days: under the stack's key,
+    # not AWS's, so access to it is governed (and logged) by the key policy and IAM.
+    assert TEMPLATE["Resources"][machine]["Properties"]["EncryptionConfiguration"] == {
+        "Type": "CUSTOMER_MANAGED_KMS_KEY",
+        "KmsKeyId": {"Fn::GetAtt": ["XpiKey", "Arn"]},
+        "KmsDataKeyReusePeriodSeconds": 300,
+    }

@@ -16,21 +16,23 @@ from xpi.adapters.admin import AwsAdminActions
 from xpi.adapters.config_store import SigningState, parse_signing_secret
 from xpi.adapters.credentials import SecretsManagerCredentials
 from xpi.adapters.event_bus import EventBridgePublisher, EventPublishError
+from xpi.adapters.hash_key import SecretsManagerHashKey
 from xpi.adapters.lineage_store import DynamoLineageStore
-from xpi.adapters.object_store import S3ObjectStore
+from xpi.adapters.object_store import S3ObjectStore, S3PayloadStore
 from xpi.adapters.workflow import StepFunctionsBatchStarter, StepFunctionsStarter
 from xpi.domain.config_signing import verify
-from xpi.domain.errors import CredentialsUnavailable
+from xpi.domain.errors import CredentialsUnavailable, HashKeyUnavailable
 from xpi.models.batch import BatchObject
 from xpi.models.credentials import ApiKey, IamKeys
 from xpi.models.events import EventCaller, EventModel, ResultDetail
 from xpi.models.lineage import LineageError, LineageItem
-from xpi.models.workflow import WorkflowInput
+from xpi.models.workflow import PayloadRef, WorkflowInput
 from xpi_tools.local.moto_patches import patch_message_move_task
 
 from tests.helpers import aws as aws_helpers
 from tests.helpers.aws import REGION, XpiResources, create_xpi_resources
 from tests.helpers.events import make_source, sample_request
+from tests.helpers.fakes import TEST_HASH_KEY
 
 FIRST_SEEN = {"created_at": "2025-03-12T14:05:12.007+00:00", "day": "2025-03-12", "expires_at": 1776348312}
 PRINCIPAL = "AROAQXZEXAMPLEROLEID1:claims-intake"
@@ -245,8 +247,11 @@ class TestStepFunctionsStarter:
     def workflow_input(self, reference: str) -> WorkflowInput:
         return WorkflowInput(request=sample_request("plain-prompt"), source=make_source(reference=reference))
 
+    def starter(self, stack: XpiResources, arn: str | None = None) -> StepFunctionsStarter:
+        return StepFunctionsStarter(arn or stack.state_machine_arn, S3PayloadStore(stack.bucket))
+
     def test_start_names_the_execution_by_request_id(self, stack: XpiResources) -> None:
-        starter = StepFunctionsStarter(stack.state_machine_arn)
+        starter = self.starter(stack)
 
         assert starter.start("req-plain-0001", self.workflow_input("m-1")) is True
 
@@ -255,9 +260,26 @@ class TestStepFunctionsStarter:
         assert executions["req-plain-0001"]["source"]["reference"] == "m-1"
         assert "execution" not in executions["req-plain-0001"]  # None is left out; the ASL injects it
 
+    def test_the_execution_input_refers_to_the_stored_request_and_holds_none_of_it(
+        self, stack: XpiResources
+    ) -> None:
+        # WHEN a request is started
+        self.starter(stack).start("req-plain-0001", self.workflow_input("m-1"))
+
+        # THEN its input is a reference to an SSE-KMS object under payloads/, not the request's text
+        execution_input = stack.executions()["req-plain-0001"]
+        assert sample_request("plain-prompt")["prompt"] not in json.dumps(execution_input)
+        payload = execution_input["payload"]
+        assert payload["bucket"] == stack.bucket and payload["key"].startswith("payloads/req-plain-0001/")
+        stored = aws_helpers.s3().get_object(Bucket=stack.bucket, Key=payload["key"])
+        assert stored["ServerSideEncryption"] == "aws:kms"
+        body = stored["Body"].read()
+        assert payload["bytes"] == len(body)
+        assert json.loads(body) == sample_request("plain-prompt")
+
     def test_a_duplicate_name_is_reported_not_raised(self, stack: XpiResources) -> None:
         # GIVEN an execution for the request id, started from another message
-        starter = StepFunctionsStarter(stack.state_machine_arn)
+        starter = self.starter(stack)
         starter.start("req-plain-0001", self.workflow_input("m-1"))
 
         # WHEN the same request id arrives again
@@ -271,7 +293,7 @@ class TestStepFunctionsStarter:
         missing = stack.state_machine_arn.replace("xpi-prod-inference", "missing")
 
         with pytest.raises(Exception, match="StateMachineDoesNotExist"):
-            StepFunctionsStarter(missing).start("req-x", self.workflow_input("m-1"))
+            self.starter(stack, missing).start("req-x", self.workflow_input("m-1"))
 
 
 class TestStepFunctionsBatchStarter:
@@ -394,6 +416,48 @@ class TestS3ObjectStore:
         assert stored["Body"].read() == "é".encode()
         assert stored["ContentType"] == "text/plain; charset=utf-8"
         assert stored["ServerSideEncryption"] == "aws:kms"
+
+
+class TestS3PayloadStore:
+    def test_a_body_is_stored_under_payloads_with_the_stack_key_and_read_back(
+        self, stack: XpiResources
+    ) -> None:
+        key_arn = "arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+        store = S3PayloadStore(stack.bucket, key_arn)
+
+        ref = store.put("req-1/a.json", b'{"prompt": "x"}', hmac="ab" * 32)
+
+        assert (ref.bucket, ref.key, ref.bytes, ref.hmac) == (
+            stack.bucket,
+            "payloads/req-1/a.json",
+            15,
+            "ab" * 32,
+        )
+        stored = aws_helpers.s3().get_object(Bucket=stack.bucket, Key="payloads/req-1/a.json")
+        assert (stored["ServerSideEncryption"], stored["SSEKMSKeyId"]) == ("aws:kms", key_arn)
+        assert store.get(ref) == b'{"prompt": "x"}'
+
+    def test_a_reference_outside_the_stacks_payloads_is_refused(self, stack: XpiResources) -> None:
+        store = S3PayloadStore(stack.bucket)
+        outside = [
+            PayloadRef(bucket="another-bucket", key="payloads/req-1/a.json", bytes=1),
+            PayloadRef(bucket=stack.bucket, key="outputs/req-1.txt", bytes=1),
+        ]
+
+        for ref in outside:
+            with pytest.raises(ValueError, match="outside this stack's payloads"):
+                store.get(ref)
+
+
+class TestSecretsManagerHashKey:
+    def test_the_generated_secret_is_the_key(self, stack: XpiResources) -> None:
+        key = SecretsManagerHashKey(stack.hash_key_secret_id, max_age_s=300).get()
+
+        assert key == TEST_HASH_KEY
+
+    def test_a_missing_secret_fails_closed(self, stack: XpiResources) -> None:
+        with pytest.raises(HashKeyUnavailable, match="cannot read the hash key secret"):
+            SecretsManagerHashKey(stack.hash_key_secret_id + "-missing", max_age_s=0).get()
 
 
 IAM_SECRET = {

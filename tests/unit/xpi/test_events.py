@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel, SqsModel
-from xpi.domain.intake import parse_request
 from xpi.domain.routing import load_default_routing
 from xpi.models.batch import BatchFailure, BatchObject, BatchStepInput, S3Notification
 from xpi.models.request import InferenceRequest
-from xpi.models.workflow import RejectedInput, WorkflowInput, WorkflowState
+from xpi.models.workflow import ExecutionInput, RejectedInput, WorkflowState
 
 from tests.helpers.events import EVENTS, REPO
 
@@ -95,7 +94,9 @@ def test_every_event_is_valid_for_its_function(path: Path) -> None:
             for record in batch.Records:
                 S3Notification.model_validate_json(record.body)
     elif folder == "validate":
-        parse_request(WorkflowInput.model_validate(event).request)
+        ExecutionInput.model_validate(event)
+    elif folder == "payloads":  # request bodies the sample states refer to (one is invalid on purpose)
+        assert isinstance(event, dict) and "model" in event
     elif folder == "requests":
         InferenceRequest.model_validate(event)
     elif folder in ("api", "admin"):
@@ -126,7 +127,7 @@ def test_the_readme_lists_every_file_with_the_command_that_uses_it() -> None:
         listing = batch_readme if folder.startswith("batch/") else readme
         listed = relative.removeprefix("batch/") if folder.startswith("batch/") else relative
         assert f"`{listed}`" in listing, f"{relative} is not listed in its README"
-        if folder != "requests":
+        if folder not in ("requests", "payloads"):
             command = f"sam local invoke {function_of_folder[folder]}"
             assert re.search(rf"{command} +-e events/{re.escape(relative)}\n", listing), (
                 f"no `{command} -e events/{relative}` in events/README.md"
@@ -188,6 +189,20 @@ class TestRequests:
         assert samples["invoke-model-anthropic"].body is not None
         assert samples["invoke-model-anthropic"].body["anthropic_version"] == "bedrock-2023-05-31"
         assert "CUI" in (samples["cui-banner"].prompt or "").splitlines()
+
+
+@pytest.mark.parametrize("path", event_files(), ids=lambda p: str(p.relative_to(EVENTS)))
+def test_every_payload_reference_points_at_its_sample_body(path: Path) -> None:
+    # The states carry references, not content: each reference names a file of payloads/ and its size.
+    event = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(event, dict) or "payload" not in event:
+        return
+    key = event["payload"]["key"]
+    body = (
+        EVENTS / "payloads" / f"{key.removeprefix('payloads/').removesuffix('/sample.json')}.json"
+    ).read_bytes()
+    assert event["payload"]["bytes"] == len(body)
+    assert "messages" not in event.get("request", {}) and "prompt" not in event.get("request", {})
 
 
 def test_the_rejection_samples_are_an_invalid_request_and_a_platform_failure() -> None:

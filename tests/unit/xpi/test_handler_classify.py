@@ -3,7 +3,7 @@
 import json
 
 from xpi.domain.hashing import canonical_sha256
-from xpi.domain.payload import outbound_sha256
+from xpi.domain.payload import outbound_hmac
 from xpi.domain.policy import load_default_policy
 from xpi.domain.routing import load_default_routing
 from xpi.handlers import classify
@@ -13,6 +13,7 @@ from tests.helpers import aws as aws_helpers
 from tests.helpers.aws import XpiResources
 from tests.helpers.context import FakeLambdaContext
 from tests.helpers.events import load_event
+from tests.helpers.fakes import TEST_HASH_KEY
 
 
 def classified(event_file: str, context: FakeLambdaContext) -> tuple[WorkflowState, str]:
@@ -37,16 +38,19 @@ def test_a_clean_request_is_allowed_unchanged(aws: XpiResources, lambda_context:
     assert aws.subscriber_events() == []
 
 
-def test_pii_is_redacted_in_place_and_nowhere_left_in_the_state(
+def test_pii_is_redacted_in_a_copy_the_state_refers_to_and_nowhere_left_in_the_state(
     aws: XpiResources, lambda_context: FakeLambdaContext
 ) -> None:
+    before = WorkflowState.model_validate(load_event("classify/state-redact.json"))
     state, rendered = classified("classify/state-redact.json", lambda_context)
 
     assert state.classification is not None
     assert state.classification.decision == "redact"
     assert state.classification.categories == {"pii.ssn": 1, "pii.email": 1}
     assert state.classification.findings == 2
-    text = state.request.messages[0].content[0].text
+    assert state.payload.key != before.payload.key and state.payload.hmac
+    redacted = aws.stored_request(state.payload)
+    text = redacted.messages[0].content[0].text
     assert text is not None
     assert "Applicant SSN: [REDACTED:SSN]." in text
     assert "Reply to [REDACTED:EMAIL] and confirm" in text
@@ -68,8 +72,10 @@ def test_a_classified_marking_raises_a_security_alert_without_its_text(
     aws: XpiResources, lambda_context: FakeLambdaContext
 ) -> None:
     # GIVEN a request carrying a classified banner
-    event = load_event("classify/state-allow.json")
-    event["request"]["system"] = ["SECRET//NOFORN\n\nOperational summary follows.\n\nSECRET//NOFORN"]
+    event = aws.change_request(
+        load_event("classify/state-allow.json"),
+        system=["SECRET//NOFORN\n\nOperational summary follows.\n\nSECRET//NOFORN"],
+    )
 
     # WHEN
     result = classify.handler(event, lambda_context)
@@ -102,8 +108,9 @@ def test_a_policy_in_ssm_applies_per_resolved_model(
     )
 
     # WHEN the request asks for the "default" alias (us.amazon.nova-lite-v1:0)
-    event = load_event("classify/state-block.json")
-    event["request"]["prompt"] = "ECCN 3A001.a.2 applies to the attached drawings."
+    event = aws.change_request(
+        load_event("classify/state-block.json"), prompt="ECCN 3A001.a.2 applies to the attached drawings."
+    )
     state = WorkflowState.model_validate(classify.handler(event, lambda_context))
 
     # THEN the rule matched the resolved model id, not the alias
@@ -131,4 +138,6 @@ def test_the_configuration_read_here_is_carried_for_route_and_invoke(
     assert state.config.routing == routing
     assert state.config.policy_sha256 == canonical_sha256(load_default_policy().model_dump(mode="json"))
     assert state.classification is not None
-    assert state.classification.payload_sha256 == outbound_sha256(state.request)
+    assert state.classification.payload_hmac == outbound_hmac(
+        aws.stored_request(state.payload), TEST_HASH_KEY
+    )

@@ -18,21 +18,22 @@ from xpi.domain.errors import (
     ConfigSnapshotInvalid,
     ModelNotAllowedForCaller,
     ModelNotApproved,
+    PayloadMismatch,
     RequestInvalid,
 )
-from xpi.domain.hashing import sha256_text
+from xpi.domain.hashing import keyed_canonical_hash, keyed_hash, sha256_text
 from xpi.domain.policy import load_default_policy
 from xpi.domain.routing import CallerRule, load_default_routing
 from xpi.handlers import batch_start, consume, invoke, record, record_rejection, route, validate
 from xpi.models.request import InferenceRequest
-from xpi.models.workflow import WorkflowState
+from xpi.models.workflow import RequestHeader, WorkflowState
 from xpi.services.routing import snapshot
 
 from tests.helpers import aws as aws_helpers
 from tests.helpers.aws import XpiResources
 from tests.helpers.context import FakeLambdaContext
 from tests.helpers.events import load_event, sample_request
-from tests.helpers.fakes import FakeBedrockGateway
+from tests.helpers.fakes import TEST_HASH_KEY, FakeBedrockGateway
 
 BATCH = "consume/sqs-batch.json"
 MALFORMED_MESSAGE_ID = "5a7c2f8e-3d41-4b6a-9e0f-1c2d3e4f5a03"
@@ -42,6 +43,11 @@ def state_event(relative: str, **request_changes: Any) -> dict[str, Any]:
     event = load_event(relative)
     event["request"].update(request_changes)
     return event
+
+
+def payload_body(event: dict[str, Any]) -> bytes:
+    ref = event["payload"]
+    return aws_helpers.s3().get_object(Bucket=ref["bucket"], Key=ref["key"])["Body"].read()
 
 
 class TestConsume:
@@ -65,9 +71,8 @@ class TestConsume:
         assert sorted(executions) == ["req-batch-0101", "req-batch-0102"]
         started = executions["req-batch-0102"]
         record_ = event["Records"][1]
-        assert InferenceRequest.model_validate(started["request"]) == InferenceRequest.model_validate_json(
-            record_["body"]
-        )
+        assert "request" not in started  # a reference to the body, never the body
+        assert aws.stored_request(started["payload"]) == InferenceRequest.model_validate_json(record_["body"])
         assert started["source"] == {
             "kind": "sqs",
             "principal": "AROAQXZEXAMPLEROLEID1:claims-intake",
@@ -199,7 +204,7 @@ class _Unavailable:
 
 class TestValidate:
     def test_a_valid_request_becomes_the_workflow_state_with_its_claim(
-        self, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext
+        self, aws: XpiResources, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext
     ) -> None:
         # GIVEN
         monkeypatch.setenv("LINEAGE_RETENTION_DAYS", "400")
@@ -212,7 +217,14 @@ class TestValidate:
         # THEN
         state = WorkflowState.model_validate(result)
         assert state.request.request_id == event["execution"] == "req-converse-0002"
-        assert state.request.model_dump(mode="json") == event["request"]
+        request = aws.stored_request(event["payload"])
+        assert state.request == RequestHeader.of(request)
+        assert state.payload.key == event["payload"]["key"]
+        assert state.payload.hmac == keyed_hash(TEST_HASH_KEY, payload_body(event))
+        assert state.claim.request_hmac == keyed_canonical_hash(
+            TEST_HASH_KEY, request.model_dump(mode="json")
+        )
+        assert "grant and a cooperative agreement" not in json.dumps(result)
         assert state.source.model_dump(mode="json", exclude_none=True) == event["source"]
         assert state.claim.request_id == "req-converse-0002"
         assert state.claim.caller_principal == "AROAQXZEXAMPLEROLEID1:claims-intake"
@@ -225,18 +237,22 @@ class TestValidate:
         assert set(state.timings) == {"received_at", "validated_at"}
         assert json.loads(json.dumps(result)) == result  # what Step Functions can carry
 
-    def test_the_execution_name_is_the_fallback_request_id(self, lambda_context: FakeLambdaContext) -> None:
-        event = load_event("validate/workflow-input.json")
-        del event["request"]["request_id"]
+    def test_the_execution_name_is_the_fallback_request_id(
+        self, aws: XpiResources, lambda_context: FakeLambdaContext
+    ) -> None:
+        event = aws.change_request(load_event("validate/workflow-input.json"), remove=("request_id",))
         event["execution"] = "5a7c2f8e-3d41-4b6a-9e0f-1c2d3e4f5a07"
 
         state = WorkflowState.model_validate(validate.handler(event, lambda_context))
 
         assert state.request.request_id == state.claim.request_id == "5a7c2f8e-3d41-4b6a-9e0f-1c2d3e4f5a07"
 
-    def test_an_invalid_request_raises_request_invalid(self, lambda_context: FakeLambdaContext) -> None:
-        event = load_event("validate/workflow-input.json")
-        event["request"]["prompt"] = "both prompt and messages"
+    def test_an_invalid_request_raises_request_invalid(
+        self, aws: XpiResources, lambda_context: FakeLambdaContext
+    ) -> None:
+        event = aws.change_request(
+            load_event("validate/workflow-input.json"), prompt="both prompt and messages"
+        )
 
         with pytest.raises(RequestInvalid, match="give exactly one of `messages` or `prompt`"):
             validate.handler(event, lambda_context)
@@ -402,12 +418,28 @@ class TestInvoke:
     def test_a_request_changed_since_classification_is_not_sent(
         self, aws: XpiResources, bedrock: FakeBedrockGateway, lambda_context: FakeLambdaContext
     ) -> None:
-        # GIVEN the state's request differs from what the classify step hashed
+        # GIVEN the state refers to a request that differs from what the classify step hashed
         event = load_event("invoke/state.json")
-        event["request"]["messages"][0]["content"][0]["text"] = "SSN 219-45-8832"
+        messages = aws.stored_request(event["payload"]).model_dump(mode="json", exclude_none=True)["messages"]
+        messages[0]["content"][0]["text"] = "SSN 219-45-8832"
+        event = aws.change_request(event, messages=messages)
 
         # WHEN / THEN the error name is what the workflow records (Inference Failed, lineage)
         with pytest.raises(ClassificationMismatch):
+            invoke.handler(event, lambda_context)
+        assert bedrock.calls == []
+
+    def test_an_object_replaced_under_its_reference_is_not_sent(
+        self, aws: XpiResources, bedrock: FakeBedrockGateway, lambda_context: FakeLambdaContext
+    ) -> None:
+        # GIVEN the object the state refers to was overwritten after the classify step
+        event = load_event("invoke/state.json")
+        ref = event["payload"]
+        body = payload_body(event).replace(b"substantial involvement", b"substantial involvemenT")
+        aws_helpers.s3().put_object(Bucket=ref["bucket"], Key=ref["key"], Body=body)
+
+        # WHEN / THEN its keyed hash no longer matches the reference: nothing is sent
+        with pytest.raises(PayloadMismatch):
             invoke.handler(event, lambda_context)
         assert bedrock.calls == []
 
@@ -500,7 +532,8 @@ class TestRecord:
 
         item = aws.lineage_item("req-converse-0002")
         assert item is not None
-        assert item["response_sha256"] == event["response"]["output_sha256"]
+        assert item["response_hmac"] == event["response"]["output_hmac"]
+        assert "response_sha256" not in item and "request_sha256" not in item
         assert item["credential_version"] == event["response"]["credential_version"]
         stored = json.dumps(item, default=str)
         assert event["response"]["output_text"][:40] not in stored
@@ -563,7 +596,7 @@ class TestRecordRejection:
         self, aws: XpiResources, lambda_context: FakeLambdaContext
     ) -> None:
         event = load_event("record-rejection/rejected-input.json")
-        event["request"] = {"prompt": "no id, no model"}
+        event = aws.change_request(event, remove=("request_id", "model", "messages"))
         event["execution"] = "0b6e4d1c-8f2a-4c3b-9d5e-6a7b8c9d0e08"
 
         result = record_rejection.handler(event, lambda_context)

@@ -5,12 +5,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from xpi.domain import intake
 from xpi.domain.errors import RequestInvalid
-from xpi.domain.hashing import canonical_sha256
-from xpi.domain.intake import accept, parse_json_object, parse_request, usable_request_id
+from xpi.domain.hashing import canonical_sha256, keyed_canonical_hash, sha256_text
+from xpi.domain.intake import parse_json_object, parse_request, usable_request_id
+from xpi.domain.payload import request_bytes
 from xpi.models.request import MAX_REQUEST_BYTES, InferenceRequest
+from xpi.models.workflow import PayloadRef, RequestHeader, Source, WorkflowState
 
 from tests.helpers.events import make_request, make_source, sample_request
+from tests.helpers.fakes import TEST_HASH_KEY
 
 
 class TestParseJsonObject:
@@ -106,6 +110,24 @@ class TestParseRequest:
         )
 
 
+def accept(
+    request: InferenceRequest,
+    source: Source,
+    *,
+    now: datetime,
+    retention_days: int,
+    key: bytes = TEST_HASH_KEY,
+) -> WorkflowState:
+    """accept() with a payload reference to the stored request and a hash key."""
+    body = request_bytes(request)
+    payload = PayloadRef(
+        bucket="xpi-prod-artifacts", key=f"payloads/{request.request_id}/r.json", bytes=len(body)
+    )
+    return intake.accept(
+        request, source, now=now, retention_days=retention_days, payload=payload, hash_key=key
+    )
+
+
 class TestAccept:
     NOW = datetime(2025, 3, 12, 14, 5, 12, 7429, tzinfo=UTC)
 
@@ -125,7 +147,7 @@ class TestAccept:
         assert claim.caller_principal == source.principal
         assert claim.source == "sqs"
         assert claim.model_requested == "fast"  # as requested, before alias resolution
-        assert claim.request_sha256 == canonical_sha256(request.model_dump(mode="json"))
+        assert claim.request_hmac == keyed_canonical_hash(TEST_HASH_KEY, request.model_dump(mode="json"))
         assert claim.expires_at == str(int((self.NOW + timedelta(days=400)).timestamp()))
 
     def test_claim_fields_are_strings_for_the_asl_put_item(self) -> None:
@@ -138,15 +160,30 @@ class TestAccept:
 
         state = accept(request, source, now=self.NOW, retention_days=30)
 
-        assert state.request == request
+        assert state.request == RequestHeader.of(request)
+        assert state.payload.key == "payloads/req-test-0001/r.json"
+        assert "Summarise" not in state.model_dump_json()  # the body stays behind the reference
         assert state.source == source
         assert state.timings == {"received_at": source.received_at, "validated_at": self.NOW}
         assert state.classification is None and state.route is None and state.response is None
 
     def test_equal_requests_hash_equally_and_different_ones_do_not(self) -> None:
         source = make_source()
-        one = accept(make_request(prompt="a"), source, now=self.NOW, retention_days=1).claim.request_sha256
-        same = accept(make_request(prompt="a"), source, now=self.NOW, retention_days=1).claim.request_sha256
-        other = accept(make_request(prompt="b"), source, now=self.NOW, retention_days=1).claim.request_sha256
+        one = accept(make_request(prompt="a"), source, now=self.NOW, retention_days=1).claim.request_hmac
+        same = accept(make_request(prompt="a"), source, now=self.NOW, retention_days=1).claim.request_hmac
+        other = accept(make_request(prompt="b"), source, now=self.NOW, retention_days=1).claim.request_hmac
 
         assert one == same != other
+
+    def test_the_same_request_under_two_keys_hashes_differently_and_never_as_plain_sha256(self) -> None:
+        # GIVEN a short, guessable prompt
+        request, source = make_request(prompt="Say yes."), make_source()
+
+        # WHEN two stacks (two hash keys) accept it
+        one = accept(request, source, now=self.NOW, retention_days=1, key=b"k" * 32).claim.request_hmac
+        two = accept(request, source, now=self.NOW, retention_days=1, key=b"q" * 32).claim.request_hmac
+
+        # THEN the hashes differ, and neither is a plain SHA-256 anyone could compute by guessing
+        assert one != two
+        plain = {canonical_sha256(request.model_dump(mode="json")), sha256_text("Say yes.")}
+        assert not plain & {one, two}

@@ -112,5 +112,5 @@ def test_a_final_item_keeps_the_claims_identity_and_first_seen_fields(event: str
 
     claimed = LineageItem.claimed(state.claim)
     for name in ("request_id", "created_at", "day", "expires_at", "caller_principal", "source",
-                 "model_requested", "request_sha256"):  # fmt: skip
+                 "model_requested", "request_hmac"):  # fmt: skip
         assert getattr(item, name) == getattr(claimed, name), name

@@ -23,7 +23,7 @@ from xpi.models.events import ResultDetail
 from xpi.models.workflow import Classification, ModelResponse, StepError, WorkflowState
 from xpi.services.routing import snapshot
 
-from tests.helpers.events import make_state, sample_request, state_from_event
+from tests.helpers.events import make_state, request_of, sample_request, state_from_event
 
 COMPLETED_AT = datetime(2025, 3, 12, 14, 7, 5, 402000, tzinfo=UTC)
 
@@ -34,7 +34,13 @@ def stored_attributes(state: WorkflowState) -> dict[str, Any]:
 
 
 def response() -> ModelResponse:
-    return ModelResponse(output_text="ok", output_bytes=2, output_sha256="ab" * 32, credential_version="v1")
+    return ModelResponse(
+        output_text="ok",
+        output_bytes=2,
+        output_sha256="ab" * 32,
+        output_hmac="cd" * 32,
+        credential_version="v1",
+    )
 
 
 def classification(decision: str) -> Classification:
@@ -74,6 +80,25 @@ class TestFinalStatus:
 
 
 class TestDescribeError:
+    def test_a_state_over_the_payload_limit_fails_as_payload_limit_exceeded(self) -> None:
+        # GIVEN what a Catch of States.DataLimitExceeded leaves at $.error
+        error = StepError(
+            Error="States.DataLimitExceeded",
+            Cause="The state/task 'RecordOutcome' returned a result with a size exceeding the maximum number "
+            "of bytes service limit.",
+        )
+        state = make_state(error=error)
+
+        # WHEN / THEN the request fails with a fixed code and message, lineage and one event
+        assert describe_error(error) == (
+            "PayloadLimitExceeded",
+            "a step's state exceeded the Step Functions payload limit (256 KiB)",
+        )
+        detail = result_detail(state, completed_at=COMPLETED_AT)
+        assert detail.status == "FAILED"
+        assert detail.error is not None and detail.error.code == "PayloadLimitExceeded"
+        assert lineage_item(state, detail).error is not None
+
     def test_a_lambda_cause_gives_its_error_message(self) -> None:
         error = StepError(
             Error="BedrockRejected",
@@ -213,7 +238,7 @@ class TestLineageItem:
     def test_never_contain_request_or_response_text(self, event: str) -> None:
         # GIVEN every text the request carries, and the model's answer
         state = state_from_event(event)
-        texts = [segment.text for _, segment in segments_with_paths(state.request) if segment.text]
+        texts = [segment.text for _, segment in segments_with_paths(request_of(state)) if segment.text]
         if state.response and state.response.output_text:
             texts.append(state.response.output_text)
         assert texts
@@ -260,8 +285,8 @@ class TestLineageItem:
         attributes = stored_attributes(state)
 
         assert attributes["status"] == "COMPLETED"
-        assert attributes["request_sha256"] == state.claim.request_sha256
-        assert attributes["response_sha256"] == state.response.output_sha256
+        assert attributes["request_hmac"] == state.claim.request_hmac
+        assert attributes["response_hmac"] == state.response.output_hmac
         assert attributes["response_bytes"] == state.response.output_bytes
         assert attributes["credential_version"] == "7d4e1b2a-9c3f-4e5d-8a6b-0f1e2d3c4b5a"
         assert attributes["model_id"] == "us.anthropic.claude-3-5-haiku-20241022-v1:0"
@@ -290,7 +315,7 @@ class TestLineageItem:
         assert attributes["status"] == "FAILED"
         assert attributes["error"]["code"] == "BedrockRejected"
         assert None not in attributes.values()
-        assert "response_sha256" not in attributes
+        assert "response_hmac" not in attributes
         assert "batch_id" not in attributes
 
     def test_no_float_reaches_dynamodb(self) -> None:

@@ -11,31 +11,70 @@ from xpi.domain.errors import (
     ClassificationMismatch,
     ConfigSnapshotInvalid,
     ModelNotAllowedForCaller,
+    PayloadMismatch,
     RequestInvalid,
 )
-from xpi.domain.hashing import canonical_sha256, sha256_text
-from xpi.domain.payload import outbound_sha256
+from xpi.domain.hashing import canonical_sha256, keyed_hash, sha256_text
+from xpi.domain.payload import outbound_hmac, request_bytes
 from xpi.domain.policy import Policy, load_default_policy
 from xpi.domain.routing import RoutingConfig, estimate_cost, load_default_routing
 from xpi.models.events import INFERENCE_FAILED
 from xpi.models.request import InferenceRequest
-from xpi.models.workflow import Classification, Route, Usage, WorkflowInput, WorkflowState
-from xpi.services.classification import classify
-from xpi.services.invocation import invoke_model
+from xpi.models.workflow import (
+    Classification,
+    ExecutionInput,
+    Route,
+    Usage,
+    WorkflowInput,
+    WorkflowState,
+)
+from xpi.services import classification, invocation
 from xpi.services.recording import record_outcome
 from xpi.services.routing import route, snapshot
 from xpi.services.submission import Submitted, submit
+from xpi.services.validation import load_raw, validate
+from xpi.settings import Settings
 
-from tests.helpers.events import make_request, make_source, make_state, sample_request, state_from_event
+from tests.helpers.events import (
+    PAYLOADS,
+    make_request,
+    make_source,
+    make_state,
+    sample_request,
+    state_from_event,
+)
 from tests.helpers.fakes import (
+    TEST_HASH_KEY,
     FakeBedrockGateway,
     FakeEventPublisher,
+    FakeHashKey,
     FakeLineageStore,
     FakeObjectStore,
     FakeWorkflowStarter,
 )
 
 NOW = datetime(2025, 3, 12, 14, 5, 12, 7000, tzinfo=UTC)
+
+
+def classify(state: WorkflowState, **arguments: Any) -> WorkflowState:
+    """The classify service with the request bodies of make_state and the unit tests' hash key."""
+    return classification.classify(state, payloads=PAYLOADS, hash_key=FakeHashKey(), **arguments)
+
+
+def invoke_model(state: WorkflowState, *arguments: Any, **keywords: Any) -> Any:
+    return invocation.invoke_model(state, *arguments, payloads=PAYLOADS, hash_key=FakeHashKey(), **keywords)
+
+
+def stored(state: WorkflowState) -> InferenceRequest:
+    """The request body the state refers to."""
+    return InferenceRequest.model_validate_json(PAYLOADS.get(state.payload))
+
+
+def replace_stored(state: WorkflowState, request: InferenceRequest) -> None:
+    """Point the state at another body (a reference without a keyed hash, as a producer's is)."""
+    state.payload = PAYLOADS.put(f"{request.request_id}/replaced.json", request_bytes(request))
+
+
 MESSAGE_ID = "5a7c2f8e-3d41-4b6a-9e0f-1c2d3e4f5a03"
 
 
@@ -136,7 +175,7 @@ class TestSubmit:
         assert call.item.request_id == "req-batch-0103"
         assert call.only_if_new is True
         assert call.item.status == "FAILED"
-        assert call.item.request_sha256 is None  # it never validated
+        assert call.item.request_hmac is None  # it never validated
         assert (call.item.created_at, call.item.day, call.item.expires_at) == (
             "2025-03-12T14:05:12.007+00:00",
             "2025-03-12",
@@ -305,7 +344,7 @@ class TestInvokeModel:
         assert response.stop_reason == "end_turn"
         assert response.credential_version == gateway.credential_version
         assert objects.objects == {}
-        assert gateway.calls == [(state.route, state.request)]
+        assert gateway.calls == [(state.route, stored(state))]
 
     def test_a_large_output_goes_to_the_object_store_with_a_pointer_and_hash(self) -> None:
         # GIVEN an answer one byte over the inline limit (multi-byte characters count as bytes)
@@ -375,7 +414,7 @@ class TestInvokeModel:
         gateway = FakeBedrockGateway()
         state = self.routed()
         assert state.classification is not None
-        assert state.classification.payload_sha256 == outbound_sha256(state.request)
+        assert state.classification.payload_hmac == outbound_hmac(stored(state), TEST_HASH_KEY)
 
         invoke_model(state, gateway, FakeObjectStore(), inline_max_bytes=32_768)
 
@@ -398,9 +437,9 @@ class TestInvokeModel:
     ) -> None:
         # GIVEN a classified, routed request whose content then changes
         state = self.routed()
-        request = state.request.model_dump(mode="json")
+        request = stored(state).model_dump(mode="json")
         change(request)
-        state.request = InferenceRequest.model_validate(request)
+        replace_stored(state, InferenceRequest.model_validate(request))
         gateway = FakeBedrockGateway()
 
         # WHEN / THEN nothing is sent
@@ -410,8 +449,9 @@ class TestInvokeModel:
 
     def test_a_native_body_change_is_refused(self) -> None:
         state = self.routed(sample_request("invoke-model-anthropic"))
-        assert state.request.body is not None
-        state.request = state.request.model_copy(update={"body": {**state.request.body, "extra": 1}})
+        request = stored(state)
+        assert request.body is not None
+        replace_stored(state, request.model_copy(update={"body": {**request.body, "extra": 1}}))
 
         with pytest.raises(ClassificationMismatch):
             invoke_model(state, FakeBedrockGateway(), FakeObjectStore(), inline_max_bytes=32_768)
@@ -433,7 +473,7 @@ class TestInvokeModel:
             (None, "no classification"),
             ({"decision": "block", "classifier": "xpi-rules/1"}, "no classification"),
             ({"decision": "allow", "classifier": "xpi-rules/1"}, "no hash"),
-            ({"decision": "allow", "classifier": "xpi-rules/1", "payload_sha256": "0" * 64}, "differs"),
+            ({"decision": "allow", "classifier": "xpi-rules/1", "payload_hmac": "0" * 64}, "differs"),
         ],
     )
     def test_fails_closed_without_a_matching_classification(
@@ -474,6 +514,50 @@ class TestInvokeModel:
             state.config = config
             with pytest.raises(ConfigSnapshotInvalid):
                 invoke_model(state, FakeBedrockGateway(), FakeObjectStore(), inline_max_bytes=32_768)
+
+
+class TestStateSize:
+    # Step Functions fails a state over 256 KiB with States.DataLimitExceeded; the states carry a
+    # reference to the request, so even the largest request with the largest inline output stays small.
+    STATE_LIMIT = 256 * 1024
+
+    def test_the_largest_request_with_the_largest_inline_output_keeps_every_state_small(self) -> None:
+        # GIVEN a request at the size limit and an answer at the largest inline size settings allow
+        sentence = "The tide in the estuary rises at dawn and falls by noon. "
+        request = make_request(
+            prompt=sentence * (149_000 // len(sentence)), system=[sentence * (45_000 // len(sentence))]
+        )
+        assert len(request_bytes(request)) > 190_000
+        inline_max = Settings.model_fields["inline_output_max_bytes"].metadata[-1].le
+        state = make_state(request)
+        sizes = [len(state.model_dump_json())]
+
+        # WHEN it goes through every step
+        state = classify(
+            state,
+            policy=load_default_policy(),
+            detectors=(),
+            routing=load_default_routing(),
+            events=FakeEventPublisher(),
+        )
+        sizes.append(len(state.model_dump_json()))
+        state.route = route(state, region="us-east-1", endpoint="")
+        state.response = invoke_model(
+            state,
+            FakeBedrockGateway(answer_text="y" * inline_max),
+            FakeObjectStore(),
+            inline_max_bytes=inline_max,
+        )
+        sizes.append(len(state.model_dump_json()))
+        lineage = FakeLineageStore()
+        lineage.claim(state.claim)
+        state.outcome = record_outcome(state, lineage, NOW)
+        sizes.append(len(state.model_dump_json()))
+
+        # THEN no state holds the request, and the largest is far below the limit
+        assert state.response is not None and state.response.output_text == "y" * inline_max
+        assert "estuary" not in state.model_dump_json()
+        assert max(sizes) < 2 * inline_max + 16_000 < self.STATE_LIMIT
 
 
 class TestRouteWithSnapshot:
@@ -545,7 +629,7 @@ class TestClassify:
         assert state.classification.decision == "redact"
         assert state.classification.categories == {"pii.ssn": 1, "pii.email": 1}
         assert state.classification.classifier == "xpi-rules/1"
-        assert "123-45-6789" not in state.model_dump_json()
+        assert "123-45-6789" not in state.model_dump_json() + stored(state).model_dump_json()
         assert state.timings["classified_at"] == self.CLASSIFIED_AT
         assert events.published == []
 
@@ -599,7 +683,7 @@ class TestClassify:
         assert state.classification is not None
         assert state.classification.decision == "block"
         assert category in state.classification.categories
-        assert state.classification.payload_sha256 is None
+        assert state.classification.payload_hmac is None
 
     def test_pii_in_keys_is_redacted_and_the_body_stays_valid(self) -> None:
         # GIVEN a native body whose keys are an SSN and an e-mail address, one of them twice over
@@ -610,19 +694,19 @@ class TestClassify:
         # THEN the keys are placeholders, distinct, and what will be sent is what was hashed
         assert state.classification is not None and state.classification.decision == "redact"
         assert state.classification.categories == {"pii.ssn": 2, "pii.email": 1}
-        assert state.request.body is not None
-        assert state.request.body["metadata"] == {
+        assert stored(state).body is not None
+        assert stored(state).body["metadata"] == {
             "[REDACTED:SSN]": "a",
             "SSN [REDACTED:SSN]": "b",
             "[REDACTED:EMAIL]": "c",
         }
-        assert state.classification.payload_sha256 == outbound_sha256(state.request)
-        assert "219-45" not in state.model_dump_json()
+        assert state.classification.payload_hmac == outbound_hmac(stored(state), TEST_HASH_KEY)
+        assert "219-45" not in state.model_dump_json() + stored(state).model_dump_json()
 
     def test_colliding_redacted_keys_stay_distinct(self) -> None:
         state, _ = self.classified(with_tool_input({"219-45-8832": 1, "219-45-8833": 2}))
 
-        tool_use = state.request.messages[1].content[0].toolUse
+        tool_use = stored(state).messages[1].content[0].toolUse
         assert tool_use is not None
         assert tool_use.input == {"[REDACTED:SSN]": 1, "[REDACTED:SSN] (2)": 2}
 
@@ -641,7 +725,7 @@ class TestClassify:
         state, _ = self.classified(request_)
 
         assert state.classification is not None and state.classification.decision == "redact"
-        assert secret not in state.model_dump_json()
+        assert secret not in state.model_dump_json() + stored(state).model_dump_json()
 
     def test_a_document_name_is_inspected_even_where_documents_may_cross(self) -> None:
         # GIVEN a policy that lets unreadable documents cross
@@ -658,7 +742,7 @@ class TestClassify:
         )
 
         assert state.classification is not None and state.classification.decision == "redact"
-        document = state.request.messages[0].content[1].document
+        document = stored(state).messages[0].content[1].document
         assert document is not None and document.name == "SSN [REDACTED:SSN]"
 
     def test_the_configuration_snapshot_is_recorded_once(self) -> None:
@@ -668,3 +752,38 @@ class TestClassify:
         assert RoutingConfig.model_validate(state.config.routing) == load_default_routing()
         assert state.config.policy_sha256 == canonical_sha256(load_default_policy().model_dump(mode="json"))
         assert len(state.config.model_dump_json()) < 4096  # compact: Step Functions payloads are 256 KiB
+
+
+class TestValidate:
+    def execution(self, body: bytes, **ref_changes: Any) -> ExecutionInput:
+        payload = PAYLOADS.put("req-validate/x.json", body)
+        return ExecutionInput(payload=payload.model_copy(update=ref_changes), source=make_source())
+
+    def test_the_state_refers_to_the_body_with_its_keyed_hash_and_holds_none_of_it(self) -> None:
+        body = json.dumps(sample_request("plain-prompt")).encode()
+
+        state = validate(
+            self.execution(body), payloads=PAYLOADS, hash_key=FakeHashKey(), now=NOW, retention_days=400
+        )
+
+        assert state.payload.key == "payloads/req-validate/x.json"
+        assert state.payload.hmac == keyed_hash(TEST_HASH_KEY, body)
+        assert sample_request("plain-prompt")["prompt"] not in state.model_dump_json()
+
+    def test_an_object_of_another_size_than_its_reference_is_refused(self) -> None:
+        body = json.dumps(sample_request("plain-prompt")).encode()
+
+        with pytest.raises(PayloadMismatch):
+            validate(
+                self.execution(body, bytes=len(body) + 1),
+                payloads=PAYLOADS,
+                hash_key=FakeHashKey(),
+                now=NOW,
+                retention_days=400,
+            )
+
+    def test_an_unreadable_rejected_body_is_answered_without_its_fields(self) -> None:
+        ref = PAYLOADS.put("req-validate/broken.json", b"not json")
+
+        assert load_raw(ref, PAYLOADS) == {}
+        assert load_raw(ref.model_copy(update={"bytes": 1}), PAYLOADS) == {}

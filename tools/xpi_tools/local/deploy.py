@@ -113,10 +113,18 @@ def _upload_code(template: dict[str, Any], build_dir: Path, s3: Any, cache_dir: 
 
 
 def _inline_state_machines(template: dict[str, Any], build_dir: Path) -> None:
+    # A definition file (DefinitionUri of SAM's type; DefinitionS3Location of CloudFormation's, which the
+    # stack uses for EncryptionConfiguration) becomes the Definition itself, as `sam deploy` uploads it.
     for resource in template["Resources"].values():
         properties = resource.get("Properties", {})
-        if resource.get("Type") == "AWS::Serverless::StateMachine" and "DefinitionUri" in properties:
+        kind = resource.get("Type")
+        if kind == "AWS::Serverless::StateMachine" and "DefinitionUri" in properties:
             definition_path = (build_dir / properties.pop("DefinitionUri")).resolve()
+            properties["Definition"] = json.loads(definition_path.read_text(encoding="utf-8"))
+        elif kind == "AWS::StepFunctions::StateMachine" and isinstance(
+            properties.get("DefinitionS3Location"), str
+        ):
+            definition_path = (build_dir / properties.pop("DefinitionS3Location")).resolve()
             properties["Definition"] = json.loads(definition_path.read_text(encoding="utf-8"))
 
 
@@ -214,13 +222,18 @@ def prepare_for_moto(
             continue
         properties = resource.get("Properties", {})
         generate = properties.get("GenerateSecretString", {})
-        value = json.loads(generate.get("SecretStringTemplate", "{}"))
-        if "GenerateStringKey" in generate:
-            value[generate["GenerateStringKey"]] = secrets.token_urlsafe(30)
+        if "SecretStringTemplate" in generate or "GenerateStringKey" in generate:
+            value = json.loads(generate.get("SecretStringTemplate", "{}"))
+            if "GenerateStringKey" in generate:
+                value[generate["GenerateStringKey"]] = secrets.token_urlsafe(30)
+            secret_string = json.dumps(value)
+        else:  # a generated plain string (the hash key): random, at least PasswordLength characters
+            length = int(generate.get("PasswordLength", 32))
+            secret_string = secrets.token_urlsafe(length)[:length]
         arn = secretsmanager.create_secret(
             Name=f"{stack_name}-{logical_id}",
             Description=str(properties.get("Description", "")),
-            SecretString=json.dumps(value),
+            SecretString=secret_string,
         )["ARN"]
         del cfn["Resources"][logical_id]
         cfn = _replace(cfn, {"Ref": logical_id}, arn)
@@ -335,11 +348,15 @@ def fill_moto_gaps(
             definition = definition.replace("${" + name + "}", str(value))
         arn = resources[logical_id]
         role_arn = clean_json(properties["RoleArn"], stack.resource_map)
-        stepfunctions.create_state_machine(
+        encryption = clean_json(properties.get("EncryptionConfiguration", {}), stack.resource_map)
+        create: Any = stepfunctions.create_state_machine
+        create(
             name=arn.rsplit(":", 1)[1],
             definition=definition,
             roleArn=role_arn,
             type=properties.get("StateMachineType", "STANDARD"),
+            # Recorded by moto (DescribeStateMachine shows it); it does not encrypt with it.
+            **({"encryptionConfiguration": _api_encryption(encryption)} if encryption else {}),
         )
 
     _put_resource_policies(cfn, stack, session, endpoint_url)
@@ -392,6 +409,16 @@ def fill_moto_gaps(
             )
         )
     return mappings
+
+
+def _api_encryption(encryption: Mapping[str, Any]) -> dict[str, Any]:
+    """A state machine's EncryptionConfiguration as the Step Functions API spells it (camelCase)."""
+    names = {
+        "Type": "type",
+        "KmsKeyId": "kmsKeyId",
+        "KmsDataKeyReusePeriodSeconds": "kmsDataKeyReusePeriodSeconds",
+    }
+    return {names[key]: value for key, value in encryption.items() if key in names}
 
 
 def code_dir_for(code_bytes: bytes, code_sha: str, cache_root: Path) -> Path:
