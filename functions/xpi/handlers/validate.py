@@ -7,6 +7,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from xpi.domain.intake import accept, parse_request
+from xpi.handlers import contain_errors
 from xpi.models.workflow import WorkflowInput
 from xpi.observability import logger, tracer
 from xpi.settings import get_settings
@@ -14,6 +15,7 @@ from xpi.settings import get_settings
 
 @logger.inject_lambda_context(correlation_id_path="request.request_id")
 @tracer.capture_lambda_handler(capture_response=False)
+@contain_errors
 @event_parser(model=WorkflowInput)
 def handler(event: WorkflowInput, context: LambdaContext) -> dict[str, Any]:
     request = parse_request(event.request, fallback_id=event.execution)

@@ -22,7 +22,10 @@ from xpi.domain.errors import (
     RequestExists,
     RequestNotFound,
     WorkflowWithoutResult,
+    field_problems,
+    safe_message,
 )
+from xpi.domain.intake import schema_field_names
 from xpi.domain.policy import Policy
 from xpi.domain.routing import RoutingConfig
 from xpi.models.api import (
@@ -211,7 +214,7 @@ def describe(item: LineageItem, output: dict[str, Any] | None = None) -> Request
         else None,
         estimated_cost_usd=float(item.estimated_cost_usd) if item.estimated_cost_usd is not None else None,
         latency_ms=_latency_ms(steps),
-        error=ErrorInfo(code=error.code, message=error.message) if error else None,
+        error=ErrorInfo(code=error.code, message=safe_message(error.code, error.message)) if error else None,
         timeline=_timeline(steps),
         result=_result(item, output),
     )
@@ -404,13 +407,19 @@ def stats(lineage: LineageStore, minutes: int, now: datetime, aliases: dict[str,
 
 
 # ---------------------------------------------------------------------------------------------- admin
+POLICY_FIELDS = schema_field_names(Policy.model_json_schema())
+
+
 def replace_policy(body: str, principal: str, admin: AdminActions) -> AdminResult:
     """PUT /v1/admin/policy: the policy is validated before it is stored (the classifier reads it
     within its cache age, without a deploy)."""
     try:
         policy = Policy.model_validate_json(body)
     except ValidationError as exc:
-        raise PolicyInvalid(f"policy does not validate: {exc.errors()[0]['msg']}") from None
+        raise PolicyInvalid(
+            "policy does not validate",
+            problems=field_problems(exc.errors(include_input=False, include_url=False), POLICY_FIELDS),
+        ) from None
     version = admin.put_policy(policy.model_dump_json())
     logger.warning("classification policy replaced", extra={"by": principal, "version": version})
     return AdminResult(action="policy", detail={"version": version, "by": principal})

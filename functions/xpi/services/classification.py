@@ -12,10 +12,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import ValidationError
 
 from xpi.adapters.ports import EventPublisher
 from xpi.domain.classification import Assessment, Detector, classify_segments
+from xpi.domain.errors import RequestInvalid
 from xpi.domain.inspection import redact, segments
+from xpi.domain.intake import request_problems
 from xpi.domain.payload import outbound_sha256
 from xpi.domain.policy import Policy
 from xpi.domain.routing import RoutingConfig
@@ -62,7 +65,16 @@ def classify(
         classifier=RULES_CLASSIFIER + "".join(f" + {d.name}" for d in detectors),
     )
     if assessment.decision == "redact":
-        state.request = redact(state.request, assessment.redacted)
+        try:
+            state.request = redact(state.request, assessment.redacted)
+        except ValidationError as exc:
+            # Redaction markers can be longer than what they replace, so a request at a limit can grow
+            # past it. pydantic's error would quote the request: only locations and types go on.
+            raise RequestInvalid(
+                "the redacted request exceeds a limit",
+                state.request.request_id,
+                problems=request_problems(exc),
+            ) from None
     if assessment.decision != "block":
         state.classification.payload_sha256 = outbound_sha256(state.request)
     state.config = snapshot(policy, routing)

@@ -28,6 +28,7 @@ from xpi_tools.local.moto_patches import patch_message_move_task
 
 from tests.helpers import aws as aws_helpers
 from tests.helpers.aws import REGION, XpiResources, create_xpi_resources
+from tests.helpers.errors import raises_with_reason
 from tests.helpers.events import make_source, sample_request
 
 FIRST_SEEN = {"created_at": "2025-03-12T14:05:12.007+00:00", "day": "2025-03-12", "expires_at": 1776348312}
@@ -451,12 +452,12 @@ class TestSecretsManagerCredentials:
         with pytest.raises(CredentialsUnavailable) as caught:
             SecretsManagerCredentials(arn, max_age_s=300).get()
 
-        assert version in caught.value.message
-        assert "AKIAIOSFODNN7EXAMPLE" not in caught.value.message
+        assert version in caught.value.reason
+        assert "AKIAIOSFODNN7EXAMPLE" not in caught.value.reason
         assert caught.value.code == "CredentialsUnavailable"
 
     def test_a_missing_secret_is_unavailable(self, secrets: Any) -> None:
-        with pytest.raises(CredentialsUnavailable, match="cannot read the commercial credentials secret"):
+        with raises_with_reason(CredentialsUnavailable, "cannot read the commercial credentials secret"):
             SecretsManagerCredentials("xpi-prod-missing", max_age_s=300).get()
 
     @pytest.mark.parametrize(
