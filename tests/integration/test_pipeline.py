@@ -223,7 +223,8 @@ def test_malformed_message_fails_clearly_and_ends_in_dlq(
     event = results.wait_for(request_id)
     assert event["detail-type"] == "Inference Failed"
     assert event["detail"]["error"]["code"] == "RequestInvalid"
-    assert "model" in event["detail"]["error"]["message"]
+    assert event["detail"]["error"]["message"] == "the request is not a valid inference request"
+    assert {"location": "model", "type": "missing"} in event["detail"]["error"]["problems"]
     item = local_stack.lineage(request_id)
     assert item is not None and item["status"] == "FAILED"
     # AND both end in the DLQ after the configured receives (visibility 4 s, maxReceiveCount 3)
@@ -273,7 +274,7 @@ def test_input_the_workflow_finds_invalid_fails_as_request_invalid(
     event = results.wait_for(request_id)
     assert event["detail-type"] == "Inference Failed"
     assert event["detail"]["error"]["code"] == "RequestInvalid"
-    assert "exactly one of `messages` or `prompt`" in event["detail"]["error"]["message"]
+    assert event["detail"]["error"]["message"] == "the request is not a valid inference request"
     # AND the execution fails with Validate's verdict, not as a platform failure
     local_stack.wait_until_nothing_more_can_come(results, state_machine, request_id)
     described = stepfunctions.describe_execution(executionArn=execution)

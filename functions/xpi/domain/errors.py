@@ -28,7 +28,7 @@ MESSAGES: dict[str, str] = {
     "CredentialsUnavailable": "the commercial credentials could not be read",
     "ClassificationMismatch": "the payload is not the one the classification allowed",
     "ConfigSnapshotInvalid": "the configuration snapshot is missing or does not match its hash",
-    "RequestExists": "a request with this request_id was started before",
+    "RequestExists": "a request with this request_id exists already",
     "RequestNotFound": "no such request",
     "BatchNotFound": "no such batch",
     "BatchInvalid": "the file is not a valid batch",

@@ -1,5 +1,6 @@
 """Batch files: the pure parts, the service with in-memory fakes, the table against moto."""
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -680,3 +681,22 @@ def test_a_line_result_keeps_the_code_and_its_fixed_message_only() -> None:
     result = line_result_from_event(detail, 3)
 
     assert result.error == {"code": "BedrockRejected", "message": "commercial Bedrock rejected the request"}
+
+
+def test_an_invalid_lines_row_has_locations_and_types_never_its_text() -> None:
+    # GIVEN a file with one valid line and one whose prompt is over the limit and whose tag key is the
+    # caller's own text
+    table, objects = FakeTable(), FakeObjects({})
+    bad = {"model": "fast", "prompt": "secret-marker " * 11_000, "caller": {"tags": {"secret-key" * 30: "v"}}}
+    data = _file([json.dumps({"prompt": "fine", "model": "fast"}), json.dumps(bad)])
+    objects.files["in/b-bad.jsonl"] = data
+
+    # WHEN it is split
+    limits = dataclasses.replace(batch_limits(fast=2), max_bytes=1_000_000)
+    split(_batch("in/b-bad.jsonl", len(data), "b-bad"), table, objects, limits, NOW)
+
+    # THEN the invalid line's row says where and what, with the fixed message, and nothing of the line
+    row = table.items["b-bad", 2]
+    assert row["error"]["message"] == "the request is not a valid inference request"
+    assert row["error"]["problems"] == "prompt: string_too_long; caller.tags.*.[key]: string_too_long"
+    assert "secret" not in json.dumps(row)
