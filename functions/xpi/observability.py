@@ -1,5 +1,7 @@
 """The one place Logger, Tracer and Metrics are created; every module imports them from here."""
 
+import logging
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
 # Service name and namespace come from POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE
@@ -7,3 +9,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+
+# Powertools' middleware factory (behind event_parser) logs every exception passing it with its text and
+# traceback, and an exception's text can quote the request (pydantic's input_value). xpi logs an error's
+# code and class itself (xpi.handlers.contain_errors), so that logger is kept quiet.
+logging.getLogger("aws_lambda_powertools.middleware_factory.factory").setLevel(logging.CRITICAL)

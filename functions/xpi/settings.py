@@ -5,15 +5,42 @@ own); those only some functions get are optional, and a function that needs one 
 `require`, so a missing variable fails with a clear message naming it. Every default is here, once.
 """
 
+import ipaddress
 import json
 import os
 from functools import cache
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 # Batch lines in flight on a model that BATCH_MODEL_CONCURRENCY does not name (and has no "*" for).
 BATCH_FALLBACK_CONCURRENCY = 4
+
+
+def is_loopback_host(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1: a host only this machine reaches."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_endpoint(url: str) -> str:
+    """An endpoint override that is safe to send credentials to: https, or plain http only to a loopback
+    host (the local stack's emulator on http://127.0.0.1). Anything else would carry the commercial
+    credentials (a Bedrock API key is a bearer token) in clear. Empty means no override."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme == "https" and host:
+        return url
+    if parts.scheme == "http" and host and is_loopback_host(host):
+        return url
+    raise ValueError("the Bedrock endpoint override must be https:// (plain http:// only to a loopback host)")
 
 
 class SettingMissingError(RuntimeError):
@@ -36,7 +63,10 @@ class Settings(BaseModel):
     lineage_retention_days: Annotated[int, Field(ge=1)] = Field(365, alias="LINEAGE_RETENTION_DAYS")
     commercial_region: str = Field("us-east-1", alias="COMMERCIAL_REGION")
     # Empty means the public commercial endpoint for commercial_region (what a deployment uses).
-    commercial_bedrock_endpoint: str = Field("", alias="COMMERCIAL_BEDROCK_ENDPOINT")
+    # https only; plain http only to a loopback host (check_endpoint).
+    commercial_bedrock_endpoint: Annotated[str, AfterValidator(check_endpoint)] = Field(
+        "", alias="COMMERCIAL_BEDROCK_ENDPOINT"
+    )
     # Optional SSM overrides of the shipped policy and routing; an absent parameter means the default.
     policy_parameter_name: str = Field("", alias="POLICY_PARAMETER_NAME")
     routing_parameter_name: str = Field("", alias="ROUTING_PARAMETER_NAME")

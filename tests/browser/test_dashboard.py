@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -45,11 +46,15 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def page(browser: Any, local_stack: LocalStackClient) -> Iterator[Any]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    origin = local_stack.state["dashboard"].rstrip("/")
+    # The printed URL is the proxy's origin with its token (`/?token=...`): open it as printed; the page's
+    # own requests then carry the token as a cookie, to the same origin.
+    dashboard = urlsplit(local_stack.state["dashboard"])
+    assert dashboard.query.startswith("token="), "the dashboard URL carries the proxy's token"
+    origin = f"{dashboard.scheme}://{dashboard.netloc}"
     context = browser.new_context(viewport={"width": 1500, "height": 1100})
     page = context.new_page()
     foreign: list[str] = []
-    page.on("request", lambda r: None if r.url.startswith(origin) else foreign.append(r.url))
+    page.on("request", lambda r: None if r.url.startswith(origin + "/") else foreign.append(r.url))
     page.goto(local_stack.state["dashboard"])
     yield page
     assert foreign == [], f"the dashboard fetched from elsewhere: {foreign}"

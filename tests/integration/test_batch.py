@@ -103,8 +103,12 @@ def test_mixed_file_allow_redact_block_and_bad_lines(batches: Batches, local_sta
     assert rows[0]["output"]["text"] and rows[0]["reply"] == {"row": "1"}
     assert rows[1]["classification"]["decision"] == "redact"
     assert rows[2]["classification"]["decision"] == "block" and "output" not in rows[2]
-    assert "not valid JSON" in rows[3]["error"]["message"]
-    assert "max_tokens" in rows[4]["error"]["message"]
+    assert rows[3]["error"] == {
+        "code": "RequestInvalid",
+        "message": "the request is not a valid inference request",
+        "problems": "request: json_invalid",
+    }
+    assert "inference.max_tokens" in rows[4]["error"]["problems"]
     # AND each valid line went through the per-request path: lineage with the batch as its source
     item = local_stack.lineage(f"{batch_id}-1")
     assert item is not None and item["status"] == "COMPLETED" and item["source"] == "s3_batch"

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 from xpi_tools.emulator import EmulatorControl
+from xpi_tools.emulator.client import ErrorCode
 
 from tests.helpers.stack import LocalStackClient, ResultCollector
 
@@ -150,6 +151,55 @@ def test_permanent_model_error_fails_once(
     assert item["error"]["code"] == "BedrockRejected"
 
 
+@pytest.mark.parametrize(
+    ("fault", "count", "message", "code", "rendered"),
+    [
+        # Bedrock's AccessDenied names the commercial account and IAM user (refused again after a re-read)
+        (
+            "AccessDeniedException",
+            2,
+            "User: arn:aws:iam::210987654321:user/xpi-bedrock-invoker is not authorized to perform: "
+            "bedrock:InvokeModel",
+            "BedrockRejected",
+            "commercial Bedrock rejected the request (AccessDeniedException)",
+        ),
+        # a ValidationException can echo the prompt
+        (
+            "ValidationException",
+            1,
+            "Malformed input request: Zanzibar-7731 user/xpi-bedrock-invoker 210987654321",
+            "BedrockRejected",
+            "commercial Bedrock rejected the request (ValidationException)",
+        ),
+    ],
+)
+def test_bedrocks_message_and_the_prompt_stay_out_of_the_failure_event_and_lineage(
+    local_stack: LocalStackClient,
+    results: ResultCollector,
+    emulator: EmulatorControl,
+    fault: ErrorCode,
+    count: int,
+    message: str,
+    code: str,
+    rendered: str,
+) -> None:
+    # GIVEN Bedrock fails the call with a message naming the account, the IAM user and the prompt
+    emulator.inject_fault(fault, count=count, message=message)
+
+    # WHEN a request arrives
+    request_id = local_stack.send(_prompt("Tell me about Zanzibar-7731."))
+
+    # THEN the failure event and the lineage item carry the code and its fixed message only
+    event = results.wait_for(request_id)
+    assert event["detail-type"] == "Inference Failed"
+    assert event["detail"]["error"] == {"code": code, "message": rendered}
+    item = local_stack.lineage(request_id)
+    assert item is not None and item["status"] == "FAILED"
+    assert item["error"] == {"code": code, "message": rendered}
+    for text in (json.dumps(event), json.dumps(item, default=str)):
+        assert "Zanzibar" not in text and "210987654321" not in text and "xpi-bedrock-invoker" not in text
+
+
 def test_model_not_on_approved_list(local_stack: LocalStackClient, results: ResultCollector) -> None:
     request_id = local_stack.send(_prompt("Hello", model="cohere.command-r-v1:0"))
 
@@ -174,7 +224,8 @@ def test_malformed_message_fails_clearly_and_ends_in_dlq(
     event = results.wait_for(request_id)
     assert event["detail-type"] == "Inference Failed"
     assert event["detail"]["error"]["code"] == "RequestInvalid"
-    assert "model" in event["detail"]["error"]["message"]
+    assert event["detail"]["error"]["message"] == "the request is not a valid inference request"
+    assert {"location": "model", "type": "missing"} in event["detail"]["error"]["problems"]
     item = local_stack.lineage(request_id)
     assert item is not None and item["status"] == "FAILED"
     # AND both end in the DLQ after the configured receives (visibility 4 s, maxReceiveCount 3)
@@ -229,7 +280,7 @@ def test_input_the_workflow_finds_invalid_fails_as_request_invalid(
     event = results.wait_for(request_id)
     assert event["detail-type"] == "Inference Failed"
     assert event["detail"]["error"]["code"] == "RequestInvalid"
-    assert "exactly one of `messages` or `prompt`" in event["detail"]["error"]["message"]
+    assert event["detail"]["error"]["message"] == "the request is not a valid inference request"
     # AND the execution fails with Validate's verdict, not as a platform failure
     local_stack.wait_until_nothing_more_can_come(results, state_machine, request_id)
     described = stepfunctions.describe_execution(executionArn=execution)

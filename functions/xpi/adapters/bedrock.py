@@ -16,12 +16,19 @@ from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
 from botocore.tokens import FrozenAuthToken
 
 from xpi.adapters.ports import CredentialSource
-from xpi.domain.errors import BedrockRejected, BedrockThrottled, BedrockUnavailable, CredentialsRejected
+from xpi.domain.errors import (
+    BedrockRejected,
+    BedrockThrottled,
+    BedrockUnavailable,
+    CredentialsRejected,
+    bedrock_code,
+)
 from xpi.domain.payload import converse_arguments, native_body
 from xpi.models.bedrock import ModelAnswer
 from xpi.models.credentials import ApiKey, CommercialCredentials
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Route, Usage
+from xpi.settings import check_endpoint
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
@@ -81,6 +88,8 @@ class BotoBedrockGateway:
         key = (credentials.version_id, route.region, route.endpoint)
         client = self._clients.get(key)
         if client is None:
+            # The route comes through the workflow state: check again before credentials go to it.
+            check_endpoint(route.endpoint)
             session = botocore.session.Session()
             secret = credentials.secret
             options: dict[str, Any] = {}
@@ -111,17 +120,19 @@ class BotoBedrockGateway:
         try:
             return call()
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "Unknown")
-            message = f"{code}: {exc.response.get('Error', {}).get('Message', '')}"
+            # Only Bedrock's error code goes on: its message can name the commercial account and IAM
+            # user (AccessDenied) or quote the request (ValidationException).
+            code = bedrock_code(exc.response.get("Error", {}).get("Code"))
+            reason = "commercial Bedrock answered an error"
             if code in THROTTLING:
-                raise BedrockThrottled(message) from None
+                raise BedrockThrottled(reason, bedrock_code=code) from None
             if code in TRANSIENT:
-                raise BedrockUnavailable(message) from None
+                raise BedrockUnavailable(reason, bedrock_code=code) from None
             if code in CREDENTIALS:
                 if final and code == "AccessDeniedException":
-                    raise BedrockRejected(message) from None
-                raise CredentialsRejected(message) from None
-            raise BedrockRejected(message) from None
+                    raise BedrockRejected(reason, bedrock_code=code) from None
+                raise CredentialsRejected(reason, bedrock_code=code) from None
+            raise BedrockRejected(reason, bedrock_code=code) from None
         except (ReadTimeoutError, ConnectionError) as exc:
             raise BedrockUnavailable(f"{type(exc).__name__} reaching commercial Bedrock") from None
 

@@ -14,8 +14,9 @@ from datetime import datetime
 from typing import IO, Any
 from urllib.parse import unquote_plus
 
-from xpi.domain.errors import RequestInvalid, XpiError
+from xpi.domain.errors import RequestInvalid, XpiError, known_code, safe_message
 from xpi.domain.intake import parse_json_object, parse_request
+from xpi.domain.outcome import describe_error
 from xpi.models.batch import BatchObject, LineResult, S3Notification
 from xpi.models.request import MAX_REQUEST_BYTES, InferenceRequest
 from xpi.models.workflow import StepError
@@ -82,15 +83,10 @@ def batch_objects(notification: S3Notification, prefix: str) -> list[BatchObject
 
 
 def failure_reason(error: StepError) -> str:
-    """Why a batch failed, from the error a Catch put at $.error (a Lambda error's Cause is JSON that
-    carries its errorMessage)."""
-    cause = error.Cause or ""
-    try:
-        parsed = json.loads(cause)
-    except json.JSONDecodeError:
-        parsed = None
-    message = parsed.get("errorMessage") if isinstance(parsed, dict) else None
-    return f"{error.Error}: {message or cause or 'no cause given'}"
+    """Why a batch failed, from the error a Catch put at $.error: the error's code and its fixed message
+    (xpi.domain.outcome.describe_error); the cause's own text may quote a line, so it is never copied."""
+    code, message = describe_error(error)
+    return f"{code}: {message}"
 
 
 def batch_id_for(bucket: str, key: str, etag: str) -> str:
@@ -188,7 +184,7 @@ def prepare_line(raw: RawLine, defaults: Mapping[str, Any], request_id: str) -> 
     try:
         line = parse_json_object(raw.data)
     except RequestInvalid as exc:
-        raise LineNotJson(exc.message) from None
+        raise LineNotJson(exc.reason, problems=exc.problems) from None
     # The id is the batch's, so the line's workflow is started once and its result lands on its line.
     data = {**defaults, **line, "request_id": request_id}
     return parse_request(data)
@@ -208,6 +204,11 @@ def window_for(models: set[str], concurrency: Mapping[str, int], fallback: int) 
 def line_result_from_event(detail: Mapping[str, Any], line: int) -> LineResult:
     """A line's outcome from its `Inference *` result event detail (docs/events.md)."""
     classification = detail.get("classification")
+    error = detail.get("error")
+    if isinstance(error, Mapping):
+        # The results file keeps the code and its fixed message only (xpi.domain.errors).
+        code = known_code(str(error.get("code", "")))
+        error = {"code": code, "message": safe_message(code, str(error.get("message", "")))}
     return LineResult(
         line=line,
         request_id=detail.get("request_id"),
@@ -215,7 +216,7 @@ def line_result_from_event(detail: Mapping[str, Any], line: int) -> LineResult:
         output=detail.get("output"),
         usage=detail.get("usage"),
         classification=classification,
-        error=detail.get("error"),
+        error=error,
         reply=detail.get("reply") or {},
     )
 

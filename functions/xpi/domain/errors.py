@@ -1,17 +1,176 @@
 """Errors whose class names are the workflow's error names (Lambda reports `errorType` = class name,
 and the ASL's Retry and Catch match on it), and the errors the API's use cases raise (the API handler
-alone maps them to HTTP). Messages never carry request content or secrets."""
+alone maps them to HTTP).
+
+An error carries no content. What leaves the process (lineage, result events, API answers, the Lambda
+error Step Functions records, log lines) is its code and that code's fixed message from `MESSAGES`;
+a request error may add the field locations and pydantic error types of the problems (`Problem`),
+never an input value. Bedrock's own error is reduced to its error code. The `reason` a raise site
+gives is for the reader of that code and its tests: it is never rendered, stored or logged.
+"""
+
+import re
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+# Every code xpi reports, with the one message it is reported with.
+MESSAGES: dict[str, str] = {
+    "InternalError": "an internal error occurred",
+    "Incomplete": "the workflow ended without a model response",
+    "RequestInvalid": "the request is not a valid inference request",
+    "ValidationUnavailable": "the request could not be validated for a platform reason; send it again",
+    "ModelNotApproved": "the requested model is not on the approved list",
+    "ModelNotAllowedForCaller": "the requested model is not allowed for this caller",
+    "BedrockThrottled": "commercial Bedrock throttled the request",
+    "BedrockUnavailable": "commercial Bedrock was unavailable",
+    "BedrockRejected": "commercial Bedrock rejected the request",
+    "CredentialsRejected": "commercial Bedrock rejected the commercial credentials",
+    "CredentialsUnavailable": "the commercial credentials could not be read",
+    "ClassificationMismatch": "the payload is not the one the classification allowed",
+    "ConfigSnapshotInvalid": "the configuration snapshot is missing or does not match its hash",
+    "HashKeyUnavailable": "the stack's hash key could not be read",
+    "PayloadMismatch": "the stored request is not the one its reference describes",
+    "PayloadLimitExceeded": "a workflow step's state exceeded the Step Functions payload limit",
+    "RedriveUnattributed": "a redriven message whose original sender is unknown",
+    "RequestExists": "a request with this request_id exists already",
+    "RequestNotFound": "no such request",
+    "BatchNotFound": "no such batch",
+    "BatchInvalid": "the file is not a valid batch",
+    "InvocationTimeout": "no result within the synchronous wait; the request goes on",
+    "PolicyInvalid": "the policy does not validate",
+    "RouteNotFound": "no such route",
+    "MethodNotAllowed": "method not allowed",
+    # Step Functions' and Lambda's own error names, as a Catch reports them.
+    "States.Timeout": "a workflow step timed out",
+    "States.TaskFailed": "a workflow step failed",
+    "States.Runtime": "the workflow failed at run time",
+    "States.HeartbeatTimeout": "a workflow step stopped reporting",
+    "States.DataLimitExceeded": "the request exceeded a workflow data limit",
+    "States.Permissions": "a workflow step was not permitted",
+    "Lambda.ServiceException": "the Lambda service failed",
+    "Lambda.AWSLambdaException": "the Lambda service failed",
+    "Lambda.SdkClientException": "the Lambda service could not be reached",
+    "Lambda.TooManyRequestsException": "the Lambda service throttled a workflow step",
+    "Lambda.Unknown": "a workflow step failed for an unknown reason",
+    "Sandbox.Timedout": "a workflow step timed out",
+    "Runtime.ExitError": "a workflow step exited unexpectedly",
+}
+
+# Bedrock's error codes, the only part of a Bedrock error xpi keeps; any other answers as "Unknown".
+BEDROCK_CODES = frozenset(
+    {
+        "AccessDeniedException",
+        "ConflictException",
+        "ExpiredTokenException",
+        "IncompleteSignatureException",
+        "InternalServerException",
+        "InvalidSignatureException",
+        "ModelErrorException",
+        "ModelNotReadyException",
+        "ModelStreamErrorException",
+        "ModelTimeoutException",
+        "ResourceNotFoundException",
+        "ServiceQuotaExceededException",
+        "ServiceUnavailableException",
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "UnrecognizedClientException",
+        "ValidationException",
+        "Unknown",
+    }
+)
+
+
+def message_for(code: str) -> str:
+    """The fixed message of a code (an unknown code answers as an internal error)."""
+    return MESSAGES.get(code, MESSAGES["InternalError"])
+
+
+def known_code(code: str) -> str:
+    """`code` when xpi reports it, else InternalError (an unexpected exception's class name)."""
+    return code if code in MESSAGES else "InternalError"
+
+
+def bedrock_code(code: object) -> str:
+    return code if isinstance(code, str) and code in BEDROCK_CODES else "Unknown"
+
+
+def rendered_messages(code: str) -> frozenset[str]:
+    """Every message an error of this code can carry: its fixed message, and for a Bedrock error that
+    message naming one of Bedrock's codes. A reader of a Lambda error's cause keeps a message only when
+    it is one of these."""
+    fixed = message_for(code)
+    if code.startswith(("Bedrock", "Credentials")):
+        return frozenset({fixed, *(f"{fixed} ({bedrock})" for bedrock in BEDROCK_CODES)})
+    return frozenset({fixed})
+
+
+def safe_message(code: str, message: str) -> str:
+    """`message` when it is one of the code's renderings, else the code's fixed message (a lineage item
+    written before errors carried no content may hold a raw message)."""
+    return message if message in rendered_messages(code) else message_for(code)
+
+
+class Problem(NamedTuple):
+    """One problem with a request: where (field names and positions only) and what kind (pydantic's
+    error type, e.g. string_too_long)."""
+
+    location: str
+    type: str
+
+
+_ERROR_TYPE = re.compile(r"^[a-z_]{1,64}$")
+
+
+def field_problems(
+    errors: Iterable[Any], field_names: frozenset[str], limit: int = 10
+) -> tuple[Problem, ...]:
+    """pydantic's errors reduced to locations and types. A location part that is not one of the model's
+    field names (a dict key, a tag name: the caller's own text) becomes `*`; input and msg are dropped."""
+    problems = []
+    for error in list(errors)[:limit]:
+        parts = [
+            str(part) if isinstance(part, int) or part in field_names else "*"
+            for part in error.get("loc", ())
+        ]
+        kind = error.get("type")
+        problems.append(
+            Problem(
+                ".".join(parts) or "request",
+                kind if isinstance(kind, str) and _ERROR_TYPE.match(kind) else "invalid",
+            )
+        )
+    return tuple(problems)
 
 
 class XpiError(Exception):
-    """Base of every error xpi distinguishes; `code` is what events, lineage and the API show."""
+    """Base of every error xpi distinguishes; `code` is what events, lineage and the API show, with its
+    fixed `message`. `str(error)` is that message (it is what Lambda reports to Step Functions and logs)."""
 
     code = "InternalError"
 
-    def __init__(self, message: str, request_id: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(
+        self,
+        reason: str = "",
+        request_id: str | None = None,
+        *,
+        problems: tuple[Problem, ...] = (),
+        bedrock_code: str | None = None,
+    ) -> None:
+        self.reason = reason  # for the raise site's reader and tests only: may name input, never rendered
         self.request_id = request_id  # the request the error is about, when an answer should name it
+        self.problems = problems
+        self.bedrock_code = bedrock_code
+        fixed = message_for(self.code)
+        self.message = f"{fixed} ({bedrock_code})" if bedrock_code else fixed
+        super().__init__(self.message)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class InternalError(XpiError):
+    """An unexpected exception, reduced to this (its class is logged, its text never)."""
 
 
 class RequestInvalid(XpiError):

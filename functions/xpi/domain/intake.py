@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from xpi.domain.errors import RequestInvalid
+from xpi.domain.errors import Problem, RequestInvalid, field_problems
 from xpi.domain.hashing import keyed_canonical_hash
 from xpi.models.request import MAX_REQUEST_BYTES, REQUEST_ID_PATTERN, InferenceRequest
 from xpi.models.workflow import Claim, PayloadRef, RequestHeader, Source, WorkflowState
@@ -20,13 +20,21 @@ def parse_json_object(raw: str | bytes) -> dict[str, Any]:
     """The body of a message or line as a JSON object, or RequestInvalid saying why not."""
     size = len(raw.encode("utf-8") if isinstance(raw, str) else raw)
     if size > MAX_REQUEST_BYTES:
-        raise RequestInvalid(f"request is {size} bytes; the limit is {MAX_REQUEST_BYTES}")
+        raise RequestInvalid(
+            f"request is {size} bytes; the limit is {MAX_REQUEST_BYTES}",
+            problems=(Problem("request", "too_long"),),
+        )
     try:
         value = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RequestInvalid(f"request is not valid JSON: {exc}") from None
+        raise RequestInvalid(
+            f"request is not valid JSON: {exc}", problems=(Problem("request", "json_invalid"),)
+        ) from None
     if not isinstance(value, dict):
-        raise RequestInvalid(f"request must be a JSON object, not {type(value).__name__}")
+        raise RequestInvalid(
+            f"request must be a JSON object, not {type(value).__name__}",
+            problems=(Problem("request", "dict_type"),),
+        )
     return value
 
 
@@ -36,13 +44,38 @@ def usable_request_id(raw: Mapping[str, Any] | None) -> str | None:
     return candidate if isinstance(candidate, str) and _REQUEST_ID.fullmatch(candidate) else None
 
 
+def schema_field_names(schema: Mapping[str, Any]) -> frozenset[str]:
+    """Every property name anywhere in a JSON schema (the names a problem's location may show)."""
+    names: set[str] = set()
+    stack: list[Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            properties = node.get("properties")
+            if isinstance(properties, dict):
+                names.update(properties)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return frozenset(names | {"[key]"})
+
+
+REQUEST_FIELDS = schema_field_names(InferenceRequest.model_json_schema())
+
+
 def describe_validation_error(exc: ValidationError) -> str:
-    """One line per problem, naming the field; input values are left out (they may be sensitive)."""
+    """One line per problem, naming the field and pydantic's message without input values: the
+    `reason` of a RequestInvalid (for tests and the reader; never rendered, xpi.domain.errors)."""
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
         location = ".".join(str(part) for part in error["loc"]) or "request"
         problems.append(f"{location}: {error['msg']}")
     return "; ".join(problems[:10])
+
+
+def request_problems(exc: ValidationError) -> tuple[Problem, ...]:
+    """Where the request is wrong and how (pydantic's error types), without input values or messages."""
+    return field_problems(exc.errors(include_input=False, include_url=False), REQUEST_FIELDS)
 
 
 def parse_request(raw: Mapping[str, Any], fallback_id: str | None = None) -> InferenceRequest:
@@ -52,7 +85,10 @@ def parse_request(raw: Mapping[str, Any], fallback_id: str | None = None) -> Inf
     try:
         return InferenceRequest.model_validate(data)
     except ValidationError as exc:
-        raise RequestInvalid(f"request does not match schema v1: {describe_validation_error(exc)}") from None
+        raise RequestInvalid(
+            f"request does not match schema v1: {describe_validation_error(exc)}",
+            problems=request_problems(exc),
+        ) from None
 
 
 def accept(

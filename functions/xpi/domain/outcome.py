@@ -3,7 +3,15 @@
 import json
 from datetime import datetime
 
-from xpi.domain.errors import PayloadLimitExceeded, RequestInvalid, ValidationUnavailable, XpiError
+from xpi.domain.errors import (
+    PayloadLimitExceeded,
+    RequestInvalid,
+    ValidationUnavailable,
+    XpiError,
+    known_code,
+    message_for,
+    rendered_messages,
+)
 from xpi.models.events import (
     DETAIL_TYPE_BY_STATUS,
     EventCaller,
@@ -34,35 +42,37 @@ def final_status(state: WorkflowState) -> FinalStatus:
 
 
 def describe_error(error: StepError) -> tuple[str, str]:
-    """(code, message) of a step error: the Lambda error message when the cause carries one."""
+    """(code, message) of a step error. The code is the error's name when xpi reports it (else
+    InternalError); the message is that code's fixed message, or the Lambda error's message only when it
+    is one of that code's fixed renderings (a Bedrock error naming Bedrock's code). A cause's text is
+    never copied: it may quote the request or Bedrock's answer."""
     if error.Error == STATES_DATA_LIMIT_EXCEEDED:
-        return PayloadLimitExceeded.code, "a step's state exceeded the Step Functions payload limit (256 KiB)"
-    message = error.Cause or error.Error
+        return PayloadLimitExceeded.code, message_for(PayloadLimitExceeded.code)
+    code = known_code(error.Error)
     try:
         cause = json.loads(error.Cause or "")
-        if isinstance(cause, dict) and isinstance(cause.get("errorMessage"), str):
-            message = cause["errorMessage"]
     except json.JSONDecodeError:
-        pass
-    return error.Error, message[:MAX_ERROR_MESSAGE]
+        cause = None
+    reported = cause.get("errorMessage") if isinstance(cause, dict) else None
+    if code == error.Error and reported in rendered_messages(code):
+        return code, str(reported)
+    return code, message_for(code)
 
 
 def rejection_error(error: StepError) -> XpiError:
     """Why the workflow's first step did not accept its input. Only its own verdict (RequestInvalid) says
     the request is invalid; anything else (Lambda.ServiceException, States.Timeout, a runtime crash) is
-    the platform failing before the request was judged, reported under its own code with the cause."""
-    code, message = describe_error(error)
-    if code == RequestInvalid.code:
-        return RequestInvalid(message)
-    # A cause often starts with the error's name already (States.Timeout has none but the name).
-    return ValidationUnavailable(message if message.startswith(code) else f"{code}: {message}")
+    the platform failing before the request was judged, reported as ValidationUnavailable."""
+    if error.Error == RequestInvalid.code:
+        return RequestInvalid("the Validate step judged the request invalid")
+    return ValidationUnavailable(f"the Validate step failed with {known_code(error.Error)}")
 
 
 def error_of(state: WorkflowState) -> tuple[str, str] | None:
     if state.error is not None:
         return describe_error(state.error)
     if final_status(state) == "FAILED":
-        return "Incomplete", "the workflow ended without a model response"
+        return "Incomplete", message_for("Incomplete")
     return None
 
 

@@ -3,7 +3,8 @@
 The caller is the IAM principal API Gateway verified (requestContext.identity.userArn); it is what
 lineage records as the request's principal and what decides who may read a request. This is the one
 place errors become HTTP: every error is answered in one shape, {"error": {"code", "message",
-"request_id"?}} (api/openapi.yaml).
+"request_id"?, "problems"?}} (api/openapi.yaml), with the code's fixed message (xpi.domain.errors):
+nothing of the request's text, of an exception's text or of Bedrock's answer.
 """
 
 import json
@@ -22,11 +23,14 @@ from xpi.domain.errors import (
     CallerUnidentified,
     InvocationTimeout,
     PolicyInvalid,
+    Problem,
     RequestExists,
     RequestInvalid,
     RequestNotFound,
     WorkflowWithoutResult,
     XpiError,
+    field_problems,
+    message_for,
 )
 from xpi.models.api import (
     DASHBOARD_LIMIT,
@@ -37,6 +41,7 @@ from xpi.models.api import (
     ErrorBody,
     ErrorCode,
     IntQuery,
+    ProblemInfo,
 )
 from xpi.observability import logger, metrics, tracer
 from xpi.services import api
@@ -82,10 +87,18 @@ def _query_int(query: IntQuery) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise RequestInvalid(f"query parameter '{query.name}' must be an integer") from None
+        raise RequestInvalid(
+            "query parameter is not an integer", problems=(Problem(query.name, "int_parsing"),)
+        ) from None
     if not query.low <= value <= query.high:
-        raise RequestInvalid(f"query parameter '{query.name}' must be between {query.low} and {query.high}")
+        raise RequestInvalid(
+            f"query parameter must be between {query.low} and {query.high}",
+            problems=(Problem(query.name, "out_of_range"),),
+        )
     return value
+
+
+FILTER_FIELDS = frozenset(DashboardFilters.model_fields)
 
 
 def _dashboard_filters(now: datetime) -> DashboardFilters:
@@ -100,7 +113,8 @@ def _dashboard_filters(now: datetime) -> DashboardFilters:
             limit=_query_int(DASHBOARD_LIMIT),
         )
     except ValidationError as exc:
-        raise RequestInvalid(f"bad filter: {exc.errors()[0]['msg']}") from None
+        problems = field_problems(exc.errors(include_input=False, include_url=False), FILTER_FIELDS)
+        raise RequestInvalid("bad dashboard filter", problems=problems) from None
     if filters.since.tzinfo is None:
         filters = filters.model_copy(update={"since": filters.since.replace(tzinfo=UTC)})
     return filters
@@ -112,8 +126,16 @@ def _json(status: int, body: BaseModel | dict[str, Any]) -> Response[str]:
     return Response(status_code=status, content_type="application/json", body=json.dumps(body, default=str))
 
 
-def _error(status: int, code: ErrorCode, message: str, request_id: str | None = None) -> Response[str]:
-    answer = ErrorAnswer(error=ErrorBody(code=code, message=message, request_id=request_id or None))
+def _error(
+    status: int, code: ErrorCode, request_id: str | None = None, problems: tuple[Problem, ...] = ()
+) -> Response[str]:
+    body = ErrorBody(
+        code=code,
+        message=message_for(code),
+        request_id=request_id or None,
+        problems=[ProblemInfo(location=p.location, type=p.type) for p in problems] or None,
+    )
+    answer = ErrorAnswer(error=body)
     return _json(status, answer.model_dump(mode="json", exclude_none=True))
 
 
@@ -200,13 +222,12 @@ def _domain_error(error: XpiError) -> Response[str]:
     if answer is None:
         return _internal_error(error)
     status, code = answer
-    return _error(status, code, error.message, error.request_id)
+    return _error(status, code, error.request_id, error.problems)
 
 
 @app.not_found
 def _not_found(_: NotFoundError) -> Response[str]:
-    event = app.current_event
-    return _error(404, "RouteNotFound", f"no route {event.http_method} {event.path}")
+    return _error(404, "RouteNotFound")
 
 
 @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
@@ -215,10 +236,18 @@ def _unexpected(error: Exception) -> Response[str]:
 
 
 def _internal_error(error: Exception) -> Response[str]:
-    """Nothing of the error's text: its type, and API Gateway's request id to find the log by."""
-    logger.exception("unhandled error in the API")
+    """Nothing of the error's text, in the answer or the log (an exception's text and traceback can
+    quote the request): the log line has the code, the error's class and API Gateway's request id."""
     request_id = app.current_event.request_context.request_id
-    return _error(500, "InternalError", f"internal error ({type(error).__name__})", request_id)
+    logger.error(
+        "unhandled error in the API",
+        extra={
+            "error_code": "InternalError",
+            "error_class": type(error).__name__,
+            "api_request_id": request_id,
+        },
+    )
+    return _error(500, "InternalError", request_id)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

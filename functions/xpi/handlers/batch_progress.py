@@ -10,12 +10,14 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from xpi import dependencies
+from xpi.handlers import contain_errors
 from xpi.observability import logger, metrics, tracer
 from xpi.services.batch import record_progress
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
+@contain_errors
 def record_handler(record: SQSRecord) -> str:
     event = json.loads(record.body)
     return record_progress(

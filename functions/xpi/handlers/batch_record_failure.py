@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from xpi import dependencies
+from xpi.handlers import contain_errors
 from xpi.models.batch import BatchFailure
 from xpi.observability import logger, metrics, tracer
 from xpi.services.batch import record_failure
@@ -16,6 +17,7 @@ from xpi.services.batch import record_failure
 @logger.inject_lambda_context(correlation_id_path="batch.batch_id")
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
+@contain_errors
 @event_parser(model=BatchFailure)
 def handler(event: BatchFailure, context: LambdaContext) -> dict[str, Any]:
     summary = record_failure(event, dependencies.batch_table(), datetime.now(UTC))

@@ -6,6 +6,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from xpi import dependencies
+from xpi.handlers import contain_errors
 from xpi.models.batch import BatchObject
 from xpi.observability import logger, metrics, tracer
 from xpi.services.batch import split
@@ -14,6 +15,7 @@ from xpi.services.batch import split
 @logger.inject_lambda_context(correlation_id_path="batch.batch_id")
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
+@contain_errors
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     batch = BatchObject.model_validate(event["batch"])
     result = split(

@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from xpi import dependencies
+from xpi.handlers import contain_errors
 from xpi.models.batch import S3Notification
 from xpi.observability import logger, metrics, tracer
 from xpi.services.batch import start_batches
@@ -17,6 +18,7 @@ from xpi.settings import get_settings
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
+@contain_errors
 def record_handler(record: SQSRecord) -> int:
     notification = S3Notification.model_validate_json(record.body)
     return start_batches(notification, get_settings().batch_input_prefix, dependencies.batch_starter())

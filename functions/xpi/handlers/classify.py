@@ -7,6 +7,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from xpi import dependencies
+from xpi.handlers import contain_errors
 from xpi.models.workflow import WorkflowState
 from xpi.observability import logger, metrics, tracer
 from xpi.services.classification import classify
@@ -15,6 +16,7 @@ from xpi.services.classification import classify
 @logger.inject_lambda_context(correlation_id_path="request.request_id")
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
+@contain_errors
 @event_parser(model=WorkflowState)
 def handler(event: WorkflowState, context: LambdaContext) -> dict[str, Any]:
     policy, policy_version = dependencies.policy_in_force()

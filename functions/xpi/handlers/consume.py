@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from xpi import dependencies
+from xpi.handlers import contain_errors
 from xpi.models.intake import OriginalSender
 from xpi.models.workflow import Source
 from xpi.observability import logger, metrics, tracer
@@ -24,6 +25,7 @@ from xpi.settings import get_settings
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
+@contain_errors
 def record_handler(record: SQSRecord) -> str:
     # A redriven message is attributed to its original sender and message id, never to the redriver.
     sender = redrive.original_sender(

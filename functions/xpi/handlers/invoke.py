@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from xpi import dependencies
+from xpi.handlers import contain_errors
 from xpi.models.workflow import ModelResponse, WorkflowState
 from xpi.observability import logger, metrics, tracer
 from xpi.services.invocation import invoke_model
@@ -57,6 +58,7 @@ def _invoke_once() -> Callable[..., dict[str, Any]]:
 @logger.inject_lambda_context(correlation_id_path="request.request_id")
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
+@contain_errors
 @event_parser(model=WorkflowState)
 def handler(event: WorkflowState, context: LambdaContext) -> dict[str, Any]:
     IDEMPOTENCY.register_lambda_context(context)

@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from xpi import dependencies
+from xpi.handlers import contain_errors
 from xpi.models.workflow import WorkflowState
 from xpi.observability import logger, metrics, tracer
 from xpi.services.recording import record_outcome
@@ -17,6 +18,7 @@ from xpi.services.recording import record_outcome
 @logger.inject_lambda_context(correlation_id_path="request.request_id")
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
+@contain_errors
 @event_parser(model=WorkflowState)
 def handler(event: WorkflowState, context: LambdaContext) -> dict[str, Any]:
     event.outcome = record_outcome(event, dependencies.lineage_store(), datetime.now(UTC))

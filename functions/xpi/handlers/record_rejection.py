@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from xpi import dependencies
+from xpi.handlers import contain_errors
 from xpi.models.workflow import RejectedInput
 from xpi.observability import logger, metrics, tracer
 from xpi.services.recording import record_rejection
@@ -19,6 +20,7 @@ from xpi.settings import get_settings
 @logger.inject_lambda_context(correlation_id_path="execution")
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
+@contain_errors
 @event_parser(model=RejectedInput)
 def handler(event: RejectedInput, context: LambdaContext) -> dict[str, Any]:
     event.outcome = record_rejection(

@@ -8,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from xpi.handlers import contain_errors
 from xpi.models.workflow import WorkflowState
 from xpi.observability import logger, tracer
 from xpi.services.routing import route
@@ -16,6 +17,7 @@ from xpi.settings import get_settings
 
 @logger.inject_lambda_context(correlation_id_path="request.request_id")
 @tracer.capture_lambda_handler(capture_response=False)
+@contain_errors
 @event_parser(model=WorkflowState)
 def handler(event: WorkflowState, context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()

@@ -7,6 +7,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from xpi import dependencies
+from xpi.handlers import contain_errors
 from xpi.models.workflow import ExecutionInput
 from xpi.observability import logger, tracer
 from xpi.services.validation import validate
@@ -15,6 +16,7 @@ from xpi.settings import get_settings
 
 @logger.inject_lambda_context(correlation_id_path="execution")
 @tracer.capture_lambda_handler(capture_response=False)
+@contain_errors
 @event_parser(model=ExecutionInput)
 def handler(event: ExecutionInput, context: LambdaContext) -> dict[str, Any]:
     state = validate(

@@ -23,10 +23,19 @@ class _Answer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ProblemInfo(_Answer):
+    """Where a request is wrong (field names and positions; `*` for the caller's own keys) and how
+    (pydantic's error type). Never a value."""
+
+    location: str
+    type: str
+
+
 class ErrorBody(_Answer):
     code: ErrorCode
-    message: str
+    message: str = Field(description="the code's fixed message")
     request_id: str | None = None
+    problems: list[ProblemInfo] | None = None
 
 
 class ErrorAnswer(_Answer):

@@ -54,9 +54,17 @@ class EventClassification(_Detail):
     categories: dict[str, int] = {}
 
 
+class EventProblem(_Detail):
+    """Where a request is wrong (field names and positions) and pydantic's error type; never a value."""
+
+    location: str
+    type: str
+
+
 class EventError(_Detail):
     code: str
-    message: str
+    message: str  # the code's fixed message (xpi.domain.errors.MESSAGES)
+    problems: list[EventProblem] | None = None
 
 
 class ResultDetail(_Detail):

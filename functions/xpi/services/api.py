@@ -23,7 +23,10 @@ from xpi.domain.errors import (
     RequestExists,
     RequestNotFound,
     WorkflowWithoutResult,
+    field_problems,
+    safe_message,
 )
+from xpi.domain.intake import schema_field_names
 from xpi.domain.ownership import is_auditor, owner_of, same_owner
 from xpi.domain.policy import Policy
 from xpi.domain.routing import RoutingConfig
@@ -213,7 +216,7 @@ def describe(item: LineageItem, output: dict[str, Any] | None = None) -> Request
         else None,
         estimated_cost_usd=float(item.estimated_cost_usd) if item.estimated_cost_usd is not None else None,
         latency_ms=_latency_ms(steps),
-        error=ErrorInfo(code=error.code, message=error.message) if error else None,
+        error=ErrorInfo(code=error.code, message=safe_message(error.code, error.message)) if error else None,
         timeline=_timeline(steps),
         result=_result(item, output),
     )
@@ -476,6 +479,11 @@ def verify_admin_call(call: AdminCall, events: EventPublisher) -> None:
 
 
 ConfigDocument = Literal["policy", "routing"]
+# The field names an invalid document's problems may name (anything else shows as `*`).
+CONFIG_FIELDS = {
+    "policy": schema_field_names(Policy.model_json_schema()),
+    "routing": schema_field_names(RoutingConfig.model_json_schema()),
+}
 
 
 def replace_config(
@@ -495,7 +503,10 @@ def replace_config(
     try:
         document = model.model_validate_json(body)
     except ValidationError as exc:
-        raise PolicyInvalid(f"{kind} does not validate: {exc.errors()[0]['msg']}") from None
+        raise PolicyInvalid(
+            f"{kind} does not validate",
+            problems=field_problems(exc.errors(include_input=False, include_url=False), CONFIG_FIELDS[kind]),
+        ) from None
     stored = admin.store_config(
         kind,
         document.model_dump(mode="json"),

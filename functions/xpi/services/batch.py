@@ -121,6 +121,15 @@ def _check_object(batch: BatchObject, limits: BatchLimits) -> None:
         raise BatchInvalid(f"the file is {batch.size} bytes; the limit is {limits.max_bytes}")
 
 
+def line_error(error: RequestInvalid) -> dict[str, str]:
+    """An invalid line's error in its results row: the code, its fixed message and, when pydantic said
+    where, the problems as `location: type` (never a value)."""
+    problems = "; ".join(f"{p.location}: {p.type}" for p in error.problems)
+    return {"code": error.code, "message": error.message[:MAX_ERROR_MESSAGE]} | (
+        {"problems": problems} if problems else {}
+    )
+
+
 def split(
     batch: BatchObject, table: BatchTable, objects: BatchObjects, limits: BatchLimits, now: datetime
 ) -> SplitResult:
@@ -150,7 +159,7 @@ def split(
                     line=raw.number,
                     request_id=request_id,
                     status="FAILED",
-                    error={"code": exc.code, "message": exc.message[:MAX_ERROR_MESSAGE]},
+                    error=line_error(exc),
                 )
             )
             if len(bad) >= INVALID_FLUSH:

@@ -13,12 +13,15 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import ValidationError
 
 from xpi.adapters.ports import EventPublisher, HashKey, PayloadStore
 from xpi.domain.classification import Assessment, Detector, classify_segments
 from xpi.domain.config_signing import ConfigVersion
+from xpi.domain.errors import RequestInvalid
 from xpi.domain.hashing import keyed_hash
 from xpi.domain.inspection import redact, segments
+from xpi.domain.intake import request_problems
 from xpi.domain.payload import outbound_hmac, request_bytes
 from xpi.domain.policy import Policy
 from xpi.domain.routing import RoutingConfig
@@ -73,7 +76,14 @@ def classify(
         classifier=RULES_CLASSIFIER + "".join(f" + {d.name}" for d in detectors),
     )
     if assessment.decision == "redact":
-        request = redact(request, assessment.redacted)
+        try:
+            request = redact(request, assessment.redacted)
+        except ValidationError as exc:
+            # Redaction markers can be longer than what they replace, so a request at a limit can grow
+            # past it. pydantic's error would quote the request: only locations and types go on.
+            raise RequestInvalid(
+                "the redacted request exceeds a limit", request_id, problems=request_problems(exc)
+            ) from None
         body = request_bytes(request)
         state.payload = payloads.put(f"{request_id}/redacted.json", body, hmac=keyed_hash(key, body))
     if assessment.decision != "block":

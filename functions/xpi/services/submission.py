@@ -13,7 +13,14 @@ from xpi.adapters.ports import EventPublisher, LineageStore, WorkflowStarter
 from xpi.domain.errors import RequestInvalid, XpiError
 from xpi.domain.intake import parse_json_object, parse_request, usable_request_id
 from xpi.domain.outcome import MAX_ERROR_MESSAGE
-from xpi.models.events import INFERENCE_FAILED, EventCaller, EventError, EventModel, ResultDetail
+from xpi.models.events import (
+    INFERENCE_FAILED,
+    EventCaller,
+    EventError,
+    EventModel,
+    EventProblem,
+    ResultDetail,
+)
 from xpi.models.lineage import LineageError, LineageItem
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Source, WorkflowInput
@@ -94,7 +101,11 @@ def reject(
         batch_id=source.batch_id,
         caller=EventCaller(principal=source.principal),
         model=EventModel(requested=model if isinstance(model, str) else ""),
-        error=EventError(code=error.code, message=error.message[:MAX_ERROR_MESSAGE]),
+        error=EventError(
+            code=error.code,
+            message=error.message[:MAX_ERROR_MESSAGE],
+            problems=[EventProblem(location=p.location, type=p.type) for p in error.problems] or None,
+        ),
         reply={str(k): v for k, v in list(reply_fields)[:10] if isinstance(v, str)},
         timings={"received_at": source.received_at, "completed_at": now},
         lineage_key=request_id,

@@ -31,6 +31,7 @@ from xpi_tools.local.moto_patches import patch_message_move_task
 
 from tests.helpers import aws as aws_helpers
 from tests.helpers.aws import REGION, XpiResources, create_xpi_resources
+from tests.helpers.errors import raises_with_reason
 from tests.helpers.events import make_source, sample_request
 from tests.helpers.fakes import TEST_HASH_KEY
 
@@ -456,7 +457,7 @@ class TestSecretsManagerHashKey:
         assert key == TEST_HASH_KEY
 
     def test_a_missing_secret_fails_closed(self, stack: XpiResources) -> None:
-        with pytest.raises(HashKeyUnavailable, match="cannot read the hash key secret"):
+        with raises_with_reason(HashKeyUnavailable, "cannot read the hash key secret"):
             SecretsManagerHashKey(stack.hash_key_secret_id + "-missing", max_age_s=0).get()
 
 
@@ -550,12 +551,12 @@ class TestSecretsManagerCredentials:
         with pytest.raises(CredentialsUnavailable) as caught:
             SecretsManagerCredentials(arn, max_age_s=300).get()
 
-        assert version in caught.value.message
-        assert "AKIAIOSFODNN7EXAMPLE" not in caught.value.message
+        assert version in caught.value.reason
+        assert "AKIAIOSFODNN7EXAMPLE" not in caught.value.reason
         assert caught.value.code == "CredentialsUnavailable"
 
     def test_a_missing_secret_is_unavailable(self, secrets: Any) -> None:
-        with pytest.raises(CredentialsUnavailable, match="cannot read the commercial credentials secret"):
+        with raises_with_reason(CredentialsUnavailable, "cannot read the commercial credentials secret"):
             SecretsManagerCredentials("xpi-prod-missing", max_age_s=300).get()
 
     @pytest.mark.parametrize(

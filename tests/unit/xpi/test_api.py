@@ -556,6 +556,62 @@ def test_unexpected_failure_is_500_in_the_error_shape(
     assert status == 500 and body["error"]["code"] == "InternalError" and "boom" not in json.dumps(body)
 
 
+def test_an_invalid_request_is_answered_with_locations_and_types_never_its_text(
+    world: dict[str, Any],
+) -> None:
+    # GIVEN a request whose prompt is too long and whose tags carry the caller's own keys
+    prompt = "secret-marker " * 11_000
+    body = {"request_id": "r-bad", "model": "default", "prompt": prompt, "caller": {"tags": {"k" * 300: "v"}}}
+
+    # WHEN it is submitted
+    status, answer = call("POST", "/v1/requests", body)
+
+    # THEN the answer has the fixed message and where/what, but no text of the request
+    assert status == 400
+    assert answer["error"]["message"] == "the request is not a valid inference request"
+    assert {"location": "prompt", "type": "string_too_long"} in answer["error"]["problems"]
+    assert {"location": "caller.tags.*.[key]", "type": "string_too_long"} in answer["error"]["problems"]
+    assert "secret-marker" not in json.dumps(answer) and "kkk" not in json.dumps(answer)
+    # AND the Inference Failed event and lineage item say no more
+    [(_, detail)] = world["events"].published
+    assert "secret-marker" not in json.dumps(detail, default=str)
+    assert world["lineage"].items["r-bad"].error.message == "the request is not a valid inference request"
+
+
+def test_a_route_not_found_does_not_echo_the_path(world: dict[str, Any]) -> None:
+    status, body = call("GET", "/v1/alice@example.com")
+    assert status == 404 and body["error"] == {"code": "RouteNotFound", "message": "no such route"}
+
+
+def test_a_lineage_error_written_with_raw_text_is_shown_with_its_fixed_message(world: dict[str, Any]) -> None:
+    # GIVEN an item written before errors carried no content: Bedrock's message naming the account
+    raw = {"code": "CredentialsRejected", "message": "AccessDenied: User: arn:aws:iam::210987654321:user/x"}
+    world["lineage"].items["r-old"] = _final_item("r-old", status="FAILED", error=raw, usage=None)
+    world["executions"].executions["r-old"] = ("FAILED", None)
+
+    status, body = call("GET", "/v1/requests/r-old")
+
+    assert status == 200
+    assert body["error"] == {
+        "code": "CredentialsRejected",
+        "message": "commercial Bedrock rejected the commercial credentials",
+    }
+
+
+def test_the_logs_of_an_unexpected_failure_carry_its_class_not_its_text(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> Any:
+        raise RuntimeError("prompt text alice@example.com")
+
+    monkeypatch.setattr(dependencies, "lineage_store", broken)
+    call("GET", "/v1/dashboard/stats")
+
+    assert "alice@example.com" not in caplog.text
+    assert all(r.exc_info is None for r in caplog.records)
+    assert any(getattr(r, "error_class", None) == "RuntimeError" for r in caplog.records)
+
+
 def test_a_domain_error_without_an_http_answer_is_500_without_its_message(
     world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -567,7 +623,7 @@ def test_a_domain_error_without_an_http_answer_is_500_without_its_message(
     assert status == 500
     assert body["error"] == {
         "code": "InternalError",
-        "message": "internal error (ModelNotApproved)",
+        "message": "an internal error occurred",
         "request_id": "0b1e7a4c-1111-2222-3333-444455556666",
     }
 
@@ -575,7 +631,7 @@ def test_a_domain_error_without_an_http_answer_is_500_without_its_message(
 def test_a_request_without_an_iam_identity_is_an_internal_error(world: dict[str, Any]) -> None:
     status, body = call("GET", "/v1/models", identity={"sourceIp": "10.0.0.1"})
     assert status == 500
-    assert body == {"error": {"code": "InternalError", "message": "the request carries no IAM identity"}}
+    assert body == {"error": {"code": "InternalError", "message": "an internal error occurred"}}
 
 
 def test_every_route_of_the_handlers_is_in_the_document() -> None:

@@ -1,5 +1,6 @@
 """Batch files: the pure parts, the service with in-memory fakes, the table against moto."""
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -22,6 +23,7 @@ from xpi.domain.batch import (
     failure_reason,
     iter_lines,
     line_number_of,
+    line_result_from_event,
     manifest_key_for,
     parse_defaults,
     prepare_line,
@@ -42,6 +44,7 @@ from xpi.services.batch import (
 )
 
 from tests.helpers.aws import create_table
+from tests.helpers.errors import raises_with_reason
 from tests.helpers.fakes import FakeBatchStarter, FakeLineageStore
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -79,7 +82,7 @@ def test_iter_lines_skips_an_over_long_line_without_keeping_it() -> None:
 
 
 def test_iter_lines_rejects_a_broken_gzip_file() -> None:
-    with pytest.raises(BatchInvalid, match="gzip"):
+    with raises_with_reason(BatchInvalid, "gzip"):
         list(iter_lines(io.BytesIO(b"not gzip"), gzipped=True))
 
 
@@ -98,13 +101,13 @@ def test_prepare_line_applies_defaults_and_the_batch_request_id() -> None:
     [(b"", "empty"), (b"[1]", "JSON object"), (b"{nope", "not valid JSON"), (b'{"prompt": "x"}', "model")],
 )
 def test_prepare_line_says_why_a_line_is_bad(data: bytes, message: str) -> None:
-    with pytest.raises(RequestInvalid, match=message):
+    with raises_with_reason(RequestInvalid, message):
         prepare_line(RawLine(1, data, len(data)), {}, "b-x-1")
 
 
 def test_defaults_reject_fields_that_cannot_be_defaults() -> None:
     assert parse_defaults('{"defaults": {"model": "m"}}', "manifest") == {"model": "m"}
-    with pytest.raises(BatchInvalid, match="prompt"):
+    with raises_with_reason(BatchInvalid, "prompt"):
         parse_defaults('{"prompt": "p"}', "manifest")
 
 
@@ -390,7 +393,7 @@ def test_forged_line_results_are_ignored(lineage: LineageItem | None, forged_sta
     ],
 )
 def test_bad_files_fail_the_batch_before_anything_starts(key: str, data: bytes, message: str) -> None:
-    with pytest.raises(BatchInvalid, match=message):
+    with raises_with_reason(BatchInvalid, message):
         split(_batch(key, len(data)), FakeTable(), FakeObjects({key: data}), LIMITS, NOW)
 
 
@@ -661,11 +664,21 @@ def test_progress_reads_the_line_from_the_result_event() -> None:
 
 
 def test_a_failure_reason_comes_from_the_lambda_error() -> None:
-    cause = json.dumps({"errorMessage": "the file is empty", "errorType": "BatchInvalid"})
+    # GIVEN causes whose text quotes a line of the file
+    cause = json.dumps({"errorMessage": "line 3 'alice@example.com' is bad", "errorType": "BatchInvalid"})
 
-    assert failure_reason(StepError(Error="BatchInvalid", Cause=cause)) == "BatchInvalid: the file is empty"
-    assert failure_reason(StepError(Error="States.Timeout")) == "States.Timeout: no cause given"
-    assert failure_reason(StepError(Error="States.Runtime", Cause="not json")) == "States.Runtime: not json"
+    # THEN the reason is the code and its fixed message, never the cause's text
+    assert (
+        failure_reason(StepError(Error="BatchInvalid", Cause=cause))
+        == "BatchInvalid: the file is not a valid batch"
+    )
+    assert failure_reason(StepError(Error="States.Timeout")) == "States.Timeout: a workflow step timed out"
+    assert failure_reason(StepError(Error="States.Runtime", Cause="alice@example.com")) == (
+        "States.Runtime: the workflow failed at run time"
+    )
+    assert failure_reason(StepError(Error="KeyError", Cause="'alice@example.com'")) == (
+        "InternalError: an internal error occurred"
+    )
 
 
 def test_the_failure_path_records_why_a_batch_failed() -> None:
@@ -677,7 +690,7 @@ def test_the_failure_path_records_why_a_batch_failed() -> None:
     summary = record_failure(failure, table, NOW)
 
     # THEN
-    assert (summary.status, summary.reason) == ("FAILED", "BatchInvalid: the file is empty")
+    assert (summary.status, summary.reason) == ("FAILED", "BatchInvalid: the file is not a valid batch")
     status = table.status(failure.batch.batch_id)
     assert status is not None and status["state"] == "FAILED"
 
@@ -703,3 +716,39 @@ def test_workflow_samples_parse(name: str) -> None:
     if batch.key.endswith("claims-2026-11-27.jsonl"):
         data = (EVENTS / "files" / "claims-2026-11-27.jsonl").read_bytes()
         assert (batch.size, batch.etag) == (len(data), hashlib.md5(data).hexdigest())
+
+
+def test_a_line_result_keeps_the_code_and_its_fixed_message_only() -> None:
+    # GIVEN a line's result event whose error carries text (an older function, or problems)
+    detail = {
+        "request_id": "b-1:3",
+        "status": "FAILED",
+        "error": {
+            "code": "BedrockRejected",
+            "message": "ValidationException: Malformed input: alice@example.com",
+            "problems": [{"location": "prompt", "type": "string_too_long"}],
+        },
+    }
+
+    result = line_result_from_event(detail, 3)
+
+    assert result.error == {"code": "BedrockRejected", "message": "commercial Bedrock rejected the request"}
+
+
+def test_an_invalid_lines_row_has_locations_and_types_never_its_text() -> None:
+    # GIVEN a file with one valid line and one whose prompt is over the limit and whose tag key is the
+    # caller's own text
+    table, objects = FakeTable(), FakeObjects({})
+    bad = {"model": "fast", "prompt": "secret-marker " * 11_000, "caller": {"tags": {"secret-key" * 30: "v"}}}
+    data = _file([json.dumps({"prompt": "fine", "model": "fast"}), json.dumps(bad)])
+    objects.files["in/AIDAEXAMPLE/b-bad.jsonl"] = data
+
+    # WHEN it is split
+    limits = dataclasses.replace(batch_limits(fast=2), max_bytes=1_000_000)
+    split(_batch("in/AIDAEXAMPLE/b-bad.jsonl", len(data), "b-bad"), table, objects, limits, NOW)
+
+    # THEN the invalid line's row says where and what, with the fixed message, and nothing of the line
+    row = table.items["b-bad", 2]
+    assert row["error"]["message"] == "the request is not a valid inference request"
+    assert row["error"]["problems"] == "prompt: string_too_long; caller.tags.*.[key]: string_too_long"
+    assert "secret" not in json.dumps(row)

@@ -19,6 +19,7 @@ from botocore.stub import Stubber
 from xpi.adapters import bedrock as bedrock_module
 from xpi.adapters.bedrock import BotoBedrockGateway
 from xpi.domain.errors import (
+    MESSAGES,
     BedrockRejected,
     BedrockThrottled,
     BedrockUnavailable,
@@ -29,6 +30,7 @@ from xpi.domain.payload import outbound_bytes
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Route
 
+from tests.helpers.errors import raises_with_reason
 from tests.helpers.events import sample_request
 from tests.helpers.fakes import FakeCredentials
 
@@ -86,11 +88,11 @@ def converse_response(text: str = "Agency staff approve each stage.") -> dict[st
     }
 
 
-def error(code: str, status: int = 400, method: str = "converse") -> Script:
+def error(code: str, status: int = 400, message: str | None = None, method: str = "converse") -> Script:
     return lambda stubber: stubber.add_client_error(
         method,
         service_error_code=code,
-        service_message=f"{code} from commercial Bedrock",
+        service_message=message or f"{code} from commercial Bedrock",
         http_status_code=status,
     )
 
@@ -276,7 +278,10 @@ class TestErrorTranslation:
 
         # The class name is the workflow's error name (the ASL retries and catches on it)
         assert type(caught.value).__name__ == expected.__name__
-        assert str(caught.value) == f"{code}: {code} from commercial Bedrock"
+        # AND it carries Bedrock's code, never Bedrock's message
+        assert caught.value.bedrock_code == code
+        assert str(caught.value) == f"{MESSAGES[expected.__name__]} ({code})"
+        assert "from commercial Bedrock" not in repr(caught.value)
         assert credentials.reads == [False]  # no credential refresh for these
 
     def test_rejected_credentials_are_refreshed_once_then_reported(self, clients: StubbedClients) -> None:
@@ -288,8 +293,9 @@ class TestErrorTranslation:
         credentials = FakeCredentials()
 
         # WHEN / THEN
-        with pytest.raises(CredentialsRejected, match="UnrecognizedClientException"):
+        with pytest.raises(CredentialsRejected) as caught:
             BotoBedrockGateway(credentials, timeout_s=60).answer(ROUTE, converse_request())
+        assert caught.value.bedrock_code == "UnrecognizedClientException"
         assert credentials.reads == [False, True]
         assert [c["aws_access_key_id"] for c in clients.created] == [
             "AKIAEXAMPLE000000000",
@@ -321,8 +327,29 @@ class TestErrorTranslation:
         # GIVEN valid keys without access to this model
         clients.scripts += [error("AccessDeniedException", 403), error("AccessDeniedException", 403)]
 
-        with pytest.raises(BedrockRejected, match="AccessDeniedException"):
+        with pytest.raises(BedrockRejected) as caught:
             BotoBedrockGateway(FakeCredentials(), timeout_s=60).answer(ROUTE, converse_request())
+        assert caught.value.bedrock_code == "AccessDeniedException"
+
+    def test_bedrocks_message_never_leaves_the_adapter(self, clients: StubbedClients) -> None:
+        # GIVEN Bedrock answers AccessDenied naming the commercial account and IAM user, as it does
+        denied = (
+            "User: arn:aws:iam::210987654321:user/xpi-bedrock-invoker is not authorized to perform: "
+            "bedrock:InvokeModel on resource: arn:aws:bedrock:us-east-1::foundation-model/x"
+        )
+        clients.scripts += [
+            error("AccessDeniedException", 403, denied),
+            error("AccessDeniedException", 403, denied),
+        ]
+
+        # WHEN the gateway translates it
+        with pytest.raises(BedrockRejected) as caught:
+            BotoBedrockGateway(FakeCredentials(), timeout_s=60).answer(ROUTE, converse_request())
+
+        # THEN nothing of the message is on the error: not its text, reason, repr or chain
+        for text in (str(caught.value), caught.value.message, caught.value.reason, repr(caught.value)):
+            assert "210987654321" not in text and "xpi-bedrock-invoker" not in text
+        assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
     def test_an_unreadable_secret_is_unavailable_and_bedrock_is_not_called(
         self, clients: StubbedClients
@@ -360,5 +387,24 @@ class TestTransportErrors:
         gateway = BotoBedrockGateway(FakeCredentials(), timeout_s=60)
         monkeypatch.setattr(gateway, "_client", lambda route, credentials: self.TimingOutClient())
 
-        with pytest.raises(BedrockUnavailable, match="ReadTimeoutError reaching commercial Bedrock"):
+        with raises_with_reason(BedrockUnavailable, "ReadTimeoutError reaching commercial Bedrock"):
             gateway.answer(ROUTE, converse_request())
+
+
+class TestEndpointOverride:
+    def test_credentials_never_go_to_a_plain_http_endpoint(self, clients: StubbedClients) -> None:
+        # GIVEN a route (carried in the workflow state) naming a plain-http endpoint off this machine
+        route = ROUTE.model_copy(update={"endpoint": "http://bedrock-runtime.us-east-1.amazonaws.com"})
+
+        # WHEN / THEN the gateway refuses before it builds a client with the credentials
+        with pytest.raises(ValueError, match="must be https"):
+            BotoBedrockGateway(FakeCredentials(), timeout_s=60).answer(route, converse_request())
+        assert clients.created == []
+
+    def test_the_local_emulator_on_loopback_is_reached_over_http(self, clients: StubbedClients) -> None:
+        clients.scripts.append(error("ValidationException", 400))
+        route = ROUTE.model_copy(update={"endpoint": "http://127.0.0.1:18600"})
+
+        with pytest.raises(BedrockRejected):
+            BotoBedrockGateway(FakeCredentials(), timeout_s=60).answer(route, converse_request())
+        assert [c["endpoint_url"] for c in clients.created] == ["http://127.0.0.1:18600"]

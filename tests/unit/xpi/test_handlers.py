@@ -32,6 +32,7 @@ from xpi.services.routing import snapshot
 from tests.helpers import aws as aws_helpers
 from tests.helpers.aws import XpiResources
 from tests.helpers.context import FakeLambdaContext
+from tests.helpers.errors import raises_with_reason
 from tests.helpers.events import load_event, sample_request
 from tests.helpers.fakes import TEST_HASH_KEY, FakeBedrockGateway
 
@@ -93,7 +94,8 @@ class TestConsume:
         [event] = aws.subscriber_events()
         assert event["detail-type"] == "Inference Failed"
         assert event["detail"]["request_id"] == "req-batch-0103"
-        assert "model: Field required" in event["detail"]["error"]["message"]
+        assert event["detail"]["error"]["message"] == "the request is not a valid inference request"
+        assert {"location": "model", "type": "missing"} in event["detail"]["error"]["problems"]
 
     def test_redelivery_does_not_answer_or_start_twice(
         self, aws: XpiResources, lambda_context: FakeLambdaContext
@@ -254,7 +256,7 @@ class TestValidate:
             load_event("validate/workflow-input.json"), prompt="both prompt and messages"
         )
 
-        with pytest.raises(RequestInvalid, match="give exactly one of `messages` or `prompt`"):
+        with raises_with_reason(RequestInvalid, "give exactly one of `messages` or `prompt`"):
             validate.handler(event, lambda_context)
 
 
@@ -336,7 +338,7 @@ class TestRoute:
         event["config"] = snapshot(load_default_policy(), routing).model_dump(mode="json")
 
         # WHEN / THEN
-        with pytest.raises(ModelNotAllowedForCaller, match=r"may not use model 'us\.anthropic\."):
+        with raises_with_reason(ModelNotAllowedForCaller, r"may not use model 'us\.anthropic\."):
             route.handler(event, lambda_context)
 
     def test_a_state_without_a_snapshot_is_refused(
@@ -500,16 +502,17 @@ class TestRecord:
         # AND the event itself is left to the ASL's EmitResult state
         assert aws.subscriber_events() == []
 
-    def test_failed_outcome_carries_the_lambda_error_message(
+    def test_failed_outcome_carries_the_code_and_its_fixed_message_not_bedrocks(
         self, aws: XpiResources, lambda_context: FakeLambdaContext
     ) -> None:
+        # GIVEN the Catch put Bedrock's own message in the cause (events/record/state-failed.json)
         result = record.handler(load_event("record/state-failed.json"), lambda_context)
 
-        assert result["outcome"]["detail"]["error"] == {
-            "code": "BedrockRejected",
-            "message": "ValidationException: The model returned the following errors: "
-            "Input is too long for requested model.",
-        }
+        # THEN the event and the lineage item carry the code and its fixed message only
+        expected = {"code": "BedrockRejected", "message": "commercial Bedrock rejected the request"}
+        assert result["outcome"]["detail"]["error"] == expected
+        item = aws.lineage_item(result["request"]["request_id"])
+        assert item is not None and item["error"] == expected
 
     def test_a_second_record_does_not_emit(
         self, aws: XpiResources, lambda_context: FakeLambdaContext
@@ -555,8 +558,7 @@ class TestRecordRejection:
         assert event["detail"]["reply"] == {"ticket": "INC-66012"}
         assert event["detail"]["error"] == {
             "code": "RequestInvalid",
-            "message": "request does not match schema v1: request: Value error, "
-            "give exactly one of `messages` or `prompt`",
+            "message": "the request is not a valid inference request",
         }
         # AND the ASL does not emit again
         assert (
@@ -581,12 +583,12 @@ class TestRecordRejection:
         # WHEN
         result = record_rejection.handler(event, lambda_context)
 
-        # THEN it is answered once as ValidationUnavailable, with the platform's error in the message
+        # THEN it is answered once as ValidationUnavailable, with that code's fixed message
         [published] = aws.subscriber_events()
-        assert published["detail"]["error"]["code"] == "ValidationUnavailable"
-        assert published["detail"]["error"]["message"].startswith(
-            "Lambda.ServiceException: An internal error occurred"
-        )
+        assert published["detail"]["error"] == {
+            "code": "ValidationUnavailable",
+            "message": "the request could not be validated for a platform reason; send it again",
+        }
         assert result["outcome"]["emit"] is False
         item = aws.lineage_item("req-unvalidated-0008")
         assert item is not None and item["status"] == "FAILED"

@@ -13,6 +13,7 @@ from xpi.domain.payload import request_bytes
 from xpi.models.request import MAX_REQUEST_BYTES, InferenceRequest
 from xpi.models.workflow import PayloadRef, RequestHeader, Source, WorkflowState
 
+from tests.helpers.errors import raises_with_reason
 from tests.helpers.events import make_request, make_source, sample_request
 from tests.helpers.fakes import TEST_HASH_KEY
 
@@ -30,7 +31,7 @@ class TestParseJsonObject:
         assert len(body) < MAX_REQUEST_BYTES < len(body.encode("utf-8"))
 
         # WHEN / THEN
-        with pytest.raises(RequestInvalid, match=f"the limit is {MAX_REQUEST_BYTES}"):
+        with raises_with_reason(RequestInvalid, f"the limit is {MAX_REQUEST_BYTES}"):
             parse_json_object(body)
 
     def test_exactly_the_limit_is_accepted(self) -> None:
@@ -38,7 +39,7 @@ class TestParseJsonObject:
         assert len(body.encode()) == MAX_REQUEST_BYTES
 
         assert parse_json_object(body)["p"].startswith("aaa")
-        with pytest.raises(RequestInvalid, match=f"request is {MAX_REQUEST_BYTES + 1} bytes"):
+        with raises_with_reason(RequestInvalid, f"request is {MAX_REQUEST_BYTES + 1} bytes"):
             parse_json_object(body.replace('"p"', '"pp"'))
 
     @pytest.mark.parametrize(
@@ -53,7 +54,7 @@ class TestParseJsonObject:
         ],
     )
     def test_what_is_not_a_json_object_is_invalid(self, body: str | bytes, expected: str) -> None:
-        with pytest.raises(RequestInvalid, match=expected) as caught:
+        with raises_with_reason(RequestInvalid, expected) as caught:
             parse_json_object(body)
         assert caught.value.code == "RequestInvalid"
 
@@ -87,7 +88,7 @@ class TestParseRequest:
         assert request.request_id == "req-plain-0001"
 
     def test_an_invalid_client_id_is_not_replaced_by_the_fallback(self) -> None:
-        with pytest.raises(RequestInvalid, match="request_id: String should match pattern"):
+        with raises_with_reason(RequestInvalid, "request_id: String should match pattern"):
             parse_request({"request_id": "bad id", "model": "default", "prompt": "a"}, fallback_id="ok-id")
 
     def test_without_a_fallback_a_fresh_id_is_generated(self) -> None:
@@ -104,7 +105,7 @@ class TestParseRequest:
         with pytest.raises(RequestInvalid) as caught:
             parse_request({"prompt": "a", "temperature": 0.2})
 
-        assert caught.value.message == (
+        assert caught.value.reason == (
             "request does not match schema v1: "
             "model: Field required; temperature: Extra inputs are not permitted"
         )

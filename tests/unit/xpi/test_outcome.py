@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 from xpi.domain.config_signing import ConfigVersion
+from xpi.domain.errors import MESSAGES
 from xpi.domain.hashing import canonical_sha256
 from xpi.domain.inspection import segments_with_paths
 from xpi.domain.outcome import (
-    MAX_ERROR_MESSAGE,
     describe_error,
     detail_type,
     final_status,
@@ -92,7 +92,7 @@ class TestDescribeError:
         # WHEN / THEN the request fails with a fixed code and message, lineage and one event
         assert describe_error(error) == (
             "PayloadLimitExceeded",
-            "a step's state exceeded the Step Functions payload limit (256 KiB)",
+            MESSAGES["PayloadLimitExceeded"],
         )
         detail = result_detail(state, completed_at=COMPLETED_AT)
         assert detail.status == "FAILED"
@@ -112,34 +112,59 @@ class TestDescribeError:
             ),
         )
 
-        assert describe_error(error) == (
+        # THEN only the code's fixed message: Bedrock's text never goes on
+        assert describe_error(error) == ("BedrockRejected", "commercial Bedrock rejected the request")
+
+    def test_a_bedrock_error_keeps_bedrocks_code_from_its_fixed_rendering(self) -> None:
+        cause = json.dumps({"errorMessage": "commercial Bedrock rejected the request (ValidationException)"})
+
+        assert describe_error(StepError(Error="BedrockRejected", Cause=cause)) == (
             "BedrockRejected",
-            "ValidationException: Input is too long for requested model.",
+            "commercial Bedrock rejected the request (ValidationException)",
         )
 
-    def test_a_plain_text_cause_is_the_message(self) -> None:
+    def test_a_pydantic_error_from_a_crashed_step_is_an_internal_error_without_its_text(self) -> None:
+        # GIVEN a step crashed with pydantic's error, which quotes its input
+        cause = json.dumps(
+            {
+                "errorMessage": "1 validation error for InferenceRequest\nprompt\n  String should have at "
+                "most 150000 characters [type=string_too_long, input_value='Mail alice@example.com', "
+                "input_type=str]",
+                "errorType": "ValidationError",
+            }
+        )
+
+        code, message = describe_error(StepError(Error="ValidationError", Cause=cause))
+
+        assert (code, message) == ("InternalError", "an internal error occurred")
+
+    def test_a_plain_text_cause_is_not_copied(self) -> None:
         error = StepError(Error="States.Timeout", Cause="Task timed out after 180.00 seconds")
 
-        assert describe_error(error) == ("States.Timeout", "Task timed out after 180.00 seconds")
+        assert describe_error(error) == ("States.Timeout", "a workflow step timed out")
 
-    def test_no_cause_gives_the_error_name(self) -> None:
+    def test_no_cause_gives_the_codes_message(self) -> None:
         assert describe_error(StepError(Error="States.TaskFailed")) == (
             "States.TaskFailed",
-            "States.TaskFailed",
+            "a workflow step failed",
         )
 
     @pytest.mark.parametrize(
-        "cause", ['{"message": "no errorMessage key"}', '["a list"]', '{"errorMessage": 5}']
+        "cause",
+        [
+            '{"message": "no errorMessage key"}',
+            '["a list"]',
+            '{"errorMessage": 5}',
+            json.dumps(
+                {"errorMessage": f"{MESSAGES['BedrockRejected']} (ValidationException) alice@example.com"}
+            ),
+        ],
     )
-    def test_json_without_a_string_error_message_is_kept_whole(self, cause: str) -> None:
-        assert describe_error(StepError(Error="X", Cause=cause)) == ("X", cause)
-
-    def test_messages_are_truncated(self) -> None:
-        cause = json.dumps({"errorMessage": "e" * 2000, "errorType": "X"})
-
-        _, message = describe_error(StepError(Error="X", Cause=cause))
-
-        assert message == "e" * MAX_ERROR_MESSAGE
+    def test_a_cause_that_is_not_a_fixed_rendering_gives_the_fixed_message(self, cause: str) -> None:
+        assert describe_error(StepError(Error="BedrockRejected", Cause=cause)) == (
+            "BedrockRejected",
+            "commercial Bedrock rejected the request",
+        )
 
 
 class TestResultDetail:
@@ -184,10 +209,7 @@ class TestResultDetail:
         assert detail.status == "FAILED"
         assert detail.error is not None
         assert detail.error.code == "BedrockRejected"
-        assert detail.error.message == (
-            "ValidationException: The model returned the following errors: "
-            "Input is too long for requested model."
-        )
+        assert detail.error.message == "commercial Bedrock rejected the request"
         assert detail.output is None and detail.usage is None
         assert (
             detail.model.resolved == "us.anthropic.claude-3-5-haiku-20241022-v1:0"
@@ -342,21 +364,21 @@ class TestLineageItem:
         (
             StepError(Error="RequestInvalid", Cause=json.dumps({"errorMessage": "request: prompt is empty"})),
             "RequestInvalid",
-            "request: prompt is empty",
+            "the request is not a valid inference request",
         ),
         # the platform failed before the request was judged: never RequestInvalid
-        (StepError(Error="States.Timeout"), "ValidationUnavailable", "States.Timeout"),
+        (StepError(Error="States.Timeout"), "ValidationUnavailable", MESSAGES["ValidationUnavailable"]),
         (
             StepError(Error="Lambda.ServiceException", Cause="Lambda.ServiceException: internal error"),
             "ValidationUnavailable",
-            "Lambda.ServiceException: internal error",
+            MESSAGES["ValidationUnavailable"],
         ),
         (
             StepError(
                 Error="Runtime.ExitError", Cause=json.dumps({"errorMessage": "exited with status 137"})
             ),
             "ValidationUnavailable",
-            "Runtime.ExitError: exited with status 137",
+            MESSAGES["ValidationUnavailable"],
         ),
     ],
 )

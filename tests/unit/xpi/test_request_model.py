@@ -23,7 +23,7 @@ USER_TEXT = {"role": "user", "content": [{"text": "hello"}]}
 def rejection(data: dict[str, Any]) -> str:
     with pytest.raises(RequestInvalid) as caught:
         parse_request({"request_id": "req-limits-0001", "model": "default", **data})
-    return caught.value.message
+    return caught.value.reason
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from xpi.domain.routing import RoutingConfig, estimate_cost, load_default_routin
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Usage
 
+from tests.helpers.errors import raises_with_reason
 from tests.helpers.events import REPO, make_request, sample_request
 
 PRINCIPAL = "AROAQXZEXAMPLEROLEID1:claims-intake"
@@ -85,7 +86,7 @@ def test_the_route_carries_region_endpoint_and_api() -> None:
     ["anthropic.claude-opus-9-20300101-v1:0", "US.AMAZON.NOVA-LITE-V1:0", "nova-lite", "*", "us.amazon.*"],
 )
 def test_anything_not_on_the_approved_list_is_refused(model: str) -> None:
-    with pytest.raises(ModelNotApproved, match="is not on this deployment's approved list"):
+    with raises_with_reason(ModelNotApproved, "is not on this deployment's approved list"):
         route(make_request(model=model))
 
 
@@ -95,7 +96,7 @@ def test_unknown_model_sample_is_refused_by_name() -> None:
     with pytest.raises(ModelNotApproved) as caught:
         route(request)
 
-    assert caught.value.message == (
+    assert caught.value.reason == (
         "model 'anthropic.claude-opus-9-20300101-v1:0' is not on this deployment's approved list"
     )
     assert caught.value.code == "ModelNotApproved"
@@ -107,7 +108,7 @@ def test_a_model_approved_for_one_api_only_refuses_the_other() -> None:
     native = make_request(model="embed", api="invoke_model", body={"inputText": "hello"})
 
     # THEN
-    with pytest.raises(ModelNotApproved, match="approved for invoke_model only, not converse"):
+    with raises_with_reason(ModelNotApproved, "approved for invoke_model only, not converse"):
         route(converse)
     assert route(native) == "amazon.titan-embed-text-v2:0"
 
@@ -129,7 +130,7 @@ class TestCallerAllowList:
         if allowed:
             route(request, principal, restricted_config())
         else:
-            with pytest.raises(ModelNotAllowedForCaller, match=f"caller '{principal}' may not use model"):
+            with raises_with_reason(ModelNotAllowedForCaller, f"caller '{principal}' may not use model"):
                 route(request, principal, restricted_config())
 
     def test_the_first_matching_rule_applies_not_the_most_generous(self) -> None:

@@ -35,6 +35,7 @@ from xpi.services.submission import Submitted, submit
 from xpi.services.validation import load_raw, validate
 from xpi.settings import Settings
 
+from tests.helpers.errors import raises_with_reason
 from tests.helpers.events import (
     PAYLOADS,
     make_request,
@@ -160,13 +161,15 @@ class TestSubmit:
             consumer.submit(MALFORMED)
 
         # THEN the producer gets one Inference Failed event naming the problems
-        assert "model: Field required" in caught.value.message
+        assert "model: Field required" in caught.value.reason
         assert [detail_type for detail_type, _ in consumer.events.published] == [INFERENCE_FAILED]
         _, detail = consumer.events.published[0]
         assert detail["request_id"] == "req-batch-0103"
         assert detail["status"] == "FAILED"
         assert detail["error"]["code"] == "RequestInvalid"
-        assert "max_token: Extra inputs are not permitted" in detail["error"]["message"]
+        assert detail["error"]["message"] == "the request is not a valid inference request"
+        # the unknown key is the caller's own text: its location shows as `*`
+        assert {"location": "*", "type": "extra_forbidden"} in detail["error"]["problems"]
         assert detail["source_reference"] == MESSAGE_ID
         assert detail["model"] == {"requested": ""}
         # AND lineage is written only if nothing was there before
@@ -443,7 +446,7 @@ class TestInvokeModel:
         gateway = FakeBedrockGateway()
 
         # WHEN / THEN nothing is sent
-        with pytest.raises(ClassificationMismatch, match="differs from the one that was classified"):
+        with raises_with_reason(ClassificationMismatch, "differs from the one that was classified"):
             invoke_model(state, gateway, FakeObjectStore(), inline_max_bytes=32_768)
         assert gateway.calls == []
 
@@ -485,7 +488,7 @@ class TestInvokeModel:
         )
         gateway = FakeBedrockGateway()
 
-        with pytest.raises(ClassificationMismatch, match=message):
+        with raises_with_reason(ClassificationMismatch, message):
             invoke_model(state, gateway, FakeObjectStore(), inline_max_bytes=32_768)
         assert gateway.calls == []
 
@@ -571,7 +574,7 @@ class TestRouteWithSnapshot:
             route(state, region="us-east-1", endpoint="")
 
     def test_no_snapshot_no_route(self) -> None:
-        with pytest.raises(ConfigSnapshotInvalid, match="no configuration snapshot"):
+        with raises_with_reason(ConfigSnapshotInvalid, "no configuration snapshot"):
             route(make_state(sample_request("converse-system")), region="us-east-1", endpoint="")
 
 

@@ -85,3 +85,51 @@ def test_auditor_principals_are_comma_separated_arns() -> None:
 def test_a_required_setting_names_its_variable() -> None:
     with pytest.raises(SettingMissingError, match="BATCH_STATE_MACHINE_ARN is not set"):
         Settings().require("batch_state_machine_arn")
+
+
+# ------------------------------------------------------------------ the Bedrock endpoint override
+LOOPBACK_HTTP = [
+    "http://127.0.0.1:18600",
+    "http://127.0.0.1",
+    "http://127.8.9.10:80/path",
+    "http://localhost:18600",
+    "http://[::1]:18600",
+]
+HTTPS = [
+    "https://bedrock-runtime.us-east-1.amazonaws.com",
+    "https://vpce-0a1b.bedrock-runtime.example:8443/x",
+]
+REFUSED = [
+    "http://bedrock-runtime.us-east-1.amazonaws.com",  # a Bedrock API key would cross in clear
+    "http://10.0.0.5:8080",
+    "http://127.0.0.1.evil.example",
+    "http://localhost.evil.example",
+    "http://[::2]",
+    "ftp://127.0.0.1",
+    "bedrock-runtime.us-east-1.amazonaws.com",
+    "https://",
+]
+
+
+def endpoint_pattern() -> str:
+    """The AllowedPattern of the CommercialBedrockEndpoint parameter in template.yaml."""
+    text = (REPO / "template.yaml").read_text(encoding="utf-8")
+    block = text.split("\n  CommercialBedrockEndpoint:\n", 1)[1].split("\n  LogLevel:", 1)[0]
+    match = re.search(r"^    AllowedPattern: '(.+)'$", block, re.MULTILINE)
+    assert match is not None, "CommercialBedrockEndpoint has no AllowedPattern"
+    return match.group(1).replace("''", "'")
+
+
+@pytest.mark.parametrize("url", ["", *HTTPS, *LOOPBACK_HTTP])
+def test_an_https_or_loopback_endpoint_override_is_accepted(url: str) -> None:
+    assert Settings.model_validate({"COMMERCIAL_BEDROCK_ENDPOINT": url}).commercial_bedrock_endpoint == url
+    assert re.fullmatch(endpoint_pattern(), url)
+
+
+@pytest.mark.parametrize("url", REFUSED)
+def test_a_plain_http_endpoint_override_to_another_host_is_refused(url: str) -> None:
+    # settings refuse it (the function fails before any credential is read)
+    with pytest.raises(ValueError, match="must be https"):
+        Settings.model_validate({"COMMERCIAL_BEDROCK_ENDPOINT": url})
+    # and CloudFormation refuses the parameter value at deploy time
+    assert not re.fullmatch(endpoint_pattern(), url)

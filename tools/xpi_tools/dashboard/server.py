@@ -5,19 +5,28 @@ server runs on the operator's machine, on loopback only: it serves the static da
 the page's calls to /v1/... to the xpi API, signed with the operator's own AWS credentials (profile,
 SSO or an MFA session from `aws sts get-session-token`; admin routes need the MFA one). The API's IAM
 authorisation decides what the operator may see and do; the proxy adds no privilege of its own.
+
+Because it holds the operator's credentials, it answers only its own page (a web page elsewhere must not
+drive it, even through DNS rebinding): the Host header must name the proxy itself (127.0.0.1:<port>,
+localhost:<port>), an Origin header must be the proxy's own origin, and every request must carry the
+random token the proxy prints at start (in the URL it prints, `?token=...`; the page then holds it in an
+HttpOnly, SameSite=Strict cookie).
 """
 
 import argparse
+import hmac
 import json
 import mimetypes
+import secrets
 import threading
 import urllib.error
 import urllib.request
+from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -26,23 +35,69 @@ from botocore.credentials import Credentials
 STATIC_FILES = ("index.html", "dashboard.js", "dashboard.css")
 FORWARDED_PREFIX = "/v1/"
 TIMEOUT_S = 35
+LOOPBACK_HOSTS = {"127.0.0.1": "127.0.0.1", "localhost": "localhost", "::1": "[::1]"}
 
 
 class DashboardServer:
     def __init__(
         self, api_url: str, region: str, credentials: Credentials, host: str = "127.0.0.1", port: int = 0
     ) -> None:
-        if host not in {"127.0.0.1", "localhost", "::1"}:
+        if host not in LOOPBACK_HOSTS:
             raise ValueError("the dashboard proxy signs with the operator's credentials: loopback only")
         self.api_url, self.region, self.credentials = api_url.rstrip("/"), region, credentials
         self._host = host
+        self.token = secrets.token_urlsafe(32)
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
     @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def origin(self) -> str:
+        return f"http://{LOOPBACK_HOSTS[self._host]}:{self.port}"
+
+    @property
     def url(self) -> str:
-        return f"http://{self._host}:{self._server.server_address[1]}/"
+        """What the operator opens: the proxy's origin with its token."""
+        return f"{self.origin}/?token={self.token}"
+
+    @property
+    def cookie_name(self) -> str:
+        # Cookies are not port-scoped: one name per port, so two proxies on one machine do not collide.
+        return f"xpi_dashboard_{self.port}"
+
+    def allowed_hosts(self) -> set[str]:
+        """Host headers that name this proxy. localhost and 127.0.0.1 when bound there; a rebound DNS
+        name (evil.example resolving to 127.0.0.1) is not one of them."""
+        names = {"[::1]"} if self._host == "::1" else {"127.0.0.1", "localhost"}
+        return {f"{name}:{self.port}" for name in names}
+
+    def check(self, headers: Any, query_token: str | None) -> tuple[int, str] | None:
+        """None when the request may go on; else (status, reason): 421 for a Host that is not this proxy,
+        403 for a foreign Origin, 401 without the token."""
+        if headers.get("Host") not in self.allowed_hosts():
+            return 421, "misdirected request: not this proxy's host"
+        origin = headers.get("Origin")
+        if origin is not None and origin not in {f"http://{h}" for h in self.allowed_hosts()}:
+            return 403, "foreign origin"
+        presented = query_token or self._cookie_token(headers.get("Cookie"))
+        if presented is None or not hmac.compare_digest(presented.encode(), self.token.encode()):
+            return 401, "the dashboard token is missing or wrong: open the URL `xpi dashboard` printed"
+        return None
+
+    def _cookie_token(self, header: str | None) -> str | None:
+        if not header:
+            return None
+        cookies: SimpleCookie = SimpleCookie()
+        try:
+            cookies.load(header)
+        except CookieError:
+            return None
+        morsel = cookies.get(self.cookie_name)
+        return morsel.value if morsel is not None else None
 
     def start(self) -> str:
         self._thread = threading.Thread(target=self._server.serve_forever, name="xpi-dashboard", daemon=True)
@@ -85,8 +140,10 @@ class DashboardServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-            def _send(self, status: int, content_type: str, body: bytes) -> None:
+            def _send(self, status: int, content_type: str, body: bytes, cookie: str | None = None) -> None:
                 self.send_response(status)
+                if cookie is not None:
+                    self.send_header("Set-Cookie", cookie)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Cache-Control", "no-store")
@@ -99,9 +156,17 @@ class DashboardServer:
                 self.wfile.write(body)
 
             def _serve(self) -> None:
-                path = urlsplit(self.path).path
+                parts = urlsplit(self.path)
+                path = parts.path
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                tokens = parse_qs(parts.query).get("token")
+                query_token = tokens[0] if tokens else None
+                refused = server.check(self.headers, query_token)
+                if refused is not None:
+                    status, reason = refused
+                    self._send(status, "application/json", json.dumps({"message": reason}).encode())
+                    return
                 if path.startswith(FORWARDED_PREFIX):
                     # Same-origin only: a page elsewhere must not drive the operator's credentials.
                     if self.command != "GET" and self.headers.get("X-Xpi-Dashboard") != "1":
@@ -114,7 +179,14 @@ class DashboardServer:
                     self._send(404, "text/plain", b"not found")
                     return
                 content = resources.files("xpi_tools.dashboard").joinpath("static", name).read_bytes()
-                self._send(200, mimetypes.guess_type(name)[0] or "application/octet-stream", content)
+                # The token in the URL becomes a cookie the page's own requests carry (HttpOnly: no
+                # script reads it; SameSite=Strict: no other site's request carries it).
+                cookie = (
+                    f"{server.cookie_name}={server.token}; Path=/; HttpOnly; SameSite=Strict"
+                    if query_token
+                    else None
+                )
+                self._send(200, mimetypes.guess_type(name)[0] or "application/octet-stream", content, cookie)
 
             do_GET = do_POST = do_PUT = _serve
 
@@ -150,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     if credentials is None:
         parser.error("no AWS credentials for the operator")
     server = DashboardServer(api_url, region or session.region_name, credentials, port=args.port)
+    # The URL carries the proxy's token: open it as printed (it is what lets the page use the proxy).
     print(f"xpi dashboard: {server.start()}  (API {api_url}; Ctrl-C stops it)", flush=True)
     try:
         threading.Event().wait()

@@ -9,6 +9,12 @@ const $ = (id) => document.getElementById(id);
 const seen = new Set();
 let firstLoad = true;
 
+// The proxy's token came in the URL `xpi dashboard` printed and is now an HttpOnly cookie: take it out
+// of the address bar and history.
+if (new URLSearchParams(location.search).has("token")) {
+  history.replaceState(null, "", location.pathname);
+}
+
 async function api(path, options = {}) {
   const response = await fetch(path, {
     ...options,
