@@ -26,6 +26,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from samcli.yamlhelper import yaml_parse  # type: ignore[import-untyped]
 from xpi.adapters import aws
 from xpi.domain.batch import batch_id_for, uploader_of
+from xpi.domain.errors import MESSAGES
 
 from tests.container.conftest import REPO, StackInvoke, local_invoke
 
@@ -264,7 +265,8 @@ def test_record_rejection_answers_an_input_validate_did_not_accept(
     # The rejection's event is published by the function (guarded by lineage), not by the ASL.
     assert not result.is_error, result.payload
     assert result.payload["outcome"]["emit"] is False
-    item = lineage(stack_invoke, event["request"]["request_id"])
+    # answered under the request's own id when its stored body names one, else the execution's
+    item = lineage(stack_invoke, result.payload["outcome"]["detail"]["request_id"])
     assert item is not None
     assert item["status"] == {"S": "FAILED"}
     # and only Validate's own verdict is reported as an invalid request
@@ -427,6 +429,28 @@ def result_record(batch: dict[str, Any], line: int, *, blocked: bool = False) ->
     return record
 
 
+def line_finished(
+    stack_invoke: StackInvoke, batch: dict[str, Any], line: int, *, blocked: bool = False
+) -> None:
+    """GIVEN helper: the line's final lineage item, as its workflow writes it before emitting (BatchProgress
+    counts a result event only when lineage corroborates it)."""
+    request_id = f"{batch['batch_id']}-{line}"
+    stack_invoke.aws("dynamodb").put_item(
+        TableName=stack_invoke.state["outputs"]["LineageTableName"],
+        Item={
+            "request_id": {"S": request_id},
+            "status": {"S": "BLOCKED" if blocked else "COMPLETED"},
+            "created_at": {"S": "2026-11-27T09:00:00.000+00:00"},
+            "day": {"S": "2026-11-27"},
+            "expires_at": {"N": "4102444800"},
+            "caller_principal": {"S": batch["principal"]},
+            "source": {"S": "s3_batch"},
+            "model_requested": {"S": "default"},
+            "batch_id": {"S": batch["batch_id"]},
+        },
+    )
+
+
 def executions_named(stack_invoke: StackInvoke, state_machine_arn: str, prefix: str) -> dict[str, str]:
     """{execution name: status} of the state machine's executions whose name starts with `prefix`."""
     found = {}
@@ -535,7 +559,8 @@ def test_batch_split_counts_the_lines_writes_the_chunks_and_records_the_bad_line
     bad = items[CLAIMS_NOT_JSON]
     assert bad["status"] == "FAILED"
     assert bad["request_id"] == f"{batch_id}-{CLAIMS_NOT_JSON}"
-    assert "not valid JSON" in bad["error"]["message"]
+    assert bad["error"]["message"] == MESSAGES["RequestInvalid"]  # fixed: nothing of the line
+    assert "json_invalid" in bad["error"]["problems"]
 
 
 def test_batch_progress_records_a_line_result_once(stack_invoke: StackInvoke) -> None:
@@ -552,6 +577,7 @@ def test_batch_progress_records_a_line_result_once(stack_invoke: StackInvoke) ->
     # and the progress sample: line 1's result event, for this batch
     event = sample("batch/progress/sqs-result-event.json")
     event["Records"] = [result_record(batch, 1)]
+    line_finished(stack_invoke, batch, 1)
     detail = json.loads(event["Records"][0]["body"])["detail"]
 
     # WHEN it is delivered
@@ -593,6 +619,8 @@ def test_batch_assemble_writes_the_results_file_in_input_order(stack_invoke: Sta
     batch_id, bucket = batch["batch_id"], batch["bucket"]
     all_lines_started(stack_invoke, batch_id, split["valid"])
     records = [result_record(batch, line, blocked=line == 3) for line in CLAIMS_VALID]
+    for line in CLAIMS_VALID:
+        line_finished(stack_invoke, batch, line, blocked=line == 3)
     assert run_in_stack(stack_invoke, "BatchProgressFunction", {"Records": records}) == {
         "batchItemFailures": []
     }
@@ -630,7 +658,7 @@ def test_batch_assemble_writes_the_results_file_in_input_order(stack_invoke: Sta
     assert rows[0]["output"]["text"] == json.loads(records[0]["body"])["detail"]["output"]["text"]
     assert rows[2]["classification"]["decision"] == "block"
     assert "output" not in rows[2]
-    assert "not valid JSON" in rows[4]["error"]["message"]
+    assert rows[4]["error"]["message"] == MESSAGES["RequestInvalid"]
     # and the status item says COMPLETED, with the results' place
     status = batch_status(stack_invoke, batch_id)
     assert status["state"] == "COMPLETED"
@@ -651,7 +679,7 @@ def test_batch_record_failure_records_why_a_batch_failed(stack_invoke: StackInvo
     summary = result.payload
     assert summary["status"] == "FAILED"
     assert summary["batch_id"] == batch["batch_id"]
-    assert summary["reason"] == "BatchInvalid: the file is empty"
+    assert summary["reason"] == f"BatchInvalid: {MESSAGES['BatchInvalid']} (empty)"
     assert summary["source_uri"] == f"s3://{batch['bucket']}/{batch['key']}"
     assert "results_uri" not in summary
     # and the status item says FAILED, with the reason

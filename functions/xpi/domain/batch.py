@@ -153,7 +153,7 @@ def iter_lines(
                 size += len(chunk)
             yield RawLine(number, None, size)
     except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
-        raise BatchInvalid(f"not a readable gzip file: {exc}") from None
+        raise BatchInvalid(f"gzip: {exc}", detail="not a readable gzip file") from None
 
 
 def parse_defaults(raw: str | bytes | None, origin: str) -> dict[str, Any]:
@@ -163,15 +163,17 @@ def parse_defaults(raw: str | bytes | None, origin: str) -> dict[str, Any]:
     try:
         value = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BatchInvalid(f"{origin} is not valid JSON: {exc}") from None
+        raise BatchInvalid(f"{origin} is not valid JSON: {exc}", detail="invalid defaults") from None
     if not isinstance(value, dict):
-        raise BatchInvalid(f"{origin} must be a JSON object")
+        raise BatchInvalid(f"{origin} must be a JSON object", detail="invalid defaults")
     defaults = value.get("defaults", value)
     if not isinstance(defaults, dict):
-        raise BatchInvalid(f"{origin}: defaults must be a JSON object")
+        raise BatchInvalid(f"{origin}: defaults must be a JSON object", detail="invalid defaults")
     unknown = set(defaults) - DEFAULTABLE_FIELDS
     if unknown:
-        raise BatchInvalid(f"{origin}: fields {sorted(unknown)} cannot be defaults")
+        raise BatchInvalid(
+            f"{origin}: fields {sorted(unknown)} cannot be defaults", detail="invalid defaults"
+        )
     return defaults
 
 

@@ -81,6 +81,32 @@ BEDROCK_CODES = frozenset(
 )
 
 
+# Why a batch file is refused: fixed phrases (never the file's content), shown after the fixed message.
+BATCH_PROBLEMS = frozenset(
+    {
+        "not a JSONL file",
+        "not under the uploader's prefix",
+        "empty",
+        "over the size limit",
+        "over the line limit",
+        "not JSONL",
+        "not a readable gzip file",
+        "invalid defaults",
+        "results incomplete",
+    }
+)
+
+
+def details_of(code: str) -> frozenset[str]:
+    """The fixed phrases an error of this code may name after its message (Bedrock's error code for a
+    Bedrock error, what is wrong with a batch file); anything else is never rendered."""
+    if code.startswith(("Bedrock", "Credentials")):
+        return BEDROCK_CODES
+    if code == "BatchInvalid":
+        return BATCH_PROBLEMS
+    return frozenset()
+
+
 def message_for(code: str) -> str:
     """The fixed message of a code (an unknown code answers as an internal error)."""
     return MESSAGES.get(code, MESSAGES["InternalError"])
@@ -100,9 +126,7 @@ def rendered_messages(code: str) -> frozenset[str]:
     message naming one of Bedrock's codes. A reader of a Lambda error's cause keeps a message only when
     it is one of these."""
     fixed = message_for(code)
-    if code.startswith(("Bedrock", "Credentials")):
-        return frozenset({fixed, *(f"{fixed} ({bedrock})" for bedrock in BEDROCK_CODES)})
-    return frozenset({fixed})
+    return frozenset({fixed, *(f"{fixed} ({detail})" for detail in details_of(code))})
 
 
 def safe_message(code: str, message: str) -> str:
@@ -156,13 +180,15 @@ class XpiError(Exception):
         *,
         problems: tuple[Problem, ...] = (),
         bedrock_code: str | None = None,
+        detail: str | None = None,
     ) -> None:
         self.reason = reason  # for the raise site's reader and tests only: may name input, never rendered
         self.request_id = request_id  # the request the error is about, when an answer should name it
         self.problems = problems
         self.bedrock_code = bedrock_code
+        named = bedrock_code or detail
         fixed = message_for(self.code)
-        self.message = f"{fixed} ({bedrock_code})" if bedrock_code else fixed
+        self.message = f"{fixed} ({named})" if named in details_of(self.code) else fixed
         super().__init__(self.message)
 
     def __repr__(self) -> str:

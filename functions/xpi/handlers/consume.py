@@ -33,6 +33,7 @@ def record_handler(record: SQSRecord) -> str:
         OriginalSender(sender_id=record.attributes.sender_id, message_id=record.message_id),
         get_settings().redrivers,
         dependencies.intake_records(),
+        dependencies.hash_key(),
     )
     source = Source(
         kind="sqs",
@@ -52,7 +53,9 @@ def record_handler(record: SQSRecord) -> str:
             retention_days=get_settings().lineage_retention_days,
         )
     except Exception:  # it returns, and may reach the DLQ: keep who sent it for a redrive
-        redrive.remember(record.body, sender, datetime.now(UTC), dependencies.intake_records())
+        redrive.remember(
+            record.body, sender, datetime.now(UTC), dependencies.intake_records(), dependencies.hash_key()
+        )
         raise
     logger.info("request accepted", extra={"request_id": request.request_id, "outcome": outcome})
     metrics.add_metric(name=f"Requests{outcome.capitalize()}", unit=MetricUnit.Count, value=1)

@@ -112,13 +112,15 @@ def _defaults(batch: BatchObject, metadata: Mapping[str, str], objects: BatchObj
 
 def _check_object(batch: BatchObject, limits: BatchLimits) -> None:
     if not is_jsonl_key(batch.key):
-        raise BatchInvalid(f"not a JSONL file: {batch.key} does not end with .jsonl or .jsonl.gz")
+        raise BatchInvalid(f"{batch.key} does not end with .jsonl or .jsonl.gz", detail="not a JSONL file")
     if uploader_of(batch.key) is None:
-        raise BatchInvalid("not under the uploader's prefix: upload to incoming/<your aws:userid>/")
+        raise BatchInvalid("upload to incoming/<your aws:userid>/", detail="not under the uploader's prefix")
     if batch.size == 0:
-        raise BatchInvalid("the file is empty")
+        raise BatchInvalid("the file is empty", detail="empty")
     if batch.size > limits.max_bytes:
-        raise BatchInvalid(f"the file is {batch.size} bytes; the limit is {limits.max_bytes}")
+        raise BatchInvalid(
+            f"{batch.size} bytes; the limit is {limits.max_bytes}", detail="over the size limit"
+        )
 
 
 def line_error(error: RequestInvalid) -> dict[str, str]:
@@ -147,7 +149,7 @@ def split(
     for raw in iter_lines(body, gzipped=batch.key.endswith(".gz")):
         total += 1
         if total > limits.max_lines:
-            raise BatchInvalid(f"the file has more than {limits.max_lines} lines (the limit)")
+            raise BatchInvalid(f"more than {limits.max_lines} lines", detail="over the line limit")
         request_id = line_request_id(batch.batch_id, raw.number)
         try:
             request = prepare_line(raw, defaults, request_id)
@@ -173,9 +175,9 @@ def split(
             objects.put_json(batch.bucket, chunk_key(batch.batch_id, chunks), chunk)
             chunks, chunk = chunks + 1, []
     if total == 0:
-        raise BatchInvalid("the file is empty (no lines)")
+        raise BatchInvalid("the file is empty (no lines)", detail="empty")
     if not_json == total:
-        raise BatchInvalid("not JSONL: no line is a JSON object")
+        raise BatchInvalid("no line is a JSON object", detail="not JSONL")
     if chunk:
         objects.put_json(batch.bucket, chunk_key(batch.batch_id, chunks), chunk)
         chunks += 1
@@ -406,7 +408,9 @@ def assemble(batch: BatchObject, table: BatchTable, objects: BatchObjects, now: 
     key = results_key(batch)
     objects.write_stream(batch.bucket, key, rows())
     if written != int(status.get("total", 0)):
-        raise BatchInvalid(f"results file has {written} lines for {status.get('total')} input lines")
+        raise BatchInvalid(
+            f"{written} result lines for {status.get('total')} input lines", detail="results incomplete"
+        )
     uri = f"s3://{batch.bucket}/{key}"
     summary = _summary(batch, status, now, status="COMPLETED", results_uri=uri)
     table.update_status(

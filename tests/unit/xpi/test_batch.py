@@ -29,7 +29,7 @@ from xpi.domain.batch import (
     prepare_line,
     window_for,
 )
-from xpi.domain.errors import RequestInvalid
+from xpi.domain.errors import MESSAGES, RequestInvalid
 from xpi.models.batch import BatchFailure, BatchObject, BatchStepInput, LineResult, S3Notification
 from xpi.models.lineage import LineageItem
 from xpi.models.workflow import StepError, WorkflowInput
@@ -383,18 +383,21 @@ def test_forged_line_results_are_ignored(lineage: LineageItem | None, forged_sta
 
 
 @pytest.mark.parametrize(
-    ("key", "data", "message"),
+    ("key", "data", "why"),
     [
         ("in/AIDAEXAMPLE/a.csv", b"a,b\n", "not a JSONL file"),
         ("in/AIDAEXAMPLE/a.jsonl", b"", "empty"),
         ("in/AIDAEXAMPLE/a.jsonl", b"hello\n", "not JSONL"),
-        ("in/AIDAEXAMPLE/a.jsonl", b'{"prompt": "p"}\n' * 51, "more than 50 lines"),
-        ("in/AIDAEXAMPLE/a.jsonl", b"x" * 10_001, "limit is 10000"),
+        ("in/AIDAEXAMPLE/a.jsonl", b'{"prompt": "p"}\n' * 51, "over the line limit"),
+        ("in/AIDAEXAMPLE/a.jsonl", b"x" * 10_001, "over the size limit"),
+        ("elsewhere/a.jsonl", b'{"prompt": "p"}\n', "not under the uploader's prefix"),
     ],
 )
-def test_bad_files_fail_the_batch_before_anything_starts(key: str, data: bytes, message: str) -> None:
-    with raises_with_reason(BatchInvalid, message):
+def test_bad_files_fail_the_batch_before_anything_starts(key: str, data: bytes, why: str) -> None:
+    with pytest.raises(BatchInvalid) as caught:
         split(_batch(key, len(data)), FakeTable(), FakeObjects({key: data}), LIMITS, NOW)
+    # the uploader reads why, in a fixed phrase that quotes nothing of the file
+    assert caught.value.message == f"{MESSAGES['BatchInvalid']} ({why})"
 
 
 def test_a_file_with_no_valid_line_finishes_at_arm() -> None:

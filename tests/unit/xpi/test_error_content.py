@@ -169,3 +169,17 @@ def test_every_error_code_xpi_raises_has_its_fixed_message() -> None:
 
     # THEN none falls back to InternalError's message in lineage and events
     assert codes - set(MESSAGES) == set()
+
+
+def test_a_batch_file_is_refused_with_a_fixed_phrase_saying_why_never_its_content() -> None:
+    from xpi.domain.batch import BatchInvalid
+    from xpi.domain.errors import rendered_messages
+
+    # GIVEN a refusal whose reason quotes the file, and one naming a phrase outside the fixed set
+    named = BatchInvalid("line 1 is 'top secret text'", detail="not JSONL")
+    unnamed = BatchInvalid("top secret text", detail="top secret text")
+
+    # THEN the message names the fixed phrase, or nothing, and is one a reader of the cause keeps
+    assert str(named) == f"{MESSAGES['BatchInvalid']} (not JSONL)"
+    assert str(unnamed) == MESSAGES["BatchInvalid"]
+    assert {str(named), str(unnamed)} <= rendered_messages("BatchInvalid")
