@@ -46,6 +46,11 @@ class FakeLineageStore:
         self.items[item.request_id] = LineageItem.model_validate(merged)
         return True
 
+    def finalize_or_read(self, item: LineageItem) -> tuple[bool, LineageItem | None]:
+        if self.finalize(item):
+            return True, None
+        return False, self.items.get(item.request_id)
+
     def get(self, request_id: str) -> LineageItem | None:
         return self.items.get(request_id)
 

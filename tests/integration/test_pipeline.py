@@ -5,18 +5,21 @@ on the example subscriber queue through the EventBridge rule) and an auditor (th
 The commercial side is the Bedrock emulator; its control endpoint injects faults and counts calls.
 """
 
+import contextlib
 import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 
 import boto3
 import pytest
 from xpi_tools.emulator import EmulatorControl
 from xpi_tools.emulator.client import ErrorCode
 
-from tests.helpers.stack import LocalStackClient, ResultCollector
+from tests.helpers.stack import LocalStackClient, ResultCollector, queue_is_drained
+from tests.helpers.waiting import poll_until, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -418,3 +421,131 @@ def test_lineage_is_queryable_by_caller_status_and_day(
     # THEN the request is found through each of them
     for found in (by_caller, by_status, by_day):
         assert request_id in {i["request_id"] for i in found}
+
+
+# A model no other test uses, made slow while a test writes the lineage item under the running workflow.
+SLOW_MODEL = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
+
+
+def _finalised_under_the_running_workflow(
+    local_stack: LocalStackClient, emulator: EmulatorControl, recorded_by: Callable[[str], str]
+) -> tuple[str, str]:
+    """Sends a request to the slow model and, while its invoke step waits on Bedrock, makes its lineage
+    item final COMPLETED as RecordOutcome writes it, carrying recorded_by(this execution's token) (the
+    token Validate put in the state). Returns (request id, the completed_at written)."""
+    emulator.set_latency(SLOW_MODEL, time_to_first_token_ms=6000)
+    request_id = local_stack.send(_prompt("Record me", model=SLOW_MODEL))
+    state_machine = local_stack.outputs["StateMachineArn"]
+    execution_arn = f"{state_machine.replace(':stateMachine:', ':execution:')}:{request_id}"
+    stepfunctions = local_stack.client("stepfunctions")
+    token: list[str] = []
+
+    def validated_and_claimed() -> bool:
+        with contextlib.suppress(stepfunctions.exceptions.ExecutionDoesNotExist):
+            for event in stepfunctions.get_execution_history(executionArn=execution_arn)["events"]:
+                exited = event.get("stateExitedEventDetails", {})
+                if exited.get("name") == "Validate":
+                    token[:] = [json.loads(exited["output"])["execution"]]
+        item = local_stack.lineage(request_id)
+        return bool(token) and item is not None and item["status"] == "ACCEPTED"
+
+    wait_until(validated_and_claimed, 60, what=f"{request_id} validated and claimed")
+    completed_at = "2026-01-02T03:04:05.678+00:00"
+    local_stack.client("dynamodb").update_item(
+        TableName=local_stack.outputs["LineageTableName"],
+        Key={"request_id": {"S": request_id}},
+        UpdateExpression="SET #s = :s, completed_at = :c, recorded_by = :r",
+        ConditionExpression="#s = :accepted",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={
+            ":s": {"S": "COMPLETED"},
+            ":c": {"S": completed_at},
+            ":r": {"S": recorded_by(token[0])},
+            ":accepted": {"S": "ACCEPTED"},
+        },
+    )
+    return request_id, completed_at
+
+
+def test_a_record_step_finding_its_own_final_write_emits_the_result_once(
+    local_stack: LocalStackClient, results: ResultCollector, emulator: EmulatorControl
+) -> None:
+    # GIVEN the lineage item already final with this execution's outcome and token, as an earlier
+    # attempt of RecordOutcome leaves it when it crashes after its write
+    try:
+        request_id, completed_at = _finalised_under_the_running_workflow(
+            local_stack, emulator, lambda own: own
+        )
+    finally:
+        emulator.set_latency(SLOW_MODEL)
+
+    # WHEN the workflow reaches RecordOutcome, whose conditional write now fails
+    event = results.wait_for(request_id)
+
+    # THEN the result is emitted all the same, with the completion time of the write that made it final
+    assert event["detail-type"] == "Inference Completed"
+    emitted_completion = datetime.fromisoformat(event["detail"]["timings"]["completed_at"])
+    assert emitted_completion == datetime.fromisoformat(completed_at)
+    # AND once
+    local_stack.wait_until_nothing_more_can_come(results, local_stack.outputs["StateMachineArn"], request_id)
+    assert len(results.events_for(request_id)) == 1
+
+
+def test_a_record_step_finding_another_writers_final_item_emits_nothing(
+    local_stack: LocalStackClient, results: ResultCollector, emulator: EmulatorControl
+) -> None:
+    # GIVEN the lineage item made final by another writer (another token) while the workflow runs
+    try:
+        request_id, _ = _finalised_under_the_running_workflow(
+            local_stack, emulator, lambda own: f"another-execution@{own}"
+        )
+    finally:
+        emulator.set_latency(SLOW_MODEL)
+
+    # WHEN the workflow has ended THEN it emitted nothing: the other writer answers for the request
+    local_stack.wait_until_nothing_more_can_come(results, local_stack.outputs["StateMachineArn"], request_id)
+    assert results.events_for(request_id) == []
+
+
+def test_not_json_not_an_object_and_oversized_messages_are_answered_under_the_best_id(
+    local_stack: LocalStackClient, results: ResultCollector
+) -> None:
+    # GIVEN a body that is not JSON, one that is JSON but not an object, and one over 200,000 bytes that
+    # names its request id after the prompt (with a nested "request_id" that must not be taken for it)
+    sqs, queue = local_stack.client("sqs"), local_stack.outputs["RequestsQueueUrl"]
+    not_json = sqs.send_message(QueueUrl=queue, MessageBody="plain words, no JSON")["MessageId"]
+    not_object = sqs.send_message(QueueUrl=queue, MessageBody='["a", "list"]')["MessageId"]
+    big_id = f"it-big-{uuid.uuid4().hex[:8]}"
+    big = {
+        **_prompt("x" * 205_000),
+        "caller": {"project": "integration", "cost_centre": "cc-1", "tags": {"request_id": "nested"}},
+        "request_id": big_id,
+    }
+    big_message = sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(big))["MessageId"]
+
+    # THEN each is answered Inference Failed, RequestInvalid: the first two under their message ids, the
+    # large one under its own id
+    for request_id, reference in ((not_json, not_json), (not_object, not_object), (big_id, big_message)):
+        event = results.wait_for(request_id)
+        assert event["detail-type"] == "Inference Failed"
+        assert event["detail"]["error"]["code"] == "RequestInvalid"
+        assert event["detail"]["source_reference"] == reference
+        item = local_stack.lineage(request_id)
+        assert item is not None and item["status"] == "FAILED"
+    assert results.events_for(big_message) == [] and results.events_for("nested") == []
+    # AND once each, however often SQS delivers them before the DLQ (visibility 4 s, maxReceiveCount 3)
+    wait_until(lambda: queue_is_drained(sqs, queue), 90, what="the requests queue drained to the DLQ")
+    assert results.caught_up()
+    for request_id in (not_json, not_object, big_id):
+        assert len(results.events_for(request_id)) == 1
+    # (the three leave the DLQ again, for the tests that read it)
+    dlq, mine = local_stack.outputs["RequestsDLQUrl"], {"plain words, no JSON", '["a", "list"]'}
+
+    def collected() -> bool:
+        for message in sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", []):
+            if message["Body"] in mine or big_id in message["Body"]:
+                mine.discard(message["Body"])
+                sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
+        return not mine
+
+    poll_until(collected, 30)

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import boto3
 import botocore.session
 from botocore.config import Config
-from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
+from botocore.exceptions import ClientError, ConnectionClosedError, ConnectionError, ReadTimeoutError
 from botocore.tokens import FrozenAuthToken
 
 from xpi.adapters.ports import CredentialSource
 from xpi.domain.errors import (
+    BedrockAnswerLost,
     BedrockRejected,
     BedrockThrottled,
     BedrockUnavailable,
@@ -49,6 +50,8 @@ CREDENTIALS = {
     "AccessDeniedException",
 }
 
+CONNECT_TIMEOUT_S = 3
+
 T = TypeVar("T")
 
 
@@ -67,7 +70,10 @@ class BotoBedrockGateway:
         self._credentials = credentials
         self._config = Config(
             retries={"mode": "standard", "total_max_attempts": 1},  # the workflow owns retries
-            connect_timeout=5,
+            # Short: a connect that fails surely sent nothing, so the workflow retries it safely.
+            connect_timeout=CONNECT_TIMEOUT_S,
+            # Below the function's timeout (BEDROCK_TIMEOUT_S), so the function itself reports a lost
+            # answer (BedrockAnswerLost) rather than being killed mid-call.
             read_timeout=timeout_s,
         )
         self._clients: dict[tuple[str, str, str], BedrockRuntimeClient] = {}
@@ -133,8 +139,14 @@ class BotoBedrockGateway:
                     raise BedrockRejected(reason, bedrock_code=code) from None
                 raise CredentialsRejected(reason, bedrock_code=code) from None
             raise BedrockRejected(reason, bedrock_code=code) from None
-        except (ReadTimeoutError, ConnectionError) as exc:
+        except ConnectionError as exc:
+            # Connecting failed (a connect timeout, an unreachable endpoint): the request was never sent,
+            # so the workflow's retry cannot be a second paid call.
             raise BedrockUnavailable(f"{type(exc).__name__} reaching commercial Bedrock") from None
+        except (ReadTimeoutError, ConnectionClosedError) as exc:
+            # The request was sent and its answer lost: Bedrock may have answered (and billed) it. Not
+            # retried, and counted in lineage (bedrock_calls_unanswered).
+            raise BedrockAnswerLost(f"{type(exc).__name__} waiting for commercial Bedrock") from None
 
     @staticmethod
     def _converse(

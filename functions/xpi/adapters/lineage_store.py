@@ -4,12 +4,15 @@ from datetime import date
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.exceptions import ClientError
 
 from xpi.adapters import aws
 from xpi.models.lineage import ACCEPTED, FIRST_SEEN_FIELDS, LineageItem
 
 BY_DAY_INDEX = "by-day"
 QUERY_PAGE_LIMIT = 500
+_DESERIALIZER = TypeDeserializer()
 
 
 def _item(stored: dict[str, Any]) -> LineageItem:
@@ -23,6 +26,22 @@ class DynamoLineageStore:
         self._table_name = table_name
 
     def finalize(self, item: LineageItem, *, only_if_new: bool = False) -> bool:
+        return aws.write_if(lambda: self._write_final(item, only_if_new=only_if_new))
+
+    def finalize_or_read(self, item: LineageItem) -> tuple[bool, LineageItem | None]:
+        # The item a failed condition met comes back with the error: no second call, no GetItem grant.
+        try:
+            self._write_final(item, only_if_new=False, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            stored: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
+            if not stored:
+                return False, None
+            return False, _item({name: _DESERIALIZER.deserialize(value) for name, value in stored.items()})
+        return True, None
+
+    def _write_final(self, item: LineageItem, *, only_if_new: bool, **options: Any) -> None:
         names: dict[str, str] = {"#request_id": "request_id"}
         values: dict[str, Any] = {}
         assignments = []
@@ -40,18 +59,13 @@ class DynamoLineageStore:
         if not only_if_new:  # DynamoDB rejects placeholders the expressions leave unused
             condition += " OR #status = :accepted"
             names["#status"], values[":accepted"] = "status", ACCEPTED
-        return aws.write_if(
-            lambda: (
-                aws.dynamodb()
-                .Table(self._table_name)
-                .update_item(
-                    Key={"request_id": item.request_id},
-                    UpdateExpression="SET " + ", ".join(assignments),
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=values,
-                )
-            )
+        aws.dynamodb().Table(self._table_name).update_item(
+            Key={"request_id": item.request_id},
+            UpdateExpression="SET " + ", ".join(assignments),
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            **options,
         )
 
     def get(self, request_id: str) -> LineageItem | None:

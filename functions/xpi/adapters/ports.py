@@ -31,6 +31,10 @@ class LineageStore(Protocol):
         already final (a late duplicate), or exists at all when only_if_new."""
         ...
 
+    def finalize_or_read(self, item: LineageItem) -> tuple[bool, LineageItem | None]:
+        """finalize, and when the item was final already, the item as found: (written, found)."""
+        ...
+
     def get(self, request_id: str) -> LineageItem | None: ...
 
     def by_day(self, day: date, since_iso: str, limit: int) -> list[LineageItem]:

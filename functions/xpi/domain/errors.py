@@ -112,9 +112,17 @@ def message_for(code: str) -> str:
     return MESSAGES.get(code, MESSAGES["InternalError"])
 
 
+# Error names the workflow tells apart (its Retry and Catch) that callers see as another code.
+REPORTED_AS: dict[str, str] = {
+    "BedrockAnswerLost": "BedrockUnavailable",
+    "InvocationInProgress": "BedrockUnavailable",
+}
+
+
 def known_code(code: str) -> str:
-    """`code` when xpi reports it, else InternalError (an unexpected exception's class name)."""
-    return code if code in MESSAGES else "InternalError"
+    """`code` when xpi reports it (or the code an error name is reported as), else InternalError (an
+    unexpected exception's class name)."""
+    return code if code in MESSAGES else REPORTED_AS.get(code, "InternalError")
 
 
 def bedrock_code(code: object) -> str:
@@ -228,6 +236,18 @@ class BedrockUnavailable(XpiError):
     """Transient: timeouts, 5xx, model not ready. Retried by the workflow."""
 
     code = "BedrockUnavailable"
+
+
+class BedrockAnswerLost(BedrockUnavailable):
+    """The request reached Bedrock but its answer did not come back (a read timeout, a connection
+    closed mid-answer): Bedrock may have answered and billed it. Never retried (a retry would be a
+    second paid call); lineage counts the unanswered call. Reported as BedrockUnavailable."""
+
+
+class InvocationInProgress(BedrockUnavailable):
+    """The invoke step's idempotency record says an earlier attempt for this request is still running
+    (or was killed mid-call and its record has not expired yet). Retried by the workflow after the
+    record's expiry; reported as BedrockUnavailable when the retries run out."""
 
 
 class BedrockRejected(XpiError):

@@ -1,5 +1,6 @@
 """Turning what a producer sent into an accepted request, or a clear rejection."""
 
+import contextlib
 import json
 import re
 from collections.abc import Mapping
@@ -16,9 +17,13 @@ from xpi.models.workflow import Claim, PayloadRef, RequestHeader, Source, Workfl
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 
 
+def body_bytes(raw: str | bytes) -> int:
+    return len(raw.encode("utf-8") if isinstance(raw, str) else raw)
+
+
 def parse_json_object(raw: str | bytes) -> dict[str, Any]:
     """The body of a message or line as a JSON object, or RequestInvalid saying why not."""
-    size = len(raw.encode("utf-8") if isinstance(raw, str) else raw)
+    size = body_bytes(raw)
     if size > MAX_REQUEST_BYTES:
         raise RequestInvalid(
             f"request is {size} bytes; the limit is {MAX_REQUEST_BYTES}",
@@ -42,6 +47,57 @@ def usable_request_id(raw: Mapping[str, Any] | None) -> str | None:
     """The client's request id when it is well-formed, so even a rejected request can be answered."""
     candidate = raw.get("request_id") if raw else None
     return candidate if isinstance(candidate, str) and _REQUEST_ID.fullmatch(candidate) else None
+
+
+# A JSON string (escapes included) or a bracket: what a scan of the top level steps over.
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[{}\[\]]')
+_KEY_SEPARATOR = re.compile(r"\s*:\s*")
+# How much of a body too large to parse is scanned for its id (all of an SQS message, 256 KiB).
+MAX_SCANNED_CHARS = 1_048_576
+
+
+def declared_request_id(raw: str | bytes) -> str | None:
+    """The well-formed `request_id` of a body's top-level object, found without parsing the body whole
+    (for a body over the size limit, which is never parsed): a linear scan that steps over strings and
+    counts brackets, so a "request_id" nested in a value or quoted inside a string never counts. The
+    last top-level one wins, as for json.loads. None when the body is not an object or has none."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    text = text[:MAX_SCANNED_CHARS]
+    if not text.lstrip().startswith("{"):
+        return None
+    depth, found = 0, None
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token in ("{", "["):
+            depth += 1
+        elif token in ("}", "]"):
+            depth -= 1
+            if depth <= 0:
+                break
+        elif depth == 1 and (separator := _KEY_SEPARATOR.match(text, match.end())):
+            try:
+                key = json.loads(token)
+            except ValueError:
+                continue
+            if key != "request_id":
+                continue
+            value = _JSON_TOKEN.match(text, separator.end())
+            found = None
+            if value is not None and value.group().startswith('"'):
+                with contextlib.suppress(ValueError):
+                    found = usable_request_id({"request_id": json.loads(value.group())})
+    return found
+
+
+def rejected_request_id(body: str | bytes, raw: Mapping[str, Any] | None) -> str | None:
+    """The id a rejected body is answered under when it names one that can be read: the parsed
+    object's, or, for a body too large to parse, its top level's. None otherwise (not JSON, not an
+    object, no well-formed id): the caller answers under the message's own id instead."""
+    if raw is not None:
+        return usable_request_id(raw)
+    if body_bytes(body) > MAX_REQUEST_BYTES:
+        return declared_request_id(body)
+    return None
 
 
 def schema_field_names(schema: Mapping[str, Any]) -> frozenset[str]:

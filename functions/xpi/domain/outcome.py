@@ -4,6 +4,7 @@ import json
 from datetime import datetime
 
 from xpi.domain.errors import (
+    BedrockAnswerLost,
     PayloadLimitExceeded,
     RequestInvalid,
     ValidationUnavailable,
@@ -126,6 +127,23 @@ def result_detail(state: WorkflowState, completed_at: datetime) -> ResultDetail:
     )
 
 
+def answer_lost(state: WorkflowState) -> bool:
+    """Whether the request ended on a Bedrock call whose answer never came back (possibly billed)."""
+    return state.error is not None and state.error.Error == BedrockAnswerLost.__name__
+
+
+def own_completion(state: WorkflowState, status: FinalStatus, current: LineageItem | None) -> datetime | None:
+    """When the lineage item became final, if it did with this execution's own outcome: written by this
+    execution (its token) with the status it computes now. A retried RecordOutcome's conditional write
+    fails on such an item, yet its event is still owed; an item another writer made final (a late
+    duplicate, say) gives None."""
+    if state.execution is None or current is None or current.completed_at is None:
+        return None
+    if current.recorded_by != state.execution or current.status != status:
+        return None
+    return datetime.fromisoformat(current.completed_at)
+
+
 def detail_type(detail: ResultDetail) -> str:
     return DETAIL_TYPE_BY_STATUS[detail.status]
 
@@ -180,4 +198,6 @@ def lineage_item(state: WorkflowState, detail: ResultDetail) -> LineageItem:
         estimated_cost_usd=str(response.estimated_cost_usd) if response else None,
         latency_ms=response.latency_ms if response else None,
         error=LineageError(code=detail.error.code, message=detail.error.message) if detail.error else None,
+        recorded_by=state.execution,
+        bedrock_calls_unanswered=1 if answer_lost(state) else None,
     )

@@ -2,7 +2,8 @@
 step allowed (its payload hash), priced with the routing snapshot the classify step recorded.
 
 Idempotent on the request id, so a retried task (or a duplicate start) never calls Bedrock twice for
-one request; the idempotency table is built on first use, not at import.
+one request once its answer is stored; an attempt that finds an earlier one in progress raises
+InvocationInProgress (retried by the workflow). The idempotency table is built on first use.
 """
 
 from collections.abc import Callable
@@ -16,10 +17,12 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from xpi import dependencies
+from xpi.domain.errors import InvocationInProgress
 from xpi.handlers import contain_errors
 from xpi.models.workflow import ModelResponse, WorkflowState
 from xpi.observability import logger, metrics, tracer
@@ -62,7 +65,14 @@ def _invoke_once() -> Callable[..., dict[str, Any]]:
 @event_parser(model=WorkflowState)
 def handler(event: WorkflowState, context: LambdaContext) -> dict[str, Any]:
     IDEMPOTENCY.register_lambda_context(context)
-    response = _invoke_once()(state=event.model_dump(mode="json", exclude_none=True))
+    try:
+        response = _invoke_once()(state=event.model_dump(mode="json", exclude_none=True))
+    except IdempotencyAlreadyInProgressError:
+        # An earlier attempt (killed mid-invoke, say) still holds the record: the workflow retries once it
+        # has expired, rather than failing a request whose answer may be about to be stored.
+        raise InvocationInProgress(
+            "an earlier attempt of the invoke step holds the idempotency record"
+        ) from None
     event.response = ModelResponse.model_validate(response)
     event.timings["invoked_at"] = datetime.now(UTC)
     return event.model_dump(mode="json", exclude_none=True)

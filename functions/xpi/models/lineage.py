@@ -82,6 +82,11 @@ class LineageItem(_Item):
     routing_revision: int | None = None
     routing_sha256: str | None = None
     config_fallback: bool | None = None
+    # The execution whose RecordOutcome made the item final (its name and start time): a retried
+    # RecordOutcome that finds the item final with its own token emits the event the crash lost.
+    recorded_by: str | None = None
+    # Calls sent to Bedrock whose answer never came back (a read timeout): Bedrock may have billed them.
+    bedrock_calls_unanswered: int | None = None
 
     @classmethod
     def claimed(cls, claim: Claim) -> "LineageItem":

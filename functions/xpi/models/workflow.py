@@ -64,6 +64,14 @@ class ExecutionInput(_State):
     payload: PayloadRef
     source: Source
     execution: str | None = Field(None, description="the execution name, injected by the ASL")
+    started_at: str | None = Field(None, description="the execution's start time, injected by the ASL")
+
+    def token(self) -> str | None:
+        """This execution, uniquely (a name is reused after 90 days, a name and start time never): what
+        its final lineage write carries, so a retried RecordOutcome recognises the write as its own."""
+        if self.execution is None or self.started_at is None:
+            return None
+        return f"{self.execution}@{self.started_at}"
 
 
 class RequestHeader(_State):
@@ -177,6 +185,9 @@ class RejectedInput(ExecutionInput):
 
 class WorkflowState(_State):
     request: RequestHeader
+    execution: str | None = Field(
+        None, description="this execution's token (ExecutionInput.token), carried to the final lineage write"
+    )
     payload: PayloadRef = Field(description="the request body (redacted, once the classify step redacts)")
     source: Source
     claim: Claim

@@ -7,7 +7,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from xpi.adapters.ports import EventPublisher, LineageStore, PayloadStore
 from xpi.domain.intake import usable_request_id
-from xpi.domain.outcome import detail_type, lineage_item, rejection_error, result_detail
+from xpi.domain.outcome import (
+    detail_type,
+    lineage_item,
+    own_completion,
+    rejection_error,
+    result_detail,
+)
 from xpi.models.events import INFERENCE_FAILED
 from xpi.models.workflow import Outcome, RejectedInput, WorkflowState
 from xpi.observability import logger, metrics
@@ -16,21 +22,33 @@ from xpi.services.validation import load_raw
 
 
 def record_outcome(state: WorkflowState, lineage: LineageStore, now: datetime) -> Outcome:
-    """The ASL emits the outcome's event only when `emit` is true, so a late duplicate cannot emit twice."""
+    """The ASL emits the outcome's event only when `emit` is true. The event follows from the lineage
+    state, not from whether this attempt wrote it: the item made final by this execution (this attempt,
+    or an earlier attempt of this step that crashed after its write) emits; an item another writer made
+    final (a late duplicate) does not."""
     detail = result_detail(state, completed_at=now)
-    finalized = lineage.finalize(lineage_item(state, detail))
-    # A late duplicate finds the item final already: it must not emit a second terminal event.
+    finalized, found = lineage.finalize_or_read(lineage_item(state, detail))
+    if not finalized:
+        completed_at = own_completion(state, detail.status, found)
+        if completed_at is not None:
+            # An earlier attempt of this step wrote the item and did not live to emit: emit its outcome.
+            detail = result_detail(state, completed_at=completed_at)
+            finalized = True
+            logger.warning(
+                "lineage made final by an earlier attempt of this execution; emitting its result",
+                extra={"request_id": state.request.request_id},
+            )
+        else:
+            logger.warning(
+                "lineage already final; not emitting a second result",
+                extra={"request_id": state.request.request_id},
+            )
     outcome = Outcome(
         emit=finalized,
         detail_type=detail_type(detail),
         detail=detail.model_dump(mode="json", exclude_none=True),
     )
     metrics.add_metric(name=outcome.detail_type.replace(" ", ""), unit=MetricUnit.Count, value=1)
-    if not outcome.emit:
-        logger.warning(
-            "lineage already final; not emitting a second result",
-            extra={"request_id": state.request.request_id},
-        )
     return outcome
 
 

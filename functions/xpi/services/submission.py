@@ -1,7 +1,8 @@
 """Accepting work from producers (queue messages, API submits): validate, then start the workflow.
 
 A request that cannot be accepted is answered once: a failure lineage item and an `Inference Failed`
-event when it carries a usable request id, guarded so a redelivered message does not answer twice.
+event under its own request id when one can be read, else under the message's id (SQS message id, API
+request id), guarded so a redelivered message does not answer twice.
 """
 
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from typing import Any
 
 from xpi.adapters.ports import EventPublisher, LineageStore, WorkflowStarter
 from xpi.domain.errors import RequestInvalid, XpiError
-from xpi.domain.intake import parse_json_object, parse_request, usable_request_id
+from xpi.domain.intake import parse_json_object, parse_request, rejected_request_id
 from xpi.domain.outcome import MAX_ERROR_MESSAGE
 from xpi.models.events import (
     INFERENCE_FAILED,
@@ -57,8 +58,10 @@ def submit(
         raw = parse_json_object(body)
         request = parse_request(raw, fallback_id=fallback_id)
     except RequestInvalid as exc:
+        # Answered under the body's own id when it can be read (even from a body too large to parse),
+        # else under the message's (the SQS message id, the API request id): never left unanswered.
         reject(
-            usable_request_id(raw),
+            rejected_request_id(body, raw) or fallback_id,
             raw=raw or {},
             source=source,
             error=exc,

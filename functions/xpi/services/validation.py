@@ -52,6 +52,8 @@ def validate(
     request = parse_request(parse_json_object(body), fallback_id=execution.execution)
     key = hash_key.get()
     payload = execution.payload.model_copy(update={"hmac": keyed_hash(key, body)})
-    return accept(
+    state = accept(
         request, execution.source, now=now, retention_days=retention_days, payload=payload, hash_key=key
     )
+    state.execution = execution.token()
+    return state

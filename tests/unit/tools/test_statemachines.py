@@ -175,3 +175,56 @@ def test_every_state_machine_is_encrypted_with_the_stack_key(machine: str) -> No
         "KmsKeyId": {"Fn::GetAtt": ["XpiKey", "Arn"]},
         "KmsDataKeyReusePeriodSeconds": 300,
     }
+
+
+def _retrier_for(state: dict[str, Any], error: str) -> dict[str, Any] | None:
+    """The Retry entry Step Functions would use for `error` (the first that names it, or States.ALL)."""
+    for retrier in state.get("Retry", []):
+        if error in retrier["ErrorEquals"] or "States.ALL" in retrier["ErrorEquals"]:
+            return dict(retrier)
+    return None
+
+
+def _inference_states() -> dict[str, Any]:
+    definition, _ = deployed_state_machines()["InferenceStateMachine"]
+    return dict(definition["States"])
+
+
+@pytest.mark.parametrize("error", ["Runtime.ExitError", "Runtime.Unknown", "Lambda.Unknown"])
+def test_the_invoke_step_retries_a_runtime_that_died_mid_invoke(error: str) -> None:
+    # GIVEN the invoke task (idempotent on the request id: a retry returns a stored answer)
+    invoke = _inference_states()["InvokeModel"]
+
+    # THEN a runtime killed or crashed mid-invoke is retried, not caught as the request's failure
+    retrier = _retrier_for(invoke, error)
+    assert retrier is not None and retrier["MaxAttempts"] >= 1
+
+
+@pytest.mark.parametrize("error", ["BedrockAnswerLost", "Sandbox.Timedout"])
+def test_the_invoke_step_never_retries_a_call_whose_answer_may_have_been_billed(error: str) -> None:
+    # A lost answer (read timeout) or a function timeout may follow an answer Bedrock billed and the
+    # idempotency store did not keep: a retry would call again.
+    assert _retrier_for(_inference_states()["InvokeModel"], error) is None
+
+
+def test_the_invoke_step_waits_out_a_killed_attempts_idempotency_record() -> None:
+    # GIVEN a killed attempt's in-progress record, which lasts until that invocation's timeout
+    invoke = _inference_states()["InvokeModel"]
+    retrier = _retrier_for(invoke, "InvocationInProgress")
+    assert retrier is not None and "JitterStrategy" not in retrier
+
+    # THEN the retries together wait longer than the function may run
+    waits = [
+        retrier["IntervalSeconds"] * retrier.get("BackoffRate", 2.0) ** n
+        for n in range(retrier["MaxAttempts"])
+    ]
+    assert sum(waits) > function_timeout("InvokeModelFunction")
+
+
+def test_the_record_step_learns_this_executions_token_from_validate() -> None:
+    # The final lineage write carries the execution's name and start time, so a retried RecordOutcome
+    # recognises an item it made final itself (and emits) from one another writer did (and does not).
+    parameters = _inference_states()["Validate"]["Parameters"]
+
+    assert parameters["execution.$"] == "$$.Execution.Name"
+    assert parameters["started_at.$"] == "$$.Execution.StartTime"

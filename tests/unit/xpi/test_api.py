@@ -195,6 +195,21 @@ def test_not_json_is_400(world: dict[str, Any]) -> None:
     assert status == 400 and body["error"]["code"] == "RequestInvalid"
 
 
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]"], ids=["not-json", "not-an-object"])
+def test_a_body_without_a_readable_id_is_answered_under_the_api_request_id(
+    world: dict[str, Any], text: str
+) -> None:
+    # GIVEN / WHEN a body that is not JSON, or not an object
+    status, body = call("POST", "/v1/requests", text)
+
+    # THEN the caller gets 400, and the API request id its one failure event and lineage
+    assert status == 400 and body["error"]["code"] == "RequestInvalid"
+    [(detail_type, detail)] = world["events"].published
+    assert detail_type == "Inference Failed"
+    assert detail["request_id"] == "0b1e7a4c-1111-2222-3333-444455556666"
+    assert world["lineage"].items[detail["request_id"]].status == "FAILED"
+
+
 def test_duplicate_is_409_with_the_id(world: dict[str, Any]) -> None:
     call("POST", "/v1/requests", {"request_id": "r-2", "model": "default", "prompt": "hi"})
     status, body = call("POST", "/v1/requests", {"request_id": "r-2", "model": "default", "prompt": "hi"})

@@ -13,13 +13,19 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ReadTimeoutError
+from botocore.exceptions import (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from xpi.adapters import bedrock as bedrock_module
 from xpi.adapters.bedrock import BotoBedrockGateway
 from xpi.domain.errors import (
     MESSAGES,
+    BedrockAnswerLost,
     BedrockRejected,
     BedrockThrottled,
     BedrockUnavailable,
@@ -377,18 +383,60 @@ class TestErrorTranslation:
 
 
 class TestTransportErrors:
-    class TimingOutClient:
+    class FailingClient:
+        def __init__(self, error: Exception) -> None:
+            self.error = error
+            self.calls = 0
+
         def converse(self, **_: Any) -> Any:
-            raise ReadTimeoutError(
-                endpoint_url="https://bedrock-runtime.us-east-1.amazonaws.com/model/x/converse"
-            )
+            self.calls += 1
+            raise self.error
 
-    def test_a_read_timeout_is_transient(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    URL = "https://bedrock-runtime.us-east-1.amazonaws.com/model/x/converse"
+
+    def _gateway(self, monkeypatch: pytest.MonkeyPatch, client: Any) -> BotoBedrockGateway:
         gateway = BotoBedrockGateway(FakeCredentials(), timeout_s=60)
-        monkeypatch.setattr(gateway, "_client", lambda route, credentials: self.TimingOutClient())
+        monkeypatch.setattr(gateway, "_client", lambda route, credentials: client)
+        return gateway
 
-        with raises_with_reason(BedrockUnavailable, "ReadTimeoutError reaching commercial Bedrock"):
-            gateway.answer(ROUTE, converse_request())
+    def test_a_read_timeout_is_a_lost_answer_never_retried(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        # GIVEN a call that was sent and whose answer did not come back in time
+        client = self.FailingClient(ReadTimeoutError(endpoint_url=self.URL))
+
+        # WHEN / THEN it is a lost answer (the workflow does not retry it: Bedrock may have billed it),
+        # reported to callers as BedrockUnavailable, and the gateway itself made one call
+        with raises_with_reason(
+            BedrockAnswerLost, "ReadTimeoutError waiting for commercial Bedrock"
+        ) as caught:
+            self._gateway(monkeypatch, client).answer(ROUTE, converse_request())
+        assert caught.value.code == "BedrockUnavailable"
+        assert client.calls == 1
+
+    def test_a_connection_closed_mid_answer_is_a_lost_answer(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        client = self.FailingClient(ConnectionClosedError(endpoint_url=self.URL))
+
+        with pytest.raises(BedrockAnswerLost):
+            self._gateway(monkeypatch, client).answer(ROUTE, converse_request())
+
+    @pytest.mark.parametrize(
+        "error",
+        [ConnectTimeoutError(endpoint_url=URL), EndpointConnectionError(endpoint_url=URL)],
+        ids=["connect-timeout", "unreachable"],
+    )
+    def test_a_failed_connect_is_transient(self, monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
+        # GIVEN a call that never connected (nothing was sent: a retry cannot be a second paid call)
+        client = self.FailingClient(error)
+
+        # WHEN / THEN it is BedrockUnavailable, which the workflow retries, and not a lost answer
+        with pytest.raises(BedrockUnavailable) as caught:
+            self._gateway(monkeypatch, client).answer(ROUTE, converse_request())
+        assert not isinstance(caught.value, BedrockAnswerLost)
+
+    def test_the_connect_timeout_is_short_and_the_read_timeout_the_configured_one(self) -> None:
+        gateway = BotoBedrockGateway(FakeCredentials(), timeout_s=120)
+
+        assert gateway._config.connect_timeout <= 5
+        assert gateway._config.read_timeout == 120
 
 
 class TestEndpointOverride:

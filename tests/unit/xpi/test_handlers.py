@@ -16,6 +16,7 @@ from xpi.domain.errors import (
     BedrockThrottled,
     ClassificationMismatch,
     ConfigSnapshotInvalid,
+    InvocationInProgress,
     ModelNotAllowedForCaller,
     ModelNotApproved,
     PayloadMismatch,
@@ -205,6 +206,18 @@ class _Unavailable:
 
 
 class TestValidate:
+    def test_the_state_carries_this_executions_token_for_the_final_lineage_write(
+        self, aws: XpiResources, lambda_context: FakeLambdaContext
+    ) -> None:
+        # GIVEN the input as the ASL passes it: the execution's name and start time
+        event = {**load_event("validate/workflow-input.json"), "started_at": "2026-03-01T10:00:00.123Z"}
+
+        # WHEN
+        state = WorkflowState.model_validate(validate.handler(event, lambda_context))
+
+        # THEN the token names this execution (a name alone is reused after 90 days)
+        assert state.execution == "req-converse-0002@2026-03-01T10:00:00.123Z"
+
     def test_a_valid_request_becomes_the_workflow_state_with_its_claim(
         self, aws: XpiResources, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext
     ) -> None:
@@ -417,6 +430,38 @@ class TestInvoke:
         assert len(bedrock.calls) == 2
         assert result["response"]["output_text"] == "A short answer."
 
+    def test_an_attempt_that_finds_an_earlier_one_in_progress_raises_the_retried_error(
+        self,
+        aws: XpiResources,
+        bedrock: FakeBedrockGateway,
+        lambda_context: FakeLambdaContext,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        # GIVEN an attempt is mid-call (as one killed after sending leaves its idempotency record)
+        seen: list[Exception] = []
+        answer = bedrock.answer
+
+        def retried_meanwhile(route: Any, request: Any) -> Any:
+            # WHEN the workflow's retry runs while the record is still in progress
+            try:
+                invoke.handler(load_event("invoke/state.json"), FakeLambdaContext())
+            except Exception as error:
+                seen.append(error)
+            return answer(route, request)
+
+        monkeypatch.setattr(bedrock, "answer", retried_meanwhile)
+        first = invoke.handler(load_event("invoke/state.json"), lambda_context)
+
+        # THEN the retry raises InvocationInProgress (retried by the workflow), not an InternalError
+        # that would end the request FAILED, and makes no Bedrock call of its own
+        assert [type(error) for error in seen] == [InvocationInProgress]
+        assert len(bedrock.calls) == 1
+        # AND once the first attempt has stored its answer, a retry returns it without a second call
+        monkeypatch.setattr(bedrock, "answer", answer)
+        again = invoke.handler(load_event("invoke/state.json"), FakeLambdaContext())
+        assert again["response"] == first["response"]
+        assert len(bedrock.calls) == 1
+
     def test_a_request_changed_since_classification_is_not_sent(
         self, aws: XpiResources, bedrock: FakeBedrockGateway, lambda_context: FakeLambdaContext
     ) -> None:
@@ -524,6 +569,80 @@ class TestRecord:
         again = record.handler(load_event("record/state-completed.json"), lambda_context)
 
         assert again["outcome"]["emit"] is False
+
+    def test_a_retry_after_a_crash_past_the_final_write_emits_the_result_once(
+        self, aws: XpiResources, lambda_context: FakeLambdaContext
+    ) -> None:
+        # GIVEN this execution's RecordOutcome made the item final and crashed before returning
+        event = {
+            **load_event("record/state-completed.json"),
+            "execution": "req-converse-0002@2026-03-01T10:00Z",
+        }
+        aws.put_claim(WorkflowState.model_validate(event))
+        first = record.handler(event, lambda_context)
+        item = aws.lineage_item("req-converse-0002")
+        assert item is not None and item["recorded_by"] == event["execution"]
+
+        # WHEN the workflow retries the step with the same input
+        retried = record.handler(event, lambda_context)
+
+        # THEN it finds the item final with its own outcome and emits it, with the stored completion time
+        assert retried["outcome"]["emit"] is True
+        detail, written = dict(retried["outcome"]["detail"]), dict(first["outcome"]["detail"])
+        completed_at = datetime.fromisoformat(detail.pop("timings")["completed_at"])
+        assert completed_at == datetime.fromisoformat(item["completed_at"])
+        written.pop("timings")
+        assert detail == written
+
+    def test_a_late_duplicate_of_another_execution_does_not_emit(
+        self, aws: XpiResources, lambda_context: FakeLambdaContext
+    ) -> None:
+        # GIVEN another execution made the item final
+        event = load_event("record/state-completed.json")
+        aws.put_claim(WorkflowState.model_validate(event))
+        record.handler({**event, "execution": "req-converse-0002@2026-01-01T00:00Z"}, lambda_context)
+
+        # WHEN this execution records
+        late = record.handler({**event, "execution": "req-converse-0002@2026-03-01T10:00Z"}, lambda_context)
+
+        # THEN it emits nothing
+        assert late["outcome"]["emit"] is False
+
+    def test_an_item_final_with_another_status_is_not_this_executions(
+        self, aws: XpiResources, lambda_context: FakeLambdaContext
+    ) -> None:
+        # GIVEN the item was made final FAILED under this token (say, by a writer that ended it early)
+        event = {
+            **load_event("record/state-completed.json"),
+            "execution": "req-converse-0002@2026-03-01T10:00Z",
+        }
+        aws.put_claim(WorkflowState.model_validate(event))
+        failed = {**load_event("record/state-failed.json"), "execution": event["execution"]}
+        failed["request"] = event["request"]
+        failed["claim"] = event["claim"]
+        record.handler(failed, lambda_context)
+
+        # WHEN / THEN a record of a COMPLETED outcome does not emit a second, different result
+        assert record.handler(event, lambda_context)["outcome"]["emit"] is False
+
+    def test_a_request_whose_bedrock_answer_was_lost_counts_the_unanswered_call(
+        self, aws: XpiResources, lambda_context: FakeLambdaContext
+    ) -> None:
+        # GIVEN the invoke step ended on a read timeout (BedrockAnswerLost: not retried)
+        event = load_event("record/state-failed.json")
+        aws.put_claim(WorkflowState.model_validate(event))
+        event["error"] = {
+            "Error": "BedrockAnswerLost",
+            "Cause": json.dumps({"errorType": "BedrockAnswerLost"}),
+        }
+
+        # WHEN
+        result = record.handler(event, lambda_context)
+
+        # THEN the caller sees BedrockUnavailable and lineage counts the possibly billed call
+        assert result["outcome"]["detail"]["error"]["code"] == "BedrockUnavailable"
+        item = aws.lineage_item(event["request"]["request_id"])
+        assert item is not None and item["bedrock_calls_unanswered"] == 1
 
     def test_lineage_holds_hashes_not_payloads(
         self, aws: XpiResources, lambda_context: FakeLambdaContext

@@ -8,7 +8,13 @@ import pytest
 from xpi.domain import intake
 from xpi.domain.errors import RequestInvalid
 from xpi.domain.hashing import canonical_sha256, keyed_canonical_hash, sha256_text
-from xpi.domain.intake import parse_json_object, parse_request, usable_request_id
+from xpi.domain.intake import (
+    declared_request_id,
+    parse_json_object,
+    parse_request,
+    rejected_request_id,
+    usable_request_id,
+)
 from xpi.domain.payload import request_bytes
 from xpi.models.request import MAX_REQUEST_BYTES, InferenceRequest
 from xpi.models.workflow import PayloadRef, RequestHeader, Source, WorkflowState
@@ -188,3 +194,34 @@ class TestAccept:
         assert one != two
         plain = {canonical_sha256(request.model_dump(mode="json")), sha256_text("Say yes.")}
         assert not plain & {one, two}
+
+
+class TestDeclaredRequestId:
+    LONG = "x" * 210_000
+
+    @pytest.mark.parametrize(
+        ("body", "expected"),
+        [
+            ({"prompt": LONG, "request_id": "after-the-prompt"}, "after-the-prompt"),
+            ({"request_id": "before", "prompt": LONG}, "before"),
+            ({"caller": {"request_id": "nested"}, "prompt": LONG}, None),
+            ({"messages": [{"request_id": "in-a-list"}], "prompt": LONG}, None),
+            ({"prompt": '{"request_id": "quoted"} ' + LONG}, None),
+            ({"request_id": "bad id!", "prompt": LONG}, None),
+            ({"request_id": 42, "prompt": LONG}, None),
+            ([{"request_id": "in-an-array"}], None),
+        ],
+        ids=["after", "before", "nested", "in-list", "quoted", "malformed", "not-a-string", "array"],
+    )
+    def test_only_a_well_formed_top_level_id_counts(self, body: object, expected: str | None) -> None:
+        assert declared_request_id(json.dumps(body)) == expected
+
+    def test_an_escaped_key_and_the_last_of_duplicate_keys_count_as_json_reads_them(self) -> None:
+        body = '{"request\\u005fid": "first", "p": "' + self.LONG + '", "request_id": "last"}'
+
+        assert declared_request_id(body) == json.loads(body)["request_id"] == "last"
+        assert declared_request_id(body.encode()) == "last"
+
+    def test_the_id_of_a_body_that_parses_is_read_from_it_and_a_small_unparsable_one_has_none(self) -> None:
+        assert rejected_request_id("{}", {"request_id": "parsed-1"}) == "parsed-1"
+        assert rejected_request_id('{"request_id": "r-1", "model": ', None) is None

@@ -211,15 +211,65 @@ class TestSubmit:
 
     @pytest.mark.parametrize(
         "body",
-        ["Hello from SQS!", '{"request_id": "req-1", "model": ', "[]", json.dumps({"request_id": "bad id!"})],
+        [
+            "Hello from SQS!",
+            '{"request_id": "req-1", "model": ',
+            "[]",
+            '"a string"',
+            json.dumps({"request_id": "bad id!"}),
+        ],
+        ids=["not-json", "truncated", "array", "string", "malformed-id"],
     )
-    def test_malformed_without_a_usable_id_is_not_answered(self, body: str) -> None:
+    def test_malformed_without_a_usable_id_is_answered_once_under_its_message_id(self, body: str) -> None:
+        # GIVEN a body that is not JSON, not an object, or names no well-formed id
+        consumer = Submission()
+
+        # WHEN it is delivered, and delivered again
+        for _ in range(2):
+            with pytest.raises(RequestInvalid):
+                consumer.submit(body)
+
+        # THEN it is answered once, under the SQS message id, as RequestInvalid
+        [(detail_type, detail)] = consumer.events.published
+        assert detail_type == INFERENCE_FAILED
+        assert detail["request_id"] == MESSAGE_ID == detail["source_reference"]
+        assert detail["error"]["code"] == "RequestInvalid"
+        assert consumer.lineage.items[MESSAGE_ID].status == "FAILED"
+        assert consumer.starter.started == {}
+
+    def test_an_oversized_request_is_answered_under_its_own_id(self) -> None:
+        # GIVEN a body over 200,000 bytes that names its request id after the long prompt, and a
+        # "request_id" nested in a value and quoted inside the prompt that must not be taken for it
+        body = {
+            "caller": {"request_id": "nested-id"},
+            "model": "default",
+            "prompt": 'say "request_id": "quoted-id" ' + "x" * 210_000,
+            "request_id": "req-big-0001",
+        }
+
+        # WHEN it is delivered twice
+        consumer = Submission()
+        for _ in range(2):
+            with pytest.raises(RequestInvalid) as caught:
+                consumer.submit(body)
+
+        # THEN it is answered once, under its own id, as RequestInvalid (too long)
+        assert ("request", "too_long") in [tuple(p) for p in caught.value.problems]
+        [(detail_type, detail)] = consumer.events.published
+        assert detail_type == INFERENCE_FAILED
+        assert detail["request_id"] == "req-big-0001"
+        assert detail["error"]["code"] == "RequestInvalid"
+        assert set(consumer.lineage.items) == {"req-big-0001"}
+
+    def test_an_oversized_request_without_a_top_level_id_is_answered_under_its_message_id(self) -> None:
+        body = {"caller": {"request_id": "nested-id"}, "model": "default", "prompt": "x" * 210_000}
         consumer = Submission()
 
         with pytest.raises(RequestInvalid):
             consumer.submit(body)
 
-        assert consumer.lineage.calls == [] and consumer.events.published == []
+        [(_, detail)] = consumer.events.published
+        assert detail["request_id"] == MESSAGE_ID
 
     def test_the_failure_event_echoes_model_and_string_reply_fields_only(self) -> None:
         consumer = Submission()
