@@ -693,7 +693,10 @@ def test_the_failure_path_records_why_a_batch_failed() -> None:
     summary = record_failure(failure, table, NOW)
 
     # THEN
-    assert (summary.status, summary.reason) == ("FAILED", "BatchInvalid: the file is not a valid batch (empty)")
+    assert (summary.status, summary.reason) == (
+        "FAILED",
+        "BatchInvalid: the file is not a valid batch (empty)",
+    )
     status = table.status(failure.batch.batch_id)
     assert status is not None and status["state"] == "FAILED"
 
