@@ -5,6 +5,7 @@ Handlers ask for what they need here and pass it to their service; unit tests re
 result with a fake of the same port (or point the real adapter at moto).
 """
 
+from datetime import timedelta
 from functools import cache
 
 from xpi.adapters.admin import AwsAdminActions
@@ -38,6 +39,7 @@ from xpi.adapters.ports import (
 from xpi.adapters.workflow import (
     StepFunctionsBatchStarter,
     StepFunctionsBatchWorkflow,
+    StepFunctionsExecutionControl,
     StepFunctionsExecutions,
     StepFunctionsStarter,
 )
@@ -49,6 +51,7 @@ from xpi.domain.routing import RoutingConfig, load_default_routing
 from xpi.models.events import SECURITY_ALERT, ConfigAlert, SecurityAlertDetail
 from xpi.observability import logger
 from xpi.services.batch import LineStarter
+from xpi.services.reaping import Reaper
 from xpi.services.submission import Submitter
 from xpi.settings import BATCH_FALLBACK_CONCURRENCY, get_settings
 
@@ -124,6 +127,18 @@ def admin_actions() -> AdminActions:
         {"policy": settings.policy_parameter_name, "routing": settings.routing_parameter_name},
         settings.requests_dlq_url,
         settings.require("config_signing_secret_id"),
+    )
+
+
+def reaper() -> Reaper:
+    """The reaper's lineage (by-status index), the inference executions it stops, and the bus."""
+    settings = get_settings()
+    return Reaper(
+        lineage=DynamoLineageStore(settings.require("lineage_table")),
+        executions=StepFunctionsExecutionControl(settings.require("state_machine_arn")),
+        events=event_publisher(),
+        abandon_after=timedelta(seconds=settings.reaper_abandon_after_s),
+        max_items=settings.reaper_max_items,
     )
 
 

@@ -97,6 +97,12 @@ class Settings(BaseModel):
     hash_key_secret_id: str = Field("", alias="HASH_KEY_SECRET_ID")
     hash_key_max_age_s: Annotated[int, Field(ge=0, le=3600)] = Field(300, alias="HASH_KEY_MAX_AGE_S")
 
+    # ---------------------------------------------------------------- the reaper (ReaperFunction)
+    # A request still ACCEPTED this long after its claim is past the inference workflow's longest
+    # possible run (its TimeoutSeconds, plus a margin): the reaper ends it as FAILED.
+    reaper_abandon_after_s: Annotated[int, Field(ge=60)] = Field(3900, alias="REAPER_ABANDON_AFTER_S")
+    reaper_max_items: Annotated[int, Field(ge=1, le=1000)] = Field(100, alias="REAPER_MAX_ITEMS")
+
     # ---------------------------------------------------------------- API
     requests_dlq_url: str = Field("", alias="REQUESTS_DLQ_URL")
     # Comma-separated role or user ARNs, compared exactly (no globs), that may read any request (auditors).

@@ -37,6 +37,7 @@ MESSAGES: dict[str, str] = {
     "BatchNotFound": "no such batch",
     "BatchInvalid": "the file is not a valid batch",
     "InvocationTimeout": "no result within the synchronous wait; the request goes on",
+    "RequestAbandoned": "the request's workflow ended without an outcome; send it again",
     "PolicyInvalid": "the policy does not validate",
     "RouteNotFound": "no such route",
     "MethodNotAllowed": "method not allowed",
