@@ -52,6 +52,7 @@ from xpi.models.events import SECURITY_ALERT, ConfigAlert, SecurityAlertDetail
 from xpi.observability import logger
 from xpi.services.batch import LineStarter
 from xpi.services.reaping import Reaper
+from xpi.services.reconciliation import BatchReconciler
 from xpi.services.submission import Submitter
 from xpi.settings import BATCH_FALLBACK_CONCURRENCY, get_settings
 
@@ -270,3 +271,15 @@ def batch_limits() -> BatchLimits:
 @cache
 def line_starter() -> LineStarter:
     return LineStarter(batch_table(), batch_objects(), workflow_starter(), batch_limits())
+
+
+def batch_reconciler() -> BatchReconciler:
+    """The batch table, the line workflows' executions and lineage, for the batch wait's reconciliation."""
+    return BatchReconciler(
+        table=batch_table(),
+        executions=executions(),
+        lineage=lineage_store(),
+        lines=line_starter(),
+        workflow=batch_workflow(),
+        max_stalled_rounds=get_settings().batch_max_stalled_rounds,
+    )

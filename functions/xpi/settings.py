@@ -128,6 +128,10 @@ class Settings(BaseModel):
         json.dumps({"*": BATCH_FALLBACK_CONCURRENCY}), alias="BATCH_MODEL_CONCURRENCY"
     )
     batch_retention_days: Annotated[int, Field(ge=1)] = Field(30, alias="BATCH_RETENTION_DAYS")
+    # The batch workflow's wait times out after this long (HeartbeatSeconds) and reconciles the batch
+    # from its line workflows; it gives up after this many rounds in a row in which no line finished.
+    batch_heartbeat_s: Annotated[int, Field(ge=5)] = Field(900, alias="BATCH_HEARTBEAT_S")
+    batch_max_stalled_rounds: Annotated[int, Field(ge=1)] = Field(8, alias="BATCH_MAX_STALLED_ROUNDS")
 
     @property
     def bedrock_endpoint(self) -> str:
