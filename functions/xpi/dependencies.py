@@ -5,6 +5,7 @@ Handlers ask for what they need here and pass it to their service; unit tests re
 result with a fake of the same port (or point the real adapter at moto).
 """
 
+from datetime import timedelta
 from functools import cache
 
 from xpi.adapters.admin import AwsAdminActions
@@ -38,6 +39,7 @@ from xpi.adapters.ports import (
 from xpi.adapters.workflow import (
     StepFunctionsBatchStarter,
     StepFunctionsBatchWorkflow,
+    StepFunctionsExecutionControl,
     StepFunctionsExecutions,
     StepFunctionsStarter,
 )
@@ -49,6 +51,8 @@ from xpi.domain.routing import RoutingConfig, load_default_routing
 from xpi.models.events import SECURITY_ALERT, ConfigAlert, SecurityAlertDetail
 from xpi.observability import logger
 from xpi.services.batch import LineStarter
+from xpi.services.reaping import Reaper
+from xpi.services.reconciliation import BatchReconciler
 from xpi.services.submission import Submitter
 from xpi.settings import BATCH_FALLBACK_CONCURRENCY, get_settings
 
@@ -124,6 +128,18 @@ def admin_actions() -> AdminActions:
         {"policy": settings.policy_parameter_name, "routing": settings.routing_parameter_name},
         settings.requests_dlq_url,
         settings.require("config_signing_secret_id"),
+    )
+
+
+def reaper() -> Reaper:
+    """The reaper's lineage (by-status index), the inference executions it stops, and the bus."""
+    settings = get_settings()
+    return Reaper(
+        lineage=DynamoLineageStore(settings.require("lineage_table")),
+        executions=StepFunctionsExecutionControl(settings.require("state_machine_arn")),
+        events=event_publisher(),
+        abandon_after=timedelta(seconds=settings.reaper_abandon_after_s),
+        max_items=settings.reaper_max_items,
     )
 
 
@@ -255,3 +271,15 @@ def batch_limits() -> BatchLimits:
 @cache
 def line_starter() -> LineStarter:
     return LineStarter(batch_table(), batch_objects(), workflow_starter(), batch_limits())
+
+
+def batch_reconciler() -> BatchReconciler:
+    """The batch table, the line workflows' executions and lineage, for the batch wait's reconciliation."""
+    return BatchReconciler(
+        table=batch_table(),
+        executions=executions(),
+        lineage=lineage_store(),
+        lines=line_starter(),
+        workflow=batch_workflow(),
+        max_stalled_rounds=get_settings().batch_max_stalled_rounds,
+    )

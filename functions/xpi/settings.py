@@ -97,6 +97,12 @@ class Settings(BaseModel):
     hash_key_secret_id: str = Field("", alias="HASH_KEY_SECRET_ID")
     hash_key_max_age_s: Annotated[int, Field(ge=0, le=3600)] = Field(300, alias="HASH_KEY_MAX_AGE_S")
 
+    # ---------------------------------------------------------------- the reaper (ReaperFunction)
+    # A request still ACCEPTED this long after its claim is past the inference workflow's longest
+    # possible run (its TimeoutSeconds, plus a margin): the reaper ends it as FAILED.
+    reaper_abandon_after_s: Annotated[int, Field(ge=60)] = Field(3900, alias="REAPER_ABANDON_AFTER_S")
+    reaper_max_items: Annotated[int, Field(ge=1, le=1000)] = Field(100, alias="REAPER_MAX_ITEMS")
+
     # ---------------------------------------------------------------- API
     requests_dlq_url: str = Field("", alias="REQUESTS_DLQ_URL")
     # Comma-separated role or user ARNs, compared exactly (no globs), that may read any request (auditors).
@@ -122,6 +128,10 @@ class Settings(BaseModel):
         json.dumps({"*": BATCH_FALLBACK_CONCURRENCY}), alias="BATCH_MODEL_CONCURRENCY"
     )
     batch_retention_days: Annotated[int, Field(ge=1)] = Field(30, alias="BATCH_RETENTION_DAYS")
+    # The batch workflow's wait times out after this long (HeartbeatSeconds) and reconciles the batch
+    # from its line workflows; it gives up after this many rounds in a row in which no line finished.
+    batch_heartbeat_s: Annotated[int, Field(ge=5)] = Field(900, alias="BATCH_HEARTBEAT_S")
+    batch_max_stalled_rounds: Annotated[int, Field(ge=1)] = Field(8, alias="BATCH_MAX_STALLED_ROUNDS")
 
     @property
     def bedrock_endpoint(self) -> str:

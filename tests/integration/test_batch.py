@@ -236,3 +236,31 @@ def test_bad_files_fail_the_batch_with_a_reason(
     assert reason in event["detail"]["reason"]
     status = batches.status(batch_id)
     assert status is not None and status["state"] == "FAILED"
+
+
+def test_lost_progress_messages_are_reconciled_and_the_batch_completes(
+    batches: Batches, local_stack: LocalStackClient
+) -> None:
+    # GIVEN the rule that carries line results to the progress queue has no target (every progress
+    # message is lost; moto delivers to a disabled rule's targets, so they are removed), and a file of
+    # more lines than its model runs at once (so lines wait on lost results to start)
+    events = local_stack.client("events")
+    bus = local_stack.outputs["EventBusName"]
+    rule_name = local_stack.state["resources"]["BatchProgressRule"].split("|")[-1].rsplit("/", 1)[-1]
+    targets = events.list_targets_by_rule(Rule=rule_name, EventBusName=bus)["Targets"]
+    lines = [{"prompt": f"Name a colour ({n})."} for n in range(6)]
+    events.remove_targets(Rule=rule_name, EventBusName=bus, Ids=[t["Id"] for t in targets])
+    try:
+        # WHEN it is uploaded
+        batch_id = batches.upload(
+            f"lost-{uuid.uuid4().hex[:8]}.jsonl", _jsonl(lines), {"xpi-model": "default"}
+        )
+        event = batches.wait(batch_id, timeout_s=180)
+    finally:
+        events.put_targets(Rule=rule_name, EventBusName=bus, Targets=targets)
+
+    # THEN the wait's heartbeat led to reconciliation rounds that recorded every line, and it completed
+    assert event["detail-type"] == "Batch Completed", event
+    assert (event["detail"]["total"], event["detail"]["completed"]) == (6, 6)
+    assert [r["status"] for r in batches.results_file(batch_id)] == ["COMPLETED"] * 6
+    assert all(r["output"]["text"] for r in batches.results_file(batch_id))

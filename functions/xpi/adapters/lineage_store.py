@@ -3,7 +3,7 @@
 from datetime import date
 from typing import Any
 
-from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.conditions import Attr, Key
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
@@ -11,6 +11,9 @@ from xpi.adapters import aws
 from xpi.models.lineage import ACCEPTED, FIRST_SEEN_FIELDS, LineageItem
 
 BY_DAY_INDEX = "by-day"
+BY_STATUS_INDEX = "by-status"
+# Set on an item the reaper made FAILED once its Inference Failed event is published.
+REPORTED_AT = "reported_at"
 QUERY_PAGE_LIMIT = 500
 _DESERIALIZER = TypeDeserializer()
 
@@ -88,3 +91,43 @@ class DynamoLineageStore:
                 break
             arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return items
+
+    # ------------------------------------------------------------------ the reaper (by-status index)
+    def _by_status(self, key: Any, limit: int, filter_expression: Any = None) -> list[LineageItem]:
+        table = aws.dynamodb().Table(self._table_name)
+        items: list[LineageItem] = []
+        arguments: dict[str, Any] = {"IndexName": BY_STATUS_INDEX, "KeyConditionExpression": key}
+        if filter_expression is not None:
+            arguments["FilterExpression"] = filter_expression
+        while len(items) < limit:
+            page = table.query(**arguments, Limit=QUERY_PAGE_LIMIT)
+            items.extend(_item(dict(stored)) for stored in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return items[:limit]
+
+    def accepted_before(self, before_iso: str, limit: int) -> list[LineageItem]:
+        return self._by_status(Key("status").eq(ACCEPTED) & Key("created_at").lt(before_iso), limit)
+
+    def abandon(self, item: LineageItem) -> bool:
+        return self.finalize(item)
+
+    def unreported_abandoned(
+        self, created_since_iso: str, created_before_iso: str, completed_before_iso: str, code: str
+    ) -> list[LineageItem]:
+        key = Key("status").eq("FAILED") & Key("created_at").between(created_since_iso, created_before_iso)
+        unreported = (
+            Attr("error.code").eq(code)
+            & Attr(REPORTED_AT).not_exists()
+            & Attr("completed_at").lt(completed_before_iso)
+        )
+        return self._by_status(key, QUERY_PAGE_LIMIT, unreported)
+
+    def mark_reported(self, request_id: str, at_iso: str) -> None:
+        aws.dynamodb().Table(self._table_name).update_item(
+            Key={"request_id": request_id},
+            UpdateExpression="SET #reported = if_not_exists(#reported, :at)",
+            ExpressionAttributeNames={"#reported": REPORTED_AT},
+            ExpressionAttributeValues={":at": at_iso},
+        )

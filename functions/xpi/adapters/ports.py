@@ -18,6 +18,7 @@ from xpi.models.bedrock import ModelAnswer
 from xpi.models.credentials import CommercialCredentials
 from xpi.models.intake import OriginalSender
 from xpi.models.lineage import LineageItem
+from xpi.models.reaping import ExecutionState
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import PayloadRef, Route, WorkflowInput
 
@@ -65,6 +66,42 @@ class WorkflowStarter(Protocol):
 class ExecutionReader(Protocol):
     def describe(self, request_id: str) -> tuple[str, dict[str, Any] | None] | None:
         """(status, output) of the request's execution; None when there is none."""
+        ...
+
+
+class AbandonedLineage(Protocol):
+    """The lineage table as the reaper reads it: the by-status index, and the mark that an abandoned
+    request's event was published."""
+
+    def accepted_before(self, before_iso: str, limit: int) -> list[LineageItem]:
+        """ACCEPTED items created before before_iso, oldest first, at most limit."""
+        ...
+
+    def abandon(self, item: LineageItem) -> bool:
+        """Write the item's FAILED state if the stored item is still ACCEPTED; False otherwise."""
+        ...
+
+    def unreported_abandoned(
+        self, created_since_iso: str, created_before_iso: str, completed_before_iso: str, code: str
+    ) -> list[LineageItem]:
+        """FAILED items with this error code, created in [since, before), made final before
+        completed_before, whose event is not marked as published."""
+        ...
+
+    def mark_reported(self, request_id: str, at_iso: str) -> None:
+        """Record that the item's event was published."""
+        ...
+
+
+class ExecutionControl(Protocol):
+    """A request's inference execution (named by its request id), as the reaper sees and ends it."""
+
+    def inspect(self, request_id: str) -> ExecutionState | None:
+        """Its status and source; None when there is none."""
+        ...
+
+    def stop(self, request_id: str, error: str, cause: str) -> None:
+        """Stop it (nothing when it is not running any more)."""
         ...
 
 

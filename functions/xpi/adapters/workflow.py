@@ -13,6 +13,7 @@ from typing import Any
 from xpi.adapters import aws
 from xpi.adapters.ports import PayloadStore
 from xpi.models.batch import BatchObject
+from xpi.models.reaping import ExecutionState
 from xpi.models.workflow import ExecutionInput, WorkflowInput
 
 
@@ -62,6 +63,31 @@ class StepFunctionsExecutions:
             return None
         output = execution.get("output")
         return execution["status"], (json.loads(output) if output else None)
+
+
+class StepFunctionsExecutionControl:
+    """The reaper's view of a request's execution: its status and source (DescribeExecution), and
+    StopExecution for one still running past the workflow's longest possible run."""
+
+    def __init__(self, state_machine_arn: str) -> None:
+        self._prefix = state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":"
+
+    def inspect(self, request_id: str) -> ExecutionState | None:
+        client = aws.stepfunctions()
+        try:
+            execution = client.describe_execution(executionArn=self._prefix + request_id)
+        except client.exceptions.ExecutionDoesNotExist:
+            return None
+        source = None
+        with contextlib.suppress(ValueError):  # an input this version cannot read: the lineage's source
+            source = ExecutionInput.model_validate_json(execution.get("input") or "{}").source
+        return ExecutionState(status=execution["status"], source=source)
+
+    def stop(self, request_id: str, error: str, cause: str) -> None:
+        client = aws.stepfunctions()
+        # Already over (or never started): nothing to stop.
+        with contextlib.suppress(client.exceptions.ExecutionDoesNotExist):
+            client.stop_execution(executionArn=self._prefix + request_id, error=error, cause=cause)
 
 
 class StepFunctionsBatchWorkflow:

@@ -36,7 +36,9 @@ MESSAGES: dict[str, str] = {
     "RequestNotFound": "no such request",
     "BatchNotFound": "no such batch",
     "BatchInvalid": "the file is not a valid batch",
+    "BatchStalled": "no line of the batch finished for too long; the batch was given up",
     "InvocationTimeout": "no result within the synchronous wait; the request goes on",
+    "RequestAbandoned": "the request's workflow ended without an outcome; send it again",
     "PolicyInvalid": "the policy does not validate",
     "RouteNotFound": "no such route",
     "MethodNotAllowed": "method not allowed",
@@ -205,6 +207,12 @@ class XpiError(Exception):
 
 class InternalError(XpiError):
     """An unexpected exception, reduced to this (its class is logged, its text never)."""
+
+
+class BatchStalled(XpiError):
+    """The batch workflow's reconciliation found no line finished for its whole allowance of rounds."""
+
+    code = "BatchStalled"
 
 
 class RequestInvalid(XpiError):

@@ -10,6 +10,7 @@ from xpi.handlers import contain_errors
 from xpi.models.batch import BatchObject
 from xpi.observability import logger, metrics, tracer
 from xpi.services.batch import split
+from xpi.settings import get_settings
 
 
 @logger.inject_lambda_context(correlation_id_path="batch.batch_id")
@@ -26,4 +27,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         datetime.now(UTC),
     )
     logger.info("batch split", extra=result.model_dump())
-    return result.model_dump(mode="json")
+    # The wait's heartbeat (AwaitLines' HeartbeatSecondsPath): ASL takes no number from the template.
+    return {**result.model_dump(mode="json"), "heartbeat_s": get_settings().batch_heartbeat_s}

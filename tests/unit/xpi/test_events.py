@@ -12,6 +12,7 @@ from xpi.domain.routing import load_default_routing
 from xpi.models.batch import BatchFailure, BatchObject, BatchStepInput, S3Notification
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import ExecutionInput, RejectedInput, WorkflowState
+from xpi.services.reconciliation import Reconciled
 
 from tests.helpers.events import EVENTS, REPO
 
@@ -32,6 +33,8 @@ FOLDER_OF_HANDLER = {
     "batch_progress": "batch/progress",
     "batch_assemble": "batch/assemble",
     "batch_record_failure": "batch/record-failure",
+    "batch_reconcile": "batch/reconcile",
+    "reap": "reap",
 }
 
 
@@ -70,9 +73,11 @@ def test_the_template_is_read() -> None:
         "RecordRejectionFunction": "record_rejection",
         "ApiFunction": "api",
         "AdminFunction": "admin",
+        "ReaperFunction": "reap",
         "BatchStartFunction": "batch_start",
         "BatchSplitFunction": "batch_split",
         "BatchReleaseFunction": "batch_release",
+        "BatchReconcileFunction": "batch_reconcile",
         "BatchProgressFunction": "batch_progress",
         "BatchAssembleFunction": "batch_assemble",
         "BatchRecordFailureFunction": "batch_record_failure",
@@ -111,6 +116,11 @@ def test_every_event_is_valid_for_its_function(path: Path) -> None:
         assert set(event) == {"batch_id", "task_token"}
     elif folder == "record-rejection":
         RejectedInput.model_validate(event)
+    elif folder == "reap":  # the schedule's event: the reaper reads none of it
+        assert event["detail-type"] == "Scheduled Event"
+    elif folder == "reconcile":
+        assert set(event) == {"batch_id", "state"}
+        Reconciled.model_validate(event["state"]["reconcile"])
     else:
         WorkflowState.model_validate(event)
 

@@ -59,6 +59,7 @@ LOCAL_PARAMETERS = {
     "Architecture": "x86_64" if os.uname().machine == "x86_64" else "arm64",  # the host's, for the RIE
     "RequestsVisibilityTimeout": "4",  # redrive to the DLQ in seconds, not minutes
     "LogRetentionDays": "30",
+    "BatchHeartbeatSeconds": "10",  # a lost batch progress message is reconciled in seconds
     "CreateExampleSubscriber": "true",  # the demo and the tests read every result from it (off on AWS)
 }
 

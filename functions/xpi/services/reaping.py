@@ -1,0 +1,116 @@
+"""The reaper: a request left ACCEPTED past the inference workflow's longest possible run will never
+be answered by its workflow. Each one is ended here as FAILED (`RequestAbandoned`) with its
+`Inference Failed` event, once.
+
+Once: the FAILED state is written on condition that the item is still ACCEPTED, and the event is
+published only by the run whose write succeeded, then the item is marked as reported. A run that wrote
+but did not get to publish (it crashed, or EventBridge refused) leaves a FAILED `RequestAbandoned` item
+without the mark: a later run publishes its event from the lineage item alone and marks it. Such an
+item is only taken once it has been final for longer than a run can last, so two runs never publish
+the same abandonment. An execution still running past the bound is stopped first, so it cannot emit
+after the reaper did.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from xpi.adapters.ports import AbandonedLineage, EventPublisher, ExecutionControl
+from xpi.domain.errors import MESSAGES
+from xpi.models.events import INFERENCE_FAILED, EventCaller, EventError, EventModel, ResultDetail
+from xpi.models.lineage import LineageError, LineageItem
+from xpi.models.reaping import ExecutionState, ReapReport
+from xpi.observability import logger, metrics
+
+ABANDONED = "RequestAbandoned"
+# Longer than one reaper run can last (the function's Timeout): an unreported abandonment older than
+# this was left by a run that is over.
+RUN_GRACE = timedelta(minutes=5)
+# How far back (by creation) a later run looks for abandonments left unreported.
+REPORT_LOOKBACK = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Reaper:
+    lineage: AbandonedLineage
+    executions: ExecutionControl
+    events: EventPublisher
+    abandon_after: timedelta
+    max_items: int
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds")
+
+
+def abandoned_item(item: LineageItem, execution: ExecutionState | None, now: datetime) -> LineageItem:
+    """The FAILED state of an ACCEPTED item, with the source its execution was started with when known
+    (a batch line's batch_id, so the batch counts it)."""
+    source = execution.source if execution else None
+    return item.model_copy(
+        update={
+            "status": "FAILED",
+            "error": LineageError(code=ABANDONED, message=MESSAGES[ABANDONED]),
+            "completed_at": _iso(now),
+            "source_reference": item.source_reference or (source.reference if source else None),
+            "batch_id": item.batch_id or (source.batch_id if source else None),
+        }
+    )
+
+
+def abandoned_detail(item: LineageItem) -> ResultDetail:
+    """The Inference Failed event of an abandoned request, from its lineage item alone."""
+    timings = {"received_at": datetime.fromisoformat(item.created_at)}
+    if item.completed_at:
+        timings["completed_at"] = datetime.fromisoformat(item.completed_at)
+    return ResultDetail(
+        request_id=item.request_id,
+        status="FAILED",
+        source=item.source,
+        source_reference=item.source_reference,
+        batch_id=item.batch_id,
+        caller=EventCaller(
+            principal=item.caller_principal, project=item.project, cost_centre=item.cost_centre
+        ),
+        model=EventModel(requested=item.model_requested),
+        error=EventError(code=ABANDONED, message=MESSAGES[ABANDONED]),
+        timings=timings,
+        lineage_key=item.request_id,
+    )
+
+
+def _report(reaper: Reaper, item: LineageItem, now: datetime) -> None:
+    reaper.events.publish(INFERENCE_FAILED, abandoned_detail(item))
+    reaper.lineage.mark_reported(item.request_id, _iso(now))
+
+
+def reap(reaper: Reaper, now: datetime) -> ReapReport:
+    report = ReapReport()
+    bound = now - reaper.abandon_after
+    for candidate in reaper.lineage.accepted_before(_iso(bound), reaper.max_items):
+        request_id = candidate.request_id
+        execution = reaper.executions.inspect(request_id)
+        if execution is not None and execution.status == "RUNNING":
+            # Past the longest possible run: stop it first, so it cannot emit after the reaper.
+            reaper.executions.stop(request_id, ABANDONED, MESSAGES[ABANDONED])
+            report.stopped.append(request_id)
+        failed = abandoned_item(candidate, execution, now)
+        if not reaper.lineage.abandon(failed):
+            # Its workflow (or another run) made it final first: that writer answers it.
+            report.finished_meanwhile.append(request_id)
+            continue
+        report.reaped.append(request_id)
+        _report(reaper, failed, now)
+
+    # Abandonments an earlier run wrote but did not get to publish.
+    for item in reaper.lineage.unreported_abandoned(
+        _iso(bound - REPORT_LOOKBACK), _iso(bound), _iso(now - RUN_GRACE), ABANDONED
+    ):
+        _report(reaper, item, now)
+        report.reported_late.append(item.request_id)
+
+    if report.reaped or report.reported_late:
+        logger.warning("abandoned requests ended as FAILED", extra=report.model_dump())
+    metrics.add_metric(name="RequestsAbandoned", unit=MetricUnit.Count, value=len(report.reaped))
+    return report

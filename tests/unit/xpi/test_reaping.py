@@ -1,0 +1,220 @@
+"""The reaper: requests left ACCEPTED past the inference workflow's longest possible run end as FAILED
+(RequestAbandoned) with one Inference Failed event."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from pydantic import BaseModel
+from xpi import dependencies
+from xpi.adapters.lineage_store import REPORTED_AT, DynamoLineageStore
+from xpi.handlers import reap as reap_handler
+from xpi.models.lineage import LineageItem
+from xpi.models.reaping import ExecutionState
+from xpi.models.workflow import Source
+from xpi.services.reaping import ABANDONED, RUN_GRACE, Reaper, reap
+
+from tests.helpers.context import FakeLambdaContext
+from tests.helpers.fakes import FakeEventPublisher
+from tests.helpers.fakes_reaping import FakeAbandonedLineage, FakeExecutionControl
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+BOUND = timedelta(seconds=3900)
+
+
+def _accepted(request_id: str, age: timedelta) -> LineageItem:
+    created = NOW - age
+    return LineageItem(
+        request_id=request_id,
+        status="ACCEPTED",
+        created_at=created.isoformat(timespec="milliseconds"),
+        day=created.strftime("%Y-%m-%d"),
+        expires_at=int(created.timestamp()) + 86_400,
+        caller_principal="arn:aws-us-gov:iam::123456789012:role/producer",
+        source="sqs",
+        request_hmac="0" * 64,
+        model_requested="default",
+    )
+
+
+class _Parts:
+    def __init__(self) -> None:
+        self.lineage = FakeAbandonedLineage()
+        self.executions = FakeExecutionControl()
+        self.events = FakeEventPublisher()
+        self.reaper = Reaper(self.lineage, self.executions, self.events, BOUND, max_items=50)
+
+
+@pytest.fixture
+def parts() -> _Parts:
+    return _Parts()
+
+
+def test_a_request_accepted_past_the_bound_ends_failed_with_one_event(parts: _Parts) -> None:
+    # GIVEN a claim two hours old whose execution is gone, and a claim a minute old
+    parts.lineage.put(_accepted("stuck", timedelta(hours=2)))
+    parts.lineage.put(_accepted("young", timedelta(minutes=1)))
+
+    # WHEN the reaper runs twice
+    first = reap(parts.reaper, NOW)
+    second = reap(parts.reaper, NOW + timedelta(minutes=5))
+
+    # THEN the old one is FAILED as RequestAbandoned with exactly one Inference Failed event
+    assert first.reaped == ["stuck"] and second.reaped == []
+    item = parts.lineage.items["stuck"]
+    assert item.status == "FAILED" and item.error is not None and item.error.code == ABANDONED
+    assert item.created_at == _accepted("stuck", timedelta(hours=2)).created_at
+    assert [(t, d["request_id"], d["error"]["code"]) for t, d in parts.events.published] == [
+        ("Inference Failed", "stuck", ABANDONED)
+    ]
+    assert "stuck" in parts.lineage.reported
+    # AND the young one is left to its workflow
+    assert parts.lineage.items["young"].status == "ACCEPTED"
+
+
+def test_an_execution_still_running_past_the_bound_is_stopped_first(parts: _Parts) -> None:
+    # GIVEN a batch line's claim past the bound whose execution still runs
+    parts.lineage.put(_accepted("line", timedelta(hours=3)))
+    source = Source(kind="s3_batch", principal="p", reference="s3://b/k#3", received_at=NOW, batch_id="b-1")
+    parts.executions.executions["line"] = ExecutionState(status="RUNNING", source=source)
+
+    # WHEN the reaper runs
+    report = reap(parts.reaper, NOW)
+
+    # THEN it stopped the execution, then ended the request, the event naming the batch
+    assert parts.executions.stopped == [("line", ABANDONED)]
+    assert report.stopped == ["line"] and report.reaped == ["line"]
+    ((_, detail),) = parts.events.published
+    assert detail["batch_id"] == "b-1" and detail["source_reference"] == "s3://b/k#3"
+    assert parts.lineage.items["line"].batch_id == "b-1"
+
+
+def test_a_finished_execution_is_not_stopped(parts: _Parts) -> None:
+    parts.lineage.put(_accepted("done", timedelta(hours=3)))
+    parts.executions.executions["done"] = ExecutionState(status="FAILED")
+
+    reap(parts.reaper, NOW)
+
+    assert parts.executions.stopped == []
+    assert parts.lineage.items["done"].status == "FAILED"
+
+
+class _WorkflowFinishesFirst(FakeAbandonedLineage):
+    """The workflow makes the item final between the reaper's read and its write."""
+
+    def accepted_before(self, before_iso: str, limit: int) -> list[LineageItem]:
+        found = super().accepted_before(before_iso, limit)
+        for item in found:
+            self.finalize(item.model_copy(update={"status": "COMPLETED"}))
+        return found
+
+
+def test_a_request_its_workflow_finished_meanwhile_gets_no_second_event(parts: _Parts) -> None:
+    lineage = _WorkflowFinishesFirst()
+    lineage.put(_accepted("raced", timedelta(hours=2)))
+    reaper = Reaper(lineage, parts.executions, parts.events, BOUND, max_items=50)
+
+    report = reap(reaper, NOW)
+
+    assert report.finished_meanwhile == ["raced"] and report.reaped == []
+    assert lineage.items["raced"].status == "COMPLETED"
+    assert parts.events.published == []
+
+
+class _RefusingBus(FakeEventPublisher):
+    def publish(self, detail_type: str, detail: BaseModel) -> None:
+        raise RuntimeError("EventBridge refused the event")
+
+
+def test_an_abandonment_written_but_not_published_is_published_once_by_a_later_run(parts: _Parts) -> None:
+    # GIVEN a run that wrote the FAILED state but could not publish
+    parts.lineage.put(_accepted("unsent", timedelta(hours=2)))
+    failing = Reaper(parts.lineage, parts.executions, _RefusingBus(), BOUND, max_items=50)
+    with pytest.raises(RuntimeError):
+        reap(failing, NOW)
+    assert parts.lineage.items["unsent"].status == "FAILED"
+
+    # WHEN later runs come, one while the failed run could still be going, then one after
+    during = reap(parts.reaper, NOW + RUN_GRACE / 2)
+    after = reap(parts.reaper, NOW + RUN_GRACE + timedelta(seconds=1))
+    again = reap(parts.reaper, NOW + RUN_GRACE * 3)
+
+    # THEN only the run after the grace publishes it, once, from the lineage item
+    assert (during.reported_late, after.reported_late, again.reported_late) == ([], ["unsent"], [])
+    ((detail_type, detail),) = parts.events.published
+    assert (detail_type, detail["request_id"], detail["error"]["code"]) == (
+        "Inference Failed",
+        "unsent",
+        ABANDONED,
+    )
+
+
+def test_a_run_takes_at_most_max_items(parts: _Parts) -> None:
+    for n in range(5):
+        parts.lineage.put(_accepted(f"r{n}", timedelta(hours=2, minutes=n)))
+    reaper = Reaper(parts.lineage, parts.executions, parts.events, BOUND, max_items=2)
+
+    assert reap(reaper, NOW).reaped == ["r4", "r3"]  # oldest first
+
+
+def test_the_handler_runs_the_reaper(parts: _Parts, monkeypatch: pytest.MonkeyPatch) -> None:
+    parts.lineage.put(_accepted("via-handler", timedelta(hours=2)))
+    monkeypatch.setattr(dependencies, "reaper", lambda: parts.reaper)
+
+    result: dict[str, Any] = reap_handler.handler({"source": "aws.events"}, FakeLambdaContext())
+
+    assert result["reaped"] == ["via-handler"]
+
+
+# ---------------------------------------------------------------------------------------------- the adapter
+@pytest.fixture
+def lineage_table(monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-gov-west-1")
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-gov-west-1")
+        dynamodb.create_table(
+            TableName="lineage",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": name, "AttributeType": "S"}
+                for name in ("request_id", "status", "created_at")
+            ],
+            KeySchema=[{"AttributeName": "request_id", "KeyType": "HASH"}],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "by-status",
+                    "KeySchema": [
+                        {"AttributeName": "status", "KeyType": "HASH"},
+                        {"AttributeName": "created_at", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+        )
+        yield boto3.resource("dynamodb", region_name="us-gov-west-1").Table("lineage")
+
+
+def test_the_dynamodb_store_reads_the_by_status_index_and_marks_reported(lineage_table: Any) -> None:
+    store = DynamoLineageStore("lineage")
+    old, young = _accepted("old", timedelta(hours=2)), _accepted("young", timedelta(minutes=1))
+    for item in (old, young):
+        lineage_table.put_item(Item=item.model_dump(exclude_none=True))
+    bound = (NOW - BOUND).isoformat(timespec="milliseconds")
+
+    assert [i.request_id for i in store.accepted_before(bound, 10)] == ["old"]
+
+    parts = Reaper(store, FakeExecutionControl(), _RefusingBus(), BOUND, max_items=10)
+    with pytest.raises(RuntimeError):
+        reap(parts, NOW)
+    assert store.accepted_before(bound, 10) == []
+    since = (NOW - timedelta(days=7)).isoformat()
+    later = (NOW + RUN_GRACE * 2).isoformat()
+    assert [i.request_id for i in store.unreported_abandoned(since, bound, later, ABANDONED)] == ["old"]
+    assert store.unreported_abandoned(since, bound, NOW.isoformat(), ABANDONED) == []
+
+    store.mark_reported("old", later)
+    assert store.unreported_abandoned(since, bound, later, ABANDONED) == []
+    assert lineage_table.get_item(Key={"request_id": "old"})["Item"][REPORTED_AT] == later
+    assert store.abandon(old) is False  # final already: a second write is refused
