@@ -61,6 +61,8 @@ SAMPLES = {
     "BatchProgressFunction": ["batch/progress/sqs-result-event.json"],
     "BatchAssembleFunction": ["batch/assemble/workflow-state.json"],
     "BatchRecordFailureFunction": ["batch/record-failure/failure-state.json"],
+    "BatchReconcileFunction": ["batch/reconcile/heartbeat-timeout.json"],
+    "ReaperFunction": ["reap/scheduled.json"],
 }
 
 
@@ -523,6 +525,9 @@ def test_batch_split_counts_the_lines_writes_the_chunks_and_records_the_bad_line
     # smallest concurrency of the batch's models (default, fast)
     assert not result.is_error, result.payload
     window = min(int(concurrency.get(model, concurrency.get("*", 4))) for model in ("default", "fast"))
+    # and the wait's heartbeat period, as the stack configures it (BatchHeartbeatSeconds)
+    heartbeat_s = result.payload.pop("heartbeat_s")
+    assert isinstance(heartbeat_s, int) and heartbeat_s > 0
     assert result.payload == {"total": 5, "valid": 4, "invalid": 1, "chunks": 1, "window": window}
     # the chunk files hold the valid lines in input order, as requests with the manifest's defaults and
     # the line's request id
@@ -723,3 +728,54 @@ def test_batch_release_keeps_the_task_token_and_starts_at_most_a_window_of_lines
     assert {f"{batch_id}-{line}" for line in valid_lines[:started]} <= set(executions)
     assert set(executions) <= {f"{batch_id}-{line}" for line in valid_lines}
     assert sum(status == "RUNNING" for status in executions.values()) <= split["window"]
+
+
+def test_batch_reconcile_recounts_a_batch_whose_lines_are_not_all_done(stack_invoke: StackInvoke) -> None:
+    # GIVEN a split batch of the sample file, every valid line started, one line's result recorded
+    batch, split = split_in_stack(stack_invoke)
+    batch_id = batch["batch_id"]
+    all_lines_started(stack_invoke, batch_id, split["valid"])
+    line_finished(stack_invoke, batch, 1)
+    assert run_in_stack(stack_invoke, "BatchProgressFunction", {"Records": [result_record(batch, 1)]}) == {
+        "batchItemFailures": []
+    }
+    event = sample("batch/reconcile/heartbeat-timeout.json")
+    event["batch_id"] = batch_id
+    event["state"] = {"batch": batch, "split": split}
+
+    # WHEN the wait's heartbeat timed out and the reconciliation runs
+    result = stack_invoke("BatchReconcileFunction", event)
+
+    # THEN it is not finished: the bad line and line 1 are done, the other lines are still running
+    assert not result.is_error, result.payload
+    assert result.payload["finished"] is False
+    assert (result.payload["done"], result.payload["total"]) == (2, 5)
+
+
+def test_the_reaper_ends_a_request_left_accepted_past_the_longest_run(stack_invoke: StackInvoke) -> None:
+    # GIVEN a lineage item claimed long ago whose workflow never finished (no execution by its name)
+    request_id = fresh_id("abandoned")
+    stack_invoke.aws("dynamodb").put_item(
+        TableName=stack_invoke.state["outputs"]["LineageTableName"],
+        Item={
+            "request_id": {"S": request_id},
+            "status": {"S": "ACCEPTED"},
+            "created_at": {"S": "2026-01-01T00:00:00.000+00:00"},
+            "day": {"S": "2026-01-01"},
+            "expires_at": {"N": "4102444800"},
+            "caller_principal": {"S": "AROAQXZEXAMPLEROLEID1:claims-intake"},
+            "source": {"S": "sqs"},
+            "model_requested": {"S": "default"},
+        },
+    )
+
+    # WHEN the scheduled reaper runs
+    result = stack_invoke("ReaperFunction", sample("reap/scheduled.json"))
+
+    # THEN it ends that request as FAILED (RequestAbandoned)
+    assert not result.is_error, result.payload
+    assert request_id in result.payload["reaped"]
+    item = lineage(stack_invoke, request_id)
+    assert item is not None
+    assert item["status"] == {"S": "FAILED"}
+    assert item["error"]["M"]["code"] == {"S": "RequestAbandoned"}
