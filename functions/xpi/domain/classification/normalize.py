@@ -114,20 +114,29 @@ class _FoldCache(dict[str, str]):
         return folded
 
 
-class _RunCache(dict[str, tuple[bytes, tuple[tuple[int, int], ...]]]):
-    """A run of non-ASCII characters -> (its folded form in UTF-8, the characters that did not fold to
-    exactly one: ``(offset in the run, folded width)`` each, empty for most runs).
+_Note = tuple[tuple[tuple[int, int], ...], bool]
+
+
+class _RunCache(dict[str, tuple[bytes, _Note | None]]):
+    """A run of non-ASCII characters -> (its folded form in UTF-8, a note or ``None``).
+
+    The note, for the few runs that need one: the characters that did not fold to exactly one
+    (``(offset in the run, folded width)`` each), and whether the folded run keeps a non-ASCII character
+    that lower-casing changes (see :attr:`Normalized.ascii_case`). Most runs need no note, so the handler's
+    common case is one dictionary lookup.
 
     Runs repeat (a typographic quote, a no-break space, a word of a foreign script), so caching whole runs
     keeps the common case to one dictionary lookup per run, and the offset map is built from the few
-    irregular characters the entry names instead of every character of the run. Bounded like
+    irregular characters the notes name instead of every character of the run. Bounded like
     :class:`_FoldCache`.
     """
 
-    def __missing__(self, run: str) -> tuple[bytes, tuple[tuple[int, int], ...]]:
+    def __missing__(self, run: str) -> tuple[bytes, _Note | None]:
         folded = list(map(_FOLDED.__getitem__, run))
         irregular = tuple((offset, len(piece)) for offset, piece in enumerate(folded) if len(piece) != 1)
-        entry = ("".join(folded).encode("utf-8", "surrogatepass"), irregular)
+        joined = "".join(folded)
+        cased = any(not ch.isascii() and ch.lower() != ch for ch in joined)
+        entry = (joined.encode("utf-8", "surrogatepass"), (irregular, cased) if irregular or cased else None)
         if len(self) < _CACHE_LIMIT:
             self[run] = entry
         return entry
@@ -135,8 +144,8 @@ class _RunCache(dict[str, tuple[bytes, tuple[tuple[int, int], ...]]]):
 
 _FOLDED = _FoldCache()
 _RUNS = _RunCache()
-# The runs of the text being normalized whose length changed, by thread: (run start, irregular characters).
-_IRREGULAR = threading.local()
+# The runs of the text being normalized that carry a note, by thread: (run start, note).
+_NOTED = threading.local()
 
 # The ASCII encoder copies ASCII stretches at C speed and calls this handler once per run of non-ASCII
 # characters; the handler answers with the folded run, already UTF-8. Scanning the text with a regular
@@ -147,10 +156,10 @@ _ERRORS = "xpi.classification.normalize"
 def _fold_run(error: UnicodeError) -> tuple[bytes, int]:
     if not isinstance(error, UnicodeEncodeError):
         raise error
-    start, end = error.start, error.end
-    encoded, irregular = _RUNS[error.object[start:end]]
-    if irregular:
-        _IRREGULAR.runs.append((start, irregular))
+    end = error.end
+    encoded, note = _RUNS[error.object[error.start : end]]
+    if note is not None:
+        _NOTED.runs.append((error.start, note))
     return encoded, end
 
 
@@ -161,20 +170,37 @@ codecs.register_error(_ERRORS, _fold_run)
 class Normalized:
     """A folded text and the map from its character positions back to the original's.
 
-    ``anchors`` is empty when the map is the identity (every position maps to itself). Otherwise it holds
-    pieces ``(normalized_start, original_start, expanded)`` in order: positions of a plain piece map
-    linearly from its start; every position of an expanded piece (one original character that folded to
-    several) maps to that one original character.
+    The map is built on first use (most texts yield no finding to map back). ``anchors`` is empty when the
+    map is the identity (every position maps to itself). Otherwise it holds pieces
+    ``(normalized_start, original_start, expanded)`` in order: positions of a plain piece map linearly from
+    its start; every position of an expanded piece (one original character that folded to several) maps
+    to that one original character.
+
+    ``ascii_case``: lower-casing ``text`` changes no character but ASCII letters (every non-ASCII character
+    it keeps is one lower-casing leaves alone), so lower-casing its UTF-8 bytes lower-cases it, and a slice
+    of it, at byte speed.
     """
 
     text: str
     original_length: int
-    anchors: tuple[tuple[int, int, bool], ...] = ()
-    _starts: tuple[int, ...] = field(default=(), repr=False, compare=False)
+    ascii_case: bool = True
+    _irregular: tuple[tuple[int, tuple[tuple[int, int], ...]], ...] = field(default=(), repr=False)
+    _map: list[tuple[tuple[tuple[int, int, bool], ...], tuple[int, ...]]] = field(
+        default_factory=list, repr=False, compare=False
+    )
 
     @property
     def identity(self) -> bool:
-        return not self.anchors
+        return not self._irregular
+
+    @property
+    def anchors(self) -> tuple[tuple[int, int, bool], ...]:
+        return self._offsets()[0]
+
+    def _offsets(self) -> tuple[tuple[tuple[int, int, bool], ...], tuple[int, ...]]:
+        if not self._map:
+            self._map.append(_anchors(self._irregular))
+        return self._map[0]
 
     def original_index(self, position: int) -> int:
         """The index of the original character normalized ``position`` comes from (the length at the end)."""
@@ -182,15 +208,16 @@ class Normalized:
             raise IndexError(f"position {position} outside 0-{len(self.text)}")
         if position == len(self.text):
             return self.original_length
-        if not self.anchors:
+        if not self._irregular:
             return position
-        norm_start, orig_start, expanded = self.anchors[bisect_right(self._starts, position) - 1]
+        anchors, starts = self._offsets()
+        norm_start, orig_start, expanded = anchors[bisect_right(starts, position) - 1]
         return orig_start if expanded else orig_start + position - norm_start
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         """The original span covering normalized ``[start, end)``: from the start of the first source
         character to the end of the last one. Removed characters inside the span fall inside it."""
-        if not self.anchors:
+        if not self._irregular:
             return start, end
         first = self.original_index(start)
         if end <= start:
@@ -198,18 +225,12 @@ class Normalized:
         return first, self.original_index(end - 1) + 1
 
 
-def normalize(text: str) -> Normalized:
-    """``text`` folded for detection (see the module docstring), with the map back to ``text``."""
-    if text.isascii():
-        return Normalized(text, len(text))
-    irregular: list[tuple[int, tuple[tuple[int, int], ...]]] = []
-    _IRREGULAR.runs = irregular
-    try:
-        normalized = text.encode("ascii", _ERRORS).decode("utf-8", "surrogatepass")
-    finally:
-        del _IRREGULAR.runs
+def _anchors(
+    irregular: tuple[tuple[int, tuple[tuple[int, int], ...]], ...],
+) -> tuple[tuple[tuple[int, int, bool], ...], tuple[int, ...]]:
+    """The pieces of the offset map (see :class:`Normalized`) and their normalized starts."""
     if not irregular:
-        return Normalized(normalized, len(text))
+        return (), ()
     anchors: list[tuple[int, int, bool]] = [(0, 0, False)]
     append = anchors.append
     delta = 0  # normalized position minus original position, after the characters seen so far
@@ -222,4 +243,20 @@ def normalize(text: str) -> Normalized:
             append((position + width, index + 1, False))
             delta += width - 1
     frozen = tuple(anchors)
-    return Normalized(normalized, len(text), frozen, tuple(a[0] for a in frozen))
+    return frozen, tuple(a[0] for a in frozen)
+
+
+def normalize(text: str) -> Normalized:
+    """``text`` folded for detection (see the module docstring), with the map back to ``text``."""
+    if text.isascii():
+        return Normalized(text, len(text))
+    noted: list[tuple[int, _Note]] = []
+    _NOTED.runs = noted
+    try:
+        encoded = text.encode("ascii", _ERRORS)
+    finally:
+        del _NOTED.runs
+    normalized = encoded.decode("utf-8", "surrogatepass")
+    irregular = tuple((start, characters) for start, (characters, _) in noted if characters)
+    cased = any(note[1] for _, note in noted)
+    return Normalized(normalized, len(text), not cased, irregular)
