@@ -100,12 +100,15 @@ def test_a_window_lowers_a_normalized_text_as_str_lower_does(text: str) -> None:
     # GIVEN any normalized text, cased non-ASCII letters (a final sigma, a dotted capital I) included
     folded = normalize(text)
     # WHEN a window lower-cases it with the normalizer's hint (at byte speed when the hint allows)
-    fast = _Window(folded.text, 0, len(folded.text), set(), folded.ascii_case)
+    fast = _Window(folded.text, 0, len(folded.text), set(), ascii_case=folded.ascii_case)
+    given = _Window(folded.text, 0, len(folded.text), set(), ascii_case=folded.ascii_case, lower=folded.lower)
     # THEN it has the lower-cased text and letter runs a window without the hint has
     slow = _Window(folded.text, 0, len(folded.text), set())
-    assert fast.low == slow.low
-    assert fast.words() == slow.words()
+    assert fast.low == given.low == slow.low
+    assert fast.words() == given.words() == slow.words()
     assert len(fast.ascii_low()) == len(fast.low) and fast.ascii_low().isascii()
+    if folded.lower is not None:
+        assert folded.lower == folded.text.lower()
 
 
 def test_the_case_hint_holds_only_when_lower_casing_changes_nothing_but_ascii_letters() -> None:
@@ -113,6 +116,10 @@ def test_the_case_hint_holds_only_when_lower_casing_changes_nothing_but_ascii_le
     assert normalize("SECRET \u0414\u0416").ascii_case is False  # Cyrillic capitals that are no confusables
     assert normalize("\u03a3\u039f\u03a3").ascii_case is False  # a final sigma lower-cases by context
     assert normalize("\u0130D").ascii_case is False  # lower-cases to two characters
+    # The lower-cased form comes with the normalization for a text of one window, when the hint holds.
+    assert normalize("Caf\u00c9\u2013SECRET").lower is None
+    assert normalize("Caf\u00e9\u2013SECRET").lower == "caf\u00e9-secret"
+    assert normalize("\u00e9" + "A" * 70_000).lower is None
 
 
 @given(st.text(alphabet=st.sampled_from(_DIGITS_ALPHABET + "AB\u0130\u0414"), max_size=80))

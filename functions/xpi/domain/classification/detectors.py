@@ -48,7 +48,8 @@ class _Window:
     Detectors anchor their searches in ``[lo, hi)`` (the window's own range) and may read context up to
     ``OVERLAP`` characters either side. ``low`` is the lower-cased text of ``[base, end)``. ``ascii_case``
     says lower-casing ``text`` changes no character but ASCII letters: then a text that is not ASCII is
-    lower-cased as UTF-8 bytes, at byte speed, instead of character by character.
+    lower-cased as UTF-8 bytes, at byte speed, instead of character by character. ``lower``, when given,
+    is ``text.lower()`` (computed by the caller), used when the window is the whole text.
     """
 
     __slots__ = (
@@ -68,12 +69,24 @@ class _Window:
         "text",
     )
 
-    def __init__(self, text: str, lo: int, hi: int, found: set[Detection], ascii_case: bool = False) -> None:
+    def __init__(
+        self,
+        text: str,
+        lo: int,
+        hi: int,
+        found: set[Detection],
+        *,
+        ascii_case: bool = False,
+        lower: str | None = None,
+    ) -> None:
         self.text = text
         self.lo, self.hi = lo, hi
         self.base, self.end = max(0, lo - OVERLAP), min(len(text), hi + OVERLAP)
-        window = text if self.base == 0 and self.end == len(text) else text[self.base : self.end]
-        if ascii_case and not window.isascii():
+        whole = self.base == 0 and self.end == len(text)
+        window = text if whole else text[self.base : self.end]
+        if whole and lower is not None:
+            low = lower
+        elif ascii_case and not window.isascii():
             low = window.encode("utf-8", "surrogatepass").lower().decode("utf-8", "surrogatepass")
         else:
             low = window.lower()
@@ -1773,11 +1786,12 @@ _DETECTORS: tuple[Callable[[_Window], None], ...] = (
 )
 
 
-def scan(text: str, ascii_case: bool = False) -> set[Detection]:
+def scan(text: str, ascii_case: bool = False, lower: str | None = None) -> set[Detection]:
     """All built-in detections in ``text``, each reported once.
 
     ``ascii_case``: the caller knows that lower-casing ``text`` changes no character but ASCII letters
-    (see ``Normalized.ascii_case``), so windows may lower-case it at byte speed.
+    (see ``Normalized.ascii_case``), so windows may lower-case it at byte speed. ``lower``: the caller's
+    ``text.lower()``, when it has it (``Normalized.lower``).
 
     Each detector anchors its search in a window's own range and reads context from the overlap, so every
     detection is found by at least one window; the set drops the few that two windows both report.
@@ -1786,7 +1800,7 @@ def scan(text: str, ascii_case: bool = False) -> set[Detection]:
     lo = 0
     while True:
         hi = min(len(text), lo + WINDOW)
-        window = _Window(text, lo, hi, found, ascii_case)
+        window = _Window(text, lo, hi, found, ascii_case=ascii_case, lower=lower)
         for detector in _DETECTORS:
             detector(window)
         if hi >= len(text):

@@ -23,7 +23,7 @@ def detect(text: str, extra_detectors: Sequence[Detector] = ()) -> list[Detectio
     Overlapping detections of the same category are merged into one span.
     """
     folded = normalize(text)
-    found = scan(folded.text, folded.ascii_case)
+    found = scan(folded.text, folded.ascii_case, folded.lower)
     if not folded.identity:
         found = {Detection(det.category, *folded.original_span(det.start, det.end)) for det in found}
     for detector in extra_detectors:

@@ -78,6 +78,9 @@ _EXPLICIT: dict[str, str] = {
 }
 
 _CACHE_LIMIT = 1 << 16
+# Texts up to this length (a detection window's) get their lower-cased form with the normalization, from the
+# folded UTF-8 bytes at hand; longer ones are lower-cased window by window, so memory stays flat.
+_LOWER_LIMIT = 1 << 16
 
 
 def _fold_one(ch: str) -> str:
@@ -116,34 +119,35 @@ class _FoldCache(dict[str, str]):
 
 _Note = tuple[tuple[tuple[int, int], ...], bool]
 
+# Runs of non-ASCII characters and their folded form in UTF-8. Runs repeat (a typographic quote, a
+# no-break space, a word of a foreign script), so caching whole runs keeps the common case to one lookup in
+# a plain dictionary per run. A run that needs a note is kept in ``_NOTED_RUNS`` instead, with its note:
+# the characters that did not fold to exactly one (``(offset in the run, folded width)`` each), and whether
+# the folded run keeps a non-ASCII character that lower-casing changes (see ``Normalized.ascii_case``).
+# The offset map is built from the few irregular characters the notes name, not from every character.
+# Both are bounded like ``_FoldCache``.
+_PLAIN_RUNS: dict[str, bytes] = {}
+_NOTED_RUNS: dict[str, tuple[bytes, _Note]] = {}
 
-class _RunCache(dict[str, tuple[bytes, _Note | None]]):
-    """A run of non-ASCII characters -> (its folded form in UTF-8, a note or ``None``).
 
-    The note, for the few runs that need one: the characters that did not fold to exactly one
-    (``(offset in the run, folded width)`` each), and whether the folded run keeps a non-ASCII character
-    that lower-casing changes (see :attr:`Normalized.ascii_case`). Most runs need no note, so the handler's
-    common case is one dictionary lookup.
-
-    Runs repeat (a typographic quote, a no-break space, a word of a foreign script), so caching whole runs
-    keeps the common case to one dictionary lookup per run, and the offset map is built from the few
-    irregular characters the notes name instead of every character of the run. Bounded like
-    :class:`_FoldCache`.
-    """
-
-    def __missing__(self, run: str) -> tuple[bytes, _Note | None]:
-        folded = list(map(_FOLDED.__getitem__, run))
-        irregular = tuple((offset, len(piece)) for offset, piece in enumerate(folded) if len(piece) != 1)
-        joined = "".join(folded)
-        cased = any(not ch.isascii() and ch.lower() != ch for ch in joined)
-        entry = (joined.encode("utf-8", "surrogatepass"), (irregular, cased) if irregular or cased else None)
-        if len(self) < _CACHE_LIMIT:
-            self[run] = entry
-        return entry
+def _fold_new_run(run: str) -> tuple[bytes, _Note | None]:
+    """A run seen for the first time (or not cached): folded, noted, cached."""
+    folded = list(map(_FOLDED.__getitem__, run))
+    irregular = tuple((offset, len(piece)) for offset, piece in enumerate(folded) if len(piece) != 1)
+    joined = "".join(folded)
+    cased = any(not ch.isascii() and ch.lower() != ch for ch in joined)
+    encoded = joined.encode("utf-8", "surrogatepass")
+    if not (irregular or cased):
+        if len(_PLAIN_RUNS) < _CACHE_LIMIT:
+            _PLAIN_RUNS[run] = encoded
+        return encoded, None
+    note = (irregular, cased)
+    if len(_NOTED_RUNS) < _CACHE_LIMIT:
+        _NOTED_RUNS[run] = (encoded, note)
+    return encoded, note
 
 
 _FOLDED = _FoldCache()
-_RUNS = _RunCache()
 # The runs of the text being normalized that carry a note, by thread: (run start, note).
 _NOTED = threading.local()
 
@@ -154,12 +158,16 @@ _ERRORS = "xpi.classification.normalize"
 
 
 def _fold_run(error: UnicodeError) -> tuple[bytes, int]:
-    if not isinstance(error, UnicodeEncodeError):
-        raise error
-    end = error.end
-    encoded, note = _RUNS[error.object[error.start : end]]
-    if note is not None:
-        _NOTED.runs.append((error.start, note))
+    end = error.end  # type: ignore[attr-defined]  # checked below unless the run is a cached str
+    run = error.object[error.start : end]  # type: ignore[attr-defined]
+    encoded = _PLAIN_RUNS.get(run)
+    if encoded is None:
+        if not isinstance(error, UnicodeEncodeError):
+            raise error
+        cached = _NOTED_RUNS.get(run)
+        encoded, note = cached if cached is not None else _fold_new_run(run)
+        if note is not None:
+            _NOTED.runs.append((error.start, note))
     return encoded, end
 
 
@@ -178,12 +186,14 @@ class Normalized:
 
     ``ascii_case``: lower-casing ``text`` changes no character but ASCII letters (every non-ASCII character
     it keeps is one lower-casing leaves alone), so lower-casing its UTF-8 bytes lower-cases it, and a slice
-    of it, at byte speed.
+    of it, at byte speed. ``lower`` is then ``text.lower()`` for a text that is not ASCII and not longer
+    than ``_LOWER_LIMIT`` (computed from the folded bytes at hand); ``None`` otherwise.
     """
 
     text: str
     original_length: int
     ascii_case: bool = True
+    lower: str | None = None
     _irregular: tuple[tuple[int, tuple[tuple[int, int], ...]], ...] = field(default=(), repr=False)
     _map: list[tuple[tuple[tuple[int, int, bool], ...], tuple[int, ...]]] = field(
         default_factory=list, repr=False, compare=False
@@ -259,4 +269,7 @@ def normalize(text: str) -> Normalized:
     normalized = encoded.decode("utf-8", "surrogatepass")
     irregular = tuple((start, characters) for start, (characters, _) in noted if characters)
     cased = any(note[1] for _, note in noted)
-    return Normalized(normalized, len(text), not cased, irregular)
+    lower = None
+    if not cased and len(normalized) <= _LOWER_LIMIT:
+        lower = encoded.lower().decode("utf-8", "surrogatepass")
+    return Normalized(normalized, len(text), not cased, lower, irregular)
