@@ -88,3 +88,53 @@ def test_long_digit_runs_include_identifiers_between_other_text() -> None:
         "555) 123-4567",
         "219-45-8832",
     ]
+
+
+_CASE_ALPHABET = (
+    "aB 1-\u00e9\u00c9\u0130\u03a3\u03c3\u0414\u0434\u0410\u212a\u4e2d\u2019\u200b\ufb01\ud800\U0001d400"
+)
+
+
+@given(st.text(alphabet=st.sampled_from(_CASE_ALPHABET), max_size=60))
+def test_a_window_lowers_a_normalized_text_as_str_lower_does(text: str) -> None:
+    # GIVEN any normalized text, cased non-ASCII letters (a final sigma, a dotted capital I) included
+    folded = normalize(text)
+    # WHEN a window lower-cases it with the normalizer's hint (at byte speed when the hint allows)
+    fast = _Window(folded.text, 0, len(folded.text), set(), ascii_case=folded.ascii_case)
+    given = _Window(folded.text, 0, len(folded.text), set(), ascii_case=folded.ascii_case, lower=folded.lower)
+    # THEN it has the lower-cased text and letter runs a window without the hint has
+    slow = _Window(folded.text, 0, len(folded.text), set())
+    assert fast.low == given.low == slow.low
+    assert fast.words() == given.words() == slow.words()
+    assert len(fast.ascii_low()) == len(fast.low) and fast.ascii_low().isascii()
+    if folded.lower is not None:
+        assert folded.lower == folded.text.lower()
+
+
+def test_the_case_hint_holds_only_when_lower_casing_changes_nothing_but_ascii_letters() -> None:
+    assert normalize("Caf\u00e9 \u201cSECRET\u201d \u4e2d\u6587").ascii_case is True
+    assert normalize("SECRET \u0414\u0416").ascii_case is False  # Cyrillic capitals that are no confusables
+    assert normalize("\u03a3\u039f\u03a3").ascii_case is False  # a final sigma lower-cases by context
+    assert normalize("\u0130D").ascii_case is False  # lower-cases to two characters
+    # The lower-cased form comes with the normalization for a text of one window, when the hint holds.
+    assert normalize("Caf\u00c9\u2013SECRET").lower is None
+    assert normalize("Caf\u00e9\u2013SECRET").lower == "caf\u00e9-secret"
+    assert normalize("\u00e9" + "A" * 70_000).lower is None
+
+
+@given(st.text(alphabet=st.sampled_from(_DIGITS_ALPHABET + "AB\u0130\u0414"), max_size=80))
+def test_long_digit_runs_from_a_window_projection_are_the_same(text: str) -> None:
+    # GIVEN a window over the whole text, whose ASCII projection of the lower-cased text is shared
+    window = _Window(text, 0, len(text), set())
+    # WHEN the digit runs are located from that projection THEN they are those located from the text
+    assert [m.span() for m in _long_digit_runs(text, len(text), window.ascii_low())] == [
+        m.span() for m in _long_digit_runs(text, len(text))
+    ]
+
+
+def test_the_offset_map_is_built_only_when_a_position_is_mapped_back() -> None:
+    folded = normalize("x\u200bSECRET\ufb01")
+    assert not folded.identity
+    assert folded._map == []  # nothing built by normalizing
+    assert folded.original_span(1, 7) == (2, 8)
+    assert folded.anchors == ((0, 0, False), (1, 2, False), (7, 8, True), (9, 9, False))

@@ -46,10 +46,14 @@ class _Window:
     """One slice of the text being scanned, and where its detections go.
 
     Detectors anchor their searches in ``[lo, hi)`` (the window's own range) and may read context up to
-    ``OVERLAP`` characters either side. ``low`` is the lower-cased text of ``[base, end)``.
+    ``OVERLAP`` characters either side. ``low`` is the lower-cased text of ``[base, end)``. ``ascii_case``
+    says lower-casing ``text`` changes no character but ASCII letters: then a text that is not ASCII is
+    lower-cased as UTF-8 bytes, at byte speed, instead of character by character. ``lower``, when given,
+    is ``text.lower()`` (computed by the caller), used when the window is the whole text.
     """
 
     __slots__ = (
+        "_ascii",
         "_found",
         "_has",
         "_has_text",
@@ -65,15 +69,31 @@ class _Window:
         "text",
     )
 
-    def __init__(self, text: str, lo: int, hi: int, found: set[Detection]) -> None:
+    def __init__(
+        self,
+        text: str,
+        lo: int,
+        hi: int,
+        found: set[Detection],
+        *,
+        ascii_case: bool = False,
+        lower: str | None = None,
+    ) -> None:
         self.text = text
         self.lo, self.hi = lo, hi
         self.base, self.end = max(0, lo - OVERLAP), min(len(text), hi + OVERLAP)
-        window = text if self.base == 0 and self.end == len(text) else text[self.base : self.end]
-        low = window.lower()
-        if len(low) != len(window):  # only U+0130 lower-cases to two characters
-            low = window.replace("\u0130", "i").lower()
+        whole = self.base == 0 and self.end == len(text)
+        window = text if whole else text[self.base : self.end]
+        if whole and lower is not None:
+            low = lower
+        elif ascii_case and not window.isascii():
+            low = window.encode("utf-8", "surrogatepass").lower().decode("utf-8", "surrogatepass")
+        else:
+            low = window.lower()
+            if len(low) != len(window):  # only U+0130 lower-cases to two characters
+                low = window.replace("\u0130", "i").lower()
         self.low = low
+        self._ascii: str | None = None
         self.found = found
         self._index: dict[str, list[int]] = {}
         self._has: dict[str, bool] = {}
@@ -113,11 +133,19 @@ class _Window:
         """
         words = self._words
         if words is None:
-            low = self.low
-            if not low.isascii():  # one "?" for each other character: translated at ASCII speed below
-                low = low.encode("ascii", "replace").decode("ascii")
-            words = self._words = " ".join(set(low.translate(_LETTERS_ONLY).split()))
+            words = self._words = " ".join(set(self.ascii_low().translate(_LETTERS_ONLY).split()))
         return words
+
+    def ascii_low(self) -> str:
+        """``low`` with one "?" for each non-ASCII character (same positions); built once, lazily, so that
+        translations of it run at ASCII speed."""
+        projected = self._ascii
+        if projected is None:
+            projected = self.low
+            if not projected.isascii():
+                projected = projected.encode("ascii", "replace").decode("ascii")
+            self._ascii = projected
+        return projected
 
     def emit(self, category: str, start: int, end: int) -> None:
         self.found.add(Detection(category, start, end))
@@ -1316,11 +1344,16 @@ _RUN_CLASSES = "".join("0" if chr(c) in "0123456789 ().-" else "x" for c in rang
 _ELEVEN = "0" * 11
 
 
-def _long_digit_runs(text: str, end: int) -> Iterator[re.Match[str]]:
+def _long_digit_runs(text: str, end: int, projected: str | None = None) -> Iterator[re.Match[str]]:
     """The matches of ``_LONG_DIGIT_RUN_RE`` in ``text[:end]``: the regular expression runs only over the
-    stretches of digits and separators that are long enough to hold one (most texts have a handful)."""
+    stretches of digits and separators that are long enough to hold one (most texts have a handful).
+
+    ``projected``, when given, is an ASCII string as long as ``text[:end]`` with the same digits and
+    separators at the same places (a window's ``ascii_low``), which saves projecting ``text`` again."""
     head = text if end == len(text) else text[:end]
-    if not head.isascii():  # one "?" for each other character, so positions stay; then ASCII speed
+    if projected is not None:
+        head = projected
+    elif not head.isascii():  # one "?" for each other character, so positions stay; then ASCII speed
         head = head.encode("ascii", "replace").decode("ascii")
     classes = head.translate(_RUN_CLASSES)
     pos = classes.find(_ELEVEN)
@@ -1350,7 +1383,11 @@ def _digit_shapes(w: _Window) -> None:
     nine_digits = _NINE_DIGITS_RE.match
     start = max(0, w.lo - 32)
     # A later window may start inside a run: there every run found counts, as it always has.
-    runs = _long_digit_runs(text, w.end) if start == 0 else _DIGIT_RUN_RE.finditer(text, start, w.end)
+    runs = (
+        _long_digit_runs(text, w.end, w.ascii_low())  # the window starts at 0: its low is text[: w.end]
+        if start == 0
+        else _DIGIT_RUN_RE.finditer(text, start, w.end)
+    )
     for run in runs:
         run_start, run_end = run.span()
         if run_start >= w.hi:
@@ -1749,8 +1786,12 @@ _DETECTORS: tuple[Callable[[_Window], None], ...] = (
 )
 
 
-def scan(text: str) -> set[Detection]:
+def scan(text: str, ascii_case: bool = False, lower: str | None = None) -> set[Detection]:
     """All built-in detections in ``text``, each reported once.
+
+    ``ascii_case``: the caller knows that lower-casing ``text`` changes no character but ASCII letters
+    (see ``Normalized.ascii_case``), so windows may lower-case it at byte speed. ``lower``: the caller's
+    ``text.lower()``, when it has it (``Normalized.lower``).
 
     Each detector anchors its search in a window's own range and reads context from the overlap, so every
     detection is found by at least one window; the set drops the few that two windows both report.
@@ -1759,7 +1800,7 @@ def scan(text: str) -> set[Detection]:
     lo = 0
     while True:
         hi = min(len(text), lo + WINDOW)
-        window = _Window(text, lo, hi, found)
+        window = _Window(text, lo, hi, found, ascii_case=ascii_case, lower=lower)
         for detector in _DETECTORS:
             detector(window)
         if hi >= len(text):

@@ -23,12 +23,9 @@ def detect(text: str, extra_detectors: Sequence[Detector] = ()) -> list[Detectio
     Overlapping detections of the same category are merged into one span.
     """
     folded = normalize(text)
-    if folded.identity:
-        found = scan(folded.text)
-    else:
-        found = {
-            Detection(det.category, *folded.original_span(det.start, det.end)) for det in scan(folded.text)
-        }
+    found = scan(folded.text, folded.ascii_case, folded.lower)
+    if not folded.identity:
+        found = {Detection(det.category, *folded.original_span(det.start, det.end)) for det in found}
     for detector in extra_detectors:
         for det in detector.detect(text):
             if not 0 <= det.start <= det.end <= len(text):

@@ -78,6 +78,9 @@ _EXPLICIT: dict[str, str] = {
 }
 
 _CACHE_LIMIT = 1 << 16
+# Texts up to this length (a detection window's) get their lower-cased form with the normalization, from the
+# folded UTF-8 bytes at hand; longer ones are lower-cased window by window, so memory stays flat.
+_LOWER_LIMIT = 1 << 16
 
 
 def _fold_one(ch: str) -> str:
@@ -114,29 +117,39 @@ class _FoldCache(dict[str, str]):
         return folded
 
 
-class _RunCache(dict[str, tuple[bytes, tuple[tuple[int, int], ...]]]):
-    """A run of non-ASCII characters -> (its folded form in UTF-8, the characters that did not fold to
-    exactly one: ``(offset in the run, folded width)`` each, empty for most runs).
+_Note = tuple[tuple[tuple[int, int], ...], bool]
 
-    Runs repeat (a typographic quote, a no-break space, a word of a foreign script), so caching whole runs
-    keeps the common case to one dictionary lookup per run, and the offset map is built from the few
-    irregular characters the entry names instead of every character of the run. Bounded like
-    :class:`_FoldCache`.
-    """
+# Runs of non-ASCII characters and their folded form in UTF-8. Runs repeat (a typographic quote, a
+# no-break space, a word of a foreign script), so caching whole runs keeps the common case to one lookup in
+# a plain dictionary per run. A run that needs a note is kept in ``_NOTED_RUNS`` instead, with its note:
+# the characters that did not fold to exactly one (``(offset in the run, folded width)`` each), and whether
+# the folded run keeps a non-ASCII character that lower-casing changes (see ``Normalized.ascii_case``).
+# The offset map is built from the few irregular characters the notes name, not from every character.
+# Both are bounded like ``_FoldCache``.
+_PLAIN_RUNS: dict[str, bytes] = {}
+_NOTED_RUNS: dict[str, tuple[bytes, _Note]] = {}
 
-    def __missing__(self, run: str) -> tuple[bytes, tuple[tuple[int, int], ...]]:
-        folded = list(map(_FOLDED.__getitem__, run))
-        irregular = tuple((offset, len(piece)) for offset, piece in enumerate(folded) if len(piece) != 1)
-        entry = ("".join(folded).encode("utf-8", "surrogatepass"), irregular)
-        if len(self) < _CACHE_LIMIT:
-            self[run] = entry
-        return entry
+
+def _fold_new_run(run: str) -> tuple[bytes, _Note | None]:
+    """A run seen for the first time (or not cached): folded, noted, cached."""
+    folded = list(map(_FOLDED.__getitem__, run))
+    irregular = tuple((offset, len(piece)) for offset, piece in enumerate(folded) if len(piece) != 1)
+    joined = "".join(folded)
+    cased = any(not ch.isascii() and ch.lower() != ch for ch in joined)
+    encoded = joined.encode("utf-8", "surrogatepass")
+    if not (irregular or cased):
+        if len(_PLAIN_RUNS) < _CACHE_LIMIT:
+            _PLAIN_RUNS[run] = encoded
+        return encoded, None
+    note = (irregular, cased)
+    if len(_NOTED_RUNS) < _CACHE_LIMIT:
+        _NOTED_RUNS[run] = (encoded, note)
+    return encoded, note
 
 
 _FOLDED = _FoldCache()
-_RUNS = _RunCache()
-# The runs of the text being normalized whose length changed, by thread: (run start, irregular characters).
-_IRREGULAR = threading.local()
+# The runs of the text being normalized that carry a note, by thread: (run start, note).
+_NOTED = threading.local()
 
 # The ASCII encoder copies ASCII stretches at C speed and calls this handler once per run of non-ASCII
 # characters; the handler answers with the folded run, already UTF-8. Scanning the text with a regular
@@ -145,12 +158,16 @@ _ERRORS = "xpi.classification.normalize"
 
 
 def _fold_run(error: UnicodeError) -> tuple[bytes, int]:
-    if not isinstance(error, UnicodeEncodeError):
-        raise error
-    start, end = error.start, error.end
-    encoded, irregular = _RUNS[error.object[start:end]]
-    if irregular:
-        _IRREGULAR.runs.append((start, irregular))
+    end = error.end  # type: ignore[attr-defined]  # checked below unless the run is a cached str
+    run = error.object[error.start : end]  # type: ignore[attr-defined]
+    encoded = _PLAIN_RUNS.get(run)
+    if encoded is None:
+        if not isinstance(error, UnicodeEncodeError):
+            raise error
+        cached = _NOTED_RUNS.get(run)
+        encoded, note = cached if cached is not None else _fold_new_run(run)
+        if note is not None:
+            _NOTED.runs.append((error.start, note))
     return encoded, end
 
 
@@ -161,20 +178,39 @@ codecs.register_error(_ERRORS, _fold_run)
 class Normalized:
     """A folded text and the map from its character positions back to the original's.
 
-    ``anchors`` is empty when the map is the identity (every position maps to itself). Otherwise it holds
-    pieces ``(normalized_start, original_start, expanded)`` in order: positions of a plain piece map
-    linearly from its start; every position of an expanded piece (one original character that folded to
-    several) maps to that one original character.
+    The map is built on first use (most texts yield no finding to map back). ``anchors`` is empty when the
+    map is the identity (every position maps to itself). Otherwise it holds pieces
+    ``(normalized_start, original_start, expanded)`` in order: positions of a plain piece map linearly from
+    its start; every position of an expanded piece (one original character that folded to several) maps
+    to that one original character.
+
+    ``ascii_case``: lower-casing ``text`` changes no character but ASCII letters (every non-ASCII character
+    it keeps is one lower-casing leaves alone), so lower-casing its UTF-8 bytes lower-cases it, and a slice
+    of it, at byte speed. ``lower`` is then ``text.lower()`` for a text that is not ASCII and not longer
+    than ``_LOWER_LIMIT`` (computed from the folded bytes at hand); ``None`` otherwise.
     """
 
     text: str
     original_length: int
-    anchors: tuple[tuple[int, int, bool], ...] = ()
-    _starts: tuple[int, ...] = field(default=(), repr=False, compare=False)
+    ascii_case: bool = True
+    lower: str | None = None
+    _irregular: tuple[tuple[int, tuple[tuple[int, int], ...]], ...] = field(default=(), repr=False)
+    _map: list[tuple[tuple[tuple[int, int, bool], ...], tuple[int, ...]]] = field(
+        default_factory=list, repr=False, compare=False
+    )
 
     @property
     def identity(self) -> bool:
-        return not self.anchors
+        return not self._irregular
+
+    @property
+    def anchors(self) -> tuple[tuple[int, int, bool], ...]:
+        return self._offsets()[0]
+
+    def _offsets(self) -> tuple[tuple[tuple[int, int, bool], ...], tuple[int, ...]]:
+        if not self._map:
+            self._map.append(_anchors(self._irregular))
+        return self._map[0]
 
     def original_index(self, position: int) -> int:
         """The index of the original character normalized ``position`` comes from (the length at the end)."""
@@ -182,15 +218,16 @@ class Normalized:
             raise IndexError(f"position {position} outside 0-{len(self.text)}")
         if position == len(self.text):
             return self.original_length
-        if not self.anchors:
+        if not self._irregular:
             return position
-        norm_start, orig_start, expanded = self.anchors[bisect_right(self._starts, position) - 1]
+        anchors, starts = self._offsets()
+        norm_start, orig_start, expanded = anchors[bisect_right(starts, position) - 1]
         return orig_start if expanded else orig_start + position - norm_start
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         """The original span covering normalized ``[start, end)``: from the start of the first source
         character to the end of the last one. Removed characters inside the span fall inside it."""
-        if not self.anchors:
+        if not self._irregular:
             return start, end
         first = self.original_index(start)
         if end <= start:
@@ -198,18 +235,12 @@ class Normalized:
         return first, self.original_index(end - 1) + 1
 
 
-def normalize(text: str) -> Normalized:
-    """``text`` folded for detection (see the module docstring), with the map back to ``text``."""
-    if text.isascii():
-        return Normalized(text, len(text))
-    irregular: list[tuple[int, tuple[tuple[int, int], ...]]] = []
-    _IRREGULAR.runs = irregular
-    try:
-        normalized = text.encode("ascii", _ERRORS).decode("utf-8", "surrogatepass")
-    finally:
-        del _IRREGULAR.runs
+def _anchors(
+    irregular: tuple[tuple[int, tuple[tuple[int, int], ...]], ...],
+) -> tuple[tuple[tuple[int, int, bool], ...], tuple[int, ...]]:
+    """The pieces of the offset map (see :class:`Normalized`) and their normalized starts."""
     if not irregular:
-        return Normalized(normalized, len(text))
+        return (), ()
     anchors: list[tuple[int, int, bool]] = [(0, 0, False)]
     append = anchors.append
     delta = 0  # normalized position minus original position, after the characters seen so far
@@ -222,4 +253,23 @@ def normalize(text: str) -> Normalized:
             append((position + width, index + 1, False))
             delta += width - 1
     frozen = tuple(anchors)
-    return Normalized(normalized, len(text), frozen, tuple(a[0] for a in frozen))
+    return frozen, tuple(a[0] for a in frozen)
+
+
+def normalize(text: str) -> Normalized:
+    """``text`` folded for detection (see the module docstring), with the map back to ``text``."""
+    if text.isascii():
+        return Normalized(text, len(text))
+    noted: list[tuple[int, _Note]] = []
+    _NOTED.runs = noted
+    try:
+        encoded = text.encode("ascii", _ERRORS)
+    finally:
+        del _NOTED.runs
+    normalized = encoded.decode("utf-8", "surrogatepass")
+    irregular = tuple((start, characters) for start, (characters, _) in noted if characters)
+    cased = any(note[1] for _, note in noted)
+    lower = None
+    if not cased and len(normalized) <= _LOWER_LIMIT:
+        lower = encoded.lower().decode("utf-8", "surrogatepass")
+    return Normalized(normalized, len(text), not cased, lower, irregular)
