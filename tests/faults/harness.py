@@ -109,6 +109,13 @@ def stack_rss_mib(stack: LocalStackClient) -> tuple[float, float]:
     return own / 2**20, total / 2**20
 
 
+def unrecorded_second_answer(answers: int, lineage: dict[str, Any] | None) -> bool:
+    """Whether Bedrock answered (and billed) a request more often than its lineage accounts for: one
+    answer is the one used; each further one must be counted in `bedrock_calls_unanswered`."""
+    recorded = int((lineage or {}).get("bedrock_calls_unanswered") or 0)
+    return answers > 1 + recorded
+
+
 def new_id(scenario: str) -> str:
     return f"flt-{scenario}-{uuid.uuid4().hex[:12]}"
 
@@ -235,8 +242,7 @@ class Harness:
             usage = counters.tag(request_id)
             tally.max_calls = max(tally.max_calls, usage.calls)
             tally.max_answers = max(tally.max_answers, usage.successes)
-            recorded = int((item or {}).get("bedrock_calls_unanswered") or 0)
-            if usage.successes > 1 + recorded:
+            if unrecorded_second_answer(usage.successes, item):
                 tally.unrecorded_answers.append(request_id)
         # exactly one, lost and doubled count requests; sent counts messages (a duplicate sends two)
         return tally
