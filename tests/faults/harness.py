@@ -88,25 +88,27 @@ class Tally:
 
 
 def stack_rss_mib(stack: LocalStackClient) -> tuple[float, float]:
-    """The local stack's memory: the `xpi local up` process's resident set, and that of its whole session
-    (moto, the emulator, the function runtimes it started), in MiB, from /proc."""
-    leader, own, total = int(stack.state["pid"]), 0, 0
-    page = os.sysconf("SC_PAGE_SIZE")
+    """The local stack's memory: the `xpi local up` process's resident set, and that of it with every
+    process it started (moto, the emulator, the function runtimes), in MiB, from /proc."""
+    leader, page = int(stack.state["pid"]), os.sysconf("SC_PAGE_SIZE")
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             stat = Path(f"/proc/{entry}/stat").read_text()
-            rss_pages = int(Path(f"/proc/{entry}/statm").read_text().split()[1])
+            rss[int(entry)] = int(Path(f"/proc/{entry}/statm").read_text().split()[1]) * page
         except (OSError, IndexError, ValueError):
             continue  # gone meanwhile
-        # pid (comm) state ppid pgrp session ...; comm may hold spaces and parentheses
-        session = int(stat.rsplit(")", 1)[1].split()[3])
-        if session == leader:
-            total += rss_pages * page
-            if int(entry) == leader:
-                own = rss_pages * page
-    return own / 2**20, total / 2**20
+        # pid (comm) state ppid ...; comm may hold spaces and parentheses
+        parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, grew = {leader}, True
+    while grew:
+        children = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= children
+        grew = bool(children)
+    return rss.get(leader, 0) / 2**20, sum(rss.get(pid, 0) for pid in tree) / 2**20
 
 
 def unrecorded_second_answer(answers: int, lineage: dict[str, Any] | None) -> bool:

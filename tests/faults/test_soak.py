@@ -2,7 +2,7 @@
 
 Throttling and 5xx on the model, and among the requests duplicates, oversized and not-JSON messages;
 every request must be accounted for as in the fault suite. The local stack's memory (the `xpi local up`
-process and its whole session) is printed at the start and the end.
+process, and it with every process it started) is printed at the start and the end.
 """
 
 from __future__ import annotations
@@ -68,6 +68,6 @@ def test_soak_every_request_is_accounted_for_and_memory_stays_flat(
     print(f"\n{HEADER}\n{RULE}\n{tally.row()}")
     print(
         f"local stack memory (MiB): `xpi local up` {start[0]:.0f} -> {end[0]:.0f}; "
-        f"its whole session {start[1]:.0f} -> {end[1]:.0f}"
+        f"with every process it started {start[1]:.0f} -> {end[1]:.0f}"
     )
     assert tally.problems() == []
