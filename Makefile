@@ -14,7 +14,7 @@ HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv runtime build browser-deps demo up test lint typecheck template-check unit contract integration bench lock clean awscli security-table
+.PHONY: help venv runtime build browser-deps demo up test lint typecheck template-check unit contract integration bench lock clean awscli security-table faults soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -96,6 +96,12 @@ integration: venv runtime build $(AWSCLI)/.installed
 test: venv runtime build browser-deps $(AWSCLI)/.installed ## lint, type check, template checks; unit, contract, integration and container tests
 	$(MAKE) --no-print-directory lint typecheck template-check
 	$(BIN)/pytest tests -q
+
+faults: venv runtime build ## the fault suite at full size (100-150 requests per scenario), printing its table
+	XPI_FAULTS_SCALE=full $(BIN)/pytest tests/faults -q -s
+
+soak: venv runtime build ## 10,000 requests with mixed faults (XPI_SOAK_N), printing the local stack's memory
+	XPI_FAULTS_SOAK=1 $(BIN)/pytest tests/faults/test_soak.py -q -s
 
 security-table: venv ## docs/security.md's role x action table, from the latest test session's IAM call logs
 	$(BIN)/xpi iam usage --calls "$$(ls -td .xpi/iam-calls/sessions/*/ | head -1)" --write-doc docs/security.md

@@ -227,6 +227,25 @@ def test_counters_are_kept_per_model_and_per_access_key(
     assert counters.operations["Converse"] == 4
 
 
+def test_counters_are_kept_per_tag_directive_with_the_answer_unchanged(
+    runtime: BedrockRuntimeClient, control: EmulatorControl
+) -> None:
+    # GIVEN two calls tagged "req-1" (one of them failed by a fault), one tagged "req-2", one untagged
+    call(runtime, text="hello")
+    control.inject_fault("InternalServerException", count=1)
+    with pytest.raises(ClientError):
+        call(runtime, text="hello [[emulator:tag=req-1]]")
+    call(runtime, text="hello [[emulator:tag=req-1]]")
+    call(runtime, NOVA_PRO, text="again [[emulator:tag=req-2]]")
+
+    # THEN each tag counts its own calls
+    counters = control.counters()
+    assert (counters.tag("req-1").calls, counters.tag("req-1").successes) == (2, 1)
+    assert (counters.tag("req-2").calls, counters.tag("req-2").successes) == (1, 1)
+    assert counters.tag("never-used").calls == 0
+    assert set(counters.tags) == {"req-1", "req-2"}
+
+
 def test_reset_clears_counters_faults_and_quotas(
     runtime: BedrockRuntimeClient, control: EmulatorControl
 ) -> None:

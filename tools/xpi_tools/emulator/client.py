@@ -76,6 +76,7 @@ class Counters:
     models: dict[str, UsageCounters]
     keys: dict[str, UsageCounters]
     operations: dict[str, int]
+    tags: dict[str, UsageCounters] = field(default_factory=dict)
 
     def model(self, model_id: str) -> UsageCounters:
         """Counters of a foundation model; an inference-profile id or ARN names its model."""
@@ -83,6 +84,10 @@ class Counters:
 
     def key(self, key_id: str) -> UsageCounters:
         return self.keys.get(key_id, UsageCounters())
+
+    def tag(self, name: str) -> UsageCounters:
+        """Counters of the calls whose last user message carried ``[[emulator:tag=NAME]]``."""
+        return self.tags.get(name, UsageCounters())
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,7 @@ class EmulatorControl:
             models={k: UsageCounters.from_json(v) for k, v in data["models"].items()},
             keys={k: UsageCounters.from_json(v) for k, v in data["keys"].items()},
             operations={str(k): int(v) for k, v in data["operations"].items()},
+            tags={k: UsageCounters.from_json(v) for k, v in data.get("tags", {}).items()},
         )
 
     def reset(

@@ -48,7 +48,7 @@ from xpi_tools.emulator.families import (
 from xpi_tools.emulator.httpserver import Request, Response, Result, StreamResponse
 from xpi_tools.emulator.sigv4 import SigV4Verifier
 from xpi_tools.emulator.state import EmulatorState
-from xpi_tools.emulator.textgen import Generation, generate
+from xpi_tools.emulator.textgen import Generation, generate, parse_directives
 
 logger = logging.getLogger("xpi_tools.emulator")
 
@@ -255,6 +255,7 @@ class BedrockService:
         self, operation: str, identifier: str, request: Request, principal: str
     ) -> Result | Awaitable[Result]:
         model_key = identifier
+        tag: str | None = None
         try:
             if operation == "CountTokens":
                 resolved = self._resolve_for_count(identifier)
@@ -262,6 +263,7 @@ class BedrockService:
                 resolved = self.state.catalogue.resolve_for_invocation(identifier)
             model_key = resolved.model.model_id
             plan = self._plan(operation, resolved.model, request.body)
+            tag = parse_directives(plan.prompt.last_user_text).tag
             fault = self.state.faults.take((model_key, resolved.invoked_id), operation, "request")
             if fault is not None:
                 raise BedrockError(fault.error, fault.message)
@@ -274,12 +276,19 @@ class BedrockService:
             generation = self._generate(resolved.model, plan)
             self.state.quotas.charge_output(model_key, generation.output_tokens, now)
         except BedrockError as error:
-            self.state.counters.failure(model_key, principal, error.code)
+            self.state.counters.failure(model_key, principal, error.code, tag)
             return error_response(error)
-        return self._respond(operation, resolved, plan, generation, principal)
+        return self._respond(operation, resolved, plan, generation, principal, tag=tag)
 
     def _respond(
-        self, operation: str, resolved: Resolved, plan: Plan, generation: Generation, principal: str
+        self,
+        operation: str,
+        resolved: Resolved,
+        plan: Plan,
+        generation: Generation,
+        principal: str,
+        *,
+        tag: str | None = None,
     ) -> Result | Awaitable[Result]:
         model = resolved.model
         latency = self.state.latencies.for_model(model.model_id)
@@ -287,10 +296,10 @@ class BedrockService:
         if operation in STREAM_EXCEPTIONS:
             stream_fault = self.state.faults.take((model.model_id, resolved.invoked_id), operation, "stream")
             if stream_fault is not None:
-                self.state.counters.failure(model.model_id, principal, stream_fault.error)
+                self.state.counters.failure(model.model_id, principal, stream_fault.error, tag)
             else:
                 self.state.counters.success(
-                    model.model_id, principal, generation.input_tokens, generation.output_tokens
+                    model.model_id, principal, generation.input_tokens, generation.output_tokens, tag
                 )
             failure = (stream_fault.error, stream_fault.message) if stream_fault is not None else None
             return self._stream(
@@ -298,7 +307,7 @@ class BedrockService:
             )
 
         self.state.counters.success(
-            model.model_id, principal, generation.input_tokens, generation.output_tokens
+            model.model_id, principal, generation.input_tokens, generation.output_tokens, tag
         )
         if operation == "Converse":
             response = json_response(converse_response(model, plan, generation, latency_ms))

@@ -299,9 +299,15 @@ class Counters:
         self.models: dict[str, UsageCounter] = {}
         self.keys: dict[str, UsageCounter] = {}
         self.operations: dict[str, int] = {}
+        self.tags: dict[str, UsageCounter] = {}
 
-    def _targets(self, model: str | None, key: str | None) -> list[UsageCounter]:
+    def _targets(self, model: str | None, key: str | None, tag: str | None = None) -> list[UsageCounter]:
         targets = [self.totals]
+        if tag is not None:
+            counter = self.tags.get(tag)
+            if counter is None:
+                counter = self.tags[tag] = UsageCounter()
+            targets.append(counter)
         if model is not None:
             counter = self.models.get(model)
             if counter is None:
@@ -317,15 +323,22 @@ class Counters:
     def call(self, operation: str) -> None:
         self.operations[operation] = self.operations.get(operation, 0) + 1
 
-    def success(self, model: str | None, key: str | None, input_tokens: int, output_tokens: int) -> None:
-        for counter in self._targets(model, key):
+    def success(
+        self,
+        model: str | None,
+        key: str | None,
+        input_tokens: int,
+        output_tokens: int,
+        tag: str | None = None,
+    ) -> None:
+        for counter in self._targets(model, key, tag):
             counter.calls += 1
             counter.successes += 1
             counter.input_tokens += input_tokens
             counter.output_tokens += output_tokens
 
-    def failure(self, model: str | None, key: str | None, code: str) -> None:
-        for counter in self._targets(model, key):
+    def failure(self, model: str | None, key: str | None, code: str, tag: str | None = None) -> None:
+        for counter in self._targets(model, key, tag):
             counter.calls += 1
             counter.error(code)
 
@@ -340,6 +353,7 @@ class Counters:
             "models": {k: asdict(v) for k, v in self.models.items()},
             "keys": {k: asdict(v) for k, v in self.keys.items()},
             "operations": dict(self.operations),
+            "tags": {k: asdict(v) for k, v in self.tags.items()},
         }
 
 

@@ -14,6 +14,7 @@ Directives, read from the last user message only (they count as input tokens lik
     ``[[emulator:output_tokens=N]]``  answer exactly 4*N characters, i.e. N tokens
     ``[[emulator:reply=TEXT]]``       answer TEXT verbatim (TEXT cannot contain ``]]``)
     ``[[emulator:echo]]``             answer the last user message with its directives removed
+    ``[[emulator:tag=NAME]]``         count this call under NAME too (the answer is unchanged)
 """
 
 from __future__ import annotations
@@ -97,12 +98,14 @@ class Directives:
     output_chars: int | None = None
     reply: str | None = None
     echo: bool = False
+    tag: str | None = None
 
 
 def parse_directives(text: str) -> Directives:
     output_chars: int | None = None
     reply: str | None = None
     echo = False
+    tag: str | None = None
     for match in _DIRECTIVE.finditer(text):
         name, value = match.group(1), match.group(2)
         if name in ("output_chars", "output_tokens"):
@@ -120,9 +123,11 @@ def parse_directives(text: str) -> Directives:
             reply = value or ""
         elif name == "echo":
             echo = True
+        elif name == "tag":
+            tag = value or None
         else:
             raise validation(f"Unknown emulator directive {name!r}.")
-    return Directives(output_chars=output_chars, reply=reply, echo=echo)
+    return Directives(output_chars=output_chars, reply=reply, echo=echo, tag=tag)
 
 
 def strip_directives(text: str) -> str:

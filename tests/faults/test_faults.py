@@ -1,0 +1,221 @@
+"""Every request accounted for under faults, on the local stack.
+
+Each scenario sends its requests as a producer, injects its fault through the emulator's control
+endpoint, waits until every request has its terminal event (or the bound passes), and prints one row:
+sent, exactly one event, lost, doubled, stuck (lineage ACCEPTED), DLQ, and Bedrock calls and answers
+per request. It fails on any lost, doubled or stuck request, a DLQ count other than the scenario's
+rejected messages, or a second paid Bedrock answer that lineage does not record.
+
+Short by default (what `make test` runs); `XPI_FAULTS_SCALE=full` (`make faults`) sends 100-150 per
+scenario.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+
+import boto3
+import pytest
+from xpi_tools.emulator import EmulatorControl
+from xpi_tools.emulator.client import ErrorCode
+
+from tests.faults.harness import FULL, HEADER, RULE, Harness, Scenario, Sent, Tally, new_id, request_body
+from tests.helpers.stack import LocalStackClient, ResultCollector
+
+pytestmark = pytest.mark.integration
+
+TABLE: list[str] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _print_table() -> Iterator[None]:
+    yield
+    if TABLE:
+        print("\n" + "\n".join([f"fault suite ({'full' if FULL else 'short'} run)", HEADER, RULE, *TABLE]))
+
+
+@pytest.fixture
+def emulator(local_stack: LocalStackClient) -> Iterator[EmulatorControl]:
+    control = EmulatorControl(local_stack.state["emulator_control"])
+    yield control
+    control.clear_faults()
+
+
+def plain(name: str) -> Callable[[int, str], list[Sent]]:
+    def build(n: int, model: str) -> list[Sent]:
+        messages = []
+        for i in range(n):
+            request_id = new_id(name)
+            messages.append(Sent(request_id, request_body(request_id, model, f"Fault suite {name} {i}")))
+        return messages
+
+    return build
+
+
+def mixed_bad(n: int, model: str) -> list[Sent]:
+    """Per group of five: a request sent twice (same request_id), one over 200,000 bytes with its id, one
+    body that is not JSON and one that is JSON but not an object (both answered under their message ids),
+    and one whose caller tags carry a nested "request_id" that must not be taken for the request's."""
+    messages: list[Sent] = []
+    for i in range(max(n // 5, 1)):
+        duplicate = new_id("dup")
+        body = request_body(duplicate, model, f"Twice delivered {i}")
+        messages += [Sent(duplicate, body), Sent(duplicate, body)]
+        big = new_id("big")
+        messages.append(Sent(big, request_body(big, model, "x" * 205_000), expect_dlq=True))
+        messages.append(Sent("", f"plain words {i} {new_id('nj')}, no JSON", expect_dlq=True))
+        messages.append(Sent("", json.dumps([new_id("list"), i]), expect_dlq=True))
+        nested, inner = new_id("nested"), new_id("inner")
+        messages.append(
+            Sent(
+                nested,
+                request_body(
+                    nested,
+                    model,
+                    f"Nested id {i}",
+                    caller={"project": "faults", "cost_centre": "cc-faults", "tags": {"request_id": inner}},
+                ),
+                must_not_answer=inner,
+            )
+        )
+    return messages
+
+
+def run_plain(harness: Harness, model: str, messages: list[Sent]) -> None:
+    harness.send(messages)
+    harness.settle(messages)
+
+
+def run_redelivered(harness: Harness, model: str, messages: list[Sent]) -> None:
+    """Every message delivered again after its request has finished, as SQS's at-least-once delivery
+    may: the late copy must start nothing, emit nothing and call Bedrock no more."""
+    harness.send(messages)
+    harness.settle(messages)
+    again = [Sent(m.request_id, m.body) for m in messages]
+    harness.send(again)
+    harness.settle(again)
+    messages.extend(again)  # (tallied with the first copies: sent counts both)
+
+
+def run_with_faults(*faults: tuple[ErrorCode, float]) -> Callable[[Harness, str, list[Sent]], None]:
+    def run(harness: Harness, model: str, messages: list[Sent]) -> None:
+        for error, rate in faults:
+            harness.emulator.inject_fault(error, model=model, rate=rate)
+        try:
+            harness.send(messages)
+            harness.settle(messages)
+        finally:
+            harness.emulator.clear_faults()
+
+    return run
+
+
+def run_key_rotation(harness: Harness, model: str, messages: list[Sent]) -> None:
+    """Half the requests under the key in the secret; then the commercial side issues a new key, the
+    operator puts it in the secret, and the old key is revoked while the invoke function still holds it;
+    then the other half."""
+    stack, emulator = harness.stack, harness.emulator
+    secret_arn = stack.outputs["CommercialCredentialsSecretArn"]
+    invoke_role = stack.state["function_credentials"]["InvokeModelFunction"]
+    as_invoke_role = boto3.client(
+        "secretsmanager",
+        endpoint_url=stack.state["aws"],
+        region_name=stack.state["region"],
+        aws_access_key_id=invoke_role["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=invoke_role["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=invoke_role["AWS_SESSION_TOKEN"],
+    )
+    first, second = messages[: len(messages) // 2], messages[len(messages) // 2 :]
+    harness.send(first)
+    harness.settle(first)
+    original = as_invoke_role.get_secret_value(SecretId=secret_arn)["SecretString"]
+    secret = json.loads(original)
+    old_key, old_secret = secret["aws_access_key_id"], secret["aws_secret_access_key"]
+    new_key, new_secret = f"AKIAFLT{new_id('k')[-12:].upper()}", f"fault-suite-{new_id('s')}"
+    operator = stack.client("secretsmanager")
+    emulator.add_access_key(new_key, new_secret)
+    operator.put_secret_value(
+        SecretId=secret_arn,
+        SecretString=json.dumps(
+            {**secret, "aws_access_key_id": new_key, "aws_secret_access_key": new_secret}
+        ),
+    )
+    emulator.revoke_access_key(old_key)
+    try:
+        harness.send(second)
+        harness.settle(second)
+        # (the second half was answered under the new key: the rotation was exercised, not skipped)
+        assert emulator.counters().key(new_key).successes >= len(second)
+    finally:
+        # the stack's own key again, for whatever runs next in this session
+        emulator.add_access_key(old_key, old_secret)
+        operator.put_secret_value(SecretId=secret_arn, SecretString=original)
+        emulator.revoke_access_key(new_key)
+
+
+SCENARIOS = [
+    Scenario("baseline", plain("base"), "us.amazon.nova-lite-v1:0", run_plain, 12, 100),
+    Scenario(
+        "30 % throttling",
+        plain("thr"),
+        "us.meta.llama3-3-70b-instruct-v1:0",
+        run_with_faults(("ThrottlingException", 0.3)),
+        15,
+        150,
+    ),
+    Scenario(
+        "5xx and timeouts",
+        plain("5xx"),
+        "anthropic.claude-3-haiku-20240307-v1:0",
+        run_with_faults(
+            ("ServiceUnavailableException", 0.1),
+            ("InternalServerException", 0.1),
+            ("ModelTimeoutException", 0.1),
+        ),
+        12,
+        100,
+    ),
+    Scenario(
+        "key revoked, new key put in the secret",
+        plain("key"),
+        "us.amazon.nova-micro-v1:0",
+        run_key_rotation,
+        12,
+        100,
+    ),
+    Scenario(
+        "SQS redelivery after the end",
+        plain("redeliver"),
+        "us.meta.llama3-3-70b-instruct-v1:0",
+        run_redelivered,
+        10,
+        100,
+    ),
+    Scenario(
+        "duplicates, oversized, not-JSON, not-an-object, nested",
+        mixed_bad,
+        "us.amazon.nova-pro-v1:0",
+        run_plain,
+        10,
+        100,
+    ),
+]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_every_request_is_accounted_for(
+    local_stack: LocalStackClient, results: ResultCollector, emulator: EmulatorControl, scenario: Scenario
+) -> None:
+    # GIVEN the scenario's requests and fault
+    harness = Harness(local_stack, results, emulator)
+    messages = scenario.messages(scenario.n, scenario.model)
+
+    # WHEN they are sent and the pipeline has settled
+    scenario.run(harness, scenario.model, messages)
+    tally: Tally = harness.tally(scenario.name, messages)
+    TABLE.append(tally.row())
+    print("\n" + tally.row())
+
+    # THEN every request has exactly one event, none is stuck, and every second Bedrock answer is recorded
+    assert tally.problems() == []
