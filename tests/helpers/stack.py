@@ -60,7 +60,7 @@ class ResultCollector:
                     QueueUrl=self._queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
                 )
             except Exception:  # the stack is going away at the end of the session
-                time.sleep(0.2)
+                self._stop.wait(0.2)  # back off, but stop at once when asked
                 continue
             for message in response.get("Messages", []):
                 event = json.loads(message["Body"])

@@ -465,17 +465,25 @@ def verify_admin_call(call: AdminCall, events: EventPublisher) -> None:
         problems.append("principal")
     if problems:
         logger.warning("admin call refused", extra={"claimed": call.claimed(), "problems": problems})
-        events.publish(
-            SECURITY_ALERT,
-            SecurityAlertDetail(
-                request_id=call.request_id,
-                caller_principal=call.principal,
-                source="admin",
-                categories={},
-                decision="refused",
-            ),
-        )
+        _admin_alert(call, "refused", events)
         raise AdminCallRefused("the admin call did not come through this stack's API")
+
+
+def _admin_alert(
+    call: AdminCall, decision: str, events: EventPublisher, config: ConfigAlert | None = None
+) -> None:
+    """The Security Alert every admin change, and every refused admin event, raises."""
+    events.publish(
+        SECURITY_ALERT,
+        SecurityAlertDetail(
+            request_id=call.request_id,
+            caller_principal=call.principal,
+            source="admin",
+            categories={},
+            decision=decision,
+            config=config,
+        ),
+    )
 
 
 ConfigDocument = Literal["policy", "routing"]
@@ -514,23 +522,18 @@ def replace_config(
         changed_at=now.isoformat(timespec="milliseconds"),
     )
     logger.warning(f"{kind} replaced", extra={"by": call.principal, **stored.model_dump()})
-    events.publish(
-        SECURITY_ALERT,
-        SecurityAlertDetail(
-            request_id=call.request_id,
-            caller_principal=call.principal,
-            source="admin",
-            categories={},
-            decision="changed",
-            config=ConfigAlert(
-                document=kind,
-                change="changed",
-                parameter=stored.parameter,
-                revision=stored.revision,
-                sha256=stored.sha256,
-                applied_revision=stored.revision,
-                claimed_identity=call.claimed(),
-            ),
+    _admin_alert(
+        call,
+        "changed",
+        events,
+        config=ConfigAlert(
+            document=kind,
+            change="changed",
+            parameter=stored.parameter,
+            revision=stored.revision,
+            sha256=stored.sha256,
+            applied_revision=stored.revision,
+            claimed_identity=call.claimed(),
         ),
     )
     return AdminResult(
