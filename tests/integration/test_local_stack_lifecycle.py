@@ -118,3 +118,38 @@ def test_a_dead_parent_takes_the_stack_with_it(tmp_path: Path) -> None:
     # THEN the stack notices, stops (removing its state file), and leaves nothing behind
     assert _gone(started, _ports(state), timeout_s=30)
     wait_until(lambda: not state_file.exists(), timeout_s=30, what="the state file to be removed")
+
+
+def test_a_parent_that_dies_while_the_stack_starts_takes_it_along(tmp_path: Path) -> None:
+    # GIVEN a stack started with --exit-with-parent by a parent that dies while the stack deploys
+    state_file = tmp_path / "stack.json"
+    parent = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time;"
+            "stack = subprocess.Popen([sys.executable, '-m', 'xpi_tools.cli', 'local', 'up', '--no-build',"
+            f" '--exit-with-parent', '--state-file', {str(state_file)!r}],"
+            " stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True);"
+            "print(stack.pid, flush=True); time.sleep(3)",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    stack_pid = int(parent.stdout.strip())
+
+    # WHEN the stack finishes starting without its parent
+    # THEN it notices, stops by itself and removes its state file
+    wait_until(
+        lambda: not Path(f"/proc/{stack_pid}").exists() or _zombie(stack_pid), 90, what="the stack to stop"
+    )
+    assert not state_file.exists()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True

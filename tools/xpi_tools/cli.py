@@ -68,6 +68,7 @@ def _wait_for_parent_exit(parent: int, stop: threading.Event) -> None:
 def local_up(args: argparse.Namespace) -> int:
     from xpi_tools.local.stack import LOCAL_PARAMETERS, LocalStack
 
+    parent = os.getppid()  # before anything slow: the parent may die while the stack builds or deploys
     root = project_root()
     if not args.no_build:
         started = time.perf_counter()
@@ -75,6 +76,9 @@ def local_up(args: argparse.Namespace) -> int:
         print(f"sam build: {time.perf_counter() - started:.1f} s", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if args.exit_with_parent:
+        # Watch from the start: a parent that dies while the stack deploys must take it along too.
+        threading.Thread(target=_wait_for_parent_exit, args=(parent, stop), daemon=True).start()
     stack = LocalStack(root)
     try:
         endpoints = stack.start()
@@ -93,8 +97,6 @@ def local_up(args: argparse.Namespace) -> int:
             print(f"    {line}")
         print("Ctrl-C stops it.", flush=True)
         stack.write_state(state_file)  # last: whoever waits for the state file also has the lines above
-        if args.exit_with_parent:
-            threading.Thread(target=_wait_for_parent_exit, args=(os.getppid(), stop), daemon=True).start()
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
