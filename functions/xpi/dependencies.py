@@ -146,10 +146,12 @@ def reaper() -> Reaper:
 # ---------------------------------------------------------------------------------------------- configuration
 @cache
 def _signing_secret() -> SigningSecret | None:
+    """The key stored overrides must verify with. None only when no override is configured at all: a
+    configured override parameter without a signing secret is a deployment error, never unsigned values."""
     settings = get_settings()
-    if not settings.config_signing_secret_id:
+    if not (settings.policy_parameter_name or settings.routing_parameter_name):
         return None
-    return SigningSecret(settings.config_signing_secret_id, settings.config_max_age_s)
+    return SigningSecret(settings.require("config_signing_secret_id"), settings.config_max_age_s)
 
 
 def _config_alert(alert: ConfigAlert) -> None:

@@ -72,7 +72,7 @@ class Settings(BaseModel):
     routing_parameter_name: str = Field("", alias="ROUTING_PARAMETER_NAME")
     config_max_age_s: Annotated[int, Field(ge=0, le=3600)] = Field(60, alias="CONFIG_MAX_AGE_S")
     # The stack secret the admin path signs policy and routing versions with (and the loaders verify
-    # with); empty (unit tests, `sam local`) means stored values are applied unsigned.
+    # with); required whenever a parameter name above is set: stored values are never applied unsigned.
     config_signing_secret_id: str = Field("", alias="CONFIG_SIGNING_SECRET_ID")
 
     # ---------------------------------------------------------------- inference workflow and its producers

@@ -12,11 +12,35 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import boto3
 import moto  # noqa: F401  registers moto's request hook before the session below makes any client
+from xpi.domain.config_signing import ConfigKind, sign
 from xpi.models.lineage import LineageItem
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import PayloadRef, WorkflowState
 
 from tests.helpers.events import EVENTS, REPO, TEST_HASH_KEY
+
+# The unit tests' config signing key (the stack's ConfigSigningSecret holds {"key": ...}, 32+ characters).
+TEST_CONFIG_SIGNING_KEY: Final = b"xpi-unit-test-config-signing-key-0123456789abcdef"
+
+
+def signed_config(kind: ConfigKind, document: dict[str, Any], revision: int = 1) -> str:
+    """A policy or routing document as the admin path stores it: signed with the test signing key."""
+    return sign(
+        document,
+        kind=kind,
+        revision=revision,
+        changed_by="arn:aws-us-gov:iam::123456789012:role/xpi-admin",
+        changed_at="2026-01-01T00:00:00+00:00",
+        key=TEST_CONFIG_SIGNING_KEY,
+    ).model_dump_json()
+
+
+def create_config_signing_secret(name: str = "test-stack-ConfigSigningSecret") -> str:
+    """The stack's signing secret holding the test key; its ARN (for CONFIG_SIGNING_SECRET_ID)."""
+    return secretsmanager().create_secret(
+        Name=name, SecretString=json.dumps({"key": TEST_CONFIG_SIGNING_KEY.decode()})
+    )["ARN"]
+
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -91,6 +115,7 @@ class XpiResources:
     bucket: str
     secret_id: str
     hash_key_secret_id: str
+    config_signing_secret_id: str
     _changes: list[str] = field(default_factory=list)
 
     def environment(self) -> dict[str, str]:
@@ -108,7 +133,17 @@ class XpiResources:
             "LINEAGE_RETENTION_DAYS": "400",
             "POLICY_PARAMETER_NAME": f"/xpi/{STACK}/policy",
             "ROUTING_PARAMETER_NAME": f"/xpi/{STACK}/routing",
+            "CONFIG_SIGNING_SECRET_ID": self.config_signing_secret_id,
         }
+
+    def put_config(self, kind: ConfigKind, document: dict[str, Any], revision: int = 1) -> None:
+        """An agency policy or routing document in its SSM parameter, signed as the admin path signs it."""
+        ssm().put_parameter(
+            Name=self.environment()[f"{kind.upper()}_PARAMETER_NAME"],
+            Value=signed_config(kind, document, revision),
+            Type="String",
+            Overwrite=True,
+        )
 
     # ------------------------------------------------------------------ request bodies by reference
     def stored_request(self, payload: PayloadRef | dict[str, Any]) -> InferenceRequest:
@@ -246,6 +281,7 @@ def create_xpi_resources() -> XpiResources:
     hash_key_secret_id = secretsmanager().create_secret(
         Name=f"{STACK}-XpiHashKeySecret", SecretString=TEST_HASH_KEY.decode()
     )["ARN"]
+    config_signing_secret_id = create_config_signing_secret(f"{STACK}-ConfigSigningSecret")
     # The request bodies the sample states of events/ refer to (events/payloads/<name>.json).
     for path in sorted((EVENTS / "payloads").glob("*.json")):
         s3().put_object(Bucket=bucket, Key=f"payloads/{path.stem}/sample.json", Body=path.read_bytes())
@@ -258,4 +294,5 @@ def create_xpi_resources() -> XpiResources:
         bucket=bucket,
         secret_id=secret_id,
         hash_key_secret_id=hash_key_secret_id,
+        config_signing_secret_id=config_signing_secret_id,
     )

@@ -12,6 +12,9 @@ from moto import mock_aws
 from xpi import dependencies
 from xpi.adapters.config_store import ConfigOverride, OptionalParameter, PolicyLoadError
 from xpi.domain.policy import Action, Policy, load_default_policy
+from xpi.settings import SettingMissingError
+
+from tests.helpers.aws import create_config_signing_secret, signed_config
 
 NAME = "/xpi/test/classification-policy"
 
@@ -114,9 +117,24 @@ def test_a_parameter_that_cannot_be_read_fails_closed(ssm: Any, monkeypatch: pyt
 
 
 def test_the_policy_in_force_is_the_deployments_parameter(ssm: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    # GIVEN the functions' environment naming the parameter, as template.yaml does
+    # GIVEN the functions' environment naming the parameter and the signing secret, as template.yaml does
     monkeypatch.setenv("POLICY_PARAMETER_NAME", NAME)
-    ssm.put_parameter(Name=NAME, Value=policy_json(description="deployed"), Type="String")
+    monkeypatch.setenv("CONFIG_SIGNING_SECRET_ID", create_config_signing_secret())
+    document = json.loads(policy_json(description="deployed"))
+    ssm.put_parameter(Name=NAME, Value=signed_config("policy", document), Type="String")
 
     # WHEN / THEN
     assert dependencies.classification_policy().description == "deployed"
+
+
+def test_a_policy_parameter_without_a_signing_secret_is_refused(
+    ssm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a deployment naming the policy parameter but no signing secret, and an unsigned policy in it
+    monkeypatch.setenv("POLICY_PARAMETER_NAME", NAME)
+    monkeypatch.delenv("CONFIG_SIGNING_SECRET_ID", raising=False)
+    ssm.put_parameter(Name=NAME, Value=policy_json(description="unsigned"), Type="String")
+
+    # WHEN / THEN the unsigned value is never applied: the function refuses to run without the secret
+    with pytest.raises(SettingMissingError, match="CONFIG_SIGNING_SECRET_ID"):
+        dependencies.classification_policy()

@@ -1,6 +1,7 @@
 """Policy and routing live in optional SSM parameters: absent means the shipped default, and a change
 (or a new parameter) applies within max_age without a deploy."""
 
+import json
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, tzinfo
@@ -16,6 +17,8 @@ from xpi import dependencies
 from xpi.adapters import config_store
 from xpi.adapters.config_store import ConfigOverride, OptionalParameter
 from xpi.domain.routing import RoutingConfig, load_default_routing
+
+from tests.helpers.aws import create_config_signing_secret, signed_config
 
 MoveClock = Callable[[float], None]
 
@@ -139,6 +142,9 @@ def test_invalid_routing_fails_with_its_validation_error() -> None:
 @mock_aws
 def test_the_routing_in_force_is_the_deployments_parameter(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ROUTING_PARAMETER_NAME", NAME)
-    boto3.client("ssm").put_parameter(Name=NAME, Value=ROUTING, Type="String")
+    monkeypatch.setenv("CONFIG_SIGNING_SECRET_ID", create_config_signing_secret())
+    boto3.client("ssm").put_parameter(
+        Name=NAME, Value=signed_config("routing", json.loads(ROUTING)), Type="String"
+    )
 
     assert list(dependencies.routing_config().models) == ["us.amazon.nova-lite-v1:0"]

@@ -9,7 +9,6 @@ from xpi.domain.routing import load_default_routing
 from xpi.handlers import classify
 from xpi.models.workflow import WorkflowState
 
-from tests.helpers import aws as aws_helpers
 from tests.helpers.aws import XpiResources
 from tests.helpers.context import FakeLambdaContext
 from tests.helpers.events import load_event
@@ -103,9 +102,7 @@ def test_a_policy_in_ssm_applies_per_resolved_model(
     policy["model_rules"] = [
         {"name": "eccn-to-us-profiles", "models": ["us.*"], "categories": ["export.eccn"], "action": "allow"}
     ]
-    aws_helpers.ssm().put_parameter(
-        Name=aws.environment()["POLICY_PARAMETER_NAME"], Value=json.dumps(policy), Type="String"
-    )
+    aws.put_config("policy", policy)
 
     # WHEN the request asks for the "default" alias (us.amazon.nova-lite-v1:0)
     event = aws.change_request(
@@ -126,9 +123,7 @@ def test_the_configuration_read_here_is_carried_for_route_and_invoke(
     # GIVEN an agency routing document in SSM
     routing = load_default_routing().model_dump(mode="json")
     routing["aliases"]["default"] = "us.amazon.nova-micro-v1:0"
-    aws_helpers.ssm().put_parameter(
-        Name=aws.environment()["ROUTING_PARAMETER_NAME"], Value=json.dumps(routing), Type="String"
-    )
+    aws.put_config("routing", routing)
 
     # WHEN
     state, _ = classified("classify/state-redact.json", lambda_context)

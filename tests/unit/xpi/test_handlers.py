@@ -331,9 +331,7 @@ class TestRoute:
             "models": {"us.amazon.nova-lite-v1:0": {}, "us.anthropic.claude-3-5-haiku-20241022-v1:0": {}},
             "callers": [{"principal": "AROAQXZEXAMPLEROLEID1:*", "allow": ["us.amazon.*"]}],
         }
-        aws_helpers.ssm().put_parameter(
-            Name=aws.environment()["ROUTING_PARAMETER_NAME"], Value=json.dumps(routing), Type="String"
-        )
+        aws.put_config("routing", routing)
 
         # WHEN
         state = WorkflowState.model_validate(route.handler(load_event("route/state.json"), lambda_context))
