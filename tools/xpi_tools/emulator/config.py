@@ -17,6 +17,11 @@ class AccessKey:
     session_token: str | None = field(default=None, repr=False)
     # Epoch seconds after which the key answers ExpiredTokenException (temporary credentials).
     expires_at: float | None = None
+    # The commercial IAM user the key belongs to (its IAM API manages that user's keys), its status
+    # (an Inactive key is refused like an unknown one) and when it was created (epoch seconds).
+    user: str = "xpi-bedrock"
+    status: str = "Active"
+    created_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,10 @@ class ApiKey:
     key: str = field(repr=False)
     name: str = ""
     expires_at: float | None = None
+    # Set for a long-term key minted as an IAM service-specific credential (its owner and status).
+    user: str | None = None
+    status: str = "Active"
+    created_at: float = 0.0
 
     @property
     def label(self) -> str:

@@ -46,7 +46,8 @@ from xpi_tools.emulator.families import (
     titan_embed_response,
 )
 from xpi_tools.emulator.httpserver import Request, Response, Result, StreamResponse
-from xpi_tools.emulator.sigv4 import SigV4Verifier
+from xpi_tools.emulator.iam import IamService, is_iam_request
+from xpi_tools.emulator.sigv4 import BEARER_TOKEN_PREFIX, SigV4Verifier
 from xpi_tools.emulator.state import EmulatorState
 from xpi_tools.emulator.textgen import Generation, generate, parse_directives
 
@@ -148,6 +149,9 @@ class BedrockService:
         self.state = EmulatorState(config)
         self.verifier = SigV4Verifier(config.region, "bedrock", config.max_clock_skew_seconds)
         self.control = ControlApi(self.state)
+        self.iam = IamService(
+            self.state.keys, config.account_id, self.state.now, config.max_clock_skew_seconds
+        )
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -182,6 +186,9 @@ class BedrockService:
         )
 
     def _handle(self, request: Request) -> tuple[Result | Awaitable[Result], str | None]:
+        if is_iam_request(request):
+            self.state.counters.call("IAM")
+            return self.iam.handle(request)
         route = self._route(request)
         if route is None:
             return (
@@ -224,8 +231,23 @@ class BedrockService:
         authorization = request.header("authorization")
         if authorization is not None and authorization[:7].lower() == "bearer ":
             token = authorization[7:].strip()
+            if token.startswith(BEARER_TOKEN_PREFIX):  # short-term: a presigned URL of an IAM principal
+                try:
+                    signer = self.verifier.verify_bearer_token(
+                        token, self.state.keys.access_keys, self.state.now()
+                    )
+                except BedrockError:
+                    self.state.counters.auth_failure(api_key_fingerprint(token), "AccessDeniedException")
+                    raise BedrockError(
+                        "AccessDeniedException", MSG_BAD_API_KEY, message_key="Message"
+                    ) from None
+                return signer.access_key_id
             key = self.state.keys.api_keys.get(token)
-            if key is None or (key.expires_at is not None and self.state.now() >= key.expires_at):
+            if (
+                key is None
+                or key.status != "Active"
+                or (key.expires_at is not None and self.state.now() >= key.expires_at)
+            ):
                 self.state.counters.auth_failure(api_key_fingerprint(token), "AccessDeniedException")
                 raise BedrockError("AccessDeniedException", MSG_BAD_API_KEY, message_key="Message")
             return key.label
