@@ -217,7 +217,8 @@ class IamService:
         )
 
     def _one_credential(self, key: ApiKey) -> str:
-        return f"<ServiceSpecificCredential>{self._credential_xml(key, with_secret=True)}</ServiceSpecificCredential>"
+        body = self._credential_xml(key, with_secret=True)
+        return f"<ServiceSpecificCredential>{body}</ServiceSpecificCredential>"
 
     def create_service_credential(self, user: str, params: dict[str, str]) -> str:
         if params.get("ServiceName") != BEDROCK_SERVICE:
