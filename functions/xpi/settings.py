@@ -85,6 +85,18 @@ class Settings(BaseModel):
     credentials_secret_id: str = Field("", alias="COMMERCIAL_CREDENTIALS_SECRET_ID")
     credentials_max_age_s: Annotated[int, Field(ge=0, le=3600)] = Field(300, alias="CREDENTIALS_MAX_AGE_S")
     bedrock_timeout_s: Annotated[int, Field(ge=1, le=900)] = Field(120, alias="BEDROCK_TIMEOUT_S")
+
+    # ---------------------------------------------------------------- credential rotation (its function)
+    # The commercial IAM API (empty: the public iam.amazonaws.com); https, or http to loopback only.
+    commercial_iam_endpoint: Annotated[str, AfterValidator(check_endpoint)] = Field(
+        "", alias="COMMERCIAL_IAM_ENDPOINT"
+    )
+    # testSecret's one Bedrock call (one output token) is made on this model.
+    rotation_probe_model_id: str = Field(
+        "anthropic.claude-3-haiku-20240307-v1:0", alias="ROTATION_PROBE_MODEL_ID"
+    )
+    # How long the previous key stays valid once the new one is current (below the function's Timeout).
+    previous_key_grace_s: Annotated[int, Field(ge=0, le=600)] = Field(60, alias="PREVIOUS_KEY_GRACE_S")
     # The state holds an inline output twice (the response and the result event's detail): at most
     # 2 x 64 KB, well inside Step Functions' 256 KiB state limit; larger outputs travel by reference.
     inline_output_max_bytes: Annotated[int, Field(ge=1024, le=64_000)] = Field(

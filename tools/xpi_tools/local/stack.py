@@ -38,6 +38,7 @@ from xpi_tools.local.moto_patches import (
     patch_interpreter_clients,
     patch_lambda_invoke,
     patch_message_move_task,
+    patch_rotate_secret,
     patch_thread_list,
     patch_transactions,
 )
@@ -61,6 +62,7 @@ LOCAL_PARAMETERS = {
     "LogRetentionDays": "30",
     "BatchHeartbeatSeconds": "10",  # a lost batch progress message is reconciled in seconds
     "CreateExampleSubscriber": "true",  # the demo and the tests read every result from it (off on AWS)
+    "PreviousKeyGraceSeconds": "2",  # a rotation's old key is deleted in seconds, not a minute
 }
 
 
@@ -189,6 +191,7 @@ class LocalStack:
             **LOCAL_PARAMETERS,
             "CommercialRegion": self.commercial_region,
             "CommercialBedrockEndpoint": self._emulator.url,
+            "CommercialIamEndpoint": self._emulator.url,  # the emulator plays commercial IAM too
         }
         os.environ.update({"AWS_DEFAULT_REGION": self.region, **LOCAL_CREDENTIALS})
         deploy_started = time.perf_counter()
@@ -431,6 +434,7 @@ class LocalStack:
             patch_thread_list(),
             patch_iam_evaluation(self._record_iam_decision),
             patch_message_move_task(),
+            patch_rotate_secret(),
         ]
 
 

@@ -1,0 +1,82 @@
+"""Rotation of the commercial access key on the local stack: Secrets Manager's RotateSecret runs the
+rotation function (createSecret, setSecret, testSecret, finishSecret) against the emulator's commercial
+IAM and Bedrock, while requests flow (docs/operations.md, "Commercial credentials")."""
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from tests.helpers.stack import LocalStackClient, ResultCollector
+
+pytestmark = pytest.mark.integration
+
+COMMERCIAL_USER = "xpi-bedrock"
+
+
+def commercial_keys(local_stack: LocalStackClient) -> set[str]:
+    """The commercial user's access key ids, as the emulator's IAM holds them."""
+    from xpi_tools.emulator import EmulatorControl
+
+    return set(EmulatorControl(local_stack.state["emulator_control"]).access_key_ids())
+
+
+def stages(local_stack: LocalStackClient) -> dict[str, list[str]]:
+    described = local_stack.client("secretsmanager").describe_secret(
+        SecretId=local_stack.outputs["CommercialCredentialsSecretArn"]
+    )
+    return dict(described["VersionIdsToStages"])
+
+
+def current_version(local_stack: LocalStackClient) -> str:
+    return next(v for v, labels in stages(local_stack).items() if "AWSCURRENT" in labels)
+
+
+def test_a_rotation_while_requests_flow_fails_none_and_leaves_only_the_new_key(
+    local_stack: LocalStackClient, results: ResultCollector
+) -> None:
+    # GIVEN the stack's commercial key, and requests flowing
+    old_keys = commercial_keys(local_stack)
+    assert len(old_keys) == 1
+    old_version = current_version(local_stack)
+    sent: list[str] = []
+    stop = threading.Event()
+
+    def produce() -> None:
+        while not stop.is_set() or len(sent) < 12:
+            sent.append(local_stack.send({"model": "default", "prompt": f"rotation traffic {len(sent)}"}))
+            stop.wait(0.25)
+
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    try:
+        # WHEN the operator (or the schedule) rotates the secret
+        local_stack.client("secretsmanager").rotate_secret(
+            SecretId=local_stack.outputs["CommercialCredentialsSecretArn"]
+        )
+        rotated_at = time.time()
+        # and requests keep coming for a while after it
+        while time.time() - rotated_at < 3:
+            stop.wait(0.25)
+    finally:
+        stop.set()
+        producer.join(timeout=30)
+
+    # THEN every request was answered, none failed
+    outcomes: dict[str, Any] = {r: results.wait_for(r, timeout_s=180) for r in sent}
+    failed = {
+        r: e["detail"].get("error") for r, e in outcomes.items() if e["detail-type"] != "Inference Completed"
+    }
+    assert failed == {}
+    # AND the secret's current version is a new one, the old version AWSPREVIOUS
+    new_version = current_version(local_stack)
+    assert new_version != old_version
+    assert stages(local_stack)[old_version] == ["AWSPREVIOUS"]
+    # AND the commercial user holds exactly one key: the new one (the old one is deleted)
+    new_keys = commercial_keys(local_stack)
+    assert len(new_keys) == 1 and new_keys.isdisjoint(old_keys)
+    # AND requests sent after the rotation were signed with the new version
+    versions = {r: (local_stack.lineage(r) or {}).get("credential_version") for r in sent}
+    assert versions[sent[-1]] == new_version
+    assert set(versions.values()) <= {old_version, new_version}
