@@ -2,6 +2,7 @@
 rotation function (createSecret, setSecret, testSecret, finishSecret) against the emulator's commercial
 IAM and Bedrock, while requests flow (docs/operations.md, "Commercial credentials")."""
 
+import json
 import threading
 import time
 from typing import Any
@@ -80,3 +81,48 @@ def test_a_rotation_while_requests_flow_fails_none_and_leaves_only_the_new_key(
     versions = {r: (local_stack.lineage(r) or {}).get("credential_version") for r in sent}
     assert versions[sent[-1]] == new_version
     assert set(versions.values()) <= {old_version, new_version}
+
+
+def test_emergency_revocation_fails_closed_and_recovers_without_a_deploy(
+    local_stack: LocalStackClient, results: ResultCollector
+) -> None:
+    """docs/operations.md, "Emergency revocation", step by step."""
+    from xpi_tools.emulator import EmulatorControl
+
+    control = EmulatorControl(local_stack.state["emulator_control"])
+    secrets = local_stack.client("secretsmanager")
+    secret_arn = local_stack.outputs["CommercialCredentialsSecretArn"]
+    (compromised,) = commercial_keys(local_stack)
+
+    # 1. The commercial account's administrator deletes the compromised key.
+    control.revoke_access_key(compromised)
+    # 2. Requests fail closed: CredentialsRejected, nothing answered by the model.
+    refused = local_stack.send({"model": "default", "prompt": "after revocation"})
+    event = results.wait_for(refused, timeout_s=120)
+    assert event["detail-type"] == "Inference Failed"
+    assert event["detail"]["error"]["code"] == "CredentialsRejected"
+    # 3. The administrator makes a new key for the user; the operator puts it in the secret.
+    replacement_id = "AKIA" + secrets_token(16)
+    replacement_secret = secrets_token(40)
+    control.add_access_key(replacement_id, replacement_secret)
+    secrets.put_secret_value(
+        SecretId=secret_arn,
+        SecretString=json.dumps(
+            {"type": "iam", "aws_access_key_id": replacement_id, "aws_secret_access_key": replacement_secret}
+        ),
+    )
+    # 4. Requests are answered again: the invoke step re-reads the secret once it is refused.
+    recovered = local_stack.send({"model": "default", "prompt": "after the new key"})
+    assert results.wait_for(recovered, timeout_s=120)["detail-type"] == "Inference Completed"
+    # 5. A rotation from the hand-made key works, and leaves one key: neither the revoked one nor it.
+    secrets.rotate_secret(SecretId=secret_arn)
+    keys = commercial_keys(local_stack)
+    assert len(keys) == 1 and keys.isdisjoint({compromised, replacement_id})
+    after = local_stack.send({"model": "default", "prompt": "after the rotation"})
+    assert results.wait_for(after, timeout_s=120)["detail-type"] == "Inference Completed"
+
+
+def secrets_token(length: int) -> str:
+    import secrets
+
+    return secrets.token_hex(length)[:length].upper()
