@@ -111,7 +111,11 @@ def bedrock_gateway() -> BedrockGateway:
     credentials = SecretsManagerCredentials(
         settings.require("credentials_secret_id"), settings.credentials_max_age_s
     )
-    return BotoBedrockGateway(credentials, timeout_s=settings.bedrock_timeout_s)
+    return BotoBedrockGateway(
+        credentials,
+        timeout_s=settings.bedrock_timeout_s,
+        short_term_api_keys=settings.commercial_auth == "short-term-api-key",
+    )
 
 
 @cache

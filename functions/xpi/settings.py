@@ -9,7 +9,7 @@ import ipaddress
 import json
 import os
 from functools import cache
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -85,6 +85,9 @@ class Settings(BaseModel):
     credentials_secret_id: str = Field("", alias="COMMERCIAL_CREDENTIALS_SECRET_ID")
     credentials_max_age_s: Annotated[int, Field(ge=0, le=3600)] = Field(300, alias="CREDENTIALS_MAX_AGE_S")
     bedrock_timeout_s: Annotated[int, Field(ge=1, le=900)] = Field(120, alias="BEDROCK_TIMEOUT_S")
+    # How IAM keys in the secret authenticate Bedrock calls: SigV4, or a short-term Bedrock API key
+    # minted from them on demand (aws-bedrock-token-generator). A secret holding an API key is a bearer.
+    commercial_auth: Literal["sigv4", "short-term-api-key"] = Field("sigv4", alias="COMMERCIAL_AUTH")
 
     # ---------------------------------------------------------------- credential rotation (its function)
     # The commercial IAM API (empty: the public iam.amazonaws.com); https, or http to loopback only.

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 import botocore.session
+from aws_bedrock_token_generator import BedrockTokenGenerator  # type: ignore[import-untyped]
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError, ConnectionClosedError, ConnectionError, ReadTimeoutError
 from botocore.tokens import FrozenAuthToken
 
@@ -51,6 +53,7 @@ CREDENTIALS = {
 }
 
 CONNECT_TIMEOUT_S = 3
+SHORT_TERM_KEY_REUSE_S = 6 * 3600
 
 T = TypeVar("T")
 
@@ -66,8 +69,13 @@ class _StaticToken:
 
 
 class BotoBedrockGateway:
-    def __init__(self, credentials: CredentialSource, timeout_s: int) -> None:
+    def __init__(
+        self, credentials: CredentialSource, timeout_s: int, *, short_term_api_keys: bool = False
+    ) -> None:
         self._credentials = credentials
+        # IAM keys from the secret sign a short-term Bedrock API key (a presigned URL, valid 12 hours)
+        # minted here on demand, and calls carry that bearer token: no long-lived bearer token is stored.
+        self._short_term_api_keys = short_term_api_keys
         self._config = Config(
             retries={"mode": "standard", "total_max_attempts": 1},  # the workflow owns retries
             # Short: a connect that fails surely sent nothing, so the workflow retries it safely.
@@ -76,7 +84,7 @@ class BotoBedrockGateway:
             # answer (BedrockAnswerLost) rather than being killed mid-call.
             read_timeout=timeout_s,
         )
-        self._clients: dict[tuple[str, str, str], BedrockRuntimeClient] = {}
+        self._clients: dict[tuple[str, str, str, int], BedrockRuntimeClient] = {}
 
     def answer(self, route: Route, request: InferenceRequest) -> ModelAnswer:
         call = self._converse if route.api == "converse" else self._invoke_model
@@ -91,7 +99,9 @@ class BotoBedrockGateway:
             return self._translate(lambda: call(self._client(route, fresh), fresh.version_id), final=True)
 
     def _client(self, route: Route, credentials: CommercialCredentials) -> "BedrockRuntimeClient":
-        key = (credentials.version_id, route.region, route.endpoint)
+        # A short-term key is minted again every SHORT_TERM_KEY_REUSE_S, well within its 12 hours.
+        epoch = int(time.time() // SHORT_TERM_KEY_REUSE_S) if self._short_term_api_keys else 0
+        key = (credentials.version_id, route.region, route.endpoint, epoch)
         client = self._clients.get(key)
         if client is None:
             # The route comes through the workflow state: check again before credentials go to it.
@@ -102,6 +112,15 @@ class BotoBedrockGateway:
             config = self._config
             if isinstance(secret, ApiKey):
                 session.register_component("token_provider", _StaticToken(secret.api_key.get_secret_value()))
+                config = config.merge(Config(signature_version="bearer"))
+            elif self._short_term_api_keys:
+                signer = Credentials(
+                    secret.aws_access_key_id,
+                    secret.aws_secret_access_key.get_secret_value(),
+                    secret.aws_session_token.get_secret_value() if secret.aws_session_token else None,
+                )
+                token = BedrockTokenGenerator().get_token(signer, route.region)
+                session.register_component("token_provider", _StaticToken(token))
                 config = config.merge(Config(signature_version="bearer"))
             else:
                 options = {
