@@ -46,6 +46,18 @@ def api_key_fingerprint(key: str) -> str:
     return "apikey-" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
+@dataclass(frozen=True)
+class RolesAnywhere:
+    """The commercial account's IAM Roles Anywhere set-up the emulator answers CreateSession for: one
+    trust anchor (its CA certificate, PEM), one profile, and the one role the profile hands out."""
+
+    trust_anchor_arn: str
+    trust_anchor_pem: bytes = field(repr=False)
+    profile_arn: str
+    role_arn: str
+    max_duration_s: int = 3600
+
+
 @dataclass
 class Latency:
     """Simulated model latency: time to first token, then a cost per output token."""
@@ -80,6 +92,8 @@ class EmulatorConfig:
     max_clock_skew_seconds: int = 300
     # One INFO line per request (method, path, status, key id, duration). Never secrets or bodies.
     access_log: bool = False
+    # IAM Roles Anywhere CreateSession (POST /sessions); None: not offered.
+    roles_anywhere: RolesAnywhere | None = None
 
     def __post_init__(self) -> None:
         if self.region not in SUPPORTED_REGIONS:

@@ -88,7 +88,7 @@ class IamService:
             if handler is None:
                 raise IamError("InvalidAction", f"Could not find operation {action} for version 2010-05-08")
             user = params.get("UserName") or caller.user
-            if user != caller.user:
+            if user != caller.user or caller.session_token is not None:  # a role session is no IAM user
                 raise IamError(
                     "AccessDenied",
                     f"User: {self._arn(caller.user)} is not authorized to perform: iam:{action} on resource: "

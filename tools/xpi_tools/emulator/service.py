@@ -47,6 +47,7 @@ from xpi_tools.emulator.families import (
 )
 from xpi_tools.emulator.httpserver import Request, Response, Result, StreamResponse
 from xpi_tools.emulator.iam import IamService, is_iam_request
+from xpi_tools.emulator.rolesanywhere import RolesAnywhereService, is_create_session
 from xpi_tools.emulator.sigv4 import BEARER_TOKEN_PREFIX, SigV4Verifier
 from xpi_tools.emulator.state import EmulatorState
 from xpi_tools.emulator.textgen import Generation, generate, parse_directives
@@ -149,6 +150,11 @@ class BedrockService:
         self.state = EmulatorState(config)
         self.verifier = SigV4Verifier(config.region, "bedrock", config.max_clock_skew_seconds)
         self.control = ControlApi(self.state)
+        self.roles_anywhere = (
+            RolesAnywhereService(config.roles_anywhere, self.state.keys, config.region, self.state.now)
+            if config.roles_anywhere is not None
+            else None
+        )
         self.iam = IamService(
             self.state.keys, config.account_id, self.state.now, config.max_clock_skew_seconds
         )
@@ -186,9 +192,9 @@ class BedrockService:
         )
 
     def _handle(self, request: Request) -> tuple[Result | Awaitable[Result], str | None]:
-        if is_iam_request(request):
-            self.state.counters.call("IAM")
-            return self.iam.handle(request)
+        other = self._commercial_identity(request)
+        if other is not None:
+            return other
         route = self._route(request)
         if route is None:
             return (
@@ -211,6 +217,16 @@ class BedrockService:
             return json_response(self._control_plane(operation, identifier, request)), principal
         except BedrockError as error:
             return error_response(error), principal
+
+    def _commercial_identity(self, request: Request) -> tuple[Response, str | None] | None:
+        """Commercial IAM (the rotation's key management) and Roles Anywhere CreateSession."""
+        if is_iam_request(request):
+            self.state.counters.call("IAM")
+            return self.iam.handle(request)
+        if is_create_session(request) and self.roles_anywhere is not None:
+            self.state.counters.call("CreateSession")
+            return self.roles_anywhere.handle(request), None
+        return None
 
     def _route(self, request: Request) -> tuple[str, str | None] | None:
         segments = request.path.split("/")
