@@ -28,6 +28,7 @@ from xpi.adapters.ports import (
     BatchTable,
     BatchWorkflow,
     BedrockGateway,
+    CredentialSource,
     EventPublisher,
     ExecutionReader,
     HashKey,
@@ -37,6 +38,7 @@ from xpi.adapters.ports import (
     PayloadStore,
     WorkflowStarter,
 )
+from xpi.adapters.roles_anywhere import RolesAnywhereCredentials
 from xpi.adapters.rotation import BedrockProbe, BotoCommercialIam, SecretsManagerRotatingSecret
 from xpi.adapters.workflow import (
     StepFunctionsBatchStarter,
@@ -108,9 +110,20 @@ def executions() -> ExecutionReader:
 @cache
 def bedrock_gateway() -> BedrockGateway:
     settings = get_settings()
-    credentials = SecretsManagerCredentials(
-        settings.require("credentials_secret_id"), settings.credentials_max_age_s
-    )
+    credentials: CredentialSource
+    if settings.commercial_credential_source == "roles-anywhere":
+        credentials = RolesAnywhereCredentials(
+            certificate_secret_id=settings.require("roles_anywhere_certificate_secret_id"),
+            trust_anchor_arn=settings.require("roles_anywhere_trust_anchor_arn"),
+            profile_arn=settings.require("roles_anywhere_profile_arn"),
+            role_arn=settings.require("roles_anywhere_role_arn"),
+            region=settings.commercial_region,
+            endpoint=settings.roles_anywhere_endpoint,
+        )
+    else:
+        credentials = SecretsManagerCredentials(
+            settings.require("credentials_secret_id"), settings.credentials_max_age_s
+        )
     return BotoBedrockGateway(
         credentials,
         timeout_s=settings.bedrock_timeout_s,

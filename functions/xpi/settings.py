@@ -88,6 +88,19 @@ class Settings(BaseModel):
     # How IAM keys in the secret authenticate Bedrock calls: SigV4, or a short-term Bedrock API key
     # minted from them on demand (aws-bedrock-token-generator). A secret holding an API key is a bearer.
     commercial_auth: Literal["sigv4", "short-term-api-key"] = Field("sigv4", alias="COMMERCIAL_AUTH")
+    # Where the invoke step's commercial credentials come from: the credentials secret, or IAM Roles
+    # Anywhere (an X.509 certificate in its own secret exchanged for temporary credentials of a role).
+    commercial_credential_source: Literal["secret", "roles-anywhere"] = Field(
+        "secret", alias="COMMERCIAL_CREDENTIAL_SOURCE"
+    )
+    roles_anywhere_certificate_secret_id: str = Field("", alias="ROLES_ANYWHERE_CERTIFICATE_SECRET_ID")
+    roles_anywhere_trust_anchor_arn: str = Field("", alias="ROLES_ANYWHERE_TRUST_ANCHOR_ARN")
+    roles_anywhere_profile_arn: str = Field("", alias="ROLES_ANYWHERE_PROFILE_ARN")
+    roles_anywhere_role_arn: str = Field("", alias="ROLES_ANYWHERE_ROLE_ARN")
+    # Empty: https://rolesanywhere.<commercial_region>.amazonaws.com; https, or http to loopback only.
+    roles_anywhere_endpoint: Annotated[str, AfterValidator(check_endpoint)] = Field(
+        "", alias="ROLES_ANYWHERE_ENDPOINT"
+    )
 
     # ---------------------------------------------------------------- credential rotation (its function)
     # The commercial IAM API (empty: the public iam.amazonaws.com); https, or http to loopback only.

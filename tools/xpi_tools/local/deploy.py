@@ -311,6 +311,9 @@ def _put_resource_policies(
     for resource in cfn["Resources"].values():
         if resource["Type"] != "AWS::SecretsManager::RotationSchedule":
             continue
+        condition = resource.get("Condition")
+        if condition and not stack.resource_map.lazy_condition_map[condition]:
+            continue  # e.g. no rotation with Roles Anywhere: no stored key
         properties = clean_json(resource["Properties"], stack.resource_map)
         secret_backend = secretsmanager_backends[stack.account_id][session.region_name]
         secret: Any = secret_backend.secrets[str(properties["SecretId"])]
