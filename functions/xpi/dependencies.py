@@ -142,6 +142,7 @@ def credential_rotator() -> Rotator:
         ),
         grace_s=settings.previous_key_grace_s,
         wait=time.sleep,
+        events=event_publisher(),
     )
 
 

@@ -5,6 +5,7 @@ IAM and Bedrock, while requests flow (docs/operations.md, "Commercial credential
 import json
 import threading
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -126,3 +127,34 @@ def secrets_token(length: int) -> str:
     import secrets
 
     return secrets.token_hex(length)[:length].upper()
+
+
+def test_a_failed_rotation_raises_a_security_alert_and_keeps_the_current_key(
+    local_stack: LocalStackClient, results: ResultCollector
+) -> None:
+    from botocore.exceptions import ClientError
+    from xpi_tools.emulator import EmulatorControl
+
+    secrets = local_stack.client("secretsmanager")
+    secret_arn = local_stack.outputs["CommercialCredentialsSecretArn"]
+    before = current_version(local_stack)
+    token = str(uuid.uuid4())
+    # GIVEN commercial Bedrock refusing the rotation's test call
+    EmulatorControl(local_stack.state["emulator_control"]).inject_fault(
+        "ValidationException", model="anthropic.claude-3-haiku-20240307-v1:0", count=1
+    )
+    # WHEN the secret is rotated
+    with pytest.raises(ClientError) as failed:
+        secrets.rotate_secret(SecretId=secret_arn, ClientRequestToken=token)
+    assert failed.value.response["Error"]["Code"] == "InvalidRequestException"
+    # THEN a Security Alert names the failed step, and the current key stays current
+    alert = results.wait_for(f"rotation-{token}", timeout_s=60)
+    assert alert["detail-type"] == "Security Alert"
+    assert alert["detail"]["credentials"] == {
+        "change": "rotation_failed", "step": "testSecret", "error": "CredentialRotationFailed"
+    }  # fmt: skip
+    assert current_version(local_stack) == before
+    # AND the next rotation deletes the key the failed one made, and succeeds
+    secrets.rotate_secret(SecretId=secret_arn)
+    assert current_version(local_stack) != before
+    assert len(commercial_keys(local_stack)) == 1

@@ -23,9 +23,10 @@ from datetime import UTC, datetime
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
-from xpi.adapters.ports import CommercialIam, CredentialProbe, RotatingSecret
+from xpi.adapters.ports import CommercialIam, CredentialProbe, EventPublisher, RotatingSecret
 from xpi.domain.errors import CredentialRotationFailed, CredentialsRejected
 from xpi.models.credentials import COMMERCIAL_SECRET, IamKeys, RotationEvent
+from xpi.models.events import SECURITY_ALERT, CredentialAlert, SecurityAlertDetail
 from xpi.observability import logger, metrics
 
 CURRENT = "AWSCURRENT"
@@ -39,6 +40,7 @@ class Rotator:
     probe: CredentialProbe
     grace_s: float  # how long the previous key stays valid after the new one is current
     wait: Callable[[float], None]  # time.sleep in Lambda; unit tests pass a recorder
+    events: EventPublisher
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     test_attempts: int = 5
     test_interval_s: float = 2.0
@@ -128,11 +130,33 @@ def rotate(rotator: Rotator, event: RotationEvent) -> None:
         _check_token(rotator, event)
         STEPS[event.step](rotator, event)
     except Exception as error:
+        failure = (
+            error
+            if isinstance(error, CredentialRotationFailed)
+            else CredentialRotationFailed(f"{type(error).__name__} in {event.step}")
+        )
         metrics.add_metric(name="CredentialRotationFailures", unit=MetricUnit.Count, value=1)
         logger.error("rotation step failed", extra={"step": event.step, "error_class": type(error).__name__})
-        if isinstance(error, CredentialRotationFailed):
-            raise
-        raise CredentialRotationFailed(f"{type(error).__name__} in {event.step}") from None
+        _alert(rotator, event, type(error).__name__)
+        raise failure from None
+
+
+def _alert(rotator: Rotator, event: RotationEvent, error: str) -> None:
+    """The Security Alert of a failed rotation step (AWSCURRENT unchanged; Secrets Manager retries)."""
+    try:
+        rotator.events.publish(
+            SECURITY_ALERT,
+            SecurityAlertDetail(
+                request_id=f"rotation-{event.token}",
+                caller_principal="secretsmanager.amazonaws.com",
+                source="rotation",
+                categories={},
+                decision="rotation_failed",
+                credentials=CredentialAlert(change="rotation_failed", step=event.step, error=error),
+            ),
+        )
+    except Exception as publish_error:  # the rotation's own failure is what Secrets Manager must see
+        logger.error("rotation alert not published", extra={"error_class": type(publish_error).__name__})
 
 
 def _dump(keys: IamKeys) -> str:

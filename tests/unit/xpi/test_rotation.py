@@ -9,6 +9,7 @@ from xpi.domain.errors import CredentialRotationFailed
 from xpi.models.credentials import IamKeys, RotationEvent
 from xpi.services.rotation import Rotator, rotate
 
+from tests.helpers.fakes import FakeEventPublisher
 from tests.helpers.fakes_rotation import FakeCommercialIam, FakeProbe, FakeRotatingSecret
 
 OLD = IamKeys(aws_access_key_id="AKIAOLD000000001", aws_secret_access_key=SecretStr("old-secret"))
@@ -32,12 +33,14 @@ class World:
         self.iam = FakeCommercialIam(*(iam_keys or (OLD,)))
         self.probe = FakeProbe(self.iam, refusals)
         self.waits: list[float] = []
+        self.events = FakeEventPublisher()
         self.rotator = Rotator(
             secret=self.secret,
             iam=self.iam,
             probe=self.probe,
             grace_s=45,
             wait=self.waits.append,
+            events=self.events,
             now=lambda: datetime(2026, 12, 5, 3, 0, tzinfo=UTC),
         )
 
@@ -104,6 +107,16 @@ def test_a_key_bedrock_refuses_fails_the_rotation_and_leaves_the_current_key() -
     with pytest.raises(CredentialRotationFailed):
         world.step("testSecret")
     assert world.secret.current() == secret_json(OLD)
+    # AND a Security Alert names the failed step, and nothing of any key
+    ((detail_type, detail),) = world.events.published
+    assert detail_type == "Security Alert"
+    assert detail["decision"] == "rotation_failed"
+    assert detail["credentials"] == {
+        "change": "rotation_failed",
+        "step": "testSecret",
+        "error": "CredentialRotationFailed",
+    }
+    assert "secret-" not in json.dumps(detail) and "AKIA" not in json.dumps(detail)
     # the next rotation deletes the key this one made, and succeeds
     world.probe.refusals = 0
     world.rotate_all("token-2")
