@@ -68,8 +68,9 @@ def test_roles_anywhere_answers_end_to_end_with_no_access_key_stored(
     # AND signed with Roles Anywhere sessions, each reused while valid: at most one CreateSession per
     # runtime process of the invoke function (two locally), as each Lambda environment keeps its own
     assert 1 <= control.counters().operations.get("CreateSession", 0) <= 2
-    version = (stack.lineage(sent[-1]) or {}).get("credential_version", "")
-    assert str(version).startswith("rolesanywhere:")
+    lineage = stack.lineage(sent[-1]) or {}
+    assert str(lineage.get("credential_version", "")).startswith("rolesanywhere:")
+    assert lineage.get("credential_type") == "roles-anywhere"
     # AND every key the commercial side knows is temporary (a session token and an expiry)
     described = control.keys()["access_keys"]
     assert described and all(k["has_session_token"] and k["expires_at"] for k in described.values())

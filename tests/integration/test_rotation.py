@@ -82,6 +82,10 @@ def test_a_rotation_while_requests_flow_fails_none_and_leaves_only_the_new_key(
     versions = {r: (local_stack.lineage(r) or {}).get("credential_version") for r in sent}
     assert versions[sent[-1]] == new_version
     assert set(versions.values()) <= {old_version, new_version}
+    # AND lineage records the credential's type and age: the new key, made by the rotation moments ago
+    last = local_stack.lineage(sent[-1]) or {}
+    assert last.get("credential_type") == "iam-access-key"
+    assert 0 <= int(last["credential_age_s"]) < 300
 
 
 def test_emergency_revocation_fails_closed_and_recovers_without_a_deploy(

@@ -4,9 +4,11 @@ Translates Bedrock's answers and errors into the workflow's vocabulary: throttli
 faults become retryable errors, rejected credentials trigger one fresh read of the secret.
 """
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
@@ -28,7 +30,7 @@ from xpi.domain.errors import (
 )
 from xpi.domain.payload import converse_arguments, native_body
 from xpi.models.bedrock import ModelAnswer
-from xpi.models.credentials import ApiKey, CommercialCredentials
+from xpi.models.credentials import ApiKey, CommercialCredentials, IamKeys
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Route, Usage
 from xpi.settings import check_endpoint
@@ -85,10 +87,13 @@ class BotoBedrockGateway:
             read_timeout=timeout_s,
         )
         self._clients: dict[tuple[str, str, str, int], BedrockRuntimeClient] = {}
+        # What lineage records of the credentials a version holds: type and age (no secret).
+        self._facts: dict[str, dict[str, Any]] = {}
 
     def answer(self, route: Route, request: InferenceRequest) -> ModelAnswer:
         call = self._converse if route.api == "converse" else self._invoke_model
-        return self._with_credentials(route, lambda client, version: call(client, version, route, request))
+        answer = self._with_credentials(route, lambda client, version: call(client, version, route, request))
+        return answer.model_copy(update=self._facts.get(answer.credential_version, {}))
 
     def _with_credentials(self, route: Route, call: "Callable[[BedrockRuntimeClient, str], T]") -> T:
         credentials = self._credentials.get()
@@ -98,7 +103,22 @@ class BotoBedrockGateway:
             fresh = self._credentials.get(refresh=True)  # rotated since we cached it?
             return self._translate(lambda: call(self._client(route, fresh), fresh.version_id), final=True)
 
+    def _describe(self, credentials: CommercialCredentials) -> dict[str, Any]:
+        secret = credentials.secret
+        if credentials.source == "roles-anywhere":
+            kind = "roles-anywhere"
+        elif isinstance(secret, ApiKey):
+            kind = "bedrock-api-key"
+        else:
+            kind = "short-term-api-key" if self._short_term_api_keys else "iam-access-key"
+        age = None
+        if isinstance(secret, IamKeys) and secret.created_at:
+            with contextlib.suppress(ValueError):
+                age = max(0, int(time.time() - datetime.fromisoformat(secret.created_at).timestamp()))
+        return {"credential_type": kind, "credential_age_s": age}
+
     def _client(self, route: Route, credentials: CommercialCredentials) -> "BedrockRuntimeClient":
+        self._facts = {credentials.version_id: self._describe(credentials)}
         # A short-term key is minted again every SHORT_TERM_KEY_REUSE_S, well within its 12 hours.
         epoch = int(time.time() // SHORT_TERM_KEY_REUSE_S) if self._short_term_api_keys else 0
         key = (credentials.version_id, route.region, route.endpoint, epoch)

@@ -117,4 +117,4 @@ class RolesAnywhereCredentials:
         except (ValueError, KeyError, IndexError, TypeError):
             raise CredentialsUnavailable("Roles Anywhere answered without credentials") from None
         version_id = f"rolesanywhere:{version}:{issued['expiration']}"
-        return CommercialCredentials(version_id=version_id, secret=keys), expires_at
+        return CommercialCredentials(version_id=version_id, secret=keys, source="roles-anywhere"), expires_at

@@ -37,6 +37,7 @@ class CommercialCredentials(BaseModel):
     model_config = ConfigDict(frozen=True)
     version_id: str
     secret: CommercialSecret
+    source: Literal["secret", "roles-anywhere"] = "secret"
 
 
 class RotationEvent(BaseModel):

@@ -66,5 +66,7 @@ def invoke_model(
         usage=answer.usage,
         latency_ms=answer.latency_ms,
         credential_version=answer.credential_version,
+        credential_type=answer.credential_type,
+        credential_age_s=answer.credential_age_s,
         estimated_cost_usd=estimate_cost(routing, state.route.model_id, answer.usage),
     )

@@ -58,12 +58,16 @@ def test_iam_keys_sign_a_short_term_api_key_and_calls_carry_it(
     answer = gateway.answer(route(emu), InferenceRequest(model="m", prompt="hello"))
     assert answer.text and answer.credential_version == "v-1"
     assert schemes == ["Bearer"]
+    assert answer.credential_type == "short-term-api-key"
 
 
 def test_without_the_mode_iam_keys_sign_with_sigv4(emulator: tuple[BedrockEmulator, list[str]]) -> None:
     emu, schemes = emulator
-    BotoBedrockGateway(Keys(), timeout_s=10).answer(route(emu), InferenceRequest(model="m", prompt="hello"))
+    answer = BotoBedrockGateway(Keys(), timeout_s=10).answer(
+        route(emu), InferenceRequest(model="m", prompt="hello")
+    )
     assert schemes == ["AWS4-HMAC-SHA256"]
+    assert (answer.credential_type, answer.credential_age_s) == ("iam-access-key", None)  # no created_at
 
 
 def test_a_token_signed_with_a_wrong_secret_is_refused(emulator: tuple[BedrockEmulator, list[str]]) -> None:
