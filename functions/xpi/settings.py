@@ -87,6 +87,8 @@ class Settings(BaseModel):
     bedrock_timeout_s: Annotated[int, Field(ge=1, le=900)] = Field(120, alias="BEDROCK_TIMEOUT_S")
     # How IAM keys in the secret authenticate Bedrock calls: SigV4, or a short-term Bedrock API key
     # minted from them on demand (aws-bedrock-token-generator). A secret holding an API key is a bearer.
+    # A commercial access key older than this (its rotation keeps failing) counts CredentialPastMaxAge.
+    credential_max_age_s: Annotated[int, Field(ge=0)] = Field(90 * 86400, alias="CREDENTIAL_MAX_AGE_S")
     commercial_auth: Literal["sigv4", "short-term-api-key"] = Field("sigv4", alias="COMMERCIAL_AUTH")
     # Where the invoke step's commercial credentials come from: the credentials secret, or IAM Roles
     # Anywhere (an X.509 certificate in its own secret exchanged for temporary credentials of a role).
