@@ -177,3 +177,14 @@ def test_short_term_api_keys_are_validated_until_they_expire(emulator: BedrockEm
         AccessKeyId="AKIAFIRST0000000"
     )
     assert error_code(lambda: converse_with_api_key(emulator, token)) == "AccessDeniedException"
+
+
+def test_a_role_session_manages_no_iam_user_keys() -> None:
+    # A temporary key (a Roles Anywhere session's) is no IAM user: it signs Bedrock calls, not IAM's.
+    session_key = AccessKey("ASIASESSION00000", "s", session_token="token", user="assumed-role/x")
+    with BedrockEmulator(EmulatorConfig(region=REGION, access_keys=[session_key])) as emu:
+        client = boto3.client(
+            "iam", endpoint_url=emu.url, region_name="us-east-1", aws_access_key_id="ASIASESSION00000",
+            aws_secret_access_key="s", aws_session_token="token", config=NO_RETRIES,
+        )  # fmt: skip
+        assert error_code(client.create_access_key) == "AccessDenied"
