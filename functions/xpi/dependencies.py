@@ -5,6 +5,7 @@ Handlers ask for what they need here and pass it to their service; unit tests re
 result with a fake of the same port (or point the real adapter at moto).
 """
 
+import time
 from datetime import timedelta
 from functools import cache
 
@@ -27,6 +28,7 @@ from xpi.adapters.ports import (
     BatchTable,
     BatchWorkflow,
     BedrockGateway,
+    CredentialSource,
     EventPublisher,
     ExecutionReader,
     HashKey,
@@ -36,6 +38,8 @@ from xpi.adapters.ports import (
     PayloadStore,
     WorkflowStarter,
 )
+from xpi.adapters.roles_anywhere import RolesAnywhereCredentials
+from xpi.adapters.rotation import BedrockProbe, BotoCommercialIam, SecretsManagerRotatingSecret
 from xpi.adapters.workflow import (
     StepFunctionsBatchStarter,
     StepFunctionsBatchWorkflow,
@@ -53,6 +57,7 @@ from xpi.observability import logger
 from xpi.services.batch import LineStarter
 from xpi.services.reaping import Reaper
 from xpi.services.reconciliation import BatchReconciler
+from xpi.services.rotation import Rotator
 from xpi.services.submission import Submitter
 from xpi.settings import BATCH_FALLBACK_CONCURRENCY, get_settings
 
@@ -105,10 +110,40 @@ def executions() -> ExecutionReader:
 @cache
 def bedrock_gateway() -> BedrockGateway:
     settings = get_settings()
-    credentials = SecretsManagerCredentials(
-        settings.require("credentials_secret_id"), settings.credentials_max_age_s
+    credentials: CredentialSource
+    if settings.commercial_credential_source == "roles-anywhere":
+        credentials = RolesAnywhereCredentials(
+            certificate_secret_id=settings.require("roles_anywhere_certificate_secret_id"),
+            trust_anchor_arn=settings.require("roles_anywhere_trust_anchor_arn"),
+            profile_arn=settings.require("roles_anywhere_profile_arn"),
+            role_arn=settings.require("roles_anywhere_role_arn"),
+            region=settings.commercial_region,
+            endpoint=settings.roles_anywhere_endpoint,
+        )
+    else:
+        credentials = SecretsManagerCredentials(
+            settings.require("credentials_secret_id"), settings.credentials_max_age_s
+        )
+    return BotoBedrockGateway(
+        credentials,
+        timeout_s=settings.bedrock_timeout_s,
+        short_term_api_keys=settings.commercial_auth == "short-term-api-key",
     )
-    return BotoBedrockGateway(credentials, timeout_s=settings.bedrock_timeout_s)
+
+
+@cache
+def credential_rotator() -> Rotator:
+    settings = get_settings()
+    return Rotator(
+        secret=SecretsManagerRotatingSecret(),
+        iam=BotoCommercialIam(settings.commercial_iam_endpoint),
+        probe=BedrockProbe(
+            settings.commercial_region, settings.commercial_bedrock_endpoint, settings.rotation_probe_model_id
+        ),
+        grace_s=settings.previous_key_grace_s,
+        wait=time.sleep,
+        events=event_publisher(),
+    )
 
 
 def submitter() -> Submitter:

@@ -9,7 +9,7 @@ import ipaddress
 import json
 import os
 from functools import cache
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -85,6 +85,36 @@ class Settings(BaseModel):
     credentials_secret_id: str = Field("", alias="COMMERCIAL_CREDENTIALS_SECRET_ID")
     credentials_max_age_s: Annotated[int, Field(ge=0, le=3600)] = Field(300, alias="CREDENTIALS_MAX_AGE_S")
     bedrock_timeout_s: Annotated[int, Field(ge=1, le=900)] = Field(120, alias="BEDROCK_TIMEOUT_S")
+    # How IAM keys in the secret authenticate Bedrock calls: SigV4, or a short-term Bedrock API key
+    # minted from them on demand (aws-bedrock-token-generator). A secret holding an API key is a bearer.
+    # A commercial access key older than this (its rotation keeps failing) counts CredentialPastMaxAge.
+    credential_max_age_s: Annotated[int, Field(ge=0)] = Field(90 * 86400, alias="CREDENTIAL_MAX_AGE_S")
+    commercial_auth: Literal["sigv4", "short-term-api-key"] = Field("sigv4", alias="COMMERCIAL_AUTH")
+    # Where the invoke step's commercial credentials come from: the credentials secret, or IAM Roles
+    # Anywhere (an X.509 certificate in its own secret exchanged for temporary credentials of a role).
+    commercial_credential_source: Literal["secret", "roles-anywhere"] = Field(
+        "secret", alias="COMMERCIAL_CREDENTIAL_SOURCE"
+    )
+    roles_anywhere_certificate_secret_id: str = Field("", alias="ROLES_ANYWHERE_CERTIFICATE_SECRET_ID")
+    roles_anywhere_trust_anchor_arn: str = Field("", alias="ROLES_ANYWHERE_TRUST_ANCHOR_ARN")
+    roles_anywhere_profile_arn: str = Field("", alias="ROLES_ANYWHERE_PROFILE_ARN")
+    roles_anywhere_role_arn: str = Field("", alias="ROLES_ANYWHERE_ROLE_ARN")
+    # Empty: https://rolesanywhere.<commercial_region>.amazonaws.com; https, or http to loopback only.
+    roles_anywhere_endpoint: Annotated[str, AfterValidator(check_endpoint)] = Field(
+        "", alias="ROLES_ANYWHERE_ENDPOINT"
+    )
+
+    # ---------------------------------------------------------------- credential rotation (its function)
+    # The commercial IAM API (empty: the public iam.amazonaws.com); https, or http to loopback only.
+    commercial_iam_endpoint: Annotated[str, AfterValidator(check_endpoint)] = Field(
+        "", alias="COMMERCIAL_IAM_ENDPOINT"
+    )
+    # testSecret's one Bedrock call (one output token) is made on this model.
+    rotation_probe_model_id: str = Field(
+        "anthropic.claude-3-haiku-20240307-v1:0", alias="ROTATION_PROBE_MODEL_ID"
+    )
+    # How long the previous key stays valid once the new one is current (below the function's Timeout).
+    previous_key_grace_s: Annotated[int, Field(ge=0, le=600)] = Field(60, alias="PREVIOUS_KEY_GRACE_S")
     # The state holds an inline output twice (the response and the result event's detail): at most
     # 2 x 64 KB, well inside Step Functions' 256 KiB state limit; larger outputs travel by reference.
     inline_output_max_bytes: Annotated[int, Field(ge=1024, le=64_000)] = Field(

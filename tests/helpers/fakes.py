@@ -191,6 +191,7 @@ class FakeBedrockGateway:
     usage: Usage = field(default_factory=lambda: Usage(input_tokens=120, output_tokens=40))
     stop_reason: str | None = "end_turn"
     credential_version: str = "7d4e1b2a-9c3f-4e5d-8a6b-0f1e2d3c4b5a"
+    credential_age_s: int | None = None
     error: Exception | None = None
     calls: list[tuple[Route, InferenceRequest]] = field(default_factory=list)
 
@@ -205,6 +206,7 @@ class FakeBedrockGateway:
             usage=self.usage,
             latency_ms=830,
             credential_version=self.credential_version,
+            credential_age_s=self.credential_age_s,
         )
 
 

@@ -79,7 +79,7 @@ def local_up(args: argparse.Namespace) -> int:
     if args.exit_with_parent:
         # Watch from the start: a parent that dies while the stack deploys must take it along too.
         threading.Thread(target=_wait_for_parent_exit, args=(parent, stop), daemon=True).start()
-    stack = LocalStack(root)
+    stack = LocalStack(root, commercial_credentials=args.commercial_credentials)
     try:
         endpoints = stack.start()
         state_file = Path(args.state_file)
@@ -170,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
     up.add_argument("--state-file", default=str(DEFAULT_STATE_FILE))
     up.add_argument("--no-build", action="store_true", help="deploy the existing .aws-sam/build")
     up.add_argument("--exit-with-parent", action="store_true", help="stop when the parent process ends")
+    up.add_argument(
+        "--commercial-credentials",
+        choices=["secret", "roles-anywhere"],
+        default="secret",
+        help="an access key in the credentials secret (default), or IAM Roles Anywhere (no stored key)",
+    )
     up.set_defaults(run=local_up)
     down = local.add_parser("down", help="stop a local stack started by `xpi local up`")
     down.add_argument("--state-file", default=str(DEFAULT_STATE_FILE))

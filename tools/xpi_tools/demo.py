@@ -4,7 +4,8 @@ Starts the local stack, drops the sample requests of events/requests/ on the req
 for one result event per request on the example subscriber queue, prints each result beside its
 lineage record from DynamoDB; then uploads the sample batch file of events/batch/files/ (with its
 manifest) to the batch input bucket, waits for its `Batch Completed` event and prints its results
-file; and stops everything.
+file; rotates the commercial access key once (Secrets Manager's RotateSecret, the rotation function
+against the emulator's commercial IAM) and sends one more request with the new key; and stops everything.
 """
 
 import argparse
@@ -103,6 +104,51 @@ def run_batch(  # noqa: PLR0917 - the demo's clients and this run's names
         said = (row.get("output") or {}).get("text") or (row.get("error") or {}).get("message", "")
         print(f"    line {row['line']}  {row['status']:<9}  {decision:<6}  {said[:90]!r}")
     return bool(event["detail-type"] == "Batch Completed")
+
+
+def rotate_once(stack: LocalStack, sqs: Any, dynamodb: Any, run_id: str) -> bool:
+    """One rotation of the commercial key, then one request signed with the new key."""
+    from xpi_tools.emulator import EmulatorControl
+
+    assert stack.endpoints is not None
+    outputs = stack.endpoints.outputs
+    secret_arn = outputs["CommercialCredentialsSecretArn"]
+    session = boto3.Session(
+        region_name=stack.region,
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+    secrets = session.client("secretsmanager", endpoint_url=stack.endpoints.aws)
+    control = EmulatorControl(stack.endpoints.emulator_control)
+
+    def state() -> tuple[str, list[str]]:
+        stages = secrets.describe_secret(SecretId=secret_arn)["VersionIdsToStages"]
+        current = next(v for v, labels in stages.items() if "AWSCURRENT" in labels)
+        return current, ["..." + key[-4:] for key in control.access_key_ids()]
+
+    version, keys = state()
+    print(f"Rotating the commercial access key (secret version {version[:8]}, commercial keys {keys})...")
+    started = time.perf_counter()
+    secrets.rotate_secret(SecretId=secret_arn)
+    version, keys = state()
+    print(
+        f"  createSecret, setSecret, testSecret (a Bedrock call), finishSecret in "
+        f"{time.perf_counter() - started:.1f} s: version {version[:8]} current, commercial keys {keys}"
+    )
+    request_id = f"demo-{run_id}-after-rotation"
+    body = {"request_id": request_id, "model": "default", "prompt": "Hello after the rotation"}
+    sqs.send_message(QueueUrl=outputs["RequestsQueueUrl"], MessageBody=json.dumps(body))
+    result = collect_results(sqs, outputs["SubscriberQueueUrl"], {request_id}, RESULT_TIMEOUT_S).get(
+        request_id
+    )
+    item = (
+        dynamodb.Table(outputs["LineageTableName"]).get_item(Key={"request_id": request_id}).get("Item", {})
+    )
+    status = result["detail-type"] if result else "no result event"
+    print(
+        f"  {request_id}: {status}, signed with credential version {str(item.get('credential_version'))[:8]}"
+    )
+    return result is not None and result["detail-type"] == "Inference Completed"
 
 
 def _row(cells: list[str], widths: list[int]) -> str:
@@ -211,5 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         print_table(sent, results, lineage)
         print()
         batch_done = run_batch(sqs, s3, outputs, root, run_id, uploader)
+        print()
+        rotated = rotate_once(stack, sqs, dynamodb, run_id)
     print("\nLocal stack stopped.")
-    return 0 if len(results) == len(sent) and batch_done else 1
+    return 0 if len(results) == len(sent) and batch_done and rotated else 1

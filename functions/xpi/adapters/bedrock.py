@@ -4,14 +4,18 @@ Translates Bedrock's answers and errors into the workflow's vocabulary: throttli
 faults become retryable errors, rejected credentials trigger one fresh read of the secret.
 """
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 import botocore.session
+from aws_bedrock_token_generator import BedrockTokenGenerator  # type: ignore[import-untyped]
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError, ConnectionClosedError, ConnectionError, ReadTimeoutError
 from botocore.tokens import FrozenAuthToken
 
@@ -26,7 +30,7 @@ from xpi.domain.errors import (
 )
 from xpi.domain.payload import converse_arguments, native_body
 from xpi.models.bedrock import ModelAnswer
-from xpi.models.credentials import ApiKey, CommercialCredentials
+from xpi.models.credentials import ApiKey, CommercialCredentials, IamKeys
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Route, Usage
 from xpi.settings import check_endpoint
@@ -51,6 +55,7 @@ CREDENTIALS = {
 }
 
 CONNECT_TIMEOUT_S = 3
+SHORT_TERM_KEY_REUSE_S = 6 * 3600
 
 T = TypeVar("T")
 
@@ -66,8 +71,13 @@ class _StaticToken:
 
 
 class BotoBedrockGateway:
-    def __init__(self, credentials: CredentialSource, timeout_s: int) -> None:
+    def __init__(
+        self, credentials: CredentialSource, timeout_s: int, *, short_term_api_keys: bool = False
+    ) -> None:
         self._credentials = credentials
+        # IAM keys from the secret sign a short-term Bedrock API key (a presigned URL, valid 12 hours)
+        # minted here on demand, and calls carry that bearer token: no long-lived bearer token is stored.
+        self._short_term_api_keys = short_term_api_keys
         self._config = Config(
             retries={"mode": "standard", "total_max_attempts": 1},  # the workflow owns retries
             # Short: a connect that fails surely sent nothing, so the workflow retries it safely.
@@ -76,11 +86,14 @@ class BotoBedrockGateway:
             # answer (BedrockAnswerLost) rather than being killed mid-call.
             read_timeout=timeout_s,
         )
-        self._clients: dict[tuple[str, str, str], BedrockRuntimeClient] = {}
+        self._clients: dict[tuple[str, str, str, int], BedrockRuntimeClient] = {}
+        # What lineage records of the credentials a version holds: type and age (no secret).
+        self._facts: dict[str, dict[str, Any]] = {}
 
     def answer(self, route: Route, request: InferenceRequest) -> ModelAnswer:
         call = self._converse if route.api == "converse" else self._invoke_model
-        return self._with_credentials(route, lambda client, version: call(client, version, route, request))
+        answer = self._with_credentials(route, lambda client, version: call(client, version, route, request))
+        return answer.model_copy(update=self._facts.get(answer.credential_version, {}))
 
     def _with_credentials(self, route: Route, call: "Callable[[BedrockRuntimeClient, str], T]") -> T:
         credentials = self._credentials.get()
@@ -90,8 +103,25 @@ class BotoBedrockGateway:
             fresh = self._credentials.get(refresh=True)  # rotated since we cached it?
             return self._translate(lambda: call(self._client(route, fresh), fresh.version_id), final=True)
 
+    def _describe(self, credentials: CommercialCredentials) -> dict[str, Any]:
+        secret = credentials.secret
+        if credentials.source == "roles-anywhere":
+            kind = "roles-anywhere"
+        elif isinstance(secret, ApiKey):
+            kind = "bedrock-api-key"
+        else:
+            kind = "short-term-api-key" if self._short_term_api_keys else "iam-access-key"
+        age = None
+        if isinstance(secret, IamKeys) and secret.created_at:
+            with contextlib.suppress(ValueError):
+                age = max(0, int(time.time() - datetime.fromisoformat(secret.created_at).timestamp()))
+        return {"credential_type": kind, "credential_age_s": age}
+
     def _client(self, route: Route, credentials: CommercialCredentials) -> "BedrockRuntimeClient":
-        key = (credentials.version_id, route.region, route.endpoint)
+        self._facts = {credentials.version_id: self._describe(credentials)}
+        # A short-term key is minted again every SHORT_TERM_KEY_REUSE_S, well within its 12 hours.
+        epoch = int(time.time() // SHORT_TERM_KEY_REUSE_S) if self._short_term_api_keys else 0
+        key = (credentials.version_id, route.region, route.endpoint, epoch)
         client = self._clients.get(key)
         if client is None:
             # The route comes through the workflow state: check again before credentials go to it.
@@ -102,6 +132,15 @@ class BotoBedrockGateway:
             config = self._config
             if isinstance(secret, ApiKey):
                 session.register_component("token_provider", _StaticToken(secret.api_key.get_secret_value()))
+                config = config.merge(Config(signature_version="bearer"))
+            elif self._short_term_api_keys:
+                signer = Credentials(
+                    secret.aws_access_key_id,
+                    secret.aws_secret_access_key.get_secret_value(),
+                    secret.aws_session_token.get_secret_value() if secret.aws_session_token else None,
+                )
+                token = BedrockTokenGenerator().get_token(signer, route.region)
+                session.register_component("token_provider", _StaticToken(token))
                 config = config.merge(Config(signature_version="bearer"))
             else:
                 options = {

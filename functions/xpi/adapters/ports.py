@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from xpi.models.api import RedriveStarted, StoredConfig
 from xpi.models.batch import BatchObject, LineResult
 from xpi.models.bedrock import ModelAnswer
-from xpi.models.credentials import CommercialCredentials
+from xpi.models.credentials import AccessKeyMetadata, CommercialCredentials, IamKeys
 from xpi.models.intake import OriginalSender
 from xpi.models.lineage import LineageItem
 from xpi.models.reaping import ExecutionState
@@ -138,6 +138,42 @@ class BedrockGateway(Protocol):
 
 class CredentialSource(Protocol):
     def get(self, *, refresh: bool = False) -> CommercialCredentials: ...
+
+
+class RotatingSecret(Protocol):
+    """The commercial credentials secret's versions and staging labels, as its rotation sees them."""
+
+    def stages(self, secret_id: str) -> Mapping[str, Sequence[str]]:
+        """Each version id with its staging labels (DescribeSecret's VersionIdsToStages)."""
+        ...
+
+    def value(self, secret_id: str, *, stage: str | None = None, version_id: str | None = None) -> str | None:
+        """The version's value, or None when there is no such version (or it holds no value)."""
+        ...
+
+    def put_pending(self, secret_id: str, token: str, value: str) -> None: ...
+
+    def promote(self, secret_id: str, token: str, current_version_id: str | None) -> None:
+        """Move AWSCURRENT to the version `token` (AWSPREVIOUS follows to the old one)."""
+        ...
+
+
+class CommercialIam(Protocol):
+    """The commercial IAM user's own access keys, managed with one of its keys (same egress as Bedrock)."""
+
+    def list_access_keys(self, signer: IamKeys) -> list[AccessKeyMetadata]: ...
+
+    def create_access_key(self, signer: IamKeys) -> IamKeys: ...
+
+    def delete_access_key(self, signer: IamKeys, access_key_id: str) -> None:
+        """Delete the key; a key already gone is not an error."""
+        ...
+
+
+class CredentialProbe(Protocol):
+    """One real, minimal Bedrock call with the given keys: raises CredentialsRejected if refused."""
+
+    def check(self, keys: IamKeys) -> None: ...
 
 
 class ComprehendClient(Protocol):

@@ -26,6 +26,7 @@ MESSAGES: dict[str, str] = {
     "BedrockRejected": "commercial Bedrock rejected the request",
     "CredentialsRejected": "commercial Bedrock rejected the commercial credentials",
     "CredentialsUnavailable": "the commercial credentials could not be read",
+    "CredentialRotationFailed": "the commercial credentials could not be rotated",
     "ClassificationMismatch": "the payload is not the one the classification allowed",
     "ConfigSnapshotInvalid": "the configuration snapshot is missing or does not match its hash",
     "HashKeyUnavailable": "the stack's hash key could not be read",
@@ -272,6 +273,13 @@ class CredentialsRejected(XpiError):
 
 class CredentialsUnavailable(XpiError):
     code = "CredentialsUnavailable"
+
+
+class CredentialRotationFailed(XpiError):
+    """A step of the commercial credentials' rotation failed: AWSCURRENT is unchanged (Secrets Manager
+    retries the rotation; the key made for it, if any, is deleted by the next createSecret)."""
+
+    code = "CredentialRotationFailed"
 
 
 class ClassificationMismatch(XpiError):

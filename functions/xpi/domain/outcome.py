@@ -189,6 +189,8 @@ def lineage_item(state: WorkflowState, detail: ResultDetail) -> LineageItem:
         output_s3_uri=response.output_s3_uri if response else None,
         stop_reason=response.stop_reason if response else None,
         credential_version=response.credential_version if response else None,
+        credential_type=response.credential_type if response else None,
+        credential_age_s=response.credential_age_s if response else None,
         usage=LineageUsage(
             input_tokens=response.usage.input_tokens, output_tokens=response.usage.output_tokens
         )

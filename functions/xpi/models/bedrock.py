@@ -15,3 +15,6 @@ class ModelAnswer(BaseModel):
     usage: Usage
     latency_ms: int
     credential_version: str
+    # iam-access-key, bedrock-api-key, short-term-api-key or roles-anywhere; the key's age when known
+    credential_type: str | None = None
+    credential_age_s: int | None = None

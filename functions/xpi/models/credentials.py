@@ -4,6 +4,8 @@ The secret holds either IAM access keys of a commercial-account user or a Bedroc
     {"type": "iam", "aws_access_key_id": "...", "aws_secret_access_key": "...", "aws_session_token": null}
     {"type": "api_key", "api_key": "..."}
 Secret parts are SecretStr, so no repr, str or dump ever shows them; only the version id leaves.
+The rotation function (xpi.services.rotation) adds `created_at` (when the key was made) and
+`previous_access_key_id` (the key it replaced, deleted once the grace period is over).
 """
 
 from typing import Annotated, Literal
@@ -17,6 +19,8 @@ class IamKeys(BaseModel):
     aws_access_key_id: str
     aws_secret_access_key: SecretStr
     aws_session_token: SecretStr | None = None
+    created_at: str | None = None  # ISO 8601, set by the rotation function
+    previous_access_key_id: str | None = None
 
 
 class ApiKey(BaseModel):
@@ -33,3 +37,21 @@ class CommercialCredentials(BaseModel):
     model_config = ConfigDict(frozen=True)
     version_id: str
     secret: CommercialSecret
+    source: Literal["secret", "roles-anywhere"] = "secret"
+
+
+class RotationEvent(BaseModel):
+    """What Secrets Manager sends the rotation function, once per step."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    step: Literal["createSecret", "setSecret", "testSecret", "finishSecret"] = Field(alias="Step")
+    secret_id: str = Field(alias="SecretId")
+    token: str = Field(alias="ClientRequestToken")
+
+
+class AccessKeyMetadata(BaseModel):
+    """One access key of the commercial IAM user, as ListAccessKeys reports it (no secret)."""
+
+    model_config = ConfigDict(frozen=True)
+    access_key_id: str
+    status: str

@@ -106,6 +106,14 @@ class ConfigAlert(_Detail):
     )
 
 
+class CredentialAlert(_Detail):
+    """A rotation of the commercial credentials that failed (the step, and the error's code; never a key)."""
+
+    change: Literal["rotation_failed"]
+    step: str
+    error: str
+
+
 class SecurityAlertDetail(_Detail):
     """A request carrying classified markings (``config`` absent), or a configuration event (``config``
     set; ``source`` is ``admin`` or ``config``, ``categories`` empty, ``decision`` what was applied)."""
@@ -117,3 +125,4 @@ class SecurityAlertDetail(_Detail):
     categories: dict[str, int]
     decision: str
     config: ConfigAlert | None = None
+    credentials: CredentialAlert | None = None

@@ -71,6 +71,8 @@ class LineageItem(_Item):
     output_s3_uri: str | None = None
     stop_reason: str | None = None
     credential_version: str | None = None
+    credential_type: str | None = None  # iam-access-key, bedrock-api-key, short-term-api-key, roles-anywhere
+    credential_age_s: int | None = None  # the access key's age at the call (set by its rotation)
     usage: LineageUsage | None = None
     estimated_cost_usd: str | None = None
     latency_ms: int | None = None

@@ -159,6 +159,8 @@ class ModelResponse(_State):
     usage: Usage = Usage()
     latency_ms: int = 0
     credential_version: str
+    credential_type: str | None = None
+    credential_age_s: int | None = None
     estimated_cost_usd: float = 0.0
 
 

@@ -7,13 +7,17 @@ the state refers to; anything else is ClassificationMismatch.
 
 import json
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from xpi.adapters.ports import BedrockGateway, HashKey, ObjectStore, PayloadStore
 from xpi.domain.errors import ClassificationMismatch
 from xpi.domain.hashing import keyed_hash, same_hash, sha256_text
 from xpi.domain.payload import outbound_hmac
 from xpi.domain.routing import estimate_cost
+from xpi.models.bedrock import ModelAnswer
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import ModelResponse, WorkflowState
+from xpi.observability import logger, metrics
 from xpi.services.routing import carried_routing
 from xpi.services.validation import load_request
 
@@ -30,6 +34,19 @@ def check_classified(state: WorkflowState, request: InferenceRequest, key: bytes
         raise ClassificationMismatch("the payload differs from the one that was classified", request_id)
 
 
+def _check_credential_age(answer: ModelAnswer, max_age_s: int | None) -> None:
+    """A commercial key past its maximum age (its rotation keeps failing): a metric and a warning."""
+    if max_age_s and answer.credential_age_s is not None and answer.credential_age_s > max_age_s:
+        metrics.add_metric(name="CredentialPastMaxAge", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "the commercial credential is past its maximum age",
+            extra={
+                "credential_version": answer.credential_version,
+                "credential_age_s": answer.credential_age_s,
+            },
+        )
+
+
 def invoke_model(
     state: WorkflowState,
     gateway: BedrockGateway,
@@ -38,6 +55,7 @@ def invoke_model(
     *,
     payloads: PayloadStore,
     hash_key: HashKey,
+    credential_max_age_s: int | None = None,
 ) -> ModelResponse:
     if state.route is None:
         raise ValueError("the request has no route; the Route step must run first")
@@ -46,6 +64,7 @@ def invoke_model(
     check_classified(state, request, key)
     routing = carried_routing(state)
     answer = gateway.answer(state.route, request)
+    _check_credential_age(answer, credential_max_age_s)
     if answer.text is not None:
         payload, content_type = answer.text.encode("utf-8"), "text/plain; charset=utf-8"
     else:
@@ -66,5 +85,7 @@ def invoke_model(
         usage=answer.usage,
         latency_ms=answer.latency_ms,
         credential_version=answer.credential_version,
+        credential_type=answer.credential_type,
+        credential_age_s=answer.credential_age_s,
         estimated_cost_usd=estimate_cost(routing, state.route.model_id, answer.usage),
     )

@@ -346,3 +346,71 @@ def test_a_message_move_task_returns_dead_letters_to_their_queue() -> None:
 def _visible(sqs: Any, queue_url: str) -> str:
     attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
     return str(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def _rotation_world(fail_at: str | None) -> tuple[list[str], Any]:
+    """A rotation function run in-process: records each step and does what a rotation does."""
+    steps: list[str] = []
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+
+    def runtime(function: Any, payload: str) -> tuple[bytes, str | None]:
+        event = json.loads(payload)
+        steps.append(f"{event['Step']} {event['SecretId'].startswith('arn:')}")
+        if event["Step"] == fail_at:
+            return b'{"errorType": "CredentialRotationFailed"}', "Unhandled"
+        token, secret = event["ClientRequestToken"], event["SecretId"]
+        if event["Step"] == "createSecret":
+            secrets.put_secret_value(
+                SecretId=secret, ClientRequestToken=token, SecretString="new", VersionStages=["AWSPENDING"]
+            )
+        if event["Step"] == "finishSecret":
+            current = secrets.describe_secret(SecretId=secret)["VersionIdsToStages"]
+            old = next(v for v, labels in current.items() if "AWSCURRENT" in labels)
+            secrets.update_secret_version_stage(
+                SecretId=secret, VersionStage="AWSCURRENT", MoveToVersionId=token, RemoveFromVersionId=old
+            )
+        return b"null", None
+
+    return steps, runtime
+
+
+@pytest.mark.parametrize("fail_at", [None, "testSecret"])
+def test_rotate_secret_runs_the_configured_function_and_stops_at_a_failed_step(fail_at: str | None) -> None:
+    with mock_aws():
+        steps, runtime = _rotation_world(fail_at)
+        restores = [moto_patches.patch_lambda_invoke(runtime), moto_patches.patch_rotate_secret()]
+        try:
+            role = _role("rotation-role", LAMBDA_SERVICE, [])
+            code = io.BytesIO()
+            with zipfile.ZipFile(code, "w") as archive:
+                archive.writestr("handler.py", "def handler(event, context): return None")
+            function_arn = boto3.client("lambda", region_name=REGION).create_function(
+                FunctionName="rotate", Runtime="python3.13", Role=role, Handler="handler.handler",
+                Code={"ZipFile": code.getvalue()},
+            )["FunctionArn"]  # fmt: skip
+            secrets = boto3.client("secretsmanager", region_name=REGION)
+            arn = secrets.create_secret(Name="credentials", SecretString="old")["ARN"]
+            # GIVEN the secret's rotation function configured (as the RotationSchedule does)
+            from moto.secretsmanager.models import secretsmanager_backends
+
+            secretsmanager_backends[ACCOUNT][REGION].secrets[arn].rotation_lambda_arn = function_arn
+
+            # WHEN RotateSecret names no function
+            if fail_at is None:
+                secrets.rotate_secret(SecretId=arn)
+            else:
+                with pytest.raises(ClientError) as refused:
+                    secrets.rotate_secret(SecretId=arn)
+                assert refused.value.response["Error"]["Code"] == "InvalidRequestException"
+
+            # THEN the configured function ran its steps in order, each given the secret's ARN,
+            expected = ["createSecret", "setSecret", "testSecret", "finishSecret"]
+            ran = expected if fail_at is None else expected[: expected.index(fail_at) + 1]
+            assert steps == [f"{step} True" for step in ran]
+            # and a read without a stage answers the new value only when every step succeeded
+            assert secrets.get_secret_value(SecretId=arn)["SecretString"] == (
+                "new" if fail_at is None else "old"
+            )
+        finally:
+            for restore in reversed(restores):
+                restore()

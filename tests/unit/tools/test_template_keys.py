@@ -70,6 +70,7 @@ def test_each_encrypted_resource_uses_the_key_of_what_it_holds(template: Templat
     assert keys.pop("RequestsQueue") == "RequestsQueueKey"
     assert keys.pop("RequestsDLQ") == "RequestsQueueKey"  # the redrive reads it and resends with one key
     assert keys.pop("CommercialCredentialsSecret") == "CommercialCredentialsKey"
+    assert keys.pop("RolesAnywhereCertificateSecret") == "RolesAnywhereCertificateKey"
     assert {"LineageTable", "ArtifactsBucket", "FunctionsLogGroup", "BatchInputBucket"} <= set(keys)
     assert set(keys.values()) == {"XpiKey"}, keys
 
@@ -97,7 +98,7 @@ def test_producers_get_the_queue_and_its_key_and_nothing_of_the_data_key(templat
     assert data_key != queue_key and data_key.startswith(KEY_ARN)
 
 
-def test_only_the_invoke_role_holds_the_credentials_key(template: TemplatePolicies) -> None:
+def test_only_the_invoke_and_rotation_roles_hold_the_credentials_key(template: TemplatePolicies) -> None:
     secret_key = template.resolver.resolve({"Fn::GetAtt": ["CommercialCredentialsKey", "Arn"]})
     holders = {
         role
@@ -107,12 +108,19 @@ def test_only_the_invoke_role_holds_the_credentials_key(template: TemplatePolici
         if {secret_key, "*"} & set(_listed(statement.get("Resource", [])))
         and any(str(a).startswith("kms:") for a in _listed(statement.get("Action", [])))
     }
-    assert holders == {"InvokeModelFunctionRole"}
+    assert holders == {"InvokeModelFunctionRole", "RotateCredentialsFunctionRole"}
 
 
-def test_the_secret_policy_denies_reading_to_all_but_the_invoke_role(template: TemplatePolicies) -> None:
+def test_the_secret_policy_denies_reading_to_all_but_the_invoke_and_rotation_roles(
+    template: TemplatePolicies,
+) -> None:
     resources = _resources(template)
-    policies = [r for r in resources.values() if r["Type"] == "AWS::SecretsManager::ResourcePolicy"]
+    policies = [
+        r
+        for r in resources.values()
+        if r["Type"] == "AWS::SecretsManager::ResourcePolicy"
+        and r["Properties"]["SecretId"] == {"Ref": "CommercialCredentialsSecret"}
+    ]
     assert len(policies) == 1
     properties = template.resolver.resolve(policies[0]["Properties"])
     assert properties["SecretId"] == template.resolver.resolve({"Ref": "CommercialCredentialsSecret"})
@@ -120,8 +128,11 @@ def test_the_secret_policy_denies_reading_to_all_but_the_invoke_role(template: T
     (deny,) = _statements(properties["ResourcePolicy"])
     assert deny["Effect"] == "Deny" and deny["Principal"] == "*"
     assert _listed(deny["Action"]) == ["secretsmanager:GetSecretValue"]
-    invoke_role = template.resolver.resolve({"Fn::GetAtt": ["InvokeModelFunctionRole", "Arn"]})
-    assert deny["Condition"] == {"StringNotEquals": {"aws:PrincipalArn": invoke_role}}
+    readers = [
+        template.resolver.resolve({"Fn::GetAtt": [role, "Arn"]})
+        for role in ("InvokeModelFunctionRole", "RotateCredentialsFunctionRole")
+    ]
+    assert deny["Condition"] == {"StringNotEquals": {"aws:PrincipalArn": readers}}
 
 
 def test_the_credentials_key_is_used_only_through_secrets_manager(template: TemplatePolicies) -> None:
@@ -130,3 +141,22 @@ def test_the_credentials_key_is_used_only_through_secrets_manager(template: Temp
         operations = [str(a).removeprefix("kms:") for a in _listed(statement["Action"])]
         if any(op == "*" or op.startswith(CRYPTOGRAPHIC) for op in operations):
             assert "kms:ViaService" in statement["Condition"]["StringEquals"], statement
+
+
+def test_only_the_invoke_role_reads_the_roles_anywhere_certificate(template: TemplatePolicies) -> None:
+    resources = _resources(template)
+    properties = template.resolver.resolve(resources["RolesAnywhereCertificateSecretPolicy"]["Properties"])
+    assert properties["BlockPublicPolicy"] is True
+    (deny,) = _statements(properties["ResourcePolicy"])
+    assert deny["Effect"] == "Deny" and _listed(deny["Action"]) == ["secretsmanager:GetSecretValue"]
+    invoke_role = template.resolver.resolve({"Fn::GetAtt": ["InvokeModelFunctionRole", "Arn"]})
+    assert deny["Condition"] == {"StringNotEquals": {"aws:PrincipalArn": invoke_role}}
+    certificate_key = template.resolver.resolve({"Fn::GetAtt": ["RolesAnywhereCertificateKey", "Arn"]})
+    holders = {
+        role
+        for role, policies in template.role_policies().items()
+        for document in policies.documents
+        for statement in _statements(document)
+        if certificate_key in _listed(statement.get("Resource", []))
+    }
+    assert holders == {"InvokeModelFunctionRole"}

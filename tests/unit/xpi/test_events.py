@@ -10,6 +10,7 @@ import pytest
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel, SqsModel
 from xpi.domain.routing import load_default_routing
 from xpi.models.batch import BatchFailure, BatchObject, BatchStepInput, S3Notification
+from xpi.models.credentials import RotationEvent
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import ExecutionInput, RejectedInput, WorkflowState
 from xpi.services.reconciliation import Reconciled
@@ -35,6 +36,7 @@ FOLDER_OF_HANDLER = {
     "batch_record_failure": "batch/record-failure",
     "batch_reconcile": "batch/reconcile",
     "reap": "reap",
+    "rotate_credentials": "rotate",
 }
 
 
@@ -74,6 +76,7 @@ def test_the_template_is_read() -> None:
         "ApiFunction": "api",
         "AdminFunction": "admin",
         "ReaperFunction": "reap",
+        "RotateCredentialsFunction": "rotate_credentials",
         "BatchStartFunction": "batch_start",
         "BatchSplitFunction": "batch_split",
         "BatchReleaseFunction": "batch_release",
@@ -118,6 +121,8 @@ def test_every_event_is_valid_for_its_function(path: Path) -> None:
         RejectedInput.model_validate(event)
     elif folder == "reap":  # the schedule's event: the reaper reads none of it
         assert event["detail-type"] == "Scheduled Event"
+    elif folder == "rotate":
+        RotationEvent.model_validate(event)
     elif folder == "reconcile":
         assert set(event) == {"batch_id", "state"}
         Reconciled.model_validate(event["state"]["reconcile"])

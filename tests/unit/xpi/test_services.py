@@ -378,6 +378,19 @@ class TestInvokeModel:
         )
         return state
 
+    def test_a_credential_past_its_maximum_age_is_counted(self) -> None:
+        from xpi.observability import metrics
+
+        # GIVEN a key a day past its maximum age, then one within it
+        for age, counted in ((90 * 86400 + 86400, True), (3600, False)):
+            metrics.clear_metrics()
+            gateway = FakeBedrockGateway(credential_age_s=age)
+            # WHEN a request is answered with it
+            invoke_model(self.routed(), gateway, FakeObjectStore(), inline_max_bytes=32_768,
+                         credential_max_age_s=90 * 86400)  # fmt: skip
+            # THEN the metric counts only the aged one
+            assert ("CredentialPastMaxAge" in metrics.provider.metric_set) is counted
+
     def test_a_small_text_output_stays_inline(self) -> None:
         # GIVEN
         gateway, objects = (

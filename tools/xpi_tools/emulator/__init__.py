@@ -10,7 +10,7 @@ See docs/emulator.md.
 """
 
 from xpi_tools.emulator.client import Counters, EmulatorControl, EmulatorControlError, Fault, UsageCounters
-from xpi_tools.emulator.config import AccessKey, ApiKey, EmulatorConfig, Latency, Quota
+from xpi_tools.emulator.config import AccessKey, ApiKey, EmulatorConfig, Latency, Quota, RolesAnywhere
 from xpi_tools.emulator.server import BedrockEmulator
 
 __all__ = [
@@ -24,5 +24,6 @@ __all__ = [
     "Fault",
     "Latency",
     "Quota",
+    "RolesAnywhere",
     "UsageCounters",
 ]

@@ -17,6 +17,11 @@ class AccessKey:
     session_token: str | None = field(default=None, repr=False)
     # Epoch seconds after which the key answers ExpiredTokenException (temporary credentials).
     expires_at: float | None = None
+    # The commercial IAM user the key belongs to (its IAM API manages that user's keys), its status
+    # (an Inactive key is refused like an unknown one) and when it was created (epoch seconds).
+    user: str = "xpi-bedrock"
+    status: str = "Active"
+    created_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,10 @@ class ApiKey:
     key: str = field(repr=False)
     name: str = ""
     expires_at: float | None = None
+    # Set for a long-term key minted as an IAM service-specific credential (its owner and status).
+    user: str | None = None
+    status: str = "Active"
+    created_at: float = 0.0
 
     @property
     def label(self) -> str:
@@ -35,6 +44,18 @@ class ApiKey:
 def api_key_fingerprint(key: str) -> str:
     """A stable, non-reversible label for an unnamed API key."""
     return "apikey-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class RolesAnywhere:
+    """The commercial account's IAM Roles Anywhere set-up the emulator answers CreateSession for: one
+    trust anchor (its CA certificate, PEM), one profile, and the one role the profile hands out."""
+
+    trust_anchor_arn: str
+    trust_anchor_pem: bytes = field(repr=False)
+    profile_arn: str
+    role_arn: str
+    max_duration_s: int = 3600
 
 
 @dataclass
@@ -71,6 +92,8 @@ class EmulatorConfig:
     max_clock_skew_seconds: int = 300
     # One INFO line per request (method, path, status, key id, duration). Never secrets or bodies.
     access_log: bool = False
+    # IAM Roles Anywhere CreateSession (POST /sessions); None: not offered.
+    roles_anywhere: RolesAnywhere | None = None
 
     def __post_init__(self) -> None:
         if self.region not in SUPPORTED_REGIONS:

@@ -46,7 +46,9 @@ from xpi_tools.emulator.families import (
     titan_embed_response,
 )
 from xpi_tools.emulator.httpserver import Request, Response, Result, StreamResponse
-from xpi_tools.emulator.sigv4 import SigV4Verifier
+from xpi_tools.emulator.iam import IamService, is_iam_request
+from xpi_tools.emulator.rolesanywhere import RolesAnywhereService, is_create_session
+from xpi_tools.emulator.sigv4 import BEARER_TOKEN_PREFIX, SigV4Verifier
 from xpi_tools.emulator.state import EmulatorState
 from xpi_tools.emulator.textgen import Generation, generate, parse_directives
 
@@ -148,6 +150,14 @@ class BedrockService:
         self.state = EmulatorState(config)
         self.verifier = SigV4Verifier(config.region, "bedrock", config.max_clock_skew_seconds)
         self.control = ControlApi(self.state)
+        self.roles_anywhere = (
+            RolesAnywhereService(config.roles_anywhere, self.state.keys, config.region, self.state.now)
+            if config.roles_anywhere is not None
+            else None
+        )
+        self.iam = IamService(
+            self.state.keys, config.account_id, self.state.now, config.max_clock_skew_seconds
+        )
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -182,6 +192,9 @@ class BedrockService:
         )
 
     def _handle(self, request: Request) -> tuple[Result | Awaitable[Result], str | None]:
+        other = self._commercial_identity(request)
+        if other is not None:
+            return other
         route = self._route(request)
         if route is None:
             return (
@@ -205,6 +218,16 @@ class BedrockService:
         except BedrockError as error:
             return error_response(error), principal
 
+    def _commercial_identity(self, request: Request) -> tuple[Response, str | None] | None:
+        """Commercial IAM (the rotation's key management) and Roles Anywhere CreateSession."""
+        if is_iam_request(request):
+            self.state.counters.call("IAM")
+            return self.iam.handle(request)
+        if is_create_session(request) and self.roles_anywhere is not None:
+            self.state.counters.call("CreateSession")
+            return self.roles_anywhere.handle(request), None
+        return None
+
     def _route(self, request: Request) -> tuple[str, str | None] | None:
         segments = request.path.split("/")
         if request.method == "POST" and len(segments) == 4 and segments[:2] == ["", "model"] and segments[2]:
@@ -224,8 +247,23 @@ class BedrockService:
         authorization = request.header("authorization")
         if authorization is not None and authorization[:7].lower() == "bearer ":
             token = authorization[7:].strip()
+            if token.startswith(BEARER_TOKEN_PREFIX):  # short-term: a presigned URL of an IAM principal
+                try:
+                    signer = self.verifier.verify_bearer_token(
+                        token, self.state.keys.access_keys, self.state.now()
+                    )
+                except BedrockError:
+                    self.state.counters.auth_failure(api_key_fingerprint(token), "AccessDeniedException")
+                    raise BedrockError(
+                        "AccessDeniedException", MSG_BAD_API_KEY, message_key="Message"
+                    ) from None
+                return signer.access_key_id
             key = self.state.keys.api_keys.get(token)
-            if key is None or (key.expires_at is not None and self.state.now() >= key.expires_at):
+            if (
+                key is None
+                or key.status != "Active"
+                or (key.expires_at is not None and self.state.now() >= key.expires_at)
+            ):
                 self.state.counters.auth_failure(api_key_fingerprint(token), "AccessDeniedException")
                 raise BedrockError("AccessDeniedException", MSG_BAD_API_KEY, message_key="Message")
             return key.label

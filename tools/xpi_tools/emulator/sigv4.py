@@ -9,6 +9,8 @@ Nothing here logs or returns a secret, a signature or a session token.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import time
@@ -131,6 +133,11 @@ def canonical_request(request: Request, signed_headers: tuple[str, ...]) -> str:
     )
 
 
+BEARER_TOKEN_PREFIX = "bedrock-api-key-"  # noqa: S105 - a format marker, not a secret
+BEARER_TOKEN_HOST = "bedrock.amazonaws.com"  # noqa: S105 - the host a token presigns for
+EMPTY_PAYLOAD_HASH = hashlib.sha256(b"").hexdigest()
+
+
 def _fmt(epoch: float) -> str:
     return time.strftime(AMZ_DATE_FORMAT, time.gmtime(epoch))
 
@@ -178,7 +185,7 @@ class SigV4Verifier:
 
     @staticmethod
     def _check_key(key: AccessKey | None, token: str | None, now: float) -> AccessKey:
-        if key is None:
+        if key is None or key.status != "Active":  # an Inactive IAM key is refused like an unknown one
             raise BedrockError("UnrecognizedClientException", MSG_BAD_KEY_ID)
         if key.session_token is None:
             if token is not None:
@@ -241,5 +248,68 @@ class SigV4Verifier:
             hashlib.sha256,
         ).hexdigest()
         if not hmac.compare_digest(expected, auth.signature):
+            raise _invalid(MSG_BAD_SIGNATURE)
+        return key
+
+    def verify_bearer_token(self, token: str, keys: Mapping[str, AccessKey], now: float) -> AccessKey:
+        """The access key behind a short-term Bedrock API key: `bedrock-api-key-` + base64 of a SigV4
+        presigned URL (`POST https://bedrock.amazonaws.com/?Action=CallWithBearerToken&X-Amz-...`,
+        host signed, the empty body hashed) + `&Version=1`, as aws-bedrock-token-generator makes it.
+        Raises BedrockError (any code) when it is not valid; the caller answers the API-key 403."""
+        try:
+            url = base64.b64decode(token.removeprefix(BEARER_TOKEN_PREFIX), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise _incomplete("malformed bearer token") from None
+        host, _, rest = url.partition("/")
+        raw_query = rest.removeprefix("?")
+        params = {
+            unquote(name): unquote(value)
+            for name, _, value in (item.partition("=") for item in raw_query.split("&") if item)
+        }
+        if (
+            host != BEARER_TOKEN_HOST
+            or params.get("Action") != "CallWithBearerToken"
+            or params.get("Version") != "1"
+        ):
+            raise _incomplete("not a Bedrock bearer token")
+        if params.get("X-Amz-Algorithm") != ALGORITHM or params.get("X-Amz-SignedHeaders") != "host":
+            raise _incomplete("unsupported bearer token signature")
+        scope = params.get("X-Amz-Credential", "").split("/")
+        if len(scope) != 5:
+            raise _incomplete("malformed credential scope")
+        cred = Credential(*scope)
+        amz_date = params.get("X-Amz-Date", "")
+        self._check_scope(cred, amz_date)
+        try:
+            signed_at = timegm(time.strptime(amz_date, AMZ_DATE_FORMAT))
+            expires = int(params.get("X-Amz-Expires", ""))
+        except ValueError:
+            raise _incomplete("malformed date or expiry") from None
+        if signed_at > now + self.max_skew_seconds:
+            raise _invalid("Signature not yet current")
+        if now >= signed_at + expires:
+            raise BedrockError("ExpiredTokenException", MSG_EXPIRED_TOKEN)
+        key = self._check_key(keys.get(cred.access_key_id), params.get("X-Amz-Security-Token"), now)
+        # Everything but the signature and the token's Version suffix was signed.
+        signed_query = "&".join(
+            item for item in raw_query.split("&") if not item.startswith(("X-Amz-Signature=", "Version="))
+        )
+        canonical = "\n".join(
+            ("POST", "/", canonical_query(signed_query), f"host:{host}\n", "host", EMPTY_PAYLOAD_HASH)
+        )
+        string_to_sign = "\n".join(
+            (
+                ALGORITHM,
+                amz_date,
+                f"{cred.date}/{cred.region}/{cred.service}/{cred.terminator}",
+                hashlib.sha256(canonical.encode()).hexdigest(),
+            )
+        )
+        expected = hmac.new(
+            self._signing_key(key.secret_access_key, cred.date, cred.region, cred.service),
+            string_to_sign.encode(),
+            hashlib.sha256,
+        ).hexdigest()
+        if not hmac.compare_digest(expected, params.get("X-Amz-Signature", "")):
             raise _invalid(MSG_BAD_SIGNATURE)
         return key

@@ -16,6 +16,8 @@ and after it (`fill_moto_gaps`):
      it is set through the S3 API after the stack is created (batch uploads).
  16. moto's CloudFormation has no AWS::SecretsManager::ResourcePolicy: the secret's policy is put
      through the Secrets Manager API after the stack is created (iam_authorization.py applies its Deny).
+ 22. moto's CloudFormation has no AWS::SecretsManager::RotationSchedule: its function and interval are
+     set on the secret after CreateStack.
  17. moto's CloudFormation has no AWS::Events::EventBusPolicy: the statement is put on the bus with
      PutPermission after the stack is created.
  10. moto's CloudFormation does not run the AWS::Include transform: an included local
@@ -168,6 +170,7 @@ POLICIES_MOTO_SKIPS = (
     "AWS::S3::BucketPolicy",
     "AWS::SecretsManager::ResourcePolicy",  # put through the API instead (gap 16)
     "AWS::Events::EventBusPolicy",  # put with PutPermission instead (gap 17)
+    "AWS::SecretsManager::RotationSchedule",  # set on the secret instead (gap 22)
 )
 
 
@@ -299,6 +302,24 @@ def _put_resource_policies(
             ResourcePolicy=json.dumps(properties["ResourcePolicy"]),
             BlockPublicPolicy=str(properties.get("BlockPublicPolicy", "false")).lower() == "true",
         )
+
+    # Gap 22: moto's CloudFormation has no AWS::SecretsManager::RotationSchedule: its function and
+    # interval are set on moto's secret, as the resource sets them on AWS (RotateImmediatelyOnUpdate
+    # false: no rotation now). RotateSecret then runs that function (moto_patches.patch_rotate_secret).
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    for resource in cfn["Resources"].values():
+        if resource["Type"] != "AWS::SecretsManager::RotationSchedule":
+            continue
+        condition = resource.get("Condition")
+        if condition and not stack.resource_map.lazy_condition_map[condition]:
+            continue  # e.g. no rotation with Roles Anywhere: no stored key
+        properties = clean_json(resource["Properties"], stack.resource_map)
+        secret_backend = secretsmanager_backends[stack.account_id][session.region_name]
+        secret: Any = secret_backend.secrets[str(properties["SecretId"])]
+        secret.rotation_lambda_arn = str(properties["RotationLambdaARN"])
+        secret.auto_rotate_after_days = int(properties["RotationRules"]["AutomaticallyAfterDays"])
+        secret.rotation_enabled = True
 
     # Gap 17: moto's CloudFormation has no AWS::Events::EventBusPolicy: each statement is put on its bus
     # through PutPermission (refs resolved by moto's resolver); the local IAM evaluation applies its

@@ -13,6 +13,8 @@ test_moto_patches.py` has one test per patch, on moto's own objects.
   gap 14  patch_iam_evaluation        IAM decisions by iam_authorization.py, written to the call log
           enable_iam_enforcement      moto checks every request's signature and IAM permission
   gap 15  patch_message_move_task     SQS StartMessageMoveTask (the admin DLQ redrive), which moto lacks
+  gap 21  patch_rotate_secret         RotateSecret runs the configured rotation function's four steps and
+                                      stops, AWSCURRENT unchanged, at the first that fails
 """
 
 import copy
@@ -21,6 +23,7 @@ import json
 import re
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -360,6 +363,101 @@ def patch_message_move_task() -> Restore:
 
     def restore() -> None:
         del SQSResponse.start_message_move_task  # type: ignore[attr-defined]
+
+    return restore
+
+
+# ---------------------------------------------------------------------------------------- gap 21
+ROTATION_STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
+
+
+def patch_rotate_secret() -> Restore:
+    """moto's RotateSecret forgets the configured rotation function when the request names none (AWS
+    uses it), sends the secret's name where AWS sends its ARN, and ignores a failed step: it moves
+    AWSCURRENT to the new version (which may hold no value) whatever the function answered. Now, with a
+    rotation function (named or configured): the new version gets AWSPENDING, the four steps run in
+    order, each with the secret's ARN, and the first failed step ends the rotation with AWSCURRENT
+    unchanged. AWS answers RotateSecret at once and runs the steps afterwards; here they run before it
+    answers, and a failure answers InvalidRequestException naming the step (on AWS it shows in the
+    function's logs and the AWSPENDING label left behind). Without a function: moto's own behaviour.
+    And UpdateSecretVersionStage moving AWSCURRENT now moves moto's default version too (what a read
+    without a stage answers), which moto left on the old version."""
+    from moto.awslambda.utils import get_backend
+    from moto.secretsmanager.exceptions import InvalidRequestException, ResourceNotFoundException
+    from moto.secretsmanager.models import SecretsManagerBackend
+
+    original = SecretsManagerBackend.rotate_secret
+    original_stage = SecretsManagerBackend.update_secret_version_stage
+
+    def update_secret_version_stage(
+        backend: Any, secret_id: str, version_stage: str, remove_from_version_id: str, move_to_version_id: str
+    ) -> tuple[str, str]:
+        answer = original_stage(backend, secret_id, version_stage, remove_from_version_id, move_to_version_id)
+        if version_stage == "AWSCURRENT" and move_to_version_id:
+            # moto answers a read without a stage from its default version: it follows AWSCURRENT.
+            backend.secrets[secret_id].set_default_version_id(move_to_version_id)
+        return answer
+
+    def rotate_secret(  # noqa: PLR0917 - moto's signature
+        backend: Any,
+        secret_id: str,
+        client_request_token: str | None = None,
+        rotation_lambda_arn: str | None = None,
+        rotation_rules: dict[str, Any] | None = None,
+        rotate_immediately: bool = True,
+    ) -> str:
+        secret = backend.secrets.get(secret_id) if backend._is_valid_identifier(secret_id) else None
+        function_arn = rotation_lambda_arn or getattr(secret, "rotation_lambda_arn", "")
+        if secret is None or not function_arn or not rotate_immediately or secret.is_deleted():
+            return str(
+                original(
+                    backend,
+                    secret_id,
+                    client_request_token,
+                    rotation_lambda_arn,
+                    rotation_rules,
+                    rotate_immediately,
+                )
+            )
+        lambda_backend = get_backend(backend.account_id, backend.region_name)
+        try:
+            lambda_backend.get_function(function_arn)
+        except Exception:
+            raise ResourceNotFoundException(f"Resource not found for ARN '{function_arn}'.") from None
+        if rotation_rules and "AutomaticallyAfterDays" in rotation_rules:
+            secret.auto_rotate_after_days = int(rotation_rules["AutomaticallyAfterDays"])
+        secret.rotation_lambda_arn = function_arn
+        secret.rotation_enabled = True
+        token = client_request_token or str(uuid.uuid4())
+        secret.remove_version_stages_from_old_versions(["AWSPENDING"])
+        secret.versions[token] = {
+            "createdate": int(time.time()),
+            "version_id": token,
+            "version_stages": ["AWSPENDING"],
+        }
+        for step in ROTATION_STEPS:
+            answer: dict[str, Any] = {}
+            lambda_backend.invoke(
+                function_arn,
+                qualifier=None,
+                body=json.dumps({"Step": step, "SecretId": secret.arn, "ClientRequestToken": token}),
+                headers={},
+                response_headers=answer,
+            )
+            if answer.get("x-amz-function-error"):
+                raise InvalidRequestException(
+                    f"The rotation function failed at {step}; AWSCURRENT is unchanged."
+                )
+        secret.last_rotation_date = int(time.time())
+        return str(secret.to_short_dict())
+
+    SecretsManagerBackend.rotate_secret = rotate_secret  # type: ignore[method-assign,assignment]
+    backend_class: Any = SecretsManagerBackend
+    backend_class.update_secret_version_stage = update_secret_version_stage
+
+    def restore() -> None:
+        SecretsManagerBackend.rotate_secret = original  # type: ignore[method-assign]
+        SecretsManagerBackend.update_secret_version_stage = original_stage  # type: ignore[method-assign]
 
     return restore
 

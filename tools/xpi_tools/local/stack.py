@@ -26,8 +26,9 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from xpi_tools.certificates import issue, make_ca
 from xpi_tools.emulator import BedrockEmulator, EmulatorConfig
-from xpi_tools.emulator.config import AccessKey
+from xpi_tools.emulator.config import AccessKey, RolesAnywhere
 from xpi_tools.local.deploy import Deployment, code_dir_for, deploy
 from xpi_tools.local.iam_authorization import Authorization, CallLog, missing_poller_permissions
 from xpi_tools.local.lambda_runtime import FunctionSpec, InvokeResult, LambdaRuntimePool, default_rie_dir
@@ -38,6 +39,7 @@ from xpi_tools.local.moto_patches import (
     patch_interpreter_clients,
     patch_lambda_invoke,
     patch_message_move_task,
+    patch_rotate_secret,
     patch_thread_list,
     patch_transactions,
 )
@@ -61,7 +63,20 @@ LOCAL_PARAMETERS = {
     "LogRetentionDays": "30",
     "BatchHeartbeatSeconds": "10",  # a lost batch progress message is reconciled in seconds
     "CreateExampleSubscriber": "true",  # the demo and the tests read every result from it (off on AWS)
+    "PreviousKeyGraceSeconds": "2",  # a rotation's old key is deleted in seconds, not a minute
 }
+
+
+COMMERCIAL_ACCOUNT = "123456789012"  # the emulator's account
+
+
+@dataclass(frozen=True)
+class CommercialSide:
+    """What the stack's commercial side needs from the deploy: parameters, and the secret to fill."""
+
+    parameters: dict[str, str]
+    secret_output: str
+    secret_value: str = field(repr=False)
 
 
 @dataclass
@@ -110,7 +125,11 @@ class LocalStack:
         runtimes_per_function: int = 2,
         *,
         call_log_dir: Path | None = None,
+        commercial_credentials: str = "secret",
     ) -> None:
+        # "secret": an access key of the emulator's commercial user in the credentials secret;
+        # "roles-anywhere": a certificate of a local CA, exchanged for temporary credentials (no key).
+        self.commercial_credentials = commercial_credentials
         self.root = project_root
         self.region = region
         self.stack_name = stack_name
@@ -157,17 +176,8 @@ class LocalStack:
         _post_json(f"{aws_url}/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
         self.timings["moto_s"] = time.perf_counter() - started
 
-        access_key = "AKIA" + secrets.token_hex(8).upper()
-        secret_key = secrets.token_urlsafe(30)
-        self._emulator = BedrockEmulator(
-            EmulatorConfig(
-                host="127.0.0.1",
-                port=0,
-                region=self.commercial_region,
-                access_keys=[AccessKey(access_key_id=access_key, secret_access_key=secret_key)],
-            )
-        )
-        self._emulator.start()
+        commercial = self._start_emulator()
+        assert self._emulator is not None
 
         self._pool = LambdaRuntimePool(
             python=self._runtime_python(),
@@ -189,6 +199,8 @@ class LocalStack:
             **LOCAL_PARAMETERS,
             "CommercialRegion": self.commercial_region,
             "CommercialBedrockEndpoint": self._emulator.url,
+            "CommercialIamEndpoint": self._emulator.url,  # the emulator plays commercial IAM too
+            **commercial.parameters,
         }
         os.environ.update({"AWS_DEFAULT_REGION": self.region, **LOCAL_CREDENTIALS})
         deploy_started = time.perf_counter()
@@ -207,12 +219,10 @@ class LocalStack:
             aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )
-        # The operator's one manual step after a real deploy: put the commercial keys in the secret.
+        # The operator's one manual step after a real deploy: put the commercial keys in the secret (or,
+        # with Roles Anywhere, the invoke step's certificate and key in the certificate secret).
         session.client("secretsmanager", endpoint_url=aws_url).put_secret_value(
-            SecretId=self.deployment.outputs["CommercialCredentialsSecretArn"],
-            SecretString=json.dumps(
-                {"type": "iam", "aws_access_key_id": access_key, "aws_secret_access_key": secret_key}
-            ),
+            SecretId=self.deployment.outputs[commercial.secret_output], SecretString=commercial.secret_value
         )
         # From here on every request is signed by a known principal and allowed by its IAM policies:
         # the operator (these "testing" keys) can do anything, each role only what the template grants.
@@ -381,6 +391,53 @@ class LocalStack:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
+    def _start_emulator(self) -> "CommercialSide":
+        """The commercial side: an access key of its user, or (Roles Anywhere) only a trust anchor."""
+        if self.commercial_credentials != "roles-anywhere":
+            access_key = "AKIA" + secrets.token_hex(8).upper()
+            secret_key = secrets.token_urlsafe(30)
+            self._emulator = BedrockEmulator(
+                EmulatorConfig(
+                    host="127.0.0.1",
+                    port=0,
+                    region=self.commercial_region,
+                    access_keys=[AccessKey(access_key_id=access_key, secret_access_key=secret_key)],
+                )
+            ).start()
+            value = {"type": "iam", "aws_access_key_id": access_key, "aws_secret_access_key": secret_key}
+            return CommercialSide({}, "CommercialCredentialsSecretArn", json.dumps(value))
+        anchor = make_ca()
+        region = self.commercial_region
+        trust_anchor = f"arn:aws:rolesanywhere:{region}:{COMMERCIAL_ACCOUNT}:trust-anchor/local"
+        profile = f"arn:aws:rolesanywhere:{region}:{COMMERCIAL_ACCOUNT}:profile/local"
+        role = f"arn:aws:iam::{COMMERCIAL_ACCOUNT}:role/xpi-bedrock-invoke"
+        self._emulator = BedrockEmulator(
+            EmulatorConfig(
+                host="127.0.0.1",
+                port=0,
+                region=region,
+                access_keys=[],  # the commercial side holds no access key at all
+                roles_anywhere=RolesAnywhere(trust_anchor, anchor.certificate_pem, profile, role),
+            )
+        ).start()
+        certificate = issue(anchor)
+        return CommercialSide(
+            {
+                "CommercialCredentialSource": "roles-anywhere",
+                "RolesAnywhereTrustAnchorArn": trust_anchor,
+                "RolesAnywhereProfileArn": profile,
+                "RolesAnywhereRoleArn": role,
+                "RolesAnywhereEndpoint": self._emulator.url,
+            },
+            "RolesAnywhereCertificateSecretArn",
+            json.dumps(
+                {
+                    "certificate": certificate.certificate_pem.decode(),
+                    "private_key": certificate.private_key_pem.decode(),
+                }
+            ),
+        )
+
     def write_state(self, path: Path) -> None:
         assert self.endpoints is not None
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -431,6 +488,7 @@ class LocalStack:
             patch_thread_list(),
             patch_iam_evaluation(self._record_iam_decision),
             patch_message_move_task(),
+            patch_rotate_secret(),
         ]
 
 

@@ -1,0 +1,101 @@
+"""IAM Roles Anywhere mode on the local stack (`xpi local up --commercial-credentials roles-anywhere`):
+the invoke step presents its certificate to the emulator's CreateSession and signs with the temporary
+credentials it gets. No access key is stored anywhere: not in a secret, not in a function's
+environment, not on the commercial side."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers.stack import (
+    SESSION_STACK_LOG,
+    STARTUP_TIMEOUT_S,
+    LocalStackClient,
+    ResultCollector,
+    start_local_stack,
+)
+from tests.helpers.waiting import poll_until
+
+pytestmark = pytest.mark.integration
+
+LONG_TERM_KEY = re.compile(r"AKIA[0-9A-Z]{12,}")
+
+
+@pytest.fixture(scope="module")
+def roles_anywhere_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackClient]:
+    state_file = tmp_path_factory.mktemp("stack-ra") / "stack.json"
+    log_path = SESSION_STACK_LOG.with_name("roles-anywhere-stack.log")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log:
+        process = start_local_stack(
+            state_file, "--exit-with-parent", "--commercial-credentials", "roles-anywhere", output=log
+        )
+    try:
+        poll_until(lambda: state_file.exists() or process.poll() is not None, STARTUP_TIMEOUT_S, 0.2)
+        if not state_file.exists():
+            raise RuntimeError(f"the stack did not start; see {log_path}:\n{log_path.read_text()[-4000:]}")
+        yield LocalStackClient(json.loads(state_file.read_text()))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_roles_anywhere_answers_end_to_end_with_no_access_key_stored(
+    roles_anywhere_stack: LocalStackClient,
+) -> None:
+    from xpi_tools.emulator import EmulatorControl
+
+    stack = roles_anywhere_stack
+    control = EmulatorControl(stack.state["emulator_control"])
+    results = ResultCollector(stack.client("sqs"), stack.outputs["SubscriberQueueUrl"])
+    try:
+        # WHEN requests are sent
+        sent = [stack.send({"model": "default", "prompt": f"roles anywhere {n}"}) for n in range(3)]
+        # THEN they are answered
+        for request_id in sent:
+            assert results.wait_for(request_id, timeout_s=120)["detail-type"] == "Inference Completed"
+    finally:
+        results.stop()
+    # AND signed with Roles Anywhere sessions, each reused while valid: at most one CreateSession per
+    # runtime process of the invoke function (two locally), as each Lambda environment keeps its own
+    assert 1 <= control.counters().operations.get("CreateSession", 0) <= 2
+    lineage = stack.lineage(sent[-1]) or {}
+    assert str(lineage.get("credential_version", "")).startswith("rolesanywhere:")
+    assert lineage.get("credential_type") == "roles-anywhere"
+    # AND every key the commercial side knows is temporary (a session token and an expiry)
+    described = control.keys()["access_keys"]
+    assert described and all(k["has_session_token"] and k["expires_at"] for k in described.values())
+    # AND no secret of the stack holds an access key (read as the invoke role, which reads both
+    # commercial secrets, and as the operator, who reads the others)
+    invoke = stack.state["function_credentials"]["InvokeModelFunction"]
+    operator = stack.client("secretsmanager")
+    import boto3
+
+    as_invoke = boto3.client(
+        "secretsmanager", endpoint_url=stack.state["aws"], region_name=stack.state["region"],
+        aws_access_key_id=invoke["AWS_ACCESS_KEY_ID"], aws_secret_access_key=invoke["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=invoke["AWS_SESSION_TOKEN"],
+    )  # fmt: skip
+    readers = {
+        stack.outputs["CommercialCredentialsSecretArn"]: as_invoke,
+        stack.outputs["RolesAnywhereCertificateSecretArn"]: as_invoke,
+    }
+    secrets = operator.list_secrets()["SecretList"]
+    assert len(secrets) >= 3
+    for secret in secrets:
+        value = readers.get(secret["ARN"], operator).get_secret_value(SecretId=secret["ARN"])["SecretString"]
+        assert "aws_secret_access_key" not in value and not LONG_TERM_KEY.search(value), secret["Name"]
+    # AND no function's environment holds a commercial key
+    lambda_api = stack.client("lambda")
+    for function in lambda_api.list_functions()["Functions"]:
+        environment = json.dumps(function.get("Environment", {}))
+        assert not LONG_TERM_KEY.search(environment), function["FunctionName"]
