@@ -25,7 +25,6 @@ import json
 import time
 import uuid
 import zipfile
-from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,8 @@ from botocore.credentials import Credentials
 from xpi_tools.cost import (
     UNITS,
     Price,
+    Units,
+    add,
     cost_per_million,
     express_usage,
     load_prices,
@@ -78,7 +79,7 @@ class CostBench:
         self.operator_id = self.client("sts").get_caller_identity()["UserId"]
         self.state_machines = [self.outputs["StateMachineArn"], self.outputs["BatchStateMachineArn"]]
         self._baseline_name = ""
-        self.as_express: Counter[str] = Counter()
+        self.as_express: Units = {}
 
     def client(self, service: str) -> Any:
         return self.session.client(service, endpoint_url=self.endpoints.aws)  # type: ignore[call-overload]
@@ -86,7 +87,7 @@ class CostBench:
     # ------------------------------------------------------------------ measuring one path
     def measure(
         self, run: Callable[[], int], producer: Callable[[Mapping[str, Any]], bool]
-    ) -> tuple[Counter[str], int]:
+    ) -> tuple[Units, int]:
         """Runs a path; the units it caused and the number of requests it carried."""
         before = self.executions()
         offset = self.usage_log.stat().st_size
@@ -98,11 +99,11 @@ class CostBench:
             return line.get("principal") == self.operator and not producer(line)
 
         units = units_from_usage(lines, excluded=excluded)
-        self.as_express = units.copy()  # the same run, had the inference workflow been Express
+        self.as_express = dict(units)  # the same run, had the inference workflow been Express
         for arn in self.executions() - before:
             actual, express = self.execution_units(arn)
-            units.update(actual)
-            self.as_express.update(express)
+            add(units, actual)
+            add(self.as_express, express)
         return units, requests
 
     def executions(self) -> set[str]:
@@ -112,7 +113,7 @@ class CostBench:
                 arns.update(execution["executionArn"] for execution in page["executions"])
         return arns
 
-    def execution_units(self, arn: str) -> tuple[Counter[str], Counter[str]]:
+    def execution_units(self, arn: str) -> tuple[Units, Units]:
         """What the execution was billed, and what it would have been as an Express execution of the
         same duration (the inference workflow only; the batch workflow waits for days)."""
         execution = self.sfn.describe_execution(executionArn=arn)
@@ -123,7 +124,7 @@ class CostBench:
         events: list[dict[str, Any]] = []
         for page in self.sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
             events.extend(page["events"])
-        standard = Counter({"states_transitions": standard_transitions(events)})
+        standard: Units = {"states_transitions": standard_transitions(events)}
         return standard, express if machine == self.outputs["StateMachineArn"] else standard
 
     def wait_quiet(self, offset: int, timeout_s: float = 300) -> None:
@@ -155,7 +156,7 @@ class CostBench:
         )
 
     # ------------------------------------------------------------------ the paths
-    def queue(self, count: int) -> tuple[Counter[str], int]:
+    def queue(self, count: int) -> tuple[Units, int]:
         driver = StackDriver(self.stack)
         queue_url = self.outputs["RequestsQueueUrl"]
         queue_arn = self.outputs["RequestsQueueArn"]
@@ -176,7 +177,7 @@ class CostBench:
         finally:
             driver.close()
 
-    def api(self, count: int) -> tuple[Counter[str], int]:
+    def api(self, count: int) -> tuple[Units, int]:
         keys = self.endpoints.api_credentials["operator"]
         credentials = Credentials(keys["aws_access_key_id"], keys["aws_secret_access_key"])
 
@@ -194,7 +195,7 @@ class CostBench:
 
         return self.measure(run, lambda line: False)
 
-    def batch(self, count: int) -> tuple[Counter[str], int]:
+    def batch(self, count: int) -> tuple[Units, int]:
         s3 = self.client("s3")
         table = self.session.resource("dynamodb", endpoint_url=self.endpoints.aws).Table(
             self.outputs["BatchTableName"]
@@ -220,7 +221,7 @@ class CostBench:
 
         return self.measure(run, lambda line: _is_call(line, "s3:PutObject", f"arn:*:s3:::{bucket}/"))
 
-    def baseline(self, count: int) -> tuple[Counter[str], int]:
+    def baseline(self, count: int) -> tuple[Units, int]:
         name = self.deploy_baseline()
         lambda_api = self.client("lambda")
         event = {"httpMethod": "POST", "path": "/v1/invoke", "body": json.dumps({"prompt": PROMPT})}
@@ -233,7 +234,7 @@ class CostBench:
             return count
 
         units, requests = self.measure(run, lambda line: False)
-        units["apigateway_requests"] += requests  # its API Gateway in front, one request each
+        add(units, {"apigateway_requests": requests})  # its API Gateway in front, one request each
         return units, requests
 
     def deploy_baseline(self) -> str:
@@ -347,25 +348,28 @@ def _baseline_zip() -> bytes:
 
 
 # ---------------------------------------------------------------------- the table
-def table(results: Mapping[str, tuple[Counter[str], int]], prices: Mapping[str, Price]) -> str:
+def table(results: Mapping[str, tuple[Units, int]], prices: Mapping[str, Price]) -> str:
     paths = list(results)
     per = {path: per_request(units, requests) for path, (units, requests) in results.items()}
     dollars = {path: cost_per_million(per[path], prices) for path in paths}
     rows = [unit for unit in UNITS if any(per[path].get(unit) for path in paths)]
-    width = 14
-    head = f"| {'unit':<36} |" + "".join(f" {path + ' /req':>{width}} | {'$/M':>9} |" for path in paths)
-    rule = "|" + "-" * 38 + "|" + ("-" * (width + 2) + "|" + "-" * 11 + "|") * len(paths)
+    width = {path: max(9, len(path) + 5) for path in paths}
+    head = f"| {'unit':<36} |" + "".join(f" {path + ' /req':>{width[path]}} | {'$/M':>8} |" for path in paths)
+    rule = "|" + "-" * 38 + "|" + "".join("-" * (width[path] + 2) + "|" + "-" * 10 + "|" for path in paths)
     lines = [head, rule]
     for unit in rows:
         cells = "".join(
-            f" {per[path].get(unit, 0):>{width}.4g} | {dollars[path].get(unit, 0):>9.2f} |" for path in paths
+            f" {per[path].get(unit, 0):>{width[path]}.4g} | {dollars[path].get(unit, 0):>8.2f} |"
+            for path in paths
         )
         lines.append(f"| {UNITS[unit]:<36} |{cells}")
     totals = {path: sum(dollars[path].values()) for path in paths}
-    cells = "".join(f" {'':>{width}} | {totals[path]:>9.2f} |" for path in paths)
+    cells = "".join(f" {'':>{width[path]}} | {totals[path]:>8.2f} |" for path in paths)
     lines.append(f"| {'total, $ per million requests':<36} |{cells}")
     if totals.get("baseline"):
-        cells = "".join(f" {'':>{width}} | {totals[path] / totals['baseline']:>8.1f}x |" for path in paths)
+        cells = "".join(
+            f" {'':>{width[path]}} | {totals[path] / totals['baseline']:>7.1f}x |" for path in paths
+        )
         lines.append(f"| {'x the baseline':<36} |{cells}")
     for path in paths:
         missing = unpriced(per[path], prices)
@@ -385,7 +389,7 @@ def main() -> None:
     stack = start_stack()
     try:
         bench = CostBench(stack)
-        runs: dict[str, Callable[[int], tuple[Counter[str], int]]] = {
+        runs: dict[str, Callable[[int], tuple[Units, int]]] = {
             "queue": bench.queue,
             "api": bench.api,
             "batch": bench.batch,
@@ -394,7 +398,7 @@ def main() -> None:
         chosen = args.paths.split(",")
         for path in chosen:
             runs[path](WARMUP)
-        results: dict[str, tuple[Counter[str], int]] = {}
+        results: dict[str, tuple[Units, int]] = {}
         for path in chosen:
             results[path] = runs[path](args.requests)
             if path == "queue":

@@ -12,7 +12,7 @@ Everything here is arithmetic on what was observed; nothing is estimated from th
 """
 
 import math
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +67,9 @@ _CALL_PREFIX_UNITS = {
     "iam:": None,  # IAM is free (the local API Gateway reads callers' policies through it)
 }
 
+# Billable units by name (`UNITS`), amounts per run or per request.
+Units = dict[str, float]
+
 EXPRESS_MEMORY_CHUNK_MB = 64
 EXPRESS_DURATION_STEP_S = 0.1
 
@@ -116,11 +119,11 @@ def lambda_gb_seconds(duration_ms: float, memory_mb: int) -> float:
 
 def units_from_usage(
     lines: Iterable[Mapping[str, Any]], *, excluded: Callable[[Mapping[str, Any]], bool] = lambda _: False
-) -> Counter[str]:
+) -> Units:
     """Billable units in usage lines. `excluded(line)` leaves out lines the caller does not bill (its own
     inspection calls); lambda and api lines are always counted (Lambda's pollers and API Gateway invoke
     through the Lambda API as the operator, so their principal says nothing about who caused them)."""
-    units: Counter[str] = Counter()
+    units: defaultdict[str, float] = defaultdict(float)
     for line in lines:
         kind = line["kind"]
         if kind == "lambda":
@@ -143,7 +146,13 @@ def units_from_usage(
             units["kms_requests"] += 1
         elif kind == "sqs":
             units["sqs_requests"] += 1
-    return units
+    return dict(units)
+
+
+def add(total: Units, more: Mapping[str, float]) -> None:
+    """Adds `more` into `total`, unit by unit."""
+    for unit, amount in more.items():
+        total[unit] = total.get(unit, 0) + amount
 
 
 def standard_transitions(history: Iterable[Mapping[str, Any]]) -> int:
@@ -163,17 +172,15 @@ def standard_transitions(history: Iterable[Mapping[str, Any]]) -> int:
     return transitions
 
 
-def express_usage(duration_s: float, memory_mb: float = EXPRESS_MEMORY_CHUNK_MB) -> Counter[str]:
+def express_usage(duration_s: float, memory_mb: float = EXPRESS_MEMORY_CHUNK_MB) -> Units:
     """One Express execution: a request, and its duration rounded up to 100 ms times its memory rounded
     up to 64 MB chunks."""
     billed_s = math.ceil(round(duration_s / EXPRESS_DURATION_STEP_S, 6)) * EXPRESS_DURATION_STEP_S
     chunks = max(1, math.ceil(memory_mb / EXPRESS_MEMORY_CHUNK_MB))
-    return Counter(
-        {
-            "states_express_requests": 1,
-            "states_express_gb_s": billed_s * chunks * EXPRESS_MEMORY_CHUNK_MB / 1024,
-        }
-    )
+    return {
+        "states_express_requests": 1,
+        "states_express_gb_s": billed_s * chunks * EXPRESS_MEMORY_CHUNK_MB / 1024,
+    }
 
 
 def per_request(units: Mapping[str, float], requests: int) -> dict[str, float]:
