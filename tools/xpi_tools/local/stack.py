@@ -342,7 +342,9 @@ class LocalStack:
         set_current_principal(principal)  # the usage this request causes is the principal's
         if self._call_log is not None:
             self._call_log.record(principal, decision)
-        if self.usage is not None and decision.allowed:
+        # Receives are logged by the pollers, only when they returned messages (_record_receive): the
+        # long polls of idle queues would be most of the log, and no request's cost.
+        if self.usage is not None and decision.allowed and decision.action != "sqs:ReceiveMessage":
             self.usage.call(principal, decision.action, decision.resource)
             if decision.action == "secretsmanager:GetSecretValue":  # decrypted with the stack key
                 self.usage.write("kms", service="secretsmanager", operation="Decrypt")
