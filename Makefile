@@ -14,7 +14,7 @@ HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv runtime build browser-deps demo up test lint typecheck template-check unit contract integration bench lock clean awscli security-table faults soak
+.PHONY: help venv runtime build browser-deps demo up test lint typecheck template-check unit contract integration bench bench-cost lock clean awscli security-table faults soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -108,6 +108,9 @@ security-table: venv ## docs/security.md's role x action table, from the latest 
 
 bench: venv runtime build ## benchmarks (each prints its figures beside a baseline)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+bench-cost: venv runtime build ## the cost meter: $ per million requests per path beside a minimal API Gateway + Lambda proxy
+	$(BIN)/python bench/bench_cost.py
 
 lock: ## re-pin requirements/dev.txt, checkov.txt, awscli.txt and parliament.txt from their .in files (needs PyPI)
 	rm -rf .xpi/lock-venv && $(PYTHON313) -m venv .xpi/lock-venv

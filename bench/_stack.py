@@ -54,10 +54,11 @@ class StackDriver:
             entries = []
             for message in response.get("Messages", []):
                 event = json.loads(message["Body"])
-                request_id = event["detail"]["request_id"]
+                request_id = event["detail"].get("request_id")  # batch events and alerts have none
                 with self._lock:
-                    self.done_at.setdefault(request_id, now)
-                    self.status[request_id] = event["detail-type"]
+                    if request_id:
+                        self.done_at.setdefault(request_id, now)
+                        self.status[request_id] = event["detail-type"]
                 entries.append({"Id": str(len(entries)), "ReceiptHandle": message["ReceiptHandle"]})
             if entries:
                 self.sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)

@@ -261,6 +261,7 @@ class S3BatchObjects:
             Body=json.dumps(value, separators=(",", ":")).encode("utf-8"),
             ContentType="application/json",
             ServerSideEncryption="aws:kms",
+            BucketKeyEnabled=True,  # S3 calls KMS per bucket key, not per object
         )
 
     def get_json(self, bucket: str, key: str) -> Any:
@@ -270,7 +271,11 @@ class S3BatchObjects:
         """Write the lines as one object through a multipart upload: at most one part in memory."""
         s3 = aws.s3()
         upload_id = s3.create_multipart_upload(
-            Bucket=bucket, Key=key, ContentType="application/x-ndjson", ServerSideEncryption="aws:kms"
+            Bucket=bucket,
+            Key=key,
+            ContentType="application/x-ndjson",
+            ServerSideEncryption="aws:kms",
+            BucketKeyEnabled=True,
         )["UploadId"]
         parts: list[dict[str, Any]] = []
         buffer = bytearray()

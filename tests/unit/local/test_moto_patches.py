@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from xpi_tools.local import moto_patches
 from xpi_tools.local.principals import LAMBDA_SERVICE, STATES_SERVICE, RoleSessions
+from xpi_tools.local.usage import UsageLog, read_usage
 
 from tests.helpers.aws import create_table
 
@@ -414,3 +415,75 @@ def test_rotate_secret_runs_the_configured_function_and_stops_at_a_failed_step(f
         finally:
             for restore in reversed(restores):
                 restore()
+
+
+def test_usage_metering_sizes_dynamodb_capacity_and_counts_kms_and_event_chunks(tmp_path: Any) -> None:
+    # GIVEN moto with the usage meter patched in
+    usage = UsageLog(tmp_path / "usage.jsonl")
+    restore = moto_patches.patch_usage_metering(usage)
+    try:
+        with mock_aws():
+            client = boto3.client("dynamodb", region_name=REGION)
+            create_table("t", "pk")
+            key = {"pk": {"S": "a"}}
+
+            # WHEN items of 1.5 KB then 3.5 KB are written, read strongly and eventually, and a
+            # conditional write fails on the stored 3.5 KB item
+            client.put_item(TableName="t", Item={**key, "v": {"S": "x" * 1500}})
+            client.update_item(
+                TableName="t",
+                Key=key,
+                UpdateExpression="SET w = :w",
+                ExpressionAttributeValues={":w": {"S": "y" * 2000}},
+            )
+            client.get_item(TableName="t", Key=key, ConsistentRead=True)
+            client.get_item(TableName="t", Key=key)
+            with pytest.raises(client.exceptions.ConditionalCheckFailedException):
+                client.put_item(TableName="t", Item=key, ConditionExpression="attribute_not_exists(pk)")
+
+            # AND objects are written SSE-KMS with and without an S3 Bucket Key, and read back
+            s3 = boto3.client("s3", region_name=REGION)
+            s3.create_bucket(Bucket="usage-meter", CreateBucketConfiguration={"LocationConstraint": REGION})
+            s3.put_object(Bucket="usage-meter", Key="plain", Body=b"x", ServerSideEncryption="aws:kms")
+            s3.put_object(
+                Bucket="usage-meter",
+                Key="keyed",
+                Body=b"x",
+                ServerSideEncryption="aws:kms",
+                BucketKeyEnabled=True,
+            )
+            s3.get_object(Bucket="usage-meter", Key="plain")
+            s3.get_object(Bucket="usage-meter", Key="keyed")
+
+            # AND one event of 70 KB is put
+            boto3.client("events", region_name=REGION).put_events(
+                Entries=[{"Source": "s", "DetailType": "d", "Detail": json.dumps({"v": "z" * 70_000})}]
+            )
+    finally:
+        restore()
+
+    # THEN DynamoDB is billed by item size (1 KB per write unit, 4 KB per read unit, half for an
+    # eventually consistent read), S3 calls KMS only for the object without a Bucket Key, and the
+    # event is two 64 KB chunks
+    lines, _ = read_usage(usage.path)
+    dynamodb = [
+        (line["operation"], line["read_units"], line["write_units"])
+        for line in lines
+        if line["kind"] == "dynamodb"
+    ]
+    assert dynamodb == [
+        ("put_item", 0.0, 2.0),
+        ("update_item", 0.0, 4.0),
+        ("get_item", 1.0, 0.0),
+        ("get_item", 0.5, 0.0),
+        ("put_item", 0.0, 4.0),
+    ]
+    assert [(line["operation"], line["bucket"]) for line in lines if line["kind"] == "kms"] == [
+        ("GenerateDataKey", "usage-meter"),
+        ("Decrypt", "usage-meter"),
+    ]
+    assert [(line["entries"], line["chunks"]) for line in lines if line["kind"] == "events"] == [(1, 2)]
+    # AND the patch is undone
+    from moto.dynamodb.responses import DynamoHandler
+
+    assert DynamoHandler.put_item.__name__ == "put_item"

@@ -418,6 +418,16 @@ class TestS3ObjectStore:
         assert stored["ContentType"] == "text/plain; charset=utf-8"
         assert stored["ServerSideEncryption"] == "aws:kms"
 
+    def test_every_object_is_written_with_an_s3_bucket_key(self, stack: XpiResources) -> None:
+        # GIVEN objects written with and without the stack key named
+        key_arn = "arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+        S3ObjectStore(stack.bucket, key_arn).put("outputs/named.txt", b"x", "text/plain")
+        S3ObjectStore(stack.bucket).put("outputs/default.txt", b"x", "text/plain")
+
+        # THEN each uses a Bucket Key: S3 calls KMS per bucket key, not once per object read or written
+        for key in ("outputs/named.txt", "outputs/default.txt"):
+            assert aws_helpers.s3().head_object(Bucket=stack.bucket, Key=key)["BucketKeyEnabled"] is True
+
 
 class TestS3PayloadStore:
     def test_a_body_is_stored_under_payloads_with_the_stack_key_and_read_back(

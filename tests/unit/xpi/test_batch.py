@@ -13,6 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 from pydantic import ValidationError
+from xpi.adapters import aws
 from xpi.adapters.batch_store import DynamoBatchTable, S3BatchObjects
 from xpi.domain.batch import (
     BatchInvalid,
@@ -582,6 +583,27 @@ def test_results_are_written_through_a_multipart_upload() -> None:
         body = s3.get_object(Bucket="batch-results", Key="results/x.jsonl")["Body"].read()
         assert written == len(body)
         assert body.splitlines()[-1] == b'{"line": 1000}'
+
+
+def test_results_and_manifests_are_written_with_an_s3_bucket_key() -> None:
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(
+            Bucket="batch-results", CreateBucketConfiguration={"LocationConstraint": "us-gov-west-1"}
+        )
+        objects = S3BatchObjects()
+        # moto keeps no Bucket Key on a multipart upload's object: read it from the request instead
+        uploads: list[dict[str, Any]] = []
+        aws.s3().meta.events.register(
+            "provide-client-params.s3.CreateMultipartUpload", lambda params, **_: uploads.append(params)
+        )
+
+        objects.write_stream("batch-results", "results/x.jsonl", iter([b'{"line": 1}\n']))
+        objects.put_json("batch-results", "results/x.json", {"lines": 1})
+
+        # one KMS request per bucket key's lifetime, not per object read or written
+        assert [upload["BucketKeyEnabled"] for upload in uploads] == [True]
+        assert s3.head_object(Bucket="batch-results", Key="results/x.json")["BucketKeyEnabled"] is True
 
 
 # ---------------------------------------------------------------------------------------------- handlers

@@ -15,9 +15,12 @@ test_moto_patches.py` has one test per patch, on moto's own objects.
   gap 15  patch_message_move_task     SQS StartMessageMoveTask (the admin DLQ redrive), which moto lacks
   gap 21  patch_rotate_secret         RotateSecret runs the configured rotation function's four steps and
                                       stops, AWSCURRENT unchanged, at the first that fails
+          patch_usage_metering        DynamoDB capacity, S3's KMS requests and EventBridge chunks, to the
+                                      usage log the cost meter reads (bench/bench_cost.py)
 """
 
 import copy
+import functools
 import importlib
 import json
 import re
@@ -40,6 +43,7 @@ from xpi_tools.local.iam_authorization import (
     required_permissions,
 )
 from xpi_tools.local.principals import RoleCredentials
+from xpi_tools.local.usage import UsageLog, event_chunks, read_units, write_units
 
 MOTO_VERSION = "5.2.5"
 Restore = Callable[[], None]
@@ -512,3 +516,166 @@ def _replace_in_modules(package: str, name: str, current: Any, replacement: Any)
             setattr(module, name, current)
 
     return restore
+
+
+def patch_usage_metering(usage: UsageLog) -> Restore:
+    """Every billable unit moto serves, written to the stack's usage log (`xpi_tools.local.usage`):
+    DynamoDB capacity per API call (sized from the items before and after it, as DynamoDB bills), the
+    KMS request S3 makes for an SSE-KMS object without a Bucket Key, EventBridge's 64 KB chunks. The
+    calls themselves are logged by the IAM layer (`patch_iam_evaluation`)."""
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.events.models import EventsBackend
+    from moto.s3.responses import S3Response
+
+    originals: list[tuple[Any, str, Any]] = []
+
+    def wrap(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
+        original = getattr(owner, name)
+        originals.append((owner, name, original))
+        setattr(owner, name, make(original))
+
+    for operation, meter in _DYNAMODB_METERS.items():
+        wrap(DynamoHandler, operation, functools.partial(_metered_dynamodb, usage, meter=meter))
+    for operation, purpose in (("get_object", "Decrypt"), ("put_object", "GenerateDataKey")):
+        wrap(S3Response, operation, functools.partial(_metered_s3, usage, purpose=purpose))
+
+    def metered_events(original: Any) -> Any:
+        def put_events(backend: Any, events: list[dict[str, Any]]) -> Any:
+            usage.write("events", entries=len(events), chunks=sum(event_chunks(event) for event in events))
+            return original(backend, events)
+
+        return put_events
+
+    wrap(EventsBackend, "put_events", metered_events)
+
+    def restore() -> None:
+        for owner, name, original in reversed(originals):
+            setattr(owner, name, original)
+
+    return restore
+
+
+# What a metered call returns: its result, the read units and the write units it consumed.
+Metered = tuple[Any, float, float]
+
+
+def _item_size(table: Any, backend: Any, key: dict[str, Any]) -> int:
+    """The stored size of the item with this key (0 when there is none)."""
+    try:
+        hash_key, range_key = backend.get_keys_value(table, key)
+        item = table.get_item(hash_key, range_key)
+    except Exception:  # a malformed key fails the call itself: nothing to meter
+        return 0
+    return int(item.size()) if item is not None else 0
+
+
+def _key_of(table: Any, item: dict[str, Any]) -> dict[str, Any]:
+    names = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
+    return {name: item[name] for name in names if name in item}
+
+
+def _raw_size(attributes: dict[str, Any]) -> int:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    return sum(len(name.encode("utf-8")) + DynamoType(value).size() for name, value in attributes.items())
+
+
+def _write_meter(item_of: Callable[[dict[str, Any]], dict[str, Any] | None]) -> Callable[..., Any]:
+    """A single-item write: billed on the larger of the item before and after (or as requested, when a
+    condition fails), one write unit per KB."""
+
+    def meter(handler: Any, body: dict[str, Any], call: Callable[[], Any]) -> Metered:
+        table = handler.dynamodb_backend.get_table(body["TableName"])
+        requested = item_of(body)
+        key = body.get("Key") or _key_of(table, requested or {})
+        before = _item_size(table, handler.dynamodb_backend, key)
+        try:
+            result = call()
+        except Exception:
+            size = max(before, _raw_size(requested) if requested else 0)
+            handler._metered_units = (0.0, float(write_units(size)))
+            raise
+        after = _item_size(table, handler.dynamodb_backend, key)
+        return result, 0.0, float(write_units(max(before, after)))
+
+    return meter
+
+
+def _read_meter(handler: Any, body: dict[str, Any], call: Callable[[], Any]) -> Metered:
+    """GetItem: one read unit per 4 KB of the item, half when eventually consistent."""
+    table = handler.dynamodb_backend.get_table(body["TableName"])
+    size = _item_size(table, handler.dynamodb_backend, body["Key"])
+    factor = 1.0 if body.get("ConsistentRead") else 0.5
+    return call(), read_units(size) * factor, 0.0
+
+
+def _items_read_meter(handler: Any, body: dict[str, Any], call: Callable[[], Any]) -> Metered:
+    """Query and Scan: the returned items' sizes added up, then one read unit per 4 KB."""
+    result = call()
+    items = getattr(result, "result", {}).get("Items", []) if hasattr(result, "result") else []
+    factor = 1.0 if body.get("ConsistentRead") else 0.5
+    return result, read_units(sum(_raw_size(item) for item in items)) * factor, 0.0
+
+
+def _transaction_meter(handler: Any, body: dict[str, Any], call: Callable[[], Any]) -> Metered:
+    """TransactWriteItems: two write units per KB of each item it names."""
+    backend = handler.dynamodb_backend
+    units = 0
+    for entry in body.get("TransactItems", []):
+        (kind, request), *_ = entry.items()
+        table = backend.get_table(request["TableName"])
+        if kind == "Put":
+            stored = _item_size(table, backend, _key_of(table, request["Item"]))
+            size = max(_raw_size(request["Item"]), stored)
+        else:
+            size = _item_size(table, backend, request["Key"])
+        units += 2 * write_units(size)
+    return call(), 0.0, float(units)
+
+
+_DYNAMODB_METERS: dict[str, Callable[..., Any]] = {
+    "put_item": _write_meter(lambda body: body.get("Item")),
+    "update_item": _write_meter(lambda body: None),
+    "delete_item": _write_meter(lambda body: None),
+    "get_item": _read_meter,
+    "query": _items_read_meter,
+    "scan": _items_read_meter,
+    "transact_write_items": _transaction_meter,
+}
+
+
+def _metered_dynamodb(usage: UsageLog, original: Any, meter: Callable[..., Any]) -> Any:
+    def handle(handler: Any) -> Any:
+        body = handler.body if isinstance(handler.body, dict) else json.loads(handler.body or "{}")
+        handler._metered_units = None
+        try:
+            result, read, write = meter(handler, body, lambda: original(handler))
+        except Exception:
+            if handler._metered_units is not None:  # a failed condition still consumes capacity
+                read, write = handler._metered_units
+                usage.dynamodb(str(body.get("TableName", "")), original.__name__, read=read, write=write)
+            raise
+        table = str(body.get("TableName", "")) or "transaction"
+        usage.dynamodb(table, original.__name__, read=read, write=write)
+        return result
+
+    return handle
+
+
+def _metered_s3(usage: UsageLog, original: Any, purpose: str) -> Any:
+    """S3 calls KMS once per SSE-KMS object read or written, unless the object uses an S3 Bucket Key
+    (then S3 reuses a bucket-level key and KMS is called about once per bucket key's lifetime)."""
+
+    def handle(handler: Any) -> Any:
+        result = original(handler)
+        try:
+            key = handler.backend.get_object(handler.bucket_name, handler.parse_key_name())
+        except Exception:  # the call failed or named no object: nothing to meter
+            key = None
+        if key is not None and key.encryption == "aws:kms":
+            bucket_key = str(key.bucket_key_enabled).lower() == "true"
+            if not bucket_key:
+                usage.write("kms", service="s3", operation=purpose, bucket=handler.bucket_name)
+        return result
+
+    return handle

@@ -42,6 +42,7 @@ from xpi_tools.local.moto_patches import (
     patch_rotate_secret,
     patch_thread_list,
     patch_transactions,
+    patch_usage_metering,
 )
 from xpi_tools.local.principals import (
     LAMBDA_SERVICE,
@@ -53,6 +54,7 @@ from xpi_tools.local.principals import (
     role_documents,
 )
 from xpi_tools.local.sqs_poller import MappingSpec, SqsPoller
+from xpi_tools.local.usage import UsageLog, set_current_principal
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 LOCAL_CREDENTIALS = OPERATOR_KEYS  # the local operator's keys (principals.py)
@@ -99,6 +101,7 @@ class Endpoints:
     # Each function's execution role credentials (logical id -> AWS_* variables), for `sam local invoke`.
     function_credentials: dict[str, dict[str, str]] = field(default_factory=dict)
     call_log: str = ""  # the IAM decisions of this stack, one JSON line each (`xpi iam usage`)
+    usage_log: str = ""  # every billable unit this stack served, one JSON line each (bench/bench_cost.py)
 
     def client_env(self) -> dict[str, str]:
         return {
@@ -146,6 +149,7 @@ class LocalStack:
         self._poller: SqsPoller | None = None
         self._restores: list[Callable[[], None]] = []
         self._call_log: CallLog | None = None
+        self.usage: UsageLog | None = None  # what AWS would bill for (xpi_tools.local.usage)
         self._api: Any = None  # local API Gateway
         self._dashboard: Any = None  # dashboard signing proxy
         self.endpoints: Endpoints | None = None
@@ -261,13 +265,15 @@ class LocalStack:
         def poller_client(mapping: MappingSpec) -> Any:
             """Lambda's pollers receive and delete with the function's execution role."""
             role = function_credentials[physical_to_logical[mapping.function_name]]
-            return session.client(
+            client = session.client(
                 "sqs",
                 endpoint_url=aws_url,
                 aws_access_key_id=role.access_key_id,
                 aws_secret_access_key=role.secret_access_key,
                 aws_session_token=role.session_token,
             )
+            client.meta.events.register("after-call.sqs.ReceiveMessage", self._record_receive)
+            return client
 
         for mapping in self.deployment.mappings:  # checked by Lambda when CloudFormation creates it
             _, role_arn = function_roles[physical_to_logical[mapping.function_name]]
@@ -300,6 +306,7 @@ class LocalStack:
             api_credentials=api_credentials,
             function_credentials={k: v.environment() for k, v in function_credentials.items()},
             call_log=str(self._call_log.path),
+            usage_log=str(self.usage.path) if self.usage else "",
         )
         self.timings["up_s"] = time.perf_counter() - started
         return self.endpoints
@@ -319,6 +326,8 @@ class LocalStack:
             return "", "", {}
 
         def invoke(function_name: str, payload: bytes) -> tuple[bytes, str | None]:
+            if self.usage is not None:  # what API Gateway bills: a request that reached its integration
+                self.usage.write("api", function=function_name)
             response = lambda_api.invoke(FunctionName=function_name, Payload=payload)
             return response["Payload"].read(), response.get("FunctionError")
 
@@ -340,8 +349,20 @@ class LocalStack:
         return self._api.url, self._dashboard.start(), credentials
 
     def _record_iam_decision(self, principal: str, decision: Authorization) -> None:
+        set_current_principal(principal)  # the usage this request causes is the principal's
         if self._call_log is not None:
             self._call_log.record(principal, decision)
+        # Receives are logged by the pollers, only when they returned messages (_record_receive): the
+        # long polls of idle queues would be most of the log, and no request's cost.
+        if self.usage is not None and decision.allowed and decision.action != "sqs:ReceiveMessage":
+            self.usage.call(principal, decision.action, decision.resource)
+            if decision.action == "secretsmanager:GetSecretValue":  # decrypted with the stack key
+                self.usage.write("kms", service="secretsmanager", operation="Decrypt")
+
+    def _record_receive(self, http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
+        """A poller's receive that returned messages (the IAM layer's call log counts every receive)."""
+        if self.usage is not None and parsed.get("Messages"):
+            self.usage.write("sqs", operation="ReceiveMessage", messages=len(parsed["Messages"]))
 
     def _function_roles(self, session: boto3.Session, aws_url: str) -> dict[str, tuple[str, str]]:
         """Each function's logical id -> (function name, execution role ARN), as deployed."""
@@ -451,6 +472,8 @@ class LocalStack:
         role's credentials; the interpreter calls AWS as the state machine's role; IAM decisions are
         made by iam_authorization.py and logged (enforcement itself is switched on after the deploy)."""
         check_moto_version()
+        usage_name = f"{self.stack_name}-{os.getpid()}-{time.time_ns()}.jsonl"
+        self.usage = UsageLog(self.work_dir / "usage" / usage_name)
         pool = self._pool
         code_cache = self.work_dir / "code"
         registered: dict[str, FunctionSpec] = {}
@@ -476,6 +499,8 @@ class LocalStack:
                     pool.register(spec)
                     registered[spec.name] = spec
             result = pool.invoke(spec.name, body.encode("utf-8"))
+            if self.usage is not None:
+                self.usage.invocation(spec.name, result.duration_ms, spec.memory_mb)
             return result.payload, result.function_error
 
         def state_machine_role(role_arn: str) -> RoleCredentials:
@@ -489,6 +514,7 @@ class LocalStack:
             patch_iam_evaluation(self._record_iam_decision),
             patch_message_move_task(),
             patch_rotate_secret(),
+            *([patch_usage_metering(self.usage)] if self.usage is not None else []),
         ]
 
 

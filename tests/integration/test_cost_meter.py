@@ -1,0 +1,87 @@
+"""The cost meter (bench/bench_cost.py) on the local stack: the usage log counts one queued request's
+billable units exactly, from what the stack actually served."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from xpi_tools.cost import standard_transitions, units_from_usage
+from xpi_tools.local.usage import read_usage
+
+from tests.helpers.stack import LocalStackClient, ResultCollector, queue_is_drained
+from tests.helpers.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_meter_counts_one_queued_requests_billable_units(
+    local_stack: LocalStackClient, results: ResultCollector
+) -> None:
+    # GIVEN a stack with nothing left running from earlier tests, and its usage log, read from here on
+    def idle() -> bool:
+        machines = (local_stack.outputs["StateMachineArn"], local_stack.outputs["BatchStateMachineArn"])
+        return all("RUNNING" not in local_stack.executions(machine).values() for machine in machines)
+
+    wait_until(idle, 120, what="no workflow running")
+    usage_log = Path(local_stack.state["usage_log"])
+    offset = usage_log.stat().st_size
+    queue_url = local_stack.outputs["RequestsQueueUrl"]
+
+    # WHEN one request goes through the queue path
+    request_id = local_stack.send({"model": "default", "prompt": "Name three rivers in Oregon."})
+    results.wait_for(request_id, detail_type="Inference Completed")
+    state_machine = local_stack.outputs["StateMachineArn"]
+    local_stack.wait_until_nothing_more_can_come(results, state_machine, request_id)
+    sqs = local_stack.client("sqs")
+    wait_until(lambda: queue_is_drained(sqs, queue_url), 30, what="the request's message deleted")
+
+    # THEN its units are exactly what the path makes (the test's own calls are not the request's, but
+    # for its SendMessage as the producer)
+    lines, _ = read_usage(usage_log, offset)
+    queue_arn = local_stack.outputs["RequestsQueueArn"]
+    (operator,) = {line["principal"] for line in lines if _is_call(line, "sqs:SendMessage", queue_arn)}
+
+    def excluded(line: dict[str, Any]) -> bool:
+        return line.get("principal") == operator and not _is_call(line, "sqs:SendMessage", queue_arn)
+
+    units = units_from_usage(lines, excluded=excluded)
+    execution = f"{state_machine.replace(':stateMachine:', ':execution:')}:{request_id}"
+    history = local_stack.client("stepfunctions").get_execution_history(
+        executionArn=execution, maxResults=1000
+    )
+    units["states_transitions"] = standard_transitions(history["events"])
+    units.pop("lambda_gb_s")  # measured durations vary; the unit test checks their arithmetic
+    units.pop("secretsmanager_calls", None)  # cached per runtime (300 s): 0 or 1 here, by timing
+    units.pop("ssm_parameter_reads", None)  # the policy and routing documents, cached per runtime
+    kms_for_secrets = sum(
+        1 for line in lines if line["kind"] == "kms" and line.get("service") == "secretsmanager"
+    )
+    units["kms_requests"] = units.get("kms_requests", 0) - kms_for_secrets
+    assert {unit: amount for unit, amount in units.items() if amount} == (
+        {
+            # Validate, Claim, Classify, IsBlocked, Route, InvokeModel, RecordOutcome, ShouldEmit,
+            # EmitResult (which ends the execution)
+            "states_transitions": 9,
+            # the consumer, then Validate, Classify, Route, InvokeModel, RecordOutcome
+            "lambda_requests": 6,
+            # the producer's SendMessage, the poller's receive, its DeleteMessage
+            "sqs_requests": 3,
+            # the payload object (the consumer)
+            "s3_put_requests": 1,
+            # the payload read by Validate, Classify and InvokeModel
+            "s3_get_requests": 3,
+            # Claim (the new lineage item, under 1 KB) and the idempotency record put in progress: one
+            # each; the completed idempotency record (it holds the answer) and the final lineage item:
+            # over 1 KB, two each
+            "dynamodb_write_units": 6,
+            "events_published": 1,
+            # StartExecution (free: Standard bills transitions)
+            "states_api_calls": 1,
+        }
+    )
+    # AND with the S3 Bucket Key on every payload object, S3 makes no KMS request per object
+    assert units["kms_requests"] == 0
+
+
+def _is_call(line: dict[str, Any], action: str, resource: str) -> bool:
+    return line["kind"] == "call" and line.get("action") == action and line.get("resource") == resource
