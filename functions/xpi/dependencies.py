@@ -36,6 +36,7 @@ from xpi.adapters.ports import (
     PayloadStore,
     WorkflowStarter,
 )
+from xpi.adapters.sync_ledger import DynamoSyncLedger
 from xpi.adapters.workflow import (
     StepFunctionsBatchStarter,
     StepFunctionsBatchWorkflow,
@@ -54,6 +55,7 @@ from xpi.services.batch import LineStarter
 from xpi.services.reaping import Reaper
 from xpi.services.reconciliation import BatchReconciler
 from xpi.services.submission import Submitter
+from xpi.services.sync_invoke import Judgement, SyncPorts
 from xpi.settings import BATCH_FALLBACK_CONCURRENCY, get_settings
 
 
@@ -103,12 +105,12 @@ def executions() -> ExecutionReader:
 
 
 @cache
-def bedrock_gateway() -> BedrockGateway:
+def bedrock_gateway(timeout_s: int | None = None) -> BedrockGateway:
     settings = get_settings()
     credentials = SecretsManagerCredentials(
         settings.require("credentials_secret_id"), settings.credentials_max_age_s
     )
-    return BotoBedrockGateway(credentials, timeout_s=settings.bedrock_timeout_s)
+    return BotoBedrockGateway(credentials, timeout_s=timeout_s or settings.bedrock_timeout_s)
 
 
 def submitter() -> Submitter:
@@ -118,6 +120,37 @@ def submitter() -> Submitter:
         lineage=lineage_store(),
         events=event_publisher(),
         retention_days=get_settings().lineage_retention_days,
+    )
+
+
+@cache
+def sync_ports() -> SyncPorts:
+    """The sync path's (POST /v1/invoke in one function): the lineage claim and the kept answers, the
+    bus, the hash key, commercial Bedrock, large outputs."""
+    settings = get_settings()
+    return SyncPorts(
+        ledger=DynamoSyncLedger(settings.require("lineage_table"), settings.require("idempotency_table")),
+        lineage=lineage_store(),
+        events=event_publisher(),
+        hash_key=hash_key(),
+        gateway=bedrock_gateway(settings.sync_bedrock_timeout_s),
+        objects=object_store(),
+        retention_days=settings.lineage_retention_days,
+        inline_max_bytes=settings.inline_output_max_bytes,
+        region=settings.commercial_region,
+        endpoint=settings.bedrock_endpoint,
+    )
+
+
+def judgement() -> Judgement:
+    """The policy and routing in force (each cached for CONFIG_MAX_AGE_S), as the classify step reads them."""
+    policy, policy_version = policy_in_force()
+    routing, routing_version = routing_in_force()
+    return Judgement(
+        policy=policy,
+        routing=routing,
+        detectors=extra_detectors(policy),
+        versions=(policy_version, routing_version),
     )
 
 

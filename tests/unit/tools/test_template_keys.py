@@ -1,6 +1,7 @@
 """Keys and the commercial secret in template.yaml: three keys, each used only by whom it serves, the data
-key retained with the data it encrypts, and a secret policy naming only the invoke role (docs/security.md,
-"Keys"). The same properties are exercised on the local stack by tests/integration/test_keys.py."""
+key retained with the data it encrypts, and a secret policy naming only the roles that call Bedrock
+(docs/security.md, "Keys"). The same properties are exercised on the local stack by
+tests/integration/test_keys.py."""
 
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,7 @@ def test_producers_get_the_queue_and_its_key_and_nothing_of_the_data_key(templat
     assert data_key != queue_key and data_key.startswith(KEY_ARN)
 
 
-def test_only_the_invoke_role_holds_the_credentials_key(template: TemplatePolicies) -> None:
+def test_only_the_roles_that_call_bedrock_hold_the_credentials_key(template: TemplatePolicies) -> None:
     secret_key = template.resolver.resolve({"Fn::GetAtt": ["CommercialCredentialsKey", "Arn"]})
     holders = {
         role
@@ -107,10 +108,12 @@ def test_only_the_invoke_role_holds_the_credentials_key(template: TemplatePolici
         if {secret_key, "*"} & set(_listed(statement.get("Resource", [])))
         and any(str(a).startswith("kms:") for a in _listed(statement.get("Action", [])))
     }
-    assert holders == {"InvokeModelFunctionRole"}
+    assert holders == {"InvokeModelFunctionRole", "SyncInvokeFunctionRole"}
 
 
-def test_the_secret_policy_denies_reading_to_all_but_the_invoke_role(template: TemplatePolicies) -> None:
+def test_the_secret_policy_denies_reading_to_all_but_the_roles_that_call_bedrock(
+    template: TemplatePolicies,
+) -> None:
     resources = _resources(template)
     policies = [r for r in resources.values() if r["Type"] == "AWS::SecretsManager::ResourcePolicy"]
     assert len(policies) == 1
@@ -120,8 +123,11 @@ def test_the_secret_policy_denies_reading_to_all_but_the_invoke_role(template: T
     (deny,) = _statements(properties["ResourcePolicy"])
     assert deny["Effect"] == "Deny" and deny["Principal"] == "*"
     assert _listed(deny["Action"]) == ["secretsmanager:GetSecretValue"]
-    invoke_role = template.resolver.resolve({"Fn::GetAtt": ["InvokeModelFunctionRole", "Arn"]})
-    assert deny["Condition"] == {"StringNotEquals": {"aws:PrincipalArn": invoke_role}}
+    invoke_roles = [
+        template.resolver.resolve({"Fn::GetAtt": [role, "Arn"]})
+        for role in ("InvokeModelFunctionRole", "SyncInvokeFunctionRole")
+    ]
+    assert deny["Condition"] == {"StringNotEquals": {"aws:PrincipalArn": invoke_roles}}
 
 
 def test_the_credentials_key_is_used_only_through_secrets_manager(template: TemplatePolicies) -> None:
