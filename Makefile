@@ -9,12 +9,13 @@ BIN       := $(VENV)/bin
 RUNTIME   := .xpi/lambda-runtime
 CHECKOV   := .xpi/tools/checkov
 PARLIAMENT := .xpi/tools/parliament
+LITELLM    := .xpi/tools/litellm
 AWSCLI    := .xpi/tools/awscli
 HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv runtime build browser-deps demo up test lint typecheck template-check unit contract integration bench lock clean awscli security-table faults soak
+.PHONY: help venv runtime build browser-deps demo up test lint typecheck template-check unit contract integration bench litellm lock clean awscli security-table faults soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -105,11 +106,19 @@ soak: venv runtime build ## 10,000 requests with mixed faults (XPI_SOAK_N), prin
 
 security-table: venv ## docs/security.md's role x action table, from the latest test session's IAM call logs
 	$(BIN)/xpi iam usage --calls "$$(ls -td .xpi/iam-calls/sessions/*/ | head -1)" --write-doc docs/security.md
+# The LiteLLM proxy bench/bench_sync.py compares against: a pinned release in a venv of its own, never the
+# project's (requirements/litellm.in says which releases are excluded and why).
+$(LITELLM)/.installed: requirements/litellm.txt
+	rm -rf $(LITELLM) && $(PYTHON313) -m venv $(LITELLM)
+	$(LITELLM)/bin/pip install --quiet -r requirements/litellm.txt
+	touch $@
 
-bench: venv runtime build ## benchmarks (each prints its figures beside a baseline)
+litellm: $(LITELLM)/.installed ## the pinned LiteLLM proxy bench/bench_sync.py runs beside xpi's sync path
+
+bench: venv runtime build litellm ## benchmarks (each prints its figures beside a baseline)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-lock: ## re-pin requirements/dev.txt, checkov.txt, awscli.txt and parliament.txt from their .in files (needs PyPI)
+lock: ## re-pin requirements/dev.txt, checkov.txt, awscli.txt, parliament.txt and litellm.txt from their .in files (needs PyPI)
 	rm -rf .xpi/lock-venv && $(PYTHON313) -m venv .xpi/lock-venv
 	.xpi/lock-venv/bin/pip install --quiet -r requirements/dev.in
 	.xpi/lock-venv/bin/pip freeze --exclude-editable | grep -v '^xpi' > requirements/dev.txt
@@ -122,6 +131,9 @@ lock: ## re-pin requirements/dev.txt, checkov.txt, awscli.txt and parliament.txt
 	rm -rf .xpi/lock-venv && $(PYTHON313) -m venv .xpi/lock-venv
 	.xpi/lock-venv/bin/pip install --quiet -r requirements/awscli.in
 	.xpi/lock-venv/bin/pip freeze > requirements/awscli.txt
+	rm -rf .xpi/lock-venv && $(PYTHON313) -m venv .xpi/lock-venv
+	.xpi/lock-venv/bin/pip install --quiet -r requirements/litellm.in
+	.xpi/lock-venv/bin/pip freeze > requirements/litellm.txt
 
 clean: ## remove build output and local state (not the venv)
 	rm -rf .aws-sam .xpi/local
