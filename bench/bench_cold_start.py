@@ -5,7 +5,8 @@ ways in one run, against a budget of 300 ms:
   Lambda RIE with awslambdaric, whose log says `INIT REPORT(durationMs: ...)` for every new process; each
   function is invoked once on a fresh stack (its first process is a cold start);
 - the import of the handler module alone, in a fresh interpreter of the same runtime Python over the
-  built package, REPEATS times (min and median): less noisy on a shared machine.
+  built package, REPEATS times (min and median), writing no bytecode (Lambda's /var/task is read-only,
+  so only the .pyc files `make bytecode` put in the package are used): less noisy on a shared machine.
 
 The machine may be shared: the load average is printed beside the figures.
 """
@@ -58,12 +59,13 @@ def import_times(module: str, code_dir: Path) -> list[float]:
         "AWS_LAMBDA_FUNCTION_NAME": "bench",
         "AWS_REGION": "us-gov-west-1",
     }
-    subprocess.run([str(RUNTIME_PYTHON), "-c", script], env=env, check=True, capture_output=True)  # pyc
+    # -B: no .pyc written, as on Lambda, whose /var/task is read-only: what the package does not ship
+    # precompiled (`make bytecode`) is compiled again at every cold start.
+    command = [str(RUNTIME_PYTHON), "-B", "-c", script]
     return [
-        float(subprocess.run([str(RUNTIME_PYTHON), "-c", script], env=env, check=True, capture_output=True,
-                             text=True).stdout)
+        float(subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout)
         for _ in range(REPEATS)
-    ]  # fmt: skip
+    ]
 
 
 def rie_init_durations(functions: dict[str, str]) -> dict[str, float]:
@@ -101,6 +103,10 @@ def main() -> None:
     functions = template_functions()
     load_before = os.getloadavg()
     code_dir = BUILD / "ApiFunction"  # every function ships the same package (CodeUri: functions/)
+    shipped = len(list(code_dir.rglob("*.pyc")))
+    print(
+        f"{shipped} .pyc files in the package ({'precompiled' if shipped else 'none: run `make bytecode`'})"
+    )
     imports = {logical: import_times(module, code_dir) for logical, module in functions.items()}
     rie = rie_init_durations(functions)
     load_after = os.getloadavg()
