@@ -45,7 +45,11 @@ CASES = {
     "redact": {"model": "default", "prompt": "Reply to jo.doe@example.com about the schedule."},
     "block": {"model": "default", "prompt": "CUI//SP-PRVCY\nRoster of the office."},
     "unknown-model": {"model": "no-such-model", "prompt": "hello"},
-    "large-output": {"model": "default", "prompt": "[[emulator:output_chars=40000]] Long answer."},
+    "large-output": {
+        "model": "claude",
+        "prompt": "Write at length. [[emulator:output_chars=40000]]",
+        "inference": {"max_tokens": 60000},
+    },
 }
 
 
@@ -62,8 +66,10 @@ def emulator(local_stack: LocalStackClient) -> Iterator[EmulatorControl]:
     control.clear_faults()
 
 
-def _comparable(record: dict[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in record.items() if name not in PER_DELIVERY}
+def _comparable(record: dict[str, Any], request_id: str) -> dict[str, Any]:
+    """The record without its per-delivery fields, its own id (in an output's S3 key) made neutral."""
+    kept = {name: value for name, value in record.items() if name not in PER_DELIVERY}
+    return dict(json.loads(json.dumps(kept).replace(request_id, "<request id>")))
 
 
 def _plain(item: dict[str, Any] | None) -> dict[str, Any]:
@@ -91,10 +97,14 @@ def test_the_sync_path_decides_records_and_emits_as_the_queue_path(
     assert answer == sync_event["detail"]
     # AND decisions, lineage and events agree field by field (but for who, when and how it came)
     assert sync_event["detail-type"] == queued_event["detail-type"]
-    assert _comparable(sync_event["detail"]) == _comparable(queued_event["detail"])
+    assert _comparable(sync_event["detail"], sync_id) == _comparable(queued_event["detail"], queued_id)
     queued_item, sync_item = _plain(local_stack.lineage(queued_id)), _plain(local_stack.lineage(sync_id))
-    assert _comparable(sync_item) == _comparable(queued_item)
+    assert _comparable(sync_item, sync_id) == _comparable(queued_item, queued_id)
     assert (sync_item["source"], sync_item["caller_principal"]) == ("api", api.arn("caller2"))
+    if case == "large-output":  # stored under outputs/ by each path, the event carrying the pointer
+        assert "text" not in answer["output"] and answer["output"]["s3_uri"].endswith(
+            f"/outputs/{sync_id}.txt"
+        )
     # AND each got exactly one result event
     local_stack.wait_until_nothing_more_can_come(results, local_stack.outputs["StateMachineArn"], queued_id)
     assert len(results.events_for(queued_id)) == 1 and len(results.events_for(sync_id)) == 1
