@@ -8,10 +8,8 @@ result with a fake of the same port (or point the real adapter at moto).
 from datetime import timedelta
 from functools import cache
 
-from xpi.adapters.admin import AwsAdminActions
 from xpi.adapters.batch_store import DynamoBatchTable, S3BatchObjects
 from xpi.adapters.bedrock import BotoBedrockGateway
-from xpi.adapters.comprehend import ComprehendPiiDetector
 from xpi.adapters.config_store import ConfigOverride, OptionalParameter, PolicyLoadError, SigningSecret
 from xpi.adapters.credentials import SecretsManagerCredentials
 from xpi.adapters.event_bus import EventBridgePublisher
@@ -156,6 +154,9 @@ def judgement() -> Judgement:
 
 @cache
 def admin_actions() -> AdminActions:
+    # Imported here: only the admin function uses it, and every other function's cold start would pay it.
+    from xpi.adapters.admin import AwsAdminActions
+
     settings = get_settings()
     return AwsAdminActions(
         {"policy": settings.policy_parameter_name, "routing": settings.routing_parameter_name},
@@ -258,6 +259,10 @@ def extra_detectors(policy: Policy) -> tuple[Detector, ...]:
 
 @cache
 def _comprehend_detector(settings: ComprehendSettings) -> Detector:
+    # Imported here: the detector is off in the shipped policy, and the classify and sync invoke functions'
+    # cold starts would pay it for nothing.
+    from xpi.adapters.comprehend import ComprehendPiiDetector
+
     return ComprehendPiiDetector(settings)
 
 
