@@ -9,12 +9,13 @@ BIN       := $(VENV)/bin
 RUNTIME   := .xpi/lambda-runtime
 CHECKOV   := .xpi/tools/checkov
 PARLIAMENT := .xpi/tools/parliament
+LITELLM    := .xpi/tools/litellm
 AWSCLI    := .xpi/tools/awscli
 HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv runtime build browser-deps demo up test lint typecheck template-check unit contract integration bench bench-cost lock clean awscli security-table faults soak
+.PHONY: help venv runtime build browser-deps demo up test lint typecheck template-check unit contract integration bench bench-cost litellm bytecode lock clean awscli security-table faults soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -59,8 +60,15 @@ $(AWSCLI)/.installed: requirements/awscli.txt
 
 awscli: $(AWSCLI)/.installed ## the AWS CLI from PyPI in its own venv (.xpi/tools/awscli/bin/aws)
 
-build: venv ## sam build for this machine's architecture (cached)
+build: venv ## sam build for this machine's architecture (cached), with its bytecode
 	$(BIN)/sam build --cached --parameter-overrides Architecture=$(HOST_ARCH)
+	$(MAKE) --no-print-directory bytecode
+
+# Lambda's /var/task is read-only: without .pyc files in the package, every cold start compiles each
+# module it imports (boto3, pydantic, Powertools, xpi) from source, and throws the result away.
+# unchecked-hash: valid whatever mtimes the zip gives the sources (bench/bench_cold_start.py measures it).
+bytecode: ## compile .aws-sam/build to .pyc with the Lambda runtime's Python (run after any sam build)
+	$(PYTHON313) -m compileall -q -j0 --invalidation-mode unchecked-hash .aws-sam/build > /dev/null
 
 demo: venv runtime build ## offline demo: local stack up, sample requests, results and lineage, stop
 	$(BIN)/xpi demo
@@ -105,14 +113,22 @@ soak: venv runtime build ## 10,000 requests with mixed faults (XPI_SOAK_N), prin
 
 security-table: venv ## docs/security.md's role x action table, from the latest test session's IAM call logs
 	$(BIN)/xpi iam usage --calls "$$(ls -td .xpi/iam-calls/sessions/*/ | head -1)" --write-doc docs/security.md
+# The LiteLLM proxy bench/bench_sync.py compares against: a pinned release in a venv of its own, never the
+# project's (requirements/litellm.in says which releases are excluded and why).
+$(LITELLM)/.installed: requirements/litellm.txt
+	rm -rf $(LITELLM) && $(PYTHON313) -m venv $(LITELLM)
+	$(LITELLM)/bin/pip install --quiet -r requirements/litellm.txt
+	touch $@
 
-bench: venv runtime build ## benchmarks (each prints its figures beside a baseline)
+litellm: $(LITELLM)/.installed ## the pinned LiteLLM proxy bench/bench_sync.py runs beside xpi's sync path
+
+bench: venv runtime build litellm ## benchmarks (each prints its figures beside a baseline)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 bench-cost: venv runtime build ## the cost meter: $ per million requests per path beside a minimal API Gateway + Lambda proxy
 	$(BIN)/python bench/bench_cost.py
 
-lock: ## re-pin requirements/dev.txt, checkov.txt, awscli.txt and parliament.txt from their .in files (needs PyPI)
+lock: ## re-pin requirements/dev.txt, checkov.txt, awscli.txt, parliament.txt and litellm.txt from their .in files (needs PyPI)
 	rm -rf .xpi/lock-venv && $(PYTHON313) -m venv .xpi/lock-venv
 	.xpi/lock-venv/bin/pip install --quiet -r requirements/dev.in
 	.xpi/lock-venv/bin/pip freeze --exclude-editable | grep -v '^xpi' > requirements/dev.txt
@@ -125,6 +141,9 @@ lock: ## re-pin requirements/dev.txt, checkov.txt, awscli.txt and parliament.txt
 	rm -rf .xpi/lock-venv && $(PYTHON313) -m venv .xpi/lock-venv
 	.xpi/lock-venv/bin/pip install --quiet -r requirements/awscli.in
 	.xpi/lock-venv/bin/pip freeze > requirements/awscli.txt
+	rm -rf .xpi/lock-venv && $(PYTHON313) -m venv .xpi/lock-venv
+	.xpi/lock-venv/bin/pip install --quiet -r requirements/litellm.in
+	.xpi/lock-venv/bin/pip freeze > requirements/litellm.txt
 
 clean: ## remove build output and local state (not the venv)
 	rm -rf .aws-sam .xpi/local

@@ -9,10 +9,8 @@ import time
 from datetime import timedelta
 from functools import cache
 
-from xpi.adapters.admin import AwsAdminActions
 from xpi.adapters.batch_store import DynamoBatchTable, S3BatchObjects
 from xpi.adapters.bedrock import BotoBedrockGateway
-from xpi.adapters.comprehend import ComprehendPiiDetector
 from xpi.adapters.config_store import ConfigOverride, OptionalParameter, PolicyLoadError, SigningSecret
 from xpi.adapters.credentials import SecretsManagerCredentials
 from xpi.adapters.event_bus import EventBridgePublisher
@@ -40,6 +38,7 @@ from xpi.adapters.ports import (
 )
 from xpi.adapters.roles_anywhere import RolesAnywhereCredentials
 from xpi.adapters.rotation import BedrockProbe, BotoCommercialIam, SecretsManagerRotatingSecret
+from xpi.adapters.sync_ledger import DynamoSyncLedger
 from xpi.adapters.workflow import (
     StepFunctionsBatchStarter,
     StepFunctionsBatchWorkflow,
@@ -59,6 +58,7 @@ from xpi.services.reaping import Reaper
 from xpi.services.reconciliation import BatchReconciler
 from xpi.services.rotation import Rotator
 from xpi.services.submission import Submitter
+from xpi.services.sync_invoke import Judgement, SyncPorts
 from xpi.settings import BATCH_FALLBACK_CONCURRENCY, get_settings
 
 
@@ -108,7 +108,7 @@ def executions() -> ExecutionReader:
 
 
 @cache
-def bedrock_gateway() -> BedrockGateway:
+def bedrock_gateway(timeout_s: int | None = None) -> BedrockGateway:
     settings = get_settings()
     credentials: CredentialSource
     if settings.commercial_credential_source == "roles-anywhere":
@@ -126,7 +126,7 @@ def bedrock_gateway() -> BedrockGateway:
         )
     return BotoBedrockGateway(
         credentials,
-        timeout_s=settings.bedrock_timeout_s,
+        timeout_s=timeout_s or settings.bedrock_timeout_s,
         short_term_api_keys=settings.commercial_auth == "short-term-api-key",
     )
 
@@ -157,7 +157,41 @@ def submitter() -> Submitter:
 
 
 @cache
+def sync_ports() -> SyncPorts:
+    """The sync path's (POST /v1/invoke in one function): the lineage claim and the kept answers, the
+    bus, the hash key, commercial Bedrock, large outputs."""
+    settings = get_settings()
+    return SyncPorts(
+        ledger=DynamoSyncLedger(settings.require("lineage_table"), settings.require("idempotency_table")),
+        lineage=lineage_store(),
+        events=event_publisher(),
+        hash_key=hash_key(),
+        gateway=bedrock_gateway(settings.sync_bedrock_timeout_s),
+        objects=object_store(),
+        retention_days=settings.lineage_retention_days,
+        inline_max_bytes=settings.inline_output_max_bytes,
+        region=settings.commercial_region,
+        endpoint=settings.bedrock_endpoint,
+    )
+
+
+def judgement() -> Judgement:
+    """The policy and routing in force (each cached for CONFIG_MAX_AGE_S), as the classify step reads them."""
+    policy, policy_version = policy_in_force()
+    routing, routing_version = routing_in_force()
+    return Judgement(
+        policy=policy,
+        routing=routing,
+        detectors=extra_detectors(policy),
+        versions=(policy_version, routing_version),
+    )
+
+
+@cache
 def admin_actions() -> AdminActions:
+    # Imported here: only the admin function uses it, and every other function's cold start would pay it.
+    from xpi.adapters.admin import AwsAdminActions
+
     settings = get_settings()
     return AwsAdminActions(
         {"policy": settings.policy_parameter_name, "routing": settings.routing_parameter_name},
@@ -262,6 +296,10 @@ def extra_detectors(policy: Policy) -> tuple[Detector, ...]:
 
 @cache
 def _comprehend_detector(settings: ComprehendSettings) -> Detector:
+    # Imported here: the detector is off in the shipped policy, and the classify and sync invoke functions'
+    # cold starts would pay it for nothing.
+    from xpi.adapters.comprehend import ComprehendPiiDetector
+
     return ComprehendPiiDetector(settings)
 
 

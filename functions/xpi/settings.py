@@ -143,8 +143,11 @@ class Settings(BaseModel):
     # The stack's account (the template sets it; empty: the account in the function's own ARN).
     api_account_id: str = Field("", alias="API_ACCOUNT_ID")
     api_admin_principals: str = Field("", alias="API_ADMIN_PRINCIPALS")
-    # API Gateway ends an integration at 29 s: answer before it, with the request id to poll.
+    # API Gateway ends an integration at 29 s: a duplicate of POST /v1/invoke waits for the call holding
+    # its request id this long, then answers 504 with the id.
     api_invoke_wait_s: Annotated[float, Field(ge=0.5, le=28)] = Field(25.0, alias="API_INVOKE_WAIT_S")
+    # The sync path's Bedrock read timeout: inside API Gateway's 29 s, so the function records the outcome.
+    sync_bedrock_timeout_s: Annotated[int, Field(ge=1, le=27)] = Field(22, alias="SYNC_BEDROCK_TIMEOUT_S")
 
     # ---------------------------------------------------------------- batches
     batch_table: str = Field("", alias="BATCH_TABLE")

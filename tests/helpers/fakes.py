@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 from xpi.domain.hashing import canonical_sha256
+from xpi.models.answer import StoredAnswer
 from xpi.models.api import RedriveStarted, StoredConfig
 from xpi.models.batch import BatchObject
 from xpi.models.bedrock import ModelAnswer
@@ -57,6 +58,40 @@ class FakeLineageStore:
     def by_day(self, day: date, since_iso: str, limit: int) -> list[LineageItem]:
         found = [i for i in self.items.values() if i.day == day.isoformat() and i.created_at >= since_iso]
         return sorted(found, key=lambda i: i.created_at, reverse=True)[:limit]
+
+
+class FakeSyncLedger:
+    """DynamoSyncLedger over a FakeLineageStore's items: the claim only for a new request id (else the
+    item found), and the final state and kept answer together, only over the claim made at the same time."""
+
+    def __init__(self, lineage: FakeLineageStore | None = None) -> None:
+        self.lineage_store = lineage or FakeLineageStore()
+        self.answers: dict[str, StoredAnswer] = {}
+        self.claims = 0
+        self.finishes = 0
+
+    def claim(self, claim: Claim) -> LineageItem | None:
+        self.claims += 1
+        found = self.lineage_store.items.get(claim.request_id)
+        if found is not None:
+            return found
+        self.lineage_store.claim(claim)
+        return None
+
+    def finish(self, item: LineageItem, answer: StoredAnswer, answer_expires_at: int) -> bool:
+        self.finishes += 1
+        current = self.lineage_store.items.get(item.request_id)
+        if current is None or current.status != ACCEPTED or current.created_at != item.created_at:
+            return False
+        assert self.lineage_store.finalize(item)
+        self.answers[item.request_id] = answer
+        return True
+
+    def lineage(self, request_id: str) -> LineageItem | None:
+        return self.lineage_store.items.get(request_id)
+
+    def answer(self, request_id: str) -> StoredAnswer | None:
+        return self.answers.get(request_id)
 
 
 class FakeEventPublisher:

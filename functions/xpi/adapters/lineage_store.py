@@ -24,6 +24,31 @@ def _item(stored: dict[str, Any]) -> LineageItem:
     return LineageItem.model_validate({k: v for k, v in data.items() if k in LineageItem.model_fields})
 
 
+def final_update(
+    item: LineageItem, condition: str, names: dict[str, str], values: dict[str, Any]
+) -> dict[str, Any]:
+    """The UpdateItem arguments (expression, condition, names, plain values) that write an item's final
+    state under `condition`, keeping a claim's first-seen fields."""
+    names, values = dict(names), dict(values)
+    assignments = []
+    for index, (name, value) in enumerate(item.model_dump(exclude_none=True).items()):
+        if name == "request_id":  # the key
+            continue
+        names[f"#a{index}"] = name
+        values[f":a{index}"] = value
+        # created_at, day and expires_at are kept from the claim when there was one.
+        if name in FIRST_SEEN_FIELDS:
+            assignments.append(f"#a{index} = if_not_exists(#a{index}, :a{index})")
+        else:
+            assignments.append(f"#a{index} = :a{index}")
+    return {
+        "UpdateExpression": "SET " + ", ".join(assignments),
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
+
+
 class DynamoLineageStore:
     def __init__(self, table_name: str) -> None:
         self._table_name = table_name
@@ -45,29 +70,15 @@ class DynamoLineageStore:
         return True, None
 
     def _write_final(self, item: LineageItem, *, only_if_new: bool, **options: Any) -> None:
-        names: dict[str, str] = {"#request_id": "request_id"}
-        values: dict[str, Any] = {}
-        assignments = []
-        for index, (name, value) in enumerate(item.model_dump(exclude_none=True).items()):
-            if name == "request_id":  # the key
-                continue
-            names[f"#a{index}"] = name
-            values[f":a{index}"] = value
-            # created_at, day and expires_at are kept from the claim when there was one.
-            if name in FIRST_SEEN_FIELDS:
-                assignments.append(f"#a{index} = if_not_exists(#a{index}, :a{index})")
-            else:
-                assignments.append(f"#a{index} = :a{index}")
         condition = "attribute_not_exists(#request_id)"
+        extra_names: dict[str, str] = {"#request_id": "request_id"}
+        extra_values: dict[str, Any] = {}
         if not only_if_new:  # DynamoDB rejects placeholders the expressions leave unused
             condition += " OR #status = :accepted"
-            names["#status"], values[":accepted"] = "status", ACCEPTED
+            extra_names["#status"], extra_values[":accepted"] = "status", ACCEPTED
         aws.dynamodb().Table(self._table_name).update_item(
             Key={"request_id": item.request_id},
-            UpdateExpression="SET " + ", ".join(assignments),
-            ConditionExpression=condition,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
+            **final_update(item, condition, extra_names, extra_values),
             **options,
         )
 

@@ -12,6 +12,7 @@ from typing import IO, Any, Literal, Protocol
 
 from pydantic import BaseModel
 
+from xpi.models.answer import StoredAnswer
 from xpi.models.api import RedriveStarted, StoredConfig
 from xpi.models.batch import BatchObject, LineResult
 from xpi.models.bedrock import ModelAnswer
@@ -20,7 +21,7 @@ from xpi.models.intake import OriginalSender
 from xpi.models.lineage import LineageItem
 from xpi.models.reaping import ExecutionState
 from xpi.models.request import InferenceRequest
-from xpi.models.workflow import PayloadRef, Route, WorkflowInput
+from xpi.models.workflow import Claim, PayloadRef, Route, WorkflowInput
 
 
 # ---------------------------------------------------------------------------------------------- requests
@@ -40,6 +41,28 @@ class LineageStore(Protocol):
 
     def by_day(self, day: date, since_iso: str, limit: int) -> list[LineageItem]:
         """Items of one day created at or after since_iso, newest first."""
+        ...
+
+
+class SyncLedger(Protocol):
+    """What the sync path (POST /v1/invoke in one function) records: the lineage claim before any work,
+    and on the way out, in one write, lineage made final with the answer kept for a repeated call."""
+
+    def claim(self, claim: Claim) -> LineageItem | None:
+        """Write the lineage claim (status ACCEPTED) unless an item of this request id exists: None when
+        written, else the item found (returned by the failed write itself)."""
+        ...
+
+    def finish(self, item: LineageItem, answer: StoredAnswer, answer_expires_at: int) -> bool:
+        """In one transaction, make the claim made at item.created_at final and keep the answer; False
+        (nothing written) when the item is no longer that claim."""
+        ...
+
+    def lineage(self, request_id: str) -> LineageItem | None: ...
+
+    def answer(self, request_id: str) -> StoredAnswer | None:
+        """The answer kept for this request id; None when none is (not answered through the sync path,
+        or expired)."""
         ...
 
 

@@ -1,47 +1,33 @@
 """The API function behind API Gateway (REST, AWS_IAM): thin routes over xpi.services.api.
 
 The caller is the IAM principal API Gateway verified (requestContext.identity.userArn); it is what
-lineage records as the request's principal and what decides who may read a request. This is the one
-place errors become HTTP: every error is answered in one shape, {"error": {"code", "message",
-"request_id"?, "problems"?}} (api/openapi.yaml), with the code's fixed message (xpi.domain.errors):
-nothing of the request's text, of an exception's text or of Bedrock's answer.
+lineage records as the request's principal and what decides who may read a request. Errors become HTTP
+in xpi.handlers.http, in one shape for every route. POST /v1/invoke has its own function
+(xpi.handlers.api_invoke).
 """
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from xpi import dependencies
 from xpi.domain.errors import (
-    BatchNotFound,
     CallerUnidentified,
-    InvocationTimeout,
-    PolicyInvalid,
     Problem,
-    RequestExists,
     RequestInvalid,
-    RequestNotFound,
-    WorkflowWithoutResult,
-    XpiError,
     field_problems,
-    message_for,
 )
+from xpi.handlers import http
 from xpi.models.api import (
     DASHBOARD_LIMIT,
     DASHBOARD_SINCE,
     STATS_MINUTES,
     DashboardFilters,
-    ErrorAnswer,
-    ErrorBody,
-    ErrorCode,
     IntQuery,
-    ProblemInfo,
 )
 from xpi.observability import logger, metrics, tracer
 from xpi.services import api
@@ -49,26 +35,10 @@ from xpi.settings import get_settings
 
 app = APIGatewayRestResolver()
 
-# The domain's errors as HTTP answers (an error of a subclass answers as its nearest listed class).
-HTTP_ANSWERS: dict[type[XpiError], tuple[int, ErrorCode]] = {
-    RequestInvalid: (400, "RequestInvalid"),
-    PolicyInvalid: (400, "PolicyInvalid"),
-    RequestNotFound: (404, "RequestNotFound"),
-    BatchNotFound: (404, "BatchNotFound"),
-    RequestExists: (409, "RequestExists"),
-    WorkflowWithoutResult: (500, "InternalError"),
-    CallerUnidentified: (500, "InternalError"),
-    InvocationTimeout: (504, "InvocationTimeout"),
-}
-
 
 # ------------------------------------------------------------------ parsing the event
 def _principal() -> str:
-    identity = app.current_event.request_context.identity
-    principal = identity.user_arn or identity.caller
-    if not principal:  # API Gateway with AWS_IAM always sets it; anything else is misconfiguration
-        raise CallerUnidentified("the request carries no IAM identity")
-    return principal
+    return http.principal(app)
 
 
 def _caller_id() -> str:
@@ -120,40 +90,10 @@ def _dashboard_filters(now: datetime) -> DashboardFilters:
     return filters
 
 
-def _json(status: int, body: BaseModel | dict[str, Any]) -> Response[str]:
-    if isinstance(body, BaseModel):
-        body = body.model_dump(mode="json")
-    return Response(status_code=status, content_type="application/json", body=json.dumps(body, default=str))
-
-
-def _error(
-    status: int, code: ErrorCode, request_id: str | None = None, problems: tuple[Problem, ...] = ()
-) -> Response[str]:
-    body = ErrorBody(
-        code=code,
-        message=message_for(code),
-        request_id=request_id or None,
-        problems=[ProblemInfo(location=p.location, type=p.type) for p in problems] or None,
-    )
-    answer = ErrorAnswer(error=body)
-    return _json(status, answer.model_dump(mode="json", exclude_none=True))
+_json = http.json_response
 
 
 # ------------------------------------------------------------------ routes
-@app.post("/v1/invoke")
-def invoke() -> Response[str]:
-    detail = api.invoke(
-        app.current_event.body or "",
-        principal=_principal(),
-        api_request_id=app.current_event.request_context.request_id,
-        now=datetime.now(UTC),
-        submitter=dependencies.submitter(),
-        executions=dependencies.executions(),
-        wait_s=get_settings().api_invoke_wait_s,
-    )
-    return _json(200, detail)
-
-
 @app.post("/v1/requests")
 def submit_request() -> Response[str]:
     accepted = api.submit_request(
@@ -216,38 +156,7 @@ def dashboard_stats() -> Response[str]:
 
 
 # ------------------------------------------------------------------ errors: one shape, stable codes
-@app.exception_handler(XpiError)  # type: ignore[untyped-decorator]
-def _domain_error(error: XpiError) -> Response[str]:
-    answer = next((HTTP_ANSWERS[cls] for cls in type(error).__mro__ if cls in HTTP_ANSWERS), None)
-    if answer is None:
-        return _internal_error(error)
-    status, code = answer
-    return _error(status, code, error.request_id, error.problems)
-
-
-@app.not_found
-def _not_found(_: NotFoundError) -> Response[str]:
-    return _error(404, "RouteNotFound")
-
-
-@app.exception_handler(Exception)  # type: ignore[untyped-decorator]
-def _unexpected(error: Exception) -> Response[str]:
-    return _internal_error(error)
-
-
-def _internal_error(error: Exception) -> Response[str]:
-    """Nothing of the error's text, in the answer or the log (an exception's text and traceback can
-    quote the request): the log line has the code, the error's class and API Gateway's request id."""
-    request_id = app.current_event.request_context.request_id
-    logger.error(
-        "unhandled error in the API",
-        extra={
-            "error_code": "InternalError",
-            "error_class": type(error).__name__,
-            "api_request_id": request_id,
-        },
-    )
-    return _error(500, "InternalError", request_id)
+http.answer_errors(app)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

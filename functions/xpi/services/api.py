@@ -1,11 +1,10 @@
-"""The API's use cases: submit (async and sync), read one request, the caller's models, batches, the
-dashboard's feed and aggregates, and the admin actions. Written against the ports; they raise the
-domain's errors, which the API handler alone maps to HTTP."""
+"""The API's use cases: submit (POST /v1/invoke is xpi.services.sync_invoke), read one request, the
+caller's models, batches, the dashboard's feed and aggregates, and the admin actions. Written against
+the ports; they raise the domain's errors, which the handlers map to HTTP (xpi.handlers.http)."""
 
 import math
-import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
@@ -18,11 +17,9 @@ from xpi.adapters.ports import AdminActions, BatchStatusReader, EventPublisher, 
 from xpi.domain.errors import (
     AdminCallRefused,
     BatchNotFound,
-    InvocationTimeout,
     PolicyInvalid,
     RequestExists,
     RequestNotFound,
-    WorkflowWithoutResult,
     field_problems,
     safe_message,
 )
@@ -93,56 +90,6 @@ def submit_request(
     request = start(body, principal=principal, api_request_id=api_request_id, now=now, submitter=submitter)
     metrics.add_metric(name="ApiSubmit", unit=MetricUnit.Count, value=1)
     return Accepted(request_id=request.request_id, links={"status": f"/v1/requests/{request.request_id}"})
-
-
-def invoke(
-    body: str,
-    *,
-    principal: str,
-    api_request_id: str,
-    now: datetime,
-    submitter: Submitter,
-    executions: ExecutionReader,
-    wait_s: float,
-) -> dict[str, Any]:
-    """POST /v1/invoke: started, then the result event's detail once the execution ends."""
-    request = start(body, principal=principal, api_request_id=api_request_id, now=now, submitter=submitter)
-    metrics.add_metric(name="ApiInvoke", unit=MetricUnit.Count, value=1)
-    return wait_for_result(request.request_id, executions, wait_s)
-
-
-def wait_for_result(
-    request_id: str,
-    executions: ExecutionReader,
-    wait_s: float,
-    *,
-    poll_s: float = 0.25,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> dict[str, Any]:
-    """The result event's detail, exactly as the workflow produced it, once the execution ends;
-    InvocationTimeout after wait_s (the execution goes on and still emits its event; the caller polls
-    GET /v1/requests/{id})."""
-    deadline = clock() + wait_s
-    while True:
-        described = executions.describe(request_id)
-        if described is not None and described[0] != "RUNNING":
-            status, output = described
-            detail = ((output or {}).get("outcome") or {}).get("detail")
-            if status == "SUCCEEDED" and isinstance(detail, dict) and "status" in detail:
-                return detail
-            raise WorkflowWithoutResult(
-                f"the workflow ended as {status} without a result; see GET /v1/requests/{request_id}",
-                request_id,
-            )
-        if clock() + poll_s > deadline:
-            raise InvocationTimeout(
-                f"no result within {wait_s:g} s; the request goes on: poll GET /v1/requests/{request_id} "
-                "or wait for its result event",
-                request_id,
-            )
-        sleep(poll_s)
-        poll_s = min(poll_s * 1.5, 1.0)
 
 
 def may_read(item: LineageItem, principal: str, auditors: Iterable[str]) -> bool:

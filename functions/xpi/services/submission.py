@@ -53,10 +53,39 @@ def submit(
     now: datetime,
     retention_days: int,
 ) -> tuple[Submitted, InferenceRequest]:
+    request = parse_or_reject(
+        body,
+        source=source,
+        fallback_id=fallback_id,
+        lineage=lineage,
+        events=events,
+        now=now,
+        retention_days=retention_days,
+    )
+    started = starter.start(
+        request.request_id,
+        WorkflowInput(request=request.model_dump(mode="json", exclude_none=True), source=source),
+    )
+    return (Submitted.STARTED if started else Submitted.DUPLICATE), request
+
+
+def parse_or_reject(
+    body: str,
+    *,
+    source: Source,
+    fallback_id: str,
+    lineage: LineageStore,
+    events: EventPublisher,
+    now: datetime,
+    retention_days: int,
+) -> InferenceRequest:
+    """The request a body holds; a body that is not one is answered once (failure lineage and
+    `Inference Failed`) and its RequestInvalid raised. Every producer (queue, API, the sync path) goes
+    through here, so an invalid request ends the same way whichever way it came."""
     raw: dict[str, Any] | None = None
     try:
         raw = parse_json_object(body)
-        request = parse_request(raw, fallback_id=fallback_id)
+        return parse_request(raw, fallback_id=fallback_id)
     except RequestInvalid as exc:
         # Answered under the body's own id when it can be read (even from a body too large to parse),
         # else under the message's (the SQS message id, the API request id): never left unanswered.
@@ -71,11 +100,6 @@ def submit(
             retention_days=retention_days,
         )
         raise
-    started = starter.start(
-        request.request_id,
-        WorkflowInput(request=request.model_dump(mode="json", exclude_none=True), source=source),
-    )
-    return (Submitted.STARTED if started else Submitted.DUPLICATE), request
 
 
 def reject(

@@ -396,13 +396,19 @@ def test_a_method_the_path_does_not_have_gets_api_gateways_403_over_http(method:
 
 def test_each_method_invokes_the_function_its_integration_names() -> None:
     # GIVEN the API's document and the stack's function names
-    outputs = {"ApiFunctionName": "xpi-api", "AdminFunctionName": "xpi-admin"}
+    outputs = {
+        "ApiFunctionName": "xpi-api",
+        "AdminFunctionName": "xpi-admin",
+        "SyncInvokeFunctionName": "xpi-sync",
+    }
 
-    # WHEN / THEN the admin routes go to the admin function, every other route to the API function
+    # WHEN / THEN the admin routes go to the admin function, POST /v1/invoke to the sync invoke function,
+    # every other route to the API function
     functions = integration_functions(DOCUMENT, outputs)
     assert functions
     for (method, path), name in functions.items():
-        assert name == ("xpi-admin" if path.startswith("/v1/admin/") else "xpi-api"), (method, path)
+        expected = "xpi-admin" if path.startswith("/v1/admin/") else "xpi-api"
+        assert name == ("xpi-sync" if path == "/v1/invoke" else expected), (method, path)
     # AND a method without a Lambda integration is refused rather than sent anywhere
     with pytest.raises(ValueError, match="no Lambda integration"):
         integration_functions(document_with({"get /v1/open": {}}), outputs)

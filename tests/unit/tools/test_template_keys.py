@@ -1,6 +1,7 @@
 """Keys and the commercial secret in template.yaml: three keys, each used only by whom it serves, the data
-key retained with the data it encrypts, and a secret policy naming only the invoke role (docs/security.md,
-"Keys"). The same properties are exercised on the local stack by tests/integration/test_keys.py."""
+key retained with the data it encrypts, and a secret policy naming only the roles that call Bedrock
+(docs/security.md, "Keys"). The same properties are exercised on the local stack by
+tests/integration/test_keys.py."""
 
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,9 @@ def test_producers_get_the_queue_and_its_key_and_nothing_of_the_data_key(templat
     assert data_key != queue_key and data_key.startswith(KEY_ARN)
 
 
-def test_only_the_invoke_and_rotation_roles_hold_the_credentials_key(template: TemplatePolicies) -> None:
+def test_only_the_roles_that_call_bedrock_and_the_rotation_role_hold_the_credentials_key(
+    template: TemplatePolicies,
+) -> None:
     secret_key = template.resolver.resolve({"Fn::GetAtt": ["CommercialCredentialsKey", "Arn"]})
     holders = {
         role
@@ -108,10 +111,10 @@ def test_only_the_invoke_and_rotation_roles_hold_the_credentials_key(template: T
         if {secret_key, "*"} & set(_listed(statement.get("Resource", [])))
         and any(str(a).startswith("kms:") for a in _listed(statement.get("Action", [])))
     }
-    assert holders == {"InvokeModelFunctionRole", "RotateCredentialsFunctionRole"}
+    assert holders == {"InvokeModelFunctionRole", "SyncInvokeFunctionRole", "RotateCredentialsFunctionRole"}
 
 
-def test_the_secret_policy_denies_reading_to_all_but_the_invoke_and_rotation_roles(
+def test_the_secret_policy_denies_reading_to_all_but_the_roles_that_call_bedrock_and_the_rotation_role(
     template: TemplatePolicies,
 ) -> None:
     resources = _resources(template)
@@ -130,7 +133,7 @@ def test_the_secret_policy_denies_reading_to_all_but_the_invoke_and_rotation_rol
     assert _listed(deny["Action"]) == ["secretsmanager:GetSecretValue"]
     readers = [
         template.resolver.resolve({"Fn::GetAtt": [role, "Arn"]})
-        for role in ("InvokeModelFunctionRole", "RotateCredentialsFunctionRole")
+        for role in ("InvokeModelFunctionRole", "RotateCredentialsFunctionRole", "SyncInvokeFunctionRole")
     ]
     assert deny["Condition"] == {"StringNotEquals": {"aws:PrincipalArn": readers}}
 
@@ -143,14 +146,19 @@ def test_the_credentials_key_is_used_only_through_secrets_manager(template: Temp
             assert "kms:ViaService" in statement["Condition"]["StringEquals"], statement
 
 
-def test_only_the_invoke_role_reads_the_roles_anywhere_certificate(template: TemplatePolicies) -> None:
+def test_only_the_roles_that_call_bedrock_read_the_roles_anywhere_certificate(
+    template: TemplatePolicies,
+) -> None:
     resources = _resources(template)
     properties = template.resolver.resolve(resources["RolesAnywhereCertificateSecretPolicy"]["Properties"])
     assert properties["BlockPublicPolicy"] is True
     (deny,) = _statements(properties["ResourcePolicy"])
     assert deny["Effect"] == "Deny" and _listed(deny["Action"]) == ["secretsmanager:GetSecretValue"]
-    invoke_role = template.resolver.resolve({"Fn::GetAtt": ["InvokeModelFunctionRole", "Arn"]})
-    assert deny["Condition"] == {"StringNotEquals": {"aws:PrincipalArn": invoke_role}}
+    invoke_roles = [
+        template.resolver.resolve({"Fn::GetAtt": [role, "Arn"]})
+        for role in ("InvokeModelFunctionRole", "SyncInvokeFunctionRole")
+    ]
+    assert deny["Condition"] == {"StringNotEquals": {"aws:PrincipalArn": invoke_roles}}
     certificate_key = template.resolver.resolve({"Fn::GetAtt": ["RolesAnywhereCertificateKey", "Arn"]})
     holders = {
         role
@@ -159,4 +167,4 @@ def test_only_the_invoke_role_reads_the_roles_anywhere_certificate(template: Tem
         for statement in _statements(document)
         if certificate_key in _listed(statement.get("Resource", []))
     }
-    assert holders == {"InvokeModelFunctionRole"}
+    assert holders == {"InvokeModelFunctionRole", "SyncInvokeFunctionRole"}

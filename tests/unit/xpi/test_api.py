@@ -10,19 +10,26 @@ from typing import Any
 import pytest
 from openapi_schema_validator import OAS30Validator
 from xpi import dependencies
-from xpi.domain.errors import ModelNotApproved, WorkflowWithoutResult
+from xpi.domain.errors import ModelNotApproved
+from xpi.domain.policy import load_default_policy
+from xpi.domain.routing import load_default_routing
 from xpi.handlers import admin as admin_handler
 from xpi.handlers import api as api_handler
+from xpi.handlers import api_invoke as api_invoke_handler
 from xpi.models.lineage import LineageItem
-from xpi.services import api as api_service
+from xpi.services.sync_invoke import Judgement, SyncPorts
 
 from tests.helpers.context import FakeLambdaContext
 from tests.helpers.fakes import (
     FakeAdminActions,
     FakeBatchStatus,
+    FakeBedrockGateway,
     FakeEventPublisher,
     FakeExecutions,
+    FakeHashKey,
     FakeLineageStore,
+    FakeObjectStore,
+    FakeSyncLedger,
     FakeWorkflowStarter,
 )
 from tests.helpers.openapi import DOCUMENT, deref
@@ -96,7 +103,11 @@ def call(
             event["requestContext"].pop(name, None)  # type: ignore[attr-defined]
         else:
             event["requestContext"][name] = value  # type: ignore[index]
-    handler = admin_handler.handler if path.startswith("/v1/admin/") else api_handler.handler
+    handler = api_handler.handler
+    if path.startswith("/v1/admin/"):
+        handler = admin_handler.handler
+    elif path == "/v1/invoke":
+        handler = api_invoke_handler.handler
     response = handler(event, FakeLambdaContext())
     status, answer = response["statusCode"], json.loads(response["body"])
     operation = DOCUMENT["paths"].get(resource, {}).get(method.lower())
@@ -125,8 +136,20 @@ def world(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setattr(dependencies, "executions", lambda: executions)
     monkeypatch.setattr(dependencies, "batch_status_reader", lambda: batches)
     monkeypatch.setattr(dependencies, "admin_actions", lambda: admin)
+    ledger, gateway = FakeSyncLedger(lineage), FakeBedrockGateway()
+    sync_ports = SyncPorts(
+        ledger=ledger, lineage=lineage, events=events, hash_key=FakeHashKey(), gateway=gateway,
+        objects=FakeObjectStore(), retention_days=30, inline_max_bytes=32_768, region="us-east-1",
+        endpoint="",
+    )  # fmt: skip
+    monkeypatch.setattr(dependencies, "sync_ports", lambda: sync_ports)
+    monkeypatch.setattr(
+        dependencies,
+        "judgement",
+        lambda: Judgement(policy=load_default_policy(), routing=load_default_routing(), detectors=()),
+    )
     return {"lineage": lineage, "starter": starter, "events": events, "executions": executions,
-            "batches": batches, "admin": admin}  # fmt: skip
+            "batches": batches, "admin": admin, "ledger": ledger, "gateway": gateway}  # fmt: skip
 
 
 def _final_item(request_id: str, principal: str = ALICE, **extra: Any) -> LineageItem:
@@ -167,7 +190,7 @@ def _execution_output(request_id: str, text: str = "the answer") -> dict[str, An
     return {"outcome": {"emit": True, "detail_type": "Inference Completed", "detail": detail}}
 
 
-# ------------------------------------------------------------------ submit and invoke
+# ------------------------------------------------------------------ submit
 def test_submit_starts_the_workflow_with_the_callers_principal(world: dict[str, Any]) -> None:
     status, body = call("POST", "/v1/requests", {"request_id": "r-1", "model": "default", "prompt": "hi"})
 
@@ -191,7 +214,7 @@ def test_invalid_request_is_400_and_answered_once(world: dict[str, Any]) -> None
 
 
 def test_not_json_is_400(world: dict[str, Any]) -> None:
-    status, body = call("POST", "/v1/invoke", "{not json")
+    status, body = call("POST", "/v1/requests", "{not json")
     assert status == 400 and body["error"]["code"] == "RequestInvalid"
 
 
@@ -216,45 +239,45 @@ def test_duplicate_is_409_with_the_id(world: dict[str, Any]) -> None:
     assert status == 409 and body["error"]["code"] == "RequestExists" and body["error"]["request_id"] == "r-2"
 
 
-def test_invoke_returns_the_result_detail(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    executions = world["executions"]
-
-    class Starter(FakeWorkflowStarter):
-        def start(self, request_id: str, workflow_input: Any) -> bool:
-            executions.executions[request_id] = ("SUCCEEDED", _execution_output(request_id))
-            return super().start(request_id, workflow_input)
-
-    monkeypatch.setattr(dependencies, "workflow_starter", Starter)
+# ------------------------------------------------------------------ POST /v1/invoke (its own function)
+def test_invoke_answers_with_the_result_event_in_one_call(world: dict[str, Any]) -> None:
     status, body = call("POST", "/v1/invoke", {"request_id": "r-3", "model": "default", "prompt": "hi"})
-    assert status == 200 and body["output"] == {"text": "the answer"}
+
+    assert status == 200 and body["status"] == "COMPLETED" and body["output"]["text"] == "A short answer."
+    assert (
+        body["caller"]["principal"] == ALICE
+        and body["source_reference"] == "0b1e7a4c-1111-2222-3333-444455556666"
+    )
+    assert world["events"].published == [("Inference Completed", body)]
+    assert world["starter"].started == {}  # no workflow
 
 
-def test_invoke_past_the_wait_is_504_with_the_request_id(world: dict[str, Any]) -> None:
-    world["executions"].executions["r-4"] = ("RUNNING", None)
-    status, body = call("POST", "/v1/invoke", {"request_id": "r-4", "model": "default", "prompt": "hi"})
-    assert status == 504
-    assert body["error"]["code"] == "InvocationTimeout" and body["error"]["request_id"] == "r-4"
+def test_invoke_repeated_answers_the_same_without_a_second_bedrock_call(world: dict[str, Any]) -> None:
+    request = {"request_id": "r-4", "model": "default", "prompt": "hi"}
+    first = call("POST", "/v1/invoke", request)
+    second = call("POST", "/v1/invoke", request)
+    assert first == second and first[0] == 200
+    assert len(world["gateway"].calls) == 1 and len(world["events"].published) == 1
 
 
-def test_wait_for_result_polls_until_terminal() -> None:
-    answers = iter([None, ("RUNNING", None), ("SUCCEEDED", _execution_output("r-5", "ok"))])
-
-    class Executions:
-        def describe(self, request_id: str) -> tuple[str, dict[str, Any] | None] | None:
-            return next(answers)
-
-    detail = api_service.wait_for_result("r-5", Executions(), 10, sleep=lambda _: None)
-    assert detail["output"] == {"text": "ok"}
+def test_invoke_of_a_queued_request_id_is_409(world: dict[str, Any]) -> None:
+    call("POST", "/v1/requests", {"request_id": "r-5", "model": "default", "prompt": "hi"})
+    world["lineage"].items["r-5"] = _final_item("r-5")
+    status, body = call("POST", "/v1/invoke", {"request_id": "r-5", "model": "default", "prompt": "hi"})
+    assert status == 409 and body["error"]["code"] == "RequestExists" and body["error"]["request_id"] == "r-5"
 
 
-def test_failed_execution_is_500_not_a_hang() -> None:
-    class Executions:
-        def describe(self, request_id: str) -> tuple[str, dict[str, Any] | None] | None:
-            return ("FAILED", None)
+def test_invoke_with_stream_is_400(world: dict[str, Any]) -> None:
+    status, body = call(
+        "POST", "/v1/invoke", {"request_id": "r-6", "model": "default", "prompt": "hi", "stream": True}
+    )
+    assert status == 400 and body["error"]["code"] == "RequestInvalid"
+    assert world["gateway"].calls == []
 
-    with pytest.raises(WorkflowWithoutResult) as raised:
-        api_service.wait_for_result("r-6", Executions(), 10, sleep=lambda _: None)
-    assert raised.value.code == "InternalError" and raised.value.request_id == "r-6"
+
+def test_invoke_not_json_is_400(world: dict[str, Any]) -> None:
+    status, body = call("POST", "/v1/invoke", "{not json")
+    assert status == 400 and body["error"]["code"] == "RequestInvalid"
 
 
 # ------------------------------------------------------------------ reading requests
@@ -652,19 +675,26 @@ def test_a_request_without_an_iam_identity_is_an_internal_error(world: dict[str,
 def test_every_route_of_the_handlers_is_in_the_document() -> None:
     declared = {(m.upper(), p) for p, ops in DOCUMENT["paths"].items() for m in ops}
     served_by = {}
-    for module in ("api", "admin"):
+    for module in ("api", "api_invoke", "admin"):
         source = (ROOT / f"functions/xpi/handlers/{module}.py").read_text(encoding="utf-8")
         for method, path in re.findall(r'@app\.(get|post|put|delete)\("([^"]+)"\)', source):
             served_by[(method.upper(), re.sub(r"<[^>]+>", "{id}", path))] = module
     assert set(served_by) == declared
-    # the admin routes, and only they, are the admin function's (and its integration's)
+    # the admin routes, and only they, are the admin function's (and its integration's); POST /v1/invoke,
+    # and only it, the sync invoke function's
+    function_of = {
+        "admin": "${AdminFunction.Arn}",
+        "api_invoke": "${SyncInvokeFunction.Arn}",
+        "api": "${ApiFunction.Arn}",
+    }
     for (method, path), module in served_by.items():
         assert (module == "admin") == path.startswith("/v1/admin/"), (method, path)
+        assert (module == "api_invoke") == (path == "/v1/invoke"), (method, path)
         uri = DOCUMENT["paths"][path][method.lower()]["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
-        assert ("${AdminFunction.Arn}" in uri) == (module == "admin"), (method, path)
+        assert function_of[module] in uri, (method, path)
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "events" / "api").glob("*.json")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((ROOT / "events").glob("api*/*.json")), ids=lambda p: p.name)
 def test_sample_events_get_documented_answers(world: dict[str, Any], path: Path) -> None:
     """events/api/*.json are API Gateway REST proxy events as ApiFunction receives them."""
     event = json.loads(path.read_text(encoding="utf-8"))
@@ -674,8 +704,6 @@ def test_sample_events_get_documented_answers(world: dict[str, Any], path: Path)
         world["lineage"].items["api-sample-1"] = _final_item(
             "api-sample-1", principal=event["requestContext"]["identity"]["userArn"]
         )
-    if resource == "/v1/invoke":
-        world["executions"].executions["api-sample-1"] = ("SUCCEEDED", _execution_output("api-sample-1"))
     status, _ = call(
         method,
         event["path"],

@@ -27,6 +27,7 @@ FOLDER_OF_HANDLER = {
     "record": "record",
     "record_rejection": "record-rejection",
     "api": "api",
+    "api_invoke": "api-invoke",
     "admin": "admin",
     "batch_start": "batch/start",
     "batch_split": "batch/split",
@@ -74,6 +75,7 @@ def test_the_template_is_read() -> None:
         "RecordOutcomeFunction": "record",
         "RecordRejectionFunction": "record_rejection",
         "ApiFunction": "api",
+        "SyncInvokeFunction": "api_invoke",
         "AdminFunction": "admin",
         "ReaperFunction": "reap",
         "RotateCredentialsFunction": "rotate_credentials",
@@ -107,7 +109,7 @@ def test_every_event_is_valid_for_its_function(path: Path) -> None:
         assert isinstance(event, dict) and "model" in event
     elif folder == "requests":
         InferenceRequest.model_validate(event)
-    elif folder in ("api", "admin"):
+    elif folder in ("api", "api-invoke", "admin"):
         APIGatewayProxyEventModel.model_validate(event)
     elif folder == "split":
         BatchObject.model_validate(event["batch"])

@@ -1,0 +1,134 @@
+"""Each function's cold start (the init phase: the runtime starting and the handler module imported), two
+ways in one run, against a budget of 300 ms:
+
+- `Init Duration` as the runtime reports it: the local stack's Lambda service runs each function in the
+  Lambda RIE with awslambdaric, whose log says `INIT REPORT(durationMs: ...)` for every new process; each
+  function is invoked once on a fresh stack (its first process is a cold start);
+- the import of the handler module alone, in a fresh interpreter of the same runtime Python over the
+  built package, REPEATS times (min and median), writing no bytecode (Lambda's /var/task is read-only,
+  so only the .pyc files `make bytecode` put in the package are used): less noisy on a shared machine.
+
+The machine may be shared: the load average is printed beside the figures.
+"""
+
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+from _stack import ROOT, start_stack
+from xpi_tools.local.stack import LOCAL_CREDENTIALS
+
+BUDGET_MS = 300.0
+REPEATS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+BUILD = ROOT / ".aws-sam" / "build"
+RUNTIME_PYTHON = ROOT / ".xpi" / "lambda-runtime" / "bin" / "python"
+LOGS = ROOT / ".xpi" / "local" / "logs"
+INIT_REPORT = re.compile(r"INIT REPORT\(durationMs: ([0-9.]+)\)")
+
+
+def template_functions() -> dict[str, str]:
+    """Logical id -> handler module, for every AWS::Serverless::Function of template.yaml."""
+    functions: dict[str, str] = {}
+    current = None
+    for line in (ROOT / "template.yaml").read_text(encoding="utf-8").splitlines():
+        if re.fullmatch(r"  [A-Za-z0-9]+:", line):
+            current = line.strip().rstrip(":")
+        handler = re.fullmatch(r"\s+Handler: xpi\.handlers\.([a-z_]+)\.handler", line)
+        if handler and current:
+            functions[current] = handler[1]
+    return functions
+
+
+def import_times(module: str, code_dir: Path) -> list[float]:
+    """ms to import the handler module in a fresh runtime interpreter (Lambda's init phase for Python)."""
+    script = (
+        "import time; t = time.perf_counter(); "
+        f"import xpi.handlers.{module}; print((time.perf_counter() - t) * 1000)"
+    )
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(code_dir),
+        "POWERTOOLS_SERVICE_NAME": "xpi",
+        "POWERTOOLS_METRICS_NAMESPACE": "XPI",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "AWS_LAMBDA_FUNCTION_NAME": "bench",
+        "AWS_REGION": "us-gov-west-1",
+    }
+    # -B: no .pyc written, as on Lambda, whose /var/task is read-only: what the package does not ship
+    # precompiled (`make bytecode`) is compiled again at every cold start.
+    command = [str(RUNTIME_PYTHON), "-B", "-c", script]
+    return [
+        float(subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout)
+        for _ in range(REPEATS)
+    ]
+
+
+def rie_init_durations(functions: dict[str, str]) -> dict[str, float]:
+    """Init Duration of each function's first process on a fresh local stack, from the RIE's log."""
+    started = time.time()
+    stack = start_stack()
+    try:
+        endpoints = stack.endpoints
+        assert endpoints is not None
+        lambda_api = boto3.client(
+            "lambda",
+            endpoint_url=endpoints.aws,
+            region_name=endpoints.region,
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+        names = {logical: endpoints.resources[logical] for logical in functions}
+        for name in names.values():
+            lambda_api.invoke(FunctionName=name, Payload=b"{}")  # an unparsable event: init is what counts
+    finally:
+        stack.stop()
+    durations: dict[str, float] = {}
+    for logical, name in names.items():
+        for log in sorted(LOGS.glob(f"{name}-*.log")):
+            if log.stat().st_mtime < started:
+                continue
+            found = INIT_REPORT.search(log.read_text(encoding="utf-8", errors="replace"))
+            if found:
+                durations[logical] = float(found[1])
+                break
+    return durations
+
+
+def main() -> None:
+    functions = template_functions()
+    load_before = os.getloadavg()
+    code_dir = BUILD / "ApiFunction"  # every function ships the same package (CodeUri: functions/)
+    shipped = len(list(code_dir.rglob("*.pyc")))
+    print(
+        f"{shipped} .pyc files in the package ({'precompiled' if shipped else 'none: run `make bytecode`'})"
+    )
+    imports = {logical: import_times(module, code_dir) for logical, module in functions.items()}
+    rie = rie_init_durations(functions)
+    load_after = os.getloadavg()
+    print(f"cold start per function: budget {BUDGET_MS:.0f} ms")
+    print("| function | handler | RIE Init Duration | import min | import median | within budget |")
+    print("|---|---|---|---|---|---|")
+    over = []
+    for logical, module in functions.items():
+        init = rie.get(logical)
+        low, middle = min(imports[logical]), statistics.median(imports[logical])
+        ok = (init if init is not None else middle) <= BUDGET_MS
+        if not ok:
+            over.append(logical)
+        shown = f"{init:.0f} ms" if init is not None else "(not seen)"
+        verdict = "yes" if ok else "NO"
+        print(f"| {logical} | {module} | {shown} | {low:.0f} ms | {middle:.0f} ms | {verdict} |")
+    print(f"over budget: {', '.join(over) if over else 'none'}")
+    print(
+        f"load average (1, 5, 15 min) before {', '.join(f'{v:.2f}' for v in load_before)}; "
+        f"after {', '.join(f'{v:.2f}' for v in load_after)} on {os.cpu_count()} cores"
+    )
+
+
+if __name__ == "__main__":
+    main()

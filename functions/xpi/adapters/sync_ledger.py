@@ -1,0 +1,103 @@
+"""The sync path's records in DynamoDB: the lineage claim (the item the workflow's Claim state writes,
+same attributes and condition), and the one write on the way out: a transaction that makes that claim
+final and keeps the answer in the idempotency table for a repeated call (24 h, like the invoke step's
+Powertools records, under the stack key)."""
+
+import json
+import time
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.exceptions import ClientError
+
+from xpi.adapters import aws
+from xpi.adapters.lineage_store import final_update
+from xpi.models.answer import StoredAnswer
+from xpi.models.lineage import ACCEPTED, LineageItem
+from xpi.models.workflow import Claim
+
+# Keys of kept answers in the idempotency table (Powertools' keys are `<function>.<name>#<hash>`).
+ANSWER_KEY_PREFIX = "sync-answer#"
+_DESERIALIZER = TypeDeserializer()
+
+
+def _lineage(stored: dict[str, Any]) -> LineageItem:
+    data = aws.plain(stored)
+    return LineageItem.model_validate({k: v for k, v in data.items() if k in LineageItem.model_fields})
+
+
+class DynamoSyncLedger:
+    def __init__(self, lineage_table: str, answers_table: str) -> None:
+        self._lineage_table = lineage_table
+        self._answers_table = answers_table
+
+    def claim(self, claim: Claim) -> LineageItem | None:
+        item = LineageItem.claimed(claim).model_dump(exclude_none=True)
+        try:
+            aws.dynamodb().Table(self._lineage_table).put_item(
+                Item=item,
+                ConditionExpression="attribute_not_exists(request_id)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            stored: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
+            if not stored:  # the item exists; the write did not say what it holds
+                return self.lineage(claim.request_id) or LineageItem.claimed(claim)
+            return _lineage({name: _DESERIALIZER.deserialize(value) for name, value in stored.items()})
+        return None
+
+    def finish(self, item: LineageItem, answer: StoredAnswer, answer_expires_at: int) -> bool:
+        update = final_update(
+            item,
+            "#status = :accepted AND #claimed_at = :claimed_at",
+            {"#status": "status", "#claimed_at": "created_at"},
+            {":accepted": ACCEPTED, ":claimed_at": item.created_at},
+        )
+        kept = {
+            "id": ANSWER_KEY_PREFIX + item.request_id,
+            "detail_type": answer.detail_type,
+            "detail": json.dumps(answer.detail, ensure_ascii=False, separators=(",", ":")),
+            "expiration": answer_expires_at,
+        }
+        transaction: list[Any] = [
+            {
+                "Update": {
+                    "TableName": self._lineage_table,
+                    "Key": {"request_id": item.request_id},
+                    **update,
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self._answers_table,
+                    "Item": kept,
+                    "ConditionExpression": "attribute_not_exists(id)",
+                }
+            },
+        ]
+        try:
+            # The resource's client: plain Python values in, serialized as the Table methods do.
+            aws.dynamodb().meta.client.transact_write_items(TransactItems=transaction)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            reasons: list[Any] = list(exc.response.get("CancellationReasons") or [])
+            if any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons):
+                return False
+            raise
+        return True
+
+    def lineage(self, request_id: str) -> LineageItem | None:
+        table = aws.dynamodb().Table(self._lineage_table)
+        stored = table.get_item(Key={"request_id": request_id}, ConsistentRead=True).get("Item")
+        return _lineage(dict(stored)) if stored else None
+
+    def answer(self, request_id: str) -> StoredAnswer | None:
+        table = aws.dynamodb().Table(self._answers_table)
+        stored = table.get_item(Key={"id": ANSWER_KEY_PREFIX + request_id}, ConsistentRead=True).get("Item")
+        # TTL deletes an expired item some time later: until then it is read as gone.
+        if not stored or int(str(stored.get("expiration", 0))) < time.time():
+            return None
+        return StoredAnswer(detail_type=str(stored["detail_type"]), detail=json.loads(str(stored["detail"])))

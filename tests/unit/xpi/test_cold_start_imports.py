@@ -1,0 +1,28 @@
+"""What a function's cold start imports: a module only some functions use is imported where it is used,
+not by every handler through the composition root (bench/bench_cold_start.py measures the cost)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+ONLY_WHERE_USED = ("xpi.adapters.admin", "xpi.adapters.comprehend")
+
+
+@pytest.mark.parametrize("handler", ["api_invoke", "classify", "invoke", "api", "consume"])
+def test_a_handler_imports_no_adapter_it_does_not_use(handler: str) -> None:
+    # GIVEN a fresh interpreter, as at a cold start WHEN the handler module is imported
+    script = (
+        f"import sys, json; import xpi.handlers.{handler}; "
+        f"print(json.dumps([m for m in {list(ONLY_WHERE_USED)!r} if m in sys.modules]))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"POWERTOOLS_TRACE_DISABLED": "true", "PATH": ""},
+    )
+    # THEN neither the admin actions nor the Comprehend detector came with it
+    assert json.loads(loaded.stdout) == []

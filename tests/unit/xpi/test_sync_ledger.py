@@ -1,0 +1,95 @@
+"""DynamoSyncLedger against moto: the claim as the workflow's Claim state writes it, the one
+transaction on the way out (lineage final and the kept answer together), and reads."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from moto import mock_aws
+from xpi.adapters.sync_ledger import DynamoSyncLedger
+from xpi.models.answer import StoredAnswer
+from xpi.models.lineage import LineageItem
+from xpi.models.workflow import Claim
+
+from tests.helpers.aws import XpiResources, create_xpi_resources
+
+NOW = datetime(2025, 3, 12, 14, 5, 12, 7000, tzinfo=UTC)
+CLAIM = Claim(
+    request_id="sync-1",
+    created_at=NOW.isoformat(timespec="milliseconds"),
+    day="2025-03-12",
+    caller_principal="arn:aws-us-gov:iam::123456789012:user/alice",
+    source="api",
+    request_hmac="a" * 64,
+    model_requested="default",
+    expires_at="1776348000",
+)
+ANSWER = StoredAnswer(
+    detail_type="Inference Completed",
+    detail={"request_id": "sync-1", "status": "COMPLETED", "usage": {"estimated_cost_usd": 1.5e-05}},
+)
+
+
+@pytest.fixture
+def stack() -> Iterator[XpiResources]:
+    with mock_aws():
+        yield create_xpi_resources()
+
+
+def ledger(stack: XpiResources) -> DynamoSyncLedger:
+    return DynamoSyncLedger(stack.lineage_table, stack.idempotency_table)
+
+
+def final(claim: Claim = CLAIM, **changes: object) -> LineageItem:
+    return LineageItem.claimed(claim).model_copy(
+        update={
+            "status": "COMPLETED",
+            "completed_at": NOW.isoformat(),
+            "steps": {"received_at": "x"},
+            **changes,
+        }
+    )
+
+
+def expires() -> int:
+    return int((datetime.now(UTC) + timedelta(hours=24)).timestamp())
+
+
+def test_the_claim_is_written_once_and_a_second_finds_it(stack: XpiResources) -> None:
+    store = ledger(stack)
+    assert store.claim(CLAIM) is None
+    found = store.claim(CLAIM.model_copy(update={"created_at": "2025-03-12T14:05:13.000+00:00"}))
+    assert found is not None and found.status == "ACCEPTED" and found.created_at == CLAIM.created_at
+
+
+def test_finish_makes_the_claim_final_and_keeps_the_answer_together(stack: XpiResources) -> None:
+    store = ledger(stack)
+    store.claim(CLAIM)
+
+    assert store.finish(final(), ANSWER, expires()) is True
+
+    item = store.lineage("sync-1")
+    assert item is not None and item.status == "COMPLETED" and item.created_at == CLAIM.created_at
+    assert store.answer("sync-1") == ANSWER
+
+
+def test_finish_over_an_item_made_final_by_another_writer_writes_nothing(stack: XpiResources) -> None:
+    store = ledger(stack)
+    store.claim(CLAIM)
+    assert store.finish(final(status="FAILED"), ANSWER, expires()) is True
+    # a second finish (another call's, or over another claim time) changes nothing and keeps no answer
+    assert store.finish(final(), ANSWER.model_copy(update={"detail_type": "x"}), expires()) is False
+    assert store.lineage("sync-1").status == "FAILED"  # type: ignore[union-attr]
+    assert store.answer("sync-1") == ANSWER
+
+
+def test_an_expired_answer_is_gone(stack: XpiResources) -> None:
+    store = ledger(stack)
+    store.claim(CLAIM)
+    store.finish(final(), ANSWER, int(datetime.now(UTC).timestamp()) - 1)
+    assert store.answer("sync-1") is None
+
+
+def test_no_answer_for_an_unknown_request(stack: XpiResources) -> None:
+    assert ledger(stack).answer("never") is None
+    assert ledger(stack).lineage("never") is None
