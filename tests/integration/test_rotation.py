@@ -183,9 +183,13 @@ def test_a_credential_past_its_maximum_age_raises_one_security_alert(
     aged_version = secrets.put_secret_value(
         SecretId=secret_arn,
         SecretString=json.dumps(
-            {"type": "iam", "aws_access_key_id": aged_id, "aws_secret_access_key": aged_secret,
-             "created_at": created_at}
-        ),  # fmt: skip
+            {
+                "type": "iam",
+                "aws_access_key_id": aged_id,
+                "aws_secret_access_key": aged_secret,
+                "created_at": created_at,
+            }
+        ),
     )["VersionId"]
     control.revoke_access_key(current)
     try:
