@@ -126,6 +126,8 @@ def test_live_stream_filters_and_detail(
     page.wait_for_selector(f"#detail-id:text('{completed_id}')", timeout=10_000)
     page.wait_for_function("() => document.querySelectorAll('#timeline circle').length >= 5", timeout=10_000)
     assert "tides" not in page.inner_text("#detail")
+    # AND the commercial credential it was answered with: type, secret version and age
+    page.wait_for_selector("#detail-fields dd:text-matches('iam-access-key, version ')", timeout=10_000)
     # AND the charts are drawn from the aggregates (plain SVG)
     page.wait_for_function(
         "() => document.querySelectorAll('#chart-throughput rect').length > 0", timeout=10_000

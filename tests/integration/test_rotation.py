@@ -162,3 +162,51 @@ def test_a_failed_rotation_raises_a_security_alert_and_keeps_the_current_key(
     secrets.rotate_secret(SecretId=secret_arn)
     assert current_version(local_stack) != before
     assert len(commercial_keys(local_stack)) == 1
+
+
+def test_a_credential_past_its_maximum_age_raises_one_security_alert(
+    local_stack: LocalStackClient, results: ResultCollector
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from xpi_tools.emulator import EmulatorControl
+
+    control = EmulatorControl(local_stack.state["emulator_control"])
+    secrets = local_stack.client("secretsmanager")
+    secret_arn = local_stack.outputs["CommercialCredentialsSecretArn"]
+    (current,) = commercial_keys(local_stack)
+    # GIVEN a key made 100 days ago (its rotation kept failing) put in the secret, and the key the invoke
+    # step has cached revoked, so the next request re-reads the secret and signs with the aged one
+    aged_id, aged_secret = "AKIA" + secrets_token(16), secrets_token(40)
+    control.add_access_key(aged_id, aged_secret)
+    created_at = (datetime.now(UTC) - timedelta(days=100)).isoformat()
+    aged_version = secrets.put_secret_value(
+        SecretId=secret_arn,
+        SecretString=json.dumps(
+            {
+                "type": "iam",
+                "aws_access_key_id": aged_id,
+                "aws_secret_access_key": aged_secret,
+                "created_at": created_at,
+            }
+        ),
+    )["VersionId"]
+    control.revoke_access_key(current)
+    try:
+        # WHEN two requests are answered with it
+        sent = [local_stack.send({"model": "default", "prompt": f"aged key {n}"}) for n in range(2)]
+        for request_id in sent:
+            assert results.wait_for(request_id, timeout_s=120)["detail-type"] == "Inference Completed"
+        # THEN a Security Alert names the credential's type, version and age (never the key)
+        alert = results.wait_for(f"credential-{aged_version}", timeout_s=60)
+        assert alert["detail-type"] == "Security Alert"
+        assert alert["detail"]["decision"] == "past_max_age"
+        credentials = alert["detail"]["credentials"]
+        assert credentials["credential_version"] == aged_version
+        assert credentials["credential_type"] == "iam-access-key"
+        assert credentials["credential_age_s"] > 90 * 86400
+        assert aged_id not in json.dumps(alert) and aged_secret not in json.dumps(alert)
+    finally:
+        # AND a rotation puts a fresh key back for the tests after this one
+        secrets.rotate_secret(SecretId=secret_arn)
+    assert len(commercial_keys(local_stack)) == 1

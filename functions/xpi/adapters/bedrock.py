@@ -54,6 +54,10 @@ CREDENTIALS = {
     "AccessDeniedException",
 }
 
+# How Bedrock words an AccessDenied for a refused API key (bearer token), as opposed to a model the
+# credentials may not use: the key itself is bad, so it is a credentials problem after the re-read too.
+API_KEY_REFUSED = ("Authentication failed", "Invalid API Key")
+
 CONNECT_TIMEOUT_S = 3
 SHORT_TERM_KEY_REUSE_S = 6 * 3600
 
@@ -168,13 +172,14 @@ class BotoBedrockGateway:
             # Only Bedrock's error code goes on: its message can name the commercial account and IAM
             # user (AccessDenied) or quote the request (ValidationException).
             code = bedrock_code(exc.response.get("Error", {}).get("Code"))
+            key_refused = str(exc.response.get("Error", {}).get("Message", "")).startswith(API_KEY_REFUSED)
             reason = "commercial Bedrock answered an error"
             if code in THROTTLING:
                 raise BedrockThrottled(reason, bedrock_code=code) from None
             if code in TRANSIENT:
                 raise BedrockUnavailable(reason, bedrock_code=code) from None
             if code in CREDENTIALS:
-                if final and code == "AccessDeniedException":
+                if final and code == "AccessDeniedException" and not key_refused:
                     raise BedrockRejected(reason, bedrock_code=code) from None
                 raise CredentialsRejected(reason, bedrock_code=code) from None
             raise BedrockRejected(reason, bedrock_code=code) from None

@@ -121,6 +121,14 @@ class ErrorInfo(_Answer):
     message: str = ""
 
 
+class CredentialInfo(_Answer):
+    """The commercial credential a request was answered with (dashboard routes only; never the key)."""
+
+    type: str | None = None
+    version: str | None = None
+    age_s: int | None = None
+
+
 class ResultInfo(_Answer):
     text: str | None = None
     body: dict[str, Any] | None = None
@@ -143,6 +151,7 @@ class RequestStatus(_Answer):
     error: ErrorInfo | None = None
     timeline: list[Step] = []
     result: ResultInfo | None = None
+    credential: CredentialInfo | None = None
 
 
 class RequestList(_Answer):

@@ -107,11 +107,15 @@ class ConfigAlert(_Detail):
 
 
 class CredentialAlert(_Detail):
-    """A rotation of the commercial credentials that failed (the step, and the error's code; never a key)."""
+    """A rotation of the commercial credentials that failed (the step, and the error's code), or a
+    credential past its maximum age (its type, secret version and age); never a key."""
 
-    change: Literal["rotation_failed"]
-    step: str
-    error: str
+    change: Literal["rotation_failed", "past_max_age"]
+    step: str | None = None
+    error: str | None = None
+    credential_type: str | None = None
+    credential_version: str | None = None
+    credential_age_s: int | None = None
 
 
 class SecurityAlertDetail(_Detail):

@@ -33,6 +33,7 @@ from xpi.models.api import (
     BatchStatus,
     CallerModels,
     ClassificationInfo,
+    CredentialInfo,
     DashboardFilters,
     ErrorInfo,
     ModelInfo,
@@ -138,8 +139,11 @@ def _result(item: LineageItem, output: dict[str, Any] | None) -> ResultInfo | No
     return None
 
 
-def describe(item: LineageItem, output: dict[str, Any] | None = None) -> RequestStatus:
-    """A lineage item (and, for its caller, the execution's output) as the API shows it."""
+def describe(
+    item: LineageItem, output: dict[str, Any] | None = None, *, with_credential: bool = False
+) -> RequestStatus:
+    """A lineage item (and, for its caller, the execution's output) as the API shows it; the commercial
+    credential's type, version and age only for the dashboard (operators), not for callers."""
     steps = dict(item.steps or {})
     if item.created_at:  # a claim has no steps yet: its timeline starts when it was received
         steps.setdefault("received_at", item.created_at)
@@ -166,6 +170,11 @@ def describe(item: LineageItem, output: dict[str, Any] | None = None) -> Request
         error=ErrorInfo(code=error.code, message=safe_message(error.code, error.message)) if error else None,
         timeline=_timeline(steps),
         result=_result(item, output),
+        credential=CredentialInfo(
+            type=item.credential_type, version=item.credential_version, age_s=item.credential_age_s
+        )
+        if with_credential and item.credential_version
+        else None,
     )
 
 
@@ -235,7 +244,7 @@ def dashboard_request(request_id: str, lineage: LineageStore) -> RequestStatus:
     item = lineage.get(request_id)
     if item is None:
         raise RequestNotFound(f"no request '{request_id}'", request_id)
-    return describe(item)
+    return describe(item, with_credential=True)
 
 
 def _days(since: datetime, now: datetime) -> list[datetime]:
@@ -279,7 +288,9 @@ def dashboard_requests(
     lineage: LineageStore, filters: DashboardFilters, now: datetime, aliases: dict[str, str]
 ) -> RequestList:
     items = recent_items(lineage, filters.since, now, max(filters.limit * FEED_READ_FACTOR, FEED_READ_MIN))
-    rows = [describe(item) for item in items if _matches(item, filters, aliases)][: filters.limit]
+    rows = [describe(item, with_credential=True) for item in items if _matches(item, filters, aliases)][
+        : filters.limit
+    ]
     return RequestList(generated_at=now.isoformat(timespec="milliseconds"), requests=rows)
 
 

@@ -9,12 +9,13 @@ import json
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from xpi.adapters.ports import BedrockGateway, HashKey, ObjectStore, PayloadStore
+from xpi.adapters.ports import BedrockGateway, EventPublisher, HashKey, ObjectStore, PayloadStore
 from xpi.domain.errors import ClassificationMismatch
 from xpi.domain.hashing import keyed_hash, same_hash, sha256_text
 from xpi.domain.payload import outbound_hmac
 from xpi.domain.routing import estimate_cost
 from xpi.models.bedrock import ModelAnswer
+from xpi.models.events import SECURITY_ALERT, CredentialAlert, SecurityAlertDetail
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import ModelResponse, WorkflowState
 from xpi.observability import logger, metrics
@@ -34,17 +35,44 @@ def check_classified(state: WorkflowState, request: InferenceRequest, key: bytes
         raise ClassificationMismatch("the payload differs from the one that was classified", request_id)
 
 
-def _check_credential_age(answer: ModelAnswer, max_age_s: int | None) -> None:
-    """A commercial key past its maximum age (its rotation keeps failing): a metric and a warning."""
-    if max_age_s and answer.credential_age_s is not None and answer.credential_age_s > max_age_s:
-        metrics.add_metric(name="CredentialPastMaxAge", unit=MetricUnit.Count, value=1)
-        logger.warning(
-            "the commercial credential is past its maximum age",
-            extra={
-                "credential_version": answer.credential_version,
-                "credential_age_s": answer.credential_age_s,
-            },
+# Credential versions this function instance already raised a past-max-age Security Alert for: one
+# alert per version per instance, not one per request.
+_ALERTED_PAST_MAX_AGE: set[str] = set()
+
+
+def _check_credential_age(answer: ModelAnswer, max_age_s: int | None, events: EventPublisher | None) -> None:
+    """A commercial key past its maximum age (its rotation keeps failing): a metric and a warning on
+    each call, and a Security Alert once per credential version per function instance."""
+    if not (max_age_s and answer.credential_age_s is not None and answer.credential_age_s > max_age_s):
+        return
+    metrics.add_metric(name="CredentialPastMaxAge", unit=MetricUnit.Count, value=1)
+    logger.warning(
+        "the commercial credential is past its maximum age",
+        extra={"credential_version": answer.credential_version, "credential_age_s": answer.credential_age_s},
+    )
+    if events is None or answer.credential_version in _ALERTED_PAST_MAX_AGE:
+        return
+    try:
+        events.publish(
+            SECURITY_ALERT,
+            SecurityAlertDetail(
+                request_id=f"credential-{answer.credential_version}",
+                caller_principal="xpi-invoke",
+                source="credentials",
+                categories={},
+                decision="past_max_age",
+                credentials=CredentialAlert(
+                    change="past_max_age",
+                    credential_type=answer.credential_type,
+                    credential_version=answer.credential_version,
+                    credential_age_s=answer.credential_age_s,
+                ),
+            ),
         )
+    except Exception as error:  # the answer is what the request waits for; the next call tries again
+        logger.error("credential age alert not published", extra={"error_class": type(error).__name__})
+        return
+    _ALERTED_PAST_MAX_AGE.add(answer.credential_version)
 
 
 def invoke_model(
@@ -56,6 +84,7 @@ def invoke_model(
     payloads: PayloadStore,
     hash_key: HashKey,
     credential_max_age_s: int | None = None,
+    events: EventPublisher | None = None,
 ) -> ModelResponse:
     if state.route is None:
         raise ValueError("the request has no route; the Route step must run first")
@@ -64,7 +93,7 @@ def invoke_model(
     check_classified(state, request, key)
     routing = carried_routing(state)
     answer = gateway.answer(state.route, request)
-    _check_credential_age(answer, credential_max_age_s)
+    _check_credential_age(answer, credential_max_age_s, events)
     if answer.text is not None:
         payload, content_type = answer.text.encode("utf-8"), "text/plain; charset=utf-8"
     else:

@@ -435,6 +435,22 @@ def test_dashboard_requests_filters(world: dict[str, Any]) -> None:
     assert call("GET", "/v1/dashboard/requests", query={"since": "yesterday-ish"})[0] == 400
 
 
+def test_the_dashboard_shows_the_commercial_credentials_type_version_and_age(world: dict[str, Any]) -> None:
+    # GIVEN a request answered with an access key 40 days old
+    world["lineage"].items["d-3"] = _final_item(
+        "d-3", credential_type="iam-access-key", credential_version="v-2cfb", credential_age_s=40 * 86400
+    )
+    expected = {"type": "iam-access-key", "version": "v-2cfb", "age_s": 40 * 86400}
+    # WHEN the dashboard asks for it, in the feed and in the detail
+    feed = call("GET", "/v1/dashboard/requests")[1]["requests"]
+    status, detail = call("GET", "/v1/dashboard/requests/d-3")
+    # THEN both show the credential (the bodies are checked against api/openapi.yaml by `call`)
+    assert [r["credential"] for r in feed if r["request_id"] == "d-3"] == [expected]
+    assert status == 200 and detail["credential"] == expected
+    # AND the caller's own view of the request does not
+    assert call("GET", "/v1/requests/d-3")[1].get("credential") is None
+
+
 def test_dashboard_stats(world: dict[str, Any]) -> None:
     world["lineage"].items["s-1"] = _final_item("s-1")
     world["lineage"].items["s-2"] = _final_item(

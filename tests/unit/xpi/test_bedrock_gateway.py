@@ -337,6 +337,30 @@ class TestErrorTranslation:
             BotoBedrockGateway(FakeCredentials(), timeout_s=60).answer(ROUTE, converse_request())
         assert caught.value.bedrock_code == "AccessDeniedException"
 
+    @pytest.mark.parametrize(
+        "message",
+        [
+            "Authentication failed: Please make sure your API Key is valid.",
+            "Invalid API Key format: Must start with pre-defined prefix",
+        ],
+    )
+    def test_a_refused_api_key_ends_as_rejected_credentials_after_one_re_read(
+        self, clients: StubbedClients, message: str
+    ) -> None:
+        # GIVEN Bedrock refuses the API key (revoked, expired) before and after the secret is read again
+        clients.scripts += [
+            error("AccessDeniedException", 403, message),
+            error("AccessDeniedException", 403, message),
+        ]
+        credentials = FakeCredentials(kind="api_key")
+
+        # WHEN / THEN the request fails closed as a credentials problem, like a refused access key
+        with pytest.raises(CredentialsRejected) as caught:
+            BotoBedrockGateway(credentials, timeout_s=60).answer(ROUTE, converse_request())
+        assert caught.value.bedrock_code == "AccessDeniedException"
+        assert credentials.reads == [False, True]
+        assert "API Key" not in repr(caught.value)
+
     def test_bedrocks_message_never_leaves_the_adapter(self, clients: StubbedClients) -> None:
         # GIVEN Bedrock answers AccessDenied naming the commercial account and IAM user, as it does
         denied = (

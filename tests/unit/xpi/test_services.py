@@ -391,6 +391,45 @@ class TestInvokeModel:
             # THEN the metric counts only the aged one
             assert ("CredentialPastMaxAge" in metrics.provider.metric_set) is counted
 
+    def test_a_credential_past_its_maximum_age_raises_one_security_alert_per_version(self) -> None:
+        invocation._ALERTED_PAST_MAX_AGE.clear()
+        events = FakeEventPublisher()
+        aged = 90 * 86400 + 86400
+        # GIVEN three requests answered with one aged key, one with another aged version, one young key
+        answers = [
+            FakeBedrockGateway(credential_age_s=aged),
+            FakeBedrockGateway(credential_age_s=aged),
+            FakeBedrockGateway(credential_age_s=aged, credential_version="a2b3c4d5-other-version"),
+            FakeBedrockGateway(credential_age_s=3600, credential_version="young-version"),
+        ]
+        # WHEN this function instance answers them
+        for gateway in answers:
+            invoke_model(self.routed(), gateway, FakeObjectStore(), inline_max_bytes=32_768,
+                         credential_max_age_s=90 * 86400, events=events)  # fmt: skip
+        # THEN one Security Alert per aged version, with its type, version and age, and no key
+        assert [t for t, _ in events.published] == ["Security Alert", "Security Alert"]
+        first = events.published[0][1]
+        assert first["decision"] == "past_max_age" and first["source"] == "credentials"
+        assert first["credentials"] == {
+            "change": "past_max_age",
+            "credential_version": answers[0].credential_version,
+            "credential_age_s": aged,
+        }
+        assert events.published[1][1]["credentials"]["credential_version"] == "a2b3c4d5-other-version"
+
+    def test_an_unpublished_age_alert_never_fails_the_request_and_is_tried_again(self) -> None:
+        invocation._ALERTED_PAST_MAX_AGE.clear()
+
+        class Down:
+            def publish(self, detail_type: str, detail: Any) -> None:
+                raise ConnectionError("bus unreachable")
+
+        gateway = FakeBedrockGateway(credential_age_s=91 * 86400)
+        response = invoke_model(self.routed(), gateway, FakeObjectStore(), inline_max_bytes=32_768,
+                                credential_max_age_s=90 * 86400, events=Down())  # fmt: skip
+        assert response.output_text
+        assert gateway.credential_version not in invocation._ALERTED_PAST_MAX_AGE
+
     def test_a_small_text_output_stays_inline(self) -> None:
         # GIVEN
         gateway, objects = (

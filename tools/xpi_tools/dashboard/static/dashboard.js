@@ -94,6 +94,10 @@ async function showDetail(id) {
     usage: r.usage ? `${r.usage.input_tokens} in / ${r.usage.output_tokens} out` : "",
     "cost (USD)": r.estimated_cost_usd, "latency ms": r.latency_ms,
     error: r.error ? `${r.error.code}: ${r.error.message}` : "",
+    credential: r.credential
+      ? `${r.credential.type || "-"}, version ${r.credential.version || "-"}, ` +
+        (r.credential.age_s == null ? "age unknown" : `age ${(r.credential.age_s / 86400).toFixed(1)} d`)
+      : "",
   };
   for (const [k, v] of Object.entries(fields)) {
     const dt = document.createElement("dt"); dt.textContent = k;
