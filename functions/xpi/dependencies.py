@@ -172,6 +172,7 @@ def sync_ports() -> SyncPorts:
         inline_max_bytes=settings.inline_output_max_bytes,
         region=settings.commercial_region,
         endpoint=settings.bedrock_endpoint,
+        credential_max_age_s=settings.credential_max_age_s,
     )
 
 

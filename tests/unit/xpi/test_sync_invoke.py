@@ -382,3 +382,19 @@ def test_a_claim_made_final_by_another_writer_emits_nothing() -> None:
 
 def test_the_kept_answer_expires_with_the_idempotency_records() -> None:
     assert timedelta(hours=24) == sync_invoke.ANSWER_TTL
+
+
+def test_a_credential_past_its_maximum_age_raises_its_security_alert_on_the_sync_path_too() -> None:
+    # GIVEN the sync path answered with a key older than its maximum age
+    invocation._ALERTED_PAST_MAX_AGE.clear()
+    aged = 91 * 86400
+    world = World(FakeBedrockGateway(credential_age_s=aged))
+    world.ports = sync_invoke.SyncPorts(**{**world.ports.__dict__, "credential_max_age_s": 90 * 86400})
+
+    # WHEN
+    detail = world.invoke(sample_request("plain-prompt") | {"request_id": "sync-aged"})
+
+    # THEN the request is answered, and the alert names the credential's version and age, once
+    assert detail["status"] == "COMPLETED"
+    alerts = [d for kind, d in world.events.published if kind == "Security Alert"]
+    assert [a["credentials"]["credential_age_s"] for a in alerts] == [aged]
