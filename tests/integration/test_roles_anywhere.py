@@ -20,6 +20,7 @@ from tests.helpers.stack import (
     start_local_stack,
 )
 from tests.helpers.waiting import poll_until
+from tests.integration.test_api import ApiClient
 
 pytestmark = pytest.mark.integration
 
@@ -68,6 +69,12 @@ def test_roles_anywhere_answers_end_to_end_with_no_access_key_stored(
     # AND signed with Roles Anywhere sessions, each reused while valid: at most one CreateSession per
     # runtime process of the invoke function (two locally), as each Lambda environment keeps its own
     assert 1 <= control.counters().operations.get("CreateSession", 0) <= 2
+    # AND POST /v1/invoke (its own function and role) answers in this mode too, with its own session
+    status, answer = ApiClient(stack).call(
+        "caller2", "POST", "/v1/invoke", {"model": "default", "prompt": "roles anywhere, synchronous"}
+    )
+    assert status == 200 and answer["status"] == "COMPLETED", answer
+    assert (stack.lineage(answer["request_id"]) or {}).get("credential_type") == "roles-anywhere"
     lineage = stack.lineage(sent[-1]) or {}
     assert str(lineage.get("credential_version", "")).startswith("rolesanywhere:")
     assert lineage.get("credential_type") == "roles-anywhere"
