@@ -85,6 +85,13 @@ class Settings(BaseModel):
     credentials_secret_id: str = Field("", alias="COMMERCIAL_CREDENTIALS_SECRET_ID")
     credentials_max_age_s: Annotated[int, Field(ge=0, le=3600)] = Field(300, alias="CREDENTIALS_MAX_AGE_S")
     bedrock_timeout_s: Annotated[int, Field(ge=1, le=900)] = Field(120, alias="BEDROCK_TIMEOUT_S")
+    # Pacing Bedrock calls to the commercial quota (xpi.domain.pacing): the default quota of every model
+    # (a routing entry's requests_per_minute / tokens_per_minute overrides it; 0: not paced), the
+    # shared bucket table, and how long a call may wait for the bucket before QuotaExhausted.
+    bedrock_requests_per_minute: Annotated[float, Field(ge=0)] = Field(0, alias="BEDROCK_REQUESTS_PER_MINUTE")
+    bedrock_tokens_per_minute: Annotated[float, Field(ge=0)] = Field(0, alias="BEDROCK_TOKENS_PER_MINUTE")
+    pacing_table: str = Field("", alias="PACING_TABLE")
+    pacing_max_wait_s: Annotated[float, Field(ge=0, le=60)] = Field(5.0, alias="PACING_MAX_WAIT_S")
     # The state holds an inline output twice (the response and the result event's detail): at most
     # 2 x 64 KB, well inside Step Functions' 256 KiB state limit; larger outputs travel by reference.
     inline_output_max_bytes: Annotated[int, Field(ge=1024, le=64_000)] = Field(

@@ -50,6 +50,7 @@ def _invoke_once() -> Callable[..., dict[str, Any]]:
             inline_max_bytes=settings.inline_output_max_bytes,
             payloads=dependencies.payload_store(),
             hash_key=dependencies.hash_key(),
+            pacer=dependencies.quota_pacer(),
         )
         metrics.add_metric(name="InputTokens", unit=MetricUnit.Count, value=response.usage.input_tokens)
         metrics.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=response.usage.output_tokens)
