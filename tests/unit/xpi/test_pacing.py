@@ -2,6 +2,7 @@
 the arithmetic (xpi.domain.pacing) under a fake clock, the pacer over an in-memory table and over moto,
 and the invoke step calling Bedrock only through it."""
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -14,6 +15,7 @@ from moto import mock_aws
 from xpi import dependencies
 from xpi.adapters.pacing_table import DynamoPacingTable
 from xpi.domain.errors import BedrockThrottled, QuotaExhausted
+from xpi.domain.outcome import describe_error
 from xpi.domain.pacing import (
     BucketState,
     Quota,
@@ -26,7 +28,7 @@ from xpi.domain.pacing import (
 from xpi.domain.routing import RoutingConfig, load_default_routing
 from xpi.handlers import invoke
 from xpi.models.request import InferenceRequest
-from xpi.models.workflow import Route, Usage
+from xpi.models.workflow import Route, StepError, Usage
 from xpi.services.pacing import QuotaPacer, paced_answer
 
 from tests.helpers.aws import XpiResources
@@ -414,3 +416,21 @@ class TestInvokeStepIsPaced:
         assert stored.requests == pytest.approx(2.0, abs=0.01)  # 3 s of 60 RPM, less this call
         assert result["response"]["usage"] == {"input_tokens": 120, "output_tokens": 40}
         assert dependencies.quota_pacer() is not None
+
+
+class TestLineageOfAHeldBackRequest:
+    def test_a_request_held_back_past_every_retry_is_reported_as_not_sent_not_as_a_bedrock_throttle(
+        self,
+    ) -> None:
+        # GIVEN the invoke step's last attempt failed with QuotaExhausted (what Lambda reports)
+        error = StepError(
+            Error="QuotaExhausted",
+            Cause=json.dumps({"errorMessage": QuotaExhausted().message, "errorType": "QuotaExhausted"}),
+        )
+
+        # WHEN the outcome describes it
+        code, message = describe_error(error)
+
+        # THEN lineage and the event say the request was held back and never sent
+        assert code == "QuotaExhausted"
+        assert message == "the request was held back within the commercial Bedrock quota; it was not sent"
