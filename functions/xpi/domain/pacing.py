@@ -13,8 +13,10 @@ rate is scaled AIMD-style: a throttle halves the scale (at most once per `THROTT
 burst of throttles from concurrent calls counts as one) and empties the request bucket; the scale then
 grows back linearly, `RECOVERY_PER_S` per second, to the configured quota.
 
-Tokens are reserved before the call (an estimate of the input plus max_tokens) and corrected after
-from the usage Bedrock reports.
+A call reserves its request and tokens ahead (the level may go below zero) and is due when the
+refill has paid the reservation back; calls are due in the order they reserved. Tokens are reserved
+before the call (an estimate of the input plus max_tokens) and corrected after from the usage Bedrock
+reports.
 """
 
 import math
@@ -90,41 +92,34 @@ def refilled(state: BucketState, quota: Quota, now: float) -> BucketState:
     return replace(state, requests=requests, tokens=tokens, at=max(state.at, now))
 
 
-def _admits(level: float, cost: float, per_minute: float | None) -> bool:
-    if not per_minute:
-        return True
-    # A cost larger than the whole bucket goes from a full bucket into debt, so it is never starved.
-    return level >= min(cost, _capacity(per_minute)) - 1e-9
-
-
-def _wait_for(level: float, cost: float, per_minute: float | None, scale: float) -> float:
+def _wait_for(level_after: float, cost: float, per_minute: float | None, scale: float) -> float:
+    """Seconds until a reservation that left this level is due: when the level is back to 0 (for a call
+    larger than the whole bucket, to what a full bucket less the call leaves, so it is never starved)."""
     if not per_minute:
         return 0.0
-    deficit = min(cost, _capacity(per_minute)) - level
-    return max(0.0, deficit / _rate(per_minute, scale))
+    due_at_level = min(0.0, _capacity(per_minute) - cost)
+    return max(0.0, (due_at_level - level_after) / _rate(per_minute, scale))
 
 
-def take(state: BucketState, quota: Quota, tokens: int, now: float) -> tuple[BucketState | None, float]:
-    """Take one request and `tokens` from the bucket as it is at `now`: (the new state, 0) when both are
-    available, else (None, seconds until they would be at the current rate)."""
+def take(
+    state: BucketState, quota: Quota, tokens: int, now: float, horizon_s: float = math.inf
+) -> tuple[BucketState | None, float]:
+    """Reserve one request and `tokens` in the bucket as it is at `now`: (the state with the reservation
+    taken, seconds until the call is due) when it is due within `horizon_s`, else (None, the seconds it
+    would have to wait). Reserving ahead, rather than retrying when the bucket looks full enough, keeps
+    waiters in order (a large call is not starved by small ones) and leaves no refill unclaimed while
+    anyone waits."""
     current = refilled(state, quota, now)
-    if _admits(current.requests, 1, quota.requests_per_minute) and _admits(
-        current.tokens, tokens, quota.tokens_per_minute
-    ):
-        return (
-            replace(
-                current,
-                requests=current.requests - (1 if quota.requests_per_minute else 0),
-                tokens=current.tokens - (tokens if quota.tokens_per_minute else 0),
-            ),
-            0.0,
-        )
+    requests = current.requests - (1 if quota.requests_per_minute else 0)
+    reserved_tokens = current.tokens - (tokens if quota.tokens_per_minute else 0)
     scale = effective_scale(state, now)
     wait = max(
-        _wait_for(current.requests, 1, quota.requests_per_minute, scale),
-        _wait_for(current.tokens, tokens, quota.tokens_per_minute, scale),
+        _wait_for(requests, 1, quota.requests_per_minute, scale),
+        _wait_for(reserved_tokens, tokens, quota.tokens_per_minute, scale),
     )
-    return None, max(wait, 0.001)
+    if wait > horizon_s:
+        return None, wait
+    return replace(current, requests=requests, tokens=reserved_tokens), wait
 
 
 def after_throttle(state: BucketState, quota: Quota, now: float) -> BucketState | None:

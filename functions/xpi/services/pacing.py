@@ -64,33 +64,26 @@ class QuotaPacer:
         return Quota(requests or None, tokens or None)
 
     def acquire(self, route: Route, quota: Quota, tokens: int) -> Permit | None:
-        """Take one request and `tokens` from the route's bucket, waiting up to the bound; None when the
-        quota paces nothing. Raises QuotaExhausted when the wait would be longer."""
+        """Reserve one request and `tokens` in the route's bucket and wait until they are due, when that is
+        within the bound; None when the quota paces nothing. Raises QuotaExhausted (reserving nothing)
+        when the wait would be longer."""
         if not quota.paced:
             return None
         bucket = f"{route.model_id}#{route.region}"
-        deadline = self._clock() + self._max_wait_s
-        waited = 0.0
-        conflicts = 0
-        while True:
+        for _ in range(MAX_CONFLICTS):
             now = self._clock()
             current = self._table.read(bucket)
-            taken, wait = take(current or full_bucket(quota, now), quota, tokens, now)
-            if taken is not None:
-                if self._table.replace(bucket, taken, expected=current):
-                    if waited:
-                        metrics.add_metric(name="PacingWaitSeconds", unit=MetricUnit.Seconds, value=waited)
-                    return Permit(bucket, quota, tokens)
-                conflicts += 1
-                if conflicts > MAX_CONFLICTS:
-                    break
-                continue
-            if now + wait > deadline:
+            taken, wait = take(current or full_bucket(quota, now), quota, tokens, now, self._max_wait_s)
+            if taken is None:
                 break
-            self._sleep(wait)
-            waited += wait
+            if not self._table.replace(bucket, taken, expected=current):
+                continue  # another writer got in between: reserve again on the fresh bucket
+            if wait > 0:
+                metrics.add_metric(name="PacingWaitSeconds", unit=MetricUnit.Seconds, value=wait)
+                self._sleep(wait)
+            return Permit(bucket, quota, tokens)
         metrics.add_metric(name="QuotaExhausted", unit=MetricUnit.Count, value=1)
-        raise QuotaExhausted(f"the quota bucket {bucket} stayed empty past the wait bound")
+        raise QuotaExhausted(f"the quota bucket {bucket} is reserved past the wait bound")
 
     def settle(self, permit: Permit | None, used_tokens: int) -> None:
         """Correct the reservation with the tokens the call used (give back the rest, or charge more)."""

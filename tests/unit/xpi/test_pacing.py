@@ -129,14 +129,14 @@ class TestBucket:
         for gap, share in arrivals:
             now += gap
             cost = max(1, int(share * capacity))
-            # WHEN each takes from the bucket, waiting as long as it is told to
+            # WHEN each reserves in the bucket and goes when its reservation is due
             taken, wait = take(state, quota, cost, now)
-            while taken is None:
-                now += wait
-                taken, wait = take(state, quota, cost, now)
+            assert taken is not None
             state = taken
-            times.append(now)
+            times.append(now + wait)
             tokens.append(cost)
+        order = sorted(range(len(times)), key=times.__getitem__)
+        times, tokens = [times[i] for i in order], [tokens[i] for i in order]
 
         # THEN no 60 s window holds more than the quota of requests or tokens
         assert admitted_in_any_window(times, [1.0] * len(times), WINDOW_S) <= rpm
@@ -146,26 +146,36 @@ class TestBucket:
         # GIVEN a long backlog of small calls and 60 requests per minute
         quota = Quota(60, None)
         now, state, admitted = 0.0, full_bucket(quota, 0.0), 0
-        # WHEN each call goes as soon as the bucket admits it, for ten minutes
+        # WHEN each call goes as soon as its reservation is due, for ten minutes
         while now < 600:
             taken, wait = take(state, quota, 100, now)
-            if taken is None:
-                now += wait
-                continue
-            state, admitted = taken, admitted + 1
+            assert taken is not None
+            state, now, admitted = taken, now + wait, admitted + 1
 
         # THEN the rate is within 10 % of the quota, and not over it
         assert 0.9 * 600 <= admitted <= 600 + 3
 
     def test_a_call_larger_than_the_bucket_waits_for_a_full_bucket_and_is_not_starved(self) -> None:
-        quota = Quota(None, 6_000)  # a bucket of 300 tokens
+        quota = Quota(None, 6_000)  # a bucket of 300 tokens, refilling 95 tokens a second
         state = replace(full_bucket(quota, 0.0), tokens=0.0)
 
-        taken, wait = take(state, quota, 5_000, 0.0)
-        assert taken is None and wait > 0
-        taken, _ = take(state, quota, 5_000, wait)
+        # WHEN a call of 5,000 tokens reserves, then a small one behind it
+        large, large_wait = take(state, quota, 5_000, 0.0)
+        assert large is not None
+        small, small_wait = take(large, quota, 10, 0.0)
 
-        assert taken is not None and taken.tokens < 0  # in debt: later calls wait it out
+        # THEN the large one is due once a full bucket's worth has refilled, and leaves the bucket in
+        # debt that the small one, queued behind it, waits out
+        assert large_wait == pytest.approx(300 / 95)
+        assert small is not None and small_wait > large_wait
+
+    def test_a_reservation_past_the_horizon_is_refused_and_takes_nothing(self) -> None:
+        quota = Quota(60, None)
+        state = replace(full_bucket(quota, 0.0), requests=-10.0)
+
+        taken, wait = take(state, quota, 10, 0.0, horizon_s=5)
+
+        assert taken is None and wait > 5
 
     def test_a_throttle_halves_the_rate_once_per_cooldown_and_it_grows_back(self) -> None:
         quota = Quota(120, None)
@@ -199,15 +209,12 @@ class TestBucket:
 
         # WHEN the throttles stop, the first minute after full recovery admits near the quota
         now += 60  # the scale is back to 1 after at most (1 - 0.1) * 60 s
-        taken, _ = take(state, quota, 1, now)
-        assert taken is not None
-        state, start, admitted = taken, now, 1
+        start, admitted = now, 0
         while now < start + WINDOW_S:
             taken, wait = take(state, quota, 1, now)
-            if taken is None:
-                now += wait
-                continue
-            state, admitted = taken, admitted + 1
+            assert taken is not None
+            state, now = taken, now + wait
+            admitted += now < start + WINDOW_S
 
         # THEN
         assert admitted >= 0.9 * 60
