@@ -8,7 +8,9 @@ parameters), then with pacing off (throttles, and the workflow's retries with ba
 
 Sustained rate: the successful Bedrock calls (from the result events' `invoked_at`) from one minute
 after the backlog was sent (the emulator's full one-minute buckets at the start would flatter the
-unpaced run) to the last call, per minute, beside the quota; tokens likewise from the events' usage.
+unpaced run) to the last call, and to the call that completed 90 % of the backlog (the tail, the last
+few requests waiting out the workflow's retry backoff, left out), per minute, beside the quota; tokens
+likewise from the events' usage.
 Nothing lost: every request has exactly one result event.
 """
 
@@ -95,6 +97,15 @@ class CountingDriver(StackDriver):
         return ids
 
 
+def rate(calls: list[tuple[float, int]], start: float, end: float) -> tuple[float, float]:
+    """Calls and tokens per minute between the first call at or after start and the last up to end."""
+    window = [(t, tokens) for t, tokens in calls if start <= t <= end]
+    if len(window) < 2:
+        return 0.0, 0.0
+    span = window[-1][0] - window[0][0]
+    return (len(window) - 1) / span * 60, sum(tokens for _, tokens in window[1:]) / span * 60
+
+
 def run(paced: bool) -> dict[str, float]:
     quota = {"BedrockRequestsPerMinute": str(RPM), "BedrockTokensPerMinute": str(TPM)}
     stack = start_stack(
@@ -122,8 +133,11 @@ def run(paced: bool) -> dict[str, float]:
         driver.close()
         stack.stop()
     calls = sorted(driver.invoked[i] for i in ids if i in driver.invoked)
-    window = [(t, tokens) for t, tokens in calls if t >= sent_at + SKIP_S]
-    span = (window[-1][0] - window[0][0]) if len(window) > 1 else float("nan")
+    # Two windows from a minute after sending: to the last call, and to the call that completed nine
+    # tenths of the backlog (the tail, a few requests left in the workflow's retry backoff, excluded).
+    last = calls[-1][0] if calls else 0.0
+    ninety = calls[int(0.9 * (len(calls) - 1))][0] if calls else 0.0
+    full, steady = rate(calls, sent_at + SKIP_S, last), rate(calls, sent_at + SKIP_S, ninety)
     return {
         "sent": len(ids),
         "exactly_one": sum(1 for i in ids if driver.events[i] == 1),
@@ -131,8 +145,10 @@ def run(paced: bool) -> dict[str, float]:
         "doubled": sum(1 for i in ids if driver.events[i] > 1),
         "completed": sum(1 for i in ids if driver.status.get(i) == "Inference Completed"),
         "failed": sum(1 for i in ids if driver.status.get(i) == "Inference Failed"),
-        "rpm": (len(window) - 1) / span * 60 if len(window) > 1 else 0.0,
-        "tpm": sum(tokens for _, tokens in window[1:]) / span * 60 if len(window) > 1 else 0.0,
+        "rpm": full[0],
+        "tpm": full[1],
+        "rpm90": steady[0],
+        "tpm90": steady[1],
         "bedrock_calls": after.calls - before.calls,
         "throttles": after.throttles - before.throttles,
         "drain_s": (max(calls)[0] - sent_at) if calls else float("nan"),
@@ -149,10 +165,14 @@ def main() -> None:
     )
     print(f"{'':32}{'paced':>12}{'unpaced':>12}")
     rows = [
-        ("sustained successful calls/min", "rpm", "{:12.1f}"),
-        ("  % of the RPM quota", None, None),
-        ("sustained tokens/min", "tpm", "{:12.0f}"),
-        ("  % of the TPM quota", None, None),
+        ("to the last call: calls/min", "rpm", "{:12.1f}"),
+        ("  % of the RPM quota", "rpm", "%"),
+        ("  tokens/min", "tpm", "{:12.0f}"),
+        ("  % of the TPM quota", "tpm", "%"),
+        ("to the 90 % call: calls/min", "rpm90", "{:12.1f}"),
+        ("  % of the RPM quota", "rpm90", "%"),
+        ("  tokens/min", "tpm90", "{:12.0f}"),
+        ("  % of the TPM quota", "tpm90", "%"),
         ("Bedrock calls (incl. throttled)", "bedrock_calls", "{:12.0f}"),
         ("throttled by Bedrock", "throttles", "{:12.0f}"),
         ("completed", "completed", "{:12.0f}"),
@@ -163,15 +183,15 @@ def main() -> None:
         ("backlog drained in (s)", "drain_s", "{:12.0f}"),
     ]
     for label, key, fmt in rows:
-        if key is None:
-            source, quota = ("rpm", RPM) if "RPM" in label else ("tpm", TPM)
-            cells = "".join(f"{100 * r[source] / quota:11.0f}%" for r in (paced, unpaced))
+        if fmt == "%":
+            quota = RPM if "RPM" in label else TPM
+            cells = "".join(f"{100 * r[key] / quota:11.0f}%" for r in (paced, unpaced))
         else:
-            assert fmt is not None
             cells = "".join(fmt.format(r[key]) for r in (paced, unpaced))
         print(f"{label:32}{cells}")
-    binding = max(paced["rpm"] / RPM, paced["tpm"] / TPM)
-    print(f"paced: {100 * binding:.0f} % of the binding quota; goal >= 90 % with nothing lost")
+    for window, (requests, tokens) in (("last", ("rpm", "tpm")), ("90 %", ("rpm90", "tpm90"))):
+        binding = max(paced[requests] / RPM, paced[tokens] / TPM)
+        print(f"paced, to the {window} call: {100 * binding:.0f} % of the binding quota (goal >= 90 %)")
 
 
 if __name__ == "__main__":
