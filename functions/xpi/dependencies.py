@@ -18,6 +18,7 @@ from xpi.adapters.hash_key import SecretsManagerHashKey
 from xpi.adapters.intake_store import DynamoIntakeRecords
 from xpi.adapters.lineage_store import DynamoLineageStore
 from xpi.adapters.object_store import S3ObjectStore, S3PayloadStore
+from xpi.adapters.pacing_table import DynamoPacingTable
 from xpi.adapters.ports import (
     AdminActions,
     BatchObjects,
@@ -49,11 +50,13 @@ from xpi.adapters.workflow import (
 from xpi.domain.batch import BatchLimits
 from xpi.domain.classification import Detector
 from xpi.domain.config_signing import ConfigVersion
+from xpi.domain.pacing import Quota
 from xpi.domain.policy import ComprehendSettings, Policy, load_default_policy
 from xpi.domain.routing import RoutingConfig, load_default_routing
 from xpi.models.events import SECURITY_ALERT, ConfigAlert, SecurityAlertDetail
 from xpi.observability import logger
 from xpi.services.batch import LineStarter
+from xpi.services.pacing import QuotaPacer
 from xpi.services.reaping import Reaper
 from xpi.services.reconciliation import BatchReconciler
 from xpi.services.rotation import Rotator
@@ -146,6 +149,20 @@ def credential_rotator() -> Rotator:
     )
 
 
+@cache
+def quota_pacer() -> QuotaPacer | None:
+    """The shared pacing of Bedrock calls to the quota, for every caller of bedrock_gateway(); None where
+    the function has no pacing table (`sam local invoke` of a lone function, unit tests)."""
+    settings = get_settings()
+    if not settings.pacing_table:
+        return None
+    return QuotaPacer(
+        DynamoPacingTable(settings.pacing_table),
+        Quota(settings.bedrock_requests_per_minute or None, settings.bedrock_tokens_per_minute or None),
+        max_wait_s=settings.pacing_max_wait_s,
+    )
+
+
 def submitter() -> Submitter:
     """Where a submit goes: the inference workflow, and the lineage and bus that answer a rejection."""
     return Submitter(
@@ -173,6 +190,7 @@ def sync_ports() -> SyncPorts:
         region=settings.commercial_region,
         endpoint=settings.bedrock_endpoint,
         credential_max_age_s=settings.credential_max_age_s,
+        pacer=quota_pacer(),
     )
 
 

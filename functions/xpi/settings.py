@@ -115,6 +115,13 @@ class Settings(BaseModel):
     )
     # How long the previous key stays valid once the new one is current (below the function's Timeout).
     previous_key_grace_s: Annotated[int, Field(ge=0, le=600)] = Field(60, alias="PREVIOUS_KEY_GRACE_S")
+    # Pacing Bedrock calls to the commercial quota (xpi.domain.pacing): the default quota of every model
+    # (a routing entry's requests_per_minute / tokens_per_minute overrides it; 0: not paced), the
+    # shared bucket table, and how long a call may wait for the bucket before QuotaExhausted.
+    bedrock_requests_per_minute: Annotated[float, Field(ge=0)] = Field(0, alias="BEDROCK_REQUESTS_PER_MINUTE")
+    bedrock_tokens_per_minute: Annotated[float, Field(ge=0)] = Field(0, alias="BEDROCK_TOKENS_PER_MINUTE")
+    pacing_table: str = Field("", alias="PACING_TABLE")
+    pacing_max_wait_s: Annotated[float, Field(ge=0, le=60)] = Field(5.0, alias="PACING_MAX_WAIT_S")
     # The state holds an inline output twice (the response and the result event's detail): at most
     # 2 x 64 KB, well inside Step Functions' 256 KiB state limit; larger outputs travel by reference.
     inline_output_max_bytes: Annotated[int, Field(ge=1024, le=64_000)] = Field(

@@ -12,6 +12,7 @@ from typing import IO, Any, Literal, Protocol
 
 from pydantic import BaseModel
 
+from xpi.domain.pacing import BucketState
 from xpi.models.answer import StoredAnswer
 from xpi.models.api import RedriveStarted, StoredConfig
 from xpi.models.batch import BatchObject, LineResult
@@ -157,6 +158,21 @@ class HashKey(Protocol):
 
 class BedrockGateway(Protocol):
     def answer(self, route: Route, request: InferenceRequest) -> ModelAnswer: ...
+
+
+class PacingTable(Protocol):
+    """The shared pacing buckets (xpi.domain.pacing), one per model and region."""
+
+    def read(self, bucket: str) -> BucketState | None: ...
+
+    def replace(self, bucket: str, state: BucketState, *, expected: BucketState | None) -> bool:
+        """Write `state` unless the bucket changed since `expected` was read (None: unless it exists);
+        False when it had."""
+        ...
+
+    def add_tokens(self, bucket: str, tokens: float) -> None:
+        """Give back (negative: charge) tokens after a call, atomically."""
+        ...
 
 
 class CredentialSource(Protocol):

@@ -22,6 +22,7 @@ MESSAGES: dict[str, str] = {
     "ModelNotApproved": "the requested model is not on the approved list",
     "ModelNotAllowedForCaller": "the requested model is not allowed for this caller",
     "BedrockThrottled": "commercial Bedrock throttled the request",
+    "QuotaExhausted": "the request was held back within the commercial Bedrock quota; it was not sent",
     "BedrockUnavailable": "commercial Bedrock was unavailable",
     "BedrockRejected": "commercial Bedrock rejected the request",
     "CredentialsRejected": "commercial Bedrock rejected the commercial credentials",
@@ -239,6 +240,13 @@ class BedrockThrottled(XpiError):
     """Retried by the workflow with long, jittered backoff."""
 
     code = "BedrockThrottled"
+
+
+class QuotaExhausted(XpiError):
+    """xpi's own pacer found the model's quota bucket empty for longer than the function may wait:
+    nothing was sent to Bedrock. Retried by the workflow with backoff, like a throttle."""
+
+    code = "QuotaExhausted"
 
 
 class BedrockUnavailable(XpiError):

@@ -26,6 +26,10 @@ class ApprovedModel(_Config):
     usd_per_1k_input_tokens: Annotated[float, Field(ge=0)] = 0.0
     usd_per_1k_output_tokens: Annotated[float, Field(ge=0)] = 0.0
     api: Literal["converse", "invoke_model", "both"] = "both"
+    # This model's commercial quota in the region it is called in, overriding the stack's default
+    # (BEDROCK_REQUESTS_PER_MINUTE / BEDROCK_TOKENS_PER_MINUTE); 0 turns that dimension's pacing off.
+    requests_per_minute: Annotated[float, Field(ge=0)] | None = None
+    tokens_per_minute: Annotated[float, Field(ge=0)] | None = None
 
 
 class CallerRule(_Config):

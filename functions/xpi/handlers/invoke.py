@@ -52,6 +52,7 @@ def _invoke_once() -> Callable[..., dict[str, Any]]:
             hash_key=dependencies.hash_key(),
             credential_max_age_s=settings.credential_max_age_s,
             events=dependencies.event_publisher(),
+            pacer=dependencies.quota_pacer(),
         )
         metrics.add_metric(name="InputTokens", unit=MetricUnit.Count, value=response.usage.input_tokens)
         metrics.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=response.usage.output_tokens)

@@ -54,7 +54,7 @@ from xpi.observability import logger, metrics
 from xpi.services.submission import Submitted, Submitter, submit
 
 TERMINAL_LINEAGE = {"COMPLETED", "FAILED", "BLOCKED"}
-THROTTLE_CODES = {"BedrockThrottled", "Lambda.TooManyRequestsException"}
+THROTTLE_CODES = {"BedrockThrottled", "QuotaExhausted", "Lambda.TooManyRequestsException"}
 FEED_READ_FACTOR, FEED_READ_MIN = 5, 200  # the feed filters after the index read, so it reads generously
 STATS_MAX_ITEMS = 10_000
 INDEX_MAX_DAYS = 8  # the by-day index is read a day at a time, at most this many days back

@@ -19,6 +19,7 @@ from xpi.models.events import SECURITY_ALERT, CredentialAlert, SecurityAlertDeta
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import ModelResponse, WorkflowState
 from xpi.observability import logger, metrics
+from xpi.services.pacing import QuotaPacer, paced_answer
 from xpi.services.routing import carried_routing
 from xpi.services.validation import load_request
 
@@ -85,6 +86,7 @@ def invoke_model(
     hash_key: HashKey,
     credential_max_age_s: int | None = None,
     events: EventPublisher | None = None,
+    pacer: QuotaPacer | None = None,
 ) -> ModelResponse:
     if state.route is None:
         raise ValueError("the request has no route; the Route step must run first")
@@ -92,7 +94,12 @@ def invoke_model(
     request = load_request(state.payload, payloads, request_id=state.request.request_id, key=key)
     check_classified(state, request, key)
     routing = carried_routing(state)
-    answer = gateway.answer(state.route, request)
+    # Paced to the model's quota (requests and tokens per minute, shared by every caller); unpaced only
+    # where no pacer is configured (unit tests of this service).
+    if pacer is None:
+        answer = gateway.answer(state.route, request)
+    else:
+        answer = paced_answer(gateway, pacer, routing, state.route, request)
     _check_credential_age(answer, credential_max_age_s, events)
     if answer.text is not None:
         payload, content_type = answer.text.encode("utf-8"), "text/plain; charset=utf-8"

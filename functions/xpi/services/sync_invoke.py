@@ -52,6 +52,7 @@ from xpi.models.workflow import ExecutionInput, PayloadRef, Source, StepError, W
 from xpi.observability import logger
 from xpi.services.classification import classify
 from xpi.services.invocation import invoke_model
+from xpi.services.pacing import QuotaPacer
 from xpi.services.routing import route
 from xpi.services.submission import parse_or_reject
 from xpi.services.validation import validate
@@ -102,6 +103,7 @@ class SyncPorts:
     region: str
     endpoint: str
     credential_max_age_s: int | None = None  # past it: a metric and one Security Alert per version
+    pacer: QuotaPacer | None = None  # the shared quota buckets the invoke step also draws from
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,7 @@ def _invoke_with_retries(
                 hash_key=ports.hash_key,
                 credential_max_age_s=ports.credential_max_age_s,
                 events=ports.events,
+                pacer=ports.pacer,
             )
         except RETRIED as error:
             if type(error) not in RETRIED or attempt == BEDROCK_ATTEMPTS:

@@ -16,6 +16,7 @@ from xpi.domain.errors import (
     RequestExists,
     RequestInvalid,
 )
+from xpi.domain.pacing import Quota
 from xpi.domain.policy import load_default_policy
 from xpi.domain.routing import load_default_routing
 from xpi.models.bedrock import ModelAnswer
@@ -398,3 +399,23 @@ def test_a_credential_past_its_maximum_age_raises_its_security_alert_on_the_sync
     assert detail["status"] == "COMPLETED"
     alerts = [d for kind, d in world.events.published if kind == "Security Alert"]
     assert [a["credentials"]["credential_age_s"] for a in alerts] == [aged]
+
+
+def test_the_sync_path_draws_from_the_shared_quota_buckets() -> None:
+    # GIVEN the sync path with the pacer the invoke step uses (one bucket per model and region)
+    from tests.unit.xpi.test_pacing import FakeClock, FakePacingTable, pacer
+
+    table = FakePacingTable()
+    world = World()
+    world.ports = sync_invoke.SyncPorts(
+        **{**world.ports.__dict__, "pacer": pacer(table, FakeClock(), Quota(60, 100_000))}
+    )
+
+    # WHEN a request is answered
+    detail = world.invoke(sample_request("plain-prompt") | {"request_id": "sync-paced"})
+
+    # THEN its one Bedrock call took a request from the route's bucket
+    assert detail["status"] == "COMPLETED" and len(world.gateway.calls) == 1
+    route = world.gateway.calls[0][0]
+    bucket = table.items[f"{route.model_id}#{route.region}"]
+    assert bucket.requests < 3.0  # the bucket holds 3 s of 60 RPM, less this call

@@ -66,6 +66,10 @@ LOCAL_PARAMETERS = {
     "BatchHeartbeatSeconds": "10",  # a lost batch progress message is reconciled in seconds
     "CreateExampleSubscriber": "true",  # the demo and the tests read every result from it (off on AWS)
     "PreviousKeyGraceSeconds": "2",  # a rotation's old key is deleted in seconds, not a minute
+    # Paced, so every Bedrock call goes through the shared bucket table, at quotas the local stack never
+    # reaches (the emulator is unlimited by default); bench/bench_quota.py sets binding ones.
+    "BedrockRequestsPerMinute": "100000",
+    "BedrockTokensPerMinute": "100000000",
 }
 
 
@@ -129,6 +133,8 @@ class LocalStack:
         *,
         call_log_dir: Path | None = None,
         commercial_credentials: str = "secret",
+        parameters: dict[str, str] | None = None,
+        poller_concurrency: int = 1,
     ) -> None:
         # "secret": an access key of the emulator's commercial user in the credentials secret;
         # "roles-anywhere": a certificate of a local CA, exchanged for temporary credentials (no key).
@@ -142,6 +148,9 @@ class LocalStack:
             os.environ.get("XPI_IAM_CALL_LOG_DIR", project_root / ".xpi" / "iam-calls")
         )
         self._runtimes_per_function = runtimes_per_function
+        # Template parameters over LOCAL_PARAMETERS, and SQS pollers per mapping (benchmarks raise them).
+        self._parameters = dict(parameters or {})
+        self._poller_concurrency = poller_concurrency
         self._server: Any = None
         self._aws_url = ""
         self._emulator: BedrockEmulator | None = None
@@ -205,6 +214,7 @@ class LocalStack:
             "CommercialBedrockEndpoint": self._emulator.url,
             "CommercialIamEndpoint": self._emulator.url,  # the emulator plays commercial IAM too
             **commercial.parameters,
+            **self._parameters,
         }
         os.environ.update({"AWS_DEFAULT_REGION": self.region, **LOCAL_CREDENTIALS})
         deploy_started = time.perf_counter()
@@ -288,7 +298,12 @@ class LocalStack:
             # Lambda reads the queue's attributes as the role when it takes the mapping on, too.
             poller_client(mapping).get_queue_attributes(QueueUrl=mapping.queue_url, AttributeNames=["All"])
 
-        self._poller = SqsPoller(poller_client, invoke_through_lambda_api, self.deployment.mappings)
+        self._poller = SqsPoller(
+            poller_client,
+            invoke_through_lambda_api,
+            self.deployment.mappings,
+            concurrency_per_mapping=self._poller_concurrency,
+        )
         self._poller.start()
         api_url, dashboard_url, api_credentials = self._start_api(session, aws_url, build_dir, lambda_api)
 
