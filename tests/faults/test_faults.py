@@ -34,6 +34,7 @@ from tests.faults.harness import (
     request_body,
 )
 from tests.helpers.stack import LocalStackClient, ResultCollector
+from tests.helpers.waiting import poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -188,16 +189,26 @@ def run_with_runtime_kills(function: str, after: str, body_contains: str) -> Cal
 
 
 def run_aws_outage(harness: Harness, model: str, messages: list[Sent]) -> None:
-    """The AWS API answers every function (and its SQS poller) 503 for a while, starting while the first
-    half of the requests runs; the second half is sent during it. moto keeps its state throughout."""
+    """The AWS API answers every function (and its SQS poller) 503 for a while, starting once the first
+    half of the requests' workflows are running; the second half is sent during it. moto keeps its state
+    throughout."""
     control = ControlClient(harness.stack.state["control"])
+    state_machine = harness.stack.outputs["StateMachineArn"]
     first, second = messages[: len(messages) // 2], messages[len(messages) // 2 :]
+    first_ids = {m.request_id for m in first}
     harness.send(first)
+    poll_until(
+        lambda: bool(first_ids & {arn.rsplit(":", 1)[1] for arn in harness.stack.executions(state_machine)}),
+        60,
+        0.1,
+    )
     control.aws_outage(20 if FULL else 8)
     try:
         harness.send(second)
         harness.settle(messages, timeout_s=SETTLE_S)
-        assert control.faults()["outage_answered"] > 0  # the outage was met, not missed
+        met = control.faults()["outage_answered"]
+        print(f"\n503 answers during the outage, per function: {met}")
+        assert met  # the outage was met, not missed
     finally:
         control.clear()
 

@@ -27,6 +27,7 @@ Control endpoint (loopback HTTP, JSON):
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import io
 import json
@@ -73,7 +74,7 @@ class LocalFaults:
         self._lock = threading.Lock()
         self._kills: list[RuntimeKill] = []
         self._outage_until = 0.0
-        self.outage_answered = 0
+        self.outage_answered: dict[str, int] = {}  # function name -> requests answered 503
         self._kill_caller: Callable[[str, int], bool] = lambda _function, _port: False
 
     def attach(
@@ -119,7 +120,7 @@ class LocalFaults:
             return {
                 "kills": [asdict(kill) for kill in self._kills],
                 "outage_left_s": max(self._outage_until - time.monotonic(), 0.0),
-                "outage_answered": self.outage_answered,
+                "outage_answered": dict(self.outage_answered),
             }
 
     # -- the runtime pool's hook --------------------------------------------------------------------
@@ -151,7 +152,7 @@ class LocalFaults:
             if time.monotonic() < self._outage_until:
                 _read_body(environ)  # a keep-alive connection must not see it as the next request
                 with self._lock:
-                    self.outage_answered += 1
+                    self.outage_answered[function] = self.outage_answered.get(function, 0) + 1
                 return _service_unavailable(environ, start_response)
             armed = [k for k in self._kills if k.function == function and k.after != "return" and k.remaining]
             if not armed:
@@ -280,24 +281,35 @@ def _deep_size(roots: Iterable[Any]) -> int:
 def retained_state() -> dict[str, int]:
     """The AWS state moto retains (what AWS keeps for the account: items, objects, queues' messages,
     executions and their histories, events), in bytes per service, as Python holds it."""
+    from moto.awslambda.models import lambda_backends
     from moto.dynamodb.models import dynamodb_backends
     from moto.events.models import events_backends
+    from moto.logs.models import logs_backends
     from moto.s3.models import s3_backends
     from moto.sqs.models import sqs_backends
     from moto.stepfunctions.models import stepfunctions_backends
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
     services: dict[str, Any] = {
         "dynamodb": dynamodb_backends,
         "s3": s3_backends,
         "sqs": sqs_backends,
-        "stepfunctions": stepfunctions_backends,
+        # the executing interpreter's backend holds the executions and their histories
+        "stepfunctions": [stepfunctions_backends, stepfunctions_parser_backends],
         "events": events_backends,
+        "lambda": lambda_backends,
+        "logs": logs_backends,
     }
     sizes: dict[str, int] = {}
     for name, backends in services.items():
         for attempt in range(3):  # a dict changing size under the walk: try again
             try:
-                roots = [backend for account in backends.values() for backend in account.values()]
+                roots = [
+                    backend
+                    for store in (backends if isinstance(backends, list) else [backends])
+                    for account in store.values()
+                    for backend in account.values()
+                ]
                 sizes[name] = _deep_size(roots)
                 break
             except RuntimeError:
@@ -314,13 +326,25 @@ def process_rss_bytes() -> int:
     return 0
 
 
+def release_free_heap() -> None:
+    """Collect garbage and hand the allocator's free pages back to the kernel (glibc's malloc_trim), so
+    the resident set counts what the process holds, not what it once held: the stack's many
+    short-lived threads leave freed memory in glibc's arenas (tens of MiB per hundred requests)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def memory_report(with_types: bool = False) -> dict[str, Any]:
-    """The stack process's resident memory, the AWS state moto retains within it, and (for finding what
-    else grows) its thread count and Python objects, by type when asked."""
+    """The stack process's resident memory (after release_free_heap), the AWS state moto retains within
+    it, and (for finding what else grows) its thread count and Python objects, by type when asked."""
+    untrimmed = process_rss_bytes()
+    release_free_heap()
     state = retained_state()
     objects = gc.get_objects()
     report: dict[str, Any] = {
         "rss_bytes": process_rss_bytes(),
+        "rss_before_release_bytes": untrimmed,
         "retained_state_bytes": state,
         "threads": threading.active_count(),
         "gc_objects": len(objects),
