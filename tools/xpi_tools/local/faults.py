@@ -339,23 +339,30 @@ def memory_report(with_types: bool = False) -> dict[str, Any]:
     """The stack process's resident memory (after release_free_heap), the AWS state moto retains within
     it, and (for finding what else grows) its thread count and Python objects, by type when asked."""
     untrimmed = process_rss_bytes()
-    release_free_heap()
-    state = retained_state()
+    state = retained_state()  # (its walk's own garbage is released below too)
     objects = gc.get_objects()
+    count = len(objects)
+    types_counted = _count_types(objects) if with_types else None
+    del objects
+    release_free_heap()
     report: dict[str, Any] = {
         "rss_bytes": process_rss_bytes(),
         "rss_before_release_bytes": untrimmed,
         "retained_state_bytes": state,
         "threads": threading.active_count(),
-        "gc_objects": len(objects),
+        "gc_objects": count,
     }
-    if with_types:
-        counts: dict[str, int] = {}
-        for obj in objects:
-            name = f"{type(obj).__module__}.{type(obj).__qualname__}"
-            counts[name] = counts.get(name, 0) + 1
-        report["types"] = dict(sorted(counts.items(), key=lambda kv: -kv[1])[:300])
+    if types_counted is not None:
+        report["types"] = types_counted
     return report
+
+
+def _count_types(objects: list[Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for obj in objects:
+        name = f"{type(obj).__module__}.{type(obj).__qualname__}"
+        counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1])[:300])
 
 
 # ------------------------------------------------------------------------------------------------
