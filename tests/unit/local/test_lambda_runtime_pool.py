@@ -402,7 +402,7 @@ def test_kill_caller_kills_the_runtime_that_holds_the_connection(
             # WHEN the pool is asked to kill the caller on that connection (and on a port nobody holds)
             assert not pool.kill_caller("caller-fn", _free_port_number())
             killed = pool.kill_caller("caller-fn", client_port)
-            invoking.join(timeout=10)
+            invoking.join(timeout=60)
 
     # THEN that runtime died mid-invoke and the invoke answers Runtime.ExitError
     assert killed

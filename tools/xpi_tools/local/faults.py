@@ -339,14 +339,16 @@ def memory_report(with_types: bool = False) -> dict[str, Any]:
     """The stack process's resident memory (after release_free_heap), the AWS state moto retains within
     it, and (for finding what else grows) its thread count and Python objects, by type when asked."""
     untrimmed = process_rss_bytes()
-    state = retained_state()  # (its walk's own garbage is released below too)
+    release_free_heap()
+    # read before the walks below: their own garbage would count otherwise
+    resident = process_rss_bytes()
+    state = retained_state()
     objects = gc.get_objects()
     count = len(objects)
     types_counted = _count_types(objects) if with_types else None
     del objects
-    release_free_heap()
     report: dict[str, Any] = {
-        "rss_bytes": process_rss_bytes(),
+        "rss_bytes": resident,
         "rss_before_release_bytes": untrimmed,
         "retained_state_bytes": state,
         "threads": threading.active_count(),
