@@ -36,6 +36,7 @@ from xpi_tools.local.moto_patches import (
     check_moto_version,
     enable_iam_enforcement,
     patch_iam_evaluation,
+    patch_instance_tracking,
     patch_interpreter_clients,
     patch_lambda_invoke,
     patch_message_move_task,
@@ -456,6 +457,7 @@ class LocalStack:
             patch_interpreter_clients(state_machine_role),
             patch_transactions(),
             patch_thread_list(),
+            patch_instance_tracking(),
             patch_iam_evaluation(self._record_iam_decision),
             patch_message_move_task(),
         ]
