@@ -32,10 +32,10 @@ FULL = os.environ.get("XPI_FAULTS_SCALE", "short").lower() == "full"
 SETTLE_S = 600 if FULL else 120
 
 HEADER = (
-    "| scenario | sent | exactly one | lost | doubled | stuck | DLQ | Bedrock calls/request (max) "
-    "| Bedrock answers/request (max) | unrecorded second answers |"
+    "| scenario | sent | exactly one | lost | doubled | stuck | DLQ | answered failed "
+    "| Bedrock calls/request (max) | Bedrock answers/request (max) | unrecorded second answers |"
 )
-RULE = "|---|---|---|---|---|---|---|---|---|---|"
+RULE = "|---|---|---|---|---|---|---|---|---|---|---|"
 
 
 @dataclass
@@ -59,6 +59,7 @@ class Tally:
     stuck: list[str] = field(default_factory=list)
     dlq: int = 0
     dlq_expected: int = 0
+    failed: int = 0  # requests whose one event is Inference Failed (information: faults may fail some)
     max_calls: int = 0
     max_answers: int = 0
     unrecorded_answers: list[str] = field(default_factory=list)
@@ -67,7 +68,7 @@ class Tally:
     def row(self) -> str:
         return (
             f"| {self.scenario} | {self.sent} | {self.exactly_one} | {len(self.lost)} | {len(self.doubled)} "
-            f"| {len(self.stuck)} | {self.dlq} | {self.max_calls} | {self.max_answers} "
+            f"| {len(self.stuck)} | {self.dlq} | {self.failed} | {self.max_calls} | {self.max_answers} "
             f"| {len(self.unrecorded_answers)} |"
         )
 
@@ -238,6 +239,7 @@ class Harness:
                 tally.doubled.append(request_id)
             else:
                 tally.exactly_one += 1
+            tally.failed += bool(events) and events[0].get("detail-type") == "Inference Failed"
             item = self.stack.lineage(request_id)
             if item is not None and item.get("status") == "ACCEPTED":
                 tally.stuck.append(request_id)

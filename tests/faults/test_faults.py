@@ -19,9 +19,22 @@ import boto3
 import pytest
 from xpi_tools.emulator import EmulatorControl
 from xpi_tools.emulator.client import ErrorCode
+from xpi_tools.local.faults import ControlClient
 
-from tests.faults.harness import FULL, HEADER, RULE, Harness, Scenario, Sent, Tally, new_id, request_body
+from tests.faults.harness import (
+    FULL,
+    HEADER,
+    RULE,
+    SETTLE_S,
+    Harness,
+    Scenario,
+    Sent,
+    Tally,
+    new_id,
+    request_body,
+)
 from tests.helpers.stack import LocalStackClient, ResultCollector
+from tests.helpers.waiting import poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -154,6 +167,59 @@ def run_key_rotation(harness: Harness, model: str, messages: list[Sent]) -> None
         emulator.revoke_access_key(new_key)
 
 
+def run_with_runtime_kills(function: str, after: str, body_contains: str) -> Callable[..., None]:
+    """A third of the requests lose `function`'s runtime (the local stack's control endpoint) right after
+    its AWS call `after` whose body contains `body_contains` was carried out: the work is done, the
+    answer never reaches the runtime, and the step fails with Runtime.ExitError as on Lambda."""
+
+    def run(harness: Harness, model: str, messages: list[Sent]) -> None:
+        control = ControlClient(harness.stack.state["control"])
+        contains = harness.stack.outputs.get(body_contains, body_contains)
+        count = max(len(messages) // 3, 1)
+        control.kill_runtime(function, count, after=after, body_contains=contains)
+        try:
+            harness.send(messages)
+            harness.settle(messages)
+            # (the runtimes were killed: the fault was exercised, not skipped)
+            assert sum(kill["fired"] for kill in control.faults()["kills"]) == count
+        finally:
+            control.clear()
+
+    return run
+
+
+def run_aws_outage(harness: Harness, model: str, messages: list[Sent]) -> None:
+    """The AWS API answers every function (and its SQS poller) 503 for a while, starting once the first
+    half of the requests' workflows are running; the second half is sent during it. moto keeps its state
+    throughout."""
+    control = ControlClient(harness.stack.state["control"])
+    state_machine = harness.stack.outputs["StateMachineArn"]
+    first, second = messages[: len(messages) // 2], messages[len(messages) // 2 :]
+    first_ids = {m.request_id for m in first}
+    harness.send(first)
+    poll_until(
+        lambda: bool(first_ids & {arn.rsplit(":", 1)[1] for arn in harness.stack.executions(state_machine)}),
+        60,
+        0.1,
+    )
+    control.aws_outage(20 if FULL else 10)
+    try:
+        harness.send(second)
+        harness.settle(messages, timeout_s=SETTLE_S)
+        met = control.faults()["outage_answered"]
+        print(f"\n503 answers during the outage, per function: {met}")
+        assert met  # the outage was met, not missed
+        # a passing outage of the AWS API is retried through, not turned into failed requests
+        failed = [
+            m.request_id
+            for m in messages
+            if any(e["detail-type"] == "Inference Failed" for e in harness.results.events_for(m.request_id))
+        ]
+        assert failed == []
+    finally:
+        control.clear()
+
+
 SCENARIOS = [
     Scenario("baseline", plain("base"), "us.amazon.nova-lite-v1:0", run_plain, 12, 100),
     Scenario(
@@ -189,6 +255,31 @@ SCENARIOS = [
         plain("redeliver"),
         "us.meta.llama3-3-70b-instruct-v1:0",
         run_redelivered,
+        10,
+        100,
+    ),
+    Scenario(
+        "invoke runtime killed after Bedrock answered",
+        plain("kill-invoke"),
+        "us.amazon.nova-lite-v1:0",
+        # its last AWS call: the idempotency record's UpdateItem storing the answer
+        run_with_runtime_kills("InvokeModelFunction", "UpdateItem", "COMPLETED"),
+        9,
+        100,
+    ),
+    Scenario(
+        "record runtime killed after its lineage write",
+        plain("kill-record"),
+        "us.amazon.nova-lite-v1:0",
+        run_with_runtime_kills("RecordOutcomeFunction", "UpdateItem", "LineageTableName"),
+        9,
+        100,
+    ),
+    Scenario(
+        "AWS API gone (503) for a while",
+        plain("outage"),
+        "us.amazon.nova-micro-v1:0",
+        run_aws_outage,
         10,
         100,
     ),

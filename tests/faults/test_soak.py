@@ -1,18 +1,24 @@
 """The soak: 10,000 requests (XPI_SOAK_N) with mixed faults, run by `make soak` only (XPI_FAULTS_SOAK=1).
 
 Throttling and 5xx on the model, and among the requests duplicates, oversized and not-JSON messages;
-every request must be accounted for as in the fault suite. The local stack's memory (the `xpi local up`
-process, and it with every process it started) is printed at the start and the end.
+every request must be accounted for as in the fault suite. The requests go in ten slices; once each has
+settled, the local stack's memory is sampled: the `xpi local up` process (moto, the emulator, the poller,
+the API gateway), the AWS state moto retains within it (what AWS keeps too: items, objects, messages,
+executions; measured by the stack's control endpoint), and the function runtimes it started. After the
+warm-up (the first slice), the growth per 1,000 requests of everything but the retained state must stay
+under FLAT_MIB_PER_1000.
 """
 
 from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
 from xpi_tools.emulator import EmulatorControl
+from xpi_tools.local.faults import ControlClient
 
 from tests.faults.harness import HEADER, RULE, Harness, Sent, new_id, request_body, stack_rss_mib
 from tests.helpers.stack import LocalStackClient, ResultCollector
@@ -49,25 +55,124 @@ def soak_messages(n: int) -> list[Sent]:
     return messages
 
 
+MIB = 2**20
+# After warm-up, what the local stack holds beyond the AWS state moto retains may grow by at most this
+# much per 1,000 requests (the stack process, and the function runtimes apart).
+FLAT_MIB_PER_1000 = 8.0
+
+
+@dataclass
+class MemorySample:
+    """The local stack's memory once a slice of requests has settled."""
+
+    requests: int
+    stack_mib: float  # the `xpi local up` process: moto, the emulator, the poller, the API gateway
+    untrimmed_mib: float  # the same before the allocator handed its free pages back
+    retained_mib: float  # of which the AWS state moto retains (items, objects, messages, executions)
+    runtimes_mib: float  # every process it started: the function runtimes (RIE + awslambdaric)
+    threads: int
+    objects: int
+    retained_by_service: dict[str, float]
+
+    @property
+    def other_mib(self) -> float:
+        return self.stack_mib - self.retained_mib
+
+
+def sample(stack: LocalStackClient, control: ControlClient, requests: int) -> MemorySample:
+    report = control.memory()
+    _, tree = stack_rss_mib(stack)
+    stack_mib = report["rss_bytes"] / MIB
+    return MemorySample(
+        requests,
+        stack_mib,
+        report["rss_before_release_bytes"] / MIB,
+        sum(report["retained_state_bytes"].values()) / MIB,
+        tree - stack_mib,
+        report["threads"],
+        report["gc_objects"],
+        {name: size / MIB for name, size in report["retained_state_bytes"].items()},
+    )
+
+
+def row(s: MemorySample) -> str:
+    services = ", ".join(f"{name} {mib:.1f}" for name, mib in s.retained_by_service.items())
+    return (
+        f"| {s.requests} | {s.untrimmed_mib:.0f} | {s.stack_mib:.0f} | {s.retained_mib:.1f} ({services}) "
+        f"| {s.other_mib:.0f} "
+        f"| {s.runtimes_mib:.0f} | {s.threads} | {s.objects} |"
+    )
+
+
+def per_thousand(samples: list[MemorySample], value: Callable[[MemorySample], float]) -> float:
+    """The least-squares slope of `value` over the samples, in MiB per 1,000 requests."""
+    xs, ys = [s.requests for s in samples], [value(s) for s in samples]
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    spread = sum((x - mean_x) ** 2 for x in xs)
+    return 1000 * sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
+
+
 def test_soak_every_request_is_accounted_for_and_memory_stays_flat(
     local_stack: LocalStackClient, results: ResultCollector, emulator: EmulatorControl
 ) -> None:
+    # GIVEN n requests with mixed faults, sent in ten slices, the memory sampled after each has settled
     n = int(os.environ.get("XPI_SOAK_N", "10000"))
     harness = Harness(local_stack, results, emulator)
+    control = ControlClient(local_stack.state["control"])
     messages = soak_messages(n)
-    start = stack_rss_mib(local_stack)
+    slices = 10
+    per_slice = -(-len(messages) // slices)
+    samples = [sample(local_stack, control, 0)]
+    types_before = control.memory(with_types=True)["types"]
     emulator.inject_fault("ThrottlingException", model=MODEL, rate=0.1)
     emulator.inject_fault("ServiceUnavailableException", model=MODEL, rate=0.05)
+    done: set[str] = set()
     try:
-        harness.send(messages)
-        harness.settle(messages, timeout_s=max(600, n * 0.5), interval_s=5)
+        # WHEN every slice is sent and settled
+        for start in range(0, len(messages), per_slice):
+            batch = messages[start : start + per_slice]
+            harness.send(batch)
+            harness.settle(batch, timeout_s=max(600, len(batch) * 0.5), interval_s=2)
+            done |= {m.request_id for m in batch}
+            samples.append(sample(local_stack, control, len(done)))
+            print(f"soak: {row(samples[-1])}", flush=True)
     finally:
         emulator.clear_faults()
-    end = stack_rss_mib(local_stack)
+    types_after = control.memory(with_types=True)["types"]
     tally = harness.tally(f"soak, mixed faults ({n})", messages)
+
+    # THEN every request is accounted for, and past the warm-up (the first slice) what the stack holds
+    # beyond the AWS state it retains stays flat
+    warm = samples[1:]
+    slopes = {
+        "stack process before free pages are released": per_thousand(warm, lambda s: s.untrimmed_mib),
+        "stack process": per_thousand(warm, lambda s: s.stack_mib),
+        "retained AWS state": per_thousand(warm, lambda s: s.retained_mib),
+        "stack process without it": per_thousand(warm, lambda s: s.other_mib),
+        "function runtimes": per_thousand(warm, lambda s: s.runtimes_mib),
+    }
+    grown = sorted(
+        ((count - types_before.get(name, 0), name) for name, count in types_after.items()), reverse=True
+    )[:12]
     print(f"\n{HEADER}\n{RULE}\n{tally.row()}")
     print(
-        f"local stack memory (MiB): `xpi local up` {start[0]:.0f} -> {end[0]:.0f}; "
-        f"with every process it started {start[1]:.0f} -> {end[1]:.0f}"
+        "\n| requests | stack process MiB (before free pages are released) | stack process MiB "
+        "| retained AWS state MiB | stack without it MiB | function runtimes MiB | threads "
+        "| Python objects |\n|---|---|---|---|---|---|---|---|"
     )
+    for s in samples:
+        print(row(s))
+    per_request = (
+        (samples[-1].retained_mib - samples[1].retained_mib)
+        * MIB
+        / max(samples[-1].requests - samples[1].requests, 1)
+    )
+    print(
+        "growth per 1,000 requests after warm-up (MiB): "
+        + ", ".join(f"{name} {slope:+.1f}" for name, slope in slopes.items())
+        + f"; retained AWS state {per_request / 1024:.1f} KiB per request"
+    )
+    print("Python objects grown most (type: count): " + ", ".join(f"{n}: {c:+d}" for c, n in grown))
     assert tally.problems() == []
+    assert slopes["stack process without it"] <= FLAT_MIB_PER_1000, slopes
+    assert slopes["function runtimes"] <= FLAT_MIB_PER_1000, slopes

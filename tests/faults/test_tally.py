@@ -4,10 +4,11 @@ from tests.faults.harness import Tally, unrecorded_second_answer
 
 
 def test_a_clean_tally_has_no_problems() -> None:
-    tally = Tally("clean", sent=3, exactly_one=3, dlq=1, dlq_expected=1, max_calls=2, max_answers=1)
+    tally = Tally("clean", sent=3, exactly_one=3, dlq=1, dlq_expected=1, failed=1, max_calls=2, max_answers=1)
 
+    # (a request answered Inference Failed is answered: information, not a problem)
     assert tally.problems() == []
-    assert tally.row() == "| clean | 3 | 3 | 0 | 0 | 0 | 1 | 2 | 1 | 0 |"
+    assert tally.row() == "| clean | 3 | 3 | 0 | 0 | 0 | 1 | 1 | 2 | 1 | 0 |"
 
 
 def test_lost_doubled_stuck_unrecorded_answers_and_a_short_dlq_are_each_problems() -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
 
 if TYPE_CHECKING:
     from mypy_boto3_comprehend import ComprehendClient
@@ -18,6 +18,37 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_ssm import SSMClient
     from mypy_boto3_stepfunctions import SFNClient
+
+# Error codes AWS answers for a passing fault of its own (besides any HTTP 5xx).
+_TRANSIENT_CODES = frozenset(
+    {
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalError",
+        "InternalServerError",
+        "InternalFailure",
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestThrottled",
+        "SlowDown",
+    }
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether an AWS call failed for a passing fault of AWS's (5xx, throttling, the endpoint out of
+    reach, no answer in time) rather than for what was asked: worth trying the step again."""
+    if isinstance(error, ConnectionError | ReadTimeoutError):
+        return True
+    if isinstance(error, ClientError):
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        return status >= 500 or error.response.get("Error", {}).get("Code") in _TRANSIENT_CODES
+    return False
+
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=20)
 

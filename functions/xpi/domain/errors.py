@@ -211,6 +211,12 @@ class InternalError(XpiError):
     """An unexpected exception, reduced to this (its class is logged, its text never)."""
 
 
+class AwsUnavailable(XpiError):
+    """An AWS API the step needs (DynamoDB, S3, Secrets Manager, ...) answered 5xx or throttled, or could
+    not be reached, past the SDK's own retries: transient, retried by the workflow like Lambda's own
+    faults; reported as InternalError when the retries run out."""
+
+
 class BatchStalled(XpiError):
     """The batch workflow's reconciliation found no line finished for its whole allowance of rounds."""
 

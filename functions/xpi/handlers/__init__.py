@@ -6,7 +6,8 @@ import functools
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-from xpi.domain.errors import InternalError, XpiError
+from xpi.adapters.aws import is_transient
+from xpi.domain.errors import AwsUnavailable, InternalError, XpiError
 from xpi.observability import logger
 
 P = ParamSpec("P")
@@ -14,8 +15,9 @@ R = TypeVar("R")
 
 
 def contain_errors[**P, R](handler: Callable[P, R]) -> Callable[P, R]:
-    """Re-raise xpi's errors as they are (their class names drive the workflow's Retry and Catch) and
-    anything else as InternalError, without its text or its chain. One log line each: the error's code
+    """Re-raise xpi's errors as they are (their class names drive the workflow's Retry and Catch), an AWS
+    call's passing fault (5xx, throttling, unreachable) as AwsUnavailable, and anything else as
+    InternalError, without its text or its chain. One log line each: the error's code
     and class (the request id is the logger's correlation id)."""
 
     @functools.wraps(handler)
@@ -26,6 +28,12 @@ def contain_errors[**P, R](handler: Callable[P, R]) -> Callable[P, R]:
             logger.error("step failed", extra={"error_code": error.code, "error_class": type(error).__name__})
             raise
         except Exception as error:
+            if is_transient(error):  # AWS's own passing fault: the workflow tries the step again
+                logger.error(
+                    "step failed",
+                    extra={"error_code": AwsUnavailable.code, "error_class": type(error).__name__},
+                )
+                raise AwsUnavailable(f"{type(error).__name__} in {handler.__name__}") from None
             logger.error(
                 "step failed", extra={"error_code": InternalError.code, "error_class": type(error).__name__}
             )

@@ -10,7 +10,7 @@ import json
 from aws_lambda_powertools.metrics import MetricUnit
 
 from xpi.adapters.ports import BedrockGateway, EventPublisher, HashKey, ObjectStore, PayloadStore
-from xpi.domain.errors import ClassificationMismatch
+from xpi.domain.errors import ClassificationMismatch, InternalError
 from xpi.domain.hashing import keyed_hash, same_hash, sha256_text
 from xpi.domain.payload import outbound_hmac
 from xpi.domain.routing import estimate_cost
@@ -109,7 +109,12 @@ def invoke_model(
     s3_uri = None
     if len(payload) > inline_max_bytes:
         extension = "txt" if answer.text is not None else "json"
-        s3_uri = objects.put(f"outputs/{state.request.request_id}.{extension}", payload, content_type)
+        try:
+            s3_uri = objects.put(f"outputs/{state.request.request_id}.{extension}", payload, content_type)
+        except Exception:
+            # Bedrock has answered (and billed): never a passing fault for the workflow to retry, which
+            # would call Bedrock again. The request fails with this one answer.
+            raise InternalError("storing the answer failed after Bedrock answered") from None
     return ModelResponse(
         output_text=answer.text if s3_uri is None else None,
         output_body=answer.body if s3_uri is None else None,

@@ -354,3 +354,63 @@ def test_relative_paths_are_taken_from_the_callers_directory(
 
     assert result.function_error is None
     assert answer(result)["environment"]["PYTHONPATH"] == str(spec.code_dir)
+
+
+def test_a_runtime_killed_after_its_handler_returned_answers_runtime_exit_error(
+    make_pool: MakePool, spec_for: SpecFor
+) -> None:
+    # GIVEN a pool whose fault hook kills the next answer of the function
+    kills: list[str] = []
+    pool = make_pool(
+        max_per_function=1, kill_after_return=lambda name: name in kills and not kills.remove(name)
+    )
+    pool.register(spec_for("echo-fn", "echo"))
+    invoke_json(pool, "echo-fn", {})
+    (first_rie,) = rie_processes()
+    kills.append("echo-fn")
+
+    # WHEN the function is invoked
+    result = invoke_json(pool, "echo-fn", {"x": 1})
+
+    # THEN the answer is lost to a killed runtime, as Lambda reports it, and the next invoke gets a fresh one
+    assert result.function_error == "Unhandled"
+    assert answer(result)["errorType"] == "Runtime.ExitError"
+    assert "signal: killed" in answer(result)["errorMessage"]
+    again = invoke_json(pool, "echo-fn", {})
+    assert again.function_error is None
+    assert rie_processes() != [first_rie]
+
+
+def test_kill_caller_kills_the_runtime_that_holds_the_connection(
+    make_pool: MakePool, spec_for: SpecFor
+) -> None:
+    # GIVEN a function waiting for the answer to a request it made to a server here
+    pool = make_pool(max_per_function=1)
+    pool.register(spec_for("caller-fn", "caller"))
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(10)
+        port = server.getsockname()[1]
+        outcome: dict[str, InvokeResult] = {}
+        invoking = threading.Thread(
+            target=lambda: outcome.setdefault("result", invoke_json(pool, "caller-fn", {"port": port}))
+        )
+        invoking.start()
+        connection, (_, client_port) = server.accept()
+        with connection:
+            connection.recv(100)
+
+            # WHEN the pool is asked to kill the caller on that connection (and on a port nobody holds)
+            assert not pool.kill_caller("caller-fn", _free_port_number())
+            killed = pool.kill_caller("caller-fn", client_port)
+            invoking.join(timeout=60)
+
+    # THEN that runtime died mid-invoke and the invoke answers Runtime.ExitError
+    assert killed
+    assert outcome["result"].function_error == "Unhandled"
+    assert answer(outcome["result"])["errorType"] == "Runtime.ExitError"
+
+
+def _free_port_number() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

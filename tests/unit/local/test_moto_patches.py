@@ -487,3 +487,28 @@ def test_usage_metering_sizes_dynamodb_capacity_and_counts_kms_and_event_chunks(
     from moto.dynamodb.responses import DynamoHandler
 
     assert DynamoHandler.put_item.__name__ == "put_item"
+
+
+def test_moto_keeps_no_model_object_its_state_has_let_go_except_s3s() -> None:
+    # GIVEN moto's models, with every instance tracked by class as moto does
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+    from moto.s3.models import FakeKey
+    from moto.sqs.models import Message
+
+    restore = moto_patches.patch_instance_tracking()
+    try:
+        # WHEN an SQS message, a DynamoDB item and an S3 key are made
+        message = Message("m-1", "body", [])
+        item = Item(DynamoType({"S": "k"}), None, {"k": {"S": "k"}})
+        key = FakeKey("k", b"value", account_id="123456789012", region_name="us-gov-west-1")
+
+        # THEN only S3's key is tracked (moto's reset closes its temporary file through the list)
+        assert all(tracked is not message for tracked in Message.instances_tracked)  # type: ignore[attr-defined]
+        assert all(tracked is not item for tracked in Item.instances_tracked)  # type: ignore[attr-defined]
+        assert any(tracked is key for tracked in FakeKey.instances_tracked)  # type: ignore[attr-defined]
+    finally:
+        restore()
+    # AND undone, moto tracks every instance again
+    again = Message("m-2", "body", [])
+    assert any(tracked is again for tracked in Message.instances_tracked)  # type: ignore[attr-defined]
+    key.dispose()

@@ -6,10 +6,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from xpi.domain.errors import (
+    AwsUnavailable,
     BedrockThrottled,
     ClassificationMismatch,
     ConfigSnapshotInvalid,
+    InternalError,
     ModelNotAllowedForCaller,
     PayloadMismatch,
     RequestInvalid,
@@ -468,6 +471,25 @@ class TestInvokeModel:
         )
         assert response.output_bytes == 1201
         assert response.output_sha256 == sha256_text(text.encode())
+
+    def test_an_answer_that_cannot_be_stored_fails_without_a_retryable_error(self) -> None:
+        # GIVEN a large answer and an object store answering 503 (AWS's passing fault)
+        class UnavailableObjectStore(FakeObjectStore):
+            def put(self, key: str, body: bytes, content_type: str) -> str:
+                raise ClientError(
+                    {"Error": {"Code": "ServiceUnavailable"}, "ResponseMetadata": {"HTTPStatusCode": 503}},
+                    "PutObject",
+                )
+
+        gateway = FakeBedrockGateway(answer_text="x" * 1300)
+
+        # WHEN the invoke step stores the answer Bedrock already gave (and billed)
+        with pytest.raises(InternalError) as caught:
+            invoke_model(self.routed(), gateway, UnavailableObjectStore(), inline_max_bytes=1200)
+
+        # THEN it fails as InternalError, not AwsUnavailable: a retry would call Bedrock again
+        assert not isinstance(caught.value, AwsUnavailable)
+        assert len(gateway.calls) == 1
 
     def test_exactly_the_inline_limit_stays_inline(self) -> None:
         gateway, objects = FakeBedrockGateway(answer_text="x" * 1024), FakeObjectStore()

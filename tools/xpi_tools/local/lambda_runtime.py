@@ -192,6 +192,34 @@ def _session_members(session_id: int) -> list[int]:
     return members
 
 
+def _socket_inode(local_port: int) -> int | None:
+    """The inode of this machine's IPv4 TCP socket bound to 127.0.0.1:`local_port`, from /proc/net/tcp."""
+    wanted = f"0100007F:{local_port:04X}"
+    try:
+        with open("/proc/net/tcp", encoding="ascii") as table:
+            next(table)
+            for line in table:
+                fields = line.split()
+                if len(fields) > 9 and fields[1] == wanted:
+                    return int(fields[9]) or None
+    except (OSError, ValueError, StopIteration):
+        pass
+    return None
+
+
+def _holds_socket(pid: int, inode: int) -> bool:
+    target = f"socket:[{inode}]"
+    try:
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for descriptor in descriptors:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/fd/{descriptor}") == target:
+                return True
+    return False
+
+
 def _running(pid: int) -> bool:
     """Alive and not a zombie (a zombie holds no memory and no port)."""
     try:
@@ -398,6 +426,8 @@ class LambdaRuntimePool:
         aws_env: Mapping[str, str],
         max_per_function: int = 2,
         log_dir: Path | None = None,
+        *,
+        kill_after_return: Callable[[str], bool] | None = None,
     ) -> None:
         if max_per_function < 1:
             raise ValueError("max_per_function must be at least 1")
@@ -419,6 +449,9 @@ class LambdaRuntimePool:
         self._spawner: _Spawner | None = None
         self._watchdog: threading.Thread | None = None
         self._preexec = _parent_death_hook()
+        # The local stack's fault hook (faults.py): asked after each answer whether to kill that runtime
+        # before the answer is delivered, i.e. once the handler has done all its work.
+        self.kill_after_return = kill_after_return
         with _LIVE_POOLS_LOCK:
             _LIVE_POOLS.add(self)
 
@@ -457,9 +490,48 @@ class LambdaRuntimePool:
             )
         process = self._acquire(function_name)
         try:
-            return self._invoke_on(process, payload)
+            result = self._invoke_on(process, payload)
+            if self.kill_after_return is not None and self.kill_after_return(function_name):
+                return self._killed_after_return(process, result)
+            return result
         finally:
             self._release(process)
+
+    def kill_caller(self, function_name: str, client_port: int) -> bool:
+        """Kill the runtime of the busy process of `function_name` that holds the loopback TCP connection
+        from `client_port` (the runtime's end of a request it is making), as a crash mid-run would; the
+        RIE then answers its invoke with Runtime.ExitError. False when no such process is found."""
+        inode = _socket_inode(client_port)
+        if inode is None:
+            return False
+        with self._cond:
+            state = self._functions.get(function_name)
+            candidates = [p for p in self._processes if p.busy and p.spec.name == function_name]
+            if state is not None:
+                candidates += [p for p in state.processes if p.busy and p not in candidates]
+        for process in candidates:
+            if any(_holds_socket(pid, inode) for pid in _descendants(process.popen.pid)):
+                process.broken = True  # replaced on release, like any runtime that died
+                process.kill_runtime()
+                return True
+        return False
+
+    @staticmethod
+    def _killed_after_return(process: _Process, result: InvokeResult) -> InvokeResult:
+        """The runtime is killed once its handler has returned and before the answer is delivered: every
+        side effect of the invocation happened, and the caller gets what Lambda answers for a runtime
+        that died mid-invoke."""
+        process.broken = True
+        process.kill_runtime()
+        return InvokeResult(
+            payload=_error_payload(
+                "Runtime.ExitError",
+                f"RequestId: {uuid.uuid4()} Error: Runtime exited with error: signal: killed",
+            ),
+            function_error="Unhandled",
+            duration_ms=result.duration_ms,
+            max_memory_mb=result.max_memory_mb,
+        )
 
     def close(self) -> None:
         """Kill every process and its children and free every port; idempotent."""

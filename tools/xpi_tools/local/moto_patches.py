@@ -15,6 +15,7 @@ test_moto_patches.py` has one test per patch, on moto's own objects.
   gap 15  patch_message_move_task     SQS StartMessageMoveTask (the admin DLQ redrive), which moto lacks
   gap 21  patch_rotate_secret         RotateSecret runs the configured rotation function's four steps and
                                       stops, AWSCURRENT unchanged, at the first that fails
+  gap 23  patch_instance_tracking     model objects are no longer kept forever in their class's list (S3's excepted)
           patch_usage_metering        DynamoDB capacity, S3's KMS requests and EventBridge chunks, to the
                                       usage log the cost meter reads (bench/bench_cost.py)
 """
@@ -204,6 +205,31 @@ class LiveThreads(list[threading.Thread]):
     def append(self, thread: threading.Thread) -> None:
         self[:] = [alive for alive in self if alive.is_alive()]
         super().append(thread)
+
+
+# ---------------------------------------------------------------------------------------- gap 23
+def patch_instance_tracking() -> Restore:
+    """moto's BaseModel appends every instance it ever creates to its class's `instances_tracked` (read
+    only by a reset and /moto-api/data.json) and never removes one: every SQS message after its deletion,
+    every replaced DynamoDB item and every other model object stayed in memory (about 120 MiB per 1,000
+    requests in the soak) after the state AWS keeps had let go of it. Only S3's classes are still tracked:
+    moto's reset closes their keys' temporary files through that list."""
+    from moto.core.common_models import BaseModel
+
+    original = BaseModel.__dict__["__new__"]
+
+    def new(cls: type, *args: Any, **kwargs: Any) -> Any:
+        instance = super(BaseModel, cls).__new__(cls)  # type: ignore[misc]
+        if cls.__module__.startswith("moto.s3."):
+            cls.instances_tracked.append(instance)  # type: ignore[attr-defined]
+        return instance
+
+    BaseModel.__new__ = staticmethod(new)  # type: ignore[method-assign]
+
+    def restore() -> None:
+        BaseModel.__new__ = original  # type: ignore[method-assign]
+
+    return restore
 
 
 # ---------------------------------------------------------------------------------------- gap 14

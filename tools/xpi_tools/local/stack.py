@@ -30,12 +30,14 @@ from xpi_tools.certificates import issue, make_ca
 from xpi_tools.emulator import BedrockEmulator, EmulatorConfig
 from xpi_tools.emulator.config import AccessKey, RolesAnywhere
 from xpi_tools.local.deploy import Deployment, code_dir_for, deploy
+from xpi_tools.local.faults import LocalControl, LocalFaults
 from xpi_tools.local.iam_authorization import Authorization, CallLog, missing_poller_permissions
 from xpi_tools.local.lambda_runtime import FunctionSpec, InvokeResult, LambdaRuntimePool, default_rie_dir
 from xpi_tools.local.moto_patches import (
     check_moto_version,
     enable_iam_enforcement,
     patch_iam_evaluation,
+    patch_instance_tracking,
     patch_interpreter_clients,
     patch_lambda_invoke,
     patch_message_move_task,
@@ -106,6 +108,8 @@ class Endpoints:
     function_credentials: dict[str, dict[str, str]] = field(default_factory=dict)
     call_log: str = ""  # the IAM decisions of this stack, one JSON line each (`xpi iam usage`)
     usage_log: str = ""  # every billable unit this stack served, one JSON line each (bench/bench_cost.py)
+    # the stack's control endpoint: runtime kills, the AWS API's outage, memory (faults.py)
+    control: str = ""
 
     def client_env(self) -> dict[str, str]:
         return {
@@ -159,6 +163,8 @@ class LocalStack:
         self._restores: list[Callable[[], None]] = []
         self._call_log: CallLog | None = None
         self.usage: UsageLog | None = None  # what AWS would bill for (xpi_tools.local.usage)
+        self.faults = LocalFaults()
+        self._control: LocalControl | None = None
         self._api: Any = None  # local API Gateway
         self._dashboard: Any = None  # dashboard signing proxy
         self.endpoints: Endpoints | None = None
@@ -186,6 +192,8 @@ class LocalStack:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._server.start()
+        # the fault hooks in front of moto (faults.py): inert until a fault is armed
+        self._server._server.app = self.faults.wrap(self._server._server.app)
         _post_json(f"{aws_url}/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
         self.timings["moto_s"] = time.perf_counter() - started
 
@@ -204,6 +212,7 @@ class LocalStack:
             },
             max_per_function=self._runtimes_per_function,
             log_dir=self.work_dir / "logs",
+            kill_after_return=self.faults.take_return_kill,
         )
         sessions = RoleSessions(ACCOUNT_ID, self.region)
         self._patch_moto(sessions)
@@ -298,6 +307,7 @@ class LocalStack:
             # Lambda reads the queue's attributes as the role when it takes the mapping on, too.
             poller_client(mapping).get_queue_attributes(QueueUrl=mapping.queue_url, AttributeNames=["All"])
 
+        control_url = self._start_control(function_roles, function_credentials)
         self._poller = SqsPoller(
             poller_client,
             invoke_through_lambda_api,
@@ -322,6 +332,7 @@ class LocalStack:
             function_credentials={k: v.environment() for k, v in function_credentials.items()},
             call_log=str(self._call_log.path),
             usage_log=str(self.usage.path) if self.usage else "",
+            control=control_url,
         )
         self.timings["up_s"] = time.perf_counter() - started
         return self.endpoints
@@ -363,6 +374,22 @@ class LocalStack:
         )
         return self._api.url, self._dashboard.start(), credentials
 
+    def _start_control(
+        self, function_roles: dict[str, tuple[str, str]], function_credentials: dict[str, RoleCredentials]
+    ) -> str:
+        """The fault hooks learn the deployed functions; the control endpoint starts (faults.py)."""
+        assert self._pool is not None
+        self.faults.attach(
+            self._pool.kill_caller,
+            function_keys={
+                function_credentials[logical_id].access_key_id: function_name
+                for logical_id, (function_name, _) in function_roles.items()
+            },
+            function_names={logical_id: name for logical_id, (name, _) in function_roles.items()},
+        )
+        self._control = LocalControl(self.faults)
+        return self._control.start()
+
     def _record_iam_decision(self, principal: str, decision: Authorization) -> None:
         set_current_principal(principal)  # the usage this request causes is the principal's
         if self._call_log is not None:
@@ -399,6 +426,7 @@ class LocalStack:
     def stop(self) -> None:
         """Stop everything that was started, in reverse order; safe to call twice or after a failed start."""
         stoppers = [
+            self._control.stop if self._control else None,
             self._dashboard.stop if self._dashboard else None,
             self._api.stop if self._api else None,
             self._poller.stop if self._poller else None,
@@ -409,7 +437,7 @@ class LocalStack:
             with contextlib.suppress(Exception):  # one failing stop must not leave the others running
                 stop_component()
         self._poller, self._pool, self._emulator = None, None, None
-        self._api, self._dashboard = None, None
+        self._api, self._dashboard, self._control = None, None, None
         for restore in reversed(self._restores):
             restore()
         self._restores = []
@@ -526,6 +554,7 @@ class LocalStack:
             patch_interpreter_clients(state_machine_role),
             patch_transactions(),
             patch_thread_list(),
+            patch_instance_tracking(),
             patch_iam_evaluation(self._record_iam_decision),
             patch_message_move_task(),
             patch_rotate_secret(),

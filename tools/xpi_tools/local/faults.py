@@ -1,0 +1,488 @@
+"""The local stack's fault hooks and its control endpoint (`control` in the state file).
+
+Two faults the emulator cannot make, because they are not Bedrock's:
+
+- **a function's runtime killed mid-run**: the next N invocations of a function are killed either once
+  the handler has returned (every side effect done, the answer not delivered) or right after one of
+  its AWS calls has been carried out (say the lineage table's `UpdateItem`), before the answer reaches
+  the runtime. The invoke then fails as on Lambda: `FunctionError: Unhandled` with
+  `{"errorType": "Runtime.ExitError", "errorMessage": "... Runtime exited with error: signal: killed"}`,
+  which Step Functions reports as the error `Runtime.ExitError`.
+- **the AWS API gone for a while**: for N seconds every request signed by a function's execution role
+  (what the functions and their SQS pollers send) is answered HTTP 503 `ServiceUnavailable`, as an
+  AWS endpoint in trouble answers. moto keeps its state meanwhile: a restart that wiped it would be
+  nothing AWS does.
+
+Control endpoint (loopback HTTP, JSON):
+
+    POST   /faults/kill-runtime  {"function": "<logical id or name>", "count": N,
+                                  "after": "return" | "<API operation, e.g. UpdateItem>",
+                                  "body_contains": "<text the request body must contain>"}
+    POST   /faults/aws-outage    {"seconds": S}
+    GET    /faults               what is armed, and how often each fault fired
+    DELETE /faults               clears every fault
+    GET    /memory               the stack process's memory and the AWS state moto retains (the soak)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import io
+import json
+import logging
+import re
+import sys
+import threading
+import time
+import types
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+__all__ = ["ControlClient", "LocalControl", "LocalFaults", "RuntimeKill", "retained_state"]
+
+_LOG = logging.getLogger(__name__)
+_CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/")
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+@dataclass
+class RuntimeKill:
+    """Kill the next `remaining` invocations of `function` at the point `after`."""
+
+    function: str  # the deployed function name
+    remaining: int
+    after: str = "return"  # "return", or the API operation after which the runtime is killed
+    body_contains: str = ""  # with an operation: only a request whose body contains this
+    fired: int = 0
+
+
+class LocalFaults:
+    """The armed faults; consulted by the runtime pool (after each answer) and by moto's front (per
+    request). Both checks cost a lock-free attribute read while nothing is armed."""
+
+    def __init__(self) -> None:
+        self._function_keys: dict[str, str] = {}  # execution role access key id -> function name
+        self._function_names: dict[str, str] = {}  # logical id -> function name
+        self._lock = threading.Lock()
+        self._kills: list[RuntimeKill] = []
+        self._outage_until = 0.0
+        self.outage_answered: dict[str, int] = {}  # function name -> requests answered 503
+        self._kill_caller: Callable[[str, int], bool] = lambda _function, _port: False
+
+    def attach(
+        self,
+        kill_caller: Callable[[str, int], bool],
+        function_keys: Mapping[str, str],
+        function_names: Mapping[str, str],
+    ) -> None:
+        """The deployed functions (their roles' access key ids and logical ids -> function names) and the
+        runtime pool's way to kill the runtime that holds a connection."""
+        self._kill_caller = kill_caller
+        self._function_keys = dict(function_keys)
+        self._function_names = dict(function_names)
+
+    # -- arming -------------------------------------------------------------------------------------
+
+    def arm_kill(
+        self, function: str, count: int, after: str = "return", body_contains: str = ""
+    ) -> RuntimeKill:
+        name = self._function_names.get(function, function)
+        if name not in self._function_names.values():
+            raise ValueError(f"no function {function!r} in this stack")
+        if count < 1 or not after:
+            raise ValueError("count must be at least 1 and after must name a point")
+        kill = RuntimeKill(name, count, after, body_contains)
+        with self._lock:
+            self._kills.append(kill)
+        return kill
+
+    def start_outage(self, seconds: float) -> None:
+        if not 0 < seconds <= 600:
+            raise ValueError("an outage lasts between 0 and 600 seconds")
+        with self._lock:
+            self._outage_until = time.monotonic() + seconds
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kills = []
+            self._outage_until = 0.0
+
+    def describe(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "kills": [asdict(kill) for kill in self._kills],
+                "outage_left_s": max(self._outage_until - time.monotonic(), 0.0),
+                "outage_answered": dict(self.outage_answered),
+            }
+
+    # -- the runtime pool's hook --------------------------------------------------------------------
+
+    def take_return_kill(self, function_name: str) -> bool:
+        """Whether this answer of `function_name` is to be lost to a killed runtime (counted once)."""
+        if not self._kills:
+            return False
+        with self._lock:
+            for kill in self._kills:
+                if kill.function == function_name and kill.after == "return" and kill.remaining > 0:
+                    kill.remaining -= 1
+                    kill.fired += 1
+                    return True
+        return False
+
+    # -- moto's front -------------------------------------------------------------------------------
+
+    def wrap(self, app: WsgiApp) -> WsgiApp:
+        """moto's WSGI application with the faults in front of it."""
+
+        def front(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            if not self._kills and not self._outage_until:
+                return app(environ, start_response)
+            match = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+            function = self._function_keys.get(match.group(1)) if match else None
+            if function is None:
+                return app(environ, start_response)
+            if time.monotonic() < self._outage_until:
+                _read_body(environ)  # a keep-alive connection must not see it as the next request
+                with self._lock:
+                    self.outage_answered[function] = self.outage_answered.get(function, 0) + 1
+                return _service_unavailable(environ, start_response)
+            armed = [k for k in self._kills if k.function == function and k.after != "return" and k.remaining]
+            if not armed:
+                return app(environ, start_response)
+            body = _read_body(environ)
+            operation = _operation(environ, body)
+            kill = next(
+                (k for k in armed if k.after == operation and k.body_contains.encode() in body),
+                None,
+            )
+            if kill is None:
+                return app(environ, start_response)
+            return self._kill_after_call(app, environ, start_response, kill)
+
+        return front
+
+    def _kill_after_call(
+        self, app: WsgiApp, environ: dict[str, Any], start_response: Callable[..., Any], kill: RuntimeKill
+    ) -> Iterable[bytes]:
+        """Carry the request out, then kill the runtime that sent it before the answer reaches it."""
+        captured: list[Any] = []
+
+        def capture(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], None]:
+            captured[:] = [status, headers]
+            return lambda _data: None
+
+        chunks = list(app(environ, capture))
+        if captured and captured[0].startswith("2"):
+            with self._lock:
+                take = kill.remaining > 0
+                if take:
+                    kill.remaining -= 1
+            if take:
+                if self._kill_caller(kill.function, int(environ.get("REMOTE_PORT") or 0)):
+                    with self._lock:
+                        kill.fired += 1
+                else:  # not found (already gone): the next matching call is killed instead
+                    with self._lock:
+                        kill.remaining += 1
+        start_response(*captured)
+        return chunks
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def _operation(environ: dict[str, Any], body: bytes) -> str:
+    """The API operation of a request: X-Amz-Target's (JSON protocols), else the query protocol's
+    Action, else the HTTP method (REST protocols such as S3's)."""
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        return str(target.rsplit(".", 1)[-1])
+    fields = parse_qs(environ.get("QUERY_STRING", ""))
+    if "form-urlencoded" in environ.get("CONTENT_TYPE", ""):
+        fields.update(parse_qs(body.decode("utf-8", "replace")))
+    if "Action" in fields:
+        return str(fields["Action"][0])
+    return str(environ.get("REQUEST_METHOD", ""))
+
+
+def _service_unavailable(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    message = "Service Unavailable (the local stack's AWS outage fault)"
+    request_id = str(uuid.uuid4())
+    if environ.get("HTTP_X_AMZ_TARGET"):
+        body = json.dumps({"__type": "ServiceUnavailable", "message": message}).encode()
+        content_type = "application/x-amz-json-1.0"
+    else:
+        body = (
+            "<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code>"
+            f"<Message>{message}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+        ).encode()
+        content_type = "text/xml"
+    start_response(
+        "503 Service Unavailable",
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("x-amzn-RequestId", request_id),
+        ],
+    )
+    return [body]
+
+
+# ------------------------------------------------------------------------------------------------
+# Memory: what the soak samples
+
+
+def _deep_size(roots: Iterable[Any]) -> int:
+    """Bytes Python holds for the objects reachable from `roots` (containers and instance attributes),
+    each object once; modules, classes, functions, threads and locks are not followed."""
+    seen: set[int] = set()
+    pending = list(roots)
+    total = 0
+    skip = (type, types.ModuleType, types.FunctionType, types.MethodType, threading.Thread)
+    while pending:
+        obj = pending.pop()
+        if id(obj) in seen or isinstance(obj, skip):
+            continue
+        seen.add(id(obj))
+        try:
+            total += sys.getsizeof(obj)
+        except TypeError:
+            continue
+        if isinstance(obj, dict):
+            pending.extend(obj.keys())
+            pending.extend(obj.values())
+        elif isinstance(obj, list | tuple | set | frozenset):
+            pending.extend(obj)
+        elif isinstance(obj, str | bytes | bytearray | int | float | bool) or obj is None:
+            continue
+        else:
+            with contextlib.suppress(Exception):
+                pending.extend(vars(obj).values())
+            for slot in getattr(type(obj), "__slots__", ()):
+                with contextlib.suppress(Exception):
+                    pending.append(getattr(obj, slot))
+    return total
+
+
+def retained_state() -> dict[str, int]:
+    """The AWS state moto retains (what AWS keeps for the account: items, objects, queues' messages,
+    executions and their histories, events), in bytes per service, as Python holds it."""
+    from moto.awslambda.models import lambda_backends
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.events.models import events_backends
+    from moto.logs.models import logs_backends
+    from moto.s3.models import s3_backends
+    from moto.sqs.models import sqs_backends
+    from moto.stepfunctions.models import stepfunctions_backends
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    services: dict[str, Any] = {
+        "dynamodb": dynamodb_backends,
+        "s3": s3_backends,
+        "sqs": sqs_backends,
+        # the executing interpreter's backend holds the executions and their histories
+        "stepfunctions": [stepfunctions_backends, stepfunctions_parser_backends],
+        "events": events_backends,
+        "lambda": lambda_backends,
+        "logs": logs_backends,
+    }
+    sizes: dict[str, int] = {}
+    for name, backends in services.items():
+        for attempt in range(3):  # a dict changing size under the walk: try again
+            try:
+                roots = [
+                    backend
+                    for store in (backends if isinstance(backends, list) else [backends])
+                    for account in store.values()
+                    for backend in account.values()
+                ]
+                sizes[name] = _deep_size(roots)
+                break
+            except RuntimeError:
+                if attempt == 2:
+                    sizes[name] = -1
+    return sizes
+
+
+def process_rss_bytes() -> int:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def release_free_heap() -> None:
+    """Collect garbage and hand the allocator's free pages back to the kernel (glibc's malloc_trim), so
+    the resident set counts what the process holds, not what it once held: the stack's many
+    short-lived threads leave freed memory in glibc's arenas (tens of MiB per hundred requests)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def memory_report(with_types: bool = False) -> dict[str, Any]:
+    """The stack process's resident memory (after release_free_heap), the AWS state moto retains within
+    it, and (for finding what else grows) its thread count and Python objects, by type when asked."""
+    untrimmed = process_rss_bytes()
+    release_free_heap()
+    # read before the walks below: their own garbage would count otherwise
+    resident = process_rss_bytes()
+    state = retained_state()
+    objects = gc.get_objects()
+    count = len(objects)
+    types_counted = _count_types(objects) if with_types else None
+    del objects
+    report: dict[str, Any] = {
+        "rss_bytes": resident,
+        "rss_before_release_bytes": untrimmed,
+        "retained_state_bytes": state,
+        "threads": threading.active_count(),
+        "gc_objects": count,
+    }
+    if types_counted is not None:
+        report["types"] = types_counted
+    return report
+
+
+def _count_types(objects: list[Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for obj in objects:
+        name = f"{type(obj).__module__}.{type(obj).__qualname__}"
+        counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1])[:300])
+
+
+# ------------------------------------------------------------------------------------------------
+# The control endpoint
+
+
+class LocalControl:
+    """The stack's control endpoint on 127.0.0.1 (see the module's docstring)."""
+
+    def __init__(self, faults: LocalFaults) -> None:
+        self.faults = faults
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+
+    def start(self) -> str:
+        faults = self.faults
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_: object) -> None:  # quiet
+                pass
+
+            def _answer(self, status: int, payload: Any) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _json(self) -> dict[str, Any]:
+                length = int(self.headers.get("Content-Length") or 0)
+                parsed = json.loads(self.rfile.read(length) or b"{}")
+                if not isinstance(parsed, dict):
+                    raise ValueError("the body must be a JSON object")
+                return parsed
+
+            def do_GET(self) -> None:
+                if self.path == "/faults":
+                    self._answer(200, faults.describe())
+                elif self.path in {"/memory", "/memory?types=1"}:
+                    self._answer(200, memory_report(with_types=self.path.endswith("types=1")))
+                else:
+                    self._answer(404, {"message": f"no {self.path}"})
+
+            def do_DELETE(self) -> None:
+                if self.path == "/faults":
+                    faults.clear()
+                    self._answer(200, faults.describe())
+                else:
+                    self._answer(404, {"message": f"no {self.path}"})
+
+            def do_POST(self) -> None:
+                try:
+                    body = self._json()
+                    if self.path == "/faults/kill-runtime":
+                        kill = faults.arm_kill(
+                            str(body["function"]),
+                            int(body.get("count", 1)),
+                            str(body.get("after", "return")),
+                            str(body.get("body_contains", "")),
+                        )
+                        self._answer(200, asdict(kill))
+                    elif self.path == "/faults/aws-outage":
+                        faults.start_outage(float(body["seconds"]))
+                        self._answer(200, faults.describe())
+                    else:
+                        self._answer(404, {"message": f"no {self.path}"})
+                except (KeyError, ValueError, TypeError) as exc:
+                    self._answer(400, {"message": str(exc)})
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="local-control", daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+class ControlClient:
+    """The control endpoint, from a test or a script: `ControlClient(state["control"])`."""
+
+    def __init__(self, url: str) -> None:
+        if not url.startswith("http://127.0.0.1:"):
+            raise ValueError(f"the control endpoint is on loopback, not {url!r}")
+        self.url = url.rstrip("/")
+
+    def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
+        request = urllib.request.Request(  # noqa: S310 - loopback http only (checked above)
+            self.url + path,
+            data=json.dumps(payload).encode() if payload is not None else None,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
+            return json.loads(response.read())
+
+    def kill_runtime(self, function: str, count: int, after: str = "return", body_contains: str = "") -> Any:
+        return self._call(
+            "POST",
+            "/faults/kill-runtime",
+            {"function": function, "count": count, "after": after, "body_contains": body_contains},
+        )
+
+    def aws_outage(self, seconds: float) -> Any:
+        return self._call("POST", "/faults/aws-outage", {"seconds": seconds})
+
+    def faults(self) -> Any:
+        return self._call("GET", "/faults")
+
+    def clear(self) -> Any:
+        return self._call("DELETE", "/faults")
+
+    def memory(self, with_types: bool = False) -> Any:
+        return self._call("GET", "/memory?types=1" if with_types else "/memory")
