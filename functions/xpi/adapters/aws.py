@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=20)
+CONFIG = _CONFIG  # for clients created outside this module
 
 
 @cache
