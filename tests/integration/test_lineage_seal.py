@@ -4,6 +4,7 @@ LineageSealFunction (invoked through the Lambda API, as its schedule would: moto
 DynamoDB in each way and the check names each, and passes again once the tampering is undone.
 """
 
+import argparse
 import copy
 import json
 import uuid
@@ -14,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 from xpi.adapters import aws
-from xpi_tools.audit_cli import aws_sources, verify
+from xpi_tools.audit_cli import sealed_days, aws_sources, verify
 
 from tests.helpers.stack import LocalStackClient
 
@@ -184,3 +185,11 @@ def test_the_digest_cannot_be_deleted(sealed_day: SealedDay, local_stack: LocalS
     with pytest.raises(s3.exceptions.ClientError):
         s3.delete_object(Bucket=bucket, Key=key, VersionId=version)
     assert aws.plain(s3.head_object(Bucket=bucket, Key=key, VersionId=version)["ContentLength"]) > 0
+
+
+def test_verify_finds_the_sealed_days_itself(sealed_day: SealedDay, local_stack: LocalStackClient) -> None:
+    # GIVEN no --from/--to: the auditor's verify lists the digests to know which days are sealed
+    s3 = sealed_day.auditor.client("s3", endpoint_url=local_stack.state["aws"])
+    arguments = argparse.Namespace(from_day=None, to_day=None)
+    first, last = sealed_days(arguments, s3, local_stack.outputs["LineageDigestBucketName"])
+    assert first <= sealed_day.day <= last

@@ -173,7 +173,7 @@ def aws_sources(session: Any, outputs: dict[str, str], endpoint: str | None) -> 
     return Sources(digest, records, public_key, outputs["LineageSigningKeyArn"])
 
 
-def _days(args: argparse.Namespace, s3: Any, bucket: str) -> tuple[date, date]:
+def sealed_days(args: argparse.Namespace, s3: Any, bucket: str) -> tuple[date, date]:
     if args.from_day and args.to_day:
         return date.fromisoformat(args.from_day), date.fromisoformat(args.to_day)
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=DIGEST_PREFIX).get("Contents", [])
@@ -186,7 +186,9 @@ def _days(args: argparse.Namespace, s3: Any, bucket: str) -> tuple[date, date]:
 
 def run_verify(args: argparse.Namespace) -> int:
     session, outputs, endpoint = _stack(args)
-    first, last = _days(args, session.client("s3", endpoint_url=endpoint), outputs["LineageDigestBucketName"])
+    first, last = sealed_days(
+        args, session.client("s3", endpoint_url=endpoint), outputs["LineageDigestBucketName"]
+    )
     checked, problems = verify(aws_sources(session, outputs, endpoint), first, last)
     if args.json:
         listed = [p.__dict__ for p in problems]
