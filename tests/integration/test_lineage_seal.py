@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 from xpi.adapters import aws
-from xpi_tools.audit_cli import sealed_days, aws_sources, verify
+from xpi_tools.audit_cli import aws_sources, sealed_days, verify
 
 from tests.helpers.stack import LocalStackClient
 
