@@ -18,6 +18,7 @@ from xpi.adapters import aws
 from xpi_tools.audit_cli import aws_sources, sealed_days, verify
 
 from tests.helpers.stack import LocalStackClient
+from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -97,6 +98,25 @@ def sealed_day(local_stack: LocalStackClient) -> SealedDay:
             }
         )
         ids.append(request_id)
+    # AND a request that flowed through the stack, its final item moved into that day (as if sent then)
+    flowed = local_stack.send({"model": "default", "prompt": "Name a river.", "caller": {}})
+
+    def final() -> dict[str, Any] | None:
+        item = local_stack.lineage(flowed)
+        return item if item and item["status"] in ("COMPLETED", "FAILED", "BLOCKED") else None
+
+    wait_until(final, 60, what=f"{flowed} final in lineage")
+    moved = dict(table.get_item(Key={"request_id": flowed}, ConsistentRead=True)["Item"])
+    created = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=10)
+    moved.update(
+        {
+            "request_id": f"{flowed}-moved",
+            "day": day.isoformat(),
+            "created_at": created.isoformat(timespec="milliseconds"),
+        }
+    )
+    table.put_item(Item=moved)
+    ids.append(moved["request_id"])
     # WHEN the seal runs (as its own role)
     report = _seal(local_stack)
     # THEN the day is chained and its digest signed
@@ -143,7 +163,12 @@ def _reorder(day: SealedDay) -> Callable[[], None]:
 
     seq(day.ids[0], second["chain_seq"])
     seq(day.ids[3], first["chain_seq"])
-    return lambda: (seq(day.ids[0], first["chain_seq"]), seq(day.ids[3], second["chain_seq"]))  # type: ignore[func-returns-value]
+
+    def undo() -> None:
+        seq(day.ids[0], first["chain_seq"])
+        seq(day.ids[3], second["chain_seq"])
+
+    return undo
 
 
 def test_a_sealed_day_verifies_as_the_auditor(sealed_day: SealedDay) -> None:
