@@ -16,6 +16,7 @@ from xpi.adapters.credentials import SecretsManagerCredentials
 from xpi.adapters.event_bus import EventBridgePublisher
 from xpi.adapters.hash_key import SecretsManagerHashKey
 from xpi.adapters.intake_store import DynamoIntakeRecords
+from xpi.adapters.lineage_seal import DynamoSealableLineage, KmsDigestSigner, S3DigestStore
 from xpi.adapters.lineage_store import DynamoLineageStore
 from xpi.adapters.object_store import S3ObjectStore, S3PayloadStore
 from xpi.adapters.pacing_table import DynamoPacingTable
@@ -60,6 +61,7 @@ from xpi.services.pacing import QuotaPacer
 from xpi.services.reaping import Reaper
 from xpi.services.reconciliation import BatchReconciler
 from xpi.services.rotation import Rotator
+from xpi.services.sealing import Sealer
 from xpi.services.submission import Submitter
 from xpi.services.sync_invoke import Judgement, SyncPorts
 from xpi.settings import BATCH_FALLBACK_CONCURRENCY, get_settings
@@ -228,6 +230,18 @@ def reaper() -> Reaper:
         events=event_publisher(),
         abandon_after=timedelta(seconds=settings.reaper_abandon_after_s),
         max_items=settings.reaper_max_items,
+    )
+
+
+def lineage_sealer() -> Sealer:
+    """The lineage (by-day index, chain fields), the digest bucket and the audit signing key."""
+    settings = get_settings()
+    return Sealer(
+        lineage=DynamoSealableLineage(settings.require("lineage_table")),
+        digests=S3DigestStore(settings.require("lineage_digest_bucket")),
+        signer=KmsDigestSigner(settings.require("lineage_signing_key_id")),
+        settle=timedelta(seconds=settings.lineage_seal_settle_s),
+        max_days=settings.lineage_seal_max_days,
     )
 
 

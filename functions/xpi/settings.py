@@ -140,6 +140,13 @@ class Settings(BaseModel):
     reaper_abandon_after_s: Annotated[int, Field(ge=60)] = Field(3900, alias="REAPER_ABANDON_AFTER_S")
     reaper_max_items: Annotated[int, Field(ge=1, le=1000)] = Field(100, alias="REAPER_MAX_ITEMS")
 
+    # ---------------------------------------------------------------- the lineage seal (LineageSealFunction)
+    lineage_digest_bucket: str = Field("", alias="LINEAGE_DIGEST_BUCKET")
+    lineage_signing_key_id: str = Field("", alias="LINEAGE_SIGNING_KEY_ID")
+    # A day is sealed once it ended this long ago: longer than a record of it can stay ACCEPTED.
+    lineage_seal_settle_s: Annotated[int, Field(ge=0)] = Field(7200, alias="LINEAGE_SEAL_SETTLE_S")
+    lineage_seal_max_days: Annotated[int, Field(ge=1, le=366)] = Field(7, alias="LINEAGE_SEAL_MAX_DAYS")
+
     # ---------------------------------------------------------------- API
     requests_dlq_url: str = Field("", alias="REQUESTS_DLQ_URL")
     # Comma-separated role or user ARNs, compared exactly (no globs), that may read any request (auditors).

@@ -51,6 +51,7 @@ def is_transient(error: BaseException) -> bool:
 
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=20)
+CONFIG = _CONFIG  # for clients created outside this module
 
 
 @cache

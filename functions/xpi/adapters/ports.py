@@ -288,3 +288,30 @@ class BatchWorkflow(Protocol):
     def lines_finished(self, task_token: str, output: dict[str, Any]) -> None:
         """Resume the batch workflow waiting on this task token."""
         ...
+
+
+# ------------------------------------------------------------------------------------------- lineage sealing
+class SealableLineage(Protocol):
+    """A day's lineage records as stored (plain values), and the chain fields written once."""
+
+    def day_records(self, day: date) -> list[dict[str, Any]]: ...
+
+    def seal(self, request_id: str, seq: int, prev: str, chain_hash: str) -> bool:
+        """Write the chain fields on condition the record has none; False when it already had them."""
+        ...
+
+
+class DigestStore(Protocol):
+    """Signed day digests (JSON documents), one object per day, kept under Object Lock."""
+
+    def latest(self) -> dict[str, Any] | None: ...
+
+    def get(self, day: date) -> dict[str, Any] | None: ...
+
+    def put(self, day: date, document: dict[str, Any]) -> None: ...
+
+
+class DigestSigner(Protocol):
+    def sign(self, message: bytes) -> tuple[bytes, str, str]:
+        """The signature of the message, the key's ARN and the signing algorithm."""
+        ...

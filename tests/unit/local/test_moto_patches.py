@@ -512,3 +512,52 @@ def test_moto_keeps_no_model_object_its_state_has_let_go_except_s3s() -> None:
     again = Message("m-2", "body", [])
     assert any(tracked is again for tracked in Message.instances_tracked)  # type: ignore[attr-defined]
     key.dispose()
+
+
+_SIGNING_TEMPLATE = {
+    "Resources": {
+        "Signer": {
+            "Type": "AWS::KMS::Key",
+            "Properties": {"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY", "KeyPolicy": {}},
+        },
+        "Locked": {
+            "Type": "AWS::S3::Bucket",
+            "Properties": {
+                "ObjectLockEnabled": True,
+                "VersioningConfiguration": {"Status": "Enabled"},
+                "ObjectLockConfiguration": {
+                    "ObjectLockEnabled": "Enabled",
+                    "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 30}},
+                },
+            },
+        },
+    },
+    "Outputs": {"Key": {"Value": {"Ref": "Signer"}}, "Bucket": {"Value": {"Ref": "Locked"}}},
+}
+
+
+def test_a_template_signing_key_signs_and_its_bucket_locks_every_version() -> None:
+    restore = moto_patches.patch_signing_keys_and_locks()
+    try:
+        with mock_aws():
+            cloudformation = boto3.client("cloudformation", region_name=REGION)
+            cloudformation.create_stack(StackName="locks", TemplateBody=json.dumps(_SIGNING_TEMPLATE))
+            outputs = cloudformation.describe_stacks(StackName="locks")["Stacks"][0]["Outputs"]
+            named = {o["OutputKey"]: o["OutputValue"] for o in outputs}
+            kms = boto3.client("kms", region_name=REGION)
+            signed = kms.sign(
+                KeyId=named["Key"], Message=b"digest", MessageType="RAW", SigningAlgorithm="ECDSA_SHA_256"
+            )
+            from xpi_tools.audit_cli import signature_valid
+
+            public = kms.get_public_key(KeyId=named["Key"])["PublicKey"]
+            assert signature_valid(public, "ECDSA_SHA_256", b"digest", signed["Signature"])
+            s3 = boto3.client("s3", region_name=REGION)
+            lock = s3.get_object_lock_configuration(Bucket=named["Bucket"])["ObjectLockConfiguration"]
+            retention = lock["Rule"]["DefaultRetention"]
+            assert (retention["Mode"], retention["Days"]) == ("COMPLIANCE", 30)
+            version = s3.put_object(Bucket=named["Bucket"], Key="d.json", Body=b"{}")["VersionId"]
+            with pytest.raises(ClientError):
+                s3.delete_object(Bucket=named["Bucket"], Key="d.json", VersionId=version)
+    finally:
+        restore()

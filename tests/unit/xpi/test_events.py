@@ -37,6 +37,7 @@ FOLDER_OF_HANDLER = {
     "batch_record_failure": "batch/record-failure",
     "batch_reconcile": "batch/reconcile",
     "reap": "reap",
+    "seal": "seal",
     "rotate_credentials": "rotate",
 }
 
@@ -78,6 +79,7 @@ def test_the_template_is_read() -> None:
         "SyncInvokeFunction": "api_invoke",
         "AdminFunction": "admin",
         "ReaperFunction": "reap",
+        "LineageSealFunction": "seal",
         "RotateCredentialsFunction": "rotate_credentials",
         "BatchStartFunction": "batch_start",
         "BatchSplitFunction": "batch_split",
@@ -121,7 +123,7 @@ def test_every_event_is_valid_for_its_function(path: Path) -> None:
         assert set(event) == {"batch_id", "task_token"}
     elif folder == "record-rejection":
         RejectedInput.model_validate(event)
-    elif folder == "reap":  # the schedule's event: the reaper reads none of it
+    elif folder in ("reap", "seal"):  # the schedule's event: the function reads none of it
         assert event["detail-type"] == "Scheduled Event"
     elif folder == "rotate":
         RotationEvent.model_validate(event)

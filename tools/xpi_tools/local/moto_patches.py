@@ -15,7 +15,10 @@ test_moto_patches.py` has one test per patch, on moto's own objects.
   gap 15  patch_message_move_task     SQS StartMessageMoveTask (the admin DLQ redrive), which moto lacks
   gap 21  patch_rotate_secret         RotateSecret runs the configured rotation function's four steps and
                                       stops, AWSCURRENT unchanged, at the first that fails
-  gap 23  patch_instance_tracking     model objects are no longer kept forever in their class's list (S3's excepted)
+  gap 23  patch_instance_tracking     model objects are no longer kept forever in their class's list
+                                      (S3's excepted)
+  gap 24  patch_signing_keys_and_locks  CloudFormation's AWS::KMS::Key keeps its KeySpec and KeyUsage
+                                      (the lineage signing key), AWS::S3::Bucket its Object Lock
           patch_usage_metering        DynamoDB capacity, S3's KMS requests and EventBridge chunks, to the
                                       usage log the cost meter reads (bench/bench_cost.py)
 """
@@ -488,6 +491,59 @@ def patch_rotate_secret() -> Restore:
     def restore() -> None:
         SecretsManagerBackend.rotate_secret = original  # type: ignore[method-assign]
         SecretsManagerBackend.update_secret_version_stage = original_stage  # type: ignore[method-assign]
+
+    return restore
+
+
+# ---------------------------------------------------------------------------------------- gap 24
+def patch_signing_keys_and_locks() -> Restore:
+    from moto.kms.models import Key, kms_backends
+    from moto.s3.models import FakeBucket, s3_backends
+
+    create_key = Key.create_from_cloudformation_json
+    create_bucket = FakeBucket.create_from_cloudformation_json
+
+    def key_from_template(
+        resource_name: str, template: Any, account_id: str, region_name: str, **kw: Any
+    ) -> Any:
+        properties = template["Properties"]
+        if properties.get("KeyUsage", "ENCRYPT_DECRYPT") == "ENCRYPT_DECRYPT":
+            return create_key(resource_name, template, account_id, region_name, **kw)
+        key = kms_backends[account_id][region_name].create_key(
+            policy=properties["KeyPolicy"],
+            key_usage=properties["KeyUsage"],
+            key_spec=properties.get("KeySpec", "SYMMETRIC_DEFAULT"),
+            description=properties.get("Description"),
+            tags=properties.get("Tags", []),
+        )
+        key.enabled = properties.get("Enabled", True)
+        return key
+
+    def bucket_from_template(
+        resource_name: str, template: Any, account_id: str, region_name: str, **kw: Any
+    ) -> Any:
+        bucket = create_bucket(resource_name, template, account_id, region_name, **kw)
+        properties = template.get("Properties", {})
+        if properties.get("ObjectLockEnabled") in (True, "true"):
+            rule = properties.get("ObjectLockConfiguration", {}).get("Rule", {}).get("DefaultRetention", {})
+            backend = s3_backends[account_id][bucket.partition]
+            bucket.versioning_status = "Enabled"
+            backend.put_object_lock_configuration(
+                bucket.name,
+                lock_enabled=True,
+                mode=rule.get("Mode"),
+                # moto adds both to the time of a write: neither may be None
+                days=int(rule.get("Days", 0)),
+                years=int(rule.get("Years", 0)),
+            )
+        return bucket
+
+    Key.create_from_cloudformation_json = staticmethod(key_from_template)  # type: ignore[assignment,method-assign]
+    FakeBucket.create_from_cloudformation_json = staticmethod(bucket_from_template)  # type: ignore[assignment,method-assign]
+
+    def restore() -> None:
+        Key.create_from_cloudformation_json = create_key  # type: ignore[method-assign]
+        FakeBucket.create_from_cloudformation_json = create_bucket  # type: ignore[method-assign]
 
     return restore
 

@@ -42,6 +42,7 @@ from xpi_tools.local.moto_patches import (
     patch_lambda_invoke,
     patch_message_move_task,
     patch_rotate_secret,
+    patch_signing_keys_and_locks,
     patch_thread_list,
     patch_transactions,
     patch_usage_metering,
@@ -558,6 +559,7 @@ class LocalStack:
             patch_iam_evaluation(self._record_iam_decision),
             patch_message_move_task(),
             patch_rotate_secret(),
+            patch_signing_keys_and_locks(),
             *([patch_usage_metering(self.usage)] if self.usage is not None else []),
         ]
 
