@@ -13,30 +13,12 @@ import boto3
 import pytest
 from xpi_tools.emulator.client import EmulatorControl
 
+from tests.helpers.delivery import without_delivery_fields
 from tests.helpers.stack import LocalStackClient, ResultCollector
 from tests.integration.test_api import ApiClient, assert_matches_document
 
 pytestmark = pytest.mark.integration
 
-# What differs between two deliveries of the same content by construction: who sent it and how, when,
-# under which id (the keyed request hash covers the id), which run recorded it, and measured latency.
-PER_DELIVERY = {
-    "request_id",
-    "lineage_key",
-    "source",
-    "source_reference",
-    "caller",
-    "caller_principal",
-    "created_at",
-    "day",
-    "expires_at",
-    "steps",
-    "timings",
-    "completed_at",
-    "recorded_by",
-    "request_hmac",
-    "latency_ms",
-}
 DEFAULT_MODEL = "us.amazon.nova-lite-v1:0"
 # The same content through both paths: allowed, redacted, blocked (a CUI marking), a model the routing
 # does not know (fails at the route step), and an answer too large to travel inline (stored in S3).
@@ -68,7 +50,7 @@ def emulator(local_stack: LocalStackClient) -> Iterator[EmulatorControl]:
 
 def _comparable(record: dict[str, Any], request_id: str) -> dict[str, Any]:
     """The record without its per-delivery fields, its own id (in an output's S3 key) made neutral."""
-    kept = {name: value for name, value in record.items() if name not in PER_DELIVERY}
+    kept = without_delivery_fields(record)
     return dict(json.loads(json.dumps(kept).replace(request_id, "<request id>")))
 
 

@@ -27,6 +27,7 @@ from xpi.services.recording import record_outcome
 from xpi.services.routing import route
 from xpi.services.validation import validate
 
+from tests.helpers.delivery import without_delivery_fields
 from tests.helpers.events import sample_request
 from tests.helpers.fakes import (
     FakeBedrockGateway,
@@ -41,24 +42,6 @@ from tests.helpers.fakes import (
 NOW = datetime(2025, 3, 12, 14, 5, 12, 7000, tzinfo=UTC)
 CALLER = "arn:aws-us-gov:iam::123456789012:user/alice"
 REGION, ENDPOINT = "us-east-1", ""
-# What differs between two deliveries of the same content by construction: who and how it came, when,
-# under which id (the request's keyed hash covers the id) and which run recorded it.
-PER_DELIVERY = {
-    "request_id",
-    "lineage_key",
-    "source",
-    "source_reference",
-    "caller",
-    "caller_principal",
-    "created_at",
-    "day",
-    "expires_at",
-    "steps",
-    "timings",
-    "completed_at",
-    "recorded_by",
-    "request_hmac",
-}
 
 
 class World:
@@ -151,7 +134,7 @@ def queue_path(
 
 
 def comparable(record: dict[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in record.items() if name not in PER_DELIVERY}
+    return without_delivery_fields(record)
 
 
 # ---------------------------------------------------------------------------------------------- answers
