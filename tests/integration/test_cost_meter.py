@@ -72,8 +72,11 @@ def test_the_meter_counts_one_queued_requests_billable_units(
             "s3_get_requests": 3,
             # Claim (the new lineage item, under 1 KB) and the idempotency record put in progress: one
             # each; the completed idempotency record (it holds the answer) and the final lineage item:
-            # over 1 KB, two each
-            "dynamodb_write_units": 6,
+            # over 1 KB, two each; the quota bucket (PacingTable): its reservation and its correction
+            # after the call, one each
+            "dynamodb_write_units": 8,
+            # the quota bucket read before the reservation (strongly consistent, under 4 KB)
+            "dynamodb_read_units": 1,
             "events_published": 1,
             # StartExecution (free: Standard bills transitions)
             "states_api_calls": 1,

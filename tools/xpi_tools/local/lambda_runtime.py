@@ -497,10 +497,20 @@ class LambdaRuntimePool:
         finally:
             self._release(process)
 
-    def kill_caller(self, function_name: str, client_port: int) -> bool:
+    def kill_caller(self, function_name: str, client_port: int, wait_s: float = 2.0) -> bool:
         """Kill the runtime of the busy process of `function_name` that holds the loopback TCP connection
         from `client_port` (the runtime's end of a request it is making), as a crash mid-run would; the
-        RIE then answers its invoke with Runtime.ExitError. False when no such process is found."""
+        RIE then answers its invoke with Runtime.ExitError. False when no such process is found within
+        `wait_s` (/proc is read again until then: under load a socket or a child can show up late)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            if self._kill_holder(function_name, client_port):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+    def _kill_holder(self, function_name: str, client_port: int) -> bool:
         inode = _socket_inode(client_port)
         if inode is None:
             return False
@@ -510,7 +520,8 @@ class LambdaRuntimePool:
             if state is not None:
                 candidates += [p for p in state.processes if p.busy and p not in candidates]
         for process in candidates:
-            if any(_holds_socket(pid, inode) for pid in _descendants(process.popen.pid)):
+            pids = [process.popen.pid, *_descendants(process.popen.pid)]
+            if any(_holds_socket(pid, inode) for pid in pids):
                 process.broken = True  # replaced on release, like any runtime that died
                 process.kill_runtime()
                 return True
