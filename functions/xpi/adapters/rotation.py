@@ -15,7 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from xpi.adapters import aws
-from xpi.adapters.bedrock import API_KEY_REFUSED, CREDENTIALS, _StaticToken
+from xpi.adapters.bedrock import CREDENTIALS, _StaticToken
 from xpi.domain.errors import CredentialRotationFailed, CredentialsRejected
 from xpi.models.credentials import AccessKeyMetadata, ApiKey, IamKeys, ServiceCredentialMetadata
 from xpi.settings import check_endpoint
@@ -167,12 +167,7 @@ class BedrockProbe:
             client.converse(modelId=self._model_id, messages=PROBE_PROMPT, inferenceConfig={"maxTokens": 1})
         except ClientError as error:
             code = _code(error)
-            message = str(error.response.get("Error", {}).get("Message", ""))
-            if code in CREDENTIALS or (
-                isinstance(keys, ApiKey)
-                and code == "AccessDeniedException"
-                and message.startswith(API_KEY_REFUSED)
-            ):
+            if code in CREDENTIALS:
                 raise CredentialsRejected("the probe call was refused", bedrock_code=code) from None
             raise CredentialRotationFailed(f"the probe call failed: {code}") from None
         except BotoCoreError as error:
