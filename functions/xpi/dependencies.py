@@ -139,15 +139,18 @@ def bedrock_gateway(timeout_s: int | None = None) -> BedrockGateway:
 @cache
 def credential_rotator() -> Rotator:
     settings = get_settings()
+    commercial_iam = BotoCommercialIam(settings.commercial_iam_endpoint)
     return Rotator(
         secret=SecretsManagerRotatingSecret(),
-        iam=BotoCommercialIam(settings.commercial_iam_endpoint),
+        iam=commercial_iam,
         probe=BedrockProbe(
             settings.commercial_region, settings.commercial_bedrock_endpoint, settings.rotation_probe_model_id
         ),
         grace_s=settings.previous_key_grace_s,
         wait=time.sleep,
         events=event_publisher(),
+        api_keys=commercial_iam,
+        api_key_manager_secret_id=settings.api_key_manager_secret_id,
     )
 
 

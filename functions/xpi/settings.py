@@ -113,6 +113,10 @@ class Settings(BaseModel):
     rotation_probe_model_id: str = Field(
         "anthropic.claude-3-haiku-20240307-v1:0", alias="ROTATION_PROBE_MODEL_ID"
     )
+    # The secret holding the access key of the commercial key manager user, which may manage only the
+    # Bedrock API keys (service-specific credentials) of the user in an API key secret; empty: an API
+    # key secret is not rotated.
+    api_key_manager_secret_id: str = Field("", alias="API_KEY_MANAGER_SECRET_ID")
     # How long the previous key stays valid once the new one is current (below the function's Timeout).
     previous_key_grace_s: Annotated[int, Field(ge=0, le=600)] = Field(60, alias="PREVIOUS_KEY_GRACE_S")
     # Pacing Bedrock calls to the commercial quota (xpi.domain.pacing): the default quota of every model

@@ -1,18 +1,21 @@
 """In-memory fakes of the rotation's ports: a secret with Secrets Manager's versions and staging labels,
 the commercial IAM user's access keys (at most two, as IAM), and a Bedrock probe that accepts exactly
-the keys IAM holds."""
+the keys IAM holds; a user's Bedrock API keys (service-specific credentials, at most two), managed only
+with its key manager's access key."""
 
 import itertools
 from collections.abc import Mapping, Sequence
 
+from pydantic import SecretStr
 from xpi.domain.errors import CredentialRotationFailed, CredentialsRejected
-from xpi.models.credentials import AccessKeyMetadata, IamKeys
+from xpi.models.credentials import AccessKeyMetadata, ApiKey, IamKeys, ServiceCredentialMetadata
 
 
 class FakeRotatingSecret:
     def __init__(self, current: str, version: str = "v0") -> None:
         self.values: dict[str, str] = {version: current}
         self.labels: dict[str, list[str]] = {version: ["AWSCURRENT"]}
+        self.others: dict[str, str] = {}  # other secrets' current values, by id (the key manager's)
 
     def begin(self, token: str) -> None:
         """What RotateSecret does before the first step: a version with AWSPENDING and no value."""
@@ -25,6 +28,8 @@ class FakeRotatingSecret:
         return {v: list(labels) for v, labels in self.labels.items()}
 
     def value(self, secret_id: str, *, stage: str | None = None, version_id: str | None = None) -> str | None:
+        if secret_id in self.others:
+            return self.others[secret_id] if stage == "AWSCURRENT" and version_id is None else None
         for version, labels in self.labels.items():
             if (version_id is None or version == version_id) and (stage is None or stage in labels):
                 return self.values.get(version)
@@ -85,13 +90,62 @@ class FakeCommercialIam:
         self.keys.pop(access_key_id, None)
 
 
+class FakeBedrockApiKeys:
+    """One user's Bedrock API keys: id -> secret value; calls must be signed with the manager's key."""
+
+    def __init__(self, manager: IamKeys, user_name: str, credentials: dict[str, str]) -> None:
+        self.manager = manager
+        self.user_name = user_name
+        self.credentials = dict(credentials)
+        self._ids = itertools.count(1)
+        self.calls: list[str] = []
+
+    def _signed(self, signer: IamKeys, user_name: str) -> None:
+        if signer != self.manager:
+            raise CredentialRotationFailed("commercial IAM answered InvalidClientTokenId")
+        if user_name != self.user_name:
+            raise CredentialRotationFailed("commercial IAM answered AccessDenied")
+
+    def list_credentials(self, signer: IamKeys, user_name: str) -> list[ServiceCredentialMetadata]:
+        self._signed(signer, user_name)
+        self.calls.append("list")
+        return [ServiceCredentialMetadata(credential_id=c, status="Active") for c in self.credentials]
+
+    def create_credential(self, signer: IamKeys, user_name: str) -> ApiKey:
+        self._signed(signer, user_name)
+        if len(self.credentials) >= 2:
+            raise CredentialRotationFailed("commercial IAM answered LimitExceeded")
+        number = next(self._ids)
+        credential_id, value = f"ACCANEW{number:09d}", f"ABSK-new-{number}"
+        self.credentials[credential_id] = value
+        self.calls.append(f"create {credential_id}")
+        return ApiKey(
+            type="api_key", api_key=SecretStr(value), user_name=user_name, credential_id=credential_id
+        )
+
+    def delete_credential(self, signer: IamKeys, user_name: str, credential_id: str) -> None:
+        self._signed(signer, user_name)
+        self.calls.append(f"delete {credential_id}")
+        self.credentials.pop(credential_id, None)
+
+
 class FakeProbe:
-    def __init__(self, iam: FakeCommercialIam, refusals: int = 0) -> None:
+    def __init__(
+        self, iam: FakeCommercialIam, refusals: int = 0, api_keys: FakeBedrockApiKeys | None = None
+    ) -> None:
         self.iam = iam
+        self.api_keys = api_keys
         self.refusals = refusals
         self.checked: list[str] = []
 
-    def check(self, keys: IamKeys) -> None:
+    def check(self, keys: IamKeys | ApiKey) -> None:
+        if isinstance(keys, ApiKey):
+            self.checked.append(keys.credential_id or "")
+            valid = set(self.api_keys.credentials.values()) if self.api_keys else set()
+            if self.refusals > 0 or keys.api_key.get_secret_value() not in valid:
+                self.refusals = max(0, self.refusals - 1)
+                raise CredentialsRejected("refused", bedrock_code="AccessDeniedException")
+            return
         self.checked.append(keys.aws_access_key_id)
         if self.refusals > 0:
             self.refusals -= 1

@@ -82,7 +82,8 @@ def test_roles_anywhere_answers_end_to_end_with_no_access_key_stored(
     described = control.keys()["access_keys"]
     assert described and all(k["has_session_token"] and k["expires_at"] for k in described.values())
     # AND no secret of the stack holds an access key (read as the invoke role, which reads both
-    # commercial secrets, and as the operator, who reads the others)
+    # commercial secrets, the rotation role, the only reader of the key manager secret, and as the
+    # operator, who reads the others)
     invoke = stack.state["function_credentials"]["InvokeModelFunction"]
     operator = stack.client("secretsmanager")
     import boto3
@@ -92,9 +93,17 @@ def test_roles_anywhere_answers_end_to_end_with_no_access_key_stored(
         aws_access_key_id=invoke["AWS_ACCESS_KEY_ID"], aws_secret_access_key=invoke["AWS_SECRET_ACCESS_KEY"],
         aws_session_token=invoke["AWS_SESSION_TOKEN"],
     )  # fmt: skip
+    rotation = stack.state["function_credentials"]["RotateCredentialsFunction"]
+    as_rotation = boto3.client(
+        "secretsmanager", endpoint_url=stack.state["aws"], region_name=stack.state["region"],
+        aws_access_key_id=rotation["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=rotation["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=rotation["AWS_SESSION_TOKEN"],
+    )  # fmt: skip
     readers = {
         stack.outputs["CommercialCredentialsSecretArn"]: as_invoke,
         stack.outputs["RolesAnywhereCertificateSecretArn"]: as_invoke,
+        stack.outputs["ApiKeyManagerSecretArn"]: as_rotation,  # only the rotation role reads it
     }
     secrets = operator.list_secrets()["SecretList"]
     assert len(secrets) >= 3

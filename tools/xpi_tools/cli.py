@@ -176,9 +176,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
     up.add_argument("--exit-with-parent", action="store_true", help="stop when the parent process ends")
     up.add_argument(
         "--commercial-credentials",
-        choices=["secret", "roles-anywhere"],
+        choices=["secret", "api-key", "roles-anywhere"],
         default="secret",
-        help="an access key in the credentials secret (default), or IAM Roles Anywhere (no stored key)",
+        help="an access key in the credentials secret (default), a long-term Bedrock API key, "
+        "or IAM Roles Anywhere (no stored key)",
     )
     up.set_defaults(run=local_up)
     down = local.add_parser("down", help="stop a local stack started by `xpi local up`")

@@ -17,7 +17,13 @@ from xpi.models.answer import StoredAnswer
 from xpi.models.api import RedriveStarted, StoredConfig
 from xpi.models.batch import BatchObject, LineResult
 from xpi.models.bedrock import ModelAnswer
-from xpi.models.credentials import AccessKeyMetadata, CommercialCredentials, IamKeys
+from xpi.models.credentials import (
+    AccessKeyMetadata,
+    ApiKey,
+    CommercialCredentials,
+    IamKeys,
+    ServiceCredentialMetadata,
+)
 from xpi.models.intake import OriginalSender
 from xpi.models.lineage import LineageItem
 from xpi.models.reaping import ExecutionState
@@ -209,10 +215,24 @@ class CommercialIam(Protocol):
         ...
 
 
-class CredentialProbe(Protocol):
-    """One real, minimal Bedrock call with the given keys: raises CredentialsRejected if refused."""
+class BedrockApiKeys(Protocol):
+    """A commercial IAM user's Bedrock service-specific credentials (long-term Bedrock API keys),
+    managed with the access key of a key manager user (same egress as Bedrock)."""
 
-    def check(self, keys: IamKeys) -> None: ...
+    def list_credentials(self, signer: IamKeys, user_name: str) -> list[ServiceCredentialMetadata]: ...
+
+    def create_credential(self, signer: IamKeys, user_name: str) -> ApiKey: ...
+
+    def delete_credential(self, signer: IamKeys, user_name: str, credential_id: str) -> None:
+        """Delete the credential; one already gone is not an error."""
+        ...
+
+
+class CredentialProbe(Protocol):
+    """One real, minimal Bedrock call with the given keys (SigV4) or API key (bearer): raises
+    CredentialsRejected if refused."""
+
+    def check(self, keys: IamKeys | ApiKey) -> None: ...
 
 
 class ComprehendClient(Protocol):

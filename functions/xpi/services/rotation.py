@@ -13,6 +13,13 @@ Requests in flight never fail for it: until finishSecret every reader has the ol
 valid through the grace period; an invoker that still signs with it afterwards is rejected once and
 re-reads the secret (xpi.adapters.bedrock). A failed step raises CredentialRotationFailed and leaves
 AWSCURRENT as it was. Secrets never leave: logs and metrics carry key ids' last four characters only.
+
+A secret holding a long-term Bedrock API key (a service-specific credential of `user_name`) rotates the
+same way, except that a bearer key cannot call IAM: createSecret and finishSecret sign with the access
+key of a key manager user, read from its own secret (API_KEY_MANAGER_SECRET_ID), whose only grants are
+the service-specific credentials of that user. createSecret deletes the user's other credential (at
+most two per service) and makes a new one; testSecret makes the probe call with the new key as bearer;
+finishSecret deletes the previous credential after the grace period.
 """
 
 import json
@@ -23,9 +30,9 @@ from datetime import UTC, datetime
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
-from xpi.adapters.ports import CommercialIam, CredentialProbe, EventPublisher, RotatingSecret
+from xpi.adapters.ports import BedrockApiKeys, CommercialIam, CredentialProbe, EventPublisher, RotatingSecret
 from xpi.domain.errors import CredentialRotationFailed, CredentialsRejected
-from xpi.models.credentials import COMMERCIAL_SECRET, IamKeys, RotationEvent
+from xpi.models.credentials import COMMERCIAL_SECRET, ApiKey, IamKeys, RotationEvent
 from xpi.models.events import SECURITY_ALERT, CredentialAlert, SecurityAlertDetail
 from xpi.observability import logger, metrics
 
@@ -44,22 +51,45 @@ class Rotator:
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     test_attempts: int = 5
     test_interval_s: float = 2.0
+    # API key rotation: the commercial IAM side of service-specific credentials, and the secret holding
+    # the key manager's access key (empty: an API key secret is not rotated).
+    api_keys: BedrockApiKeys | None = None
+    api_key_manager_secret_id: str = ""
 
 
 def _tail(access_key_id: str) -> str:
     return access_key_id[-4:]
 
 
-def _iam_keys(raw: str | None, what: str) -> IamKeys:
+def _secret(raw: str | None, what: str) -> IamKeys | ApiKey:
+    """A long-term IAM access key, or a Bedrock API key naming its user and credential id."""
     if raw is None:
         raise CredentialRotationFailed(f"the secret has no {what} value")
     try:
         secret = COMMERCIAL_SECRET.validate_json(raw)
     except ValidationError:
         raise CredentialRotationFailed(f"the {what} value has an unknown shape") from None
-    if not isinstance(secret, IamKeys) or secret.aws_session_token is not None:
+    if isinstance(secret, ApiKey):
+        if not secret.user_name or not secret.credential_id:
+            raise CredentialRotationFailed(f"the {what} API key does not name its user and credential id")
+    elif secret.aws_session_token is not None:
         raise CredentialRotationFailed(f"the {what} value is not a long-term IAM access key")
     return secret
+
+
+def _iam_keys(raw: str | None, what: str) -> IamKeys:
+    secret = _secret(raw, what)
+    if not isinstance(secret, IamKeys):
+        raise CredentialRotationFailed(f"the {what} value is not a long-term IAM access key")
+    return secret
+
+
+def _key_manager(rotator: Rotator) -> tuple[BedrockApiKeys, IamKeys]:
+    """The IAM side of API keys and the key manager's access key to sign its calls with."""
+    if rotator.api_keys is None or not rotator.api_key_manager_secret_id:
+        raise CredentialRotationFailed("no key manager secret is configured to rotate an API key")
+    raw = rotator.secret.value(rotator.api_key_manager_secret_id, stage=CURRENT)
+    return rotator.api_keys, _iam_keys(raw, "key manager")
 
 
 def _check_token(rotator: Rotator, event: RotationEvent) -> None:
@@ -71,7 +101,10 @@ def _check_token(rotator: Rotator, event: RotationEvent) -> None:
 def create_secret(rotator: Rotator, event: RotationEvent) -> None:
     if rotator.secret.value(event.secret_id, stage=PENDING, version_id=event.token) is not None:
         return  # a retried step: the new key is stored already
-    current = _iam_keys(rotator.secret.value(event.secret_id, stage=CURRENT), "current")
+    current = _secret(rotator.secret.value(event.secret_id, stage=CURRENT), "current")
+    if isinstance(current, ApiKey):
+        _create_api_key(rotator, event, current)
+        return
     for key in rotator.iam.list_access_keys(current):
         if key.access_key_id != current.aws_access_key_id:
             rotator.iam.delete_access_key(current, key.access_key_id)
@@ -87,10 +120,28 @@ def create_secret(rotator: Rotator, event: RotationEvent) -> None:
     logger.info("created a commercial key", extra={"key_tail": _tail(new.aws_access_key_id)})
 
 
-def test_secret(rotator: Rotator, event: RotationEvent) -> None:
-    pending = _iam_keys(
-        rotator.secret.value(event.secret_id, stage=PENDING, version_id=event.token), "pending"
+def _create_api_key(rotator: Rotator, event: RotationEvent, current: ApiKey) -> None:
+    api_keys, manager = _key_manager(rotator)
+    user = current.user_name or ""
+    for credential in api_keys.list_credentials(manager, user):
+        if credential.credential_id != current.credential_id:
+            api_keys.delete_credential(manager, user, credential.credential_id)
+            logger.info(
+                "deleted a previous Bedrock API key", extra={"key_tail": _tail(credential.credential_id)}
+            )
+    new = api_keys.create_credential(manager, user)
+    pending = new.model_copy(
+        update={
+            "created_at": rotator.now().isoformat(timespec="seconds"),
+            "previous_credential_id": current.credential_id,
+        }
     )
+    rotator.secret.put_pending(event.secret_id, event.token, _dump(pending))
+    logger.info("created a Bedrock API key", extra={"key_tail": _tail(new.credential_id or "")})
+
+
+def test_secret(rotator: Rotator, event: RotationEvent) -> None:
+    pending = _secret(rotator.secret.value(event.secret_id, stage=PENDING, version_id=event.token), "pending")
     for attempt in range(1, rotator.test_attempts + 1):
         try:
             rotator.probe.check(pending)
@@ -104,16 +155,36 @@ def test_secret(rotator: Rotator, event: RotationEvent) -> None:
 def finish_secret(rotator: Rotator, event: RotationEvent) -> None:
     stages = rotator.secret.stages(event.secret_id)
     current_version = next((v for v, labels in stages.items() if CURRENT in labels), None)
-    new = _iam_keys(rotator.secret.value(event.secret_id, version_id=event.token), "pending")
+    new = _secret(rotator.secret.value(event.secret_id, version_id=event.token), "pending")
     if current_version != event.token:
         rotator.secret.promote(event.secret_id, event.token, current_version)
-        logger.info("the new commercial key is current", extra={"key_tail": _tail(new.aws_access_key_id)})
+        logger.info("the new commercial key is current", extra={"key_tail": _tail(_key_id(new))})
+    if isinstance(new, ApiKey):
+        _retire_api_key(rotator, new)
+    else:
+        _retire_access_key(rotator, new)
+    metrics.add_metric(name="CredentialRotations", unit=MetricUnit.Count, value=1)
+
+
+def _key_id(secret: IamKeys | ApiKey) -> str:
+    return secret.credential_id or "" if isinstance(secret, ApiKey) else secret.aws_access_key_id
+
+
+def _retire_api_key(rotator: Rotator, new: ApiKey) -> None:
+    previous = new.previous_credential_id
+    if previous and previous != new.credential_id:
+        api_keys, manager = _key_manager(rotator)
+        rotator.wait(rotator.grace_s)  # requests carrying the previous key finish meanwhile
+        api_keys.delete_credential(manager, new.user_name or "", previous)
+        logger.info("deleted the previous Bedrock API key", extra={"key_tail": _tail(previous)})
+
+
+def _retire_access_key(rotator: Rotator, new: IamKeys) -> None:
     previous = new.previous_access_key_id
     if previous and previous != new.aws_access_key_id:
         rotator.wait(rotator.grace_s)  # requests signed with the previous key finish meanwhile
         rotator.iam.delete_access_key(new, previous)
         logger.info("deleted the previous commercial key", extra={"key_tail": _tail(previous)})
-    metrics.add_metric(name="CredentialRotations", unit=MetricUnit.Count, value=1)
 
 
 STEPS = {
@@ -159,7 +230,10 @@ def _alert(rotator: Rotator, event: RotationEvent, error: str) -> None:
         logger.error("rotation alert not published", extra={"error_class": type(publish_error).__name__})
 
 
-def _dump(keys: IamKeys) -> str:
+def _dump(keys: IamKeys | ApiKey) -> str:
     value = keys.model_dump(mode="json", exclude_none=True)
-    value["aws_secret_access_key"] = keys.aws_secret_access_key.get_secret_value()
+    if isinstance(keys, ApiKey):
+        value["api_key"] = keys.api_key.get_secret_value()
+    else:
+        value["aws_secret_access_key"] = keys.aws_secret_access_key.get_secret_value()
     return json.dumps(value)

@@ -72,6 +72,7 @@ def test_each_encrypted_resource_uses_the_key_of_what_it_holds(template: Templat
     assert keys.pop("RequestsDLQ") == "RequestsQueueKey"  # the redrive reads it and resends with one key
     assert keys.pop("CommercialCredentialsSecret") == "CommercialCredentialsKey"
     assert keys.pop("RolesAnywhereCertificateSecret") == "RolesAnywhereCertificateKey"
+    assert keys.pop("ApiKeyManagerSecret") == "CommercialCredentialsKey"
     assert {"LineageTable", "ArtifactsBucket", "FunctionsLogGroup", "BatchInputBucket"} <= set(keys)
     assert set(keys.values()) == {"XpiKey"}, keys
 
@@ -168,3 +169,27 @@ def test_only_the_roles_that_call_bedrock_read_the_roles_anywhere_certificate(
         if certificate_key in _listed(statement.get("Resource", []))
     }
     assert holders == {"InvokeModelFunctionRole", "SyncInvokeFunctionRole"}
+
+
+def test_only_the_rotation_role_reads_the_api_key_manager_secret(template: TemplatePolicies) -> None:
+    resources = _resources(template)
+    properties = template.resolver.resolve(resources["ApiKeyManagerSecretPolicy"]["Properties"])
+    assert properties["SecretId"] == template.resolver.resolve({"Ref": "ApiKeyManagerSecret"})
+    assert properties["BlockPublicPolicy"] is True
+    (deny,) = _statements(properties["ResourcePolicy"])
+    assert deny["Effect"] == "Deny" and deny["Principal"] == "*"
+    assert _listed(deny["Action"]) == ["secretsmanager:GetSecretValue"]
+    rotation_role = template.resolver.resolve({"Fn::GetAtt": ["RotateCredentialsFunctionRole", "Arn"]})
+    assert deny["Condition"] == {"StringNotEquals": {"aws:PrincipalArn": [rotation_role]}}
+    # AND no other role is granted anything on it, the rotation role only GetSecretValue
+    secret = template.resolver.resolve({"Ref": "ApiKeyManagerSecret"})
+    grants = {
+        (role, str(action))
+        for role, policies in template.role_policies().items()
+        for document in policies.documents
+        for statement in _statements(document)
+        if secret in _listed(statement.get("Resource", []))
+        for action in _listed(statement.get("Action", []))
+    }
+    assert grants == {("RotateCredentialsFunctionRole", "secretsmanager:GetSecretValue")}
+    assert resources["ApiKeyManagerSecret"]["Properties"]["KmsKeyId"] == {"Ref": "CommercialCredentialsKey"}

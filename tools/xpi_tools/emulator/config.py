@@ -94,6 +94,9 @@ class EmulatorConfig:
     access_log: bool = False
     # IAM Roles Anywhere CreateSession (POST /sessions); None: not offered.
     roles_anywhere: RolesAnywhere | None = None
+    # Key managers: an IAM user (key) allowed to manage another user's (value) Bedrock service-specific
+    # credentials, and nothing else of it (what the rotation of a long-term Bedrock API key uses).
+    key_managers: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.region not in SUPPORTED_REGIONS:

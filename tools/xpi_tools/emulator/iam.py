@@ -3,7 +3,8 @@ Bedrock service-specific credentials (long-term Bedrock API keys).
 
 AWS's query protocol (form-encoded POST to `/`, XML answers), SigV4 with the `iam` service scoped to
 `us-east-1`, as the global endpoint `iam.amazonaws.com` expects. A caller manages its own user's
-keys only (what a self-management policy on `user/${aws:username}` grants); like IAM, a user holds at
+keys only (what a self-management policy on `user/${aws:username}` grants), except that a configured
+key manager may manage its one managed user's Bedrock service-specific credentials; like IAM, a user holds at
 most two access keys and two Bedrock credentials. Keys made here authenticate Bedrock calls at once
 and stop at once when deleted or made Inactive. Nothing secret is logged.
 """
@@ -36,6 +37,15 @@ IAM_AUTH_CODES = {
     "ExpiredTokenException": "ExpiredToken",
     "MissingAuthenticationTokenException": "MissingAuthenticationToken",
 }
+SERVICE_CREDENTIAL_ACTIONS = frozenset(
+    {
+        "CreateServiceSpecificCredential",
+        "ResetServiceSpecificCredential",
+        "ListServiceSpecificCredentials",
+        "UpdateServiceSpecificCredential",
+        "DeleteServiceSpecificCredential",
+    }
+)
 STATUS = {"LimitExceeded": 409, "NoSuchEntity": 404, "AccessDenied": 403, "ValidationError": 400}
 
 
@@ -66,9 +76,16 @@ def is_iam_request(request: Request) -> bool:
 
 class IamService:
     def __init__(
-        self, keys: KeyStore, account_id: str, now: Callable[[], float], max_skew_seconds: int
+        self,
+        keys: KeyStore,
+        account_id: str,
+        now: Callable[[], float],
+        max_skew_seconds: int,
+        *,
+        key_managers: Mapping[str, str] | None = None,
     ) -> None:
         self.keys = keys
+        self.key_managers = dict(key_managers or {})
         self.account_id = account_id
         self.now = now
         self.verifier = SigV4Verifier("us-east-1", "iam", max_skew_seconds)
@@ -88,7 +105,7 @@ class IamService:
             if handler is None:
                 raise IamError("InvalidAction", f"Could not find operation {action} for version 2010-05-08")
             user = params.get("UserName") or caller.user
-            if user != caller.user or caller.session_token is not None:  # a role session is no IAM user
+            if not self._allowed(caller, user, action):
                 raise IamError(
                     "AccessDenied",
                     f"User: {self._arn(caller.user)} is not authorized to perform: iam:{action} on resource: "
@@ -102,6 +119,13 @@ class IamService:
             f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></{action}Response>"
         )
         return Response(200, body.encode(), [("Content-Type", "text/xml")]), caller.access_key_id
+
+    def _allowed(self, caller: AccessKey, user: str, action: str) -> bool:
+        if caller.session_token is not None:  # a role session is no IAM user
+            return False
+        if user == caller.user:
+            return True
+        return self.key_managers.get(caller.user) == user and action in SERVICE_CREDENTIAL_ACTIONS
 
     def _authenticate(self, request: Request) -> AccessKey:
         return self.verifier.verify(

@@ -156,7 +156,11 @@ class BedrockService:
             else None
         )
         self.iam = IamService(
-            self.state.keys, config.account_id, self.state.now, config.max_clock_skew_seconds
+            self.state.keys,
+            config.account_id,
+            self.state.now,
+            config.max_clock_skew_seconds,
+            key_managers=config.key_managers,
         )
 
     # -- entry point ---------------------------------------------------------------------------

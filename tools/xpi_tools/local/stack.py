@@ -29,6 +29,7 @@ from botocore.config import Config
 from xpi_tools.certificates import issue, make_ca
 from xpi_tools.emulator import BedrockEmulator, EmulatorConfig
 from xpi_tools.emulator.config import AccessKey, RolesAnywhere
+from xpi_tools.emulator.config import ApiKey as EmulatorApiKey
 from xpi_tools.local.deploy import Deployment, code_dir_for, deploy
 from xpi_tools.local.faults import LocalControl, LocalFaults
 from xpi_tools.local.iam_authorization import Authorization, CallLog, missing_poller_permissions
@@ -79,6 +80,11 @@ LOCAL_PARAMETERS = {
 COMMERCIAL_ACCOUNT = "123456789012"  # the emulator's account
 
 
+# The emulator's commercial users in API key mode: the Bedrock user, and the one that manages its keys.
+BEDROCK_USER = "xpi-bedrock"
+KEY_MANAGER_USER = "xpi-key-manager"
+
+
 @dataclass(frozen=True)
 class CommercialSide:
     """What the stack's commercial side needs from the deploy: parameters, and the secret to fill."""
@@ -86,6 +92,8 @@ class CommercialSide:
     parameters: dict[str, str]
     secret_output: str
     secret_value: str = field(repr=False)
+    # Further secrets to fill, by the stack output naming each (the API key manager's access key).
+    more_secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -245,9 +253,13 @@ class LocalStack:
         )
         # The operator's one manual step after a real deploy: put the commercial keys in the secret (or,
         # with Roles Anywhere, the invoke step's certificate and key in the certificate secret).
-        session.client("secretsmanager", endpoint_url=aws_url).put_secret_value(
-            SecretId=self.deployment.outputs[commercial.secret_output], SecretString=commercial.secret_value
-        )
+        for output, value in {
+            commercial.secret_output: commercial.secret_value,
+            **commercial.more_secrets,
+        }.items():
+            session.client("secretsmanager", endpoint_url=aws_url).put_secret_value(
+                SecretId=self.deployment.outputs[output], SecretString=value
+            )
         # From here on every request is signed by a known principal and allowed by its IAM policies:
         # the operator (these "testing" keys) can do anything, each role only what the template grants.
         create_operator(ACCOUNT_ID, self.region)
@@ -457,7 +469,10 @@ class LocalStack:
         self.stop()
 
     def _start_emulator(self) -> "CommercialSide":
-        """The commercial side: an access key of its user, or (Roles Anywhere) only a trust anchor."""
+        """The commercial side: an access key of its user, a long-term Bedrock API key of its user (and
+        the access key of the key manager that rotates it), or (Roles Anywhere) only a trust anchor."""
+        if self.commercial_credentials == "api-key":
+            return self._start_api_key_emulator()
         if self.commercial_credentials != "roles-anywhere":
             access_key = "AKIA" + secrets.token_hex(8).upper()
             secret_key = secrets.token_urlsafe(30)
@@ -501,6 +516,33 @@ class LocalStack:
                     "private_key": certificate.private_key_pem.decode(),
                 }
             ),
+        )
+
+    def _start_api_key_emulator(self) -> "CommercialSide":
+        manager_key, manager_secret = "AKIA" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30)
+        credential_id, api_key = "ACCA" + secrets.token_hex(8).upper(), "ABSK" + secrets.token_urlsafe(40)
+        self._emulator = BedrockEmulator(
+            EmulatorConfig(
+                host="127.0.0.1",
+                port=0,
+                region=self.commercial_region,
+                access_keys=[AccessKey(manager_key, manager_secret, user=KEY_MANAGER_USER)],
+                api_keys=[EmulatorApiKey(api_key, credential_id, user=BEDROCK_USER, created_at=time.time())],
+                key_managers={KEY_MANAGER_USER: BEDROCK_USER},
+            )
+        ).start()
+        value = {
+            "type": "api_key",
+            "api_key": api_key,
+            "user_name": BEDROCK_USER,
+            "credential_id": credential_id,
+        }
+        manager = {"type": "iam", "aws_access_key_id": manager_key, "aws_secret_access_key": manager_secret}
+        return CommercialSide(
+            {},
+            "CommercialCredentialsSecretArn",
+            json.dumps(value),
+            {"ApiKeyManagerSecretArn": json.dumps(manager)},
         )
 
     def write_state(self, path: Path) -> None:
