@@ -63,6 +63,9 @@ SAMPLES = {
     "BatchRecordFailureFunction": ["batch/record-failure/failure-state.json"],
     "BatchReconcileFunction": ["batch/reconcile/heartbeat-timeout.json"],
     "ReaperFunction": ["reap/scheduled.json"],
+    "SyncInvokeFunction": ["api-invoke/invoke.json"],
+    "RotateCredentialsFunction": ["rotate/create-secret.json"],
+    "LineageSealFunction": ["seal/scheduled.json"],
 }
 
 
@@ -779,3 +782,84 @@ def test_the_reaper_ends_a_request_left_accepted_past_the_longest_run(stack_invo
     assert item is not None
     assert item["status"] == {"S": "FAILED"}
     assert item["error"]["M"]["code"] == {"S": "RequestAbandoned"}
+
+
+def test_sync_invoke_answers_the_signed_caller_in_one_function(stack_invoke: StackInvoke) -> None:
+    # GIVEN the sample POST /v1/invoke, for a request id not seen before
+    event = sample("api-invoke/invoke.json")
+    request = json.loads(event["body"]) | {"request_id": fresh_id("sync")}
+    event["body"] = json.dumps(request)
+
+    # WHEN
+    result = stack_invoke("SyncInvokeFunction", event)
+
+    # THEN the emulator's answer comes back at once, and lineage is final
+    assert not result.is_error, result.payload
+    assert result.payload["statusCode"] == 200, result.payload
+    body = json.loads(result.payload["body"])
+    assert (body["request_id"], body["status"]) == (request["request_id"], "COMPLETED")
+    assert body["output"]["text"]
+    item = lineage(stack_invoke, request["request_id"])
+    assert item is not None and item["status"] == {"S": "COMPLETED"}
+
+
+def test_rotation_makes_a_new_commercial_key_current_in_four_steps(stack_invoke: StackInvoke) -> None:
+    # GIVEN the stack's commercial secret and its current version
+    secrets = stack_invoke.aws("secretsmanager")
+    secret_arn = stack_invoke.state["outputs"]["CommercialCredentialsSecretArn"]
+    before = secrets.describe_secret(SecretId=secret_arn)["VersionIdsToStages"]
+    previous = next(v for v, stages in before.items() if "AWSCURRENT" in stages)
+    token = str(uuid.uuid4())
+
+    # WHEN Secrets Manager would run the four steps (moto runs no schedule)
+    for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+        event = sample("rotate/create-secret.json") | {
+            "Step": step,
+            "SecretId": secret_arn,
+            "ClientRequestToken": token,
+        }
+        result = stack_invoke("RotateCredentialsFunction", event)
+        assert not result.is_error, f"{step}: {result.payload}\n{result.stderr[-4000:]}"
+
+    # THEN the new version is current and the previous one is not
+    after = secrets.describe_secret(SecretId=secret_arn)["VersionIdsToStages"]
+    assert "AWSCURRENT" in after[token]
+    assert "AWSCURRENT" not in after.get(previous, [])
+
+
+def test_the_seal_chains_and_signs_the_last_closed_day(stack_invoke: StackInvoke) -> None:
+    # GIVEN a final lineage record on the last closed day (the stack's settle time: LINEAGE_SEAL_SETTLE_S)
+    from datetime import UTC, datetime, timedelta
+
+    from xpi.services.sealing import last_closed_day
+
+    day = last_closed_day(datetime.now(UTC), timedelta(seconds=7200)).isoformat()
+    request_id = fresh_id("sealed")
+    table = stack_invoke.state["outputs"]["LineageTableName"]
+    bucket = stack_invoke.state["outputs"]["LineageDigestBucketName"]
+    s3 = stack_invoke.aws("s3")
+    sealed_before = s3.list_objects_v2(Bucket=bucket, Prefix=f"lineage-digests/{day}").get("KeyCount", 0)
+    stack_invoke.aws("dynamodb").put_item(
+        TableName=table,
+        Item={
+            "request_id": {"S": request_id},
+            "status": {"S": "COMPLETED"},
+            "created_at": {"S": f"{day}T12:00:00.000+00:00"},
+            "day": {"S": day},
+            "expires_at": {"N": "4102444800"},
+            "caller_principal": {"S": "AROAQXZEXAMPLEROLEID1:claims-intake"},
+            "source": {"S": "sqs"},
+            "model_requested": {"S": "default"},
+        },
+    )
+
+    # WHEN the scheduled seal runs
+    result = stack_invoke("LineageSealFunction", sample("seal/scheduled.json"))
+
+    # THEN that day's digest is in the locked bucket and, sealed by this run, the record carries its link
+    assert not result.is_error, result.payload
+    assert s3.list_objects_v2(Bucket=bucket, Prefix=f"lineage-digests/{day}").get("KeyCount", 0) == 1
+    if not sealed_before:  # a stack reused from an earlier run may have sealed that day already
+        assert day in [sealed["day"] for sealed in result.payload["sealed"]], result.payload
+        item = lineage(stack_invoke, request_id)
+        assert item is not None and "chain_hash" in item and "chain_prev" in item

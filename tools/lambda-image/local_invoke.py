@@ -14,7 +14,8 @@ What it does, and undoes when the invoke ends:
    `.xpi-bedrock.sock` -> its Bedrock emulator (loopback_forward.py, unix-to-tcp).
 4. Writes the --env-vars file: each function's environment as deployed in the stack (table names, bus,
    bucket, secret, state machine, ...) plus AWS_ENDPOINT_URL=http://127.0.0.1:18080, the Bedrock
-   endpoint http://127.0.0.1:18600 (COMMERCIAL_BEDROCK_ENDPOINT and AWS_ENDPOINT_URL_BEDROCK_RUNTIME),
+   endpoint http://127.0.0.1:18600 (COMMERCIAL_BEDROCK_ENDPOINT, the commercial IAM and Roles Anywhere
+   endpoints when set, and AWS_ENDPOINT_URL_BEDROCK_RUNTIME),
    and XPI_LOOPBACK_FORWARDS, which makes the image's bootstrap relay those two ports to the sockets
    (/var/task is the function's folder of the copy).
 5. Runs `sam local invoke` with the offline image (`--invoke-image ... --skip-pull-image`), with a copy
@@ -161,8 +162,10 @@ def function_environment(state: Mapping[str, Any], functions: Sequence[str]) -> 
     for fn in functions:
         deployed = client.get_function_configuration(FunctionName=state["resources"][fn])
         variables = {k: str(v) for k, v in deployed.get("Environment", {}).get("Variables", {}).items()}
-        if "COMMERCIAL_BEDROCK_ENDPOINT" in variables:
-            variables["COMMERCIAL_BEDROCK_ENDPOINT"] = CONTAINER_BEDROCK_URL
+        # The emulator plays every commercial endpoint: Bedrock, IAM (rotation) and Roles Anywhere.
+        for name in ("COMMERCIAL_BEDROCK_ENDPOINT", "COMMERCIAL_IAM_ENDPOINT", "ROLES_ANYWHERE_ENDPOINT"):
+            if variables.get(name):
+                variables[name] = CONTAINER_BEDROCK_URL
         variables.update(
             AWS_ENDPOINT_URL=CONTAINER_AWS_URL,
             # A state whose route.endpoint is "" (the public endpoint) reaches the emulator too.
