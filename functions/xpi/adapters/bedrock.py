@@ -30,7 +30,7 @@ from xpi.domain.errors import (
 )
 from xpi.domain.payload import converse_arguments, native_body
 from xpi.models.bedrock import ModelAnswer
-from xpi.models.credentials import ApiKey, CommercialCredentials, IamKeys
+from xpi.models.credentials import ApiKey, CommercialCredentials
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Route, Usage
 from xpi.settings import check_endpoint
@@ -116,7 +116,7 @@ class BotoBedrockGateway:
         else:
             kind = "short-term-api-key" if self._short_term_api_keys else "iam-access-key"
         age = None
-        if isinstance(secret, IamKeys) and secret.created_at:
+        if secret.created_at:  # an IAM key's, or an API key's (set by their rotation)
             with contextlib.suppress(ValueError):
                 age = max(0, int(time.time() - datetime.fromisoformat(secret.created_at).timestamp()))
         return {"credential_type": kind, "credential_age_s": age}

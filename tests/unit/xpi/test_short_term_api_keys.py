@@ -2,18 +2,20 @@
 demand (aws-bedrock-token-generator); the emulator on loopback validates it as Bedrock would."""
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
 from xpi.adapters.bedrock import BotoBedrockGateway
 from xpi.domain.errors import BedrockRejected, CredentialsRejected
-from xpi.models.credentials import CommercialCredentials, IamKeys
+from xpi.models.credentials import ApiKey, CommercialCredentials, IamKeys
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Route
 from xpi_tools.emulator import AccessKey, BedrockEmulator, EmulatorConfig
 
 KEY_ID, SECRET = "AKIASHORTTERM000", "short-term-secret"
+API_KEY = "ABSKdW5pdC10ZXN0OmxvbmctdGVybS1hcGkta2V5"
 
 
 class Keys:
@@ -77,3 +79,25 @@ def test_a_token_signed_with_a_wrong_secret_is_refused(emulator: tuple[BedrockEm
     # cannot tell from a model access refusal: either way the request is not answered.
     with pytest.raises((CredentialsRejected, BedrockRejected)):
         gateway.answer(route(emu), InferenceRequest(model="m", prompt="hello"))
+
+
+def test_a_rotated_bedrock_api_key_reports_its_type_and_age() -> None:
+    # GIVEN a long-term Bedrock API key its rotation stored an hour ago
+    created_at = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+
+    class StoredApiKey:
+        def get(self, *, refresh: bool = False) -> CommercialCredentials:
+            return CommercialCredentials(
+                version_id="v-api",
+                secret=ApiKey(type="api_key", api_key=SecretStr(API_KEY), created_at=created_at),
+            )
+
+    with BedrockEmulator(EmulatorConfig(api_keys=[API_KEY])) as emu:
+        # WHEN a call is answered with it
+        answer = BotoBedrockGateway(StoredApiKey(), timeout_s=10).answer(
+            route(emu), InferenceRequest(model="m", prompt="hello")
+        )
+
+    # THEN lineage gets its type and age, as for an IAM key
+    assert answer.credential_type == "bedrock-api-key"
+    assert answer.credential_age_s is not None and 3590 <= answer.credential_age_s <= 3700
