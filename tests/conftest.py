@@ -20,6 +20,13 @@ from tests.helpers.stack import (
 )
 from tests.helpers.waiting import poll_until
 
+# Read when observability.py creates Logger, Tracer and Metrics, i.e. at import: set before any test
+# module of any suite (unit, contract, container) imports xpi. These are the template's Globals (plus
+# tracing off, as outside Lambda); the local stacks a session starts get the same from the template.
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "xpi")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "XPI")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Every local stack this session starts (they inherit the environment) logs its IAM decisions to one

@@ -13,11 +13,8 @@ import pytest
 
 from tests.helpers.network import block_network
 
-# Read when observability.py creates Logger, Tracer and Metrics, i.e. at import: set before any test
-# module imports a handler. These are the template's Globals (plus tracing off, as outside Lambda).
-os.environ["POWERTOOLS_SERVICE_NAME"] = "xpi"
-os.environ["POWERTOOLS_METRICS_NAMESPACE"] = "XPI"
-os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
+# Powertools' environment (read when observability.py is imported) is set by tests/conftest.py, which
+# runs before any suite's module imports xpi.
 
 # boto3 reads these when a client is created, which xpi does lazily; they are set per test (and
 # restored after it) so that nothing leaks into other suites collected in the same session.
