@@ -4,20 +4,22 @@ The stack runs as its own process (`xpi local up`), exactly as a developer start
 session ends, and by itself if pytest dies (--exit-with-parent).
 """
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 
-from tests.helpers.waiting import wait_until
+from tests.helpers.waiting import poll_until, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 90
@@ -193,3 +195,26 @@ def start_local_stack(
         start_new_session=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+
+
+@contextlib.contextmanager
+def own_stack(state_dir: Path, log_name: str, *options: str) -> Iterator[LocalStackClient]:
+    """A local stack of a test module's own (started with `options`, e.g. another commercial credential
+    mode), logging to .xpi/local/<log_name>; stopped when the block ends, killed if it does not stop."""
+    state_file = state_dir / "stack.json"
+    log_path = SESSION_STACK_LOG.with_name(log_name)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log:
+        process = start_local_stack(state_file, "--exit-with-parent", *options, output=log)
+    try:
+        poll_until(lambda: state_file.exists() or process.poll() is not None, STARTUP_TIMEOUT_S, 0.2)
+        if not state_file.exists():
+            raise RuntimeError(f"the stack did not start; see {log_path}:\n{log_path.read_text()[-4000:]}")
+        yield LocalStackClient(json.loads(state_file.read_text()))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

@@ -5,9 +5,6 @@ Secrets Manager's RotateSecret runs the rotation function while requests flow (d
 "Bedrock API key rotation")."""
 
 import json
-import os
-import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -16,38 +13,20 @@ from typing import Any
 import pytest
 
 from tests.helpers.stack import (
-    SESSION_STACK_LOG,
-    STARTUP_TIMEOUT_S,
     LocalStackClient,
     ResultCollector,
-    start_local_stack,
+    own_stack,
 )
-from tests.helpers.waiting import poll_until
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def api_key_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackClient]:
-    state_file = tmp_path_factory.mktemp("stack-api-key") / "stack.json"
-    log_path = SESSION_STACK_LOG.with_name("api-key-stack.log")
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w") as log:
-        process = start_local_stack(
-            state_file, "--exit-with-parent", "--commercial-credentials", "api-key", output=log
-        )
-    try:
-        poll_until(lambda: state_file.exists() or process.poll() is not None, STARTUP_TIMEOUT_S, 0.2)
-        if not state_file.exists():
-            raise RuntimeError(f"the stack did not start; see {log_path}:\n{log_path.read_text()[-4000:]}")
-        yield LocalStackClient(json.loads(state_file.read_text()))
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    with own_stack(
+        tmp_path_factory.mktemp("stack-api-key"), "api-key-stack.log", "--commercial-credentials", "api-key"
+    ) as stack:
+        yield stack
 
 
 def current(stack: LocalStackClient) -> tuple[str, dict[str, Any]]:

@@ -4,22 +4,16 @@ credentials it gets. No access key is stored anywhere: not in a secret, not in a
 environment, not on the commercial side."""
 
 import json
-import os
 import re
-import signal
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 
 from tests.helpers.stack import (
-    SESSION_STACK_LOG,
-    STARTUP_TIMEOUT_S,
     LocalStackClient,
     ResultCollector,
-    start_local_stack,
+    own_stack,
 )
-from tests.helpers.waiting import poll_until
 from tests.integration.test_api import ApiClient
 
 pytestmark = pytest.mark.integration
@@ -29,25 +23,13 @@ LONG_TERM_KEY = re.compile(r"AKIA[0-9A-Z]{12,}")
 
 @pytest.fixture(scope="module")
 def roles_anywhere_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackClient]:
-    state_file = tmp_path_factory.mktemp("stack-ra") / "stack.json"
-    log_path = SESSION_STACK_LOG.with_name("roles-anywhere-stack.log")
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w") as log:
-        process = start_local_stack(
-            state_file, "--exit-with-parent", "--commercial-credentials", "roles-anywhere", output=log
-        )
-    try:
-        poll_until(lambda: state_file.exists() or process.poll() is not None, STARTUP_TIMEOUT_S, 0.2)
-        if not state_file.exists():
-            raise RuntimeError(f"the stack did not start; see {log_path}:\n{log_path.read_text()[-4000:]}")
-        yield LocalStackClient(json.loads(state_file.read_text()))
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    with own_stack(
+        tmp_path_factory.mktemp("stack-ra"),
+        "roles-anywhere-stack.log",
+        "--commercial-credentials",
+        "roles-anywhere",
+    ) as stack:
+        yield stack
 
 
 def test_roles_anywhere_answers_end_to_end_with_no_access_key_stored(
