@@ -1,11 +1,8 @@
 """Session fixtures shared by every suite that drives the local stack (integration, browser): one
 stack per test session, started on first use."""
 
-import json
 import os
 import shutil
-import signal
-import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -13,12 +10,10 @@ import pytest
 from tests.helpers.stack import (
     SESSION_CALL_LOGS,
     SESSION_STACK_LOG,
-    STARTUP_TIMEOUT_S,
     LocalStackClient,
     ResultCollector,
-    start_local_stack,
+    own_stack,
 )
-from tests.helpers.waiting import poll_until
 
 # Read when observability.py creates Logger, Tracer and Metrics, i.e. at import: set before any test
 # module of any suite (unit, contract, container) imports xpi. These are the template's Globals (plus
@@ -37,25 +32,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackClient]:
-    state_file = tmp_path_factory.mktemp("stack") / "stack.json"
-    log_path = SESSION_STACK_LOG
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w") as log:
-        process = start_local_stack(state_file, "--exit-with-parent", output=log)
-    try:
-        poll_until(lambda: state_file.exists() or process.poll() is not None, STARTUP_TIMEOUT_S, 0.2)
-        if not state_file.exists():
-            raise RuntimeError(
-                f"the local stack did not start; see {log_path}:\n{log_path.read_text()[-4000:]}"
-            )
-        yield LocalStackClient(json.loads(state_file.read_text()))
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    with own_stack(tmp_path_factory.mktemp("stack"), SESSION_STACK_LOG.name) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")
