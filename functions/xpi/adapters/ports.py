@@ -12,6 +12,7 @@ from typing import IO, Any, Literal, Protocol
 
 from pydantic import BaseModel
 
+from xpi.domain.access import Charge
 from xpi.domain.pacing import BucketState
 from xpi.models.answer import StoredAnswer
 from xpi.models.api import RedriveStarted, StoredConfig
@@ -178,6 +179,23 @@ class PacingTable(Protocol):
 
     def add_tokens(self, bucket: str, tokens: float) -> None:
         """Give back (negative: charge) tokens after a call, atomically."""
+        ...
+
+
+class BudgetLedger(Protocol):
+    """The day's usage per caller and per project (xpi.domain.access), one item per budget and day."""
+
+    def reserve(self, charges: Sequence[Charge]) -> bool:
+        """Add every charge, all or none, only if each item stays within its limits (one atomic write);
+        False when one would not."""
+        ...
+
+    def settle(self, charges: Sequence[Charge]) -> None:
+        """Add (negative: give back) each charge, without limits, after the call."""
+        ...
+
+    def used(self, items: Sequence[str]) -> dict[str, tuple[int, float]]:
+        """Tokens and dollars used so far on each item that exists."""
         ...
 
 

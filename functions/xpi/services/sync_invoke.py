@@ -26,6 +26,7 @@ from typing import Any
 
 from xpi.adapters.ports import (
     BedrockGateway,
+    BudgetLedger,
     EventPublisher,
     HashKey,
     LineageStore,
@@ -104,6 +105,7 @@ class SyncPorts:
     endpoint: str
     credential_max_age_s: int | None = None  # past it: a metric and one Security Alert per version
     pacer: QuotaPacer | None = None  # the shared quota buckets the invoke step also draws from
+    budgets: BudgetLedger | None = None  # the day's usage per caller and project, as the route step's
 
 
 @dataclass(frozen=True)
@@ -201,7 +203,9 @@ def _run_steps(
         )
         if state.classification is not None and state.classification.decision == "block":
             return state
-        state.route = route(state, region=ports.region, endpoint=ports.endpoint)
+        state.route = route(
+            state, region=ports.region, endpoint=ports.endpoint, budgets=ports.budgets, clock=timing.clock
+        )
         state.timings["routed_at"] = timing.clock()
         state.response = _invoke_with_retries(state, payloads, ports, timing)
         state.timings["invoked_at"] = timing.clock()
@@ -227,6 +231,7 @@ def _invoke_with_retries(
                 credential_max_age_s=ports.credential_max_age_s,
                 events=ports.events,
                 pacer=ports.pacer,
+                budgets=ports.budgets,
             )
         except RETRIED as error:
             if type(error) not in RETRIED or attempt == BEDROCK_ATTEMPTS:
