@@ -1,11 +1,13 @@
 """In-memory fakes of xpi's ports (xpi.adapters.ports), with the semantics the real adapters guarantee."""
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel
+from xpi.domain.access import Charge, fits
 from xpi.domain.hashing import canonical_sha256
 from xpi.models.answer import StoredAnswer
 from xpi.models.api import RedriveStarted, StoredConfig
@@ -92,6 +94,35 @@ class FakeSyncLedger:
 
     def answer(self, request_id: str) -> StoredAnswer | None:
         return self.answers.get(request_id)
+
+
+class FakeBudgetLedger:
+    """DynamoBudgetLedger in memory: a reservation adds every charge or none, only when each item stays
+    within its limits (xpi.domain.access.fits, what the conditional write checks)."""
+
+    def __init__(self) -> None:
+        self.usage: dict[str, tuple[int, float]] = {}
+        self.calls: list[str] = []
+
+    def reserve(self, charges: Sequence[Charge]) -> bool:
+        self.calls.append("reserve")
+        if not all(fits(c, *self.usage.get(c.item, (0, 0.0))) for c in charges):
+            return False
+        self._add(charges)
+        return True
+
+    def settle(self, charges: Sequence[Charge]) -> None:
+        self.calls.append("settle")
+        self._add(charges)
+
+    def used(self, items: Sequence[str]) -> dict[str, tuple[int, float]]:
+        self.calls.append("used")
+        return {item: self.usage[item] for item in items if item in self.usage}
+
+    def _add(self, charges: Sequence[Charge]) -> None:
+        for c in charges:
+            tokens, usd = self.usage.get(c.item, (0, 0.0))
+            self.usage[c.item] = (tokens + c.tokens, round(usd + c.usd, 8))
 
 
 class FakeEventPublisher:
