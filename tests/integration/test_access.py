@@ -257,3 +257,35 @@ def test_a_spent_budget_refuses_the_next_request_on_either_path(
     # AND nothing more was counted against the budget
     status, models = api.call(None, "GET", "/v1/models", keys=access.caller.api_keys)
     assert models["budgets"][0]["tokens_remaining"] == TOKENS_PER_DAY - used
+
+
+def test_a_principal_tagged_suspended_is_refused_inference_by_api_gateway(
+    access: Access, api: ApiClient, local_stack: LocalStackClient
+) -> None:
+    # GIVEN the caller's role tagged xpi-access=suspended (ABAC in the API's resource policy)
+    iam = local_stack.client("iam")
+    role_name = access.caller.arn.split("/")[1]
+    iam.tag_role(RoleName=role_name, Tags=[{"Key": "xpi-access", "Value": "suspended"}])
+    try:
+        answers: list[tuple[int, Any]] = []
+        bodies: list[dict[str, Any]] = []
+
+        def refused() -> bool:
+            # (the local API gateway reads a principal's tags again after at most 5 s)
+            bodies.append(
+                {"request_id": f"acc-{uuid.uuid4().hex[:12]}", **_body("fast", "Hello.", "none", 50)}
+            )
+            answers.append(api.call(None, "POST", "/v1/invoke", bodies[-1], keys=access.caller.api_keys))
+            return answers[-1][0] == 403
+
+        # WHEN it sends inference through the API, THEN API Gateway denies it explicitly, before any function
+        wait_until(refused, timeout_s=30, interval_s=0.5, what="the suspended caller refused")
+        assert "explicit deny" in answers[-1][1]["Message"]
+        body = bodies[-1]
+        assert local_stack.lineage(body["request_id"]) is None
+        status, _ = api.call(None, "POST", "/v1/requests", body, keys=access.caller.api_keys)
+        assert status == 403
+        # AND it still reads (GET /v1/models is not an inference route)
+        assert api.call(None, "GET", "/v1/models", keys=access.caller.api_keys)[0] == 200
+    finally:
+        iam.untag_role(RoleName=role_name, TagKeys=["xpi-access"])

@@ -393,7 +393,7 @@ def patch_sender_id() -> Restore:
 
     for name in originals:
         setattr(SQSResponse, name, signed(name))
-    SQSBackend.send_message = send_message  # type: ignore[method-assign]
+    SQSBackend.send_message = send_message  # type: ignore[method-assign,assignment]
 
     def restore() -> None:
         for name, original in originals.items():
