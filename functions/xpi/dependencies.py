@@ -192,7 +192,9 @@ def sync_ports() -> SyncPorts:
     bus, the hash key, commercial Bedrock, large outputs."""
     settings = get_settings()
     return SyncPorts(
-        ledger=DynamoSyncLedger(settings.require("lineage_table"), settings.require("idempotency_table")),
+        ledger=DynamoSyncLedger(
+            settings.require("lineage_table"), settings.require("idempotency_table"), settings.budget_table
+        ),
         lineage=lineage_store(),
         events=event_publisher(),
         hash_key=hash_key(),

@@ -47,6 +47,11 @@ def _update(charge: Charge, *, limited: bool) -> dict[str, Any]:
     return update
 
 
+def settlement_items(table_name: str, charges: Sequence[Charge]) -> list[dict[str, Any]]:
+    """Settlements as items of another write's transaction (the sync path's one write on the way out)."""
+    return [{"Update": {"TableName": table_name, **_update(c, limited=False)}} for c in charges]
+
+
 class DynamoBudgetLedger:
     def __init__(self, table_name: str) -> None:
         self._table_name = table_name

@@ -61,9 +61,11 @@ class SyncLedger(Protocol):
         written, else the item found (returned by the failed write itself)."""
         ...
 
-    def finish(self, item: LineageItem, answer: StoredAnswer, answer_expires_at: int) -> bool:
-        """In one transaction, make the claim made at item.created_at final and keep the answer; False
-        (nothing written) when the item is no longer that claim."""
+    def finish(
+        self, item: LineageItem, answer: StoredAnswer, answer_expires_at: int, settle: Sequence[Charge] = ()
+    ) -> bool:
+        """In one transaction, make the claim made at item.created_at final, keep the answer and add the
+        budgets' settlement; False (nothing written) when the item is no longer that claim."""
         ...
 
     def lineage(self, request_id: str) -> LineageItem | None: ...

@@ -33,6 +33,7 @@ from xpi.adapters.ports import (
     ObjectStore,
     SyncLedger,
 )
+from xpi.domain.access import Charge
 from xpi.domain.classification import Detector
 from xpi.domain.config_signing import ConfigVersion
 from xpi.domain.errors import (
@@ -54,7 +55,7 @@ from xpi.observability import logger
 from xpi.services.classification import classify
 from xpi.services.invocation import invoke_model
 from xpi.services.pacing import QuotaPacer
-from xpi.services.routing import route
+from xpi.services.routing import route, settlement
 from xpi.services.submission import parse_or_reject
 from xpi.services.validation import validate
 
@@ -230,8 +231,7 @@ def _invoke_with_retries(
                 hash_key=ports.hash_key,
                 credential_max_age_s=ports.credential_max_age_s,
                 events=ports.events,
-                pacer=ports.pacer,
-                budgets=ports.budgets,
+                pacer=ports.pacer,  # (budgets are settled by the one write on the way out: _finish)
             )
         except RETRIED as error:
             if type(error) not in RETRIED or attempt == BEDROCK_ATTEMPTS:
@@ -248,12 +248,23 @@ def _finish(state: WorkflowState, ports: SyncPorts, timing: Timing) -> dict[str,
         detail_type=detail_type(detail), detail=detail.model_dump(mode="json", exclude_none=True)
     )
     expires = int((completed_at + ANSWER_TTL).timestamp())
-    if not ports.ledger.finish(lineage_item(state, detail), answer, expires):
+    if not ports.ledger.finish(lineage_item(state, detail), answer, expires, _settlement(state)):
         # Someone else made the claim final meanwhile (the reaper, an operator): theirs is the one event.
         logger.warning("lineage made final by another writer; not emitting a second result")
         raise RequestExists("a request with this request_id exists already", state.request.request_id)
     _publish(answer.detail_type, detail, ports.events, timing)
     return answer.detail
+
+
+def _settlement(state: WorkflowState) -> list[Charge]:
+    """The route's budget reservations corrected with what the call used (none without an answer: the
+    reservation stands, as on the queue path)."""
+    if state.route is None or not state.route.budget or state.response is None:
+        return []
+    usage = state.response.usage
+    return settlement(
+        state.route.budget, usage.input_tokens + usage.output_tokens, state.response.estimated_cost_usd
+    )
 
 
 def _publish(kind: str, detail: ResultDetail, events: EventPublisher, timing: Timing) -> None:

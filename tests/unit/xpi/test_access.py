@@ -408,7 +408,7 @@ def sync_path(
 ) -> tuple[dict[str, Any], dict[str, Any], int, int]:
     lineage, events, gateway = FakeLineageStore(), FakeEventPublisher(), FakeBedrockGateway()
     ports = sync_invoke.SyncPorts(
-        ledger=FakeSyncLedger(lineage),
+        ledger=FakeSyncLedger(lineage, budgets=ledger),
         lineage=lineage,
         events=events,
         hash_key=FakeHashKey(),
@@ -481,6 +481,18 @@ def test_both_paths_refuse_a_spent_budget_and_record_it() -> None:
             1,
             0,
         )
+
+
+def test_the_sync_path_makes_one_budget_call_and_settles_in_its_final_write() -> None:
+    # GIVEN a caller with a budget, and one without
+    with_budget = access_routing(narrow={"budget": {"tokens_per_day": 10_000}})
+    for config, expected in ((with_budget, ["reserve"]), (access_routing(), [])):
+        ledger = FakeBudgetLedger()
+        # WHEN a request is answered through POST /v1/invoke
+        item, _, _, _ = sync_path(plain(project="benefits") | {"request_id": "r-1"}, config, ledger)
+        # THEN the budget adds the reservation alone (the settlement rides the lineage write), or nothing
+        assert item["status"] == "COMPLETED" and ledger.calls == expected
+    assert ledger.usage == {}
 
 
 # ------------------------------------------------------------------------------ GET /v1/models
