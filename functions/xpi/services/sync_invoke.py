@@ -231,7 +231,7 @@ def _invoke_with_retries(
                 hash_key=ports.hash_key,
                 credential_max_age_s=ports.credential_max_age_s,
                 events=ports.events,
-                pacer=ports.pacer,  # (budgets are settled by the one write on the way out: _finish)
+                pacer=ports.pacer,
             )
         except RETRIED as error:
             if type(error) not in RETRIED or attempt == BEDROCK_ATTEMPTS:
@@ -257,8 +257,9 @@ def _finish(state: WorkflowState, ports: SyncPorts, timing: Timing) -> dict[str,
 
 
 def _settlement(state: WorkflowState) -> list[Charge]:
-    """The route's budget reservations corrected with what the call used (none without an answer: the
-    reservation stands, as on the queue path)."""
+    """The route's budget reservations corrected with what the call used, written with the final lineage
+    (the invoke step settles on the queue path; here invoke_model gets no budgets, so a budget costs the
+    sync path one DynamoDB call, the reservation). None without an answer: the reservation stands."""
     if state.route is None or not state.route.budget or state.response is None:
         return []
     usage = state.response.usage
