@@ -227,7 +227,22 @@ def test_a_spent_budget_refuses_the_next_request_on_either_path(
     used = int(first["usage"]["input_tokens"]) + int(first["usage"]["output_tokens"])
     assert used >= 600
 
-    # THEN GET /v1/models shows what is left: the reservation was settled to what the call used
+    # AND a small one through the API (its settlement rides the sync path's final transaction)
+    def small() -> tuple[str, str]:
+        tag = f"t{uuid.uuid4().hex[:10]}"
+        body = {
+            "request_id": f"acc-{uuid.uuid4().hex[:12]}",
+            **_body("fast", "[[emulator:output_tokens=20]] Hi.", tag, 50),
+        }
+        status, answer = api.call(None, "POST", "/v1/invoke", body, keys=access.caller.api_keys)
+        assert status == 200, answer
+        return body["request_id"], tag
+
+    second, event, _ = _judged(small, local_stack, results, access.revision)
+    assert event["detail-type"] == "Inference Completed", event["detail"]
+    used += int(second["usage"]["input_tokens"]) + int(second["usage"]["output_tokens"])
+
+    # THEN GET /v1/models shows what is left: each reservation was settled to what its call used
     status, models = api.call(None, "GET", "/v1/models", keys=access.caller.api_keys)
     assert status == 200 and models["budgets"][0]["tokens_remaining"] == TOKENS_PER_DAY - used
 
