@@ -11,6 +11,7 @@ from functools import cache
 
 from xpi.adapters.batch_store import DynamoBatchTable, S3BatchObjects
 from xpi.adapters.bedrock import BotoBedrockGateway
+from xpi.adapters.budget_table import DynamoBudgetLedger
 from xpi.adapters.config_store import ConfigOverride, OptionalParameter, PolicyLoadError, SigningSecret
 from xpi.adapters.credentials import SecretsManagerCredentials
 from xpi.adapters.event_bus import EventBridgePublisher
@@ -28,6 +29,7 @@ from xpi.adapters.ports import (
     BatchTable,
     BatchWorkflow,
     BedrockGateway,
+    BudgetLedger,
     CredentialSource,
     EventPublisher,
     ExecutionReader,
@@ -168,6 +170,12 @@ def quota_pacer() -> QuotaPacer | None:
     )
 
 
+def budget_ledger() -> BudgetLedger | None:
+    """The day's usage per caller and project; None where the function has no budget table."""
+    table = get_settings().budget_table
+    return DynamoBudgetLedger(table) if table else None
+
+
 def submitter() -> Submitter:
     """Where a submit goes: the inference workflow, and the lineage and bus that answer a rejection."""
     return Submitter(
@@ -184,7 +192,9 @@ def sync_ports() -> SyncPorts:
     bus, the hash key, commercial Bedrock, large outputs."""
     settings = get_settings()
     return SyncPorts(
-        ledger=DynamoSyncLedger(settings.require("lineage_table"), settings.require("idempotency_table")),
+        ledger=DynamoSyncLedger(
+            settings.require("lineage_table"), settings.require("idempotency_table"), settings.budget_table
+        ),
         lineage=lineage_store(),
         events=event_publisher(),
         hash_key=hash_key(),
@@ -196,6 +206,7 @@ def sync_ports() -> SyncPorts:
         endpoint=settings.bedrock_endpoint,
         credential_max_age_s=settings.credential_max_age_s,
         pacer=quota_pacer(),
+        budgets=budget_ledger(),
     )
 
 

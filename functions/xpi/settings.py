@@ -126,6 +126,9 @@ class Settings(BaseModel):
     bedrock_tokens_per_minute: Annotated[float, Field(ge=0)] = Field(0, alias="BEDROCK_TOKENS_PER_MINUTE")
     pacing_table: str = Field("", alias="PACING_TABLE")
     pacing_max_wait_s: Annotated[float, Field(ge=0, le=60)] = Field(5.0, alias="PACING_MAX_WAIT_S")
+    # The day's usage per caller and project against their budgets (xpi.domain.access); without it a
+    # configured budget fails its requests closed.
+    budget_table: str = Field("", alias="BUDGET_TABLE")
     # The state holds an inline output twice (the response and the result event's detail): at most
     # 2 x 64 KB, well inside Step Functions' 256 KiB state limit; larger outputs travel by reference.
     inline_output_max_bytes: Annotated[int, Field(ge=1024, le=64_000)] = Field(

@@ -1,11 +1,13 @@
 """In-memory fakes of xpi's ports (xpi.adapters.ports), with the semantics the real adapters guarantee."""
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel
+from xpi.domain.access import Charge, fits
 from xpi.domain.hashing import canonical_sha256
 from xpi.models.answer import StoredAnswer
 from xpi.models.api import RedriveStarted, StoredConfig
@@ -64,8 +66,11 @@ class FakeSyncLedger:
     """DynamoSyncLedger over a FakeLineageStore's items: the claim only for a new request id (else the
     item found), and the final state and kept answer together, only over the claim made at the same time."""
 
-    def __init__(self, lineage: FakeLineageStore | None = None) -> None:
+    def __init__(
+        self, lineage: FakeLineageStore | None = None, budgets: "FakeBudgetLedger | None" = None
+    ) -> None:
         self.lineage_store = lineage or FakeLineageStore()
+        self.budgets = budgets  # where the settlement riding the final write goes
         self.answers: dict[str, StoredAnswer] = {}
         self.claims = 0
         self.finishes = 0
@@ -78,13 +83,18 @@ class FakeSyncLedger:
         self.lineage_store.claim(claim)
         return None
 
-    def finish(self, item: LineageItem, answer: StoredAnswer, answer_expires_at: int) -> bool:
+    def finish(
+        self, item: LineageItem, answer: StoredAnswer, answer_expires_at: int, settle: Sequence[Charge] = ()
+    ) -> bool:
         self.finishes += 1
         current = self.lineage_store.items.get(item.request_id)
         if current is None or current.status != ACCEPTED or current.created_at != item.created_at:
             return False
         assert self.lineage_store.finalize(item)
         self.answers[item.request_id] = answer
+        if settle:
+            assert self.budgets is not None, "a settlement without a budget ledger"
+            self.budgets.add(settle)
         return True
 
     def lineage(self, request_id: str) -> LineageItem | None:
@@ -92,6 +102,39 @@ class FakeSyncLedger:
 
     def answer(self, request_id: str) -> StoredAnswer | None:
         return self.answers.get(request_id)
+
+
+class FakeBudgetLedger:
+    """DynamoBudgetLedger in memory: a reservation adds every charge or none, only when each item stays
+    within its limits (xpi.domain.access.fits, what the conditional write checks)."""
+
+    def __init__(self) -> None:
+        self.usage: dict[str, tuple[int, float]] = {}
+        self.calls: list[str] = []
+
+    def reserve(self, charges: Sequence[Charge]) -> bool:
+        self.calls.append("reserve")
+        if not all(fits(c, *self.usage.get(c.item, (0, 0.0))) for c in charges):
+            return False
+        self._add(charges)
+        return True
+
+    def settle(self, charges: Sequence[Charge]) -> None:
+        self.calls.append("settle")
+        self._add(charges)
+
+    def used(self, items: Sequence[str]) -> dict[str, tuple[int, float]]:
+        self.calls.append("used")
+        return {item: self.usage[item] for item in items if item in self.usage}
+
+    def add(self, charges: Sequence[Charge]) -> None:
+        """Charges added as part of another write (the sync path's final transaction)."""
+        self._add(charges)
+
+    def _add(self, charges: Sequence[Charge]) -> None:
+        for c in charges:
+            tokens, usd = self.usage.get(c.item, (0, 0.0))
+            self.usage[c.item] = (tokens + c.tokens, round(usd + c.usd, 8))
 
 
 class FakeEventPublisher:

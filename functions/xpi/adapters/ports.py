@@ -12,6 +12,7 @@ from typing import IO, Any, Literal, Protocol
 
 from pydantic import BaseModel
 
+from xpi.domain.access import Charge
 from xpi.domain.pacing import BucketState
 from xpi.models.answer import StoredAnswer
 from xpi.models.api import RedriveStarted, StoredConfig
@@ -60,9 +61,11 @@ class SyncLedger(Protocol):
         written, else the item found (returned by the failed write itself)."""
         ...
 
-    def finish(self, item: LineageItem, answer: StoredAnswer, answer_expires_at: int) -> bool:
-        """In one transaction, make the claim made at item.created_at final and keep the answer; False
-        (nothing written) when the item is no longer that claim."""
+    def finish(
+        self, item: LineageItem, answer: StoredAnswer, answer_expires_at: int, settle: Sequence[Charge] = ()
+    ) -> bool:
+        """In one transaction, make the claim made at item.created_at final, keep the answer and add the
+        budgets' settlement; False (nothing written) when the item is no longer that claim."""
         ...
 
     def lineage(self, request_id: str) -> LineageItem | None: ...
@@ -178,6 +181,23 @@ class PacingTable(Protocol):
 
     def add_tokens(self, bucket: str, tokens: float) -> None:
         """Give back (negative: charge) tokens after a call, atomically."""
+        ...
+
+
+class BudgetLedger(Protocol):
+    """The day's usage per caller and per project (xpi.domain.access), one item per budget and day."""
+
+    def reserve(self, charges: Sequence[Charge]) -> bool:
+        """Add every charge, all or none, only if each item stays within its limits (one atomic write);
+        False when one would not."""
+        ...
+
+    def settle(self, charges: Sequence[Charge]) -> None:
+        """Add (negative: give back) each charge, without limits, after the call."""
+        ...
+
+    def used(self, items: Sequence[str]) -> dict[str, tuple[int, float]]:
+        """Tokens and dollars used so far on each item that exists."""
         ...
 
 

@@ -1,17 +1,21 @@
 """The sync path's records in DynamoDB: the lineage claim (the item the workflow's Claim state writes,
 same attributes and condition), and the one write on the way out: a transaction that makes that claim
 final and keeps the answer in the idempotency table for a repeated call (24 h, like the invoke step's
-Powertools records, under the stack key)."""
+Powertools records, under the stack key), and settles the budgets the route reserved (docs/security.md,
+"Fine-grained permissions"), so a budget adds one DynamoDB call to the sync path (the reservation)."""
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from xpi.adapters import aws
+from xpi.adapters.budget_table import settlement_items
 from xpi.adapters.lineage_store import final_update
+from xpi.domain.access import Charge
 from xpi.models.answer import StoredAnswer
 from xpi.models.lineage import ACCEPTED, LineageItem
 from xpi.models.workflow import Claim
@@ -27,9 +31,10 @@ def _lineage(stored: dict[str, Any]) -> LineageItem:
 
 
 class DynamoSyncLedger:
-    def __init__(self, lineage_table: str, answers_table: str) -> None:
+    def __init__(self, lineage_table: str, answers_table: str, budget_table: str = "") -> None:
         self._lineage_table = lineage_table
         self._answers_table = answers_table
+        self._budget_table = budget_table
 
     def claim(self, claim: Claim) -> LineageItem | None:
         item = LineageItem.claimed(claim).model_dump(exclude_none=True)
@@ -48,7 +53,9 @@ class DynamoSyncLedger:
             return _lineage({name: _DESERIALIZER.deserialize(value) for name, value in stored.items()})
         return None
 
-    def finish(self, item: LineageItem, answer: StoredAnswer, answer_expires_at: int) -> bool:
+    def finish(
+        self, item: LineageItem, answer: StoredAnswer, answer_expires_at: int, settle: Sequence[Charge] = ()
+    ) -> bool:
         update = final_update(
             item,
             "#status = :accepted AND #claimed_at = :claimed_at",
@@ -77,6 +84,8 @@ class DynamoSyncLedger:
                 }
             },
         ]
+        if settle and self._budget_table:  # the budgets' settlement rides the same write
+            transaction += settlement_items(self._budget_table, settle)
         try:
             # The resource's client: plain Python values in, serialized as the Table methods do.
             aws.dynamodb().meta.client.transact_write_items(TransactItems=transaction)

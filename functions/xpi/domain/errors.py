@@ -21,6 +21,9 @@ MESSAGES: dict[str, str] = {
     "ValidationUnavailable": "the request could not be validated for a platform reason; send it again",
     "ModelNotApproved": "the requested model is not on the approved list",
     "ModelNotAllowedForCaller": "the requested model is not allowed for this caller",
+    "ProjectNotAllowed": "the caller does not act for the project the request names",
+    "ClearanceRefused": "the request carries content this caller is not cleared to send to this model",
+    "BudgetExhausted": "the caller's or project's budget for the day does not cover this request",
     "BedrockThrottled": "commercial Bedrock throttled the request",
     "QuotaExhausted": "the request was held back within the commercial Bedrock quota; it was not sent",
     "BedrockUnavailable": "commercial Bedrock was unavailable",
@@ -240,6 +243,18 @@ class ModelNotApproved(XpiError):
 
 class ModelNotAllowedForCaller(XpiError):
     code = "ModelNotAllowedForCaller"
+
+
+class ProjectNotAllowed(XpiError):
+    code = "ProjectNotAllowed"
+
+
+class ClearanceRefused(XpiError):
+    code = "ClearanceRefused"
+
+
+class BudgetExhausted(XpiError):
+    code = "BudgetExhausted"
 
 
 class BedrockThrottled(XpiError):

@@ -3,6 +3,7 @@
 import json
 from datetime import datetime
 
+from xpi.domain.access import Refusal
 from xpi.domain.errors import (
     BedrockAnswerLost,
     PayloadLimitExceeded,
@@ -148,6 +149,15 @@ def detail_type(detail: ResultDetail) -> str:
     return DETAIL_TYPE_BY_STATUS[detail.status]
 
 
+# The error codes the fine-grained permissions refuse with, and the refusal lineage records for each.
+ACCESS_REFUSALS: dict[str, str] = {
+    "ProjectNotAllowed": Refusal.PROJECT,
+    "ModelNotAllowedForCaller": Refusal.MODEL,
+    "ClearanceRefused": Refusal.CLEARANCE,
+    "BudgetExhausted": Refusal.BUDGET,
+}
+
+
 def lineage_item(state: WorkflowState, detail: ResultDetail) -> LineageItem:
     """The request's final lineage item: everything an auditor needs, and nothing of the payloads
     (hashes, categories, counts). Its first-seen fields are the claim's."""
@@ -202,4 +212,5 @@ def lineage_item(state: WorkflowState, detail: ResultDetail) -> LineageItem:
         error=LineageError(code=detail.error.code, message=detail.error.message) if detail.error else None,
         recorded_by=state.execution,
         bedrock_calls_unanswered=1 if answer_lost(state) else None,
+        access_refusal=ACCESS_REFUSALS.get(detail.error.code) if detail.error else None,
     )

@@ -2,17 +2,32 @@
 
 The agency approves models (by id or inference profile id) and lists, per caller principal pattern,
 which of them each caller may use. Aliases let producers ask for "default" or "fast" without knowing
-ids. The first caller rule whose pattern matches the caller's principal applies.
+ids. The first caller rule whose pattern matches the caller's principal applies. A caller rule and the
+projects it belongs to also carry the fine-grained permissions (clearance, daily budgets:
+xpi.domain.access); `grant_for` and `decide` apply them.
 """
 
 import json
+from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from functools import cache
 from importlib import resources
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from xpi.domain.access import (
+    Budget,
+    Clearance,
+    Grant,
+    Limit,
+    ProjectGrant,
+    Refusal,
+    Refused,
+    caller_key,
+    clearance_refusal,
+    project_key,
+)
 from xpi.domain.errors import ModelNotAllowedForCaller, ModelNotApproved
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import RequestHeader, Route, Usage
@@ -35,6 +50,18 @@ class ApprovedModel(_Config):
 class CallerRule(_Config):
     principal: str = Field(description="glob over the caller principal (ARN, SenderId or account)")
     allow: list[str] = Field(description="globs over approved model ids")
+    name: str | None = Field(
+        None,
+        description="the caller's name for its budget: rules with one name are one caller (a role named by "
+        "its ARN for the API and by its unique id for the queue); default: the principal glob",
+    )
+    projects: list[str] = Field(
+        [], description="the projects this caller acts for (its xpi-project tag); the first is its default"
+    )
+    clearance: list[Clearance] | None = Field(
+        None, description="which categories this caller may send, how and where; None: what policy allows"
+    )
+    budget: Budget | None = None
 
 
 class RoutingConfig(_Config):
@@ -42,12 +69,24 @@ class RoutingConfig(_Config):
     aliases: dict[str, str] = {}
     models: dict[str, ApprovedModel]
     callers: list[CallerRule]
+    projects: dict[str, ProjectGrant] = {}
+
+    @model_validator(mode="after")
+    def _projects_are_defined(self) -> "RoutingConfig":
+        for rule in self.callers:
+            unknown = sorted(set(rule.projects) - set(self.projects))
+            if unknown:
+                raise ValueError(f"caller '{rule.principal}' names undefined projects {unknown}")
+        return self
+
+    def caller_rule(self, principal: str) -> CallerRule | None:
+        return next((r for r in self.callers if fnmatchcase(principal, r.principal)), None)
 
     def resolve_alias(self, requested: str) -> str:
         return self.aliases.get(requested, requested)
 
     def models_for(self, principal: str) -> list[str]:
-        rule = next((r for r in self.callers if fnmatchcase(principal, r.principal)), None)
+        rule = self.caller_rule(principal)
         if rule is None:
             return []
         return sorted(m for m in self.models if any(fnmatchcase(m, pattern) for pattern in rule.allow))
@@ -86,3 +125,53 @@ def estimate_cost(config: RoutingConfig, model_id: str, usage: Usage) -> float:
         + usage.output_tokens * price.usd_per_1k_output_tokens
     ) / 1000
     return round(cost, 8)
+
+
+def _allowed(models: dict[str, ApprovedModel], patterns: list[str]) -> frozenset[str]:
+    return frozenset(m for m in models if any(fnmatchcase(m, pattern) for pattern in patterns))
+
+
+def grant_for(config: RoutingConfig, principal: str, project: str | None) -> Grant | Refused:
+    """What `principal` may do acting for `project` (None: its default project, if it has any)."""
+    rule = config.caller_rule(principal)
+    if rule is None:
+        return Refused(Refusal.MODEL, f"no caller rule matches '{principal}'")
+    if not rule.projects:
+        project = None  # a caller bound to no project: the request's project is its own metadata only
+    elif project is None:
+        project = rule.projects[0]
+    elif project not in rule.projects:
+        return Refused(Refusal.PROJECT, f"caller '{principal}' does not act for project '{project}'")
+    models = _allowed(config.models, rule.allow)
+    clearances = [tuple(rule.clearance)] if rule.clearance is not None else []
+    caller = rule.name or rule.principal
+    limits = [Limit(caller_key(caller), rule.budget)] if rule.budget is not None else []
+    grant = config.projects.get(project) if project is not None else None
+    if project is not None and grant is not None:
+        if grant.allow is not None:
+            models &= _allowed(config.models, grant.allow)
+        if grant.clearance is not None:
+            clearances.append(tuple(grant.clearance))
+        if grant.budget is not None:
+            limits.append(Limit(project_key(project), grant.budget))
+    return Grant(caller, project, models, tuple(clearances), tuple(limits))
+
+
+def decide(
+    config: RoutingConfig,
+    principal: str,
+    *,
+    project: str | None,
+    model_id: str,
+    categories: Mapping[str, int],
+    actions: Mapping[str, str],
+) -> Grant | Refused:
+    """Whether `principal` may send this request (its categories, as the policy handled them: `actions`)
+    to `model_id` for `project`: the grant whose budgets it then reserves, or why not. The one decision
+    of the route step and of POST /v1/invoke."""
+    grant = grant_for(config, principal, project)
+    if isinstance(grant, Refused):
+        return grant
+    if model_id not in grant.models:
+        return Refused(Refusal.MODEL, f"caller '{principal}' may not use model '{model_id}'")
+    return clearance_refusal(grant, model_id, categories, actions) or grant

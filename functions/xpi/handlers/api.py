@@ -120,7 +120,13 @@ def get_request(request_id: str) -> Response[str]:
 
 @app.get("/v1/models")
 def list_models() -> Response[str]:
-    return _json(200, api.models_for(_principal(), dependencies.routing_config()))
+    answer = api.models_for(
+        _principal(),
+        dependencies.routing_config(),
+        project=app.current_event.get_query_string_value("project", None) or None,
+        budgets=dependencies.budget_ledger(),
+    )
+    return _json(200, answer)
 
 
 @app.get("/v1/batches/<batch_id>")

@@ -53,6 +53,7 @@ def _invoke_once() -> Callable[..., dict[str, Any]]:
             credential_max_age_s=settings.credential_max_age_s,
             events=dependencies.event_publisher(),
             pacer=dependencies.quota_pacer(),
+            budgets=dependencies.budget_ledger(),
         )
         metrics.add_metric(name="InputTokens", unit=MetricUnit.Count, value=response.usage.input_tokens)
         metrics.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=response.usage.output_tokens)

@@ -50,10 +50,37 @@ class Accepted(_Answer):
     links: dict[str, str]
 
 
+class ClearanceEntry(_Answer):
+    category: str
+    send: Literal["as_is", "redacted", "never"]
+    models: list[str]
+
+
+class BudgetLeft(_Answer):
+    """One budget the caller's requests count against, today (UTC): its limits and what is left (null:
+    that dimension is not limited)."""
+
+    scope: Literal["caller", "project"]
+    name: str
+    day: str
+    tokens_per_day: int | None = None
+    tokens_remaining: int | None = None
+    usd_per_day: float | None = None
+    usd_remaining: float | None = None
+
+
 class CallerModels(_Answer):
     principal: str
     models: list[str]
     aliases: dict[str, str]
+    project: str | None = Field(None, description="the project the answer is for (its grant applies)")
+    projects: list[str] = Field([], description="the projects the caller acts for (request caller.project)")
+    clearance: list[list[ClearanceEntry]] | None = Field(
+        None,
+        description="each level's clearance (caller's, then project's), all of which a request must pass; "
+        "null: the policy alone decides what the caller may send",
+    )
+    budgets: list[BudgetLeft] = []
 
 
 class BatchStatus(_Answer):

@@ -89,6 +89,9 @@ class LineageItem(_Item):
     recorded_by: str | None = None
     # Calls sent to Bedrock whose answer never came back (a read timeout): Bedrock may have billed them.
     bedrock_calls_unanswered: int | None = None
+    # Why the fine-grained permissions refused the request before Bedrock (xpi.domain.access.Refusal:
+    # project_not_allowed, model_not_allowed, clearance, budget); absent when they did not.
+    access_refusal: str | None = None
 
     @classmethod
     def claimed(cls, claim: Claim) -> "LineageItem":

@@ -79,8 +79,11 @@ class Message(_Strict):
     content: Annotated[list[ContentBlock], Field(min_length=1, max_length=MAX_CONTENT_BLOCKS)]
 
 
+MAX_OUTPUT_TOKENS = 64_000
+
+
 class InferenceSettings(_Strict):
-    max_tokens: Annotated[int, Field(ge=1, le=64_000)] = 1024
+    max_tokens: Annotated[int, Field(ge=1, le=MAX_OUTPUT_TOKENS)] = 1024
     temperature: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
     top_p: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
     stop_sequences: Annotated[list[ShortText], Field(max_length=4)] = []

@@ -82,6 +82,9 @@ class RequestHeader(_State):
     api: Literal["converse", "invoke_model"] = "converse"
     caller: CallerMetadata = CallerMetadata()
     reply: dict[str, str] = {}
+    max_tokens: int | None = Field(
+        None, description="the most the model may generate: what a budget reserves for the output"
+    )
 
     @classmethod
     def of(cls, request: InferenceRequest) -> "RequestHeader":
@@ -91,6 +94,7 @@ class RequestHeader(_State):
             api=request.api,
             caller=request.caller,
             reply=request.reply,
+            max_tokens=request.inference.max_tokens,
         )
 
 
@@ -113,6 +117,9 @@ class Classification(_State):
     findings: int = 0
     security_alert: bool = False
     reasons: list[str] = []
+    actions: dict[str, Decision] = Field(
+        {}, description="per category found, what the policy did with it (the clearance checks this)"
+    )
     classifier: str = Field(description="what inspected the request, e.g. 'xpi-rules/1 + comprehend'")
     payload_hmac: str | None = Field(
         None,
@@ -136,11 +143,24 @@ class ConfigSnapshot(_State):
     )
 
 
+class BudgetCharge(_State):
+    """What the route step reserved on one day's usage item (xpi.domain.access), settled after the call."""
+
+    item: str = Field(description="the usage item's key: caller#<name>#<day> or project#<name>#<day>")
+    tokens: int
+    usd: float
+    expires_at: int
+
+
 class Route(_State):
     model_id: str = Field(description="the model id or inference profile id sent to Bedrock")
     region: str
     endpoint: str
     api: Literal["converse", "invoke_model"]
+    project: str | None = Field(None, description="the project the caller acts for (its access grant)")
+    budget: list[BudgetCharge] | None = Field(
+        None, description="the budgets reserved for this call, settled after it"
+    )
 
 
 class Usage(_State):

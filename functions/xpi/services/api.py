@@ -6,19 +6,29 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any, Literal
 
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
-from xpi.adapters.ports import AdminActions, BatchStatusReader, EventPublisher, ExecutionReader, LineageStore
+from xpi.adapters.ports import (
+    AdminActions,
+    BatchStatusReader,
+    BudgetLedger,
+    EventPublisher,
+    ExecutionReader,
+    LineageStore,
+)
+from xpi.domain.access import Refusal, Refused, remaining, usage_item_key
 from xpi.domain.errors import (
     AdminCallRefused,
     BatchNotFound,
     PolicyInvalid,
+    Problem,
     RequestExists,
+    RequestInvalid,
     RequestNotFound,
     field_problems,
     safe_message,
@@ -26,13 +36,15 @@ from xpi.domain.errors import (
 from xpi.domain.intake import schema_field_names
 from xpi.domain.ownership import is_auditor, owner_of, same_owner
 from xpi.domain.policy import Policy
-from xpi.domain.routing import RoutingConfig
+from xpi.domain.routing import RoutingConfig, grant_for
 from xpi.models.api import (
     Accepted,
     AdminResult,
     BatchStatus,
+    BudgetLeft,
     CallerModels,
     ClassificationInfo,
+    ClearanceEntry,
     CredentialInfo,
     DashboardFilters,
     ErrorInfo,
@@ -197,10 +209,59 @@ def get_request(
     return describe(item, output or {})
 
 
-def models_for(principal: str, routing: RoutingConfig) -> CallerModels:
-    models = routing.models_for(principal)
-    aliases = {alias: target for alias, target in routing.aliases.items() if target in models}
-    return CallerModels(principal=principal, models=models, aliases=aliases)
+def models_for(
+    principal: str,
+    routing: RoutingConfig,
+    *,
+    project: str | None = None,
+    budgets: BudgetLedger | None = None,
+    today: date | None = None,
+) -> CallerModels:
+    """The models `principal` may use acting for `project` (None: its default project), with its
+    clearance and what is left of its budgets today: the same grant the route step applies."""
+    grant = grant_for(routing, principal, project)
+    rule = routing.caller_rule(principal)
+    projects = list(rule.projects) if rule else []
+    if isinstance(grant, Refused):
+        if grant.reason is Refusal.PROJECT:
+            raise RequestInvalid(
+                "the caller does not act for this project", problems=(Problem("project", "not_allowed"),)
+            )
+        return CallerModels(principal=principal, models=[], aliases={}, projects=projects)
+    models = sorted(grant.models)
+    aliases = {alias: target for alias, target in routing.aliases.items() if target in grant.models}
+    clearance = [
+        [ClearanceEntry(category=c.category, send=c.send, models=list(c.models)) for c in level]
+        for level in grant.clearances
+    ]
+    day = today or datetime.now(UTC).date()
+    items = {limit.key: usage_item_key(limit.key, day) for limit in grant.limits}
+    used = budgets.used(list(items.values())) if budgets is not None and items else {}
+    left = []
+    for limit in grant.limits:
+        tokens_used, usd_used = used.get(items[limit.key], (0, 0.0))
+        tokens_left, usd_left = remaining(limit.budget, tokens_used, usd_used)
+        scope, _, name = limit.key.partition("#")
+        left.append(
+            BudgetLeft(
+                scope="caller" if scope == "caller" else "project",
+                name=name,
+                day=day.isoformat(),
+                tokens_per_day=limit.budget.tokens_per_day,
+                tokens_remaining=tokens_left,
+                usd_per_day=limit.budget.usd_per_day,
+                usd_remaining=usd_left,
+            )
+        )
+    return CallerModels(
+        principal=principal,
+        models=models,
+        aliases=aliases,
+        project=grant.project,
+        projects=projects,
+        clearance=clearance or None,
+        budgets=left,
+    )
 
 
 def may_read_batch(item: dict[str, Any], caller_id: str, principal: str, auditors: Iterable[str]) -> bool:

@@ -27,7 +27,7 @@ from xpi.domain.policy import Policy
 from xpi.domain.routing import RoutingConfig
 from xpi.models.events import SECURITY_ALERT, SecurityAlertDetail
 from xpi.models.request import InferenceRequest
-from xpi.models.workflow import Classification, WorkflowState
+from xpi.models.workflow import Classification, Decision, WorkflowState
 from xpi.observability import logger, metrics
 from xpi.services.routing import snapshot
 from xpi.services.validation import load_request
@@ -47,6 +47,19 @@ def assess(
     # Policy rules name model ids, so an alias is judged as the model it resolves to.
     model_id = routing.resolve_alias(request.model)
     return classify_segments(segments(request), policy, model_id=model_id, extra_detectors=detectors)
+
+
+_RESTRICTION = {"allow": 0, "redact": 1, "block": 2}
+
+
+def category_actions(assessment: Assessment) -> dict[str, Decision]:
+    """Per category found, the most restrictive action the policy took on its findings."""
+    actions: dict[str, Decision] = {}
+    for finding in assessment.findings:
+        current = actions.get(finding.category)
+        if current is None or _RESTRICTION[finding.action] > _RESTRICTION[current]:
+            actions[finding.category] = finding.action
+    return actions
 
 
 def classify(
@@ -73,6 +86,7 @@ def classify(
         findings=len(assessment.findings),
         security_alert=assessment.security_alert,
         reasons=assessment.reasons,
+        actions=category_actions(assessment),
         classifier=RULES_CLASSIFIER + "".join(f" + {d.name}" for d in detectors),
     )
     if assessment.decision == "redact":

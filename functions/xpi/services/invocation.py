@@ -9,7 +9,14 @@ import json
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from xpi.adapters.ports import BedrockGateway, EventPublisher, HashKey, ObjectStore, PayloadStore
+from xpi.adapters.ports import (
+    BedrockGateway,
+    BudgetLedger,
+    EventPublisher,
+    HashKey,
+    ObjectStore,
+    PayloadStore,
+)
 from xpi.domain.errors import ClassificationMismatch, InternalError
 from xpi.domain.hashing import keyed_hash, same_hash, sha256_text
 from xpi.domain.payload import outbound_hmac
@@ -20,7 +27,7 @@ from xpi.models.request import InferenceRequest
 from xpi.models.workflow import ModelResponse, WorkflowState
 from xpi.observability import logger, metrics
 from xpi.services.pacing import QuotaPacer, paced_answer
-from xpi.services.routing import carried_routing
+from xpi.services.routing import carried_routing, settlement
 from xpi.services.validation import load_request
 
 
@@ -87,6 +94,7 @@ def invoke_model(
     credential_max_age_s: int | None = None,
     events: EventPublisher | None = None,
     pacer: QuotaPacer | None = None,
+    budgets: BudgetLedger | None = None,
 ) -> ModelResponse:
     if state.route is None:
         raise ValueError("the request has no route; the Route step must run first")
@@ -101,6 +109,8 @@ def invoke_model(
     else:
         answer = paced_answer(gateway, pacer, routing, state.route, request)
     _check_credential_age(answer, credential_max_age_s, events)
+    cost = estimate_cost(routing, state.route.model_id, answer.usage)
+    _settle_budgets(state, budgets, answer.usage.input_tokens + answer.usage.output_tokens, cost)
     if answer.text is not None:
         payload, content_type = answer.text.encode("utf-8"), "text/plain; charset=utf-8"
     else:
@@ -128,5 +138,19 @@ def invoke_model(
         credential_version=answer.credential_version,
         credential_type=answer.credential_type,
         credential_age_s=answer.credential_age_s,
-        estimated_cost_usd=estimate_cost(routing, state.route.model_id, answer.usage),
+        estimated_cost_usd=cost,
     )
+
+
+def _settle_budgets(state: WorkflowState, budgets: BudgetLedger | None, tokens: int, usd: float) -> None:
+    """Correct the route's budget reservations with what the call used. Bedrock has answered: a failure
+    here is logged, never raised (a retry would call Bedrock again); the reservation, which covered
+    the most the call could use, then stands."""
+    assert state.route is not None
+    adjustments = settlement(state.route.budget or [], tokens, usd)
+    if not adjustments or budgets is None:
+        return
+    try:
+        budgets.settle(adjustments)
+    except Exception as error:
+        logger.error("budget not settled", extra={"error_class": type(error).__name__})

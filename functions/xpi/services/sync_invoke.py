@@ -26,12 +26,14 @@ from typing import Any
 
 from xpi.adapters.ports import (
     BedrockGateway,
+    BudgetLedger,
     EventPublisher,
     HashKey,
     LineageStore,
     ObjectStore,
     SyncLedger,
 )
+from xpi.domain.access import Charge
 from xpi.domain.classification import Detector
 from xpi.domain.config_signing import ConfigVersion
 from xpi.domain.errors import (
@@ -53,7 +55,7 @@ from xpi.observability import logger
 from xpi.services.classification import classify
 from xpi.services.invocation import invoke_model
 from xpi.services.pacing import QuotaPacer
-from xpi.services.routing import route
+from xpi.services.routing import route, settlement
 from xpi.services.submission import parse_or_reject
 from xpi.services.validation import validate
 
@@ -104,6 +106,7 @@ class SyncPorts:
     endpoint: str
     credential_max_age_s: int | None = None  # past it: a metric and one Security Alert per version
     pacer: QuotaPacer | None = None  # the shared quota buckets the invoke step also draws from
+    budgets: BudgetLedger | None = None  # the day's usage per caller and project, as the route step's
 
 
 @dataclass(frozen=True)
@@ -201,7 +204,9 @@ def _run_steps(
         )
         if state.classification is not None and state.classification.decision == "block":
             return state
-        state.route = route(state, region=ports.region, endpoint=ports.endpoint)
+        state.route = route(
+            state, region=ports.region, endpoint=ports.endpoint, budgets=ports.budgets, clock=timing.clock
+        )
         state.timings["routed_at"] = timing.clock()
         state.response = _invoke_with_retries(state, payloads, ports, timing)
         state.timings["invoked_at"] = timing.clock()
@@ -243,12 +248,24 @@ def _finish(state: WorkflowState, ports: SyncPorts, timing: Timing) -> dict[str,
         detail_type=detail_type(detail), detail=detail.model_dump(mode="json", exclude_none=True)
     )
     expires = int((completed_at + ANSWER_TTL).timestamp())
-    if not ports.ledger.finish(lineage_item(state, detail), answer, expires):
+    if not ports.ledger.finish(lineage_item(state, detail), answer, expires, _settlement(state)):
         # Someone else made the claim final meanwhile (the reaper, an operator): theirs is the one event.
         logger.warning("lineage made final by another writer; not emitting a second result")
         raise RequestExists("a request with this request_id exists already", state.request.request_id)
     _publish(answer.detail_type, detail, ports.events, timing)
     return answer.detail
+
+
+def _settlement(state: WorkflowState) -> list[Charge]:
+    """The route's budget reservations corrected with what the call used, written with the final lineage
+    (the invoke step settles on the queue path; here invoke_model gets no budgets, so a budget costs the
+    sync path one DynamoDB call, the reservation). None without an answer: the reservation stands."""
+    if state.route is None or not state.route.budget or state.response is None:
+        return []
+    usage = state.response.usage
+    return settlement(
+        state.route.budget, usage.input_tokens + usage.output_tokens, state.response.estimated_cost_usd
+    )
 
 
 def _publish(kind: str, detail: ResultDetail, events: EventPublisher, timing: Timing) -> None:

@@ -254,6 +254,32 @@ def test_resource_policy_leaves_the_other_routes_to_identity_policies() -> None:
         assert decide([], statements, "execute-api:Invoke", arn, None) != "ALLOW"
 
 
+def test_a_principal_tagged_suspended_sends_no_inference_but_reads_its_own() -> None:
+    # GIVEN the deployed resource policy and a principal allowed execute-api:* everywhere
+    statements = template_resource_policy()
+    inference = {("POST", "/v1/invoke"), ("POST", "/v1/requests")}
+    assert inference <= set(document_routes())
+    for method, path in document_routes():
+        if path.startswith("/v1/admin/"):
+            continue
+        arn = method_arn(method, path)
+        # WHEN it is tagged xpi-access=suspended, THEN the inference routes deny it explicitly
+        suspended = decide(
+            INVOKE_EVERYTHING,
+            statements,
+            "execute-api:Invoke",
+            arn,
+            user("u"),
+            tags={"xpi-access": "suspended"},
+        )
+        assert suspended == ("EXPLICIT_DENY" if (method, path) in inference else "ALLOW"), path
+        # AND untagged, or tagged otherwise, nothing changes (the tag key is understood, absent or not)
+        for tags in ({}, {"xpi-access": "active"}, {"xpi-project": "benefits"}):
+            assert decide(INVOKE_EVERYTHING, statements, "execute-api:Invoke", arn, user("u"), tags=tags) == (
+                "ALLOW"
+            ), (path, tags)
+
+
 def test_vpc_restrictions_exist_only_when_their_parameter_is_set() -> None:
     # GIVEN the parameters' defaults (empty)
     assert "SourceVpc" not in json.dumps(template_resource_policy())

@@ -20,6 +20,7 @@ from xpi_tools.local.usage import UsageLog, read_usage
 from tests.helpers.aws import create_table
 
 REGION = "us-gov-west-1"
+COMMERCIAL = "us-east-1"
 ACCOUNT = "123456789012"
 
 
@@ -291,6 +292,61 @@ def test_a_signed_get_with_path_parameters_is_authenticated(enforced: list[Any])
         lambda_api.get_function_configuration(FunctionName="absent")
     # THEN the signature holds and moto answers the call itself (moto alone: SignatureDoesNotMatch)
     assert answered.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_a_messages_sender_is_its_signer() -> None:
+    from moto.sqs.models import SQSBackend
+    from moto.sqs.responses import SQSResponse
+
+    before = (SQSResponse.send_message, SQSResponse.send_message_batch, SQSBackend.send_message)
+    # IAM is global: its users and roles are the commercial partition's unless the endpoint is GovCloud's
+    # (as on the local stack), so every client here is in one partition for STS to find them.
+    restore = moto_patches.patch_sender_id()
+    try:
+        with mock_aws():
+            iam = boto3.client("iam", region_name=COMMERCIAL)
+            sts = boto3.client("sts", region_name=COMMERCIAL)
+            account = sts.get_caller_identity()["Account"]
+            user = iam.create_user(UserName="producer")["User"]
+            user_keys = iam.create_access_key(UserName="producer")["AccessKey"]
+            trust = {
+                "Statement": [{"Effect": "Allow", "Principal": {"AWS": account}, "Action": "sts:AssumeRole"}]
+            }
+            role = iam.create_role(RoleName="producer-role", AssumeRolePolicyDocument=json.dumps(trust))[
+                "Role"
+            ]
+            session = sts.assume_role(RoleArn=role["Arn"], RoleSessionName="nightly")["Credentials"]
+            url = boto3.client("sqs", region_name=COMMERCIAL).create_queue(QueueName="requests")["QueueUrl"]
+
+            # WHEN a user sends one message and a role session a batch of one
+            as_user = boto3.client(
+                "sqs",
+                region_name=COMMERCIAL,
+                aws_access_key_id=user_keys["AccessKeyId"],
+                aws_secret_access_key=user_keys["SecretAccessKey"],
+            )
+            as_user.send_message(QueueUrl=url, MessageBody="from the user")
+            as_role = boto3.client(
+                "sqs",
+                region_name=COMMERCIAL,
+                aws_access_key_id=session["AccessKeyId"],
+                aws_secret_access_key=session["SecretAccessKey"],
+                aws_session_token=session["SessionToken"],
+            )
+            as_role.send_message_batch(QueueUrl=url, Entries=[{"Id": "1", "MessageBody": "from the role"}])
+
+            # THEN each message's SenderId is its signer's aws:userid, as SQS gives it
+            messages = boto3.client("sqs", region_name=COMMERCIAL).receive_message(
+                QueueUrl=url, AttributeNames=["SenderId"], MaxNumberOfMessages=10
+            )["Messages"]
+            senders = {m["Body"]: m["Attributes"]["SenderId"] for m in messages}
+            assert senders == {
+                "from the user": user["UserId"],
+                "from the role": f"{role['RoleId']}:nightly",
+            }
+    finally:
+        restore()
+    assert (SQSResponse.send_message, SQSResponse.send_message_batch, SQSBackend.send_message) == before
 
 
 def test_a_message_move_task_returns_dead_letters_to_their_queue() -> None:

@@ -12,7 +12,7 @@ from openapi_schema_validator import OAS30Validator
 from xpi import dependencies
 from xpi.domain.errors import ModelNotApproved
 from xpi.domain.policy import load_default_policy
-from xpi.domain.routing import load_default_routing
+from xpi.domain.routing import RoutingConfig, load_default_routing
 from xpi.handlers import admin as admin_handler
 from xpi.handlers import api as api_handler
 from xpi.handlers import api_invoke as api_invoke_handler
@@ -24,6 +24,7 @@ from tests.helpers.fakes import (
     FakeAdminActions,
     FakeBatchStatus,
     FakeBedrockGateway,
+    FakeBudgetLedger,
     FakeEventPublisher,
     FakeExecutions,
     FakeHashKey,
@@ -356,6 +357,38 @@ def test_only_the_named_auditor_role_is_an_auditor(world: dict[str, Any], princi
 def test_models_for_the_caller(world: dict[str, Any]) -> None:
     status, body = call("GET", "/v1/models")
     assert status == 200 and body["principal"] == ALICE and "us.amazon.nova-lite-v1:0" in body["models"]
+
+
+def test_models_answers_the_callers_grant_for_a_project(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN alice in two projects with a token budget, a third of it used today
+    document = load_default_routing().model_dump(mode="json")
+    document["callers"].insert(
+        0,
+        {"principal": ALICE, "allow": ["us.amazon.nova-*"], "projects": ["benefits", "desk"],
+         "budget": {"tokens_per_day": 3_000}},
+    )  # fmt: skip
+    document["projects"] = {"benefits": {"allow": ["us.amazon.nova-micro-v1:0"]}, "desk": {}}
+    monkeypatch.setattr(dependencies, "routing_config", lambda: RoutingConfig.model_validate(document))
+    budgets = FakeBudgetLedger()
+    budgets.usage[f"caller#{ALICE}#{datetime.now(UTC).date().isoformat()}"] = (1_000, 0.0)
+    monkeypatch.setattr(dependencies, "budget_ledger", lambda: budgets)
+
+    # WHEN it asks for its models, for its default project and another (answers checked against the API)
+    _, default = call("GET", "/v1/models")
+    _, desk = call("GET", "/v1/models", query={"project": "desk"})
+    status, refused = call("GET", "/v1/models", query={"project": "apollo"})
+
+    # THEN each is that project's grant with what is left of the budget; a project not its own: 400
+    assert (default["project"], default["models"]) == ("benefits", ["us.amazon.nova-micro-v1:0"])
+    assert desk["project"] == "desk" and desk["models"] == [
+        "us.amazon.nova-lite-v1:0", "us.amazon.nova-micro-v1:0", "us.amazon.nova-pro-v1:0"
+    ]  # fmt: skip
+    assert default["budgets"][0]["tokens_remaining"] == 2_000 and default["clearance"] is None
+    assert (status, refused["error"]["code"], refused["error"]["problems"]) == (
+        400, "RequestInvalid", [{"location": "project", "type": "not_allowed"}]
+    )  # fmt: skip
 
 
 def test_batches(world: dict[str, Any]) -> None:

@@ -73,7 +73,7 @@ def test_the_route_carries_region_endpoint_and_api() -> None:
         request, PRINCIPAL, load_default_routing(), region="us-east-2", endpoint="https://vpce-1.example"
     )
 
-    assert resolved.model_dump() == {
+    assert resolved.model_dump(exclude_none=True) == {
         "model_id": "us.anthropic.claude-3-7-sonnet-20250219-v1:0",
         "region": "us-east-2",
         "endpoint": "https://vpce-1.example",

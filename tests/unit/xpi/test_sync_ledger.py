@@ -4,9 +4,12 @@ transaction on the way out (lineage final and the kept answer together), and rea
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import boto3
 import pytest
 from moto import mock_aws
+from xpi.adapters.budget_table import DynamoBudgetLedger
 from xpi.adapters.sync_ledger import DynamoSyncLedger
+from xpi.domain.access import Charge
 from xpi.models.answer import StoredAnswer
 from xpi.models.lineage import LineageItem
 from xpi.models.workflow import Claim
@@ -93,3 +96,28 @@ def test_an_expired_answer_is_gone(stack: XpiResources) -> None:
 def test_no_answer_for_an_unknown_request(stack: XpiResources) -> None:
     assert ledger(stack).answer("never") is None
     assert ledger(stack).lineage("never") is None
+
+
+def test_finish_settles_the_budgets_in_the_same_transaction(stack: XpiResources) -> None:
+    # GIVEN a budget table with the route's reservation on it
+    boto3.client("dynamodb").create_table(
+        TableName="budgets",
+        AttributeDefinitions=[{"AttributeName": "budget", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "budget", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    budgets = DynamoBudgetLedger("budgets")
+    item = "caller#narrow#2025-03-12"
+    assert budgets.reserve([Charge(item, 1_000, 0.5, 1, tokens_limit=2_000)])
+    store = DynamoSyncLedger(stack.lineage_table, stack.idempotency_table, "budgets")
+    store.claim(CLAIM)
+
+    # WHEN the request is finished with its settlement
+    assert store.finish(final(), ANSWER, expires(), [Charge(item, -840, -0.4, 1)]) is True
+
+    # THEN the one write made lineage final and the usage what the call used; a finish that writes
+    # nothing settles nothing
+    assert store.lineage("sync-1").status == "COMPLETED"  # type: ignore[union-attr]
+    assert budgets.used([item]) == {item: (160, 0.1)}
+    assert store.finish(final(), ANSWER, expires(), [Charge(item, -100, 0.0, 1)]) is False
+    assert budgets.used([item]) == {item: (160, 0.1)}

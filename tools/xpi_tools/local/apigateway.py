@@ -132,6 +132,7 @@ class IamDirectory:
         self._iam, self._account, self._partition = iam, account_id, partition
         self._sessions: dict[str, tuple[Principal, str]] = {}  # access key -> (principal, token)
         self._policy_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+        self._tags_cache: dict[str, tuple[float, dict[str, str]]] = {}
         self._lock = threading.Lock()
 
     def user_arn(self, user_name: str, path: str = "/") -> str:
@@ -173,6 +174,23 @@ class IamDirectory:
             "", assumed.user_id, assumed.arn, assumed.access_key_id, assumed.secret_access_key,
             role_name=role_name,
         )  # fmt: skip
+
+    def principal_tags(self, principal: Principal) -> dict[str, str]:
+        """The IAM tags of a user, or of the role of a role session (aws:PrincipalTag), cached 5 s."""
+        name = principal.role_name or principal.user_name
+        cache_key = f"tags:{'role' if principal.role_name else 'user'}:{name}"
+        with self._lock:
+            cached = self._tags_cache.get(cache_key)
+        if cached and time.monotonic() - cached[0] < 5:
+            return cached[1]
+        if principal.role_name:
+            listed = self._iam.list_role_tags(RoleName=name)["Tags"]
+        else:
+            listed = self._iam.list_user_tags(UserName=name)["Tags"]
+        tags = {str(t["Key"]): str(t["Value"]) for t in listed}
+        with self._lock:
+            self._tags_cache[cache_key] = (time.monotonic(), tags)
+        return tags
 
     def principal_statements(self, principal: Principal) -> list[dict[str, Any]]:
         """The identity policy statements of a user, or of the role of a role session."""
@@ -256,17 +274,23 @@ _CONDITION_OPERATORS = {
 _NEGATED_OPERATORS = {"StringNotEquals"}
 
 
-def _condition_keys(principal: Principal | None) -> dict[str, str | None]:
+# aws:PrincipalTag/<key>: every such key is understood (absent when the principal has no such tag).
+_PRINCIPAL_TAG = "aws:principaltag/"
+
+
+def _condition_keys(principal: Principal | None, tags: dict[str, str] | None = None) -> dict[str, str | None]:
     """The request's values of the condition keys understood here (lower-cased names; None: absent).
     aws:MultiFactorAuthPresent is present (true) only for MFA sessions, absent for long-term keys, as
     on AWS, and aws:MultiFactorAuthAge (seconds since the MFA sign-in) only with it; no request arrives
-    through a VPC endpoint locally, so aws:SourceVpce/aws:SourceVpc are absent."""
+    through a VPC endpoint locally, so aws:SourceVpce/aws:SourceVpc are absent. aws:PrincipalTag/<key>:
+    the tags of the IAM user, or of the role of a role session (`tags`)."""
     mfa_at = principal.mfa_authenticated_at if principal is not None and principal.mfa else None
     return {
         "aws:multifactorauthpresent": "true" if principal is not None and principal.mfa else None,
         "aws:multifactorauthage": str(int(time.time() - mfa_at)) if mfa_at is not None else None,
         "aws:sourcevpce": None,
         "aws:sourcevpc": None,
+        **{_PRINCIPAL_TAG + key.lower(): value for key, value in (tags or {}).items()},
     }
 
 
@@ -276,10 +300,11 @@ def _condition_holds(condition: Any, keys: dict[str, str | None], *, unknown_hol
     for operator, tests in (condition or {}).items():
         base = operator.removesuffix("IfExists")
         for key, expected in (tests or {}).items():
-            if base not in _CONDITION_OPERATORS or key.lower() not in keys:
+            understood = key.lower() in keys or key.lower().startswith(_PRINCIPAL_TAG)
+            if base not in _CONDITION_OPERATORS or not understood:
                 verdict = verdict and unknown_holds
                 continue
-            actual = keys[key.lower()]
+            actual = keys.get(key.lower())
             if actual is None:
                 verdict = verdict and (operator.endswith("IfExists") or base in _NEGATED_OPERATORS)
             else:
@@ -317,8 +342,9 @@ def _matching_effects(
     principal: Principal | None,
     *,
     resource_policy: bool,
+    tags: dict[str, str] | None = None,
 ) -> set[str]:
-    keys = _condition_keys(principal)
+    keys = _condition_keys(principal, tags)
     effects = set()
     for statement in statements:
         effect = statement.get("Effect")
@@ -339,13 +365,19 @@ def decide(
     action: str,
     resource: str,
     principal: Principal | None,
+    *,
+    tags: dict[str, str] | None = None,
 ) -> Decision:
     """API Gateway's decision for a caller in the API's own account (None: anonymous, a NONE method):
     an explicit Deny in the identity or the resource policy wins; else an Allow in either suffices; else
     an implicit deny. Without a resource policy an anonymous caller of a NONE method is let through."""
-    effects = _matching_effects(identity_statements, action, resource, principal, resource_policy=False)
+    effects = _matching_effects(
+        identity_statements, action, resource, principal, resource_policy=False, tags=tags
+    )
     if resource_statements is not None:
-        effects |= _matching_effects(resource_statements, action, resource, principal, resource_policy=True)
+        effects |= _matching_effects(
+            resource_statements, action, resource, principal, resource_policy=True, tags=tags
+        )
     elif principal is None:
         effects.add("Allow")
     if "Deny" in effects:
@@ -461,6 +493,7 @@ class LocalApiGateway:
             "execute-api:Invoke",
             method_arn,
             principal,
+            tags=self.directory.principal_tags(principal) if principal else {},
         )
         if decision != "ALLOW":
             message = (

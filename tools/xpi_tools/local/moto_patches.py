@@ -19,6 +19,7 @@ test_moto_patches.py` has one test per patch, on moto's own objects.
                                       (S3's excepted)
   gap 24  patch_signing_keys_and_locks  CloudFormation's AWS::KMS::Key keeps its KeySpec and KeyUsage
                                       (the lineage signing key), AWS::S3::Bucket its Object Lock
+  gap 25  patch_sender_id             an SQS message's SenderId is its signer's aws:userid, not one fixed id
           patch_usage_metering        DynamoDB capacity, S3's KMS requests and EventBridge chunks, to the
                                       usage log the cost meter reads (bench/bench_cost.py)
 """
@@ -351,6 +352,53 @@ def enable_iam_enforcement() -> Restore:
 
     def restore() -> None:
         settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count = previous
+
+    return restore
+
+
+# ---------------------------------------------------------------------------------------- gap 25
+def patch_sender_id() -> Restore:
+    """moto records every message as sent by one fixed id (AIDAIT2UOQQY3AUEKVGXU), whoever signed the
+    SendMessage: a message sent by SendMessage or SendMessageBatch now has its signer's aws:userid as its
+    SenderId (an IAM user's id, `<role id>:<session>` for a role session, the account for the root), as
+    on SQS. The consumer records it as the queue path's caller, whose permissions apply to the request."""
+    from moto.sqs.models import SQSBackend
+    from moto.sqs.responses import SQSResponse
+
+    signer = threading.local()
+    originals = {
+        "send_message": SQSResponse.send_message,
+        "send_message_batch": SQSResponse.send_message_batch,
+    }
+    backend_send = SQSBackend.send_message
+
+    def signed(name: str) -> Callable[[Any], Any]:
+        original = originals[name]
+
+        def answer(response: Any) -> Any:
+            signer.user_id = _caller_user_id(response)
+            try:
+                return original(response)
+            finally:
+                signer.user_id = None
+
+        return answer
+
+    def send_message(backend: Any, *args: Any, **kwargs: Any) -> Any:
+        message = backend_send(backend, *args, **kwargs)
+        user_id = getattr(signer, "user_id", None)
+        if user_id:
+            message.sender_id = user_id
+        return message
+
+    for name in originals:
+        setattr(SQSResponse, name, signed(name))
+    SQSBackend.send_message = send_message  # type: ignore[method-assign,assignment]
+
+    def restore() -> None:
+        for name, original in originals.items():
+            setattr(SQSResponse, name, original)
+        SQSBackend.send_message = backend_send  # type: ignore[method-assign]
 
     return restore
 
