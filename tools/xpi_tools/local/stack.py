@@ -37,6 +37,7 @@ from xpi_tools.local.lambda_runtime import FunctionSpec, InvokeResult, LambdaRun
 from xpi_tools.local.moto_patches import (
     check_moto_version,
     enable_iam_enforcement,
+    patch_event_paths,
     patch_iam_evaluation,
     patch_instance_tracking,
     patch_interpreter_clients,
@@ -597,6 +598,7 @@ class LocalStack:
             patch_interpreter_clients(state_machine_role),
             patch_transactions(),
             patch_thread_list(),
+            patch_event_paths(),
             patch_instance_tracking(),
             patch_iam_evaluation(self._record_iam_decision),
             patch_message_move_task(),
