@@ -1,7 +1,12 @@
 """The sync path's records in DynamoDB: the lineage claim (the item the workflow's Claim state writes,
 same attributes and condition), and the one write on the way out: a transaction that makes that claim
 final and keeps the answer in the idempotency table for a repeated call (24 h, like the invoke step's
-Powertools records, under the stack key)."""
+Powertools records, under the stack key).
+
+The final lineage item replaces the claim whole (a conditional Put), not attribute by attribute: this
+path wrote the claim itself, and the final item carries every field of it (the first-seen ones from the
+same claim, which the condition checks), so the stored item is the same as after the queue path's
+UpdateItem, for the same write units, and there is no 30-attribute update expression to evaluate."""
 
 import json
 import time
@@ -11,7 +16,6 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from xpi.adapters import aws
-from xpi.adapters.lineage_store import final_update
 from xpi.models.answer import StoredAnswer
 from xpi.models.lineage import ACCEPTED, LineageItem
 from xpi.models.workflow import Claim
@@ -49,12 +53,6 @@ class DynamoSyncLedger:
         return None
 
     def finish(self, item: LineageItem, answer: StoredAnswer, answer_expires_at: int) -> bool:
-        update = final_update(
-            item,
-            "#status = :accepted AND #claimed_at = :claimed_at",
-            {"#status": "status", "#claimed_at": "created_at"},
-            {":accepted": ACCEPTED, ":claimed_at": item.created_at},
-        )
         kept = {
             "id": ANSWER_KEY_PREFIX + item.request_id,
             "detail_type": answer.detail_type,
@@ -63,10 +61,13 @@ class DynamoSyncLedger:
         }
         transaction: list[Any] = [
             {
-                "Update": {
+                "Put": {
                     "TableName": self._lineage_table,
-                    "Key": {"request_id": item.request_id},
-                    **update,
+                    "Item": item.model_dump(exclude_none=True),
+                    # Still the claim this call made: not made final meanwhile (the reaper, an operator).
+                    "ConditionExpression": "#status = :accepted AND #claimed_at = :claimed_at",
+                    "ExpressionAttributeNames": {"#status": "status", "#claimed_at": "created_at"},
+                    "ExpressionAttributeValues": {":accepted": ACCEPTED, ":claimed_at": item.created_at},
                 }
             },
             {

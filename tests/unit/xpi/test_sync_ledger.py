@@ -93,3 +93,33 @@ def test_an_expired_answer_is_gone(stack: XpiResources) -> None:
 def test_no_answer_for_an_unknown_request(stack: XpiResources) -> None:
     assert ledger(stack).answer("never") is None
     assert ledger(stack).lineage("never") is None
+
+
+def test_finish_replaces_the_claim_with_the_whole_final_item_in_one_put(stack: XpiResources) -> None:
+    # GIVEN a claim, and the requests the ledger sends to DynamoDB
+    import boto3
+    from xpi.adapters import aws
+
+    store = ledger(stack)
+    store.claim(CLAIM)
+    sent: list[dict[str, object]] = []
+    client = aws.dynamodb().meta.client
+    event = "before-parameter-build.dynamodb.TransactWriteItems"
+    client.meta.events.register(event, lambda params, **_: sent.append(params), unique_id="sent")
+    item = final(stop_reason="end_turn", classification=None)
+
+    # WHEN the call finishes
+    try:
+        assert store.finish(item, ANSWER, expires()) is True
+    finally:
+        client.meta.events.unregister(event, unique_id="sent")
+
+    # THEN the lineage item is written whole, under the claim's condition: no update expression of
+    # every attribute for DynamoDB (or moto) to evaluate
+    (transaction,) = sent
+    lineage_write = transaction["TransactItems"][0]  # type: ignore[index]
+    assert set(lineage_write) == {"Put"}
+    # AND what is stored is exactly the final item, the claim's first-seen fields included
+    stored = boto3.resource("dynamodb", region_name="us-gov-west-1").Table(stack.lineage_table)
+    raw = stored.get_item(Key={"request_id": "sync-1"}, ConsistentRead=True)["Item"]
+    assert aws.plain(raw) == item.model_dump(mode="json", exclude_none=True)
