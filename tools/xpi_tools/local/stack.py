@@ -33,6 +33,7 @@ from xpi_tools.emulator.config import ApiKey as EmulatorApiKey
 from xpi_tools.local.deploy import Deployment, code_dir_for, deploy
 from xpi_tools.local.faults import LocalControl, LocalFaults
 from xpi_tools.local.iam_authorization import Authorization, CallLog, missing_poller_permissions
+from xpi_tools.local.keep_alive import enable_keep_alive
 from xpi_tools.local.lambda_runtime import FunctionSpec, InvokeResult, LambdaRuntimePool, default_rie_dir
 from xpi_tools.local.moto_patches import (
     check_moto_version,
@@ -190,20 +191,24 @@ class LocalStack:
             self.stop()
             raise
 
-    def _start(self, build_dir: Path, started: float) -> Endpoints:
+    def _start_moto(self, port: int) -> None:
         from moto.server import ThreadedMotoServer
 
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        port = free_port()
-        aws_url = self._aws_url = f"http://127.0.0.1:{port}"
         # moto's Step Functions interpreter calls the other services at localhost:$MOTO_PORT.
         os.environ["MOTO_PORT"] = str(port)
         # werkzeug logs every request moto serves (thousands a minute under load): warnings only.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._server.start()
+        enable_keep_alive(self._server._server)  # one connection per client, as AWS's endpoints allow
         # the fault hooks in front of moto (faults.py): inert until a fault is armed
         self._server._server.app = self.faults.wrap(self._server._server.app)
+
+    def _start(self, build_dir: Path, started: float) -> Endpoints:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        aws_url = self._aws_url = f"http://127.0.0.1:{port}"
+        self._start_moto(port)
         _post_json(f"{aws_url}/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
         self.timings["moto_s"] = time.perf_counter() - started
 
