@@ -30,6 +30,8 @@ def moto_server() -> Iterator[tuple[str, list[int]]]:
 
     def recording(environ: dict[str, Any], start_response: Any) -> Any:
         ports.append(int(environ["REMOTE_PORT"]))
+        # each answer leaves at once, not after the client's delayed ACK of the previous segment
+        assert environ["werkzeug.socket"].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         return app(environ, start_response)
 
     server._server.app = recording
@@ -43,7 +45,7 @@ def _client(service: str, url: str) -> Any:
         endpoint_url=url,
         region_name="us-east-1",
         aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 - moto's
+        aws_secret_access_key="testing",
         config=Config(retries={"total_max_attempts": 1}),
     )
 
@@ -69,7 +71,9 @@ def test_one_client_makes_every_call_on_one_connection(moto_server: tuple[str, l
     assert len(set(ports)) == 1
 
 
-def test_bodies_heads_and_empty_answers_keep_the_connection_in_step(moto_server: tuple[str, list[int]]) -> None:
+def test_bodies_heads_and_empty_answers_keep_the_connection_in_step(
+    moto_server: tuple[str, list[int]],
+) -> None:
     url, ports = moto_server
     s3 = _client("s3", url)
     body = b"x" * 300_000
