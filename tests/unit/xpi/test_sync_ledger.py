@@ -123,3 +123,27 @@ def test_finish_replaces_the_claim_with_the_whole_final_item_in_one_put(stack: X
     stored = boto3.resource("dynamodb", region_name="us-gov-west-1").Table(stack.lineage_table)
     raw = stored.get_item(Key={"request_id": "sync-1"}, ConsistentRead=True)["Item"]
     assert aws.plain(raw) == item.model_dump(mode="json", exclude_none=True)
+
+
+def test_a_warm_ledger_builds_each_table_resource_once(
+    stack: XpiResources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the DynamoDB resource, counting the table objects built from it
+    from xpi.adapters import aws
+
+    resource = aws.dynamodb()
+    built: list[str] = []
+    table_of = resource.Table
+    monkeypatch.setattr(resource, "Table", lambda name: built.append(name) or table_of(name))
+    store = ledger(stack)
+
+    # WHEN two requests are claimed, finished and read back
+    for number in (1, 2):
+        claim = CLAIM.model_copy(update={"request_id": f"sync-warm-{number}"})
+        store.claim(claim)
+        store.finish(final(claim), ANSWER, expires())
+        store.lineage(claim.request_id)
+        store.answer(claim.request_id)
+
+    # THEN each table's resource was built once, not once per call
+    assert sorted(built) == sorted([stack.lineage_table, stack.idempotency_table])
