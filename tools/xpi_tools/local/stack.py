@@ -334,7 +334,7 @@ class LocalStack:
             concurrency_per_mapping=self._poller_concurrency,
         )
         self._poller.start()
-        api_url, dashboard_url, api_credentials = self._start_api(session, aws_url, build_dir, lambda_api)
+        api_url, dashboard_url, api_credentials = self._start_api(session, aws_url, build_dir)
 
         self.endpoints = Endpoints(
             region=self.region,
@@ -357,7 +357,7 @@ class LocalStack:
         return self.endpoints
 
     def _start_api(
-        self, session: boto3.Session, aws_url: str, build_dir: Path, lambda_api: Any
+        self, session: boto3.Session, aws_url: str, build_dir: Path
     ) -> tuple[str, str, dict[str, dict[str, str]]]:
         """moto's API Gateway does not invoke Lambda: a local API Gateway (SigV4 checked
         against moto's IAM) fronts the API function, and the dashboard's signing proxy fronts it."""
@@ -370,11 +370,21 @@ class LocalStack:
         if "ApiId" not in self.deployment.outputs:
             return "", "", {}
 
+        from moto.awslambda.models import lambda_backends
+
+        functions = lambda_backends[ACCOUNT_ID][self.region]
+
         def invoke(function_name: str, payload: bytes) -> tuple[bytes, str | None]:
+            """The integration's invoke, as API Gateway makes it: inside AWS, from the Lambda service on,
+            not as an HTTP call signed by an administrator and evaluated against their IAM policies
+            (which API Gateway never is). moto's Lambda service resolves the function and the runtime
+            pool runs it, exactly as for the Invoke API (gap 6)."""
             if self.usage is not None:  # what API Gateway bills: a request that reached its integration
                 self.usage.write("api", function=function_name)
-            response = lambda_api.invoke(FunctionName=function_name, Payload=payload)
-            return response["Payload"].read(), response.get("FunctionError")
+            response_headers: dict[str, str] = {}
+            answer = functions.get_function(function_name).invoke(payload.decode(), {}, response_headers)
+            data = answer if isinstance(answer, bytes) else answer.encode()
+            return data, response_headers.get("x-amz-function-error")
 
         self._api, credentials = start_local_api(
             session,
