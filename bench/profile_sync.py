@@ -4,7 +4,7 @@ The stack runs in this process (moto, the local API Gateway, the Lambda service 
 emulator), so each piece is timed where it runs, with the wall clock every piece shares:
 - the client's call (SigV4-signed, as bench/bench_sync.py makes it);
 - the local API Gateway: its SigV4 check, the caller's policies and the IAM decision, the event, and the
-  Lambda API invoke it makes (moto's Lambda service, then the runtime pool);
+  invoke of its integration (moto's Lambda service, then the runtime pool);
 - the function's process (the RIE and awslambdaric): every AWS call it makes, each one's own time in
   moto and the part of it that is the local stack's authentication and IAM authorization, the Bedrock
   call (the emulator's handler), and the gaps between them (the function's own code);
@@ -155,7 +155,8 @@ def breakdown(
         lambda_moto = next(
             (s for s in window if s.kind == "moto" and s.name == "Lambda.Invoke" and inside(rt, s)), None
         )
-        if lambda_moto is not None:
+        parts["Lambda service: the invoke, outside the runtime round trip"] = invoke.ms - rt.ms
+        if lambda_moto is not None:  # an integration invoked through the Lambda API (an HTTP call to moto)
             parts["Lambda API: boto3 client in the gateway (sign, send, parse)"] = invoke.ms - lambda_moto.ms
             auth = sum(
                 a.ms
@@ -164,6 +165,7 @@ def breakdown(
             )
             parts["Lambda API: moto authn+IAM of the Invoke"] = auth
             parts["Lambda API: moto Invoke, rest (outside runtime)"] = lambda_moto.ms - rt.ms - auth
+            del parts["Lambda service: the invoke, outside the runtime round trip"]
         # Inside the function's process: its AWS calls, Bedrock, and the gaps between them.
         calls = [
             s
