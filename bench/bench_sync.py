@@ -4,7 +4,10 @@ function warm) and a pinned LiteLLM proxy in front of the same emulator. 60 warm
 p50/p95 and what each adds over the direct call at p50.
 
 LiteLLM runs from its own venv (.xpi/tools/litellm, requirements/litellm.txt; `make litellm`), never the
-project's. The machine may be shared: the load average is printed beside the figures.
+project's. The machine may be shared: the load average is printed beside the figures, and so is the CPU
+each path used per call (this process, which holds the client, the local stack and the emulator, and
+every process under it: the functions' runtimes, the LiteLLM proxy), which a busy machine stretches far
+less than it stretches the latency.
 """
 
 import json
@@ -38,14 +41,41 @@ LITELLM = ROOT / ".xpi" / "tools" / "litellm" / "bin" / "litellm"
 MASTER_KEY = f"sk-{secrets.token_hex(32)}"
 
 
+def cpu_ms() -> float:
+    """CPU time (user + system) of this process and every process under it, in ms, from /proc."""
+    parents: dict[int, int] = {}
+    times: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = int(fields[11]) + int(fields[12])
+    ours, frontier = {os.getpid()}, [os.getpid()]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in ours]
+        ours.update(children)
+        frontier.extend(children)
+    return sum(times.get(pid, 0) for pid in ours) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+CPU_PER_CALL: dict[int, float] = {}
+
+
 def timed(call: Callable[[], object], calls: int) -> list[float]:
     for _ in range(WARMUP):
         call()
     latencies = []
+    cpu_before = cpu_ms()
     for _ in range(calls):
         started = time.perf_counter()
         call()
         latencies.append((time.perf_counter() - started) * 1000)
+    CPU_PER_CALL[id(latencies)] = (cpu_ms() - cpu_before) / calls
     return latencies
 
 
@@ -210,13 +240,15 @@ def main() -> None:
     load_after = os.getloadavg()
     direct = statistics.median(next(iter(rows.values())))
     print(f"{CALLS} warm sequential calls each, one emulator answering at once")
-    print("| path | p50 | p95 | adds over direct (p50) |\n|---|---|---|---|")
+    print("| path | p50 | p95 | adds over direct (p50) | CPU per call, all processes |")
+    print("|---|---|---|---|---|")
     adds = {}
     for name, values in rows.items():
         p50 = statistics.median(values)
         adds[name] = p50 - direct
         over = "-" if p50 == direct else f"+{p50 - direct:.1f} ms"
-        print(f"| {name} | {p50:.1f} ms | {percentile(values, 0.95):.1f} ms | {over} |")
+        cpu = CPU_PER_CALL[id(values)]
+        print(f"| {name} | {p50:.1f} ms | {percentile(values, 0.95):.1f} ms | {over} | {cpu:.1f} ms |")
     xpi, lite = list(adds.values())[1:]
     verdict = "yes" if xpi <= lite else "no"
     print(f"xpi adds {xpi:.1f} ms at p50, LiteLLM {lite:.1f} ms: xpi adds no more than LiteLLM: {verdict}")

@@ -8,6 +8,7 @@ result with a fake of the same port (or point the real adapter at moto).
 import time
 from datetime import timedelta
 from functools import cache
+from typing import TYPE_CHECKING
 
 from xpi.adapters.batch_store import DynamoBatchTable, S3BatchObjects
 from xpi.adapters.bedrock import BotoBedrockGateway
@@ -17,7 +18,6 @@ from xpi.adapters.credentials import SecretsManagerCredentials
 from xpi.adapters.event_bus import EventBridgePublisher
 from xpi.adapters.hash_key import SecretsManagerHashKey
 from xpi.adapters.intake_store import DynamoIntakeRecords
-from xpi.adapters.lineage_seal import DynamoSealableLineage, KmsDigestSigner, S3DigestStore
 from xpi.adapters.lineage_store import DynamoLineageStore
 from xpi.adapters.object_store import S3ObjectStore, S3PayloadStore
 from xpi.adapters.pacing_table import DynamoPacingTable
@@ -40,7 +40,6 @@ from xpi.adapters.ports import (
     PayloadStore,
     WorkflowStarter,
 )
-from xpi.adapters.roles_anywhere import RolesAnywhereCredentials
 from xpi.adapters.rotation import BedrockProbe, BotoCommercialIam, SecretsManagerRotatingSecret
 from xpi.adapters.sync_ledger import DynamoSyncLedger
 from xpi.adapters.workflow import (
@@ -63,10 +62,12 @@ from xpi.services.pacing import QuotaPacer
 from xpi.services.reaping import Reaper
 from xpi.services.reconciliation import BatchReconciler
 from xpi.services.rotation import Rotator
-from xpi.services.sealing import Sealer
 from xpi.services.submission import Submitter
 from xpi.services.sync_invoke import Judgement, SyncPorts
 from xpi.settings import BATCH_FALLBACK_CONCURRENCY, get_settings
+
+if TYPE_CHECKING:
+    from xpi.services.sealing import Sealer
 
 
 # ---------------------------------------------------------------------------------------------- requests
@@ -119,6 +120,9 @@ def bedrock_gateway(timeout_s: int | None = None) -> BedrockGateway:
     settings = get_settings()
     credentials: CredentialSource
     if settings.commercial_credential_source == "roles-anywhere":
+        # Imported here: its X.509 and signing stack (about 100 ms of a cold start) serves only this source.
+        from xpi.adapters.roles_anywhere import RolesAnywhereCredentials
+
         credentials = RolesAnywhereCredentials(
             certificate_secret_id=settings.require("roles_anywhere_certificate_secret_id"),
             trust_anchor_arn=settings.require("roles_anywhere_trust_anchor_arn"),
@@ -247,8 +251,12 @@ def reaper() -> Reaper:
     )
 
 
-def lineage_sealer() -> Sealer:
+def lineage_sealer() -> "Sealer":
     """The lineage (by-day index, chain fields), the digest bucket and the audit signing key."""
+    # Imported here: only the seal function uses them.
+    from xpi.adapters.lineage_seal import DynamoSealableLineage, KmsDigestSigner, S3DigestStore
+    from xpi.services.sealing import Sealer
+
     settings = get_settings()
     return Sealer(
         lineage=DynamoSealableLineage(settings.require("lineage_table")),

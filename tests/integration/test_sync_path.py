@@ -181,3 +181,38 @@ def test_the_sync_role_reads_the_commercial_credentials_and_the_api_role_does_no
     # and the API function's role, which has no grant, does not
     with pytest.raises(Exception, match="AccessDenied"):
         reader("ApiFunction").get_secret_value(SecretId=secret_arn)
+
+
+def test_the_api_invokes_its_function_as_api_gateway_does_not_as_a_signed_lambda_api_call(
+    api: ApiClient, local_stack: LocalStackClient
+) -> None:
+    # GIVEN the stack's usage log (every AWS call its IAM layer allowed, every invocation) from here on
+    from pathlib import Path
+
+    from xpi_tools.local.usage import read_usage
+
+    usage_log = Path(local_stack.state["usage_log"])
+    offset = usage_log.stat().st_size
+    function = local_stack.outputs["SyncInvokeFunctionName"]
+
+    # WHEN a request is answered through POST /v1/invoke
+    status, answer = api.call(
+        "caller2", "POST", "/v1/invoke", {"request_id": f"sync-hop-{uuid.uuid4().hex[:8]}", **CASES["allow"]}
+    )
+
+    # THEN the API reached its integration and the function ran once, in its runtime
+    assert status == 200, answer
+    lines, _ = read_usage(usage_log, offset)
+    assert [line for line in lines if line["kind"] == "api"] == [
+        {"kind": "api", "principal": "", "function": function}
+    ]
+    assert len([line for line in lines if line["kind"] == "lambda" and line["function"] == function]) == 1
+    # AND no principal called the Lambda API to get there: API Gateway's invoke is AWS's own, not a
+    # request signed by an administrator and evaluated against their policies
+    assert not [
+        line
+        for line in lines
+        if line["kind"] == "call"
+        and line["action"] == "lambda:InvokeFunction"
+        and function in str(line["resource"])
+    ]

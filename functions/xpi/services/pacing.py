@@ -4,19 +4,26 @@ so every function and invocation shares it), waits in-function up to a short bou
 empty, and otherwise raises QuotaExhausted, which the workflow retries with backoff (nothing was sent).
 After the call the estimate is corrected from the usage; a throttle halves the bucket's rate.
 
+One DynamoDB write per call on a warm function, no read and nothing on the way out: the pacer keeps the
+bucket as it last wrote it and reserves from that, under the same condition on its version (a bucket
+another writer changed since fails the condition, and is read again before the next try, as before).
+Tokens a call reserved but did not use are given back with the pacer's next reservation of that bucket,
+in the same write; until then they stay reserved, which can only admit less than the quota, never more.
+Tokens used beyond the reservation are charged at once (an atomic ADD), so the quota is never overrun.
+
 The invoke step calls it with the routing snapshot its request carries; an in-process caller (the API's
 synchronous path) calls it the same way with the routing in force.
 """
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from xpi.adapters.ports import BedrockGateway, PacingTable
 from xpi.domain.errors import BedrockThrottled, QuotaExhausted
-from xpi.domain.pacing import Quota, after_throttle, estimate_tokens, full_bucket, take
+from xpi.domain.pacing import BucketState, Quota, after_throttle, estimate_tokens, full_bucket, take
 from xpi.domain.routing import RoutingConfig
 from xpi.models.bedrock import ModelAnswer
 from xpi.models.request import InferenceRequest
@@ -51,6 +58,10 @@ class QuotaPacer:
         self._max_wait_s = max_wait_s
         self._clock = clock
         self._sleep = sleep
+        # Per bucket: the state this pacer last wrote (its next reservation starts there, without a read)
+        # and the tokens it owes back (carried by that reservation's write).
+        self._written: dict[str, BucketState] = {}
+        self._unused_tokens: dict[str, float] = {}
 
     def quota_for(self, routing: RoutingConfig, model_id: str) -> Quota:
         """The stack's default quota, with the routing entry's own values where it sets them."""
@@ -72,12 +83,17 @@ class QuotaPacer:
         bucket = f"{route.model_id}#{route.region}"
         for _ in range(MAX_CONFLICTS):
             now = self._clock()
-            current = self._table.read(bucket)
-            taken, wait = take(current or full_bucket(quota, now), quota, tokens, now, self._max_wait_s)
+            current = self._written.pop(bucket, None) or self._table.read(bucket)
+            start = current or full_bucket(quota, now)
+            if current is not None and self._unused_tokens.get(bucket):
+                start = replace(start, tokens=start.tokens + self._unused_tokens[bucket])
+            taken, wait = take(start, quota, tokens, now, self._max_wait_s)
             if taken is None:
                 break
             if not self._table.replace(bucket, taken, expected=current):
-                continue  # another writer got in between: reserve again on the fresh bucket
+                continue  # another writer got in between: reserve again on the bucket read afresh
+            self._unused_tokens.pop(bucket, None)
+            self._written[bucket] = replace(taken, version=(current.version if current else 0) + 1)
             if wait > 0:
                 metrics.add_metric(name="PacingWaitSeconds", unit=MetricUnit.Seconds, value=wait)
                 self._sleep(wait)
@@ -86,16 +102,22 @@ class QuotaPacer:
         raise QuotaExhausted(f"the quota bucket {bucket} is reserved past the wait bound")
 
     def settle(self, permit: Permit | None, used_tokens: int) -> None:
-        """Correct the reservation with the tokens the call used (give back the rest, or charge more)."""
+        """Correct the reservation with the tokens the call used: the rest is given back with the next
+        reservation's write; more than was reserved is charged now."""
         if permit is None or not permit.quota.tokens_per_minute:
             return
-        if used_tokens != permit.tokens:
-            self._table.add_tokens(permit.bucket, permit.tokens - used_tokens)
+        unused = permit.tokens - used_tokens
+        if unused > 0:
+            self._unused_tokens[permit.bucket] = self._unused_tokens.get(permit.bucket, 0.0) + unused
+        elif unused < 0:
+            self._written.pop(permit.bucket, None)  # the ADD changes the bucket's version
+            self._table.add_tokens(permit.bucket, unused)
 
     def throttled(self, permit: Permit | None) -> None:
         """Bedrock throttled a call this permit admitted: halve the bucket's rate (once per cooldown)."""
         if permit is None:
             return
+        self._written.pop(permit.bucket, None)  # read afresh: the throttle is rare, the write changes it
         for _ in range(MAX_CONFLICTS):
             now = self._clock()
             current = self._table.read(permit.bucket)

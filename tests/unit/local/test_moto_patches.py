@@ -617,3 +617,49 @@ def test_a_template_signing_key_signs_and_its_bucket_locks_every_version() -> No
                 s3.delete_object(Bucket=named["Bucket"], Key="d.json", VersionId=version)
     finally:
         restore()
+
+
+def test_eventbridge_parses_each_input_path_once_and_still_delivers_the_event() -> None:
+    # GIVEN moto's EventBridge with a rule sending every event of a source to a queue, and the patch
+    jsonpath_ext: Any = importlib.import_module("jsonpath_ng.ext")
+    original = jsonpath_ext.parse
+    parsed: list[str] = []
+
+    def counting_parse(path: str, *args: Any, **kwargs: Any) -> Any:
+        parsed.append(path)
+        return original(path, *args, **kwargs)
+
+    jsonpath_ext.parse = counting_parse
+    restore = moto_patches.patch_event_paths()
+    try:
+        with mock_aws():
+            sqs = boto3.client("sqs", region_name=REGION)
+            events = boto3.client("events", region_name=REGION)
+            queue_url = sqs.create_queue(QueueName="subscriber")["QueueUrl"]
+            queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+                "Attributes"
+            ]["QueueArn"]
+            events.put_rule(Name="all", EventPattern=json.dumps({"source": ["xpi.test"]}))
+            events.put_targets(Rule="all", Targets=[{"Id": "q", "Arn": queue_arn}])
+
+            # WHEN three events are put
+            for number in range(3):
+                events.put_events(
+                    Entries=[{"Source": "xpi.test", "DetailType": "t", "Detail": json.dumps({"n": number})}]
+                )
+
+            # THEN every event reaches the queue whole
+            bodies = []
+            while len(bodies) < 3:
+                got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+                assert got, "an event was not delivered"
+                bodies += [json.loads(m["Body"]) for m in got]
+            assert sorted(body["detail"]["n"] for body in bodies) == [0, 1, 2]
+            # AND each input path was parsed once, not once per event
+            assert parsed, "moto no longer parses input paths through jsonpath_ng.ext.parse"
+            assert len(parsed) == len(set(parsed))
+    finally:
+        restore()
+        jsonpath_ext.parse = original
+    # AND moto's own parse is back
+    assert jsonpath_ext.parse is original

@@ -7,7 +7,16 @@ import sys
 
 import pytest
 
-ONLY_WHERE_USED = ("xpi.adapters.admin", "xpi.adapters.comprehend")
+ONLY_WHERE_USED = (
+    "xpi.adapters.admin",
+    "xpi.adapters.comprehend",
+    # Roles Anywhere's credentials and their X.509 stack: only with that credential source
+    "xpi.adapters.roles_anywhere",
+    "iam_rolesanywhere_session",
+    # the lineage seal's adapters and service: only the seal function
+    "xpi.adapters.lineage_seal",
+    "xpi.services.sealing",
+)
 
 
 @pytest.mark.parametrize("handler", ["api_invoke", "classify", "invoke", "api", "consume"])
@@ -24,5 +33,5 @@ def test_a_handler_imports_no_adapter_it_does_not_use(handler: str) -> None:
         check=True,
         env={"POWERTOOLS_TRACE_DISABLED": "true", "PATH": ""},
     )
-    # THEN neither the admin actions nor the Comprehend detector came with it
+    # THEN none of those came with it
     assert json.loads(loaded.stdout) == []

@@ -282,6 +282,23 @@ class TestPacer:
         assert table.items[BUCKET].requests == pytest.approx(0, abs=1e-6)
         assert table.items[BUCKET].version == 3
 
+    def test_a_warm_pacer_reserves_with_one_write_and_no_read(self) -> None:
+        # GIVEN a pacer that has reserved once (a read, then a write)
+        clock, table = FakeClock(), CountingPacingTable()
+        quota = Quota(60, 100_000)
+        paced = pacer(table, clock, quota)
+        paced.acquire(ROUTE, quota, 10)
+        assert (table.reads, table.replaces) == (1, 1)
+
+        # WHEN it reserves again, nobody else having written the bucket
+        clock.now += 1
+        paced.acquire(ROUTE, quota, 10)
+
+        # THEN one conditional write, no read; the bucket counts both calls
+        assert (table.reads, table.replaces) == (1, 2)
+        assert table.items[BUCKET].requests == pytest.approx(3 - 2 + 57 / 60, abs=1e-6)
+        assert table.items[BUCKET].version == 2
+
     def test_a_quota_of_zero_paces_nothing(self) -> None:
         clock, table = FakeClock(), FakePacingTable()
         paced = pacer(table, clock, Quota(None, None))
@@ -300,9 +317,27 @@ class TestPacer:
         assert paced.quota_for(routing, ROUTE.model_id) == Quota(200, 200_000)
 
 
+class CountingPacingTable(FakePacingTable):
+    """The in-memory table, counting the calls a pacer makes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+        self.additions = 0
+
+    def read(self, bucket: str) -> BucketState | None:
+        self.reads += 1
+        return super().read(bucket)
+
+    def add_tokens(self, bucket: str, tokens: float) -> None:
+        self.additions += 1
+        super().add_tokens(bucket, tokens)
+
+
 class TestPacedAnswer:
-    def test_the_estimate_is_corrected_from_the_usage(self) -> None:
-        clock, table = FakeClock(), FakePacingTable()
+    def test_the_estimate_is_corrected_from_the_usage_with_the_next_reservation(self) -> None:
+        # GIVEN a call that reserves its estimate and uses 160 tokens
+        clock, table = FakeClock(), CountingPacingTable()
         quota = Quota(None, 100_000)
         paced = pacer(table, clock, quota)
         request = InferenceRequest(model="default", prompt="Summarise lineage.")
@@ -310,8 +345,33 @@ class TestPacedAnswer:
         before = full_bucket(quota, clock.now).tokens
 
         paced_answer(gateway, paced, load_default_routing(), ROUTE, request)
+        # THEN nothing is written on the way out: the unused tokens stay reserved for now
+        assert table.additions == 0 and table.replaces == 1
+        assert table.items[BUCKET].tokens == pytest.approx(before - estimate_tokens(request))
 
-        assert table.items[BUCKET].tokens == pytest.approx(before - 160)
+        # WHEN the next call reserves
+        paced_answer(gateway, paced, load_default_routing(), ROUTE, request)
+
+        # THEN its one write gave the first call's unused tokens back: both calls count what they used
+        # (the second still holds its estimate), and the bucket was not read again
+        assert table.items[BUCKET].tokens == pytest.approx(before - 160 - estimate_tokens(request))
+        assert (table.reads, table.replaces, table.additions) == (1, 2, 0)
+
+    def test_tokens_used_beyond_the_reservation_are_charged_at_once(self) -> None:
+        # GIVEN a call that uses more tokens than it reserved
+        clock, table = FakeClock(), CountingPacingTable()
+        quota = Quota(None, 100_000)
+        paced = pacer(table, clock, quota)
+        request = InferenceRequest(model="default", prompt="x", inference={"max_tokens": 10})
+        used = estimate_tokens(request) + 500
+        gateway = FakeBedrockGateway(usage=Usage(input_tokens=used - 10, output_tokens=10))
+        before = full_bucket(quota, clock.now).tokens
+
+        paced_answer(gateway, paced, load_default_routing(), ROUTE, request)
+
+        # THEN the bucket is charged for all of it before the call returns (the quota is never overrun)
+        assert table.items[BUCKET].tokens == pytest.approx(before - used)
+        assert table.additions == 1
 
     def test_a_throttle_halves_the_shared_rate_and_is_raised_for_the_workflow(self) -> None:
         clock, table = FakeClock(), FakePacingTable()
@@ -419,7 +479,7 @@ class TestInvokeStepIsPaced:
         assert len(bedrock.calls) == 1
         route = bedrock.calls[0][0]
         stored = DynamoPacingTable("pacing").read(f"{route.model_id}#{route.region}")
-        assert stored is not None and stored.version == 2  # the take, then the correction
+        assert stored is not None and stored.version == 1  # the take; the correction rides the next one
         assert stored.requests == pytest.approx(2.0, abs=0.01)  # 3 s of 60 RPM, less this call
         assert result["response"]["usage"] == {"input_tokens": 120, "output_tokens": 40}
         assert dependencies.quota_pacer() is not None

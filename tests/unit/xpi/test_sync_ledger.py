@@ -121,3 +121,57 @@ def test_finish_settles_the_budgets_in_the_same_transaction(stack: XpiResources)
     assert budgets.used([item]) == {item: (160, 0.1)}
     assert store.finish(final(), ANSWER, expires(), [Charge(item, -100, 0.0, 1)]) is False
     assert budgets.used([item]) == {item: (160, 0.1)}
+
+
+def test_finish_replaces_the_claim_with_the_whole_final_item_in_one_put(stack: XpiResources) -> None:
+    # GIVEN a claim, and the requests the ledger sends to DynamoDB
+    import boto3
+    from xpi.adapters import aws
+
+    store = ledger(stack)
+    store.claim(CLAIM)
+    sent: list[dict[str, object]] = []
+    client = aws.dynamodb().meta.client
+    event = "before-parameter-build.dynamodb.TransactWriteItems"
+    client.meta.events.register(event, lambda params, **_: sent.append(params), unique_id="sent")
+    item = final(stop_reason="end_turn", classification=None)
+
+    # WHEN the call finishes
+    try:
+        assert store.finish(item, ANSWER, expires()) is True
+    finally:
+        client.meta.events.unregister(event, unique_id="sent")
+
+    # THEN the lineage item is written whole, under the claim's condition: no update expression of
+    # every attribute for DynamoDB (or moto) to evaluate
+    (transaction,) = sent
+    lineage_write = transaction["TransactItems"][0]  # type: ignore[index]
+    assert set(lineage_write) == {"Put"}
+    # AND what is stored is exactly the final item, the claim's first-seen fields included
+    stored = boto3.resource("dynamodb", region_name="us-gov-west-1").Table(stack.lineage_table)
+    raw = stored.get_item(Key={"request_id": "sync-1"}, ConsistentRead=True)["Item"]
+    assert aws.plain(raw) == item.model_dump(mode="json", exclude_none=True)
+
+
+def test_a_warm_ledger_builds_each_table_resource_once(
+    stack: XpiResources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the DynamoDB resource, counting the table objects built from it
+    from xpi.adapters import aws
+
+    resource = aws.dynamodb()
+    built: list[str] = []
+    table_of = resource.Table
+    monkeypatch.setattr(resource, "Table", lambda name: built.append(name) or table_of(name))
+    store = ledger(stack)
+
+    # WHEN two requests are claimed, finished and read back
+    for number in (1, 2):
+        claim = CLAIM.model_copy(update={"request_id": f"sync-warm-{number}"})
+        store.claim(claim)
+        store.finish(final(claim), ANSWER, expires())
+        store.lineage(claim.request_id)
+        store.answer(claim.request_id)
+
+    # THEN each table's resource was built once, not once per call
+    assert sorted(built) == sorted([stack.lineage_table, stack.idempotency_table])

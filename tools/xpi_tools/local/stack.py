@@ -33,10 +33,12 @@ from xpi_tools.emulator.config import ApiKey as EmulatorApiKey
 from xpi_tools.local.deploy import Deployment, code_dir_for, deploy
 from xpi_tools.local.faults import LocalControl, LocalFaults
 from xpi_tools.local.iam_authorization import Authorization, CallLog, missing_poller_permissions
+from xpi_tools.local.keep_alive import enable_keep_alive
 from xpi_tools.local.lambda_runtime import FunctionSpec, InvokeResult, LambdaRuntimePool, default_rie_dir
 from xpi_tools.local.moto_patches import (
     check_moto_version,
     enable_iam_enforcement,
+    patch_event_paths,
     patch_iam_evaluation,
     patch_instance_tracking,
     patch_interpreter_clients,
@@ -190,20 +192,24 @@ class LocalStack:
             self.stop()
             raise
 
-    def _start(self, build_dir: Path, started: float) -> Endpoints:
+    def _start_moto(self, port: int) -> None:
         from moto.server import ThreadedMotoServer
 
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        port = free_port()
-        aws_url = self._aws_url = f"http://127.0.0.1:{port}"
         # moto's Step Functions interpreter calls the other services at localhost:$MOTO_PORT.
         os.environ["MOTO_PORT"] = str(port)
         # werkzeug logs every request moto serves (thousands a minute under load): warnings only.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._server.start()
+        enable_keep_alive(self._server._server)  # one connection per client, as AWS's endpoints allow
         # the fault hooks in front of moto (faults.py): inert until a fault is armed
         self._server._server.app = self.faults.wrap(self._server._server.app)
+
+    def _start(self, build_dir: Path, started: float) -> Endpoints:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        aws_url = self._aws_url = f"http://127.0.0.1:{port}"
+        self._start_moto(port)
         _post_json(f"{aws_url}/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
         self.timings["moto_s"] = time.perf_counter() - started
 
@@ -329,7 +335,7 @@ class LocalStack:
             concurrency_per_mapping=self._poller_concurrency,
         )
         self._poller.start()
-        api_url, dashboard_url, api_credentials = self._start_api(session, aws_url, build_dir, lambda_api)
+        api_url, dashboard_url, api_credentials = self._start_api(session, aws_url, build_dir)
 
         self.endpoints = Endpoints(
             region=self.region,
@@ -352,7 +358,7 @@ class LocalStack:
         return self.endpoints
 
     def _start_api(
-        self, session: boto3.Session, aws_url: str, build_dir: Path, lambda_api: Any
+        self, session: boto3.Session, aws_url: str, build_dir: Path
     ) -> tuple[str, str, dict[str, dict[str, str]]]:
         """moto's API Gateway does not invoke Lambda: a local API Gateway (SigV4 checked
         against moto's IAM) fronts the API function, and the dashboard's signing proxy fronts it."""
@@ -365,11 +371,21 @@ class LocalStack:
         if "ApiId" not in self.deployment.outputs:
             return "", "", {}
 
+        from moto.awslambda.models import lambda_backends
+
+        functions = lambda_backends[ACCOUNT_ID][self.region]
+
         def invoke(function_name: str, payload: bytes) -> tuple[bytes, str | None]:
+            """The integration's invoke, as API Gateway makes it: inside AWS, from the Lambda service on,
+            not as an HTTP call signed by an administrator and evaluated against their IAM policies
+            (which API Gateway never is). moto's Lambda service resolves the function and the runtime
+            pool runs it, exactly as for the Invoke API (gap 6)."""
             if self.usage is not None:  # what API Gateway bills: a request that reached its integration
                 self.usage.write("api", function=function_name)
-            response = lambda_api.invoke(FunctionName=function_name, Payload=payload)
-            return response["Payload"].read(), response.get("FunctionError")
+            response_headers: dict[str, str] = {}
+            answer = functions.get_function(function_name).invoke(payload.decode(), {}, response_headers)
+            data = answer if isinstance(answer, bytes) else answer.encode()
+            return data, response_headers.get("x-amz-function-error")
 
         self._api, credentials = start_local_api(
             session,
@@ -598,6 +614,7 @@ class LocalStack:
             patch_interpreter_clients(state_machine_role),
             patch_transactions(),
             patch_thread_list(),
+            patch_event_paths(),
             patch_instance_tracking(),
             patch_iam_evaluation(self._record_iam_decision),
             patch_message_move_task(),
