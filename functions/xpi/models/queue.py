@@ -51,4 +51,3 @@ class NotOwned(_State):
     second execution): that execution answers it; this one ends the item without a result."""
 
     request_id: str
-    already_claimed: bool = True
