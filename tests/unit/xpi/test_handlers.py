@@ -86,6 +86,28 @@ class TestConsume:
             "received_at": "2025-03-12T14:05:11.619000Z",
         }
 
+    def test_a_large_body_travels_as_a_reference_the_others_inline_in_the_same_execution(
+        self, aws: XpiResources, lambda_context: FakeLambdaContext
+    ) -> None:
+        # GIVEN a batch whose second request is over the inline limit (20 KiB)
+        event = load_event(BATCH)
+        event["Records"] = event["Records"][:2]
+        large = json.loads(event["Records"][1]["body"])
+        large["messages"][0]["content"][0]["text"] = "A long enquiry. " * 2_000
+        event["Records"][1]["body"] = json.dumps(large)
+
+        # WHEN it is consumed
+        assert consume.handler(event, lambda_context) == {"batchItemFailures": []}
+
+        # THEN one execution: the large body stored under payloads/ and referred to, the other inline
+        assert aws.queue_executions() == 1
+        queued = aws.queued()
+        assert "request" not in queued[large["request_id"]]
+        assert aws.stored_request(queued[large["request_id"]]["payload"]) == InferenceRequest.model_validate(
+            large
+        )
+        assert "payload" not in queued["req-batch-0101"]
+
     def test_the_malformed_record_is_answered_once_in_lineage_and_on_the_bus(
         self, aws: XpiResources, lambda_context: FakeLambdaContext
     ) -> None:
