@@ -42,9 +42,11 @@ from xpi.domain.errors import (
     InvocationInProgress,
     QuotaExhausted,
 )
+from xpi.models.bedrock import ModelAnswer
 from xpi.models.lineage import ACCEPTED
 from xpi.models.queue import NotOwned, QueueTask
-from xpi.models.workflow import ExecutionInput, StepError, WorkflowState
+from xpi.models.request import InferenceRequest
+from xpi.models.workflow import ExecutionInput, Route, StepError, WorkflowState
 from xpi.observability import logger
 from xpi.services.classification import classify
 from xpi.services.invocation import invoke_model
@@ -100,14 +102,31 @@ def nothing_sent(error: Exception) -> bool:
     return isinstance(error, AwsUnavailable) or is_transient(error)
 
 
-def _retrying[T](step: Callable[[], T], budget: RetryBudget) -> T:
+class _AnswerSeen:
+    """The gateway, noting when Bedrock has answered: after that, no error of the step (the pacer's
+    correction, storing a large output) is retried, for a retry would be a second paid call."""
+
+    def __init__(self, gateway: BedrockGateway) -> None:
+        self._gateway = gateway
+        self.answered = False
+
+    def answer(self, route: Route, request: InferenceRequest) -> ModelAnswer:
+        answer = self._gateway.answer(route, request)
+        self.answered = True
+        return answer
+
+
+def _retrying[T](
+    step: Callable[[], T], budget: RetryBudget, answered: Callable[[], bool] = lambda: False
+) -> T:
     for attempt in range(1, budget.attempts + 1):
         try:
             return step()
         except Exception as error:
             delay = budget.jitter(0, min(budget.max_delay_s, budget.base_s * 2 ** (attempt - 1)))
             if (
-                not nothing_sent(error)
+                answered()
+                or not nothing_sent(error)
                 or attempt == budget.attempts
                 or budget.time_left() - delay < budget.reserve_s
             ):
@@ -191,10 +210,11 @@ def _steps(
             return state
         state.route = route(state, region=ports.region, endpoint=ports.endpoint)
         state.timings["routed_at"] = budget.clock()
+        gateway = _AnswerSeen(ports.gateway)
         state.response = _retrying(
             lambda: invoke_model(
                 state,
-                ports.gateway,
+                gateway,
                 ports.objects,
                 ports.inline_max_bytes,
                 payloads=body,
@@ -204,6 +224,7 @@ def _steps(
                 pacer=ports.pacer,
             ),
             budget,
+            answered=lambda: gateway.answered,
         )
         state.timings["invoked_at"] = budget.clock()
     except Exception as error:  # every step's error ends the request, recorded (the workflow's Catch)

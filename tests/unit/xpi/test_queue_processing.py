@@ -216,3 +216,40 @@ def test_a_large_request_is_read_from_its_stored_body() -> None:
 def test_a_queued_request_holds_its_body_one_way(body: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="inline or a reference"):
         QueuedRequest.model_validate({**body, "source": SOURCE.model_dump(mode="json")})
+
+
+class _FailingAfterTheAnswer:
+    """A quota pacer whose correction after the call fails as AWS does in an outage (a 503)."""
+
+    def __init__(self) -> None:
+        from botocore.exceptions import ClientError
+
+        self.error = ClientError(
+            {"Error": {"Code": "ServiceUnavailable"}, "ResponseMetadata": {"HTTPStatusCode": 503}},
+            "UpdateItem",
+        )
+
+    def acquire(self, *args: Any) -> None:
+        return None
+
+    def quota_for(self, *args: Any) -> Any:
+        return None
+
+    def settle(self, *args: Any) -> None:
+        raise self.error
+
+    def throttled(self, *args: Any) -> None:
+        return None
+
+
+def test_an_aws_fault_after_bedrock_answered_is_never_retried_into_a_second_call() -> None:
+    # GIVEN the pacer's correction after the call failing for a passing AWS fault
+    world = World()
+    world.ports = queue_processing.QueuePorts(**{**world.ports.__dict__, "pacer": _FailingAfterTheAnswer()})
+
+    # WHEN the request is processed
+    state = owned(world.process(task(sample_request("converse-system"))))
+
+    # THEN Bedrock was called once, and the step's error ends the request
+    assert len(world.gateway.calls) == 1 and world.slept == []
+    assert state.error is not None
