@@ -123,6 +123,7 @@ def queue_ports() -> QueuePorts:
     settings = get_settings()
     return QueuePorts(
         claims=DynamoLineageClaims(settings.require("lineage_table")),
+        lineage=lineage_store(),
         payloads=payload_store(),
         events=event_publisher(),
         hash_key=hash_key(),

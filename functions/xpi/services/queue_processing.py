@@ -30,6 +30,7 @@ from xpi.adapters.ports import (
     EventPublisher,
     HashKey,
     LineageClaims,
+    LineageStore,
     ObjectStore,
     PayloadStore,
 )
@@ -41,6 +42,7 @@ from xpi.domain.errors import (
     CredentialsUnavailable,
     InvocationInProgress,
     QuotaExhausted,
+    ValidationUnavailable,
 )
 from xpi.models.bedrock import ModelAnswer
 from xpi.models.lineage import ACCEPTED
@@ -52,6 +54,7 @@ from xpi.services.classification import classify
 from xpi.services.invocation import invoke_model
 from xpi.services.pacing import QuotaPacer
 from xpi.services.routing import route
+from xpi.services.submission import reject
 from xpi.services.sync_invoke import Judgement, RequestBody, step_error
 from xpi.services.validation import validate
 
@@ -63,6 +66,7 @@ def _now() -> datetime:
 @dataclass(frozen=True)
 class QueuePorts:
     claims: LineageClaims
+    lineage: LineageStore  # a request the step cannot claim is answered once (failure lineage)
     payloads: PayloadStore  # a large request's stored body
     events: EventPublisher
     hash_key: HashKey
@@ -144,8 +148,55 @@ def process(
     budget: RetryBudget,
 ) -> WorkflowState | NotOwned:
     """The state for the record step (with its response, or the error that ends it); NotOwned when
-    another execution holds the request. Errors before the claim are raised (the workflow's retry)."""
+    another execution holds the request, or when this step could not claim it and answered it itself
+    (`ValidationUnavailable`: failure lineage and its one event). Only an error of that answer is
+    raised (the workflow retries the step)."""
     now = budget.clock()
+    item = task.item
+    try:
+        body, state = _retrying(lambda: _validated(task, ports, now), budget)
+        logger.append_keys(request_id=state.request.request_id)
+        found = _retrying(lambda: ports.claims.claim(state.claim), budget)
+    except Exception as error:
+        # Never judged nor claimed (an AWS API out of reach past the retries, a grant missing): answered
+        # once here, as the Standard workflow's RecordRejection answers a Validate that failed.
+        logger.error("request not claimed; answered as ValidationUnavailable", extra=_error_class(error))
+        request = item.request or {}
+        request_id = str(request.get("request_id") or item.source.reference or task.token())
+        reject(
+            request_id,
+            raw=request,
+            source=item.source,
+            error=ValidationUnavailable("the process step could not claim the request"),
+            lineage=ports.lineage,
+            events=ports.events,
+            now=now,
+            retention_days=ports.retention_days,
+        )
+        return NotOwned(request_id=request_id)
+    if found is not None:
+        if found.claimed_by != task.token() or found.status != ACCEPTED:
+            logger.info("request held by another execution; it answers")
+            return NotOwned(request_id=state.request.request_id)
+        # An earlier attempt of this step claimed it and died: a Bedrock call may have been made.
+        logger.warning("an earlier attempt of this step claimed the request; not calling Bedrock again")
+        state.claim = state.claim.model_copy(update={"created_at": found.created_at})
+        lost = BedrockAnswerLost("an earlier attempt of the process step ended after claiming")
+        state.error = StepError(
+            Error=type(lost).__name__,
+            Cause=json.dumps({"errorMessage": str(lost), "errorType": type(lost).__name__}),
+        )
+        return state
+    return _steps(state, body, ports, judge, budget)
+
+
+def _error_class(error: Exception) -> dict[str, str]:
+    return {"error_class": type(error).__name__}
+
+
+def _validated(task: QueueTask, ports: QueuePorts, now: datetime) -> tuple[RequestBody, WorkflowState]:
+    """The request in memory (inline, or read once from its stored body) and its validated state,
+    with the claim carrying this item's token."""
     body = RequestBody()
     item = task.item
     if item.request is not None:
@@ -163,22 +214,7 @@ def process(
         execution, payloads=body, hash_key=ports.hash_key, now=now, retention_days=ports.retention_days
     )
     state.claim = state.claim.model_copy(update={"claimed_by": task.token()})
-    logger.append_keys(request_id=state.request.request_id)
-    found = ports.claims.claim(state.claim)
-    if found is not None:
-        if found.claimed_by != task.token() or found.status != ACCEPTED:
-            logger.info("request held by another execution; it answers")
-            return NotOwned(request_id=state.request.request_id)
-        # An earlier attempt of this step claimed it and died: a Bedrock call may have been made.
-        logger.warning("an earlier attempt of this step claimed the request; not calling Bedrock again")
-        state.claim = state.claim.model_copy(update={"created_at": found.created_at})
-        lost = BedrockAnswerLost("an earlier attempt of the process step ended after claiming")
-        state.error = StepError(
-            Error=type(lost).__name__,
-            Cause=json.dumps({"errorMessage": str(lost), "errorType": type(lost).__name__}),
-        )
-        return state
-    return _steps(state, body, ports, judge, budget)
+    return body, state
 
 
 def _steps(

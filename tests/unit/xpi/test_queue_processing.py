@@ -42,6 +42,7 @@ class World:
         self.time_left_s = time_left_s
         self.ports = queue_processing.QueuePorts(
             claims=self.claims,
+            lineage=self.lineage,
             payloads=self.payloads,
             events=FakeEventPublisher(),
             hash_key=FakeHashKey(),
@@ -253,3 +254,31 @@ def test_an_aws_fault_after_bedrock_answered_is_never_retried_into_a_second_call
     # THEN Bedrock was called once, and the step's error ends the request
     assert len(world.gateway.calls) == 1 and world.slept == []
     assert state.error is not None
+
+
+class _RefusingClaims:
+    """The claim's PutItem refused (a grant missing, or AWS out of reach past every retry)."""
+
+    def claim(self, claim: Any) -> None:
+        raise PermissionError("AccessDenied")
+
+
+def test_a_request_that_cannot_be_claimed_is_answered_once_and_never_sent() -> None:
+    # GIVEN the claim refused
+    world = World()
+    world.ports = queue_processing.QueuePorts(**{**world.ports.__dict__, "claims": _RefusingClaims()})
+    events = world.ports.events
+    assert isinstance(events, FakeEventPublisher)
+
+    # WHEN the request is processed
+    request = sample_request("converse-system")
+    outcome = world.process(task(request))
+
+    # THEN Bedrock is not called, and the request is answered once: failure lineage and its event
+    assert outcome == NotOwned(request_id=request["request_id"])
+    assert world.gateway.calls == []
+    item = world.lineage.items[request["request_id"]]
+    assert item.status == "FAILED" and item.error is not None and item.error.code == "ValidationUnavailable"
+    assert [(kind, detail["request_id"]) for kind, detail in events.published] == [
+        ("Inference Failed", request["request_id"])
+    ]
