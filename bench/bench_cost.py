@@ -1,14 +1,17 @@
 """What one request costs on each path, priced from what the local stack actually served.
 
-N requests go through each path on one local stack: the queue (SendMessage -> consumer -> inference
-workflow), the API (`POST /v1/invoke`, SigV4, through the local API Gateway) and a batch file of N lines;
-beside them the baseline, a minimal API Gateway + Lambda proxy making the same Bedrock call
-(bench/baseline/proxy.py, run by the same local Lambda service). For each path the meter counts every
-billable unit from the stack's usage log (`xpi_tools.local.usage`: each AWS call per principal, each
-function invocation with its measured duration and the template's memory, DynamoDB capacity sized from
-the items, S3's KMS requests, EventBridge chunks, non-empty receives) and from the Step Functions
-executions (their histories for Standard transitions, their duration for Express), and prices them with
-bench/prices/govcloud.yaml. Model tokens are left out: they are the same on every path.
+N requests go through each path on one local stack: the queue (SendMessage -> consumer -> the queue
+workflow, Express, one execution per SQS batch), the API (`POST /v1/invoke`, SigV4, through the local
+API Gateway) and a batch file of N lines; beside them the baseline, a minimal API Gateway + Lambda proxy
+making the same Bedrock call (bench/baseline/proxy.py, run by the same local Lambda service). For each
+path the meter counts every billable unit from the stack's usage log (`xpi_tools.local.usage`: each AWS
+call per principal, each function invocation with its measured duration and the template's memory,
+DynamoDB capacity sized from the items, S3's KMS requests, EventBridge chunks, non-empty receives) and
+from the Step Functions executions (their histories for Standard transitions; for Express, one request
+per execution and its duration rounded up to the 100 ms Step Functions bills, at 64 MB), and prices
+them with bench/prices/govcloud.yaml. What requests share (an Express execution, the poller's receive
+and delete of a batch) is divided by the requests the path carried. Model tokens are left out: they are
+the same on every path.
 
 What is not the request's: the benchmark's own calls (the operator's reads of queues, tables and
 executions) are left out, except the producer's own SendMessage (queue path) and the batch file's
@@ -77,9 +80,13 @@ class CostBench:
         # the principal the IAM layer logs for the operator's keys, and its aws:userid (batch prefix)
         self.operator = self.client("iam").get_user(UserName=OPERATOR_USER)["User"]["Arn"]
         self.operator_id = self.client("sts").get_caller_identity()["UserId"]
-        self.state_machines = [self.outputs["StateMachineArn"], self.outputs["BatchStateMachineArn"]]
+        self.state_machines = [
+            self.outputs["StateMachineArn"],
+            self.outputs["BatchStateMachineArn"],
+            self.outputs["QueueStateMachineArn"],
+        ]
         self._baseline_name = ""
-        self.as_express: Units = {}
+        self.executions_run: dict[str, int] = {}
 
     def client(self, service: str) -> Any:
         return self.session.client(service, endpoint_url=self.endpoints.aws)  # type: ignore[call-overload]
@@ -99,11 +106,10 @@ class CostBench:
             return line.get("principal") == self.operator and not producer(line)
 
         units = units_from_usage(lines, excluded=excluded)
-        self.as_express = dict(units)  # the same run, had the inference workflow been Express
-        for arn in self.executions() - before:
-            actual, express = self.execution_units(arn)
-            add(units, actual)
-            add(self.as_express, express)
+        started = self.executions() - before
+        for arn in started:
+            add(units, self.execution_units(arn))
+        self.executions_run[run.__qualname__.split(".")[1]] = len(started)
         return units, requests
 
     def executions(self) -> set[str]:
@@ -113,19 +119,17 @@ class CostBench:
                 arns.update(execution["executionArn"] for execution in page["executions"])
         return arns
 
-    def execution_units(self, arn: str) -> tuple[Units, Units]:
-        """What the execution was billed, and what it would have been as an Express execution of the
-        same duration (the inference workflow only; the batch workflow waits for days)."""
+    def execution_units(self, arn: str) -> Units:
+        """What the execution was billed: an Express one by its request and measured duration (moto
+        keeps its start and stop, as AWS's logs would), a Standard one by its transitions."""
         execution = self.sfn.describe_execution(executionArn=arn)
         machine = execution["stateMachineArn"]
-        express = express_usage((execution["stopDate"] - execution["startDate"]).total_seconds())
         if self.sfn.describe_state_machine(stateMachineArn=machine)["type"] == "EXPRESS":
-            return express, express
+            return express_usage((execution["stopDate"] - execution["startDate"]).total_seconds())
         events: list[dict[str, Any]] = []
         for page in self.sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
             events.extend(page["events"])
-        standard: Units = {"states_transitions": standard_transitions(events)}
-        return standard, express if machine == self.outputs["StateMachineArn"] else standard
+        return {"states_transitions": standard_transitions(events)}
 
     def wait_quiet(self, offset: int, timeout_s: float = 300) -> None:
         """Until no line but the pollers' receives and the benchmark's own calls has been written for a
@@ -401,8 +405,6 @@ def main() -> None:
         results: dict[str, tuple[Units, int]] = {}
         for path in chosen:
             results[path] = runs[path](args.requests)
-            if path == "queue":
-                results["queue as Express"] = (bench.as_express, results[path][1])
     finally:
         stack.stop()
     print(
@@ -410,11 +412,10 @@ def main() -> None:
         f"prices: {PRICES.relative_to(ROOT)}, $ per million requests, model tokens excluded"
     )
     print(table(results, prices))
-    if "queue as Express" in results:
+    if "queue" in bench.executions_run:
         print(
-            "queue as Express: the queue path's own run, priced as if the inference workflow were Express "
-            "(its transitions replaced by one Express request and each execution's measured duration at "
-            "64 MB); moto runs an Express machine as it runs a Standard one, so this is arithmetic, not a run"
+            f"queue: {bench.executions_run['queue']} Express execution(s) for {args.requests} requests "
+            "(one per SQS batch); their requests and GB-s are divided by the requests"
         )
 
 

@@ -18,6 +18,7 @@ from xpi.adapters.credentials import SecretsManagerCredentials
 from xpi.adapters.event_bus import EventBridgePublisher
 from xpi.adapters.hash_key import SecretsManagerHashKey
 from xpi.adapters.intake_store import DynamoIntakeRecords
+from xpi.adapters.lineage_claims import DynamoLineageClaims
 from xpi.adapters.lineage_store import DynamoLineageStore
 from xpi.adapters.object_store import S3ObjectStore, S3PayloadStore
 from xpi.adapters.pacing_table import DynamoPacingTable
@@ -38,6 +39,7 @@ from xpi.adapters.ports import (
     LineageStore,
     ObjectStore,
     PayloadStore,
+    QueueStarter,
     WorkflowStarter,
 )
 from xpi.adapters.rotation import BedrockProbe, BotoCommercialIam, SecretsManagerRotatingSecret
@@ -47,6 +49,7 @@ from xpi.adapters.workflow import (
     StepFunctionsBatchWorkflow,
     StepFunctionsExecutionControl,
     StepFunctionsExecutions,
+    StepFunctionsQueueStarter,
     StepFunctionsStarter,
 )
 from xpi.domain.batch import BatchLimits
@@ -59,6 +62,7 @@ from xpi.models.events import SECURITY_ALERT, ConfigAlert, SecurityAlertDetail
 from xpi.observability import logger
 from xpi.services.batch import LineStarter
 from xpi.services.pacing import QuotaPacer
+from xpi.services.queue_processing import QueuePorts
 from xpi.services.reaping import Reaper
 from xpi.services.reconciliation import BatchReconciler
 from xpi.services.rotation import Rotator
@@ -108,6 +112,34 @@ def hash_key() -> HashKey:
 @cache
 def workflow_starter() -> WorkflowStarter:
     return StepFunctionsStarter(get_settings().require("state_machine_arn"), payload_store())
+
+
+@cache
+def queue_starter() -> QueueStarter:
+    return StepFunctionsQueueStarter(get_settings().require("queue_state_machine_arn"), payload_store())
+
+
+@cache
+def queue_ports() -> QueuePorts:
+    """The queue workflow's process step: the lineage claim, a large request's stored body, the bus, the
+    hash key, commercial Bedrock, large outputs, the shared quota buckets."""
+    settings = get_settings()
+    return QueuePorts(
+        claims=DynamoLineageClaims(settings.require("lineage_table")),
+        lineage=lineage_store(),
+        payloads=payload_store(),
+        events=event_publisher(),
+        hash_key=hash_key(),
+        gateway=bedrock_gateway(),
+        objects=object_store(),
+        retention_days=settings.lineage_retention_days,
+        inline_max_bytes=settings.inline_output_max_bytes,
+        region=settings.commercial_region,
+        endpoint=settings.bedrock_endpoint,
+        credential_max_age_s=settings.credential_max_age_s,
+        pacer=quota_pacer(),
+        budgets=budget_ledger(),
+    )
 
 
 @cache
@@ -248,6 +280,7 @@ def reaper() -> Reaper:
         events=event_publisher(),
         abandon_after=timedelta(seconds=settings.reaper_abandon_after_s),
         max_items=settings.reaper_max_items,
+        express_abandon_after=timedelta(seconds=settings.reaper_express_abandon_after_s),
     )
 
 

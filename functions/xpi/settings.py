@@ -77,6 +77,8 @@ class Settings(BaseModel):
 
     # ---------------------------------------------------------------- inference workflow and its producers
     state_machine_arn: str = Field("", alias="STATE_MACHINE_ARN")
+    # The queue workflow (Express, one execution per SQS batch) the requests queue's consumer starts.
+    queue_state_machine_arn: str = Field("", alias="QUEUE_STATE_MACHINE_ARN")
     idempotency_table: str = Field("", alias="IDEMPOTENCY_TABLE")
     # Comma-separated role unique ids (AROA...) that redrive the requests DLQ: a message they sent is a
     # redrive, attributed to its original sender, never to them.
@@ -145,6 +147,11 @@ class Settings(BaseModel):
     # A request still ACCEPTED this long after its claim is past the inference workflow's longest
     # possible run (its TimeoutSeconds, plus a margin): the reaper ends it as FAILED.
     reaper_abandon_after_s: Annotated[int, Field(ge=60)] = Field(3900, alias="REAPER_ABANDON_AFTER_S")
+    # A queue request (source sqs) runs in an Express execution, which ends by 5 minutes whatever its
+    # state: left ACCEPTED past that plus a margin, its run is over.
+    reaper_express_abandon_after_s: Annotated[int, Field(ge=300)] = Field(
+        420, alias="REAPER_EXPRESS_ABANDON_AFTER_S"
+    )
     reaper_max_items: Annotated[int, Field(ge=1, le=1000)] = Field(100, alias="REAPER_MAX_ITEMS")
 
     # ---------------------------------------------------------------- the lineage seal (LineageSealFunction)

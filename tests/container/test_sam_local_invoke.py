@@ -36,6 +36,7 @@ EVENTS = REPO / "events"
 # The sample event(s) each test below runs: a function added to the template needs a line here.
 SAMPLES = {
     "ConsumeRequestsFunction": ["consume/sqs-batch.json"],
+    "ProcessRequestFunction": ["process/queued-request.json"],
     "ValidateFunction": ["validate/workflow-input.json"],
     "ClassifyFunction": [
         "classify/state-allow.json",
@@ -129,16 +130,35 @@ def test_consume_starts_the_valid_requests_and_reports_only_the_malformed_record
     assert result.payload == {"batchItemFailures": [{"itemIdentifier": malformed["messageId"]}]}, (
         result.stderr
     )
-    # the two valid ones started their workflow in the local stack (execution name = request id)
-    executions = stack_invoke.state["outputs"]["StateMachineArn"].replace(":stateMachine:", ":execution:")
+    # the two valid ones started one queue workflow execution in the local stack, bodies inline
     stepfunctions = stack_invoke.aws("stepfunctions")
-    for request_id in request_ids[:2]:
-        described = stepfunctions.describe_execution(executionArn=f"{executions}:{request_id}")
-        assert described["status"] in {"RUNNING", "SUCCEEDED"}
+    queued: list[str] = []
+    for execution in stepfunctions.list_executions(
+        stateMachineArn=stack_invoke.state["outputs"]["QueueStateMachineArn"]
+    )["executions"]:
+        described = stepfunctions.describe_execution(executionArn=execution["executionArn"])
+        items = json.loads(described["input"])["requests"]
+        if any(item["request"]["request_id"] in request_ids for item in items):
+            queued.extend(item["request"]["request_id"] for item in items)
+    assert sorted(queued) == sorted(request_ids[:2])
     # and the malformed one was answered once: a FAILED lineage item
     item = lineage(stack_invoke, request_ids[2])
     assert item is not None
     assert item["status"] == {"S": "FAILED"}
+
+
+def test_process_claims_and_answers_a_queued_request(stack_invoke: StackInvoke) -> None:
+    event = sample("process/queued-request.json")
+    request_id = fresh_id("process")
+    event["item"]["request"]["request_id"] = request_id
+
+    result = stack_invoke("ProcessRequestFunction", event)
+
+    assert not result.is_error, result.payload
+    assert result.payload["owned"] is True
+    assert result.payload["state"]["response"]["output_text"]
+    item = lineage(stack_invoke, request_id)
+    assert item is not None and item["status"] == {"S": "ACCEPTED"}
 
 
 def test_validate_returns_a_claim_for_the_request(stack_invoke: StackInvoke) -> None:

@@ -190,7 +190,7 @@ class Harness:
         ids = {m.request_id for m in messages}
         bodies = {m.request_id: m.body for m in messages}
         dlq_wanted = {m.request_id for m in messages if m.expect_dlq}
-        state_machine = self.stack.outputs["StateMachineArn"]
+        queue_machine = self.stack.outputs["QueueStateMachineArn"]
         deadline = time.monotonic() + timeout_s
 
         def remaining() -> float:
@@ -207,12 +207,10 @@ class Harness:
             poll_until(dlq_collected, remaining(), interval_s)
 
         def workflows_over() -> bool:
-            running = {
-                arn.rsplit(":", 1)[1]
-                for arn, status in self.stack.executions(state_machine).items()
-                if status == "RUNNING"
-            }
-            return not (running & ids) and self.results.caught_up()
+            # the queue workflow runs one execution per SQS batch, named afresh: none of them may still
+            # run (scenarios run one after another, so any running one may carry these requests)
+            running = [s for s in self.stack.executions(queue_machine).values() if s == "RUNNING"]
+            return not running and self.results.caught_up()
 
         poll_until(workflows_over, remaining(), interval_s)
         # (a late extra copy of a message bound for the DLQ is collected too)

@@ -193,15 +193,10 @@ def run_aws_outage(harness: Harness, model: str, messages: list[Sent]) -> None:
     half of the requests' workflows are running; the second half is sent during it. moto keeps its state
     throughout."""
     control = ControlClient(harness.stack.state["control"])
-    state_machine = harness.stack.outputs["StateMachineArn"]
     first, second = messages[: len(messages) // 2], messages[len(messages) // 2 :]
-    first_ids = {m.request_id for m in first}
     harness.send(first)
-    poll_until(
-        lambda: bool(first_ids & {arn.rsplit(":", 1)[1] for arn in harness.stack.executions(state_machine)}),
-        60,
-        0.1,
-    )
+    # (a request of the first half claimed: its workflow runs)
+    poll_until(lambda: any(harness.stack.lineage(m.request_id) for m in first), 60, 0.1)
     control.aws_outage(20 if FULL else 10)
     try:
         harness.send(second)
@@ -259,11 +254,21 @@ SCENARIOS = [
         100,
     ),
     Scenario(
-        "invoke runtime killed after Bedrock answered",
-        plain("kill-invoke"),
+        "process runtime killed after Bedrock answered",
+        plain("kill-process"),
         "us.amazon.nova-lite-v1:0",
-        # its last AWS call: the idempotency record's UpdateItem storing the answer
-        run_with_runtime_kills("InvokeModelFunction", "UpdateItem", "COMPLETED"),
+        # the answer never reaches the workflow: the retried step meets its own claim and ends the
+        # request with the possibly billed call counted, never calling Bedrock again
+        run_with_runtime_kills("ProcessRequestFunction", "return", ""),
+        9,
+        100,
+    ),
+    Scenario(
+        "process runtime killed after its claim",
+        plain("kill-claim"),
+        "us.amazon.nova-lite-v1:0",
+        # right after the lineage claim's PutItem, before Bedrock: the retry meets the claim, no call
+        run_with_runtime_kills("ProcessRequestFunction", "PutItem", "LineageTableName"),
         9,
         100,
     ),

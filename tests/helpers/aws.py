@@ -116,6 +116,7 @@ class XpiResources:
     secret_id: str
     hash_key_secret_id: str
     config_signing_secret_id: str
+    queue_state_machine_arn: str = ""
     _changes: list[str] = field(default_factory=list)
 
     def environment(self) -> dict[str, str]:
@@ -126,6 +127,7 @@ class XpiResources:
             "EVENT_BUS_NAME": self.bus_name,
             "EVENT_SOURCE": "xpi.inference",
             "STATE_MACHINE_ARN": self.state_machine_arn,
+            "QUEUE_STATE_MACHINE_ARN": self.queue_state_machine_arn,
             "ARTIFACTS_BUCKET": self.bucket,
             "COMMERCIAL_CREDENTIALS_SECRET_ID": self.secret_id,
             "HASH_KEY_SECRET_ID": self.hash_key_secret_id,
@@ -209,9 +211,26 @@ class XpiResources:
             found[execution["name"]] = json.loads(described.get("input", "{}"))
         return found
 
+    def queued(self) -> dict[str, dict[str, Any]]:
+        """Request id -> its item in the input of the queue workflow's executions (one per SQS batch)."""
+        found = {}
+        for execution in stepfunctions().list_executions(stateMachineArn=self.queue_state_machine_arn)[
+            "executions"
+        ]:
+            described = stepfunctions().describe_execution(executionArn=execution["executionArn"])
+            for item in json.loads(described.get("input", "{}"))["requests"]:
+                request = item.get("request") or self.stored_request(item["payload"]).model_dump()
+                found[request["request_id"]] = item
+        return found
 
-def _definition(substitutions: Mapping[str, str]) -> str:
-    text = (REPO / "statemachines" / "inference.asl.json").read_text(encoding="utf-8")
+    def queue_executions(self) -> int:
+        return len(
+            stepfunctions().list_executions(stateMachineArn=self.queue_state_machine_arn)["executions"]
+        )
+
+
+def _definition(substitutions: Mapping[str, str], name: str = "inference") -> str:
+    text = (REPO / "statemachines" / f"{name}.asl.json").read_text(encoding="utf-8")
     for name, value in substitutions.items():
         text = text.replace("${" + name + "}", value)
     return text
@@ -271,6 +290,19 @@ def create_xpi_resources() -> XpiResources:
     state_machine_arn = stepfunctions().create_state_machine(
         name=f"{STACK}-inference", definition=definition, roleArn=ROLE_ARN
     )["stateMachineArn"]
+    queue_definition = _definition(
+        {
+            "Partition": "aws-us-gov",
+            "ProcessRequestFunctionArn": function_arn.format("ProcessRequestFunction"),
+            "RecordOutcomeFunctionArn": function_arn.format("RecordOutcomeFunction"),
+            "EventBusName": bus_name,
+            "EventSource": "xpi.inference",
+        },
+        "queue",
+    )
+    queue_state_machine_arn = stepfunctions().create_state_machine(
+        name=f"{STACK}-queue", definition=queue_definition, roleArn=ROLE_ARN, type="EXPRESS"
+    )["stateMachineArn"]
 
     bucket = f"{STACK}-artifactsbucket-1x2y3z4w5v6u"
     s3().create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
@@ -295,4 +327,5 @@ def create_xpi_resources() -> XpiResources:
         secret_id=secret_id,
         hash_key_secret_id=hash_key_secret_id,
         config_signing_secret_id=config_signing_secret_id,
+        queue_state_machine_arn=queue_state_machine_arn,
     )

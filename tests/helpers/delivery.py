@@ -3,8 +3,8 @@
 from typing import Any
 
 # What differs between two deliveries of the same content by construction: who sent it and how, when,
-# under which id (the keyed request hash covers the id), which run recorded it, measured latency, and the
-# credential's age at the moment of the call.
+# under which id (the keyed request hash covers the id), which run claimed and recorded it, measured
+# latency, and the credential's age at the moment of the call.
 PER_DELIVERY = frozenset(
     {
         "request_id",
@@ -20,6 +20,7 @@ PER_DELIVERY = frozenset(
         "timings",
         "completed_at",
         "recorded_by",
+        "claimed_by",
         "request_hmac",
         "latency_ms",
         "credential_age_s",

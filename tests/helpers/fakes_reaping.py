@@ -44,8 +44,10 @@ class FakeExecutionControl:
     def __init__(self) -> None:
         self.executions: dict[str, ExecutionState] = {}
         self.stopped: list[tuple[str, str]] = []
+        self.inspected: list[str] = []
 
     def inspect(self, request_id: str) -> ExecutionState | None:
+        self.inspected.append(request_id)
         return self.executions.get(request_id)
 
     def stop(self, request_id: str, error: str, cause: str) -> None:

@@ -154,10 +154,30 @@ class LocalStackClient:
         stepfunctions = self.client("stepfunctions")
 
         def over() -> bool:
+            if state_machine_arn == self.outputs.get("QueueStateMachineArn"):
+                # the queue workflow's executions are per SQS batch: `name` is a request id in one
+                return not self.queue_runs_of(name, running_only=True) and results.caught_up()
             status = stepfunctions.describe_execution(executionArn=execution_arn)["status"]
             return status != "RUNNING" and results.caught_up()
 
         wait_until(over, timeout_s, what=f"{name}'s workflow over and its events collected")
+
+    def queue_runs_of(self, request_id: str, *, running_only: bool = False) -> dict[str, str]:
+        """The queue workflow's executions (one per SQS batch) whose input holds the request: ARN ->
+        status. moto keeps an Express execution's input readable, as AWS does not."""
+        stepfunctions = self.client("stepfunctions")
+        pages = stepfunctions.get_paginator("list_executions").paginate(
+            stateMachineArn=self.outputs["QueueStateMachineArn"],
+            **({"statusFilter": "RUNNING"} if running_only else {}),
+        )
+        found = {}
+        for page in pages:
+            for execution in page["executions"]:
+                described = stepfunctions.describe_execution(executionArn=execution["executionArn"])
+                requests = json.loads(described.get("input") or "{}").get("requests", [])
+                if any(_queued_id(item) == request_id for item in requests):
+                    found[execution["executionArn"]] = execution["status"]
+        return found
 
     def send(self, body: dict[str, Any] | str, **attributes: Any) -> str:
         """Put a request on the requests queue as a producer would; returns its request id."""
@@ -171,6 +191,14 @@ class LocalStackClient:
             QueueUrl=self.outputs["RequestsQueueUrl"], MessageBody=text, **attributes
         )
         return request_id
+
+
+def _queued_id(item: dict[str, Any]) -> str | None:
+    """The request id of an item of the queue workflow's input: inline, or in its payload's key."""
+    if item.get("request"):
+        return str(item["request"].get("request_id"))
+    key = str((item.get("payload") or {}).get("key", ""))
+    return key.split("/")[1] if key.count("/") >= 2 else None
 
 
 def start_local_stack(

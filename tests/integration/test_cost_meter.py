@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from xpi_tools.cost import standard_transitions, units_from_usage
+from xpi_tools.cost import units_from_usage
 from xpi_tools.local.usage import read_usage
 
 from tests.helpers.stack import LocalStackClient, ResultCollector, queue_is_drained
@@ -19,7 +19,11 @@ def test_the_meter_counts_one_queued_requests_billable_units(
 ) -> None:
     # GIVEN a stack with nothing left running from earlier tests, and its usage log, read from here on
     def idle() -> bool:
-        machines = (local_stack.outputs["StateMachineArn"], local_stack.outputs["BatchStateMachineArn"])
+        machines = (
+            local_stack.outputs["StateMachineArn"],
+            local_stack.outputs["BatchStateMachineArn"],
+            local_stack.outputs["QueueStateMachineArn"],
+        )
         return all("RUNNING" not in local_stack.executions(machine).values() for machine in machines)
 
     wait_until(idle, 120, what="no workflow running")
@@ -30,7 +34,7 @@ def test_the_meter_counts_one_queued_requests_billable_units(
     # WHEN one request goes through the queue path
     request_id = local_stack.send({"model": "default", "prompt": "Name three rivers in Oregon."})
     results.wait_for(request_id, detail_type="Inference Completed")
-    state_machine = local_stack.outputs["StateMachineArn"]
+    state_machine = local_stack.outputs["QueueStateMachineArn"]
     local_stack.wait_until_nothing_more_can_come(results, state_machine, request_id)
     sqs = local_stack.client("sqs")
     wait_until(lambda: queue_is_drained(sqs, queue_url), 30, what="the request's message deleted")
@@ -45,11 +49,10 @@ def test_the_meter_counts_one_queued_requests_billable_units(
         return line.get("principal") == operator and not _is_call(line, "sqs:SendMessage", queue_arn)
 
     units = units_from_usage(lines, excluded=excluded)
-    execution = f"{state_machine.replace(':stateMachine:', ':execution:')}:{request_id}"
-    history = local_stack.client("stepfunctions").get_execution_history(
-        executionArn=execution, maxResults=1000
-    )
-    units["states_transitions"] = standard_transitions(history["events"])
+    # the batch's one Express execution (this request alone in it): one Express request; its duration
+    # (Express GB-s) varies, as Lambda's does
+    assert len(local_stack.queue_runs_of(request_id)) == 1
+    units["states_express_requests"] = 1
     units.pop("lambda_gb_s")  # measured durations vary; the unit test checks their arithmetic
     units.pop("secretsmanager_calls", None)  # cached per runtime (300 s): 0 or 1 here, by timing
     units.pop("ssm_parameter_reads", None)  # the policy and routing documents, cached per runtime
@@ -62,28 +65,24 @@ def test_the_meter_counts_one_queued_requests_billable_units(
     units["kms_requests"] = units.get("kms_requests", 0) - kms_for_secrets
     assert {unit: amount for unit, amount in units.items() if amount} == (
         {
-            # Validate, Claim, Classify, IsBlocked, Route, InvokeModel, RecordOutcome, ShouldEmit,
-            # EmitResult (which ends the execution)
-            "states_transitions": 9,
-            # the consumer, then Validate, Classify, Route, InvokeModel, RecordOutcome
-            "lambda_requests": 6,
-            # the producer's SendMessage, the poller's receive, its DeleteMessage
+            # the batch's Express execution: no transitions billed
+            "states_express_requests": 1,
+            # the consumer, then Process and RecordOutcome
+            "lambda_requests": 3,
+            # the producer's SendMessage, the poller's receive, its DeleteMessage (this request alone in
+            # its batch: in a batch of ten, the receive and the delete are a tenth each)
             "sqs_requests": 3,
-            # the payload object (the consumer)
-            "s3_put_requests": 1,
-            # the payload read by Validate, Classify and InvokeModel
-            "s3_get_requests": 3,
-            # Claim (the new lineage item, under 1 KB) and the idempotency record put in progress: one
-            # each; the completed idempotency record (it holds the answer) and the final lineage item:
-            # over 1 KB, two each; the quota bucket (PacingTable): its reservation, one (the correction
-            # after the call rides the function's next reservation)
-            "dynamodb_write_units": 7,
+            # the body travels inline in the execution's input: no payload object, no reads of it
+            # the claim (the new lineage item, under 1 KB: also the Bedrock call's idempotency record) and
+            # the final lineage item (over 1 KB): one and two; the quota bucket (PacingTable): its
+            # reservation, one (the correction after the call rides the function's next reservation)
+            "dynamodb_write_units": 4,
             "events_published": 1,
-            # StartExecution (free: Standard bills transitions)
+            # StartExecution (free: Express bills requests and duration)
             "states_api_calls": 1,
         }
     )
-    # AND with the S3 Bucket Key on every payload object, S3 makes no KMS request per object
+    # AND no KMS request on the request's behalf (no payload object; the S3 Bucket Key on large ones)
     assert units["kms_requests"] == 0
 
 

@@ -81,6 +81,22 @@ def denials(local_stack: LocalStackClient, role_name: str) -> list[dict[str, Any
     return [e for e in entries if not e["allowed"] and f":assumed-role/{role_name}/" in e["principal"]]
 
 
+def _start_standard(local_stack: LocalStackClient, request: dict[str, Any]) -> str:
+    """The inference workflow started as its producers start it: the body under payloads/, the
+    execution named by the request id with a reference to it."""
+    request_id = str(request["request_id"])
+    body = json.dumps(request).encode()
+    bucket, key = local_stack.outputs["ArtifactsBucketName"], f"payloads/{request_id}/test.json"
+    local_stack.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+    source = {"kind": "api", "principal": "integration", "received_at": "2026-01-01T00:00:00Z"}
+    local_stack.client("stepfunctions").start_execution(
+        stateMachineArn=local_stack.outputs["StateMachineArn"],
+        name=request_id,
+        input=json.dumps({"payload": {"bucket": bucket, "key": key, "bytes": len(body)}, "source": source}),
+    )
+    return request_id
+
+
 def _request(prompt: str) -> dict[str, Any]:
     return {"request_id": f"iam-{uuid.uuid4().hex[:10]}", "model": "default", "prompt": prompt}
 
@@ -88,28 +104,32 @@ def _request(prompt: str) -> dict[str, Any]:
 def test_a_function_role_without_its_table_write_fails_the_request(
     local_stack: LocalStackClient, results: ResultCollector
 ) -> None:
-    # GIVEN the invoke step's role without dynamodb:PutItem on its idempotency table
-    role = local_stack.state["resources"]["InvokeModelFunctionRole"]
-    with without_permission(local_stack.client("iam"), role, "dynamodb:PutItem", "IdempotencyTable"):
+    # GIVEN the queue workflow's process step's role without dynamodb:PutItem on the lineage table (its
+    # claim)
+    role = local_stack.state["resources"]["ProcessRequestFunctionRole"]
+    with without_permission(local_stack.client("iam"), role, "dynamodb:PutItem", "LineageTable"):
         # WHEN a request that would be answered is sent
-        request_id = local_stack.send(_request("a request that needs the idempotency table"))
+        request_id = local_stack.send(_request("a request that needs its lineage claim"))
         event = results.wait_for(request_id, timeout_s=90)
 
-    # THEN it fails instead of completing, and the denial is the role's, for that action
+    # THEN it fails instead of completing (answered once by the step that could not claim it), and the
+    # denial is the role's, for that action
     assert event["detail-type"] == "Inference Failed"
+    assert event["detail"]["error"]["code"] == "ValidationUnavailable"
     denied = denials(local_stack, role)
-    assert any(d["action"] == "dynamodb:PutItem" and "IdempotencyTable" in d["resource"] for d in denied)
+    assert any(d["action"] == "dynamodb:PutItem" and "LineageTable" in d["resource"] for d in denied)
 
 
 def test_the_state_machine_role_without_invoke_on_one_step_fails_at_that_step(
     local_stack: LocalStackClient, results: ResultCollector
 ) -> None:
-    # GIVEN the workflow's role without lambda:InvokeFunction on the route step's function
+    # GIVEN the Standard workflow's role (POST /v1/requests, batch lines) without lambda:InvokeFunction
+    # on the route step's function
     role = local_stack.state["resources"]["InferenceStateMachineRole"]
     route_function = local_stack.state["resources"]["RouteFunction"]
     with without_permission(local_stack.client("iam"), role, "lambda:InvokeFunction", route_function):
-        # WHEN a request goes through the workflow
-        request_id = local_stack.send(_request("a request the route step must see"))
+        # WHEN a request goes through the workflow (started as its producers start it)
+        request_id = _start_standard(local_stack, _request("a request the route step must see"))
         event = results.wait_for(request_id, timeout_s=90)
 
     # THEN the workflow's tasks ran as its role: the route step was refused, the request failed

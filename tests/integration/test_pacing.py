@@ -86,7 +86,7 @@ def test_an_empty_bucket_holds_the_request_back_until_it_refills_then_sends_it_o
     event = results.wait_for(request_id, timeout_s=90)
 
     # THEN it completed with one Bedrock call, made only once the bucket had refilled: past the
-    # in-function wait bound, so after the workflow retried the QuotaExhausted attempt
+    # in-function wait bound, so after the QuotaExhausted attempt was retried (in the process step)
     assert event["detail-type"] == "Inference Completed"
     assert emulator.counters().model(MODEL).calls - calls_before == 1
     timings = event["detail"]["timings"]

@@ -20,6 +20,7 @@ from tests.helpers.waiting import never_happens_within, wait_until
 pytestmark = pytest.mark.integration
 
 PAST_THE_BOUND = timedelta(hours=2)  # the bound is ReaperAbandonAfterSeconds (3900 s)
+EXPRESS_PAST_THE_BOUND = timedelta(minutes=8)  # a queue request's: REAPER_EXPRESS_ABANDON_AFTER_S (420 s)
 
 
 @pytest.fixture
@@ -43,6 +44,22 @@ def _reap(local_stack: LocalStackClient) -> dict[str, Any]:
     payload = json.loads(response["Payload"].read())
     assert "FunctionError" not in response, payload
     return dict(payload)
+
+
+def _start_standard(local_stack: LocalStackClient, request: dict[str, Any]) -> str:
+    """Start the inference workflow as its producers do: the body stored under payloads/, the execution
+    named by the request id with a reference to it."""
+    request_id = f"it-{uuid.uuid4().hex[:12]}"
+    body = json.dumps({"request_id": request_id, **request}).encode()
+    bucket, key = local_stack.outputs["ArtifactsBucketName"], f"payloads/{request_id}/test.json"
+    local_stack.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+    source = {"kind": "api", "principal": "integration", "received_at": datetime.now(UTC).isoformat()}
+    local_stack.client("stepfunctions").start_execution(
+        stateMachineArn=local_stack.outputs["StateMachineArn"],
+        name=request_id,
+        input=json.dumps({"payload": {"bucket": bucket, "key": key, "bytes": len(body)}, "source": source}),
+    )
+    return request_id
 
 
 def test_a_claim_without_a_workflow_is_reaped_once(
@@ -88,9 +105,10 @@ def test_a_claim_without_a_workflow_is_reaped_once(
 def test_an_execution_running_past_the_bound_is_stopped_and_cannot_emit(
     local_stack: LocalStackClient, results: ResultCollector, emulator: EmulatorControl
 ) -> None:
-    # GIVEN a request whose model call is slow, claimed and running, its claim backdated past the bound
+    # GIVEN a request of the Standard workflow (as POST /v1/requests starts it) whose model call is
+    # slow, claimed and running, its claim backdated past the bound
     emulator.set_latency(time_to_first_token_ms=8000)
-    request_id = local_stack.send({"model": "default", "prompt": "Take your time.", "caller": {}})
+    request_id = _start_standard(local_stack, {"model": "default", "prompt": "Take your time.", "caller": {}})
     state_machine = local_stack.outputs["StateMachineArn"]
     execution_arn = f"{state_machine.replace(':stateMachine:', ':execution:')}:{request_id}"
     stepfunctions = local_stack.client("stepfunctions")
@@ -125,5 +143,44 @@ def test_an_execution_running_past_the_bound_is_stopped_and_cannot_emit(
     assert event["detail"]["error"]["code"] == "RequestAbandoned"
     # AND the model's late answer does not reach the stopped workflow: no second event, lineage unchanged
     assert never_happens_within(lambda: len(results.events_for(request_id)) > 1, 15)
+    item = local_stack.lineage(request_id)
+    assert item is not None and (item["status"], item["error"]["code"]) == ("FAILED", "RequestAbandoned")
+
+
+def test_a_queue_request_whose_express_run_is_over_is_reaped_without_reading_its_execution(
+    local_stack: LocalStackClient, results: ResultCollector, emulator: EmulatorControl
+) -> None:
+    # GIVEN a queue request whose model call is slow, claimed by its Express execution, its claim
+    # backdated past the Express bound (5 minutes and a margin): as a run killed at 5 minutes leaves it
+    # (moto does not end Express executions at 5 minutes, so this one still runs)
+    emulator.set_latency(time_to_first_token_ms=8000)
+    request_id = local_stack.send({"model": "default", "prompt": "Take your time, queued.", "caller": {}})
+
+    def claimed() -> bool:
+        item = local_stack.lineage(request_id)
+        return item is not None and item["status"] == "ACCEPTED"
+
+    wait_until(claimed, 60, what="the request claimed")
+    created = datetime.now(UTC) - EXPRESS_PAST_THE_BOUND
+    _table(local_stack).update_item(
+        Key={"request_id": request_id},
+        UpdateExpression="SET created_at = :c",
+        ConditionExpression="#s = :accepted",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":c": created.isoformat(timespec="milliseconds"), ":accepted": "ACCEPTED"},
+    )
+
+    # WHEN the reaper runs
+    report = _reap(local_stack)
+
+    # THEN it ended the request as FAILED with one event, without inspecting or stopping an execution
+    assert request_id in report["reaped"] and request_id not in report["stopped"]
+    event = results.wait_for(request_id)
+    assert event["detail"]["error"]["code"] == "RequestAbandoned"
+    # AND the run's late answer finds the item final by another writer: no second event, lineage kept
+    local_stack.wait_until_nothing_more_can_come(
+        results, local_stack.outputs["QueueStateMachineArn"], request_id, timeout_s=90
+    )
+    assert len(results.events_for(request_id)) == 1
     item = local_stack.lineage(request_id)
     assert item is not None and (item["status"], item["error"]["code"]) == ("FAILED", "RequestAbandoned")

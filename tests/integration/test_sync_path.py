@@ -88,11 +88,14 @@ def test_the_sync_path_decides_records_and_emits_as_the_queue_path(
             f"/outputs/{sync_id}.txt"
         )
     # AND each got exactly one result event
-    local_stack.wait_until_nothing_more_can_come(results, local_stack.outputs["StateMachineArn"], queued_id)
+    local_stack.wait_until_nothing_more_can_come(
+        results, local_stack.outputs["QueueStateMachineArn"], queued_id
+    )
     assert len(results.events_for(queued_id)) == 1 and len(results.events_for(sync_id)) == 1
     # AND the sync path started no workflow
     executions = local_stack.executions(local_stack.outputs["StateMachineArn"])
     assert not any(arn.endswith(f":{sync_id}") for arn in executions)
+    assert not local_stack.queue_runs_of(sync_id)
 
 
 def test_concurrent_duplicates_call_bedrock_once_and_get_the_same_answer(

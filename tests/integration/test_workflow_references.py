@@ -1,8 +1,10 @@
 """The inference workflow carries references, not content, on the local stack.
 
-Step Functions keeps every state's input and output in the execution history (90 days): the request's
-text, and the text of a blocked request, must live only in the payload object the states point to.
-Lineage holds keyed hashes (HMAC with the stack's hash key), never a plain SHA-256 of the request.
+Step Functions keeps every state's input and output in a Standard execution's history (90 days): the
+request's text, and the text of a blocked request, must live only in the payload object the states point
+to. (The queue workflow is Express: no history, and its logs hold no execution data; its ordinary
+requests travel inline, a large one as a reference.) Lineage holds keyed hashes (HMAC with the stack's
+hash key), never a plain SHA-256 of the request.
 """
 
 import hashlib
@@ -15,6 +17,22 @@ import pytest
 from tests.helpers.stack import LocalStackClient, ResultCollector
 
 pytestmark = pytest.mark.integration
+
+
+def _start_standard(local_stack: LocalStackClient, request: dict[str, Any]) -> str:
+    """Start the inference workflow as its producers do: the body stored under payloads/, the execution
+    named by the request id with a reference to it."""
+    request_id = f"it-{uuid.uuid4().hex[:12]}"
+    body = json.dumps({"request_id": request_id, **request}).encode()
+    bucket, key = local_stack.outputs["ArtifactsBucketName"], f"payloads/{request_id}/test.json"
+    local_stack.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+    source = {"kind": "api", "principal": "integration", "received_at": "2026-01-01T00:00:00Z"}
+    local_stack.client("stepfunctions").start_execution(
+        stateMachineArn=local_stack.outputs["StateMachineArn"],
+        name=request_id,
+        input=json.dumps({"payload": {"bucket": bucket, "key": key, "bytes": len(body)}, "source": source}),
+    )
+    return request_id
 
 
 def _history_text(local_stack: LocalStackClient, request_id: str) -> str:
@@ -31,14 +49,16 @@ def _history_text(local_stack: LocalStackClient, request_id: str) -> str:
 def test_execution_history_holds_no_request_text(
     local_stack: LocalStackClient, results: ResultCollector
 ) -> None:
-    # GIVEN a request that completes and one that is blocked, each with a marker only its text holds
+    # GIVEN a request that completes and one that is blocked, each with a marker only its text holds,
+    # started on the Standard workflow as a producer of it (POST /v1/requests, a batch line) starts it
     allowed_marker = f"zephyrine{uuid.uuid4().hex[:10]}"
     blocked_marker = f"quartzline{uuid.uuid4().hex[:10]}"
-    allowed = local_stack.send(
-        {"model": "default", "prompt": f"Describe the {allowed_marker} estuary in one line."}
+    allowed = _start_standard(
+        local_stack, {"model": "default", "prompt": f"Describe the {allowed_marker} estuary in one line."}
     )
-    blocked = local_stack.send(
-        {"model": "default", "prompt": f"CUI//SP-PRVCY\nRoster of the {blocked_marker} program office."}
+    blocked = _start_standard(
+        local_stack,
+        {"model": "default", "prompt": f"CUI//SP-PRVCY\nRoster of the {blocked_marker} program office."},
     )
 
     # WHEN both have gone through the workflow
@@ -100,7 +120,9 @@ def test_a_request_near_the_size_limit_with_an_inline_output_completes_once(
     # THEN it completes with its output inline, once, with final lineage
     assert event["detail-type"] == "Inference Completed"
     assert len(event["detail"]["output"]["text"]) > 32_000
-    local_stack.wait_until_nothing_more_can_come(results, local_stack.outputs["StateMachineArn"], request_id)
+    local_stack.wait_until_nothing_more_can_come(
+        results, local_stack.outputs["QueueStateMachineArn"], request_id
+    )
     assert len(results.events_for(request_id)) == 1
     item = local_stack.lineage(request_id)
     assert item is not None and item["status"] == "COMPLETED"

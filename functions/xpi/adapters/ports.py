@@ -126,6 +126,24 @@ class AbandonedLineage(Protocol):
         ...
 
 
+class LineageClaims(Protocol):
+    """The queue workflow's process step: the lineage claim, its one write before any work."""
+
+    def claim(self, claim: Claim) -> LineageItem | None:
+        """Write the lineage claim (status ACCEPTED) unless an item of this request id exists: None when
+        written, else the item found (returned by the failed write itself)."""
+        ...
+
+
+class QueueStarter(Protocol):
+    """The queue workflow (Express): one execution per SQS batch, its requests the items of a Map."""
+
+    def start(self, batch: Sequence[tuple[str, WorkflowInput]]) -> list[str]:
+        """Start executions for the batch's (message id, request) pairs, as few as the input limit
+        allows; the message ids whose execution did not start."""
+        ...
+
+
 class ExecutionControl(Protocol):
     """A request's inference execution (named by its request id), as the reaper sees and ends it."""
 

@@ -8,11 +8,13 @@ request or batch is refused by Step Functions itself (Standard workflows keep na
 import contextlib
 import json
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from xpi.adapters import aws
 from xpi.adapters.ports import PayloadStore
 from xpi.models.batch import BatchObject
+from xpi.models.queue import QueuedRequest
 from xpi.models.reaping import ExecutionState
 from xpi.models.workflow import ExecutionInput, WorkflowInput
 
@@ -40,6 +42,67 @@ class StepFunctionsStarter:
         payload = self._payloads.put(f"{request_id}/{uuid.uuid4().hex}.json", body)
         execution_input = ExecutionInput(payload=payload, source=workflow_input.source)
         return _start_once(self._arn, request_id, execution_input.model_dump_json(exclude_none=True))
+
+
+# A request body up to this size travels inline in the queue workflow's input; a larger one is stored
+# under payloads/ and travels as a reference. Ten inline bodies and their sources stay far below the
+# input limit, so an ordinary batch of ten is one execution.
+INLINE_REQUEST_MAX_BYTES = 20 * 1024
+# Step Functions refuses an execution input over 256 KiB: each execution's input stays under this.
+QUEUE_INPUT_MAX_BYTES = 240 * 1024
+
+
+class StepFunctionsQueueStarter:
+    """Starts the queue workflow (Express) once per SQS batch: its requests travel inline in the input
+    (an Express execution keeps no history, and its logs here hold no execution data), a large one as a
+    reference to its stored body. A batch too large for one input is split over several executions.
+    Executions are named afresh (Express names are not unique): a duplicate start of a request is
+    stopped by its lineage claim, not by the name."""
+
+    def __init__(self, state_machine_arn: str, payloads: PayloadStore) -> None:
+        self._arn = state_machine_arn
+        self._payloads = payloads
+
+    def start(self, batch: Sequence[tuple[str, WorkflowInput]]) -> list[str]:
+        not_started: list[str] = []
+        queued: list[tuple[str, QueuedRequest]] = []
+        for key, workflow_input in batch:
+            try:
+                queued.append((key, self._queued(workflow_input)))
+            except Exception:
+                not_started.append(key)
+        for chunk in self._chunks(queued):
+            items = [item.model_dump(mode="json", exclude_none=True) for _, item in chunk]
+            try:
+                aws.stepfunctions().start_execution(
+                    stateMachineArn=self._arn,
+                    name=f"batch-{uuid.uuid4().hex}",
+                    input=json.dumps({"requests": items}, ensure_ascii=False, separators=(",", ":")),
+                )
+            except Exception:
+                not_started.extend(key for key, _ in chunk)
+        return not_started
+
+    def _queued(self, workflow_input: WorkflowInput) -> QueuedRequest:
+        body = json.dumps(workflow_input.request, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        if len(body) <= INLINE_REQUEST_MAX_BYTES:
+            return QueuedRequest(request=workflow_input.request, source=workflow_input.source)
+        request_id = str(workflow_input.request.get("request_id", "request"))
+        payload = self._payloads.put(f"{request_id}/{uuid.uuid4().hex}.json", body)
+        return QueuedRequest(payload=payload, source=workflow_input.source)
+
+    @staticmethod
+    def _chunks(items: list[tuple[str, QueuedRequest]]) -> list[list[tuple[str, QueuedRequest]]]:
+        chunks: list[list[tuple[str, QueuedRequest]]] = [[]]
+        size = 0
+        for key, item in items:
+            item_size = len(item.model_dump_json(exclude_none=True).encode("utf-8")) + 1
+            if chunks[-1] and size + item_size > QUEUE_INPUT_MAX_BYTES:
+                chunks.append([])
+                size = 0
+            chunks[-1].append((key, item))
+            size += item_size
+        return [chunk for chunk in chunks if chunk]
 
 
 class StepFunctionsBatchStarter:

@@ -1,7 +1,9 @@
-"""Requests queue consumer: validate each message and start its workflow, reporting partial failures.
+"""Requests queue consumer: validate each message, then start the queue workflow (Express) once for
+the batch's accepted requests, reporting partial failures.
 
 A message that cannot be accepted is answered once (failure event + lineage) and reported as a batch
-item failure, so it returns until maxReceiveCount moves it to the DLQ, without holding up its batch.
+item failure, so it returns until maxReceiveCount moves it to the DLQ, without holding up its batch. A
+message whose execution did not start is reported too, and returns.
 """
 
 from datetime import UTC, datetime
@@ -9,20 +11,24 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse, PartialItemFailures
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from xpi import dependencies
 from xpi.handlers import contain_errors
 from xpi.models.intake import OriginalSender
-from xpi.models.workflow import Source
+from xpi.models.workflow import Source, WorkflowInput
 from xpi.observability import logger, metrics, tracer
 from xpi.services import redrive
-from xpi.services.submission import submit
+from xpi.services.submission import Submitted, parse_or_reject, start_batch
 from xpi.settings import get_settings
 
 processor = BatchProcessor(event_type=EventType.SQS)
+# The accepted requests of the batch being handled, by message id, for the one start at its end; with
+# each message's body and sender, kept for a redrive when its execution does not start.
+_accepted: list[tuple[str, WorkflowInput]] = []
+_senders: dict[str, tuple[str, OriginalSender]] = {}
 
 
 @contain_errors
@@ -42,11 +48,10 @@ def record_handler(record: SQSRecord) -> str:
         received_at=datetime.fromtimestamp(int(record.attributes.sent_timestamp) / 1000, tz=UTC),
     )
     try:
-        outcome, request = submit(
+        request = parse_or_reject(
             record.body,
             source=source,
             fallback_id=sender.message_id,
-            starter=dependencies.workflow_starter(),
             lineage=dependencies.lineage_store(),
             events=dependencies.event_publisher(),
             now=datetime.now(UTC),
@@ -57,15 +62,37 @@ def record_handler(record: SQSRecord) -> str:
             record.body, sender, datetime.now(UTC), dependencies.intake_records(), dependencies.hash_key()
         )
         raise
-    logger.info("request accepted", extra={"request_id": request.request_id, "outcome": outcome})
-    metrics.add_metric(name=f"Requests{outcome.capitalize()}", unit=MetricUnit.Count, value=1)
-    return outcome
+    _senders[record.message_id] = (record.body, sender)
+    _accepted.append(
+        (
+            record.message_id,
+            WorkflowInput(request=request.model_dump(mode="json", exclude_none=True), source=source),
+        )
+    )
+    logger.info("request accepted", extra={"request_id": request.request_id})
+    return Submitted.STARTED
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(
+    _accepted.clear()
+    _senders.clear()
+    response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+    accepted, _accepted[:] = list(_accepted), []
+    not_started = start_batch(accepted, dependencies.queue_starter())
+    for message_id in not_started:  # it returns, and may reach the DLQ: keep who sent it for a redrive
+        body, sender = _senders[message_id]
+        redrive.remember(
+            body, sender, datetime.now(UTC), dependencies.intake_records(), dependencies.hash_key()
+        )
+    metrics.add_metric(name="RequestsStarted", unit=MetricUnit.Count, value=len(accepted) - len(not_started))
+    if not_started:  # they return to the queue: a later delivery starts them
+        logger.warning("queue workflow not started for some requests", extra={"messages": len(not_started)})
+        failures: list[PartialItemFailures] = list(response.get("batchItemFailures", []))
+        failures.extend({"itemIdentifier": message_id} for message_id in not_started)
+        response["batchItemFailures"] = failures
+    return response

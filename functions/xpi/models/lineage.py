@@ -87,6 +87,9 @@ class LineageItem(_Item):
     # The execution whose RecordOutcome made the item final (its name and start time): a retried
     # RecordOutcome that finds the item final with its own token emits the event the crash lost.
     recorded_by: str | None = None
+    # The execution that claimed the item in its process step (the queue workflow): its retry, meeting
+    # this claim still ACCEPTED, ends the request rather than call Bedrock a second time.
+    claimed_by: str | None = None
     # Calls sent to Bedrock whose answer never came back (a read timeout): Bedrock may have billed them.
     bedrock_calls_unanswered: int | None = None
     # Why the fine-grained permissions refused the request before Bedrock (xpi.domain.access.Refusal:
@@ -106,4 +109,5 @@ class LineageItem(_Item):
             source=claim.source,
             request_hmac=claim.request_hmac,
             model_requested=claim.model_requested,
+            claimed_by=claim.claimed_by,
         )

@@ -109,6 +109,11 @@ class Claim(_State):
     request_hmac: str = Field(description="keyed hash (HMAC-SHA256, the stack's hash key) of the request")
     model_requested: str
     expires_at: str
+    claimed_by: str | None = Field(
+        None,
+        description="the token of the execution that claims (the queue workflow's process step): a retry "
+        "of that step that meets its own claim knows a Bedrock call may have been made",
+    )
 
 
 class Classification(_State):

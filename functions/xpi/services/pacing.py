@@ -143,5 +143,10 @@ def paced_answer(
         metrics.add_metric(name="BedrockThrottles", unit=MetricUnit.Count, value=1)
         pacer.throttled(permit)
         raise
-    pacer.settle(permit, answer.usage.input_tokens + answer.usage.output_tokens)
+    try:
+        pacer.settle(permit, answer.usage.input_tokens + answer.usage.output_tokens)
+    except Exception as error:  # the answer is paid for: a failed correction must not lose it (the
+        # bucket keeps the reservation, the estimate plus max_tokens, instead of the usage)
+        logger.error("quota correction after the call failed", extra={"error_class": type(error).__name__})
+        metrics.add_metric(name="PacingCorrectionsLost", unit=MetricUnit.Count, value=1)
     return answer

@@ -9,6 +9,12 @@ without the mark: a later run publishes its event from the lineage item alone an
 item is only taken once it has been final for longer than a run can last, so two runs never publish
 the same abandonment. An execution still running past the bound is stopped first, so it cannot emit
 after the reaper did.
+
+A queue request (source `sqs`) runs in an Express execution (one per SQS batch), which Step Functions
+ends at 5 minutes whatever its state and which has no DescribeExecution or StopExecution: such an item
+is taken once it is older than `express_abandon_after` (5 minutes plus a margin), without inspecting or
+stopping anything. That is the normal end of a queue request whose run was killed there (a Bedrock
+backlog, a killed runtime's retry budget).
 """
 
 from dataclasses import dataclass
@@ -38,6 +44,11 @@ class Reaper:
     events: EventPublisher
     abandon_after: timedelta
     max_items: int
+    express_abandon_after: timedelta | None = None  # None: every source waits abandon_after
+
+
+# The sources whose requests run in the Express queue workflow.
+EXPRESS_SOURCES = frozenset({"sqs"})
 
 
 def _iso(moment: datetime) -> str:
@@ -88,9 +99,14 @@ def _report(reaper: Reaper, item: LineageItem, now: datetime) -> None:
 def reap(reaper: Reaper, now: datetime) -> ReapReport:
     report = ReapReport()
     bound = now - reaper.abandon_after
-    for candidate in reaper.lineage.accepted_before(_iso(bound), reaper.max_items):
+    express_bound = now - (reaper.express_abandon_after or reaper.abandon_after)
+    first_bound = min(bound, express_bound)
+    for candidate in reaper.lineage.accepted_before(_iso(max(bound, express_bound)), reaper.max_items):
         request_id = candidate.request_id
-        execution = reaper.executions.inspect(request_id)
+        express = reaper.express_abandon_after is not None and candidate.source in EXPRESS_SOURCES
+        if not express and candidate.created_at >= _iso(bound):
+            continue  # a Standard execution may still be running it
+        execution = None if express else reaper.executions.inspect(request_id)
         if execution is not None and execution.status == "RUNNING":
             # Past the longest possible run: stop it first, so it cannot emit after the reaper.
             reaper.executions.stop(request_id, ABANDONED, MESSAGES[ABANDONED])
@@ -105,7 +121,10 @@ def reap(reaper: Reaper, now: datetime) -> ReapReport:
 
     # Abandonments an earlier run wrote but did not get to publish.
     for item in reaper.lineage.unreported_abandoned(
-        _iso(bound - REPORT_LOOKBACK), _iso(bound), _iso(now - RUN_GRACE), ABANDONED
+        _iso(first_bound - REPORT_LOOKBACK),
+        _iso(max(bound, express_bound)),
+        _iso(now - RUN_GRACE),
+        ABANDONED,
     ):
         _report(reaper, item, now)
         report.reported_late.append(item.request_id)

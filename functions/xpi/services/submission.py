@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from xpi.adapters.ports import EventPublisher, LineageStore, WorkflowStarter
+from xpi.adapters.ports import EventPublisher, LineageStore, QueueStarter, WorkflowStarter
 from xpi.domain.errors import RequestInvalid, XpiError
 from xpi.domain.intake import parse_json_object, parse_request, rejected_request_id
 from xpi.domain.outcome import MAX_ERROR_MESSAGE
@@ -154,3 +154,11 @@ def reject(
     if answered:
         events.publish(INFERENCE_FAILED, detail)
     return answered
+
+
+def start_batch(accepted: list[tuple[str, WorkflowInput]], starter: QueueStarter) -> list[str]:
+    """Start the queue workflow for a batch's accepted requests (message id, request); the message ids
+    whose execution did not start (they return to the queue). Nothing to start: nothing started."""
+    if not accepted:
+        return []
+    return starter.start(accepted)

@@ -81,7 +81,7 @@ def test_references_become_plausible_arns(roles: dict[str, Any]) -> None:
     assert "arn:aws-us-gov:dynamodb:us-gov-west-1:123456789012:table/xpi-local-LineageTable" in resources
     assert "arn:aws-us-gov:sqs:us-gov-west-1:123456789012:xpi-local-RequestsQueue" in resources
     assert (
-        "arn:aws-us-gov:states:us-gov-west-1:123456789012:stateMachine:xpi-local-InferenceStateMachine"
+        "arn:aws-us-gov:states:us-gov-west-1:123456789012:stateMachine:xpi-local-QueueStateMachine"
         in resources
     )
 

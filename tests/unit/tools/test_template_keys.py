@@ -112,7 +112,12 @@ def test_only_the_roles_that_call_bedrock_and_the_rotation_role_hold_the_credent
         if {secret_key, "*"} & set(_listed(statement.get("Resource", [])))
         and any(str(a).startswith("kms:") for a in _listed(statement.get("Action", [])))
     }
-    assert holders == {"InvokeModelFunctionRole", "SyncInvokeFunctionRole", "RotateCredentialsFunctionRole"}
+    assert holders == {
+        "InvokeModelFunctionRole",
+        "SyncInvokeFunctionRole",
+        "ProcessRequestFunctionRole",
+        "RotateCredentialsFunctionRole",
+    }
 
 
 def test_the_secret_policy_denies_reading_to_all_but_the_roles_that_call_bedrock_and_the_rotation_role(
@@ -134,7 +139,12 @@ def test_the_secret_policy_denies_reading_to_all_but_the_roles_that_call_bedrock
     assert _listed(deny["Action"]) == ["secretsmanager:GetSecretValue"]
     readers = [
         template.resolver.resolve({"Fn::GetAtt": [role, "Arn"]})
-        for role in ("InvokeModelFunctionRole", "RotateCredentialsFunctionRole", "SyncInvokeFunctionRole")
+        for role in (
+            "InvokeModelFunctionRole",
+            "RotateCredentialsFunctionRole",
+            "SyncInvokeFunctionRole",
+            "ProcessRequestFunctionRole",
+        )
     ]
     assert deny["Condition"] == {"StringNotEquals": {"aws:PrincipalArn": readers}}
 
@@ -157,7 +167,7 @@ def test_only_the_roles_that_call_bedrock_read_the_roles_anywhere_certificate(
     assert deny["Effect"] == "Deny" and _listed(deny["Action"]) == ["secretsmanager:GetSecretValue"]
     invoke_roles = [
         template.resolver.resolve({"Fn::GetAtt": [role, "Arn"]})
-        for role in ("InvokeModelFunctionRole", "SyncInvokeFunctionRole")
+        for role in ("InvokeModelFunctionRole", "SyncInvokeFunctionRole", "ProcessRequestFunctionRole")
     ]
     assert deny["Condition"] == {"StringNotEquals": {"aws:PrincipalArn": invoke_roles}}
     certificate_key = template.resolver.resolve({"Fn::GetAtt": ["RolesAnywhereCertificateKey", "Arn"]})
@@ -168,7 +178,7 @@ def test_only_the_roles_that_call_bedrock_read_the_roles_anywhere_certificate(
         for statement in _statements(document)
         if certificate_key in _listed(statement.get("Resource", []))
     }
-    assert holders == {"InvokeModelFunctionRole", "SyncInvokeFunctionRole"}
+    assert holders == {"InvokeModelFunctionRole", "SyncInvokeFunctionRole", "ProcessRequestFunctionRole"}
 
 
 def test_only_the_rotation_role_reads_the_api_key_manager_secret(template: TemplatePolicies) -> None:

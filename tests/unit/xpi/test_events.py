@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventMo
 from xpi.domain.routing import load_default_routing
 from xpi.models.batch import BatchFailure, BatchObject, BatchStepInput, S3Notification
 from xpi.models.credentials import RotationEvent
+from xpi.models.queue import QueueTask
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import ExecutionInput, RejectedInput, WorkflowState
 from xpi.services.reconciliation import Reconciled
@@ -20,6 +21,7 @@ from tests.helpers.events import EVENTS, REPO
 # events/<folder>/ per handler module (xpi.handlers.<name>.handler)
 FOLDER_OF_HANDLER = {
     "consume": "consume",
+    "process": "process",
     "validate": "validate",
     "classify": "classify",
     "route": "route",
@@ -70,6 +72,7 @@ def test_the_template_is_read() -> None:
     assert template_functions() == {
         "ConsumeRequestsFunction": "consume",
         "ValidateFunction": "validate",
+        "ProcessRequestFunction": "process",
         "ClassifyFunction": "classify",
         "RouteFunction": "route",
         "InvokeModelFunction": "invoke",
@@ -107,6 +110,8 @@ def test_every_event_is_valid_for_its_function(path: Path) -> None:
                 S3Notification.model_validate_json(record.body)
     elif folder == "validate":
         ExecutionInput.model_validate(event)
+    elif folder == "process":
+        QueueTask.model_validate(event)
     elif folder == "payloads":  # request bodies the sample states refer to (one is invalid on purpose)
         assert isinstance(event, dict) and "model" in event
     elif folder == "requests":

@@ -62,25 +62,51 @@ class TestConsume:
         # THEN
         assert result == {"batchItemFailures": [{"itemIdentifier": MALFORMED_MESSAGE_ID}]}
 
-    def test_valid_records_start_one_execution_each_with_their_source(
+    def test_valid_records_start_one_queue_execution_with_their_bodies_inline_and_their_source(
         self, aws: XpiResources, lambda_context: FakeLambdaContext
     ) -> None:
         event = load_event(BATCH)
 
         consume.handler(event, lambda_context)
 
-        executions = aws.executions()
-        assert sorted(executions) == ["req-batch-0101", "req-batch-0102"]
-        started = executions["req-batch-0102"]
+        # one Express execution for the batch's two accepted requests, none of the Standard workflow
+        assert aws.queue_executions() == 1 and aws.executions() == {}
+        queued = aws.queued()
+        assert sorted(queued) == ["req-batch-0101", "req-batch-0102"]
+        started = queued["req-batch-0102"]
         record_ = event["Records"][1]
-        assert "request" not in started  # a reference to the body, never the body
-        assert aws.stored_request(started["payload"]) == InferenceRequest.model_validate_json(record_["body"])
+        assert "payload" not in started  # an ordinary body travels inline: no object in S3
+        assert InferenceRequest.model_validate(started["request"]) == InferenceRequest.model_validate_json(
+            record_["body"]
+        )
         assert started["source"] == {
             "kind": "sqs",
             "principal": "AROAQXZEXAMPLEROLEID1:claims-intake",
             "reference": record_["messageId"],
             "received_at": "2025-03-12T14:05:11.619000Z",
         }
+
+    def test_a_large_body_travels_as_a_reference_the_others_inline_in_the_same_execution(
+        self, aws: XpiResources, lambda_context: FakeLambdaContext
+    ) -> None:
+        # GIVEN a batch whose second request is over the inline limit (20 KiB)
+        event = load_event(BATCH)
+        event["Records"] = event["Records"][:2]
+        large = json.loads(event["Records"][1]["body"])
+        large["messages"][0]["content"][0]["text"] = "A long enquiry. " * 2_000
+        event["Records"][1]["body"] = json.dumps(large)
+
+        # WHEN it is consumed
+        assert consume.handler(event, lambda_context) == {"batchItemFailures": []}
+
+        # THEN one execution: the large body stored under payloads/ and referred to, the other inline
+        assert aws.queue_executions() == 1
+        queued = aws.queued()
+        assert "request" not in queued[large["request_id"]]
+        assert aws.stored_request(queued[large["request_id"]]["payload"]) == InferenceRequest.model_validate(
+            large
+        )
+        assert "payload" not in queued["req-batch-0101"]
 
     def test_the_malformed_record_is_answered_once_in_lineage_and_on_the_bus(
         self, aws: XpiResources, lambda_context: FakeLambdaContext
@@ -115,7 +141,9 @@ class TestConsume:
         assert result == {"batchItemFailures": [{"itemIdentifier": MALFORMED_MESSAGE_ID}]}
         assert len(first_events) == 1
         assert aws.subscriber_events() == []
-        assert sorted(aws.executions()) == ["req-batch-0101", "req-batch-0102"]
+        # (the second execution's items meet the first's claims and stop: the claim, not the start, is
+        # the duplicate check of an Express workflow)
+        assert sorted(aws.queued()) == ["req-batch-0101", "req-batch-0102"]
 
     def test_a_second_message_with_an_accepted_id_does_not_fail_the_batch(
         self, aws: XpiResources, lambda_context: FakeLambdaContext
@@ -128,7 +156,7 @@ class TestConsume:
 
         # WHEN / THEN
         assert consume.handler(duplicate, lambda_context) == {"batchItemFailures": []}
-        assert sorted(aws.executions()) == ["req-batch-0101", "req-batch-0102"]
+        assert sorted(aws.queued()) == ["req-batch-0101", "req-batch-0102"]
 
 
 API_ROLE_ID = "AROAAPIFUNCTIONROLE1"  # the role that redrives the requests DLQ
@@ -155,12 +183,14 @@ class TestRedriveAttribution:
         del body["request_id"]
         record_["body"] = json.dumps(body)
         first = {**event, "Records": [record_]}
-        starter = dependencies.workflow_starter()
-        monkeypatch.setattr(dependencies, "workflow_starter", _Unavailable)
-        with pytest.raises(BatchProcessingError):  # its only record failed: SQS gets it back
-            consume.handler(first, lambda_context)
-        assert aws.executions() == {}
-        monkeypatch.setattr(dependencies, "workflow_starter", lambda: starter)
+        starter = dependencies.queue_starter()
+        monkeypatch.setattr(dependencies, "queue_starter", _Unavailable)
+        # its only record is reported failed: SQS gets it back
+        assert consume.handler(first, lambda_context) == {
+            "batchItemFailures": [{"itemIdentifier": record_["messageId"]}]
+        }
+        assert aws.queued() == {}
+        monkeypatch.setattr(dependencies, "queue_starter", lambda: starter)
 
         # WHEN an admin redrives the DLQ (SQS re-sends it as the API function's role, with a new id)
         result = consume.handler(
@@ -169,7 +199,7 @@ class TestRedriveAttribution:
 
         # THEN it runs once, as its producer, under the id it was first sent with
         assert result == {"batchItemFailures": []}
-        [(request_id, started)] = aws.executions().items()
+        [(request_id, started)] = aws.queued().items()
         assert request_id == record_["messageId"]
         assert started["source"]["principal"] == "AROAQXZEXAMPLEROLEID1:claims-intake"
         assert started["source"]["reference"] == record_["messageId"]
@@ -184,7 +214,7 @@ class TestRedriveAttribution:
         with pytest.raises(BatchProcessingError, match="RedriveUnattributed"):
             consume.handler({**event, "Records": [redriven]}, lambda_context)
 
-        assert aws.executions() == {}
+        assert aws.queued() == {}
 
     def test_a_producer_naming_itself_like_a_redrive_is_still_itself(
         self, aws: XpiResources, lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
@@ -197,12 +227,12 @@ class TestRedriveAttribution:
 
         consume.handler({**event, "Records": [record_]}, lambda_context)
 
-        assert aws.executions()["req-batch-0101"]["source"]["principal"] == "AROAQXZEXAMPLEROLEID1:xpi-api"
+        assert aws.queued()["req-batch-0101"]["source"]["principal"] == "AROAQXZEXAMPLEROLEID1:xpi-api"
 
 
 class _Unavailable:
-    def start(self, *args: Any, **kwargs: Any) -> bool:
-        raise RuntimeError("Step Functions unavailable")
+    def start(self, batch: Any) -> list[str]:
+        return [message_id for message_id, _ in batch]  # Step Functions unavailable: none started
 
 
 class TestValidate:

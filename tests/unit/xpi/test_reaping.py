@@ -218,3 +218,27 @@ def test_the_dynamodb_store_reads_the_by_status_index_and_marks_reported(lineage
     assert store.unreported_abandoned(since, bound, later, ABANDONED) == []
     assert lineage_table.get_item(Key={"request_id": "old"})["Item"][REPORTED_AT] == later
     assert store.abandon(old) is False  # final already: a second write is refused
+
+
+def test_a_queue_request_is_reaped_once_its_express_run_is_over_without_reading_an_execution() -> None:
+    # GIVEN the queue path's Express runs (5 minutes at most) and a Standard workflow's longer bound
+    lineage, executions, events = FakeAbandonedLineage(), FakeExecutionControl(), FakeEventPublisher()
+    reaper = Reaper(
+        lineage, executions, events, BOUND, max_items=50, express_abandon_after=timedelta(seconds=420)
+    )
+    # a queue request claimed 8 minutes ago, a queue request claimed 6 minutes ago, and an API submit's
+    # (the Standard workflow) claimed 8 minutes ago
+    lineage.put(_accepted("queued-old", timedelta(minutes=8)))
+    lineage.put(_accepted("queued-young", timedelta(minutes=6)))
+    lineage.put(_accepted("submitted", timedelta(minutes=8)).model_copy(update={"source": "api"}))
+
+    # WHEN the reaper runs
+    report = reap(reaper, NOW)
+
+    # THEN only the queue request past its Express run ends, with its one event, and no execution was
+    # inspected or stopped (an Express execution has neither DescribeExecution nor StopExecution)
+    assert report.reaped == ["queued-old"]
+    assert [d["request_id"] for _, d in events.published] == ["queued-old"]
+    assert executions.inspected == [] and executions.stopped == []
+    assert lineage.items["queued-young"].status == "ACCEPTED"
+    assert lineage.items["submitted"].status == "ACCEPTED"

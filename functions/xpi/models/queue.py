@@ -1,0 +1,53 @@
+"""The queue workflow's input: one Express execution per SQS batch, each request of the batch one item
+of its Map (statemachines/workflows.yaml, `queue`).
+
+An Express execution keeps no history (only logs, without execution data here), so an ordinary request
+travels inline; a large one keeps its body in the artifacts bucket (`payloads/`) and travels as a
+reference, so the execution's input stays under Step Functions' 256 KiB.
+"""
+
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from xpi.models.workflow import PayloadRef, Source
+
+
+class _State(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class QueuedRequest(_State):
+    """One request of a batch: its body inline (`request`) or behind `payload`, and who sent it."""
+
+    request: dict[str, Any] | None = None
+    payload: PayloadRef | None = None
+    source: Source
+
+    @model_validator(mode="after")
+    def _one_body(self) -> Self:
+        if (self.request is None) == (self.payload is None):
+            raise ValueError("a queued request holds its body inline or a reference to it, not both")
+        return self
+
+
+class QueueTask(_State):
+    """The process step's input: one item of the batch and the execution it runs in (from the context
+    object), whose token the request's claim carries."""
+
+    item: QueuedRequest
+    execution: str
+    started_at: str
+    index: int = Field(0, ge=0, description="the item's place in the batch")
+
+    def token(self) -> str:
+        """This item of this execution: a retry of its step has it, a duplicate message of the same
+        request in the same batch (another item) does not."""
+        return f"{self.execution}@{self.started_at}#{self.index}"
+
+
+class NotOwned(_State):
+    """The process step's answer for a request another execution holds (an SQS redelivery started a
+    second execution): that execution answers it; this one ends the item without a result."""
+
+    request_id: str
