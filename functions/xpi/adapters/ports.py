@@ -7,7 +7,7 @@ without AWS.
 """
 
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import IO, Any, Literal, Protocol
 
 from pydantic import BaseModel
@@ -17,6 +17,7 @@ from xpi.models.answer import StoredAnswer
 from xpi.models.api import RedriveStarted, StoredConfig
 from xpi.models.batch import BatchObject, LineResult
 from xpi.models.bedrock import ModelAnswer
+from xpi.models.compliance import AdminAction, CheckRun, ConfigChange, StackConfiguration
 from xpi.models.credentials import (
     AccessKeyMetadata,
     ApiKey,
@@ -334,4 +335,37 @@ class DigestStore(Protocol):
 class DigestSigner(Protocol):
     def sign(self, message: bytes) -> tuple[bytes, str, str]:
         """The signature of the message, the key's ARN and the signing algorithm."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------- compliance
+class StackConfigurationReader(Protocol):
+    """The stack's own resources' live configuration, read with Describe/Get calls only."""
+
+    def read(self) -> StackConfiguration: ...
+
+
+class CheckRunStore(Protocol):
+    """Where the configuration checks' runs are kept and the compliance report reads the latest."""
+
+    def put(self, run: CheckRun) -> None: ...
+
+    def latest(self) -> CheckRun | None: ...
+
+
+class DayLineage(Protocol):
+    def day_records(self, day: date) -> list[dict[str, Any]]:
+        """Every lineage item of the day (by-day index), as stored (chain fields included)."""
+        ...
+
+
+class ConfigHistory(Protocol):
+    def changes(self, since: datetime, until: datetime) -> list[ConfigChange]:
+        """Every version of the policy and routing parameters written in [since, until)."""
+        ...
+
+
+class AdminActivity(Protocol):
+    def actions(self, since: datetime, until: datetime) -> list[AdminAction]:
+        """The admin routes' calls in [since, until), allowed and refused (the API's access log)."""
         ...
