@@ -3,7 +3,6 @@
 from datetime import UTC, date, datetime
 
 import pytest
-
 from xpi.domain.compliance import ReportInputs, build_report
 from xpi.domain.compliance_controls import CHECKS
 from xpi.domain.config_checks import run_checks
