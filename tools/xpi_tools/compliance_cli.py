@@ -112,11 +112,14 @@ def _target(args: argparse.Namespace) -> Target:
     if not state_file.exists():
         raise SystemExit("xpi compliance: give --stack, or start the local stack (xpi local up)")
     state = json.loads(state_file.read_text(encoding="utf-8"))
+    from xpi_tools.local.stack import LOCAL_CREDENTIALS
+
+    # The API as its operator principal; the checker's invoke as the account's local administrator.
     operator = state["api_credentials"]["operator"]
     session = boto3.Session(
         region_name=state["region"],
-        aws_access_key_id=operator["aws_access_key_id"],
-        aws_secret_access_key=operator["aws_secret_access_key"],
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
     )
     credentials = Credentials(operator["aws_access_key_id"], operator["aws_secret_access_key"])
     return Target(state["api"], state["region"], credentials, session, state["aws"], state["outputs"])

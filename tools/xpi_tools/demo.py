@@ -274,11 +274,11 @@ def compliance_report(stack: LocalStack, root: Path) -> bool:
     from xpi_tools.compliance_cli import Target, fetch, run_checks, summary
 
     assert stack.endpoints is not None
-    operator = stack.endpoints.api_credentials["operator"]
-    session = boto3.Session(
+    operator = stack.endpoints.api_credentials["operator"]  # the API's operator principal signs the report
+    session = boto3.Session(  # the account's local administrator invokes the checker
         region_name=stack.region,
-        aws_access_key_id=operator["aws_access_key_id"],
-        aws_secret_access_key=operator["aws_secret_access_key"],
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
     )
     target = Target(
         stack.endpoints.api,
