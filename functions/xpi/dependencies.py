@@ -8,6 +8,7 @@ result with a fake of the same port (or point the real adapter at moto).
 import time
 from datetime import timedelta
 from functools import cache
+from typing import TYPE_CHECKING
 
 from xpi.adapters.batch_store import DynamoBatchTable, S3BatchObjects
 from xpi.adapters.bedrock import BotoBedrockGateway
@@ -59,7 +60,6 @@ from xpi.domain.routing import RoutingConfig, load_default_routing
 from xpi.models.events import SECURITY_ALERT, ConfigAlert, SecurityAlertDetail
 from xpi.observability import logger
 from xpi.services.batch import LineStarter
-from xpi.services.compliance import ReportPorts
 from xpi.services.pacing import QuotaPacer
 from xpi.services.reaping import Reaper
 from xpi.services.reconciliation import BatchReconciler
@@ -68,6 +68,10 @@ from xpi.services.sealing import Sealer
 from xpi.services.submission import Submitter
 from xpi.services.sync_invoke import Judgement, SyncPorts
 from xpi.settings import BATCH_FALLBACK_CONCURRENCY, get_settings
+
+if TYPE_CHECKING:  # the compliance functions' own: imported where used, not at every cold start
+    from xpi.adapters.ports import CheckRunStore, StackConfigurationReader
+    from xpi.services.compliance import ReportPorts
 
 
 # ---------------------------------------------------------------------------------------------- requests

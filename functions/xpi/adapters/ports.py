@@ -8,7 +8,7 @@ without AWS.
 
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
-from typing import IO, Any, Literal, Protocol
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel
 
@@ -17,7 +17,6 @@ from xpi.models.answer import StoredAnswer
 from xpi.models.api import RedriveStarted, StoredConfig
 from xpi.models.batch import BatchObject, LineResult
 from xpi.models.bedrock import ModelAnswer
-from xpi.models.compliance import AdminAction, CheckRun, ConfigChange, StackConfiguration
 from xpi.models.credentials import (
     AccessKeyMetadata,
     ApiKey,
@@ -30,6 +29,9 @@ from xpi.models.lineage import LineageItem
 from xpi.models.reaping import ExecutionState
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Claim, PayloadRef, Route, WorkflowInput
+
+if TYPE_CHECKING:  # the compliance functions' models: not loaded at every function's cold start
+    from xpi.models.compliance import AdminAction, CheckRun, ConfigChange, StackConfiguration
 
 
 # ---------------------------------------------------------------------------------------------- requests
@@ -342,15 +344,15 @@ class DigestSigner(Protocol):
 class StackConfigurationReader(Protocol):
     """The stack's own resources' live configuration, read with Describe/Get calls only."""
 
-    def read(self) -> StackConfiguration: ...
+    def read(self) -> "StackConfiguration": ...
 
 
 class CheckRunStore(Protocol):
     """Where the configuration checks' runs are kept and the compliance report reads the latest."""
 
-    def put(self, run: CheckRun) -> None: ...
+    def put(self, run: "CheckRun") -> None: ...
 
-    def latest(self) -> CheckRun | None: ...
+    def latest(self) -> "CheckRun | None": ...
 
 
 class DayLineage(Protocol):
@@ -360,12 +362,12 @@ class DayLineage(Protocol):
 
 
 class ConfigHistory(Protocol):
-    def changes(self, since: datetime, until: datetime) -> list[ConfigChange]:
+    def changes(self, since: datetime, until: datetime) -> "list[ConfigChange]":
         """Every version of the policy and routing parameters written in [since, until)."""
         ...
 
 
 class AdminActivity(Protocol):
-    def actions(self, since: datetime, until: datetime) -> list[AdminAction]:
+    def actions(self, since: datetime, until: datetime) -> "list[AdminAction]":
         """The admin routes' calls in [since, until), allowed and refused (the API's access log)."""
         ...

@@ -7,7 +7,14 @@ import sys
 
 import pytest
 
-ONLY_WHERE_USED = ("xpi.adapters.admin", "xpi.adapters.comprehend")
+ONLY_WHERE_USED = (
+    "xpi.adapters.admin",
+    "xpi.adapters.comprehend",
+    "xpi.adapters.compliance",
+    "xpi.services.compliance",
+    "xpi.models.compliance",
+    "xpi.domain.lineage_verify",
+)
 
 
 @pytest.mark.parametrize("handler", ["api_invoke", "classify", "invoke", "api", "consume"])
@@ -24,5 +31,5 @@ def test_a_handler_imports_no_adapter_it_does_not_use(handler: str) -> None:
         check=True,
         env={"POWERTOOLS_TRACE_DISABLED": "true", "PATH": ""},
     )
-    # THEN neither the admin actions nor the Comprehend detector came with it
+    # THEN neither the admin actions, the Comprehend detector nor the compliance modules came with it
     assert json.loads(loaded.stdout) == []
