@@ -50,7 +50,8 @@ def _statements(document: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
     if not document:
         return []
     statements = document.get("Statement", [])
-    return [statements] if isinstance(statements, Mapping) else list(statements)
+    listed = [statements] if isinstance(statements, Mapping) else list(statements)
+    return [statement for statement in listed if isinstance(statement, Mapping)]
 
 
 def _listed(value: Any) -> list[Any]:

@@ -197,3 +197,12 @@ def test_the_checker_stores_the_run_the_report_reads() -> None:
     run = check_configuration(FakeConfigurationReader(compliant_configuration()), store, NOW)
     assert store.latest() == run
     assert run.checked_at == NOW
+
+
+def test_a_policy_with_a_statement_that_is_not_an_object_is_read_without_it() -> None:
+    # GIVEN the API's policy as a resolver may leave it, an omitted optional statement as null
+    configuration = compliant_configuration()
+    assert configuration.api_policy is not None
+    configuration.api_policy = {"Statement": [None, *configuration.api_policy["Statement"]]}
+    # WHEN / THEN the checks read the statements that are there
+    assert run_checks(configuration, NOW).pass_rate == 100.0
