@@ -31,6 +31,7 @@ from xpi.adapters.ports import (
     BatchWorkflow,
     BedrockGateway,
     BudgetLedger,
+    CheckRunStore,
     CredentialSource,
     EventPublisher,
     ExecutionReader,
@@ -40,6 +41,7 @@ from xpi.adapters.ports import (
     ObjectStore,
     PayloadStore,
     QueueStarter,
+    StackConfigurationReader,
     WorkflowStarter,
 )
 from xpi.adapters.rotation import BedrockProbe, BotoCommercialIam, SecretsManagerRotatingSecret
@@ -70,7 +72,8 @@ from xpi.services.submission import Submitter
 from xpi.services.sync_invoke import Judgement, SyncPorts
 from xpi.settings import BATCH_FALLBACK_CONCURRENCY, get_settings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the seal and compliance functions' own: imported where used, not at cold start
+    from xpi.services.compliance import ReportPorts
     from xpi.services.sealing import Sealer
 
 
@@ -445,4 +448,55 @@ def batch_reconciler() -> BatchReconciler:
         lines=line_starter(),
         workflow=batch_workflow(),
         max_stalled_rounds=get_settings().batch_max_stalled_rounds,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- compliance
+# Imported here, not at the top: only the two compliance functions load them.
+def stack_configuration() -> "StackConfigurationReader":
+    from xpi.adapters.compliance import LiveStackConfiguration
+    from xpi.models.compliance import ComplianceResources
+
+    resources = ComplianceResources.model_validate_json(get_settings().require("compliance_resources"))
+    return LiveStackConfiguration(resources)
+
+
+def check_runs() -> "CheckRunStore":
+    from xpi.adapters.compliance import S3CheckRuns
+
+    return S3CheckRuns(get_settings().require("compliance_bucket"))
+
+
+def report_ports() -> "ReportPorts":
+    from xpi.adapters.compliance import (
+        AccessLogAdminActivity,
+        DynamoDayLineage,
+        S3CheckRuns,
+        SsmConfigHistory,
+        tamper_sources,
+    )
+    from xpi.services.compliance import ReportPorts
+
+    settings = get_settings()
+    table = settings.require("lineage_table")
+    digests = settings.lineage_digest_bucket
+    signing_key = settings.lineage_signing_key_id
+    return ReportPorts(
+        lineage=DynamoDayLineage(table),
+        checks=S3CheckRuns(settings.require("compliance_bucket")),
+        history=SsmConfigHistory(
+            {"policy": settings.policy_parameter_name, "routing": settings.routing_parameter_name}
+        ),
+        admin=AccessLogAdminActivity(settings.api_access_log_group),
+        tamper=tamper_sources(table, digests, signing_key) if digests and signing_key else None,
+        settle=timedelta(seconds=settings.lineage_seal_settle_s),
+        settings={
+            "lineage_retention_days": settings.lineage_retention_days,
+            "log_retention_days": settings.log_retention_days,
+            "lineage_digest_retention_days": settings.lineage_digest_retention_days,
+            "commercial_bedrock_endpoint": settings.commercial_bedrock_endpoint
+            or "the region's https endpoint",
+            "commercial_auth": settings.commercial_auth,
+            "kms_key_arn": settings.kms_key_arn,
+        },
     )

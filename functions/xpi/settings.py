@@ -161,6 +161,18 @@ class Settings(BaseModel):
     lineage_seal_settle_s: Annotated[int, Field(ge=0)] = Field(7200, alias="LINEAGE_SEAL_SETTLE_S")
     lineage_seal_max_days: Annotated[int, Field(ge=1, le=366)] = Field(7, alias="LINEAGE_SEAL_MAX_DAYS")
 
+    # ---------------------------------------------------------------- compliance (docs/compliance.md)
+    # The stack's own resources the configuration checker reads
+    # (JSON, xpi.models.compliance.ComplianceResources).
+    compliance_resources: str = Field("", alias="COMPLIANCE_RESOURCES")
+    # Where the checker's runs are kept (the artifacts bucket, under compliance/) and the report reads them.
+    compliance_bucket: str = Field("", alias="COMPLIANCE_BUCKET")
+    api_access_log_group: str = Field("", alias="API_ACCESS_LOG_GROUP")
+    log_retention_days: Annotated[int, Field(ge=1)] = Field(365, alias="LOG_RETENTION_DAYS")
+    lineage_digest_retention_days: Annotated[int, Field(ge=1)] = Field(
+        2557, alias="LINEAGE_DIGEST_RETENTION_DAYS"
+    )
+
     # ---------------------------------------------------------------- API
     requests_dlq_url: str = Field("", alias="REQUESTS_DLQ_URL")
     # Comma-separated role or user ARNs, compared exactly (no globs), that may read any request (auditors).

@@ -11,104 +11,21 @@ honours AWS_ENDPOINT_URL, so the same command reads the local stack or AWS.
 """
 
 import argparse
-import base64
 import json
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from xpi.adapters import aws
 from xpi.adapters.lineage_seal import DIGEST_PREFIX, digest_key
 from xpi.adapters.lineage_store import BY_DAY_INDEX
-from xpi.domain.lineage_chain import Digest, Problem, signed_digest_hash, verify_day
+from xpi.domain.lineage_verify import SIGNATURE_FIELDS, Sources, signature_valid, verify
 
 DEFAULT_STATE_FILE = Path(".xpi/local/stack.json")
-SIGNATURE_FIELDS = ("signature", "key_id", "signing_algorithm")
-
-
-def signature_valid(public_key_der: bytes, algorithm: str, message: bytes, signature: bytes) -> bool:
-    key = serialization.load_der_public_key(public_key_der)
-    try:
-        if isinstance(key, ec.EllipticCurvePublicKey) and algorithm == "ECDSA_SHA_256":
-            key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
-        elif isinstance(key, rsa.RSAPublicKey) and algorithm == "RSASSA_PSS_SHA_256":
-            pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
-            key.verify(signature, message, pss, hashes.SHA256())
-        elif isinstance(key, rsa.RSAPublicKey) and algorithm == "RSASSA_PKCS1_V1_5_SHA_256":
-            key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
-        else:
-            return False
-    except InvalidSignature:
-        return False
-    return True
-
-
-@dataclass(frozen=True)
-class Sources:
-    digest: Callable[[date], dict[str, Any] | None]
-    records: Callable[[date], list[dict[str, Any]]]
-    public_key: Callable[[str], bytes]  # key id -> DER SubjectPublicKeyInfo
-    signing_key: str  # the stack's signing key ARN: a digest signed by another key is refused
-
-
-def verify(sources: Sources, first: date, last: date) -> tuple[int, list[Problem]]:
-    """(records checked, problems) over the days first..last."""
-    problems: list[Problem] = []
-    checked = 0
-    previous: dict[str, Any] | None = sources.digest(first - timedelta(days=1))
-    day = first
-    while day <= last:
-        document = sources.digest(day)
-        digest: Digest | None = None
-        if document is not None:
-            digest = _checked_digest(sources, day, document, previous, problems)
-        result = verify_day(day, sources.records(day), digest)
-        checked += result.records
-        if digest is None and document is not None:
-            pass  # already named as digest-altered
-        elif digest is None and not result.records:
-            pass  # nothing sealed and nothing to seal
-        else:
-            problems.extend(result.problems)
-        previous = document
-        day += timedelta(days=1)
-    return checked, problems
-
-
-def _checked_digest(
-    sources: Sources,
-    day: date,
-    document: dict[str, Any],
-    previous: dict[str, Any] | None,
-    problems: list[Problem],
-) -> Digest | None:
-    name = day.isoformat()
-    try:
-        digest = Digest.from_body({k: v for k, v in document.items() if k not in SIGNATURE_FIELDS})
-        signature = base64.b64decode(str(document["signature"]))
-        key_id = str(document["key_id"])
-    except (KeyError, ValueError, TypeError):
-        problems.append(Problem("digest-altered", name, "the digest is not a signed digest"))
-        return None
-    if key_id != sources.signing_key:
-        problems.append(Problem("digest-altered", name, f"signed by {key_id}, not the stack's signing key"))
-        return None
-    if digest.day != name or not signature_valid(
-        sources.public_key(key_id), str(document.get("signing_algorithm")), digest.message(), signature
-    ):
-        problems.append(Problem("digest-altered", name, "its signature does not match its content"))
-        return None
-    if previous is not None and digest.previous_digest != signed_digest_hash(previous):
-        problems.append(Problem("digest-altered", name, "it does not follow the day before's digest"))
-    return digest
+__all__ = ["SIGNATURE_FIELDS", "Sources", "aws_sources", "main", "sealed_days", "signature_valid", "verify"]
 
 
 # ---------------------------------------------------------------------------------------------- AWS

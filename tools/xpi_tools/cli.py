@@ -150,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
         from xpi_tools.audit_cli import main as audit_main
 
         return audit_main(arguments[1:])
+    if arguments[:1] == ["compliance"]:
+        from xpi_tools.compliance_cli import main as compliance_main
+
+        return compliance_main(arguments[1:])
     if arguments[:2] == ["iam", "usage"]:
         from xpi_tools.iam.usage import main as usage_main
 
@@ -190,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
     commands.add_parser("dashboard", help="the dashboard's local signing proxy (xpi dashboard --help)")
     commands.add_parser("batch", help="batch progress: xpi batch status ID (xpi batch --help)")
     commands.add_parser("audit", help="tamper-evident lineage: xpi audit verify (xpi audit --help)")
+    commands.add_parser("compliance", help="the compliance report: xpi compliance report (--help)")
     commands.add_parser("iam", help="lint the template's IAM policies: xpi iam lint (xpi iam --help)")
     commands.add_parser("demo", help="start the local stack, send sample requests, print results, stop")
     args = parser.parse_args(arguments)

@@ -5,13 +5,15 @@ for one result event per request on the example subscriber queue, prints each re
 lineage record from DynamoDB; then uploads the sample batch file of events/batch/files/ (with its
 manifest) to the batch input bucket, waits for its `Batch Completed` event and prints its results
 file; rotates the commercial access key once (Secrets Manager's RotateSecret, the rotation function
-against the emulator's commercial IAM) and sends one more request with the new key; and stops everything.
+against the emulator's commercial IAM) and sends one more request with the new key; runs the
+configuration checks and prints today's compliance report (the pass rate and every check's result),
+saved whole under test-artifacts/compliance/; and stops everything.
 """
 
 import argparse
 import json
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -259,5 +261,46 @@ def main(argv: list[str] | None = None) -> int:
         batch_done = run_batch(sqs, s3, outputs, root, run_id, uploader)
         print()
         rotated = rotate_once(stack, sqs, dynamodb, run_id)
+        print()
+        reported = compliance_report(stack, root)
     print("\nLocal stack stopped.")
-    return 0 if len(results) == len(sent) and batch_done and rotated else 1
+    return 0 if len(results) == len(sent) and batch_done and rotated and reported else 1
+
+
+def compliance_report(stack: LocalStack, root: Path) -> bool:
+    """Run the configuration checker, print today's compliance report, save it as JSON, CSV and HTML."""
+    from botocore.credentials import Credentials
+
+    from xpi_tools.compliance_cli import Target, fetch, run_checks, summary
+
+    assert stack.endpoints is not None
+    operator = stack.endpoints.api_credentials["operator"]  # the API's operator principal signs the report
+    session = boto3.Session(  # the account's local administrator invokes the checker
+        region_name=stack.region,
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+    target = Target(
+        stack.endpoints.api,
+        stack.region,
+        Credentials(operator["aws_access_key_id"], operator["aws_secret_access_key"]),
+        session,
+        stack.endpoints.aws,
+        stack.endpoints.outputs,
+    )
+    print("Running the configuration checks and fetching today's compliance report...", flush=True)
+    run_checks(target)
+    today = datetime.now(UTC).date().isoformat()
+    folder = root / "test-artifacts" / "compliance"
+    folder.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {}
+    for answer in ("json", "csv", "html"):
+        status, body = fetch(target, today, today, answer)
+        if status != 200:
+            print(f"  GET /v1/compliance/report answered {status}: {body[:200]}")
+            return False
+        (folder / f"report-{today}.{answer}").write_text(body, encoding="utf-8")
+        report = json.loads(body) if answer == "json" else report
+    print("\n".join(summary(report)))
+    print(f"  saved: {folder}/report-{today}.json, .csv, .html")
+    return True

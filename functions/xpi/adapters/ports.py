@@ -7,8 +7,8 @@ without AWS.
 """
 
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import date
-from typing import IO, Any, Literal, Protocol
+from datetime import date, datetime
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel
 
@@ -30,6 +30,9 @@ from xpi.models.lineage import LineageItem
 from xpi.models.reaping import ExecutionState
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Claim, PayloadRef, Route, WorkflowInput
+
+if TYPE_CHECKING:  # the compliance functions' models: not loaded at every function's cold start
+    from xpi.models.compliance import AdminAction, CheckRun, ConfigChange, StackConfiguration
 
 
 # ---------------------------------------------------------------------------------------------- requests
@@ -372,4 +375,37 @@ class DigestStore(Protocol):
 class DigestSigner(Protocol):
     def sign(self, message: bytes) -> tuple[bytes, str, str]:
         """The signature of the message, the key's ARN and the signing algorithm."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------- compliance
+class StackConfigurationReader(Protocol):
+    """The stack's own resources' live configuration, read with Describe/Get calls only."""
+
+    def read(self) -> "StackConfiguration": ...
+
+
+class CheckRunStore(Protocol):
+    """Where the configuration checks' runs are kept and the compliance report reads the latest."""
+
+    def put(self, run: "CheckRun") -> None: ...
+
+    def latest(self) -> "CheckRun | None": ...
+
+
+class DayLineage(Protocol):
+    def day_records(self, day: date) -> list[dict[str, Any]]:
+        """Every lineage item of the day (by-day index), as stored (chain fields included)."""
+        ...
+
+
+class ConfigHistory(Protocol):
+    def changes(self, since: datetime, until: datetime) -> "list[ConfigChange]":
+        """Every version of the policy and routing parameters written in [since, until)."""
+        ...
+
+
+class AdminActivity(Protocol):
+    def actions(self, since: datetime, until: datetime) -> "list[AdminAction]":
+        """The admin routes' calls in [since, until), allowed and refused (the API's access log)."""
         ...

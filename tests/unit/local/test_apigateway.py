@@ -426,15 +426,17 @@ def test_each_method_invokes_the_function_its_integration_names() -> None:
         "ApiFunctionName": "xpi-api",
         "AdminFunctionName": "xpi-admin",
         "SyncInvokeFunctionName": "xpi-sync",
+        "ComplianceReportFunctionName": "xpi-compliance-report",
     }
+    own_function = {"/v1/invoke": "xpi-sync", "/v1/compliance/report": "xpi-compliance-report"}
 
     # WHEN / THEN the admin routes go to the admin function, POST /v1/invoke to the sync invoke function,
-    # every other route to the API function
+    # the compliance report to its own function, every other route to the API function
     functions = integration_functions(DOCUMENT, outputs)
     assert functions
     for (method, path), name in functions.items():
         expected = "xpi-admin" if path.startswith("/v1/admin/") else "xpi-api"
-        assert name == ("xpi-sync" if path == "/v1/invoke" else expected), (method, path)
+        assert name == own_function.get(path, expected), (method, path)
     # AND a method without a Lambda integration is refused rather than sent anywhere
     with pytest.raises(ValueError, match="no Lambda integration"):
         integration_functions(document_with({"get /v1/open": {}}), outputs)

@@ -75,6 +75,36 @@ def _request(action: str, body: object = None, path: str = "/", moto_resource: s
             [("kms:Decrypt", ARN.format(service="kms", rest="key/k1"))],
         ),
         (_request("kms:Encrypt", {"KeyId": "alias/xpi"}), [("kms:Encrypt", None)]),
+        # S3 bucket configuration reads moto names s3:ListBucket: the subresource's action
+        (
+            _request("s3:ListBucket", path="/b?encryption", moto_resource="arn:aws-us-gov:s3:::b"),
+            [("s3:GetEncryptionConfiguration", "arn:aws-us-gov:s3:::b")],
+        ),
+        (
+            _request("s3:ListBucket", path="/b?publicAccessBlock=", moto_resource="arn:aws-us-gov:s3:::b"),
+            [("s3:GetBucketPublicAccessBlock", "arn:aws-us-gov:s3:::b")],
+        ),
+        (
+            _request("s3:ListBucket", path="/b?object-lock", moto_resource="arn:aws-us-gov:s3:::b"),
+            [("s3:GetBucketObjectLockConfiguration", "arn:aws-us-gov:s3:::b")],
+        ),
+        (
+            _request("s3:ListBucket", path="/b?list-type=2&prefix=x", moto_resource="arn:aws-us-gov:s3:::b"),
+            [("s3:ListBucket", "arn:aws-us-gov:s3:::b")],
+        ),
+        # API Gateway: the HTTP method on the resource path, not the operation moto names
+        (
+            _request("apigateway:GetResources", path="/restapis/abc123/resources?embed=methods"),
+            [("apigateway:GET", "arn:aws-us-gov:apigateway:us-gov-west-1::/restapis/abc123/resources")],
+        ),
+        (
+            _request("apigateway:GetRestApi", path="/restapis/abc123"),
+            [("apigateway:GET", "arn:aws-us-gov:apigateway:us-gov-west-1::/restapis/abc123")],
+        ),
+        (
+            _request("apigateway:DeleteRestApi", path="/restapis/abc123"),
+            [("apigateway:DELETE", "arn:aws-us-gov:apigateway:us-gov-west-1::/restapis/abc123")],
+        ),
     ],
 )
 def test_the_iam_action_and_resource_a_request_needs(

@@ -16,6 +16,11 @@ ONLY_WHERE_USED = (
     # the lineage seal's adapters and service: only the seal function
     "xpi.adapters.lineage_seal",
     "xpi.services.sealing",
+    # the compliance report's and checks' modules: only the compliance functions
+    "xpi.adapters.compliance",
+    "xpi.services.compliance",
+    "xpi.models.compliance",
+    "xpi.domain.lineage_verify",
 )
 
 

@@ -41,6 +41,8 @@ FOLDER_OF_HANDLER = {
     "reap": "reap",
     "seal": "seal",
     "rotate_credentials": "rotate",
+    "compliance_check": "compliance-check",
+    "compliance_report": "compliance-report",
 }
 
 
@@ -83,6 +85,8 @@ def test_the_template_is_read() -> None:
         "AdminFunction": "admin",
         "ReaperFunction": "reap",
         "LineageSealFunction": "seal",
+        "ComplianceCheckFunction": "compliance_check",
+        "ComplianceReportFunction": "compliance_report",
         "RotateCredentialsFunction": "rotate_credentials",
         "BatchStartFunction": "batch_start",
         "BatchSplitFunction": "batch_split",
@@ -116,7 +120,7 @@ def test_every_event_is_valid_for_its_function(path: Path) -> None:
         assert isinstance(event, dict) and "model" in event
     elif folder == "requests":
         InferenceRequest.model_validate(event)
-    elif folder in ("api", "api-invoke", "admin"):
+    elif folder in ("api", "api-invoke", "admin", "compliance-report"):
         APIGatewayProxyEventModel.model_validate(event)
     elif folder == "split":
         BatchObject.model_validate(event["batch"])
@@ -128,7 +132,11 @@ def test_every_event_is_valid_for_its_function(path: Path) -> None:
         assert set(event) == {"batch_id", "task_token"}
     elif folder == "record-rejection":
         RejectedInput.model_validate(event)
-    elif folder in ("reap", "seal"):  # the schedule's event: the function reads none of it
+    elif folder in (
+        "reap",
+        "seal",
+        "compliance-check",
+    ):  # the schedule's event: the function reads none of it
         assert event["detail-type"] == "Scheduled Event"
     elif folder == "rotate":
         RotationEvent.model_validate(event)

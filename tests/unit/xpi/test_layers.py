@@ -21,6 +21,7 @@ RANK = {
     "observability": 1,
     "settings": 1,
     "config": 0,  # data files (routing.json)
+    "compliance": 0,  # data files (controls.json: the NIST SP 800-53 mapping)
 }
 
 

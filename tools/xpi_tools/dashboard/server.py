@@ -32,7 +32,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-STATIC_FILES = ("index.html", "dashboard.js", "dashboard.css")
+STATIC_FILES = ("index.html", "dashboard.js", "dashboard.css", "compliance.html", "compliance.js")
 FORWARDED_PREFIX = "/v1/"
 TIMEOUT_S = 35
 LOOPBACK_HOSTS = {"127.0.0.1": "127.0.0.1", "localhost": "localhost", "::1": "[::1]"}

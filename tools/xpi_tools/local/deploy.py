@@ -143,6 +143,10 @@ def inline_includes(value: Any, build_dir: Path) -> Any:
     return value
 
 
+API_DOCUMENT_METADATA = "XpiLocalApiDocument"
+SECRET_KEYS_METADATA = "XpiLocalSecretKeys"  # noqa: S105 (a metadata key, not a secret)
+
+
 def _without_api_deployments(cfn: dict[str, Any]) -> dict[str, Any]:
     """Gap 10: moto cannot deploy a RestApi defined by its Body; keep the RestApi only."""
     dropped = {
@@ -154,7 +158,9 @@ def _without_api_deployments(cfn: dict[str, Any]) -> dict[str, Any]:
         del cfn["Resources"][logical_id]
     for resource in cfn["Resources"].values():
         if resource["Type"] == "AWS::ApiGateway::RestApi":
-            resource.get("Properties", {}).pop("Body", None)
+            body = resource.get("Properties", {}).pop("Body", None)
+            if body is not None:  # its methods are recorded in moto after the deploy (gap 29)
+                resource.setdefault("Metadata", {})[API_DOCUMENT_METADATA] = body
         depends = resource.get("DependsOn")
         if isinstance(depends, list):
             resource["DependsOn"] = [d for d in depends if d not in dropped]
@@ -239,6 +245,8 @@ def prepare_for_moto(
             SecretString=secret_string,
         )["ARN"]
         del cfn["Resources"][logical_id]
+        if "KmsKeyId" in properties:  # set once the key exists (gap 29)
+            cfn.setdefault("Metadata", {}).setdefault(SECRET_KEYS_METADATA, {})[arn] = properties["KmsKeyId"]
         cfn = _replace(cfn, {"Ref": logical_id}, arn)
     return cfn
 
@@ -320,6 +328,7 @@ def _put_resource_policies(
         secret.rotation_lambda_arn = str(properties["RotationLambdaARN"])
         secret.auto_rotate_after_days = int(properties["RotationRules"]["AutomaticallyAfterDays"])
         secret.rotation_enabled = True
+        secret.rotation_requested = True  # without it moto's DescribeSecret leaves out RotationEnabled
 
     # Gap 17: moto's CloudFormation has no AWS::Events::EventBusPolicy: each statement is put on its bus
     # through PutPermission (refs resolved by moto's resolver); the local IAM evaluation applies its
@@ -381,6 +390,7 @@ def fill_moto_gaps(
         )
 
     _put_resource_policies(cfn, stack, session, endpoint_url)
+    _apply_ignored_configuration(cfn, stack, resources, session, endpoint_url)
 
     # Gap 9: moto's CloudFormation ignores an S3 bucket's NotificationConfiguration: set it through
     # the S3 API (refs resolved by moto's resolver), so uploads notify their queues as on AWS.
@@ -430,6 +440,117 @@ def fill_moto_gaps(
             )
         )
     return mappings
+
+
+def _apply_ignored_configuration(
+    cfn: dict[str, Any], stack: Any, resources: Mapping[str, str], session: boto3.Session, endpoint_url: str
+) -> None:
+    """Gap 25: configuration moto's CloudFormation ignores, set through the service APIs (or moto's
+    models where it has no API), so that what reads the live configuration (the configuration checks)
+    finds what AWS would: buckets' encryption with a Bucket Key, public access blocks and versioning;
+    log groups' KMS keys; tables' SSE (moto reads the CloudFormation SSEEnabled as the API's Enabled)
+    and point-in-time recovery; secrets' KMS keys; the API's resource policy and methods.
+
+    Not the bucket policies: moto applies a bucket policy's Deny to object requests whatever its
+    condition, so the TLS-only Deny (aws:SecureTransport false) would refuse every request to the local
+    stack's plain-HTTP endpoint. They stay checked statically (cfn-lint, checkov)."""
+    from moto.apigateway.models import apigateway_backends
+    from moto.cloudformation.parsing import clean_json
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.kms.models import kms_backends
+    from moto.logs.models import logs_backends
+
+    region, account = session.region_name, stack.account_id
+    s3 = session.client("s3", endpoint_url=endpoint_url)
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint_url)
+    secretsmanager = session.client("secretsmanager", endpoint_url=endpoint_url)
+    for logical_id, resource in cfn["Resources"].items():
+        kind, physical = resource["Type"], resources.get(logical_id, "")
+        condition = resource.get("Condition")
+        if condition and not stack.resource_map.lazy_condition_map[condition]:
+            continue
+        if not physical:
+            continue
+        properties = clean_json(resource.get("Properties", {}), stack.resource_map)
+        if kind == "AWS::S3::Bucket":
+            _configure_bucket(s3, physical, properties)
+        elif kind == "AWS::Logs::LogGroup" and "KmsKeyId" in properties:
+            logs_backends[account][region].groups[physical].kms_key_id = _key_ref(properties["KmsKeyId"])
+        elif kind == "AWS::DynamoDB::Table":
+            sse = properties.get("SSESpecification", {})
+            if str(sse.get("SSEEnabled", "false")).lower() == "true" and "KMSMasterKeyId" in sse:
+                key = _key_ref(sse["KMSMasterKeyId"])
+                if not key.startswith("arn:"):  # a key id: moto's DescribeKey fails on a stack's key
+                    key = kms_backends[account][region].keys[key].arn
+                table = dynamodb_backends[account][region].get_table(physical)
+                table.sse_specification = {"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": key}
+            recovery = properties.get("PointInTimeRecoverySpecification", {})
+            if str(recovery.get("PointInTimeRecoveryEnabled", "false")).lower() == "true":
+                dynamodb.update_continuous_backups(
+                    TableName=physical, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+                )
+        elif kind == "AWS::ApiGateway::RestApi":
+            api = apigateway_backends[account][region].get_rest_api(physical)
+            if "Policy" in properties:
+                api.policy = json.dumps(properties["Policy"])
+            _record_api_methods(api, resource.get("Metadata", {}).get(API_DOCUMENT_METADATA, {}))
+    keys = clean_json(cfn.get("Metadata", {}).get(SECRET_KEYS_METADATA, {}), stack.resource_map)
+    for secret_arn, key in keys.items():
+        secretsmanager.update_secret(SecretId=secret_arn, KmsKeyId=_key_ref(key))
+
+
+def _key_ref(value: Any) -> str:
+    """A KMS key as moto's resolver answers a Ref of it (the key object itself) or a GetAtt (its ARN)."""
+    return str(getattr(value, "arn", value))
+
+
+def _configure_bucket(s3: Any, bucket: str, properties: Mapping[str, Any]) -> None:
+    encryption = properties.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration")
+    if encryption:
+        rules = [
+            {
+                "ApplyServerSideEncryptionByDefault": {
+                    k: str(v) for k, v in rule.get("ServerSideEncryptionByDefault", {}).items()
+                },
+                "BucketKeyEnabled": str(rule.get("BucketKeyEnabled", "false")).lower() == "true",
+            }
+            for rule in encryption
+        ]
+        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": rules})
+    block = properties.get("PublicAccessBlockConfiguration")
+    if block:
+        s3.put_public_access_block(
+            Bucket=bucket,
+            PublicAccessBlockConfiguration={k: str(v).lower() == "true" for k, v in block.items()},
+        )
+    versioning = properties.get("VersioningConfiguration", {}).get("Status")
+    if versioning:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": str(versioning)})
+
+
+HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+
+
+def _record_api_methods(api: Any, document: Mapping[str, Any]) -> None:
+    """Each operation of the API's document as a method of moto's RestApi, with the authorization API
+    Gateway gives it on import: AWS_IAM for an operation whose security is the sigv4 scheme, else NONE."""
+    schemes = document.get("components", {}).get("securitySchemes", {})
+    by_path = {"/": api.default}
+    for path in sorted(document.get("paths", {})):
+        parent = api.default
+        for depth, part in enumerate(path.strip("/").split("/"), start=1):
+            prefix = "/" + "/".join(path.strip("/").split("/")[:depth])
+            if prefix not in by_path:
+                by_path[prefix] = api.add_child(path=part, parent_id=parent.id)
+            parent = by_path[prefix]
+        for method, operation in document["paths"][path].items():
+            if method not in HTTP_METHODS:
+                continue
+            names = {name for requirement in operation.get("security", []) for name in requirement}
+            iam = any(
+                schemes.get(name, {}).get("x-amazon-apigateway-authtype") == "awsSigv4" for name in names
+            )
+            parent.add_method(method.upper(), "AWS_IAM" if iam else "NONE", api_key_required=False)
 
 
 def _api_encryption(encryption: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,8 @@ wires it in):
   - the IAM action(s) a request needs, from its operation (a transaction needs one per item; an SQS
     message move task the actions SQS performs as its starter);
   - the resource each applies to, read from the request where the service names it (DynamoDB tables and
-    indexes, Lambda functions, Step Functions state machines and executions, Secrets Manager secret ARNs,
+    indexes, API Gateway resource paths (its actions are HTTP methods: apigateway:GET), Lambda
+    functions, Step Functions state machines and executions, Secrets Manager secret ARNs,
     EventBridge buses, SSM parameters, KMS keys by id or ARN; moto's own for S3 and SQS); `*` for
     actions that take no resource (for example `states:SendTaskSuccess`), so a grant scoped to an ARN
     fails as on AWS;
@@ -32,6 +33,7 @@ Every decision is written to a call log (`CallLog`), keyed by the caller's princ
 `xpi iam usage` reports used-but-not-granted and granted-but-never-used actions per role.
 """
 
+import dataclasses
 import json
 import logging
 import re
@@ -101,10 +103,48 @@ class Authorization:
 Permissions = list[tuple[str, str | None]]
 
 
+# API Gateway's management API is authorised by HTTP method on the resource's path (apigateway:GET on
+# arn:<partition>:apigateway:<region>::/restapis/<id>/resources), where moto names the operation.
+_APIGATEWAY_VERBS: dict[str, str] = {
+    "Get": "GET",
+    "Create": "POST",
+    "Put": "PUT",
+    "Import": "PUT",
+    "Update": "PATCH",
+    "Delete": "DELETE",
+    "Flush": "DELETE",
+}
+
+
+# Bucket configuration reads moto names s3:ListBucket (its default for a bucket GET): the IAM action is the
+# one of the subresource the query names.
+_S3_BUCKET_READS = {
+    "encryption": "s3:GetEncryptionConfiguration",
+    "publicAccessBlock": "s3:GetBucketPublicAccessBlock",
+    "object-lock": "s3:GetBucketObjectLockConfiguration",
+}
+
+
+def _s3_bucket_read(request: RequestContext) -> str:
+    query = request.path.split("?", 1)[1] if "?" in request.path else ""
+    keys = {part.split("=", 1)[0] for part in query.split("&") if part}
+    return next((action for key, action in _S3_BUCKET_READS.items() if key in keys), request.action)
+
+
+def _apigateway(request: RequestContext, operation: str) -> Permissions:
+    verb = next((v for prefix, v in _APIGATEWAY_VERBS.items() if operation.startswith(prefix)), "GET")
+    path = unquote(request.path.split("?", 1)[0])
+    return [(f"apigateway:{verb}", f"arn:{request.partition}:apigateway:{request.region}::{path}")]
+
+
 def required_permissions(request: RequestContext) -> Permissions:
     """The (IAM action, resource) pairs the request needs; resource None where the request names none."""
     service, _, operation = request.action.partition(":")
     body = _json(request.body)
+    if service == "apigateway":
+        return _apigateway(request, operation)
+    if request.action == "s3:ListBucket":
+        request = dataclasses.replace(request, action=_s3_bucket_read(request))
     if service == "dynamodb" and operation in _DYNAMODB_MULTI_TABLE:
         return _DYNAMODB_MULTI_TABLE[operation](request, body)
     if request.action == "sqs:StartMessageMoveTask":
