@@ -203,7 +203,7 @@ def test_a_model_off_the_allow_list_is_refused_alike_through_the_queue_and_the_a
         request_id = item["request_id"]
         if source == "sqs":
             local_stack.wait_until_nothing_more_can_come(
-                results, local_stack.outputs["StateMachineArn"], request_id
+                results, local_stack.outputs["QueueStateMachineArn"], request_id
             )
         assert len(results.events_for(request_id)) == 1
 
