@@ -70,7 +70,7 @@ class MemorySample:
     untrimmed_mib: float  # the same before the allocator handed its free pages back
     retained_mib: float  # of which the AWS state moto retains (items, objects, messages, executions)
     runtimes_mib: float  # every process it started: the function runtimes (RIE + awslambdaric)
-    threads: int
+    threads: int  # Python's
     objects: int
     retained_by_service: dict[str, float]
     malloc_in_use_mib: float = 0.0  # glibc's heap: handed out and in use
@@ -79,6 +79,8 @@ class MemorySample:
     pymalloc_in_use_mib: float = 0.0  # pymalloc's blocks in use (Python's small objects)
     pymalloc_arenas_mib: float = 0.0  # pymalloc's arenas (in use, free blocks, free pools)
     step_functions: dict[str, float] | None = None  # executions' history, and the rest of their environment
+    os_threads: int = 0  # the process's threads, Python's or not
+    stack_mappings: int = 0  # thread stacks mapped (live threads' and glibc's cached ones)
 
     @property
     def other_mib(self) -> float:
@@ -104,6 +106,8 @@ def sample(stack: LocalStackClient, control: ControlClient, requests: int) -> Me
         report.get("pymalloc_bytes", {}).get("in_use", 0) / MIB,
         report.get("pymalloc_bytes", {}).get("arenas", 0) / MIB,
         {name: size / MIB for name, size in report.get("step_functions_bytes", {}).items()},
+        report.get("os_threads", 0),
+        report.get("thread_stack_mappings", 0),
     )
 
 
@@ -112,7 +116,7 @@ def row(s: MemorySample) -> str:
     return (
         f"| {s.requests} | {s.untrimmed_mib:.0f} | {s.stack_mib:.0f} | {s.retained_mib:.1f} ({services}) "
         f"| {s.other_mib:.0f} "
-        f"| {s.runtimes_mib:.0f} | {s.threads} | {s.objects} "
+        f"| {s.runtimes_mib:.0f} | {s.threads} / {s.os_threads} / {s.stack_mappings} | {s.objects} "
         f"| {s.malloc_in_use_mib:.0f} / {s.malloc_free_mib:.0f} "
         f"| {', '.join(f'{k} {v:.0f}' for k, v in (s.rss_by_mapping or {}).items())} "
         f"| {s.pymalloc_in_use_mib:.0f} / {s.pymalloc_arenas_mib:.0f} "
@@ -190,7 +194,8 @@ def test_soak_every_request_is_accounted_for_and_memory_stays_flat(
     print(f"\n{HEADER}\n{RULE}\n{tally.row()}")
     print(
         "\n| requests | stack process MiB (before free pages are released) | stack process MiB "
-        "| retained AWS state MiB | stack without it MiB | function runtimes MiB | threads "
+        "| retained AWS state MiB | stack without it MiB | function runtimes MiB "
+        "| threads (Python / process / stacks mapped) "
         "| Python objects | C heap in use / free MiB | resident by mapping MiB "
         "| pymalloc in use / arenas MiB | Step Functions executions MiB |"
         "\n|---|---|---|---|---|---|---|---|---|---|---|---|"

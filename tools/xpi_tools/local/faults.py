@@ -398,6 +398,12 @@ class _MallInfo2(ctypes.Structure):
     ]
 
 
+def _os_threads() -> int:
+    with contextlib.suppress(OSError):
+        return len(list(Path("/proc/self/task").iterdir()))
+    return 0
+
+
 def malloc_bytes() -> dict[str, int]:
     """glibc's own account of the C heap (every arena): bytes handed out and still in use, bytes free
     but kept, bytes in chunks mapped on their own (mallinfo2)."""
@@ -411,6 +417,18 @@ def malloc_bytes() -> dict[str, int]:
             "mapped_chunks": int(info.hblkhd),
         }
     return {}
+
+
+def thread_stack_mappings() -> int:
+    """How many thread stacks (8 MiB mappings) the process has mapped, live threads' and cached."""
+    count = 0
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/maps").read_text().splitlines():
+            fields = line.split()
+            if len(fields) == 5:  # anonymous
+                start, end = (int(part, 16) for part in fields[0].split("-"))
+                count += end - start in (8 * 2**20, 8 * 2**20 + 4096)
+    return count
 
 
 def rss_by_mapping() -> dict[str, int]:
@@ -468,6 +486,10 @@ def memory_report(with_types: bool = False) -> dict[str, Any]:
         "rss_before_release_bytes": untrimmed,
         "retained_state_bytes": state,
         "threads": threading.active_count(),
+        # every thread of the process, Python's or not (a thread whose Python part has ended but which
+        # has not exited yet still has its stack)
+        "os_threads": _os_threads(),
+        "thread_stack_mappings": thread_stack_mappings(),
         "gc_objects": count,
         "malloc_bytes": malloc,
         "pymalloc_bytes": small,

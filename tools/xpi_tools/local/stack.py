@@ -37,6 +37,7 @@ from xpi_tools.local.lambda_runtime import FunctionSpec, InvokeResult, LambdaRun
 from xpi_tools.local.moto_patches import (
     check_moto_version,
     enable_iam_enforcement,
+    patch_finished_environments,
     patch_iam_evaluation,
     patch_instance_tracking,
     patch_interpreter_clients,
@@ -598,6 +599,7 @@ class LocalStack:
             patch_transactions(),
             patch_thread_list(),
             patch_instance_tracking(),
+            patch_finished_environments(),
             patch_iam_evaluation(self._record_iam_decision),
             patch_message_move_task(),
             patch_rotate_secret(),
