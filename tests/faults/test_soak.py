@@ -86,6 +86,22 @@ class MemorySample:
     def other_mib(self) -> float:
         return self.stack_mib - self.retained_mib
 
+    @property
+    def live_mib(self) -> float:
+        """What the allocators have handed out and not got back: every live object (pymalloc's small
+        ones, glibc's larger ones and everything C allocates)."""
+        return self.pymalloc_in_use_mib + self.malloc_in_use_mib
+
+    @property
+    def live_besides_retained_mib(self) -> float:
+        return self.live_mib - self.retained_mib
+
+    @property
+    def slack_mib(self) -> float:
+        """Resident but held by no object: the allocators' free memory they keep, and thread stacks
+        (the stack process less its files and its live memory)."""
+        return self.stack_mib - (self.rss_by_mapping or {}).get("files", 0.0) - self.live_mib
+
 
 def sample(stack: LocalStackClient, control: ControlClient, requests: int) -> MemorySample:
     report = control.memory()
@@ -187,6 +203,9 @@ def test_soak_every_request_is_accounted_for_and_memory_stays_flat(
         "retained AWS state": per_thousand(warm, lambda s: s.retained_mib),
         "stack process without it": per_thousand(warm, lambda s: s.other_mib),
         "function runtimes": per_thousand(warm, lambda s: s.runtimes_mib),
+        # (what the stack process without the retained state is made of)
+        "live objects besides the retained state": per_thousand(warm, lambda s: s.live_besides_retained_mib),
+        "allocators' slack and thread stacks": per_thousand(warm, lambda s: s.slack_mib),
     }
     grown = sorted(
         ((count - types_before.get(name, 0), name) for name, count in types_after.items()), reverse=True

@@ -2,6 +2,7 @@
 
 import io
 import json
+import tracemalloc
 from collections.abc import Iterable
 from typing import Any
 
@@ -149,3 +150,44 @@ def test_the_control_endpoint_arms_reports_and_clears(faults: tuple[LocalFaults,
         assert client.memory()["rss_bytes"] > 0
     finally:
         control.stop()
+
+
+KEPT: list[bytes] = []
+
+
+def keep_allocating(n: int) -> None:
+    KEPT.extend(bytes(1000) + str(i).encode() for i in range(n))
+
+
+def test_the_memory_report_accounts_the_allocators_and_the_allocation_trace_finds_what_grew(
+    faults: tuple[LocalFaults, list[Any]],
+) -> None:
+    hooks, _ = faults
+    control = LocalControl(hooks)
+    client = ControlClient(control.start())
+    try:
+        # GIVEN the report's accounting of the process beside the retained state
+        report = client.memory()
+        assert report["pymalloc_bytes"]["arenas"] >= report["pymalloc_bytes"]["in_use"] > 0
+        assert report["malloc_bytes"]["in_use"] > 0
+        assert set(report["rss_by_mapping_bytes"]) == {"heap", "thread_stacks", "anonymous", "files"}
+        assert report["os_threads"] >= report["threads"] >= 1
+        # (a thread's stack is the 8 MiB mapping above its guard page: this thread's at least)
+        assert report["thread_stack_mappings"] >= 1
+        assert set(report["step_functions_bytes"]) == {"history", "environment_besides_history"}
+
+        # WHEN allocations are traced from now on, and something keeps 2 MB
+        client.start_allocation_trace(frames=4)
+        keep_allocating(2000)
+        growth = client.allocation_growth()
+
+        # THEN the site that kept it is the one that grew most
+        top = growth["sites"][0]
+        assert top["size_diff_bytes"] > 1_900_000
+        assert any("keep_allocating" in frame or "test_faults.py" in frame for frame in top["traceback"])
+        # AND the next call reports growth since this one
+        assert client.allocation_growth()["grown_bytes"] < 1_000_000
+    finally:
+        KEPT.clear()
+        control.stop()
+        tracemalloc.stop()

@@ -419,24 +419,42 @@ def malloc_bytes() -> dict[str, int]:
     return {}
 
 
+_GUARD = 4096
+_STACK = 8 * 2**20
+
+
 def thread_stack_mappings() -> int:
-    """How many thread stacks (8 MiB mappings) the process has mapped, live threads' and cached."""
-    count = 0
+    """How many thread stacks the process has mapped, live threads' and glibc's cached ones: an 8 MiB
+    read-write mapping right above its 4 KiB guard page (an 8 MiB mapping without one is something
+    else: glibc's heaps leave such pieces)."""
+    count, previous = 0, (0, 0, "")
     with contextlib.suppress(OSError):
         for line in Path("/proc/self/maps").read_text().splitlines():
             fields = line.split()
-            if len(fields) == 5:  # anonymous
-                start, end = (int(part, 16) for part in fields[0].split("-"))
-                count += end - start in (8 * 2**20, 8 * 2**20 + 4096)
+            start, end = (int(part, 16) for part in fields[0].split("-"))
+            if len(fields) == 5 and _is_stack(start, end, fields[1], previous):
+                count += 1
+            previous = (start, end, fields[1])
     return count
 
 
+def _is_stack(start: int, end: int, permissions: str, previous: tuple[int, int, str]) -> bool:
+    before_start, before_end, before_permissions = previous
+    return (
+        end - start == _STACK
+        and permissions.startswith("rw")
+        and before_end == start
+        and before_end - before_start == _GUARD
+        and before_permissions.startswith("---")
+    )
+
+
 def rss_by_mapping() -> dict[str, int]:
-    """The resident set by kind of mapping (/proc/self/smaps): the main heap, thread stacks (8 MiB
-    mappings), other anonymous memory (pymalloc's arenas, glibc's thread arenas and large chunks),
-    and files (code, shared libraries)."""
+    """The resident set by kind of mapping (/proc/self/smaps): the main heap, thread stacks (an 8 MiB
+    mapping above its guard page), other anonymous memory (pymalloc's arenas, glibc's thread arenas
+    and large chunks), and files (code, shared libraries)."""
     kinds = {"heap": 0, "thread_stacks": 0, "anonymous": 0, "files": 0}
-    kind, size = "files", 0
+    kind, previous = "files", (0, 0, "")
     with contextlib.suppress(OSError):
         for line in Path("/proc/self/smaps").read_text().splitlines():
             first = line.split(None, 1)[0]
@@ -444,15 +462,15 @@ def rss_by_mapping() -> dict[str, int]:
                 start, end = (int(part, 16) for part in first.split("-"))
                 fields = line.split()
                 name = fields[5] if len(fields) > 5 else ""
-                size = end - start
                 if name == "[heap]":
                     kind = "heap"
                 elif name.startswith("/"):
                     kind = "files"
-                elif size in (8 * 2**20, 8 * 2**20 + 4096):
+                elif not name and _is_stack(start, end, fields[1], previous):
                     kind = "thread_stacks"
                 else:
                     kind = "anonymous"
+                previous = (start, end, fields[1])
             elif first == "Rss:":
                 kinds[kind] += int(line.split()[1]) * 1024
     return kinds
