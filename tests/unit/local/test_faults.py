@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import pytest
-from xpi_tools.local.faults import ControlClient, LocalControl, LocalFaults
+from xpi_tools.local.faults import ControlClient, LocalControl, LocalFaults, _deep_size
 
 FUNCTION_KEY, OPERATOR_KEY = "ASIAFUNCTIONKEY", "AKIAOPERATOR"
 SCOPE = "us-gov-west-1/dynamodb/aws4_request"
@@ -191,3 +191,30 @@ def test_the_memory_report_accounts_the_allocators_and_the_allocation_trace_find
         KEPT.clear()
         control.stop()
         tracemalloc.stop()
+
+
+class Kept:
+    def __init__(self, n: int) -> None:
+        self.name, self.count, self.parent, self.tags, self.extra = f"item-{n:06d}", n, None, None, None
+
+
+def test_the_retained_state_walk_counts_what_instances_hold_without_growing_them() -> None:
+    # GIVEN ten thousand plain instances (their attributes inline, no __dict__ yet), and what they
+    # really take as the allocator sees it
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = [Kept(n) for n in range(10_000)]
+        allocated = tracemalloc.get_traced_memory()[0] - before
+
+        # WHEN the walk measures them
+        before_walk = tracemalloc.get_traced_memory()[0]
+        size = _deep_size([kept])
+        grown = tracemalloc.get_traced_memory()[0] - before_walk
+    finally:
+        tracemalloc.stop()
+
+    # THEN it counts at least nine tenths of it (vars() and sys.getsizeof alone saw about half)
+    assert size >= 0.9 * allocated, (size, allocated)
+    # AND measuring gave none of them a __dict__ (vars() did: about 64 bytes each, kept)
+    assert grown < 100_000, grown
