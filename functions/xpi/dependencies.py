@@ -174,6 +174,7 @@ def bedrock_gateway(timeout_s: int | None = None) -> BedrockGateway:
         credentials,
         timeout_s=timeout_s or settings.bedrock_timeout_s,
         short_term_api_keys=settings.commercial_auth == "short-term-api-key",
+        idle_timeout_s=settings.bedrock_stream_idle_timeout_s,
     )
 
 

@@ -87,6 +87,12 @@ class Settings(BaseModel):
     credentials_secret_id: str = Field("", alias="COMMERCIAL_CREDENTIALS_SECRET_ID")
     credentials_max_age_s: Annotated[int, Field(ge=0, le=3600)] = Field(300, alias="CREDENTIALS_MAX_AGE_S")
     bedrock_timeout_s: Annotated[int, Field(ge=1, le=900)] = Field(120, alias="BEDROCK_TIMEOUT_S")
+    # A streamed (Converse) answer: the longest gap between two chunks, and before the first, that is
+    # still a live call; longer is a stalled connection, a lost answer. Above the models' time to first
+    # token for the largest prompts.
+    bedrock_stream_idle_timeout_s: Annotated[float, Field(gt=0, le=900)] = Field(
+        15, alias="BEDROCK_STREAM_IDLE_TIMEOUT_S"
+    )
     # How IAM keys in the secret authenticate Bedrock calls: SigV4, or a short-term Bedrock API key
     # minted from them on demand (aws-bedrock-token-generator). A secret holding an API key is a bearer.
     # A commercial access key older than this (its rotation keeps failing) counts CredentialPastMaxAge.

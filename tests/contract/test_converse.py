@@ -7,11 +7,14 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError, EventStreamError
+from urllib3.exceptions import ReadTimeoutError
 from xpi_tools.emulator import BedrockEmulator, EmulatorControl
 
 from .support import (
     HAIKU,
+    NO_RETRIES,
     NOVA_PRO,
     SONNET_37,
     SONNET_37_PROFILE,
@@ -333,3 +336,24 @@ def test_a_stream_stage_fault_ends_the_stream_with_an_exception_event(
     assert excinfo.value.response["Error"]["Code"] == "throttlingException"
     assert excinfo.value.response["Error"]["Message"] == "Too many requests, please wait before trying again."
     assert control.counters().model(HAIKU).throttles == 1
+
+
+def test_a_stall_fault_sends_half_the_stream_then_goes_silent(
+    emulator: BedrockEmulator, make_client: Any, control: EmulatorControl
+) -> None:
+    # GIVEN a stall of 30 s on the next call, and a client that waits at most 1 s between reads
+    control.inject_fault("StreamStall", model=HAIKU, count=1, stage="stall", stall_seconds=30)
+    impatient = make_client("bedrock-runtime", emulator.url, config=NO_RETRIES.merge(Config(read_timeout=1)))
+    response = impatient.converse_stream(modelId=HAIKU, messages=user("[[emulator:output_chars=400]]"))
+    received: list[Any] = []
+
+    # WHEN the stream is read
+    with pytest.raises(ReadTimeoutError):
+        received.extend(response["stream"])
+
+    # THEN the first half arrived, then nothing: no end of message, and the call counts as answered
+    assert "messageStart" in received[0]
+    assert 0 < len(streamed_text(received)) < 400
+    assert not any("messageStop" in e for e in received)
+    assert control.counters().model(HAIKU).successes == 1
+    assert control.faults() == []

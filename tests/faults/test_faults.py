@@ -124,6 +124,35 @@ def run_with_faults(*faults: tuple[ErrorCode, float]) -> Callable[[Harness, str,
     return run
 
 
+def run_with_stalled_streams(harness: Harness, model: str, messages: list[Sent]) -> None:
+    """A third of the calls are answered (and billed), then their stream goes silent half-way: the
+    invoke function notices within its gap between chunks (BEDROCK_STREAM_IDLE_TIMEOUT_S), not its
+    whole call's timeout, and each such request fails once, its lost answer counted in lineage, without
+    a second paid call."""
+    count = max(len(messages) // 3, 1)
+    harness.emulator.inject_fault("StreamStall", model=model, count=count, stage="stall", stall_seconds=120)
+    try:
+        harness.send(messages)
+        harness.settle(messages)
+        assert harness.emulator.faults() == []  # every stall fired: the fault was exercised
+        counters = harness.emulator.counters()
+        lost = {
+            m.request_id: counters.tag(m.request_id).calls
+            for m in messages
+            if (harness.stack.lineage(m.request_id) or {}).get("bedrock_calls_unanswered") == 1
+        }
+        # each stalled call is recorded as a lost answer, and was not called again
+        assert sorted(lost.values()) == [1] * count, lost
+        failed = {
+            m.request_id
+            for m in messages
+            if any(e["detail-type"] == "Inference Failed" for e in harness.results.events_for(m.request_id))
+        }
+        assert failed == set(lost)
+    finally:
+        harness.emulator.clear_faults()
+
+
 def run_key_rotation(harness: Harness, model: str, messages: list[Sent]) -> None:
     """Half the requests under the key in the secret; then the commercial side issues a new key, the
     operator puts it in the secret, and the old key is revoked while the invoke function still holds it;
@@ -236,6 +265,14 @@ SCENARIOS = [
         ),
         12,
         100,
+    ),
+    Scenario(
+        "Bedrock's stream stalls mid-answer",
+        plain("stall"),
+        "us.amazon.nova-lite-v1:0",
+        run_with_stalled_streams,
+        6,
+        60,
     ),
     Scenario(
         "key revoked, new key put in the secret",

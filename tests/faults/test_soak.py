@@ -70,13 +70,37 @@ class MemorySample:
     untrimmed_mib: float  # the same before the allocator handed its free pages back
     retained_mib: float  # of which the AWS state moto retains (items, objects, messages, executions)
     runtimes_mib: float  # every process it started: the function runtimes (RIE + awslambdaric)
-    threads: int
+    threads: int  # Python's
     objects: int
     retained_by_service: dict[str, float]
+    malloc_in_use_mib: float = 0.0  # glibc's heap: handed out and in use
+    malloc_free_mib: float = 0.0  # glibc's heap: free but kept
+    rss_by_mapping: dict[str, float] | None = None  # heap, thread stacks, anonymous, files
+    pymalloc_in_use_mib: float = 0.0  # pymalloc's blocks in use (Python's small objects)
+    pymalloc_arenas_mib: float = 0.0  # pymalloc's arenas (in use, free blocks, free pools)
+    step_functions: dict[str, float] | None = None  # executions' history, and the rest of their environment
+    os_threads: int = 0  # the process's threads, Python's or not
+    stack_mappings: int = 0  # thread stacks mapped (live threads' and glibc's cached ones)
 
     @property
     def other_mib(self) -> float:
         return self.stack_mib - self.retained_mib
+
+    @property
+    def live_mib(self) -> float:
+        """What the allocators have handed out and not got back: every live object (pymalloc's small
+        ones, glibc's larger ones and everything C allocates)."""
+        return self.pymalloc_in_use_mib + self.malloc_in_use_mib
+
+    @property
+    def live_besides_retained_mib(self) -> float:
+        return self.live_mib - self.retained_mib
+
+    @property
+    def slack_mib(self) -> float:
+        """Resident but held by no object: the allocators' free memory they keep, and thread stacks
+        (the stack process less its files and its live memory)."""
+        return self.stack_mib - (self.rss_by_mapping or {}).get("files", 0.0) - self.live_mib
 
 
 def sample(stack: LocalStackClient, control: ControlClient, requests: int) -> MemorySample:
@@ -92,6 +116,14 @@ def sample(stack: LocalStackClient, control: ControlClient, requests: int) -> Me
         report["threads"],
         report["gc_objects"],
         {name: size / MIB for name, size in report["retained_state_bytes"].items()},
+        report.get("malloc_bytes", {}).get("in_use", 0) / MIB,
+        report.get("malloc_bytes", {}).get("free", 0) / MIB,
+        {name: size / MIB for name, size in report.get("rss_by_mapping_bytes", {}).items()},
+        report.get("pymalloc_bytes", {}).get("in_use", 0) / MIB,
+        report.get("pymalloc_bytes", {}).get("arenas", 0) / MIB,
+        {name: size / MIB for name, size in report.get("step_functions_bytes", {}).items()},
+        report.get("os_threads", 0),
+        report.get("thread_stack_mappings", 0),
     )
 
 
@@ -100,7 +132,11 @@ def row(s: MemorySample) -> str:
     return (
         f"| {s.requests} | {s.untrimmed_mib:.0f} | {s.stack_mib:.0f} | {s.retained_mib:.1f} ({services}) "
         f"| {s.other_mib:.0f} "
-        f"| {s.runtimes_mib:.0f} | {s.threads} | {s.objects} |"
+        f"| {s.runtimes_mib:.0f} | {s.threads} / {s.os_threads} / {s.stack_mappings} | {s.objects} "
+        f"| {s.malloc_in_use_mib:.0f} / {s.malloc_free_mib:.0f} "
+        f"| {', '.join(f'{k} {v:.0f}' for k, v in (s.rss_by_mapping or {}).items())} "
+        f"| {s.pymalloc_in_use_mib:.0f} / {s.pymalloc_arenas_mib:.0f} "
+        f"| {', '.join(f'{k} {v:.1f}' for k, v in (s.step_functions or {}).items())} |"
     )
 
 
@@ -110,6 +146,20 @@ def per_thousand(samples: list[MemorySample], value: Callable[[MemorySample], fl
     mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
     spread = sum((x - mean_x) ** 2 for x in xs)
     return 1000 * sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
+
+
+def print_allocation_growth(control: ControlClient, first: bool) -> None:
+    """Start tracing the stack's allocations after the warm-up slice, then print what grew per slice."""
+    if first:
+        control.start_allocation_trace(frames=12)
+        return
+    growth = control.allocation_growth()
+    print(
+        f"soak: traced {growth['traced_bytes'] / MIB:.1f} MiB, grown {growth['grown_bytes'] / MIB:+.1f} MiB"
+    )
+    for site in growth["sites"][:15]:
+        frames = " < ".join(reversed(site["traceback"][-6:]))
+        print(f"soak:   {site['size_diff_bytes'] / 1024:+.0f} KiB ({site['count_diff']:+d}) {frames}")
 
 
 def test_soak_every_request_is_accounted_for_and_memory_stays_flat(
@@ -127,6 +177,7 @@ def test_soak_every_request_is_accounted_for_and_memory_stays_flat(
     emulator.inject_fault("ThrottlingException", model=MODEL, rate=0.1)
     emulator.inject_fault("ServiceUnavailableException", model=MODEL, rate=0.05)
     done: set[str] = set()
+    trace = os.environ.get("XPI_SOAK_TRACE") == "1"  # tracemalloc past the warm-up, for finding a leak
     try:
         # WHEN every slice is sent and settled
         for start in range(0, len(messages), per_slice):
@@ -136,6 +187,8 @@ def test_soak_every_request_is_accounted_for_and_memory_stays_flat(
             done |= {m.request_id for m in batch}
             samples.append(sample(local_stack, control, len(done)))
             print(f"soak: {row(samples[-1])}", flush=True)
+            if trace:
+                print_allocation_growth(control, first=len(samples) == 2)
     finally:
         emulator.clear_faults()
     types_after = control.memory(with_types=True)["types"]
@@ -150,6 +203,9 @@ def test_soak_every_request_is_accounted_for_and_memory_stays_flat(
         "retained AWS state": per_thousand(warm, lambda s: s.retained_mib),
         "stack process without it": per_thousand(warm, lambda s: s.other_mib),
         "function runtimes": per_thousand(warm, lambda s: s.runtimes_mib),
+        # (what the stack process without the retained state is made of)
+        "live objects besides the retained state": per_thousand(warm, lambda s: s.live_besides_retained_mib),
+        "allocators' slack and thread stacks": per_thousand(warm, lambda s: s.slack_mib),
     }
     grown = sorted(
         ((count - types_before.get(name, 0), name) for name, count in types_after.items()), reverse=True
@@ -157,8 +213,11 @@ def test_soak_every_request_is_accounted_for_and_memory_stays_flat(
     print(f"\n{HEADER}\n{RULE}\n{tally.row()}")
     print(
         "\n| requests | stack process MiB (before free pages are released) | stack process MiB "
-        "| retained AWS state MiB | stack without it MiB | function runtimes MiB | threads "
-        "| Python objects |\n|---|---|---|---|---|---|---|---|"
+        "| retained AWS state MiB | stack without it MiB | function runtimes MiB "
+        "| threads (Python / process / stacks mapped) "
+        "| Python objects | C heap in use / free MiB | resident by mapping MiB "
+        "| pymalloc in use / arenas MiB | Step Functions executions MiB |"
+        "\n|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     for s in samples:
         print(row(s))

@@ -2,12 +2,16 @@
 
 Translates Bedrock's answers and errors into the workflow's vocabulary: throttling and transient
 faults become retryable errors, rejected credentials trigger one fresh read of the secret.
+
+Converse calls go as ConverseStream, the answer assembled here (callers get the whole answer): a live
+call keeps sending chunks, so the read timeout is a short gap between chunks (a stalled connection is
+noticed in seconds) while the whole call may take up to its own timeout.
 """
 
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,6 +22,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError, ConnectionClosedError, ConnectionError, ReadTimeoutError
 from botocore.tokens import FrozenAuthToken
+from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from xpi.adapters.ports import CredentialSource
 from xpi.domain.errors import (
@@ -59,6 +64,9 @@ CREDENTIALS = {
 API_KEY_REFUSED = ("Authentication failed", "Invalid API Key")
 
 CONNECT_TIMEOUT_S = 3
+# The longest gap between two chunks of a streamed answer (and before the first one) that is still a
+# live call; the answer as a whole may take the gateway's timeout_s.
+STREAM_IDLE_TIMEOUT_S = 15
 SHORT_TERM_KEY_REUSE_S = 6 * 3600
 
 T = TypeVar("T")
@@ -76,9 +84,16 @@ class _StaticToken:
 
 class BotoBedrockGateway:
     def __init__(
-        self, credentials: CredentialSource, timeout_s: int, *, short_term_api_keys: bool = False
+        self,
+        credentials: CredentialSource,
+        timeout_s: int,
+        *,
+        short_term_api_keys: bool = False,
+        idle_timeout_s: float = STREAM_IDLE_TIMEOUT_S,
     ) -> None:
         self._credentials = credentials
+        self._timeout_s = timeout_s
+        self._idle_timeout_s = min(idle_timeout_s, timeout_s)
         # IAM keys from the secret sign a short-term Bedrock API key (a presigned URL, valid 12 hours)
         # minted here on demand, and calls carry that bearer token: no long-lived bearer token is stored.
         self._short_term_api_keys = short_term_api_keys
@@ -90,7 +105,10 @@ class BotoBedrockGateway:
             # answer (BedrockAnswerLost) rather than being killed mid-call.
             read_timeout=timeout_s,
         )
-        self._clients: dict[tuple[str, str, str, int], BedrockRuntimeClient] = {}
+        # A streamed answer (Converse): the gap allowed between two chunks; the whole call still ends
+        # within timeout_s (_paced_by_deadline).
+        self._stream_config = self._config.merge(Config(read_timeout=self._idle_timeout_s))
+        self._clients: dict[tuple[str, str, str, int, str], BedrockRuntimeClient] = {}
         # What lineage records of the credentials a version holds: type and age (no secret).
         self._facts: dict[str, dict[str, Any]] = {}
 
@@ -125,7 +143,7 @@ class BotoBedrockGateway:
         self._facts = {credentials.version_id: self._describe(credentials)}
         # A short-term key is minted again every SHORT_TERM_KEY_REUSE_S, well within its 12 hours.
         epoch = int(time.time() // SHORT_TERM_KEY_REUSE_S) if self._short_term_api_keys else 0
-        key = (credentials.version_id, route.region, route.endpoint, epoch)
+        key = (credentials.version_id, route.region, route.endpoint, epoch, route.api)
         client = self._clients.get(key)
         if client is None:
             # The route comes through the workflow state: check again before credentials go to it.
@@ -133,7 +151,7 @@ class BotoBedrockGateway:
             session = botocore.session.Session()
             secret = credentials.secret
             options: dict[str, Any] = {}
-            config = self._config
+            config = self._stream_config if route.api == "converse" else self._config
             if isinstance(secret, ApiKey):
                 session.register_component("token_provider", _StaticToken(secret.api_key.get_secret_value()))
                 config = config.merge(Config(signature_version="bearer"))
@@ -161,7 +179,8 @@ class BotoBedrockGateway:
                 config=config,
                 **options,
             )
-            self._clients = {key: client}  # one credential version at a time
+            # one credential version (and key epoch) at a time
+            self._clients = {k: c for k, c in self._clients.items() if k[:4] == key[:4]} | {key: client}
         return client
 
     @staticmethod
@@ -171,7 +190,7 @@ class BotoBedrockGateway:
         except ClientError as exc:
             # Only Bedrock's error code goes on: its message can name the commercial account and IAM
             # user (AccessDenied) or quote the request (ValidationException).
-            code = bedrock_code(exc.response.get("Error", {}).get("Code"))
+            code = bedrock_code(_error_code(exc.response.get("Error", {}).get("Code")))
             key_refused = str(exc.response.get("Error", {}).get("Message", "")).startswith(API_KEY_REFUSED)
             reason = "commercial Bedrock answered an error"
             if code in THROTTLING:
@@ -192,25 +211,21 @@ class BotoBedrockGateway:
             # retried, and counted in lineage (bedrock_calls_unanswered).
             raise BedrockAnswerLost(f"{type(exc).__name__} waiting for commercial Bedrock") from None
 
-    @staticmethod
     def _converse(
-        client: "BedrockRuntimeClient", version: str, route: Route, request: InferenceRequest
+        self, client: "BedrockRuntimeClient", version: str, route: Route, request: InferenceRequest
     ) -> ModelAnswer:
         arguments = {"modelId": route.model_id, **converse_arguments(request)}
-        started = time.perf_counter()
-        response = client.converse(**arguments)
-        content = response["output"].get("message", {}).get("content", [])
-        return ModelAnswer(
-            text="".join(block.get("text", "") for block in content),
-            stop_reason=response.get("stopReason"),
-            usage=Usage(
-                input_tokens=response["usage"]["inputTokens"], output_tokens=response["usage"]["outputTokens"]
-            ),
-            latency_ms=int(
-                response.get("metrics", {}).get("latencyMs", (time.perf_counter() - started) * 1000)
-            ),
-            credential_version=version,
-        )
+        started = time.monotonic()
+        # An error before the stream starts is an HTTP error (ClientError), translated as before.
+        response = client.converse_stream(**arguments)
+        stream = response["stream"]
+        try:
+            return _assembled(
+                _paced_by_deadline(stream, started + self._timeout_s, self._idle_timeout_s), version, started
+            )
+        finally:
+            with contextlib.suppress(Exception):
+                stream.close()
 
     @staticmethod
     def _invoke_model(
@@ -235,6 +250,69 @@ class BotoBedrockGateway:
             latency_ms=int((time.perf_counter() - started) * 1000),
             credential_version=version,
         )
+
+
+def _error_code(code: object) -> object:
+    """A stream's exception event names its error in camel case (`throttlingException`), the HTTP
+    error in Pascal case (`ThrottlingException`): one vocabulary."""
+    return code[0].upper() + code[1:] if isinstance(code, str) and code else code
+
+
+def _paced_by_deadline(stream: Any, deadline: float, idle_s: float) -> Iterable[Mapping[str, Any]]:
+    """The stream's events while the call is within its deadline: before each read, the socket's
+    timeout is the idle gap, or what is left of the deadline if less, so the whole call ends in time."""
+    events = iter(stream)
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise BedrockAnswerLost("commercial Bedrock's stream outlasted the call's timeout")
+        _set_read_timeout(stream, min(idle_s, remaining))
+        try:
+            event = next(events)
+        except StopIteration:
+            return
+        yield event
+
+
+def _set_read_timeout(stream: Any, seconds: float) -> None:
+    """Best effort: botocore sets the read timeout once per connection; a stream's reads then wait at
+    most `seconds` each (urllib3's connection under botocore's EventStream)."""
+    with contextlib.suppress(AttributeError, OSError):
+        stream._raw_stream._connection.sock.settimeout(max(seconds, 0.05))
+
+
+def _assembled(events: Iterable[Mapping[str, Any]], version: str, started: float) -> ModelAnswer:
+    """One ModelAnswer from a ConverseStream's events. Bedrock has answered (and billed) once the
+    stream has started: a stream that stalls or breaks before its end is a lost answer
+    (BedrockAnswerLost), never a transient fault a retry would pay for again. An exception event is
+    Bedrock's own error, translated as an HTTP error would be."""
+    texts: list[str] = []
+    stop_reason: str | None = None
+    usage: Mapping[str, Any] | None = None
+    latency_ms: int | None = None
+    try:
+        for event in events:
+            if "contentBlockDelta" in event:
+                texts.append(event["contentBlockDelta"].get("delta", {}).get("text", ""))
+            elif "messageStop" in event:
+                stop_reason = event["messageStop"].get("stopReason")
+            elif "metadata" in event:
+                usage = event["metadata"].get("usage")
+                latency_ms = event["metadata"].get("metrics", {}).get("latencyMs")
+    except (ReadTimeoutError, ConnectionClosedError, Urllib3HTTPError) as exc:
+        # urllib3's ReadTimeoutError / ProtocolError: botocore's EventStream reads the socket directly.
+        raise BedrockAnswerLost(
+            f"{type(exc).__name__} reading commercial Bedrock's stream after {len(texts)} chunks"
+        ) from None
+    if usage is None or stop_reason is None:
+        raise BedrockAnswerLost("commercial Bedrock's stream ended before its last event")
+    return ModelAnswer(
+        text="".join(texts),
+        stop_reason=stop_reason,
+        usage=Usage(input_tokens=usage["inputTokens"], output_tokens=usage["outputTokens"]),
+        latency_ms=int(latency_ms if latency_ms is not None else (time.monotonic() - started) * 1000),
+        credential_version=version,
+    )
 
 
 def _native_stop_reason(body: dict[str, Any]) -> str | None:

@@ -2,11 +2,12 @@
 
 import io
 import json
+import tracemalloc
 from collections.abc import Iterable
 from typing import Any
 
 import pytest
-from xpi_tools.local.faults import ControlClient, LocalControl, LocalFaults
+from xpi_tools.local.faults import ControlClient, LocalControl, LocalFaults, _deep_size
 
 FUNCTION_KEY, OPERATOR_KEY = "ASIAFUNCTIONKEY", "AKIAOPERATOR"
 SCOPE = "us-gov-west-1/dynamodb/aws4_request"
@@ -149,3 +150,71 @@ def test_the_control_endpoint_arms_reports_and_clears(faults: tuple[LocalFaults,
         assert client.memory()["rss_bytes"] > 0
     finally:
         control.stop()
+
+
+KEPT: list[bytes] = []
+
+
+def keep_allocating(n: int) -> None:
+    KEPT.extend(bytes(1000) + str(i).encode() for i in range(n))
+
+
+def test_the_memory_report_accounts_the_allocators_and_the_allocation_trace_finds_what_grew(
+    faults: tuple[LocalFaults, list[Any]],
+) -> None:
+    hooks, _ = faults
+    control = LocalControl(hooks)
+    client = ControlClient(control.start())
+    try:
+        # GIVEN the report's accounting of the process beside the retained state
+        report = client.memory()
+        assert report["pymalloc_bytes"]["arenas"] >= report["pymalloc_bytes"]["in_use"] > 0
+        assert report["malloc_bytes"]["in_use"] > 0
+        assert set(report["rss_by_mapping_bytes"]) == {"heap", "thread_stacks", "anonymous", "files"}
+        assert report["os_threads"] >= report["threads"] >= 1
+        # (a thread's stack is the 8 MiB mapping above its guard page: this thread's at least)
+        assert report["thread_stack_mappings"] >= 1
+        assert set(report["step_functions_bytes"]) == {"history", "environment_besides_history"}
+
+        # WHEN allocations are traced from now on, and something keeps 2 MB
+        client.start_allocation_trace(frames=4)
+        keep_allocating(2000)
+        growth = client.allocation_growth()
+
+        # THEN the site that kept it is the one that grew most
+        top = growth["sites"][0]
+        assert top["size_diff_bytes"] > 1_900_000
+        assert any("keep_allocating" in frame or "test_faults.py" in frame for frame in top["traceback"])
+        # AND the next call reports growth since this one
+        assert client.allocation_growth()["grown_bytes"] < 1_000_000
+    finally:
+        KEPT.clear()
+        control.stop()
+        tracemalloc.stop()
+
+
+class Kept:
+    def __init__(self, n: int) -> None:
+        self.name, self.count, self.parent, self.tags, self.extra = f"item-{n:06d}", n, None, None, None
+
+
+def test_the_retained_state_walk_counts_what_instances_hold_without_growing_them() -> None:
+    # GIVEN ten thousand plain instances (their attributes inline, no __dict__ yet), and what they
+    # really take as the allocator sees it
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = [Kept(n) for n in range(10_000)]
+        allocated = tracemalloc.get_traced_memory()[0] - before
+
+        # WHEN the walk measures them
+        before_walk = tracemalloc.get_traced_memory()[0]
+        size = _deep_size([kept])
+        grown = tracemalloc.get_traced_memory()[0] - before_walk
+    finally:
+        tracemalloc.stop()
+
+    # THEN it counts at least nine tenths of it (vars() and sys.getsizeof alone saw about half)
+    assert size >= 0.9 * allocated, (size, allocated)
+    # AND measuring gave none of them a __dict__ (vars() did: about 64 bytes each, kept)
+    assert grown < 100_000, grown

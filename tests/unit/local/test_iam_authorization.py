@@ -2,9 +2,12 @@
 identity policies decide them."""
 
 import json
+from pathlib import Path
 
 import pytest
 from xpi_tools.local.iam_authorization import (
+    Authorization,
+    CallLog,
     RequestContext,
     denied_by_resource_policy,
     denied_by_secret_policy,
@@ -364,3 +367,31 @@ def test_the_bus_policy_denies_xpi_sources_to_other_principals(
 def test_a_bus_condition_not_understood_lets_the_deny_apply() -> None:
     policy = [{**BUS_POLICY[0], "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}]
     assert put_events_denied_by_bus_policy(policy, bus_arn=BUS, principal_arn=XPI_ROLE, sources=["a"])
+
+
+def test_the_call_log_remembers_a_bounded_number_of_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a call log that remembers three calls, and a call per request on a per-request resource
+    monkeypatch.setattr(CallLog, "REMEMBERED", 3)
+    log = CallLog(tmp_path / "calls.jsonl", roles={})
+    principal = "arn:aws:sts::123456789012:assumed-role/xpi-invoke/session"
+
+    def call(n: int) -> None:
+        log.record(principal, Authorization("s3:GetObject", f"arn:aws:s3:::bucket/payloads/r-{n}", True))
+
+    def lines() -> int:
+        return len(log.path.read_text(encoding="utf-8").splitlines()) - 1  # the roles line aside
+
+    # WHEN a thousand requests' calls are recorded
+    for n in range(1000):
+        call(n)
+
+    # THEN what it holds in memory stays bounded, while every distinct call is in the file
+    assert len(log._seen) == 3
+    assert lines() == 1000
+    # AND a recent call is not written again; a forgotten one is, once (read back as a set, harmlessly)
+    call(999)
+    assert lines() == 1000
+    call(0)
+    assert lines() == 1001

@@ -18,6 +18,7 @@ from xpi_tools.local.principals import LAMBDA_SERVICE, STATES_SERVICE, RoleSessi
 from xpi_tools.local.usage import UsageLog, read_usage
 
 from tests.helpers.aws import create_table
+from tests.helpers.waiting import wait_until
 
 REGION = "us-gov-west-1"
 COMMERCIAL = "us-east-1"
@@ -663,3 +664,55 @@ def test_eventbridge_parses_each_input_path_once_and_still_delivers_the_event() 
         jsonpath_ext.parse = original
     # AND moto's own parse is back
     assert jsonpath_ext.parse is original
+
+
+def test_an_ended_execution_keeps_its_history_not_the_interpreters_environment() -> None:
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    definition = {
+        "StartAt": "Shape",
+        "States": {
+            "Shape": {"Type": "Pass", "Parameters": {"answer.$": "$.question"}, "Next": "Branches"},
+            "Branches": {
+                "Type": "Parallel",
+                "Branches": [{"StartAt": "One", "States": {"One": {"Type": "Pass", "End": True}}}],
+                "OutputPath": "$[0]",
+                "End": True,
+            },
+        },
+    }
+    restore = moto_patches.patch_finished_environments()
+    try:
+        with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+            sfn = boto3.client("stepfunctions", region_name=REGION)
+            role = f"arn:aws-us-gov:iam::{ACCOUNT}:role/sm"
+            machine = sfn.create_state_machine(name="m", definition=json.dumps(definition), roleArn=role)
+            # GIVEN an execution that ran to its end (a Parallel state: a child frame of the environment)
+            arn = sfn.start_execution(
+                stateMachineArn=machine["stateMachineArn"], input=json.dumps({"question": "q" * 5000})
+            )["executionArn"]
+            wait_until(lambda: sfn.describe_execution(executionArn=arn)["status"] != "RUNNING", 10, 0.05)
+
+            # WHEN it is read afterwards
+            described = sfn.describe_execution(executionArn=arn)
+            history = sfn.get_execution_history(executionArn=arn)["events"]
+            stop = sfn.stop_execution(executionArn=arn)
+
+            # THEN its description and history are what they were, and stopping it changes nothing
+            assert described["status"] == "SUCCEEDED"
+            assert json.loads(described["output"]) == {"answer": "q" * 5000}
+            assert history[0]["type"] == "ExecutionStarted" and history[-1]["type"] == "ExecutionSucceeded"
+            assert "stopDate" in stop
+            assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+            # AND what moto keeps of its interpreter is that history, not its stack, heap and frames
+            [execution] = [
+                execution
+                for backend in stepfunctions_parser_backends[ACCOUNT].values()
+                for machine_object in backend.state_machines
+                for execution in machine_object.executions
+            ]
+            kept = execution.exec_worker.env
+            assert isinstance(kept, moto_patches.FinishedEnvironment)
+            assert not hasattr(kept, "stack") and not hasattr(kept, "_frames") and not hasattr(kept, "states")
+    finally:
+        restore()

@@ -79,22 +79,46 @@ class StubbedClients:
 @pytest.fixture
 def clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[StubbedClients]:
     stubbed = StubbedClients()
+    # botocore's Stubber cannot build an event stream: a ConverseStream answer's `stream` is stubbed as
+    # the list of events botocore's EventStream would yield.
+    validate = Stubber._validate_operation_response
+
+    def validate_but_streams(self: Stubber, operation_name: str, response: Any) -> None:
+        if operation_name != "ConverseStream":
+            validate(self, operation_name, response)
+
+    monkeypatch.setattr(Stubber, "_validate_operation_response", validate_but_streams)
     monkeypatch.setattr(bedrock_module, "boto3", SimpleNamespace(Session=stubbed.session))
     yield stubbed
     for stubber in stubbed.stubbers:
         stubber.assert_no_pending_responses()
 
 
+def converse_events(text: str = "Agency staff approve each stage.") -> list[dict[str, Any]]:
+    """A ConverseStream's events, as botocore yields them, the text in two chunks."""
+    half = len(text) // 2
+    return [
+        {"messageStart": {"role": "assistant"}},
+        {"contentBlockDelta": {"contentBlockIndex": 0, "delta": {"text": text[:half]}}},
+        {"contentBlockDelta": {"contentBlockIndex": 0, "delta": {"text": text[half:]}}},
+        {"contentBlockStop": {"contentBlockIndex": 0}},
+        {"messageStop": {"stopReason": "end_turn"}},
+        {
+            "metadata": {
+                "usage": {"inputTokens": 118, "outputTokens": 52, "totalTokens": 170},
+                "metrics": {"latencyMs": 1184},
+            }
+        },
+    ]
+
+
 def converse_response(text: str = "Agency staff approve each stage.") -> dict[str, Any]:
-    return {
-        "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
-        "stopReason": "end_turn",
-        "usage": {"inputTokens": 118, "outputTokens": 52, "totalTokens": 170},
-        "metrics": {"latencyMs": 1184},
-    }
+    return {"stream": converse_events(text)}
 
 
-def error(code: str, status: int = 400, message: str | None = None, method: str = "converse") -> Script:
+def error(
+    code: str, status: int = 400, message: str | None = None, method: str = "converse_stream"
+) -> Script:
     return lambda stubber: stubber.add_client_error(
         method,
         service_error_code=code,
@@ -112,7 +136,7 @@ def answers(*steps: Script) -> Script:
 
 
 def ok(text: str = "Agency staff approve each stage.") -> Script:
-    return lambda stubber: stubber.add_response("converse", converse_response(text))
+    return lambda stubber: stubber.add_response("converse_stream", converse_response(text))
 
 
 def converse_request() -> InferenceRequest:
@@ -135,7 +159,7 @@ class TestConverse:
             "system": [{"text": request.system[0]}],
         }
         clients.scripts.append(
-            lambda s: s.add_response("converse", converse_response(), expected_params=expected)
+            lambda s: s.add_response("converse_stream", converse_response(), expected_params=expected)
         )
 
         # WHEN
@@ -159,7 +183,7 @@ class TestConverse:
             "inferenceConfig": {"maxTokens": 1024},
         }
         clients.scripts.append(
-            lambda s: s.add_response("converse", converse_response(), expected_params=expected)
+            lambda s: s.add_response("converse_stream", converse_response(), expected_params=expected)
         )
 
         BotoBedrockGateway(FakeCredentials(), timeout_s=60).answer(ROUTE, request)
@@ -176,7 +200,8 @@ class TestConverse:
         assert created["region_name"] == "us-west-2"
         assert created["endpoint_url"] == "https://bedrock-runtime.vpce.example"
         assert created["aws_access_key_id"] == "AKIAEXAMPLE000000000"
-        assert created["config"].read_timeout == 45
+        # a streamed answer: the read timeout is the gap allowed between two chunks
+        assert created["config"].read_timeout == bedrock_module.STREAM_IDLE_TIMEOUT_S
         assert created["config"].retries == {"mode": "standard", "total_max_attempts": 1}
 
     def test_an_api_key_is_sent_as_a_bearer_token(self, clients: StubbedClients) -> None:
@@ -412,7 +437,7 @@ class TestTransportErrors:
             self.error = error
             self.calls = 0
 
-        def converse(self, **_: Any) -> Any:
+        def converse_stream(self, **_: Any) -> Any:
             self.calls += 1
             raise self.error
 

@@ -20,6 +20,7 @@ ErrorCode = Literal[
     "AccessDeniedException",
     "ValidationException",
     "ServiceQuotaExceededException",
+    "StreamStall",  # with stage="stall" (the stage sets it anyway)
 ]
 Operation = Literal[
     "Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream", "CountTokens"
@@ -101,6 +102,7 @@ class Fault:
     operations: list[str] | None
     stage: str
     fired: int
+    stall_seconds: float = 0.0
 
 
 class EmulatorControl:
@@ -168,11 +170,14 @@ class EmulatorControl:
         rate: float | None = None,
         message: str | None = None,
         operations: list[Operation] | None = None,
-        stage: Literal["request", "stream"] = "request",
+        stage: Literal["request", "stream", "stall"] = "request",
+        stall_seconds: float = 0.0,
     ) -> Fault:
         """Fail the next ``count`` matching calls, or a ``rate`` fraction of them (or both).
 
-        ``stage="stream"`` lets a streaming call start, then ends it with an exception event."""
+        ``stage="stream"`` lets a streaming call start, then ends it with an exception event.
+        ``stage="stall"`` (``error`` is ignored) answers a streaming call, sends half its stream, then
+        nothing for ``stall_seconds``, then drops the connection: the call counts as answered (billed)."""
         data = self._call(
             "POST",
             "/faults",
@@ -184,6 +189,7 @@ class EmulatorControl:
                 "message": message,
                 "operations": operations,
                 "stage": stage,
+                "stall_seconds": stall_seconds,
             },
         )
         return Fault(**data)

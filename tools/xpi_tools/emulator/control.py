@@ -6,7 +6,7 @@ authentication, and answered only to loopback peers.
     POST   /_emulator/reset                  {"counters","faults","quotas","latency","clock": bool}
     GET    /_emulator/faults                 active fault rules
     POST   /_emulator/faults                 {"error", "model"?, "count"?, "rate"?, "message"?,
-                                              "operations"?, "stage"?}
+                                              "operations"?, "stage"?, "stall_seconds"?}
     DELETE /_emulator/faults                 remove every rule
     DELETE /_emulator/faults/{id}            remove one rule
     GET    /_emulator/quotas                 default and per-model quotas
@@ -34,7 +34,7 @@ from urllib.parse import unquote
 from xpi_tools.emulator.catalogue import MODELS_BY_ID, PROFILES
 from xpi_tools.emulator.config import AccessKey, ApiKey, Latency, Quota
 from xpi_tools.emulator.httpserver import Request, Response
-from xpi_tools.emulator.state import ANY_MODEL, EmulatorState
+from xpi_tools.emulator.state import ANY_MODEL, STAGES, STREAM_STALL, EmulatorState
 
 PREFIX = "/_emulator"
 
@@ -221,7 +221,7 @@ class ControlApi:
         return {"offset_seconds": self._state.clock_offset}
 
     def _add_fault(self, body: dict[str, Any]) -> dict[str, Any]:
-        error = body.get("error")
+        error = body.get("error", STREAM_STALL if body.get("stage") == "stall" else None)
         count = body.get("count")
         rate = body.get("rate")
         message = body.get("message")
@@ -239,8 +239,15 @@ class ControlApi:
         ):
             raise ControlError(400, "operations must be a list of operation names")
         stage = body.get("stage", "request")
-        if stage not in ("request", "stream"):
-            raise ControlError(400, "stage must be 'request' or 'stream'")
+        if stage not in STAGES:
+            raise ControlError(400, "stage must be 'request', 'stream' or 'stall'")
+        stall_seconds = body.get("stall_seconds", 0)
+        if isinstance(stall_seconds, bool) or not isinstance(stall_seconds, int | float):
+            raise ControlError(400, "stall_seconds must be a number")
+        if stage == "stall":
+            error = STREAM_STALL
+            if not 0 < stall_seconds <= 3600:
+                raise ControlError(400, "stall_seconds must be in (0, 3600]")
         rule = self._state.faults.add(
             model=_model_key(body.get("model")),
             error=error,
@@ -249,5 +256,6 @@ class ControlApi:
             message=message,
             operations=operations,
             stage=stage,
+            stall_seconds=float(stall_seconds),
         )
         return rule.describe()

@@ -47,6 +47,11 @@ class Response:
     headers: list[tuple[str, str]] = field(default_factory=list)
 
 
+class StreamAborted(Exception):
+    """Raised by a stream's chunks to drop the connection without ending the chunked body, as a
+    connection lost mid-answer ends (the emulator's stall fault)."""
+
+
 @dataclass(slots=True)
 class StreamResponse:
     status: int
@@ -245,13 +250,17 @@ class HttpConnection(asyncio.Protocol):
         transport.write(
             self._head(response.status, response.headers, keep_alive, "Transfer-Encoding: chunked\r\n")
         )
-        async for chunk in response.chunks:
-            if self._closing:
-                return
-            if chunk:
-                transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-            if not self._can_write.is_set():
-                await self._can_write.wait()
+        try:
+            async for chunk in response.chunks:
+                if self._closing:
+                    return
+                if chunk:
+                    transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                if not self._can_write.is_set():
+                    await self._can_write.wait()
+        except StreamAborted:
+            self.close()
+            return
         if not self._closing:
             transport.write(b"0\r\n\r\n")
             if not keep_alive:

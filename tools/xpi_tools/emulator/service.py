@@ -45,7 +45,7 @@ from xpi_tools.emulator.families import (
     parse_invoke,
     titan_embed_response,
 )
-from xpi_tools.emulator.httpserver import Request, Response, Result, StreamResponse
+from xpi_tools.emulator.httpserver import Request, Response, Result, StreamAborted, StreamResponse
 from xpi_tools.emulator.iam import IamService, is_iam_request
 from xpi_tools.emulator.rolesanywhere import RolesAnywhereService, is_create_session
 from xpi_tools.emulator.sigv4 import BEARER_TOKEN_PREFIX, SigV4Verifier
@@ -336,7 +336,10 @@ class BedrockService:
         latency = self.state.latencies.for_model(model.model_id)
         latency_ms = round(latency.total_ms(generation.output_tokens))
         if operation in STREAM_EXCEPTIONS:
-            stream_fault = self.state.faults.take((model.model_id, resolved.invoked_id), operation, "stream")
+            models = (model.model_id, resolved.invoked_id)
+            stream_fault = self.state.faults.take(models, operation, "stream")
+            # A stall answers (and bills) the call, then goes silent half-way: the answer is lost.
+            stall = self.state.faults.take(models, operation, "stall") if stream_fault is None else None
             if stream_fault is not None:
                 self.state.counters.failure(model.model_id, principal, stream_fault.error, tag)
             else:
@@ -345,7 +348,14 @@ class BedrockService:
                 )
             failure = (stream_fault.error, stream_fault.message) if stream_fault is not None else None
             return self._stream(
-                operation, model, plan, generation, latency=latency, latency_ms=latency_ms, failure=failure
+                operation,
+                model,
+                plan,
+                generation,
+                latency=latency,
+                latency_ms=latency_ms,
+                failure=failure,
+                stall_seconds=stall.stall_seconds if stall is not None else 0.0,
             )
 
         self.state.counters.success(
@@ -400,9 +410,11 @@ class BedrockService:
         latency: Latency,
         latency_ms: int,
         failure: tuple[str, str] | None,
+        stall_seconds: float = 0.0,
     ) -> StreamResponse:
         """The stream's frames, paced by the latency model; ``failure`` (code, message) cuts it
-        half-way with an exception event."""
+        half-way with an exception event; ``stall_seconds`` sends the first half, then nothing for that
+        long, then drops the connection."""
         pieces = _split_text(generation.text)
         frames: list[tuple[bytes, int]] = []  # (frame, output tokens it carries)
         if operation == "ConverseStream":
@@ -434,10 +446,16 @@ class BedrockService:
                 name = "modelStreamErrorException"
             exception = eventstream.exception(name, message)
             frames = frames[: max(1, (len(frames) + 1) // 2)]
-        return StreamResponse(200, self._paced(frames, latency, exception), headers)
+        elif stall_seconds > 0:
+            frames = frames[: max(1, (len(frames) + 1) // 2)]
+        return StreamResponse(200, self._paced(frames, latency, exception, stall_seconds), headers)
 
     async def _paced(
-        self, frames: list[tuple[bytes, int]], latency: Latency, failure: bytes | None
+        self,
+        frames: list[tuple[bytes, int]],
+        latency: Latency,
+        failure: bytes | None,
+        stall_seconds: float = 0.0,
     ) -> AsyncIterator[bytes]:
         if latency.time_to_first_token_ms > 0:
             await asyncio.sleep(latency.time_to_first_token_ms / 1000)
@@ -462,6 +480,9 @@ class BedrockService:
             batch.append(failure)
         if batch:
             yield b"".join(batch)
+        if stall_seconds > 0:
+            await asyncio.sleep(stall_seconds)
+            raise StreamAborted
 
     # -- control plane (the `bedrock` client) -------------------------------------------------------
 

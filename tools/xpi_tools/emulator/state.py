@@ -20,7 +20,10 @@ ANY_MODEL = "*"
 RUNTIME_OPERATIONS = frozenset(
     {"Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream", "CountTokens"}
 )
-Stage = Literal["request", "stream"]
+Stage = Literal["request", "stream", "stall"]
+STAGES: tuple[str, ...] = ("request", "stream", "stall")
+# The error a `stall` rule carries: not one of Bedrock's, the connection just goes silent.
+STREAM_STALL = "StreamStall"
 
 
 # -- keys -------------------------------------------------------------------------------------------
@@ -182,6 +185,7 @@ class FaultRule:
     rate: float | None
     operations: frozenset[str] | None
     stage: Stage
+    stall_seconds: float = 0.0
     fired: int = 0
 
     def describe(self) -> dict[str, Any]:
@@ -194,6 +198,7 @@ class FaultRule:
             "rate": self.rate,
             "operations": sorted(self.operations) if self.operations is not None else None,
             "stage": self.stage,
+            "stall_seconds": self.stall_seconds,
             "fired": self.fired,
         }
 
@@ -216,8 +221,13 @@ class Faults:
         message: str | None,
         operations: list[str] | None,
         stage: Stage,
+        stall_seconds: float = 0.0,
     ) -> FaultRule:
-        if error not in INJECTABLE_MESSAGES:
+        if stage == "stall":
+            error = STREAM_STALL
+            if not 0 < stall_seconds <= 3600:
+                raise ValueError("stall_seconds must be in (0, 3600]")
+        elif error not in INJECTABLE_MESSAGES:
             raise ValueError(f"error must be one of {sorted(INJECTABLE_MESSAGES)}")
         if count is None and rate is None:
             raise ValueError("give count (next N calls), rate (fraction of calls) or both")
@@ -227,17 +237,18 @@ class Faults:
             raise ValueError("rate must be in (0, 1]")
         if operations is not None and not set(operations) <= RUNTIME_OPERATIONS:
             raise ValueError(f"operations must be among {sorted(RUNTIME_OPERATIONS)}")
-        if stage not in ("request", "stream"):
-            raise ValueError("stage must be 'request' or 'stream'")
+        if stage not in STAGES:
+            raise ValueError("stage must be 'request', 'stream' or 'stall'")
         rule = FaultRule(
             fault_id=f"fault-{next(self._ids)}",
             model=model,
             error=error,
-            message=message or INJECTABLE_MESSAGES[error],
+            message=message or INJECTABLE_MESSAGES.get(error, "the stream stalls half-way"),
             remaining=count,
             rate=rate,
             operations=frozenset(operations) if operations is not None else None,
             stage=stage,
+            stall_seconds=stall_seconds if stage == "stall" else 0.0,
         )
         self.rules.append(rule)
         return rule

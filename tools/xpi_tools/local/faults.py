@@ -22,6 +22,8 @@ Control endpoint (loopback HTTP, JSON):
     GET    /faults               what is armed, and how often each fault fired
     DELETE /faults               clears every fault
     GET    /memory               the stack process's memory and the AWS state moto retains (the soak)
+    POST   /memory/trace         {"frames": N}: start tracing Python allocations (tracemalloc)
+    GET    /memory/trace         the allocation sites grown most since the previous GET (or the start)
 """
 
 from __future__ import annotations
@@ -32,10 +34,13 @@ import gc
 import io
 import json
 import logging
+import os
 import re
 import sys
+import tempfile
 import threading
 import time
+import tracemalloc
 import types
 import urllib.request
 import uuid
@@ -246,13 +251,37 @@ def _service_unavailable(environ: dict[str, Any], start_response: Callable[..., 
 # Memory: what the soak samples
 
 
+# Python 3.13 keeps a plain instance's attributes inline, after the object, until something asks for its
+# __dict__: sys.getsizeof counts neither.
+_INLINE_VALUES = 1 << 2  # Py_TPFLAGS_INLINE_VALUES
+
+
+def _inline_values_size(obj: Any, referents: list[Any]) -> int:
+    """A lower bound of the bytes an instance's inline attribute values take (a header, a pointer each,
+    rounded to pymalloc's 16 bytes); 0 once its __dict__ exists (then counted as a dict)."""
+    if not type(obj).__flags__ & _INLINE_VALUES or any(type(r) is dict for r in referents):
+        return 0
+    values = sum(1 for r in referents if not isinstance(r, type))
+    return -(-(8 + 8 * max(values, 1)) // 16) * 16
+
+
 def _deep_size(roots: Iterable[Any]) -> int:
-    """Bytes Python holds for the objects reachable from `roots` (containers and instance attributes),
-    each object once; modules, classes, functions, threads and locks are not followed."""
+    """Bytes Python holds for the objects reachable from `roots` (containers and whatever an object
+    refers to, as the garbage collector sees it), each object once; modules, classes, functions,
+    threads and locks are not followed. An instance's attributes are reached through gc.get_referents,
+    not vars(): on Python 3.13 vars() would give every instance a __dict__ it did not have (about 64
+    bytes more each), so the walk itself made the process grow with the state it measured."""
     seen: set[int] = set()
     pending = list(roots)
     total = 0
-    skip = (type, types.ModuleType, types.FunctionType, types.MethodType, threading.Thread)
+    skip = (
+        type,
+        types.ModuleType,
+        types.FunctionType,
+        types.MethodType,
+        types.BuiltinFunctionType,
+        threading.Thread,
+    )
     while pending:
         obj = pending.pop()
         if id(obj) in seen or isinstance(obj, skip):
@@ -270,11 +299,9 @@ def _deep_size(roots: Iterable[Any]) -> int:
         elif isinstance(obj, str | bytes | bytearray | int | float | bool) or obj is None:
             continue
         else:
-            with contextlib.suppress(Exception):
-                pending.extend(vars(obj).values())
-            for slot in getattr(type(obj), "__slots__", ()):
-                with contextlib.suppress(Exception):
-                    pending.append(getattr(obj, slot))
+            referents = gc.get_referents(obj)
+            total += _inline_values_size(obj, referents)
+            pending.extend(referents)
     return total
 
 
@@ -318,12 +345,157 @@ def retained_state() -> dict[str, int]:
     return sizes
 
 
+def step_functions_split() -> dict[str, int]:
+    """The Step Functions executions' retained bytes split: each execution's history (its event
+    manager: what GetExecutionHistory answers, which AWS keeps) and the rest of the interpreter's
+    environment moto keeps after the execution ended (its stack, heap, frames, context)."""
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    histories: list[Any] = []
+    environments: list[Any] = []
+    with contextlib.suppress(RuntimeError):
+        for account in list(stepfunctions_parser_backends.values()):
+            for backend in list(account.values()):
+                for machine in list(backend.state_machines):
+                    for execution in list(getattr(machine, "executions", [])):
+                        env = getattr(getattr(execution, "exec_worker", None), "env", None)
+                        if env is not None:
+                            histories.append(env.event_manager)
+                            environments.append(env)
+    history = _deep_size(histories)
+    # the environment's own walk reaches its event manager too: counted once, as history
+    return {"history": history, "environment_besides_history": _deep_size(environments) - history}
+
+
+def pymalloc_bytes() -> dict[str, int]:
+    """pymalloc's own account (sys._debugmallocstats, written to fd 2, read back here): its arenas,
+    the bytes in blocks in use, and the free blocks and pools it keeps within them."""
+    wanted = {
+        "# bytes in allocated blocks": "in_use",
+        "# bytes in available blocks": "free_blocks",
+        "unused pools": "free_pools",
+        "bytes/arena": "arenas",
+    }
+    found: dict[str, int] = {}
+    with contextlib.suppress(OSError), tempfile.TemporaryFile() as capture:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(capture.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        for line in capture.read().decode(errors="replace").splitlines():
+            for marker, name in wanted.items():
+                if marker in line and "=" in line and name not in found:
+                    found[name] = int(line.rsplit("=", 1)[1].strip().replace(",", ""))
+    return found
+
+
 def process_rss_bytes() -> int:
     with contextlib.suppress(OSError, ValueError, IndexError):
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def _os_threads() -> int:
+    with contextlib.suppress(OSError):
+        return len(list(Path("/proc/self/task").iterdir()))
+    return 0
+
+
+def malloc_bytes() -> dict[str, int]:
+    """glibc's own account of the C heap (every arena): bytes handed out and still in use, bytes free
+    but kept, bytes in chunks mapped on their own (mallinfo2)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _MallInfo2
+        info = libc.mallinfo2()
+        return {
+            "in_use": int(info.uordblks) + int(info.hblkhd),
+            "free": int(info.fordblks),
+            "mapped_chunks": int(info.hblkhd),
+        }
+    return {}
+
+
+_GUARD = 4096
+_STACK = 8 * 2**20
+
+
+def thread_stack_mappings() -> int:
+    """How many thread stacks the process has mapped, live threads' and glibc's cached ones: an 8 MiB
+    read-write mapping right above its 4 KiB guard page (an 8 MiB mapping without one is something
+    else: glibc's heaps leave such pieces)."""
+    count, previous = 0, (0, 0, "")
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/maps").read_text().splitlines():
+            fields = line.split()
+            start, end = (int(part, 16) for part in fields[0].split("-"))
+            if len(fields) == 5 and _is_stack(start, end, fields[1], previous):
+                count += 1
+            previous = (start, end, fields[1])
+    return count
+
+
+def _is_stack(start: int, end: int, permissions: str, previous: tuple[int, int, str]) -> bool:
+    before_start, before_end, before_permissions = previous
+    return (
+        end - start == _STACK
+        and permissions.startswith("rw")
+        and before_end == start
+        and before_end - before_start == _GUARD
+        and before_permissions.startswith("---")
+    )
+
+
+def rss_by_mapping() -> dict[str, int]:
+    """The resident set by kind of mapping (/proc/self/smaps): the main heap, thread stacks (an 8 MiB
+    mapping above its guard page), other anonymous memory (pymalloc's arenas, glibc's thread arenas
+    and large chunks), and files (code, shared libraries)."""
+    kinds = {"heap": 0, "thread_stacks": 0, "anonymous": 0, "files": 0}
+    kind, previous = "files", (0, 0, "")
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/smaps").read_text().splitlines():
+            first = line.split(None, 1)[0]
+            if "-" in first and not first.endswith(":"):
+                start, end = (int(part, 16) for part in first.split("-"))
+                fields = line.split()
+                name = fields[5] if len(fields) > 5 else ""
+                if name == "[heap]":
+                    kind = "heap"
+                elif name.startswith("/"):
+                    kind = "files"
+                elif not name and _is_stack(start, end, fields[1], previous):
+                    kind = "thread_stacks"
+                else:
+                    kind = "anonymous"
+                previous = (start, end, fields[1])
+            elif first == "Rss:":
+                kinds[kind] += int(line.split()[1]) * 1024
+    return kinds
 
 
 def release_free_heap() -> None:
@@ -342,7 +514,9 @@ def memory_report(with_types: bool = False) -> dict[str, Any]:
     release_free_heap()
     # read before the walks below: their own garbage would count otherwise
     resident = process_rss_bytes()
+    malloc, mappings, small = malloc_bytes(), rss_by_mapping(), pymalloc_bytes()
     state = retained_state()
+    split = step_functions_split()
     objects = gc.get_objects()
     count = len(objects)
     types_counted = _count_types(objects) if with_types else None
@@ -352,11 +526,68 @@ def memory_report(with_types: bool = False) -> dict[str, Any]:
         "rss_before_release_bytes": untrimmed,
         "retained_state_bytes": state,
         "threads": threading.active_count(),
+        # every thread of the process, Python's or not (a thread whose Python part has ended but which
+        # has not exited yet still has its stack)
+        "os_threads": _os_threads(),
+        "thread_stack_mappings": thread_stack_mappings(),
         "gc_objects": count,
+        "malloc_bytes": malloc,
+        "pymalloc_bytes": small,
+        "step_functions_bytes": split,
+        "rss_by_mapping_bytes": mappings,
+        "python_traced_bytes": tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else None,
     }
     if types_counted is not None:
         report["types"] = types_counted
     return report
+
+
+class AllocationTrace:
+    """tracemalloc on demand, for finding what grows: each `growth()` diffs against the previous one.
+
+    Off until `start()` (tracing costs CPU and memory for every allocation); the soak turns it on past
+    its warm-up with XPI_SOAK_TRACE=1."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._previous: tracemalloc.Snapshot | None = None
+
+    def start(self, frames: int) -> dict[str, Any]:
+        with self._lock:
+            if not tracemalloc.is_tracing():
+                tracemalloc.start(max(1, min(frames, 50)))
+            self._previous = self._snapshot()
+            return {"tracing": True, "traced_bytes": tracemalloc.get_traced_memory()[0]}
+
+    @staticmethod
+    def _snapshot() -> tracemalloc.Snapshot:
+        gc.collect()
+        return tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen *>")]
+        )
+
+    def growth(self, top: int = 25) -> dict[str, Any]:
+        with self._lock:
+            if not tracemalloc.is_tracing() or self._previous is None:
+                return {"tracing": False, "sites": []}
+            current = self._snapshot()
+            diffs = current.compare_to(self._previous, "traceback")
+            self._previous = current
+            sites = [
+                {
+                    "size_diff_bytes": diff.size_diff,
+                    "count_diff": diff.count_diff,
+                    "size_bytes": diff.size,
+                    "traceback": [f"{frame.filename}:{frame.lineno}" for frame in diff.traceback],
+                }
+                for diff in diffs[:top]
+            ]
+            return {
+                "tracing": True,
+                "traced_bytes": tracemalloc.get_traced_memory()[0],
+                "grown_bytes": sum(d.size_diff for d in diffs),
+                "sites": sites,
+            }
 
 
 def _count_types(objects: list[Any]) -> dict[str, int]:
@@ -376,12 +607,13 @@ class LocalControl:
 
     def __init__(self, faults: LocalFaults) -> None:
         self.faults = faults
+        self.trace = AllocationTrace()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
 
     def start(self) -> str:
-        faults = self.faults
+        faults, trace = self.faults, self.trace
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *_: object) -> None:  # quiet
@@ -407,6 +639,8 @@ class LocalControl:
                     self._answer(200, faults.describe())
                 elif self.path in {"/memory", "/memory?types=1"}:
                     self._answer(200, memory_report(with_types=self.path.endswith("types=1")))
+                elif self.path == "/memory/trace":
+                    self._answer(200, trace.growth())
                 else:
                     self._answer(404, {"message": f"no {self.path}"})
 
@@ -431,6 +665,8 @@ class LocalControl:
                     elif self.path == "/faults/aws-outage":
                         faults.start_outage(float(body["seconds"]))
                         self._answer(200, faults.describe())
+                    elif self.path == "/memory/trace":
+                        self._answer(200, trace.start(int(body.get("frames", 8))))
                     else:
                         self._answer(404, {"message": f"no {self.path}"})
                 except (KeyError, ValueError, TypeError) as exc:
@@ -486,3 +722,10 @@ class ControlClient:
 
     def memory(self, with_types: bool = False) -> Any:
         return self._call("GET", "/memory?types=1" if with_types else "/memory")
+
+    def start_allocation_trace(self, frames: int = 8) -> Any:
+        return self._call("POST", "/memory/trace", {"frames": frames})
+
+    def allocation_growth(self) -> Any:
+        """The allocation sites grown most since the previous call (tracemalloc, once started)."""
+        return self._call("GET", "/memory/trace")

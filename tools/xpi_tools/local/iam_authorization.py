@@ -38,6 +38,7 @@ import json
 import logging
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -447,11 +448,18 @@ def missing_poller_permissions(documents: Iterable[Mapping[str, Any]], queue_arn
 
 class CallLog:
     """Every distinct (principal, action, resource, decision) the local AWS API saw, appended as JSON lines
-    to one file per stack; `xpi iam usage` reads them back."""
+    to one file per stack; `xpi iam usage` reads them back (as sets: a line written twice counts once).
+
+    Only the most recent REMEMBERED distinct calls are remembered to skip repeats: resources are often
+    per request (an object's key, an execution's ARN), and a set of every one the stack ever saw grew
+    with every request it served (the soak). A call seen again after it was forgotten is written again."""
+
+    REMEMBERED = 10_000
 
     def __init__(self, path: Path, roles: Mapping[str, str]) -> None:
         self.path = path
-        self._seen: set[tuple[str, str, str | None, bool]] = set()
+        # insertion-ordered: the oldest is forgotten first
+        self._seen: OrderedDict[tuple[str, str, str | None, bool], None] = OrderedDict()
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         # The first line maps the stack's role names to their logical ids in the template.
@@ -462,7 +470,9 @@ class CallLog:
         with self._lock:
             if key in self._seen:
                 return
-            self._seen.add(key)
+            self._seen[key] = None
+            if len(self._seen) > self.REMEMBERED:
+                self._seen.popitem(last=False)
             line = {"principal": principal, "action": decision.action, "resource": decision.resource}
             try:  # the log must never fail the request it describes
                 self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,8 @@ test_moto_patches.py` has one test per patch, on moto's own objects.
                                       (the lineage signing key), AWS::S3::Bucket its Object Lock
   gap 25  patch_sender_id             an SQS message's SenderId is its signer's aws:userid, not one fixed id
   gap 26  patch_event_paths           EventBridge's input paths parsed once, not once per target per event
+  gap 30  patch_finished_environments  a finished execution keeps its history, not the interpreter's
+                                      whole environment
           patch_usage_metering        DynamoDB capacity, S3's KMS requests and EventBridge chunks, to the
                                       usage log the cost meter reads (bench/bench_cost.py)
 """
@@ -252,6 +254,51 @@ def patch_instance_tracking() -> Restore:
         BaseModel.__new__ = original  # type: ignore[method-assign]
 
     return restore
+
+
+# ---------------------------------------------------------------------------------------- gap 30
+def patch_finished_environments() -> Restore:
+    """moto's interpreter keeps each execution's whole evaluation environment after the execution ended
+    (its stack, heap, frames of every branch and iteration, context object and variables; about 24 KiB
+    per inference request beside its 130 KiB history, `make soak`), read afterwards only for the
+    history, the task-token callbacks, the map runs and the final program state. AWS keeps an ended
+    execution's history and description, not its interpreter: once an execution has ended (its status
+    and output reflected), the environment is replaced by what is still read of it."""
+    module: Any = importlib.import_module("moto.stepfunctions.parser.backend.execution")
+    communication = module.BaseExecutionWorkerCommunication
+    original = communication.terminated
+
+    def terminated(self: Any) -> None:
+        original(self)
+        worker: Any = getattr(self.execution, "exec_worker", None)
+        env = getattr(worker, "env", None)
+        # (TestState's executions read their environment's inspection data afterwards: left alone)
+        if type(self).__module__ == module.__name__ and env is not None:
+            worker.env = FinishedEnvironment(env)
+
+    communication.terminated = terminated
+
+    def restore() -> None:
+        communication.terminated = original
+
+    return restore
+
+
+class FinishedEnvironment:
+    """What moto still reads of an ended execution's environment: its history (event manager), its
+    callbacks (a late SendTaskSuccess is refused through them), its map runs and its program state."""
+
+    def __init__(self, env: Any) -> None:
+        self.event_manager = env.event_manager
+        self.callback_pool_manager = env.callback_pool_manager
+        self.map_run_record_pool_manager = env.map_run_record_pool_manager
+        self._program_state = env.program_state()
+
+    def program_state(self) -> Any:
+        return self._program_state
+
+    def set_stop(self, stop_date: Any, cause: Any, error: Any) -> None:
+        """StopExecution of an ended execution: nothing left to stop."""
 
 
 # ---------------------------------------------------------------------------------------- gap 14
