@@ -223,9 +223,24 @@ def period_lineage(
         status, body, _ = api.call(api.as_("caller2"), "POST", "/v1/invoke", request)
         assert status in (200, 400), body
         sent.append(request["request_id"])
-    # AND a policy change through the admin path (a new version of the SSM parameter)
+    # AND a policy change through the admin path (a new version of the SSM parameter), and one refused
+    # (no MFA): both in the API's access log
     status, body, _ = api.call(api.as_("operator_mfa"), "PUT", "/v1/admin/policy", SHIPPED_POLICY)
     assert status == 200, body
+    status, body, _ = api.call(api.as_("operator"), "PUT", "/v1/admin/policy", SHIPPED_POLICY)
+    assert status == 403, body
+    logs = local_stack.client("logs")
+    group = next(
+        g["logGroupName"]
+        for g in logs.describe_log_groups()["logGroups"]
+        if g["logGroupName"].endswith("/api-access")
+    )
+
+    def logged(status: str) -> bool:
+        events = logs.filter_log_events(logGroupName=group, filterPattern='"/v1/admin/policy"')["events"]
+        return any(json.loads(e["message"])["status"] == status for e in events)
+
+    wait_until(lambda: logged("200") and logged("403"), 30, what="both admin calls in the access log")
     # AND the last closed day sealed (as the seal's schedule would)
     _invoke(local_stack, "LineageSealFunctionName")
     today = datetime.now(UTC).date()
@@ -273,6 +288,12 @@ def test_the_report_figures_match_the_periods_lineage(
     assert figures["requests_by_category"]["findings"] == expected["findings"]
     assert figures["blocks"]["requests"] == expected["by_decision"].get("block", 0) >= 1
     assert figures["redactions"]["requests"] == expected["by_decision"].get("redact", 0) >= 1
+    # AND the admin actions, allowed and refused, from the API's access log
+    admin = figures["admin_actions"]
+    assert admin["allowed"] >= 1 and admin["refused"] >= 1, admin
+    assert {"PUT /v1/admin/policy 200", "PUT /v1/admin/policy 403"} <= set(
+        json.dumps(admin["by_route"]).split('"')
+    )
     assert figures["security_alerts"]["request_ids"] == expected["alerts"][:100]
     assert figures["refusals"]["by_reason"] == expected["failed_by_reason"]
     assert figures["refusals"]["by_reason"].get("ModelNotApproved", 0) >= 1

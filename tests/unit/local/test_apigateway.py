@@ -440,3 +440,80 @@ def test_each_method_invokes_the_function_its_integration_names() -> None:
     # AND a method without a Lambda integration is refused rather than sent anywhere
     with pytest.raises(ValueError, match="no Lambda integration"):
         integration_functions(document_with({"get /v1/open": {}}), outputs)
+
+
+# ------------------------------------------------------------------ the stage's access log
+# The fields the stage's AccessLogSetting declares (its Format is a JSON object of $context values)
+ACCESS_LOG_FIELDS = tuple(
+    json.loads(
+        load_template(ROOT / "template.yaml")["Resources"]["XpiApi"]["Properties"]["AccessLogSetting"][
+            "Format"
+        ]
+    )
+)
+
+
+def test_each_request_writes_one_access_log_line_with_its_route_caller_and_status(iam: Any) -> None:
+    # GIVEN the gateway with the template's resource policy, writing its access log, and a user allowed
+    # execute-api:* everywhere
+    iam.create_user(UserName="everything")
+    iam.put_user_policy(
+        UserName="everything",
+        PolicyName="all",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": INVOKE_EVERYTHING}),
+    )
+    key = iam.create_access_key(UserName="everything")["AccessKey"]
+    keys = {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
+    lines: list[dict[str, str]] = []
+    gateway = gateway_for(
+        DOCUMENT, RecordingFunction(), resource_policy={"Statement": template_resource_policy()}, iam=iam
+    )
+    gateway.access_log = lines.append
+    mfa_keys = gateway.directory.mint_mfa_session("everything", key["AccessKeyId"])
+    path = "/v1/admin/dlq/redrive"
+
+    # WHEN an admin route is called without MFA, with MFA, and an undeclared route unsigned
+    call(gateway, "POST", path, signed_headers(keys, "POST", path))
+    call(gateway, "POST", path, signed_headers(mfa_keys, "POST", path))
+    call(gateway, "GET", "/v1/nowhere")
+
+    # THEN one line each, in the AccessLogSetting's fields: the route's resource path, the verified
+    # caller, the status, and the gateway's own error message where it answered
+    user_arn = f"arn:{PARTITION}:iam::{ACCOUNT}:user/everything"
+    assert [(line["method"], line["path"], line["caller"], line["status"]) for line in lines] == [
+        ("POST", path, user_arn, "403"),
+        ("POST", path, user_arn, "200"),
+        ("GET", "-", "-", "403"),
+    ]
+    assert lines[0]["error"].endswith("with an explicit deny")
+    assert lines[1]["error"] == "-"
+    assert lines[2]["error"] == MISSING_TOKEN
+    assert len({line["requestId"] for line in lines}) == 3
+    assert set(lines[0]) == set(ACCESS_LOG_FIELDS)
+
+
+def test_the_access_log_reaches_the_stages_log_group_in_the_background() -> None:
+    from xpi_tools.local.apigateway import AccessLogWriter, deployed_access_log_group
+
+    from tests.helpers.waiting import wait_until
+
+    with mock_aws():
+        # GIVEN the template's access-log group as deployed under some stack name, and another group
+        logs = boto3.client("logs", region_name=REGION)
+        logs.create_log_group(logGroupName="/xpi/some-stack/api-access")
+        logs.create_log_group(logGroupName="/xpi/some-stack/functions")
+        template = load_template(ROOT / "template.yaml")
+        group = deployed_access_log_group(template, logs)
+        assert group == "/xpi/some-stack/api-access"
+
+        # WHEN the writer is given a line
+        writer = AccessLogWriter(logs, group)
+        writer.write({"requestId": "r1", "path": "/v1/admin/policy", "status": "403"})
+
+        # THEN it is delivered to that group, as JSON, a moment later
+        def delivered() -> list[dict[str, Any]]:
+            events = logs.filter_log_events(logGroupName=group).get("events", [])
+            return [json.loads(e["message"]) for e in events]
+
+        wait_until(lambda: delivered() != [], 10, what="the access-log line delivered")
+        assert delivered() == [{"requestId": "r1", "path": "/v1/admin/policy", "status": "403"}]

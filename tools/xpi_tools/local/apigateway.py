@@ -23,9 +23,11 @@ Unsigned, unknown-route, badly signed and denied requests get API Gateway's own 
 """
 
 import base64
+import contextlib
 import fnmatch
 import hmac
 import json
+import logging
 import re
 import secrets
 import threading
@@ -403,6 +405,8 @@ class LocalApiGateway:
     directory: IamDirectory
     invoke: Callable[[bytes], tuple[bytes, str | None]]  # payload -> (response payload, function error)
     resource_policy: dict[str, Any] | None = None  # the RestApi's Policy, intrinsics resolved
+    # Each request's access-log line (the stage's AccessLogSetting fields), as API Gateway writes them
+    access_log: Callable[[dict[str, str]], None] | None = None
     host: str = "127.0.0.1"
     port: int = 0
     _server: ThreadingHTTPServer | None = field(default=None, repr=False)
@@ -462,7 +466,39 @@ class LocalApiGateway:
     def handle(
         self, method: str, raw_path: str, headers: dict[str, str], body: bytes, routes: list[Route]
     ) -> tuple[int, dict[str, str], bytes]:
-        request_id = str(uuid.uuid4())
+        started, access = time.monotonic(), {"requestId": str(uuid.uuid4()), "method": method}
+        status, answer_headers, payload = self._answer(method, raw_path, headers, body, routes, access)
+        if self.access_log is not None:
+            error = ""
+            if (status >= 400 and "x-amzn-ErrorType" in answer_headers) or status in (502, 504):
+                try:
+                    answer = json.loads(payload)
+                    error = str(answer.get("message") or answer.get("Message") or "")
+                except (ValueError, AttributeError):
+                    error = ""
+            self.access_log(
+                {
+                    "requestId": access["requestId"],
+                    "caller": access.get("caller", "-"),
+                    "method": method,
+                    "path": access.get("path", "-"),
+                    "status": str(status),
+                    "latencyMs": str(round((time.monotonic() - started) * 1000)),
+                    "error": error or "-",
+                }
+            )
+        return status, answer_headers, payload
+
+    def _answer(  # noqa: PLR0917 - one request's parts, and what the access log learns of it
+        self,
+        method: str,
+        raw_path: str,
+        headers: dict[str, str],
+        body: bytes,
+        routes: list[Route],
+        access: dict[str, str],
+    ) -> tuple[int, dict[str, str], bytes]:
+        request_id = access["requestId"]
         parts = urlsplit(raw_path)
         prefix = f"/{self.stage}"
         path = parts.path[len(prefix) :] if parts.path.startswith(prefix + "/") else None
@@ -474,6 +510,8 @@ class LocalApiGateway:
                 route, values = candidate, match.groups()
                 break
         lower = {k.lower(): v for k, v in headers.items()}
+        if route is not None:
+            access["path"] = route.resource
         if route is None or (route.authorization == "AWS_IAM" and "authorization" not in lower):
             # API Gateway answers an undeclared route exactly like an unsigned request.
             return self._error(403, "MissingAuthenticationTokenException", MISSING_TOKEN, request_id)
@@ -483,6 +521,7 @@ class LocalApiGateway:
             if isinstance(authenticated, tuple):
                 return self._error(403, authenticated[0], authenticated[1], request_id)
             principal = authenticated
+            access["caller"] = principal.arn
         method_arn = (
             f"arn:{self.partition}:execute-api:{self.region}:{self.account_id}:{self.api_id}/"
             f"{self.stage}/{method}{path}"
@@ -651,6 +690,67 @@ class LocalApiGateway:
         if error_type:
             headers["x-amzn-ErrorType"] = error_type
         return status, headers, json.dumps({key: message}).encode()
+
+
+# ---------------------------------------------------------------------- the stage's access log
+class AccessLogWriter:
+    """The stage's access log: one JSON line per request in the log group the stage's
+    AccessLogSetting names, delivered in the background a moment later (API Gateway's delivery is
+    asynchronous too), so the request never waits for it."""
+
+    FLUSH_EVERY_S = 0.5
+    STREAM = "local-apigateway"
+
+    def __init__(self, logs: Any, log_group: str) -> None:
+        self._logs, self._group = logs, log_group
+        self._pending: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._ready = False
+        threading.Thread(target=self._deliver, name="local-apigateway-access-log", daemon=True).start()
+
+    def write(self, line: dict[str, str]) -> None:
+        event = {"timestamp": int(time.time() * 1000), "message": json.dumps(line, separators=(",", ":"))}
+        with self._lock:
+            self._pending.append(event)
+
+    def _deliver(self) -> None:
+        while True:
+            time.sleep(self.FLUSH_EVERY_S)
+            with self._lock:
+                events, self._pending = self._pending, []
+            if events:
+                try:
+                    self._put(events)
+                except Exception:  # a lost access-log batch must not stop the API
+                    logging.getLogger(__name__).warning("access log: %d lines not delivered", len(events))
+
+    def _put(self, events: list[dict[str, Any]]) -> None:
+        if not self._ready:
+            with contextlib.suppress(self._logs.exceptions.ResourceAlreadyExistsException):
+                self._logs.create_log_stream(logGroupName=self._group, logStreamName=self.STREAM)
+            self._ready = True
+        self._logs.put_log_events(logGroupName=self._group, logStreamName=self.STREAM, logEvents=events)
+
+
+def deployed_access_log_group(template: dict[str, Any], logs: Any) -> str | None:
+    """The log group the API's stage writes its access log to: the template's AccessLogSetting
+    destination (a log group of the same template, by GetAtt), found among the deployed log groups by
+    the name its template gives it (its `/xpi/<stack>/...` name, the stack name resolved by matching)."""
+    setting = template["Resources"]["XpiApi"]["Properties"].get("AccessLogSetting") or {}
+    destination = setting.get("DestinationArn") or {}
+    target = (destination.get("Fn::GetAtt") or [None])[0] if isinstance(destination, dict) else None
+    if not target:
+        return None
+    name = template["Resources"][target]["Properties"].get("LogGroupName")
+    pattern = name.get("Fn::Sub") if isinstance(name, dict) else name
+    if not isinstance(pattern, str):
+        return None
+    wanted = re.compile(re.escape(pattern).replace(re.escape("${AWS::StackName}"), "[^/]+") + "$")
+    for page in logs.get_paginator("describe_log_groups").paginate():
+        for group in page.get("logGroups", []):
+            if wanted.match(group["logGroupName"]):
+                return str(group["logGroupName"])
+    return None
 
 
 # ---------------------------------------------------------------------- the API's resource policy
@@ -871,6 +971,10 @@ def start_local_api(
         event = json.loads(payload)
         return invoke(functions[(event["httpMethod"], event["resource"])], payload)
 
+    log_group = deployed_access_log_group(template, session.client("logs", endpoint_url=aws_url))
+    access_log = (
+        AccessLogWriter(session.client("logs", endpoint_url=aws_url), log_group) if log_group else None
+    )
     gateway = LocalApiGateway(
         document=document,
         api_id=outputs["ApiId"],
@@ -881,6 +985,7 @@ def start_local_api(
         directory=directory,
         invoke=invoke_route,
         resource_policy=resource_policy,
+        access_log=access_log.write if access_log else None,
     )
     gateway.start()
     return gateway, provision_principals(iam, directory, outputs)
