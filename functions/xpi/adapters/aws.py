@@ -105,6 +105,21 @@ def write_if(conditional_write: Callable[[], Any]) -> bool:
     return True
 
 
+def transact_if(items: list[Any]) -> bool:
+    """Run a DynamoDB transaction (plain Python values, as the Table methods take them): True when it
+    was made, False when one of its conditions failed."""
+    try:
+        dynamodb().meta.client.transact_write_items(TransactItems=items)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "TransactionCanceledException":
+            raise
+        reasons: list[Any] = list(exc.response.get("CancellationReasons") or [])
+        if any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons):
+            return False
+        raise
+    return True
+
+
 def plain(value: Any) -> Any:
     """A DynamoDB value as JSON would hold it: Decimals back to ints and floats, sets to sorted lists."""
     if isinstance(value, Decimal):

@@ -7,8 +7,6 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from xpi.adapters import aws
 from xpi.domain.access import Charge
 
@@ -62,18 +60,7 @@ class DynamoBudgetLedger:
     def _write(self, updates: list[dict[str, Any]]) -> bool:
         if len(updates) == 1:
             return aws.write_if(lambda: self._table().update_item(**updates[0]))
-        # The resource's client takes plain values (as xpi.adapters.sync_ledger's transaction).
-        items: list[Any] = [{"Update": {"TableName": self._table_name, **u}} for u in updates]
-        try:
-            aws.dynamodb().meta.client.transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "TransactionCanceledException":
-                raise
-            reasons: list[Any] = list(exc.response.get("CancellationReasons") or [])
-            if any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons):
-                return False
-            raise
-        return True
+        return aws.transact_if([{"Update": {"TableName": self._table_name, **u}} for u in updates])
 
     def reserve(self, charges: Sequence[Charge]) -> bool:
         if not charges:

@@ -94,17 +94,7 @@ class DynamoSyncLedger:
         ]
         if settle and self._budget_table:  # the budgets' settlement rides the same write
             transaction += settlement_items(self._budget_table, settle)
-        try:
-            # The resource's client: plain Python values in, serialized as the Table methods do.
-            aws.dynamodb().meta.client.transact_write_items(TransactItems=transaction)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "TransactionCanceledException":
-                raise
-            reasons: list[Any] = list(exc.response.get("CancellationReasons") or [])
-            if any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons):
-                return False
-            raise
-        return True
+        return aws.transact_if(transaction)
 
     def lineage(self, request_id: str) -> LineageItem | None:
         table = self._table(self._lineage_table)
