@@ -41,3 +41,12 @@ def results(local_stack: LocalStackClient) -> Iterator[ResultCollector]:
     collector = ResultCollector(local_stack.client("sqs"), local_stack.outputs["SubscriberQueueUrl"])
     yield collector
     collector.stop()
+
+
+@pytest.fixture(scope="session")
+def sealed_day(local_stack: LocalStackClient) -> object:
+    """The last closed day of lineage, sealed once for the session: the seal test tampers with it, the
+    compliance report's tamper check reads it (a second seal of the same day would find it sealed)."""
+    from tests.helpers.sealing import seal_the_last_closed_day  # imports xpi: after the environment above
+
+    return seal_the_last_closed_day(local_stack)

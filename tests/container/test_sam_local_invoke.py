@@ -67,6 +67,8 @@ SAMPLES = {
     "SyncInvokeFunction": ["api-invoke/invoke.json"],
     "RotateCredentialsFunction": ["rotate/create-secret.json"],
     "LineageSealFunction": ["seal/scheduled.json"],
+    "ComplianceCheckFunction": ["compliance-check/scheduled.json"],
+    "ComplianceReportFunction": ["compliance-report/csv.json"],
 }
 
 
@@ -883,3 +885,33 @@ def test_the_seal_chains_and_signs_the_last_closed_day(stack_invoke: StackInvoke
         assert day in [sealed["day"] for sealed in result.payload["sealed"]], result.payload
         item = lineage(stack_invoke, request_id)
         assert item is not None and "chain_hash" in item and "chain_prev" in item
+
+
+def test_the_compliance_checker_reads_the_live_configuration_and_keeps_its_run(
+    stack_invoke: StackInvoke,
+) -> None:
+    # WHEN the scheduled configuration checks run in the function's container
+    result = stack_invoke("ComplianceCheckFunction", sample("compliance-check/scheduled.json"))
+
+    # THEN every check has a result, the pass rate is theirs, and the run is kept where the report reads it
+    assert not result.is_error, result.payload
+    checks = result.payload["checks"]
+    assert checks and set(checks.values()) <= {"PASS", "FAIL"}, checks
+    assert 0 <= result.payload["pass_rate"] <= 100
+    bucket = stack_invoke.state["outputs"]["ArtifactsBucketName"]
+    kept = stack_invoke.aws("s3").get_object(Bucket=bucket, Key="compliance/config-checks/latest.json")
+    stored = json.loads(kept["Body"].read())
+    assert stored["pass_rate"] == result.payload["pass_rate"]
+    assert {c["check"]: c["status"] for c in stored["checks"]} == checks
+
+
+def test_the_compliance_report_answers_its_period_as_csv(stack_invoke: StackInvoke) -> None:
+    # WHEN the sample GET /v1/compliance/report?format=csv reaches the function
+    result = stack_invoke("ComplianceReportFunction", sample("compliance-report/csv.json"))
+
+    # THEN a CSV of the sample's period, each item's figures with the controls they evidence
+    assert not result.is_error, result.payload
+    assert result.payload["statusCode"] == 200, result.payload
+    rows = result.payload["body"].splitlines()
+    assert any(row.startswith("period,report,from,2026-11-20") for row in rows), rows[:5]
+    assert any(row.startswith("item,tamper_check,") for row in rows), rows[:20]

@@ -59,6 +59,12 @@ def test_the_meter_counts_one_queued_requests_billable_units(
     # the quota bucket (PacingTable) is read (strongly consistent, under 4 KB) by a function's first
     # reservation only: a warm invoke function reserves from the bucket as it last wrote it
     assert units.pop("dynamodb_read_units", 0) in (0, 1)
+    # the claim (the new lineage item, under 1 KB: also the Bedrock call's idempotency record) and the
+    # final lineage item (over 1 KB): one and two; the quota bucket (PacingTable): its reservation, one,
+    # and one more when the reservation's conditional put finds another function wrote the bucket since
+    # (the failed write is billed too; the pacer re-reads and puts again) or the answer used more tokens
+    # than were reserved (charged at once). The correction otherwise rides the function's next reservation.
+    assert units.pop("dynamodb_write_units") in (4, 5)
     kms_for_secrets = sum(
         1 for line in lines if line["kind"] == "kms" and line.get("service") == "secretsmanager"
     )
@@ -73,10 +79,6 @@ def test_the_meter_counts_one_queued_requests_billable_units(
             # its batch: in a batch of ten, the receive and the delete are a tenth each)
             "sqs_requests": 3,
             # the body travels inline in the execution's input: no payload object, no reads of it
-            # the claim (the new lineage item, under 1 KB: also the Bedrock call's idempotency record) and
-            # the final lineage item (over 1 KB): one and two; the quota bucket (PacingTable): its
-            # reservation, one (the correction after the call rides the function's next reservation)
-            "dynamodb_write_units": 4,
             "events_published": 1,
             # StartExecution (free: Express bills requests and duration)
             "states_api_calls": 1,

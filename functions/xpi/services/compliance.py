@@ -25,6 +25,7 @@ from xpi.observability import logger, metrics
 from xpi.services.sealing import last_closed_day
 
 MAX_PERIOD_DAYS: Final = 92
+EARLIEST_DAY: Final = date(1970, 1, 1)
 
 
 def check_configuration(reader: StackConfigurationReader, store: CheckRunStore, now: datetime) -> CheckRun:
@@ -54,10 +55,17 @@ def period(first: str | None, last: str | None, today: date) -> tuple[date, date
     try:
         end = date.fromisoformat(last) if last else today
         start = date.fromisoformat(first) if first else end - timedelta(days=6)
-    except ValueError:
+    except (ValueError, OverflowError):  # not a day, or a default start before year 1
         raise RequestInvalid(
             "from and to must be days (YYYY-MM-DD)", problems=(Problem("from", "date_parsing"),)
         ) from None
+    # Lineage and logs begin at the epoch (log timestamps are milliseconds since it) and end today.
+    if start < EARLIEST_DAY:
+        raise RequestInvalid(
+            f"from must not be before {EARLIEST_DAY}", problems=(Problem("from", "out_of_range"),)
+        )
+    if end > today:
+        raise RequestInvalid("to must not be after today", problems=(Problem("to", "out_of_range"),))
     if start > end:
         raise RequestInvalid("from must not be after to", problems=(Problem("from", "out_of_range"),))
     if (end - start).days + 1 > MAX_PERIOD_DAYS:

@@ -244,7 +244,18 @@ def test_the_service_reads_each_day_and_skips_unsealed_days_for_the_tamper_check
 
 
 @pytest.mark.parametrize(
-    ("first", "last"), [("2026-12-05", "2026-12-01"), ("yesterday", None), ("2026-01-01", "2026-12-01")]
+    ("first", "last"),
+    [
+        ("2026-12-05", "2026-12-01"),
+        ("yesterday", None),
+        ("2026-01-01", "2026-12-01"),
+        # days before the epoch (log timestamps) or past today, and a default start before year 1
+        (None, "0495-01-16"),
+        ("1969-12-31", "1970-01-02"),
+        (None, "0001-01-03"),
+        ("2026-12-05", "2026-12-06"),
+        ("9999-12-31", "9999-12-31"),
+    ],
 )
 def test_a_bad_period_is_refused(first: str, last: str | None) -> None:
     with pytest.raises(RequestInvalid):
