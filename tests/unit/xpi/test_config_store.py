@@ -71,23 +71,23 @@ def test_absent_parameter_means_default_and_is_remembered() -> None:
 def test_a_change_applies_after_max_age_without_a_deploy(move_clock: MoveClock) -> None:
     ssm = boto3.client("ssm")
     ssm.put_parameter(Name=NAME, Value='{"v": 1}', Type="String")
-    parameter = OptionalParameter(NAME, max_age_s=1)
+    parameter = OptionalParameter(NAME, max_age_s=60)
     assert parameter.get() == '{"v": 1}'
 
     ssm.put_parameter(Name=NAME, Value='{"v": 2}', Type="String", Overwrite=True)
     assert parameter.get() == '{"v": 1}'  # still cached
-    move_clock(1.1)
+    move_clock(60.5)
 
     assert parameter.get() == '{"v": 2}'
 
 
 @mock_aws
 def test_a_new_parameter_is_picked_up_after_max_age(move_clock: MoveClock) -> None:
-    parameter = OptionalParameter(NAME, max_age_s=1)
+    parameter = OptionalParameter(NAME, max_age_s=60)
     assert parameter.get() is None
     boto3.client("ssm").put_parameter(Name=NAME, Value='{"v": 3}', Type="String")
     assert parameter.get() is None  # the absence is still cached
-    move_clock(1.1)
+    move_clock(60.5)
 
     assert parameter.get() == '{"v": 3}'
 
