@@ -1,9 +1,10 @@
 """Fine-grained permissions on the local stack (docs/security.md, "Fine-grained permissions"): a caller
 role, known to the stack's IAM, with a narrow allow-list and a daily token budget in the routing
-document (put through the admin route). It sends through the queue (its SenderId, `<role id>:<session>`)
-and through the API (its assumed-role ARN): both are one caller. The route step and POST /v1/invoke
-refuse alike before Bedrock, with one Inference Failed event and the refusal in lineage; GET /v1/models
-shows each caller its own grant and what is left of its budget.
+document (put through the admin route). It sends through the queue (its SenderId, `<role id>:<session>`),
+through the API (its assumed-role ARN) and as a batch file (its upload's user id): all are one caller. The
+process step, POST /v1/invoke and the batch workflow's route step refuse alike before Bedrock, with one
+Inference Failed event and the refusal in lineage; GET /v1/models shows each caller its own grant and
+what is left of its budget.
 
 The functions cache the routing document for CONFIG_MAX_AGE_S (60 s): a request judged under an older
 revision (lineage's `routing_revision`) is sent again until one is judged under the revision put here.
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from xpi.domain.batch import batch_id_for
 from xpi_tools.emulator.client import EmulatorControl
 
 from tests.helpers.stack import ROOT, LocalStackClient, ResultCollector
@@ -56,7 +58,18 @@ def api(local_stack: LocalStackClient) -> ApiClient:
 @pytest.fixture(scope="module")
 def access(local_stack: LocalStackClient, api: ApiClient) -> Iterator[Access]:
     policies = (local_stack.outputs["RequestsProducerPolicyArn"], local_stack.outputs["ApiCallerPolicyArn"])
-    with role_session(local_stack, managed=policies) as session:
+    partition = local_stack.client("sts").get_caller_identity()["Arn"].split(":")[1]
+    uploads = {  # batch files under its own prefix (the bucket policy allows no other)
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "s3:PutObject",
+                "Resource": f"arn:{partition}:s3:::{local_stack.outputs['BatchInputBucketName']}/incoming/*",
+            }
+        ],
+    }
+    with role_session(local_stack, managed=policies, inline=uploads) as session:
         identity = _client(local_stack, "sts", session).get_caller_identity()
         role_id = identity["UserId"].split(":", 1)[0]
         role_name = identity["Arn"].split("/")[1]
@@ -208,7 +221,7 @@ def test_a_model_off_the_allow_list_is_refused_alike_through_the_queue_and_the_a
         assert len(results.events_for(request_id)) == 1
 
 
-def test_a_spent_budget_refuses_the_next_request_on_either_path(
+def test_a_spent_budget_refuses_the_next_request_on_every_path(
     access: Access,
     api: ApiClient,
     local_stack: LocalStackClient,
@@ -259,7 +272,17 @@ def test_a_spent_budget_refuses_the_next_request_on_either_path(
         tag = f"q{uuid.uuid4().hex[:10]}"
         return _send(local_stack, access.caller, _body("fast", "Go on.", tag, 900)), tag
 
-    for send in (synchronous, queued):
+    def batched() -> tuple[str, str]:  # a one-line file: its line is request <batch id>-1
+        tag = f"f{uuid.uuid4().hex[:10]}"
+        bucket = local_stack.outputs["BatchInputBucketName"]
+        key = f"incoming/{access.caller.user_id}/{tag}.jsonl"
+        line = json.dumps(_body("fast", "Go on.", tag, 900)) + "\n"
+        etag = _client(local_stack, "s3", access.caller.aws).put_object(
+            Bucket=bucket, Key=key, Body=line.encode()
+        )["ETag"]
+        return f"{batch_id_for(bucket, key, etag)}-1", tag
+
+    for send in (synchronous, queued, batched):
         item, event, tag = _judged(send, local_stack, results, access.revision)
 
         # THEN each is refused before Bedrock, with the budget named in lineage

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from xpi.domain.batch import batch_id_for
 from xpi_tools import batch_cli
+from xpi_tools.emulator import EmulatorControl
 
 from tests.helpers.stack import LocalStackClient, ResultCollector
 from tests.helpers.waiting import poll_until, wait_until
@@ -116,6 +117,47 @@ def test_mixed_file_allow_redact_block_and_bad_lines(batches: Batches, local_sta
     # AND the status item shows the finished batch
     status = batches.status(batch_id)
     assert status is not None and status["state"] == "COMPLETED" and status["done"] == 6
+
+
+def test_a_line_takes_the_guards_of_a_single_request(
+    batches: Batches, local_stack: LocalStackClient, results: ResultCollector
+) -> None:
+    """Batch lines run through the inference workflow's own steps (classify, route, invoke): the security
+    alert, the large answer stored in S3 and Bedrock's refusal each happen there as on the queue path."""
+    # GIVEN Bedrock refuses the next call to one model, and a file with a classified banner, an answer too
+    # large to carry inline and a line for that model
+    micro = "us.amazon.nova-micro-v1:0"
+    EmulatorControl(local_stack.state["emulator_control"]).inject_fault(
+        "ValidationException", model=micro, count=1, message="Malformed input request, please reformat."
+    )
+    lines = [
+        {"prompt": "SECRET//NOFORN\nOperational summary for the task force."},
+        {
+            "model": "claude",
+            "prompt": "Write at length. [[emulator:output_chars=120000]]",
+            "inference": {"max_tokens": 60000},
+        },
+        {"model": micro, "prompt": "Name a river."},
+    ]
+
+    # WHEN it is uploaded
+    batch_id = batches.upload(f"guards-{uuid.uuid4().hex[:8]}.jsonl", _jsonl(lines), {"xpi-model": "default"})
+    event = batches.wait(batch_id)
+
+    # THEN the banner line is blocked and raises a security alert under its line's request id
+    assert event["detail-type"] == "Batch Completed", event
+    rows = batches.results_file(batch_id)
+    assert [r["status"] for r in rows] == ["BLOCKED", "COMPLETED", "FAILED"]
+    alert = results.wait_for(f"{batch_id}-1", detail_type="Security Alert")
+    assert alert["detail"]["decision"] == "block" and "task force" not in json.dumps(alert)
+    # AND the large answer was stored under outputs/ and its row points at it
+    output = rows[1]["output"]
+    assert "text" not in output and output["bytes"] == 120_000
+    assert output["s3_uri"].startswith(f"s3://{local_stack.outputs['ArtifactsBucketName']}/outputs/")
+    # AND the refused line failed with Bedrock's refusal, once
+    assert rows[2]["error"]["code"] == "BedrockRejected"
+    item = local_stack.lineage(f"{batch_id}-3")
+    assert item is not None and item["status"] == "FAILED"
 
 
 def test_gzip_file(

@@ -24,6 +24,18 @@ def commercial_keys(local_stack: LocalStackClient) -> set[str]:
     return set(EmulatorControl(local_stack.state["emulator_control"]).access_key_ids())
 
 
+def _upload_one_line(local_stack: LocalStackClient, line: dict[str, Any]) -> str:
+    """Upload a one-line batch file under the caller's own prefix; its line's request id."""
+    from xpi.domain.batch import batch_id_for
+
+    bucket = local_stack.outputs["BatchInputBucketName"]
+    uploader = local_stack.client("sts").get_caller_identity()["UserId"]
+    key = f"incoming/{uploader}/aged-{uuid.uuid4().hex[:8]}.jsonl"
+    body = json.dumps(line).encode() + b"\n"
+    etag = local_stack.client("s3").put_object(Bucket=bucket, Key=key, Body=body)["ETag"]
+    return f"{batch_id_for(bucket, key, etag)}-1"
+
+
 def stages(local_stack: LocalStackClient) -> dict[str, list[str]]:
     described = local_stack.client("secretsmanager").describe_secret(
         SecretId=local_stack.outputs["CommercialCredentialsSecretArn"]
@@ -193,10 +205,14 @@ def test_a_credential_past_its_maximum_age_raises_one_security_alert(
     )["VersionId"]
     control.revoke_access_key(current)
     try:
-        # WHEN two requests are answered with it
+        # WHEN two queued requests and a batch line (the inference workflow's own invoke step) are
+        # answered with it
         sent = [local_stack.send({"model": "default", "prompt": f"aged key {n}"}) for n in range(2)]
+        sent.append(_upload_one_line(local_stack, {"model": "default", "prompt": "aged key, batch line"}))
         for request_id in sent:
             assert results.wait_for(request_id, timeout_s=120)["detail-type"] == "Inference Completed"
+            item = local_stack.lineage(request_id)
+            assert item is not None and item["credential_version"] == aged_version
         # THEN a Security Alert names the credential's type, version and age (never the key)
         alert = results.wait_for(f"credential-{aged_version}", timeout_s=60)
         assert alert["detail-type"] == "Security Alert"

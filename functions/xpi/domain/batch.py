@@ -75,7 +75,7 @@ def batch_objects(notification: S3Notification, prefix: str) -> list[BatchObject
                 version_id=s3_object.version_id,
                 etag=etag,
                 size=s3_object.size,
-                principal=record.user_identity.principal_id,
+                principal=caller_of(key, record.user_identity.principal_id),
                 uploaded_at=datetime.fromisoformat(record.event_time.replace("Z", "+00:00")),
             )
         )
@@ -105,6 +105,13 @@ def uploader_of(key: str) -> str | None:
     each principal write only under its own aws:userid), or None for a key outside any such prefix."""
     parts = key.split("/")
     return parts[1] if len(parts) >= 3 and parts[1] and parts[-1] else None
+
+
+def caller_of(key: str, event_principal: str) -> str:
+    """The caller a batch's lines are judged as: the uploader's aws:userid from the key's folder (the bucket
+    policy lets nobody write elsewhere), the same `<role id>:<session>` or user id an SQS SenderId carries, so
+    one principal has one grant on every path. Else the S3 event's principal without its `AWS:` prefix."""
+    return uploader_of(key) or event_principal.removeprefix("AWS:")
 
 
 def is_jsonl_key(key: str) -> bool:

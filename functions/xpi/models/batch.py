@@ -32,7 +32,7 @@ class BatchObject(_Model):
     version_id: str | None = None
     etag: str
     size: int
-    principal: str = Field(description="the uploader, from the S3 event's userIdentity")
+    principal: str = Field(description="the uploader: its aws:userid folder (xpi.domain.batch.caller_of)")
     uploaded_at: datetime
 
 

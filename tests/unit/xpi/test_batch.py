@@ -21,6 +21,7 @@ from xpi.domain.batch import (
     RawLine,
     batch_id_for,
     batch_objects,
+    caller_of,
     failure_reason,
     iter_lines,
     line_number_of,
@@ -622,11 +623,17 @@ def test_start_finds_the_uploaded_object_in_the_s3_notification() -> None:
 
     assert found.key == "incoming/AROAQXZEXAMPLEROLEID1:claims-intake/claims-2026-11-27.jsonl"
     assert found.version_id == "3HL4kqtJlcpXroDTDmjVBH40Nrjfkd"
-    assert found.principal == "AWS:AROAQXZEXAMPLEROLEID1:claims-intake"
+    # the caller is the upload folder's aws:userid, the form an SQS SenderId has (one grant per principal)
+    assert found.principal == "AROAQXZEXAMPLEROLEID1:claims-intake"
     assert found.uploaded_at == datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
     assert found.batch_id == batch_id_for(found.bucket, found.key, found.etag)
     assert batch_objects(S3Notification.model_validate({"Event": "s3:TestEvent"}), "incoming/") == []
     assert batch_objects(notification, "elsewhere/") == []
+
+
+def test_a_key_outside_an_uploader_folder_falls_back_to_the_event_principal() -> None:
+    assert caller_of("incoming/AIDAEXAMPLE/file.jsonl", "AWS:AIDAOTHER") == "AIDAEXAMPLE"
+    assert caller_of("incoming/file.jsonl", "AWS:AROAEXAMPLE:session") == "AROAEXAMPLE:session"
 
 
 def test_start_skips_manifests_and_other_events_and_decodes_keys() -> None:
