@@ -398,6 +398,45 @@ def test_a_job_scheduled_past_its_timeout_expires(
     assert s3.list_objects_v2(Bucket=BUCKET, Prefix="expire/out/").get("KeyCount", 0) == 0
 
 
+def test_a_job_still_in_progress_at_its_timeout_partially_completes(
+    bedrock: BedrockClient, batch_control: EmulatorControl, s3: S3Client
+) -> None:
+    # GIVEN six records processed so slowly that InProgress would last 30 hours, 21 of them before the
+    # job's 24-hour timeout
+    records = [_record(f"P{i:010d}", f"Item {i}.") for i in range(6)]
+    input_uri = _upload(s3, "partial/lines.jsonl", records)
+    batch_control.set_batch(phase_seconds=HOUR, records_per_second=6 / (29 * HOUR))
+    arn = _create(bedrock, input_uri, f"s3://{BUCKET}/partial/out", timeoutDurationInHours=24)
+    for expected in ("Validating", "Scheduled", "InProgress"):
+        batch_control.set_batch(advance_seconds=HOUR)
+        wait_until(
+            lambda expected=expected: (
+                bedrock.get_model_invocation_job(jobIdentifier=arn)["status"] == expected
+            ),
+            TIMEOUT_S,
+        )
+
+    # WHEN the clock passes the timeout
+    batch_control.set_batch(advance_seconds=22 * HOUR)
+
+    # THEN the records processed by then (21/30 of six) are written, and the job is PartiallyCompleted
+    job = _ended(bedrock, arn)
+    assert job["status"] == "PartiallyCompleted"
+    assert (job["totalRecordCount"], job["processedRecordCount"]) == (6, 4)
+    job_id = arn.rsplit("/", 1)[-1]
+    assert [line["recordId"] for line in _output(s3, f"partial/out/{job_id}/lines.jsonl.out")] == [
+        r["recordId"] for r in records[:4]
+    ]
+    manifest = json.loads(
+        s3.get_object(Bucket=BUCKET, Key=f"partial/out/{job_id}/manifest.json.out")["Body"].read()
+    )
+    assert (
+        manifest["totalRecordCount"],
+        manifest["processedRecordCount"],
+        manifest["successRecordCount"],
+    ) == (6, 4, 4)
+
+
 def test_converse_jobs_answer_in_the_converse_shape_and_kms_keys_reach_s3(
     bedrock: BedrockClient, batch_control: EmulatorControl, s3: S3Client
 ) -> None:

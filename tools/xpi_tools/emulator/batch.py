@@ -772,9 +772,9 @@ class BatchJobs:
         job.outcome = outcome
         total = job.total or 0
         processed = total
-        if job.expires_at < finish:  # timed out before every record was processed
-            rate = self.settings.records_per_second or math.inf
-            processed = min(total, int(max(0.0, job.expires_at - job.phase_started) * rate))
+        if job.expires_at < finish:  # timed out part-way: records progress evenly through InProgress
+            share = max(0.0, job.expires_at - job.phase_started) / (finish - job.phase_started)
+            processed = min(total, math.floor(total * share))
             outcome = _truncated(outcome, processed)
             job.outcome = outcome
         job.processed = processed
