@@ -144,6 +144,13 @@ def _ended(bedrock: BedrockClient, arn: str) -> dict[str, Any]:
     return job
 
 
+def _wait_for_status(bedrock: BedrockClient, arn: str, expected: str) -> None:
+    def reached() -> bool:
+        return bedrock.get_model_invocation_job(jobIdentifier=arn)["status"] == expected
+
+    wait_until(reached, TIMEOUT_S, what=f"status {expected}")
+
+
 def _output(s3: S3Client, key: str) -> list[dict[str, Any]]:
     body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
     return [json.loads(line) for line in body.splitlines()]
@@ -160,17 +167,11 @@ def test_a_job_goes_through_every_status_and_writes_one_output_line_per_record(
     # WHEN the job is created and the emulator's clock moves an hour at a time
     arn = _create(bedrock, input_uri, f"s3://{BUCKET}/progress/out/")
     job_id = arn.rsplit("/", 1)[-1]
-    seen = [bedrock.get_model_invocation_job(jobIdentifier=arn)["status"]]
+    seen: list[str] = [bedrock.get_model_invocation_job(jobIdentifier=arn)["status"]]
     for expected in ["Validating", "Scheduled", "InProgress", "Completed"]:
         batch_control.set_batch(advance_seconds=HOUR)
         # (a phase that reads or writes S3 ends once that I/O has, too)
-        wait_until(
-            lambda expected=expected: (
-                bedrock.get_model_invocation_job(jobIdentifier=arn)["status"] == expected
-            ),
-            TIMEOUT_S,
-            what=f"status {expected}",
-        )
+        _wait_for_status(bedrock, arn, expected)
         seen.append(expected)
 
     # THEN it went Submitted -> Validating -> Scheduled -> InProgress -> Completed
@@ -381,12 +382,7 @@ def test_a_job_scheduled_past_its_timeout_expires(
     arn = _create(bedrock, input_uri, f"s3://{BUCKET}/expire/out", timeoutDurationInHours=24)
     for expected in ("Validating", "Scheduled"):
         batch_control.set_batch(advance_seconds=HOUR)
-        wait_until(
-            lambda expected=expected: (
-                bedrock.get_model_invocation_job(jobIdentifier=arn)["status"] == expected
-            ),
-            TIMEOUT_S,
-        )
+        _wait_for_status(bedrock, arn, expected)
     # WHEN it is still Scheduled once its timeout has passed (it would start an hour after Scheduled)
     batch_control.set_batch(phase_seconds=48 * HOUR)
 
@@ -409,12 +405,7 @@ def test_a_job_still_in_progress_at_its_timeout_partially_completes(
     arn = _create(bedrock, input_uri, f"s3://{BUCKET}/partial/out", timeoutDurationInHours=24)
     for expected in ("Validating", "Scheduled", "InProgress"):
         batch_control.set_batch(advance_seconds=HOUR)
-        wait_until(
-            lambda expected=expected: (
-                bedrock.get_model_invocation_job(jobIdentifier=arn)["status"] == expected
-            ),
-            TIMEOUT_S,
-        )
+        _wait_for_status(bedrock, arn, expected)
 
     # WHEN the clock passes the timeout
     batch_control.set_batch(advance_seconds=22 * HOUR)
