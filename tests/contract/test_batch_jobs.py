@@ -282,6 +282,20 @@ def test_a_model_without_batch_support_is_refused_at_create(
     assert bedrock.list_model_invocation_jobs()["invocationJobSummaries"] == []
 
 
+def test_a_provisioned_model_is_refused_at_create(
+    bedrock: BedrockClient, batch_control: EmulatorControl, s3: S3Client
+) -> None:
+    # the user guide: batch inference isn't supported for provisioned models
+    provisioned = batch_control.add_custom_model("provisioned-model", HAIKU)
+    try:
+        with pytest.raises(ClientError) as excinfo:
+            _create(bedrock, f"s3://{BUCKET}/any.jsonl", f"s3://{BUCKET}/out", model=provisioned)
+    finally:
+        batch_control.clear_custom_models()
+
+    assert error_of(excinfo)[0] == "ValidationException"
+
+
 def test_malformed_requests_are_refused_with_the_front_ends_validation(
     bedrock: BedrockClient, batch_control: EmulatorControl
 ) -> None:

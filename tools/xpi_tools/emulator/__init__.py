@@ -19,6 +19,7 @@ from xpi_tools.emulator.config import (
     Quota,
     RolesAnywhere,
 )
+from xpi_tools.emulator.custom import CustomModel
 from xpi_tools.emulator.server import BedrockEmulator
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "BatchSettings",
     "BedrockEmulator",
     "Counters",
+    "CustomModel",
     "EmulatorConfig",
     "EmulatorControl",
     "EmulatorControlError",

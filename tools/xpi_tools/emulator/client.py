@@ -321,6 +321,29 @@ class EmulatorControl:
         result: dict[str, Any] = self._call("PUT", "/batch", body)
         return result
 
+    # -- imported models, provisioned throughput, application inference profiles -------------------
+
+    def add_custom_model(
+        self,
+        kind: Literal["imported-model", "provisioned-model", "application-inference-profile"],
+        base_model: str,
+        *,
+        resource_id: str = "",
+        name: str = "",
+    ) -> str:
+        """Register an ARN of that kind the runtime answers as ``base_model`` (a foundation-model or
+        system inference-profile id) would; returns the ARN."""
+        body = {"kind": kind, "base_model": base_model, "id": resource_id, "name": name}
+        return str(self._call("POST", "/custom-models", body)["arn"])
+
+    def custom_models(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/custom-models")["custom_models"]
+        return result
+
+    def clear_custom_models(self) -> None:
+        """Back to the ones the emulator was configured with."""
+        self._call("DELETE", "/custom-models")
+
     def reset_batch(self) -> None:
         """Forget every batch job and restore the configured batch settings."""
         self._call("POST", "/batch/reset")

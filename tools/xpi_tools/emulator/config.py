@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from xpi_tools.emulator.catalogue import SUPPORTED_REGIONS
+from xpi_tools.emulator.custom import CustomModel
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,9 @@ class EmulatorConfig:
     key_managers: dict[str, str] = field(default_factory=dict)
     # Batch inference jobs over the commercial account's S3.
     batch: BatchSettings = field(default_factory=BatchSettings)
+    # Imported models, provisioned throughput and application inference profiles the runtime answers
+    # (each with its base model's behaviour); more can be added through the control endpoint.
+    custom_models: list[CustomModel] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.region not in SUPPORTED_REGIONS:

@@ -25,6 +25,9 @@ authentication, and answered only to loopback peers.
     PUT    /_emulator/batch                  {"phase_seconds"?, "records_per_second"?, "advance_seconds"?,
                                               per-job quotas?}
     POST   /_emulator/batch/reset            forget every job, restore the configured settings
+    GET    /_emulator/custom-models          imported/provisioned models, application profiles
+    POST   /_emulator/custom-models          {"kind", "base_model", "id"?, "name"?} -> {"arn", ...}
+    DELETE /_emulator/custom-models          back to the configured ones
 """
 
 from __future__ import annotations

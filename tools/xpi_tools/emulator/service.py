@@ -26,6 +26,7 @@ from xpi_tools.emulator.catalogue import (
 )
 from xpi_tools.emulator.config import EmulatorConfig, Latency, api_key_fingerprint
 from xpi_tools.emulator.control import ControlApi
+from xpi_tools.emulator.custom import CustomModels
 from xpi_tools.emulator.errors import (
     MSG_BAD_API_KEY,
     MSG_INVALID_MODEL,
@@ -167,6 +168,16 @@ class BedrockService:
                 ("GET", "/batch"): lambda _: self.batch.describe(),
                 ("PUT", "/batch"): self.batch.configure,
                 ("POST", "/batch/reset"): lambda _: self.batch.reset(),
+            }
+        )
+        self.custom_models = CustomModels(
+            self.state.catalogue.partition, config.region, config.account_id, config.custom_models
+        )
+        self.control.extra_routes.update(
+            {
+                ("GET", "/custom-models"): lambda _: self.custom_models.describe(),
+                ("POST", "/custom-models"): self.custom_models.control_add,
+                ("DELETE", "/custom-models"): lambda _: self.custom_models.reset(),
             }
         )
         self.roles_anywhere = (
@@ -320,7 +331,10 @@ class BedrockService:
         model_key = identifier
         tag: str | None = None
         try:
-            if operation == "CountTokens":
+            custom = self.custom_models.resolve(identifier)
+            if custom is not None:  # an imported or provisioned model, an application profile
+                resolved = custom
+            elif operation == "CountTokens":
                 resolved = self._resolve_for_count(identifier)
             else:
                 resolved = self.state.catalogue.resolve_for_invocation(identifier)
