@@ -10,14 +10,25 @@ See docs/emulator.md.
 """
 
 from xpi_tools.emulator.client import Counters, EmulatorControl, EmulatorControlError, Fault, UsageCounters
-from xpi_tools.emulator.config import AccessKey, ApiKey, EmulatorConfig, Latency, Quota, RolesAnywhere
+from xpi_tools.emulator.config import (
+    AccessKey,
+    ApiKey,
+    BatchSettings,
+    EmulatorConfig,
+    Latency,
+    Quota,
+    RolesAnywhere,
+)
+from xpi_tools.emulator.custom import CustomModel
 from xpi_tools.emulator.server import BedrockEmulator
 
 __all__ = [
     "AccessKey",
     "ApiKey",
+    "BatchSettings",
     "BedrockEmulator",
     "Counters",
+    "CustomModel",
     "EmulatorConfig",
     "EmulatorControl",
     "EmulatorControlError",

@@ -23,7 +23,12 @@ ErrorCode = Literal[
     "StreamStall",  # with stage="stall" (the stage sets it anyway)
 ]
 Operation = Literal[
-    "Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream", "CountTokens"
+    "Converse",
+    "ConverseStream",
+    "InvokeModel",
+    "InvokeModelWithResponseStream",
+    "CountTokens",
+    "ModelInvocationJob",  # the records of batch inference jobs
 ]
 
 
@@ -284,3 +289,61 @@ class EmulatorControl:
     def set_clock_offset(self, seconds: float) -> None:
         """Skew the emulator's clock (SigV4 time checks, key expiry) by ``seconds``."""
         self._call("PUT", "/clock", {"offset_seconds": seconds})
+
+    # -- batch inference jobs ----------------------------------------------------------------------
+
+    def batch(self) -> dict[str, Any]:
+        """Batch settings (timing, quotas, S3 endpoint, known roles) and ``jobs``: job id -> status."""
+        result: dict[str, Any] = self._call("GET", "/batch")
+        return result
+
+    def set_batch(
+        self,
+        *,
+        phase_seconds: float | None = None,
+        records_per_second: float | None = None,
+        unpaced: bool = False,
+        advance_seconds: float | None = None,
+        **quotas: int,
+    ) -> dict[str, Any]:
+        """How long each job phase lasts on the emulator's clock (0: jobs finish as soon as their S3
+        reads and writes do), an optional InProgress pacing in records per second (``unpaced`` clears
+        it), ``advance_seconds`` to move the jobs' clock ahead (not the clock SigV4 checks), and the
+        per-job quotas (``min_records_per_job=...``, ``max_records_per_job=...``,
+        ``max_records_per_file=...``, ``max_file_bytes=...``, ``max_job_bytes=...``)."""
+        body: dict[str, Any] = dict(quotas)
+        if phase_seconds is not None:
+            body["phase_seconds"] = phase_seconds
+        if records_per_second is not None or unpaced:
+            body["records_per_second"] = records_per_second
+        if advance_seconds is not None:
+            body["advance_seconds"] = advance_seconds
+        result: dict[str, Any] = self._call("PUT", "/batch", body)
+        return result
+
+    # -- imported models, provisioned throughput, application inference profiles -------------------
+
+    def add_custom_model(
+        self,
+        kind: Literal["imported-model", "provisioned-model", "application-inference-profile"],
+        base_model: str,
+        *,
+        resource_id: str = "",
+        name: str = "",
+    ) -> str:
+        """Register an ARN of that kind the runtime answers as ``base_model`` (a foundation-model or
+        system inference-profile id) would; returns the ARN."""
+        body = {"kind": kind, "base_model": base_model, "id": resource_id, "name": name}
+        return str(self._call("POST", "/custom-models", body)["arn"])
+
+    def custom_models(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/custom-models")["custom_models"]
+        return result
+
+    def clear_custom_models(self) -> None:
+        """Back to the ones the emulator was configured with."""
+        self._call("DELETE", "/custom-models")
+
+    def reset_batch(self) -> None:
+        """Forget every batch job and restore the configured batch settings."""
+        self._call("POST", "/batch/reset")

@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from xpi_tools.emulator.catalogue import SUPPORTED_REGIONS
+from xpi_tools.emulator.custom import CustomModel
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,33 @@ class Quota:
 
 
 @dataclass
+class BatchSettings:
+    """Batch inference jobs (CreateModelInvocationJob): where the commercial account's S3 is, which
+    credentials each service role implies there, the per-job quotas, and how fast jobs progress.
+
+    The quotas default to Bedrock's documented default values of the adjustable quotas "Minimum number
+    of records per batch inference job", "Records per batch inference job", "Records per input file per
+    batch inference job", "Batch inference input file size" and "Batch inference job size"."""
+
+    # The commercial S3 endpoint the jobs read and write (a moto server in the ``aws`` partition on the
+    # local stack). None: no S3 is reachable and every job fails its validation, never real AWS.
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    # The credentials the emulator signs S3 requests with while it acts as a job's service role (role
+    # ARN -> key). A role with no entry cannot read the input: the job fails its validation.
+    role_credentials: dict[str, AccessKey] = field(default_factory=dict)
+    min_records_per_job: int = 100
+    max_records_per_job: int = 50_000
+    max_records_per_file: int = 50_000
+    max_file_bytes: int = 1024**3
+    max_job_bytes: int = 5 * 1024**3
+    # Seconds a job spends in Submitted, Validating, Scheduled and InProgress (plus records_per_second
+    # pacing while InProgress, if set), on the emulator's clock.
+    phase_seconds: float = 1.0
+    records_per_second: float | None = None
+
+
+@dataclass
 class EmulatorConfig:
     host: str = "127.0.0.1"
     port: int = 0  # 0: the OS picks a free port; read it back from BedrockEmulator.url
@@ -97,6 +125,11 @@ class EmulatorConfig:
     # Key managers: an IAM user (key) allowed to manage another user's (value) Bedrock service-specific
     # credentials, and nothing else of it (what the rotation of a long-term Bedrock API key uses).
     key_managers: dict[str, str] = field(default_factory=dict)
+    # Batch inference jobs over the commercial account's S3.
+    batch: BatchSettings = field(default_factory=BatchSettings)
+    # Imported models, provisioned throughput and application inference profiles the runtime answers
+    # (each with its base model's behaviour); more can be added through the control endpoint.
+    custom_models: list[CustomModel] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.region not in SUPPORTED_REGIONS:

@@ -21,6 +21,13 @@ authentication, and answered only to loopback peers.
     POST   /_emulator/api-keys               {"key", "name"?, "expires_at"?} -> {"name": label}
     DELETE /_emulator/api-keys/{name}        revoke an API key by its label
     PUT    /_emulator/clock                  {"offset_seconds": float}: skew the emulator's clock
+    GET    /_emulator/batch                  batch job settings and every job's status
+    PUT    /_emulator/batch                  {"phase_seconds"?, "records_per_second"?, "advance_seconds"?,
+                                              per-job quotas?}
+    POST   /_emulator/batch/reset            forget every job, restore the configured settings
+    GET    /_emulator/custom-models          imported/provisioned models, application profiles
+    POST   /_emulator/custom-models          {"kind", "base_model", "id"?, "name"?} -> {"arn", ...}
+    DELETE /_emulator/custom-models          back to the configured ones
 """
 
 from __future__ import annotations
@@ -84,6 +91,8 @@ def _optional_number(body: dict[str, Any], name: str) -> float | None:
 class ControlApi:
     def __init__(self, state: EmulatorState) -> None:
         self._state = state
+        # Routes other parts of the service add (the batch jobs' settings).
+        self.extra_routes: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] = {}
 
     def handle(self, request: Request) -> Response:
         if not _is_loopback(request.peer):
@@ -102,7 +111,7 @@ class ControlApi:
             return _reply(400, {"error": str(error)})
 
     def _dispatch(self, method: str, path: str, body: dict[str, Any]) -> Response:
-        handler = self._routes.get((method, path))
+        handler = self._routes.get((method, path)) or self.extra_routes.get((method, path))
         if handler is not None:
             return _reply(200, handler(body))
         for (route_method, prefix), remover in self._removals.items():

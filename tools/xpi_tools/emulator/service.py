@@ -15,6 +15,7 @@ from typing import Any, Final
 from urllib.parse import parse_qsl, unquote
 
 from xpi_tools.emulator import eventstream
+from xpi_tools.emulator.batch import BatchJobs
 from xpi_tools.emulator.catalogue import (
     Family,
     ModelSpec,
@@ -25,6 +26,7 @@ from xpi_tools.emulator.catalogue import (
 )
 from xpi_tools.emulator.config import EmulatorConfig, Latency, api_key_fingerprint
 from xpi_tools.emulator.control import ControlApi
+from xpi_tools.emulator.custom import CustomModels
 from xpi_tools.emulator.errors import (
     MSG_BAD_API_KEY,
     MSG_INVALID_MODEL,
@@ -66,11 +68,21 @@ RUNTIME_PATHS: Final = {
 CONTROL_PLANE_LISTS: Final = {
     "/foundation-models": "ListFoundationModels",
     "/inference-profiles": "ListInferenceProfiles",
+    "/model-invocation-jobs": "ListModelInvocationJobs",
 }
 CONTROL_PLANE_GETS: Final = {
     "foundation-models": "GetFoundationModel",
     "inference-profiles": "GetInferenceProfile",
+    "model-invocation-job": "GetModelInvocationJob",
 }
+BATCH_OPERATIONS: Final = frozenset(
+    {
+        "CreateModelInvocationJob",
+        "GetModelInvocationJob",
+        "ListModelInvocationJobs",
+        "StopModelInvocationJob",
+    }
+)
 STREAM_EXCEPTIONS: Final = {
     "ConverseStream": frozenset(
         {
@@ -150,6 +162,24 @@ class BedrockService:
         self.state = EmulatorState(config)
         self.verifier = SigV4Verifier(config.region, "bedrock", config.max_clock_skew_seconds)
         self.control = ControlApi(self.state)
+        self.batch = BatchJobs(self.state, config.batch, config.region, config.account_id, config.seed)
+        self.control.extra_routes.update(
+            {
+                ("GET", "/batch"): lambda _: self.batch.describe(),
+                ("PUT", "/batch"): self.batch.configure,
+                ("POST", "/batch/reset"): lambda _: self.batch.reset(),
+            }
+        )
+        self.custom_models = CustomModels(
+            self.state.catalogue.partition, config.region, config.account_id, config.custom_models
+        )
+        self.control.extra_routes.update(
+            {
+                ("GET", "/custom-models"): lambda _: self.custom_models.describe(),
+                ("POST", "/custom-models"): self.custom_models.control_add,
+                ("DELETE", "/custom-models"): lambda _: self.custom_models.reset(),
+            }
+        )
         self.roles_anywhere = (
             RolesAnywhereService(config.roles_anywhere, self.state.keys, config.region, self.state.now)
             if config.roles_anywhere is not None
@@ -237,6 +267,8 @@ class BedrockService:
         if request.method == "POST" and len(segments) == 4 and segments[:2] == ["", "model"] and segments[2]:
             operation = RUNTIME_PATHS.get(segments[3])
             return (operation, unquote(segments[2])) if operation else None
+        if request.method == "POST" and segments[:2] == ["", "model-invocation-job"]:
+            return _batch_route(segments)
         if request.method == "GET":
             if request.path in CONTROL_PLANE_LISTS:
                 return CONTROL_PLANE_LISTS[request.path], None
@@ -299,7 +331,10 @@ class BedrockService:
         model_key = identifier
         tag: str | None = None
         try:
-            if operation == "CountTokens":
+            custom = self.custom_models.resolve(identifier)
+            if custom is not None:  # an imported or provisioned model, an application profile
+                resolved = custom
+            elif operation == "CountTokens":
                 resolved = self._resolve_for_count(identifier)
             else:
                 resolved = self.state.catalogue.resolve_for_invocation(identifier)
@@ -487,6 +522,8 @@ class BedrockService:
     # -- control plane (the `bedrock` client) -------------------------------------------------------
 
     def _control_plane(self, operation: str, identifier: str | None, request: Request) -> dict[str, Any]:
+        if operation in BATCH_OPERATIONS:
+            return self.batch.handle(operation, identifier, request.query, request.body)
         query = dict(parse_qsl(request.query, keep_blank_values=True))
         if operation == "ListFoundationModels":
             return self._list_foundation_models(query)
@@ -544,6 +581,15 @@ class BedrockService:
         if start + max_results < len(profiles):
             result["nextToken"] = encode_page_token(start + max_results)
         return result
+
+
+def _batch_route(segments: list[str]) -> tuple[str, str | None] | None:
+    """POST /model-invocation-job (create) and POST /model-invocation-job/{id}/stop."""
+    if len(segments) == 2:
+        return "CreateModelInvocationJob", None
+    if len(segments) == 4 and segments[2] and segments[3] == "stop":
+        return "StopModelInvocationJob", unquote(segments[2])
+    return None
 
 
 def _enum_filter(query: dict[str, str], name: str, allowed: tuple[str, ...]) -> str | None:

@@ -19,6 +19,8 @@ from xpi_tools.emulator.errors import INJECTABLE_MESSAGES
 ANY_MODEL = "*"
 RUNTIME_OPERATIONS = frozenset(
     {"Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream", "CountTokens"}
+    # the records of a batch inference job (a fault fails the record, shown in the job's output)
+    | {"ModelInvocationJob"}
 )
 Stage = Literal["request", "stream", "stall"]
 STAGES: tuple[str, ...] = ("request", "stream", "stall")
