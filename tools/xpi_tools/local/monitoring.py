@@ -1,0 +1,580 @@
+"""CloudWatch's part on the local stack: metrics into moto, and the template's alarms evaluated.
+
+moto stores metrics and alarms but produces no metric itself and evaluates no alarm. On AWS, CloudWatch
+Logs extracts the functions' embedded metric format (EMF) lines, Lambda, SQS and Step Functions publish
+their own metrics, and CloudWatch evaluates each alarm and notifies its actions. Here, once a second:
+
+- the runtimes' log files (`.xpi/local/logs`, one per runtime process) are read from where the last
+  round stopped and every EMF line becomes a PutMetricData (namespace, dimension sets, values, its
+  timestamp), as CloudWatch Logs would extract it;
+- Lambda's metrics for each invocation the runtime pool ran (`AWS/Lambda`: Invocations, Errors (0 or 1),
+  Duration, and Throttles for an invoke refused over the function's reserved concurrency), SQS's
+  ApproximateNumberOfMessagesVisible of each of the stack's queues, and Step Functions' ExecutionsFailed
+  for each failed execution, all published with PutMetricData;
+- every alarm (DescribeAlarms) is evaluated over its last EvaluationPeriods periods ending now, from the
+  data points moto holds: its statistic (Sum, Average, Minimum, Maximum, SampleCount, pNN), metric math
+  of + - * / over its MetricStat queries, its comparison and threshold, DatapointsToAlarm and
+  TreatMissingData. A change of state is set with SetAlarmState and published, as CloudWatch's
+  notification JSON, to the alarm's SNS actions for that state.
+
+Known differences: periods slide with the clock (CloudWatch aligns them to the minute), so an alarm
+fires within a second of its data; data points older than an hour are dropped from moto (the stack
+would otherwise grow with every metric for as long as it runs); an alarm's period is not checked
+against the metric's resolution.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import json
+import logging
+import math
+import operator
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+_LOG = logging.getLogger(__name__)
+
+TICK_S = 1.0
+KEEP_DATA_S = 3600  # moto's data points older than this are dropped (longest alarm window: 5 minutes)
+_MAX_BATCH = 500  # PutMetricData's limit of data points per call
+_MAX_VALUES = 150  # values of one datum
+
+
+def _too_many_requests_base() -> type[Exception]:
+    from moto.core.exceptions import JsonRESTError
+
+    return JsonRESTError
+
+
+class TooManyRequests(_too_many_requests_base()):  # type: ignore[misc]
+    """Lambda's answer to an invoke over the function's reserved concurrency (HTTP 429)."""
+
+    code = 429
+
+    def __init__(self, function_name: str) -> None:
+        super().__init__(
+            "TooManyRequestsException", f"Rate Exceeded. (reserved concurrency of {function_name} in use)"
+        )
+
+
+# ------------------------------------------------------------------------------------------- EMF
+def emf_metric_data(line: str) -> list[tuple[str, dict[str, Any]]]:
+    """The (namespace, PutMetricData datum) pairs one log line carries; [] for a line that is not EMF."""
+    line = line.strip()
+    if not line.startswith("{") or '"_aws"' not in line:
+        return []
+    try:
+        document = json.loads(line)
+        directives = document["_aws"]["CloudWatchMetrics"]
+        timestamp = datetime.fromtimestamp(int(document["_aws"]["Timestamp"]) / 1000, tz=UTC)
+    except (ValueError, KeyError, TypeError):
+        return []
+    data: list[tuple[str, dict[str, Any]]] = []
+    for directive in directives:
+        namespace = str(directive.get("Namespace", ""))
+        for definition in directive.get("Metrics", []):
+            name = definition.get("Name")
+            if not namespace or name not in document:
+                continue
+            raw = document[name]
+            values = [float(v) for v in (raw if isinstance(raw, list) else [raw])]
+            for dimension_set in directive.get("Dimensions", [[]]):
+                if any(key not in document for key in dimension_set):
+                    continue
+                for start in range(0, len(values), _MAX_VALUES):
+                    data.append(
+                        (
+                            namespace,
+                            {
+                                "MetricName": str(name),
+                                "Dimensions": [{"Name": k, "Value": str(document[k])} for k in dimension_set],
+                                "Timestamp": timestamp,
+                                "Values": values[start : start + _MAX_VALUES],
+                                "Unit": str(definition.get("Unit", "None")),
+                            },
+                        )
+                    )
+    return data
+
+
+class LogTail:
+    """New complete lines of every `*.log` file in a folder, each file read on from where it was left."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._offsets: dict[Path, int] = {}
+
+    def new_lines(self) -> Iterable[str]:
+        if not self._folder.is_dir():
+            return
+        for path in sorted(self._folder.glob("*.log")):
+            offset = self._offsets.get(path, 0)  # a file that appeared since start: from its beginning
+            try:
+                with path.open("rb") as file:
+                    file.seek(offset)
+                    chunk = file.read()
+            except OSError:
+                continue
+            end = chunk.rfind(b"\n") + 1  # a line still being written waits for the next round
+            self._offsets[path] = offset + end
+            yield from chunk[:end].decode("utf-8", errors="replace").splitlines()
+
+    def start(self) -> None:
+        """Skip what is already in the folder (earlier stacks' runtimes appended to the same files)."""
+        if self._folder.is_dir():
+            for path in self._folder.glob("*.log"):
+                self._offsets[path] = path.stat().st_size
+
+
+# ------------------------------------------------------------------------------------ evaluation
+_OPERATORS: dict[type[ast.operator], Callable[[float, float], float]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+}
+
+
+def evaluate_expression(expression: str, values: Mapping[str, float]) -> float | None:
+    """Metric math of numbers, query ids, + - * / and parentheses; None where a term has no value or a
+    division by zero (CloudWatch leaves that data point out). Anything else is refused (ValueError)."""
+
+    def value(node: ast.AST) -> float | None:
+        if isinstance(node, ast.Expression):
+            return value(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+            return float(node.value)
+        if isinstance(node, ast.Name):
+            return values.get(node.id)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            operand = value(node.operand)
+            return None if operand is None else -operand
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+            left, right = value(node.left), value(node.right)
+            if left is None or right is None or (isinstance(node.op, ast.Div) and right == 0):
+                return None
+            return _OPERATORS[type(node.op)](left, right)
+        raise ValueError(f"metric math the local evaluator does not know: {expression!r}")
+
+    return value(ast.parse(expression, mode="eval"))
+
+
+def statistic(name: str, values: Sequence[float]) -> float:
+    """A CloudWatch statistic of a period's values (not empty): Sum, Average, Minimum, Maximum,
+    SampleCount, or a percentile pNN (nearest rank, as CloudWatch computes it from raw values)."""
+    if name == "Sum":
+        return float(sum(values))
+    if name == "Average":
+        return float(sum(values)) / len(values)
+    if name == "Minimum":
+        return float(min(values))
+    if name == "Maximum":
+        return float(max(values))
+    if name == "SampleCount":
+        return float(len(values))
+    if name.startswith("p"):
+        ordered = sorted(values)
+        rank = math.ceil(float(name[1:]) / 100 * len(ordered))
+        return float(ordered[max(rank, 1) - 1])
+    raise ValueError(f"statistic the local evaluator does not know: {name}")
+
+
+_COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    "GreaterThanThreshold": operator.gt,
+    "GreaterThanOrEqualToThreshold": operator.ge,
+    "LessThanThreshold": operator.lt,
+    "LessThanOrEqualToThreshold": operator.le,
+}
+
+
+@dataclass(frozen=True)
+class Datapoint:
+    namespace: str
+    name: str
+    dimensions: frozenset[tuple[str, str]]
+    timestamp: datetime
+    value: float
+
+
+@dataclass
+class Verdict:
+    state: str  # OK, ALARM, INSUFFICIENT_DATA
+    reason: str
+    values: list[float] = field(default_factory=list)  # the periods' values, newest first
+
+
+def _series(
+    points: Sequence[Datapoint],
+    metric: Mapping[str, Any],
+    stat: str,
+    *,
+    period_s: int,
+    periods: int,
+    now: datetime,
+) -> list[float | None]:
+    """The statistic of each of the last `periods` periods ending now, newest first (None: no data)."""
+    dimensions = frozenset((d["Name"], d["Value"]) for d in metric.get("Dimensions", []))
+    buckets: list[list[float]] = [[] for _ in range(periods)]
+    for point in points:
+        if (
+            point.namespace != metric["Namespace"]
+            or point.name != metric["MetricName"]
+            or point.dimensions != dimensions
+        ):
+            continue
+        age = (now - point.timestamp).total_seconds()
+        index = int(age // period_s) if age >= 0 else 0
+        if index < periods:
+            buckets[index].append(point.value)
+    return [statistic(stat, bucket) if bucket else None for bucket in buckets]
+
+
+def evaluate_alarm(alarm: Mapping[str, Any], points: Sequence[Datapoint], now: datetime) -> Verdict:
+    """The state an alarm (DescribeAlarms' MetricAlarms entry) is in, given the data points."""
+    periods = int(alarm["EvaluationPeriods"])
+    if alarm.get("Metrics"):
+        queries = alarm["Metrics"]
+        stats = {
+            q["Id"]: _series(
+                points,
+                q["MetricStat"]["Metric"],
+                q["MetricStat"]["Stat"],
+                period_s=int(q["MetricStat"]["Period"]),
+                periods=periods,
+                now=now,
+            )
+            for q in queries
+            if "MetricStat" in q
+        }
+        returned = next(q for q in queries if q.get("ReturnData", True))
+        if "MetricStat" in returned:
+            series = stats[returned["Id"]]
+        else:
+            series = [evaluate_expression(returned["Expression"], _at(stats, i)) for i in range(periods)]
+    else:
+        stat = alarm.get("ExtendedStatistic") or alarm["Statistic"]
+        series = _series(points, alarm, stat, period_s=int(alarm["Period"]), periods=periods, now=now)
+
+    compare = _COMPARISONS[alarm["ComparisonOperator"]]
+    threshold = float(alarm["Threshold"])
+    present = [v for v in series if v is not None]
+    breaching = [v for v in present if compare(v, threshold)]
+    needed = int(alarm.get("DatapointsToAlarm") or periods)
+    if len(breaching) >= needed:
+        return Verdict(
+            "ALARM",
+            f"Threshold Crossed: {len(breaching)} out of the last {periods} datapoints "
+            f"[{', '.join(f'{v:g}' for v in breaching)}] were {_phrase(alarm)} "
+            f"the threshold ({threshold:g}).",
+            present,
+        )
+    if not present:
+        treat = alarm.get("TreatMissingData", "missing")
+        if treat == "breaching":
+            return Verdict("ALARM", "Threshold Crossed: no datapoints were received (treated as breaching).")
+        if treat == "notBreaching":
+            return Verdict("OK", "no datapoints were received (treated as not breaching).")
+        if treat == "ignore":
+            return Verdict(str(alarm.get("StateValue", "INSUFFICIENT_DATA")), "no datapoints (ignored).")
+        return Verdict("INSUFFICIENT_DATA", "Insufficient Data: no datapoints were received.")
+    return Verdict(
+        "OK",
+        f"Threshold Crossed: {len(present) - len(breaching)} datapoints "
+        f"[{', '.join(f'{v:g}' for v in present)}] were not {_phrase(alarm)} the threshold ({threshold:g}).",
+        present,
+    )
+
+
+def _at(stats: Mapping[str, list[float | None]], index: int) -> dict[str, float]:
+    """The queries' values in one period (those with data)."""
+    values = {}
+    for query_id, series in stats.items():
+        value = series[index]
+        if value is not None:
+            values[query_id] = value
+    return values
+
+
+def _phrase(alarm: Mapping[str, Any]) -> str:
+    return {
+        "GreaterThanThreshold": "greater than",
+        "GreaterThanOrEqualToThreshold": "greater than or equal to",
+        "LessThanThreshold": "less than",
+        "LessThanOrEqualToThreshold": "less than or equal to",
+    }[alarm["ComparisonOperator"]]
+
+
+def notification(
+    alarm: Mapping[str, Any], old_state: str, verdict: Verdict, region: str, now: datetime
+) -> str:
+    """The message CloudWatch publishes to an alarm's SNS action (its documented JSON fields)."""
+    arn = str(alarm["AlarmArn"])
+    trigger: dict[str, Any] = {
+        "EvaluationPeriods": alarm["EvaluationPeriods"],
+        "ComparisonOperator": alarm["ComparisonOperator"],
+        "Threshold": alarm["Threshold"],
+        "TreatMissingData": alarm.get("TreatMissingData", "missing"),
+    }
+    if alarm.get("Metrics"):
+        trigger["Metrics"] = alarm["Metrics"]
+    else:
+        trigger.update(
+            {
+                "MetricName": alarm["MetricName"],
+                "Namespace": alarm["Namespace"],
+                "Statistic": alarm.get("Statistic"),
+                "ExtendedStatistic": alarm.get("ExtendedStatistic"),
+                "Dimensions": [{"name": d["Name"], "value": d["Value"]} for d in alarm.get("Dimensions", [])],
+                "Period": alarm["Period"],
+            }
+        )
+    return json.dumps(
+        {
+            "AlarmName": alarm["AlarmName"],
+            "AlarmDescription": alarm.get("AlarmDescription"),
+            "AWSAccountId": arn.split(":")[4],
+            "AlarmConfigurationUpdatedTimestamp": str(alarm.get("AlarmConfigurationUpdatedTimestamp", "")),
+            "NewStateValue": verdict.state,
+            "NewStateReason": verdict.reason,
+            "StateChangeTime": now.isoformat(timespec="milliseconds"),
+            "Region": region,
+            "AlarmArn": arn,
+            "OldStateValue": old_state,
+            "Trigger": trigger,
+        },
+        default=str,
+    )
+
+
+# ------------------------------------------------------------------------------------ the glue
+class LocalMonitoring:
+    """Ships metrics into moto and evaluates the alarms, once a second, on its own thread."""
+
+    def __init__(
+        self,
+        session: Any,
+        aws_url: str,
+        *,
+        account_id: str,
+        log_dir: Path,
+        queue_urls: Sequence[str],
+        state_machine_arns: Sequence[str],
+    ) -> None:
+        self._region = str(session.region_name)
+        self._account_id = account_id
+        self._cloudwatch = session.client("cloudwatch", endpoint_url=aws_url)
+        self._sns = session.client("sns", endpoint_url=aws_url)
+        self._sqs = session.client("sqs", endpoint_url=aws_url)
+        self._stepfunctions = session.client("stepfunctions", endpoint_url=aws_url)
+        self._logs = LogTail(log_dir)
+        self._queue_urls = list(queue_urls)
+        self._state_machine_arns = list(state_machine_arns)
+        self._failed_seen: set[str] = set()
+        self._pending: list[tuple[str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_pruned = datetime.now(UTC)
+
+    # ---------------------------------------------------------------- what Lambda publishes
+    def lambda_invocation(self, function_name: str, duration_ms: float, failed: bool) -> None:
+        now = datetime.now(UTC)
+        dimensions = [{"Name": "FunctionName", "Value": function_name}]
+        with self._lock:
+            for name, value, unit in (
+                ("Invocations", 1.0, "Count"),
+                ("Errors", 1.0 if failed else 0.0, "Count"),
+                ("Duration", duration_ms, "Milliseconds"),
+            ):
+                self._pending.append(
+                    (
+                        "AWS/Lambda",
+                        {
+                            "MetricName": name,
+                            "Dimensions": dimensions,
+                            "Timestamp": now,
+                            "Value": value,
+                            "Unit": unit,
+                        },
+                    )
+                )
+
+    def lambda_throttle(self, function_name: str) -> None:
+        datum = {
+            "MetricName": "Throttles",
+            "Dimensions": [{"Name": "FunctionName", "Value": function_name}],
+            "Timestamp": datetime.now(UTC),
+            "Value": 1.0,
+            "Unit": "Count",
+        }
+        with self._lock:
+            self._pending.append(("AWS/Lambda", datum))
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        self._logs.start()
+        self._thread = threading.Thread(target=self._run, name="xpi-local-monitoring", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(TICK_S):
+            try:
+                self.tick()
+            except Exception:  # one bad round (moto stopping, a malformed alarm) must not end the glue
+                _LOG.exception("local monitoring round failed")
+
+    def tick(self, now: datetime | None = None) -> None:
+        self.ship()
+        self.evaluate(now or datetime.now(UTC))
+
+    # ---------------------------------------------------------------- metrics in
+    def ship(self) -> None:
+        data = [datum for line in self._logs.new_lines() for datum in emf_metric_data(line)]
+        data += self._queue_depths() + self._failed_executions()
+        with self._lock:
+            data += self._pending
+            self._pending = []
+        by_namespace: dict[str, list[dict[str, Any]]] = {}
+        for namespace, datum in data:
+            by_namespace.setdefault(namespace, []).append(datum)
+        for namespace, metric_data in by_namespace.items():
+            for start in range(0, len(metric_data), _MAX_BATCH):
+                self._cloudwatch.put_metric_data(
+                    Namespace=namespace, MetricData=metric_data[start : start + _MAX_BATCH]
+                )
+
+    def _queue_depths(self) -> list[tuple[str, dict[str, Any]]]:
+        now = datetime.now(UTC)
+        data = []
+        for url in self._queue_urls:
+            with contextlib.suppress(Exception):  # a queue deleted by a test
+                attributes = self._sqs.get_queue_attributes(
+                    QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+                )["Attributes"]
+                data.append(
+                    (
+                        "AWS/SQS",
+                        {
+                            "MetricName": "ApproximateNumberOfMessagesVisible",
+                            "Dimensions": [{"Name": "QueueName", "Value": url.rsplit("/", 1)[1]}],
+                            "Timestamp": now,
+                            "Value": float(attributes["ApproximateNumberOfMessages"]),
+                            "Unit": "Count",
+                        },
+                    )
+                )
+        return data
+
+    def _failed_executions(self) -> list[tuple[str, dict[str, Any]]]:
+        data = []
+        for arn in self._state_machine_arns:
+            pages = self._stepfunctions.get_paginator("list_executions").paginate(
+                stateMachineArn=arn, statusFilter="FAILED"
+            )
+            for page in pages:
+                for execution in page["executions"]:
+                    if execution["executionArn"] in self._failed_seen:
+                        continue
+                    self._failed_seen.add(execution["executionArn"])
+                    stopped = execution.get("stopDate") or datetime.now(UTC)
+                    data.append(
+                        (
+                            "AWS/States",
+                            {
+                                "MetricName": "ExecutionsFailed",
+                                "Dimensions": [{"Name": "StateMachineArn", "Value": arn}],
+                                "Timestamp": stopped,
+                                "Value": 1.0,
+                                "Unit": "Count",
+                            },
+                        )
+                    )
+        return data
+
+    # ---------------------------------------------------------------- alarms
+    def _datapoints(self, since: datetime) -> list[Datapoint]:
+        """moto's data points since a time (newest last); drops those older than KEEP_DATA_S hourly."""
+        from moto.cloudwatch.models import MetricDatum, cloudwatch_backends
+
+        backend = cloudwatch_backends[self._account_id][self._region]
+        stored: list[Any] = backend.metric_data
+        now = datetime.now(UTC)
+        if (now - self._last_pruned).total_seconds() > 60:
+            cutoff = now - timedelta(seconds=KEEP_DATA_S)
+            stored[:] = [d for d in stored if _aware(d.timestamp) >= cutoff]
+            self._last_pruned = now
+        points = []
+        for datum in reversed(stored):  # appended as published: stop well before the window
+            timestamp = _aware(datum.timestamp)
+            if timestamp < since - timedelta(seconds=120):
+                break
+            if isinstance(datum, MetricDatum) and timestamp >= since:
+                points.append(
+                    Datapoint(
+                        datum.namespace,
+                        datum.name,
+                        frozenset((str(d.name), str(d.value)) for d in datum.dimensions),
+                        timestamp,
+                        float(datum.value),
+                    )
+                )
+        return points
+
+    def evaluate(self, now: datetime) -> None:
+        alarms = [
+            alarm
+            for page in self._cloudwatch.get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"])
+            for alarm in page["MetricAlarms"]
+        ]
+        if not alarms:
+            return
+        longest = max(_window_s(alarm) for alarm in alarms)
+        points = self._datapoints(now - timedelta(seconds=longest))
+        for alarm in alarms:
+            verdict = evaluate_alarm(alarm, points, now)
+            old_state = str(alarm["StateValue"])
+            if verdict.state == old_state:
+                continue
+            self._cloudwatch.set_alarm_state(
+                AlarmName=alarm["AlarmName"],
+                StateValue=verdict.state,
+                StateReason=verdict.reason[:1023],
+                StateReasonData=json.dumps({"version": "1.0", "recentDatapoints": verdict.values}),
+            )
+            actions = {
+                "ALARM": alarm.get("AlarmActions", []),
+                "OK": alarm.get("OKActions", []),
+                "INSUFFICIENT_DATA": alarm.get("InsufficientDataActions", []),
+            }[verdict.state]
+            if not alarm.get("ActionsEnabled", True):
+                continue
+            message = notification(alarm, old_state, verdict, self._region, now)
+            for action in actions:
+                if ":sns:" in action:
+                    self._sns.publish(
+                        TopicArn=action,
+                        Subject=f'{verdict.state}: "{alarm["AlarmName"]}" in {self._region}'[:100],
+                        Message=message,
+                    )
+
+
+def _window_s(alarm: Mapping[str, Any]) -> int:
+    periods = int(alarm["EvaluationPeriods"])
+    if alarm.get("Metrics"):
+        return periods * max(int(q["MetricStat"]["Period"]) for q in alarm["Metrics"] if "MetricStat" in q)
+    return periods * int(alarm["Period"])
+
+
+def _aware(timestamp: datetime) -> datetime:
+    return timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=UTC)
