@@ -46,7 +46,8 @@ def test_the_replication_role_is_s3s_and_reaches_only_outputs(template: dict[str
     role = template["Resources"]["ArtifactsReplicationRole"]["Properties"]
     [trust] = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "s3.amazonaws.com"}
-    statements = template["Resources"]["ArtifactsReplicationPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    policy = template["Resources"]["ArtifactsReplicationPolicy"]["Properties"]["PolicyDocument"]
+    statements = policy["Statement"]
     for statement in statements:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         assert all("*" not in action for action in actions)
