@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from xpi_tools.emulator.client import EmulatorControl
 
@@ -184,7 +185,9 @@ def test_a_throttled_invoke_fires_the_functions_throttle_alarm(
     stack: LocalStackClient, inbox: AlarmInbox, function: str, suffix: str
 ) -> None:
     # GIVEN the function's reserved concurrency used up (0 reserved: Lambda refuses every invoke)
-    lambda_ = stack.client("lambda")
+    lambda_ = stack.session.client(  # no SDK retries: each would be one more throttle
+        "lambda", endpoint_url=stack.state["aws"], config=Config(retries={"total_max_attempts": 1})
+    )
     lambda_.put_function_concurrency(FunctionName=resource(stack, function), ReservedConcurrentExecutions=0)
     try:
         # WHEN it is invoked

@@ -10,10 +10,12 @@ import pytest
 from xpi_tools.local.monitoring import (
     Datapoint,
     LogTail,
+    aggregated,
     emf_metric_data,
     evaluate_alarm,
     evaluate_expression,
     notification,
+    period_statistic,
     statistic,
 )
 
@@ -120,6 +122,36 @@ class TestStatistics:
         assert evaluate_expression("errors / invocations", {"errors": 0, "invocations": 0}) is None
         with pytest.raises(ValueError, match="metric math"):
             evaluate_expression("__import__('os')", {})
+
+
+class TestAggregation:
+    def test_values_of_a_series_in_one_second_become_one_statistic_values_datum(self) -> None:
+        data = emf_metric_data(emf(DecisionBlock=1.0)) * 3 + emf_metric_data(emf(DecisionAllow=[2.0, 5.0]))
+
+        [(_, block), (_, allow)] = aggregated(data)
+
+        assert block["StatisticValues"] == {"SampleCount": 3.0, "Sum": 3.0, "Minimum": 1.0, "Maximum": 1.0}
+        assert allow["StatisticValues"] == {"SampleCount": 2.0, "Sum": 7.0, "Minimum": 2.0, "Maximum": 5.0}
+        assert block["Timestamp"] == NOW
+
+    def test_lambda_duration_stays_single_values_for_its_percentiles(self) -> None:
+        duration = {"MetricName": "Duration", "Dimensions": [], "Timestamp": NOW, "Value": 12.5}
+        assert aggregated([("AWS/Lambda", duration)] * 2) == [("AWS/Lambda", duration)] * 2
+
+    def test_statistics_of_aggregated_points_and_no_percentile_from_them(self) -> None:
+        summed = Datapoint("XPI", "X", SERVICE, NOW, 7.0, count=2, minimum=2.0, maximum=5.0)
+        single = point("X", 1.0)
+        assert [
+            period_statistic(s, [summed, single]) for s in ("Sum", "SampleCount", "Minimum", "Maximum")
+        ] == [
+            8.0,
+            3.0,
+            1.0,
+            5.0,
+        ]
+        assert period_statistic("Average", [summed, single]) == 8.0 / 3
+        assert period_statistic("p95", [summed]) is None
+        assert period_statistic("p95", [summed, single]) == 1.0
 
 
 class TestAlarms:

@@ -41,9 +41,11 @@ from typing import Any
 _LOG = logging.getLogger(__name__)
 
 TICK_S = 1.0
-KEEP_DATA_S = 3600  # moto's data points older than this are dropped (longest alarm window: 5 minutes)
+KEEP_DATA_S = 600  # moto's data points older than this are dropped (longest alarm window: 5 minutes)
 _MAX_BATCH = 500  # PutMetricData's limit of data points per call
 _MAX_VALUES = 150  # values of one datum
+# Sent as single values, for the percentile alarms and the dashboard's p50/p95 (the rest is aggregated).
+PERCENTILE_METRICS = frozenset({("AWS/Lambda", "Duration")})
 
 
 def _too_many_requests_base() -> type[Exception]:
@@ -195,11 +197,35 @@ _COMPARISONS: dict[str, Callable[[float, float], bool]] = {
 
 @dataclass(frozen=True)
 class Datapoint:
+    """One value, or (minimum given) an aggregate of `count` values summing to `value` (StatisticValues)."""
+
     namespace: str
     name: str
     dimensions: frozenset[tuple[str, str]]
     timestamp: datetime
     value: float
+    count: float = 1.0
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+def period_statistic(name: str, points: Sequence[Datapoint]) -> float | None:
+    """A statistic of one period's data points (not empty); a percentile only from single values (as
+    CloudWatch, which computes none from StatisticValues), None when there are none."""
+    if name.startswith("p"):
+        single = [p.value for p in points if p.minimum is None]
+        return statistic(name, single) if single else None
+    if name == "Sum":
+        return float(sum(p.value for p in points))
+    if name == "SampleCount":
+        return float(sum(p.count for p in points))
+    if name == "Average":
+        return float(sum(p.value for p in points)) / sum(p.count for p in points)
+    if name == "Minimum":
+        return min(p.value if p.minimum is None else p.minimum for p in points)
+    if name == "Maximum":
+        return max(p.value if p.maximum is None else p.maximum for p in points)
+    raise ValueError(f"statistic the local evaluator does not know: {name}")
 
 
 @dataclass
@@ -220,7 +246,7 @@ def _series(
 ) -> list[float | None]:
     """The statistic of each of the last `periods` periods ending now, newest first (None: no data)."""
     dimensions = frozenset((d["Name"], d["Value"]) for d in metric.get("Dimensions", []))
-    buckets: list[list[float]] = [[] for _ in range(periods)]
+    buckets: list[list[Datapoint]] = [[] for _ in range(periods)]
     for point in points:
         if (
             point.namespace != metric["Namespace"]
@@ -231,8 +257,8 @@ def _series(
         age = (now - point.timestamp).total_seconds()
         index = int(age // period_s) if age >= 0 else 0
         if index < periods:
-            buckets[index].append(point.value)
-    return [statistic(stat, bucket) if bucket else None for bucket in buckets]
+            buckets[index].append(point)
+    return [period_statistic(stat, bucket) if bucket else None for bucket in buckets]
 
 
 def evaluate_alarm(alarm: Mapping[str, Any], points: Sequence[Datapoint], now: datetime) -> Verdict:
@@ -352,6 +378,42 @@ def notification(
     )
 
 
+def aggregated(data: Iterable[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """One StatisticValues datum per series and second, as an EMF client that aggregates would send
+    (moto keeps an object per value it is given: the stack's memory would grow with every request);
+    Lambda's Duration stays as single values, which its percentile alarms need."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    series: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for namespace, datum in data:
+        if (namespace, datum["MetricName"]) in PERCENTILE_METRICS:
+            out.append((namespace, datum))
+            continue
+        values = [float(v) for v in datum.get("Values") or [datum["Value"]]]
+        timestamp = datum["Timestamp"].replace(microsecond=0)
+        dimensions = tuple(sorted((d["Name"], d["Value"]) for d in datum.get("Dimensions", [])))
+        key = (namespace, datum["MetricName"], dimensions, datum.get("Unit"), timestamp)
+        if key not in series:
+            series[key] = {
+                "MetricName": datum["MetricName"],
+                "Dimensions": datum.get("Dimensions", []),
+                "Timestamp": timestamp,
+                "StatisticValues": {
+                    "SampleCount": 0.0,
+                    "Sum": 0.0,
+                    "Minimum": math.inf,
+                    "Maximum": -math.inf,
+                },
+                **({"Unit": datum["Unit"]} if datum.get("Unit") else {}),
+            }
+            out.append((namespace, series[key]))
+        statistics = series[key]["StatisticValues"]
+        statistics["SampleCount"] += len(values)
+        statistics["Sum"] += sum(values)
+        statistics["Minimum"] = min(statistics["Minimum"], *values)
+        statistics["Maximum"] = max(statistics["Maximum"], *values)
+    return out
+
+
 # ------------------------------------------------------------------------------------ the glue
 class LocalMonitoring:
     """Ships metrics into moto and evaluates the alarms, once a second, on its own thread."""
@@ -446,7 +508,7 @@ class LocalMonitoring:
             data += self._pending
             self._pending = []
         by_namespace: dict[str, list[dict[str, Any]]] = {}
-        for namespace, datum in data:
+        for namespace, datum in aggregated(data):
             by_namespace.setdefault(namespace, []).append(datum)
         for namespace, metric_data in by_namespace.items():
             for start in range(0, len(metric_data), _MAX_BATCH):
@@ -504,29 +566,42 @@ class LocalMonitoring:
 
     # ---------------------------------------------------------------- alarms
     def _datapoints(self, since: datetime) -> list[Datapoint]:
-        """moto's data points since a time (newest last); drops those older than KEEP_DATA_S hourly."""
-        from moto.cloudwatch.models import MetricDatum, cloudwatch_backends
+        """moto's data points since a time; drops those older than KEEP_DATA_S every minute."""
+        from moto.cloudwatch.models import MetricAggregatedDatum, MetricDatum, cloudwatch_backends
 
         backend = cloudwatch_backends[self._account_id][self._region]
         stored: list[Any] = backend.metric_data
         now = datetime.now(UTC)
         if (now - self._last_pruned).total_seconds() > 60:
             cutoff = now - timedelta(seconds=KEEP_DATA_S)
-            stored[:] = [d for d in stored if _aware(d.timestamp) >= cutoff]
+            old = 0  # appended as published, so the old ones lead; del of a prefix keeps moto's appends
+            while old < len(stored) and _aware(stored[old].timestamp) < cutoff:
+                old += 1
+            del stored[:old]
             self._last_pruned = now
         points = []
         for datum in reversed(stored):  # appended as published: stop well before the window
             timestamp = _aware(datum.timestamp)
             if timestamp < since - timedelta(seconds=120):
                 break
-            if isinstance(datum, MetricDatum) and timestamp >= since:
+            if timestamp < since:
+                continue
+            dimensions = frozenset((str(d.name), str(d.value)) for d in datum.dimensions)
+            if isinstance(datum, MetricDatum):
+                points.append(
+                    Datapoint(datum.namespace, datum.name, dimensions, timestamp, float(datum.value))
+                )
+            elif isinstance(datum, MetricAggregatedDatum):
                 points.append(
                     Datapoint(
                         datum.namespace,
                         datum.name,
-                        frozenset((str(d.name), str(d.value)) for d in datum.dimensions),
+                        dimensions,
                         timestamp,
-                        float(datum.value),
+                        float(datum.sum),
+                        count=float(datum.sample_count),
+                        minimum=float(datum.min),
+                        maximum=float(datum.max),
                     )
                 )
         return points
