@@ -26,7 +26,6 @@ against the metric's resolution.
 from __future__ import annotations
 
 import ast
-import contextlib
 import json
 import logging
 import math
@@ -432,12 +431,11 @@ class LocalMonitoring:
         self._account_id = account_id
         self._cloudwatch = session.client("cloudwatch", endpoint_url=aws_url)
         self._sns = session.client("sns", endpoint_url=aws_url)
-        self._sqs = session.client("sqs", endpoint_url=aws_url)
-        self._stepfunctions = session.client("stepfunctions", endpoint_url=aws_url)
         self._logs = LogTail(log_dir)
-        self._queue_urls = list(queue_urls)
-        self._state_machine_arns = list(state_machine_arns)
-        self._failed_seen: set[str] = set()
+        self._queue_names = [url.rsplit("/", 1)[1] for url in queue_urls]
+        self._state_machine_arns = set(state_machine_arns)
+        self._scan_from: dict[str, int] = {}  # per state machine: executions before it are all counted
+        self._failed_seen: dict[str, set[int]] = {}  # per state machine: FAILED ones counted past it
         self._pending: list[tuple[str, dict[str, Any]]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -517,56 +515,67 @@ class LocalMonitoring:
                 )
 
     def _queue_depths(self) -> list[tuple[str, dict[str, Any]]]:
+        """Each queue's visible messages, read from moto's SQS in this process (as SQS publishes them)."""
+        from moto.sqs.models import sqs_backends
+
+        queues = sqs_backends[self._account_id][self._region].queues
         now = datetime.now(UTC)
         data = []
-        for url in self._queue_urls:
-            with contextlib.suppress(Exception):  # a queue deleted by a test
-                attributes = self._sqs.get_queue_attributes(
-                    QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
-                )["Attributes"]
-                data.append(
-                    (
-                        "AWS/SQS",
-                        {
-                            "MetricName": "ApproximateNumberOfMessagesVisible",
-                            "Dimensions": [{"Name": "QueueName", "Value": url.rsplit("/", 1)[1]}],
-                            "Timestamp": now,
-                            "Value": float(attributes["ApproximateNumberOfMessages"]),
-                            "Unit": "Count",
-                        },
-                    )
-                )
+        for name in self._queue_names:
+            queue = queues.get(name)
+            if queue is None:  # a queue deleted by a test
+                continue
+            datum = {
+                "MetricName": "ApproximateNumberOfMessagesVisible",
+                "Dimensions": [{"Name": "QueueName", "Value": name}],
+                "Timestamp": now,
+                "Value": float(queue.approximate_number_of_messages),
+                "Unit": "Count",
+            }
+            data.append(("AWS/SQS", datum))
         return data
 
     def _failed_executions(self) -> list[tuple[str, dict[str, Any]]]:
+        """One ExecutionsFailed per execution that ended FAILED, read from moto's Step Functions in this
+        process. Executions are kept in start order: each round reads on from the first one still
+        running, so a stack with thousands of finished executions costs what its running ones do."""
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        backend = stepfunctions_parser_backends[self._account_id][self._region]
         data = []
-        for arn in self._state_machine_arns:
-            pages = self._stepfunctions.get_paginator("list_executions").paginate(
-                stateMachineArn=arn, statusFilter="FAILED"
-            )
-            for page in pages:
-                for execution in page["executions"]:
-                    if execution["executionArn"] in self._failed_seen:
-                        continue
-                    self._failed_seen.add(execution["executionArn"])
-                    stopped = execution.get("stopDate") or datetime.now(UTC)
-                    data.append(
-                        (
-                            "AWS/States",
-                            {
-                                "MetricName": "ExecutionsFailed",
-                                "Dimensions": [{"Name": "StateMachineArn", "Value": arn}],
-                                "Timestamp": stopped,
-                                "Value": 1.0,
-                                "Unit": "Count",
-                            },
-                        )
-                    )
+        for machine in list(backend.state_machines):
+            if machine.arn not in self._state_machine_arns:
+                continue
+            executions = machine.executions
+            start = self._scan_from.get(machine.arn, 0)
+            counted = self._failed_seen.setdefault(machine.arn, set())
+            leading_finished = True
+            for position in range(start, len(executions)):
+                execution: Any = executions[position]
+                status = getattr(execution.exec_status, "value", execution.exec_status)
+                if status in {None, "RUNNING", "PENDING_REDRIVE"}:
+                    leading_finished = False
+                    continue
+                if leading_finished:
+                    self._scan_from[machine.arn] = position + 1
+                if status != "FAILED" or position in counted:
+                    continue
+                counted.add(position)
+                datum = {
+                    "MetricName": "ExecutionsFailed",
+                    "Dimensions": [{"Name": "StateMachineArn", "Value": machine.arn}],
+                    "Timestamp": _aware(execution.stop_date or datetime.now(UTC)),
+                    "Value": 1.0,
+                    "Unit": "Count",
+                }
+                data.append(("AWS/States", datum))
+            self._failed_seen[machine.arn] = {i for i in counted if i >= self._scan_from.get(machine.arn, 0)}
         return data
 
     # ---------------------------------------------------------------- alarms
-    def _datapoints(self, since: datetime) -> list[Datapoint]:
-        """moto's data points since a time; drops those older than KEEP_DATA_S every minute."""
+    def _datapoints(self, since: datetime, watched: set[tuple[str, str]]) -> list[Datapoint]:
+        """moto's data points of the watched metrics (namespace, name) since a time; drops those older
+        than KEEP_DATA_S every minute."""
         from moto.cloudwatch.models import MetricAggregatedDatum, MetricDatum, cloudwatch_backends
 
         backend = cloudwatch_backends[self._account_id][self._region]
@@ -584,7 +593,7 @@ class LocalMonitoring:
             timestamp = _aware(datum.timestamp)
             if timestamp < since - timedelta(seconds=120):
                 break
-            if timestamp < since:
+            if timestamp < since or (datum.namespace, datum.name) not in watched:
                 continue
             dimensions = frozenset((str(d.name), str(d.value)) for d in datum.dimensions)
             if isinstance(datum, MetricDatum):
@@ -615,7 +624,9 @@ class LocalMonitoring:
         if not alarms:
             return
         longest = max(_window_s(alarm) for alarm in alarms)
-        points = self._datapoints(now - timedelta(seconds=longest))
+        points = self._datapoints(
+            now - timedelta(seconds=longest), {m for a in alarms for m in _metrics_of(a)}
+        )
         for alarm in alarms:
             verdict = evaluate_alarm(alarm, points, now)
             old_state = str(alarm["StateValue"])
@@ -642,6 +653,11 @@ class LocalMonitoring:
                         Subject=f'{verdict.state}: "{alarm["AlarmName"]}" in {self._region}'[:100],
                         Message=message,
                     )
+
+
+def _metrics_of(alarm: Mapping[str, Any]) -> list[tuple[str, str]]:
+    queries = [q["MetricStat"]["Metric"] for q in alarm.get("Metrics", []) if "MetricStat" in q]
+    return [(m["Namespace"], m["MetricName"]) for m in queries or [alarm]]
 
 
 def _window_s(alarm: Mapping[str, Any]) -> int:
