@@ -9,16 +9,18 @@ their own metrics, and CloudWatch evaluates each alarm and notifies its actions.
   timestamp), as CloudWatch Logs would extract it;
 - Lambda's metrics for each invocation the runtime pool ran (`AWS/Lambda`: Invocations, Errors (0 or 1),
   Duration, and Throttles for an invoke refused over the function's reserved concurrency), SQS's
-  ApproximateNumberOfMessagesVisible of each of the stack's queues, and Step Functions' ExecutionsFailed
-  for each failed execution, all published with PutMetricData;
-- every alarm (DescribeAlarms) is evaluated over its last EvaluationPeriods periods ending now, from the
+  ApproximateNumberOfMessagesVisible of each of the stack's queues (every 5 s), and Step Functions'
+  ExecutionsFailed for each failed execution, all published with PutMetricData (aggregated per series
+  and second as StatisticValues, but Lambda's Duration);
+- every alarm (DescribeAlarms, reread every 10 s) is evaluated, when data was shipped and at least every
+  5 s, over its last EvaluationPeriods periods ending now, from the
   data points moto holds: its statistic (Sum, Average, Minimum, Maximum, SampleCount, pNN), metric math
   of + - * / over its MetricStat queries, its comparison and threshold, DatapointsToAlarm and
   TreatMissingData. A change of state is set with SetAlarmState and published, as CloudWatch's
   notification JSON, to the alarm's SNS actions for that state.
 
 Known differences: periods slide with the clock (CloudWatch aligns them to the minute), so an alarm
-fires within a second of its data; data points older than an hour are dropped from moto (the stack
+fires within a second of its data; data points older than 10 minutes are dropped from moto (the stack
 would otherwise grow with every metric for as long as it runs); an alarm's period is not checked
 against the metric's resolution.
 """
@@ -40,6 +42,9 @@ from typing import Any
 _LOG = logging.getLogger(__name__)
 
 TICK_S = 1.0
+QUEUE_SAMPLE_S = 5.0  # queue depths (SQS publishes them every minute)
+IDLE_EVALUATION_S = 5.0  # alarms are evaluated on new data, and at least this often
+ALARMS_REREAD_S = 10.0  # alarm definitions (DescribeAlarms) are read again this often
 KEEP_DATA_S = 600  # moto's data points older than this are dropped (longest alarm window: 5 minutes)
 _MAX_BATCH = 500  # PutMetricData's limit of data points per call
 _MAX_VALUES = 150  # values of one datum
@@ -440,7 +445,9 @@ class LocalMonitoring:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._last_pruned = datetime.now(UTC)
+        self._last_pruned = self._last_sampled = self._last_evaluated = datetime.min.replace(tzinfo=UTC)
+        self._alarms: list[dict[str, Any]] = []  # DescribeAlarms, reread every ALARMS_REREAD_S
+        self._alarms_read = datetime.min.replace(tzinfo=UTC)
 
     # ---------------------------------------------------------------- what Lambda publishes
     def lambda_invocation(self, function_name: str, duration_ms: float, failed: bool) -> None:
@@ -495,13 +502,22 @@ class LocalMonitoring:
                 _LOG.exception("local monitoring round failed")
 
     def tick(self, now: datetime | None = None) -> None:
-        self.ship()
-        self.evaluate(now or datetime.now(UTC))
+        """Ship what is new; evaluate the alarms when something was shipped, else every few seconds
+        (a window that slid past its data returns its alarm to OK)."""
+        now = now or datetime.now(UTC)
+        shipped = self.ship(now)
+        if shipped or (now - self._last_evaluated).total_seconds() >= IDLE_EVALUATION_S:
+            self.evaluate(now)
+            self._last_evaluated = now
 
     # ---------------------------------------------------------------- metrics in
-    def ship(self) -> None:
+    def ship(self, now: datetime) -> int:
+        """PutMetricData of what is new; the number of data shipped."""
         data = [datum for line in self._logs.new_lines() for datum in emf_metric_data(line)]
-        data += self._queue_depths() + self._failed_executions()
+        data += self._failed_executions()
+        if (now - self._last_sampled).total_seconds() >= QUEUE_SAMPLE_S:
+            data += self._queue_depths()
+            self._last_sampled = now
         with self._lock:
             data += self._pending
             self._pending = []
@@ -513,6 +529,7 @@ class LocalMonitoring:
                 self._cloudwatch.put_metric_data(
                     Namespace=namespace, MetricData=metric_data[start : start + _MAX_BATCH]
                 )
+        return len(data)
 
     def _queue_depths(self) -> list[tuple[str, dict[str, Any]]]:
         """Each queue's visible messages, read from moto's SQS in this process (as SQS publishes them)."""
@@ -616,11 +633,11 @@ class LocalMonitoring:
         return points
 
     def evaluate(self, now: datetime) -> None:
-        alarms = [
-            alarm
-            for page in self._cloudwatch.get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"])
-            for alarm in page["MetricAlarms"]
-        ]
+        if (now - self._alarms_read).total_seconds() >= ALARMS_REREAD_S:
+            pages = self._cloudwatch.get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"])
+            self._alarms = [alarm for page in pages for alarm in page["MetricAlarms"]]
+            self._alarms_read = now
+        alarms = self._alarms
         if not alarms:
             return
         longest = max(_window_s(alarm) for alarm in alarms)
@@ -638,6 +655,7 @@ class LocalMonitoring:
                 StateReason=verdict.reason[:1023],
                 StateReasonData=json.dumps({"version": "1.0", "recentDatapoints": verdict.values}),
             )
+            alarm["StateValue"] = verdict.state  # as set, until the definitions are read again
             actions = {
                 "ALARM": alarm.get("AlarmActions", []),
                 "OK": alarm.get("OKActions", []),
