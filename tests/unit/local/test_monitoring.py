@@ -2,13 +2,16 @@
 CloudWatch evaluates them (statistics, percentiles, metric math, missing data)."""
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from xpi_tools.local.monitoring import (
+    KEEP_DATA_S,
     Datapoint,
+    LocalMonitoring,
     LogTail,
     aggregated,
     emf_metric_data,
@@ -225,3 +228,80 @@ class TestAlarms:
         assert message["AWSAccountId"] == "123456789012"
         assert message["Trigger"]["MetricName"] == "DecisionBlock"
         assert message["Trigger"]["Dimensions"] == [{"name": "service", "value": "xpi"}]
+
+
+class TestTheGlueAgainstMoto:
+    """LocalMonitoring against moto in process: what it puts, the state it sets and the notice it sends."""
+
+    @pytest.fixture
+    def aws(self, tmp_path: Path) -> Iterator[dict[str, Any]]:
+        import boto3
+        from moto import mock_aws
+
+        with mock_aws():
+            session = boto3.Session(
+                region_name="us-gov-west-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+            )
+            sqs, sns = session.client("sqs"), session.client("sns")
+            topic = sns.create_topic(Name="alarms")["TopicArn"]
+            inbox = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+            dlq = sqs.create_queue(QueueName="some-dlq")["QueueUrl"]
+            inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]
+            sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn["QueueArn"])
+            cloudwatch = session.client("cloudwatch")
+            cloudwatch.put_metric_alarm(
+                AlarmName="dlq",
+                Namespace="AWS/SQS",
+                MetricName="ApproximateNumberOfMessagesVisible",
+                Dimensions=[{"Name": "QueueName", "Value": "some-dlq"}],
+                Statistic="Maximum",
+                Period=60,
+                EvaluationPeriods=1,
+                Threshold=0,
+                ComparisonOperator="GreaterThanThreshold",
+                TreatMissingData="notBreaching",
+                AlarmActions=[topic],
+            )
+            monitoring = LocalMonitoring(
+                session,
+                None,
+                account_id="123456789012",
+                log_dir=tmp_path,
+                queue_urls=[dlq],
+                state_machine_arns=[],
+            )
+            yield {"session": session, "monitoring": monitoring, "dlq": dlq, "inbox": inbox}
+
+    def test_a_dlq_message_sets_the_alarm_and_notifies_its_topic(self, aws: dict[str, Any]) -> None:
+        session, monitoring = aws["session"], aws["monitoring"]
+        session.client("sqs").send_message(QueueUrl=aws["dlq"], MessageBody="dead")
+
+        monitoring.tick(datetime.now(UTC))
+
+        [alarm] = session.client("cloudwatch").describe_alarms(AlarmNames=["dlq"])["MetricAlarms"]
+        assert alarm["StateValue"] == "ALARM"
+        [message] = session.client("sqs").receive_message(QueueUrl=aws["inbox"])["Messages"]
+        notice = json.loads(json.loads(message["Body"])["Message"])
+        assert (notice["AlarmName"], notice["NewStateValue"]) == ("dlq", "ALARM")
+
+    def test_data_older_than_the_kept_window_is_dropped_from_moto(self, aws: dict[str, Any]) -> None:
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        cloudwatch = aws["session"].client("cloudwatch")
+        now = datetime.now(UTC)
+        for age in (KEEP_DATA_S + 60, 30):
+            cloudwatch.put_metric_data(
+                Namespace="XPI",
+                MetricData=[{"MetricName": "X", "Value": 1.0, "Timestamp": now - timedelta(seconds=age)}],
+            )
+
+        aws["monitoring"].tick(now)
+
+        stored = cloudwatch_backends["123456789012"]["us-gov-west-1"].metric_data
+        ages = [
+            round((now - d.timestamp.replace(tzinfo=UTC)).total_seconds())
+            for d in stored
+            if d.namespace == "XPI"
+        ]
+
+        assert ages == [30]
