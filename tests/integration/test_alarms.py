@@ -17,8 +17,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from xpi_tools.emulator.client import EmulatorControl
+from xpi_tools.local.deploy import load_template
 
-from tests.helpers.stack import LocalStackClient, own_stack
+from tests.helpers.stack import ROOT, LocalStackClient, own_stack
 from tests.helpers.waiting import wait_until
 from tests.integration.test_api import ApiClient
 
@@ -98,23 +99,53 @@ def sync_request(api: ApiClient, prompt: str) -> tuple[int, Any]:
     return api.call("caller2", "POST", "/v1/invoke", body)
 
 
-def test_the_alarms_start_ok_and_the_dashboard_exists(stack: LocalStackClient, inbox: AlarmInbox) -> None:
+DLQS = [
+    ("RequestsDLQ", "requests-dlq"),
+    ("SubscriberDLQ", "subscriber-dlq"),
+    ("BatchUploadsDLQ", "batch-uploads-dlq"),
+    ("BatchProgressDLQ", "batch-progress-dlq"),
+]
+STATE_MACHINES = [
+    ("InferenceStateMachine", "inference-executions-failed"),
+    ("QueueStateMachine", "queue-executions-failed"),
+    ("BatchStateMachine", "batch-executions-failed"),
+]
+ERROR_RATES = [
+    ("SyncInvokeFunction", "sync-invoke-error-rate"),
+    ("InvokeModelFunction", "invoke-model-error-rate"),
+]
+THROTTLES = [
+    ("SyncInvokeFunction", "sync-invoke-throttles"),
+    ("InvokeModelFunction", "invoke-model-throttles"),
+]
+# Each alarm a test below drives to ALARM (the parametrized tests, and one test each for the rest).
+DRIVEN = {suffix for _, suffix in DLQS + STATE_MACHINES + ERROR_RATES + THROTTLES} | {
+    "blocked-requests-spike",
+    "security-alerts",
+    "credential-past-max-age",
+    "sync-latency-p95",
+    "credential-rotation-failures",
+}
+
+
+def test_every_alarm_of_the_template_is_driven_here_and_starts_ok(stack: LocalStackClient) -> None:
+    # GIVEN the template's alarms (AlarmName "${AWS::StackName}-<suffix>")
+    template = load_template(ROOT / "template.yaml")
+    suffixes = {
+        resource["Properties"]["AlarmName"]["Fn::Sub"].removeprefix("${AWS::StackName}-")
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    # THEN each has a test here that makes it fire, each was created on the stack, and each starts OK
+    assert suffixes == DRIVEN
     alarms = stack.client("cloudwatch").describe_alarms()["MetricAlarms"]
-    assert len(alarms) == 16
+    assert {a["AlarmName"].removeprefix(f"{stack.state['stack_name']}-") for a in alarms} == DRIVEN
     assert {a["StateValue"] for a in alarms} == {"OK"}
     dashboards = stack.client("cloudwatch").list_dashboards()["DashboardEntries"]
     assert [d["DashboardName"] for d in dashboards] == [f"{stack.state['stack_name']}-xpi"]
 
 
-@pytest.mark.parametrize(
-    ("dlq", "suffix"),
-    [
-        ("RequestsDLQ", "requests-dlq"),
-        ("SubscriberDLQ", "subscriber-dlq"),
-        ("BatchUploadsDLQ", "batch-uploads-dlq"),
-        ("BatchProgressDLQ", "batch-progress-dlq"),
-    ],
-)
+@pytest.mark.parametrize(("dlq", "suffix"), DLQS)
 def test_a_message_in_a_dlq_fires_its_alarm(
     stack: LocalStackClient, inbox: AlarmInbox, dlq: str, suffix: str
 ) -> None:
@@ -131,14 +162,7 @@ def test_a_message_in_a_dlq_fires_its_alarm(
     sqs.purge_queue(QueueUrl=resource(stack, dlq))
 
 
-@pytest.mark.parametrize(
-    ("state_machine", "suffix"),
-    [
-        ("InferenceStateMachine", "inference-executions-failed"),
-        ("QueueStateMachine", "queue-executions-failed"),
-        ("BatchStateMachine", "batch-executions-failed"),
-    ],
-)
+@pytest.mark.parametrize(("state_machine", "suffix"), STATE_MACHINES)
 def test_a_failed_execution_fires_its_state_machines_alarm(
     stack: LocalStackClient, inbox: AlarmInbox, state_machine: str, suffix: str
 ) -> None:
@@ -161,10 +185,7 @@ def test_a_failed_execution_fires_its_state_machines_alarm(
     assert notice["Trigger"]["Dimensions"] == [{"name": "StateMachineArn", "value": arn}]
 
 
-@pytest.mark.parametrize(
-    ("function", "suffix"),
-    [("SyncInvokeFunction", "sync-invoke-error-rate"), ("InvokeModelFunction", "invoke-model-error-rate")],
-)
+@pytest.mark.parametrize(("function", "suffix"), ERROR_RATES)
 def test_failing_invocations_fire_the_functions_error_rate_alarm(
     stack: LocalStackClient, inbox: AlarmInbox, function: str, suffix: str
 ) -> None:
@@ -177,10 +198,7 @@ def test_failing_invocations_fire_the_functions_error_rate_alarm(
     assert notice["Trigger"]["Metrics"][-1]["Expression"] == "100 * errors / invocations"
 
 
-@pytest.mark.parametrize(
-    ("function", "suffix"),
-    [("SyncInvokeFunction", "sync-invoke-throttles"), ("InvokeModelFunction", "invoke-model-throttles")],
-)
+@pytest.mark.parametrize(("function", "suffix"), THROTTLES)
 def test_a_throttled_invoke_fires_the_functions_throttle_alarm(
     stack: LocalStackClient, inbox: AlarmInbox, function: str, suffix: str
 ) -> None:
