@@ -3,6 +3,7 @@
 import logging
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 
 # Service name and namespace come from POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE
 # (set in the template's Globals), so nothing here is environment-specific.
@@ -14,3 +15,9 @@ metrics = Metrics()
 # traceback, and an exception's text can quote the request (pydantic's input_value). xpi logs an error's
 # code and class itself (xpi.handlers.contain_errors), so that logger is kept quiet.
 logging.getLogger("aws_lambda_powertools.middleware_factory.factory").setLevel(logging.CRITICAL)
+
+
+def count_security_alert() -> None:
+    """One SecurityAlerts (namespace XPI) per Security Alert published, whatever raised it: the metric
+    the security-alerts alarm watches (template.yaml, SecurityAlertsAlarm)."""
+    metrics.add_metric(name="SecurityAlerts", unit=MetricUnit.Count, value=1)

@@ -3,6 +3,8 @@
 from pydantic import BaseModel
 
 from xpi.adapters import aws
+from xpi.models.events import SECURITY_ALERT
+from xpi.observability import count_security_alert
 
 
 class EventPublishError(RuntimeError):
@@ -30,3 +32,5 @@ class EventBridgePublisher:
             raise EventPublishError(
                 f"EventBridge refused the event: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}"
             )
+        if detail_type == SECURITY_ALERT:
+            count_security_alert()  # every Security Alert on the bus, whichever service raised it

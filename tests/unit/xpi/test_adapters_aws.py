@@ -221,6 +221,21 @@ class TestEventBridgePublisher:
         assert event["detail"]["timings"] == {"completed_at": "2025-03-12T14:07:05Z"}
         assert "output" not in event["detail"]  # None fields are left out, not sent as null
 
+    def test_a_security_alert_counts_security_alerts_and_other_events_do_not(
+        self, stack: XpiResources
+    ) -> None:
+        from xpi.observability import metrics
+
+        publisher = EventBridgePublisher(stack.bus_name, "xpi.inference")
+
+        # WHEN an ordinary event and then a Security Alert are published
+        publisher.publish("Inference Failed", result_detail())
+        assert "SecurityAlerts" not in metrics.provider.metric_set
+        publisher.publish("Security Alert", result_detail())
+
+        # THEN the alert counts one SecurityAlerts (the security-alerts alarm's metric)
+        assert metrics.provider.metric_set["SecurityAlerts"]["Value"] == [1.0]
+
     def test_another_source_does_not_match_the_rule(self, stack: XpiResources) -> None:
         EventBridgePublisher(stack.bus_name, "someone.else").publish("Inference Failed", result_detail())
 

@@ -25,6 +25,8 @@ and after it (`fill_moto_gaps`):
      moto's API Gateway neither imports a RestApi's Body nor invokes Lambda integrations, so the
      RestApi is created without its Body (for its id) and without Deployment/Stage; the local API
      Gateway (local/apigateway.py) serves the document instead.
+ 31. moto's CloudFormation has no AWS::CloudWatch::Alarm: each alarm is put with PutMetricAlarm after
+     the stack is created (xpi_tools.local.monitoring evaluates them).
 """
 
 import copy
@@ -177,6 +179,7 @@ POLICIES_MOTO_SKIPS = (
     "AWS::SecretsManager::ResourcePolicy",  # put through the API instead (gap 16)
     "AWS::Events::EventBusPolicy",  # put with PutPermission instead (gap 17)
     "AWS::SecretsManager::RotationSchedule",  # set on the secret instead (gap 22)
+    "AWS::CloudWatch::Alarm",  # put with PutMetricAlarm instead (gap 31)
 )
 
 
@@ -346,6 +349,42 @@ def _put_resource_policies(
         )
 
 
+# The AWS::CloudWatch::Alarm properties PutMetricAlarm takes under the same name.
+ALARM_PROPERTIES = (
+    "AlarmName", "AlarmDescription", "ActionsEnabled", "AlarmActions", "OKActions", "InsufficientDataActions",
+    "MetricName", "Namespace", "Statistic", "ExtendedStatistic", "Dimensions", "Period", "Unit",
+    "EvaluationPeriods", "DatapointsToAlarm", "Threshold", "ComparisonOperator", "TreatMissingData",
+    "EvaluateLowSampleCountPercentile", "Metrics",
+)  # fmt: skip
+
+
+def _put_alarms(cfn: dict[str, Any], stack: Any, session: boto3.Session, endpoint_url: str) -> None:
+    """Gap 31: moto's CloudFormation has no AWS::CloudWatch::Alarm: each alarm whose condition holds is
+    put with PutMetricAlarm (refs resolved by moto's resolver). xpi_tools.local.monitoring evaluates them."""
+    from moto.cloudformation.parsing import clean_json
+
+    cloudwatch = session.client("cloudwatch", endpoint_url=endpoint_url)
+    for resource in cfn["Resources"].values():
+        if resource["Type"] != "AWS::CloudWatch::Alarm":
+            continue
+        condition = resource.get("Condition")
+        if condition and not stack.resource_map.lazy_condition_map[condition]:
+            continue
+        properties = clean_json(resource["Properties"], stack.resource_map)
+        alarm = {k: properties[k] for k in ALARM_PROPERTIES if k in properties}
+        for number in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
+            if number in alarm:
+                alarm[number] = int(alarm[number])
+        alarm["Threshold"] = float(alarm["Threshold"])
+        for query in alarm.get("Metrics", []):
+            if "MetricStat" in query:
+                query["MetricStat"]["Period"] = int(query["MetricStat"]["Period"])
+        for key in ("AlarmActions", "OKActions", "InsufficientDataActions"):
+            if key in alarm:
+                alarm[key] = [str(getattr(a, "arn", a)) for a in alarm[key]]
+        cloudwatch.put_metric_alarm(**alarm)
+
+
 def fill_moto_gaps(
     cfn: dict[str, Any],
     stack_name: str,
@@ -391,6 +430,7 @@ def fill_moto_gaps(
 
     _put_resource_policies(cfn, stack, session, endpoint_url)
     _apply_ignored_configuration(cfn, stack, resources, session, endpoint_url)
+    _put_alarms(cfn, stack, session, endpoint_url)
 
     # Gap 9: moto's CloudFormation ignores an S3 bucket's NotificationConfiguration: set it through
     # the S3 API (refs resolved by moto's resolver), so uploads notify their queues as on AWS.

@@ -35,6 +35,7 @@ from xpi_tools.local.faults import LocalControl, LocalFaults
 from xpi_tools.local.iam_authorization import Authorization, CallLog, missing_poller_permissions
 from xpi_tools.local.keep_alive import enable_keep_alive
 from xpi_tools.local.lambda_runtime import FunctionSpec, InvokeResult, LambdaRuntimePool, default_rie_dir
+from xpi_tools.local.monitoring import LocalMonitoring, TooManyRequests
 from xpi_tools.local.moto_patches import (
     check_moto_version,
     enable_iam_enforcement,
@@ -78,6 +79,10 @@ LOCAL_PARAMETERS = {
     # reaches (the emulator is unlimited by default); bench/bench_quota.py sets binding ones.
     "BedrockRequestsPerMinute": "100000",
     "BedrockTokensPerMinute": "100000000",
+    # Alarms a test drives in seconds: a spike of 3 blocked requests, a sync p95 over 2 s (the emulator's
+    # latency makes one), where the defaults (20, 15 s) suit production traffic.
+    "BlockedRequestsAlarmThreshold": "3",
+    "SyncLatencyP95AlarmMilliseconds": "2000",
 }
 
 
@@ -179,6 +184,7 @@ class LocalStack:
         self.faults = LocalFaults()
         self._control: LocalControl | None = None
         self._api: Any = None  # local API Gateway
+        self.monitoring: LocalMonitoring | None = None  # CloudWatch's metrics and alarm evaluation
         self._dashboard: Any = None  # dashboard signing proxy
         self.endpoints: Endpoints | None = None
         self.deployment: Deployment | None = None
@@ -337,6 +343,7 @@ class LocalStack:
         )
         self._poller.start()
         api_url, dashboard_url, api_credentials = self._start_api(session, aws_url, build_dir)
+        self._start_monitoring(session, aws_url)
 
         self.endpoints = Endpoints(
             region=self.region,
@@ -405,6 +412,25 @@ class LocalStack:
         )
         return self._api.url, self._dashboard.start(), credentials
 
+    def _start_monitoring(self, session: boto3.Session, aws_url: str) -> None:
+        """Metrics into moto (the runtimes' EMF lines, Lambda's, SQS's, Step Functions') and the
+        template's alarms evaluated, as CloudWatch would (monitoring.py)."""
+        sqs, stepfunctions = (
+            session.client("sqs", endpoint_url=aws_url),
+            session.client("stepfunctions", endpoint_url=aws_url),
+        )
+        self.monitoring = LocalMonitoring(
+            session,
+            aws_url,
+            account_id=ACCOUNT_ID,
+            log_dir=self.work_dir / "logs",
+            queue_urls=sqs.list_queues().get("QueueUrls", []),
+            state_machine_arns=[
+                m["stateMachineArn"] for m in stepfunctions.list_state_machines()["stateMachines"]
+            ],
+        )
+        self.monitoring.start()
+
     def _start_control(
         self, function_roles: dict[str, tuple[str, str]], function_credentials: dict[str, RoleCredentials]
     ) -> str:
@@ -457,6 +483,7 @@ class LocalStack:
     def stop(self) -> None:
         """Stop everything that was started, in reverse order; safe to call twice or after a failed start."""
         stoppers = [
+            self.monitoring.stop if self.monitoring else None,
             self._control.stop if self._control else None,
             self._dashboard.stop if self._dashboard else None,
             self._api.stop if self._api else None,
@@ -469,6 +496,7 @@ class LocalStack:
                 stop_component()
         self._poller, self._pool, self._emulator = None, None, None
         self._api, self._dashboard, self._control = None, None, None
+        self.monitoring = None
         for restore in reversed(self._restores):
             restore()
         self._restores = []
@@ -581,6 +609,7 @@ class LocalStack:
         pool = self._pool
         code_cache = self.work_dir / "code"
         registered: dict[str, FunctionSpec] = {}
+        in_flight: dict[str, int] = {}  # invokes running per function, against its reserved concurrency
         lock = threading.Lock()
         assert pool is not None
 
@@ -602,9 +631,25 @@ class LocalStack:
                 if registered.get(spec.name) != spec:
                     pool.register(spec)
                     registered[spec.name] = spec
-            result = pool.invoke(spec.name, body.encode("utf-8"))
+            reserved = function.reserved_concurrency
+            with lock:  # Lambda refuses an invoke over the function's reserved concurrency
+                running = in_flight.get(spec.name, 0)
+                throttled = reserved is not None and running >= int(reserved)
+                if not throttled:
+                    in_flight[spec.name] = running + 1
+            if throttled:
+                if self.monitoring is not None:
+                    self.monitoring.lambda_throttle(spec.name)
+                raise TooManyRequests(spec.name)
+            try:
+                result = pool.invoke(spec.name, body.encode("utf-8"))
+            finally:
+                with lock:
+                    in_flight[spec.name] -= 1
             if self.usage is not None:
                 self.usage.invocation(spec.name, result.duration_ms, spec.memory_mb)
+            if self.monitoring is not None:
+                self.monitoring.lambda_invocation(spec.name, result.duration_ms, bool(result.function_error))
             return result.payload, result.function_error
 
         def state_machine_role(role_arn: str) -> RoleCredentials:
