@@ -5,120 +5,147 @@ Handlers ask for what they need here and pass it to their service; unit tests re
 result with a fake of the same port (or point the real adapter at moto).
 """
 
+from __future__ import annotations
+
+import importlib
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from functools import cache
+from types import CodeType
 from typing import TYPE_CHECKING
 
-from xpi.adapters.batch_store import DynamoBatchTable, S3BatchObjects
-from xpi.adapters.bedrock import BotoBedrockGateway
-from xpi.adapters.budget_table import DynamoBudgetLedger
-from xpi.adapters.config_store import ConfigOverride, OptionalParameter, PolicyLoadError, SigningSecret
-from xpi.adapters.credentials import SecretsManagerCredentials
-from xpi.adapters.event_bus import EventBridgePublisher
-from xpi.adapters.hash_key import SecretsManagerHashKey
-from xpi.adapters.intake_store import DynamoIntakeRecords
-from xpi.adapters.lineage_claims import DynamoLineageClaims
-from xpi.adapters.lineage_store import DynamoLineageStore
-from xpi.adapters.object_store import S3ObjectStore, S3PayloadStore
-from xpi.adapters.pacing_table import DynamoPacingTable
-from xpi.adapters.ports import (
-    AdminActions,
-    BatchObjects,
-    BatchStarter,
-    BatchStatusReader,
-    BatchTable,
-    BatchWorkflow,
-    BedrockGateway,
-    BudgetLedger,
-    CheckRunStore,
-    CredentialSource,
-    EventPublisher,
-    ExecutionReader,
-    HashKey,
-    IntakeRecords,
-    LineageStore,
-    ObjectStore,
-    PayloadStore,
-    QueueStarter,
-    StackConfigurationReader,
-    WorkflowStarter,
-)
-from xpi.adapters.rotation import BedrockProbe, BotoCommercialIam, SecretsManagerRotatingSecret
-from xpi.adapters.sync_ledger import DynamoSyncLedger
-from xpi.adapters.workflow import (
-    StepFunctionsBatchStarter,
-    StepFunctionsBatchWorkflow,
-    StepFunctionsExecutionControl,
-    StepFunctionsExecutions,
-    StepFunctionsQueueStarter,
-    StepFunctionsStarter,
-)
-from xpi.domain.batch import BatchLimits
-from xpi.domain.classification import Detector
-from xpi.domain.config_signing import ConfigVersion
-from xpi.domain.pacing import Quota
-from xpi.domain.policy import ComprehendSettings, Policy, load_default_policy
-from xpi.domain.routing import RoutingConfig, load_default_routing
-from xpi.models.events import SECURITY_ALERT, ConfigAlert, SecurityAlertDetail
 from xpi.observability import logger
-from xpi.services.batch import LineStarter
-from xpi.services.pacing import QuotaPacer
-from xpi.services.queue_processing import QueuePorts
-from xpi.services.reaping import Reaper
-from xpi.services.reconciliation import BatchReconciler
-from xpi.services.rotation import Rotator
-from xpi.services.submission import Submitter
-from xpi.services.sync_invoke import Judgement, SyncPorts
 from xpi.settings import BATCH_FALLBACK_CONCURRENCY, get_settings
 
-if TYPE_CHECKING:  # the seal and compliance functions' own: imported where used, not at cold start
+# Each factory imports the adapter (and service) it builds where it builds it: a handler's cold start
+# imports what that handler's factories build, not every adapter, model and service of the package
+# (tests/unit/xpi/test_cold_start_imports.py; bench/bench_cold_start.py measures it).
+if TYPE_CHECKING:
+    from xpi.adapters.config_store import ConfigOverride, SigningSecret
+    from xpi.adapters.ports import (
+        AdminActions,
+        BatchObjects,
+        BatchStarter,
+        BatchStatusReader,
+        BatchTable,
+        BatchWorkflow,
+        BedrockGateway,
+        BudgetLedger,
+        CheckRunStore,
+        EventPublisher,
+        ExecutionReader,
+        HashKey,
+        IntakeRecords,
+        LineageStore,
+        ObjectStore,
+        PayloadStore,
+        QueueStarter,
+        StackConfigurationReader,
+        WorkflowStarter,
+    )
+    from xpi.domain.batch import BatchLimits
+    from xpi.domain.classification import Detector
+    from xpi.domain.config_signing import ConfigVersion
+    from xpi.domain.policy import ComprehendSettings, Policy
+    from xpi.domain.routing import RoutingConfig
+    from xpi.models.events import ConfigAlert
+    from xpi.services.batch import LineStarter
     from xpi.services.compliance import ReportPorts
+    from xpi.services.pacing import QuotaPacer
+    from xpi.services.queue_processing import QueuePorts
+    from xpi.services.reaping import Reaper
+    from xpi.services.reconciliation import BatchReconciler
+    from xpi.services.rotation import Rotator
     from xpi.services.sealing import Sealer
+    from xpi.services.submission import Submitter
+    from xpi.services.sync_invoke import Judgement, SyncPorts
+
+
+# Imported only where the deployment uses them (a credential source, a policy switch), never at init.
+IMPORTED_WHEN_USED = frozenset({"xpi.adapters.roles_anywhere", "xpi.adapters.comprehend"})
+
+
+def preload(*factories: Callable[..., object]) -> None:
+    """Import now, at a handler's init, every module these factories build from (read from their code:
+    what they import, and what the factories they call import), so that the handler's first invocation
+    imports none of them and no handler imports another's adapters. Nothing is built."""
+    modules: set[str] = set()
+    followed: set[str] = set()
+    codes: list[CodeType] = [getattr(factory, "__wrapped__", factory).__code__ for factory in factories]
+    while codes:
+        code = codes.pop()
+        for name in code.co_names:
+            if name.startswith("xpi."):
+                modules.add(name)
+                continue
+            called = globals().get(name)
+            if name not in followed and callable(called) and getattr(called, "__module__", "") == __name__:
+                followed.add(name)
+                codes.append(getattr(called, "__wrapped__", called).__code__)
+        codes.extend(constant for constant in code.co_consts if isinstance(constant, CodeType))
+    for module in sorted(modules - IMPORTED_WHEN_USED):
+        importlib.import_module(module)
 
 
 # ---------------------------------------------------------------------------------------------- requests
 @cache
 def lineage_store() -> LineageStore:
+    from xpi.adapters.lineage_store import DynamoLineageStore
+
     return DynamoLineageStore(get_settings().require("lineage_table"))
 
 
 @cache
 def intake_records() -> IntakeRecords:
+    from xpi.adapters.intake_store import DynamoIntakeRecords
+
     return DynamoIntakeRecords(get_settings().require("idempotency_table"))
 
 
 @cache
 def event_publisher() -> EventPublisher:
+    from xpi.adapters.event_bus import EventBridgePublisher
+
     settings = get_settings()
     return EventBridgePublisher(settings.require("event_bus_name"), settings.event_source)
 
 
 @cache
 def object_store() -> ObjectStore:
+    from xpi.adapters.object_store import S3ObjectStore
+
     settings = get_settings()
     return S3ObjectStore(settings.require("artifacts_bucket"), settings.kms_key_arn)
 
 
 @cache
 def payload_store() -> PayloadStore:
+    from xpi.adapters.object_store import S3PayloadStore
+
     settings = get_settings()
     return S3PayloadStore(settings.require("artifacts_bucket"), settings.kms_key_arn)
 
 
 @cache
 def hash_key() -> HashKey:
+    from xpi.adapters.hash_key import SecretsManagerHashKey
+
     settings = get_settings()
     return SecretsManagerHashKey(settings.require("hash_key_secret_id"), settings.hash_key_max_age_s)
 
 
 @cache
 def workflow_starter() -> WorkflowStarter:
+    from xpi.adapters.workflow import StepFunctionsStarter
+
     return StepFunctionsStarter(get_settings().require("state_machine_arn"), payload_store())
 
 
 @cache
 def queue_starter() -> QueueStarter:
+    from xpi.adapters.workflow import StepFunctionsQueueStarter
+
     return StepFunctionsQueueStarter(get_settings().require("queue_state_machine_arn"), payload_store())
 
 
@@ -126,6 +153,9 @@ def queue_starter() -> QueueStarter:
 def queue_ports() -> QueuePorts:
     """The queue workflow's process step: the lineage claim, a large request's stored body, the bus, the
     hash key, commercial Bedrock, large outputs, the shared quota buckets."""
+    from xpi.adapters.lineage_claims import DynamoLineageClaims
+    from xpi.services.queue_processing import QueuePorts
+
     settings = get_settings()
     return QueuePorts(
         claims=DynamoLineageClaims(settings.require("lineage_table")),
@@ -147,11 +177,17 @@ def queue_ports() -> QueuePorts:
 
 @cache
 def executions() -> ExecutionReader:
+    from xpi.adapters.workflow import StepFunctionsExecutions
+
     return StepFunctionsExecutions(get_settings().require("state_machine_arn"))
 
 
 @cache
 def bedrock_gateway(timeout_s: int | None = None) -> BedrockGateway:
+    from xpi.adapters.bedrock import BotoBedrockGateway
+    from xpi.adapters.credentials import SecretsManagerCredentials
+    from xpi.adapters.ports import CredentialSource
+
     settings = get_settings()
     credentials: CredentialSource
     if settings.commercial_credential_source == "roles-anywhere":
@@ -180,6 +216,9 @@ def bedrock_gateway(timeout_s: int | None = None) -> BedrockGateway:
 
 @cache
 def credential_rotator() -> Rotator:
+    from xpi.adapters.rotation import BedrockProbe, BotoCommercialIam, SecretsManagerRotatingSecret
+    from xpi.services.rotation import Rotator
+
     settings = get_settings()
     commercial_iam = BotoCommercialIam(settings.commercial_iam_endpoint)
     return Rotator(
@@ -200,6 +239,10 @@ def credential_rotator() -> Rotator:
 def quota_pacer() -> QuotaPacer | None:
     """The shared pacing of Bedrock calls to the quota, for every caller of bedrock_gateway(); None where
     the function has no pacing table (`sam local invoke` of a lone function, unit tests)."""
+    from xpi.adapters.pacing_table import DynamoPacingTable
+    from xpi.domain.pacing import Quota
+    from xpi.services.pacing import QuotaPacer
+
     settings = get_settings()
     if not settings.pacing_table:
         return None
@@ -212,12 +255,16 @@ def quota_pacer() -> QuotaPacer | None:
 
 def budget_ledger() -> BudgetLedger | None:
     """The day's usage per caller and project; None where the function has no budget table."""
+    from xpi.adapters.budget_table import DynamoBudgetLedger
+
     table = get_settings().budget_table
     return DynamoBudgetLedger(table) if table else None
 
 
 def submitter() -> Submitter:
     """Where a submit goes: the inference workflow, and the lineage and bus that answer a rejection."""
+    from xpi.services.submission import Submitter
+
     return Submitter(
         starter=workflow_starter(),
         lineage=lineage_store(),
@@ -230,6 +277,9 @@ def submitter() -> Submitter:
 def sync_ports() -> SyncPorts:
     """The sync path's (POST /v1/invoke in one function): the lineage claim and the kept answers, the
     bus, the hash key, commercial Bedrock, large outputs."""
+    from xpi.adapters.sync_ledger import DynamoSyncLedger
+    from xpi.services.sync_invoke import SyncPorts
+
     settings = get_settings()
     return SyncPorts(
         ledger=DynamoSyncLedger(
@@ -252,6 +302,8 @@ def sync_ports() -> SyncPorts:
 
 def judgement() -> Judgement:
     """The policy and routing in force (each cached for CONFIG_MAX_AGE_S), as the classify step reads them."""
+    from xpi.services.sync_invoke import Judgement
+
     policy, policy_version = policy_in_force()
     routing, routing_version = routing_in_force()
     return Judgement(
@@ -277,6 +329,10 @@ def admin_actions() -> AdminActions:
 
 def reaper() -> Reaper:
     """The reaper's lineage (by-status index), the inference executions it stops, and the bus."""
+    from xpi.adapters.lineage_store import DynamoLineageStore
+    from xpi.adapters.workflow import StepFunctionsExecutionControl
+    from xpi.services.reaping import Reaper
+
     settings = get_settings()
     return Reaper(
         lineage=DynamoLineageStore(settings.require("lineage_table")),
@@ -288,7 +344,7 @@ def reaper() -> Reaper:
     )
 
 
-def lineage_sealer() -> "Sealer":
+def lineage_sealer() -> Sealer:
     """The lineage (by-day index, chain fields), the digest bucket and the audit signing key."""
     # Imported here: only the seal function uses them.
     from xpi.adapters.lineage_seal import DynamoSealableLineage, KmsDigestSigner, S3DigestStore
@@ -309,6 +365,8 @@ def lineage_sealer() -> "Sealer":
 def _signing_secret() -> SigningSecret | None:
     """The key stored overrides must verify with. None only when no override is configured at all: a
     configured override parameter without a signing secret is a deployment error, never unsigned values."""
+    from xpi.adapters.config_store import SigningSecret
+
     settings = get_settings()
     if not (settings.policy_parameter_name or settings.routing_parameter_name):
         return None
@@ -317,6 +375,8 @@ def _signing_secret() -> SigningSecret | None:
 
 def _config_alert(alert: ConfigAlert) -> None:
     """A refused policy or routing value: a Security Alert on the bus (and a log line)."""
+    from xpi.models.events import SECURITY_ALERT, SecurityAlertDetail
+
     logger.error("configuration refused", extra=alert.model_dump())
     event_publisher().publish(
         SECURITY_ALERT,
@@ -333,6 +393,9 @@ def _config_alert(alert: ConfigAlert) -> None:
 
 @cache
 def _routing() -> ConfigOverride[RoutingConfig]:
+    from xpi.adapters.config_store import ConfigOverride, OptionalParameter
+    from xpi.domain.routing import RoutingConfig, load_default_routing
+
     settings = get_settings()
     parameter = OptionalParameter(settings.routing_parameter_name, settings.config_max_age_s)
     return ConfigOverride(
@@ -358,6 +421,9 @@ def routing_in_force() -> tuple[RoutingConfig, ConfigVersion]:
 
 @cache
 def _policy() -> ConfigOverride[Policy]:
+    from xpi.adapters.config_store import ConfigOverride, OptionalParameter, PolicyLoadError
+    from xpi.domain.policy import Policy, load_default_policy
+
     settings = get_settings()
     parameter = OptionalParameter(settings.policy_parameter_name, settings.config_max_age_s)
     return ConfigOverride(
@@ -398,6 +464,8 @@ def _comprehend_detector(settings: ComprehendSettings) -> Detector:
 # ---------------------------------------------------------------------------------------------- batches
 @cache
 def batch_table() -> BatchTable:
+    from xpi.adapters.batch_store import DynamoBatchTable
+
     return DynamoBatchTable(get_settings().require("batch_table"))
 
 
@@ -408,21 +476,29 @@ def batch_status_reader() -> BatchStatusReader | None:
 
 @cache
 def batch_objects() -> BatchObjects:
+    from xpi.adapters.batch_store import S3BatchObjects
+
     return S3BatchObjects()
 
 
 @cache
 def batch_starter() -> BatchStarter:
+    from xpi.adapters.workflow import StepFunctionsBatchStarter
+
     return StepFunctionsBatchStarter(get_settings().require("batch_state_machine_arn"))
 
 
 @cache
 def batch_workflow() -> BatchWorkflow:
+    from xpi.adapters.workflow import StepFunctionsBatchWorkflow
+
     return StepFunctionsBatchWorkflow()
 
 
 @cache
 def batch_limits() -> BatchLimits:
+    from xpi.domain.batch import BatchLimits
+
     settings = get_settings()
     concurrency = settings.batch_concurrency
     return BatchLimits(
@@ -437,11 +513,15 @@ def batch_limits() -> BatchLimits:
 
 @cache
 def line_starter() -> LineStarter:
+    from xpi.services.batch import LineStarter
+
     return LineStarter(batch_table(), batch_objects(), workflow_starter(), batch_limits())
 
 
 def batch_reconciler() -> BatchReconciler:
     """The batch table, the line workflows' executions and lineage, for the batch wait's reconciliation."""
+    from xpi.services.reconciliation import BatchReconciler
+
     return BatchReconciler(
         table=batch_table(),
         executions=executions(),
@@ -454,7 +534,7 @@ def batch_reconciler() -> BatchReconciler:
 
 # ---------------------------------------------------------------------------------------------- compliance
 # Imported here, not at the top: only the two compliance functions load them.
-def stack_configuration() -> "StackConfigurationReader":
+def stack_configuration() -> StackConfigurationReader:
     from xpi.adapters.compliance import LiveStackConfiguration
     from xpi.models.compliance import ComplianceResources
 
@@ -462,13 +542,13 @@ def stack_configuration() -> "StackConfigurationReader":
     return LiveStackConfiguration(resources)
 
 
-def check_runs() -> "CheckRunStore":
+def check_runs() -> CheckRunStore:
     from xpi.adapters.compliance import S3CheckRuns
 
     return S3CheckRuns(get_settings().require("compliance_bucket"))
 
 
-def report_ports() -> "ReportPorts":
+def report_ports() -> ReportPorts:
     from xpi.adapters.compliance import (
         AccessLogAdminActivity,
         DynamoDayLineage,

@@ -15,8 +15,6 @@ from pydantic import BaseModel
 from xpi.domain.access import Charge
 from xpi.domain.pacing import BucketState
 from xpi.models.answer import StoredAnswer
-from xpi.models.api import RedriveStarted, StoredConfig
-from xpi.models.batch import BatchObject, LineResult
 from xpi.models.bedrock import ModelAnswer
 from xpi.models.credentials import (
     AccessKeyMetadata,
@@ -31,7 +29,10 @@ from xpi.models.reaping import ExecutionState
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Claim, PayloadRef, Route, WorkflowInput
 
-if TYPE_CHECKING:  # the compliance functions' models: not loaded at every function's cold start
+# The compliance, API and batch functions' models: not loaded at every other function's cold start.
+if TYPE_CHECKING:
+    from xpi.models.api import RedriveStarted, StoredConfig
+    from xpi.models.batch import BatchObject, LineResult
     from xpi.models.compliance import AdminAction, CheckRun, ConfigChange, StackConfiguration
 
 
@@ -290,11 +291,11 @@ class AdminActions(Protocol):
         *,
         changed_by: str,
         changed_at: str,
-    ) -> StoredConfig:
+    ) -> "StoredConfig":
         """Store `document` as the next signed revision of the policy or routing document."""
         ...
 
-    def redrive(self) -> RedriveStarted:
+    def redrive(self) -> "RedriveStarted":
         """Start moving every message of the requests DLQ back to the queue it was dead-lettered from
         (asynchronously, by SQS); returns the move task's handle and how many messages it is to move."""
         ...
@@ -313,8 +314,8 @@ class BatchTable(BatchStatusReader, Protocol):
     def create_status(self, batch_id: str, attributes: dict[str, Any]) -> bool: ...
     def update_status(self, batch_id: str, attributes: dict[str, Any]) -> dict[str, Any]: ...
     def claim_transition(self, batch_id: str, from_state: str, to_state: str) -> bool: ...
-    def put_invalid_lines(self, batch_id: str, results: list[LineResult]) -> None: ...
-    def record_line(self, batch_id: str, result: LineResult, counters: dict[str, int | float]) -> bool: ...
+    def put_invalid_lines(self, batch_id: str, results: list["LineResult"]) -> None: ...
+    def record_line(self, batch_id: str, result: "LineResult", counters: dict[str, int | float]) -> bool: ...
     def claim_release(self, batch_id: str, line: int) -> bool: ...
     def claim_line(self, batch_id: str, index: int) -> bool: ...
     def acquire_slots(self, slots: Mapping[str, int]) -> bool: ...
@@ -322,7 +323,7 @@ class BatchTable(BatchStatusReader, Protocol):
     def add_waiting(self, models: Sequence[str], batch_id: str) -> None: ...
     def remove_waiting(self, models: Sequence[str], batch_id: str) -> None: ...
     def waiting(self, models: Sequence[str]) -> list[str]: ...
-    def lines(self, batch_id: str) -> Iterator[LineResult]: ...
+    def lines(self, batch_id: str) -> Iterator["LineResult"]: ...
 
 
 class BatchObjects(Protocol):
@@ -340,7 +341,7 @@ class BatchObjects(Protocol):
 class BatchStarter(Protocol):
     """The batch workflow; an execution is named by its batch id."""
 
-    def start(self, batch: BatchObject) -> bool:
+    def start(self, batch: "BatchObject") -> bool:
         """Start it; False when this batch was started before."""
         ...
 

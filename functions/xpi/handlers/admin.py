@@ -24,6 +24,9 @@ from xpi.observability import logger, metrics, tracer
 from xpi.services import api
 from xpi.settings import get_settings
 
+# What this handler's factories build from, imported at init (its first invocation imports none).
+dependencies.preload(dependencies.admin_actions, dependencies.event_publisher)
+
 app = APIGatewayRestResolver()
 
 

@@ -33,6 +33,16 @@ from xpi.observability import logger, metrics, tracer
 from xpi.services import api
 from xpi.settings import get_settings
 
+# What this handler's factories build from, imported at init (its first invocation imports none).
+dependencies.preload(
+    dependencies.batch_status_reader,
+    dependencies.budget_ledger,
+    dependencies.executions,
+    dependencies.lineage_store,
+    dependencies.routing_config,
+    dependencies.submitter,
+)
+
 app = APIGatewayRestResolver()
 
 

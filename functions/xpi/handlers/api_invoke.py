@@ -20,6 +20,9 @@ from xpi.observability import logger, metrics, tracer
 from xpi.services import sync_invoke
 from xpi.settings import get_settings
 
+# What this handler's factories build from, imported at init (its first invocation imports none).
+dependencies.preload(dependencies.judgement, dependencies.sync_ports)
+
 app = APIGatewayRestResolver()
 http.answer_errors(app)
 

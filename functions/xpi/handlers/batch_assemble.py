@@ -13,6 +13,9 @@ from xpi.models.batch import BatchStepInput
 from xpi.observability import logger, metrics, tracer
 from xpi.services.batch import assemble
 
+# What this handler's factories build from, imported at init (its first invocation imports none).
+dependencies.preload(dependencies.batch_objects, dependencies.batch_table)
+
 
 @logger.inject_lambda_context(correlation_id_path="batch.batch_id")
 @tracer.capture_lambda_handler(capture_response=False)

@@ -14,6 +14,14 @@ from xpi.handlers import contain_errors
 from xpi.observability import logger, metrics, tracer
 from xpi.services.batch import record_progress
 
+# What this handler's factories build from, imported at init (its first invocation imports none).
+dependencies.preload(
+    dependencies.batch_table,
+    dependencies.batch_workflow,
+    dependencies.line_starter,
+    dependencies.lineage_store,
+)
+
 processor = BatchProcessor(event_type=EventType.SQS)
 
 

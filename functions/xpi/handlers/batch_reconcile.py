@@ -10,6 +10,9 @@ from xpi.handlers import contain_errors
 from xpi.observability import logger, metrics, tracer
 from xpi.services.reconciliation import Reconciled, reconcile
 
+# What this handler's factories build from, imported at init (its first invocation imports none).
+dependencies.preload(dependencies.batch_reconciler)
+
 
 @logger.inject_lambda_context(correlation_id_path="batch_id")
 @tracer.capture_lambda_handler(capture_response=False)

@@ -15,6 +15,9 @@ from xpi.observability import logger, metrics, tracer
 from xpi.services.batch import start_batches
 from xpi.settings import get_settings
 
+# What this handler's factories build from, imported at init (its first invocation imports none).
+dependencies.preload(dependencies.batch_starter)
+
 processor = BatchProcessor(event_type=EventType.SQS)
 
 

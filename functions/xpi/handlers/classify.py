@@ -12,6 +12,16 @@ from xpi.models.workflow import WorkflowState
 from xpi.observability import logger, metrics, tracer
 from xpi.services.classification import classify
 
+# What this handler's factories build from, imported at init (its first invocation imports none).
+dependencies.preload(
+    dependencies.event_publisher,
+    dependencies.extra_detectors,
+    dependencies.hash_key,
+    dependencies.payload_store,
+    dependencies.policy_in_force,
+    dependencies.routing_in_force,
+)
+
 
 @logger.inject_lambda_context(correlation_id_path="request.request_id")
 @tracer.capture_lambda_handler(capture_response=False)

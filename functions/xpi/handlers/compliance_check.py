@@ -12,6 +12,9 @@ from xpi.handlers import contain_errors
 from xpi.observability import logger, metrics, tracer
 from xpi.services.compliance import check_configuration
 
+# What this handler's factories build from, imported at init (its first invocation imports none).
+dependencies.preload(dependencies.check_runs, dependencies.stack_configuration)
+
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)

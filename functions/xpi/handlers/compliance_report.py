@@ -15,6 +15,9 @@ from xpi.handlers import http
 from xpi.observability import logger, metrics, tracer
 from xpi.services.compliance import compliance_report, period
 
+# What this handler's factories build from, imported at init (its first invocation imports none).
+dependencies.preload(dependencies.report_ports)
+
 app = APIGatewayRestResolver()
 FORMATS = {"json", "csv", "html"}
 

@@ -24,6 +24,15 @@ from xpi.services import redrive
 from xpi.services.submission import Submitted, parse_or_reject, start_batch
 from xpi.settings import get_settings
 
+# What this handler's factories build from, imported at init (its first invocation imports none).
+dependencies.preload(
+    dependencies.event_publisher,
+    dependencies.hash_key,
+    dependencies.intake_records,
+    dependencies.lineage_store,
+    dependencies.queue_starter,
+)
+
 processor = BatchProcessor(event_type=EventType.SQS)
 # The accepted requests of the batch being handled, by message id, for the one start at its end; with
 # each message's body and sender, kept for a redrive when its execution does not start.

@@ -29,6 +29,17 @@ from xpi.observability import logger, metrics, tracer
 from xpi.services.invocation import invoke_model
 from xpi.settings import get_settings
 
+# What this handler's factories build from, imported at init (its first invocation imports none).
+dependencies.preload(
+    dependencies.bedrock_gateway,
+    dependencies.budget_ledger,
+    dependencies.event_publisher,
+    dependencies.hash_key,
+    dependencies.object_store,
+    dependencies.payload_store,
+    dependencies.quota_pacer,
+)
+
 IDEMPOTENCY = IdempotencyConfig(
     event_key_jmespath="request.request_id", expires_after_seconds=24 * 3600, raise_on_no_idempotency_key=True
 )

@@ -16,6 +16,9 @@ from xpi.observability import logger, metrics, tracer
 from xpi.services.queue_processing import RetryBudget, process
 from xpi.settings import get_settings
 
+# What this handler's factories build from, imported at init (its first invocation imports none).
+dependencies.preload(dependencies.judgement, dependencies.queue_ports)
+
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)

@@ -11,6 +11,9 @@ from xpi.handlers import contain_errors
 from xpi.observability import logger, metrics, tracer
 from xpi.services.reaping import reap
 
+# What this handler's factories build from, imported at init (its first invocation imports none).
+dependencies.preload(dependencies.reaper)
+
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)

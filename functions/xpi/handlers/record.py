@@ -14,6 +14,9 @@ from xpi.models.workflow import WorkflowState
 from xpi.observability import logger, metrics, tracer
 from xpi.services.recording import record_outcome
 
+# What this handler's factories build from, imported at init (its first invocation imports none).
+dependencies.preload(dependencies.lineage_store)
+
 
 @logger.inject_lambda_context(correlation_id_path="request.request_id")
 @tracer.capture_lambda_handler(capture_response=False)

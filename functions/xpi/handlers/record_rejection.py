@@ -16,6 +16,9 @@ from xpi.observability import logger, metrics, tracer
 from xpi.services.recording import record_rejection
 from xpi.settings import get_settings
 
+# What this handler's factories build from, imported at init (its first invocation imports none).
+dependencies.preload(dependencies.event_publisher, dependencies.lineage_store, dependencies.payload_store)
+
 
 @logger.inject_lambda_context(correlation_id_path="execution")
 @tracer.capture_lambda_handler(capture_response=False)

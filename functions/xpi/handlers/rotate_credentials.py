@@ -11,6 +11,9 @@ from xpi.models.credentials import RotationEvent
 from xpi.observability import logger, metrics, tracer
 from xpi.services.rotation import rotate
 
+# What this handler's factories build from, imported at init (its first invocation imports none).
+dependencies.preload(dependencies.credential_rotator)
+
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)

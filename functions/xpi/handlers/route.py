@@ -16,6 +16,9 @@ from xpi.observability import logger, tracer
 from xpi.services.routing import route
 from xpi.settings import get_settings
 
+# What this handler's factories build from, imported at init (its first invocation imports none).
+dependencies.preload(dependencies.budget_ledger)
+
 
 @logger.inject_lambda_context(correlation_id_path="request.request_id")
 @tracer.capture_lambda_handler(capture_response=False)

@@ -11,6 +11,9 @@ from xpi.handlers import contain_errors
 from xpi.observability import logger, metrics, tracer
 from xpi.services.sealing import seal
 
+# What this handler's factories build from, imported at init (its first invocation imports none).
+dependencies.preload(dependencies.lineage_sealer)
+
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)

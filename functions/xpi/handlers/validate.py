@@ -13,6 +13,9 @@ from xpi.observability import logger, tracer
 from xpi.services.validation import validate
 from xpi.settings import get_settings
 
+# What this handler's factories build from, imported at init (its first invocation imports none).
+dependencies.preload(dependencies.hash_key, dependencies.payload_store)
+
 
 @logger.inject_lambda_context(correlation_id_path="execution")
 @tracer.capture_lambda_handler(capture_response=False)

@@ -716,3 +716,62 @@ def test_an_ended_execution_keeps_its_history_not_the_interpreters_environment()
             assert not hasattr(kept, "stack") and not hasattr(kept, "_frames") and not hasattr(kept, "states")
     finally:
         restore()
+
+
+def test_moto_lists_its_services_and_each_classs_methods_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN moto's server dispatch, with the package listing and getmembers counted, and the patch
+    import inspect
+    import os
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    listed: list[str] = []
+    members: list[object] = []
+    real_listdir, real_getmembers = os.listdir, inspect.getmembers
+
+    def counting_listdir(path: Any) -> list[str]:
+        listed.append(str(path))
+        return real_listdir(path)
+
+    def counting_getmembers(thing: Any, predicate: Any = None) -> Any:
+        members.append(thing)
+        return real_getmembers(thing, predicate)
+
+    restore = moto_patches.patch_request_dispatch()
+    monkeypatch.setattr(os, "listdir", counting_listdir)
+    monkeypatch.setattr(inspect, "getmembers", counting_getmembers)
+    try:
+        dispatcher = DomainDispatcherApplication(create_backend_app)
+        with mock_aws():
+            dynamodb = boto3.client("dynamodb", region_name=REGION)
+            dynamodb.create_table(
+                TableName="t",
+                BillingMode="PAY_PER_REQUEST",
+                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            )
+
+            # WHEN hosts are resolved and several calls are dispatched
+            listed.clear()
+            members.clear()
+            resolved = [dispatcher.get_backend_for_host(host) for host in ("dynamodb", "sqs", "nope.local")]
+            for number in range(3):
+                dynamodb.put_item(TableName="t", Item={"id": {"S": str(number)}})
+            items = dynamodb.scan(TableName="t")["Items"]
+
+        # THEN the hosts resolve as before and every call did its work
+        assert resolved == ["dynamodb", "sqs", None]
+        assert sorted(item["id"]["S"] for item in items) == ["0", "1", "2"]
+        # AND moto's folder was not listed again, nor the handler's methods read once per call
+        assert not [path for path in listed if path.rstrip("/").endswith("moto")]
+        from moto.dynamodb.responses import DynamoHandler
+
+        assert members.count(DynamoHandler) <= 1
+    finally:
+        restore()
+    # AND moto's own functions are back
+    from moto import backends
+    from moto.core import responses, utils
+
+    assert responses.method_names_from_class is utils.method_names_from_class
+    assert "dynamodb" in list(backends.list_of_moto_modules())

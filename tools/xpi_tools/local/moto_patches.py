@@ -23,6 +23,8 @@ test_moto_patches.py` has one test per patch, on moto's own objects.
   gap 26  patch_event_paths           EventBridge's input paths parsed once, not once per target per event
   gap 30  patch_finished_environments  a finished execution keeps its history, not the interpreter's
                                       whole environment
+  gap 31  patch_request_dispatch      moto's server lists its own package folder and each response
+                                      class's methods once, not on every request
           patch_usage_metering        DynamoDB capacity, S3's KMS requests and EventBridge chunks, to the
                                       usage log the cost meter reads (bench/bench_cost.py)
 """
@@ -227,6 +229,40 @@ def patch_event_paths() -> Restore:
 
     def restore() -> None:
         jsonpath_ext.parse = original
+
+    return restore
+
+
+# ---------------------------------------------------------------------------------------- gap 31
+def patch_request_dispatch() -> Restore:
+    """moto's server, on every request, lists its own package folder (about 100 entries, each one a
+    stat) to ask whether the host names a service, and lists every method of the response class with
+    `inspect.getmembers` to find the action's: about 1 ms of each AWS call on an idle machine, work no
+    AWS endpoint does per request. Both depend only on the installed moto and on the classes' methods,
+    so each is made once: the folder's listing, and each class's method names. Apply it after every
+    patch that adds or replaces a response method (the names are read on first use, then kept)."""
+    backends: Any = importlib.import_module("moto.backends")
+    responses: Any = importlib.import_module("moto.core.responses")
+    original_modules = backends.list_of_moto_modules
+    original_names = responses.method_names_from_class
+    modules = tuple(original_modules())
+    names: dict[type, list[str]] = {}
+
+    def list_of_moto_modules() -> tuple[str, ...]:
+        return modules
+
+    def method_names_from_class(clazz: type) -> list[str]:
+        found = names.get(clazz)
+        if found is None:
+            found = names[clazz] = original_names(clazz)
+        return found
+
+    backends.list_of_moto_modules = list_of_moto_modules
+    responses.method_names_from_class = method_names_from_class
+
+    def restore() -> None:
+        backends.list_of_moto_modules = original_modules
+        responses.method_names_from_class = original_names
 
     return restore
 

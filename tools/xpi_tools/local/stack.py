@@ -46,6 +46,7 @@ from xpi_tools.local.moto_patches import (
     patch_interpreter_clients,
     patch_lambda_invoke,
     patch_message_move_task,
+    patch_request_dispatch,
     patch_rotate_secret,
     patch_sender_id,
     patch_signing_keys_and_locks,
@@ -669,6 +670,7 @@ class LocalStack:
             patch_rotate_secret(),
             patch_signing_keys_and_locks(),
             *([patch_usage_metering(self.usage)] if self.usage is not None else []),
+            patch_request_dispatch(),  # last: it keeps each response class's methods as then patched
         ]
 
 
