@@ -23,7 +23,7 @@ test_moto_patches.py` has one test per patch, on moto's own objects.
   gap 26  patch_event_paths           EventBridge's input paths parsed once, not once per target per event
   gap 30  patch_finished_environments  a finished execution keeps its history, not the interpreter's
                                       whole environment
-  gap 31  patch_request_dispatch      moto's server lists its own package folder and each response
+  gap 32  patch_request_dispatch      moto's server lists its own package folder and each response
                                       class's methods once, not on every request
           patch_usage_metering        DynamoDB capacity, S3's KMS requests and EventBridge chunks, to the
                                       usage log the cost meter reads (bench/bench_cost.py)
@@ -233,7 +233,7 @@ def patch_event_paths() -> Restore:
     return restore
 
 
-# ---------------------------------------------------------------------------------------- gap 31
+# ---------------------------------------------------------------------------------------- gap 32
 def patch_request_dispatch() -> Restore:
     """moto's server, on every request, lists its own package folder (about 100 entries, each one a
     stat) to ask whether the host names a service, and lists every method of the response class with
