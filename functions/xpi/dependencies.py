@@ -41,9 +41,11 @@ from xpi.adapters.ports import (
     ObjectStore,
     PayloadStore,
     QueueStarter,
+    ResponseCache,
     StackConfigurationReader,
     WorkflowStarter,
 )
+from xpi.adapters.response_cache import DynamoResponseCache
 from xpi.adapters.rotation import BedrockProbe, BotoCommercialIam, SecretsManagerRotatingSecret
 from xpi.adapters.sync_ledger import DynamoSyncLedger
 from xpi.adapters.workflow import (
@@ -73,6 +75,7 @@ from xpi.services.sync_invoke import Judgement, SyncPorts
 from xpi.settings import BATCH_FALLBACK_CONCURRENCY, get_settings
 
 if TYPE_CHECKING:  # the seal and compliance functions' own: imported where used, not at cold start
+    from xpi.adapters.ports import DayLineage
     from xpi.services.compliance import ReportPorts
     from xpi.services.sealing import Sealer
 
@@ -142,6 +145,7 @@ def queue_ports() -> QueuePorts:
         credential_max_age_s=settings.credential_max_age_s,
         pacer=quota_pacer(),
         budgets=budget_ledger(),
+        cache=response_cache(),
     )
 
 
@@ -210,6 +214,12 @@ def quota_pacer() -> QuotaPacer | None:
     )
 
 
+def response_cache() -> ResponseCache | None:
+    """The exact-match response cache; None where the function has no cache table."""
+    table = get_settings().response_cache_table
+    return DynamoResponseCache(table) if table else None
+
+
 def budget_ledger() -> BudgetLedger | None:
     """The day's usage per caller and project; None where the function has no budget table."""
     table = get_settings().budget_table
@@ -247,6 +257,7 @@ def sync_ports() -> SyncPorts:
         credential_max_age_s=settings.credential_max_age_s,
         pacer=quota_pacer(),
         budgets=budget_ledger(),
+        cache=response_cache(),
     )
 
 
@@ -501,3 +512,11 @@ def report_ports() -> "ReportPorts":
             "kms_key_arn": settings.kms_key_arn,
         },
     )
+
+
+@cache
+def day_lineage() -> "DayLineage":
+    """A period's lineage, day by day (the by-day index): the usage report's one source."""
+    from xpi.adapters.compliance import DynamoDayLineage
+
+    return DynamoDayLineage(get_settings().require("lineage_table"))

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from xpi.domain.access import Charge
 from xpi.domain.pacing import BucketState
-from xpi.models.answer import StoredAnswer
+from xpi.models.answer import CachedAnswer, StoredAnswer
 from xpi.models.api import RedriveStarted, StoredConfig
 from xpi.models.batch import BatchObject, LineResult
 from xpi.models.bedrock import ModelAnswer
@@ -203,6 +203,16 @@ class PacingTable(Protocol):
     def add_tokens(self, bucket: str, tokens: float) -> None:
         """Give back (negative: charge) tokens after a call, atomically."""
         ...
+
+
+class ResponseCache(Protocol):
+    """The exact-match response cache (keyed on a keyed hash: xpi.domain.response_cache.cache_key)."""
+
+    def get(self, key: str, now: int) -> CachedAnswer | None:
+        """The answer stored under key, unless it expired before `now` (epoch seconds)."""
+        ...
+
+    def put(self, key: str, answer: CachedAnswer) -> None: ...
 
 
 class BudgetLedger(Protocol):

@@ -47,6 +47,10 @@ class EventUsage(_Detail):
     input_tokens: int = 0
     output_tokens: int = 0
     estimated_cost_usd: float = 0.0
+    cache_read_input_tokens: int | None = None  # Bedrock prompt caching's read and written prefixes
+    cache_write_input_tokens: int | None = None
+    cache: Literal["hit", "miss", "bypass"] | None = None  # the response cache, when one was asked for
+    saved_usd: float | None = None  # a hit: what the Bedrock call would have cost
 
 
 class EventClassification(_Detail):

@@ -31,6 +31,7 @@ from xpi.adapters.ports import (
     HashKey,
     LineageStore,
     ObjectStore,
+    ResponseCache,
     SyncLedger,
 )
 from xpi.domain.access import Charge
@@ -107,6 +108,7 @@ class SyncPorts:
     credential_max_age_s: int | None = None  # past it: a metric and one Security Alert per version
     pacer: QuotaPacer | None = None  # the shared quota buckets the invoke step also draws from
     budgets: BudgetLedger | None = None  # the day's usage per caller and project, as the route step's
+    cache: ResponseCache | None = None  # the exact-match response cache, where configured
 
 
 @dataclass(frozen=True)
@@ -232,6 +234,7 @@ def _invoke_with_retries(
                 credential_max_age_s=ports.credential_max_age_s,
                 events=ports.events,
                 pacer=ports.pacer,
+                cache=ports.cache,
             )
         except RETRIED as error:
             if type(error) not in RETRIED or attempt == BEDROCK_ATTEMPTS:
@@ -263,9 +266,7 @@ def _settlement(state: WorkflowState) -> list[Charge]:
     if state.route is None or not state.route.budget or state.response is None:
         return []
     usage = state.response.usage
-    return settlement(
-        state.route.budget, usage.input_tokens + usage.output_tokens, state.response.estimated_cost_usd
-    )
+    return settlement(state.route.budget, usage.total_tokens, state.response.estimated_cost_usd)
 
 
 def _publish(kind: str, detail: ResultDetail, events: EventPublisher, timing: Timing) -> None:

@@ -3,7 +3,8 @@ authentication, and answered only to loopback peers.
 
     GET    /_emulator/health                 status, region, partition, account
     GET    /_emulator/counters               calls, throttles, errors, tokens: totals, per model and key
-    POST   /_emulator/reset                  {"counters","faults","quotas","latency","clock": bool}
+    POST   /_emulator/reset                  {"counters","faults","quotas","latency","clock",
+                                              "prompt_cache": bool}
     GET    /_emulator/faults                 active fault rules
     POST   /_emulator/faults                 {"error", "model"?, "count"?, "rate"?, "message"?,
                                               "operations"?, "stage"?, "stall_seconds"?}
@@ -21,6 +22,8 @@ authentication, and answered only to loopback peers.
     POST   /_emulator/api-keys               {"key", "name"?, "expires_at"?} -> {"name": label}
     DELETE /_emulator/api-keys/{name}        revoke an API key by its label
     PUT    /_emulator/clock                  {"offset_seconds": float}: skew the emulator's clock
+    GET    /_emulator/prompt-cache           prompt caching's TTL, minimum prefix and prefixes held
+    PUT    /_emulator/prompt-cache           {"ttl_s"?: float, "min_tokens"?: int}
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from urllib.parse import unquote
 from xpi_tools.emulator.catalogue import MODELS_BY_ID, PROFILES
 from xpi_tools.emulator.config import AccessKey, ApiKey, Latency, Quota
 from xpi_tools.emulator.httpserver import Request, Response
-from xpi_tools.emulator.state import ANY_MODEL, STAGES, STREAM_STALL, EmulatorState
+from xpi_tools.emulator.state import ANY_MODEL, STAGES, STREAM_STALL, EmulatorState, PromptCache
 
 PREFIX = "/_emulator"
 
@@ -131,6 +134,8 @@ class ControlApi:
             ("POST", "/keys"): self._add_access_key,
             ("POST", "/api-keys"): self._add_api_key,
             ("PUT", "/clock"): self._set_clock,
+            ("GET", "/prompt-cache"): lambda _: state.prompt_cache.describe(),
+            ("PUT", "/prompt-cache"): self._set_prompt_cache,
         }
 
     @property
@@ -165,6 +170,8 @@ class ControlApi:
             state.latencies.reset()
         if body.get("clock", True):
             state.clock_offset = 0.0
+        if body.get("prompt_cache", True):
+            state.prompt_cache = PromptCache()
         return {"reset": True}
 
     def _clear_faults(self, _: dict[str, Any]) -> dict[str, Any]:
@@ -219,6 +226,16 @@ class ControlApi:
             raise ControlError(400, "offset_seconds must be a number")
         self._state.clock_offset = float(offset)
         return {"offset_seconds": self._state.clock_offset}
+
+    def _set_prompt_cache(self, body: dict[str, Any]) -> dict[str, Any]:
+        cache = self._state.prompt_cache
+        ttl, minimum = body.get("ttl_s", cache.ttl_s), body.get("min_tokens", cache.min_tokens)
+        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0:
+            raise ControlError(400, "ttl_s must be a positive number")
+        if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 1:
+            raise ControlError(400, "min_tokens must be a positive integer")
+        cache.ttl_s, cache.min_tokens = float(ttl), minimum
+        return cache.describe()
 
     def _add_fault(self, body: dict[str, Any]) -> dict[str, Any]:
         error = body.get("error", STREAM_STALL if body.get("stage") == "stall" else None)
