@@ -111,6 +111,7 @@ class FakeBudgetLedger:
     def __init__(self) -> None:
         self.usage: dict[str, tuple[int, float]] = {}
         self.calls: list[str] = []
+        self.alerted: dict[tuple[str, int], str] = {}
 
     def reserve(self, charges: Sequence[Charge]) -> bool:
         self.calls.append("reserve")
@@ -126,6 +127,13 @@ class FakeBudgetLedger:
     def used(self, items: Sequence[str]) -> dict[str, tuple[int, float]]:
         self.calls.append("used")
         return {item: self.usage[item] for item in items if item in self.usage}
+
+    def mark_alerted(self, item: str, threshold: int, at: str) -> bool:
+        self.calls.append("mark_alerted")
+        if (item, threshold) in self.alerted:
+            return False
+        self.alerted[item, threshold] = at
+        return True
 
     def add(self, charges: Sequence[Charge]) -> None:
         """Charges added as part of another write (the sync path's final transaction)."""

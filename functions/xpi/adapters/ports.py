@@ -231,6 +231,11 @@ class BudgetLedger(Protocol):
         """Tokens and dollars used so far on each item that exists."""
         ...
 
+    def mark_alerted(self, item: str, threshold: int, at: str) -> bool:
+        """Note on the day's usage item that its `threshold` (percent) alert was raised; False when it
+        had been already (once per threshold per day)."""
+        ...
+
 
 class CredentialSource(Protocol):
     def get(self, *, refresh: bool = False) -> CommercialCredentials: ...

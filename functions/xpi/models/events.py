@@ -9,6 +9,7 @@ INFERENCE_COMPLETED = "Inference Completed"
 INFERENCE_FAILED = "Inference Failed"
 INFERENCE_BLOCKED = "Inference Blocked"
 SECURITY_ALERT = "Security Alert"
+BUDGET_ALERT = "Budget Threshold Reached"
 
 DETAIL_TYPE_BY_STATUS = {
     "COMPLETED": INFERENCE_COMPLETED,
@@ -134,3 +135,19 @@ class SecurityAlertDetail(_Detail):
     decision: str
     config: ConfigAlert | None = None
     credentials: CredentialAlert | None = None
+
+
+class BudgetAlertDetail(_Detail):
+    """A caller's or project's daily budget reached 80 % or 100 % (of its tokens or its dollars): one
+    event per budget, threshold and UTC day, from the request whose settlement reached it."""
+
+    version: Literal["1"] = "1"
+    request_id: str = Field(description="the request whose usage reached the threshold")
+    scope: Literal["caller", "project"]
+    name: str
+    day: str
+    threshold: int = Field(description="80 or 100 (percent)")
+    tokens_used: int
+    tokens_per_day: int | None = None
+    usd_used: float
+    usd_per_day: float | None = None

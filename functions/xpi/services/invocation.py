@@ -32,6 +32,7 @@ from xpi.models.events import SECURITY_ALERT, CredentialAlert, SecurityAlertDeta
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import CacheUse, ModelResponse, Usage, WorkflowState
 from xpi.observability import logger, metrics
+from xpi.services.budget_alerts import alert_budgets
 from xpi.services.pacing import QuotaPacer, paced_answer
 from xpi.services.routing import carried_routing, settlement
 from xpi.services.validation import load_request
@@ -125,6 +126,7 @@ def invoke_model(
     _check_credential_age(answer, credential_max_age_s, events)
     cost = estimate_cost(routing, state.route.model_id, answer.usage)
     _settle_budgets(state, budgets, answer.usage.total_tokens, cost)
+    alert_budgets(state, routing, budgets, events, at=_iso(now()))
     if answer.text is not None:
         payload, content_type = answer.text.encode("utf-8"), "text/plain; charset=utf-8"
     else:
@@ -229,6 +231,10 @@ def _hit_response(hit: CachedAnswer, ttl_s: int) -> ModelResponse:
     )
 
 
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")
+
+
 # What a hit records as the credential used: none reached Bedrock.
 CACHE_CREDENTIAL = "response-cache"
 
@@ -263,7 +269,7 @@ def _store(  # noqa: PLR0917 - private, called once
                 cache_write_input_tokens=usage.cache_write_input_tokens or 0,
                 estimated_cost_usd=response.estimated_cost_usd,
                 first_request_id=state.request.request_id,
-                stored_at=datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds"),
+                stored_at=_iso(moment),
                 expires_at=int(moment) + ttl_s,
             ),
         )

@@ -53,10 +53,11 @@ from xpi.models.events import ResultDetail
 from xpi.models.lineage import ACCEPTED, LineageItem
 from xpi.models.workflow import ExecutionInput, PayloadRef, Source, StepError, WorkflowState
 from xpi.observability import logger
+from xpi.services.budget_alerts import alert_budgets
 from xpi.services.classification import classify
 from xpi.services.invocation import invoke_model
 from xpi.services.pacing import QuotaPacer
-from xpi.services.routing import route, settlement
+from xpi.services.routing import carried_routing, route, settlement
 from xpi.services.submission import parse_or_reject
 from xpi.services.validation import validate
 
@@ -256,6 +257,10 @@ def _finish(state: WorkflowState, ports: SyncPorts, timing: Timing) -> dict[str,
         logger.warning("lineage made final by another writer; not emitting a second result")
         raise RequestExists("a request with this request_id exists already", state.request.request_id)
     _publish(answer.detail_type, detail, ports.events, timing)
+    if state.route is not None and state.route.budget and state.response is not None:
+        # settled with the final lineage (one transaction): the day's budgets checked for their alerts
+        at = completed_at.isoformat(timespec="milliseconds")
+        alert_budgets(state, carried_routing(state), ports.budgets, ports.events, at=at)
     return answer.detail
 
 

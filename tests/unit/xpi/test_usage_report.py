@@ -14,7 +14,8 @@ from xpi.domain.errors import RequestInvalid
 from xpi.domain.usage import aggregate, to_csv
 from xpi.handlers import usage_report
 from xpi.models.lineage import LineageItem
-from xpi.services.usage import group_by, usage_report as build
+from xpi.services.usage import group_by
+from xpi.services.usage import usage_report as build
 
 from tests.helpers.context import FakeLambdaContext
 from tests.helpers.events import EVENTS
