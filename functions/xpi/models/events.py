@@ -142,7 +142,8 @@ class BudgetAlertDetail(_Detail):
     event per budget, threshold and UTC day, from the request whose settlement reached it."""
 
     version: Literal["1"] = "1"
-    request_id: str = Field(description="the request whose usage reached the threshold")
+    # Not `request_id`: subscribers key a request's one result event on that field.
+    reached_by: str = Field(description="the request id whose usage reached the threshold")
     scope: Literal["caller", "project"]
     name: str
     day: str

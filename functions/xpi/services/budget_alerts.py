@@ -55,7 +55,7 @@ def _alert(  # noqa: PLR0917 - private, called once
             events.publish(
                 BUDGET_ALERT,
                 BudgetAlertDetail(
-                    request_id=state.request.request_id,
+                    reached_by=state.request.request_id,
                     scope="project" if scope == "project" else "caller",
                     name=name,
                     day=day,
