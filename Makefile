@@ -15,7 +15,7 @@ HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv runtime build browser-deps demo up test lint typecheck template-check unit contract integration bench bench-cost litellm bytecode lock clean awscli security-table faults soak
+.PHONY: help venv runtime build browser-deps demo up test lint typecheck template-check unit contract integration bench bench-cost bench-cache litellm bytecode lock clean awscli security-table faults soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -127,6 +127,9 @@ bench: venv runtime build litellm ## benchmarks (each prints its figures beside 
 
 bench-cost: venv runtime build ## the cost meter: $ per million requests per path beside a minimal API Gateway + Lambda proxy
 	$(BIN)/python bench/bench_cost.py
+
+bench-cache: venv runtime build ## caching: model cost of a workload with repeats and shared prefixes, with and without, and a hit's latency
+	$(BIN)/python bench/bench_cache.py
 
 lock: ## re-pin requirements/dev.txt, checkov.txt, awscli.txt, parliament.txt and litellm.txt from their .in files (needs PyPI)
 	rm -rf .xpi/lock-venv && $(PYTHON313) -m venv .xpi/lock-venv

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         BedrockGateway,
         BudgetLedger,
         CheckRunStore,
+        DayLineage,
         EventPublisher,
         ExecutionReader,
         HashKey,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
         ObjectStore,
         PayloadStore,
         QueueStarter,
+        ResponseCache,
         StackConfigurationReader,
         WorkflowStarter,
     )
@@ -172,6 +174,7 @@ def queue_ports() -> QueuePorts:
         credential_max_age_s=settings.credential_max_age_s,
         pacer=quota_pacer(),
         budgets=budget_ledger(),
+        cache=response_cache(),
     )
 
 
@@ -253,6 +256,16 @@ def quota_pacer() -> QuotaPacer | None:
     )
 
 
+def response_cache() -> ResponseCache | None:
+    """The exact-match response cache; None where the function has no cache table."""
+    table = get_settings().response_cache_table
+    if not table:
+        return None
+    from xpi.adapters.response_cache import DynamoResponseCache
+
+    return DynamoResponseCache(table)
+
+
 def budget_ledger() -> BudgetLedger | None:
     """The day's usage per caller and project; None where the function has no budget table."""
     from xpi.adapters.budget_table import DynamoBudgetLedger
@@ -297,6 +310,7 @@ def sync_ports() -> SyncPorts:
         credential_max_age_s=settings.credential_max_age_s,
         pacer=quota_pacer(),
         budgets=budget_ledger(),
+        cache=response_cache(),
     )
 
 
@@ -581,3 +595,11 @@ def report_ports() -> ReportPorts:
             "kms_key_arn": settings.kms_key_arn,
         },
     )
+
+
+@cache
+def day_lineage() -> DayLineage:
+    """A period's lineage, day by day (the by-day index): the usage report's one source."""
+    from xpi.adapters.compliance import DynamoDayLineage
+
+    return DynamoDayLineage(get_settings().require("lineage_table"))

@@ -137,6 +137,9 @@ class Settings(BaseModel):
     # The day's usage per caller and project against their budgets (xpi.domain.access); without it a
     # configured budget fails its requests closed.
     budget_table: str = Field("", alias="BUDGET_TABLE")
+    # The exact-match response cache (xpi.domain.response_cache); without it a request asking for the
+    # cache is answered by Bedrock and its lineage says why (`cache: bypass`).
+    response_cache_table: str = Field("", alias="RESPONSE_CACHE_TABLE")
     # The state holds an inline output twice (the response and the result event's detail): at most
     # 2 x 64 KB, well inside Step Functions' 256 KiB state limit; larger outputs travel by reference.
     inline_output_max_bytes: Annotated[int, Field(ge=1024, le=64_000)] = Field(

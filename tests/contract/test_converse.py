@@ -357,3 +357,63 @@ def test_a_stall_fault_sends_half_the_stream_then_goes_silent(
     assert not any("messageStop" in e for e in received)
     assert control.counters().model(HAIKU).successes == 1
     assert control.faults() == []
+
+
+# -- Bedrock prompt caching -------------------------------------------------------------------------
+
+CACHE_POINT: Any = {"cachePoint": {"type": "default"}}
+LONG_POLICY = "Records schedule clause. " * 200  # 5,000 characters: 1,250 tokens, over the 1,024 minimum
+
+
+def cached_messages(question: str) -> Any:
+    return [{"role": "user", "content": [{"text": LONG_POLICY}, CACHE_POINT, {"text": question}]}]
+
+
+def test_a_cache_point_writes_its_prefix_then_reads_it_within_the_ttl(
+    runtime: BedrockRuntimeClient, control: EmulatorControl
+) -> None:
+    # GIVEN a long shared prefix with a cache point, then two questions after it
+    first = runtime.converse(modelId=HAIKU, messages=cached_messages("Which clause covers email?"))
+    second = runtime.converse(modelId=HAIKU, messages=cached_messages("Which clause covers paper?"))
+    prefix = math.ceil(len(LONG_POLICY) / 4)
+
+    # THEN the first writes the prefix to the cache, the second reads it; neither counts it as input
+    assert first["usage"]["cacheWriteInputTokens"] == prefix and first["usage"]["cacheReadInputTokens"] == 0
+    assert second["usage"]["cacheReadInputTokens"] == prefix and second["usage"]["cacheWriteInputTokens"] == 0
+    assert second["usage"]["inputTokens"] == math.ceil(len("Which clause covers paper?") / 4)
+    usage = second["usage"]
+    assert usage["totalTokens"] == (
+        usage["inputTokens"]
+        + usage["outputTokens"]
+        + usage["cacheReadInputTokens"]
+        + usage["cacheWriteInputTokens"]
+    )
+    counted = control.counters().model(HAIKU)
+    assert (counted.cache_read_input_tokens, counted.cache_write_input_tokens) == (prefix, prefix)
+
+    # WHEN the prefix has gone unused for longer than its TTL (here 60 s; Bedrock's is 5 minutes)
+    control.set_prompt_cache(ttl_s=60)
+    runtime.converse(modelId=HAIKU, messages=cached_messages("Which clause covers telex?"))  # kept 60 s
+    control.set_clock_offset(61)
+    third = runtime.converse(modelId=HAIKU, messages=cached_messages("Which clause covers fax?"))
+    # THEN it is written again
+    assert third["usage"]["cacheWriteInputTokens"] == prefix and third["usage"]["cacheReadInputTokens"] == 0
+
+
+def test_a_prefix_below_the_minimum_or_without_a_cache_point_is_not_cached(
+    runtime: BedrockRuntimeClient, control: EmulatorControl
+) -> None:
+    short: Any = [{"role": "user", "content": [{"text": "short prefix"}, CACHE_POINT, {"text": "q"}]}]
+    for messages in (short, short, user(LONG_POLICY), user(LONG_POLICY)):
+        usage = runtime.converse(modelId=HAIKU, messages=messages)["usage"]
+        assert "cacheReadInputTokens" not in usage and "cacheWriteInputTokens" not in usage
+
+
+def test_a_system_cache_point_is_cached_in_the_stream_too(
+    runtime: BedrockRuntimeClient, control: EmulatorControl
+) -> None:
+    system: Any = [{"text": LONG_POLICY}, CACHE_POINT]
+    runtime.converse(modelId=NOVA_PRO, system=system, messages=user("first"))
+    events = stream_events(runtime.converse_stream(modelId=NOVA_PRO, system=system, messages=user("second")))
+    usage = next(e["metadata"]["usage"] for e in events if "metadata" in e)
+    assert usage["cacheReadInputTokens"] == math.ceil(len(LONG_POLICY) / 4)

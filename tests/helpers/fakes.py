@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from xpi.domain.access import Charge, fits
 from xpi.domain.hashing import canonical_sha256
-from xpi.models.answer import StoredAnswer
+from xpi.models.answer import CachedAnswer, StoredAnswer
 from xpi.models.api import RedriveStarted, StoredConfig
 from xpi.models.batch import BatchObject
 from xpi.models.bedrock import ModelAnswer
@@ -111,6 +111,7 @@ class FakeBudgetLedger:
     def __init__(self) -> None:
         self.usage: dict[str, tuple[int, float]] = {}
         self.calls: list[str] = []
+        self.alerted: dict[tuple[str, int], str] = {}
 
     def reserve(self, charges: Sequence[Charge]) -> bool:
         self.calls.append("reserve")
@@ -126,6 +127,13 @@ class FakeBudgetLedger:
     def used(self, items: Sequence[str]) -> dict[str, tuple[int, float]]:
         self.calls.append("used")
         return {item: self.usage[item] for item in items if item in self.usage}
+
+    def mark_alerted(self, item: str, threshold: int, at: str) -> bool:
+        self.calls.append("mark_alerted")
+        if (item, threshold) in self.alerted:
+            return False
+        self.alerted[item, threshold] = at
+        return True
 
     def add(self, charges: Sequence[Charge]) -> None:
         """Charges added as part of another write (the sync path's final transaction)."""
@@ -316,3 +324,24 @@ class FakeCredentials:
         else:
             secret = ApiKey.model_validate({"type": "api_key", "api_key": f"bedrock-api-key-{version}"})
         return CommercialCredentials(version_id=version, secret=secret)
+
+
+class FakeResponseCache:
+    """The exact-match response cache in memory; `broken` makes every call fail as DynamoDB would."""
+
+    def __init__(self, *, broken: bool = False) -> None:
+        self.items: dict[str, CachedAnswer] = {}
+        self.broken = broken
+        self.gets = 0
+
+    def get(self, key: str, now: int) -> CachedAnswer | None:
+        self.gets += 1
+        if self.broken:
+            raise ConnectionError("cache table unreachable")
+        answer = self.items.get(key)
+        return answer if answer is not None and answer.expires_at > now else None
+
+    def put(self, key: str, answer: CachedAnswer) -> None:
+        if self.broken:
+            raise ConnectionError("cache table unreachable")
+        self.items[key] = answer

@@ -21,7 +21,7 @@ from xpi.domain.batch import batch_id_for
 from xpi_tools.emulator.client import EmulatorControl
 
 from tests.helpers.stack import ROOT, LocalStackClient, ResultCollector
-from tests.helpers.waiting import wait_until
+from tests.helpers.waiting import never_happens_within, wait_until
 from tests.integration.test_api import ApiClient, assert_matches_document
 from tests.integration.test_keys import _client, role_session
 
@@ -228,17 +228,32 @@ def test_a_spent_budget_refuses_the_next_request_on_every_path(
     results: ResultCollector,
     emulator: EmulatorControl,
 ) -> None:
-    # GIVEN a first request through the queue that uses about 600 of the caller's 1,500 tokens today
+    # GIVEN a first request through the queue that uses about 1,220 of the caller's 1,500 tokens today
     def spend() -> tuple[str, str]:
         tag = f"b{uuid.uuid4().hex[:10]}"
         return _send(
-            local_stack, access.caller, _body("fast", "[[emulator:output_tokens=600]] Go.", tag, 700)
+            local_stack, access.caller, _body("fast", "[[emulator:output_tokens=1200]] Go.", tag, 1300)
         ), tag
 
     first, event, _ = _judged(spend, local_stack, results, access.revision)
-    assert event["detail-type"] == "Inference Completed", event["detail"]
+    assert event["detail-type"] == "Inference Completed", event["detail"].get("error")
     used = int(first["usage"]["input_tokens"]) + int(first["usage"]["output_tokens"])
-    assert used >= 600
+    assert used >= 1200
+
+    # THEN its settlement raised the 80 % budget alert on the bus, naming the budget, the day and it
+    def alerts() -> list[dict[str, Any]]:  # they carry no request_id: the collector keeps them under "?"
+        return [
+            e["detail"] for e in results.events_for("?") if e["detail-type"] == "Budget Threshold Reached"
+        ]
+
+    wait_until(lambda: any(a["reached_by"] == first["request_id"] for a in alerts()), 30, what="the alert")
+    alert = next(a for a in alerts() if a["reached_by"] == first["request_id"])
+    assert (alert["scope"], alert["name"], alert["threshold"]) == ("caller", "narrow", 80)
+    assert (alert["tokens_used"], alert["tokens_per_day"], alert["day"]) == (
+        used,
+        TOKENS_PER_DAY,
+        first["day"],
+    )
 
     # AND a small one through the API (its settlement rides the sync path's final transaction)
     def small() -> tuple[str, str]:
@@ -254,6 +269,27 @@ def test_a_spent_budget_refuses_the_next_request_on_every_path(
     second, event, _ = _judged(small, local_stack, results, access.revision)
     assert event["detail-type"] == "Inference Completed", event["detail"]
     used += int(second["usage"]["input_tokens"]) + int(second["usage"]["output_tokens"])
+
+    # AND a small one through POST /v1/requests (the Standard workflow's invoke step settles it)
+    def submitted() -> tuple[str, str]:
+        tag = f"w{uuid.uuid4().hex[:10]}"
+        body = {
+            "request_id": f"acc-{uuid.uuid4().hex[:12]}",
+            **_body("fast", "[[emulator:output_tokens=20]] Hi.", tag, 50),
+        }
+        status, answer = api.call(None, "POST", "/v1/requests", body, keys=access.caller.api_keys)
+        assert status == 202, answer
+        return body["request_id"], tag
+
+    third, event, _ = _judged(submitted, local_stack, results, access.revision)
+    assert event["detail-type"] == "Inference Completed", event["detail"]
+    used += int(third["usage"]["input_tokens"]) + int(third["usage"]["output_tokens"])
+
+    # AND, the budget still over 80 %, neither raised the 80 % alert again (once per threshold and day)
+    def alerted_again() -> bool:
+        return any(a["reached_by"] in (second["request_id"], third["request_id"]) for a in alerts())
+
+    assert never_happens_within(alerted_again, 5)  # the first alert came with its result event
 
     # THEN GET /v1/models shows what is left: each reservation was settled to what its call used
     status, models = api.call(None, "GET", "/v1/models", keys=access.caller.api_keys)

@@ -309,7 +309,14 @@ def _assembled(events: Iterable[Mapping[str, Any]], version: str, started: float
     return ModelAnswer(
         text="".join(texts),
         stop_reason=stop_reason,
-        usage=Usage(input_tokens=usage["inputTokens"], output_tokens=usage["outputTokens"]),
+        usage=Usage(
+            input_tokens=usage["inputTokens"],
+            output_tokens=usage["outputTokens"],
+            # Bedrock prompt caching (cache points in the request): the prefix read from or written to
+            # its cache, billed at their own prices and not counted in inputTokens.
+            cache_read_input_tokens=usage.get("cacheReadInputTokens") or None,
+            cache_write_input_tokens=usage.get("cacheWriteInputTokens") or None,
+        ),
         latency_ms=int(latency_ms if latency_ms is not None else (time.monotonic() - started) * 1000),
         credential_version=version,
     )

@@ -81,3 +81,14 @@ class DynamoBudgetLedger:
                 continue
             answer[str(row[KEY])] = (int(row.get("tokens", 0)), float(row.get("usd", 0)))
         return answer
+
+    def mark_alerted(self, item: str, threshold: int, at: str) -> bool:
+        return aws.write_if(
+            lambda: self._table().update_item(
+                Key={KEY: item},
+                UpdateExpression="SET #alerted = :at",
+                ConditionExpression="attribute_exists(#key) AND attribute_not_exists(#alerted)",
+                ExpressionAttributeNames={"#alerted": f"alerted_{threshold}", "#key": KEY},
+                ExpressionAttributeValues={":at": at},
+            )
+        )

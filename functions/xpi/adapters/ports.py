@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from xpi.domain.access import Charge
 from xpi.domain.pacing import BucketState
-from xpi.models.answer import StoredAnswer
+from xpi.models.answer import CachedAnswer, StoredAnswer
 from xpi.models.bedrock import ModelAnswer
 from xpi.models.credentials import (
     AccessKeyMetadata,
@@ -206,6 +206,16 @@ class PacingTable(Protocol):
         ...
 
 
+class ResponseCache(Protocol):
+    """The exact-match response cache (keyed on a keyed hash: xpi.domain.response_cache.cache_key)."""
+
+    def get(self, key: str, now: int) -> CachedAnswer | None:
+        """The answer stored under key, unless it expired before `now` (epoch seconds)."""
+        ...
+
+    def put(self, key: str, answer: CachedAnswer) -> None: ...
+
+
 class BudgetLedger(Protocol):
     """The day's usage per caller and per project (xpi.domain.access), one item per budget and day."""
 
@@ -220,6 +230,11 @@ class BudgetLedger(Protocol):
 
     def used(self, items: Sequence[str]) -> dict[str, tuple[int, float]]:
         """Tokens and dollars used so far on each item that exists."""
+        ...
+
+    def mark_alerted(self, item: str, threshold: int, at: str) -> bool:
+        """Note on the day's usage item that its `threshold` (percent) alert was raised; False when it
+        had been already (once per threshold per day)."""
         ...
 
 

@@ -38,6 +38,8 @@ _ROLES = frozenset({"user", "assistant"})
 _PROTOCOL_VALUES: tuple[tuple[Path, frozenset[str]], ...] = (
     (("messages", _ANY, "role"), _ROLES),
     (("messages", _ANY, "content", _ANY, "toolResult", "status"), frozenset({"success", "error"})),
+    (("messages", _ANY, "content", _ANY, "cachePoint", "type"), frozenset({"default"})),
+    (("system", _ANY, "cachePoint", "type"), frozenset({"default"})),
     (
         ("messages", _ANY, "content", _ANY, "image", "format"),
         frozenset(get_args(ImageBlock.model_fields["format"].annotation)),

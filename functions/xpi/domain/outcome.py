@@ -24,7 +24,7 @@ from xpi.models.events import (
     EventUsage,
     ResultDetail,
 )
-from xpi.models.lineage import LineageClassification, LineageError, LineageItem, LineageUsage
+from xpi.models.lineage import LineageCache, LineageClassification, LineageError, LineageItem, LineageUsage
 from xpi.models.workflow import FinalStatus, StepError, WorkflowState
 
 MAX_ERROR_MESSAGE = 500
@@ -118,6 +118,10 @@ def result_detail(state: WorkflowState, completed_at: datetime) -> ResultDetail:
             input_tokens=response.usage.input_tokens,
             output_tokens=response.usage.output_tokens,
             estimated_cost_usd=response.estimated_cost_usd,
+            cache_read_input_tokens=response.usage.cache_read_input_tokens or None,
+            cache_write_input_tokens=response.usage.cache_write_input_tokens or None,
+            cache=response.cache.status if response.cache else None,
+            saved_usd=response.cache.saved_usd if response.cache and response.cache.status == "hit" else None,
         )
         if response
         else None,
@@ -202,9 +206,20 @@ def lineage_item(state: WorkflowState, detail: ResultDetail) -> LineageItem:
         credential_type=response.credential_type if response else None,
         credential_age_s=response.credential_age_s if response else None,
         usage=LineageUsage(
-            input_tokens=response.usage.input_tokens, output_tokens=response.usage.output_tokens
+            input_tokens=response.usage.input_tokens,
+            output_tokens=response.usage.output_tokens,
+            cache_read_input_tokens=response.usage.cache_read_input_tokens or None,
+            cache_write_input_tokens=response.usage.cache_write_input_tokens or None,
         )
         if response
+        else None,
+        cache=LineageCache(
+            status=response.cache.status,
+            ttl_s=response.cache.ttl_s,
+            saved_usd=str(response.cache.saved_usd) if response.cache.status == "hit" else None,
+            reason=response.cache.reason,
+        )
+        if response and response.cache
         else None,
         # DynamoDB takes no floats: the cost is kept as its decimal string.
         estimated_cost_usd=str(response.estimated_cost_usd) if response else None,

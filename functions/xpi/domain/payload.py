@@ -29,7 +29,9 @@ def converse_arguments(request: InferenceRequest) -> dict[str, Any]:
         inference["stopSequences"] = list(settings.stop_sequences)
     arguments: dict[str, Any] = {"messages": request.converse_messages(), "inferenceConfig": inference}
     if request.system:
-        arguments["system"] = [{"text": text} for text in request.system]
+        arguments["system"] = [
+            {"text": item} if isinstance(item, str) else item.model_dump() for item in request.system
+        ]
     return arguments
 
 

@@ -29,6 +29,7 @@ from xpi.domain.access import (
     project_key,
 )
 from xpi.domain.errors import ModelNotAllowedForCaller, ModelNotApproved
+from xpi.domain.pricing import cache_prices
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import RequestHeader, Route, Usage
 
@@ -40,6 +41,9 @@ class _Config(BaseModel):
 class ApprovedModel(_Config):
     usd_per_1k_input_tokens: Annotated[float, Field(ge=0)] = 0.0
     usd_per_1k_output_tokens: Annotated[float, Field(ge=0)] = 0.0
+    # Bedrock prompt caching's prices; None: the price table's line for the model (xpi.domain.pricing).
+    usd_per_1k_cache_read_input_tokens: Annotated[float, Field(ge=0)] | None = None
+    usd_per_1k_cache_write_input_tokens: Annotated[float, Field(ge=0)] | None = None
     api: Literal["converse", "invoke_model", "both"] = "both"
     # This model's commercial quota in the region it is called in, overriding the stack's default
     # (BEDROCK_REQUESTS_PER_MINUTE / BEDROCK_TOKENS_PER_MINUTE); 0 turns that dimension's pacing off.
@@ -62,6 +66,9 @@ class CallerRule(_Config):
         None, description="which categories this caller may send, how and where; None: what policy allows"
     )
     budget: Budget | None = None
+    cache_ttl_s: Annotated[int, Field(ge=1, le=24 * 3600)] | None = Field(
+        None, description="answer this caller's deterministic requests from the response cache for this long"
+    )
 
 
 class RoutingConfig(_Config):
@@ -120,9 +127,16 @@ def estimate_cost(config: RoutingConfig, model_id: str, usage: Usage) -> float:
     price = config.models.get(model_id)
     if price is None:
         return 0.0
+    read, write = cache_prices(model_id, price.usd_per_1k_input_tokens)
+    if price.usd_per_1k_cache_read_input_tokens is not None:
+        read = price.usd_per_1k_cache_read_input_tokens
+    if price.usd_per_1k_cache_write_input_tokens is not None:
+        write = price.usd_per_1k_cache_write_input_tokens
     cost = (
         usage.input_tokens * price.usd_per_1k_input_tokens
         + usage.output_tokens * price.usd_per_1k_output_tokens
+        + (usage.cache_read_input_tokens or 0) * read
+        + (usage.cache_write_input_tokens or 0) * write
     ) / 1000
     return round(cost, 8)
 

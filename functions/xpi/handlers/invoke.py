@@ -65,6 +65,7 @@ def _invoke_once() -> Callable[..., dict[str, Any]]:
             events=dependencies.event_publisher(),
             pacer=dependencies.quota_pacer(),
             budgets=dependencies.budget_ledger(),
+            cache=dependencies.response_cache(),
         )
         metrics.add_metric(name="InputTokens", unit=MetricUnit.Count, value=response.usage.input_tokens)
         metrics.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=response.usage.output_tokens)

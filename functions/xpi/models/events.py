@@ -9,6 +9,7 @@ INFERENCE_COMPLETED = "Inference Completed"
 INFERENCE_FAILED = "Inference Failed"
 INFERENCE_BLOCKED = "Inference Blocked"
 SECURITY_ALERT = "Security Alert"
+BUDGET_ALERT = "Budget Threshold Reached"
 
 DETAIL_TYPE_BY_STATUS = {
     "COMPLETED": INFERENCE_COMPLETED,
@@ -47,6 +48,10 @@ class EventUsage(_Detail):
     input_tokens: int = 0
     output_tokens: int = 0
     estimated_cost_usd: float = 0.0
+    cache_read_input_tokens: int | None = None  # Bedrock prompt caching's read and written prefixes
+    cache_write_input_tokens: int | None = None
+    cache: Literal["hit", "miss", "bypass"] | None = None  # the response cache, when one was asked for
+    saved_usd: float | None = None  # a hit: what the Bedrock call would have cost
 
 
 class EventClassification(_Detail):
@@ -130,3 +135,20 @@ class SecurityAlertDetail(_Detail):
     decision: str
     config: ConfigAlert | None = None
     credentials: CredentialAlert | None = None
+
+
+class BudgetAlertDetail(_Detail):
+    """A caller's or project's daily budget reached 80 % or 100 % (of its tokens or its dollars): one
+    event per budget, threshold and UTC day, from the request whose settlement reached it."""
+
+    version: Literal["1"] = "1"
+    # Not `request_id`: subscribers key a request's one result event on that field.
+    reached_by: str = Field(description="the request id whose usage reached the threshold")
+    scope: Literal["caller", "project"]
+    name: str
+    day: str
+    threshold: int = Field(description="80 or 100 (percent)")
+    tokens_used: int
+    tokens_per_day: int | None = None
+    usd_used: float
+    usd_per_day: float | None = None

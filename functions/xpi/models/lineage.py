@@ -38,6 +38,20 @@ class LineageClassification(_Item):
 class LineageUsage(_Item):
     input_tokens: int = 0
     output_tokens: int = 0
+    # Bedrock prompt caching: input tokens read from / written to its cache (absent: none)
+    cache_read_input_tokens: int | None = None
+    cache_write_input_tokens: int | None = None
+
+
+class LineageCache(_Item):
+    """What the exact-match response cache did: `hit` (answered from it, no Bedrock call; `saved_usd` is
+    what the call would have cost, as a decimal string), `miss` (Bedrock answered, the answer stored) or
+    `bypass` (the caller's rule asked for it and it did not apply: `reason`)."""
+
+    status: Literal["hit", "miss", "bypass"]
+    ttl_s: int | None = None
+    saved_usd: str | None = None
+    reason: str | None = None
 
 
 class LineageError(_Item):
@@ -95,6 +109,7 @@ class LineageItem(_Item):
     # Why the fine-grained permissions refused the request before Bedrock (xpi.domain.access.Refusal:
     # project_not_allowed, model_not_allowed, clearance, budget); absent when they did not.
     access_refusal: str | None = None
+    cache: LineageCache | None = None
 
     @classmethod
     def claimed(cls, claim: Claim) -> "LineageItem":

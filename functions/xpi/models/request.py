@@ -16,6 +16,7 @@ MAX_MESSAGES = 100
 MAX_CONTENT_BLOCKS = 20
 MAX_TEXT_CHARS = 150_000
 MAX_TAGS = 10
+MAX_SYSTEM_PROMPTS = 4
 MAX_REPLY_FIELDS = 10
 
 RequestId = Annotated[str, StringConstraints(pattern=REQUEST_ID_PATTERN)]
@@ -54,6 +55,19 @@ class ToolResultBlock(_Strict):
     status: Literal["success", "error"] | None = None
 
 
+class CachePoint(_Strict):
+    """A Bedrock prompt-caching checkpoint: the prefix up to here may be cached by Bedrock (Converse
+    `cachePoint`), its tokens then billed at the cache read or write price."""
+
+    type: Literal["default"] = "default"
+
+
+class SystemCachePoint(_Strict):
+    """A cache point among the system prompts: `{"cachePoint": {"type": "default"}}`."""
+
+    cachePoint: CachePoint
+
+
 class ContentBlock(_Strict):
     """One Converse content block: exactly one of its fields is set."""
 
@@ -62,6 +76,7 @@ class ContentBlock(_Strict):
     document: DocumentBlock | None = None
     toolUse: ToolUseBlock | None = None
     toolResult: ToolResultBlock | None = None
+    cachePoint: CachePoint | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
@@ -69,7 +84,7 @@ class ContentBlock(_Strict):
         if len(set_fields) != 1:
             raise ValueError(
                 f"a content block must have exactly one of text, image, document, toolUse, "
-                f"toolResult; this one has {set_fields or 'none'}"
+                f"toolResult, cachePoint; this one has {set_fields or 'none'}"
             )
         return self
 
@@ -89,6 +104,17 @@ class InferenceSettings(_Strict):
     stop_sequences: Annotated[list[ShortText], Field(max_length=4)] = []
 
 
+MAX_CACHE_TTL_S = 24 * 3600
+
+
+class ResponseCacheOption(_Strict):
+    """Opt-in exact-match response cache: an identical request (after redaction, to the same model,
+    under the same policy) within `ttl_s` seconds is answered from the cache, without a Bedrock call.
+    Only for deterministic requests (Converse with `inference.temperature` 0)."""
+
+    ttl_s: Annotated[int, Field(ge=1, le=MAX_CACHE_TTL_S)]
+
+
 class CallerMetadata(_Strict):
     project: ShortText | None = None
     cost_centre: ShortText | None = None
@@ -104,7 +130,8 @@ class InferenceRequest(_Strict):
     model: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     api: Literal["converse", "invoke_model"] = "converse"
     system: Annotated[
-        list[Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]], Field(max_length=4)
+        list[Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)] | SystemCachePoint],
+        Field(max_length=8, description="system prompts, and cache points between or after them"),
     ] = []
     messages: Annotated[list[Message], Field(max_length=MAX_MESSAGES)] = []
     prompt: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)] | None = None
@@ -114,10 +141,15 @@ class InferenceRequest(_Strict):
     reply: Annotated[dict[ShortText, ShortText], Field(max_length=MAX_REPLY_FIELDS)] = Field(
         {}, description="fields echoed back unchanged in the result event's detail.reply"
     )
+    cache: ResponseCacheOption | None = Field(
+        None, description="answer an identical deterministic request from the response cache"
+    )
 
     @model_validator(mode="after")
     def _one_input_form(self) -> Self:
         if self.api == "invoke_model":
+            if self.cache is not None:
+                raise ValueError(f"`cache` answers only deterministic requests: {NOT_CONVERSE}")
             if self.body is None or self.messages or self.prompt is not None or self.system:
                 raise ValueError("api=invoke_model takes a native `body` and no messages, prompt or system")
             return self
@@ -127,6 +159,10 @@ class InferenceRequest(_Strict):
             raise ValueError("give exactly one of `messages` or `prompt`")
         if self.messages and self.messages[0].role != "user":
             raise ValueError("the first message must have role 'user'")
+        if sum(isinstance(item, str) for item in self.system) > MAX_SYSTEM_PROMPTS:
+            raise ValueError(f"at most {MAX_SYSTEM_PROMPTS} system prompts (cache points aside)")
+        if self.cache is not None and not_deterministic(self) is not None:
+            raise ValueError(f"`cache` answers only deterministic requests: {not_deterministic(self)}")
         return self
 
     def converse_messages(self) -> list[dict[str, Any]]:
@@ -134,3 +170,17 @@ class InferenceRequest(_Strict):
         if self.prompt is not None:
             return [{"role": "user", "content": [{"text": self.prompt}]}]
         return [m.model_dump(exclude_none=True) for m in self.messages]
+
+
+NOT_CONVERSE = "api=invoke_model's native body is not judged (Converse only)"
+
+
+def not_deterministic(request: InferenceRequest) -> str | None:
+    """Why the request's answer may differ from one call to the next (None: deterministic). The one
+    definition the response cache uses: a Converse request with `inference.temperature` 0 (greedy
+    decoding; top_p then has no effect)."""
+    if request.api != "converse":
+        return NOT_CONVERSE
+    if request.inference.temperature != 0:
+        return "inference.temperature must be 0"
+    return None

@@ -169,8 +169,39 @@ class Route(_State):
 
 
 class Usage(_State):
-    input_tokens: int = 0
+    input_tokens: int = Field(
+        0,
+        description="input tokens billed at the input price (not read from or "
+        "written to Bedrock's prompt cache)",
+    )
     output_tokens: int = 0
+    # Bedrock prompt caching (absent: none): input tokens read from / written to its cache
+    cache_read_input_tokens: int | None = None
+    cache_write_input_tokens: int | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + (self.cache_read_input_tokens or 0)
+            + (self.cache_write_input_tokens or 0)
+        )
+
+
+CacheStatus = Literal["hit", "miss", "bypass"]
+
+
+class CacheUse(_State):
+    """What the exact-match response cache did for this request (absent: no cache was asked for)."""
+
+    status: CacheStatus = Field(
+        description="hit: answered from the cache, no Bedrock call; miss: Bedrock answered and the answer "
+        "was stored; bypass: a cache was asked for (by the caller's rule) and not applied (reason)"
+    )
+    ttl_s: int | None = None
+    saved_usd: float = Field(0.0, description="on a hit, what the Bedrock call would have cost")
+    reason: str | None = None
 
 
 class ModelResponse(_State):
@@ -187,6 +218,7 @@ class ModelResponse(_State):
     credential_type: str | None = None
     credential_age_s: int | None = None
     estimated_cost_usd: float = 0.0
+    cache: CacheUse | None = None
 
 
 class StepError(_State):

@@ -6,6 +6,9 @@ the state refers to; anything else is ClassificationMismatch.
 """
 
 import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -16,16 +19,20 @@ from xpi.adapters.ports import (
     HashKey,
     ObjectStore,
     PayloadStore,
+    ResponseCache,
 )
 from xpi.domain.errors import ClassificationMismatch, InternalError
 from xpi.domain.hashing import keyed_hash, same_hash, sha256_text
 from xpi.domain.payload import outbound_hmac
-from xpi.domain.routing import estimate_cost
+from xpi.domain.response_cache import cache_key, decide_cache
+from xpi.domain.routing import RoutingConfig, estimate_cost
+from xpi.models.answer import CachedAnswer
 from xpi.models.bedrock import ModelAnswer
 from xpi.models.events import SECURITY_ALERT, CredentialAlert, SecurityAlertDetail
 from xpi.models.request import InferenceRequest
-from xpi.models.workflow import ModelResponse, WorkflowState
+from xpi.models.workflow import CacheUse, ModelResponse, Usage, WorkflowState
 from xpi.observability import logger, metrics
+from xpi.services.budget_alerts import alert_budgets
 from xpi.services.pacing import QuotaPacer, paced_answer
 from xpi.services.routing import carried_routing, settlement
 from xpi.services.validation import load_request
@@ -95,6 +102,8 @@ def invoke_model(
     events: EventPublisher | None = None,
     pacer: QuotaPacer | None = None,
     budgets: BudgetLedger | None = None,
+    cache: ResponseCache | None = None,
+    now: Callable[[], float] = time.time,
 ) -> ModelResponse:
     if state.route is None:
         raise ValueError("the request has no route; the Route step must run first")
@@ -102,6 +111,12 @@ def invoke_model(
     request = load_request(state.payload, payloads, request_id=state.request.request_id, key=key)
     check_classified(state, request, key)
     routing = carried_routing(state)
+    lookup = _cache_lookup(state, request, routing, key, cache)
+    if lookup is not None and lookup.ttl_s is not None and cache is not None:
+        hit = _cached(cache, lookup.key, now)
+        if hit is not None:
+            _settle_budgets(state, budgets, 0, 0.0)  # no Bedrock call: the reservation is released
+            return _hit_response(hit, lookup.ttl_s)
     # Paced to the model's quota (requests and tokens per minute, shared by every caller); unpaced only
     # where no pacer is configured (unit tests of this service).
     if pacer is None:
@@ -110,7 +125,8 @@ def invoke_model(
         answer = paced_answer(gateway, pacer, routing, state.route, request)
     _check_credential_age(answer, credential_max_age_s, events)
     cost = estimate_cost(routing, state.route.model_id, answer.usage)
-    _settle_budgets(state, budgets, answer.usage.input_tokens + answer.usage.output_tokens, cost)
+    _settle_budgets(state, budgets, answer.usage.total_tokens, cost)
+    alert_budgets(state, routing, budgets, events, at=_iso(now()))
     if answer.text is not None:
         payload, content_type = answer.text.encode("utf-8"), "text/plain; charset=utf-8"
     else:
@@ -125,7 +141,7 @@ def invoke_model(
             # Bedrock has answered (and billed): never a passing fault for the workflow to retry, which
             # would call Bedrock again. The request fails with this one answer.
             raise InternalError("storing the answer failed after Bedrock answered") from None
-    return ModelResponse(
+    response = ModelResponse(
         output_text=answer.text if s3_uri is None else None,
         output_body=answer.body if s3_uri is None else None,
         output_s3_uri=s3_uri,
@@ -140,6 +156,125 @@ def invoke_model(
         credential_age_s=answer.credential_age_s,
         estimated_cost_usd=cost,
     )
+    if lookup is None:
+        return response
+    if lookup.ttl_s is None or cache is None:
+        return response.model_copy(update={"cache": CacheUse(status="bypass", reason=lookup.bypass_reason)})
+    _store(cache, lookup.key, response, state, lookup.ttl_s, now)
+    return response.model_copy(update={"cache": CacheUse(status="miss", ttl_s=lookup.ttl_s)})
+
+
+def _cache_lookup(
+    state: WorkflowState,
+    request: InferenceRequest,
+    routing: RoutingConfig,
+    key: bytes,
+    cache: ResponseCache | None,
+) -> "_KeyedDecision | None":
+    """Whether this request is answered from (and stored in) the response cache, and under which key."""
+    assert state.route is not None
+    assert state.classification is not None
+    rule = routing.caller_rule(state.source.principal)
+    decision = decide_cache(request, rule.cache_ttl_s if rule is not None else None)
+    if decision is None:
+        return None
+    if decision.ttl_s is not None and (cache is None or state.config is None):
+        reason = "no response cache in this deployment" if cache is None else "no policy snapshot"
+        return _KeyedDecision(None, reason, "")
+    if decision.ttl_s is None:
+        return _KeyedDecision(None, decision.bypass_reason, "")
+    assert state.config is not None
+    assert state.classification.payload_hmac is not None
+    scope = f"project:{state.route.project}" if state.route.project else f"caller:{state.source.principal}"
+    return _KeyedDecision(
+        decision.ttl_s,
+        None,
+        cache_key(
+            key,
+            payload_hmac=state.classification.payload_hmac,
+            model_id=state.route.model_id,
+            policy_sha256=state.config.policy_sha256,
+            scope=scope,
+        ),
+    )
+
+
+class _KeyedDecision:
+    def __init__(self, ttl_s: int | None, bypass_reason: str | None, key: str) -> None:
+        self.ttl_s, self.bypass_reason, self.key = ttl_s, bypass_reason, key
+
+
+def _cached(cache: ResponseCache, key: str, now: Callable[[], float]) -> CachedAnswer | None:
+    """The stored answer, or None; a cache that cannot be read is a miss (Bedrock answers instead)."""
+    try:
+        return cache.get(key, int(now()))
+    except Exception as error:
+        logger.warning("response cache not read", extra={"error_class": type(error).__name__})
+        return None
+
+
+def _hit_response(hit: CachedAnswer, ttl_s: int) -> ModelResponse:
+    metrics.add_metric(name="ResponseCacheHits", unit=MetricUnit.Count, value=1)
+    return ModelResponse(
+        output_text=hit.output_text,
+        output_body=hit.output_body,
+        output_s3_uri=hit.output_s3_uri,
+        output_bytes=hit.output_bytes,
+        output_sha256=hit.output_sha256,
+        output_hmac=hit.output_hmac,
+        stop_reason=hit.stop_reason,
+        usage=Usage(),
+        latency_ms=0,
+        credential_version=CACHE_CREDENTIAL,
+        estimated_cost_usd=0.0,
+        cache=CacheUse(status="hit", ttl_s=ttl_s, saved_usd=hit.estimated_cost_usd),
+    )
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")
+
+
+# What a hit records as the credential used: none reached Bedrock.
+CACHE_CREDENTIAL = "response-cache"
+
+
+def _store(  # noqa: PLR0917 - private, called once
+    cache: ResponseCache,
+    key: str,
+    response: ModelResponse,
+    state: WorkflowState,
+    ttl_s: int,
+    now: Callable[[], float],
+) -> None:
+    """Keep the answer for ttl_s. Bedrock has answered: a failure here is logged, never raised."""
+    assert state.route is not None
+    moment = now()
+    usage = response.usage
+    try:
+        cache.put(
+            key,
+            CachedAnswer(
+                model_id=state.route.model_id,
+                output_text=response.output_text,
+                output_body=response.output_body,
+                output_s3_uri=response.output_s3_uri,
+                output_bytes=response.output_bytes,
+                output_sha256=response.output_sha256,
+                output_hmac=response.output_hmac,
+                stop_reason=response.stop_reason,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cache_read_input_tokens=usage.cache_read_input_tokens or 0,
+                cache_write_input_tokens=usage.cache_write_input_tokens or 0,
+                estimated_cost_usd=response.estimated_cost_usd,
+                first_request_id=state.request.request_id,
+                stored_at=_iso(moment),
+                expires_at=int(moment) + ttl_s,
+            ),
+        )
+    except Exception as error:
+        logger.warning("response cache not written", extra={"error_class": type(error).__name__})
 
 
 def _settle_budgets(state: WorkflowState, budgets: BudgetLedger | None, tokens: int, usd: float) -> None:

@@ -144,7 +144,7 @@ def paced_answer(
         pacer.throttled(permit)
         raise
     try:
-        pacer.settle(permit, answer.usage.input_tokens + answer.usage.output_tokens)
+        pacer.settle(permit, answer.usage.total_tokens)
     except Exception as error:  # the answer is paid for: a failed correction must not lose it (the
         # bucket keeps the reservation, the estimate plus max_tokens, instead of the usage)
         logger.error("quota correction after the call failed", extra={"error_class": type(error).__name__})

@@ -34,6 +34,7 @@ from xpi.adapters.ports import (
     LineageStore,
     ObjectStore,
     PayloadStore,
+    ResponseCache,
 )
 from xpi.domain.errors import (
     AwsUnavailable,
@@ -80,6 +81,7 @@ class QueuePorts:
     credential_max_age_s: int | None = None
     pacer: QuotaPacer | None = None
     budgets: BudgetLedger | None = None  # the day's budgets per caller and project, where configured
+    cache: ResponseCache | None = None  # the exact-match response cache, where configured
 
 
 @dataclass(frozen=True)
@@ -260,6 +262,7 @@ def _steps(
                 credential_max_age_s=ports.credential_max_age_s,
                 events=ports.events,
                 pacer=ports.pacer,
+                cache=ports.cache,
                 budgets=ports.budgets,
             ),
             budget,

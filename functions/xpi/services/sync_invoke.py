@@ -31,6 +31,7 @@ from xpi.adapters.ports import (
     HashKey,
     LineageStore,
     ObjectStore,
+    ResponseCache,
     SyncLedger,
 )
 from xpi.domain.access import Charge
@@ -52,10 +53,11 @@ from xpi.models.events import ResultDetail
 from xpi.models.lineage import ACCEPTED, LineageItem
 from xpi.models.workflow import ExecutionInput, PayloadRef, Source, StepError, WorkflowState
 from xpi.observability import logger
+from xpi.services.budget_alerts import alert_budgets
 from xpi.services.classification import classify
 from xpi.services.invocation import invoke_model
 from xpi.services.pacing import QuotaPacer
-from xpi.services.routing import route, settlement
+from xpi.services.routing import carried_routing, route, settlement
 from xpi.services.submission import parse_or_reject
 from xpi.services.validation import validate
 
@@ -107,6 +109,7 @@ class SyncPorts:
     credential_max_age_s: int | None = None  # past it: a metric and one Security Alert per version
     pacer: QuotaPacer | None = None  # the shared quota buckets the invoke step also draws from
     budgets: BudgetLedger | None = None  # the day's usage per caller and project, as the route step's
+    cache: ResponseCache | None = None  # the exact-match response cache, where configured
 
 
 @dataclass(frozen=True)
@@ -232,6 +235,7 @@ def _invoke_with_retries(
                 credential_max_age_s=ports.credential_max_age_s,
                 events=ports.events,
                 pacer=ports.pacer,
+                cache=ports.cache,
             )
         except RETRIED as error:
             if type(error) not in RETRIED or attempt == BEDROCK_ATTEMPTS:
@@ -253,6 +257,10 @@ def _finish(state: WorkflowState, ports: SyncPorts, timing: Timing) -> dict[str,
         logger.warning("lineage made final by another writer; not emitting a second result")
         raise RequestExists("a request with this request_id exists already", state.request.request_id)
     _publish(answer.detail_type, detail, ports.events, timing)
+    if state.route is not None and state.route.budget and state.response is not None:
+        # settled with the final lineage (one transaction): the day's budgets checked for their alerts
+        at = completed_at.isoformat(timespec="milliseconds")
+        alert_budgets(state, carried_routing(state), ports.budgets, ports.events, at=at)
     return answer.detail
 
 
@@ -263,9 +271,7 @@ def _settlement(state: WorkflowState) -> list[Charge]:
     if state.route is None or not state.route.budget or state.response is None:
         return []
     usage = state.response.usage
-    return settlement(
-        state.route.budget, usage.input_tokens + usage.output_tokens, state.response.estimated_cost_usd
-    )
+    return settlement(state.route.budget, usage.total_tokens, state.response.estimated_cost_usd)
 
 
 def _publish(kind: str, detail: ResultDetail, events: EventPublisher, timing: Timing) -> None:

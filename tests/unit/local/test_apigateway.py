@@ -427,8 +427,13 @@ def test_each_method_invokes_the_function_its_integration_names() -> None:
         "AdminFunctionName": "xpi-admin",
         "SyncInvokeFunctionName": "xpi-sync",
         "ComplianceReportFunctionName": "xpi-compliance-report",
+        "UsageReportFunctionName": "xpi-usage-report",
     }
-    own_function = {"/v1/invoke": "xpi-sync", "/v1/compliance/report": "xpi-compliance-report"}
+    own_function = {
+        "/v1/invoke": "xpi-sync",
+        "/v1/compliance/report": "xpi-compliance-report",
+        "/v1/usage": "xpi-usage-report",
+    }
 
     # WHEN / THEN the admin routes go to the admin function, POST /v1/invoke to the sync invoke function,
     # the compliance report to its own function, every other route to the API function

@@ -42,7 +42,7 @@ def test_the_auditor_role_may_call_the_read_routes_only(template: dict[str, Any]
     # the rest is xpi audit verify's reads (tests/unit/tools/test_lineage_seal_template.py)
     assert all(s["Sid"].startswith("VerifyLineage") for s in statements if s is not statement)
     routes = [resource["Fn::Sub"].split("/api/", 1)[1] for resource in statement["Resource"]]
-    assert routes == ["GET/v1/requests/*", "GET/v1/batches/*", "GET/v1/compliance/report"]
+    assert routes == ["GET/v1/requests/*", "GET/v1/batches/*", "GET/v1/compliance/report", "GET/v1/usage"]
 
 
 def test_only_xpis_publishing_roles_may_put_xpi_events(template: dict[str, Any]) -> None:

@@ -483,14 +483,15 @@ def test_both_paths_refuse_a_spent_budget_and_record_it() -> None:
         )
 
 
-def test_the_sync_path_makes_one_budget_call_and_settles_in_its_final_write() -> None:
+def test_the_sync_path_reserves_settles_in_its_final_write_and_reads_for_the_alerts() -> None:
     # GIVEN a caller with a budget, and one without
     with_budget = access_routing(narrow={"budget": {"tokens_per_day": 10_000}})
-    for config, expected in ((with_budget, ["reserve"]), (access_routing(), [])):
+    for config, expected in ((with_budget, ["reserve", "used"]), (access_routing(), [])):
         ledger = FakeBudgetLedger()
         # WHEN a request is answered through POST /v1/invoke
         item, _, _, _ = sync_path(plain(project="benefits") | {"request_id": "r-1"}, config, ledger)
-        # THEN the budget adds the reservation alone (the settlement rides the lineage write), or nothing
+        # THEN the budget adds the reservation (the settlement rides the lineage write) and the day's
+        # usage is read once for the 80 % and 100 % alerts; without a budget, nothing
         assert item["status"] == "COMPLETED" and ledger.calls == expected
     assert ledger.usage == {}
 

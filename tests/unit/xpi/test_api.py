@@ -724,7 +724,7 @@ def test_a_request_without_an_iam_identity_is_an_internal_error(world: dict[str,
 def test_every_route_of_the_handlers_is_in_the_document() -> None:
     declared = {(m.upper(), p) for p, ops in DOCUMENT["paths"].items() for m in ops}
     served_by = {}
-    for module in ("api", "api_invoke", "admin", "compliance_report"):
+    for module in ("api", "api_invoke", "admin", "compliance_report", "usage_report"):
         source = (ROOT / f"functions/xpi/handlers/{module}.py").read_text(encoding="utf-8")
         for method, path in re.findall(r'@app\.(get|post|put|delete)\("([^"]+)"\)', source):
             served_by[(method.upper(), re.sub(r"<[^>]+>", "{id}", path))] = module
@@ -736,6 +736,7 @@ def test_every_route_of_the_handlers_is_in_the_document() -> None:
         "api_invoke": "${SyncInvokeFunction.Arn}",
         "api": "${ApiFunction.Arn}",
         "compliance_report": "${ComplianceReportFunction.Arn}",
+        "usage_report": "${UsageReportFunction.Arn}",
     }
     for (method, path), module in served_by.items():
         assert (module == "admin") == path.startswith("/v1/admin/"), (method, path)

@@ -109,3 +109,27 @@ def test_an_exception_event_mid_stream_is_bedrocks_own_error(emu: BedrockEmulato
     # WHEN / THEN it is translated as the HTTP error would be: retryable throttling
     with pytest.raises(BedrockThrottled):
         BotoBedrockGateway(Keys(), timeout_s=10).answer(route(emu), request(400))
+
+
+def test_prompt_cache_tokens_are_read_from_the_stream_and_priced(emu: BedrockEmulator) -> None:
+    from xpi.domain.routing import estimate_cost, load_default_routing
+
+    # GIVEN a model with prompt caching, and a long document before a cache point, asked about twice
+    haiku = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
+    document = "Clause text of the records schedule. " * 150
+    asked = [
+        InferenceRequest.model_validate(
+            {"model": "m", "system": [document, {"cachePoint": {"type": "default"}}], "prompt": question}
+        )
+        for question in ("first question", "second question")
+    ]
+    gateway = BotoBedrockGateway(Keys(), timeout_s=10)
+    cached_route = Route(model_id=haiku, region="us-east-1", endpoint=emu.url, api="converse")
+    # WHEN both are answered
+    first, second = (gateway.answer(cached_route, r) for r in asked)
+    # THEN the first wrote the document to Bedrock's cache and the second read it, each priced so
+    prefix = (len(document) + 3) // 4
+    assert (first.usage.cache_write_input_tokens, first.usage.cache_read_input_tokens) == (prefix, None)
+    assert (second.usage.cache_read_input_tokens, second.usage.cache_write_input_tokens) == (prefix, None)
+    routing = load_default_routing()
+    assert estimate_cost(routing, haiku, second.usage) < estimate_cost(routing, haiku, first.usage) / 5

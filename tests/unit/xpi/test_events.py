@@ -43,6 +43,7 @@ FOLDER_OF_HANDLER = {
     "rotate_credentials": "rotate",
     "compliance_check": "compliance-check",
     "compliance_report": "compliance-report",
+    "usage_report": "usage",
 }
 
 
@@ -87,6 +88,7 @@ def test_the_template_is_read() -> None:
         "LineageSealFunction": "seal",
         "ComplianceCheckFunction": "compliance_check",
         "ComplianceReportFunction": "compliance_report",
+        "UsageReportFunction": "usage_report",
         "RotateCredentialsFunction": "rotate_credentials",
         "BatchStartFunction": "batch_start",
         "BatchSplitFunction": "batch_split",
@@ -120,7 +122,7 @@ def test_every_event_is_valid_for_its_function(path: Path) -> None:
         assert isinstance(event, dict) and "model" in event
     elif folder == "requests":
         InferenceRequest.model_validate(event)
-    elif folder in ("api", "api-invoke", "admin", "compliance-report"):
+    elif folder in ("api", "api-invoke", "admin", "compliance-report", "usage"):
         APIGatewayProxyEventModel.model_validate(event)
     elif folder == "split":
         BatchObject.model_validate(event["batch"])

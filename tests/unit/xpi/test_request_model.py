@@ -136,7 +136,9 @@ def test_caller_tags_and_reply_limits() -> None:
 
 
 def test_system_prompts_limit() -> None:
-    assert "system: List should have at most 4 items" in rejection({"prompt": "a", "system": ["s"] * 5})
+    assert "at most 4 system prompts (cache points aside)" in rejection({"prompt": "a", "system": ["s"] * 5})
+    cache_point = {"cachePoint": {"type": "default"}}
+    assert "List should have at most 8 items" in rejection({"prompt": "a", "system": ["s", cache_point] * 5})
 
 
 def test_unknown_fields_are_refused() -> None:
@@ -164,8 +166,8 @@ def test_unknown_fields_are_refused() -> None:
                     {"role": "user", "content": [{"text": "a", "image": {"format": "png", "source": {}}}]}
                 ]
             },
-            "a content block must have exactly one of text, image, document, toolUse, toolResult; "
-            "this one has ['text', 'image']",
+            "a content block must have exactly one of text, image, document, toolUse, toolResult, "
+            "cachePoint; this one has ['text', 'image']",
         ),
         ({"messages": [{"role": "user", "content": [{}]}]}, "this one has none"),
         (

@@ -32,7 +32,15 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-STATIC_FILES = ("index.html", "dashboard.js", "dashboard.css", "compliance.html", "compliance.js")
+STATIC_FILES = (
+    "index.html",
+    "dashboard.js",
+    "dashboard.css",
+    "compliance.html",
+    "compliance.js",
+    "usage.html",
+    "usage.js",
+)
 FORWARDED_PREFIX = "/v1/"
 TIMEOUT_S = 35
 LOOPBACK_HOSTS = {"127.0.0.1": "127.0.0.1", "localhost": "localhost", "::1": "[::1]"}

@@ -61,6 +61,8 @@ class UsageCounters:
     input_tokens: int = 0
     output_tokens: int = 0
     error_codes: dict[str, int] = field(default_factory=dict)
+    cache_read_input_tokens: int = 0  # Bedrock prompt caching: prefixes read from / written to the cache
+    cache_write_input_tokens: int = 0
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> UsageCounters:
@@ -73,6 +75,8 @@ class UsageCounters:
             input_tokens=int(data["input_tokens"]),
             output_tokens=int(data["output_tokens"]),
             error_codes={str(k): int(v) for k, v in data["error_codes"].items()},
+            cache_read_input_tokens=int(data.get("cache_read_input_tokens", 0)),
+            cache_write_input_tokens=int(data.get("cache_write_input_tokens", 0)),
         )
 
 
@@ -285,6 +289,14 @@ class EmulatorControl:
 
     def revoke_api_key(self, name: str) -> None:
         self._call("DELETE", f"/api-keys/{quote(name, safe='')}")
+
+    def set_prompt_cache(
+        self, *, ttl_s: float | None = None, min_tokens: int | None = None
+    ) -> dict[str, Any]:
+        """Prompt caching's TTL (default 300 s) and minimum cached prefix (default 1,024 tokens)."""
+        body = {k: v for k, v in (("ttl_s", ttl_s), ("min_tokens", min_tokens)) if v is not None}
+        result: dict[str, Any] = self._call("PUT", "/prompt-cache", body)
+        return result
 
     def set_clock_offset(self, seconds: float) -> None:
         """Skew the emulator's clock (SigV4 time checks, key expiry) by ``seconds``."""

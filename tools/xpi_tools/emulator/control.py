@@ -3,7 +3,8 @@ authentication, and answered only to loopback peers.
 
     GET    /_emulator/health                 status, region, partition, account
     GET    /_emulator/counters               calls, throttles, errors, tokens: totals, per model and key
-    POST   /_emulator/reset                  {"counters","faults","quotas","latency","clock": bool}
+    POST   /_emulator/reset                  {"counters","faults","quotas","latency","clock",
+                                              "prompt_cache": bool}
     GET    /_emulator/faults                 active fault rules
     POST   /_emulator/faults                 {"error", "model"?, "count"?, "rate"?, "message"?,
                                               "operations"?, "stage"?, "stall_seconds"?}
@@ -28,6 +29,8 @@ authentication, and answered only to loopback peers.
     GET    /_emulator/custom-models          imported/provisioned models, application profiles
     POST   /_emulator/custom-models          {"kind", "base_model", "id"?, "name"?} -> {"arn", ...}
     DELETE /_emulator/custom-models          back to the configured ones
+    GET    /_emulator/prompt-cache           prompt caching's TTL, minimum prefix and prefixes held
+    PUT    /_emulator/prompt-cache           {"ttl_s"?: float, "min_tokens"?: int}
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from urllib.parse import unquote
 from xpi_tools.emulator.catalogue import MODELS_BY_ID, PROFILES
 from xpi_tools.emulator.config import AccessKey, ApiKey, Latency, Quota
 from xpi_tools.emulator.httpserver import Request, Response
-from xpi_tools.emulator.state import ANY_MODEL, STAGES, STREAM_STALL, EmulatorState
+from xpi_tools.emulator.state import ANY_MODEL, STAGES, STREAM_STALL, EmulatorState, PromptCache
 
 PREFIX = "/_emulator"
 
@@ -140,6 +143,8 @@ class ControlApi:
             ("POST", "/keys"): self._add_access_key,
             ("POST", "/api-keys"): self._add_api_key,
             ("PUT", "/clock"): self._set_clock,
+            ("GET", "/prompt-cache"): lambda _: state.prompt_cache.describe(),
+            ("PUT", "/prompt-cache"): self._set_prompt_cache,
         }
 
     @property
@@ -174,6 +179,8 @@ class ControlApi:
             state.latencies.reset()
         if body.get("clock", True):
             state.clock_offset = 0.0
+        if body.get("prompt_cache", True):
+            state.prompt_cache = PromptCache()
         return {"reset": True}
 
     def _clear_faults(self, _: dict[str, Any]) -> dict[str, Any]:
@@ -228,6 +235,16 @@ class ControlApi:
             raise ControlError(400, "offset_seconds must be a number")
         self._state.clock_offset = float(offset)
         return {"offset_seconds": self._state.clock_offset}
+
+    def _set_prompt_cache(self, body: dict[str, Any]) -> dict[str, Any]:
+        cache = self._state.prompt_cache
+        ttl, minimum = body.get("ttl_s", cache.ttl_s), body.get("min_tokens", cache.min_tokens)
+        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0:
+            raise ControlError(400, "ttl_s must be a positive number")
+        if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 1:
+            raise ControlError(400, "min_tokens must be a positive integer")
+        cache.ttl_s, cache.min_tokens = float(ttl), minimum
+        return cache.describe()
 
     def _add_fault(self, body: dict[str, Any]) -> dict[str, Any]:
         error = body.get("error", STREAM_STALL if body.get("stage") == "stall" else None)

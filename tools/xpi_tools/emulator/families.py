@@ -151,7 +151,9 @@ def _converse_block(prompt: Prompt, block: Any, where: str) -> str:
             raise validation(MSG_BLANK_TEXT.format(where=where))
         prompt.add(value)
         return value
-    if kind in ("image", "video", "audio"):
+    if kind == "cachePoint":
+        prompt.mark_cache_point()
+    elif kind in ("image", "video", "audio"):
         prompt.media_blocks += 1
     elif kind == "document" and isinstance(value, dict):
         prompt.add(_document_text(value))
@@ -189,6 +191,8 @@ def _converse_system(prompt: Prompt, system: Any) -> None:
             prompt.add(value)
         elif kind == "guardContent" and isinstance(value, dict) and isinstance(value.get("text"), dict):
             prompt.add(str(value["text"].get("text", "")))
+        elif kind == "cachePoint":
+            prompt.mark_cache_point()
         elif kind not in ("cachePoint", "guardContent"):
             raise _unknown_member(f"system.{index}.{kind}")
 
@@ -309,17 +313,30 @@ def parse_converse(model: ModelSpec, raw: bytes, *, count_tokens_only: bool = Fa
     return Plan(prompt, max_tokens, stop_sequences, {"response_field_paths": paths})
 
 
+def converse_usage(generation: Generation) -> dict[str, int]:
+    """Converse's usage: inputTokens are the uncached input; a prompt-cache read or write adds its own
+    counts (cacheReadInputTokens, cacheWriteInputTokens), all of them in totalTokens."""
+    usage = {
+        "inputTokens": generation.input_tokens,
+        "outputTokens": generation.output_tokens,
+        "totalTokens": generation.input_tokens
+        + generation.output_tokens
+        + generation.cache_read_input_tokens
+        + generation.cache_write_input_tokens,
+    }
+    if generation.cache_read_input_tokens or generation.cache_write_input_tokens:
+        usage["cacheReadInputTokens"] = generation.cache_read_input_tokens
+        usage["cacheWriteInputTokens"] = generation.cache_write_input_tokens
+    return usage
+
+
 def converse_response(
     model: ModelSpec, plan: Plan, generation: Generation, latency_ms: int
 ) -> dict[str, Any]:
     response: dict[str, Any] = {
         "output": {"message": {"role": "assistant", "content": [{"text": generation.text}]}},
         "stopReason": generation.stop_reason,
-        "usage": {
-            "inputTokens": generation.input_tokens,
-            "outputTokens": generation.output_tokens,
-            "totalTokens": generation.input_tokens + generation.output_tokens,
-        },
+        "usage": converse_usage(generation),
         "metrics": {"latencyMs": latency_ms},
     }
     extra = _additional_response_fields(model, plan, generation)
@@ -351,11 +368,7 @@ def converse_stream_events(
     yield (
         "metadata",
         {
-            "usage": {
-                "inputTokens": generation.input_tokens,
-                "outputTokens": generation.output_tokens,
-                "totalTokens": generation.input_tokens + generation.output_tokens,
-            },
+            "usage": converse_usage(generation),
             "metrics": {"latencyMs": latency_ms},
         },
     )

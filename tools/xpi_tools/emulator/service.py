@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import logging
 import time
@@ -53,6 +54,9 @@ from xpi_tools.emulator.rolesanywhere import RolesAnywhereService, is_create_ses
 from xpi_tools.emulator.sigv4 import BEARER_TOKEN_PREFIX, SigV4Verifier
 from xpi_tools.emulator.state import EmulatorState
 from xpi_tools.emulator.textgen import Generation, generate, parse_directives
+
+# The families whose Converse calls honour cache points (Bedrock prompt caching); others ignore them.
+PROMPT_CACHING: Final = frozenset({Family.ANTHROPIC, Family.NOVA})
 
 logger = logging.getLogger("xpi_tools.emulator")
 
@@ -351,6 +355,16 @@ class BedrockService:
             if not self.state.quotas.admit(model_key, plan.prompt.input_tokens, now):
                 raise BedrockError("ThrottlingException", MSG_THROTTLED)
             generation = self._generate(resolved.model, plan)
+            if operation in ("Converse", "ConverseStream") and resolved.model.family in PROMPT_CACHING:
+                read, write = self.state.prompt_cache.apply(
+                    principal, model_key, plan.prompt.cache_points, now
+                )
+                generation = dataclasses.replace(
+                    generation,
+                    input_tokens=max(0, generation.input_tokens - read - write),
+                    cache_read_input_tokens=read,
+                    cache_write_input_tokens=write,
+                )
             self.state.quotas.charge_output(model_key, generation.output_tokens, now)
         except BedrockError as error:
             self.state.counters.failure(model_key, principal, error.code, tag)
@@ -379,7 +393,13 @@ class BedrockService:
                 self.state.counters.failure(model.model_id, principal, stream_fault.error, tag)
             else:
                 self.state.counters.success(
-                    model.model_id, principal, generation.input_tokens, generation.output_tokens, tag
+                    model.model_id,
+                    principal,
+                    generation.input_tokens,
+                    generation.output_tokens,
+                    tag,
+                    cache_read=generation.cache_read_input_tokens,
+                    cache_write=generation.cache_write_input_tokens,
                 )
             failure = (stream_fault.error, stream_fault.message) if stream_fault is not None else None
             return self._stream(
@@ -394,7 +414,13 @@ class BedrockService:
             )
 
         self.state.counters.success(
-            model.model_id, principal, generation.input_tokens, generation.output_tokens, tag
+            model.model_id,
+            principal,
+            generation.input_tokens,
+            generation.output_tokens,
+            tag,
+            cache_read=generation.cache_read_input_tokens,
+            cache_write=generation.cache_write_input_tokens,
         )
         if operation == "Converse":
             response = json_response(converse_response(model, plan, generation, latency_ms))

@@ -294,6 +294,8 @@ class UsageCounter:
     auth_failures: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_write_input_tokens: int = 0
     error_codes: dict[str, int] = field(default_factory=dict)
 
     def error(self, code: str) -> None:
@@ -343,12 +345,17 @@ class Counters:
         input_tokens: int,
         output_tokens: int,
         tag: str | None = None,
+        *,
+        cache_read: int = 0,
+        cache_write: int = 0,
     ) -> None:
         for counter in self._targets(model, key, tag):
             counter.calls += 1
             counter.successes += 1
             counter.input_tokens += input_tokens
             counter.output_tokens += output_tokens
+            counter.cache_read_input_tokens += cache_read
+            counter.cache_write_input_tokens += cache_write
 
     def failure(self, model: str | None, key: str | None, code: str, tag: str | None = None) -> None:
         for counter in self._targets(model, key, tag):
@@ -370,6 +377,43 @@ class Counters:
         }
 
 
+# -- prompt caching ---------------------------------------------------------------------------------
+
+# Bedrock's prompt cache: a prefix lives 5 minutes after its last use; a checkpoint below the model's
+# minimum prefix is ignored (1,024 tokens for Claude 3.7 Sonnet and the Nova models).
+PROMPT_CACHE_TTL_S = 300.0
+PROMPT_CACHE_MIN_TOKENS = 1024
+
+
+class PromptCache:
+    """The prefixes at Converse cache points, remembered per key (the caller's access key or API key)
+    and model for PROMPT_CACHE_TTL_S after their last use."""
+
+    def __init__(self, ttl_s: float = PROMPT_CACHE_TTL_S, min_tokens: int = PROMPT_CACHE_MIN_TOKENS) -> None:
+        self.ttl_s = ttl_s
+        self.min_tokens = min_tokens
+        self.reset()
+
+    def reset(self) -> None:
+        self._expires: dict[tuple[str, str, str], float] = {}
+
+    def apply(self, key: str, model: str, points: list[tuple[str, int]], now: float) -> tuple[int, int]:
+        """(tokens read, tokens written) for a request with these cache points: the longest remembered
+        prefix is read, the rest up to the last point written; every point used is remembered again."""
+        eligible = [(fp, tokens) for fp, tokens in points if tokens >= self.min_tokens]
+        if not eligible:
+            return 0, 0
+        self._expires = {k: t for k, t in self._expires.items() if t > now}
+        read = max((tokens for fp, tokens in eligible if (key, model, fp) in self._expires), default=0)
+        longest = max(tokens for _, tokens in eligible)
+        for fp, _ in eligible:
+            self._expires[(key, model, fp)] = now + self.ttl_s
+        return read, longest - read
+
+    def describe(self) -> dict[str, Any]:
+        return {"ttl_s": self.ttl_s, "min_tokens": self.min_tokens, "prefixes": len(self._expires)}
+
+
 # -- all of it --------------------------------------------------------------------------------------
 
 
@@ -384,6 +428,7 @@ class EmulatorState:
         self.latencies = Latencies(config.default_latency)
         self.faults = Faults(config.seed)
         self.counters = Counters()
+        self.prompt_cache = PromptCache()
         self.clock_offset = 0.0  # seconds added to the wall clock: expired signatures and keys on demand
 
     def now(self) -> float:

@@ -67,10 +67,20 @@ class Prompt:
     segments: list[str] = field(default_factory=list)
     media_blocks: int = 0
     last_user_text: str = ""
+    # Converse cache points: (fingerprint of the prefix before the point, its input tokens), in order.
+    cache_points: list[tuple[str, int]] = field(default_factory=list)
 
     def add(self, text: str) -> None:
         if text:
             self.segments.append(text)
+
+    def mark_cache_point(self) -> None:
+        """A `cachePoint` block: the prefix so far may be read from or written to the prompt cache."""
+        h = hashlib.sha256(f"{self.media_blocks}".encode())
+        for segment in self.segments:
+            h.update(b"\x1e")
+            h.update(segment.encode("utf-8", "surrogatepass"))
+        self.cache_points.append((h.hexdigest(), self.input_tokens))
 
     @property
     def input_tokens(self) -> int:
@@ -91,6 +101,10 @@ class Generation:
     output_tokens: int
     stop_reason: StopReason
     stop_sequence: str | None = None
+    # Bedrock prompt caching: of the prompt's tokens, those read from / written to the cache (not in
+    # input_tokens, which are the uncached ones, as Bedrock reports them).
+    cache_read_input_tokens: int = 0
+    cache_write_input_tokens: int = 0
 
 
 @dataclass(frozen=True)

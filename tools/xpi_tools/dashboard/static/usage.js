@@ -1,0 +1,78 @@
+// xpi dashboard, usage and cost view: GET /v1/usage through the signing proxy (same origin), as a table
+// (one row per group, a row of totals) and a bar per group of its dollars. Every figure carries
+// data-figure="<group>.<figure>" (what a browser test reads).
+"use strict";
+
+const USAGE = "/v1/usage";
+const FIGURES = ["requests", "completed", "blocked", "errors", "input_tokens", "output_tokens",
+  "cache_read_input_tokens", "cache_write_input_tokens", "response_cache_hits", "usd", "saved_usd"];
+const $ = (id) => document.getElementById(id);
+
+function isoDay(date) { return date.toISOString().slice(0, 10); }
+
+function query(format) {
+  const params = new URLSearchParams({ from: $("u-from").value, to: $("u-to").value, group_by: $("u-group").value });
+  if (format) params.set("format", format);
+  return `${USAGE}?${params.toString()}`;
+}
+
+function row(tag, values) {
+  const tr = document.createElement("tr");
+  for (const value of values) {
+    const cell = document.createElement(tag);
+    cell.textContent = value == null ? "" : String(value);
+    tr.appendChild(cell);
+  }
+  return tr;
+}
+
+function render(report) {
+  const dims = report.group_by;
+  const head = document.querySelector("#u-rows thead");
+  head.replaceChildren(row("th", [...dims, ...FIGURES]));
+  const body = document.querySelector("#u-rows tbody");
+  body.replaceChildren();
+  const bars = $("u-bars");
+  bars.replaceChildren();
+  const most = Math.max(...report.rows.map((r) => r.usd), 0);
+  for (const r of report.rows) {
+    const name = dims.map((d) => r.group[d]).join(" / ");
+    const tr = row("td", [...dims.map((d) => r.group[d]), ...FIGURES.map((f) => r[f])]);
+    FIGURES.forEach((f, i) => { tr.children[dims.length + i].dataset.figure = `${name}.${f}`; });
+    body.appendChild(tr);
+    const bar = document.createElement("div");
+    bar.className = "bar";
+    bar.title = `${name}: $${r.usd}`;
+    bar.style.width = `${most > 0 ? Math.max(1, (100 * r.usd) / most) : 1}%`;
+    bar.textContent = `${name} $${r.usd.toFixed(6)}`;
+    bars.appendChild(bar);
+  }
+  const total = row("th", ["total", ...Array(dims.length - 1).fill(""), ...FIGURES.map((f) => report.totals[f])]);
+  FIGURES.forEach((f, i) => { total.children[dims.length + i].dataset.figure = `total.${f}`; });
+  document.querySelector("#u-rows tfoot").replaceChildren(total);
+}
+
+async function load() {
+  const status = $("status-line");
+  status.textContent = "loading...";
+  status.classList.remove("error");
+  $("u-csv").href = query("csv");
+  $("u-json").href = query("json");
+  try {
+    const response = await fetch(query("json"), { headers: { "X-Xpi-Dashboard": "1" } });
+    const body = await response.json();
+    if (!response.ok) throw new Error(`${response.status} ${(body.error && body.error.code) || body.message || body.Message}`);
+    render(body);
+    status.textContent = `${body.first_day} to ${body.last_day}: ${body.totals.requests} requests, $${body.totals.usd}`;
+    document.body.dataset.loaded = "1";
+  } catch (error) {
+    status.textContent = `error: ${error.message}`;
+    status.classList.add("error");
+  }
+}
+
+const today = new Date();
+$("u-to").value = isoDay(today);
+$("u-from").value = isoDay(new Date(today.getTime() - 6 * 86400000));
+$("u-load").addEventListener("click", load);
+load();
