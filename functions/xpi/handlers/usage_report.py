@@ -17,6 +17,7 @@ from xpi.observability import logger, metrics, tracer
 from xpi.services.compliance import period
 from xpi.services.usage import group_by, usage_report
 
+dependencies.preload(dependencies.day_lineage)
 app = APIGatewayRestResolver()
 
 
