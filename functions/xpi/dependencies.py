@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from xpi.adapters.batch_store import DynamoBatchTable, S3BatchObjects
 from xpi.adapters.bedrock import BotoBedrockGateway
 from xpi.adapters.budget_table import DynamoBudgetLedger
+from xpi.adapters.circuit_table import DynamoCircuitTable
 from xpi.adapters.config_store import ConfigOverride, OptionalParameter, PolicyLoadError, SigningSecret
 from xpi.adapters.credentials import SecretsManagerCredentials
 from xpi.adapters.event_bus import EventBridgePublisher
@@ -63,6 +64,7 @@ from xpi.domain.routing import RoutingConfig, load_default_routing
 from xpi.models.events import SECURITY_ALERT, ConfigAlert, SecurityAlertDetail
 from xpi.observability import logger
 from xpi.services.batch import LineStarter
+from xpi.services.fallback import Breaker
 from xpi.services.pacing import QuotaPacer
 from xpi.services.queue_processing import QueuePorts
 from xpi.services.reaping import Reaper
@@ -142,6 +144,9 @@ def queue_ports() -> QueuePorts:
         credential_max_age_s=settings.credential_max_age_s,
         pacer=quota_pacer(),
         budgets=budget_ledger(),
+        govcloud_region=settings.govcloud_region,
+        govcloud_endpoint=settings.govcloud_bedrock_url,
+        breaker=circuit_breaker(),
     )
 
 
@@ -210,6 +215,14 @@ def quota_pacer() -> QuotaPacer | None:
     )
 
 
+@cache
+def circuit_breaker() -> Breaker | None:
+    """The circuit breaker shared by every function calling Bedrock (items in the pacing table); None
+    where the function has no pacing table."""
+    table = get_settings().pacing_table
+    return Breaker(DynamoCircuitTable(table)) if table else None
+
+
 def budget_ledger() -> BudgetLedger | None:
     """The day's usage per caller and project; None where the function has no budget table."""
     table = get_settings().budget_table
@@ -247,6 +260,9 @@ def sync_ports() -> SyncPorts:
         credential_max_age_s=settings.credential_max_age_s,
         pacer=quota_pacer(),
         budgets=budget_ledger(),
+        govcloud_region=settings.govcloud_region,
+        govcloud_endpoint=settings.govcloud_bedrock_url,
+        breaker=circuit_breaker(),
     )
 
 

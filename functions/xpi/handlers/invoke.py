@@ -54,6 +54,7 @@ def _invoke_once() -> Callable[..., dict[str, Any]]:
             events=dependencies.event_publisher(),
             pacer=dependencies.quota_pacer(),
             budgets=dependencies.budget_ledger(),
+            breaker=dependencies.circuit_breaker(),
         )
         metrics.add_metric(name="InputTokens", unit=MetricUnit.Count, value=response.usage.input_tokens)
         metrics.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=response.usage.output_tokens)

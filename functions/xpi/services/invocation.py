@@ -24,8 +24,9 @@ from xpi.domain.routing import estimate_cost
 from xpi.models.bedrock import ModelAnswer
 from xpi.models.events import SECURITY_ALERT, CredentialAlert, SecurityAlertDetail
 from xpi.models.request import InferenceRequest
-from xpi.models.workflow import ModelResponse, WorkflowState
+from xpi.models.workflow import ModelResponse, Route, WorkflowState
 from xpi.observability import logger, metrics
+from xpi.services.fallback import Breaker, answer_by_route
 from xpi.services.pacing import QuotaPacer, paced_answer
 from xpi.services.routing import carried_routing, settlement
 from xpi.services.validation import load_request
@@ -95,6 +96,7 @@ def invoke_model(
     events: EventPublisher | None = None,
     pacer: QuotaPacer | None = None,
     budgets: BudgetLedger | None = None,
+    breaker: Breaker | None = None,
 ) -> ModelResponse:
     if state.route is None:
         raise ValueError("the request has no route; the Route step must run first")
@@ -102,14 +104,18 @@ def invoke_model(
     request = load_request(state.payload, payloads, request_id=state.request.request_id, key=key)
     check_classified(state, request, key)
     routing = carried_routing(state)
+
     # Paced to the model's quota (requests and tokens per minute, shared by every caller); unpaced only
-    # where no pacer is configured (unit tests of this service).
-    if pacer is None:
-        answer = gateway.answer(state.route, request)
-    else:
-        answer = paced_answer(gateway, pacer, routing, state.route, request)
+    # where no pacer is configured (unit tests of this service). Hop by hop along the route's fallbacks.
+    def call(hop: Route) -> ModelAnswer:
+        if pacer is None:
+            return gateway.answer(hop, request)
+        return paced_answer(gateway, pacer, routing, hop, request)
+
+    answered = answer_by_route(state.route, call, breaker)
+    answer = answered.answer
     _check_credential_age(answer, credential_max_age_s, events)
-    cost = estimate_cost(routing, state.route.model_id, answer.usage)
+    cost = estimate_cost(routing, answered.hop.model_id, answer.usage)
     _settle_budgets(state, budgets, answer.usage.input_tokens + answer.usage.output_tokens, cost)
     if answer.text is not None:
         payload, content_type = answer.text.encode("utf-8"), "text/plain; charset=utf-8"
@@ -139,6 +145,9 @@ def invoke_model(
         credential_type=answer.credential_type,
         credential_age_s=answer.credential_age_s,
         estimated_cost_usd=cost,
+        # what lineage records of a route with a strategy or fallbacks: the hop that answered, each tried
+        answered_by=answered.hop if len(answered.hops) > 1 else None,
+        hops=answered.hops if state.route.fallbacks or state.route.strategy else None,
     )
 
 

@@ -52,6 +52,7 @@ from xpi.models.request import InferenceRequest
 from xpi.models.workflow import ExecutionInput, Route, StepError, WorkflowState
 from xpi.observability import logger
 from xpi.services.classification import classify
+from xpi.services.fallback import Breaker
 from xpi.services.invocation import invoke_model
 from xpi.services.pacing import QuotaPacer
 from xpi.services.routing import route
@@ -80,6 +81,10 @@ class QueuePorts:
     credential_max_age_s: int | None = None
     pacer: QuotaPacer | None = None
     budgets: BudgetLedger | None = None  # the day's budgets per caller and project, where configured
+    # GovCloud-native models: the stack's own region and its Bedrock endpoint (called with the role).
+    govcloud_region: str = ""
+    govcloud_endpoint: str = ""
+    breaker: Breaker | None = None  # the shared circuit breaker of routes with fallbacks
 
 
 @dataclass(frozen=True)
@@ -246,7 +251,14 @@ def _steps(
         )
         if state.classification is not None and state.classification.decision == "block":
             return state
-        state.route = route(state, region=ports.region, endpoint=ports.endpoint, budgets=ports.budgets)
+        state.route = route(
+            state,
+            region=ports.region,
+            endpoint=ports.endpoint,
+            budgets=ports.budgets,
+            govcloud_region=ports.govcloud_region,
+            govcloud_endpoint=ports.govcloud_endpoint,
+        )
         state.timings["routed_at"] = budget.clock()
         gateway = _AnswerSeen(ports.gateway)
         state.response = _retrying(
@@ -261,6 +273,7 @@ def _steps(
                 events=ports.events,
                 pacer=ports.pacer,
                 budgets=ports.budgets,
+                breaker=ports.breaker,
             ),
             budget,
             answered=lambda: gateway.answered,

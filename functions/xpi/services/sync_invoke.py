@@ -53,6 +53,7 @@ from xpi.models.lineage import ACCEPTED, LineageItem
 from xpi.models.workflow import ExecutionInput, PayloadRef, Source, StepError, WorkflowState
 from xpi.observability import logger
 from xpi.services.classification import classify
+from xpi.services.fallback import Breaker
 from xpi.services.invocation import invoke_model
 from xpi.services.pacing import QuotaPacer
 from xpi.services.routing import route, settlement
@@ -107,6 +108,10 @@ class SyncPorts:
     credential_max_age_s: int | None = None  # past it: a metric and one Security Alert per version
     pacer: QuotaPacer | None = None  # the shared quota buckets the invoke step also draws from
     budgets: BudgetLedger | None = None  # the day's usage per caller and project, as the route step's
+    # GovCloud-native models: the stack's own region and its Bedrock endpoint (called with the role).
+    govcloud_region: str = ""
+    govcloud_endpoint: str = ""
+    breaker: Breaker | None = None  # the shared circuit breaker of routes with fallbacks
 
 
 @dataclass(frozen=True)
@@ -205,7 +210,13 @@ def _run_steps(
         if state.classification is not None and state.classification.decision == "block":
             return state
         state.route = route(
-            state, region=ports.region, endpoint=ports.endpoint, budgets=ports.budgets, clock=timing.clock
+            state,
+            region=ports.region,
+            endpoint=ports.endpoint,
+            budgets=ports.budgets,
+            clock=timing.clock,
+            govcloud_region=ports.govcloud_region,
+            govcloud_endpoint=ports.govcloud_endpoint,
         )
         state.timings["routed_at"] = timing.clock()
         state.response = _invoke_with_retries(state, payloads, ports, timing)
@@ -232,6 +243,7 @@ def _invoke_with_retries(
                 credential_max_age_s=ports.credential_max_age_s,
                 events=ports.events,
                 pacer=ports.pacer,
+                breaker=ports.breaker,
             )
         except RETRIED as error:
             if type(error) not in RETRIED or attempt == BEDROCK_ATTEMPTS:
