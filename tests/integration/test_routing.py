@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from xpi_tools.emulator.client import EmulatorControl
 
-from tests.helpers.stack import ROOT, LocalStackClient
+from tests.helpers.stack import ROOT, LocalStackClient, ResultCollector
 from tests.helpers.waiting import wait_until
 from tests.integration.test_api import ApiClient
 
@@ -145,6 +145,57 @@ def test_a_cui_request_is_answered_in_govcloud_and_never_crosses(
     # THEN it is blocked, as ever: no Bedrock on either side
     assert blocked["status"] == "BLOCKED", blocked
     assert commercial.counters().tag(tag).calls == 0 and govcloud.counters().tag(tag).calls == 0
+
+
+def _cui_request(api: str, tag: str) -> dict[str, Any]:
+    text = f"[[emulator:tag={tag}]] CUI//SP-PRVCY\nSummarise the roster of the office."
+    request: dict[str, Any] = {"request_id": f"rt-{uuid.uuid4().hex[:12]}", "model": "govcloud", "api": api}
+    if api == "converse":
+        return request | {"prompt": text}
+    return request | {
+        "body": {
+            "anthropic_version": "bedrock-2023-05-31",
+            "max_tokens": 50,
+            "messages": [{"role": "user", "content": text}],
+        }
+    }
+
+
+@pytest.mark.parametrize("bedrock_api", ["converse", "invoke_model"])
+@pytest.mark.parametrize("path", ["queue", "workflow", "sync"])
+def test_every_path_answers_a_cui_request_in_govcloud_with_its_own_role(
+    path: str,
+    bedrock_api: str,
+    api: ApiClient,
+    local_stack: LocalStackClient,
+    results: ResultCollector,
+    commercial: EmulatorControl,
+    govcloud: EmulatorControl,
+) -> None:
+    # GIVEN a CUI request for the GovCloud-native model (Converse, or a native InvokeModel body)
+    tag = f"p{uuid.uuid4().hex[:10]}"
+    request = _cui_request(bedrock_api, tag)
+
+    # WHEN it comes through the queue, POST /v1/requests (the Standard workflow) or POST /v1/invoke
+    if path == "queue":
+        local_stack.client("sqs").send_message(
+            QueueUrl=local_stack.outputs["RequestsQueueUrl"], MessageBody=json.dumps(request)
+        )
+    elif path == "workflow":
+        status, accepted = api.call("operator", "POST", "/v1/requests", request)
+        assert status == 202, accepted
+    else:
+        status, answer = api.call("caller2", "POST", "/v1/invoke", request)
+        assert status == 200, answer
+    event = results.wait_for(request["request_id"], timeout_s=90)
+
+    # THEN the step that calls Bedrock answers it in GovCloud, authorized by its role's grant (the
+    # GovCloud emulator evaluates the role's policies), and commercial Bedrock never sees it
+    assert event["detail-type"] == "Inference Completed", event["detail"]
+    assert govcloud.counters().tag(tag).successes == 1
+    assert commercial.counters().tag(tag).calls == 0
+    item = local_stack.lineage(request["request_id"])
+    assert item is not None and (item["partition"], item["model_id"]) == ("govcloud", GOVCLOUD_MODEL)
 
 
 def test_a_throttled_primary_falls_back_with_one_call_per_hop(
