@@ -64,7 +64,9 @@ class ScriptedCalls:
         error = self.errors.pop(hop.model_id, None)
         if error is not None:
             raise error
-        return ModelAnswer(text="ok", usage=Usage(input_tokens=1, output_tokens=1), latency_ms=1, credential_version="v")
+        return ModelAnswer(
+            text="ok", usage=Usage(input_tokens=1, output_tokens=1), latency_ms=1, credential_version="v"
+        )
 
 
 @dataclass
@@ -180,7 +182,10 @@ def test_failures_in_a_row_open_the_circuit_and_an_answer_after_it_reopens_close
 
 def test_every_circuit_open_still_tries_the_hops_and_the_pacers_hold_does_not_count() -> None:
     table = FakeCircuitTable(
-        {circuit_key(m, r): CircuitState(5, opened_at=100.0) for m, r in [(MICRO, "us-east-1"), (LITE, "us-east-1"), (PRO, "us-west-2")]}
+        {
+            circuit_key(m, r): CircuitState(5, opened_at=100.0)
+            for m, r in [(MICRO, "us-east-1"), (LITE, "us-east-1"), (PRO, "us-west-2")]
+        }
     )
     calls = ScriptedCalls({MICRO: QuotaExhausted("paced")})
     answered = answer_by_route(three_hops(), calls, Breaker(table, clock=lambda: 101.0))
@@ -208,7 +213,11 @@ def test_the_dynamodb_circuit_counts_opens_once_and_closes() -> None:
         AttributeDefinitions=[{"AttributeName": "bucket", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    table, settings, key = DynamoCircuitTable("pacing"), BreakerSettings(2, 30), circuit_key(MICRO, "us-east-1")
+    table, settings, key = (
+        DynamoCircuitTable("pacing"),
+        BreakerSettings(2, 30),
+        circuit_key(MICRO, "us-east-1"),
+    )
     table.failed(key, 100.0, settings)
     assert table.read(key) == CircuitState(1, None)
     table.failed(key, 101.0, settings)
@@ -225,7 +234,10 @@ def strategy_routing(**extra: Any) -> RoutingConfig:
         {
             "name": "chain",
             "models": ["chain"],
-            "strategy": {"kind": "fallback", "targets": [{"model": MICRO}, {"model": GOV}, {"model": PRO, "region": "us-west-2"}]},
+            "strategy": {
+                "kind": "fallback",
+                "targets": [{"model": MICRO}, {"model": GOV}, {"model": PRO, "region": "us-west-2"}],
+            },
         }
     ]
     return RoutingConfig.model_validate(document | extra)
@@ -305,7 +317,11 @@ def test_cui_asking_for_a_commercial_model_stays_blocked() -> None:
 
 
 def test_cui_beside_a_classification_marking_stays_blocked() -> None:
-    body = {"request_id": "cui-3", "model": "govcloud", "prompt": "SECRET//NOFORN\nCUI//SP-PRVCY\nThe roster."}
+    body = {
+        "request_id": "cui-3",
+        "model": "govcloud",
+        "prompt": "SECRET//NOFORN\nCUI//SP-PRVCY\nThe roster.",
+    }
     state, _ = _state(body, CALLER, strategy_routing())
     assert state.classification.decision == "block"
 

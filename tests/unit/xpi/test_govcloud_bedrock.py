@@ -75,7 +75,11 @@ def role_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def govcloud_route(emulator: BedrockEmulator, model: str = GOV_MODEL, api: str = "converse") -> Route:
     return Route(
-        model_id=model, region="us-gov-west-1", endpoint=emulator.url, api=api, partition="govcloud"  # type: ignore[arg-type]
+        model_id=model,
+        region="us-gov-west-1",
+        endpoint=emulator.url,
+        api=api,
+        partition="govcloud",  # type: ignore[arg-type]
     )
 
 

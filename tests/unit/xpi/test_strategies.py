@@ -142,7 +142,11 @@ def test_the_prefer_govcloud_tag_puts_govcloud_native_models_first() -> None:
     routing = config([rule("mixed", "fallback", [PRO, GOV, MICRO])])
     preferred = plan_route(routing, context(tags={"xpi-govcloud-sufficient": "true"}))
     assert models(preferred.hops) == [GOV, PRO, MICRO]
-    assert models(plan_route(routing, context(tags={"xpi-govcloud-sufficient": "no"})).hops) == [PRO, GOV, MICRO]
+    assert models(plan_route(routing, context(tags={"xpi-govcloud-sufficient": "no"})).hops) == [
+        PRO,
+        GOV,
+        MICRO,
+    ]
 
 
 @pytest.mark.parametrize("pattern", ["classified.*", "*", "c*", "*.banner", "classified.banner"])
@@ -178,9 +182,7 @@ targets = st.lists(
 def test_a_plan_never_leaves_its_targets_asks_no_place_twice_and_keeps_cui_in_govcloud(
     kind: str, chosen: list[Target], categories: dict[str, int], prefer: bool, request_id: str
 ) -> None:
-    routing = config(
-        [{"name": "r", "strategy": {"kind": kind, "targets": [t.model_dump() for t in chosen]}}]
-    )
+    routing = config([{"name": "r", "strategy": {"kind": kind, "targets": [t.model_dump() for t in chosen]}}])
     tags = {"xpi-govcloud-sufficient": "true"} if prefer else {}
     plan = plan_route(routing, context(request_id=request_id, categories=categories, tags=tags))
     hops = models(plan.hops)
@@ -196,7 +198,9 @@ def test_a_plan_never_leaves_its_targets_asks_no_place_twice_and_keeps_cui_in_go
 
 
 @settings(max_examples=100, deadline=None)
-@given(weights=st.lists(st.floats(0.01, 100), min_size=1, max_size=6), point=st.floats(0, 1, exclude_max=True))
+@given(
+    weights=st.lists(st.floats(0.01, 100), min_size=1, max_size=6), point=st.floats(0, 1, exclude_max=True)
+)
 def test_a_weighted_order_puts_the_drawn_target_first_then_every_other_heavier_first(
     weights: list[float], point: float
 ) -> None:
