@@ -249,3 +249,32 @@ def test_a_weighted_split_matches_its_weights(
     assert abs(answered.count(MICRO) - expected) <= WEIGHTED_TOLERANCE, answered
     assert answered.count(MICRO) + answered.count(LITE) == WEIGHTED_REQUESTS
     assert all(item["route_strategy"] == "weighted-test" for item in items)
+
+
+def test_xpi_compare_runs_the_prompts_through_both_partitions(
+    api: ApiClient, local_stack: LocalStackClient, commercial: EmulatorControl, govcloud: EmulatorControl
+) -> None:
+    from botocore.credentials import Credentials
+    from xpi_tools.compare import compare, signed_invoke
+
+    # GIVEN the demo's prompt set, and the stack's API caller
+    caller = local_stack.state["api_credentials"]["caller2"]
+    invoke = signed_invoke(
+        local_stack.state["api"],
+        local_stack.state["region"],
+        Credentials(caller["aws_access_key_id"], caller["aws_secret_access_key"]),
+    )
+    commercial_before, govcloud_before = commercial.counters().totals, govcloud.counters().totals
+
+    # WHEN compared across a commercial model and the GovCloud-native one
+    report = json.loads(
+        compare(ROOT / "events" / "compare" / "prompts.jsonl", ["default", "govcloud"], invoke, as_json=True)
+    )
+
+    # THEN every prompt was answered by each, each side by its own Bedrock, with the references matched
+    by_model = {row["model"]: row for row in report["models"]}
+    assert by_model["default"]["completed"] == by_model["govcloud"]["completed"] == 3
+    assert by_model["default"]["score"] == by_model["govcloud"]["score"] == 1.0
+    assert commercial.counters().totals.successes - commercial_before.successes >= 3
+    assert govcloud.counters().totals.successes - govcloud_before.successes == 3
+    assert {r["resolved"] for r in report["requests"] if r["model"] == "govcloud"} == {GOVCLOUD_MODEL}
