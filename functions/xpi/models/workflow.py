@@ -126,6 +126,11 @@ class Classification(_State):
         {}, description="per category found, what the policy did with it (the clearance checks this)"
     )
     classifier: str = Field(description="what inspected the request, e.g. 'xpi-rules/1 + comprehend'")
+    models: list[str] | None = Field(
+        None,
+        description="a routing strategy's models the policy lets this content go to as it is handled "
+        "(the route step keeps only these); None: the one model it was judged for",
+    )
     payload_hmac: str | None = Field(
         None,
         description="keyed hash (HMAC-SHA256, the stack's hash key) of what the invoke step will send "

@@ -25,9 +25,9 @@ from xpi.domain.hashing import keyed_hash
 from xpi.domain.inspection import redact, segments
 from xpi.domain.intake import request_problems
 from xpi.domain.payload import outbound_hmac, request_bytes
-from xpi.domain.policy import Policy
+from xpi.domain.policy import ACTION_RANK, Action, Policy
 from xpi.domain.routing import RoutingConfig, plan_route
-from xpi.domain.strategies import RouteContext, stays_in_govcloud
+from xpi.domain.strategies import GOVCLOUD, RouteContext, stays_in_govcloud
 from xpi.models.events import SECURITY_ALERT, SecurityAlertDetail
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Classification, Decision, WorkflowState
@@ -88,6 +88,32 @@ def in_partition(assessment: Assessment, routing: RoutingConfig, context: RouteC
     )
 
 
+def models_judged_alike(
+    assessment: Assessment, policy: Policy, routing: RoutingConfig, context: RouteContext
+) -> list[str] | None:
+    """The models a routing strategy may send this request to: those for which the policy handles no
+    finding more strictly than the assessment did (it was judged for the requested model; a fallback or
+    a weighted draw must not reach a model the policy would have blocked or redacted it for). A category
+    the partition policy keeps in GovCloud counts as allowed for GovCloud-native models only. None when
+    no strategy applies (the one model judged)."""
+    plan = plan_route(routing, replace(context, categories=assessment.categories))
+    if plan.strategy is None:
+        return None
+    kept = []
+    for hop in plan.hops:
+        stricter = False
+        for finding in assessment.findings:
+            action, _ = policy.action_for(finding.category, hop.model_id)
+            if hop.partition == GOVCLOUD and stays_in_govcloud(
+                routing.partition_policy, {finding.category: 1}
+            ):
+                action = Action.ALLOW
+            stricter = stricter or ACTION_RANK[action] > ACTION_RANK[finding.action]
+        if not stricter:
+            kept.append(hop.model_id)
+    return kept
+
+
 def classify(
     state: WorkflowState,
     *,
@@ -105,17 +131,16 @@ def classify(
     key = hash_key.get()
     request_id = state.request.request_id
     request = load_request(state.payload, payloads, request_id=request_id, key=key)
+    context = RouteContext(
+        request_id=request_id,
+        requested=state.request.model,
+        principal=state.source.principal,
+        project=state.request.caller.project,
+        tags=state.request.caller.tags,
+        request_bytes=state.payload.bytes,
+    )
     assessment = in_partition(
-        assess(request, policy=policy, detectors=detectors, routing=routing),
-        routing,
-        RouteContext(
-            request_id=request_id,
-            requested=state.request.model,
-            principal=state.source.principal,
-            project=state.request.caller.project,
-            tags=state.request.caller.tags,
-            request_bytes=state.payload.bytes,
-        ),
+        assess(request, policy=policy, detectors=detectors, routing=routing), routing, context
     )
     state.classification = Classification(
         decision=assessment.decision,
@@ -125,6 +150,9 @@ def classify(
         reasons=assessment.reasons,
         actions=category_actions(assessment),
         classifier=RULES_CLASSIFIER + "".join(f" + {d.name}" for d in detectors),
+        models=models_judged_alike(assessment, policy, routing, context)
+        if assessment.decision != "block"
+        else None,
     )
     if assessment.decision == "redact":
         try:

@@ -109,7 +109,14 @@ def _hops(
     classification = state.classification
     kept: list[tuple[RouteHop, Grant]] = []
     first_refusal: XpiError | None = None
+    judged = classification.models if classification else None
     for hop in plan.hops:
+        if judged is not None and hop.model_id not in judged:
+            # the policy would handle this content more strictly for that model: never sent there
+            first_refusal = first_refusal or ClearanceRefused(
+                f"the policy handles this content more strictly for '{hop.model_id}'", request_id
+            )
+            continue
         approved = routing.models.get(hop.model_id)
         if approved is None or approved.api not in ("both", state.request.api):
             first_refusal = first_refusal or ModelNotApproved(

@@ -1,6 +1,7 @@
 """Fallbacks along a route's hops, the shared circuit breaker, the route step's hops and the partition
 policy in the classify step, and what lineage records of them."""
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,14 +20,24 @@ from xpi.domain.errors import (
     QuotaExhausted,
 )
 from xpi.domain.outcome import lineage_item, result_detail
+from xpi.domain.policy import Policy, load_default_policy
 from xpi.domain.routing import RoutingConfig, load_default_routing
 from xpi.models.bedrock import ModelAnswer
-from xpi.models.workflow import Route, RouteHop, Usage
-from xpi.services import invocation
+from xpi.models.workflow import ExecutionInput, Route, RouteHop, Source, Usage
+from xpi.services import classification, invocation
 from xpi.services.fallback import Breaker, answer_by_route
 from xpi.services.routing import route
+from xpi.services.validation import validate
 
-from tests.helpers.fakes import FakeBedrockGateway, FakeBudgetLedger, FakeHashKey, FakeObjectStore
+from tests.helpers.events import sample_request
+from tests.helpers.fakes import (
+    FakeBedrockGateway,
+    FakeBudgetLedger,
+    FakeEventPublisher,
+    FakeHashKey,
+    FakeObjectStore,
+    FakePayloadStore,
+)
 from tests.unit.xpi.test_access import NOW, _state, plain
 
 MICRO = "us.amazon.nova-micro-v1:0"
@@ -360,3 +371,47 @@ def test_lineage_and_the_event_name_the_hop_that_answered_and_every_hop_tried() 
         (GOV, "answered"),
     ]
     assert detail.model.resolved == GOV and detail.model.region is None
+
+
+def test_a_strategy_never_reaches_a_model_the_policy_would_handle_the_content_more_strictly_for() -> None:
+    # GIVEN a policy that blocks PII for Lite (redacts it elsewhere), and the chain MICRO -> GOV -> PRO with
+    # LITE added last
+    policy = Policy.model_validate(
+        load_default_policy().model_dump(mode="json")
+        | {
+            "model_rules": [
+                {"name": "no-pii-to-lite", "models": [LITE], "categories": ["pii.*"], "action": "block"}
+            ]
+        }
+    )
+    document = strategy_routing().model_dump(mode="json")
+    document["routes"][0]["strategy"]["targets"].append({"model": LITE})
+    routing = RoutingConfig.model_validate(document)
+    payloads, key = FakePayloadStore(), FakeHashKey()
+    body = sample_request("pii-redact") | {"model": "chain"}
+    stored = json.dumps(body).encode()
+    execution = ExecutionInput(
+        payload=payloads.put("pii/x.json", stored),
+        source=Source(kind="sqs", principal=CALLER, reference="m", received_at=NOW),
+        execution="pii",
+        started_at=NOW.isoformat(),
+    )
+    state = validate(execution, payloads=payloads, hash_key=key, now=NOW, retention_days=30)
+
+    # WHEN classified (redact, judged for the requested model) and routed
+    state = classification.classify(
+        state,
+        policy=policy,
+        detectors=(),
+        routing=routing,
+        events=FakeEventPublisher(),
+        payloads=payloads,
+        hash_key=key,
+        clock=lambda: NOW,
+    )
+    routed = route(state, region="us-east-1", endpoint="", govcloud_region=GOV_REGION, govcloud_endpoint="")
+
+    # THEN Lite, for which the policy would have blocked it, is no hop of the route
+    assert state.classification is not None and state.classification.decision == "redact"
+    assert LITE not in (state.classification.models or [])
+    assert [routed.model_id, *(h.model_id for h in routed.fallbacks or [])] == [MICRO, GOV, PRO]
