@@ -166,7 +166,7 @@ def plan_route(config: RoutingConfig, context: RouteContext) -> Plan:
         hops = [Hop(model_id, approved.partition if approved else COMMERCIAL, None)]
     else:
         hops = []
-        for target in ordered_targets(rule.strategy, context.request_id, rule.name):
+        for target in ordered_targets(rule.strategy, context, rule.name):
             partition = config.models[target.model].partition
             hops.append(Hop(target.model, partition, target.region if partition == COMMERCIAL else None))
     return Plan(

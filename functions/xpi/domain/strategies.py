@@ -7,7 +7,8 @@ gives the strategy:
 - `single`: one target;
 - `fallback`: the targets in order, each tried when the one before could not answer (throttled, out,
   the model not enabled), never after one has answered;
-- `weighted`: one target drawn by weight (a hash of the request id, so a retried step draws the same),
+- `weighted`: one target drawn by weight (a hash of the request id, so a retried step draws the same;
+  or, `sticky: caller` or `project`, of the caller's principal or project, so each keeps one target),
   the others after it as fallbacks, heavier first.
 
 No rule matching: the alias table, one target, as before rules existed.
@@ -46,6 +47,11 @@ class Target(_Config):
 class Strategy(_Config):
     kind: Literal["single", "fallback", "weighted"]
     targets: Annotated[list[Target], Field(min_length=1)]
+    sticky: Literal["request", "caller", "project"] = Field(
+        "request",
+        description="weighted: what the draw is fixed by: each request, or every request of one caller "
+        "(principal) or one project getting the same target (an experiment's variant)",
+    )
 
     @model_validator(mode="after")
     def _single_has_one_target(self) -> "Strategy":
@@ -164,9 +170,19 @@ def weighted_order(targets: list[Target], point: float) -> list[Target]:
     return [targets[chosen], *rest]
 
 
-def ordered_targets(strategy: Strategy, request_id: str, salt: str) -> list[Target]:
+def draw_key(strategy: Strategy, context: "RouteContext") -> str:
+    """What fixes a weighted draw: the request id, the caller's principal, or its project (a request
+    without one: its caller)."""
+    if strategy.sticky == "caller":
+        return f"caller\x00{context.principal}"
+    if strategy.sticky == "project":
+        return f"project\x00{context.project}" if context.project else f"caller\x00{context.principal}"
+    return context.request_id
+
+
+def ordered_targets(strategy: Strategy, context: "RouteContext", salt: str) -> list[Target]:
     if strategy.kind == "weighted":
-        return weighted_order(strategy.targets, draw(request_id, salt))
+        return weighted_order(strategy.targets, draw(draw_key(strategy, context), salt))
     return list(strategy.targets)
 
 

@@ -222,3 +222,29 @@ def test_weighted_draws_over_many_requests_split_as_the_weights_say(weights: lis
         # 5 standard deviations of a binomial count: a correct draw essentially never fails it
         sd = (n * (target.weight / sum(weights)) * (1 - target.weight / sum(weights))) ** 0.5
         assert abs(firsts.count(target.model) - expected) <= 5 * sd + 1
+
+
+@pytest.mark.parametrize(("sticky", "same"), [("caller", "principal"), ("project", "project")])
+def test_a_sticky_weighted_draw_gives_one_caller_or_project_one_target(sticky: str, same: str) -> None:
+    routing = config(
+        [
+            {
+                "name": "experiment",
+                "strategy": {
+                    "kind": "weighted",
+                    "sticky": sticky,
+                    "targets": [{"model": MICRO, "weight": 1}, {"model": LITE, "weight": 1}],
+                },
+            }
+        ]
+    )
+
+    def first(request_id: str, who: str) -> str:
+        changes = {"principal": who} if same == "principal" else {"project": who}
+        return plan_route(routing, context(request_id=request_id, **changes)).hops[0].model_id
+
+    # every request of one caller (or project) draws the same target...
+    for who in ("alpha", "bravo", "charlie"):
+        assert len({first(f"r-{i}", who) for i in range(20)}) == 1
+    # ...and callers (projects) are spread over the targets
+    assert {first("r-0", f"team-{i}") for i in range(40)} == {MICRO, LITE}
