@@ -3,7 +3,8 @@
 The route step puts the hops in order (xpi.services.routing). A hop that surely did not answer, and so
 was not billed, moves the request on to the next one: Bedrock throttled it (or xpi's own pacer held it),
 Bedrock or the way to it was out before anything was sent, or the model is not enabled for the account
-(AccessDenied, ResourceNotFound). Anything else ends the request as it always did; above all a lost
+(AccessDenied, ResourceNotFound), or the commercial credentials could not be read or were refused.
+Anything else ends the request as it always did; above all a lost
 answer (BedrockAnswerLost: the call was sent and may have been billed) is never followed by another
 call, so a request is never answered, and paid for, twice. Each hop tried is recorded (lineage
 `route_hops`).
@@ -26,6 +27,8 @@ from xpi.domain.errors import (
     BedrockRejected,
     BedrockThrottled,
     BedrockUnavailable,
+    CredentialsRejected,
+    CredentialsUnavailable,
     InvocationInProgress,
     QuotaExhausted,
     XpiError,
@@ -41,17 +44,21 @@ MODEL_NOT_ENABLED = frozenset({"AccessDeniedException", "ResourceNotFoundExcepti
 
 
 def moves_on(error: XpiError) -> bool:
-    """Whether the hop surely did not answer (nothing billed), so the next hop may be tried."""
+    """Whether the hop surely did not answer (nothing billed), so the next hop may be tried. The
+    commercial credentials unreadable or refused count too: a GovCloud-native hop needs none."""
     if isinstance(error, BedrockAnswerLost | InvocationInProgress):
         return False
     if isinstance(error, BedrockThrottled | QuotaExhausted | BedrockUnavailable):
+        return True
+    if isinstance(error, CredentialsUnavailable | CredentialsRejected):
         return True
     return isinstance(error, BedrockRejected) and error.bedrock_code in MODEL_NOT_ENABLED
 
 
 def counts_against_the_model(error: XpiError) -> bool:
-    """xpi's own pacer holding a call says nothing about the model: it does not count for its circuit."""
-    return not isinstance(error, QuotaExhausted)
+    """xpi's own pacer holding a call, or the commercial credentials failing, says nothing about the
+    model: neither counts for its circuit."""
+    return not isinstance(error, QuotaExhausted | CredentialsUnavailable | CredentialsRejected)
 
 
 DEFAULT_SETTINGS = BreakerSettings()

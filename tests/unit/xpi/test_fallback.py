@@ -16,6 +16,8 @@ from xpi.domain.errors import (
     BedrockThrottled,
     BedrockUnavailable,
     ClearanceRefused,
+    CredentialsRejected,
+    CredentialsUnavailable,
     ModelNotAllowedForCaller,
     QuotaExhausted,
 )
@@ -110,6 +112,8 @@ class FakeCircuitTable:
         QuotaExhausted("paced"),
         BedrockRejected("not enabled", bedrock_code="AccessDeniedException"),
         BedrockRejected("not offered", bedrock_code="ResourceNotFoundException"),
+        CredentialsUnavailable("the secret cannot be read"),
+        CredentialsRejected("refused", bedrock_code="UnrecognizedClientException"),
     ],
 )
 def test_a_hop_that_surely_did_not_answer_moves_the_request_on(error: Exception) -> None:
