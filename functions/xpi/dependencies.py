@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from xpi.models.events import ConfigAlert
     from xpi.services.batch import LineStarter
     from xpi.services.compliance import ReportPorts
+    from xpi.services.fallback import Breaker
     from xpi.services.pacing import QuotaPacer
     from xpi.services.queue_processing import QueuePorts
     from xpi.services.reaping import Reaper
@@ -175,6 +176,9 @@ def queue_ports() -> QueuePorts:
         pacer=quota_pacer(),
         budgets=budget_ledger(),
         cache=response_cache(),
+        govcloud_region=settings.govcloud_region,
+        govcloud_endpoint=settings.govcloud_bedrock_url,
+        breaker=circuit_breaker(),
     )
 
 
@@ -266,6 +270,19 @@ def response_cache() -> ResponseCache | None:
     return DynamoResponseCache(table)
 
 
+@cache
+def circuit_breaker() -> Breaker | None:
+    """The circuit breaker shared by every function calling Bedrock (items in the pacing table); None
+    where the function has no pacing table."""
+    table = get_settings().pacing_table
+    if not table:
+        return None
+    from xpi.adapters.circuit_table import DynamoCircuitTable
+    from xpi.services.fallback import Breaker
+
+    return Breaker(DynamoCircuitTable(table))
+
+
 def budget_ledger() -> BudgetLedger | None:
     """The day's usage per caller and project; None where the function has no budget table."""
     from xpi.adapters.budget_table import DynamoBudgetLedger
@@ -311,6 +328,9 @@ def sync_ports() -> SyncPorts:
         pacer=quota_pacer(),
         budgets=budget_ledger(),
         cache=response_cache(),
+        govcloud_region=settings.govcloud_region,
+        govcloud_endpoint=settings.govcloud_bedrock_url,
+        breaker=circuit_breaker(),
     )
 
 

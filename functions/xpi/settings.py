@@ -67,6 +67,13 @@ class Settings(BaseModel):
     commercial_bedrock_endpoint: Annotated[str, AfterValidator(check_endpoint)] = Field(
         "", alias="COMMERCIAL_BEDROCK_ENDPOINT"
     )
+    # GovCloud-native models (routing `partition: govcloud`) are called in the stack's own region with the
+    # function's role. Empty endpoint: that region's public Bedrock Runtime endpoint (the local stack
+    # points it at its GovCloud emulator).
+    govcloud_region: str = Field("us-gov-west-1", alias="AWS_REGION")
+    govcloud_bedrock_endpoint: Annotated[str, AfterValidator(check_endpoint)] = Field(
+        "", alias="GOVCLOUD_BEDROCK_ENDPOINT"
+    )
     # Optional SSM overrides of the shipped policy and routing; an absent parameter means the default.
     policy_parameter_name: str = Field("", alias="POLICY_PARAMETER_NAME")
     routing_parameter_name: str = Field("", alias="ROUTING_PARAMETER_NAME")
@@ -222,6 +229,13 @@ class Settings(BaseModel):
         return (
             self.commercial_bedrock_endpoint
             or f"https://bedrock-runtime.{self.commercial_region}.amazonaws.com"
+        )
+
+    @property
+    def govcloud_bedrock_url(self) -> str:
+        """The in-partition Bedrock Runtime endpoint GovCloud-native models are called at."""
+        return (
+            self.govcloud_bedrock_endpoint or f"https://bedrock-runtime.{self.govcloud_region}.amazonaws.com"
         )
 
     @property

@@ -3,6 +3,7 @@
 xpi local up [--state-file F] [--no-build]   run the local stack until Ctrl-C
 xpi local down [--state-file F]              stop a local stack started elsewhere
 xpi demo                                     local stack + sample requests + results table
+xpi compare --prompts F --models A,B         the same prompts through chosen models, compared
 xpi emulator ...                             the commercial Bedrock emulator on its own
 xpi classify ...                             classify text with the policy (see --help)
 xpi iam lint [--template T]                  lint every IAM policy of the template (parliament)
@@ -162,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
         from xpi_tools.iam.lint import main as iam_main
 
         return iam_main(arguments[1:])
+    if arguments[:1] == ["compare"]:
+        from xpi_tools.compare import main as compare_main
+
+        return compare_main(arguments[1:])
     if arguments[:1] == ["demo"]:
         from xpi_tools.demo import main as demo_main
 
@@ -196,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
     commands.add_parser("audit", help="tamper-evident lineage: xpi audit verify (xpi audit --help)")
     commands.add_parser("compliance", help="the compliance report: xpi compliance report (--help)")
     commands.add_parser("iam", help="lint the template's IAM policies: xpi iam lint (xpi iam --help)")
+    commands.add_parser("compare", help="the same prompts through chosen models: xpi compare --help")
     commands.add_parser("demo", help="start the local stack, send sample requests, print results, stop")
     args = parser.parse_args(arguments)
     return int(args.run(args))

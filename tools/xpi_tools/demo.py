@@ -263,8 +263,29 @@ def main(argv: list[str] | None = None) -> int:
         rotated = rotate_once(stack, sqs, dynamodb, run_id)
         print()
         reported = compliance_report(stack, root)
+        print()
+        compared = compare_models(stack, root)
     print("\nLocal stack stopped.")
-    return 0 if len(results) == len(sent) and batch_done and rotated and reported else 1
+    return 0 if len(results) == len(sent) and batch_done and rotated and reported and compared else 1
+
+
+def compare_models(stack: LocalStack, root: Path) -> bool:
+    """`xpi compare` on a small prompt set: a commercial model and the GovCloud-native one, side by side."""
+    from botocore.credentials import Credentials
+
+    from xpi_tools.compare import compare, signed_invoke
+
+    assert stack.endpoints is not None
+    caller = stack.endpoints.api_credentials["caller2"]
+    invoke = signed_invoke(
+        stack.endpoints.api,
+        stack.region,
+        Credentials(caller["aws_access_key_id"], caller["aws_secret_access_key"]),
+    )
+    models = ["default", "govcloud"]
+    print(f"Comparing {', '.join(models)} on events/compare/prompts.jsonl (xpi compare)...", flush=True)
+    print(compare(root / "events" / "compare" / "prompts.jsonl", models, invoke))
+    return True
 
 
 def compliance_report(stack: LocalStack, root: Path) -> bool:

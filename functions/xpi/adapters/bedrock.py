@@ -1,4 +1,5 @@
-"""Commercial Amazon Bedrock Runtime, reached from GovCloud with commercial credentials.
+"""Commercial Amazon Bedrock Runtime, reached from GovCloud with commercial credentials; and GovCloud's
+own Bedrock Runtime (a route with `partition: govcloud`), reached in-partition with the function's role.
 
 Translates Bedrock's answers and errors into the workflow's vocabulary: throttling and transient
 faults become retryable errors, rejected credentials trigger one fresh read of the secret.
@@ -68,6 +69,8 @@ CONNECT_TIMEOUT_S = 3
 # live call; the answer as a whole may take the gateway's timeout_s.
 STREAM_IDLE_TIMEOUT_S = 15
 SHORT_TERM_KEY_REUSE_S = 6 * 3600
+# What lineage records as the credential of a call to GovCloud's own Bedrock: the function's role.
+IN_PARTITION = "function-role"
 
 T = TypeVar("T")
 
@@ -109,13 +112,36 @@ class BotoBedrockGateway:
         # within timeout_s (_paced_by_deadline).
         self._stream_config = self._config.merge(Config(read_timeout=self._idle_timeout_s))
         self._clients: dict[tuple[str, str, str, int, str], BedrockRuntimeClient] = {}
+        self._in_partition: dict[tuple[str, str, str, int, str], BedrockRuntimeClient] = {}
         # What lineage records of the credentials a version holds: type and age (no secret).
         self._facts: dict[str, dict[str, Any]] = {}
 
     def answer(self, route: Route, request: InferenceRequest) -> ModelAnswer:
         call = self._converse if route.api == "converse" else self._invoke_model
+        if route.partition == "govcloud":
+            # In the stack's own partition, with the function's own role: no commercial credentials read.
+            # final: an AccessDenied is the role's or the model's (not enabled), never a stale secret.
+            client = self._in_partition_client(route)
+            answer = self._translate(lambda: call(client, IN_PARTITION, route, request), final=True)
+            return answer.model_copy(update={"credential_type": IN_PARTITION})
         answer = self._with_credentials(route, lambda client, version: call(client, version, route, request))
         return answer.model_copy(update=self._facts.get(answer.credential_version, {}))
+
+    def _in_partition_client(self, route: Route) -> "BedrockRuntimeClient":
+        key = (IN_PARTITION, route.region, route.endpoint, 0, route.api)
+        client = self._in_partition.get(key)
+        if client is None:
+            check_endpoint(route.endpoint)
+            config = self._stream_config if route.api == "converse" else self._config
+            # boto3's default chain: the execution role's credentials Lambda puts in the environment.
+            client = boto3.Session().client(
+                "bedrock-runtime",
+                region_name=route.region,
+                endpoint_url=route.endpoint or None,
+                config=config,
+            )
+            self._in_partition[key] = client
+        return client
 
     def _with_credentials(self, route: Route, call: "Callable[[BedrockRuntimeClient, str], T]") -> T:
         credentials = self._credentials.get()

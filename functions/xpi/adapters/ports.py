@@ -13,6 +13,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 from pydantic import BaseModel
 
 from xpi.domain.access import Charge
+from xpi.domain.circuit import BreakerSettings, CircuitState
 from xpi.domain.pacing import BucketState
 from xpi.models.answer import CachedAnswer, StoredAnswer
 from xpi.models.bedrock import ModelAnswer
@@ -214,6 +215,20 @@ class ResponseCache(Protocol):
         ...
 
     def put(self, key: str, answer: CachedAnswer) -> None: ...
+
+
+class CircuitTable(Protocol):
+    """The circuit breakers' shared state (xpi.domain.circuit), one item per model and region."""
+
+    def read(self, key: str) -> CircuitState | None: ...
+
+    def failed(self, key: str, now: float, settings: BreakerSettings) -> None:
+        """Count one more failure in a row, atomically, and open the circuit when it reaches the limit."""
+        ...
+
+    def closed(self, key: str) -> None:
+        """An answer: the failures in a row start again from none and the circuit closes."""
+        ...
 
 
 class BudgetLedger(Protocol):

@@ -24,7 +24,14 @@ from xpi.models.events import (
     EventUsage,
     ResultDetail,
 )
-from xpi.models.lineage import LineageCache, LineageClassification, LineageError, LineageItem, LineageUsage
+from xpi.models.lineage import (
+    LineageCache,
+    LineageClassification,
+    LineageError,
+    LineageHop,
+    LineageItem,
+    LineageUsage,
+)
 from xpi.models.workflow import FinalStatus, StepError, WorkflowState
 
 MAX_ERROR_MESSAGE = 500
@@ -96,8 +103,8 @@ def result_detail(state: WorkflowState, completed_at: datetime) -> ResultDetail:
         ),
         model=EventModel(
             requested=request.model,
-            resolved=state.route.model_id if state.route else None,
-            region=state.route.region if state.route else None,
+            resolved=_answered(state)[0],
+            region=_answered(state)[1] if _answered(state)[2] != "govcloud" else None,
         ),
         classification=EventClassification(
             decision=state.classification.decision, categories=state.classification.categories
@@ -162,10 +169,22 @@ ACCESS_REFUSALS: dict[str, str] = {
 }
 
 
+def _answered(state: WorkflowState) -> tuple[str | None, str | None, str | None, str | None]:
+    """Where the request was answered (or would have been): model, region, partition, endpoint; the
+    route's first hop unless a fallback answered."""
+    route, response = state.route, state.response
+    if route is None:
+        return None, None, None, None
+    hop = response.answered_by if response and response.answered_by else route
+    partition = hop.partition or "commercial" if hop.partition or route.strategy or route.fallbacks else None
+    return hop.model_id, hop.region, partition, hop.endpoint
+
+
 def lineage_item(state: WorkflowState, detail: ResultDetail) -> LineageItem:
     """The request's final lineage item: everything an auditor needs, and nothing of the payloads
     (hashes, categories, counts). Its first-seen fields are the claim's."""
     classification, route, response, config = state.classification, state.route, state.response, state.config
+    model_id, region, partition, endpoint = _answered(state)
     return LineageItem(
         policy_revision=config.policy_revision if config else None,
         policy_sha256=config.policy_sha256 if config else None,
@@ -195,9 +214,14 @@ def lineage_item(state: WorkflowState, detail: ResultDetail) -> LineageItem:
         )
         if classification
         else None,
-        model_id=route.model_id if route else None,
-        commercial_region=route.region if route else None,
-        commercial_endpoint=route.endpoint if route else None,
+        model_id=model_id,
+        commercial_region=region if partition != "govcloud" else None,
+        commercial_endpoint=endpoint if partition != "govcloud" else None,
+        partition=partition,
+        route_strategy=route.strategy if route else None,
+        route_hops=[LineageHop(**hop.model_dump()) for hop in response.hops]
+        if response and response.hops
+        else None,
         response_hmac=response.output_hmac if response else None,
         response_bytes=response.output_bytes if response else None,
         output_s3_uri=response.output_s3_uri if response else None,

@@ -1,10 +1,13 @@
-"""Which commercial model a request may reach, and at what price: a pure function of configuration.
+"""Which model a request may reach, where, and at what price: a pure function of configuration.
 
 The agency approves models (by id or inference profile id) and lists, per caller principal pattern,
 which of them each caller may use. Aliases let producers ask for "default" or "fast" without knowing
 ids. The first caller rule whose pattern matches the caller's principal applies. A caller rule and the
 projects it belongs to also carry the fine-grained permissions (clearance, daily budgets:
-xpi.domain.access); `grant_for` and `decide` apply them.
+xpi.domain.access); `grant_for` and `decide` apply them. A model is commercial (reached across the
+partition) or GovCloud-native (`partition: govcloud`: the stack's own partition's Bedrock, called with
+the function's role); the document's `routes` and `partition_policy` choose among them
+(xpi.domain.strategies, `plan_route`).
 """
 
 import json
@@ -30,6 +33,19 @@ from xpi.domain.access import (
 )
 from xpi.domain.errors import ModelNotAllowedForCaller, ModelNotApproved
 from xpi.domain.pricing import cache_prices
+from xpi.domain.strategies import (
+    COMMERCIAL,
+    Hop,
+    Partition,
+    PartitionPolicy,
+    Plan,
+    RouteContext,
+    RoutingRule,
+    apply_partition_policy,
+    matches,
+    ordered_targets,
+    unique,
+)
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import RequestHeader, Route, Usage
 
@@ -45,6 +61,9 @@ class ApprovedModel(_Config):
     usd_per_1k_cache_read_input_tokens: Annotated[float, Field(ge=0)] | None = None
     usd_per_1k_cache_write_input_tokens: Annotated[float, Field(ge=0)] | None = None
     api: Literal["converse", "invoke_model", "both"] = "both"
+    partition: Partition = Field(
+        COMMERCIAL, description="govcloud: offered by the stack's own partition's Bedrock (GovCloud-native)"
+    )
     # This model's commercial quota in the region it is called in, overriding the stack's default
     # (BEDROCK_REQUESTS_PER_MINUTE / BEDROCK_TOKENS_PER_MINUTE); 0 turns that dimension's pacing off.
     requests_per_minute: Annotated[float, Field(ge=0)] | None = None
@@ -77,6 +96,8 @@ class RoutingConfig(_Config):
     models: dict[str, ApprovedModel]
     callers: list[CallerRule]
     projects: dict[str, ProjectGrant] = {}
+    routes: list[RoutingRule] = Field([], description="routing strategies, the first matching rule applies")
+    partition_policy: PartitionPolicy = PartitionPolicy()
 
     @model_validator(mode="after")
     def _projects_are_defined(self) -> "RoutingConfig":
@@ -84,6 +105,17 @@ class RoutingConfig(_Config):
             unknown = sorted(set(rule.projects) - set(self.projects))
             if unknown:
                 raise ValueError(f"caller '{rule.principal}' names undefined projects {unknown}")
+        return self
+
+    @model_validator(mode="after")
+    def _route_targets_are_approved(self) -> "RoutingConfig":
+        names = [rule.name for rule in self.routes]
+        if len(set(names)) != len(names):
+            raise ValueError("routing rules need distinct names")
+        for rule in self.routes:
+            unknown = sorted({t.model for t in rule.strategy.targets} - set(self.models))
+            if unknown:
+                raise ValueError(f"routing rule '{rule.name}' names models that are not approved: {unknown}")
         return self
 
     def caller_rule(self, principal: str) -> CallerRule | None:
@@ -121,6 +153,32 @@ def resolve_route(
     if model_id not in config.models_for(principal):
         raise ModelNotAllowedForCaller(f"caller '{principal}' may not use model '{model_id}'")
     return Route(model_id=model_id, region=region, endpoint=endpoint, api=request.api)
+
+
+def plan_route(config: RoutingConfig, context: RouteContext) -> Plan:
+    """Where the request may be answered, in order (xpi.domain.strategies): the first rule that matches
+    the requested model and the request, else the alias table; then the partition policy."""
+    rule = next(
+        (
+            r
+            for r in config.routes
+            if any(fnmatchcase(context.requested, pattern) for pattern in r.models)
+            and matches(r.when, context)
+        ),
+        None,
+    )
+    if rule is None:
+        model_id = config.resolve_alias(context.requested)
+        approved = config.models.get(model_id)
+        hops = [Hop(model_id, approved.partition if approved else COMMERCIAL, None)]
+    else:
+        hops = []
+        for target in ordered_targets(rule.strategy, context, rule.name):
+            partition = config.models[target.model].partition
+            hops.append(Hop(target.model, partition, target.region if partition == COMMERCIAL else None))
+    return Plan(
+        rule.name if rule else None, unique(apply_partition_policy(config.partition_policy, hops, context))
+    )
 
 
 def estimate_cost(config: RoutingConfig, model_id: str, usage: Usage) -> float:

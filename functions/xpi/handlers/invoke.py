@@ -33,11 +33,13 @@ from xpi.settings import get_settings
 dependencies.preload(
     dependencies.bedrock_gateway,
     dependencies.budget_ledger,
+    dependencies.circuit_breaker,
     dependencies.event_publisher,
     dependencies.hash_key,
     dependencies.object_store,
     dependencies.payload_store,
     dependencies.quota_pacer,
+    dependencies.response_cache,
 )
 
 IDEMPOTENCY = IdempotencyConfig(
@@ -66,6 +68,7 @@ def _invoke_once() -> Callable[..., dict[str, Any]]:
             pacer=dependencies.quota_pacer(),
             budgets=dependencies.budget_ledger(),
             cache=dependencies.response_cache(),
+            breaker=dependencies.circuit_breaker(),
         )
         metrics.add_metric(name="InputTokens", unit=MetricUnit.Count, value=response.usage.input_tokens)
         metrics.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=response.usage.output_tokens)

@@ -31,6 +31,8 @@ def handler(event: WorkflowState, context: LambdaContext) -> dict[str, Any]:
         region=settings.commercial_region,
         endpoint=settings.bedrock_endpoint,
         budgets=dependencies.budget_ledger(),
+        govcloud_region=settings.govcloud_region,
+        govcloud_endpoint=settings.govcloud_bedrock_url,
     )
     event.timings["routed_at"] = datetime.now(UTC)
     return event.model_dump(mode="json", exclude_none=True)

@@ -59,6 +59,16 @@ class LineageError(_Item):
     message: str
 
 
+class LineageHop(_Item):
+    """One hop of a routed request: where it was tried and what happened (answered, circuit_open, or the
+    error code that moved the request on)."""
+
+    model_id: str
+    region: str
+    partition: str
+    outcome: str
+
+
 class LineageItem(_Item):
     request_id: str
     status: LineageStatus
@@ -80,6 +90,10 @@ class LineageItem(_Item):
     model_id: str | None = None
     commercial_region: str | None = None
     commercial_endpoint: str | None = None
+    # govcloud: answered in the stack's own partition (no crossing); set for routes with a strategy too.
+    partition: str | None = None
+    route_strategy: str | None = None  # the routing rule that chose the hops
+    route_hops: list[LineageHop] | None = None  # each hop tried, in order, the last the one that answered
     response_hmac: str | None = None
     response_bytes: int | None = None
     output_s3_uri: str | None = None

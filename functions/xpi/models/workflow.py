@@ -126,6 +126,11 @@ class Classification(_State):
         {}, description="per category found, what the policy did with it (the clearance checks this)"
     )
     classifier: str = Field(description="what inspected the request, e.g. 'xpi-rules/1 + comprehend'")
+    models: list[str] | None = Field(
+        None,
+        description="a routing strategy's models the policy lets this content go to as it is handled "
+        "(the route step keeps only these); None: the one model it was judged for",
+    )
     payload_hmac: str | None = Field(
         None,
         description="keyed hash (HMAC-SHA256, the stack's hash key) of what the invoke step will send "
@@ -157,11 +162,37 @@ class BudgetCharge(_State):
     expires_at: int
 
 
+class RouteHop(_State):
+    """One more place the request may be answered when the ones before it could not (a fallback)."""
+
+    model_id: str
+    region: str
+    endpoint: str
+    partition: Literal["commercial", "govcloud"] = "commercial"
+
+
+class HopRecord(_State):
+    """What one hop of a request's route did: answered, or why it was passed over (what lineage keeps)."""
+
+    model_id: str
+    region: str
+    partition: Literal["commercial", "govcloud"] = "commercial"
+    outcome: str = Field(description="answered, circuit_open, or the error that moved the request on")
+
+
 class Route(_State):
     model_id: str = Field(description="the model id or inference profile id sent to Bedrock")
     region: str
     endpoint: str
     api: Literal["converse", "invoke_model"]
+    partition: Literal["commercial", "govcloud"] | None = Field(
+        None,
+        description="govcloud: the stack's own partition's Bedrock, called with the role; None: commercial",
+    )
+    strategy: str | None = Field(None, description="the routing rule that chose the hops (None: the aliases)")
+    fallbacks: list[RouteHop] | None = Field(
+        None, description="where to try next, in order, when a hop fails"
+    )
     project: str | None = Field(None, description="the project the caller acts for (its access grant)")
     budget: list[BudgetCharge] | None = Field(
         None, description="the budgets reserved for this call, settled after it"
@@ -219,6 +250,9 @@ class ModelResponse(_State):
     credential_age_s: int | None = None
     estimated_cost_usd: float = 0.0
     cache: CacheUse | None = None
+    # Set when the answer came from another hop than the route's first (a fallback), and each hop tried.
+    answered_by: RouteHop | None = None
+    hops: list[HopRecord] | None = None
 
 
 class StepError(_State):

@@ -4,12 +4,14 @@ model it resolves to.
 The step reads the request body the state refers to. A redacted copy is stored beside it and the state's
 reference moved to it, so only what policy allows crosses the partition. The step records the keyed
 hash of what the invoke step will send (xpi.domain.payload) and the configuration snapshot (policy hash,
-routing document) the later steps use.
+routing document) the later steps use. Categories the routing document keeps in GovCloud (its partition
+policy) are not blocked but held to GovCloud-native models (`in_partition`).
 Lineage gets categories and counts; matched values are never kept or logged. A classified
 marking also raises a Security Alert naming who sent what kind of content (never the content).
 """
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -23,8 +25,9 @@ from xpi.domain.hashing import keyed_hash
 from xpi.domain.inspection import redact, segments
 from xpi.domain.intake import request_problems
 from xpi.domain.payload import outbound_hmac, request_bytes
-from xpi.domain.policy import Policy
-from xpi.domain.routing import RoutingConfig
+from xpi.domain.policy import ACTION_RANK, Action, Policy
+from xpi.domain.routing import RoutingConfig, plan_route
+from xpi.domain.strategies import GOVCLOUD, RouteContext, stays_in_govcloud
 from xpi.models.events import SECURITY_ALERT, SecurityAlertDetail
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Classification, Decision, WorkflowState
@@ -62,6 +65,55 @@ def category_actions(assessment: Assessment) -> dict[str, Decision]:
     return actions
 
 
+def in_partition(assessment: Assessment, routing: RoutingConfig, context: RouteContext) -> Assessment:
+    """The assessment of a request the routing document keeps in GovCloud: findings of the categories
+    its partition policy names (`govcloud_only`, e.g. `cui.*`), which the policy blocks from crossing,
+    may go as they are to a GovCloud-native model, when the request's route has one (the route step then
+    keeps only those). Without one the block stands (the request is BLOCKED, as ever); so does any other
+    block, and a block beside a redaction (a blocked request has no redacted copy to send)."""
+    policy = routing.partition_policy
+    if assessment.decision != "block" or not policy.govcloud_only:
+        return assessment
+    findings = [
+        f.model_copy(update={"action": "allow"}) if stays_in_govcloud(policy, {f.category: 1}) else f
+        for f in assessment.findings
+    ]
+    if any(f.action != "allow" for f in findings):
+        return assessment
+    if not plan_route(routing, replace(context, categories=assessment.categories)).hops:
+        return assessment
+    reason = "partition_policy: kept in GovCloud, to GovCloud-native models only"
+    return assessment.model_copy(
+        update={"decision": "allow", "findings": findings, "reasons": [*assessment.reasons, reason]}
+    )
+
+
+def models_judged_alike(
+    assessment: Assessment, policy: Policy, routing: RoutingConfig, context: RouteContext
+) -> list[str] | None:
+    """The models a routing strategy may send this request to: those for which the policy handles no
+    finding more strictly than the assessment did (it was judged for the requested model; a fallback or
+    a weighted draw must not reach a model the policy would have blocked or redacted it for). A category
+    the partition policy keeps in GovCloud counts as allowed for GovCloud-native models only. None when
+    no strategy applies (the one model judged)."""
+    plan = plan_route(routing, replace(context, categories=assessment.categories))
+    if plan.strategy is None:
+        return None
+    kept = []
+    for hop in plan.hops:
+        stricter = False
+        for finding in assessment.findings:
+            action, _ = policy.action_for(finding.category, hop.model_id)
+            if hop.partition == GOVCLOUD and stays_in_govcloud(
+                routing.partition_policy, {finding.category: 1}
+            ):
+                action = Action.ALLOW
+            stricter = stricter or ACTION_RANK[action] > ACTION_RANK[finding.action]
+        if not stricter:
+            kept.append(hop.model_id)
+    return kept
+
+
 def classify(
     state: WorkflowState,
     *,
@@ -79,7 +131,17 @@ def classify(
     key = hash_key.get()
     request_id = state.request.request_id
     request = load_request(state.payload, payloads, request_id=request_id, key=key)
-    assessment = assess(request, policy=policy, detectors=detectors, routing=routing)
+    context = RouteContext(
+        request_id=request_id,
+        requested=state.request.model,
+        principal=state.source.principal,
+        project=state.request.caller.project,
+        tags=state.request.caller.tags,
+        request_bytes=state.payload.bytes,
+    )
+    assessment = in_partition(
+        assess(request, policy=policy, detectors=detectors, routing=routing), routing, context
+    )
     state.classification = Classification(
         decision=assessment.decision,
         categories=assessment.categories,
@@ -88,6 +150,9 @@ def classify(
         reasons=assessment.reasons,
         actions=category_actions(assessment),
         classifier=RULES_CLASSIFIER + "".join(f" + {d.name}" for d in detectors),
+        models=models_judged_alike(assessment, policy, routing, context)
+        if assessment.decision != "block"
+        else None,
     )
     if assessment.decision == "redact":
         try:

@@ -30,9 +30,10 @@ from xpi.models.answer import CachedAnswer
 from xpi.models.bedrock import ModelAnswer
 from xpi.models.events import SECURITY_ALERT, CredentialAlert, SecurityAlertDetail
 from xpi.models.request import InferenceRequest
-from xpi.models.workflow import CacheUse, ModelResponse, Usage, WorkflowState
+from xpi.models.workflow import CacheUse, ModelResponse, Route, Usage, WorkflowState
 from xpi.observability import logger, metrics
 from xpi.services.budget_alerts import alert_budgets
+from xpi.services.fallback import Breaker, answer_by_route
 from xpi.services.pacing import QuotaPacer, paced_answer
 from xpi.services.routing import carried_routing, settlement
 from xpi.services.validation import load_request
@@ -104,6 +105,7 @@ def invoke_model(
     budgets: BudgetLedger | None = None,
     cache: ResponseCache | None = None,
     now: Callable[[], float] = time.time,
+    breaker: Breaker | None = None,
 ) -> ModelResponse:
     if state.route is None:
         raise ValueError("the request has no route; the Route step must run first")
@@ -117,14 +119,18 @@ def invoke_model(
         if hit is not None:
             _settle_budgets(state, budgets, 0, 0.0)  # no Bedrock call: the reservation is released
             return _hit_response(hit, lookup.ttl_s)
+
     # Paced to the model's quota (requests and tokens per minute, shared by every caller); unpaced only
-    # where no pacer is configured (unit tests of this service).
-    if pacer is None:
-        answer = gateway.answer(state.route, request)
-    else:
-        answer = paced_answer(gateway, pacer, routing, state.route, request)
+    # where no pacer is configured (unit tests of this service). Hop by hop along the route's fallbacks.
+    def call(hop: Route) -> ModelAnswer:
+        if pacer is None:
+            return gateway.answer(hop, request)
+        return paced_answer(gateway, pacer, routing, hop, request)
+
+    answered = answer_by_route(state.route, call, breaker)
+    answer = answered.answer
     _check_credential_age(answer, credential_max_age_s, events)
-    cost = estimate_cost(routing, state.route.model_id, answer.usage)
+    cost = estimate_cost(routing, answered.hop.model_id, answer.usage)  # priced on the model that answered
     _settle_budgets(state, budgets, answer.usage.total_tokens, cost)
     alert_budgets(state, routing, budgets, events, at=_iso(now()))
     if answer.text is not None:
@@ -155,6 +161,9 @@ def invoke_model(
         credential_type=answer.credential_type,
         credential_age_s=answer.credential_age_s,
         estimated_cost_usd=cost,
+        # what lineage records of a route with a strategy or fallbacks: the hop that answered, each tried
+        answered_by=answered.hop if len(answered.hops) > 1 else None,
+        hops=answered.hops if state.route.fallbacks or state.route.strategy else None,
     )
     if lookup is None:
         return response

@@ -53,6 +53,7 @@ from xpi.models.request import InferenceRequest
 from xpi.models.workflow import ExecutionInput, Route, StepError, WorkflowState
 from xpi.observability import logger
 from xpi.services.classification import classify
+from xpi.services.fallback import Breaker
 from xpi.services.invocation import invoke_model
 from xpi.services.pacing import QuotaPacer
 from xpi.services.routing import route
@@ -82,6 +83,10 @@ class QueuePorts:
     pacer: QuotaPacer | None = None
     budgets: BudgetLedger | None = None  # the day's budgets per caller and project, where configured
     cache: ResponseCache | None = None  # the exact-match response cache, where configured
+    # GovCloud-native models: the stack's own region and its Bedrock endpoint (called with the role).
+    govcloud_region: str = ""
+    govcloud_endpoint: str = ""
+    breaker: Breaker | None = None  # the shared circuit breaker of routes with fallbacks
 
 
 @dataclass(frozen=True)
@@ -248,7 +253,14 @@ def _steps(
         )
         if state.classification is not None and state.classification.decision == "block":
             return state
-        state.route = route(state, region=ports.region, endpoint=ports.endpoint, budgets=ports.budgets)
+        state.route = route(
+            state,
+            region=ports.region,
+            endpoint=ports.endpoint,
+            budgets=ports.budgets,
+            govcloud_region=ports.govcloud_region,
+            govcloud_endpoint=ports.govcloud_endpoint,
+        )
         state.timings["routed_at"] = budget.clock()
         gateway = _AnswerSeen(ports.gateway)
         state.response = _retrying(
@@ -264,6 +276,7 @@ def _steps(
                 pacer=ports.pacer,
                 cache=ports.cache,
                 budgets=ports.budgets,
+                breaker=ports.breaker,
             ),
             budget,
             answered=lambda: gateway.answered,

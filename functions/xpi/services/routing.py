@@ -11,13 +11,18 @@ day's budgets reserved in one atomic write (settled after the call by xpi.servic
 refusal raises its error (ProjectNotAllowed, ModelNotAllowedForCaller, ClearanceRefused,
 BudgetExhausted), which ends the request through its outcome like any step's error: one Inference Failed
 event, and lineage naming the refusal.
+
+The routing strategies (xpi.domain.strategies) give the hops in order; each is checked the same way and
+the ones the caller may not use are dropped; the first left is the route, the others its fallbacks (tried
+by the invoke step, xpi.services.fallback). A request the partition policy keeps in GovCloud with no
+GovCloud-native model left is refused (ClearanceRefused) and never sent.
 """
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from xpi.adapters.ports import BudgetLedger
-from xpi.domain.access import Charge, Refusal, Refused, charges, estimate
+from xpi.domain.access import Charge, Grant, Refusal, Refused, charges, estimate
 from xpi.domain.config_signing import ConfigVersion
 from xpi.domain.errors import (
     BudgetExhausted,
@@ -25,14 +30,16 @@ from xpi.domain.errors import (
     ConfigSnapshotInvalid,
     InternalError,
     ModelNotAllowedForCaller,
+    ModelNotApproved,
     ProjectNotAllowed,
     XpiError,
 )
 from xpi.domain.hashing import canonical_sha256
 from xpi.domain.policy import Policy
-from xpi.domain.routing import RoutingConfig, decide, resolve_route
+from xpi.domain.routing import RoutingConfig, decide, plan_route, resolve_route
+from xpi.domain.strategies import GOVCLOUD, Hop, Plan, RouteContext
 from xpi.models.request import MAX_OUTPUT_TOKENS
-from xpi.models.workflow import BudgetCharge, ConfigSnapshot, Route, WorkflowState
+from xpi.models.workflow import BudgetCharge, ConfigSnapshot, Route, RouteHop, WorkflowState
 
 REFUSED: dict[Refusal, type[XpiError]] = {
     Refusal.PROJECT: ProjectNotAllowed,
@@ -76,6 +83,80 @@ def carried_routing(state: WorkflowState) -> RoutingConfig:
     return RoutingConfig.model_validate(carried.routing)
 
 
+def _context(state: WorkflowState) -> RouteContext:
+    classification = state.classification
+    return RouteContext(
+        request_id=state.request.request_id,
+        requested=state.request.model,
+        principal=state.source.principal,
+        project=state.request.caller.project,
+        tags=state.request.caller.tags,
+        categories=classification.categories if classification else {},
+        request_bytes=state.payload.bytes,
+    )
+
+
+def _hops(
+    state: WorkflowState,
+    routing: RoutingConfig,
+    plan: Plan,
+    commercial: tuple[str, str],
+    govcloud: tuple[str, str],
+) -> list[tuple[RouteHop, Grant]]:
+    """The plan's hops this caller may use for this request (api, access, clearance), in order, each with
+    its grant; raises the first hop's refusal when none is left."""
+    principal, request_id = state.source.principal, state.request.request_id
+    classification = state.classification
+    kept: list[tuple[RouteHop, Grant]] = []
+    first_refusal: XpiError | None = None
+    judged = classification.models if classification else None
+    for hop in plan.hops:
+        if judged is not None and hop.model_id not in judged:
+            # the policy would handle this content more strictly for that model: never sent there
+            first_refusal = first_refusal or ClearanceRefused(
+                f"the policy handles this content more strictly for '{hop.model_id}'", request_id
+            )
+            continue
+        approved = routing.models.get(hop.model_id)
+        if approved is None or approved.api not in ("both", state.request.api):
+            first_refusal = first_refusal or ModelNotApproved(
+                f"model '{hop.model_id}' is not approved for {state.request.api}", request_id
+            )
+            continue
+        decision = decide(
+            routing,
+            principal,
+            project=state.request.caller.project,
+            model_id=hop.model_id,
+            categories=classification.categories if classification else {},
+            actions=classification.actions if classification else {},
+        )
+        if isinstance(decision, Refused):
+            first_refusal = first_refusal or REFUSED[decision.reason](decision.detail, request_id)
+            continue
+        kept.append((_place(hop, commercial, govcloud), decision))
+    if not kept:
+        raise first_refusal or ClearanceRefused(
+            "the request's categories keep it in GovCloud and no GovCloud-native model is routed", request_id
+        )
+    return kept
+
+
+def _place(hop: Hop, commercial: tuple[str, str], govcloud: tuple[str, str]) -> RouteHop:
+    """Where a hop is called: GovCloud's own Bedrock in the stack's region, or a commercial region (the
+    stack's, with its endpoint, or the one the rule names, at its public endpoint)."""
+    if hop.partition == GOVCLOUD:
+        return RouteHop(model_id=hop.model_id, region=govcloud[0], endpoint=govcloud[1], partition=GOVCLOUD)
+    region, endpoint = commercial
+    if hop.region is None or hop.region == region:
+        return RouteHop(model_id=hop.model_id, region=region, endpoint=endpoint)
+    return RouteHop(
+        model_id=hop.model_id,
+        region=hop.region,
+        endpoint=f"https://bedrock-runtime.{hop.region}.amazonaws.com",
+    )
+
+
 def route(
     state: WorkflowState,
     *,
@@ -83,31 +164,43 @@ def route(
     endpoint: str,
     budgets: BudgetLedger | None = None,
     clock: Callable[[], datetime] = _now,
+    govcloud_region: str = "",
+    govcloud_endpoint: str = "",
 ) -> Route:
-    """The request's route, once its caller may send it there (and its budgets are reserved)."""
+    """The request's route, once its caller may send it there (and its budgets are reserved): the first
+    hop its strategy and the partition policy allow, the others as its fallbacks."""
     routing = carried_routing(state)
     principal, request_id = state.source.principal, state.request.request_id
-    routed = resolve_route(state.request, principal, routing, region=region, endpoint=endpoint)
-    classification = state.classification
-    decision = decide(
-        routing,
-        principal,
-        project=state.request.caller.project,
-        model_id=routed.model_id,
-        categories=classification.categories if classification else {},
-        actions=classification.actions if classification else {},
+    plan = plan_route(routing, _context(state))
+    if plan.strategy is None and plan.hops:
+        # the alias table: the requested model or nothing, with the errors it always had
+        resolve_route(state.request, principal, routing, region=region, endpoint=endpoint)
+    hops = _hops(state, routing, plan, (region, endpoint), (govcloud_region, govcloud_endpoint))
+    (primary, decision), rest = hops[0], hops[1:]
+    routed = Route(
+        model_id=primary.model_id,
+        region=primary.region,
+        endpoint=primary.endpoint,
+        partition=GOVCLOUD if primary.partition == GOVCLOUD else None,
+        api=state.request.api,
+        strategy=plan.strategy,
+        fallbacks=[hop for hop, _ in rest] or None,
+        project=decision.project,
     )
-    if isinstance(decision, Refused):
-        raise REFUSED[decision.reason](decision.detail, request_id)
-    routed.project = decision.project
     if not decision.limits:
         return routed  # no budget: no DynamoDB call
-    price = routing.models[routed.model_id]
-    tokens, usd = estimate(
-        state.payload.bytes,
-        state.request.max_tokens or MAX_OUTPUT_TOKENS,
-        price.usd_per_1k_input_tokens,
-        price.usd_per_1k_output_tokens,
+    # The most any hop may cost: a fallback to a dearer model stays within what was reserved.
+    tokens, usd = max(
+        (
+            estimate(
+                state.payload.bytes,
+                state.request.max_tokens or MAX_OUTPUT_TOKENS,
+                routing.models[hop.model_id].usd_per_1k_input_tokens,
+                routing.models[hop.model_id].usd_per_1k_output_tokens,
+            )
+            for hop, _ in hops
+        ),
+        key=lambda pair: pair[1],
     )
     reserved = charges(decision, tokens, usd, clock().date())
     if budgets is None:  # fail closed: a budget that cannot be counted is not granted

@@ -55,6 +55,7 @@ from xpi.models.workflow import ExecutionInput, PayloadRef, Source, StepError, W
 from xpi.observability import logger
 from xpi.services.budget_alerts import alert_budgets
 from xpi.services.classification import classify
+from xpi.services.fallback import Breaker
 from xpi.services.invocation import invoke_model
 from xpi.services.pacing import QuotaPacer
 from xpi.services.routing import carried_routing, route, settlement
@@ -110,6 +111,10 @@ class SyncPorts:
     pacer: QuotaPacer | None = None  # the shared quota buckets the invoke step also draws from
     budgets: BudgetLedger | None = None  # the day's usage per caller and project, as the route step's
     cache: ResponseCache | None = None  # the exact-match response cache, where configured
+    # GovCloud-native models: the stack's own region and its Bedrock endpoint (called with the role).
+    govcloud_region: str = ""
+    govcloud_endpoint: str = ""
+    breaker: Breaker | None = None  # the shared circuit breaker of routes with fallbacks
 
 
 @dataclass(frozen=True)
@@ -208,7 +213,13 @@ def _run_steps(
         if state.classification is not None and state.classification.decision == "block":
             return state
         state.route = route(
-            state, region=ports.region, endpoint=ports.endpoint, budgets=ports.budgets, clock=timing.clock
+            state,
+            region=ports.region,
+            endpoint=ports.endpoint,
+            budgets=ports.budgets,
+            clock=timing.clock,
+            govcloud_region=ports.govcloud_region,
+            govcloud_endpoint=ports.govcloud_endpoint,
         )
         state.timings["routed_at"] = timing.clock()
         state.response = _invoke_with_retries(state, payloads, ports, timing)
@@ -236,6 +247,7 @@ def _invoke_with_retries(
                 events=ports.events,
                 pacer=ports.pacer,
                 cache=ports.cache,
+                breaker=ports.breaker,
             )
         except RETRIED as error:
             if type(error) not in RETRIED or attempt == BEDROCK_ATTEMPTS:

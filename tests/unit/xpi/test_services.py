@@ -878,7 +878,7 @@ class TestClassify:
         assert state.config is not None
         assert RoutingConfig.model_validate(state.config.routing) == load_default_routing()
         assert state.config.policy_sha256 == canonical_sha256(load_default_policy().model_dump(mode="json"))
-        assert len(state.config.model_dump_json()) < 4096  # compact: Step Functions payloads are 256 KiB
+        assert len(state.config.model_dump_json()) < 6144  # compact: Step Functions payloads are 256 KiB
 
 
 class TestValidate:

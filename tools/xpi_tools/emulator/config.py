@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from xpi_tools.emulator.catalogue import SUPPORTED_REGIONS
 from xpi_tools.emulator.custom import CustomModel
@@ -78,6 +79,19 @@ class Quota:
     tokens_per_minute: float | None = None
 
 
+class AccountPrincipals(Protocol):
+    """The IAM of the account whose own Bedrock the emulator plays (GovCloud's, in-partition): its
+    principals' keys, and what their policies allow. The local stack answers from moto's IAM and STS and
+    its IAM evaluation (xpi_tools.local.govcloud_bedrock)."""
+
+    def access_key(self, access_key_id: str) -> AccessKey | None: ...
+
+    def allowed(self, access_key_id: str, action: str, resources: list[str]) -> str | None:
+        """None when the key's principal may call `action` on every one of `resources`; else the
+        principal's ARN, for the AccessDenied message."""
+        ...
+
+
 @dataclass
 class BatchSettings:
     """Batch inference jobs (CreateModelInvocationJob): where the commercial account's S3 is, which
@@ -130,6 +144,10 @@ class EmulatorConfig:
     # Imported models, provisioned throughput and application inference profiles the runtime answers
     # (each with its base model's behaviour); more can be added through the control endpoint.
     custom_models: list[CustomModel] = field(default_factory=list)
+    # Playing an account's own Bedrock (GovCloud, called in-partition): its IAM principals sign, each
+    # runtime call is authorized by their policies (bedrock:InvokeModel... on the model's ARN). None:
+    # only the configured keys, every model allowed (the commercial account's Bedrock user).
+    account_principals: AccountPrincipals | None = None
 
     def __post_init__(self) -> None:
         if self.region not in SUPPORTED_REGIONS:

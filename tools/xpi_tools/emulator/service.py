@@ -11,7 +11,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Mapping
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote
 
@@ -25,7 +25,13 @@ from xpi_tools.emulator.catalogue import (
     decode_page_token,
     encode_page_token,
 )
-from xpi_tools.emulator.config import EmulatorConfig, Latency, api_key_fingerprint
+from xpi_tools.emulator.config import (
+    AccessKey,
+    AccountPrincipals,
+    EmulatorConfig,
+    Latency,
+    api_key_fingerprint,
+)
 from xpi_tools.emulator.control import ControlApi
 from xpi_tools.emulator.custom import CustomModels
 from xpi_tools.emulator.errors import (
@@ -68,6 +74,15 @@ RUNTIME_PATHS: Final = {
     "invoke": "InvokeModel",
     "invoke-with-response-stream": "InvokeModelWithResponseStream",
     "count-tokens": "CountTokens",
+}
+# The IAM action each runtime operation is authorized as (Converse is InvokeModel's, its stream
+# InvokeModelWithResponseStream's).
+IAM_ACTIONS: Final = {
+    "Converse": "bedrock:InvokeModel",
+    "InvokeModel": "bedrock:InvokeModel",
+    "ConverseStream": "bedrock:InvokeModelWithResponseStream",
+    "InvokeModelWithResponseStream": "bedrock:InvokeModelWithResponseStream",
+    "CountTokens": "bedrock:CountTokens",
 }
 CONTROL_PLANE_LISTS: Final = {
     "/foundation-models": "ListFoundationModels",
@@ -308,9 +323,12 @@ class BedrockService:
                 raise BedrockError("AccessDeniedException", MSG_BAD_API_KEY, message_key="Message")
             return key.label
         key_id: list[str] = []
+        keys: Mapping[str, AccessKey] = self.state.keys.access_keys
+        if self.config.account_principals is not None:
+            keys = _AccountKeys(keys, self.config.account_principals)
         try:
             access_key = self.verifier.verify(
-                request, authorization, self.state.keys.access_keys, self.state.now(), on_key_id=key_id.append
+                request, authorization, keys, self.state.now(), on_key_id=key_id.append
             )
         except BedrockError as error:
             self.state.counters.auth_failure(key_id[0] if key_id else None, error.code)
@@ -318,6 +336,28 @@ class BedrockService:
         return access_key.access_key_id
 
     # -- runtime -----------------------------------------------------------------------------------
+
+    def _authorize(self, operation: str, resolved: Resolved, principal: str) -> None:
+        """An account's own Bedrock: the caller's IAM policies must allow the operation's action on the
+        model (a profile: on the profile and on its models in each of its regions), as IAM decides."""
+        principals = self.config.account_principals
+        if principals is None:
+            return
+        action = IAM_ACTIONS[operation]
+        if resolved.profile is None:
+            resources = [resolved.model.foundation_arn(self.config.region)]
+        else:
+            resources = [
+                resolved.profile.arn(self.config.region, self.config.account_id),
+                *(resolved.model.foundation_arn(region) for region in resolved.profile.regions),
+            ]
+        denied = principals.allowed(principal, action, resources)
+        if denied is not None:
+            raise BedrockError(
+                "AccessDeniedException",
+                f"User: {denied} is not authorized to perform: {action} on resource: {resources[0]} "
+                f"because no identity-based policy allows the {action} action",
+            )
 
     def _resolve_for_count(self, identifier: str) -> Resolved:
         """CountTokens invokes nothing: profile-only models may be named by their bare id."""
@@ -343,6 +383,7 @@ class BedrockService:
             else:
                 resolved = self.state.catalogue.resolve_for_invocation(identifier)
             model_key = resolved.model.model_id
+            self._authorize(operation, resolved, principal)
             plan = self._plan(operation, resolved.model, request.body)
             tag = parse_directives(plan.prompt.last_user_text).tag
             fault = self.state.faults.take((model_key, resolved.invoked_id), operation, "request")
@@ -623,3 +664,22 @@ def _enum_filter(query: dict[str, str], name: str, allowed: tuple[str, ...]) -> 
     if value is not None and value not in allowed:
         raise coral_constraint(value, name, f"Member must satisfy enum value set: [{', '.join(allowed)}]")
     return value
+
+
+class _AccountKeys(Mapping[str, AccessKey]):
+    """The configured keys, then the account's principals' (an assumed role's session keys)."""
+
+    def __init__(self, configured: Mapping[str, AccessKey], principals: AccountPrincipals) -> None:
+        self._configured, self._principals = configured, principals
+
+    def __getitem__(self, access_key_id: str) -> AccessKey:
+        key = self._configured.get(access_key_id) or self._principals.access_key(access_key_id)
+        if key is None:
+            raise KeyError(access_key_id)
+        return key
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._configured)
+
+    def __len__(self) -> int:
+        return len(self._configured)

@@ -32,6 +32,7 @@ from xpi_tools.emulator.config import AccessKey, RolesAnywhere
 from xpi_tools.emulator.config import ApiKey as EmulatorApiKey
 from xpi_tools.local.deploy import Deployment, code_dir_for, deploy
 from xpi_tools.local.faults import LocalControl, LocalFaults
+from xpi_tools.local.govcloud_bedrock import MotoAccountPrincipals
 from xpi_tools.local.iam_authorization import Authorization, CallLog, missing_poller_permissions
 from xpi_tools.local.keep_alive import enable_keep_alive
 from xpi_tools.local.lambda_runtime import FunctionSpec, InvokeResult, LambdaRuntimePool, default_rie_dir
@@ -129,6 +130,8 @@ class Endpoints:
     usage_log: str = ""  # every billable unit this stack served, one JSON line each (bench/bench_cost.py)
     # the stack's control endpoint: runtime kills, the AWS API's outage, memory (faults.py)
     control: str = ""
+    # GovCloud's own Bedrock (its emulator, in the stack's region; also its control endpoint)
+    govcloud_bedrock: str = ""
 
     def client_env(self) -> dict[str, str]:
         return {
@@ -177,6 +180,7 @@ class LocalStack:
         self._server: Any = None
         self._aws_url = ""
         self._emulator: BedrockEmulator | None = None
+        self._govcloud: BedrockEmulator | None = None
         self._pool: LambdaRuntimePool | None = None
         self._poller: SqsPoller | None = None
         self._restores: list[Callable[[], None]] = []
@@ -223,6 +227,15 @@ class LocalStack:
 
         commercial = self._start_emulator()
         assert self._emulator is not None
+        self._govcloud = BedrockEmulator(  # GovCloud's own Bedrock, for the GovCloud-native models
+            EmulatorConfig(
+                host="127.0.0.1",
+                port=0,
+                region=self.region,
+                account_id=ACCOUNT_ID,
+                account_principals=MotoAccountPrincipals(ACCOUNT_ID, self.region, self._record_iam_decision),
+            )
+        ).start()
 
         self._pool = LambdaRuntimePool(
             python=self._runtime_python(),
@@ -246,6 +259,7 @@ class LocalStack:
             "CommercialRegion": self.commercial_region,
             "CommercialBedrockEndpoint": self._emulator.url,
             "CommercialIamEndpoint": self._emulator.url,  # the emulator plays commercial IAM too
+            "GovCloudBedrockEndpoint": self._govcloud.url,
             **commercial.parameters,
             **self._parameters,
         }
@@ -352,6 +366,7 @@ class LocalStack:
             bedrock=self._emulator.url,
             bedrock_region=self.commercial_region,
             emulator_control=self._emulator.url,
+            govcloud_bedrock=self._govcloud.url,
             stack_name=self.stack_name,
             outputs=self.deployment.outputs,
             resources=self.deployment.resources,
@@ -491,11 +506,12 @@ class LocalStack:
             self._poller.stop if self._poller else None,
             self._pool.close if self._pool else None,
             self._emulator.stop if self._emulator else None,
+            self._govcloud.stop if self._govcloud else None,
         ]
         for stop_component in filter(None, stoppers):
             with contextlib.suppress(Exception):  # one failing stop must not leave the others running
                 stop_component()
-        self._poller, self._pool, self._emulator = None, None, None
+        self._poller, self._pool, self._emulator, self._govcloud = None, None, None, None
         self._api, self._dashboard, self._control = None, None, None
         self.monitoring = None
         for restore in reversed(self._restores):
