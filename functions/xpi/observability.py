@@ -3,6 +3,7 @@
 import logging
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 # Service name and namespace come from POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE
 # (set in the template's Globals), so nothing here is environment-specific.
@@ -14,3 +15,10 @@ metrics = Metrics()
 # traceback, and an exception's text can quote the request (pydantic's input_value). xpi logs an error's
 # code and class itself (xpi.handlers.contain_errors), so that logger is kept quiet.
 logging.getLogger("aws_lambda_powertools.middleware_factory.factory").setLevel(logging.CRITICAL)
+
+
+def path_metric(name: str, unit: MetricUnit, value: float, path: str) -> None:
+    """One metric with the egress path as its dimension (xpi.domain.egress), in its own EMF line so the
+    request's shared metrics keep their dimensions."""
+    with single_metric(name=name, unit=unit, value=value, namespace=metrics.namespace) as metric:
+        metric.add_dimension(name="EgressPath", value=path)

@@ -201,6 +201,7 @@ def lineage_item(state: WorkflowState, detail: ResultDetail) -> LineageItem:
         credential_version=response.credential_version if response else None,
         credential_type=response.credential_type if response else None,
         credential_age_s=response.credential_age_s if response else None,
+        egress_path=response.egress_path if response else None,
         usage=LineageUsage(
             input_tokens=response.usage.input_tokens, output_tokens=response.usage.output_tokens
         )

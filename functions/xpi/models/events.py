@@ -91,7 +91,7 @@ class ConfigAlert(_Detail):
     """What a configuration alert is about: a policy or routing change through the admin path, or a
     stored value the loaders refused (never the document itself: its revision and hash)."""
 
-    document: Literal["policy", "routing"]
+    document: Literal["policy", "routing", "egress"]
     change: Literal["changed", "unsigned", "tampered", "missing", "rolled_back"]
     parameter: str
     revision: int | None = None

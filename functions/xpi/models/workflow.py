@@ -187,6 +187,9 @@ class ModelResponse(_State):
     credential_type: str | None = None
     credential_age_s: int | None = None
     estimated_cost_usd: float = 0.0
+    egress_path: str | None = Field(
+        None, description="the network path the call took, when paths are configured"
+    )
 
 
 class StepError(_State):

@@ -139,6 +139,7 @@ def invoke_model(
         credential_type=answer.credential_type,
         credential_age_s=answer.credential_age_s,
         estimated_cost_usd=cost,
+        egress_path=answer.egress_path,
     )
 
 
