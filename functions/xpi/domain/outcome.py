@@ -98,6 +98,7 @@ def result_detail(state: WorkflowState, completed_at: datetime) -> ResultDetail:
             requested=request.model,
             resolved=state.route.model_id if state.route else None,
             region=state.route.region if state.route else None,
+            egress_path=response.egress_path if response else None,
         ),
         classification=EventClassification(
             decision=state.classification.decision, categories=state.classification.categories

@@ -32,6 +32,8 @@ class EventModel(_Detail):
     requested: str
     resolved: str | None = None
     region: str | None = None
+    # The network path the call took to commercial Bedrock (docs/network.md), when paths are configured.
+    egress_path: str | None = None
 
 
 class EventOutput(_Detail):

@@ -1,16 +1,21 @@
 """Egress paths to commercial Bedrock: the choice (xpi.domain.egress), the failover gateway and the
 health check (xpi.services.egress), the shared breaker in DynamoDB (xpi.adapters.path_states)."""
 
+import http.server
+import socket
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import boto3
 import pytest
+import urllib3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 from pydantic import ValidationError
 from xpi.adapters.bedrock import BotoBedrockGateway
+from xpi.adapters.path_probe import HttpPathProbe
 from xpi.adapters.path_states import DynamoPathStates
 from xpi.domain.egress import (
     EgressPath,
@@ -455,3 +460,31 @@ class TestDynamoPathStates:
         assert state.health == "healthy" and state.latency_ms == 21 and state.checked_at == NOW + 1
         assert state.open_until is None and state.failures == 0
         assert available(state, NOW + 2, 180)
+
+
+# ---------------------------------------------------------------------------------------------- the probe
+class TestHttpProbe:
+    def test_any_http_answer_is_a_working_path_and_a_refused_one_raises(self) -> None:
+        class Refusing(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # Bedrock answers an unsigned request with an error: still an answer
+                self.send_response(403)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        closed_port = closed.getsockname()[1]
+        closed.close()
+        try:
+            probe = HttpPathProbe(timeout_s=2)
+            latency = probe.probe(EgressPath(name="vpn", endpoint=f"http://127.0.0.1:{server.server_port}"))
+            assert 0 <= latency < 2000
+            with pytest.raises(urllib3.exceptions.NewConnectionError):
+                probe.probe(EgressPath(name="internet", endpoint=f"http://127.0.0.1:{closed_port}"))
+        finally:
+            server.shutdown()
