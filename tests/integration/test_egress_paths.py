@@ -1,5 +1,5 @@
 """Egress paths on the local stack (docs/network.md): two paths to the Bedrock emulator, `vpn` through a
-TCP proxy the test cuts and restores (tests/helpers/tcp_proxy.py) and `internet` straight to it. Under a
+TCP proxy the test cuts and restores (xpi_tools.local.link) and `internet` straight to it. Under a
 steady load of POST /v1/invoke, the preferred path is cut: the calls fail over (within 5 s, no request
 lost, each call made once), the path is restored, the health function finds it healthy, and the calls
 fail back. The path each request took is read from its lineage.
@@ -23,9 +23,9 @@ from urllib.parse import urlsplit
 import pytest
 from xpi.domain.config_signing import sign
 from xpi_tools.emulator.client import EmulatorControl
+from xpi_tools.local.link import TcpProxy
 
 from tests.helpers.stack import LocalStackClient, own_stack
-from tests.helpers.tcp_proxy import TcpProxy
 from tests.helpers.waiting import wait_until
 from tests.integration.test_api import ApiClient
 

@@ -1,8 +1,10 @@
-"""A TCP proxy on loopback in front of the Bedrock emulator: one egress path (`vpn`) that a test can cut
-and restore, as a link going down and coming back.
+"""A TCP proxy on loopback in front of the Bedrock emulator: one egress path (docs/network.md) that a test
+or a benchmark cuts, restores and delays, as a link going down, coming back, or slower than another.
+
+Delay: each request waits `delay_s` before it goes up (one link round trip added per request).
 
 Cut: the listening socket closes (a new connection is refused: nothing is sent, the caller fails over),
-every connection without a request in flight is closed at once, and one with a request in flight right
+every connection without a request in flight is closed within POLL_S, and one with a request in flight right
 after its answer is through (the proxy follows the HTTP/1.1 answers' lengths), as a link going down drops
 the pooled connections a client would reuse. Answers in flight are not cut: a cut mid-answer would be a
 lost answer (BedrockAnswerLost, never sent again), which the fault suite covers.
@@ -13,7 +15,10 @@ import re
 import select
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
+
+POLL_S = 0.02
 
 
 class _Answers:
@@ -28,39 +33,53 @@ class _Answers:
         """The number of answers that ended in `data`."""
         self._buffer += data
         ended = 0
-        while True:
-            if self._state == "head":
-                end = self._buffer.find(b"\r\n\r\n")
-                if end < 0:
-                    return ended
-                head = self._buffer[:end].decode("latin-1").lower()
-                self._buffer = self._buffer[end + 4 :]
-                if head.startswith("http/1.1 1"):  # 100 Continue: the answer is still to come
-                    continue
-                if "transfer-encoding: chunked" in head:
-                    self._state = "size"
-                else:
-                    length = re.search(r"content-length:\s*(\d+)", head)
-                    self._remaining, self._state = (int(length.group(1)) if length else 0), "body"
-            elif self._state in ("body", "chunk"):
-                taken = min(len(self._buffer), self._remaining)
-                self._buffer, self._remaining = self._buffer[taken:], self._remaining - taken
-                if self._remaining:
-                    return ended
-                if self._state == "body":
-                    self._state, ended = "head", ended + 1
-                else:
-                    self._state = "size"
-            else:  # a chunk's size line, or the trailer after the last chunk
-                end = self._buffer.find(b"\r\n")
-                if end < 0:
-                    return ended
-                line, self._buffer = self._buffer[:end], self._buffer[end + 2 :]
-                if self._state == "size":
-                    size = int(line.split(b";")[0], 16)
-                    self._state, self._remaining = ("trailer", 0) if size == 0 else ("chunk", size + 2)
-                elif line == b"":
-                    self._state, ended = "head", ended + 1
+        while (step := self._step()) is not None:
+            ended += step
+        return ended
+
+    def _step(self) -> int | None:
+        """One parse step: the answers it ended (0 or 1), or None when it needs more bytes."""
+        if self._state == "head":
+            return self._head()
+        if self._state in ("body", "chunk"):
+            taken = min(len(self._buffer), self._remaining)
+            self._buffer, self._remaining = self._buffer[taken:], self._remaining - taken
+            if self._remaining:
+                return None
+            finished = self._state == "body"
+            self._state = "head" if finished else "size"
+            return 1 if finished else 0
+        return self._line()
+
+    def _line(self) -> int | None:
+        """A chunk's size line, or a line of the trailer after the last chunk."""
+        end = self._buffer.find(b"\r\n")
+        if end < 0:
+            return None
+        line, self._buffer = self._buffer[:end], self._buffer[end + 2 :]
+        if self._state == "size":
+            size = int(line.split(b";")[0], 16)
+            self._state, self._remaining = ("trailer", 0) if size == 0 else ("chunk", size + 2)
+            return 0
+        if line != b"":
+            return 0
+        self._state = "head"
+        return 1
+
+    def _head(self) -> int | None:
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return None
+        head = self._buffer[:end].decode("latin-1").lower()
+        self._buffer = self._buffer[end + 4 :]
+        if head.startswith("http/1.1 1"):  # 100 Continue: the answer is still to come
+            return 0
+        if "transfer-encoding: chunked" in head:
+            self._state = "size"
+        else:
+            length = re.search(r"content-length:\s*(\d+)", head)
+            self._remaining, self._state = (int(length.group(1)) if length else 0), "body"
+        return 0
 
 
 @dataclass
@@ -84,8 +103,9 @@ class _Connection:
 
 
 class TcpProxy:
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, delay_s: float = 0.0) -> None:
         self._target = (target_host, target_port)
+        self.delay_s = delay_s
         self._connections: list[_Connection] = []
         self._lock = threading.Lock()
         self._cut = threading.Event()
@@ -101,6 +121,11 @@ class TcpProxy:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def open_connections(self) -> int:
+        with self._lock:
+            return len(self._connections)
 
     # ------------------------------------------------------------------ control
     def cut(self) -> None:
@@ -159,7 +184,8 @@ class TcpProxy:
         sockets = [connection.client, connection.upstream]
         try:
             while not connection.closed:
-                readable, _, _ = select.select(sockets, [], [], 0.01 if self._cut.is_set() else 0.2)
+                # A short wait: a cut drops an idle connection within POLL_S.
+                readable, _, _ = select.select(sockets, [], [], POLL_S)
                 if self._cut.is_set() and not connection.in_flight and connection.client not in readable:
                     return  # cut, and nothing on its way up: the link drops it
                 for sock in readable:
@@ -167,6 +193,8 @@ class TcpProxy:
                     if not data:
                         return
                     if sock is connection.client:
+                        if not connection.in_flight and self.delay_s:
+                            time.sleep(self.delay_s)  # the link's latency, once per request
                         connection.in_flight = True
                         connection.upstream.sendall(data)
                     else:
