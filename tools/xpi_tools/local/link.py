@@ -132,6 +132,9 @@ class TcpProxy:
         self._cut.set()
         listener, self._listener = self._listener, None
         if listener is not None:
+            # shutdown wakes an accept() blocked on it (close alone leaves it waiting, and accepting)
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
             listener.close()
         # Each connection's own pump closes it (the one thread that knows whether a request came up).
 
@@ -168,6 +171,9 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return  # closed: cut or stopped
+            if self._cut.is_set() or self._listener is not listener:
+                client.close()  # accepted as the cut came: the link is down
+                return
             try:
                 upstream = socket.create_connection(self._target, timeout=5)
             except OSError:
