@@ -15,7 +15,7 @@ HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv runtime build browser-deps demo up test lint typecheck template-check unit contract integration bench bench-cost bench-cache litellm bytecode lock clean awscli security-table faults soak
+.PHONY: help venv runtime build browser-deps demo up test lint typecheck template-check unit contract integration bench bench-cost bench-cache litellm bytecode lock clean awscli security-table faults soak network
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -88,8 +88,8 @@ typecheck: venv
 
 template-check: venv $(CHECKOV)/.installed $(PARLIAMENT)/.installed ## sam validate --lint, cfn-lint, checkov, IAM policy lint
 	$(BIN)/sam validate --lint
-	$(BIN)/cfn-lint template.yaml
-	$(CHECKOV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
+	$(BIN)/cfn-lint template.yaml network/govcloud.yaml network/commercial.yaml
+	$(CHECKOV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml -f network/govcloud.yaml -f network/commercial.yaml
 	$(BIN)/xpi iam lint
 
 unit: venv $(PARLIAMENT)/.installed
@@ -110,6 +110,9 @@ faults: venv runtime build ## the fault suite at full size (100-150 requests per
 
 soak: venv runtime build ## 10,000 requests with mixed faults (XPI_SOAK_N), printing the local stack's memory
 	XPI_FAULTS_SOAK=1 $(BIN)/pytest tests/faults/test_soak.py -q -s
+
+network: venv runtime build ## 1,000 requests across a cut egress path: failover, fail-back, printing the figures
+	XPI_NETWORK_SCALE=full $(BIN)/pytest tests/integration/test_egress_paths.py -q -s
 
 security-table: venv ## docs/security.md's role x action table, from the latest test session's IAM call logs
 	$(BIN)/xpi iam usage --calls "$$(ls -td .xpi/iam-calls/sessions/*/ | head -1)" --write-doc docs/security.md

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         IntakeRecords,
         LineageStore,
         ObjectStore,
+        PathStates,
         PayloadStore,
         QueueStarter,
         ResponseCache,
@@ -49,11 +50,13 @@ if TYPE_CHECKING:
     from xpi.domain.batch import BatchLimits
     from xpi.domain.classification import Detector
     from xpi.domain.config_signing import ConfigVersion
+    from xpi.domain.egress import EgressPath, EgressPaths
     from xpi.domain.policy import ComprehendSettings, Policy
     from xpi.domain.routing import RoutingConfig
     from xpi.models.events import ConfigAlert
     from xpi.services.batch import LineStarter
     from xpi.services.compliance import ReportPorts
+    from xpi.services.egress import PathProbe
     from xpi.services.fallback import Breaker
     from xpi.services.pacing import QuotaPacer
     from xpi.services.queue_processing import QueuePorts
@@ -213,12 +216,57 @@ def bedrock_gateway(timeout_s: int | None = None) -> BedrockGateway:
         credentials = SecretsManagerCredentials(
             settings.require("credentials_secret_id"), settings.credentials_max_age_s
         )
-    return BotoBedrockGateway(
-        credentials,
-        timeout_s=timeout_s or settings.bedrock_timeout_s,
-        short_term_api_keys=settings.commercial_auth == "short-term-api-key",
-        idle_timeout_s=settings.bedrock_stream_idle_timeout_s,
-    )
+
+    def gateway(https_proxy: str | None = None) -> BotoBedrockGateway:
+        return BotoBedrockGateway(
+            credentials,
+            timeout_s=timeout_s or settings.bedrock_timeout_s,
+            short_term_api_keys=settings.commercial_auth == "short-term-api-key",
+            idle_timeout_s=settings.bedrock_stream_idle_timeout_s,
+            https_proxy=https_proxy,
+        )
+
+    direct = gateway()
+    if not (settings.egress_paths_parameter_name and settings.pacing_table):
+        return direct
+    # Egress paths configured: each path its own gateway (its proxy), the breakers in the pacing table.
+    from xpi.adapters.path_states import DynamoPathStates
+    from xpi.services.egress import PathFailoverGateway
+
+    per_path: dict[tuple[str, str, str | None], BotoBedrockGateway] = {}
+
+    def gateway_for(path: EgressPath) -> BedrockGateway:
+        key = (path.name, path.endpoint, path.https_proxy)
+        if key not in per_path:
+            per_path[key] = gateway(path.https_proxy)  # its own clients: switching paths evicts none
+        return per_path[key]
+
+    return PathFailoverGateway(egress_paths, DynamoPathStates(settings.pacing_table), gateway_for, direct)
+
+
+@cache
+def path_health_check() -> tuple[PathProbe, PathStates]:
+    """The egress paths' health function: its probe and the paths' shared states."""
+    from xpi.adapters.path_probe import HttpPathProbe
+    from xpi.adapters.path_states import DynamoPathStates
+
+    return HttpPathProbe(), DynamoPathStates(get_settings().require("pacing_table"))
+
+
+@cache
+def _egress_for_health() -> ConfigOverride[EgressPaths]:
+    """The egress paths as the health function reads them: the same verification, no Security Alert
+    (the functions calling Bedrock raise it for a refused value; this one may not publish)."""
+    from xpi.adapters.config_store import ConfigOverride, OptionalParameter
+    from xpi.domain.egress import EgressPaths
+
+    settings = get_settings()
+    parameter = OptionalParameter(settings.egress_paths_parameter_name, settings.config_max_age_s)
+    return ConfigOverride(parameter, EgressPaths, EgressPaths, kind="egress", signing=_signing_secret())
+
+
+def egress_paths_to_probe() -> EgressPaths:
+    return _egress_for_health().get()
 
 
 @cache
@@ -402,7 +450,12 @@ def _signing_secret() -> SigningSecret | None:
     from xpi.adapters.config_store import SigningSecret
 
     settings = get_settings()
-    if not (settings.policy_parameter_name or settings.routing_parameter_name):
+    configured = (
+        settings.policy_parameter_name,
+        settings.routing_parameter_name,
+        settings.egress_paths_parameter_name,
+    )
+    if not any(configured):
         return None
     return SigningSecret(settings.require("config_signing_secret_id"), settings.config_max_age_s)
 
@@ -440,6 +493,24 @@ def _routing() -> ConfigOverride[RoutingConfig]:
         signing=_signing_secret(),
         on_alert=_config_alert,
     )
+
+
+@cache
+def _egress() -> ConfigOverride[EgressPaths]:
+    from xpi.adapters.config_store import ConfigOverride, OptionalParameter
+    from xpi.domain.egress import EgressPaths
+
+    settings = get_settings()
+    parameter = OptionalParameter(settings.egress_paths_parameter_name, settings.config_max_age_s)
+    return ConfigOverride(
+        parameter, EgressPaths, EgressPaths, kind="egress", signing=_signing_secret(), on_alert=_config_alert
+    )
+
+
+def egress_paths() -> EgressPaths:
+    """The egress paths to commercial Bedrock: the SSM parameter when it exists (signed, when signing is
+    configured), else none (every call to the route's endpoint)."""
+    return _egress().get()
 
 
 def routing_config() -> RoutingConfig:

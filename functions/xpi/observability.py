@@ -3,7 +3,7 @@
 import logging
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 # Service name and namespace come from POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE
 # (set in the template's Globals), so nothing here is environment-specific.
@@ -21,3 +21,10 @@ def count_security_alert() -> None:
     """One SecurityAlerts (namespace XPI) per Security Alert published, whatever raised it: the metric
     the security-alerts alarm watches (template.yaml, SecurityAlertsAlarm)."""
     metrics.add_metric(name="SecurityAlerts", unit=MetricUnit.Count, value=1)
+
+
+def path_metric(name: str, unit: MetricUnit, value: float, path: str) -> None:
+    """One metric with the egress path as its dimension (xpi.domain.egress), in its own EMF line so the
+    request's shared metrics keep their dimensions."""
+    with single_metric(name=name, unit=unit, value=value, namespace=metrics.namespace) as metric:
+        metric.add_dimension(name="EgressPath", value=path)

@@ -78,6 +78,9 @@ class Settings(BaseModel):
     policy_parameter_name: str = Field("", alias="POLICY_PARAMETER_NAME")
     routing_parameter_name: str = Field("", alias="ROUTING_PARAMETER_NAME")
     config_max_age_s: Annotated[int, Field(ge=0, le=3600)] = Field(60, alias="CONFIG_MAX_AGE_S")
+    # Optional SSM parameter of the egress paths to commercial Bedrock (xpi.domain.egress), signed like
+    # the routing; absent: every call goes to the route's endpoint. Read by the functions calling Bedrock.
+    egress_paths_parameter_name: str = Field("", alias="EGRESS_PATHS_PARAMETER_NAME")
     # The stack secret the admin path signs policy and routing versions with (and the loaders verify
     # with); required whenever a parameter name above is set: stored values are never applied unsigned.
     config_signing_secret_id: str = Field("", alias="CONFIG_SIGNING_SECRET_ID")

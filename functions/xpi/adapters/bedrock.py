@@ -31,6 +31,7 @@ from xpi.domain.errors import (
     BedrockRejected,
     BedrockThrottled,
     BedrockUnavailable,
+    BedrockUnreachable,
     CredentialsRejected,
     bedrock_code,
 )
@@ -93,6 +94,7 @@ class BotoBedrockGateway:
         *,
         short_term_api_keys: bool = False,
         idle_timeout_s: float = STREAM_IDLE_TIMEOUT_S,
+        https_proxy: str | None = None,
     ) -> None:
         self._credentials = credentials
         self._timeout_s = timeout_s
@@ -107,6 +109,8 @@ class BotoBedrockGateway:
             # Below the function's timeout (BEDROCK_TIMEOUT_S), so the function itself reports a lost
             # answer (BedrockAnswerLost) rather than being killed mid-call.
             read_timeout=timeout_s,
+            # An egress path's proxy (xpi.domain.egress): the call tunnels through it (CONNECT).
+            proxies={"https": https_proxy, "http": https_proxy} if https_proxy else None,
         )
         # A streamed answer (Converse): the gap allowed between two chunks; the whole call still ends
         # within timeout_s (_paced_by_deadline).
@@ -231,7 +235,7 @@ class BotoBedrockGateway:
         except ConnectionError as exc:
             # Connecting failed (a connect timeout, an unreachable endpoint): the request was never sent,
             # so the workflow's retry cannot be a second paid call.
-            raise BedrockUnavailable(f"{type(exc).__name__} reaching commercial Bedrock") from None
+            raise BedrockUnreachable(f"{type(exc).__name__} reaching commercial Bedrock") from None
         except (ReadTimeoutError, ConnectionClosedError) as exc:
             # The request was sent and its answer lost: Bedrock may have answered (and billed) it. Not
             # retried, and counted in lineage (bedrock_calls_unanswered).

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from xpi.domain.access import Charge
 from xpi.domain.circuit import BreakerSettings, CircuitState
+from xpi.domain.egress import PathState
 from xpi.domain.pacing import BucketState
 from xpi.models.answer import CachedAnswer, StoredAnswer
 from xpi.models.bedrock import ModelAnswer
@@ -440,3 +441,19 @@ class AdminActivity(Protocol):
     def actions(self, since: datetime, until: datetime) -> "list[AdminAction]":
         """The admin routes' calls in [since, until), allowed and refused (the API's access log)."""
         ...
+
+
+class PathStates(Protocol):
+    """Each egress path's circuit breaker and last health check (xpi.domain.egress), shared by every
+    function: one item per path."""
+
+    def read(self, names: Sequence[str]) -> dict[str, PathState]: ...
+
+    def record_failure(self, name: str, *, threshold: int, open_for_s: float, now: float) -> None:
+        """One failure before sending; opens the breaker (conditionally: once) at `threshold`."""
+
+    def record_success(self, name: str) -> None:
+        """Close the breaker (a conditional write: nothing when it holds no failure)."""
+
+    def record_health(self, name: str, *, healthy: bool, latency_ms: int | None, now: float) -> None:
+        """A health check's verdict; a healthy one also closes the breaker (fail back)."""

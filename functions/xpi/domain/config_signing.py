@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 ENVELOPE_FORMAT: Final = "xpi-signed-config/1"
-ConfigKind = Literal["policy", "routing"]
+ConfigKind = Literal["policy", "routing", "egress"]
 # ok: signed with the stack secret; unsigned: not an envelope (a value put by hand); tampered: an
 # envelope whose document, hash, fields or kind do not match its MAC.
 Verdict = Literal["ok", "unsigned", "tampered"]

@@ -276,6 +276,12 @@ class BedrockUnavailable(XpiError):
     code = "BedrockUnavailable"
 
 
+class BedrockUnreachable(BedrockUnavailable):
+    """Connecting to commercial Bedrock failed (refused, a connect timeout, the TLS handshake): nothing
+    was sent, so another network path (or the workflow's retry) cannot be a second paid call. Reported
+    as BedrockUnavailable."""
+
+
 class BedrockAnswerLost(BedrockUnavailable):
     """The request reached Bedrock but its answer did not come back (a read timeout, a connection
     closed mid-answer): Bedrock may have answered and billed it. Never retried (a retry would be a

@@ -105,6 +105,7 @@ def result_detail(state: WorkflowState, completed_at: datetime) -> ResultDetail:
             requested=request.model,
             resolved=_answered(state)[0],
             region=_answered(state)[1] if _answered(state)[2] != "govcloud" else None,
+            egress_path=response.egress_path if response else None,
         ),
         classification=EventClassification(
             decision=state.classification.decision, categories=state.classification.categories
@@ -229,6 +230,7 @@ def lineage_item(state: WorkflowState, detail: ResultDetail) -> LineageItem:
         credential_version=response.credential_version if response else None,
         credential_type=response.credential_type if response else None,
         credential_age_s=response.credential_age_s if response else None,
+        egress_path=response.egress_path if response else None,
         usage=LineageUsage(
             input_tokens=response.usage.input_tokens,
             output_tokens=response.usage.output_tokens,

@@ -18,3 +18,5 @@ class ModelAnswer(BaseModel):
     # iam-access-key, bedrock-api-key, short-term-api-key or roles-anywhere; the key's age when known
     credential_type: str | None = None
     credential_age_s: int | None = None
+    # The network path the call took (xpi.domain.egress), when egress paths are configured
+    egress_path: str | None = None

@@ -33,6 +33,8 @@ class EventModel(_Detail):
     requested: str
     resolved: str | None = None
     region: str | None = None
+    # The network path the call took to commercial Bedrock (docs/network.md), when paths are configured.
+    egress_path: str | None = None
 
 
 class EventOutput(_Detail):
@@ -96,7 +98,7 @@ class ConfigAlert(_Detail):
     """What a configuration alert is about: a policy or routing change through the admin path, or a
     stored value the loaders refused (never the document itself: its revision and hash)."""
 
-    document: Literal["policy", "routing"]
+    document: Literal["policy", "routing", "egress"]
     change: Literal["changed", "unsigned", "tampered", "missing", "rolled_back"]
     parameter: str
     revision: int | None = None

@@ -101,6 +101,7 @@ class LineageItem(_Item):
     credential_version: str | None = None
     credential_type: str | None = None  # iam-access-key, bedrock-api-key, short-term-api-key, roles-anywhere
     credential_age_s: int | None = None  # the access key's age at the call (set by its rotation)
+    egress_path: str | None = None  # internet, vpn or direct-connect, when egress paths are configured
     usage: LineageUsage | None = None
     estimated_cost_usd: str | None = None
     latency_ms: int | None = None

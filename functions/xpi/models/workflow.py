@@ -253,6 +253,9 @@ class ModelResponse(_State):
     # Set when the answer came from another hop than the route's first (a fallback), and each hop tried.
     answered_by: RouteHop | None = None
     hops: list[HopRecord] | None = None
+    egress_path: str | None = Field(
+        None, description="the network path the call took, when paths are configured"
+    )
 
 
 class StepError(_State):

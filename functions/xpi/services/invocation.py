@@ -164,6 +164,7 @@ def invoke_model(
         # what lineage records of a route with a strategy or fallbacks: the hop that answered, each tried
         answered_by=answered.hop if len(answered.hops) > 1 else None,
         hops=answered.hops if state.route.fallbacks or state.route.strategy else None,
+        egress_path=answer.egress_path,
     )
     if lookup is None:
         return response

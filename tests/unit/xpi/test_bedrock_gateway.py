@@ -29,6 +29,7 @@ from xpi.domain.errors import (
     BedrockRejected,
     BedrockThrottled,
     BedrockUnavailable,
+    BedrockUnreachable,
     CredentialsRejected,
     CredentialsUnavailable,
 )
@@ -476,10 +477,13 @@ class TestTransportErrors:
         # GIVEN a call that never connected (nothing was sent: a retry cannot be a second paid call)
         client = self.FailingClient(error)
 
-        # WHEN / THEN it is BedrockUnavailable, which the workflow retries, and not a lost answer
+        # WHEN / THEN it is BedrockUnavailable, which the workflow retries, and not a lost answer: it is
+        # unreachable, the one error another egress path may take over
         with pytest.raises(BedrockUnavailable) as caught:
             self._gateway(monkeypatch, client).answer(ROUTE, converse_request())
         assert not isinstance(caught.value, BedrockAnswerLost)
+        assert isinstance(caught.value, BedrockUnreachable)
+        assert caught.value.code == "BedrockUnavailable"
 
     def test_the_connect_timeout_is_short_and_the_read_timeout_the_configured_one(self) -> None:
         gateway = BotoBedrockGateway(FakeCredentials(), timeout_s=120)

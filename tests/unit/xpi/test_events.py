@@ -39,6 +39,7 @@ FOLDER_OF_HANDLER = {
     "batch_record_failure": "batch/record-failure",
     "batch_reconcile": "batch/reconcile",
     "reap": "reap",
+    "check_paths": "check-paths",
     "seal": "seal",
     "rotate_credentials": "rotate",
     "compliance_check": "compliance-check",
@@ -85,6 +86,7 @@ def test_the_template_is_read() -> None:
         "SyncInvokeFunction": "api_invoke",
         "AdminFunction": "admin",
         "ReaperFunction": "reap",
+        "PathHealthFunction": "check_paths",
         "LineageSealFunction": "seal",
         "ComplianceCheckFunction": "compliance_check",
         "ComplianceReportFunction": "compliance_report",
@@ -136,6 +138,7 @@ def test_every_event_is_valid_for_its_function(path: Path) -> None:
         RejectedInput.model_validate(event)
     elif folder in (
         "reap",
+        "check-paths",
         "seal",
         "compliance-check",
     ):  # the schedule's event: the function reads none of it
