@@ -716,3 +716,43 @@ def test_an_ended_execution_keeps_its_history_not_the_interpreters_environment()
             assert not hasattr(kept, "stack") and not hasattr(kept, "_frames") and not hasattr(kept, "states")
     finally:
         restore()
+
+
+def test_a_refused_lambda_invoke_is_reported_as_step_functions_names_it() -> None:
+    # GIVEN a Lambda task whose invoke the Lambda service refuses (no such function: a 404 answer) and a
+    # Catch naming the error as Step Functions reports it
+    definition = {
+        "StartAt": "Call",
+        "States": {
+            "Call": {
+                "Type": "Task",
+                "Resource": f"arn:aws-us-gov:lambda:{REGION}:{ACCOUNT}:function:absent",
+                "Catch": [
+                    {
+                        "ErrorEquals": ["Lambda.ResourceNotFoundException"],
+                        "ResultPath": "$.error",
+                        "Next": "Caught",
+                    }
+                ],
+                "End": True,
+            },
+            "Caught": {"Type": "Pass", "End": True},
+        },
+    }
+    restore = moto_patches.patch_lambda_service_errors()
+    try:
+        with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+            sfn = boto3.client("stepfunctions", region_name=REGION)
+            role = f"arn:aws-us-gov:iam::{ACCOUNT}:role/sm"
+            machine = sfn.create_state_machine(name="m", definition=json.dumps(definition), roleArn=role)
+
+            # WHEN it runs
+            arn = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], input="{}")["executionArn"]
+            wait_until(lambda: sfn.describe_execution(executionArn=arn)["status"] != "RUNNING", 10, 0.05)
+            described = sfn.describe_execution(executionArn=arn)
+    finally:
+        restore()
+
+    # THEN the error is Lambda.<the service's code>, which the Catch took (moto alone says "Exception")
+    assert described["status"] == "SUCCEEDED", described
+    assert json.loads(described["output"])["error"]["Error"] == "Lambda.ResourceNotFoundException"

@@ -256,6 +256,39 @@ def patch_instance_tracking() -> Restore:
     return restore
 
 
+# ---------------------------------------------------------------------------------------- gap 31
+def patch_lambda_service_errors() -> Restore:
+    """moto's interpreter reports a Lambda task whose invoke the Lambda service refused (an HTTP error:
+    throttled, the function not ready) as the error `Exception`; Step Functions reports it as
+    `Lambda.<the service's error code>` (`Lambda.TooManyRequestsException`, `Lambda.ServiceException`),
+    which is what a workflow's Retry and Catch name."""
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+
+    module: Any = importlib.import_module(
+        "moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda"
+    )
+    task = module.StateTaskLambda
+    original = task._from_error
+
+    def from_error(self: Any, env: Any, ex: Exception) -> Any:
+        failure = original(self, env, ex)
+        if isinstance(ex, ClientError):
+            error = f"Lambda.{ex.response.get('Error', {}).get('Code') or 'ServiceException'}"
+            failure.error_name = CustomErrorName(error)
+            details = failure.event_details or {}
+            if "lambdaFunctionFailedEventDetails" in details:
+                details["lambdaFunctionFailedEventDetails"]["error"] = error
+        return failure
+
+    task._from_error = from_error
+
+    def restore() -> None:
+        task._from_error = original
+
+    return restore
+
+
 # ---------------------------------------------------------------------------------------- gap 30
 def patch_finished_environments() -> Restore:
     """moto's interpreter keeps each execution's whole evaluation environment after the execution ended
