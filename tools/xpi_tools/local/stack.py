@@ -38,6 +38,7 @@ from xpi_tools.local.lambda_runtime import FunctionSpec, InvokeResult, LambdaRun
 from xpi_tools.local.moto_patches import (
     check_moto_version,
     enable_iam_enforcement,
+    patch_deleted_receipts,
     patch_event_paths,
     patch_finished_environments,
     patch_iam_evaluation,
@@ -620,6 +621,7 @@ class LocalStack:
             patch_instance_tracking(),
             patch_finished_environments(),
             patch_lambda_service_errors(),
+            patch_deleted_receipts(),
             patch_iam_evaluation(self._record_iam_decision),
             patch_message_move_task(),
             patch_sender_id(),
