@@ -76,8 +76,10 @@ class QueueTask(_State):
 
     def token(self) -> str:
         """This item of this execution: a retry of its step has it, a duplicate message of the same
-        request in the same batch (another item) does not."""
-        return f"{self.execution}@{self.started_at}#{self.index}"
+        request in the same batch (another item) does not. The execution's name and the item's index come
+        first: the workflow itself recognises its item's claim by that prefix (EndOwnClaim: Step Functions
+        cannot format the start time it would need for the whole token)."""
+        return f"{self.execution}#{self.index}@{self.started_at}"
 
 
 class NotOwned(_State):
