@@ -303,7 +303,7 @@ def patch_deleted_receipts(remembered: int = 1_000) -> Restore:
         original_init(queue, *args, **kwargs)
         queue.deleted_messages = RecentSet(remembered)
 
-    Queue.__init__ = init  # type: ignore[method-assign]
+    Queue.__init__ = init  # type: ignore[method-assign,assignment]
 
     def restore() -> None:
         Queue.__init__ = original_init  # type: ignore[method-assign]
