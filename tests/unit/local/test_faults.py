@@ -266,3 +266,10 @@ def test_the_retained_state_walk_counts_what_instances_hold_without_growing_them
     assert size >= 0.9 * allocated, (size, allocated)
     # AND measuring gave none of them a __dict__ (vars() did: about 64 bytes each, kept)
     assert grown < 100_000, grown
+
+
+def test_the_malloc_arenas_can_be_capped_in_this_process() -> None:
+    # (glibc answers 1 when it took the setting; the stack calls it before any thread starts)
+    from xpi_tools.local.faults import limit_malloc_arenas
+
+    assert limit_malloc_arenas(8) is True

@@ -577,6 +577,22 @@ def rss_by_mapping() -> dict[str, int]:
     return kinds
 
 
+_M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas for this process (as MALLOC_ARENA_MAX would), before its threads start.
+    The stack runs hundreds of short-lived threads (executions waiting for a runtime); glibc gives
+    threads up to eight arenas per core, and the free chunks each keeps between long-lived allocations
+    (moto's state) stay resident: the soak's "allocators' slack", which grew with the requests served.
+    Python's small objects are pymalloc's (under the GIL), so fewer arenas cost no contention that
+    matters. False where glibc's mallopt is not there."""
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, arenas))
+    except (OSError, AttributeError):
+        return False
+
+
 def release_free_heap() -> None:
     """Collect garbage and hand the allocator's free pages back to the kernel (glibc's malloc_trim), so
     the resident set counts what the process holds, not what it once held: the stack's many
