@@ -221,6 +221,50 @@ def run_with_runtime_kills(function: str, after: str, body_contains: str) -> Cal
     return run
 
 
+REFUSED_MARK = "refused-by-lambda"
+
+
+def refused_third(name: str) -> Callable[[int, str], list[Sent]]:
+    """n requests, every third of them marked (in its prompt) for the Lambda service to refuse."""
+
+    def build(n: int, model: str) -> list[Sent]:
+        messages = []
+        for i in range(n):
+            request_id = new_id(name)
+            text = f"Fault suite {name} {i}" + (f" {REFUSED_MARK}" if i % 3 == 0 else "")
+            messages.append(Sent(request_id, request_body(request_id, model, text)))
+        return messages
+
+    return build
+
+
+def run_with_process_refused(harness: Harness, model: str, messages: list[Sent]) -> None:
+    """The Lambda service refuses the queue workflow's process function for every invocation carrying
+    a marked request (429 TooManyRequestsException, as with its reserved concurrency at 0), through every
+    retry: the step never runs for them, so they hold no claim. The workflow answers each itself
+    (RequestNotProcessed, the consumer's prepared answer), once, and calls Bedrock for none of them."""
+    control = ControlClient(harness.stack.state["control"])
+    refused = {m.request_id for m in messages if REFUSED_MARK in m.body}
+    # (each refused request's step is tried up to six times: armed well past that)
+    control.refuse_invoke("ProcessRequestFunction", 10 * len(refused), body_contains=REFUSED_MARK)
+    try:
+        harness.send(messages)
+        harness.settle(messages)
+        fired = control.faults()["refusals"][0]["fired"]
+        print(f"\nProcessRequestFunction invocations refused: {fired}")
+        assert fired >= len(refused)  # every marked request's step was refused, at least once
+        counters = harness.emulator.counters()
+        answered = {
+            m.request_id: [e["detail"]["error"]["code"] for e in harness.results.events_for(m.request_id)]
+            for m in messages
+            if m.request_id in refused
+        }
+        assert answered == {request_id: ["RequestNotProcessed"] for request_id in refused}
+        assert all(counters.tag(request_id).calls == 0 for request_id in refused)
+    finally:
+        control.clear()
+
+
 def run_aws_outage(harness: Harness, model: str, messages: list[Sent]) -> None:
     """The AWS API answers every function (and its SQS poller) 503 for a while, starting once the first
     half of the requests' workflows are running; the second half is sent during it. moto keeps its state
@@ -318,6 +362,14 @@ SCENARIOS = [
         plain("kill-record"),
         "us.amazon.nova-lite-v1:0",
         run_with_runtime_kills("RecordOutcomeFunction", "UpdateItem", "LineageTableName"),
+        9,
+        100,
+    ),
+    Scenario(
+        "process function refused by Lambda for good",
+        refused_third("refused"),
+        "us.amazon.nova-micro-v1:0",
+        run_with_process_refused,
         9,
         100,
     ),

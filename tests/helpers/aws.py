@@ -294,6 +294,7 @@ def create_xpi_resources() -> XpiResources:
         {
             "Partition": "aws-us-gov",
             "ProcessRequestFunctionArn": function_arn.format("ProcessRequestFunction"),
+            "LineageTableName": lineage_table,
             "RecordOutcomeFunctionArn": function_arn.format("RecordOutcomeFunction"),
             "EventBusName": bus_name,
             "EventSource": "xpi.inference",

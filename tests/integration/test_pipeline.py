@@ -446,9 +446,10 @@ def _finalised_under_the_running_workflow(
         item = local_stack.lineage(request_id)
         if item is None or item["status"] != "ACCEPTED":
             return False
-        # the claim's token is the process step's item (execution@start#index); the final write
+        # the claim's token is the process step's item (execution#index@start); the final write
         # carries the execution's (execution@start)
-        token[:] = [str(item["claimed_by"]).rsplit("#", 1)[0]]
+        execution, rest = str(item["claimed_by"]).split("#", 1)
+        token[:] = [f"{execution}@{rest.split('@', 1)[1]}"]
         return True
 
     wait_until(validated_and_claimed, 60, what=f"{request_id} validated and claimed")

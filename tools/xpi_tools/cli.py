@@ -67,9 +67,11 @@ def _wait_for_parent_exit(parent: int, stop: threading.Event) -> None:
 
 
 def local_up(args: argparse.Namespace) -> int:
+    from xpi_tools.local.faults import limit_malloc_arenas
     from xpi_tools.local.stack import LOCAL_PARAMETERS, LocalStack
 
     parent = os.getppid()  # before anything slow: the parent may die while the stack builds or deploys
+    limit_malloc_arenas()  # before the stack's threads: see its docstring (the soak's memory)
     root = project_root()
     if not args.no_build:
         started = time.perf_counter()

@@ -27,6 +27,7 @@ from xpi.models.credentials import (
 )
 from xpi.models.intake import OriginalSender
 from xpi.models.lineage import LineageItem
+from xpi.models.queue import QueuedInput
 from xpi.models.reaping import ExecutionState
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Claim, PayloadRef, Route, WorkflowInput
@@ -144,9 +145,10 @@ class LineageClaims(Protocol):
 class QueueStarter(Protocol):
     """The queue workflow (Express): one execution per SQS batch, its requests the items of a Map."""
 
-    def start(self, batch: Sequence[tuple[str, WorkflowInput]]) -> list[str]:
+    def start(self, batch: Sequence[tuple[str, QueuedInput]]) -> list[str]:
         """Start executions for the batch's (message id, request) pairs, as few as the input limit
-        allows; the message ids whose execution did not start."""
+        allows, each request with its answer should it never be processed; the message ids whose
+        execution did not start."""
         ...
 
 

@@ -11,10 +11,12 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from boto3.dynamodb.types import TypeSerializer
+
 from xpi.adapters import aws
 from xpi.adapters.ports import PayloadStore
 from xpi.models.batch import BatchObject
-from xpi.models.queue import QueuedRequest
+from xpi.models.queue import QueuedInput, QueuedRequest, UnprocessedAnswer, UnprocessedRecord
 from xpi.models.reaping import ExecutionState
 from xpi.models.workflow import ExecutionInput, WorkflowInput
 
@@ -63,7 +65,7 @@ class StepFunctionsQueueStarter:
         self._arn = state_machine_arn
         self._payloads = payloads
 
-    def start(self, batch: Sequence[tuple[str, WorkflowInput]]) -> list[str]:
+    def start(self, batch: Sequence[tuple[str, QueuedInput]]) -> list[str]:
         not_started: list[str] = []
         queued: list[tuple[str, QueuedRequest]] = []
         for key, workflow_input in batch:
@@ -72,37 +74,68 @@ class StepFunctionsQueueStarter:
             except Exception:
                 not_started.append(key)
         for chunk in self._chunks(queued):
-            items = [item.model_dump(mode="json", exclude_none=True) for _, item in chunk]
+            name = f"batch-{uuid.uuid4().hex}"
+            items = [
+                _recorded_by(item.model_dump(mode="json", exclude_none=True), f"{name}#{index}")
+                for index, (_, item) in enumerate(chunk)
+            ]
             try:
                 aws.stepfunctions().start_execution(
                     stateMachineArn=self._arn,
-                    name=f"batch-{uuid.uuid4().hex}",
+                    name=name,
                     input=json.dumps({"requests": items}, ensure_ascii=False, separators=(",", ":")),
                 )
             except Exception:
                 not_started.extend(key for key, _ in chunk)
         return not_started
 
-    def _queued(self, workflow_input: WorkflowInput) -> QueuedRequest:
+    def _queued(self, workflow_input: QueuedInput) -> QueuedRequest:
+        unprocessed = _unprocessed_record(workflow_input.unprocessed)
         body = json.dumps(workflow_input.request, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         if len(body) <= INLINE_REQUEST_MAX_BYTES:
-            return QueuedRequest(request=workflow_input.request, source=workflow_input.source)
+            return QueuedRequest(
+                request=workflow_input.request, source=workflow_input.source, unprocessed=unprocessed
+            )
         request_id = str(workflow_input.request.get("request_id", "request"))
         payload = self._payloads.put(f"{request_id}/{uuid.uuid4().hex}.json", body)
-        return QueuedRequest(payload=payload, source=workflow_input.source)
+        return QueuedRequest(payload=payload, source=workflow_input.source, unprocessed=unprocessed)
 
     @staticmethod
     def _chunks(items: list[tuple[str, QueuedRequest]]) -> list[list[tuple[str, QueuedRequest]]]:
         chunks: list[list[tuple[str, QueuedRequest]]] = [[]]
         size = 0
         for key, item in items:
-            item_size = len(item.model_dump_json(exclude_none=True).encode("utf-8")) + 1
+            item_size = len(item.model_dump_json(exclude_none=True).encode("utf-8")) + 1 + _TOKEN_ROOM_BYTES
             if chunks[-1] and size + item_size > QUEUE_INPUT_MAX_BYTES:
                 chunks.append([])
                 size = 0
             chunks[-1].append((key, item))
             size += item_size
         return [chunk for chunk in chunks if chunk]
+
+
+_SERIALIZER = TypeSerializer()
+# Room kept per item for the `recorded_by` token added once its execution is named.
+_TOKEN_ROOM_BYTES = 96
+
+
+def _unprocessed_record(answer: UnprocessedAnswer) -> UnprocessedRecord:
+    """The answer as the workflow's PutItem and PutEvents take it: DynamoDB attribute values, and the
+    detail as JSON."""
+    plain = answer.item.model_dump(mode="json", exclude_none=True)
+    return UnprocessedRecord(
+        item={name: _SERIALIZER.serialize(value) for name, value in plain.items()},
+        detail=answer.detail.model_dump(mode="json", exclude_none=True),
+    )
+
+
+def _recorded_by(item: dict[str, Any], token: str) -> dict[str, Any]:
+    """The item's unprocessed answer stamped with this item of this execution: the workflow's write is
+    conditional on no item, or on its own (a retried PutItem that had succeeded)."""
+    unprocessed = item.get("unprocessed")
+    if unprocessed is not None:
+        unprocessed["item"]["recorded_by"] = {"S": token}
+    return item
 
 
 class StepFunctionsBatchStarter:

@@ -44,6 +44,7 @@ MESSAGES: dict[str, str] = {
     "BatchStalled": "no line of the batch finished for too long; the batch was given up",
     "InvocationTimeout": "no result within the synchronous wait; the request goes on",
     "RequestAbandoned": "the request's workflow ended without an outcome; send it again",
+    "RequestNotProcessed": "the request's processing step did not run its course; send it again",
     "PolicyInvalid": "the policy does not validate",
     "RouteNotFound": "no such route",
     "MethodNotAllowed": "method not allowed",
@@ -235,6 +236,14 @@ class ValidationUnavailable(XpiError):
     the request was never judged, so it must not be reported as invalid. Sending it again may succeed."""
 
     code = "ValidationUnavailable"
+
+
+class RequestNotProcessed(XpiError):
+    """The queue workflow's process step never ran its course for the request (Lambda refused or
+    throttled the function for good, its runtime never started, or it died on every attempt): the
+    workflow answers it itself, with the answer its consumer prepared when it started the batch."""
+
+    code = "RequestNotProcessed"
 
 
 class ModelNotApproved(XpiError):

@@ -18,10 +18,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from xpi import dependencies
 from xpi.handlers import contain_errors
 from xpi.models.intake import OriginalSender
-from xpi.models.workflow import Source, WorkflowInput
+from xpi.models.queue import QueuedInput
+from xpi.models.workflow import Source
 from xpi.observability import logger, metrics, tracer
 from xpi.services import redrive
-from xpi.services.submission import Submitted, parse_or_reject, start_batch
+from xpi.services.submission import Submitted, parse_or_reject, queued_input, start_batch
 from xpi.settings import get_settings
 
 # What this handler's factories build from, imported at init (its first invocation imports none).
@@ -36,7 +37,7 @@ dependencies.preload(
 processor = BatchProcessor(event_type=EventType.SQS)
 # The accepted requests of the batch being handled, by message id, for the one start at its end; with
 # each message's body and sender, kept for a redrive when its execution does not start.
-_accepted: list[tuple[str, WorkflowInput]] = []
+_accepted: list[tuple[str, QueuedInput]] = []
 _senders: dict[str, tuple[str, OriginalSender]] = {}
 
 
@@ -75,7 +76,12 @@ def record_handler(record: SQSRecord) -> str:
     _accepted.append(
         (
             record.message_id,
-            WorkflowInput(request=request.model_dump(mode="json", exclude_none=True), source=source),
+            queued_input(
+                request,
+                source=source,
+                now=datetime.now(UTC),
+                retention_days=get_settings().lineage_retention_days,
+            ),
         )
     )
     logger.info("request accepted", extra={"request_id": request.request_id})

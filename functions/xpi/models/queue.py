@@ -10,7 +10,39 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from xpi.models.workflow import PayloadRef, Source
+from xpi.models.events import ResultDetail
+from xpi.models.lineage import LineageItem
+from xpi.models.workflow import PayloadRef, Source, WorkflowInput
+
+
+class UnprocessedAnswer(BaseModel):
+    """A request's answer should the queue workflow's process step never run its course for it (Lambda
+    refusing or throttling the function for good, a runtime that never starts): its failure lineage
+    item (`RequestNotProcessed`) and its `Inference Failed` event. The consumer prepares it when it starts
+    the batch, so the workflow writes and publishes it with no function of its own (the Map item's
+    Catch, statemachines/workflows.yaml), on condition that the request holds no claim."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item: LineageItem
+    detail: ResultDetail
+
+
+class QueuedInput(WorkflowInput):
+    """A queue request to start: the request, its sender, and its answer if it is never processed."""
+
+    unprocessed: UnprocessedAnswer
+
+
+class UnprocessedRecord(BaseModel):
+    """The queue workflow's form of an `UnprocessedAnswer`: the lineage item as DynamoDB attribute
+    values (the workflow's PutItem takes them as they are) with `recorded_by` naming this item of this
+    execution, so a retried PutItem that finds its own write goes on to publish, and the event's detail."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item: dict[str, Any]
+    detail: dict[str, Any]
 
 
 class _State(BaseModel):
@@ -23,6 +55,8 @@ class QueuedRequest(_State):
     request: dict[str, Any] | None = None
     payload: PayloadRef | None = None
     source: Source
+    # Written and published by the workflow itself if the process step never runs its course.
+    unprocessed: UnprocessedRecord | None = None
 
     @model_validator(mode="after")
     def _one_body(self) -> Self:
@@ -42,8 +76,10 @@ class QueueTask(_State):
 
     def token(self) -> str:
         """This item of this execution: a retry of its step has it, a duplicate message of the same
-        request in the same batch (another item) does not."""
-        return f"{self.execution}@{self.started_at}#{self.index}"
+        request in the same batch (another item) does not. The execution's name and the item's index come
+        first: the workflow itself recognises its item's claim by that prefix (EndOwnClaim: Step Functions
+        cannot format the start time it would need for the whole token)."""
+        return f"{self.execution}#{self.index}@{self.started_at}"
 
 
 class NotOwned(_State):

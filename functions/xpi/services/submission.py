@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from xpi.adapters.ports import EventPublisher, LineageStore, QueueStarter, WorkflowStarter
-from xpi.domain.errors import RequestInvalid, XpiError
+from xpi.domain.errors import RequestInvalid, RequestNotProcessed, XpiError
 from xpi.domain.intake import parse_json_object, parse_request, rejected_request_id
 from xpi.domain.outcome import MAX_ERROR_MESSAGE
 from xpi.models.events import (
@@ -23,6 +23,7 @@ from xpi.models.events import (
     ResultDetail,
 )
 from xpi.models.lineage import LineageError, LineageItem
+from xpi.models.queue import QueuedInput, UnprocessedAnswer
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Source, WorkflowInput
 
@@ -102,21 +103,19 @@ def parse_or_reject(
         raise
 
 
-def reject(
-    request_id: str | None,
+def failure_answer(
+    request_id: str,
     *,
     raw: dict[str, Any],
     source: Source,
     error: XpiError,
-    lineage: LineageStore,
-    events: EventPublisher,
     now: datetime,
     retention_days: int,
-) -> bool:
-    """Answer a request that was not accepted (invalid, or not validated) once; False when it has no
-    usable id or was answered before."""
-    if request_id is None:
-        return False
+    completed: bool = True,
+) -> tuple[LineageItem, ResultDetail]:
+    """The failure lineage item and `Inference Failed` detail of a request that was never claimed, from
+    its body as received (`raw`) and its sender. `completed=False`: an answer prepared ahead of its use,
+    which therefore carries no completion time."""
     model = raw.get("model")
     reply = raw.get("reply")
     reply_fields = reply.items() if isinstance(reply, dict) else []
@@ -134,7 +133,7 @@ def reject(
             problems=[EventProblem(location=p.location, type=p.type) for p in error.problems] or None,
         ),
         reply={str(k): v for k, v in list(reply_fields)[:10] if isinstance(v, str)},
-        timings={"received_at": source.received_at, "completed_at": now},
+        timings={"received_at": source.received_at, **({"completed_at": now} if completed else {})},
         lineage_key=request_id,
     )
     failure = LineageItem(
@@ -148,7 +147,46 @@ def reject(
         source_reference=source.reference,
         model_requested=detail.model.requested,
         error=LineageError(code=error.code, message=error.message[:MAX_ERROR_MESSAGE]),
-        completed_at=now.isoformat(timespec="milliseconds"),
+        completed_at=now.isoformat(timespec="milliseconds") if completed else None,
+    )
+    return failure, detail
+
+
+def queued_input(
+    request: InferenceRequest, *, source: Source, now: datetime, retention_days: int
+) -> QueuedInput:
+    """An accepted queue request as its batch's execution takes it, with the answer the workflow gives it
+    itself should its process step never run (`RequestNotProcessed`, statemachines/workflows.yaml)."""
+    raw = request.model_dump(mode="json", exclude_none=True)
+    item, detail = failure_answer(
+        request.request_id,
+        raw=raw,
+        source=source,
+        error=RequestNotProcessed(),
+        now=now,
+        retention_days=retention_days,
+        completed=False,
+    )
+    return QueuedInput(request=raw, source=source, unprocessed=UnprocessedAnswer(item=item, detail=detail))
+
+
+def reject(
+    request_id: str | None,
+    *,
+    raw: dict[str, Any],
+    source: Source,
+    error: XpiError,
+    lineage: LineageStore,
+    events: EventPublisher,
+    now: datetime,
+    retention_days: int,
+) -> bool:
+    """Answer a request that was not accepted (invalid, or not validated) once; False when it has no
+    usable id or was answered before."""
+    if request_id is None:
+        return False
+    failure, detail = failure_answer(
+        request_id, raw=raw, source=source, error=error, now=now, retention_days=retention_days
     )
     answered = lineage.finalize(failure, only_if_new=True)
     if answered:
@@ -156,7 +194,7 @@ def reject(
     return answered
 
 
-def start_batch(accepted: list[tuple[str, WorkflowInput]], starter: QueueStarter) -> list[str]:
+def start_batch(accepted: list[tuple[str, QueuedInput]], starter: QueueStarter) -> list[str]:
     """Start the queue workflow for a batch's accepted requests (message id, request); the message ids
     whose execution did not start (they return to the queue). Nothing to start: nothing started."""
     if not accepted:

@@ -11,6 +11,8 @@ from xpi_tools.local.faults import ControlClient, LocalControl, LocalFaults, _de
 
 FUNCTION_KEY, OPERATOR_KEY = "ASIAFUNCTIONKEY", "AKIAOPERATOR"
 SCOPE = "us-gov-west-1/dynamodb/aws4_request"
+LAMBDA_SCOPE = "us-gov-west-1/lambda/aws4_request"
+FUNCTION_ARN = "arn:aws-us-gov:lambda:us-gov-west-1:123456789012:function:"
 
 
 class Moto:
@@ -136,6 +138,45 @@ def test_an_unknown_function_or_count_is_refused(faults: tuple[LocalFaults, list
         hooks.arm_kill("xpi-record", 0)
 
 
+def invocation(function: str, payload: bytes) -> dict[str, Any]:
+    """Step Functions' (or anyone's) Invoke of `function` (its ARN, as the interpreter names it)."""
+    return {
+        "HTTP_AUTHORIZATION": f"AWS4-HMAC-SHA256 Credential={OPERATOR_KEY}/20260101/{LAMBDA_SCOPE}",
+        "PATH_INFO": f"/2015-03-31/functions/{FUNCTION_ARN}{function}/invocations",
+        "CONTENT_LENGTH": str(len(payload)),
+        "wsgi.input": io.BytesIO(payload),
+        "REQUEST_METHOD": "POST",
+    }
+
+
+def test_a_refusal_answers_the_matching_invocations_as_a_throttled_function(
+    faults: tuple[LocalFaults, list[Any]],
+) -> None:
+    # GIVEN the record function refused twice, for payloads naming one request
+    hooks, _ = faults
+    moto = Moto()
+    front = hooks.wrap(moto)
+    hooks.arm_refusal("RecordOutcomeFunction", 2, body_contains="req-refused")
+
+    # WHEN it is invoked for another request, then three times for that one, and another function once
+    other = call(front, invocation("xpi-record", b'{"request_id": "req-other"}'))
+    refused = [call(front, invocation("xpi-record", b'{"request_id": "req-refused"}')) for _ in range(3)]
+    elsewhere = call(front, invocation("xpi-process", b'{"request_id": "req-refused"}'))
+
+    # THEN the first two matching invocations get Lambda's 429, and never reach moto (no runtime runs)
+    assert other[0] == "200 OK" and elsewhere[0] == "200 OK"
+    assert [status for status, _ in refused] == ["429 Too Many Requests", "429 Too Many Requests", "200 OK"]
+    assert json.loads(refused[0][1])["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
+    assert moto.carried_out == [
+        b'{"request_id": "req-other"}',
+        b'{"request_id": "req-refused"}',
+        b'{"request_id": "req-refused"}',
+    ]
+    assert hooks.describe()["refusals"][0]["fired"] == 2
+    with pytest.raises(ValueError, match="no function"):
+        hooks.arm_refusal("NoSuchFunction", 1)
+
+
 def test_the_control_endpoint_arms_reports_and_clears(faults: tuple[LocalFaults, list[Any]]) -> None:
     hooks, _ = faults
     control = LocalControl(hooks)
@@ -143,10 +184,17 @@ def test_the_control_endpoint_arms_reports_and_clears(faults: tuple[LocalFaults,
     try:
         client.kill_runtime("RecordOutcomeFunction", 2, after="return")
         client.aws_outage(5)
+        client.refuse_invoke("RecordOutcomeFunction", 3, body_contains="req-1")
         armed = client.faults()
         assert armed["kills"][0]["function"] == "xpi-record"
+        assert armed["refusals"][0] == {
+            "function": "xpi-record",
+            "remaining": 3,
+            "body_contains": "req-1",
+            "fired": 0,
+        }
         assert armed["outage_left_s"] > 0
-        assert client.clear() == {"kills": [], "outage_left_s": 0.0, "outage_answered": {}}
+        assert client.clear() == {"kills": [], "refusals": [], "outage_left_s": 0.0, "outage_answered": {}}
         assert client.memory()["rss_bytes"] > 0
     finally:
         control.stop()
@@ -218,3 +266,10 @@ def test_the_retained_state_walk_counts_what_instances_hold_without_growing_them
     assert size >= 0.9 * allocated, (size, allocated)
     # AND measuring gave none of them a __dict__ (vars() did: about 64 bytes each, kept)
     assert grown < 100_000, grown
+
+
+def test_the_malloc_arenas_can_be_capped_in_this_process() -> None:
+    # (glibc answers 1 when it took the setting; the stack calls it before any thread starts)
+    from xpi_tools.local.faults import limit_malloc_arenas
+
+    assert limit_malloc_arenas(8) is True

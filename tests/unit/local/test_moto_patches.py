@@ -775,3 +775,106 @@ def test_moto_lists_its_services_and_each_classs_methods_once(monkeypatch: pytes
 
     assert responses.method_names_from_class is utils.method_names_from_class
     assert "dynamodb" in list(backends.list_of_moto_modules())
+
+
+def test_an_ended_express_execution_keeps_its_description_and_no_history() -> None:
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    definition = {"StartAt": "Shape", "States": {"Shape": {"Type": "Pass", "End": True}}}
+    restore = moto_patches.patch_finished_environments()
+    try:
+        with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+            sfn = boto3.client("stepfunctions", region_name=REGION)
+            role = f"arn:aws-us-gov:iam::{ACCOUNT}:role/sm"
+            machine = sfn.create_state_machine(
+                name="m", definition=json.dumps(definition), roleArn=role, type="EXPRESS"
+            )
+            # GIVEN an Express execution that ran to its end
+            arn = sfn.start_execution(
+                stateMachineArn=machine["stateMachineArn"], input=json.dumps({"question": "q" * 5000})
+            )["executionArn"]
+            wait_until(lambda: sfn.describe_execution(executionArn=arn)["status"] != "RUNNING", 10, 0.05)
+
+            # WHEN what moto keeps of it is read
+            described = sfn.describe_execution(executionArn=arn)
+            [execution] = [
+                execution
+                for backend in stepfunctions_parser_backends[ACCOUNT].values()
+                for machine_object in backend.state_machines
+                for execution in machine_object.executions
+            ]
+
+            # THEN its description (status, input, start and stop) stays, and no history (AWS keeps none)
+            assert described["status"] == "SUCCEEDED" and "stopDate" in described
+            assert json.loads(described["input"]) == {"question": "q" * 5000}
+            assert execution.exec_worker.env.event_manager.get_event_history() == []
+    finally:
+        restore()
+
+
+def test_a_refused_lambda_invoke_is_reported_as_step_functions_names_it() -> None:
+    # GIVEN a Lambda task whose invoke the Lambda service refuses (no such function: a 404 answer) and a
+    # Catch naming the error as Step Functions reports it
+    definition = {
+        "StartAt": "Call",
+        "States": {
+            "Call": {
+                "Type": "Task",
+                "Resource": f"arn:aws-us-gov:lambda:{REGION}:{ACCOUNT}:function:absent",
+                "Catch": [
+                    {
+                        "ErrorEquals": ["Lambda.ResourceNotFoundException"],
+                        "ResultPath": "$.error",
+                        "Next": "Caught",
+                    }
+                ],
+                "End": True,
+            },
+            "Caught": {"Type": "Pass", "End": True},
+        },
+    }
+    restore = moto_patches.patch_lambda_service_errors()
+    try:
+        with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+            sfn = boto3.client("stepfunctions", region_name=REGION)
+            role = f"arn:aws-us-gov:iam::{ACCOUNT}:role/sm"
+            machine = sfn.create_state_machine(name="m", definition=json.dumps(definition), roleArn=role)
+
+            # WHEN it runs
+            arn = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], input="{}")["executionArn"]
+            wait_until(lambda: sfn.describe_execution(executionArn=arn)["status"] != "RUNNING", 10, 0.05)
+            described = sfn.describe_execution(executionArn=arn)
+    finally:
+        restore()
+
+    # THEN the error is Lambda.<the service's code>, which the Catch took (moto alone says "Exception")
+    assert described["status"] == "SUCCEEDED", described
+    assert json.loads(described["output"])["error"]["Error"] == "Lambda.ResourceNotFoundException"
+
+
+def test_a_queue_remembers_only_its_recent_deleted_receipt_handles() -> None:
+    restore = moto_patches.patch_deleted_receipts(remembered=3)
+    try:
+        with mock_aws():
+            sqs = boto3.client("sqs", region_name=REGION)
+            queue_url = sqs.create_queue(QueueName="q")["QueueUrl"]
+            # GIVEN five messages received and deleted
+            handles = []
+            for n in range(5):
+                sqs.send_message(QueueUrl=queue_url, MessageBody=str(n))
+                [message] = sqs.receive_message(QueueUrl=queue_url)["Messages"]
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+                handles.append(message["ReceiptHandle"])
+
+            # WHEN the last one is deleted again, and the first
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=handles[-1])
+            with pytest.raises(ClientError, match="ReceiptHandleIsInvalid"):
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=handles[0])
+
+            # THEN a recent handle's delete succeeds again; the oldest is forgotten (moto kept all five)
+            from moto.sqs.models import sqs_backends
+
+            [queue] = sqs_backends[ACCOUNT][REGION].queues.values()
+            assert len(queue.deleted_messages) == 3
+    finally:
+        restore()

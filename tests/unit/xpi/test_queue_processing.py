@@ -97,7 +97,7 @@ def test_a_request_is_claimed_once_answered_and_nothing_of_it_is_stored() -> Non
     # the claim is the lineage item, carrying this item's token; the final write is the record step's
     item = world.lineage.items[state.request.request_id]
     assert item.status == ACCEPTED
-    assert item.claimed_by == "batch-1@2026-03-01T11:59:59.000Z#0"
+    assert item.claimed_by == "batch-1#0@2026-03-01T11:59:59.000Z"
     # the body travelled inline: no payload object
     assert world.payloads.objects == {}
     # and the record step makes it final as the execution's own (exactly one emit)

@@ -8,6 +8,10 @@ Two faults the emulator cannot make, because they are not Bedrock's:
   the runtime. The invoke then fails as on Lambda: `FunctionError: Unhandled` with
   `{"errorType": "Runtime.ExitError", "errorMessage": "... Runtime exited with error: signal: killed"}`,
   which Step Functions reports as the error `Runtime.ExitError`.
+- **a function refused by the Lambda service**: every invocation of a function whose payload contains
+  a given text is answered as Lambda answers a throttled function (HTTP 429
+  `TooManyRequestsException`, as with its reserved concurrency at 0), before any runtime runs it;
+  Step Functions reports `Lambda.TooManyRequestsException` (gap 33). Armed for N such invocations.
 - **the AWS API gone for a while**: for N seconds every request signed by a function's execution role
   (what the functions and their SQS pollers send) is answered HTTP 503 `ServiceUnavailable`, as an
   AWS endpoint in trouble answers. moto keeps its state meanwhile: a restart that wiped it would be
@@ -18,6 +22,8 @@ Control endpoint (loopback HTTP, JSON):
     POST   /faults/kill-runtime  {"function": "<logical id or name>", "count": N,
                                   "after": "return" | "<API operation, e.g. UpdateItem>",
                                   "body_contains": "<text the request body must contain>"}
+    POST   /faults/refuse-invoke {"function": "<logical id or name>", "count": N,
+                                  "body_contains": "<text the invocation's payload must contain>"}
     POST   /faults/aws-outage    {"seconds": S}
     GET    /faults               what is armed, and how often each fault fired
     DELETE /faults               clears every fault
@@ -51,7 +57,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-__all__ = ["ControlClient", "LocalControl", "LocalFaults", "RuntimeKill", "retained_state"]
+__all__ = ["ControlClient", "InvokeRefusal", "LocalControl", "LocalFaults", "RuntimeKill", "retained_state"]
 
 _LOG = logging.getLogger(__name__)
 _CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/")
@@ -69,6 +75,19 @@ class RuntimeKill:
     fired: int = 0
 
 
+@dataclass
+class InvokeRefusal:
+    """Refuse the next `remaining` invocations of `function` whose payload contains `body_contains`."""
+
+    function: str  # the deployed function name
+    remaining: int
+    body_contains: str = ""
+    fired: int = 0
+
+
+_INVOCATIONS = re.compile(r"^/2015-03-31/functions/(?P<function>[^/]+)/invocations$")
+
+
 class LocalFaults:
     """The armed faults; consulted by the runtime pool (after each answer) and by moto's front (per
     request). Both checks cost a lock-free attribute read while nothing is armed."""
@@ -78,6 +97,7 @@ class LocalFaults:
         self._function_names: dict[str, str] = {}  # logical id -> function name
         self._lock = threading.Lock()
         self._kills: list[RuntimeKill] = []
+        self._refusals: list[InvokeRefusal] = []
         self._outage_until = 0.0
         self.outage_answered: dict[str, int] = {}  # function name -> requests answered 503
         self._kill_caller: Callable[[str, int], bool] = lambda _function, _port: False
@@ -109,6 +129,17 @@ class LocalFaults:
             self._kills.append(kill)
         return kill
 
+    def arm_refusal(self, function: str, count: int, body_contains: str = "") -> InvokeRefusal:
+        name = self._function_names.get(function, function)
+        if name not in self._function_names.values():
+            raise ValueError(f"no function {function!r} in this stack")
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        refusal = InvokeRefusal(name, count, body_contains)
+        with self._lock:
+            self._refusals.append(refusal)
+        return refusal
+
     def start_outage(self, seconds: float) -> None:
         if not 0 < seconds <= 600:
             raise ValueError("an outage lasts between 0 and 600 seconds")
@@ -118,12 +149,14 @@ class LocalFaults:
     def clear(self) -> None:
         with self._lock:
             self._kills = []
+            self._refusals = []
             self._outage_until = 0.0
 
     def describe(self) -> dict[str, Any]:
         with self._lock:
             return {
                 "kills": [asdict(kill) for kill in self._kills],
+                "refusals": [asdict(refusal) for refusal in self._refusals],
                 "outage_left_s": max(self._outage_until - time.monotonic(), 0.0),
                 "outage_answered": dict(self.outage_answered),
             }
@@ -172,7 +205,32 @@ class LocalFaults:
                 return app(environ, start_response)
             return self._kill_after_call(app, environ, start_response, kill)
 
-        return front
+        def refusing(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            # (an invocation comes from whoever invokes: Step Functions' role, not the function's)
+            if self._refusals and self._refused(environ):
+                return _too_many_requests(start_response)
+            return front(environ, start_response)
+
+        return refusing
+
+    def _refused(self, environ: dict[str, Any]) -> bool:
+        """Whether this request is an invocation an armed refusal takes (counted once)."""
+        invocation = _INVOCATIONS.match(environ.get("PATH_INFO", ""))
+        if invocation is None or environ.get("REQUEST_METHOD") != "POST":
+            return False
+        # FunctionName may be a name, an ARN or a partial ARN: its last part after "function:" is the name
+        named = invocation.group("function").split(":function:")[-1].split(":")[0]
+        armed = [r for r in self._refusals if r.function == named and r.remaining > 0]
+        if not armed:
+            return False
+        body = _read_body(environ)
+        with self._lock:
+            for refusal in armed:
+                if refusal.body_contains.encode() in body and refusal.remaining > 0:
+                    refusal.remaining -= 1
+                    refusal.fired += 1
+                    return True
+        return False
 
     def _kill_after_call(
         self, app: WsgiApp, environ: dict[str, Any], start_response: Callable[..., Any], kill: RuntimeKill
@@ -222,6 +280,27 @@ def _operation(environ: dict[str, Any], body: bytes) -> str:
     if "Action" in fields:
         return str(fields["Action"][0])
     return str(environ.get("REQUEST_METHOD", ""))
+
+
+def _too_many_requests(start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """What the Lambda service answers an invoke of a function it throttles (reserved concurrency 0)."""
+    body = json.dumps(
+        {
+            "Type": "User",
+            "message": "Rate Exceeded. (the local stack's refused-invoke fault)",
+            "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded",
+        }
+    ).encode()
+    start_response(
+        "429 Too Many Requests",
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("x-amzn-ErrorType", "TooManyRequestsException"),
+            ("x-amzn-RequestId", str(uuid.uuid4())),
+        ],
+    )
+    return [body]
 
 
 def _service_unavailable(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -498,6 +577,22 @@ def rss_by_mapping() -> dict[str, int]:
     return kinds
 
 
+_M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas for this process (as MALLOC_ARENA_MAX would), before its threads start.
+    The stack runs hundreds of short-lived threads (executions waiting for a runtime); glibc gives
+    threads up to eight arenas per core, and the free chunks each keeps between long-lived allocations
+    (moto's state) stay resident: the soak's "allocators' slack", which grew with the requests served.
+    Python's small objects are pymalloc's (under the GIL), so fewer arenas cost no contention that
+    matters. False where glibc's mallopt is not there."""
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, arenas))
+    except (OSError, AttributeError):
+        return False
+
+
 def release_free_heap() -> None:
     """Collect garbage and hand the allocator's free pages back to the kernel (glibc's malloc_trim), so
     the resident set counts what the process holds, not what it once held: the stack's many
@@ -662,6 +757,13 @@ class LocalControl:
                             str(body.get("body_contains", "")),
                         )
                         self._answer(200, asdict(kill))
+                    elif self.path == "/faults/refuse-invoke":
+                        refusal = faults.arm_refusal(
+                            str(body["function"]),
+                            int(body.get("count", 1)),
+                            str(body.get("body_contains", "")),
+                        )
+                        self._answer(200, asdict(refusal))
                     elif self.path == "/faults/aws-outage":
                         faults.start_outage(float(body["seconds"]))
                         self._answer(200, faults.describe())
@@ -709,6 +811,13 @@ class ControlClient:
             "POST",
             "/faults/kill-runtime",
             {"function": function, "count": count, "after": after, "body_contains": body_contains},
+        )
+
+    def refuse_invoke(self, function: str, count: int, body_contains: str = "") -> Any:
+        return self._call(
+            "POST",
+            "/faults/refuse-invoke",
+            {"function": function, "count": count, "body_contains": body_contains},
         )
 
     def aws_outage(self, seconds: float) -> Any:

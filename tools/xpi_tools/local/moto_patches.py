@@ -25,6 +25,9 @@ test_moto_patches.py` has one test per patch, on moto's own objects.
                                       whole environment
   gap 32  patch_request_dispatch      moto's server lists its own package folder and each response
                                       class's methods once, not on every request
+  gap 33  patch_lambda_service_errors  a Lambda task whose invoke the service refused fails as
+                                      `Lambda.<code>`, as Step Functions reports it
+  gap 34  patch_deleted_receipts      each SQS queue remembers its recent deleted receipt handles only
           patch_usage_metering        DynamoDB capacity, S3's KMS requests and EventBridge chunks, to the
                                       usage log the cost meter reads (bench/bench_cost.py)
 """
@@ -38,7 +41,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import boto3
@@ -292,6 +295,92 @@ def patch_instance_tracking() -> Restore:
     return restore
 
 
+# ---------------------------------------------------------------------------------------- gap 33
+def patch_lambda_service_errors() -> Restore:
+    """moto's interpreter reports a Lambda task whose invoke the Lambda service refused (an HTTP error:
+    throttled, the function not ready) as the error `Exception`; Step Functions reports it as
+    `Lambda.<the service's error code>` (`Lambda.TooManyRequestsException`, `Lambda.ServiceException`),
+    which is what a workflow's Retry and Catch name."""
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+
+    module: Any = importlib.import_module(
+        "moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda"
+    )
+    task = module.StateTaskLambda
+    original = task._from_error
+
+    def from_error(self: Any, env: Any, ex: Exception) -> Any:
+        failure = original(self, env, ex)
+        if isinstance(ex, ClientError):
+            error = f"Lambda.{ex.response.get('Error', {}).get('Code') or 'ServiceException'}"
+            failure.error_name = CustomErrorName(error)
+            details = failure.event_details or {}
+            if "lambdaFunctionFailedEventDetails" in details:
+                details["lambdaFunctionFailedEventDetails"]["error"] = error
+        return failure
+
+    task._from_error = from_error
+
+    def restore() -> None:
+        task._from_error = original
+
+    return restore
+
+
+# ---------------------------------------------------------------------------------------- gap 34
+def patch_deleted_receipts(remembered: int = 1_000) -> Restore:
+    """moto's SQS remembers the receipt handle of every message a queue ever deleted (so that deleting it
+    again succeeds), for ever: about 0.6 KiB per request across the requests and subscriber queues
+    (`make soak`). SQS honours a repeated delete of a recent handle, not of every handle since the queue
+    was made: each queue now remembers the most recent `remembered` of them."""
+    from moto.sqs.models import Queue
+
+    original_init = Queue.__init__
+
+    def init(queue: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(queue, *args, **kwargs)
+        queue.deleted_messages = RecentSet(remembered)
+
+    Queue.__init__ = init  # type: ignore[method-assign,assignment]
+
+    def restore() -> None:
+        Queue.__init__ = original_init  # type: ignore[method-assign]
+
+    return restore
+
+
+class RecentSet:
+    """A set that remembers only its most recent `size` members (the oldest added is forgotten first);
+    what moto's Queue does with its deleted receipt handles (`in`, `update`, `add`)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._members: dict[Any, None] = {}
+
+    def __contains__(self, member: object) -> bool:
+        return member in self._members
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(self._members))
+
+    def add(self, member: Any) -> None:
+        self._members.pop(member, None)
+        self._members[member] = None
+        while len(self._members) > self._size:
+            del self._members[next(iter(self._members))]
+
+    def update(self, members: Iterable[Any]) -> None:
+        for member in members:
+            self.add(member)
+
+    def discard(self, member: Any) -> None:
+        self._members.pop(member, None)
+
+
 # ---------------------------------------------------------------------------------------- gap 30
 def patch_finished_environments() -> Restore:
     """moto's interpreter keeps each execution's whole evaluation environment after the execution ended
@@ -299,7 +388,9 @@ def patch_finished_environments() -> Restore:
     per inference request beside its 130 KiB history, `make soak`), read afterwards only for the
     history, the task-token callbacks, the map runs and the final program state. AWS keeps an ended
     execution's history and description, not its interpreter: once an execution has ended (its status
-    and output reflected), the environment is replaced by what is still read of it."""
+    and output reflected), the environment is replaced by what is still read of it. Of an Express
+    execution, whose history AWS does not keep at all (a queue batch's holds every item's state inputs
+    and outputs), not even the history: its description (status, input, start and stop) stays."""
     module: Any = importlib.import_module("moto.stepfunctions.parser.backend.execution")
     communication = module.BaseExecutionWorkerCommunication
     original = communication.terminated
@@ -310,7 +401,10 @@ def patch_finished_environments() -> Restore:
         env = getattr(worker, "env", None)
         # (TestState's executions read their environment's inspection data afterwards: left alone)
         if type(self).__module__ == module.__name__ and env is not None:
-            worker.env = FinishedEnvironment(env)
+            # An Express execution's history is not kept by AWS at all (gap 28): none is kept here either
+            # (moto records the type on the state machine: an execution's own sm_type says STANDARD)
+            express = getattr(self.execution.state_machine, "type", "") == "EXPRESS"
+            worker.env = FinishedEnvironment(env, keep_history=not express)
 
     communication.terminated = terminated
 
@@ -324,8 +418,13 @@ class FinishedEnvironment:
     """What moto still reads of an ended execution's environment: its history (event manager), its
     callbacks (a late SendTaskSuccess is refused through them), its map runs and its program state."""
 
-    def __init__(self, env: Any) -> None:
-        self.event_manager = env.event_manager
+    def __init__(self, env: Any, keep_history: bool = True) -> None:
+        if keep_history:
+            self.event_manager = env.event_manager
+        else:
+            from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+
+            self.event_manager = EventManager()
         self.callback_pool_manager = env.callback_pool_manager
         self.map_run_record_pool_manager = env.map_run_record_pool_manager
         self._program_state = env.program_state()
