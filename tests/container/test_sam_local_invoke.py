@@ -69,6 +69,8 @@ SAMPLES = {
     "LineageSealFunction": ["seal/scheduled.json"],
     "ComplianceCheckFunction": ["compliance-check/scheduled.json"],
     "ComplianceReportFunction": ["compliance-report/csv.json"],
+    "UsageReportFunction": ["usage/csv.json"],
+    "PathHealthFunction": ["check-paths/scheduled.json"],
 }
 
 
@@ -526,7 +528,8 @@ def test_batch_start_starts_one_batch_workflow_per_object_and_reports_only_the_m
         executionArn=f"{batch_machine.replace(':stateMachine:', ':execution:')}:{batch_id}"
     )
     expected = sample("batch/split/workflow-input.json")
-    expected["batch"].update(batch_id=batch_id, bucket=bucket, key=key)
+    # (its caller: the upload folder's aws:userid, here the test's own folder)
+    expected["batch"].update(batch_id=batch_id, bucket=bucket, key=key, principal="container-tests")
     assert json.loads(described["input"]) == expected
 
 
@@ -915,3 +918,26 @@ def test_the_compliance_report_answers_its_period_as_csv(stack_invoke: StackInvo
     rows = result.payload["body"].splitlines()
     assert any(row.startswith("period,report,from,2026-11-20") for row in rows), rows[:5]
     assert any(row.startswith("item,tamper_check,") for row in rows), rows[:20]
+
+
+def test_the_usage_report_answers_its_period_as_csv(stack_invoke: StackInvoke) -> None:
+    # WHEN the sample GET /v1/usage?group_by=project,model&format=csv reaches the function
+    result = stack_invoke("UsageReportFunction", sample("usage/csv.json"))
+
+    # THEN a CSV with the asked dimensions first, then the figures, and a last row of totals
+    assert not result.is_error, result.payload
+    assert result.payload["statusCode"] == 200, result.payload
+    rows = result.payload["body"].splitlines()
+    assert rows[0].startswith("project,model,requests"), rows[:2]
+    assert rows[-1].startswith("total,"), rows[-2:]
+
+
+def test_the_path_health_check_reads_its_paths_and_reports_none_when_none_are_configured(
+    stack_invoke: StackInvoke,
+) -> None:
+    # WHEN the scheduled probe runs on the local stack, which configures no egress paths
+    result = stack_invoke("PathHealthFunction", sample("check-paths/scheduled.json"))
+
+    # THEN it read the (absent) paths parameter under its own role and probed nothing
+    assert not result.is_error, result.payload
+    assert result.payload == {"paths": []}
