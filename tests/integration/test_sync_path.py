@@ -15,6 +15,7 @@ from xpi_tools.emulator.client import EmulatorControl
 
 from tests.helpers.delivery import without_delivery_fields
 from tests.helpers.stack import LocalStackClient, ResultCollector
+from tests.helpers.waiting import wait_until
 from tests.integration.test_api import ApiClient, assert_matches_document
 
 pytestmark = pytest.mark.integration
@@ -65,13 +66,23 @@ def test_the_sync_path_decides_records_and_emits_as_the_queue_path(
 ) -> None:
     # GIVEN the same request content, once on the requests queue and once through POST /v1/invoke
     body = CASES[case]
-    queued_id = local_stack.send(dict(body))
-    sync_id = f"sync-{case}-{uuid.uuid4().hex[:8]}"
+    pairs: list[tuple[str, str, int, Any, dict[str, Any], dict[str, Any]]] = []
 
-    # WHEN both are answered
-    status, answer = api.call("caller2", "POST", "/v1/invoke", {**body, "request_id": sync_id})
-    queued_event = results.wait_for(queued_id)
-    sync_event = results.wait_for(sync_id)
+    def both_judged_under_one_configuration() -> bool:
+        # Each function caches the policy and routing for CONFIG_MAX_AGE_S (60 s): just after another test
+        # put a new revision, one path may still judge under the older one. Sent again until both agree.
+        queued_id = local_stack.send(dict(body))
+        sync_id = f"sync-{case}-{uuid.uuid4().hex[:8]}"
+        status, answer = api.call("caller2", "POST", "/v1/invoke", {**body, "request_id": sync_id})
+        queued_event, sync_event = results.wait_for(queued_id), results.wait_for(sync_id)
+        pairs.append((queued_id, sync_id, status, answer, queued_event, sync_event))
+        queued, synced = local_stack.lineage(queued_id) or {}, local_stack.lineage(sync_id) or {}
+        revisions = ("policy_revision", "routing_revision")
+        return all(queued.get(name) == synced.get(name) for name in revisions)
+
+    # WHEN both are answered (under the same policy and routing revisions)
+    wait_until(both_judged_under_one_configuration, timeout_s=150, interval_s=1, what="one configuration")
+    queued_id, sync_id, status, answer, queued_event, sync_event = pairs[-1]
 
     # THEN the sync path answered with its result event's detail, in the document's shape
     assert status == 200, answer
