@@ -94,6 +94,20 @@ def stepfunctions() -> "SFNClient":
     return boto3.client("stepfunctions", config=_CONFIG)
 
 
+class LazyTable:
+    """A DynamoDB table adapter's boto3 Table, built on first use and kept for the warm function (building
+    one costs about a ms; never at import, before configuration)."""
+
+    def __init__(self, table_name: str) -> None:
+        self._table_name = table_name
+        self._resource: Any = None
+
+    def _table(self) -> Any:
+        if self._resource is None:
+            self._resource = dynamodb().Table(self._table_name)
+        return self._resource
+
+
 def write_if(conditional_write: Callable[[], Any]) -> bool:
     """Run a conditional DynamoDB write: True when it was made, False when its condition failed."""
     try:

@@ -3,23 +3,13 @@
 every function and invocation sees one breaker."""
 
 from decimal import Decimal
-from typing import Any
 
 from xpi.adapters import aws
 from xpi.adapters.pacing_table import KEY
 from xpi.domain.circuit import BreakerSettings, CircuitState, opens_now
 
 
-class DynamoCircuitTable:
-    def __init__(self, table_name: str) -> None:
-        self._table_name = table_name
-        self._resource: Any = None
-
-    def _table(self) -> Any:
-        if self._resource is None:
-            self._resource = aws.dynamodb().Table(self._table_name)
-        return self._resource
-
+class DynamoCircuitTable(aws.LazyTable):
     def read(self, key: str) -> CircuitState | None:
         item = self._table().get_item(Key={KEY: key}, ConsistentRead=True).get("Item")
         if not item:

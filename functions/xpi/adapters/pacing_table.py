@@ -16,17 +16,7 @@ def _number(value: float) -> Decimal:
     return Decimal(str(round(value, _DIGITS)))
 
 
-class DynamoPacingTable:
-    def __init__(self, table_name: str) -> None:
-        self._table_name = table_name
-        self._resource: Any = None
-
-    def _table(self) -> Any:
-        """The table's boto3 resource, built once per warm function (building one costs about a ms)."""
-        if self._resource is None:
-            self._resource = aws.dynamodb().Table(self._table_name)
-        return self._resource
-
+class DynamoPacingTable(aws.LazyTable):
     def read(self, bucket: str) -> BucketState | None:
         item = self._table().get_item(Key={KEY: bucket}, ConsistentRead=True).get("Item")
         if not item:

@@ -11,9 +11,9 @@ from decimal import Decimal
 from typing import Any
 
 from xpi.adapters import aws
+from xpi.adapters.pacing_table import KEY
 from xpi.domain.egress import PathState
 
-KEY = "bucket"  # the pacing table's key
 PREFIX = "egress-path#"
 
 
@@ -25,16 +25,7 @@ def _number(value: float) -> Decimal:
     return Decimal(str(round(value, 3)))
 
 
-class DynamoPathStates:
-    def __init__(self, table_name: str) -> None:
-        self._table_name = table_name
-        self._resource: Any = None
-
-    def _table(self) -> Any:
-        if self._resource is None:
-            self._resource = aws.dynamodb().Table(self._table_name)
-        return self._resource
-
+class DynamoPathStates(aws.LazyTable):
     def read(self, names: Sequence[str]) -> dict[str, PathState]:
         states: dict[str, PathState] = {}
         for name in names:  # one GetItem per path (two or three), cached by the caller
