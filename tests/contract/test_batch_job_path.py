@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -183,3 +186,20 @@ def test_records_the_job_failed_are_listed_for_on_demand_in_input_order(
     assert results.on_demand() == sorted(results.failed)
     assert sorted([*results.answered, *results.failed]) == [1, 2, 3, 4, 5]
     assert json.dumps(sorted(results.answered)) == json.dumps(list(results.answered))  # kept in input order
+
+
+def test_the_benchmarks_short_run_prices_the_job_at_half_the_on_demand_cost() -> None:
+    # bench/bench_batch_jobs.py at 200 lines (the make target runs 10,000): both ways answer every line,
+    # and the same tokens cost half through the job.
+    bench = Path(__file__).parents[2] / "bench" / "bench_batch_jobs.py"
+    run = subprocess.run(  # our interpreter, our script
+        [sys.executable, str(bench), "--lines", "200", "--threads", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    figures = {line[:28].strip(): line[28:].split() for line in run.stdout.splitlines() if line[:28].strip()}
+    on_demand, job = (float(v) for v in figures["model cost (USD)"])
+    assert figures["lines answered"] == ["200", "200"]
+    assert job == pytest.approx(on_demand / 2, rel=1e-3)

@@ -68,6 +68,12 @@ class CommercialAws:
         self._log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        # The batch jobs' service role's key: known before the server is up, so the emulator can be
+        # configured with it while the server starts.
+        self.role_key = AccessKey("AKIA" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30))
+
+    def role_arn(self, role_name: str) -> str:
+        return f"arn:aws:iam::{self.account_id}:role/{role_name}"
 
     def launch(self) -> None:
         """Start the server's process (returns at once: `ready` waits for it)."""
@@ -97,7 +103,9 @@ class CommercialAws:
                 time.sleep(0.1)
 
     def provision(self, bucket: str, role_name: str) -> CommercialBatch:
-        """The commercial operator's setup for batch jobs: the bucket, its KMS key, the role's key."""
+        """Once the server answers, the commercial operator's setup for batch jobs: the bucket and its
+        KMS key (the role's key is `role_key`)."""
+        self.ready()
         session = self.session()
         kms = session.client("kms", endpoint_url=self.url)
         key = kms.create_key(Description="xpi batch inference (commercial account)")["KeyMetadata"]
@@ -122,8 +130,8 @@ class CommercialAws:
             region=self.region,
             bucket=bucket,
             kms_key_arn=key["Arn"],
-            role_arn=f"arn:aws:iam::{self.account_id}:role/{role_name}",
-            role_key=AccessKey("AKIA" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30)),
+            role_arn=self.role_arn(role_name),
+            role_key=self.role_key,
         )
 
     def session(self, credentials: AccessKey | None = None) -> Any:

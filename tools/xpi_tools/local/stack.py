@@ -20,6 +20,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -232,14 +233,11 @@ class LocalStack:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         port = free_port()
         aws_url = self._aws_url = f"http://127.0.0.1:{port}"
-        # The commercial account's moto server starts in its own process while this one starts.
-        commercial_aws = self._launch_commercial_aws()
+        # The commercial account's moto server starts in its own process, and is provisioned on a thread
+        # of its own, while this stack starts and deploys (its URL and the role's key are known already).
+        commercial_batch = self._launch_commercial_aws()
         self._start_moto(port)
         _post_json(f"{aws_url}/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
-        commercial_aws.ready()
-        self.commercial_batch = commercial_aws.provision(
-            bucket=self._commercial_bucket(), role_name=BATCH_ROLE
-        )
         self.timings["moto_s"] = time.perf_counter() - started
 
         commercial = self._start_emulator()
@@ -377,6 +375,7 @@ class LocalStack:
         api_url, dashboard_url, api_credentials = self._start_api(session, aws_url, build_dir)
         self._start_monitoring(session, aws_url)
 
+        self.commercial_batch = commercial_batch.result(timeout=120)
         self.endpoints = Endpoints(
             region=self.region,
             aws=aws_url,
@@ -603,13 +602,19 @@ class LocalStack:
             ),
         )
 
-    def _launch_commercial_aws(self) -> CommercialAws:
+    def _launch_commercial_aws(self) -> "Future[CommercialBatch]":
+        """Start the commercial moto server; provision it (once it answers) on a thread of its own."""
         log_path = self.work_dir / "logs" / "commercial-aws.log"
-        self._commercial_aws = CommercialAws(
+        commercial_aws = CommercialAws(
             COMMERCIAL_ACCOUNT, free_port(), log_path, region=self.commercial_region
         )
-        self._commercial_aws.launch()
-        return self._commercial_aws
+        self._commercial_aws = commercial_aws
+        commercial_aws.launch()
+        provisioning = ThreadPoolExecutor(1, thread_name_prefix="commercial-aws")
+        try:
+            return provisioning.submit(commercial_aws.provision, self._commercial_bucket(), BATCH_ROLE)
+        finally:
+            provisioning.shutdown(wait=False)
 
     def _commercial_bucket(self) -> str:
         return f"xpi-batch-{COMMERCIAL_ACCOUNT}-{self.commercial_region}"
@@ -617,11 +622,13 @@ class LocalStack:
     def _batch_settings(self) -> BatchSettings:
         """The emulator's batch jobs read and write the commercial moto server's S3, signing as the
         batch service role."""
-        batch = self.commercial_batch
-        if batch is None:
+        commercial = self._commercial_aws
+        if commercial is None:
             return BatchSettings()
-        credentials = {batch.role_arn: batch.role_key}
-        return BatchSettings(s3_endpoint_url=batch.url, s3_region=batch.region, role_credentials=credentials)
+        credentials = {commercial.role_arn(BATCH_ROLE): commercial.role_key}
+        return BatchSettings(
+            s3_endpoint_url=commercial.url, s3_region=commercial.region, role_credentials=credentials
+        )
 
     def _start_api_key_emulator(self) -> "CommercialSide":
         manager_key, manager_secret = "AKIA" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30)
