@@ -15,7 +15,7 @@ HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv runtime build browser-deps demo up test lint typecheck template-check unit contract integration bench bench-cost bench-cache litellm bytecode lock clean awscli security-table faults soak network
+.PHONY: help venv runtime build browser-deps demo up test lint typecheck template-check unit contract integration bench bench-cost bench-batch-jobs bench-cache litellm bytecode lock clean awscli security-table faults soak network
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -130,6 +130,9 @@ bench: venv runtime build litellm ## benchmarks (each prints its figures beside 
 
 bench-cost: venv runtime build ## the cost meter: $ per million requests per path beside a minimal API Gateway + Lambda proxy
 	$(BIN)/python bench/bench_cost.py
+
+bench-batch-jobs: venv ## a 10,000-line batch both ways at the model: on-demand calls vs one Bedrock batch job (model cost at 50 %, wall time, the job path's own $ per line)
+	$(BIN)/python bench/bench_batch_jobs.py
 
 bench-cache: venv runtime build ## caching: model cost of a workload with repeats and shared prefixes, with and without, and a hit's latency
 	$(BIN)/python bench/bench_cache.py

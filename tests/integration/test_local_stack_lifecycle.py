@@ -26,7 +26,11 @@ def _wait_for(path: Path, timeout_s: float = 60) -> dict[str, object]:
 
 
 def _ports(state: dict[str, object]) -> list[int]:
-    return [int(str(state[key]).rsplit(":", 1)[1]) for key in ("aws", "bedrock")]
+    """The GovCloud moto server's, the emulator's and the commercial moto server's (its own process)."""
+    commercial = state["commercial_batch"]
+    assert isinstance(commercial, dict)
+    urls = [state["aws"], state["bedrock"], commercial["url"]]
+    return [int(str(url).rsplit(":", 1)[1]) for url in urls]
 
 
 def _listening(port: int) -> bool:
@@ -85,7 +89,7 @@ def test_ctrl_c_leaves_no_process_or_port(tmp_path: Path) -> None:
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=30) == 0
 
-    # THEN every runtime process and both ports are gone, and the state file removed
+    # THEN every runtime process and every port are gone, and the state file removed
     assert _gone(started, _ports(state))
     assert not (tmp_path / "stack.json").exists()
 

@@ -61,5 +61,11 @@ def test_usage_by_project_matches_lineage_as_json_and_csv(
         "us.amazon.nova-lite-v1:0",
         "default",  # the blocked request never resolved its alias
     }
+    # AND the JSON's insights have today in their series (other tests' requests count too) and its leaders
+    insights = json.loads(body)["insights"]
+    [point] = [p for p in insights["series"] if p["bucket"] == today]
+    assert point["requests"] >= 3 and point["blocked"] >= 1
+    assert [leaders["bucket"] for leaders in insights["leaders"]] == [today]
+    assert insights["top_models"] and insights["top_callers"]
     # AND a caller without the operator or auditor policy is refused by IAM
     assert api.call(api.as_("caller2"), "GET", USAGE)[0] == 403

@@ -36,6 +36,7 @@ from xpi.models.workflow import Claim, PayloadRef, Route, WorkflowInput
 if TYPE_CHECKING:
     from xpi.models.api import RedriveStarted, StoredConfig
     from xpi.models.batch import BatchObject, LineResult
+    from xpi.models.batch_jobs import BatchJob
     from xpi.models.compliance import AdminAction, CheckRun, ConfigChange, StackConfiguration
 
 
@@ -459,3 +460,49 @@ class PathStates(Protocol):
 
     def record_health(self, name: str, *, healthy: bool, latency_ms: int | None, now: float) -> None:
         """A health check's verdict; a healthy one also closes the breaker (fail back)."""
+
+
+# ---------------------------------------------------------------------------------------------- batch jobs
+class BatchJobRecords(Protocol):
+    """A batch's job item in the batch table: written before the job is submitted, so a retried
+    submission finds it (and its idempotency token) rather than making another job."""
+
+    def begin(self, job: "BatchJob") -> "BatchJob":
+        """Store the job item if the batch has none; return the stored one either way."""
+        ...
+
+    def update(self, job: "BatchJob") -> None: ...
+
+
+class CommercialObjects(Protocol):
+    """The commercial account's bucket for batch jobs, written and read with the commercial credentials."""
+
+    def put(self, key: str, body: bytes, kms_key_id: str) -> str:
+        """Store the object SSE-KMS under the account's key; return its s3:// URI."""
+        ...
+
+    def lines(self, key: str) -> Iterator[str]:
+        """The object's text lines, streamed."""
+        ...
+
+
+class BatchInferenceJobs(Protocol):
+    """Bedrock's batch inference job API in the commercial account."""
+
+    def create(
+        self,
+        *,
+        name: str,
+        role_arn: str,
+        model_id: str,
+        input_uri: str,
+        output_uri: str,
+        kms_key_id: str,
+        client_request_token: str,
+    ) -> str:
+        """CreateModelInvocationJob; returns the job ARN (the same one for a retried token)."""
+        ...
+
+    def status(self, job_arn: str) -> tuple[str, str | None]:
+        """GetModelInvocationJob: the job's status and message."""
+        ...

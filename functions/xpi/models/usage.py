@@ -5,6 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from xpi.models.insights import Insights
+
 Dimension = Literal["caller", "project", "cost_centre", "model", "region", "day"]
 DIMENSIONS: tuple[Dimension, ...] = ("caller", "project", "cost_centre", "model", "region", "day")
 
@@ -37,3 +39,5 @@ class UsageReport(BaseModel):
     group_by: list[Dimension]
     rows: list[UsageRow]
     totals: UsageFigures
+    # Trends, leaders and anomalies of the same lineage (xpi.domain.insights); JSON only, not in the CSV.
+    insights: Insights | None = None

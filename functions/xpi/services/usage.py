@@ -1,10 +1,11 @@
 """GET /v1/usage: the usage and cost report of a period (the compliance report's days and limits), from
-the period's lineage (the by-day index), grouped as asked."""
+the period's lineage (the by-day index), grouped as asked, with the period's trends and anomalies."""
 
 from datetime import date
 
 from xpi.adapters.ports import DayLineage
 from xpi.domain.errors import Problem, RequestInvalid
+from xpi.domain.insights import insights
 from xpi.domain.usage import aggregate
 from xpi.models.lineage import LineageItem
 from xpi.models.usage import DIMENSIONS, Dimension, UsageReport
@@ -39,4 +40,11 @@ def usage_report(lineage: DayLineage, first: date, last: date, dimensions: list[
         )
         day = date.fromordinal(day.toordinal() + 1)
     rows, totals = aggregate(items, dimensions)
-    return UsageReport(first_day=first, last_day=last, group_by=dimensions, rows=rows, totals=totals)
+    return UsageReport(
+        first_day=first,
+        last_day=last,
+        group_by=dimensions,
+        rows=rows,
+        totals=totals,
+        insights=insights(items),
+    )

@@ -156,3 +156,16 @@ def test_the_handler_refuses_a_bad_query_in_the_error_shape(query: dict[str, str
     response = _call(**query)
     assert response["statusCode"] == 400
     assert json.loads(response["body"])["error"]["code"] == "RequestInvalid"
+
+
+@pytest.mark.usefixtures("lineage")
+def test_the_json_report_carries_the_periods_trends_and_leaders() -> None:
+    body = json.loads(_call(**{"from": "2026-11-20", "to": "2026-11-21"})["body"])
+
+    insights = body["insights"]
+    assert [(p["bucket"], p["requests"]) for p in insights["series"]] == [
+        ("2026-11-20", 5),
+        ("2026-11-21", 1),
+    ]
+    assert [(r["name"], r["requests"]) for r in insights["top_callers"]] == [(ALICE, 5), (BOB, 1)]
+    assert insights["anomalies"] == []

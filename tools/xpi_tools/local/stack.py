@@ -4,9 +4,10 @@
       <- CloudFormation stack deployed from `sam build` output (deploy.py)
       -> every Lambda invoke handed to a pool of real Lambda runtime processes (RIE + awslambdaric)
     SqsPoller (the SQS event source mapping)      Bedrock emulator (the commercial partition)
+                                                  commercial moto server (its S3 and KMS, batch jobs)
 
 Everything starts in one process and stops with it: `LocalStack.stop()`, Ctrl-C and SIGTERM all end
-the moto server, the pollers, the emulator and every runtime process group.
+the moto servers, the pollers, the emulator and every runtime process group.
 """
 
 import contextlib
@@ -19,6 +20,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,8 +30,9 @@ from botocore.config import Config
 
 from xpi_tools.certificates import issue, make_ca
 from xpi_tools.emulator import BedrockEmulator, EmulatorConfig
-from xpi_tools.emulator.config import AccessKey, RolesAnywhere
+from xpi_tools.emulator.config import AccessKey, BatchSettings, RolesAnywhere
 from xpi_tools.emulator.config import ApiKey as EmulatorApiKey
+from xpi_tools.local.commercial_aws import CommercialAws, CommercialBatch
 from xpi_tools.local.deploy import Deployment, code_dir_for, deploy
 from xpi_tools.local.faults import LocalControl, LocalFaults
 from xpi_tools.local.govcloud_bedrock import MotoAccountPrincipals
@@ -95,6 +98,8 @@ COMMERCIAL_ACCOUNT = "123456789012"  # the emulator's account
 
 # The emulator's commercial users in API key mode: the Bedrock user, and the one that manages its keys.
 BEDROCK_USER = "xpi-bedrock"
+# The commercial account's service role for batch inference jobs (the emulator maps it to a key there).
+BATCH_ROLE = "xpi-bedrock-batch"
 KEY_MANAGER_USER = "xpi-key-manager"
 
 
@@ -134,6 +139,9 @@ class Endpoints:
     control: str = ""
     # GovCloud's own Bedrock (its emulator, in the stack's region; also its control endpoint)
     govcloud_bedrock: str = ""
+    # The commercial account's S3 and KMS for batch inference jobs (commercial_aws.py): url, region,
+    # bucket, kms_key_arn, role_arn (the jobs' service role).
+    commercial_batch: dict[str, str] = field(default_factory=dict)
 
     def client_env(self) -> dict[str, str]:
         return {
@@ -183,6 +191,8 @@ class LocalStack:
         self._aws_url = ""
         self._emulator: BedrockEmulator | None = None
         self._govcloud: BedrockEmulator | None = None
+        self._commercial_aws: CommercialAws | None = None
+        self.commercial_batch: CommercialBatch | None = None
         self._pool: LambdaRuntimePool | None = None
         self._poller: SqsPoller | None = None
         self._restores: list[Callable[[], None]] = []
@@ -223,6 +233,9 @@ class LocalStack:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         port = free_port()
         aws_url = self._aws_url = f"http://127.0.0.1:{port}"
+        # The commercial account's moto server starts in its own process, and is provisioned on a thread
+        # of its own, while this stack starts and deploys (its URL and the role's key are known already).
+        commercial_batch = self._launch_commercial_aws()
         self._start_moto(port)
         _post_json(f"{aws_url}/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
         self.timings["moto_s"] = time.perf_counter() - started
@@ -362,6 +375,7 @@ class LocalStack:
         api_url, dashboard_url, api_credentials = self._start_api(session, aws_url, build_dir)
         self._start_monitoring(session, aws_url)
 
+        self.commercial_batch = commercial_batch.result(timeout=120)
         self.endpoints = Endpoints(
             region=self.region,
             aws=aws_url,
@@ -369,6 +383,7 @@ class LocalStack:
             bedrock_region=self.commercial_region,
             emulator_control=self._emulator.url,
             govcloud_bedrock=self._govcloud.url,
+            commercial_batch=self.commercial_batch.public() if self.commercial_batch else {},
             stack_name=self.stack_name,
             outputs=self.deployment.outputs,
             resources=self.deployment.resources,
@@ -509,11 +524,13 @@ class LocalStack:
             self._pool.close if self._pool else None,
             self._emulator.stop if self._emulator else None,
             self._govcloud.stop if self._govcloud else None,
+            self._commercial_aws.stop if self._commercial_aws else None,
         ]
         for stop_component in filter(None, stoppers):
             with contextlib.suppress(Exception):  # one failing stop must not leave the others running
                 stop_component()
         self._poller, self._pool, self._emulator, self._govcloud = None, None, None, None
+        self._commercial_aws = None
         self._api, self._dashboard, self._control = None, None, None
         self.monitoring = None
         for restore in reversed(self._restores):
@@ -547,6 +564,7 @@ class LocalStack:
                     port=0,
                     region=self.commercial_region,
                     access_keys=[AccessKey(access_key_id=access_key, secret_access_key=secret_key)],
+                    batch=self._batch_settings(),
                 )
             ).start()
             value = {"type": "iam", "aws_access_key_id": access_key, "aws_secret_access_key": secret_key}
@@ -563,6 +581,7 @@ class LocalStack:
                 region=region,
                 access_keys=[],  # the commercial side holds no access key at all
                 roles_anywhere=RolesAnywhere(trust_anchor, anchor.certificate_pem, profile, role),
+                batch=self._batch_settings(),
             )
         ).start()
         certificate = issue(anchor)
@@ -583,6 +602,34 @@ class LocalStack:
             ),
         )
 
+    def _launch_commercial_aws(self) -> "Future[CommercialBatch]":
+        """Start the commercial moto server; provision it (once it answers) on a thread of its own."""
+        log_path = self.work_dir / "logs" / "commercial-aws.log"
+        commercial_aws = CommercialAws(
+            COMMERCIAL_ACCOUNT, free_port(), log_path, region=self.commercial_region
+        )
+        self._commercial_aws = commercial_aws
+        commercial_aws.launch()
+        provisioning = ThreadPoolExecutor(1, thread_name_prefix="commercial-aws")
+        try:
+            return provisioning.submit(commercial_aws.provision, self._commercial_bucket(), BATCH_ROLE)
+        finally:
+            provisioning.shutdown(wait=False)
+
+    def _commercial_bucket(self) -> str:
+        return f"xpi-batch-{COMMERCIAL_ACCOUNT}-{self.commercial_region}"
+
+    def _batch_settings(self) -> BatchSettings:
+        """The emulator's batch jobs read and write the commercial moto server's S3, signing as the
+        batch service role."""
+        commercial = self._commercial_aws
+        if commercial is None:
+            return BatchSettings()
+        credentials = {commercial.role_arn(BATCH_ROLE): commercial.role_key}
+        return BatchSettings(
+            s3_endpoint_url=commercial.url, s3_region=commercial.region, role_credentials=credentials
+        )
+
     def _start_api_key_emulator(self) -> "CommercialSide":
         manager_key, manager_secret = "AKIA" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30)
         credential_id, api_key = "ACCA" + secrets.token_hex(8).upper(), "ABSK" + secrets.token_urlsafe(40)
@@ -594,6 +641,7 @@ class LocalStack:
                 access_keys=[AccessKey(manager_key, manager_secret, user=KEY_MANAGER_USER)],
                 api_keys=[EmulatorApiKey(api_key, credential_id, user=BEDROCK_USER, created_at=time.time())],
                 key_managers={KEY_MANAGER_USER: BEDROCK_USER},
+                batch=self._batch_settings(),
             )
         ).start()
         value = {

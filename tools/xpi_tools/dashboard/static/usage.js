@@ -52,6 +52,33 @@ function render(report) {
   document.querySelector("#u-rows tfoot").replaceChildren(total);
 }
 
+// The report's insights: a row per day (data-figure="<day>.<figure>"), the anomalies it found, the leaders.
+const SERIES = ["requests", "blocked", "errors", "error_rate", "latency_p50_ms", "latency_p95_ms", "usd"];
+function renderInsights(insights) {
+  if (!insights) return;
+  document.querySelector("#u-series thead").replaceChildren(row("th", ["day", ...SERIES]));
+  const body = document.querySelector("#u-series tbody");
+  body.replaceChildren();
+  for (const point of insights.series) {
+    const tr = row("td", [point.bucket, ...SERIES.map((f) => point[f])]);
+    SERIES.forEach((f, i) => { tr.children[1 + i].dataset.figure = `${point.bucket}.${f}`; });
+    body.appendChild(tr);
+  }
+  const list = $("u-anomalies");
+  list.replaceChildren();
+  for (const a of insights.anomalies) {
+    const li = document.createElement("li");
+    li.dataset.anomaly = a.kind;
+    const what = a.request_id ? ` ${a.subject} ${a.request_id}` : "";
+    li.textContent = `${a.bucket} ${a.kind}${what}: ${a.metric} ${a.value} against ${a.baseline} (score ${a.score})`;
+    list.appendChild(li);
+  }
+  if (!insights.anomalies.length) list.appendChild(Object.assign(document.createElement("li"), { textContent: "no anomaly" }));
+  const names = (ranked) => ranked.map((r) => `${r.name} (${r.requests})`).join(", ") || "-";
+  $("u-top").textContent = `top callers: ${names(insights.top_callers)}; models: ${names(insights.top_models)}; ` +
+    `categories: ${names(insights.top_categories)}`;
+}
+
 async function load() {
   const status = $("status-line");
   status.textContent = "loading...";
@@ -63,6 +90,7 @@ async function load() {
     const body = await response.json();
     if (!response.ok) throw new Error(`${response.status} ${(body.error && body.error.code) || body.message || body.Message}`);
     render(body);
+    renderInsights(body.insights);
     status.textContent = `${body.first_day} to ${body.last_day}: ${body.totals.requests} requests, $${body.totals.usd}`;
     document.body.dataset.loaded = "1";
   } catch (error) {
