@@ -32,7 +32,7 @@ WEST, EAST = "us-gov-west-1", "us-gov-east-1"
 FULL = os.environ.get("XPI_REGIONS_SCALE") == "full"
 # requests before the outage (the primary's in-flight work), during it, and after the primary returned
 BEFORE, DURING, AFTER = (100, 200, 100) if FULL else (8, 12, 4)
-OUTAGE_S = 45.0 if FULL else 10.0
+OUTAGE_S = 45.0 if FULL else 6.0
 FAILOVER_GOAL_S = 10.0
 TERMINAL = {"Inference Completed", "Inference Failed", "Inference Blocked"}
 STARTUP_TIMEOUT_S = 180  # a second stack deploying beside the session's on a shared machine

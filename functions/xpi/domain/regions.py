@@ -12,6 +12,8 @@ id) is processed where it arrives, as with one region.
 import re
 import uuid
 
+from xpi.domain.errors import Problem, RequestInvalid
+
 # A region name as AWS spells it: us-gov-west-1, us-east-1, eu-central-2 (the request id's alphabet).
 _MINTED = re.compile(r"^(?P<region>[a-z]{2}(?:-gov)?-[a-z]+-[0-9]{1,2})\.(?P<unique>[A-Za-z0-9_.:-]+)$")
 
@@ -34,3 +36,15 @@ def belongs_here(request_id: str, region: str) -> bool:
     """Whether this region's processing may claim the request: its id names this region, or none."""
     minted = minted_region(request_id)
     return minted is None or minted == region
+
+
+def refuse_other_regions(request_id: str, region: str) -> None:
+    """The API's refusal (400, before anything is written or started) of a request id minted for another
+    region: the caller sends it to that region, or sends it here under an id of this one. No region
+    configured (""): nothing refused."""
+    if region and not belongs_here(request_id, region):
+        raise RequestInvalid(
+            "the request id names another region",
+            request_id,
+            problems=(Problem("request_id", "other_region"),),
+        )
