@@ -68,6 +68,8 @@ def test_the_api_fails_over_by_a_health_checked_record_and_the_sync_path_may_be_
     assert record["HealthCheckId"] == {"Ref": "ApiRegionHealthCheck"}
     check = resources["ApiRegionHealthCheck"]["Properties"]["HealthCheckConfig"]
     assert check["Type"] == "CLOUDWATCH_METRIC" and check["InsufficientDataHealthStatus"] == "Unhealthy"
+    # (an alarm the local stack drives: tests/integration/test_alarms.py)
+    assert check["AlarmIdentifier"]["Name"] == {"Ref": "SyncInvokeErrorRateAlarm"}
     alias = resources["SyncInvokeLiveAlias"]["Properties"]
     assert alias["ProvisionedConcurrencyConfig"] == {
         "ProvisionedConcurrentExecutions": {"Ref": "SyncProvisionedConcurrency"}
