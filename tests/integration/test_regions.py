@@ -13,12 +13,14 @@ The session's stack plays the primary, a stack of the module's own the secondary
 
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from xpi.domain.regions import minted_region
+from xpi_tools.emulator import EmulatorControl
 from xpi_tools.local.faults import ControlClient
 from xpi_tools.local.replication import LineageReplication, Replica
 from xpi_tools.regions import SEND_CONFIG, FailoverProducer, RegionQueue, Sent
@@ -87,12 +89,14 @@ def test_a_region_out_under_load_fails_over_in_seconds_and_loses_or_doubles_noth
         client_for=lambda target: _sqs(stacks[target.region]),
     )
     sent: list[Sent] = []
+    tag = f"regions-{uuid.uuid4().hex[:8]}"  # the emulators count this test's Bedrock calls by it
 
     def send(count: int, phase: str) -> list[float]:
         took = []
         for n in range(count):
             started = time.monotonic()
-            sent.append(producer.send({"model": "default", "prompt": f"two regions, {phase} {n}"}))
+            prompt = f"two regions, {phase} {n} [[emulator:tag={tag}]]"
+            sent.append(producer.send({"model": "default", "prompt": prompt}))
             took.append(time.monotonic() - started)
         return took
 
@@ -132,6 +136,11 @@ def test_a_region_out_under_load_fails_over_in_seconds_and_loses_or_doubles_noth
         ends = [events[0]["detail-type"] for s in sent[:BEFORE] if (events := _events(results, s.request_id))]
         # AND each request's lineage reaches the other region's replica (one audit trail)
         replicated = poll_until(lambda: all(_replicated(stacks, s) for s in sent), 60, interval_s=0.5)
+        # AND Bedrock was called once per request, in one region or the other, never twice
+        bedrock_calls = sum(
+            EmulatorControl(stack.state["emulator_control"]).counters().tag(tag).calls
+            for stack in stacks.values()
+        )
         print(
             f"\ntwo regions: {len(sent)} requests ({BEFORE} before, {DURING} during a {OUTAGE_S:.0f} s "
             f"outage of {WEST}, {AFTER} after); failover time {failover_s:.2f} s "
@@ -141,9 +150,10 @@ def test_a_region_out_under_load_fails_over_in_seconds_and_loses_or_doubles_noth
             f"{sorted((kind, ends.count(kind)) for kind in set(ends))} of {BEFORE} "
             f"({len(unanswered)} unanswered when it went out); "
             f"lineage items copied by the replication glue: {replication.copied}, "
-            f"all replicated: {replicated}"
+            f"all replicated: {replicated}; Bedrock calls {bedrock_calls} for {len(sent)} requests"
         )
         assert (len(lost), len(doubled), len(elsewhere)) == (0, 0, 0)
+        assert bedrock_calls == len(sent)
         assert failover_s < FAILOVER_GOAL_S
         assert replicated and len(ends) == BEFORE
         assert all(minted_region(s.request_id) == s.region for s in sent)
