@@ -34,7 +34,9 @@ WEST, EAST = "us-gov-west-1", "us-gov-east-1"
 FULL = os.environ.get("XPI_REGIONS_SCALE") == "full"
 # requests before the outage (the primary's in-flight work), during it, and after the primary returned
 BEFORE, DURING, AFTER = (100, 200, 100) if FULL else (8, 12, 4)
-OUTAGE_S = 45.0 if FULL else 6.0
+# Within the queue workflow's retry allowance for a Lambda or AWS API fault (six attempts, full jitter:
+# about 30 s on average): a longer outage can end in-flight runs that claimed nothing (docs/operations.md).
+OUTAGE_S = float(os.environ.get("XPI_REGIONS_OUTAGE_S") or (20.0 if FULL else 6.0))
 FAILOVER_GOAL_S = 10.0
 TERMINAL = {"Inference Completed", "Inference Failed", "Inference Blocked"}
 STARTUP_TIMEOUT_S = 180  # a second stack deploying beside the session's on a shared machine
