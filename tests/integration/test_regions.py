@@ -138,7 +138,8 @@ def test_a_region_out_under_load_fails_over_in_seconds_and_loses_or_doubles_noth
         ends = [events[0]["detail-type"] for s in sent[:BEFORE] if (events := _events(results, s.request_id))]
         # AND each request's lineage reaches the other region's replica (one audit trail)
         replicated = poll_until(lambda: all(_replicated(stacks, s) for s in sent), 60, interval_s=0.5)
-        # AND Bedrock was called once per request, in one region or the other, never twice
+        # AND Bedrock was called at most once per request (a request that failed in the outage before its
+        # call made none), once for every request answered
         bedrock_calls = sum(
             EmulatorControl(stack.state["emulator_control"]).counters().tag(tag).calls
             for stack in stacks.values()
@@ -155,7 +156,10 @@ def test_a_region_out_under_load_fails_over_in_seconds_and_loses_or_doubles_noth
             f"all replicated: {replicated}; Bedrock calls {bedrock_calls} for {len(sent)} requests"
         )
         assert (len(lost), len(doubled), len(elsewhere)) == (0, 0, 0)
-        assert bedrock_calls == len(sent)
+        completed = sum(
+            _events(results, s.request_id)[0]["detail-type"] == "Inference Completed" for s in sent
+        )
+        assert completed <= bedrock_calls <= len(sent)
         assert failover_s < FAILOVER_GOAL_S
         assert replicated and len(ends) == BEFORE
         assert all(minted_region(s.request_id) == s.region for s in sent)
