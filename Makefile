@@ -91,6 +91,23 @@ template-check: venv $(CHECKOV)/.installed $(PARLIAMENT)/.installed ## sam valid
 	$(BIN)/cfn-lint template.yaml network/govcloud.yaml network/commercial.yaml
 	$(CHECKOV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml -f network/govcloud.yaml -f network/commercial.yaml
 	$(BIN)/xpi iam lint
+	$(MAKE) --no-print-directory template-check-regions
+
+# Each region's samconfig profile with every two-region option on (the global table, the API's failover
+# record, provisioned concurrency), as defaults of a copy of the template beside it, linted and removed.
+REGION_OPTIONS := --set ApiFailoverDomainName=api.xpi.example.gov --set ApiFailoverHostedZoneId=Z0123456789ABCDEFGHIJ \
+	--set SyncProvisionedConcurrency=2 --set SyncReservedConcurrency=4
+EXAMPLE_ARN_TAIL := 123456789012:certificate/0123abcd-0123-4567-89ab-0123456789ab
+template-check-regions: venv $(CHECKOV)/.installed ## sam validate --lint, cfn-lint, checkov for both regions' parameters
+	@for region in us-gov-west-1 us-gov-east-1; do \
+	  extra=""; [ $$region = us-gov-west-1 ] && extra="--set LineageReplicaKmsKeyArn=arn:aws-us-gov:kms:us-gov-east-1:123456789012:key/0123abcd-0123-4567-89ab-0123456789ab"; \
+	  $(BIN)/python -m xpi_tools.template_variant --profile $$region $(REGION_OPTIONS) $$extra \
+	    --set ApiFailoverCertificateArn=arn:aws-us-gov:acm:$$region:$(EXAMPLE_ARN_TAIL) -o template-$$region.yaml && \
+	  $(BIN)/sam validate --lint --region $$region -t template-$$region.yaml && \
+	  $(BIN)/cfn-lint --regions $$region -- template-$$region.yaml && \
+	  $(CHECKOV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template-$$region.yaml; \
+	  status=$$?; rm -f template-$$region.yaml; [ $$status -eq 0 ] || exit $$status; \
+	done
 
 unit: venv $(PARLIAMENT)/.installed
 	$(BIN)/pytest tests/unit -q
@@ -113,6 +130,9 @@ soak: venv runtime build ## 10,000 requests with mixed faults (XPI_SOAK_N), prin
 
 network: venv runtime build ## 1,000 requests across a cut egress path: failover, fail-back, printing the figures
 	XPI_NETWORK_SCALE=full $(BIN)/pytest tests/integration/test_egress_paths.py -q -s
+
+regions: venv runtime build ## two regions on two local stacks: the primary out under load, failover time, lost/doubled
+	XPI_REGIONS_SCALE=full $(BIN)/pytest tests/integration/test_regions.py -q -s
 
 security-table: venv ## docs/security.md's role x action table, from the latest test session's IAM call logs
 	$(BIN)/xpi iam usage --calls "$$(ls -td .xpi/iam-calls/sessions/*/ | head -1)" --write-doc docs/security.md

@@ -348,6 +348,7 @@ def submitter() -> Submitter:
         lineage=lineage_store(),
         events=event_publisher(),
         retention_days=get_settings().lineage_retention_days,
+        region=get_settings().govcloud_region,
     )
 
 

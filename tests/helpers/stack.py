@@ -226,7 +226,9 @@ def start_local_stack(
 
 
 @contextlib.contextmanager
-def own_stack(state_dir: Path, log_name: str, *options: str) -> Iterator[LocalStackClient]:
+def own_stack(
+    state_dir: Path, log_name: str, *options: str, startup_timeout_s: float = STARTUP_TIMEOUT_S
+) -> Iterator[LocalStackClient]:
     """A local stack of a test module's own (started with `options`, e.g. another commercial credential
     mode), logging to .xpi/local/<log_name>; stopped when the block ends, killed if it does not stop."""
     state_file = state_dir / "stack.json"
@@ -235,7 +237,7 @@ def own_stack(state_dir: Path, log_name: str, *options: str) -> Iterator[LocalSt
     with log_path.open("w") as log:
         process = start_local_stack(state_file, "--exit-with-parent", *options, output=log)
     try:
-        poll_until(lambda: state_file.exists() or process.poll() is not None, STARTUP_TIMEOUT_S, 0.2)
+        poll_until(lambda: state_file.exists() or process.poll() is not None, startup_timeout_s, 0.2)
         if not state_file.exists():
             raise RuntimeError(f"the stack did not start; see {log_path}:\n{log_path.read_text()[-4000:]}")
         yield LocalStackClient(json.loads(state_file.read_text()))

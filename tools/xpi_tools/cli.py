@@ -82,7 +82,13 @@ def local_up(args: argparse.Namespace) -> int:
     if args.exit_with_parent:
         # Watch from the start: a parent that dies while the stack deploys must take it along too.
         threading.Thread(target=_wait_for_parent_exit, args=(parent, stop), daemon=True).start()
-    stack = LocalStack(root, commercial_credentials=args.commercial_credentials)
+    stack = LocalStack(
+        root,
+        region=args.region,
+        stack_name=args.stack_name,
+        commercial_region=args.commercial_region,
+        commercial_credentials=args.commercial_credentials,
+    )
     try:
         endpoints = stack.start()
         state_file = Path(args.state_file)
@@ -192,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
         help="an access key in the credentials secret (default), a long-term Bedrock API key, "
         "or IAM Roles Anywhere (no stored key)",
     )
+    # A second stack beside the first plays the other region (docs/local-stack.md, "Two regions"): its own
+    # region and stack name, so its functions, logs and call log never mix with the first's.
+    up.add_argument("--region", default="us-gov-west-1", choices=["us-gov-west-1", "us-gov-east-1"])
+    up.add_argument("--stack-name", default="xpi-local")
+    up.add_argument("--commercial-region", default="us-east-1", help="the emulator's commercial region")
     up.set_defaults(run=local_up)
     down = local.add_parser("down", help="stop a local stack started by `xpi local up`")
     down.add_argument("--state-file", default=str(DEFAULT_STATE_FILE))

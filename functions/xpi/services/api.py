@@ -89,6 +89,7 @@ def start(
         events=submitter.events,
         now=now,
         retention_days=submitter.retention_days,
+        region=submitter.region,
     )
     if outcome is Submitted.DUPLICATE:
         raise RequestExists("a request with this request_id exists already", request.request_id)

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from xpi.adapters.aws import is_transient
 from xpi.adapters.ports import (
     BedrockGateway,
@@ -46,12 +48,13 @@ from xpi.domain.errors import (
     QuotaExhausted,
     ValidationUnavailable,
 )
+from xpi.domain.regions import belongs_here, minted_region
 from xpi.models.bedrock import ModelAnswer
 from xpi.models.lineage import ACCEPTED
 from xpi.models.queue import NotOwned, QueueTask
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import ExecutionInput, Route, StepError, WorkflowState
-from xpi.observability import logger
+from xpi.observability import logger, metrics
 from xpi.services.classification import classify
 from xpi.services.fallback import Breaker
 from xpi.services.invocation import invoke_model
@@ -149,6 +152,19 @@ def _retrying[T](
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _belongs_here(request_id: str, ports: QueuePorts) -> bool:
+    """A request id minted for the other region is that region's (xpi.domain.regions): never claimed
+    here, nothing written or emitted, so its own region answers it, also when it returns from an outage."""
+    if not ports.govcloud_region or belongs_here(request_id, ports.govcloud_region):
+        return True
+    logger.warning(
+        "request id minted for another region; left to it",
+        extra={"minted_region": minted_region(request_id), "region": ports.govcloud_region},
+    )
+    metrics.add_metric(name="RequestsForOtherRegion", unit=MetricUnit.Count, value=1)
+    return False
+
+
 def process(
     task: QueueTask,
     *,
@@ -165,6 +181,8 @@ def process(
     try:
         body, state = _retrying(lambda: _validated(task, ports, now), budget)
         logger.append_keys(request_id=state.request.request_id)
+        if not _belongs_here(state.request.request_id, ports):
+            return NotOwned(request_id=state.request.request_id)
         found = _retrying(lambda: ports.claims.claim(state.claim), budget)
     except Exception as error:
         # Never judged nor claimed (an AWS API out of reach past the retries, a grant missing): answered

@@ -14,6 +14,7 @@ from xpi.adapters.ports import EventPublisher, LineageStore, QueueStarter, Workf
 from xpi.domain.errors import RequestInvalid, RequestNotProcessed, XpiError
 from xpi.domain.intake import parse_json_object, parse_request, rejected_request_id
 from xpi.domain.outcome import MAX_ERROR_MESSAGE
+from xpi.domain.regions import refuse_other_regions
 from xpi.models.events import (
     INFERENCE_FAILED,
     EventCaller,
@@ -41,6 +42,7 @@ class Submitter:
     lineage: LineageStore
     events: EventPublisher
     retention_days: int
+    region: str = ""  # the stack's region: a request id minted for another is refused (xpi.domain.regions)
 
 
 def submit(
@@ -53,6 +55,7 @@ def submit(
     events: EventPublisher,
     now: datetime,
     retention_days: int,
+    region: str = "",
 ) -> tuple[Submitted, InferenceRequest]:
     request = parse_or_reject(
         body,
@@ -63,6 +66,7 @@ def submit(
         now=now,
         retention_days=retention_days,
     )
+    refuse_other_regions(request.request_id, region)
     started = starter.start(
         request.request_id,
         WorkflowInput(request=request.model_dump(mode="json", exclude_none=True), source=source),

@@ -47,6 +47,7 @@ from xpi.domain.errors import (
 )
 from xpi.domain.outcome import detail_type, lineage_item, result_detail
 from xpi.domain.policy import Policy
+from xpi.domain.regions import refuse_other_regions
 from xpi.domain.routing import RoutingConfig
 from xpi.models.answer import StoredAnswer
 from xpi.models.events import ResultDetail
@@ -170,6 +171,7 @@ def invoke(
         retention_days=ports.retention_days,
     )
     logger.append_keys(request_id=request.request_id)
+    refuse_other_regions(request.request_id, ports.govcloud_region)  # nothing written or claimed
     payloads = RequestBody()
     stored = json.dumps(request.model_dump(mode="json", exclude_none=True), ensure_ascii=False)
     execution = ExecutionInput(

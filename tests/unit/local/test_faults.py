@@ -90,6 +90,28 @@ def test_an_outage_answers_the_functions_503_and_not_the_operator(
     assert call(front, request(FUNCTION_KEY))[0] == "200 OK"
 
 
+def test_a_whole_region_outage_answers_every_caller_503_but_the_stacks_own_api(
+    faults: tuple[LocalFaults, list[Any]],
+) -> None:
+    # GIVEN the region's AWS API gone for every caller (the two-region failover test's outage)
+    hooks, _ = faults
+    moto = Moto()
+    front = hooks.wrap(moto)
+    hooks.start_outage(60, whole_region=True)
+
+    # WHEN a function, the operator (a producer) and the stack's own moto API call it
+    function_status, _ = call(front, request(FUNCTION_KEY))
+    operator_status, _ = call(front, request(OPERATOR_KEY))
+    own_status, _ = call(front, {**request(OPERATOR_KEY), "PATH_INFO": "/moto-api/config"})
+
+    # THEN the function and the producer get 503 with nothing carried out; moto's own API is served
+    assert (function_status[:3], operator_status[:3], own_status) == ("503", "503", "200 OK")
+    assert len(moto.carried_out) == 1
+    assert hooks.describe()["outage_answered"] == {"xpi-record": 1, "(any other caller)": 1}
+    hooks.clear()
+    assert call(front, request(OPERATOR_KEY))[0] == "200 OK"
+
+
 def test_a_kill_after_a_call_carries_it_out_then_kills_the_caller_count_times(
     faults: tuple[LocalFaults, list[Any]],
 ) -> None:
@@ -194,7 +216,13 @@ def test_the_control_endpoint_arms_reports_and_clears(faults: tuple[LocalFaults,
             "fired": 0,
         }
         assert armed["outage_left_s"] > 0
-        assert client.clear() == {"kills": [], "refusals": [], "outage_left_s": 0.0, "outage_answered": {}}
+        assert client.clear() == {
+            "kills": [],
+            "refusals": [],
+            "outage_left_s": 0.0,
+            "outage_whole_region": False,
+            "outage_answered": {},
+        }
         assert client.memory()["rss_bytes"] > 0
     finally:
         control.stop()

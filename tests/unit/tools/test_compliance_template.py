@@ -86,7 +86,11 @@ def test_the_checker_is_given_the_stacks_resources() -> None:
         return {k for k, r in RESOURCES.items() if r["Type"] == kind and "Condition" not in r}
 
     assert {b.name for b in resources.buckets} == of("AWS::S3::Bucket")
-    assert {t.name for t in resources.tables} == of("AWS::DynamoDB::Table")
+    # (the lineage table by a variable: the regional table, or the global table's name with two regions)
+    assert {t.name for t in resources.tables} == of("AWS::DynamoDB::Table") | {"LineageTableName"}
+    assert names["LineageTableName"] == {
+        "Fn::If": ["LineageGlobal", {"Ref": "LineageGlobalTableName"}, {"Ref": "LineageTable"}]
+    }
     assert set(resources.log_groups) == of("AWS::Logs::LogGroup")
     assert {q.name for q in resources.queues} == of("AWS::SQS::Queue")
     symmetric = {k for k in of("AWS::KMS::Key") if "KeySpec" not in RESOURCES[k]["Properties"]}

@@ -30,6 +30,9 @@ def _key_of(resource: dict[str, Any]) -> Any:
     for name in ("KmsMasterKeyId", "KmsKeyId"):
         if name in properties:
             return properties[name]
+    if "Replicas" in properties:  # a global table: its replica in this region (the peer's is the peer's)
+        here = next(r for r in properties["Replicas"] if r["Region"] == {"Ref": "AWS::Region"})
+        return here["SSESpecification"]["KMSMasterKeyId"]
     if "SSESpecification" in properties:
         return properties["SSESpecification"]["KMSMasterKeyId"]
     if "BucketEncryption" in properties:

@@ -282,3 +282,21 @@ def test_a_request_that_cannot_be_claimed_is_answered_once_and_never_sent() -> N
     assert [(kind, detail["request_id"]) for kind, detail in events.published] == [
         ("Inference Failed", request["request_id"])
     ]
+
+
+def test_a_request_minted_for_the_other_region_is_left_to_it() -> None:
+    # GIVEN this stack in us-gov-east-1, and a request whose id was minted for us-gov-west-1
+    world = World()
+    world.ports = queue_processing.QueuePorts(**{**world.ports.__dict__, "govcloud_region": "us-gov-east-1"})
+    request = {**sample_request("converse-system"), "request_id": "us-gov-west-1.0123abcd"}
+
+    # WHEN its queue item runs here
+    outcome = world.process(task(request))
+
+    # THEN it is not claimed, not answered and not sent: the lineage replica stays the other region's
+    assert outcome == NotOwned(request_id="us-gov-west-1.0123abcd")
+    assert world.lineage.items == {} and world.gateway.calls == []
+    # AND an id minted for this region, or for none, is processed here
+    for request_id in ("us-gov-east-1.0123abcd", "it-0123abcd"):
+        owned(world.process(task({**request, "request_id": request_id})))
+    assert len(world.gateway.calls) == 2

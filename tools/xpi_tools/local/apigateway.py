@@ -915,7 +915,8 @@ def provision_principals(
     return credentials
 
 
-_INTEGRATION_FUNCTION = re.compile(r"\$\{(?P<logical_id>[A-Za-z0-9]+)\.Arn\}/invocations")
+# `${X.Arn}/invocations`, or `${X.Arn}${Qualifier}/invocations` (an alias the template may choose)
+_INTEGRATION_FUNCTION = re.compile(r"\$\{(?P<logical_id>[A-Za-z0-9]+)\.Arn\}(\$\{Qualifier\})?/invocations")
 
 
 def integration_functions(document: dict[str, Any], outputs: dict[str, str]) -> dict[tuple[str, str], str]:
@@ -929,6 +930,8 @@ def integration_functions(document: dict[str, Any], outputs: dict[str, str]) -> 
                 continue
             uri = operation.get("x-amazon-apigateway-integration", {}).get("uri", "")
             text = uri.get("Fn::Sub", "") if isinstance(uri, dict) else str(uri)
+            if isinstance(text, list):  # Fn::Sub [string, variables]
+                text = text[0]
             match = _INTEGRATION_FUNCTION.search(str(text))
             if match is None:
                 raise ValueError(f"{method.upper()} {path}: no Lambda integration the local API can invoke")

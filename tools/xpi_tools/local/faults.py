@@ -24,7 +24,7 @@ Control endpoint (loopback HTTP, JSON):
                                   "body_contains": "<text the request body must contain>"}
     POST   /faults/refuse-invoke {"function": "<logical id or name>", "count": N,
                                   "body_contains": "<text the invocation's payload must contain>"}
-    POST   /faults/aws-outage    {"seconds": S}
+    POST   /faults/aws-outage    {"seconds": S, "whole_region": false}
     GET    /faults               what is armed, and how often each fault fired
     DELETE /faults               clears every fault
     GET    /memory               the stack process's memory and the AWS state moto retains (the soak)
@@ -99,6 +99,7 @@ class LocalFaults:
         self._kills: list[RuntimeKill] = []
         self._refusals: list[InvokeRefusal] = []
         self._outage_until = 0.0
+        self._outage_whole_region = False  # every caller refused, not only the functions (two regions)
         self.outage_answered: dict[str, int] = {}  # function name -> requests answered 503
         self._kill_caller: Callable[[str, int], bool] = lambda _function, _port: False
 
@@ -140,17 +141,22 @@ class LocalFaults:
             self._refusals.append(refusal)
         return refusal
 
-    def start_outage(self, seconds: float) -> None:
+    def start_outage(self, seconds: float, *, whole_region: bool = False) -> None:
+        """The AWS API answers 503 for `seconds`: to the functions and their pollers, or with
+        `whole_region` to every caller (producers, the state machines, the operator): the region out of
+        reach, its state kept, as the two-region failover test plays a region's outage."""
         if not 0 < seconds <= 600:
             raise ValueError("an outage lasts between 0 and 600 seconds")
         with self._lock:
             self._outage_until = time.monotonic() + seconds
+            self._outage_whole_region = whole_region
 
     def clear(self) -> None:
         with self._lock:
             self._kills = []
             self._refusals = []
             self._outage_until = 0.0
+            self._outage_whole_region = False
 
     def describe(self) -> dict[str, Any]:
         with self._lock:
@@ -158,6 +164,7 @@ class LocalFaults:
                 "kills": [asdict(kill) for kill in self._kills],
                 "refusals": [asdict(refusal) for refusal in self._refusals],
                 "outage_left_s": max(self._outage_until - time.monotonic(), 0.0),
+                "outage_whole_region": self._outage_whole_region,
                 "outage_answered": dict(self.outage_answered),
             }
 
@@ -185,13 +192,14 @@ class LocalFaults:
                 return app(environ, start_response)
             match = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
             function = self._function_keys.get(match.group(1)) if match else None
+            if time.monotonic() < self._outage_until and (function or self._refuses_everyone(environ)):
+                _read_body(environ)  # a keep-alive connection must not see it as the next request
+                caller = function or "(any other caller)"
+                with self._lock:
+                    self.outage_answered[caller] = self.outage_answered.get(caller, 0) + 1
+                return _service_unavailable(environ, start_response)
             if function is None:
                 return app(environ, start_response)
-            if time.monotonic() < self._outage_until:
-                _read_body(environ)  # a keep-alive connection must not see it as the next request
-                with self._lock:
-                    self.outage_answered[function] = self.outage_answered.get(function, 0) + 1
-                return _service_unavailable(environ, start_response)
             armed = [k for k in self._kills if k.function == function and k.after != "return" and k.remaining]
             if not armed:
                 return app(environ, start_response)
@@ -212,6 +220,10 @@ class LocalFaults:
             return front(environ, start_response)
 
         return refusing
+
+    def _refuses_everyone(self, environ: dict[str, Any]) -> bool:
+        """A whole-region outage refuses every caller, but not moto's own API (the stack's)."""
+        return self._outage_whole_region and not str(environ.get("PATH_INFO", "")).startswith("/moto-api/")
 
     def _refused(self, environ: dict[str, Any]) -> bool:
         """Whether this request is an invocation an armed refusal takes (counted once)."""
@@ -765,7 +777,9 @@ class LocalControl:
                         )
                         self._answer(200, asdict(refusal))
                     elif self.path == "/faults/aws-outage":
-                        faults.start_outage(float(body["seconds"]))
+                        faults.start_outage(
+                            float(body["seconds"]), whole_region=bool(body.get("whole_region", False))
+                        )
                         self._answer(200, faults.describe())
                     elif self.path == "/memory/trace":
                         self._answer(200, trace.start(int(body.get("frames", 8))))
@@ -820,8 +834,8 @@ class ControlClient:
             {"function": function, "count": count, "body_contains": body_contains},
         )
 
-    def aws_outage(self, seconds: float) -> Any:
-        return self._call("POST", "/faults/aws-outage", {"seconds": seconds})
+    def aws_outage(self, seconds: float, *, whole_region: bool = False) -> Any:
+        return self._call("POST", "/faults/aws-outage", {"seconds": seconds, "whole_region": whole_region})
 
     def faults(self) -> Any:
         return self._call("GET", "/faults")
