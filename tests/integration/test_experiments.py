@@ -151,3 +151,39 @@ def test_an_experiments_split_matches_its_weights_and_its_results_read_back(
     assert rows[rated[0]["variant"]]["positive"] >= 1
     assert all(row["latency_p50_ms"] is not None and row["cost_usd"] > 0 for row in rows.values())
     assert body["verdict"]["summary"] == "continue"
+
+
+@pytest.mark.parametrize("path", ["queue", "workflow"])
+def test_the_queue_and_the_workflow_carry_the_variant_to_lineage_and_the_event(
+    path: str, api: ApiClient, local_stack: LocalStackClient, revision: int, results: ResultCollector
+) -> None:
+    found: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+    def send() -> bool:
+        # WHEN a request of the experiment comes through the queue or POST /v1/requests (the classify
+        # step reads the routing document itself: sent until one is judged under the experiment's revision)
+        project = f"p-{uuid.uuid4().hex[:10]}"
+        request = {"request_id": f"ab-{uuid.uuid4().hex[:12]}", "model": "ab-test", "prompt": "Hi.",
+                   "caller": {"project": project}, "inference": {"max_tokens": 20}}  # fmt: skip
+        if path == "queue":
+            local_stack.client("sqs").send_message(
+                QueueUrl=local_stack.outputs["RequestsQueueUrl"], MessageBody=json.dumps(request)
+            )
+        else:
+            status, accepted = api.call("caller2", "POST", "/v1/requests", request)
+            assert status == 202, accepted
+        event = results.wait_for(request["request_id"], timeout_s=90)
+        item = local_stack.lineage(request["request_id"])
+        assert item is not None
+        found.append((event, item))
+        return int(item.get("routing_revision", 0)) == revision
+
+    wait_until(
+        send, timeout_s=150, interval_s=0.5, what=f"a {path} request under routing revision {revision}"
+    )
+
+    # THEN it was assigned a variant, answered by its model, and both lineage and the event name it
+    event, item = found[-1]
+    assert event["detail-type"] == "Inference Completed", event["detail"]
+    assert item["experiment"] == EXPERIMENT and item["model_id"] == MODELS[item["variant"]]
+    assert event["detail"]["experiment"] == {"name": EXPERIMENT, "variant": item["variant"]}
