@@ -14,7 +14,7 @@ from xpi.models.api import RedriveStarted, StoredConfig
 from xpi.models.batch import BatchObject
 from xpi.models.bedrock import ModelAnswer
 from xpi.models.credentials import ApiKey, CommercialCredentials, IamKeys
-from xpi.models.lineage import ACCEPTED, FIRST_SEEN_FIELDS, LineageItem
+from xpi.models.lineage import ACCEPTED, FIRST_SEEN_FIELDS, LineageFeedback, LineageItem
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Claim, PayloadRef, Route, Usage, WorkflowInput
 
@@ -60,6 +60,16 @@ class FakeLineageStore:
     def by_day(self, day: date, since_iso: str, limit: int) -> list[LineageItem]:
         found = [i for i in self.items.values() if i.day == day.isoformat() and i.created_at >= since_iso]
         return sorted(found, key=lambda i: i.created_at, reverse=True)[:limit]
+
+    def by_experiment(self, experiment: str, limit: int) -> list[LineageItem]:
+        return [i for i in self.items.values() if i.experiment == experiment][:limit]
+
+    def record_feedback(self, request_id: str, feedback: LineageFeedback) -> bool:
+        item = self.items.get(request_id)
+        if item is None or item.status != "COMPLETED":
+            return False
+        self.items[request_id] = item.model_copy(update={"feedback": feedback})
+        return True
 
 
 class FakeSyncLedger:

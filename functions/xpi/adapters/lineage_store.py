@@ -8,10 +8,11 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from xpi.adapters import aws
-from xpi.models.lineage import ACCEPTED, FIRST_SEEN_FIELDS, LineageItem
+from xpi.models.lineage import ACCEPTED, FIRST_SEEN_FIELDS, LineageFeedback, LineageItem
 
 BY_DAY_INDEX = "by-day"
 BY_STATUS_INDEX = "by-status"
+BY_EXPERIMENT_INDEX = "by-experiment"
 # Set on an item the reaper made FAILED once its Inference Failed event is published.
 REPORTED_AT = "reported_at"
 QUERY_PAGE_LIMIT = 500
@@ -102,6 +103,33 @@ class DynamoLineageStore:
                 break
             arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return items
+
+    def by_experiment(self, experiment: str, limit: int) -> list[LineageItem]:
+        table = aws.dynamodb().Table(self._table_name)
+        items: list[LineageItem] = []
+        arguments: dict[str, Any] = {
+            "IndexName": BY_EXPERIMENT_INDEX,
+            "KeyConditionExpression": Key("experiment").eq(experiment),
+        }
+        while len(items) < limit:
+            page = table.query(**arguments, Limit=min(limit - len(items), QUERY_PAGE_LIMIT))
+            items.extend(_item(dict(stored)) for stored in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return items
+
+    def record_feedback(self, request_id: str, feedback: LineageFeedback) -> bool:
+        def write() -> None:
+            aws.dynamodb().Table(self._table_name).update_item(
+                Key={"request_id": request_id},
+                UpdateExpression="SET #feedback = :feedback",
+                ConditionExpression="#status = :completed",
+                ExpressionAttributeNames={"#feedback": "feedback", "#status": "status"},
+                ExpressionAttributeValues={":feedback": feedback.model_dump(), ":completed": "COMPLETED"},
+            )
+
+        return aws.write_if(write)
 
     # ------------------------------------------------------------------ the reaper (by-status index)
     def _by_status(self, key: Any, limit: int, filter_expression: Any = None) -> list[LineageItem]:

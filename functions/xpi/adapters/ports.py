@@ -26,7 +26,7 @@ from xpi.models.credentials import (
     ServiceCredentialMetadata,
 )
 from xpi.models.intake import OriginalSender
-from xpi.models.lineage import LineageItem
+from xpi.models.lineage import LineageFeedback, LineageItem
 from xpi.models.queue import QueuedInput
 from xpi.models.reaping import ExecutionState
 from xpi.models.request import InferenceRequest
@@ -57,6 +57,14 @@ class LineageStore(Protocol):
 
     def by_day(self, day: date, since_iso: str, limit: int) -> list[LineageItem]:
         """Items of one day created at or after since_iso, newest first."""
+        ...
+
+    def by_experiment(self, experiment: str, limit: int) -> list[LineageItem]:
+        """Items of the requests an A/B experiment assigned a variant (the by-experiment index)."""
+        ...
+
+    def record_feedback(self, request_id: str, feedback: LineageFeedback) -> bool:
+        """Set the item's feedback (replacing any before) if it is COMPLETED; False otherwise."""
         ...
 
 

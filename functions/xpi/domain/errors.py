@@ -40,6 +40,8 @@ MESSAGES: dict[str, str] = {
     "RequestExists": "a request with this request_id exists already",
     "RequestNotFound": "no such request",
     "BatchNotFound": "no such batch",
+    "ExperimentNotFound": "no such experiment",
+    "FeedbackNotAccepted": "only a completed request can be rated",
     "BatchInvalid": "the file is not a valid batch",
     "BatchStalled": "no line of the batch finished for too long; the batch was given up",
     "InvocationTimeout": "no result within the synchronous wait; the request goes on",
@@ -354,6 +356,18 @@ class RequestNotFound(XpiError):
 
 class BatchNotFound(XpiError):
     code = "BatchNotFound"
+
+
+class ExperimentNotFound(XpiError):
+    """No experiment of this name in the routing document in force."""
+
+    code = "ExperimentNotFound"
+
+
+class FeedbackNotAccepted(XpiError):
+    """Feedback on a request that did not complete (still running, failed or blocked)."""
+
+    code = "FeedbackNotAccepted"
 
 
 class InvocationTimeout(XpiError):

@@ -21,8 +21,9 @@ CHAIN_SEQ: Final = "chain_seq"
 CHAIN_PREV: Final = "chain_prev"
 CHAIN_HASH: Final = "chain_hash"
 CHAIN_FIELDS: Final = (CHAIN_SEQ, CHAIN_PREV, CHAIN_HASH)
-# Written after a record is final by the reaper's late reporting (up to days later): operational, not sealed.
-UNSEALED_FIELDS: Final = (*CHAIN_FIELDS, "reported_at")
+# Written after a record is final (up to days later): the reaper's late reporting and the caller's
+# feedback on the answer: operational, not sealed.
+UNSEALED_FIELDS: Final = (*CHAIN_FIELDS, "reported_at", "feedback")
 FINAL_STATUSES: Final = frozenset({"COMPLETED", "FAILED", "BLOCKED"})
 DIGEST_VERSION: Final = 1
 

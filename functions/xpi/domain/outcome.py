@@ -19,6 +19,7 @@ from xpi.models.events import (
     EventCaller,
     EventClassification,
     EventError,
+    EventExperiment,
     EventModel,
     EventOutput,
     EventUsage,
@@ -107,6 +108,9 @@ def result_detail(state: WorkflowState, completed_at: datetime) -> ResultDetail:
             region=_answered(state)[1] if _answered(state)[2] != "govcloud" else None,
             egress_path=response.egress_path if response else None,
         ),
+        experiment=EventExperiment(name=state.route.experiment, variant=state.route.variant)
+        if state.route and state.route.experiment and state.route.variant
+        else None,
         classification=EventClassification(
             decision=state.classification.decision, categories=state.classification.categories
         )
@@ -220,6 +224,8 @@ def lineage_item(state: WorkflowState, detail: ResultDetail) -> LineageItem:
         commercial_endpoint=endpoint if partition != "govcloud" else None,
         partition=partition,
         route_strategy=route.strategy if route else None,
+        experiment=route.experiment if route else None,
+        variant=route.variant if route and route.experiment else None,
         route_hops=[LineageHop(**hop.model_dump()) for hop in response.hops]
         if response and response.hops
         else None,

@@ -32,6 +32,7 @@ from xpi.domain.access import (
     project_key,
 )
 from xpi.domain.errors import ModelNotAllowedForCaller, ModelNotApproved
+from xpi.domain.experiments import Experiment, applies, assign
 from xpi.domain.pricing import cache_prices
 from xpi.domain.strategies import (
     COMMERCIAL,
@@ -98,6 +99,9 @@ class RoutingConfig(_Config):
     projects: dict[str, ProjectGrant] = {}
     routes: list[RoutingRule] = Field([], description="routing strategies, the first matching rule applies")
     partition_policy: PartitionPolicy = PartitionPolicy()
+    experiments: list[Experiment] = Field(
+        [], description="A/B experiments, tried before the routes: the first running one that applies"
+    )
 
     @model_validator(mode="after")
     def _projects_are_defined(self) -> "RoutingConfig":
@@ -116,6 +120,50 @@ class RoutingConfig(_Config):
             unknown = sorted({t.model for t in rule.strategy.targets} - set(self.models))
             if unknown:
                 raise ValueError(f"routing rule '{rule.name}' names models that are not approved: {unknown}")
+        return self
+
+    @model_validator(mode="after")
+    def _experiments_stay_within_approval(self) -> "RoutingConfig":
+        """An experiment never names a model a caller it can reach may not use (a caller or project may
+        use all its variants or none), nor a commercial model for content kept in GovCloud."""
+        names = [e.name for e in self.experiments]
+        if len(set(names)) != len(names) or set(names) & {r.name for r in self.routes}:
+            raise ValueError("experiments need distinct names, none a routing rule's")
+        for experiment in self.experiments:
+            models = {v.model for v in experiment.variants}
+            unknown = sorted(models - set(self.models))
+            if unknown:
+                raise ValueError(
+                    f"experiment '{experiment.name}' names models that are not approved: {unknown}"
+                )
+            apis = {self.models[m].api for m in models} - {"both"}
+            if len(apis) > 1:
+                raise ValueError(
+                    f"experiment '{experiment.name}' mixes converse-only and invoke_model-only models"
+                )
+            kept_in_govcloud = any(
+                fnmatchcase(category, pattern) or fnmatchcase(pattern, category)
+                for category in experiment.when.categories or []
+                for pattern in self.partition_policy.govcloud_only
+            )
+            if kept_in_govcloud and any(self.models[m].partition != "govcloud" for m in models):
+                raise ValueError(
+                    f"experiment '{experiment.name}' targets content kept in GovCloud, "
+                    "yet has a commercial variant"
+                )
+            for rule in self.callers:
+                own = {m for m in models if any(fnmatchcase(m, p) for p in rule.allow)}
+                narrowed = [own] + [
+                    {m for m in own if any(fnmatchcase(m, p) for p in grant.allow)}
+                    for grant in (self.projects.get(p) for p in rule.projects)
+                    if grant is not None and grant.allow is not None
+                ]
+                for allowed in narrowed:
+                    if allowed and allowed != models:
+                        raise ValueError(
+                            f"experiment '{experiment.name}': caller '{rule.principal}' may use "
+                            f"{sorted(allowed)} but not {sorted(models - allowed)}"
+                        )
         return self
 
     def caller_rule(self, principal: str) -> CallerRule | None:
@@ -155,9 +203,24 @@ def resolve_route(
     return Route(model_id=model_id, region=region, endpoint=endpoint, api=request.api)
 
 
-def plan_route(config: RoutingConfig, context: RouteContext) -> Plan:
-    """Where the request may be answered, in order (xpi.domain.strategies): the first rule that matches
-    the requested model and the request, else the alias table; then the partition policy."""
+def plan_route(config: RoutingConfig, context: RouteContext, *, experiments: bool = True) -> Plan:
+    """Where the request may be answered, in order (xpi.domain.strategies): the variant of the first
+    running experiment that applies (`experiments`: the route step passes False when the request may not
+    use its variant), else the first rule that matches the requested model and the request, else the
+    alias table; then the partition policy."""
+    experiment = next(
+        (e for e in config.experiments if experiments and applies(e, context, context.at)), None
+    )
+    if experiment is not None:
+        variant = assign(experiment, context)
+        partition = config.models[variant.model].partition
+        hop = Hop(variant.model, partition, None)
+        return Plan(
+            experiment.name,
+            unique(apply_partition_policy(config.partition_policy, [hop], context)),
+            experiment=experiment.name,
+            variant=variant.name,
+        )
     rule = next(
         (
             r
@@ -179,6 +242,15 @@ def plan_route(config: RoutingConfig, context: RouteContext) -> Plan:
     return Plan(
         rule.name if rule else None, unique(apply_partition_policy(config.partition_policy, hops, context))
     )
+
+
+def candidate_plans(config: RoutingConfig, context: RouteContext) -> tuple[Plan, ...]:
+    """The plans the route step may take, in order: an experiment's variant (when one applies), then the
+    plan without experiments (a request that may not use its variant leaves the experiment)."""
+    plan = plan_route(config, context)
+    if plan.experiment is None:
+        return (plan,)
+    return plan, plan_route(config, context, experiments=False)
 
 
 def estimate_cost(config: RoutingConfig, model_id: str, usage: Usage) -> float:

@@ -22,6 +22,7 @@ targets first.
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Annotated, Literal
 
@@ -112,6 +113,7 @@ class RouteContext:
     tags: Mapping[str, str] | None = None
     categories: Mapping[str, int] | None = None
     request_bytes: int = 0
+    at: datetime | None = None  # when the request was received: an experiment's start and stop
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ class Hop:
 class Plan:
     strategy: str | None  # the rule's name; None: the alias table
     hops: tuple[Hop, ...]  # empty: the partition policy left nothing (the request stays unsent)
+    experiment: str | None = None  # the A/B experiment that chose the hop (xpi.domain.experiments)
+    variant: str | None = None
 
 
 def matches(condition: Condition, context: RouteContext) -> bool:

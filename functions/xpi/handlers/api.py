@@ -30,7 +30,7 @@ from xpi.models.api import (
     IntQuery,
 )
 from xpi.observability import logger, metrics, tracer
-from xpi.services import api
+from xpi.services import api, experiments
 from xpi.settings import get_settings
 
 # What this handler's factories build from, imported at init (its first invocation imports none).
@@ -39,6 +39,7 @@ dependencies.preload(
     dependencies.budget_ledger,
     dependencies.executions,
     dependencies.lineage_store,
+    dependencies.payload_store,
     dependencies.routing_config,
     dependencies.submitter,
 )
@@ -126,6 +127,25 @@ def get_request(request_id: str) -> Response[str]:
         executions=dependencies.executions(),
     )
     return _json(200, status)
+
+
+@app.post("/v1/requests/<request_id>/feedback")
+def request_feedback(request_id: str) -> Response[str]:
+    recorded = experiments.record_feedback(
+        request_id,
+        app.current_event.body or "",
+        principal=_principal(),
+        now=datetime.now(UTC),
+        lineage=dependencies.lineage_store(),
+        payloads=dependencies.payload_store(),
+    )
+    return _json(200, recorded)
+
+
+@app.get("/v1/experiments/<name>/results")
+def experiment_results(name: str) -> Response[str]:
+    found = experiments.experiment_results(name, dependencies.routing_config(), dependencies.lineage_store())
+    return _json(200, found)
 
 
 @app.get("/v1/models")

@@ -14,6 +14,8 @@ from pydantic import BaseModel
 from xpi.domain.errors import (
     BatchNotFound,
     CallerUnidentified,
+    ExperimentNotFound,
+    FeedbackNotAccepted,
     InvocationTimeout,
     PolicyInvalid,
     Problem,
@@ -33,6 +35,8 @@ HTTP_ANSWERS: dict[type[XpiError], tuple[int, ErrorCode]] = {
     PolicyInvalid: (400, "PolicyInvalid"),
     RequestNotFound: (404, "RequestNotFound"),
     BatchNotFound: (404, "BatchNotFound"),
+    ExperimentNotFound: (404, "ExperimentNotFound"),
+    FeedbackNotAccepted: (409, "FeedbackNotAccepted"),
     RequestExists: (409, "RequestExists"),
     WorkflowWithoutResult: (500, "InternalError"),
     CallerUnidentified: (500, "InternalError"),

@@ -2,7 +2,7 @@
 and the query parameters it reads."""
 
 from datetime import datetime, timedelta
-from typing import Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -11,6 +11,8 @@ ErrorCode = Literal[
     "RequestExists",
     "RequestNotFound",
     "BatchNotFound",
+    "ExperimentNotFound",
+    "FeedbackNotAccepted",
     "InvocationTimeout",
     "RouteNotFound",
     "MethodNotAllowed",
@@ -236,3 +238,70 @@ class DashboardFilters(_Answer):
     caller: str | None = None
     decision: str | None = None
     limit: int = DASHBOARD_LIMIT.default
+
+
+# ------------------------------------------------------------------ A/B experiments
+class FeedbackBody(BaseModel):
+    """POST /v1/requests/{id}/feedback: the caller's rating of the answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    score: Annotated[int, Field(ge=1, le=5, strict=True)]
+    comment: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class FeedbackRecorded(_Answer):
+    request_id: str
+    score: int
+    comment_bytes: int
+    at: str
+    experiment: str | None = None
+    variant: str | None = None
+
+
+class VariantResults(_Answer):
+    variant: str
+    model: str
+    requests: int
+    completed: int
+    errors: int
+    error_rate: float
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    cost_usd: float
+    mean_cost_usd: float | None
+    feedback_count: int
+    feedback_mean: float | None
+    positive: int
+    positive_rate: float | None
+
+
+class VariantComparison(_Answer):
+    variant: str
+    against: str
+    positive_z: float | None
+    positive_p: float | None
+    positive_p_adjusted: float | None
+    latency_t: float | None
+    latency_p: float | None
+
+
+class StopVerdict(_Answer):
+    decision: Literal["stop", "continue"]
+    winner: str | None
+    reason: str
+    summary: str
+
+
+class ExperimentResults(_Answer):
+    experiment: str
+    status: Literal["running", "stopped"]
+    sticky: Literal["caller", "project"]
+    test: str
+    variants: list[VariantResults]
+    leader: str | None
+    comparisons: list[VariantComparison]
+    stop_rule: dict[str, Any]
+    verdict: StopVerdict
+    items_read: int
+    truncated: bool

@@ -37,6 +37,13 @@ class EventModel(_Detail):
     egress_path: str | None = None
 
 
+class EventExperiment(_Detail):
+    """The A/B experiment whose variant answered (or was to answer) the request."""
+
+    name: str
+    variant: str
+
+
 class EventOutput(_Detail):
     text: str | None = None
     body: dict[str, Any] | None = None
@@ -85,6 +92,7 @@ class ResultDetail(_Detail):
     batch_id: str | None = None
     caller: EventCaller
     model: EventModel
+    experiment: EventExperiment | None = None
     classification: EventClassification | None = None
     output: EventOutput | None = None
     usage: EventUsage | None = None

@@ -69,6 +69,16 @@ class LineageHop(_Item):
     outcome: str
 
 
+class LineageFeedback(_Item):
+    """The caller's rating of the answer (POST /v1/requests/{id}/feedback): its score (1-5), the size of
+    its comment (the comment itself is kept under payloads/feedback/, never here) and when it was given.
+    Written after the item is final, so not sealed (xpi.domain.lineage_chain.UNSEALED_FIELDS)."""
+
+    score: int
+    comment_bytes: int = 0
+    at: str  # ISO 8601 to the millisecond
+
+
 class LineageItem(_Item):
     request_id: str
     status: LineageStatus
@@ -94,6 +104,10 @@ class LineageItem(_Item):
     partition: str | None = None
     route_strategy: str | None = None  # the routing rule that chose the hops
     route_hops: list[LineageHop] | None = None  # each hop tried, in order, the last the one that answered
+    # The A/B experiment whose variant the request was assigned (the by-experiment index's key).
+    experiment: str | None = None
+    variant: str | None = None
+    feedback: LineageFeedback | None = None
     response_hmac: str | None = None
     response_bytes: int | None = None
     output_s3_uri: str | None = None

@@ -190,6 +190,8 @@ class Route(_State):
         description="govcloud: the stack's own partition's Bedrock, called with the role; None: commercial",
     )
     strategy: str | None = Field(None, description="the routing rule that chose the hops (None: the aliases)")
+    experiment: str | None = Field(None, description="the A/B experiment whose variant this route is")
+    variant: str | None = Field(None, description="the experiment's variant the request was assigned")
     fallbacks: list[RouteHop] | None = Field(
         None, description="where to try next, in order, when a hop fails"
     )

@@ -26,7 +26,7 @@ from xpi.domain.inspection import redact, segments
 from xpi.domain.intake import request_problems
 from xpi.domain.payload import outbound_hmac, request_bytes
 from xpi.domain.policy import ACTION_RANK, Action, Policy
-from xpi.domain.routing import RoutingConfig, plan_route
+from xpi.domain.routing import RoutingConfig, candidate_plans
 from xpi.domain.strategies import GOVCLOUD, RouteContext, stays_in_govcloud
 from xpi.models.events import SECURITY_ALERT, SecurityAlertDetail
 from xpi.models.request import InferenceRequest
@@ -80,7 +80,9 @@ def in_partition(assessment: Assessment, routing: RoutingConfig, context: RouteC
     ]
     if any(f.action != "allow" for f in findings):
         return assessment
-    if not plan_route(routing, replace(context, categories=assessment.categories)).hops:
+    if not any(
+        plan.hops for plan in candidate_plans(routing, replace(context, categories=assessment.categories))
+    ):
         return assessment
     reason = "partition_policy: kept in GovCloud, to GovCloud-native models only"
     return assessment.model_copy(
@@ -96,11 +98,13 @@ def models_judged_alike(
     a weighted draw must not reach a model the policy would have blocked or redacted it for). A category
     the partition policy keeps in GovCloud counts as allowed for GovCloud-native models only. None when
     no strategy applies (the one model judged)."""
-    plan = plan_route(routing, replace(context, categories=assessment.categories))
-    if plan.strategy is None:
+    plans = candidate_plans(routing, replace(context, categories=assessment.categories))
+    if all(plan.strategy is None for plan in plans):
         return None
-    kept = []
-    for hop in plan.hops:
+    kept: list[str] = []
+    for hop in (hop for plan in plans for hop in plan.hops):
+        if hop.model_id in kept:
+            continue
         stricter = False
         for finding in assessment.findings:
             action, _ = policy.action_for(finding.category, hop.model_id)
@@ -138,6 +142,7 @@ def classify(
         project=state.request.caller.project,
         tags=state.request.caller.tags,
         request_bytes=state.payload.bytes,
+        at=state.source.received_at,
     )
     assessment = in_partition(
         assess(request, policy=policy, detectors=detectors, routing=routing), routing, context

@@ -93,6 +93,7 @@ def _context(state: WorkflowState) -> RouteContext:
         tags=state.request.caller.tags,
         categories=classification.categories if classification else {},
         request_bytes=state.payload.bytes,
+        at=state.source.received_at,
     )
 
 
@@ -171,11 +172,23 @@ def route(
     hop its strategy and the partition policy allow, the others as its fallbacks."""
     routing = carried_routing(state)
     principal, request_id = state.source.principal, state.request.request_id
-    plan = plan_route(routing, _context(state))
-    if plan.strategy is None and plan.hops:
-        # the alias table: the requested model or nothing, with the errors it always had
-        resolve_route(state.request, principal, routing, region=region, endpoint=endpoint)
-    hops = _hops(state, routing, plan, (region, endpoint), (govcloud_region, govcloud_endpoint))
+    context = _context(state)
+    plan = plan_route(routing, context)
+    places = (region, endpoint), (govcloud_region, govcloud_endpoint)
+    if plan.experiment is not None:
+        # The variant is checked like any hop (partition policy, the content's judgement, api, access,
+        # clearance); a request that may not use it leaves the experiment and is routed as without it.
+        try:
+            hops = _hops(state, routing, plan, *places) if plan.hops else []
+        except XpiError:
+            hops = []
+        if not hops:
+            plan = plan_route(routing, context, experiments=False)
+    if plan.experiment is None:
+        if plan.strategy is None and plan.hops:
+            # the alias table: the requested model or nothing, with the errors it always had
+            resolve_route(state.request, principal, routing, region=region, endpoint=endpoint)
+        hops = _hops(state, routing, plan, *places)
     (primary, decision), rest = hops[0], hops[1:]
     routed = Route(
         model_id=primary.model_id,
@@ -184,6 +197,8 @@ def route(
         partition=GOVCLOUD if primary.partition == GOVCLOUD else None,
         api=state.request.api,
         strategy=plan.strategy,
+        experiment=plan.experiment,
+        variant=plan.variant,
         fallbacks=[hop for hop, _ in rest] or None,
         project=decision.project,
     )

@@ -138,3 +138,15 @@ def test_a_wrong_token_in_the_url_is_refused(proxy: Any) -> None:
     server, _ = proxy
     status, headers = send(server, "GET", "/?token=guess", {"Host": f"127.0.0.1:{server.port}"})
     assert status == 401 and "set-cookie" not in headers
+
+
+def test_the_experiments_view_is_served_and_its_results_call_forwarded(proxy: Any) -> None:
+    server, forwarded = proxy
+    # GIVEN the dashboard's own page, cookie and header
+    for page in ("/experiments.html", "/experiments.js"):
+        status, _ = send(server, "GET", page, own(server))
+        assert status == 200, page
+    # WHEN the view reads an experiment's results
+    status, _ = send(server, "GET", "/v1/experiments/ab-size/results", own(server))
+    # THEN the call goes to the API, signed
+    assert status == 200 and forwarded == [("GET", "/v1/experiments/ab-size/results")]

@@ -40,6 +40,8 @@ STATIC_FILES = (
     "compliance.js",
     "usage.html",
     "usage.js",
+    "experiments.html",
+    "experiments.js",
 )
 FORWARDED_PREFIX = "/v1/"
 TIMEOUT_S = 35
