@@ -82,7 +82,11 @@ def local_up(args: argparse.Namespace) -> int:
     if args.exit_with_parent:
         # Watch from the start: a parent that dies while the stack deploys must take it along too.
         threading.Thread(target=_wait_for_parent_exit, args=(parent, stop), daemon=True).start()
-    stack = LocalStack(root, commercial_credentials=args.commercial_credentials)
+    stack = LocalStack(
+        root,
+        commercial_credentials=args.commercial_credentials,
+        trust_ca=Path(args.trust_ca).resolve() if args.trust_ca else None,
+    )
     try:
         endpoints = stack.start()
         state_file = Path(args.state_file)
@@ -191,6 +195,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
         default="secret",
         help="an access key in the credentials secret (default), a long-term Bedrock API key, "
         "or IAM Roles Anywhere (no stored key)",
+    )
+    up.add_argument(
+        "--trust-ca",
+        default="",
+        help="a CA certificate (PEM) the functions trust for https endpoints instead of the public CAs "
+        "(the egress path tests' links, xpi_tools.local.netns)",
     )
     up.set_defaults(run=local_up)
     down = local.add_parser("down", help="stop a local stack started by `xpi local up`")
