@@ -10,8 +10,8 @@ POST /v1/invoke, sequential, in three phases:
 Prints, per phase, the path each call took (from lineage) and the call latency p50/p95. What it shows is
 the choice following measured latency; the links are simulated, so the gain is the links' difference by
 construction, not a measurement of a real VPN or Direct Connect (docs/network.md, "Proven here, and not").
-The added latency is the namespace forwarder's (userspace, once per request): this kernel has no netem.
-Needs root (network namespaces); says why and exits otherwise.
+The added latency is the namespace forwarder's (userspace: once per TLS handshake and once per request):
+this kernel has no netem. Needs root (network namespaces); says why and exits otherwise.
 """
 
 import json

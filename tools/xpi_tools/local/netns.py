@@ -17,8 +17,9 @@ The faults are the kernel's, set inside the namespace only (nothing on the host'
 
 Latency: this kernel has no netem (CONFIG_NET_SCH_NETEM is not set; `tc qdisc add ... netem` answers
 "Specified qdisc kind is unknown"; tbf and htb exist but shape a rate, not a delay), so `delay_s` is the
-forwarder's userspace delay, once per request, in the namespace: kernel-level are the veth crossing, the
-routing, TCP, the drops and the blackhole; the added latency is not.
+forwarder's userspace delay in the namespace, once for each connection's TLS handshake and once per request
+(the round trips a call makes; TCP's own handshake is the kernel's, undelayed): kernel-level are the veth
+crossing, the routing, TCP, the drops and the blackhole; the added latency is not.
 
 Needs root (CAP_NET_ADMIN) and `ip`/`iptables`; `unavailable_reason()` says why not, for a clean skip.
 Everything made is removed on close (deleting the namespace deletes the veth pair and its rules).
@@ -195,10 +196,13 @@ class NamespacePath:
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
-        """One connection: TLS ended here, its requests forwarded to the target, each after delay_s."""
+        """One connection: TLS ended here (after delay_s), its requests forwarded to the target, each after
+        delay_s."""
         opened = [client]
         try:
             client.settimeout(10)  # the handshake; a blackholed one gives up
+            if self.delay_s:
+                time.sleep(self.delay_s)  # the link's latency, once for the TLS handshake's round trip
             tls = self._context.wrap_socket(client, server_side=True)
             tls.settimeout(None)
             opened.append(tls)
