@@ -11,6 +11,7 @@ CHECKOV   := .xpi/tools/checkov
 PARLIAMENT := .xpi/tools/parliament
 LITELLM    := .xpi/tools/litellm
 AWSCLI    := .xpi/tools/awscli
+VARIANTS  := .xpi/template-variants
 HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
@@ -90,6 +91,11 @@ template-check: venv $(CHECKOV)/.installed $(PARLIAMENT)/.installed ## sam valid
 	$(BIN)/sam validate --lint
 	$(BIN)/cfn-lint template.yaml network/govcloud.yaml network/commercial.yaml
 	$(CHECKOV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml -f network/govcloud.yaml -f network/commercial.yaml
+	@# the same with the network options on (the VPC, a VPN, a transit gateway): xpi_tools.template_variants
+	$(BIN)/python -m xpi_tools.template_variants $(VARIANTS) > /dev/null
+	$(BIN)/sam validate --lint -t $(VARIANTS)/template-vpc.json
+	$(BIN)/cfn-lint $(VARIANTS)/*.json
+	$(CHECKOV)/bin/checkov --quiet --compact --skip-download --framework cloudformation $$(for t in $(VARIANTS)/*.json; do echo -f $$t; done)
 	$(BIN)/xpi iam lint
 	$(MAKE) --no-print-directory template-check-regions
 
@@ -128,7 +134,7 @@ faults: venv runtime build ## the fault suite at full size (100-150 requests per
 soak: venv runtime build ## 10,000 requests with mixed faults (XPI_SOAK_N), printing the local stack's memory
 	XPI_FAULTS_SOAK=1 $(BIN)/pytest tests/faults/test_soak.py -q -s
 
-network: venv runtime build ## 1,000 requests across a cut egress path: failover, fail-back, printing the figures
+network: venv runtime build ## 1,000 requests across a blackholed egress path (network namespaces, as root): failover, fail-back, figures
 	XPI_NETWORK_SCALE=full $(BIN)/pytest tests/integration/test_egress_paths.py -q -s
 
 regions: venv runtime build ## two regions on two local stacks: the primary out under load, failover time, lost/doubled

@@ -1,6 +1,7 @@
-"""Egress paths follow the lower latency (docs/network.md): two paths to one Bedrock emulator, each a
-loopback link with its own added latency (xpi_tools.local.link), `internet` first in the list and `vpn`
-second (priority_step_ms 50). POST /v1/invoke, sequential, in three phases:
+"""Egress paths follow the lower latency (docs/network.md): two paths to one Bedrock emulator, each behind
+a network namespace and veth pair of its own (xpi_tools.local.netns, HTTPS to the namespace's address),
+with its own added latency, `internet` first in the list and `vpn` second (priority_step_ms 50).
+POST /v1/invoke, sequential, in three phases:
 
 1. no health data yet: the calls go by priority (internet, 80 ms link);
 2. after the health function measured both (internet 80 ms, vpn 20 ms: 20 + 50 < 80): the calls take vpn;
@@ -9,15 +10,19 @@ second (priority_step_ms 50). POST /v1/invoke, sequential, in three phases:
 Prints, per phase, the path each call took (from lineage) and the call latency p50/p95. What it shows is
 the choice following measured latency; the links are simulated, so the gain is the links' difference by
 construction, not a measurement of a real VPN or Direct Connect (docs/network.md, "Proven here, and not").
+The added latency is the namespace forwarder's (userspace: once per TLS handshake and once per request):
+this kernel has no netem. Needs root (network namespaces); says why and exits otherwise.
 """
 
 import json
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,7 +32,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from xpi.domain.config_signing import sign
-from xpi_tools.local.link import TcpProxy
+from xpi_tools.certificates import make_ca
+from xpi_tools.local.netns import NamespacePath, unavailable_reason
 
 CALLS = int(sys.argv[1]) if len(sys.argv) > 1 else 30
 INTERNET_S, VPN_S, VPN_SLOW_S = 0.080, 0.020, 0.150
@@ -109,12 +115,22 @@ class Bench:
 
 
 def main() -> None:
-    stack = start_stack()
+    if (reason := unavailable_reason()) is not None:
+        print(f"bench_egress skipped: {reason}")
+        return
+    ca = make_ca("xpi egress paths bench CA")
+    folder = tempfile.TemporaryDirectory()
+    trusted = Path(folder.name) / "ca.pem"
+    trusted.write_bytes(ca.certificate_pem)
+    stack = start_stack(trust_ca=trusted)
     assert stack.endpoints is not None
     emulator = urlsplit(stack.endpoints.bedrock)
     target = (emulator.hostname or "127.0.0.1", int(emulator.port or 80))
     try:
-        with TcpProxy(*target, delay_s=INTERNET_S) as internet, TcpProxy(*target, delay_s=VPN_S) as vpn:
+        with (
+            NamespacePath(*target, ca, delay_s=INTERNET_S) as internet,
+            NamespacePath(*target, ca, delay_s=VPN_S) as vpn,
+        ):
             bench = Bench(stack)
             bench.put_paths(
                 {
@@ -135,6 +151,7 @@ def main() -> None:
             bench.phase("3. vpn slower: back to internet")
     finally:
         stack.stop()
+        folder.cleanup()
 
 
 if __name__ == "__main__":

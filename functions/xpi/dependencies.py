@@ -194,7 +194,7 @@ def executions() -> ExecutionReader:
 
 @cache
 def bedrock_gateway(timeout_s: int | None = None) -> BedrockGateway:
-    from xpi.adapters.bedrock import BotoBedrockGateway
+    from xpi.adapters.bedrock import CONNECT_TIMEOUT_S, BotoBedrockGateway
     from xpi.adapters.credentials import SecretsManagerCredentials
     from xpi.adapters.ports import CredentialSource
 
@@ -217,13 +217,17 @@ def bedrock_gateway(timeout_s: int | None = None) -> BedrockGateway:
             settings.require("credentials_secret_id"), settings.credentials_max_age_s
         )
 
-    def gateway(https_proxy: str | None = None) -> BotoBedrockGateway:
+    def gateway(
+        https_proxy: str | None = None, connect_timeout_s: float = CONNECT_TIMEOUT_S, keep_alive: bool = True
+    ) -> BotoBedrockGateway:
         return BotoBedrockGateway(
             credentials,
             timeout_s=timeout_s or settings.bedrock_timeout_s,
             short_term_api_keys=settings.commercial_auth == "short-term-api-key",
             idle_timeout_s=settings.bedrock_stream_idle_timeout_s,
             https_proxy=https_proxy,
+            connect_timeout_s=connect_timeout_s,
+            keep_alive=keep_alive,
         )
 
     direct = gateway()
@@ -233,12 +237,13 @@ def bedrock_gateway(timeout_s: int | None = None) -> BedrockGateway:
     from xpi.adapters.path_states import DynamoPathStates
     from xpi.services.egress import PathFailoverGateway
 
-    per_path: dict[tuple[str, str, str | None], BotoBedrockGateway] = {}
+    per_path: dict[tuple[str, str, str | None, float, bool], BotoBedrockGateway] = {}
 
     def gateway_for(path: EgressPath) -> BedrockGateway:
-        key = (path.name, path.endpoint, path.https_proxy)
+        key = (path.name, path.endpoint, path.https_proxy, path.connect_timeout_s, path.keep_alive)
         if key not in per_path:
-            per_path[key] = gateway(path.https_proxy)  # its own clients: switching paths evicts none
+            # its own clients: switching paths evicts none
+            per_path[key] = gateway(path.https_proxy, path.connect_timeout_s, path.keep_alive)
         return per_path[key]
 
     return PathFailoverGateway(egress_paths, DynamoPathStates(settings.pacing_table), gateway_for, direct)

@@ -88,6 +88,7 @@ def local_up(args: argparse.Namespace) -> int:
         stack_name=args.stack_name,
         commercial_region=args.commercial_region,
         commercial_credentials=args.commercial_credentials,
+        trust_ca=Path(args.trust_ca).resolve() if args.trust_ca else None,
     )
     try:
         endpoints = stack.start()
@@ -203,6 +204,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
     up.add_argument("--region", default="us-gov-west-1", choices=["us-gov-west-1", "us-gov-east-1"])
     up.add_argument("--stack-name", default="xpi-local")
     up.add_argument("--commercial-region", default="us-east-1", help="the emulator's commercial region")
+    up.add_argument(
+        "--trust-ca",
+        default="",
+        help="a CA certificate (PEM) the functions trust for https endpoints instead of the public CAs "
+        "(the egress path tests' links, xpi_tools.local.netns)",
+    )
     up.set_defaults(run=local_up)
     down = local.add_parser("down", help="stop a local stack started by `xpi local up`")
     down.add_argument("--state-file", default=str(DEFAULT_STATE_FILE))

@@ -11,6 +11,7 @@ noticed in seconds) while the whole call may take up to its own timeout.
 
 import contextlib
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -95,6 +96,8 @@ class BotoBedrockGateway:
         short_term_api_keys: bool = False,
         idle_timeout_s: float = STREAM_IDLE_TIMEOUT_S,
         https_proxy: str | None = None,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        keep_alive: bool = True,
     ) -> None:
         self._credentials = credentials
         self._timeout_s = timeout_s
@@ -105,7 +108,7 @@ class BotoBedrockGateway:
         self._config = Config(
             retries={"mode": "standard", "total_max_attempts": 1},  # the workflow owns retries
             # Short: a connect that fails surely sent nothing, so the workflow retries it safely.
-            connect_timeout=CONNECT_TIMEOUT_S,
+            connect_timeout=connect_timeout_s,
             # Below the function's timeout (BEDROCK_TIMEOUT_S), so the function itself reports a lost
             # answer (BedrockAnswerLost) rather than being killed mid-call.
             read_timeout=timeout_s,
@@ -115,6 +118,9 @@ class BotoBedrockGateway:
         # A streamed answer (Converse): the gap allowed between two chunks; the whole call still ends
         # within timeout_s (_paced_by_deadline).
         self._stream_config = self._config.merge(Config(read_timeout=self._idle_timeout_s))
+        # The bytes of the current call on this thread (botocore's events count them; egress path metrics)
+        self._wire = threading.local()
+        self._keep_alive = keep_alive
         self._clients: dict[tuple[str, str, str, int, str], BedrockRuntimeClient] = {}
         self._in_partition: dict[tuple[str, str, str, int, str], BedrockRuntimeClient] = {}
         # What lineage records of the credentials a version holds: type and age (no secret).
@@ -122,14 +128,36 @@ class BotoBedrockGateway:
 
     def answer(self, route: Route, request: InferenceRequest) -> ModelAnswer:
         call = self._converse if route.api == "converse" else self._invoke_model
+        self._wire.sent = self._wire.received = 0
         if route.partition == "govcloud":
             # In the stack's own partition, with the function's own role: no commercial credentials read.
             # final: an AccessDenied is the role's or the model's (not enabled), never a stale secret.
             client = self._in_partition_client(route)
             answer = self._translate(lambda: call(client, IN_PARTITION, route, request), final=True)
-            return answer.model_copy(update={"credential_type": IN_PARTITION})
+            return answer.model_copy(update={"credential_type": IN_PARTITION, **self._wire_bytes()})
         answer = self._with_credentials(route, lambda client, version: call(client, version, route, request))
-        return answer.model_copy(update=self._facts.get(answer.credential_version, {}))
+        return answer.model_copy(update=self._facts.get(answer.credential_version, {}) | self._wire_bytes())
+
+    # ------------------------------------------------------------------ bytes on the wire
+    def _wire_bytes(self) -> dict[str, int]:
+        return {"bytes_sent": self._wire.sent, "bytes_received": self._wire.received}
+
+    def _count_bytes(self, client: Any) -> None:
+        if not self._keep_alive:  # the answer ends the connection: each call connects anew
+            client.meta.events.register("before-send.bedrock-runtime", _close_after)
+        client.meta.events.register("before-send.bedrock-runtime", self._sent)
+        client.meta.events.register("after-call.bedrock-runtime", self._received)
+
+    def _sent(self, request: Any, **_: Any) -> None:
+        body = request.body
+        size = len(body) if isinstance(body, bytes | bytearray | str) else 0
+        self._wire.sent = getattr(self._wire, "sent", 0) + size + _head_bytes(request.headers)
+
+    def _received(self, http_response: Any, model: Any, **_: Any) -> None:
+        # An event stream's body is counted as it is read (_converse); any other answer has a length (its
+        # body is not read here: InvokeModel's is the caller's stream).
+        body = 0 if model.has_event_stream_output else int(http_response.headers.get("content-length") or 0)
+        self._wire.received = getattr(self._wire, "received", 0) + body + _head_bytes(http_response.headers)
 
     def _in_partition_client(self, route: Route) -> "BedrockRuntimeClient":
         key = (IN_PARTITION, route.region, route.endpoint, 0, route.api)
@@ -144,6 +172,7 @@ class BotoBedrockGateway:
                 endpoint_url=route.endpoint or None,
                 config=config,
             )
+            self._count_bytes(client)
             self._in_partition[key] = client
         return client
 
@@ -209,6 +238,7 @@ class BotoBedrockGateway:
                 config=config,
                 **options,
             )
+            self._count_bytes(client)
             # one credential version (and key epoch) at a time
             self._clients = {k: c for k, c in self._clients.items() if k[:4] == key[:4]} | {key: client}
         return client
@@ -254,6 +284,9 @@ class BotoBedrockGateway:
                 _paced_by_deadline(stream, started + self._timeout_s, self._idle_timeout_s), version, started
             )
         finally:
+            with contextlib.suppress(Exception):  # the event stream's bytes read (urllib3's count)
+                raw: Any = getattr(stream, "_raw_stream", None)
+                self._wire.received = getattr(self._wire, "received", 0) + int(raw.tell())
             with contextlib.suppress(Exception):
                 stream.close()
 
@@ -302,6 +335,16 @@ def _paced_by_deadline(stream: Any, deadline: float, idle_s: float) -> Iterable[
         except StopIteration:
             return
         yield event
+
+
+def _close_after(request: Any, **_: Any) -> None:
+    request.headers["Connection"] = "close"  # not a signed header: set after signing
+
+
+def _head_bytes(headers: Mapping[str, str]) -> int:
+    """A request's or an answer's header lines, as sent (name, ": ", value, CRLF), and the first line's
+    approximate size."""
+    return 32 + sum(len(name) + len(value) + 4 for name, value in headers.items())
 
 
 def _set_read_timeout(stream: Any, seconds: float) -> None:

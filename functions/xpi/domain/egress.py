@@ -39,6 +39,13 @@ class EgressPath(_Config):
         description="the Bedrock Runtime endpoint over this path: https (plain http only to a loopback host)"
     )
     https_proxy: str | None = Field(None, description="an HTTPS proxy the call goes through, if any")
+    # A blackholed link answers nothing: a call fails over only once its connect has timed out, so this
+    # bounds the failover time. The adapter's default (3 s); a private link's round trip is tens of ms.
+    connect_timeout_s: Annotated[float, Field(gt=0, le=10)] = 3.0
+    # false: a new connection for each call (Connection: close). A blackholed link then fails each call at
+    # its connect, which fails over; a kept-alive connection strands the call sent on it until the read
+    # timeout, a lost answer (never sent again). The price: a TCP and TLS handshake per call.
+    keep_alive: bool = True
 
     @field_validator("endpoint")
     @classmethod

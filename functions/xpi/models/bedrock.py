@@ -20,3 +20,6 @@ class ModelAnswer(BaseModel):
     credential_age_s: int | None = None
     # The network path the call took (xpi.domain.egress), when egress paths are configured
     egress_path: str | None = None
+    # What the call put on the wire and took off it (request and answer lines, headers, bodies), in bytes
+    bytes_sent: int | None = None
+    bytes_received: int | None = None

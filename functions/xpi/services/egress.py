@@ -71,6 +71,9 @@ class PathFailoverGateway:
                 continue
             latency = (time.monotonic() - started) * 1000
             path_metric("EgressLatency", MetricUnit.Milliseconds, latency, path.name)
+            if answer.bytes_sent is not None and answer.bytes_received is not None:
+                path_metric("EgressBytesSent", MetricUnit.Bytes, answer.bytes_sent, path.name)
+                path_metric("EgressBytesReceived", MetricUnit.Bytes, answer.bytes_received, path.name)
             if place > 0:
                 path_metric("EgressFailover", MetricUnit.Count, 1, path.name)
                 logger.warning("Bedrock reached over a fallback path", extra={"egress_path": path.name})

@@ -2,6 +2,7 @@
 the given subnets behind a security group allowing only HTTPS out, and every GovCloud service a function's
 role calls has a VPC endpoint, so nothing but the call to commercial Bedrock leaves the VPC."""
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -180,3 +181,32 @@ def test_outside_the_vpc_no_function_role_may_manage_network_interfaces(
     }
     # and with it on, no Deny
     assert "NoNetworkInterfacesOutsideTheVpc" not in _created(vpc_on[0], vpc_on[1], "AWS::IAM::ManagedPolicy")
+
+
+def test_the_dashboard_shows_every_egress_path_metric_the_functions_emit() -> None:
+    # GIVEN the metrics emitted with the EgressPath dimension (xpi.services.egress)
+    import re
+
+    from cfnlint.decode import decode
+
+    emitted = set(
+        re.findall(r'path_metric\(\s*"(\w+)"', (ROOT / "functions/xpi/services/egress.py").read_text())
+    )
+    assert {"EgressLatency", "EgressBytesSent", "EgressBytesReceived", "EgressFailover"} <= emitted
+
+    # WHEN the dashboard's body is read
+    template, _ = decode(str(TEMPLATE))
+    assert template is not None
+    body = template["Resources"]["XpiDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"][0]
+    widgets = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))["widgets"]
+    shown = {
+        name
+        for widget in widgets
+        for line in widget["properties"].get("metrics", [])
+        for item in line
+        if isinstance(item, dict) and "expression" in item
+        for name in re.findall(r'MetricName="(\w+)"', item["expression"])
+    }
+
+    # THEN each is on a panel, per path (a SEARCH over the EgressPath dimension)
+    assert emitted <= shown

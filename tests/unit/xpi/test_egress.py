@@ -28,6 +28,7 @@ from xpi.domain.egress import (
     ranked,
 )
 from xpi.domain.errors import BedrockAnswerLost, BedrockUnavailable, BedrockUnreachable
+from xpi.domain.payload import native_body
 from xpi.models.bedrock import ModelAnswer
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Route, Usage
@@ -242,6 +243,21 @@ class TestConfiguration:
             "http": "https://proxy.example:3128",
         }
         assert BotoBedrockGateway(FakeCredentials(), timeout_s=60)._config.proxies is None
+
+    def test_a_path_connect_timeout_goes_into_its_client_config(self) -> None:
+        # GIVEN a private link whose connect may take 1 s (a blackholed link fails over after it)
+        path = EgressPath(name="vpn", endpoint="https://vpce.example", connect_timeout_s=1.0)
+
+        # WHEN its gateway is built as the composition root builds it
+        gateway = BotoBedrockGateway(
+            FakeCredentials(), timeout_s=60, connect_timeout_s=path.connect_timeout_s
+        )
+
+        # THEN its connects time out after 1 s; a path without one keeps the adapter's 3 s
+        assert gateway._config.connect_timeout == 1.0
+        assert EgressPath(name="internet", endpoint="https://bedrock.example").connect_timeout_s == 3.0
+        with pytest.raises(ValidationError):
+            EgressPath(name="vpn", endpoint="https://vpce.example", connect_timeout_s=30)
 
 
 # ---------------------------------------------------------------------------------------------- failover
@@ -488,3 +504,84 @@ class TestHttpProbe:
                 probe.probe(EgressPath(name="internet", endpoint=f"http://127.0.0.1:{closed_port}"))
         finally:
             server.shutdown()
+
+
+# ---------------------------------------------------------------------------------------------- the wire
+class _Bedrock(http.server.BaseHTTPRequestHandler):
+    """InvokeModel on loopback, keeping each request's Connection header and client port."""
+
+    protocol_version = "HTTP/1.1"
+    seen: list[tuple[str, int]] = []
+    ANSWER = b'{"content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn"}'
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).seen.append((self.headers.get("Connection", ""), self.client_address[1]))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.ANSWER)))
+        self.send_header("X-Amzn-Bedrock-Input-Token-Count", "3")
+        self.send_header("X-Amzn-Bedrock-Output-Token-Count", "1")
+        self.end_headers()
+        self.wfile.write(self.ANSWER)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def bedrock() -> Iterator[str]:
+    _Bedrock.seen = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Bedrock)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+
+
+class TestWire:
+    def route(self, endpoint: str) -> Route:
+        return Route(model_id="anthropic.claude", region="us-east-1", endpoint=endpoint, api="invoke_model")
+
+    def test_the_bytes_of_a_call_are_counted_and_go_to_the_path_metrics(
+        self, bedrock: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # GIVEN a gateway calling a Bedrock on loopback, as one egress path's
+        emitted: list[tuple[str, float, str]] = []
+        monkeypatch.setattr(
+            "xpi.services.egress.path_metric",
+            lambda name, _unit, value, path: emitted.append((name, value, path)),
+        )
+        gateway = BotoBedrockGateway(FakeCredentials(), timeout_s=10)
+        network = Network(
+            EgressPaths.model_validate(
+                {"region": "us-east-1", "paths": [{"name": "vpn", "endpoint": bedrock}]}
+            )
+        )
+        network.gateways["vpn"] = gateway  # type: ignore[assignment]
+
+        # WHEN a call goes over the path
+        answer = network.gateway().answer(self.route(bedrock), request())
+
+        # THEN the request (line, headers, body) and the answer (headers, body) were counted
+        assert answer.bytes_sent is not None and answer.bytes_received is not None
+        assert answer.bytes_sent > len(native_body(request()))
+        assert answer.bytes_received > len(_Bedrock.ANSWER)
+        # AND emitted with the path as dimension
+        assert ("EgressBytesSent", answer.bytes_sent, "vpn") in emitted
+        assert ("EgressBytesReceived", answer.bytes_received, "vpn") in emitted
+
+    def test_without_keep_alive_each_call_has_a_connection_of_its_own(self, bedrock: str) -> None:
+        # GIVEN two gateways, one keeping connections alive (the default) and one not
+        kept = BotoBedrockGateway(FakeCredentials(), timeout_s=10)
+        fresh = BotoBedrockGateway(FakeCredentials(), timeout_s=10, keep_alive=False)
+
+        # WHEN each makes two calls
+        for gateway in (kept, kept, fresh, fresh):
+            gateway.answer(self.route(bedrock), request())
+
+        # THEN the kept-alive calls shared one connection; each of the others asked for its own
+        (kept_1, port_1), (kept_2, port_2), (fresh_1, port_3), (fresh_2, port_4) = _Bedrock.seen
+        assert port_1 == port_2 and kept_1 == kept_2 == ""
+        assert fresh_1 == fresh_2 == "close" and len({port_2, port_3, port_4}) == 3

@@ -171,7 +171,11 @@ class LocalStack:
         commercial_credentials: str = "secret",
         parameters: dict[str, str] | None = None,
         poller_concurrency: int = 1,
+        trust_ca: Path | None = None,
     ) -> None:
+        # A CA certificate (PEM) the functions trust instead of the public ones, for https endpoints of
+        # the test's own (the egress paths behind network namespaces, xpi_tools.local.netns).
+        self._trust_ca = trust_ca
         # "secret": an access key of the emulator's commercial user in the credentials secret;
         # "roles-anywhere": a certificate of a local CA, exchanged for temporary credentials (no key).
         self.commercial_credentials = commercial_credentials
@@ -261,6 +265,12 @@ class LocalStack:
                 "AWS_DEFAULT_REGION": self.region,
                 # No X-Ray daemon here: traces would only produce "segment not found" noise.
                 "POWERTOOLS_TRACE_DISABLED": "true",
+                # botocore's CA bundle, and OpenSSL's (urllib3: the egress path health probe)
+                **(
+                    {"AWS_CA_BUNDLE": str(self._trust_ca), "SSL_CERT_FILE": str(self._trust_ca)}
+                    if self._trust_ca
+                    else {}
+                ),
             },
             max_per_function=self._runtimes_per_function,
             log_dir=self.work_dir / "logs",
