@@ -13,16 +13,26 @@ ways in one run, against a budget of 300 ms:
   built package, REPEATS times (min and median), writing no bytecode (Lambda's /var/task is read-only,
   so only the .pyc files `make bytecode` put in the package are used): less noisy on a shared machine.
 
+Beside them, the floor: an empty python3.13 handler (`def handler(event, context): return {}`, no
+package) created through the same local Lambda service and measured the same two ways, so what is xpi's
+own is the difference.
+
 The machine may be shared: the load average is printed beside the figures.
 """
 
+import io
+import json
 import os
 import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import boto3
 from _stack import ROOT, start_stack
@@ -34,6 +44,8 @@ BUILD = ROOT / ".aws-sam" / "build"
 RUNTIME_PYTHON = ROOT / ".xpi" / "lambda-runtime" / "bin" / "python"
 LOGS = ROOT / ".xpi" / "local" / "logs"
 INIT_REPORT = re.compile(r"INIT REPORT\(durationMs: ([0-9.]+)\)")
+FLOOR = "EmptyHandler (floor)"
+EMPTY_HANDLER = "def handler(event, context):\n    return {}\n"
 FIRST_REPORT = re.compile(r"^REPORT RequestId: \S+.*?\tDuration: ([0-9.]+) ms", re.MULTILINE)
 
 
@@ -52,10 +64,7 @@ def template_functions() -> dict[str, str]:
 
 def import_times(module: str, code_dir: Path) -> list[float]:
     """ms to import the handler module in a fresh runtime interpreter (Lambda's init phase for Python)."""
-    script = (
-        "import time; t = time.perf_counter(); "
-        f"import xpi.handlers.{module}; print((time.perf_counter() - t) * 1000)"
-    )
+    script = f"import time; t = time.perf_counter(); import {module}; print((time.perf_counter() - t) * 1000)"
     env = {
         "PATH": os.environ["PATH"],
         "PYTHONPATH": str(code_dir),
@@ -64,6 +73,9 @@ def import_times(module: str, code_dir: Path) -> list[float]:
         "POWERTOOLS_TRACE_DISABLED": "true",
         "AWS_LAMBDA_FUNCTION_NAME": "bench",
         "AWS_REGION": "us-gov-west-1",
+        # as Lambda (and the local stack's runtime) sets it: the X-Ray SDK, imported by Powertools'
+        # Tracer, builds its centralized sampler (a botocore client for X-Ray) only where it is unset
+        "LAMBDA_TASK_ROOT": str(code_dir),
     }
     # -B: no .pyc written, as on Lambda, whose /var/task is read-only: what the package does not ship
     # precompiled (`make bytecode`) is compiled again at every cold start.
@@ -90,6 +102,7 @@ def rie_init_durations(functions: dict[str, str]) -> dict[str, tuple[float, floa
             aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )
         names = {logical: endpoints.resources[logical] for logical in functions}
+        names[FLOOR] = deploy_empty_handler(lambda_api, endpoints, names)
         for name in names.values():
             lambda_api.invoke(FunctionName=name, Payload=b"{}")  # an unparsable event: init is what counts
     finally:
@@ -109,6 +122,46 @@ def rie_init_durations(functions: dict[str, str]) -> dict[str, tuple[float, floa
     return durations
 
 
+def _empty_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("empty_handler.py", EMPTY_HANDLER)
+    return buffer.getvalue()
+
+
+def deploy_empty_handler(lambda_api: Any, endpoints: Any, names: dict[str, str]) -> str:
+    """The floor: an empty python3.13 handler in the same local Lambda service (its own role, the
+    architecture and memory of the xpi functions)."""
+    iam = boto3.client(
+        "iam",
+        endpoint_url=endpoints.aws,
+        region_name=endpoints.region,
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    suffix = uuid.uuid4().hex[:6]
+    role = iam.create_role(RoleName=f"xpi-empty-{suffix}", AssumeRolePolicyDocument=json.dumps(trust))
+    reference = lambda_api.get_function_configuration(FunctionName=next(iter(names.values())))
+    name = f"xpi-empty-handler-{suffix}"
+    lambda_api.create_function(
+        FunctionName=name,
+        Runtime="python3.13",
+        Role=role["Role"]["Arn"],
+        Handler="empty_handler.handler",
+        Code={"ZipFile": _empty_zip()},
+        MemorySize=reference["MemorySize"],
+        Timeout=30,
+        Architectures=reference["Architectures"],
+    )
+    return name
+
+
 def main() -> None:
     functions = template_functions()
     load_before = os.getloadavg()
@@ -117,8 +170,14 @@ def main() -> None:
     print(
         f"{shipped} .pyc files in the package ({'precompiled' if shipped else 'none: run `make bytecode`'})"
     )
-    imports = {logical: import_times(module, code_dir) for logical, module in functions.items()}
+    imports = {
+        logical: import_times(f"xpi.handlers.{module}", code_dir) for logical, module in functions.items()
+    }
+    with tempfile.TemporaryDirectory() as empty:
+        (Path(empty) / "empty_handler.py").write_text(EMPTY_HANDLER, encoding="utf-8")
+        imports[FLOOR] = import_times("empty_handler", Path(empty))
     rie = rie_init_durations(functions)
+    functions = {**functions, FLOOR: "empty_handler"}
     load_after = os.getloadavg()
     print(f"cold start per function: budget {BUDGET_MS:.0f} ms")
     print(

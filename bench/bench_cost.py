@@ -58,8 +58,9 @@ PRICES = ROOT / "bench" / "prices" / "govcloud.yaml"
 PROMPT = "Summarise the benefits of lineage in one paragraph."
 BASELINE_MEMORY_MB = 128
 BASELINE_DEPENDENCIES = ("boto3", "botocore", "jmespath", "dateutil", "s3transfer", "urllib3", "six.py")
-WARMUP = 4  # unmeasured requests per path first: every runtime process started (cold starts are
-# the subject of a benchmark of their own)
+WARMUP = 10  # unmeasured requests per path first: every runtime process started (cold starts are
+# the subject of a benchmark of their own): one whole SQS batch, whose Express run's Map starts up to 10
+# process steps at once (MaxConcurrency), each on its own runtime with its own caches to fill
 QUIET_S = 2.0  # the usage log unchanged this long, and no execution running: the path is done
 
 

@@ -10,6 +10,9 @@ another writer changed since fails the condition, and is read again before the n
 Tokens a call reserved but did not use are given back with the pacer's next reservation of that bucket,
 in the same write; until then they stay reserved, which can only admit less than the quota, never more.
 Tokens used beyond the reservation are charged at once (an atomic ADD), so the quota is never overrun.
+A pacer whose write from its kept bucket failed (other runtimes write the bucket too: the queue path's
+concurrent process steps) reads the bucket before its writes instead, a read unit instead of a billed
+failed write, until QUIET_READS reads in a row find the bucket as it last wrote it.
 
 The invoke step calls it with the routing snapshot its request carries; an in-process caller (the API's
 synchronous path) calls it the same way with the routing in force.
@@ -32,6 +35,9 @@ from xpi.observability import logger, metrics
 
 # Conditional writes that lose to another writer are retried at once, this many times per attempt.
 MAX_CONFLICTS = 25
+# Reads in a row that find the bucket as the pacer last wrote it, after which it writes from its kept
+# state again (five reads cost what one failed write does).
+QUIET_READS = 5
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,10 @@ class QuotaPacer:
         # and the tokens it owes back (carried by that reservation's write).
         self._written: dict[str, BucketState] = {}
         self._unused_tokens: dict[str, float] = {}
+        # Buckets another writer changes under this pacer's kept state, each with the count of reads in a
+        # row since that found no other writer: read before writing meanwhile (a strongly consistent
+        # read is a fifth of the price of the failed conditional write it spares).
+        self._contended: dict[str, int] = {}
 
     def quota_for(self, routing: RoutingConfig, model_id: str) -> Quota:
         """The stack's default quota, with the routing entry's own values where it sets them."""
@@ -83,7 +93,7 @@ class QuotaPacer:
         bucket = f"{route.model_id}#{route.region}"
         for _ in range(MAX_CONFLICTS):
             now = self._clock()
-            current = self._written.pop(bucket, None) or self._table.read(bucket)
+            current = self._current(bucket)
             start = current or full_bucket(quota, now)
             if current is not None and self._unused_tokens.get(bucket):
                 start = replace(start, tokens=start.tokens + self._unused_tokens[bucket])
@@ -91,6 +101,7 @@ class QuotaPacer:
             if taken is None:
                 break
             if not self._table.replace(bucket, taken, expected=current):
+                self._contended[bucket] = 0
                 continue  # another writer got in between: reserve again on the bucket read afresh
             self._unused_tokens.pop(bucket, None)
             self._written[bucket] = replace(taken, version=(current.version if current else 0) + 1)
@@ -100,6 +111,20 @@ class QuotaPacer:
             return Permit(bucket, quota, tokens)
         metrics.add_metric(name="QuotaExhausted", unit=MetricUnit.Count, value=1)
         raise QuotaExhausted(f"the quota bucket {bucket} is reserved past the wait bound")
+
+    def _current(self, bucket: str) -> BucketState | None:
+        """The bucket to reserve from: as this pacer last wrote it, or read when it has none or another
+        writer is changing it."""
+        kept = self._written.pop(bucket, None)
+        if kept is not None and bucket not in self._contended:
+            return kept
+        current = self._table.read(bucket)
+        if kept is not None and bucket in self._contended:
+            quiet = current is not None and current.version == kept.version
+            self._contended[bucket] = self._contended[bucket] + 1 if quiet else 0
+            if self._contended[bucket] >= QUIET_READS:
+                del self._contended[bucket]
+        return current
 
     def settle(self, permit: Permit | None, used_tokens: int) -> None:
         """Correct the reservation with the tokens the call used: the rest is given back with the next

@@ -29,7 +29,7 @@ from xpi.domain.routing import RoutingConfig, load_default_routing
 from xpi.handlers import invoke
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Route, StepError, Usage
-from xpi.services.pacing import QuotaPacer, paced_answer
+from xpi.services.pacing import QUIET_READS, QuotaPacer, paced_answer
 
 from tests.helpers.aws import XpiResources
 from tests.helpers.context import FakeLambdaContext
@@ -299,6 +299,49 @@ class TestPacer:
         assert table.items[BUCKET].requests == pytest.approx(3 - 2 + 57 / 60, abs=1e-6)
         assert table.items[BUCKET].version == 2
 
+    def test_pacers_taking_turns_read_before_writing_instead_of_failing_a_billed_write(self) -> None:
+        # GIVEN two runtimes' pacers over one bucket (the queue path's concurrent process steps), each
+        # having reserved once
+        clock, table = FakeClock(), CountingPacingTable()
+        quota = Quota(600, None)
+        one, other = pacer(table, clock, quota), pacer(table, clock, quota)
+        one.acquire(ROUTE, quota, 10)
+        other.acquire(ROUTE, quota, 10)
+        one.acquire(ROUTE, quota, 10)  # its kept bucket is stale: one failed write teaches it
+        other.acquire(ROUTE, quota, 10)  # and the other's
+        reads, writes = table.reads, table.writes
+
+        # WHEN they take turns, in any order, for ten more reservations
+        for turn in "ootoottoto":
+            clock.now += 0.5
+            (one if turn == "o" else other).acquire(ROUTE, quota, 10)
+
+        # THEN each reservation is one write and one read: no write fails
+        assert (table.writes - writes, table.reads - reads) == (10, 10)
+        assert table.items[BUCKET].version == 14
+
+    def test_a_pacer_left_alone_again_reserves_without_reading(self) -> None:
+        # GIVEN a pacer that met another writer on the bucket, then reserved alone QUIET_READS times
+        # (each read finding the bucket as it last wrote it)
+        clock, table = FakeClock(), CountingPacingTable()
+        quota = Quota(600, None)
+        one, other = pacer(table, clock, quota), pacer(table, clock, quota)
+        one.acquire(ROUTE, quota, 10)
+        other.acquire(ROUTE, quota, 10)
+        one.acquire(ROUTE, quota, 10)
+        for _ in range(QUIET_READS):
+            clock.now += 0.5
+            one.acquire(ROUTE, quota, 10)
+        reads, writes = table.reads, table.writes
+
+        # WHEN it reserves on its own
+        for _ in range(3):
+            clock.now += 0.5
+            one.acquire(ROUTE, quota, 10)
+
+        # THEN one write each and no read, as any warm pacer
+        assert (table.writes - writes, table.reads - reads) == (3, 0)
+
     def test_a_quota_of_zero_paces_nothing(self) -> None:
         clock, table = FakeClock(), FakePacingTable()
         paced = pacer(table, clock, Quota(None, None))
@@ -325,9 +368,15 @@ class CountingPacingTable(FakePacingTable):
         self.reads = 0
         self.additions = 0
 
+        self.writes = 0  # conditional writes attempted: DynamoDB bills a failed one as a write too
+
     def read(self, bucket: str) -> BucketState | None:
         self.reads += 1
         return super().read(bucket)
+
+    def replace(self, bucket: str, state: BucketState, *, expected: BucketState | None) -> bool:
+        self.writes += 1
+        return super().replace(bucket, state, expected=expected)
 
     def add_tokens(self, bucket: str, tokens: float) -> None:
         self.additions += 1
