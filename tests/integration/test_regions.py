@@ -34,8 +34,8 @@ WEST, EAST = "us-gov-west-1", "us-gov-east-1"
 FULL = os.environ.get("XPI_REGIONS_SCALE") == "full"
 # requests before the outage (the primary's in-flight work), during it, and after the primary returned
 BEFORE, DURING, AFTER = (100, 200, 100) if FULL else (8, 12, 4)
-# Within the queue workflow's retry allowance for a Lambda or AWS API fault (six attempts, full jitter:
-# about 30 s on average): a longer outage can end in-flight runs that claimed nothing (docs/operations.md).
+# Within the queue workflow's retry allowance for a Lambda or AWS API fault, and its last-resort answer's
+# (docs/operations.md, "In-flight work"); XPI_REGIONS_OUTAGE_S=45 has been run at full size too.
 OUTAGE_S = float(os.environ.get("XPI_REGIONS_OUTAGE_S") or (20.0 if FULL else 6.0))
 FAILOVER_GOAL_S = 10.0
 TERMINAL = {"Inference Completed", "Inference Failed", "Inference Blocked"}
