@@ -13,17 +13,25 @@ collect  every line the job answered runs the same steps again, claimed and with
 """
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
 
-from xpi.adapters.ports import BatchTable, EventPublisher
+from xpi.adapters.ports import (
+    BatchInferenceJobs,
+    BatchJobRecords,
+    BatchObjects,
+    BatchTable,
+    CommercialObjects,
+    EventPublisher,
+)
 from xpi.domain.batch import line_number_of, line_request_id, line_result_from_event
-from xpi.domain.batch_jobs import job_answer, model_input
+from xpi.domain.batch_jobs import job_answer, model_input, use_job
 from xpi.domain.payload import converse_arguments, native_body
+from xpi.models.batch_jobs import BatchJob, BatchJobTarget
 from xpi.models.bedrock import ModelAnswer
 from xpi.models.events import ResultDetail
 from xpi.models.queue import NotOwned, QueuedRequest, QueueTask
@@ -31,7 +39,8 @@ from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Route, Source
 from xpi.observability import logger
 from xpi.services import queue_processing
-from xpi.services.batch import line_counters
+from xpi.services.batch import chunk_key, line_counters, release_only
+from xpi.services.batch_jobs import collect_job, submit_job
 from xpi.services.classification import classify
 from xpi.services.invocation import invoke_model
 from xpi.services.recording import record_outcome
@@ -209,3 +218,88 @@ def collect(
         if outcome.emit:
             events.publish(outcome.detail_type, detail)
     return left
+
+
+# ---------------------------------------------------------------------------------------------- steps
+@dataclass(frozen=True)
+class JobPorts:
+    table: BatchTable
+    objects: BatchObjects  # the batch bucket's chunks
+    job_records: BatchJobRecords
+    commercial: CommercialObjects
+    jobs: BatchInferenceJobs
+    target: BatchJobTarget
+    events: EventPublisher
+
+
+def _entries(batch_id: str, status: Mapping[str, Any], objects: BatchObjects) -> Iterator[Mapping[str, Any]]:
+    bucket = str(status["bucket"])
+    for index in range(int(status.get("chunks", 0))):
+        yield from objects.get_json(bucket, chunk_key(batch_id, index))
+
+
+def _valid_lines(batch_id: str, status: Mapping[str, Any], objects: BatchObjects) -> list[int]:
+    return [int(entry["line"]) for entry in _entries(batch_id, status, objects)]
+
+
+def start_job(
+    batch_id: str,
+    threshold: int,
+    *,
+    ports: JobPorts,
+    queue: queue_processing.QueuePorts,
+    judge: Callable[[], Judgement],
+    budget: queue_processing.RetryBudget,
+) -> BatchJob | None:
+    """After the split: the batch's job, submitted once; None when the batch takes no job (then every
+    valid line is released on-demand, as without the job path). The batch is held (`state` JOB) from
+    before the first record is made until collect hands it back, so no progress message starts a line."""
+    status = ports.table.status(batch_id)
+    if status is None:
+        raise ValueError(f"batch {batch_id} has no status item")
+    if threshold <= 0 or int(status.get("valid", 0)) < threshold:
+        return None
+    ports.table.update_status(batch_id, {"state": "JOB"})
+    prepared = prepare(
+        batch_id, status, _entries(batch_id, status, ports.objects), ports=queue, judge=judge, budget=budget
+    )
+    if prepared.model_id is None or not use_job(len(prepared.records), [prepared.model_id], threshold):
+        release_only(batch_id, _valid_lines(batch_id, status, ports.objects), ports.table, ports.objects)
+        return None
+    return submit_job(
+        batch_id,
+        prepared.model_id,
+        prepared.records,
+        ports.target,
+        job_records=ports.job_records,
+        objects=ports.commercial,
+        jobs=ports.jobs,
+    )
+
+
+def finish_job(
+    job: BatchJob,
+    *,
+    ports: JobPorts,
+    queue: queue_processing.QueuePorts,
+    judge: Callable[[], Judgement],
+    budget: queue_processing.RetryBudget,
+) -> int:
+    """After the job ended: its answered lines made final, every other valid line released on-demand in
+    input order; how many go on-demand."""
+    status = ports.table.status(job.batch_id)
+    if status is None:
+        raise ValueError(f"batch {job.batch_id} has no status item")
+    results = collect_job(job, objects=ports.commercial)
+    left = collect(
+        job.batch_id,
+        status,
+        _entries(job.batch_id, status, ports.objects),
+        results.answered,
+        ports=queue,
+        judge=judge,
+        budget=budget,
+        table=ports.table,
+        events=ports.events,
+    )
+    return release_only(job.batch_id, left, ports.table, ports.objects)

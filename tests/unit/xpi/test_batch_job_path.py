@@ -6,14 +6,26 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from xpi.domain.batch_jobs import output_key
 from xpi.models.batch import LineResult
 from xpi.services import batch_job_path, queue_processing
-from xpi.services.batch import line_counters
+from xpi.services.batch import LineStarter, arm, assemble, line_counters, record_progress, split
 
 from tests.helpers.events import sample_request
 from tests.helpers.fakes import FakeEventPublisher
 
-from .test_batch import FakeTable
+from .test_batch import (
+    LIMITS,
+    FakeObjects,
+    FakeStarter,
+    FakeTable,
+    FakeWorkflow,
+    _batch,
+    _file,
+    _lineage_of,
+)
+from .test_batch_jobs import TARGET, FakeJobRecords, FakeJobs
+from .test_batch_jobs import FakeObjects as FakeCommercial
 from .test_queue_processing import World, judgement
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -115,3 +127,106 @@ def test_line_counters_count_one_line_with_its_usage() -> None:
         "output_tokens": 3,
         "estimated_cost_usd": 0.5,
     }
+
+
+# ---------------------------------------------------------------------------------------------- steps
+def _split_batch(world: World) -> tuple[Any, Any, batch_job_path.JobPorts]:
+    lines = [{"prompt": f"Summarise item {n}."} for n in range(1, 5)]
+    lines[1] = {"prompt": "CUI\n\nSummarise this incident report.\n\nCUI"}  # policy blocks it
+    data = _file([json.dumps(line) for line in lines])
+    key = "incoming/AIDAEXAMPLE/a.jsonl"
+    objects, table = FakeObjects({key: data}, {"xpi-model": "default"}), FakeTable()
+    batch_object = _batch(key, len(data), batch_id=BATCH)
+    split(batch_object, table, objects, LIMITS, NOW)
+    ports = batch_job_path.JobPorts(
+        table=table,
+        objects=objects,
+        job_records=FakeJobRecords(),
+        commercial=FakeCommercial(),
+        jobs=FakeJobs(),
+        target=TARGET,
+        events=world.ports.events,
+    )
+    return batch_object, objects, ports
+
+
+def _start(world: World, ports: batch_job_path.JobPorts, threshold: int) -> Any:
+    return batch_job_path.start_job(
+        BATCH, threshold, ports=ports, queue=world.ports, judge=judgement, budget=_budget(world)
+    )
+
+
+def test_a_batch_below_the_threshold_takes_no_job_and_runs_as_today() -> None:
+    world = World()
+    _, _, ports = _split_batch(world)
+
+    for threshold in (0, 5):  # 0: never; 5: more than the file's four valid lines
+        assert _start(world, ports, threshold) is None
+    status = ports.table.status(BATCH) or {}
+    assert status["state"] == "RUNNING" and "release_set" not in status
+    assert ports.jobs.by_token == {}  # type: ignore[attr-defined]
+
+
+def test_a_batch_whose_allowed_lines_fall_below_the_threshold_runs_every_line_on_demand() -> None:
+    world = World()
+    _, _, ports = _split_batch(world)
+
+    assert _start(world, ports, 4) is None  # four valid lines, three allowed: no job
+
+    status = ports.table.status(BATCH) or {}
+    assert (status["state"], status["release_total"], status["released"]) == ("RUNNING", 4, 0)
+    assert ports.jobs.by_token == {}  # type: ignore[attr-defined]
+
+
+def test_a_batch_through_a_job_and_its_failed_record_on_demand_in_input_order() -> None:
+    world = World()
+    batch_object, objects, ports = _split_batch(world)
+
+    # WHEN the batch takes a job (threshold 2) and the job fails line 3's record
+    job = _start(world, ports, 2)
+    assert job is not None and job.records == 3
+    assert (ports.table.status(BATCH) or {})["state"] == "JOB"
+    assert _start(world, ports, 2).job_arn == job.job_arn  # a retried start: the same job
+    assert len(ports.jobs.by_token) == 1  # type: ignore[attr-defined]
+    answer = {
+        "content": [{"type": "text", "text": "ok"}],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 1},
+    }
+    out = [
+        {"recordId": "L0000000001", "modelOutput": answer},
+        {"recordId": "L0000000003", "error": {"errorCode": 400, "errorMessage": "bad"}},
+        {"recordId": "L0000000004", "modelOutput": answer},
+    ]
+    job.status = "Completed"
+    body = "".join(json.dumps(line) + "\n" for line in out).encode()
+    ports.commercial.put(output_key(BATCH, job.job_arn.rsplit("/", 1)[-1]), body, TARGET.kms_key_id)
+    left = batch_job_path.finish_job(
+        job, ports=ports, queue=world.ports, judge=judgement, budget=_budget(world)
+    )
+
+    # THEN the blocked line and the failed record start on-demand, in input order, and nothing else
+    assert left == 2
+    starter, workflow = FakeStarter(), FakeWorkflow()
+    lines = LineStarter(ports.table, objects, starter, LIMITS)
+    arm(BATCH, "token", ports.table, lines, workflow)
+    assert [rid for rid, _ in starter.started] == [f"{BATCH}-2", f"{BATCH}-3"]
+    for n, outcome in ((2, "BLOCKED"), (3, "COMPLETED")):
+        world.lineage.items[f"{BATCH}-{n}"] = _lineage_of(f"{BATCH}-{n}", outcome, BATCH)
+        record_progress(
+            {"request_id": f"{BATCH}-{n}", "batch_id": BATCH, "status": outcome},
+            ports.table,
+            lines,
+            workflow,
+            world.lineage,
+        )
+    assert workflow.finished == ["token"]
+    assemble(batch_object, ports.table, objects, NOW)
+    rows = [json.loads(r) for r in objects.files[f"results/AIDAEXAMPLE/{BATCH}.jsonl"].splitlines()]
+    assert [(r["line"], r["status"]) for r in rows] == [
+        (1, "COMPLETED"),
+        (2, "BLOCKED"),
+        (3, "COMPLETED"),
+        (4, "COMPLETED"),
+    ]
+    assert [d["request_id"] for _, d in world.ports.events.published] == [f"{BATCH}-1", f"{BATCH}-4"]  # type: ignore[attr-defined]
