@@ -16,11 +16,24 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 from xpi.adapters.batch_jobs import BedrockBatchJobs, S3CommercialObjects
+from xpi.domain.batch import BatchLimits
 from xpi.models.batch_jobs import BatchJob, BatchJobTarget
+from xpi.services import batch, batch_job_path, queue_processing
 from xpi.services.batch_jobs import check_job, collect_job, submit_job
 from xpi_tools.emulator import AccessKey, BatchSettings, BedrockEmulator, EmulatorConfig, EmulatorControl
 
 from tests.helpers.waiting import wait_until
+from tests.unit.xpi.test_batch import (
+    NOW,
+    FakeObjects,
+    FakeStarter,
+    FakeTable,
+    FakeWorkflow,
+    _batch,
+    _file,
+    _lineage_of,
+)
+from tests.unit.xpi.test_queue_processing import World, judgement
 
 from .support import HAIKU, KEY_ID, REGION, SECRET
 
@@ -203,3 +216,88 @@ def test_the_benchmarks_short_run_prices_the_job_at_half_the_on_demand_cost() ->
     on_demand, job = (float(v) for v in figures["model cost (USD)"])
     assert figures["lines answered"] == ["200", "200"]
     assert job == pytest.approx(on_demand / 2, rel=1e-3)
+
+
+def test_a_batch_file_through_prepare_a_job_collect_and_on_demand_ends_in_input_order(
+    ports: dict[str, Any], job_control: EmulatorControl
+) -> None:
+    # The job path's services end to end, the job on the emulator and the commercial moto server, the
+    # batch table, lineage and the on-demand starter in memory.
+    # GIVEN a file of six lines for one model, line 3 one that policy blocks (a CUI banner)
+    lines = [{"prompt": f"Summarise item {n} in one line."} for n in range(1, 7)]
+    lines[2] = {"prompt": "CUI\n\nSummarise this incident report.\n\nCUI"}
+    data = _file([json.dumps(line) for line in lines])
+    key = "incoming/AIDAEXAMPLE/big.jsonl"
+    objects, table = FakeObjects({key: data}, {"xpi-model": "default"}), FakeTable()
+    batch_object = _batch(key, len(data), batch_id="b-000000000000000000000004")
+    batch_id = batch_object.batch_id
+    batch.split(batch_object, table, objects, BatchLimits(**LIMITS_ARGS), NOW)
+    status = table.update_status(batch_id, {"state": "JOB"})
+    entries = [
+        e for i in range(int(status["chunks"])) for e in objects.get_json("b", batch.chunk_key(batch_id, i))
+    ]
+    world = World()
+    budget = queue_processing.RetryBudget(time_left=lambda: 900.0, reserve_s=130, clock=lambda: NOW)
+
+    # WHEN the allowed lines go through one job whose model fails one record
+    prepared = batch_job_path.prepare(
+        batch_id, status, entries, ports=world.ports, judge=judgement, budget=budget
+    )
+    assert [line for line, _ in prepared.records] == [1, 2, 4, 5, 6] and prepared.on_demand == [3]
+    assert prepared.model_id is not None
+    job_control.inject_fault("ModelErrorException", count=1, operations=["ModelInvocationJob"])
+    job = submit_job(batch_id, prepared.model_id, prepared.records, TARGET, **ports)
+    state = {"job": job}
+
+    def ended() -> bool:
+        check = check_job(state["job"], job_records=ports["job_records"], jobs=ports["jobs"])
+        state["job"] = check.job
+        return check.finished
+
+    wait_until(ended, 30, what="the job ended")
+    results = collect_job(state["job"], objects=ports["objects"])
+    left = batch_job_path.collect(
+        batch_id, status, entries, results.answered,
+        ports=world.ports, judge=judgement, budget=budget, table=table, events=world.ports.events,
+    )  # fmt: skip
+    assert left == sorted([3, *results.failed]) and len(results.answered) == 4
+    assert batch.release_only(batch_id, left, table, objects) == 2
+
+    # THEN only the blocked line and the failed record start on-demand, in input order
+    starter, workflow = FakeStarter(), FakeWorkflow()
+    lines_starter = batch.LineStarter(table, objects, starter, BatchLimits(**LIMITS_ARGS))
+    batch.arm(batch_id, "token", table, lines_starter, workflow)
+    assert [rid for rid, _ in starter.started] == [f"{batch_id}-{n}" for n in left]
+    for n in left:  # their workflows answer them (blocked and completed), as on-demand lines
+        request_id = f"{batch_id}-{n}"
+        outcome = "BLOCKED" if n == 3 else "COMPLETED"
+        world.lineage.items[request_id] = world.lineage.items.get(request_id) or _lineage(
+            request_id, outcome, batch_id
+        )
+        detail = {"request_id": request_id, "batch_id": batch_id, "status": outcome, "usage": {}}
+        batch.record_progress(detail, table, lines_starter, workflow, world.lineage)
+    assert workflow.finished == ["token"]
+    batch.assemble(batch_object, table, objects, NOW)
+    rows = [json.loads(r) for r in objects.files[f"results/AIDAEXAMPLE/{batch_id}.jsonl"].splitlines()]
+    assert [r["line"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [r["status"] for r in rows] == [
+        "COMPLETED",
+        "COMPLETED",
+        "BLOCKED",
+        "COMPLETED",
+        "COMPLETED",
+        "COMPLETED",
+    ]
+    assert all(rows[n - 1]["output"]["text"] for n in results.answered)  # the job's answers, by line
+    published = [detail["request_id"] for _, detail in world.ports.events.published]  # type: ignore[attr-defined]
+    assert published == [f"{batch_id}-{n}" for n in sorted(results.answered)]  # one event per job line
+
+
+LIMITS_ARGS: dict[str, Any] = {
+    "max_bytes": 100_000, "max_lines": 50, "chunk_lines": 2, "concurrency": {"*": 2},
+    "default_concurrency": 2, "retention_days": 30,
+}  # fmt: skip
+
+
+def _lineage(request_id: str, status: str, batch_id: str) -> Any:
+    return _lineage_of(request_id, status, batch_id)

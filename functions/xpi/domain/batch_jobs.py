@@ -11,6 +11,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from xpi.models.bedrock import ModelAnswer
+from xpi.models.workflow import Usage
+
 # Models the Bedrock user guide lists for batch inference (not Titan Text G1, Titan Embeddings G1,
 # Llama 3.0). A cross-region inference profile (us., eu., apac., global.) of one of them qualifies.
 BATCH_CAPABLE: Final = frozenset(
@@ -158,3 +161,91 @@ def parse_output(output_lines: Iterable[str], submitted: Sequence[int]) -> JobRe
         line for line in submitted if line not in results.answered and line not in results.failed
     ]
     return results
+
+
+JOB_CREDENTIAL: Final = "batch-job"  # what lineage records as the credential of a job's answer
+
+
+def model_input(
+    model_id: str, body: Mapping[str, Any] | None, converse: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """A line's job record (`modelInput`, the model's native InvokeModel body): the request's own body
+    (api invoke_model), or its Converse arguments in the model family's native form (Anthropic's
+    Messages API, Nova's messages-v1). None for a Converse request of another family: it goes on-demand."""
+    if body is not None:
+        return dict(body)
+    family = base_model(model_id)
+    config = dict(converse.get("inferenceConfig") or {})
+    if family.startswith("anthropic."):
+        native: dict[str, Any] = {
+            "anthropic_version": "bedrock-2023-05-31",
+            "max_tokens": config.get("maxTokens", 1024),
+            "messages": [
+                {
+                    "role": message["role"],
+                    "content": [
+                        {"type": "text", "text": block["text"]}
+                        for block in message["content"]
+                        if "text" in block
+                    ],
+                }
+                for message in converse.get("messages", [])
+            ],
+        }
+        for source, target in (
+            ("temperature", "temperature"),
+            ("topP", "top_p"),
+            ("stopSequences", "stop_sequences"),
+        ):
+            if source in config:
+                native[target] = config[source]
+        system = [
+            item["text"]
+            for item in converse.get("system", [])
+            if isinstance(item, Mapping) and "text" in item
+        ]
+        if system:
+            native["system"] = "\n".join(system)
+        return native
+    if family.startswith("amazon.nova-"):
+        return {"schemaVersion": "messages-v1", **converse}
+    return None
+
+
+def _text(model_output: Mapping[str, Any]) -> str | None:
+    content = model_output.get("content")  # Anthropic
+    if not isinstance(content, list):  # Nova
+        message = (model_output.get("output") or {}).get("message") or {}
+        content = message.get("content") if isinstance(message, Mapping) else None
+    if not isinstance(content, list):
+        return None
+    return "".join(str(block.get("text", "")) for block in content if isinstance(block, Mapping))
+
+
+def job_answer(model_output: Mapping[str, Any], *, converse: bool = False) -> ModelAnswer:
+    """A job record's `modelOutput` as the answer of the call it replaces: for an InvokeModel request the
+    same native body, for a Converse request its text; its stop reason and token counts (Anthropic's
+    `usage.input_tokens`, Nova's `usage.inputTokens`, Llama's `prompt_token_count`)."""
+    usage = model_output.get("usage") if isinstance(model_output.get("usage"), Mapping) else {}
+    assert isinstance(usage, Mapping)
+
+    def count(*names: str) -> int:
+        for source in (usage, model_output):
+            for name in names:
+                if isinstance(source.get(name), int):
+                    return int(source[name])
+        return 0
+
+    stop = model_output.get("stop_reason", model_output.get("stopReason"))
+    text = _text(model_output) if converse else None
+    return ModelAnswer(
+        text=text,
+        body=None if text is not None else dict(model_output),
+        stop_reason=stop if isinstance(stop, str) else None,
+        usage=Usage(
+            input_tokens=count("input_tokens", "inputTokens", "prompt_token_count"),
+            output_tokens=count("output_tokens", "outputTokens", "generation_token_count"),
+        ),
+        latency_ms=0,
+        credential_version=JOB_CREDENTIAL,
+    )

@@ -16,7 +16,7 @@ batches in turn (round robin by batch id), then to its own batch, so a small bat
 behind a large one.
 """
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -68,8 +68,12 @@ METADATA_MODEL = "xpi-model"
 INVALID_FLUSH = 100
 
 
-def chunk_key(batch_id: str, index: int) -> str:
-    return f"work/{batch_id}/chunks/{index:06d}.json"
+def chunk_key(batch_id: str, index: int, chunk_set: str = "chunks") -> str:
+    return f"work/{batch_id}/{chunk_set}/{index:06d}.json"
+
+
+# The chunk set of the lines a batch job left to the on-demand path (see release_only).
+ON_DEMAND_SET = "on-demand"
 
 
 def results_key(batch: BatchObject) -> str:
@@ -240,7 +244,9 @@ class LineStarter:
                 return started
             models = [str(model) for model in status.get("models", [])]
             index = int(status.get("released", 0))
-            if status.get("state") != "RUNNING" or index >= int(status.get("valid", 0)):
+            # The lines to start: every valid line, or (after a batch job) the ones it left on-demand.
+            to_start = int(status.get("release_total", status.get("valid", 0)))
+            if status.get("state") != "RUNNING" or index >= to_start:
                 if models:
                     self._table.remove_waiting(models, batch_id)
                 return started
@@ -281,7 +287,7 @@ class LineStarter:
 
     def _start(self, batch_id: str, status: Mapping[str, Any], index: int) -> None:
         size = int(status["chunk_lines"])
-        key = chunk_key(batch_id, index // size)
+        key = chunk_key(batch_id, index // size, str(status.get("release_set", "chunks")))
         if self._chunk is None or self._chunk[0] != key:
             self._chunk = (key, self._objects.get_json(str(status["bucket"]), key))
         entry = self._chunk[1][index % size]
@@ -295,6 +301,45 @@ class LineStarter:
         )
         request_id = line_request_id(batch_id, line)
         self._starter.start(request_id, WorkflowInput(request=entry["request"], source=source))
+
+
+def release_only(batch_id: str, lines: Iterable[int], table: BatchTable, objects: BatchObjects) -> int:
+    """After a batch job: the valid lines it did not answer (policy's blocked lines, the records it
+    failed or never reached) become the lines `AwaitLines` starts on-demand, in input order, through the
+    same per-request path. Their split entries are copied to a chunk set of their own and the status
+    item points the line starter at it (`release_set`, `release_total`, `released` back to 0), and the
+    batch is RUNNING again. Idempotent: a retry writes the same chunks and the same counters. How many
+    lines go on-demand."""
+    status = table.status(batch_id)
+    if status is None:
+        raise BatchInvalid(f"batch {batch_id} has no status item", detail="missing status")
+    wanted = sorted(set(lines))
+    size, bucket = int(status["chunk_lines"]), str(status["bucket"])
+    chunks_in = int(status.get("chunks", 0))
+    picked: list[dict[str, Any]] = []
+    written = 0
+    remaining = set(wanted)
+    for index in range(chunks_in):
+        if not remaining:
+            break
+        for entry in objects.get_json(bucket, chunk_key(batch_id, index)):
+            if int(entry["line"]) in remaining:
+                remaining.discard(int(entry["line"]))
+                picked.append(entry)
+                if len(picked) == size:
+                    objects.put_json(bucket, chunk_key(batch_id, written, ON_DEMAND_SET), picked)
+                    written, picked = written + 1, []
+    if picked:
+        objects.put_json(bucket, chunk_key(batch_id, written, ON_DEMAND_SET), picked)
+    if remaining:
+        raise BatchInvalid(
+            f"{len(remaining)} lines to run are not valid lines of the batch", detail="unknown lines"
+        )
+    table.update_status(
+        batch_id,
+        {"state": "RUNNING", "release_set": ON_DEMAND_SET, "release_total": len(wanted), "released": 0},
+    )
+    return len(wanted)
 
 
 def _finish_if_done(
@@ -333,6 +378,18 @@ def corroborated(batch_id: str, line: int, status: str, table: BatchTable, linea
     )
 
 
+def line_counters(result: LineResult, detail: Mapping[str, Any]) -> dict[str, int | float]:
+    """What one finished line adds to its batch's counters."""
+    usage = detail.get("usage") or {}
+    return {
+        "done": 1,
+        result.status.lower(): 1,
+        "input_tokens": int(usage.get("input_tokens", 0)),
+        "output_tokens": int(usage.get("output_tokens", 0)),
+        "estimated_cost_usd": float(usage.get("estimated_cost_usd", 0.0)),
+    }
+
+
 def record_progress(
     detail: Mapping[str, Any],
     table: BatchTable,
@@ -351,15 +408,7 @@ def record_progress(
         metrics.add_metric(name="BatchLineResultsRejected", unit=MetricUnit.Count, value=1)
         return "rejected"
     result = line_result_from_event(detail, line)
-    usage = detail.get("usage") or {}
-    counters: dict[str, int | float] = {
-        "done": 1,
-        result.status.lower(): 1,
-        "input_tokens": int(usage.get("input_tokens", 0)),
-        "output_tokens": int(usage.get("output_tokens", 0)),
-        "estimated_cost_usd": float(usage.get("estimated_cost_usd", 0.0)),
-    }
-    recorded = table.record_line(batch_id, result, counters)
+    recorded = table.record_line(batch_id, result, line_counters(result, detail))
     status = table.status(batch_id)
     if status is None:
         return "ignored"

@@ -303,3 +303,8 @@ def _steps(
     except Exception as error:  # every step's error ends the request, recorded (the workflow's Catch)
         state.error = step_error(error)
     return state
+
+
+# The request validated in memory, as the batch workflow's job path reads its lines
+# (xpi.services.batch_job_path).
+validated = _validated

@@ -41,6 +41,7 @@ from xpi.services.batch import (
     assemble,
     record_failure,
     record_progress,
+    release_only,
     split,
     start_batches,
 )
@@ -787,3 +788,47 @@ def test_an_invalid_lines_row_has_locations_and_types_never_its_text() -> None:
     assert row["error"]["message"] == "the request is not a valid inference request"
     assert row["error"]["problems"] == "prompt: string_too_long; caller.tags.*.[key]: string_too_long"
     assert "secret" not in json.dumps(row)
+
+
+def test_after_a_job_only_the_lines_it_left_start_on_demand_in_input_order() -> None:
+    # GIVEN a file of six valid lines in chunks of two, and a batch job that answered lines 1, 2, 4, 5
+    data = _file([json.dumps({"prompt": f"p{n}"}) for n in range(6)])
+    objects = FakeObjects({"in/AIDAEXAMPLE/a.jsonl": data}, {"xpi-model": "default"})
+    table, starter, workflow = FakeTable(), FakeStarter(), FakeWorkflow()
+    batch = _batch("in/AIDAEXAMPLE/a.jsonl", len(data))
+    split(batch, table, objects, LIMITS, NOW)
+    lines = LineStarter(table, objects, starter, LIMITS)
+    table.update_status("b-test", {"state": "JOB"})
+    for n in (1, 2, 4, 5):
+        table.record_line(
+            "b-test", LineResult(line=n, request_id=f"b-test-{n}", status="COMPLETED"), {"done": 1}
+        )
+        assert table.claim_release("b-test", n)  # a job line held no slot: nothing to give back
+    # AND a result event of a job line arrives while the job path still holds the batch
+    record_progress(_event("b-test-4"), table, lines, workflow, EMITTED)
+    assert starter.started == []
+
+    # WHEN the lines the job left (a blocked line, a failed record) go on-demand and the workflow arms
+    assert release_only("b-test", [6, 3], table, objects) == 2
+    started = arm("b-test", "token-1", table, lines, workflow)
+
+    # THEN only those start, in input order, and the batch finishes once with every line in order
+    assert started == 2
+    assert [rid for rid, _ in starter.started] == ["b-test-3", "b-test-6"]
+    assert starter.started[1][1].source.reference == "s3://bucket/in/AIDAEXAMPLE/a.jsonl#6"
+    for n in (3, 6):
+        record_progress(_event(f"b-test-{n}"), table, lines, workflow, EMITTED)
+    assert len(starter.started) == 2 and workflow.finished == ["token-1"]
+    assemble(batch, table, objects, NOW)
+    rows = [json.loads(line) for line in objects.files["results/AIDAEXAMPLE/b-test.jsonl"].splitlines()]
+    assert [r["line"] for r in rows] == [1, 2, 3, 4, 5, 6]
+
+
+def test_release_only_refuses_lines_that_are_not_valid_lines_of_the_batch() -> None:
+    data = _file([json.dumps({"prompt": "p"}), "{bad"])
+    objects = FakeObjects({"in/AIDAEXAMPLE/a.jsonl": data}, {"xpi-model": "default"})
+    table = FakeTable()
+    split(_batch("in/AIDAEXAMPLE/a.jsonl", len(data)), table, objects, LIMITS, NOW)
+
+    with pytest.raises(BatchInvalid):
+        release_only("b-test", [2], table, objects)  # line 2 is invalid: it never runs

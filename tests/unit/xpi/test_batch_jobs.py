@@ -10,6 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 from xpi.adapters.batch_jobs import DynamoBatchJobRecords, S3CommercialObjects
+from xpi.domain import batch_jobs as domain_jobs
 from xpi.domain.batch_jobs import (
     CHECK_CAP_S,
     client_request_token,
@@ -257,3 +258,45 @@ def test_commercial_objects_are_written_under_the_accounts_key_and_read_by_line(
         assert uri == f"s3://{TARGET.bucket}/xpi/k.jsonl"
         assert (stored["ServerSideEncryption"], stored["SSEKMSKeyId"]) == ("aws:kms", TARGET.kms_key_id)
         assert list(objects.lines("xpi/k.jsonl")) == ['{"a":1}', '{"b":2}']
+
+
+def test_a_converse_line_becomes_the_model_familys_native_record() -> None:
+    converse = {
+        "messages": [{"role": "user", "content": [{"text": "hello"}]}],
+        "inferenceConfig": {"maxTokens": 64, "temperature": 0.2},
+        "system": [{"text": "be brief"}],
+    }
+    assert domain_jobs.model_input("us.anthropic.claude-3-5-haiku-20241022-v1:0", None, converse) == {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 64,
+        "temperature": 0.2,
+        "system": "be brief",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hello"}]}],
+    }
+    assert domain_jobs.model_input("amazon.nova-lite-v1:0", None, converse) == {
+        "schemaVersion": "messages-v1",
+        **converse,
+    }
+    assert domain_jobs.model_input("meta.llama3-1-8b-instruct-v1:0", None, converse) is None  # goes on-demand
+    assert domain_jobs.model_input("meta.llama3-1-8b-instruct-v1:0", {"prompt": "x"}, converse) == {
+        "prompt": "x"
+    }
+
+
+def test_a_job_records_output_answers_as_the_call_it_replaces() -> None:
+    anthropic = {
+        "content": [{"type": "text", "text": "hi"}],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 3, "output_tokens": 2},
+    }
+    nova = {
+        "output": {"message": {"role": "assistant", "content": [{"text": "hi"}]}},
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": 3, "outputTokens": 2},
+    }
+    for output in (anthropic, nova):
+        answer = domain_jobs.job_answer(output, converse=True)
+        assert (answer.text, answer.body, answer.stop_reason) == ("hi", None, "end_turn")
+        assert (answer.usage.input_tokens, answer.usage.output_tokens) == (3, 2)
+    native = domain_jobs.job_answer(anthropic)
+    assert native.body == anthropic and native.text is None and native.credential_version == "batch-job"

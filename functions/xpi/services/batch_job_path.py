@@ -1,0 +1,305 @@
+"""The batch workflow's job path: a batch's lines through one Bedrock batch inference job, with the
+per-request code of the on-demand path on both sides of it.
+
+prepare  every valid line runs the queue path's own steps (validate, classify and apply policy, route,
+         the invoke step up to the Bedrock call) in memory, without a lineage claim and without events:
+         the request the invoke step would send (after redaction) becomes the line's job record. A line
+         policy blocks, one the route refuses, or one whose route is not the job's model is left to the
+         on-demand path, which answers it exactly as today (lineage and events included).
+collect  every line the job answered runs the same steps again, claimed and with events, the job's
+         answer taking the place of the Bedrock call, then the record step's lineage and the one result
+         event, and its line item in the batch table; the job's failed and missing lines, with the lines
+         prepare left, go on-demand (xpi.services.batch.release_only).
+"""
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from xpi.adapters.ports import (
+    BatchInferenceJobs,
+    BatchJobRecords,
+    BatchObjects,
+    BatchTable,
+    CommercialObjects,
+    EventPublisher,
+)
+from xpi.domain.batch import line_number_of, line_request_id, line_result_from_event
+from xpi.domain.batch_jobs import job_answer, model_input, use_job
+from xpi.domain.payload import converse_arguments, native_body
+from xpi.models.batch_jobs import BatchJob, BatchJobTarget
+from xpi.models.bedrock import ModelAnswer
+from xpi.models.events import ResultDetail
+from xpi.models.queue import NotOwned, QueuedRequest, QueueTask
+from xpi.models.request import InferenceRequest
+from xpi.models.workflow import Route, Source
+from xpi.observability import logger
+from xpi.services import queue_processing
+from xpi.services.batch import chunk_key, line_counters, release_only
+from xpi.services.batch_jobs import collect_job, submit_job
+from xpi.services.classification import classify
+from xpi.services.invocation import invoke_model
+from xpi.services.recording import record_outcome
+from xpi.services.routing import route
+from xpi.services.sync_invoke import Judgement
+
+
+class _Deferred(Exception):
+    """The Bedrock call of a line the job answers: never made on-demand."""
+
+
+class _Silent:
+    """Events of the prepare pass: none (the collect pass, or the on-demand path, emits them)."""
+
+    def publish(self, detail_type: str, detail: BaseModel) -> None:
+        return None
+
+
+@dataclass
+class _Capture:
+    """The gateway of the prepare pass: keeps the request the invoke step would send, sends nothing."""
+
+    records: dict[str, tuple[Route, dict[str, Any] | None]] = field(default_factory=dict)
+
+    def answer(self, route: Route, request: InferenceRequest) -> ModelAnswer:
+        body = json.loads(native_body(request)) if request.body is not None else None
+        self.records[request.request_id] = (
+            route,
+            model_input(route.model_id, body, converse_arguments(request)),
+        )
+        raise _Deferred(request.request_id)
+
+
+@dataclass
+class _Replay:
+    """The gateway of the collect pass: the job's answer for the line, in place of the Bedrock call."""
+
+    outputs: Mapping[str, Mapping[str, Any]]
+
+    def answer(self, route: Route, request: InferenceRequest) -> ModelAnswer:
+        return job_answer(self.outputs[request.request_id], converse=request.api != "invoke_model")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    model_id: str | None  # the one model every record's route calls; None when there is no record
+    records: list[tuple[int, dict[str, Any]]]  # (line, model input), in input order
+    on_demand: list[int]  # lines left to the on-demand path, in input order
+
+
+def _task(batch_id: str, status: Mapping[str, Any], entry: Mapping[str, Any], pass_name: str) -> QueueTask:
+    line = int(entry["line"])
+    source = Source(
+        kind="s3_batch",
+        principal=str(status["principal"]),
+        reference=f"{status['source_uri']}#{line}",
+        received_at=datetime.fromisoformat(str(status["uploaded_at"])),
+        batch_id=batch_id,
+    )
+    return QueueTask(
+        item=QueuedRequest(request=dict(entry["request"]), source=source),
+        execution=f"{batch_id}-{pass_name}",
+        started_at=str(status["started_at"]),
+        index=line,
+    )
+
+
+def prepare(
+    batch_id: str,
+    status: Mapping[str, Any],
+    entries: Iterable[Mapping[str, Any]],
+    *,
+    ports: queue_processing.QueuePorts,
+    judge: Callable[[], Judgement],
+    budget: queue_processing.RetryBudget,
+) -> Prepared:
+    """The job's records: each line classified, routed and redacted by the on-demand path's own steps,
+    nothing claimed, emitted, reserved or sent. A line any step stops (policy, the route, an error) is
+    left to the on-demand path, which answers it as today."""
+    capture, silent = _Capture(), _Silent()
+    judgement = judge()
+    records: list[tuple[int, dict[str, Any]]] = []
+    on_demand: list[int] = []
+    model: str | None = None
+    for entry in entries:
+        line = int(entry["line"])
+        try:
+            body, state = queue_processing.validated(
+                _task(batch_id, status, entry, "prepare"), ports, budget.clock()
+            )
+            state = classify(
+                state,
+                policy=judgement.policy,
+                detectors=judgement.detectors,
+                routing=judgement.routing,
+                events=silent,
+                payloads=body,
+                hash_key=ports.hash_key,
+                clock=budget.clock,
+                versions=judgement.versions,
+            )
+            if state.classification is None or state.classification.decision == "block":
+                on_demand.append(line)
+                continue
+            state.route = route(
+                state,
+                region=ports.region,
+                endpoint=ports.endpoint,
+                budgets=None,  # reserved when the line is made final (collect), as on-demand
+                govcloud_region=ports.govcloud_region,
+                govcloud_endpoint=ports.govcloud_endpoint,
+            )
+            invoke_model(
+                state, capture, ports.objects, ports.inline_max_bytes, payloads=body, hash_key=ports.hash_key
+            )
+        except _Deferred:
+            pass
+        except Exception as error:  # the on-demand path meets it again and answers the line as today
+            logger.info("line left on-demand", extra={"line": line, "error_class": type(error).__name__})
+        captured = capture.records.pop(line_request_id(batch_id, line), None)
+        if captured is None:
+            on_demand.append(line)
+            continue
+        chosen, record = captured
+        if (
+            chosen.partition == "govcloud"
+            or record is None
+            or (model is not None and chosen.model_id != model)
+        ):
+            on_demand.append(line)
+            continue
+        model = chosen.model_id
+        records.append((line, record))
+    return Prepared(model_id=model, records=records, on_demand=on_demand)
+
+
+def collect(
+    batch_id: str,
+    status: Mapping[str, Any],
+    entries: Iterable[Mapping[str, Any]],
+    answered: Mapping[int, dict[str, Any]],
+    *,
+    ports: queue_processing.QueuePorts,
+    judge: Callable[[], Judgement],
+    budget: queue_processing.RetryBudget,
+    table: BatchTable,
+    events: EventPublisher,
+) -> list[int]:
+    """Every answered line made final as the on-demand path makes it; the lines of `entries` the job
+    did not answer, in input order (for the on-demand path)."""
+    outputs = {line_request_id(batch_id, line): output for line, output in answered.items()}
+    live = replace(ports, gateway=_Replay(outputs))
+    left: list[int] = []
+    for entry in entries:
+        line = int(entry["line"])
+        if line not in answered:
+            left.append(line)
+            continue
+        state = queue_processing.process(
+            _task(batch_id, status, entry, "job"), ports=live, judge=judge, budget=budget
+        )
+        if isinstance(state, NotOwned):  # made final before (a retried collect): counted then
+            logger.info("job line answered before", extra={"batch_id": batch_id, "line": line})
+            continue
+        outcome = record_outcome(state, ports.lineage, budget.clock())
+        detail = ResultDetail.model_validate(outcome.detail)
+        number = line_number_of(detail.request_id, batch_id)
+        if number is None:  # pragma: no cover - the request id is the batch's own
+            continue
+        result = line_result_from_event(outcome.detail, number)
+        # The line's item and counters first, its progress slot spent (a job line held no slot), then the
+        # event: the progress function that receives it finds the line counted and starts nothing.
+        table.record_line(batch_id, result, line_counters(result, outcome.detail))
+        table.claim_release(batch_id, number)
+        if outcome.emit:
+            events.publish(outcome.detail_type, detail)
+    return left
+
+
+# ---------------------------------------------------------------------------------------------- steps
+@dataclass(frozen=True)
+class JobPorts:
+    table: BatchTable
+    objects: BatchObjects  # the batch bucket's chunks
+    job_records: BatchJobRecords
+    commercial: CommercialObjects
+    jobs: BatchInferenceJobs
+    target: BatchJobTarget
+    events: EventPublisher
+
+
+def _entries(batch_id: str, status: Mapping[str, Any], objects: BatchObjects) -> Iterator[Mapping[str, Any]]:
+    bucket = str(status["bucket"])
+    for index in range(int(status.get("chunks", 0))):
+        yield from objects.get_json(bucket, chunk_key(batch_id, index))
+
+
+def _valid_lines(batch_id: str, status: Mapping[str, Any], objects: BatchObjects) -> list[int]:
+    return [int(entry["line"]) for entry in _entries(batch_id, status, objects)]
+
+
+def start_job(
+    batch_id: str,
+    threshold: int,
+    *,
+    ports: JobPorts,
+    queue: queue_processing.QueuePorts,
+    judge: Callable[[], Judgement],
+    budget: queue_processing.RetryBudget,
+) -> BatchJob | None:
+    """After the split: the batch's job, submitted once; None when the batch takes no job (then every
+    valid line is released on-demand, as without the job path). The batch is held (`state` JOB) from
+    before the first record is made until collect hands it back, so no progress message starts a line."""
+    status = ports.table.status(batch_id)
+    if status is None:
+        raise ValueError(f"batch {batch_id} has no status item")
+    if threshold <= 0 or int(status.get("valid", 0)) < threshold:
+        return None
+    ports.table.update_status(batch_id, {"state": "JOB"})
+    prepared = prepare(
+        batch_id, status, _entries(batch_id, status, ports.objects), ports=queue, judge=judge, budget=budget
+    )
+    if prepared.model_id is None or not use_job(len(prepared.records), [prepared.model_id], threshold):
+        release_only(batch_id, _valid_lines(batch_id, status, ports.objects), ports.table, ports.objects)
+        return None
+    return submit_job(
+        batch_id,
+        prepared.model_id,
+        prepared.records,
+        ports.target,
+        job_records=ports.job_records,
+        objects=ports.commercial,
+        jobs=ports.jobs,
+    )
+
+
+def finish_job(
+    job: BatchJob,
+    *,
+    ports: JobPorts,
+    queue: queue_processing.QueuePorts,
+    judge: Callable[[], Judgement],
+    budget: queue_processing.RetryBudget,
+) -> int:
+    """After the job ended: its answered lines made final, every other valid line released on-demand in
+    input order; how many go on-demand."""
+    status = ports.table.status(job.batch_id)
+    if status is None:
+        raise ValueError(f"batch {job.batch_id} has no status item")
+    results = collect_job(job, objects=ports.commercial)
+    left = collect(
+        job.batch_id,
+        status,
+        _entries(job.batch_id, status, ports.objects),
+        results.answered,
+        ports=queue,
+        judge=judge,
+        budget=budget,
+        table=ports.table,
+        events=ports.events,
+    )
+    return release_only(job.batch_id, left, ports.table, ports.objects)

@@ -1,0 +1,232 @@
+"""The batch workflow's job path against in-memory fakes: prepare turns the lines policy allows into job
+records (redacted as the invoke step would send them) and leaves blocked lines to the on-demand path;
+collect makes each answered line final with the on-demand path's lineage, result event and line item."""
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from xpi.domain.batch_jobs import output_key
+from xpi.models.batch import LineResult
+from xpi.services import batch_job_path, queue_processing
+from xpi.services.batch import LineStarter, arm, assemble, line_counters, record_progress, split
+
+from tests.helpers.events import sample_request
+from tests.helpers.fakes import FakeEventPublisher
+
+from .test_batch import (
+    LIMITS,
+    FakeObjects,
+    FakeStarter,
+    FakeTable,
+    FakeWorkflow,
+    _batch,
+    _file,
+    _lineage_of,
+)
+from .test_batch_jobs import TARGET, FakeJobRecords, FakeJobs
+from .test_batch_jobs import FakeObjects as FakeCommercial
+from .test_queue_processing import World, judgement
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+BATCH = "b-000000000000000000000abc"
+STATUS = {
+    "principal": "AIDAEXAMPLE",
+    "source_uri": "s3://bucket/incoming/AIDAEXAMPLE/a.jsonl",
+    "uploaded_at": NOW.isoformat(),
+    "started_at": NOW.isoformat(),
+}
+SSN = "123-45-6789"
+
+
+def _line(name: str) -> dict[str, Any]:
+    request = {**sample_request(name), "model": "default"}
+    request.pop("request_id", None)
+    return request
+
+
+def _entries() -> list[dict[str, Any]]:
+    requests = [_line("plain-prompt"), _line("cui-banner"), _line("pii-redact"), _line("plain-prompt")]
+    return [
+        {"line": n, "request": {**request, "request_id": f"{BATCH}-{n}"}}
+        for n, request in enumerate(requests, start=1)
+    ]
+
+
+def _budget(world: World) -> queue_processing.RetryBudget:
+    return queue_processing.RetryBudget(
+        time_left=lambda: 900.0, reserve_s=130, clock=lambda: NOW, sleep=world.sleep, jitter=lambda a, b: b
+    )
+
+
+def test_prepare_makes_redacted_records_of_the_allowed_lines_and_leaves_blocked_ones() -> None:
+    world = World()
+
+    prepared = batch_job_path.prepare(
+        BATCH, STATUS, _entries(), ports=world.ports, judge=judgement, budget=_budget(world)
+    )
+
+    # THEN the allowed lines are records, in input order; the blocked one (CUI) goes on-demand
+    assert [line for line, _ in prepared.records] == [1, 3, 4]
+    assert prepared.on_demand == [2]
+    assert prepared.model_id is not None
+    assert SSN not in json.dumps(prepared.records)  # redacted as the invoke step sends it
+    assert prepared.records[0][1]["messages"]
+    # AND nothing was claimed, emitted or sent
+    assert world.lineage.items == {} and world.ports.events.published == []  # type: ignore[attr-defined]
+    assert world.gateway.calls == []
+
+
+def test_collect_makes_answered_lines_final_as_the_on_demand_path_does() -> None:
+    world = World()
+    table = FakeTable()
+    table.create_status(BATCH, {"state": "JOB", "total": 4, "done": 0})
+    events = FakeEventPublisher()
+    output = {
+        "content": [{"type": "text", "text": "the answer"}],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 11, "output_tokens": 7},
+    }
+
+    left = batch_job_path.collect(
+        BATCH, STATUS, _entries(), {1: output, 4: output},
+        ports=world.ports, judge=judgement, budget=_budget(world), table=table, events=events,
+    )  # fmt: skip
+
+    # THEN lines 1 and 4 are final in lineage, emitted once each, counted; 2 and 3 go on-demand
+    assert left == [2, 3]
+    assert sorted(world.lineage.items) == [f"{BATCH}-1", f"{BATCH}-4"]
+    assert {item.status for item in world.lineage.items.values()} == {"COMPLETED"}
+    assert [(kind, detail["request_id"], detail["batch_id"]) for kind, detail in events.published] == [
+        ("Inference Completed", f"{BATCH}-1", BATCH),
+        ("Inference Completed", f"{BATCH}-4", BATCH),
+    ]
+    assert events.published[0][1]["usage"]["input_tokens"] == 11
+    status = table.status(BATCH)
+    assert status is not None and (status["done"], status["completed"]) == (2, 2)
+    assert table.items[BATCH, 1]["released_next"] is True  # no slot to give back for a job line
+    assert world.gateway.calls == []  # the job's answer, never an on-demand call
+    # AND a retried collect counts nothing twice and emits nothing more
+    batch_job_path.collect(
+        BATCH, STATUS, _entries(), {1: output, 4: output},
+        ports=world.ports, judge=judgement, budget=_budget(world), table=table, events=events,
+    )  # fmt: skip
+    assert len(events.published) == 2
+    assert (table.status(BATCH) or {})["done"] == 2
+
+
+def test_line_counters_count_one_line_with_its_usage() -> None:
+    result = LineResult(line=1, request_id=f"{BATCH}-1", status="COMPLETED")
+    counters = line_counters(
+        result, {"usage": {"input_tokens": 2, "output_tokens": 3, "estimated_cost_usd": 0.5}}
+    )
+    assert counters == {
+        "done": 1,
+        "completed": 1,
+        "input_tokens": 2,
+        "output_tokens": 3,
+        "estimated_cost_usd": 0.5,
+    }
+
+
+# ---------------------------------------------------------------------------------------------- steps
+def _split_batch(world: World) -> tuple[Any, Any, batch_job_path.JobPorts]:
+    lines = [{"prompt": f"Summarise item {n}."} for n in range(1, 5)]
+    lines[1] = {"prompt": "CUI\n\nSummarise this incident report.\n\nCUI"}  # policy blocks it
+    data = _file([json.dumps(line) for line in lines])
+    key = "incoming/AIDAEXAMPLE/a.jsonl"
+    objects, table = FakeObjects({key: data}, {"xpi-model": "default"}), FakeTable()
+    batch_object = _batch(key, len(data), batch_id=BATCH)
+    split(batch_object, table, objects, LIMITS, NOW)
+    ports = batch_job_path.JobPorts(
+        table=table,
+        objects=objects,
+        job_records=FakeJobRecords(),
+        commercial=FakeCommercial(),
+        jobs=FakeJobs(),
+        target=TARGET,
+        events=world.ports.events,
+    )
+    return batch_object, objects, ports
+
+
+def _start(world: World, ports: batch_job_path.JobPorts, threshold: int) -> Any:
+    return batch_job_path.start_job(
+        BATCH, threshold, ports=ports, queue=world.ports, judge=judgement, budget=_budget(world)
+    )
+
+
+def test_a_batch_below_the_threshold_takes_no_job_and_runs_as_today() -> None:
+    world = World()
+    _, _, ports = _split_batch(world)
+
+    for threshold in (0, 5):  # 0: never; 5: more than the file's four valid lines
+        assert _start(world, ports, threshold) is None
+    status = ports.table.status(BATCH) or {}
+    assert status["state"] == "RUNNING" and "release_set" not in status
+    assert ports.jobs.by_token == {}  # type: ignore[attr-defined]
+
+
+def test_a_batch_whose_allowed_lines_fall_below_the_threshold_runs_every_line_on_demand() -> None:
+    world = World()
+    _, _, ports = _split_batch(world)
+
+    assert _start(world, ports, 4) is None  # four valid lines, three allowed: no job
+
+    status = ports.table.status(BATCH) or {}
+    assert (status["state"], status["release_total"], status["released"]) == ("RUNNING", 4, 0)
+    assert ports.jobs.by_token == {}  # type: ignore[attr-defined]
+
+
+def test_a_batch_through_a_job_and_its_failed_record_on_demand_in_input_order() -> None:
+    world = World()
+    batch_object, objects, ports = _split_batch(world)
+
+    # WHEN the batch takes a job (threshold 2) and the job fails line 3's record
+    job = _start(world, ports, 2)
+    assert job is not None and job.records == 3
+    assert (ports.table.status(BATCH) or {})["state"] == "JOB"
+    assert _start(world, ports, 2).job_arn == job.job_arn  # a retried start: the same job
+    assert len(ports.jobs.by_token) == 1  # type: ignore[attr-defined]
+    answer = {
+        "content": [{"type": "text", "text": "ok"}],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 1},
+    }
+    out = [
+        {"recordId": "L0000000001", "modelOutput": answer},
+        {"recordId": "L0000000003", "error": {"errorCode": 400, "errorMessage": "bad"}},
+        {"recordId": "L0000000004", "modelOutput": answer},
+    ]
+    job.status = "Completed"
+    body = "".join(json.dumps(line) + "\n" for line in out).encode()
+    ports.commercial.put(output_key(BATCH, job.job_arn.rsplit("/", 1)[-1]), body, TARGET.kms_key_id)
+    left = batch_job_path.finish_job(
+        job, ports=ports, queue=world.ports, judge=judgement, budget=_budget(world)
+    )
+
+    # THEN the blocked line and the failed record start on-demand, in input order, and nothing else
+    assert left == 2
+    starter, workflow = FakeStarter(), FakeWorkflow()
+    lines = LineStarter(ports.table, objects, starter, LIMITS)
+    arm(BATCH, "token", ports.table, lines, workflow)
+    assert [rid for rid, _ in starter.started] == [f"{BATCH}-2", f"{BATCH}-3"]
+    for n, outcome in ((2, "BLOCKED"), (3, "COMPLETED")):
+        world.lineage.items[f"{BATCH}-{n}"] = _lineage_of(f"{BATCH}-{n}", outcome, BATCH)
+        record_progress(
+            {"request_id": f"{BATCH}-{n}", "batch_id": BATCH, "status": outcome},
+            ports.table,
+            lines,
+            workflow,
+            world.lineage,
+        )
+    assert workflow.finished == ["token"]
+    assemble(batch_object, ports.table, objects, NOW)
+    rows = [json.loads(r) for r in objects.files[f"results/AIDAEXAMPLE/{BATCH}.jsonl"].splitlines()]
+    assert [(r["line"], r["status"]) for r in rows] == [
+        (1, "COMPLETED"),
+        (2, "BLOCKED"),
+        (3, "COMPLETED"),
+        (4, "COMPLETED"),
+    ]
+    assert [d["request_id"] for _, d in world.ports.events.published] == [f"{BATCH}-1", f"{BATCH}-4"]  # type: ignore[attr-defined]
