@@ -1,16 +1,20 @@
-"""The templates with their network options on, for `make template-check` (docs/network.md).
+"""The templates with their options on, for `make template-check` (docs/network.md, docs/operations.md).
 
-`sam validate --lint` and checkov read a template's parameter defaults, which leave every network option
-off (no VPC, no VPN, a virtual private gateway). Each variant here is a copy of a template (as JSON: the
-short-form tags written out) whose parameters default to a deployment with the option on, so the same
-checks run on what that deployment builds: `template.yaml` in a VPC with the three egress paths, and the
-companion templates with a VPN connection, over a transit gateway.
+`sam validate --lint` and checkov read a template's parameter defaults, which leave every option off (no
+VPC, no VPN, a virtual private gateway, one region). Each variant here is a copy of a template (as JSON:
+the short-form tags written out) whose parameters default to a deployment with the option on, so the
+same checks run on what that deployment builds: `template.yaml` in a VPC with the three egress paths,
+the companion templates with a VPN connection, over a transit gateway, and `template.yaml` as each
+region's samconfig.toml profile deploys it with every two-region option on (the global lineage table,
+the API's failover record, provisioned concurrency): `template-us-gov-west-1.json`, `...-east-1.json`.
 
     python -m xpi_tools.template_variants OUT_DIR   # writes the variants, prints their paths
 """
 
 import json
+import shlex
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +72,45 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 
+# The two regions (samconfig.toml's profiles) with the options their parameters leave to the deployer.
+REGIONS = ("us-gov-west-1", "us-gov-east-1")
+_EXAMPLE_ACCOUNT = "123456789012"
+
+
+def region_options(region: str) -> dict[str, str]:
+    options = {
+        "ApiFailoverDomainName": "api.xpi.example.gov",
+        "ApiFailoverHostedZoneId": "Z0123456789ABCDEFGHIJ",
+        "ApiFailoverCertificateArn": f"arn:aws-us-gov:acm:{region}:{_EXAMPLE_ACCOUNT}:certificate/"
+        "0123abcd-0123-4567-89ab-0123456789ab",
+        "SyncProvisionedConcurrency": "2",
+        "SyncReservedConcurrency": "4",
+    }
+    if region == "us-gov-west-1":  # the primary names the replica's key (the peer stack's output)
+        options["LineageReplicaKmsKeyArn"] = (
+            f"arn:aws-us-gov:kms:us-gov-east-1:{_EXAMPLE_ACCOUNT}:key/0123abcd-0123-4567-89ab-0123456789ab"
+        )
+    return options
+
+
+def profile_parameters(samconfig: Path, profile: str) -> dict[str, str]:
+    """A samconfig.toml profile's parameter_overrides, as `sam deploy --config-env PROFILE` passes them."""
+    config = tomllib.loads(samconfig.read_text())
+    overrides = str(config[profile]["deploy"]["parameters"].get("parameter_overrides", ""))
+    return dict(item.split("=", 1) for item in shlex.split(overrides))
+
+
+def all_variants() -> dict[str, tuple[str, dict[str, str]]]:
+    regions = {
+        f"template-{region}.json": (
+            "template.yaml",
+            profile_parameters(ROOT / "samconfig.toml", region) | region_options(region),
+        )
+        for region in REGIONS
+    }
+    return VARIANTS | regions
+
+
 def variant(source: str, defaults: dict[str, str]) -> dict[str, Any]:
     """The template at `source` (relative to the repository) with these parameters' defaults."""
     template, matches = decode(str(ROOT / source))
@@ -85,7 +128,7 @@ def variant(source: str, defaults: dict[str, str]) -> dict[str, Any]:
 def write(out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, (source, defaults) in VARIANTS.items():
+    for name, (source, defaults) in all_variants().items():
         path = out_dir / name
         path.write_text(json.dumps(variant(source, defaults), indent=1))
         written.append(path)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from xpi_tools.local.deploy import load_template
-from xpi_tools.template_variant import profile_parameters, with_defaults
+from xpi_tools.template_variants import profile_parameters, variant
 
 ROOT = Path(__file__).resolve().parents[3]
 OPTIONS_OFF = {
@@ -82,18 +82,19 @@ def test_the_api_fails_over_by_a_health_checked_record_and_the_sync_path_may_be_
     assert uri[1] == {"Qualifier": {"Fn::If": ["SyncProvisioned", ":live", ""]}}
 
 
-def test_each_regions_profile_becomes_the_defaults_of_a_template_variant(tmp_path: Path) -> None:
+def test_each_regions_profile_becomes_the_defaults_of_a_template_variant() -> None:
     west = profile_parameters(ROOT / "samconfig.toml", "us-gov-west-1")
     east = profile_parameters(ROOT / "samconfig.toml", "us-gov-east-1")
     assert (west["LineageReplicaRegion"], west["ApiFailoverRole"]) == ("us-gov-east-1", "PRIMARY")
     assert "LineageReplicaRegion" not in east and east["ApiFailoverRole"] == "SECONDARY"
     assert west["LineageGlobalTableName"] == east["LineageGlobalTableName"]
 
-    variant = with_defaults((ROOT / "template.yaml").read_text(), east)
+    # WHEN the east profile's parameters become a variant's defaults
+    east_variant = variant("template.yaml", east)
 
-    (tmp_path / "template.yaml").write_text(variant)
-    parameters = load_template(tmp_path / "template.yaml")["Parameters"]
+    # THEN the variant deploys as the profile does, and an unknown parameter is refused
+    parameters = east_variant["Parameters"]
     assert parameters["LineageGlobalTableName"]["Default"] == east["LineageGlobalTableName"]
     assert parameters["CommercialRegion"]["Default"] == "us-east-2"
-    with pytest.raises(ValueError, match="NoSuchParameter"):
-        with_defaults(variant, {"NoSuchParameter": "x"})
+    with pytest.raises(KeyError, match="NoSuchParameter"):
+        variant("template.yaml", {"NoSuchParameter": "x"})
