@@ -18,7 +18,9 @@ from tests.helpers.stack import LocalStackClient, ResultCollector
 
 pytestmark = pytest.mark.integration
 
-SIGNED_FETCH = "([path, method]) => fetch(path, {method, body: method === 'GET' ? undefined : '{}'}).then(r => r.status)"
+SIGNED_FETCH = (
+    "([path, method]) => fetch(path, {method, body: method === 'GET' ? undefined : '{}'}).then(r => r.status)"
+)
 
 
 def _origin(url: str) -> str:
@@ -28,7 +30,7 @@ def _origin(url: str) -> str:
 
 @pytest.fixture
 def sign_in(browser: Any, local_stack: LocalStackClient) -> Iterator[Any]:
-    """sign_in(user, page) -> a page signed in as that user (its sign-in ended, in or refused)."""
+    """sign_in(user, page, otp=) -> a page signed in as that user (its sign-in ended, in or refused)."""
     config = local_stack.state.get("sign_in") or {}
     if not config:
         pytest.skip("the local stack has no dashboard sign-in (make idp installs its OIDC provider)")
@@ -37,7 +39,7 @@ def sign_in(browser: Any, local_stack: LocalStackClient) -> Iterator[Any]:
     contexts: list[Any] = []
     foreign: list[str] = []
 
-    def signed_in(user: str, page_name: str = "index.html") -> Any:
+    def signed_in(user: str, page_name: str = "index.html", *, otp: bool = False) -> Any:
         context = browser.new_context(viewport={"width": 1400, "height": 1200})
         contexts.append(context)
         page = context.new_page()
@@ -47,6 +49,8 @@ def sign_in(browser: Any, local_stack: LocalStackClient) -> Iterator[Any]:
         page.wait_for_url(f"{config['idp']}/interaction/**", timeout=15_000)
         page.fill("#username", user)
         page.fill("#password", config["users"][user]["password"])
+        if otp:
+            page.fill("#otp", config["users"][user]["otp"])
         page.click("#sign-in")
         # back on the page asked for (the callback first, which forwards there), the code gone
         page.wait_for_url(f"**/dashboard/{page_name}", timeout=20_000)
@@ -110,3 +114,19 @@ def test_a_user_outside_every_group_gets_no_credentials(sign_in: Any) -> None:
     assert "No role matched" in page.locator("#sign-in-state").inner_text()
     assert page.evaluate("sessionStorage.getItem('xpi-credentials')") is None
     page.screenshot(path=ARTIFACTS / "10-signed-in-no-group.png", full_page=True)
+
+
+def test_an_admin_reaches_the_admin_routes_only_with_a_second_factor(sign_in: Any) -> None:
+    # WHEN a member of the admins group signs in with password only, THEN it is only an operator
+    page = sign_in("ada.admin")
+    assert page.evaluate("document.body.dataset.role") == "operator"
+    assert page.evaluate(SIGNED_FETCH, ["/v1/admin/policy", "PUT"]) == 403
+
+    # WHEN it signs in with its one-time code too (the provider's amr: pwd, otp)
+    page = sign_in("ada.admin", otp=True)
+
+    # THEN it has the admin role, and IAM and the API's MFA Denies let its call through to the admin
+    # function, which refuses the empty policy on its merits (not a 403)
+    assert page.evaluate("document.body.dataset.role") == "admin"
+    status = page.evaluate(SIGNED_FETCH, ["/v1/admin/policy", "PUT"])
+    assert status != 403 and 400 <= status < 500

@@ -890,6 +890,7 @@ def deployed_resource_policy(
                 body = cloudformation.get_template(StackName=name)["TemplateBody"]
                 template = json.loads(body) if isinstance(body, str) else dict(body)
                 parameters = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
+                parameters["AWS::StackName"] = name
                 return resolve_template_policy(
                     template,
                     summary["LogicalResourceId"],
