@@ -96,7 +96,11 @@ def test_an_auditor_signs_in_sees_compliance_and_is_refused_admin(sign_in: Any) 
     assert page.evaluate("document.body.dataset.role") == "auditor"
     page.evaluate("document.body.dataset.loadedAt = ''")
     page.click("#c-load")
-    page.wait_for_function("() => document.body.dataset.loadedAt", timeout=20_000)
+    page.wait_for_function(
+        "() => document.body.dataset.loadedAt || document.getElementById('status-line').textContent.startsWith('error')",
+        timeout=30_000,
+    )
+    assert page.evaluate("document.body.dataset.loadedAt"), page.locator("#status-line").inner_text()
     assert page.locator("#pass-rate").get_attribute("data-value") is not None
     page.screenshot(path=ARTIFACTS / "09-signed-in-auditor.png", full_page=True)
     # AND the auditor role reads the compliance report, but neither the operators' routes nor admin

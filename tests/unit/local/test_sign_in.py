@@ -39,7 +39,8 @@ SIGN_IN = {
     "DashboardIdpClientSecretArn": f"arn:{PARTITION}:secretsmanager:{REGION}:{ACCOUNT}:secret:idp-AbCdEf",
     "DashboardSignInDomain": "xpi-test",
 }
-STACK = "xpi-local"  # resolve_template_policy's AWS::StackName
+STACK = "xpi-local"
+COGNITO = "cognito-identity.amazonaws.com"  # resolve_template_policy's AWS::StackName
 
 
 def _translated() -> dict[str, Any]:
@@ -147,8 +148,8 @@ def _cognito(claims: dict[str, Any]) -> LocalCognito:
         role_trust=lambda arn: {
             "Statement": [{
                 "Effect": "Allow", "Action": "sts:AssumeRoleWithWebIdentity",
-                "Principal": {"Federated": "cognito-identity.amazonaws.com"},
-                "Condition": {"StringEquals": {"cognito-identity.amazonaws.com:aud": cognito.identity_pool_id}},
+                "Principal": {"Federated": COGNITO},
+                "Condition": {"StringEquals": {f"{COGNITO}:aud": cognito.identity_pool_id}},
             }]
         },
         mint_session=lambda arn, name: minted.append(arn) or {  # type: ignore[func-returns-value]
