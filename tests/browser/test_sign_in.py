@@ -97,7 +97,8 @@ def test_an_auditor_signs_in_sees_compliance_and_is_refused_admin(sign_in: Any) 
     page.evaluate("document.body.dataset.loadedAt = ''")
     page.click("#c-load")
     page.wait_for_function(
-        "() => document.body.dataset.loadedAt || document.getElementById('status-line').textContent.startsWith('error')",
+        "() => document.body.dataset.loadedAt"
+        " || document.getElementById('status-line').textContent.startsWith('error')",
         timeout=30_000,
     )
     assert page.evaluate("document.body.dataset.loadedAt"), page.locator("#status-line").inner_text()

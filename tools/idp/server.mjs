@@ -57,7 +57,7 @@ function start(port) {
       cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
       pkce: { required: () => true },
       scopes: ['openid', 'profile', 'groups'],
-      claims: { openid: ['sub'], profile: ['name'], groups: ['groups'] },
+      claims: { openid: ['sub', 'amr'], profile: ['name'], groups: ['groups'] }, // amr: how the user signed in
       conformIdTokenClaims: false, // the scopes' claims in the ID token, as Cognito's federation reads them
       features: { devInteractions: { enabled: false } },
       interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
