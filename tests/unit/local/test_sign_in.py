@@ -205,3 +205,15 @@ def test_the_identity_pool_gives_the_matching_roles_credentials_and_refuses_no_m
         operator._credentials(forged)  # signed by another pool's key
     with pytest.raises(SignInRefused, match="Unauthenticated"):
         operator._credentials({"Logins": {}})
+
+
+def test_each_dashboard_role_holds_only_execute_api_and_is_measured_with_the_sign_in_on() -> None:
+    # GIVEN the roles as tests/test_least_privilege.py measures them, with the option the local stack deploys
+    from xpi_tools.iam.usage import measure
+
+    usage = measure(ROOT / "template.yaml", [], {"DashboardSignIn": "oidc"})
+    # THEN each dashboard role holds execute-api:Invoke only (ApiOperatorPolicy through its conditional
+    # Roles list, the auditor's and admin's own policies), and none without the option
+    for role in ("DashboardOperatorRole", "DashboardAuditorRole", "DashboardAdminRole"):
+        assert usage[role].granted == {"execute-api:invoke"}, role
+    assert "DashboardOperatorRole" not in measure(ROOT / "template.yaml", [])
