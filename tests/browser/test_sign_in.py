@@ -18,8 +18,10 @@ from tests.helpers.stack import LocalStackClient, ResultCollector
 
 pytestmark = pytest.mark.integration
 
+# A signed call from the page; a body that is not JSON: whatever IAM lets through, no function accepts it.
 SIGNED_FETCH = (
-    "([path, method]) => fetch(path, {method, body: method === 'GET' ? undefined : '{}'}).then(r => r.status)"
+    "([path, method]) => fetch(path, {method, body: method === 'GET' ? undefined : 'not json'})"
+    ".then(r => r.status)"
 )
 
 
@@ -131,7 +133,7 @@ def test_an_admin_reaches_the_admin_routes_only_with_a_second_factor(sign_in: An
     page = sign_in("ada.admin", otp=True)
 
     # THEN it has the admin role, and IAM and the API's MFA Denies let its call through to the admin
-    # function, which refuses the empty policy on its merits (not a 403)
+    # function, which refuses the malformed policy on its merits (not a 403; nothing changed)
     assert page.evaluate("document.body.dataset.role") == "admin"
     status = page.evaluate(SIGNED_FETCH, ["/v1/admin/policy", "PUT"])
     assert status != 403 and 400 <= status < 500
