@@ -16,7 +16,7 @@ HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv runtime build browser-deps demo up test lint typecheck template-check unit contract integration bench bench-cost bench-batch-jobs bench-cache litellm bytecode lock clean awscli security-table faults soak network
+.PHONY: help venv runtime build idp browser-deps demo up test lint typecheck template-check unit contract integration bench bench-cost bench-batch-jobs bench-cache litellm bytecode lock clean awscli security-table faults soak network
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -74,8 +74,17 @@ bytecode: ## compile .aws-sam/build to .pyc with the Lambda runtime's Python (ru
 demo: venv runtime build ## offline demo: local stack up, sample requests, results and lineage, stop
 	$(BIN)/xpi demo
 
-up: venv runtime build ## run the local stack until Ctrl-C
+up: venv runtime build idp ## run the local stack until Ctrl-C
 	$(BIN)/xpi local up --no-build
+
+# The local OIDC provider the dashboard's sign-in is tested against (panva's oidc-provider, pinned in
+# tools/idp/package-lock.json, from the npm registry). Without it the local stack has no sign-in.
+IDP := tools/idp/node_modules/.installed
+$(IDP): tools/idp/package-lock.json
+	cd tools/idp && npm ci --no-audit --no-fund --silent
+	touch $@
+
+idp: $(IDP) ## the local OIDC provider (npm ci in tools/idp) the dashboard sign-in runs against locally
 
 browser-deps: ## Debian's chromium for tests/browser (as root; Playwright downloads no browser)
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
@@ -109,10 +118,10 @@ unit: venv $(PARLIAMENT)/.installed
 contract: venv
 	$(BIN)/pytest tests/contract -q
 
-integration: venv runtime build $(AWSCLI)/.installed
+integration: venv runtime build idp $(AWSCLI)/.installed
 	$(BIN)/pytest tests/integration -q
 
-test: venv runtime build browser-deps $(AWSCLI)/.installed ## lint, type check, template checks; unit, contract, integration and container tests
+test: venv runtime build idp browser-deps $(AWSCLI)/.installed ## lint, type check, template checks; unit, contract, integration and container tests
 	$(MAKE) --no-print-directory lint typecheck template-check
 	$(BIN)/pytest tests -q
 

@@ -192,6 +192,12 @@ class Settings(BaseModel):
         2557, alias="LINEAGE_DIGEST_RETENTION_DAYS"
     )
 
+    # ---------------------------------------------------------------- dashboard sign-in
+    # The agency provider's groups (its `groups` claim) each dashboard role is given for.
+    dashboard_operator_group: str = Field("xpi-operators", alias="DASHBOARD_OPERATOR_GROUP")
+    dashboard_auditor_group: str = Field("xpi-auditors", alias="DASHBOARD_AUDITOR_GROUP")
+    dashboard_admin_group: str = Field("xpi-admins", alias="DASHBOARD_ADMIN_GROUP")
+
     # ---------------------------------------------------------------- API
     requests_dlq_url: str = Field("", alias="REQUESTS_DLQ_URL")
     # Comma-separated role or user ARNs, compared exactly (no globs), that may read any request (auditors).

@@ -46,7 +46,14 @@ def vpc_off() -> tuple[dict[str, Any], Resolver]:
 
 
 def _functions(cfn: dict[str, Any]) -> dict[str, Any]:
-    return {name: r for name, r in cfn["Resources"].items() if r["Type"] == "AWS::Lambda::Function"}
+    """The functions deployed with the default parameters (an option's function is not)."""
+    resolver = Resolver(cfn)
+    return {
+        name: r
+        for name, r in cfn["Resources"].items()
+        if r["Type"] == "AWS::Lambda::Function"
+        and ("Condition" not in r or resolver.condition(r["Condition"]))
+    }
 
 
 def _created(cfn: dict[str, Any], resolver: Resolver, kind: str) -> dict[str, Any]:

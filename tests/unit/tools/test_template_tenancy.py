@@ -26,7 +26,17 @@ def test_the_example_subscriber_is_off_by_default_and_on_locally(template: dict[
 
 def test_the_api_names_exactly_the_auditor_role_the_stack_creates(template: dict[str, Any]) -> None:
     variables = template["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
-    assert variables["API_AUDITOR_PRINCIPALS"] == {"Fn::GetAtt": ["AuditorRole", "Arn"]}
+    # the auditor role; with the dashboard sign-in, also its auditor role, by the name it is given
+    condition, with_sign_in, without = variables["API_AUDITOR_PRINCIPALS"]["Fn::If"]
+    assert condition == "DashboardSignInOn"
+    assert without == {"Fn::GetAtt": ["AuditorRole", "Arn"]}
+    assert with_sign_in == {
+        "Fn::Sub": "${AuditorRole.Arn},"
+        "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}-dashboard-auditor"
+    }
+    dashboard_auditor = template["Resources"]["DashboardAuditorRole"]["Properties"]
+    assert dashboard_auditor["RoleName"] == {"Fn::Sub": "${AWS::StackName}-dashboard-auditor"}
+    assert "Path" not in dashboard_auditor
     role = template["Resources"]["AuditorRole"]["Properties"]
     assert "Path" not in role  # a session ARN carries no path: the role's ARN must not have one either
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]

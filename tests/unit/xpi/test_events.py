@@ -13,6 +13,7 @@ from xpi.models.batch import BatchFailure, BatchObject, BatchStepInput, S3Notifi
 from xpi.models.credentials import RotationEvent
 from xpi.models.queue import QueueTask
 from xpi.models.request import InferenceRequest
+from xpi.models.sign_in import PreTokenEvent
 from xpi.models.workflow import ExecutionInput, RejectedInput, WorkflowState
 from xpi.services.reconciliation import Reconciled
 
@@ -45,6 +46,7 @@ FOLDER_OF_HANDLER = {
     "compliance_check": "compliance-check",
     "compliance_report": "compliance-report",
     "usage_report": "usage",
+    "dashboard_sign_in": "sign-in",
 }
 
 
@@ -91,6 +93,7 @@ def test_the_template_is_read() -> None:
         "ComplianceCheckFunction": "compliance_check",
         "ComplianceReportFunction": "compliance_report",
         "UsageReportFunction": "usage_report",
+        "DashboardSignInFunction": "dashboard_sign_in",
         "RotateCredentialsFunction": "rotate_credentials",
         "BatchStartFunction": "batch_start",
         "BatchSplitFunction": "batch_split",
@@ -145,6 +148,8 @@ def test_every_event_is_valid_for_its_function(path: Path) -> None:
         assert event["detail-type"] == "Scheduled Event"
     elif folder == "rotate":
         RotationEvent.model_validate(event)
+    elif folder == "sign-in":
+        PreTokenEvent.model_validate(event)
     elif folder == "reconcile":
         assert set(event) == {"batch_id", "state"}
         Reconciled.model_validate(event["state"]["reconcile"])

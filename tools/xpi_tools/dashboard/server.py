@@ -34,6 +34,7 @@ from botocore.credentials import Credentials
 
 STATIC_FILES = (
     "index.html",
+    "sign-in.js",
     "dashboard.js",
     "dashboard.css",
     "compliance.html",

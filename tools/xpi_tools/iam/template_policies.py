@@ -378,10 +378,16 @@ def _referenced_logical_id(value: Any, attribute: str) -> str | None:
     return str(logical_id) if got == attribute else None
 
 
-def _attached_roles(properties: Mapping[str, Any]) -> set[str]:
-    return {
-        str(role["Ref"]) for role in properties.get("Roles", []) if isinstance(role, dict) and "Ref" in role
-    }
+def _attached_roles(properties: Mapping[str, Any], resolver: "Resolver | None" = None) -> set[str]:
+    roles = properties.get("Roles", [])
+    if isinstance(roles, dict) and "Fn::If" in roles and resolver is not None:  # a conditional list
+        condition, when_true, when_false = roles["Fn::If"]
+        roles = when_true if resolver.condition(condition) else when_false
+    return (
+        {str(role["Ref"]) for role in roles if isinstance(role, dict) and "Ref" in role}
+        if isinstance(roles, list)
+        else set()
+    )
 
 
 class TemplatePolicies:
@@ -422,12 +428,12 @@ class TemplatePolicies:
             documents += [
                 self.resolver.resolve(policy["PolicyDocument"])
                 for _, policy in attached_policies
-                if role in _attached_roles(policy)
+                if role in _attached_roles(policy, self.resolver)
             ]
             documents += [
                 self.resolver.resolve(policy["PolicyDocument"])
                 for arn, (_, policy) in template_managed.items()
-                if arn in managed_arns or role in _attached_roles(policy)
+                if arn in managed_arns or role in _attached_roles(policy, self.resolver)
             ]
             roles[role] = RolePolicies(
                 role=role,

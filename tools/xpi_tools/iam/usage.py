@@ -62,9 +62,13 @@ def read_calls(directory: Path) -> list[tuple[str, str, bool]]:
     return calls
 
 
-def measure(template: Path, calls: Iterable[tuple[str, str, bool]]) -> dict[str, RoleUsage]:
+def measure(
+    template: Path, calls: Iterable[tuple[str, str, bool]], parameters: Mapping[str, str] | None = None
+) -> dict[str, RoleUsage]:
+    """`parameters`: the template's, for its conditions (the local stack's options that add roles)."""
     usage = {
-        role: RoleUsage(role, granted_actions(policies)) for role, policies in role_policies(template).items()
+        role: RoleUsage(role, granted_actions(policies))
+        for role, policies in role_policies(template, parameters).items()
     }
     for role, action, allowed in calls:
         if role in usage:

@@ -272,8 +272,10 @@ _CONDITION_OPERATORS = {
     "StringNotEquals": lambda actual, expected: actual not in expected,
     "NumericGreaterThan": lambda actual, expected: any(float(actual) > float(e) for e in expected),
     "NumericLessThanEquals": lambda actual, expected: any(float(actual) <= float(e) for e in expected),
+    "ArnEquals": lambda actual, expected: any(fnmatch.fnmatchcase(actual, e) for e in expected),
+    "ArnNotEquals": lambda actual, expected: not any(fnmatch.fnmatchcase(actual, e) for e in expected),
 }
-_NEGATED_OPERATORS = {"StringNotEquals"}
+_NEGATED_OPERATORS = {"StringNotEquals", "ArnNotEquals"}
 
 
 # aws:PrincipalTag/<key>: every such key is understood (absent when the principal has no such tag).
@@ -285,15 +287,24 @@ def _condition_keys(principal: Principal | None, tags: dict[str, str] | None = N
     aws:MultiFactorAuthPresent is present (true) only for MFA sessions, absent for long-term keys, as
     on AWS, and aws:MultiFactorAuthAge (seconds since the MFA sign-in) only with it; no request arrives
     through a VPC endpoint locally, so aws:SourceVpce/aws:SourceVpc are absent. aws:PrincipalTag/<key>:
-    the tags of the IAM user, or of the role of a role session (`tags`)."""
+    the tags of the IAM user, or of the role of a role session (`tags`). aws:PrincipalArn: the user's ARN,
+    or the role's (not the session's) for a role session, as on AWS."""
     mfa_at = principal.mfa_authenticated_at if principal is not None and principal.mfa else None
     return {
+        "aws:principalarn": _principal_arn(principal) if principal is not None else None,
         "aws:multifactorauthpresent": "true" if principal is not None and principal.mfa else None,
         "aws:multifactorauthage": str(int(time.time() - mfa_at)) if mfa_at is not None else None,
         "aws:sourcevpce": None,
         "aws:sourcevpc": None,
         **{_PRINCIPAL_TAG + key.lower(): value for key, value in (tags or {}).items()},
     }
+
+
+def _principal_arn(principal: Principal) -> str:
+    session = re.fullmatch(
+        r"arn:(?P<p>[^:]+):sts::(?P<a>\d{12}):assumed-role/(?P<role>[^/]+)/.*", principal.arn
+    )
+    return f"arn:{session['p']}:iam::{session['a']}:role/{session['role']}" if session else principal.arn
 
 
 def _condition_holds(condition: Any, keys: dict[str, str | None], *, unknown_holds: bool) -> bool:
@@ -409,6 +420,12 @@ class LocalApiGateway:
     access_log: Callable[[dict[str, str]], None] | None = None
     host: str = "127.0.0.1"
     port: int = 0
+    # The dashboard as the deployment serves it behind the API (DashboardSignIn=oidc): its static files at
+    # /<stage>/dashboard/ (GET, no authorization, as the S3 site route), plus files made at start
+    # (sign-in.json), under this Content-Security-Policy. None: no such route.
+    dashboard_dir: Any = None
+    dashboard_files: dict[str, bytes] = field(default_factory=dict)
+    dashboard_csp: str = "default-src 'self'"
     _server: ThreadingHTTPServer | None = field(default=None, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -510,6 +527,9 @@ class LocalApiGateway:
                 route, values = candidate, match.groups()
                 break
         lower = {k.lower(): v for k, v in headers.items()}
+        if route is None and method == "GET" and (path or "").startswith("/dashboard/"):
+            access["path"] = "/dashboard/{file}"
+            return self._dashboard_file((path or "").removeprefix("/dashboard/"), request_id)
         if route is not None:
             access["path"] = route.resource
         if route is None or (route.authorization == "AWS_IAM" and "authorization" not in lower):
@@ -545,6 +565,32 @@ class LocalApiGateway:
             method, path or "", route, values, parts.query, headers, body, principal, request_id
         )
         return self._integrate(event, request_id)
+
+    def _dashboard_file(self, name: str, request_id: str) -> tuple[int, dict[str, str], bytes]:
+        types = {
+            ".html": "text/html",
+            ".js": "text/javascript",
+            ".css": "text/css",
+            ".json": "application/json",
+        }
+        suffix = name[name.rfind(".") :] if "." in name else ""
+        body: bytes | None = self.dashboard_files.get(name)
+        if body is None and self.dashboard_dir is not None and "/" not in name and suffix in types:
+            candidate = self.dashboard_dir / name
+            body = candidate.read_bytes() if candidate.is_file() else None
+        if self.dashboard_dir is None or body is None:
+            return self._error(403, "MissingAuthenticationTokenException", MISSING_TOKEN, request_id)
+        return (
+            200,
+            {
+                "Content-Type": types.get(suffix, "application/octet-stream") + "; charset=utf-8",
+                "Content-Security-Policy": self.dashboard_csp,
+                "Cache-Control": "no-store",
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+            },
+            body,
+        )
 
     def _authenticate(  # noqa: PLR0911 - one return per API Gateway error
         self, method: str, raw_path: str, headers: dict[str, str], body: bytes
@@ -844,6 +890,7 @@ def deployed_resource_policy(
                 body = cloudformation.get_template(StackName=name)["TemplateBody"]
                 template = json.loads(body) if isinstance(body, str) else dict(body)
                 parameters = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
+                parameters["AWS::StackName"] = name
                 return resolve_template_policy(
                     template,
                     summary["LogicalResourceId"],

@@ -171,6 +171,39 @@ def _without_api_deployments(cfn: dict[str, Any]) -> dict[str, Any]:
     return cfn
 
 
+COGNITO_TYPES = ("AWS::Cognito::",)
+COGNITO_METADATA = "xpi:cognito"  # the Cognito resources set aside, for xpi_tools.local.sign_in
+
+
+def without_cognito(cfn: dict[str, Any], local_ids: Mapping[str, str]) -> dict[str, Any]:
+    """Gap 35: moto's CloudFormation has no Cognito user pool, identity provider, domain, client, identity
+    pool nor role attachment. They are set aside (under the template's metadata, where the local sign-in
+    reads them), each Ref to one is replaced by the id the local sign-in plays it with (`local_ids`), and
+    what still names one (Cognito's invoke permission on the trigger, outputs) is dropped."""
+    removed = {
+        logical_id: resource
+        for logical_id, resource in cfn["Resources"].items()
+        if str(resource["Type"]).startswith(COGNITO_TYPES)
+    }
+    if not removed:
+        return cfn
+    cfn.setdefault("Metadata", {})[COGNITO_METADATA] = removed
+    for logical_id in removed:
+        del cfn["Resources"][logical_id]
+        if logical_id in local_ids:
+            cfn["Resources"] = _replace(cfn["Resources"], {"Ref": logical_id}, local_ids[logical_id])
+            cfn["Outputs"] = _replace(cfn.get("Outputs", {}), {"Ref": logical_id}, local_ids[logical_id])
+
+    def names_removed(value: Any) -> bool:
+        text = json.dumps(value)
+        return any(f'"{i}"' in text or f"${{{i}" in text for i in removed)
+
+    for section in ("Resources", "Outputs"):
+        for logical_id in [k for k, v in cfn.get(section, {}).items() if names_removed(v)]:
+            del cfn[section][logical_id]
+    return cfn
+
+
 # Resource policies moto's CloudFormation does not create (gap 8): cfn-lint, checkov and the IAM policy
 # linter check them instead, so moto's warning for each one is noise to a new user.
 POLICIES_MOTO_SKIPS = (
@@ -262,6 +295,7 @@ def deploy(
     region: str,
     endpoint_url: str,
     cache_dir: Path,
+    cognito_ids: Mapping[str, str] | None = None,
 ) -> tuple[Deployment, dict[str, Any]]:
     """Create the stack in moto and return what was created plus the translated template."""
     session = boto3.Session(region_name=region)
@@ -274,6 +308,7 @@ def deploy(
     template = inline_includes(template, build_dir)  # gap 10
     cfn = prepare_for_moto(translate(template, parameters, region), stack_name, session, endpoint_url)
     cfn = _without_api_deployments(cfn)  # gap 10
+    cfn = without_cognito(cfn, cognito_ids or {})  # gap 35
 
     quiet_known_gaps()
     cloudformation.create_stack(

@@ -142,6 +142,9 @@ class Endpoints:
     # The commercial account's S3 and KMS for batch inference jobs (commercial_aws.py): url, region,
     # bucket, kms_key_arn, role_arn (the jobs' service role).
     commercial_batch: dict[str, str] = field(default_factory=dict)
+    # The dashboard's sign-in (DashboardSignIn=oidc): the page behind the API, the local OIDC provider,
+    # the local Cognito, and the provider's test users with their passwords (xpi_tools.local.sign_in).
+    sign_in: dict[str, Any] = field(default_factory=dict)
 
     def client_env(self) -> dict[str, str]:
         return {
@@ -207,6 +210,8 @@ class LocalStack:
         self._api: Any = None  # local API Gateway
         self.monitoring: LocalMonitoring | None = None  # CloudWatch's metrics and alarm evaluation
         self._dashboard: Any = None  # dashboard signing proxy
+        self._cognito: Any = None  # the dashboard sign-in's local Cognito and OIDC provider (sign_in.py)
+        self._idp: Any = None
         self.endpoints: Endpoints | None = None
         self.deployment: Deployment | None = None
         self.timings: dict[str, float] = {}
@@ -289,14 +294,16 @@ class LocalStack:
             **self._parameters,
         }
         os.environ.update({"AWS_DEFAULT_REGION": self.region, **LOCAL_CREDENTIALS})
+        cognito_ids = self._start_sign_in(parameters, aws_url)
         deploy_started = time.perf_counter()
-        self.deployment, _ = deploy(
+        self.deployment, cfn = deploy(
             build_dir,
             stack_name=self.stack_name,
             parameters=parameters,
             region=self.region,
             endpoint_url=aws_url,
             cache_dir=self.work_dir / "zips",
+            cognito_ids=cognito_ids,
         )
         self.timings["deploy_s"] = time.perf_counter() - deploy_started
 
@@ -383,6 +390,7 @@ class LocalStack:
         )
         self._poller.start()
         api_url, dashboard_url, api_credentials = self._start_api(session, aws_url, build_dir)
+        sign_in = self._finish_sign_in(cfn, api_url)
         self._start_monitoring(session, aws_url)
 
         self.commercial_batch = commercial_batch.result(timeout=120)
@@ -404,6 +412,7 @@ class LocalStack:
             call_log=str(self._call_log.path),
             usage_log=str(self.usage.path) if self.usage else "",
             control=control_url,
+            sign_in=sign_in,
         )
         self.timings["up_s"] = time.perf_counter() - started
         return self.endpoints
@@ -454,6 +463,105 @@ class LocalStack:
             Credentials(operator["aws_access_key_id"], operator["aws_secret_access_key"]),
         )
         return self._api.url, self._dashboard.start(), credentials
+
+    def _start_sign_in(self, parameters: dict[str, str], aws_url: str) -> dict[str, str]:
+        """With DashboardSignIn=oidc (the local default once `make idp` installed the provider): the local
+        Cognito's port, then the provider (given its callback), its client secret in Secrets Manager, and
+        the parameters naming them. Answers the ids the local Cognito plays the Cognito resources with."""
+        from xpi_tools.local.sign_in import IDP_CLIENT_ID, LocalCognito, LocalIdentityProvider, idp_installed
+
+        if "DashboardSignIn" not in parameters and idp_installed():
+            parameters["DashboardSignIn"] = "oidc"
+        if parameters.get("DashboardSignIn") != "oidc":
+            return {}
+        self._cognito = LocalCognito(self.region)
+        cognito_url = self._cognito.start()
+        self._idp = LocalIdentityProvider(self.work_dir, redirect_uri=cognito_url + "/oauth2/idpresponse")
+        self._cognito.issuer = self._idp.start()
+        self._cognito.idp_client_secret = self._idp.client_secret
+        secretsmanager = boto3.Session(
+            region_name=self.region,
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        ).client("secretsmanager", endpoint_url=aws_url)
+        secret_arn = secretsmanager.create_secret(
+            Name=f"{self.stack_name}-dashboard-idp-client", SecretString=self._idp.client_secret
+        )["ARN"]
+        parameters.update(
+            DashboardIdpIssuer=self._cognito.issuer,
+            DashboardIdpClientId=IDP_CLIENT_ID,
+            DashboardIdpClientSecretArn=secret_arn,
+            DashboardSignInDomain="xpi-local",
+        )
+        return {
+            "DashboardUserPool": self._cognito.user_pool_id,
+            "DashboardUserPoolClient": self._cognito.client_id,
+            "DashboardIdentityPool": self._cognito.identity_pool_id,
+            "DashboardUserPoolDomain": "xpi-local",
+        }
+
+    def _finish_sign_in(self, cfn: dict[str, Any], api_url: str) -> dict[str, Any]:
+        """The local Cognito wired to what was deployed: the identity pool's rules (role ARNs resolved),
+        the trigger function (run as the Lambda service runs it for Cognito), the roles' trust policies,
+        moto's STS; and the page served behind the local API Gateway with its sign-in.json."""
+        from moto.awslambda.models import lambda_backends
+        from moto.iam.models import iam_backends
+        from moto.sts.models import sts_backends
+        from moto.utilities.utils import get_partition
+
+        import xpi_tools.dashboard
+        from xpi_tools.local.deploy import COGNITO_METADATA
+        from xpi_tools.local.sign_in import role_rules
+
+        if self._cognito is None or self._idp is None or self._api is None or self.deployment is None:
+            return {}
+        cognito, deployment, partition = self._cognito, self.deployment, get_partition(self.region)
+        iam = iam_backends[ACCOUNT_ID][partition]
+
+        def resolve(value: Any) -> Any:  # {"Fn::GetAtt": [<role>, "Arn"]}: the deployed role's ARN
+            role_name = deployment.resources[value["Fn::GetAtt"][0]]
+            return iam.get_role(role_name).arn
+
+        def run_trigger(event: dict[str, Any]) -> dict[str, Any]:
+            function = lambda_backends[ACCOUNT_ID][self.region].get_function(
+                deployment.outputs["DashboardSignInFunctionName"]
+            )
+            headers: dict[str, str] = {}
+            answer = function.invoke(json.dumps(event), {}, headers)
+            if headers.get("x-amz-function-error"):
+                raise RuntimeError(f"the pre token generation trigger failed: {answer!r}")
+            return dict(json.loads(answer))
+
+        def role_trust(role_arn: str) -> dict[str, Any]:
+            document = iam.get_role(role_arn.rsplit("/", 1)[-1]).assume_role_policy_document
+            return dict(json.loads(document) if isinstance(document, str) else document)
+
+        def mint_session(role_arn: str, session_name: str) -> dict[str, str]:
+            assumed = sts_backends[ACCOUNT_ID][partition].assume_role_with_web_identity(
+                region_name=self.region, role_session_name=session_name, role_arn=role_arn,
+                policy=None, duration=3600, external_id=None,
+            )  # fmt: skip
+            return {
+                "access_key_id": assumed.access_key_id,
+                "secret_access_key": assumed.secret_access_key,
+                "session_token": assumed.session_token,
+            }
+
+        cognito.rules = role_rules({"Resources": cfn["Metadata"][COGNITO_METADATA]}, resolve)
+        cognito.run_trigger, cognito.role_trust, cognito.mint_session = run_trigger, role_trust, mint_session
+        cognito.dashboard_url = f"{api_url}/dashboard/index.html"
+        self._api.dashboard_dir = Path(xpi_tools.dashboard.__file__).parent / "static"
+        self._api.dashboard_files = {"sign-in.json": json.dumps(cognito.page_config()).encode()}
+        self._api.dashboard_csp = (
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            f"connect-src 'self' {cognito.url}; form-action 'self'"
+        )
+        return {
+            "dashboard": cognito.dashboard_url,
+            "cognito": cognito.url,
+            "idp": self._idp.issuer,
+            "users": self._idp.users,
+        }
 
     def _start_monitoring(self, session: boto3.Session, aws_url: str) -> None:
         """Metrics into moto (the runtimes' EMF lines, Lambda's, SQS's, Step Functions') and the
@@ -529,6 +637,8 @@ class LocalStack:
             self.monitoring.stop if self.monitoring else None,
             self._control.stop if self._control else None,
             self._dashboard.stop if self._dashboard else None,
+            self._cognito.stop if self._cognito else None,
+            self._idp.stop if self._idp else None,
             self._api.stop if self._api else None,
             self._poller.stop if self._poller else None,
             self._pool.close if self._pool else None,
@@ -542,6 +652,7 @@ class LocalStack:
         self._poller, self._pool, self._emulator, self._govcloud = None, None, None, None
         self._commercial_aws = None
         self._api, self._dashboard, self._control = None, None, None
+        self._cognito, self._idp = None, None
         self.monitoring = None
         for restore in reversed(self._restores):
             restore()

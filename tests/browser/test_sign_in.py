@@ -1,0 +1,139 @@
+"""The dashboard's sign-in through the agency's identity provider, in headless Chromium against the local
+stack (DashboardSignIn=oidc): the page behind the API sends the browser through the local OIDC provider's
+own sign-in page (oidc-provider; user and password typed), comes back with a code, gets the identity
+pool's credentials of the role the user's group maps to, and signs its own calls with them. What each user
+then sees is what that role's IAM policies let through the local API Gateway. Screenshots in
+test-artifacts/dashboard/."""
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.browser.test_dashboard import ARTIFACTS
+from tests.helpers.stack import LocalStackClient, ResultCollector
+
+pytestmark = pytest.mark.integration
+
+# A signed call from the page; a body that is not JSON: whatever IAM lets through, no function accepts it.
+SIGNED_FETCH = (
+    "([path, method]) => fetch(path, {method, body: method === 'GET' ? undefined : 'not json'})"
+    ".then(r => r.status)"
+)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+@pytest.fixture
+def sign_in(browser: Any, local_stack: LocalStackClient) -> Iterator[Any]:
+    """sign_in(user, page, otp=) -> a page signed in as that user (its sign-in ended, in or refused)."""
+    config = local_stack.state.get("sign_in") or {}
+    if not config:
+        pytest.skip("the local stack has no dashboard sign-in (make idp installs its OIDC provider)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    allowed = {_origin(config["dashboard"]), config["idp"], config["cognito"]}
+    contexts: list[Any] = []
+    foreign: list[str] = []
+
+    def signed_in(user: str, page_name: str = "index.html", *, otp: bool = False) -> Any:
+        context = browser.new_context(viewport={"width": 1400, "height": 1200})
+        contexts.append(context)
+        page = context.new_page()
+        page.on("request", lambda r: None if _origin(r.url) in allowed else foreign.append(r.url))
+        page.goto(config["dashboard"].replace("index.html", page_name))
+        # the provider's own sign-in page, reached through the local Cognito's hosted sign-in
+        page.wait_for_url(f"{config['idp']}/interaction/**", timeout=15_000)
+        page.fill("#username", user)
+        page.fill("#password", config["users"][user]["password"])
+        if otp:
+            page.fill("#otp", config["users"][user]["otp"])
+        page.click("#sign-in")
+        # back on the page asked for (the callback first, which forwards there), the code gone
+        page.wait_for_url(f"**/dashboard/{page_name}", timeout=20_000)
+        page.wait_for_function("() => document.body.dataset.signIn", timeout=20_000)
+        return page
+
+    yield signed_in
+    for context in contexts:
+        context.close()
+    assert foreign == [], f"the page fetched from elsewhere than itself, the provider and Cognito: {foreign}"
+
+
+def test_an_operator_signs_in_and_sees_the_requests_but_no_admin(
+    sign_in: Any, local_stack: LocalStackClient, results: ResultCollector
+) -> None:
+    # GIVEN a request answered through the queue
+    request_id = f"signin-{uuid.uuid4().hex[:8]}"
+    local_stack.send({"request_id": request_id, "model": "default", "prompt": "Name a planet.", "caller": {}})
+    results.wait_for(request_id)
+
+    # WHEN a member of the operators group signs in through the provider
+    page = sign_in("olivia.operator")
+
+    # THEN the page is signed in with the operator role, and shows the request (read with its credentials)
+    assert page.evaluate("document.body.dataset.signIn") == "ok"
+    assert page.evaluate("document.body.dataset.role") == "operator"
+    assert page.url.startswith(local_stack.state["sign_in"]["dashboard"]) and "code=" not in page.url
+    page.locator(f'#requests tbody tr[data-request-id="{request_id}"]').wait_for(timeout=15_000)
+    page.screenshot(path=ARTIFACTS / "08-signed-in-operator.png", full_page=True)
+    # AND the credentials are a one-hour session of the dashboard operator role, not a user's keys
+    credentials = json.loads(page.evaluate("sessionStorage.getItem('xpi-credentials')"))
+    assert credentials["AccessKeyId"] and credentials["SessionToken"]
+    # AND IAM refuses it the admin routes
+    assert page.evaluate(SIGNED_FETCH, ["/v1/admin/policy", "PUT"]) == 403
+
+
+def test_an_auditor_signs_in_sees_compliance_and_is_refused_admin(sign_in: Any) -> None:
+    # WHEN a member of the auditors group opens the compliance view and signs in
+    page = sign_in("avery.auditor", "compliance.html")
+
+    # THEN it comes back to the compliance view, signed in as an auditor, and the report loads
+    assert page.evaluate("document.body.dataset.signIn") == "ok"
+    assert page.evaluate("document.body.dataset.role") == "auditor"
+    page.evaluate("document.body.dataset.loadedAt = ''")
+    page.click("#c-load")
+    page.wait_for_function(
+        "() => document.body.dataset.loadedAt"
+        " || document.getElementById('status-line').textContent.startsWith('error')",
+        timeout=30_000,
+    )
+    assert page.evaluate("document.body.dataset.loadedAt"), page.locator("#status-line").inner_text()
+    assert page.locator("#pass-rate").get_attribute("data-value") is not None
+    page.screenshot(path=ARTIFACTS / "09-signed-in-auditor.png", full_page=True)
+    # AND the auditor role reads the compliance report, but neither the operators' routes nor admin
+    assert page.evaluate(SIGNED_FETCH, ["/v1/compliance/report", "GET"]) == 200
+    assert page.evaluate(SIGNED_FETCH, ["/v1/dashboard/requests", "GET"]) == 403
+    assert page.evaluate(SIGNED_FETCH, ["/v1/admin/dlq/redrive", "POST"]) == 403
+
+
+def test_a_user_outside_every_group_gets_no_credentials(sign_in: Any) -> None:
+    # WHEN a user of the provider in none of the three groups signs in
+    page = sign_in("nora.nogroup")
+
+    # THEN the identity pool gives no role, and the page has no credentials to call anything with
+    assert page.evaluate("document.body.dataset.signIn") == "refused"
+    assert "No role matched" in page.locator("#sign-in-state").inner_text()
+    assert page.evaluate("sessionStorage.getItem('xpi-credentials')") is None
+    page.screenshot(path=ARTIFACTS / "10-signed-in-no-group.png", full_page=True)
+
+
+def test_an_admin_reaches_the_admin_routes_only_with_a_second_factor(sign_in: Any) -> None:
+    # WHEN a member of the admins group signs in with password only, THEN it is only an operator
+    page = sign_in("ada.admin")
+    assert page.evaluate("document.body.dataset.role") == "operator"
+    assert page.evaluate(SIGNED_FETCH, ["/v1/admin/policy", "PUT"]) == 403
+
+    # WHEN it signs in with its one-time code too (the provider's amr: pwd, otp)
+    page = sign_in("ada.admin", otp=True)
+
+    # THEN it has the admin role, and IAM and the API's MFA Denies let its call through to the admin
+    # function, which refuses the malformed policy on its merits (not a 403; nothing changed)
+    assert page.evaluate("document.body.dataset.role") == "admin"
+    status = page.evaluate(SIGNED_FETCH, ["/v1/admin/policy", "PUT"])
+    assert status != 403 and 400 <= status < 500
