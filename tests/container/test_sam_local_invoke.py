@@ -71,6 +71,7 @@ SAMPLES = {
     "ComplianceReportFunction": ["compliance-report/csv.json"],
     "UsageReportFunction": ["usage/csv.json"],
     "PathHealthFunction": ["check-paths/scheduled.json"],
+    "DashboardSignInFunction": ["sign-in/pre-token.json"],
 }
 
 
@@ -213,6 +214,24 @@ def test_route_resolves_the_model_and_the_local_bedrock_endpoint(stack_invoke: S
         "endpoint": local_invoke.CONTAINER_BEDROCK_URL,
         "api": "converse",
     }
+
+
+def test_dashboard_sign_in_gives_the_admin_role_only_with_a_second_factor(stack_invoke: StackInvoke) -> None:
+    # GIVEN Cognito's pre token generation event for a member of the admin group who signed in with a code
+    event = sample("sign-in/pre-token.json")
+    password_only = copy.deepcopy(event)
+    password_only["request"]["userAttributes"]["custom:amr"] = '["pwd"]'
+
+    # WHEN the trigger runs for each
+    with_code = stack_invoke("DashboardSignInFunction", event)
+    without_code = stack_invoke("DashboardSignInFunction", password_only)
+
+    # THEN the ID token's role claim is admin with the second factor, operator without it
+    assert not with_code.is_error and not without_code.is_error, (with_code.payload, without_code.payload)
+    claims = with_code.payload["response"]["claimsOverrideDetails"]["claimsToAddOrOverride"]
+    assert claims == {"xpi_role": "admin"}
+    claims = without_code.payload["response"]["claimsOverrideDetails"]["claimsToAddOrOverride"]
+    assert claims == {"xpi_role": "operator"}
 
 
 def test_invoke_gets_an_answer_from_the_emulator(stack_invoke: StackInvoke) -> None:
