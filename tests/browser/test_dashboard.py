@@ -109,7 +109,10 @@ def test_live_stream_filters_and_detail(
     page.wait_for_function(
         "() => document.querySelectorAll('#chart-throughput rect').length > 0", timeout=10_000
     )
-    assert page.locator("#chart-blocked rect").count() >= 1
+    # (the stats refresh every 5 s: the one that counts the blocked request may be the next one)
+    page.wait_for_function(
+        "() => document.querySelectorAll('#chart-blocked rect').length > 0", timeout=15_000
+    )
     page.screenshot(path=ARTIFACTS / "05-detail-and-charts.png", full_page=True)
 
 
