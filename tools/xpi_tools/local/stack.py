@@ -251,36 +251,8 @@ class LocalStack:
 
         commercial = self._start_emulator()
         assert self._emulator is not None
-        self._govcloud = BedrockEmulator(  # GovCloud's own Bedrock, for the GovCloud-native models
-            EmulatorConfig(
-                host="127.0.0.1",
-                port=0,
-                region=self.region,
-                account_id=ACCOUNT_ID,
-                account_principals=MotoAccountPrincipals(ACCOUNT_ID, self.region, self._record_iam_decision),
-            )
-        ).start()
-
-        self._pool = LambdaRuntimePool(
-            python=self._runtime_python(),
-            rie_dir=default_rie_dir(),
-            aws_env={  # credentials: each function's own role's (see _patch_moto)
-                "AWS_ENDPOINT_URL": aws_url,
-                "AWS_REGION": self.region,
-                "AWS_DEFAULT_REGION": self.region,
-                # No X-Ray daemon here: traces would only produce "segment not found" noise.
-                "POWERTOOLS_TRACE_DISABLED": "true",
-                # botocore's CA bundle, and OpenSSL's (urllib3: the egress path health probe)
-                **(
-                    {"AWS_CA_BUNDLE": str(self._trust_ca), "SSL_CERT_FILE": str(self._trust_ca)}
-                    if self._trust_ca
-                    else {}
-                ),
-            },
-            max_per_function=self._runtimes_per_function,
-            log_dir=self.work_dir / "logs",
-            kill_after_return=self.faults.take_return_kill,
-        )
+        self._govcloud = self._start_govcloud_bedrock()
+        self._pool = self._runtime_pool(aws_url)
         sessions = RoleSessions(ACCOUNT_ID, self.region)
         self._patch_moto(sessions)
 
@@ -314,13 +286,12 @@ class LocalStack:
         )
         # The operator's one manual step after a real deploy: put the commercial keys in the secret (or,
         # with Roles Anywhere, the invoke step's certificate and key in the certificate secret).
+        secrets = session.client("secretsmanager", endpoint_url=aws_url)
         for output, value in {
             commercial.secret_output: commercial.secret_value,
             **commercial.more_secrets,
         }.items():
-            session.client("secretsmanager", endpoint_url=aws_url).put_secret_value(
-                SecretId=self.deployment.outputs[output], SecretString=value
-            )
+            secrets.put_secret_value(SecretId=self.deployment.outputs[output], SecretString=value)
         # From here on every request is signed by a known principal and allowed by its IAM policies:
         # the operator (these "testing" keys) can do anything, each role only what the template grants.
         create_operator(ACCOUNT_ID, self.region)
@@ -369,15 +340,9 @@ class LocalStack:
             return client
 
         for mapping in self.deployment.mappings:  # checked by Lambda when CloudFormation creates it
-            _, role_arn = function_roles[physical_to_logical[mapping.function_name]]
-            documents = role_documents(ACCOUNT_ID, self.region, role_arn)
-            missing = missing_poller_permissions(documents, mapping.queue_arn)
-            if missing:
-                raise RuntimeError(
-                    f"the event source mapping of {physical_to_logical[mapping.function_name]} cannot be "
-                    f"created: its role may not call {', '.join(missing)} on {mapping.queue_arn} "
-                    "(CloudFormation fails the same mapping on AWS)"
-                )
+            _check_mapping(
+                mapping, function_roles[physical_to_logical[mapping.function_name]][1], self.region
+            )
             # Lambda reads the queue's attributes as the role when it takes the mapping on, too.
             poller_client(mapping).get_queue_attributes(QueueUrl=mapping.queue_url, AttributeNames=["All"])
 
@@ -416,6 +381,40 @@ class LocalStack:
         )
         self.timings["up_s"] = time.perf_counter() - started
         return self.endpoints
+
+    def _start_govcloud_bedrock(self) -> BedrockEmulator:
+        """GovCloud's own Bedrock, for the GovCloud-native models (its callers: the functions' roles)."""
+        return BedrockEmulator(
+            EmulatorConfig(
+                host="127.0.0.1",
+                port=0,
+                region=self.region,
+                account_id=ACCOUNT_ID,
+                account_principals=MotoAccountPrincipals(ACCOUNT_ID, self.region, self._record_iam_decision),
+            )
+        ).start()
+
+    def _runtime_pool(self, aws_url: str) -> LambdaRuntimePool:
+        return LambdaRuntimePool(
+            python=self._runtime_python(),
+            rie_dir=default_rie_dir(),
+            aws_env={  # credentials: each function's own role's (see _patch_moto)
+                "AWS_ENDPOINT_URL": aws_url,
+                "AWS_REGION": self.region,
+                "AWS_DEFAULT_REGION": self.region,
+                # No X-Ray daemon here: traces would only produce "segment not found" noise.
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                # botocore's CA bundle, and OpenSSL's (urllib3: the egress path health probe)
+                **(
+                    {"AWS_CA_BUNDLE": str(self._trust_ca), "SSL_CERT_FILE": str(self._trust_ca)}
+                    if self._trust_ca
+                    else {}
+                ),
+            },
+            max_per_function=self._runtimes_per_function,
+            log_dir=self.work_dir / "logs",
+            kill_after_return=self.faults.take_return_kill,
+        )
 
     def _start_api(
         self, session: boto3.Session, aws_url: str, build_dir: Path
@@ -874,3 +873,13 @@ def _post_json(url: str, payload: dict[str, Any]) -> None:
     )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
         response.read()
+
+
+def _check_mapping(mapping: MappingSpec, role_arn: str, region: str) -> None:
+    """Lambda refuses an event source mapping whose function's role may not poll the queue."""
+    missing = missing_poller_permissions(role_documents(ACCOUNT_ID, region, role_arn), mapping.queue_arn)
+    if missing:
+        raise RuntimeError(
+            f"the event source mapping of {mapping.function_name} cannot be created: its role may not call "
+            f"{', '.join(missing)} on {mapping.queue_arn} (CloudFormation fails the same mapping on AWS)"
+        )
