@@ -304,3 +304,20 @@ def test_a_large_allocation_keeps_pages_of_its_own_after_a_larger_one_was_freed(
     # THEN with it the block is mapped on its own (its pages go back to the kernel when freed), where
     # glibc's default carves it from the heap, between long-lived allocations
     assert int(run.stdout) == mapped, run.stderr
+
+
+def test_the_retained_state_walk_counts_the_blocks_the_allocator_hands_out() -> None:
+    # GIVEN twenty thousand distinct 50-byte strings (pymalloc hands each a 64-byte block)
+    from xpi_tools.local.faults import pymalloc_bytes
+
+    before = pymalloc_bytes()["in_use"]
+    kept = [f"{n:09d}" for n in range(20_000)]
+    held = pymalloc_bytes()["in_use"] - before
+    assert {sys.getsizeof(text) for text in kept} == {50}
+
+    # WHEN the walk measures them
+    size = _deep_size(kept)
+
+    # THEN it counts each one's block, as the allocator's own account does
+    assert size == 20_000 * 64
+    assert 0.95 * size <= held <= 1.05 * size, (size, held)
