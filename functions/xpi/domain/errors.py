@@ -274,16 +274,9 @@ class BedrockThrottled(XpiError):
 
 class QuotaExhausted(XpiError):
     """xpi's own pacer found the model's quota bucket empty for longer than the function may wait:
-    nothing was sent to Bedrock. Retried by the workflow with backoff, like a throttle; `retry_after_s`
-    says when the bucket would take the call within the wait (0: unknown), for a retry made in process."""
+    nothing was sent to Bedrock. Retried by the workflow with backoff, like a throttle."""
 
     code = "QuotaExhausted"
-
-    def __init__(
-        self, reason: str = "", request_id: str | None = None, *, retry_after_s: float = 0.0
-    ) -> None:
-        super().__init__(reason, request_id)
-        self.retry_after_s = retry_after_s
 
 
 class BedrockUnavailable(XpiError):

@@ -81,7 +81,6 @@ class QuotaPacer:
         if not quota.paced:
             return None
         bucket = f"{route.model_id}#{route.region}"
-        wait = 0.0
         for _ in range(MAX_CONFLICTS):
             now = self._clock()
             current = self._written.pop(bucket, None) or self._table.read(bucket)
@@ -100,11 +99,7 @@ class QuotaPacer:
                 self._sleep(wait)
             return Permit(bucket, quota, tokens)
         metrics.add_metric(name="QuotaExhausted", unit=MetricUnit.Count, value=1)
-        raise QuotaExhausted(
-            f"the quota bucket {bucket} is reserved past the wait bound",
-            # when the bucket, as read, would take this call within the bound (none if writers conflicted)
-            retry_after_s=max(0.0, wait - self._max_wait_s),
-        )
+        raise QuotaExhausted(f"the quota bucket {bucket} is reserved past the wait bound")
 
     def settle(self, permit: Permit | None, used_tokens: int) -> None:
         """Correct the reservation with the tokens the call used: the rest is given back with the next

@@ -129,16 +129,6 @@ class _AnswerSeen:
         return answer
 
 
-def _delay(error: Exception, attempt: int, budget: RetryBudget) -> float:
-    """Full jitter, doubling; but the pacer's QuotaExhausted says when the bucket takes the call: this
-    runtime sleeps until then (and up to `base_s` more, so runtimes refused together do not collide
-    again). A longer backoff would hold the runtime past it while the bucket refills unclaimed and the
-    batch waits for its last item; a shorter one would be refused again."""
-    if isinstance(error, QuotaExhausted) and error.retry_after_s > 0:
-        return error.retry_after_s + budget.jitter(0, budget.base_s)
-    return budget.jitter(0, min(budget.max_delay_s, budget.base_s * 2 ** (attempt - 1)))
-
-
 def _retrying[T](
     step: Callable[[], T], budget: RetryBudget, answered: Callable[[], bool] = lambda: False
 ) -> T:
@@ -146,7 +136,7 @@ def _retrying[T](
         try:
             return step()
         except Exception as error:
-            delay = _delay(error, attempt, budget)
+            delay = budget.jitter(0, min(budget.max_delay_s, budget.base_s * 2 ** (attempt - 1)))
             if (
                 answered()
                 or not nothing_sent(error)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from xpi.domain.errors import BedrockAnswerLost, BedrockThrottled, QuotaExhausted
+from xpi.domain.errors import BedrockAnswerLost, BedrockThrottled
 from xpi.domain.policy import load_default_policy
 from xpi.domain.routing import load_default_routing
 from xpi.models.lineage import ACCEPTED
@@ -282,26 +282,3 @@ def test_a_request_that_cannot_be_claimed_is_answered_once_and_never_sent() -> N
     assert [(kind, detail["request_id"]) for kind, detail in events.published] == [
         ("Inference Failed", request["request_id"])
     ]
-
-
-def test_a_call_the_pacer_held_back_is_retried_when_the_bucket_takes_it_not_after_a_backoff() -> None:
-    # GIVEN a pacer that refuses the call twice, each time saying the bucket takes it 4.5 s later
-    # (what the invoke step meets while the shared bucket is reserved up to its wait bound)
-    world = World(FakeBedrockGateway())
-    answer = world.gateway.answer
-    refusals = [QuotaExhausted("paced", retry_after_s=4.5), QuotaExhausted("paced", retry_after_s=4.5)]
-
-    def paced(route: Any, request: Any) -> Any:
-        if refusals:
-            raise refusals.pop(0)
-        return answer(route, request)
-
-    world.gateway.answer = paced  # type: ignore[method-assign]
-
-    # WHEN the process step runs
-    state = owned(world.process(task(sample_request("converse-system"))))
-
-    # THEN it slept until then each time (and at most a second's jitter more: the test's jitter is the
-    # most it may be), not a doubling backoff that holds the runtime past the bucket's refill
-    assert state.response is not None and state.error is None
-    assert world.slept == [5.5, 5.5]
