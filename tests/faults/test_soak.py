@@ -4,7 +4,9 @@ Throttling and 5xx on the model, and among the requests duplicates, oversized an
 every request must be accounted for as in the fault suite. The requests go in ten slices; once each has
 settled, the local stack's memory is sampled: the `xpi local up` process (moto, the emulator, the poller,
 the API gateway), the AWS state moto retains within it (what AWS keeps too: items, objects, messages,
-executions; measured by the stack's control endpoint), and the function runtimes it started. After the
+executions, metric data; measured by the stack's control endpoint), and the function runtimes it started;
+each sample also prints the stack's own parts (the IAM call log, the monitoring glue, the runtime pool,
+the emulators' counters, ...), and the end each part's growth. After the
 warm-up (the first slice), the growth per 1,000 requests of everything but the retained state must stay
 under FLAT_MIB_PER_1000.
 """
@@ -81,6 +83,7 @@ class MemorySample:
     step_functions: dict[str, float] | None = None  # executions' history, and the rest of their environment
     os_threads: int = 0  # the process's threads, Python's or not
     stack_mappings: int = 0  # thread stacks mapped (live threads' and glibc's cached ones)
+    glue: dict[str, float] | None = None  # the stack's own parts (IAM call log, monitoring, emulator, ...)
 
     @property
     def other_mib(self) -> float:
@@ -124,6 +127,7 @@ def sample(stack: LocalStackClient, control: ControlClient, requests: int) -> Me
         {name: size / MIB for name, size in report.get("step_functions_bytes", {}).items()},
         report.get("os_threads", 0),
         report.get("thread_stack_mappings", 0),
+        {name: size / MIB for name, size in report.get("glue_bytes", {}).items()},
     )
 
 
@@ -138,6 +142,10 @@ def row(s: MemorySample) -> str:
         f"| {s.pymalloc_in_use_mib:.0f} / {s.pymalloc_arenas_mib:.0f} "
         f"| {', '.join(f'{k} {v:.1f}' for k, v in (s.step_functions or {}).items())} |"
     )
+
+
+def glue_row(s: MemorySample) -> str:
+    return ", ".join(f"{name} {mib:.2f}" for name, mib in (s.glue or {}).items())
 
 
 def per_thousand(samples: list[MemorySample], value: Callable[[MemorySample], float]) -> float:
@@ -187,6 +195,7 @@ def test_soak_every_request_is_accounted_for_and_memory_stays_flat(
             done |= {m.request_id for m in batch}
             samples.append(sample(local_stack, control, len(done)))
             print(f"soak: {row(samples[-1])}", flush=True)
+            print(f"soak:   the stack's own parts MiB: {glue_row(samples[-1])}", flush=True)
             if trace:
                 print_allocation_growth(control, first=len(samples) == 2)
     finally:
@@ -231,6 +240,9 @@ def test_soak_every_request_is_accounted_for_and_memory_stays_flat(
         + ", ".join(f"{name} {slope:+.1f}" for name, slope in slopes.items())
         + f"; retained AWS state {per_request / 1024:.1f} KiB per request"
     )
+    for name in samples[-1].glue or {}:
+        glue_slope = per_thousand(warm, lambda s, name=name: (s.glue or {}).get(name, 0.0))
+        print(f"the stack's own part {name}: {glue_slope:+.2f} MiB per 1,000 requests after warm-up")
     print("Python objects grown most (type: count): " + ", ".join(f"{n}: {c:+d}" for c, n in grown))
     assert tally.problems() == []
     assert slopes["stack process without it"] <= FLAT_MIB_PER_1000, slopes

@@ -67,11 +67,12 @@ def _wait_for_parent_exit(parent: int, stop: threading.Event) -> None:
 
 
 def local_up(args: argparse.Namespace) -> int:
-    from xpi_tools.local.faults import limit_malloc_arenas
+    from xpi_tools.local.faults import keep_large_allocations_mapped, limit_malloc_arenas
     from xpi_tools.local.stack import LOCAL_PARAMETERS, LocalStack
 
     parent = os.getppid()  # before anything slow: the parent may die while the stack builds or deploys
     limit_malloc_arenas()  # before the stack's threads: see its docstring (the soak's memory)
+    keep_large_allocations_mapped()  # before the deploy frees its first large buffer (the same)
     root = project_root()
     if not args.no_build:
         started = time.perf_counter()

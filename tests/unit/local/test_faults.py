@@ -2,6 +2,8 @@
 
 import io
 import json
+import subprocess
+import sys
 import tracemalloc
 from collections.abc import Iterable
 from typing import Any
@@ -301,3 +303,49 @@ def test_the_malloc_arenas_can_be_capped_in_this_process() -> None:
     from xpi_tools.local.faults import limit_malloc_arenas
 
     assert limit_malloc_arenas(8) is True
+
+
+PROBE = """
+import ctypes, sys
+from xpi_tools.local.faults import _MallInfo2, keep_large_allocations_mapped
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+libc.mallinfo2.restype = _MallInfo2
+if sys.argv[1] == "fixed":
+    keep_large_allocations_mapped()
+libc.free(libc.malloc(4 * 2**20))  # a large buffer freed (the deploy's code zips)
+before = libc.mallinfo2().hblks
+kept = libc.malloc(200 * 1024)  # then a 200 KiB one (a request body)
+print(libc.mallinfo2().hblks - before)
+"""
+
+
+@pytest.mark.parametrize(("mode", "mapped"), [("fixed", 1), ("default", 0)])
+def test_a_large_allocation_keeps_pages_of_its_own_after_a_larger_one_was_freed(
+    mode: str, mapped: int
+) -> None:
+    # GIVEN a process that freed a 4 MiB buffer (glibc, by default, then raises its mmap threshold to it)
+    # WHEN it allocates 200 KiB, with the stack's fixed threshold and without
+    run = subprocess.run(
+        [sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True, timeout=60
+    )
+    # THEN with it the block is mapped on its own (its pages go back to the kernel when freed), where
+    # glibc's default carves it from the heap, between long-lived allocations
+    assert int(run.stdout) == mapped, run.stderr
+
+
+def test_the_retained_state_walk_counts_the_blocks_the_allocator_hands_out() -> None:
+    # GIVEN twenty thousand distinct 50-byte strings (pymalloc hands each a 64-byte block)
+    from xpi_tools.local.faults import pymalloc_bytes
+
+    before = pymalloc_bytes()["in_use"]
+    kept = [f"{n:09d}" for n in range(20_000)]
+    held = pymalloc_bytes()["in_use"] - before
+    assert {sys.getsizeof(text) for text in kept} == {50}
+
+    # WHEN the walk measures them
+    size = _deep_size(kept)
+
+    # THEN it counts each one's block, as the allocator's own account does
+    assert size == 20_000 * 64
+    assert 0.95 * size <= held <= 1.05 * size, (size, held)

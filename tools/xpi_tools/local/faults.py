@@ -356,12 +356,25 @@ def _inline_values_size(obj: Any, referents: list[Any]) -> int:
     return -(-(8 + 8 * max(values, 1)) // 16) * 16
 
 
+_SMALL_REQUEST = 512  # pymalloc serves requests up to this size, in 16-byte size classes
+
+
+def _allocated(size: int) -> int:
+    """The bytes the allocator hands out for an object of `size` bytes: pymalloc's 16-byte size class up
+    to 512 bytes, glibc's chunk above (its 8-byte header, in 16-byte steps)."""
+    if size <= _SMALL_REQUEST:
+        return -(-size // 16) * 16
+    return -(-(size + 8) // 16) * 16
+
+
 def _deep_size(roots: Iterable[Any]) -> int:
     """Bytes Python holds for the objects reachable from `roots` (containers and whatever an object
     refers to, as the garbage collector sees it), each object once; modules, classes, functions,
     threads and locks are not followed. An instance's attributes are reached through gc.get_referents,
     not vars(): on Python 3.13 vars() would give every instance a __dict__ it did not have (about 64
-    bytes more each), so the walk itself made the process grow with the state it measured."""
+    bytes more each), so the walk itself made the process grow with the state it measured. Each object
+    counts the block the allocator gave it (sys.getsizeof rounded up to its size class): otherwise about
+    a tenth of moto's state, small objects most, counted as the stack's own growth."""
     seen: set[int] = set()
     pending = list(roots)
     total = 0
@@ -379,7 +392,7 @@ def _deep_size(roots: Iterable[Any]) -> int:
             continue
         seen.add(id(obj))
         try:
-            total += sys.getsizeof(obj)
+            size = sys.getsizeof(obj)
         except TypeError:
             continue
         if isinstance(obj, dict):
@@ -387,19 +400,21 @@ def _deep_size(roots: Iterable[Any]) -> int:
             pending.extend(obj.values())
         elif isinstance(obj, list | tuple | set | frozenset):
             pending.extend(obj)
-        elif isinstance(obj, str | bytes | bytearray | int | float | bool) or obj is None:
-            continue
-        else:
+        elif not (isinstance(obj, str | bytes | bytearray | int | float | bool) or obj is None):
             referents = gc.get_referents(obj)
-            total += _inline_values_size(obj, referents)
+            size += _inline_values_size(obj, referents)
             pending.extend(referents)
+        total += _allocated(size)
     return total
 
 
 def retained_state() -> dict[str, int]:
     """The AWS state moto retains (what AWS keeps for the account: items, objects, queues' messages,
-    executions and their histories, events), in bytes per service, as Python holds it."""
+    executions and their histories, events, metric data), in bytes per service, as Python holds it.
+    CloudWatch's metric data (the monitoring glue's, monitoring.py) is kept KEEP_DATA_S locally, 15
+    months on AWS."""
     from moto.awslambda.models import lambda_backends
+    from moto.cloudwatch.models import cloudwatch_backends
     from moto.dynamodb.models import dynamodb_backends
     from moto.events.models import events_backends
     from moto.logs.models import logs_backends
@@ -417,6 +432,7 @@ def retained_state() -> dict[str, int]:
         "events": events_backends,
         "lambda": lambda_backends,
         "logs": logs_backends,
+        "cloudwatch": cloudwatch_backends,
     }
     sizes: dict[str, int] = {}
     for name, backends in services.items():
@@ -429,6 +445,22 @@ def retained_state() -> dict[str, int]:
                     for backend in account.values()
                 ]
                 sizes[name] = _deep_size(roots)
+                break
+            except RuntimeError:
+                if attempt == 2:
+                    sizes[name] = -1
+    return sizes
+
+
+def glue_state(roots: Mapping[str, Any]) -> dict[str, int]:
+    """Bytes Python holds for the stack's own parts (not AWS state): the IAM call log, the monitoring
+    glue, the runtime pool, the emulator's state and its counters, ..., each walked as retained_state
+    walks moto's backends (an object two parts share counts in both), for telling which of them grows."""
+    sizes: dict[str, int] = {}
+    for name, root in roots.items():
+        for attempt in range(3):  # a dict changing size under the walk: try again
+            try:
+                sizes[name] = _deep_size([root])
                 break
             except RuntimeError:
                 if attempt == 2:
@@ -605,6 +637,24 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
         return False
 
 
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+MMAP_THRESHOLD = 128 * 1024  # glibc's own starting value
+
+
+def keep_large_allocations_mapped(threshold: int = MMAP_THRESHOLD) -> bool:
+    """Fix glibc's mmap threshold (as MALLOC_MMAP_THRESHOLD_ would): every allocation of at least
+    `threshold` bytes gets pages of its own, handed back to the kernel when freed. glibc otherwise raises
+    the threshold to the size of each mapped chunk freed (up to 32 MiB): once the deploy has freed a
+    function's code zip, request bodies, Lambda payloads and the soak's 205 KB messages come from the
+    heap instead, and the holes they leave between moto's long-lived state stay resident (the soak's
+    allocators' slack, glibc's free bytes, grew with the requests served). False where glibc's mallopt
+    is not there."""
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, threshold))
+    except (OSError, AttributeError):
+        return False
+
+
 def release_free_heap() -> None:
     """Collect garbage and hand the allocator's free pages back to the kernel (glibc's malloc_trim), so
     the resident set counts what the process holds, not what it once held: the stack's many
@@ -614,7 +664,7 @@ def release_free_heap() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def memory_report(with_types: bool = False) -> dict[str, Any]:
+def memory_report(with_types: bool = False, glue: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The stack process's resident memory (after release_free_heap), the AWS state moto retains within
     it, and (for finding what else grows) its thread count and Python objects, by type when asked."""
     untrimmed = process_rss_bytes()
@@ -624,6 +674,7 @@ def memory_report(with_types: bool = False) -> dict[str, Any]:
     malloc, mappings, small = malloc_bytes(), rss_by_mapping(), pymalloc_bytes()
     state = retained_state()
     split = step_functions_split()
+    glue_sizes = glue_state(glue or {})
     objects = gc.get_objects()
     count = len(objects)
     types_counted = _count_types(objects) if with_types else None
@@ -641,6 +692,7 @@ def memory_report(with_types: bool = False) -> dict[str, Any]:
         "malloc_bytes": malloc,
         "pymalloc_bytes": small,
         "step_functions_bytes": split,
+        "glue_bytes": glue_sizes,
         "rss_by_mapping_bytes": mappings,
         "python_traced_bytes": tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else None,
     }
@@ -712,15 +764,17 @@ def _count_types(objects: list[Any]) -> dict[str, int]:
 class LocalControl:
     """The stack's control endpoint on 127.0.0.1 (see the module's docstring)."""
 
-    def __init__(self, faults: LocalFaults) -> None:
+    def __init__(self, faults: LocalFaults, glue: Callable[[], Mapping[str, Any]] | None = None) -> None:
         self.faults = faults
+        # the stack's own parts GET /memory sizes (glue_bytes), by name
+        self.glue: Callable[[], Mapping[str, Any]] = glue or dict
         self.trace = AllocationTrace()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
 
     def start(self) -> str:
-        faults, trace = self.faults, self.trace
+        faults, trace, glue = self.faults, self.trace, self.glue
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *_: object) -> None:  # quiet
@@ -745,7 +799,7 @@ class LocalControl:
                 if self.path == "/faults":
                     self._answer(200, faults.describe())
                 elif self.path in {"/memory", "/memory?types=1"}:
-                    self._answer(200, memory_report(with_types=self.path.endswith("types=1")))
+                    self._answer(200, memory_report(self.path.endswith("types=1"), glue()))
                 elif self.path == "/memory/trace":
                     self._answer(200, trace.growth())
                 else:

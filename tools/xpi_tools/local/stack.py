@@ -594,8 +594,22 @@ class LocalStack:
             },
             function_names={logical_id: name for logical_id, (name, _) in function_roles.items()},
         )
-        self._control = LocalControl(self.faults)
+        self._control = LocalControl(self.faults, glue=self._glue_parts)
         return self._control.start()
+
+    def _glue_parts(self) -> dict[str, Any]:
+        """The stack's own parts (not AWS state) the control endpoint's GET /memory sizes, by name."""
+        emulators = {"emulator": self._emulator, "govcloud_emulator": self._govcloud}
+        return {
+            "iam_call_log": self._call_log,
+            "usage_log": self.usage,
+            "monitoring": self.monitoring,
+            "runtime_pool": self._pool,
+            "sqs_poller": self._poller,
+            "api_gateway": self._api,
+            "faults": self.faults,
+            **{name: e.service.state for name, e in emulators.items() if e is not None},
+        }
 
     def _record_iam_decision(self, principal: str, decision: Authorization) -> None:
         set_current_principal(principal)  # the usage this request causes is the principal's
