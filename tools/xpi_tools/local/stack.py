@@ -80,6 +80,10 @@ LOCAL_PARAMETERS = {
     "RequestsVisibilityTimeout": "4",  # redrive to the DLQ in seconds, not minutes
     "LogRetentionDays": "30",
     "BatchHeartbeatSeconds": "10",  # a lost batch progress message is reconciled in seconds
+    # The commercial side of batch jobs is configured (below), so the job path would be in force: off
+    # here, so every other test's and benchmark's batch runs on-demand (tests/integration/test_batch_jobs.py
+    # starts a stack of its own with it on).
+    "BatchJobMinLines": "0",
     "BatchJobMaxCheckSeconds": "1",  # a batch job's looks a second apart, not minutes (the emulator's jobs)
     "CreateExampleSubscriber": "true",  # the demo and the tests read every result from it (off on AWS)
     "PreviousKeyGraceSeconds": "2",  # a rotation's old key is deleted in seconds, not a minute
