@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from xpi.domain.routing import RoutingConfig
     from xpi.models.events import ConfigAlert
     from xpi.services.batch import LineStarter
+    from xpi.services.batch_job_path import JobPorts
     from xpi.services.compliance import ReportPorts
     from xpi.services.egress import PathProbe
     from xpi.services.fallback import Breaker
@@ -640,6 +641,43 @@ def batch_reconciler() -> BatchReconciler:
         lines=line_starter(),
         workflow=batch_workflow(),
         max_stalled_rounds=get_settings().batch_max_stalled_rounds,
+    )
+
+
+@cache
+def batch_job_ports() -> JobPorts:
+    """The job path's steps: the batch table (status, lines, the job item), the batch bucket's chunks,
+    the bus, and the commercial account's bucket and Bedrock job API with the commercial credentials."""
+    from xpi.adapters.batch_jobs import (
+        BedrockBatchJobs,
+        CommercialClients,
+        DynamoBatchJobRecords,
+        S3CommercialObjects,
+    )
+    from xpi.adapters.credentials import SecretsManagerCredentials
+    from xpi.models.batch_jobs import BatchJobTarget
+    from xpi.services.batch_job_path import JobPorts
+
+    settings = get_settings()
+    clients = CommercialClients(
+        SecretsManagerCredentials(settings.require("credentials_secret_id"), settings.credentials_max_age_s),
+        region=settings.commercial_region,
+        bedrock_endpoint=settings.commercial_bedrock_endpoint,
+        s3_endpoint=settings.commercial_s3_endpoint,
+    )
+    bucket = settings.require("batch_job_bucket")
+    return JobPorts(
+        table=batch_table(),
+        objects=batch_objects(),
+        job_records=DynamoBatchJobRecords(settings.require("batch_table")),
+        commercial=S3CommercialObjects(lambda: clients.client("s3"), bucket),
+        jobs=BedrockBatchJobs(lambda: clients.client("bedrock")),
+        target=BatchJobTarget(
+            bucket=bucket,
+            kms_key_id=settings.require("batch_job_kms_key_id"),
+            role_arn=settings.require("batch_job_role_arn"),
+        ),
+        events=event_publisher(),
     )
 
 

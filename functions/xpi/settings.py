@@ -230,6 +230,19 @@ class Settings(BaseModel):
     # from its line workflows; it gives up after this many rounds in a row in which no line finished.
     batch_heartbeat_s: Annotated[int, Field(ge=5)] = Field(900, alias="BATCH_HEARTBEAT_S")
     batch_max_stalled_rounds: Annotated[int, Field(ge=1)] = Field(8, alias="BATCH_MAX_STALLED_ROUNDS")
+    # The job path (Bedrock batch inference, half price): a batch of at least this many valid lines for
+    # one batch-capable model goes through one job; 0 = never. The commercial account's side of the jobs:
+    # its bucket, its KMS key, the jobs' service role, and its S3 endpoint (empty: the public one of
+    # commercial_region; https, or http to loopback only). The workflow's waits between looks at a job
+    # grow (xpi.domain.batch_jobs.next_check_s) up to batch_job_max_wait_s.
+    batch_job_min_lines: Annotated[int, Field(ge=0)] = Field(0, alias="BATCH_JOB_MIN_LINES")
+    batch_job_bucket: str = Field("", alias="BATCH_JOB_BUCKET")
+    batch_job_kms_key_id: str = Field("", alias="BATCH_JOB_KMS_KEY_ID")
+    batch_job_role_arn: str = Field("", alias="BATCH_JOB_ROLE_ARN")
+    batch_job_max_wait_s: Annotated[int, Field(ge=1, le=3600)] = Field(3600, alias="BATCH_JOB_MAX_WAIT_S")
+    commercial_s3_endpoint: Annotated[str, AfterValidator(check_endpoint)] = Field(
+        "", alias="COMMERCIAL_S3_ENDPOINT"
+    )
 
     @property
     def bedrock_endpoint(self) -> str:

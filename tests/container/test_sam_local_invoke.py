@@ -63,6 +63,7 @@ SAMPLES = {
     "BatchAssembleFunction": ["batch/assemble/workflow-state.json"],
     "BatchRecordFailureFunction": ["batch/record-failure/failure-state.json"],
     "BatchReconcileFunction": ["batch/reconcile/heartbeat-timeout.json"],
+    "BatchJobFunction": ["batch/job/start.json"],
     "ReaperFunction": ["reap/scheduled.json"],
     "SyncInvokeFunction": ["api-invoke/invoke.json"],
     "RotateCredentialsFunction": ["rotate/create-secret.json"],

@@ -90,6 +90,7 @@ def local_up(args: argparse.Namespace) -> int:
         commercial_region=args.commercial_region,
         commercial_credentials=args.commercial_credentials,
         trust_ca=Path(args.trust_ca).resolve() if args.trust_ca else None,
+        parameters=dict(item.split("=", 1) for item in args.parameter),
     )
     try:
         endpoints = stack.start()
@@ -210,6 +211,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
         default="",
         help="a CA certificate (PEM) the functions trust for https endpoints instead of the public CAs "
         "(the egress path tests' links, xpi_tools.local.netns)",
+    )
+    up.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a template parameter over the local stack's own (repeatable), e.g. BatchJobMinLines=5",
     )
     up.set_defaults(run=local_up)
     down = local.add_parser("down", help="stop a local stack started by `xpi local up`")

@@ -2,10 +2,16 @@
 bucket and Bedrock's job API (commercial, through clients built with the commercial credentials)."""
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
+
+import boto3
+from botocore.config import Config
 
 from xpi.adapters import aws
+from xpi.adapters.ports import CredentialSource
+from xpi.domain.errors import CredentialsUnavailable
 from xpi.models.batch_jobs import BatchJob
+from xpi.models.credentials import IamKeys
 
 JOB_LINE = -1  # the job item's range key: beside the status item (0) and the line items (1..n)
 
@@ -77,3 +83,44 @@ class BedrockBatchJobs:
         response = self._client().get_model_invocation_job(jobIdentifier=job_arn)
         message = response.get("message")
         return str(response["status"]), None if message is None else str(message)
+
+
+class CommercialClients:
+    """boto3 clients of the commercial account (Bedrock's control plane, S3), signed with the commercial
+    credentials the invoke step uses (an access key; a bearer API key cannot call these APIs), built
+    again when the credentials' version changes (a rotation)."""
+
+    def __init__(
+        self,
+        credentials: CredentialSource,
+        *,
+        region: str,
+        bedrock_endpoint: str = "",
+        s3_endpoint: str = "",
+    ) -> None:
+        self._credentials, self._region = credentials, region
+        self._endpoints = {"bedrock": bedrock_endpoint, "s3": s3_endpoint}
+        self._clients: dict[tuple[str, str], Any] = {}
+
+    def client(self, service: Literal["bedrock", "s3"]) -> Any:
+        credentials = self._credentials.get()
+        secret = credentials.secret
+        if not isinstance(secret, IamKeys):
+            raise CredentialsUnavailable("batch inference jobs need a commercial access key, not an API key")
+        key = (service, credentials.version_id)
+        client = self._clients.get(key)
+        if client is None:
+            client = boto3.Session().client(
+                service,
+                region_name=self._region,
+                endpoint_url=self._endpoints[service] or None,
+                aws_access_key_id=secret.aws_access_key_id,
+                aws_secret_access_key=secret.aws_secret_access_key.get_secret_value(),
+                aws_session_token=secret.aws_session_token.get_secret_value()
+                if secret.aws_session_token
+                else None,
+                config=Config(retries={"mode": "standard"}),
+            )
+            self._clients = {k: c for k, c in self._clients.items() if k[1] == credentials.version_id}
+            self._clients[key] = client
+        return client

@@ -1,7 +1,9 @@
 """A batch's Bedrock batch inference job, as the batch table records it (one item per batch, written
 before the job is submitted) and as the job path's steps pass it on."""
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 
 class BatchJobTarget(BaseModel):
@@ -29,3 +31,37 @@ class BatchJob(BaseModel):
     status: str = "Submitting"
     message: str | None = None
     checks: int = 0  # looks at the job so far (the next wait grows with them)
+
+
+class StartJobStep(BaseModel):
+    """The batch workflow's StartJob task input."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    step: Literal["start"]
+    batch_id: str
+
+
+class CheckJobStep(BaseModel):
+    """CheckJob and FinishJob: the job the previous step answered."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    step: Literal["check", "finish"]
+    job: BatchJob
+
+
+class JobStepInput(RootModel[StartJobStep | CheckJobStep]):
+    root: Annotated[StartJobStep | CheckJobStep, Field(discriminator="step")]
+
+
+class JobState(BaseModel):
+    """What the job steps answer ($.job in the batch workflow): whether the batch took a job, the job,
+    whether it ended, the seconds to wait before the next look, and (after FinishJob) how many lines
+    went on-demand."""
+
+    submitted: bool
+    job: BatchJob | None = None
+    finished: bool = False
+    wait_s: int = 0
+    on_demand: int | None = None

@@ -29,9 +29,9 @@ from xpi.adapters.ports import (
     EventPublisher,
 )
 from xpi.domain.batch import line_number_of, line_request_id, line_result_from_event
-from xpi.domain.batch_jobs import job_answer, model_input, use_job
+from xpi.domain.batch_jobs import job_answer, model_input, next_check_s, use_job
 from xpi.domain.payload import converse_arguments, native_body
-from xpi.models.batch_jobs import BatchJob, BatchJobTarget
+from xpi.models.batch_jobs import BatchJob, BatchJobTarget, JobState
 from xpi.models.bedrock import ModelAnswer
 from xpi.models.events import ResultDetail
 from xpi.models.queue import NotOwned, QueuedRequest, QueueTask
@@ -40,7 +40,7 @@ from xpi.models.workflow import Route, Source
 from xpi.observability import logger
 from xpi.services import queue_processing
 from xpi.services.batch import chunk_key, line_counters, release_only
-from xpi.services.batch_jobs import collect_job, submit_job
+from xpi.services.batch_jobs import check_job, collect_job, submit_job
 from xpi.services.classification import classify
 from xpi.services.invocation import invoke_model
 from xpi.services.recording import record_outcome
@@ -303,3 +303,45 @@ def finish_job(
         events=ports.events,
     )
     return release_only(job.batch_id, left, ports.table, ports.objects)
+
+
+def look(job: BatchJob, *, ports: JobPorts, max_wait_s: int) -> JobState:
+    """One look at the batch's job: ended, or the wait before the next look (growing, at most
+    `max_wait_s`)."""
+    check = check_job(job, job_records=ports.job_records, jobs=ports.jobs)
+    return JobState(
+        submitted=True, job=check.job, finished=check.finished, wait_s=min(check.wait_s, max_wait_s)
+    )
+
+
+def start(
+    batch_id: str,
+    threshold: int,
+    max_wait_s: int,
+    *,
+    ports: Callable[[], JobPorts],
+    queue: Callable[[], queue_processing.QueuePorts],
+    judge: Callable[[], Judgement],
+    budget: queue_processing.RetryBudget,
+) -> JobState:
+    """start_job, answered for the workflow: the job and the wait before its first look, or no job.
+    Threshold 0 (no job path) builds no port: a stack without the commercial side runs as before."""
+    if threshold <= 0:
+        return JobState(submitted=False)
+    job = start_job(batch_id, threshold, ports=ports(), queue=queue(), judge=judge, budget=budget)
+    if job is None:
+        return JobState(submitted=False)
+    return JobState(submitted=True, job=job, wait_s=min(next_check_s(0), max_wait_s))
+
+
+def finish(
+    job: BatchJob,
+    *,
+    ports: JobPorts,
+    queue: queue_processing.QueuePorts,
+    judge: Callable[[], Judgement],
+    budget: queue_processing.RetryBudget,
+) -> JobState:
+    """finish_job, answered for the workflow: how many lines went on-demand."""
+    left = finish_job(job, ports=ports, queue=queue, judge=judge, budget=budget)
+    return JobState(submitted=True, job=job, finished=True, on_demand=left)

@@ -7,10 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from xpi_tools.iam.template_policies import TemplatePolicies
+from xpi_tools.iam.template_policies import Resolver, TemplatePolicies, translated_template
 
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = ROOT / "template.yaml"
+COMMERCIAL_BATCH = {
+    "CommercialBatchBucket": "xpi-batch-123456789012-us-east-1",
+    "CommercialBatchKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    "CommercialBatchRoleArn": "arn:aws:iam::123456789012:role/xpi-bedrock-batch",
+}
 KEY_ARN = "arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/"
 CRYPTOGRAPHIC = ("Decrypt", "Encrypt", "GenerateDataKey", "ReEncrypt")
 
@@ -129,6 +134,7 @@ def test_only_the_roles_that_call_bedrock_and_the_rotation_role_hold_the_credent
         "SyncInvokeFunctionRole",
         "ProcessRequestFunctionRole",
         "RotateCredentialsFunctionRole",
+        "BatchJobFunctionRole",  # the job path's commercial bucket and job API, with the same credentials
     }
 
 
@@ -156,6 +162,7 @@ def test_the_secret_policy_denies_reading_to_all_but_the_roles_that_call_bedrock
             "RotateCredentialsFunctionRole",
             "SyncInvokeFunctionRole",
             "ProcessRequestFunctionRole",
+            "BatchJobFunctionRole",
         )
     ]
     assert deny["Condition"] == {"StringNotEquals": {"aws:PrincipalArn": readers}}
@@ -215,3 +222,26 @@ def test_only_the_rotation_role_reads_the_api_key_manager_secret(template: Templ
     }
     assert grants == {("RotateCredentialsFunctionRole", "secretsmanager:GetSecretValue")}
     assert resources["ApiKeyManagerSecret"]["Properties"]["KmsKeyId"] == {"Ref": "CommercialCredentialsKey"}
+
+
+@pytest.mark.parametrize(
+    ("parameters", "in_force"),
+    [
+        ({}, "0"),  # the default threshold, without the commercial side: never
+        (
+            {"CommercialBatchBucket": "jobs", "CommercialBatchKmsKeyArn": "", "CommercialBatchRoleArn": ""},
+            "0",
+        ),
+        (COMMERCIAL_BATCH, "1000"),  # configured: the default threshold is in force
+        ({**COMMERCIAL_BATCH, "BatchJobMinLines": "250"}, "250"),
+        ({**COMMERCIAL_BATCH, "BatchJobMinLines": "0"}, "0"),
+    ],
+)
+def test_the_job_path_is_in_force_only_once_its_commercial_side_is_configured(
+    parameters: dict[str, str], in_force: str
+) -> None:
+    cfn = translated_template(TEMPLATE, parameters)
+    environment = Resolver(cfn, parameters).resolve(
+        cfn["Resources"]["BatchJobFunction"]["Properties"]["Environment"]["Variables"]
+    )
+    assert str(environment["BATCH_JOB_MIN_LINES"]) == in_force

@@ -10,6 +10,7 @@ import pytest
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel, SqsModel
 from xpi.domain.routing import load_default_routing
 from xpi.models.batch import BatchFailure, BatchObject, BatchStepInput, S3Notification
+from xpi.models.batch_jobs import JobStepInput
 from xpi.models.credentials import RotationEvent
 from xpi.models.queue import QueueTask
 from xpi.models.request import InferenceRequest
@@ -39,6 +40,7 @@ FOLDER_OF_HANDLER = {
     "batch_assemble": "batch/assemble",
     "batch_record_failure": "batch/record-failure",
     "batch_reconcile": "batch/reconcile",
+    "batch_job": "batch/job",
     "reap": "reap",
     "check_paths": "check-paths",
     "seal": "seal",
@@ -99,6 +101,7 @@ def test_the_template_is_read() -> None:
         "BatchSplitFunction": "batch_split",
         "BatchReleaseFunction": "batch_release",
         "BatchReconcileFunction": "batch_reconcile",
+        "BatchJobFunction": "batch_job",
         "BatchProgressFunction": "batch_progress",
         "BatchAssembleFunction": "batch_assemble",
         "BatchRecordFailureFunction": "batch_record_failure",
@@ -150,6 +153,8 @@ def test_every_event_is_valid_for_its_function(path: Path) -> None:
         RotationEvent.model_validate(event)
     elif folder == "sign-in":
         PreTokenEvent.model_validate(event)
+    elif folder == "job":
+        JobStepInput.model_validate(event)
     elif folder == "reconcile":
         assert set(event) == {"batch_id", "state"}
         Reconciled.model_validate(event["state"]["reconcile"])

@@ -80,6 +80,11 @@ LOCAL_PARAMETERS = {
     "RequestsVisibilityTimeout": "4",  # redrive to the DLQ in seconds, not minutes
     "LogRetentionDays": "30",
     "BatchHeartbeatSeconds": "10",  # a lost batch progress message is reconciled in seconds
+    # The commercial side of batch jobs is configured (below), so the job path would be in force: off
+    # here, so every other test's and benchmark's batch runs on-demand (tests/integration/test_batch_jobs.py
+    # starts a stack of its own with it on).
+    "BatchJobMinLines": "0",
+    "BatchJobMaxCheckSeconds": "1",  # a batch job's looks a second apart, not minutes (the emulator's jobs)
     "CreateExampleSubscriber": "true",  # the demo and the tests read every result from it (off on AWS)
     "PreviousKeyGraceSeconds": "2",  # a rotation's old key is deleted in seconds, not a minute
     # Paced, so every Bedrock call goes through the shared bucket table, at quotas the local stack never
@@ -256,8 +261,15 @@ class LocalStack:
         sessions = RoleSessions(ACCOUNT_ID, self.region)
         self._patch_moto(sessions)
 
+        # The commercial side of batch jobs (its bucket, KMS key and the jobs' role) is a parameter of the
+        # deploy: provisioned on its own thread meanwhile, ready by now.
+        self.commercial_batch = commercial_batch.result(timeout=120)
         parameters = {
             **LOCAL_PARAMETERS,
+            "CommercialBatchBucket": self.commercial_batch.bucket,
+            "CommercialBatchKmsKeyArn": self.commercial_batch.kms_key_arn,
+            "CommercialBatchRoleArn": self.commercial_batch.role_arn,
+            "CommercialS3Endpoint": self.commercial_batch.url,
             "CommercialRegion": self.commercial_region,
             "CommercialBedrockEndpoint": self._emulator.url,
             "CommercialIamEndpoint": self._emulator.url,  # the emulator plays commercial IAM too
@@ -358,7 +370,6 @@ class LocalStack:
         sign_in = self._finish_sign_in(cfn, api_url)
         self._start_monitoring(session, aws_url)
 
-        self.commercial_batch = commercial_batch.result(timeout=120)
         self.endpoints = Endpoints(
             region=self.region,
             aws=aws_url,
