@@ -161,7 +161,7 @@ def test_a_region_out_under_load_fails_over_in_seconds_and_loses_or_doubles_noth
         )
         assert completed <= bedrock_calls <= len(sent)
         assert failover_s < FAILOVER_GOAL_S
-        assert replicated and len(ends) == BEFORE
+        assert replicated and len(ends) == BEFORE, (replicated, ends, replication.errors)
         assert all(minted_region(s.request_id) == s.region for s in sent)
     finally:
         replication.stop()

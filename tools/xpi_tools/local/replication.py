@@ -12,7 +12,6 @@ for the test's tables (a few thousand items), not a model of DynamoDB Streams. A
 (its outage) is skipped until it answers; what was written meanwhile is copied then.
 """
 
-import contextlib
 import json
 import threading
 from dataclasses import dataclass, field
@@ -38,6 +37,15 @@ def _items(replica: Replica) -> dict[str, tuple[str, dict[str, Any]]]:
     return items
 
 
+def _unreachable(error: Exception) -> bool:
+    """The region's API is out (its outage, or the connection refused): the round stops there."""
+    from botocore.exceptions import ClientError
+
+    if isinstance(error, ClientError):
+        return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)) >= 500
+    return True
+
+
 class LineageReplication:
     """Copies lineage items both ways between two replicas, on its own thread until `stop()`."""
 
@@ -50,6 +58,7 @@ class LineageReplication:
         self._baseline = not copy_existing
         self.interval_s = interval_s
         self.copied = 0  # items written into a replica by the glue
+        self.errors: list[str] = []  # the last rounds' failures (a region out of reach, an item refused)
         self.rounds = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lineage-replication", daemon=True)
@@ -64,8 +73,13 @@ class LineageReplication:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
-            with contextlib.suppress(Exception):  # a region out of reach: its round is skipped
+            try:
                 self.replicate_once()
+            except Exception as error:  # a region out of reach: its round is skipped
+                self._note(f"round: {error!r}")
+
+    def _note(self, error: str) -> None:
+        self.errors = [*self.errors[-9:], error]
 
     def replicate_once(self) -> int:
         """One round: what changed in either replica since its last round, written to the other."""
@@ -85,7 +99,13 @@ class LineageReplication:
                 changed_there = request_id in other and target.seen.get(request_id) != other[request_id][0]
                 if changed_there and minted_region(request_id) == target.region:
                     continue  # both changed it: the region the id belongs to wins
-                target.table.put_item(TableName=target.table_name, Item=item)
+                try:
+                    target.table.put_item(TableName=target.table_name, Item=item)
+                except Exception as error:  # one refused item must not stop the others
+                    if not _unreachable(error):
+                        self._note(f"{request_id} -> {target.region}: {error!r}")
+                        continue
+                    raise
                 other[request_id] = (text, item)
                 written += 1
         for replica in self.replicas:
