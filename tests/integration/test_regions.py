@@ -11,6 +11,7 @@ The session's stack plays the primary, a stack of the module's own the secondary
 (XPI_REGIONS_SCALE unset); `make regions` runs it at full size.
 """
 
+import json
 import os
 import time
 import uuid
@@ -27,6 +28,7 @@ from xpi_tools.regions import SEND_CONFIG, FailoverProducer, RegionQueue, Sent
 
 from tests.helpers.stack import LocalStackClient, ResultCollector, own_stack
 from tests.helpers.waiting import poll_until, wait_until
+from tests.integration.test_batch import Batches, _jsonl
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +40,7 @@ BEFORE, DURING, AFTER = (100, 200, 100) if FULL else (8, 12, 4)
 # (docs/operations.md, "In-flight work"); XPI_REGIONS_OUTAGE_S=45 has been run at full size too.
 OUTAGE_S = float(os.environ.get("XPI_REGIONS_OUTAGE_S") or (20.0 if FULL else 6.0))
 FAILOVER_GOAL_S = 10.0
+BATCH_LINES = 20 if FULL else 4  # a batch file the primary is working on when it goes out
 TERMINAL = {"Inference Completed", "Inference Failed", "Inference Blocked"}
 STARTUP_TIMEOUT_S = 180  # a second stack deploying beside the session's on a shared machine
 
@@ -102,8 +105,14 @@ def test_a_region_out_under_load_fails_over_in_seconds_and_loses_or_doubles_noth
             took.append(time.monotonic() - started)
         return took
 
+    batches = Batches(west, results[WEST])
+    # (untagged: the Bedrock calls counted below are the queued requests')
+    batch_lines = [{"prompt": f"two regions, batch line {n}"} for n in range(BATCH_LINES)]
     try:
-        # GIVEN load on the primary region, some of it in flight there
+        # GIVEN load on the primary region, some of it in flight there, and a batch file it is working on
+        batch_id = batches.upload(
+            f"{tag}.jsonl", _jsonl(batch_lines), metadata={"xpi-defaults": json.dumps({"model": "default"})}
+        )
         send(BEFORE, "before")
         assert {s.region for s in sent} == {WEST}
         # WHEN the primary's AWS API goes out for every caller, producers included
@@ -163,6 +172,13 @@ def test_a_region_out_under_load_fails_over_in_seconds_and_loses_or_doubles_noth
         assert failover_s < FAILOVER_GOAL_S
         assert replicated and len(ends) == BEFORE, (replicated, ends, replication.errors)
         assert all(minted_region(s.request_id) == s.region for s in sent)
+        # AND the batch the primary held resumes once it returns: one Batch Completed event, every line
+        # in the results file in input order, each ended
+        batch_event = batches.wait(batch_id, timeout_s=300 if FULL else 180)
+        assert batch_event["detail-type"] == "Batch Completed", batch_event
+        answered = batches.results_file(batch_id)
+        assert [line["line"] for line in answered] == list(range(1, BATCH_LINES + 1)), answered
+        print(f"the primary's batch of {BATCH_LINES} lines: {batch_event['detail']}")
     finally:
         replication.stop()
 

@@ -77,3 +77,21 @@ def test_without_copying_existing_items_only_later_writes_travel(replication: Li
     put(west, "us-gov-west-1.after", "ACCEPTED")
     assert joined.replicate_once() == 1
     assert status(east, "it-before") is None and status(east, "us-gov-west-1.after") == "ACCEPTED"
+
+
+def test_a_joining_replication_notes_what_exists_before_start_returns(
+    replication: LineageReplication,
+) -> None:
+    # GIVEN another test's item, and a replication joining without copying existing items
+    west, east = replication.replicas
+    put(west, "it-before", "COMPLETED")
+    joined = LineageReplication(west, east, interval_s=3600, copy_existing=False).start()
+    try:
+        # WHEN an item is written (and made final) right after start() returned, before any round ran
+        put(west, "us-gov-west-1.right-after", "COMPLETED")
+
+        # THEN the next round copies it: it was not part of what existed when the replication joined
+        assert joined.replicate_once() == 1
+        assert status(east, "us-gov-west-1.right-after") == "COMPLETED" and status(east, "it-before") is None
+    finally:
+        joined.stop()

@@ -64,6 +64,8 @@ class LineageReplication:
         self._thread = threading.Thread(target=self._run, name="lineage-replication", daemon=True)
 
     def start(self) -> "LineageReplication":
+        if self._baseline:  # noted before start() returns: whatever is written after it is replicated
+            self.replicate_once()
         self._thread.start()
         return self
 
