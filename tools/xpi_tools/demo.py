@@ -284,7 +284,9 @@ def compare_models(stack: LocalStack, root: Path) -> bool:
     )
     models = ["default", "govcloud"]
     print(f"Comparing {', '.join(models)} on events/compare/prompts.jsonl (xpi compare)...", flush=True)
-    print(compare(root / "events" / "compare" / "prompts.jsonl", models, invoke))
+    saved = root / "test-artifacts" / "compare" / "demo.json"  # what the dashboard's compare view shows
+    print(compare(root / "events" / "compare" / "prompts.jsonl", models, invoke, output=saved))
+    print(f"Saved the comparison to {saved.relative_to(root)} (the dashboard's compare view).")
     return True
 
 

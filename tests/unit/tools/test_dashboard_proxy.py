@@ -3,7 +3,10 @@ token it prints at start (a web page elsewhere must not drive the operator's cre
 included). Driven in-process over loopback, with the API call itself replaced."""
 
 import http.client
+import json
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -150,3 +153,77 @@ def test_the_experiments_view_is_served_and_its_results_call_forwarded(proxy: An
     status, _ = send(server, "GET", "/v1/experiments/ab-size/results", own(server))
     # THEN the call goes to the API, signed
     assert status == 200 and forwarded == [("GET", "/v1/experiments/ab-size/results")]
+
+
+def fetch(server: DashboardServer, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        connection.putrequest("GET", path, skip_host=True)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def compare_proxy(tmp_path: Path) -> Iterator[tuple[DashboardServer, Path]]:
+    folder = tmp_path / "compare"
+    server = DashboardServer(
+        "https://api.example/api", "us-gov-west-1", Credentials("AKIAEXAMPLE", "secret"), compare_dir=folder
+    )
+    server.start()
+    yield server, folder
+    server.stop()
+
+
+def test_the_compare_view_is_served_with_the_newest_saved_comparison(
+    compare_proxy: tuple[DashboardServer, Path],
+) -> None:
+    server, folder = compare_proxy
+    for page in ("/compare.html", "/compare.js"):
+        assert fetch(server, page, own(server))[0] == 200, page
+    # GIVEN nothing saved yet: a 404 that says how to save one
+    status, body = fetch(server, "/compare/latest.json", own(server))
+    assert status == 404 and b"--output" in body
+    # WHEN two comparisons are saved, the second later
+    folder.mkdir()
+    older, newer = folder / "a.json", folder / "b.json"
+    older.write_text('{"models": [{"model": "old"}]}', encoding="utf-8")
+    newer.write_text('{"models": [{"model": "new"}]}', encoding="utf-8")
+    os.utime(older, (1_000, 1_000))
+    (folder / "notes.txt").write_text("not a comparison", encoding="utf-8")
+    # THEN the view's call gets the newest one
+    status, body = fetch(server, "/compare/latest.json", own(server))
+    assert status == 200 and json.loads(body)["models"][0]["model"] == "new"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Host": "evil.example:{port}"},  # rebinding
+        {"Host": "127.0.0.1:{port}", "Cookie": "{name}=wrong-token"},  # no token
+        {"Host": "127.0.0.1:{port}", "Cookie": "{name}={token}", "Origin": "http://evil.example"},
+    ],
+)
+def test_the_saved_comparison_keeps_the_proxys_protections(
+    compare_proxy: tuple[DashboardServer, Path], headers: dict[str, str]
+) -> None:
+    server, folder = compare_proxy
+    folder.mkdir()
+    (folder / "demo.json").write_text('{"models": []}', encoding="utf-8")
+    filled = {
+        k: v.format(port=server.port, name=server.cookie_name, token=server.token) for k, v in headers.items()
+    }
+    status, body = fetch(server, "/compare/latest.json", filled)
+    assert status in {401, 403, 421} and b"models" not in body
+
+
+def test_no_other_saved_file_is_reachable(compare_proxy: tuple[DashboardServer, Path]) -> None:
+    server, folder = compare_proxy
+    folder.mkdir()
+    (folder / "demo.json").write_text('{"models": []}', encoding="utf-8")
+    for path in ("/compare/demo.json", "/compare/../compare/demo.json", "/compare/latest.json/x"):
+        assert fetch(server, path, own(server))[0] == 404, path

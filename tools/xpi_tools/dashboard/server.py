@@ -11,6 +11,10 @@ drive it, even through DNS rebinding): the Host header must name the proxy itsel
 localhost:<port>), an Origin header must be the proxy's own origin, and every request must carry the
 random token the proxy prints at start (in the URL it prints, `?token=...`; the page then holds it in an
 HttpOnly, SameSite=Strict cookie).
+
+It also serves, under the same checks, the latest comparison `xpi compare --output` saved: GET
+/compare/latest.json is the newest *.json directly in the comparisons folder (default
+test-artifacts/compare/, where `make demo` saves its own); no name from the request reaches the file system.
 """
 
 import argparse
@@ -43,20 +47,32 @@ STATIC_FILES = (
     "usage.js",
     "experiments.html",
     "experiments.js",
+    "compare.html",
+    "compare.js",
 )
 FORWARDED_PREFIX = "/v1/"
+LATEST_COMPARISON = "/compare/latest.json"
+DEFAULT_COMPARE_DIR = Path("test-artifacts/compare")
 TIMEOUT_S = 35
 LOOPBACK_HOSTS = {"127.0.0.1": "127.0.0.1", "localhost": "localhost", "::1": "[::1]"}
 
 
 class DashboardServer:
     def __init__(
-        self, api_url: str, region: str, credentials: Credentials, host: str = "127.0.0.1", port: int = 0
+        self,
+        api_url: str,
+        region: str,
+        credentials: Credentials,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        compare_dir: Path = DEFAULT_COMPARE_DIR,
     ) -> None:
         if host not in LOOPBACK_HOSTS:
             raise ValueError("the dashboard proxy signs with the operator's credentials: loopback only")
         self.api_url, self.region, self.credentials = api_url.rstrip("/"), region, credentials
         self._host = host
+        self.compare_dir = compare_dir
         self.token = secrets.token_urlsafe(32)
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
@@ -118,6 +134,18 @@ class DashboardServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def latest_comparison(self) -> tuple[int, str, bytes]:
+        """The newest saved comparison (a regular *.json file directly in the folder), or 404."""
+        saved = (
+            [p for p in self.compare_dir.glob("*.json") if p.is_file() and not p.is_symlink()]
+            if self.compare_dir.is_dir()
+            else []
+        )
+        if not saved:
+            return 404, "application/json", b'{"message": "no saved comparison: xpi compare --output FILE"}'
+        newest = max(saved, key=lambda p: p.stat().st_mtime)
+        return 200, "application/json", newest.read_bytes()
 
     def forward(self, method: str, path: str, body: bytes) -> tuple[int, str, bytes]:
         url = self.api_url + path
@@ -185,6 +213,9 @@ class DashboardServer:
                         return
                     self._send(*server.forward(self.command, self.path, body))
                     return
+                if path == LATEST_COMPARISON and self.command == "GET":
+                    self._send(*server.latest_comparison())
+                    return
                 name = "index.html" if path in {"/", ""} else path.lstrip("/")
                 if self.command != "GET" or name not in STATIC_FILES:
                     self._send(404, "text/plain", b"not found")
@@ -214,6 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8740)
     parser.add_argument("--state-file", default=".xpi/local/stack.json")
     parser.add_argument(
+        "--compare-dir",
+        type=Path,
+        default=DEFAULT_COMPARE_DIR,
+        help="where `xpi compare --output` saves comparisons (the compare view shows the newest)",
+    )
+    parser.add_argument(
         "--local-principal",
         default="operator",
         help="the local stack's principal to sign as (operator_mfa: the operator's MFA session, for admin)",
@@ -232,7 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     credentials = credentials or session.get_credentials()
     if credentials is None:
         parser.error("no AWS credentials for the operator")
-    server = DashboardServer(api_url, region or session.region_name, credentials, port=args.port)
+    server = DashboardServer(
+        api_url, region or session.region_name, credentials, port=args.port, compare_dir=args.compare_dir
+    )
     # The URL carries the proxy's token: open it as printed (it is what lets the page use the proxy).
     print(f"xpi dashboard: {server.start()}  (API {api_url}; Ctrl-C stops it)", flush=True)
     try:
