@@ -878,3 +878,20 @@ def test_a_queue_remembers_only_its_recent_deleted_receipt_handles() -> None:
             assert len(queue.deleted_messages) == 3
     finally:
         restore()
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "reported"),
+    [
+        ("TooManyRequestsException", 429, "Lambda.TooManyRequestsException"),
+        ("ServiceException", 500, "Lambda.ServiceException"),
+        ("ResourceNotFoundException", 404, "Lambda.ResourceNotFoundException"),
+        # an outage in front of the service: not a Lambda code, a server error the workflows retry
+        ("ServiceUnavailable", 503, "Lambda.AWSLambdaException"),
+        ("", 502, "Lambda.AWSLambdaException"),
+    ],
+)
+def test_a_lambda_invoke_error_is_named_as_step_functions_names_it(
+    code: str, status: int, reported: str
+) -> None:
+    assert moto_patches.lambda_task_error(code, status) == reported

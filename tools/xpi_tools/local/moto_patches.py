@@ -296,6 +296,55 @@ def patch_instance_tracking() -> Restore:
 
 
 # ---------------------------------------------------------------------------------------- gap 33
+# The error codes Lambda's Invoke API documents (its API reference, "Errors").
+LAMBDA_INVOKE_ERRORS = frozenset(
+    {
+        "EC2AccessDeniedException",
+        "EC2ThrottledException",
+        "EC2UnexpectedException",
+        "EFSIOException",
+        "EFSMountConnectivityException",
+        "EFSMountFailureException",
+        "EFSMountTimeoutException",
+        "ENILimitReachedException",
+        "InvalidParameterValueException",
+        "InvalidRequestContentException",
+        "InvalidRuntimeException",
+        "InvalidSecurityGroupIDException",
+        "InvalidSubnetIDException",
+        "InvalidZipFileException",
+        "KMSAccessDeniedException",
+        "KMSDisabledException",
+        "KMSInvalidStateException",
+        "KMSNotFoundException",
+        "RecursiveInvocationException",
+        "RequestTooLargeException",
+        "ResourceConflictException",
+        "ResourceNotFoundException",
+        "ResourceNotReadyException",
+        "ServiceException",
+        "SnapStartException",
+        "SnapStartNotReadyException",
+        "SnapStartTimeoutException",
+        "SubnetIPAddressLimitReachedException",
+        "TooManyRequestsException",
+        "UnsupportedMediaTypeException",
+    }
+)
+
+
+def lambda_task_error(code: str, status: int) -> str:
+    """The error Step Functions reports for a Lambda invoke the service answered with an error: one of
+    Lambda's own codes as `Lambda.<code>`; any other server error (an outage's 503 from in front of the
+    service) as the SDK's generic `Lambda.AWSLambdaException`, which the workflows retry as Step Functions
+    advises."""
+    if code in LAMBDA_INVOKE_ERRORS:
+        return f"Lambda.{code}"
+    if status >= 500 or not code:
+        return "Lambda.AWSLambdaException"
+    return f"Lambda.{code}"
+
+
 def patch_lambda_service_errors() -> Restore:
     """moto's interpreter reports a Lambda task whose invoke the Lambda service refused (an HTTP error:
     throttled, the function not ready) as the error `Exception`; Step Functions reports it as
@@ -313,7 +362,10 @@ def patch_lambda_service_errors() -> Restore:
     def from_error(self: Any, env: Any, ex: Exception) -> Any:
         failure = original(self, env, ex)
         if isinstance(ex, ClientError):
-            error = f"Lambda.{ex.response.get('Error', {}).get('Code') or 'ServiceException'}"
+            error = lambda_task_error(
+                ex.response.get("Error", {}).get("Code", ""),
+                int(ex.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0),
+            )
             failure.error_name = CustomErrorName(error)
             details = failure.event_details or {}
             if "lambdaFunctionFailedEventDetails" in details:
