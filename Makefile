@@ -102,7 +102,9 @@ template-check: venv $(CHECKOV)/.installed $(PARLIAMENT)/.installed ## sam valid
 	$(CHECKOV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml -f network/govcloud.yaml -f network/commercial.yaml
 	@# the same with the network options on (the VPC, a VPN, a transit gateway): xpi_tools.template_variants
 	$(BIN)/python -m xpi_tools.template_variants $(VARIANTS) > /dev/null
-	$(BIN)/sam validate --lint -t $(VARIANTS)/template-vpc.json
+	for t in $(VARIANTS)/template-vpc.json network/govcloud.yaml network/commercial.yaml $(VARIANTS)/govcloud-*.json $(VARIANTS)/commercial-*.json; do \
+	  $(BIN)/sam validate --lint -t $$t || exit 1; \
+	done
 	$(BIN)/cfn-lint $(VARIANTS)/*.json
 	$(CHECKOV)/bin/checkov --quiet --compact --skip-download --framework cloudformation $$(for t in $(VARIANTS)/*.json; do echo -f $$t; done)
 	@# each region's samconfig profile with every two-region option on (the same module)
