@@ -48,14 +48,17 @@ def make_ca(common_name: str = "xpi local trust anchor", days: int = 30) -> Issu
     return Issued(certificate.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
 
-def issue(ca: Issued, common_name: str = "xpi-invoke", days: int = 7) -> Issued:
-    """An end-entity certificate (digital signature) signed by `ca`."""
+def _end_entity(
+    ca: Issued, common_name: str, days: int
+) -> tuple[x509.CertificateBuilder, ec.EllipticCurvePrivateKey, ec.EllipticCurvePrivateKey]:
+    """An end-entity certificate's builder (subject, issuer, key, validity, not a CA), its new key, and the
+    CA's key that signs it."""
     ca_certificate = x509.load_pem_x509_certificate(ca.certificate_pem)
     ca_key = serialization.load_pem_private_key(ca.private_key_pem, password=None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.now(UTC)
-    certificate = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(_name(common_name))
         .issuer_name(ca_certificate.subject)
@@ -64,31 +67,24 @@ def issue(ca: Issued, common_name: str = "xpi-invoke", days: int = 7) -> Issued:
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True
-        )
-        .sign(ca_key, hashes.SHA256())
     )
+    return builder, key, ca_key
+
+
+def issue(ca: Issued, common_name: str = "xpi-invoke", days: int = 7) -> Issued:
+    """An end-entity certificate (digital signature) signed by `ca`."""
+    builder, key, ca_key = _end_entity(ca, common_name, days)
+    certificate = builder.add_extension(
+        x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True
+    ).sign(ca_key, hashes.SHA256())
     return Issued(certificate.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
 
 def issue_server(ca: Issued, address: str, days: int = 1) -> Issued:
     """A TLS server certificate for an IP address (subjectAltName), signed by `ca`."""
-    ca_certificate = x509.load_pem_x509_certificate(ca.certificate_pem)
-    ca_key = serialization.load_pem_private_key(ca.private_key_pem, password=None)
-    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(UTC)
+    builder, key, ca_key = _end_entity(ca, address, days)
     certificate = (
-        x509.CertificateBuilder()
-        .subject_name(_name(address))
-        .issuer_name(ca_certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
+        builder.add_extension(
             x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]), critical=False
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
