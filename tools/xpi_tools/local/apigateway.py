@@ -439,6 +439,9 @@ class LocalApiGateway:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # An answer's head and body go out in two writes; with Nagle's algorithm on, the body waits for
+            # the client's delayed ACK of the head (40 ms on Linux) on a kept-alive connection.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
