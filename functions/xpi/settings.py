@@ -198,6 +198,17 @@ class Settings(BaseModel):
     dashboard_auditor_group: str = Field("xpi-auditors", alias="DASHBOARD_AUDITOR_GROUP")
     dashboard_admin_group: str = Field("xpi-admins", alias="DASHBOARD_ADMIN_GROUP")
 
+    # ---------------------------------------------------------------- the dashboard page (GET /dashboard/{file})
+    # What sign-in.json tells the page (DashboardSignIn=oidc): the hosted sign-in, the app client, the
+    # identity pool and its endpoint, the user pool's provider name; "none" with the sign-in off.
+    dashboard_sign_in: Literal["oidc", "none"] = Field("none", alias="DASHBOARD_SIGN_IN")
+    dashboard_sign_in_url: str = Field("", alias="DASHBOARD_SIGN_IN_URL")
+    dashboard_client_id: str = Field("", alias="DASHBOARD_CLIENT_ID")
+    dashboard_identity_pool_id: str = Field("", alias="DASHBOARD_IDENTITY_POOL_ID")
+    dashboard_identity_pool_url: str = Field("", alias="DASHBOARD_IDENTITY_POOL_URL")
+    dashboard_user_pool_provider: str = Field("", alias="DASHBOARD_USER_POOL_PROVIDER")
+    dashboard_identity_provider: str = Field("agency", alias="DASHBOARD_IDENTITY_PROVIDER")
+
     # ---------------------------------------------------------------- API
     requests_dlq_url: str = Field("", alias="REQUESTS_DLQ_URL")
     # Comma-separated role or user ARNs, compared exactly (no globs), that may read any request (auditors).
