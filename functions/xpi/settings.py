@@ -198,9 +198,9 @@ class Settings(BaseModel):
     dashboard_auditor_group: str = Field("xpi-auditors", alias="DASHBOARD_AUDITOR_GROUP")
     dashboard_admin_group: str = Field("xpi-admins", alias="DASHBOARD_ADMIN_GROUP")
 
-    # ---------------------------------------------------------------- the dashboard page (GET /dashboard/{file})
-    # What sign-in.json tells the page (DashboardSignIn=oidc): the hosted sign-in, the app client, the
-    # identity pool and its endpoint, the user pool's provider name; "none" with the sign-in off.
+    # ---------------------------------------------------------------- the dashboard page
+    # GET /dashboard/{file}. What sign-in.json tells the page (DashboardSignIn=oidc): the hosted sign-in,
+    # the app client, the identity pool and its endpoint, the user pool's provider name; "none" when off.
     dashboard_sign_in: Literal["oidc", "none"] = Field("none", alias="DASHBOARD_SIGN_IN")
     dashboard_sign_in_url: str = Field("", alias="DASHBOARD_SIGN_IN_URL")
     dashboard_client_id: str = Field("", alias="DASHBOARD_CLIENT_ID")

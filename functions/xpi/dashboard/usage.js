@@ -111,25 +111,12 @@ async function load() {
   }
 }
 
-// The export as a file: fetched (signed) and saved under the name the API gives it.
 async function download(format) {
-  const status = $("status-line");
   try {
-    const response = await fetch(query(format), { headers: { "X-Xpi-Dashboard": "1" } });
-    const blob = await response.blob();
-    if (!response.ok) throw new Error(`${response.status} ${await blob.text()}`);
-    const named = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
-    const link = Object.assign(document.createElement("a"), {
-      href: URL.createObjectURL(blob),
-      download: named ? named[1] : `xpi-usage-${$("u-from").value}-${$("u-to").value}.${format}`,
-    });
-    document.body.appendChild(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+    await saveExport(query(format), `xpi-usage-${$("u-from").value}-${$("u-to").value}.${format}`);
   } catch (error) {
-    status.textContent = `error: ${error.message}`;
-    status.classList.add("error");
+    $("status-line").textContent = `error: ${error.message}`;
+    $("status-line").classList.add("error");
   }
 }
 

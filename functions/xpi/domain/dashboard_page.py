@@ -15,6 +15,7 @@ PAGE_FILES: dict[str, str] = {
     "dashboard.css": "text/css",
     "sign-in.js": "text/javascript",
     "charts.js": "text/javascript",
+    "export.js": "text/javascript",
     "dashboard.js": "text/javascript",
     "compliance.js": "text/javascript",
     "usage.js": "text/javascript",

@@ -11,11 +11,11 @@ class SignInConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    signIn: Literal["oidc", "none"]  # noqa: N815 - the page's JSON names
+    signIn: Literal["oidc", "none"]
     region: str = ""
-    signInUrl: str = ""  # noqa: N815
-    clientId: str = ""  # noqa: N815
-    identityPoolUrl: str = ""  # noqa: N815
-    identityPoolId: str = ""  # noqa: N815
-    userPoolProvider: str = ""  # noqa: N815
-    identityProvider: str = ""  # noqa: N815
+    signInUrl: str = ""
+    clientId: str = ""
+    identityPoolUrl: str = ""
+    identityPoolId: str = ""
+    userPoolProvider: str = ""
+    identityProvider: str = ""

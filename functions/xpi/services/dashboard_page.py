@@ -1,4 +1,4 @@
-"""The dashboard page's files and its sign-in configuration, for the page route (handlers/dashboard_page.py)."""
+"""The dashboard page's files and its sign-in configuration, for its route (handlers/dashboard_page.py)."""
 
 from dataclasses import dataclass
 from functools import cache

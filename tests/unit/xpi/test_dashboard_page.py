@@ -46,7 +46,8 @@ def get(path: str) -> tuple[int, dict[str, str], str]:
     event["resource"] = "/dashboard/{file}" if name else "/dashboard"
     event["pathParameters"] = {"file": name} if name else None
     answer = dashboard_page.handler(event, FakeLambdaContext())
-    headers = {k: v[0] if isinstance(v, list) else v for k, v in (answer.get("multiValueHeaders") or {}).items()}
+    multi = answer.get("multiValueHeaders") or {}
+    headers = {k: v[0] if isinstance(v, list) else v for k, v in multi.items()}
     headers.update(answer.get("headers") or {})
     return answer["statusCode"], headers, answer["body"]
 
@@ -104,7 +105,7 @@ def test_every_file_of_the_page_is_served_with_strict_headers(sign_in_on: None, 
     "name", ["settings.py", "..%2Fsettings.py", "%2e%2e%2fdependencies.py", "index.htm", "INDEX.HTML"]
 )
 def test_nothing_but_the_pages_files_is_served(sign_in_on: None, name: str) -> None:
-    status, headers, body = get(f"/dashboard/{name}")
+    status, _, body = get(f"/dashboard/{name}")
     assert status == 404, body
     assert "import" not in body
 

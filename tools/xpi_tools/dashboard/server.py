@@ -35,7 +35,6 @@ from urllib.parse import parse_qs, urlsplit
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-
 from xpi.domain.dashboard_page import PAGE_FILES
 
 STATIC_FILES = tuple(PAGE_FILES)  # the page the deployed stack serves too (GET /dashboard/{file})

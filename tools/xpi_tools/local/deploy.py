@@ -179,7 +179,8 @@ def without_cognito(cfn: dict[str, Any], local_ids: Mapping[str, str]) -> dict[s
     """Gap 35: moto's CloudFormation has no Cognito user pool, identity provider, domain, client, identity
     pool nor role attachment. They are set aside (under the template's metadata, where the local sign-in
     reads them), each Ref to one is replaced by the id the local sign-in plays it with (`local_ids`; in a
-    resource, "" without one), and what still names one (Cognito's invoke permission on the trigger, outputs) is dropped."""
+    resource, "" without one), and what still names one (Cognito's invoke permission on the trigger,
+    outputs) is dropped."""
     removed = {
         logical_id: resource
         for logical_id, resource in cfn["Resources"].items()
