@@ -27,9 +27,9 @@ def to_the_page() -> Response[str]:
     return _response(entry(get_settings(), event.request_context.path or event.path))
 
 
-@app.get("/dashboard/<name>")
-def a_file(name: str) -> Response[str]:
-    return _response(page_file(name, get_settings()))
+@app.get("/dashboard/<file>")
+def a_file(file: str) -> Response[str]:
+    return _response(page_file(file, get_settings()))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
