@@ -15,7 +15,7 @@ function bars(svg, series, colors, labels) {
   svg.replaceChildren();
   const width = Number(svg.getAttribute("width")), height = Number(svg.getAttribute("height")) - 20;
   const n = series[0] ? series[0].length : 0;
-  const max = Math.max(1, ...series.flat().map((v) => v || 0));
+  const max = Math.max(0, ...series.flat().map((v) => v || 0)) || 1; // dollars are fractions
   const slot = n ? (width - 30) / n : 0;
   series.forEach((values, k) => values.forEach((v, i) => {
     const h = (height * (v || 0)) / max;
@@ -30,7 +30,7 @@ function lines(svg, series, colors, legend) {
   svg.replaceChildren();
   const width = Number(svg.getAttribute("width")), height = Number(svg.getAttribute("height")) - 20;
   const n = series[0] ? series[0].length : 0;
-  const max = Math.max(1, ...series.flat().map((v) => v || 0));
+  const max = Math.max(0, ...series.flat().map((v) => v || 0)) || 1; // dollars are fractions
   series.forEach((values, k) => {
     const points = values.map((v, i) => v == null ? null : `${30 + (i * (width - 30)) / Math.max(1, n - 1)},${height - (height * v) / max}`).filter(Boolean);
     if (points.length) svg.append(svgEl("polyline", { points: points.join(" "), fill: "none", stroke: colors[k], "stroke-width": 2 }));
