@@ -134,6 +134,7 @@ def test_an_auditor_signs_in_sees_compliance_and_usage_and_is_refused_admin(
 
     # WHEN it goes on to the usage view (the same tab, the same session) and asks for usage by project
     page.goto(local_stack.state["sign_in"]["dashboard"].replace("index.html", "usage.html"))
+    page.wait_for_function("() => document.body.dataset.loaded", timeout=30_000)  # its first load
     page.select_option("#u-group", "project")
     page.evaluate("document.body.dataset.loaded = ''")
     page.click("#u-load")
@@ -143,6 +144,8 @@ def test_an_auditor_signs_in_sees_compliance_and_usage_and_is_refused_admin(
         timeout=30_000,
     )
     assert page.evaluate("document.body.dataset.loaded"), page.locator("#status-line").inner_text()
+    assert page.locator("#u-rows thead th").first.inner_text() == "project"
+    assert page.locator(f'[data-figure="{project}.requests"]').inner_text() == "3"
     # THEN the charts are drawn from the report: a bar per day for requests, blocked and errors, a line of
     # dollars, and the groups' token bars adding up to the report's totals
     days = page.locator("#u-series tbody tr").count()

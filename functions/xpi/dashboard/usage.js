@@ -92,13 +92,17 @@ function renderInsights(insights) {
     `categories: ${names(insights.top_categories)}`;
 }
 
+let loads = 0; // the latest load wins: an earlier one answering later is dropped
+
 async function load() {
+  const mine = ++loads;
   const status = $("status-line");
   status.textContent = "loading...";
   status.classList.remove("error");
   try {
     const response = await fetch(query("json"), { headers: { "X-Xpi-Dashboard": "1" } });
     const body = await response.json();
+    if (mine !== loads) return;
     if (!response.ok) throw new Error(`${response.status} ${(body.error && body.error.code) || body.message || body.Message}`);
     render(body);
     renderInsights(body.insights);
