@@ -226,9 +226,10 @@ def _replicated(regions: dict[str, LocalStackClient], sent: Sent) -> bool:
 # ------------------------------------------------------------------------------ a region lost outright
 # Seconds of load before the kill and after it (the producers send all along, through the queue and the
 # API), and how often each sends.
-KILL_LOAD_S = (8.0, 8.0) if FULL else (2.0, 2.0)
-QUEUE_EVERY_S, API_EVERY_S = (0.05, 0.2) if FULL else (0.1, 0.4)
+KILL_LOAD_S = (8.0, 8.0) if FULL else (1.5, 1.0)
+QUEUE_EVERY_S, API_EVERY_S = (0.05, 0.2) if FULL else (0.4, 0.8)
 EMULATOR_LATENCY_MS = 1500  # the lost region's Bedrock answers take this long: work in flight at the kill
+KILL_REPLICATED = 40 if FULL else 2  # lineage items replicated to the survivor before the kill (at least)
 
 
 class _Load:
@@ -307,13 +308,21 @@ def test_a_region_lost_outright_under_load_fails_over_and_every_request_is_accou
     tag = f"regionkill-{uuid.uuid4().hex[:8]}"
     loads = [_Load(queue, QUEUE_EVERY_S, tag, "queue"), _Load(api, API_EVERY_S, tag, "api")]
     try:
-        # GIVEN producers sending to the primary through its queue and its API, its work in flight
-        wait_until(
-            lambda: all(load.sent and load.sent[-1][0] - load.sent[0][0] >= KILL_LOAD_S[0] for load in loads),
-            KILL_LOAD_S[0] + 30,
-            what="load on the primary",
-        )
+        # GIVEN producers sending to the primary through its queue and its API, its work in flight: some
+        # answered, some lineage replicated to the survivor
+        def under_load() -> bool:
+            answered = any(results[lost].events_for(s.request_id) for s in queue.taken_by(lost))
+            return (
+                answered
+                and replication.copied >= KILL_REPLICATED
+                and all(load.sent and load.sent[-1][0] - load.sent[0][0] >= KILL_LOAD_S[0] for load in loads)
+            )
+
+        started = time.monotonic()
+        wait_until(under_load, KILL_LOAD_S[0] + 60, interval_s=0.2, what="load on the primary")
+        load_s = time.monotonic() - started
         # WHEN the primary's whole process tree is killed: its moto state, queues and runs are gone
+        lost_calls = EmulatorControl(east.state["emulator_control"]).counters().tag(tag).calls
         killed_at = time.monotonic()
         kill_stack(east)
         kill_s = time.monotonic() - killed_at
@@ -363,6 +372,7 @@ def test_a_region_lost_outright_under_load_fails_over_and_every_request_is_accou
         return any(_events(results, i) for i in ids) or final_in_survivor(s.request_id)
 
     poll_until(lambda: all(settled(s) for s in everything), 300 if FULL else 120, interval_s=0.5)
+    settled_s = time.monotonic() - killed_at
     once, doubled, contradicted, event_lost, lineage_lost, lost_requests = [], [], [], [], [], []
     for s in everything:
         ids = [s.request_id, *([resent_for[s.request_id]] if s.request_id in resent_for else [])]
@@ -390,9 +400,10 @@ def test_a_region_lost_outright_under_load_fails_over_and_every_request_is_accou
             for e in results[survivor].events_for(s.request_id)
         )
     ]
+    survivor_calls = EmulatorControl(west.state["emulator_control"]).counters().tag(tag).calls
     rounds = sorted(replication.round_seconds) or [0.0]
     print(
-        f"\nregion lost outright: {lost} killed (SIGKILL, {kill_s:.2f} s) under load, "
+        f"\nregion lost outright: {lost} killed (SIGKILL, {kill_s:.2f} s) after {load_s:.1f} s under load, "
         f"{len(everything)} requests sent ({', '.join(f'{load.way} {len(load.sent)}' for load in loads)}), "
         f"{len(taken)} taken by {lost}; failover time {failover_s:.2f} s "
         f"({', '.join(f'{way} {t:.2f} s' for way, t in failover.items())}; goal < {FAILOVER_GOAL_S:.0f} s); "
@@ -404,7 +415,9 @@ def test_a_region_lost_outright_under_load_fails_over_and_every_request_is_accou
         f"{len(lineage_lost)}); event lost with the region: {len(event_lost)}; "
         f"a result then RegionLost: {len(contradicted)}; doubled {len(doubled)}; lost {len(lost_requests)}; "
         f"run by the survivor under the lost region's id: {len(ran_there)}; "
-        f"sends with no answer: {sum(len(load.unknown) for load in loads)}"
+        f"sends with no answer: {sum(len(load.unknown) for load in loads)}; "
+        f"every request settled {settled_s:.1f} s after the kill; Bedrock calls {lost_calls} in {lost} "
+        f"(read just before the kill) + {survivor_calls} in {survivor} for {len(everything)} requests"
     )
     assert failover_s < FAILOVER_GOAL_S
     assert (len(doubled), len(lost_requests), len(ran_there)) == (0, 0, 0)
