@@ -22,7 +22,7 @@ import boto3
 from tests.helpers.waiting import poll_until, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-STARTUP_TIMEOUT_S = 90
+STARTUP_TIMEOUT_S = float(os.environ.get("XPI_STACK_STARTUP_TIMEOUT_S") or 90)  # more on a busy machine
 # What the session's `xpi local up` prints (its endpoints and the export lines users paste).
 SESSION_STACK_LOG = ROOT / ".xpi" / "local" / "integration-stack.log"
 # Where every local stack of this test session writes its IAM call log (tests/test_least_privilege.py);
