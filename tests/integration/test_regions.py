@@ -226,8 +226,8 @@ def _replicated(regions: dict[str, LocalStackClient], sent: Sent) -> bool:
 # ------------------------------------------------------------------------------ a region lost outright
 # Seconds of load before the kill and after it (the producers send all along, through the queue and the
 # API), and how often each sends.
-KILL_LOAD_S = (8.0, 8.0) if FULL else (1.5, 1.0)
-QUEUE_EVERY_S, API_EVERY_S = (0.1, 0.4) if FULL else (0.4, 0.8)
+KILL_LOAD_S = (8.0, 8.0) if FULL else (1.0, 0.5)
+QUEUE_EVERY_S, API_EVERY_S = (0.1, 0.4) if FULL else (0.5, 1.0)
 EMULATOR_LATENCY_MS = 1500  # the lost region's Bedrock answers take this long: work in flight at the kill
 KILL_REPLICATED = 20 if FULL else 2  # lineage items replicated to the survivor before the kill (at least)
 
