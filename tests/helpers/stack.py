@@ -70,7 +70,8 @@ class ResultCollector:
                 with self._lock:
                     self._events.setdefault(key, []).append(event)
                     self._lock.notify_all()
-                self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+                with contextlib.suppress(Exception):  # filed already; the stack may be gone (kill_stack)
+                    self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     def wait_for(
         self, request_id: str, timeout_s: float = 60, detail_type: str | None = None
