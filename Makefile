@@ -136,7 +136,7 @@ soak: venv runtime build ## 10,000 requests with mixed faults (XPI_SOAK_N), prin
 network: venv runtime build ## 1,000 requests across a blackholed egress path (network namespaces, as root): failover, fail-back, figures
 	XPI_NETWORK_SCALE=full $(BIN)/pytest tests/integration/test_egress_paths.py -q -s
 
-regions: venv runtime build ## two regions on two local stacks: the primary out under load, failover time, lost/doubled
+regions: venv runtime build ## two regions on two local stacks: the primary out, then killed, under load: failover time, lost/doubled
 	XPI_REGIONS_SCALE=full $(BIN)/pytest tests/integration/test_regions.py -q -s
 
 security-table: venv ## docs/security.md's role x action table, from the latest test session's IAM call logs

@@ -430,6 +430,7 @@ def reaper() -> Reaper:
         abandon_after=timedelta(seconds=settings.reaper_abandon_after_s),
         max_items=settings.reaper_max_items,
         express_abandon_after=timedelta(seconds=settings.reaper_express_abandon_after_s),
+        region=settings.govcloud_region,
     )
 
 

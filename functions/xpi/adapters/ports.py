@@ -6,7 +6,7 @@ This module imports no boto3, so a service that depends on ports alone can be re
 without AWS.
 """
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 
@@ -122,8 +122,11 @@ class AbandonedLineage(Protocol):
     """The lineage table as the reaper reads it: the by-status index, and the mark that an abandoned
     request's event was published."""
 
-    def accepted_before(self, before_iso: str, limit: int) -> list[LineageItem]:
-        """ACCEPTED items created before before_iso, oldest first, at most limit."""
+    def accepted_before(
+        self, before_iso: str, limit: int, keep: Callable[[str], bool] | None = None
+    ) -> list[LineageItem]:
+        """ACCEPTED items created before before_iso, oldest first, at most limit; with `keep`, only the
+        items whose request id it keeps (counted toward limit after it)."""
         ...
 
     def abandon(self, item: LineageItem) -> bool:
