@@ -6,31 +6,34 @@ This module imports no boto3, so a service that depends on ports alone can be re
 without AWS.
 """
 
+from __future__ import annotations
+
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 
-from pydantic import BaseModel
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
-from xpi.domain.access import Charge
-from xpi.domain.circuit import BreakerSettings, CircuitState
-from xpi.domain.egress import PathState
-from xpi.domain.pacing import BucketState
-from xpi.models.answer import CachedAnswer, StoredAnswer
-from xpi.models.bedrock import ModelAnswer
-from xpi.models.credentials import (
-    AccessKeyMetadata,
-    ApiKey,
-    CommercialCredentials,
-    IamKeys,
-    ServiceCredentialMetadata,
-)
-from xpi.models.intake import OriginalSender
-from xpi.models.lineage import LineageFeedback, LineageItem
-from xpi.models.queue import QueuedInput
-from xpi.models.reaping import ExecutionState
-from xpi.models.request import InferenceRequest
-from xpi.models.workflow import Claim, PayloadRef, Route, WorkflowInput
+    from xpi.domain.access import Charge
+    from xpi.domain.circuit import BreakerSettings, CircuitState
+    from xpi.domain.egress import PathState
+    from xpi.domain.pacing import BucketState
+    from xpi.models.answer import CachedAnswer, StoredAnswer
+    from xpi.models.bedrock import ModelAnswer
+    from xpi.models.credentials import (
+        AccessKeyMetadata,
+        ApiKey,
+        CommercialCredentials,
+        IamKeys,
+        ServiceCredentialMetadata,
+    )
+    from xpi.models.intake import OriginalSender
+    from xpi.models.lineage import LineageFeedback, LineageItem
+    from xpi.models.queue import QueuedInput
+    from xpi.models.reaping import ExecutionState
+    from xpi.models.request import InferenceRequest
+    from xpi.models.workflow import Claim, PayloadRef, Route, WorkflowInput
 
 # The compliance, API and batch functions' models: not loaded at every other function's cold start.
 if TYPE_CHECKING:
