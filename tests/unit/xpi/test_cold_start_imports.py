@@ -173,3 +173,17 @@ def test_the_ports_import_no_model_at_run_time() -> None:
     )
     # THEN no model or domain module came with it: their names are for the type checker
     assert json.loads(loaded.stdout) == []
+
+
+def test_with_tracing_on_the_init_patches_only_what_xpi_calls_through() -> None:
+    # GIVEN tracing on, as on Lambda (Tracing: Active) WHEN the observability module is imported
+    script = "import sys, json; import xpi.observability; print(json.dumps('sqlite3' in sys.modules))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "", "LAMBDA_TASK_ROOT": str(REPO / "functions"), "POWERTOOLS_SERVICE_NAME": "xpi"},
+    )
+    # THEN the X-Ray SDK patched botocore and http.client, not every library it supports (sqlite3)
+    assert json.loads(loaded.stdout) is False
