@@ -6,31 +6,34 @@ This module imports no boto3, so a service that depends on ports alone can be re
 without AWS.
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 
-from pydantic import BaseModel
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
-from xpi.domain.access import Charge
-from xpi.domain.circuit import BreakerSettings, CircuitState
-from xpi.domain.egress import PathState
-from xpi.domain.pacing import BucketState
-from xpi.models.answer import CachedAnswer, StoredAnswer
-from xpi.models.bedrock import ModelAnswer
-from xpi.models.credentials import (
-    AccessKeyMetadata,
-    ApiKey,
-    CommercialCredentials,
-    IamKeys,
-    ServiceCredentialMetadata,
-)
-from xpi.models.intake import OriginalSender
-from xpi.models.lineage import LineageFeedback, LineageItem
-from xpi.models.queue import QueuedInput
-from xpi.models.reaping import ExecutionState
-from xpi.models.request import InferenceRequest
-from xpi.models.workflow import Claim, PayloadRef, Route, WorkflowInput
+    from xpi.domain.access import Charge
+    from xpi.domain.circuit import BreakerSettings, CircuitState
+    from xpi.domain.egress import PathState
+    from xpi.domain.pacing import BucketState
+    from xpi.models.answer import CachedAnswer, StoredAnswer
+    from xpi.models.bedrock import ModelAnswer
+    from xpi.models.credentials import (
+        AccessKeyMetadata,
+        ApiKey,
+        CommercialCredentials,
+        IamKeys,
+        ServiceCredentialMetadata,
+    )
+    from xpi.models.intake import OriginalSender
+    from xpi.models.lineage import LineageFeedback, LineageItem
+    from xpi.models.queue import QueuedInput
+    from xpi.models.reaping import ExecutionState
+    from xpi.models.request import InferenceRequest
+    from xpi.models.workflow import Claim, PayloadRef, Route, WorkflowInput
 
 # The compliance, API and batch functions' models: not loaded at every other function's cold start.
 if TYPE_CHECKING:
@@ -336,11 +339,11 @@ class AdminActions(Protocol):
         *,
         changed_by: str,
         changed_at: str,
-    ) -> "StoredConfig":
+    ) -> StoredConfig:
         """Store `document` as the next signed revision of the policy or routing document."""
         ...
 
-    def redrive(self) -> "RedriveStarted":
+    def redrive(self) -> RedriveStarted:
         """Start moving every message of the requests DLQ back to the queue it was dead-lettered from
         (asynchronously, by SQS); returns the move task's handle and how many messages it is to move."""
         ...
@@ -359,8 +362,8 @@ class BatchTable(BatchStatusReader, Protocol):
     def create_status(self, batch_id: str, attributes: dict[str, Any]) -> bool: ...
     def update_status(self, batch_id: str, attributes: dict[str, Any]) -> dict[str, Any]: ...
     def claim_transition(self, batch_id: str, from_state: str, to_state: str) -> bool: ...
-    def put_invalid_lines(self, batch_id: str, results: list["LineResult"]) -> None: ...
-    def record_line(self, batch_id: str, result: "LineResult", counters: dict[str, int | float]) -> bool: ...
+    def put_invalid_lines(self, batch_id: str, results: list[LineResult]) -> None: ...
+    def record_line(self, batch_id: str, result: LineResult, counters: dict[str, int | float]) -> bool: ...
     def claim_release(self, batch_id: str, line: int) -> bool: ...
     def claim_line(self, batch_id: str, index: int) -> bool: ...
     def acquire_slots(self, slots: Mapping[str, int]) -> bool: ...
@@ -368,7 +371,7 @@ class BatchTable(BatchStatusReader, Protocol):
     def add_waiting(self, models: Sequence[str], batch_id: str) -> None: ...
     def remove_waiting(self, models: Sequence[str], batch_id: str) -> None: ...
     def waiting(self, models: Sequence[str]) -> list[str]: ...
-    def lines(self, batch_id: str) -> Iterator["LineResult"]: ...
+    def lines(self, batch_id: str) -> Iterator[LineResult]: ...
 
 
 class BatchObjects(Protocol):
@@ -386,7 +389,7 @@ class BatchObjects(Protocol):
 class BatchStarter(Protocol):
     """The batch workflow; an execution is named by its batch id."""
 
-    def start(self, batch: "BatchObject") -> bool:
+    def start(self, batch: BatchObject) -> bool:
         """Start it; False when this batch was started before."""
         ...
 
@@ -428,15 +431,15 @@ class DigestSigner(Protocol):
 class StackConfigurationReader(Protocol):
     """The stack's own resources' live configuration, read with Describe/Get calls only."""
 
-    def read(self) -> "StackConfiguration": ...
+    def read(self) -> StackConfiguration: ...
 
 
 class CheckRunStore(Protocol):
     """Where the configuration checks' runs are kept and the compliance report reads the latest."""
 
-    def put(self, run: "CheckRun") -> None: ...
+    def put(self, run: CheckRun) -> None: ...
 
-    def latest(self) -> "CheckRun | None": ...
+    def latest(self) -> CheckRun | None: ...
 
 
 class DayLineage(Protocol):
@@ -446,13 +449,13 @@ class DayLineage(Protocol):
 
 
 class ConfigHistory(Protocol):
-    def changes(self, since: datetime, until: datetime) -> "list[ConfigChange]":
+    def changes(self, since: datetime, until: datetime) -> list[ConfigChange]:
         """Every version of the policy and routing parameters written in [since, until)."""
         ...
 
 
 class AdminActivity(Protocol):
-    def actions(self, since: datetime, until: datetime) -> "list[AdminAction]":
+    def actions(self, since: datetime, until: datetime) -> list[AdminAction]:
         """The admin routes' calls in [since, until), allowed and refused (the API's access log)."""
         ...
 
@@ -478,11 +481,11 @@ class BatchJobRecords(Protocol):
     """A batch's job item in the batch table: written before the job is submitted, so a retried
     submission finds it (and its idempotency token) rather than making another job."""
 
-    def begin(self, job: "BatchJob") -> "BatchJob":
+    def begin(self, job: BatchJob) -> BatchJob:
         """Store the job item if the batch has none; return the stored one either way."""
         ...
 
-    def update(self, job: "BatchJob") -> None: ...
+    def update(self, job: BatchJob) -> None: ...
 
 
 class CommercialObjects(Protocol):
