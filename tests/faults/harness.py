@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from xpi_tools.emulator import EmulatorControl
 
 from tests.helpers.stack import LocalStackClient, ResultCollector, queue_is_drained
@@ -150,6 +151,7 @@ class Harness:
         self._in_dlq: set[str] = set()
         self._dlq_unexpected: set[str] = set()
         self._sent: dict[str, Sent] = {}  # by body: every message this harness sent
+        self.reaper_runs = 0
 
     # -- producer ---------------------------------------------------------------------------------
 
@@ -188,13 +190,44 @@ class Harness:
                 (self._in_dlq if sent.expect_dlq else self._dlq_unexpected).add(sent.request_id)
                 self.sqs.delete_message(QueueUrl=self.dlq, ReceiptHandle=message["ReceiptHandle"])
 
-    def settle(self, messages: list[Sent], timeout_s: float = SETTLE_S, interval_s: float = 0.5) -> bool:
+    def reap(self) -> None:
+        """Runs the reaper as its EventBridge schedule does on AWS (moto fires no schedule), through the
+        Lambda API: a request left ACCEPTED past its workflow's longest run (a queue run ended by its
+        5-minute limit) ends FAILED (`RequestAbandoned`) with one event."""
+        try:
+            response = self.stack.client("lambda").invoke(
+                FunctionName=self.stack.outputs["ReaperFunctionName"],
+                Payload=json.dumps({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}),
+            )
+            response["Payload"].read()
+        except (BotoCoreError, ClientError) as error:  # (a schedule's run that failed: the next one comes)
+            print(f"the reaper's run failed: {error}")
+            return
+        self.reaper_runs += 1
+
+    def settle(
+        self,
+        messages: list[Sent],
+        timeout_s: float = SETTLE_S,
+        interval_s: float = 0.5,
+        reap_every_s: float | None = None,
+    ) -> bool:
         """Waits until every request has an event, the requests queue has handled every message (so a
         message bound for the DLQ is there), the expected DLQ messages are collected, no workflow of
         these requests still runs, and the subscriber's queue is drained: whatever this scenario's
-        requests emit is in `results` by then. Returns at the bound regardless (the tally says what is
-        missing): True if everything settled, False if the bound passed first."""
+        requests emit is in `results` by then; meanwhile the reaper runs every `reap_every_s`, as its
+        schedule would. Returns at the bound regardless (the tally says what is missing): True if
+        everything settled, False if the bound passed first."""
         ids = {m.request_id for m in messages}
+        last_reap = time.monotonic()
+
+        def answered() -> bool:
+            nonlocal last_reap
+            if reap_every_s is not None and time.monotonic() - last_reap >= reap_every_s:
+                self.reap()
+                last_reap = time.monotonic()
+            return all(self.results.events_for(i) for i in ids)
+
         dlq_wanted = {m.request_id for m in messages if m.expect_dlq}
         queue_machine = self.stack.outputs["QueueStateMachineArn"]
         deadline = time.monotonic() + timeout_s
@@ -202,7 +235,7 @@ class Harness:
         def remaining() -> float:
             return max(deadline - time.monotonic(), 0.1)
 
-        settled = poll_until(lambda: all(self.results.events_for(i) for i in ids), remaining(), interval_s)
+        settled = poll_until(answered, remaining(), interval_s)
         settled &= poll_until(lambda: queue_is_drained(self.sqs, self.queue), remaining(), interval_s)
 
         def dlq_collected() -> bool:

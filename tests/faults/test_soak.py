@@ -14,7 +14,8 @@ each sample also prints the stack's own parts (the IAM call log, the monitoring 
 the emulators' counters, ...), and the end each part's growth. After the
 warm-up (the first slice), the growth per 1,000 requests of everything but the retained state must stay
 under FLAT_MIB_PER_1000; a slice that did not settle within its bound fails the soak (its sample would
-be taken with work in flight).
+be taken with work in flight). While a slice settles, the soak runs the reaper every REAPER_EVERY_S, as
+its schedule does on AWS (moto fires none), and prints how many requests it ended.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ def emulator(local_stack: LocalStackClient) -> Iterator[EmulatorControl]:
 
 
 REFUSED_MARK = "refused-by-lambda"  # in a prompt: the Lambda service refuses its process step
+# The reaper's schedule, played by the soak (moto fires none): the template's shortest ReaperRateMinutes.
+# A slice's backlog can hold a queue run past its 5-minute limit (the workflow's TimeoutSeconds): its
+# requests stay ACCEPTED until the reaper ends them (RequestAbandoned), as on AWS.
+REAPER_EVERY_S = 120
 
 
 def soak_slices(n: int, slices: int = 10) -> list[list[Sent]]:
@@ -265,7 +270,9 @@ def test_soak_every_request_is_accounted_for_and_memory_stays_flat(
             sent_at = time.monotonic()
             stalls = arm_slice_faults(emulator, control, local_stack, batch)
             harness.send(batch)
-            settled = harness.settle(batch, timeout_s=max(600, len(batch) * 1.0), interval_s=2)
+            settled = harness.settle(
+                batch, timeout_s=max(900, len(batch) * 1.0), interval_s=2, reap_every_s=REAPER_EVERY_S
+            )
             took = time.monotonic() - sent_at
             for name, count in slice_faults_fired(emulator, control, stalls).items():
                 fired[name] = fired.get(name, 0) + count
@@ -333,13 +340,25 @@ def test_soak_every_request_is_accounted_for_and_memory_stays_flat(
         glue_slope = per_thousand(warm, lambda s, name=name: (s.glue or {}).get(name, 0.0))
         print(f"the stack's own part {name}: {glue_slope:+.2f} MiB per 1,000 requests after warm-up")
     print("Python objects grown most (type: count): " + ", ".join(f"{n}: {c:+d}" for c, n in grown))
+    abandoned = sum(
+        e["detail"].get("error", {}).get("code") == "RequestAbandoned"
+        for request_id in done
+        for e in results.events_for(request_id)
+    )
     print(
         f"wall time {wall_s:.0f} s for {len(done)} requests ({len(done) / wall_s:.2f} requests/s); "
-        f"faults fired: {fired}"
+        f"faults fired: {fired}; the reaper ran {harness.reaper_runs} times, "
+        f"{abandoned} requests ended by it (RequestAbandoned: their queue run ended at its time limit)"
+    )
+    counters = emulator.counters()
+    calls = [counters.tag(request_id).calls for request_id in done]
+    answers = [counters.tag(request_id).successes for request_id in done]
+    print(
+        f"Bedrock per request: {sum(calls) / len(done):.2f} calls (max {max(calls)}), "
+        f"{sum(answers) / len(done):.3f} answers (max {max(answers)})"
     )
     assert tally.problems() == []
     # (every marked request answered by the workflow itself, never reaching Bedrock)
-    counters = emulator.counters()
     refused = {m.request_id for m in messages if REFUSED_MARK in m.body}
     not_refused_as_such = sorted(
         request_id

@@ -1,5 +1,6 @@
 """The harness's verdicts, without a stack: what counts as a failure of the fault suite."""
 
+import io
 from typing import Any, cast
 
 from xpi_tools.emulator import Counters, UsageCounters
@@ -73,14 +74,34 @@ class _Sqs:
         return {"Attributes": {"ApproximateNumberOfMessages": "0"}}
 
 
+class _Reaper:
+    """The Lambda API, with the reaper answering the requests it finds abandoned."""
+
+    def __init__(self, results: "_Results") -> None:
+        self.results, self.abandoned, self.runs = results, set[str](), 0
+
+    def invoke(self, FunctionName: str, Payload: str) -> dict[str, Any]:  # (boto3's names)
+        assert FunctionName == "reaper"
+        self.runs += 1
+        for request_id in self.abandoned:
+            self.results.answer(request_id)
+        self.abandoned.clear()
+        return {"Payload": io.BytesIO(b"{}")}
+
+
 class _Stack:
-    outputs = {"RequestsQueueUrl": "requests", "RequestsDLQUrl": "dlq", "QueueStateMachineArn": "queue"}
+    outputs = {
+        "RequestsQueueUrl": "requests",
+        "RequestsDLQUrl": "dlq",
+        "QueueStateMachineArn": "queue",
+        "ReaperFunctionName": "reaper",
+    }
 
-    def __init__(self, sqs: _Sqs) -> None:
-        self.sqs = sqs
+    def __init__(self, sqs: _Sqs, reaper: _Reaper | None = None) -> None:
+        self.sqs, self.reaper = sqs, reaper
 
-    def client(self, service: str) -> _Sqs:
-        return self.sqs
+    def client(self, service: str) -> Any:
+        return self.reaper if service == "lambda" else self.sqs
 
     def executions(self, state_machine_arn: str) -> dict[str, str]:
         return {}
@@ -108,9 +129,11 @@ class _Emulator:
         return Counters(totals=UsageCounters(), models={}, keys={}, operations={}, tags={})
 
 
-def _harness() -> tuple[Harness, _Sqs, _Results]:
-    sqs, results = _Sqs(), _Results()
-    harness = Harness(cast(Any, _Stack(sqs)), cast(Any, results), cast(Any, _Emulator()))
+def _harness(
+    reaper: _Reaper | None = None, results: _Results | None = None
+) -> tuple[Harness, _Sqs, _Results]:
+    sqs, results = _Sqs(), results or _Results()
+    harness = Harness(cast(Any, _Stack(sqs, reaper)), cast(Any, results), cast(Any, _Emulator()))
     return harness, sqs, results
 
 
@@ -180,3 +203,20 @@ def test_the_soak_mixes_the_fault_suites_messages_in_ten_slices_with_late_copies
     assert sum(m.must_not_answer is not None for m in messages) >= 10  # a nested request_id
     assert sum(REFUSED_MARK in body for body in bodies) >= 5  # refused by Lambda
     assert len(bodies) - len(set(bodies)) >= 2000 // 100 + 18  # duplicates and late copies
+
+
+def test_settle_runs_the_reaper_as_its_schedule_would_when_asked() -> None:
+    # GIVEN a request whose run ended without answering it (a queue run ended by its 5-minute limit):
+    # only the reaper, on its schedule, answers it
+    results = _Results()
+    reaper = _Reaper(results)
+    harness, _, _ = _harness(reaper, results)
+    stuck = Sent("stuck", '{"request_id": "stuck"}')
+    harness.send([stuck])
+    reaper.abandoned.add("stuck")
+
+    # WHEN the harness waits without playing the schedule, THEN the request stays unanswered
+    assert harness.settle([stuck], timeout_s=0.05, interval_s=0.01) is False
+    # WHEN it plays the reaper's schedule, THEN the reaper ran and the request settled
+    assert harness.settle([stuck], timeout_s=1, interval_s=0.01, reap_every_s=0.02) is True
+    assert reaper.runs == harness.reaper_runs >= 1
