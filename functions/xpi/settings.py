@@ -93,6 +93,14 @@ class Settings(BaseModel):
     # Comma-separated role unique ids (AROA...) that redrive the requests DLQ: a message they sent is a
     # redrive, attributed to its original sender, never to them.
     redriver_role_ids: str = Field("", alias="REDRIVER_ROLE_IDS")
+    # The consumer's hold of the backlog while the Bedrock quota is spent (xpi.services.queue_hold): the
+    # requests queue it sends held messages back to, the role ids whose messages carry a hold mark to
+    # believe (its own), how far ahead the bucket may be booked and a batch still start, and how often
+    # one message is held at most.
+    requests_queue_url: str = Field("", alias="REQUESTS_QUEUE_URL")
+    queue_holder_role_ids: str = Field("", alias="QUEUE_HOLDER_ROLE_IDS")
+    queue_hold_horizon_s: Annotated[float, Field(ge=0, le=600)] = Field(3.0, alias="QUEUE_HOLD_HORIZON_S")
+    queue_max_holds: Annotated[int, Field(ge=0)] = Field(100, alias="QUEUE_MAX_HOLDS")
     artifacts_bucket: str = Field("", alias="ARTIFACTS_BUCKET")
     credentials_secret_id: str = Field("", alias="COMMERCIAL_CREDENTIALS_SECRET_ID")
     credentials_max_age_s: Annotated[int, Field(ge=0, le=3600)] = Field(300, alias="CREDENTIALS_MAX_AGE_S")
@@ -278,6 +286,10 @@ class Settings(BaseModel):
     @property
     def redrivers(self) -> tuple[str, ...]:
         return tuple(p.strip() for p in self.redriver_role_ids.split(",") if p.strip())
+
+    @property
+    def queue_holders(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.queue_holder_role_ids.split(",") if p.strip())
 
     @property
     def batch_concurrency(self) -> dict[str, int]:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         IamKeys,
         ServiceCredentialMetadata,
     )
+    from xpi.models.hold import HeldMessage
     from xpi.models.intake import OriginalSender
     from xpi.models.lineage import LineageFeedback, LineageItem
     from xpi.models.queue import QueuedInput
@@ -164,6 +165,15 @@ class QueueStarter(Protocol):
         """Start executions for the batch's (message id, request) pairs, as few as the input limit
         allows, each request with its answer should it never be processed; the message ids whose
         execution did not start."""
+        ...
+
+
+class QueueHolder(Protocol):
+    """The requests queue, taking back messages the consumer holds while the Bedrock quota is spent."""
+
+    def hold(self, messages: Sequence[HeldMessage], delay_s: int) -> list[str]:
+        """Send each message again, delayed `delay_s` seconds, with its mark; the message ids not sent
+        (they are started now instead)."""
         ...
 
 
