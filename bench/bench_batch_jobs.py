@@ -298,7 +298,7 @@ def through_xpi(
         "BatchJobMinLines": str(threshold if way == "job" else 0),
         "BatchJobPageLines": str(page_lines),
     }
-    stack = start_stack(parameters=parameters)
+    stack = start_stack(parameters=parameters, stack_name=f"xpi-bench-{way}")  # beside other stacks
     try:
         assert stack.endpoints is not None
         EmulatorControl(stack.endpoints.emulator_control).set_batch(
@@ -358,9 +358,7 @@ def _await_batch_event(sqs: Any, queue_url: str, batch_id: str, timeout_s: float
                 QueueUrl=queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
             )
-        if found:
-            if found != "Batch Completed":
-                raise RuntimeError(f"the batch ended {found}")
+        if found:  # a Batch Failed one too: the table says so, with the lines that were done
             return found
     raise RuntimeError(f"no Batch event for {batch_id} within {timeout_s} s")
 
@@ -398,7 +396,9 @@ def xpi_table(results: dict[str, dict[str, Any]]) -> str:
     def row(label: str, cell: Any) -> None:
         rows.append(f"{label:34}" + "".join(f"{cell(results[way]):>18}" for way in ways))
 
+    row("batch outcome", lambda r: str(r["event"]))
     row("lines in the file", lambda r: f"{r['lines']:,}")
+    row("lines with lineage", lambda r: f"{r['lineage_found']:,}")
     row("lines answered by a batch job", lambda r: f"{r['by_job']:,}")
     row("model cost, lineage (USD)", lambda r: f"{r['model_usd']:.6f}")
     row("model cost per line (USD)", lambda r: f"{r['model_usd'] / r['lines']:.9f}")
