@@ -46,6 +46,7 @@ commercial account's S3 (as on the local stack). Printed side by side, per way:
 import argparse
 import json
 import logging
+import os
 import socket
 import time
 from collections import Counter
@@ -285,7 +286,13 @@ def model_level(argv: list[str] | None = None) -> None:
 
 # ------------------------------------------------------------------------------------- through xpi
 def through_xpi(
-    way: str, lines: int, threshold: int, phase_seconds: float, page_lines: int, timeout_s: float
+    way: str,
+    lines: int,
+    threshold: int,
+    phase_seconds: float,
+    page_lines: int,
+    timeout_s: float,
+    extra: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """One file of `lines` lines through a stack of its own: the job path on (way "job") or off."""
     from _stack import start_stack
@@ -298,7 +305,9 @@ def through_xpi(
         "BatchJobMinLines": str(threshold if way == "job" else 0),
         "BatchJobPageLines": str(page_lines),
     }
-    stack = start_stack(parameters=parameters, stack_name=f"xpi-bench-{way}")  # beside other stacks
+    parameters.update(extra or {})
+    # a name of its own: beside other stacks of this checkout (a stack's name keys its local files)
+    stack = start_stack(parameters=parameters, stack_name=f"xpi-bench-{way}-{os.getpid() % 10000}")
     try:
         assert stack.endpoints is not None
         EmulatorControl(stack.endpoints.emulator_control).set_batch(
@@ -401,8 +410,8 @@ def xpi_table(results: dict[str, dict[str, Any]]) -> str:
     row("lines with lineage", lambda r: f"{r['lineage_found']:,}")
     row("lines answered by a batch job", lambda r: f"{r['by_job']:,}")
     row("model cost, lineage (USD)", lambda r: f"{r['model_usd']:.6f}")
-    row("model cost per line (USD)", lambda r: f"{r['model_usd'] / r['lines']:.9f}")
-    row("tokens per line", lambda r: f"{r['tokens'] / r['lines']:.1f}")
+    row("model cost per line (USD)", lambda r: f"{r['model_usd'] / max(1, r['lineage_found']):.9f}")
+    row("tokens per line", lambda r: f"{r['tokens'] / max(1, r['lineage_found']):.1f}")
     row("wall time (s)", lambda r: f"{r['wall_s']:.1f}")
     row("wall time per line (ms)", lambda r: f"{1000 * r['wall_s'] / r['lines']:.1f}")
     row("xpi cost per line (USD, meter)", lambda r: f"{r['xpi_usd_per_line']:.9f}")
@@ -423,6 +432,9 @@ def main() -> None:
     parser.add_argument("--page-lines", type=int, default=1000, help="BatchJobPageLines")
     parser.add_argument("--phase-seconds", type=float, default=0.5, help="the emulated job's phases")
     parser.add_argument("--timeout", type=float, default=7200.0, help="per way, seconds")
+    parser.add_argument(
+        "--parameter", action="append", default=[], help="KEY=VALUE, a template parameter of both stacks"
+    )
     args, rest = parser.parse_known_args()
     if args.model_level:
         model_level([f"--lines={args.lines}", *rest])
@@ -432,7 +444,13 @@ def main() -> None:
     for way in args.ways.split(","):
         lines = args.lines if way == "job" else (args.on_demand_lines or args.lines)
         results[way] = through_xpi(
-            way, lines, args.threshold, args.phase_seconds, args.page_lines, args.timeout
+            way,
+            lines,
+            args.threshold,
+            args.phase_seconds,
+            args.page_lines,
+            args.timeout,
+            dict(item.split("=", 1) for item in args.parameter),
         )
         print(f"{way}: {json.dumps({k: v for k, v in results[way].items() if k != 'units'})}", flush=True)
         print(f"{way} units: {json.dumps(results[way]['units'])}", flush=True)
