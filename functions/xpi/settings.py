@@ -259,6 +259,10 @@ class Settings(BaseModel):
     batch_job_kms_key_id: str = Field("", alias="BATCH_JOB_KMS_KEY_ID")
     batch_job_role_arn: str = Field("", alias="BATCH_JOB_ROLE_ARN")
     batch_job_max_wait_s: Annotated[int, Field(ge=1, le=3600)] = Field(3600, alias="BATCH_JOB_MAX_WAIT_S")
+    # FinishJob makes a finished job's lines final by page: at most this many lines, or bytes of their
+    # requests and answers, per invocation (and never past its time left); the workflow loops until done.
+    batch_job_page_lines: Annotated[int, Field(ge=1)] = Field(1000, alias="BATCH_JOB_PAGE_LINES")
+    batch_job_page_bytes: Annotated[int, Field(ge=1)] = Field(16 * 1024 * 1024, alias="BATCH_JOB_PAGE_BYTES")
     commercial_s3_endpoint: Annotated[str, AfterValidator(check_endpoint)] = Field(
         "", alias="COMMERCIAL_S3_ENDPOINT"
     )
