@@ -136,7 +136,7 @@ soak: venv runtime build ## 10,000 requests with mixed faults (XPI_SOAK_N), prin
 network: venv runtime build ## 1,000 requests across a blackholed egress path (network namespaces, as root): failover, fail-back, figures
 	XPI_NETWORK_SCALE=full $(BIN)/pytest tests/integration/test_egress_paths.py -q -s
 
-regions: venv runtime build ## two regions on two local stacks: the primary out under load, failover time, lost/doubled
+regions: venv runtime build ## two regions on two local stacks: the primary out, then killed, under load: failover time, lost/doubled
 	XPI_REGIONS_SCALE=full $(BIN)/pytest tests/integration/test_regions.py -q -s
 
 security-table: venv ## docs/security.md's role x action table, from the latest test session's IAM call logs
@@ -156,7 +156,7 @@ bench: venv runtime build litellm ## benchmarks (each prints its figures beside 
 bench-cost: venv runtime build ## the cost meter: $ per million requests per path beside a minimal API Gateway + Lambda proxy
 	$(BIN)/python bench/bench_cost.py
 
-bench-batch-jobs: venv ## a 10,000-line batch both ways at the model: on-demand calls vs one Bedrock batch job (model cost at 50 %, wall time, the job path's own $ per line)
+bench-batch-jobs: venv runtime build ## a 10,000-line batch file through xpi both ways (one Bedrock batch job vs on-demand): model cost from lineage, wall time, xpi's $ per line from the cost meter
 	$(BIN)/python bench/bench_batch_jobs.py
 
 bench-cache: venv runtime build ## caching: model cost of a workload with repeats and shared prefixes, with and without, and a hit's latency

@@ -1,4 +1,28 @@
-"""A batch file both ways at the model: on-demand (one InvokeModel per line) against one Bedrock batch
+"""A batch file both ways through xpi: the same N-line JSONL file (default 10,000) uploaded to the local
+stack's batch bucket with the job path on (BatchJobMinLines below N: one Bedrock batch inference job, its
+answers made final page by page by FinishJob) and with it off (every line its own on-demand line
+workflow), each waited for until its `Batch Completed` event. Printed side by side, per way:
+
+  model cost    the sum of the lines' estimated_cost_usd in lineage (the job's lines at the price table's
+                batch price, on-demand lines at the on-demand price), and per line
+  wall time     from the file's PutObject to its `Batch Completed` event on the subscriber queue; the
+                emulator's job runs its phases in `--phase-seconds` (a real job takes minutes to hours)
+  xpi per line  the billable units the stack served for the file, counted by the cost meter
+                (bench/bench_cost.py: the usage log, Standard transitions, Express executions) and priced
+                with bench/prices/govcloud.yaml, divided by the lines
+
+Each way runs on a stack of its own (the job path is a template parameter): job path with
+BatchJobMinLines=--threshold, on-demand with 0. On-demand through the local stack is slow: run
+`--on-demand-lines 500` first to estimate, then as many as fit (`--on-demand-lines` defaults to
+`--lines`); the per-line figures are what compare. The commercial side (the job bucket's S3 requests on
+the commercial account, Bedrock's job API) is not in the usage log, so not in xpi's units.
+
+    .venv/bin/python bench/bench_batch_jobs.py [--lines 10000] [--on-demand-lines N] [--ways job,on-demand]
+    .venv/bin/python bench/bench_batch_jobs.py --model-level [--lines 10000] [--threads 8]
+
+`--model-level`: the older comparison at the model alone (no xpi workflow), a second table:
+
+A batch file both ways at the model: on-demand (one InvokeModel per line) against one Bedrock batch
 inference job through xpi's job path (xpi.services.batch_jobs: records to the commercial bucket under
 its KMS key, the job item before CreateModelInvocationJob, growing waits, the output back by line).
 
@@ -6,7 +30,7 @@ Both ways run against the Bedrock emulator; the job reads and writes a second mo
 commercial account's S3 (as on the local stack). Printed side by side, per way:
 
   model cost    the tokens the emulator reported (InvokeModel usage; the job's manifest), at the price
-                table's on-demand price, the job's at 50 % (Bedrock's batch price)
+                table's on-demand price, the job's at its batch price
   wall time     from the first call to the last answer (on-demand, `--threads` callers) or from the
                 upload of the records to the output read back (the job; `--phase-seconds` per job phase
                 on the emulator's clock: a real job takes minutes to hours, the emulator's 0 by default)
@@ -16,12 +40,13 @@ commercial account's S3 (as on the local stack). Printed side by side, per way:
                 bench/prices/govcloud.yaml (the cost meter's units and prices). The on-demand way's own
                 per-line units are the queue path's of `make bench-cost`: not measured here.
 
-    .venv/bin/python bench/bench_batch_jobs.py [--lines 10000] [--threads 8] [--phase-seconds 0]
+    .venv/bin/python bench/bench_batch_jobs.py --model-level [--lines 10000] [--threads 8] [--phase-seconds 0]
 """
 
 import argparse
 import json
 import logging
+import os
 import socket
 import time
 from collections import Counter
@@ -34,8 +59,8 @@ import boto3
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 from xpi.adapters.batch_jobs import BedrockBatchJobs, S3CommercialObjects
-from xpi.domain.batch_jobs import BATCH_DISCOUNT, next_check_s
-from xpi.domain.pricing import price_table
+from xpi.domain.batch_jobs import JOB_CREDENTIAL, next_check_s
+from xpi.domain.pricing import batch_prices, price_table
 from xpi.models.batch_jobs import BatchJob, BatchJobTarget
 from xpi.services.batch_jobs import check_job, collect_job, submit_job
 from xpi_tools.cost import cost_per_million, load_prices
@@ -78,9 +103,12 @@ def model_input(line: int) -> dict[str, Any]:
     }
 
 
-def usd(input_tokens: int, output_tokens: int, factor: float = 1.0) -> float:
+def usd(input_tokens: int, output_tokens: int, batch: bool = False) -> float:
     line = price_table().models[MODEL]
-    return factor * (input_tokens * line.input + output_tokens * line.output) / 1000
+    if batch:
+        prices = batch_prices(MODEL, line.input, line.output)
+        return (input_tokens * prices[0] + output_tokens * prices[1]) / 1000
+    return (input_tokens * line.input + output_tokens * line.output) / 1000
 
 
 class CountingObjects(S3CommercialObjects):
@@ -178,7 +206,7 @@ def through_a_job(
     )
     figures = {
         "wall_s": wall,
-        "usd": usd(manifest["inputTokenCount"], manifest["outputTokenCount"], BATCH_DISCOUNT),
+        "usd": usd(manifest["inputTokenCount"], manifest["outputTokenCount"], batch=True),
         "answered": len(results.answered),
         "on_demand_after": len(results.on_demand()),
         "looks": looks,
@@ -187,7 +215,7 @@ def through_a_job(
     return figures, units
 
 
-def main() -> None:
+def model_level(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -195,7 +223,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--phase-seconds", type=float, default=0.0)
     parser.add_argument("--job-hours", type=float, default=2.0, help="a real job's length, for its looks")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
 
     port = free_port()
@@ -254,6 +282,184 @@ def main() -> None:
         f"{args.job_hours:g} h job (priced above), {job['on_demand_after']:.0f} lines left for on-demand"
     )
     print("xpi units per line (job path): " + ", ".join(f"{u} {v:.6f}" for u, v in sorted(per_line.items())))
+
+
+# ------------------------------------------------------------------------------------- through xpi
+def through_xpi(
+    way: str,
+    lines: int,
+    threshold: int,
+    phase_seconds: float,
+    page_lines: int,
+    timeout_s: float,
+    extra: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """One file of `lines` lines through a stack of its own: the job path on (way "job") or off."""
+    from _stack import start_stack
+    from bench_cost import PRICES as COST_PRICES
+    from bench_cost import CostBench, _is_call
+    from xpi_tools.cost import cost_per_million, per_request
+    from xpi_tools.emulator import EmulatorControl
+
+    parameters = {
+        "BatchJobMinLines": str(threshold if way == "job" else 0),
+        "BatchJobPageLines": str(page_lines),
+    }
+    parameters.update(extra or {})
+    # a name of its own: beside other stacks of this checkout (a stack's name keys its local files)
+    stack = start_stack(parameters=parameters, stack_name=f"xpi-bench-{way}-{os.getpid() % 10000}")
+    try:
+        assert stack.endpoints is not None
+        EmulatorControl(stack.endpoints.emulator_control).set_batch(
+            phase_seconds=phase_seconds, min_records_per_job=min(100, threshold)
+        )
+        bench = CostBench(stack)
+        s3, sqs = bench.client("s3"), bench.client("sqs")
+        bucket = bench.outputs["BatchInputBucketName"]
+        figures: dict[str, Any] = {}
+
+        def run() -> int:
+            from xpi.domain.batch import batch_id_for
+
+            key = f"incoming/{bench.operator_id}/jobs-{way}-{time.time_ns()}.jsonl"  # the uploader's prefix
+            body = b"".join(
+                json.dumps({"model": "default", "prompt": f"{PROMPTS[n % 4]} ({n})"}).encode() + b"\n"
+                for n in range(1, lines + 1)
+            )
+            started = time.perf_counter()
+            etag = s3.put_object(Bucket=bucket, Key=key, Body=body)["ETag"]
+            batch_id = batch_id_for(bucket, key, etag)
+            figures["batch_id"] = batch_id
+            figures["event"] = _await_batch_event(
+                sqs, bench.outputs["SubscriberQueueUrl"], batch_id, timeout_s
+            )
+            figures["wall_s"] = time.perf_counter() - started
+            return lines
+
+        units, requests = bench.measure(
+            run, lambda line: _is_call(line, "s3:PutObject", f"arn:*:s3:::{bucket}/")
+        )
+        figures["units"] = dict(units)
+        per_line = per_request(units, requests)
+        figures["xpi_usd_per_line"] = sum(cost_per_million(per_line, load_prices(COST_PRICES)).values()) / 1e6
+        figures.update(_lineage_cost(bench, figures["batch_id"], lines))
+        figures["lines"] = lines
+        figures["executions"] = sum(bench.executions_run.values())
+        return figures
+    finally:
+        stack.stop()
+
+
+def _await_batch_event(sqs: Any, queue_url: str, batch_id: str, timeout_s: float) -> str:
+    """Drains the subscriber queue (every line's result event) until the batch's own event."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        )
+        found = None
+        for message in messages:
+            event = json.loads(message["Body"])
+            if event["detail-type"].startswith("Batch ") and event["detail"].get("batch_id") == batch_id:
+                found = str(event["detail-type"])
+        if messages:
+            sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
+        if found:  # a Batch Failed one too: the table says so, with the lines that were done
+            return found
+    raise RuntimeError(f"no Batch event for {batch_id} within {timeout_s} s")
+
+
+def _lineage_cost(bench: Any, batch_id: str, lines: int) -> dict[str, Any]:
+    """The lines' model cost and tokens as lineage recorded them, and how many a batch job answered."""
+    dynamodb = bench.session.client("dynamodb", endpoint_url=bench.endpoints.aws)
+    table = bench.outputs["LineageTableName"]
+    usd, tokens, by_job, found = 0.0, 0, 0, 0
+    ids = [f"{batch_id}-{n}" for n in range(1, lines + 1)]
+    for start in range(0, len(ids), 100):
+        keys: list[dict[str, Any]] = [{"request_id": {"S": rid}} for rid in ids[start : start + 100]]
+        request: dict[str, Any] = {table: {"Keys": keys, "ConsistentRead": True}}
+        while request:
+            answer = dynamodb.batch_get_item(RequestItems=request)
+            for item in answer["Responses"].get(table, []):
+                found += 1
+                usd += float(
+                    item.get("estimated_cost_usd", {}).get("S")
+                    or item.get("estimated_cost_usd", {}).get("N")
+                    or 0
+                )
+                usage = item.get("usage", {}).get("M", {})
+                tokens += sum(int(usage.get(k, {}).get("N", 0)) for k in ("input_tokens", "output_tokens"))
+                by_job += item.get("credential_version", {}).get("S") == JOB_CREDENTIAL
+            request = answer.get("UnprocessedKeys") or {}
+    return {"model_usd": usd, "tokens": tokens, "by_job": by_job, "lineage_found": found}
+
+
+def xpi_table(results: dict[str, dict[str, Any]]) -> str:
+    ways = list(results)
+    head = f"{'':34}" + "".join(f"{way:>18}" for way in ways)
+    rows = [head]
+
+    def row(label: str, cell: Any) -> None:
+        rows.append(f"{label:34}" + "".join(f"{cell(results[way]):>18}" for way in ways))
+
+    row("batch outcome", lambda r: str(r["event"]))
+    row("lines in the file", lambda r: f"{r['lines']:,}")
+    row("lines with lineage", lambda r: f"{r['lineage_found']:,}")
+    row("lines answered by a batch job", lambda r: f"{r['by_job']:,}")
+    row("model cost, lineage (USD)", lambda r: f"{r['model_usd']:.6f}")
+    row("model cost per line (USD)", lambda r: f"{r['model_usd'] / max(1, r['lineage_found']):.9f}")
+    row("tokens per line", lambda r: f"{r['tokens'] / max(1, r['lineage_found']):.1f}")
+    row("wall time (s)", lambda r: f"{r['wall_s']:.1f}")
+    row("wall time per line (ms)", lambda r: f"{1000 * r['wall_s'] / r['lines']:.1f}")
+    row("xpi cost per line (USD, meter)", lambda r: f"{r['xpi_usd_per_line']:.9f}")
+    row("xpi $ per million lines", lambda r: f"{r['xpi_usd_per_line'] * 1e6:.2f}")
+    row("workflow executions", lambda r: f"{r['executions']:,}")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model-level", action="store_true", help="the model-level comparison instead")
+    parser.add_argument("--lines", type=int, default=10_000)
+    parser.add_argument("--on-demand-lines", type=int, default=None, help="default: --lines")
+    parser.add_argument("--ways", default="job,on-demand")
+    parser.add_argument("--threshold", type=int, default=100, help="BatchJobMinLines of the job way")
+    parser.add_argument("--page-lines", type=int, default=1000, help="BatchJobPageLines")
+    parser.add_argument("--phase-seconds", type=float, default=0.5, help="the emulated job's phases")
+    parser.add_argument("--timeout", type=float, default=7200.0, help="per way, seconds")
+    parser.add_argument(
+        "--parameter", action="append", default=[], help="KEY=VALUE, a template parameter of both stacks"
+    )
+    args, rest = parser.parse_known_args()
+    if args.model_level:
+        model_level([f"--lines={args.lines}", *rest])
+        return
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    results: dict[str, dict[str, Any]] = {}
+    for way in args.ways.split(","):
+        lines = args.lines if way == "job" else (args.on_demand_lines or args.lines)
+        results[way] = through_xpi(
+            way,
+            lines,
+            args.threshold,
+            args.phase_seconds,
+            args.page_lines,
+            args.timeout,
+            dict(item.split("=", 1) for item in args.parameter),
+        )
+        print(f"{way}: {json.dumps({k: v for k, v in results[way].items() if k != 'units'})}", flush=True)
+        print(f"{way} units: {json.dumps(results[way]['units'])}", flush=True)
+    print(
+        f"through xpi's batch workflow on the local stack (job: BatchJobMinLines={args.threshold}, "
+        f"pages of {args.page_lines} lines, the emulated job's phases {args.phase_seconds:g} s; on-demand: "
+        f"BatchJobMinLines=0); xpi's units priced with bench/prices/govcloud.yaml"
+    )
+    print(xpi_table(results))
 
 
 if __name__ == "__main__":

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from xpi.services.egress import PathProbe
     from xpi.services.fallback import Breaker
     from xpi.services.pacing import QuotaPacer
+    from xpi.services.queue_hold import QueueHold
     from xpi.services.queue_processing import QueuePorts
     from xpi.services.reaping import Reaper
     from xpi.services.reconciliation import BatchReconciler
@@ -154,6 +155,32 @@ def queue_starter() -> QueueStarter:
     from xpi.adapters.workflow import StepFunctionsQueueStarter
 
     return StepFunctionsQueueStarter(get_settings().require("queue_state_machine_arn"), payload_store())
+
+
+@cache
+def queue_hold() -> QueueHold | None:
+    """The consumer's hold of the backlog while the quota is spent; None where the consumer has no
+    pacing table or no queue to send held messages back to."""
+    from xpi.adapters.pacing_table import DynamoPacingTable
+    from xpi.adapters.queue_holder import SqsQueueHolder
+    from xpi.domain.pacing import Quota
+    from xpi.services.pacing import QuotaPacer
+    from xpi.services.queue_hold import QueueHold
+
+    settings = get_settings()
+    if not (settings.pacing_table and settings.requests_queue_url):
+        return None
+    table = DynamoPacingTable(settings.pacing_table)
+    default = Quota(settings.bedrock_requests_per_minute or None, settings.bedrock_tokens_per_minute or None)
+    return QueueHold(
+        table=table,
+        holder=SqsQueueHolder(settings.requests_queue_url),
+        routing=routing_config,
+        quota_for=QuotaPacer(table, default, max_wait_s=0).quota_for,
+        region=settings.commercial_region,
+        horizon_s=settings.queue_hold_horizon_s,
+        max_holds=settings.queue_max_holds,
+    )
 
 
 @cache
@@ -430,6 +457,7 @@ def reaper() -> Reaper:
         abandon_after=timedelta(seconds=settings.reaper_abandon_after_s),
         max_items=settings.reaper_max_items,
         express_abandon_after=timedelta(seconds=settings.reaper_express_abandon_after_s),
+        region=settings.govcloud_region,
     )
 
 

@@ -8,7 +8,11 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 # Service name and namespace come from POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE
 # (set in the template's Globals), so nothing here is environment-specific.
 logger = Logger()
-tracer = Tracer()
+# The X-Ray SDK patches what xpi calls through: botocore (every AWS and Bedrock call) and http.client
+# (urllib3: the egress path health probe). Tracer() alone patches every library the SDK supports that is
+# installed (sqlite3 among them), imported at every cold start for nothing.
+TRACED_MODULES = ("botocore", "httplib")
+tracer = Tracer(patch_modules=TRACED_MODULES)
 metrics = Metrics()
 
 # Powertools' middleware factory (behind event_parser) logs every exception passing it with its text and

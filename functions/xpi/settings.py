@@ -93,6 +93,14 @@ class Settings(BaseModel):
     # Comma-separated role unique ids (AROA...) that redrive the requests DLQ: a message they sent is a
     # redrive, attributed to its original sender, never to them.
     redriver_role_ids: str = Field("", alias="REDRIVER_ROLE_IDS")
+    # The consumer's hold of the backlog while the Bedrock quota is spent (xpi.services.queue_hold): the
+    # requests queue it sends held messages back to, the role ids whose messages carry a hold mark to
+    # believe (its own), how far ahead the bucket may be booked and a batch still start, and how often
+    # one message is held at most.
+    requests_queue_url: str = Field("", alias="REQUESTS_QUEUE_URL")
+    queue_holder_role_ids: str = Field("", alias="QUEUE_HOLDER_ROLE_IDS")
+    queue_hold_horizon_s: Annotated[float, Field(ge=0, le=600)] = Field(3.0, alias="QUEUE_HOLD_HORIZON_S")
+    queue_max_holds: Annotated[int, Field(ge=0)] = Field(100, alias="QUEUE_MAX_HOLDS")
     artifacts_bucket: str = Field("", alias="ARTIFACTS_BUCKET")
     credentials_secret_id: str = Field("", alias="COMMERCIAL_CREDENTIALS_SECRET_ID")
     credentials_max_age_s: Annotated[int, Field(ge=0, le=3600)] = Field(300, alias="CREDENTIALS_MAX_AGE_S")
@@ -198,6 +206,17 @@ class Settings(BaseModel):
     dashboard_auditor_group: str = Field("xpi-auditors", alias="DASHBOARD_AUDITOR_GROUP")
     dashboard_admin_group: str = Field("xpi-admins", alias="DASHBOARD_ADMIN_GROUP")
 
+    # ---------------------------------------------------------------- the dashboard page
+    # GET /dashboard/{file}. What sign-in.json tells the page (DashboardSignIn=oidc): the hosted sign-in,
+    # the app client, the identity pool and its endpoint, the user pool's provider name; "none" when off.
+    dashboard_sign_in: Literal["oidc", "none"] = Field("none", alias="DASHBOARD_SIGN_IN")
+    dashboard_sign_in_url: str = Field("", alias="DASHBOARD_SIGN_IN_URL")
+    dashboard_client_id: str = Field("", alias="DASHBOARD_CLIENT_ID")
+    dashboard_identity_pool_id: str = Field("", alias="DASHBOARD_IDENTITY_POOL_ID")
+    dashboard_identity_pool_url: str = Field("", alias="DASHBOARD_IDENTITY_POOL_URL")
+    dashboard_user_pool_provider: str = Field("", alias="DASHBOARD_USER_POOL_PROVIDER")
+    dashboard_identity_provider: str = Field("agency", alias="DASHBOARD_IDENTITY_PROVIDER")
+
     # ---------------------------------------------------------------- API
     requests_dlq_url: str = Field("", alias="REQUESTS_DLQ_URL")
     # Comma-separated role or user ARNs, compared exactly (no globs), that may read any request (auditors).
@@ -240,6 +259,10 @@ class Settings(BaseModel):
     batch_job_kms_key_id: str = Field("", alias="BATCH_JOB_KMS_KEY_ID")
     batch_job_role_arn: str = Field("", alias="BATCH_JOB_ROLE_ARN")
     batch_job_max_wait_s: Annotated[int, Field(ge=1, le=3600)] = Field(3600, alias="BATCH_JOB_MAX_WAIT_S")
+    # FinishJob makes a finished job's lines final by page: at most this many lines, or bytes of their
+    # requests and answers, per invocation (and never past its time left); the workflow loops until done.
+    batch_job_page_lines: Annotated[int, Field(ge=1)] = Field(1000, alias="BATCH_JOB_PAGE_LINES")
+    batch_job_page_bytes: Annotated[int, Field(ge=1)] = Field(16 * 1024 * 1024, alias="BATCH_JOB_PAGE_BYTES")
     commercial_s3_endpoint: Annotated[str, AfterValidator(check_endpoint)] = Field(
         "", alias="COMMERCIAL_S3_ENDPOINT"
     )
@@ -267,6 +290,10 @@ class Settings(BaseModel):
     @property
     def redrivers(self) -> tuple[str, ...]:
         return tuple(p.strip() for p in self.redriver_role_ids.split(",") if p.strip())
+
+    @property
+    def queue_holders(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.queue_holder_role_ids.split(",") if p.strip())
 
     @property
     def batch_concurrency(self) -> dict[str, int]:

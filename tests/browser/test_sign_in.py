@@ -2,12 +2,14 @@
 stack (DashboardSignIn=oidc): the page behind the API sends the browser through the local OIDC provider's
 own sign-in page (oidc-provider; user and password typed), comes back with a code, gets the identity
 pool's credentials of the role the user's group maps to, and signs its own calls with them. What each user
-then sees is what that role's IAM policies let through the local API Gateway. Screenshots in
-test-artifacts/dashboard/."""
+then sees is what that role's IAM policies let through the local API Gateway. The page itself is the
+stack's: GET /dashboard/{file} of the local API Gateway, answered by the deployed DashboardPageFunction
+(no `xpi dashboard` proxy). Screenshots in test-artifacts/dashboard/."""
 
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,6 +17,7 @@ import pytest
 
 from tests.browser.test_dashboard import ARTIFACTS
 from tests.helpers.stack import LocalStackClient, ResultCollector
+from tests.integration.test_usage import assert_csv_matches_lineage
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +41,7 @@ def sign_in(browser: Any, local_stack: LocalStackClient) -> Iterator[Any]:
         pytest.skip("the local stack has no dashboard sign-in (make idp installs its OIDC provider)")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     allowed = {_origin(config["dashboard"]), config["idp"], config["cognito"]}
+    own_blobs = f"blob:{_origin(config['dashboard'])}/"  # what the page saves (its CSV export)
     contexts: list[Any] = []
     foreign: list[str] = []
 
@@ -45,7 +49,12 @@ def sign_in(browser: Any, local_stack: LocalStackClient) -> Iterator[Any]:
         context = browser.new_context(viewport={"width": 1400, "height": 1200})
         contexts.append(context)
         page = context.new_page()
-        page.on("request", lambda r: None if _origin(r.url) in allowed else foreign.append(r.url))
+
+        def seen(request: Any) -> None:
+            if _origin(request.url) not in allowed and not request.url.startswith(own_blobs):
+                foreign.append(request.url)
+
+        page.on("request", seen)
         page.goto(config["dashboard"].replace("index.html", page_name))
         # the provider's own sign-in page, reached through the local Cognito's hosted sign-in
         page.wait_for_url(f"{config['idp']}/interaction/**", timeout=15_000)
@@ -89,7 +98,19 @@ def test_an_operator_signs_in_and_sees_the_requests_but_no_admin(
     assert page.evaluate(SIGNED_FETCH, ["/v1/admin/policy", "PUT"]) == 403
 
 
-def test_an_auditor_signs_in_sees_compliance_and_is_refused_admin(sign_in: Any) -> None:
+def test_an_auditor_signs_in_sees_compliance_and_usage_and_is_refused_admin(
+    sign_in: Any, local_stack: LocalStackClient, results: ResultCollector
+) -> None:
+    # GIVEN three requests of a project of their own, two answered and one blocked
+    project = f"signin-{uuid.uuid4().hex[:8]}"
+    prompts = ["Name three rivers.", "Name three lakes.", "CUI//SP-PRVCY\nRoster of the office."]
+    ids = [
+        local_stack.send({"model": "default", "prompt": p, "caller": {"project": project}}) for p in prompts
+    ]
+    for request_id in ids:
+        results.wait_for(request_id, timeout_s=90)
+    items = [local_stack.lineage(i) for i in ids]
+
     # WHEN a member of the auditors group opens the compliance view and signs in
     page = sign_in("avery.auditor", "compliance.html")
 
@@ -110,6 +131,42 @@ def test_an_auditor_signs_in_sees_compliance_and_is_refused_admin(sign_in: Any) 
     assert page.evaluate(SIGNED_FETCH, ["/v1/compliance/report", "GET"]) == 200
     assert page.evaluate(SIGNED_FETCH, ["/v1/dashboard/requests", "GET"]) == 403
     assert page.evaluate(SIGNED_FETCH, ["/v1/admin/dlq/redrive", "POST"]) == 403
+
+    # WHEN it goes on to the usage view (the same tab, the same session) and asks for usage by project
+    page.goto(local_stack.state["sign_in"]["dashboard"].replace("index.html", "usage.html"))
+    page.wait_for_function("() => document.body.dataset.loaded", timeout=30_000)  # its first load
+    page.select_option("#u-group", "project")
+    page.evaluate("document.body.dataset.loaded = ''")
+    page.click("#u-load")
+    page.wait_for_function(
+        "() => document.body.dataset.loaded"
+        " || document.getElementById('status-line').textContent.startsWith('error')",
+        timeout=30_000,
+    )
+    assert page.evaluate("document.body.dataset.loaded"), page.locator("#status-line").inner_text()
+    assert page.locator("#u-rows thead th").first.inner_text() == "project"
+    assert page.locator(f'[data-figure="{project}.requests"]').inner_text() == "3"
+    # THEN the charts are drawn from the report: a bar per day for requests, blocked and errors, a line of
+    # dollars, and the groups' token bars adding up to the report's totals
+    days = page.locator("#u-series tbody tr").count()
+    assert days >= 1 and page.locator("#u-chart-daily rect").count() == 3 * days
+    assert page.locator("#u-chart-usd polyline").count() == 1
+    drawn = page.evaluate(
+        "[...document.querySelectorAll('#u-chart-tokens rect')]"
+        ".reduce((sum, r) => sum + Number(r.getAttribute('data-value')), 0)"
+    )
+    totals = [
+        int(page.locator(f'[data-figure="total.{figure}"]').inner_text())
+        for figure in ("input_tokens", "output_tokens")
+    ]
+    assert drawn == sum(totals) > 0
+    page.screenshot(path=ARTIFACTS / "11-signed-in-usage-charts.png", full_page=True)
+    # AND the CSV export, fetched with the page's own signed call and saved, matches lineage
+    with page.expect_download(timeout=30_000) as saved:
+        page.click("#u-csv")
+    assert saved.value.suggested_filename.endswith(".csv")
+    text = Path(saved.value.path()).read_text(encoding="utf-8")
+    assert_csv_matches_lineage(text, project, items, completed=2, blocked=1)
 
 
 def test_a_user_outside_every_group_gets_no_credentials(sign_in: Any) -> None:

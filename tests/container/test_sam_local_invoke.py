@@ -73,6 +73,7 @@ SAMPLES = {
     "UsageReportFunction": ["usage/csv.json"],
     "PathHealthFunction": ["check-paths/scheduled.json"],
     "DashboardSignInFunction": ["sign-in/pre-token.json"],
+    "DashboardPageFunction": ["dashboard-page/sign-in-config.json"],
 }
 
 
@@ -950,6 +951,19 @@ def test_the_usage_report_answers_its_period_as_csv(stack_invoke: StackInvoke) -
     rows = result.payload["body"].splitlines()
     assert rows[0].startswith("project,model,requests"), rows[:2]
     assert rows[-1].startswith("total,"), rows[-2:]
+
+
+def test_the_dashboard_page_answers_its_sign_in_configuration_unsigned(stack_invoke: StackInvoke) -> None:
+    # WHEN the sample GET /dashboard/sign-in.json (no IAM identity: the route is open) reaches the function
+    result = stack_invoke("DashboardPageFunction", sample("dashboard-page/sign-in-config.json"))
+
+    # THEN the stack's sign-in configuration, never stored, under the page's Content-Security-Policy
+    assert not result.is_error, result.payload
+    assert result.payload["statusCode"] == 200, result.payload
+    assert json.loads(result.payload["body"])["signIn"] in {"oidc", "none"}
+    headers = result.payload["headers"]
+    assert headers["Cache-Control"] == "no-store"
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
 
 
 def test_the_path_health_check_reads_its_paths_and_reports_none_when_none_are_configured(

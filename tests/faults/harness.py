@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from xpi_tools.emulator import EmulatorControl
 
 from tests.helpers.stack import LocalStackClient, ResultCollector, queue_is_drained
@@ -59,6 +60,8 @@ class Tally:
     stuck: list[str] = field(default_factory=list)
     dlq: int = 0
     dlq_expected: int = 0
+    # requests whose message ended in the DLQ though the consumer had to accept it
+    dlq_unexpected: list[str] = field(default_factory=list)
     failed: int = 0  # requests whose one event is Inference Failed (information: faults may fail some)
     max_calls: int = 0
     max_answers: int = 0
@@ -68,7 +71,8 @@ class Tally:
     def row(self) -> str:
         return (
             f"| {self.scenario} | {self.sent} | {self.exactly_one} | {len(self.lost)} | {len(self.doubled)} "
-            f"| {len(self.stuck)} | {self.dlq} | {self.failed} | {self.max_calls} | {self.max_answers} "
+            f"| {len(self.stuck)} | {self.dlq + len(self.dlq_unexpected)} | {self.failed} "
+            f"| {self.max_calls} | {self.max_answers} "
             f"| {len(self.unrecorded_answers)} |"
         )
 
@@ -80,6 +84,7 @@ class Tally:
             ("stuck (lineage ACCEPTED)", self.stuck),
             ("a second paid Bedrock answer lineage does not record", self.unrecorded_answers),
             ("answered under a nested id", self.misattributed),
+            ("in the DLQ though valid", self.dlq_unexpected),
         ):
             if ids:
                 found.append(f"{self.scenario}: {len(ids)} {what}: {sorted(ids)[:10]}")
@@ -144,6 +149,9 @@ class Harness:
         self.queue = stack.outputs["RequestsQueueUrl"]
         self.dlq = stack.outputs["RequestsDLQUrl"]
         self._in_dlq: set[str] = set()
+        self._dlq_unexpected: set[str] = set()
+        self._sent: dict[str, Sent] = {}  # by body: every message this harness sent
+        self.reaper_runs = 0
 
     # -- producer ---------------------------------------------------------------------------------
 
@@ -155,16 +163,17 @@ class Harness:
             message_id = self.sqs.send_message(QueueUrl=self.queue, MessageBody=message.body)["MessageId"]
             if not message.request_id:
                 message.request_id = message_id
+            self._sent[message.body] = message
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(one, messages))
 
     # -- auditor ----------------------------------------------------------------------------------
 
-    def _collect_dlq(self, wanted: set[str], bodies: dict[str, str]) -> None:
-        """Takes this scenario's messages off the DLQ (counting them); any other message is made
-        visible again at once, for whoever else reads the DLQ."""
-        by_body = {body: request_id for request_id, body in bodies.items()}
+    def _collect_dlq(self) -> None:
+        """Takes the messages this harness sent off the DLQ, counting each under its request: those the
+        consumer rejects as expected, any other as a problem (a valid request's message must never end
+        there). A message it did not send is made visible again at once, for whoever else reads the DLQ."""
         for _ in range(20):
             messages = self.sqs.receive_message(
                 QueueUrl=self.dlq, MaxNumberOfMessages=10, AttributeNames=["All"]
@@ -172,23 +181,53 @@ class Harness:
             if not messages:
                 return
             for message in messages:
-                request_id = by_body.get(message["Body"])
-                if request_id is not None and request_id in wanted:
-                    self._in_dlq.add(request_id)
-                    self.sqs.delete_message(QueueUrl=self.dlq, ReceiptHandle=message["ReceiptHandle"])
-                else:
+                sent = self._sent.get(message["Body"])
+                if sent is None:
                     self.sqs.change_message_visibility(
                         QueueUrl=self.dlq, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
                     )
+                    continue
+                (self._in_dlq if sent.expect_dlq else self._dlq_unexpected).add(sent.request_id)
+                self.sqs.delete_message(QueueUrl=self.dlq, ReceiptHandle=message["ReceiptHandle"])
 
-    def settle(self, messages: list[Sent], timeout_s: float = SETTLE_S, interval_s: float = 0.5) -> None:
+    def reap(self) -> None:
+        """Runs the reaper as its EventBridge schedule does on AWS (moto fires no schedule), through the
+        Lambda API: a request left ACCEPTED past its workflow's longest run (a queue run ended by its
+        5-minute limit) ends FAILED (`RequestAbandoned`) with one event."""
+        try:
+            response = self.stack.client("lambda").invoke(
+                FunctionName=self.stack.outputs["ReaperFunctionName"],
+                Payload=json.dumps({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}),
+            )
+            response["Payload"].read()
+        except (BotoCoreError, ClientError) as error:  # (a schedule's run that failed: the next one comes)
+            print(f"the reaper's run failed: {error}")
+            return
+        self.reaper_runs += 1
+
+    def settle(
+        self,
+        messages: list[Sent],
+        timeout_s: float = SETTLE_S,
+        interval_s: float = 0.5,
+        reap_every_s: float | None = None,
+    ) -> bool:
         """Waits until every request has an event, the requests queue has handled every message (so a
         message bound for the DLQ is there), the expected DLQ messages are collected, no workflow of
         these requests still runs, and the subscriber's queue is drained: whatever this scenario's
-        requests emit is in `results` by then. Returns at the bound regardless: the tally says what is
-        missing."""
+        requests emit is in `results` by then; meanwhile the reaper runs every `reap_every_s`, as its
+        schedule would. Returns at the bound regardless (the tally says what is missing): True if
+        everything settled, False if the bound passed first."""
         ids = {m.request_id for m in messages}
-        bodies = {m.request_id: m.body for m in messages}
+        last_reap = time.monotonic()
+
+        def answered() -> bool:
+            nonlocal last_reap
+            if reap_every_s is not None and time.monotonic() - last_reap >= reap_every_s:
+                self.reap()
+                last_reap = time.monotonic()
+            return all(self.results.events_for(i) for i in ids)
+
         dlq_wanted = {m.request_id for m in messages if m.expect_dlq}
         queue_machine = self.stack.outputs["QueueStateMachineArn"]
         deadline = time.monotonic() + timeout_s
@@ -196,15 +235,15 @@ class Harness:
         def remaining() -> float:
             return max(deadline - time.monotonic(), 0.1)
 
-        poll_until(lambda: all(self.results.events_for(i) for i in ids), remaining(), interval_s)
-        poll_until(lambda: queue_is_drained(self.sqs, self.queue), remaining(), interval_s)
+        settled = poll_until(answered, remaining(), interval_s)
+        settled &= poll_until(lambda: queue_is_drained(self.sqs, self.queue), remaining(), interval_s)
 
         def dlq_collected() -> bool:
-            self._collect_dlq(dlq_wanted - self._in_dlq, bodies)
+            self._collect_dlq()
             return dlq_wanted <= self._in_dlq
 
         if dlq_wanted:
-            poll_until(dlq_collected, remaining(), interval_s)
+            settled &= poll_until(dlq_collected, remaining(), interval_s)
 
         def workflows_over() -> bool:
             # the queue workflow runs one execution per SQS batch, named afresh: none of them may still
@@ -212,12 +251,14 @@ class Harness:
             running = [s for s in self.stack.executions(queue_machine).values() if s == "RUNNING"]
             return not running and self.results.caught_up()
 
-        poll_until(workflows_over, remaining(), interval_s)
-        # (a late extra copy of a message bound for the DLQ is collected too)
-        self._collect_dlq(dlq_wanted - self._in_dlq, bodies)
+        settled &= poll_until(workflows_over, remaining(), interval_s)
+        # (a late extra copy of a message bound for the DLQ is collected too, and any valid one there)
+        self._collect_dlq()
+        return settled
 
     def tally(self, scenario: str, messages: list[Sent]) -> Tally:
         tally = Tally(scenario, sent=len(messages))
+        self._collect_dlq()  # (whatever reached the DLQ since the last settle)
         counters = self.emulator.counters()
         seen: set[str] = set()
         for message in messages:
@@ -230,6 +271,8 @@ class Harness:
             if request_id in seen:  # the second copy of a duplicate: counted once
                 continue
             seen.add(request_id)
+            if request_id in self._dlq_unexpected:
+                tally.dlq_unexpected.append(request_id)
             events = self.results.events_for(request_id)
             if not events:
                 tally.lost.append(request_id)

@@ -1,20 +1,30 @@
 """The soak: 10,000 requests (XPI_SOAK_N) with mixed faults, run by `make soak` only (XPI_FAULTS_SOAK=1).
 
-Throttling and 5xx on the model, and among the requests duplicates, oversized and not-JSON messages;
-every request must be accounted for as in the fault suite. The requests go in ten slices; once each has
+The fault suite's scenarios mixed into one long run, per slice of requests: throttling, 5xx and Bedrock's
+own timeouts on the model, a few streams stalled mid-answer, the queue workflow's process runtime killed
+after Bedrock answered, the record runtime killed after its lineage write, and the process function
+refused by Lambda for a few marked requests; among the messages duplicates, oversized, not-JSON,
+not-an-object and nested-id ones, and late copies of some of the previous slice's requests (SQS
+redelivering after the end). Every request must be accounted for as in the fault suite, and no valid
+request's message may end in the DLQ. The requests go in ten slices; once each has
 settled, the local stack's memory is sampled: the `xpi local up` process (moto, the emulator, the poller,
 the API gateway), the AWS state moto retains within it (what AWS keeps too: items, objects, messages,
 executions, metric data; measured by the stack's control endpoint), and the function runtimes it started;
 each sample also prints the stack's own parts (the IAM call log, the monitoring glue, the runtime pool,
 the emulators' counters, ...), and the end each part's growth. After the
 warm-up (the first slice), the growth per 1,000 requests of everything but the retained state must stay
-under FLAT_MIB_PER_1000.
+under FLAT_MIB_PER_1000; a slice that did not settle within its bound fails the soak (its sample would
+be taken with work in flight). While a slice settles, the soak runs the reaper every REAPER_EVERY_S, as
+its schedule does on AWS (moto fires none), and prints how many requests it ended.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import random
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -40,21 +50,50 @@ def emulator(local_stack: LocalStackClient) -> Iterator[EmulatorControl]:
     control.clear_faults()
 
 
-def soak_messages(n: int) -> list[Sent]:
-    """n requests: about 2 % sent twice, 1 % oversized, 1 % not JSON; the rest plain."""
+REFUSED_MARK = "refused-by-lambda"  # in a prompt: the Lambda service refuses its process step
+# The reaper's schedule, played by the soak (moto fires none): the template's shortest ReaperRateMinutes.
+# A slice's backlog can hold a queue run past its 5-minute limit (the workflow's TimeoutSeconds): its
+# requests stay ACCEPTED until the reaper ends them (RequestAbandoned), as on AWS.
+REAPER_EVERY_S = 120
+
+
+def soak_slices(n: int, slices: int = 10) -> list[list[Sent]]:
+    """n requests in `slices` slices: about 2 % sent twice, 1 % oversized, 0.5 % not JSON, 0.5 % JSON
+    but not an object, 1 % with a nested request_id in their caller tags, 0.5 % marked for the Lambda
+    service to refuse, the rest plain; and each slice after the first also sends again 1 % of the
+    previous slice's plain requests (they have finished by then)."""
     chooser, messages = random.Random(0), []
     for i in range(n):
         request_id, roll = new_id("soak"), chooser.random()
         if roll < 0.01:
             messages.append(Sent(request_id, request_body(request_id, MODEL, "x" * 205_000), expect_dlq=True))
-        elif roll < 0.02:
+        elif roll < 0.015:
             messages.append(Sent("", f"soak {i} {request_id}: not JSON", expect_dlq=True))
+        elif roll < 0.02:
+            messages.append(Sent("", json.dumps([request_id, i]), expect_dlq=True))
+        elif roll < 0.03:
+            inner = new_id("inner")
+            caller = {"project": "faults", "cost_centre": "cc-faults", "tags": {"request_id": inner}}
+            body = request_body(request_id, MODEL, f"Soak nested {i}", caller=caller)
+            messages.append(Sent(request_id, body, must_not_answer=inner))
+        elif roll < 0.035:
+            messages.append(Sent(request_id, request_body(request_id, MODEL, f"Soak {i} {REFUSED_MARK}")))
         else:
             body = request_body(request_id, MODEL, f"Soak request {i}")
             messages.append(Sent(request_id, body))
-            if roll < 0.04:
+            if roll < 0.055:
                 messages.append(Sent(request_id, body))
-    return messages
+    per_slice = -(-n // slices)
+    # (cut by request: a duplicate's two copies stay together)
+    starts = [j for j, m in enumerate(messages) if j == 0 or m.request_id != messages[j - 1].request_id]
+    cuts = [starts[k] for k in range(0, len(starts), per_slice)] + [len(messages)]
+    out = [messages[a:b] for a, b in itertools.pairwise(cuts)]
+    for k in range(1, len(out)):
+        valid = {m.request_id: m for m in out[k - 1] if not m.expect_dlq and REFUSED_MARK not in m.body}
+        earlier = list(valid.values())
+        late = chooser.sample(earlier, max(round(len(earlier) / 100), 1)) if earlier else []
+        out[k] += [Sent(m.request_id, m.body) for m in late]
+    return out
 
 
 MIB = 2**20
@@ -170,6 +209,45 @@ def print_allocation_growth(control: ControlClient, first: bool) -> None:
         print(f"soak:   {site['size_diff_bytes'] / 1024:+.0f} KiB ({site['count_diff']:+d}) {frames}")
 
 
+def arm_slice_faults(
+    emulator: EmulatorControl, control: ControlClient, stack: LocalStackClient, batch: list[Sent]
+) -> int:
+    """The slice's faults: on the model, throttling (10 %), 5xx (5 % + 2 %) and Bedrock's own timeouts
+    (2 %), and a stream stalled mid-answer per 500 messages; per 200 messages one process runtime killed
+    after Bedrock answered and one record runtime killed after its lineage write; and the process step of
+    every marked request refused by the Lambda service through all its retries. Returns the stalls armed."""
+    emulator.inject_fault("ThrottlingException", model=MODEL, rate=0.1)
+    emulator.inject_fault("ServiceUnavailableException", model=MODEL, rate=0.05)
+    emulator.inject_fault("InternalServerException", model=MODEL, rate=0.02)
+    emulator.inject_fault("ModelTimeoutException", model=MODEL, rate=0.02)
+    stalls = max(len(batch) // 500, 1)
+    emulator.inject_fault("StreamStall", model=MODEL, count=stalls, stage="stall", stall_seconds=120)
+    kills = max(len(batch) // 200, 1)
+    control.kill_runtime("ProcessRequestFunction", kills, after="return")
+    lineage_table = stack.outputs["LineageTableName"]
+    control.kill_runtime("RecordOutcomeFunction", kills, after="UpdateItem", body_contains=lineage_table)
+    refused = sum(REFUSED_MARK in m.body for m in batch)
+    if refused:
+        # (each refused request's step is tried up to six times: armed well past that)
+        control.refuse_invoke("ProcessRequestFunction", 10 * refused, body_contains=REFUSED_MARK)
+    return stalls
+
+
+def slice_faults_fired(emulator: EmulatorControl, control: ControlClient, stalls: int) -> dict[str, int]:
+    """How often each of the slice's faults fired (a stall rule is gone once all its stalls fired)."""
+    armed, rules = control.faults(), emulator.faults()
+    fired = {f"Bedrock {fault.error}": fault.fired for fault in rules if fault.stage != "stall"}
+    fired["Bedrock stream stalled"] = stalls - sum(f.remaining or 0 for f in rules if f.stage == "stall")
+    fired["process runtime killed after return"] = sum(
+        kill["fired"] for kill in armed["kills"] if kill["after"] == "return"
+    )
+    fired["record runtime killed after UpdateItem"] = sum(
+        kill["fired"] for kill in armed["kills"] if kill["after"] == "UpdateItem"
+    )
+    fired["process refused"] = sum(refusal["fired"] for refusal in armed["refusals"])
+    return fired
+
+
 def test_soak_every_request_is_accounted_for_and_memory_stays_flat(
     local_stack: LocalStackClient, results: ResultCollector, emulator: EmulatorControl
 ) -> None:
@@ -177,29 +255,47 @@ def test_soak_every_request_is_accounted_for_and_memory_stays_flat(
     n = int(os.environ.get("XPI_SOAK_N", "10000"))
     harness = Harness(local_stack, results, emulator)
     control = ControlClient(local_stack.state["control"])
-    messages = soak_messages(n)
-    slices = 10
-    per_slice = -(-len(messages) // slices)
+    slices = soak_slices(n)
+    messages = [m for batch in slices for m in batch]
     samples = [sample(local_stack, control, 0)]
     types_before = control.memory(with_types=True)["types"]
-    emulator.inject_fault("ThrottlingException", model=MODEL, rate=0.1)
-    emulator.inject_fault("ServiceUnavailableException", model=MODEL, rate=0.05)
     done: set[str] = set()
+    fired: dict[str, int] = {}
+    unsettled: list[int] = []
     trace = os.environ.get("XPI_SOAK_TRACE") == "1"  # tracemalloc past the warm-up, for finding a leak
+    began = time.monotonic()
     try:
-        # WHEN every slice is sent and settled
-        for start in range(0, len(messages), per_slice):
-            batch = messages[start : start + per_slice]
+        # WHEN every slice is sent under its faults and settled
+        for number, batch in enumerate(slices, 1):
+            sent_at = time.monotonic()
+            stalls = arm_slice_faults(emulator, control, local_stack, batch)
             harness.send(batch)
-            harness.settle(batch, timeout_s=max(600, len(batch) * 0.5), interval_s=2)
-            done |= {m.request_id for m in batch}
+            settled = harness.settle(
+                batch, timeout_s=max(900, len(batch) * 1.0), interval_s=2, reap_every_s=REAPER_EVERY_S
+            )
+            took = time.monotonic() - sent_at
+            for name, count in slice_faults_fired(emulator, control, stalls).items():
+                fired[name] = fired.get(name, 0) + count
+            emulator.clear_faults()
+            control.clear()
+            unsettled += [] if settled else [number]
+            new = {m.request_id for m in batch} - done
+            done |= new
             samples.append(sample(local_stack, control, len(done)))
+            print(
+                f"soak: slice {number}: {len(batch)} messages, {len(new)} new requests in {took:.0f} s "
+                f"({len(new) / took:.2f} requests/s), {'settled' if settled else 'NOT settled'}; "
+                f"faults fired so far: {fired}",
+                flush=True,
+            )
             print(f"soak: {row(samples[-1])}", flush=True)
             print(f"soak:   the stack's own parts MiB: {glue_row(samples[-1])}", flush=True)
             if trace:
                 print_allocation_growth(control, first=len(samples) == 2)
     finally:
         emulator.clear_faults()
+        control.clear()
+    wall_s = time.monotonic() - began
     types_after = control.memory(with_types=True)["types"]
     tally = harness.tally(f"soak, mixed faults ({n})", messages)
 
@@ -244,6 +340,35 @@ def test_soak_every_request_is_accounted_for_and_memory_stays_flat(
         glue_slope = per_thousand(warm, lambda s, name=name: (s.glue or {}).get(name, 0.0))
         print(f"the stack's own part {name}: {glue_slope:+.2f} MiB per 1,000 requests after warm-up")
     print("Python objects grown most (type: count): " + ", ".join(f"{n}: {c:+d}" for c, n in grown))
+    abandoned = sum(
+        e["detail"].get("error", {}).get("code") == "RequestAbandoned"
+        for request_id in done
+        for e in results.events_for(request_id)
+    )
+    print(
+        f"wall time {wall_s:.0f} s for {len(done)} requests ({len(done) / wall_s:.2f} requests/s); "
+        f"faults fired: {fired}; the reaper ran {harness.reaper_runs} times, "
+        f"{abandoned} requests ended by it (RequestAbandoned: their queue run ended at its time limit)"
+    )
+    counters = emulator.counters()
+    calls = [counters.tag(request_id).calls for request_id in done]
+    answers = [counters.tag(request_id).successes for request_id in done]
+    print(
+        f"Bedrock per request: {sum(calls) / len(done):.2f} calls (max {max(calls)}), "
+        f"{sum(answers) / len(done):.3f} answers (max {max(answers)})"
+    )
     assert tally.problems() == []
+    # (every marked request answered by the workflow itself, never reaching Bedrock)
+    refused = {m.request_id for m in messages if REFUSED_MARK in m.body}
+    not_refused_as_such = sorted(
+        request_id
+        for request_id in refused
+        if [e["detail"].get("error", {}).get("code") for e in results.events_for(request_id)]
+        != ["RequestNotProcessed"]
+        or counters.tag(request_id).calls
+    )
+    assert not_refused_as_such == [], not_refused_as_such
+    assert all(count >= 1 for count in fired.values()), fired  # every fault was exercised
+    assert unsettled == [], f"slices not settled within their bound: {unsettled}"
     assert slopes["stack process without it"] <= FLAT_MIB_PER_1000, slopes
     assert slopes["function runtimes"] <= FLAT_MIB_PER_1000, slopes

@@ -1,6 +1,8 @@
 """In-memory fakes of the reaper's ports (AbandonedLineage, ExecutionControl), with the semantics of
 DynamoLineageStore's by-status reads and Step Functions' executions."""
 
+from collections.abc import Callable
+
 from xpi.models.lineage import ACCEPTED, LineageItem
 from xpi.models.reaping import ExecutionState
 
@@ -15,8 +17,14 @@ class FakeAbandonedLineage(FakeLineageStore):
     def put(self, item: LineageItem) -> None:
         self.items[item.request_id] = item
 
-    def accepted_before(self, before_iso: str, limit: int) -> list[LineageItem]:
-        found = [i for i in self.items.values() if i.status == ACCEPTED and i.created_at < before_iso]
+    def accepted_before(
+        self, before_iso: str, limit: int, keep: Callable[[str], bool] | None = None
+    ) -> list[LineageItem]:
+        found = [
+            i
+            for i in self.items.values()
+            if i.status == ACCEPTED and i.created_at < before_iso and (keep is None or keep(i.request_id))
+        ]
         return sorted(found, key=lambda i: i.created_at)[:limit]
 
     def abandon(self, item: LineageItem) -> bool:

@@ -22,7 +22,7 @@ import boto3
 from tests.helpers.waiting import poll_until, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-STARTUP_TIMEOUT_S = 90
+STARTUP_TIMEOUT_S = float(os.environ.get("XPI_STACK_STARTUP_TIMEOUT_S") or 90)  # more on a busy machine
 # What the session's `xpi local up` prints (its endpoints and the export lines users paste).
 SESSION_STACK_LOG = ROOT / ".xpi" / "local" / "integration-stack.log"
 # Where every local stack of this test session writes its IAM call log (tests/test_least_privilege.py);
@@ -70,7 +70,8 @@ class ResultCollector:
                 with self._lock:
                     self._events.setdefault(key, []).append(event)
                     self._lock.notify_all()
-                self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+                with contextlib.suppress(Exception):  # filed already; the stack may be gone (kill_stack)
+                    self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     def wait_for(
         self, request_id: str, timeout_s: float = 60, detail_type: str | None = None
@@ -105,8 +106,9 @@ class ResultCollector:
 
 
 class LocalStackClient:
-    def __init__(self, state: dict[str, Any]) -> None:
+    def __init__(self, state: dict[str, Any], process: subprocess.Popen[bytes] | None = None) -> None:
         self.state = state
+        self.process = process  # `xpi local up`, for a stack of a test module's own (own_stack)
         self.outputs: dict[str, str] = state["outputs"]
         self.session = boto3.Session(
             region_name=state["region"], aws_access_key_id="testing", aws_secret_access_key="testing"
@@ -240,11 +242,60 @@ def own_stack(
         poll_until(lambda: state_file.exists() or process.poll() is not None, startup_timeout_s, 0.2)
         if not state_file.exists():
             raise RuntimeError(f"the stack did not start; see {log_path}:\n{log_path.read_text()[-4000:]}")
-        yield LocalStackClient(json.loads(state_file.read_text()))
+        yield LocalStackClient(json.loads(state_file.read_text()), process)
     finally:
-        process.send_signal(signal.SIGTERM)
+        if process.poll() is None:  # (not killed by the test: kill_stack)
+            process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def _process_table() -> dict[int, tuple[int, str]]:
+    """Every process: pid -> (parent pid, state letter), from /proc."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()  # state ppid ...; comm may hold spaces
+        table[int(entry)] = (int(fields[1]), fields[0])
+    return table
+
+
+def _tree(root: int) -> list[int]:
+    """root and every process below it (its runtimes lead sessions of their own, but stay its children)."""
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in _process_table().items():
+        children.setdefault(parent, []).append(pid)
+    tree, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        tree.append(pid)
+        pending.extend(children.get(pid, []))
+    return tree
+
+
+def kill_stack(stack: LocalStackClient, timeout_s: float = 30) -> list[int]:
+    """A region lost outright: SIGKILL a stack of the module's own (own_stack) and every process it
+    started, at once, so nothing of it cleans up or answers again; moto's state (in the stack's
+    process) is gone with it. Returns the pids killed, once none of them runs any more."""
+    if stack.process is None:
+        raise ValueError("only a stack started by own_stack can be killed")
+    pids = _tree(stack.process.pid)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    stack.process.wait(timeout=timeout_s)
+
+    def gone() -> bool:
+        table = _process_table()
+        return all(pid not in table or table[pid][1] in ("Z", "X") for pid in pids)
+
+    wait_until(gone, timeout_s, interval_s=0.1, what="the killed stack's processes gone")
+    return pids

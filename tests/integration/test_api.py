@@ -135,13 +135,47 @@ def test_unsigned_request_is_refused_like_api_gateway(api: ApiClient) -> None:
 
 
 def test_every_declared_route_refuses_an_unsigned_call(api: ApiClient) -> None:
-    # GIVEN every route of the document (each method is AWS_IAM only if its operation says so)
-    routes = declared_routes()
+    # GIVEN every route of the API (each method is AWS_IAM only if its operation says so); the dashboard
+    # page's are open (the next test)
+    routes = declared_routes("/v1/")
     assert len(routes) >= 10
     # WHEN each is called without a signature
     answers = {f"{method} {path}": api.call(None, method, path) for method, path in routes}
     # THEN API Gateway refuses each one before any function runs
     assert answers == dict.fromkeys(answers, (403, MISSING_TOKEN))
+
+
+def test_the_dashboard_page_is_served_unsigned_and_nothing_else_beside_it(api: ApiClient) -> None:
+    def get(path: str, method: str = "GET") -> tuple[int, Any, bytes]:
+        request = urllib.request.Request(api.url + path, method=method)
+        opener = urllib.request.build_opener(_NoRedirect)
+        try:
+            with opener.open(request, timeout=40) as response:
+                return response.status, response.headers, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers, error.read()
+
+    # WHEN a browser without credentials loads the page, its sign-in configuration and the entry
+    page = get("/dashboard/index.html")
+    config = get("/dashboard/sign-in.json")
+    entry = get("/dashboard")
+
+    # THEN API Gateway lets the open route through to the page function, which answers the stack's files
+    assert page[0] == 200 and b"<html" in page[2]
+    assert page[1]["Content-Type"] == "text/html; charset=utf-8"
+    assert page[1]["X-Frame-Options"] == "DENY" and page[1]["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'none'" in page[1]["Content-Security-Policy"]
+    assert config[0] == 200 and json.loads(config[2])["signIn"] in {"oidc", "none"}
+    assert config[1]["Cache-Control"] == "no-store"
+    assert entry[0] == 302 and entry[1]["Location"].endswith("/dashboard/index.html")
+    # AND nothing else is open: another file is 404 from the function, another method API Gateway's 403
+    assert get("/dashboard/settings.py")[0] == 404
+    assert get("/dashboard/index.html", "POST")[0] == 403
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
 
 def test_undeclared_route_is_refused_even_when_signed(api: ApiClient) -> None:

@@ -2,7 +2,8 @@
 Bedrock batch inference job (the emulator's job API over the commercial moto server's S3), its answers
 are made final through the on-demand path's own steps, and what the job left runs on-demand; the results
 file is in input order either way. A stack of its own, with BatchJobMinLines 5 (the session stack keeps
-the default 0: every other batch test runs on-demand)."""
+the default 0: every other batch test runs on-demand) and BatchJobPageLines 3 (FinishJob runs page after
+page for every job here)."""
 
 import json
 import secrets
@@ -13,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 from xpi.domain.batch import batch_id_for
+from xpi.domain.pricing import price_table
 from xpi_tools.emulator import EmulatorControl
 from xpi_tools.local.faults import ControlClient
 
@@ -22,6 +24,7 @@ from tests.helpers.waiting import poll_until
 pytestmark = pytest.mark.integration
 
 THRESHOLD = 5
+PAGE_LINES = 3
 BATCH_TIMEOUT_S = 60
 
 
@@ -34,6 +37,8 @@ def job_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackCl
         "xpi-jobs",
         "--parameter",
         f"BatchJobMinLines={THRESHOLD}",
+        "--parameter",
+        f"BatchJobPageLines={PAGE_LINES}",  # every job here is made final over more than one page
     ) as stack:
         # Jobs of a few records (Bedrock's minimum is 100) that pass each phase in a fraction of a second.
         EmulatorControl(stack.state["emulator_control"]).set_batch(phase_seconds=0.2, min_records_per_job=2)
@@ -143,6 +148,17 @@ def test_a_file_above_the_threshold_goes_through_one_job_with_results_in_input_o
     answered = job_stack.lineage(f"{batch_id}-1")
     assert answered is not None and answered["status"] == "COMPLETED"
     assert answered.get("credential_version") == "batch-job"
+    # AND its cost is the price table's batch price for its tokens (half the on-demand price)
+    price = price_table().models[str(answered["model_id"])]
+    assert price.batch_input is not None and price.batch_output is not None
+    usage = answered["usage"]
+    batch_cost = (
+        int(usage["input_tokens"]) * price.batch_input + int(usage["output_tokens"]) * price.batch_output
+    ) / 1000
+    assert float(answered["estimated_cost_usd"]) == pytest.approx(batch_cost, abs=1e-8)
+    assert batch_cost == pytest.approx(
+        (int(usage["input_tokens"]) * price.input + int(usage["output_tokens"]) * price.output) / 2000
+    )
     blocked = job_stack.lineage(f"{batch_id}-3")
     assert blocked is not None and blocked["status"] == "BLOCKED"
     # AND the status item counts every line once

@@ -4,8 +4,10 @@ finds the bucket empty past the wait bound is retried by the workflow, never sen
 The local stack's quotas (tools/xpi_tools/local/stack.py) never bind on their own; bench/bench_quota.py
 measures pacing at binding ones."""
 
+import json
+import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -82,15 +84,57 @@ def test_an_empty_bucket_holds_the_request_back_until_it_refills_then_sends_it_o
     calls_before = emulator.counters().model(MODEL).calls
 
     # WHEN a request comes
+    sent_at = datetime.now(UTC)
     request_id = local_stack.send(_request("Summarise the pacing of calls."))
     event = results.wait_for(request_id, timeout_s=90)
 
     # THEN it completed with one Bedrock call, made only once the bucket had refilled: past the
-    # in-function wait bound, so after the QuotaExhausted attempt was retried (in the process step)
+    # in-function wait bound (held in the queue by the consumer, then waited for in the process step)
     assert event["detail-type"] == "Inference Completed"
     assert emulator.counters().model(MODEL).calls - calls_before == 1
-    timings = event["detail"]["timings"]
-    waited = datetime.fromisoformat(timings["invoked_at"]) - datetime.fromisoformat(timings["routed_at"])
+    waited = datetime.fromisoformat(event["detail"]["timings"]["invoked_at"]) - sent_at
     assert waited.total_seconds() >= 5
     item = local_stack.lineage(request_id)
     assert item is not None and item["status"] == "COMPLETED" and "error" not in item
+
+
+def test_a_burst_behind_a_spent_quota_is_held_in_the_queue_then_answered_as_its_sender(
+    local_stack: LocalStackClient, results: ResultCollector, emulator: EmulatorControl
+) -> None:
+    # GIVEN the bucket booked 15 s of the token quota ahead: past the consumer's horizon (3 s)
+    table = _pacing_table(local_stack)
+    warm = results.wait_for(local_stack.send(_request("Warm the bucket.")))
+    bucket = _bucket(local_stack)
+    debt = Decimal(LOCAL_TOKENS_PER_MINUTE) * 15 / 60
+    table.update_item(
+        Key={"bucket": BUCKET},
+        UpdateExpression="ADD #tokens :debt, #version :one",
+        ExpressionAttributeNames={"#tokens": "tokens", "#version": "version"},
+        ExpressionAttributeValues={":debt": -debt - Decimal(bucket["tokens"]), ":one": 1},
+    )
+    calls_before = emulator.counters().model(MODEL).calls
+
+    # WHEN a burst comes
+    sent_at = datetime.now(UTC)
+    sqs = local_stack.client("sqs")
+    message_ids = {}
+    for n in range(4):
+        body = {"request_id": f"it-held-{uuid.uuid4().hex[:12]}", **_request(f"Summarise held request {n}.")}
+        sent = sqs.send_message(
+            QueueUrl=local_stack.outputs["RequestsQueueUrl"], MessageBody=json.dumps(body)
+        )
+        message_ids[body["request_id"]] = sent["MessageId"]
+    events = {request_id: results.wait_for(request_id, timeout_s=90) for request_id in message_ids}
+
+    # THEN each completed with one Bedrock call, nothing failed
+    assert [event["detail-type"] for event in events.values()] == ["Inference Completed"] * len(events)
+    assert emulator.counters().model(MODEL).calls - calls_before == len(events)
+    for request_id, event in events.items():
+        detail = event["detail"]
+        # AND it ran as its producer and under the message id it was sent with, not as the consumer
+        # that held it and sent it again
+        assert detail["caller"]["principal"] == warm["detail"]["caller"]["principal"]
+        assert detail["source_reference"] == message_ids[request_id]
+        # AND it waited in the queue: classified at least the 12 s it was held after it was sent
+        classified = datetime.fromisoformat(detail["timings"]["classified_at"])
+        assert (classified - sent_at).total_seconds() >= 9

@@ -7,6 +7,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,23 @@ from tests.integration.test_compliance import Api, _auditor_keys
 
 pytestmark = pytest.mark.integration
 USAGE = "/v1/usage"
+
+
+def assert_csv_matches_lineage(
+    text: str, project: str, items: list[dict[str, Any] | None], *, completed: int, blocked: int
+) -> None:
+    """The usage CSV's line of the project (grouped by project) adds up to the lineage items of its
+    requests: requests, completed, blocked, input and output tokens, dollars."""
+    [row] = [r for r in csv.DictReader(io.StringIO(text)) if r["project"] == project]
+    done = [i for i in items if i and i["status"] == "COMPLETED"]
+    assert (int(row["requests"]), int(row["completed"]), int(row["blocked"])) == (
+        len(items),
+        completed,
+        blocked,
+    )
+    assert int(row["input_tokens"]) == sum(int(i["usage"]["input_tokens"]) for i in done)
+    assert int(row["output_tokens"]) == sum(int(i["usage"]["output_tokens"]) for i in done)
+    assert Decimal(row["usd"]) == sum(Decimal(i["estimated_cost_usd"]) for i in done)
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +67,7 @@ def test_usage_by_project_matches_lineage_as_json_and_csv(
     assert status == 200, body
 
     # THEN the project's CSV line adds up to its lineage: requests, blocks, tokens and dollars
-    [row] = [r for r in csv.DictReader(io.StringIO(text)) if r["project"] == project]
-    completed = [i for i in items if i and i["status"] == "COMPLETED"]
-    assert (int(row["requests"]), int(row["completed"]), int(row["blocked"])) == (3, 2, 1)
-    assert int(row["input_tokens"]) == sum(int(i["usage"]["input_tokens"]) for i in completed)
-    assert int(row["output_tokens"]) == sum(int(i["usage"]["output_tokens"]) for i in completed)
-    assert Decimal(row["usd"]) == sum(Decimal(i["estimated_cost_usd"]) for i in completed)
+    assert_csv_matches_lineage(text, project, items, completed=2, blocked=1)
     # AND the JSON names the same project's model rows
     rows = json.loads(body)["rows"]
     assert {r["group"]["model"] for r in rows if r["group"]["project"] == project} == {

@@ -139,7 +139,7 @@ def local_down(args: argparse.Namespace) -> int:
     return 1
 
 
-def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return per delegated subcommand
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911, PLR0915 - one return per delegated subcommand
     arguments = list(sys.argv[1:] if argv is None else argv)
     # Subcommands with their own parsers get the rest of the line unchanged.
     if arguments[:1] == ["emulator"]:
@@ -162,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
         from xpi_tools.audit_cli import main as audit_main
 
         return audit_main(arguments[1:])
+    if arguments[:1] == ["regions"]:
+        from xpi_tools.regions_cli import main as regions_main
+
+        return regions_main(arguments[1:])
     if arguments[:1] == ["compliance"]:
         from xpi_tools.compliance_cli import main as compliance_main
 
@@ -228,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
     commands.add_parser("dashboard", help="the dashboard's local signing proxy (xpi dashboard --help)")
     commands.add_parser("batch", help="batch progress: xpi batch status ID (xpi batch --help)")
     commands.add_parser("audit", help="tamper-evident lineage: xpi audit verify (xpi audit --help)")
+    commands.add_parser("regions", help="two regions: xpi regions takeover --region X (--help)")
     commands.add_parser("compliance", help="the compliance report: xpi compliance report (--help)")
     commands.add_parser("iam", help="lint the template's IAM policies: xpi iam lint (xpi iam --help)")
     commands.add_parser("compare", help="the same prompts through chosen models: xpi compare --help")

@@ -18,6 +18,16 @@ On AWS, SQS does not promise that a 5xx answer stored nothing; a request so answ
 answered by both regions, under two ids of one unique part. An answer that never came (a read timeout
 after the request left) is raised as `SendOutcomeUnknown`: resend it to the same region with the same
 `unique` (its id is the same, its processing claim once).
+
+A region lost for good (docs/operations.md, "Disaster recovery"): the producer knows what each region
+took (`taken_by`). Once the region is declared lost and taken over (its requests whose lineage reached
+the survivor end there as `RegionLost`), `resend_unended` sends each request it took that has no end
+(no terminal event, no lineage in the survivor: it never reached the lost region's lineage, or its
+lineage had not replicated) to a healthy region under an id minted for that region, with the same
+unique part (the link to the original), once. The survivor never runs the lost region's id.
+
+The same failover serves the API (`POST /v1/requests`): give a `deliver` that posts the body to the
+region's API, its URL in `RegionQueue.queue_url`, and raises botocore's errors as a client would.
 """
 
 import json
@@ -54,6 +64,7 @@ class Sent:
     request_id: str
     region: str
     failed_over_from: tuple[str, ...] = ()  # the regions tried before, down at the time
+    resent_from: str = ""  # the id it had in a lost region (resend_unended)
 
 
 class NoRegionAvailable(Exception):
@@ -78,15 +89,22 @@ def region_did_not_take_it(error: Exception) -> bool:
     return False
 
 
+def send_to_queue(client: Any, target: RegionQueue, body: dict[str, Any]) -> None:
+    client.send_message(QueueUrl=target.queue_url, MessageBody=json.dumps(body))
+
+
 @dataclass
 class FailoverProducer:
     regions: Sequence[RegionQueue]
     client_for: Callable[[RegionQueue], Any]  # an SQS client for the region (SEND_CONFIG recommended)
     retry_after_s: float = 5.0
     clock: Callable[[], float] = time.monotonic
+    deliver: Callable[[Any, RegionQueue, dict[str, Any]], None] = send_to_queue
     _down_until: dict[str, float] = field(default_factory=dict)
     _clients: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # what each request id was sent with, and where: a region took it, or may have (outcome unknown)
+    _taken: dict[str, tuple[Sent, dict[str, Any]]] = field(default_factory=dict)
 
     def healthy(self) -> list[RegionQueue]:
         """The regions to try, in order: those not marked down, then (all down) every region."""
@@ -95,16 +113,17 @@ class FailoverProducer:
             up = [r for r in self.regions if self._down_until.get(r.region, 0.0) <= now]
         return up or list(self.regions)
 
-    def send(self, body: dict[str, Any], *, unique: str | None = None) -> Sent:
+    def send(
+        self, body: dict[str, Any], *, unique: str | None = None, resent_from: str = "", avoid: str = ""
+    ) -> Sent:
         unique = unique or uuid.uuid4().hex
         tried: list[str] = []
-        for target in self.healthy():
+        for target in [r for r in self.healthy() if r.region != avoid]:
             request_id = mint_request_id(target.region, unique)
             try:
-                self._client(target).send_message(
-                    QueueUrl=target.queue_url, MessageBody=json.dumps({**body, "request_id": request_id})
-                )
+                self.deliver(self._client(target), target, {**body, "request_id": request_id})
             except ReadTimeoutError as error:
+                self._note(Sent(request_id, target.region, tuple(tried), resent_from), body)
                 raise SendOutcomeUnknown(target.region, request_id) from error
             except Exception as error:
                 if not region_did_not_take_it(error):
@@ -115,8 +134,38 @@ class FailoverProducer:
                 continue
             with self._lock:
                 self._down_until.pop(target.region, None)
-            return Sent(request_id=request_id, region=target.region, failed_over_from=tuple(tried))
+            sent = Sent(request_id, target.region, tuple(tried), resent_from)
+            self._note(sent, body)
+            return sent
         raise NoRegionAvailable(f"no region took the request (tried {', '.join(tried)})")
+
+    def _note(self, sent: Sent, body: dict[str, Any]) -> None:
+        with self._lock:
+            self._taken[sent.request_id] = (sent, body)
+
+    def taken_by(self, region: str) -> list[Sent]:
+        """The requests sent to `region` that it took (or may have: its answer never came)."""
+        with self._lock:
+            return [sent for sent, _ in self._taken.values() if sent.region == region]
+
+    def resend_unended(self, lost_region: str, ended: Callable[[str], bool]) -> list[Sent]:
+        """After `lost_region` was declared lost and taken over: send each request it took for which
+        `ended(request_id)` is false (no terminal event, no lineage in the survivor) to another region,
+        under an id minted for it with the same unique part, once. Returns what was resent."""
+        with self._lock:
+            resent = {sent.resent_from for sent, _ in self._taken.values() if sent.resent_from}
+            pending = [
+                (sent, body)
+                for sent, body in self._taken.values()
+                if sent.region == lost_region and sent.request_id not in resent
+            ]
+        again = []
+        for sent, body in pending:
+            if ended(sent.request_id):
+                continue
+            unique = sent.request_id.split(".", 1)[1]
+            again.append(self.send(body, unique=unique, resent_from=sent.request_id, avoid=lost_region))
+        return again
 
     def _client(self, target: RegionQueue) -> Any:
         with self._lock:

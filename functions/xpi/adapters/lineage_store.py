@@ -1,5 +1,6 @@
 """Lineage items in DynamoDB (xpi.models.lineage): one per request, final states guarded by conditions."""
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -132,7 +133,13 @@ class DynamoLineageStore:
         return aws.write_if(write)
 
     # ------------------------------------------------------------------ the reaper (by-status index)
-    def _by_status(self, key: Any, limit: int, filter_expression: Any = None) -> list[LineageItem]:
+    def _by_status(
+        self,
+        key: Any,
+        limit: int,
+        filter_expression: Any = None,
+        keep: Callable[[str], bool] | None = None,
+    ) -> list[LineageItem]:
         table = aws.dynamodb().Table(self._table_name)
         items: list[LineageItem] = []
         arguments: dict[str, Any] = {"IndexName": BY_STATUS_INDEX, "KeyConditionExpression": key}
@@ -140,14 +147,18 @@ class DynamoLineageStore:
             arguments["FilterExpression"] = filter_expression
         while len(items) < limit:
             page = table.query(**arguments, Limit=QUERY_PAGE_LIMIT)
-            items.extend(_item(dict(stored)) for stored in page.get("Items", []))
+            found = (_item(dict(stored)) for stored in page.get("Items", []))
+            items.extend(item for item in found if keep is None or keep(item.request_id))
             if "LastEvaluatedKey" not in page:
                 break
             arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return items[:limit]
 
-    def accepted_before(self, before_iso: str, limit: int) -> list[LineageItem]:
-        return self._by_status(Key("status").eq(ACCEPTED) & Key("created_at").lt(before_iso), limit)
+    def accepted_before(
+        self, before_iso: str, limit: int, keep: Callable[[str], bool] | None = None
+    ) -> list[LineageItem]:
+        key = Key("status").eq(ACCEPTED) & Key("created_at").lt(before_iso)
+        return self._by_status(key, limit, keep=keep)
 
     def abandon(self, item: LineageItem) -> bool:
         return self.finalize(item)

@@ -6,31 +6,35 @@ This module imports no boto3, so a service that depends on ports alone can be re
 without AWS.
 """
 
-from collections.abc import Iterator, Mapping, Sequence
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 
-from pydantic import BaseModel
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
-from xpi.domain.access import Charge
-from xpi.domain.circuit import BreakerSettings, CircuitState
-from xpi.domain.egress import PathState
-from xpi.domain.pacing import BucketState
-from xpi.models.answer import CachedAnswer, StoredAnswer
-from xpi.models.bedrock import ModelAnswer
-from xpi.models.credentials import (
-    AccessKeyMetadata,
-    ApiKey,
-    CommercialCredentials,
-    IamKeys,
-    ServiceCredentialMetadata,
-)
-from xpi.models.intake import OriginalSender
-from xpi.models.lineage import LineageFeedback, LineageItem
-from xpi.models.queue import QueuedInput
-from xpi.models.reaping import ExecutionState
-from xpi.models.request import InferenceRequest
-from xpi.models.workflow import Claim, PayloadRef, Route, WorkflowInput
+    from xpi.domain.access import Charge
+    from xpi.domain.circuit import BreakerSettings, CircuitState
+    from xpi.domain.egress import PathState
+    from xpi.domain.pacing import BucketState
+    from xpi.models.answer import CachedAnswer, StoredAnswer
+    from xpi.models.bedrock import ModelAnswer
+    from xpi.models.credentials import (
+        AccessKeyMetadata,
+        ApiKey,
+        CommercialCredentials,
+        IamKeys,
+        ServiceCredentialMetadata,
+    )
+    from xpi.models.hold import HeldMessage
+    from xpi.models.intake import OriginalSender
+    from xpi.models.lineage import LineageFeedback, LineageItem
+    from xpi.models.queue import QueuedInput
+    from xpi.models.reaping import ExecutionState
+    from xpi.models.request import InferenceRequest
+    from xpi.models.workflow import Claim, PayloadRef, Route, WorkflowInput
 
 # The compliance, API and batch functions' models: not loaded at every other function's cold start.
 if TYPE_CHECKING:
@@ -122,8 +126,11 @@ class AbandonedLineage(Protocol):
     """The lineage table as the reaper reads it: the by-status index, and the mark that an abandoned
     request's event was published."""
 
-    def accepted_before(self, before_iso: str, limit: int) -> list[LineageItem]:
-        """ACCEPTED items created before before_iso, oldest first, at most limit."""
+    def accepted_before(
+        self, before_iso: str, limit: int, keep: Callable[[str], bool] | None = None
+    ) -> list[LineageItem]:
+        """ACCEPTED items created before before_iso, oldest first, at most limit; with `keep`, only the
+        items whose request id it keeps (counted toward limit after it)."""
         ...
 
     def abandon(self, item: LineageItem) -> bool:
@@ -158,6 +165,15 @@ class QueueStarter(Protocol):
         """Start executions for the batch's (message id, request) pairs, as few as the input limit
         allows, each request with its answer should it never be processed; the message ids whose
         execution did not start."""
+        ...
+
+
+class QueueHolder(Protocol):
+    """The requests queue, taking back messages the consumer holds while the Bedrock quota is spent."""
+
+    def hold(self, messages: Sequence[HeldMessage], delay_s: int) -> list[str]:
+        """Send each message again, delayed `delay_s` seconds, with its mark; the message ids not sent
+        (they are started now instead)."""
         ...
 
 
@@ -333,11 +349,11 @@ class AdminActions(Protocol):
         *,
         changed_by: str,
         changed_at: str,
-    ) -> "StoredConfig":
+    ) -> StoredConfig:
         """Store `document` as the next signed revision of the policy or routing document."""
         ...
 
-    def redrive(self) -> "RedriveStarted":
+    def redrive(self) -> RedriveStarted:
         """Start moving every message of the requests DLQ back to the queue it was dead-lettered from
         (asynchronously, by SQS); returns the move task's handle and how many messages it is to move."""
         ...
@@ -356,8 +372,8 @@ class BatchTable(BatchStatusReader, Protocol):
     def create_status(self, batch_id: str, attributes: dict[str, Any]) -> bool: ...
     def update_status(self, batch_id: str, attributes: dict[str, Any]) -> dict[str, Any]: ...
     def claim_transition(self, batch_id: str, from_state: str, to_state: str) -> bool: ...
-    def put_invalid_lines(self, batch_id: str, results: list["LineResult"]) -> None: ...
-    def record_line(self, batch_id: str, result: "LineResult", counters: dict[str, int | float]) -> bool: ...
+    def put_invalid_lines(self, batch_id: str, results: list[LineResult]) -> None: ...
+    def record_line(self, batch_id: str, result: LineResult, counters: dict[str, int | float]) -> bool: ...
     def claim_release(self, batch_id: str, line: int) -> bool: ...
     def claim_line(self, batch_id: str, index: int) -> bool: ...
     def acquire_slots(self, slots: Mapping[str, int]) -> bool: ...
@@ -365,7 +381,7 @@ class BatchTable(BatchStatusReader, Protocol):
     def add_waiting(self, models: Sequence[str], batch_id: str) -> None: ...
     def remove_waiting(self, models: Sequence[str], batch_id: str) -> None: ...
     def waiting(self, models: Sequence[str]) -> list[str]: ...
-    def lines(self, batch_id: str) -> Iterator["LineResult"]: ...
+    def lines(self, batch_id: str) -> Iterator[LineResult]: ...
 
 
 class BatchObjects(Protocol):
@@ -383,7 +399,7 @@ class BatchObjects(Protocol):
 class BatchStarter(Protocol):
     """The batch workflow; an execution is named by its batch id."""
 
-    def start(self, batch: "BatchObject") -> bool:
+    def start(self, batch: BatchObject) -> bool:
         """Start it; False when this batch was started before."""
         ...
 
@@ -425,15 +441,15 @@ class DigestSigner(Protocol):
 class StackConfigurationReader(Protocol):
     """The stack's own resources' live configuration, read with Describe/Get calls only."""
 
-    def read(self) -> "StackConfiguration": ...
+    def read(self) -> StackConfiguration: ...
 
 
 class CheckRunStore(Protocol):
     """Where the configuration checks' runs are kept and the compliance report reads the latest."""
 
-    def put(self, run: "CheckRun") -> None: ...
+    def put(self, run: CheckRun) -> None: ...
 
-    def latest(self) -> "CheckRun | None": ...
+    def latest(self) -> CheckRun | None: ...
 
 
 class DayLineage(Protocol):
@@ -443,13 +459,13 @@ class DayLineage(Protocol):
 
 
 class ConfigHistory(Protocol):
-    def changes(self, since: datetime, until: datetime) -> "list[ConfigChange]":
+    def changes(self, since: datetime, until: datetime) -> list[ConfigChange]:
         """Every version of the policy and routing parameters written in [since, until)."""
         ...
 
 
 class AdminActivity(Protocol):
-    def actions(self, since: datetime, until: datetime) -> "list[AdminAction]":
+    def actions(self, since: datetime, until: datetime) -> list[AdminAction]:
         """The admin routes' calls in [since, until), allowed and refused (the API's access log)."""
         ...
 
@@ -475,11 +491,11 @@ class BatchJobRecords(Protocol):
     """A batch's job item in the batch table: written before the job is submitted, so a retried
     submission finds it (and its idempotency token) rather than making another job."""
 
-    def begin(self, job: "BatchJob") -> "BatchJob":
+    def begin(self, job: BatchJob) -> BatchJob:
         """Store the job item if the batch has none; return the stored one either way."""
         ...
 
-    def update(self, job: "BatchJob") -> None: ...
+    def update(self, job: BatchJob) -> None: ...
 
 
 class CommercialObjects(Protocol):

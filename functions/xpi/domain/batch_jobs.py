@@ -36,7 +36,6 @@ BATCH_CAPABLE: Final = frozenset(
     }
 )
 _PROFILE_PREFIX: Final = re.compile(r"^(us|eu|apac|global|us-gov)\.")
-BATCH_DISCOUNT: Final = 0.5  # batch inference is billed at half the on-demand price of the same model
 # Job states that end the job (the user guide's statuses); every other one is still going.
 TERMINAL: Final = frozenset({"Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired"})
 WITH_OUTPUT: Final = frozenset({"Completed", "PartiallyCompleted"})
@@ -130,6 +129,29 @@ class JobResults:
     def on_demand(self) -> list[int]:
         """The lines to run on-demand, in input order: failed or missing."""
         return sorted({*self.failed, *self.missing})
+
+
+def answered_lines(output_lines: Iterable[str]) -> set[int]:
+    """The lines the job answered (a record with a `modelOutput` and no `error`), without keeping the
+    answers: what the last page of a finish needs to release every other line on-demand."""
+    answered: set[int] = set()
+    seen: set[int] = set()  # as parse_output: a line's first record decides
+    for text in output_lines:
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(record, dict):
+            continue
+        line = line_of(str(record.get("recordId", "")))
+        if line is None or line in seen:
+            continue
+        seen.add(line)
+        if record.get("error") is None and isinstance(record.get("modelOutput"), dict):
+            answered.add(line)
+    return answered
 
 
 def parse_output(output_lines: Iterable[str], submitted: Sequence[int]) -> JobResults:
@@ -248,4 +270,5 @@ def job_answer(model_output: Mapping[str, Any], *, converse: bool = False) -> Mo
         ),
         latency_ms=0,
         credential_version=JOB_CREDENTIAL,
+        billing="batch",  # priced at the batch price (xpi.domain.pricing.batch_prices)
     )

@@ -46,6 +46,7 @@ MESSAGES: dict[str, str] = {
     "BatchStalled": "no line of the batch finished for too long; the batch was given up",
     "InvocationTimeout": "no result within the synchronous wait; the request goes on",
     "RequestAbandoned": "the request's workflow ended without an outcome; send it again",
+    "RegionLost": "the request's region was lost before it ended; send it again",
     "RequestNotProcessed": "the request's processing step did not run its course; send it again",
     "PolicyInvalid": "the policy does not validate",
     "RouteNotFound": "no such route",

@@ -48,3 +48,31 @@ def refuse_other_regions(request_id: str, region: str) -> None:
             request_id,
             problems=(Problem("request_id", "other_region"),),
         )
+
+
+def owned_by_other_region(request_id: str, region: str) -> bool:
+    """Whether a request id names a region other than this one: this region's reaper leaves it to the
+    region it names (with one global table both reapers see it; each ends only its own, so the two never
+    both end it). No region configured (""): nothing is another region's."""
+    return bool(region) and not belongs_here(request_id, region)
+
+
+def check_takeover(lost_region: str, here: str) -> None:
+    """A takeover names another region by its name: a region never declares itself lost (its own
+    requests its reaper ends), and a typo must not match nothing silently."""
+    if minted_region(f"{lost_region}.x") != lost_region:
+        raise RequestInvalid(
+            "not a region name", "takeover", problems=(Problem("takeover_region", "not_a_region"),)
+        )
+    if lost_region == here:
+        raise RequestInvalid(
+            "a region cannot take over its own requests (its reaper ends them)",
+            "takeover",
+            problems=(Problem("takeover_region", "own_region"),),
+        )
+
+
+def taken_over(request_id: str, lost_region: str) -> bool:
+    """Whether the takeover of `lost_region` may end this request: its id was minted for that region
+    (an id naming no region is processed where it arrived, and that region's reaper ends it)."""
+    return minted_region(request_id) == lost_region

@@ -33,7 +33,7 @@ from xpi.domain.access import (
 )
 from xpi.domain.errors import ModelNotAllowedForCaller, ModelNotApproved
 from xpi.domain.experiments import Experiment, applies, assign
-from xpi.domain.pricing import cache_prices
+from xpi.domain.pricing import batch_prices, cache_prices
 from xpi.domain.strategies import (
     COMMERCIAL,
     Hop,
@@ -253,18 +253,23 @@ def candidate_plans(config: RoutingConfig, context: RouteContext) -> tuple[Plan,
     return plan, plan_route(config, context, experiments=False)
 
 
-def estimate_cost(config: RoutingConfig, model_id: str, usage: Usage) -> float:
+def estimate_cost(config: RoutingConfig, model_id: str, usage: Usage, *, batch: bool = False) -> float:
+    """What `usage` of `model_id` costs: on-demand, or (`batch`) as the answer of a Bedrock batch
+    inference job, at the price table's batch price (xpi.domain.pricing.batch_prices)."""
     price = config.models.get(model_id)
     if price is None:
         return 0.0
+    input_price, output_price = price.usd_per_1k_input_tokens, price.usd_per_1k_output_tokens
+    if batch:
+        input_price, output_price = batch_prices(model_id, input_price, output_price)
     read, write = cache_prices(model_id, price.usd_per_1k_input_tokens)
     if price.usd_per_1k_cache_read_input_tokens is not None:
         read = price.usd_per_1k_cache_read_input_tokens
     if price.usd_per_1k_cache_write_input_tokens is not None:
         write = price.usd_per_1k_cache_write_input_tokens
     cost = (
-        usage.input_tokens * price.usd_per_1k_input_tokens
-        + usage.output_tokens * price.usd_per_1k_output_tokens
+        usage.input_tokens * input_price
+        + usage.output_tokens * output_price
         + (usage.cache_read_input_tokens or 0) * read
         + (usage.cache_write_input_tokens or 0) * write
     ) / 1000

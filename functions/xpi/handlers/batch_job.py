@@ -1,7 +1,7 @@
 """Batch workflow, the job path's steps (xpi.services.batch_job_path): after the split, start a job for
 a large batch (StartJob: held, prepared through the on-demand path's steps, submitted once; or no job,
 the batch runs on-demand as before); look at it once per growing wait (CheckJob); when it ended, make its
-answered lines final and release the rest on-demand in input order (FinishJob).
+answered lines final, a page per invocation, and release the rest on-demand in input order (FinishJob).
 
 Answers the workflow's `$.job` (xpi.models.batch_jobs.JobState)."""
 
@@ -14,7 +14,7 @@ from xpi import dependencies
 from xpi.handlers import contain_errors
 from xpi.models.batch_jobs import JobState, JobStepInput, StartJobStep
 from xpi.observability import logger, metrics, tracer
-from xpi.services.batch_job_path import finish, look, start
+from xpi.services.batch_job_path import PageLimits, finish, look, start
 from xpi.services.queue_processing import RetryBudget
 from xpi.settings import get_settings
 
@@ -52,12 +52,20 @@ def handler(event: JobStepInput, context: LambdaContext) -> dict[str, Any]:
         logger.append_keys(batch_id=step.job.batch_id)
         state = finish(
             step.job,
+            step.cursor,
+            PageLimits(lines=settings.batch_job_page_lines, bytes=settings.batch_job_page_bytes),
             ports=dependencies.batch_job_ports(),
             queue=dependencies.queue_ports(),
             judge=dependencies.judgement,
             budget=budget,
         )
     logger.info(
-        "job step", extra={"step": step.step, "submitted": state.submitted, "finished": state.finished}
+        "job step",
+        extra={
+            "step": step.step,
+            "submitted": state.submitted,
+            "finished": state.finished,
+            "collected": state.collected,
+        },
     )
     return state.model_dump(mode="json")

@@ -4,6 +4,11 @@ the batch's accepted requests, reporting partial failures.
 A message that cannot be accepted is answered once (failure event + lineage) and reported as a batch
 item failure, so it returns until maxReceiveCount moves it to the DLQ, without holding up its batch. A
 message whose execution did not start is reported too, and returns.
+
+While the model's Bedrock quota is spent, accepted messages are held in the queue instead of started
+(xpi.services.queue_hold): sent again, delayed, by this function's role with a hold mark naming their
+original sender, message id and sent time, and reported processed. A message from this role is read as
+its mark says; a mark on anyone else's message is ignored.
 """
 
 from datetime import UTC, datetime
@@ -16,12 +21,15 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from xpi import dependencies
+from xpi.domain.ownership import owner_of
 from xpi.handlers import contain_errors
+from xpi.models.hold import ATTRIBUTE, HoldMark
 from xpi.models.intake import OriginalSender
 from xpi.models.queue import QueuedInput
 from xpi.models.workflow import Source
 from xpi.observability import logger, metrics, tracer
 from xpi.services import redrive
+from xpi.services.queue_hold import Pending
 from xpi.services.submission import Submitted, parse_or_reject, queued_input, start_batch
 from xpi.settings import get_settings
 
@@ -32,6 +40,7 @@ dependencies.preload(
     dependencies.intake_records,
     dependencies.lineage_store,
     dependencies.queue_starter,
+    dependencies.queue_hold,
 )
 
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -39,23 +48,39 @@ processor = BatchProcessor(event_type=EventType.SQS)
 # each message's body and sender, kept for a redrive when its execution does not start.
 _accepted: list[tuple[str, QueuedInput]] = []
 _senders: dict[str, tuple[str, OriginalSender]] = {}
+_pending: list[Pending] = []
+
+
+def _hold_mark(record: SQSRecord) -> HoldMark | None:
+    """The mark of a message this function held earlier (sent by its own role); None for any other."""
+    if owner_of(record.attributes.sender_id) not in get_settings().queue_holders:
+        return None
+    attribute = record.message_attributes[ATTRIBUTE]
+    if attribute is None or attribute.string_value is None:
+        return None
+    return HoldMark.model_validate_json(attribute.string_value)
 
 
 @contain_errors
 def record_handler(record: SQSRecord) -> str:
-    # A redriven message is attributed to its original sender and message id, never to the redriver.
-    sender = redrive.original_sender(
-        record.body,
-        OriginalSender(sender_id=record.attributes.sender_id, message_id=record.message_id),
-        get_settings().redrivers,
-        dependencies.intake_records(),
-        dependencies.hash_key(),
-    )
+    # A redriven message is attributed to its original sender and message id, never to the redriver;
+    # a held one to what its mark says.
+    mark = _hold_mark(record)
+    if mark is None:
+        sender = redrive.original_sender(
+            record.body,
+            OriginalSender(sender_id=record.attributes.sender_id, message_id=record.message_id),
+            get_settings().redrivers,
+            dependencies.intake_records(),
+            dependencies.hash_key(),
+        )
+        mark = HoldMark(sender=sender, sent_timestamp_ms=int(record.attributes.sent_timestamp))
+    sender = mark.sender
     source = Source(
         kind="sqs",
         principal=sender.sender_id,
         reference=sender.message_id,
-        received_at=datetime.fromtimestamp(int(record.attributes.sent_timestamp) / 1000, tz=UTC),
+        received_at=datetime.fromtimestamp(mark.sent_timestamp_ms / 1000, tz=UTC),
     )
     try:
         request = parse_or_reject(
@@ -73,6 +98,7 @@ def record_handler(record: SQSRecord) -> str:
         )
         raise
     _senders[record.message_id] = (record.body, sender)
+    _pending.append(Pending(message_id=record.message_id, body=record.body, request=request, mark=mark))
     _accepted.append(
         (
             record.message_id,
@@ -94,10 +120,16 @@ def record_handler(record: SQSRecord) -> str:
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     _accepted.clear()
     _senders.clear()
+    _pending.clear()
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
     accepted, _accepted[:] = list(_accepted), []
+    hold = dependencies.queue_hold()
+    if hold is not None:  # held: sent back to the queue for later, and reported processed
+        held = hold.held(_pending)
+        accepted = [(message_id, queued) for message_id, queued in accepted if message_id not in held]
+    _pending.clear()
     not_started = start_batch(accepted, dependencies.queue_starter())
     for message_id in not_started:  # it returns, and may reach the DLQ: keep who sent it for a redrive
         body, sender = _senders[message_id]

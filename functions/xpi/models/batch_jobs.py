@@ -49,6 +49,7 @@ class CheckJobStep(BaseModel):
 
     step: Literal["check", "finish"]
     job: BatchJob
+    cursor: Annotated[int, Field(ge=0)] = 0  # FinishJob: where its page starts (the lines gone through)
 
 
 class JobStepInput(RootModel[StartJobStep | CheckJobStep]):
@@ -57,11 +58,13 @@ class JobStepInput(RootModel[StartJobStep | CheckJobStep]):
 
 class JobState(BaseModel):
     """What the job steps answer ($.job in the batch workflow): whether the batch took a job, the job,
-    whether it ended, the seconds to wait before the next look, and (after FinishJob) how many lines
-    went on-demand."""
+    whether it ended, the seconds to wait before the next look, and (FinishJob, one page at a time)
+    where the next page starts, whether every page is done, and then how many lines went on-demand."""
 
     submitted: bool
     job: BatchJob | None = None
     finished: bool = False
     wait_s: int = 0
+    cursor: int = 0
+    collected: bool = False
     on_demand: int | None = None

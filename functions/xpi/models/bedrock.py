@@ -1,6 +1,6 @@
 """What commercial Bedrock answered, in the workflow's terms (the BedrockGateway port's result)."""
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -23,3 +23,5 @@ class ModelAnswer(BaseModel):
     # What the call put on the wire and took off it (request and answer lines, headers, bodies), in bytes
     bytes_sent: int | None = None
     bytes_received: int | None = None
+    # How Bedrock bills the answer: on-demand, or (batch) as a line of a batch inference job, half price
+    billing: Literal["on_demand", "batch"] = "on_demand"

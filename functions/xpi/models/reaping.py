@@ -27,3 +27,23 @@ class ReapReport(BaseModel):
     stopped: list[str] = []
     reported_late: list[str] = []
     finished_meanwhile: list[str] = []
+
+
+class TakeoverRequest(BaseModel):
+    """The reaper invoked by an operator (`xpi regions takeover`, docs/operations.md, "Disaster
+    recovery"): end the requests another region, declared lost, left unended."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    takeover_region: str
+
+
+class TakeoverReport(BaseModel):
+    """One takeover run: the lost region's request ids it ended as FAILED (`RegionLost`), those whose
+    event it published late, those found final meanwhile, and whether more may be left (a full page)."""
+
+    region: str
+    ended: list[str] = []
+    reported_late: list[str] = []
+    finished_meanwhile: list[str] = []
+    more: bool = False

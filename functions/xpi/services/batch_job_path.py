@@ -9,14 +9,17 @@ prepare  every valid line runs the queue path's own steps (validate, classify an
 collect  every line the job answered runs the same steps again, claimed and with events, the job's
          answer taking the place of the Bedrock call, then the record step's lineage and the one result
          event, and its line item in the batch table; the job's failed and missing lines, with the lines
-         prepare left, go on-demand (xpi.services.batch.release_only).
+         prepare left, go on-demand (xpi.services.batch.release_only). FinishJob does it by page
+         (finish_page: bounded by lines, bytes and the invocation's time left; the workflow runs it
+         again from where the page ended until the last page releases the rest).
 """
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from itertools import islice
+from typing import Any, Final
 
 from pydantic import BaseModel
 
@@ -40,7 +43,7 @@ from xpi.models.workflow import Route, Source
 from xpi.observability import logger
 from xpi.services import queue_processing
 from xpi.services.batch import chunk_key, line_counters, release_only
-from xpi.services.batch_jobs import check_job, collect_job, submit_job
+from xpi.services.batch_jobs import check_job, lines_answered, page_answers, submit_job
 from xpi.services.classification import classify
 from xpi.services.invocation import invoke_model
 from xpi.services.recording import record_outcome
@@ -191,14 +194,41 @@ def collect(
 ) -> list[int]:
     """Every answered line made final as the on-demand path makes it; the lines of `entries` the job
     did not answer, in input order (for the on-demand path)."""
+    _, left = _collect_entries(
+        batch_id, status, entries, answered,
+        ports=ports, judge=judge, budget=budget, table=table, events=events,
+    )  # fmt: skip
+    return left
+
+
+def _collect_entries(
+    batch_id: str,
+    status: Mapping[str, Any],
+    entries: Iterable[Mapping[str, Any]],
+    answered: Mapping[int, dict[str, Any]],
+    *,
+    ports: queue_processing.QueuePorts,
+    judge: Callable[[], Judgement],
+    budget: queue_processing.RetryBudget,
+    table: BatchTable,
+    events: EventPublisher,
+    stop: Callable[[int], bool] = lambda done_bytes: False,
+) -> tuple[int, list[int]]:
+    """collect, stopping before an entry when `stop(bytes so far)` says so (never before the first):
+    how many entries it went through, and the unanswered lines among them."""
     outputs = {line_request_id(batch_id, line): output for line, output in answered.items()}
     live = replace(ports, gateway=_Replay(outputs))
     left: list[int] = []
+    done = size = 0
     for entry in entries:
+        if done and stop(size):
+            break
+        done += 1
         line = int(entry["line"])
         if line not in answered:
             left.append(line)
             continue
+        size += len(json.dumps(entry["request"])) + len(json.dumps(answered[line]))
         state = queue_processing.process(
             _task(batch_id, status, entry, "job"), ports=live, judge=judge, budget=budget
         )
@@ -217,7 +247,7 @@ def collect(
         table.claim_release(batch_id, number)
         if outcome.emit:
             events.publish(outcome.detail_type, detail)
-    return left
+    return done, left
 
 
 # ---------------------------------------------------------------------------------------------- steps
@@ -277,6 +307,63 @@ def start_job(
     )
 
 
+@dataclass(frozen=True)
+class PageLimits:
+    """One FinishJob invocation's page: at most this many lines, and it ends before the line that would
+    take its requests and answers past `bytes`, or when the invocation's time left falls to the
+    retry budget's reserve (at least one line per page)."""
+
+    lines: int
+    bytes: int
+
+
+UNBOUNDED: Final = PageLimits(lines=2**31, bytes=2**62)
+
+
+@dataclass(frozen=True)
+class FinishPage:
+    cursor: int  # the valid lines (in input order) gone through, this page's included
+    done: bool  # every line seen: the rest released on-demand
+    on_demand: int | None = None  # when done: how many lines go on-demand
+
+
+def finish_page(
+    job: BatchJob,
+    cursor: int,
+    limits: PageLimits,
+    *,
+    ports: JobPorts,
+    queue: queue_processing.QueuePorts,
+    judge: Callable[[], Judgement],
+    budget: queue_processing.RetryBudget,
+) -> FinishPage:
+    """One page of a finished job: the answered lines among the valid lines from `cursor` on made final
+    (a page retried, or overlapping one before, makes nothing final twice and emits nothing twice: each
+    line's lineage claim); after the last line, every valid line the job did not answer released
+    on-demand in input order."""
+    status = ports.table.status(job.batch_id)
+    if status is None:
+        raise ValueError(f"batch {job.batch_id} has no status item")
+    entries = islice(_entries(job.batch_id, status, ports.objects), cursor, None)
+    page = list(islice(entries, limits.lines))
+    more = next(entries, None) is not None
+    if page:
+        answers = page_answers(job, [int(entry["line"]) for entry in page], objects=ports.commercial)
+        done, _ = _collect_entries(
+            job.batch_id, status, page, answers,
+            ports=queue, judge=judge, budget=budget, table=ports.table, events=ports.events,
+            stop=lambda size: size >= limits.bytes or budget.time_left() <= budget.reserve_s,
+        )  # fmt: skip
+        logger.info("job page", extra={"batch_id": job.batch_id, "cursor": cursor, "lines": done})
+        cursor += done
+        if done < len(page) or more:
+            return FinishPage(cursor=cursor, done=False)
+    final = lines_answered(job, objects=ports.commercial)
+    left = [line for line in _valid_lines(job.batch_id, status, ports.objects) if line not in final]
+    on_demand = release_only(job.batch_id, left, ports.table, ports.objects)
+    return FinishPage(cursor=cursor, done=True, on_demand=on_demand)
+
+
 def finish_job(
     job: BatchJob,
     *,
@@ -284,25 +371,16 @@ def finish_job(
     queue: queue_processing.QueuePorts,
     judge: Callable[[], Judgement],
     budget: queue_processing.RetryBudget,
+    limits: PageLimits = UNBOUNDED,
 ) -> int:
     """After the job ended: its answered lines made final, every other valid line released on-demand in
-    input order; how many go on-demand."""
-    status = ports.table.status(job.batch_id)
-    if status is None:
-        raise ValueError(f"batch {job.batch_id} has no status item")
-    results = collect_job(job, objects=ports.commercial)
-    left = collect(
-        job.batch_id,
-        status,
-        _entries(job.batch_id, status, ports.objects),
-        results.answered,
-        ports=queue,
-        judge=judge,
-        budget=budget,
-        table=ports.table,
-        events=ports.events,
-    )
-    return release_only(job.batch_id, left, ports.table, ports.objects)
+    input order, page after page in one call; how many go on-demand."""
+    cursor = 0
+    while True:
+        page = finish_page(job, cursor, limits, ports=ports, queue=queue, judge=judge, budget=budget)
+        if page.done:
+            return page.on_demand or 0
+        cursor = page.cursor
 
 
 def look(job: BatchJob, *, ports: JobPorts, max_wait_s: int) -> JobState:
@@ -336,12 +414,22 @@ def start(
 
 def finish(
     job: BatchJob,
+    cursor: int,
+    limits: PageLimits,
     *,
     ports: JobPorts,
     queue: queue_processing.QueuePorts,
     judge: Callable[[], Judgement],
     budget: queue_processing.RetryBudget,
 ) -> JobState:
-    """finish_job, answered for the workflow: how many lines went on-demand."""
-    left = finish_job(job, ports=ports, queue=queue, judge=judge, budget=budget)
-    return JobState(submitted=True, job=job, finished=True, on_demand=left)
+    """One page of finish_job, answered for the workflow: where the next page starts, or (collected)
+    how many lines went on-demand. The workflow runs FinishJob again until collected."""
+    page = finish_page(job, cursor, limits, ports=ports, queue=queue, judge=judge, budget=budget)
+    return JobState(
+        submitted=True,
+        job=job,
+        finished=True,
+        cursor=page.cursor,
+        collected=page.done,
+        on_demand=page.on_demand,
+    )

@@ -8,7 +8,9 @@ submit   the records policy allowed (already classified and redacted, Bedrock's 
 check    one look at the job; when it has not ended, how long to wait before the next look (growing,
          capped: xpi.domain.batch_jobs.next_check_s), so a job of hours costs a few dozen looks
 collect  the job's output read back and mapped to lines: answered, failed (the record's error), and
-         missing (a partially completed, stopped or expired job); failed and missing lines go on-demand
+         missing (a partially completed, stopped or expired job); failed and missing lines go on-demand.
+         A finish reads it by page (page_answers: one page's answers kept, the rest read through) and
+         last the answered lines alone (lines_answered)
 
 Bedrock emits job state changes ("Batch Inference Job State Change") to the default event bus of the
 account that owns the job, the commercial one: GovCloud's bus never sees them, so xpi looks itself.
@@ -22,6 +24,7 @@ from xpi.domain.batch_jobs import (
     TERMINAL,
     WITH_OUTPUT,
     JobResults,
+    answered_lines,
     client_request_token,
     input_key,
     job_name,
@@ -100,6 +103,26 @@ def collect_job(job: BatchJob, *, objects: CommercialObjects) -> JobResults:
         return JobResults(missing=submitted)
     job_id = job.job_arn.rsplit("/", 1)[-1]
     return parse_output(objects.lines(output_key(job.batch_id, job_id)), submitted)
+
+
+def page_answers(job: BatchJob, lines: list[int], *, objects: CommercialObjects) -> dict[int, dict[str, Any]]:
+    """The job's answers for these lines only (one page of a finish): the output is read through, and
+    only the page's answers are kept."""
+    if job.status not in WITH_OUTPUT or job.job_arn is None or not lines:
+        return {}
+    return parse_output(objects.lines(_output_key(job)), lines).answered
+
+
+def lines_answered(job: BatchJob, *, objects: CommercialObjects) -> set[int]:
+    """Every line the job answered, without the answers (the last page releases the others)."""
+    if job.status not in WITH_OUTPUT or job.job_arn is None:
+        return set()
+    return answered_lines(objects.lines(_output_key(job)))
+
+
+def _output_key(job: BatchJob) -> str:
+    assert job.job_arn is not None
+    return output_key(job.batch_id, job.job_arn.rsplit("/", 1)[-1])
 
 
 def _line(text: str) -> int | None:

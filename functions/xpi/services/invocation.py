@@ -130,7 +130,8 @@ def invoke_model(
     answered = answer_by_route(state.route, call, breaker)
     answer = answered.answer
     _check_credential_age(answer, credential_max_age_s, events)
-    cost = estimate_cost(routing, answered.hop.model_id, answer.usage)  # priced on the model that answered
+    # priced on the model that answered, at the batch price for the answer of a batch inference job
+    cost = estimate_cost(routing, answered.hop.model_id, answer.usage, batch=answer.billing == "batch")
     _settle_budgets(state, budgets, answer.usage.total_tokens, cost)
     alert_budgets(state, routing, budgets, events, at=_iso(now()))
     if answer.text is not None:

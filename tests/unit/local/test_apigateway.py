@@ -174,9 +174,23 @@ def test_every_operation_of_the_api_document_is_aws_iam() -> None:
         for method in operations
         if method.upper() in HTTP_METHODS and method_authorization(DOCUMENT, path, method) != "AWS_IAM"
     ]
-    # THEN none is left open (an operation without its own `security` would be)
-    assert open_methods == []
+    # THEN none is left open (an operation without its own `security` would be) but the dashboard page's
+    # two, deliberately: the browser loads it before it signs in
+    assert open_methods == ["GET /dashboard", "GET /dashboard/{file}"]
     assert len(routes_of(DOCUMENT)) >= 10
+
+
+def test_an_anonymous_caller_reaches_the_dashboard_page_and_nothing_else() -> None:
+    # GIVEN the template's resource policy (the open methods' only check)
+    statements = template_resource_policy()
+    # WHEN / THEN an anonymous caller may load the page, and no other route
+    for method, path in document_routes():
+        decision = decide([], statements, "execute-api:Invoke", method_arn(method, path), None)
+        page = method == "GET" and path.startswith("/dashboard")
+        assert (decision == "ALLOW") == page, (method, path, decision)
+    file_arn = method_arn("GET", "/dashboard/index.html")
+    assert decide([], statements, "execute-api:Invoke", file_arn, None) == "ALLOW"
+    assert decide([], statements, "execute-api:Invoke", method_arn("POST", "/dashboard/x"), None) != "ALLOW"
 
 
 # ------------------------------------------------------------------ the gateway serves what it builds
@@ -249,6 +263,8 @@ def test_resource_policy_leaves_the_other_routes_to_identity_policies() -> None:
         arn = method_arn(method, path)
         if not path.startswith("/v1/admin/"):
             assert decide(INVOKE_EVERYTHING, statements, "execute-api:Invoke", arn, user("u")) == "ALLOW"
+        if path.startswith("/dashboard"):  # the page, open to anyone (the test above)
+            continue
         # the account-root Allow delegates: a principal without an identity policy gets nothing
         assert decide([], statements, "execute-api:Invoke", arn, user("nobody", mfa=True)) == "IMPLICIT_DENY"
         assert decide([], statements, "execute-api:Invoke", arn, None) != "ALLOW"
@@ -433,15 +449,18 @@ def test_each_method_invokes_the_function_its_integration_names() -> None:
         "/v1/invoke": "xpi-sync",
         "/v1/compliance/report": "xpi-compliance-report",
         "/v1/usage": "xpi-usage-report",
+        "/dashboard": "xpi-dashboard-page",
+        "/dashboard/{file}": "xpi-dashboard-page",
     }
 
     # WHEN / THEN the admin routes go to the admin function, POST /v1/invoke to the sync invoke function,
     # the compliance report to its own function, every other route to the API function
-    functions = integration_functions(DOCUMENT, outputs)
+    functions = integration_functions(DOCUMENT, outputs, "xpi")
     assert functions
     for (method, path), name in functions.items():
         expected = "xpi-admin" if path.startswith("/v1/admin/") else "xpi-api"
         assert name == own_function.get(path, expected), (method, path)
+    # (the dashboard page's routes: the function the template names after the stack, here "xpi")
     # AND a method without a Lambda integration is refused rather than sent anywhere
     with pytest.raises(ValueError, match="no Lambda integration"):
         integration_functions(document_with({"get /v1/open": {}}), outputs)

@@ -108,6 +108,28 @@ def test_the_deploy_sets_the_cognito_resources_aside_and_names_their_local_ids()
     assert "DashboardOperatorRoleArn" in cfn["Outputs"]
 
 
+def test_the_dashboard_page_is_deployed_with_the_sign_in_on_or_off() -> None:
+    # GIVEN the template with its dashboard page function (deployed either way; its environment names the
+    # Cognito resources, in `!If [DashboardSignInOn, ...]` branches), as the local deploy sees it
+    template = load_template(ROOT / "template.yaml")
+    translated = _translated()
+    translated["Resources"]["DashboardPageFunction"] = copy.deepcopy(
+        template["Resources"]["DashboardPageFunction"]
+    )
+
+    def variables(cfn: dict[str, Any]) -> dict[str, Any]:
+        return dict(cfn["Resources"]["DashboardPageFunction"]["Properties"]["Environment"]["Variables"])
+
+    # WHEN it is prepared for moto with the sign-in on (local ids) and off (none)
+    on = without_cognito(copy.deepcopy(translated), {"DashboardUserPoolClient": "client-1"})
+    off = without_cognito(copy.deepcopy(translated), {})
+
+    # THEN the function is kept both times: the app client is the local one, or nothing
+    assert variables(on)["DASHBOARD_CLIENT_ID"] == {"Fn::If": ["DashboardSignInOn", "client-1", ""]}
+    assert variables(off)["DASHBOARD_CLIENT_ID"] == {"Fn::If": ["DashboardSignInOn", "", ""]}
+    assert variables(off)["DASHBOARD_IDENTITY_POOL_ID"] == {"Fn::If": ["DashboardSignInOn", "", ""]}
+
+
 def test_without_the_sign_in_the_deploy_is_unchanged() -> None:
     translated = _translated()
     for logical_id in [

@@ -107,3 +107,57 @@ def test_both_regions_down_sends_nothing() -> None:
 
     with pytest.raises(NoRegionAvailable):
         send.send({"prompt": "p"})
+
+
+def test_a_lost_regions_unended_requests_are_resent_once_to_the_survivor_under_linked_ids() -> None:
+    # GIVEN requests the primary took: one answered, one whose lineage reached the survivor (the
+    # takeover ends it), one that never reached its lineage, and one whose answer never came
+    send, queues, _ = producer()
+    answered, replicated, _unseen = (send.send({"prompt": n}, unique=n) for n in ("a", "r", "u"))
+    queues["us-gov-west-1"].failure = ReadTimeoutError(endpoint_url="https://sqs.us-gov-west-1")
+    with pytest.raises(SendOutcomeUnknown):
+        send.send({"prompt": "t"}, unique="t")
+    ended = {answered.request_id, replicated.request_id}
+    assert {s.request_id for s in send.taken_by("us-gov-west-1")} == {
+        "us-gov-west-1.a",
+        "us-gov-west-1.r",
+        "us-gov-west-1.u",
+        "us-gov-west-1.t",
+    }
+
+    # WHEN the primary is lost (its endpoint answers again: the stack redeployed, empty) and the
+    # producer resends what has no end, twice
+    queues["us-gov-west-1"].failure = None
+    first = send.resend_unended("us-gov-west-1", ended.__contains__)
+    second = send.resend_unended("us-gov-west-1", ended.__contains__)
+
+    # THEN the two without an end go to the survivor once, under its ids, linked by the unique part and
+    # resent_from; nothing goes back to the lost region
+    assert sorted((s.request_id, s.resent_from) for s in first) == [
+        ("us-gov-east-1.t", "us-gov-west-1.t"),
+        ("us-gov-east-1.u", "us-gov-west-1.u"),
+    ]
+    assert second == []
+    assert {b["prompt"] for b in queues["us-gov-east-1"].bodies} == {"t", "u"}
+    assert len(queues["us-gov-west-1"].bodies) == 3
+
+
+def test_the_api_way_in_fails_over_with_its_own_delivery() -> None:
+    # GIVEN a delivery that posts to a region's API (its URL in queue_url), the primary's refused
+    posted: list[tuple[str, dict[str, Any]]] = []
+
+    def post(client: Any, target: RegionQueue, body: dict[str, Any]) -> None:
+        if target.region == "us-gov-west-1":
+            raise EndpointConnectionError(endpoint_url=target.queue_url)
+        posted.append((target.queue_url, body))
+
+    api = FailoverProducer(
+        [RegionQueue("us-gov-west-1", "https://api.west"), RegionQueue("us-gov-east-1", "https://api.east")],
+        client_for=lambda target: None,
+        deliver=post,
+    )
+
+    # WHEN a request is sent THEN the survivor's API takes it under its id
+    sent = api.send({"prompt": "p"}, unique="x")
+    assert posted == [("https://api.east", {"prompt": "p", "request_id": "us-gov-east-1.x"})]
+    assert sent.failed_over_from == ("us-gov-west-1",)

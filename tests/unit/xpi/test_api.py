@@ -724,9 +724,10 @@ def test_a_request_without_an_iam_identity_is_an_internal_error(world: dict[str,
 def test_every_route_of_the_handlers_is_in_the_document() -> None:
     declared = {(m.upper(), p) for p, ops in DOCUMENT["paths"].items() for m in ops}
     served_by = {}
-    for module in ("api", "api_invoke", "admin", "compliance_report", "usage_report"):
+    for module in ("api", "api_invoke", "admin", "compliance_report", "usage_report", "dashboard_page"):
         source = (ROOT / f"functions/xpi/handlers/{module}.py").read_text(encoding="utf-8")
-        for method, path in re.findall(r'@app\.(get|post|put|delete)\("([^"]+)"\)', source):
+        for method, route in re.findall(r'@app\.(get|post|put|delete)\("([^"]+)"\)', source):
+            path = route.replace("<file>", "{file}")  # the dashboard page's; every other parameter is an id
             served_by[(method.upper(), re.sub(r"<[^>]+>", "{id}", path))] = module
     assert set(served_by) == declared
     # the admin routes, and only they, are the admin function's (and its integration's); POST /v1/invoke,
@@ -737,6 +738,7 @@ def test_every_route_of_the_handlers_is_in_the_document() -> None:
         "api": "${ApiFunction.Arn}",
         "compliance_report": "${ComplianceReportFunction.Arn}",
         "usage_report": "${UsageReportFunction.Arn}",
+        "dashboard_page": "function:${AWS::StackName}-dashboard-page/invocations",  # named: no cycle
     }
     for (method, path), module in served_by.items():
         assert (module == "admin") == path.startswith("/v1/admin/"), (method, path)

@@ -6,7 +6,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from xpi.domain.batch_jobs import output_key
+from xpi.domain.pricing import price_table
 from xpi.models.batch import LineResult
 from xpi.services import batch_job_path, queue_processing
 from xpi.services.batch import LineStarter, arm, assemble, line_counters, record_progress, split
@@ -230,3 +232,123 @@ def test_a_batch_through_a_job_and_its_failed_record_on_demand_in_input_order() 
         (4, "COMPLETED"),
     ]
     assert [d["request_id"] for _, d in world.ports.events.published] == [f"{BATCH}-1", f"{BATCH}-4"]  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------------------------- price
+def test_a_line_the_job_answered_is_priced_at_the_batch_price_in_lineage_and_its_event() -> None:
+    # GIVEN a job answer of 11 input and 7 output tokens for line 1
+    world, table, events = World(), FakeTable(), FakeEventPublisher()
+    table.create_status(BATCH, {"state": "JOB", "total": 4, "done": 0})
+    output = {"content": [{"type": "text", "text": "ok"}], "usage": {"input_tokens": 11, "output_tokens": 7}}
+
+    # WHEN it is made final
+    batch_job_path.collect(
+        BATCH, STATUS, _entries()[:1], {1: output},
+        ports=world.ports, judge=judgement, budget=_budget(world), table=table, events=events,
+    )  # fmt: skip
+
+    # THEN lineage and the result event carry the price table's batch price for the model, half on-demand
+    item = world.lineage.items[f"{BATCH}-1"]
+    assert item.model_id is not None
+    line = price_table().models[item.model_id]
+    assert line.batch_input is not None and line.batch_output is not None
+    batch = round((11 * line.batch_input + 7 * line.batch_output) / 1000, 8)
+    assert float(item.estimated_cost_usd or "nan") == pytest.approx(batch)
+    assert batch == pytest.approx((11 * line.input + 7 * line.output) / 1000 / 2)
+    assert events.published[0][1]["usage"]["estimated_cost_usd"] == pytest.approx(batch)
+
+
+# ---------------------------------------------------------------------------------------------- pages
+def _finished_job(world: World, answered: tuple[int, ...]) -> tuple[Any, batch_job_path.JobPorts]:
+    """The 4-line batch split, its job submitted (lines 1, 3, 4; line 2 blocked) and Completed with an
+    answer for `answered`; its output's other records failed."""
+    _, _, ports = _split_batch(world)
+    job = _start(world, ports, 2)
+    answer = {"content": [{"type": "text", "text": "ok"}], "usage": {"input_tokens": 1, "output_tokens": 1}}
+    out = [
+        {"recordId": f"L{n:010d}", "modelOutput": answer}
+        if n in answered
+        else {"recordId": f"L{n:010d}", "error": {"errorCode": 400, "errorMessage": "bad"}}
+        for n in (1, 3, 4)
+    ]
+    job.status = "Completed"
+    body = "".join(json.dumps(line) + "\n" for line in out).encode()
+    ports.commercial.put(output_key(BATCH, job.job_arn.rsplit("/", 1)[-1]), body, TARGET.kms_key_id)
+    return job, ports
+
+
+def _page(world: World, ports: batch_job_path.JobPorts, job: Any, cursor: int, **limits: Any) -> Any:
+    return batch_job_path.finish_page(
+        job,
+        cursor,
+        batch_job_path.PageLimits(**{"lines": 2, "bytes": 10**9, **limits}),
+        ports=ports,
+        queue=world.ports,
+        judge=judgement,
+        budget=_budget(world),
+    )
+
+
+def _emitted(world: World) -> list[str]:
+    return [detail["request_id"] for _, detail in world.ports.events.published]  # type: ignore[attr-defined]
+
+
+def test_a_job_bigger_than_a_page_is_made_final_page_by_page_then_the_rest_released() -> None:
+    world = World()
+    job, ports = _finished_job(world, answered=(1, 3, 4))
+
+    # WHEN FinishJob runs with pages of two lines
+    first = _page(world, ports, job, 0)
+
+    # THEN the first page made lines 1-2 final (2 is blocked: left to on-demand), nothing released yet
+    assert (first.cursor, first.done, first.on_demand) == (2, False, None)
+    assert _emitted(world) == [f"{BATCH}-1"]
+    status = ports.table.status(BATCH) or {}
+    assert status["state"] == "JOB" and "release_set" not in status  # still held between pages
+    # AND a retried first page makes nothing final twice and emits nothing twice
+    assert _page(world, ports, job, 0) == first
+    assert _emitted(world) == [f"{BATCH}-1"]
+    assert (ports.table.status(BATCH) or {})["done"] == 1
+    # AND the second page makes lines 3-4 final and, the last, releases line 2 on-demand
+    second = _page(world, ports, job, first.cursor)
+    assert (second.cursor, second.done, second.on_demand) == (4, True, 1)
+    assert _emitted(world) == [f"{BATCH}-1", f"{BATCH}-3", f"{BATCH}-4"]
+    status = ports.table.status(BATCH) or {}
+    assert (status["state"], status["release_total"], status["done"]) == ("RUNNING", 1, 3)
+    # AND the last page retried releases the same line again, and emits nothing more
+    assert _page(world, ports, job, first.cursor) == second
+    assert len(_emitted(world)) == 3
+
+
+def test_a_page_ends_before_its_bytes_or_the_invocations_time_run_out_but_never_empty() -> None:
+    world = World()
+    job, ports = _finished_job(world, answered=(1, 3, 4))
+
+    # one byte a page: each page makes one line final
+    assert _page(world, ports, job, 0, bytes=1).cursor == 1
+    # no time left past the reserve: still the page's first line, then it ends
+    short = batch_job_path.finish_page(
+        job,
+        1,
+        batch_job_path.PageLimits(lines=10, bytes=10**9),
+        ports=ports,
+        queue=world.ports,
+        judge=judgement,
+        budget=queue_processing.RetryBudget(time_left=lambda: 1.0, reserve_s=130, clock=lambda: NOW),
+    )
+    assert (short.cursor, short.done) == (2, False)
+    assert _emitted(world) == [f"{BATCH}-1"]  # line 2 is blocked: nothing to emit
+
+
+def test_finish_job_runs_every_page_and_the_job_s_failed_lines_go_on_demand() -> None:
+    world = World()
+    job, ports = _finished_job(world, answered=(1, 4))
+
+    left = batch_job_path.finish_job(
+        job, ports=ports, queue=world.ports, judge=judgement, budget=_budget(world),
+        limits=batch_job_path.PageLimits(lines=1, bytes=10**9),
+    )  # fmt: skip
+
+    assert left == 2  # line 2 (blocked) and line 3 (its record failed)
+    assert _emitted(world) == [f"{BATCH}-1", f"{BATCH}-4"]
+    assert (ports.table.status(BATCH) or {})["release_total"] == 2

@@ -22,6 +22,7 @@ from xpi.domain.batch_jobs import (
     supports_batch,
     use_job,
 )
+from xpi.domain.pricing import batch_prices, price_table
 from xpi.models.batch_jobs import BatchJob, BatchJobTarget
 from xpi.services.batch_jobs import check_job, collect_job, submit_job
 
@@ -300,3 +301,21 @@ def test_a_job_records_output_answers_as_the_call_it_replaces() -> None:
         assert (answer.usage.input_tokens, answer.usage.output_tokens) == (3, 2)
     native = domain_jobs.job_answer(anthropic)
     assert native.body == anthropic and native.text is None and native.credential_version == "batch-job"
+
+
+def test_a_batch_answer_is_priced_from_the_tables_batch_line_else_at_half_the_on_demand_price() -> None:
+    line = price_table().models["anthropic.claude-3-haiku-20240307-v1:0"]
+    assert batch_prices("anthropic.claude-3-haiku-20240307-v1:0", 1.0, 1.0) == (
+        line.batch_input,
+        line.batch_output,
+    )
+    assert batch_prices("example.model-without-a-line-v1:0", 0.002, 0.004) == (0.001, 0.002)
+
+
+def test_every_batch_price_in_the_table_has_a_source_and_a_date_and_is_for_a_batch_capable_model() -> None:
+    lines = {model: line for model, line in price_table().models.items() if line.batch_input is not None}
+    assert lines  # the local stack's default model among them
+    for model, line in lines.items():
+        assert supports_batch(model), model
+        assert line.batch_source and line.batch_as_of, model
+        assert line.batch_output is not None and line.batch_input <= line.input, model

@@ -126,6 +126,19 @@ print(json.dumps(sorted(m for m in set(sys.modules) - before if m.startswith("xp
             "batch_split",
             ["xpi.adapters.bedrock", "xpi.adapters.sync_ledger", "xpi.services.queue_processing"],
         ),
+        # the ports name the models their methods take for the type checker only: a handler loads the
+        # models its own adapters and services use, not every port's
+        (
+            "validate",
+            ["xpi.models.lineage", "xpi.models.credentials", "xpi.models.queue", "xpi.domain.pacing"],
+        ),
+        ("route", ["xpi.models.lineage", "xpi.models.credentials", "xpi.models.queue", "xpi.domain.circuit"]),
+        (
+            "classify",
+            ["xpi.models.lineage", "xpi.models.credentials", "xpi.models.answer", "xpi.domain.egress"],
+        ),
+        ("rotate_credentials", ["xpi.models.lineage", "xpi.models.queue", "xpi.domain.access"]),
+        ("seal", ["xpi.models.events", "xpi.models.credentials", "xpi.models.queue"]),
     ],
 )
 def test_a_handler_imports_no_other_handlers_adapters(handler: str, not_imported: list[str]) -> None:
@@ -143,3 +156,34 @@ def test_a_handler_imports_no_other_handlers_adapters(handler: str, not_imported
     )
     # THEN what only other handlers build from did not come with it
     assert json.loads(loaded.stdout) == []
+
+
+def test_the_ports_import_no_model_at_run_time() -> None:
+    # GIVEN a fresh interpreter WHEN the ports module (imported by every handler) is imported
+    script = (
+        "import sys, json; import xpi.adapters.ports; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('xpi.models', 'xpi.domain.')))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"POWERTOOLS_TRACE_DISABLED": "true", "PATH": ""},
+    )
+    # THEN no model or domain module came with it: their names are for the type checker
+    assert json.loads(loaded.stdout) == []
+
+
+def test_with_tracing_on_the_init_patches_only_what_xpi_calls_through() -> None:
+    # GIVEN tracing on, as on Lambda (Tracing: Active) WHEN the observability module is imported
+    script = "import sys, json; import xpi.observability; print(json.dumps('sqlite3' in sys.modules))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "", "LAMBDA_TASK_ROOT": str(REPO / "functions"), "POWERTOOLS_SERVICE_NAME": "xpi"},
+    )
+    # THEN the X-Ray SDK patched botocore and http.client, not every library it supports (sqlite3)
+    assert json.loads(loaded.stdout) is False

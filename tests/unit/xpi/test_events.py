@@ -49,6 +49,7 @@ FOLDER_OF_HANDLER = {
     "compliance_report": "compliance-report",
     "usage_report": "usage",
     "dashboard_sign_in": "sign-in",
+    "dashboard_page": "dashboard-page",
 }
 
 
@@ -96,6 +97,7 @@ def test_the_template_is_read() -> None:
         "ComplianceReportFunction": "compliance_report",
         "UsageReportFunction": "usage_report",
         "DashboardSignInFunction": "dashboard_sign_in",
+        "DashboardPageFunction": "dashboard_page",
         "RotateCredentialsFunction": "rotate_credentials",
         "BatchStartFunction": "batch_start",
         "BatchSplitFunction": "batch_split",
@@ -130,7 +132,7 @@ def test_every_event_is_valid_for_its_function(path: Path) -> None:
         assert isinstance(event, dict) and "model" in event
     elif folder == "requests":
         InferenceRequest.model_validate(event)
-    elif folder in ("api", "api-invoke", "admin", "compliance-report", "usage"):
+    elif folder in ("api", "api-invoke", "admin", "compliance-report", "usage", "dashboard-page"):
         APIGatewayProxyEventModel.model_validate(event)
     elif folder == "split":
         BatchObject.model_validate(event["batch"])

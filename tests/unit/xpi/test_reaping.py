@@ -1,6 +1,7 @@
 """The reaper: requests left ACCEPTED past the inference workflow's longest possible run end as FAILED
 (RequestAbandoned) with one Inference Failed event."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,11 +11,12 @@ from moto import mock_aws
 from pydantic import BaseModel
 from xpi import dependencies
 from xpi.adapters.lineage_store import REPORTED_AT, DynamoLineageStore
+from xpi.domain.errors import MESSAGES, RequestInvalid
 from xpi.handlers import reap as reap_handler
-from xpi.models.lineage import LineageItem
+from xpi.models.lineage import LineageError, LineageItem
 from xpi.models.reaping import ExecutionState
 from xpi.models.workflow import Source
-from xpi.services.reaping import ABANDONED, RUN_GRACE, Reaper, reap
+from xpi.services.reaping import ABANDONED, REGION_LOST, RUN_GRACE, Reaper, reap, take_over
 
 from tests.helpers.context import FakeLambdaContext
 from tests.helpers.fakes import FakeEventPublisher
@@ -104,8 +106,10 @@ def test_a_finished_execution_is_not_stopped(parts: _Parts) -> None:
 class _WorkflowFinishesFirst(FakeAbandonedLineage):
     """The workflow makes the item final between the reaper's read and its write."""
 
-    def accepted_before(self, before_iso: str, limit: int) -> list[LineageItem]:
-        found = super().accepted_before(before_iso, limit)
+    def accepted_before(
+        self, before_iso: str, limit: int, keep: Callable[[str], bool] | None = None
+    ) -> list[LineageItem]:
+        found = super().accepted_before(before_iso, limit, keep)
         for item in found:
             self.finalize(item.model_copy(update={"status": "COMPLETED"}))
         return found
@@ -204,6 +208,7 @@ def test_the_dynamodb_store_reads_the_by_status_index_and_marks_reported(lineage
     bound = (NOW - BOUND).isoformat(timespec="milliseconds")
 
     assert [i.request_id for i in store.accepted_before(bound, 10)] == ["old"]
+    assert store.accepted_before(bound, 10, keep=lambda request_id: request_id != "old") == []
 
     parts = Reaper(store, FakeExecutionControl(), _RefusingBus(), BOUND, max_items=10)
     with pytest.raises(RuntimeError):
@@ -242,3 +247,109 @@ def test_a_queue_request_is_reaped_once_its_express_run_is_over_without_reading_
     assert executions.inspected == [] and executions.stopped == []
     assert lineage.items["queued-young"].status == "ACCEPTED"
     assert lineage.items["submitted"].status == "ACCEPTED"
+
+
+# ------------------------------------------------------------------------------ two regions: the takeover
+WEST, EAST = "us-gov-west-1", "us-gov-east-1"
+
+
+def _two_regions(region: str = WEST) -> _Parts:
+    parts = _Parts()
+    parts.reaper = Reaper(parts.lineage, parts.executions, parts.events, BOUND, max_items=50, region=region)
+    return parts
+
+
+def test_a_reaper_ends_only_its_own_regions_stale_requests() -> None:
+    # GIVEN one global table: stale claims minted for this region, for the other region, and for none
+    parts = _two_regions(WEST)
+    for request_id in (f"{WEST}.mine", f"{EAST}.theirs", "unminted"):
+        parts.lineage.put(_accepted(request_id, timedelta(hours=2)))
+
+    # WHEN this region's reaper runs
+    report = reap(parts.reaper, NOW)
+
+    # THEN it ends its own and the unminted one; the other region's is left to that region's reaper (both
+    # ending it would write FAILED in each replica and publish two events)
+    assert sorted(report.reaped) == sorted([f"{WEST}.mine", "unminted"])
+    assert parts.lineage.items[f"{EAST}.theirs"].status == "ACCEPTED"
+
+
+def test_another_regions_stale_requests_do_not_crowd_out_this_regions() -> None:
+    # GIVEN more stale claims of the other region than a run takes, older than this region's one
+    parts = _two_regions(WEST)
+    parts.reaper = Reaper(parts.lineage, parts.executions, parts.events, BOUND, max_items=2, region=WEST)
+    for n in range(3):
+        parts.lineage.put(_accepted(f"{EAST}.old-{n}", timedelta(hours=3)))
+    parts.lineage.put(_accepted(f"{WEST}.mine", timedelta(hours=2)))
+
+    # WHEN this region's reaper runs THEN its own is taken
+    assert reap(parts.reaper, NOW).reaped == [f"{WEST}.mine"]
+
+
+def test_the_takeover_ends_a_lost_regions_requests_once_each_with_one_event() -> None:
+    # GIVEN the lost region's claims, just made (its runs died with it) and older, one of them final
+    # already, and this region's own young claim
+    parts = _two_regions(WEST)
+    parts.lineage.put(_accepted(f"{EAST}.young", timedelta(seconds=2)))
+    parts.lineage.put(_accepted(f"{EAST}.older", timedelta(minutes=3)))
+    parts.lineage.put(
+        _accepted(f"{EAST}.done", timedelta(minutes=1)).model_copy(update={"status": "COMPLETED"})
+    )
+    parts.lineage.put(_accepted(f"{WEST}.mine", timedelta(seconds=2)))
+
+    # WHEN an operator takes the lost region over, twice
+    first = take_over(parts.reaper, EAST, NOW)
+    second = take_over(parts.reaper, EAST, NOW)
+
+    # THEN its ACCEPTED requests end FAILED as RegionLost, whatever their age, each with one event, and
+    # nothing of this region's (running here) or of its final ones is touched
+    assert sorted(first.ended) == [f"{EAST}.older", f"{EAST}.young"] and not first.more
+    assert second.ended == [] and second.reported_late == []
+    published = [(kind, d["request_id"], d["error"]["code"]) for kind, d in parts.events.published]
+    assert sorted(published) == [
+        ("Inference Failed", f"{EAST}.older", REGION_LOST),
+        ("Inference Failed", f"{EAST}.young", REGION_LOST),
+    ]
+    assert parts.lineage.items[f"{EAST}.young"].error == LineageError(
+        code=REGION_LOST, message=MESSAGES[REGION_LOST]
+    )
+    assert parts.lineage.items[f"{WEST}.mine"].status == "ACCEPTED"
+    assert parts.lineage.items[f"{EAST}.done"].status == "COMPLETED"
+    assert parts.executions.inspected == [] and parts.executions.stopped == []
+
+
+def test_a_takeover_written_but_not_published_is_published_by_a_later_takeover_once() -> None:
+    # GIVEN a takeover whose events the bus refused
+    parts = _two_regions(WEST)
+    parts.lineage.put(_accepted(f"{EAST}.stuck", timedelta(seconds=5)))
+    refused = Reaper(parts.lineage, parts.executions, _RefusingBus(), BOUND, max_items=50, region=WEST)
+    with pytest.raises(RuntimeError):
+        take_over(refused, EAST, NOW)
+
+    # WHEN it is run again at once, and once the first run is surely over
+    at_once = take_over(parts.reaper, EAST, NOW)
+    later = take_over(parts.reaper, EAST, NOW + RUN_GRACE * 2)
+    again = take_over(parts.reaper, EAST, NOW + RUN_GRACE * 3)
+
+    # THEN its event is published once, by the run after the grace; the scheduled reaper leaves it alone
+    assert at_once.reported_late == [] and again.reported_late == []
+    assert later.reported_late == [f"{EAST}.stuck"]
+    assert [d["request_id"] for _, d in parts.events.published] == [f"{EAST}.stuck"]
+    assert reap(parts.reaper, NOW + RUN_GRACE * 4).reported_late == []
+
+
+def test_a_region_cannot_take_itself_over_nor_a_misspelt_region() -> None:
+    parts = _two_regions(WEST)
+    for region in (WEST, "us-gov-est"):
+        with pytest.raises(RequestInvalid):
+            take_over(parts.reaper, region, NOW)
+
+
+def test_the_handler_takes_over_the_region_the_operator_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    parts = _two_regions(WEST)
+    parts.lineage.put(_accepted(f"{EAST}.via-handler", timedelta(seconds=5)))
+    monkeypatch.setattr(dependencies, "reaper", lambda: parts.reaper)
+
+    result: dict[str, Any] = reap_handler.handler({"takeover_region": EAST}, FakeLambdaContext())
+
+    assert (result["region"], result["ended"]) == (EAST, [f"{EAST}.via-handler"])

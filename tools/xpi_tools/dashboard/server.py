@@ -35,21 +35,9 @@ from urllib.parse import parse_qs, urlsplit
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from xpi.domain.dashboard_page import PAGE_FILES
 
-STATIC_FILES = (
-    "index.html",
-    "sign-in.js",
-    "dashboard.js",
-    "dashboard.css",
-    "compliance.html",
-    "compliance.js",
-    "usage.html",
-    "usage.js",
-    "experiments.html",
-    "experiments.js",
-    "compare.html",
-    "compare.js",
-)
+STATIC_FILES = tuple(PAGE_FILES)  # the page the deployed stack serves too (GET /dashboard/{file})
 FORWARDED_PREFIX = "/v1/"
 LATEST_COMPARISON = "/compare/latest.json"
 DEFAULT_COMPARE_DIR = Path("test-artifacts/compare")
@@ -220,7 +208,7 @@ class DashboardServer:
                 if self.command != "GET" or name not in STATIC_FILES:
                     self._send(404, "text/plain", b"not found")
                     return
-                content = resources.files("xpi_tools.dashboard").joinpath("static", name).read_bytes()
+                content = resources.files("xpi").joinpath("dashboard", name).read_bytes()
                 # The token in the URL becomes a cookie the page's own requests carry (HttpOnly: no
                 # script reads it; SameSite=Strict: no other site's request carries it).
                 cookie = (

@@ -420,12 +420,6 @@ class LocalApiGateway:
     access_log: Callable[[dict[str, str]], None] | None = None
     host: str = "127.0.0.1"
     port: int = 0
-    # The dashboard as the deployment serves it behind the API (DashboardSignIn=oidc): its static files at
-    # /<stage>/dashboard/ (GET, no authorization, as the S3 site route), plus files made at start
-    # (sign-in.json), under this Content-Security-Policy. None: no such route.
-    dashboard_dir: Any = None
-    dashboard_files: dict[str, bytes] = field(default_factory=dict)
-    dashboard_csp: str = "default-src 'self'"
     _server: ThreadingHTTPServer | None = field(default=None, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -530,9 +524,6 @@ class LocalApiGateway:
                 route, values = candidate, match.groups()
                 break
         lower = {k.lower(): v for k, v in headers.items()}
-        if route is None and method == "GET" and (path or "").startswith("/dashboard/"):
-            access["path"] = "/dashboard/{file}"
-            return self._dashboard_file((path or "").removeprefix("/dashboard/"), request_id)
         if route is not None:
             access["path"] = route.resource
         if route is None or (route.authorization == "AWS_IAM" and "authorization" not in lower):
@@ -568,32 +559,6 @@ class LocalApiGateway:
             method, path or "", route, values, parts.query, headers, body, principal, request_id
         )
         return self._integrate(event, request_id)
-
-    def _dashboard_file(self, name: str, request_id: str) -> tuple[int, dict[str, str], bytes]:
-        types = {
-            ".html": "text/html",
-            ".js": "text/javascript",
-            ".css": "text/css",
-            ".json": "application/json",
-        }
-        suffix = name[name.rfind(".") :] if "." in name else ""
-        body: bytes | None = self.dashboard_files.get(name)
-        if body is None and self.dashboard_dir is not None and "/" not in name and suffix in types:
-            candidate = self.dashboard_dir / name
-            body = candidate.read_bytes() if candidate.is_file() else None
-        if self.dashboard_dir is None or body is None:
-            return self._error(403, "MissingAuthenticationTokenException", MISSING_TOKEN, request_id)
-        return (
-            200,
-            {
-                "Content-Type": types.get(suffix, "application/octet-stream") + "; charset=utf-8",
-                "Content-Security-Policy": self.dashboard_csp,
-                "Cache-Control": "no-store",
-                "X-Content-Type-Options": "nosniff",
-                "Referrer-Policy": "no-referrer",
-            },
-            body,
-        )
 
     def _authenticate(  # noqa: PLR0911 - one return per API Gateway error
         self, method: str, raw_path: str, headers: dict[str, str], body: bytes
@@ -967,12 +932,17 @@ def provision_principals(
 
 # `${X.Arn}/invocations`, or `${X.Arn}${Qualifier}/invocations` (an alias the template may choose)
 _INTEGRATION_FUNCTION = re.compile(r"\$\{(?P<logical_id>[A-Za-z0-9]+)\.Arn\}(\$\{Qualifier\})?/invocations")
+# A function the template names `${AWS::StackName}-<suffix>` (when a reference would make a cycle)
+_NAMED_FUNCTION = re.compile(r":function:\$\{AWS::StackName\}(?P<suffix>-[A-Za-z0-9-]+)/invocations")
 
 
-def integration_functions(document: dict[str, Any], outputs: dict[str, str]) -> dict[tuple[str, str], str]:
+def integration_functions(
+    document: dict[str, Any], outputs: dict[str, str], stack_name: str = ""
+) -> dict[tuple[str, str], str]:
     """(METHOD, resource) -> the name of the function its aws_proxy integration invokes: the function
     named in the integration's URI (`${<LogicalId>.Arn}`), found through the stack output
-    `<LogicalId>Name`, as API Gateway invokes each method's own integration."""
+    `<LogicalId>Name`, or named by the stack's name (`function:${AWS::StackName}-<suffix>`), as API
+    Gateway invokes each method's own integration."""
     functions: dict[tuple[str, str], str] = {}
     for path, operations in document.get("paths", {}).items():
         for method, operation in operations.items():
@@ -983,9 +953,13 @@ def integration_functions(document: dict[str, Any], outputs: dict[str, str]) -> 
             if isinstance(text, list):  # Fn::Sub [string, variables]
                 text = text[0]
             match = _INTEGRATION_FUNCTION.search(str(text))
-            if match is None:
+            named = _NAMED_FUNCTION.search(str(text))
+            if match is not None:
+                functions[(method.upper(), path)] = outputs[f"{match['logical_id']}Name"]
+            elif named is not None and stack_name:
+                functions[(method.upper(), path)] = stack_name + named["suffix"]
+            else:
                 raise ValueError(f"{method.upper()} {path}: no Lambda integration the local API can invoke")
-            functions[(method.upper(), path)] = outputs[f"{match['logical_id']}Name"]
     return functions
 
 
@@ -998,6 +972,7 @@ def start_local_api(
     region: str,
     account_id: str,
     invoke: Callable[[str, bytes], tuple[bytes, str | None]],
+    stack_name: str = "",
 ) -> tuple[LocalApiGateway, dict[str, dict[str, str]]]:
     """The local API Gateway for the deployed API (document from the build, resource policy from the
     stack, both as deployed) and the local principals' credentials."""
@@ -1018,7 +993,7 @@ def start_local_api(
         region=region,
         partition=partition,
     )
-    functions = integration_functions(document, outputs)
+    functions = integration_functions(document, outputs, stack_name)
 
     def invoke_route(payload: bytes) -> tuple[bytes, str | None]:
         event = json.loads(payload)

@@ -178,8 +178,9 @@ COGNITO_METADATA = "xpi:cognito"  # the Cognito resources set aside, for xpi_too
 def without_cognito(cfn: dict[str, Any], local_ids: Mapping[str, str]) -> dict[str, Any]:
     """Gap 35: moto's CloudFormation has no Cognito user pool, identity provider, domain, client, identity
     pool nor role attachment. They are set aside (under the template's metadata, where the local sign-in
-    reads them), each Ref to one is replaced by the id the local sign-in plays it with (`local_ids`), and
-    what still names one (Cognito's invoke permission on the trigger, outputs) is dropped."""
+    reads them), each Ref to one is replaced by the id the local sign-in plays it with (`local_ids`; in a
+    resource, "" without one), and what still names one (Cognito's invoke permission on the trigger,
+    outputs) is dropped."""
     removed = {
         logical_id: resource
         for logical_id, resource in cfn["Resources"].items()
@@ -193,6 +194,8 @@ def without_cognito(cfn: dict[str, Any], local_ids: Mapping[str, str]) -> dict[s
         if logical_id in local_ids:
             cfn["Resources"] = _replace(cfn["Resources"], {"Ref": logical_id}, local_ids[logical_id])
             cfn["Outputs"] = _replace(cfn.get("Outputs", {}), {"Ref": logical_id}, local_ids[logical_id])
+        else:  # the sign-in off: a resource deployed either way names it only in an `!If` branch not taken
+            cfn["Resources"] = _replace(cfn["Resources"], {"Ref": logical_id}, "")
 
     def names_removed(value: Any) -> bool:
         text = json.dumps(value)

@@ -14,6 +14,7 @@ for the test's tables (a few thousand items), not a model of DynamoDB Streams. A
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,9 @@ class LineageReplication:
         self.copied = 0  # items written into a replica by the glue
         self.errors: list[str] = []  # the last rounds' failures (a region out of reach, an item refused)
         self.rounds = 0
+        self.round_seconds: list[
+            float
+        ] = []  # each completed round's duration (its replication lag, with interval_s)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lineage-replication", daemon=True)
 
@@ -86,6 +90,7 @@ class LineageReplication:
     def replicate_once(self) -> int:
         """One round: what changed in either replica since its last round, written to the other."""
         first, second = self.replicas
+        started = time.monotonic()
         now = {replica.region: _items(replica) for replica in self.replicas}
         written = 0
         if self._baseline:  # the first round only notes what each holds
@@ -114,4 +119,5 @@ class LineageReplication:
             replica.seen = {request_id: text for request_id, (text, _) in now[replica.region].items()}
         self.copied += written
         self.rounds += 1
+        self.round_seconds = [*self.round_seconds[-999:], time.monotonic() - started]
         return written

@@ -210,16 +210,13 @@ class LocalCognito:
         parts = urllib.parse.urlsplit(self.dashboard_url)
         return f"{parts.scheme}://{parts.netloc}"
 
-    def page_config(self) -> dict[str, str]:
-        """What the page reads from sign-in.json (deployed beside it from the stack's outputs)."""
+    def page_environment(self) -> dict[str, str]:
+        """DashboardPageFunction's environment for the Cognito endpoints, which are this server here (the
+        deployed ones name the hosted sign-in domain and cognito-identity.<region>); the ids are the
+        template's, resolved to this server's at deploy."""
         return {
-            "region": self.region,
-            "signInUrl": self.url,
-            "clientId": self.client_id,
-            "identityPoolUrl": self.url + "/",
-            "identityPoolId": self.identity_pool_id,
-            "userPoolProvider": self.provider_name,
-            "identityProvider": "agency",
+            "DASHBOARD_SIGN_IN_URL": self.url,
+            "DASHBOARD_IDENTITY_POOL_URL": self.url + "/",
         }
 
     def start(self) -> str:

@@ -465,6 +465,7 @@ class LocalStack:
             region=self.region,
             account_id=ACCOUNT_ID,
             invoke=invoke,
+            stack_name=self.stack_name,
         )
         operator = credentials["operator"]
         self._dashboard = DashboardServer(
@@ -519,7 +520,6 @@ class LocalStack:
         from moto.sts.models import sts_backends
         from moto.utilities.utils import get_partition
 
-        import xpi_tools.dashboard
         from xpi_tools.local.deploy import COGNITO_METADATA
         from xpi_tools.local.sign_in import role_rules
 
@@ -560,12 +560,12 @@ class LocalStack:
         cognito.rules = role_rules({"Resources": cfn["Metadata"][COGNITO_METADATA]}, resolve)
         cognito.run_trigger, cognito.role_trust, cognito.mint_session = run_trigger, role_trust, mint_session
         cognito.dashboard_url = f"{api_url}/dashboard/index.html"
-        self._api.dashboard_dir = Path(xpi_tools.dashboard.__file__).parent / "static"
-        self._api.dashboard_files = {"sign-in.json": json.dumps(cognito.page_config()).encode()}
-        self._api.dashboard_csp = (
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-            f"connect-src 'self' {cognito.url}; form-action 'self'"
+        # The page is the deployed DashboardPageFunction behind the local API Gateway's GET /dashboard/{file};
+        # only the Cognito endpoints its environment names are the local Cognito's (gap 35).
+        page = lambda_backends[ACCOUNT_ID][self.region].get_function(
+            deployment.outputs["DashboardPageFunctionName"]
         )
+        page.environment_vars = {**(page.environment_vars or {}), **cognito.page_environment()}
         return {
             "dashboard": cognito.dashboard_url,
             "cognito": cognito.url,

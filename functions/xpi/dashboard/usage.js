@@ -1,6 +1,8 @@
-// xpi dashboard, usage and cost view: GET /v1/usage through the signing proxy (same origin), as a table
-// (one row per group, a row of totals) and a bar per group of its dollars. Every figure carries
-// data-figure="<group>.<figure>" (what a browser test reads).
+// xpi dashboard, usage and cost view: GET /v1/usage (through the signing proxy, or signed in the page behind
+// the API's sign-in), as a table (one row per group, a row of totals), a bar per group of its dollars and
+// charts (per day: requests, blocked, errors and dollars; per group: tokens). Every figure carries
+// data-figure="<group>.<figure>" (what a browser test reads). CSV and JSON are fetched like every other
+// call (so signed behind the sign-in, where a plain link could not be) and saved from a Blob.
 "use strict";
 
 const USAGE = "/v1/usage";
@@ -24,6 +26,17 @@ function row(tag, values) {
     tr.appendChild(cell);
   }
   return tr;
+}
+
+function charts(report) {
+  const series = (report.insights && report.insights.series) || [];
+  const days = series.map((p) => p.bucket.slice(5));
+  bars($("u-chart-daily"), [series.map((p) => p.requests), series.map((p) => p.blocked), series.map((p) => p.errors)],
+    ["#2b6cb0", "#8a4b00", "#c53030"], days);
+  lines($("u-chart-usd"), [series.map((p) => p.usd)], ["#2f855a"], ["usd"]);
+  const names = report.rows.map((r) => report.group_by.map((d) => r.group[d]).join(" / "));
+  bars($("u-chart-tokens"), [report.rows.map((r) => r.input_tokens), report.rows.map((r) => r.output_tokens)],
+    ["#2f855a", "#805ad5"], names);
 }
 
 function render(report) {
@@ -79,18 +92,21 @@ function renderInsights(insights) {
     `categories: ${names(insights.top_categories)}`;
 }
 
+let loads = 0; // the latest load wins: an earlier one answering later is dropped
+
 async function load() {
+  const mine = ++loads;
   const status = $("status-line");
   status.textContent = "loading...";
   status.classList.remove("error");
-  $("u-csv").href = query("csv");
-  $("u-json").href = query("json");
   try {
     const response = await fetch(query("json"), { headers: { "X-Xpi-Dashboard": "1" } });
     const body = await response.json();
+    if (mine !== loads) return;
     if (!response.ok) throw new Error(`${response.status} ${(body.error && body.error.code) || body.message || body.Message}`);
     render(body);
     renderInsights(body.insights);
+    charts(body);
     status.textContent = `${body.first_day} to ${body.last_day}: ${body.totals.requests} requests, $${body.totals.usd}`;
     document.body.dataset.loaded = "1";
   } catch (error) {
@@ -99,8 +115,19 @@ async function load() {
   }
 }
 
+async function download(format) {
+  try {
+    await saveExport(query(format), `xpi-usage-${$("u-from").value}-${$("u-to").value}.${format}`);
+  } catch (error) {
+    $("status-line").textContent = `error: ${error.message}`;
+    $("status-line").classList.add("error");
+  }
+}
+
 const today = new Date();
 $("u-to").value = isoDay(today);
 $("u-from").value = isoDay(new Date(today.getTime() - 6 * 86400000));
 $("u-load").addEventListener("click", load);
+$("u-csv").addEventListener("click", () => download("csv"));
+$("u-json").addEventListener("click", () => download("json"));
 load();

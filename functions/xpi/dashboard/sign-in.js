@@ -2,7 +2,8 @@
 // Served behind the API (/<stage>/dashboard/), the page signs in itself: the user pool's hosted sign-in
 // (OAuth 2.0 authorization code with PKCE S256, federated to the agency's provider), the identity pool's
 // short-lived credentials of the role the user's group maps to, and every /v1/... call SigV4-signed here
-// with them (WebCrypto). Served by the signing proxy (`xpi dashboard`, at /), it does nothing.
+// with them (WebCrypto). sign-in.json comes from the stack (DashboardPageFunction's environment); with the
+// sign-in off it says so. Served by the signing proxy (`xpi dashboard`, at /), it does nothing.
 "use strict";
 
 (() => {
@@ -86,6 +87,11 @@
 
   async function signIn() {
     const config = await (await fetch("sign-in.json")).json();
+    if (config.signIn !== "oidc") {
+      const reason = "sign-in is off in this deployment (DashboardSignIn=none): use `xpi dashboard`";
+      banner(reason, "off");
+      throw new Error(reason);
+    }
     const params = new URLSearchParams(location.search);
     let credentials;
     try {

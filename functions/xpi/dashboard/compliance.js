@@ -1,5 +1,5 @@
-// xpi dashboard, compliance view: GET /v1/compliance/report through the signing proxy (same origin),
-// rendered as tables. Every figure carries data-figure="<item>.<key>..." (what the browser test reads).
+// xpi dashboard, compliance view: GET /v1/compliance/report (through the signing proxy, or signed in the
+// page behind the API's sign-in), rendered as tables; CSV and JSON saved through export.js. Every figure carries data-figure="<item>.<key>..." (what the browser test reads).
 "use strict";
 
 const REPORT = "/v1/compliance/report";
@@ -90,8 +90,6 @@ async function load() {
   const status = $("status-line");
   status.textContent = "loading...";
   status.classList.remove("error");
-  $("c-csv").href = query("csv");
-  $("c-json").href = query("json");
   try {
     const response = await fetch(query("json"), { headers: { "X-Xpi-Dashboard": "1" } });
     const body = await response.json();
@@ -112,4 +110,8 @@ $("c-to").value = isoDay(today);
 $("c-from").value = isoDay(new Date(today.getTime() - 6 * 86400000));
 $("c-load").addEventListener("click", load);
 $("c-print").addEventListener("click", () => window.print());
+for (const format of ["csv", "json"]) {
+  $(`c-${format}`).addEventListener("click", () => saveExport(query(format), `xpi-compliance-${$("c-from").value}-${$("c-to").value}.${format}`)
+    .catch((error) => { $("status-line").textContent = `error: ${error.message}`; $("status-line").classList.add("error"); }));
+}
 load();
