@@ -202,11 +202,11 @@ def test_records_the_job_failed_are_listed_for_on_demand_in_input_order(
 
 
 def test_the_benchmarks_short_run_prices_the_job_at_half_the_on_demand_cost() -> None:
-    # bench/bench_batch_jobs.py at 200 lines (the make target runs 10,000): both ways answer every line,
-    # and the same tokens cost half through the job.
+    # bench/bench_batch_jobs.py's model-level comparison at 200 lines: both ways answer every line, and
+    # the same tokens cost half through the job.
     bench = Path(__file__).parents[2] / "bench" / "bench_batch_jobs.py"
     run = subprocess.run(  # our interpreter, our script
-        [sys.executable, str(bench), "--lines", "200", "--threads", "2"],
+        [sys.executable, str(bench), "--model-level", "--lines", "200", "--threads", "2"],
         capture_output=True,
         text=True,
         timeout=120,
