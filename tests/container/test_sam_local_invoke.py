@@ -961,7 +961,9 @@ def test_the_dashboard_page_answers_its_sign_in_configuration_unsigned(stack_inv
     assert not result.is_error, result.payload
     assert result.payload["statusCode"] == 200, result.payload
     assert json.loads(result.payload["body"])["signIn"] in {"oidc", "none"}
-    headers = result.payload["headers"]
+    # A REST API's proxy answer carries its headers as multiValueHeaders (Powertools' resolver)
+    headers = {name: values[0] for name, values in (result.payload.get("multiValueHeaders") or {}).items()}
+    headers.update(result.payload.get("headers") or {})
     assert headers["Cache-Control"] == "no-store"
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
 

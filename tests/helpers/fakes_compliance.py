@@ -119,6 +119,9 @@ def compliant_configuration() -> StackConfiguration:
         api_methods=[
             ApiMethod(path="/v1/invoke", method="POST", authorization="AWS_IAM"),
             ApiMethod(path="/v1/admin/policy", method="PUT", authorization="AWS_IAM"),
+            # the dashboard page's static files: open by design (docs/dashboard.md)
+            ApiMethod(path="/dashboard", method="GET", authorization="NONE"),
+            ApiMethod(path="/dashboard/{file}", method="GET", authorization="NONE"),
         ],
     )
 

@@ -119,6 +119,11 @@ def _open_method(c: StackConfiguration) -> None:
     c.api_methods.append(ApiMethod(path="/v1/models", method="GET", authorization="NONE"))
 
 
+def _open_method_beside_the_page(c: StackConfiguration) -> None:
+    # beside the page's open GETs, another method on its path
+    c.api_methods.append(ApiMethod(path="/dashboard/{file}", method="PUT", authorization="NONE"))
+
+
 def _no_methods(c: StackConfiguration) -> None:
     c.api_methods = []
 
@@ -140,7 +145,7 @@ MISCONFIGURATIONS: dict[str, list[Misconfigure]] = {
     "secrets-using-cmk": [_secret_aws_managed_key],
     "admin-policy-requires-mfa": [_admin_without_mfa, _admin_policy_unreadable],
     "api-policy-denies-admin-without-mfa": [_api_without_mfa_deny],
-    "api-methods-iam-auth": [_open_method, _no_methods],
+    "api-methods-iam-auth": [_open_method, _open_method_beside_the_page, _no_methods],
 }
 CASES = [(check, m) for check, ways in MISCONFIGURATIONS.items() for m in ways]
 
