@@ -7,7 +7,7 @@ job failed or skipped, the line goes on-demand. Pure: no AWS, no clock."""
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -131,11 +131,10 @@ class JobResults:
         return sorted({*self.failed, *self.missing})
 
 
-def answered_lines(output_lines: Iterable[str]) -> set[int]:
-    """The lines the job answered (a record with a `modelOutput` and no `error`), without keeping the
-    answers: what the last page of a finish needs to release every other line on-demand."""
-    answered: set[int] = set()
-    seen: set[int] = set()  # as parse_output: a line's first record decides
+def _first_records(output_lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each line's first readable record of the `.out` file, with its line: a line's first record decides;
+    blank, unreadable and unplaceable records are skipped."""
+    seen: set[int] = set()
     for text in output_lines:
         if not text.strip():
             continue
@@ -149,9 +148,17 @@ def answered_lines(output_lines: Iterable[str]) -> set[int]:
         if line is None or line in seen:
             continue
         seen.add(line)
-        if record.get("error") is None and isinstance(record.get("modelOutput"), dict):
-            answered.add(line)
-    return answered
+        yield line, record
+
+
+def _answered(record: Mapping[str, Any]) -> bool:
+    return record.get("error") is None and isinstance(record.get("modelOutput"), dict)
+
+
+def answered_lines(output_lines: Iterable[str]) -> set[int]:
+    """The lines the job answered (a record with a `modelOutput` and no `error`), without keeping the
+    answers: what the last page of a finish needs to release every other line on-demand."""
+    return {line for line, record in _first_records(output_lines) if _answered(record)}
 
 
 def parse_output(output_lines: Iterable[str], submitted: Sequence[int]) -> JobResults:
@@ -160,25 +167,17 @@ def parse_output(output_lines: Iterable[str], submitted: Sequence[int]) -> JobRe
     (it cannot be put on any line)."""
     results = JobResults()
     wanted = set(submitted)
-    for text in output_lines:
-        if not text.strip():
+    for line, record in _first_records(output_lines):
+        if line not in wanted:
             continue
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError:
-            continue
-        line = line_of(str(record.get("recordId", ""))) if isinstance(record, dict) else None
-        if line is None or line not in wanted or line in results.answered or line in results.failed:
-            continue
-        error = record.get("error")
-        output = record.get("modelOutput")
-        if error is not None or not isinstance(output, dict):
+        if _answered(record):
+            results.answered[line] = record["modelOutput"]
+        else:
+            error = record.get("error")
             error = error if isinstance(error, dict) else {}
             results.failed[line] = RecordFailure(
                 code=error.get("errorCode", "missing"), message=str(error.get("errorMessage", "no output"))
             )
-        else:
-            results.answered[line] = output
     results.missing = [
         line for line in submitted if line not in results.answered and line not in results.failed
     ]
