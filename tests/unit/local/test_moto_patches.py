@@ -1,9 +1,11 @@
 """The local stack's patches into moto (tools/xpi_tools/local/moto_patches.py, docs/local-stack.md),
 one test per patch, on moto's own objects."""
 
+import contextlib
 import importlib
 import io
 import json
+import sys
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -274,6 +276,84 @@ def test_a_failed_transaction_is_rolled_back_item_by_item() -> None:
         )
         assert "Item" in client.get_item(TableName="t", Key=new_item)
         assert client.get_item(TableName="t", Key=update["Key"])["Item"]["n"] == {"N": "6"}
+
+
+def _record_line_twice_concurrently(lines: int) -> dict[str, Any]:
+    """What a batch's progress and its reconciliation do when both record the same lines at once:
+    per line, two threads run the same transaction (the line's item if absent, and ADD done 1 to the
+    status item); the one whose condition fails is cancelled and rolled back. Alongside, two threads
+    claim the same release indexes (`released = :i` -> i + 1). What the status item holds after."""
+    client = boto3.client("dynamodb", region_name=REGION)
+    create_table("batches", "batch_id", "line")
+    status = {"batch_id": {"S": "b"}, "line": {"N": "0"}}
+    client.put_item(TableName="batches", Item={**status, "done": {"N": "0"}, "released": {"N": "0"}})
+    claims: list[int] = []
+
+    def record(line: int) -> None:
+        with contextlib.suppress(client.exceptions.TransactionCanceledException):
+            client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": "batches",
+                            "Item": {"batch_id": {"S": "b"}, "line": {"N": str(line)}},
+                            "ConditionExpression": "attribute_not_exists(batch_id)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": "batches",
+                            "Key": status,
+                            "UpdateExpression": "ADD done :one",
+                            "ExpressionAttributeValues": {":one": {"N": "1"}},
+                        }
+                    },
+                ]
+            )
+
+    def claim(index: int) -> None:
+        with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+            client.update_item(
+                TableName="batches",
+                Key=status,
+                UpdateExpression="SET released = :next",
+                ConditionExpression="released = :index",
+                ExpressionAttributeValues={":next": {"N": str(index + 1)}, ":index": {"N": str(index)}},
+            )
+            claims.append(index)
+
+    def worker() -> None:
+        for line in range(1, lines + 1):
+            record(line)
+            claim(line - 1)
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as a loaded machine does
+    try:
+        threads = [threading.Thread(target=worker) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    item = client.get_item(TableName="batches", Key=status, ConsistentRead=True)["Item"]
+    return {"done": int(item["done"]["N"]), "released": int(item["released"]["N"]), "claims": claims}
+
+
+@pytest.mark.usefixtures("transactions_patched")
+def test_each_request_is_atomic_whatever_other_threads_write() -> None:
+    # GIVEN moto's server answering requests on many threads (gap 37 filled: one request at a time
+    # inside the DynamoDB backend, as DynamoDB makes each request atomic)
+    with mock_aws():
+        # WHEN two threads record the same lines and claim the same indexes at once
+        outcome = _record_line_twice_concurrently(lines=150)
+
+    # THEN every line is counted once (no rolled-back transaction undid another's ADD) and every
+    # index is claimed by one thread only (no two conditional writes passed the same check)
+    assert outcome["done"] == 150
+    assert outcome["released"] == 150
+    assert sorted(outcome["claims"]) == list(range(150))
 
 
 def test_a_signed_get_with_path_parameters_is_authenticated(enforced: list[Any]) -> None:

@@ -8,7 +8,8 @@ test_moto_patches.py` has one test per patch, on moto's own objects.
   gap 6   patch_lambda_invoke         every function invoke -> a real Lambda runtime process
   gap 7   patch_interpreter_clients   the Step Functions interpreter calls AWS as the state machine's
                                       role, with one cached client per service and role
-  gap 12  patch_transactions          TransactWriteItems rolled back item by item, not by table copies
+  gap 12  patch_transactions          TransactWriteItems rolled back item by item, not by table copies,
+                                      and every DynamoDB item request one at a time (gap 37)
   gap 13  patch_thread_list           the interpreter's thread list keeps only live threads
   gap 14  patch_iam_evaluation        IAM decisions by iam_authorization.py, written to the call log
           enable_iam_enforcement      moto checks every request's signature and IAM permission
@@ -134,21 +135,52 @@ def patch_interpreter_clients(role_credentials: Callable[[str], RoleCredentials]
 
 
 # ---------------------------------------------------------------------------------------- gap 12
+# One DynamoDB request at a time inside moto's backend (gap 37): DynamoDB makes each request atomic
+# (a conditional write's check and write, a transaction's checks, writes and rollback); moto answers
+# each request on a thread of its own and takes no lock. Reentrant: a transaction reads and writes
+# through the same backend methods.
+DYNAMODB_LOCK = threading.RLock()
+# The backend methods that read or write items (BatchWriteItem, BatchGetItem and TransactGetItems go
+# through them item by item, as DynamoDB makes those atomic per item, not per batch).
+DYNAMODB_ITEM_METHODS = ("get_item", "put_item", "update_item", "delete_item", "query", "scan")
+
+
 def patch_transactions() -> Restore:
     """moto's TransactWriteItems deep-copies every table it touches, for its rollback: O(table size) per
     call, so a 10,000-line batch (one transaction per line) slows to a crawl. Roll back the items the
-    transaction names instead (O(items), same outcome)."""
+    transaction names instead (O(items), same outcome).
+
+    And each item request runs alone (gap 37): moto checks a condition and then writes, and a failed
+    transaction puts back the items as it saved them before it ran, so without a lock another thread's
+    write between the two is passed over (two conditional claims both win) or undone (a rolled-back
+    duplicate transaction restores a counter without the ADD another line's transaction made)."""
     dynamodb_models: Any = importlib.import_module("moto.dynamodb.models")
     backend = dynamodb_models.DynamoDBBackend
     original_copy, original_transact = dynamodb_models.copy, backend.transact_write_items
+    originals = {name: getattr(backend, name) for name in DYNAMODB_ITEM_METHODS}
     dynamodb_models.copy = NoTableCopies(original_copy)
     backend.transact_write_items = with_item_rollback(original_transact)
+    for name, method in originals.items():
+        setattr(backend, name, one_at_a_time(method))
 
     def restore() -> None:
         dynamodb_models.copy = original_copy
         backend.transact_write_items = original_transact
+        for name, method in originals.items():
+            setattr(backend, name, method)
 
     return restore
+
+
+def one_at_a_time(method: Any) -> Any:
+    """A DynamoDB backend method that runs holding DYNAMODB_LOCK."""
+
+    @functools.wraps(method)
+    def alone(*args: Any, **kwargs: Any) -> Any:
+        with DYNAMODB_LOCK:
+            return method(*args, **kwargs)
+
+    return alone
 
 
 class NoTableCopies:
@@ -173,6 +205,10 @@ def with_item_rollback(transact_write_items: Any) -> Any:
     back (or deleted, if they did not exist) when the transaction fails."""
 
     def transact(backend: Any, transact_items: list[dict[str, Any]]) -> Any:
+        with DYNAMODB_LOCK:  # saved, run and put back with no other request in between
+            return _transact(backend, transact_items)
+
+    def _transact(backend: Any, transact_items: list[dict[str, Any]]) -> Any:
         saved: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
         for entry in transact_items:
             _, op = next(iter(entry.items()))
