@@ -45,7 +45,9 @@ class FakeLineageStore:
         merged = item.model_dump(exclude_none=True)
         if current is not None:
             kept = {name: getattr(current, name) for name in FIRST_SEEN_FIELDS}
-            merged = {**current.model_dump(exclude_none=True), **merged, **kept}
+            # a claim's provisional count of a late answer goes unless the final item carries one
+            earlier = current.model_dump(exclude_none=True, exclude={"bedrock_calls_unanswered"})
+            merged = {**earlier, **merged, **kept}
         self.items[item.request_id] = LineageItem.model_validate(merged)
         return True
 
@@ -92,6 +94,14 @@ class FakeSyncLedger:
             return found
         self.lineage_store.claim(claim)
         return None
+
+    def count_answer(self, request_id: str, claimed_by: str) -> bool:
+        """DynamoLineageClaims.count_answer: only on this execution's claim, still ACCEPTED."""
+        current = self.lineage_store.items.get(request_id)
+        if current is None or current.status != ACCEPTED or current.claimed_by != claimed_by:
+            return False
+        self.lineage_store.items[request_id] = current.model_copy(update={"bedrock_calls_unanswered": 1})
+        return True
 
     def finish(
         self, item: LineageItem, answer: StoredAnswer, answer_expires_at: int, settle: Sequence[Charge] = ()

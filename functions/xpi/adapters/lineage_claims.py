@@ -8,7 +8,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from xpi.adapters import aws
-from xpi.models.lineage import LineageItem
+from xpi.models.lineage import ACCEPTED, LineageItem
 from xpi.models.workflow import Claim
 
 _DESERIALIZER = TypeDeserializer()
@@ -36,3 +36,22 @@ class DynamoLineageClaims:
             known = {k: v for k, v in data.items() if k in LineageItem.model_fields}
             return LineageItem.model_validate(known)
         return None
+
+    def count_answer(self, request_id: str, claimed_by: str) -> bool:
+        return aws.write_if(
+            lambda: (
+                aws.dynamodb()
+                .Table(self._lineage_table)
+                .update_item(
+                    Key={"request_id": request_id},
+                    UpdateExpression="SET #unanswered = :one",
+                    ConditionExpression="#status = :accepted AND #claimed_by = :token",
+                    ExpressionAttributeNames={
+                        "#unanswered": "bedrock_calls_unanswered",
+                        "#status": "status",
+                        "#claimed_by": "claimed_by",
+                    },
+                    ExpressionAttributeValues={":one": 1, ":accepted": ACCEPTED, ":token": claimed_by},
+                )
+            )
+        )

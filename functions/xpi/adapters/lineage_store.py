@@ -43,8 +43,14 @@ def final_update(
             assignments.append(f"#a{index} = if_not_exists(#a{index}, :a{index})")
         else:
             assignments.append(f"#a{index} = :a{index}")
+    update = "SET " + ", ".join(assignments)
+    if item.bedrock_calls_unanswered is None:
+        # A claim may carry a provisional count of an answer its run might not deliver
+        # (LineageClaims.count_answer): the final state says whether an answer was lost.
+        names["#unanswered"] = "bedrock_calls_unanswered"
+        update += " REMOVE #unanswered"
     return {
-        "UpdateExpression": "SET " + ", ".join(assignments),
+        "UpdateExpression": update,
         "ConditionExpression": condition,
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values,

@@ -157,6 +157,13 @@ class LineageClaims(Protocol):
         written, else the item found (returned by the failed write itself)."""
         ...
 
+    def count_answer(self, request_id: str, claimed_by: str) -> bool:
+        """Count a Bedrock answer on the claim (`bedrock_calls_unanswered: 1`) while it is still this
+        execution's and ACCEPTED: the answer is billed, and a run that cannot deliver it leaves the claim
+        to the reaper. The record step's final write states the truth (it removes the count unless the
+        final item carries one). False when the claim is no longer this execution's, or final."""
+        ...
+
 
 class QueueStarter(Protocol):
     """The queue workflow (Express): one execution per SQS batch, its requests the items of a Map."""

@@ -14,7 +14,10 @@ carries this execution's token, so:
 So what the Standard workflow retried between steps (a throttle, Bedrock or an AWS API out of reach, the
 pacer's QuotaExhausted) is retried here, in process, while nothing has been sent: full jitter, bounded so
 the whole run ends well inside the Express workflow's 5 minutes. An Express run killed at 5 minutes
-leaves the claim ACCEPTED: the reaper ends it (RequestAbandoned, with its event).
+leaves the claim ACCEPTED: the reaper ends it (RequestAbandoned, with its event). When Bedrock answered
+so late in the run that the record step may not get to run, the claim counts that answer first
+(`bedrock_calls_unanswered: 1`, one extra write on that slow path only): an abandoned request whose
+answer was billed says so in lineage, and a record step that does run makes the item final without it.
 """
 
 import json
@@ -22,7 +25,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -214,7 +217,37 @@ def process(
             Cause=json.dumps({"errorMessage": str(lost), "errorType": type(lost).__name__}),
         )
         return state
-    return _steps(state, body, ports, judge, budget)
+    gateway = _AnswerSeen(ports.gateway)
+    state = _steps(state, body, ports, judge, budget, gateway=gateway)
+    if gateway.answered and _run_ends_within(task, budget.clock(), RECORD_RESERVE):
+        _count_answer(state, ports, task)
+    return state
+
+
+# The queue workflow's Express run ends here, whatever its state (its ASL's TimeoutSeconds)...
+EXPRESS_RUN = timedelta(seconds=300)
+# ...and the record and emit steps after this one need about this long (the record step's own timeout
+# twice, and the emit's): an answer that comes later may never be recorded by its run.
+RECORD_RESERVE = timedelta(seconds=60)
+
+
+def _run_ends_within(task: QueueTask, now: datetime, reserve: timedelta) -> bool:
+    started = datetime.fromisoformat(task.started_at)
+    return started + EXPRESS_RUN - now < reserve
+
+
+def _count_answer(state: WorkflowState, ports: QueuePorts, task: QueueTask) -> None:
+    """Bedrock answered (billed) so late in the run that the record step may never run: the claim counts
+    the answer (one UpdateItem, only on this slow path), so the reaper that ends the request
+    (`RequestAbandoned`) keeps the count, and the record step's final write removes it if it does run.
+    A failure here does not fail the step: the answer still goes on to the record step."""
+    try:
+        counted = ports.claims.count_answer(state.request.request_id, task.token())
+    except Exception as error:
+        logger.warning("a late answer could not be counted on the claim", extra=_error_class(error))
+        return
+    logger.warning("Bedrock answered late in the run; counted on the claim", extra={"counted": counted})
+    metrics.add_metric(name="LateAnswersCounted", unit=MetricUnit.Count, value=1)
 
 
 def _error_class(error: Exception) -> dict[str, str]:
@@ -250,9 +283,11 @@ def _steps(
     ports: QueuePorts,
     judge: Callable[[], Judgement],
     budget: RetryBudget,
+    *,
+    gateway: "_AnswerSeen",
 ) -> WorkflowState:
     """Classify, route and invoke, as the workflow's states do; an error ends the steps with it in the
-    state (the workflow's Catch to RecordOutcome)."""
+    state (the workflow's Catch to RecordOutcome). `gateway` notes whether Bedrock answered."""
     try:
         judgement = _retrying(judge, budget)
         state = _retrying(
@@ -280,7 +315,6 @@ def _steps(
             govcloud_endpoint=ports.govcloud_endpoint,
         )
         state.timings["routed_at"] = budget.clock()
-        gateway = _AnswerSeen(ports.gateway)
         state.response = _retrying(
             lambda: invoke_model(
                 state,

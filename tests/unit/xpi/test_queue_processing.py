@@ -33,7 +33,10 @@ SOURCE = Source(kind="sqs", principal="AROAPRODUCER:queue", reference="msg-1", r
 
 
 class World:
-    def __init__(self, gateway: FakeBedrockGateway | None = None, time_left_s: float = 200.0) -> None:
+    def __init__(
+        self, gateway: FakeBedrockGateway | None = None, time_left_s: float = 200.0, now: datetime = NOW
+    ) -> None:
+        self.now = now
         self.lineage = FakeLineageStore()
         self.claims = FakeSyncLedger(self.lineage)
         self.payloads = FakePayloadStore()
@@ -62,7 +65,7 @@ class World:
         budget = queue_processing.RetryBudget(
             time_left=lambda: self.time_left_s,
             reserve_s=130,
-            clock=lambda: NOW,
+            clock=lambda: self.now,
             sleep=self.sleep,
             jitter=lambda low, high: high,
         )
@@ -262,6 +265,9 @@ class _RefusingClaims:
     def claim(self, claim: Any) -> None:
         raise PermissionError("AccessDenied")
 
+    def count_answer(self, request_id: str, claimed_by: str) -> bool:
+        raise AssertionError("nothing claimed, nothing to count")
+
 
 def test_a_request_that_cannot_be_claimed_is_answered_once_and_never_sent() -> None:
     # GIVEN the claim refused
@@ -300,3 +306,35 @@ def test_a_request_minted_for_the_other_region_is_left_to_it() -> None:
     for request_id in ("us-gov-east-1.0123abcd", "it-0123abcd"):
         owned(world.process(task({**request, "request_id": request_id})))
     assert len(world.gateway.calls) == 2
+
+
+# The task's run started at 11:59:59 (task()); its Express run ends 5 minutes later.
+LATE_IN_THE_RUN = datetime(2026, 3, 1, 12, 4, 10, tzinfo=UTC)  # 49 s left
+
+
+def test_an_answer_late_in_the_run_is_counted_on_the_claim_until_the_record_step_runs() -> None:
+    # GIVEN a request whose Bedrock answer comes 49 s before its Express run ends
+    world = World(now=LATE_IN_THE_RUN)
+
+    # WHEN it is processed
+    state = owned(world.process(task(sample_request("converse-system"))))
+
+    # THEN the claim, still ACCEPTED, counts the billed answer: should the run end before the record
+    # step, the reaper's FAILED item keeps the count
+    item = world.lineage.items[state.request.request_id]
+    assert (item.status, item.bedrock_calls_unanswered) == (ACCEPTED, 1)
+    # AND when the record step does run, the final item holds the answer and no count of a lost one
+    outcome = record_outcome(state, world.lineage, LATE_IN_THE_RUN)
+    final = world.lineage.items[state.request.request_id]
+    assert outcome.emit and (final.status, final.bedrock_calls_unanswered) == ("COMPLETED", None)
+
+
+def test_an_answer_in_good_time_writes_nothing_more() -> None:
+    # GIVEN a request answered a second into its run (NOW)
+    world = World()
+
+    state = owned(world.process(task(sample_request("converse-system"))))
+
+    # THEN the claim is as the claim wrote it: no extra write on the normal path
+    item = world.lineage.items[state.request.request_id]
+    assert item.bedrock_calls_unanswered is None

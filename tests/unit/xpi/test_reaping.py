@@ -10,6 +10,7 @@ import pytest
 from moto import mock_aws
 from pydantic import BaseModel
 from xpi import dependencies
+from xpi.adapters.lineage_claims import DynamoLineageClaims
 from xpi.adapters.lineage_store import REPORTED_AT, DynamoLineageStore
 from xpi.domain.errors import MESSAGES, RequestInvalid
 from xpi.handlers import reap as reap_handler
@@ -247,6 +248,39 @@ def test_a_queue_request_is_reaped_once_its_express_run_is_over_without_reading_
     assert executions.inspected == [] and executions.stopped == []
     assert lineage.items["queued-young"].status == "ACCEPTED"
     assert lineage.items["submitted"].status == "ACCEPTED"
+
+
+def test_an_abandoned_claim_that_counted_a_late_answer_keeps_the_count(lineage_table: Any) -> None:
+    # GIVEN two queue claims whose process step counted a late Bedrock answer on them (its run was about
+    # to end): one whose run ended before the record step, one whose record step ran
+    claims, store = DynamoLineageClaims("lineage"), DynamoLineageStore("lineage")
+    token = "run-1#0@2026-03-01T11:51:00.000Z"
+    abandoned = _accepted("abandoned", timedelta(minutes=8)).model_copy(update={"claimed_by": token})
+    recorded = _accepted("recorded", timedelta(minutes=8)).model_copy(update={"claimed_by": token})
+    for item in (abandoned, recorded):
+        lineage_table.put_item(Item=item.model_dump(exclude_none=True))
+        assert claims.count_answer(item.request_id, token)
+    # (another execution's token, or a final item, is not counted on)
+    assert not claims.count_answer("abandoned", "run-2#0@2026-03-01T11:52:00.000Z")
+    assert store.finalize(
+        recorded.model_copy(update={"status": "COMPLETED", "completed_at": NOW.isoformat()})
+    )
+    assert not claims.count_answer("recorded", token)
+
+    # WHEN the reaper ends the abandoned one
+    express = timedelta(minutes=7)
+    events = FakeEventPublisher()
+    reaper = Reaper(store, FakeExecutionControl(), events, BOUND, 10, express_abandon_after=express)
+    assert reap(reaper, NOW).reaped == ["abandoned"]
+
+    # THEN lineage counts its billed answer, and the recorded one holds its answer and no lost one
+    ended = lineage_table.get_item(Key={"request_id": "abandoned"})["Item"]
+    assert (ended["status"], ended["error"]["code"], ended["bedrock_calls_unanswered"]) == (
+        "FAILED",
+        ABANDONED,
+        1,
+    )
+    assert "bedrock_calls_unanswered" not in lineage_table.get_item(Key={"request_id": "recorded"})["Item"]
 
 
 # ------------------------------------------------------------------------------ two regions: the takeover
