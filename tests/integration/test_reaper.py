@@ -184,3 +184,70 @@ def test_a_queue_request_whose_express_run_is_over_is_reaped_without_reading_its
     assert len(results.events_for(request_id)) == 1
     item = local_stack.lineage(request_id)
     assert item is not None and (item["status"], item["error"]["code"]) == ("FAILED", "RequestAbandoned")
+
+
+def _function_name(local_stack: LocalStackClient, logical_id: str) -> str:
+    pages = local_stack.client("lambda").get_paginator("list_functions").paginate()
+    functions = [function["FunctionName"] for page in pages for function in page["Functions"]]
+    names = [name for name in functions if logical_id in name]
+    assert len(names) == 1, names
+    return str(names[0])
+
+
+def test_an_abandoned_queue_request_whose_answer_was_billed_counts_it_in_lineage(
+    local_stack: LocalStackClient, results: ResultCollector, emulator: EmulatorControl
+) -> None:
+    # GIVEN a queue request whose process step ran 250 s into its Express run (a backlog ahead of it):
+    # Bedrock answers it with under a minute of the run left, and the run ends before its record step
+    # (moto does not end Express runs at 5 minutes: the step is invoked as the run's Map item would,
+    # with the function's own role, and its answer goes nowhere)
+    request_id = f"it-late-{uuid.uuid4().hex[:12]}"
+    started = datetime.now(UTC) - timedelta(seconds=250)
+    sender = local_stack.client("sts").get_caller_identity()["UserId"]
+    task = {
+        "item": {
+            "request": {
+                "request_id": request_id,
+                "model": "default",
+                "prompt": f"Answer late in the run. [[emulator:tag={request_id}]]",
+                "caller": {},
+            },
+            "source": {
+                "kind": "sqs",
+                "principal": sender,
+                "reference": f"msg-{request_id}",
+                "received_at": started.isoformat(),
+            },
+        },
+        "execution": f"it-run-{uuid.uuid4().hex[:12]}",
+        "started_at": started.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "index": 0,
+    }
+    response = local_stack.client("lambda").invoke(
+        FunctionName=_function_name(local_stack, "ProcessRequestFunction"), Payload=json.dumps(task)
+    )
+    answer = json.loads(response["Payload"].read())
+    assert "FunctionError" not in response, answer
+    assert answer["owned"] and answer["state"]["response"]
+    assert emulator.counters().tag(request_id).successes == 1  # billed
+    # (the claim, still ACCEPTED, counts the answer already)
+    claim = local_stack.lineage(request_id)
+    assert claim is not None and (claim["status"], claim.get("bedrock_calls_unanswered")) == ("ACCEPTED", 1)
+
+    # WHEN the run is over and the reaper ends the request
+    created = datetime.now(UTC) - EXPRESS_PAST_THE_BOUND
+    _table(local_stack).update_item(
+        Key={"request_id": request_id},
+        UpdateExpression="SET created_at = :c",
+        ExpressionAttributeValues={":c": created.isoformat(timespec="milliseconds")},
+    )
+    assert request_id in _reap(local_stack)["reaped"]
+
+    # THEN it is FAILED as RequestAbandoned with its one event, and lineage counts the billed answer:
+    # as many as the emulator answered
+    event = results.wait_for(request_id)
+    assert event["detail"]["error"]["code"] == "RequestAbandoned"
+    item = local_stack.lineage(request_id)
+    assert item is not None
+    assert (item["status"], item["error"]["code"]) == ("FAILED", "RequestAbandoned")
+    assert item["bedrock_calls_unanswered"] == emulator.counters().tag(request_id).successes == 1
