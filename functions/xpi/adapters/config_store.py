@@ -130,6 +130,9 @@ class ConfigOverride[T: BaseModel]:
         self._signing = signing
         self._on_alert = on_alert
         self._last: tuple[str, T, ConfigVersion] | None = None
+        # The shipped default and its version, per source ("default", "fallback"): built and hashed once
+        # per process (the shipped document does not change while the process lives).
+        self._shipped_versions: dict[str, tuple[T, ConfigVersion]] = {}
         self._alerted: set[tuple[Problem, str]] = set()
 
     def get(self) -> T:
@@ -183,14 +186,17 @@ class ConfigOverride[T: BaseModel]:
         return envelope, None
 
     def _shipped(self, source: str) -> tuple[T, ConfigVersion]:
-        document = self._default()
-        version = ConfigVersion(
-            kind=self._kind,
-            revision=0,
-            sha256=canonical_sha256(document.model_dump(mode="json")),
-            source="fallback" if source == "fallback" else "default",
-        )
-        return document, version
+        shipped = self._shipped_versions.get(source)
+        if shipped is None:
+            document = self._default()
+            version = ConfigVersion(
+                kind=self._kind,
+                revision=0,
+                sha256=canonical_sha256(document.model_dump(mode="json")),
+                source="fallback" if source == "fallback" else "default",
+            )
+            shipped = self._shipped_versions[source] = (document, version)
+        return shipped
 
     def _unsigned(self, raw: str | None) -> tuple[T, ConfigVersion]:
         """Without a signing secret (unit tests, `sam local`): the value as it is."""

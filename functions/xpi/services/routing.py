@@ -53,15 +53,25 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+# The last snapshot made in this process and what it was made from. While a version stands, the classify
+# step of every request gets the same policy and routing objects (cached per version by ConfigOverride), so
+# the routing's dump and both canonical hashes are made once per version, not once per request.
+type _Snapshotted = tuple[Policy, RoutingConfig, tuple[ConfigVersion, ConfigVersion] | None, ConfigSnapshot]
+_last_snapshot: list[_Snapshotted] = []  # at most one: the last
+
+
 def snapshot(
     policy: Policy,
     routing: RoutingConfig,
     versions: tuple[ConfigVersion, ConfigVersion] | None = None,
 ) -> ConfigSnapshot:
     """The snapshot, naming the policy and routing versions in force (`versions`: policy, routing)."""
+    last = _last_snapshot[0] if _last_snapshot else None
+    if last is not None and last[0] is policy and last[1] is routing and last[2] == versions:
+        return last[3]
     document = routing.model_dump(mode="json")
     policy_version, routing_version = versions or (None, None)
-    return ConfigSnapshot(
+    made = ConfigSnapshot(
         policy_sha256=canonical_sha256(policy.model_dump(mode="json")),
         routing_sha256=canonical_sha256(document),
         routing=document,
@@ -71,13 +81,20 @@ def snapshot(
             v is not None and v.source == "fallback" for v in (policy_version, routing_version)
         ),
     )
+    _last_snapshot[:] = [(policy, routing, versions, made)]
+    return made
 
 
 def carried_routing(state: WorkflowState) -> RoutingConfig:
-    """The routing document the classify step recorded for this request."""
+    """The routing document the classify step recorded for this request. A snapshot that came through the
+    workflow's state (JSON, between functions) is checked against its hash and read again; the one this
+    process made itself (the sync path runs every step in process) is the routing it was made from."""
     carried = state.config
     if carried is None:
         raise ConfigSnapshotInvalid("the state carries no configuration snapshot", state.request.request_id)
+    last = _last_snapshot[0] if _last_snapshot else None
+    if last is not None and carried is last[3]:
+        return last[1]
     if canonical_sha256(carried.routing) != carried.routing_sha256:
         raise ConfigSnapshotInvalid("the routing snapshot does not match its hash", state.request.request_id)
     return RoutingConfig.model_validate(carried.routing)

@@ -132,6 +132,27 @@ def test_routing_is_the_parameter_when_it_exists_else_the_default() -> None:
 
 
 @mock_aws
+def test_the_shipped_default_is_built_and_hashed_once_per_process() -> None:
+    # GIVEN no parameter, and a default that counts how often it is built
+    built: list[RoutingConfig] = []
+
+    def default() -> RoutingConfig:
+        built.append(RoutingConfig.model_validate(load_default_routing().model_dump(mode="json")))
+        return built[-1]
+
+    override = ConfigOverride(OptionalParameter(NAME, 60), RoutingConfig, default)
+
+    # WHEN every request of a warm function asks for the document in force
+    answers = [override.current() for _ in range(3)]
+
+    # THEN the default was built (and its canonical hash taken) once, and every answer names it
+    assert len(built) == 1
+    assert all(document is built[0] for document, _ in answers)
+    assert {version.sha256 for _, version in answers} == {answers[0][1].sha256}
+    assert answers[0][1].source == "default" and answers[0][1].revision == 0
+
+
+@mock_aws
 def test_invalid_routing_fails_with_its_validation_error() -> None:
     boto3.client("ssm").put_parameter(Name=NAME, Value='{"models": "none"}', Type="String")
 

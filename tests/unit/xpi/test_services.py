@@ -32,8 +32,9 @@ from xpi.models.workflow import (
     WorkflowState,
 )
 from xpi.services import classification, invocation
+from xpi.services import routing as routing_service
 from xpi.services.recording import record_outcome
-from xpi.services.routing import route, snapshot
+from xpi.services.routing import carried_routing, route, snapshot
 from xpi.services.submission import Submitted, submit
 from xpi.services.validation import load_raw, validate
 from xpi.settings import Settings
@@ -879,6 +880,44 @@ class TestClassify:
         assert RoutingConfig.model_validate(state.config.routing) == load_default_routing()
         assert state.config.policy_sha256 == canonical_sha256(load_default_policy().model_dump(mode="json"))
         assert len(state.config.model_dump_json()) < 6144  # compact: Step Functions payloads are 256 KiB
+
+    def test_the_snapshot_is_made_once_per_version_in_force(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        # GIVEN the same policy and routing objects in force for two requests (cached per version)
+        policy, routing = load_default_policy(), load_default_routing()
+        hashed: list[object] = []
+        monkeypatch.setattr(routing_service, "_last_snapshot", [])  # none made yet in this process
+        monkeypatch.setattr(
+            routing_service, "canonical_sha256", lambda value: hashed.append(value) or canonical_sha256(value)
+        )
+
+        # WHEN both are snapshotted, and a new routing version comes into force
+        first, second = snapshot(policy, routing), snapshot(policy, routing)
+        hashes_for_one_version = len(hashed)
+        changed = RoutingConfig.model_validate({**routing.model_dump(mode="json"), "aliases": {}})
+        third = snapshot(policy, changed)
+
+        # THEN the first version's documents were hashed once (policy and routing), the new one's again
+        assert second is first and hashes_for_one_version == 2
+        assert third is not first and len(hashed) == 4
+        assert third.routing_sha256 == canonical_sha256(changed.model_dump(mode="json"))
+
+    def test_the_routing_carried_through_the_workflow_state_is_checked_and_read_again(self) -> None:
+        # GIVEN a classified state, and the same state as the next step reads it (JSON, from Step Functions)
+        state, _ = self.classified(sample_request("plain-prompt"))
+        assert state.config is not None
+        through_workflow = WorkflowState.model_validate_json(state.model_dump_json())
+        assert through_workflow.config is not None
+        altered = through_workflow.model_copy(deep=True)
+        assert altered.config is not None
+        altered.config.routing["aliases"] = {"default": "us.anthropic.claude-opus-4"}
+
+        # THEN in process the routing is the one snapshotted; through the workflow it is checked again,
+        # and an altered one refused
+        assert carried_routing(state) is load_default_routing()
+        assert carried_routing(through_workflow) == load_default_routing()
+        assert carried_routing(through_workflow) is not load_default_routing()
+        with pytest.raises(ConfigSnapshotInvalid):
+            carried_routing(altered)
 
 
 class TestValidate:
