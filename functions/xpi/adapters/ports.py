@@ -108,6 +108,12 @@ class EventPublisher(Protocol):
     def publish(self, detail_type: str, detail: BaseModel) -> None: ...
 
 
+class EventBatchPublisher(EventPublisher, Protocol):
+    def publish_all(self, events: Sequence[tuple[str, BaseModel]]) -> None:
+        """Each event, in order, in as few requests as the bus allows; raises when any is refused."""
+        ...
+
+
 class WorkflowStarter(Protocol):
     """The inference workflow; an execution is named by its request id."""
 
