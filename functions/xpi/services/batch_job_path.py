@@ -224,11 +224,11 @@ def _collect_entries(
     Retried (a page that died anywhere, run again from its cursor), every line ends counted once and
     with one result event: the line's own claim lets the retry replay the job's answer (never a failure,
     never charged twice: queue_processing.process `replayed`); lineage made final by an earlier attempt
-    gives its outcome again (record_outcome); the line item and counters and the progress slot are
-    conditional writes (counted once). The events go out 10 to a PutEvents after their lines' items,
-    and the status item's `emitted_through` then says which lines' events are out: a retry sends those
-    of the later lines, so a page that died before sending them loses none (one that died between the
-    PutEvents and that mark sends its last few again)."""
+    gives its outcome again (record_outcome); the line item and counters, written with the progress
+    slot spent, are one conditional write (counted once). The events go out 10 to a PutEvents after
+    their lines' items, and the status item's `emitted_through` then says which lines' events are out:
+    a retry sends those of the later lines, so a page that died before sending them loses none (one
+    that died between the PutEvents and that mark sends its last few again)."""
     outputs = {line_request_id(batch_id, line): output for line, output in answered.items()}
     # The job's answer is no on-demand call: not paced against the model's on-demand quota, and the
     # route's first hop answers it (the job's model), whatever the circuit breaker says.
@@ -271,10 +271,10 @@ def _collect_entries(
         if number is None:  # pragma: no cover - the request id is the batch's own
             continue
         result = line_result_from_event(outcome.detail, number)
-        # The line's item and counters first, its progress slot spent (a job line held no slot), then the
+        # The line's item and counters with its progress slot spent (a job line held no slot), then the
         # event: the progress function that receives it finds the line counted and starts nothing.
-        table.record_line(batch_id, result, line_counters(result, outcome.detail))
-        table.claim_release(batch_id, number)
+        if not table.record_line(batch_id, result, line_counters(result, outcome.detail), released=True):
+            table.claim_release(batch_id, number)  # recorded before: its slot surely spent too
         if number > emitted:
             pending.append((number, outcome.detail_type, detail))
             if len(pending) == EVENTS_PER_REQUEST:
@@ -300,8 +300,8 @@ def _recorded_here(
         "error": item.error.model_dump() if item.error else None,
     }
     result = line_result_from_event(detail, line)
-    table.record_line(batch_id, result, line_counters(result, detail))
-    table.claim_release(batch_id, line)
+    if not table.record_line(batch_id, result, line_counters(result, detail), released=True):
+        table.claim_release(batch_id, line)
     logger.warning("job line counted from the lineage an earlier attempt wrote", extra={"line": line})
     return True
 
