@@ -343,6 +343,7 @@ def through_xpi(
         per_line = per_request(units, requests)
         figures["xpi_usd_per_line"] = sum(cost_per_million(per_line, load_prices(COST_PRICES)).values()) / 1e6
         figures.update(_lineage_cost(bench, figures["batch_id"], lines))
+        figures["status"] = _batch_status(bench, figures["batch_id"])
         figures["lines"] = lines
         figures["executions"] = sum(bench.executions_run.values())
         return figures
@@ -370,6 +371,34 @@ def _await_batch_event(sqs: Any, queue_url: str, batch_id: str, timeout_s: float
         if found:  # a Batch Failed one too: the table says so, with the lines that were done
             return found
     raise RuntimeError(f"no Batch event for {batch_id} within {timeout_s} s")
+
+
+STATUS_FIELDS = (
+    "state",
+    "total",
+    "valid",
+    "done",
+    "completed",
+    "failed",
+    "blocked",
+    "reason",
+    "release_total",
+    "emitted_through",
+)
+
+
+def _batch_status(bench: Any, batch_id: str) -> dict[str, Any]:
+    """The batch status item's state and counters (a `Batch Failed` run says there why)."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    dynamodb = bench.session.client("dynamodb", endpoint_url=bench.endpoints.aws)
+    item = dynamodb.get_item(
+        TableName=bench.outputs["BatchTableName"],
+        Key={"batch_id": {"S": batch_id}, "line": {"N": "0"}},
+        ConsistentRead=True,
+    ).get("Item", {})
+    plain = {key: TypeDeserializer().deserialize(value) for key, value in item.items()}
+    return {key: str(plain[key]) for key in STATUS_FIELDS if key in plain}
 
 
 def _lineage_cost(bench: Any, batch_id: str, lines: int) -> dict[str, Any]:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
         BudgetLedger,
         CheckRunStore,
         DayLineage,
-        EventPublisher,
+        EventBatchPublisher,
         ExecutionReader,
         HashKey,
         IntakeRecords,
@@ -112,7 +112,7 @@ def intake_records() -> IntakeRecords:
 
 
 @cache
-def event_publisher() -> EventPublisher:
+def event_publisher() -> EventBatchPublisher:
     from xpi.adapters.event_bus import EventBridgePublisher
 
     settings = get_settings()

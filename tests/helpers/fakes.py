@@ -172,6 +172,10 @@ class FakeEventPublisher:
     def publish(self, detail_type: str, detail: BaseModel) -> None:
         self.published.append((detail_type, detail.model_dump(mode="json", exclude_none=True)))
 
+    def publish_all(self, events: Sequence[tuple[str, BaseModel]]) -> None:
+        for detail_type, detail in events:
+            self.publish(detail_type, detail)
+
 
 class FakeWorkflowStarter:
     """Step Functions' rule: one execution per name."""

@@ -88,9 +88,15 @@ class DynamoBatchTable:
                 # A bad line never ran, so never held a slot: nothing to give back for it, ever.
                 writer.put_item(Item={**item, "released_next": True})
 
-    def record_line(self, batch_id: str, result: LineResult, counters: dict[str, int | float]) -> bool:
+    def record_line(
+        self, batch_id: str, result: LineResult, counters: dict[str, int | float], *, released: bool = False
+    ) -> bool:
         """The line's item and the batch's counters in one transaction; False when the line was
-        recorded before (a redelivered result event), so nothing is counted twice."""
+        recorded before (a redelivered result event), so nothing is counted twice. `released`: the item
+        is written with its progress slot spent (`released_next`, as claim_release sets it)."""
+        item = {"batch_id": batch_id, **_dynamo(result.model_dump(exclude_none=True))}
+        if released:
+            item["released_next"] = True
         adds = ", ".join(f"#c{i} :c{i}" for i in range(len(counters)))
         try:
             aws.dynamodb().meta.client.transact_write_items(
@@ -98,7 +104,7 @@ class DynamoBatchTable:
                     {
                         "Put": {
                             "TableName": self._name,
-                            "Item": {"batch_id": batch_id, **_dynamo(result.model_dump(exclude_none=True))},
+                            "Item": item,
                             "ConditionExpression": "attribute_not_exists(batch_id)",
                         }
                     },

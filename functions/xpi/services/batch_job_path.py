@@ -15,6 +15,7 @@ collect  every line the job answered runs the same steps again, claimed and with
 """
 
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -29,7 +30,7 @@ from xpi.adapters.ports import (
     BatchObjects,
     BatchTable,
     CommercialObjects,
-    EventPublisher,
+    EventBatchPublisher,
 )
 from xpi.domain.batch import line_number_of, line_request_id, line_result_from_event
 from xpi.domain.batch_jobs import job_answer, model_input, next_check_s, use_job
@@ -37,6 +38,7 @@ from xpi.domain.payload import converse_arguments, native_body
 from xpi.models.batch_jobs import BatchJob, BatchJobTarget, JobState
 from xpi.models.bedrock import ModelAnswer
 from xpi.models.events import ResultDetail
+from xpi.models.lineage import ACCEPTED
 from xpi.models.queue import NotOwned, QueuedRequest, QueueTask
 from xpi.models.request import InferenceRequest
 from xpi.models.workflow import Route, Source
@@ -49,6 +51,8 @@ from xpi.services.invocation import invoke_model
 from xpi.services.recording import record_outcome
 from xpi.services.routing import route
 from xpi.services.sync_invoke import Judgement
+
+EVENTS_PER_REQUEST: Final = 10  # PutEvents' most entries a request
 
 
 class _Deferred(Exception):
@@ -190,7 +194,7 @@ def collect(
     judge: Callable[[], Judgement],
     budget: queue_processing.RetryBudget,
     table: BatchTable,
-    events: EventPublisher,
+    events: EventBatchPublisher,
 ) -> list[int]:
     """Every answered line made final as the on-demand path makes it; the lines of `entries` the job
     did not answer, in input order (for the on-demand path)."""
@@ -211,15 +215,35 @@ def _collect_entries(
     judge: Callable[[], Judgement],
     budget: queue_processing.RetryBudget,
     table: BatchTable,
-    events: EventPublisher,
+    events: EventBatchPublisher,
     stop: Callable[[int], bool] = lambda done_bytes: False,
 ) -> tuple[int, list[int]]:
     """collect, stopping before an entry when `stop(bytes so far)` says so (never before the first):
-    how many entries it went through, and the unanswered lines among them."""
+    how many entries it went through, and the unanswered lines among them.
+
+    Retried (a page that died anywhere, run again from its cursor), every line ends counted once and
+    with one result event: the line's own claim lets the retry replay the job's answer (never a failure,
+    never charged twice: queue_processing.process `replayed`); lineage made final by an earlier attempt
+    gives its outcome again (record_outcome); the line item and counters, written with the progress
+    slot spent, are one conditional write (counted once). The events go out 10 to a PutEvents after
+    their lines' items, and the status item's `emitted_through` then says which lines' events are out:
+    a retry sends those of the later lines, so a page that died before sending them loses none (one
+    that died between the PutEvents and that mark sends its last few again)."""
     outputs = {line_request_id(batch_id, line): output for line, output in answered.items()}
-    live = replace(ports, gateway=_Replay(outputs))
+    # The job's answer is no on-demand call: not paced against the model's on-demand quota, and the
+    # route's first hop answers it (the job's model), whatever the circuit breaker says.
+    live = replace(ports, gateway=_Replay(outputs), pacer=None, breaker=None)
+    emitted = int((table.status(batch_id) or {}).get("emitted_through", 0))  # as it is now
+    pending: list[tuple[int, str, ResultDetail]] = []
     left: list[int] = []
     done = size = 0
+
+    def send() -> None:
+        if pending:
+            events.publish_all([(kind, detail) for _, kind, detail in pending])
+            table.update_status(batch_id, {"emitted_through": pending[-1][0]})
+            pending.clear()
+
     for entry in entries:
         if done and stop(size):
             break
@@ -230,24 +254,56 @@ def _collect_entries(
             continue
         size += len(json.dumps(entry["request"])) + len(json.dumps(answered[line]))
         state = queue_processing.process(
-            _task(batch_id, status, entry, "job"), ports=live, judge=judge, budget=budget
+            _task(batch_id, status, entry, "job"), ports=live, judge=judge, budget=budget, replayed=True
         )
-        if isinstance(state, NotOwned):  # made final before (a retried collect): counted then
-            logger.info("job line answered before", extra={"batch_id": batch_id, "line": line})
+        if isinstance(state, NotOwned):  # another execution holds the line: it answers and counts it
+            logger.info("job line held by another execution", extra={"batch_id": batch_id, "line": line})
             continue
         outcome = record_outcome(state, ports.lineage, budget.clock())
+        if not outcome.emit:
+            if _recorded_here(batch_id, line, state.execution, ports, table):
+                continue
+            # made final by another writer (the reaper, say): its result event counts the line
+            logger.info("job line made final by another writer", extra={"batch_id": batch_id, "line": line})
+            continue
         detail = ResultDetail.model_validate(outcome.detail)
         number = line_number_of(detail.request_id, batch_id)
         if number is None:  # pragma: no cover - the request id is the batch's own
             continue
         result = line_result_from_event(outcome.detail, number)
-        # The line's item and counters first, its progress slot spent (a job line held no slot), then the
+        # The line's item and counters with its progress slot spent (a job line held no slot), then the
         # event: the progress function that receives it finds the line counted and starts nothing.
-        table.record_line(batch_id, result, line_counters(result, outcome.detail))
-        table.claim_release(batch_id, number)
-        if outcome.emit:
-            events.publish(outcome.detail_type, detail)
+        if not table.record_line(batch_id, result, line_counters(result, outcome.detail), released=True):
+            table.claim_release(batch_id, number)  # recorded before: its slot surely spent too
+        if number > emitted:
+            pending.append((number, outcome.detail_type, detail))
+            if len(pending) == EVENTS_PER_REQUEST:
+                send()
+    send()
     return done, left
+
+
+def _recorded_here(
+    batch_id: str, line: int, execution: str | None, ports: queue_processing.QueuePorts, table: BatchTable
+) -> bool:
+    """A line an earlier attempt of this page made final with another outcome than the replay's (its
+    steps failed then: a budget spent, an AWS API out of reach) and died before counting: counted now
+    from its lineage, as reconciliation counts a line (status and error), its result event lost with
+    that attempt. False when another writer made it final."""
+    item = ports.lineage.get(line_request_id(batch_id, line))
+    if item is None or execution is None or item.recorded_by != execution or item.status == ACCEPTED:
+        return False
+    detail = {
+        "request_id": item.request_id,
+        "batch_id": batch_id,
+        "status": item.status,
+        "error": item.error.model_dump() if item.error else None,
+    }
+    result = line_result_from_event(detail, line)
+    if not table.record_line(batch_id, result, line_counters(result, detail), released=True):
+        table.claim_release(batch_id, line)
+    logger.warning("job line counted from the lineage an earlier attempt wrote", extra={"line": line})
+    return True
 
 
 # ---------------------------------------------------------------------------------------------- steps
@@ -259,13 +315,21 @@ class JobPorts:
     commercial: CommercialObjects
     jobs: BatchInferenceJobs
     target: BatchJobTarget
-    events: EventPublisher
+    events: EventBatchPublisher
 
 
-def _entries(batch_id: str, status: Mapping[str, Any], objects: BatchObjects) -> Iterator[Mapping[str, Any]]:
-    bucket = str(status["bucket"])
-    for index in range(int(status.get("chunks", 0))):
-        yield from objects.get_json(bucket, chunk_key(batch_id, index))
+def _entries(
+    batch_id: str, status: Mapping[str, Any], objects: BatchObjects, start: int = 0
+) -> Iterator[Mapping[str, Any]]:
+    """The valid lines' split entries in input order, from the `start`th on: the split's chunks hold
+    `chunk_lines` entries each (the last fewer), so the chunks before it are not read."""
+    bucket, size = str(status["bucket"]), int(status.get("chunk_lines") or 0)
+    first, skip = divmod(start, size) if size else (0, start)
+    chunks = (
+        objects.get_json(bucket, chunk_key(batch_id, index))
+        for index in range(first, int(status.get("chunks", 0)))
+    )
+    yield from islice((entry for chunk in chunks for entry in chunk), skip, None)
 
 
 def _valid_lines(batch_id: str, status: Mapping[str, Any], objects: BatchObjects) -> list[int]:
@@ -344,17 +408,28 @@ def finish_page(
     status = ports.table.status(job.batch_id)
     if status is None:
         raise ValueError(f"batch {job.batch_id} has no status item")
-    entries = islice(_entries(job.batch_id, status, ports.objects), cursor, None)
+    entries = _entries(job.batch_id, status, ports.objects, cursor)
     page = list(islice(entries, limits.lines))
     more = next(entries, None) is not None
     if page:
+        began = time.monotonic()
         answers = page_answers(job, [int(entry["line"]) for entry in page], objects=ports.commercial)
         done, _ = _collect_entries(
             job.batch_id, status, page, answers,
             ports=queue, judge=judge, budget=budget, table=ports.table, events=ports.events,
             stop=lambda size: size >= limits.bytes or budget.time_left() <= budget.reserve_s,
         )  # fmt: skip
-        logger.info("job page", extra={"batch_id": job.batch_id, "cursor": cursor, "lines": done})
+        seconds = round(time.monotonic() - began, 3)
+        logger.info(
+            "job page",
+            extra={
+                "batch_id": job.batch_id,
+                "cursor": cursor,
+                "lines": done,
+                "seconds": seconds,
+                "lines_per_s": round(done / seconds, 2) if seconds else None,
+            },
+        )
         cursor += done
         if done < len(page) or more:
             return FinishPage(cursor=cursor, done=False)

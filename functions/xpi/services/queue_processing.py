@@ -23,11 +23,12 @@ answer was billed says so in lineage, and a record step that does run makes the 
 import json
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import BaseModel
 
 from xpi.adapters.aws import is_transient
 from xpi.adapters.ports import (
@@ -41,6 +42,7 @@ from xpi.adapters.ports import (
     PayloadStore,
     ResponseCache,
 )
+from xpi.domain.access import Charge
 from xpi.domain.errors import (
     AwsUnavailable,
     BedrockAnswerLost,
@@ -168,17 +170,48 @@ def _belongs_here(request_id: str, ports: QueuePorts) -> bool:
     return False
 
 
+class _Charged:
+    """The budgets of a request an earlier attempt of this step may have charged already: nothing is
+    reserved, settled or alerted again (its charge stands as that attempt left it)."""
+
+    def reserve(self, charges: Sequence[Charge]) -> bool:
+        return True
+
+    def settle(self, charges: Sequence[Charge]) -> None:
+        return None
+
+    def used(self, items: Sequence[str]) -> dict[str, tuple[int, float]]:
+        return {}
+
+    def mark_alerted(self, item: str, threshold: int, at: str) -> bool:
+        return False
+
+
+class _Quiet:
+    """The events of steps an earlier attempt of this step ran already: not sent again."""
+
+    def publish(self, detail_type: str, detail: BaseModel) -> None:
+        return None
+
+
 def process(
     task: QueueTask,
     *,
     ports: QueuePorts,
     judge: Callable[[], Judgement],
     budget: RetryBudget,
+    replayed: bool = False,
 ) -> WorkflowState | NotOwned:
     """The state for the record step (with its response, or the error that ends it); NotOwned when
     another execution holds the request, or when this step could not claim it and answered it itself
     (`ValidationUnavailable`: failure lineage and its one event). Only an error of that answer is
-    raised (the workflow retries the step)."""
+    raised (the workflow retries the step).
+
+    `replayed`: the gateway's answer is one already paid for and kept (a batch inference job's), so a
+    retry meeting this item's own claim (ACCEPTED: an earlier attempt died after claiming; final: it died
+    after making lineage final) runs the steps again with that answer instead of failing the request:
+    its budgets are not reserved again and the steps' own events are not sent again; the record step
+    then finds lineage made final by this execution, or makes it final (xpi.services.recording)."""
     now = budget.clock()
     item = task.item
     try:
@@ -205,6 +238,11 @@ def process(
         )
         return NotOwned(request_id=request_id)
     if found is not None:
+        if replayed and found.claimed_by == task.token():
+            logger.warning("an earlier attempt of this step claimed the request; its kept answer replayed")
+            state.claim = state.claim.model_copy(update={"created_at": found.created_at})
+            again = replace(ports, budgets=_Charged() if ports.budgets is not None else None, events=_Quiet())
+            return _steps(state, body, again, judge, budget, gateway=_AnswerSeen(again.gateway))
         if found.claimed_by != task.token() or found.status != ACCEPTED:
             logger.info("request held by another execution; it answers")
             return NotOwned(request_id=state.request.request_id)
@@ -219,7 +257,8 @@ def process(
         return state
     gateway = _AnswerSeen(ports.gateway)
     state = _steps(state, body, ports, judge, budget, gateway=gateway)
-    if gateway.answered and _run_ends_within(task, budget.clock(), RECORD_RESERVE):
+    # (a replayed answer is kept where it came from, the batch job's output: nothing to count)
+    if not replayed and gateway.answered and _run_ends_within(task, budget.clock(), RECORD_RESERVE):
         _count_answer(state, ports, task)
     return state
 

@@ -356,6 +356,62 @@ def test_each_request_is_atomic_whatever_other_threads_write() -> None:
     assert sorted(outcome["claims"]) == list(range(150))
 
 
+@pytest.mark.usefixtures("transactions_patched")
+def test_a_failed_transaction_loses_no_other_request_s_write_to_its_items() -> None:
+    # GIVEN a counter item, and line items counted once each by a transaction (the batch table's
+    # record_line: the line item if new, and the counter ADD), from two threads as moto's server runs them
+    with mock_aws():
+        create_table("t", "pk", "sk")
+        boto3.client("dynamodb", region_name="us-gov-west-1").put_item(
+            TableName="t", Item={"pk": {"S": "a"}, "sk": {"N": "0"}, "n": {"N": "0"}}
+        )
+        lines = 150
+
+        def record(line: int) -> None:
+            client = boto3.client("dynamodb", region_name="us-gov-west-1")
+            item = {"pk": {"S": "a"}, "sk": {"N": str(line)}}
+            count = {
+                "TableName": "t",
+                "Key": {"pk": {"S": "a"}, "sk": {"N": "0"}},
+                "UpdateExpression": "ADD n :one",
+                "ExpressionAttributeValues": {":one": {"N": "1"}},
+            }
+            with contextlib.suppress(client.exceptions.TransactionCanceledException):  # counted before
+                client.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Put": {
+                                "TableName": "t",
+                                "Item": item,
+                                "ConditionExpression": "attribute_not_exists(pk)",
+                            }
+                        },
+                        {"Update": count},
+                    ]
+                )
+
+        # WHEN one thread counts every line while another counts each again (a duplicate: it fails)
+        def first() -> None:
+            for line in range(1, lines + 1):
+                record(line)
+
+        def again() -> None:
+            for _ in range(lines):
+                record(1)  # always a duplicate once line 1 is in
+
+        record(1)
+        threads = [threading.Thread(target=first), threading.Thread(target=again)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        # THEN every line is counted once: no failed duplicate undid another's count
+        client = boto3.client("dynamodb", region_name="us-gov-west-1")
+        counter = client.get_item(TableName="t", Key={"pk": {"S": "a"}, "sk": {"N": "0"}})["Item"]
+        assert counter["n"] == {"N": str(lines)}
+
+
 def test_a_signed_get_with_path_parameters_is_authenticated(enforced: list[Any]) -> None:
     from xpi_tools.local.principals import OPERATOR_KEYS, create_operator
 

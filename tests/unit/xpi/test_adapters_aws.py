@@ -236,6 +236,46 @@ class TestEventBridgePublisher:
         # THEN the alert counts one SecurityAlerts (the security-alerts alarm's metric)
         assert metrics.provider.metric_set["SecurityAlerts"]["Value"] == [1.0]
 
+    def test_publish_all_sends_every_event_in_order_ten_to_a_request(
+        self, stack: XpiResources, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # GIVEN 23 result events
+        calls: list[int] = []
+        client = aws_clients.events()
+        real = client.put_events
+
+        def counted(**kwargs: Any) -> Any:
+            calls.append(len(kwargs["Entries"]))
+            return real(**kwargs)
+
+        monkeypatch.setattr(client, "put_events", counted)
+        events = [
+            ("Inference Completed", result_detail().model_copy(update={"request_id": f"req-{n:02d}"}))
+            for n in range(23)
+        ]
+
+        # WHEN they are published together
+        EventBridgePublisher(stack.bus_name, "xpi.inference").publish_all(events)
+
+        # THEN three PutEvents requests carried them, and the subscriber got each once
+        assert calls == [10, 10, 3]
+        got = sorted(event["detail"]["request_id"] for event in stack.subscriber_events())
+        assert got == [f"req-{n:02d}" for n in range(23)]
+
+    def test_publish_all_raises_when_an_entry_is_refused(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        client = boto3.client("events", region_name=REGION)
+        stubber = Stubber(client)
+        stubber.add_response(
+            "put_events",
+            {"FailedEntryCount": 1, "Entries": [{"EventId": "1"}, {"ErrorCode": "InternalFailure"}]},
+        )
+        monkeypatch.setattr(aws_clients, "events", lambda: client)
+
+        with stubber, pytest.raises(EventPublishError, match="1 of 2 events: InternalFailure"):
+            EventBridgePublisher("xpi-prod-xpi", "xpi.inference").publish_all(
+                [("Inference Failed", result_detail()), ("Inference Failed", result_detail())]
+            )
+
     def test_another_source_does_not_match_the_rule(self, stack: XpiResources) -> None:
         EventBridgePublisher(stack.bus_name, "someone.else").publish("Inference Failed", result_detail())
 

@@ -163,10 +163,14 @@ class FakeTable:
                 "released_next": True,
             }
 
-    def record_line(self, batch_id: str, result: LineResult, counters: dict[str, int | float]) -> bool:
+    def record_line(
+        self, batch_id: str, result: LineResult, counters: dict[str, int | float], *, released: bool = False
+    ) -> bool:
         if (batch_id, result.line) in self.items:
             return False
         self.items[batch_id, result.line] = result.model_dump(exclude_none=True)
+        if released:
+            self.items[batch_id, result.line]["released_next"] = True
         for name, value in counters.items():
             self.items[batch_id, 0][name] = self.items[batch_id, 0].get(name, 0) + value
         return True
@@ -536,6 +540,18 @@ def test_table_counts_a_line_once_and_reads_lines_in_order(batch_table: DynamoBa
     assert [r.line for r in batch_table.lines("b")] == [1, 2, 3]
     assert batch_table.claim_transition("b", "RUNNING", "ASSEMBLING")
     assert not batch_table.claim_transition("b", "RUNNING", "ASSEMBLING")
+
+
+def test_a_line_recorded_released_has_its_progress_slot_spent(batch_table: DynamoBatchTable) -> None:
+    # GIVEN a batch job's line, recorded with its slot spent (it held none)
+    batch_table.create_status("b", {"state": "JOB", "total": 2, "done": 0})
+    assert batch_table.record_line("b", LineResult(line=1, status="COMPLETED"), {"done": 1}, released=True)
+    assert batch_table.record_line("b", LineResult(line=2, status="COMPLETED"), {"done": 1})
+
+    # THEN its result event's progress finds nothing to give back; an ordinary line still has its slot
+    assert not batch_table.claim_release("b", 1)
+    assert batch_table.claim_release("b", 2)
+    assert (batch_table.status("b") or {})["done"] == 2
 
 
 def test_slots_are_taken_all_or_none_and_never_go_below_zero(batch_table: DynamoBatchTable) -> None:

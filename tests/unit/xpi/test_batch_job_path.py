@@ -140,6 +140,7 @@ def _split_batch(world: World) -> tuple[Any, Any, batch_job_path.JobPorts]:
     objects, table = FakeObjects({key: data}, {"xpi-model": "default"}), FakeTable()
     batch_object = _batch(key, len(data), batch_id=BATCH)
     split(batch_object, table, objects, LIMITS, NOW)
+    events: Any = world.ports.events  # the fake publishes one by one or all
     ports = batch_job_path.JobPorts(
         table=table,
         objects=objects,
@@ -147,7 +148,7 @@ def _split_batch(world: World) -> tuple[Any, Any, batch_job_path.JobPorts]:
         commercial=FakeCommercial(),
         jobs=FakeJobs(),
         target=TARGET,
-        events=world.ports.events,
+        events=events,
     )
     return batch_object, objects, ports
 
@@ -352,3 +353,119 @@ def test_finish_job_runs_every_page_and_the_job_s_failed_lines_go_on_demand() ->
     assert left == 2  # line 2 (blocked) and line 3 (its record failed)
     assert _emitted(world) == [f"{BATCH}-1", f"{BATCH}-4"]
     assert (ports.table.status(BATCH) or {})["release_total"] == 2
+
+
+# ---------------------------------------------------------------------------------------------- retried pages
+class _Killed(BaseException):
+    """The runtime ending under the page (a timeout, the process killed): nothing of the step catches it."""
+
+
+def _kill_after(monkeypatch: pytest.MonkeyPatch, owner: Any, method: str, hits: Any) -> None:
+    """`owner.method` does its work, then the page dies, the first time `hits(its arguments)`."""
+    real = getattr(owner, method)
+    armed = [True]
+
+    def dying(*args: Any, **kwargs: Any) -> Any:
+        answer = real(*args, **kwargs)
+        if armed[0] and hits(*args, **kwargs):
+            armed[0] = False
+            raise _Killed(method)
+        return answer
+
+    monkeypatch.setattr(owner, method, dying)
+
+
+LINE_3 = f"{BATCH}-3"
+KILL_POINTS = {
+    "after the claim": ("claims", "claim", lambda claim: claim.request_id == LINE_3),
+    "after lineage made final": ("lineage", "finalize_or_read", lambda item: item.request_id == LINE_3),
+    # the line item is written with its progress slot spent: nothing between them to die in
+    "after the line item": ("table", "record_line", lambda _, result, __, **___: result.line == 3),
+}
+
+
+@pytest.mark.parametrize("point", list(KILL_POINTS))
+def test_a_page_that_died_at_any_point_of_a_line_and_ran_again_counts_and_emits_each_line_once(
+    point: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a finished job that answered lines 1, 3 and 4, and a page that dies at `point` of line 3
+    world = World()
+    job, ports = _finished_job(world, answered=(1, 3, 4))
+    where, method, hits = KILL_POINTS[point]
+    owner = {"claims": world.claims, "lineage": world.lineage, "table": ports.table}[where]
+    with monkeypatch.context() as patch:
+        _kill_after(patch, owner, method, hits)
+        with pytest.raises(_Killed):
+            _page(world, ports, job, 0, lines=10)
+
+    # WHEN the workflow runs the page again from the same cursor
+    page = _page(world, ports, job, 0, lines=10)
+
+    # THEN every answered line is final with the job's answer, counted once, with one result event
+    assert (page.done, page.on_demand) == (True, 1)  # line 2 (blocked) on-demand
+    assert {rid: item.status for rid, item in world.lineage.items.items()} == {
+        f"{BATCH}-{n}": "COMPLETED" for n in (1, 3, 4)
+    }
+    assert sorted(_emitted(world)) == [f"{BATCH}-1", f"{BATCH}-3", f"{BATCH}-4"]
+    status = ports.table.status(BATCH) or {}
+    assert (status["done"], status["completed"], status.get("failed", 0)) == (3, 3, 0)
+    assert all(ports.table.items[BATCH, n]["released_next"] for n in (1, 3, 4))  # type: ignore[attr-defined]
+    assert world.gateway.calls == []  # no on-demand call: the job answered
+
+
+def test_a_page_that_died_after_sending_its_events_sends_them_again_and_counts_nothing_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a page that dies after its PutEvents, before it marks the events sent
+    world = World()
+    job, ports = _finished_job(world, answered=(1, 3, 4))
+    with monkeypatch.context() as patch:
+        _kill_after(patch, ports.events, "publish_all", lambda events: True)
+        with pytest.raises(_Killed):
+            _page(world, ports, job, 0, lines=10)
+
+    # WHEN it runs again: its lines' events go again (at least once), their counts do not
+    _page(world, ports, job, 0, lines=10)
+
+    assert sorted(set(_emitted(world))) == [f"{BATCH}-1", f"{BATCH}-3", f"{BATCH}-4"]
+    assert ((ports.table.status(BATCH) or {})["done"]) == 3
+    # AND a page run once more after the mark sends nothing
+    before = len(_emitted(world))
+    _page(world, ports, job, 0, lines=10)
+    assert len(_emitted(world)) == before
+
+
+def test_a_line_an_earlier_attempt_made_final_with_another_outcome_is_counted_from_its_lineage(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a page whose steps failed for line 3 (the policy could not be read), that made line 3's
+    # lineage FAILED and died before counting it
+    world = World()
+    job, ports = _finished_job(world, answered=(1, 3, 4))
+    calls = [0]
+
+    def judge_failing_the_second_time() -> Any:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise ValueError("policy unreadable")
+        return judgement()
+
+    kill_point = KILL_POINTS["after lineage made final"]
+    with monkeypatch.context() as patch:
+        _kill_after(patch, world.lineage, kill_point[1], kill_point[2])
+        with pytest.raises(_Killed):
+            batch_job_path.finish_page(
+                job, 0, batch_job_path.PageLimits(lines=10, bytes=10**9),
+                ports=ports, queue=world.ports, judge=judge_failing_the_second_time, budget=_budget(world),
+            )  # fmt: skip
+    assert world.lineage.items[LINE_3].status == "FAILED"
+
+    # WHEN the page runs again, its steps now succeeding for line 3
+    page = _page(world, ports, job, 0, lines=10)
+
+    # THEN line 3 counts as its lineage says (FAILED), once; the batch is not left a line short
+    assert page.done
+    status = ports.table.status(BATCH) or {}
+    assert (status["done"], status["completed"], status["failed"]) == (3, 2, 1)
+    assert ports.table.items[BATCH, 3]["status"] == "FAILED"  # type: ignore[attr-defined]
+    assert sorted(_emitted(world)) == [f"{BATCH}-1", f"{BATCH}-4"]  # line 3's event died with that attempt

@@ -3,6 +3,7 @@ idempotency record (a retry never calls Bedrock twice, and ends the request at o
 another execution left to it, and what surely sent nothing retried in process."""
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -128,6 +129,47 @@ def test_a_retry_meeting_its_own_claim_never_calls_bedrock_again_and_ends_the_re
     assert (item.status, item.bedrock_calls_unanswered) == ("FAILED", 1)
     # (its claim's creation time kept)
     assert item.created_at == retried.claim.created_at
+
+
+def test_a_replayed_retry_meeting_its_own_claim_answers_again_without_charging_the_budget_twice() -> None:
+    # GIVEN a caller with a daily budget, and an attempt that claimed its request, reserved and settled
+    # its budget on an answer that is kept (a batch job's), then died before the record step
+    from tests.helpers.fakes import FakeBudgetLedger
+    from tests.unit.xpi.test_access import NARROW_ID, access_routing, plain
+
+    routing = access_routing(narrow={"budget": {"tokens_per_day": 100_000}})
+    ledger = FakeBudgetLedger()
+    world = World()
+    ports = replace(world.ports, budgets=ledger)
+    body = plain(project="benefits", max_tokens=100)
+    body["model"] = "us.amazon.nova-micro-v1:0"
+    item = QueueTask(
+        item=QueuedRequest(request=body, source=SOURCE.model_copy(update={"principal": NARROW_ID})),
+        execution="batch-1",
+        started_at="2026-03-01T11:59:59.000Z",
+        index=0,
+    )
+
+    def run() -> WorkflowState | NotOwned:
+        return queue_processing.process(
+            item,
+            ports=ports,
+            judge=lambda: Judgement(policy=load_default_policy(), routing=routing, detectors=()),
+            budget=queue_processing.RetryBudget(time_left=lambda: 200.0, reserve_s=130, clock=lambda: NOW),
+            replayed=True,
+        )
+
+    first = owned(run())
+    assert first.response is not None and ledger.calls[0] == "reserve"  # the budget is charged
+    charged, calls = dict(ledger.usage), len(ledger.calls)
+
+    # WHEN the step is retried, meeting its own claim still ACCEPTED
+    again = owned(run())
+
+    # THEN the kept answer is the response again (no failure), and the budget is not touched again
+    assert again.error is None and again.response is not None
+    assert len(ledger.calls) == calls and ledger.usage == charged
+    assert len(world.gateway.calls) == 2  # the gateway asked again: on the job path, the job's answer
 
 
 def test_another_executions_claim_leaves_the_request_to_it() -> None:
@@ -338,3 +380,27 @@ def test_an_answer_in_good_time_writes_nothing_more() -> None:
     # THEN the claim is as the claim wrote it: no extra write on the normal path
     item = world.lineage.items[state.request.request_id]
     assert item.bedrock_calls_unanswered is None
+
+
+def test_a_replayed_answer_is_never_counted_on_the_claim_however_old_the_run() -> None:
+    # GIVEN a batch job's line, whose task carries the batch's start (minutes before, as a job takes),
+    # answered from the job's output (replayed): no Express run ends on it
+    world = World(now=LATE_IN_THE_RUN)
+    budget = queue_processing.RetryBudget(
+        time_left=lambda: 200.0, reserve_s=130, clock=lambda: LATE_IN_THE_RUN
+    )
+
+    # WHEN it is processed
+    state = owned(
+        queue_processing.process(
+            task(sample_request("converse-system")),
+            ports=world.ports,
+            judge=judgement,
+            budget=budget,
+            replayed=True,
+        )
+    )
+
+    # THEN the claim carries no count of a lost answer: the answer is kept in the job's output
+    item = world.lineage.items[state.request.request_id]
+    assert (item.status, item.bedrock_calls_unanswered) == (ACCEPTED, None)

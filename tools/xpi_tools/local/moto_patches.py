@@ -8,8 +8,9 @@ test_moto_patches.py` has one test per patch, on moto's own objects.
   gap 6   patch_lambda_invoke         every function invoke -> a real Lambda runtime process
   gap 7   patch_interpreter_clients   the Step Functions interpreter calls AWS as the state machine's
                                       role, with one cached client per service and role
-  gap 12  patch_transactions          TransactWriteItems rolled back item by item, not by table copies,
-                                      and every DynamoDB item request one at a time (gap 37)
+  gap 12  patch_transactions          TransactWriteItems checked before it writes, rolled back item by
+                                      item, not by table copies, and every DynamoDB item request one
+                                      at a time (gap 37)
   gap 13  patch_thread_list           the interpreter's thread list keeps only live threads
   gap 14  patch_iam_evaluation        IAM decisions by iam_authorization.py, written to the call log
           enable_iam_enforcement      moto checks every request's signature and IAM permission
@@ -201,39 +202,79 @@ class NoTableCopies:
 
 
 def with_item_rollback(transact_write_items: Any) -> Any:
-    """moto's TransactWriteItems, rolled back item by item: the items it names are saved first, and put
-    back (or deleted, if they did not exist) when the transaction fails."""
+    """moto's TransactWriteItems, isolated and rolled back item by item. moto's server is threaded and
+    its transaction neither isolated nor checked before it writes: it applies each operation in turn,
+    and on a failed condition puts back what it saved at its start, so a write another request made to
+    one of its items in between (another transaction's counter ADD) was lost with it. Here transactions
+    run one at a time, every condition is checked before anything is written (a failed one writes and
+    restores nothing), and only an error after a write restores the items it named."""
 
     def transact(backend: Any, transact_items: list[dict[str, Any]]) -> Any:
-        with DYNAMODB_LOCK:  # saved, run and put back with no other request in between
-            return _transact(backend, transact_items)
-
-    def _transact(backend: Any, transact_items: list[dict[str, Any]]) -> Any:
-        saved: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
-        for entry in transact_items:
-            _, op = next(iter(entry.items()))
-            table = backend.tables.get(op.get("TableName"))
-            if table is None:
-                continue  # moto answers it
-            names = [name for name in (table.hash_key_attr, table.range_key_attr) if name]
-            key = op.get("Key") or {name: op.get("Item", {}).get(name) for name in names}
+        with DYNAMODB_LOCK:  # checked, saved, run and put back with no other request in between
+            _refuse_failed_conditions(backend, transact_items)
+            saved: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+            for entry in transact_items:
+                _, op = next(iter(entry.items()))
+                table = backend.tables.get(op.get("TableName"))
+                if table is None:
+                    continue  # moto answers it
+                key = _transaction_key(table, op)
+                try:
+                    current = backend.get_item(op["TableName"], key)
+                except Exception:  # noqa: S112 - a malformed key: moto's own answer follows
+                    continue
+                attributes = copy.deepcopy(current.to_json()["Attributes"]) if current else None
+                saved.append((op["TableName"], key, attributes))
             try:
-                current = backend.get_item(op["TableName"], key)
-            except Exception:  # noqa: S112 - a malformed key: moto's own answer follows
-                continue
-            attributes = copy.deepcopy(current.to_json()["Attributes"]) if current else None
-            saved.append((op["TableName"], key, attributes))
-        try:
-            return transact_write_items(backend, transact_items)
-        except Exception:
-            for table_name, key, attributes in reversed(saved):
-                if attributes is None:
-                    backend.delete_item(table_name, key)
-                else:
-                    backend.put_item(table_name, attributes)
-            raise
+                return transact_write_items(backend, transact_items)
+            except Exception:
+                for table_name, key, attributes in reversed(saved):
+                    if attributes is None:
+                        backend.delete_item(table_name, key)
+                    else:
+                        backend.put_item(table_name, attributes)
+                raise
 
     return transact
+
+
+def _transaction_key(table: Any, op: dict[str, Any]) -> dict[str, Any]:
+    names = [name for name in (table.hash_key_attr, table.range_key_attr) if name]
+    return op.get("Key") or {name: op.get("Item", {}).get(name) for name in names}
+
+
+def _refuse_failed_conditions(backend: Any, transact_items: list[dict[str, Any]]) -> None:
+    """TransactionCanceledException, as moto words it, when any operation's condition fails on the
+    items as they are now; nothing written."""
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import ConditionalCheckFailed, TransactionCanceledException
+
+    reasons: list[tuple[str | None, str | None, dict[str, Any] | None]] = []
+    for entry in transact_items:
+        _, op = next(iter(entry.items()))
+        table = backend.tables.get(op.get("TableName"))
+        condition = op.get("ConditionExpression")
+        if table is None or condition is None:
+            reasons.append((None, None, None))
+            continue
+        try:
+            current = backend.get_item(op["TableName"], _transaction_key(table, op))
+            holds = get_filter_expression(
+                condition, op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+            ).expr(current)
+        except Exception:  # a malformed operation: moto's own transaction answers it
+            return
+        if holds:
+            reasons.append((None, None, None))
+            continue
+        old = (
+            current.to_json()["Attributes"]
+            if current and op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
+            else None
+        )
+        reasons.append(("ConditionalCheckFailed", ConditionalCheckFailed().message, old))
+    if any(code is not None for code, _, _ in reasons):
+        raise TransactionCanceledException(reasons)
 
 
 # ---------------------------------------------------------------------------------------- gap 13
