@@ -16,7 +16,7 @@ HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv runtime build idp browser-deps demo up test lint typecheck template-check unit contract integration bench bench-cost bench-batch-jobs bench-cache litellm bytecode lock clean awscli security-table faults soak network
+.PHONY: help venv runtime build idp browser-deps demo up test lint typecheck template-check unit contract integration bench bench-cost bench-batch-jobs bench-cache litellm bytecode lock clean awscli security-table faults soak network net-deps
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -89,6 +89,9 @@ idp: $(IDP) ## the local OIDC provider (npm ci in tools/idp) the dashboard sign-
 browser-deps: ## Debian's chromium for tests/browser (as root; Playwright downloads no browser)
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
+net-deps: ## ip and iptables for the real network-fault tests (as root; Debian's iproute2 and iptables)
+	@command -v iptables >/dev/null && command -v ip >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iproute2 iptables >/dev/null; }
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -123,7 +126,7 @@ contract: venv
 integration: venv runtime build idp $(AWSCLI)/.installed
 	$(BIN)/pytest tests/integration -q
 
-test: venv runtime build idp browser-deps $(AWSCLI)/.installed ## lint, type check, template checks; unit, contract, integration and container tests
+test: venv runtime build idp browser-deps net-deps $(AWSCLI)/.installed ## lint, type check, template checks; unit, contract, integration and container tests
 	$(MAKE) --no-print-directory lint typecheck template-check
 	$(BIN)/pytest tests -q
 
@@ -133,7 +136,7 @@ faults: venv runtime build ## the fault suite at full size (100-150 requests per
 soak: venv runtime build ## 10,000 requests with mixed faults (XPI_SOAK_N), printing the local stack's memory
 	XPI_FAULTS_SOAK=1 $(BIN)/pytest tests/faults/test_soak.py -q -s
 
-network: venv runtime build ## 1,000 requests across a blackholed egress path (network namespaces, as root): failover, fail-back, figures
+network: venv runtime build net-deps ## 1,000 requests across a blackholed egress path (network namespaces, as root): failover, fail-back, figures
 	XPI_NETWORK_SCALE=full $(BIN)/pytest tests/integration/test_egress_paths.py -q -s
 
 regions: venv runtime build ## two regions on two local stacks: the primary out, then killed, under load: failover time, lost/doubled
