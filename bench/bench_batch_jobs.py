@@ -337,7 +337,9 @@ def through_xpi(
             return lines
 
         units, requests = bench.measure(
-            run, lambda line: _is_call(line, "s3:PutObject", f"arn:*:s3:::{bucket}/")
+            run,
+            lambda line: _is_call(line, "s3:PutObject", f"arn:*:s3:::{bucket}/"),
+            quiet_timeout_s=timeout_s,  # the progress function's tail of line events after the batch's
         )
         figures["units"] = dict(units)
         per_line = per_request(units, requests)

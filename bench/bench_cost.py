@@ -94,13 +94,17 @@ class CostBench:
 
     # ------------------------------------------------------------------ measuring one path
     def measure(
-        self, run: Callable[[], int], producer: Callable[[Mapping[str, Any]], bool]
+        self,
+        run: Callable[[], int],
+        producer: Callable[[Mapping[str, Any]], bool],
+        quiet_timeout_s: float = 300,
     ) -> tuple[Units, int]:
-        """Runs a path; the units it caused and the number of requests it carried."""
+        """Runs a path; the units it caused and the number of requests it carried (the work it left
+        behind waited for up to `quiet_timeout_s`)."""
         before = self.executions()
         offset = self.usage_log.stat().st_size
         requests = run()
-        self.wait_quiet(offset)
+        self.wait_quiet(offset, quiet_timeout_s)
         lines, _ = read_usage(self.usage_log, offset)
 
         def excluded(line: Mapping[str, Any]) -> bool:
@@ -134,18 +138,18 @@ class CostBench:
 
     def wait_quiet(self, offset: int, timeout_s: float = 300) -> None:
         """Until no line but the pollers' receives and the benchmark's own calls has been written for a
-        while, and no execution runs."""
+        while, and no execution runs. The log is read on from where the last look ended: rereading it
+        whole (a 10,000-line batch writes hundreds of thousands of lines) would cost the stack's CPU."""
         deadline = time.monotonic() + timeout_s
-        seen, since = -1, time.monotonic()
+        since = time.monotonic()
         while time.monotonic() < deadline:
-            lines, _ = read_usage(self.usage_log, offset)
-            busy = sum(1 for line in lines if not self._idle(line))
-            if busy != seen:
-                seen, since = busy, time.monotonic()
+            lines, offset = read_usage(self.usage_log, offset)
+            if any(not self._idle(line) for line in lines):
+                since = time.monotonic()
             elif time.monotonic() - since >= QUIET_S and not self.running():
                 return
             time.sleep(0.2)
-        raise RuntimeError("the stack did not go quiet")
+        raise RuntimeError(f"the stack did not go quiet within {timeout_s:g} s")
 
     def _idle(self, line: Mapping[str, Any]) -> bool:
         if line.get("kind") == "call" and line.get("action") == "sqs:ReceiveMessage":

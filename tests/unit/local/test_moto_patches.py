@@ -1031,3 +1031,37 @@ def test_a_lambda_invoke_error_is_named_as_step_functions_names_it(
     code: str, status: int, reported: str
 ) -> None:
     assert moto_patches.lambda_task_error(code, status) == reported
+
+
+def test_a_compressed_request_is_authenticated_on_the_bytes_it_signed(enforced: list[Any]) -> None:
+    from xpi_tools.local.principals import OPERATOR_KEYS, create_operator
+
+    # GIVEN the operator (every permission), enforcement on, and the compressed-body patch
+    with moto_patches_disabled():
+        create_operator(ACCOUNT, REGION)
+    restore = moto_patches.patch_compressed_signatures()
+    cloudwatch = boto3.client(
+        "cloudwatch",
+        region_name=REGION,
+        aws_access_key_id=OPERATOR_KEYS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=OPERATOR_KEYS["AWS_SECRET_ACCESS_KEY"],
+    )
+    sent: list[str] = []
+    cloudwatch.meta.events.register(
+        "before-send.cloudwatch.PutMetricData",
+        lambda request, **_: sent.append(request.headers.get("Content-Encoding", b"").decode() or "none"),
+    )
+    try:
+        # WHEN it sends more metric data than botocore sends uncompressed (10 KiB: gzip, signed as sent)
+        data = [
+            {"MetricName": f"Metric{n}", "Dimensions": [{"Name": "Line", "Value": f"{n:06d}"}], "Value": n}
+            for n in range(400)
+        ]
+        for start in range(0, len(data), 200):
+            cloudwatch.put_metric_data(Namespace="xpi/test", MetricData=data[start : start + 200])
+        # THEN the signature holds, and moto keeps every datum it decompressed
+        assert sent == ["gzip", "gzip"]
+        names = {m["MetricName"] for m in cloudwatch.list_metrics(Namespace="xpi/test")["Metrics"]}
+        assert names == {f"Metric{n}" for n in range(400)}
+    finally:
+        restore()

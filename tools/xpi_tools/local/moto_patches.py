@@ -30,6 +30,7 @@ test_moto_patches.py` has one test per patch, on moto's own objects.
   gap 33  patch_lambda_service_errors  a Lambda task whose invoke the service refused fails as
                                       `Lambda.<code>`, as Step Functions reports it
   gap 34  patch_deleted_receipts      each SQS queue remembers its recent deleted receipt handles only
+  gap 38  patch_compressed_signatures  a gzipped request's signature checked on the bytes as sent
           patch_usage_metering        DynamoDB capacity, S3's KMS requests and EventBridge chunks, to the
                                       usage log the cost meter reads (bench/bench_cost.py)
 """
@@ -37,6 +38,7 @@ test_moto_patches.py` has one test per patch, on moto's own objects.
 import copy
 import functools
 import importlib
+import io
 import json
 import re
 import sys
@@ -681,6 +683,47 @@ def enable_iam_enforcement() -> Restore:
 
     def restore() -> None:
         settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count = previous
+
+    return restore
+
+
+# ---------------------------------------------------------------------------------------- gap 38
+def patch_compressed_signatures() -> Restore:
+    """botocore gzips a request body over 10 KiB for the operations that accept it (CloudWatch's
+    PutMetricData) and signs the bytes it sends; moto decompresses the body before it checks the
+    signature, hashes the decompressed bytes, and refused such a request (`SignatureDoesNotMatch`): the
+    local monitoring's busy rounds lost their metrics. The signature is now checked against the body as
+    sent; moto still reads the decompressed one."""
+    import gzip
+
+    from moto.core.responses import BaseResponse
+
+    original_decompress = BaseResponse.decompress_request_body
+    original_authenticate = BaseResponse._authenticate_and_authorize_action
+
+    def decompress_request_body(self: Any, request: Any) -> None:
+        if request.content_encoding == "gzip" and self.allow_request_decompression:
+            sent = request.stream.read()
+            self.signed_body = sent
+            request.stream = gzip.GzipFile(fileobj=io.BytesIO(sent))
+            request.get_data(parse_form_data=True)
+
+    def authenticate(self: Any, iam_request_cls: type, resource: str = "*") -> None:
+        sent = getattr(self, "signed_body", None)
+        if sent is None:
+            return original_authenticate(self, iam_request_cls, resource)  # type: ignore[no-any-return]
+        decompressed, self.raw_body = self.raw_body, sent
+        try:
+            return original_authenticate(self, iam_request_cls, resource)  # type: ignore[no-any-return]
+        finally:
+            self.raw_body = decompressed
+
+    BaseResponse.decompress_request_body = decompress_request_body  # type: ignore[method-assign]
+    BaseResponse._authenticate_and_authorize_action = authenticate  # type: ignore[method-assign]
+
+    def restore() -> None:
+        BaseResponse.decompress_request_body = original_decompress  # type: ignore[method-assign]
+        BaseResponse._authenticate_and_authorize_action = original_authenticate  # type: ignore[method-assign]
 
     return restore
 

@@ -43,6 +43,7 @@ from xpi_tools.local.monitoring import LocalMonitoring, TooManyRequests
 from xpi_tools.local.moto_patches import (
     check_moto_version,
     enable_iam_enforcement,
+    patch_compressed_signatures,
     patch_deleted_receipts,
     patch_event_paths,
     patch_finished_environments,
@@ -882,6 +883,7 @@ class LocalStack:
             patch_sender_id(),
             patch_rotate_secret(),
             patch_signing_keys_and_locks(),
+            patch_compressed_signatures(),
             *([patch_usage_metering(self.usage)] if self.usage is not None else []),
             patch_request_dispatch(),  # last: it keeps each response class's methods as then patched
         ]
