@@ -711,10 +711,10 @@ def patch_compressed_signatures() -> Restore:
     def authenticate(self: Any, iam_request_cls: type, resource: str = "*") -> None:
         sent = getattr(self, "signed_body", None)
         if sent is None:
-            return original_authenticate(self, iam_request_cls, resource)  # type: ignore[no-any-return]
+            return original_authenticate(self, iam_request_cls, resource)
         decompressed, self.raw_body = self.raw_body, sent
         try:
-            return original_authenticate(self, iam_request_cls, resource)  # type: ignore[no-any-return]
+            return original_authenticate(self, iam_request_cls, resource)
         finally:
             self.raw_body = decompressed
 
