@@ -165,6 +165,62 @@ def test_a_file_above_the_threshold_goes_through_one_job_with_results_in_input_o
     status = batches.item(batch_id, 0)
     assert status is not None and status["state"] == "COMPLETED"
     assert (int(status["done"]), int(status["completed"]), int(status["blocked"])) == (8, 7, 1)
+    # AND a job line's result event says it was billed as a batch; the deployed progress rule passes the
+    # blocked line's event and none of the job's (FinishJob counted them: nothing left to progress)
+    job_event = batches.results.wait_for(f"{batch_id}-1")
+    blocked_event = batches.results.wait_for(f"{batch_id}-3")
+    assert job_event["detail"]["usage"]["billing"] == "batch"
+    assert "billing" not in (blocked_event["detail"].get("usage") or {})
+    passed = _passed_by_progress_rule(job_stack, [blocked_event, job_event])
+    assert passed == [blocked_event["detail"]["request_id"]]
+
+
+def _passed_by_progress_rule(stack: LocalStackClient, events: list[dict[str, Any]]) -> list[str]:
+    """The request ids of `events` that the deployed BatchProgressRule's pattern passes, found by sending
+    them to a bus of their own with a rule of that pattern (moto has no TestEventPattern)."""
+    bus_api, sqs = stack.client("events"), stack.client("sqs")
+    rule = stack.state["resources"]["BatchProgressRule"].split("|")[-1].rsplit("/", 1)[-1]
+    pattern = bus_api.describe_rule(Name=rule, EventBusName=stack.outputs["EventBusName"])["EventPattern"]
+    name = f"pattern-check-{uuid.uuid4().hex[:8]}"
+    bus_api.create_event_bus(Name=name)
+    queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    rule_arn = bus_api.put_rule(Name=name, EventBusName=name, EventPattern=pattern)["RuleArn"]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+            }
+        ],
+    }
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
+    bus_api.put_targets(Rule=name, EventBusName=name, Targets=[{"Id": "check", "Arn": queue_arn}])
+    bus_api.put_events(
+        Entries=[
+            {
+                "EventBusName": name,
+                "Source": event["source"],
+                "DetailType": event["detail-type"],
+                "Detail": json.dumps(event["detail"]),
+            }
+            for event in events
+        ]
+    )
+    passed: list[str] = []
+    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+        "Messages"
+    ):
+        passed += [json.loads(m["Body"])["detail"]["request_id"] for m in messages]
+        for message in messages:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return passed
 
 
 def test_a_file_below_the_threshold_runs_on_demand_without_a_job(batches: JobBatches) -> None:

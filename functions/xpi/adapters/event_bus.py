@@ -29,23 +29,7 @@ class EventBridgePublisher:
         self._source = source
 
     def publish(self, detail_type: str, detail: BaseModel) -> None:
-        response = aws.events().put_events(
-            Entries=[
-                {
-                    "EventBusName": self._bus_name,
-                    "Source": self._source,
-                    "DetailType": detail_type,
-                    "Detail": detail.model_dump_json(exclude_none=True),
-                }
-            ]
-        )
-        if response.get("FailedEntryCount"):
-            entry = response["Entries"][0]
-            raise EventPublishError(
-                f"EventBridge refused the event: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}"
-            )
-        if detail_type == SECURITY_ALERT:
-            count_security_alert()  # every Security Alert on the bus, whichever service raised it
+        self._put([self._entry(detail_type, detail)])
 
     def publish_all(self, events: Sequence[tuple[str, BaseModel]]) -> None:
         """Each event, in order, in as few PutEvents requests as EventBridge's limits allow; raises when
@@ -53,12 +37,7 @@ class EventBridgePublisher:
         batch: list[PutEventsRequestEntryTypeDef] = []
         size = 0
         for detail_type, detail in events:
-            entry: PutEventsRequestEntryTypeDef = {
-                "EventBusName": self._bus_name,
-                "Source": self._source,
-                "DetailType": detail_type,
-                "Detail": detail.model_dump_json(exclude_none=True),
-            }
+            entry = self._entry(detail_type, detail)
             entry_size = sum(len(str(value).encode()) for value in entry.values())
             if batch and (len(batch) == MAX_ENTRIES or size + entry_size > MAX_BYTES):
                 self._put(batch)
@@ -67,6 +46,14 @@ class EventBridgePublisher:
             size += entry_size
         if batch:
             self._put(batch)
+
+    def _entry(self, detail_type: str, detail: BaseModel) -> "PutEventsRequestEntryTypeDef":
+        return {
+            "EventBusName": self._bus_name,
+            "Source": self._source,
+            "DetailType": detail_type,
+            "Detail": detail.model_dump_json(exclude_none=True),
+        }
 
     def _put(self, entries: "list[PutEventsRequestEntryTypeDef]") -> None:
         response = aws.events().put_events(Entries=entries)

@@ -134,6 +134,7 @@ def result_detail(state: WorkflowState, completed_at: datetime) -> ResultDetail:
             cache_write_input_tokens=response.usage.cache_write_input_tokens or None,
             cache=response.cache.status if response.cache else None,
             saved_usd=response.cache.saved_usd if response.cache and response.cache.status == "hit" else None,
+            billing="batch" if response.billing == "batch" else None,
         )
         if response
         else None,

@@ -61,6 +61,8 @@ class EventUsage(_Detail):
     cache_write_input_tokens: int | None = None
     cache: Literal["hit", "miss", "bypass"] | None = None  # the response cache, when one was asked for
     saved_usd: float | None = None  # a hit: what the Bedrock call would have cost
+    # a batch line answered by a Bedrock batch inference job (half the on-demand price); absent otherwise
+    billing: Literal["batch"] | None = None
 
 
 class EventClassification(_Detail):

@@ -251,6 +251,9 @@ class ModelResponse(_State):
     credential_type: str | None = None
     credential_age_s: int | None = None
     estimated_cost_usd: float = 0.0
+    billing: Literal["on_demand", "batch"] = Field(
+        "on_demand", description="batch: a Bedrock batch inference job's answer, at the batch price"
+    )
     cache: CacheUse | None = None
     # Set when the answer came from another hop than the route's first (a fallback), and each hop tried.
     answered_by: RouteHop | None = None

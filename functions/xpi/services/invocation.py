@@ -162,6 +162,7 @@ def invoke_model(
         credential_type=answer.credential_type,
         credential_age_s=answer.credential_age_s,
         estimated_cost_usd=cost,
+        billing=answer.billing,
         # what lineage records of a route with a strategy or fallbacks: the hop that answered, each tried
         answered_by=answered.hop if len(answered.hops) > 1 else None,
         hops=answered.hops if state.route.fallbacks or state.route.strategy else None,

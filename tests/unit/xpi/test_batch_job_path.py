@@ -257,6 +257,8 @@ def test_a_line_the_job_answered_is_priced_at_the_batch_price_in_lineage_and_its
     assert float(item.estimated_cost_usd or "nan") == pytest.approx(batch)
     assert batch == pytest.approx((11 * line.input + 7 * line.output) / 1000 / 2)
     assert events.published[0][1]["usage"]["estimated_cost_usd"] == pytest.approx(batch)
+    # AND the event says it was billed as a batch (the progress rule passes no such event)
+    assert events.published[0][1]["usage"]["billing"] == "batch"
 
 
 # ---------------------------------------------------------------------------------------------- pages

@@ -186,6 +186,7 @@ class TestResultDetail:
         assert detail.caller.cost_centre == "CC-2207"
         assert detail.model.requested == "us.anthropic.claude-3-5-haiku-20241022-v1:0"
         assert detail.model.resolved == "us.anthropic.claude-3-5-haiku-20241022-v1:0"
+        assert detail.usage is not None and detail.usage.billing is None  # an on-demand answer
         assert detail.model.region == "us-east-1"
         assert detail.output is not None and state.response is not None
         assert detail.output.text == state.response.output_text
