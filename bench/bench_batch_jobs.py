@@ -12,12 +12,15 @@ workflow), each waited for until its `Batch Completed` event. Printed side by si
                 with bench/prices/govcloud.yaml, divided by the lines
 
 Each way runs on a stack of its own (the job path is a template parameter): job path with
-BatchJobMinLines=--threshold, on-demand with 0. On-demand through the local stack is slow: run
-`--on-demand-lines 500` first to estimate, then as many as fit (`--on-demand-lines` defaults to
-`--lines`); the per-line figures are what compare. The commercial side (the job bucket's S3 requests on
-the commercial account, Bedrock's job API) is not in the usage log, so not in xpi's units.
+BatchJobMinLines=--threshold, on-demand with 0. Both stacks run `--line-concurrency` lines in flight per
+model (BatchModelConcurrency; the template's default, 4, suits a small commercial quota, and at 4 the
+local stack's on-demand way does about 1 line/s, at 16 about 3.5). A 10,000-line on-demand file takes
+most of an hour here: `--on-demand-lines` runs fewer (the per-line figures are what compare). The
+commercial side (the job bucket's S3 requests on the commercial account, Bedrock's job API) is not in
+the usage log, so not in xpi's units.
 
     .venv/bin/python bench/bench_batch_jobs.py [--lines 10000] [--on-demand-lines N] [--ways job,on-demand]
+        [--line-concurrency 16]
     .venv/bin/python bench/bench_batch_jobs.py --model-level [--lines 10000] [--threads 8]
 
 `--model-level`: the older comparison at the model alone (no xpi workflow), a second table:
@@ -464,6 +467,9 @@ def main() -> None:
     parser.add_argument("--phase-seconds", type=float, default=0.5, help="the emulated job's phases")
     parser.add_argument("--timeout", type=float, default=7200.0, help="per way, seconds")
     parser.add_argument(
+        "--line-concurrency", type=int, default=16, help="BatchModelConcurrency of both stacks, per model"
+    )
+    parser.add_argument(
         "--parameter", action="append", default=[], help="KEY=VALUE, a template parameter of both stacks"
     )
     args, rest = parser.parse_known_args()
@@ -481,14 +487,18 @@ def main() -> None:
             args.phase_seconds,
             args.page_lines,
             args.timeout,
-            dict(item.split("=", 1) for item in args.parameter),
+            {
+                "BatchModelConcurrency": json.dumps({"*": args.line_concurrency}),
+                **dict(item.split("=", 1) for item in args.parameter),
+            },
         )
         print(f"{way}: {json.dumps({k: v for k, v in results[way].items() if k != 'units'})}", flush=True)
         print(f"{way} units: {json.dumps(results[way]['units'])}", flush=True)
     print(
         f"through xpi's batch workflow on the local stack (job: BatchJobMinLines={args.threshold}, "
         f"pages of {args.page_lines} lines, the emulated job's phases {args.phase_seconds:g} s; on-demand: "
-        f"BatchJobMinLines=0); xpi's units priced with bench/prices/govcloud.yaml"
+        f"BatchJobMinLines=0; {args.line_concurrency} lines in flight per model); xpi's units priced with "
+        f"bench/prices/govcloud.yaml"
     )
     print(xpi_table(results))
 
