@@ -129,6 +129,57 @@ class DynamoBatchTable:
             raise
         return True
 
+    def record_lines(
+        self,
+        batch_id: str,
+        lines: Sequence[tuple[LineResult, dict[str, int | float]]],
+        *,
+        released: bool = False,
+    ) -> list[bool]:
+        """record_line for several lines in one transaction (their items, and their counters summed in
+        one update of the status item): per line, whether it was recorded now. When one was recorded
+        before (a retried page), the transaction writes nothing and each line is recorded alone."""
+        if len(lines) <= 1:
+            return [self.record_line(batch_id, r, c, released=released) for r, c in lines]
+        totals: dict[str, int | float] = {}
+        for _, counters in lines:
+            for name, value in counters.items():
+                totals[name] = totals.get(name, 0) + value
+        adds = ", ".join(f"#c{i} :c{i}" for i in range(len(totals)))
+        puts: list[Any] = [
+            {
+                "Put": {
+                    "TableName": self._name,
+                    "Item": {
+                        "batch_id": batch_id,
+                        **_dynamo(result.model_dump(exclude_none=True)),
+                        **({"released_next": True} if released else {}),
+                    },
+                    "ConditionExpression": "attribute_not_exists(batch_id)",
+                }
+            }
+            for result, _ in lines
+        ]
+        update: Any = {
+            "Update": {
+                "TableName": self._name,
+                "Key": {"batch_id": batch_id, "line": STATUS_LINE},
+                "UpdateExpression": f"ADD {adds}",
+                "ExpressionAttributeNames": {f"#c{i}": n for i, n in enumerate(totals)},
+                "ExpressionAttributeValues": {f":c{i}": _dynamo(v) for i, v in enumerate(totals.values())},
+            }
+        }
+        try:
+            aws.dynamodb().meta.client.transact_write_items(TransactItems=[*puts, update])
+        except ClientError as exc:
+            reasons = exc.response.get("CancellationReasons", [])
+            if exc.response["Error"]["Code"] == "TransactionCanceledException" and any(
+                reason.get("Code") == "ConditionalCheckFailed" for reason in reasons
+            ):
+                return [self.record_line(batch_id, r, c, released=released) for r, c in lines]
+            raise
+        return [True] * len(lines)
+
     def claim_release(self, batch_id: str, line: int) -> bool:
         """The right to start the next line after this one finished: once per finished line."""
         return self._conditional_update(

@@ -393,6 +393,17 @@ class BatchTable(BatchStatusReader, Protocol):
         line's progress slot spent with it (claim_release then refuses it): a batch job's line held none."""
         ...
 
+    def record_lines(
+        self,
+        batch_id: str,
+        lines: Sequence[tuple[LineResult, dict[str, int | float]]],
+        *,
+        released: bool = False,
+    ) -> list[bool]:
+        """record_line for several lines in one request, all or (when one was recorded before) each
+        alone: per line, whether it was recorded now."""
+        ...
+
     def claim_release(self, batch_id: str, line: int) -> bool: ...
     def claim_line(self, batch_id: str, index: int) -> bool: ...
     def acquire_slots(self, slots: Mapping[str, int]) -> bool: ...

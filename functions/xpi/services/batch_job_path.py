@@ -35,6 +35,7 @@ from xpi.adapters.ports import (
 from xpi.domain.batch import line_number_of, line_request_id, line_result_from_event
 from xpi.domain.batch_jobs import job_answer, model_input, next_check_s, use_job
 from xpi.domain.payload import converse_arguments, native_body
+from xpi.models.batch import LineResult
 from xpi.models.batch_jobs import BatchJob, BatchJobTarget, JobState
 from xpi.models.bedrock import ModelAnswer
 from xpi.models.events import ResultDetail
@@ -234,11 +235,19 @@ def _collect_entries(
     # route's first hop answers it (the job's model), whatever the circuit breaker says.
     live = replace(ports, gateway=_Replay(outputs), pacer=None, breaker=None)
     emitted = int((table.status(batch_id) or {}).get("emitted_through", 0))  # as it is now
+    final: list[tuple[LineResult, dict[str, int | float]]] = []  # made final, their items not yet written
     pending: list[tuple[int, str, ResultDetail]] = []
     left: list[int] = []
     done = size = 0
 
     def send() -> None:
+        if final:  # the items and counters of up to 10 lines in one request, before their events
+            for (result, _), new in zip(
+                final, table.record_lines(batch_id, final, released=True), strict=True
+            ):
+                if not new:
+                    table.claim_release(batch_id, result.line)  # recorded before: its slot surely spent too
+            final.clear()
         if pending:
             events.publish_all([(kind, detail) for _, kind, detail in pending])
             table.update_status(batch_id, {"emitted_through": pending[-1][0]})
@@ -271,14 +280,14 @@ def _collect_entries(
         if number is None:  # pragma: no cover - the request id is the batch's own
             continue
         result = line_result_from_event(outcome.detail, number)
-        # The line's item and counters with its progress slot spent (a job line held no slot), then the
-        # event: the progress function that receives it finds the line counted and starts nothing.
-        if not table.record_line(batch_id, result, line_counters(result, outcome.detail), released=True):
-            table.claim_release(batch_id, number)  # recorded before: its slot surely spent too
+        # The line's item and counters with its progress slot spent (a job line held no slot), written
+        # with the next few lines' before their events (a page that dies in between replays the lines,
+        # final in lineage, and writes them then).
+        final.append((result, line_counters(result, outcome.detail)))
         if number > emitted:
             pending.append((number, outcome.detail_type, detail))
-            if len(pending) == EVENTS_PER_REQUEST:
-                send()
+        if len(final) == EVENTS_PER_REQUEST:
+            send()
     send()
     return done, left
 

@@ -135,6 +135,7 @@ class FakeTable:
         self.in_flight: dict[str, int] = {}
         self.most_in_flight: dict[str, int] = {}
         self.waiting_on: dict[str, set[str]] = {}
+        self.group_writes = 0  # record_lines calls: one request each on DynamoDB
 
     def create_status(self, batch_id: str, attributes: dict[str, Any]) -> bool:
         if (batch_id, 0) in self.items:
@@ -174,6 +175,16 @@ class FakeTable:
         for name, value in counters.items():
             self.items[batch_id, 0][name] = self.items[batch_id, 0].get(name, 0) + value
         return True
+
+    def record_lines(
+        self,
+        batch_id: str,
+        lines: Sequence[tuple[LineResult, dict[str, int | float]]],
+        *,
+        released: bool = False,
+    ) -> list[bool]:
+        self.group_writes += 1
+        return [self.record_line(batch_id, result, counters, released=released) for result, counters in lines]
 
     def claim_release(self, batch_id: str, line: int) -> bool:
         item = self.items.get((batch_id, line))
@@ -552,6 +563,48 @@ def test_a_line_recorded_released_has_its_progress_slot_spent(batch_table: Dynam
     assert not batch_table.claim_release("b", 1)
     assert batch_table.claim_release("b", 2)
     assert (batch_table.status("b") or {})["done"] == 2
+
+
+def test_lines_are_recorded_in_one_request_and_a_line_recorded_before_is_counted_once(
+    batch_table: DynamoBatchTable,
+) -> None:
+    # GIVEN a batch whose line 2 was recorded before (a retried page)
+    batch_table.create_status("b", {"state": "JOB", "total": 4, "done": 0})
+    assert batch_table.record_line("b", LineResult(line=2, status="COMPLETED"), {"done": 1, "completed": 1})
+    calls: list[str] = []
+    client = aws.dynamodb().meta.client
+    client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+
+    # WHEN lines 1 and 3 go in one group: one request
+    assert batch_table.record_lines(
+        "b",
+        [
+            (LineResult(line=1, status="COMPLETED"), {"done": 1, "completed": 1, "estimated_cost_usd": 0.25}),
+            (LineResult(line=3, status="BLOCKED"), {"done": 1, "blocked": 1}),
+        ],
+        released=True,
+    ) == [True, True]
+    assert calls == ["TransactWriteItems"]
+    # AND lines 2 and 4 go in another: line 2 was recorded before, so each line alone, line 4 only counted
+    assert batch_table.record_lines(
+        "b",
+        [
+            (LineResult(line=2, status="COMPLETED"), {"done": 1, "completed": 1}),
+            (LineResult(line=4, status="COMPLETED"), {"done": 1, "completed": 1}),
+        ],
+        released=True,
+    ) == [False, True]
+
+    # THEN every line is counted once, with its slot spent
+    status = batch_table.status("b") or {}
+    assert (status["done"], status["completed"], status["blocked"], status["estimated_cost_usd"]) == (
+        4,
+        3,
+        1,
+        0.25,
+    )
+    assert [r.line for r in batch_table.lines("b")] == [1, 2, 3, 4]
+    assert not any(batch_table.claim_release("b", line) for line in (1, 3, 4))
 
 
 def test_slots_are_taken_all_or_none_and_never_go_below_zero(batch_table: DynamoBatchTable) -> None:

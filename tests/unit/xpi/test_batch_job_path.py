@@ -107,6 +107,7 @@ def test_collect_makes_answered_lines_final_as_the_on_demand_path_does() -> None
     status = table.status(BATCH)
     assert status is not None and (status["done"], status["completed"]) == (2, 2)
     assert table.items[BATCH, 1]["released_next"] is True  # no slot to give back for a job line
+    assert table.group_writes == 1  # both lines' items and counters in one request
     assert world.gateway.calls == []  # the job's answer, never an on-demand call
     # AND a retried collect counts nothing twice and emits nothing more
     batch_job_path.collect(
@@ -381,8 +382,12 @@ LINE_3 = f"{BATCH}-3"
 KILL_POINTS = {
     "after the claim": ("claims", "claim", lambda claim: claim.request_id == LINE_3),
     "after lineage made final": ("lineage", "finalize_or_read", lambda item: item.request_id == LINE_3),
-    # the line item is written with its progress slot spent: nothing between them to die in
-    "after the line item": ("table", "record_line", lambda _, result, __, **___: result.line == 3),
+    # the line items are written with their progress slots spent: nothing between them to die in
+    "after the line items": (
+        "table",
+        "record_lines",
+        lambda _, lines, **__: any(result.line == 3 for result, _ in lines),
+    ),
 }
 
 
