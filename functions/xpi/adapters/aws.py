@@ -41,12 +41,17 @@ _TRANSIENT_CODES = frozenset(
 
 def is_transient(error: BaseException) -> bool:
     """Whether an AWS call failed for a passing fault of AWS's (5xx, throttling, the endpoint out of
-    reach, no answer in time) rather than for what was asked: worth trying the step again."""
-    if isinstance(error, ConnectionError | ReadTimeoutError):
-        return True
-    if isinstance(error, ClientError):
-        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        return status >= 500 or error.response.get("Error", {}).get("Code") in _TRANSIENT_CODES
+    reach, no answer in time) rather than for what was asked: worth trying the step again. An error
+    raised `from` such a fault is one too (a configuration loader's PolicyLoadError over SSM's 503)."""
+    for _ in range(8):  # a chain is a few errors deep; never follow one round for ever
+        if isinstance(error, ConnectionError | ReadTimeoutError):
+            return True
+        if isinstance(error, ClientError):
+            status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            return status >= 500 or error.response.get("Error", {}).get("Code") in _TRANSIENT_CODES
+        if error.__cause__ is None:
+            return False
+        error = error.__cause__
     return False
 
 

@@ -39,8 +39,13 @@ class PolicyLoadError(RuntimeError):
     """The configured policy parameter could not be read or is not a valid policy."""
 
 
+def _sdk_error(error: GetParameterError) -> BaseException | None:
+    """The SDK's error behind Powertools' GetParameterError (raised inside its handler, not `from` it)."""
+    return error.__cause__ or error.__context__
+
+
 def _not_found(error: GetParameterError) -> bool:
-    cause = error.__cause__ or error.__context__
+    cause = _sdk_error(error)
     return (
         isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") == "ParameterNotFound"
     )
@@ -64,7 +69,8 @@ class OptionalParameter:
             return str(get_parameter(self._name, max_age=self._max_age_s, force_fetch=force))
         except GetParameterError as error:
             if not _not_found(error):
-                raise
+                # its cause named: an AWS fault behind it is seen as passing (aws.is_transient)
+                raise error from _sdk_error(error)
             self._absent_until = time.monotonic() + self._max_age_s
             return None
 
@@ -96,9 +102,11 @@ class SigningSecret:
         self._secret_id, self._max_age_s = secret_id, max_age_s
 
     def get(self, *, force: bool = False) -> SigningState:
-        return parse_signing_secret(
-            str(get_secret(self._secret_id, max_age=self._max_age_s, force_fetch=force))
-        )
+        try:
+            text = get_secret(self._secret_id, max_age=self._max_age_s, force_fetch=force)
+        except GetParameterError as error:
+            raise error from _sdk_error(error)  # as OptionalParameter.get
+        return parse_signing_secret(str(text))
 
 
 class ConfigOverride[T: BaseModel]:

@@ -110,6 +110,45 @@ def test_other_read_errors_fail_closed(monkeypatch: pytest.MonkeyPatch) -> None:
         OptionalParameter(NAME, max_age_s=60).get()
 
 
+@pytest.mark.parametrize(
+    ("code", "status", "passing"),
+    [
+        ("ServiceUnavailable", 503, True),
+        ("ThrottlingException", 400, True),
+        ("AccessDeniedException", 400, False),
+    ],
+)
+def test_a_policy_read_failing_for_a_passing_aws_fault_is_retried_and_only_then(
+    monkeypatch: pytest.MonkeyPatch, code: str, status: int, passing: bool
+) -> None:
+    # GIVEN SSM answering `code`, wrapped as Powertools wraps it (inside its handler, not `from` it)
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+    from botocore.exceptions import ClientError
+    from xpi.adapters.aws import is_transient
+    from xpi.adapters.config_store import PolicyLoadError
+
+    def failing(*_: object, **__: object) -> str:
+        try:
+            raise ClientError(
+                {"Error": {"Code": code, "Message": "no"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+                "GetParameter",
+            )
+        except ClientError as error:
+            raise GetParameterError(str(error))  # noqa: B904 - as Powertools raises it
+
+    monkeypatch.setattr("xpi.adapters.config_store.get_parameter", failing)
+    policy = ConfigOverride(
+        OptionalParameter(NAME, 60), RoutingConfig, load_default_routing, failure=(PolicyLoadError, "policy")
+    )
+
+    # WHEN the policy is read THEN it fails as the policy's error, never the default
+    with pytest.raises(PolicyLoadError) as failed:
+        policy.get()
+    # AND the step tries again only when AWS's fault was a passing one (an outage is ridden through;
+    # a grant missing is not)
+    assert is_transient(failed.value) is passing
+
+
 def test_no_name_means_default_without_a_call() -> None:
     assert OptionalParameter("", max_age_s=60).get() is None
 
