@@ -94,31 +94,11 @@ class DynamoBatchTable:
         """The line's item and the batch's counters in one transaction; False when the line was
         recorded before (a redelivered result event), so nothing is counted twice. `released`: the item
         is written with its progress slot spent (`released_next`, as claim_release sets it)."""
-        item = {"batch_id": batch_id, **_dynamo(result.model_dump(exclude_none=True))}
-        if released:
-            item["released_next"] = True
-        adds = ", ".join(f"#c{i} :c{i}" for i in range(len(counters)))
         try:
             aws.dynamodb().meta.client.transact_write_items(
                 TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._name,
-                            "Item": item,
-                            "ConditionExpression": "attribute_not_exists(batch_id)",
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self._name,
-                            "Key": {"batch_id": batch_id, "line": STATUS_LINE},
-                            "UpdateExpression": f"ADD {adds}",
-                            "ExpressionAttributeNames": {f"#c{i}": n for i, n in enumerate(counters)},
-                            "ExpressionAttributeValues": {
-                                f":c{i}": _dynamo(v) for i, v in enumerate(counters.values())
-                            },
-                        }
-                    },
+                    self._line_put(batch_id, result, released),
+                    self._counters_add(batch_id, counters),
                 ]
             )
         except ClientError as exc:
@@ -145,32 +125,11 @@ class DynamoBatchTable:
         for _, counters in lines:
             for name, value in counters.items():
                 totals[name] = totals.get(name, 0) + value
-        adds = ", ".join(f"#c{i} :c{i}" for i in range(len(totals)))
-        puts: list[Any] = [
-            {
-                "Put": {
-                    "TableName": self._name,
-                    "Item": {
-                        "batch_id": batch_id,
-                        **_dynamo(result.model_dump(exclude_none=True)),
-                        **({"released_next": True} if released else {}),
-                    },
-                    "ConditionExpression": "attribute_not_exists(batch_id)",
-                }
-            }
-            for result, _ in lines
-        ]
-        update: Any = {
-            "Update": {
-                "TableName": self._name,
-                "Key": {"batch_id": batch_id, "line": STATUS_LINE},
-                "UpdateExpression": f"ADD {adds}",
-                "ExpressionAttributeNames": {f"#c{i}": n for i, n in enumerate(totals)},
-                "ExpressionAttributeValues": {f":c{i}": _dynamo(v) for i, v in enumerate(totals.values())},
-            }
-        }
+        puts = [self._line_put(batch_id, result, released) for result, _ in lines]
         try:
-            aws.dynamodb().meta.client.transact_write_items(TransactItems=[*puts, update])
+            aws.dynamodb().meta.client.transact_write_items(
+                TransactItems=[*puts, self._counters_add(batch_id, totals)]
+            )
         except ClientError as exc:
             reasons = exc.response.get("CancellationReasons", [])
             if exc.response["Error"]["Code"] == "TransactionCanceledException" and any(
@@ -179,6 +138,31 @@ class DynamoBatchTable:
                 return [self.record_line(batch_id, r, c, released=released) for r, c in lines]
             raise
         return [True] * len(lines)
+
+    def _line_put(self, batch_id: str, result: LineResult, released: bool) -> Any:
+        """A transaction's write of a finished line's item, only if the line has none yet."""
+        item = {"batch_id": batch_id, **_dynamo(result.model_dump(exclude_none=True))}
+        if released:
+            item["released_next"] = True
+        return {
+            "Put": {
+                "TableName": self._name,
+                "Item": item,
+                "ConditionExpression": "attribute_not_exists(batch_id)",
+            }
+        }
+
+    def _counters_add(self, batch_id: str, counters: dict[str, int | float]) -> Any:
+        """A transaction's ADD of `counters` to the batch's status item."""
+        return {
+            "Update": {
+                "TableName": self._name,
+                "Key": {"batch_id": batch_id, "line": STATUS_LINE},
+                "UpdateExpression": "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(counters))),
+                "ExpressionAttributeNames": {f"#c{i}": n for i, n in enumerate(counters)},
+                "ExpressionAttributeValues": {f":c{i}": _dynamo(v) for i, v in enumerate(counters.values())},
+            }
+        }
 
     def claim_release(self, batch_id: str, line: int) -> bool:
         """The right to start the next line after this one finished: once per finished line."""
