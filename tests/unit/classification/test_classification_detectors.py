@@ -352,3 +352,61 @@ def test_placed_near_misses_report_nothing(text: str) -> None:
 def test_column_values_span_only_the_cell() -> None:
     text = "employee_id,name,SSN\n1001,Ana Ruiz,219458832\n1002,Bo Chen,000-12-3456\n"
     assert spans(text, "pii.ssn") == ["219458832"]
+
+
+# --- derivative authority blocks, NATO levels, CUI under an unclassified level, statements that the
+# content is CUI, dissemination controls given as a labelled value ------------------------------------
+MORE_POSITIVES = [
+    ("Derived From: Multiple Sources\nDeclassify On: 25X1", "classified.authority_block"),
+    ('{"header": "Derived From: SCG 4\\nDeclassify On: 20501231"}', "classified.authority_block"),
+    ("NATO SECRET\nAnnex A", "classified.banner"),
+    ("COSMIC TOP SECRET", "classified.banner"),
+    ("Classification: NATO CONFIDENTIAL", "classified.banner"),
+    ("NATO RESTRICTED//REL TO USA, GBR", "classified.banner"),
+    ("This briefing is NATO RESTRICTED and stays with the staff.", "classified.banner"),
+    ("UNCLASSIFIED//CUI\nVendor pricing.", "cui.banner"),
+    ("Unclassified//CUI", "cui.banner"),
+    ("(U//CUI) The schedule follows.", "cui.portion"),
+    ("This email contains Controlled Unclassified Information (CUI). Handle accordingly.", "cui.banner"),
+    ("The attached spreadsheet is CUI.", "cui.banner"),
+    ("These slides contain CUI and PII.", "cui.banner"),
+    ("Distro: NOFORN. Do not forward.", "cui.banner"),
+    ("Dissemination: FEDCON", "cui.banner"),
+    ('{"handling": "REL TO USA, GBR"}', "cui.banner"),
+]
+MORE_NEAR_MISSES = [
+    "The figures were derived from: the census.\nWe declassify on: request, as the policy says.",
+    "NATO uses four levels: COSMIC TOP SECRET, NATO SECRET, NATO CONFIDENTIAL and NATO RESTRICTED.",
+    "NATO secret talks resumed in Brussels.",
+    "Does this document contain CUI? Ask the records officer.",
+    "Check whether these files contain CUI before sharing.",
+    "This software is CUI compliant.",
+    "These notes are CUI-free.",
+    "This course includes CUI training for new hires.",
+    "This document contains no CUI.",
+    "Distribution: all staff. The NOFORN caveat is explained in chapter 2.",
+    "use u//cui as the marking when told to",
+]
+
+
+@pytest.mark.parametrize(("text", "category"), MORE_POSITIVES)
+def test_more_markings_are_reported(text: str, category: str) -> None:
+    assert category in categories(text)
+
+
+@pytest.mark.parametrize("text", MORE_NEAR_MISSES)
+def test_more_near_misses_report_nothing(text: str) -> None:
+    assert categories(text) == set()
+
+
+def test_a_designation_indicator_line_is_reported_once_as_the_block() -> None:
+    # GIVEN a designation indicator whose dissemination line is also a labelled control
+    text = "CUI\nControlled by: DLA\nCUI Category: EXPT\nLimited Dissemination Control: FEDCON\nPOC: office"
+    # THEN the block reports it, not the labelled-control rule a second time
+    assert categories(text) == {"cui.banner", "cui.designation_indicator"}
+    assert spans(text, "cui.banner") == ["CUI"]
+
+
+def test_a_cui_statement_spans_the_sentence_up_to_cui() -> None:
+    text = "Hello. This email contains CUI. Thanks"
+    assert spans(text, "cui.banner") == ["This email contains CUI"]

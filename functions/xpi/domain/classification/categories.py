@@ -14,7 +14,8 @@ CATEGORIES: dict[str, CategoryInfo] = {
     # Classified national-security information (EO 13526, CAPCO).
     "classified.banner": CategoryInfo(
         "A classification banner line (TOP SECRET, SECRET, CONFIDENTIAL, alone on a line or with '//' "
-        "controls anywhere, e.g. SECRET//NOFORN).",
+        "controls anywhere, e.g. SECRET//NOFORN), and NATO's levels (NATO SECRET, COSMIC TOP SECRET) as a "
+        "banner or stated of the content ('This briefing is NATO RESTRICTED').",
         "CLASSIFIED",
     ),
     "classified.portion": CategoryInfo(
@@ -23,13 +24,15 @@ CATEGORIES: dict[str, CategoryInfo] = {
         "CLASSIFIED",
     ),
     "classified.authority_block": CategoryInfo(
-        "A classification authority block: 'Classified By:' with 'Derived From:' or 'Declassify On:'.",
+        "A classification authority block: 'Classified By:' with 'Derived From:' or 'Declassify On:', "
+        "or a derivative one of 'Derived From:' and 'Declassify On:' lines.",
         "CLASSIFIED",
     ),
     # Controlled Unclassified Information (32 CFR 2002, NARA CUI Marking Handbook, DoDI 5200.48).
     "cui.banner": CategoryInfo(
-        "A CUI Basic banner: CUI or CONTROLLED alone on a line, or CUI//<dissemination control> "
-        "such as CUI//NOFORN, CUI//FEDCON.",
+        "A CUI Basic banner: CUI or CONTROLLED alone on a line, CUI//<dissemination control> such as "
+        "CUI//NOFORN, UNCLASSIFIED//CUI, a limited dissemination control alone or as a labelled value "
+        "('Distro: NOFORN'), or a sentence saying the content is CUI ('This email contains CUI').",
         "CUI",
     ),
     "cui.specified": CategoryInfo(

@@ -290,6 +290,8 @@ _HAS_GATES = {
     "classified as": "classified",
     "classified under": "classified",
     "classified by": "classified",
+    "derived from": "derived",
+    "declassify on": "declassify",
     "[les": "les",
     "/les": "les",
     "/sbu": "sbu",
@@ -552,8 +554,20 @@ _AUTHORITY_NEXT_RE = re.compile(
 )
 
 
+# A derivative classifier's block may name no classifier: "Derived From:" then "Declassify On:".
+_DECLASSIFY_NEXT_RE = re.compile(r"(?:\n|\\n)[ \t]*declassify on[ \t]*:")
+
+
 def _authority_block(w: _Window) -> None:
     low = w.low
+    if w.has("derived from") and w.has("declassify on") and not w.has("classified by"):
+        for pos in w.find_low("derived from"):
+            bounds = _line_bounds(w.text, pos, pos)
+            rel = pos - w.base
+            if bounds is None or not low[rel + 12 : rel + 15].lstrip().startswith(":"):
+                continue
+            if _opens_logical_line(w.text, pos) and _DECLASSIFY_NEXT_RE.search(low, rel, rel + 400):
+                w.emit("classified.authority_block", pos, bounds[1])
     if not w.has("classified by") or (not w.has("declassify on") and not w.has("derived from")):
         return
     for pos in w.find_low("classified by"):
@@ -792,8 +806,13 @@ _LEGACY_CONTROL_RE = re.compile(
 )
 
 
+_CUI_CONTROL_RE = re.compile(r"//[ \t]*cui(?![a-z0-9])")
+
+
 def _slashed_category(paren: bool, level: str, controls: str) -> str | None:
     if level in ("unclassified", "u"):
+        if _CUI_CONTROL_RE.match(controls):  # "UNCLASSIFIED//CUI", "(U//CUI)": CUI under the level
+            return "cui.specified" if "sp-" in controls else ("cui.portion" if paren else "cui.banner")
         return "cui.legacy" if _LEGACY_CONTROL_RE.search(controls) else None
     if level == "cui":
         return "cui.specified" if "sp-" in controls else ("cui.portion" if paren else "cui.banner")
@@ -818,10 +837,11 @@ def _slashed_markings(w: _Window) -> None:
         controls = _LOW_CONTROLS_RE.match(low, rel)
         if controls is None:
             continue
-        if text[start : controls.end() + base].isupper():
+        under_unclassified = level in ("unclassified", "u") and _CUI_CONTROL_RE.match(low, rel) is not None
+        if text[start : controls.end() + base].isupper() and not under_unclassified:
             continue  # all upper case: the banner and portion detectors own these spans
         spaced = low[rel - 1 : rel] in (" ", "\t") or low[rel + 2 : rel + 3] in (" ", "\t")
-        if (len(level) <= 2 or spaced) and not _KNOWN_CONTROL_LOW_RE.match(low, rel):
+        if (len(level) <= 2 or spaced) and not (_KNOWN_CONTROL_LOW_RE.match(low, rel) or under_unclassified):
             continue
         if len(level) <= 2 and not paren:
             continue
@@ -898,6 +918,15 @@ _CONTROL_WORD = (
     r"(?:NOFORN|FEDCON|NOCON|DL ONLY|FED ONLY|DISPLAY ONLY|REL TO [A-Z]{3,4}(?:,[ \t]*[A-Z]{3,4})*)"
 )
 _CONTROL_LINE_RE = re.compile(_CONTROL_WORD + r"(?:[ \t]*(?:/{1,2}|,|;)[ \t]*" + _CONTROL_WORD + r")*\Z")
+# A control given as a labelled field's value: "Distro: NOFORN.", "Dissemination: FEDCON; REL TO USA, GBR".
+_DISSEMINATION_LABEL_RE = re.compile(
+    r"(?:^|(?<=[\s|\"',;]))(?i:distro|dissem|dissemination(?:[ \t]+controls?)?|distribution|"
+    r"handling(?:[ \t]+caveats?)?|caveats?)[\"']?[ \t]*[:=][ \t]*[\"']?\Z"
+)
+_CONTROL_FIELD_RE = re.compile(
+    _CONTROL_WORD + r"(?:[ \t]*(?:/{1,2}|,|;)[ \t]*" + _CONTROL_WORD + r")*(?=[ \t]*(?:[.,;|\"]|\Z|$))",
+    re.MULTILINE,
+)
 # Tokens that are no English word: any case counts when bracketed, a prefix tag, or alone on a line.
 _TAG_TOKENS = {
     "fouo": "cui.legacy",
@@ -925,6 +954,19 @@ def _dissemination_alone(w: _Window) -> None:
             stripped = line.strip()
             if _CONTROL_LINE_RE.match(stripped) or (needle == "NOFORN" and _is_tag(text, pos, end)):
                 w.emit("cui.banner", pos, bounds[0] + len(line.rstrip()))
+            elif (
+                _DISSEMINATION_LABEL_RE.search(text, bounds[0], pos)
+                and (control := _CONTROL_FIELD_RE.match(text, pos, bounds[1]))
+                and not _in_designation_block(w, bounds[0])
+            ):
+                w.emit("cui.banner", pos, control.end())
+
+
+def _in_designation_block(w: _Window, line_start: int) -> bool:
+    """True when the line is one of a CUI designation indicator's (that detector reports the block)."""
+    return (w.has("controlled by") or w.has("cui categor")) and bool(
+        _DESIGNATION_LINE_RE.match(w.low, line_start - w.base)
+    )
 
 
 def _tags_any_case(w: _Window) -> None:
@@ -1028,7 +1070,9 @@ def _designation_indicator(w: _Window) -> None:
 _NOUNS = (
     r"(?:documents?|data|drawings?|files?|information|materials?|reports?|presentations?|specifications?|"
     r"attachments?|e-?mails?|messages?|items?|technology|software|hardware|packages?|pages?|slides?|"
-    r"contents?|diagrams?|schematics?|manuals?|models?|designs?|products?|commodit(?:y|ies)|records?)"
+    r"contents?|diagrams?|schematics?|manuals?|models?|designs?|products?|commodit(?:y|ies)|records?|"
+    r"spreadsheets?|workbooks?|briefings?|memos?|memorand(?:um|a|ums)|letters?|tables?|charts?|images?|"
+    r"photos?|photographs?|videos?|recordings?|transcripts?|notes?)"
 )
 _NOTICE_SUBJECT = (
     r"\b(?:this|these|(?:the\s+)?(?:attached|enclosed|following))\s+"
@@ -1757,6 +1801,82 @@ def _table_rows(
 
 
 # --------------------------------------------------------------------------------------------------------
+# NATO levels, and statements that the content itself is CUI
+# --------------------------------------------------------------------------------------------------------
+
+# NATO's own levels, upper case only (classified information under the NATO security agreement).
+_NATO_LEVEL_RE = re.compile(r"(?:COSMIC TOP SECRET|NATO (?:SECRET|CONFIDENTIAL|RESTRICTED))(?![A-Za-z0-9])")
+# A sentence that says what the content it sits on is: "This document is NATO RESTRICTED".
+_CONTENT_IS_RE = re.compile(
+    r"(?i:\b(?:this|these|(?:the\s+)?(?:attached|enclosed|following))\s+(?:[a-z][a-z/-]*\s+){0,3}?"
+    + _NOUNS
+    + r"\s+(?:is|are)\s+(?:(?:marked|classified|labell?ed)\s+(?:as\s+)?)?)\Z"
+)
+
+_CONTENT_VERB_RE = re.compile(r"(?i:\b(?:is|are|marked|classified|labell?ed|as)\s+)\Z")
+
+
+def _nato_levels(w: _Window) -> None:
+    """A NATO level (NATO SECRET, COSMIC TOP SECRET, ...) as a banner, with controls, after a
+    "Classification:" label, or stated of the content. In prose about the levels it stays allowed."""
+    if not w.has("nato") and not w.has("cosmic"):
+        return
+    text = w.text
+    for start in sorted([*w.find("NATO "), *w.find("COSMIC TOP SECRET")]):
+        match = _NATO_LEVEL_RE.match(text, start)
+        if match is None or not _bounded(text, start, match.end()):
+            continue
+        end = match.end()
+        controls_end = _controls_after(text, end)
+        context = _line_context(text, start, end)
+        prefix = context[0] if context is not None else text[max(0, start - 200) : start]
+        if controls_end != -1:
+            w.emit("classified.banner", start, controls_end)
+        elif (
+            _alone_on_line(text, start, end)
+            or _CLASSIFICATION_LABEL_RE.search(prefix)
+            or (_CONTENT_VERB_RE.search(prefix[-24:]) and _CONTENT_IS_RE.search(prefix[-200:]))
+        ):
+            w.emit("classified.banner", start, end)
+
+
+# "This email contains Controlled Unclassified Information (CUI)": the content says it is CUI. Found from
+# each "CUI" backwards, so windows without such a sentence cost one word lookup.
+_CUI_STATEMENT_BEFORE_RE = re.compile(
+    r"\b(?:this|these|(?:the\s+)?(?:attached|enclosed|following))\s+(?:[a-z][a-z/-]*\s+){0,3}?"
+    + _NOUNS
+    + r"\s+(?:(?:also|hereby|herein)\s+)?(?:contains?|includes?|is|are)\s+(?:marked\s+(?:as\s+)?)?\Z"
+)
+# "is CUI compliant", "includes CUI training", "CUI-free": CUI naming a program or a quality, not the content.
+_CUI_NOT_CONTENT_RE = re.compile(
+    r"-|\s+(?:compliant|compliance|ready|certified|free|safe|training|program|policy|policies|related|"
+    r"markings?|handling|requirements?|guidance|registry|rules?|awareness|basics|course|modules?|"
+    r"categor(?:y|ies)|examples?|definitions?|overview)\b"
+)
+# "Does this document contain CUI?", "whether the attached files include CUI": a question, no statement.
+_QUESTION_BEFORE_RE = re.compile(r"\b(?:does|do|did|can|could|will|would|should|may|might|whether|if)\s+\Z")
+
+
+def _cui_statements(w: _Window) -> None:
+    low = w.low
+    for word in ("cui", _CUI_WORDS):
+        if not w.has(word):
+            continue
+        for rel in w.word_positions((word,)):
+            if not w.lo <= rel + w.base < w.hi:
+                continue
+            end = rel + len(word)
+            if _CUI_NOT_CONTENT_RE.match(low, end):
+                continue
+            subject = _CUI_STATEMENT_BEFORE_RE.search(low, max(0, rel - 160), rel)
+            if subject is None:
+                continue
+            if _QUESTION_BEFORE_RE.search(low, max(0, subject.start() - 12), subject.start()):
+                continue
+            w.emit("cui.banner", subject.start() + w.base, end + w.base)
+
+
+# --------------------------------------------------------------------------------------------------------
 # The scan
 # --------------------------------------------------------------------------------------------------------
 
@@ -1779,6 +1899,8 @@ _DETECTORS: tuple[Callable[[_Window], None], ...] = (
     _eccn,
     _eccn_in_context,
     _distribution_statements,
+    _nato_levels,
+    _cui_statements,
     _digit_shapes,
     _emails,
     _labelled,
