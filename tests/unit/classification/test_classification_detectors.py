@@ -373,6 +373,8 @@ MORE_POSITIVES = [
     ("Distro: NOFORN. Do not forward.", "cui.banner"),
     ("Dissemination: FEDCON", "cui.banner"),
     ('{"handling": "REL TO USA, GBR"}', "cui.banner"),
+    ("SBU - Sensitive But Unclassified\nRotation plan.", "cui.legacy"),
+    ("FOUO \u2013 For Official Use Only\nRoster.", "cui.legacy"),
 ]
 MORE_NEAR_MISSES = [
     "The figures were derived from: the census.\nWe declassify on: request, as the policy says.",
@@ -386,6 +388,7 @@ MORE_NEAR_MISSES = [
     "This document contains no CUI.",
     "Distribution: all staff. The NOFORN caveat is explained in chapter 2.",
     "use u//cui as the marking when told to",
+    "Acronyms:\nFOUO - For Official Use Only\nSBU - Sensitive But Unclassified",
 ]
 
 

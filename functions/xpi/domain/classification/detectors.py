@@ -785,10 +785,28 @@ def _legacy_words(w: _Window) -> None:
             else:
                 bounds = _line_bounds(text, pos, end)
                 line = text[bounds[0] : bounds[1]].strip() if bounds is not None else ""
-                if line in alone_forms:
+                if line in alone_forms or (
+                    bounds is not None and _spelled_out_banner(text, line, bounds[0], bounds[1])
+                ):
                     w.emit("cui.legacy", pos, pos + len(line))
                 elif _alone_in_field(text, pos, end):
                     w.emit("cui.legacy", pos, end)
+
+
+# "SBU - Sensitive But Unclassified" alone on a line is a banner; the same line among others of its shape
+# ("NOFORN: Not Releasable to Foreign Nationals") is a glossary entry.
+_SPELLED_OUT_RE = re.compile(
+    r"(?:FOUO[ \t]*[-:\u2013\u2014][ \t]*for official use only|SBU[ \t]*[-:\u2013\u2014][ \t]*sensitive but "
+    r"unclassified|LES[ \t]*[-:\u2013\u2014][ \t]*law enforcement sensitive)\Z",
+    re.IGNORECASE,
+)
+_GLOSSARY_ENTRY_RE = re.compile(r"[ \t]*[A-Z][A-Z0-9/]{1,9}[ \t]*[-:\u2013\u2014][ \t]*[A-Za-z]")
+
+
+def _spelled_out_banner(text: str, line: str, line_start: int, line_end: int) -> bool:
+    if not line[:4].isupper() or not _SPELLED_OUT_RE.match(line):
+        return False
+    return not any(_GLOSSARY_ENTRY_RE.match(other) for other in _neighbour_lines(text, line_start, line_end))
 
 
 # --------------------------------------------------------------------------------------------------------
