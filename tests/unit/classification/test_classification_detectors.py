@@ -375,6 +375,9 @@ MORE_POSITIVES = [
     ('{"handling": "REL TO USA, GBR"}', "cui.banner"),
     ("SBU - Sensitive But Unclassified\nRotation plan.", "cui.legacy"),
     ("FOUO \u2013 For Official Use Only\nRoster.", "cui.legacy"),
+    ("S E C R E T // N O F O R N\nBriefing.", "classified.banner"),
+    ("C.O.N.F.I.D.E.N.T.I.A.L", "classified.banner"),
+    ("Classification: S E C R E T", "classified.banner"),
 ]
 MORE_NEAR_MISSES = [
     "The figures were derived from: the census.\nWe declassify on: request, as the policy says.",
@@ -389,6 +392,7 @@ MORE_NEAR_MISSES = [
     "Distribution: all staff. The NOFORN caveat is explained in chapter 2.",
     "use u//cui as the marking when told to",
     "Acronyms:\nFOUO - For Official Use Only\nSBU - Sensitive But Unclassified",
+    "It is a S E C R E T, she whispered.",
 ]
 
 

@@ -15,7 +15,8 @@ CATEGORIES: dict[str, CategoryInfo] = {
     "classified.banner": CategoryInfo(
         "A classification banner line (TOP SECRET, SECRET, CONFIDENTIAL, alone on a line or with '//' "
         "controls anywhere, e.g. SECRET//NOFORN), and NATO's levels (NATO SECRET, COSMIC TOP SECRET) as a "
-        "banner or stated of the content ('This briefing is NATO RESTRICTED').",
+        "banner or stated of the content ('This briefing is NATO RESTRICTED'), and a level spelled with "
+        "spaces between its letters standing as a banner (S E C R E T // N O F O R N).",
         "CLASSIFIED",
     ),
     "classified.portion": CategoryInfo(

@@ -1858,6 +1858,37 @@ def _nato_levels(w: _Window) -> None:
             w.emit("classified.banner", start, end)
 
 
+# A level spelled with a space or a dot between its letters ("S E C R E T // N O F O R N"), a way to slip
+# a banner past a word match. Upper case, and standing as a banner: alone on its line, before controls,
+# or after a "Classification:" label.
+_SPACED_LEVEL_RE = re.compile(
+    r"(?<![A-Za-z0-9])(?:T([ .])O\1P(?:\1| {2,3}))?(?:S([ .])E\2C\2R\2E\2T|"
+    r"C([ .])O\3N\3F\3I\3D\3E\3N\3T\3I\3A\3L)(?![A-Za-z0-9])"
+)
+_SPACED_CONTROLS_RE = re.compile(r"[ \t]*/{1,2}[ \t]*[A-Z]")
+_SPACED_PIECES = ("C R E T", "C.R.E.T", "D E N T", "D.E.N.T")
+
+
+def _spaced_levels(w: _Window) -> None:
+    text = w.text
+    if not any(w.has_text(piece) for piece in _SPACED_PIECES):
+        return
+    for match in _SPACED_LEVEL_RE.finditer(text, w.lo, min(len(text), w.hi + 40)):
+        start, end = match.span()
+        if start >= w.hi:
+            return
+        context = _line_context(text, start, end)
+        if context is None:
+            continue
+        prefix, suffix = context
+        if (
+            (not prefix.strip() and not suffix.strip())
+            or _SPACED_CONTROLS_RE.match(suffix)
+            or _CLASSIFICATION_LABEL_RE.search(prefix)
+        ):
+            w.emit("classified.banner", start, end)
+
+
 # "This email contains Controlled Unclassified Information (CUI)": the content says it is CUI. Found from
 # each "CUI" backwards, so windows without such a sentence cost one word lookup.
 _CUI_STATEMENT_BEFORE_RE = re.compile(
@@ -1918,6 +1949,7 @@ _DETECTORS: tuple[Callable[[_Window], None], ...] = (
     _eccn_in_context,
     _distribution_statements,
     _nato_levels,
+    _spaced_levels,
     _cui_statements,
     _digit_shapes,
     _emails,
