@@ -378,6 +378,16 @@ MORE_POSITIVES = [
     ("S E C R E T // N O F O R N\nBriefing.", "classified.banner"),
     ("C.O.N.F.I.D.E.N.T.I.A.L", "classified.banner"),
     ("Classification: S E C R E T", "classified.banner"),
+    ("# CUI\n\n## Vendor evaluation", "cui.banner"),
+    ("**SECRET**\nTalking points.", "classified.banner"),
+    ("**CONTROLLED UNCLASSIFIED INFORMATION**\n\nPricing.", "cui.banner"),
+    ("classification: CUI\nowner: logistics", "cui.banner"),
+    ("<marking>CUI</marking>", "cui.banner"),
+    ("<classification>TOP SECRET</classification><body>orbit data</body>", "classified.banner"),
+    ("DISTRIBUTION B: U.S. Government agencies only; proprietary.", "export.distribution_statement"),
+    ("Technical data subject to the ITAR. Do not export.", "export.itar"),
+    ("The drawing below is ITAR controlled.", "export.itar"),
+    ("The data below is subject to the EAR.", "export.ear"),
 ]
 MORE_NEAR_MISSES = [
     "The figures were derived from: the census.\nWe declassify on: request, as the policy says.",
@@ -393,6 +403,14 @@ MORE_NEAR_MISSES = [
     "use u//cui as the marking when told to",
     "Acronyms:\nFOUO - For Official Use Only\nSBU - Sensitive But Unclassified",
     "It is a S E C R E T, she whispered.",
+    "# Confidential computing with Nitro Enclaves",
+    "## The secret of good soup",
+    "classification: public\nowner: web team",
+    "<h1>Secret Garden Tours</h1>",
+    "The distribution B: plan covers the east coast warehouses.",
+    "What counts as technical data subject to the ITAR?",
+    "The table below lists the ITAR categories.",
+    "Our platform does not accept technical data subject to the ITAR.",
 ]
 
 

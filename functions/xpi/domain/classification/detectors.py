@@ -366,9 +366,25 @@ def _line_context(text: str, start: int, end: int, *, json_start: bool = False) 
     return prefix, suffix
 
 
+# Markdown around a line's only words: a heading ("# CUI"), emphasis ("**SECRET**"), a quote ("> CUI").
+_MARKUP_BEFORE_RE = re.compile(r"[ \t]*(?:#{1,6}[ \t]+|>[ \t]*)?(?:[*_]{1,3}[ \t]*)?\Z")
+_MARKUP_AFTER_RE = re.compile(r"[ \t]*(?:[*_]{1,3}[ \t]*)?(?:#{1,6}[ \t]*)?\Z")
+
+
+def _without_markup(prefix: str, suffix: str) -> tuple[str, str]:
+    """("", "") when the line holds nothing but markdown around the words between; else as given."""
+    decorated = prefix.strip() or suffix.strip()
+    if decorated and _MARKUP_BEFORE_RE.match(prefix) and _MARKUP_AFTER_RE.match(suffix):
+        return "", ""
+    return prefix, suffix
+
+
 def _alone_on_line(text: str, start: int, end: int) -> bool:
     context = _line_context(text, start, end)
-    return context is not None and not context[0].strip() and not context[1].strip()
+    if context is None:
+        return False
+    prefix, suffix = _without_markup(*context)
+    return not prefix.strip() and not suffix.strip()
 
 
 _FIELD_OPEN_RE = re.compile(r"(?:^|[|\t,\[{]|[,:\[{][ \t]*\")[ \t]*\Z")
@@ -451,7 +467,11 @@ _COMMERCIAL_CELL_RE = re.compile(
     + "|".join(sorted(_COMMERCIAL_LABELS, key=len, reverse=True))
     + r")[ \t]*(?:[|\t,\"\]]|\Z)"
 )
-_CLASSIFICATION_LABEL_RE = re.compile(r"(?i:classification|classified)[ \t]*:[ \t]*\Z")
+# "Classification: SECRET", and the same as a markup element: "<classification>SECRET".
+_CLASSIFICATION_LABEL_RE = re.compile(
+    r"(?:(?i:classification|classified)[ \t]*:|"
+    r"<(?i:classification|marking|banner)(?:[ \t][^<>\n]{0,60})?>)[ \t]*\Z"
+)
 # A field that holds a marking: "classification": "SECRET", marking=SECRET, Banner: 'SECRET'.
 _MARKING_FIELD_RE = re.compile(
     r"(?i:classification|classif|marking|banner|caveat|sensitivity|handling|security[ _-]?level)"
@@ -515,6 +535,7 @@ def _classified(w: _Window) -> None:
             context = _line_context(text, start, end)
             if context is None:
                 continue
+            context = _without_markup(*context)
             if _in_cell(*context):
                 bounds = _line_bounds(text, start, end)
                 if bounds is None or not _COMMERCIAL_CELL_RE.search(
@@ -711,7 +732,11 @@ def _cui_banners(w: _Window) -> None:
             if controls_end != -1:
                 category = "cui.specified" if "SP-" in text[end:controls_end] else "cui.banner"
                 w.emit(category, pos, controls_end)
-            elif _alone_on_line(text, pos, end) or (needle == "CUI" and _alone_in_field(text, pos, end)):
+            elif (
+                _alone_on_line(text, pos, end)
+                or (needle == "CUI" and _alone_in_field(text, pos, end))
+                or _labelled_marking(text, pos, end)
+            ):
                 w.emit("cui.banner", pos, end)
     # "Cui" or "cui" in any case alone on a line or in a field (a table cell, a JSON string line).
     if w.has("cui"):
@@ -719,6 +744,24 @@ def _cui_banners(w: _Window) -> None:
             end = pos + 3
             if text[pos:end] != "CUI" and _bounded(text, pos, end) and _alone_in_field(text, pos, end):
                 w.emit("cui.banner", pos, end)
+
+
+# A marking as a labelled value that ends its line: "classification: CUI", "Markings: CONTROLLED",
+# "<marking>CUI</marking>".
+_MARKING_LABEL_RE = re.compile(
+    r"(?:(?i:classification|classified|markings?|banner)[ \t]*:[ \t]*[\"']?|"
+    r"<(?i:classification|marking|banner)(?:[ \t][^<>\n]{0,60})?>[ \t]*)\Z"
+)
+_MARKING_VALUE_END_RE = re.compile(r"[ \t]*(?:[\"']|</[A-Za-z]+>)?[ \t,;]*\Z")
+
+
+def _labelled_marking(text: str, start: int, end: int) -> bool:
+    context = _line_context(text, start, end)
+    return (
+        context is not None
+        and _MARKING_LABEL_RE.search(context[0]) is not None
+        and _MARKING_VALUE_END_RE.match(context[1]) is not None
+    )
 
 
 _CUI_WORDS = "controlled unclassified information"
@@ -1098,6 +1141,16 @@ _NOTICE_SUBJECT = (
     r"(?P<verb>is|are|contains?|includes?|has\s+been|have\s+been|was|were|falls?)\b"
 )
 _GAP = r"(?:[^\n]|\n(?!\n)){0,160}"
+# A subject placed by where it stands: "the drawing below", "the data that follows".
+_PLACED_SUBJECT_RE = re.compile(
+    r"\bthe\s+(?:[a-z][a-z/-]*\s+){0,3}?" + _NOUNS + r"\s+(?:below|above|herein|that\s+follows?)\s+"
+    r"(?:(?:may|might|could|also|hereby)\s+)?(?P<verb>is|are|contains?|includes?)\b(?P<gap>" + _GAP + r")\Z"
+)
+# A sentence that is the notice itself: "Technical data subject to the ITAR."
+_DATA_NOTICE_RE = re.compile(
+    r"(?:^|[.!?:;]\s+|\n\s*)(technical\s+data\s+(?:is\s+|are\s+)?(?:subject\s+to|controlled\s+(?:under|by)|"
+    r"governed\s+by)\s+(?:the\s+)?)\Z"
+)
 _NOTICE_BEFORE_RE = re.compile(
     r"(?:" + _NOTICE_SUBJECT + r"|\b(?:contained|included|provided|disclosed|described)\s+herein\b)"
     r"(?P<gap>" + _GAP + r")\Z|\bwhose\s+export\s+is\s+(?:restricted|controlled)" + _GAP + r"\Z"
@@ -1167,7 +1220,12 @@ def _notice_before(w: _Window, rel_start: int, rel_end: int) -> int:
         match = _NOTICE_BEFORE_RE.match(low, starts[index], rel_start)
         if match is not None and _is_notice(low, match, rel_end):
             return match.start() + w.base
-    return -1
+    # "The drawing below is ITAR controlled"; "Technical data subject to the ITAR." opening a sentence.
+    match = _PLACED_SUBJECT_RE.search(low, max(lo, rel_start - 200), rel_start)
+    if match is not None and _is_notice(low, match, rel_end):
+        return match.start() + w.base
+    match = _DATA_NOTICE_RE.search(low, max(lo, rel_start - 80), rel_start)
+    return -1 if match is None else match.start(1) + w.base
 
 
 def _is_notice(low: str, match: re.Match[str], rel_end: int) -> bool:
@@ -1368,6 +1426,12 @@ _DIST_TERMS_RE = re.compile(
 )
 
 
+_DIST_LETTER_RE = re.compile(r"(?<![a-z])distribution\s+([b-f])\s*[:.]")
+_DIST_AGENCIES_RE = re.compile(
+    r"\s*(?:u\.\s?s\.|us)\s+government\s+agencies|\s*dod\b|\s*department\s+of\s+defense"
+)
+
+
 def _distribution_statements(w: _Window) -> None:
     low, base = w.low, w.base
     if w.has("distribution statement"):
@@ -1384,6 +1448,16 @@ def _distribution_statements(w: _Window) -> None:
                 )
             ):
                 w.emit("export.distribution_statement", pos, end)
+    if w.has("distribution"):
+        # "DISTRIBUTION B: U.S. Government agencies only": the heading without "Statement", upper case.
+        for match in w.low_iter(_DIST_LETTER_RE):
+            pos = match.start() + base
+            if w.text[pos : pos + 12].isupper() and (
+                _DIST_AUTHORIZED_RE.search(low, match.end(), match.end() + 200)
+                or _DIST_TERMS_RE.search(low, match.end(), match.end() + 200)
+                or _DIST_AGENCIES_RE.match(low, match.end())
+            ):
+                w.emit("export.distribution_statement", pos, match.end() + base)
     if w.has("authori"):
         for match in w.low_iter(_DIST_AUTHORIZED_RE):
             w.emit("export.distribution_statement", match.start() + base, match.end() + base)
