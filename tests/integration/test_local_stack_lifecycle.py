@@ -77,9 +77,24 @@ def _gone(pids: set[int], ports: list[int], timeout_s: float = 20) -> bool:
     return poll_until(nothing_left, timeout_s, interval_s=0.2)
 
 
+def _exit_code(process: subprocess.Popen[bytes], output: Path, timeout_s: float) -> int:
+    """The stack's exit code; a stack still running after timeout_s fails the test with every thread's
+    stack (`xpi local up` prints them on SIGUSR1) and its output."""
+    try:
+        return process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)
+        poll_until(lambda: "Thread 0x" in output.read_text(errors="replace"), 5, interval_s=0.2)
+        process.kill()
+        process.wait()
+        pytest.fail(f"the stack did not exit {timeout_s:.0f} s after Ctrl-C:\n{output.read_text()[-20000:]}")
+
+
 def test_ctrl_c_leaves_no_process_or_port(tmp_path: Path) -> None:
     # GIVEN a running stack whose functions have started runtime processes
-    process = start_local_stack(tmp_path / "stack.json")
+    output = tmp_path / "stack.log"
+    with output.open("wb") as sink:
+        process = start_local_stack(tmp_path / "stack.json", output=sink)
     state = _wait_for(tmp_path / "stack.json")
     _exercise(state)
     started = _runtimes_of(int(str(state["pid"])))
@@ -87,7 +102,7 @@ def test_ctrl_c_leaves_no_process_or_port(tmp_path: Path) -> None:
 
     # WHEN it gets Ctrl-C
     process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=30) == 0
+    assert _exit_code(process, output, timeout_s=30) == 0
 
     # THEN every runtime process and every port are gone, and the state file removed
     assert _gone(started, _ports(state))

@@ -11,6 +11,7 @@ xpi iam usage [--check] [--write-doc F]      actions each role used in the tests
 """
 
 import argparse
+import faulthandler
 import json
 import os
 import shlex
@@ -80,6 +81,8 @@ def local_up(args: argparse.Namespace) -> int:
         print(f"sam build: {time.perf_counter() - started:.1f} s", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # `kill -USR1 <pid>` prints every thread's stack on stderr: what a stack that will not stop waits on.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     if args.exit_with_parent:
         # Watch from the start: a parent that dies while the stack deploys must take it along too.
         threading.Thread(target=_wait_for_parent_exit, args=(parent, stop), daemon=True).start()

@@ -73,7 +73,9 @@ from xpi_tools.local.principals import (
 from xpi_tools.local.sqs_poller import MappingSpec, SqsPoller
 from xpi_tools.local.usage import UsageLog, set_current_principal
 
+_LOG = logging.getLogger(__name__)
 ACCOUNT_ID = "123456789012"  # moto's default account
+SLOW_STOP_S = 2.0  # a component's stop that takes longer is logged (Ctrl-C should take seconds)
 LOCAL_CREDENTIALS = OPERATOR_KEYS  # the local operator's keys (principals.py)
 # What the local profile changes from the template's defaults, and why:
 LOCAL_PARAMETERS = {
@@ -672,8 +674,11 @@ class LocalStack:
             self._commercial_aws.stop if self._commercial_aws else None,
         ]
         for stop_component in filter(None, stoppers):
+            started = time.monotonic()
             with contextlib.suppress(Exception):  # one failing stop must not leave the others running
                 stop_component()
+            if (took := time.monotonic() - started) > SLOW_STOP_S:
+                _LOG.warning("stopping %s took %.1f s", getattr(stop_component, "__qualname__", "?"), took)
         self._poller, self._pool, self._emulator, self._govcloud = None, None, None, None
         self._commercial_aws = None
         self._api, self._dashboard, self._control = None, None, None
