@@ -1451,15 +1451,16 @@ def _distribution_statements(w: _Window) -> None:
                 w.emit("export.distribution_statement", pos, end)
     # "DISTRIBUTION B: U.S. Government agencies only": the heading without "Statement", upper case.
     for pos in w.find("DISTRIBUTION "):
-        match = _DIST_LETTER_RE.match(low, pos - base)
-        if match is None or not _bounded(w.text, pos, pos + 12):
+        heading = _DIST_LETTER_RE.match(low, pos - base)
+        if heading is None or not _bounded(w.text, pos, pos + 12):
             continue
+        after = heading.end()
         if (
-            _DIST_AUTHORIZED_RE.search(low, match.end(), match.end() + 200)
-            or _DIST_TERMS_RE.search(low, match.end(), match.end() + 200)
-            or _DIST_AGENCIES_RE.match(low, match.end())
+            _DIST_AUTHORIZED_RE.search(low, after, after + 200)
+            or _DIST_TERMS_RE.search(low, after, after + 200)
+            or _DIST_AGENCIES_RE.match(low, after)
         ):
-            w.emit("export.distribution_statement", pos, match.end() + base)
+            w.emit("export.distribution_statement", pos, after + base)
     if w.has("authori"):
         for match in w.low_iter(_DIST_AUTHORIZED_RE):
             w.emit("export.distribution_statement", match.start() + base, match.end() + base)
