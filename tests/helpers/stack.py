@@ -204,9 +204,10 @@ def _queued_id(item: dict[str, Any]) -> str | None:
 
 
 def start_local_stack(
-    state_file: Path, *options: str, output: Any = subprocess.DEVNULL
+    state_file: Path, *options: str, output: Any = subprocess.DEVNULL, sigint_ignored: bool = False
 ) -> subprocess.Popen[bytes]:
-    """`xpi local up` as a developer starts it, in its own session, deploying the existing sam build."""
+    """`xpi local up` as a developer starts it, in its own session, deploying the existing sam build;
+    `sigint_ignored`: with SIGINT ignored, as a non-interactive shell starts a job (`xpi local up &`)."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -224,6 +225,7 @@ def start_local_stack(
         stderr=subprocess.STDOUT,
         start_new_session=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,  # noqa: PLW1509
     )
 
 

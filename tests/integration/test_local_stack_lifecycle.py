@@ -90,11 +90,13 @@ def _exit_code(process: subprocess.Popen[bytes], output: Path, timeout_s: float)
         pytest.fail(f"the stack did not exit {timeout_s:.0f} s after Ctrl-C:\n{output.read_text()[-20000:]}")
 
 
-def test_ctrl_c_leaves_no_process_or_port(tmp_path: Path) -> None:
-    # GIVEN a running stack whose functions have started runtime processes
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["from-a-terminal", "as-a-background-job"])
+def test_ctrl_c_leaves_no_process_or_port(tmp_path: Path, sigint_ignored: bool) -> None:
+    # GIVEN a running stack whose functions have started runtime processes (started as a background job
+    # of a non-interactive shell, it inherits SIGINT ignored, and must still stop on it)
     output = tmp_path / "stack.log"
     with output.open("wb") as sink:
-        process = start_local_stack(tmp_path / "stack.json", output=sink)
+        process = start_local_stack(tmp_path / "stack.json", output=sink, sigint_ignored=sigint_ignored)
     state = _wait_for(tmp_path / "stack.json")
     _exercise(state)
     started = _runtimes_of(int(str(state["pid"])))

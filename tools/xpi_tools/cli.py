@@ -81,6 +81,9 @@ def local_up(args: argparse.Namespace) -> int:
         print(f"sam build: {time.perf_counter() - started:.1f} s", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C stops it even when started from a shell that ignores SIGINT for its background jobs (a
+    # non-interactive `cmd &`): Python keeps an inherited SIG_IGN, and the stack would run on.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     # `kill -USR1 <pid>` prints every thread's stack on stderr: what a stack that will not stop waits on.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     if args.exit_with_parent:
