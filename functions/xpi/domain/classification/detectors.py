@@ -469,9 +469,10 @@ _COMMERCIAL_CELL_RE = re.compile(
     + r")[ \t]*(?:[|\t,\"\]]|\Z)"
 )
 # "Classification: SECRET", and the same as a markup element: "<classification>SECRET".
+# A markup element that holds a marking: <classification>, <marking class="x">, <banner>.
+_MARKING_ELEMENT = r"<(?i:classification|marking|banner)(?:[ \t][^<>\n]{0,60})?>"
 _CLASSIFICATION_LABEL_RE = re.compile(
-    r"(?:(?i:classification|classified)[ \t]*:|"
-    r"<(?i:classification|marking|banner)(?:[ \t][^<>\n]{0,60})?>)[ \t]*\Z"
+    r"(?:(?i:classification|classified)[ \t]*:|" + _MARKING_ELEMENT + r")[ \t]*\Z"
 )
 # A field that holds a marking: "classification": "SECRET", marking=SECRET, Banner: 'SECRET'.
 _MARKING_FIELD_RE = re.compile(
@@ -751,7 +752,8 @@ def _cui_banners(w: _Window) -> None:
 # "<marking>CUI</marking>".
 _MARKING_LABEL_RE = re.compile(
     r"(?:(?i:classification|classified|markings?|banner)[ \t]*:[ \t]*[\"']?|"
-    r"<(?i:classification|marking|banner)(?:[ \t][^<>\n]{0,60})?>[ \t]*)\Z"
+    + _MARKING_ELEMENT
+    + r"[ \t]*)\Z"
 )
 _MARKING_VALUE_END_RE = re.compile(r"[ \t]*(?:[\"']|</[A-Za-z]+>)?[ \t,;]*\Z")
 
@@ -1136,9 +1138,12 @@ _NOUNS = (
     r"spreadsheets?|workbooks?|briefings?|memos?|memorand(?:um|a|ums)|letters?|tables?|charts?|images?|"
     r"photos?|photographs?|videos?|recordings?|transcripts?|notes?)"
 )
+# The content a sentence is about: "this document", "the attached two drawings", "these files".
+_CONTENT_SUBJECT = (
+    r"\b(?:this|these|(?:the\s+)?(?:attached|enclosed|following))\s+(?:[a-z][a-z/-]*\s+){0,3}?" + _NOUNS
+)
 _NOTICE_SUBJECT = (
-    r"\b(?:this|these|(?:the\s+)?(?:attached|enclosed|following))\s+"
-    r"(?:[a-z][a-z/-]*\s+){0,3}?" + _NOUNS + r"\s+(?:(?:may|might|could|also|hereby|herein)\s+)?"
+    _CONTENT_SUBJECT + r"\s+(?:(?:may|might|could|also|hereby|herein)\s+)?"
     r"(?P<verb>is|are|contains?|includes?|has\s+been|have\s+been|was|were|falls?)\b"
 )
 _GAP = r"(?:[^\n]|\n(?!\n)){0,160}"
@@ -1903,9 +1908,7 @@ def _table_rows(
 _NATO_LEVEL_RE = re.compile(r"(?:COSMIC TOP SECRET|NATO (?:SECRET|CONFIDENTIAL|RESTRICTED))(?![A-Za-z0-9])")
 # A sentence that says what the content it sits on is: "This document is NATO RESTRICTED".
 _CONTENT_IS_RE = re.compile(
-    r"(?i:\b(?:this|these|(?:the\s+)?(?:attached|enclosed|following))\s+(?:[a-z][a-z/-]*\s+){0,3}?"
-    + _NOUNS
-    + r"\s+(?:is|are)\s+(?:(?:marked|classified|labell?ed)\s+(?:as\s+)?)?)\Z"
+    r"(?i:" + _CONTENT_SUBJECT + r"\s+(?:is|are)\s+(?:(?:marked|classified|labell?ed)\s+(?:as\s+)?)?)\Z"
 )
 
 _CONTENT_VERB_RE = re.compile(r"(?i:\b(?:is|are|marked|classified|labell?ed|as)\s+)\Z")
@@ -1968,8 +1971,7 @@ def _spaced_levels(w: _Window) -> None:
 # "This email contains Controlled Unclassified Information (CUI)": the content says it is CUI. Found from
 # each "CUI" backwards, so windows without such a sentence cost one word lookup.
 _CUI_STATEMENT_BEFORE_RE = re.compile(
-    r"\b(?:this|these|(?:the\s+)?(?:attached|enclosed|following))\s+(?:[a-z][a-z/-]*\s+){0,3}?"
-    + _NOUNS
+    _CONTENT_SUBJECT
     + r"\s+(?:(?:also|hereby|herein)\s+)?(?:contains?|includes?|is|are)\s+(?:marked\s+(?:as\s+)?)?\Z"
 )
 # "is CUI compliant", "includes CUI training", "CUI-free": CUI naming a program or a quality, not the content.
