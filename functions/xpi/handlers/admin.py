@@ -19,7 +19,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from xpi import dependencies
 from xpi.domain.errors import CallerUnidentified, PolicyInvalid, XpiError
-from xpi.models.api import AdminResult, ErrorAnswer, ErrorBody, ErrorCode
+from xpi.models.api import AdminResult
+from xpi.models.api_errors import ErrorAnswer, ErrorBody, ErrorCode
 from xpi.observability import logger, metrics, tracer
 from xpi.services import api
 from xpi.settings import get_settings

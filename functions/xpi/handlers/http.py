@@ -26,7 +26,7 @@ from xpi.domain.errors import (
     XpiError,
     message_for,
 )
-from xpi.models.api import ErrorAnswer, ErrorBody, ErrorCode, ProblemInfo
+from xpi.models.api_errors import ErrorAnswer, ErrorBody, ErrorCode, ProblemInfo
 from xpi.observability import logger
 
 # The domain's errors as HTTP answers (an error of a subclass answers as its nearest listed class).

@@ -6,44 +6,9 @@ from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ErrorCode = Literal[
-    "RequestInvalid",
-    "RequestExists",
-    "RequestNotFound",
-    "BatchNotFound",
-    "ExperimentNotFound",
-    "FeedbackNotAccepted",
-    "InvocationTimeout",
-    "RouteNotFound",
-    "MethodNotAllowed",
-    "PolicyInvalid",
-    "InternalError",
-]
-
 
 class _Answer(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class ProblemInfo(_Answer):
-    """Where a request is wrong (field names and positions; `*` for the caller's own keys) and how
-    (pydantic's error type). Never a value."""
-
-    location: str
-    type: str
-
-
-class ErrorBody(_Answer):
-    code: ErrorCode
-    message: str = Field(description="the code's fixed message")
-    request_id: str | None = None
-    problems: list[ProblemInfo] | None = None
-
-
-class ErrorAnswer(_Answer):
-    """Every error the API answers, in one shape (dumped without None: request_id only when known)."""
-
-    error: ErrorBody
 
 
 class Accepted(_Answer):
