@@ -367,6 +367,8 @@ ADVERSARIAL_INPUTS = {
     "designation lines": "Controlled by: x\n" * 2500,
     "banner lines": "SECRET\n" * 6000,
     "labels": "DOB: 01/01/1990 SSN 219-45-8832 " * 1300,
+    "accounts and routing numbers": "routing 021000021, account 4400123456. " * 1000,
+    "rules around words": "--- CUI ---\n" * 3500,
     "digits and separators": "1 - " * 10000,
     "at signs": "@" * 40000,
 }

@@ -389,6 +389,22 @@ MORE_POSITIVES = [
     ("Technical data subject to the ITAR. Do not export.", "export.itar"),
     ("The drawing below is ITAR controlled.", "export.itar"),
     ("The data below is subject to the EAR.", "export.ear"),
+    ("--- CUI ---\nVendor quotes.", "cui.banner"),
+    ("=== SECRET ===\nConvoy timings.", "classified.banner"),
+    ("~~ CUI ~~", "cui.banner"),
+    ("<<CUI>>\nOption year pricing.", "cui.banner"),
+    ("Subject: [SECRET] weekly update", "classified.banner"),
+    ("Wire it to routing 021000021, account 4400123456.", "pii.bank_account"),
+    ("Acct #: 000123456789 (ABA 026009593)", "pii.bank_account"),
+    ("DOB: 1990.07.14", "pii.dob"),
+    ("Date of birth 1990/07/14", "pii.dob"),
+    ("SECRET    Page 3 of 12\nOperations summary.", "classified.banner"),
+    ("[Page 1 of 3]  SECRET  [Page 1 of 3]", "classified.banner"),
+    ("CUI   - 4 -\nRoster.", "cui.banner"),
+    ("Declassify On: 20341231\nDerived From: SCG 3, 3 Jan 2022", "classified.authority_block"),
+    ("This message contains Law Enforcement Sensitive information.", "cui.legacy"),
+    ("The attached files are Sensitive But Unclassified.", "cui.legacy"),
+    ("id,level,owner\nA-1,Top Secret,J2", "classified.banner"),
 ]
 MORE_NEAR_MISSES = [
     "The figures were derived from: the census.\nWe declassify on: request, as the policy says.",
@@ -412,6 +428,20 @@ MORE_NEAR_MISSES = [
     "What counts as technical data subject to the ITAR?",
     "The table below lists the ITAR categories.",
     "Our platform does not accept technical data subject to the ITAR.",
+    "--- Secret Santa ---\nDraw names by Friday.",
+    "[database]\nhost = db\n[secret]\npath = /etc/keys",
+    "password: [SECRET]",
+    "client_secret = [SECRET]\napi_key: [SECRET]",
+    'curl -H "Authorization: Bearer [SECRET]" https://example.com',
+    "AWS account 123456789012 owns the bucket.",
+    "Account 4400123456 is overdue; the routing of the notice is by mail.",
+    "Released 1990.07.14, the album sold well.",
+    "Secret page 3\nThe novel continues.",
+    "Chapter 3 of 12    Secret",
+    "We declassify on: request.\nThe figures were derived from: the census.",
+    "Does this message contain law enforcement sensitive information?",
+    "This parking area is for official use only.",
+    "It describes three levels, Top Secret, Secret and Confidential, and who may assign each of them.",
 ]
 
 
@@ -423,6 +453,21 @@ def test_more_markings_are_reported(text: str, category: str) -> None:
 @pytest.mark.parametrize("text", MORE_NEAR_MISSES)
 def test_more_near_misses_report_nothing(text: str) -> None:
     assert categories(text) == set()
+
+
+def test_a_bank_account_in_prose_spans_only_its_digits() -> None:
+    # GIVEN an account number beside a routing number in a sentence
+    text = "Send the refund to routing 021000021, account number is 4400123456, by Friday."
+    # WHEN it is scanned THEN the account's digits are the finding, not its label
+    spans = {(d.start, d.end) for d in scan(text) if d.category == "pii.bank_account"}
+    assert spans == {(text.index("4400123456"), text.index("4400123456") + 10)}
+
+
+def test_a_bank_account_far_from_any_routing_number_is_not_reported() -> None:
+    # GIVEN a routing number, then an account number several sentences away
+    text = "Routing 021000021 is the bank's. " + "Other notes follow here. " * 8 + "Account 4400123456."
+    # WHEN it is scanned THEN only the routing number is reported
+    assert categories(text) == {"pii.aba_routing"}
 
 
 def test_a_designation_indicator_line_is_reported_once_as_the_block() -> None:

@@ -370,12 +370,27 @@ def _line_context(text: str, start: int, end: int, *, json_start: bool = False) 
 # Markdown around a line's only words: a heading ("# CUI"), emphasis ("**SECRET**"), a quote ("> CUI").
 _MARKUP_BEFORE_RE = re.compile(r"[ \t]*(?:#{1,6}[ \t]+|>[ \t]*)?(?:[*_]{1,3}[ \t]*)?\Z")
 _MARKUP_AFTER_RE = re.compile(r"[ \t]*(?:[*_]{1,3}[ \t]*)?(?:#{1,6}[ \t]*)?\Z")
+# A banner set off the same way on both sides: rules ("--- CUI ---", "=== SECRET ===") or guillemets
+# ("<<CUI>>"). Not single brackets: "[secret]" alone on a line is an INI section.
+_RULE_RE = re.compile(r"[\-=~*]{2,}")
+# Page furniture a PDF's text keeps on a banner's line: "Page 3 of 12", "[Page 1]", "p. 4", "- 7 -".
+_PAGE_FURNITURE_RE = re.compile(
+    r"\[?[ \t]*(?:(?i:page|pg\.?|p\.)[ \t]*[0-9]+(?:[ \t]*(?i:of|/)[ \t]*[0-9]+)?|[0-9]+[ \t]+of[ \t]+[0-9]+"
+    r"|-[ \t]*[0-9]+[ \t]*-)[ \t]*\]?"
+)
 
 
 def _without_markup(prefix: str, suffix: str) -> tuple[str, str]:
-    """("", "") when the line holds nothing but markdown around the words between; else as given."""
-    decorated = prefix.strip() or suffix.strip()
-    if decorated and _MARKUP_BEFORE_RE.match(prefix) and _MARKUP_AFTER_RE.match(suffix):
+    """("", "") when the line holds nothing but markdown, a banner's rules or guillemets, or page furniture
+    around the words between; else as given."""
+    before, after = prefix.strip(), suffix.strip()
+    if not (before or after):
+        return prefix, suffix
+    if _MARKUP_BEFORE_RE.match(prefix) and _MARKUP_AFTER_RE.match(suffix):
+        return "", ""
+    if (_RULE_RE.fullmatch(before) and _RULE_RE.fullmatch(after)) or (before, after) == ("<<", ">>"):
+        return "", ""
+    if all(not side or _PAGE_FURNITURE_RE.fullmatch(side) for side in (before, after)):
         return "", ""
     return prefix, suffix
 
@@ -481,6 +496,14 @@ _MARKING_FIELD_RE = re.compile(
 )
 
 
+# A credential's label before a bracketed placeholder: "password: [SECRET]", "Bearer [SECRET]" hide a
+# secret's value, they do not mark the text.
+_CREDENTIAL_LABEL_RE = re.compile(
+    r"(?i:password|passwd|pwd|passphrase|token|api[ _-]?key|key|secret|bearer|credentials?|authorization)"
+    r"[\"']?[ \t]*[:=]?[ \t]*\Z"
+)
+
+
 def _in_cell(prefix: str, suffix: str) -> bool:
     """True when a level word fills a delimited field on its own: a table or CSV cell (``| SECRET |``,
     ``A-113,SECRET,J2``), a bracketed tag (``[SECRET]``) or a marking field's value
@@ -488,7 +511,7 @@ def _in_cell(prefix: str, suffix: str) -> bool:
     before, after = prefix.rstrip(" "), suffix.lstrip(" ")
     opener = before[-1:]
     if opener == "[":
-        return after.startswith("]")
+        return after.startswith("]") and not _CREDENTIAL_LABEL_RE.search(before, 0, len(before) - 1)
     if opener in ("|", "\t", ","):
         return not after.strip() or after[0] in "|\t,"
     if not before.strip():
@@ -577,20 +600,26 @@ _AUTHORITY_NEXT_RE = re.compile(
 )
 
 
-# A derivative classifier's block may name no classifier: "Derived From:" then "Declassify On:".
-_DECLASSIFY_NEXT_RE = re.compile(r"(?:\n|\\n)[ \t]*declassify on[ \t]*:")
+# A derivative classifier's block may name no classifier: "Derived From:" and "Declassify On:" lines, in
+# either order; each label with the pattern of the other's line below it.
+_DERIVATIVE_LINES = (
+    ("derived from", re.compile(r"(?:\n|\\n)[ \t]*declassify on[ \t]*:")),
+    ("declassify on", re.compile(r"(?:\n|\\n)[ \t]*derived from[ \t]*:")),
+)
 
 
 def _authority_block(w: _Window) -> None:
     low = w.low
     if w.has("derived from") and w.has("declassify on") and not w.has("classified by"):
-        for pos in w.find_low("derived from"):
-            bounds = _line_bounds(w.text, pos, pos)
-            rel = pos - w.base
-            if bounds is None or not low[rel + 12 : rel + 15].lstrip().startswith(":"):
-                continue
-            if _opens_logical_line(w.text, pos) and _DECLASSIFY_NEXT_RE.search(low, rel, rel + 400):
-                w.emit("classified.authority_block", pos, bounds[1])
+        for label, other_line in _DERIVATIVE_LINES:
+            for pos in w.find_low(label):
+                bounds = _line_bounds(w.text, pos, pos)
+                rel = pos - w.base
+                after = rel + len(label)
+                if bounds is None or not low[after : after + 3].lstrip().startswith(":"):
+                    continue
+                if _opens_logical_line(w.text, pos) and other_line.search(low, rel, rel + 400):
+                    w.emit("classified.authority_block", pos, bounds[1])
     if not w.has("classified by") or (not w.has("declassify on") and not w.has("derived from")):
         return
     for pos in w.find_low("classified by"):
@@ -969,8 +998,27 @@ def _mixed_case_levels(w: _Window) -> None:
         elif top is not None and _alone_in_field(text, start, end):
             bounds = _line_bounds(text, start, end)
             neighbours = _neighbour_lines(text, *bounds) if bounds is not None else ()
-            if _COMMERCIAL_LABELS.isdisjoint(line.upper() for line in neighbours):
+            if _COMMERCIAL_LABELS.isdisjoint(line.upper() for line in neighbours) and not (
+                bounds is not None and _is_sentence_list(text[bounds[0] : bounds[1]])
+            ):
                 w.emit("classified.banner", start, end)
+
+
+# Words in a comma-separated piece of a line above which the line is a sentence listing things, not a CSV
+# row.
+_CSV_CELL_MAX_WORDS = 8
+
+
+def _is_sentence_list(line: str) -> bool:
+    """True when a line's commas separate the pieces of a sentence ("three levels, Top Secret, Secret and
+    Confidential, and who assigns them."): a space after every comma, as prose has and CSV writers do not
+    put, and the line ends as a sentence or one piece runs to many words."""
+    if "," not in line or line.count(",") != line.count(", "):
+        return False
+    text = line.rstrip()
+    return text.endswith((".", "?", "!")) or any(
+        len(p.split()) > _CSV_CELL_MAX_WORDS for p in text.split(",")
+    )
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -1068,9 +1116,14 @@ def _legacy_phrases(w: _Window) -> None:
             continue
         for pos in w.find_low(phrase):
             end = pos + len(phrase)
-            # Upper case is how markings are written; "for official use only" in a sentence is prose.
+            # Upper case is how markings are written; "for official use only" in a sentence is prose, unless
+            # the sentence says it of the content ("This message contains Law Enforcement Sensitive ...").
             if w.text[pos:end].isupper() or _alone_in_field(w.text, pos, end) or _is_tag(w.text, pos, end):
                 w.emit("cui.legacy", pos, end)
+                continue
+            subject = _content_statement_before(w.low, pos - w.base)
+            if subject is not None:
+                w.emit("cui.legacy", subject + w.base, end)
     # The single-slash style in any case: "unclassified/fouo", "(u/fouo)".
     low, text = w.low, w.text
     for control in ("/fouo", "/les", "/sbu"):
@@ -1589,7 +1642,7 @@ _MONTH_NUMBER = {
 _DOB_TAIL_RE = re.compile(
     r"[^0-9a-z\n]{0,6}(?:(?:is|was|on|of)[^0-9a-z\n]{1,4}){0,2}(?<![0-9])(?:"
     r"(?P<a>[0-9]{1,2})[/.\-](?P<b>[0-9]{1,2})[/.\-](?P<y1>[0-9]{4}|[0-9]{2})"
-    r"|(?P<y2>[0-9]{4})-(?P<m2>[0-9]{1,2})-(?P<d2>[0-9]{1,2})"
+    r"|(?P<y2>[0-9]{4})(?P<s2>[/.\-])(?P<m2>[0-9]{1,2})(?P=s2)(?P<d2>[0-9]{1,2})"
     r"|(?P<mn3>" + _MONTHS + r")\s+(?P<d3>[0-9]{1,2})(?:st|nd|rd|th)?,?\s+(?P<y3>[0-9]{4})"
     r"|(?P<d4>[0-9]{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<mn4>" + _MONTHS + r"),?\s+(?P<y4>[0-9]{4})"
     r")(?![0-9])"
@@ -1693,6 +1746,41 @@ def _labelled(w: _Window) -> None:
                 span = value_span(match) if match is not None else None
                 if span is not None:
                     w.emit(category, span[0] + base, span[1] + base)
+
+
+# What follows an account label ("account", "acct"; lower case) up to its digits: "account 4400123456",
+# "Acct #: 000123456789", "account number is 12345678".
+_ACCOUNT_TAIL_RE = re.compile(
+    r"\.?(?:[ \t]*(?:number|num|no\.?|#))?[^0-9a-z\n]{0,4}(?:is[ \t]+)?#?([0-9]{6,17})(?![0-9a-z])"
+)
+# How far from a routing number an account number counts as the bank account it names.
+_ACCOUNT_NEAR_ROUTING = 160
+
+
+def _bank_account_in_prose(w: _Window) -> None:
+    """A labelled account number near a valid routing number (found by ``_labelled``, which runs first):
+    the two together name a bank account. An account number alone ("AWS account 123456789012") is not."""
+    if not (w.has("account") or w.has("acct")):
+        return
+    routings = sorted(
+        d.start for d in w.found if d.category == "pii.aba_routing" and w.base <= d.start < w.end
+    )
+    if not routings:
+        return
+    low, base = w.low, w.base
+    for label in ("account", "acct"):
+        for pos in w.find_low(label):
+            rel = pos - base
+            if rel > 0 and low[rel - 1].isalnum():
+                continue
+            match = _ACCOUNT_TAIL_RE.match(low, rel + len(label))
+            if match is None:
+                continue
+            start, end = match.start(1) + base, match.end(1) + base
+            # the routing number nearest the account's digits: one bisection, so a text of many stays linear
+            at = bisect_left(routings, start - _ACCOUNT_NEAR_ROUTING)
+            if at < len(routings) and routings[at] <= start + _ACCOUNT_NEAR_ROUTING:
+                w.emit("pii.bank_account", start, end)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -1970,7 +2058,7 @@ def _spaced_levels(w: _Window) -> None:
 
 # "This email contains Controlled Unclassified Information (CUI)": the content says it is CUI. Found from
 # each "CUI" backwards, so windows without such a sentence cost one word lookup.
-_CUI_STATEMENT_BEFORE_RE = re.compile(
+_CONTENT_STATEMENT_BEFORE_RE = re.compile(
     _CONTENT_SUBJECT
     + r"\s+(?:(?:also|hereby|herein)\s+)?(?:contains?|includes?|is|are)\s+(?:marked\s+(?:as\s+)?)?\Z"
 )
@@ -1984,6 +2072,15 @@ _CUI_NOT_CONTENT_RE = re.compile(
 _QUESTION_BEFORE_RE = re.compile(r"\b(?:does|do|did|can|could|will|would|should|may|might|whether|if)\s+\Z")
 
 
+def _content_statement_before(low: str, rel: int) -> int | None:
+    """Where the statement that ends at ``rel`` begins, when it says what the content is or contains ("This
+    email contains ", "The attached files are marked "): not a question ("Does this document contain ")."""
+    subject = _CONTENT_STATEMENT_BEFORE_RE.search(low, max(0, rel - 160), rel)
+    if subject is None or _QUESTION_BEFORE_RE.search(low, max(0, subject.start() - 12), subject.start()):
+        return None
+    return subject.start()
+
+
 def _cui_statements(w: _Window) -> None:
     low = w.low
     for word in ("cui", _CUI_WORDS):
@@ -1995,12 +2092,9 @@ def _cui_statements(w: _Window) -> None:
             end = rel + len(word)
             if _CUI_NOT_CONTENT_RE.match(low, end):
                 continue
-            subject = _CUI_STATEMENT_BEFORE_RE.search(low, max(0, rel - 160), rel)
-            if subject is None:
-                continue
-            if _QUESTION_BEFORE_RE.search(low, max(0, subject.start() - 12), subject.start()):
-                continue
-            w.emit("cui.banner", subject.start() + w.base, end + w.base)
+            subject = _content_statement_before(low, rel)
+            if subject is not None:
+                w.emit("cui.banner", subject + w.base, end + w.base)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -2032,6 +2126,7 @@ _DETECTORS: tuple[Callable[[_Window], None], ...] = (
     _digit_shapes,
     _emails,
     _labelled,
+    _bank_account_in_prose,
     _column_headers,
 )
 
