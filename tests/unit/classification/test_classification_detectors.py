@@ -405,6 +405,14 @@ MORE_POSITIVES = [
     ("This message contains Law Enforcement Sensitive information.", "cui.legacy"),
     ("The attached files are Sensitive But Unclassified.", "cui.legacy"),
     ("id,level,owner\nA-1,Top Secret,J2", "classified.banner"),
+    ("Classification: TS//SCI\nBriefing for the J2.", "classified.banner"),
+    ("S//NF\nLiaison notes.", "classified.banner"),
+    ("ORCON\nSource description.", "cui.banner"),
+    ("PROPIN\nLabor rates in exhibit B.", "cui.banner"),
+    ("Dissemination: RELIDO", "cui.banner"),
+    ("Unclassified//Controlled Unclassified Information\nBid list.", "cui.banner"),
+    ("USML Category XI(d) technical data: antenna dimensions.", "export.itar"),
+    ("Classified under USML Cat. XV(e)(3).", "export.itar"),
 ]
 MORE_NEAR_MISSES = [
     "The figures were derived from: the census.\nWe declassify on: request, as the policy says.",
@@ -442,6 +450,10 @@ MORE_NEAR_MISSES = [
     "Does this message contain law enforcement sensitive information?",
     "This parking area is for official use only.",
     "It describes three levels, Top Secret, Secret and Confidential, and who may assign each of them.",
+    "TS//SCI clearance required for this role.",
+    "x = a // b\nS // 2",
+    "Orcon is an internet provider in New Zealand.",
+    "The USML Category XI covers military electronics.",
 ]
 
 

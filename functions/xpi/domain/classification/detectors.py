@@ -262,6 +262,10 @@ _FIND_GATES = {
     "EAR": "~ear",
     "BIS": "~bis",
     "REL TO": "~rel to",
+    "ORCON": "~orcon",
+    "IMCON": "~imcon",
+    "RELIDO": "~relido",
+    "PROPIN": "~propin",
 }
 
 # A lower-case needle is looked for only when a shorter one it contains (its gate, asked once per window
@@ -899,7 +903,7 @@ _LEGACY_CONTROL_RE = re.compile(
 )
 
 
-_CUI_CONTROL_RE = re.compile(r"//[ \t]*cui(?![a-z0-9])")
+_CUI_CONTROL_RE = re.compile(r"//[ \t]*(?:cui|controlled[ \t]+unclassified[ \t]+information)(?![a-z0-9])")
 
 
 def _slashed_category(paren: bool, level: str, controls: str) -> str | None:
@@ -931,15 +935,18 @@ def _slashed_markings(w: _Window) -> None:
         if controls is None:
             continue
         under_unclassified = level in ("unclassified", "u") and _CUI_CONTROL_RE.match(low, rel) is not None
-        if text[start : controls.end() + base].isupper() and not under_unclassified:
+        abbreviated = len(level) <= 2 and not paren
+        if text[start : controls.end() + base].isupper() and not (under_unclassified or abbreviated):
             continue  # all upper case: the banner and portion detectors own these spans
         spaced = low[rel - 1 : rel] in (" ", "\t") or low[rel + 2 : rel + 3] in (" ", "\t")
         if (len(level) <= 2 or spaced) and not (_KNOWN_CONTROL_LOW_RE.match(low, rel) or under_unclassified):
             continue
-        if len(level) <= 2 and not paren:
-            continue
         body = controls.group().rstrip(" ,/-")
         end = rel + len(body)
+        # "TS//SCI", "S//NF" without a parenthesis only where a banner stands (alone on its line, after a
+        # classification label): "TS//SCI clearance required" is a job's requirement, not a marking.
+        if abbreviated and not _stands_as_banner(text, start, end + base):
+            continue
         if paren:
             close = low.find(")", rel, end + 1)
             if close == -1:
@@ -948,6 +955,18 @@ def _slashed_markings(w: _Window) -> None:
         category = _slashed_category(paren, level, body)
         if category is not None:
             w.emit(category, (start - 1 if paren else start), end + base)
+
+
+def _stands_as_banner(text: str, start: int, end: int) -> bool:
+    """True when text[start:end] is alone on its line (markup and page furniture aside) or follows a
+    classification label with nothing after it."""
+    context = _line_context(text, start, end)
+    if context is None:
+        return False
+    prefix, suffix = _without_markup(*context)
+    if suffix.strip():
+        return False
+    return not prefix.strip() or _CLASSIFICATION_LABEL_RE.search(prefix) is not None
 
 
 _TOP_BEFORE_RE = re.compile(r"(?<![a-z0-9_])top[ \t]+\Z")
@@ -1025,9 +1044,24 @@ def _is_sentence_list(line: str) -> bool:
 # Dissemination controls and legacy tags standing alone: "NOFORN" on its own line, "[LIMDIS]", "fouo:"
 # --------------------------------------------------------------------------------------------------------
 
-_DISSEMINATION = ("NOFORN", "FEDCON", "NOCON", "DL ONLY", "FED ONLY", "DISPLAY ONLY", "REL TO")
+# The CUI program's limited dissemination controls, and the intelligence community's (ORCON, IMCON,
+# RELIDO, PROPIN), which go only on classified or controlled material.
+_DISSEMINATION = (
+    "NOFORN",
+    "FEDCON",
+    "NOCON",
+    "DL ONLY",
+    "FED ONLY",
+    "DISPLAY ONLY",
+    "REL TO",
+    "ORCON",
+    "IMCON",
+    "RELIDO",
+    "PROPIN",
+)
 _CONTROL_WORD = (
-    r"(?:NOFORN|FEDCON|NOCON|DL ONLY|FED ONLY|DISPLAY ONLY|REL TO [A-Z]{3,4}(?:,[ \t]*[A-Z]{3,4})*)"
+    r"(?:NOFORN|FEDCON|NOCON|DL ONLY|FED ONLY|DISPLAY ONLY|ORCON|IMCON|RELIDO|PROPIN"
+    r"|REL TO [A-Z]{3,4}(?:,[ \t]*[A-Z]{3,4})*)"
 )
 _CONTROL_LINE_RE = re.compile(_CONTROL_WORD + r"(?:[ \t]*(?:/{1,2}|,|;)[ \t]*" + _CONTROL_WORD + r")*\Z")
 # A control given as a labelled field's value: "Distro: NOFORN.", "Dissemination: FEDCON; REL TO USA, GBR".
@@ -1419,6 +1453,25 @@ def _eccn(w: _Window) -> None:
         if rel > 0 and w.low[rel - 1].isalnum():
             continue
         w.emit("export.eccn", rel + w.base, match.end() + w.base)
+
+
+# An item's place on the U.S. Munitions List down to its paragraph, the ITAR's counterpart of an ECCN:
+# "USML Category XI(d)", "USML Cat. XV(e)(3)", "(USML) Category XII(c)". A category without a paragraph
+# ("Category XI covers military electronics") names a part of the list, not an item.
+_USML_RE = re.compile(
+    r"usml\)?[ \t]+(?:category|cat\.?)[ \t]+[ivx]{1,5}[ \t]*\([a-z]\)(?:\([0-9]{1,2}\))?"
+    r"(?![a-z0-9])"
+)
+
+
+def _usml_items(w: _Window) -> None:
+    if not w.has("usml"):
+        return
+    for match in w.low_iter(_USML_RE):
+        rel = match.start()
+        if rel > 0 and w.low[rel - 1].isalnum():
+            continue
+        w.emit("export.itar", rel + w.base, match.end() + w.base)
 
 
 # An ECCN-shaped code without the label counts beside the words that place it on the Commerce Control List
@@ -2119,6 +2172,7 @@ _DETECTORS: tuple[Callable[[_Window], None], ...] = (
     _export_banner,
     _eccn,
     _eccn_in_context,
+    _usml_items,
     _distribution_statements,
     _nato_levels,
     _spaced_levels,
