@@ -413,6 +413,13 @@ MORE_POSITIVES = [
     ("Unclassified//Controlled Unclassified Information\nBid list.", "cui.banner"),
     ("USML Category XI(d) technical data: antenna dimensions.", "export.itar"),
     ("Classified under USML Cat. XV(e)(3).", "export.itar"),
+    ("The following paragraph is classified SECRET: the battalion moves at dawn.", "classified.banner"),
+    ("This briefing is classified TOP SECRET and stays in the SCIF.", "classified.banner"),
+    ("These files are classified at the Confidential level.", "classified.banner"),
+    ("Footer: CUI | Page 4 | Controlled by: Army Contracting Command", "cui.banner"),
+    ("Header: SECRET\nDeployment order.", "classified.banner"),
+    ("Analyst note: the S//REL TO USA, FVEY summary is attached.", "classified.banner"),
+    ("pasting the S//NF cable here", "classified.banner"),
 ]
 MORE_NEAR_MISSES = [
     "The figures were derived from: the census.\nWe declassify on: request, as the policy says.",
@@ -454,6 +461,11 @@ MORE_NEAR_MISSES = [
     "x = a // b\nS // 2",
     "Orcon is an internet provider in New Zealand.",
     "The USML Category XI covers military electronics.",
+    "This section explains how documents are classified secret or top secret.",
+    "This e-mail is marked confidential.",
+    "Is this document classified secret?",
+    "rows = n//nf\ncols = m//nc",
+    "Header: Secret Santa sign-up",
 ]
 
 
@@ -465,6 +477,14 @@ def test_more_markings_are_reported(text: str, category: str) -> None:
 @pytest.mark.parametrize("text", MORE_NEAR_MISSES)
 def test_more_near_misses_report_nothing(text: str) -> None:
     assert categories(text) == set()
+
+
+def test_an_inline_abbreviated_marking_spans_its_controls_only() -> None:
+    # GIVEN an abbreviated level with a dissemination control inside a sentence
+    text = "Analyst note - classification S//REL TO USA, FVEY - do not paste it."
+    # WHEN it is scanned THEN the finding is the marking, not the rest of the sentence
+    spans = [text[d.start : d.end] for d in scan(text) if d.category == "classified.banner"]
+    assert spans == ["S//REL TO USA, FVEY"]
 
 
 def test_a_bank_account_in_prose_spans_only_its_digits() -> None:

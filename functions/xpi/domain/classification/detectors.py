@@ -495,7 +495,8 @@ _CLASSIFICATION_LABEL_RE = re.compile(
 )
 # A field that holds a marking: "classification": "SECRET", marking=SECRET, Banner: 'SECRET'.
 _MARKING_FIELD_RE = re.compile(
-    r"(?i:classification|classif|marking|banner|caveat|sensitivity|handling|security[ _-]?level)"
+    r"(?i:classification|classif|marking|banner|header|footer|caveat|sensitivity|handling|"
+    r"security[ _-]?level)"
     r"[\"']?[ \t]*[:=][ \t]*[\"']?\Z"
 )
 
@@ -781,14 +782,14 @@ def _cui_banners(w: _Window) -> None:
                 w.emit("cui.banner", pos, end)
 
 
-# A marking as a labelled value that ends its line: "classification: CUI", "Markings: CONTROLLED",
-# "<marking>CUI</marking>".
+# A marking as a labelled value that ends its line or its pipe-separated field: "classification: CUI",
+# "Markings: CONTROLLED", "<marking>CUI</marking>", "Footer: CUI | Page 4".
 _MARKING_LABEL_RE = re.compile(
-    r"(?:(?i:classification|classified|markings?|banner)[ \t]*:[ \t]*[\"']?|"
+    r"(?:(?i:classification|classified|markings?|banner|header|footer)[ \t]*:[ \t]*[\"']?|"
     + _MARKING_ELEMENT
     + r"[ \t]*)\Z"
 )
-_MARKING_VALUE_END_RE = re.compile(r"[ \t]*(?:[\"']|</[A-Za-z]+>)?[ \t,;]*\Z")
+_MARKING_VALUE_END_RE = re.compile(r"[ \t]*(?:[\"']|</[A-Za-z]+>)?[ \t,;]*(?:\|.*)?\Z")
 
 
 def _labelled_marking(text: str, start: int, end: int) -> bool:
@@ -943,10 +944,21 @@ def _slashed_markings(w: _Window) -> None:
             continue
         body = controls.group().rstrip(" ,/-")
         end = rel + len(body)
-        # "TS//SCI", "S//NF" without a parenthesis only where a banner stands (alone on its line, after a
-        # classification label): "TS//SCI clearance required" is a job's requirement, not a marking.
+        # "TS//SCI", "S//NF" without a parenthesis where a banner stands (alone on its line, after a
+        # classification label), or anywhere with a dissemination control ("the S//REL TO USA, FVEY
+        # summary"): controls on who may see information mark information. "TS//SCI clearance required"
+        # is a job's requirement, not a marking.
         if abbreviated and not _stands_as_banner(text, start, end + base):
-            continue
+            # inline: written in capitals, as markings are ("rows = n//nf" is code), up to where they stop
+            level_end = level_match.end(2) + base
+            controls_end = _controls_after(text, level_end)
+            if (
+                controls_end == -1
+                or not text[start:controls_end].isupper()
+                or not _DISSEMINATION_LOW_RE.search(low, level_end - base, controls_end - base)
+            ):
+                continue
+            end = controls_end - base
         if paren:
             close = low.find(")", rel, end + 1)
             if close == -1:
@@ -955,6 +967,10 @@ def _slashed_markings(w: _Window) -> None:
         category = _slashed_category(paren, level, body)
         if category is not None:
             w.emit(category, (start - 1 if paren else start), end + base)
+
+
+# Dissemination controls among a marking's lower-cased controls ("//nf", "//rel to usa, fvey", "//orcon").
+_DISSEMINATION_LOW_RE = re.compile(r"(?<![a-z])(?:nf|noforn|rel(?:ido)?|orcon|oc|imcon|propin|fvey)(?![a-z])")
 
 
 def _stands_as_banner(text: str, start: int, end: int) -> bool:
@@ -1223,7 +1239,8 @@ _NOUNS = (
     r"attachments?|e-?mails?|messages?|items?|technology|software|hardware|packages?|pages?|slides?|"
     r"contents?|diagrams?|schematics?|manuals?|models?|designs?|products?|commodit(?:y|ies)|records?|"
     r"spreadsheets?|workbooks?|briefings?|memos?|memorand(?:um|a|ums)|letters?|tables?|charts?|images?|"
-    r"photos?|photographs?|videos?|recordings?|transcripts?|notes?)"
+    r"photos?|photographs?|videos?|recordings?|transcripts?|notes?|paragraphs?|sections?|chapters?|"
+    r"annex(?:es)?|appendi(?:x|ces)|passages?|summar(?:y|ies)|text)"
 )
 # The content a sentence is about: "this document", "the attached two drawings", "these files".
 _CONTENT_SUBJECT = (
@@ -2079,6 +2096,35 @@ def _nato_levels(w: _Window) -> None:
             w.emit("classified.banner", start, end)
 
 
+# "This briefing is classified TOP SECRET", "The following paragraph is classified Secret:", "These files
+# are classified as Confidential": a sentence giving the content's level. CONFIDENTIAL needs "classified"
+# ("This e-mail is marked confidential" is a company's courtesy); SECRET may also be "marked".
+# The subject is atomic: its first noun must be followed by the verb ("This section explains how documents
+# are classified secret" is about documents in general, not this section).
+_CLASSIFIED_AS_RE = re.compile(
+    r"(?>" + _CONTENT_SUBJECT + r")\s+(?:is|are|was|were|has\s+been|have\s+been)\s+"
+    r"(?P<verb>classified|marked)\s+(?:as\s+|at\s+(?:the\s+)?)?(?:top\s+)?\Z"
+)
+
+
+def _classified_statements(w: _Window) -> None:
+    low = w.low
+    if not w.has("classified") and not w.has("marked"):
+        return
+    for level in ("secret", "confidential"):
+        if not w.has(level):
+            continue
+        for rel in w.word_positions((level,)):
+            if not w.lo <= rel + w.base < w.hi:
+                continue
+            said = _CLASSIFIED_AS_RE.search(low, max(0, rel - 200), rel)
+            if said is None or (level == "confidential" and said.group("verb") != "classified"):
+                continue
+            if _QUESTION_BEFORE_RE.search(low, max(0, said.start() - 12), said.start()):
+                continue
+            w.emit("classified.banner", said.start() + w.base, rel + len(level) + w.base)
+
+
 # A level spelled with a space between its letters ("S E C R E T // N O F O R N"), a way to slip a banner
 # past a word match. Upper case, and standing as a banner: alone on its line, before controls, or after a
 # "Classification:" label.
@@ -2175,6 +2221,7 @@ _DETECTORS: tuple[Callable[[_Window], None], ...] = (
     _usml_items,
     _distribution_statements,
     _nato_levels,
+    _classified_statements,
     _spaced_levels,
     _cui_statements,
     _digit_shapes,
