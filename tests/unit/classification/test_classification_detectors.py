@@ -420,6 +420,12 @@ MORE_POSITIVES = [
     ("Header: SECRET\nDeployment order.", "classified.banner"),
     ("Analyst note: the S//REL TO USA, FVEY summary is attached.", "classified.banner"),
     ("pasting the S//NF cable here", "classified.banner"),
+    ("ITAR-controlled: do not share outside the program.", "export.itar"),
+    ("EAR-Controlled\nFigures follow.", "export.ear"),
+    ("Export Controlled Information (ECI) - handle per procedure 4.2.", "export.banner"),
+    ("- ITAR Controlled Data - thermal model inputs", "export.itar"),
+    ("Note: technical data, USML XII(d), thermal imaging cores.", "export.itar"),
+    ("Her date-of-birth is 2/9/1961.", "pii.dob"),
 ]
 MORE_NEAR_MISSES = [
     "The figures were derived from: the census.\nWe declassify on: request, as the policy says.",
@@ -466,6 +472,9 @@ MORE_NEAR_MISSES = [
     "Is this document classified secret?",
     "rows = n//nf\ncols = m//nc",
     "Header: Secret Santa sign-up",
+    "Export controlled: No\nWeight: 4 kg",
+    "ITAR-controlled items: a primer for new staff",
+    "We discussed whether the part is export controlled.",
 ]
 
 

@@ -1456,6 +1456,42 @@ def _export_banner(w: _Window) -> None:
             w.emit("export.banner", pos, end)
 
 
+# "ITAR-controlled: do not share", "Export Controlled Information (ECI) - handle per procedure 4.2",
+# "EAR-Controlled" alone on a line: a regime's "controlled" label opening a line, as a tag (a colon or a
+# dash after it) or alone. Not a form's answer ("Export controlled: No"), not a phrase that goes on
+# ("ITAR-controlled items: a primer"). Found from each "controlled": what opens the line before it, what
+# follows after.
+_CONTROLLED_TAG_BEFORE_RE = re.compile(r"(?:^|\n)[ \t]*(?:[-*>#][ \t]*)*(?P<regime>itar|ear|export)[- ]\Z")
+_CONTROLLED_TAG_AFTER_RE = re.compile(
+    r"(?:[ \t]+(?:technical[ \t]+)?(?:data|information))?(?:[ \t]*\((?:eci|ctd)\))?"
+    r"(?:[ \t]*:(?![ \t]*(?:no|none|n/a|false|not\b))|[ \t]+[-\u2013\u2014][ \t]|[ \t]*(?:\n|\Z))"
+)
+_TAG_CATEGORY = {"itar": "export.itar", "ear": "export.ear", "export": "export.banner"}
+
+
+def _controlled_tags(w: _Window) -> None:
+    if not w.has("controlled") or not (w.has("itar") or w.has("ear") or w.has("export")):
+        return
+    low, base = w.low, w.base
+    for pos in w.find_low("controlled"):
+        rel = pos - base
+        opened = _CONTROLLED_TAG_BEFORE_RE.search(low, max(0, rel - 24), rel)
+        tag = _CONTROLLED_TAG_AFTER_RE.match(low, rel + 10) if opened is not None else None
+        if opened is None or tag is None:
+            continue
+        start = opened.start("regime") + base
+        category = _TAG_CATEGORY[opened.group("regime")]
+        bounds = _line_bounds(w.text, start, start)
+        if category == "export.banner" and bounds is not None:
+            line = w.text[bounds[0] : bounds[1]]
+            if _ITAR_WORD_RE.search(line):
+                category = "export.itar"
+            elif _EAR_WORD_RE.search(line):
+                category = "export.ear"
+        end = tag.end() + base
+        w.emit(category, start, start + len(w.text[start:end].rstrip(" \t:-\u2013\u2014\n")))
+
+
 _ECCN_RE = re.compile(
     r"(?:eccn|export\s+control\s+classification\s+number)s?(?:\s*\(eccn\))?[\s:#=\-]{0,5}"
     r"(?:is\s+|of\s+|classified\s+as\s+)?(?<![a-z0-9])([0-9][a-e][0-9]{3}(?:\.[a-z0-9]{1,3}){0,4})(?![a-z0-9])"
@@ -1473,10 +1509,10 @@ def _eccn(w: _Window) -> None:
 
 
 # An item's place on the U.S. Munitions List down to its paragraph, the ITAR's counterpart of an ECCN:
-# "USML Category XI(d)", "USML Cat. XV(e)(3)", "(USML) Category XII(c)". A category without a paragraph
-# ("Category XI covers military electronics") names a part of the list, not an item.
+# "USML Category XI(d)", "USML Cat. XV(e)(3)", "(USML) Category XII(c)", "USML XII(d)". A category without
+# a paragraph ("Category XI covers military electronics") names a part of the list, not an item.
 _USML_RE = re.compile(
-    r"usml\)?[ \t]+(?:category|cat\.?)[ \t]+[ivx]{1,5}[ \t]*\([a-z]\)(?:\([0-9]{1,2}\))?"
+    r"usml\)?[ \t]+(?:(?:category|cat\.?)[ \t]+)?[ivx]{1,5}[ \t]*\([a-z]\)(?:\([0-9]{1,2}\))?"
     r"(?![a-z0-9])"
 )
 
@@ -1792,7 +1828,7 @@ _LABELLED: tuple[_Label, ...] = (
     (
         "pii.dob",
         ("birth", "dob", "d.o.b", "born"),
-        ("date of birth", "birth date", "birthdate", "dob", "d.o.b", "born"),
+        ("date of birth", "date-of-birth", "birth date", "birth-date", "birthdate", "dob", "d.o.b", "born"),
         _DOB_TAIL_RE,
         _dob_value,
     ),
@@ -2117,6 +2153,10 @@ def _classified_statements(w: _Window) -> None:
         for rel in w.word_positions((level,)):
             if not w.lo <= rel + w.base < w.hi:
                 continue
+            # the verb is at most "classified as the top " before the level: look for it before the subject
+            near = max(0, rel - 26)
+            if low.find("classified", near, rel) == -1 and low.find("marked", near, rel) == -1:
+                continue
             said = _CLASSIFIED_AS_RE.search(low, max(0, rel - 200), rel)
             if said is None or (level == "confidential" and said.group("verb") != "classified"):
                 continue
@@ -2216,6 +2256,7 @@ _DETECTORS: tuple[Callable[[_Window], None], ...] = (
     _tags_any_case,
     _export_notices,
     _export_banner,
+    _controlled_tags,
     _eccn,
     _eccn_in_context,
     _usml_items,
