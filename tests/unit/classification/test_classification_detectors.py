@@ -426,6 +426,9 @@ MORE_POSITIVES = [
     ("- ITAR Controlled Data - thermal model inputs", "export.itar"),
     ("Note: technical data, USML XII(d), thermal imaging cores.", "export.itar"),
     ("Her date-of-birth is 2/9/1961.", "pii.dob"),
+    ("Lesson learned report 24-07\nHandling: FOUO\nObservation: spacing collapsed.", "cui.legacy"),
+    ("Caveat: LES.", "cui.legacy"),
+    ("This draft is CUI until the program office releases it.", "cui.banner"),
 ]
 MORE_NEAR_MISSES = [
     "The figures were derived from: the census.\nWe declassify on: request, as the policy says.",
@@ -475,6 +478,7 @@ MORE_NEAR_MISSES = [
     "Export controlled: No\nWeight: 4 kg",
     "ITAR-controlled items: a primer for new staff",
     "We discussed whether the part is export controlled.",
+    "Handling: FOUO documents go in the gray bin, see policy 4.",
 ]
 
 

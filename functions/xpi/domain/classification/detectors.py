@@ -869,8 +869,16 @@ def _legacy_words(w: _Window) -> None:
                     bounds is not None and _spelled_out_banner(text, line, bounds[0], bounds[1])
                 ):
                     w.emit("cui.legacy", pos, pos + len(line))
-                elif _alone_in_field(text, pos, end):
+                elif _alone_in_field(text, pos, end) or (
+                    bounds is not None
+                    and _DISSEMINATION_LABEL_RE.search(text, bounds[0], pos)
+                    and _LEGACY_VALUE_END_RE.match(text, end, bounds[1])
+                ):
                     w.emit("cui.legacy", pos, end)
+
+
+# A legacy marking as a handling label's whole value: "Handling: FOUO", "Caveat: LES."
+_LEGACY_VALUE_END_RE = re.compile(r"[ \t]*[\"']?[ \t]*[.,;]?[ \t]*\Z")
 
 
 # "SBU - Sensitive But Unclassified" alone on a line is a banner; the same line among others of its shape
@@ -1240,7 +1248,7 @@ _NOUNS = (
     r"contents?|diagrams?|schematics?|manuals?|models?|designs?|products?|commodit(?:y|ies)|records?|"
     r"spreadsheets?|workbooks?|briefings?|memos?|memorand(?:um|a|ums)|letters?|tables?|charts?|images?|"
     r"photos?|photographs?|videos?|recordings?|transcripts?|notes?|paragraphs?|sections?|chapters?|"
-    r"annex(?:es)?|appendi(?:x|ces)|passages?|summar(?:y|ies)|text)"
+    r"annex(?:es)?|appendi(?:x|ces)|passages?|summar(?:y|ies)|text|drafts?)"
 )
 # The content a sentence is about: "this document", "the attached two drawings", "these files".
 _CONTENT_SUBJECT = (
