@@ -429,6 +429,17 @@ MORE_POSITIVES = [
     ("Lesson learned report 24-07\nHandling: FOUO\nObservation: spacing collapsed.", "cui.legacy"),
     ("Caveat: LES.", "cui.legacy"),
     ("This draft is CUI until the program office releases it.", "cui.banner"),
+    ("Reminder: everything in this folder is CUI.", "cui.banner"),
+    ("CUI: Proposal evaluation notes, offeror B", "cui.banner"),
+    ("Subject: CUI - updated roster", "cui.banner"),
+    ("FOUO - shift roster attached", "cui.legacy"),
+    ("The content below is Controlled Unclassified Information (CUI).", "cui.banner"),
+    ("CUI Basic\nFacility security plan.", "cui.banner"),
+    ("CUI SPECIFIED\nTest results.", "cui.specified"),
+    ('<p class="banner">CUI</p><p>Staffing plan.</p>', "cui.banner"),
+    ("% CUI\n\\section{Results}", "cui.banner"),
+    ("// SECRET\nint main(void);", "classified.banner"),
+    ("<!-- CUI -->\n<p>Roster</p>", "cui.banner"),
 ]
 MORE_NEAR_MISSES = [
     "The figures were derived from: the census.\nWe declassify on: request, as the policy says.",
@@ -479,6 +490,11 @@ MORE_NEAR_MISSES = [
     "ITAR-controlled items: a primer for new staff",
     "We discussed whether the part is export controlled.",
     "Handling: FOUO documents go in the gray bin, see policy 4.",
+    "CUI: An overview for new staff",
+    "CUI - what you need to know",
+    "// secret\nconst key = process.env.KEY;",
+    "<h1>CUI Program</h1>",
+    "Is the attached file CUI? Please check before I send it.",
 ]
 
 

@@ -407,8 +407,8 @@ def _alone_on_line(text: str, start: int, end: int) -> bool:
     return not prefix.strip() and not suffix.strip()
 
 
-_FIELD_OPEN_RE = re.compile(r"(?:^|[|\t,\[{]|[,:\[{][ \t]*\")[ \t]*\Z")
-_FIELD_CLOSE_RE = re.compile(r"[ \t\r]*(?:[|\t,\]}\"]|\Z)")
+_FIELD_OPEN_RE = re.compile(r"(?:^|[|\t,\[{]|[,:\[{][ \t]*\"|<[A-Za-z][^<>\n]{0,80}>)[ \t]*\Z")
+_FIELD_CLOSE_RE = re.compile(r"[ \t\r]*(?:[|\t,\]}\"]|</|\Z)")
 
 
 def _alone_in_field(text: str, start: int, end: int) -> bool:
@@ -565,7 +565,8 @@ def _classified(w: _Window) -> None:
             context = _line_context(text, start, end)
             if context is None:
                 continue
-            context = _without_markup(*context)
+            # a level alone in a code comment stands as a banner, as alone on its line
+            context = ("", "") if _alone_in_comment(text, start, end) else _without_markup(*context)
             if _in_cell(*context):
                 bounds = _line_bounds(text, start, end)
                 if bounds is None or not _COMMERCIAL_CELL_RE.search(
@@ -772,14 +773,47 @@ def _cui_banners(w: _Window) -> None:
                 _alone_on_line(text, pos, end)
                 or (needle == "CUI" and _alone_in_field(text, pos, end))
                 or _labelled_marking(text, pos, end)
+                or _alone_in_comment(text, pos, end)
+                or (needle == "CUI" and _is_tag(text, pos, end) and not _CUI_TOPIC_AFTER_RE.match(text, end))
             ):
                 w.emit("cui.banner", pos, end)
+            elif (
+                needle == "CUI"
+                and (kind := _CUI_KIND_RE.match(text, end))
+                and _alone_on_line(text, pos, kind.end())
+            ):
+                category = "cui.specified" if kind.group(1).lower() == "specified" else "cui.banner"
+                w.emit(category, pos, kind.end())
     # "Cui" or "cui" in any case alone on a line or in a field (a table cell, a JSON string line).
     if w.has("cui"):
         for pos in w.find_low("cui"):
             end = pos + 3
             if text[pos:end] != "CUI" and _bounded(text, pos, end) and _alone_in_field(text, pos, end):
                 w.emit("cui.banner", pos, end)
+
+
+# "CUI Basic" and "CUI Specified" standing as a banner.
+_CUI_KIND_RE = re.compile(r"[ \t]+((?i:basic|specified))(?![A-Za-z0-9])")
+# "CUI: An overview", "CUI - what you need to know": a title about CUI, not a tag on the content.
+_CUI_TOPIC_AFTER_RE = re.compile(
+    r"[ \t]*[:|\-\u2013\u2014][ \t]*(?i:an?[ \t]+|the[ \t]+)?(?i:overview|basics|training|guide|"
+    r"introduction|intro|program|registry|policy|policies|faq|what|how|why|awareness|101|markings?|handbook|"
+    r"course|module|requirements|rules|explained|quick)(?![A-Za-z])"
+)
+# A code comment that holds nothing but a marking: "% CUI", "// SECRET", "-- CUI", "<!-- CUI -->".
+_COMMENT_BEFORE_RE = re.compile(r"[ \t]*(?:%{1,2}|//|;{1,2}|--|<!--|/\*)[ \t]*\Z")
+_COMMENT_AFTER_RE = re.compile(r"[ \t]*(?:-->|\*/)?[ \t]*\Z")
+
+
+def _alone_in_comment(text: str, start: int, end: int) -> bool:
+    """An upper-case marking alone in a code or markup comment; the detectors that call it check the case
+    ("// secret" above a key's line is about the key)."""
+    context = _line_context(text, start, end)
+    return (
+        context is not None
+        and _COMMENT_BEFORE_RE.match(context[0]) is not None
+        and _COMMENT_AFTER_RE.match(context[1]) is not None
+    )
 
 
 # A marking as a labelled value that ends its line or its pipe-separated field: "classification: CUI",
@@ -828,11 +862,11 @@ _TAG_PREFIX_RE = re.compile(
     r"(?:[^\n]*(?:[|\t,\"\]]|:[ \t]))?[ \t]*(?:[-*>][ \t]+)?"
     r"(?:(?i:subject|subj|title|re|fw|fwd)[ \t]*:[ \t]*)*(?:\[[^\]\n]{0,20}\][ \t]*)*\Z"
 )
-_TAG_SUFFIX_RE = re.compile(r"[ \t]*[:|]")
+_TAG_SUFFIX_RE = re.compile(r"[ \t]*[:|]|[ \t]+[-\u2013\u2014][ \t]")
 # A glossary entry ("FOUO: For Official Use Only") spells the marking out; it is not a tag.
 _EXPANSION_RE = re.compile(
-    r"[ \t]*[:|][ \t]*[\"'(]?(?i:for official|sensitive but|law enforcement|limited dis|exclusive dis|no dis|"
-    r"not releasable|no foreign|controlled unclass)"
+    r"[ \t]*[:|\-\u2013\u2014][ \t]*[\"'(]?(?i:for official|sensitive but|law enforcement|limited dis|"
+    r"exclusive dis|no dis|not releasable|no foreign|controlled unclass)"
 )
 
 
@@ -1248,7 +1282,8 @@ _NOUNS = (
     r"contents?|diagrams?|schematics?|manuals?|models?|designs?|products?|commodit(?:y|ies)|records?|"
     r"spreadsheets?|workbooks?|briefings?|memos?|memorand(?:um|a|ums)|letters?|tables?|charts?|images?|"
     r"photos?|photographs?|videos?|recordings?|transcripts?|notes?|paragraphs?|sections?|chapters?|"
-    r"annex(?:es)?|appendi(?:x|ces)|passages?|summar(?:y|ies)|text|drafts?)"
+    r"annex(?:es)?|appendi(?:x|ces)|passages?|summar(?:y|ies)|text|drafts?|folders?|director(?:y|ies)|"
+    r"repositor(?:y|ies)|repos?|channels?|threads?|workspaces?)"
 )
 # The content a sentence is about: "this document", "the attached two drawings", "these files".
 _CONTENT_SUBJECT = (
@@ -2206,7 +2241,11 @@ def _spaced_levels(w: _Window) -> None:
 # "This email contains Controlled Unclassified Information (CUI)": the content says it is CUI. Found from
 # each "CUI" backwards, so windows without such a sentence cost one word lookup.
 _CONTENT_STATEMENT_BEFORE_RE = re.compile(
-    _CONTENT_SUBJECT
+    r"(?:"
+    + _CONTENT_SUBJECT
+    + r"|\bthe\s+(?:[a-z][a-z/-]*\s+){0,3}?"
+    + _NOUNS
+    + r"\s+(?:below|above|herein|that\s+follows?))"
     + r"\s+(?:(?:also|hereby|herein)\s+)?(?:contains?|includes?|is|are)\s+(?:marked\s+(?:as\s+)?)?\Z"
 )
 # "is CUI compliant", "includes CUI training", "CUI-free": CUI naming a program or a quality, not the content.
