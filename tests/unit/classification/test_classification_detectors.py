@@ -440,6 +440,14 @@ MORE_POSITIVES = [
     ("% CUI\n\\section{Results}", "cui.banner"),
     ("// SECRET\nint main(void);", "classified.banner"),
     ("<!-- CUI -->\n<p>Roster</p>", "cui.banner"),
+    ("SECRET: Updated target list attached.", "classified.banner"),
+    ("Subject: SECRET - revised movement table", "classified.banner"),
+    ("TOP SECRET - EYES ONLY\nThe minister's briefing.", "classified.banner"),
+    ("Level: SECRET\nOwner: J3", "classified.banner"),
+    ("SECRET REL TO USA, AUS, CAN, GBR, NZL\nExercise notes.", "classified.banner"),
+    ("SECRET NOFORN", "classified.banner"),
+    ("The following is Top Secret: the launch window is 0400Z.", "classified.banner"),
+    ("These slides are SECRET and stay in the vault.", "classified.banner"),
 ]
 MORE_NEAR_MISSES = [
     "The figures were derived from: the census.\nWe declassify on: request, as the policy says.",
@@ -495,6 +503,10 @@ MORE_NEAR_MISSES = [
     "// secret\nconst key = process.env.KEY;",
     "<h1>CUI Program</h1>",
     "Is the attached file CUI? Please check before I send it.",
+    "CONFIDENTIAL: Q3 results for the board, do not forward.",
+    "Level: Secret (an achievement in the game after 50 hours).",
+    "This e-mail is CONFIDENTIAL and intended only for the addressee.",
+    "This recipe is secret, said the chef.",
 ]
 
 

@@ -442,7 +442,12 @@ _KNOWN_CONTROLS = (
     r"SP-[A-Z]{2,8}|PRVCY|PROPIN|LEI|CTI|EXPT|OPSEC|PRIIG|TAX|PCII|CVI|SSI|NUC|ISVI|INTEL|LEGAL|PRIVILEGE|"
     r"ATTORNEY-CLIENT|AWP)(?![A-Za-z0-9])"
 )
-_CONTROLS_RE = re.compile(r"[ \t]*(?://[ \t]*[A-Z0-9]|/" + _KNOWN_CONTROLS + r")[A-Z0-9 ,/\-]*")
+# The older style puts a dissemination control after a space: "SECRET NOFORN", "SECRET REL TO USA, AUS".
+_CONTROLS_RE = re.compile(
+    r"(?:[ \t]*(?://[ \t]*[A-Z0-9]|/"
+    + _KNOWN_CONTROLS
+    + r")|[ \t]+(?:NOFORN|REL TO [A-Z]{3}|ORCON|IMCON|RELIDO|PROPIN)(?![A-Za-z]))[A-Z0-9 ,/\-]*"
+)
 _LEVEL_BEFORE_SLASH_RE = re.compile(r"(?:^|[^A-Za-z0-9])(?:UNCLASSIFIED|U|SECRET|CONFIDENTIAL|CUI|C|S|TS)/\Z")
 
 
@@ -550,6 +555,9 @@ def _level_start(text: str, pos: int, needle: str) -> int:
     return pos
 
 
+_LEVEL_LABEL_RE = re.compile(r"(?<![A-Za-z])(?i:level)[ \t]*:[ \t]*\Z")
+
+
 def _classified(w: _Window) -> None:
     text = w.text
     for needle in ("SECRET", "CONFIDENTIAL"):
@@ -574,15 +582,17 @@ def _classified(w: _Window) -> None:
                 ):
                     w.emit("classified.banner", start, end)
                 continue
-            prefix = context[0]
-            if context[1].strip():
-                # "CLASSIFICATION: SECRET" opens a line that goes on; CONFIDENTIAL needs an upper-case label.
-                if _CLASSIFICATION_LABEL_RE.search(prefix) and (needle == "SECRET" or "CLASSIF" in prefix):
-                    w.emit("classified.banner", start, end)
-                continue
-            if prefix.strip():
-                # "CLASSIFICATION: SECRET"; an upper-case label is needed for the ambiguous CONFIDENTIAL.
-                if _CLASSIFICATION_LABEL_RE.search(prefix) and (needle == "SECRET" or "CLASSIF" in prefix):
+            prefix, suffix = context
+            if prefix.strip() or suffix.strip():
+                # "CLASSIFICATION: SECRET" (the line may go on), "Level: SECRET"; a tag, "SECRET: the target
+                # list", "Subject: TOP SECRET - movements". The ambiguous CONFIDENTIAL needs an upper-case
+                # classification label ("CONFIDENTIAL: Q3 results" is a company's courtesy).
+                if (
+                    _CLASSIFICATION_LABEL_RE.search(prefix) and (needle == "SECRET" or "CLASSIF" in prefix)
+                ) or (
+                    needle == "SECRET"
+                    and (_LEVEL_LABEL_RE.search(prefix) or _is_prefix_tag(text, start, end))
+                ):
                     w.emit("classified.banner", start, end)
                 continue
             bounds = _line_bounds(text, start, end)
@@ -875,6 +885,11 @@ def _is_tag(text: str, start: int, end: int) -> bool:
     head = text[max(0, start - 3) : start].rstrip(" ")
     if head.endswith("[") and text[end : end + 3].lstrip(" ").startswith("]"):
         return True
+    return _is_prefix_tag(text, start, end)
+
+
+def _is_prefix_tag(text: str, start: int, end: int) -> bool:
+    """True when text[start:end] opens a line or a subject as a tag: "FOUO: ...", "Subject: SECRET - ..."."""
     context = _line_context(text, start, end)
     return (
         context is not None
@@ -2186,10 +2201,14 @@ _CLASSIFIED_AS_RE = re.compile(
 )
 
 
+# "The following is Top Secret:", "These slides are SECRET": the level itself, in capitals or title case,
+# after the content and its verb. Not CONFIDENTIAL ("This e-mail is CONFIDENTIAL" is a company's courtesy).
+_IS_LEVEL_RE = re.compile(r"(?>\bthe\s+following|" + _CONTENT_SUBJECT + r")\s+(?:is|are)\s+(?:top\s+)?\Z")
+_IS_NEAR_RE = re.compile(r"\b(?:is|are)\s+(?:top\s+)?\Z")
+
+
 def _classified_statements(w: _Window) -> None:
-    low = w.low
-    if not w.has("classified") and not w.has("marked"):
-        return
+    low, text = w.low, w.text
     for level in ("secret", "confidential"):
         if not w.has(level):
             continue
@@ -2198,10 +2217,18 @@ def _classified_statements(w: _Window) -> None:
                 continue
             # the verb is at most "classified as the top " before the level: look for it before the subject
             near = max(0, rel - 26)
-            if low.find("classified", near, rel) == -1 and low.find("marked", near, rel) == -1:
-                continue
-            said = _CLASSIFIED_AS_RE.search(low, max(0, rel - 200), rel)
-            if said is None or (level == "confidential" and said.group("verb") != "classified"):
+            said = None
+            if low.find("classified", near, rel) != -1 or low.find("marked", near, rel) != -1:
+                said = _CLASSIFIED_AS_RE.search(low, max(0, rel - 200), rel)
+                if said is not None and level == "confidential" and said.group("verb") != "classified":
+                    said = None
+            elif (
+                level == "secret"
+                and text[rel + w.base : rel + w.base + 6] in ("SECRET", "Secret")
+                and _IS_NEAR_RE.search(low, near, rel)
+            ):
+                said = _IS_LEVEL_RE.search(low, max(0, rel - 200), rel)
+            if said is None:
                 continue
             if _QUESTION_BEFORE_RE.search(low, max(0, said.start() - 12), said.start()):
                 continue
