@@ -448,6 +448,9 @@ MORE_POSITIVES = [
     ("SECRET NOFORN", "classified.banner"),
     ("The following is Top Secret: the launch window is 0400Z.", "classified.banner"),
     ("These slides are SECRET and stay in the vault.", "classified.banner"),
+    ("DOB: 31-Jan-1970", "pii.dob"),
+    ("DOB Jan-31-1970", "pii.dob"),
+    ("Date of Birth (MM/DD/YYYY): 01/31/1970", "pii.dob"),
 ]
 MORE_NEAR_MISSES = [
     "The figures were derived from: the census.\nWe declassify on: request, as the policy says.",
@@ -507,6 +510,7 @@ MORE_NEAR_MISSES = [
     "Level: Secret (an achievement in the game after 50 hours).",
     "This e-mail is CONFIDENTIAL and intended only for the addressee.",
     "This recipe is secret, said the chef.",
+    "Date of birth (MM/DD/YYYY): leave blank if unknown.",
 ]
 
 

@@ -1804,11 +1804,15 @@ _MONTH_NUMBER = {
     )
 }
 _DOB_TAIL_RE = re.compile(
+    # a format hint may stand between the label and the date: "Date of Birth (MM/DD/YYYY): 01/31/1970"
+    r"(?:[ \t]*\((?:mm|dd|yy|yyyy|m|d)(?:[/.\-](?:mm|dd|yy|yyyy|m|d)){2}\))?"
     r"[^0-9a-z\n]{0,6}(?:(?:is|was|on|of)[^0-9a-z\n]{1,4}){0,2}(?<![0-9])(?:"
     r"(?P<a>[0-9]{1,2})[/.\-](?P<b>[0-9]{1,2})[/.\-](?P<y1>[0-9]{4}|[0-9]{2})"
     r"|(?P<y2>[0-9]{4})(?P<s2>[/.\-])(?P<m2>[0-9]{1,2})(?P=s2)(?P<d2>[0-9]{1,2})"
-    r"|(?P<mn3>" + _MONTHS + r")\s+(?P<d3>[0-9]{1,2})(?:st|nd|rd|th)?,?\s+(?P<y3>[0-9]{4})"
-    r"|(?P<d4>[0-9]{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<mn4>" + _MONTHS + r"),?\s+(?P<y4>[0-9]{4})"
+    r"|(?P<mn3>" + _MONTHS + r")(?:\s+|-)(?P<d3>[0-9]{1,2})(?:st|nd|rd|th)?(?:,?\s+|-)(?P<y3>[0-9]{4})"
+    r"|(?P<d4>[0-9]{1,2})(?:st|nd|rd|th)?(?:\s+(?:of\s+)?|[-/.])(?P<mn4>"
+    + _MONTHS
+    + r")(?:,?\s+|[-/.])(?P<y4>[0-9]{4})"
     r")(?![0-9])"
 )
 
