@@ -511,6 +511,8 @@ MORE_NEAR_MISSES = [
     "This e-mail is CONFIDENTIAL and intended only for the addressee.",
     "This recipe is secret, said the chef.",
     "Date of birth (MM/DD/YYYY): leave blank if unknown.",
+    "The policy floor (classified, CUI: always blocked) applies first.",
+    "Levels, in order: TOP SECRET, SECRET: both need a cleared courier.",
 ]
 
 

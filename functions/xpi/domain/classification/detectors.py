@@ -590,8 +590,7 @@ def _classified(w: _Window) -> None:
                 if (
                     _CLASSIFICATION_LABEL_RE.search(prefix) and (needle == "SECRET" or "CLASSIF" in prefix)
                 ) or (
-                    needle == "SECRET"
-                    and (_LEVEL_LABEL_RE.search(prefix) or _is_prefix_tag(text, start, end))
+                    needle == "SECRET" and (_LEVEL_LABEL_RE.search(prefix) or _opens_as_tag(text, start, end))
                 ):
                     w.emit("classified.banner", start, end)
                 continue
@@ -784,7 +783,11 @@ def _cui_banners(w: _Window) -> None:
                 or (needle == "CUI" and _alone_in_field(text, pos, end))
                 or _labelled_marking(text, pos, end)
                 or _alone_in_comment(text, pos, end)
-                or (needle == "CUI" and _is_tag(text, pos, end) and not _CUI_TOPIC_AFTER_RE.match(text, end))
+                or (
+                    needle == "CUI"
+                    and _opens_as_tag(text, pos, end)
+                    and not _CUI_TOPIC_AFTER_RE.match(text, end)
+                )
             ):
                 w.emit("cui.banner", pos, end)
             elif (
@@ -880,16 +883,28 @@ _EXPANSION_RE = re.compile(
 )
 
 
+# A tag that opens its line (after a bullet, a subject label, bracketed tags): the stricter position for a
+# word as common in prose as CUI ("the policy floor (classified, CUI: always blocked)" is a sentence).
+_LINE_TAG_PREFIX_RE = re.compile(
+    r"[ \t]*(?:[-*>][ \t]+)?(?:(?i:subject|subj|title|re|fw|fwd)[ \t]*:[ \t]*)*(?:\[[^\]\n]{0,20}\][ \t]*)*\Z"
+)
+
+
+def _opens_as_tag(text: str, start: int, end: int) -> bool:
+    context = _line_context(text, start, end)
+    return (
+        context is not None
+        and _LINE_TAG_PREFIX_RE.match(context[0]) is not None
+        and _TAG_SUFFIX_RE.match(context[1]) is not None
+        and _EXPANSION_RE.match(context[1]) is None
+    )
+
+
 def _is_tag(text: str, start: int, end: int) -> bool:
     """True when text[start:end] is bracketed ("[FOUO]", "[ LIMDIS ]") or a prefix tag ("FOUO: ...")."""
     head = text[max(0, start - 3) : start].rstrip(" ")
     if head.endswith("[") and text[end : end + 3].lstrip(" ").startswith("]"):
         return True
-    return _is_prefix_tag(text, start, end)
-
-
-def _is_prefix_tag(text: str, start: int, end: int) -> bool:
-    """True when text[start:end] opens a line or a subject as a tag: "FOUO: ...", "Subject: SECRET - ..."."""
     context = _line_context(text, start, end)
     return (
         context is not None
