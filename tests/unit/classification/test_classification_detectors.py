@@ -451,6 +451,12 @@ MORE_POSITIVES = [
     ("DOB: 31-Jan-1970", "pii.dob"),
     ("DOB Jan-31-1970", "pii.dob"),
     ("Date of Birth (MM/DD/YYYY): 01/31/1970", "pii.dob"),
+    ("Sensitivity: Secret\nOwner: J2", "classified.banner"),
+    ("[TS//SCI] Weekly summary", "classified.banner"),
+    ("CONTROLLED UNCLASSIFIED INFORMATION//BASIC\nRoster.", "cui.banner"),
+    ("SECRET / NOFORN\nOperations update.", "classified.banner"),
+    ("Export Control: ITAR\nThermal data.", "export.itar"),
+    ("Export classification: EAR, license required", "export.ear"),
 ]
 MORE_NEAR_MISSES = [
     "The figures were derived from: the census.\nWe declassify on: request, as the policy says.",
@@ -513,6 +519,9 @@ MORE_NEAR_MISSES = [
     "Date of birth (MM/DD/YYYY): leave blank if unknown.",
     "The policy floor (classified, CUI: always blocked) applies first.",
     "Levels, in order: TOP SECRET, SECRET: both need a cleared courier.",
+    "Sensitivity: Confidential\nQ3 plan",
+    "Export Control: None (EAR99)\nShipping label attached.",
+    "Export classification: EAR99",
 ]
 
 

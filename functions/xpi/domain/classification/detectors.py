@@ -444,7 +444,7 @@ _KNOWN_CONTROLS = (
 )
 # The older style puts a dissemination control after a space: "SECRET NOFORN", "SECRET REL TO USA, AUS".
 _CONTROLS_RE = re.compile(
-    r"(?:[ \t]*(?://[ \t]*[A-Z0-9]|/"
+    r"(?:[ \t]*(?://[ \t]*[A-Z0-9]|/[ \t]*"
     + _KNOWN_CONTROLS
     + r")|[ \t]+(?:NOFORN|REL TO [A-Z]{3}|ORCON|IMCON|RELIDO|PROPIN)(?![A-Za-z]))[A-Z0-9 ,/\-]*"
 )
@@ -496,7 +496,9 @@ _COMMERCIAL_CELL_RE = re.compile(
 # A markup element that holds a marking: <classification>, <marking class="x">, <banner>.
 _MARKING_ELEMENT = r"<(?i:classification|marking|banner)(?:[ \t][^<>\n]{0,60})?>"
 _CLASSIFICATION_LABEL_RE = re.compile(
-    r"(?:(?i:classification|classified)[ \t]*:|" + _MARKING_ELEMENT + r")[ \t]*\Z"
+    r"(?:(?i:classification|classified|sensitivity|security[ \t]+level)[ \t]*:|"
+    + _MARKING_ELEMENT
+    + r")[ \t]*\Z"
 )
 # A field that holds a marking: "classification": "SECRET", marking=SECRET, Banner: 'SECRET'.
 _MARKING_FIELD_RE = re.compile(
@@ -858,7 +860,10 @@ def _cui_spelled_out(w: _Window) -> None:
         return
     for pos in w.find_low(_CUI_WORDS):
         end = pos + len(_CUI_WORDS)
-        if _alone_on_line(w.text, pos, end):
+        controls_end = _controls_after(w.text, end)  # "CONTROLLED UNCLASSIFIED INFORMATION//BASIC"
+        if controls_end != -1:
+            w.emit("cui.banner", pos, controls_end)
+        elif _alone_on_line(w.text, pos, end):
             w.emit("cui.banner", pos, end)
 
 
@@ -1020,7 +1025,8 @@ def _slashed_markings(w: _Window) -> None:
         # classification label), or anywhere with a dissemination control ("the S//REL TO USA, FVEY
         # summary"): controls on who may see information mark information. "TS//SCI clearance required"
         # is a job's requirement, not a marking.
-        if abbreviated and not _stands_as_banner(text, start, end + base):
+        bracketed = text[start - 1 : start] == "[" and text[end + base : end + base + 1] == "]"
+        if abbreviated and not bracketed and not _stands_as_banner(text, start, end + base):
             # inline: written in capitals, as markings are ("rows = n//nf" is code), up to where they stop
             level_end = level_match.end(2) + base
             controls_end = _controls_after(text, level_end)
@@ -1540,9 +1546,17 @@ _CONTROLLED_TAG_AFTER_RE = re.compile(
     r"(?:[ \t]*:(?![ \t]*(?:no|none|n/a|false|not\b))|[ \t]+[-\u2013\u2014][ \t]|[ \t]*(?:\n|\Z))"
 )
 _TAG_CATEGORY = {"itar": "export.itar", "ear": "export.ear", "export": "export.banner"}
+# A form's export field naming the regime: "Export Control: ITAR", "Export controls: EAR" (not "EAR99").
+_EXPORT_FIELD_RE = re.compile(
+    r"(?<![a-z])export[ \t]+(?:control(?:s|led)?|classification|jurisdiction)[ \t]*:[ \t]*"
+    r"(?P<regime>itar|ear)(?![a-z0-9])"
+)
 
 
 def _controlled_tags(w: _Window) -> None:
+    if w.has("export") and (w.has("itar") or w.has("ear")):
+        for field in w.low_iter(_EXPORT_FIELD_RE):
+            w.emit(_TAG_CATEGORY[field.group("regime")], field.start() + w.base, field.end() + w.base)
     if not w.has("controlled") or not (w.has("itar") or w.has("ear") or w.has("export")):
         return
     low, base = w.low, w.base
