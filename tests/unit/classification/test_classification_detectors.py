@@ -457,6 +457,9 @@ MORE_POSITIVES = [
     ("SECRET / NOFORN\nOperations update.", "classified.banner"),
     ("Export Control: ITAR\nThermal data.", "export.itar"),
     ("Export classification: EAR, license required", "export.ear"),
+    ("S.E.C.R.E.T. // NOFORN\nOps.", "classified.banner"),
+    ("S-E-C-R-E-T\nOps.", "classified.banner"),
+    ("S\u2013E\u2013C\u2013R\u2013E\u2013T\nOps.", "classified.banner"),
 ]
 MORE_NEAR_MISSES = [
     "The figures were derived from: the census.\nWe declassify on: request, as the policy says.",
@@ -522,6 +525,7 @@ MORE_NEAR_MISSES = [
     "Sensitivity: Confidential\nQ3 plan",
     "Export Control: None (EAR99)\nShipping label attached.",
     "Export classification: EAR99",
+    "The S.E.C.R.E.T. society meets on Friday.",
 ]
 
 

@@ -1548,15 +1548,18 @@ _CONTROLLED_TAG_AFTER_RE = re.compile(
 _TAG_CATEGORY = {"itar": "export.itar", "ear": "export.ear", "export": "export.banner"}
 # A form's export field naming the regime: "Export Control: ITAR", "Export controls: EAR" (not "EAR99").
 _EXPORT_FIELD_RE = re.compile(
-    r"(?<![a-z])export[ \t]+(?:control(?:s|led)?|classification|jurisdiction)[ \t]*:[ \t]*"
+    r"export[ \t]+(?:control(?:s|led)?|classification|jurisdiction)[ \t]*:[ \t]*"
     r"(?P<regime>itar|ear)(?![a-z0-9])"
 )
 
 
 def _controlled_tags(w: _Window) -> None:
     if w.has("export") and (w.has("itar") or w.has("ear")):
-        for field in w.low_iter(_EXPORT_FIELD_RE):
-            w.emit(_TAG_CATEGORY[field.group("regime")], field.start() + w.base, field.end() + w.base)
+        for pos in w.find_low("export"):
+            rel = pos - w.base
+            field = _EXPORT_FIELD_RE.match(w.low, rel) if rel == 0 or not w.low[rel - 1].isalpha() else None
+            if field is not None:
+                w.emit(_TAG_CATEGORY[field.group("regime")], pos, field.end() + w.base)
     if not w.has("controlled") or not (w.has("itar") or w.has("ear") or w.has("export")):
         return
     low, base = w.low, w.base
@@ -2241,12 +2244,14 @@ _IS_NEAR_RE = re.compile(r"\b(?:is|are)\s+(?:top\s+)?\Z")
 
 
 def _classified_statements(w: _Window) -> None:
-    low, text = w.low, w.text
+    low, text, base = w.low, w.text, w.base
     for level in ("secret", "confidential"):
-        if not w.has(level):
+        # CONFIDENTIAL is stated only with "classified"
+        if not w.has(level) or (level == "confidential" and not w.has("classified")):
             continue
-        for rel in w.word_positions((level,)):
-            if not w.lo <= rel + w.base < w.hi:
+        for pos in w.find_low(level):
+            rel = pos - base
+            if (rel > 0 and low[rel - 1].isalpha()) or low[rel + len(level) : rel + len(level) + 1].isalpha():
                 continue
             # the verb is at most "classified as the top " before the level: look for it before the subject
             near = max(0, rel - 26)
@@ -2257,7 +2262,7 @@ def _classified_statements(w: _Window) -> None:
                     said = None
             elif (
                 level == "secret"
-                and text[rel + w.base : rel + w.base + 6] in ("SECRET", "Secret")
+                and text[pos : pos + 6] in ("SECRET", "Secret")
                 and _IS_NEAR_RE.search(low, near, rel)
             ):
                 said = _IS_LEVEL_RE.search(low, max(0, rel - 200), rel)
@@ -2265,17 +2270,19 @@ def _classified_statements(w: _Window) -> None:
                 continue
             if _QUESTION_BEFORE_RE.search(low, max(0, said.start() - 12), said.start()):
                 continue
-            w.emit("classified.banner", said.start() + w.base, rel + len(level) + w.base)
+            w.emit("classified.banner", said.start() + base, pos + len(level))
 
 
 # A level spelled with a space between its letters ("S E C R E T // N O F O R N"), a way to slip a banner
 # past a word match. Upper case, and standing as a banner: alone on its line, before controls, or after a
 # "Classification:" label.
 _SPACED_LEVEL_RE = re.compile(
-    r"(?<![A-Za-z0-9])(?:T O P {1,3})?(?:S E C R E T|C O N F I D E N T I A L)(?![A-Za-z0-9])"
+    r"(?<![A-Za-z0-9])(?:(?:T O P {1,3})?(?:S E C R E T|C O N F I D E N T I A L)"
+    # dotted or hyphenated the same way: "S.E.C.R.E.T.", "S-E-C-R-E-T" (a dash folds to "-")
+    r"|(?:T([.\-])O\1P\1 ?)?S([.\-])E\2C\2R\2E\2T\2?)(?![A-Za-z0-9])"
 )
 _SPACED_CONTROLS_RE = re.compile(r"[ \t]*/{1,2}[ \t]*[A-Z]")
-_SPACED_PIECES = ("E C R E T", "N F I D E N")  # long needles: the fastest finds
+_SPACED_PIECES = ("E C R E T", "N F I D E N", "E.C.R.E.T", "E-C-R-E-T")  # long needles: the fastest finds
 
 
 def _spaced_levels(w: _Window) -> None:
