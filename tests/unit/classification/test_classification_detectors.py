@@ -459,6 +459,7 @@ MORE_POSITIVES = [
     ("Export classification: EAR, license required", "export.ear"),
     ("S.E.C.R.E.T. // NOFORN\nOps.", "classified.banner"),
     ("S-E-C-R-E-T\nOps.", "classified.banner"),
+    ("ITAR technical data: not releasable to foreign nationals. Is the annex ready?", "export.itar"),
     ("S\u2013E\u2013C\u2013R\u2013E\u2013T\nOps.", "classified.banner"),
 ]
 MORE_NEAR_MISSES = [
@@ -526,6 +527,7 @@ MORE_NEAR_MISSES = [
     "Export Control: None (EAR99)\nShipping label attached.",
     "Export classification: EAR99",
     "The S.E.C.R.E.T. society meets on Friday.",
+    "Is it legal to send ITAR technical data to a foreign national? Answer briefly.",
 ]
 
 

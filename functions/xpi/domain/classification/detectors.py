@@ -1481,6 +1481,16 @@ def _restriction_near(w: _Window, rel: int, rel_end: int) -> bool:
     return False
 
 
+_SENTENCE_STOP_RE = re.compile(r"[.?!\n]")
+
+
+def _in_question(low: str, rel: int) -> bool:
+    """True when the sentence going on at ``rel`` ends with a question mark: "Is it legal to send ITAR
+    technical data to a foreign national?" asks about a rule; it carries no notice."""
+    end = _SENTENCE_STOP_RE.search(low, rel, rel + 200)
+    return end is not None and end.group() == "?"
+
+
 def _export_notices(w: _Window) -> None:
     for category, rel, rel_end in _regime_terms(w):
         pos, end = rel + w.base, rel_end + w.base
@@ -1488,9 +1498,9 @@ def _export_notices(w: _Window) -> None:
         notice = -1 if office else _notice_before(w, rel, rel_end)
         if notice != -1:
             w.emit(category, notice, end)
-        elif (
-            w.text[pos:end] == "ITAR" and _upper_line_with(w.text, pos, end, _NOTICE_WORDS)
-        ) or _restriction_near(w, rel, rel_end):
+        elif (w.text[pos:end] == "ITAR" and _upper_line_with(w.text, pos, end, _NOTICE_WORDS)) or (
+            _restriction_near(w, rel, rel_end) and not _in_question(w.low, rel_end)
+        ):
             w.emit(category, pos, end)
     # BIS, the licensing office of the EAR, only in upper case and beside restriction language.
     for pos in w.find("BIS"):
