@@ -1481,7 +1481,8 @@ def _restriction_near(w: _Window, rel: int, rel_end: int) -> bool:
     return False
 
 
-_SENTENCE_STOP_RE = re.compile(r"[.?!\n]")
+# A sentence's end: its stop, or a paragraph break (a hard-wrapped sentence goes on after one line break).
+_SENTENCE_STOP_RE = re.compile(r"[.?!]|\n[ \t]*\n")
 
 
 def _in_question(low: str, rel: int) -> bool:
