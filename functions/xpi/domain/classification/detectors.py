@@ -895,14 +895,20 @@ _LINE_TAG_PREFIX_RE = re.compile(
 )
 
 
-def _opens_as_tag(text: str, start: int, end: int) -> bool:
+def _prefix_tag(text: str, start: int, end: int, before: re.Pattern[str]) -> bool:
+    """True when text[start:end] is a tag that ``before`` allows in front of it ("FOUO: ...", "CUI - ..."),
+    not a glossary entry spelling it out."""
     context = _line_context(text, start, end)
     return (
         context is not None
-        and _LINE_TAG_PREFIX_RE.match(context[0]) is not None
         and _TAG_SUFFIX_RE.match(context[1]) is not None
         and _EXPANSION_RE.match(context[1]) is None
+        and before.match(context[0]) is not None
     )
+
+
+def _opens_as_tag(text: str, start: int, end: int) -> bool:
+    return _prefix_tag(text, start, end, _LINE_TAG_PREFIX_RE)
 
 
 def _is_tag(text: str, start: int, end: int) -> bool:
@@ -910,13 +916,7 @@ def _is_tag(text: str, start: int, end: int) -> bool:
     head = text[max(0, start - 3) : start].rstrip(" ")
     if head.endswith("[") and text[end : end + 3].lstrip(" ").startswith("]"):
         return True
-    context = _line_context(text, start, end)
-    return (
-        context is not None
-        and _TAG_SUFFIX_RE.match(context[1]) is not None
-        and _EXPANSION_RE.match(context[1]) is None
-        and _TAG_PREFIX_RE.match(context[0]) is not None
-    )
+    return _prefix_tag(text, start, end, _TAG_PREFIX_RE)
 
 
 def _legacy_words(w: _Window) -> None:
@@ -1599,14 +1599,17 @@ _ECCN_RE = re.compile(
 )
 
 
-def _eccn(w: _Window) -> None:
-    if not w.has("eccn") and not w.has("export control classification"):
-        return
-    for match in w.low_iter(_ECCN_RE):
+def _emit_word_matches(w: _Window, pattern: re.Pattern[str], category: str) -> None:
+    """Each match of ``pattern`` over the window's lower-cased text that starts a word."""
+    for match in w.low_iter(pattern):
         rel = match.start()
-        if rel > 0 and w.low[rel - 1].isalnum():
-            continue
-        w.emit("export.eccn", rel + w.base, match.end() + w.base)
+        if rel == 0 or not w.low[rel - 1].isalnum():
+            w.emit(category, rel + w.base, match.end() + w.base)
+
+
+def _eccn(w: _Window) -> None:
+    if w.has("eccn") or w.has("export control classification"):
+        _emit_word_matches(w, _ECCN_RE, "export.eccn")
 
 
 # An item's place on the U.S. Munitions List down to its paragraph, the ITAR's counterpart of an ECCN:
@@ -1619,13 +1622,8 @@ _USML_RE = re.compile(
 
 
 def _usml_items(w: _Window) -> None:
-    if not w.has("usml"):
-        return
-    for match in w.low_iter(_USML_RE):
-        rel = match.start()
-        if rel > 0 and w.low[rel - 1].isalnum():
-            continue
-        w.emit("export.itar", rel + w.base, match.end() + w.base)
+    if w.has("usml"):
+        _emit_word_matches(w, _USML_RE, "export.itar")
 
 
 # An ECCN-shaped code without the label counts beside the words that place it on the Commerce Control List
