@@ -6,24 +6,22 @@ from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class _Answer(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from xpi.models.api_errors import ApiAnswer
 
 
-class Accepted(_Answer):
+class Accepted(ApiAnswer):
     request_id: str
     status: Literal["ACCEPTED"] = "ACCEPTED"
     links: dict[str, str]
 
 
-class ClearanceEntry(_Answer):
+class ClearanceEntry(ApiAnswer):
     category: str
     send: Literal["as_is", "redacted", "never"]
     models: list[str]
 
 
-class BudgetLeft(_Answer):
+class BudgetLeft(ApiAnswer):
     """One budget the caller's requests count against, today (UTC): its limits and what is left (null:
     that dimension is not limited)."""
 
@@ -36,7 +34,7 @@ class BudgetLeft(_Answer):
     usd_remaining: float | None = None
 
 
-class CallerModels(_Answer):
+class CallerModels(ApiAnswer):
     principal: str
     models: list[str]
     aliases: dict[str, str]
@@ -50,7 +48,7 @@ class CallerModels(_Answer):
     budgets: list[BudgetLeft] = []
 
 
-class BatchStatus(_Answer):
+class BatchStatus(ApiAnswer):
     """A batch as its status item stands (dumped without None: counts and URIs only when recorded)."""
 
     batch_id: str
@@ -66,12 +64,12 @@ class BatchStatus(_Answer):
     updated_at: str | None = None
 
 
-class AdminResult(_Answer):
+class AdminResult(ApiAnswer):
     action: Literal["policy", "routing", "redrive"]
     detail: dict[str, Any]
 
 
-class StoredConfig(_Answer):
+class StoredConfig(ApiAnswer):
     """A policy or routing change the admin path stored: its revision (what lineage records) and hash."""
 
     document: Literal["policy", "routing"]
@@ -81,41 +79,41 @@ class StoredConfig(_Answer):
     parameter_version: int = Field(description="the SSM parameter's version holding it")
 
 
-class RedriveStarted(_Answer):
+class RedriveStarted(ApiAnswer):
     """An SQS message move task started on the requests DLQ (it runs on after the answer)."""
 
     task_handle: str = Field(description="SQS's handle of the move task (ListMessageMoveTasks shows it)")
     messages_to_move: int = Field(description="the DLQ's approximate message count when it started")
 
 
-class Step(_Answer):
+class Step(ApiAnswer):
     step: str
     at: datetime
     elapsed_ms: int | None = None
 
 
-class ModelInfo(_Answer):
+class ModelInfo(ApiAnswer):
     requested: str | None = None
     resolved: str | None = None
     region: str | None = None
 
 
-class ClassificationInfo(_Answer):
+class ClassificationInfo(ApiAnswer):
     decision: Literal["allow", "redact", "block"]
     categories: dict[str, int] = {}
 
 
-class UsageInfo(_Answer):
+class UsageInfo(ApiAnswer):
     input_tokens: int = 0
     output_tokens: int = 0
 
 
-class ErrorInfo(_Answer):
+class ErrorInfo(ApiAnswer):
     code: str
     message: str = ""
 
 
-class CredentialInfo(_Answer):
+class CredentialInfo(ApiAnswer):
     """The commercial credential a request was answered with (dashboard routes only; never the key)."""
 
     type: str | None = None
@@ -123,7 +121,7 @@ class CredentialInfo(_Answer):
     age_s: int | None = None
 
 
-class ResultInfo(_Answer):
+class ResultInfo(ApiAnswer):
     text: str | None = None
     body: dict[str, Any] | None = None
     s3_uri: str | None = None
@@ -131,7 +129,7 @@ class ResultInfo(_Answer):
     stop_reason: str | None = None
 
 
-class RequestStatus(_Answer):
+class RequestStatus(ApiAnswer):
     request_id: str
     status: Literal["ACCEPTED", "COMPLETED", "FAILED", "BLOCKED"]
     caller_principal: str
@@ -148,12 +146,12 @@ class RequestStatus(_Answer):
     credential: CredentialInfo | None = None
 
 
-class RequestList(_Answer):
+class RequestList(ApiAnswer):
     generated_at: str
     requests: list[RequestStatus]
 
 
-class StatsBucket(_Answer):
+class StatsBucket(ApiAnswer):
     minute: str
     requests: int = 0
     errors: int = 0
@@ -162,7 +160,7 @@ class StatsBucket(_Answer):
     latency_p95_ms: int | None = None
 
 
-class ModelStats(_Answer):
+class ModelStats(ApiAnswer):
     requests: int = 0
     errors: int = 0
     throttles: int = 0
@@ -172,7 +170,7 @@ class ModelStats(_Answer):
     latency_p95_ms: int | None = None
 
 
-class Stats(_Answer):
+class Stats(ApiAnswer):
     generated_at: str
     minutes: int
     totals: dict[str, int]
@@ -196,7 +194,7 @@ STATS_MINUTES = IntQuery("minutes", default=60, low=1, high=1440)
 DASHBOARD_SINCE = timedelta(hours=1)  # how far back the feed reaches when `since` is not given
 
 
-class DashboardFilters(_Answer):
+class DashboardFilters(ApiAnswer):
     since: datetime
     status: str | None = None
     model: str | None = None
@@ -215,7 +213,7 @@ class FeedbackBody(BaseModel):
     comment: Annotated[str, Field(max_length=2000)] | None = None
 
 
-class FeedbackRecorded(_Answer):
+class FeedbackRecorded(ApiAnswer):
     request_id: str
     score: int
     comment_bytes: int
@@ -224,7 +222,7 @@ class FeedbackRecorded(_Answer):
     variant: str | None = None
 
 
-class VariantResults(_Answer):
+class VariantResults(ApiAnswer):
     variant: str
     model: str
     requests: int
@@ -241,7 +239,7 @@ class VariantResults(_Answer):
     positive_rate: float | None
 
 
-class VariantComparison(_Answer):
+class VariantComparison(ApiAnswer):
     variant: str
     against: str
     positive_z: float | None
@@ -251,14 +249,14 @@ class VariantComparison(_Answer):
     latency_p: float | None
 
 
-class StopVerdict(_Answer):
+class StopVerdict(ApiAnswer):
     decision: Literal["stop", "continue"]
     winner: str | None
     reason: str
     summary: str
 
 
-class ExperimentResults(_Answer):
+class ExperimentResults(ApiAnswer):
     experiment: str
     status: Literal["running", "stopped"]
     sticky: Literal["caller", "project"]

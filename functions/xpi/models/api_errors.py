@@ -21,11 +21,13 @@ ErrorCode = Literal[
 ]
 
 
-class _Answer(BaseModel):
+class ApiAnswer(BaseModel):
+    """Every answer of the API: no field beyond its contract."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class ProblemInfo(_Answer):
+class ProblemInfo(ApiAnswer):
     """Where a request is wrong (field names and positions; `*` for the caller's own keys) and how
     (pydantic's error type). Never a value."""
 
@@ -33,14 +35,14 @@ class ProblemInfo(_Answer):
     type: str
 
 
-class ErrorBody(_Answer):
+class ErrorBody(ApiAnswer):
     code: ErrorCode
     message: str = Field(description="the code's fixed message")
     request_id: str | None = None
     problems: list[ProblemInfo] | None = None
 
 
-class ErrorAnswer(_Answer):
+class ErrorAnswer(ApiAnswer):
     """Every error the API answers, in one shape (dumped without None: request_id only when known)."""
 
     error: ErrorBody

@@ -492,9 +492,9 @@ _COMMERCIAL_CELL_RE = re.compile(
     + "|".join(sorted(_COMMERCIAL_LABELS, key=len, reverse=True))
     + r")[ \t]*(?:[|\t,\"\]]|\Z)"
 )
-# "Classification: SECRET", and the same as a markup element: "<classification>SECRET".
 # A markup element that holds a marking: <classification>, <marking class="x">, <banner>.
 _MARKING_ELEMENT = r"<(?i:classification|marking|banner)(?:[ \t][^<>\n]{0,60})?>"
+# "Classification: SECRET", "Sensitivity: SECRET", and the same as a markup element: "<classification>SECRET".
 _CLASSIFICATION_LABEL_RE = re.compile(
     r"(?:(?i:classification|classified|sensitivity|security[ \t]+level)[ \t]*:|"
     + _MARKING_ELEMENT
@@ -816,19 +816,23 @@ _CUI_TOPIC_AFTER_RE = re.compile(
     r"course|module|requirements|rules|explained|quick)(?![A-Za-z])"
 )
 # A code comment that holds nothing but a marking: "% CUI", "// SECRET", "-- CUI", "<!-- CUI -->".
-_COMMENT_BEFORE_RE = re.compile(r"[ \t]*(?:%{1,2}|//|;{1,2}|--|<!--|/\*)[ \t]*\Z")
+_COMMENT_BEFORE_RE = re.compile(r"\A[ \t]*(?:%{1,2}|//|;{1,2}|--|<!--|/\*)[ \t]*\Z")
 _COMMENT_AFTER_RE = re.compile(r"[ \t]*(?:-->|\*/)?[ \t]*\Z")
+
+
+def _line_around(text: str, start: int, end: int, before: re.Pattern[str], after: re.Pattern[str]) -> bool:
+    """True when the line's text before text[start:end] ends as ``before`` says (searched) and the text
+    after it starts as ``after`` says (matched)."""
+    context = _line_context(text, start, end)
+    return (
+        context is not None and before.search(context[0]) is not None and after.match(context[1]) is not None
+    )
 
 
 def _alone_in_comment(text: str, start: int, end: int) -> bool:
     """An upper-case marking alone in a code or markup comment; the detectors that call it check the case
     ("// secret" above a key's line is about the key)."""
-    context = _line_context(text, start, end)
-    return (
-        context is not None
-        and _COMMENT_BEFORE_RE.match(context[0]) is not None
-        and _COMMENT_AFTER_RE.match(context[1]) is not None
-    )
+    return _line_around(text, start, end, _COMMENT_BEFORE_RE, _COMMENT_AFTER_RE)
 
 
 # A marking as a labelled value that ends its line or its pipe-separated field: "classification: CUI",
@@ -842,12 +846,7 @@ _MARKING_VALUE_END_RE = re.compile(r"[ \t]*(?:[\"']|</[A-Za-z]+>)?[ \t,;]*(?:\|.
 
 
 def _labelled_marking(text: str, start: int, end: int) -> bool:
-    context = _line_context(text, start, end)
-    return (
-        context is not None
-        and _MARKING_LABEL_RE.search(context[0]) is not None
-        and _MARKING_VALUE_END_RE.match(context[1]) is not None
-    )
+    return _line_around(text, start, end, _MARKING_LABEL_RE, _MARKING_VALUE_END_RE)
 
 
 _CUI_WORDS = "controlled unclassified information"
@@ -1325,6 +1324,10 @@ _NOUNS = (
 _CONTENT_SUBJECT = (
     r"\b(?:this|these|(?:the\s+)?(?:attached|enclosed|following))\s+(?:[a-z][a-z/-]*\s+){0,3}?" + _NOUNS
 )
+# The content a sentence places rather than points at: "the drawing below", "the data that follows".
+_PLACED_CONTENT = (
+    r"\bthe\s+(?:[a-z][a-z/-]*\s+){0,3}?" + _NOUNS + r"\s+(?:below|above|herein|that\s+follows?)"
+)
 _NOTICE_SUBJECT = (
     _CONTENT_SUBJECT + r"\s+(?:(?:may|might|could|also|hereby|herein)\s+)?"
     r"(?P<verb>is|are|contains?|includes?|has\s+been|have\s+been|was|were|falls?)\b"
@@ -1332,8 +1335,10 @@ _NOTICE_SUBJECT = (
 _GAP = r"(?:[^\n]|\n(?!\n)){0,160}"
 # A subject placed by where it stands: "the drawing below", "the data that follows".
 _PLACED_SUBJECT_RE = re.compile(
-    r"\bthe\s+(?:[a-z][a-z/-]*\s+){0,3}?" + _NOUNS + r"\s+(?:below|above|herein|that\s+follows?)\s+"
-    r"(?:(?:may|might|could|also|hereby)\s+)?(?P<verb>is|are|contains?|includes?)\b(?P<gap>" + _GAP + r")\Z"
+    _PLACED_CONTENT
+    + r"\s+(?:(?:may|might|could|also|hereby)\s+)?(?P<verb>is|are|contains?|includes?)\b(?P<gap>"
+    + _GAP
+    + r")\Z"
 )
 # A sentence that is the notice itself: "Technical data subject to the ITAR."
 _DATA_NOTICE_RE = re.compile(
@@ -1564,13 +1569,17 @@ _EXPORT_FIELD_RE = re.compile(
 )
 
 
+def _export_fields(w: _Window) -> None:
+    if not w.has("export") or not (w.has("itar") or w.has("ear")):
+        return
+    for pos in w.find_low("export"):
+        rel = pos - w.base
+        field = _EXPORT_FIELD_RE.match(w.low, rel) if rel == 0 or not w.low[rel - 1].isalpha() else None
+        if field is not None:
+            w.emit(_TAG_CATEGORY[field.group("regime")], pos, field.end() + w.base)
+
+
 def _controlled_tags(w: _Window) -> None:
-    if w.has("export") and (w.has("itar") or w.has("ear")):
-        for pos in w.find_low("export"):
-            rel = pos - w.base
-            field = _EXPORT_FIELD_RE.match(w.low, rel) if rel == 0 or not w.low[rel - 1].isalpha() else None
-            if field is not None:
-                w.emit(_TAG_CATEGORY[field.group("regime")], pos, field.end() + w.base)
     if not w.has("controlled") or not (w.has("itar") or w.has("ear") or w.has("export")):
         return
     low, base = w.low, w.base
@@ -2319,10 +2328,9 @@ def _spaced_levels(w: _Window) -> None:
 _CONTENT_STATEMENT_BEFORE_RE = re.compile(
     r"(?:"
     + _CONTENT_SUBJECT
-    + r"|\bthe\s+(?:[a-z][a-z/-]*\s+){0,3}?"
-    + _NOUNS
-    + r"\s+(?:below|above|herein|that\s+follows?))"
-    + r"\s+(?:(?:also|hereby|herein)\s+)?(?:contains?|includes?|is|are)\s+(?:marked\s+(?:as\s+)?)?\Z"
+    + r"|"
+    + _PLACED_CONTENT
+    + r")\s+(?:(?:also|hereby|herein)\s+)?(?:contains?|includes?|is|are)\s+(?:marked\s+(?:as\s+)?)?\Z"
 )
 # "is CUI compliant", "includes CUI training", "CUI-free": CUI naming a program or a quality, not the content.
 _CUI_NOT_CONTENT_RE = re.compile(
@@ -2380,6 +2388,7 @@ _DETECTORS: tuple[Callable[[_Window], None], ...] = (
     _export_notices,
     _export_banner,
     _controlled_tags,
+    _export_fields,
     _eccn,
     _eccn_in_context,
     _usml_items,
