@@ -461,6 +461,46 @@ MORE_POSITIVES = [
     ("S-E-C-R-E-T\nOps.", "classified.banner"),
     ("ITAR technical data: not releasable to foreign nationals. Is the annex ready?", "export.itar"),
     ("S\u2013E\u2013C\u2013R\u2013E\u2013T\nOps.", "classified.banner"),
+    # a legacy abbreviation said of the content, in any case for FOUO
+    ("This report is FOUO.", "cui.legacy"),
+    ("NOTE: output bundle is fouo - do not mirror it", "cui.legacy"),
+    ("heads up it's fouo, keep it in the channel", "cui.legacy"),
+    ("This email contains FOUO information.", "cui.legacy"),
+    ("The attached slides are SBU.", "cui.legacy"),
+    ("*** F.O.U.O. ***\nTraining roster", "cui.legacy"),
+    ("== FOUO ==\nTraining roster", "cui.legacy"),
+    # more of the content's own nouns
+    ("This deliverable contains CUI and must be stored on approved systems.", "cui.banner"),
+    ("Please note: this roster is Controlled Unclassified Information (CUI).", "cui.banner"),
+    # a distribution statement typed by hand: lower case, spaces before its colon, "dist" for distribution
+    ("distribution statement  e  :  dist authorized to dod components only", "export.distribution_statement"),
+    # labels as field names, and in the languages of the forms an agency receives
+    ('{"person": {"dod_id": "1402837561"}}', "pii.edipi"),
+    ('{"date_of_birth": "1972-05-19"}', "pii.dob"),
+    ("dateOfBirth=1972-05-19", "pii.dob"),
+    ('"social_security_number": "523-81-4460"', "pii.ssn"),
+    ("Fecha de nacimiento: 14/09/1991", "pii.dob"),
+    ("Date de naissance : 14/09/1991", "pii.dob"),
+    ("Geburtsdatum: 14.09.1991", "pii.dob"),
+    ("Número de pasaporte: G48213977", "pii.passport"),
+    ("Numéro de passeport : 18AV01234", "pii.passport"),
+    # a value aligned far from its label, separators as copied from a scanned form
+    ("   Date of birth:          07/22/1989", "pii.dob"),
+    ("SSN: 523-81-  4460", "pii.ssn"),
+    # columns: snake_case headers, an SQL INSERT's column list, columns aligned with spaces
+    ("id,bank_routing,account_number\n1,121000358,3378120945", "pii.bank_account"),
+    (
+        "INSERT INTO payout (vendor_id, routing_number, account_number)\nVALUES\n"
+        "  (3102, '021000021', '483920017745'),\n  (3107, '071000013', '000118842290');",
+        "pii.bank_account",
+    ),
+    (
+        "Name                 Grade   DoD ID (EDIPI)   Score\n"
+        "---------------------------------------------------\n"
+        "Blackwood, Teresa    GS-11   1247390581       96\n"
+        "Castellanos, Rafael  Capt    1398264017       88",
+        "pii.edipi",
+    ),
 ]
 MORE_NEAR_MISSES = [
     "The figures were derived from: the census.\nWe declassify on: request, as the policy says.",
@@ -528,6 +568,18 @@ MORE_NEAR_MISSES = [
     "Export classification: EAR99",
     "The S.E.C.R.E.T. society meets on Friday.",
     "Is it legal to send ITAR technical data to a foreign national? Answer briefly.",
+    # legacy abbreviations named, asked about or in other words, not said of the content
+    "What is FOUO? The marking was replaced by CUI in 2016.",
+    "The old marking is FOUO; the new one is CUI.",
+    "Is the report FOUO? Ask the security manager.",
+    "The LES office is closed on Friday; les documents sont prêts.",
+    "The F.O.U.O. marking is retired.",
+    # an aligned table whose bare Account column holds AWS accounts, with no routing column
+    "Service        Account         Region          Owner\n"
+    "billing        123456789012    us-gov-west-1   ops\n"
+    "audit          210987654321    us-gov-east-1   sec",
+    # an aligned table of part numbers and quantities
+    "Part            Qty    Lot         Date\nHousing, IMU    4      2024-117    2024-05-02",
 ]
 
 

@@ -868,6 +868,7 @@ def _cui_spelled_out(w: _Window) -> None:
 
 _LEGACY_ALONE = {
     "FOUO": frozenset({"FOUO"}),
+    "F.O.U.O": frozenset({"F.O.U.O", "F.O.U.O."}),
     "SBU": frozenset({"SBU", "SBU NOFORN", "SBU-NF", "SBU - NOFORN"}),
     "LES": frozenset({"LES"}),
     "LIMDIS": frozenset({"LIMDIS"}),
@@ -933,7 +934,9 @@ def _legacy_words(w: _Window) -> None:
             else:
                 bounds = _line_bounds(text, pos, end)
                 line = text[bounds[0] : bounds[1]].strip() if bounds is not None else ""
-                if line in alone_forms or (
+                if _alone_between_markup(text, pos, end):
+                    w.emit("cui.legacy", pos, end)
+                elif line in alone_forms or (
                     bounds is not None and _spelled_out_banner(text, line, bounds[0], bounds[1])
                 ):
                     w.emit("cui.legacy", pos, pos + len(line))
@@ -943,6 +946,19 @@ def _legacy_words(w: _Window) -> None:
                     and _LEGACY_VALUE_END_RE.match(text, end, bounds[1])
                 ):
                     w.emit("cui.legacy", pos, end)
+
+
+def _alone_between_markup(text: str, start: int, end: int) -> bool:
+    """The word alone on its line but for a banner's rules or markdown: "*** FOUO ***", "== SBU ==", and a
+    dotted form's last dot ("*** F.O.U.O. ***")."""
+    context = _line_context(text, start, end)
+    if context is None:
+        return False
+    prefix, suffix = context
+    if text[end - 2 : end - 1] == ".":
+        suffix = suffix.removeprefix(".")
+    prefix, suffix = _without_markup(prefix, suffix)
+    return not prefix.strip() and not suffix.strip()
 
 
 # A legacy marking as a handling label's whole value: "Handling: FOUO", "Caveat: LES."
@@ -1237,6 +1253,40 @@ def _tags_any_case(w: _Window) -> None:
 _LEGACY_PHRASES = ("for official use only", "sensitive but unclassified", "law enforcement sensitive")
 
 
+# "This report is FOUO.", "heads up it's fouo", "This email contains FOUO information": a
+# legacy abbreviation said of the content. FOUO in any case (no word is spelled so); SBU and LES in capitals
+# ("les" is French). Not when the subject is the marking itself ("The old marking was FOUO"), nor a question
+# ("What is FOUO?").
+_IS_LEGACY_RE = re.compile(
+    r"\b(?P<subject>[a-z][a-z0-9_-]*)(?:\s+(?:is|are)|['\u2019]s)\s+(?:marked\s+(?:as\s+)?)?\Z"
+)
+_LEGACY_META_SUBJECTS = frozenset(
+    {"what", "which", "who", "marking", "markings", "label", "labels", "term", "terms", "acronym",
+     "abbreviation", "caveat", "caveats", "word", "designation", "example", "answer", "meaning"}
+)  # fmt: skip
+
+
+def _legacy_statements(w: _Window) -> None:
+    low, text, base = w.low, w.text, w.base
+    hits = [(pos, 4) for pos in w.find_low("fouo")] if w.has("fouo") else []
+    hits += [(pos, 3) for needle in ("SBU", "LES") for pos in w.find(needle)]
+    for pos, length in hits:
+        if not _bounded(text, pos, pos + length):
+            continue
+        rel = pos - base
+        subject = _content_statement_before(low, rel)
+        if subject is None:
+            said = _IS_LEGACY_RE.search(low, max(0, rel - 40), rel)
+            if (
+                said is None
+                or said.group("subject") in _LEGACY_META_SUBJECTS
+                or _QUESTION_BEFORE_RE.search(low, max(0, said.start() - 12), said.start())
+            ):
+                continue
+            subject = said.start()
+        w.emit("cui.legacy", subject + base, pos + length)
+
+
 def _legacy_phrases(w: _Window) -> None:
     for phrase in _LEGACY_PHRASES:
         if not w.has(phrase):
@@ -1318,7 +1368,9 @@ _NOUNS = (
     r"spreadsheets?|workbooks?|briefings?|memos?|memorand(?:um|a|ums)|letters?|tables?|charts?|images?|"
     r"photos?|photographs?|videos?|recordings?|transcripts?|notes?|paragraphs?|sections?|chapters?|"
     r"annex(?:es)?|appendi(?:x|ces)|passages?|summar(?:y|ies)|text|drafts?|folders?|director(?:y|ies)|"
-    r"repositor(?:y|ies)|repos?|channels?|threads?|workspaces?)"
+    r"repositor(?:y|ies)|repos?|channels?|threads?|workspaces?|rosters?|lists?|forms?|sheets?|datasets?|"
+    r"databases?|logs?|packets?|bundles?|archives?|plans?|tickets?|decks?|notebooks?|extracts?|dumps?|"
+    r"deliverables?|submissions?|proposals?)"
 )
 # The content a sentence is about: "this document", "the attached two drawings", "these files".
 _CONTENT_SUBJECT = (
@@ -1684,8 +1736,9 @@ def _eccn_in_context(w: _Window) -> None:
 
 
 _DIST_STATEMENT_RE = re.compile(r"distribution\s+statement\s*([a-f])(?![a-z0-9])")
+_DIST_HEADING_END_RE = re.compile(r"[ \t]*[.:\-]")  # "Distribution Statement F.", "statement  e  :"
 _DIST_AUTHORIZED_RE = re.compile(
-    r"distribution\s+(?:is\s+)?authori[sz]ed\s+to\s+(?:u\.\s?s\.|us\b|the\s+u\.\s?s\.|dod\b|the\s+dod\b|"
+    r"(?:distribution|dist\.?)\s+(?:is\s+)?authori[sz]ed\s+to\s+(?:u\.\s?s\.|us\b|the\s+u\.\s?s\.|dod\b|the\s+dod\b|"
     r"department\s+of\s+defense|the\s+department\s+of\s+defense|doe\b|nasa\b)"
 )
 
@@ -1716,7 +1769,7 @@ def _distribution_statements(w: _Window) -> None:
                 w.text[pos : pos + 22].isupper()
                 or _DIST_AUTHORIZED_RE.search(low, match.end(), match.end() + 200)
                 or (
-                    low[match.end() : match.end() + 1] in (".", ":", "-")
+                    _DIST_HEADING_END_RE.match(low, match.end())
                     and _DIST_TERMS_RE.search(low, match.end(), match.end() + 200)
                 )
             ):
@@ -1856,7 +1909,8 @@ _MONTH_NUMBER = {
 _DOB_TAIL_RE = re.compile(
     # a format hint may stand between the label and the date: "Date of Birth (MM/DD/YYYY): 01/31/1970"
     r"(?:[ \t]*\((?:mm|dd|yy|yyyy|m|d)(?:[/.\-](?:mm|dd|yy|yyyy|m|d)){2}\))?"
-    r"[^0-9a-z\n]{0,6}(?:(?:is|was|on|of)[^0-9a-z\n]{1,4}){0,2}(?<![0-9])(?:"
+    # a form's columns may align the value far from its label: "Date of birth:          07/22/1989"
+    r"[^0-9a-z\n]{0,6}[ \t]{0,40}(?:(?:is|was|on|of)[^0-9a-z\n]{1,4}){0,2}(?<![0-9])(?:"
     r"(?P<a>[0-9]{1,2})[/.\-](?P<b>[0-9]{1,2})[/.\-](?P<y1>[0-9]{4}|[0-9]{2})"
     r"|(?P<y2>[0-9]{4})(?P<s2>[/.\-])(?P<m2>[0-9]{1,2})(?P=s2)(?P<d2>[0-9]{1,2})"
     r"|(?P<mn3>" + _MONTHS + r")(?:\s+|-)(?P<d3>[0-9]{1,2})(?:st|nd|rd|th)?(?:,?\s+|-)(?P<y3>[0-9]{4})"
@@ -1912,17 +1966,45 @@ def _dob_value(match: re.Match[str]) -> tuple[int, int] | None:
 _Label = tuple[
     str, tuple[str, ...], tuple[str, ...], re.Pattern[str], Callable[[re.Match[str]], tuple[int, int] | None]
 ]
+
+
+_DOB_LABELS = (
+    "date of birth", "date-of-birth", "birth date", "birth-date", "birthdate", "dob", "d.o.b", "born",
+    "fecha de nacimiento", "date de naissance", "geburtsdatum", "data di nascita", "data de nascimento",
+)  # fmt: skip
+
+
+def _key_forms(words: tuple[str, ...]) -> tuple[str, ...]:
+    """Each label also as a field name writes it: "dod_id", "date_of_birth", "social_security" (a camel-case
+    key lower-cases to the form without spaces: "dateOfBirth")."""
+    forms = dict.fromkeys(words)
+    for word in words:
+        if " " in word:
+            forms.update(dict.fromkeys((word.replace(" ", "_"), word.replace(" ", ""))))
+    return tuple(forms)
+
+
 # category, gates (cheap substrings: skip the labels when none occurs), labels (lower case), the value
-# pattern that follows a label, the span of a valid value
+# pattern that follows a label, the span of a valid value. The labels of the forms an agency handles in other
+# languages as well: Spanish, French, German, Italian and Portuguese.
 _LABELLED: tuple[_Label, ...] = (
     (
         "pii.ssn",
-        ("ssn", "social sec", "ss#"),
-        ("ssn", "social security", "ss#"),
-        _value_tail(r"[0-9]{3}[\- ]?[0-9]{2}[\- ]?[0-9]{4}"),
+        _key_forms(("ssn", "social sec", "ss#")),
+        _key_forms(("ssn", "social security", "ss#")),
+        # separators as typed or copied from a form: "523-81-4460", "523 81 4460", "523-81-  4460"
+        _value_tail(r"[0-9]{3}[\- ]{0,3}[0-9]{2}[\- ]{0,3}[0-9]{4}"),
         _ssn_value,
     ),
-    ("pii.passport", ("passport",), ("passport",), _value_tail(r"[a-z]{0,2}[0-9]{6,9}"), _any_value),
+    (
+        "pii.passport",
+        ("passport", "pasaporte", "passeport", "reisepass", "passaport"),
+        ("passport", "pasaporte", "passeport", "reisepass", "passaporto", "passaporte"),
+        # letters and digits as each country issues them ("G48213977", France's "18AV01234", Germany's
+        # "C01X00T47"): six to nine of them, at least four digits
+        _value_tail(r"(?=[a-z0-9]{6,9}(?![0-9a-z]))(?:[a-z]*[0-9]){4}[a-z0-9]*"),
+        _any_value,
+    ),
     (
         "pii.aba_routing",
         ("routing", "aba", "rtn"),
@@ -1933,14 +2015,14 @@ _LABELLED: tuple[_Label, ...] = (
     (
         "pii.edipi",
         ("dod", "dipi", "di-pi"),
-        ("edipi", "edi-pi", "dod id", "dodid", "dod identification"),
+        _key_forms(("edipi", "edi-pi", "dod id", "dodid", "dod identification")),
         _value_tail(r"[0-9]{10}"),
         _any_value,
     ),
     (
         "pii.dob",
-        ("birth", "dob", "d.o.b", "born"),
-        ("date of birth", "date-of-birth", "birth date", "birth-date", "birthdate", "dob", "d.o.b", "born"),
+        ("birth", "dob", "d.o.b", "born", "nacimiento", "naissance", "geburtsdatum", "nascita", "nascimento"),
+        _key_forms(_DOB_LABELS),
         _DOB_TAIL_RE,
         _dob_value,
     ),
@@ -2048,7 +2130,9 @@ _COLUMNS: tuple[_Column, ...] = (
     ),
     (
         "pii.aba_routing",
-        re.compile(r"(?:aba|rtn|routing)(?:\s+(?:number|no\.?|#|num))?|aba\s+routing(?:\s+number)?"),
+        re.compile(
+            r"(?:aba|rtn|(?:bank\s+)?routing)(?:\s+(?:number|no\.?|#|num))?|aba\s+routing(?:\s+number)?"
+        ),
         re.compile(r"[0-9]{9}"),
         aba_routing_is_valid,
     ),
@@ -2091,14 +2175,42 @@ _MAX_TABLE_ROWS = 100_000
 
 
 def _split_cells(line: str, delimiter: str) -> list[tuple[int, str]]:
-    """(offset in line, stripped text) of each cell; a markdown row's outer pipes open no cells."""
+    """(offset in line, stripped text) of each cell; a markdown row's outer pipes open no cells. A cell's
+    quotes and an SQL row's parentheses are not its text: `('021000021', '4839200177')`."""
     cells: list[tuple[int, str]] = []
+    if delimiter == _ALIGNED:
+        for match in _ALIGNED_CELL_RE.finditer(line):
+            raw, offset = match.group(), match.start()
+            stripped = _cell_text(raw)
+            cells.append((offset + raw.find(stripped) if stripped else offset, stripped))
+        return cells
     offset = 0
     for raw in line.split(delimiter):
-        stripped = raw.strip().strip('"')
+        stripped = _cell_text(raw)
         cells.append((offset + raw.find(stripped) if stripped else offset, stripped))
         offset += len(raw) + len(delimiter)
     return cells
+
+
+def _cell_text(raw: str) -> str:
+    cell = raw.strip().strip("\"'")
+    if cell.startswith("(") and ")" not in cell:
+        cell = cell[1:]
+    if cell.endswith(")") and "(" not in cell:
+        cell = cell[:-1]
+    return cell.strip().strip("\"'")
+
+
+# Columns aligned with spaces (a report printed in a fixed-width font): cells are set apart by two spaces or
+# more, and a header has at least three of them.
+_ALIGNED = "  "
+_ALIGNED_CELL_RE = re.compile(r"\S+(?: \S+)*")
+_ALIGNED_HEADER_RE = re.compile(r"\S(?: {2,}\S+(?: \S+)*){2,}")
+_ALIGNED_RULE_RE = re.compile(r"[ \t\-=+]+\Z")
+
+
+def _in_row(line: str, delimiter: str) -> bool:
+    return (_ALIGNED_HEADER_RE.search(line) is not None) if delimiter == _ALIGNED else delimiter in line
 
 
 def _delimiter(line: str) -> str | None:
@@ -2110,6 +2222,8 @@ def _delimiter(line: str) -> str | None:
         return "\\t"  # a TSV inside a JSON string
     if "," in line:
         return ","
+    if _ALIGNED_HEADER_RE.search(line):
+        return _ALIGNED
     return None
 
 
@@ -2156,7 +2270,7 @@ def _column_headers(w: _Window) -> None:
         header = _split_cells(line, delimiter)
         if sum(1 for _, cell in header if cell) < 2:
             continue
-        names = [cell.lower() for _, cell in header]
+        names = [_header_name(cell) for _, cell in header]
         has_routing = any(_COLUMNS[4][1].fullmatch(name) for name in names)
         columns: list[tuple[int, str, re.Pattern[str], Callable[[str], bool] | None]] = []
         for index, name in enumerate(names):
@@ -2168,6 +2282,14 @@ def _column_headers(w: _Window) -> None:
                     break
         if columns:
             _table_rows(w, bounds[1], delimiter, len(header), columns)
+
+
+def _header_name(cell: str) -> str:
+    """A header as the column patterns match it: lower case, "account_number" as "account number", and a
+    trailing gloss dropped ("DoD ID (EDIPI)" is "dod id")."""
+    name = cell.lower().replace("_", " ")
+    gloss = name.find(" (")
+    return name[:gloss] if gloss > 0 and name.endswith(")") else name
 
 
 def _table_rows(
@@ -2189,7 +2311,13 @@ def _table_rows(
         end = text.find("\\n" if escaped else "\n", start)
         end = len(text) if end == -1 else end
         line = text[start:end]
-        if not line.strip() or delimiter not in line:
+        if line.strip().upper() == "VALUES":  # an SQL INSERT: its column list, then its rows
+            start = end + (2 if escaped else 1)
+            continue
+        if delimiter == _ALIGNED and _ALIGNED_RULE_RE.match(line) and start == line_break.end():
+            start = end + (2 if escaped else 1)  # the rule under an aligned header
+            continue
+        if not line.strip() or not _in_row(line, delimiter):
             return
         if not (delimiter == "|" and _MARKDOWN_RULE_RE.match(line)):
             cells = _split_cells(line, delimiter)
@@ -2379,6 +2507,7 @@ _DETECTORS: tuple[Callable[[_Window], None], ...] = (
     _cui_spelled_out,
     _legacy_words,
     _legacy_phrases,
+    _legacy_statements,
     _designation_indicator,
     _slashed_markings,
     _mixed_case_levels,
