@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import quopri
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -652,8 +653,23 @@ def unicode_separators(data: st.DataObject, p: Positive) -> Positive:
     return _with_core(p, "".join(out))
 
 
+def html_entities(data: st.DataObject, p: Positive) -> Positive:
+    """Characters of the core written as HTML character references, as a web page's source has them:
+    spaces as ``&nbsp;``, others as ``&#NN;`` or ``&#xHH;`` (at least one)."""
+    chosen = set(data.draw(st.lists(st.integers(0, len(p.core) - 1), min_size=1), label="positions"))
+    hexadecimal = data.draw(st.booleans(), label="hexadecimal")
+
+    def reference(c: str) -> str:
+        if c == " ":
+            return "&nbsp;"
+        return f"&#x{ord(c):X};" if hexadecimal else f"&#{ord(c)};"
+
+    return _with_core(p, "".join(reference(c) if i in chosen else c for i, c in enumerate(p.core)))
+
+
 OBFUSCATIONS: dict[str, Obfuscation] = {
     "case": random_case,
+    "html_entities": html_entities,
     "fullwidth": fullwidth,
     "zero_width": zero_width,
     "confusable": confusable,
@@ -690,7 +706,15 @@ def json_string_unescaped(text: str) -> str:
     return '{"id": 7, "note": ' + json.dumps(text, ensure_ascii=False) + "}"
 
 
+def quoted_printable_mail(text: str) -> str:
+    """The text as a quoted-printable e-mail body: long lines broken with soft line breaks, "=" and
+    non-ASCII characters escaped."""
+    body = quopri.encodestring(text.encode("utf-8")).decode("ascii")
+    return f"Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\n\n{body}"
+
+
 WRAPPERS: dict[str, Callable[[str], str]] = {
+    "quoted_printable_mail": quoted_printable_mail,
     "markdown_row": markdown_row,
     "csv_cell": csv_cell,
     "log_line": log_line,

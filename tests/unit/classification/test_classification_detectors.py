@@ -501,6 +501,24 @@ MORE_POSITIVES = [
         "Castellanos, Rafael  Capt    1398264017       88",
         "pii.edipi",
     ),
+    # the content placed by a line, or named by more nouns
+    ("Everything below the dashed line is classified secret, keep it on the high side.", "classified.banner"),
+    ("heads up, everything below this line is CUI (privacy). do not forward", "cui.banner"),
+    ("Note this excerpt is classified SECRET, so keep it here.", "classified.banner"),
+    ("Marking: cui (basic) -- keep on the internal wiki", "cui.banner"),
+    # a typed double dash sets off a tag as a dash does
+    ("EXPORT CONTROLLED  --  ITAR   do not copy to the shared drive", "export.itar"),
+    # a legacy phrase wrapped onto the next line
+    ("UNCLASSIFIED//FOR OFFICIAL USE\nONLY\n\nMeeting notes", "cui.legacy"),
+    # XML: the intelligence community's markings, an export attribute
+    ('<ism:Document ism:classification="S" ism:ownerProducer="USA">', "classified.banner"),
+    ('<Compliance exportJurisdiction="ITAR" usmlCategory="IV"/>', "export.itar"),
+    # an ECCN with its sub-paragraphs, export words near it; an ECCN after a dot leader; beside EAR99
+    ("Classification came back: the mill is 2B001.b.2, so the order needs a BIS license.", "export.eccn"),
+    ("Q2. Provide ECCN per part number:\n  VM-LNA-2640  ..........  3A001.b.4.a", "export.eccn"),
+    ("  ECCN .......................  6A001.a.2.b", "export.eccn"),
+    ("vendor paperwork says 3A001.a.7 on the board, not EAR99", "export.eccn"),
+    ("Export classification per sponsor: 5E001.a", "export.eccn"),
 ]
 MORE_NEAR_MISSES = [
     "The figures were derived from: the census.\nWe declassify on: request, as the policy says.",
@@ -578,6 +596,14 @@ MORE_NEAR_MISSES = [
     "Service        Account         Region          Owner\n"
     "billing        123456789012    us-gov-west-1   ops\n"
     "audit          210987654321    us-gov-east-1   sec",
+    # lower-case "cui" among the values a tag may take
+    "Tag DataClassification missing. Allowed values: public | internal | sensitive | cui",
+    # a line that merely talks about a line
+    "Everything below the fold loads lazily.",
+    # ECCN-shaped catalogue codes with no export words near them
+    "Catalogue: drawer 3A001.b holds the M3 washers; drawer 2B991 the hex keys.",
+    # an attribute naming no level
+    '<title ism:classification="U">Annex D</title>',
     # an aligned table of part numbers and quantities
     "Part            Qty    Lot         Date\nHousing, IMU    4      2024-117    2024-05-02",
 ]

@@ -288,6 +288,9 @@ _HAS_GATES = {
     "export control": "export",
     "export administration": "export",
     "export controlled": "export control",
+    "export classification": "export",
+    "license exception": "licen",
+    "licence exception": "licen",
     "arms export control act": "export control",
     "export control classification": "export control",
     "export administration regulations": "export administration",
@@ -799,12 +802,32 @@ def _cui_banners(w: _Window) -> None:
             ):
                 category = "cui.specified" if kind.group(1).lower() == "specified" else "cui.banner"
                 w.emit(category, pos, kind.end())
-    # "Cui" or "cui" in any case alone on a line or in a field (a table cell, a JSON string line).
+    # "Cui" or "cui" in any case alone on a line or in a field (a table cell, a JSON string line), not in a
+    # list of the levels a scheme allows ("Allowed values: public | internal | sensitive | cui"); or after a
+    # marking's label ("Marking: cui (basic) -- keep it on the wiki").
     if w.has("cui"):
         for pos in w.find_low("cui"):
             end = pos + 3
-            if text[pos:end] != "CUI" and _bounded(text, pos, end) and _alone_in_field(text, pos, end):
+            if text[pos:end] == "CUI" or not _bounded(text, pos, end):
+                continue
+            if (_alone_in_field(text, pos, end) and not _among_levels(text, pos, end)) or _line_around(
+                text, pos, end, _MARKING_LABEL_RE, _LOOSE_VALUE_END_RE
+            ):
                 w.emit("cui.banner", pos, end)
+
+
+# What may follow a marking's lower-case value after its label: its kind, then the line's end or a break.
+_LOOSE_VALUE_END_RE = re.compile(
+    r"[ \t]*(?:\((?i:basic|specified)\))?[ \t]*(?:\Z|[|;,]|--|-[ \t]|[\u2013\u2014])"
+)
+_OTHER_LEVELS_RE = re.compile(r"(?i:\b(?:public|internal|sensitive|restricted|private|proprietary)\b)")
+
+
+def _among_levels(text: str, start: int, end: int) -> bool:
+    """A lower-case "cui" among other levels of a data-classification scheme on its line: a list of the
+    values a tag may take, not a marking."""
+    bounds = _line_bounds(text, start, end)
+    return bounds is not None and _OTHER_LEVELS_RE.search(text, bounds[0], bounds[1]) is not None
 
 
 # "CUI Basic" and "CUI Specified" standing as a banner.
@@ -880,7 +903,7 @@ _TAG_PREFIX_RE = re.compile(
     r"(?:[^\n]*(?:[|\t,\"\]]|:[ \t]))?[ \t]*(?:[-*>][ \t]+)?"
     r"(?:(?i:subject|subj|title|re|fw|fwd)[ \t]*:[ \t]*)*(?:\[[^\]\n]{0,20}\][ \t]*)*\Z"
 )
-_TAG_SUFFIX_RE = re.compile(r"[ \t]*[:|]|[ \t]+[-\u2013\u2014][ \t]")
+_TAG_SUFFIX_RE = re.compile(r"[ \t]*[:|]|[ \t]+(?:--?|[\u2013\u2014])[ \t]")  # "--" is a typed dash
 # A glossary entry ("FOUO: For Official Use Only") spells the marking out; it is not a tag.
 _EXPANSION_RE = re.compile(
     r"[ \t]*[:|\-\u2013\u2014][ \t]*[\"'(]?(?i:for official|sensitive but|law enforcement|limited dis|"
@@ -1287,20 +1310,41 @@ def _legacy_statements(w: _Window) -> None:
         w.emit("cui.legacy", subject + base, pos + length)
 
 
+def _wrapped(phrase: str) -> re.Pattern[str]:
+    """``phrase`` broken over two lines at one of its spaces ("FOR OFFICIAL USE" then "ONLY")."""
+    words = phrase.split()
+    cuts = (
+        r"[ \t]+".join(words[:cut]) + r"[ \t]*\n[ \t]*" + r"[ \t]+".join(words[cut:])
+        for cut in range(1, len(words))
+    )
+    return re.compile("|".join(cuts))
+
+
+# Each phrase, with its wrapped form and the word that gates it, its longest (looked for only in windows
+# holding a line break and that word).
+_LEGACY_WRAPPED = tuple(
+    (phrase, max(phrase.split(), key=len), _wrapped(phrase)) for phrase in _LEGACY_PHRASES
+)
+
+
+def _legacy_phrase_hits(w: _Window) -> Iterator[tuple[int, int]]:
+    for phrase, gate, wrapped in _LEGACY_WRAPPED:
+        if w.has(phrase):
+            yield from ((pos, pos + len(phrase)) for pos in w.find_low(phrase))
+        elif w.has(gate) and w.has("\n"):  # a window holding the phrase whole is not searched again
+            yield from ((m.start() + w.base, m.end() + w.base) for m in w.low_iter(wrapped))
+
+
 def _legacy_phrases(w: _Window) -> None:
-    for phrase in _LEGACY_PHRASES:
-        if not w.has(phrase):
+    for pos, end in _legacy_phrase_hits(w):
+        # Upper case is how markings are written; "for official use only" in a sentence is prose, unless
+        # the sentence says it of the content ("This message contains Law Enforcement Sensitive ...").
+        if w.text[pos:end].isupper() or _alone_in_field(w.text, pos, end) or _is_tag(w.text, pos, end):
+            w.emit("cui.legacy", pos, end)
             continue
-        for pos in w.find_low(phrase):
-            end = pos + len(phrase)
-            # Upper case is how markings are written; "for official use only" in a sentence is prose, unless
-            # the sentence says it of the content ("This message contains Law Enforcement Sensitive ...").
-            if w.text[pos:end].isupper() or _alone_in_field(w.text, pos, end) or _is_tag(w.text, pos, end):
-                w.emit("cui.legacy", pos, end)
-                continue
-            subject = _content_statement_before(w.low, pos - w.base)
-            if subject is not None:
-                w.emit("cui.legacy", subject + w.base, end)
+        subject = _content_statement_before(w.low, pos - w.base)
+        if subject is not None:
+            w.emit("cui.legacy", subject + w.base, end)
     # The single-slash style in any case: "unclassified/fouo", "(u/fouo)".
     low, text = w.low, w.text
     for control in ("/fouo", "/les", "/sbu"):
@@ -1370,15 +1414,18 @@ _NOUNS = (
     r"annex(?:es)?|appendi(?:x|ces)|passages?|summar(?:y|ies)|text|drafts?|folders?|director(?:y|ies)|"
     r"repositor(?:y|ies)|repos?|channels?|threads?|workspaces?|rosters?|lists?|forms?|sheets?|datasets?|"
     r"databases?|logs?|packets?|bundles?|archives?|plans?|tickets?|decks?|notebooks?|extracts?|dumps?|"
-    r"deliverables?|submissions?|proposals?)"
+    r"deliverables?|submissions?|proposals?|excerpts?|snippets?|portions?)"
 )
 # The content a sentence is about: "this document", "the attached two drawings", "these files".
 _CONTENT_SUBJECT = (
     r"\b(?:this|these|(?:the\s+)?(?:attached|enclosed|following))\s+(?:[a-z][a-z/-]*\s+){0,3}?" + _NOUNS
 )
-# The content a sentence places rather than points at: "the drawing below", "the data that follows".
+# The content a sentence places rather than points at: "the drawing below", "the data that follows",
+# "everything below this line", "everything below the dashed line".
 _PLACED_CONTENT = (
-    r"\bthe\s+(?:[a-z][a-z/-]*\s+){0,3}?" + _NOUNS + r"\s+(?:below|above|herein|that\s+follows?)"
+    r"(?:\bthe\s+(?:[a-z][a-z/-]*\s+){0,3}?" + _NOUNS + r"\s+(?:below|above|herein|that\s+follows?)"
+    r"|\beverything\s+(?:(?:below|above|after|under)\s+(?:this|the)\s+(?:[a-z][a-z/-]*\s+){0,2}?"
+    r"(?:line|point|break|divider|separator|rule|marker)|below|above|that\s+follows))"
 )
 _NOTICE_SUBJECT = (
     _CONTENT_SUBJECT + r"\s+(?:(?:may|might|could|also|hereby|herein)\s+)?"
@@ -1611,14 +1658,28 @@ def _export_banner(w: _Window) -> None:
 _CONTROLLED_TAG_BEFORE_RE = re.compile(r"(?:^|\n)[ \t]*(?:[-*>#][ \t]*)*(?P<regime>itar|ear|export)[- ]\Z")
 _CONTROLLED_TAG_AFTER_RE = re.compile(
     r"(?:[ \t]+(?:technical[ \t]+)?(?:data|information))?(?:[ \t]*\((?:eci|ctd)\))?"
-    r"(?:[ \t]*:(?![ \t]*(?:no|none|n/a|false|not\b))|[ \t]+[-\u2013\u2014][ \t]|[ \t]*(?:\n|\Z))"
+    r"(?:[ \t]*:(?![ \t]*(?:no|none|n/a|false|not\b))|[ \t]+(?:--?|[\u2013\u2014])[ \t]|[ \t]*(?:\n|\Z))"
 )
 _TAG_CATEGORY = {"itar": "export.itar", "ear": "export.ear", "export": "export.banner"}
 # A form's export field naming the regime: "Export Control: ITAR", "Export controls: EAR" (not "EAR99").
+# "Export Control: ITAR", and as a field or attribute: export_control: EAR, exportJurisdiction="ITAR".
 _EXPORT_FIELD_RE = re.compile(
-    r"export[ \t]+(?:control(?:s|led)?|classification|jurisdiction)[ \t]*:[ \t]*"
+    r"export[ \t_-]*(?:control(?:s|led)?|classification|jurisdiction)[\"']?[ \t]*[:=][ \t]*[\"']?"
     r"(?P<regime>itar|ear)(?![a-z0-9])"
 )
+
+
+# The intelligence community's XML markings (ISM): a level in an `ism:classification` attribute; "U" is
+# unclassified.
+_ISM_LEVEL_RE = re.compile(
+    r"ism:classification[ \t]*=[ \t]*[\"'](?:ts|s|c|r|top secret|secret|confidential)[\"']"
+)
+
+
+def _ism_levels(w: _Window) -> None:
+    if w.has("ism:classification"):
+        for match in w.low_iter(_ISM_LEVEL_RE):
+            w.emit("classified.banner", match.start() + w.base, match.end() + w.base)
 
 
 def _export_fields(w: _Window) -> None:
@@ -1695,31 +1756,56 @@ _ECCN_SHAPE_RE = re.compile(
 )
 _ECCN_CONTEXT_RE = re.compile(
     r"\beccns?\b|classified\s+(?:as|under)|commerce\s+control\s+list|\bccl\b|licen[cs]e\s+exception|"
-    r"export\s+classification|\bear\b"
+    r"export\s+classification|\bear\b|\bear99\b"
 )
-_ECCN_ANCHORS = ("eccn", "classified as", "classified under", "commerce control", "ccl")
+_ECCN_ANCHORS = (
+    "eccn", "classified as", "classified under", "commerce control", "ccl", "export classification",
+    "license exception", "licence exception",
+)  # fmt: skip
+# An ECCN down to its sub-paragraph ("3A001.b.4.a", "7D003.a") is no catalogue's shape: it counts with export
+# vocabulary anywhere near it, not only in its own sentence ("Classification came back: the mill is
+# 2B001.b.2 ... we'll need a BIS license").
+_ECCN_PARAGRAPH_RE = re.compile(r"[0-9][A-E][0-9]{3}\.[a-z]")
+_ECCN_WIDE_ANCHORS = ("export", "licen")
+_ECCN_WIDE_CONTEXT_RE = re.compile(
+    r"\beccns?\b|export|\bbis\b|licen[cs]es?\b|\bear\b|\bear99\b|commerce\s+control|\bccl\b|classification"
+)
+_ECCN_WIDE = 400
 _EXAMPLE_BEFORE_RE = re.compile(r"(?:like|such\s+as|e\.\s?g\.,?|for\s+example|example|say)[\s:,]*\Z")
 
 
 def _eccn_in_context(w: _Window) -> None:
     low, text, base = w.low, w.text, w.base
     anchors = sorted(
-        [pos - base for anchor in _ECCN_ANCHORS if w.has(anchor) for pos in w.find_low(anchor)]
-        + [pos - base for pos in w.find("EAR") if _bounded(text, pos, pos + 3)]
+        [(pos - base, 170) for anchor in _ECCN_ANCHORS if w.has(anchor) for pos in w.find_low(anchor)]
+        # "EAR", and "EAR99" beside an ECCN ("says 3A001.a.7, not EAR99"): from the one search for "EAR"
+        + [
+            (pos - base, 170)
+            for pos in w.find("EAR")
+            if _bounded(text, pos, pos + 3) or text[pos + 3 : pos + 5] == "99"
+        ]
+        + [
+            (pos - base, _ECCN_WIDE)
+            for anchor in _ECCN_WIDE_ANCHORS
+            if w.has(anchor)
+            for pos in w.find_low(anchor)
+        ]
     )
     if not anchors:
         return
     # ECCN-shaped codes only near an anchor; the ranges are merged, so each character is scanned once.
     candidates: list[re.Match[str]] = []
     scanned = w.lo - base
-    for anchor in anchors:
-        lo, hi = max(scanned, anchor - 170), min(w.hi - base, anchor + 170)
+    for anchor, reach in anchors:
+        lo, hi = max(scanned, anchor - reach), min(w.hi - base, anchor + reach)
         if lo < hi:
             candidates.extend(_ECCN_SHAPE_RE.finditer(text, lo + base, hi + base))
             scanned = hi
     for match in candidates:
         rel, rel_end = match.start() - base, match.end() - base
-        line_start = max(low.rfind("\n", max(0, rel - 160), rel), low.rfind(". ", max(0, rel - 160), rel)) + 1
+        line_start = (
+            max(low.rfind("\n", max(0, rel - 160), rel), _sentence_stop(low, max(0, rel - 160), rel)) + 1
+        )
         line_end = low.find("\n", rel_end, rel_end + 160)
         line_end = rel_end + 160 if line_end == -1 else line_end
         sentence_end = low.find(". ", rel_end, line_end)
@@ -1728,11 +1814,23 @@ def _eccn_in_context(w: _Window) -> None:
             not hit.group().startswith("ear") or text.startswith("EAR", hit.start() + base)
             for hit in _ECCN_CONTEXT_RE.finditer(low, line_start, line_end)
         )
-        if not any(in_context):
+        if not any(in_context) and not (
+            _ECCN_PARAGRAPH_RE.match(match.group())
+            and _ECCN_WIDE_CONTEXT_RE.search(low, max(0, rel - _ECCN_WIDE), rel_end + _ECCN_WIDE)
+        ):
             continue  # no context, or only "the inner ear", which is no regulation
         if "?" in low[rel_end:line_end] or _EXAMPLE_BEFORE_RE.search(low, max(0, rel - 24), rel):
             continue
         w.emit("export.eccn", match.start(), match.end())
+
+
+def _sentence_stop(low: str, lo: int, hi: int) -> int:
+    """The last ". " in ``low[lo:hi]`` that ends a sentence, not a dot leader's ("ECCN ........  6A001"); -1
+    when there is none."""
+    stop = low.rfind(". ", lo, hi)
+    while stop > lo and low[stop - 1] == ".":
+        stop = low.rfind(". ", lo, stop - 1)
+    return stop
 
 
 _DIST_STATEMENT_RE = re.compile(r"distribution\s+statement\s*([a-f])(?![a-z0-9])")
@@ -2194,11 +2292,13 @@ def _split_cells(line: str, delimiter: str) -> list[tuple[int, str]]:
 
 def _cell_text(raw: str) -> str:
     cell = raw.strip().strip("\"'")
-    if cell.startswith("(") and ")" not in cell:
-        cell = cell[1:]
-    if cell.endswith(")") and "(" not in cell:
-        cell = cell[:-1]
-    return cell.strip().strip("\"'")
+    if "(" in cell or ")" in cell:
+        if cell.startswith("(") and ")" not in cell:
+            cell = cell[1:]
+        if cell.endswith(")") and "(" not in cell:
+            cell = cell[:-1]
+        cell = cell.strip().strip("\"'")
+    return cell
 
 
 # Columns aligned with spaces (a report printed in a fixed-width font): cells are set apart by two spaces or
@@ -2378,7 +2478,7 @@ def _nato_levels(w: _Window) -> None:
 # The subject is atomic: its first noun must be followed by the verb ("This section explains how documents
 # are classified secret" is about documents in general, not this section).
 _CLASSIFIED_AS_RE = re.compile(
-    r"(?>" + _CONTENT_SUBJECT + r")\s+(?:is|are|was|were|has\s+been|have\s+been)\s+"
+    r"(?>" + _CONTENT_SUBJECT + r"|" + _PLACED_CONTENT + r")\s+(?:is|are|was|were|has\s+been|have\s+been)\s+"
     r"(?P<verb>classified|marked)\s+(?:as\s+|at\s+(?:the\s+)?)?(?:top\s+)?\Z"
 )
 
@@ -2508,6 +2608,7 @@ _DETECTORS: tuple[Callable[[_Window], None], ...] = (
     _legacy_words,
     _legacy_phrases,
     _legacy_statements,
+    _ism_levels,
     _designation_indicator,
     _slashed_markings,
     _mixed_case_levels,

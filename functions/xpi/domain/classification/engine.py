@@ -9,6 +9,7 @@ from .categories import placeholder
 from .detectors import scan
 from .models import Assessment, Decision, Detection, Detector, Finding, Segment
 from .normalize import normalize
+from .render import render
 
 _UNINSPECTABLE_KINDS = frozenset({"image", "binary"})
 
@@ -16,16 +17,19 @@ _UNINSPECTABLE_KINDS = frozenset({"image", "binary"})
 def detect(text: str, extra_detectors: Sequence[Detector] = ()) -> list[Detection]:
     """Every detection in ``text`` (built-in and extra detectors), sorted by position, duplicates removed.
 
-    The built-in detectors run on the normalized text (fullwidth forms, format characters, confusable
-    letters, Unicode dashes and spaces folded; see ``normalize``) and their spans are mapped back to
+    The built-in detectors run on the rendered and normalized text (HTML character references,
+    quoted-printable and RTF rendered, see ``render``; fullwidth forms, format characters, confusable
+    letters, Unicode dashes and spaces folded, see ``normalize``) and their spans are mapped back to
     ``text``: from the first to the last original character the match came from, so a redaction replaces
     exactly the characters that were sent. Extra detectors get ``text`` itself and answer in its offsets.
     Overlapping detections of the same category are merged into one span.
     """
-    folded = normalize(text)
+    rendered = render(text)
+    folded = normalize(text if rendered is None else rendered.text)
     found = scan(folded.text, folded.ascii_case, folded.lower)
-    if not folded.identity:
-        found = {Detection(det.category, *folded.original_span(det.start, det.end)) for det in found}
+    for step in (folded, rendered):
+        if step is not None and not step.identity:
+            found = {Detection(det.category, *step.original_span(det.start, det.end)) for det in found}
     for detector in extra_detectors:
         for det in detector.detect(text):
             if not 0 <= det.start <= det.end <= len(text):
