@@ -371,6 +371,11 @@ ADVERSARIAL_INPUTS = {
     "rules around words": "--- CUI ---\n" * 3500,
     "digits and separators": "1 - " * 10000,
     "at signs": "@" * 40000,
+    "legacy statements": "the file is fouo " * 2400,
+    "wrapped regime names": "arms\nexport control act " * 1700,
+    "printout headers": "name dob city account card routing passport\n" * 900,
+    "character references": "&#47;" * 8000,
+    "quoted-printable": "Content-Transfer-Encoding: quoted-printable\n" + "=2F=\n" * 8000,
 }
 
 

@@ -519,6 +519,28 @@ MORE_POSITIVES = [
     ("  ECCN .......................  6A001.a.2.b", "export.eccn"),
     ("vendor paperwork says 3A001.a.7 on the board, not EAR99", "export.eccn"),
     ("Export classification per sponsor: 5E001.a", "export.eccn"),
+    # a double-slash legacy marking in lower case
+    ("u//fouo - merci de ne pas diffuser en dehors de la cellule.", "cui.legacy"),
+    # the content the writer hands over
+    ("fyi the intake packet I'm pasting is CUI (privacy/health), keep it here", "cui.banner"),
+    # a regime's name wrapped onto the next line of a notice
+    (
+        "WARNING - This file contains technical data whose export is restricted by the Arms\n"
+        "Export Control Act (Title 22, U.S.C., Sec 2751, et seq.).",
+        "export.itar",
+    ),
+    # columns named in other languages, and a printout's columns under names parted by one space
+    ("Nome | Data de nascimento | Passaporte\nBruno Alves | 17/02/1991 | FX284061", "pii.passport"),
+    (
+        "         full_name passport_no nationality    birth_dt\n"
+        "14   Marcus Feldman   583920174         USA  1975-10-14",
+        "pii.dob",
+    ),
+    (
+        "          mrn          pt_name         dob sex  last_visit\n"
+        "812  00412288   Greer, Lucille  1948-03-30   F  2024-01-22",
+        "pii.dob",
+    ),
 ]
 MORE_NEAR_MISSES = [
     "The figures were derived from: the census.\nWe declassify on: request, as the policy says.",
@@ -604,6 +626,12 @@ MORE_NEAR_MISSES = [
     "Catalogue: drawer 3A001.b holds the M3 washers; drawer 2B991 the hex keys.",
     # an attribute naming no level
     '<title ism:classification="U">Annex D</title>',
+    # legacy markings named in a sentence's list
+    "Agencies had their own labels: For Official Use Only, Sensitive But Unclassified, and dozens more.",
+    # a sentence holding header words, a number on the next line
+    "Bring your passport and dob papers to the desk\n123456789 is the ticket number",
+    # a printout whose dob column holds no dates
+    "name dob city\nAnn unknown Reno",
     # an aligned table of part numbers and quantities
     "Part            Qty    Lot         Date\nHousing, IMU    4      2024-117    2024-05-02",
 ]

@@ -1160,6 +1160,11 @@ def _mixed_case_levels(w: _Window) -> None:
 _CSV_CELL_MAX_WORDS = 8
 
 
+def _in_sentence_list(text: str, start: int, end: int) -> bool:
+    bounds = _line_bounds(text, start, end)
+    return bounds is not None and _is_sentence_list(text[bounds[0] : bounds[1]])
+
+
 def _is_sentence_list(line: str) -> bool:
     """True when a line's commas separate the pieces of a sentence ("three levels, Top Secret, Secret and
     Confidential, and who assigns them."): a space after every comma, as prose has and CSV writers do not
@@ -1297,17 +1302,19 @@ def _legacy_statements(w: _Window) -> None:
         if not _bounded(text, pos, pos + length):
             continue
         rel = pos - base
-        subject = _content_statement_before(low, rel)
-        if subject is None:
-            said = _IS_LEGACY_RE.search(low, max(0, rel - 40), rel)
-            if (
-                said is None
-                or said.group("subject") in _LEGACY_META_SUBJECTS
-                or _QUESTION_BEFORE_RE.search(low, max(0, said.start() - 12), said.start())
+        said = _IS_LEGACY_RE.search(low, max(0, rel - 40), rel)
+        if said is not None:
+            if said.group("subject") in _LEGACY_META_SUBJECTS or _QUESTION_BEFORE_RE.search(
+                low, max(0, said.start() - 12), said.start()
             ):
                 continue
-            subject = said.start()
-        w.emit("cui.legacy", subject + base, pos + length)
+            subject: int | None = said.start()
+        elif "contain" in low[max(0, rel - 12) : rel] or "include" in low[max(0, rel - 12) : rel]:
+            subject = _content_statement_before(low, rel)  # "This email contains FOUO information"
+        else:
+            continue
+        if subject is not None:
+            w.emit("cui.legacy", subject + base, pos + length)
 
 
 def _wrapped(phrase: str) -> re.Pattern[str]:
@@ -1339,20 +1346,25 @@ def _legacy_phrases(w: _Window) -> None:
     for pos, end in _legacy_phrase_hits(w):
         # Upper case is how markings are written; "for official use only" in a sentence is prose, unless
         # the sentence says it of the content ("This message contains Law Enforcement Sensitive ...").
-        if w.text[pos:end].isupper() or _alone_in_field(w.text, pos, end) or _is_tag(w.text, pos, end):
+        if (
+            w.text[pos:end].isupper()
+            or (_alone_in_field(w.text, pos, end) and not _in_sentence_list(w.text, pos, end))
+            or _is_tag(w.text, pos, end)
+        ):
             w.emit("cui.legacy", pos, end)
             continue
         subject = _content_statement_before(w.low, pos - w.base)
         if subject is not None:
             w.emit("cui.legacy", subject + w.base, end)
-    # The single-slash style in any case: "unclassified/fouo", "(u/fouo)".
+    # The single- or double-slash style in any case: "unclassified/fouo", "(u/fouo)", "u//fouo".
     low, text = w.low, w.text
     for control in ("/fouo", "/les", "/sbu"):
         if not w.has(control[1:]) or not w.has(control):
             continue
         for pos in w.find_low(control):
             end = pos + len(control)
-            level = _LEVEL_BEFORE_SLASHES_RE.search(low, max(0, pos - w.base - 20), pos - w.base)
+            slashes = pos - w.base - (1 if low[pos - w.base - 1 : pos - w.base] == "/" else 0)
+            level = _LEVEL_BEFORE_SLASHES_RE.search(low, max(0, slashes - 20), slashes)
             if level is not None and _bounded(text, pos + 1, end) and level.group(2) in ("unclassified", "u"):
                 w.emit("cui.legacy", level.start(2) + w.base, end)
 
@@ -1425,7 +1437,11 @@ _CONTENT_SUBJECT = (
 _PLACED_CONTENT = (
     r"(?:\bthe\s+(?:[a-z][a-z/-]*\s+){0,3}?" + _NOUNS + r"\s+(?:below|above|herein|that\s+follows?)"
     r"|\beverything\s+(?:(?:below|above|after|under)\s+(?:this|the)\s+(?:[a-z][a-z/-]*\s+){0,2}?"
-    r"(?:line|point|break|divider|separator|rule|marker)|below|above|that\s+follows))"
+    r"(?:line|point|break|divider|separator|rule|marker)|below|above|that\s+follows)"
+    # "the intake packet I'm pasting", "the files we are sending": the content the writer hands over
+    r"|\bthe\s+(?:[a-z][a-z/-]*\s+){0,3}?" + _NOUNS + r"\s+(?:(?:that|which)\s+)?"
+    r"(?:i'm|i\s+am|we're|we\s+are|i've|we've|i\s+have|we\s+have)\s+(?:just\s+)?"
+    r"(?:past|shar|send|attach|post|forward|upload|sen)(?:ing|ed|t)?)"
 )
 _NOTICE_SUBJECT = (
     _CONTENT_SUBJECT + r"\s+(?:(?:may|might|could|also|hereby|herein)\s+)?"
@@ -1478,6 +1494,14 @@ _EAR_ANCHORS = (
     ("export administration act", re.compile(r"export administration act")),
     ("bureau of industry and security", re.compile(r"bureau of industry and security")),
 )
+# The regimes' names of several words: each with its words (all present in a window: the gate) and its
+# form wrapped over two lines.
+_WRAPPED_REGIMES = tuple(
+    (category, tuple(sorted(anchor.split(), key=len, reverse=True)), _wrapped(anchor))
+    for category, anchors in (("export.itar", _ITAR_ANCHORS), ("export.ear", _EAR_ANCHORS))
+    for anchor, _ in anchors
+    if " " in anchor
+)
 # Restriction language: what a notice says about its content even when it never says "export"
 # ("Transfer to a foreign person requires prior written approval from DDTC", "may not be transferred to
 # any foreign national without authorization"). Beside a regime, office or citation in the same paragraph
@@ -1529,6 +1553,21 @@ def _is_notice(low: str, match: re.Match[str], rel_end: int) -> bool:
     return contains and _CONTENT_AFTER_RE.match(low, rel_end, rel_end + 40) is not None
 
 
+def _wrapped_regime_terms(w: _Window) -> Iterator[tuple[str, int, int]]:
+    """A regime's name wrapped onto the next line ("... restricted by the Arms" / "Export Control Act")."""
+    if not w.has("\n"):
+        return
+    low, base = w.low, w.base
+    for category, words, wrapped in _WRAPPED_REGIMES:
+        if all(w.has(word) for word in words):  # the longest first: most windows stop there
+            first = wrapped.pattern.split("[", 1)[0]  # the name's first word, found at C speed
+            for pos in w.find_low(first):
+                rel = pos - base
+                match = wrapped.match(low, rel)
+                if match is not None and not (rel > 0 and low[rel - 1].isalnum()):
+                    yield category, rel, match.end()
+
+
 def _regime_terms(w: _Window) -> Iterator[tuple[str, int, int]]:
     """(category, start, end) of each ITAR or EAR term in the own range; positions relative to ``low``."""
     low = w.low
@@ -1541,6 +1580,7 @@ def _regime_terms(w: _Window) -> Iterator[tuple[str, int, int]]:
                 match = pattern.match(low, rel)
                 if match is not None and not (rel > 0 and low[rel - 1].isalnum()):  # not "guitar"
                     yield category, rel, match.end()
+    yield from _wrapped_regime_terms(w)
     for anchor in ("cfr", "c.f.r"):
         if not w.has(anchor):
             continue
@@ -2204,25 +2244,30 @@ _Column = tuple[str, re.Pattern[str], re.Pattern[str], Callable[[str], bool] | N
 _COLUMNS: tuple[_Column, ...] = (
     (
         "pii.ssn",
-        re.compile(r"(?:ssn|ss#|social\s+security(?:\s+(?:number|no\.?|#|num))?)"),
+        re.compile(r"(?:ssn(?:\s+(?:nbr|num|no))?|ss#|social\s+security(?:\s+(?:number|no\.?|#|num|nbr))?)"),
         re.compile(r"[0-9]{3}[\- ]?[0-9]{2}[\- ]?[0-9]{4}"),
         _ssn_cell,
     ),
     (
         "pii.dob",
-        re.compile(r"(?:dob|d\.o\.b\.?|date\s+of\s+birth|birth\s*date|birthday)"),
+        re.compile(
+            r"(?:dob|d\.o\.b\.?|date\s+of\s+birth|birth\s*(?:date|dt)|birthday|fecha\s+de\s+nacimiento|"
+            r"date\s+de\s+naissance|geburtsdatum|data\s+di\s+nascita|data\s+de\s+nascimento)"
+        ),
         re.compile(r"[0-9a-z][0-9a-z ,./\-]{4,20}", re.IGNORECASE),
         _dob_cell,
     ),
     (
         "pii.passport",
-        re.compile(r"passport(?:\s+(?:number|no\.?|#|num))?"),
+        re.compile(
+            r"(?:passport|pasaporte|passeport|reisepass|passaporto|passaporte)(?:\s+(?:number|no\.?|#|num|nr\.?))?"
+        ),
         re.compile(r"[A-Za-z]{0,2}[0-9]{6,9}"),
         None,
     ),
     (
         "pii.edipi",
-        re.compile(r"(?:edipi|edi-pi|dod\s*id(?:\s+(?:number|no\.?|#))?)"),
+        re.compile(r"(?:(?:dod\s+)?edipi|edi-pi|dod\s*id(?:\s+(?:number|no\.?|#))?)"),
         re.compile(r"[0-9]{10}"),
         None,
     ),
@@ -2250,7 +2295,9 @@ _COLUMNS: tuple[_Column, ...] = (
 )
 # Where a header word may start; each hit is then matched against the header words at that place.
 _HEADER_GATES = ("ssn", "ss#", "social sec", "dob", "d.o.b", "birth", "passport", "dipi", "di-pi", "dod",
-                 "aba", "rtn", "routing", "account", "acct", "card", "eccn")  # fmt: skip
+                 "aba", "rtn", "routing", "account", "acct", "card", "eccn", "nacimiento", "naissance",
+                 "geburtsdatum", "nascita", "nascimento", "pasaporte", "passeport", "reisepass",
+                 "passaport")  # fmt: skip
 
 
 def _header_words(w: _Window) -> Iterator[int]:
@@ -2276,6 +2323,8 @@ def _split_cells(line: str, delimiter: str) -> list[tuple[int, str]]:
     """(offset in line, stripped text) of each cell; a markdown row's outer pipes open no cells. A cell's
     quotes and an SQL row's parentheses are not its text: `('021000021', '4839200177')`."""
     cells: list[tuple[int, str]] = []
+    if delimiter == _POSITIONAL:
+        return [(match.start(), match.group()) for match in _RUN_RE.finditer(line)]
     if delimiter == _ALIGNED:
         for match in _ALIGNED_CELL_RE.finditer(line):
             raw, offset = match.group(), match.start()
@@ -2307,6 +2356,15 @@ _ALIGNED = "  "
 _ALIGNED_CELL_RE = re.compile(r"\S+(?: \S+)*")
 _ALIGNED_HEADER_RE = re.compile(r"\S(?: {2,}\S+(?: \S+)*){2,}")
 _ALIGNED_RULE_RE = re.compile(r"[ \t\-=+]+\Z")
+# A printout's columns under names parted by single spaces: each value is the run of characters under its
+# column's name (right- or left-aligned to it).
+_POSITIONAL = " "
+_RUN_RE = re.compile(r"\S+")
+# Three to twenty-four names and nothing a sentence has: no punctuation at a name's end.
+_PRINTOUT_NAME = r"[^\s.,;:?!]*[^\s.,;:?!\)]"
+_PRINTOUT_HEADER_RE = re.compile(
+    r"[ \t]*(?:" + _PRINTOUT_NAME + r"[ \t]+){2,23}" + _PRINTOUT_NAME + r"[ \t]*"
+)
 
 
 def _in_row(line: str, delimiter: str) -> bool:
@@ -2316,14 +2374,13 @@ def _in_row(line: str, delimiter: str) -> bool:
 def _delimiter(line: str) -> str | None:
     if line.count("|") >= 2:
         return "|"
-    if "\t" in line:
-        return "\t"
-    if "\\t" in line:
-        return "\\t"  # a TSV inside a JSON string
-    if "," in line:
-        return ","
+    for delimiter in ("\t", "\\t", ","):  # "\\t": a TSV inside a JSON string
+        if delimiter in line:
+            return delimiter
     if _ALIGNED_HEADER_RE.search(line):
         return _ALIGNED
+    if _PRINTOUT_HEADER_RE.fullmatch(line):
+        return _POSITIONAL  # a printout's header, names parted by one space (pandas, R, a terminal)
     return None
 
 
@@ -2367,21 +2424,68 @@ def _column_headers(w: _Window) -> None:
         delimiter = _delimiter(line)
         if delimiter is None:
             continue
-        header = _split_cells(line, delimiter)
-        if sum(1 for _, cell in header if cell) < 2:
-            continue
-        names = [_header_name(cell) for _, cell in header]
-        has_routing = any(_COLUMNS[4][1].fullmatch(name) for name in names)
-        columns: list[tuple[int, str, re.Pattern[str], Callable[[str], bool] | None]] = []
-        for index, name in enumerate(names):
-            for category, header_re, value_re, validator in _COLUMNS:
-                if header_re.fullmatch(name):
-                    if category == "pii.bank_account" and not (has_routing or name[:1] == "b" or " " in name):
-                        continue  # a bare "Account" column is an AWS account, a customer: not a bank account
-                    columns.append((index, category, value_re, validator))
-                    break
-        if columns:
+        header, columns = _header_columns(line, delimiter)
+        if not columns and delimiter == _ALIGNED:
+            # a printout whose names are parted by one space here, two there ("pt_name   dob sex")
+            delimiter = _POSITIONAL
+            header, columns = _header_columns(line, delimiter)
+        if columns and delimiter == _POSITIONAL:
+            _positional_rows(w, bounds[1], header, columns)
+        elif columns:
             _table_rows(w, bounds[1], delimiter, len(header), columns)
+
+
+_ColumnSpec = tuple[int, str, re.Pattern[str], Callable[[str], bool] | None]
+
+
+def _header_columns(line: str, delimiter: str) -> tuple[list[tuple[int, str]], list[_ColumnSpec]]:
+    """A header line's cells, and the columns among them that name an identifier."""
+    header = _split_cells(line, delimiter)
+    if sum(1 for _, cell in header if cell) < 2:
+        return header, []
+    names = [_header_name(cell) for _, cell in header]
+    has_routing = any(_COLUMNS[4][1].fullmatch(name) for name in names)
+    columns: list[_ColumnSpec] = []
+    for index, name in enumerate(names):
+        for category, header_re, value_re, validator in _COLUMNS:
+            if header_re.fullmatch(name):
+                if category == "pii.bank_account" and not (has_routing or name[:1] == "b" or " " in name):
+                    continue  # a bare "Account" column is an AWS account, a customer: not a bank account
+                columns.append((index, category, value_re, validator))
+                break
+    return header, columns
+
+
+def _positional_rows(
+    w: _Window,
+    header_end: int,
+    header: list[tuple[int, str]],
+    columns: list[_ColumnSpec],
+) -> None:
+    """The rows under a printout's header: each column's value is the run of characters that overlaps its
+    name. The table ends at a blank line or at the first row whose values do not fit their columns, so a
+    sentence that merely holds a header word costs one line."""
+    text = w.text
+    start = header_end + 1
+    for _ in range(_MAX_TABLE_ROWS):
+        if start >= len(text):
+            return
+        end = text.find("\n", start)
+        end = len(text) if end == -1 else end
+        line = text[start:end]
+        if not line.strip():
+            return
+        if not _ALIGNED_RULE_RE.match(line):
+            runs = [(m.start(), m.end()) for m in _RUN_RE.finditer(line)]
+            for index, category, value_re, validator in columns:
+                name_start, name = header[index]
+                run = next((r for r in runs if r[0] < name_start + len(name) and r[1] > name_start), None)
+                cell = line[run[0] : run[1]] if run is not None else ""
+                if not (value_re.fullmatch(cell) and (validator is None or validator(cell))):
+                    return
+                if not (category == "export.eccn" and cell.upper() == "EAR99"):
+                    w.emit(category, start + run[0], start + run[1])  # type: ignore[index]
+        start = end + 1
 
 
 def _header_name(cell: str) -> str:
