@@ -701,6 +701,11 @@ def json_string(text: str) -> str:
     return '{"id": 7, "note": ' + json.dumps(text) + "}"
 
 
+def json_after_line_break(text: str) -> str:
+    """The text on a JSON string's second line: right after an escaped line break (``\\n``)."""
+    return '{"id": 7, "note": ' + json.dumps("Notes from the call:\n" + text) + "}"
+
+
 def json_string_unescaped(text: str) -> str:
     """A JSON string as written with ``ensure_ascii=False``: non-ASCII characters left as they are."""
     return '{"id": 7, "note": ' + json.dumps(text, ensure_ascii=False) + "}"
@@ -719,6 +724,7 @@ WRAPPERS: dict[str, Callable[[str], str]] = {
     "csv_cell": csv_cell,
     "log_line": log_line,
     "json_string": json_string,
+    "json_after_line_break": json_after_line_break,
 }
 
 # --- near-misses --------------------------------------------------------------------------------------

@@ -541,6 +541,21 @@ MORE_POSITIVES = [
         "812  00412288   Greer, Lucille  1948-03-30   F  2024-01-22",
         "pii.dob",
     ),
+    # after a JSON string's escaped line break, or in an iCalendar field
+    ('{"note": "Notes from the call:\\nTOP SECRET\\nDeployment order attached."}', "classified.banner"),
+    ('{"note": "call:\\nSSN: 219-45-8832 on file"}', "pii.ssn"),
+    ("DESCRIPTION:Join by phone\\n(571) 372-0198\\nConference ID: 448 210", "pii.phone"),
+    # "(C)" with a year after it, among paragraphs that open with "(U)"
+    (
+        "(U) Scholars debated the statute.\n\n(C) The 2011 arrangement was never sent to Congress.",
+        "classified.portion",
+    ),
+    # "This <thing> is classified CONFIDENTIAL", whatever the thing
+    ("1. This ECP is classified CONFIDENTIAL in its entirety.", "classified.banner"),
+    # the spelled-out words wrapped onto the next line of a statement
+    ("The contents of this record are Controlled\nUnclassified Information (CUI).", "cui.banner"),
+    # spaced letters with spaced slashes
+    ("S E C R E T  / /  N O F O R N\nproofread this", "classified.banner"),
 ]
 MORE_NEAR_MISSES = [
     "The figures were derived from: the census.\nWe declassify on: request, as the policy says.",
@@ -630,6 +645,10 @@ MORE_NEAR_MISSES = [
     "Agencies had their own labels: For Official Use Only, Sensitive But Unclassified, and dozens more.",
     # a sentence holding header words, a number on the next line
     "Bring your passport and dob papers to the desk\n123456789 is the ticket number",
+    # "(C)" before a year where no paragraph carries a portion mark: a copyright
+    "(C) 2019 Harborline Freight, all rights reserved.\n\nShipping terms follow.",
+    # "this <thing> is classified" with no level after it
+    "This ticket is classified as low priority.",
     # a printout whose dob column holds no dates
     "name dob city\nAnn unknown Reno",
     # an aligned table of part numbers and quantities

@@ -325,10 +325,13 @@ def _is_word_char(char: str) -> bool:
 
 
 def _bounded(text: str, start: int, end: int) -> bool:
-    """True when text[start:end] is a whole word (no letter, digit or underscore glued to either side)."""
-    return (start == 0 or not _is_word_char(text[start - 1])) and (
-        end >= len(text) or not _is_word_char(text[end])
-    )
+    """True when text[start:end] is a whole word (no letter, digit or underscore glued to either side). An
+    escaped line break or tab before it in a JSON string ("\\nSECRET") is no letter of a word."""
+    return (
+        start == 0
+        or not _is_word_char(text[start - 1])
+        or (text[start - 2 : start - 1] == "\\" and text[start - 1] in "ntr")
+    ) and (end >= len(text) or not _is_word_char(text[end]))
 
 
 def _line_bounds(text: str, start: int, end: int) -> tuple[int, int] | None:
@@ -365,8 +368,8 @@ def _line_context(text: str, start: int, end: int, *, json_start: bool = False) 
     escaped_after = min((i for i in (suffix.find("\\n"), suffix.find("\\r")) if i != -1), default=-1)
     if escaped_before != -1:
         prefix = prefix[escaped_before + 2 :]
-    elif _JSON_STRING_START_RE.search(prefix) and (json_start or escaped_after != -1):
-        prefix = ""
+    elif _JSON_STRING_START_RE.search(prefix) and (json_start or escaped_after != -1 or not suffix.strip()):
+        prefix = ""  # (a blank rest of the line: the string's escaped line break, rendered as one)
     if escaped_after != -1:
         suffix = suffix[:escaped_after]
     elif escaped_before != -1 and suffix.lstrip(" \t").startswith('"'):
@@ -714,8 +717,9 @@ def _opens_paragraph(text: str, start: int, end: int) -> bool:
     if not (first.isupper() or first.isdigit() or first in "\"'(\u201c"):
         return False
     context = _line_context(text, start, end, json_start=True)
-    if context is None:
-        return bool(_SENTENCE_END_RE.search(text[max(0, start - 8) : start]))
+    if context is None:  # a paragraph longer than a line may be: opening it, or a sentence, counts
+        before = text[max(0, start - 8) : start]
+        return start == 0 or before.endswith("\n") or bool(_SENTENCE_END_RE.search(before))
     prefix = context[0]
     if _PORTION_PREFIX_RE.match(prefix) or _FIELD_START_RE.search(prefix):
         return True
@@ -747,7 +751,7 @@ def _portion_marks(w: _Window) -> None:
         # With '//' controls the mark is unmistakable; a bare one must stand where portion marks stand.
         if not controls and (
             not _opens_paragraph(text, start, end)
-            or (level == "C" and _COPYRIGHT_TAIL_RE.match(text, end, end + 160))
+            or (level == "C" and _COPYRIGHT_TAIL_RE.match(text, end, end + 160) and not _among_portions(w))
             or (len(level) == 1 and _in_letter_list(w, start, end))
         ):
             continue
@@ -761,6 +765,12 @@ def _portion_marks(w: _Window) -> None:
         if text[start:end].isupper() or not _opens_paragraph(text, start, end):
             continue
         w.emit(_portion_category(match.group(1).upper(), "") or "cui.legacy", start, end)
+
+
+def _among_portions(w: _Window) -> bool:
+    """Paragraphs of the window open with an unclassified portion mark, "(U) ...": a "(C)" opening another is
+    its portion mark even with a year after it ("(C) The 2011 arrangement ..."), not a copyright."""
+    return any(_opens_paragraph(w.text, pos, pos + 3) for pos in w.find("(U)"))
 
 
 _PORTION_ANY_CASE_RE = re.compile(r"\((ts|cui|fouo|sbu|les)\)")
@@ -1426,7 +1436,7 @@ _NOUNS = (
     r"annex(?:es)?|appendi(?:x|ces)|passages?|summar(?:y|ies)|text|drafts?|folders?|director(?:y|ies)|"
     r"repositor(?:y|ies)|repos?|channels?|threads?|workspaces?|rosters?|lists?|forms?|sheets?|datasets?|"
     r"databases?|logs?|packets?|bundles?|archives?|plans?|tickets?|decks?|notebooks?|extracts?|dumps?|"
-    r"deliverables?|submissions?|proposals?|excerpts?|snippets?|portions?)"
+    r"deliverables?|submissions?|proposals?|excerpts?|snippets?|portions?|handouts?)"
 )
 # The content a sentence is about: "this document", "the attached two drawings", "these files".
 _CONTENT_SUBJECT = (
@@ -1968,13 +1978,20 @@ def _long_digit_runs(text: str, end: int, projected: str | None = None) -> Itera
 
 # Matches a run (all digits and separators) exactly when it holds nine digits: one C call per run.
 _NINE_DIGITS_RE = re.compile(r"(?:[0-9][ ().\-]*){9}")
-_SSN_RE = re.compile(r"(?<![\w\-])([0-9]{3})([\- ])([0-9]{2})\2([0-9]{4})(?![\w\-]|\.[0-9])")
+# A number may follow a JSON or iCalendar string's escaped line break or tab ("phone\\n571-372-0198"): the
+# escape's letter is no part of a word.
+_ESCAPE_BEFORE = r"(?<=\\[ntr])"
+_SSN_RE = re.compile(
+    r"(?:(?<![\w\-])|" + _ESCAPE_BEFORE + r")([0-9]{3})([\- ])([0-9]{2})\2([0-9]{4})(?![\w\-]|\.[0-9])"
+)
 _CARD_RE = re.compile(
-    r"(?<![\w\-])(?:[0-9]{4}([ \-])[0-9]{4}\1[0-9]{4}\1[0-9]{1,4}(?:\1[0-9]{1,3})?"
+    r"(?:(?<![\w\-])|"
+    + _ESCAPE_BEFORE
+    + r")(?:[0-9]{4}([ \-])[0-9]{4}\1[0-9]{4}\1[0-9]{1,4}(?:\1[0-9]{1,3})?"
     r"|[0-9]{4}([ \-])[0-9]{6}\2[0-9]{4,5}|[0-9]{15,16})(?![\w\-]|\.[0-9])"
 )
 _PHONE_RE = re.compile(
-    r"(?<![\w.+\-])(?:\+?1[ .\-]?)?(?:\(([0-9]{3})\)[ ]?|([0-9]{3})([ .\-]))"
+    r"(?:(?<![\w.+\-])|" + _ESCAPE_BEFORE + r")(?:\+?1[ .\-]?)?(?:\(([0-9]{3})\)[ ]?|([0-9]{3})([ .\-]))"
     r"([0-9]{3})(?(3)\3|[ .\-])([0-9]{4})(?![\w\-]|\.[0-9])"
 )
 
@@ -2396,7 +2413,8 @@ def _logical_line(text: str, pos: int) -> tuple[int, int] | None:
     escaped = text.rfind("\\n", start, pos)
     if escaped != -1:
         start = escaped + 2
-    elif "\\n" in text[pos:end]:
+    elif "\\n" in text[pos:end] or (text[end - 1 : end] == " " and '"' in text[start:pos]):
+        # a JSON string's first line, its escaped line break ahead (or rendered as one, a space and a break)
         # The first line of a JSON string starts after the string's opening quote.
         quote = text.rfind('"', start, pos)
         while quote > start and text[quote - 1] == "\\":
@@ -2582,7 +2600,12 @@ def _nato_levels(w: _Window) -> None:
 # The subject is atomic: its first noun must be followed by the verb ("This section explains how documents
 # are classified secret" is about documents in general, not this section).
 _CLASSIFIED_AS_RE = re.compile(
-    r"(?>" + _CONTENT_SUBJECT + r"|" + _PLACED_CONTENT + r")\s+(?:is|are|was|were|has\s+been|have\s+been)\s+"
+    # "This ECP is classified CONFIDENTIAL": with "classified" and a level after it, any one word after "this"
+    r"(?>"
+    + _CONTENT_SUBJECT
+    + r"|"
+    + _PLACED_CONTENT
+    + r"|\bthis\s+[a-z][a-z0-9-]{1,24})\s+(?:is|are|was|were|has\s+been|have\s+been)\s+"
     r"(?P<verb>classified|marked)\s+(?:as\s+|at\s+(?:the\s+)?)?(?:top\s+)?\Z"
 )
 
@@ -2631,7 +2654,7 @@ _SPACED_LEVEL_RE = re.compile(
     # dotted or hyphenated the same way: "S.E.C.R.E.T.", "S-E-C-R-E-T" (a dash folds to "-")
     r"|(?:T([.\-])O\1P\1 ?)?S([.\-])E\2C\2R\2E\2T\2?)(?![A-Za-z0-9])"
 )
-_SPACED_CONTROLS_RE = re.compile(r"[ \t]*/{1,2}[ \t]*[A-Z]")
+_SPACED_CONTROLS_RE = re.compile(r"[ \t]*/(?:[ \t]*/)?[ \t]*[A-Z]")  # "// N O F O R N", "/ / N O F O R N"
 _SPACED_PIECES = ("E C R E T", "N F I D E N", "E.C.R.E.T", "E-C-R-E-T")  # long needles: the fastest finds
 
 
@@ -2685,18 +2708,26 @@ def _content_statement_before(low: str, rel: int) -> int | None:
 
 def _cui_statements(w: _Window) -> None:
     low = w.low
-    for word in ("cui", _CUI_WORDS):
-        if not w.has(word):
+    for rel, end in _cui_word_spans(w):
+        if not w.lo <= rel + w.base < w.hi or _CUI_NOT_CONTENT_RE.match(low, end):
             continue
-        for rel in w.word_positions((word,)):
-            if not w.lo <= rel + w.base < w.hi:
-                continue
-            end = rel + len(word)
-            if _CUI_NOT_CONTENT_RE.match(low, end):
-                continue
-            subject = _content_statement_before(low, rel)
-            if subject is not None:
-                w.emit("cui.banner", subject + w.base, end + w.base)
+        subject = _content_statement_before(low, rel)
+        if subject is not None:
+            w.emit("cui.banner", subject + w.base, end + w.base)
+
+
+# The three words wrapped onto the next line: "... are Controlled" / "Unclassified Information (CUI)".
+_CUI_WORDS_WRAPPED = _wrapped(_CUI_WORDS)
+
+
+def _cui_word_spans(w: _Window) -> Iterator[tuple[int, int]]:
+    """(start, end) in ``low`` of each "cui" and "controlled unclassified information", wrapped or not."""
+    for word in ("cui", _CUI_WORDS):
+        if w.has(word):
+            yield from ((rel, rel + len(word)) for rel in w.word_positions((word,)))
+    if w.has("unclassified") and w.has("\n") and not w.has(_CUI_WORDS):
+        for match in w.low_iter(_CUI_WORDS_WRAPPED):
+            yield match.start(), match.end()
 
 
 # --------------------------------------------------------------------------------------------------------

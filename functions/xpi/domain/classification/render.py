@@ -4,6 +4,8 @@ A document pasted from a web page, an e-mail's raw source or a word processor's 
 an encoding: ``TOP&nbsp;SECRET&#47;&#47;NOFORN`` in HTML, ``FOR OFFICIAL USE ON=`` + line break + ``LY``
 in a quoted-printable e-mail body, ``{\\header\\pard\\qc\\b CUI\\b0\\par}`` in RTF. Rendered here:
 
+* escaped line breaks and tabs (``\\n``, ``\\t``, ``\\r`` in a JSON string or an iCalendar field), as the
+  breaks they stand for;
 * HTML and XML character references (``&nbsp;``, ``&#47;``, ``&#x2F;``, ``&amp;``), wherever a text has them;
 * quoted-printable soft line breaks and ``=XX`` escapes, in a text that says it is quoted-printable
   (``Content-Transfer-Encoding: quoted-printable``) or in an RFC 2047 encoded word (``=?utf-8?Q?...?=``);
@@ -43,16 +45,23 @@ _Edit = tuple[int, int, str]
 def render(text: str) -> Normalized | None:
     """``text`` with its encodings rendered and the map back to ``text``; None when it has none."""
     edits: list[_Edit] = []
+    source = text
     if text[:64].lstrip().startswith("{\\rtf"):
         edits.extend(_rtf(text))
     else:
+        if "\\" in text:
+            # JSON's and iCalendar's escaped line breaks and tabs as the breaks they stand for, each escape's
+            # backslash a space: the same length, so no map is needed for them
+            text = text.replace("\\n", " \n").replace("\\t", " \t").replace("\\r", " \r")
         if "&" in text and ";" in text:
             edits.extend(_entities(text))
         if _declares_quoted_printable(text):
             edits.extend(_quoted_printable(text))
         edits.extend(_ocr_words(text))
     edits.sort(key=lambda edit: (edit[0], -edit[1]))  # at one place, the longer edit (a whole group) first
-    return _apply(text, edits) if edits else None
+    if edits:
+        return _apply(text, edits)
+    return None if text is source else Normalized(text, len(text))
 
 
 def _declares_quoted_printable(text: str) -> bool:
