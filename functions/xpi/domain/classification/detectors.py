@@ -325,13 +325,10 @@ def _is_word_char(char: str) -> bool:
 
 
 def _bounded(text: str, start: int, end: int) -> bool:
-    """True when text[start:end] is a whole word (no letter, digit or underscore glued to either side). An
-    escaped line break or tab before it in a JSON string ("\\nSECRET") is no letter of a word."""
-    return (
-        start == 0
-        or not _is_word_char(text[start - 1])
-        or (text[start - 2 : start - 1] == "\\" and text[start - 1] in "ntr")
-    ) and (end >= len(text) or not _is_word_char(text[end]))
+    """True when text[start:end] is a whole word (no letter, digit or underscore glued to either side)."""
+    return (start == 0 or not _is_word_char(text[start - 1])) and (
+        end >= len(text) or not _is_word_char(text[end])
+    )
 
 
 def _line_bounds(text: str, start: int, end: int) -> tuple[int, int] | None:
@@ -1978,20 +1975,13 @@ def _long_digit_runs(text: str, end: int, projected: str | None = None) -> Itera
 
 # Matches a run (all digits and separators) exactly when it holds nine digits: one C call per run.
 _NINE_DIGITS_RE = re.compile(r"(?:[0-9][ ().\-]*){9}")
-# A number may follow a JSON or iCalendar string's escaped line break or tab ("phone\\n571-372-0198"): the
-# escape's letter is no part of a word.
-_ESCAPE_BEFORE = r"(?<=\\[ntr])"
-_SSN_RE = re.compile(
-    r"(?:(?<![\w\-])|" + _ESCAPE_BEFORE + r")([0-9]{3})([\- ])([0-9]{2})\2([0-9]{4})(?![\w\-]|\.[0-9])"
-)
+_SSN_RE = re.compile(r"(?<![\w\-])([0-9]{3})([\- ])([0-9]{2})\2([0-9]{4})(?![\w\-]|\.[0-9])")
 _CARD_RE = re.compile(
-    r"(?:(?<![\w\-])|"
-    + _ESCAPE_BEFORE
-    + r")(?:[0-9]{4}([ \-])[0-9]{4}\1[0-9]{4}\1[0-9]{1,4}(?:\1[0-9]{1,3})?"
+    r"(?<![\w\-])(?:[0-9]{4}([ \-])[0-9]{4}\1[0-9]{4}\1[0-9]{1,4}(?:\1[0-9]{1,3})?"
     r"|[0-9]{4}([ \-])[0-9]{6}\2[0-9]{4,5}|[0-9]{15,16})(?![\w\-]|\.[0-9])"
 )
 _PHONE_RE = re.compile(
-    r"(?:(?<![\w.+\-])|" + _ESCAPE_BEFORE + r")(?:\+?1[ .\-]?)?(?:\(([0-9]{3})\)[ ]?|([0-9]{3})([ .\-]))"
+    r"(?<![\w.+\-])(?:\+?1[ .\-]?)?(?:\(([0-9]{3})\)[ ]?|([0-9]{3})([ .\-]))"
     r"([0-9]{3})(?(3)\3|[ .\-])([0-9]{4})(?![\w\-]|\.[0-9])"
 )
 
