@@ -313,7 +313,7 @@ _HAS_GATES = {
 # --------------------------------------------------------------------------------------------------------
 
 
-def _find_all(haystack: str, needle: str, start: int, end: int) -> Iterator[int]:
+def _find_all[T: (str, bytes)](haystack: T, needle: T, start: int, end: int) -> Iterator[int]:
     pos = haystack.find(needle, start, end)
     while pos != -1:
         yield pos

@@ -27,6 +27,7 @@ from __future__ import annotations
 import html
 import re
 
+from .detectors import _find_all
 from .normalize import Normalized
 
 OCR_REACH = 2_000
@@ -206,7 +207,7 @@ def _ocr_words(text: str) -> list[_Edit]:
     hits = sorted(
         pos + 1 if piece is text or pos < OCR_REACH else tail_at + pos - OCR_REACH
         for needle in _OCR_NEEDLES
-        for pos in _find_all(projected, needle)
+        for pos in _find_all(projected, needle, 0, len(projected))
     )
     edits: list[_Edit] = []
     done = 0
@@ -226,15 +227,6 @@ def _ocr_words(text: str) -> list[_Edit]:
         if read != word and read in _MARKING_WORDS:
             edits.append((start, end - start, read))
     return edits
-
-
-def _find_all(haystack: bytes, needle: bytes) -> list[int]:
-    found = []
-    at = haystack.find(needle)
-    while at != -1:
-        found.append(at)
-        at = haystack.find(needle, at + 1)
-    return found
 
 
 def _apply(text: str, edits: list[_Edit]) -> Normalized:
