@@ -68,8 +68,13 @@ build: venv ## sam build for this machine's architecture (cached), with its byte
 # Lambda's /var/task is read-only: without .pyc files in the package, every cold start compiles each
 # module it imports (boto3, pydantic, Powertools, xpi) from source, and throws the result away.
 # unchecked-hash: valid whatever mtimes the zip gives the sources (bench/bench_cold_start.py measures it).
+# Each function's folder is compiled as /var/task, where Lambda puts it: the same source gives the same
+# bytes in every function (one package, as `sam build` copied it), and tracebacks name Lambda's paths.
 bytecode: ## compile .aws-sam/build to .pyc with the Lambda runtime's Python (run after any sam build)
-	$(PYTHON313) -m compileall -q -j0 --invalidation-mode unchecked-hash .aws-sam/build > /dev/null
+	for dir in .aws-sam/build/*/; do \
+	  $(PYTHON313) -m compileall -q -j0 --invalidation-mode unchecked-hash -s "$${dir%/}" -p /var/task "$${dir%/}" \
+	    > /dev/null || exit 1; \
+	done
 
 demo: venv runtime build ## offline demo: local stack up, sample requests, results and lineage, stop
 	$(BIN)/xpi demo

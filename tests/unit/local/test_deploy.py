@@ -71,3 +71,40 @@ def test_a_plain_generated_secret_is_a_random_string_of_its_length() -> None:
     [secret] = created
     assert len(secret["SecretString"]) == 64 and not secret["SecretString"].startswith("{")
     assert result["Resources"]["User"]["Properties"]["Secret"] == "arn:secret:xpi-local-HashKey"
+
+
+def test_a_functions_bytecode_is_deployed_with_its_sources(tmp_path: Path) -> None:
+    # GIVEN a built function folder with the bytecode `make bytecode` put beside its sources
+    (tmp_path / "pkg" / "__pycache__").mkdir(parents=True)
+    (tmp_path / "pkg" / "mod.py").write_text("X = 1\n")
+    (tmp_path / "pkg" / "__pycache__" / "mod.cpython-313.pyc").write_bytes(b"compiled")
+
+    # WHEN it is zipped for moto's Lambda and unpacked where the runtime runs it
+    digest, body = deploy._zipped(tmp_path, tmp_path.parent / "zips")
+    code_dir = deploy.code_dir_for(body, digest, tmp_path.parent / "code")
+
+    # THEN the bytecode is there, as `sam deploy` ships it (Lambda's /var/task is read-only: what is not
+    # shipped compiled is compiled again at every cold start)
+    assert (code_dir / "pkg" / "__pycache__" / "mod.cpython-313.pyc").read_bytes() == b"compiled"
+    assert (code_dir / "pkg" / "mod.py").read_text() == "X = 1\n"
+
+
+def test_new_bytecode_is_new_code(tmp_path: Path) -> None:
+    # GIVEN a deployed folder
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "mod.py").write_text("X = 1\n")
+    (tmp_path / "__pycache__" / "mod.cpython-313.pyc").write_bytes(b"first")
+    first, _ = deploy._zipped(tmp_path, tmp_path.parent / "zips")
+
+    # WHEN only its bytecode changes (compiled again)
+    (tmp_path / "__pycache__" / "mod.cpython-313.pyc").write_bytes(b"second")
+    second, body = deploy._zipped(tmp_path, tmp_path.parent / "zips")
+
+    # THEN it is another zip, not the cached one with the old bytecode
+    assert second != first
+    assert (
+        deploy.code_dir_for(body, second, tmp_path.parent / "code")
+        .joinpath("__pycache__", "mod.cpython-313.pyc")
+        .read_bytes()
+        == b"second"
+    )

@@ -117,6 +117,9 @@ def test_echo_runs_in_a_clean_lambda_environment(
     assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "192"
     assert env["AWS_LAMBDA_FUNCTION_TIMEOUT"] == "7"
     assert env["AWS_LAMBDA_FUNCTION_VERSION"] == "$LATEST"
+    # /var/task is read-only on Lambda: the runtime caches no bytecode beside the code
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert not list(spec.code_dir.glob("__pycache__/echo.*.pyc"))
     assert result.max_memory_mb is not None
     assert 5 < result.max_memory_mb < 192
     assert result.duration_ms > 0

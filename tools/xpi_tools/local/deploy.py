@@ -68,10 +68,12 @@ class Deployment:
 
 
 def _zip_dir(folder: Path) -> bytes:
+    """Every file of the built folder, its bytecode (`make bytecode`) included, as `sam deploy` zips it:
+    Lambda's /var/task is read-only, so what is not shipped precompiled is compiled at every cold start."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         for path in sorted(folder.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
+            if path.is_file():
                 archive.write(path, path.relative_to(folder).as_posix())
     return buffer.getvalue()
 
@@ -79,7 +81,7 @@ def _zip_dir(folder: Path) -> bytes:
 def _folder_digest(folder: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
+        if path.is_file():
             digest.update(path.relative_to(folder).as_posix().encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()

@@ -670,6 +670,9 @@ class LambdaRuntimePool:
                 "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
                 "TZ": ":UTC",
                 "_HANDLER": spec.handler,
+                # /var/task is read-only on Lambda: a module the package does not ship precompiled is
+                # compiled at every cold start, never cached beside the code as it would be here.
+                "PYTHONDONTWRITEBYTECODE": "1",
             }
         )
         return env
