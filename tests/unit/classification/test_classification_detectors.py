@@ -700,3 +700,56 @@ def test_a_designation_indicator_line_is_reported_once_as_the_block() -> None:
 def test_a_cui_statement_spans_the_sentence_up_to_cui() -> None:
     text = "Hello. This email contains CUI. Thanks"
     assert spans(text, "cui.banner") == ["This email contains CUI"]
+
+
+# What is attached or enclosed is the content, whatever it is called; a level that is a person's clearance,
+# the values of a scheme listed as its options, and a glossary of markings mark nothing.
+LISTED_AND_ATTACHED_POSITIVES = [
+    ("fyi the attached contains CUI, keep it inside the panel", "cui.banner"),
+    ("NOTE: the attached xlsx contains CUI (physical security details).", "cui.banner"),
+    ("The enclosed paper contains Controlled Unclassified Information about staffing.", "cui.banner"),
+    ("The enclosed binder is FOUO until the review ends.", "cui.legacy"),
+    # a portion mark after a code comment's or a heading's leader
+    ("# (CUI) Degradation coefficients below come from the qualification series.\nK1 = 0.004", "cui.portion"),
+    # one level under a marking column, beside a clearance column
+    ("clearance,document_marking\nTop Secret,SECRET", "classified.banner"),
+    # a level after a label that is not a clearance's
+    ("Classification: SECRET", "classified.banner"),
+    # a list of three controls inside a marking's double slash stays a marking
+    ("SECRET//NOFORN, ORCON, PROPIN", "classified.banner"),
+    # a real notice written after a glossary's entry is still reported
+    (
+        "ITAR: International Traffic in Arms Regulations. This drawing is ITAR controlled.\n"
+        "EAR: Export Administration Regulations.",
+        "export.itar",
+    ),
+    # two levels and a control set apart by commas: a sloppy banner, not a scheme's list
+    ("SECRET, NOFORN, ORCON", "classified.banner"),
+]
+LISTED_AND_ATTACHED_NEAR_MISSES = [
+    "    enum: [UNCLASSIFIED, CUI, CONFIDENTIAL, SECRET, TOP SECRET]",
+    "caveats:\n  allowed: [NOFORN, REL TO, FEDONLY, NOCON]",
+    "legacy_marking:\n  allowed: [NONE, FOUO, SBU, LES]",
+    "Kofi: classification is an enum, like UNCLASSIFIED, CONFIDENTIAL, SECRET, TOP_SECRET, plus caveats",
+    "Level | UNCLASSIFIED | CONFIDENTIAL | SECRET | TOP SECRET",
+    "Security clearance: TOP SECRET/SCI eligibility (verify before arrival)",
+    "employee_id,name,clearance_eligibility,start_date\n"
+    'E1,"Whitaker, Dana",Top Secret,2018-05-07\nE2,"Ibrahim, Yusuf",Secret,2021-09-13',
+    "Term\tExpansion\tNotes\nFOUO\tFor Official Use Only\tLegacy, replaced by CUI\n"
+    "SBU\tSensitive But Unclassified\tLegacy State term\nNOFORN\tNot Releasable to Foreign Nationals\tIn use",
+    "NOFORN: Not releasable to foreign nationals.\nFOUO: For Official Use Only - a legacy marking.\n"
+    "ITAR: International Traffic in Arms Regulations.\nEAR: Export Administration Regulations.",
+    "Name\tShirt\tSession\nAisha\tS\t(A) Intro to GIS\nTom\tXL\t(C) Drone photogrammetry\nBen\tL\t(B) LiDAR",
+    "The attached are examples of CUI categories for the training.",
+    "Does the attached contain CUI?",
+]
+
+
+@pytest.mark.parametrize(("text", "category"), LISTED_AND_ATTACHED_POSITIVES)
+def test_attached_content_and_markings_among_lists_are_reported(text: str, category: str) -> None:
+    assert category in categories(text)
+
+
+@pytest.mark.parametrize("text", LISTED_AND_ATTACHED_NEAR_MISSES)
+def test_scheme_lists_clearances_and_glossaries_report_nothing(text: str) -> None:
+    assert categories(text) == set()

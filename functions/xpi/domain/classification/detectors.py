@@ -24,6 +24,7 @@ numbering rules.
 
 from __future__ import annotations
 
+import csv
 import re
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
@@ -665,9 +666,11 @@ _PORTION_RE = re.compile(
     + _KNOWN_CONTROLS
     + r")[A-Z0-9 ,/\-]{0,80}?|)\)"
 )
-# What may stand before a portion mark on its line: indentation, bullets, paragraph numbers, a subject label.
+# What may stand before a portion mark on its line: indentation, bullets, paragraph numbers, a subject label,
+# a code comment's or a markdown heading's leader ("# (CUI) Coefficients below ...", "// (S) ...").
 _PORTION_PREFIX_RE = re.compile(
-    r"[ \t]*(?:(?:[-*\u2022>]|\d{1,3}(?:\.\d{1,3})*[.)]?|[A-Za-z][.)]|\(\d{1,3}\)|\([a-z]{1,4}\))[ \t]+)*"
+    r"[ \t]*(?:(?:[-*\u2022>]|\d{1,3}(?:\.\d{1,3})*[.)]?|[A-Za-z][.)]|\(\d{1,3}\)|\([a-z]{1,4}\)"
+    r"|#{1,6}|//|--|;{1,2}|%{1,2}|/\*+|<!--)[ \t]+)*"
     r"(?:(?i:subject|subj|title|re)[ \t]*:[ \t]*)?[\"'\u201c]?\Z"
 )
 _SENTENCE_END_RE = re.compile(r"[.!?:][\"')\]]?[ \t]+\Z")
@@ -697,8 +700,8 @@ def _in_letter_list(w: _Window, start: int, end: int) -> bool:
         context = _line_context(text, pos, pos + 3, json_start=True)
         if context is None:
             continue
-        if not context[0].strip():
-            return True
+        if not context[0].strip() or context[0].rstrip(" ")[-1:] in ("\t", "|", ","):
+            return True  # the letter opens a line or a field: an item of a list, as (C) then is
         same_line = text.find("\n", min(start, pos), max(end, pos + 3)) == -1
         if same_line and _LEGEND_SEPARATOR_RE.search(context[0]):
             return True
@@ -1435,9 +1438,14 @@ _NOUNS = (
     r"databases?|logs?|packets?|bundles?|archives?|plans?|tickets?|decks?|notebooks?|extracts?|dumps?|"
     r"deliverables?|submissions?|proposals?|excerpts?|snippets?|portions?|handouts?)"
 )
-# The content a sentence is about: "this document", "the attached two drawings", "these files".
+# The content a sentence is about: "this document", "the attached two drawings", "these files". What is
+# attached or enclosed is the content whatever it is called ("the enclosed paper", "the attached xlsx"),
+# and "the attached" alone names it too.
 _CONTENT_SUBJECT = (
-    r"\b(?:this|these|(?:the\s+)?(?:attached|enclosed|following))\s+(?:[a-z][a-z/-]*\s+){0,3}?" + _NOUNS
+    r"(?:\b(?:this|these|(?:the\s+)?(?:attached|enclosed|following))\s+(?:[a-z][a-z/-]*\s+){0,3}?"
+    + _NOUNS
+    + r"|\bthe\s+(?:attached|enclosed)(?:\s+[a-z][a-z0-9./-]*){0,3}"
+    + r"(?=\s+(?:(?:may|might|could|also|hereby)\s+)?(?:is|are|contains?|includes?|has|have|was|were)\b))"
 )
 # The content a sentence places rather than points at: "the drawing below", "the data that follows",
 # "everything below this line", "everything below the dashed line".
@@ -2760,6 +2768,146 @@ _DETECTORS: tuple[Callable[[_Window], None], ...] = (
 )
 
 
+# A line listing the values a marking scheme takes ("enum: [UNCLASSIFIED, CONFIDENTIAL, SECRET, TOP SECRET]",
+# "allowed: [NONE, FOUO, SBU, LES]", "caveats: NOFORN, REL TO, FEDCON"): three different levels, or three
+# different dissemination controls or legacy markings, one after another as items of a list. None of them
+# marks the content: a marking holds one level, and its controls are set apart by slashes, not commas.
+_SCHEME_ITEM_RE = re.compile(
+    r"(?<![A-Za-z0-9])(?:(?P<level>top[ _]secret|secret|confidential|unclassified|cui|restricted)"
+    r"|(?P<control>noforn|rel[ _]to|fedcon|fedonly|nocon|dl[ _]only|orcon|imcon|relido|propin"
+    r"|display[ _]only)"
+    r"|(?P<legacy>fouo|sbu|les))(?![A-Za-z0-9])",
+    re.IGNORECASE,
+)
+_LIST_GAP_RE = re.compile(r"""[\s"'`]*(?:[,|;\t]|or\b|and\b)?[\s"'`]*\Z""", re.IGNORECASE)
+_SCHEME_CATEGORIES = frozenset({"classified.banner", "cui.banner", "cui.legacy"})
+_SCHEME_REACH = 300  # characters either side of a finding read for its list (a long line is not read whole)
+
+
+def _scheme_lists(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """The spans of the line around text[start:end] that list three or more values of one kind of marking
+    (see _SCHEME_ITEM_RE); none on a line with a marking's double slash."""
+    line_start = max(text.rfind("\n", 0, start) + 1, start - _SCHEME_REACH)
+    line_end = text.find("\n", end, end + _SCHEME_REACH)
+    line_end = min(len(text), end + _SCHEME_REACH) if line_end == -1 else line_end
+    if text.find("//", line_start, line_end) != -1:
+        return []
+    spans: list[tuple[int, int]] = []
+    run: list[re.Match[str]] = []
+
+    def close() -> None:
+        for kind in ("level", "control", "legacy"):
+            values = {m.group(kind).lower().replace("_", " ") for m in run if m.group(kind)}
+            if len(values) >= 3:
+                spans.append((run[0].start(), run[-1].end()))
+                return
+
+    for match in _SCHEME_ITEM_RE.finditer(text, line_start, line_end):
+        if run and _LIST_GAP_RE.match(text, run[-1].end(), match.start()) is None:
+            close()
+            run = []
+        run.append(match)
+    close()
+    return spans
+
+
+# A level that is a person's clearance, not the content's marking: after a clearance label on its line
+# ("Security clearance: TOP SECRET/SCI eligibility", "clearance_level = Secret"), or in a column headed as a
+# clearance ("clearance_eligibility" in a CSV export of staff).
+_CLEARANCE_LABEL_RE = re.compile(r"(?i:clearance)[A-Za-z _-]{0,30}[ \t]*[:=][ \t]*[\"']?[ \t]*\Z")
+_CLEARANCE_HEADER_LINES = 200  # rows above a cell searched for its table's header
+
+
+def _csv_cells(line: str, delimiter: str) -> list[str]:
+    """A delimited line's cells, a double-quoted cell's delimiters kept in it ("Whitaker, Dana")."""
+    return next(csv.reader([line], delimiter=delimiter), [""]) or [""]
+
+
+def _is_clearance(text: str, start: int) -> bool:
+    line_start = text.rfind("\n", 0, start) + 1
+    if _CLEARANCE_LABEL_RE.search(text, max(line_start, start - 60), start):
+        return True
+    for delimiter in (",", "\t", "|"):
+        if text.find(delimiter, line_start, start) == -1:
+            continue
+        column = len(_csv_cells(text[line_start:start], delimiter)) - 1
+        end = line_start - 1
+        for _ in range(_CLEARANCE_HEADER_LINES):
+            if end <= 0:
+                return False
+            begin = text.rfind("\n", 0, end) + 1
+            cells = _csv_cells(text[begin:end], delimiter)
+            if not text[begin:end].strip() or len(cells) <= column:
+                return False
+            if "clearance" in cells[column].lower():
+                return True
+            end = begin - 1
+        return False
+    return False
+
+
+# A glossary's entry: a marking's or a regulation's abbreviation, then its expansion ("FOUO: For Official Use
+# Only - a legacy marking", "NOFORN<tab>Not Releasable to Foreign Nationals", "ITAR: International Traffic in
+# Arms Regulations"). Two or more such lines make a glossary, whose
+# entries define the markings and mark nothing; one alone may be a banner written out.
+_GLOSSARY_PAIRS = (
+    ("fouo", "for official use only"),
+    ("sbu", "sensitive but unclassified"),
+    ("les", "law enforcement sensitive"),
+    ("noforn", "not releasable to foreign national"),
+    ("cui", "controlled unclassified information"),
+    ("orcon", "originator controlled"),
+    ("itar", "international traffic in arms"),
+    ("ear", "export administration regulations"),
+)
+_MARKING_GLOSSARY_RE = re.compile(
+    r"^[ \t*_\"'`\-\u2022]*(?P<term>"
+    + "|".join(term for term, _ in _GLOSSARY_PAIRS)
+    + r")[*_\"'`]*[ \t]*(?:[:=|\t\-\u2013\u2014]|\s-)[ \t*_\"'`(]*(?P<expansion>[a-z ]{10,40})",
+    re.IGNORECASE | re.MULTILINE,
+)
+_GLOSSARY_CATEGORIES = frozenset({"cui.banner", "cui.legacy", "export.itar", "export.ear"})
+
+
+def _glossary_lines(text: str) -> list[tuple[int, int]]:
+    """The (start, end) of each glossary entry's term and expansion in ``text`` (what follows them on the
+    line is the entry's own text, read as any), when there are two or more entries."""
+    entries = []
+    for match in _MARKING_GLOSSARY_RE.finditer(text):
+        expansion = dict(_GLOSSARY_PAIRS)[match.group("term").lower()]
+        if match.group("expansion").lower().startswith(expansion):
+            entries.append((match.start(), match.start("expansion") + len(expansion) + 1))
+    return entries if len(entries) >= 2 else []
+
+
+def _drop_scheme_lists(text: str, found: set[Detection]) -> set[Detection]:
+    """``found`` without the level, control and legacy findings that are items of a scheme's list, without
+    the levels that are someone's clearance, and without a glossary's terms."""
+    relevant = [det for det in found if det.category in _LISTED_CATEGORIES]
+    if not relevant:
+        return found
+    dropped = set()
+    # "clearance" in any case: two byte-speed finds instead of lower-casing the text
+    clearances = text.find("learance") != -1 or text.find("LEARANCE") != -1
+    for det in relevant:
+        in_list = det.category in _SCHEME_CATEGORIES and any(
+            lo <= det.start and det.end <= hi for lo, hi in _scheme_lists(text, det.start, det.end)
+        )
+        if in_list or (clearances and det.category == "classified.banner" and _is_clearance(text, det.start)):
+            dropped.add(det)
+    if any(det.category in _GLOSSARY_CATEGORIES for det in relevant) and (glossary := _glossary_lines(text)):
+        dropped.update(
+            det
+            for det in relevant
+            if det.category in _GLOSSARY_CATEGORIES
+            and any(lo <= det.start and det.end <= hi for lo, hi in glossary)
+        )
+    return found - dropped if dropped else found
+
+
+_LISTED_CATEGORIES = _SCHEME_CATEGORIES | _GLOSSARY_CATEGORIES
+
+
 def scan(text: str, ascii_case: bool = False, lower: str | None = None) -> set[Detection]:
     """All built-in detections in ``text``, each reported once.
 
@@ -2778,5 +2926,5 @@ def scan(text: str, ascii_case: bool = False, lower: str | None = None) -> set[D
         for detector in _DETECTORS:
             detector(window)
         if hi >= len(text):
-            return found
+            return _drop_scheme_lists(text, found)
         lo = hi
