@@ -376,6 +376,10 @@ ADVERSARIAL_INPUTS = {
     "printout headers": "name dob city account card routing passport\n" * 900,
     "character references": "&#47;" * 8000,
     "quoted-printable": "Content-Transfer-Encoding: quoted-printable\n" + "=2F=\n" * 8000,
+    # one long line: every finding's list, example cue and glossary entry is read around it, not line-wide
+    "lists and examples": (
+        "SECRET, CONFIDENTIAL, TOP SECRET, such as SECRET//NOFORN banners, FOUO: For Official " * 500
+    ),
 }
 
 

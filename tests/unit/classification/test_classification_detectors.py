@@ -726,6 +726,31 @@ LISTED_AND_ATTACHED_POSITIVES = [
     # two levels and a control set apart by commas: a sloppy banner, not a scheme's list
     ("SECRET, NOFORN, ORCON", "classified.banner"),
 ]
+LISTED_AND_ATTACHED_POSITIVES += [
+    # a labelled part of the content, and the attachment named by what it is for
+    (
+        "Heads up - Annex B contains CUI (contractor pricing), keep it off the commercial channel.",
+        "cui.banner",
+    ),
+    ("Page 4 contains CUI.", "cui.banner"),
+    ("Tony - the attached load plan for the Yermo move contains CUI, so pls use DoD SAFE.", "cui.banner"),
+    (
+        "Note: Appendix C of this report (squib drawings and firing-circuit schematic) is\n"
+        "ITAR-controlled technical data. Strip Appendix C before release.",
+        "export.itar",
+    ),
+    # a marking applied in a sentence, neither an example nor named as a kind of thing
+    ("The document is marked SECRET//NOFORN.", "classified.banner"),
+    ("e.g. nothing here\n(S) The convoy leaves at 0400.", "classified.portion"),
+    # SBU as a tag on the content, not a form's field label
+    ("SBU: the budget figures below are not for release.", "cui.legacy"),
+    # a printout whose column name holds a comma
+    (
+        "No  Family name, given names   Rank    Date of birth  Passport No.\n"
+        "1   SOKOLOV, Andrei            Master  1971-03-22     752218840",
+        "pii.passport",
+    ),
+]
 LISTED_AND_ATTACHED_NEAR_MISSES = [
     "    enum: [UNCLASSIFIED, CUI, CONFIDENTIAL, SECRET, TOP SECRET]",
     "caveats:\n  allowed: [NOFORN, REL TO, FEDONLY, NOCON]",
@@ -741,6 +766,18 @@ LISTED_AND_ATTACHED_NEAR_MISSES = [
     "ITAR: International Traffic in Arms Regulations.\nEAR: Export Administration Regulations.",
     "Name\tShirt\tSession\nAisha\tS\t(A) Intro to GIS\nTom\tXL\t(C) Drone photogrammetry\nBen\tL\t(B) LiDAR",
     "The attached are examples of CUI categories for the training.",
+    "Section 3 is about CUI basics.",
+    "Appendix A is a glossary of CUI terms.",
+    # markings given as examples, or named as the kind of thing they are
+    "Many images showed banners such as TOP SECRET//SI//NOFORN and SECRET//REL TO USA, FVEY.",
+    'We overlaid banner strings such as "TOP SECRET//SI//NOFORN" or "CUI//SP-EXPT" on the pages.',
+    "A report carries a banner line (e.g. SECRET//NOFORN) and portion marks such as (U) or (S).",
+    '- Example format you will see: "SECRET//NOFORN", level first, then the controls',
+    "Prosecutors say he photographed slides bearing TOP SECRET//SI//NOFORN banners and posted them.",
+    'Some bore "TOP SECRET//SI//NOFORN" and "SECRET//NOFORN" banners, the papers reported.',
+    "If a packing list arrives bearing a marking such as FOR OFFICIAL USE ONLY, hand it to the lead.",
+    # SBU as a strategic business unit's label among a form's fields
+    "Weekly KPIs\nSBU: Industrial Components      Site: Joliet DC\nOrders shipped   4,812",
     "Does the attached contain CUI?",
 ]
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import csv
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
 
 from .models import Detection
@@ -1444,7 +1444,14 @@ _NOUNS = (
 _CONTENT_SUBJECT = (
     r"(?:\b(?:this|these|(?:the\s+)?(?:attached|enclosed|following))\s+(?:[a-z][a-z/-]*\s+){0,3}?"
     + _NOUNS
-    + r"|\bthe\s+(?:attached|enclosed)(?:\s+[a-z][a-z0-9./-]*){0,3}"
+    + r"|\b(?:the\s+)?(?:attached|enclosed)(?:\s+[a-z][a-z0-9./-]*){0,3}"
+    # "the attached load plan for the Yermo move": one phrase naming what it is for or about
+    + r"(?:\s+(?:for|of|from|on|about|to|with)\s+(?:the\s+|a\s+|an\s+|our\s+|this\s+|your\s+)?"
+    + r"[a-z0-9][a-z0-9./-]*(?:\s+[a-z0-9][a-z0-9./-]*)?)?"
+    # a labelled part of the content: "Annex B", "Appendix C of this report (the squib drawings)", "Tab 3"
+    + r"|\b(?:annex|appendix|enclosure|attachment|tab|exhibit|slides?|pages?|sections?|figure|table)\s+"
+    + r"(?:[a-z]|[0-9]{1,3}(?:[.-][0-9]{1,3})*)(?![a-z0-9])(?:\s+(?:of|to)\s+(?:this|the)\s+[a-z]+)?"
+    + r"(?:\s*\([^()\n]{1,80}\))?"
     + r"(?=\s+(?:(?:may|might|could|also|hereby)\s+)?(?:is|are|contains?|includes?|has|have|was|were)\b))"
 )
 # The content a sentence places rather than points at: "the drawing below", "the data that follows",
@@ -1490,7 +1497,7 @@ _CONTENT_AFTER_RE = re.compile(r"[\s\-]*(?:technical|data|information|materials?
 # Words a notice starts with: the search for one begins at the first of them in range.
 _NOTICE_STARTS = (
     "this", "these", "attached", "enclosed", "following", "contained", "included", "provided", "disclosed",
-    "described", "whose",
+    "described", "whose", "annex", "appendix", "enclosure", "attachment", "exhibit",
 )  # fmt: skip
 # Regime terms, found from literal anchors in the lower-cased text; each anchor's pattern is matched at the
 # anchor (CFR citations from a few characters before it, where the title number stands).
@@ -2441,6 +2448,10 @@ def _column_headers(w: _Window) -> None:
         if delimiter is None:
             continue
         header, columns = _header_columns(line, delimiter)
+        if not columns and delimiter == "," and _ALIGNED in line:
+            # a printout's header with a comma in a column's name ("Family name, given names   Rank")
+            delimiter = _ALIGNED
+            header, columns = _header_columns(line, delimiter)
         if not columns and delimiter == _ALIGNED:
             # a printout whose names are parted by one space here, two there ("pt_name   dob sex")
             delimiter = _POSITIONAL
@@ -2779,36 +2790,53 @@ _SCHEME_ITEM_RE = re.compile(
     r"|(?P<legacy>fouo|sbu|les))(?![A-Za-z0-9])",
     re.IGNORECASE,
 )
-_LIST_GAP_RE = re.compile(r"""[\s"'`]*(?:[,|;\t]|or\b|and\b)?[\s"'`]*\Z""", re.IGNORECASE)
+_LIST_GAP_RE = re.compile(r"""[ \t"'`]*(?:[,|;\t]|or\b|and\b)?[ \t"'`]*\Z""", re.IGNORECASE)
 _SCHEME_CATEGORIES = frozenset({"classified.banner", "cui.banner", "cui.legacy"})
 _SCHEME_REACH = 300  # characters either side of a finding read for its list (a long line is not read whole)
 
 
-def _scheme_lists(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    """The spans of the line around text[start:end] that list three or more values of one kind of marking
-    (see _SCHEME_ITEM_RE); none on a line with a marking's double slash."""
-    line_start = max(text.rfind("\n", 0, start) + 1, start - _SCHEME_REACH)
-    line_end = text.find("\n", end, end + _SCHEME_REACH)
-    line_end = min(len(text), end + _SCHEME_REACH) if line_end == -1 else line_end
-    if text.find("//", line_start, line_end) != -1:
-        return []
+def _scheme_lists(text: str, findings: list[Detection]) -> list[tuple[int, int]]:
+    """The sorted spans that list three or more values of one kind of marking (see _SCHEME_ITEM_RE) on the
+    lines of ``findings``, read _SCHEME_REACH characters either side of each (the regions merged, so each
+    character is read once); none where a marking's double slash stands within that reach."""
+    regions: list[tuple[int, int]] = []
+    for det in sorted(findings, key=lambda d: d.start):
+        lo = max(
+            text.rfind("\n", max(0, det.start - _SCHEME_REACH), det.start) + 1, det.start - _SCHEME_REACH
+        )
+        hi = text.find("\n", det.end, det.end + _SCHEME_REACH)
+        hi = min(len(text), det.end + _SCHEME_REACH) if hi == -1 else hi
+        if regions and lo <= regions[-1][1]:
+            regions[-1] = (regions[-1][0], max(hi, regions[-1][1]))
+        else:
+            regions.append((max(0, lo), hi))
     spans: list[tuple[int, int]] = []
-    run: list[re.Match[str]] = []
-
-    def close() -> None:
-        for kind in ("level", "control", "legacy"):
-            values = {m.group(kind).lower().replace("_", " ") for m in run if m.group(kind)}
-            if len(values) >= 3:
-                spans.append((run[0].start(), run[-1].end()))
-                return
-
-    for match in _SCHEME_ITEM_RE.finditer(text, line_start, line_end):
-        if run and _LIST_GAP_RE.match(text, run[-1].end(), match.start()) is None:
-            close()
-            run = []
-        run.append(match)
-    close()
+    for lo, hi in regions:
+        run: list[re.Match[str]] = []
+        for match in _SCHEME_ITEM_RE.finditer(text, lo, hi):
+            if run and _LIST_GAP_RE.match(text, run[-1].end(), match.start()) is None:
+                _close_scheme_run(text, run, spans)
+                run = []
+            run.append(match)
+        _close_scheme_run(text, run, spans)
     return spans
+
+
+def _close_scheme_run(text: str, run: list[re.Match[str]], spans: list[tuple[int, int]]) -> None:
+    if len(run) < 3:
+        return
+    for kind in ("level", "control", "legacy"):
+        values = {m.group(kind).lower().replace("_", " ") for m in run if m.group(kind)}
+        if len(values) >= 3:
+            start, end = run[0].start(), run[-1].end()
+            if text.find("//", max(0, start - _SCHEME_REACH), end + _SCHEME_REACH) == -1:
+                spans.append((start, end))
+            return
+
+
+def _in_spans(spans: list[tuple[int, int]], start: int, end: int) -> bool:
+    index = bisect_right(spans, (start, 1 << 62)) - 1
+    return index >= 0 and spans[index][0] <= start and end <= spans[index][1]
 
 
 # A level that is a person's clearance, not the content's marking: after a clearance label on its line
@@ -2869,33 +2897,94 @@ _MARKING_GLOSSARY_RE = re.compile(
 _GLOSSARY_CATEGORIES = frozenset({"cui.banner", "cui.legacy", "export.itar", "export.ear"})
 
 
-def _glossary_lines(text: str) -> list[tuple[int, int]]:
-    """The (start, end) of each glossary entry's term and expansion in ``text`` (what follows them on the
-    line is the entry's own text, read as any), when there are two or more entries."""
+def _glossary_lines(text: str, findings: list[Detection]) -> list[tuple[int, int]]:
+    """The (start, end) of each glossary entry's term and expansion on the lines of ``findings`` (what
+    follows them on the line is the entry's own text, read as any), when there are two or more entries."""
     entries = []
-    for match in _MARKING_GLOSSARY_RE.finditer(text):
+    seen: set[int] = set()
+    for det in findings:
+        line_start = text.rfind("\n", 0, det.start) + 1
+        if line_start in seen:
+            continue
+        seen.add(line_start)
+        match = _MARKING_GLOSSARY_RE.match(text, line_start)
+        if match is None:
+            continue
         expansion = dict(_GLOSSARY_PAIRS)[match.group("term").lower()]
         if match.group("expansion").lower().startswith(expansion):
             entries.append((match.start(), match.start("expansion") + len(expansion) + 1))
     return entries if len(entries) >= 2 else []
 
 
-def _drop_scheme_lists(text: str, found: set[Detection]) -> set[Detection]:
+# A marking given as an example in running text, not applied: after "such as", "e.g.", "for example",
+# "like" or "Example(s) ...:", perhaps after other examples ("portion marks such as (U) or (S)", "strings such
+# as "TOP SECRET//SI//NOFORN" or "CUI//SP-EXPT""); or named as the kind of thing it is ("slides bearing TOP
+# SECRET//NOFORN banners", ""SECRET//NOFORN" and "CUI" markings").
+_EXAMPLE_CUE_RE = re.compile(
+    r"(?i:\b(?:such\s+as|e\.\s?g\.|for\s+(?:example|instance)|like|examples?(?:\s+[a-z]+){0,4}\s*:))"
+    r"[,:]?[ \t]*(?:[\"'\u201c\u2018(\[]?[^\n\"'\u201d\u2019]{1,30}?[\"'\u201d\u2019)\]]?"
+    r"[ \t]*(?:,|or|and)[ \t]*){0,4}"
+    r"[\"'\u201c\u2018\[]?[ \t]*\Z"
+)
+_KIND_AFTER_RE = re.compile(
+    r"[\"'\u201d\u2019]?(?:[ \t]*(?:,|and|or)[ \t]*[\"'\u201c\u2018]?[A-Z(][A-Z/ ,()-]*[\"'\u201d\u2019]?)*"
+    r"[ \t]+(?:banners?|markings?|headers?|labels?|stamps?|caveats?|strings?)\b"
+)
+_EXAMPLE_CUES = ("such", "e.g", "e. g", "example", "instance", "like")  # literal gates of _EXAMPLE_CUE_RE
+_MARKING_TOKEN_RE = re.compile(r"[A-Z0-9(][A-Z0-9/ ,()-]*[A-Z0-9)]")
+_MENTION_CATEGORIES = frozenset(
+    {"classified.banner", "classified.portion", "cui.banner", "cui.specified", "cui.portion", "cui.legacy"}
+)
+_EXAMPLE_REACH = 120  # characters before a marking read for an example's cue
+
+
+def _mentioned(text: str, start: int, end: int) -> bool:
+    """True when text[start:end] is a marking mentioned in a sentence rather than applied (see above)."""
+    line_start = max(text.rfind("\n", max(0, start - _EXAMPLE_REACH), start) + 1, start - _EXAMPLE_REACH)
+    before = text[line_start:start]
+    if before.upper() == before:  # nothing in lower case before it on its line: no sentence around it
+        return False
+    low = before.lower()
+    for cue in _EXAMPLE_CUES:  # matched from each cue's last place only: a search would try every place
+        at = low.rfind(cue)
+        if at != -1 and _EXAMPLE_CUE_RE.match(before, at):
+            return True
+    # the marking itself, whatever the finding's span holds after it (a banner's reaches its line's end)
+    token = _MARKING_TOKEN_RE.match(text, start, end)
+    after = token.end() if token is not None else end
+    return _KIND_AFTER_RE.match(text, after, after + 120) is not None
+
+
+# "SBU: Industrial Components      Site: Joliet DC": SBU (a strategic business unit) labelling a field
+# of a form's line that holds other labelled fields, not a legacy marking's tag on the content.
+_FORM_LABEL_AFTER_RE = re.compile(r"[ \t]*:[^\n]*?(?:\t| {2,})[A-Z][A-Za-z /#.-]{0,24}:")
+
+
+def _form_label(text: str, start: int, end: int) -> bool:
+    return text[start:end] == "SBU" and _FORM_LABEL_AFTER_RE.match(text, end) is not None
+
+
+def _drop_non_markings(text: str, found: set[Detection]) -> set[Detection]:
     """``found`` without the level, control and legacy findings that are items of a scheme's list, without
-    the levels that are someone's clearance, and without a glossary's terms."""
+    the levels that are someone's clearance, the markings given as examples, and a glossary's terms."""
     relevant = [det for det in found if det.category in _LISTED_CATEGORIES]
     if not relevant:
         return found
     dropped = set()
     # "clearance" in any case: two byte-speed finds instead of lower-casing the text
     clearances = text.find("learance") != -1 or text.find("LEARANCE") != -1
+    schemes = _scheme_lists(text, [det for det in relevant if det.category in _SCHEME_CATEGORIES])
     for det in relevant:
-        in_list = det.category in _SCHEME_CATEGORIES and any(
-            lo <= det.start and det.end <= hi for lo, hi in _scheme_lists(text, det.start, det.end)
-        )
-        if in_list or (clearances and det.category == "classified.banner" and _is_clearance(text, det.start)):
+        in_list = det.category in _SCHEME_CATEGORIES and _in_spans(schemes, det.start, det.end)
+        if (
+            in_list
+            or (clearances and det.category == "classified.banner" and _is_clearance(text, det.start))
+            or (det.category in _MENTION_CATEGORIES and _mentioned(text, det.start, det.end))
+            or (det.category == "cui.legacy" and _form_label(text, det.start, det.end))
+        ):
             dropped.add(det)
-    if any(det.category in _GLOSSARY_CATEGORIES for det in relevant) and (glossary := _glossary_lines(text)):
+    defined = [det for det in relevant if det.category in _GLOSSARY_CATEGORIES]
+    if defined and (glossary := _glossary_lines(text, defined)):
         dropped.update(
             det
             for det in relevant
@@ -2905,7 +2994,7 @@ def _drop_scheme_lists(text: str, found: set[Detection]) -> set[Detection]:
     return found - dropped if dropped else found
 
 
-_LISTED_CATEGORIES = _SCHEME_CATEGORIES | _GLOSSARY_CATEGORIES
+_LISTED_CATEGORIES = _SCHEME_CATEGORIES | _GLOSSARY_CATEGORIES | _MENTION_CATEGORIES
 
 
 def scan(text: str, ascii_case: bool = False, lower: str | None = None) -> set[Detection]:
@@ -2926,5 +3015,5 @@ def scan(text: str, ascii_case: bool = False, lower: str | None = None) -> set[D
         for detector in _DETECTORS:
             detector(window)
         if hi >= len(text):
-            return _drop_scheme_lists(text, found)
+            return _drop_non_markings(text, found)
         lo = hi
