@@ -751,6 +751,18 @@ LISTED_AND_ATTACHED_POSITIVES += [
         "pii.passport",
     ),
 ]
+LISTED_AND_ATTACHED_POSITIVES += [
+    # what "this" holds, whatever it is called, with contains / includes
+    ("This answer key contains CUI. Keep it in the locked drawer.", "cui.banner"),
+    # a portion mark of two letters or more opening a chat line's message, in lower case after it
+    ("Kayla: got it\nLt Park: (CUI) pax manifest for the 14th rotator: 32 pax\nMike: ty", "cui.portion"),
+    # "it's" typed without its apostrophe
+    ("here's the alert roster (its FOUO so dont screenshot it)", "cui.legacy"),
+    # an ECCN down to its sub-paragraph beside "NLR" (no licence required)
+    ("the crypto module is 5A992.c mass market so it's NLR for the UK sites", "export.eccn"),
+    # a line that says what a dissemination control is, alone: still a banner's word
+    ("NOFORN: dissemination control applies.\nSECRET//NOFORN", "classified.banner"),
+]
 LISTED_AND_ATTACHED_NEAR_MISSES = [
     "    enum: [UNCLASSIFIED, CUI, CONFIDENTIAL, SECRET, TOP SECRET]",
     "caveats:\n  allowed: [NOFORN, REL TO, FEDONLY, NOCON]",
@@ -776,6 +788,14 @@ LISTED_AND_ATTACHED_NEAR_MISSES = [
     "Prosecutors say he photographed slides bearing TOP SECRET//SI//NOFORN banners and posted them.",
     'Some bore "TOP SECRET//SI//NOFORN" and "SECRET//NOFORN" banners, the papers reported.',
     "If a packing list arrives bearing a marking such as FOR OFFICIAL USE ONLY, hand it to the lead.",
+    "Does this answer key contain CUI?",
+    "This course includes CUI training.",
+    "Size: (S) small\nits FOUO marking was dropped in 2020",
+    # a glossary whose entries define the terms in words
+    "NOFORN: dissemination control meaning not releasable to foreign nationals.\n"
+    'FOUO: "For Official Use Only," the old DoD marking.\nSBU: Sensitive But Unclassified',
+    # a detector's keyword list: the legacy markings spelled out and abbreviated
+    '    keywords: ["FOR OFFICIAL USE ONLY", "FOUO", "LAW ENFORCEMENT SENSITIVE", "SBU"]',
     # SBU as a strategic business unit's label among a form's fields
     "Weekly KPIs\nSBU: Industrial Components      Site: Joliet DC\nOrders shipped   4,812",
     "Does the attached contain CUI?",

@@ -674,6 +674,7 @@ _PORTION_PREFIX_RE = re.compile(
     r"(?:(?i:subject|subj|title|re)[ \t]*:[ \t]*)?[\"'\u201c]?\Z"
 )
 _SENTENCE_END_RE = re.compile(r"[.!?:][\"')\]]?[ \t]+\Z")
+_SPEAKER_RE = re.compile(r"[ \t]*(?:\[[0-9:. APMapm]{4,12}\][ \t]*)?[A-Z][A-Za-z.' -]{0,30}:[ \t]+")
 # A portion mark also opens a field: a table or CSV cell, a quoted or keyed value (msg="(CUI) ..."), the
 # message of a log line (after its level or a bracketed logger name).
 _BULLETS = r"(?:(?:[-*\u2022>]|\d{1,3}(?:\.\d{1,3})*[.)]?|[A-Za-z][.)]|\(\d{1,3}\)|\([a-z]{1,4}\))[ \t]+)*"
@@ -728,6 +729,15 @@ def _opens_paragraph(text: str, start: int, end: int) -> bool:
     return bool(prefix.strip()) and bool(_SENTENCE_END_RE.search(prefix))
 
 
+def _after_speaker(text: str, start: int, end: int) -> bool:
+    """A portion mark of two letters or more opening a chat line's message, in any case after it ("Lt Park:
+    (CUI) pax manifest for the 14th"); one letter is not taken there ("Size: (S) small")."""
+    if end - start < 4 or text[end : end + 1] not in (" ", "\t") or not text[end : end + 2].strip():
+        return False
+    context = _line_context(text, start, end)
+    return context is not None and _SPEAKER_RE.fullmatch(context[0]) is not None
+
+
 def _portion_category(level: str, controls: str) -> str | None:
     if level in ("TS", "S", "C"):
         return "classified.portion"
@@ -750,7 +760,7 @@ def _portion_marks(w: _Window) -> None:
             continue
         # With '//' controls the mark is unmistakable; a bare one must stand where portion marks stand.
         if not controls and (
-            not _opens_paragraph(text, start, end)
+            not (_opens_paragraph(text, start, end) or _after_speaker(text, start, end))
             or (level == "C" and _COPYRIGHT_TAIL_RE.match(text, end, end + 160) and not _among_portions(w))
             or (len(level) == 1 and _in_letter_list(w, start, end))
         ):
@@ -1297,6 +1307,11 @@ _LEGACY_PHRASES = ("for official use only", "sensitive but unclassified", "law e
 # ("What is FOUO?").
 _IS_LEGACY_RE = re.compile(
     r"\b(?P<subject>[a-z][a-z0-9_-]*)(?:\s+(?:is|are)|['\u2019]s)\s+(?:marked\s+(?:as\s+)?)?\Z"
+    # "its FOUO so don't screenshot it": "it's" typed without its apostrophe (not "its FOUO marking")
+    r"|\b(?P<its>it)s\s+\Z"
+)
+_ITS_NOUN_AFTER_RE = re.compile(
+    r"[\s/-]*(?:markings?|labels?|banners?|caveats?|status|designation|version|portions?)"
 )
 _LEGACY_META_SUBJECTS = frozenset(
     {"what", "which", "who", "marking", "markings", "label", "labels", "term", "terms", "acronym",
@@ -1314,8 +1329,10 @@ def _legacy_statements(w: _Window) -> None:
         rel = pos - base
         said = _IS_LEGACY_RE.search(low, max(0, rel - 40), rel)
         if said is not None:
-            if said.group("subject") in _LEGACY_META_SUBJECTS or _QUESTION_BEFORE_RE.search(
-                low, max(0, said.start() - 12), said.start()
+            if (
+                said.group("subject") in _LEGACY_META_SUBJECTS
+                or _QUESTION_BEFORE_RE.search(low, max(0, said.start() - 12), said.start())
+                or (said.group("its") and _ITS_NOUN_AFTER_RE.match(low, rel + length))
             ):
                 continue
             subject: int | None = said.start()
@@ -1828,9 +1845,10 @@ _ECCN_ANCHORS = (
 # vocabulary anywhere near it, not only in its own sentence ("Classification came back: the mill is
 # 2B001.b.2 ... we'll need a BIS license").
 _ECCN_PARAGRAPH_RE = re.compile(r"[0-9][A-E][0-9]{3}\.[a-z]")
-_ECCN_WIDE_ANCHORS = ("export", "licen")
+_ECCN_WIDE_ANCHORS = ("export", "licen", "nlr")
 _ECCN_WIDE_CONTEXT_RE = re.compile(
     r"\beccns?\b|export|\bbis\b|licen[cs]es?\b|\bear\b|\bear99\b|commerce\s+control|\bccl\b|classification"
+    r"|\bnlr\b"
 )
 _ECCN_WIDE = 400
 _EXAMPLE_BEFORE_RE = re.compile(r"(?:like|such\s+as|e\.\s?g\.,?|for\s+example|example|say)[\s:,]*\Z")
@@ -2690,11 +2708,14 @@ def _spaced_levels(w: _Window) -> None:
 # "This email contains Controlled Unclassified Information (CUI)": the content says it is CUI. Found from
 # each "CUI" backwards, so windows without such a sentence cost one word lookup.
 _CONTENT_STATEMENT_BEFORE_RE = re.compile(
-    r"(?:"
+    r"(?:(?:"
     + _CONTENT_SUBJECT
     + r"|"
     + _PLACED_CONTENT
-    + r")\s+(?:(?:also|hereby|herein)\s+)?(?:contains?|includes?|is|are)\s+(?:marked\s+(?:as\s+)?)?\Z"
+    + r")\s+(?:(?:also|hereby|herein)\s+)?(?:contains?|includes?|is|are)\s+(?:marked\s+(?:as\s+)?)?"
+    # "This answer key contains CUI": what this holds, whatever it is called
+    + r"|\b(?:this|these)\s+(?:[a-z][a-z0-9/-]*\s+){0,2}[a-z][a-z0-9/-]*\s+(?:also\s+)?"
+    + r"(?:contains?|includes?)\s+)\Z"
 )
 # "is CUI compliant", "includes CUI training", "CUI-free": CUI naming a program or a quality, not the content.
 _CUI_NOT_CONTENT_RE = re.compile(
@@ -2787,7 +2808,8 @@ _SCHEME_ITEM_RE = re.compile(
     r"(?<![A-Za-z0-9])(?:(?P<level>top[ _]secret|secret|confidential|unclassified|cui|restricted)"
     r"|(?P<control>noforn|rel[ _]to|fedcon|fedonly|nocon|dl[ _]only|orcon|imcon|relido|propin"
     r"|display[ _]only)"
-    r"|(?P<legacy>fouo|sbu|les))(?![A-Za-z0-9])",
+    r"|(?P<legacy>fouo|sbu|les|for official use only|law enforcement sensitive|sensitive but unclassified))"
+    r"(?![A-Za-z0-9])",
     re.IGNORECASE,
 )
 _LIST_GAP_RE = re.compile(r"""[ \t"'`]*(?:[,|;\t]|or\b|and\b)?[ \t"'`]*\Z""", re.IGNORECASE)
@@ -2829,7 +2851,16 @@ def _close_scheme_run(text: str, run: list[re.Match[str]], spans: list[tuple[int
         values = {m.group(kind).lower().replace("_", " ") for m in run if m.group(kind)}
         if len(values) >= 3:
             start, end = run[0].start(), run[-1].end()
-            if text.find("//", max(0, start - _SCHEME_REACH), end + _SCHEME_REACH) == -1:
+            line_start = text.rfind("\n", max(0, start - _SCHEME_REACH), start) + 1
+            line_end = text.find("\n", end, end + _SCHEME_REACH)
+            if (
+                text.find(
+                    "//",
+                    max(line_start, start - _SCHEME_REACH),
+                    (end + _SCHEME_REACH) if line_end == -1 else line_end,
+                )
+                == -1
+            ):
                 spans.append((start, end))
             return
 
@@ -2891,29 +2922,52 @@ _GLOSSARY_PAIRS = (
 _MARKING_GLOSSARY_RE = re.compile(
     r"^[ \t*_\"'`\-\u2022]*(?P<term>"
     + "|".join(term for term, _ in _GLOSSARY_PAIRS)
-    + r")[*_\"'`]*[ \t]*(?:[:=|\t\-\u2013\u2014]|\s-)[ \t*_\"'`(]*(?P<expansion>[a-z ]{10,40})",
+    + r")[*_\"'`]*[ \t]*(?:[:=|\t\-\u2013\u2014]|\s-)[ \t*_\"'`(]*"
+    # a definition in words: "NOFORN: dissemination control meaning not releasable to foreign nationals"
+    + r"(?:(?-i:(?P<definition>(?:an?\s+|the\s+)?(?:legacy|old|former|dissemination|caveat|control|marking|"
+    + r"abbreviation|acronym|short\s+for|stands\s+for)\b)[^\n]*)"
+    + r"|(?P<expansion>[a-z ]{10,40}))",
     re.IGNORECASE | re.MULTILINE,
 )
 _GLOSSARY_CATEGORIES = frozenset({"cui.banner", "cui.legacy", "export.itar", "export.ear"})
+_GLOSSARY_NEIGHBOURS = 3  # lines either side of a finding's line read for more of its glossary
 
 
 def _glossary_lines(text: str, findings: list[Detection]) -> list[tuple[int, int]]:
-    """The (start, end) of each glossary entry's term and expansion on the lines of ``findings`` (what
-    follows them on the line is the entry's own text, read as any), when there are two or more entries."""
+    """The (start, end) of each glossary entry's term and expansion (what follows them on the line is the
+    entry's own text, read as any; a definition in words is the entry whole) on the lines of ``findings``
+    and the lines around them, when there are two or more entries."""
     entries = []
     seen: set[int] = set()
     for det in findings:
         line_start = text.rfind("\n", 0, det.start) + 1
-        if line_start in seen:
-            continue
-        seen.add(line_start)
-        match = _MARKING_GLOSSARY_RE.match(text, line_start)
-        if match is None:
-            continue
-        expansion = dict(_GLOSSARY_PAIRS)[match.group("term").lower()]
-        if match.group("expansion").lower().startswith(expansion):
-            entries.append((match.start(), match.start("expansion") + len(expansion) + 1))
-    return entries if len(entries) >= 2 else []
+        for _ in range(_GLOSSARY_NEIGHBOURS):  # an entry's neighbours, which may hold no finding themselves
+            if line_start == 0:
+                break
+            line_start = text.rfind("\n", 0, line_start - 1) + 1
+        for _ in range(2 * _GLOSSARY_NEIGHBOURS + 1):
+            if line_start not in seen:
+                seen.add(line_start)
+                entry = _glossary_entry(text, line_start)
+                if entry is not None:
+                    entries.append(entry)
+            next_line = text.find("\n", line_start)
+            if next_line == -1:
+                break
+            line_start = next_line + 1
+    return sorted(entries) if len(entries) >= 2 else []
+
+
+def _glossary_entry(text: str, line_start: int) -> tuple[int, int] | None:
+    match = _MARKING_GLOSSARY_RE.match(text, line_start)
+    if match is None:
+        return None
+    if match.group("definition") is not None:  # the line defines the term: all of it is the entry
+        return match.start(), match.end()
+    expansion = dict(_GLOSSARY_PAIRS)[match.group("term").lower()]
+    if match.group("expansion").lower().startswith(expansion):
+        return match.start(), match.start("expansion") + len(expansion) + 1
+    return None
 
 
 # A marking given as an example in running text, not applied: after "such as", "e.g.", "for example",
@@ -2930,7 +2984,18 @@ _KIND_AFTER_RE = re.compile(
     r"[\"'\u201d\u2019]?(?:[ \t]*(?:,|and|or)[ \t]*[\"'\u201c\u2018]?[A-Z(][A-Z/ ,()-]*[\"'\u201d\u2019]?)*"
     r"[ \t]+(?:banners?|markings?|headers?|labels?|stamps?|caveats?|strings?)\b"
 )
-_EXAMPLE_CUES = ("such", "e.g", "e. g", "example", "instance", "like")  # literal gates of _EXAMPLE_CUE_RE
+_EXAMPLE_CUES = (
+    "such",
+    "e.g",
+    "e. g",
+    "example",
+    "instance",
+    "like",
+    "banner",
+    "marking",
+    "header",
+    "portion",
+)  # literal gates of _EXAMPLE_CUE_RE
 _MARKING_TOKEN_RE = re.compile(r"[A-Z0-9(][A-Z0-9/ ,()-]*[A-Z0-9)]")
 _MENTION_CATEGORIES = frozenset(
     {"classified.banner", "classified.portion", "cui.banner", "cui.specified", "cui.portion", "cui.legacy"}
