@@ -2878,8 +2878,12 @@ _CLEARANCE_HEADER_LINES = 200  # rows above a cell searched for its table's head
 
 
 def _csv_cells(line: str, delimiter: str) -> list[str]:
-    """A delimited line's cells, a double-quoted cell's delimiters kept in it ("Whitaker, Dana")."""
-    return next(csv.reader([line], delimiter=delimiter), [""]) or [""]
+    """A delimited line's cells, a double-quoted cell's delimiters kept in it ("Whitaker, Dana"); split
+    plainly where the csv module refuses the line (a quoted field over its size limit)."""
+    try:
+        return next(csv.reader([line], delimiter=delimiter), [""]) or [""]
+    except csv.Error:
+        return line.split(delimiter)
 
 
 def _is_clearance(text: str, start: int) -> bool:
