@@ -377,6 +377,8 @@ ADVERSARIAL_INPUTS = {
     "character references": "&#47;" * 8000,
     "quoted-printable": "Content-Transfer-Encoding: quoted-printable\n" + "=2F=\n" * 8000,
     # one long line: every finding's list, example cue and glossary entry is read around it, not line-wide
+    # a table's rows each find their column's header (is it a clearance?) through the row above them
+    "table under a header": "clearance,marking\n" + "x,SECRET\n" * 4500,
     "lists and examples": (
         "SECRET, CONFIDENTIAL, TOP SECRET, such as SECRET//NOFORN banners, FOUO: For Official " * 500
     ),

@@ -2874,7 +2874,7 @@ def _in_spans(spans: list[tuple[int, int]], start: int, end: int) -> bool:
 # ("Security clearance: TOP SECRET/SCI eligibility", "clearance_level = Secret"), or in a column headed as a
 # clearance ("clearance_eligibility" in a CSV export of staff).
 _CLEARANCE_LABEL_RE = re.compile(r"(?i:clearance)[A-Za-z _-]{0,30}[ \t]*[:=][ \t]*[\"']?[ \t]*\Z")
-_CLEARANCE_HEADER_LINES = 200  # rows above a cell searched for its table's header
+_CLEARANCE_MAX_ROW = 4096  # characters a table's row may hold
 
 
 def _csv_cells(line: str, delimiter: str) -> list[str]:
@@ -2886,26 +2886,44 @@ def _csv_cells(line: str, delimiter: str) -> list[str]:
         return line.split(delimiter)
 
 
-def _is_clearance(text: str, start: int) -> bool:
-    line_start = text.rfind("\n", 0, start) + 1
+def _is_clearance(text: str, start: int, memo: dict[tuple[int, str, int], bool]) -> bool:
+    """Whether the level at ``start`` is a clearance (see above). ``memo`` holds, per row, delimiter and
+    column, what the search for the column's header found from that row up: a table's rows, read top down,
+    each read their header through the row above them, so a table is read once, not once per row."""
+    found = text.rfind("\n", max(0, start - _CLEARANCE_MAX_ROW), start)
+    if found == -1 and start > _CLEARANCE_MAX_ROW:  # a row this long is no table's
+        return _CLEARANCE_LABEL_RE.search(text, start - 60, start) is not None
+    line_start = found + 1
     if _CLEARANCE_LABEL_RE.search(text, max(line_start, start - 60), start):
         return True
     for delimiter in (",", "\t", "|"):
         if text.find(delimiter, line_start, start) == -1:
             continue
         column = len(_csv_cells(text[line_start:start], delimiter)) - 1
+        visited = [(line_start, delimiter, column)]
+        verdict = False
         end = line_start - 1
-        for _ in range(_CLEARANCE_HEADER_LINES):
-            if end <= 0:
-                return False
-            begin = text.rfind("\n", 0, end) + 1
+        while end > 0:
+            begin = text.rfind("\n", max(0, end - _CLEARANCE_MAX_ROW), end) + 1
+            key = (begin, delimiter, column)
+            if key in memo:
+                verdict = memo[key]
+                break
+            visited.append(key)
             cells = _csv_cells(text[begin:end], delimiter)
-            if not text[begin:end].strip() or len(cells) <= column:
-                return False
+            if (
+                (begin == 0 and end > _CLEARANCE_MAX_ROW)
+                or not text[begin:end].strip()
+                or len(cells) <= column
+            ):
+                break
             if "clearance" in cells[column].lower():
-                return True
+                verdict = True
+                break
             end = begin - 1
-        return False
+        for key in visited:
+            memo[key] = verdict
+        return verdict
     return False
 
 
@@ -3043,11 +3061,14 @@ def _drop_non_markings(text: str, found: set[Detection]) -> set[Detection]:
     # "clearance" in any case: two byte-speed finds instead of lower-casing the text
     clearances = text.find("learance") != -1 or text.find("LEARANCE") != -1
     schemes = _scheme_lists(text, [det for det in relevant if det.category in _SCHEME_CATEGORIES])
-    for det in relevant:
+    headers: dict[tuple[int, str, int], bool] = {}
+    for det in sorted(relevant, key=lambda d: d.start):  # top down: each row reads its header via the last
         in_list = det.category in _SCHEME_CATEGORIES and _in_spans(schemes, det.start, det.end)
         if (
             in_list
-            or (clearances and det.category == "classified.banner" and _is_clearance(text, det.start))
+            or (
+                clearances and det.category == "classified.banner" and _is_clearance(text, det.start, headers)
+            )
             or (det.category in _MENTION_CATEGORIES and _mentioned(text, det.start, det.end))
             or (det.category == "cui.legacy" and _form_label(text, det.start, det.end))
         ):
