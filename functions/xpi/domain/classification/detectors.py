@@ -2851,16 +2851,12 @@ def _close_scheme_run(text: str, run: list[re.Match[str]], spans: list[tuple[int
         values = {m.group(kind).lower().replace("_", " ") for m in run if m.group(kind)}
         if len(values) >= 3:
             start, end = run[0].start(), run[-1].end()
-            line_start = text.rfind("\n", max(0, start - _SCHEME_REACH), start) + 1
+            line_start = max(
+                text.rfind("\n", max(0, start - _SCHEME_REACH), start) + 1, start - _SCHEME_REACH
+            )
             line_end = text.find("\n", end, end + _SCHEME_REACH)
-            if (
-                text.find(
-                    "//",
-                    max(line_start, start - _SCHEME_REACH),
-                    (end + _SCHEME_REACH) if line_end == -1 else line_end,
-                )
-                == -1
-            ):
+            line_end = end + _SCHEME_REACH if line_end == -1 else line_end
+            if text.find("//", line_start, line_end) == -1:  # not a marking's controls on this line
                 spans.append((start, end))
             return
 
@@ -3006,18 +3002,7 @@ _KIND_AFTER_RE = re.compile(
     r"[\"'\u201d\u2019]?(?:[ \t]*(?:,|and|or)[ \t]*[\"'\u201c\u2018]?[A-Z(][A-Z/ ,()-]*[\"'\u201d\u2019]?)*"
     r"[ \t]+(?:banners?|markings?|headers?|labels?|stamps?|caveats?|strings?)\b"
 )
-_EXAMPLE_CUES = (
-    "such",
-    "e.g",
-    "e. g",
-    "example",
-    "instance",
-    "like",
-    "banner",
-    "marking",
-    "header",
-    "portion",
-)  # literal gates of _EXAMPLE_CUE_RE
+_EXAMPLE_CUES = ("such", "e.g", "e. g", "example", "instance", "like")  # literal gates of _EXAMPLE_CUE_RE
 _MARKING_TOKEN_RE = re.compile(r"[A-Z0-9(][A-Z0-9/ ,()-]*[A-Z0-9)]")
 _MENTION_CATEGORIES = frozenset(
     {"classified.banner", "classified.portion", "cui.banner", "cui.specified", "cui.portion", "cui.legacy"}
