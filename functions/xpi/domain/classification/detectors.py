@@ -346,6 +346,14 @@ def _line_bounds(text: str, start: int, end: int) -> tuple[int, int] | None:
     return line_start, line_end
 
 
+def _near_line(text: str, start: int, end: int, reach: int) -> tuple[int, int]:
+    """The line around text[start:end], clipped to ``reach`` characters either side (a long line is not
+    read whole)."""
+    line_start = max(text.rfind("\n", max(0, start - reach), start) + 1, start - reach)
+    line_end = text.find("\n", end, end + reach)
+    return line_start, min(len(text), end + reach) if line_end == -1 else line_end
+
+
 _JSON_STRING_START_RE = re.compile(r'(?:"\s*:|[\[,{])\s*"\Z')
 
 
@@ -2823,15 +2831,11 @@ def _scheme_lists(text: str, findings: list[Detection]) -> list[tuple[int, int]]
     character is read once); none where a marking's double slash stands within that reach."""
     regions: list[tuple[int, int]] = []
     for det in sorted(findings, key=lambda d: d.start):
-        lo = max(
-            text.rfind("\n", max(0, det.start - _SCHEME_REACH), det.start) + 1, det.start - _SCHEME_REACH
-        )
-        hi = text.find("\n", det.end, det.end + _SCHEME_REACH)
-        hi = min(len(text), det.end + _SCHEME_REACH) if hi == -1 else hi
+        lo, hi = _near_line(text, det.start, det.end, _SCHEME_REACH)
         if regions and lo <= regions[-1][1]:
             regions[-1] = (regions[-1][0], max(hi, regions[-1][1]))
         else:
-            regions.append((max(0, lo), hi))
+            regions.append((lo, hi))
     spans: list[tuple[int, int]] = []
     for lo, hi in regions:
         run: list[re.Match[str]] = []
@@ -2851,12 +2855,7 @@ def _close_scheme_run(text: str, run: list[re.Match[str]], spans: list[tuple[int
         values = {m.group(kind).lower().replace("_", " ") for m in run if m.group(kind)}
         if len(values) >= 3:
             start, end = run[0].start(), run[-1].end()
-            line_start = max(
-                text.rfind("\n", max(0, start - _SCHEME_REACH), start) + 1, start - _SCHEME_REACH
-            )
-            line_end = text.find("\n", end, end + _SCHEME_REACH)
-            line_end = end + _SCHEME_REACH if line_end == -1 else line_end
-            if text.find("//", line_start, line_end) == -1:  # not a marking's controls on this line
+            if text.find("//", *_near_line(text, start, end, _SCHEME_REACH)) == -1:  # no marking's controls
                 spans.append((start, end))
             return
 
@@ -2870,7 +2869,7 @@ def _in_spans(spans: list[tuple[int, int]], start: int, end: int) -> bool:
 # ("Security clearance: TOP SECRET/SCI eligibility", "clearance_level = Secret"), or in a column headed as a
 # clearance ("clearance_eligibility" in a CSV export of staff).
 _CLEARANCE_LABEL_RE = re.compile(r"(?i:clearance)[A-Za-z _-]{0,30}[ \t]*[:=][ \t]*[\"']?[ \t]*\Z")
-_CLEARANCE_MAX_ROW = 4096  # characters a table's row may hold
+_MAX_ROW = 4096  # characters a table's row or a glossary's line may hold
 
 
 def _csv_cells(line: str, delimiter: str) -> list[str]:
@@ -2886,8 +2885,8 @@ def _is_clearance(text: str, start: int, memo: dict[tuple[int, str, int], bool])
     """Whether the level at ``start`` is a clearance (see above). ``memo`` holds, per row, delimiter and
     column, what the search for the column's header found from that row up: a table's rows, read top down,
     each read their header through the row above them, so a table is read once, not once per row."""
-    found = text.rfind("\n", max(0, start - _CLEARANCE_MAX_ROW), start)
-    if found == -1 and start > _CLEARANCE_MAX_ROW:  # a row this long is no table's
+    found = text.rfind("\n", max(0, start - _MAX_ROW), start)
+    if found == -1 and start > _MAX_ROW:  # a row this long is no table's
         return _CLEARANCE_LABEL_RE.search(text, start - 60, start) is not None
     line_start = found + 1
     if _CLEARANCE_LABEL_RE.search(text, max(line_start, start - 60), start):
@@ -2900,18 +2899,14 @@ def _is_clearance(text: str, start: int, memo: dict[tuple[int, str, int], bool])
         verdict = False
         end = line_start - 1
         while end > 0:
-            begin = text.rfind("\n", max(0, end - _CLEARANCE_MAX_ROW), end) + 1
+            begin = text.rfind("\n", max(0, end - _MAX_ROW), end) + 1
             key = (begin, delimiter, column)
             if key in memo:
                 verdict = memo[key]
                 break
             visited.append(key)
             cells = _csv_cells(text[begin:end], delimiter)
-            if (
-                (begin == 0 and end > _CLEARANCE_MAX_ROW)
-                or not text[begin:end].strip()
-                or len(cells) <= column
-            ):
+            if (begin == 0 and end > _MAX_ROW) or not text[begin:end].strip() or len(cells) <= column:
                 break
             if "clearance" in cells[column].lower():
                 verdict = True
@@ -2947,6 +2942,7 @@ _MARKING_GLOSSARY_RE = re.compile(
     + r"|(?P<expansion>[a-z ]{10,40}))",
     re.IGNORECASE | re.MULTILINE,
 )
+_GLOSSARY_EXPANSIONS = dict(_GLOSSARY_PAIRS)
 _GLOSSARY_CATEGORIES = frozenset({"cui.banner", "cui.legacy", "export.itar", "export.ear"})
 _GLOSSARY_NEIGHBOURS = 3  # lines either side of a finding's line read for more of its glossary
 
@@ -2958,11 +2954,11 @@ def _glossary_lines(text: str, findings: list[Detection]) -> list[tuple[int, int
     entries = []
     seen: set[int] = set()
     for det in findings:
-        line_start = text.rfind("\n", 0, det.start) + 1
+        line_start = _near_line(text, det.start, det.start, _MAX_ROW)[0]
         for _ in range(_GLOSSARY_NEIGHBOURS):  # an entry's neighbours, which may hold no finding themselves
             if line_start == 0:
                 break
-            line_start = text.rfind("\n", 0, line_start - 1) + 1
+            line_start = _near_line(text, line_start - 1, line_start - 1, _MAX_ROW)[0]
         for _ in range(2 * _GLOSSARY_NEIGHBOURS + 1):
             if line_start not in seen:
                 seen.add(line_start)
@@ -2982,7 +2978,7 @@ def _glossary_entry(text: str, line_start: int) -> tuple[int, int] | None:
         return None
     if match.group("definition") is not None:  # the line defines the term: all of it is the entry
         return match.start(), match.end()
-    expansion = dict(_GLOSSARY_PAIRS)[match.group("term").lower()]
+    expansion = _GLOSSARY_EXPANSIONS[match.group("term").lower()]
     if match.group("expansion").lower().startswith(expansion):
         return match.start(), match.start("expansion") + len(expansion) + 1
     return None
@@ -3012,8 +3008,7 @@ _EXAMPLE_REACH = 120  # characters before a marking read for an example's cue
 
 def _mentioned(text: str, start: int, end: int) -> bool:
     """True when text[start:end] is a marking mentioned in a sentence rather than applied (see above)."""
-    line_start = max(text.rfind("\n", max(0, start - _EXAMPLE_REACH), start) + 1, start - _EXAMPLE_REACH)
-    before = text[line_start:start]
+    before = text[_near_line(text, start, start, _EXAMPLE_REACH)[0] : start]
     if before.upper() == before:  # nothing in lower case before it on its line: no sentence around it
         return False
     low = before.lower()
