@@ -762,6 +762,19 @@ LISTED_AND_ATTACHED_POSITIVES += [
     ("the crypto module is 5A992.c mass market so it's NLR for the UK sites", "export.eccn"),
     # a line that says what a dissemination control is, alone: still a banner's word
     ("NOFORN: dissemination control applies.\nSECRET//NOFORN", "classified.banner"),
+    # the destination control statements on shipping papers: the EAR's, and the ITAR's, which names no rule
+    (
+        "These commodities, technology, or software were exported from the United States in accordance\n"
+        "with the Export Administration Regulations. Diversion contrary to U.S. law is prohibited.",
+        "export.ear",
+    ),
+    (
+        "These items are controlled by the U.S. Government and authorized for export only to the country of\n"
+        "ultimate destination for use by the end-user herein identified.",
+        "export.itar",
+    ),
+    # a bare specified banner opening a document is still one
+    ("CUI//SP-\nRoster of the office", "cui.banner"),
 ]
 LISTED_AND_ATTACHED_NEAR_MISSES = [
     "    enum: [UNCLASSIFIED, CUI, CONFIDENTIAL, SECRET, TOP SECRET]",
@@ -799,6 +812,17 @@ LISTED_AND_ATTACHED_NEAR_MISSES = [
     # SBU as a strategic business unit's label among a form's fields
     "Weekly KPIs\nSBU: Industrial Components      Site: Joliet DC\nOrders shipped   4,812",
     "Does the attached contain CUI?",
+    # "for example" and "for instance" before a quoted or bare marking
+    'Specified categories follow a double slash, for example "CUI//SP-PRVCY" for privacy information.',
+    "A banner names the level first, for instance SECRET//NOFORN, then its controls.",
+    # the term named as a word, and a banner's form with no category in it
+    'For basic CUI the banner is just the word "CUI"; specified CUI is "CUI//SP-" plus the category.',
+    "Use CUI//SP-<category> on the first line.",
+    # documents counted, then the marking they bore: an account of other papers
+    "Agents found 14 documents marked SECRET//NOFORN and two marked TOP SECRET in the garage.",
+    # a glossary in aligned columns, each expansion with the rules' citation
+    "ITAR   International Traffic in Arms Regulations (22 CFR 120-130)\n"
+    "USML   U.S. Munitions List (22 CFR 121)\nFOUO   For Official Use Only - legacy marking",
 ]
 
 

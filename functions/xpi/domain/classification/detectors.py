@@ -1560,12 +1560,15 @@ _RESTRICTION_RE = re.compile(
     r"(?:may|shall|must|will|can|cannot)\s*(?:not\s+)?be\s+(?:exported|re-?exported|transferred|disclosed|"
     r"released|shared|provided|shipped|sent)\s+(?:to|outside|without|abroad)|"
     r"re-?exports?\s+(?:requires?|is\s+prohibited)|requires?\s+(?:an?\s+|prior\s+)?(?:written\s+)?"
-    r"(?:[a-z]+\s+)?(?:licen[cs]e|authori[sz]ation|approval)|controlled\s+under|jurisdiction\s*:"
+    r"(?:[a-z]+\s+)?(?:licen[cs]e|authori[sz]ation|approval)|controlled\s+under|jurisdiction\s*:|"
+    # the EAR's destination control statement: "Diversion contrary to U.S. law is prohibited."
+    r"diversion\s+contrary\s+to\s+(?:u\.?\s?s\.?|united\s+states)\s+law"
 )
 _CFR_RE = re.compile(
     r"(?<![0-9])(22|15)\s*c\.?\s*f\.?\s*r\.?\s*(?:parts?\s*|\u00a7+\s*)?(1[23][0-9]|7[3-7][0-9])"
 )
 _NOTICE_WORDS = ("CONTROLLED", "RESTRICTED", "WARNING", "NOTICE", "TECHNICAL DATA")
+_ITAR_DCS_RE = re.compile(r"for\s+export\s+only\s+to\s+the\s+country\s+of\s+ultimate\s+destination")
 
 
 def _notice_before(w: _Window, rel_start: int, rel_end: int) -> int:
@@ -1694,6 +1697,10 @@ def _export_notices(w: _Window) -> None:
             _restriction_near(w, rel, rel_end) and not _in_question(w.low, rel_end)
         ):
             w.emit(category, pos, end)
+    # The ITAR's destination control statement (22 CFR 123.9(b)), which never names the regulation.
+    if w.has("ultimate"):
+        for match in w.low_iter(_ITAR_DCS_RE):
+            w.emit("export.itar", match.start() + w.base, match.end() + w.base)
     # BIS, the licensing office of the EAR, only in upper case and beside restriction language.
     for pos in w.find("BIS"):
         end = pos + 3
@@ -2931,18 +2938,28 @@ _GLOSSARY_PAIRS = (
     ("orcon", "originator controlled"),
     ("itar", "international traffic in arms"),
     ("ear", "export administration regulations"),
+    ("usml", "u.s. munitions list"),
+    ("usml", "united states munitions list"),
 )
 _MARKING_GLOSSARY_RE = re.compile(
     r"^[ \t*_\"'`\-\u2022]*(?P<term>"
-    + "|".join(term for term, _ in _GLOSSARY_PAIRS)
-    + r")[*_\"'`]*[ \t]*(?:[:=|\t\-\u2013\u2014]|\s-)[ \t*_\"'`(]*"
+    + "|".join(dict.fromkeys(term for term, _ in _GLOSSARY_PAIRS))
+    # after the term a separator, or the two spaces or more of a column layout ("ITAR   International ...")
+    + r")[*_\"'`]*(?:[ \t]*(?:[:=|\t\-\u2013\u2014]|\s-)|[ ]{2,})[ \t*_\"'`(]*"
     # a definition in words: "NOFORN: dissemination control meaning not releasable to foreign nationals"
     + r"(?:(?-i:(?P<definition>(?:an?\s+|the\s+)?(?:legacy|old|former|dissemination|caveat|control|marking|"
     + r"abbreviation|acronym|short\s+for|stands\s+for)\b)[^\n]*)"
-    + r"|(?P<expansion>[a-z ]{10,40}))",
+    + r"|(?P<expansion>[a-z .]{10,40}))",
     re.IGNORECASE | re.MULTILINE,
 )
-_GLOSSARY_EXPANSIONS = dict(_GLOSSARY_PAIRS)
+_GLOSSARY_EXPANSIONS = {
+    term: tuple(expansion for other, expansion in _GLOSSARY_PAIRS if other == term)
+    for term, _ in _GLOSSARY_PAIRS
+}
+# "International Traffic in Arms Regulations (22 CFR 120-130)": the expansion's citation of its rules.
+_ENTRY_CITATION_RE = re.compile(
+    r"[A-Za-z .,]{0,30}?\(\s*[0-9]{1,2}\s+(?:C\.?F\.?R\.?|U\.?S\.?C\.?)[^)\n]{0,30}\)"
+)
 _GLOSSARY_CATEGORIES = frozenset({"cui.banner", "cui.legacy", "export.itar", "export.ear"})
 _GLOSSARY_NEIGHBOURS = 3  # lines either side of a finding's line read for more of its glossary
 
@@ -2978,9 +2995,12 @@ def _glossary_entry(text: str, line_start: int) -> tuple[int, int] | None:
         return None
     if match.group("definition") is not None:  # the line defines the term: all of it is the entry
         return match.start(), match.end()
-    expansion = _GLOSSARY_EXPANSIONS[match.group("term").lower()]
-    if match.group("expansion").lower().startswith(expansion):
-        return match.start(), match.start("expansion") + len(expansion) + 1
+    written = match.group("expansion").lower()
+    for expansion in _GLOSSARY_EXPANSIONS[match.group("term").lower()]:
+        if written.startswith(expansion):
+            end = match.start("expansion") + len(expansion) + 1
+            cited = _ENTRY_CITATION_RE.match(text, end)  # the rules' own citation is the entry's too
+            return match.start(), cited.end() if cited else end
     return None
 
 
@@ -2989,7 +3009,8 @@ def _glossary_entry(text: str, line_start: int) -> tuple[int, int] | None:
 # as "TOP SECRET//SI//NOFORN" or "CUI//SP-EXPT""); or named as the kind of thing it is ("slides bearing TOP
 # SECRET//NOFORN banners", ""SECRET//NOFORN" and "CUI" markings").
 _EXAMPLE_CUE_RE = re.compile(
-    r"(?i:\b(?:such\s+as|e\.\s?g\.|for\s+(?:example|instance)|like|examples?(?:\s+[a-z]+){0,4}\s*:))"
+    r"(?i:\b(?:such\s+as|e\.\s?g\.|for\s+(?:example|instance)|like|examples?(?:\s+[a-z]+){0,4}\s*:"
+    r"|the\s+(?:words?|terms?|abbreviations?|acronyms?)(?:\s+(?:is|are|of))?(?:\s+just)?))"
     r"[,:]?[ \t]*(?:[\"'\u201c\u2018(\[]?[^\n\"'\u201d\u2019]{1,30}?[\"'\u201d\u2019)\]]?"
     r"[ \t]*(?:,|or|and)[ \t]*){0,4}"
     r"[\"'\u201c\u2018\[]?[ \t]*\Z"
@@ -2998,7 +3019,20 @@ _KIND_AFTER_RE = re.compile(
     r"[\"'\u201d\u2019]?(?:[ \t]*(?:,|and|or)[ \t]*[\"'\u201c\u2018]?[A-Z(][A-Z/ ,()-]*[\"'\u201d\u2019]?)*"
     r"[ \t]+(?:banners?|markings?|headers?|labels?|stamps?|caveats?|strings?)\b"
 )
-_EXAMPLE_CUES = ("such", "e.g", "e. g", "example", "instance", "like")  # literal gates of _EXAMPLE_CUE_RE
+_EXAMPLE_CUES = (  # literal gates of _EXAMPLE_CUE_RE
+    "such", "e.g", "e. g", "example", "instance", "like", "the word", "the term", "the abbrev", "the acronym",
+)  # fmt: skip
+_FOR_BEFORE_RE = re.compile(r"\bfor\s+\Z")
+# Documents counted, then the marking they bore: an account of other papers ("found 14 documents marked
+# SECRET//NOFORN and two marked TOP SECRET"), not a marking applied here ("The document is marked SECRET").
+_COUNTED_MARKED_RE = re.compile(
+    r"\b(?:[0-9][0-9,]*|two|three|four|five|six|seven|eight|nine|ten|dozens|hundreds|thousands|several|"
+    r"many|numerous)(?:\s+(?:of\s+)?(?:the\s+|them\s+|other\s+|more\s+|classified\s+)?[a-z-]+)?"
+    r"(?:\s+(?:that\s+)?(?:were|was|are))?\s+(?:marked|stamped|labell?ed|bearing)(?:\s+as)?[ \t]*"
+    r"[\"'\u201c\u2018]?\Z"
+)
+_PLACEHOLDER_OPENERS = frozenset("\"'\u201d\u2019<[{")
+_MARKED_VERBS = ("marked", "stamped", "labeled", "labelled", "bearing")
 _MARKING_TOKEN_RE = re.compile(r"[A-Z0-9(][A-Z0-9/ ,()-]*[A-Z0-9)]")
 _MENTION_CATEGORIES = frozenset(
     {"classified.banner", "classified.portion", "cui.banner", "cui.specified", "cui.portion", "cui.legacy"}
@@ -3011,11 +3045,18 @@ def _mentioned(text: str, start: int, end: int) -> bool:
     before = text[_near_line(text, start, start, _EXAMPLE_REACH)[0] : start]
     if before.upper() == before:  # nothing in lower case before it on its line: no sentence around it
         return False
+    if text.startswith("-", end) and text[end + 1 : end + 2] in _PLACEHOLDER_OPENERS:
+        return True  # "CUI//SP-" or "CUI//SP-<category>" in a sentence: the form, with no category in it
     low = before.lower()
     for cue in _EXAMPLE_CUES:  # matched from each cue's last place only: a search would try every place
         at = low.rfind(cue)
-        if at != -1 and _EXAMPLE_CUE_RE.match(before, at):
+        if at == -1:
+            continue
+        lead = _FOR_BEFORE_RE.search(low, max(0, at - 8), at)  # "for example": the cue starts at "for"
+        if _EXAMPLE_CUE_RE.match(before, lead.start() if lead else at):
             return True
+    if any(verb in low for verb in _MARKED_VERBS) and _COUNTED_MARKED_RE.search(low):
+        return True
     # the marking itself, whatever the finding's span holds after it (a banner's reaches its line's end)
     token = _MARKING_TOKEN_RE.match(text, start, end)
     after = token.end() if token is not None else end
