@@ -775,6 +775,8 @@ LISTED_AND_ATTACHED_POSITIVES += [
     ),
     # a bare specified banner opening a document is still one
     ("CUI//SP-\nRoster of the office", "cui.banner"),
+    # enclosures numbered, not counted, marked as they travel with this letter
+    ("Enclosures 1-3 marked SECRET//NOFORN are attached.", "classified.banner"),
 ]
 LISTED_AND_ATTACHED_NEAR_MISSES = [
     "    enum: [UNCLASSIFIED, CUI, CONFIDENTIAL, SECRET, TOP SECRET]",

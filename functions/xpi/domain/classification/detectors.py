@@ -3026,8 +3026,12 @@ _FOR_BEFORE_RE = re.compile(r"\bfor\s+\Z")
 # Documents counted, then the marking they bore: an account of other papers ("found 14 documents marked
 # SECRET//NOFORN and two marked TOP SECRET"), not a marking applied here ("The document is marked SECRET").
 _COUNTED_MARKED_RE = re.compile(
-    r"\b(?:[0-9][0-9,]*|two|three|four|five|six|seven|eight|nine|ten|dozens|hundreds|thousands|several|"
-    r"many|numerous)(?:\s+(?:of\s+)?(?:the\s+|them\s+|other\s+|more\s+|classified\s+)?[a-z-]+)?"
+    r"\b(?:(?:[0-9][0-9,]*|two|three|four|five|six|seven|eight|nine|ten|several|many|numerous|"
+    r"(?:dozens|hundreds|thousands)\s+of)\s+(?:(?:other|more|additional|classified)\s+)?"
+    r"(?:documents|pages|files|papers|records|slides|e-?mails|messages|reports|folders|boxes|printouts|"
+    r"copies|memos|cables|photos|images|notebooks)"
+    # a bare count standing for them: "... and two marked TOP SECRET" (not a number: "Enclosures 1-3")
+    r"|two|three|four|five|six|seven|eight|nine|ten|several|dozens|hundreds)"
     r"(?:\s+(?:that\s+)?(?:were|was|are))?\s+(?:marked|stamped|labell?ed|bearing)(?:\s+as)?[ \t]*"
     r"[\"'\u201c\u2018]?\Z"
 )
