@@ -775,8 +775,36 @@ LISTED_AND_ATTACHED_POSITIVES += [
     ),
     # a bare specified banner opening a document is still one
     ("CUI//SP-\nRoster of the office", "cui.banner"),
-    # enclosures numbered, not counted, marked as they travel with this letter
+    # enclosures numbered, not counted, and slides that are attached: the content
     ("Enclosures 1-3 marked SECRET//NOFORN are attached.", "classified.banner"),
+    ("Please review the attached slides marked SECRET//NOFORN before Friday.", "classified.banner"),
+    # what is attached, named at length, then its level
+    (
+        "SGM - the attached CONOP for the GRANITE SHIELD demo is classified SECRET, pull it off NIPR.",
+        "classified.banner",
+    ),
+    # the writer's instruction for the content
+    ("team - pls treat this roster as fouo, it has home addresses", "cui.legacy"),
+    ("Please handle the attached as CUI until the review ends.", "cui.banner"),
+    ("Treat this email as Law Enforcement Sensitive.", "cui.legacy"),
+    # the statement in the other languages of the forms' labels
+    (
+        "bitte beachtet: Der Anhang enthält CUI (Controlled Unclassified Information) vom Kunden.",
+        "cui.banner",
+    ),
+    (
+        "O Anexo B desta ata (listas de peças) contém CUI e deve ser manuseado conforme a cláusula.",
+        "cui.banner",
+    ),
+    ("Este documento contiene CUI.", "cui.banner"),
+    ("La pièce jointe contient des CUI du client américain.", "cui.banner"),
+    (
+        "Ces données sont soumises à l'ITAR (22 CFR 120-130). Toute cession à une personne étrangère est "
+        "interdite.",
+        "export.itar",
+    ),
+    # a subparagraph's portion mark after its letter, with its text after it
+    ("b. (S) The convoy leaves at 0400.", "classified.portion"),
 ]
 LISTED_AND_ATTACHED_NEAR_MISSES = [
     "    enum: [UNCLASSIFIED, CUI, CONFIDENTIAL, SECRET, TOP SECRET]",
@@ -825,6 +853,19 @@ LISTED_AND_ATTACHED_NEAR_MISSES = [
     # a glossary in aligned columns, each expansion with the rules' citation
     "ITAR   International Traffic in Arms Regulations (22 CFR 120-130)\n"
     "USML   U.S. Munitions List (22 CFR 121)\nFOUO   For Official Use Only - legacy marking",
+    # papers of that kind bearing a marking, in an account of them
+    "After the leak, photos of slides marked TOP SECRET//SI//NOFORN circulated on a Discord server.",
+    # a pattern that finds the marking, in a rule's configuration
+    "  pattern: '(?i)\\bfor\\s+official\\s+use\\s+only\\b|\\(FOUO\\)|//FOUO\\b'",
+    # questions: the verb before a word that is no subject, or a question word and a pronoun
+    "Does it need a CUI banner? And is FOUO even still a thing?",
+    "Should I treat this as CUI?",
+    "Do we treat these slides as FOUO?",
+    "¿El documento contiene CUI?",
+    "El curso incluye CUI básico para todos.",
+    # a question's answer options that are markings
+    "Which mark goes before a paragraph of legacy FOUO information?   a) (FOUO)   b) (U//FOUO)   c) (CUI)",
+    "Which banner does a basic CUI memo carry?\na) SECRET//NOFORN\nb) CUI//SP-PRVCY\nc) TOP SECRET",
 ]
 
 
@@ -844,3 +885,14 @@ def test_a_row_the_csv_module_refuses_is_still_read() -> None:
 
     # WHEN / THEN the clearance check reads the row without the csv module's error
     assert "classified.banner" in categories(text)
+
+
+def test_an_export_notice_read_through_ocr_digits_is_reported() -> None:
+    # GIVEN a scanned drawing's notice with OCR's zeros for the letter O
+    text = (
+        "NOTES:\n1. BREAK ALL SHARP EDGES.\n\nWARNING - THIS D0CUMENT C0NTAINS TECHNICAL DATA WHOSE "
+        "EXP0RT IS RESTRICTED BY THE ARMS EXP0RT C0NTROL ACT (TITLE 22, U.S.C., SEC 2751, ET SEQ.)."
+    )
+
+    # WHEN / THEN the notice's words are read as written
+    assert "export.itar" in categories(text)

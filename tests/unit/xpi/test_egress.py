@@ -522,6 +522,9 @@ class _Bedrock(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(self.ANSWER)))
         self.send_header("X-Amzn-Bedrock-Input-Token-Count", "3")
         self.send_header("X-Amzn-Bedrock-Output-Token-Count", "1")
+        if self.headers.get("Connection", "").lower() == "close":
+            # as HTTP servers (and AWS's) answer it: the client then never reuses a connection being closed
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(self.ANSWER)
 

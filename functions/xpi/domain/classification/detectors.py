@@ -1323,7 +1323,9 @@ _ITS_NOUN_AFTER_RE = re.compile(
 )
 _LEGACY_META_SUBJECTS = frozenset(
     {"what", "which", "who", "marking", "markings", "label", "labels", "term", "terms", "acronym",
-     "abbreviation", "caveat", "caveats", "word", "designation", "example", "answer", "meaning"}
+     "abbreviation", "caveat", "caveats", "word", "designation", "example", "answer", "meaning",
+     # a word that is no subject: the verb comes first ("And is FOUO even still a thing?")
+     "and", "or", "but", "so", "if", "whether", "why", "how", "when", "where", "also", "still", "then"}
 )  # fmt: skip
 
 
@@ -1344,8 +1346,9 @@ def _legacy_statements(w: _Window) -> None:
             ):
                 continue
             subject: int | None = said.start()
-        elif "contain" in low[max(0, rel - 12) : rel] or "include" in low[max(0, rel - 12) : rel]:
-            subject = _content_statement_before(low, rel)  # "This email contains FOUO information"
+        elif "contain" in (near := low[max(0, rel - 12) : rel]) or "include" in near or near.endswith(" as "):
+            # "This email contains FOUO information", "treat this roster as fouo"
+            subject = _content_statement_before(low, rel)
         else:
             continue
         if subject is not None:
@@ -1466,13 +1469,24 @@ _NOUNS = (
 # The content a sentence is about: "this document", "the attached two drawings", "these files". What is
 # attached or enclosed is the content whatever it is called ("the enclosed paper", "the attached xlsx"),
 # and "the attached" alone names it too.
+# Words that end the name of what is attached: its verb, or the preposition of a phrase about it (the
+# name's words are read greedily, and some rules read them in an atomic group that never gives one back).
+_NOT_A_NAME = (
+    r"(?:is|are|was|were|has|have|had|contains?|includes?|may|might|could|also|hereby|for|of|from|on|about|"
+    r"to|with)\b(?![-/])"
+)
 _CONTENT_SUBJECT = (
-    r"(?:\b(?:this|these|(?:the\s+)?(?:attached|enclosed|following))\s+(?:[a-z][a-z/-]*\s+){0,3}?"
-    + _NOUNS
-    + r"|\b(?:the\s+)?(?:attached|enclosed)(?:\s+[a-z][a-z0-9./-]*){0,3}"
+    # What is attached or enclosed, whatever it is called (first: an atomic group takes the first that fits)
+    r"(?:\b(?:the\s+)?(?:attached|enclosed)(?:\s+(?!"
+    + _NOT_A_NAME
+    + r")[a-z][a-z0-9./-]*){0,3}"
     # "the attached load plan for the Yermo move": one phrase naming what it is for or about
     + r"(?:\s+(?:for|of|from|on|about|to|with)\s+(?:the\s+|a\s+|an\s+|our\s+|this\s+|your\s+)?"
-    + r"[a-z0-9][a-z0-9./-]*(?:\s+[a-z0-9][a-z0-9./-]*)?)?"
+    + r"[a-z0-9][a-z0-9./-]*(?:\s+(?!"
+    + _NOT_A_NAME
+    + r")[a-z0-9][a-z0-9./-]*){0,2})?"
+    + r"|\b(?:this|these|(?:the\s+)?(?:attached|enclosed|following))\s+(?:[a-z][a-z/-]*\s+){0,3}?"
+    + _NOUNS
     # a labelled part of the content: "Annex B", "Appendix C of this report (the squib drawings)", "Tab 3"
     + r"|\b(?:annex|appendix|enclosure|attachment|tab|exhibit|slides?|pages?|sections?|figure|table)\s+"
     + r"(?:[a-z]|[0-9]{1,3}(?:[.-][0-9]{1,3})*)(?![a-z0-9])(?:\s+(?:of|to)\s+(?:this|the)\s+[a-z]+)?"
@@ -1564,6 +1578,15 @@ _RESTRICTION_RE = re.compile(
     # the EAR's destination control statement: "Diversion contrary to U.S. law is prohibited."
     r"diversion\s+contrary\s+to\s+(?:u\.?\s?s\.?|united\s+states)\s+law"
 )
+# A foreign person, and "without authorization", in German, Spanish, French, Italian and Portuguese: its own
+# expression, run only where one of its keys stands (every alternative more is tried at every character).
+_FOREIGN_RESTRICTION_RE = re.compile(
+    r"personnes?\s+[ée]trang[èe]res?|personas?\s+extranjeras?|ausl[äa]ndische[nr]?\s+personen?|"
+    r"pessoas?\s+estrangeiras?|persone?\s+stranier[ae]|sans\s+(?:l['\u2019]\s*)?autorisation|"
+    r"sin\s+(?:la\s+)?autorizaci[óo]n|ohne\s+(?:vorherige\s+)?genehmigung|sem\s+(?:a\s+)?autoriza[cç][ãa]o|"
+    r"senza\s+(?:l['\u2019]\s*)?autorizzazione"
+)
+_ANY_RESTRICTION_RE = re.compile(_RESTRICTION_RE.pattern + "|" + _FOREIGN_RESTRICTION_RE.pattern)
 _CFR_RE = re.compile(
     r"(?<![0-9])(22|15)\s*c\.?\s*f\.?\s*r\.?\s*(?:parts?\s*|\u00a7+\s*)?(1[23][0-9]|7[3-7][0-9])"
 )
@@ -1646,7 +1669,19 @@ def _regime_terms(w: _Window) -> Iterator[tuple[str, int, int]]:
 
 
 # Every restriction phrase holds one of these: a cheap test before the expression runs.
-_RESTRICTION_KEYS = ("foreign", "releasable", "without", "be ", "export", "requir", "under", "jurisdiction")
+_RESTRICTION_KEYS = (
+    "foreign", "releasable", "without", "be ", "export", "requir", "under", "jurisdiction", "diversion",
+)  # fmt: skip
+_FOREIGN_RESTRICTION_KEYS = (
+    "trang",
+    "extranjer",
+    "ausl",
+    "estrangeir",
+    "stranier",
+    "autoris",
+    "autoriz",
+    "genehm",
+)
 
 
 def _restriction_near(w: _Window, rel: int, rel_end: int) -> bool:
@@ -1657,14 +1692,18 @@ def _restriction_near(w: _Window, rel: int, rel_end: int) -> bool:
     if w.restriction_checks <= 16:
         # A few terms: search around each. Many ("ITAR ITAR ..."): index the window once, stay linear.
         around = low[lo:hi]
-        if not any(key in around for key in _RESTRICTION_KEYS):
-            return False
-        for match in _RESTRICTION_RE.finditer(low, lo, hi):
-            other = match.start()
-            if low.find("\n\n", min(other, rel), max(other, rel_end)) == -1:
-                return True
+        for keys, pattern in (
+            (_RESTRICTION_KEYS, _RESTRICTION_RE),
+            (_FOREIGN_RESTRICTION_KEYS, _FOREIGN_RESTRICTION_RE),
+        ):
+            if not any(key in around for key in keys):
+                continue
+            for match in pattern.finditer(low, lo, hi):
+                other = match.start()
+                if low.find("\n\n", min(other, rel), max(other, rel_end)) == -1:
+                    return True
         return False
-    positions = w.low_pattern_positions(_RESTRICTION_RE)
+    positions = w.low_pattern_positions(_ANY_RESTRICTION_RE)
     index = bisect_left(positions, rel - 300)
     while index < len(positions) and positions[index] <= rel_end + 300:
         other = positions[index]
@@ -2722,6 +2761,12 @@ def _spaced_levels(w: _Window) -> None:
 
 # "This email contains Controlled Unclassified Information (CUI)": the content says it is CUI. Found from
 # each "CUI" backwards, so windows without such a sentence cost one word lookup.
+# What holds the content, and "contains", in German, Spanish, French, Italian and Portuguese.
+_FOREIGN_CONTENT_NOUNS = (
+    r"(?:anhang|anlagen?|dokument|datei|nachricht|bericht|adjunto|anexo|documento|archivo|correo|informe|"
+    r"pi[eè]ce\s+jointe|annexe|fichier|courriel|rapport|allegato|relazione|arquivo|relat[óo]rio|mensagem)"
+)
+_FOREIGN_CONTAINS = r"(?:enth[äa]lt|beinhaltet|contiene|incluye|contient|comprend|cont[ée]m|inclui)"
 _CONTENT_STATEMENT_BEFORE_RE = re.compile(
     r"(?:(?:"
     + _CONTENT_SUBJECT
@@ -2732,6 +2777,29 @@ _CONTENT_STATEMENT_BEFORE_RE = re.compile(
     + r"|\b(?:this|these)\s+(?:[a-z][a-z0-9/-]*\s+){0,2}[a-z][a-z0-9/-]*\s+(?:also\s+)?"
     + r"(?:contains?|includes?)\s+)\Z"
 )
+# "pls treat this roster as fouo", "handle the attached as CUI": the writer's instruction for the content.
+_TREATED_AS_BEFORE_RE = re.compile(
+    r"\b(?:treat|handle|protect|safeguard|mark|label)(?:ed|ing|s)?\s+(?:this|these|(?:the\s+)?"
+    r"(?:attached|enclosed|following))(?:\s+(?!as\b)[a-z][a-z0-9/-]*){0,2}\s+as\s+\Z"
+)
+# The statement in the languages of the forms' labels: "Der Anhang enthält", "o Anexo B ... contém".
+_FOREIGN_STATEMENT_BEFORE_RE = re.compile(
+    r"\b"
+    + _FOREIGN_CONTENT_NOUNS
+    + r"(?:\s+[a-z0-9](?!\w))?(?:\s+[^\s()]+){0,3}?(?:\s*\([^()\n]{1,80}\))?\s+"
+    + _FOREIGN_CONTAINS
+    + r"\s+(?:(?:des|de\s+la|du|la|el|las|los)\s+)?\Z"
+)
+_FOREIGN_CONTAINS_KEYS = (
+    "enth",
+    "beinhaltet",
+    "contien",
+    "incluye",
+    "comprend",
+    "cont\u00e9m",
+    "contem",
+    "inclui",
+)
 # "is CUI compliant", "includes CUI training", "CUI-free": CUI naming a program or a quality, not the content.
 _CUI_NOT_CONTENT_RE = re.compile(
     r"-|\s+(?:compliant|compliance|ready|certified|free|safe|training|program|policy|policies|related|"
@@ -2739,14 +2807,28 @@ _CUI_NOT_CONTENT_RE = re.compile(
     r"categor(?:y|ies)|examples?|definitions?|overview)\b"
 )
 # "Does this document contain CUI?", "whether the attached files include CUI": a question, no statement.
-_QUESTION_BEFORE_RE = re.compile(r"\b(?:does|do|did|can|could|will|would|should|may|might|whether|if)\s+\Z")
+_QUESTION_BEFORE_RE = re.compile(
+    r"\b(?:does|do|did|can|could|will|would|should|may|might|whether|if)\s+(?:(?:i|we|you|they)\s+)?\Z"
+)
 
 
 def _content_statement_before(low: str, rel: int) -> int | None:
     """Where the statement that ends at ``rel`` begins, when it says what the content is or contains ("This
     email contains ", "The attached files are marked "): not a question ("Does this document contain ")."""
-    subject = _CONTENT_STATEMENT_BEFORE_RE.search(low, max(0, rel - 160), rel)
-    if subject is None or _QUESTION_BEFORE_RE.search(low, max(0, subject.start() - 12), subject.start()):
+    lo, near = max(0, rel - 160), low[max(0, rel - 16) : rel]
+    subject = None
+    # the rarer forms only where their last word stands right before: each search reads 160 characters
+    if near.endswith(" as "):
+        subject = _TREATED_AS_BEFORE_RE.search(low, lo, rel)
+    elif any(verb in near for verb in _FOREIGN_CONTAINS_KEYS):
+        subject = _FOREIGN_STATEMENT_BEFORE_RE.search(low, lo, rel)
+    if subject is None:
+        subject = _CONTENT_STATEMENT_BEFORE_RE.search(low, lo, rel)
+    if (
+        subject is None
+        or _QUESTION_BEFORE_RE.search(low, max(0, subject.start() - 12), subject.start())
+        or low.find("\u00bf", max(0, subject.start() - 40), subject.start()) != -1  # "¿El documento contiene"
+    ):
         return None
     return subject.start()
 
@@ -3035,6 +3117,18 @@ _COUNTED_MARKED_RE = re.compile(
     r"(?:\s+(?:that\s+)?(?:were|was|are))?\s+(?:marked|stamped|labell?ed|bearing)(?:\s+as)?[ \t]*"
     r"[\"'\u201c\u2018]?\Z"
 )
+# Papers of that kind bearing the marking, not these ("photos of slides marked TOP SECRET//SI//NOFORN
+# circulated"); what is attached, enclosed or below is the content ("the attached slides marked SECRET").
+_PLURAL_MARKED_RE = re.compile(
+    r"(?:\b(?P<here>attached|enclosed|following|these|accompanying|below|above|our|my|your)\s+)?"
+    r"\b(?:documents|pages|files|papers|records|slides|e-?mails|messages|reports|folders|boxes|printouts|"
+    r"copies|memos|cables|photos|images|notebooks)\s+(?:marked|stamped|labell?ed|bearing)(?:\s+as)?[ \t]*"
+    r"[\"'\u201c\u2018]?\Z"
+)
+# Regular-expression syntax: an inline flag, a repeated class escape, an escaped parenthesis (never a
+# Windows path's "\data\secret").
+_REGEX_TOKEN_RE = re.compile(r"\(\?[aiLmsux]+\)|\\[sdwSDW][+*?{]|\\[()]")
+_PATTERN_REACH = 200
 _PLACEHOLDER_OPENERS = frozenset("\"'\u201d\u2019<[{")
 _MARKED_VERBS = ("marked", "stamped", "labeled", "labelled", "bearing")
 _MARKING_TOKEN_RE = re.compile(r"[A-Z0-9(][A-Z0-9/ ,()-]*[A-Z0-9)]")
@@ -3046,12 +3140,24 @@ _EXAMPLE_REACH = 120  # characters before a marking read for an example's cue
 
 def _mentioned(text: str, start: int, end: int) -> bool:
     """True when text[start:end] is a marking mentioned in a sentence rather than applied (see above)."""
+    if _answer_option(text, start, end) or _in_pattern(text, start, end):
+        return True
     before = text[_near_line(text, start, start, _EXAMPLE_REACH)[0] : start]
     if before.upper() == before:  # nothing in lower case before it on its line: no sentence around it
         return False
     if text.startswith("-", end) and text[end + 1 : end + 2] in _PLACEHOLDER_OPENERS:
         return True  # "CUI//SP-" or "CUI//SP-<category>" in a sentence: the form, with no category in it
     low = before.lower()
+    if _example_cue(before, low) or _other_papers(low):
+        return True
+    # the marking itself, whatever the finding's span holds after it (a banner's reaches its line's end)
+    token = _MARKING_TOKEN_RE.match(text, start, end)
+    after = token.end() if token is not None else end
+    return _KIND_AFTER_RE.match(text, after, after + 120) is not None
+
+
+def _example_cue(before: str, low: str) -> bool:
+    """True when ``before`` (``low`` lower-cased) ends with an example's cue ("such as", "for example")."""
     for cue in _EXAMPLE_CUES:  # matched from each cue's last place only: a search would try every place
         at = low.rfind(cue)
         if at == -1:
@@ -3059,12 +3165,48 @@ def _mentioned(text: str, start: int, end: int) -> bool:
         lead = _FOR_BEFORE_RE.search(low, max(0, at - 8), at)  # "for example": the cue starts at "for"
         if _EXAMPLE_CUE_RE.match(before, lead.start() if lead else at):
             return True
-    if any(verb in low for verb in _MARKED_VERBS) and _COUNTED_MARKED_RE.search(low):
+    return False
+
+
+def _other_papers(low: str) -> bool:
+    """True when ``low`` ends with papers counted or named that bore the marking, not these."""
+    if not any(verb in low for verb in _MARKED_VERBS):
+        return False
+    if _COUNTED_MARKED_RE.search(low):
         return True
-    # the marking itself, whatever the finding's span holds after it (a banner's reaches its line's end)
-    token = _MARKING_TOKEN_RE.match(text, start, end)
-    after = token.end() if token is not None else end
-    return _KIND_AFTER_RE.match(text, after, after + 120) is not None
+    plural = _PLURAL_MARKED_RE.search(low)
+    return plural is not None and plural.group("here") is None
+
+
+def _in_pattern(text: str, start: int, end: int) -> bool:
+    """True when the marking's line is a pattern that finds it ('\\(FOUO\\)|//FOUO\\b'), in code or a
+    rule's configuration."""
+    line_start, line_end = _near_line(text, start, end, _PATTERN_REACH)
+    if text.find("\\", line_start, line_end) == -1 and text.find("(?", line_start, line_end) == -1:
+        return False  # no escape and no inline flag on the line: the cheap test
+    return len(_REGEX_TOKEN_RE.findall(text, line_start, line_end)) >= 2
+
+
+# A question's answer options that are markings ("Which mark ...?  a) (FOUO)  b) (U//FOUO)  c) (CUI)"): each
+# option the marking alone, between option letters; a subparagraph's portion mark has its text after it
+# ("b. (S) The convoy leaves at 0400").
+_OPTION_BEFORE_RE = re.compile(r"(?:^|[ \t])\(?[a-dA-D][).][ \t]+\Z", re.MULTILINE)
+_OPTION_AFTER_RE = re.compile(r"[ \t]*(?:\n|\Z|\(?[a-dA-D][).][ \t])")
+_QUESTION_REACH = 300
+
+
+def _answer_option(text: str, start: int, end: int) -> bool:
+    if text.find("?", max(0, start - _QUESTION_REACH), start) == -1:  # no question before: the cheap test
+        return False
+    line_start, line_end = _near_line(text, start, end, _EXAMPLE_REACH)
+    # the option's whole token around the finding: "(U//FOUO)" around "FOUO"
+    token_start = max(text.rfind(" ", line_start, start), text.rfind("\t", line_start, start)) + 1
+    token_start = max(token_start, line_start)
+    token_end = next((i for i in range(end, line_end) if text[i] in " \t"), line_end)
+    return (
+        _OPTION_BEFORE_RE.search(text, line_start, token_start) is not None
+        and _OPTION_AFTER_RE.match(text, token_end) is not None
+    )
 
 
 # "SBU: Industrial Components      Site: Joliet DC": SBU (a strategic business unit) labelling a field

@@ -190,6 +190,17 @@ _MARKING_WORDS = frozenset(
         "BASIC",
         "LIMITED",
         "DISSEMINATION",
+        # an export notice's words: "THIS D0CUMENT C0NTAINS TECHNICAL DATA ... ARMS EXP0RT C0NTROL ACT"
+        "DOCUMENT",
+        "CONTAINS",
+        "TECHNICAL",
+        "DATA",
+        "ARMS",
+        "ACT",
+        "ADMINISTRATION",
+        "REGULATIONS",
+        "TRAFFIC",
+        "INTERNATIONAL",
     }
 )
 _LONGEST_WORD = max(map(len, _MARKING_WORDS))
