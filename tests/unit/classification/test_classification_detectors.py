@@ -805,6 +805,22 @@ LISTED_AND_ATTACHED_POSITIVES += [
     ),
     # a subparagraph's portion mark after its letter, with its text after it
     ("b. (S) The convoy leaves at 0400.", "classified.portion"),
+    # the attachment by that name, and an attachment named with a parenthetical
+    ("Reminder: the attachment contains CUI (privacy), so keep it on the HR share.", "cui.banner"),
+    (
+        'The attached white paper from the ONR project ("Hull Acoustic Signature Modeling") contains CUI.',
+        "cui.banner",
+    ),
+    # "it's" said of the content just given
+    ("here's the para from our SSP, technically it's CUI but whatever", "cui.banner"),
+    # work kept to U.S. persons beside the munitions list's category
+    (
+        "The radar front end is a defense article under USML\nCategory XI(a)(3). Task 3 will be done only "
+        "by U.S. persons in the registered facility.",
+        "export.itar",
+    ),
+    # an SSN written with spaces, alone
+    ("SSN 482 03 5510 on file", "pii.ssn"),
 ]
 LISTED_AND_ATTACHED_NEAR_MISSES = [
     "    enum: [UNCLASSIFIED, CUI, CONFIDENTIAL, SECRET, TOP SECRET]",
@@ -866,6 +882,18 @@ LISTED_AND_ATTACHED_NEAR_MISSES = [
     # a question's answer options that are markings
     "Which mark goes before a paragraph of legacy FOUO information?   a) (FOUO)   b) (U//FOUO)   c) (CUI)",
     "Which banner does a basic CUI memo carry?\na) SECRET//NOFORN\nb) CUI//SP-PRVCY\nc) TOP SECRET",
+    # a clearance in its state, and abbreviations that spell other things
+    "Security clearance: Active TOP SECRET/SCI with Full Scope Poly required.",
+    "LES  - Leave and Earnings Statement\nSBU  - Strategic Business Unit (4 divisions)\nPP   - Pay Period",
+    # glossaries: a capitalised definition, a double dash
+    "FOUO: Legacy DoD marking, replaced by CUI.\nSBU: Legacy State Department term.",
+    'CUI -- Controlled Unclassified Information.\nFOUO -- "For Official Use Only." A legacy DoD marking.',
+    # what a banner would read
+    "If the info is privacy data, the banner would read CUI//SP-PRVCY.",
+    # three groups of a longer spaced number
+    "Auto shipment: tracking 1Z 9W4 482 03 5510 7721",
+    # a hyphenated foreign person is prose, not a restriction beside the regulation
+    "Topics: defense articles under the ITAR\n  - Deemed exports and foreign-person visitors",
 ]
 
 

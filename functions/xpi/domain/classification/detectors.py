@@ -1477,7 +1477,9 @@ _NOT_A_NAME = (
 )
 _CONTENT_SUBJECT = (
     # What is attached or enclosed, whatever it is called (first: an atomic group takes the first that fits)
-    r"(?:\b(?:the\s+)?(?:attached|enclosed)(?:\s+(?!"
+    # ("the attachment contains": the noun after "the"; "Attachment 2" is a labelled part, below)
+    r"(?:(?:\b(?:the\s+)?(?:attached|enclosed)|\bthe\s+(?:attachments?|enclosures?)(?!\s+[0-9a-z]\b))"
+    + r"(?:\s+(?!"
     + _NOT_A_NAME
     + r")[a-z][a-z0-9./-]*){0,3}"
     # "the attached load plan for the Yermo move": one phrase naming what it is for or about
@@ -1485,6 +1487,8 @@ _CONTENT_SUBJECT = (
     + r"[a-z0-9][a-z0-9./-]*(?:\s+(?!"
     + _NOT_A_NAME
     + r")[a-z0-9][a-z0-9./-]*){0,2})?"
+    # and a parenthetical naming it: ("Hull Acoustic Signature Modeling, FY24 Q2")
+    + r"(?:\s*\([^()\n]{1,80}\))?"
     + r"|\b(?:this|these|(?:the\s+)?(?:attached|enclosed|following))\s+(?:[a-z][a-z/-]*\s+){0,3}?"
     + _NOUNS
     # a labelled part of the content: "Annex B", "Appendix C of this report (the squib drawings)", "Tab 3"
@@ -1569,6 +1573,7 @@ _WRAPPED_REGIMES = tuple(
 # it makes a notice; prose about the regulations ("the ITAR control defense articles") has none.
 _RESTRICTION_RE = re.compile(
     r"foreign\s+(?:persons?|nationals?|parties)|not\s+releasable|"
+    r"only\s+(?:by|to)\s+u\.?\s?s\.?\s+persons|u\.?\s?s\.?\s+persons\s+only|"
     r"without\s+(?:(?:a|an|the|prior|written|valid|approved|appropriate|proper|export|government)\s+){0,3}"
     r"(?:licen[cs]es?|authori[sz]ations?|approvals?)|"
     r"(?:may|shall|must|will|can|cannot)\s*(?:not\s+)?be\s+(?:exported|re-?exported|transferred|disclosed|"
@@ -1671,6 +1676,7 @@ def _regime_terms(w: _Window) -> Iterator[tuple[str, int, int]]:
 # Every restriction phrase holds one of these: a cheap test before the expression runs.
 _RESTRICTION_KEYS = (
     "foreign", "releasable", "without", "be ", "export", "requir", "under", "jurisdiction", "diversion",
+    "s. persons", "us persons",
 )  # fmt: skip
 _FOREIGN_RESTRICTION_KEYS = (
     "trang",
@@ -2073,6 +2079,14 @@ _PHONE_RE = re.compile(
 )
 
 
+def _in_spaced_groups(text: str, start: int, end: int) -> bool:
+    """True when the space-separated shape at text[start:end] has another group of digits beside it."""
+    before, after = text[max(0, start - 2) : start], text[end : end + 2]
+    return (len(before) == 2 and before[0].isdigit() and before[1] == " ") or (
+        len(after) == 2 and after[0] == " " and after[1].isdigit()
+    )
+
+
 def _digit_shapes(w: _Window) -> None:
     text = w.text
     n = len(text)
@@ -2092,6 +2106,8 @@ def _digit_shapes(w: _Window) -> None:
             continue
         lo, hi = max(0, run_start - 4), min(n, run_end + 2)
         for m in _SSN_RE.finditer(text, lo, hi):
+            if m.group(2) == " " and _in_spaced_groups(text, m.start(), m.end()):
+                continue  # "tracking 1Z 9W4 482 03 5510 7721": three groups of a longer spaced number
             if ssn_is_valid(m.group(1) + m.group(3) + m.group(4)):
                 w.emit("pii.ssn", m.start(), m.end())
         for m in _CARD_RE.finditer(text, lo, hi):
@@ -2777,6 +2793,10 @@ _CONTENT_STATEMENT_BEFORE_RE = re.compile(
     + r"|\b(?:this|these)\s+(?:[a-z][a-z0-9/-]*\s+){0,2}[a-z][a-z0-9/-]*\s+(?:also\s+)?"
     + r"(?:contains?|includes?)\s+)\Z"
 )
+# "here's the para from our SSP, technically it's CUI": the content just given (as "it's fouo").
+_ITS_BEFORE_RE = re.compile(
+    r"\b(?:it|this|that)(?:['\u2019]s|\s+is)\s+(?:(?:technically|also|all|still|actually|definitely)\s+)?\Z"
+)
 # "pls treat this roster as fouo", "handle the attached as CUI": the writer's instruction for the content.
 _TREATED_AS_BEFORE_RE = re.compile(
     r"\b(?:treat|handle|protect|safeguard|mark|label)(?:ed|ing|s)?\s+(?:this|these|(?:the\s+)?"
@@ -2822,6 +2842,8 @@ def _content_statement_before(low: str, rel: int) -> int | None:
         subject = _TREATED_AS_BEFORE_RE.search(low, lo, rel)
     elif any(verb in near for verb in _FOREIGN_CONTAINS_KEYS):
         subject = _FOREIGN_STATEMENT_BEFORE_RE.search(low, lo, rel)
+    elif "'s " in near or "\u2019s " in near or " is " in near:  # "it's", "this is" (maybe an adverb after)
+        subject = _ITS_BEFORE_RE.search(low, max(0, rel - 40), rel)
     if subject is None:
         subject = _CONTENT_STATEMENT_BEFORE_RE.search(low, lo, rel)
     if (
@@ -2957,7 +2979,11 @@ def _in_spans(spans: list[tuple[int, int]], start: int, end: int) -> bool:
 # A level that is a person's clearance, not the content's marking: after a clearance label on its line
 # ("Security clearance: TOP SECRET/SCI eligibility", "clearance_level = Secret"), or in a column headed as a
 # clearance ("clearance_eligibility" in a CSV export of staff).
-_CLEARANCE_LABEL_RE = re.compile(r"(?i:clearance)[A-Za-z _-]{0,30}[ \t]*[:=][ \t]*[\"']?[ \t]*\Z")
+_CLEARANCE_LABEL_RE = re.compile(
+    r"(?i:clearance)[A-Za-z _-]{0,30}[ \t]*[:=][ \t]*[\"']?[ \t]*"
+    # "Security clearance: Active TOP SECRET/SCI": the clearance's state before its level
+    r"(?i:(?:active|current|interim|final|valid|eligible\s+for|requires?|required)[ \t]+)?\Z"
+)
 _MAX_ROW = 4096  # characters a table's row or a glossary's line may hold
 
 
@@ -3027,10 +3053,13 @@ _MARKING_GLOSSARY_RE = re.compile(
     r"^[ \t*_\"'`\-\u2022]*(?P<term>"
     + "|".join(dict.fromkeys(term for term, _ in _GLOSSARY_PAIRS))
     # after the term a separator, or the two spaces or more of a column layout ("ITAR   International ...")
-    + r")[*_\"'`]*(?:[ \t]*(?:[:=|\t\-\u2013\u2014]|\s-)|[ ]{2,})[ \t*_\"'`(]*"
-    # a definition in words: "NOFORN: dissemination control meaning not releasable to foreign nationals"
-    + r"(?:(?-i:(?P<definition>(?:an?\s+|the\s+)?(?:legacy|old|former|dissemination|caveat|control|marking|"
-    + r"abbreviation|acronym|short\s+for|stands\s+for)\b)[^\n]*)"
+    + r")[*_\"'`]*(?:[ \t]*(?:[:=|\t\u2013\u2014]|-{1,3})|[ ]{2,})[ \t*_\"'`(]*"
+    # a definition in words: "NOFORN: dissemination control meaning not releasable to foreign nationals",
+    # "FOUO: Legacy DoD marking ...", "LES: In security usage, a legacy ... marking" (not in capitals: a
+    # banner's words are)
+    + r"(?:(?-i:(?P<definition>(?:[A-Z]?[a-z]+(?:\s+[a-z]+){0,3},\s+)?(?:[Aa]n?\s+|[Tt]he\s+)?"
+    + r"(?:[Ll]egacy|[Oo]ld|[Ff]ormer|[Dd]issemination|[Cc]aveat|[Cc]ontrol|[Mm]arking|[Aa]bbreviation|"
+    + r"[Aa]cronym|[Ss]hort\s+for|[Ss]tands\s+for)\b)[^\n]*)"
     + r"|(?P<expansion>[a-z .]{10,40}))",
     re.IGNORECASE | re.MULTILINE,
 )
@@ -3038,6 +3067,7 @@ _GLOSSARY_EXPANSIONS = {
     term: tuple(expansion for other, expansion in _GLOSSARY_PAIRS if other == term)
     for term, _ in _GLOSSARY_PAIRS
 }
+_MINOR_WORDS = frozenset({"and", "of", "the", "for", "in", "to", "a", "an", "on", "by"})
 # "International Traffic in Arms Regulations (22 CFR 120-130)": the expansion's citation of its rules.
 _ENTRY_CITATION_RE = re.compile(
     r"[A-Za-z .,]{0,30}?\(\s*[0-9]{1,2}\s+(?:C\.?F\.?R\.?|U\.?S\.?C\.?)[^)\n]{0,30}\)"
@@ -3078,11 +3108,17 @@ def _glossary_entry(text: str, line_start: int) -> tuple[int, int] | None:
     if match.group("definition") is not None:  # the line defines the term: all of it is the entry
         return match.start(), match.end()
     written = match.group("expansion").lower()
-    for expansion in _GLOSSARY_EXPANSIONS[match.group("term").lower()]:
+    term = match.group("term").lower()
+    for expansion in _GLOSSARY_EXPANSIONS[term]:
         if written.startswith(expansion):
             end = match.start("expansion") + len(expansion) + 1
             cited = _ENTRY_CITATION_RE.match(text, end)  # the rules' own citation is the entry's too
             return match.start(), cited.end() if cited else end
+    # another expansion that spells the term: "LES - Leave and Earnings Statement", "SBU - Strategic
+    # Business Unit": the abbreviation stands for something else here
+    words = [word for word in written.replace(".", " ").split() if word not in _MINOR_WORDS]
+    if len(words) >= len(term) and "".join(word[0] for word in words[: len(term)]) == term:
+        return match.start(), match.end("expansion")
     return None
 
 
@@ -3092,7 +3128,9 @@ def _glossary_entry(text: str, line_start: int) -> tuple[int, int] | None:
 # SECRET//NOFORN banners", ""SECRET//NOFORN" and "CUI" markings").
 _EXAMPLE_CUE_RE = re.compile(
     r"(?i:\b(?:such\s+as|e\.\s?g\.|for\s+(?:example|instance)|like|examples?(?:\s+[a-z]+){0,4}\s*:"
-    r"|the\s+(?:words?|terms?|abbreviations?|acronyms?)(?:\s+(?:is|are|of))?(?:\s+just)?))"
+    r"|the\s+(?:words?|terms?|abbreviations?|acronyms?)(?:\s+(?:is|are|of))?(?:\s+just)?"
+    # what a banner would read: "so the banner would read CUI//SP-PRVCY"
+    r"|(?:would|should|could|will|must|might)\s+(?:then\s+|also\s+)?(?:read|say|look\s+like)))"
     r"[,:]?[ \t]*(?:[\"'\u201c\u2018(\[]?[^\n\"'\u201d\u2019]{1,30}?[\"'\u201d\u2019)\]]?"
     r"[ \t]*(?:,|or|and)[ \t]*){0,4}"
     r"[\"'\u201c\u2018\[]?[ \t]*\Z"
@@ -3103,6 +3141,7 @@ _KIND_AFTER_RE = re.compile(
 )
 _EXAMPLE_CUES = (  # literal gates of _EXAMPLE_CUE_RE
     "such", "e.g", "e. g", "example", "instance", "like", "the word", "the term", "the abbrev", "the acronym",
+    "would", "should", "could", "will", "must", "might",
 )  # fmt: skip
 _FOR_BEFORE_RE = re.compile(r"\bfor\s+\Z")
 # Documents counted, then the marking they bore: an account of other papers ("found 14 documents marked
@@ -3129,6 +3168,7 @@ _PLURAL_MARKED_RE = re.compile(
 # Windows path's "\data\secret").
 _REGEX_TOKEN_RE = re.compile(r"\(\?[aiLmsux]+\)|\\[sdwSDW][+*?{]|\\[()]")
 _PATTERN_REACH = 200
+_ESCAPE_REACH = 40
 _PLACEHOLDER_OPENERS = frozenset("\"'\u201d\u2019<[{")
 _MARKED_VERBS = ("marked", "stamped", "labeled", "labelled", "bearing")
 _MARKING_TOKEN_RE = re.compile(r"[A-Z0-9(][A-Z0-9/ ,()-]*[A-Z0-9)]")
@@ -3181,9 +3221,10 @@ def _other_papers(low: str) -> bool:
 def _in_pattern(text: str, start: int, end: int) -> bool:
     """True when the marking's line is a pattern that finds it ('\\(FOUO\\)|//FOUO\\b'), in code or a
     rule's configuration."""
+    # the cheap test first: a pattern escapes right beside what it finds ("\\(FOUO\\)", "\\bSECRET\\b")
+    if text.find("\\", max(0, start - _ESCAPE_REACH), end + _ESCAPE_REACH) == -1:
+        return False
     line_start, line_end = _near_line(text, start, end, _PATTERN_REACH)
-    if text.find("\\", line_start, line_end) == -1 and text.find("(?", line_start, line_end) == -1:
-        return False  # no escape and no inline flag on the line: the cheap test
     return len(_REGEX_TOKEN_RE.findall(text, line_start, line_end)) >= 2
 
 
