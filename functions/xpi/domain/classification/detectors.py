@@ -3234,16 +3234,19 @@ def _in_pattern(text: str, start: int, end: int) -> bool:
 _OPTION_BEFORE_RE = re.compile(r"(?:^|[ \t])\(?[a-dA-D][).][ \t]+\Z", re.MULTILINE)
 _OPTION_AFTER_RE = re.compile(r"[ \t]*(?:\n|\Z|\(?[a-dA-D][).][ \t])")
 _QUESTION_REACH = 300
+_BLANK_RE = re.compile(r"[ \t]")
 
 
 def _answer_option(text: str, start: int, end: int) -> bool:
+    """True when text[start:end] is, whole, one of a question's answer options (see above)."""
     if text.find("?", max(0, start - _QUESTION_REACH), start) == -1:  # no question before: the cheap test
         return False
     line_start, line_end = _near_line(text, start, end, _EXAMPLE_REACH)
     # the option's whole token around the finding: "(U//FOUO)" around "FOUO"
     token_start = max(text.rfind(" ", line_start, start), text.rfind("\t", line_start, start)) + 1
     token_start = max(token_start, line_start)
-    token_end = next((i for i in range(end, line_end) if text[i] in " \t"), line_end)
+    blank = _BLANK_RE.search(text, end, line_end)
+    token_end = blank.start() if blank else line_end
     return (
         _OPTION_BEFORE_RE.search(text, line_start, token_start) is not None
         and _OPTION_AFTER_RE.match(text, token_end) is not None
