@@ -821,6 +821,10 @@ LISTED_AND_ATTACHED_POSITIVES += [
     ),
     # an SSN written with spaces, alone
     ("SSN 482 03 5510 on file", "pii.ssn"),
+    # the content the reader handed over, in a thread
+    ("heads up, that plan output you pasted is CUI under our SSP. can you delete it", "cui.banner"),
+    # what this memo must be marked is what it is
+    ("This memo must be marked SECRET//NOFORN.", "classified.banner"),
 ]
 LISTED_AND_ATTACHED_NEAR_MISSES = [
     "    enum: [UNCLASSIFIED, CUI, CONFIDENTIAL, SECRET, TOP SECRET]",
@@ -892,6 +896,10 @@ LISTED_AND_ATTACHED_NEAR_MISSES = [
     "If the info is privacy data, the banner would read CUI//SP-PRVCY.",
     # three groups of a longer spaced number
     "Auto shipment: tracking 1Z 9W4 482 03 5510 7721",
+    # how a portion would be marked; documents marked with several markings; a kind's word wrapped
+    "A Secret portion that cannot be released to foreign nationals would be marked S//NF in parentheses.",
+    "He was charged after photos of documents marked TOP SECRET and SECRET//NOFORN appeared online.",
+    'Older drawings still carry "FOR OFFICIAL USE ONLY" or "FOUO"\nstamps from before 2020.',
     # a hyphenated foreign person is prose, not a restriction beside the regulation
     "Topics: defense articles under the ITAR\n  - Deemed exports and foreign-person visitors",
 ]

@@ -1464,7 +1464,7 @@ _NOUNS = (
     r"annex(?:es)?|appendi(?:x|ces)|passages?|summar(?:y|ies)|text|drafts?|folders?|director(?:y|ies)|"
     r"repositor(?:y|ies)|repos?|channels?|threads?|workspaces?|rosters?|lists?|forms?|sheets?|datasets?|"
     r"databases?|logs?|packets?|bundles?|archives?|plans?|tickets?|decks?|notebooks?|extracts?|dumps?|"
-    r"deliverables?|submissions?|proposals?|excerpts?|snippets?|portions?|handouts?)"
+    r"deliverables?|submissions?|proposals?|excerpts?|snippets?|portions?|handouts?|outputs?)"
 )
 # The content a sentence is about: "this document", "the attached two drawings", "these files". What is
 # attached or enclosed is the content whatever it is called ("the enclosed paper", "the attached xlsx"),
@@ -1504,8 +1504,10 @@ _PLACED_CONTENT = (
     r"|\beverything\s+(?:(?:below|above|after|under)\s+(?:this|the)\s+(?:[a-z][a-z/-]*\s+){0,2}?"
     r"(?:line|point|break|divider|separator|rule|marker)|below|above|that\s+follows)"
     # "the intake packet I'm pasting", "the files we are sending": the content the writer hands over
-    r"|\bthe\s+(?:[a-z][a-z/-]*\s+){0,3}?" + _NOUNS + r"\s+(?:(?:that|which)\s+)?"
-    r"(?:i'm|i\s+am|we're|we\s+are|i've|we've|i\s+have|we\s+have)\s+(?:just\s+)?"
+    r"|\b(?:the|that|this)\s+(?:[a-z][a-z/-]*\s+){0,3}?" + _NOUNS + r"\s+(?:(?:that|which)\s+)?"
+    # ("that plan output you pasted": the content the reader handed over, in a thread)
+    r"(?:i'm|i\s+am|we're|we\s+are|i've|we've|i\s+have|we\s+have|you|you're|you\s+are|you've|you\s+have)"
+    r"\s+(?:just\s+)?"
     r"(?:past|shar|send|attach|post|forward|upload|sen)(?:ing|ed|t)?)"
 )
 _NOTICE_SUBJECT = (
@@ -3129,21 +3131,30 @@ def _glossary_entry(text: str, line_start: int) -> tuple[int, int] | None:
 _EXAMPLE_CUE_RE = re.compile(
     r"(?i:\b(?:such\s+as|e\.\s?g\.|for\s+(?:example|instance)|like|examples?(?:\s+[a-z]+){0,4}\s*:"
     r"|the\s+(?:words?|terms?|abbreviations?|acronyms?)(?:\s+(?:is|are|of))?(?:\s+just)?"
-    # what a banner would read: "so the banner would read CUI//SP-PRVCY"
-    r"|(?:would|should|could|will|must|might)\s+(?:then\s+|also\s+)?(?:read|say|look\s+like)))"
+    # what a banner would read, how a portion would be marked: "so the banner would read CUI//SP-PRVCY"
+    r"|(?:would|should|could|will|must|might)\s+(?:then\s+|also\s+)?(?:read|say|look\s+like)"
+    # (a hypothetical only: "this memo must be marked SECRET" says what this memo is)
+    r"|(?:would|could|might)\s+(?:then\s+|also\s+)?be\s+(?:marked|labell?ed|bannered|stamped)(?:\s+as)?))"
     r"[,:]?[ \t]*(?:[\"'\u201c\u2018(\[]?[^\n\"'\u201d\u2019]{1,30}?[\"'\u201d\u2019)\]]?"
     r"[ \t]*(?:,|or|and)[ \t]*){0,4}"
     r"[\"'\u201c\u2018\[]?[ \t]*\Z"
 )
 _KIND_AFTER_RE = re.compile(
     r"[\"'\u201d\u2019]?(?:[ \t]*(?:,|and|or)[ \t]*[\"'\u201c\u2018]?[A-Z(][A-Z/ ,()-]*[\"'\u201d\u2019]?)*"
-    r"[ \t]+(?:banners?|markings?|headers?|labels?|stamps?|caveats?|strings?)\b"
+    # the kind's word may have wrapped onto the next line ('"FOUO"' / 'stamps from before ...')
+    r"(?:[ \t]+|[ \t]*\n[ \t]*)(?:banners?|markings?|headers?|labels?|stamps?|caveats?|strings?)\b"
 )
 _EXAMPLE_CUES = (  # literal gates of _EXAMPLE_CUE_RE
     "such", "e.g", "e. g", "example", "instance", "like", "the word", "the term", "the abbrev", "the acronym",
     "would", "should", "could", "will", "must", "might",
 )  # fmt: skip
 _FOR_BEFORE_RE = re.compile(r"\bfor\s+\Z")
+# "... marked ", perhaps after other markings they bore ("documents marked TOP SECRET and SECRET//NOFORN").
+_MARKED_TAIL = (
+    r"\s+(?:marked|stamped|labell?ed|bearing)(?:\s+as)?[ \t]*"
+    r"(?:[\"'\u201c\u2018]?[^\n\"'\u201d\u2019]{1,40}?[\"'\u201d\u2019]?[ \t]*(?:,|and|or)[ \t]*){0,4}"
+    r"[\"'\u201c\u2018]?\Z"
+)
 # Documents counted, then the marking they bore: an account of other papers ("found 14 documents marked
 # SECRET//NOFORN and two marked TOP SECRET"), not a marking applied here ("The document is marked SECRET").
 _COUNTED_MARKED_RE = re.compile(
@@ -3153,16 +3164,14 @@ _COUNTED_MARKED_RE = re.compile(
     r"copies|memos|cables|photos|images|notebooks)"
     # a bare count standing for them: "... and two marked TOP SECRET" (not a number: "Enclosures 1-3")
     r"|two|three|four|five|six|seven|eight|nine|ten|several|dozens|hundreds)"
-    r"(?:\s+(?:that\s+)?(?:were|was|are))?\s+(?:marked|stamped|labell?ed|bearing)(?:\s+as)?[ \t]*"
-    r"[\"'\u201c\u2018]?\Z"
+    r"(?:\s+(?:that\s+)?(?:were|was|are))?" + _MARKED_TAIL
 )
 # Papers of that kind bearing the marking, not these ("photos of slides marked TOP SECRET//SI//NOFORN
 # circulated"); what is attached, enclosed or below is the content ("the attached slides marked SECRET").
 _PLURAL_MARKED_RE = re.compile(
     r"(?:\b(?P<here>attached|enclosed|following|these|accompanying|below|above|our|my|your)\s+)?"
     r"\b(?:documents|pages|files|papers|records|slides|e-?mails|messages|reports|folders|boxes|printouts|"
-    r"copies|memos|cables|photos|images|notebooks)\s+(?:marked|stamped|labell?ed|bearing)(?:\s+as)?[ \t]*"
-    r"[\"'\u201c\u2018]?\Z"
+    r"copies|memos|cables|photos|images|notebooks)" + _MARKED_TAIL
 )
 # Regular-expression syntax: an inline flag, a repeated class escape, an escaped parenthesis (never a
 # Windows path's "\data\secret").
