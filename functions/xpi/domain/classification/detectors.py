@@ -3155,23 +3155,26 @@ _MARKED_TAIL = (
     r"(?:[\"'\u201c\u2018]?[^\n\"'\u201d\u2019]{1,40}?[\"'\u201d\u2019]?[ \t]*(?:,|and|or)[ \t]*){0,4}"
     r"[\"'\u201c\u2018]?\Z"
 )
+# Papers, in the plural, that an account of other papers names.
+_PAPERS = (
+    r"(?:documents|pages|files|papers|records|slides|e-?mails|messages|reports|folders|boxes|printouts|"
+    r"copies|memos|cables|photos|images|notebooks)"
+)
 # Documents counted, then the marking they bore: an account of other papers ("found 14 documents marked
 # SECRET//NOFORN and two marked TOP SECRET"), not a marking applied here ("The document is marked SECRET").
 _COUNTED_MARKED_RE = re.compile(
     r"\b(?:(?:[0-9][0-9,]*|two|three|four|five|six|seven|eight|nine|ten|several|many|numerous|"
     r"(?:dozens|hundreds|thousands)\s+of)\s+(?:(?:other|more|additional|classified)\s+)?"
-    r"(?:documents|pages|files|papers|records|slides|e-?mails|messages|reports|folders|boxes|printouts|"
-    r"copies|memos|cables|photos|images|notebooks)"
+    + _PAPERS
     # a bare count standing for them: "... and two marked TOP SECRET" (not a number: "Enclosures 1-3")
-    r"|two|three|four|five|six|seven|eight|nine|ten|several|dozens|hundreds)"
+    + r"|two|three|four|five|six|seven|eight|nine|ten|several|dozens|hundreds)"
     r"(?:\s+(?:that\s+)?(?:were|was|are))?" + _MARKED_TAIL
 )
 # Papers of that kind bearing the marking, not these ("photos of slides marked TOP SECRET//SI//NOFORN
 # circulated"); what is attached, enclosed or below is the content ("the attached slides marked SECRET").
 _PLURAL_MARKED_RE = re.compile(
     r"(?:\b(?P<here>attached|enclosed|following|these|accompanying|below|above|our|my|your)\s+)?"
-    r"\b(?:documents|pages|files|papers|records|slides|e-?mails|messages|reports|folders|boxes|printouts|"
-    r"copies|memos|cables|photos|images|notebooks)" + _MARKED_TAIL
+    r"\b" + _PAPERS + _MARKED_TAIL
 )
 # Regular-expression syntax: an inline flag, a repeated class escape, an escaped parenthesis (never a
 # Windows path's "\data\secret").
