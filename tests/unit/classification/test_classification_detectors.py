@@ -825,6 +825,55 @@ LISTED_AND_ATTACHED_POSITIVES += [
     ("heads up, that plan output you pasted is CUI under our SSP. can you delete it", "cui.banner"),
     # what this memo must be marked is what it is
     ("This memo must be marked SECRET//NOFORN.", "classified.banner"),
+    # what is attached, named with a longer phrase about it
+    ("The attached intake list for Sites 4 and 5 contains CUI (names and medical needs).", "cui.banner"),
+    # what the writer put in a channel, in the past
+    ("fyi the badge roster I just posted in the team chat is CUI, keep it there", "cui.banner"),
+    ("the roster we posted in the channel is CUI", "cui.banner"),
+    # papers named after the marking, in a statement about these: still the content's
+    ("The attached folder contains CUI documents.", "cui.banner"),
+    ("These files contain SECRET//NOFORN documents.", "classified.banner"),
+    # a document's own header as a configuration file writes it: one level and its controls
+    (
+        'document:\n  banner: "CUI//FEDCON"\n  category: "PROPIN"\n  dissemination: "FEDCON"\n'
+        "body: |\n  Test data",
+        "cui.banner",
+    ),
+    ("classification: SECRET\ntitle: Route survey\nbody: The convoy leaves at 0400.", "classified.banner"),
+    # a label with a parenthetical about its value
+    ("Bank routing no. (ABA, 9 digits): 021000021", "pii.aba_routing"),
+    # a portion mark opening a timeline's entry after its date and time
+    ("11/02 0930  (U) ticket opened\n11/02 1015  (CUI) vendor sent the test cell wiring list", "cui.portion"),
+    ("2024/03/09 14:22  (S//NF) source reports the convoy moved north", "classified.portion"),
+    ("0330 (CUI) Received the tasking change from the task force.\n0400 Watch relieved.", "cui.portion"),
+    # the paper a clause says was marked, when it is this one
+    ("The attached report, which was marked SECRET//NOFORN, is in the safe.", "classified.banner"),
+    # a mark in a message's subject line, in any case
+    ("Subject: week 6 quiz key (fouo) - do not post to the LMS", "cui.legacy"),
+    ("Subj: rollout dates (CUI) for the field offices", "cui.portion"),
+    # a URL-encoded marking in a query string
+    (
+        "GET /collect?ev=share&title=FOR%20OFFICIAL%20USE%20ONLY%0ASubject%3A%20RIF%20plan HTTP/1.1",
+        "cui.legacy",
+    ),
+    # a record's USML category field
+    ('{"item":"T/R module","jurisdiction":"ITAR","usml_category":"XI(c)(1)"}', "export.itar"),
+    # a date of birth as Chinese and Japanese write it
+    ("出生日期 Date of Birth: 1988年11月23日", "pii.dob"),
+    # papers that had the marking, when they are these
+    ('The attached drawings had "FOR OFFICIAL USE ONLY" on them.', "cui.legacy"),
+    # a banner under a line of text that ends with no cue
+    ("Convoy plan for Thursday\nSECRET//NOFORN\nThe convoy leaves at 0400.", "classified.banner"),
+    # an item's USML category in a table's column
+    ("Qty\tItem\tUSML Cat.\n6\tThermal weapon sight\tXII(c)\n2\tLaser rangefinder\tXII(b)(2)", "export.itar"),
+    ("Line  Item                      USML\n1     Rifle scope mount         Cat I(e)\n", "export.itar"),
+    # an iCalendar field's banner folded across two lines
+    (
+        "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nSUMMARY:Design review\r\n"
+        "DESCRIPTION:Read-ahead below.\\n\\nCUI//\r\n"
+        " SP-CTI\\n\\nThe harness drawings follow.\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+        "cui.specified",
+    ),
 ]
 LISTED_AND_ATTACHED_NEAR_MISSES = [
     "    enum: [UNCLASSIFIED, CUI, CONFIDENTIAL, SECRET, TOP SECRET]",
@@ -902,6 +951,45 @@ LISTED_AND_ATTACHED_NEAR_MISSES = [
     'Older drawings still carry "FOR OFFICIAL USE ONLY" or "FOUO"\nstamps from before 2020.',
     # a hyphenated foreign person is prose, not a restriction beside the regulation
     "Topics: defense articles under the ITAR\n  - Deemed exports and foreign-person visitors",
+    # a configuration file enumerating a marking scheme: list items, keys, values, flow lists; a table of
+    # figures
+    'options:\n  - "CUI"\n  - "CUI//SP-PRVCY"\n  - "CUI//SP-PROPIN"\n  - "CUI//SP-EXPT"',
+    "tiers:\n  UNCLASSIFIED: green\n  CONFIDENTIAL: blue\n  SECRET: red\n  TOP SECRET: orange",
+    '- code: LES\n  label: "Law Enforcement Sensitive"\n'
+    '- code: FOUO\n  label: "For Official Use Only (legacy)"\n'
+    '- code: SBU\n  label: "Sensitive But Unclassified"',
+    "retention_labels: [PUBLIC, INTERNAL, CONFIDENTIAL, RESTRICTED]",
+    "Clearance\tStaff\tContractors\nConfidential\t4\t1\nSecret\t52\t9\nTop Secret\t18\t3",
+    # a MediaWiki definition list of the terms
+    "; FOUO\n: For Official Use Only. A legacy DoD designation.\n; LES\n: Law Enforcement Sensitive, still "
+    "seen on DHS products.\n\n; CUI\n: Controlled Unclassified Information, per 32 CFR 2002.",
+    # a portion mark given as an example; a marking one may come upon
+    "Portion marks such as (U//FOUO) go at the start of each paragraph.",
+    "If you see FOR OFFICIAL USE ONLY on an old form, send it to records for re-marking.",
+    # what the content is not
+    "*** THIS BULLETIN IS NOT LAW ENFORCEMENT SENSITIVE - SHARE WITH THE PUBLIC ***",
+    # papers and goods named with their marking in prose; a placeholder with a space after it
+    "A contractor admitted retaining SECRET//NOFORN reports at home.",
+    "No legacy FOUO/SBU products and nothing carrying a CUI//SP- category on the list, please.",
+    # documents bearing the marking, named as a marking
+    'Photos of briefing slides bearing the marking "SECRET//NOFORN" circulated online, officials said.',
+    # papers some of which bore the marking; a paper a clause says was marked
+    'Images of pages from a ship\'s schedule, some stamped "SECRET//NOFORN," were posted to a forum.',
+    "The annex, which for fiscal year 2024 was marked SECRET//NOFORN in full, held unclassified tables.",
+    # the cue ending the line before, in wrapped prose
+    'Photos of a frigate\'s schedules, some stamped\n"SECRET//NOFORN," were posted to a forum.',
+    # other papers that had the marking; letters of a legend set apart by middle dots; a list of options
+    'My paper cites two Army publications that had "FOR OFFICIAL USE ONLY" on the cover.',
+    "(S) Slim fit \u00b7 (R) Regular fit \u00b7 (L) Loose fit",
+    '{"question":"Which banner fits basic CUI?","choices":["CUI","CONTROLLED//FEDONLY","FOUO","SBU"]}',
+    "Subject: migrated the build to TypeScript (TS) today",
+    # "it" as a preposition's object is no subject
+    "I don't think anything in it is CUI, but who decides?",
+    # an ECCN given as an example, after a preposition
+    'Reading an ECCN: e.g. in 3A001, "3" is the category; we decode a few from the public CCL.',
+    # a glossary entry citing its rules later in its line
+    "ITAR - International Traffic in Arms Regulations, 22 CFR 120-130. Governs direct commercial sales.\n"
+    "NOFORN - Not Releasable to Foreign Nationals. A dissemination control.",
 ]
 
 

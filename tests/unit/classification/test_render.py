@@ -59,6 +59,24 @@ def test_quoted_printable_escapes_are_left_where_nothing_declares_them() -> None
     assert render("total =40 units, margin =2F") is None
 
 
+def test_a_calendar_s_folded_lines_are_unfolded() -> None:
+    # GIVEN an invitation whose description's banner the calendar folded (a line break and one space)
+    text = (
+        "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDESCRIPTION:Agenda below.\\n\\nCUI//\r\n SP-PRVCY\\nItem 1\r\n"
+        "END:VEVENT"
+    )
+    # WHEN it is classified THEN the banner is read whole and spans the fold in the text as sent
+    assert found(text) == [("cui.specified", "CUI//\r\n SP-PRVCY")]
+
+
+def test_folds_are_unfolded_only_in_a_calendar_or_a_card() -> None:
+    # a line break and an indent in a plain text is the layout of two lines, not a fold
+    assert render("SUMMARY:Design review\n  of the CUI//\n SP-PRVCY template") is None
+    # in a calendar, an escaped break before a space is a break, not a fold
+    rendered = render("BEGIN:VCALENDAR\nDESCRIPTION:Items:\\n 1. CUI training")
+    assert rendered is not None and rendered.text == "BEGIN:VCALENDAR\nDESCRIPTION:Items: \n 1. CUI training"
+
+
 def test_an_encoded_word_in_a_subject_declares_quoted_printable() -> None:
     text = "Subject: =?utf-8?Q?Roster_=E2=80=93_CUI=2F=2FSP-PRVCY?=\n\nsee attached"
     assert ("cui.specified", "CUI=2F=2FSP-PRVCY") in found(text)

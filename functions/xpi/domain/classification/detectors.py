@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import re
 from bisect import bisect_left, bisect_right
+from collections import Counter
 from collections.abc import Callable, Iterator
 
 from .models import Detection
@@ -681,6 +682,7 @@ _PORTION_PREFIX_RE = re.compile(
     r"|#{1,6}|//|--|;{1,2}|%{1,2}|/\*+|<!--)[ \t]+)*"
     r"(?:(?i:subject|subj|title|re)[ \t]*:[ \t]*)?[\"'\u201c]?\Z"
 )
+_SUBJECT_LINE_RE = re.compile(r"[ \t>]*(?i:subject|subj)[ \t]*:")
 _SENTENCE_END_RE = re.compile(r"[.!?:][\"')\]]?[ \t]+\Z")
 _SPEAKER_RE = re.compile(r"[ \t]*(?:\[[0-9:. APMapm]{4,12}\][ \t]*)?[A-Z][A-Za-z.' -]{0,30}:[ \t]+")
 # A portion mark also opens a field: a table or CSV cell, a quoted or keyed value (msg="(CUI) ..."), the
@@ -691,6 +693,17 @@ _FIELD_START_RE = re.compile(
     r"[ \t]*" + _BULLETS + r"\Z"
 )
 _LOG_LINE_RE = re.compile(r"[ \t]*\[?[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}")
+# A timeline's or a log's entry opened by its date and time, in the other ways they are written ("06/15 0012",
+# "06/16", "14 Jun 2024 22:10", "2024/06/15 22:10:05"): the portion mark opens its text.
+_TIMELINE_PREFIX_RE = re.compile(
+    r"[ \t]*\[?(?:[0-9]{1,4}[/.-][0-9]{1,2}(?:[/.-][0-9]{2,4})?"
+    r"|[0-9]{1,2}[ \t]+[A-Z][a-z]{2}[ \t]+[0-9]{2,4})"
+    r"(?:[ \tT]+(?:[0-9]{1,2}:[0-9]{2}(?::[0-9]{2})?(?:[ \t]*[AaPp][Mm])?|[0-9]{4}Z?))?\]?[ \t]+\Z"
+)
+# A log's entry opened by its time alone ("0330 (CUI) Received tasking ..."), for a mark of two letters or
+# more
+# ("2011 (C) Acme" is a copyright's year).
+_TIME_PREFIX_RE = re.compile(r"[ \t]*(?:[0-9]{4}Z?|[0-9]{1,2}:[0-9]{2}(?::[0-9]{2})?)[ \t]+\Z")
 _COPYRIGHT_TAIL_RE = re.compile(
     r"[^\n]{0,40}\b(?:19|20)\d\d\b|[^\n]{0,120}(?i:all rights reserved|copyright)"
 )
@@ -698,7 +711,7 @@ _LEGACY_CONTROLS = ("FOUO", "LES", "SBU", "FOR OFFICIAL USE ONLY", "LAW ENFORCEM
 # A parenthesised capital that is no classification level - "(B) the term", "(M) Medium" - near a bare
 # "(C)" or "(S)" makes that an item of a list or legend, not a portion mark.
 _LEGEND_LETTER_RE = re.compile(r"\([ABD-RTV-Z]\)")
-_LEGEND_SEPARATOR_RE = re.compile(r"(?:[,;]|\s{2}|\t)\s*\Z")
+_LEGEND_SEPARATOR_RE = re.compile(r"(?:[,;|\u00b7\u2022]|\s{2}|\t)\s*\Z")  # ("(S) Slim · (R) Regular")
 
 
 def _in_letter_list(w: _Window, start: int, end: int) -> bool:
@@ -723,9 +736,10 @@ def _opens_paragraph(text: str, start: int, end: int) -> bool:
     if follow[:1] not in (" ", "\t") or not follow.strip():
         return False
     first = follow.strip()[0]
-    if not (first.isupper() or first.isdigit() or first in "\"'(\u201c"):
-        return False
     context = _line_context(text, start, end, json_start=True)
+    if not (first.isupper() or first.isdigit() or first in "\"'(\u201c"):
+        # a timeline's entries are often in lower case ("06/15 0040  (CUI) files copied", "(CUI) vendor sent")
+        return end - start >= 5 and context is not None and _TIMELINE_PREFIX_RE.match(context[0]) is not None
     if context is None:  # a paragraph longer than a line may be: opening it, or a sentence, counts
         before = text[max(0, start - 8) : start]
         return start == 0 or before.endswith("\n") or bool(_SENTENCE_END_RE.search(before))
@@ -734,7 +748,11 @@ def _opens_paragraph(text: str, start: int, end: int) -> bool:
         return True
     if _LOG_LINE_RE.match(prefix) and prefix[-1:] in (" ", "\t"):
         return True
-    return bool(prefix.strip()) and bool(_SENTENCE_END_RE.search(prefix))
+    return (
+        _TIMELINE_PREFIX_RE.match(prefix) is not None
+        or (end - start >= 4 and _TIME_PREFIX_RE.match(prefix) is not None)
+        or (bool(prefix.strip()) and bool(_SENTENCE_END_RE.search(prefix)))
+    )
 
 
 def _after_speaker(text: str, start: int, end: int) -> bool:
@@ -744,6 +762,16 @@ def _after_speaker(text: str, start: int, end: int) -> bool:
         return False
     context = _line_context(text, start, end)
     return context is not None and _SPEAKER_RE.fullmatch(context[0]) is not None
+
+
+def _in_subject_line(text: str, start: int, end: int) -> bool:
+    """A mark of three letters or more anywhere in a message's subject line, which marks the message
+    ("Subject: midterm answer key (fouo) - do not post"); "(TS)" there is as often TypeScript, "(S)" a
+    size."""
+    if end - start < 5:
+        return False
+    line_start = _near_line(text, start, end, 200)[0]
+    return _SUBJECT_LINE_RE.match(text, line_start, start) is not None
 
 
 def _portion_category(level: str, controls: str) -> str | None:
@@ -768,7 +796,11 @@ def _portion_marks(w: _Window) -> None:
             continue
         # With '//' controls the mark is unmistakable; a bare one must stand where portion marks stand.
         if not controls and (
-            not (_opens_paragraph(text, start, end) or _after_speaker(text, start, end))
+            not (
+                _opens_paragraph(text, start, end)
+                or _after_speaker(text, start, end)
+                or _in_subject_line(text, start, end)
+            )
             or (level == "C" and _COPYRIGHT_TAIL_RE.match(text, end, end + 160) and not _among_portions(w))
             or (len(level) == 1 and _in_letter_list(w, start, end))
         ):
@@ -780,7 +812,9 @@ def _portion_marks(w: _Window) -> None:
         return
     for match in w.low_iter(_PORTION_ANY_CASE_RE):
         start, end = match.start() + w.base, match.end() + w.base
-        if text[start:end].isupper() or not _opens_paragraph(text, start, end):
+        if text[start:end].isupper() or not (
+            _opens_paragraph(text, start, end) or _in_subject_line(text, start, end)
+        ):
             continue
         w.emit(_portion_category(match.group(1).upper(), "") or "cui.legacy", start, end)
 
@@ -1486,7 +1520,7 @@ _CONTENT_SUBJECT = (
     + r"(?:\s+(?:for|of|from|on|about|to|with)\s+(?:the\s+|a\s+|an\s+|our\s+|this\s+|your\s+)?"
     + r"[a-z0-9][a-z0-9./-]*(?:\s+(?!"
     + _NOT_A_NAME
-    + r")[a-z0-9][a-z0-9./-]*){0,2})?"
+    + r")[a-z0-9][a-z0-9./-]*){0,3})?"
     # and a parenthetical naming it: ("Hull Acoustic Signature Modeling, FY24 Q2")
     + r"(?:\s*\([^()\n]{1,80}\))?"
     + r"|\b(?:this|these|(?:the\s+)?(?:attached|enclosed|following))\s+(?:[a-z][a-z/-]*\s+){0,3}?"
@@ -1506,9 +1540,12 @@ _PLACED_CONTENT = (
     # "the intake packet I'm pasting", "the files we are sending": the content the writer hands over
     r"|\b(?:the|that|this)\s+(?:[a-z][a-z/-]*\s+){0,3}?" + _NOUNS + r"\s+(?:(?:that|which)\s+)?"
     # ("that plan output you pasted": the content the reader handed over, in a thread)
-    r"(?:i'm|i\s+am|we're|we\s+are|i've|we've|i\s+have|we\s+have|you|you're|you\s+are|you've|you\s+have)"
+    r"(?:i'm|i\s+am|we're|we\s+are|i've|we've|i\s+have|we\s+have|you|you're|you\s+are|you've|you\s+have"
+    # ("the traveler roster I just dropped in the channel": what the writer put there, in the past)
+    r"|i|we)"
     r"\s+(?:just\s+)?"
-    r"(?:past|shar|send|attach|post|forward|upload|sen)(?:ing|ed|t)?)"
+    r"(?:past|shar|send|attach|post|forward|upload|sen|dropp)(?:ing|ed|t)?"
+    r"(?:\s+(?:in|into|on|to|here)(?:\s+(?:the|this|our|your))?(?:\s+[a-z][a-z0-9-]*){0,2})?)"
 )
 _NOTICE_SUBJECT = (
     _CONTENT_SUBJECT + r"\s+(?:(?:may|might|could|also|hereby|herein)\s+)?"
@@ -1879,7 +1916,10 @@ def _eccn(w: _Window) -> None:
 # "USML Category XI(d)", "USML Cat. XV(e)(3)", "(USML) Category XII(c)", "USML XII(d)". A category without
 # a paragraph ("Category XI covers military electronics") names a part of the list, not an item.
 _USML_RE = re.compile(
-    r"usml\)?[ \t]+(?:(?:category|cat\.?)[ \t]+)?[ivx]{1,5}[ \t]*\([a-z]\)(?:\([0-9]{1,2}\))?"
+    r"(?:usml\)?[ \t]+(?:(?:category|cat\.?)[ \t]+)?[ivx]{1,5}[ \t]*\([a-z]\)(?:\([0-9]{1,2}\))?"
+    # a record's field: "usml_category":"XI(c)(1)", usml_cat = "IV"
+    r"|usml[_ -]?cat(?:egory)?[\"']?[ \t]*[:=][ \t]*[\"']?(?:cat(?:egory)?\.?[ \t]*)?[ivx]{1,5}"
+    r"(?:\([a-z]\)(?:\([0-9]{1,2}\))?)?)"
     r"(?![a-z0-9])"
 )
 
@@ -1913,7 +1953,10 @@ _ECCN_WIDE_CONTEXT_RE = re.compile(
     r"|\bnlr\b"
 )
 _ECCN_WIDE = 400
-_EXAMPLE_BEFORE_RE = re.compile(r"(?:like|such\s+as|e\.\s?g\.,?|for\s+example|example|say)[\s:,]*\Z")
+_EXAMPLE_BEFORE_RE = re.compile(
+    # ("e.g. in 3A001")
+    r"(?:like|such\s+as|e\.\s?g\.,?|for\s+example|example|say)[\s:,]*(?:(?:in|under)\s+)?\Z"
+)
 
 
 def _eccn_in_context(w: _Window) -> None:
@@ -2167,6 +2210,8 @@ _DOB_TAIL_RE = re.compile(
     r"|(?P<d4>[0-9]{1,2})(?:st|nd|rd|th)?(?:\s+(?:of\s+)?|[-/.])(?P<mn4>"
     + _MONTHS
     + r")(?:,?\s+|[-/.])(?P<y4>[0-9]{4})"
+    # as Chinese and Japanese write it: "1990年5月6日"
+    r"|(?P<y5>[0-9]{4})[ \t]*\u5e74[ \t]*(?P<m5>[0-9]{1,2})[ \t]*\u6708[ \t]*(?P<d5>[0-9]{1,2})[ \t]*\u65e5"
     r")(?![0-9])"
 )
 
@@ -2180,20 +2225,25 @@ def _dob_is_valid(match: re.Match[str]) -> bool:
     if match.group("mn3"):
         month = _MONTH_NUMBER[match.group("mn3")[:3]]
         return date_is_plausible(month, int(match.group("d3")), int(match.group("y3")))
+    if match.group("y5"):
+        return date_is_plausible(int(match.group("m5")), int(match.group("d5")), int(match.group("y5")))
     month = _MONTH_NUMBER[match.group("mn4")[:3]]
     return date_is_plausible(month, int(match.group("d4")), int(match.group("y4")))
 
 
 def _dob_span(match: re.Match[str]) -> tuple[int, int]:
-    for name in ("a", "y2", "mn3", "d4"):
+    for name in ("a", "y2", "mn3", "d4", "y5"):
         if match.group(name):
             return match.start(name), match.end()
     return match.span()  # pragma: no cover - one of the alternatives always matched
 
 
 def _value_tail(value: str) -> re.Pattern[str]:
-    """A value of shape ``value`` at most 24 non-digit characters after its label (": ", " number is ")."""
-    return re.compile(r"[^0-9\n]{0,24}?(?<![0-9a-z])(" + value + r")(?![0-9a-z])")
+    """A value of shape ``value`` at most 24 non-digit characters after its label (": ", " number is "), and
+    perhaps a parenthetical about it, digits and all ("Routing number (9 digits): ")."""
+    return re.compile(
+        r"[^0-9\n]{0,24}?(?:\([^()\n]{1,20}\)[^0-9\n]{0,6}?)?(?<![0-9a-z])(" + value + r")(?![0-9a-z])"
+    )
 
 
 def _ssn_value(match: re.Match[str]) -> tuple[int, int] | None:
@@ -2404,12 +2454,19 @@ _COLUMNS: tuple[_Column, ...] = (
         _card_cell,
     ),
     ("export.eccn", re.compile(r"eccn"), _ECCN_SHAPE_RE, None),
+    # an item's USML category under a "USML" column: "XII(c)(2)", "Cat IV(h)"
+    (
+        "export.itar",
+        re.compile(r"usml(?:\s+cat(?:egory|\.)?)?"),
+        re.compile(r"(?:cat(?:egory|\.)?\s*)?[IVX]{1,5}(?:\([a-z0-9]{1,3}\)){0,4}", re.IGNORECASE),
+        None,
+    ),
 )
 # Where a header word may start; each hit is then matched against the header words at that place.
 _HEADER_GATES = ("ssn", "ss#", "social sec", "dob", "d.o.b", "birth", "passport", "dipi", "di-pi", "dod",
                  "aba", "rtn", "routing", "account", "acct", "card", "eccn", "nacimiento", "naissance",
                  "geburtsdatum", "nascita", "nascimento", "pasaporte", "passeport", "reisepass",
-                 "passaport")  # fmt: skip
+                 "passaport", "usml")  # fmt: skip
 
 
 def _header_words(w: _Window) -> Iterator[int]:
@@ -2797,6 +2854,8 @@ _CONTENT_STATEMENT_BEFORE_RE = re.compile(
 )
 # "here's the para from our SSP, technically it's CUI": the content just given (as "it's fouo").
 _ITS_BEFORE_RE = re.compile(
+    # (not the object of a preposition: "I don't think anything in it is CUI")
+    r"(?<!\bin )(?<!\bof )(?<!\bon )(?<!\bto )(?<!from )(?<!with )(?<!about )"
     r"\b(?:it|this|that)(?:['\u2019]s|\s+is)\s+(?:(?:technically|also|all|still|actually|definitely)\s+)?\Z"
 )
 # "pls treat this roster as fouo", "handle the attached as CUI": the writer's instruction for the content.
@@ -2978,6 +3037,168 @@ def _in_spans(spans: list[tuple[int, int]], start: int, end: int) -> bool:
     return index >= 0 and spans[index][0] <= start and end <= spans[index][1]
 
 
+# A configuration file's values (YAML, JSON, HCL): a marking that is, whole, one scalar of its line: a list
+# item ("- SECRET", a JSON array's '"CUI//SP-CTI",'), a key's value ("conf_room_b: SECRET", 'label: "Law
+# Enforcement Sensitive"'), a key ("SECRET: blue") or an item of a list in brackets. Where the lines around
+# hold three different such values of one kind (levels, with company labels such as PUBLIC and INTERNAL;
+# controls; legacy markings), the file enumerates a marking scheme (a label catalog, a dropdown's options,
+# clearance levels mapped to badge colours), and its values mark nothing. A document's own header
+# ("banner: CUI//FEDCON", "cui_category: PROPIN", "limited_dissemination_control: FEDCON") holds one level
+# and its controls; a banner alone on its line is no scalar (a list item has its dash, an array's item its
+# quotes or comma).
+_CONFIG_LINE_RE = re.compile(
+    r"[ \t#/]*(?P<dash>-[ \t]+)?"
+    r"(?:(?P<key>[^:=\n\[\]{}]{1,60}?)[ \t]*(?::(?=[ \t]|\Z)|=)[ \t]*)?(?P<value>.*)"
+)
+_COMPANY_LABEL = r"(?P<label>public|internal|private|proprietary|general)"
+_SCHEME_VALUE_RE = re.compile(
+    r"(?:" + _SCHEME_ITEM_RE.pattern + "|" + _COMPANY_LABEL + r")[ _/()A-Za-z0-9-]{0,30}\Z", re.IGNORECASE
+)
+# Where such a value may stand: the lines read for a file's other values
+_SCHEME_WORD_RE = re.compile(
+    _SCHEME_ITEM_RE.pattern + r"|(?<![A-Za-z0-9])" + _COMPANY_LABEL + r"(?![A-Za-z0-9])", re.IGNORECASE
+)
+_SCHEME_WORD_LOWER_RE = re.compile(_SCHEME_WORD_RE.pattern)  # its words are written in lower case
+_SCALAR_EDGES = " \t\"'`,;"
+_FIGURE_RE = re.compile(r"[-+]?[0-9][0-9,.]*%?|[-\u2013\u2014]|n/?a", re.IGNORECASE)
+_CELL_OR_LIST_RE = re.compile(r"[\t|\[]")  # a table's cells, a list in brackets
+_CONFIG_LINE = 300  # characters either side of a finding its line may hold, as a configuration file's
+_CONFIG_REACH = 500  # characters either side of a finding, at least, read for the other values of its file
+
+
+def _config_scalars(text: str, lo: int, hi: int) -> list[tuple[int, int]]:
+    """The spans of the scalars of text[lo:hi], one line read as a configuration file's (see above), or a
+    table's row of figures, whose label is its scalar ("Top Secret<tab>17<tab>6<tab>0" in a pivot table)."""
+    row = _figures_row_label(text, lo, hi)
+    if row is not None:
+        return [row] if row[0] < row[1] else []
+    match = _CONFIG_LINE_RE.match(text, lo, hi)
+    if match is None:
+        return []
+    spans = [match.span("key")] if match.group("key") is not None else []
+    start, end = match.span("value")
+    comment = text.find(" #", start, end)
+    end = comment if comment != -1 else end
+    opened = text.find("[", start, end)
+    value = text[start:end].strip()
+    if opened != -1:  # a list in brackets: its items ("order: [PUBLIC, INTERNAL, CONFIDENTIAL]")
+        closed = text.find("]", opened, end)
+        at = opened + 1
+        for item in text[opened + 1 : closed if closed != -1 else end].split(","):
+            spans.append((at, at + len(item)))
+            at += len(item) + 1
+    # a key's value, a list's item, an array's item on its own line (quoted, or with its comma)
+    elif match.group("key") or match.group("dash") or value[-1:] == "," or value[:1] in ('"', "'"):
+        spans.append((start, end))
+    return [trimmed for span in spans if (trimmed := _trimmed(text, *span))[0] < trimmed[1]]
+
+
+def _figures_row_label(text: str, lo: int, hi: int) -> tuple[int, int] | None:
+    """The label's span of text[lo:hi] when it is a table's row whose other cells are all figures; None
+    when it is no such row."""
+    for delimiter in ("\t", "|", ","):
+        if text.find(delimiter, lo, hi) == -1:
+            continue
+        cells, at = text[lo:hi].split(delimiter), lo
+        if len(cells) > 1 and not cells[0].strip():  # a markdown row's outer pipe
+            at += len(cells.pop(0)) + 1
+        figures = [cell.strip() for cell in cells[1:] if cell.strip()]
+        if figures and all(_FIGURE_RE.fullmatch(cell) for cell in figures):
+            return _trimmed(text, at, at + len(cells[0]))
+        return None
+    return None
+
+
+def _trimmed(text: str, lo: int, hi: int) -> tuple[int, int]:
+    """text[lo:hi] without the blanks, quotes and separators around a scalar."""
+    while lo < hi and text[lo] in _SCALAR_EDGES:
+        lo += 1
+    while hi > lo and text[hi - 1] in _SCALAR_EDGES:
+        hi -= 1
+    return lo, hi
+
+
+# A list of a question's or a field's options in brackets ('"choices":["CUI","CONTROLLED//FEDONLY","FOUO",
+# "SBU"]', "enum: [...]"): three items or more, each a value to choose from, none applied.
+_OPTIONS_KEY_RE = re.compile(
+    r"(?i:choices|options|answers|enum|allowed(?:[_ ]?values)?|values)[\"']?[ \t]*[:=][ \t]*\[[^\]\n]*\Z"
+)
+
+
+def _in_option_list(text: str, start: int, end: int) -> bool:
+    opened = text.rfind("[", max(0, start - 200), start)
+    if opened == -1 or text.find("]", opened, start) != -1:
+        return False
+    closed = text.find("]", end, end + 200)
+    return (
+        closed != -1
+        and text.count(",", opened, closed) >= 2
+        and _OPTIONS_KEY_RE.search(text, max(0, opened - 40), start) is not None
+    )
+
+
+def _scheme_words(text: str, lo: int, hi: int) -> list[int]:
+    """Where the words of a marking scheme's values start in text[lo:hi] (matched in lower case, four times
+    as fast as in any case, where lower-casing keeps every character where it stands)."""
+    piece = text[lo:hi]
+    if piece.isascii():
+        return [lo + word.start() for word in _SCHEME_WORD_LOWER_RE.finditer(piece.lower())]
+    return [word.start() for word in _SCHEME_WORD_RE.finditer(text, lo, hi)]
+
+
+def _scheme_value(text: str, start: int, end: int) -> tuple[str, str] | None:
+    """The scalar text[start:end] as a value of a marking scheme: its kind (a level, a control, a legacy
+    marking) and its text normalized; None when it is none."""
+    match = _SCHEME_VALUE_RE.match(text, start, end) if end - start <= 60 else None
+    if match is None:
+        return None
+    kind = "control" if match.group("control") else "legacy" if match.group("legacy") else "level"
+    return kind, " ".join(text[start:end].lower().replace("_", " ").split())
+
+
+def _config_value(text: str, start: int, end: int, memo: dict[int, int]) -> bool:
+    """True when text[start:end] is, whole, a scalar of a configuration file that enumerates a marking
+    scheme (see above): three different values of one kind (the region's levels, its controls or its legacy
+    markings; a document's header holds one level and its controls). ``memo`` holds, per region, the most
+    values of one kind the region holds."""
+    line_start, line_end = _near_line(text, start, end, _CONFIG_LINE)
+    if (line_start and text[line_start - 1] != "\n") or (line_end < len(text) and text[line_end] != "\n"):
+        return False  # a longer line is no configuration file's
+    # a file's nested line (indented, a list's item), a list in brackets or a table's row; another line at the
+    # margin is a document's own ("Classification: SECRET"), whose level is its marking: not looked at further
+    if text[line_start : line_start + 1] not in (" ", "\t", "-") and not _CELL_OR_LIST_RE.search(
+        text, line_start, line_end
+    ):
+        return False
+    if not any(
+        lo <= start and end <= hi and _scheme_value(text, lo, hi) is not None
+        for lo, hi in _config_scalars(text, line_start, line_end)
+    ):
+        return False
+    # the region: the finding's stretch of _CONFIG_REACH characters and one either side, so the findings of a
+    # stretch share one reading of it
+    region = start // _CONFIG_REACH
+    if region not in memo:
+        # only the lines where a scheme's word stands are read as a configuration file's
+        values: set[tuple[str, str]] = set()
+        counts: Counter[str] = Counter()
+        line_end = -1
+        lo = max(0, (region - 1) * _CONFIG_REACH)
+        for word_start in _scheme_words(text, lo, min(len(text), (region + 2) * _CONFIG_REACH)):
+            if word_start <= line_end:
+                continue  # a line already read
+            line_start, line_end = _near_line(text, word_start, word_start, _MAX_ROW)
+            for lo, hi in _config_scalars(text, line_start, line_end):
+                value = _scheme_value(text, lo, hi)
+                if value is not None and value not in values:
+                    values.add(value)
+                    counts[value[0]] += 1
+            if counts and max(counts.values()) >= 3:
+                break
+        memo[region] = max(counts.values(), default=0)
+    return memo[region] >= 3
+
+
 # A level that is a person's clearance, not the content's marking: after a clearance label on its line
 # ("Security clearance: TOP SECRET/SCI eligibility", "clearance_level = Secret"), or in a column headed as a
 # clearance ("clearance_eligibility" in a CSV export of staff).
@@ -3052,10 +3273,12 @@ _GLOSSARY_PAIRS = (
     ("usml", "united states munitions list"),
 )
 _MARKING_GLOSSARY_RE = re.compile(
-    r"^[ \t*_\"'`\-\u2022]*(?P<term>"
+    # (";" opens a MediaWiki definition list's term)
+    r"^[ \t*_\"'`\-\u2022;]*(?P<term>"
     + "|".join(dict.fromkeys(term for term, _ in _GLOSSARY_PAIRS))
     # after the term a separator, or the two spaces or more of a column layout ("ITAR   International ...")
-    + r")[*_\"'`]*(?:[ \t]*(?:[:=|\t\u2013\u2014]|-{1,3})|[ ]{2,})[ \t*_\"'`(]*"
+    # or a definition list's line break and colon ("; FOUO" / ": For Official Use Only ...")
+    + r")[*_\"'`]*(?:[ \t]*(?:[:=|\t\u2013\u2014]|-{1,3})|[ ]{2,}|[ \t]*\n[ \t]*:)[ \t*_\"'`(]*"
     # a definition in words: "NOFORN: dissemination control meaning not releasable to foreign nationals",
     # "FOUO: Legacy DoD marking ...", "LES: In security usage, a legacy ... marking" (not in capitals: a
     # banner's words are)
@@ -3074,8 +3297,10 @@ _MINOR_WORDS = frozenset({"and", "of", "the", "for", "in", "to", "a", "an", "on"
 _ENTRY_CITATION_RE = re.compile(
     r"[A-Za-z .,]{0,30}?\(\s*[0-9]{1,2}\s+(?:C\.?F\.?R\.?|U\.?S\.?C\.?)[^)\n]{0,30}\)"
 )
+_ENTRY_CFR_RE = re.compile(_CFR_RE.pattern, re.IGNORECASE)
 _GLOSSARY_CATEGORIES = frozenset({"cui.banner", "cui.legacy", "export.itar", "export.ear"})
 _GLOSSARY_NEIGHBOURS = 3  # lines either side of a finding's line read for more of its glossary
+_DEFINITION_LINE_RE = re.compile(r"[ \t]*:[ \t]")
 
 
 def _glossary_lines(text: str, findings: list[Detection]) -> list[tuple[int, int]]:
@@ -3086,16 +3311,20 @@ def _glossary_lines(text: str, findings: list[Detection]) -> list[tuple[int, int
     seen: set[int] = set()
     for det in findings:
         line_start = _near_line(text, det.start, det.start, _MAX_ROW)[0]
-        for _ in range(_GLOSSARY_NEIGHBOURS):  # an entry's neighbours, which may hold no finding themselves
-            if line_start == 0:
-                break
+        # an entry's neighbours, which may hold no finding themselves (a definition list's ": ..." lines are
+        # their terms' and not counted: "; FOUO" / ": For Official Use Only")
+        counted = 0
+        while counted < _GLOSSARY_NEIGHBOURS and line_start > 0:
             line_start = _near_line(text, line_start - 1, line_start - 1, _MAX_ROW)[0]
-        for _ in range(2 * _GLOSSARY_NEIGHBOURS + 1):
+            counted += _DEFINITION_LINE_RE.match(text, line_start) is None
+        counted = 0
+        while counted < 2 * _GLOSSARY_NEIGHBOURS + 1:
             if line_start not in seen:
                 seen.add(line_start)
                 entry = _glossary_entry(text, line_start)
                 if entry is not None:
                     entries.append(entry)
+            counted += _DEFINITION_LINE_RE.match(text, line_start) is None
             next_line = text.find("\n", line_start)
             if next_line == -1:
                 break
@@ -3115,6 +3344,8 @@ def _glossary_entry(text: str, line_start: int) -> tuple[int, int] | None:
         if written.startswith(expansion):
             end = match.start("expansion") + len(expansion) + 1
             cited = _ENTRY_CITATION_RE.match(text, end)  # the rules' own citation is the entry's too
+            if cited is None:  # or cited later in the entry's line: "..., 22 CFR 120-130. Governs ..."
+                cited = _ENTRY_CFR_RE.search(text, end, _near_line(text, end, end, _MAX_ROW)[1])
             return match.start(), cited.end() if cited else end
     # another expansion that spells the term: "LES - Leave and Earnings Statement", "SBU - Strategic
     # Business Unit": the abbreviation stands for something else here
@@ -3131,13 +3362,16 @@ def _glossary_entry(text: str, line_start: int) -> tuple[int, int] | None:
 _EXAMPLE_CUE_RE = re.compile(
     r"(?i:\b(?:such\s+as|e\.\s?g\.|for\s+(?:example|instance)|like|examples?(?:\s+[a-z]+){0,4}\s*:"
     r"|the\s+(?:words?|terms?|abbreviations?|acronyms?)(?:\s+(?:is|are|of))?(?:\s+just)?"
+    # a marking one may come upon: "If you see FOR OFFICIAL USE ONLY on a template, ..."
+    r"|(?:if|when|whenever)\s+(?:you|they|we|someone|anyone)\s+(?:see|find|spot|notice|encounter|come\s+across)"
     # what a banner would read, how a portion would be marked: "so the banner would read CUI//SP-PRVCY"
     r"|(?:would|should|could|will|must|might)\s+(?:then\s+|also\s+)?(?:read|say|look\s+like)"
     # (a hypothetical only: "this memo must be marked SECRET" says what this memo is)
     r"|(?:would|could|might)\s+(?:then\s+|also\s+)?be\s+(?:marked|labell?ed|bannered|stamped)(?:\s+as)?))"
     r"[,:]?[ \t]*(?:[\"'\u201c\u2018(\[]?[^\n\"'\u201d\u2019]{1,30}?[\"'\u201d\u2019)\]]?"
     r"[ \t]*(?:,|or|and)[ \t]*){0,4}"
-    r"[\"'\u201c\u2018\[]?[ \t]*\Z"
+    # the last example's opener: a quote, a bracket, or a portion mark's parenthesis ("such as (U//LES)")
+    r"[\"'\u201c\u2018(\[]?[ \t]*\Z"
 )
 _KIND_AFTER_RE = re.compile(
     r"[\"'\u201d\u2019]?(?:[ \t]*(?:,|and|or)[ \t]*[\"'\u201c\u2018]?[A-Z(][A-Z/ ,()-]*[\"'\u201d\u2019]?)*"
@@ -3146,30 +3380,42 @@ _KIND_AFTER_RE = re.compile(
 )
 _EXAMPLE_CUES = (  # literal gates of _EXAMPLE_CUE_RE
     "such", "e.g", "e. g", "example", "instance", "like", "the word", "the term", "the abbrev", "the acronym",
-    "would", "should", "could", "will", "must", "might",
+    "would", "should", "could", "will", "must", "might", "if ", "when",
 )  # fmt: skip
 _FOR_BEFORE_RE = re.compile(r"\bfor\s+\Z")
 # "... marked ", perhaps after other markings they bore ("documents marked TOP SECRET and SECRET//NOFORN").
 _MARKED_TAIL = (
-    r"\s+(?:marked|stamped|labell?ed|bearing)(?:\s+as)?[ \t]*"
+    # ("slides bearing the marking "SECRET//NOFORN"", "publications that had "FOR OFFICIAL USE ONLY" on them")
+    r"\s+(?:marked|stamped|labell?ed|bearing|(?:that\s+|which\s+)?(?:had|carried|bore))(?:\s+as)?"
+    r"(?:\s+(?:the|a)\s+(?:marking|banner|label|stamp)s?)?[ \t]*"
     r"(?:[\"'\u201c\u2018]?[^\n\"'\u201d\u2019]{1,40}?[\"'\u201d\u2019]?[ \t]*(?:,|and|or)[ \t]*){0,4}"
     r"[\"'\u201c\u2018]?\Z"
 )
 # Papers, in the plural, that an account of other papers names.
 _PAPERS = (
     r"(?:documents|pages|files|papers|records|slides|e-?mails|messages|reports|folders|boxes|printouts|"
+    r"publications|manuals|drawings|"
     r"copies|memos|cables|photos|images|notebooks)"
 )
 # Documents counted, then the marking they bore: an account of other papers ("found 14 documents marked
 # SECRET//NOFORN and two marked TOP SECRET"), not a marking applied here ("The document is marked SECRET").
 _COUNTED_MARKED_RE = re.compile(
     r"\b(?:(?:[0-9][0-9,]*|two|three|four|five|six|seven|eight|nine|ten|several|many|numerous|"
-    r"(?:dozens|hundreds|thousands)\s+of)\s+(?:(?:other|more|additional|classified)\s+)?"
+    # perhaps with a word or two about them ("two Army publications")
+    r"(?:dozens|hundreds|thousands)\s+of)\s+(?:(?:other|more|additional|classified|[a-z][a-z-]*)\s+){0,2}?"
     + _PAPERS
     # a bare count standing for them: "... and two marked TOP SECRET" (not a number: "Enclosures 1-3")
-    + r"|two|three|four|five|six|seven|eight|nine|ten|several|dozens|hundreds)"
+    # ("... and two marked TOP SECRET", "pages of a schedule, some stamped SECRET//NOFORN")
+    + r"|two|three|four|five|six|seven|eight|nine|ten|several|dozens|hundreds|some|many|most|others)"
     r"(?:\s+(?:that\s+)?(?:were|was|are))?" + _MARKED_TAIL
 )
+# A paper a clause says was marked, in the past: "the classified annex, which for fiscal year 2025 was marked
+# SECRET//NOFORN in its entirety" (not "the attached report, which was marked ...": that one is here).
+_WHICH_WAS_MARKED_RE = re.compile(
+    r"\b(?:which|that)\b[^.;!?\n]{0,80}?\b(?:was|were|had\s+been)\s+(?:marked|stamped|labell?ed)(?:\s+as)?"
+    r"[ \t]*[\"'\u201c]?\Z"
+)
+_HERE_RE = re.compile(r"\b(?:this|these|attached|enclosed|following|below|above|accompanying)\b")
 # Papers of that kind bearing the marking, not these ("photos of slides marked TOP SECRET//SI//NOFORN
 # circulated"); what is attached, enclosed or below is the content ("the attached slides marked SECRET").
 _PLURAL_MARKED_RE = re.compile(
@@ -3181,9 +3427,23 @@ _PLURAL_MARKED_RE = re.compile(
 _REGEX_TOKEN_RE = re.compile(r"\(\?[aiLmsux]+\)|\\[sdwSDW][+*?{]|\\[()]")
 _PATTERN_REACH = 200
 _ESCAPE_REACH = 40
-_PLACEHOLDER_OPENERS = frozenset("\"'\u201d\u2019<[{")
-_MARKED_VERBS = ("marked", "stamped", "labeled", "labelled", "bearing")
+_PLACEHOLDER_RE = re.compile(r"[A-Z/]*SP-(?:[\"'\u201d\u2019<\[{ \t]|\Z)")
+# Papers or goods of that marking, named in prose: "posting TOP SECRET documents", "retaining SECRET//NOFORN
+# reports", "legacy FOUO/SBU/LES products" (in capitals the words may be a banner's own: "SECRET DOCUMENTS").
+_PAPERS_AFTER_RE = re.compile(
+    r"(?:/{1,2}[A-Z][A-Z-]*)*[ \t]+(?:" + _PAPERS + r"|document|report|file|products?)\b"
+)
+_HOLDS_BEFORE_RE = re.compile(
+    r"(?i:\b(?:contains?|includes?|has|have|holds?|carr(?:y|ies)|is|are)\s+(?:[a-z]+\s+)?)\Z"
+)
+_MARKED_VERBS = ("marked", "stamped", "labeled", "labelled", "bearing", "had", "carried", "bore")
 _MARKING_TOKEN_RE = re.compile(r"[A-Z0-9(][A-Z0-9/ ,()-]*[A-Z0-9)]")
+# What the content is not: "This flyer is not law enforcement sensitive", "it isn't marked FOUO".
+_NEGATED_RE = re.compile(
+    r"(?i:\b(?:is|are|was|were)\s+not|\b(?:isn't|aren't|wasn't|weren't))\s+(?:marked\s+(?:as\s+)?)?"
+    r"[\"'\u201c]?\Z"
+)
+_TOKEN_HEAD_RE = re.compile(r"(?<![A-Za-z0-9/])[A-Z0-9][A-Z0-9]*//(?:[A-Z0-9-]+/{1,2})*\Z")
 _MENTION_CATEGORIES = frozenset(
     {"classified.banner", "classified.portion", "cui.banner", "cui.specified", "cui.portion", "cui.legacy"}
 )
@@ -3194,18 +3454,44 @@ def _mentioned(text: str, start: int, end: int) -> bool:
     """True when text[start:end] is a marking mentioned in a sentence rather than applied (see above)."""
     if _answer_option(text, start, end) or _in_pattern(text, start, end):
         return True
-    before = text[_near_line(text, start, start, _EXAMPLE_REACH)[0] : start]
-    if before.upper() == before:  # nothing in lower case before it on its line: no sentence around it
-        return False
-    if text.startswith("-", end) and text[end + 1 : end + 2] in _PLACEHOLDER_OPENERS:
-        return True  # "CUI//SP-" or "CUI//SP-<category>" in a sentence: the form, with no category in it
-    low = before.lower()
-    if _example_cue(before, low) or _other_papers(low):
+    before = _before_marking(text, start)
+    if _NEGATED_RE.search(before, max(0, len(before) - 40)):  # "THIS FLYER IS NOT LAW ENFORCEMENT SENSITIVE"
         return True
-    # the marking itself, whatever the finding's span holds after it (a banner's reaches its line's end)
+    # the marking itself, whatever the finding's span holds after it (a banner's reaches its line's end); a
+    # finding that is a statement ("The attached folder contains CUI") starts no marking
     token = _MARKING_TOKEN_RE.match(text, start, end)
     after = token.end() if token is not None else end
-    return _KIND_AFTER_RE.match(text, after, after + 120) is not None
+    if (  # papers named after the marking, in prose; but "the folder contains CUI documents" is about these
+        token is not None
+        and _PAPERS_AFTER_RE.match(text, after, after + 60) is not None
+        and _HOLDS_BEFORE_RE.search(before, max(0, len(before) - 40)) is None
+    ):
+        return True
+    if before.upper() == before:  # nothing in lower case before it on its line: no sentence around it
+        return False
+    low = before.lower()
+    return (
+        # "CUI//SP-", "CUI//SP-<category>", "a CUI//SP- category" in a sentence: the form alone
+        _PLACEHOLDER_RE.match(text, start, min(len(text), start + 16)) is not None
+        or _example_cue(before, low)
+        or _other_papers(low)
+        or _KIND_AFTER_RE.match(text, after, after + 120) is not None
+    )
+
+
+def _before_marking(text: str, start: int) -> str:
+    """What stands before the marking at ``start`` on its line (up to _EXAMPLE_REACH characters), read from
+    the start of the whole marking the finding is part of ("(U//LES)" for its "LES"); with the line before,
+    when the marking opens a wrapped line of prose (its cue may end that line: 'some stamped' / '"SECRET//
+    NOFORN," were posted')."""
+    line_start = _near_line(text, start, start, _EXAMPLE_REACH)[0]
+    head = _TOKEN_HEAD_RE.search(text, max(line_start, start - 40), start)
+    marking_start = head.start() if head is not None else start
+    before = text[line_start:marking_start]
+    if not before.strip(" \t\"'\u201c") and line_start > 1 and text[line_start - 2] not in ".!?:\n":
+        line_start = _near_line(text, line_start - 1, line_start - 1, _EXAMPLE_REACH)[0]
+        before = text[line_start:marking_start].replace("\n", " ")
+    return before
 
 
 def _example_cue(before: str, low: str) -> bool:
@@ -3225,6 +3511,9 @@ def _other_papers(low: str) -> bool:
     if not any(verb in low for verb in _MARKED_VERBS):
         return False
     if _COUNTED_MARKED_RE.search(low):
+        return True
+    clause = _WHICH_WAS_MARKED_RE.search(low)
+    if clause is not None and _HERE_RE.search(low, max(0, clause.start() - 60), clause.start()) is None:
         return True
     plural = _PLURAL_MARKED_RE.search(low)
     return plural is not None and plural.group("here") is None
@@ -3285,6 +3574,7 @@ def _drop_non_markings(text: str, found: set[Detection]) -> set[Detection]:
     clearances = text.find("learance") != -1 or text.find("LEARANCE") != -1
     schemes = _scheme_lists(text, [det for det in relevant if det.category in _SCHEME_CATEGORIES])
     headers: dict[tuple[int, str, int], bool] = {}
+    configs: dict[int, int] = {}
     for det in sorted(relevant, key=lambda d: d.start):  # top down: each row reads its header via the last
         in_list = det.category in _SCHEME_CATEGORIES and _in_spans(schemes, det.start, det.end)
         if (
@@ -3294,6 +3584,8 @@ def _drop_non_markings(text: str, found: set[Detection]) -> set[Detection]:
             )
             or (det.category in _MENTION_CATEGORIES and _mentioned(text, det.start, det.end))
             or (det.category == "cui.legacy" and _form_label(text, det.start, det.end))
+            or (det.category in _MENTION_CATEGORIES and _config_value(text, det.start, det.end, configs))
+            or (det.category in _MENTION_CATEGORIES and _in_option_list(text, det.start, det.end))
         ):
             dropped.add(det)
     defined = [det for det in relevant if det.category in _GLOSSARY_CATEGORIES]

@@ -6,7 +6,11 @@ in a quoted-printable e-mail body, ``{\\header\\pard\\qc\\b CUI\\b0\\par}`` in R
 
 * escaped line breaks and tabs (``\\n``, ``\\t``, ``\\r`` in a JSON string or an iCalendar field), as the
   breaks they stand for;
+* iCalendar's and vCard's folded lines (a line break and one space or tab, RFC 5545), unfolded, in a text
+  that opens a calendar or a card (``BEGIN:VCALENDAR``): ``CUI//`` + fold + ``SP-EXPT``;
 * HTML and XML character references (``&nbsp;``, ``&#47;``, ``&#x2F;``, ``&amp;``), wherever a text has them;
+* URL percent-encoding (``FOR%20OFFICIAL%20USE%20ONLY``, ``%0A`` a line break), in a text that holds at
+  least two encoded spaces, slashes, colons, commas or line breaks (a query string, an encoded log field);
 * quoted-printable soft line breaks and ``=XX`` escapes, in a text that says it is quoted-printable
   (``Content-Transfer-Encoding: quoted-printable``) or in an RFC 2047 encoded word (``=?utf-8?Q?...?=``);
 * RTF: control words dropped, ``\\par`` and ``\\line`` as line breaks, ``\\tab`` as a tab, ``\\'hh`` as
@@ -38,6 +42,10 @@ _ENCODED_WORD_RE = re.compile(r"=\?[A-Za-z0-9_\-]+\?[Qq]\?(?P<payload>[^?\s]*)\?
 _QP_RE = re.compile(r"=\r?\n|(?:=[0-9A-F]{2})+")
 _RTF_RE = re.compile(r"\\(?:([a-z]{1,32})(-?[0-9]{1,10})? ?|'([0-9a-fA-F]{2})|([\\{}]))|[{}]|\r?\n")
 _RTF_BREAKS = {"par": "\n", "line": "\n", "tab": "\t", "cell": "\t", "row": "\n"}
+_PERCENT_RE = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
+_URL_SEPARATORS_RE = re.compile(r"%(?:20|2[Ff]|3[Aa]|2[Cc]|0[Aa])")
+_CALENDAR_RE = re.compile(r"BEGIN:V(?:CALENDAR|EVENT|TODO|JOURNAL|CARD)\b")
+_FOLD_RE = re.compile(r"\r?\n[ \t]")
 
 # (where an encoding starts, how long it is, what it renders as: at most as long as the encoding)
 _Edit = tuple[int, int, str]
@@ -54,8 +62,13 @@ def render(text: str) -> Normalized | None:
             # JSON's and iCalendar's escaped line breaks and tabs as the breaks they stand for, each escape's
             # backslash a space: the same length, so no map is needed for them
             text = text.replace("\\n", " \n").replace("\\t", " \t").replace("\\r", " \r")
+        if source.find("BEGIN:V", 0, HEADERS_REACH) != -1 and _CALENDAR_RE.search(source, 0, HEADERS_REACH):
+            # found in the text as sent: an escaped break ("\\n") before a space is no fold
+            edits.extend((fold.start(), fold.end() - fold.start(), "") for fold in _FOLD_RE.finditer(source))
         if "&" in text and ";" in text:
             edits.extend(_entities(text))
+        if "%" in text and _url_encoded(text):
+            edits.extend(_percent_encoded(text))
         if _declares_quoted_printable(text):
             edits.extend(_quoted_printable(text))
         edits.extend(_ocr_words(text))
@@ -80,6 +93,24 @@ def _entities(text: str) -> list[_Edit]:
         rendered = html.unescape(match.group())
         if rendered != match.group() and len(rendered) == 1:
             edits.append((match.start(), match.end() - match.start(), rendered))
+    return edits
+
+
+def _url_encoded(text: str) -> bool:
+    """Two encoded separators (a space, a slash, a colon, a comma, a line break) anywhere in the text."""
+    first = _URL_SEPARATORS_RE.search(text)
+    return first is not None and _URL_SEPARATORS_RE.search(text, first.end()) is not None
+
+
+def _percent_encoded(text: str) -> list[_Edit]:
+    """Each run of %XX escapes as the UTF-8 text it encodes (a run, so a character of several bytes is read
+    whole), where that text is printable or a line break."""
+    edits = []
+    for match in _PERCENT_RE.finditer(text):
+        encoded = match.group()
+        decoded = bytes.fromhex(encoded.replace("%", "")).decode("utf-8", "replace")
+        if all(c.isprintable() or c in "\n\t" for c in decoded):
+            edits.append((match.start(), len(encoded), decoded))
     return edits
 
 
