@@ -77,6 +77,18 @@ def test_folds_are_unfolded_only_in_a_calendar_or_a_card() -> None:
     assert rendered is not None and rendered.text == "BEGIN:VCALENDAR\nDESCRIPTION:Items: \n 1. CUI training"
 
 
+def test_url_encoding_is_decoded_where_the_text_is_url_encoded() -> None:
+    # GIVEN an analytics beacon whose query string carries a document's first line, percent-encoded
+    text = "GET /collect?ev=share&title=FOR%20OFFICIAL%20USE%20ONLY%0ASubject%3A%20Closures HTTP/1.1"
+    # WHEN it is classified THEN the marking is read, and its span is the encoded characters as sent
+    assert found(text) == [("cui.legacy", "FOR%20OFFICIAL%20USE%20ONLY")]
+
+
+def test_a_lone_percent_escape_is_left_as_written() -> None:
+    # one encoded space is no URL-encoded text ("a 100%20 ratio" in a note)
+    assert render("ratio 100%20 of target, up 3% on May") is None
+
+
 def test_an_encoded_word_in_a_subject_declares_quoted_printable() -> None:
     text = "Subject: =?utf-8?Q?Roster_=E2=80=93_CUI=2F=2FSP-PRVCY?=\n\nsee attached"
     assert ("cui.specified", "CUI=2F=2FSP-PRVCY") in found(text)

@@ -701,8 +701,7 @@ _TIMELINE_PREFIX_RE = re.compile(
     r"(?:[ \tT]+(?:[0-9]{1,2}:[0-9]{2}(?::[0-9]{2})?(?:[ \t]*[AaPp][Mm])?|[0-9]{4}Z?))?\]?[ \t]+\Z"
 )
 # A log's entry opened by its time alone ("0330 (CUI) Received tasking ..."), for a mark of two letters or
-# more
-# ("2011 (C) Acme" is a copyright's year).
+# more ("2011 (C) Acme" is a copyright's year).
 _TIME_PREFIX_RE = re.compile(r"[ \t]*(?:[0-9]{4}Z?|[0-9]{1,2}:[0-9]{2}(?::[0-9]{2})?)[ \t]+\Z")
 _COPYRIGHT_TAIL_RE = re.compile(
     r"[^\n]{0,40}\b(?:19|20)\d\d\b|[^\n]{0,120}(?i:all rights reserved|copyright)"
@@ -3126,6 +3125,7 @@ _OPTIONS_KEY_RE = re.compile(
 
 
 def _in_option_list(text: str, start: int, end: int) -> bool:
+    """True when text[start:end] is an item of a list of options in brackets (see above)."""
     opened = text.rfind("[", max(0, start - 200), start)
     if opened == -1 or text.find("]", opened, start) != -1:
         return False
@@ -3183,8 +3183,8 @@ def _config_value(text: str, start: int, end: int, memo: dict[int, int]) -> bool
         values: set[tuple[str, str]] = set()
         counts: Counter[str] = Counter()
         line_end = -1
-        lo = max(0, (region - 1) * _CONFIG_REACH)
-        for word_start in _scheme_words(text, lo, min(len(text), (region + 2) * _CONFIG_REACH)):
+        stretch = (max(0, (region - 1) * _CONFIG_REACH), min(len(text), (region + 2) * _CONFIG_REACH))
+        for word_start in _scheme_words(text, *stretch):
             if word_start <= line_end:
                 continue  # a line already read
             line_start, line_end = _near_line(text, word_start, word_start, _MAX_ROW)
@@ -3404,8 +3404,8 @@ _COUNTED_MARKED_RE = re.compile(
     # perhaps with a word or two about them ("two Army publications")
     r"(?:dozens|hundreds|thousands)\s+of)\s+(?:(?:other|more|additional|classified|[a-z][a-z-]*)\s+){0,2}?"
     + _PAPERS
-    # a bare count standing for them: "... and two marked TOP SECRET" (not a number: "Enclosures 1-3")
-    # ("... and two marked TOP SECRET", "pages of a schedule, some stamped SECRET//NOFORN")
+    # a bare count standing for them: "... and two marked TOP SECRET", "pages of a schedule, some stamped
+    # SECRET//NOFORN" (not a number: "Enclosures 1-3")
     + r"|two|three|four|five|six|seven|eight|nine|ten|several|dozens|hundreds|some|many|most|others)"
     r"(?:\s+(?:that\s+)?(?:were|was|are))?" + _MARKED_TAIL
 )
