@@ -860,6 +860,18 @@ LISTED_AND_ATTACHED_POSITIVES += [
     ('{"item":"T/R module","jurisdiction":"ITAR","usml_category":"XI(c)(1)"}', "export.itar"),
     # a date of birth as Chinese and Japanese write it
     ("出生日期 Date of Birth: 1988年11月23日", "pii.dob"),
+    # what is attached, named with an ampersand
+    ("The attached SAR and POA&M contain CUI. Use the agency link only.", "cui.banner"),
+    # a form's marking for what is written on it
+    (
+        "RECORD OF EMERGENCY DATA                              CUI (when filled in)\n1. NAME: DOE, J",
+        "cui.banner",
+    ),
+    ("FOR OFFICIAL USE ONLY (When Filled In)\nEmployee: R. Diaz", "cui.legacy"),
+    # a GEDCOM file's birth date
+    ("0 @I3@ INDI\n1 NAME Frank /Novak/\n1 BIRT\n2 DATE 27 MAR 1914\n2 PLAC Iowa", "pii.dob"),
+    # a portion's own question
+    ("(S) Should the convoy wait for the escort at the border?", "classified.portion"),
     # papers that had the marking, when they are these
     ('The attached drawings had "FOR OFFICIAL USE ONLY" on them.', "cui.legacy"),
     # a banner under a line of text that ends with no cue
@@ -983,6 +995,10 @@ LISTED_AND_ATTACHED_NEAR_MISSES = [
     "(S) Slim fit \u00b7 (R) Regular fit \u00b7 (L) Loose fit",
     '{"question":"Which banner fits basic CUI?","choices":["CUI","CONTROLLED//FEDONLY","FOUO","SBU"]}',
     "Subject: migrated the build to TypeScript (TS) today",
+    # markings inside a question about them; a marking named as a footer in lower case
+    'For my novel: is the top banner "SECRET//NOFORN" or "SECRET / NOFORN"? Does each paragraph start with '
+    "(S) or (S//NF)?",
+    'Our print template still has the old "for official use only (when filled in)" footer from 2012.',
     # "it" as a preposition's object is no subject
     "I don't think anything in it is CUI, but who decides?",
     # an ECCN given as an example, after a preposition

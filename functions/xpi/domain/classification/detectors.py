@@ -1512,9 +1512,10 @@ _CONTENT_SUBJECT = (
     # What is attached or enclosed, whatever it is called (first: an atomic group takes the first that fits)
     # ("the attachment contains": the noun after "the"; "Attachment 2" is a labelled part, below)
     r"(?:(?:\b(?:the\s+)?(?:attached|enclosed)|\bthe\s+(?:attachments?|enclosures?)(?!\s+[0-9a-z]\b))"
+    # ("the attached SAR and POA&M")
     + r"(?:\s+(?!"
     + _NOT_A_NAME
-    + r")[a-z][a-z0-9./-]*){0,3}"
+    + r")[a-z][a-z0-9./&-]*){0,3}"
     # "the attached load plan for the Yermo move": one phrase naming what it is for or about
     + r"(?:\s+(?:for|of|from|on|about|to|with)\s+(?:the\s+|a\s+|an\s+|our\s+|this\s+|your\s+)?"
     + r"[a-z0-9][a-z0-9./-]*(?:\s+(?!"
@@ -1906,6 +1907,29 @@ def _emit_word_matches(w: _Window, pattern: re.Pattern[str], category: str) -> N
             w.emit(category, rel + w.base, match.end() + w.base)
 
 
+# A form's marking for what is written on it: "CUI (when filled in)", "FOR OFFICIAL USE ONLY (When Filled
+# In)"; in lower case ("the old "for official use only (when filled in)" footer") it is named in prose.
+_FILLED_IN_RE = re.compile(
+    r"(?P<word>cui|fouo|for\s+official\s+use\s+only|sbu|les|confidential|secret)[ \t]*\(when\s+filled\s+in\)"
+)
+_FILLED_IN_CATEGORIES = {
+    "cui": "cui.banner",
+    "confidential": "classified.banner",
+    "secret": "classified.banner",
+}
+
+
+def _filled_in_marks(w: _Window) -> None:
+    if not w.has("filled in"):
+        return
+    for match in w.low_iter(_FILLED_IN_RE):
+        rel = match.start()
+        word = w.text[rel + w.base : match.end("word") + w.base]
+        if (rel == 0 or not w.low[rel - 1].isalnum()) and not word.islower():
+            category = _FILLED_IN_CATEGORIES.get(match.group("word"), "cui.legacy")
+            w.emit(category, rel + w.base, match.end() + w.base)
+
+
 def _eccn(w: _Window) -> None:
     if w.has("eccn") or w.has("export control classification"):
         _emit_word_matches(w, _ECCN_RE, "export.eccn")
@@ -2270,6 +2294,8 @@ _Label = tuple[
 _DOB_LABELS = (
     "date of birth", "date-of-birth", "birth date", "birth-date", "birthdate", "dob", "d.o.b", "born",
     "fecha de nacimiento", "date de naissance", "geburtsdatum", "data di nascita", "data de nascimento",
+    # a GEDCOM file's birth event and its date on the next line ("1 BIRT" / "2 DATE 27 MAR 1914")
+    "birt\n2 date", "birt\r\n2 date", "birt\n3 date", "birt\r\n3 date",
 )  # fmt: skip
 
 
@@ -2320,7 +2346,7 @@ _LABELLED: tuple[_Label, ...] = (
     ),
     (
         "pii.dob",
-        ("birth", "dob", "d.o.b", "born", "nacimiento", "naissance", "geburtsdatum", "nascita", "nascimento"),
+        ("birt", "dob", "d.o.b", "born", "nacimiento", "naissance", "geburtsdatum", "nascita", "nascimento"),
         _key_forms(_DOB_LABELS),
         _DOB_TAIL_RE,
         _dob_value,
@@ -2965,6 +2991,7 @@ _DETECTORS: tuple[Callable[[_Window], None], ...] = (
     _export_fields,
     _eccn,
     _eccn_in_context,
+    _filled_in_marks,
     _usml_items,
     _distribution_statements,
     _nato_levels,
@@ -3376,7 +3403,7 @@ _EXAMPLE_CUE_RE = re.compile(
 _KIND_AFTER_RE = re.compile(
     r"[\"'\u201d\u2019]?(?:[ \t]*(?:,|and|or)[ \t]*[\"'\u201c\u2018]?[A-Z(][A-Z/ ,()-]*[\"'\u201d\u2019]?)*"
     # the kind's word may have wrapped onto the next line ('"FOUO"' / 'stamps from before ...')
-    r"(?:[ \t]+|[ \t]*\n[ \t]*)(?:banners?|markings?|headers?|labels?|stamps?|caveats?|strings?)\b"
+    r"(?:[ \t]+|[ \t]*\n[ \t]*)(?:banners?|markings?|headers?|footers?|labels?|stamps?|caveats?|strings?)\b"
 )
 _EXAMPLE_CUES = (  # literal gates of _EXAMPLE_CUE_RE
     "such", "e.g", "e. g", "example", "instance", "like", "the word", "the term", "the abbrev", "the acronym",
@@ -3438,6 +3465,14 @@ _HOLDS_BEFORE_RE = re.compile(
 )
 _MARKED_VERBS = ("marked", "stamped", "labeled", "labelled", "bearing", "had", "carried", "bore")
 _MARKING_TOKEN_RE = re.compile(r"[A-Z0-9(][A-Z0-9/ ,()-]*[A-Z0-9)]")
+# A marking inside a question about markings: 'Is it "SECRET//NOFORN" or "SECRET / NOFORN"?', "Should each
+# paragraph start with (S) or (S//NF)?": the question opens before the marking and its mark ends the sentence
+# ("(S) Should the convoy wait?" is a portion's question).
+_QUESTION_OPENS_RE = re.compile(
+    r"(?:\A|[.!?:][ \t]+|\n)[ \t]*(?:[0-9]{1,2}[.)][ \t]+)?"
+    r"(?i:is|are|should|does|do|did|what|which|how|can|could|would|will|was|were)\b[^.!?\n]*\Z"
+)
+_QUESTION_ENDS_RE = re.compile(r"[^.!?\n]{0,160}\?")
 # What the content is not: "This flyer is not law enforcement sensitive", "it isn't marked FOUO".
 _NEGATED_RE = re.compile(
     r"(?i:\b(?:is|are|was|were)\s+not|\b(?:isn't|aren't|wasn't|weren't))\s+(?:marked\s+(?:as\s+)?)?"
@@ -3473,6 +3508,9 @@ def _mentioned(text: str, start: int, end: int) -> bool:
     return (
         # "CUI//SP-", "CUI//SP-<category>", "a CUI//SP- category" in a sentence: the form alone
         _PLACEHOLDER_RE.match(text, start, min(len(text), start + 16)) is not None
+        or (
+            _QUESTION_OPENS_RE.search(before) is not None and _QUESTION_ENDS_RE.match(text, after) is not None
+        )
         or _example_cue(before, low)
         or _other_papers(low)
         or _KIND_AFTER_RE.match(text, after, after + 120) is not None
