@@ -2223,6 +2223,8 @@ _MONTH_NUMBER = {
     )
 }
 _DOB_TAIL_RE = re.compile(
+    # GEDCOM's date line under its birth event: "1 BIRT" / "2 DATE 27 MAR 1914"
+    r"(?:[ \t]*\r?\n[0-9][ \t]+date(?=[ \t]))?"
     # a format hint may stand between the label and the date: "Date of Birth (MM/DD/YYYY): 01/31/1970"
     r"(?:[ \t]*\((?:mm|dd|yy|yyyy|m|d)(?:[/.\-](?:mm|dd|yy|yyyy|m|d)){2}\))?"
     # a form's columns may align the value far from its label: "Date of birth:          07/22/1989"
@@ -2294,8 +2296,8 @@ _Label = tuple[
 _DOB_LABELS = (
     "date of birth", "date-of-birth", "birth date", "birth-date", "birthdate", "dob", "d.o.b", "born",
     "fecha de nacimiento", "date de naissance", "geburtsdatum", "data di nascita", "data de nascimento",
-    # a GEDCOM file's birth event and its date on the next line ("1 BIRT" / "2 DATE 27 MAR 1914")
-    "birt\n2 date", "birt\r\n2 date", "birt\n3 date", "birt\r\n3 date",
+    # a GEDCOM file's birth event, its date on the next line ("1 BIRT" / "2 DATE 27 MAR 1914")
+    "birt",
 )  # fmt: skip
 
 
@@ -3509,7 +3511,7 @@ def _mentioned(text: str, start: int, end: int) -> bool:
         # "CUI//SP-", "CUI//SP-<category>", "a CUI//SP- category" in a sentence: the form alone
         _PLACEHOLDER_RE.match(text, start, min(len(text), start + 16)) is not None
         or (
-            _QUESTION_OPENS_RE.search(before) is not None and _QUESTION_ENDS_RE.match(text, after) is not None
+            _QUESTION_ENDS_RE.match(text, after) is not None and _QUESTION_OPENS_RE.search(before) is not None
         )
         or _example_cue(before, low)
         or _other_papers(low)
