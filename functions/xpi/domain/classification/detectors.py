@@ -3438,17 +3438,19 @@ _COUNTED_MARKED_RE = re.compile(
     + r"|two|three|four|five|six|seven|eight|nine|ten|several|dozens|hundreds|some|many|most|others)"
     r"(?:\s+(?:that\s+)?(?:were|was|are))?" + _MARKED_TAIL
 )
+# Words that place papers here, with the content: "the attached slides", "these files", "the report below".
+_HERE_WORDS = r"attached|enclosed|following|these|accompanying|below|above"
 # A paper a clause says was marked, in the past: "the classified annex, which for fiscal year 2025 was marked
 # SECRET//NOFORN in its entirety" (not "the attached report, which was marked ...": that one is here).
 _WHICH_WAS_MARKED_RE = re.compile(
     r"\b(?:which|that)\b[^.;!?\n]{0,80}?\b(?:was|were|had\s+been)\s+(?:marked|stamped|labell?ed)(?:\s+as)?"
     r"[ \t]*[\"'\u201c]?\Z"
 )
-_HERE_RE = re.compile(r"\b(?:this|these|attached|enclosed|following|below|above|accompanying)\b")
+_HERE_RE = re.compile(r"\b(?:this|" + _HERE_WORDS + r")\b")
 # Papers of that kind bearing the marking, not these ("photos of slides marked TOP SECRET//SI//NOFORN
 # circulated"); what is attached, enclosed or below is the content ("the attached slides marked SECRET").
 _PLURAL_MARKED_RE = re.compile(
-    r"(?:\b(?P<here>attached|enclosed|following|these|accompanying|below|above|our|my|your)\s+)?"
+    r"(?:\b(?P<here>" + _HERE_WORDS + r"|our|my|your)\s+)?"
     r"\b" + _PAPERS + _MARKED_TAIL
 )
 # Regular-expression syntax: an inline flag, a repeated class escape, an escaped parenthesis (never a
@@ -3622,10 +3624,15 @@ def _drop_non_markings(text: str, found: set[Detection]) -> set[Detection]:
             or (
                 clearances and det.category == "classified.banner" and _is_clearance(text, det.start, headers)
             )
-            or (det.category in _MENTION_CATEGORIES and _mentioned(text, det.start, det.end))
             or (det.category == "cui.legacy" and _form_label(text, det.start, det.end))
-            or (det.category in _MENTION_CATEGORIES and _config_value(text, det.start, det.end, configs))
-            or (det.category in _MENTION_CATEGORIES and _in_option_list(text, det.start, det.end))
+            or (
+                det.category in _MENTION_CATEGORIES
+                and (
+                    _mentioned(text, det.start, det.end)
+                    or _config_value(text, det.start, det.end, configs)
+                    or _in_option_list(text, det.start, det.end)
+                )
+            )
         ):
             dropped.add(det)
     defined = [det for det in relevant if det.category in _GLOSSARY_CATEGORIES]
