@@ -886,6 +886,25 @@ LISTED_AND_ATTACHED_POSITIVES += [
         " SP-CTI\\n\\nThe harness drawings follow.\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
         "cui.specified",
     ),
+    # an item's place on the munitions list written the other way round
+    ("The gimbal is described in Category XII(e) of the U.S. Munitions List.", "export.itar"),
+    ("Each seeker head is a defense article in Category IV(h)(3) of the USML.", "export.itar"),
+    # the content named, then why: "... because it contains"
+    (
+        "We ask that this exhibit stay under seal because it contains Law Enforcement Sensitive details.",
+        "cui.legacy",
+    ),
+    # a legacy abbreviation said of what the subject is for, named by a date
+    ("the attached load plan for 11/03 is FOUO, keep it off the group chat", "cui.legacy"),
+    # DOE's and NRC's legacy banner, without "FOR"
+    ("OFFICIAL USE ONLY - EXEMPTION 2\n\nSite access review, Building 9204", "cui.legacy"),
+    ("Inspection summary follows.\n\nOFFICIAL USE ONLY\n", "cui.legacy"),
+    # a passport column in an aligned printout whose first header cell spans two of the rows' cells
+    (
+        "No. Traveler             Role          Passport No.   Visa\n"
+        "7   MBEKI, Thandiwe      Logistician   X48210937      yes\n",
+        "pii.passport",
+    ),
 ]
 LISTED_AND_ATTACHED_NEAR_MISSES = [
     "    enum: [UNCLASSIFIED, CUI, CONFIDENTIAL, SECRET, TOP SECRET]",
@@ -1006,6 +1025,19 @@ LISTED_AND_ATTACHED_NEAR_MISSES = [
     # a glossary entry citing its rules later in its line
     "ITAR - International Traffic in Arms Regulations, 22 CFR 120-130. Governs direct commercial sales.\n"
     "NOFORN - Not Releasable to Foreign Nationals. A dissemination control.",
+    # other abbreviations' entries in a glossary of markings, their words about a marking a definition's
+    "BIS     Bureau of Industry and Security (administers the EAR)\n"
+    "DDTC    Directorate of Defense Trade Controls (runs ITAR licensing)\n"
+    "EAR     Export Administration Regulations (15 CFR 730-774)\n"
+    "NOFORN  Not Releasable to Foreign Nationals\n"
+    "ITAR    International Traffic in Arms Regulations (22 CFR 120-130)",
+    # a marking defined right after it
+    'NOFORN, short for "not releasable to foreign nationals", is added after the level.',
+    '{"snippet": "NOFORN, which stands for not releasable to foreign nationals, limits release."}',
+    # a JSON string's escaped quotes around an example
+    '{"answer": "the banner would then read something like \\"CUI//SP-EXPT\\" on every page"}',
+    # a systemd unit's instance name
+    "sudo systemctl restart telemetry@gs2.service && systemctl status backup@nightly.timer",
 ]
 
 

@@ -1347,7 +1347,8 @@ _LEGACY_PHRASES = ("for official use only", "sensitive but unclassified", "law e
 # ("les" is French). Not when the subject is the marking itself ("The old marking was FOUO"), nor a question
 # ("What is FOUO?").
 _IS_LEGACY_RE = re.compile(
-    r"\b(?P<subject>[a-z][a-z0-9_-]*)(?:\s+(?:is|are)|['\u2019]s)\s+(?:marked\s+(?:as\s+)?)?\Z"
+    # (the subject's last word may be a date: "the manifest for 4/22 is FOUO")
+    r"\b(?P<subject>[a-z][a-z0-9_-]*|[0-9]{1,4}[/.-][0-9][0-9/.-]*)(?:\s+(?:is|are)|['\u2019]s)\s+(?:marked\s+(?:as\s+)?)?\Z"
     # "its FOUO so don't screenshot it": "it's" typed without its apostrophe (not "its FOUO marking")
     r"|\b(?P<its>it)s\s+\Z"
 )
@@ -1413,6 +1414,9 @@ def _legacy_phrase_hits(w: _Window) -> Iterator[tuple[int, int]]:
             yield from ((m.start() + w.base, m.end() + w.base) for m in w.low_iter(wrapped))
 
 
+_OUO_BANNER_TAIL_RE = re.compile(r"(?:[ \t]*[-:/\u2013\u2014]+[ \t]*[A-Z][A-Z0-9 ,/()&-]*)?[ \t]*(?:\n|\Z)")
+
+
 def _legacy_phrases(w: _Window) -> None:
     for pos, end in _legacy_phrase_hits(w):
         # Upper case is how markings are written; "for official use only" in a sentence is prose, unless
@@ -1427,6 +1431,14 @@ def _legacy_phrases(w: _Window) -> None:
         subject = _content_statement_before(w.low, pos - w.base)
         if subject is not None:
             w.emit("cui.legacy", subject + w.base, end)
+    # OFFICIAL USE ONLY, the legacy marking of DOE and NRC papers, as a banner: opening its line, alone
+    # or with its caveat ("OFFICIAL USE ONLY - SECURITY-RELATED INFORMATION")
+    if w.has("official use only"):
+        for pos in w.find("OFFICIAL USE ONLY"):
+            head = w.text[max(0, pos - 80) : pos]
+            opens_line = head.rpartition("\n")[2].strip(" \t") == "" and ("\n" in head or pos <= 80)
+            if opens_line and _OUO_BANNER_TAIL_RE.match(w.text, pos + 17):
+                w.emit("cui.legacy", pos, pos + 17)
     # The single- or double-slash style in any case: "unclassified/fouo", "(u/fouo)", "u//fouo".
     low, text = w.low, w.text
     for control in ("/fouo", "/les", "/sbu"):
@@ -1945,11 +1957,19 @@ _USML_RE = re.compile(
     r"(?:\([a-z]\)(?:\([0-9]{1,2}\))?)?)"
     r"(?![a-z0-9])"
 )
+# The same place written the other way round: "described in Category XII(c) of the United States Munitions
+# List", "Category XI(a)(3) of the USML".
+_USML_OF_RE = re.compile(
+    r"(?:category|cat\.?)\s+[ivx]{1,5}[ \t]*\([a-z]\)(?:\([0-9]{1,2}\))?\s+(?:of|on|in)\s+(?:the\s+)?"
+    r"(?:usml\b|(?:u\.\s?s\.|united\s+states)\s+munitions\s+list)"
+)
 
 
 def _usml_items(w: _Window) -> None:
     if w.has("usml"):
         _emit_word_matches(w, _USML_RE, "export.itar")
+    if w.has("usml") or w.has("munitions"):
+        _emit_word_matches(w, _USML_OF_RE, "export.itar")
 
 
 # An ECCN-shaped code without the label counts beside the words that place it on the Commerce Control List
@@ -2190,8 +2210,12 @@ _EMAIL_DOMAIN_RE = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z]{2,24})(?![A-Za-z0-9\-])"
 )
 _EMAIL_LOCAL_RE = re.compile(r"[A-Za-z0-9._%+\-]{1,64}\Z")
-# "logo@2x.png" is an image name, not an address.
-_NOT_TLDS = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "bmp", "ico", "tif", "tiff", "heic"})
+# "logo@2x.png" is an image name, "getty@tty1.service" a systemd unit's instance: not addresses (no such
+# top-level domains).
+_NOT_TLDS = frozenset(
+    {"png", "jpg", "jpeg", "gif", "svg", "webp", "bmp", "ico", "tif", "tiff", "heic",
+     "service", "socket", "timer", "mount", "automount", "slice", "scope", "swap", "device"}
+)  # fmt: skip
 
 
 def _emails(w: _Window) -> None:
@@ -2633,7 +2657,7 @@ def _column_headers(w: _Window) -> None:
         if columns and delimiter == _POSITIONAL:
             _positional_rows(w, bounds[1], header, columns)
         elif columns:
-            _table_rows(w, bounds[1], delimiter, len(header), columns)
+            _table_rows(w, bounds[1], delimiter, header, columns)
 
 
 _ColumnSpec = tuple[int, str, re.Pattern[str], Callable[[str], bool] | None]
@@ -2697,14 +2721,26 @@ def _header_name(cell: str) -> str:
     return name[:gloss] if gloss > 0 and name.endswith(")") else name
 
 
+def _aligned_cell(header: list[tuple[int, str]], index: int, cells: list[tuple[int, str]]) -> int:
+    """The index of the one cell of an aligned row under the header's cell ``index`` (a header cell with one
+    space in it, "No. Name", stands over two of the row's); else ``index``."""
+    name_start, name = header[index]
+    name_end = name_start + len(name)
+    under = [
+        i for i, (offset, cell) in enumerate(cells) if offset < name_end and offset + len(cell) > name_start
+    ]
+    return under[0] if len(under) == 1 else index
+
+
 def _table_rows(
     w: _Window,
     header_end: int,
     delimiter: str,
-    width: int,
+    header: list[tuple[int, str]],
     columns: list[tuple[int, str, re.Pattern[str], Callable[[str], bool] | None]],
 ) -> None:
     text = w.text
+    width = len(header)
     line_break = _LINE_BREAK_RE.match(text, header_end)
     if line_break is None:
         return
@@ -2729,9 +2765,10 @@ def _table_rows(
             if abs(len(cells) - width) > 1:
                 return
             for index, category, value_re, validator in columns:
-                if index >= len(cells):
+                at = _aligned_cell(header, index, cells) if delimiter == _ALIGNED else index
+                if at >= len(cells):
                     continue
-                offset, cell = cells[index]
+                offset, cell = cells[at]
                 if value_re.fullmatch(cell) and (validator is None or validator(cell)):
                     if category == "export.eccn" and cell.upper() == "EAR99":
                         continue
@@ -2877,7 +2914,10 @@ _CONTENT_STATEMENT_BEFORE_RE = re.compile(
     + r")\s+(?:(?:also|hereby|herein)\s+)?(?:contains?|includes?|is|are)\s+(?:marked\s+(?:as\s+)?)?"
     # "This answer key contains CUI": what this holds, whatever it is called
     + r"|\b(?:this|these)\s+(?:[a-z][a-z0-9/-]*\s+){0,2}[a-z][a-z0-9/-]*\s+(?:also\s+)?"
-    + r"(?:contains?|includes?)\s+)\Z"
+    + r"(?:contains?|includes?)\s+"
+    # "requests that this filing remain sealed because it contains": the content, then why, in one sentence
+    + r"|\b(?:this|these)\s+[a-z][a-z0-9/-]*\b[^.?!\n]{0,80}?\b(?:because|since)\s+(?:it|they)\s+"
+    + r"(?:also\s+)?(?:contains?|includes?)\s+)\Z"
 )
 # "here's the para from our SSP, technically it's CUI": the content just given (as "it's fouo").
 _ITS_BEFORE_RE = re.compile(
@@ -3337,6 +3377,7 @@ def _glossary_lines(text: str, findings: list[Detection]) -> list[tuple[int, int
     entry's own text, read as any; a definition in words is the entry whole) on the lines of ``findings``
     and the lines around them, when there are two or more entries."""
     entries = []
+    acronyms = []  # other abbreviations' entries: part of a glossary, never one alone
     seen: set[int] = set()
     for det in findings:
         line_start = _near_line(text, det.start, det.start, _MAX_ROW)[0]
@@ -3353,12 +3394,34 @@ def _glossary_lines(text: str, findings: list[Detection]) -> list[tuple[int, int
                 entry = _glossary_entry(text, line_start)
                 if entry is not None:
                     entries.append(entry)
+                elif (acronym := _ACRONYM_ENTRY_RE.match(text, line_start)) is not None and _spells(
+                    acronym.group("term"), acronym.group("expansion")
+                ):
+                    acronyms.append(_near_line(text, line_start, line_start, _MAX_ROW))
             counted += _DEFINITION_LINE_RE.match(text, line_start) is None
             next_line = text.find("\n", line_start)
             if next_line == -1:
                 break
             line_start = next_line + 1
-    return sorted(entries) if len(entries) >= 2 else []
+    return sorted(entries + acronyms) if len(entries) >= 2 else []
+
+
+# Another abbreviation's entry in a glossary of markings: "DDTC    Directorate of Defense Trade Controls
+# (administers ITAR)"; the whole line is the entry, its words about a marking a definition's.
+_ACRONYM_ENTRY_RE = re.compile(
+    r"[ \t*_\"'`\-\u2022;]*(?P<term>[A-Z][A-Z0-9&]{1,7})[*_\"'`]*"
+    r"(?:[ \t]*[:=|\t\u2013\u2014]|[ \t]*-{1,3}|[ ]{2,})"
+    r"[ \t*_\"'`]*(?P<expansion>[A-Z][A-Za-z.&'-]*(?:[ \t]+[A-Za-z.&'-]+){1,9})"
+)
+
+
+def _spells(term: str, expansion: str) -> bool:
+    """True when the words of ``expansion`` (its minor words aside) begin with the letters of ``term``."""
+    letters = term.replace("&", "")
+    words = [word for word in expansion.replace(".", " ").split() if word.lower() not in _MINOR_WORDS]
+    return (
+        len(words) >= len(letters) and "".join(word[0] for word in words[: len(letters)]).upper() == letters
+    )
 
 
 def _glossary_entry(text: str, line_start: int) -> tuple[int, int] | None:
@@ -3477,6 +3540,15 @@ _QUESTION_OPENS_RE = re.compile(
     r"(?i:is|are|should|does|do|did|what|which|how|can|could|would|will|was|were)\b[^.!?\n]*\Z"
 )
 _QUESTION_ENDS_RE = re.compile(r"[^.!?\n]{0,160}\?")
+_LABEL_BEFORE_RE = re.compile(r"[A-Za-z)][ \t]*:[ \t\"'\u201c]*\Z")  # not a JSON key's ('"snippet": "')
+# A marking's definition after it, in prose: "NOFORN, short for ...", "FOUO (which stands for ...)",
+# "LES means ...", "NOFORN is a dissemination control", "ORCON is the originator's caveat".
+_DEFINED_AFTER_RE = re.compile(
+    r"[\"'\u201d\u2019]?(?:[ \t]*,[ \t]*|[ \t]+|[ \t]*\([ \t]*)"
+    r"(?:(?:is[ \t]+)?short[ \t]+for|(?:which[ \t]+|that[ \t]+)?stands[ \t]+for|means|meaning"
+    r"|is[ \t]+(?:an?|the)[ \t]+(?:[a-z'\u2019-]+[ \t]+){0,3}?"
+    r"(?:abbreviation|acronym|marking|control|caveat|designation|classification)s?)\b"
+)
 # What the content is not: "This flyer is not law enforcement sensitive", "it isn't marked FOUO".
 _NEGATED_RE = re.compile(
     r"(?i:\b(?:is|are|was|were)\s+not|\b(?:isn't|aren't|wasn't|weren't))\s+(?:marked\s+(?:as\s+)?)?"
@@ -3500,6 +3572,12 @@ def _mentioned(text: str, start: int, end: int) -> bool:
     # finding that is a statement ("The attached folder contains CUI") starts no marking
     token = _MARKING_TOKEN_RE.match(text, start, end)
     after = token.end() if token is not None else end
+    if (
+        token is not None
+        and _DEFINED_AFTER_RE.match(text, after) is not None
+        and _LABEL_BEFORE_RE.search(before) is None  # a label's value ("Classification: SECRET, meaning")
+    ):
+        return True  # "NOFORN, short for 'not releasable to foreign nationals,' is ..."
     if (  # papers named after the marking, in prose; but "the folder contains CUI documents" is about these
         token is not None
         and _PAPERS_AFTER_RE.match(text, after, after + 60) is not None

@@ -5,7 +5,7 @@ an encoding: ``TOP&nbsp;SECRET&#47;&#47;NOFORN`` in HTML, ``FOR OFFICIAL USE ON=
 in a quoted-printable e-mail body, ``{\\header\\pard\\qc\\b CUI\\b0\\par}`` in RTF. Rendered here:
 
 * escaped line breaks and tabs (``\\n``, ``\\t``, ``\\r`` in a JSON string or an iCalendar field), as the
-  breaks they stand for;
+  breaks they stand for, and a JSON string's escaped quotes (``\\"``) as quotes;
 * iCalendar's and vCard's folded lines (a line break and one space or tab, RFC 5545), unfolded, in a text
   that opens a calendar or a card (``BEGIN:VCALENDAR``): ``CUI//`` + fold + ``SP-EXPT``;
 * HTML and XML character references (``&nbsp;``, ``&#47;``, ``&#x2F;``, ``&amp;``), wherever a text has them;
@@ -59,9 +59,9 @@ def render(text: str) -> Normalized | None:
         edits.extend(_rtf(text))
     else:
         if "\\" in text:
-            # JSON's and iCalendar's escaped line breaks and tabs as the breaks they stand for, each escape's
-            # backslash a space: the same length, so no map is needed for them
-            text = text.replace("\\n", " \n").replace("\\t", " \t").replace("\\r", " \r")
+            # JSON's and iCalendar's escaped line breaks and tabs as the breaks they stand for, and JSON's
+            # escaped quotes as quotes, each escape's backslash a space: the same length, so no map is needed
+            text = text.replace("\\n", " \n").replace("\\t", " \t").replace("\\r", " \r").replace('\\"', ' "')
         if source.find("BEGIN:V", 0, HEADERS_REACH) != -1 and _CALENDAR_RE.search(source, 0, HEADERS_REACH):
             # found in the text as sent: an escaped break ("\\n") before a space is no fold
             edits.extend((fold.start(), fold.end() - fold.start(), "") for fold in _FOLD_RE.finditer(source))
