@@ -905,6 +905,25 @@ LISTED_AND_ATTACHED_POSITIVES += [
         "7   MBEKI, Thandiwe      Logistician   X48210937      yes\n",
         "pii.passport",
     ),
+    # a note without its subject
+    ('Shared folder note: "Contains CUI (PRVCY). Open on GFE only."', "cui.banner"),
+    ("Contains FOUO - keep it off the shared drive", "cui.legacy"),
+    # what the writer sent someone, and what for
+    (
+        "the pricing sheet I sent you for the Dayton recompete is For Official Use Only, so keep it in",
+        "cui.legacy",
+    ),
+    # "it" or "the <content>" after a handover
+    ("Uploading the floor plan for Suite 210 now. It contains CUI so keep it internal.", "cui.banner"),
+    ("pasting the ratings below. heads up the ratings sheet and the notes are CUI", "cui.banner"),
+    ("The harness drawings are attached. It's ITAR controlled, so US share only.", "export.itar"),
+    # a bare portion mark opening a long quoted paragraph
+    (
+        'Client text:\n\n"(CUI) The contractor shall ' + "provide support to the program office " * 8 + '."',
+        "cui.portion",
+    ),
+    # the State Department's SBU banner
+    ("Official - SBU\nUNCLASSIFIED\n\nSubject: arrest notification", "cui.legacy"),
 ]
 LISTED_AND_ATTACHED_NEAR_MISSES = [
     "    enum: [UNCLASSIFIED, CUI, CONFIDENTIAL, SECRET, TOP SECRET]",
@@ -1038,6 +1057,25 @@ LISTED_AND_ATTACHED_NEAR_MISSES = [
     '{"answer": "the banner would then read something like \\"CUI//SP-EXPT\\" on every page"}',
     # a systemd unit's instance name
     "sudo systemctl restart telemetry@gs2.service && systemctl status backup@nightly.timer",
+    # what a paper of some kind would carry; what other papers still say; papers counted as a set
+    'A grant file with applicant privacy data would carry "CUI//SP-PRVCY" at the top.',
+    'Older county templates still say "FOR OFFICIAL USE ONLY" in the footer; replace them.',
+    "The defendant kept two binders marked SECRET and a set of site plans stamped FOR OFFICIAL USE ONLY.",
+    # a question after a clause; markings named as portion markings
+    "And if the form lists home addresses, is that CUI//SP-PRVCY or just basic CUI?",
+    "The exhibit carried SECRET and TOP SECRET//SCI portion markings, the indictment says.",
+    # a job title's clearance
+    '{"title": "Cyber Threat Analyst (TS/SCI)", "clearance": "TS/SCI", "location": "Chantilly"}',
+    # a position's access to controlled data, in a posting
+    "This role requires access to technical data controlled under the ITAR. Applicants must be U.S. "
+    "persons as defined in 22 CFR 120.62.",
+    # a rule that some paper must bear the marking; the words on a vehicle's decal
+    'My supervisor says the mishap packet has to be stamped "FOR OFFICIAL USE ONLY" but is that still a rule',
+    'Replace the door decals. Decal text "U.S. GOVERNMENT - FOR OFFICIAL USE ONLY" has faded.',
+    # a single entry that defines its term in words; an entry with its expansion in parentheses
+    "- CUI: a banner at the top and bottom of each page from the agency, sometimes with a category.",
+    "FOUO (For Official Use Only) - A legacy control label used before the CUI program.\n"
+    "NOFORN - A dissemination control meaning not releasable to foreign nationals.",
 ]
 
 

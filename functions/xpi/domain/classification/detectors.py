@@ -740,8 +740,11 @@ def _opens_paragraph(text: str, start: int, end: int) -> bool:
         # a timeline's entries are often in lower case ("06/15 0040  (CUI) files copied", "(CUI) vendor sent")
         return end - start >= 5 and context is not None and _TIMELINE_PREFIX_RE.match(context[0]) is not None
     if context is None:  # a paragraph longer than a line may be: opening it, or a sentence, counts
+        # (after an opening quote: a pasted paragraph, '"(CUI) The contractor shall ...')
         before = text[max(0, start - 8) : start]
-        return start == 0 or before.endswith("\n") or bool(_SENTENCE_END_RE.search(before))
+        quoted = before.rstrip("\"'\u201c\u2018")
+        opens_text = start - (len(before) - len(quoted)) == 0
+        return opens_text or quoted.endswith("\n") or bool(_SENTENCE_END_RE.search(quoted))
     prefix = context[0]
     if _PORTION_PREFIX_RE.match(prefix) or _FIELD_START_RE.search(prefix):
         return True
@@ -1381,8 +1384,10 @@ def _legacy_statements(w: _Window) -> None:
                 continue
             subject: int | None = said.start()
         elif "contain" in (near := low[max(0, rel - 12) : rel]) or "include" in near or near.endswith(" as "):
-            # "This email contains FOUO information", "treat this roster as fouo"
+            # "This email contains FOUO information", "treat this roster as fouo", "Contains FOUO."
             subject = _content_statement_before(low, rel)
+            if subject is None:
+                subject = _subjectless_statement(low, rel, rel + length)
         else:
             continue
         if subject is not None:
@@ -1417,6 +1422,9 @@ def _legacy_phrase_hits(w: _Window) -> Iterator[tuple[int, int]]:
 _OUO_BANNER_TAIL_RE = re.compile(r"(?:[ \t]*[-:/\u2013\u2014]+[ \t]*[A-Z][A-Z0-9 ,/()&-]*)?[ \t]*(?:\n|\Z)")
 
 
+_OFFICIAL_SBU_RE = re.compile(r"^[ \t]*(official[ \t]*[-:\u2013\u2014][ \t]*sbu)[ \t]*$", re.MULTILINE)
+
+
 def _legacy_phrases(w: _Window) -> None:
     for pos, end in _legacy_phrase_hits(w):
         # Upper case is how markings are written; "for official use only" in a sentence is prose, unless
@@ -1429,8 +1437,13 @@ def _legacy_phrases(w: _Window) -> None:
             w.emit("cui.legacy", pos, end)
             continue
         subject = _content_statement_before(w.low, pos - w.base)
+        if subject is None:
+            subject = _subjectless_statement(w.low, pos - w.base, end - w.base)
         if subject is not None:
             w.emit("cui.legacy", subject + w.base, end)
+
+
+def _agency_legacy_banners(w: _Window) -> None:
     # OFFICIAL USE ONLY, the legacy marking of DOE and NRC papers, as a banner: opening its line, alone
     # or with its caveat ("OFFICIAL USE ONLY - SECURITY-RELATED INFORMATION")
     if w.has("official use only"):
@@ -1439,6 +1452,13 @@ def _legacy_phrases(w: _Window) -> None:
             opens_line = head.rpartition("\n")[2].strip(" \t") == "" and ("\n" in head or pos <= 80)
             if opens_line and _OUO_BANNER_TAIL_RE.match(w.text, pos + 17):
                 w.emit("cui.legacy", pos, pos + 17)
+    # The State Department's banner for its SBU papers: "Official - SBU" (any case), a line of its own
+    if w.has("sbu") and w.has("official"):
+        for match in w.low_iter(_OFFICIAL_SBU_RE):
+            w.emit("cui.legacy", match.start(1) + w.base, match.end(1) + w.base)
+
+
+def _slashed_legacy(w: _Window) -> None:
     # The single- or double-slash style in any case: "unclassified/fouo", "(u/fouo)", "u//fouo".
     low, text = w.low, w.text
     for control in ("/fouo", "/les", "/sbu"):
@@ -1509,7 +1529,10 @@ _NOUNS = (
     r"annex(?:es)?|appendi(?:x|ces)|passages?|summar(?:y|ies)|text|drafts?|folders?|director(?:y|ies)|"
     r"repositor(?:y|ies)|repos?|channels?|threads?|workspaces?|rosters?|lists?|forms?|sheets?|datasets?|"
     r"databases?|logs?|packets?|bundles?|archives?|plans?|tickets?|decks?|notebooks?|extracts?|dumps?|"
-    r"deliverables?|submissions?|proposals?|excerpts?|snippets?|portions?|handouts?|outputs?)"
+    r"deliverables?|submissions?|proposals?|excerpts?|snippets?|portions?|handouts?|outputs?|"
+    r"sows?|statements?\s+of\s+work|manifests?|schedules?|agendas?|itinerar(?:y|ies)|contracts?|invoices?|"
+    r"results?|findings?|screenshots?|scans?|pdfs?|docs?|maps?|playbooks?|runbooks?|procedures?|sops?|"
+    r"rubrics?|scores?)"
 )
 # The content a sentence is about: "this document", "the attached two drawings", "these files". What is
 # attached or enclosed is the content whatever it is called ("the enclosed paper", "the attached xlsx"),
@@ -1557,7 +1580,11 @@ _PLACED_CONTENT = (
     r"|i|we)"
     r"\s+(?:just\s+)?"
     r"(?:past|shar|send|attach|post|forward|upload|sen|dropp)(?:ing|ed|t)?"
-    r"(?:\s+(?:in|into|on|to|here)(?:\s+(?:the|this|our|your))?(?:\s+[a-z][a-z0-9-]*){0,2})?)"
+    # ("the revised SOW I just sent you for the Huntsville task order": to whom, and what it is for)
+    r"(?:\s+(?:you|u|him|her|them|us|me|everyone))?"
+    r"(?:\s+(?:in|into|on|to|here)(?:\s+(?:the|this|our|your))?(?:\s+[a-z][a-z0-9-]*){0,2})?"
+    r"(?:\s+(?:for|about|on|re)\s+(?:the\s+|a\s+|our\s+|this\s+|your\s+)?[a-z0-9][a-z0-9./-]*"
+    r"(?:\s+[a-z0-9][a-z0-9./-]*){0,3})?)"
 )
 _NOTICE_SUBJECT = (
     _CONTENT_SUBJECT + r"\s+(?:(?:may|might|could|also|hereby|herein)\s+)?"
@@ -1671,7 +1698,17 @@ def _notice_before(w: _Window, rel_start: int, rel_end: int) -> int:
     if match is not None and _is_notice(low, match, rel_end):
         return match.start() + w.base
     match = _DATA_NOTICE_RE.search(low, max(lo, rel_start - 80), rel_start)
-    return -1 if match is None else match.start(1) + w.base
+    if match is not None:
+        return match.start(1) + w.base
+    # "The drawing pkg ... is attached. It's ITAR controlled": "it", after a handover, said to be controlled
+    match = _ITS_BEFORE_RE.search(low, max(lo, rel_start - 40), rel_start)
+    if (
+        match is not None
+        and _CONTROL_AFTER_RE.match(low, rel_end, rel_end + 40) is not None
+        and any(word in low[max(lo, rel_start - 300) : rel_start] for word in _HANDOVER_WORDS)
+    ):
+        return match.start() + w.base
+    return -1
 
 
 def _is_notice(low: str, match: re.Match[str], rel_end: int) -> bool:
@@ -1741,6 +1778,21 @@ _FOREIGN_RESTRICTION_KEYS = (
 )
 
 
+# A job's access to controlled data, in a posting: "This position requires access to technical data
+# controlled under the ITAR" describes the work, not this text.
+_JOB_ACCESS_RE = re.compile(
+    r"\b(?:position|role|job|candidates?|applicants?|employees?|you)\b[^.!?\n]{0,60}?"
+    r"\b(?:requires?|will\s+(?:have|require|need)|needs?|involves?)\s+access\s+to\b[^.!?\n]{0,80}\Z"
+)
+
+
+def _job_access(low: str, at: int) -> bool:
+    return (
+        "access" in low[max(0, at - 100) : at]
+        and _JOB_ACCESS_RE.search(low, max(0, at - 180), at) is not None
+    )
+
+
 def _restriction_near(w: _Window, rel: int, rel_end: int) -> bool:
     """True when restriction language stands in the same paragraph within 300 characters of the term."""
     low = w.low
@@ -1757,7 +1809,9 @@ def _restriction_near(w: _Window, rel: int, rel_end: int) -> bool:
                 continue
             for match in pattern.finditer(low, lo, hi):
                 other = match.start()
-                if low.find("\n\n", min(other, rel), max(other, rel_end)) == -1:
+                if low.find("\n\n", min(other, rel), max(other, rel_end)) == -1 and not _job_access(
+                    low, other
+                ):
                     return True
         return False
     positions = w.low_pattern_positions(_ANY_RESTRICTION_RE)
@@ -1765,7 +1819,7 @@ def _restriction_near(w: _Window, rel: int, rel_end: int) -> bool:
     while index < len(positions) and positions[index] <= rel_end + 300:
         other = positions[index]
         lo, hi = min(other, rel), max(other, rel_end)
-        if low.find("\n\n", lo, hi) == -1:
+        if low.find("\n\n", lo, hi) == -1 and not _job_access(low, other):
             return True
         index += 1
     return False
@@ -2925,6 +2979,21 @@ _ITS_BEFORE_RE = re.compile(
     r"(?<!\bin )(?<!\bof )(?<!\bon )(?<!\bto )(?<!from )(?<!with )(?<!about )"
     r"\b(?:it|this|that)(?:['\u2019]s|\s+is)\s+(?:(?:technically|also|all|still|actually|definitely)\s+)?\Z"
 )
+_IT_CONTAINS_BEFORE_RE = re.compile(
+    r"(?<!\bin )(?<!\bof )(?<!\bon )(?<!\bto )(?<!from )(?<!with )(?<!about )"
+    r"\b(?:it|they)\s+(?:also\s+)?(?:contains?|includes?)\s+\Z"
+)
+_THE_CONTENT_IS_BEFORE_RE = re.compile(
+    r"\bthe\s+(?:[a-z][a-z0-9/-]*\s+){0,2}?"
+    + _NOUNS
+    + r"(?:\s+(?:and|&)\s+(?:the\s+)?(?:[a-z][a-z0-9/-]*\s+){0,2}?"
+    + _NOUNS
+    + r")?\s+(?:is|are)\s+\Z"
+)
+# Words by which a writer hands content over, so that "it" in the next sentence is that content.
+_HANDOVER_WORDS = (
+    "attach", "enclos", "sending", "here's", "here is", "pasting", "pasted", "upload", "sent you", "shared",
+)  # fmt: skip
 # "pls treat this roster as fouo", "handle the attached as CUI": the writer's instruction for the content.
 _TREATED_AS_BEFORE_RE = re.compile(
     r"\b(?:treat|handle|protect|safeguard|mark|label)(?:ed|ing|s)?\s+(?:this|these|(?:the\s+)?"
@@ -2974,6 +3043,16 @@ def _content_statement_before(low: str, rel: int) -> int | None:
         subject = _ITS_BEFORE_RE.search(low, max(0, rel - 40), rel)
     if subject is None:
         subject = _CONTENT_STATEMENT_BEFORE_RE.search(low, lo, rel)
+    if subject is None and (
+        " it " in near or "it contain" in near or "they " in near or " is " in near or " are " in near
+    ):
+        # "attaching the tenant security plan for Suite 400. It contains CUI", "pasting the rubric and the
+        # scores below ... the rubric and the scores are CUI": "it" or "the <content>", after a handover
+        subject = _IT_CONTAINS_BEFORE_RE.search(
+            low, max(0, rel - 24), rel
+        ) or _THE_CONTENT_IS_BEFORE_RE.search(low, lo, rel)
+        if subject is not None and not any(word in low[max(0, rel - 300) : rel] for word in _HANDOVER_WORDS):
+            subject = None
     if (
         subject is None
         or _QUESTION_BEFORE_RE.search(low, max(0, subject.start() - 12), subject.start())
@@ -2983,12 +3062,36 @@ def _content_statement_before(low: str, rel: int) -> int | None:
     return subject.start()
 
 
+# A note without its subject: 'Sender note: "Contains CUI (PRVCY). Download to GFE only."', a line that
+# opens "Contains FOUO - do not forward". The marking ends its phrase ("Contains CUI Devices buzzers" names
+# a maker's part).
+_SUBJECTLESS_CONTAINS_RE = re.compile(
+    r"(?:^|[\"'\u201c(]|[.!?:][ \t]+)[ \t]*(?:also[ \t]+)?(?P<verb>contains|includes)[ \t]+\Z",
+    re.MULTILINE,
+)
+_PHRASE_ENDS_RE = re.compile(
+    r"(?:[ \t]+(?:information|info|data|material|records))?"
+    r"[ \t]*(?:[.,;:!()\"'\u201d\u2014\u2013]|-[ \t]|\n|\Z)"
+)
+
+
+def _subjectless_statement(low: str, rel: int, end: int) -> int | None:
+    """Where "Contains" opens the statement that ends at ``rel`` with a marking ending at ``end``, if one
+    does."""
+    said = _SUBJECTLESS_CONTAINS_RE.search(low, max(0, rel - 24), rel)
+    if said is None or _PHRASE_ENDS_RE.match(low, end) is None:
+        return None
+    return said.start("verb")
+
+
 def _cui_statements(w: _Window) -> None:
     low = w.low
     for rel, end in _cui_word_spans(w):
         if not w.lo <= rel + w.base < w.hi or _CUI_NOT_CONTENT_RE.match(low, end):
             continue
         subject = _content_statement_before(low, rel)
+        if subject is None:
+            subject = _subjectless_statement(low, rel, end)
         if subject is not None:
             w.emit("cui.banner", subject + w.base, end + w.base)
 
@@ -3019,6 +3122,8 @@ _DETECTORS: tuple[Callable[[_Window], None], ...] = (
     _cui_spelled_out,
     _legacy_words,
     _legacy_phrases,
+    _slashed_legacy,
+    _agency_legacy_banners,
     _legacy_statements,
     _ism_levels,
     _designation_indicator,
@@ -3347,13 +3452,15 @@ _MARKING_GLOSSARY_RE = re.compile(
     + "|".join(dict.fromkeys(term for term, _ in _GLOSSARY_PAIRS))
     # after the term a separator, or the two spaces or more of a column layout ("ITAR   International ...")
     # or a definition list's line break and colon ("; FOUO" / ": For Official Use Only ...")
-    + r")[*_\"'`]*(?:[ \t]*(?:[:=|\t\u2013\u2014]|-{1,3})|[ ]{2,}|[ \t]*\n[ \t]*:)[ \t*_\"'`(]*"
+    # (perhaps its expansion in parentheses first: "FOUO (For Official Use Only) - A legacy control label")
+    + r")[*_\"'`]*(?:[ \t]*\([^()\n]{2,60}\))?"
+    + r"(?:[ \t]*(?:[:=|\t\u2013\u2014]|-{1,3})|[ ]{2,}|[ \t]*\n[ \t]*:)[ \t*_\"'`(]*"
     # a definition in words: "NOFORN: dissemination control meaning not releasable to foreign nationals",
     # "FOUO: Legacy DoD marking ...", "LES: In security usage, a legacy ... marking" (not in capitals: a
     # banner's words are)
     + r"(?:(?-i:(?P<definition>(?:[A-Z]?[a-z]+(?:\s+[a-z]+){0,3},\s+)?(?:[Aa]n?\s+|[Tt]he\s+)?"
     + r"(?:[Ll]egacy|[Oo]ld|[Ff]ormer|[Dd]issemination|[Cc]aveat|[Cc]ontrol|[Mm]arking|[Aa]bbreviation|"
-    + r"[Aa]cronym|[Ss]hort\s+for|[Ss]tands\s+for)\b)[^\n]*)"
+    + r"[Bb]anner|[Aa]cronym|[Ss]hort\s+for|[Ss]tands\s+for)\b)[^\n]*)"
     + r"|(?P<expansion>[a-z .]{10,40}))",
     re.IGNORECASE | re.MULTILINE,
 )
@@ -3378,6 +3485,7 @@ def _glossary_lines(text: str, findings: list[Detection]) -> list[tuple[int, int
     and the lines around them, when there are two or more entries."""
     entries = []
     acronyms = []  # other abbreviations' entries: part of a glossary, never one alone
+    defined = False  # an entry that defines its term in words ("CUI: a banner at the top ...") stands alone
     seen: set[int] = set()
     for det in findings:
         line_start = _near_line(text, det.start, det.start, _MAX_ROW)[0]
@@ -3393,7 +3501,8 @@ def _glossary_lines(text: str, findings: list[Detection]) -> list[tuple[int, int
                 seen.add(line_start)
                 entry = _glossary_entry(text, line_start)
                 if entry is not None:
-                    entries.append(entry)
+                    entries.append(entry[:2])
+                    defined = defined or entry[2]
                 elif (acronym := _ACRONYM_ENTRY_RE.match(text, line_start)) is not None and _spells(
                     acronym.group("term"), acronym.group("expansion")
                 ):
@@ -3403,7 +3512,7 @@ def _glossary_lines(text: str, findings: list[Detection]) -> list[tuple[int, int
             if next_line == -1:
                 break
             line_start = next_line + 1
-    return sorted(entries + acronyms) if len(entries) >= 2 else []
+    return sorted(entries + acronyms) if len(entries) >= 2 or defined else []
 
 
 # Another abbreviation's entry in a glossary of markings: "DDTC    Directorate of Defense Trade Controls
@@ -3424,12 +3533,13 @@ def _spells(term: str, expansion: str) -> bool:
     )
 
 
-def _glossary_entry(text: str, line_start: int) -> tuple[int, int] | None:
+def _glossary_entry(text: str, line_start: int) -> tuple[int, int, bool] | None:
+    """(start, end) of the glossary entry at ``line_start``, and whether it defines its term in words."""
     match = _MARKING_GLOSSARY_RE.match(text, line_start)
     if match is None:
         return None
     if match.group("definition") is not None:  # the line defines the term: all of it is the entry
-        return match.start(), match.end()
+        return match.start(), match.end(), True
     written = match.group("expansion").lower()
     term = match.group("term").lower()
     for expansion in _GLOSSARY_EXPANSIONS[term]:
@@ -3438,12 +3548,12 @@ def _glossary_entry(text: str, line_start: int) -> tuple[int, int] | None:
             cited = _ENTRY_CITATION_RE.match(text, end)  # the rules' own citation is the entry's too
             if cited is None:  # or cited later in the entry's line: "..., 22 CFR 120-130. Governs ..."
                 cited = _ENTRY_CFR_RE.search(text, end, _near_line(text, end, end, _MAX_ROW)[1])
-            return match.start(), cited.end() if cited else end
+            return match.start(), cited.end() if cited else end, False
     # another expansion that spells the term: "LES - Leave and Earnings Statement", "SBU - Strategic
     # Business Unit": the abbreviation stands for something else here
     words = [word for word in written.replace(".", " ").split() if word not in _MINOR_WORDS]
     if len(words) >= len(term) and "".join(word[0] for word in words[: len(term)]) == term:
-        return match.start(), match.end("expansion")
+        return match.start(), match.end("expansion"), False
     return None
 
 
@@ -3458,6 +3568,8 @@ _EXAMPLE_CUE_RE = re.compile(
     r"|(?:if|when|whenever)\s+(?:you|they|we|someone|anyone)\s+(?:see|find|spot|notice|encounter|come\s+across)"
     # what a banner would read, how a portion would be marked: "so the banner would read CUI//SP-PRVCY"
     r"|(?:would|should|could|will|must|might)\s+(?:then\s+|also\s+)?(?:read|say|look\s+like)"
+    # what a paper of some kind would carry: "a permit file with privacy data would carry "CUI//SP-PRVCY""
+    r"|(?:would|could|might)\s+(?:then\s+|also\s+)?(?:carry|bear|show|get|need|display)"
     # (a hypothetical only: "this memo must be marked SECRET" says what this memo is)
     r"|(?:would|could|might)\s+(?:then\s+|also\s+)?be\s+(?:marked|labell?ed|bannered|stamped)(?:\s+as)?))"
     r"[,:]?[ \t]*(?:[\"'\u201c\u2018(\[]?[^\n\"'\u201d\u2019]{1,30}?[\"'\u201d\u2019)\]]?"
@@ -3468,7 +3580,8 @@ _EXAMPLE_CUE_RE = re.compile(
 _KIND_AFTER_RE = re.compile(
     r"[\"'\u201d\u2019]?(?:[ \t]*(?:,|and|or)[ \t]*[\"'\u201c\u2018]?[A-Z(][A-Z/ ,()-]*[\"'\u201d\u2019]?)*"
     # the kind's word may have wrapped onto the next line ('"FOUO"' / 'stamps from before ...')
-    r"(?:[ \t]+|[ \t]*\n[ \t]*)(?:banners?|markings?|headers?|footers?|labels?|stamps?|caveats?|strings?)\b"
+    r"(?:[ \t]+|[ \t]*\n[ \t]*)(?:(?:portion|classification|control|page|overall)[ \t]+)?"
+    r"(?:banners?|markings?|marks|headers?|footers?|labels?|stamps?|caveats?|strings?)\b"
 )
 _EXAMPLE_CUES = (  # literal gates of _EXAMPLE_CUE_RE
     "such", "e.g", "e. g", "example", "instance", "like", "the word", "the term", "the abbrev", "the acronym",
@@ -3478,7 +3591,8 @@ _FOR_BEFORE_RE = re.compile(r"\bfor\s+\Z")
 # "... marked ", perhaps after other markings they bore ("documents marked TOP SECRET and SECRET//NOFORN").
 _MARKED_TAIL = (
     # ("slides bearing the marking "SECRET//NOFORN"", "publications that had "FOR OFFICIAL USE ONLY" on them")
-    r"\s+(?:marked|stamped|labell?ed|bearing|(?:that\s+|which\s+)?(?:had|carried|bore))(?:\s+as)?"
+    r"\s+(?:marked|stamped|labell?ed|bearing|(?:that\s+|which\s+)?(?:still\s+)?(?:had|carried|bore|say|said))"
+    r"(?:\s+as)?"
     r"(?:\s+(?:the|a)\s+(?:marking|banner|label|stamp)s?)?[ \t]*"
     r"(?:[\"'\u201c\u2018]?[^\n\"'\u201d\u2019]{1,40}?[\"'\u201d\u2019]?[ \t]*(?:,|and|or)[ \t]*){0,4}"
     r"[\"'\u201c\u2018]?\Z"
@@ -3486,7 +3600,7 @@ _MARKED_TAIL = (
 # Papers, in the plural, that an account of other papers names.
 _PAPERS = (
     r"(?:documents|pages|files|papers|records|slides|e-?mails|messages|reports|folders|boxes|printouts|"
-    r"publications|manuals|drawings|"
+    r"publications|manuals|drawings|plans|blueprints|binders|templates|forms|maps|"
     r"copies|memos|cables|photos|images|notebooks)"
 )
 # Documents counted, then the marking they bore: an account of other papers ("found 14 documents marked
@@ -3494,7 +3608,8 @@ _PAPERS = (
 _COUNTED_MARKED_RE = re.compile(
     r"\b(?:(?:[0-9][0-9,]*|two|three|four|five|six|seven|eight|nine|ten|several|many|numerous|"
     # perhaps with a word or two about them ("two Army publications")
-    r"(?:dozens|hundreds|thousands)\s+of)\s+(?:(?:other|more|additional|classified|[a-z][a-z-]*)\s+){0,2}?"
+    r"(?:dozens|hundreds|thousands)\s+of|(?:a|one)\s+(?:set|stack|box|binder|pile|batch|bundle|couple)\s+of)"
+    r"\s+(?:(?:other|more|additional|classified|[a-z][a-z-]*)\s+){0,2}?"
     + _PAPERS
     # a bare count standing for them: "... and two marked TOP SECRET", "pages of a schedule, some stamped
     # SECRET//NOFORN" (not a number: "Enclosures 1-3")
@@ -3530,16 +3645,39 @@ _PAPERS_AFTER_RE = re.compile(
 _HOLDS_BEFORE_RE = re.compile(
     r"(?i:\b(?:contains?|includes?|has|have|holds?|carr(?:y|ies)|is|are)\s+(?:[a-z]+\s+)?)\Z"
 )
-_MARKED_VERBS = ("marked", "stamped", "labeled", "labelled", "bearing", "had", "carried", "bore")
+_MARKED_VERBS = (
+    "marked",
+    "stamped",
+    "labeled",
+    "labelled",
+    "bearing",
+    "had",
+    "carried",
+    "bore",
+    "say",
+    "said",
+)
 _MARKING_TOKEN_RE = re.compile(r"[A-Z0-9(][A-Z0-9/ ,()-]*[A-Z0-9)]")
 # A marking inside a question about markings: 'Is it "SECRET//NOFORN" or "SECRET / NOFORN"?', "Should each
 # paragraph start with (S) or (S//NF)?": the question opens before the marking and its mark ends the sentence
 # ("(S) Should the convoy wait?" is a portion's question).
 _QUESTION_OPENS_RE = re.compile(
-    r"(?:\A|[.!?:][ \t]+|\n)[ \t]*(?:[0-9]{1,2}[.)][ \t]+)?"
+    # (or after a clause: "And if the report has grower names, is that CUI//SP-PRVCY or just basic CUI?")
+    r"(?:\A|[.!?:][ \t]+|\n|,[ \t]+)[ \t]*(?:[0-9]{1,2}[.)][ \t]+)?"
     r"(?i:is|are|should|does|do|did|what|which|how|can|could|would|will|was|were)\b[^.!?\n]*\Z"
 )
 _QUESTION_ENDS_RE = re.compile(r"[^.!?\n]{0,160}\?")
+# The words on a thing, quoted: a vehicle's decal, a door's sign, a sticker ('Decal text "U.S. GOVERNMENT -
+# FOR OFFICIAL USE ONLY"', 'the sign on the door reads "AUTHORIZED PERSONNEL ONLY - SECRET"').
+_ON_AN_OBJECT_RE = re.compile(
+    r"\b(?:decals?|signs?|signage|stickers?|placards?|plates?|stencils?|magnets?)"
+    r"(?:\s+(?:on|for)\s+(?:the\s+)?[a-z]+)?(?:\s+(?:text|reads?|reading|says?|saying))?\s*:?\s*"
+    r"[\"\u201c][^\"\u201d\n]{0,40}\Z"
+)
+# A rule that some paper must bear the marking, not the marking itself: "the packet has to be stamped".
+_REQUIRED_MARK_RE = re.compile(
+    r"\b(?:has|have|needs?|ought)\s+to\s+be\s+(?:marked|stamped|labell?ed)(?:\s+as)?[ \t]*[\"'\u201c]?\Z"
+)
 _LABEL_BEFORE_RE = re.compile(r"[A-Za-z)][ \t]*:[ \t\"'\u201c]*\Z")  # not a JSON key's ('"snippet": "')
 # A marking's definition after it, in prose: "NOFORN, short for ...", "FOUO (which stands for ...)",
 # "LES means ...", "NOFORN is a dissemination control", "ORCON is the originator's caveat".
@@ -3572,30 +3710,41 @@ def _mentioned(text: str, start: int, end: int) -> bool:
     # finding that is a statement ("The attached folder contains CUI") starts no marking
     token = _MARKING_TOKEN_RE.match(text, start, end)
     after = token.end() if token is not None else end
-    if (
-        token is not None
-        and _DEFINED_AFTER_RE.match(text, after) is not None
-        and _LABEL_BEFORE_RE.search(before) is None  # a label's value ("Classification: SECRET, meaning")
-    ):
-        return True  # "NOFORN, short for 'not releasable to foreign nationals,' is ..."
-    if (  # papers named after the marking, in prose; but "the folder contains CUI documents" is about these
-        token is not None
-        and _PAPERS_AFTER_RE.match(text, after, after + 60) is not None
-        and _HOLDS_BEFORE_RE.search(before, max(0, len(before) - 40)) is None
+    if token is not None and (
+        # defined right after it: "NOFORN, short for 'not releasable to foreign nationals,' is ..." (not a
+        # label's value: "Classification: SECRET, meaning ...")
+        (_DEFINED_AFTER_RE.match(text, after) is not None and _LABEL_BEFORE_RE.search(before) is None)
+        # papers named after the marking, in prose; but "the folder contains CUI documents" is about these
+        or (
+            _PAPERS_AFTER_RE.match(text, after, after + 60) is not None
+            and _HOLDS_BEFORE_RE.search(before, max(0, len(before) - 40)) is None
+        )
     ):
         return True
     if before.upper() == before:  # nothing in lower case before it on its line: no sentence around it
         return False
     low = before.lower()
     return (
+        # the words on a thing: 'door decals. Decal text "U.S. GOVERNMENT - FOR OFFICIAL USE ONLY"'
+        _ON_AN_OBJECT_RE.search(low) is not None
+        or _required_of_other_papers(low)
         # "CUI//SP-", "CUI//SP-<category>", "a CUI//SP- category" in a sentence: the form alone
-        _PLACEHOLDER_RE.match(text, start, min(len(text), start + 16)) is not None
+        or _PLACEHOLDER_RE.match(text, start, min(len(text), start + 16)) is not None
         or (
             _QUESTION_ENDS_RE.match(text, after) is not None and _QUESTION_OPENS_RE.search(before) is not None
         )
         or _example_cue(before, low)
         or _other_papers(low)
         or _KIND_AFTER_RE.match(text, after, after + 120) is not None
+    )
+
+
+def _required_of_other_papers(low: str) -> bool:
+    """True when ``low`` ends with a rule that some paper, not this one, must bear the marking ("our NCOIC
+    says the packet has to be stamped")."""
+    required = _REQUIRED_MARK_RE.search(low)
+    return (
+        required is not None and _HERE_RE.search(low, max(0, required.start() - 60), required.start()) is None
     )
 
 
@@ -3679,6 +3828,18 @@ def _answer_option(text: str, start: int, end: int) -> bool:
 _FORM_LABEL_AFTER_RE = re.compile(r"[ \t]*:[^\n]*?(?:\t| {2,})[A-Z][A-Za-z /#.-]{0,24}:")
 
 
+# The clearance a job title names, in a text about clearances: "Cyber Threat Intelligence Analyst (TS/SCI)",
+# "Systems Engineer (TS/SCI w/ Poly)" (a portion mark written with a single slash, after a title's words).
+_CLEARANCE_MARK_RE = re.compile(
+    r"\((?:TS|S)/SCI(?:[ \t]+(?:w/|with)[ \t]*(?:CI[ \t]+|FS[ \t]+|Full[ -]Scope[ \t]+)?Poly)?\)"
+)
+
+
+def _clearance_title(text: str, start: int, end: int) -> bool:
+    before = text[max(0, start - 40) : start].rstrip(" \t")
+    return _CLEARANCE_MARK_RE.fullmatch(text, start, end) is not None and before[-1:].isalnum()
+
+
 def _form_label(text: str, start: int, end: int) -> bool:
     return text[start:end] == "SBU" and _FORM_LABEL_AFTER_RE.match(text, end) is not None
 
@@ -3701,6 +3862,11 @@ def _drop_non_markings(text: str, found: set[Detection]) -> set[Detection]:
             in_list
             or (
                 clearances and det.category == "classified.banner" and _is_clearance(text, det.start, headers)
+            )
+            or (
+                clearances
+                and det.category == "classified.portion"
+                and _clearance_title(text, det.start, det.end)
             )
             or (det.category == "cui.legacy" and _form_label(text, det.start, det.end))
             or (
