@@ -924,6 +924,32 @@ LISTED_AND_ATTACHED_POSITIVES += [
     ),
     # the State Department's SBU banner
     ("Official - SBU\nUNCLASSIFIED\n\nSubject: arrest notification", "cui.legacy"),
+    # the content and more of it, in speech
+    (
+        "3\n00:00:05,100 --> 00:00:08,900\n"
+        "before we begin, this recording and its captions are for official use only,",
+        "cui.legacy",
+    ),
+    (
+        "quick reminder, this meeting and the notes that the bot writes up are CUI, so keep them internal",
+        "cui.banner",
+    ),
+    # files named by where they are
+    ("Note: the csv files under `exports/2024/` contain CUI, so keep them on the enclave.", "cui.banner"),
+    # a label asked and answered in a transcript
+    ("AGENT: And the passport number?\nCALLER: 561204938, expires 2030.", "pii.passport"),
+    ("AGENT: What's your date of birth?\nCALLER: July 4th, 1971.", "pii.dob"),
+    # a psql result's columns, under its rule
+    (
+        "   edipi    | grade | course\n------------+-------+--------\n 1287345590 | E-6   | CYB-101\n",
+        "pii.edipi",
+    ),
+    # an authority block in a source file's comment
+    (
+        "/*\n * Classified By: J. Ruiz, Program Engineer\n * Derived From: XR SCG, 20230101\n"
+        " * Declassify On: 20480101\n */",
+        "classified.authority_block",
+    ),
 ]
 LISTED_AND_ATTACHED_NEAR_MISSES = [
     "    enum: [UNCLASSIFIED, CUI, CONFIDENTIAL, SECRET, TOP SECRET]",
@@ -1076,6 +1102,25 @@ LISTED_AND_ATTACHED_NEAR_MISSES = [
     "- CUI: a banner at the top and bottom of each page from the agency, sometimes with a category.",
     "FOUO (For Official Use Only) - A legacy control label used before the CUI program.\n"
     "NOFORN - A dissemination control meaning not releasable to foreign nationals.",
+    # what a paragraph would be; a marking typed as something; markings shown in code
+    "If one paragraph would be SECRET//NOFORN and the rest is unclassified, who marks the page?",
+    'A common mistake: people typed the banner as "CUI//SP-HLTH", but health data is basic CUI.',
+    "- banner example from the slides: `CUI//SP-PRVCY` goes top and bottom",
+    'examples on slide 12 were "CUI" and "CUI//SP-CTI"',
+    "how to handle legacy FOUO / SBU stamps on files being reviewed for release",
+    # papers of others, quoted, some of them
+    'Most stories describe photos of pages "marked TOP SECRET//NOFORN" or "stamped SECRET".',
+    'Some slides bore headers marked "SECRET//NOFORN," officials said.',
+    'Some of the pages were labeled "FOR OFFICIAL USE ONLY," the filing says.',
+    # a marking defined with its abbreviation; named with its other name
+    '"FOR OFFICIAL USE ONLY" (often abbreviated FOUO) is an older federal label.',
+    '"LAW ENFORCEMENT SENSITIVE" or LES shows up on bulletins from fusion centers.',
+    # restriction told of a past case; a rule under a condition
+    "Prosecutors said the data was controlled under the International Traffic in Arms Regulations.",
+    "MIKE: If you're creating it now, it's CUI or it's nothing.",
+    # a mapping's key; a note's topics
+    'parts["mfr"] = parts["mfr"].replace({"CUI": "Same Sky", "CUI Devices": "Same Sky"})',
+    "---\ntags: [training, security, cui]\n---\n# notes on the refresher",
 ]
 
 

@@ -625,17 +625,30 @@ def _opens_logical_line(text: str, pos: int) -> bool:
 
 
 # The next line of a block: after a line break, or after an escaped one inside a JSON string.
+# (the block may sit in a source file's comment: " * Classified By: ...", "# Derived From: ...")
+_COMMENT_LEAD = r"(?:(?:/?\*+|//+|#+|--|;+|%+)[ \t]*)?"
+_COMMENT_LEAD_RE = re.compile(r"[ \t]*" + _COMMENT_LEAD + r"\Z")
 _AUTHORITY_NEXT_RE = re.compile(
-    r"(?:\n|\\n)[ \t]*(?:derived from|declassify on|reason|declassification date)[ \t]*:"
+    r"(?:\n|\\n)[ \t]*"
+    + _COMMENT_LEAD
+    + r"(?:derived from|declassify on|reason|declassification date)[ \t]*:"
 )
 
 
 # A derivative classifier's block may name no classifier: "Derived From:" and "Declassify On:" lines, in
 # either order; each label with the pattern of the other's line below it.
 _DERIVATIVE_LINES = (
-    ("derived from", re.compile(r"(?:\n|\\n)[ \t]*declassify on[ \t]*:")),
-    ("declassify on", re.compile(r"(?:\n|\\n)[ \t]*derived from[ \t]*:")),
+    ("derived from", re.compile(r"(?:\n|\\n)[ \t]*" + _COMMENT_LEAD + r"declassify on[ \t]*:")),
+    ("declassify on", re.compile(r"(?:\n|\\n)[ \t]*" + _COMMENT_LEAD + r"derived from[ \t]*:")),
 )
+
+
+def _opens_block_line(text: str, pos: int) -> bool:
+    """True when ``pos`` opens its logical line, or follows a comment's marker alone ("  * ", "# ")."""
+    if _opens_logical_line(text, pos):
+        return True
+    line_start = text.rfind("\n", max(0, pos - 12), pos)
+    return line_start != -1 and _COMMENT_LEAD_RE.match(text, line_start + 1, pos) is not None
 
 
 def _authority_block(w: _Window) -> None:
@@ -648,7 +661,7 @@ def _authority_block(w: _Window) -> None:
                 after = rel + len(label)
                 if bounds is None or not low[after : after + 3].lstrip().startswith(":"):
                     continue
-                if _opens_logical_line(w.text, pos) and other_line.search(low, rel, rel + 400):
+                if _opens_block_line(w.text, pos) and other_line.search(low, rel, rel + 400):
                     w.emit("classified.authority_block", pos, bounds[1])
     if not w.has("classified by") or (not w.has("declassify on") and not w.has("derived from")):
         return
@@ -658,7 +671,7 @@ def _authority_block(w: _Window) -> None:
         if (
             bounds is None
             or not low[rel + 13 : rel + 16].lstrip().startswith(":")
-            or not _opens_logical_line(w.text, pos)
+            or not _opens_block_line(w.text, pos)
         ):
             continue
         # Another authority line ("Derived From:", "Declassify On:") within the next few lines.
@@ -1422,7 +1435,8 @@ def _legacy_phrase_hits(w: _Window) -> Iterator[tuple[int, int]]:
 _OUO_BANNER_TAIL_RE = re.compile(r"(?:[ \t]*[-:/\u2013\u2014]+[ \t]*[A-Z][A-Z0-9 ,/()&-]*)?[ \t]*(?:\n|\Z)")
 
 
-_OFFICIAL_SBU_RE = re.compile(r"^[ \t]*(official[ \t]*[-:\u2013\u2014][ \t]*sbu)[ \t]*$", re.MULTILINE)
+_OFFICIAL_DASH_RE = re.compile(r"(?:^|\n)[ \t]*(official)[ \t]*[-:\u2013\u2014][ \t]*\Z")
+_LINE_ENDS_RE = re.compile(r"[ \t]*(?:\n|\Z)")
 
 
 def _legacy_phrases(w: _Window) -> None:
@@ -1454,8 +1468,12 @@ def _agency_legacy_banners(w: _Window) -> None:
                 w.emit("cui.legacy", pos, pos + 17)
     # The State Department's banner for its SBU papers: "Official - SBU" (any case), a line of its own
     if w.has("sbu") and w.has("official"):
-        for match in w.low_iter(_OFFICIAL_SBU_RE):
-            w.emit("cui.legacy", match.start(1) + w.base, match.end(1) + w.base)
+        low = w.low
+        for pos in w.find_low("sbu"):
+            rel = pos - w.base
+            official = _OFFICIAL_DASH_RE.search(low, max(0, rel - 40), rel)
+            if official is not None and _LINE_ENDS_RE.match(low, rel + 3) is not None:
+                w.emit("cui.legacy", official.start(1) + w.base, pos + 3)
 
 
 def _slashed_legacy(w: _Window) -> None:
@@ -1532,7 +1550,8 @@ _NOUNS = (
     r"deliverables?|submissions?|proposals?|excerpts?|snippets?|portions?|handouts?|outputs?|"
     r"sows?|statements?\s+of\s+work|manifests?|schedules?|agendas?|itinerar(?:y|ies)|contracts?|invoices?|"
     r"results?|findings?|screenshots?|scans?|pdfs?|docs?|maps?|playbooks?|runbooks?|procedures?|sops?|"
-    r"rubrics?|scores?)"
+    r"rubrics?|scores?|captions?|subtitles?|calls?|meetings?|sessions?|webinars?|podcasts?|episodes?|"
+    r"conversations?|discussions?)"
 )
 # The content a sentence is about: "this document", "the attached two drawings", "these files". What is
 # attached or enclosed is the content whatever it is called ("the enclosed paper", "the attached xlsx"),
@@ -1560,6 +1579,10 @@ _CONTENT_SUBJECT = (
     + r"(?:\s*\([^()\n]{1,80}\))?"
     + r"|\b(?:this|these|(?:the\s+)?(?:attached|enclosed|following))\s+(?:[a-z][a-z/-]*\s+){0,3}?"
     + _NOUNS
+    # and more of it: "this recording and its captions", "this call and the transcript that otter spits out"
+    + r"(?:\s+(?:and|&)\s+(?:its|the|their|this|these|our)\s+(?:[a-z][a-z/-]*\s+){0,2}?"
+    + _NOUNS
+    + r"(?:\s+(?:that|which)(?:\s+[a-z'][a-z'-]*){1,5}?)?)?"
     # a labelled part of the content: "Annex B", "Appendix C of this report (the squib drawings)", "Tab 3"
     + r"|\b(?:annex|appendix|enclosure|attachment|tab|exhibit|slides?|pages?|sections?|figure|table)\s+"
     + r"(?:[a-z]|[0-9]{1,3}(?:[.-][0-9]{1,3})*)(?![a-z0-9])(?:\s+(?:of|to)\s+(?:this|the)\s+[a-z]+)?"
@@ -1786,7 +1809,16 @@ _JOB_ACCESS_RE = re.compile(
 )
 
 
-def _job_access(low: str, at: int) -> bool:
+# Restriction told as past events, in an account of a case: "Prosecutors said the data was controlled under
+# the International Traffic in Arms Regulations".
+_PAST_RESTRICTION_RE = re.compile(r"\b(?:was|were|had\s+been)\s+(?:[a-z]+\s+)?\Z")
+
+
+def _not_this_texts(low: str, at: int) -> bool:
+    """True when the restriction language at ``at`` is about a job's access or told in the past tense, not
+    said of this text."""
+    if _PAST_RESTRICTION_RE.search(low, max(0, at - 24), at) is not None:
+        return True
     return (
         "access" in low[max(0, at - 100) : at]
         and _JOB_ACCESS_RE.search(low, max(0, at - 180), at) is not None
@@ -1809,7 +1841,7 @@ def _restriction_near(w: _Window, rel: int, rel_end: int) -> bool:
                 continue
             for match in pattern.finditer(low, lo, hi):
                 other = match.start()
-                if low.find("\n\n", min(other, rel), max(other, rel_end)) == -1 and not _job_access(
+                if low.find("\n\n", min(other, rel), max(other, rel_end)) == -1 and not _not_this_texts(
                     low, other
                 ):
                     return True
@@ -1819,7 +1851,7 @@ def _restriction_near(w: _Window, rel: int, rel_end: int) -> bool:
     while index < len(positions) and positions[index] <= rel_end + 300:
         other = positions[index]
         lo, hi = min(other, rel), max(other, rel_end)
-        if low.find("\n\n", lo, hi) == -1 and not _job_access(low, other):
+        if low.find("\n\n", lo, hi) == -1 and not _not_this_texts(low, other):
             return True
         index += 1
     return False
@@ -2300,9 +2332,12 @@ _MONTH_NUMBER = {
         ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
     )
 }
+# A label asked as a question and answered on the next line, in a transcript: "NICOLE: Passport number?" /
+# "CLIENT: 548120937."
+_ANSWER_GAP = r"[^0-9\n]{0,16}?\?[ \t]*\r?\n[ \t]*[a-z][a-z0-9 .'-]{0,30}:[ \t]*"
 _DOB_TAIL_RE = re.compile(
-    # GEDCOM's date line under its birth event: "1 BIRT" / "2 DATE 27 MAR 1914"
-    r"(?:[ \t]*\r?\n[0-9][ \t]+date(?=[ \t]))?"
+    # GEDCOM's date line under its birth event: "1 BIRT" / "2 DATE 27 MAR 1914"; or the answer to a question
+    r"(?:[ \t]*\r?\n[0-9][ \t]+date(?=[ \t])|" + _ANSWER_GAP + r")?"
     # a format hint may stand between the label and the date: "Date of Birth (MM/DD/YYYY): 01/31/1970"
     r"(?:[ \t]*\((?:mm|dd|yy|yyyy|m|d)(?:[/.\-](?:mm|dd|yy|yyyy|m|d)){2}\))?"
     # a form's columns may align the value far from its label: "Date of birth:          07/22/1989"
@@ -2345,7 +2380,8 @@ def _value_tail(value: str) -> re.Pattern[str]:
     """A value of shape ``value`` at most 24 non-digit characters after its label (": ", " number is "), and
     perhaps a parenthetical about it, digits and all ("Routing number (9 digits): ")."""
     return re.compile(
-        r"[^0-9\n]{0,24}?(?:\([^()\n]{1,20}\)[^0-9\n]{0,6}?)?(?<![0-9a-z])(" + value + r")(?![0-9a-z])"
+        r"(?:" + _ANSWER_GAP + r"|[^0-9\n]{0,24}?(?:\([^()\n]{1,20}\)[^0-9\n]{0,6}?)?)"
+        r"(?<![0-9a-z])(" + value + r")(?![0-9a-z])"
     )
 
 
@@ -2809,8 +2845,9 @@ def _table_rows(
         if line.strip().upper() == "VALUES":  # an SQL INSERT: its column list, then its rows
             start = end + (2 if escaped else 1)
             continue
-        if delimiter == _ALIGNED and _ALIGNED_RULE_RE.match(line) and start == line_break.end():
-            start = end + (2 if escaped else 1)  # the rule under an aligned header
+        if delimiter in (_ALIGNED, "|") and _ALIGNED_RULE_RE.match(line) and start == line_break.end():
+            # the rule under an aligned header, or under a psql or MySQL result's ("-----+-----")
+            start = end + (2 if escaped else 1)
             continue
         if not line.strip() or not _in_row(line, delimiter):
             return
@@ -2969,6 +3006,11 @@ _CONTENT_STATEMENT_BEFORE_RE = re.compile(
     # "This answer key contains CUI": what this holds, whatever it is called
     + r"|\b(?:this|these)\s+(?:[a-z][a-z0-9/-]*\s+){0,2}[a-z][a-z0-9/-]*\s+(?:also\s+)?"
     + r"(?:contains?|includes?)\s+"
+    # files named by where they are: "the parquet files under `data/raw/` contain"
+    + r"|\bthe\s+(?:[a-z][a-z0-9/-]*\s+){0,2}?"
+    + _NOUNS
+    + r"\s+(?:under|in|at)\s+[`'\"]?[a-z0-9_.~-]*/[a-z0-9_./~-]*[`'\"]?"
+    + r"\s+(?:also\s+)?(?:contains?|includes?|is|are)\s+"
     # "requests that this filing remain sealed because it contains": the content, then why, in one sentence
     + r"|\b(?:this|these)\s+[a-z][a-z0-9/-]*\b[^.?!\n]{0,80}?\b(?:because|since)\s+(?:it|they)\s+"
     + r"(?:also\s+)?(?:contains?|includes?)\s+)\Z"
@@ -2994,6 +3036,12 @@ _THE_CONTENT_IS_BEFORE_RE = re.compile(
 _HANDOVER_WORDS = (
     "attach", "enclos", "sending", "here's", "here is", "pasting", "pasted", "upload", "sent you", "shared",
 )  # fmt: skip
+# A condition opening the sentence: "If you're creating it now, " (perhaps after a speaker's name).
+_CONDITION_BEFORE_RE = re.compile(
+    r"(?:^|[.!?:][ \t]+|\n)[ \t]*(?:[a-z][a-z .'-]{0,30}:[ \t]*)?(?:(?:and|but|so)[ \t]+)?"
+    r"(?:if|when|once|unless|whenever)\b[^.!?\n]{0,100},[ \t]*\Z",
+    re.MULTILINE,
+)
 # "pls treat this roster as fouo", "handle the attached as CUI": the writer's instruction for the content.
 _TREATED_AS_BEFORE_RE = re.compile(
     r"\b(?:treat|handle|protect|safeguard|mark|label)(?:ed|ing|s)?\s+(?:this|these|(?:the\s+)?"
@@ -3041,6 +3089,10 @@ def _content_statement_before(low: str, rel: int) -> int | None:
         subject = _FOREIGN_STATEMENT_BEFORE_RE.search(low, lo, rel)
     elif "'s " in near or "\u2019s " in near or " is " in near:  # "it's", "this is" (maybe an adverb after)
         subject = _ITS_BEFORE_RE.search(low, max(0, rel - 40), rel)
+        if subject is not None and _CONDITION_BEFORE_RE.search(
+            low, max(0, subject.start() - 120), subject.start()
+        ):
+            return None  # "If you're creating it now, it's CUI or it's nothing": a rule, not this content
     if subject is None:
         subject = _CONTENT_STATEMENT_BEFORE_RE.search(low, lo, rel)
     if subject is None and (
@@ -3296,6 +3348,8 @@ def _trimmed(text: str, lo: int, hi: int) -> tuple[int, int]:
 _OPTIONS_KEY_RE = re.compile(
     r"(?i:choices|options|answers|enum|allowed(?:[_ ]?values)?|values)[\"']?[ \t]*[:=][ \t]*\[[^\]\n]*\Z"
 )
+# A note's topics in lower case ("tags: [training, security, cui]"): what it is about, not a marking.
+_TOPICS_KEY_RE = re.compile(r"(?i:tags|keywords|topics)[\"']?[ \t]*[:=][ \t]*\[[^\]\n]*\Z")
 
 
 def _in_option_list(text: str, start: int, end: int) -> bool:
@@ -3304,11 +3358,11 @@ def _in_option_list(text: str, start: int, end: int) -> bool:
     if opened == -1 or text.find("]", opened, start) != -1:
         return False
     closed = text.find("]", end, end + 200)
-    return (
-        closed != -1
-        and text.count(",", opened, closed) >= 2
-        and _OPTIONS_KEY_RE.search(text, max(0, opened - 40), start) is not None
-    )
+    if closed == -1 or text.count(",", opened, closed) < 2:
+        return False
+    if _OPTIONS_KEY_RE.search(text, max(0, opened - 40), start) is not None:
+        return True
+    return text[start:end].islower() and _TOPICS_KEY_RE.search(text, max(0, opened - 40), start) is not None
 
 
 def _scheme_words(text: str, lo: int, hi: int) -> list[int]:
@@ -3563,6 +3617,10 @@ def _glossary_entry(text: str, line_start: int) -> tuple[int, int, bool] | None:
 # SECRET//NOFORN banners", ""SECRET//NOFORN" and "CUI" markings").
 _EXAMPLE_CUE_RE = re.compile(
     r"(?i:\b(?:such\s+as|e\.\s?g\.|for\s+(?:example|instance)|like|examples?(?:\s+[a-z]+){0,4}\s*:"
+    # ("examples on slide 12 were "CUI" and ...")
+    r"|examples?(?:\s+[a-z0-9]+){0,4}\s+(?:were|are|include[ds]?)"
+    # what a marking was typed or written as: "people typed the banner as "CUI//SP-HLTH""
+    r"|(?:banners?|markings?|headers?|footers?|labels?|portion\s+marks?)\s+as"
     r"|the\s+(?:words?|terms?|abbreviations?|acronyms?)(?:\s+(?:is|are|of))?(?:\s+just)?"
     # a marking one may come upon: "If you see FOR OFFICIAL USE ONLY on a template, ..."
     r"|(?:if|when|whenever)\s+(?:you|they|we|someone|anyone)\s+(?:see|find|spot|notice|encounter|come\s+across)"
@@ -3571,14 +3629,14 @@ _EXAMPLE_CUE_RE = re.compile(
     # what a paper of some kind would carry: "a permit file with privacy data would carry "CUI//SP-PRVCY""
     r"|(?:would|could|might)\s+(?:then\s+|also\s+)?(?:carry|bear|show|get|need|display)"
     # (a hypothetical only: "this memo must be marked SECRET" says what this memo is)
-    r"|(?:would|could|might)\s+(?:then\s+|also\s+)?be\s+(?:marked|labell?ed|bannered|stamped)(?:\s+as)?))"
-    r"[,:]?[ \t]*(?:[\"'\u201c\u2018(\[]?[^\n\"'\u201d\u2019]{1,30}?[\"'\u201d\u2019)\]]?"
+    r"|(?:would|could|might)\s+(?:then\s+|also\s+)?be(?:\s+(?:marked|labell?ed|bannered|stamped)(?:\s+as)?)?))"
+    r"[,:]?[ \t]*(?:[\"'`\u201c\u2018(\[]?[^\n\"'`\u201d\u2019]{1,30}?[\"'`\u201d\u2019)\]]?"
     r"[ \t]*(?:,|or|and)[ \t]*){0,4}"
     # the last example's opener: a quote, a bracket, or a portion mark's parenthesis ("such as (U//LES)")
-    r"[\"'\u201c\u2018(\[]?[ \t]*\Z"
+    r"[\"'`\u201c\u2018(\[]?[ \t]*\Z"
 )
 _KIND_AFTER_RE = re.compile(
-    r"[\"'\u201d\u2019]?(?:[ \t]*(?:,|and|or)[ \t]*[\"'\u201c\u2018]?[A-Z(][A-Z/ ,()-]*[\"'\u201d\u2019]?)*"
+    r"[\"'\u201d\u2019]?(?:[ \t]*(?:,|and|or|/)[ \t]*[\"'\u201c\u2018]?[A-Z(][A-Z/ ,()-]*[\"'\u201d\u2019]?)*"
     # the kind's word may have wrapped onto the next line ('"FOUO"' / 'stamps from before ...')
     r"(?:[ \t]+|[ \t]*\n[ \t]*)(?:(?:portion|classification|control|page|overall)[ \t]+)?"
     r"(?:banners?|markings?|marks|headers?|footers?|labels?|stamps?|caveats?|strings?)\b"
@@ -3586,14 +3644,17 @@ _KIND_AFTER_RE = re.compile(
 _EXAMPLE_CUES = (  # literal gates of _EXAMPLE_CUE_RE
     "such", "e.g", "e. g", "example", "instance", "like", "the word", "the term", "the abbrev", "the acronym",
     "would", "should", "could", "will", "must", "might", "if ", "when",
+    "banner", "marking", "header", "footer", "label", "portion",
 )  # fmt: skip
 _FOR_BEFORE_RE = re.compile(r"\bfor\s+\Z")
 # "... marked ", perhaps after other markings they bore ("documents marked TOP SECRET and SECRET//NOFORN").
 _MARKED_TAIL = (
     # ("slides bearing the marking "SECRET//NOFORN"", "publications that had "FOR OFFICIAL USE ONLY" on them")
-    r"\s+(?:marked|stamped|labell?ed|bearing|(?:that\s+|which\s+)?(?:still\s+)?(?:had|carried|bore|say|said))"
+    r"\s+[\"\u201c]?(?:marked|stamped|labell?ed|bearing|(?:that\s+|which\s+)?(?:still\s+)?(?:had|carried|bore|say|said))"
     r"(?:\s+as)?"
-    r"(?:\s+(?:the|a)\s+(?:marking|banner|label|stamp)s?)?[ \t]*"
+    # ("some bearing headers marked "SECRET//NOFORN,"")
+    r"(?:\s+(?:(?:the|a)\s+)?(?:marking|banner|label|stamp|header|footer|cover)s?"
+    r"(?:\s+(?:marked|reading))?)?[ \t]*"
     r"(?:[\"'\u201c\u2018]?[^\n\"'\u201d\u2019]{1,40}?[\"'\u201d\u2019]?[ \t]*(?:,|and|or)[ \t]*){0,4}"
     r"[\"'\u201c\u2018]?\Z"
 )
@@ -3614,6 +3675,8 @@ _COUNTED_MARKED_RE = re.compile(
     # a bare count standing for them: "... and two marked TOP SECRET", "pages of a schedule, some stamped
     # SECRET//NOFORN" (not a number: "Enclosures 1-3")
     + r"|two|three|four|five|six|seven|eight|nine|ten|several|dozens|hundreds|some|many|most|others)"
+    # ("Some of the pages were labeled ...": not "some of these pages", which are here)
+    r"(?:\s+of\s+(?:the|those|them)(?:\s+" + _PAPERS + r")?)?"
     r"(?:\s+(?:that\s+)?(?:were|was|are))?" + _MARKED_TAIL
 )
 # Words that place papers here, with the content: "the attached slides", "these files", "the report below".
@@ -3682,10 +3745,15 @@ _LABEL_BEFORE_RE = re.compile(r"[A-Za-z)][ \t]*:[ \t\"'\u201c]*\Z")  # not a JSO
 # A marking's definition after it, in prose: "NOFORN, short for ...", "FOUO (which stands for ...)",
 # "LES means ...", "NOFORN is a dissemination control", "ORCON is the originator's caveat".
 _DEFINED_AFTER_RE = re.compile(
-    r"[\"'\u201d\u2019]?(?:[ \t]*,[ \t]*|[ \t]+|[ \t]*\([ \t]*)"
+    r"[\"'\u201d\u2019]?(?:"
+    # (perhaps after its abbreviation: '"FOR OFFICIAL USE ONLY" (often abbreviated FOUO) is an older label')
+    r"(?:[ \t]*\([^()\n]{1,40}\))?(?:[ \t]*,[ \t]*|[ \t]+|[ \t]*\([ \t]*)"
     r"(?:(?:is[ \t]+)?short[ \t]+for|(?:which[ \t]+|that[ \t]+)?stands[ \t]+for|means|meaning"
     r"|is[ \t]+(?:an?|the)[ \t]+(?:[a-z'\u2019-]+[ \t]+){0,3}?"
-    r"(?:abbreviation|acronym|marking|control|caveat|designation|classification)s?)\b"
+    r"(?:abbreviation|acronym|marking|control|caveat|designation|classification|label)s?)\b"
+    # with its other name, where it is found: '"LAW ENFORCEMENT SENSITIVE" or LES shows up on bulletins'
+    r"|[ \t]+or[ \t]+[A-Z]{2,6}[ \t]+"
+    r"(?:shows?[ \t]+up|appears?|is[ \t]+(?:used|found|seen))[ \t]+(?:on|in)\b)"
 )
 # What the content is not: "This flyer is not law enforcement sensitive", "it isn't marked FOUO".
 _NEGATED_RE = re.compile(
@@ -3701,7 +3769,7 @@ _EXAMPLE_REACH = 120  # characters before a marking read for an example's cue
 
 def _mentioned(text: str, start: int, end: int) -> bool:
     """True when text[start:end] is a marking mentioned in a sentence rather than applied (see above)."""
-    if _answer_option(text, start, end) or _in_pattern(text, start, end):
+    if _answer_option(text, start, end) or _in_pattern(text, start, end) or _mapping_key(text, start, end):
         return True
     before = _before_marking(text, start)
     if _NEGATED_RE.search(before, max(0, len(before) - 40)):  # "THIS FLYER IS NOT LAW ENFORCEMENT SENSITIVE"
@@ -3736,6 +3804,21 @@ def _mentioned(text: str, start: int, end: int) -> bool:
         or _example_cue(before, low)
         or _other_papers(low)
         or _KIND_AFTER_RE.match(text, after, after + 120) is not None
+    )
+
+
+_KEY_OPENS_RE = re.compile(r"[{,][ \t\n]*\Z")
+
+
+def _mapping_key(text: str, start: int, end: int) -> bool:
+    """True when text[start:end] is, whole, a quoted key of a mapping in code or JSON ('{"CUI": "Same Sky"'):
+    a value being renamed or looked up, not a marking."""
+    quote = text[start - 1 : start]
+    return (
+        quote in ("'", '"')
+        and text[end : end + 1] == quote
+        and text[end + 1 : end + 4].lstrip(" ").startswith(":")
+        and _KEY_OPENS_RE.search(text, max(0, start - 8), start - 1) is not None
     )
 
 
