@@ -950,6 +950,20 @@ LISTED_AND_ATTACHED_POSITIVES += [
         " * Declassify On: 20480101\n */",
         "classified.authority_block",
     ),
+    # the attached, named with a number
+    ("Jen, the attached chapter 7 contains CUI, so hold it until the office signs off.", "cui.banner"),
+    # an inventory's export classification column; a quoted CSV cell holding a comma
+    (
+        "Room,Chemical,CAS,Export Class\nB2,Acetone,67-64-1,EAR99\nB2,Triethanolamine,102-71-6,1C350\n",
+        "export.eccn",
+    ),
+    ('Item,NSN,USML Category,Qty\n"Sight, thermal, medium",5855-01-592-9011,XII(c)(2),3\n', "export.itar"),
+    # a form's field names and values: a PDF form's dump, XFDF
+    ("FieldName: RoutingNumber\nFieldValue: 256074974\n---\nFieldName: Bank", "pii.aba_routing"),
+    ('<field name="DateOfBirth"><value>08/14/1986</value></field>', "pii.dob"),
+    ('<field name="MostRecentPassportBookNumber"><value>561847392</value></field>', "pii.passport"),
+    # a card number after its label, from a store's own issuer
+    ("Card: MILITARY STAR 6019 4410 5533 8729\nRefund never posted.", "pii.credit_card"),
 ]
 LISTED_AND_ATTACHED_NEAR_MISSES = [
     "    enum: [UNCLASSIFIED, CUI, CONFIDENTIAL, SECRET, TOP SECRET]",
@@ -1121,6 +1135,20 @@ LISTED_AND_ATTACHED_NEAR_MISSES = [
     # a mapping's key; a note's topics
     'parts["mfr"] = parts["mfr"].replace({"CUI": "Same Sky", "CUI Devices": "Same Sky"})',
     "---\ntags: [training, security, cui]\n---\n# notes on the refresher",
+    # columns that are not markings: sizes, chemical formulas, answers to the header's question
+    "Name\tItem\tSize\tQty\nLupe R\tTee\t(S)\t3\nJon V\tHoodie\tXL\t1",
+    "ITEM|DESCRIPTION|FORMULA|GRADE\n100482|COPPER(I) IODIDE|CUI|98%\n100483|TIN(II) CHLORIDE|SNCL2|98%",
+    "Name\tQ1. Which portion mark fits a Confidential paragraph?\tScore\nB. Ostrowski\t(C)\t4",
+    # a legend of the marks; a kind, then its examples in parentheses; a glossary line a control's finding
+    # runs past; a rule under a condition after a bullet
+    "Portion marks go first, in parentheses:\n  (U) Unclassified\n  (C) Confidential\n  (S) Secret\n"
+    "  (TS) Top Secret",
+    "Do NOT put real classification banners (SECRET, CONFIDENTIAL, etc.) on scenario material.",
+    'FOUO -- "For Official Use Only," a pre-2010 handling caveat.\n'
+    'NOFORN -- "Not Releasable to Foreign Nationals," a dissemination control used on classified material.',
+    "- If the report includes SSNs or home addresses, it is CUI under the Privacy category.",
+    # a SIM card's ICCID after "card"
+    "SIM card ICCID: 8901 2604 0000 1234 567",
 ]
 
 

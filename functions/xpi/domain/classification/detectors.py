@@ -35,6 +35,7 @@ from .validators import (
     aba_routing_is_valid,
     card_number_is_valid,
     date_is_plausible,
+    luhn_is_valid,
     nanp_is_valid,
     ssn_is_valid,
 )
@@ -1569,7 +1570,8 @@ _CONTENT_SUBJECT = (
     # ("the attached SAR and POA&M")
     + r"(?:\s+(?!"
     + _NOT_A_NAME
-    + r")[a-z][a-z0-9./&-]*){0,3}"
+    # ("the attached chapter 11")
+    + r")[a-z0-9][a-z0-9./&-]*){0,3}"
     # "the attached load plan for the Yermo move": one phrase naming what it is for or about
     + r"(?:\s+(?:for|of|from|on|about|to|with)\s+(?:the\s+|a\s+|an\s+|our\s+|this\s+|your\s+)?"
     + r"[a-z0-9][a-z0-9./-]*(?:\s+(?!"
@@ -2335,9 +2337,12 @@ _MONTH_NUMBER = {
 # A label asked as a question and answered on the next line, in a transcript: "NICOLE: Passport number?" /
 # "CLIENT: 548120937."
 _ANSWER_GAP = r"[^0-9\n]{0,16}?\?[ \t]*\r?\n[ \t]*[a-z][a-z0-9 .'-]{0,30}:[ \t]*"
+# A form's field name, then its value: a PDF form's dump ("FieldName: RoutingNumber" / "FieldValue: ..."),
+# XFDF ('<field name="DateOfBirth"><value>08/14/1986</value>').
+_FIELD_GAP = r"[a-z]{0,16}(?:\"?[ \t]*>[ \t]*<value>|[ \t]*\r?\n[ \t]*fieldvalue[ \t]*:)[ \t]*"
 _DOB_TAIL_RE = re.compile(
     # GEDCOM's date line under its birth event: "1 BIRT" / "2 DATE 27 MAR 1914"; or the answer to a question
-    r"(?:[ \t]*\r?\n[0-9][ \t]+date(?=[ \t])|" + _ANSWER_GAP + r")?"
+    r"(?:[ \t]*\r?\n[0-9][ \t]+date(?=[ \t])|" + _ANSWER_GAP + r"|" + _FIELD_GAP + r")?"
     # a format hint may stand between the label and the date: "Date of Birth (MM/DD/YYYY): 01/31/1970"
     r"(?:[ \t]*\((?:mm|dd|yy|yyyy|m|d)(?:[/.\-](?:mm|dd|yy|yyyy|m|d)){2}\))?"
     # a form's columns may align the value far from its label: "Date of birth:          07/22/1989"
@@ -2380,7 +2385,7 @@ def _value_tail(value: str) -> re.Pattern[str]:
     """A value of shape ``value`` at most 24 non-digit characters after its label (": ", " number is "), and
     perhaps a parenthetical about it, digits and all ("Routing number (9 digits): ")."""
     return re.compile(
-        r"(?:" + _ANSWER_GAP + r"|[^0-9\n]{0,24}?(?:\([^()\n]{1,20}\)[^0-9\n]{0,6}?)?)"
+        r"(?:" + _ANSWER_GAP + r"|" + _FIELD_GAP + r"|[^0-9\n]{0,24}?(?:\([^()\n]{1,20}\)[^0-9\n]{0,6}?)?)"
         r"(?<![0-9a-z])(" + value + r")(?![0-9a-z])"
     )
 
@@ -2396,6 +2401,11 @@ def _aba_value(match: re.Match[str]) -> tuple[int, int] | None:
 
 def _any_value(match: re.Match[str]) -> tuple[int, int] | None:
     return match.span(1)
+
+
+def _card_value(match: re.Match[str]) -> tuple[int, int] | None:
+    digits = match.group(1).replace(" ", "").replace("-", "")
+    return match.span(1) if 13 <= len(digits) <= 19 and luhn_is_valid(digits) else None
 
 
 def _dob_value(match: re.Match[str]) -> tuple[int, int] | None:
@@ -2461,6 +2471,15 @@ _LABELLED: tuple[_Label, ...] = (
         _any_value,
     ),
     (
+        # a card number after its label, from any issuer a payment card's first digit allows (2 to 6: a
+        # store's own card, "MILITARY STAR 6019 ..."); a SIM's ICCID starts 89
+        "pii.credit_card",
+        ("card",),
+        _key_forms(("card", "card number", "card no", "card #")),
+        _value_tail(r"[2-6][0-9]{3}(?:[ -]?[0-9]{4}){2}[ -]?[0-9]{1,7}"),
+        _card_value,
+    ),
+    (
         "pii.dob",
         ("birt", "dob", "d.o.b", "born", "nacimiento", "naissance", "geburtsdatum", "nascita", "nascimento"),
         _key_forms(_DOB_LABELS),
@@ -2468,6 +2487,15 @@ _LABELLED: tuple[_Label, ...] = (
         _dob_value,
     ),
 )
+
+
+def _label_bounded(text: str, low: str, pos: int, rel: int, end: int) -> bool:
+    """A label stands as a word of its own, or as one of a field name's in camel case ("RoutingNumber",
+    "MostRecentPassportBookNumber")."""
+    if rel > 0 and low[rel - 1].isalnum() and not (text[pos].isupper() and text[pos - 1].islower()):
+        return False
+    after = pos + end - rel
+    return not low[end : end + 1].isalpha() or text[after].isupper()
 
 
 def _labelled(w: _Window) -> None:
@@ -2481,7 +2509,7 @@ def _labelled(w: _Window) -> None:
             for pos in w.find_low(label):
                 rel = pos - base
                 end = rel + len(label)
-                if (rel > 0 and low[rel - 1].isalnum()) or low[end : end + 1].isalpha():
+                if not _label_bounded(w.text, low, pos, rel, end):
                     continue
                 match = tail.match(low, end, end + 120)
                 span = value_span(match) if match is not None else None
@@ -2594,7 +2622,8 @@ _COLUMNS: tuple[_Column, ...] = (
         re.compile(r"[0-9][0-9 \-]{11,22}[0-9]"),
         _card_cell,
     ),
-    ("export.eccn", re.compile(r"eccn"), _ECCN_SHAPE_RE, None),
+    # ("Export Class", "Export Classification": an inventory's column of ECCNs and EAR99)
+    ("export.eccn", re.compile(r"eccn|export\s+class(?:ification)?"), _ECCN_SHAPE_RE, None),
     # an item's USML category under a "USML" column: "XII(c)(2)", "Cat IV(h)"
     (
         "export.itar",
@@ -2607,7 +2636,7 @@ _COLUMNS: tuple[_Column, ...] = (
 _HEADER_GATES = ("ssn", "ss#", "social sec", "dob", "d.o.b", "birth", "passport", "dipi", "di-pi", "dod",
                  "aba", "rtn", "routing", "account", "acct", "card", "eccn", "nacimiento", "naissance",
                  "geburtsdatum", "nascita", "nascimento", "pasaporte", "passeport", "reisepass",
-                 "passaport", "usml")  # fmt: skip
+                 "passaport", "usml", "export class")  # fmt: skip
 
 
 def _header_words(w: _Window) -> Iterator[int]:
@@ -2642,11 +2671,28 @@ def _split_cells(line: str, delimiter: str) -> list[tuple[int, str]]:
             cells.append((offset + raw.find(stripped) if stripped else offset, stripped))
         return cells
     offset = 0
-    for raw in line.split(delimiter):
+    for raw in _quoted_split(line, delimiter) if delimiter == "," and '"' in line else line.split(delimiter):
         stripped = _cell_text(raw)
         cells.append((offset + raw.find(stripped) if stripped else offset, stripped))
         offset += len(raw) + len(delimiter)
     return cells
+
+
+def _quoted_split(line: str, delimiter: str) -> list[str]:
+    """``line`` split at each ``delimiter`` outside double quotes: a CSV cell may hold one ("Tube, Gen 3")."""
+    pieces, start, quoted, at = [], 0, False, 0
+    width = len(delimiter)
+    while at < len(line):
+        if line[at] == '"':
+            quoted = not quoted
+        elif not quoted and line.startswith(delimiter, at):
+            pieces.append(line[start:at])
+            start = at + width
+            at += width
+            continue
+        at += 1
+    pieces.append(line[start:])
+    return pieces
 
 
 def _cell_text(raw: str) -> str:
@@ -3038,8 +3084,8 @@ _HANDOVER_WORDS = (
 )  # fmt: skip
 # A condition opening the sentence: "If you're creating it now, " (perhaps after a speaker's name).
 _CONDITION_BEFORE_RE = re.compile(
-    r"(?:^|[.!?:][ \t]+|\n)[ \t]*(?:[a-z][a-z .'-]{0,30}:[ \t]*)?(?:(?:and|but|so)[ \t]+)?"
-    r"(?:if|when|once|unless|whenever)\b[^.!?\n]{0,100},[ \t]*\Z",
+    r"(?:^|[.!?:][ \t]+|\n)[ \t]*(?:[-*\u2022][ \t]+)?(?:[a-z][a-z .'-]{0,30}:[ \t]*)?"
+    r"(?:(?:and|but|so)[ \t]+)?(?:if|when|once|unless|whenever)\b[^.!?\n]{0,100},[ \t]*\Z",
     re.MULTILINE,
 )
 # "pls treat this roster as fouo", "handle the attached as CUI": the writer's instruction for the content.
@@ -3447,16 +3493,34 @@ def _csv_cells(line: str, delimiter: str) -> list[str]:
         return line.split(delimiter)
 
 
-def _is_clearance(text: str, start: int, memo: dict[tuple[int, str, int], bool]) -> bool:
-    """Whether the level at ``start`` is a clearance (see above). ``memo`` holds, per row, delimiter and
-    column, what the search for the column's header found from that row up: a table's rows, read top down,
-    each read their header through the row above them, so a table is read once, not once per row."""
+_ColumnMemo = dict[tuple[int, str, int], bool]
+
+
+def _is_clearance(text: str, start: int, memo: _ColumnMemo) -> bool:
+    """Whether the level at ``start`` is a clearance (see above): after a clearance label, or in a column a
+    cell above names."""
     found = text.rfind("\n", max(0, start - _MAX_ROW), start)
     if found == -1 and start > _MAX_ROW:  # a row this long is no table's
         return _CLEARANCE_LABEL_RE.search(text, start - 60, start) is not None
-    line_start = found + 1
-    if _CLEARANCE_LABEL_RE.search(text, max(line_start, start - 60), start):
+    if _CLEARANCE_LABEL_RE.search(text, max(found + 1, start - 60), start):
         return True
+    return _column_above(text, start, memo, lambda cell: "clearance" in cell.lower())
+
+
+# A column whose cells are not markings whatever they hold: sizes ("(S)" small), chemical formulas ("CUI",
+# copper(I) iodide), answers to a question in the header ("Q1. Which portion mark ...?").
+def _other_column(cell: str) -> bool:
+    name = cell.strip().lower()
+    return name.endswith("?") or any(word in name for word in ("size", "formula"))
+
+
+def _column_above(text: str, start: int, memo: _ColumnMemo, named: Callable[[str], bool]) -> bool:
+    """Whether a cell above ``start``, in its column of a delimited table, is ``named``. ``memo`` (one per
+    question) holds, per row, delimiter and column, what the search found from that row up: a table's rows,
+    read top down, each read their header through the row above them, so a table is read once, not once per
+    row."""
+    found = text.rfind("\n", max(0, start - _MAX_ROW), start)
+    line_start = found + 1
     for delimiter in (",", "\t", "|"):
         if text.find(delimiter, line_start, start) == -1:
             continue
@@ -3474,7 +3538,7 @@ def _is_clearance(text: str, start: int, memo: dict[tuple[int, str, int], bool])
             cells = _csv_cells(text[begin:end], delimiter)
             if (begin == 0 and end > _MAX_ROW) or not text[begin:end].strip() or len(cells) <= column:
                 break
-            if "clearance" in cells[column].lower():
+            if named(cells[column]):
                 verdict = True
                 break
             end = begin - 1
@@ -3621,6 +3685,8 @@ _EXAMPLE_CUE_RE = re.compile(
     r"|examples?(?:\s+[a-z0-9]+){0,4}\s+(?:were|are|include[ds]?)"
     # what a marking was typed or written as: "people typed the banner as "CUI//SP-HLTH""
     r"|(?:banners?|markings?|headers?|footers?|labels?|portion\s+marks?)\s+as"
+    # the kind, then examples in parentheses: "real classification banners (SECRET, CONFIDENTIAL, etc.)"
+    r"|(?:banners?|markings?|labels?|levels?|caveats?|controls?|portion\s+marks?)[ \t]*\("
     r"|the\s+(?:words?|terms?|abbreviations?|acronyms?)(?:\s+(?:is|are|of))?(?:\s+just)?"
     # a marking one may come upon: "If you see FOR OFFICIAL USE ONLY on a template, ..."
     r"|(?:if|when|whenever)\s+(?:you|they|we|someone|anyone)\s+(?:see|find|spot|notice|encounter|come\s+across)"
@@ -3644,7 +3710,7 @@ _KIND_AFTER_RE = re.compile(
 _EXAMPLE_CUES = (  # literal gates of _EXAMPLE_CUE_RE
     "such", "e.g", "e. g", "example", "instance", "like", "the word", "the term", "the abbrev", "the acronym",
     "would", "should", "could", "will", "must", "might", "if ", "when",
-    "banner", "marking", "header", "footer", "label", "portion",
+    "banner", "marking", "header", "footer", "label", "portion", "level", "caveat", "control",
 )  # fmt: skip
 _FOR_BEFORE_RE = re.compile(r"\bfor\s+\Z")
 # "... marked ", perhaps after other markings they bore ("documents marked TOP SECRET and SECRET//NOFORN").
@@ -3769,7 +3835,12 @@ _EXAMPLE_REACH = 120  # characters before a marking read for an example's cue
 
 def _mentioned(text: str, start: int, end: int) -> bool:
     """True when text[start:end] is a marking mentioned in a sentence rather than applied (see above)."""
-    if _answer_option(text, start, end) or _in_pattern(text, start, end) or _mapping_key(text, start, end):
+    if (
+        _answer_option(text, start, end)
+        or _in_pattern(text, start, end)
+        or _mapping_key(text, start, end)
+        or _legend_entry(text, start, end)
+    ):
         return True
     before = _before_marking(text, start)
     if _NEGATED_RE.search(before, max(0, len(before) - 40)):  # "THIS FLYER IS NOT LAW ENFORCEMENT SENSITIVE"
@@ -3805,6 +3876,24 @@ def _mentioned(text: str, start: int, end: int) -> bool:
         or _other_papers(low)
         or _KIND_AFTER_RE.match(text, after, after + 120) is not None
     )
+
+
+# A legend of the marks: "(S) Secret", "(TS) Top Secret", "(CUI) Controlled Unclassified Information", each
+# mark followed by its own name and nothing more on its line.
+_MARK_NAMES = {
+    "(U)": "unclassified", "(C)": "confidential", "(S)": "secret", "(TS)": "top secret",
+    "(CUI)": "controlled unclassified information", "(FOUO)": "for official use only",
+    "(SBU)": "sensitive but unclassified", "(LES)": "law enforcement sensitive",
+}  # fmt: skip
+_LEGEND_TAIL_RE = re.compile(r"[ \t]*[-=:\u2013\u2014]?[ \t]*(?P<name>[A-Za-z ]{3,40}?)[ \t.;,]*(?:\n|\Z)")
+
+
+def _legend_entry(text: str, start: int, end: int) -> bool:
+    name = _MARK_NAMES.get(text[start:end].upper())
+    if name is None:
+        return False
+    tail = _LEGEND_TAIL_RE.match(text, end)
+    return tail is not None and tail.group("name").lower() == name
 
 
 _KEY_OPENS_RE = re.compile(r"[{,][ \t\n]*\Z")
@@ -3937,7 +4026,8 @@ def _drop_non_markings(text: str, found: set[Detection]) -> set[Detection]:
     # "clearance" in any case: two byte-speed finds instead of lower-casing the text
     clearances = text.find("learance") != -1 or text.find("LEARANCE") != -1
     schemes = _scheme_lists(text, [det for det in relevant if det.category in _SCHEME_CATEGORIES])
-    headers: dict[tuple[int, str, int], bool] = {}
+    headers: _ColumnMemo = {}
+    others: _ColumnMemo = {}
     configs: dict[int, int] = {}
     for det in sorted(relevant, key=lambda d: d.start):  # top down: each row reads its header via the last
         in_list = det.category in _SCHEME_CATEGORIES and _in_spans(schemes, det.start, det.end)
@@ -3958,6 +4048,7 @@ def _drop_non_markings(text: str, found: set[Detection]) -> set[Detection]:
                     _mentioned(text, det.start, det.end)
                     or _config_value(text, det.start, det.end, configs)
                     or _in_option_list(text, det.start, det.end)
+                    or _column_above(text, det.start, others, _other_column)
                 )
             )
         ):
@@ -3968,7 +4059,8 @@ def _drop_non_markings(text: str, found: set[Detection]) -> set[Detection]:
             det
             for det in relevant
             if det.category in _GLOSSARY_CATEGORIES
-            and any(lo <= det.start and det.end <= hi for lo, hi in glossary)
+            # (a dissemination control's finding may run on to its line's end, past its entry's expansion)
+            and any(lo <= det.start < hi for lo, hi in glossary)
         )
     return found - dropped if dropped else found
 
