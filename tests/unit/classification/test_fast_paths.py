@@ -14,7 +14,9 @@ from xpi.domain.classification.detectors import (
     _FIND_GATES,
     _HAS_GATES,
     _LONG_DIGIT_RUN_RE,
+    _MAX_LINE,
     _long_digit_runs,
+    _neighbour_lines,
     _Window,
 )
 from xpi.domain.classification.normalize import fold_char, normalize
@@ -138,3 +140,16 @@ def test_the_offset_map_is_built_only_when_a_position_is_mapped_back() -> None:
     assert folded._map == []  # nothing built by normalizing
     assert folded.original_span(1, 7) == (2, 8)
     assert folded.anchors == ((0, 0, False), (1, 2, False), (7, 8, True), (9, 9, False))
+
+
+def test_the_line_before_a_marking_is_read_clipped_when_it_is_long() -> None:
+    # GIVEN a level on its own line under a line far longer than any marking line
+    text = "word " * 400_000 + "\nTop Secret\nnext line"
+    line_start = text.index("Top Secret")
+
+    # WHEN its neighbour lines are read
+    previous, following = _neighbour_lines(text, line_start, line_start + len("Top Secret"))
+
+    # THEN the long line is read clipped, never copied from the text's start
+    assert len(previous) <= _MAX_LINE
+    assert following == "next line"

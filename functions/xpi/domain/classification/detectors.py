@@ -551,7 +551,8 @@ def _neighbour_lines(text: str, line_start: int, line_end: int) -> tuple[str, st
     previous = ""
     if line_start > 0:
         prev_end = line_start - 1
-        prev_start = text.rfind("\n", max(0, prev_end - _MAX_LINE), prev_end) + 1
+        # (a line longer than _MAX_LINE is read clipped: never a slice from the text's start)
+        prev_start = max(text.rfind("\n", max(0, prev_end - _MAX_LINE), prev_end) + 1, prev_end - _MAX_LINE)
         previous = text[prev_start:prev_end].strip()
     next_start = line_end + 1
     next_end = text.find("\n", next_start, next_start + _MAX_LINE)
@@ -2120,7 +2121,12 @@ def _eccn_in_context(w: _Window) -> None:
     for match in candidates:
         rel, rel_end = match.start() - base, match.end() - base
         line_start = (
-            max(low.rfind("\n", max(0, rel - 160), rel), _sentence_stop(low, max(0, rel - 160), rel)) + 1
+            max(
+                low.rfind("\n", max(0, rel - 160), rel),
+                _sentence_stop(low, max(0, rel - 160), rel),
+                rel - 161,
+            )
+            + 1
         )
         line_end = low.find("\n", rel_end, rel_end + 160)
         line_end = rel_end + 160 if line_end == -1 else line_end
@@ -3520,6 +3526,8 @@ def _column_above(text: str, start: int, memo: _ColumnMemo, named: Callable[[str
     read top down, each read their header through the row above them, so a table is read once, not once per
     row."""
     found = text.rfind("\n", max(0, start - _MAX_ROW), start)
+    if found == -1 and start > _MAX_ROW:  # a row this long is no table's
+        return False
     line_start = found + 1
     for delimiter in (",", "\t", "|"):
         if text.find(delimiter, line_start, start) == -1:
@@ -3535,8 +3543,10 @@ def _column_above(text: str, start: int, memo: _ColumnMemo, named: Callable[[str
                 verdict = memo[key]
                 break
             visited.append(key)
+            if begin == 0 and end > _MAX_ROW:  # a row this long is no table's (and is not copied)
+                break
             cells = _csv_cells(text[begin:end], delimiter)
-            if (begin == 0 and end > _MAX_ROW) or not text[begin:end].strip() or len(cells) <= column:
+            if not text[begin:end].strip() or len(cells) <= column:
                 break
             if named(cells[column]):
                 verdict = True
