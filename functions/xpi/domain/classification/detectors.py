@@ -2684,21 +2684,20 @@ def _split_cells(line: str, delimiter: str) -> list[tuple[int, str]]:
     return cells
 
 
+# A CSV cell: runs outside quotes and quoted runs (a quote left open runs to the line's end).
+_CSV_CELL_RE = re.compile(r'(?:[^,"]+|"[^"]*"?)*')
+
+
 def _quoted_split(line: str, delimiter: str) -> list[str]:
-    """``line`` split at each ``delimiter`` outside double quotes: a CSV cell may hold one ("Tube, Gen 3")."""
-    pieces, start, quoted, at = [], 0, False, 0
-    width = len(delimiter)
-    while at < len(line):
-        if line[at] == '"':
-            quoted = not quoted
-        elif not quoted and line.startswith(delimiter, at):
-            pieces.append(line[start:at])
-            start = at + width
-            at += width
-            continue
-        at += 1
-    pieces.append(line[start:])
-    return pieces
+    """``line`` split at each comma outside double quotes: a CSV cell may hold one ("Tube, Gen 3")."""
+    pieces, at = [], 0
+    while True:
+        cell = _CSV_CELL_RE.match(line, at)
+        end = cell.end() if cell is not None else at
+        pieces.append(line[at:end])
+        if end >= len(line) or line[end] != delimiter:
+            return pieces
+        at = end + 1
 
 
 def _cell_text(raw: str) -> str:
@@ -3813,6 +3812,7 @@ _ON_AN_OBJECT_RE = re.compile(
     r"(?:\s+(?:on|for)\s+(?:the\s+)?[a-z]+)?(?:\s+(?:text|reads?|reading|says?|saying))?\s*:?\s*"
     r"[\"\u201c][^\"\u201d\n]{0,40}\Z"
 )
+_OBJECT_WORDS = ("decal", "sign", "sticker", "placard", "plate", "stencil", "magnet")  # its gates
 # A rule that some paper must bear the marking, not the marking itself: "the packet has to be stamped".
 _REQUIRED_MARK_RE = re.compile(
     r"\b(?:has|have|needs?|ought)\s+to\s+be\s+(?:marked|stamped|labell?ed)(?:\s+as)?[ \t]*[\"'\u201c]?\Z"
@@ -3875,7 +3875,7 @@ def _mentioned(text: str, start: int, end: int) -> bool:
     low = before.lower()
     return (
         # the words on a thing: 'door decals. Decal text "U.S. GOVERNMENT - FOR OFFICIAL USE ONLY"'
-        _ON_AN_OBJECT_RE.search(low) is not None
+        (any(thing in low for thing in _OBJECT_WORDS) and _ON_AN_OBJECT_RE.search(low) is not None)
         or _required_of_other_papers(low)
         # "CUI//SP-", "CUI//SP-<category>", "a CUI//SP- category" in a sentence: the form alone
         or _PLACEHOLDER_RE.match(text, start, min(len(text), start + 16)) is not None
@@ -3899,6 +3899,8 @@ _LEGEND_TAIL_RE = re.compile(r"[ \t]*[-=:\u2013\u2014]?[ \t]*(?P<name>[A-Za-z ]{
 
 
 def _legend_entry(text: str, start: int, end: int) -> bool:
+    if text[start : start + 1] != "(":
+        return False
     name = _MARK_NAMES.get(text[start:end].upper())
     if name is None:
         return False
@@ -3924,7 +3926,7 @@ def _mapping_key(text: str, start: int, end: int) -> bool:
 def _required_of_other_papers(low: str) -> bool:
     """True when ``low`` ends with a rule that some paper, not this one, must bear the marking ("our NCOIC
     says the packet has to be stamped")."""
-    required = _REQUIRED_MARK_RE.search(low)
+    required = _REQUIRED_MARK_RE.search(low) if " to be " in low else None
     return (
         required is not None and _HERE_RE.search(low, max(0, required.start() - 60), required.start()) is None
     )
