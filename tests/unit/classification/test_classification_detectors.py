@@ -1147,8 +1147,9 @@ LISTED_AND_ATTACHED_NEAR_MISSES = [
     'FOUO -- "For Official Use Only," a pre-2010 handling caveat.\n'
     'NOFORN -- "Not Releasable to Foreign Nationals," a dissemination control used on classified material.',
     "- If the report includes SSNs or home addresses, it is CUI under the Privacy category.",
-    # a SIM card's ICCID after "card"
+    # a SIM card's ICCID after "card"; a name in capitals that begins with a label's letters
     "SIM card ICCID: 8901 2604 0000 1234 567",
+    "DOBSON: 04/11/1975 start date, Building 4",
 ]
 
 

@@ -2501,7 +2501,7 @@ def _label_bounded(text: str, low: str, pos: int, rel: int, end: int) -> bool:
     if rel > 0 and low[rel - 1].isalnum() and not (text[pos].isupper() and text[pos - 1].islower()):
         return False
     after = pos + end - rel
-    return not low[end : end + 1].isalpha() or text[after].isupper()
+    return not low[end : end + 1].isalpha() or (text[after].isupper() and text[after - 1].islower())
 
 
 def _labelled(w: _Window) -> None:
@@ -3784,17 +3784,8 @@ _HOLDS_BEFORE_RE = re.compile(
     r"(?i:\b(?:contains?|includes?|has|have|holds?|carr(?:y|ies)|is|are)\s+(?:[a-z]+\s+)?)\Z"
 )
 _MARKED_VERBS = (
-    "marked",
-    "stamped",
-    "labeled",
-    "labelled",
-    "bearing",
-    "had",
-    "carried",
-    "bore",
-    "say",
-    "said",
-)
+    "marked", "stamped", "labeled", "labelled", "bearing", "had", "carried", "bore", "say", "said",
+)  # fmt: skip
 _MARKING_TOKEN_RE = re.compile(r"[A-Z0-9(][A-Z0-9/ ,()-]*[A-Z0-9)]")
 # A marking inside a question about markings: 'Is it "SECRET//NOFORN" or "SECRET / NOFORN"?', "Should each
 # paragraph start with (S) or (S//NF)?": the question opens before the marking and its mark ends the sentence
