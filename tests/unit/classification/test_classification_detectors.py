@@ -964,6 +964,25 @@ LISTED_AND_ATTACHED_POSITIVES += [
     ('<field name="MostRecentPassportBookNumber"><value>561847392</value></field>', "pii.passport"),
     # a card number after its label, from a store's own issuer
     ("Card: MILITARY STAR 6019 4410 5533 8729\nRefund never posted.", "pii.credit_card"),
+    # what stands below, whatever it is called; a part of "these" minutes; a phrase with an apostrophe
+    (
+        "heads up - the glider tracks and the CTD profiles below are CUI, keep them off the public channel",
+        "cui.banner",
+    ),
+    (
+        "Appendix C to these minutes (the data-sharing agreement) contains CUI. Do not forward it.",
+        "cui.banner",
+    ),
+    (
+        "heads up, the attached flight log bundle from yesterday's sorties is CUI, use the enclave share",
+        "cui.banner",
+    ),
+    # the content after a handover, said to contain it; a log's key and value
+    (
+        "Attached is the Q2 workbook. Heads up: the workbook contains CUI, so keep it on the enclave.",
+        "cui.banner",
+    ),
+    ('field=dob label="Date of Birth" value=1979-02-11 result=ACCEPT', "pii.dob"),
 ]
 LISTED_AND_ATTACHED_NEAR_MISSES = [
     "    enum: [UNCLASSIFIED, CUI, CONFIDENTIAL, SECRET, TOP SECRET]",
@@ -1150,6 +1169,17 @@ LISTED_AND_ATTACHED_NEAR_MISSES = [
     # a SIM card's ICCID after "card"; a name in capitals that begins with a label's letters
     "SIM card ICCID: 8901 2604 0000 1234 567",
     "DOBSON: 04/11/1975 start date, Building 4",
+    # a typed list of the levels in code; an abbreviation spelled otherwise; a glossary of several kinds
+    'export const MARKING_ORDER: Marking[] = ["U", "CUI", "C", "S", "TS"];',
+    "The brief from the contractor's SBU (their ground vehicles strategic business unit) moved to 1300.",
+    "CUI        Controlled Unclassified Information\n"
+    "EAR99      Designation for items subject to the EAR but not on the Commerce Control List\n"
+    "FOUO       For Official Use Only (legacy)\n"
+    "NOFORN     Not Releasable to Foreign Nationals",
+    'CUI - Controlled Unclassified Information. Banner is "CUI" plus category.\n'
+    "FOUO - For Official Use Only. Legacy DoD label, replaced by CUI.\n"
+    "SBU / LES - Sensitive But Unclassified / Law Enforcement Sensitive. Legacy labels used by State.\n"
+    "RI / SP - Reserved Instance / Savings Plan.",
 ]
 
 

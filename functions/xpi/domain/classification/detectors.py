@@ -1395,6 +1395,7 @@ def _legacy_statements(w: _Window) -> None:
                 said.group("subject") in _LEGACY_META_SUBJECTS
                 or _QUESTION_BEFORE_RE.search(low, max(0, said.start() - 12), said.start())
                 or (said.group("its") and _ITS_NOUN_AFTER_RE.match(low, rel + length))
+                or _spelled_otherwise(low, rel, rel + length)
             ):
                 continue
             subject: int | None = said.start()
@@ -1575,9 +1576,9 @@ _CONTENT_SUBJECT = (
     + r")[a-z0-9][a-z0-9./&-]*){0,3}"
     # "the attached load plan for the Yermo move": one phrase naming what it is for or about
     + r"(?:\s+(?:for|of|from|on|about|to|with)\s+(?:the\s+|a\s+|an\s+|our\s+|this\s+|your\s+)?"
-    + r"[a-z0-9][a-z0-9./-]*(?:\s+(?!"
+    + r"[a-z0-9][a-z0-9./'\u2019-]*(?:\s+(?!"
     + _NOT_A_NAME
-    + r")[a-z0-9][a-z0-9./-]*){0,3})?"
+    + r")[a-z0-9][a-z0-9./'\u2019-]*){0,3})?"
     # and a parenthetical naming it: ("Hull Acoustic Signature Modeling, FY24 Q2")
     + r"(?:\s*\([^()\n]{1,80}\))?"
     + r"|\b(?:this|these|(?:the\s+)?(?:attached|enclosed|following))\s+(?:[a-z][a-z/-]*\s+){0,3}?"
@@ -1588,7 +1589,8 @@ _CONTENT_SUBJECT = (
     + r"(?:\s+(?:that|which)(?:\s+[a-z'][a-z'-]*){1,5}?)?)?"
     # a labelled part of the content: "Annex B", "Appendix C of this report (the squib drawings)", "Tab 3"
     + r"|\b(?:annex|appendix|enclosure|attachment|tab|exhibit|slides?|pages?|sections?|figure|table)\s+"
-    + r"(?:[a-z]|[0-9]{1,3}(?:[.-][0-9]{1,3})*)(?![a-z0-9])(?:\s+(?:of|to)\s+(?:this|the)\s+[a-z]+)?"
+    + r"(?:[a-z]|[0-9]{1,3}(?:[.-][0-9]{1,3})*)(?![a-z0-9])"
+    + r"(?:\s+(?:of|to)\s+(?:this|these|the|our)\s+[a-z]+)?"
     + r"(?:\s*\([^()\n]{1,80}\))?"
     + r"(?=\s+(?:(?:may|might|could|also|hereby)\s+)?(?:is|are|contains?|includes?|has|have|was|were)\b))"
 )
@@ -1596,6 +1598,8 @@ _CONTENT_SUBJECT = (
 # "everything below this line", "everything below the dashed line".
 _PLACED_CONTENT = (
     r"(?:\bthe\s+(?:[a-z][a-z/-]*\s+){0,3}?" + _NOUNS + r"\s+(?:below|above|herein|that\s+follows?)"
+    # ("the glider tracks and the decimated CTD profiles below": what stands below, whatever it is called)
+    r"|\bthe\s+[a-z][a-z0-9/-]*(?:\s+[a-z&][a-z0-9/-]*){0,7}?\s+(?:below|above)(?=\s+(?:is|are)\b)"
     r"|\beverything\s+(?:(?:below|above|after|under)\s+(?:this|the)\s+(?:[a-z][a-z/-]*\s+){0,2}?"
     r"(?:line|point|break|divider|separator|rule|marker)|below|above|that\s+follows)"
     # "the intake packet I'm pasting", "the files we are sending": the content the writer hands over
@@ -2344,8 +2348,12 @@ _MONTH_NUMBER = {
 # "CLIENT: 548120937."
 _ANSWER_GAP = r"[^0-9\n]{0,16}?\?[ \t]*\r?\n[ \t]*[a-z][a-z0-9 .'-]{0,30}:[ \t]*"
 # A form's field name, then its value: a PDF form's dump ("FieldName: RoutingNumber" / "FieldValue: ..."),
-# XFDF ('<field name="DateOfBirth"><value>08/14/1986</value>').
-_FIELD_GAP = r"[a-z]{0,16}(?:\"?[ \t]*>[ \t]*<value>|[ \t]*\r?\n[ \t]*fieldvalue[ \t]*:)[ \t]*"
+# XFDF ('<field name="DateOfBirth"><value>08/14/1986</value>'), a log's key and value ('label="Date of
+# Birth" value=1979-02-11').
+_FIELD_GAP = (
+    r"[a-z]{0,16}(?:\"?[ \t]*>[ \t]*<value>|[ \t]*\r?\n[ \t]*fieldvalue[ \t]*:"
+    r"|\"?[ \t]+value[ \t]*[=:][ \t]*\"?)[ \t]*"
+)
 _DOB_TAIL_RE = re.compile(
     # GEDCOM's date line under its birth event: "1 BIRT" / "2 DATE 27 MAR 1914"; or the answer to a question
     r"(?:[ \t]*\r?\n[0-9][ \t]+date(?=[ \t])|" + _ANSWER_GAP + r"|" + _FIELD_GAP + r")?"
@@ -3081,7 +3089,7 @@ _THE_CONTENT_IS_BEFORE_RE = re.compile(
     + _NOUNS
     + r"(?:\s+(?:and|&)\s+(?:the\s+)?(?:[a-z][a-z0-9/-]*\s+){0,2}?"
     + _NOUNS
-    + r")?\s+(?:is|are)\s+\Z"
+    + r")?\s+(?:is|are|contains?|includes?)\s+\Z"
 )
 # Words by which a writer hands content over, so that "it" in the next sentence is that content.
 _HANDOVER_WORDS = (
@@ -3147,7 +3155,12 @@ def _content_statement_before(low: str, rel: int) -> int | None:
     if subject is None:
         subject = _CONTENT_STATEMENT_BEFORE_RE.search(low, lo, rel)
     if subject is None and (
-        " it " in near or "it contain" in near or "they " in near or " is " in near or " are " in near
+        " it " in near
+        or "they " in near
+        or " is " in near
+        or " are " in near
+        or "contain" in near
+        or "include" in near
     ):
         # "attaching the tenant security plan for Suite 400. It contains CUI", "pasting the rubric and the
         # scores below ... the rubric and the scores are CUI": "it" or "the <content>", after a handover
@@ -3397,7 +3410,9 @@ def _trimmed(text: str, lo: int, hi: int) -> tuple[int, int]:
 # A list of a question's or a field's options in brackets ('"choices":["CUI","CONTROLLED//FEDONLY","FOUO",
 # "SBU"]', "enum: [...]"): three items or more, each a value to choose from, none applied.
 _OPTIONS_KEY_RE = re.compile(
-    r"(?i:choices|options|answers|enum|allowed(?:[_ ]?values)?|values)[\"']?[ \t]*[:=][ \t]*\[[^\]\n]*\Z"
+    r"(?i:choices|options|answers|enum|allowed(?:[_ ]?values)?|values|levels|order)[\"']?"
+    # (perhaps with a type: "MARKING_ORDER: Marking[] = [...]")
+    r"(?:[ \t]*:[ \t]*[A-Za-z_][\w.]*(?:\[\])?)?[ \t]*[:=][ \t]*\[[^\]\n]*\Z"
 )
 # A note's topics in lower case ("tags: [training, security, cui]"): what it is about, not a marking.
 _TOPICS_KEY_RE = re.compile(r"(?i:tags|keywords|topics)[\"']?[ \t]*[:=][ \t]*\[[^\]\n]*\Z")
@@ -3573,14 +3588,18 @@ _GLOSSARY_PAIRS = (
     ("usml", "u.s. munitions list"),
     ("usml", "united states munitions list"),
 )
+_GLOSSARY_TERMS = "|".join(dict.fromkeys(term for term, _ in _GLOSSARY_PAIRS))
 _MARKING_GLOSSARY_RE = re.compile(
     # (";" opens a MediaWiki definition list's term)
     r"^[ \t*_\"'`\-\u2022;]*(?P<term>"
-    + "|".join(dict.fromkeys(term for term, _ in _GLOSSARY_PAIRS))
+    + _GLOSSARY_TERMS
+    # (perhaps with others: "SBU / LES - Sensitive But Unclassified / Law Enforcement Sensitive")
+    + r")(?:[ \t]*/[ \t]*(?:"
+    + _GLOSSARY_TERMS
     # after the term a separator, or the two spaces or more of a column layout ("ITAR   International ...")
     # or a definition list's line break and colon ("; FOUO" / ": For Official Use Only ...")
     # (perhaps its expansion in parentheses first: "FOUO (For Official Use Only) - A legacy control label")
-    + r")[*_\"'`]*(?:[ \t]*\([^()\n]{2,60}\))?"
+    + r"))*[*_\"'`]*(?:[ \t]*\([^()\n]{2,60}\))?"
     + r"(?:[ \t]*(?:[:=|\t\u2013\u2014]|-{1,3})|[ ]{2,}|[ \t]*\n[ \t]*:)[ \t*_\"'`(]*"
     # a definition in words: "NOFORN: dissemination control meaning not releasable to foreign nationals",
     # "FOUO: Legacy DoD marking ...", "LES: In security usage, a legacy ... marking" (not in capitals: a
@@ -3630,9 +3649,7 @@ def _glossary_lines(text: str, findings: list[Detection]) -> list[tuple[int, int
                 if entry is not None:
                     entries.append(entry[:2])
                     defined = defined or entry[2]
-                elif (acronym := _ACRONYM_ENTRY_RE.match(text, line_start)) is not None and _spells(
-                    acronym.group("term"), acronym.group("expansion")
-                ):
+                elif _ACRONYM_ENTRY_RE.match(text, line_start) is not None:
                     acronyms.append(_near_line(text, line_start, line_start, _MAX_ROW))
             counted += _DEFINITION_LINE_RE.match(text, line_start) is None
             next_line = text.find("\n", line_start)
@@ -3643,7 +3660,8 @@ def _glossary_lines(text: str, findings: list[Detection]) -> list[tuple[int, int
 
 
 # Another abbreviation's entry in a glossary of markings: "DDTC    Directorate of Defense Trade Controls
-# (administers ITAR)"; the whole line is the entry, its words about a marking a definition's.
+# (administers ITAR)", "EAR99      Designation for items subject to the EAR but not listed ..."; the whole
+# line is the entry, its words about a marking a definition's.
 _ACRONYM_ENTRY_RE = re.compile(
     r"[ \t*_\"'`\-\u2022;]*(?P<term>[A-Z][A-Z0-9&]{1,7})[*_\"'`]*"
     r"(?:[ \t]*[:=|\t\u2013\u2014]|[ \t]*-{1,3}|[ ]{2,})"
@@ -3651,13 +3669,23 @@ _ACRONYM_ENTRY_RE = re.compile(
 )
 
 
-def _spells(term: str, expansion: str) -> bool:
-    """True when the words of ``expansion`` (its minor words aside) begin with the letters of ``term``."""
-    letters = term.replace("&", "")
-    words = [word for word in expansion.replace(".", " ").split() if word.lower() not in _MINOR_WORDS]
-    return (
-        len(words) >= len(letters) and "".join(word[0] for word in words[: len(letters)]).upper() == letters
-    )
+_PARENTHETICAL_RE = re.compile(r"[ \t]*\(([^()\n]{3,80})\)")
+
+
+def _spelled_otherwise(low: str, start: int, end: int) -> bool:
+    """True when the abbreviation at low[start:end] is spelled out after it as something else: "the
+    contractor's SBU (their ground vehicles strategic business unit)"."""
+    paren = _PARENTHETICAL_RE.match(low, end)
+    if paren is None:
+        return False
+    term = low[start:end]
+    words = [word for word in paren.group(1).replace(".", " ").split() if word not in _MINOR_WORDS]
+    for at in range(len(words) - len(term) + 1):
+        run = words[at : at + len(term)]
+        if "".join(word[0] for word in run) == term:
+            phrase = " ".join(run)
+            return not any(phrase.startswith(own) for own in _GLOSSARY_EXPANSIONS.get(term, ()))
+    return False
 
 
 def _glossary_entry(text: str, line_start: int) -> tuple[int, int, bool] | None:
