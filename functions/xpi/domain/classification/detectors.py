@@ -1435,13 +1435,6 @@ def _legacy_phrase_hits(w: _Window) -> Iterator[tuple[int, int]]:
             yield from ((m.start() + w.base, m.end() + w.base) for m in w.low_iter(wrapped))
 
 
-_OUO_BANNER_TAIL_RE = re.compile(r"(?:[ \t]*[-:/\u2013\u2014]+[ \t]*[A-Z][A-Z0-9 ,/()&-]*)?[ \t]*(?:\n|\Z)")
-
-
-_OFFICIAL_DASH_RE = re.compile(r"(?:^|\n)[ \t]*(official)[ \t]*[-:\u2013\u2014][ \t]*\Z")
-_LINE_ENDS_RE = re.compile(r"[ \t]*(?:\n|\Z)")
-
-
 def _legacy_phrases(w: _Window) -> None:
     for pos, end in _legacy_phrase_hits(w):
         # Upper case is how markings are written; "for official use only" in a sentence is prose, unless
@@ -1458,6 +1451,11 @@ def _legacy_phrases(w: _Window) -> None:
             subject = _subjectless_statement(w.low, pos - w.base, end - w.base)
         if subject is not None:
             w.emit("cui.legacy", subject + w.base, end)
+
+
+_OUO_BANNER_TAIL_RE = re.compile(r"(?:[ \t]*[-:/\u2013\u2014]+[ \t]*[A-Z][A-Z0-9 ,/()&-]*)?[ \t]*(?:\n|\Z)")
+_OFFICIAL_DASH_RE = re.compile(r"(?:^|\n)[ \t]*(official)[ \t]*[-:\u2013\u2014][ \t]*\Z")
+_LINE_ENDS_RE = re.compile(r"[ \t]*(?:\n|\Z)")
 
 
 def _agency_legacy_banners(w: _Window) -> None:
@@ -2685,7 +2683,7 @@ def _split_cells(line: str, delimiter: str) -> list[tuple[int, str]]:
             cells.append((offset + raw.find(stripped) if stripped else offset, stripped))
         return cells
     offset = 0
-    for raw in _quoted_split(line, delimiter) if delimiter == "," and '"' in line else line.split(delimiter):
+    for raw in _csv_split(line) if delimiter == "," and '"' in line else line.split(delimiter):
         stripped = _cell_text(raw)
         cells.append((offset + raw.find(stripped) if stripped else offset, stripped))
         offset += len(raw) + len(delimiter)
@@ -2696,14 +2694,14 @@ def _split_cells(line: str, delimiter: str) -> list[tuple[int, str]]:
 _CSV_CELL_RE = re.compile(r'(?:[^,"]+|"[^"]*"?)*')
 
 
-def _quoted_split(line: str, delimiter: str) -> list[str]:
+def _csv_split(line: str) -> list[str]:
     """``line`` split at each comma outside double quotes: a CSV cell may hold one ("Tube, Gen 3")."""
     pieces, at = [], 0
     while True:
         cell = _CSV_CELL_RE.match(line, at)
         end = cell.end() if cell is not None else at
         pieces.append(line[at:end])
-        if end >= len(line) or line[end] != delimiter:
+        if end >= len(line) or line[end] != ",":
             return pieces
         at = end + 1
 
@@ -3075,14 +3073,14 @@ _CONTENT_STATEMENT_BEFORE_RE = re.compile(
     + r"(?:also\s+)?(?:contains?|includes?)\s+)\Z"
 )
 # "here's the para from our SSP, technically it's CUI": the content just given (as "it's fouo").
+# (not the object of a preposition: "I don't think anything in it is CUI")
+_NOT_AFTER_PREPOSITION = r"(?<!\bin )(?<!\bof )(?<!\bon )(?<!\bto )(?<!from )(?<!with )(?<!about )"
 _ITS_BEFORE_RE = re.compile(
-    # (not the object of a preposition: "I don't think anything in it is CUI")
-    r"(?<!\bin )(?<!\bof )(?<!\bon )(?<!\bto )(?<!from )(?<!with )(?<!about )"
-    r"\b(?:it|this|that)(?:['\u2019]s|\s+is)\s+(?:(?:technically|also|all|still|actually|definitely)\s+)?\Z"
+    _NOT_AFTER_PREPOSITION
+    + r"\b(?:it|this|that)(?:['\u2019]s|\s+is)\s+(?:(?:technically|also|all|still|actually|definitely)\s+)?\Z"
 )
 _IT_CONTAINS_BEFORE_RE = re.compile(
-    r"(?<!\bin )(?<!\bof )(?<!\bon )(?<!\bto )(?<!from )(?<!with )(?<!about )"
-    r"\b(?:it|they)\s+(?:also\s+)?(?:contains?|includes?)\s+\Z"
+    _NOT_AFTER_PREPOSITION + r"\b(?:it|they)\s+(?:also\s+)?(?:contains?|includes?)\s+\Z"
 )
 _THE_CONTENT_IS_BEFORE_RE = re.compile(
     r"\bthe\s+(?:[a-z][a-z0-9/-]*\s+){0,2}?"
@@ -3672,6 +3670,15 @@ _ACRONYM_ENTRY_RE = re.compile(
 _PARENTHETICAL_RE = re.compile(r"[ \t]*\(([^()\n]{3,80})\)")
 
 
+def _content_words(phrase: str) -> list[str]:
+    """The words of a lower-case ``phrase`` an abbreviation's letters stand for (its minor words aside)."""
+    return [word for word in phrase.replace(".", " ").split() if word not in _MINOR_WORDS]
+
+
+def _initials(words: list[str]) -> str:
+    return "".join(word[0] for word in words)
+
+
 def _spelled_otherwise(low: str, start: int, end: int) -> bool:
     """True when the abbreviation at low[start:end] is spelled out after it as something else: "the
     contractor's SBU (their ground vehicles strategic business unit)"."""
@@ -3679,10 +3686,10 @@ def _spelled_otherwise(low: str, start: int, end: int) -> bool:
     if paren is None:
         return False
     term = low[start:end]
-    words = [word for word in paren.group(1).replace(".", " ").split() if word not in _MINOR_WORDS]
+    words = _content_words(paren.group(1))
     for at in range(len(words) - len(term) + 1):
         run = words[at : at + len(term)]
-        if "".join(word[0] for word in run) == term:
+        if _initials(run) == term:
             phrase = " ".join(run)
             return not any(phrase.startswith(own) for own in _GLOSSARY_EXPANSIONS.get(term, ()))
     return False
@@ -3706,8 +3713,8 @@ def _glossary_entry(text: str, line_start: int) -> tuple[int, int, bool] | None:
             return match.start(), cited.end() if cited else end, False
     # another expansion that spells the term: "LES - Leave and Earnings Statement", "SBU - Strategic
     # Business Unit": the abbreviation stands for something else here
-    words = [word for word in written.replace(".", " ").split() if word not in _MINOR_WORDS]
-    if len(words) >= len(term) and "".join(word[0] for word in words[: len(term)]) == term:
+    words = _content_words(written)
+    if len(words) >= len(term) and _initials(words[: len(term)]) == term:
         return match.start(), match.end("expansion"), False
     return None
 
