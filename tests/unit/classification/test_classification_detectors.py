@@ -1210,3 +1210,99 @@ def test_an_export_notice_read_through_ocr_digits_is_reported() -> None:
 
     # WHEN / THEN the notice's words are read as written
     assert "export.itar" in categories(text)
+
+
+HELD_OUT_POSITIVES = [
+    # an ECCN down to its sub-paragraph, said to be what the item is classified, with its end use
+    (
+        "AGENT: those cores are classified 6A003.b.4.b, so the end-use statement has to come back first",
+        "export.eccn",
+    ),
+    # a keyed field's value opening with the mark, no space after the colon (iCalendar)
+    ("BEGIN:VEVENT\nSUMMARY:(CUI) Debrief - unsuccessful offeror\nEND:VEVENT", "cui.portion"),
+    # what this holds, said with "has" and "in it"
+    (
+        "fyi this tab has CUI in it so pls dont share the link\nLabor Cat\tRate\nEngineer III\t$58.40",
+        "cui.banner",
+    ),
+    # a derivative classifier's lines after a chat line's "Classified By:"
+    (
+        "[6/3/25, 7:48 AM] SSgt Hale: Classified By: J. Reyes, J3\nDerived From: SCG 2021-04\n"
+        "Declassify On: 20500101",
+        "classified.authority_block",
+    ),
+    # things just handed over, said to be controlled
+    (
+        "[12/5/24, 8:41 AM] Wade: drawings coming, these are ITAR controlled tech data so do not forward\n"
+        "[12/5/24, 8:41 AM] Wade: <attached: 3 images>",
+        "export.itar",
+    ),
+    # OCR's digits in lower-case words: a statement, the EAR's destination control statement, a form's label
+    ("Note: pages 2-7 c0ntain CUI (export contro11ed techn1cal data). P1ease route direct1y.", "cui.banner"),
+    (
+        "These commodities, techno1ogy, or software were exported from the United States in accordance with "
+        "the Export Administration Regu1ations. Diversion contrary to U.S. 1aw is prohibited.",
+        "export.ear",
+    ),
+    ("PATIENT: DEL ROSARIO, A.      D0B: 04/29/1957      SEX: F", "pii.dob"),
+]
+
+HELD_OUT_NEAR_MISSES = [
+    # a text that writes "(C)" for its copyright means that by its other bare "(C)"s too
+    "Winter clothing drive\n(C) We need:\nKids' jackets, gloves, hats\n"
+    "(C) 2024 Parish of St. Joseph - copy freely.",
+    # a glossary's table: its first column names terms, so its rows define them
+    "Term | What it means | Notes\nTOP SECRET | Exceptionally grave damage | Banner and (TS)\n"
+    "CUI | Controlled Unclassified Information | Replaced FOUO / SBU",
+    # the commas of a sentence's enumeration, not a CSV row's
+    "The PI confirmed that no classified information, CUI, or export-controlled technical data will be used.",
+]
+
+
+@pytest.mark.parametrize(("text", "category"), HELD_OUT_POSITIVES)
+def test_held_out_forms_of_markings_statements_and_labels_are_reported(text: str, category: str) -> None:
+    assert category in categories(text)
+
+
+@pytest.mark.parametrize("text", HELD_OUT_NEAR_MISSES)
+def test_copyright_signs_glossary_tables_and_enumerations_report_nothing(text: str) -> None:
+    assert categories(text) == set()
+
+
+SECOND_ROUND_POSITIVES = [
+    # the older codewords after a level, on a quoted page's header
+    ("The page header and footer read:\n\nTOP SECRET UMBRA\n\nand the paragraph is:", "classified.banner"),
+    # "it's" typed without its apostrophe, after a handover, the marking ending its clause
+    (
+        "Pasting the weekly report below. fyi its CUI so pls dont post it in the general channel.",
+        "cui.banner",
+    ),
+]
+
+SECOND_ROUND_NEAR_MISSES = [
+    # a glossary line's gloss spells the abbreviation as something else
+    "FTI - Federal Tax Information\n"
+    "LES - in military pay, Leave and Earning Statement (the monthly pay stub)",
+    # a legend that gives a letter another meaning
+    "Legend: (I) = interviewer, (S) = student participant.\n[00:00:09] (S) Fall of 2019, so half remote.",
+    # examples told apart: 'such as "CUI" or the older "..."'
+    '- A stamp such as "CUI" or the older "FOR OFFICIAL USE ONLY" at the top of a page '
+    "means the agency controls it.",
+    # the marking named as a form
+    "a banner that spells out the specified category (the CUI//SP-CEII form).",
+    # the levels listed in prose, a control named alone beside them
+    "  * Appear at top and bottom of each page: CONFIDENTIAL, SECRET, TOP SECRET, "
+    "often with caveats like //NOFORN",
+    # the kind, then examples in quotes
+    '  * Banner "CUI", or "CUI//SP-EXPT" for specified categories',
+]
+
+
+@pytest.mark.parametrize(("text", "category"), SECOND_ROUND_POSITIVES)
+def test_codewords_and_typed_statements_are_reported(text: str, category: str) -> None:
+    assert category in categories(text)
+
+
+@pytest.mark.parametrize("text", SECOND_ROUND_NEAR_MISSES)
+def test_glosses_legends_and_examples_of_markings_report_nothing(text: str) -> None:
+    assert categories(text) == set()

@@ -423,6 +423,7 @@ def _alone_on_line(text: str, start: int, end: int) -> bool:
 
 _FIELD_OPEN_RE = re.compile(r"(?:^|[|\t,\[{]|[,:\[{][ \t]*\"|<[A-Za-z][^<>\n]{0,80}>)[ \t]*\Z")
 _FIELD_CLOSE_RE = re.compile(r"[ \t\r]*(?:[|\t,\]}\"]|</|\Z)")
+_ENUMERATION_GOES_ON_RE = re.compile(r"[ \t]*,[ \t]+(?:or|and|nor)[ \t]")
 
 
 def _alone_in_field(text: str, start: int, end: int) -> bool:
@@ -435,7 +436,12 @@ def _alone_in_field(text: str, start: int, end: int) -> bool:
     if not prefix.strip() and not suffix.strip():
         return True
     opened = _FIELD_OPEN_RE.search(prefix.rstrip(" \t") if prefix.strip() else "")
-    return opened is not None and _FIELD_CLOSE_RE.match(suffix) is not None
+    return (
+        opened is not None
+        and _FIELD_CLOSE_RE.match(suffix) is not None
+        # commas of a sentence's enumeration, not a CSV row's ("no classified information, CUI, or ...")
+        and not (prefix.rstrip(" \t")[-1:] == "," and _ENUMERATION_GOES_ON_RE.match(suffix))
+    )
 
 
 def _upper_line_with(text: str, start: int, end: int, words: tuple[str, ...]) -> bool:
@@ -460,7 +466,9 @@ _KNOWN_CONTROLS = (
 _CONTROLS_RE = re.compile(
     r"(?:[ \t]*(?://[ \t]*[A-Z0-9]|/[ \t]*"
     + _KNOWN_CONTROLS
-    + r")|[ \t]+(?:NOFORN|REL TO [A-Z]{3}|ORCON|IMCON|RELIDO|PROPIN)(?![A-Za-z]))[A-Z0-9 ,/\-]*"
+    # (and the older COMINT and imagery codewords after a level: "TOP SECRET UMBRA", "SECRET SPOKE")
+    + r")|[ \t]+(?:NOFORN|REL TO [A-Z]{3}|ORCON|IMCON|RELIDO|PROPIN|UMBRA|SPOKE|MORAY|RUFF|ZARF|DINAR|TRINE"
+    r"|TALENT KEYHOLE)(?![A-Za-z]))[A-Z0-9 ,/\-]*"
 )
 _LEVEL_BEFORE_SLASH_RE = re.compile(r"(?:^|[^A-Za-z0-9])(?:UNCLASSIFIED|U|SECRET|CONFIDENTIAL|CUI|C|S|TS)/\Z")
 
@@ -655,7 +663,8 @@ def _opens_block_line(text: str, pos: int) -> bool:
 
 def _authority_block(w: _Window) -> None:
     low = w.low
-    if w.has("derived from") and w.has("declassify on") and not w.has("classified by"):
+    # (also beside a "Classified By:" that opens no line: "[6/3/25, 7:48 AM] SSgt Hale: Classified By: ...")
+    if w.has("derived from") and w.has("declassify on"):
         for label, other_line in _DERIVATIVE_LINES:
             for pos in w.find_low(label):
                 bounds = _line_bounds(w.text, pos, pos)
@@ -699,7 +708,8 @@ _PORTION_PREFIX_RE = re.compile(
 )
 _SUBJECT_LINE_RE = re.compile(r"[ \t>]*(?i:subject|subj)[ \t]*:")
 _SENTENCE_END_RE = re.compile(r"[.!?:][\"')\]]?[ \t]+\Z")
-_SPEAKER_RE = re.compile(r"[ \t]*(?:\[[0-9:. APMapm]{4,12}\][ \t]*)?[A-Z][A-Za-z.' -]{0,30}:[ \t]+")
+# (a calendar's or a form's key before its value, with no space: "SUMMARY:(CUI) Debrief")
+_SPEAKER_RE = re.compile(r"[ \t]*(?:\[[0-9:. APMapm]{4,12}\][ \t]*)?[A-Z][A-Za-z.' -]{0,30}:[ \t]*")
 # A portion mark also opens a field: a table or CSV cell, a quoted or keyed value (msg="(CUI) ..."), the
 # message of a log line (after its level or a bracketed logger name).
 _BULLETS = r"(?:(?:[-*\u2022>]|\d{1,3}(?:\.\d{1,3})*[.)]?|[A-Za-z][.)]|\(\d{1,3}\)|\([a-z]{1,4}\))[ \t]+)*"
@@ -720,6 +730,11 @@ _TIMELINE_PREFIX_RE = re.compile(
 _TIME_PREFIX_RE = re.compile(r"[ \t]*(?:[0-9]{4}Z?|[0-9]{1,2}:[0-9]{2}(?::[0-9]{2})?)[ \t]+\Z")
 _COPYRIGHT_TAIL_RE = re.compile(
     r"[^\n]{0,40}\b(?:19|20)\d\d\b|[^\n]{0,120}(?i:all rights reserved|copyright)"
+)
+# A text that writes its copyright sign "(C)" ("(C) 2024 Parroquia San Jose", "Copyright (C)") means that by
+# its other bare "(C)"s too, unless unclassified portion marks show it is marked ("(U) ...").
+_COPYRIGHT_SIGN_RE = re.compile(
+    r"[^\n]*?(?i:copyright)[ \t]*\(C\)|\(C\)[ \t]*(?:(?i:copyright)|(?:19|20)\d\d\b)"
 )
 _LEGACY_CONTROLS = ("FOUO", "LES", "SBU", "FOR OFFICIAL USE ONLY", "LAW ENFORCEMENT SENSITIVE")
 # A parenthesised capital that is no classification level - "(B) the term", "(M) Medium" - near a bare
@@ -803,6 +818,8 @@ def _portion_category(level: str, controls: str) -> str | None:
 
 def _portion_marks(w: _Window) -> None:
     text = w.text
+    copyright_sign: list[bool] = []  # whether the text writes "(C)" for its copyright: read once, if asked
+    defined_letters: dict[str, bool] = {}
     for match in _PORTION_RE.finditer(text, w.lo, w.end):
         start, end = match.span()
         if start >= w.hi:
@@ -818,8 +835,16 @@ def _portion_marks(w: _Window) -> None:
                 or _after_speaker(text, start, end)
                 or _in_subject_line(text, start, end)
             )
-            or (level == "C" and _COPYRIGHT_TAIL_RE.match(text, end, end + 160) and not _among_portions(w))
+            or (
+                level == "C"
+                and (
+                    _COPYRIGHT_TAIL_RE.match(text, end, end + 160)
+                    or _writes_copyright_sign(text, copyright_sign)
+                )
+                and not _among_portions(w)
+            )
             or (len(level) == 1 and _in_letter_list(w, start, end))
+            or (len(level) == 1 and _letter_defined(text, level, defined_letters))
         ):
             continue
         w.emit(category, start, end)
@@ -834,6 +859,33 @@ def _portion_marks(w: _Window) -> None:
         ):
             continue
         w.emit(_portion_category(match.group(1).upper(), "") or "cui.legacy", start, end)
+
+
+# A legend that gives a letter another meaning, in words ("Legend: (I) = interviewer, (S) = student"): the
+# text's bare "(S)"s are that ("[00:00:09] (S) Fall of 2019"). A legend of the marks says "(S) = Secret".
+def _letter_defined(text: str, level: str, memo: dict[str, bool]) -> bool:
+    if level not in memo:
+        mark = f"({level})"
+        memo[level] = any(
+            _LETTER_DEFINITION_RE.match(text, pos + 3) is not None
+            for pos in _find_all(text, mark, 0, len(text))
+        )
+    return memo[level]
+
+
+_LETTER_DEFINITION_RE = re.compile(r"[ \t]*=[ \t]*[a-z]")
+
+
+def _writes_copyright_sign(text: str, memo: list[bool]) -> bool:
+    if not memo:  # from each "(C)" (a byte-speed find), not a case-blind search of the whole text
+        memo.append(
+            any(
+                _COPYRIGHT_SIGN_RE.match(text, max(0, pos - 12), pos + 20) is not None
+                or _COPYRIGHT_SIGN_RE.match(text, pos, pos + 20) is not None
+                for pos in _find_all(text, "(C)", 0, len(text))
+            )
+        )
+    return memo[0]
 
 
 def _among_portions(w: _Window) -> bool:
@@ -1031,7 +1083,9 @@ def _legacy_words(w: _Window) -> None:
             if _controls_before(text, pos):
                 controls_end = _controls_after(text, end)
                 w.emit("cui.legacy", pos, max(end, controls_end))
-            elif _controls_after(text, end) != -1 or _is_tag(text, pos, end):
+            elif _controls_after(text, end) != -1 or (
+                _is_tag(text, pos, end) and not _spelled_otherwise(text[pos : end + 90].lower(), 0, end - pos)
+            ):
                 w.emit("cui.legacy", pos, end)
             else:
                 bounds = _line_bounds(text, pos, end)
@@ -1728,12 +1782,15 @@ def _notice_before(w: _Window, rel_start: int, rel_end: int) -> int:
     match = _DATA_NOTICE_RE.search(low, max(lo, rel_start - 80), rel_start)
     if match is not None:
         return match.start(1) + w.base
-    # "The drawing pkg ... is attached. It's ITAR controlled": "it", after a handover, said to be controlled
+    # "The drawing pkg ... is attached. It's ITAR controlled": "it" (or "these"), beside a handover ("pics of
+    # the drawings coming, these are ITAR controlled" then "<attached: 3 images>"), said to be controlled
     match = _ITS_BEFORE_RE.search(low, max(lo, rel_start - 40), rel_start)
+    if match is None and "are " in low[max(lo, rel_start - 16) : rel_start]:
+        match = _THESE_ARE_BEFORE_RE.search(low, max(lo, rel_start - 40), rel_start)
     if (
         match is not None
         and _CONTROL_AFTER_RE.match(low, rel_end, rel_end + 40) is not None
-        and any(word in low[max(lo, rel_start - 300) : rel_start] for word in _HANDOVER_WORDS)
+        and any(word in low[max(lo, rel_start - 300) : rel_end + 300] for word in _HANDOVER_WORDS)
     ):
         return match.start() + w.base
     return -1
@@ -2081,10 +2138,10 @@ _ECCN_ANCHORS = (
 # vocabulary anywhere near it, not only in its own sentence ("Classification came back: the mill is
 # 2B001.b.2 ... we'll need a BIS license").
 _ECCN_PARAGRAPH_RE = re.compile(r"[0-9][A-E][0-9]{3}\.[a-z]")
-_ECCN_WIDE_ANCHORS = ("export", "licen", "nlr")
+_ECCN_WIDE_ANCHORS = ("export", "licen", "nlr", "classified")
 _ECCN_WIDE_CONTEXT_RE = re.compile(
-    r"\beccns?\b|export|\bbis\b|licen[cs]es?\b|\bear\b|\bear99\b|commerce\s+control|\bccl\b|classification"
-    r"|\bnlr\b"
+    r"\beccns?\b|export|\bbis\b|licen[cs]es?\b|\bear\b|\bear99\b|commerce\s+control|\bccl\b|classifi(?:cation|ed)"
+    r"|\bnlr\b|\bend[- ]use\b"
 )
 _ECCN_WIDE = 400
 _EXAMPLE_BEFORE_RE = re.compile(
@@ -3072,6 +3129,12 @@ _CONTENT_STATEMENT_BEFORE_RE = re.compile(
     + r"|\b(?:this|these)\s+[a-z][a-z0-9/-]*\b[^.?!\n]{0,80}?\b(?:because|since)\s+(?:it|they)\s+"
     + r"(?:also\s+)?(?:contains?|includes?)\s+)\Z"
 )
+# "fyi this tab has CUI in it": what this holds, said with "has" and "in it" (without them "this program has
+# CUI requirements" is about rules).
+_HAS_IN_IT_BEFORE_RE = re.compile(
+    r"\b(?:this|these)\s+(?:[a-z][a-z0-9/-]*\s+){0,2}[a-z][a-z0-9/-]*\s+(?:also\s+)?(?:has|have)\s+\Z"
+)
+_IN_IT_AFTER_RE = re.compile(r"[a-z0-9/ -]{2,30}?\s+in\s+(?:it|them|here)\b")
 # "here's the para from our SSP, technically it's CUI": the content just given (as "it's fouo").
 # (not the object of a preposition: "I don't think anything in it is CUI")
 _NOT_AFTER_PREPOSITION = r"(?<!\bin )(?<!\bof )(?<!\bon )(?<!\bto )(?<!from )(?<!with )(?<!about )"
@@ -3079,6 +3142,12 @@ _ITS_BEFORE_RE = re.compile(
     _NOT_AFTER_PREPOSITION
     + r"\b(?:it|this|that)(?:['\u2019]s|\s+is)\s+(?:(?:technically|also|all|still|actually|definitely)\s+)?\Z"
 )
+# (and of things just handed over: "these are ITAR controlled")
+_THESE_ARE_BEFORE_RE = re.compile(
+    _NOT_AFTER_PREPOSITION + r"\b(?:these|those|they)\s+are\s+(?:all\s+|also\s+)?\Z"
+)
+_ITS_TYPED_BEFORE_RE = re.compile(_NOT_AFTER_PREPOSITION + r"\bits\s+\Z")
+_CLAUSE_ENDS_RE = re.compile(r"[a-z/-]+(?:[ \t]*[,.;!]|[ \t]+(?:so|and|but|pls|please)\b|[ \t]*(?:\n|\Z))")
 _IT_CONTAINS_BEFORE_RE = re.compile(
     _NOT_AFTER_PREPOSITION + r"\b(?:it|they)\s+(?:also\s+)?(?:contains?|includes?)\s+\Z"
 )
@@ -3152,8 +3221,11 @@ def _content_statement_before(low: str, rel: int) -> int | None:
             return None  # "If you're creating it now, it's CUI or it's nothing": a rule, not this content
     if subject is None:
         subject = _CONTENT_STATEMENT_BEFORE_RE.search(low, lo, rel)
+    if subject is None and ("has " in near or "have " in near) and _IN_IT_AFTER_RE.match(low, rel):
+        subject = _HAS_IN_IT_BEFORE_RE.search(low, lo, rel)  # "this tab has CUI in it"
     if subject is None and (
         " it " in near
+        or "its " in near
         or "they " in near
         or " is " in near
         or " are " in near
@@ -3162,9 +3234,16 @@ def _content_statement_before(low: str, rel: int) -> int | None:
     ):
         # "attaching the tenant security plan for Suite 400. It contains CUI", "pasting the rubric and the
         # scores below ... the rubric and the scores are CUI": "it" or "the <content>", after a handover
-        subject = _IT_CONTAINS_BEFORE_RE.search(
-            low, max(0, rel - 24), rel
-        ) or _THE_CONTENT_IS_BEFORE_RE.search(low, lo, rel)
+        subject = (
+            _IT_CONTAINS_BEFORE_RE.search(low, max(0, rel - 24), rel)
+            or _THE_CONTENT_IS_BEFORE_RE.search(low, lo, rel)
+            # "it's" typed without its apostrophe, the marking ending its clause ("fyi its CUI so pls dont")
+            or (
+                _ITS_TYPED_BEFORE_RE.search(low, max(0, rel - 12), rel)
+                if _CLAUSE_ENDS_RE.match(low, rel)
+                else None
+            )
+        )
         if subject is not None and not any(word in low[max(0, rel - 300) : rel] for word in _HANDOVER_WORDS):
             subject = None
     if (
@@ -3314,9 +3393,15 @@ def _close_scheme_run(text: str, run: list[re.Match[str]], spans: list[tuple[int
         values = {m.group(kind).lower().replace("_", " ") for m in run if m.group(kind)}
         if len(values) >= 3:
             start, end = run[0].start(), run[-1].end()
-            if text.find("//", *_near_line(text, start, end, _SCHEME_REACH)) == -1:  # no marking's controls
+            if not _controls_near(text, *_near_line(text, start, end, _SCHEME_REACH)):
                 spans.append((start, end))
             return
+
+
+def _controls_near(text: str, lo: int, hi: int) -> bool:
+    """A marking's double slash between ``lo`` and ``hi``, after its level or category ("SECRET//NOFORN",
+    "CUI//SP-CTI"); a control named alone in prose ("caveats like //NOFORN") is none."""
+    return any(text[pos - 1 : pos].isalnum() for pos in _find_all(text, "//", lo, hi))
 
 
 def _in_spans(spans: list[tuple[int, int]], start: int, end: int) -> bool:
@@ -3532,6 +3617,26 @@ def _other_column(cell: str) -> bool:
     return name.endswith("?") or any(word in name for word in ("size", "formula"))
 
 
+# A glossary's table: its first column's header names terms ("Term | What it means | Notes", "Acronym |
+# Expansion"), so every cell of its rows defines or explains a term.
+_GLOSSARY_COLUMN_RE = re.compile(r"(?:terms?|acronyms?|abbreviations?)\Z")
+
+
+def _glossary_column(cell: str) -> bool:
+    return _GLOSSARY_COLUMN_RE.match(cell.strip().lower()) is not None
+
+
+def _in_glossary_table(text: str, start: int, memo: _ColumnMemo) -> bool:
+    row = text.rfind("\n", max(0, start - _MAX_ROW), start) + 1
+    end = text.find("\n", start, start + _MAX_ROW)
+    end = start + _MAX_ROW if end == -1 else end
+    cuts = [cut for cut in (text.find(d, row, end) for d in ("|", "\t", ",")) if cut != -1]
+    # no table's row, or one whose first cell is no term in capitals ("CUI", "TOP SECRET", "FOUO / SBU")
+    if not cuts or not text[row : min(cuts)].isupper():
+        return False
+    return _column_above(text, row, memo, _glossary_column)
+
+
 def _column_above(text: str, start: int, memo: _ColumnMemo, named: Callable[[str], bool]) -> bool:
     """Whether a cell above ``start``, in its column of a delimited table, is ``named``. ``memo`` (one per
     question) holds, per row, delimiter and column, what the search found from that row up: a table's rows,
@@ -3541,8 +3646,12 @@ def _column_above(text: str, start: int, memo: _ColumnMemo, named: Callable[[str
     if found == -1 and start > _MAX_ROW:  # a row this long is no table's
         return False
     line_start = found + 1
+    line_end = text.find("\n", start, start + _MAX_ROW)
     for delimiter in (",", "\t", "|"):
-        if text.find(delimiter, line_start, start) == -1:
+        if text.find(delimiter, line_start, start) == -1 and (
+            # the first column: the delimiter only after it
+            text[line_start:start].strip() or text.find(delimiter, start, line_end) == -1
+        ):
             continue
         column = len(_csv_cells(text[line_start:start], delimiter)) - 1
         visited = [(line_start, delimiter, column)]
@@ -3566,7 +3675,8 @@ def _column_above(text: str, start: int, memo: _ColumnMemo, named: Callable[[str
             end = begin - 1
         for key in visited:
             memo[key] = verdict
-        return verdict
+        if verdict:
+            return True
     return False
 
 
@@ -3668,6 +3778,8 @@ _ACRONYM_ENTRY_RE = re.compile(
 
 
 _PARENTHETICAL_RE = re.compile(r"[ \t]*\(([^()\n]{3,80})\)")
+# or a glossary line's gloss after a dash or a colon ("LES - in military pay, Leave and Earning Statement")
+_GLOSS_RE = re.compile(r"[ \t]+(?:[-:\u2013\u2014]|--)[ \t]+([^\n]{3,80})|[ \t]*:[ \t]+([^\n]{3,80})")
 
 
 def _content_words(phrase: str) -> list[str]:
@@ -3682,11 +3794,11 @@ def _initials(words: list[str]) -> str:
 def _spelled_otherwise(low: str, start: int, end: int) -> bool:
     """True when the abbreviation at low[start:end] is spelled out after it as something else: "the
     contractor's SBU (their ground vehicles strategic business unit)"."""
-    paren = _PARENTHETICAL_RE.match(low, end)
+    paren = _PARENTHETICAL_RE.match(low, end) or _GLOSS_RE.match(low, end)
     if paren is None:
         return False
     term = low[start:end]
-    words = _content_words(paren.group(1))
+    words = _content_words((paren.group(1) or paren.group(2)).replace(",", " "))
     for at in range(len(words) - len(term) + 1):
         run = words[at : at + len(term)]
         if _initials(run) == term:
@@ -3731,6 +3843,8 @@ _EXAMPLE_CUE_RE = re.compile(
     r"|(?:banners?|markings?|headers?|footers?|labels?|portion\s+marks?)\s+as"
     # the kind, then examples in parentheses: "real classification banners (SECRET, CONFIDENTIAL, etc.)"
     r"|(?:banners?|markings?|labels?|levels?|caveats?|controls?|portion\s+marks?)[ \t]*\("
+    # the kind, then examples in quotes: 'Banner "CUI", or "CUI//SP-EXPT" for specified categories'
+    r"|(?:banners?|markings?|labels?|portion\s+marks?)(?=[ \t]*[\"\u201c])"
     r"|the\s+(?:words?|terms?|abbreviations?|acronyms?)(?:\s+(?:is|are|of))?(?:\s+just)?"
     # a marking one may come upon: "If you see FOR OFFICIAL USE ONLY on a template, ..."
     r"|(?:if|when|whenever)\s+(?:you|they|we|someone|anyone)\s+(?:see|find|spot|notice|encounter|come\s+across)"
@@ -3741,7 +3855,9 @@ _EXAMPLE_CUE_RE = re.compile(
     # (a hypothetical only: "this memo must be marked SECRET" says what this memo is)
     r"|(?:would|could|might)\s+(?:then\s+|also\s+)?be(?:\s+(?:marked|labell?ed|bannered|stamped)(?:\s+as)?)?))"
     r"[,:]?[ \t]*(?:[\"'`\u201c\u2018(\[]?[^\n\"'`\u201d\u2019]{1,30}?[\"'`\u201d\u2019)\]]?"
-    r"[ \t]*(?:,|or|and)[ \t]*){0,4}"
+    # (the next one perhaps told apart: 'such as "CUI" or the older "FOR OFFICIAL USE ONLY"')
+    r"[ \t]*(?:,[ \t]*(?:or|and)\b|,|or|and)[ \t]*(?:(?:the|an?)[ \t]+)?"
+    r"(?:(?:older|old|newer|new|legacy|former|current)[ \t]+)?){0,4}"
     # the last example's opener: a quote, a bracket, or a portion mark's parenthesis ("such as (U//LES)")
     r"[\"'`\u201c\u2018(\[]?[ \t]*\Z"
 )
@@ -3749,7 +3865,7 @@ _KIND_AFTER_RE = re.compile(
     r"[\"'\u201d\u2019]?(?:[ \t]*(?:,|and|or|/)[ \t]*[\"'\u201c\u2018]?[A-Z(][A-Z/ ,()-]*[\"'\u201d\u2019]?)*"
     # the kind's word may have wrapped onto the next line ('"FOUO"' / 'stamps from before ...')
     r"(?:[ \t]+|[ \t]*\n[ \t]*)(?:(?:portion|classification|control|page|overall)[ \t]+)?"
-    r"(?:banners?|markings?|marks|headers?|footers?|labels?|stamps?|caveats?|strings?)\b"
+    r"(?:banners?|markings?|marks|headers?|footers?|labels?|stamps?|caveats?|strings?|forms?|formats?)\b"
 )
 _EXAMPLE_CUES = (  # literal gates of _EXAMPLE_CUE_RE
     "such", "e.g", "e. g", "example", "instance", "like", "the word", "the term", "the abbrev", "the acronym",
@@ -4066,6 +4182,7 @@ def _drop_non_markings(text: str, found: set[Detection]) -> set[Detection]:
     schemes = _scheme_lists(text, [det for det in relevant if det.category in _SCHEME_CATEGORIES])
     headers: _ColumnMemo = {}
     others: _ColumnMemo = {}
+    glossary_tables: _ColumnMemo = {}
     configs: dict[int, int] = {}
     for det in sorted(relevant, key=lambda d: d.start):  # top down: each row reads its header via the last
         in_list = det.category in _SCHEME_CATEGORIES and _in_spans(schemes, det.start, det.end)
@@ -4087,6 +4204,10 @@ def _drop_non_markings(text: str, found: set[Detection]) -> set[Detection]:
                     or _config_value(text, det.start, det.end, configs)
                     or _in_option_list(text, det.start, det.end)
                     or _column_above(text, det.start, others, _other_column)
+                    or (
+                        det.category != "classified.portion"  # (a legend's, "(S) Secret", is told apart)
+                        and _in_glossary_table(text, det.start, glossary_tables)
+                    )
                 )
             )
         ):

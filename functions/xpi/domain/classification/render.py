@@ -17,7 +17,9 @@ in a quoted-printable e-mail body, ``{\\header\\pard\\qc\\b CUI\\b0\\par}`` in R
   its character, group braces dropped, in a text that opens as RTF (``{\\rtf``);
 * OCR's digits for letters in a marking's words: ``F0R OFFlCIAL USE 0NLY``, ``EXP0RT C0NTR0LLED``,
   ``D1STRIBUTION STATEMENT B``. A word in capitals with 0, 1, 5 or 8 (or a lower-case l) among its letters
-  is read as O, I, S or B (I) only when it then spells one of the words markings are made of; looked for in
+  is read as O, I, S or B (I) only when it then spells one of the words markings are made of; a word in
+  lower case (or capitalised) with 0 or 1 among its letters as o, l or i, the same way (``c0ntain CUI``,
+  ``Export Administration Regu1ations``), and a form's labels too (``D0B:``); looked for in
   a text's first and last ``OCR_REACH`` characters, where a scanned page's banner, its title block and its
   distribution statement stand (reading the whole of every text cost a tenth of the classifier's time).
 
@@ -232,9 +234,40 @@ _MARKING_WORDS = frozenset(
         "REGULATIONS",
         "TRAFFIC",
         "INTERNATIONAL",
+        # a form's labels for the personal data beside them ("D0B: 04/29/1957", "S0CIAL SECURITY NUMBER")
+        "DOB",
+        "SSN",
+        "SOCIAL",
+        "SECURITY",
+        "BIRTH",
+        "PASSPORT",
     }
 )
-_LONGEST_WORD = max(map(len, _MARKING_WORDS))
+# The same in lower case, with the words of the statements and notices written in it ("pages 2-7 c0ntain
+# CUI (export contro11ed techn1cal data)", the EAR's destination control statement).
+_LOWER_WORDS = frozenset(word.lower() for word in _MARKING_WORDS) | {
+    "contain",
+    "controlled",
+    "exported",
+    "technology",
+    "commodities",
+    "software",
+    "accordance",
+    "diversion",
+    "prohibited",
+    "regulation",
+    "attached",
+    "number",
+}
+_LONGEST_WORD = max(map(len, _MARKING_WORDS | _LOWER_WORDS))
+# Each ASCII character's class for the lower-case search: letters "a", the digits OCR reads for o, l or i "0".
+_OCR_LOWER_CLASSES = bytes(
+    ord("a") if chr(c).isascii() and chr(c).isalpha() else ord("0") if chr(c) in "01" else ord(".")
+    for c in range(256)
+)
+# (each with where its digit stands: inside a word, or opening it: "1aw")
+_OCR_LOWER_NEEDLES = ((b"a0a", 1), (b"a00a", 1), (b"0aa", 0))
+_OCR_LOWER_READINGS = (str.maketrans("01", "ol"), str.maketrans("01", "oi"))
 
 
 def _ocr_words(text: str) -> list[_Edit]:
@@ -268,6 +301,36 @@ def _ocr_words(text: str) -> list[_Edit]:
         read = word.translate(_OCR_LETTERS)
         if read != word and read in _MARKING_WORDS:
             edits.append((start, end - start, read))
+    return edits + _ocr_lower_words(text, piece, tail_at, {edit[0] for edit in edits})
+
+
+def _ocr_lower_words(text: str, piece: str, tail_at: int, taken: set[int]) -> list[_Edit]:
+    """Lower-case and capitalised words with OCR's 0 or 1 among their letters, read as o, l or i."""
+    projected = piece.encode("ascii", "replace").translate(_OCR_LOWER_CLASSES)
+    hits = sorted(
+        pos + at if piece is text or pos < OCR_REACH else tail_at + pos + at - OCR_REACH
+        for needle, at in _OCR_LOWER_NEEDLES
+        for pos in _find_all(projected, needle, 0, len(projected))
+    )
+    edits: list[_Edit] = []
+    done = 0
+    for hit in hits:
+        if hit < done:
+            continue
+        start, end = hit, hit + 1
+        while start > 0 and text[start - 1].isalnum():
+            start -= 1
+        while end < len(text) and text[end].isalnum():
+            end += 1
+        done = end
+        word = text[start:end]
+        if start in taken or end - start > _LONGEST_WORD or word.isupper():
+            continue  # a word in capitals is read as capitals (above)
+        for reading in _OCR_LOWER_READINGS:
+            read = word.translate(reading)
+            if read.lower() in _LOWER_WORDS:
+                edits.append((start, end - start, read))
+                break
     return edits
 
 
