@@ -1306,3 +1306,39 @@ def test_codewords_and_typed_statements_are_reported(text: str, category: str) -
 @pytest.mark.parametrize("text", SECOND_ROUND_NEAR_MISSES)
 def test_glosses_legends_and_examples_of_markings_report_nothing(text: str) -> None:
     assert categories(text) == set()
+
+
+THIRD_ROUND_POSITIVES = [
+    # an item's munitions-list category after a comma
+    (
+        "Per the vendor, the MWIR payload is a defense article on the USML, Category XII(c), and only "
+        "U.S. persons may handle it.",
+        "export.itar",
+    ),
+]
+
+THIRD_ROUND_NEAR_MISSES = [
+    # sizes as parenthesised letters separated by spaces
+    "Retreat shirts -- circle one: (S) (M) (L) (XL) (2XL)",
+    # one of its kind
+    "You might see these:\n  * CUI//SP-PRVCY or similar -- a category added to the banner",
+    # a glossary's record, its key and value
+    '+- term: LES\n+  definition: "Law Enforcement Sensitive, or Leave and Earnings Statement, depending."',
+    # a possessive before LES, the pay statement
+    "- Spouses with POA can bring the member's LES and orders.",
+    # the levels' abbreviations as a confusion matrix's labels
+    "| true \\ pred | U | CUI | C | S |\n|---|---|---|---|---|\n| U | 1812 | 41 | 3 | 9 |\n"
+    "| CUI | 57 | 640 | 2 | 11 |\n| C | 4 | 1 | 88 | 19 |\n| S | 6 | 3 | 12 | 402 |",
+    # under a condition
+    "Someone asked if every page needs a banner, since the API returns data that is CUI when it's real.",
+]
+
+
+@pytest.mark.parametrize(("text", "category"), THIRD_ROUND_POSITIVES)
+def test_a_munitions_list_category_after_a_comma_is_reported(text: str, category: str) -> None:
+    assert category in categories(text)
+
+
+@pytest.mark.parametrize("text", THIRD_ROUND_NEAR_MISSES)
+def test_sizes_kinds_records_possessives_matrices_and_conditions_report_nothing(text: str) -> None:
+    assert categories(text) == set()

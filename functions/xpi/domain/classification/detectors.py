@@ -740,7 +740,8 @@ _LEGACY_CONTROLS = ("FOUO", "LES", "SBU", "FOR OFFICIAL USE ONLY", "LAW ENFORCEM
 # A parenthesised capital that is no classification level - "(B) the term", "(M) Medium" - near a bare
 # "(C)" or "(S)" makes that an item of a list or legend, not a portion mark.
 _LEGEND_LETTER_RE = re.compile(r"\([ABD-RTV-Z]\)")
-_LEGEND_SEPARATOR_RE = re.compile(r"(?:[,;|\u00b7\u2022]|\s{2}|\t)\s*\Z")  # ("(S) Slim · (R) Regular")
+# ("(S) Slim · (R) Regular", "circle one: (S) (M) (L)")
+_LEGEND_SEPARATOR_RE = re.compile(r"(?:[,;|\u00b7\u2022]|\s{2}|\t|\([A-Z0-9]{1,3}\)[ \t])\s*\Z")
 
 
 def _in_letter_list(w: _Window, start: int, end: int) -> bool:
@@ -1424,6 +1425,7 @@ _IS_LEGACY_RE = re.compile(
     # "its FOUO so don't screenshot it": "it's" typed without its apostrophe (not "its FOUO marking")
     r"|\b(?P<its>it)s\s+\Z"
 )
+_POSSESSIVE_RE = re.compile(r"[a-z]['\u2019]s\s+\Z")
 _ITS_NOUN_AFTER_RE = re.compile(
     r"[\s/-]*(?:markings?|labels?|banners?|caveats?|status|designation|version|portions?)"
 )
@@ -1450,6 +1452,12 @@ def _legacy_statements(w: _Window) -> None:
                 or _QUESTION_BEFORE_RE.search(low, max(0, said.start() - 12), said.start())
                 or (said.group("its") and _ITS_NOUN_AFTER_RE.match(low, rel + length))
                 or _spelled_otherwise(low, rel, rel + length)
+                # a possessive before LES, the pay statement: "the member's LES and orders"
+                or (
+                    length == 3
+                    and text[pos : pos + 3] == "LES"
+                    and _POSSESSIVE_RE.search(low, said.start(), rel)
+                )
             ):
                 continue
             subject: int | None = said.start()
@@ -2099,7 +2107,9 @@ def _eccn(w: _Window) -> None:
 # "USML Category XI(d)", "USML Cat. XV(e)(3)", "(USML) Category XII(c)", "USML XII(d)". A category without
 # a paragraph ("Category XI covers military electronics") names a part of the list, not an item.
 _USML_RE = re.compile(
-    r"(?:usml\)?[ \t]+(?:(?:category|cat\.?)[ \t]+)?[ivx]{1,5}[ \t]*\([a-z]\)(?:\([0-9]{1,2}\))?"
+    # (also after a comma or a parenthesis: "a defense article on the USML, Category XII(c), ITAR-controlled")
+    r"(?:usml\)?(?:[ \t]*[,(])?[ \t]+(?:(?:category|cat\.?)[ \t]+)?"
+    r"[ivx]{1,5}[ \t]*\([a-z]\)(?:\([0-9]{1,2}\))?"
     # a record's field: "usml_category":"XI(c)(1)", usml_cat = "IV"
     r"|usml[_ -]?cat(?:egory)?[\"']?[ \t]*[:=][ \t]*[\"']?(?:cat(?:egory)?\.?[ \t]*)?[ivx]{1,5}"
     r"(?:\([a-z]\)(?:\([0-9]{1,2}\))?)?)"
@@ -3196,6 +3206,8 @@ _CUI_NOT_CONTENT_RE = re.compile(
     r"-|\s+(?:compliant|compliance|ready|certified|free|safe|training|program|policy|policies|related|"
     r"markings?|handling|requirements?|guidance|registry|rules?|awareness|basics|course|modules?|"
     r"categor(?:y|ies)|examples?|definitions?|overview)\b"
+    # under a condition: "the API returns data that is CUI when it's real" (a rule, not this text)
+    r"|\s+(?:when|if|once|unless|whenever)\s+(?:it|they|the|this|that|those|these|real|filled|completed)\b"
 )
 # "Does this document contain CUI?", "whether the attached files include CUI": a question, no statement.
 _QUESTION_BEFORE_RE = re.compile(
@@ -3351,7 +3363,9 @@ _DETECTORS: tuple[Callable[[_Window], None], ...] = (
 # different dissemination controls or legacy markings, one after another as items of a list. None of them
 # marks the content: a marking holds one level, and its controls are set apart by slashes, not commas.
 _SCHEME_ITEM_RE = re.compile(
-    r"(?<![A-Za-z0-9])(?:(?P<level>top[ _]secret|secret|confidential|unclassified|cui|restricted)"
+    # (the levels' abbreviations in capitals too: a confusion matrix's "| U | CUI | C | S | TS |")
+    r"(?<![A-Za-z0-9])(?:(?P<level>top[ _]secret|secret|confidential|unclassified|cui|restricted"
+    r"|(?-i:TS|S|C|U))"
     r"|(?P<control>noforn|rel[ _]to|fedcon|fedonly|nocon|dl[ _]only|orcon|imcon|relido|propin"
     r"|display[ _]only)"
     r"|(?P<legacy>fouo|sbu|les|for official use only|law enforcement sensitive|sensitive but unclassified))"
@@ -3519,8 +3533,15 @@ def _scheme_words(text: str, lo: int, hi: int) -> list[int]:
     as fast as in any case, where lower-casing keeps every character where it stands)."""
     piece = text[lo:hi]
     if piece.isascii():
-        return [lo + word.start() for word in _SCHEME_WORD_LOWER_RE.finditer(piece.lower())]
-    return [word.start() for word in _SCHEME_WORD_RE.finditer(text, lo, hi)]
+        words = [lo + word.start() for word in _SCHEME_WORD_LOWER_RE.finditer(piece.lower())]
+    else:
+        words = [word.start() for word in _SCHEME_WORD_RE.finditer(text, lo, hi)]
+    # the levels' abbreviations in capitals, as a table's row labels ("| C  | 4 | 1 | 88 |")
+    abbreviated = [label.start(1) for label in _ABBREVIATED_ROW_LABEL_RE.finditer(text, lo, hi)]
+    return sorted(words + abbreviated) if abbreviated else words
+
+
+_ABBREVIATED_ROW_LABEL_RE = re.compile(r"(?m)^[ \t]*\|?[ \t]*(TS|S|C|U)[ \t]*[|\t,]")
 
 
 def _scheme_value(text: str, start: int, end: int) -> tuple[str, str] | None:
@@ -3985,6 +4006,14 @@ _MENTION_CATEGORIES = frozenset(
 _EXAMPLE_REACH = 120  # characters before a marking read for an example's cue
 
 
+# A glossary's entry as a record's key and value: "term: FOUO", 'definition: "Law Enforcement Sensitive, ...'
+_GLOSSARY_KEY_BEFORE_RE = re.compile(
+    r"(?i:\b(?:term|acronym|abbreviation|definition|meaning|expansion|stands_for)"
+    r"[\"']?[ \t]*[:=][ \t]*[\"']?)\Z"
+)
+_SIMILAR_AFTER_RE = re.compile(r"[ \t]+(?:or|and)[ \t]+(?:similar|the[ \t]+like)\b|[ \t]*,?[ \t]*etc\b")
+
+
 def _mentioned(text: str, start: int, end: int) -> bool:
     """True when text[start:end] is a marking mentioned in a sentence rather than applied (see above)."""
     if (
@@ -3996,6 +4025,8 @@ def _mentioned(text: str, start: int, end: int) -> bool:
         return True
     before = _before_marking(text, start)
     if _NEGATED_RE.search(before, max(0, len(before) - 40)):  # "THIS FLYER IS NOT LAW ENFORCEMENT SENSITIVE"
+        return True
+    if _GLOSSARY_KEY_BEFORE_RE.search(before, max(0, len(before) - 30)):  # 'definition: "Law Enforcement ...'
         return True
     # the marking itself, whatever the finding's span holds after it (a banner's reaches its line's end); a
     # finding that is a statement ("The attached folder contains CUI") starts no marking
@@ -4010,6 +4041,8 @@ def _mentioned(text: str, start: int, end: int) -> bool:
             _PAPERS_AFTER_RE.match(text, after, after + 60) is not None
             and _HOLDS_BEFORE_RE.search(before, max(0, len(before) - 40)) is None
         )
+        # one of its kind: "CUI//SP-PRVCY or similar -- a category added to the banner"
+        or _SIMILAR_AFTER_RE.match(text, after, after + 40) is not None
     ):
         return True
     if before.upper() == before:  # nothing in lower case before it on its line: no sentence around it
