@@ -1212,6 +1212,7 @@ def test_an_export_notice_read_through_ocr_digits_is_reported() -> None:
     assert "export.itar" in categories(text)
 
 
+# Held-out documents' forms (the twelfth probe): each case that shows a rule fails on the engine before it.
 HELD_OUT_POSITIVES = [
     # an ECCN down to its sub-paragraph, said to be what the item is classified, with its end use
     (
@@ -1245,6 +1246,28 @@ HELD_OUT_POSITIVES = [
         "export.ear",
     ),
     ("PATIENT: DEL ROSARIO, A.      D0B: 04/29/1957      SEX: F", "pii.dob"),
+    # the older codewords after a level, on a quoted page's header
+    ("The page header and footer read:\n\nTOP SECRET UMBRA\n\nand the paragraph is:", "classified.banner"),
+    # "it's" typed without its apostrophe, after a handover, the marking ending its clause
+    (
+        "Pasting the weekly report below. fyi its CUI so pls dont post it in the general channel.",
+        "cui.banner",
+    ),
+    # an item's munitions-list category after a comma
+    (
+        "Per the vendor, the MWIR payload is a defense article on the USML, Category XII(c), and only "
+        "U.S. persons may handle it.",
+        "export.itar",
+    ),
+    # a handover by forwarding, then "the package contains CUI"
+    (
+        "Forwarding the request below. Heads up, the package contains CUI so keep it off the shared drive.",
+        "cui.banner",
+    ),
+    # a naval message's classification line
+    ("R 141530Z MAR 24\nFM NAVSTA MAYPORT FL\nBT\nUNCLAS FOUO\nSUBJ/OIL SPILL REPORT//", "cui.legacy"),
+    # "this" and two words, said to be classified
+    ("NOTE TO INSTRUCTORS: This lesson guide is classified SECRET in its entirety.", "classified.banner"),
 ]
 
 HELD_OUT_NEAR_MISSES = [
@@ -1256,30 +1279,6 @@ HELD_OUT_NEAR_MISSES = [
     "CUI | Controlled Unclassified Information | Replaced FOUO / SBU",
     # the commas of a sentence's enumeration, not a CSV row's
     "The PI confirmed that no classified information, CUI, or export-controlled technical data will be used.",
-]
-
-
-@pytest.mark.parametrize(("text", "category"), HELD_OUT_POSITIVES)
-def test_held_out_forms_of_markings_statements_and_labels_are_reported(text: str, category: str) -> None:
-    assert category in categories(text)
-
-
-@pytest.mark.parametrize("text", HELD_OUT_NEAR_MISSES)
-def test_copyright_signs_glossary_tables_and_enumerations_report_nothing(text: str) -> None:
-    assert categories(text) == set()
-
-
-SECOND_ROUND_POSITIVES = [
-    # the older codewords after a level, on a quoted page's header
-    ("The page header and footer read:\n\nTOP SECRET UMBRA\n\nand the paragraph is:", "classified.banner"),
-    # "it's" typed without its apostrophe, after a handover, the marking ending its clause
-    (
-        "Pasting the weekly report below. fyi its CUI so pls dont post it in the general channel.",
-        "cui.banner",
-    ),
-]
-
-SECOND_ROUND_NEAR_MISSES = [
     # a glossary line's gloss spells the abbreviation as something else
     "FTI - Federal Tax Information\n"
     "LES - in military pay, Leave and Earning Statement (the monthly pay stub)",
@@ -1295,29 +1294,6 @@ SECOND_ROUND_NEAR_MISSES = [
     "often with caveats like //NOFORN",
     # the kind, then examples in quotes
     '  * Banner "CUI", or "CUI//SP-EXPT" for specified categories',
-]
-
-
-@pytest.mark.parametrize(("text", "category"), SECOND_ROUND_POSITIVES)
-def test_codewords_and_typed_statements_are_reported(text: str, category: str) -> None:
-    assert category in categories(text)
-
-
-@pytest.mark.parametrize("text", SECOND_ROUND_NEAR_MISSES)
-def test_glosses_legends_and_examples_of_markings_report_nothing(text: str) -> None:
-    assert categories(text) == set()
-
-
-THIRD_ROUND_POSITIVES = [
-    # an item's munitions-list category after a comma
-    (
-        "Per the vendor, the MWIR payload is a defense article on the USML, Category XII(c), and only "
-        "U.S. persons may handle it.",
-        "export.itar",
-    ),
-]
-
-THIRD_ROUND_NEAR_MISSES = [
     # sizes as parenthesised letters separated by spaces
     "Retreat shirts -- circle one: (S) (M) (L) (XL) (2XL)",
     # one of its kind
@@ -1331,14 +1307,21 @@ THIRD_ROUND_NEAR_MISSES = [
     "| CUI | 57 | 640 | 2 | 11 |\n| C | 4 | 1 | 88 | 19 |\n| S | 6 | 3 | 12 | 402 |",
     # under a condition
     "Someone asked if every page needs a banner, since the API returns data that is CUI when it's real.",
+    # a thing's words painted on it
+    'Found fluid under the box truck (door stenciled "FOR OFFICIAL USE ONLY / U.S. GOVERNMENT"). '
+    "Swept it up.",
+    # a rule that the plan must get marked, asked in a forum
+    "New manager says it all has to come down and get marked CUI//SP-CEII or maybe just basic.",
+    # a level compared across schemes
+    'sekretno - "secret" (closest U.S. equivalent level: SECRET)',
 ]
 
 
-@pytest.mark.parametrize(("text", "category"), THIRD_ROUND_POSITIVES)
-def test_a_munitions_list_category_after_a_comma_is_reported(text: str, category: str) -> None:
+@pytest.mark.parametrize(("text", "category"), HELD_OUT_POSITIVES)
+def test_held_out_forms_of_markings_statements_and_labels_are_reported(text: str, category: str) -> None:
     assert category in categories(text)
 
 
-@pytest.mark.parametrize("text", THIRD_ROUND_NEAR_MISSES)
-def test_sizes_kinds_records_possessives_matrices_and_conditions_report_nothing(text: str) -> None:
+@pytest.mark.parametrize("text", HELD_OUT_NEAR_MISSES)
+def test_held_out_mentions_legends_glossaries_and_collisions_report_nothing(text: str) -> None:
     assert categories(text) == set()

@@ -484,7 +484,15 @@ def _controls_after(text: str, end: int) -> int:
 def _controls_before(text: str, start: int) -> bool:
     """True when the word at ``start`` is a control: after "//", or after "LEVEL/" ("UNCLASSIFIED/FOUO")."""
     head = text[max(0, start - 16) : start]
-    return head.rstrip(" \t").endswith("//") or bool(_LEVEL_BEFORE_SLASH_RE.search(head))
+    return (
+        head.rstrip(" \t").endswith("//")
+        or bool(_LEVEL_BEFORE_SLASH_RE.search(head))
+        # a naval message's classification line: "UNCLAS FOUO"
+        or bool(_UNCLAS_BEFORE_RE.search(head))
+    )
+
+
+_UNCLAS_BEFORE_RE = re.compile(r"(?:^|[^A-Za-z0-9])UNCLAS[ \t]+\Z")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -3036,11 +3044,14 @@ def _nato_levels(w: _Window) -> None:
 # are classified secret" is about documents in general, not this section).
 _CLASSIFIED_AS_RE = re.compile(
     # "This ECP is classified CONFIDENTIAL": with "classified" and a level after it, any one word after "this"
-    r"(?>"
+    r"(?:(?>"
     + _CONTENT_SUBJECT
     + r"|"
     + _PLACED_CONTENT
-    + r"|\bthis\s+[a-z][a-z0-9-]{1,24})\s+(?:is|are|was|were|has\s+been|have\s+been)\s+"
+    # (one word or two after "this": "This lesson guide is classified SECRET in its entirety"; outside the
+    # atomic group, so that one word is tried first and two after it)
+    + r")|\bthis\s+(?:[a-z][a-z0-9-]{1,24}\s+)??[a-z][a-z0-9-]{1,24})"
+    r"\s+(?:is|are|was|were|has\s+been|have\s+been)\s+"
     r"(?P<verb>classified|marked)\s+(?:as\s+|at\s+(?:the\s+)?)?(?:top\s+)?\Z"
 )
 
@@ -3171,6 +3182,7 @@ _THE_CONTENT_IS_BEFORE_RE = re.compile(
 # Words by which a writer hands content over, so that "it" in the next sentence is that content.
 _HANDOVER_WORDS = (
     "attach", "enclos", "sending", "here's", "here is", "pasting", "pasted", "upload", "sent you", "shared",
+    "forwarding", "forwarded",
 )  # fmt: skip
 # A condition opening the sentence: "If you're creating it now, " (perhaps after a speaker's name).
 _CONDITION_BEFORE_RE = re.compile(
@@ -3971,14 +3983,18 @@ _QUESTION_ENDS_RE = re.compile(r"[^.!?\n]{0,160}\?")
 # The words on a thing, quoted: a vehicle's decal, a door's sign, a sticker ('Decal text "U.S. GOVERNMENT -
 # FOR OFFICIAL USE ONLY"', 'the sign on the door reads "AUTHORIZED PERSONNEL ONLY - SECRET"').
 _ON_AN_OBJECT_RE = re.compile(
-    r"\b(?:decals?|signs?|signage|stickers?|placards?|plates?|stencils?|magnets?)"
-    r"(?:\s+(?:on|for)\s+(?:the\s+)?[a-z]+)?(?:\s+(?:text|reads?|reading|says?|saying))?\s*:?\s*"
+    r"(?:\b(?:decals?|signs?|signage|stickers?|placards?|plates?|stencils?|magnets?)"
+    r"(?:\s+(?:on|for)\s+(?:the\s+)?[a-z]+)?(?:\s+(?:text|reads?|reading|says?|saying))?"
+    # a thing's words painted on it: 'door stenciled "FOR OFFICIAL USE ONLY / U.S. GOVERNMENT"'
+    r"|\b[a-z]+\s+(?:stencil(?:l)?ed|painted|lettered)(?:\s+with)?)\s*:?\s*"
     r"[\"\u201c][^\"\u201d\n]{0,40}\Z"
 )
-_OBJECT_WORDS = ("decal", "sign", "sticker", "placard", "plate", "stencil", "magnet")  # its gates
+_OBJECT_WORDS = ("decal", "sign", "sticker", "placard", "plate", "stencil", "magnet", "painted", "lettered")
 # A rule that some paper must bear the marking, not the marking itself: "the packet has to be stamped".
 _REQUIRED_MARK_RE = re.compile(
-    r"\b(?:has|have|needs?|ought)\s+to\s+be\s+(?:marked|stamped|labell?ed)(?:\s+as)?[ \t]*[\"'\u201c]?\Z"
+    # ("it all has to come down and get marked CUI//SP-CEII")
+    r"\b(?:has|have|needs?|ought)\s+to\s+(?:(?:[a-z]+\s+){1,4}and\s+)?(?:be|get)\s+(?:marked|stamped|labell?ed)"
+    r"(?:\s+as)?[ \t]*[\"'\u201c]?\Z"
 )
 _LABEL_BEFORE_RE = re.compile(r"[A-Za-z)][ \t]*:[ \t\"'\u201c]*\Z")  # not a JSON key's ('"snippet": "')
 # A marking's definition after it, in prose: "NOFORN, short for ...", "FOUO (which stands for ...)",
@@ -4024,9 +4040,13 @@ def _mentioned(text: str, start: int, end: int) -> bool:
     ):
         return True
     before = _before_marking(text, start)
-    if _NEGATED_RE.search(before, max(0, len(before) - 40)):  # "THIS FLYER IS NOT LAW ENFORCEMENT SENSITIVE"
-        return True
-    if _GLOSSARY_KEY_BEFORE_RE.search(before, max(0, len(before) - 30)):  # 'definition: "Law Enforcement ...'
+    if (
+        _NEGATED_RE.search(before, max(0, len(before) - 40))  # "THIS FLYER IS NOT LAW ENFORCEMENT SENSITIVE"
+        or _GLOSSARY_KEY_BEFORE_RE.search(
+            before, max(0, len(before) - 30)
+        )  # 'definition: "Law Enforcement ...'
+        or "quivalent" in before[-40:]  # a level compared: "(closest U.S. equivalent level: SECRET)"
+    ):
         return True
     # the marking itself, whatever the finding's span holds after it (a banner's reaches its line's end); a
     # finding that is a statement ("The attached folder contains CUI") starts no marking
@@ -4101,7 +4121,7 @@ def _mapping_key(text: str, start: int, end: int) -> bool:
 def _required_of_other_papers(low: str) -> bool:
     """True when ``low`` ends with a rule that some paper, not this one, must bear the marking ("our NCOIC
     says the packet has to be stamped")."""
-    required = _REQUIRED_MARK_RE.search(low) if " to be " in low else None
+    required = _REQUIRED_MARK_RE.search(low) if " to be " in low or " get " in low else None
     return (
         required is not None and _HERE_RE.search(low, max(0, required.start() - 60), required.start()) is None
     )

@@ -270,21 +270,54 @@ _OCR_LOWER_NEEDLES = ((b"a0a", 1), (b"a00a", 1), (b"0aa", 0))
 _OCR_LOWER_READINGS = (str.maketrans("01", "ol"), str.maketrans("01", "oi"))
 
 
+# (the capitals' needles, each with where its confusion stands in it)
+_OCR_UPPER_NEEDLES = tuple((needle, 1) for needle in _OCR_NEEDLES)
+
+
 def _ocr_words(text: str) -> list[_Edit]:
-    # the text's head and tail as one piece, a line break between: one projection, three searches
+    # the text's head and tail as one piece, a line break between: one projection per case, three searches
     tail_at = max(OCR_REACH, len(text) - OCR_REACH)
     piece = (
         text
         if tail_at == OCR_REACH and len(text) <= 2 * OCR_REACH
         else text[:OCR_REACH] + "\n" + text[tail_at:]
     )
-    projected = piece.encode("ascii", "replace").translate(_OCR_CLASSES)  # one byte per character
+    ascii_piece = piece.encode("ascii", "replace")  # one byte per character
+    edits: list[_Edit] = []
+    for start, end in _confused_words(
+        text, piece, tail_at, ascii_piece.translate(_OCR_CLASSES), _OCR_UPPER_NEEDLES
+    ):
+        word = text[start:end]
+        read = word.translate(_OCR_LETTERS)
+        if read != word and read in _MARKING_WORDS:
+            edits.append((start, end - start, read))
+    taken = {edit[0] for edit in edits}
+    # lower-case and capitalised words with OCR's 0 or 1 among their letters, read as o, l or i (a word in
+    # capitals is read as capitals, above)
+    lower = ascii_piece.translate(_OCR_LOWER_CLASSES)
+    for start, end in _confused_words(text, piece, tail_at, lower, _OCR_LOWER_NEEDLES):
+        word = text[start:end]
+        if start in taken or word.isupper():
+            continue
+        for reading in _OCR_LOWER_READINGS:
+            read = word.translate(reading)
+            if read.lower() in _LOWER_WORDS:
+                edits.append((start, end - start, read))
+                break
+    return edits
+
+
+def _confused_words(
+    text: str, piece: str, tail_at: int, projected: bytes, needles: tuple[tuple[bytes, int], ...]
+) -> list[tuple[int, int]]:
+    """(start, end) in ``text`` of each word, at most _LONGEST_WORD long, where a needle stands in the
+    projection of ``piece`` (the text's head and tail)."""
     hits = sorted(
-        pos + 1 if piece is text or pos < OCR_REACH else tail_at + pos - OCR_REACH
-        for needle in _OCR_NEEDLES
+        pos + at if piece is text or pos < OCR_REACH else tail_at + pos + at - OCR_REACH
+        for needle, at in needles
         for pos in _find_all(projected, needle, 0, len(projected))
     )
-    edits: list[_Edit] = []
+    words: list[tuple[int, int]] = []
     done = 0
     for hit in hits:
         if hit < done:
@@ -295,43 +328,9 @@ def _ocr_words(text: str) -> list[_Edit]:
         while end < len(text) and text[end].isalnum():
             end += 1
         done = end
-        word = text[start:end]
-        if end - start > _LONGEST_WORD:
-            continue
-        read = word.translate(_OCR_LETTERS)
-        if read != word and read in _MARKING_WORDS:
-            edits.append((start, end - start, read))
-    return edits + _ocr_lower_words(text, piece, tail_at, {edit[0] for edit in edits})
-
-
-def _ocr_lower_words(text: str, piece: str, tail_at: int, taken: set[int]) -> list[_Edit]:
-    """Lower-case and capitalised words with OCR's 0 or 1 among their letters, read as o, l or i."""
-    projected = piece.encode("ascii", "replace").translate(_OCR_LOWER_CLASSES)
-    hits = sorted(
-        pos + at if piece is text or pos < OCR_REACH else tail_at + pos + at - OCR_REACH
-        for needle, at in _OCR_LOWER_NEEDLES
-        for pos in _find_all(projected, needle, 0, len(projected))
-    )
-    edits: list[_Edit] = []
-    done = 0
-    for hit in hits:
-        if hit < done:
-            continue
-        start, end = hit, hit + 1
-        while start > 0 and text[start - 1].isalnum():
-            start -= 1
-        while end < len(text) and text[end].isalnum():
-            end += 1
-        done = end
-        word = text[start:end]
-        if start in taken or end - start > _LONGEST_WORD or word.isupper():
-            continue  # a word in capitals is read as capitals (above)
-        for reading in _OCR_LOWER_READINGS:
-            read = word.translate(reading)
-            if read.lower() in _LOWER_WORDS:
-                edits.append((start, end - start, read))
-                break
-    return edits
+        if end - start <= _LONGEST_WORD:
+            words.append((start, end))
+    return words
 
 
 def _apply(text: str, edits: list[_Edit]) -> Normalized:
