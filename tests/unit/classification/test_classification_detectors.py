@@ -1268,6 +1268,21 @@ HELD_OUT_POSITIVES = [
     ("R 141530Z MAR 24\nFM NAVSTA MAYPORT FL\nBT\nUNCLAS FOUO\nSUBJ/OIL SPILL REPORT//", "cui.legacy"),
     # "this" and two words, said to be classified
     ("NOTE TO INSTRUCTORS: This lesson guide is classified SECRET in its entirety.", "classified.banner"),
+    # the munitions list in words, then the category
+    (
+        "Export note: AN/PVS-14 is a defense article on the U.S. Munitions List, Category XII(c).",
+        "export.itar",
+    ),
+    # "has ... in it" said of the attached thing
+    ("heads up team - the attached applicant tracker has CUI in it so do not post it", "cui.banner"),
+    # what stands below, without its article
+    ("14:01:58 D4  ** LES ** info below is Law Enforcement Sensitive per Det. Kowalski", "cui.legacy"),
+    # the authority block on one line, between separators
+    (
+        "2023-11-02 SANLOG host=s-fs03 | Classified By: SSO, 70 ISRW | Derived From: SCG 2019-04 | "
+        "Declassify On: 20481231",
+        "classified.authority_block",
+    ),
 ]
 
 HELD_OUT_NEAR_MISSES = [
@@ -1314,6 +1329,11 @@ HELD_OUT_NEAR_MISSES = [
     "New manager says it all has to come down and get marked CUI//SP-CEII or maybe just basic.",
     # a level compared across schemes
     'sekretno - "secret" (closest U.S. equivalent level: SECRET)',
+    # a quoted level that is a word of a dish's name
+    'Wings: buffalo, garlic parm, "top secret" honey-habanero',
+    # what another paper bears where
+    'if the sheriff gives us a 213 and it has "LAW ENFORCEMENT SENSITIVE" at the top, we refuse it.',
+    "the template from the other directorate has CUI//SP-PRVCY at the top and I don't want to copy it.",
 ]
 
 

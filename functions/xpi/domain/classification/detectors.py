@@ -422,7 +422,9 @@ def _alone_on_line(text: str, start: int, end: int) -> bool:
 
 
 _FIELD_OPEN_RE = re.compile(r"(?:^|[|\t,\[{]|[,:\[{][ \t]*\"|<[A-Za-z][^<>\n]{0,80}>)[ \t]*\Z")
-_FIELD_CLOSE_RE = re.compile(r"[ \t\r]*(?:[|\t,\]}\"]|</|\Z)")
+# (a closing quote then ends the field: a delimiter or the line's end after it, not a word, as in a menu's
+# 'garlic parm, "top secret" honey-habanero')
+_FIELD_CLOSE_RE = re.compile(r"[ \t\r]*(?:[|\t,\]}]|\"(?![ \t]*[A-Za-z])|</|\Z)")
 _ENUMERATION_GOES_ON_RE = re.compile(r"[ \t]*,[ \t]+(?:or|and|nor)[ \t]")
 
 
@@ -653,6 +655,12 @@ _AUTHORITY_NEXT_RE = re.compile(
 )
 
 
+_AUTHORITY_INLINE_RE = re.compile(
+    r"classified by[ \t]*:[^|;\n]{1,80}[|;][ \t]*(?:derived from|reason)[ \t]*:[^|;\n]{1,80}[|;][ \t]*"
+    r"declassify on[ \t]*:[^|;\n]{1,40}"
+)
+
+
 # A derivative classifier's block may name no classifier: "Derived From:" and "Declassify On:" lines, in
 # either order; each label with the pattern of the other's line below it.
 _DERIVATIVE_LINES = (
@@ -684,6 +692,9 @@ def _authority_block(w: _Window) -> None:
                     w.emit("classified.authority_block", pos, bounds[1])
     if not w.has("classified by") or (not w.has("declassify on") and not w.has("derived from")):
         return
+    # the block on one line, its fields between separators: a log's "| Classified By: SSO | Derived From: ..."
+    for match in w.low_iter(_AUTHORITY_INLINE_RE):
+        w.emit("classified.authority_block", match.start() + w.base, match.end() + w.base)
     for pos in w.find_low("classified by"):
         bounds = _line_bounds(w.text, pos, pos)
         rel = pos - w.base
@@ -1610,7 +1621,7 @@ def _designation_indicator(w: _Window) -> None:
 # A notice speaks about the content it sits on: "This document contains ...", "The attached drawings are
 # subject to ...". Prose about the regulations ("The ITAR controls defense articles") has no such subject.
 _NOUNS = (
-    r"(?:documents?|data|drawings?|files?|information|materials?|reports?|presentations?|specifications?|"
+    r"(?:documents?|data|drawings?|files?|information|info|materials?|reports?|presentations?|specifications?|"
     r"attachments?|e-?mails?|messages?|items?|technology|software|hardware|packages?|pages?|slides?|"
     r"contents?|diagrams?|schematics?|manuals?|models?|designs?|products?|commodit(?:y|ies)|records?|"
     r"spreadsheets?|workbooks?|briefings?|memos?|memorand(?:um|a|ums)|letters?|tables?|charts?|images?|"
@@ -1665,7 +1676,8 @@ _CONTENT_SUBJECT = (
 # The content a sentence places rather than points at: "the drawing below", "the data that follows",
 # "everything below this line", "everything below the dashed line".
 _PLACED_CONTENT = (
-    r"(?:\bthe\s+(?:[a-z][a-z/-]*\s+){0,3}?" + _NOUNS + r"\s+(?:below|above|herein|that\s+follows?)"
+    # (without its article too: "** LES ** info below is Law Enforcement Sensitive")
+    r"(?:(?:\bthe\s+(?:[a-z][a-z/-]*\s+){0,3}?|\b)" + _NOUNS + r"\s+(?:below|above|herein|that\s+follows?)"
     # ("the glider tracks and the decimated CTD profiles below": what stands below, whatever it is called)
     r"|\bthe\s+[a-z][a-z0-9/-]*(?:\s+[a-z&][a-z0-9/-]*){0,7}?\s+(?:below|above)(?=\s+(?:is|are)\b)"
     r"|\beverything\s+(?:(?:below|above|after|under)\s+(?:this|the)\s+(?:[a-z][a-z/-]*\s+){0,2}?"
@@ -2128,6 +2140,10 @@ _USML_RE = re.compile(
 _USML_OF_RE = re.compile(
     r"(?:category|cat\.?)\s+[ivx]{1,5}[ \t]*\([a-z]\)(?:\([0-9]{1,2}\))?\s+(?:of|on|in)\s+(?:the\s+)?"
     r"(?:usml\b|(?:u\.\s?s\.|united\s+states)\s+munitions\s+list)"
+    # or the list named first, in words: "a defense article on the U.S. Munitions List, Category XII(c)"
+    r"|(?:u\.\s?s\.|united\s+states)\s+munitions\s+list[ \t]*[,(]?[ \t]*(?:category|cat\.?)\s+"
+    r"[ivx]{1,5}[ \t]*"
+    r"\([a-z]\)(?:\([0-9]{1,2}\))?"
 )
 
 
@@ -3153,7 +3169,8 @@ _CONTENT_STATEMENT_BEFORE_RE = re.compile(
 # "fyi this tab has CUI in it": what this holds, said with "has" and "in it" (without them "this program has
 # CUI requirements" is about rules).
 _HAS_IN_IT_BEFORE_RE = re.compile(
-    r"\b(?:this|these)\s+(?:[a-z][a-z0-9/-]*\s+){0,2}[a-z][a-z0-9/-]*\s+(?:also\s+)?(?:has|have)\s+\Z"
+    r"\b(?:this|these|the\s+attached|attached)\s+(?:[a-z][a-z0-9/-]*\s+){0,2}[a-z][a-z0-9/-]*\s+(?:also\s+)?"
+    r"(?:has|have)\s+\Z"
 )
 _IN_IT_AFTER_RE = re.compile(r"[a-z0-9/ -]{2,30}?\s+in\s+(?:it|them|here)\b")
 # "here's the para from our SSP, technically it's CUI": the content just given (as "it's fouo").
@@ -4027,6 +4044,16 @@ _GLOSSARY_KEY_BEFORE_RE = re.compile(
     r"(?i:\b(?:term|acronym|abbreviation|definition|meaning|expansion|stands_for)"
     r"[\"']?[ \t]*[:=][ \t]*[\"']?)\Z"
 )
+_WHERE_ON_A_PAGE_AFTER_RE = re.compile(
+    r"[\"'\u201d\u2019]?[ \t]+(?:at|on|in|across)[ \t]+(?:the[ \t]+)?(?:very[ \t]+)?"
+    r"(?:top|bottom|cover|header|footer|front)\b"
+)
+_BEARS_BEFORE_RE = re.compile(
+    r"(?<!\bthis )(?<!\bthese )\b(?!this\b|these\b)[a-z]+[ \t]+"
+    r"(?:has|had|have|carries|carried|bears|bore|with)"
+    r"[ \t]+[\"'\u201c\u2018]?\Z",
+    re.IGNORECASE,
+)
 _SIMILAR_AFTER_RE = re.compile(r"[ \t]+(?:or|and)[ \t]+(?:similar|the[ \t]+like)\b|[ \t]*,?[ \t]*etc\b")
 
 
@@ -4063,6 +4090,12 @@ def _mentioned(text: str, start: int, end: int) -> bool:
         )
         # one of its kind: "CUI//SP-PRVCY or similar -- a category added to the banner"
         or _SIMILAR_AFTER_RE.match(text, after, after + 40) is not None
+        # what another paper bears where: 'if it has "LAW ENFORCEMENT SENSITIVE" at the top', 'the template
+        # from the other directorate has CUI//SP-PRVCY at the top' (not "this page has ... at the top")
+        or (
+            _WHERE_ON_A_PAGE_AFTER_RE.match(text, after, after + 40) is not None
+            and _BEARS_BEFORE_RE.search(before, max(0, len(before) - 60)) is not None
+        )
     ):
         return True
     if before.upper() == before:  # nothing in lower case before it on its line: no sentence around it
